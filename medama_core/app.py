@@ -1,0 +1,161 @@
+"""Composition root: the route table, the one place errors become responses, and `serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import traceback
+from collections.abc import Callable
+
+from medama_core import COMMIT, __version__, assets, passwords
+from medama_core.api import Context, Handler
+from medama_core.config import Config, as_dict
+from medama_core.http import cors
+from medama_core.http.compress import maybe_gzip
+from medama_core.http.errors import HTTPError
+from medama_core.http.protocol import Request, Response, json_response
+from medama_core.http.router import Route, Router
+from medama_core.http.server import HTTPServer
+from medama_core.log import Logger
+from medama_core.store import analytics, meta
+from medama_core.store.db import Database
+
+API_PREFIX = "/api"
+EVENT_BODY_LIMIT = 64 * 1024  # a tracker beacon is < 1 KiB; 64 KiB leaves room for big custom properties
+DEFAULT_BODY_LIMIT = 1024 * 1024  # the largest non-event body (settings with a long IP list) is far below this
+
+# Every URL the API answers, relative to /api, in matching order.
+ROUTES: tuple[Route[Handler], ...] = ()
+
+
+class App:
+    """Route requests, turn every exception into the one error shape, decorate and log responses."""
+
+    def __init__(self, ctx: Context, routes: tuple[Route[Handler], ...] = ROUTES) -> None:
+        self.ctx = ctx
+        self.router: Router[Handler] = Router(routes)
+        self.assets = assets.Assets()
+
+    def body_limit(self, path: str) -> int:
+        return EVENT_BODY_LIMIT if path.startswith("/api/event/") else DEFAULT_BODY_LIMIT
+
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            response = await self._dispatch(request)
+        except HTTPError as exc:
+            response = self.error_response(exc, request)
+        except Exception as exc:
+            self.ctx.log.error(
+                "unhandled exception",
+                method=request.method,
+                path=request.path,
+                error=repr(exc),
+                traceback=traceback.format_exc(),
+            )
+            response = self.error_response(HTTPError(500, "internal server error"), request)
+        self._decorate(request, response)
+        log = self.ctx.log
+        if log.threshold <= 20:
+            log.info(
+                "request",
+                method=request.method,
+                path=request.path,
+                status=response.status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+        return response
+
+    async def _dispatch(self, request: Request) -> Response:
+        path = request.path
+        if cors.is_preflight(request):
+            return cors.preflight(request, self.ctx.config.corsorigins)
+        if path.startswith("/api/") or path == API_PREFIX:
+            handler, params = self.router.match(request.method, path[len(API_PREFIX) :])
+            request.path_params = params
+            return await handler(request, self.ctx)
+        asset = self.assets.lookup(path, self.ctx.script_variant)
+        if asset is None:
+            raise HTTPError(404, "file not found")
+        return assets.respond(asset, request)
+
+    def _decorate(self, request: Request, response: Response) -> None:
+        cors.add_headers(request, response, self.ctx.config.corsorigins)
+        if request.method in ("GET", "HEAD") and cors.credentialed_route(request.path):
+            response.headers.append(("X-Api-Commit", COMMIT))
+        if response.header("Content-Encoding") is None:
+            maybe_gzip(response, request.headers.get("accept-encoding", ""))
+
+    def error_response(self, error: HTTPError, request: Request | None) -> Response:
+        """The one JSON error shape: `{"error": {"code": int, "message": str}}`."""
+        if request is None:
+            self.ctx.log.debug("protocol error", status=error.status, detail=error.message)
+        body = {"error": {"code": error.status, "message": error.message}}
+        return json_response(body, error.status, list(error.headers))
+
+
+def open_context(config: Config, log: Logger) -> Context:
+    """Open both databases (running migrations), create the default admin, load runtime state."""
+    meta_db = Database(config.appdb, meta.MIGRATIONS)
+    analytics_db = Database(config.analyticsdb, analytics.MIGRATIONS)
+    conn = meta_db.writer_conn
+    if meta.count_users(conn) == 0:
+        hashed = passwords.hash_password(meta.DEFAULT_ADMIN_PASSWORD)
+        meta.insert_user(conn, meta.new_user_id(), meta.DEFAULT_ADMIN_USERNAME, hashed, int(time.time()))
+        log.warn("created default user", username=meta.DEFAULT_ADMIN_USERNAME, hint="change its password after login")
+    settings = meta.get_settings(conn)
+    ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
+    ctx.hostnames.update(meta.list_hostnames(conn))
+    ctx.script_variant = assets.script_variant(settings.get("script_type", "default").split(","))
+    return ctx
+
+
+async def serve(
+    config: Config,
+    log: Logger,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[int], None] | None = None,
+) -> None:
+    """Run the server until `stop` is set (by default: SIGTERM or SIGINT), then shut down gracefully."""
+    log.debug("configuration", **as_dict(config))
+    ctx = open_context(config, log)
+    server = HTTPServer(App(ctx), max_connections=config.maxconnections)
+    loop = asyncio.get_running_loop()
+    signals = stop is None
+    stop = stop if stop is not None else asyncio.Event()
+    if signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        port = await server.listen(config.host or None, config.port)
+        host = config.host or "localhost"
+        log.info(
+            "medama is running",
+            version=__version__,
+            commit=COMMIT,
+            loop=type(loop).__module__.split(".")[0],
+            url=f"http://{host}:{port}/",
+        )
+        if on_ready is not None:
+            on_ready(port)
+        await stop.wait()
+        log.info("shutting down")
+        await server.shutdown()
+        for hook in ctx.on_shutdown:
+            try:
+                await hook()
+            except Exception as exc:
+                log.error("shutdown hook failed", error=repr(exc))
+    finally:
+        if signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        await asyncio.to_thread(_close_databases, ctx)
+    log.info("stopped")
+
+
+def _close_databases(ctx: Context) -> None:
+    ctx.meta.close()
+    ctx.analytics.close()

@@ -1,0 +1,160 @@
+"""Packaged files: the tracker variants, openapi.yaml and the dashboard, read via importlib.resources.
+
+Every file is read once, then kept with its ETag (CRC-32 of the content, as
+upstream) and, when worth it, a gzip copy, so serving a file costs a dict
+lookup. Reading goes through `importlib.resources`, which works the same from
+a source checkout and from inside `medama.pyz`.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+import zlib
+from dataclasses import dataclass
+from importlib.resources.abc import Traversable
+
+from medama_core.http.compress import accepts_gzip, gzip_body
+from medama_core.http.errors import HTTPError
+from medama_core.http.protocol import Request, Response
+
+TRACKER_CACHE = "public, max-age=21600, stale-while-revalidate=86400"  # upstream: 6 h, then revalidate for a day
+IMMUTABLE_CACHE = "public, max-age=31536000, immutable"  # hashed names change whenever the content does
+INDEX_CACHE = "no-cache"  # always revalidate the SPA shell so a new release is picked up at once
+MAX_ASSET_PATH = 256  # longest static path we look up; real ones are under 80 characters
+TRACKER_FEATURES = ("click-events", "page-events")
+
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "application/javascript; charset=utf-8",
+    ".mjs": "application/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".yaml": "application/yaml; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+    ".txt": "text/plain; charset=utf-8",
+}
+_SAFE_PATH = re.compile(r"(?:/[A-Za-z0-9_\-][A-Za-z0-9_.\-]*)+")
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    body: bytes
+    etag: str
+    content_type: str
+    cache_control: str
+    gzipped: bytes | None
+
+
+def script_variant(script_types: list[str]) -> str:
+    """Tracker file for a `script_type` setting: features sorted, `default` dropped, joined by dots."""
+    features = sorted({t for t in script_types if t in TRACKER_FEATURES})
+    return ".".join(features) if features else "default"
+
+
+def _static_root() -> Traversable:
+    return importlib.resources.files("medama_core").joinpath("static")
+
+
+def _dashboard_root() -> Traversable:
+    return importlib.resources.files("dashboard_dist")
+
+
+def _content_type(name: str) -> str:
+    dot = name.rfind(".")
+    return _CONTENT_TYPES.get(name[dot:].lower() if dot >= 0 else "", "application/octet-stream")
+
+
+def _make(body: bytes, name: str, cache_control: str) -> Asset:
+    content_type = _content_type(name)
+    gzipped = None
+    compressible = content_type.startswith(("text/", "application/j", "application/yaml", "application/m", "image/svg"))
+    if len(body) >= 1024 and compressible:
+        gzipped = gzip_body(body)
+    etag = '"%08x"' % (zlib.crc32(body) & 0xFFFFFFFF)
+    return Asset(body, etag, content_type, cache_control, gzipped)
+
+
+class Assets:
+    """Lookup and caching of packaged files."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Asset | None] = {}
+
+    def _load(self, key: str, root: Traversable, relative: str, cache_control: str) -> Asset | None:
+        if key in self._cache:
+            return self._cache[key]
+        node = root
+        for part in relative.strip("/").split("/"):
+            node = node.joinpath(part)
+        asset = None
+        try:
+            if node.is_file():
+                asset = _make(node.read_bytes(), relative, cache_control)
+        except (OSError, ValueError):
+            asset = None
+        self._cache[key] = asset
+        return asset
+
+    def tracker(self, variant: str) -> Asset | None:
+        return self._load(f"scripts/{variant}", _static_root(), f"scripts/{variant}.js", TRACKER_CACHE)
+
+    def openapi(self) -> Asset | None:
+        return self._load("openapi", _static_root(), "openapi.yaml", INDEX_CACHE)
+
+    def dashboard(self, path: str) -> Asset | None:
+        """A dashboard file, or `index.html` for any other path (SPA deep links)."""
+        if len(path) <= MAX_ASSET_PATH and _SAFE_PATH.fullmatch(path) and ".." not in path:
+            cache = IMMUTABLE_CACHE if path.startswith("/assets/") else TRACKER_CACHE
+            found = self._load("dash:" + path, _dashboard_root(), path, cache)
+            if found is not None and not path.endswith(".html"):
+                return found
+        return self._load("dash:/index.html", _dashboard_root(), "/index.html", INDEX_CACHE)
+
+    def lookup(self, path: str, variant: str) -> Asset | None:
+        if path == "/script.js":
+            return self.tracker(variant)
+        if path.startswith("/scripts/"):
+            name = path[len("/scripts/") :]
+            if name.endswith(".js") and _SAFE_PATH.fullmatch("/" + name[:-3]):
+                return self.tracker(name[:-3])
+            return None
+        if path == "/openapi.yaml":
+            return self.openapi()
+        return self.dashboard(path)
+
+
+def respond(asset: Asset, request: Request) -> Response:
+    """Serve an asset with ETag revalidation and a pre-compressed body when accepted."""
+    if request.method not in ("GET", "HEAD"):
+        raise HTTPError(405, f"method {request.method} not allowed", headers=[("Allow", "GET, HEAD")])
+    headers = [("ETag", asset.etag), ("Cache-Control", asset.cache_control)]
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and _etag_matches(if_none_match, asset.etag):
+        return Response(304, headers=headers)
+    body = asset.body
+    if asset.gzipped is not None:
+        headers.append(("Vary", "Accept-Encoding"))
+        if accepts_gzip(request.headers.get("accept-encoding", "")):
+            body = asset.gzipped
+            headers.append(("Content-Encoding", "gzip"))
+    return Response(200, body, asset.content_type, headers)
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """RFC 9110 §13.1.2: weak comparison; also accept the bare value upstream sends."""
+    bare = etag.strip('"')
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*":
+            return True
+        if candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate.strip('"') == bare:
+            return True
+    return False

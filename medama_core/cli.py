@@ -1,0 +1,87 @@
+"""Command line: `medama <command> [flags]`, one function per command, exit codes as upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from medama_core import COMMIT, __version__
+from medama_core.config import ConfigError, parse_args, usage
+from medama_core.log import Logger
+
+USAGE = """Usage: medama <command> [flags]
+
+Commands:
+  start     run the analytics server
+  version   print the version and build commit
+
+Run `medama <command> --help` for a command's flags."""
+
+
+def version_text() -> str:
+    return f"Medama Analytics {__version__}, commit={COMMIT}"
+
+
+def run_async(main: Coroutine[Any, Any, None]) -> str:
+    """Run `main` on uvloop when it is importable, else on the stdlib loop; return the loop's name."""
+    try:
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+        name = "uvloop"
+    except ImportError:
+        runner = asyncio.Runner()
+        name = "asyncio"
+    with runner:
+        runner.run(main)
+    return name
+
+
+def cmd_start(args: Sequence[str]) -> int:
+    if "-h" in args or "--help" in args or "-help" in args:
+        print(usage())
+        return 0
+    config = parse_args(args, os.environ)
+    log = Logger(config.logger, config.level)
+    from medama_core.app import serve  # imported here so `version` and `--help` stay instant
+
+    run_async(serve(config, log))
+    return 0
+
+
+def cmd_version(args: Sequence[str]) -> int:
+    if args and args[0] in ("-h", "--help", "-help"):
+        print("Usage: medama version\n\nPrint the version and the commit the build was made from.")
+        return 0
+    print(version_text())
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "start": cmd_start,
+    "version": cmd_version,
+}
+
+
+def main(argv: Sequence[str]) -> int:
+    if not argv:
+        print(USAGE, file=sys.stderr)
+        return 2
+    name, args = argv[0], argv[1:]
+    if name in ("-h", "--help", "-help", "help"):
+        print(USAGE)
+        return 0
+    command = COMMANDS.get(name)
+    if command is None:
+        print(f'ERROR: medama: unknown command "{name}"', file=sys.stderr)
+        return 1
+    try:
+        return command(args)
+    except ConfigError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

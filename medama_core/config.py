@@ -1,0 +1,201 @@
+"""Start-up configuration: one table of options, parsed from argv and (with -env) the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from medama_core.log import LEVELS
+
+
+class ConfigError(ValueError):
+    """A flag or environment value that cannot be used; the CLI prints it on one line and exits 2."""
+
+
+def _port(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= 65535:
+        raise ConfigError("must be a port number from 0 to 65535")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ConfigError(f"{text!r} is not a whole number") from None
+
+
+def _non_negative(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise ConfigError("must be 0 or more")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise ConfigError("must be 1 or more")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "t", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "f", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{text!r} is not true or false")
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ConfigError(f"{text!r} is not one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def _text(text: str) -> str:
+    return text
+
+
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    items = _list(text)
+    for item in items:
+        if item == "loopback":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{item!r} is not an IP address or CIDR network") from None
+    return items
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    env: str | None
+    default: Any
+    parse: Callable[[str], Any]
+    help: str
+    is_flag: bool = False  # a boolean that may stand alone: `-demo` means `-demo=true`
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("port", "PORT", 8080, _port, "port to listen on (ignored with -autossl)"),
+    Option("host", "HOST", "", _text, "address to listen on; empty means every interface"),
+    Option("logger", "LOGGER", "json", _choice("json", "pretty"), "log format: json or pretty"),
+    Option("level", "LEVEL", "info", _choice(*LEVELS), "log level: debug, info, warn or error"),
+    Option("appdb", "APP_DATABASE_HOST", "./me_meta.db", _text, "path of the SQLite app database"),
+    Option("analyticsdb", "ANALYTICS_DATABASE_HOST", "./me_analytics.db", _text, "path of the SQLite analytics DB"),
+    Option("autossl", "AUTO_SSL", "", _text, "domain to obtain an ACME certificate for; serves :443 and :80"),
+    Option("autosslemail", "AUTO_SSL_EMAIL", "", _text, "contact email for the ACME account"),
+    Option("corsorigins", "CORS_ALLOWED_ORIGINS", (), _list, "comma-separated origins allowed credentialed API calls"),
+    Option(
+        "trustedproxies",
+        "TRUSTED_PROXIES",
+        (),
+        _networks,
+        "comma-separated proxy addresses/CIDRs whose X-Forwarded-For is believed ('loopback' for a local proxy)",
+    ),
+    Option(
+        "ratelimit",
+        "RATE_LIMIT",
+        150,
+        _non_negative,
+        "event requests per minute per /24 (IPv4) or /48 (IPv6) network; 0 disables",
+    ),
+    Option("maxconnections", "MAX_CONNECTIONS", 4096, _positive, "open connections accepted at once; more get 503"),
+    Option("demo", "DEMO_MODE", False, _bool, "demo mode: writes answer 403", is_flag=True),
+    Option("profiler", "PROFILER", False, _bool, "serve /debug/ profiling pages to logged-in users", is_flag=True),
+    Option("env", None, False, _bool, "read settings from environment variables (flags still win)", is_flag=True),
+)
+_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Config:
+    port: int = 8080
+    host: str = ""
+    logger: str = "json"
+    level: str = "info"
+    appdb: str = "./me_meta.db"
+    analyticsdb: str = "./me_analytics.db"
+    autossl: str = ""
+    autosslemail: str = ""
+    corsorigins: tuple[str, ...] = ()
+    trustedproxies: tuple[str, ...] = ()
+    ratelimit: int = 150
+    maxconnections: int = 4096
+    demo: bool = False
+    profiler: bool = False
+    env: bool = False
+
+
+def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
+    """Parse Go-style flags (`-port 80`, `-port=80`, `--port 80`, `-demo`) over the defaults.
+
+    The environment is read only when `-env` or `--env` appears among the arguments,
+    as upstream does; flags given on the command line override it.
+    """
+    values: dict[str, Any] = {option.name: option.default for option in OPTIONS}
+    if "-env" in argv or "--env" in argv:
+        for option in OPTIONS:
+            if option.env is not None and option.env in environ:
+                values[option.name] = _apply(option, environ[option.env], f"${option.env}")
+    values.update(_parse_flags(argv))
+    return Config(**values)
+
+
+def _parse_flags(argv: Sequence[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("-") or arg in ("-", "--"):
+            raise ConfigError(f"unexpected argument {arg!r}")
+        name, has_value, value = arg.lstrip("-").partition("=")
+        option = _BY_NAME.get(name)
+        if option is None:
+            raise ConfigError(f"flag provided but not defined: -{name}")
+        if not has_value:
+            if option.is_flag:
+                value = "true"
+            elif args:
+                value = args.pop(0)
+            else:
+                raise ConfigError(f"flag needs an argument: -{name}")
+        values[name] = _apply(option, value, f"-{name}")
+    return values
+
+
+def _apply(option: Option, text: str, where: str) -> Any:
+    try:
+        return option.parse(text)
+    except ConfigError as exc:
+        raise ConfigError(f"invalid value {text!r} for {where}: {exc}") from None
+
+
+def usage() -> str:
+    lines = ["Usage: medama start [flags]", "", "Flags:"]
+    for option in OPTIONS:
+        default = option.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        env = f" (env {option.env})" if option.env else ""
+        lines.append(f"  -{option.name}\n        {option.help} (default {default!r}){env}")
+    return "\n".join(lines)
+
+
+def as_dict(config: Config) -> dict[str, Any]:
+    return dataclasses.asdict(config)

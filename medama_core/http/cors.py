@@ -1,0 +1,70 @@
+"""Cross-origin rules: permissive on public routes, credentialed only for configured origins."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from medama_core.http.protocol import Request, Response
+
+# rs/cors defaults, which upstream uses for everything but the credentialed API.
+PUBLIC_METHODS = "GET, POST, HEAD"
+PUBLIC_HEADERS = "Origin, Accept, Content-Type, X-Requested-With"
+CREDENTIALED_METHODS = "GET, POST, PATCH, DELETE"
+PREFLIGHT_MAX_AGE_S = "600"  # browsers cap it anyway (Chromium: 2 h); 10 min keeps setting changes visible
+
+
+def credentialed_route(path: str) -> bool:
+    """The API routes that carry a session cookie: all of /api/ except the public event routes."""
+    return path.startswith("/api/") and not path.startswith("/api/event")
+
+
+def is_preflight(request: Request) -> bool:
+    return (
+        request.method == "OPTIONS"
+        and "origin" in request.headers
+        and "access-control-request-method" in request.headers
+    )
+
+
+def preflight(request: Request, allowed_origins: Collection[str]) -> Response:
+    """Answer an OPTIONS preflight (204), granting only what the route's policy allows."""
+    response = Response(204)
+    origin = request.headers["origin"]
+    if allowed_origins and credentialed_route(request.path):
+        if origin in allowed_origins:
+            requested = request.headers.get("access-control-request-headers", "")
+            response.headers += [
+                ("Access-Control-Allow-Origin", origin),
+                ("Access-Control-Allow-Credentials", "true"),
+                ("Access-Control-Allow-Methods", CREDENTIALED_METHODS),
+                ("Access-Control-Max-Age", PREFLIGHT_MAX_AGE_S),
+            ]
+            if requested:
+                response.headers.append(("Access-Control-Allow-Headers", requested))
+        response.headers.append(("Vary", "Origin"))
+        return response
+    response.headers += [
+        ("Access-Control-Allow-Origin", "*"),
+        ("Access-Control-Allow-Methods", PUBLIC_METHODS),
+        ("Access-Control-Allow-Headers", PUBLIC_HEADERS),
+        ("Access-Control-Max-Age", PREFLIGHT_MAX_AGE_S),
+    ]
+    return response
+
+
+def add_headers(request: Request, response: Response, allowed_origins: Collection[str]) -> None:
+    """Add CORS headers to an actual (non-preflight) response."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    if allowed_origins and credentialed_route(request.path):
+        response.headers.append(("Vary", "Origin"))
+        if origin in allowed_origins:
+            exposed = "Set-Cookie, X-Api-Commit" if request.path == "/api/auth/login" else "X-Api-Commit"
+            response.headers += [
+                ("Access-Control-Allow-Origin", origin),
+                ("Access-Control-Allow-Credentials", "true"),
+                ("Access-Control-Expose-Headers", exposed),
+            ]
+        return
+    response.headers.append(("Access-Control-Allow-Origin", "*"))

@@ -1,0 +1,332 @@
+"""The only module that touches sockets: an asyncio HTTP/1.1 server under named limits.
+
+Each connection is an `asyncio.Protocol` that buffers bytes, asks the sans-IO
+parser for the next complete request and runs one handler at a time, so
+pipelined requests are answered in order. Timers bound how long a peer may
+take to send a head (408), a body (408) or nothing at all (silent close).
+Shutdown stops accepting, lets in-flight requests finish within a grace
+period, closes idle connections and then cancels what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import socket
+import ssl
+import time
+from typing import Protocol, cast
+
+from medama_core.http.errors import HTTPError, ProtocolError
+from medama_core.http.protocol import (
+    MAX_HEAD_BYTES,
+    Request,
+    RequestHead,
+    Response,
+    parse_chunked,
+    parse_request_head,
+    render_response,
+)
+
+HEADER_TIMEOUT_S = 10.0  # upstream's ReadHeaderTimeout: a whole head must arrive within this (slowloris)
+BODY_TIMEOUT_S = 30.0  # upstream's ReadTimeout: a body must arrive within this once its head has
+IDLE_TIMEOUT_S = 300.0  # upstream's IdleTimeout: a keep-alive connection may sit unused this long
+SHUTDOWN_GRACE_S = 5.0  # upstream's Shutdown timeout: in-flight requests get this long to finish
+DEFAULT_MAX_CONNECTIONS = 4096  # ~20 KiB each at most in buffers: well inside a 256 MB VM
+FD_RESERVE = 64  # descriptors kept back from the connection cap for databases, logs and data files
+MAX_PIPELINE_BUFFER = 256 * 1024  # pipelined bytes held while a request runs; past this we stop reading
+
+
+class App(Protocol):
+    """What the server needs from the application."""
+
+    async def handle(self, request: Request) -> Response:
+        """Answer a request; must not raise."""
+
+    def error_response(self, error: HTTPError, request: Request | None) -> Response:
+        """The response for an error raised before or outside a handler."""
+
+    def body_limit(self, path: str) -> int:
+        """Largest request body accepted on `path`, in bytes."""
+
+
+class _DateCache:
+    """`Date` header bytes, formatted once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def get(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
+        return self._value
+
+
+class HTTPServer:
+    """Accept connections on one or more sockets and serve `app` on them."""
+
+    def __init__(self, app: App, *, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+        self.app = app
+        self.max_connections = _connection_cap(max_connections)
+        self.connections: set[_Connection] = set()
+        self.dates = _DateCache()
+        self.closing = False
+        self._servers: list[asyncio.Server] = []
+
+    async def listen(
+        self,
+        host: str | None,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
+    ) -> int:
+        """Start accepting; returns the bound port (useful with port 0)."""
+        loop = asyncio.get_running_loop()
+        if sock is not None:
+            server = await loop.create_server(lambda: _Connection(self), sock=sock, ssl=ssl_context, backlog=1024)
+        else:
+            server = await loop.create_server(
+                lambda: _Connection(self), host, port, ssl=ssl_context, backlog=1024, reuse_address=True
+            )
+        self._servers.append(server)
+        bound: int = server.sockets[0].getsockname()[1]
+        return bound
+
+    async def shutdown(self, grace: float = SHUTDOWN_GRACE_S) -> None:
+        """Stop accepting, let in-flight requests finish for up to `grace` seconds, close the rest."""
+        self.closing = True
+        for server in self._servers:
+            server.close()
+        for conn in list(self.connections):
+            conn.close_when_idle()
+        deadline = time.monotonic() + grace
+        while self.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            conn.abort()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), timeout=1.0)
+
+
+def _connection_cap(wanted: int) -> int:
+    """Raise the open-file limit as far as allowed and keep the connection cap under it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, wanted + FD_RESERVE)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - FD_RESERVE))
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: parse, dispatch one request at a time, write, repeat."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.client = ""
+        self.buf = bytearray()
+        self.head: RequestHead | None = None
+        self.body_start = 0
+        self.body_limit = 0
+        self.busy = False  # a handler is running
+        self.closed = False
+        self.keep_open = True  # cleared on shutdown: close after the current response
+        self.reading_paused = False
+        self.write_ready: asyncio.Future[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    # asyncio.Protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if isinstance(peer, tuple) else ""
+        self.server.connections.add(self)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if len(self.server.connections) > self.server.max_connections or self.server.closing:
+            self._fail(HTTPError(503, "server is at its connection limit, try again later"))
+            return
+        self._arm(IDLE_TIMEOUT_S)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        self._disarm()
+        if self.write_ready is not None and not self.write_ready.done():
+            self.write_ready.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if not self.buf and self.head is None and not self.busy:
+            self._arm(HEADER_TIMEOUT_S)  # the first byte of a new request starts the head clock
+        self.buf += data
+        if self.busy:
+            if len(self.buf) > MAX_PIPELINE_BUFFER and self.transport is not None:
+                self.transport.pause_reading()
+                self.reading_paused = True
+            return
+        self._advance()
+
+    def eof_received(self) -> bool | None:
+        if not self.busy:
+            self._close()
+        else:
+            self.keep_open = False
+        return True  # keep the transport half-open so a running handler can still answer
+
+    def pause_writing(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.write_ready = loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self.write_ready is not None and not self.write_ready.done():
+            self.write_ready.set_result(None)
+        self.write_ready = None
+
+    # request cycle
+
+    def _advance(self) -> None:
+        """Start the next buffered request if it is complete; otherwise wait under a timer."""
+        try:
+            request = self._next_request()
+        except HTTPError as exc:
+            self._fail(exc)
+            return
+        if request is None:
+            return
+        self._disarm()
+        self.busy = True
+        self.task = asyncio.get_running_loop().create_task(self._respond(request))
+
+    def _next_request(self) -> Request | None:
+        buf = self.buf
+        if self.head is None:
+            while buf[:2] == b"\r\n":  # RFC 9112 §2.2: ignore blank lines before a request line
+                del buf[:2]
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD_BYTES:
+                    raise ProtocolError(431, "request header block too large")
+                return None
+            head = parse_request_head(bytes(buf[:end]))
+            self.body_limit = self.server.app.body_limit(head.path)
+            if head.content_length > self.body_limit:
+                raise ProtocolError(413, f"request body too large (at most {self.body_limit} bytes)")
+            self.head = head
+            self.body_start = end + 4
+            if head.content_length or head.chunked:
+                self._arm(BODY_TIMEOUT_S)
+                if head.expect_continue and self.transport is not None:
+                    self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        head = self.head
+        if head.chunked:
+            decoded = parse_chunked(buf, self.body_start, self.body_limit)
+            if decoded is None:
+                return None
+            body, end = decoded
+        else:
+            end = self.body_start + head.content_length
+            if len(buf) < end:
+                return None
+            body = bytes(buf[self.body_start : end])
+        del buf[:end]
+        self.head = None
+        return Request.from_head(head, body, self.client)
+
+    async def _respond(self, request: Request) -> None:
+        app = self.server.app
+        try:
+            response = await app.handle(request)
+        except Exception:  # app.handle must not raise; if it does, still answer
+            response = app.error_response(HTTPError(500, "internal server error"), request)
+        keep_alive = request.keep_alive and self.keep_open and not self.server.closing
+        data = render_response(
+            response,
+            keep_alive=keep_alive,
+            head_only=request.method == "HEAD",
+            date=self.server.dates.get(),
+            http10=request.http_version == "1.0",
+        )
+        transport = self.transport
+        if self.closed or transport is None:
+            return
+        transport.write(data)
+        if self.write_ready is not None:
+            await self.write_ready
+        self.busy = False
+        self.task = None
+        if not keep_alive or self.closed:
+            self._close()
+            return
+        if self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
+        if self.buf:
+            self._arm(HEADER_TIMEOUT_S)
+            self._advance()
+        else:
+            self._arm(IDLE_TIMEOUT_S)
+
+    def _fail(self, error: HTTPError) -> None:
+        """Answer a framing error and close: after one, the byte stream cannot be trusted."""
+        response = self.server.app.error_response(error, None)
+        if self.transport is not None and not self.closed:
+            data = render_response(response, keep_alive=False, head_only=False, date=self.server.dates.get())
+            self.transport.write(data)
+        self._close()
+
+    # timers and closing
+
+    def _arm(self, seconds: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(seconds, self._on_timeout)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _on_timeout(self) -> None:
+        self.timer = None
+        if self.busy or self.closed:
+            return
+        if not self.buf and self.head is None:
+            self._close()  # idle keep-alive connection: close quietly
+        else:
+            self._fail(HTTPError(408, "timed out waiting for the request"))
+
+    def close_when_idle(self) -> None:
+        self.keep_open = False
+        if not self.busy:
+            self._close()
+
+    def abort(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        if self.transport is not None:
+            self.transport.abort()
+        self.closed = True
+        self.server.connections.discard(self)
+
+    def _close(self) -> None:
+        self._disarm()
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+        self.closed = True
+        self.server.connections.discard(self)

@@ -1,0 +1,1 @@
+"""Pure enrichment of tracker hits: no I/O, no HTTP types, no database."""

@@ -1,0 +1,1 @@
+"""SQLite storage: synchronous store functions over a connection."""
