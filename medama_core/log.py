@@ -8,7 +8,6 @@ import time
 from typing import Any, TextIO
 
 LEVELS = {"debug": 10, "info": 20, "warn": 30, "error": 40}
-_NAMES = {value: name for name, value in LEVELS.items()}
 
 
 class Logger:
@@ -24,7 +23,7 @@ class Logger:
     def enabled(self, level: str) -> bool:
         return LEVELS[level] >= self.threshold
 
-    def log(self, level: str, message: str, **fields: Any) -> None:
+    def log(self, level: str, message: str, /, **fields: Any) -> None:
         number = LEVELS[level]
         if number < self.threshold:
             return
@@ -43,20 +42,16 @@ class Logger:
         except (OSError, ValueError):
             pass  # a closed or full log stream must never take a request down with it
 
-    def debug(self, message: str, **fields: Any) -> None:
+    def debug(self, message: str, /, **fields: Any) -> None:
         if self.threshold <= 10:
             self.log("debug", message, **fields)
 
-    def info(self, message: str, **fields: Any) -> None:
+    def info(self, message: str, /, **fields: Any) -> None:
         if self.threshold <= 20:
             self.log("info", message, **fields)
 
-    def warn(self, message: str, **fields: Any) -> None:
+    def warn(self, message: str, /, **fields: Any) -> None:
         self.log("warn", message, **fields)
 
-    def error(self, message: str, **fields: Any) -> None:
+    def error(self, message: str, /, **fields: Any) -> None:
         self.log("error", message, **fields)
-
-
-def level_name(number: int) -> str:
-    return _NAMES.get(number, "info")
