@@ -1,0 +1,1 @@
+"""Data tables shipped with Medama, read through importlib.resources."""
