@@ -1,0 +1,189 @@
+// Medama tracker: page views, visible time on page, history/hash navigation and,
+// in some builds, page properties (PAGE_EVENTS) and click events (CLICK_EVENTS).
+// No cookies, no storage, no fingerprinting: a visitor's "unique today" and
+// "first view of this page today" come from the browser's HTTP cache (see
+// /api/event/ping in docs/tracker.md).
+//
+// This file is the single source. scripts/build_tracker.py keeps or drops each
+// block between an "@if FLAG" and an "@endif" directive comment (FLAG may be
+// "A|B": kept if either is on), then minifies the four variants into
+// medama_core/static/scripts/.
+//
+// Size rules: the served files are judged by their gzip size (budget: 800 bytes
+// for the default build), so repeat the same words rather than invent new ones,
+// and let terser shorten the names.
+(() => {
+	// currentScript is only set while this file first runs, and never for module
+	// scripts: fall back to the last tag that looks like ours, or do nothing.
+	let script = document.currentScript;
+	if (!script) {
+		for (const tag of document.scripts) {
+			if (/\/script\.js|\/scripts\//.test(tag.src)) script = tag;
+		}
+		if (!script) return;
+	}
+
+	const data = script.dataset;
+
+	// data-api="host/path" uses the page's protocol; otherwise the API sits
+	// next to the script: /script.js and /scripts/<variant>.js both give /api/.
+	const api = data.api
+		? location.protocol + "//" + data.api + "/"
+		: script.src.replace(/(scripts\/)?[^/]*$/, "api/");
+
+	// Hash mode: every "#route" is a page of its own. `true` or undefined, so
+	// that JSON.stringify leaves "h" out of load beacons unless it is on.
+	const hashMode = !!data.hash || undefined;
+
+	// The per-view state. `unique` stays undefined until the first ping answers,
+	// and is spent (set to false) by the first load beacon that goes out;
+	// `referrer` likewise, so later in-page views count as internal (direct).
+	let id, visible, since, route, unique, referrer = document.referrer;
+
+	const currentRoute = () => location.pathname + (hashMode ? location.hash : "");
+
+	// A new page view: a fresh beacon id (time first, so ids sort by creation),
+	// and the visible-time clock restarted.
+	const newView = () => {
+		id = Date.now().toString(36) + Math.random().toString(36).slice(2);
+		visible = 0;
+		onVisibility();
+		route = currentRoute();
+	};
+
+	// A string body is sent as text/plain and no-cors skips CORS entirely, so
+	// this never needs a preflight; keepalive lets it outlive the page.
+	const post = (body) =>
+		fetch(api + "event/hit", {
+			method: "POST",
+			body: JSON.stringify(body),
+			mode: "no-cors",
+			keepalive: true,
+		});
+
+	// The server answers "0" when the browser's cache had no copy from today.
+	// A plain GET without custom headers: no preflight. On a network error
+	// onload never fires and nothing is sent, as upstream does.
+	const ping = (query, then) => {
+		const xhr = new XMLHttpRequest();
+		xhr.onload = () => then(xhr.responseText == "0");
+		xhr.open("GET", api + "event/ping" + query);
+		xhr.send();
+	};
+
+	/*@if CLICK_EVENTS|PAGE_EVENTS*/
+	// "k1=v1; k2=v2" -> {k1: "v1", k2: "v2"}. Of "a=b=c" only "a" and "b"
+	// count; a pair with an empty key or value is skipped.
+	const parse = (tag, attribute, into) => {
+		for (const pair of tag.getAttribute(attribute).split(";")) {
+			const [key, value] = pair.split("=").map((part) => part.trim());
+			if (key && value) into[key] = value;
+		}
+		return into;
+	};
+	/*@endif*/
+
+	// The view's load beacon, once the per-route ping says whether this is the
+	// first view of the route today. A view that was left before then (a
+	// redirect, say) is dropped rather than sent under the next view's id.
+	const load = () => {
+		const view = id;
+		ping("?u=" + encodeURIComponent(location.host + route), (first) => {
+			if (view == id) {
+				/*@if PAGE_EVENTS*/
+				// Read now, not at navigation time, so the new route's markup is
+				// there; later elements win.
+				const props = {};
+				for (const tag of document.querySelectorAll("[data-m\\:load]")) {
+					parse(tag, "data-m:load", props);
+				}
+				/*@endif*/
+				post({
+					b: id,
+					e: "load",
+					u: location.href,
+					r: referrer,
+					p: unique,
+					q: first,
+					t: Intl.DateTimeFormat().resolvedOptions().timeZone,
+					h: hashMode,
+					/*@if PAGE_EVENTS*/
+					d: props,
+					/*@endif*/
+				});
+				unique = false;
+				referrer = "";
+			}
+		});
+	};
+
+	// Time on page is the sum of the visible periods. Each time the page is
+	// hidden, report the total so far (the server keeps the last one). `since`
+	// is 0 while hidden, so pagehide after visibilitychange sends nothing new.
+	const hide = () => {
+		if (since) {
+			visible += Date.now() - since;
+			since = 0;
+			if (visible > 0) {
+				navigator.sendBeacon(api + "event/hit", JSON.stringify({ b: id, e: "unload", m: visible }));
+			}
+		}
+	};
+
+	// Also starts the clock of a new view, if the page is visible.
+	const onVisibility = () => {
+		if (document.hidden) hide();
+		else if (!since) since = Date.now();
+	};
+
+	// history.pushState/replaceState, back/forward and hash changes all land
+	// here; only a change of route (the path, plus the hash in hash mode) is a
+	// new view. Until the first ping answers, its callback sends the load.
+	const navigate = () => {
+		if (route != currentRoute()) {
+			hide();
+			newView();
+			if (unique != null) load();
+		}
+	};
+
+	const wrap = (original) =>
+		function () {
+			original.apply(this, arguments);
+			navigate();
+		};
+	history.pushState = wrap(history.pushState);
+	history.replaceState = wrap(history.replaceState);
+	addEventListener("popstate", navigate);
+	addEventListener("hashchange", navigate);
+	// Capturing on window also sees visibilitychange, which fires on document.
+	addEventListener("visibilitychange", onVisibility, true);
+	addEventListener("pagehide", hide, true);
+	addEventListener("pageshow", onVisibility, true);
+
+	/*@if CLICK_EVENTS*/
+	// One delegated listener, so elements added later and clicks on children
+	// count too. Left button on "click", middle button on "auxclick"; right is
+	// ignored. Pairing button with type matters: old Firefox also fires "click"
+	// for the middle button at document level, which would count it twice.
+	const onClick = (event) => {
+		const target = event.target;
+		const tag =
+			event.button == (event.type == "auxclick" ? 1 : 0) &&
+			target.closest &&
+			target.closest("[data-m\\:click]");
+		const props = tag && parse(tag, "data-m:click", {});
+		for (const key in props) {
+			return post({ b: id, e: "custom", g: location.hostname, d: props });
+		}
+	};
+	addEventListener("click", onClick, true);
+	addEventListener("auxclick", onClick, true);
+	/*@endif*/
+
+	newView();
+	ping("", (first) => {
+		unique = first;
+		load();
+	});
+})();
