@@ -16,6 +16,7 @@ import resource
 import socket
 import ssl
 import time
+from dataclasses import dataclass
 from typing import Protocol, cast
 
 from medama_core.http.errors import HTTPError, ProtocolError
@@ -51,6 +52,13 @@ class App(Protocol):
         """Largest request body accepted on `path`, in bytes."""
 
 
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    header: float = HEADER_TIMEOUT_S
+    body: float = BODY_TIMEOUT_S
+    idle: float = IDLE_TIMEOUT_S
+
+
 class _DateCache:
     """`Date` header bytes, formatted once per second."""
 
@@ -69,8 +77,11 @@ class _DateCache:
 class HTTPServer:
     """Accept connections on one or more sockets and serve `app` on them."""
 
-    def __init__(self, app: App, *, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+    def __init__(
+        self, app: App, *, max_connections: int = DEFAULT_MAX_CONNECTIONS, timeouts: Timeouts = Timeouts()
+    ) -> None:
         self.app = app
+        self.timeouts = timeouts
         self.max_connections = _connection_cap(max_connections)
         self.connections: set[_Connection] = set()
         self.dates = _DateCache()
@@ -160,7 +171,7 @@ class _Connection(asyncio.Protocol):
         if len(self.server.connections) > self.server.max_connections or self.server.closing:
             self._fail(HTTPError(503, "server is at its connection limit, try again later"))
             return
-        self._arm(IDLE_TIMEOUT_S)
+        self._arm(self.server.timeouts.idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -173,7 +184,7 @@ class _Connection(asyncio.Protocol):
         if self.closed:
             return
         if not self.buf and self.head is None and not self.busy:
-            self._arm(HEADER_TIMEOUT_S)  # the first byte of a new request starts the head clock
+            self._arm(self.server.timeouts.header)  # the first byte of a new request starts the head clock
         self.buf += data
         if self.busy:
             if len(self.buf) > MAX_PIPELINE_BUFFER and self.transport is not None:
@@ -230,7 +241,7 @@ class _Connection(asyncio.Protocol):
             self.head = head
             self.body_start = end + 4
             if head.content_length or head.chunked:
-                self._arm(BODY_TIMEOUT_S)
+                self._arm(self.server.timeouts.body)
                 if head.expect_continue and self.transport is not None:
                     self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         head = self.head
@@ -277,10 +288,10 @@ class _Connection(asyncio.Protocol):
             self.reading_paused = False
             transport.resume_reading()
         if self.buf:
-            self._arm(HEADER_TIMEOUT_S)
+            self._arm(self.server.timeouts.header)
             self._advance()
         else:
-            self._arm(IDLE_TIMEOUT_S)
+            self._arm(self.server.timeouts.idle)
 
     def _fail(self, error: HTTPError) -> None:
         """Answer a framing error and close: after one, the byte stream cannot be trusted."""

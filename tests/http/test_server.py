@@ -1,0 +1,255 @@
+"""The asyncio server on real sockets: keep-alive, pipelining, limits, timeouts and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+
+from medama_core.http.errors import HTTPError
+from medama_core.http.protocol import Request, Response, json_response
+from medama_core.http.server import HTTPServer, Timeouts
+
+BODY_LIMIT = 1000
+
+
+class EchoApp:
+    """Answers with what it received; `/slow` waits, `/boom` raises."""
+
+    async def handle(self, request: Request) -> Response:
+        if request.path == "/slow":
+            await asyncio.sleep(float(request.query_value("s") or "0.3"))
+        if request.path == "/boom":
+            raise RuntimeError("handler bug")
+        body = {"method": request.method, "path": request.path, "body": request.body.decode("latin-1")}
+        return json_response(body)
+
+    def error_response(self, error: HTTPError, request: Request | None) -> Response:
+        return json_response({"error": {"code": error.status, "message": error.message}}, error.status)
+
+    def body_limit(self, path: str) -> int:
+        return BODY_LIMIT
+
+
+@dataclass
+class Running:
+    port: int
+    server: HTTPServer
+    loop: asyncio.AbstractEventLoop
+
+    def shutdown(self, grace: float = 5.0) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.shutdown(grace), self.loop).result(timeout=grace + 5)
+
+
+@contextmanager
+def running(timeouts: Timeouts | None = None, max_connections: int = 100) -> Iterator[Running]:
+    loop = asyncio.new_event_loop()
+    server = HTTPServer(EchoApp(), max_connections=max_connections, timeouts=timeouts or Timeouts())  # type: ignore[arg-type]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    port = asyncio.run_coroutine_threadsafe(server.listen("127.0.0.1", 0), loop).result(timeout=5)
+    handle = Running(port, server, loop)
+    try:
+        yield handle
+    finally:
+        if not server.closing:
+            handle.shutdown(1.0)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+_OPEN: list[socket.socket] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sockets() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    _OPEN.append(sock)
+    return sock
+
+
+def read_response(sock: socket.socket, buf: bytearray) -> tuple[int, dict[str, str], bytes]:
+    """Read exactly one response (Content-Length framed) from `sock`, keeping leftovers in `buf`."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before a full head: {bytes(buf)!r}")
+        buf += chunk
+    end = buf.index(b"\r\n\r\n")
+    lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    length = int(headers.get("content-length", "0"))
+    while len(buf) < end + 4 + length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed mid-body")
+        buf += chunk
+    body = bytes(buf[end + 4 : end + 4 + length])
+    del buf[: end + 4 + length]
+    return status, headers, body
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_keep_alive_serves_many_requests_on_one_connection() -> None:
+    with running() as srv:
+        sock, buf = connect(srv.port), bytearray()
+        for i in range(20):
+            sock.sendall(f"GET /r{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            status, _, body = read_response(sock, buf)
+            assert status == 200 and json.loads(body)["path"] == f"/r{i}"
+        sock.close()
+
+
+def test_pipelined_requests_are_answered_in_order() -> None:
+    with running() as srv:
+        sock, buf = connect(srv.port), bytearray()
+        batch = b"".join(
+            f"POST /p{i} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(str(i))}\r\n\r\n{i}".encode() for i in range(50)
+        )
+        sock.sendall(batch + b"GET /slow?s=0.05 HTTP/1.1\r\nHost: x\r\n\r\nGET /last HTTP/1.1\r\nHost: x\r\n\r\n")
+        seen = [json.loads(read_response(sock, buf)[2]) for _ in range(52)]
+        assert [s["path"] for s in seen] == [f"/p{i}" for i in range(50)] + ["/slow", "/last"]
+        assert [s["body"] for s in seen[:50]] == [str(i) for i in range(50)]
+
+
+def test_chunked_request_body_split_across_packets() -> None:
+    with running() as srv:
+        sock, buf = connect(srv.port), bytearray()
+        sock.sendall(b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
+        time.sleep(0.05)
+        sock.sendall(b"lo\r\n6\r\n world\r\n0\r\n\r\n")
+        status, _, body = read_response(sock, buf)
+        assert status == 200 and json.loads(body)["body"] == "hello world"
+        sock.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")  # the connection is still usable
+        assert json.loads(read_response(sock, buf)[2])["path"] == "/after"
+
+
+def test_expect_100_continue() -> None:
+    with running() as srv:
+        sock, buf = connect(srv.port), bytearray()
+        sock.sendall(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+        status, _, _ = read_response(sock, buf)
+        assert status == 100
+        sock.sendall(b"ok")
+        assert json.loads(read_response(sock, buf)[2])["body"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20000, 431),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", 413),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + b"a" * 2048 + b"\r\n", 413),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", 400),
+    ],
+    ids=["garbage", "bad-header", "431-complete", "431-unterminated", "413-length", "413-chunked", "bad-chunk"],
+)
+def test_bad_requests_get_4xx_and_close(raw: bytes, status: int) -> None:
+    with running() as srv:
+        sock, buf = connect(srv.port), bytearray()
+        sock.sendall(raw)
+        got, headers, body = read_response(sock, buf)
+        assert got == status
+        assert headers["connection"] == "close"
+        assert json.loads(body)["error"]["code"] == status
+        assert closed_by_peer(sock)
+
+
+def test_head_has_length_but_no_body() -> None:
+    with running() as srv:
+        sock = connect(srv.port)
+        sock.sendall(b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /g HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(5)
+        time.sleep(0.2)
+        data = sock.recv(65536)
+        first, _, rest = data.partition(b"\r\n\r\n")
+        assert b"Content-Length: " in first and rest.startswith(b"HTTP/1.1 200")  # nothing between the two heads
+
+
+def test_handler_exception_becomes_500_and_connection_survives() -> None:
+    with running() as srv:
+        sock, buf = connect(srv.port), bytearray()
+        sock.sendall(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock, buf)[0] == 500
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock, buf)[0] == 200
+
+
+def test_header_timeout_gives_408_and_slowloris_is_cut() -> None:
+    with running(Timeouts(header=0.3, body=0.3, idle=0.5)) as srv:
+        sock, buf = connect(srv.port), bytearray()
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        started = time.monotonic()
+        for _ in range(3):  # dribbling bytes does not extend the head deadline
+            time.sleep(0.1)
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                break
+        status, _, _ = read_response(sock, buf)
+        assert status == 408 and time.monotonic() - started < 2
+        body_sock, body_buf = connect(srv.port), bytearray()
+        body_sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        assert read_response(body_sock, body_buf)[0] == 408
+
+
+def test_idle_connection_is_closed_quietly() -> None:
+    with running(Timeouts(header=5, body=5, idle=0.3)) as srv:
+        sock, buf = connect(srv.port), bytearray()
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock, buf)[0] == 200
+        time.sleep(0.6)
+        assert closed_by_peer(sock) and not buf
+
+
+def test_connection_cap_answers_503() -> None:
+    with running(max_connections=2) as srv:
+        keep = [connect(srv.port), connect(srv.port)]
+        time.sleep(0.1)
+        extra, buf = connect(srv.port), bytearray()
+        extra.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(extra, buf)[0] == 503
+        for s in keep:
+            s.close()
+
+
+def test_graceful_shutdown_finishes_in_flight_requests() -> None:
+    with running() as srv:
+        busy, buf = connect(srv.port), bytearray()
+        idle, idle_buf = connect(srv.port), bytearray()
+        idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_response(idle, idle_buf)
+        busy.sendall(b"GET /slow?s=0.5 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.1)
+        started = time.monotonic()
+        srv.shutdown(grace=5)
+        status, headers, _ = read_response(busy, buf)
+        assert status == 200 and headers["connection"] == "close"
+        assert closed_by_peer(idle)
+        assert time.monotonic() - started < 3
+        with pytest.raises(OSError):
+            connect(srv.port).sendall(b"GET / HTTP/1.1\r\n\r\n")

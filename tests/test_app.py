@@ -1,0 +1,107 @@
+"""The application shell over a real socket: error shape, static files, compression, CORS, headers."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from tests.helpers import Client, LiveServer, live_server
+
+
+def test_unknown_api_path_is_404_json(client: Client) -> None:
+    result = client.get("/api/does/not/exist")
+    assert result.status == 404
+    assert result.headers["content-type"] == "application/json"
+    assert result.json() == {"error": {"code": 404, "message": "api path not found"}}
+
+
+def test_api_get_carries_commit_header_but_events_do_not(client: Client) -> None:
+    assert client.get("/api/nope").headers["x-api-commit"] == "development"
+    assert "x-api-commit" not in client.get("/api/event/nope").headers
+
+
+def test_openapi_document_is_served(client: Client) -> None:
+    result = client.get("/openapi.yaml")
+    assert result.status == 200
+    assert result.headers["content-type"].startswith("application/yaml")
+    assert "etag" in result.headers
+
+
+def test_spa_fallback_and_etag_revalidation(client: Client) -> None:
+    index = client.get("/some/deep/link")
+    assert index.status == 200 and index.headers["content-type"].startswith("text/html")
+    assert index.headers["cache-control"] == "no-cache"
+    again = client.get("/login", headers={"If-None-Match": index.headers["etag"]})
+    assert again.status == 304 and again.body == b""
+    assert client.get("/../etc/passwd").status == 200  # never a file outside the dashboard: the SPA shell
+
+
+def test_tracker_script_is_served_with_cache_headers(client: Client) -> None:
+    result = client.get("/script.js")
+    assert result.status == 200, result.body
+    assert result.headers["content-type"].startswith("application/javascript")
+    assert result.headers["cache-control"] == "public, max-age=21600, stale-while-revalidate=86400"
+    assert client.get("/scripts/default.js").body == result.body
+    assert client.get("/scripts/missing.js").status == 404
+    assert client.get("/script.js", headers={"If-None-Match": result.headers["etag"]}).status == 304
+
+
+def test_head_mirrors_get_without_body(client: Client) -> None:
+    got = client.get("/openapi.yaml")
+    head = client.request("HEAD", "/openapi.yaml")
+    assert head.status == 200 and head.body == b""
+    assert head.headers["content-length"] == got.headers["content-length"]
+
+
+def test_static_method_not_allowed(client: Client) -> None:
+    result = client.delete("/script.js")
+    assert result.status == 405 and result.headers["allow"] == "GET, HEAD"
+
+
+def test_gzip_only_when_accepted_and_worth_it(client: Client, tmp_path: Path) -> None:
+    plain = client.get("/openapi.yaml")
+    zipped = client.get("/openapi.yaml", headers={"Accept-Encoding": "br, gzip;q=0.5"})
+    if len(plain.body) >= 1024:
+        assert zipped.headers["content-encoding"] == "gzip"
+        assert gzip.decompress(zipped.body) == plain.body
+        assert "content-encoding" not in client.get("/openapi.yaml", headers={"Accept-Encoding": "gzip;q=0"}).headers
+    small = client.get("/api/nope", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers
+
+
+def test_cors_is_permissive_on_events_and_static(client: Client) -> None:
+    result = client.get("/script.js", headers={"Origin": "https://site.example"})
+    assert result.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in result.headers
+    pre = client.request(
+        "OPTIONS",
+        "/api/event/hit",
+        headers={"Origin": "https://site.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert pre.status == 204 and pre.headers["access-control-allow-origin"] == "*"
+    assert "POST" in pre.headers["access-control-allow-methods"]
+
+
+def test_cors_credentialed_only_for_listed_origins(tmp_path: Path) -> None:
+    with live_server(tmp_path, corsorigins=("https://dash.example",)) as server:
+        c = server.client()
+        ok = c.get("/api/nope", headers={"Origin": "https://dash.example"})
+        assert ok.headers["access-control-allow-origin"] == "https://dash.example"
+        assert ok.headers["access-control-allow-credentials"] == "true"
+        other = c.get("/api/nope", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        pre = c.request(
+            "OPTIONS",
+            "/api/websites",
+            headers={"Origin": "https://dash.example", "Access-Control-Request-Method": "PATCH"},
+        )
+        assert pre.status == 204 and "PATCH" in pre.headers["access-control-allow-methods"]
+        events = c.get("/api/event/ping", headers={"Origin": "https://evil.example"})
+        assert events.headers["access-control-allow-origin"] == "*"
+        c.close()
+
+
+def test_access_log_has_status_and_duration(server: LiveServer, client: Client) -> None:
+    client.get("/api/nope")
+    lines = [line for line in server.log_stream.getvalue().splitlines() if '"request"' in line]
+    assert any('"status": 404' in line and '"duration_ms"' in line and '"path": "/api/nope"' in line for line in lines)

@@ -1,0 +1,136 @@
+"""The real archive: build dist/medama.pyz, run it isolated from site-packages, stop it with SIGTERM."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist") / "medama.pyz"
+    subprocess.run([sys.executable, str(ROOT / "build_zipapp.py"), "-o", str(out)], check=True, capture_output=True)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early: {proc.stderr.read() if proc.stderr else b''!r}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("server did not start listening")
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def isolated(pyz: Path, *args: str) -> list[str]:
+    """python -I -S: no site-packages, no user site, no PYTHON* variables — a bare interpreter."""
+    return [sys.executable, "-I", "-S", str(pyz), *args]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("server did not exit within 5 s of SIGTERM") from None
+
+
+def test_archive_contents(pyz: Path) -> None:
+    with open(pyz, "rb") as f:
+        assert f.readline() == b"#!/usr/bin/env python3\n"
+    names = set(zipfile.ZipFile(pyz).namelist())
+    assert {
+        "__main__.py",
+        "medama_core/app.pyc",
+        "medama_core/static/openapi.yaml",
+        "dashboard_dist/index.html",
+    } <= names
+    assert "medama_core/static/scripts/default.js" in names
+    assert "LICENSE" in names
+
+
+def test_version_reports_a_commit(pyz: Path) -> None:
+    result = subprocess.run(isolated(pyz, "version"), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "commit=" in result.stdout and "development" not in result.stdout
+
+
+def test_runs_isolated_serves_and_stops_on_sigterm(pyz: Path, workdir: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(isolated(pyz, "start", "-port", str(port)), cwd=workdir, stderr=subprocess.PIPE)
+    try:
+        wait_listening(port, proc)
+        status, body = get(port, "/openapi.yaml")
+        assert status == 200 and body.startswith(b"openapi:")
+        status, body = get(port, "/")
+        assert status == 200 and b"<html" in body
+        status, _ = get(port, "/script.js")
+        assert status == 200
+        assert stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+    assert (workdir / "me_meta.db").exists() and (workdir / "me_analytics.db").exists()
+
+
+def test_env_flag_reads_port_and_database_paths(pyz: Path, workdir: Path) -> None:
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PORT": str(port),
+        "APP_DATABASE_HOST": str(workdir / "data" / "app.db"),
+        "ANALYTICS_DATABASE_HOST": str(workdir / "data" / "analytics.db"),
+    }
+    proc = subprocess.Popen(isolated(pyz, "start", "-env"), cwd=workdir, env=env, stderr=subprocess.PIPE)
+    try:
+        wait_listening(port, proc)
+        assert get(port, "/openapi.yaml")[0] == 200
+        assert stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+    assert (workdir / "data" / "app.db").exists() and (workdir / "data" / "analytics.db").exists()
