@@ -1,0 +1,318 @@
+"""Validate a tracker beacon body into a LoadHit, UnloadHit or CustomHit, and split its page URL."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple
+
+__all__ = [
+    "CustomHit",
+    "InvalidHit",
+    "LoadHit",
+    "PageParts",
+    "UnloadHit",
+    "page_parts",
+    "parse_hit",
+]
+
+# The largest real beacon is a load with a long URL, a referrer (browsers cap
+# it at 4 KiB) and a few properties: well under 16 KiB. 64 KiB leaves room and
+# still bounds the work done on a hostile body.
+MAX_BODY_BYTES: Final = 64 * 1024
+
+# A valid beacon nests two levels (the object and its "d"); unknown keys are
+# ignored but still parsed, so allow a little more. The stdlib json module
+# recurses once per level, so deeper bodies are refused before it runs.
+MAX_DEPTH: Final = 8
+
+# The tracker's beacon id is base36(Date.now()) + base36(Math.random()), about
+# 20 characters.
+MAX_BEACON_CHARS: Final = 128
+
+# Most servers refuse request lines over 8 KiB (nginx's default header buffer,
+# Apache's LimitRequestLine), so no page URL or referrer is longer.
+MAX_URL_CHARS: Final = 8192
+
+# DNS caps a host name at 253 characters; `g` of a custom event is one.
+MAX_GROUP_CHARS: Final = 253
+
+# Properties come from a handful of data-m attributes; the caps keep one
+# beacon from writing an unbounded number or size of events rows.
+MAX_PROPERTIES: Final = 64
+MAX_PROPERTY_KEY_CHARS: Final = 128
+MAX_PROPERTY_VALUE_CHARS: Final = 1024
+
+# Property integers are Go int64 upstream (the OpenAPI "integer" type).
+MIN_PROPERTY_INT: Final = -(2**63)
+MAX_PROPERTY_INT: Final = 2**63 - 1
+
+# views.duration_ms is a DuckDB UINTEGER upstream (~49.7 days of milliseconds);
+# larger values made its insert fail with a 500, here they are a 400.
+MAX_DURATION_MS: Final = 2**32 - 1
+
+# Stored columns are cut to these lengths: longer values are almost always
+# generated junk, and they would bloat every grouped stats query.
+MAX_PATHNAME_CHARS: Final = 2048
+MAX_UTM_CHARS: Final = 256
+
+# Go's url.Parse, which upstream used, refuses control characters and broken
+# percent escapes; urllib.parse accepts both.
+_CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_ESCAPE_RE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# A JSON string, or an unterminated one running to the end. Every match
+# attempt succeeds and the quantifier is possessive, so stripping strings is
+# linear even for hostile runs of quotes and backslashes.
+_STRING_RE: Final = re.compile(r'"(?:[^"\\]|\\.?)*+"?', re.DOTALL)
+_BRACKET_RE: Final = re.compile(r"[\[\]{}]")
+
+
+class InvalidHit(ValueError):
+    """The beacon body is not a valid hit (the API answers 400 with this message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadHit:
+    """`e: "load"`: a page view."""
+
+    bid: str
+    url: str
+    referrer: str
+    unique_user: bool
+    unique_page: bool
+    timezone: str
+    # Custom properties, values already in their stored string form.
+    properties: Mapping[str, str] = field(default_factory=dict)
+    # `h: true`: the site uses hash routing, so the fragment is part of the page.
+    hash_mode: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UnloadHit:
+    """`e: "unload"`: how long the page with this beacon id was visible."""
+
+    bid: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CustomHit:
+    """`e: "custom"`: a custom event for the site `group`."""
+
+    group: str
+    properties: Mapping[str, str]
+    bid: str = ""
+
+
+Hit = LoadHit | UnloadHit | CustomHit
+
+
+class PageParts(NamedTuple):
+    hostname: str
+    pathname: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+
+
+def _too_deep(text: str) -> bool:
+    """Whether brackets outside strings nest deeper than MAX_DEPTH."""
+    depth = 0
+    for match in _BRACKET_RE.finditer(_STRING_RE.sub("", text)):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
+
+
+def _reject_constant(name: str) -> object:
+    raise InvalidHit(f"invalid JSON: {name} is not a number")
+
+
+def _decode(body: bytes) -> dict[str, object]:
+    if not body:
+        raise InvalidHit("empty body")
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidHit(f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidHit("body is not UTF-8") from None
+    if _too_deep(text):
+        raise InvalidHit(f"JSON nested deeper than {MAX_DEPTH} levels")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:  # JSONDecodeError, or an integer past the digit limit
+        if isinstance(exc, InvalidHit):
+            raise
+        raise InvalidHit(f"invalid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidHit("body must be a JSON object")
+    return value
+
+
+def _string(obj: Mapping[str, object], key: str, *, limit: int, required: bool, empty_ok: bool) -> str:
+    value = obj.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (not value and not empty_ok):
+        kind = "a string" if empty_ok else "a non-empty string"
+        raise InvalidHit(f'"{key}" must be {kind}')
+    if len(value) > limit:
+        raise InvalidHit(f'"{key}" longer than {limit} characters')
+    return value
+
+
+def _bool(obj: Mapping[str, object], key: str, *, required: bool) -> bool:
+    value = obj.get(key)
+    if value is None and not required:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidHit(f'"{key}" must be a boolean')
+    return value
+
+
+def _property_value(key: str, value: object) -> str:
+    # bool is a subclass of int, so it is tested first.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        if not MIN_PROPERTY_INT <= value <= MAX_PROPERTY_INT:
+            raise InvalidHit(f'property "{key}" is out of the 64-bit integer range')
+        return str(value)
+    if isinstance(value, str):
+        if len(value) > MAX_PROPERTY_VALUE_CHARS:
+            raise InvalidHit(f'property "{key}" longer than {MAX_PROPERTY_VALUE_CHARS} characters')
+        return value
+    raise InvalidHit(f'property "{key}" must be a string, integer or boolean')
+
+
+def _properties(obj: Mapping[str, object], *, required: bool) -> dict[str, str]:
+    value = obj.get("d")
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict) or (required and not value):
+        raise InvalidHit("invalid custom property")
+    if len(value) > MAX_PROPERTIES:
+        raise InvalidHit(f"more than {MAX_PROPERTIES} custom properties")
+    properties: dict[str, str] = {}
+    for key, item in value.items():
+        if not key or len(key) > MAX_PROPERTY_KEY_CHARS:
+            raise InvalidHit(f"property names must be 1 to {MAX_PROPERTY_KEY_CHARS} characters")
+        properties[key] = _property_value(key, item)
+    return properties
+
+
+def _split_url(url: str, what: str) -> urllib.parse.SplitResult:
+    if _CONTROL_RE.search(url) or _BAD_ESCAPE_RE.search(url):
+        raise InvalidHit(f"{what} is not a valid URL")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # a malformed port raises ValueError
+    except ValueError:
+        raise InvalidHit(f"{what} is not a valid URL") from None
+    return parts
+
+
+def _page_url(obj: Mapping[str, object]) -> str:
+    url = _string(obj, "u", limit=MAX_URL_CHARS, required=True, empty_ok=False)
+    parts = _split_url(url, '"u"')
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidHit('"u" must be an absolute http(s) URL')
+    return url
+
+
+def _load(obj: Mapping[str, object]) -> LoadHit:
+    return LoadHit(
+        bid=_string(obj, "b", limit=MAX_BEACON_CHARS, required=True, empty_ok=False),
+        url=_page_url(obj),
+        referrer=_string(obj, "r", limit=MAX_URL_CHARS, required=False, empty_ok=True),
+        unique_user=_bool(obj, "p", required=True),
+        unique_page=_bool(obj, "q", required=True),
+        timezone=_string(obj, "t", limit=MAX_URL_CHARS, required=False, empty_ok=True),
+        properties=_properties(obj, required=False),
+        hash_mode=_bool(obj, "h", required=False),
+    )
+
+
+def _unload(obj: Mapping[str, object]) -> UnloadHit:
+    bid = _string(obj, "b", limit=MAX_BEACON_CHARS, required=True, empty_ok=False)
+    duration = obj.get("m")
+    if isinstance(duration, bool) or not isinstance(duration, int):
+        raise InvalidHit('"m" must be an integer')
+    if not 0 < duration <= MAX_DURATION_MS:
+        raise InvalidHit(f'"m" must be between 1 and {MAX_DURATION_MS}')
+    return UnloadHit(bid=bid, duration_ms=duration)
+
+
+def _custom(obj: Mapping[str, object]) -> CustomHit:
+    return CustomHit(
+        group=_string(obj, "g", limit=MAX_GROUP_CHARS, required=True, empty_ok=False),
+        properties=_properties(obj, required=True),
+        bid=_string(obj, "b", limit=MAX_BEACON_CHARS, required=False, empty_ok=True),
+    )
+
+
+_PARSERS: Final[dict[str, Callable[[Mapping[str, object]], Hit]]] = {
+    "load": _load,
+    "unload": _unload,
+    "custom": _custom,
+}
+
+
+def parse_hit(body: bytes) -> Hit:
+    """Validate a `POST /api/event/hit` body (spec §3.1, §3.5, §3.6).
+
+    Unknown keys are ignored. Load hits accept one field upstream lacks,
+    `h` (boolean, default false): the tracker sets it in hash mode so the
+    fragment becomes part of the stored path (see `page_parts`).
+
+    Raises:
+        InvalidHit: with a message fit for the client, for any body that is not
+            a valid hit; no other exception escapes.
+    """
+    obj = _decode(body)
+    kind = obj.get("e")
+    parser = _PARSERS.get(kind) if isinstance(kind, str) else None
+    if parser is None:
+        raise InvalidHit('"e" must be one of "load", "unload", "custom"')
+    return parser(obj)
+
+
+def _first_values(query: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        values.setdefault(key, value)
+    return values
+
+
+def page_parts(url: str, *, hash_mode: bool = False) -> PageParts:
+    """Split a page URL into its stored columns (spec §3.2 steps 2, 3 and 8).
+
+    - hostname: lower-cased (host names are case-insensitive and websites are
+      stored lower-case; upstream kept the case as sent), without the port;
+    - pathname: percent-decoded, query dropped, one trailing "/" removed unless
+      the path is "/", "" for an empty path; with `hash_mode`, "#" and the
+      decoded fragment are appended (upstream dropped it, spec §10.9);
+    - utm_*: the first value of each exact, case-sensitive key, URL-decoded.
+
+    Raises:
+        InvalidHit: `url` does not parse.
+    """
+    parts = _split_url(url, "page URL")
+    path = urllib.parse.unquote(parts.path)
+    if len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
+    if hash_mode and parts.fragment:
+        path = f"{path}#{urllib.parse.unquote(parts.fragment)}"
+    utm = _first_values(parts.query)
+    return PageParts(
+        hostname=(parts.hostname or "").lower(),
+        pathname=path[:MAX_PATHNAME_CHARS],
+        utm_source=utm.get("utm_source", "")[:MAX_UTM_CHARS],
+        utm_medium=utm.get("utm_medium", "")[:MAX_UTM_CHARS],
+        utm_campaign=utm.get("utm_campaign", "")[:MAX_UTM_CHARS],
+    )
