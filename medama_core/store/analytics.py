@@ -51,4 +51,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX events_group_date ON events(group_name, date_created)",
         ),
     ),
+    Migration(
+        2,
+        (
+            # Hits the ingest pipeline dropped, per UTC day (Unix ms of 00:00), site and reason
+            # (bot, spam_referrer, blocked_ip, rate_limited, unknown_site, too_many_unknowns), for
+            # a data-quality panel. hostname is '' when the hit was dropped before its site was known.
+            """CREATE TABLE drops (
+                day INTEGER NOT NULL,
+                hostname TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                count INTEGER NOT NULL,
+                PRIMARY KEY (day, hostname, reason)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )

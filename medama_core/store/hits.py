@@ -1,0 +1,175 @@
+"""Write tracker hits to the analytics database in batches, and count the hits dropped.
+
+The unit of work is an `Op`: a new page view (with its custom properties), a
+duration for the views of a beacon id, a set of custom events, or one dropped
+hit. `apply_batch` writes a list of them in one transaction with one
+`executemany` per statement, which is what makes ingestion fast. Every
+statement is idempotent or additive (a repeated (bid, hostname) view is
+ignored by `ON CONFLICT DO NOTHING`), so no well-formed row can abort a batch;
+if a batch fails anyway it is retried op by op, each under its own savepoint,
+so one bad op fails alone and the others still commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from medama_core.store.db import Transaction
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "VIEW_COLUMNS",
+    "DropCount",
+    "Duration",
+    "NewEvents",
+    "NewView",
+    "Op",
+    "apply_batch",
+    "drop_counts",
+]
+
+# The columns of `views` and `events` as the tracker pipeline, import and export see them.
+VIEW_COLUMNS: Final = (
+    "bid",
+    "hostname",
+    "pathname",
+    "is_unique_user",
+    "is_unique_page",
+    "referrer_host",
+    "referrer_group",
+    "country",
+    "language_base",
+    "language_dialect",
+    "ua_browser",
+    "ua_os",
+    "ua_device_type",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "duration_ms",
+    "date_created",
+)
+EVENT_COLUMNS: Final = ("bid", "batch_id", "group_name", "name", "value", "date_created")
+
+# A (bid, hostname) pair is one page view: a repeated beacon is ignored, never an error.
+INSERT_VIEW: Final = (
+    f"INSERT INTO views ({', '.join(VIEW_COLUMNS)}) VALUES ({', '.join(':' + c for c in VIEW_COLUMNS)})"
+    " ON CONFLICT (bid, hostname) DO NOTHING"
+)
+INSERT_EVENT: Final = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)})"
+)
+# Every view of the beacon id (hash-mode pages may share one); the last unload wins.
+UPDATE_DURATION: Final = "UPDATE views SET duration_ms = :duration_ms WHERE bid = :bid"
+ADD_DROPS: Final = (
+    "INSERT INTO drops (day, hostname, reason, count) VALUES (:day, :hostname, :reason, :count)"
+    " ON CONFLICT (day, hostname, reason) DO UPDATE SET count = count + excluded.count"
+)
+
+Row = Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class NewView:
+    """A page view: one `views` row and the `events` rows of its custom properties."""
+
+    view: Row
+    events: Sequence[Row] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """An unload: how long the page of beacon `bid` was visible."""
+
+    bid: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvents:
+    """A custom event: `events` rows sharing one batch id."""
+
+    events: Sequence[Row]
+
+
+@dataclass(frozen=True, slots=True)
+class DropCount:
+    """`count` hits dropped for `reason` on `day` (Unix ms of 00:00 UTC); hostname '' when unknown."""
+
+    day: int
+    hostname: str
+    reason: str
+    count: int = 1
+
+
+Op = NewView | Duration | NewEvents | DropCount
+
+
+def apply_batch(conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Exception | None]:
+    """Write `ops` in one transaction; return, per op, None or the error that kept it out.
+
+    Views and events are inserted before durations are set, so an unload that
+    arrives in the same batch as its load still finds its row. If the fast
+    path fails, the batch is rolled back and replayed op by op in arrival
+    order. An error from COMMIT itself propagates: then nothing was written.
+    """
+    try:
+        with Transaction(conn):
+            _write_all(conn, ops)
+        return [None] * len(ops)
+    except Exception:
+        pass
+    errors: list[Exception | None] = []
+    with Transaction(conn):
+        for op in ops:
+            conn.execute("SAVEPOINT op")
+            try:
+                _write_all(conn, (op,))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                errors.append(exc)
+            else:
+                errors.append(None)
+            conn.execute("RELEASE op")
+    return errors
+
+
+def _write_all(conn: sqlite3.Connection, ops: Iterable[Op]) -> None:
+    views: list[Row] = []
+    events: list[Row] = []
+    durations: list[Row] = []
+    drops: Counter[tuple[int, str, str]] = Counter()
+    for op in ops:
+        if type(op) is NewView:
+            views.append(op.view)
+            events.extend(op.events)
+        elif type(op) is Duration:
+            durations.append({"bid": op.bid, "duration_ms": op.duration_ms})
+        elif type(op) is NewEvents:
+            events.extend(op.events)
+        elif type(op) is DropCount:
+            drops[(op.day, op.hostname, op.reason)] += op.count
+    if views:
+        conn.executemany(INSERT_VIEW, views)
+    if events:
+        conn.executemany(INSERT_EVENT, events)
+    if durations:
+        conn.executemany(UPDATE_DURATION, durations)
+    if drops:
+        conn.executemany(
+            ADD_DROPS,
+            ({"day": day, "hostname": host, "reason": reason, "count": n} for (day, host, reason), n in drops.items()),
+        )
+
+
+def drop_counts(conn: sqlite3.Connection, start_day: int, end_day: int) -> list[tuple[int, str, str, int]]:
+    """(day, hostname, reason, count) rows with `start_day <= day <= end_day` (Unix ms), oldest first."""
+    return conn.execute(
+        "SELECT day, hostname, reason, count FROM drops WHERE day BETWEEN :start AND :end"
+        " ORDER BY day, hostname, reason",
+        {"start": start_day, "end": end_day},
+    ).fetchall()
