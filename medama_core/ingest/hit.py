@@ -40,6 +40,9 @@ MAX_URL_CHARS: Final = 8192
 # DNS caps a host name at 253 characters; `g` of a custom event is one.
 MAX_GROUP_CHARS: Final = 253
 
+# The longest IANA zone name is 32 characters ("America/Argentina/ComodRivadavia").
+MAX_TIMEZONE_CHARS: Final = 64
+
 # Properties come from a handful of data-m attributes; the caps keep one
 # beacon from writing an unbounded number or size of events rows.
 MAX_PROPERTIES: Final = 64
@@ -100,7 +103,7 @@ class UnloadHit:
 
 @dataclass(frozen=True, slots=True)
 class CustomHit:
-    """`e: "custom"`: a custom event for the site `group`."""
+    """`e: "custom"`: a custom event for the site `group` (lower-cased, like page host names)."""
 
     group: str
     properties: Mapping[str, str]
@@ -232,7 +235,7 @@ def _load(obj: Mapping[str, object]) -> LoadHit:
         referrer=_string(obj, "r", limit=MAX_URL_CHARS, required=False, empty_ok=True),
         unique_user=_bool(obj, "p", required=True),
         unique_page=_bool(obj, "q", required=True),
-        timezone=_string(obj, "t", limit=MAX_URL_CHARS, required=False, empty_ok=True),
+        timezone=_string(obj, "t", limit=MAX_TIMEZONE_CHARS, required=False, empty_ok=True),
         properties=_properties(obj, required=False),
         hash_mode=_bool(obj, "h", required=False),
     )
@@ -250,7 +253,7 @@ def _unload(obj: Mapping[str, object]) -> UnloadHit:
 
 def _custom(obj: Mapping[str, object]) -> CustomHit:
     return CustomHit(
-        group=_string(obj, "g", limit=MAX_GROUP_CHARS, required=True, empty_ok=False),
+        group=_string(obj, "g", limit=MAX_GROUP_CHARS, required=True, empty_ok=False).lower(),
         properties=_properties(obj, required=True),
         bid=_string(obj, "b", limit=MAX_BEACON_CHARS, required=False, empty_ok=True),
     )

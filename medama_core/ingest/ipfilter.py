@@ -1,20 +1,4 @@
-"""Find the client IP behind trusted proxies and decide whether it is blocked.
-
-Block lists are kept as sorted, merged integer ranges per address family, so a
-lookup is one bisect whatever the number of entries (FireHOL level 1 alone has
-about 4,500 networks). Three sources feed them (spec §3.3):
-
-- the manual list: exact addresses and CIDRs, IPv4 and IPv6;
-- the "abusive" preset, FireHOL level 1. It lists the bogon ranges too
-  (0/8, 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12, 192.168/16, 224/3), so
-  while it is on, loopback and private clients are blocked, as upstream does.
-  With it off, nothing but the manual list can block them;
-- the Tor preset, the Tor Project's list of exit addresses (IPv4 only).
-
-The client IP is the TCP peer unless the peer is inside a trusted proxy
-network; only then are forwarding headers read (upstream trusts them from
-anyone, so a spoofed X-Forwarded-For slips past every block, spec §10).
-"""
+"""Find the client IP behind trusted proxies and decide whether it is blocked."""
 
 from __future__ import annotations
 
@@ -27,6 +11,21 @@ from importlib import resources
 from typing import Final
 
 __all__ = ["IPFilter", "Network", "client_ip", "network_key", "parse_ip_or_cidr"]
+
+# Block lists are kept as sorted, merged integer ranges per address family, so a
+# lookup is one bisect whatever the number of entries (FireHOL level 1 alone has
+# about 4,500 networks). Three sources feed them (spec §3.3):
+#
+# - the manual list: exact addresses and CIDRs, IPv4 and IPv6;
+# - the "abusive" preset, FireHOL level 1. It lists the bogon ranges too
+#   (0/8, 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12, 192.168/16, 224/3), so
+#   while it is on, loopback and private clients are blocked, as upstream does.
+#   With it off, nothing but the manual list can block them;
+# - the Tor preset, the Tor Project's list of exit addresses (IPv4 only).
+#
+# The client IP is the TCP peer unless the peer is inside a trusted proxy
+# network; only then are forwarding headers read (upstream trusts them from
+# anyone, so a spoofed X-Forwarded-For slips past every block, spec §10).
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

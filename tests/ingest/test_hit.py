@@ -81,7 +81,7 @@ def test_custom() -> None:
 
 
 def test_custom_with_beacon() -> None:
-    hit = parse_hit(body({"e": "custom", "g": "example.com", "d": {"a": True}, "b": "b9"}))
+    hit = parse_hit(body({"e": "custom", "g": "Example.COM", "d": {"a": True}, "b": "b9"}))
     assert hit == CustomHit(group="example.com", properties={"a": "true"}, bid="b9")
 
 
@@ -133,6 +133,7 @@ INVALID = [
     ("unload-m-string", body({"e": "unload", "b": "b", "m": "1500"}), '"m" must be an integer'),
     ("unload-m-too-big", body({"e": "unload", "b": "b", "m": MAX_DURATION_MS + 1}), '"m" must be between'),
     ("unload-no-b", body({"e": "unload", "m": 5}), '"b" must be a non-empty string'),
+    ("load-long-t", body({**LOAD, "t": "x" * 65}), '"t" longer than 64'),
     ("custom-no-g", body({"e": "custom", "d": {"a": "b"}}), '"g" must be a non-empty string'),
     ("custom-empty-d", body({"e": "custom", "g": "a.com", "d": {}}), "invalid custom property"),
     ("custom-no-d", body({"e": "custom", "g": "a.com"}), "invalid custom property"),
