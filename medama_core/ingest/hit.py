@@ -11,6 +11,7 @@ from typing import Final, NamedTuple
 
 __all__ = [
     "CustomHit",
+    "Hit",
     "InvalidHit",
     "LoadHit",
     "PageParts",
