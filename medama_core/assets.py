@@ -8,6 +8,7 @@ a source checkout and from inside `medama.pyz`.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import re
 import zlib
@@ -57,10 +58,12 @@ def script_variant(script_types: list[str]) -> str:
     return ".".join(features) if features else "default"
 
 
+@functools.cache
 def _static_root() -> Traversable:
     return importlib.resources.files("medama_core").joinpath("static")
 
 
+@functools.cache
 def _dashboard_root() -> Traversable:
     return importlib.resources.files("dashboard_dist")
 

@@ -25,9 +25,11 @@ def version_text() -> str:
     return f"Medama Analytics {__version__}, commit={COMMIT}"
 
 
-def run_async(main: Coroutine[Any, Any, None]) -> str:
+def run_async(main: Coroutine[Any, Any, None], *, allow_uvloop: bool = True) -> str:
     """Run `main` on uvloop when it is importable, else on the stdlib loop; return the loop's name."""
     try:
+        if not allow_uvloop:
+            raise ImportError("uvloop disabled")
         import uvloop
 
         runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
@@ -48,7 +50,8 @@ def cmd_start(args: Sequence[str]) -> int:
     log = Logger(config.logger, config.level)
     from medama_core.app import serve  # imported here so `version` and `--help` stay instant
 
-    run_async(serve(config, log))
+    # MEDAMA_NO_UVLOOP=1 forces the stdlib loop (benchmarks compare the two).
+    run_async(serve(config, log), allow_uvloop=os.environ.get("MEDAMA_NO_UVLOOP") != "1")
     return 0
 
 

@@ -35,6 +35,10 @@ _HEADER_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*")
 _BAD_VALUE_CHAR = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # RFC 9112 §3.2: origin-form targets are visible ASCII only.
 _TARGET = re.compile(rb"[\x21-\x7e]+")
+# The common case in one pass each: a well-formed request line, and a header block whose names are
+# tokens and whose values hold no control characters other than HTAB (each line ends with CRLF).
+_REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/1\.([01])")
+_HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -170,12 +174,48 @@ def parse_request_head(data: bytes) -> RequestHead:
     """
     if len(data) > MAX_HEAD_BYTES:
         raise ProtocolError(431, "request header block too large")
+    line_end = data.find(b"\r\n")
+    request_line = data if line_end < 0 else data[:line_end]
+    block = b"" if line_end < 0 else data[line_end + 2 :] + b"\r\n"
+    fast = _REQUEST_LINE.fullmatch(request_line)
+    if fast is not None and _HEADER_BLOCK.fullmatch(block):
+        # Fast path: one regex pass has validated every header name and value.
+        if block.count(b"\r\n") > MAX_HEADERS:
+            raise ProtocolError(431, f"too many header fields (at most {MAX_HEADERS})")
+        method, path, query_string, version = _parse_target(fast.group(1), fast.group(2), fast.group(3))
+        return _frame(method, path, query_string, version, _headers_from_block(block))
+    # Slow path: find the first problem and say what it is.
     lines = data.split(b"\r\n")
     if len(lines) - 1 > MAX_HEADERS:
         raise ProtocolError(431, f"too many header fields (at most {MAX_HEADERS})")
     method, path, query_string, version = _parse_request_line(lines[0])
     headers = _parse_header_lines(lines)
     return _frame(method, path, query_string, version, headers)
+
+
+def _headers_from_block(block: bytes) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in block.split(b"\r\n")[:-1]:
+        raw_name, _, raw_value = line.partition(b":")
+        name = raw_name.decode("ascii").lower()
+        value = raw_value.strip(b" \t").decode("latin-1")
+        if name in headers:
+            _merge_header(headers, name, value)
+        else:
+            headers[name] = value
+    return headers
+
+
+def _merge_header(headers: dict[str, str], name: str, value: str) -> None:
+    previous = headers[name]
+    if name == "host":
+        raise ProtocolError(400, "duplicate Host header")
+    if name == "content-length":
+        if previous != value:
+            raise ProtocolError(400, "conflicting Content-Length headers")
+        return
+    # RFC 9110 §5.3: repeated fields are one comma-separated list; Cookie uses "; " (RFC 6265 §5.4).
+    headers[name] = previous + ("; " if name == "cookie" else ", ") + value
 
 
 def _parse_request_line(line: bytes) -> tuple[str, str, str, str]:
@@ -185,26 +225,31 @@ def _parse_request_line(line: bytes) -> tuple[str, str, str, str]:
     raw_method, raw_target, raw_version = parts
     if not _TOKEN.fullmatch(raw_method):
         raise ProtocolError(400, "malformed request method")
-    if raw_version == b"HTTP/1.1":
-        version = "1.1"
-    elif raw_version == b"HTTP/1.0":
-        version = "1.0"
-    else:
+    if raw_version not in (b"HTTP/1.1", b"HTTP/1.0"):
         raise ProtocolError(400, "unsupported HTTP version")
     if not _TARGET.fullmatch(raw_target):
         raise ProtocolError(400, "malformed request target")
+    return _parse_target(raw_method, raw_target, raw_version[-1:])
+
+
+def _parse_target(raw_method: bytes, raw_target: bytes, minor: bytes) -> tuple[str, str, str, str]:
+    version = "1.1" if minor == b"1" else "1.0"
     target = raw_target.decode("ascii")
-    if target.startswith(("http://", "https://")):
-        # RFC 9112 §3.2.2: absolute-form; servers must accept it. Keep path and query only.
-        slash = target.find("/", target.find("//") + 2)
-        target = target[slash:] if slash >= 0 else "/"
-    elif not target.startswith("/") and not (target == "*" and raw_method == b"OPTIONS"):
-        raise ProtocolError(400, "malformed request target")
+    if target[0] != "/":
+        if target.startswith(("http://", "https://")):
+            # RFC 9112 §3.2.2: absolute-form; servers must accept it. Keep path and query only.
+            slash = target.find("/", target.find("//") + 2)
+            target = target[slash:] if slash >= 0 else "/"
+        elif not (target == "*" and raw_method == b"OPTIONS"):
+            raise ProtocolError(400, "malformed request target")
     raw_path, _, query_string = target.partition("?")
-    try:
-        path = unquote(raw_path, errors="strict")
-    except UnicodeDecodeError:
-        raise ProtocolError(400, "request path is not valid UTF-8") from None
+    if "%" in raw_path:
+        try:
+            path = unquote(raw_path, errors="strict")
+        except UnicodeDecodeError:
+            raise ProtocolError(400, "request path is not valid UTF-8") from None
+    else:
+        path = raw_path
     return raw_method.decode("ascii"), path, query_string, version
 
 
@@ -222,17 +267,10 @@ def _parse_header_lines(lines: list[bytes]) -> dict[str, str]:
         name = raw_name.decode("ascii").lower()
         # Header values are opaque octets; latin-1 maps each byte to one character, losslessly.
         value = raw_value.decode("latin-1")
-        previous = headers.get(name)
-        if previous is None:
-            headers[name] = value
-        elif name == "host":
-            raise ProtocolError(400, "duplicate Host header")
-        elif name == "content-length":
-            if previous != value:
-                raise ProtocolError(400, "conflicting Content-Length headers")
+        if name in headers:
+            _merge_header(headers, name, value)
         else:
-            # RFC 9110 §5.3: repeated fields are one comma-separated list; Cookie uses "; " (RFC 6265 §5.4).
-            headers[name] = previous + ("; " if name == "cookie" else ", ") + value
+            headers[name] = value
     return headers
 
 

@@ -36,6 +36,7 @@ IDLE_TIMEOUT_S = 300.0  # upstream's IdleTimeout: a keep-alive connection may si
 SHUTDOWN_GRACE_S = 5.0  # upstream's Shutdown timeout: in-flight requests get this long to finish
 DEFAULT_MAX_CONNECTIONS = 4096  # ~20 KiB each at most in buffers: well inside a 256 MB VM
 FD_RESERVE = 64  # descriptors kept back from the connection cap for databases, logs and data files
+SWEEP_INTERVAL_S = 0.5  # how often deadlines are checked; timeouts fire up to this late
 MAX_PIPELINE_BUFFER = 256 * 1024  # pipelined bytes held while a request runs; past this we stop reading
 
 
@@ -87,6 +88,16 @@ class HTTPServer:
         self.dates = _DateCache()
         self.closing = False
         self._servers: list[asyncio.Server] = []
+        self._sweeper: asyncio.TimerHandle | None = None
+        # One sweep over all connections checks their deadlines, instead of a timer per request.
+        self.sweep_interval = min(SWEEP_INTERVAL_S, timeouts.header / 4, timeouts.body / 4, timeouts.idle / 4)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for conn in list(self.connections):
+            if conn.deadline <= now:
+                conn.on_timeout()
+        self._sweeper = asyncio.get_running_loop().call_later(self.sweep_interval, self._sweep)
 
     async def listen(
         self,
@@ -105,12 +116,17 @@ class HTTPServer:
                 lambda: _Connection(self), host, port, ssl=ssl_context, backlog=1024, reuse_address=True
             )
         self._servers.append(server)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self.sweep_interval, self._sweep)
         bound: int = server.sockets[0].getsockname()[1]
         return bound
 
     async def shutdown(self, grace: float = SHUTDOWN_GRACE_S) -> None:
         """Stop accepting, let in-flight requests finish for up to `grace` seconds, close the rest."""
         self.closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for server in self._servers:
             server.close()
         for conn in list(self.connections):
@@ -154,7 +170,7 @@ class _Connection(asyncio.Protocol):
         self.keep_open = True  # cleared on shutdown: close after the current response
         self.reading_paused = False
         self.write_ready: asyncio.Future[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = float("inf")  # monotonic time at which the current wait times out
         self.task: asyncio.Task[None] | None = None
 
     # asyncio.Protocol callbacks
@@ -304,17 +320,14 @@ class _Connection(asyncio.Protocol):
     # timers and closing
 
     def _arm(self, seconds: float) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = asyncio.get_running_loop().call_later(seconds, self._on_timeout)
+        self.deadline = time.monotonic() + seconds
 
     def _disarm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline = float("inf")
 
-    def _on_timeout(self) -> None:
-        self.timer = None
+    def on_timeout(self) -> None:
+        """Called by the server's sweep once `deadline` has passed."""
+        self.deadline = float("inf")
         if self.busy or self.closed:
             return
         if not self.buf and self.head is None:
