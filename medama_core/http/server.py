@@ -16,8 +16,9 @@ import resource
 import socket
 import ssl
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from medama_core.http.errors import HTTPError, ProtocolError
 from medama_core.http.protocol import (
@@ -41,7 +42,12 @@ MAX_PIPELINE_BUFFER = 256 * 1024  # pipelined bytes held while a request runs; p
 
 
 class App(Protocol):
-    """What the server needs from the application."""
+    """What the server needs from the application.
+
+    `handle` runs eagerly until its first real suspension, outside any Task (see `_finish`):
+    code before the first `await` that suspends must not need `asyncio.current_task()`
+    (e.g. `asyncio.timeout`); after it, the handler runs in a Task as usual.
+    """
 
     async def handle(self, request: Request) -> Response:
         """Answer a request; must not raise."""
@@ -154,6 +160,34 @@ def _connection_cap(wanted: int) -> int:
     return max(1, min(wanted, soft - FD_RESERVE))
 
 
+async def _finish(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+    """Drive a coroutine that suspended during its eager first step to completion inside a Task.
+
+    `yielded` is what it suspended on: a Future (or None for a bare `sleep(0)`). Each round waits
+    for that inside this Task, then resumes the coroutine, which reads the Future's result itself.
+    Cancelling this Task cancels what the coroutine waits on and throws into it, as a Task would.
+    """
+    while True:
+        try:
+            if yielded is None:
+                await asyncio.sleep(0)
+            else:
+                yielded._asyncio_future_blocking = False
+                await asyncio.wait((yielded,))
+        except asyncio.CancelledError as exc:
+            if yielded is not None:
+                yielded.cancel()
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration:
+                return
+            continue
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return
+
+
 class _Connection(asyncio.Protocol):
     """One client connection: parse, dispatch one request at a time, write, repeat."""
 
@@ -228,17 +262,33 @@ class _Connection(asyncio.Protocol):
     # request cycle
 
     def _advance(self) -> None:
-        """Start the next buffered request if it is complete; otherwise wait under a timer."""
-        try:
-            request = self._next_request()
-        except HTTPError as exc:
-            self._fail(exc)
+        """Answer every complete buffered request in turn; stop at one that must wait for I/O."""
+        while not self.busy and not self.closed:
+            try:
+                request = self._next_request()
+            except HTTPError as exc:
+                self._fail(exc)
+                return
+            if request is None:
+                return
+            self._disarm()
+            self.busy = True
+            # Run the handler eagerly: most answers (pings, static files, errors) need no I/O, and a
+            # coroutine that finishes in its first step costs ~0.6 µs instead of a Task's ~5 µs.
+            # A loop rather than recursion, so a long pipeline cannot exhaust the stack.
+            coro = self._respond(request)
+            try:
+                yielded = coro.send(None)
+            except StopIteration:
+                continue
+            self.task = asyncio.get_running_loop().create_task(self._finish_and_continue(coro, yielded))
             return
-        if request is None:
-            return
-        self._disarm()
-        self.busy = True
-        self.task = asyncio.get_running_loop().create_task(self._respond(request))
+
+    async def _finish_and_continue(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+        await _finish(coro, yielded)
+        self.task = None
+        if not self.busy and self.buf:
+            self._advance()
 
     def _next_request(self) -> Request | None:
         buf = self.buf
@@ -296,18 +346,14 @@ class _Connection(asyncio.Protocol):
         if self.write_ready is not None:
             await self.write_ready
         self.busy = False
-        self.task = None
         if not keep_alive or self.closed:
             self._close()
             return
         if self.reading_paused:
             self.reading_paused = False
             transport.resume_reading()
-        if self.buf:
-            self._arm(self.server.timeouts.header)
-            self._advance()
-        else:
-            self._arm(self.server.timeouts.idle)
+        # The caller (`_advance` or `_finish_and_continue`) goes on with any buffered request.
+        self._arm(self.server.timeouts.header if self.buf else self.server.timeouts.idle)
 
     def _fail(self, error: HTTPError) -> None:
         """Answer a framing error and close: after one, the byte stream cannot be trusted."""

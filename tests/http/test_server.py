@@ -133,6 +133,15 @@ def test_pipelined_requests_are_answered_in_order() -> None:
         assert [s["body"] for s in seen[:50]] == [str(i) for i in range(50)]
 
 
+def test_long_pipeline_does_not_recurse() -> None:
+    with running() as srv:
+        sock, buf = connect(srv.port), bytearray()
+        count = 3000  # answered eagerly one after another: must be a loop, not recursion
+        sock.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n" * count)
+        statuses = [read_response(sock, buf)[0] for _ in range(count)]
+        assert statuses == [200] * count
+
+
 def test_chunked_request_body_split_across_packets() -> None:
     with running() as srv:
         sock, buf = connect(srv.port), bytearray()
