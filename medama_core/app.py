@@ -9,7 +9,9 @@ import traceback
 from collections.abc import Callable
 
 from medama_core import COMMIT, __version__, assets, passwords
-from medama_core.api import Context, Handler
+from medama_core.api import Context, Handler, users, websites
+from medama_core.api import auth as auth_api
+from medama_core.api import settings as settings_api
 from medama_core.config import Config, as_dict
 from medama_core.http import cors
 from medama_core.http.compress import maybe_gzip
@@ -26,7 +28,23 @@ EVENT_BODY_LIMIT = 64 * 1024  # a tracker beacon is < 1 KiB; 64 KiB leaves room 
 DEFAULT_BODY_LIMIT = 1024 * 1024  # the largest non-event body (settings with a long IP list) is far below this
 
 # Every URL the API answers, relative to /api, in matching order.
-ROUTES: tuple[Route[Handler], ...] = ()
+ROUTES: tuple[Route[Handler], ...] = (
+    Route("POST", "/auth/login", auth_api.post_login),
+    Route("POST", "/auth/logout", auth_api.post_logout),
+    Route("GET", "/user", users.get_user),
+    Route("PATCH", "/user", users.patch_user),
+    Route("DELETE", "/user", users.delete_user),
+    Route("GET", "/user/usage", users.get_user_usage),
+    Route("GET", "/settings/usage", settings_api.get_settings_usage),
+    Route("PATCH", "/settings/usage", settings_api.patch_settings_usage),
+    Route("GET", "/tenant/settings", settings_api.get_tenant_settings),
+    Route("PATCH", "/tenant/settings", settings_api.patch_tenant_settings),
+    Route("GET", "/websites", websites.list_websites),
+    Route("POST", "/websites", websites.post_website),
+    Route("GET", "/websites/{hostname}", websites.get_website),
+    Route("PATCH", "/websites/{hostname}", websites.patch_website),
+    Route("DELETE", "/websites/{hostname}", websites.delete_website),
+)
 
 
 class App:
@@ -107,7 +125,12 @@ def open_context(config: Config, log: Logger) -> Context:
     settings = meta.get_settings(conn)
     ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
     ctx.hostnames.update(meta.list_hostnames(conn))
-    ctx.script_variant = assets.script_variant(settings.get("script_type", "default").split(","))
+    settings_api.apply_tenant(ctx, settings)
+    settings_api.apply_engine_at_startup(ctx, settings)
+    try:
+        auth_api.start_session_purger(ctx)
+    except RuntimeError:  # no running event loop (a caller outside `serve`): expired sessions still fail on read
+        pass
     return ctx
 
 

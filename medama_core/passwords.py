@@ -44,8 +44,19 @@ class PasswordHashUnsupported(RuntimeError):
     """A stored hash needs a library this process does not have."""
 
 
+_dummy_hash: str | None = None  # made on first use: a hash no password can match in practice
+
+
 def argon2_available() -> bool:
     return _ARGON2 is not None
+
+
+def verify_dummy(password: str) -> None:
+    """Spend the time a real verification takes, so an unknown username answers as slowly as a wrong password."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = hash_password(base64.b64encode(os.urandom(KEY_BYTES)).decode())
+    verify_password(_dummy_hash, password)
 
 
 def hash_password(password: str) -> str:

@@ -6,10 +6,25 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from medama_core.auth import AuthState
 from medama_core.config import Config
 from medama_core.http.protocol import Request, Response
 from medama_core.log import Logger
 from medama_core.store.db import Database
+from medama_core.usage import CPUSampler
+
+
+@dataclass(frozen=True)
+class BlockSettings:
+    """The tenant's IP blocking settings; ingestion builds its IPFilter from them.
+
+    Replaced as a whole (never mutated) whenever they change, so a holder can
+    tell it is stale by identity.
+    """
+
+    abusive: bool = True  # upstream default: "block_abusive_ips" absent means "true"
+    tor: bool = True  # likewise "block_tor_exit_nodes"
+    ips: tuple[str, ...] = ()  # normalised addresses and CIDRs (ipfilter.parse_ip_or_cidr)
 
 
 @dataclass
@@ -22,6 +37,9 @@ class Context:
     analytics: Database
     hostnames: set[str] = field(default_factory=set)  # the allow-set ingestion checks, kept in step with `websites`
     script_variant: str = "default"  # tracker file `/script.js` serves, from the `script_type` setting
+    block_settings: BlockSettings = field(default_factory=BlockSettings)  # loaded at start-up, replaced on PATCH
+    auth: AuthState = field(default_factory=AuthState)  # login throttling and the password-hashing gate
+    cpu: CPUSampler = field(default_factory=CPUSampler)  # previous CPU sample for /user/usage
     started: float = field(default_factory=time.time)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 

@@ -107,12 +107,29 @@ class Database:
         self._lock = threading.Lock()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{os.path.basename(path)}")
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix=f"read-{os.path.basename(path)}")
+        self.readers = readers
+        self.cache_kib = CACHE_SIZE_KIB  # each thread applies a change to its own connection on its next call
+        self._writer_cache_kib = CACHE_SIZE_KIB
         self.closed = False
+
+    def configure(self, *, readers: int | None = None, cache_kib: int | None = None) -> None:
+        """Change the reader-thread count and the per-connection page cache at run time.
+
+        Call from the event loop thread. Work already queued finishes on the old readers.
+        """
+        if cache_kib is not None:
+            self.cache_kib = cache_kib
+        if readers is not None and readers != self.readers:
+            old = self._readers
+            name = f"read-{os.path.basename(self.path)}"
+            self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix=name)
+            self.readers = readers
+            old.shutdown(wait=False)
 
     async def write(self, fn: Callable[..., T], /, *args: object) -> T:
         """Run `fn(conn, *args)` on the writer thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, _call, fn, self.writer_conn, args)
+        return await loop.run_in_executor(self._writer, self._call_writer, fn, args)
 
     async def read(self, fn: Callable[..., T], /, *args: object) -> T:
         """Run `fn(conn, *args)` on a reader thread with a read-only connection."""
@@ -126,7 +143,14 @@ class Database:
             self._local.conn = conn
             with self._lock:
                 self._reader_conns.append(conn)
+        if getattr(self._local, "cache_kib", CACHE_SIZE_KIB) != self.cache_kib:
+            self._local.cache_kib = _set_cache_size(conn, self.cache_kib)
         return fn(conn, *args)
+
+    def _call_writer(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
+        if self._writer_cache_kib != self.cache_kib:
+            self._writer_cache_kib = _set_cache_size(self.writer_conn, self.cache_kib)
+        return fn(self.writer_conn, *args)
 
     def close(self) -> None:
         """Finish queued work, then close every connection (checkpointing the WAL)."""
@@ -145,5 +169,7 @@ class Database:
         self.writer_conn.close()
 
 
-def _call(fn: Callable[..., T], conn: sqlite3.Connection, args: tuple[object, ...]) -> T:
-    return fn(conn, *args)
+def _set_cache_size(conn: sqlite3.Connection, cache_kib: int) -> int:
+    """Run on the thread that owns `conn`; returns the value set."""
+    conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
+    return cache_kib

@@ -10,8 +10,10 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
+from dataclasses import dataclass
+from typing import Any
 
-from medama_core.store.db import Migration
+from medama_core.store.db import Migration, Transaction
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -106,3 +108,165 @@ def set_setting(conn: sqlite3.Connection, key: str, value: str, now: int) -> Non
         " ON CONFLICT(key) DO UPDATE SET value = excluded.value, date_updated = excluded.date_updated",
         {"key": key, "value": value, "now": now},
     )
+
+
+class AlreadyExists(Exception):
+    """A write would break a UNIQUE rule (username, hostname); the API answers 409."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    username: str
+    password: str
+    date_created: int
+    date_updated: int
+    settings: str  # JSON text, upstream's `{"language":"en"}`
+
+
+_USER_COLUMNS = "u.id, u.username, u.password, u.date_created, u.date_updated, u.settings"
+
+
+def _user(row: Any) -> User | None:
+    """A `users` row (selected with _USER_COLUMNS first) as a User."""
+    if row is None:
+        return None
+    user_id, username, password, created, updated, settings = row[:6]
+    return User(str(user_id), str(username), str(password), int(created), int(updated), str(settings))
+
+
+def get_user(conn: sqlite3.Connection, user_id: str) -> User | None:
+    row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users u WHERE u.id = :id", {"id": user_id}).fetchone()
+    return _user(row)
+
+
+def get_user_by_username(conn: sqlite3.Connection, username: str) -> User | None:
+    """Exact, case-sensitive match, as upstream's SQLite `=`."""
+    row = conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users u WHERE u.username = :username", {"username": username}
+    ).fetchone()
+    return _user(row)
+
+
+def update_user(
+    conn: sqlite3.Connection,
+    user_id: str,
+    now: int,
+    *,
+    username: str | None = None,
+    password_hash: str | None = None,
+    settings: str | None = None,
+    keep_session: bytes | None = None,
+) -> User | None:
+    """Change the given fields and bump `date_updated`; the fresh row, or None if the user is gone.
+
+    A new password also signs the user out of every session but `keep_session`.
+    """
+    params = {"id": user_id, "username": username, "password": password_hash, "settings": settings, "now": now}
+    try:
+        with Transaction(conn):
+            conn.execute(
+                "UPDATE users SET username = coalesce(:username, username), password = coalesce(:password, password),"
+                " settings = coalesce(:settings, settings), date_updated = :now WHERE id = :id",
+                params,
+            )
+            if password_hash is not None:
+                conn.execute(
+                    "DELETE FROM sessions WHERE user_id = :id AND token_hash IS NOT :keep",
+                    {"id": user_id, "keep": keep_session},
+                )
+    except sqlite3.IntegrityError:
+        raise AlreadyExists("user already exists") from None
+    return get_user(conn, user_id)
+
+
+def delete_user(conn: sqlite3.Connection, user_id: str) -> list[str] | None:
+    """Delete a user, their websites and (by cascade) their sessions; the hostnames removed, or None if absent."""
+    with Transaction(conn):
+        hostnames = list_user_hostnames(conn, user_id)
+        conn.execute("DELETE FROM websites WHERE user_id = :id", {"id": user_id})
+        deleted = conn.execute("DELETE FROM users WHERE id = :id", {"id": user_id}).rowcount
+    return hostnames if deleted else None
+
+
+# Sessions. Only SHA-256(token) is stored, so reading the database does not yield usable cookies.
+
+
+def insert_session(conn: sqlite3.Connection, token_hash: bytes, user_id: str, now: int, expires: int) -> None:
+    conn.execute(
+        "INSERT INTO sessions (token_hash, user_id, date_created, date_expires)"
+        " VALUES (:hash, :user_id, :now, :expires)",
+        {"hash": token_hash, "user_id": user_id, "now": now, "expires": expires},
+    )
+
+
+def session_user(conn: sqlite3.Connection, token_hash: bytes) -> tuple[User, int] | None:
+    """The user a session belongs to and the session's expiry (unix s), expired or not."""
+    row = conn.execute(
+        f"SELECT {_USER_COLUMNS}, s.date_expires FROM sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE s.token_hash = :hash",
+        {"hash": token_hash},
+    ).fetchone()
+    user = _user(row)
+    return None if user is None else (user, int(row[6]))
+
+
+def delete_session(conn: sqlite3.Connection, token_hash: bytes) -> bool:
+    return conn.execute("DELETE FROM sessions WHERE token_hash = :hash", {"hash": token_hash}).rowcount > 0
+
+
+def purge_expired_sessions(conn: sqlite3.Connection, now: int) -> int:
+    return conn.execute("DELETE FROM sessions WHERE date_expires <= :now", {"now": now}).rowcount
+
+
+# Websites. Hostnames are globally unique (the primary key); the owner is the user who created the site.
+
+
+def website_owner(conn: sqlite3.Connection, hostname: str) -> str | None:
+    row = conn.execute("SELECT user_id FROM websites WHERE hostname = :hostname", {"hostname": hostname}).fetchone()
+    return None if row is None else str(row[0])
+
+
+def list_user_hostnames(conn: sqlite3.Connection, user_id: str) -> list[str]:
+    rows = conn.execute("SELECT hostname FROM websites WHERE user_id = :id ORDER BY hostname", {"id": user_id})
+    return [str(row[0]) for row in rows]
+
+
+def insert_website(conn: sqlite3.Connection, hostname: str, user_id: str, now: int) -> None:
+    try:
+        conn.execute(
+            "INSERT INTO websites (hostname, user_id, date_created, date_updated, settings)"
+            " VALUES (:hostname, :user_id, :now, :now, '{}')",
+            {"hostname": hostname, "user_id": user_id, "now": now},
+        )
+    except sqlite3.IntegrityError:
+        raise AlreadyExists("website already exists") from None
+
+
+def rename_website(conn: sqlite3.Connection, old: str, new: str, now: int) -> bool:
+    """Rename a site; False if `old` is gone. Raises AlreadyExists if `new` is taken."""
+    try:
+        cursor = conn.execute(
+            "UPDATE websites SET hostname = :new, date_updated = :now WHERE hostname = :old",
+            {"old": old, "new": new, "now": now},
+        )
+    except sqlite3.IntegrityError:
+        raise AlreadyExists("website already exists") from None
+    return cursor.rowcount > 0
+
+
+def delete_website(conn: sqlite3.Connection, hostname: str) -> bool:
+    return conn.execute("DELETE FROM websites WHERE hostname = :hostname", {"hostname": hostname}).rowcount > 0
+
+
+def set_settings(conn: sqlite3.Connection, values: dict[str, str], now: int) -> dict[str, str]:
+    """Upsert several tenant settings in one transaction; return all settings afterwards."""
+    with Transaction(conn):
+        for key, value in values.items():
+            set_setting(conn, key, value, now)
+        return get_settings(conn)
+
+
+def set_soft_heap_limit(conn: sqlite3.Connection, limit_bytes: int) -> None:
+    """SQLite's process-wide soft heap limit (0 = none); caches shrink before it is passed."""
+    conn.execute(f"PRAGMA soft_heap_limit = {int(limit_bytes)}")

@@ -1,0 +1,210 @@
+"""/tenant/settings and /settings/usage: tracker and IP-blocking choices, and the engine's resource limits.
+
+Both are stored in `tenant_settings` and applied to the running server at once
+and again at every start-up (upstream forgot the IP filter at start-up, spec
+§10.3). Keys and value formats are upstream's (spec §9.1), so a database moves
+between the two servers unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from medama_core import assets, auth, usage
+from medama_core.api import BlockSettings, Context
+from medama_core.http.errors import HTTPError
+from medama_core.http.jsonbody import json_object, optional_bool, optional_int, optional_string, optional_string_list
+from medama_core.http.protocol import Request, Response, json_response
+from medama_core.ingest import ipfilter
+from medama_core.store import db, meta
+
+SCRIPT_TYPES = ("default", "click-events", "page-events")  # upstream's TenantSettings enum
+MAX_BLOCKED_IPS = 10_000  # a hand-kept list; the presets cover bulk lists. Bounds the row and the filter build
+# Stored keys and their defaults when absent (upstream core/db/sqlite/settings.go).
+KEY_SCRIPT_TYPE = "script_type"
+KEY_ABUSIVE = "block_abusive_ips"
+KEY_TOR = "block_tor_exit_nodes"
+KEY_BLOCKED = "blocked_ips"
+DEFAULTS = {KEY_SCRIPT_TYPE: "default", KEY_ABUSIVE: "true", KEY_TOR: "true", KEY_BLOCKED: ""}
+
+# Engine settings (ours): stored beside the tenant settings.
+KEY_THREADS, KEY_MEMORY_LIMIT = "threads", "memory_limit"
+MAX_READER_THREADS = 64  # SQLite readers of one file stop scaling long before this; more is only contention
+MIN_MEMORY_LIMIT = 16 * 1024 * 1024  # below this the page caches cannot hold the stats indexes of a small site
+MAX_MEMORY_LIMIT = 1024**4  # 1 TiB: anything above is a typo, not a limit
+MEMORY_LIMIT_CHARS = 32  # longest sensible size text ("1023.5 GiB" is 10)
+MIN_CACHE_KIB = 256  # the smallest page cache per connection worth having; SQLite's own default is 2 MiB
+CACHE_SHARE = 2  # page caches get 1/CACHE_SHARE of the limit; the rest is left for sorting and temp b-trees
+_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_SIZE = re.compile(r"(\d{1,15}(?:\.\d{1,6})?)\s*([a-z]{1,3})")
+
+
+def _split(text: str) -> list[str]:
+    return [item for item in text.split(",") if item]
+
+
+def script_types(settings: dict[str, str]) -> list[str]:
+    """The stored tracker features; an empty value means the default script (upstream bug §10.12)."""
+    found = [t for t in _split(settings.get(KEY_SCRIPT_TYPE, DEFAULTS[KEY_SCRIPT_TYPE])) if t in SCRIPT_TYPES]
+    return found or ["default"]
+
+
+def block_settings(settings: dict[str, str], log: Any = None) -> BlockSettings:
+    ips: list[str] = []
+    for entry in _split(settings.get(KEY_BLOCKED, DEFAULTS[KEY_BLOCKED])):
+        try:
+            ips.append(ipfilter.parse_ip_or_cidr(entry))
+        except ValueError as exc:  # written by hand or by an older server; skip rather than refuse to start
+            if log is not None:
+                log.warn("ignoring stored blocked IP", error=str(exc))
+    return BlockSettings(
+        abusive=settings.get(KEY_ABUSIVE, DEFAULTS[KEY_ABUSIVE]) == "true",
+        tor=settings.get(KEY_TOR, DEFAULTS[KEY_TOR]) == "true",
+        ips=tuple(dict.fromkeys(ips)),
+    )
+
+
+def tenant_json(settings: dict[str, str]) -> dict[str, Any]:
+    blocks = block_settings(settings)
+    return {
+        "script_type": script_types(settings),
+        "blockAbusiveIPs": blocks.abusive,
+        "blockTorExitNodes": blocks.tor,
+        "blockedIPs": list(blocks.ips),
+    }
+
+
+def apply_tenant(ctx: Context, settings: dict[str, str]) -> None:
+    """Make the running server follow stored tenant settings (tracker file, IP filter)."""
+    ctx.script_variant = assets.script_variant(script_types(settings))
+    ctx.block_settings = block_settings(settings, ctx.log)
+
+
+async def get_tenant_settings(request: Request, ctx: Context) -> Response:
+    await auth.require_user(request, ctx.meta)
+    return json_response(tenant_json(await ctx.meta.read(meta.get_settings)))
+
+
+async def patch_tenant_settings(request: Request, ctx: Context) -> Response:
+    """Partial update; answers with every setting as now stored."""
+    await auth.require_user(request, ctx.meta)
+    changes = _tenant_changes(json_object(request))
+    auth.refuse_in_demo(ctx.config.demo)
+    settings = await ctx.meta.write(meta.set_settings, changes, int(time.time()))
+    apply_tenant(ctx, settings)
+    return json_response(tenant_json(settings))
+
+
+def _tenant_changes(body: dict[str, Any]) -> dict[str, str]:
+    changes: dict[str, str] = {}
+    types = optional_string_list(body, "script_type", len(SCRIPT_TYPES))
+    if types is not None:
+        for value in types:
+            if value not in SCRIPT_TYPES:
+                raise HTTPError(400, f"script_type: unknown value {value[:40]!r}; use {', '.join(SCRIPT_TYPES)}")
+        changes[KEY_SCRIPT_TYPE] = ",".join(types) or "default"
+    for name, key in (("blockAbusiveIPs", KEY_ABUSIVE), ("blockTorExitNodes", KEY_TOR)):
+        flag = optional_bool(body, name)
+        if flag is not None:
+            changes[key] = "true" if flag else "false"
+    entries = optional_string_list(body, "blockedIPs", MAX_BLOCKED_IPS)
+    if entries is not None:
+        try:
+            normalised = [ipfilter.parse_ip_or_cidr(entry) for entry in entries]
+        except ValueError as exc:
+            raise HTTPError(400, f"blockedIPs: {exc}") from None
+        changes[KEY_BLOCKED] = ",".join(dict.fromkeys(normalised))
+    return changes
+
+
+# Engine settings: reader threads of the analytics database and a memory limit for SQLite.
+
+
+def parse_size(text: str) -> int:
+    """'512MiB', '1.5 GB', '64mb' → bytes (KB = 1000, KiB = 1024, as DuckDB's memory_limit reads them)."""
+    match = _SIZE.fullmatch(text.strip().lower())
+    if match is None or match.group(2) not in _UNITS:
+        raise ValueError(text)
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def cache_kib(limit_bytes: int, connections: int) -> int:
+    """Page cache per connection under a memory limit (0 = none: the built-in default)."""
+    if limit_bytes == 0:
+        return db.CACHE_SIZE_KIB
+    share = limit_bytes // 1024 // CACHE_SHARE // max(1, connections)
+    return max(MIN_CACHE_KIB, min(db.CACHE_SIZE_KIB, share))
+
+
+def _engine(settings: dict[str, str]) -> tuple[int | None, str]:
+    threads = settings.get(KEY_THREADS, "")
+    return (int(threads) if threads.isdigit() and 1 <= int(threads) <= MAX_READER_THREADS else None), settings.get(
+        KEY_MEMORY_LIMIT, ""
+    )
+
+
+def _configure(ctx: Context, threads: int | None, memory_limit: str) -> int:
+    """Apply engine settings to both databases; returns the soft heap limit in bytes for SQLite."""
+    if threads is not None:
+        ctx.analytics.configure(readers=threads)
+    try:
+        limit = parse_size(memory_limit) if memory_limit else 0
+    except ValueError:
+        ctx.log.warn("ignoring stored memory_limit", value=memory_limit)
+        limit = 0
+    connections = 2 + ctx.meta.readers + ctx.analytics.readers  # one writer and the readers of each database
+    for database in (ctx.meta, ctx.analytics):
+        database.configure(cache_kib=cache_kib(limit, connections))
+    return limit
+
+
+def apply_engine_at_startup(ctx: Context, settings: dict[str, str]) -> None:
+    """Start-up only, before serving: the writer connection is used directly."""
+    limit = _configure(ctx, *_engine(settings))
+    meta.set_soft_heap_limit(ctx.meta.writer_conn, limit)
+
+
+async def get_settings_usage(request: Request, ctx: Context) -> Response:
+    await auth.require_user(request, ctx.meta)
+    sampled = await usage.sample(ctx.config.appdb, ctx.cpu)
+    settings = await ctx.meta.read(meta.get_settings)
+    body = sampled.as_json()
+    body["metadata"] = {"threads": ctx.analytics.readers, "memory_limit": settings.get(KEY_MEMORY_LIMIT, "")}
+    return json_response(body)
+
+
+async def patch_settings_usage(request: Request, ctx: Context) -> Response:
+    """Set `threads` and/or `memory_limit` ("" removes the limit); 201 with no body, as upstream did."""
+    await auth.require_user(request, ctx.meta)
+    body = json_object(request)
+    threads = optional_int(body, "threads", 1, MAX_READER_THREADS)
+    memory_limit = optional_string(body, "memory_limit", 0, MEMORY_LIMIT_CHARS)
+    if memory_limit is not None:
+        memory_limit = _check_memory_limit(memory_limit)
+    auth.refuse_in_demo(ctx.config.demo)
+    changes: dict[str, str] = {}
+    if threads is not None:
+        changes[KEY_THREADS] = str(threads)
+    if memory_limit is not None:
+        changes[KEY_MEMORY_LIMIT] = memory_limit
+    settings = await ctx.meta.write(meta.set_settings, changes, int(time.time()))
+    limit = _configure(ctx, *_engine(settings))
+    await ctx.meta.write(meta.set_soft_heap_limit, limit)
+    ctx.log.info("engine settings changed", threads=ctx.analytics.readers, memory_limit=memory_limit)
+    return Response(201)
+
+
+def _check_memory_limit(text: str) -> str:
+    """Validate a memory limit and return it without spaces; "" means no limit."""
+    if not text.strip():
+        return ""
+    try:
+        size = parse_size(text)
+    except ValueError:
+        raise HTTPError(400, f"memory_limit: {text!r} is not a size such as '256MiB' or '1GB'") from None
+    if not MIN_MEMORY_LIMIT <= size <= MAX_MEMORY_LIMIT:
+        raise HTTPError(400, "memory_limit: must be from 16MiB to 1TiB")
+    return text.replace(" ", "")

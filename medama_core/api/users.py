@@ -1,0 +1,112 @@
+"""/user and /user/usage: the signed-in account, its changes and deletion, and host resource usage."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+from typing import Any
+
+from medama_core import auth, passwords, usage
+from medama_core.api import Context
+from medama_core.http.errors import HTTPError
+from medama_core.http.jsonbody import json_object, optional_object, optional_string
+from medama_core.http.protocol import Request, Response, json_response
+from medama_core.store import meta, site_data
+
+# Same limits as login (upstream allowed 120 on PATCH, so a long name could never log in again, spec §10.13).
+USERNAME_MIN, USERNAME_MAX = 3, 48
+PASSWORD_MIN, PASSWORD_MAX = 5, 128
+LANGUAGES = ("en",)  # the dashboard's translations; upstream's UserSettings enum
+DEFAULT_LANGUAGE = "en"
+
+
+def user_json(user: meta.User) -> dict[str, Any]:
+    return {
+        "username": user.username,
+        "settings": {"language": _language(user.settings)},
+        "dateCreated": user.date_created,
+        "dateUpdated": user.date_updated,
+    }
+
+
+def _settings(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _language(settings_text: str) -> str:
+    language = _settings(settings_text).get("language")
+    return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+async def get_user(request: Request, ctx: Context) -> Response:
+    session = await auth.require_user(request, ctx.meta)
+    return json_response(user_json(session.user))
+
+
+async def patch_user(request: Request, ctx: Context) -> Response:
+    session = await auth.require_user(request, ctx.meta)
+    body = json_object(request)
+    username = optional_string(body, "username", USERNAME_MIN, USERNAME_MAX)
+    password = optional_string(body, "password", PASSWORD_MIN, PASSWORD_MAX)
+    new_settings = _parse_settings(body)
+    auth.refuse_in_demo(ctx.config.demo)
+    password_hash = None
+    if password is not None:
+        async with ctx.auth.hashing:
+            password_hash = await asyncio.to_thread(passwords.hash_password, password)
+    settings_text = None
+    if new_settings:
+        merged = _settings(session.user.settings) | new_settings
+        settings_text = json.dumps(merged, separators=(",", ":"))
+    try:
+        user = await ctx.meta.write(
+            functools.partial(
+                meta.update_user,
+                username=username,
+                password_hash=password_hash,
+                settings=settings_text,
+                keep_session=session.token_hash,
+            ),
+            session.user.id,
+            int(time.time()),
+        )
+    except meta.AlreadyExists as exc:
+        raise HTTPError(409, str(exc)) from None
+    if user is None:
+        raise HTTPError(404, "user not found")
+    return json_response(user_json(user))
+
+
+def _parse_settings(body: dict[str, Any]) -> dict[str, Any]:
+    settings = optional_object(body, "settings")
+    if settings is None or "language" not in settings:
+        return {}
+    language = settings["language"]
+    if language not in LANGUAGES:
+        raise HTTPError(400, f"settings.language: must be one of {', '.join(LANGUAGES)}")
+    return {"language": language}
+
+
+async def delete_user(request: Request, ctx: Context) -> Response:
+    """Delete the account, its websites and their analytics rows; its sessions go with it."""
+    session = await auth.require_user(request, ctx.meta)
+    auth.refuse_in_demo(ctx.config.demo)
+    hostnames = await ctx.meta.write(meta.delete_user, session.user.id)
+    if hostnames is None:
+        raise HTTPError(404, "user not found")
+    ctx.hostnames.difference_update(hostnames)
+    if hostnames:
+        await ctx.analytics.write(site_data.delete_site_data, hostnames)
+    return Response(204, headers=[("Set-Cookie", auth.expired_cookie())])
+
+
+async def get_user_usage(request: Request, ctx: Context) -> Response:
+    await auth.require_user(request, ctx.meta)
+    sampled = await usage.sample(ctx.config.appdb, ctx.cpu)
+    return json_response(sampled.as_json())

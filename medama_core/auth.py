@@ -1,0 +1,115 @@
+"""Sessions: random tokens kept server-side, the `_me_sess` cookie, and `require_user` for private routes.
+
+A session token is 256 random bits, sent to the browser base64url-encoded and
+stored in `me_meta.db` only as its SHA-256. Sessions therefore survive a
+restart, logout really deletes them (upstream revoked the wrong key, spec
+§10.4), and a copy of the database holds no usable cookies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from medama_core.http.errors import HTTPError
+from medama_core.http.protocol import Request
+from medama_core.store import meta
+from medama_core.store.db import Database
+from medama_core.throttle import LoginThrottle
+
+COOKIE_NAME = "_me_sess"
+TOKEN_BYTES = 32  # 256 bits: guessing a live session is hopeless
+SESSION_LIFETIME_S = 30 * 24 * 60 * 60  # upstream's SessionDuration: 30 days from login
+PURGE_INTERVAL_S = 60 * 60  # expired sessions are refused on read anyway; this only bounds the table's growth
+# Each argon2id check holds 64 MiB; two at a time keeps a burst of logins inside a 256 MB VM.
+MAX_CONCURRENT_HASHES = 2
+
+# The attributes upstream sets. No Expires/Max-Age: the browser drops the cookie when it closes.
+# Secure means browsers keep it only over HTTPS or on http://localhost (see docs/auth.md).
+_COOKIE_ATTRIBUTES = "Path=/; HttpOnly; Secure; SameSite=Lax"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of TOKEN_BYTES, unpadded
+
+MISSING_COOKIE = "missing security token or cookie"
+BAD_SESSION = "unauthorised session"
+
+
+@dataclass
+class AuthState:
+    """Process-wide login state: the failure counters and the gate on concurrent password hashing."""
+
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_HASHES))
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """The caller of an authenticated request."""
+
+    user: meta.User
+    token_hash: bytes
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("ascii")).digest()
+
+
+def session_cookie(token: str) -> str:
+    return f"{COOKIE_NAME}={token}; {_COOKIE_ATTRIBUTES}"
+
+
+def expired_cookie() -> str:
+    return f"{COOKIE_NAME}=; {_COOKIE_ATTRIBUTES}; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+async def create_session(db: Database, user_id: str) -> str:
+    """Store a new session for `user_id` and return its token (the cookie value)."""
+    token = new_token()
+    now = int(time.time())
+    await db.write(meta.insert_session, token_hash(token), user_id, now, now + SESSION_LIFETIME_S)
+    return token
+
+
+async def require_user(request: Request, db: Database) -> Session:
+    """The session behind the request's cookie, or 401. An expired session found here is deleted."""
+    token = request.cookies.get(COOKIE_NAME)
+    if not token:
+        raise HTTPError(401, MISSING_COOKIE)
+    if not _TOKEN.fullmatch(token):
+        raise HTTPError(401, BAD_SESSION)
+    digest = token_hash(token)
+    found = await db.read(meta.session_user, digest)
+    if found is None:
+        raise HTTPError(401, BAD_SESSION)
+    user, expires = found
+    if expires <= time.time():
+        await db.write(meta.delete_session, digest)
+        raise HTTPError(401, BAD_SESSION)
+    return Session(user, digest)
+
+
+async def revoke(db: Database, token: str) -> bool:
+    """Delete the session a cookie names; False if there was none."""
+    if not _TOKEN.fullmatch(token):
+        return False
+    return await db.write(meta.delete_session, token_hash(token))
+
+
+async def purge_expired(db: Database) -> int:
+    return await db.write(meta.purge_expired_sessions, int(time.time()))
+
+
+DEMO_MODE = "user in demo mode"
+
+
+def refuse_in_demo(demo: bool) -> None:
+    """Demo mode (-demo) keeps every write but login read-only: 403, as upstream."""
+    if demo:
+        raise HTTPError(403, DEMO_MODE)

@@ -1,0 +1,50 @@
+"""A website's rows in the analytics database as one unit: its visitor summary, rename and removal.
+
+Page views are keyed by `views.hostname`; custom events by `events.group_name`,
+which the tracker fills with the site's hostname.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from medama_core.store.db import Transaction
+
+
+def unique_visitors_since(conn: sqlite3.Connection, hostnames: list[str], since_ms: int) -> dict[str, int]:
+    """Unique visitors (views flagged `is_unique_user`) per hostname since `since_ms`; absent sites count 0."""
+    rows = conn.execute(
+        "SELECT hostname, count(*) FROM views"
+        " WHERE hostname IN (SELECT value FROM json_each(:hostnames))"
+        " AND is_unique_user = 1 AND date_created > :since GROUP BY hostname",
+        {"hostnames": json.dumps(hostnames), "since": since_ms},
+    )
+    counts = {hostname: 0 for hostname in hostnames}
+    counts.update({str(hostname): int(count) for hostname, count in rows})
+    return counts
+
+
+def rename_site_data(conn: sqlite3.Connection, old: str, new: str) -> None:
+    """Move every view and event of `old` to `new`.
+
+    Rows already under `new` belong to no website (the caller checked the name is
+    free), so they are leftovers of an earlier site of that name: they are dropped
+    first, which also keeps `views(bid, hostname)` unique.
+    """
+    with Transaction(conn):
+        _delete(conn, [new])
+        conn.execute("UPDATE views SET hostname = :new WHERE hostname = :old", {"old": old, "new": new})
+        conn.execute("UPDATE events SET group_name = :new WHERE group_name = :old", {"old": old, "new": new})
+
+
+def delete_site_data(conn: sqlite3.Connection, hostnames: list[str]) -> None:
+    """Remove every view and event of the given sites (upstream left events behind, spec §10.6)."""
+    with Transaction(conn):
+        _delete(conn, hostnames)
+
+
+def _delete(conn: sqlite3.Connection, hostnames: list[str]) -> None:
+    params = {"hostnames": json.dumps(hostnames)}
+    conn.execute("DELETE FROM views WHERE hostname IN (SELECT value FROM json_each(:hostnames))", params)
+    conn.execute("DELETE FROM events WHERE group_name IN (SELECT value FROM json_each(:hostnames))", params)
