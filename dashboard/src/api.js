@@ -1,0 +1,64 @@
+// The one door to the API: same origin, JSON in and out, 401 sends the user to the login page.
+import { navigate } from "./router.jsx";
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Build a query string from an object or URLSearchParams; `undefined`/`null` values are left out. */
+export function queryString(query) {
+  if (!query) return "";
+  const params = query instanceof URLSearchParams ? query : new URLSearchParams();
+  if (!(query instanceof URLSearchParams)) {
+    for (const [key, value] of Object.entries(query)) {
+      if (value === undefined || value === null) continue;
+      params.append(key, String(value));
+    }
+  }
+  const text = params.toString();
+  return text ? "?" + text : "";
+}
+
+export function loginPath() {
+  const here = location.pathname + location.search;
+  return "/login" + (here.startsWith("/login") || here === "/logout" ? "" : "?redirect=" + encodeURIComponent(here));
+}
+
+/**
+ * Call `/api${path}`. Resolves to the parsed JSON body (or null for empty bodies);
+ * rejects with ApiError(status, message). A 401 also navigates to /login?redirect=… unless `auth: false`.
+ */
+export async function api(method, path, { query, body, signal, auth = true } = {}) {
+  const init = { method, signal, credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch("/api" + path + queryString(query), init);
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, "The server could not be reached. Check your connection and try again.");
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    const message = (data && data.error && data.error.message) || text || response.statusText;
+    if (response.status === 401 && auth) navigate(loginPath(), { replace: true });
+    throw new ApiError(response.status, String(message).slice(0, 300));
+  }
+  return data;
+}
+
+export const get = (path, query, options) => api("GET", path, { ...options, query });

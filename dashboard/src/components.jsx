@@ -1,0 +1,230 @@
+// Small shared pieces: chart, sparkline, dialog, tabs, copyable snippet, loading and error states.
+import { useEffect, useRef, useState } from "preact/hooks";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { Link } from "./router.jsx";
+import { onThemeChange } from "./theme.js";
+
+const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+
+function useThemeVersion() {
+  const [version, setVersion] = useState(0);
+  useEffect(() => onThemeChange(() => setVersion((v) => v + 1)), []);
+  return version;
+}
+
+/**
+ * Time-series chart (uPlot). `xs` are Dates; `series` = [{label, values, previous?}].
+ * `format` renders values for the y axis and legend; `xLabel`/`xTitle` render bucket starts.
+ */
+export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label }) {
+  const box = useRef(null);
+  const theme = useThemeVersion();
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return undefined;
+    const accent = css("--accent");
+    const muted = css("--muted");
+    const grid = css("--grid");
+    const xsSeconds = xs.map((d) => d.getTime() / 1000);
+    const step = xsSeconds.length > 1 ? xsSeconds[1] - xsSeconds[0] : 3600;
+    const bars = type === "bar" ? uPlot.paths.bars({ size: [0.7, 48] }) : undefined;
+    const axis = { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, font: "12px system-ui, sans-serif" };
+    const opts = {
+      width: Math.max(200, el.clientWidth),
+      height: el.clientWidth < 500 ? 220 : 300,
+      padding: [12, 16, 0, 4],
+      cursor: { drag: { x: false, y: false }, points: { size: 7 } },
+      legend: { live: true },
+      scales: {
+        x: { time: true, range: xsSeconds.length ? (u, min, max) => [min - (bars ? step / 2 : 0), max + (bars ? step / 2 : 0)] : undefined },
+        y: { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] },
+      },
+      axes: [
+        {
+          ...axis,
+          // Ticks on bucket starts only (never between two buckets), thinned to fit the width.
+          splits: (u) => {
+            const room = Math.max(2, Math.floor(u.bbox.width / devicePixelRatio / 90));
+            const every = Math.max(1, Math.ceil(xsSeconds.length / room));
+            return xsSeconds.filter((_, i) => i % every === 0);
+          },
+          values: (u, splits) => splits.map((v) => xLabel(new Date(v * 1000))),
+        },
+        { ...axis, values: (u, splits) => splits.map((v) => format(v)), size: 56, space: 36 },
+      ],
+      series: [
+        { label: "Time", value: (u, v) => (v == null ? "–" : xTitle(new Date(v * 1000))) },
+        ...series.map((s, i) => ({
+          label: s.label,
+          stroke: s.previous ? muted : accent,
+          fill: s.previous ? undefined : type === "bar" ? accent : accent + "33",
+          width: s.previous ? 1.5 : 2,
+          dash: s.previous ? [6, 4] : undefined,
+          paths: s.previous ? undefined : bars,
+          points: { show: false },
+          value: (u, v) => (v == null ? "–" : format(v)),
+          _order: i,
+        })),
+      ],
+    };
+    const chart = new uPlot(opts, [xsSeconds, ...series.map((s) => s.values)], el);
+    const observer = new ResizeObserver(() => {
+      const width = Math.max(200, el.clientWidth);
+      if (width !== chart.width) chart.setSize({ width, height: width < 500 ? 220 : 300 });
+    });
+    observer.observe(el);
+    return () => {
+      observer.disconnect();
+      chart.destroy();
+    };
+  }, [xs, series, type, theme]);
+  return <div class="chart" ref={box} role="img" aria-label={label} />;
+}
+
+/** A tiny inline SVG line, no library: visitors per hour on the website cards. */
+export function Sparkline({ values, label }) {
+  if (!values || values.length < 2) return <svg class="sparkline" aria-hidden="true" />;
+  const max = Math.max(1, ...values);
+  const points = values.map((v, i) => `${((i / (values.length - 1)) * 100).toFixed(2)},${(22 - (v / max) * 20).toFixed(2)}`);
+  return (
+    <svg class="sparkline" viewBox="0 0 100 24" preserveAspectRatio="none" role="img" aria-label={label}>
+      <polyline class="sparkline-area" points={`0,24 ${points.join(" ")} 100,24`} />
+      <polyline class="sparkline-line" points={points.join(" ")} vector-effect="non-scaling-stroke" />
+    </svg>
+  );
+}
+
+/** A modal <dialog>: focus is trapped by the browser, Escape closes it. */
+export function Dialog({ open, title, onClose, children }) {
+  const ref = useRef(null);
+  useEffect(() => {
+    const dialog = ref.current;
+    if (!dialog) return;
+    if (open && !dialog.open) dialog.showModal();
+    if (!open && dialog.open) dialog.close();
+  }, [open]);
+  return (
+    <dialog ref={ref} class="dialog" onClose={onClose} aria-labelledby="dialog-title">
+      <div class="dialog-head">
+        <h2 id="dialog-title">{title}</h2>
+        <button type="button" class="icon-button" aria-label="Close" onClick={onClose}>
+          ×
+        </button>
+      </div>
+      {open && children}
+    </dialog>
+  );
+}
+
+/** Tabs that change a URL parameter: arrow keys move between them. */
+export function Tabs({ tabs, active, onSelect, label }) {
+  const keydown = (event) => {
+    const index = tabs.findIndex(([key]) => key === active);
+    let next = -1;
+    if (event.key === "ArrowRight") next = (index + 1) % tabs.length;
+    if (event.key === "ArrowLeft") next = (index - 1 + tabs.length) % tabs.length;
+    if (next >= 0) {
+      event.preventDefault();
+      onSelect(tabs[next][0]);
+      requestAnimationFrame(() => event.currentTarget?.querySelectorAll?.("[role=tab]")[next]?.focus());
+    }
+  };
+  return (
+    <div class="tabs" role="tablist" aria-label={label} onKeyDown={keydown}>
+      {tabs.map(([key, title]) => (
+        <button
+          type="button"
+          role="tab"
+          key={key}
+          id={`tab-${key}`}
+          aria-selected={key === active ? "true" : "false"}
+          tabIndex={key === active ? 0 : -1}
+          class="tab"
+          onClick={() => onSelect(key)}
+        >
+          {title}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+export function Snippet({ text, label = "Tracking snippet" }) {
+  const [copied, setCopied] = useState("");
+  const ref = useRef(null);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      setCopied("Copied to the clipboard.");
+    } catch {
+      const range = document.createRange();
+      range.selectNodeContents(ref.current);
+      const selection = getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      setCopied("Selected: press Ctrl+C to copy.");
+    }
+  };
+  return (
+    <div class="snippet">
+      <pre aria-label={label} tabIndex={0}>
+        <code ref={ref}>{text}</code>
+      </pre>
+      <div class="snippet-actions">
+        <button type="button" class="button" onClick={copy}>
+          Copy
+        </button>
+        <span role="status" class="muted">
+          {copied}
+        </span>
+      </div>
+    </div>
+  );
+}
+
+export function Loading({ label = "Loading…" }) {
+  return (
+    <div class="loading" role="status">
+      <span class="spinner" aria-hidden="true" />
+      {label}
+    </div>
+  );
+}
+
+const ERROR_COPY = {
+  0: ["Cannot reach the server", "Check your connection; the page will work again once the server answers."],
+  400: ["That request was not valid", "The server could not use what was sent."],
+  401: ["You are logged out", "Log in to continue."],
+  403: ["Not allowed", "This server is in demo mode, or you may not do this."],
+  404: ["Not found", "There is nothing here. It may have been deleted or renamed."],
+  409: ["Already exists", "Something with that name already exists."],
+  500: ["Something went wrong on the server", "Try again in a moment. If it keeps happening, check the server log."],
+};
+
+/** An error panel for a failed API call, with copy per status and the server's message as text. */
+export function ErrorView({ error, title, children }) {
+  const status = error && typeof error.status === "number" ? error.status : 500;
+  const [heading, body] = ERROR_COPY[status] || ERROR_COPY[500];
+  return (
+    <div class="error-view" role="alert">
+      <h2>{title || heading}</h2>
+      <p>{body}</p>
+      {error && error.message ? (
+        <p class="muted">
+          {status ? `${status}: ` : ""}
+          {error.message}
+        </p>
+      ) : null}
+      {children || (
+        <p>
+          <Link href="/">Back to your websites</Link>
+        </p>
+      )}
+    </div>
+  );
+}
+
+export function Empty({ children }) {
+  return <p class="empty">{children}</p>;
+}

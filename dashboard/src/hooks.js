@@ -1,0 +1,49 @@
+// Data-loading hooks: fetch on change, keep showing the old data while the new loads, abort stale calls.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { get } from "./api.js";
+
+/**
+ * GET `/api${path}` with `query` whenever `key` (a string of everything the call depends on) changes.
+ * Pass path = null to skip. Returns { data, error, loading, reload }.
+ */
+export function useApi(path, query, key = "") {
+  const [state, setState] = useState({ data: undefined, error: null, loading: path !== null });
+  const [nonce, setNonce] = useState(0);
+  const queryRef = useRef(query);
+  queryRef.current = query;
+  useEffect(() => {
+    if (path === null) {
+      setState({ data: undefined, error: null, loading: false });
+      return undefined;
+    }
+    const controller = new AbortController();
+    setState((s) => ({ ...s, loading: true }));
+    get(path, queryRef.current, { signal: controller.signal }).then(
+      (data) => setState({ data, error: null, loading: false }),
+      (error) => {
+        if (error.name !== "AbortError") setState({ data: undefined, error, loading: false });
+      },
+    );
+    return () => controller.abort();
+  }, [path, key, nonce]);
+  return { ...state, reload: () => setNonce((n) => n + 1) };
+}
+
+/** Call `fn` every `ms` while `enabled` (and the tab is visible). */
+export function useInterval(fn, ms, enabled = true) {
+  const saved = useRef(fn);
+  saved.current = fn;
+  useEffect(() => {
+    if (!enabled) return undefined;
+    const id = setInterval(() => {
+      if (document.visibilityState !== "hidden") saved.current();
+    }, ms);
+    return () => clearInterval(id);
+  }, [ms, enabled]);
+}
+
+export function useTitle(title) {
+  useEffect(() => {
+    document.title = title ? `${title} · Medama` : "Medama";
+  }, [title]);
+}

@@ -1,0 +1,182 @@
+// Detail table of one dataset: every column, server-side pages (limit/offset), sortable columns.
+import { Empty, ErrorView, Loading } from "../components.jsx";
+import { DATASETS, DATASET_NAMES, datasetParams, displayLabel, rowLabel } from "../datasets.js";
+import { fieldLabel, withFilter } from "../filters.js";
+import { labelText } from "../format.js";
+import { useApi, useTitle } from "../hooks.js";
+import { Link, navigate } from "../router.jsx";
+import { DETAIL_PARAMS, siteHref, useStatsBase, without } from "./site.jsx";
+
+export const PAGE_SIZES = [10, 25, 50, 100];
+const SORTED_LIMIT = 5000; // the API's largest page: a sort other than the server's order loads this many rows
+
+function compareValues(a, b) {
+  if (typeof a === "number" || typeof b === "number") return (Number(a) || 0) - (Number(b) || 0);
+  return String(a ?? "").localeCompare(String(b ?? ""), "en", { sensitivity: "base", numeric: true });
+}
+
+export function Detail({ hostname, name, query }) {
+  const dataset = DATASETS[name];
+  useTitle(`${dataset.title} · ${hostname}`);
+  const stats = useStatsBase(hostname, query);
+  const size = PAGE_SIZES.includes(Number(query.get("size"))) ? Number(query.get("size")) : 25;
+  const page = Math.max(1, Math.floor(Number(query.get("page")) || 1));
+  const sortKey = dataset.columns.some((c) => c.key === query.get("sort")) ? query.get("sort") : "";
+  const order = query.get("order") === "asc" ? "asc" : "desc";
+  const propName = name === "properties" && stats.filters.some((f) => f.field === "prop_name" && f.op === "eq");
+  // The server's order (visitors/events first) pages on the server; any other order needs every row.
+  const serverPaged = !sortKey;
+  const params = { ...stats.base, ...datasetParams(dataset, stats.filters) };
+  if (!dataset.noSummary) params.summary = false;
+  if (serverPaged) {
+    params.limit = size + 1; // one extra row tells whether a next page exists
+    if (page > 1) params.offset = (page - 1) * size;
+  } else {
+    params.limit = SORTED_LIMIT;
+  }
+  const { data, error, loading } = useApi(`/website/${encodeURIComponent(hostname)}/${name}`, params, `${stats.key}|${name}|${JSON.stringify(params)}`);
+
+  let rows = [];
+  let hasNext = false;
+  let truncated = false;
+  if (Array.isArray(data)) {
+    const labelled = data.map((row) => ({ ...row, label: rowLabel(dataset, row).value }));
+    if (serverPaged) {
+      hasNext = labelled.length > size;
+      rows = labelled.slice(0, size);
+    } else {
+      const direction = order === "asc" ? 1 : -1;
+      const sorted = [...labelled].sort((a, b) => direction * compareValues(a[sortKey], b[sortKey]) || compareValues(a.label, b.label));
+      truncated = data.length >= SORTED_LIMIT;
+      rows = sorted.slice((page - 1) * size, page * size);
+      hasNext = sorted.length > page * size;
+    }
+  }
+  const go = (changes) => {
+    const next = new URLSearchParams(query);
+    for (const [key, value] of Object.entries(changes)) {
+      if (value === null || value === "") next.delete(key);
+      else next.set(key, String(value));
+    }
+    navigate(siteHref(hostname, next, name), { replace: true });
+  };
+  const sortBy = (column) => {
+    if (sortKey === column.key) {
+      go({ order: order === "desc" ? "asc" : "desc", page: null });
+    } else {
+      go({ sort: column.key, order: column.numeric ? "desc" : "asc", page: null });
+    }
+  };
+  const filterRow = (row) => {
+    const { value, field } = rowLabel(dataset, row);
+    navigate(siteHref(hostname, without(withFilter(query, { field, op: "eq", value }), DETAIL_PARAMS)));
+  };
+  const back = siteHref(hostname, without(query, DETAIL_PARAMS));
+  const navQuery = without(query, ["page", "sort", "order"]);
+  const columns = dataset.columns.map((c) => (c.key === "label" && propName ? { ...c, title: "Value" } : c));
+
+  return (
+    <div class="detail">
+      <div class="page-head">
+        <Link href={back} class="back-link">
+          ← Back to {hostname}
+        </Link>
+      </div>
+      <div class="detail-layout">
+        <nav class="detail-nav card" aria-label="Datasets">
+          <ul>
+            {DATASET_NAMES.map((n) => (
+              <li key={n}>
+                <Link href={siteHref(hostname, navQuery, n)} aria-current={n === name ? "page" : undefined}>
+                  {DATASETS[n].title}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <section class="card detail-main" aria-labelledby="detail-title">
+          <h1 id="detail-title" class="detail-title">
+            {dataset.title} <span class="muted small">{stats.period.label}</span>
+          </h1>
+          {error ? (
+            <ErrorView error={error} />
+          ) : data === undefined ? (
+            <Loading />
+          ) : !rows.length ? (
+            <Empty>{page > 1 ? "No more rows." : "No data for this period."}</Empty>
+          ) : (
+            <div class="table-wrap" aria-busy={loading ? "true" : "false"}>
+              <table class="table">
+                <thead>
+                  <tr>
+                    {columns.map((c) => (
+                      <th
+                        key={c.key}
+                        scope="col"
+                        class={c.numeric ? "num" : ""}
+                        aria-sort={sortKey === c.key ? (order === "asc" ? "ascending" : "descending") : undefined}
+                      >
+                        <button type="button" class="sort-button" onClick={() => sortBy(c)} data-column={c.key}>
+                          {c.title}
+                          <span aria-hidden="true" class="sort-mark">
+                            {sortKey === c.key ? (order === "asc" ? " ▲" : " ▼") : ""}
+                          </span>
+                        </button>
+                      </th>
+                    ))}
+                  </tr>
+                </thead>
+                <tbody>
+                  {rows.map((row, i) => (
+                    <tr key={`${i}:${row.label}`}>
+                      {columns.map((c) =>
+                        c.key === "label" ? (
+                          <th scope="row" key={c.key} class="label-cell">
+                            <button
+                              type="button"
+                              class="link-button"
+                              title={`Filter by ${fieldLabel(rowLabel(dataset, row).field)}: ${labelText(row.label)}`}
+                              onClick={() => filterRow(row)}
+                            >
+                              {displayLabel(dataset, row.label)}
+                            </button>
+                          </th>
+                        ) : (
+                          <td key={c.key} class="num">
+                            {row[c.key] === undefined ? "–" : c.format(row[c.key])}
+                          </td>
+                        ),
+                      )}
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+          {truncated && <p class="muted small">Sorted over the first {SORTED_LIMIT} rows.</p>}
+          <div class="pager">
+            <label class="inline-label">
+              <span>Rows per page</span>
+              <select value={String(size)} onChange={(e) => go({ size: e.currentTarget.value === "25" ? null : e.currentTarget.value, page: null })}>
+                {PAGE_SIZES.map((s) => (
+                  <option key={s} value={String(s)}>
+                    {s}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <span class="muted" aria-live="polite">
+              Page {page}
+            </span>
+            <button type="button" class="button" disabled={page <= 1} onClick={() => go({ page: page - 1 === 1 ? null : page - 1 })}>
+              ← Previous
+            </button>
+            <button type="button" class="button" disabled={!hasNext} onClick={() => go({ page: page + 1 })}>
+              Next →
+            </button>
+          </div>
+        </section>
+      </div>
+    </div>
+  );
+}

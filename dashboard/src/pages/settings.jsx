@@ -1,0 +1,447 @@
+// Settings: account, websites (rename, delete), spam (IP blocking), tracker (variants, snippet), usage.
+import { useEffect, useState } from "preact/hooks";
+import { api } from "../api.js";
+import { Empty, ErrorView, Loading, Snippet } from "../components.jsx";
+import { formatBytes } from "../format.js";
+import { useApi, useInterval, useTitle } from "../hooks.js";
+import { Link, navigate } from "../router.jsx";
+import { cleanHostname } from "./websites.jsx";
+
+const SECTIONS = [
+  ["account", "Account"],
+  ["websites", "Websites"],
+  ["spam", "Spam"],
+  ["tracker", "Tracker"],
+  ["usage", "Usage"],
+];
+const USAGE_POLL_MS = 3_000;
+
+/** Run an async save; returns [busy, message, error, run]. */
+function useSave() {
+  const [state, setState] = useState({ busy: false, message: "", error: "" });
+  const run = async (fn, message = "Saved.") => {
+    setState({ busy: true, message: "", error: "" });
+    try {
+      const result = await fn();
+      setState({ busy: false, message, error: "" });
+      return result;
+    } catch (err) {
+      setState({ busy: false, message: "", error: err.message || "Saving failed." });
+      return undefined;
+    }
+  };
+  return [state, run];
+}
+
+function Status({ state }) {
+  return (
+    <p class={state.error ? "form-error" : "form-ok"} role={state.error ? "alert" : "status"}>
+      {state.error || state.message}
+    </p>
+  );
+}
+
+function Account() {
+  const { data, error } = useApi("/user");
+  const [username, setUsername] = useState("");
+  const [password, setPassword] = useState("");
+  const [confirm, setConfirm] = useState("");
+  const [state, run] = useSave();
+  const [invalid, setInvalid] = useState("");
+  useEffect(() => {
+    if (data) setUsername(data.username);
+  }, [data]);
+  if (error) return <ErrorView error={error} />;
+  if (!data) return <Loading />;
+  const submit = async (event) => {
+    event.preventDefault();
+    const name = username.trim();
+    if (name.length < 3 || name.length > 48) return setInvalid("The username has 3 to 48 characters.");
+    if (password && (password.length < 5 || password.length > 128)) return setInvalid("The password has 5 to 128 characters.");
+    if (password !== confirm) return setInvalid("The two passwords differ.");
+    setInvalid("");
+    const body = { username: name, settings: { language: "en" } };
+    if (password) body.password = password;
+    const ok = await run(() => api("PATCH", "/user", { body }), password ? "Saved. Use the new password next time." : "Saved.");
+    if (ok !== undefined) {
+      setPassword("");
+      setConfirm("");
+    }
+  };
+  return (
+    <form class="card settings-form" onSubmit={submit} noValidate aria-labelledby="account-title">
+      <h2 id="account-title">Account</h2>
+      <label for="account-username">Username</label>
+      <input id="account-username" autoComplete="username" value={username} onInput={(e) => setUsername(e.currentTarget.value)} />
+      <label for="account-password">New password</label>
+      <input
+        id="account-password"
+        type="password"
+        autoComplete="new-password"
+        placeholder="Leave empty to keep the current one"
+        value={password}
+        onInput={(e) => setPassword(e.currentTarget.value)}
+      />
+      <label for="account-confirm">Repeat the new password</label>
+      <input id="account-confirm" type="password" autoComplete="new-password" value={confirm} onInput={(e) => setConfirm(e.currentTarget.value)} />
+      {invalid ? (
+        <p class="form-error" role="alert">
+          {invalid}
+        </p>
+      ) : (
+        <Status state={state} />
+      )}
+      <div class="form-actions">
+        <button type="submit" class="button primary" disabled={state.busy}>
+          Save
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function WebsiteSettings({ query }) {
+  const [version, setVersion] = useState(0);
+  const { data, error } = useApi("/websites", null, String(version));
+  const chosen = query.get("website") || (data && data[0] && data[0].hostname) || "";
+  const [rename, setRename] = useState("");
+  const [confirm, setConfirm] = useState("");
+  const [renameState, runRename] = useSave();
+  const [deleteState, runDelete] = useSave();
+  useEffect(() => {
+    setRename(chosen);
+    setConfirm("");
+  }, [chosen]);
+  if (error) return <ErrorView error={error} />;
+  if (!data) return <Loading />;
+  if (!data.length) {
+    return (
+      <div class="card">
+        <h2>Websites</h2>
+        <Empty>
+          No websites yet. <Link href="/">Add one</Link> first.
+        </Empty>
+      </div>
+    );
+  }
+  const pick = (hostname) => navigate(`/settings/websites?website=${encodeURIComponent(hostname)}`, { replace: true });
+  const submitRename = async (event) => {
+    event.preventDefault();
+    const { hostname, error: bad } = cleanHostname(rename);
+    if (bad) return runRename(() => Promise.reject(new Error(bad)));
+    if (hostname === chosen) return undefined;
+    const ok = await runRename(() => api("PATCH", `/websites/${encodeURIComponent(chosen)}`, { body: { hostname } }), `Renamed to ${hostname}.`);
+    if (ok !== undefined) {
+      setVersion((v) => v + 1);
+      pick(hostname);
+    }
+    return undefined;
+  };
+  const submitDelete = async (event) => {
+    event.preventDefault();
+    if (confirm !== chosen) return;
+    const ok = await runDelete(() => api("DELETE", `/websites/${encodeURIComponent(chosen)}`), `Deleted ${chosen}.`);
+    if (ok !== undefined) {
+      setVersion((v) => v + 1);
+      navigate("/settings/websites", { replace: true });
+    }
+  };
+  return (
+    <div class="stack">
+      <div class="card settings-form">
+        <h2>Websites</h2>
+        <label for="settings-website">Website</label>
+        <select id="settings-website" value={chosen} onChange={(e) => pick(e.currentTarget.value)}>
+          {data.map((s) => (
+            <option key={s.hostname} value={s.hostname}>
+              {s.hostname}
+            </option>
+          ))}
+        </select>
+        {deleteState.message && <Status state={deleteState} />}
+      </div>
+      <form class="card settings-form" onSubmit={submitRename} noValidate aria-labelledby="rename-title">
+        <h2 id="rename-title">Rename</h2>
+        <p class="muted">Moves the website and its stats to a new hostname. Update the tracker's site to match.</p>
+        <label for="rename-hostname">New hostname</label>
+        <input id="rename-hostname" value={rename} spellcheck={false} onInput={(e) => setRename(e.currentTarget.value)} />
+        <Status state={renameState} />
+        <div class="form-actions">
+          <button type="submit" class="button primary" disabled={renameState.busy}>
+            Rename
+          </button>
+        </div>
+      </form>
+      <form class="card settings-form danger" onSubmit={submitDelete} aria-labelledby="delete-title">
+        <h2 id="delete-title">Delete website</h2>
+        <p>
+          This deletes <strong>{chosen}</strong> and all its stats. It cannot be undone. Type the hostname to confirm.
+        </p>
+        <label for="delete-confirm">Hostname</label>
+        <input id="delete-confirm" value={confirm} autoComplete="off" spellcheck={false} placeholder={chosen} onInput={(e) => setConfirm(e.currentTarget.value)} />
+        {deleteState.error && <Status state={deleteState} />}
+        <div class="form-actions">
+          <button type="submit" class="button danger-button" disabled={confirm !== chosen || deleteState.busy}>
+            Delete {chosen}
+          </button>
+        </div>
+      </form>
+    </div>
+  );
+}
+
+function useTenant() {
+  const { data, error } = useApi("/tenant/settings");
+  const [settings, setSettings] = useState(null);
+  useEffect(() => {
+    if (data) setSettings(data);
+  }, [data]);
+  const patch = async (changes) => {
+    const fresh = await api("PATCH", "/tenant/settings", { body: changes });
+    setSettings(fresh);
+    return fresh;
+  };
+  return { settings, error, patch };
+}
+
+const IP_TEXT = /^[0-9a-fA-F:.]+(\/\d{1,3})?$/;
+
+function Spam() {
+  const { settings, error, patch } = useTenant();
+  const [abusive, setAbusive] = useState(true);
+  const [tor, setTor] = useState(true);
+  const [ip, setIp] = useState("");
+  const [state, run] = useSave();
+  const [ipState, runIp] = useSave();
+  useEffect(() => {
+    if (settings) {
+      setAbusive(settings.blockAbusiveIPs);
+      setTor(settings.blockTorExitNodes);
+    }
+  }, [settings]);
+  if (error) return <ErrorView error={error} />;
+  if (!settings) return <Loading />;
+  const ips = settings.blockedIPs || [];
+  const save = (event) => {
+    event.preventDefault();
+    run(() => patch({ blockAbusiveIPs: abusive, blockTorExitNodes: tor }));
+  };
+  const add = async (event) => {
+    event.preventDefault();
+    const value = ip.trim();
+    if (!IP_TEXT.test(value)) return runIp(() => Promise.reject(new Error("Enter an IP address such as 203.0.113.7 (or a range such as 203.0.113.0/24).")));
+    if (ips.includes(value)) return runIp(() => Promise.reject(new Error(`${value} is already blocked.`)));
+    const ok = await runIp(() => patch({ blockedIPs: [...ips, value] }), `Blocked ${value}.`);
+    if (ok !== undefined) setIp("");
+    return undefined;
+  };
+  const remove = (value) => runIp(() => patch({ blockedIPs: ips.filter((x) => x !== value) }), `Unblocked ${value}.`);
+  return (
+    <div class="stack">
+      <form class="card settings-form" onSubmit={save} aria-labelledby="spam-title">
+        <h2 id="spam-title">Block lists</h2>
+        <p class="muted">Hits from these addresses are dropped before they are stored. The lists ship with the server.</p>
+        <label class="check">
+          <input type="checkbox" checked={abusive} onChange={(e) => setAbusive(e.currentTarget.checked)} />
+          <span>
+            <strong>Abusive IPs</strong> — the FireHOL level 1 list of attackers, bogons and hijacked ranges.
+          </span>
+        </label>
+        <label class="check">
+          <input type="checkbox" checked={tor} onChange={(e) => setTor(e.currentTarget.checked)} />
+          <span>
+            <strong>Tor exit nodes</strong> — the Tor Project's list of exit relays.
+          </span>
+        </label>
+        <Status state={state} />
+        <div class="form-actions">
+          <button type="submit" class="button primary" disabled={state.busy}>
+            Save
+          </button>
+        </div>
+      </form>
+      <section class="card settings-form" aria-labelledby="ips-title">
+        <h2 id="ips-title">Blocked IP addresses</h2>
+        <form class="inline-form" onSubmit={add}>
+          <label for="block-ip" class="visually-hidden">
+            IP address to block
+          </label>
+          <input id="block-ip" placeholder="203.0.113.7" value={ip} spellcheck={false} onInput={(e) => setIp(e.currentTarget.value)} />
+          <button type="submit" class="button primary" disabled={ipState.busy}>
+            Add
+          </button>
+        </form>
+        <Status state={ipState} />
+        {ips.length ? (
+          <ul class="ip-list">
+            {ips.map((value) => (
+              <li key={value}>
+                <code>{value}</code>
+                <button type="button" class="button small-button" aria-label={`Delete ${value}`} onClick={() => remove(value)}>
+                  Delete
+                </button>
+              </li>
+            ))}
+          </ul>
+        ) : (
+          <Empty>No addresses blocked by hand.</Empty>
+        )}
+      </section>
+    </div>
+  );
+}
+
+const VARIANTS = [
+  ["click-events", "Click events", "Sends a custom event when an element with data-m:click is clicked."],
+  ["page-events", "Page view events", "Attaches data-m:load properties to page views."],
+];
+
+function Tracker() {
+  const { settings, error, patch } = useTenant();
+  const [chosen, setChosen] = useState([]);
+  const [state, run] = useSave();
+  useEffect(() => {
+    if (settings) setChosen((settings.script_type || []).filter((t) => t !== "default"));
+  }, [settings]);
+  if (error) return <ErrorView error={error} />;
+  if (!settings) return <Loading />;
+  const toggle = (key, on) => setChosen((list) => (on ? [...new Set([...list, key])] : list.filter((k) => k !== key)));
+  const save = (event) => {
+    event.preventDefault();
+    const ordered = VARIANTS.map(([key]) => key).filter((key) => chosen.includes(key));
+    run(() => patch({ script_type: ["default", ...ordered] }), "Saved. Browsers may keep the old script for up to 6 hours.");
+  };
+  return (
+    <div class="stack">
+      <form class="card settings-form" onSubmit={save} aria-labelledby="tracker-title">
+        <h2 id="tracker-title">Tracker features</h2>
+        <label class="check">
+          <input type="checkbox" checked disabled />
+          <span>
+            <strong>Default</strong> — page views, time on page and single-page navigation (always on).
+          </span>
+        </label>
+        {VARIANTS.map(([key, title, help]) => (
+          <label class="check" key={key}>
+            <input type="checkbox" name={key} checked={chosen.includes(key)} onChange={(e) => toggle(key, e.currentTarget.checked)} />
+            <span>
+              <strong>{title}</strong> — {help}
+            </span>
+          </label>
+        ))}
+        <Status state={state} />
+        <div class="form-actions">
+          <button type="submit" class="button primary" disabled={state.busy}>
+            Save
+          </button>
+        </div>
+      </form>
+      <section class="card" aria-labelledby="snippet-heading">
+        <h2 id="snippet-heading">Tracking snippet</h2>
+        <p class="muted">Add it to the &lt;head&gt; of every page of your websites.</p>
+        <Snippet text={`<script defer src="${location.origin}/script.js"></script>`} />
+      </section>
+    </div>
+  );
+}
+
+function Meter({ label, value, total, detail }) {
+  const share = total > 0 ? Math.min(1, Math.max(0, value / total)) : 0;
+  return (
+    <section class="card meter" aria-label={label}>
+      <h3>{label}</h3>
+      <p class="meter-value">{(share * 100).toFixed(1)}%</p>
+      <div class="progress" role="progressbar" aria-label={`${label} in use`} aria-valuemin="0" aria-valuemax="100" aria-valuenow={(share * 100).toFixed(1)}>
+        <span style={{ width: `${(share * 100).toFixed(1)}%` }} />
+      </div>
+      <p class="muted small">{detail}</p>
+    </section>
+  );
+}
+
+function Usage() {
+  const { data, error, reload } = useApi("/settings/usage");
+  useInterval(reload, USAGE_POLL_MS);
+  const [threads, setThreads] = useState("");
+  const [memory, setMemory] = useState("");
+  const [loaded, setLoaded] = useState(false);
+  const [state, run] = useSave();
+  useEffect(() => {
+    if (data && data.metadata && !loaded) {
+      setThreads(String(data.metadata.threads ?? ""));
+      setMemory(data.metadata.memory_limit || "");
+      setLoaded(true);
+    }
+  }, [data]);
+  if (error && !data) return <ErrorView error={error} />;
+  if (!data) return <Loading />;
+  const save = (event) => {
+    event.preventDefault();
+    const body = { memory_limit: memory.trim() };
+    const n = Number(threads);
+    if (threads !== "") {
+      if (!Number.isInteger(n) || n < 1 || n > 64) return run(() => Promise.reject(new Error("Threads: a whole number from 1 to 64.")));
+      body.threads = n;
+    }
+    return run(() => api("PATCH", "/settings/usage", { body }));
+  };
+  const { cpu, memory: mem, disk } = data;
+  return (
+    <div class="stack">
+      <div class="meters">
+        <Meter label="CPU" value={cpu.usage} total={100} detail={`${cpu.cores} cores, ${cpu.threads} threads`} />
+        <Meter label="Memory" value={mem.used} total={mem.total} detail={`${formatBytes(mem.used)} of ${formatBytes(mem.total)}`} />
+        <Meter label="Disk" value={disk.used} total={disk.total} detail={`${formatBytes(disk.used)} of ${formatBytes(disk.total)}`} />
+      </div>
+      <p class="muted small">Refreshed every {USAGE_POLL_MS / 1000} seconds.</p>
+      <form class="card settings-form" onSubmit={save} noValidate aria-labelledby="engine-title">
+        <h2 id="engine-title">Engine limits</h2>
+        <label for="engine-threads">Reader threads</label>
+        <input id="engine-threads" type="number" min="1" max="64" inputMode="numeric" value={threads} onInput={(e) => setThreads(e.currentTarget.value)} />
+        <label for="engine-memory">Memory limit</label>
+        <input id="engine-memory" placeholder="e.g. 256MiB; empty for no limit" value={memory} onInput={(e) => setMemory(e.currentTarget.value)} />
+        <Status state={state} />
+        <div class="form-actions">
+          <button type="submit" class="button primary" disabled={state.busy}>
+            Save
+          </button>
+        </div>
+      </form>
+    </div>
+  );
+}
+
+export function Settings({ section, query }) {
+  const known = SECTIONS.some(([key]) => key === section);
+  useEffect(() => {
+    if (!known) navigate("/settings/account", { replace: true });
+  }, [known]);
+  const title = known ? SECTIONS.find(([key]) => key === section)[1] : "Settings";
+  useTitle(`${title} · Settings`);
+  if (!known) return null;
+  return (
+    <div class="settings">
+      <h1>Settings</h1>
+      <div class="settings-layout">
+        <nav class="settings-nav" aria-label="Settings">
+          <ul>
+            {SECTIONS.map(([key, label]) => (
+              <li key={key}>
+                <Link href={`/settings/${key}`} aria-current={key === section ? "page" : undefined}>
+                  {label}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <div class="settings-main">
+          {section === "account" && <Account />}
+          {section === "websites" && <WebsiteSettings query={query} />}
+          {section === "spam" && <Spam />}
+          {section === "tracker" && <Tracker />}
+          {section === "usage" && <Usage />}
+        </div>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,601 @@
+// The site dashboard: period and filters from the URL, metric boxes, chart with the previous period, five panels.
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { Chart, Empty, ErrorView, Loading, Snippet, Tabs } from "../components.jsx";
+import { DATASETS, datasetParams, displayLabel, rowLabel } from "../datasets.js";
+import {
+  FIELDS,
+  OPERATORS,
+  fieldLabel,
+  filterParams,
+  operatorLabel,
+  parseFilters,
+  withFilter,
+  withoutFilter,
+} from "../filters.js";
+import { change, formatCount, formatDuration, formatPercent, labelText } from "../format.js";
+import { useApi, useInterval, useTitle } from "../hooks.js";
+import {
+  EARLIEST,
+  INTERVALS,
+  PRESETS,
+  bucketCount,
+  bucketLabel,
+  bucketTitle,
+  isoDay,
+  parseBucket,
+  resolvePeriod,
+  rfc3339,
+} from "../period.js";
+import { Link, navigate } from "../router.jsx";
+
+const REFRESH_MS = 60_000; // auto-refresh for ranges that include now
+const SNIPPET_POLL_MS = 3_000; // while waiting for the first hit
+
+export const METRICS = [
+  { key: "visitors", title: "Visitors", field: "visitors", format: formatCount, help: "Unique visitors: first visit of the day per browser, summed over days." },
+  { key: "pageviews", title: "Page Views", field: "pageviews", format: formatCount, help: "Every page load." },
+  { key: "duration", title: "Time Spent", field: "duration", format: formatDuration, help: "Median time on a page." },
+  {
+    key: "bounces",
+    title: "Bounce Rate",
+    field: "bounce_percentage",
+    format: formatPercent,
+    points: true,
+    help: "Share of first visits that left within 5 seconds. Lower is better.",
+  },
+];
+
+const PANELS = [
+  { id: "pages", label: "Pages", tabs: ["pages", "time"] },
+  { id: "sources", label: "Sources", tabs: ["referrers", "sources", "mediums", "campaigns"] },
+  { id: "devices", label: "Devices", tabs: ["browsers", "os", "devices"] },
+  { id: "geo", label: "Locations", tabs: ["countries", "languages"] },
+];
+
+const DETAIL_PARAMS = ["page", "size", "sort", "order"];
+
+export const siteHref = (hostname, query, name = "") =>
+  `/${encodeURIComponent(hostname)}${name ? "/" + name : ""}${query.toString() ? "?" + query.toString() : ""}`;
+
+/** A copy of the query without the given keys. */
+export function without(query, keys) {
+  const next = new URLSearchParams(query);
+  for (const key of keys) next.delete(key);
+  return next;
+}
+
+function setParam(query, key, value) {
+  const next = new URLSearchParams(query);
+  if (value === null || value === undefined || value === "") next.delete(key);
+  else next.set(key, value);
+  return next;
+}
+
+/** Everything the stats calls of a page share: the window, the filters and a cache key. */
+export function useStatsBase(hostname, query) {
+  const [refresh, setRefresh] = useState(0);
+  const now = useMemo(() => new Date(), [hostname, query.toString(), refresh]);
+  const period = resolvePeriod(query, now);
+  const filters = parseFilters(query);
+  const fp = filterParams(filters);
+  const base = { start: rfc3339(period.start), end: rfc3339(period.end), ...fp };
+  const key = `${hostname}|${JSON.stringify(base)}|${refresh}`;
+  useInterval(() => setRefresh((n) => n + 1), REFRESH_MS, period.live);
+  return { period, filters, fp, base, key, refresh: () => setRefresh((n) => n + 1) };
+}
+
+function ChangeBadge({ metric, current, previous, since }) {
+  if (previous === undefined) return null;
+  const value = change(current, previous, metric.points);
+  const good = metric.points ? value < 0 : value > 0;
+  const tone = value === 0 ? "neutral" : good ? "good" : "bad";
+  const text = `${value > 0 ? "+" : value < 0 ? "−" : "±"}${Math.abs(value)}${metric.points ? " pts" : "%"}`;
+  return (
+    <span class={`change ${tone}`} title={`Previous period: ${metric.format(previous)}`}>
+      <span aria-hidden="true">{value > 0 ? "▲" : value < 0 ? "▼" : "■"}</span> {text}
+      <span class="visually-hidden">
+        {" "}
+        {since}, previous {metric.format(previous)}
+      </span>
+    </span>
+  );
+}
+
+function MetricBoxes({ current, previous, selected, onSelect, since }) {
+  return (
+    <div class="metrics" role="group" aria-label="Metrics: choose the one shown in the chart">
+      {METRICS.map((metric) => {
+        const value = current ? current[metric.field] : undefined;
+        return (
+          <button
+            type="button"
+            key={metric.key}
+            class="metric"
+            aria-pressed={selected === metric.key ? "true" : "false"}
+            data-metric={metric.key}
+            title={metric.help}
+            onClick={() => onSelect(metric.key)}
+          >
+            <span class="metric-title">{metric.title}</span>
+            <span class="metric-value">{value === undefined ? "–" : metric.format(value)}</span>
+            <span class="metric-change">
+              {current && previous && (
+                <ChangeBadge metric={metric} current={value} previous={previous[metric.field]} since={since} />
+              )}
+              <span class="muted small"> {since}</span>
+            </span>
+          </button>
+        );
+      })}
+    </div>
+  );
+}
+
+function chartValue(metric, bucket) {
+  if (!bucket) return null;
+  const v = bucket[metric.field];
+  if (typeof v !== "number") return 0;
+  return metric.key === "bounces" ? v * 100 : v;
+}
+
+function chartFormat(metric) {
+  if (metric.key === "bounces") return (v) => `${Number(v).toFixed(v >= 10 || v === 0 ? 0 : 1)}%`;
+  if (metric.key === "duration") return formatDuration;
+  return formatCount;
+}
+
+function MainChart({ summary, previous, metricKey, type, period }) {
+  const metric = METRICS.find((m) => m.key === metricKey) || METRICS[0];
+  const buckets = (summary && summary.interval) || [];
+  const prevBuckets = (previous && previous.interval) || [];
+  const xs = useMemo(() => buckets.map((b) => parseBucket(b.date)), [summary]);
+  const series = useMemo(
+    () => [
+      { label: `${metric.title}`, values: buckets.map((b) => chartValue(metric, b)) },
+      { label: "Previous period", values: buckets.map((_, i) => chartValue(metric, prevBuckets[i])), previous: true },
+    ],
+    [summary, previous, metricKey],
+  );
+  if (!buckets.length) return <Empty>No data to chart for this period.</Empty>;
+  const fmt = chartFormat(metric);
+  return (
+    <Chart
+      xs={xs}
+      series={series}
+      type={type}
+      format={fmt}
+      xLabel={(d) => bucketLabel(d, period.interval)}
+      xTitle={(d) => bucketTitle(d, period.interval)}
+      label={`${metric.title} per ${period.interval}, ${period.label}, with the previous period for comparison`}
+    />
+  );
+}
+
+function FilterChips({ hostname, query, filters, path }) {
+  if (!filters.length) return null;
+  return (
+    <ul class="chips" aria-label="Active filters">
+      {filters.map((f) => {
+        const text = `${fieldLabel(f.field)} ${operatorLabel(f.op)} ${f.value === "" ? labelText("") : f.value}`;
+        return (
+          <li class="chip" key={`${f.field}${f.op}${f.value}`}>
+            <span>
+              <span class="chip-field">{fieldLabel(f.field)}</span> <span class="chip-op">{operatorLabel(f.op)}</span>{" "}
+              <span class="chip-value">{f.value === "" ? labelText("") : f.value}</span>
+            </span>
+            <button
+              type="button"
+              class="chip-remove"
+              aria-label={`Remove filter: ${text}`}
+              onClick={() => navigate(`${path}?${without(withoutFilter(query, f), ["page"]).toString()}`)}
+            >
+              ×
+            </button>
+          </li>
+        );
+      })}
+      {filters.length > 1 && (
+        <li>
+          <Link class="button small-button" href={siteHref(hostname, without(query, filters.map((f) => `${f.field}[${f.op}]`)))}>
+            Clear all
+          </Link>
+        </li>
+      )}
+    </ul>
+  );
+}
+
+function AddFilter({ query, path }) {
+  const [open, setOpen] = useState(false);
+  const [field, setField] = useState("path");
+  const [op, setOp] = useState("eq");
+  const [value, setValue] = useState("");
+  const valueRef = useRef(null);
+  useEffect(() => {
+    if (open && valueRef.current) valueRef.current.focus();
+  }, [open]);
+  const apply = (event) => {
+    event.preventDefault();
+    const cleaned = op === "in" || op === "not_in" ? value.split(",").map((v) => v.trim()).join(",") : value;
+    setOpen(false);
+    setValue("");
+    navigate(`${path}?${without(withFilter(query, { field, op, value: cleaned }), ["page"]).toString()}`);
+  };
+  if (!open) {
+    return (
+      <button type="button" class="button" aria-expanded="false" onClick={() => setOpen(true)}>
+        + Add filter
+      </button>
+    );
+  }
+  return (
+    <form class="filter-form card" onSubmit={apply} aria-label="Add filter">
+      <label>
+        <span>Field</span>
+        <select name="field" value={field} onChange={(e) => setField(e.currentTarget.value)}>
+          {FIELDS.map(([key, title]) => (
+            <option key={key} value={key}>
+              {title}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        <span>Operator</span>
+        <select name="op" value={op} onChange={(e) => setOp(e.currentTarget.value)}>
+          {OPERATORS.map(([key, title]) => (
+            <option key={key} value={key}>
+              {title}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label class="grow">
+        <span>Value</span>
+        <input
+          name="value"
+          value={value}
+          placeholder={op === "in" || op === "not_in" ? "comma-separated values" : "empty = Direct / None"}
+          onInput={(e) => setValue(e.currentTarget.value)}
+          ref={valueRef}
+        />
+      </label>
+      <div class="form-actions">
+        <button type="button" class="button" onClick={() => setOpen(false)}>
+          Cancel
+        </button>
+        <button type="submit" class="button primary">
+          Apply
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function PeriodControls({ hostname, query, period }) {
+  const [custom, setCustom] = useState(false);
+  const today = isoDay(new Date());
+  const [from, setFrom] = useState(query.get("start") || isoDay(period.start));
+  const [to, setTo] = useState(query.get("end") || isoDay(period.end));
+  const [error, setError] = useState("");
+  const go = (q) => navigate(siteHref(hostname, without(q, ["page"])), { replace: false });
+  const pick = (value) => {
+    if (value === "custom") {
+      setFrom(isoDay(period.start));
+      setTo(isoDay(period.end > new Date() ? new Date() : period.end));
+      setCustom(true);
+      return;
+    }
+    setCustom(false);
+    go(without(setParam(query, "period", value === "today" ? null : value), ["start", "end", "interval"]));
+  };
+  const applyCustom = (event) => {
+    event.preventDefault();
+    if (!from || !to) return setError("Choose both dates.");
+    if (from > to) return setError("The start date is after the end date.");
+    if (from < isoDay(EARLIEST) || to > today) return setError(`Choose dates from ${isoDay(EARLIEST)} to today.`);
+    setError("");
+    setCustom(false);
+    let q = setParam(query, "period", "custom");
+    q = setParam(q, "start", from);
+    q = setParam(q, "end", to);
+    go(without(q, ["interval"]));
+  };
+  const presetValue = PRESETS.some(([key]) => key === period.period) ? period.period : "";
+  return (
+    <div class="period-controls">
+      <label class="inline-label">
+        <span class="visually-hidden">Date range</span>
+        <select aria-label="Date range" value={custom ? "custom" : presetValue} onChange={(e) => pick(e.currentTarget.value)}>
+          {!presetValue && <option value="">{period.label}</option>}
+          {PRESETS.map(([key, title]) => (
+            <option key={key} value={key}>
+              {key === "custom" && period.period === "custom" ? period.label : title}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label class="inline-label">
+        <span class="visually-hidden">Interval</span>
+        <select
+          aria-label="Interval"
+          value={query.get("interval") || ""}
+          onChange={(e) => go(setParam(query, "interval", e.currentTarget.value))}
+        >
+          <option value="">Auto ({period.interval})</option>
+          {INTERVALS.map((i) => (
+            <option key={i} value={i} disabled={bucketCount(period.start, period.next, i) > 2000}>
+              By {i}
+            </option>
+          ))}
+        </select>
+      </label>
+      {custom && (
+        <form class="custom-range card" onSubmit={applyCustom} aria-label="Custom date range">
+          <label>
+            <span>From</span>
+            <input type="date" name="start" min={isoDay(EARLIEST)} max={today} value={from} onInput={(e) => setFrom(e.currentTarget.value)} />
+          </label>
+          <label>
+            <span>To</span>
+            <input type="date" name="end" min={isoDay(EARLIEST)} max={today} value={to} onInput={(e) => setTo(e.currentTarget.value)} />
+          </label>
+          <p class="form-error" role="alert">
+            {error}
+          </p>
+          <div class="form-actions">
+            <button type="button" class="button" onClick={() => setCustom(false)}>
+              Cancel
+            </button>
+            <button type="submit" class="button primary">
+              Apply
+            </button>
+          </div>
+        </form>
+      )}
+    </div>
+  );
+}
+
+function SiteSwitcher({ hostname, query }) {
+  const { data } = useApi("/websites", null, "websites");
+  const sites = data || [];
+  const keep = new URLSearchParams();
+  for (const key of ["period", "start", "end", "interval", "chart[stat]", "chart[type]"]) {
+    if (query.has(key)) keep.set(key, query.get(key));
+  }
+  return (
+    <select
+      class="site-switcher"
+      aria-label="Website"
+      value={hostname}
+      onChange={(e) => navigate(siteHref(e.currentTarget.value, keep))}
+    >
+      {!sites.some((s) => s.hostname === hostname) && <option value={hostname}>{hostname}</option>}
+      {sites.map((s) => (
+        <option key={s.hostname} value={s.hostname}>
+          {s.hostname}
+        </option>
+      ))}
+    </select>
+  );
+}
+
+/** Top rows of one dataset with percentage bars; a click adds the row's filter. */
+export function Rows({ dataset, rows, hostname, query, path }) {
+  if (!rows.length) return <Empty>No data for this period.</Empty>;
+  return (
+    <ol class="rows">
+      {rows.map((row, index) => {
+        const { value, field } = rowLabel(dataset, row);
+        const share = Math.max(0, Math.min(1, Number(row[dataset.bar]) || 0));
+        const external = dataset.name === "referrers" && value && value.includes(".") && !value.includes(" ");
+        return (
+          <li key={`${index}:${value}`} class="row">
+            <span class="row-bar" style={{ width: `${(share * 100).toFixed(2)}%` }} aria-hidden="true" />
+            <button
+              type="button"
+              class="row-button"
+              title={`Filter by ${fieldLabel(field)}: ${labelText(value)}`}
+              onClick={() => navigate(`${path || "/" + encodeURIComponent(hostname)}?${without(withFilter(query, { field, op: "eq", value }), ["page"])}`)}
+            >
+              <span class="row-label">{displayLabel(dataset, value)}</span>
+              <span class="row-value">{dataset.valueFormat(row[dataset.value])}</span>
+              <span class="row-share muted">{formatPercent(share)}</span>
+            </button>
+            {external && (
+              <a class="row-external" href={`https://${value}`} target="_blank" rel="noopener noreferrer" aria-label={`Open ${value} in a new tab`}>
+                ↗
+              </a>
+            )}
+          </li>
+        );
+      })}
+    </ol>
+  );
+}
+
+function Panel({ hostname, query, panel, stats }) {
+  const active = panel.tabs.includes(query.get(`panel[${panel.id}]`)) ? query.get(`panel[${panel.id}]`) : panel.tabs[0];
+  const dataset = DATASETS[active];
+  const params = { ...stats.base, summary: true, limit: 5, ...datasetParams(dataset, stats.filters) };
+  const { data, error, loading } = useApi(`/website/${encodeURIComponent(hostname)}/${active}`, params, `${stats.key}|${active}|${JSON.stringify(params)}`);
+  const select = (tab) => navigate(siteHref(hostname, setParam(query, `panel[${panel.id}]`, tab === panel.tabs[0] ? null : tab)), { replace: true });
+  return (
+    <section class="card panel" aria-label={panel.label} data-panel={panel.id}>
+      <Tabs tabs={panel.tabs.map((t) => [t, DATASETS[t].title])} active={active} onSelect={select} label={panel.label} />
+      <div role="tabpanel" aria-labelledby={`tab-${active}`} aria-busy={loading ? "true" : "false"} class="panel-body" data-dataset={active}>
+        {error ? <ErrorView error={error} /> : data === undefined ? <Loading /> : <Rows dataset={dataset} rows={data} hostname={hostname} query={query} />}
+      </div>
+      <Link class="panel-more" href={siteHref(hostname, query, active)}>
+        All {DATASETS[active].title.toLowerCase()} →
+      </Link>
+    </section>
+  );
+}
+
+function PropertiesPanel({ hostname, query, stats }) {
+  const dataset = DATASETS.properties;
+  const chosen = stats.filters.find((f) => f.field === "prop_name" && f.op === "eq");
+  const path = `/website/${encodeURIComponent(hostname)}/properties`;
+  const namesParams = { start: stats.base.start, end: stats.base.end, ...filterParams(stats.filters, { withoutProps: true }) };
+  const names = useApi(path, namesParams, `${stats.key}|names`);
+  const rowsParams = { ...stats.base, limit: 5 };
+  const rows = useApi(path, rowsParams, `${stats.key}|props`);
+  const pickName = (name) => {
+    let q = new URLSearchParams(query);
+    for (const key of [...q.keys()]) if (key.startsWith("prop_name[") || key.startsWith("prop_value[")) q.delete(key);
+    if (name !== "") q = withFilter(q, { field: "prop_name", op: "eq", value: name });
+    navigate(siteHref(hostname, q), { replace: true });
+  };
+  const nameList = (names.data || []).filter((r) => r.name !== undefined);
+  return (
+    <section class="card panel" aria-label="Properties" data-panel="properties">
+      <div class="panel-head">
+        <h2 class="panel-title">Properties</h2>
+        <label class="inline-label">
+          <span class="visually-hidden">Property</span>
+          <select aria-label="Property" value={chosen ? chosen.value : ""} onChange={(e) => pickName(e.currentTarget.value)}>
+            <option value="">All properties</option>
+            {chosen && !nameList.some((r) => r.name === chosen.value) && <option value={chosen.value}>{chosen.value}</option>}
+            {nameList.map((r) => (
+              <option key={r.name} value={r.name}>
+                {r.name}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
+      <div class="panel-body" data-dataset="properties" aria-busy={rows.loading ? "true" : "false"}>
+        {rows.error ? (
+          <ErrorView error={rows.error} />
+        ) : rows.data === undefined ? (
+          <Loading />
+        ) : (
+          <Rows dataset={dataset} rows={rows.data} hostname={hostname} query={query} />
+        )}
+      </div>
+      <Link class="panel-more" href={siteHref(hostname, query, "properties")}>
+        All properties →
+      </Link>
+    </section>
+  );
+}
+
+function FirstHitWait({ hostname, onHit }) {
+  const { data, reload } = useApi(`/website/${encodeURIComponent(hostname)}/summary`, {}, `first|${hostname}`);
+  const empty = data && data.current && data.current.pageviews === 0;
+  useInterval(reload, SNIPPET_POLL_MS, Boolean(empty));
+  const hasHits = Boolean(data && data.current && data.current.pageviews > 0);
+  const waited = useRef(false);
+  if (empty) waited.current = true;
+  useEffect(() => {
+    if (hasHits && waited.current) {
+      waited.current = false;
+      onHit(); // the first hit arrived while we watched: reload everything
+    }
+  }, [hasHits]);
+  if (!empty) return null;
+  const snippet = `<script defer src="${location.origin}/script.js"></script>`;
+  return (
+    <section class="card notice" aria-labelledby="snippet-title" data-testid="snippet">
+      <h2 id="snippet-title">Waiting for the first visit to {hostname}</h2>
+      <p>
+        Add this tag to the <code>&lt;head&gt;</code> of every page of {hostname}. This page checks every few seconds and
+        shows the stats as soon as the first page view arrives.
+      </p>
+      <Snippet text={snippet} />
+      <p class="muted small">
+        The tracker sets no cookies. Pick extra tracker features under <Link href="/settings/tracker">Settings → Tracker</Link>.
+      </p>
+    </section>
+  );
+}
+
+export function SiteDashboard({ hostname, query }) {
+  useTitle(hostname);
+  const stats = useStatsBase(hostname, query);
+  const { period, base, key } = stats;
+  const site = `/website/${encodeURIComponent(hostname)}/summary`;
+  const summary = useApi(site, { ...base, interval: period.interval }, `${key}|${period.interval}`);
+  const previousQuery = { ...stats.fp, start: rfc3339(period.prevStart), end: rfc3339(period.prevEnd), interval: period.interval };
+  const previous = useApi(site, previousQuery, `${key}|prev|${period.interval}`);
+  // A window reaching into the future is compared with the previous one cut at the same elapsed time.
+  const compareQuery = { ...stats.fp, start: rfc3339(period.prevStart), end: rfc3339(period.compareEnd) };
+  const compare = useApi(period.live && period.period !== "all" ? site : null, compareQuery, `${key}|cmp`);
+  const previousTotals = period.period === "all" ? undefined : period.live ? compare.data && compare.data.current : previous.data && previous.data.current;
+  const metricKey = METRICS.some((m) => m.key === query.get("chart[stat]")) ? query.get("chart[stat]") : "visitors";
+  const chartType = query.get("chart[type]") === "bar" ? "bar" : "area";
+  const since = period.period === "today" ? "since yesterday" : period.period === "all" ? "" : "vs previous period";
+  const path = `/${encodeURIComponent(hostname)}`;
+
+  if (summary.error && summary.data === undefined) {
+    return (
+      <ErrorView error={summary.error} title={summary.error.status === 404 ? `No website called ${hostname}` : undefined} />
+    );
+  }
+  return (
+    <div class="site">
+      <div class="toolbar">
+        <div class="toolbar-site">
+          <SiteSwitcher hostname={hostname} query={query} />
+          {period.live && (
+            <span class="live muted small" title="Refreshes every minute">
+              <span class="live-dot" aria-hidden="true" /> Live
+            </span>
+          )}
+        </div>
+        <PeriodControls hostname={hostname} query={query} period={period} />
+      </div>
+      {period.invalid && (
+        <p class="form-error" role="alert">
+          Unknown date range in the address; showing today.
+        </p>
+      )}
+      <FirstHitWait hostname={hostname} onHit={stats.refresh} />
+      <div class="filter-bar">
+        <FilterChips hostname={hostname} query={query} filters={stats.filters} path={path} />
+        <AddFilter query={query} path={path} />
+      </div>
+      <MetricBoxes
+        current={summary.data && summary.data.current}
+        previous={previousTotals}
+        selected={metricKey}
+        since={since}
+        onSelect={(m) => navigate(siteHref(hostname, setParam(query, "chart[stat]", m === "visitors" ? null : m)), { replace: true })}
+      />
+      <section class="card chart-card" aria-label="Chart">
+        <div class="chart-head">
+          <h2 class="panel-title">
+            {(METRICS.find((m) => m.key === metricKey) || METRICS[0]).title} · {period.label}
+          </h2>
+          <div class="segmented" role="group" aria-label="Chart type">
+            {["area", "bar"].map((t) => (
+              <button
+                type="button"
+                key={t}
+                aria-pressed={chartType === t ? "true" : "false"}
+                onClick={() => navigate(siteHref(hostname, setParam(query, "chart[type]", t === "area" ? null : t)), { replace: true })}
+              >
+                {t === "area" ? "Area" : "Bar"}
+              </button>
+            ))}
+          </div>
+        </div>
+        {summary.data === undefined ? (
+          <Loading />
+        ) : (
+          <MainChart summary={summary.data} previous={previous.data} metricKey={metricKey} type={chartType} period={period} />
+        )}
+      </section>
+      <div class="panels">
+        {PANELS.map((panel) => (
+          <Panel key={panel.id} hostname={hostname} query={query} panel={panel} stats={stats} />
+        ))}
+        <PropertiesPanel hostname={hostname} query={query} stats={stats} />
+      </div>
+    </div>
+  );
+}
+
+export { DETAIL_PARAMS };
