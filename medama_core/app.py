@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Callable
 
 from medama_core import COMMIT, __version__, assets, passwords
-from medama_core.api import Context, Handler, users, websites
+from medama_core.api import Context, Handler, stats, users, websites
 from medama_core.api import auth as auth_api
 from medama_core.api import settings as settings_api
 from medama_core.config import Config, as_dict
@@ -44,6 +44,7 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("GET", "/websites/{hostname}", websites.get_website),
     Route("PATCH", "/websites/{hostname}", websites.patch_website),
     Route("DELETE", "/websites/{hostname}", websites.delete_website),
+    *(Route("GET", f"/website/{{hostname}}/{name}", handler) for name, handler in stats.HANDLERS.items()),
 )
 
 

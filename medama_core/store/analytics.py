@@ -66,4 +66,100 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        3,
+        (
+            # Stats rollups (docs/storage.md). Triggers only mark an hour of a site dirty; the stats
+            # code rebuilds closed dirty hours in bulk (store/rollups.py) and reads dirty hours raw,
+            # so a rollup row never holds a stale number and ingestion pays one small upsert per row.
+            """CREATE TABLE rollup_dirty (
+                hostname TEXT NOT NULL,
+                hour INTEGER NOT NULL,
+                PRIMARY KEY (hostname, hour)
+            ) WITHOUT ROWID""",
+            # Additive counts per site, span (0 = hour, 1 = UTC day), dimension kind, period and value.
+            """CREATE TABLE rollup (
+                hostname TEXT NOT NULL,
+                span INTEGER NOT NULL,
+                kind INTEGER NOT NULL,
+                period INTEGER NOT NULL,
+                value TEXT NOT NULL,
+                visitors INTEGER NOT NULL,
+                page_visitors INTEGER NOT NULL,
+                pageviews INTEGER NOT NULL,
+                bounces INTEGER NOT NULL,
+                timed INTEGER NOT NULL,
+                duration_sum INTEGER NOT NULL,
+                PRIMARY KEY (hostname, span, kind, period, value)
+            ) WITHOUT ROWID""",
+            # Sorted durations (packed unsigned integers) for exact medians of the site and of each page.
+            """CREATE TABLE rollup_durations (
+                hostname TEXT NOT NULL,
+                span INTEGER NOT NULL,
+                kind INTEGER NOT NULL,
+                period INTEGER NOT NULL,
+                value TEXT NOT NULL,
+                width INTEGER NOT NULL,
+                durations BLOB NOT NULL
+            )""",
+            "CREATE UNIQUE INDEX rollup_durations_key ON rollup_durations(hostname, span, kind, period, value)",
+            # Custom event counts per site (of the view they belong to), span, period, name and value.
+            """CREATE TABLE rollup_props (
+                hostname TEXT NOT NULL,
+                span INTEGER NOT NULL,
+                period INTEGER NOT NULL,
+                name TEXT NOT NULL,
+                value TEXT NOT NULL,
+                events INTEGER NOT NULL,
+                PRIMARY KEY (hostname, span, period, name, value)
+            ) WITHOUT ROWID""",
+            # Days whose day rows exist; a day is used only while none of its hours is dirty.
+            """CREATE TABLE rollup_days (
+                hostname TEXT NOT NULL,
+                day INTEGER NOT NULL,
+                PRIMARY KEY (hostname, day)
+            ) WITHOUT ROWID""",
+            # Rebuilding an hour of /properties reads that hour's events.
+            "CREATE INDEX events_date ON events(date_created)",
+            """CREATE TRIGGER views_rollup_insert AFTER INSERT ON views BEGIN
+                INSERT OR IGNORE INTO rollup_dirty VALUES (NEW.hostname, NEW.date_created / 3600000);
+                INSERT OR IGNORE INTO rollup_dirty
+                    SELECT NEW.hostname, date_created / 3600000 FROM events WHERE bid = NEW.bid;
+            END""",
+            """CREATE TRIGGER views_rollup_update AFTER UPDATE ON views BEGIN
+                INSERT OR IGNORE INTO rollup_dirty VALUES (NEW.hostname, NEW.date_created / 3600000);
+                INSERT OR IGNORE INTO rollup_dirty VALUES (OLD.hostname, OLD.date_created / 3600000);
+                INSERT OR IGNORE INTO rollup_dirty
+                    SELECT NEW.hostname, date_created / 3600000 FROM events
+                    WHERE bid = NEW.bid AND (NEW.hostname IS NOT OLD.hostname OR NEW.bid IS NOT OLD.bid);
+                INSERT OR IGNORE INTO rollup_dirty
+                    SELECT OLD.hostname, date_created / 3600000 FROM events
+                    WHERE bid = OLD.bid AND (NEW.hostname IS NOT OLD.hostname OR NEW.bid IS NOT OLD.bid);
+            END""",
+            """CREATE TRIGGER views_rollup_delete AFTER DELETE ON views BEGIN
+                INSERT OR IGNORE INTO rollup_dirty VALUES (OLD.hostname, OLD.date_created / 3600000);
+                INSERT OR IGNORE INTO rollup_dirty
+                    SELECT OLD.hostname, date_created / 3600000 FROM events WHERE bid = OLD.bid;
+            END""",
+            """CREATE TRIGGER events_rollup_insert AFTER INSERT ON events BEGIN
+                INSERT OR IGNORE INTO rollup_dirty
+                    SELECT hostname, NEW.date_created / 3600000 FROM views WHERE bid = NEW.bid;
+            END""",
+            """CREATE TRIGGER events_rollup_update AFTER UPDATE ON events BEGIN
+                INSERT OR IGNORE INTO rollup_dirty
+                    SELECT hostname, NEW.date_created / 3600000 FROM views WHERE bid = NEW.bid;
+                INSERT OR IGNORE INTO rollup_dirty
+                    SELECT hostname, OLD.date_created / 3600000 FROM views WHERE bid = OLD.bid;
+            END""",
+            """CREATE TRIGGER events_rollup_delete AFTER DELETE ON events BEGIN
+                INSERT OR IGNORE INTO rollup_dirty
+                    SELECT hostname, OLD.date_created / 3600000 FROM views WHERE bid = OLD.bid;
+            END""",
+            # Rows stored before this migration: every hour they touch starts dirty.
+            """INSERT OR IGNORE INTO rollup_dirty
+                SELECT DISTINCT hostname, date_created / 3600000 FROM views""",
+            """INSERT OR IGNORE INTO rollup_dirty
+                SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM events e JOIN views v ON v.bid = e.bid""",
+        ),
+    ),
 )

@@ -1,0 +1,225 @@
+"""/website/{hostname}/*: the stats endpoints, driven by a name -> query table (spec §2.8, §4).
+
+Each handler checks the session (401), the site (404 `website not found`)
+and the query string (400), then runs one store function on a reader
+thread. After answering, a stats request that saw closed dirty hours asks the
+writer thread to rebuild them (store/rollups.py), one rebuild at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from medama_core import auth
+from medama_core.api import Context
+from medama_core.http.errors import HTTPError
+from medama_core.http.protocol import Request, Response, json_response
+from medama_core.store import rollups, stats
+from medama_core.store.filters import FIELDS, OPERATORS, Filter
+
+LIMIT_MAX = 5000  # upstream's schema bound on `limit`
+OFFSET_MAX = 5000  # upstream's schema bound on `offset`
+MAX_BUCKETS = 10_000  # a year of hours is 8,784; minute buckets over a month would be 44,640 rows of JSON
+REFRESH_HOURS = 2000  # hours one background rebuild takes on; about three months of one busy site
+NOT_FOUND = "website not found"
+
+# RFC 3339 date-time: date, `T` (or `t`/space, RFC 3339 §5.6 note), time, optional fraction, offset.
+_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+_BOOLS = {"true": True, "false": False}
+
+_refreshing: dict[int, asyncio.Task[int]] = {}  # id(ctx.analytics) -> the rebuild in flight
+
+
+def parse_time(name: str, text: str) -> int:
+    """An RFC 3339 date-time as Unix microseconds (digits past the microsecond are dropped)."""
+    found = _RFC3339.fullmatch(text)
+    if found is None:
+        raise HTTPError(400, f"{name}: {text!r} is not an RFC 3339 date-time")
+    date, clock, fraction, offset = found.groups()
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        moment = datetime.fromisoformat(f"{date}T{clock}{offset}")
+    except ValueError:
+        raise HTTPError(400, f"{name}: {text!r} is not a valid date-time") from None
+    micro = int((fraction or ".0")[1:7].ljust(6, "0"))
+    return int(moment.timestamp()) * 10**6 + micro
+
+
+def _bool(request: Request, name: str, default: bool) -> bool:
+    text = request.query_value(name)
+    if text is None:
+        return default
+    if text not in _BOOLS:
+        raise HTTPError(400, f"{name}: must be true or false")
+    return _BOOLS[text]
+
+
+def _int(request: Request, name: str, low: int, high: int) -> int | None:
+    text = request.query_value(name)
+    if text is None:
+        return None
+    if not re.fullmatch(r"[+-]?\d{1,10}", text):
+        raise HTTPError(400, f"{name}: must be an integer")
+    value = int(text)
+    if not low <= value <= high:
+        raise HTTPError(400, f"{name}: must be between {low} and {high}")
+    return value
+
+
+def parse_filters(request: Request) -> tuple[Filter, ...]:
+    """`field[op]=value` for the whitelisted fields; per field the first operator in precedence order."""
+    found = []
+    for field in FIELDS:
+        for op in OPERATORS:
+            value = request.query_value(f"{field}[{op}]")
+            if value is not None:
+                found.append(Filter(field, op, value))
+                break
+    return tuple(found)
+
+
+def parse_query(request: Request) -> stats.Query:
+    start = request.query_value("start")
+    end = request.query_value("end")
+    return stats.Query(
+        hostname=request.path_params["hostname"],
+        start_us=None if start is None else parse_time("start", start),
+        end_us=None if end is None else parse_time("end", end),
+        filters=parse_filters(request),
+    )
+
+
+def parse_page(request: Request) -> stats.Page:
+    limit = _int(request, "limit", 1, LIMIT_MAX)
+    offset = _int(request, "offset", 0, OFFSET_MAX)
+    return stats.Page(limit, offset or 0)
+
+
+async def _prepare(request: Request, ctx: Context) -> stats.Query:
+    await auth.require_user(request, ctx.meta)
+    if request.path_params["hostname"] not in ctx.hostnames:
+        raise HTTPError(404, NOT_FOUND)
+    return parse_query(request)
+
+
+async def _answer(ctx: Context, fn: Callable[..., Any], *args: object) -> Response:
+    result = await ctx.analytics.read(fn, *args)
+    _schedule_refresh(ctx)
+    return json_response(result)
+
+
+def _schedule_refresh(ctx: Context) -> None:
+    """Start a background rebuild of closed dirty hours unless one is already running."""
+    key = id(ctx.analytics)
+    running = _refreshing.get(key)
+    if running is not None and not running.done():
+        return
+    if ctx.analytics.closed:
+        return
+    task = asyncio.get_running_loop().create_task(_refresh(ctx))
+    _refreshing[key] = task
+
+
+async def _refresh(ctx: Context) -> int:
+    now_ms = int(time.time() * 1000)
+    if not await ctx.analytics.read(_has_closed_dirty, now_ms):
+        return 0
+    try:
+        return await ctx.analytics.write(rollups.refresh, now_ms, REFRESH_HOURS)
+    except (sqlite3.Error, RuntimeError) as exc:  # shutting down, or a busy database: the next request retries
+        ctx.log.warn("rollup refresh failed", error=repr(exc))
+        return 0
+
+
+def _has_closed_dirty(conn: sqlite3.Connection, now_ms: int) -> bool:
+    row = conn.execute("SELECT 1 FROM rollup_dirty WHERE hour < ? LIMIT 1", (now_ms // rollups.HOUR_MS,)).fetchone()
+    return row is not None
+
+
+def _summary(conn: sqlite3.Connection, query: stats.Query, previous: bool, interval: str | None) -> dict[str, Any]:
+    result: dict[str, Any] = {"current": stats.site_metrics(conn, query)}
+    if previous and query.start_us is not None and query.end_us is not None:
+        start, end = stats.previous_period(query.start_us, query.end_us)
+        before = stats.Query(query.hostname, start, end, query.filters)
+        result["previous"] = stats.site_metrics(conn, before)
+    if interval is not None:
+        assert query.start_us is not None and query.end_us is not None
+        result["interval"] = stats.interval_metrics(conn, query, interval, query.start_us, query.end_us)
+    return result
+
+
+async def get_summary(request: Request, ctx: Context) -> Response:
+    query = await _prepare(request, ctx)
+    previous = _bool(request, "previous", False)
+    interval = request.query_value("interval")
+    if interval is not None:
+        if interval not in (*stats.STEPS_US, "month"):
+            raise HTTPError(400, "interval: must be one of minute, hour, day, week, month")
+        if query.start_us is None or query.end_us is None:
+            raise HTTPError(400, "interval: needs both start and end")
+        if stats.bucket_count(interval, query.start_us, query.end_us) > MAX_BUCKETS:
+            raise HTTPError(400, f"interval: {interval} buckets from start to end would be more than {MAX_BUCKETS}")
+    return await _answer(ctx, _summary, query, previous, interval)
+
+
+def _list_handler(
+    endpoint: str, flag: str | None, flag_default: bool
+) -> Callable[[Request, Context], Awaitable[Response]]:
+    """A list endpoint; `flag` is grouped (referrers) or locale (languages), where it switches the column."""
+
+    async def handler(request: Request, ctx: Context) -> Response:
+        query = await _prepare(request, ctx)
+        summary = _bool(request, "summary", False)
+        page = parse_page(request)
+        variant = flag is not None and _bool(request, flag, flag_default) != flag_default
+        return await _answer(ctx, stats.list_stats, query, endpoint, summary, page, variant)
+
+    handler.__name__ = f"get_{endpoint}"
+    return handler
+
+
+get_pages = _list_handler("pages", None, False)
+get_referrers = _list_handler("referrers", "grouped", True)
+get_sources = _list_handler("sources", None, False)
+get_mediums = _list_handler("mediums", None, False)
+get_campaigns = _list_handler("campaigns", None, False)
+get_browsers = _list_handler("browsers", None, False)
+get_os = _list_handler("os", None, False)
+get_devices = _list_handler("devices", None, False)
+get_countries = _list_handler("countries", None, False)
+get_languages = _list_handler("languages", "locale", False)
+
+
+async def get_time(request: Request, ctx: Context) -> Response:
+    query = await _prepare(request, ctx)
+    summary = _bool(request, "summary", False)
+    return await _answer(ctx, stats.time_stats, query, summary, parse_page(request))
+
+
+async def get_properties(request: Request, ctx: Context) -> Response:
+    query = await _prepare(request, ctx)
+    return await _answer(ctx, stats.properties, query, parse_page(request))
+
+
+# Endpoint name -> handler: the 13 stats routes of app.ROUTES.
+HANDLERS: dict[str, Callable[[Request, Context], Awaitable[Response]]] = {
+    "summary": get_summary,
+    "pages": get_pages,
+    "time": get_time,
+    "referrers": get_referrers,
+    "sources": get_sources,
+    "mediums": get_mediums,
+    "campaigns": get_campaigns,
+    "browsers": get_browsers,
+    "os": get_os,
+    "devices": get_devices,
+    "countries": get_countries,
+    "languages": get_languages,
+    "properties": get_properties,
+}
