@@ -8,8 +8,8 @@ import time
 import traceback
 from collections.abc import Callable
 
-from medama_core import COMMIT, __version__, assets, passwords
-from medama_core.api import Context, Handler, stats, users, websites
+from medama_core import COMMIT, __version__, assets, https, passwords
+from medama_core.api import Context, Handler, debug, health, stats, users, websites
 from medama_core.api import auth as auth_api
 from medama_core.api import settings as settings_api
 from medama_core.config import Config, as_dict
@@ -29,6 +29,7 @@ DEFAULT_BODY_LIMIT = 1024 * 1024  # the largest non-event body (settings with a 
 
 # Every URL the API answers, relative to /api, in matching order.
 ROUTES: tuple[Route[Handler], ...] = (
+    Route("GET", "/health", health.get_health),
     Route("POST", "/auth/login", auth_api.post_login),
     Route("POST", "/auth/logout", auth_api.post_logout),
     Route("GET", "/user", users.get_user),
@@ -48,12 +49,20 @@ ROUTES: tuple[Route[Handler], ...] = (
 )
 
 
+# Profiling pages outside /api, as upstream mounts pprof; they answer 404 unless -profiler is set.
+DEBUG_ROUTES: tuple[Route[Handler], ...] = (
+    Route("GET", "/debug/profile", debug.get_profile),
+    Route("GET", "/debug/stacks", debug.get_stacks),
+)
+
+
 class App:
     """Route requests, turn every exception into the one error shape, decorate and log responses."""
 
     def __init__(self, ctx: Context, routes: tuple[Route[Handler], ...] = ROUTES) -> None:
         self.ctx = ctx
         self.router: Router[Handler] = Router(routes)
+        self.debug_router: Router[Handler] = Router(DEBUG_ROUTES)
         self.assets = assets.Assets()
 
     def body_limit(self, path: str) -> int:
@@ -93,6 +102,9 @@ class App:
         if path.startswith("/api/") or path == API_PREFIX:
             handler, params = self.router.match(request.method, path[len(API_PREFIX) :])
             request.path_params = params
+            return await handler(request, self.ctx)
+        if path.startswith("/debug/"):
+            handler, _ = self.debug_router.match(request.method, path)
             return await handler(request, self.ctx)
         asset = self.assets.lookup(path, self.ctx.script_variant)
         if asset is None:
@@ -153,20 +165,27 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     try:
-        port = await server.listen(config.host or None, config.port)
-        host = config.host or "localhost"
+        front: https.Front | None = None
+        if config.autossl or config.tlscert:
+            front = await https.start(config, log, server, signals=signals)
+            port, url = front.https_port, front.url
+        else:
+            port = await server.listen(config.host or None, config.port, reuse_port=config.reuseport)
+            url = f"http://{config.host or 'localhost'}:{port}/"
         log.info(
             "medama is running",
             version=__version__,
             commit=COMMIT,
             loop=type(loop).__module__.split(".")[0],
-            url=f"http://{host}:{port}/",
+            url=url,
         )
         if on_ready is not None:
             on_ready(port)
         await stop.wait()
         log.info("shutting down")
         await server.shutdown()
+        if front is not None:
+            await front.close()
         for hook in ctx.on_shutdown:
             try:
                 await hook()

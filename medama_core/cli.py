@@ -17,6 +17,7 @@ USAGE = """Usage: medama <command> [flags]
 Commands:
   start     run the analytics server
   version   print the version and build commit
+  backup    copy both databases into a directory while the server runs
 
 Run `medama <command> --help` for a command's flags."""
 
@@ -63,9 +64,16 @@ def cmd_version(args: Sequence[str]) -> int:
     return 0
 
 
+def cmd_backup(args: Sequence[str]) -> int:
+    from medama_core import backup
+
+    return backup.main(args, os.environ)
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "start": cmd_start,
     "version": cmd_version,
+    "backup": cmd_backup,
 }
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from medama_core.log import LEVELS
 
+LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"  # production; staging for trials
+
 
 class ConfigError(ValueError):
     """A flag or environment value that cannot be used; the CLI prints it on one line and exits 2."""
@@ -100,6 +102,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("analyticsdb", "ANALYTICS_DATABASE_HOST", "./me_analytics.db", _text, "path of the SQLite analytics DB"),
     Option("autossl", "AUTO_SSL", "", _text, "domain to obtain an ACME certificate for; serves :443 and :80"),
     Option("autosslemail", "AUTO_SSL_EMAIL", "", _text, "contact email for the ACME account"),
+    Option("acmedirectory", "ACME_DIRECTORY", LETSENCRYPT_DIRECTORY, _text, "ACME directory URL used by -autossl"),
+    Option("acmeca", "ACME_CA", "", _text, "PEM file of CAs to trust for the ACME server (private or test CAs)"),
+    Option("httpport", "HTTP_PORT", 80, _port, "with TLS: port for ACME challenges and redirects (0: none, -tlscert)"),
+    Option("httpsport", "HTTPS_PORT", 443, _port, "with -autossl or -tlscert: the HTTPS port"),
+    Option("tlscert", "TLS_CERT", "", _text, "serve HTTPS with this PEM certificate chain; SIGHUP reloads it"),
+    Option("tlskey", "TLS_KEY", "", _text, "private key for -tlscert (omit when the chain file holds it)"),
+    Option("datadir", "DATA_DIR", "", _text, "where certificates and the ACME key live (default: -appdb's folder)"),
+    Option(
+        "reuseport",
+        "REUSE_PORT",
+        False,
+        _bool,
+        "listen with SO_REUSEPORT so a new process can take over the port during an upgrade",
+        is_flag=True,
+    ),
     Option("corsorigins", "CORS_ALLOWED_ORIGINS", (), _list, "comma-separated origins allowed credentialed API calls"),
     Option(
         "trustedproxies",
@@ -133,6 +150,14 @@ class Config:
     analyticsdb: str = "./me_analytics.db"
     autossl: str = ""
     autosslemail: str = ""
+    acmedirectory: str = LETSENCRYPT_DIRECTORY
+    acmeca: str = ""
+    httpport: int = 80
+    httpsport: int = 443
+    tlscert: str = ""
+    tlskey: str = ""
+    datadir: str = ""
+    reuseport: bool = False
     corsorigins: tuple[str, ...] = ()
     trustedproxies: tuple[str, ...] = ()
     ratelimit: int = 150

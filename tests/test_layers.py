@@ -36,10 +36,15 @@ ALLOWED: dict[str, set[str]] = {
         "writer",
         "throttle",
     },
+    "acme": set(),  # imports cryptography; only https.py imports it, lazily, for -autossl
+    "tls": set(),
+    "https": {"acme", "tls", "http", "config", "log"},
+    "backup": {"config"},
     "writer": {"store", "log", "http"},
     "transfer": {"store", "ingest"},
     "app": {
         "api",
+        "https",
         "http",
         "ingest",
         "store",
@@ -52,7 +57,7 @@ ALLOWED: dict[str, set[str]] = {
         "usage",
         "ratelimit",
     },
-    "cli": {"app", "config", "log", "transfer", "store", "passwords"},
+    "cli": {"app", "backup", "config", "log", "passwords", "store", "transfer"},
 }
 
 

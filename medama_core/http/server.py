@@ -112,14 +112,25 @@ class HTTPServer:
         *,
         ssl_context: ssl.SSLContext | None = None,
         sock: socket.socket | None = None,
+        reuse_port: bool = False,
     ) -> int:
-        """Start accepting; returns the bound port (useful with port 0)."""
+        """Start accepting; returns the bound port (useful with port 0).
+
+        `reuse_port` sets SO_REUSEPORT, so a second process can bind the same
+        port and share new connections until this one shuts down (upgrades).
+        """
         loop = asyncio.get_running_loop()
         if sock is not None:
             server = await loop.create_server(lambda: _Connection(self), sock=sock, ssl=ssl_context, backlog=1024)
         else:
             server = await loop.create_server(
-                lambda: _Connection(self), host, port, ssl=ssl_context, backlog=1024, reuse_address=True
+                lambda: _Connection(self),
+                host,
+                port,
+                ssl=ssl_context,
+                backlog=1024,
+                reuse_address=True,
+                reuse_port=reuse_port or None,
             )
         self._servers.append(server)
         if self._sweeper is None:
@@ -248,6 +259,8 @@ class _Connection(asyncio.Protocol):
             self._close()
         else:
             self.keep_open = False
+        if self.transport is not None and self.transport.get_extra_info("sslcontext") is not None:
+            return None  # TLS cannot half-close; asyncio would ignore True and log a warning per connection
         return True  # keep the transport half-open so a running handler can still answer
 
     def pause_writing(self) -> None:

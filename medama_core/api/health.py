@@ -1,0 +1,47 @@
+"""GET /api/health: is the process up and are both databases answering (no login needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+
+from medama_core import COMMIT, __version__
+from medama_core.api import Context
+from medama_core.http.errors import HTTPError
+from medama_core.http.protocol import Request, Response, json_response
+from medama_core.store.db import Database
+
+# Load balancers probe with a 2-5 s timeout (Fly.io's default is 2 s): answer inside it even when a database hangs.
+DB_CHECK_TIMEOUT_S = 1.5
+
+
+def _probe(conn: sqlite3.Connection) -> None:
+    conn.execute("select count(*) from sqlite_master").fetchone()
+
+
+async def check(db: Database) -> str:
+    """'ok', 'timeout' or 'error: …' for one database, read on its reader threads."""
+    try:
+        async with asyncio.timeout(DB_CHECK_TIMEOUT_S):
+            await db.read(_probe)
+    except TimeoutError:
+        return "timeout"
+    except (sqlite3.Error, RuntimeError, OSError) as exc:  # RuntimeError: its threads are shut down
+        return f"error: {exc}"
+    return "ok"
+
+
+async def get_health(request: Request, ctx: Context) -> Response:
+    meta_state, analytics_state = await asyncio.gather(check(ctx.meta), check(ctx.analytics))
+    if meta_state != "ok" or analytics_state != "ok":
+        # 503 lets a load balancer or `curl --fail` act on a broken database, not only on a dead process.
+        raise HTTPError(503, f"database check failed: meta {meta_state}; analytics {analytics_state}")
+    body = {
+        "status": "ok",
+        "version": __version__,
+        "commit": COMMIT,
+        "uptime_s": int(time.time() - ctx.started),
+        "databases": {"meta": meta_state, "analytics": analytics_state},
+    }
+    return json_response(body, headers=[("Cache-Control", "no-store")])
