@@ -58,14 +58,15 @@ def seed_views(db_path: Path, hostname: str, *, days: int = 40, per_day: int = 1
             bid = f"seed{hostname}{day:03d}{i:03d}"
             referrer = rng.choice(REFERRERS)
             language = rng.choice(LANGUAGES)
-            path = HOSTILE_PATH if (day, i) == (0, 0) else rng.choice(PATHS)
+            hostile = (day, i) == (0, 0)
+            path = HOSTILE_PATH if hostile else rng.choice(PATHS)
             rows.append(
                 {
                     "bid": bid,
                     "hostname": hostname,
                     "pathname": path,
-                    "is_unique_user": int(rng.random() < 0.7),
-                    "is_unique_page": int(rng.random() < 0.85),
+                    "is_unique_user": int(hostile or rng.random() < 0.7),
+                    "is_unique_page": int(hostile or rng.random() < 0.85),
                     "referrer_host": referrer[0],
                     "referrer_group": referrer[1],
                     "country": rng.choice(COUNTRIES),
