@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Callable
 
 from medama_core import COMMIT, __version__, assets, https, passwords
-from medama_core.api import Context, Handler, debug, health, stats, users, websites
+from medama_core.api import Context, Handler, debug, events, health, stats, users, websites
 from medama_core.api import auth as auth_api
 from medama_core.api import settings as settings_api
 from medama_core.config import Config, as_dict
@@ -20,8 +20,10 @@ from medama_core.http.protocol import Request, Response, json_response
 from medama_core.http.router import Route, Router
 from medama_core.http.server import HTTPServer
 from medama_core.log import Logger
-from medama_core.store import analytics, meta
+from medama_core.ratelimit import RateLimiter
+from medama_core.store import analytics, hits, meta
 from medama_core.store.db import Database
+from medama_core.writer import Batcher
 
 API_PREFIX = "/api"
 EVENT_BODY_LIMIT = 64 * 1024  # a tracker beacon is < 1 KiB; 64 KiB leaves room for big custom properties
@@ -30,6 +32,8 @@ DEFAULT_BODY_LIMIT = 1024 * 1024  # the largest non-event body (settings with a 
 # Every URL the API answers, relative to /api, in matching order.
 ROUTES: tuple[Route[Handler], ...] = (
     Route("GET", "/health", health.get_health),
+    Route("GET", "/event/ping", events.get_ping),
+    Route("POST", "/event/hit", events.post_hit),
     Route("POST", "/auth/login", auth_api.post_login),
     Route("POST", "/auth/logout", auth_api.post_logout),
     Route("GET", "/user", users.get_user),
@@ -138,6 +142,9 @@ def open_context(config: Config, log: Logger) -> Context:
     settings = meta.get_settings(conn)
     ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
     ctx.hostnames.update(meta.list_hostnames(conn))
+    ctx.hits = Batcher(analytics_db, hits.apply_batch)
+    ctx.on_shutdown.append(ctx.hits.close)  # SIGTERM commits the hits still queued
+    ctx.ratelimiter = RateLimiter(config.ratelimit) if config.ratelimit else None
     settings_api.apply_tenant(ctx, settings)
     settings_api.apply_engine_at_startup(ctx, settings)
     try:

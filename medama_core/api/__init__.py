@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from medama_core.auth import AuthState
 from medama_core.config import Config
 from medama_core.http.protocol import Request, Response
+from medama_core.ingest.ipfilter import IPFilter
 from medama_core.log import Logger
+from medama_core.ratelimit import RateLimiter
 from medama_core.store.db import Database
+from medama_core.store.hits import Op as HitOp
 from medama_core.usage import CPUSampler
+from medama_core.writer import Batcher
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,12 @@ class Context:
     block_settings: BlockSettings = field(default_factory=BlockSettings)  # loaded at start-up, replaced on PATCH
     auth: AuthState = field(default_factory=AuthState)  # login throttling and the password-hashing gate
     cpu: CPUSampler = field(default_factory=CPUSampler)  # previous CPU sample for /user/usage
+    # Ingestion (api/events.py): the group-commit writer of hits, the /event/* rate limiter (None when
+    # -ratelimit 0), hits dropped since start-up by reason, and the IP filter last built from block_settings.
+    hits: Batcher[HitOp] | None = None
+    ratelimiter: RateLimiter | None = None
+    drops: Counter[str] = field(default_factory=Counter)
+    ip_filter: tuple[BlockSettings, IPFilter | None] | None = None
     started: float = field(default_factory=time.time)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 

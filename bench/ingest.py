@@ -1,0 +1,357 @@
+"""Ingestion benchmark: tracker hits per second end-to-end over HTTP, with latency and server memory.
+
+Starts `medama.py start -ratelimit 0 -level warn` as a subprocess on fresh
+databases (three registered sites, IP block presets off so 127.0.0.1 may
+send), then drives it with Debian's `wrk` and a Lua script that builds every
+request anew: realistic User-Agents, Accept-Language headers, page URLs with
+and without UTM tags, referrers and time zones, and tracker-style beacon ids
+(base-36 milliseconds then random digits, time-ordered like
+`Date.now().toString(36) + Math.random().toString(36)`).
+
+Scenarios, each after a warm-up:
+  ping   GET /api/event/ping, the cheapest route: the server's ceiling here
+  load   POST load beacons (every one a new page view row)
+  pairs  each connection sends a load and then the unload of the same id
+
+It prints requests/s, hits/s, p50/p99 latency from wrk, peak server RSS,
+the number of rows stored against the 204s wrk counted, and the writer's
+mean batch size. No thresholds are asserted: the numbers are for reading.
+
+Usage: python bench/ingest.py [--duration 10] [--connections 128] [--threads 1]
+Needs `wrk` (apt-get install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from medama_core.store import db, meta  # noqa: E402
+
+SITES = ("example.com", "blog.example.org", "shop.example.net")
+
+USER_AGENTS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/123.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 "
+    "Edg/124.0.0.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 "
+    "Safari/605.1.15",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
+    "Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.4; rv:125.0) Gecko/20100101 Firefox/125.0",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 "
+    "Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 "
+    "Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 "
+    "Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/24.0 "
+    "Chrome/117.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 13; SM-X200) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/123.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Android 14; Mobile; rv:125.0) Gecko/125.0 Firefox/125.0",
+    "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 "
+    "OPR/109.0.0.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 "
+    "YaBrowser/24.4.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Vivaldi/6.6 Chrome/124.0.0.0 "
+    "Safari/537.36",
+)
+LANGUAGES = (
+    "en-US,en;q=0.9",
+    "en-GB,en;q=0.9",
+    "de-DE,de;q=0.9,en;q=0.8",
+    "fr-FR,fr;q=0.9,en-US;q=0.8,en;q=0.7",
+    "es-ES,es;q=0.9",
+    "ja,en-US;q=0.9,en;q=0.8",
+    "pt-BR,pt;q=0.9,en;q=0.8",
+    "zh-CN,zh;q=0.9",
+    "nl-NL,nl;q=0.9,en;q=0.8",
+    "it-IT,it;q=0.9",
+    "pl-PL,pl;q=0.9",
+    "en",
+)
+PATHS = (
+    "/",
+    "/about",
+    "/pricing",
+    "/blog/",
+    "/blog/how-we-built-it",
+    "/blog/2024/05/release-notes",
+    "/docs/getting-started",
+    "/docs/api/events",
+    "/contact",
+    "/products/widget-42",
+    "/search?q=analytics",
+    "/pricing?utm_source=newsletter&utm_medium=email&utm_campaign=spring",
+    "/?utm_source=twitter&utm_medium=social",
+    "/landing?utm_source=google&utm_medium=cpc&utm_campaign=brand%20terms",
+)
+REFERRERS = (
+    "",
+    "",
+    "",
+    "https://www.google.com/",
+    "https://www.bing.com/search?q=medama",
+    "https://duckduckgo.com/",
+    "https://news.ycombinator.com/item?id=40000000",
+    "https://www.reddit.com/r/selfhosted/comments/abc/medama/",
+    "https://t.co/xyz",
+    "https://github.com/medama-io/medama",
+    "https://example.com/blog/",
+    "https://l.facebook.com/l.php?u=x",
+)
+TIMEZONES = (
+    "America/New_York",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Paris",
+    "Asia/Tokyo",
+    "America/Los_Angeles",
+    "Australia/Sydney",
+    "Asia/Kolkata",
+    "America/Sao_Paulo",
+    "Europe/Amsterdam",
+)
+
+# Requests between a load and its unload in the pairs scenario: enough for the load to have committed.
+UNLOAD_LAG = 512
+
+LUA = r"""
+local mode = "%(mode)s"
+local sites = {%(sites)s}
+local uas = {%(uas)s}
+local langs = {%(langs)s}
+local paths = {%(paths)s}
+local refs = {%(refs)s}
+local tzs = {%(tzs)s}
+local digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+local threads = {}
+local counter, start_ms, tid = 0, %(start_ms)d, 0
+-- pairs: an unload follows its load %(lag)d requests later, as a page is left after its load committed
+local unloads, first, last = {}, 1, 0
+
+local function base36(n)
+  local s = ""
+  repeat
+    local d = n %% 36
+    s = string.sub(digits, d + 1, d + 1) .. s
+    n = math.floor(n / 36)
+  until n == 0
+  return s
+end
+
+local function pick(t) return t[math.random(#t)] end
+
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  math.randomseed(tid * 7919 + os.time())
+end
+
+local function post(body, ua, lang)
+  return "POST /api/event/hit HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: " .. ua ..
+    "\r\nAccept-Language: " .. lang .. "\r\nContent-Type: text/plain;charset=UTF-8\r\nOrigin: https://example.com" ..
+    "\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body
+end
+
+function request()
+  if mode == "ping" then
+    return "GET /api/event/ping?u=" .. pick(sites) .. pick(paths):gsub("[?&=%%%% ]", "_") ..
+      " HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: " .. pick(uas) .. "\r\n\r\n"
+  end
+  if last - first + 1 > %(lag)d then
+    local req = unloads[first]
+    unloads[first] = nil
+    first = first + 1
+    return req
+  end
+  counter = counter + 1
+  -- Date.now().toString(36) + Math.random().toString(36).substr(2): time-ordered, then random
+  local bid = base36(start_ms + counter * 3) .. base36(tid) .. base36(math.random(0, 2176782335)) ..
+    base36(math.random(0, 60466175))
+  local ua, lang = pick(uas), pick(langs)
+  local body = '{"b":"' .. bid .. '","e":"load","u":"https://' .. pick(sites) .. pick(paths) ..
+    '","r":"' .. pick(refs) .. '","p":' .. (math.random() < 0.3 and "true" or "false") ..
+    ',"q":' .. (math.random() < 0.6 and "true" or "false") .. ',"t":"' .. pick(tzs) .. '"}'
+  if mode == "pairs" then
+    last = last + 1
+    unloads[last] = post('{"b":"' .. bid .. '","e":"unload","m":' .. math.random(200, 600000) .. '}', ua, lang)
+  end
+  return post(body, ua, lang)
+end
+"""
+
+
+def lua_list(items: tuple[str, ...]) -> str:
+    return ", ".join('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listening on port {port}")
+
+
+def proc_status(pid: int, field: str) -> int:
+    """A `/proc/<pid>/status` memory field in KiB (VmRSS now, VmHWM peak)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def prepare(workdir: Path) -> None:
+    """Fresh databases with one user, the benchmark's sites, and the IP block presets off."""
+    conn = db.connect(str(workdir / "me_meta.db"))
+    db.migrate(conn, meta.MIGRATIONS)
+    meta.insert_user(conn, meta.new_user_id(), "admin", "not-a-hash", 0)
+    user_id = conn.execute("SELECT id FROM users").fetchone()[0]
+    for site in SITES:
+        meta.insert_website(conn, site, user_id, 0)
+    meta.set_setting(conn, "block_abusive_ips", "false", 0)  # FireHOL lists 127/8 as a bogon
+    meta.set_setting(conn, "block_tor_exit_nodes", "false", 0)
+    conn.close()
+
+
+def run_wrk(port: int, mode: str, duration: int, connections: int, threads: int, script_dir: Path) -> dict[str, float]:
+    script = script_dir / f"{mode}.lua"
+    script.write_text(
+        LUA
+        % {
+            "mode": mode,
+            "sites": lua_list(SITES),
+            "uas": lua_list(USER_AGENTS),
+            "langs": lua_list(LANGUAGES),
+            "paths": lua_list(PATHS),
+            "refs": lua_list(REFERRERS),
+            "tzs": lua_list(TIMEZONES),
+            "start_ms": int(time.time() * 1000),
+            "lag": UNLOAD_LAG,
+        }
+    )
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script)]
+    out = subprocess.run([*cmd, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"(\d+) requests in ([\d.]+)s", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None or rps is None:
+        raise RuntimeError(f"cannot read wrk output:\n{out}")
+    result = {"requests": float(found.group(1)), "rps": float(rps.group(1))}
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    for pct in ("50", "99"):
+        match = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)\b", out)
+        result[f"p{pct}_ms"] = float(match.group(1)) * units[match.group(2)] if match else float("nan")
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    result["non2xx"] = float(non2xx.group(1)) if non2xx else 0.0
+    result["socket_errors"] = 1.0 if errors else 0.0
+    return result
+
+
+def count_rows(workdir: Path) -> tuple[int, int]:
+    conn = sqlite3.connect(workdir / "me_analytics.db")
+    views = conn.execute("SELECT count(*) FROM views").fetchone()[0]
+    durations = conn.execute("SELECT count(*) FROM views WHERE duration_ms IS NOT NULL").fetchone()[0]
+    conn.close()
+    return views, durations
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="ingestion benchmark (hits/s over HTTP)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    parser.add_argument("--connections", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (the server has the other core)")
+    parser.add_argument("--modes", default="ping,load,pairs")
+    parser.add_argument("--profile", help="sample the server with py-spy; collapsed stacks go to PROFILE.<mode>.txt")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 1
+    rows: list[tuple[str, dict[str, float]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        prepare(workdir)
+        port = free_port()
+        cmd = [sys.executable, str(ROOT / "medama.py"), "start", "-port", str(port), "-host", "127.0.0.1"]
+        cmd += ["-level", "warn", "-ratelimit", "0"]
+        cmd += ["-appdb", str(workdir / "me_meta.db"), "-analyticsdb", str(workdir / "me_analytics.db")]
+        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
+        try:
+            wait_port(port)
+            pid = server.pid
+            idle_kib = proc_status(pid, "VmRSS")
+            for mode in args.modes.split(","):
+                run_wrk(port, mode, 2, args.connections, args.threads, workdir)  # warm-up: caches, page cache
+                before = count_rows(workdir)
+                spy = _profile(pid, f"{args.profile}.{mode}.txt", args.duration) if args.profile else None
+                result = run_wrk(port, mode, args.duration, args.connections, args.threads, workdir)
+                if spy is not None:
+                    spy.wait(30)
+                time.sleep(0.2)
+                after = count_rows(workdir)
+                result["views"] = after[0] - before[0]
+                result["durations"] = after[1] - before[1]
+                result["hwm_mib"] = proc_status(pid, "VmHWM") / 1024
+                rows.append((mode, result))
+        finally:
+            server.terminate()
+            server.wait(30)
+    print(
+        f"\n{args.connections} connections, wrk -t{args.threads}, {args.duration} s per run, "
+        f"{os.cpu_count()} cores; idle RSS {idle_kib / 1024:.1f} MiB\n"
+    )
+    header = f"{'scenario':8} {'req/s':>9} {'hits/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>8} {'stored':>9}"
+    print(header + f" {'peak RSS MiB':>13}")
+    for mode, r in rows:
+        hits = r["rps"] / 2 if mode == "pairs" else r["rps"]
+        label = "pairs/s" if mode == "pairs" else ""
+        stored = "-" if mode == "ping" else f"{r['views']:.0f}"
+        print(
+            f"{mode:8} {r['rps']:>9.0f} {hits:>9.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['non2xx']:>8.0f} "
+            f"{stored:>9} {r['hwm_mib']:>13.1f} {label}"
+        )
+        if mode == "pairs":
+            print(f"{'':8} unloads applied to stored views: {r['durations']:.0f} of {r['views']:.0f}")
+    return 0
+
+
+def _profile(pid: int, path: str, duration: int) -> subprocess.Popen[bytes]:
+    """Sample the server with py-spy for `duration` seconds into collapsed stacks (flamegraph.pl input)."""
+    cmd = ["py-spy", "record", "-p", str(pid), "-d", str(duration), "-r", "250", "-f", "raw", "-o", path]
+    return subprocess.Popen([*cmd, "--threads", "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

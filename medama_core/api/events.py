@@ -1,0 +1,258 @@
+"""/event/ping and /event/hit: the public ingestion endpoints (spec §3), from request to durable row.
+
+A hit runs, in upstream's order: rate limit (429), content type (415), body
+(400), client IP and block lists (204), then per kind the site check (404)
+and the enrichment whose drops are silent 204s: bot, two or more unknown
+enrichments, spam referrer. What survives becomes one op for the group-commit
+writer, and the answer waits until that op has committed. Every drop is
+counted by reason, in memory and per day in the analytics database.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import secrets
+import time
+from collections.abc import Iterable
+from typing import Final
+
+from medama_core.api import BlockSettings, Context
+from medama_core.http.errors import HTTPError
+from medama_core.http.protocol import Request, Response
+from medama_core.ingest import geo, ipfilter, referrer, useragent
+from medama_core.ingest.hit import CustomHit, InvalidHit, LoadHit, UnloadHit, page_parts, parse_hit
+from medama_core.ingest.language import UNKNOWN_LANGUAGE, Language, parse_accept_language
+from medama_core.ingest.ping import DAY_S, InvalidDate
+from medama_core.ingest.ping import answer as ping_answer
+from medama_core.store import hits
+from medama_core.writer import Batcher, Closed, Overloaded
+
+# The tracker posts with `sendBeacon(string)` and `fetch(no-cors)`, both of which send
+# text/plain;charset=UTF-8; API clients send application/json (spec §3.1, §10.1).
+ACCEPTED_MEDIA_TYPES: Final = frozenset({"application/json", "text/plain"})
+
+# Browsers send a few dozen distinct Accept-Language values; 1,024 entries of at most
+# 2 KiB (language.MAX_HEADER_CHARS) bound the cache at 2 MB and keep the hot set.
+LANGUAGE_CACHE_SIZE: Final = 1024
+
+# Upstream's rule: a hit with this many enrichments unknown (browser, OS, device,
+# country, language) is almost certainly not a person, and is dropped.
+MAX_UNKNOWNS: Final = 2
+
+# Seconds a client is told to wait when the writer queue is full.
+OVERLOADED_RETRY_S: Final = "1"
+
+# Drop reasons, as stored in `drops.reason` and counted in `Context.drops`.
+BOT: Final = "bot"
+SPAM_REFERRER: Final = "spam_referrer"
+BLOCKED_IP: Final = "blocked_ip"
+RATE_LIMITED: Final = "rate_limited"
+UNKNOWN_SITE: Final = "unknown_site"
+TOO_MANY_UNKNOWNS: Final = "too_many_unknowns"
+DROP_REASONS: Final = (BOT, SPAM_REFERRER, BLOCKED_IP, RATE_LIMITED, UNKNOWN_SITE, TOO_MANY_UNKNOWNS)
+
+# Distinct peer addresses whose normalised form is remembered; ~150 bytes each.
+PEER_CACHE_SIZE: Final = 4096
+
+_LOOPBACK: Final = ("127.0.0.0/8", "::1/128")
+_CROCKFORD: Final = "0123456789abcdefghjkmnpqrstvwxyz"
+
+# Real traffic repeats its pages and referrers (a site has a few hundred pages, most visits come
+# from a few dozen referrer URLs): 4,096 entries of each, ~1 KB apiece, hold the hot set in ~8 MB
+# and spare a URL parse (~5 µs) per hit. Errors (InvalidHit, InvalidReferrer) are never cached.
+URL_CACHE_SIZE: Final = 4096
+
+_language = functools.lru_cache(maxsize=LANGUAGE_CACHE_SIZE)(parse_accept_language)
+_page_parts = functools.lru_cache(maxsize=URL_CACHE_SIZE)(page_parts)
+_classify_referrer = functools.lru_cache(maxsize=URL_CACHE_SIZE)(referrer.classify)
+
+
+class _Dropped(Exception):
+    """A hit the pipeline drops silently (204), for `reason`."""
+
+    def __init__(self, reason: str, hostname: str = "") -> None:
+        self.reason = reason
+        self.hostname = hostname
+
+
+async def get_ping(request: Request, ctx: Context) -> Response:
+    """`GET /event/ping`: "0" for the first request today, "1" after (spec §3.7)."""
+    _client(request, ctx)
+    try:
+        ping = ping_answer(request.headers.get("if-modified-since"), time.time())
+    except InvalidDate as exc:
+        raise HTTPError(400, str(exc)) from None
+    headers = [("Last-Modified", ping.last_modified), ("Cache-Control", ping.cache_control)]
+    return Response(200, ping.body.encode(), "text/plain; charset=utf-8", headers)
+
+
+async def post_hit(request: Request, ctx: Context) -> Response:
+    """`POST /event/hit`: a load, unload or custom beacon; 204 once stored or dropped (spec §3.8)."""
+    ip = _client(request, ctx, count_drop=True)
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type not in ACCEPTED_MEDIA_TYPES:
+        raise HTTPError(415, f"unsupported content type {media_type or 'none'!r}; send application/json")
+    try:
+        hit = parse_hit(request.body)
+        if ip is None:
+            raise HTTPError(400, "could not determine the client IP address")
+        if _blocked(ctx, ip):
+            raise _Dropped(BLOCKED_IP)
+        if type(hit) is LoadHit:
+            op: hits.Op = _page_view(hit, request, ctx)
+        elif type(hit) is UnloadHit:
+            op = hits.Duration(hit.bid, hit.duration_ms)
+        else:
+            assert type(hit) is CustomHit
+            op = _custom_event(hit, ctx)
+    except InvalidHit as exc:
+        raise HTTPError(400, str(exc)) from None
+    except _Dropped as drop:
+        _count_drop(ctx, drop.reason, drop.hostname)
+        return Response(204)
+    try:
+        await _writer(ctx).write(op)
+    except (Overloaded, Closed) as exc:
+        raise HTTPError(503, str(exc), headers=[("Retry-After", OVERLOADED_RETRY_S)]) from None
+    return Response(204)
+
+
+def _client(request: Request, ctx: Context, *, count_drop: bool = False) -> str | None:
+    """The client IP behind trusted proxies, after charging its network's rate limit (429)."""
+    trusted = _trusted_networks(ctx.config.trustedproxies)
+    ip = _peer_ip(request.client) if not trusted else ipfilter.client_ip(request.client, request.headers, trusted)
+    limiter = ctx.ratelimiter
+    if limiter is None or ip is None:
+        return ip
+    key = ipfilter.network_key(ip)
+    now = time.monotonic()
+    if limiter.allow(key, now):
+        return ip
+    if count_drop:
+        _count_drop(ctx, RATE_LIMITED, "")
+    raise HTTPError(429, "too many requests", headers=[("Retry-After", str(limiter.retry_after(key, now)))])
+
+
+@functools.lru_cache(maxsize=PEER_CACHE_SIZE)
+def _peer_ip(peer: str) -> str | None:
+    """The client IP when no proxy is trusted: the TCP peer, normalised (IPv4-mapped IPv6 to IPv4)."""
+    return ipfilter.client_ip(peer, {}, ())
+
+
+@functools.cache
+def _trusted_networks(entries: tuple[str, ...]) -> tuple[ipfilter.Network, ...]:
+    """The -trustedproxies networks; "loopback" stands for 127.0.0.0/8 and ::1."""
+    expanded = [net for entry in entries for net in (_LOOPBACK if entry == "loopback" else (entry,))]
+    return tuple(ipaddress.ip_network(net, strict=False) for net in expanded)
+
+
+def _blocked(ctx: Context, ip: str) -> bool:
+    settings = ctx.block_settings
+    cached = ctx.ip_filter
+    if cached is None or cached[0] is not settings:
+        cached = (settings, _build_filter(settings))
+        ctx.ip_filter = cached
+    active = cached[1]
+    return active is not None and active.blocked(ip)
+
+
+def _build_filter(settings: BlockSettings) -> ipfilter.IPFilter | None:
+    """The filter for `settings`, or None when nothing is blocked (the common local set-up)."""
+    if not (settings.abusive or settings.tor or settings.ips):
+        return None
+    return ipfilter.IPFilter(settings.ips, abusive=settings.abusive, tor=settings.tor)
+
+
+def _page_view(hit: LoadHit, request: Request, ctx: Context) -> hits.NewView:
+    """Enrich a load beacon into a `views` row (spec §3.2); raises `_Dropped`, `InvalidHit` or 404."""
+    page = _page_parts(hit.url, hash_mode=hit.hash_mode)
+    hostname = page.hostname
+    if hostname not in ctx.hostnames:
+        _count_drop(ctx, UNKNOWN_SITE, "")
+        raise HTTPError(404, "website not found")
+    headers = request.headers
+    agent = useragent.parse(headers.get("user-agent", ""))
+    if agent.is_bot:
+        raise _Dropped(BOT, hostname)
+    unknowns = useragent.unknown_count(agent)
+    country = geo.country_for(hit.timezone)
+    if country is None:
+        unknowns += 1
+        country = useragent.UNKNOWN
+    language: Language | None = _language(headers.get("accept-language", ""))
+    if language is None:
+        unknowns += 1
+        language = UNKNOWN_LANGUAGE
+    if unknowns >= MAX_UNKNOWNS:
+        raise _Dropped(TOO_MANY_UNKNOWNS, hostname)
+    try:
+        source = _classify_referrer(hit.referrer, hostname)
+    except referrer.InvalidReferrer as exc:
+        raise InvalidHit(str(exc)) from None
+    if isinstance(source, referrer.Spam):
+        raise _Dropped(SPAM_REFERRER, hostname)
+    now_ms = int(time.time() * 1000)
+    view = {
+        "bid": hit.bid,
+        "hostname": hostname,
+        "pathname": page.pathname,
+        "is_unique_user": hit.unique_user,
+        "is_unique_page": hit.unique_page,
+        "referrer_host": source.host,
+        "referrer_group": source.group,
+        "country": country,
+        "language_base": language.base,
+        "language_dialect": language.dialect,
+        "ua_browser": agent.browser,
+        "ua_os": agent.os,
+        "ua_device_type": agent.device,
+        "utm_source": page.utm_source,
+        "utm_medium": page.utm_medium,
+        "utm_campaign": page.utm_campaign,
+        "duration_ms": None,
+        "date_created": now_ms,
+    }
+    events = _event_rows(hit.bid, hostname, hit.properties.items(), now_ms) if hit.properties else ()
+    return hits.NewView(view, events)
+
+
+def _custom_event(hit: CustomHit, ctx: Context) -> hits.NewEvents:
+    group = hit.group.lower()  # websites are stored lower-case, as page hostnames are compared
+    if group not in ctx.hostnames:
+        _count_drop(ctx, UNKNOWN_SITE, "")
+        raise HTTPError(404, "website not found")
+    return hits.NewEvents(_event_rows(hit.bid, group, hit.properties.items(), int(time.time() * 1000)))
+
+
+def _event_rows(bid: str, group: str, properties: Iterable[tuple[str, str]], now_ms: int) -> list[hits.Row]:
+    """One `events` row per property, all sharing a new batch id (spec §3.2 step 9)."""
+    batch_id = new_batch_id(now_ms)
+    return [
+        {"bid": bid, "batch_id": batch_id, "group_name": group, "name": name, "value": value, "date_created": now_ms}
+        for name, value in properties
+    ]
+
+
+def new_batch_id(now_ms: int) -> str:
+    """`event_` + 26 Crockford base-32 characters: 48 bits of milliseconds, then 80 random bits (TypeID)."""
+    value = (now_ms << 80) | secrets.randbits(80)
+    return "event_" + "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def _count_drop(ctx: Context, reason: str, hostname: str) -> None:
+    ctx.drops[reason] += 1
+    writer = ctx.hits
+    if writer is None:
+        return
+    day_ms = int(time.time() // DAY_S) * DAY_S * 1000
+    try:
+        writer.post(hits.DropCount(day_ms, hostname, reason))
+    except (Overloaded, Closed):
+        pass  # the in-memory count still has it; a full queue is no reason to fail the request
+
+
+def _writer(ctx: Context) -> Batcher[hits.Op]:
+    if ctx.hits is None:
+        raise HTTPError(503, "ingestion is not running")
+    return ctx.hits

@@ -1,0 +1,199 @@
+"""The ingest write path without HTTP: batch store functions on SQLite, and the group-commit batcher."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medama_core.store import analytics, db, hits
+from medama_core.writer import Batcher, Closed, Overloaded
+
+
+def view(bid: str, hostname: str = "example.com", **fields: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "bid": bid,
+        "hostname": hostname,
+        "pathname": "/",
+        "is_unique_user": True,
+        "is_unique_page": False,
+        "referrer_host": "",
+        "referrer_group": "",
+        "country": "Unknown",
+        "language_base": "English",
+        "language_dialect": "English",
+        "ua_browser": "Firefox",
+        "ua_os": "Linux",
+        "ua_device_type": "Desktop",
+        "utm_source": "",
+        "utm_medium": "",
+        "utm_campaign": "",
+        "duration_ms": None,
+        "date_created": 1_700_000_000_000,
+    }
+    row.update(fields)
+    return row
+
+
+def event(bid: str, name: str, value: str) -> dict[str, Any]:
+    return {"bid": bid, "batch_id": "event_x", "group_name": "example.com", "name": name, "value": value,
+            "date_created": 1_700_000_000_000}  # fmt: skip
+
+
+@pytest.fixture
+def conn() -> Iterator[sqlite3.Connection]:
+    connection = db.connect(":memory:")
+    db.migrate(connection, analytics.MIGRATIONS)
+    yield connection
+    connection.close()
+
+
+# --- store/hits.py ---
+
+
+def test_a_batch_writes_views_events_durations_and_drops(conn: sqlite3.Connection) -> None:
+    ops: list[hits.Op] = [
+        hits.NewView(view("a"), [event("a", "plan", "pro")]),
+        hits.Duration("a", 1200),  # same batch as its load: durations are applied after inserts
+        hits.NewEvents([event("", "click", "yes")]),
+        hits.DropCount(86_400_000, "", "bot"),
+        hits.DropCount(86_400_000, "", "bot", 2),
+    ]
+    assert hits.apply_batch(conn, ops) == [None] * 5
+    assert conn.execute("SELECT bid, duration_ms FROM views").fetchall() == [("a", 1200)]
+    assert conn.execute("SELECT name FROM events ORDER BY name").fetchall() == [("click",), ("plan",)]
+    assert hits.drop_counts(conn, 0, 10**12) == [(86_400_000, "", "bot", 3)]
+    hits.apply_batch(conn, [hits.DropCount(86_400_000, "", "bot")])
+    assert hits.drop_counts(conn, 0, 10**12) == [(86_400_000, "", "bot", 4)], "counts add up across batches"
+
+
+def test_repeated_views_are_ignored(conn: sqlite3.Connection) -> None:
+    ops: list[hits.Op] = [hits.NewView(view("a", pathname="/1")), hits.NewView(view("a", pathname="/2"))]
+    assert hits.apply_batch(conn, ops) == [None, None]
+    hits.apply_batch(conn, [hits.NewView(view("a", pathname="/3"))])
+    assert conn.execute("SELECT pathname FROM views").fetchall() == [("/1",)]
+
+
+def test_one_bad_op_fails_alone_and_the_rest_commit(conn: sqlite3.Connection) -> None:
+    broken = view("bad")
+    del broken["pathname"]  # a missing named parameter: the whole executemany fails
+    ops: list[hits.Op] = [
+        hits.NewView(view("ok1")),
+        hits.NewView(broken),
+        hits.Duration("ok1", 5),
+        hits.NewView(view("ok2")),
+    ]
+    outcomes = hits.apply_batch(conn, ops)
+    assert [type(o).__name__ if o else None for o in outcomes] == [None, "ProgrammingError", None, None]
+    assert conn.execute("SELECT bid, duration_ms FROM views ORDER BY bid").fetchall() == [("ok1", 5), ("ok2", None)]
+    assert not conn.in_transaction
+
+
+def test_a_failed_view_takes_its_events_with_it(conn: sqlite3.Connection) -> None:
+    broken = view("bad", ua_browser=None)  # NOT NULL
+    outcomes = hits.apply_batch(conn, [hits.NewView(broken, [event("bad", "k", "v")]), hits.NewView(view("good"))])
+    assert isinstance(outcomes[0], sqlite3.IntegrityError) and outcomes[1] is None
+    assert conn.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+# --- writer.Batcher ---
+
+
+class Recorder:
+    """A batch function that records batch sizes and fails the ops named 'fail'."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def __call__(self, conn: sqlite3.Connection, ops: Sequence[str]) -> list[Exception | None]:
+        self.sizes.append(len(ops))
+        conn.executemany("INSERT INTO t VALUES (?)", [(op,) for op in ops if op != "fail"])
+        return [ValueError(op) if op == "fail" else None for op in ops]
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[db.Database]:
+    database = db.Database(str(tmp_path / "t.db"), [db.Migration(1, ("CREATE TABLE t (v TEXT)",))])
+    yield database
+    database.close()
+
+
+def test_concurrent_writes_share_batches_and_resolve_after_commit(database: db.Database) -> None:
+    recorder = Recorder()
+
+    async def main() -> None:
+        batcher: Batcher[str] = Batcher(database, recorder, max_ops=100)
+        await asyncio.gather(*(batcher.write(str(i)) for i in range(250)))
+        count = await database.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0])
+        assert count == 250, "every awaited write is readable"
+        assert batcher.batches == len(recorder.sizes) < 250
+
+    asyncio.run(main())
+    assert max(recorder.sizes) <= 100, "a batch never exceeds max_ops"
+    assert sum(recorder.sizes) == 250
+
+
+def test_each_write_gets_its_own_outcome(database: db.Database) -> None:
+    async def main() -> list[object]:
+        batcher: Batcher[str] = Batcher(database, Recorder())
+        return await asyncio.gather(
+            batcher.write("a"), batcher.write("fail"), batcher.write("b"), return_exceptions=True
+        )
+
+    results = asyncio.run(main())
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], ValueError)
+
+
+def test_a_failing_batch_function_fails_every_write_in_it(database: db.Database) -> None:
+    def explode(conn: sqlite3.Connection, ops: Sequence[str]) -> list[Exception | None]:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    async def main() -> list[object]:
+        batcher: Batcher[str] = Batcher(database, explode)
+        return await asyncio.gather(batcher.write("a"), batcher.write("b"), return_exceptions=True)
+
+    assert all(isinstance(r, sqlite3.OperationalError) for r in asyncio.run(main()))
+
+
+def test_a_full_queue_refuses_writes(database: db.Database) -> None:
+    async def main() -> None:
+        batcher: Batcher[str] = Batcher(database, Recorder(), max_pending=3)
+        futures = [batcher.write(str(i)) for i in range(3)]
+        with pytest.raises(Overloaded):
+            batcher.write("one too many")
+        await asyncio.gather(*futures)
+        await batcher.write("room again")
+
+    asyncio.run(main())
+
+
+def test_close_flushes_queued_writes_then_refuses(database: db.Database) -> None:
+    async def main() -> None:
+        batcher: Batcher[str] = Batcher(database, Recorder(), max_ops=10)
+        for i in range(95):
+            batcher.post(str(i))
+        await batcher.close()
+        assert len(batcher) == 0
+        with pytest.raises(Closed):
+            batcher.write("late")
+        count = await database.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0])
+        assert count == 95
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_waiter_does_not_disturb_the_others(database: db.Database) -> None:
+    async def main() -> None:
+        batcher: Batcher[str] = Batcher(database, Recorder())
+        first = batcher.write("a")
+        second = batcher.write("b")
+        first.cancel()
+        await second
+        await batcher.close()
+
+    asyncio.run(main())
