@@ -21,9 +21,12 @@ export function navigate(to, { replace = false } = {}) {
 /** Re-render on every navigation; returns the current path and parsed query. */
 export function useLocation() {
   const [, setTick] = useState(0);
+  const rendered = location.pathname + location.search;
   useEffect(() => {
     const listener = () => setTick((n) => n + 1);
     listeners.add(listener);
+    // A child's effect may have navigated before this one subscribed (children's effects run first).
+    if (location.pathname + location.search !== rendered) listener();
     return () => listeners.delete(listener);
   }, []);
   return { path: location.pathname, search: location.search, query: new URLSearchParams(location.search) };
