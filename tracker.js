@@ -139,8 +139,13 @@
 	// history.pushState/replaceState, back/forward and hash changes all land
 	// here; only a change of route (the path, plus the hash in hash mode) is a
 	// new view. Until the first ping answers, its callback sends the load.
-	const navigate = () => {
-		if (route != currentRoute()) {
+	// So does pageshow: a page restored from the back/forward cache (persisted)
+	// gets no load event, yet it is a new view, as it is when the browser loads
+	// it again. pagehide already ended the old view; the visibilitychange that
+	// comes before pageshow restarted its clock, so stop that first. The
+	// wrapper passes `history`, which has no `persisted`.
+	const navigate = (event) => {
+		if ((event.persisted && !(since = 0)) || route != currentRoute()) {
 			hide();
 			newView();
 			if (unique != null) load();
@@ -150,7 +155,7 @@
 	const wrap = (original) =>
 		function () {
 			original.apply(this, arguments);
-			navigate();
+			navigate(this);
 		};
 	history.pushState = wrap(history.pushState);
 	history.replaceState = wrap(history.replaceState);
@@ -159,7 +164,7 @@
 	// Capturing on window also sees visibilitychange, which fires on document.
 	addEventListener("visibilitychange", onVisibility, true);
 	addEventListener("pagehide", hide, true);
-	addEventListener("pageshow", onVisibility, true);
+	addEventListener("pageshow", navigate, true);
 
 	/*@if CLICK_EVENTS*/
 	// One delegated listener, so elements added later and clicks on children
