@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from medama_core import tls
@@ -39,7 +39,11 @@ RETRY_FRACTION = 0.1  # between those bounds, retry after a tenth of the time th
 SELF_CHECK_TIMEOUT_S = 5.0  # the reachability probe is advice only; do not hold start-up for long
 PLAIN_SHUTDOWN_GRACE_S = 1.0  # port 80 only answers redirects and challenges: nothing long to drain
 
+HEALTH_PATH = "/api/health"  # answered on the plain port too, for container and load-balancer probes
 _SAFE_PATH = "/:@!$&'()*+,;=-._~"  # RFC 3986 pchar and "/" stay as they are in the redirect target
+
+
+Handle = Callable[[Request], Awaitable[Response]]
 
 
 def redirect_location(host: str, https_port: int, path: str, query: str) -> str:
@@ -60,14 +64,17 @@ def host_only(header: str) -> str:
 
 
 class PlainApp:
-    """Port 80: ACME HTTP-01 answers, and a 301 to HTTPS for everything else."""
+    """Port 80: ACME HTTP-01 answers, the health check, and a 301 to HTTPS for everything else."""
 
-    def __init__(self, domain: str, https_port: int) -> None:
+    def __init__(self, domain: str, https_port: int, health: Handle | None = None) -> None:
         self.domain = domain  # "" with -tlscert: redirect to whatever host the client asked for
         self.https_port = https_port
+        self.health = health  # the main app, asked only for HEALTH_PATH: local probes need no certificate
         self.challenges: dict[str, str] = {}  # token → key authorization; written by the ACME thread
 
     async def handle(self, request: Request) -> Response:
+        if request.path == HEALTH_PATH and self.health is not None:
+            return await self.health(request)
         if request.path.startswith(CHALLENGE_PATH):
             answer = self.challenges.get(request.path[len(CHALLENGE_PATH) :])
             if answer is None:
@@ -300,7 +307,7 @@ async def start(config: Config, log: Logger, server: HTTPServer, *, signals: boo
     """Listen on the HTTPS port with `server`, and on the plain port with a redirecting app."""
     if config.autossl and config.tlscert:
         raise ConfigError("use -autossl or -tlscert, not both")
-    plain_app = PlainApp(config.autossl, config.httpsport)
+    plain_app = PlainApp(config.autossl, config.httpsport, server.app.handle)
     plain = HTTPServer(plain_app)
     auto: AutoCert | None = None
     try:

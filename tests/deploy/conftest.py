@@ -17,16 +17,26 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 START_TIMEOUT_S = 60.0  # an ACME order against pebble plus start-up; normally 2-3 s
 
 
-@pytest.fixture(scope="session")
-def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist") / "medama.pyz"
+def build(directory: Path, commit: str) -> Path:
+    out = directory / f"medama-{commit}.pyz"
     subprocess.run(
-        [sys.executable, str(ROOT / "build_zipapp.py"), "-o", str(out), "--commit", "deploytest"],
+        [sys.executable, str(ROOT / "build_zipapp.py"), "-o", str(out), "--commit", commit],
         check=True,
         capture_output=True,
     )
     out.chmod(0o755)
     return out
+
+
+@pytest.fixture(scope="session")
+def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp("dist"), "deploytest")
+
+
+@pytest.fixture(scope="session")
+def next_pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same code stamped as another release, for upgrade drills."""
+    return build(tmp_path_factory.mktemp("dist-next"), "nextrelease")
 
 
 def free_port() -> int:

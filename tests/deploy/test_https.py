@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from medama_core import https
-from medama_core.http.protocol import Request
+from medama_core.http.protocol import Request, Response
 from tests.deploy.conftest import Proc, free_port
 
 
@@ -61,6 +61,15 @@ def test_plain_app_answers_challenges_and_redirects_the_rest() -> None:
     assert answer(app, "/.well-known/acme-challenge/tok") == (200, "", b"tok.thumb")
     assert answer(app, "/.well-known/acme-challenge/other")[0] == 404
     assert answer(app, "/api/user", "a=1", host="ignored.example") == (301, "https://stats.example/api/user?a=1", b"")
+
+
+def test_plain_app_asks_the_main_app_only_for_the_health_check() -> None:
+    async def main_app(request: Request) -> Response:
+        return Response(200, request.path.encode())
+
+    app = https.PlainApp("stats.example", 443, main_app)
+    assert answer(app, "/api/health") == (200, "", b"/api/health")
+    assert answer(app, "/api/user")[0] == 301
 
 
 def test_plain_app_without_a_domain_redirects_to_the_host_asked_for() -> None:
@@ -137,14 +146,15 @@ def test_tlscert_serves_https_redirects_http_and_reloads_on_sighup(
     assert serial_of(https_port, cafile) == first
 
     plain = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
-    plain.request("GET", "/api/health?x=1", headers={"Host": "stats.example"})
+    plain.request("GET", "/api/user?x=1", headers={"Host": "stats.example"})
     response = plain.getresponse()
     response.read()
+    assert response.status == 301
+    assert response.getheader("Location") == f"https://stats.example:{https_port}/api/user?x=1"
+    plain.request("GET", "/api/health")  # probes (Docker HEALTHCHECK) need no certificate
+    response = plain.getresponse()
+    assert response.status == 200 and b'"status":"ok"' in response.read()
     plain.close()
-    assert (
-        response.status == 301
-        and response.getheader("Location") == f"https://stats.example:{https_port}/api/health?x=1"
-    )
 
     # New files in place, then SIGHUP: the next handshake gets the new chain, from the same process.
     _, _, second = ca.write(tmp_path, "stats.example")
