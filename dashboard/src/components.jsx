@@ -45,7 +45,8 @@ export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label
           ...axis,
           // Ticks on bucket starts only (never between two buckets), thinned to fit the width.
           splits: (u) => {
-            const room = Math.max(2, Math.floor(u.bbox.width / devicePixelRatio / 90));
+            const sample = xs.length ? xLabel(xs[0]).length : 5;
+            const room = Math.max(2, Math.floor(u.bbox.width / devicePixelRatio / (sample * 7.5 + 24)));
             const every = Math.max(1, Math.ceil(xsSeconds.length / room));
             return xsSeconds.filter((_, i) => i % every === 0);
           },
@@ -54,7 +55,7 @@ export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label
         { ...axis, values: (u, splits) => splits.map((v) => format(v)), size: 56, space: 36 },
       ],
       series: [
-        { label: "Time", value: (u, v) => (v == null ? "–" : xTitle(new Date(v * 1000))) },
+        { label: "", value: (u, v) => (v == null ? "" : xTitle(new Date(v * 1000))) },
         ...series.map((s, i) => ({
           label: s.label,
           stroke: s.previous ? muted : accent,
@@ -63,7 +64,7 @@ export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label
           dash: s.previous ? [6, 4] : undefined,
           paths: s.previous ? undefined : bars,
           points: { show: false },
-          value: (u, v) => (v == null ? "–" : format(v)),
+          value: (u, v) => (v == null ? "" : format(v)),
           _order: i,
         })),
       ],

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
+from tests.dashboard.calls import Calls
 from tests.dashboard.seed import Seeded, seed_views
 from tests.helpers import Client, LiveServer, live_server
 
@@ -35,17 +37,10 @@ TIMEZONE = "Europe/Berlin"  # not UTC, so offsets in start/end are exercised
 # A desktop Chrome; HeadlessChrome would be dropped as a bot by the ingestion.
 DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 
-try:
-    from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
-except ImportError:  # pragma: no cover - the dev requirements install it
-    sync_playwright = None
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     reason = None
-    if sync_playwright is None:
-        reason = "the playwright package is not installed"
-    elif not os.path.exists(CHROMIUM):
+    if not os.path.exists(CHROMIUM):
         reason = f"{CHROMIUM} is missing (apt-get install chromium)"
     for item in items:
         if "browser" in item.keywords and reason:
@@ -54,7 +49,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:  # type: ignore[misc]
+    with sync_playwright() as p:
         yield p
 
 
@@ -117,6 +112,7 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 
 def login(page: Page, site: Site, path: str = "/") -> None:
     """Log in through the form, starting from `path` (which the login page must send us back to)."""
+    Calls.of(page)  # record API calls from the first request on
     page.goto(site.base + path)
     page.wait_for_url("**/login**")
     page.fill("#login-username", USERNAME)
@@ -129,9 +125,6 @@ def login(page: Page, site: Site, path: str = "/") -> None:
 def page(context: BrowserContext, shared_site: Site) -> Iterator[Page]:
     """A logged-in page on the shared site, collecting page errors (a test fails on any)."""
     tab = context.new_page()
-    from tests.dashboard.test_browse import Calls
-
-    Calls.of(tab)  # record API calls from the first request on
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
     login(tab, shared_site)
