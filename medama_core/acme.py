@@ -167,7 +167,7 @@ def authorization_problem(authorization: Mapping[str, Any]) -> AcmeError:
 
 
 # Problem types whose usual cause on a self-hosted box is DNS or a closed port 80.
-_REACHABILITY_PROBLEMS = ("dns", "connection", "unauthorized", "incorrectResponse", "caa")
+_REACHABILITY_PROBLEMS = ("dns", "connection", "unauthorized", "incorrectResponse")
 
 
 def hint(error: AcmeError, domain: str, http_port: int) -> str:
@@ -178,6 +178,8 @@ def hint(error: AcmeError, domain: str, http_port: int) -> str:
             f"A/AAAA records point to this machine's public address and that port {http_port} is open to the "
             "internet (firewall, cloud security group, NAT port forward)"
         )
+    if error.kind == "caa":
+        return f"a CAA record in {domain}'s DNS does not allow this CA to issue for it: add the CA or remove the record"
     if error.kind == "rateLimited":
         return "the CA's rate limit was hit: wait before retrying, or test against a staging directory (-acmedirectory)"
     if error.kind in ("rejectedIdentifier", "malformed") and "." not in domain:
@@ -323,6 +325,8 @@ class Client:
         """Run one order for `domain`; returns (certificate key PEM, full chain PEM)."""
         reply = self.post(self._get_directory()["newOrder"], new_order_payload(domain))
         order_url = reply.headers.get("location", "")
+        if not order_url:
+            raise AcmeError("the CA did not return an order URL")
         order = reply.json()
         for authz_url in order.get("authorizations", ()):
             self.authorize(authz_url, publish)

@@ -33,7 +33,7 @@ from medama_core.log import Logger
 CHALLENGE_PATH = "/.well-known/acme-challenge/"  # RFC 8555 §8.3
 PLAIN_BODY_LIMIT = 64 * 1024  # bodies sent to port 80 are dropped; a tracker beacon (< 1 KiB) still gets its 301
 RECHECK_S = 12 * 3600.0  # a waiting renewal task wakes at least this often (clock jumps, suspended VMs)
-RETRY_MIN_S = 10.0  # after a failed renewal, never hammer the CA faster than this
+RETRY_MIN_S = 60.0  # after a failed renewal, never ask faster than this (even once the certificate expired)
 RETRY_MAX_S = 3600.0  # nor wait longer: Let's Encrypt allows 5 failed validations per name per hour
 RETRY_FRACTION = 0.1  # between those bounds, retry after a tenth of the time the current certificate has left
 SELF_CHECK_TIMEOUT_S = 5.0  # the reachability probe is advice only; do not hold start-up for long

@@ -124,6 +124,7 @@ def test_an_invalid_authorization_reports_the_challenge_error() -> None:
         ("dns", "a.example", "A/AAAA records"),
         ("unauthorized", "a.example", "A/AAAA records"),
         ("rateLimited", "a.example", "staging directory"),
+        ("caa", "a.example", "CAA record"),
         ("rejectedIdentifier", "intranet", "not a public domain name"),
         ("serverInternal", "a.example", "CA's message"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import http.client
+import json
 import signal
 import socket
 import ssl
@@ -197,3 +198,61 @@ def test_start_up_errors_are_one_clear_line(pyz: Path, tmp_path: Path, procs: li
         log = start_failure(pyz, tmp_path, procs, "-tlscert", str(cert), "-tlskey", str(key), "-httpport", str(port))
     assert f"ERROR: cannot listen on port {port} (redirects to HTTPS): another program already uses it" in log
     assert "Traceback" not in log
+
+
+def test_a_failed_renewal_is_logged_with_a_hint_then_retried_and_loaded_live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("cryptography")
+    import io
+
+    from medama_core import acme, tls
+    from medama_core.config import Config
+    from medama_core.log import Logger
+    from tests.deploy.certs import CA
+    from tests.deploy.test_tls import TLSAcceptor, handshake_serial
+
+    ca = CA.create()
+    cert, key, first = ca.write(tmp_path, "a.example")
+    now = time.time()
+    due = tls.Validity(not_before=now - 100, not_after=now + 0.3, serial=first, names=("a.example",))
+    config = Config(autossl="a.example", acmedirectory="https://ca.example/dir", httpport=80)
+    stream = io.StringIO()
+    store = tls.CertStore(tmp_path / "data")
+    auto = https.AutoCert(config, Logger("json", "info", stream), https.PlainApp("a.example", 443), store)
+    auto.current = tls.Stored(cert, due, config.acmedirectory)
+    monkeypatch.setattr(https, "RETRY_MIN_S", 0.05)
+    attempts: list[int] = []
+    second = 0
+
+    async def obtain() -> tls.Stored:
+        nonlocal second
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise acme.AcmeError("connection refused", acme.ERROR_PREFIX + "connection")
+        chain, new_key, second = ca.issue("a.example")
+        return store.save("a.example", new_key, chain, config.acmedirectory)
+
+    monkeypatch.setattr(auto, "obtain", obtain)
+    context = tls.server_context(cert, key)
+    acceptor = TLSAcceptor(context)
+
+    async def run() -> None:
+        task = asyncio.ensure_future(auto.renew_forever(context))
+        while "renewed certificate" not in stream.getvalue():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        assert handshake_serial(acceptor.port, ca, tmp_path) == first
+        asyncio.run(asyncio.wait_for(run(), 10))
+        assert handshake_serial(acceptor.port, ca, tmp_path) == second
+    finally:
+        acceptor.close()
+    failed = [json.loads(line) for line in stream.getvalue().splitlines() if "renewal failed" in line]
+    assert len(failed) == 1 and len(attempts) == 2
+    assert "connection refused" in failed[0]["error"] and "A/AAAA records" in failed[0]["error"]
+    assert failed[0]["retry_s"] == 0.05
+    assert auto.current.validity.serial == second
