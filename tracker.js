@@ -139,13 +139,8 @@
 	// history.pushState/replaceState, back/forward and hash changes all land
 	// here; only a change of route (the path, plus the hash in hash mode) is a
 	// new view. Until the first ping answers, its callback sends the load.
-	// So does pageshow: a page restored from the back/forward cache (persisted)
-	// gets no load event, yet it is a new view, as it is when the browser loads
-	// it again. pagehide already ended the old view; the visibilitychange that
-	// comes before pageshow restarted its clock, so stop that first. The
-	// wrapper passes `history`, which has no `persisted`.
-	const navigate = (event) => {
-		if ((event.persisted && !(since = 0)) || route != currentRoute()) {
+	const navigate = () => {
+		if (route != currentRoute()) {
 			hide();
 			newView();
 			if (unique != null) load();
@@ -155,7 +150,7 @@
 	const wrap = (original) =>
 		function () {
 			original.apply(this, arguments);
-			navigate(this);
+			navigate();
 		};
 	history.pushState = wrap(history.pushState);
 	history.replaceState = wrap(history.replaceState);
@@ -164,7 +159,22 @@
 	// Capturing on window also sees visibilitychange, which fires on document.
 	addEventListener("visibilitychange", onVisibility, true);
 	addEventListener("pagehide", hide, true);
-	addEventListener("pageshow", navigate, true);
+	// A page restored from the back/forward cache gets no load event: it is a
+	// new view all the same, as it would be had the browser loaded it again.
+	// pagehide already ended the old view; the visibilitychange that comes
+	// before pageshow restarted its clock, so stop that (nothing more is sent
+	// for it). Forcing the route makes navigate() start the new view. The
+	// first pageshow of a page is not persisted and does nothing.
+	addEventListener(
+		"pageshow",
+		(event) => {
+			if (event.persisted) {
+				route = since = 0;
+				navigate();
+			}
+		},
+		true,
+	);
 
 	/*@if CLICK_EVENTS*/
 	// One delegated listener, so elements added later and clicks on children
