@@ -22,6 +22,24 @@ export function queryString(query) {
   return text ? "?" + text : "";
 }
 
+const VERSION_KEY = "medama-version";
+
+/**
+ * The server names its build in X-Api-Commit. When it changes (the server was upgraded while this tab
+ * was open), reload once so the new index.html brings the matching assets.
+ */
+function checkVersion(response) {
+  const commit = response.headers.get("x-api-commit");
+  if (!commit) return;
+  try {
+    const known = localStorage.getItem(VERSION_KEY);
+    localStorage.setItem(VERSION_KEY, commit);
+    if (known && known !== commit) location.reload();
+  } catch {
+    // storage blocked: keep running the loaded version
+  }
+}
+
 export function loginPath() {
   const here = location.pathname + location.search;
   return "/login" + (here.startsWith("/login") || here === "/logout" ? "" : "?redirect=" + encodeURIComponent(here));
@@ -44,6 +62,7 @@ export async function api(method, path, { query, body, signal, auth = true } = {
     if (error.name === "AbortError") throw error;
     throw new ApiError(0, "The server could not be reached. Check your connection and try again.");
   }
+  checkVersion(response);
   const text = await response.text();
   let data = null;
   if (text) {
