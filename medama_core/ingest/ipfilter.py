@@ -18,9 +18,11 @@ __all__ = ["IPFilter", "Network", "client_ip", "network_key", "parse_ip_or_cidr"
 #
 # - the manual list: exact addresses and CIDRs, IPv4 and IPv6;
 # - the "abusive" preset, FireHOL level 1. It lists the bogon ranges too
-#   (0/8, 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12, 192.168/16, 224/3), so
-#   while it is on, loopback and private clients are blocked, as upstream does.
-#   With it off, nothing but the manual list can block them;
+#   (0/8, 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12, 192.168/16, 224/3).
+#   Upstream blocks loopback and private clients with it, which silently drops
+#   every hit of a local install or one behind a proxy; we take the local
+#   ranges (LOCAL_NETWORKS) out of the preset, since no public attacker can
+#   reach us from them. Only the manual list can block a local address;
 # - the Tor preset, the Tor Project's list of exit addresses (IPv4 only).
 #
 # The client IP is the TCP peer unless the peer is inside a trusted proxy
@@ -51,6 +53,24 @@ SINGLE_IP_HEADERS: Final = ("cf-connecting-ip", "x-real-ip", "x-client-ip", "fas
 # allocation to one site (RFC 6177), so one client cannot dodge by rotating.
 IPV4_KEY_PREFIX: Final = 24
 IPV6_KEY_PREFIX: Final = 48
+
+
+# Loopback, private (RFC 1918, RFC 6598 shared, RFC 4193 unique local) and link-local ranges:
+# a hit from one of them comes from the operator's own network or proxy, never from the internet.
+LOCAL_NETWORKS: Final = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "127.0.0.0/8",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
 
 
 def _address(text: str) -> Address:
@@ -122,7 +142,25 @@ def _read_list(name: str) -> tuple[Network, ...]:
 
 @functools.cache
 def _preset(name: str) -> tuple[Network, ...]:
-    return _read_list(name)
+    return tuple(_without_local(_read_list(name)))
+
+
+def _without_local(networks: Iterable[Network]) -> list[Network]:
+    """The networks with every LOCAL_NETWORKS range cut out of them."""
+    result: list[Network] = []
+    pending = list(networks)
+    while pending:
+        network = pending.pop()
+        for local in LOCAL_NETWORKS:
+            if local.version != network.version or not network.overlaps(local):
+                continue
+            if network.subnet_of(local):  # type: ignore[arg-type]
+                break
+            pending.extend(network.address_exclude(local))  # type: ignore[arg-type]
+            break
+        else:
+            result.append(network)
+    return result
 
 
 class IPFilter:

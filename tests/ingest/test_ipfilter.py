@@ -74,8 +74,15 @@ def test_private_and_loopback_not_blocked_with_presets_off(ip: str) -> None:
     assert not IPFilter(tor=True).blocked(ip)
 
 
-@pytest.mark.parametrize("ip", ["127.0.0.1", "10.1.2.3", "192.168.1.10", "172.16.0.1"])
-def test_abusive_preset_includes_bogons(ip: str) -> None:
+@pytest.mark.parametrize("ip", ["127.0.0.1", "10.1.2.3", "192.168.1.10", "172.16.0.1", "100.64.0.1", "::1"])
+def test_abusive_preset_never_blocks_local_clients(ip: str) -> None:
+    """FireHOL level 1 lists the bogons; we cut the local ranges out so local installs keep counting."""
+    assert not IPFilter(abusive=True).blocked(ip)
+    assert IPFilter([ip], abusive=True).blocked(ip)  # the manual list still can
+
+
+@pytest.mark.parametrize("ip", ["0.0.0.1", "224.0.0.1", "240.0.0.1"])
+def test_abusive_preset_keeps_other_bogons(ip: str) -> None:
     assert IPFilter(abusive=True).blocked(ip)
 
 
