@@ -17,7 +17,9 @@ function useThemeVersion() {
  * Time-series chart (uPlot). `xs` are Dates; `series` = [{label, values, previous?}].
  * `format` renders values for the y axis and legend; `xLabel`/`xTitle` render bucket starts.
  */
-export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label }) {
+const INTEGER_STEPS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1e3, 2e3, 2.5e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7];
+
+export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label, integer = false }) {
   const box = useRef(null);
   const theme = useThemeVersion();
   useEffect(() => {
@@ -33,7 +35,7 @@ export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label
     const opts = {
       width: Math.max(200, el.clientWidth),
       height: el.clientWidth < 500 ? 220 : 300,
-      padding: [12, 16, 0, 4],
+      padding: [12, 36, 0, 4], // room on the right for the last date label
       cursor: { drag: { x: false, y: false }, points: { size: 7 } },
       legend: { live: true },
       scales: {
@@ -52,7 +54,7 @@ export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label
           },
           values: (u, splits) => splits.map((v) => xLabel(new Date(v * 1000))),
         },
-        { ...axis, values: (u, splits) => splits.map((v) => format(v)), size: 56, space: 36 },
+        { ...axis, values: (u, splits) => splits.map((v) => format(v)), size: 56, space: 36, incrs: integer ? INTEGER_STEPS : undefined },
       ],
       series: [
         { label: "", value: (u, v) => (v == null ? "" : xTitle(new Date(v * 1000))) },
@@ -79,7 +81,7 @@ export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label
       observer.disconnect();
       chart.destroy();
     };
-  }, [xs, series, type, theme]);
+  }, [xs, series, type, theme, integer]);
   return <div class="chart" ref={box} role="img" aria-label={label} />;
 }
 

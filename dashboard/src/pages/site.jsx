@@ -166,6 +166,7 @@ function MainChart({ summary, previous, metricKey, type, period }) {
       format={fmt}
       xLabel={(d) => bucketLabel(d, period.interval)}
       xTitle={(d) => bucketTitle(d, period.interval)}
+      integer={metric.key === "visitors" || metric.key === "pageviews"}
       label={`${metric.title} per ${period.interval}, ${period.label}, with the previous period for comparison`}
     />
   );
