@@ -42,7 +42,8 @@ function checkVersion(response) {
 
 export function loginPath() {
   const here = location.pathname + location.search;
-  return "/login" + (here.startsWith("/login") || here === "/logout" ? "" : "?redirect=" + encodeURIComponent(here));
+  if (location.pathname === "/login") return here; // several calls failing at once: keep the first redirect
+  return "/login" + (location.pathname === "/logout" ? "" : "?redirect=" + encodeURIComponent(here));
 }
 
 /**

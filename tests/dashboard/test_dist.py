@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -75,3 +77,15 @@ def test_dist_matches_the_sources() -> None:
     if shutil.which("node") is None or not (ROOT / "dashboard" / "node_modules" / ".package-lock.json").is_file():
         pytest.skip("needs node and `npm ci` in dashboard/ (scripts/build_dashboard.py --ci installs it)")
     assert build_script().main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("timezone", ["UTC", "Europe/Berlin", "America/Los_Angeles"])
+def test_javascript_units(timezone: str) -> None:
+    """The pure modules (formats, periods, filters, flags) under Node's own test runner, in several zones."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    env = {**os.environ, "TZ": timezone}
+    result = subprocess.run(
+        ["node", "--test", "test/"], cwd=ROOT / "dashboard", env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

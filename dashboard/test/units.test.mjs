@@ -1,0 +1,135 @@
+// Unit tests of the dashboard's pure modules, with Node's own runner (no packages needed):
+//   TZ=Europe/Berlin node --test test/
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { countryCode, flag } from "../src/countries.js";
+import { parseFilters, withFilter, withoutFilter, filterParams } from "../src/filters.js";
+import { change, formatCount, formatDuration, formatPercent, labelText } from "../src/format.js";
+import { bucketCount, bucketLabel, parseBucket, resolvePeriod, rfc3339 } from "../src/period.js";
+
+const q = (text) => new URLSearchParams(text);
+const local = (...parts) => new Date(...parts);
+
+test("durations follow XhYmZs, N/A under 50 ms", () => {
+  assert.equal(formatDuration(undefined), "N/A");
+  assert.equal(formatDuration(49), "N/A");
+  assert.equal(formatDuration(50), "0.1s");
+  assert.equal(formatDuration(440), "0.4s");
+  assert.equal(formatDuration(960), "1s");
+  assert.equal(formatDuration(12_400), "12s");
+  assert.equal(formatDuration(184_000), "3m4s");
+  assert.equal(formatDuration(3_723_000), "1h2m3s");
+  assert.equal(formatDuration(3_600_000), "1h0m0s");
+});
+
+test("counts are compact, percentages have one decimal", () => {
+  assert.equal(formatCount(999), "999");
+  assert.equal(formatCount(1234), "1.2K");
+  assert.equal(formatCount(2_500_000), "2.5M");
+  assert.equal(formatPercent(0.1234), "12.3%");
+  assert.equal(formatPercent(1), "100.0%");
+  assert.equal(labelText(""), "Direct / None");
+  assert.equal(labelText("Google"), "Google");
+});
+
+test("change: rounded percent, 0 without a previous value, points for bounce", () => {
+  assert.equal(change(150, 100), 50);
+  assert.equal(change(1, 3), -67);
+  assert.equal(change(5, 0), 0);
+  assert.equal(change(0.45, 0.3, true), 15);
+  assert.equal(change(0.3, 0.45, true), -15);
+});
+
+test("flags come from country names", () => {
+  assert.equal(countryCode("United Kingdom"), "GB");
+  assert.equal(flag("Germany"), "\u{1F1E9}\u{1F1EA}");
+  assert.equal(flag("Côte d’Ivoire"), "\u{1F1E8}\u{1F1EE}");
+  assert.equal(flag("Unknown"), "");
+});
+
+test("filters: one per field, parsed from and written to the URL", () => {
+  const query = q("period=7d&path[eq]=/a&chart[stat]=duration&browser[neq]=Safari&bogus[eq]=x&path[zz]=y");
+  assert.deepEqual(parseFilters(query), [
+    { field: "path", op: "eq", value: "/a" },
+    { field: "browser", op: "neq", value: "Safari" },
+  ]);
+  const replaced = withFilter(query, { field: "path", op: "contains", value: "blog" });
+  assert.deepEqual(parseFilters(replaced).map((f) => `${f.field}[${f.op}]=${f.value}`), ["browser[neq]=Safari", "path[contains]=blog"]);
+  assert.equal(replaced.get("period"), "7d");
+  const removed = withoutFilter(replaced, { field: "browser", op: "neq", value: "Safari" });
+  assert.equal(removed.has("browser[neq]"), false);
+  assert.deepEqual(filterParams(parseFilters(q("prop_name[eq]=plan&os[eq]=iOS")), { withoutProps: true }), { "os[eq]": "iOS" });
+});
+
+test("rfc3339 carries the local offset", () => {
+  assert.match(rfc3339(local(2026, 5, 1, 0, 0, 0)), /^2026-06-01T00:00:00[+-]\d\d:\d\d$/);
+});
+
+test("presets are whole buckets ending after now, with an equal previous period", () => {
+  const now = local(2026, 5, 10, 14, 35, 20); // Wed 10 June 2026, 14:35:20
+  const today = resolvePeriod(q(""), now);
+  assert.equal(today.period, "today");
+  assert.equal(today.interval, "hour");
+  assert.deepEqual(today.start, local(2026, 5, 10));
+  assert.deepEqual(today.end, local(2026, 5, 10, 23, 59, 59));
+  assert.deepEqual(today.prevStart, local(2026, 5, 9));
+  assert.deepEqual(today.prevEnd, local(2026, 5, 9, 23, 59, 59));
+  assert.equal(today.live, true);
+  assert.deepEqual(today.compareEnd, local(2026, 5, 9, 14, 35, 20)); // same elapsed time yesterday
+
+  const yesterday = resolvePeriod(q("period=yesterday"), now);
+  assert.equal(yesterday.live, false);
+  assert.deepEqual(yesterday.compareEnd, yesterday.prevEnd);
+
+  const h24 = resolvePeriod(q("period=24h"), now);
+  assert.deepEqual(h24.start, local(2026, 5, 9, 15));
+  assert.deepEqual(h24.end, local(2026, 5, 10, 14, 59, 59));
+  assert.equal(bucketCount(h24.start, h24.next, "hour"), 24);
+
+  const d7 = resolvePeriod(q("period=7d"), now);
+  assert.equal(d7.interval, "day");
+  assert.deepEqual(d7.start, local(2026, 5, 4));
+  assert.equal(bucketCount(d7.start, d7.next, "day"), 7);
+
+  const quarter = resolvePeriod(q("period=quarter"), now);
+  assert.equal(quarter.interval, "week");
+  assert.equal(quarter.start.getDay(), 1); // a Monday
+  assert.deepEqual(quarter.next, local(2026, 5, 15)); // the Monday after this week
+
+  const year = resolvePeriod(q("period=year"), now);
+  assert.equal(year.interval, "month");
+  assert.deepEqual(year.start, local(2025, 6, 1));
+  assert.equal(bucketCount(year.start, year.next, "month"), 12);
+
+  const all = resolvePeriod(q("period=all"), now);
+  assert.deepEqual(all.start, local(2024, 0, 1));
+
+  assert.equal(resolvePeriod(q("period=36h"), now).interval, "hour");
+  assert.equal(resolvePeriod(q("period=nonsense"), now).invalid, true);
+});
+
+test("custom ranges pick their interval; overrides are honoured within bounds", () => {
+  const now = local(2026, 5, 10, 12);
+  const short = resolvePeriod(q("period=custom&start=2026-06-01&end=2026-06-02"), now);
+  assert.equal(short.interval, "hour");
+  assert.deepEqual(short.end, local(2026, 5, 2, 23, 59, 59));
+  assert.equal(short.label, "2026-06-01 – 2026-06-02");
+  assert.equal(resolvePeriod(q("period=custom&start=2026-05-01&end=2026-05-31"), now).interval, "day");
+  assert.equal(resolvePeriod(q("period=custom&start=2026-01-01&end=2026-05-31"), now).interval, "week");
+  assert.equal(resolvePeriod(q("period=custom&start=2025-01-01&end=2026-05-31"), now).interval, "month");
+  assert.equal(resolvePeriod(q("period=custom&start=2026-06-05&end=2026-06-01"), now).invalid, true);
+  assert.equal(resolvePeriod(q("period=custom&start=2026-02-30&end=2026-03-01"), now).invalid, true);
+  assert.equal(resolvePeriod(q("period=7d&interval=hour"), now).interval, "hour");
+  assert.equal(resolvePeriod(q("period=year&interval=minute"), now).interval, "month"); // too many buckets
+});
+
+test("bucket dates from the API parse in any offset form", () => {
+  assert.equal(parseBucket("2024-06-01 13:00:00+00").toISOString(), "2024-06-01T13:00:00.000Z");
+  assert.equal(parseBucket("2024-06-01T13:00:00+02:00").toISOString(), "2024-06-01T11:00:00.000Z");
+  assert.equal(parseBucket("2024-06-01 13:00:00+0530").toISOString(), "2024-06-01T07:30:00.000Z");
+  assert.equal(parseBucket("2024-06-01T13:00:00Z").toISOString(), "2024-06-01T13:00:00.000Z");
+  assert.ok(Number.isNaN(parseBucket("yesterday").getTime()));
+  assert.equal(bucketLabel(local(2024, 5, 3, 9, 0), "hour"), "09:00");
+  assert.equal(bucketLabel(local(2024, 5, 3), "day"), "Mon, Jun 3");
+  assert.equal(bucketLabel(local(2024, 5, 1), "month"), "Jun 2024");
+});
