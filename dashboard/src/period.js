@@ -172,3 +172,39 @@ export function bucketTitle(date, interval) {
   if (interval === "month") return `${MONTHS[date.getMonth()]} ${date.getFullYear()}`;
   return day;
 }
+
+const STEP_MS = { minute: MINUTE, hour: HOUR, day: DAY, week: 7 * DAY, month: 30 * DAY };
+const ADDITIVE = ["visitors", "pageviews"];
+
+/**
+ * Fold stray buckets into their neighbour: the server cuts months in its own time zone (a window
+ * starting at local midnight east of UTC gets a leading bucket of the month before) and steps days
+ * in fixed 24 h (after a DST change, a last one-hour bucket). Counts are added; the median duration
+ * and bounce rate of the kept bucket stand.
+ */
+export function foldBuckets(buckets, start, end, interval) {
+  const half = (STEP_MS[interval] || HOUR) / 2;
+  const kept = [];
+  let carry = null;
+  for (const bucket of buckets) {
+    const at = parseBucket(bucket.date).getTime();
+    const stray = at < start.getTime() - half || at > end.getTime() - half + 1000;
+    if (stray && (kept.length || bucket !== buckets[buckets.length - 1])) {
+      if (kept.length && at > start.getTime()) {
+        const last = kept[kept.length - 1];
+        for (const key of ADDITIVE) last[key] = (last[key] || 0) + (bucket[key] || 0);
+      } else {
+        carry = carry || { visitors: 0, pageviews: 0 };
+        for (const key of ADDITIVE) carry[key] += bucket[key] || 0;
+      }
+      continue;
+    }
+    const copy = { ...bucket };
+    if (carry) {
+      for (const key of ADDITIVE) copy[key] = (copy[key] || 0) + carry[key];
+      carry = null;
+    }
+    kept.push(copy);
+  }
+  return kept.length ? kept : buckets;
+}

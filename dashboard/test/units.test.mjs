@@ -133,3 +133,24 @@ test("bucket dates from the API parse in any offset form", () => {
   assert.equal(bucketLabel(local(2024, 5, 3), "day"), "Mon, Jun 3");
   assert.equal(bucketLabel(local(2024, 5, 1), "month"), "Jun 2024");
 });
+
+test("stray buckets fold into their neighbours", async () => {
+  const { foldBuckets } = await import("../src/period.js");
+  const b = (date, visitors, duration = 100) => ({ date, visitors, pageviews: visitors * 2, duration, bounce_percentage: 0 });
+  // A month window from local midnight of 1 October (+02:00) and a server cutting months in UTC.
+  const start = new Date("2026-09-30T22:00:00Z");
+  const end = new Date("2026-11-30T22:59:59Z");
+  const folded = foldBuckets([b("2026-09-01 00:00:00+00", 1), b("2026-10-01 00:00:00+00", 5), b("2026-11-01 00:00:00+00", 7)], start, end, "month");
+  assert.deepEqual(folded.map((x) => [x.date, x.visitors, x.pageviews]), [
+    ["2026-10-01 00:00:00+00", 6, 12],
+    ["2026-11-01 00:00:00+00", 7, 14],
+  ]);
+  // Seven days over the end of summer time: eight 24 h steps, the last one hour long.
+  const days = ["20", "21", "22", "23", "24", "25", "26", "27"].map((d, i) => b(`2026-10-${d} 22:00:00+00`, i + 1));
+  const week = foldBuckets(days, new Date("2026-10-20T22:00:00Z"), new Date("2026-10-27T22:59:59Z"), "day");
+  assert.equal(week.length, 7);
+  assert.equal(week[6].visitors, 7 + 8);
+  // Nothing stray: unchanged.
+  const plain = [b("2026-06-01 00:00:00+00", 1), b("2026-06-02 00:00:00+00", 2)];
+  assert.deepEqual(foldBuckets(plain, new Date("2026-06-01T00:00:00Z"), new Date("2026-06-02T23:59:59Z"), "day"), plain);
+});

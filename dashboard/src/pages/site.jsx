@@ -21,6 +21,7 @@ import {
   bucketCount,
   bucketLabel,
   bucketTitle,
+  foldBuckets,
   isoDay,
   parseBucket,
   resolvePeriod,
@@ -146,15 +147,21 @@ function chartFormat(metric) {
 
 function MainChart({ summary, previous, metricKey, type, period }) {
   const metric = METRICS.find((m) => m.key === metricKey) || METRICS[0];
-  const buckets = (summary && summary.interval) || [];
-  const prevBuckets = (previous && previous.interval) || [];
-  const xs = useMemo(() => buckets.map((b) => parseBucket(b.date)), [summary]);
+  const buckets = useMemo(
+    () => foldBuckets((summary && summary.interval) || [], period.start, period.end, period.interval),
+    [summary],
+  );
+  const prevBuckets = useMemo(
+    () => foldBuckets((previous && previous.interval) || [], period.prevStart, period.prevEnd, period.interval),
+    [previous],
+  );
+  const xs = useMemo(() => buckets.map((b) => parseBucket(b.date)), [buckets]);
   const series = useMemo(
     () => [
       { label: `${metric.title}`, values: buckets.map((b) => chartValue(metric, b)) },
       { label: "Previous period", values: buckets.map((_, i) => chartValue(metric, prevBuckets[i])), previous: true },
     ],
-    [summary, previous, metricKey],
+    [buckets, prevBuckets, metricKey],
   );
   if (!buckets.length) return <Empty>No data to chart for this period.</Empty>;
   const fmt = chartFormat(metric);
