@@ -167,3 +167,49 @@ def test_error_pages(page: Page, shared_site: Site) -> None:
     expect(page.get_by_text("Unknown date range in the address; showing today.")).to_be_visible()
     page.goto(shared_site.base + f"/{SITE}?period=custom&start=2025-13-01&end=2025-01-01")
     expect(page.get_by_text("Unknown date range in the address; showing today.")).to_be_visible()
+
+
+CONTRAST_JS = """() => {
+  const parse = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const worst = [];
+  const walker = document.createTreeWalker(document.getElementById('app'), NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement;
+    if (!node.textContent.trim() || !el.offsetParent || el.closest('[disabled], .u-legend, .visually-hidden')) continue;
+    const fg = lum(parse(getComputedStyle(el).color));
+    const bg = lum(background(el));
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    if (ratio < 4.5) worst.push(`${ratio.toFixed(2)} ${el.className} ${node.textContent.trim().slice(0, 30)}`);
+  }
+  return worst;
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_contrast(browser: Browser, shared_site: Site, scheme: str) -> None:
+    """WCAG AA: every visible text has a contrast of at least 4.5:1 with what is behind it."""
+    context = new_context(browser, color_scheme=scheme)
+    try:
+        page = context.new_page()
+        login(page, shared_site, f"/{SITE}?period=30d&browser%5Bneq%5D=Edge")
+        wait_idle(page)
+        pages = [f"/{SITE}/pages?period=30d", "/", "/settings/spam", "/settings/usage"]
+        problems = {page.url: page.evaluate(CONTRAST_JS)}
+        for path in pages:
+            page.goto(shared_site.base + path)
+            wait_idle(page)
+            problems[path] = page.evaluate(CONTRAST_JS)
+        assert not any(problems.values()), problems
+    finally:
+        context.close()
