@@ -516,10 +516,7 @@ function FirstHitWait({ hostname, onHit }) {
       <p class="muted small">
         The tracker sets no cookies. Pick extra tracker features under <Link href="/settings/tracker">Settings → Tracker</Link>.
       </p>
-      <p class="muted small">
-        Trying it on your own machine or network? Visits from loopback and private addresses are dropped while{" "}
-        <Link href="/settings/spam">Settings → Spam → Abusive IPs</Link> is on.
-      </p>
+
     </section>
   );
 }
