@@ -1,10 +1,10 @@
 """Ingestion benchmark: tracker hits per second end-to-end over HTTP, with latency and server memory.
 
 Starts `medama.py start -ratelimit 0 -level warn` as a subprocess on fresh
-databases (three registered sites, IP block presets off so 127.0.0.1 may
-send), then drives it with Debian's `wrk` and a Lua script that builds every
-request anew: realistic User-Agents, Accept-Language headers, page URLs with
-and without UTM tags, referrers and time zones, and tracker-style beacon ids
+databases (three registered sites, default IP block presets), then drives it
+with Debian's `wrk` and a Lua script that builds every request anew:
+realistic User-Agents, Accept-Language headers, page URLs with and without
+UTM tags, referrers and time zones, and tracker-style beacon ids
 (base-36 milliseconds then random digits, time-ordered like
 `Date.now().toString(36) + Math.random().toString(36)`).
 
@@ -234,15 +234,13 @@ def proc_status(pid: int, field: str) -> int:
 
 
 def prepare(workdir: Path) -> None:
-    """Fresh databases with one user, the benchmark's sites, and the IP block presets off."""
+    """Fresh databases with one user and the benchmark's sites; the IP block presets keep their defaults (on)."""
     conn = db.connect(str(workdir / "me_meta.db"))
     db.migrate(conn, meta.MIGRATIONS)
     meta.insert_user(conn, meta.new_user_id(), "admin", "not-a-hash", 0)
     user_id = conn.execute("SELECT id FROM users").fetchone()[0]
     for site in SITES:
         meta.insert_website(conn, site, user_id, 0)
-    meta.set_setting(conn, "block_abusive_ips", "false", 0)  # FireHOL lists 127/8 as a bogon
-    meta.set_setting(conn, "block_tor_exit_nodes", "false", 0)
     conn.close()
 
 

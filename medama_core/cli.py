@@ -18,6 +18,8 @@ Commands:
   start     run the analytics server
   version   print the version and build commit
   backup    copy both databases into a directory while the server runs
+  import    load page views or events from JSON Lines, CSV or upstream's DuckDB file
+  export    write page views or events as JSON Lines or CSV
 
 Run `medama <command> --help` for a command's flags."""
 
@@ -70,10 +72,24 @@ def cmd_backup(args: Sequence[str]) -> int:
     return backup.main(args, os.environ)
 
 
+def cmd_import(args: Sequence[str]) -> int:
+    from medama_core import transfer
+
+    return transfer.import_main(args, sys.stderr)
+
+
+def cmd_export(args: Sequence[str]) -> int:
+    from medama_core import transfer
+
+    return transfer.export_main(args, sys.stdout, sys.stderr)
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "start": cmd_start,
     "version": cmd_version,
     "backup": cmd_backup,
+    "import": cmd_import,
+    "export": cmd_export,
 }
 
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from medama_core.auth import AuthState
 from medama_core.config import Config
 from medama_core.http.protocol import Request, Response
-from medama_core.ingest.ipfilter import IPFilter
 from medama_core.log import Logger
 from medama_core.ratelimit import RateLimiter
 from medama_core.store.db import Database
@@ -46,11 +45,11 @@ class Context:
     auth: AuthState = field(default_factory=AuthState)  # login throttling and the password-hashing gate
     cpu: CPUSampler = field(default_factory=CPUSampler)  # previous CPU sample for /user/usage
     # Ingestion (api/events.py): the group-commit writer of hits, the /event/* rate limiter (None when
-    # -ratelimit 0), hits dropped since start-up by reason, and the IP filter last built from block_settings.
+    # -ratelimit 0), hits dropped since start-up by reason, and the block check last built from block_settings.
     hits: Batcher[HitOp] | None = None
     ratelimiter: RateLimiter | None = None
     drops: Counter[str] = field(default_factory=Counter)
-    ip_filter: tuple[BlockSettings, IPFilter | None] | None = None
+    ip_filter: tuple[BlockSettings, Callable[[str], bool] | None] | None = None
     started: float = field(default_factory=time.time)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 

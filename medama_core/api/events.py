@@ -14,7 +14,7 @@ import functools
 import ipaddress
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from medama_core.api import BlockSettings, Context
@@ -153,15 +153,20 @@ def _blocked(ctx: Context, ip: str) -> bool:
     if cached is None or cached[0] is not settings:
         cached = (settings, _build_filter(settings))
         ctx.ip_filter = cached
-    active = cached[1]
-    return active is not None and active.blocked(ip)
+    check = cached[1]
+    return check is not None and check(ip)
 
 
-def _build_filter(settings: BlockSettings) -> ipfilter.IPFilter | None:
-    """The filter for `settings`, or None when nothing is blocked (the common local set-up)."""
+def _build_filter(settings: BlockSettings) -> Callable[[str], bool] | None:
+    """The block check for `settings`, or None when nothing is blocked.
+
+    Each visitor sends several requests per page view (two pings, a load, an
+    unload), so the answer for an address is remembered rather than parsed again.
+    """
     if not (settings.abusive or settings.tor or settings.ips):
         return None
-    return ipfilter.IPFilter(settings.ips, abusive=settings.abusive, tor=settings.tor)
+    active = ipfilter.IPFilter(settings.ips, abusive=settings.abusive, tor=settings.tor)
+    return functools.lru_cache(maxsize=PEER_CACHE_SIZE)(active.blocked)
 
 
 def _page_view(hit: LoadHit, request: Request, ctx: Context) -> hits.NewView:

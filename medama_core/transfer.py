@@ -1,0 +1,752 @@
+"""Import and export of page views and custom events as JSON Lines or CSV, and import from upstream's DuckDB file.
+
+Rows travel with the columns of the `views` and `events` tables and are stored
+exactly as given: nothing is re-enriched. A file is imported in one
+transaction, so it lands whole or not at all; the first bad row stops it with
+its line number. Dates are written as ISO 8601 UTC with milliseconds and read
+as ISO 8601 (a missing offset means UTC) or Unix seconds, so an export
+imported into an empty database exports again byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import gzip
+import io
+import json
+import operator
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO, Any, Final, cast
+
+from medama_core.store.db import Transaction
+from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS
+
+__all__ = [
+    "EVENTS",
+    "FORMATS",
+    "VIEWS",
+    "ImportResult",
+    "TransferError",
+    "export_rows",
+    "import_medama",
+    "import_rows",
+    "open_input",
+    "parse_time",
+]
+
+VIEWS: Final = "views"
+EVENTS: Final = "events"
+FORMATS: Final = ("jsonl", "csv")
+COLUMNS: Final = {VIEWS: VIEW_COLUMNS, EVENTS: EVENT_COLUMNS}
+
+# Rows per executemany: large enough that the per-call overhead vanishes, small enough
+# that a failing chunk is cheap to replay row by row to find the bad line.
+CHUNK_ROWS: Final = 5000
+PROGRESS_EVERY_S: Final = 1.0  # seconds between progress lines on stderr
+# Page cache of the import connection: a large import keeps the views indexes in memory.
+IMPORT_CACHE_KIB: Final = 64 * 1024
+# A JSON line longer than this is not an analytics row (the tracker caps URLs at 8 KiB); CSV
+# fields are bounded by the csv module's own field_size_limit (128 KiB).
+MAX_LINE_CHARS: Final = 1024 * 1024
+GZIP_MAGIC: Final = b"\x1f\x8b"
+
+_BOOL_COLUMNS: Final = frozenset({"is_unique_user", "is_unique_page"})
+_TRUE: Final = frozenset({"true", "t", "1"})
+_FALSE: Final = frozenset({"false", "f", "0"})
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS: Final = dt.timedelta(milliseconds=1)
+
+
+class TransferError(Exception):
+    """A row or file that cannot be imported, or an export that cannot run; the message says where."""
+
+
+@dataclass
+class ImportResult:
+    kind: str
+    rows: int = 0
+    created_websites: list[str] = field(default_factory=list)
+
+
+Progress = Callable[[int], None]
+
+
+# --- values ---
+
+
+def parse_time(value: object) -> int:
+    """Unix milliseconds of an ISO 8601 date (UTC when it has no offset) or of Unix seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a date, not a boolean")
+    if isinstance(value, int):
+        return value * 1000
+    if isinstance(value, float):
+        return round(value * 1000)
+    if not isinstance(value, str):
+        raise ValueError("a date must be ISO 8601 text or Unix seconds")
+    text = value.strip()
+    if text[:1].isdigit() and ("-" not in text[1:] and ":" not in text):
+        return round(float(text) * 1000) if "." in text else int(text) * 1000
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return (moment - _EPOCH) // _MS
+
+
+def format_time(ms: int) -> str:
+    """`2024-03-05T14:30:00.123Z` for Unix milliseconds."""
+    moment = _EPOCH + dt.timedelta(milliseconds=ms)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _text(value: object, column: str) -> str:
+    if type(value) is not str:
+        raise ValueError(f"{column} must be a string")
+    return value
+
+
+def _bool(value: object, column: str) -> bool:
+    if type(value) is bool:
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    if type(value) is str:
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise ValueError(f"{column} must be true or false")
+
+
+def _duration(value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    if type(value) is str and value.strip().isdigit():
+        value = int(value)
+    if type(value) is not int or value < 0:
+        raise ValueError("duration_ms must be a whole number of milliseconds, or empty")
+    return value
+
+
+def _date(value: object) -> int:
+    try:
+        return parse_time(value)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"date_created {value!r} is neither ISO 8601 nor Unix seconds: {exc}") from None
+
+
+def _converter(column: str) -> Callable[[object], object]:
+    if column in _BOOL_COLUMNS:
+        return lambda value: _bool(value, column)
+    if column == "duration_ms":
+        return _duration
+    if column == "date_created":
+        return _date
+    return lambda value: _text(value, column)
+
+
+class _Shape:
+    """How records become rows of one table: a fast path for well-formed records, a careful one for the rest.
+
+    The careful path converts column by column and says what is wrong; the fast
+    path checks a whole record's types in one tuple comparison. Both give the
+    same row for the same record.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.columns = COLUMNS[kind]
+        self.known = frozenset(self.columns)
+        self.converters = [(column, _converter(column)) for column in self.columns]
+        # Every column but the trailing duration_ms / date_created is stored exactly as parsed.
+        self.plain = self.columns.index("duration_ms" if "duration_ms" in self.columns else "date_created")
+        self.plain_types = tuple(bool if c in _BOOL_COLUMNS else str for c in self.columns[: self.plain])
+        self.has_duration = "duration_ms" in self.columns
+        self.bools = [i for i, c in enumerate(self.columns) if c in _BOOL_COLUMNS]
+        self.pick = operator.itemgetter(*self.columns)
+
+    def from_json(self, obj: dict[str, Any], number: int) -> tuple[object, ...]:
+        try:
+            values: tuple[Any, ...] = self.pick(obj)
+        except KeyError:
+            return self._careful(obj, number)
+        duration = values[self.plain] if self.has_duration else None
+        if (
+            len(obj) == len(self.columns)
+            and tuple(map(type, values[: self.plain])) == self.plain_types
+            and (duration is None or (type(duration) is int and duration >= 0))
+        ):
+            try:
+                return (*values[:-1], _fast_date(values[-1]))
+            except (ValueError, TypeError, OverflowError):
+                pass
+        return self._careful(obj, number)
+
+    def _careful(self, obj: dict[str, Any], number: int) -> tuple[object, ...]:
+        try:
+            row = tuple([convert(obj[c]) if c in obj else _missing(c) for c, convert in self.converters])
+        except ValueError as exc:
+            raise TransferError(f"line {number}: {exc}") from None
+        if not self.known.issuperset(obj):
+            extra = sorted(set(obj) - self.known)
+            raise TransferError(f"line {number}: unknown column(s): {', '.join(extra)}")
+        return row
+
+    def csv_picker(self, header: Sequence[str]) -> Callable[[list[str]], tuple[str, ...]]:
+        """Take a record's fields in table order; a missing duration_ms column reads as ""."""
+        positions = [header.index(c) if c in header else len(header) for c in self.columns]
+        pick = operator.itemgetter(*positions)
+        if len(header) in positions:
+            return lambda record: pick([*record, ""])
+        return pick
+
+    def from_csv(self, fields: tuple[str, ...], number: int) -> tuple[object, ...]:
+        row: list[object] = list(fields)
+        try:
+            for i in self.bools:
+                row[i] = _CSV_BOOLS[fields[i]]
+            if self.has_duration:
+                duration = fields[self.plain]
+                row[self.plain] = None if duration == "" else int(duration)
+            row[-1] = _fast_date(fields[-1])
+        except (KeyError, ValueError, TypeError, OverflowError):
+            try:
+                row = [convert(value) for (_, convert), value in zip(self.converters, fields, strict=True)]
+            except ValueError as exc:
+                raise TransferError(f"line {number}: {exc}") from None
+        return tuple(row)
+
+
+_CSV_BOOLS: Final = {"true": True, "false": False}
+_NAIVE_EPOCH: Final = dt.datetime(1970, 1, 1)
+
+
+def _fast_date(value: object) -> int:
+    """`parse_time` for ISO 8601 text and JSON numbers, without its checks; raises on anything else."""
+    if type(value) is str:
+        moment = dt.datetime.fromisoformat(value)
+        return (moment - (_EPOCH if moment.tzinfo is not None else _NAIVE_EPOCH)) // _MS
+    if type(value) is int:
+        return value * 1000
+    if type(value) is float:
+        return round(value * 1000)
+    raise ValueError(value)
+
+
+def _missing(column: str) -> object:
+    """The value of a column left out of a row: only duration_ms may be (it is NULL)."""
+    if column != "duration_ms":
+        raise ValueError(f"missing column {column}")
+    return None
+
+
+_SHAPES: Final = {kind: _Shape(kind) for kind in COLUMNS}
+
+
+# --- reading ---
+
+
+def open_input(path: str) -> IO[bytes]:
+    """Open a file for import, gunzipping it when it starts with the gzip magic bytes."""
+    with open(path, "rb") as probe:
+        gzipped = probe.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+    if gzipped:
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return open(path, "rb")  # noqa: SIM115 - the caller closes it
+
+
+Rows = Iterator[tuple[int, tuple[object, ...]]]
+
+
+def _rows(text: IO[str], kind: str | None) -> tuple[str, Rows]:
+    """The kind of rows in `text` and an iterator of (line number, row tuple in table column order)."""
+    first = text.read(1)
+    while first.isspace():
+        first = text.read(1)
+    rest = _prepend(first, text)
+    if first == "{":
+        return _jsonl_rows(rest, kind)
+    return _csv_rows(rest, kind)
+
+
+def _prepend(first: str, text: IO[str]) -> Iterator[str]:
+    """Lines of `text` with `first`, already read, put back in front."""
+    line = first + text.readline()
+    if line:
+        yield line
+    yield from text
+
+
+def _kind_of(columns: Iterable[str], kind: str | None) -> str:
+    names = set(columns)
+    if kind is None:
+        kind = EVENTS if "batch_id" in names else VIEWS
+    unknown = names - set(COLUMNS[kind])
+    if unknown:
+        raise TransferError(f"line 1: unknown {kind} column(s): {', '.join(sorted(unknown))}")
+    return kind
+
+
+def _jsonl_rows(lines: Iterator[str], kind: str | None) -> tuple[str, Rows]:
+    first = _json_object(next(lines, ""), 1)
+    shape = _SHAPES[_kind_of(first, kind)]
+
+    def rows() -> Rows:
+        if not first:
+            return
+        yield 1, shape.from_json(first, 1)
+        for number, line in enumerate(lines, start=2):
+            if len(line) > 2:  # skips blank lines ("\n", "\r\n") cheaply; _json_object checks the rest
+                yield number, shape.from_json(_json_object(line, number), number)
+
+    return shape.kind, rows()
+
+
+def _json_object(line: str, number: int) -> dict[str, Any]:
+    if not line.strip():
+        return {}
+    if len(line) > MAX_LINE_CHARS:
+        raise TransferError(f"line {number}: longer than {MAX_LINE_CHARS} characters")
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise TransferError(f"line {number}: invalid JSON: {exc}") from None
+    if type(obj) is not dict:
+        raise TransferError(f"line {number}: expected a JSON object")
+    return obj
+
+
+def _csv_rows(lines: Iterator[str], kind: str | None) -> tuple[str, Rows]:
+    reader = csv.reader(lines, strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise TransferError(f"line 1: {exc}") from None
+    if not header:  # an empty file: nothing to import
+        return kind or VIEWS, iter(())
+    shape = _SHAPES[_kind_of(header, kind)]
+    missing = [c for c in shape.columns if c not in header and c != "duration_ms"]
+    if missing:
+        raise TransferError(f"line 1: missing column(s): {', '.join(missing)}")
+    if len(set(header)) != len(header):
+        raise TransferError("line 1: a column is named twice")
+    pick = shape.csv_picker(header)
+    width = len(header)
+
+    def rows() -> Rows:
+        number = 1
+        try:
+            for record in reader:
+                number = reader.line_num
+                if len(record) != width:
+                    if not record:
+                        continue
+                    raise TransferError(f"line {number}: {len(record)} fields, the header has {width}")
+                yield number, shape.from_csv(pick(record), number)
+        except csv.Error as exc:
+            raise TransferError(f"line {reader.line_num}: {exc}") from None
+
+    return shape.kind, rows()
+
+
+# --- importing ---
+
+_INSERT: Final = {
+    kind: f"INSERT INTO {kind} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    for kind, columns in COLUMNS.items()
+}
+_HOSTNAME_INDEX: Final = {VIEWS: VIEW_COLUMNS.index("hostname"), EVENTS: EVENT_COLUMNS.index("group_name")}
+
+
+class _Websites:
+    """The registered hostnames, and those to register when `create` is on."""
+
+    def __init__(self, meta_conn: sqlite3.Connection, create: bool) -> None:
+        self.meta_conn = meta_conn
+        self.known = {row[0] for row in meta_conn.execute("SELECT hostname FROM websites")}
+        self.create = create
+        self.new: list[str] = []
+
+    def check(self, hostname: object, number: int) -> None:
+        if hostname in self.known:
+            return
+        assert isinstance(hostname, str)
+        if not self.create:
+            raise TransferError(
+                f"line {number}: website {hostname!r} is not registered (add it first, or pass --create-websites)"
+            )
+        if not hostname:
+            raise TransferError(f"line {number}: empty hostname")
+        self.known.add(hostname)
+        self.new.append(hostname)
+
+    def register(self) -> None:
+        """Create the new websites, owned by the first user (by creation time)."""
+        if not self.new:
+            return
+        owner = self.meta_conn.execute("SELECT id FROM users ORDER BY date_created, rowid LIMIT 1").fetchone()
+        if owner is None:
+            raise TransferError("no user to own the new websites: start the server once to create the admin")
+        now = int(time.time())
+        with Transaction(self.meta_conn):
+            self.meta_conn.executemany(
+                "INSERT INTO websites (hostname, user_id, date_created, date_updated) VALUES (:h, :u, :now, :now)",
+                [{"h": hostname, "u": owner[0], "now": now} for hostname in self.new],
+            )
+
+
+def import_rows(
+    analytics_conn: sqlite3.Connection,
+    meta_conn: sqlite3.Connection,
+    stream: IO[bytes],
+    *,
+    kind: str | None = None,
+    create_websites: bool = False,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import a JSON Lines or CSV stream of views or events (`kind`, else guessed from the columns).
+
+    Raises `TransferError` naming the line of the first bad row; then nothing is stored.
+    `stream` is read to the end and closed.
+    """
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    try:
+        kind, rows = _rows(text, kind)
+        return _store(analytics_conn, meta_conn, kind, rows, create_websites, progress)
+    except UnicodeDecodeError as exc:
+        raise TransferError(f"the file is not UTF-8: {exc}") from None
+    finally:
+        text.close()
+
+
+def _store(
+    analytics_conn: sqlite3.Connection,
+    meta_conn: sqlite3.Connection,
+    kind: str,
+    rows: Iterator[tuple[int, tuple[object, ...]]],
+    create_websites: bool,
+    progress: Progress | None,
+) -> ImportResult:
+    result = ImportResult(kind)
+    websites = _Websites(meta_conn, create_websites)
+    host_at = _HOSTNAME_INDEX[kind]
+    insert = _INSERT[kind]
+    analytics_conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+    next_report = time.monotonic() + PROGRESS_EVERY_S
+    # Parsing (this thread) and inserting (the worker, which spends most of its time in SQLite
+    # with the GIL released) overlap; at most one chunk is inserted while the next is parsed.
+    # The pool is shut down, waiting for its chunk, before the transaction ends either way.
+    with Transaction(analytics_conn), ThreadPoolExecutor(1, thread_name_prefix="import") as pool:
+        inserting: Future[None] | None = None
+        chunk: list[tuple[object, ...]] = []
+        numbers: list[int] = []
+        for number, row in rows:
+            websites.check(row[host_at], number)
+            chunk.append(row)
+            numbers.append(number)
+            if len(chunk) >= CHUNK_ROWS:
+                if inserting is not None:
+                    inserting.result()
+                inserting = pool.submit(_insert_chunk, analytics_conn, insert, chunk, numbers)
+                result.rows += len(chunk)
+                chunk, numbers = [], []
+                if progress is not None and time.monotonic() >= next_report:
+                    progress(result.rows)
+                    next_report = time.monotonic() + PROGRESS_EVERY_S
+        if inserting is not None:
+            inserting.result()
+        _insert_chunk(analytics_conn, insert, chunk, numbers)
+        result.rows += len(chunk)
+        websites.register()
+    result.created_websites = websites.new
+    return result
+
+
+def _insert_chunk(conn: sqlite3.Connection, insert: str, chunk: list[tuple[object, ...]], numbers: list[int]) -> None:
+    if not chunk:
+        return
+    conn.execute("SAVEPOINT chunk")
+    try:
+        conn.executemany(insert, chunk)
+    except sqlite3.Error:
+        conn.execute("ROLLBACK TO chunk")
+        for number, row in zip(numbers, chunk, strict=True):  # find the row the database refused
+            try:
+                conn.execute(insert, row)
+            except sqlite3.IntegrityError as exc:
+                raise TransferError(f"line {number}: {_integrity_message(exc)}") from None
+            except sqlite3.Error as exc:
+                raise TransferError(f"line {number}: {exc}") from None
+        raise
+    finally:
+        conn.execute("RELEASE chunk")
+
+
+def _integrity_message(exc: sqlite3.IntegrityError) -> str:
+    if "UNIQUE" in str(exc):
+        return "this view (bid, hostname) is already stored"
+    return str(exc)
+
+
+# --- upstream's DuckDB ---
+
+_DUCKDB_VIEWS: Final = (
+    "SELECT bid, hostname, pathname, is_unique_user, is_unique_page, referrer_host, referrer_group, country,"
+    " language_base, language_dialect, ua_browser, ua_os, ua_device_type, utm_source, utm_medium, utm_campaign,"
+    " duration_ms, epoch_ms(date_created) FROM views ORDER BY date_created"
+)
+_DUCKDB_EVENTS: Final = (
+    "SELECT bid, batch_id, group_name, name, value, epoch_ms(date_created) FROM events ORDER BY date_created"
+)
+# Upstream leaves some text columns NULL (old rows, `events.bid` before its migration 5);
+# ours are NOT NULL with '' for "none", as upstream's own stats read them.
+_TEXT_DEFAULTS: Final = {"country": "Unknown", "language_base": "Unknown", "language_dialect": "Unknown"}
+
+
+def import_medama(
+    analytics_conn: sqlite3.Connection,
+    meta_conn: sqlite3.Connection,
+    duckdb_path: str,
+    *,
+    create_websites: bool = False,
+    progress: Progress | None = None,
+) -> list[ImportResult]:
+    """Import `views` and `events` from upstream's DuckDB analytics file (needs the `duckdb` package)."""
+    try:
+        import duckdb
+    except ImportError:
+        raise TransferError(
+            "reading upstream's DuckDB file needs the duckdb package: pip install duckdb (then run this again)"
+        ) from None
+    try:
+        source = duckdb.connect(duckdb_path, read_only=True)
+    except Exception as exc:  # duckdb.IOException and friends: not a DuckDB file, or missing
+        raise TransferError(f"cannot open {duckdb_path} as a DuckDB database: {exc}") from None
+    results = []
+    try:
+        for kind, query in ((VIEWS, _DUCKDB_VIEWS), (EVENTS, _DUCKDB_EVENTS)):
+            rows = _duckdb_rows(source, kind, query)
+            results.append(_store(analytics_conn, meta_conn, kind, rows, create_websites, progress))
+    finally:
+        source.close()
+    return results
+
+
+def _duckdb_rows(source: Any, kind: str, query: str) -> Iterator[tuple[int, tuple[object, ...]]]:
+    columns = COLUMNS[kind]
+    defaults = [_TEXT_DEFAULTS.get(c, "") if c not in ("duration_ms", "date_created") else None for c in columns]
+    cursor = source.execute(query)
+    number = 0
+    while batch := cursor.fetchmany(CHUNK_ROWS):
+        for raw in batch:
+            number += 1
+            yield (
+                number,
+                tuple([default if value is None else value for value, default in zip(raw, defaults, strict=True)]),
+            )
+
+
+# --- exporting ---
+
+
+def export_rows(
+    conn: sqlite3.Connection,
+    out: IO[str],
+    *,
+    kind: str = VIEWS,
+    fmt: str = "jsonl",
+    hostname: str | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> int:
+    """Write rows with `start_ms <= date_created < end_ms` (of one site) to `out`; return how many.
+
+    The order is total (date, site, then the remaining columns), so the same rows
+    always export to the same bytes.
+    """
+    if kind not in COLUMNS or fmt not in FORMATS:
+        raise TransferError(f"cannot export {kind} as {fmt}")
+    columns = COLUMNS[kind]
+    host_column = "hostname" if kind == VIEWS else "group_name"
+    order = ("date_created", host_column, "bid") if kind == VIEWS else ("date_created", host_column, *columns)
+    where = []
+    params: dict[str, object] = {}
+    for clause, name, value in (
+        (f"{host_column} = :hostname", "hostname", hostname),
+        ("date_created >= :start", "start", start_ms),
+        ("date_created < :end", "end", end_ms),
+    ):
+        if value is not None:
+            where.append(clause)
+            params[name] = value
+    sql = f"SELECT {', '.join(columns)} FROM {kind}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {', '.join(order)}"
+    write = _jsonl_writer(out, columns) if fmt == "jsonl" else _csv_writer(out, columns)
+    count = 0
+    for row in conn.execute(sql, params):
+        write(row)
+        count += 1
+    return count
+
+
+def _export_value(column: str, value: object) -> object:
+    if column in _BOOL_COLUMNS:
+        return bool(value)
+    if column == "date_created":
+        assert isinstance(value, int)
+        return format_time(value)
+    return value
+
+
+def _jsonl_writer(out: IO[str], columns: Sequence[str]) -> Callable[[tuple[Any, ...]], None]:
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+    def write(row: tuple[Any, ...]) -> None:
+        out.write(encode({c: _export_value(c, v) for c, v in zip(columns, row, strict=True)}) + "\n")
+
+    return write
+
+
+def _csv_writer(out: IO[str], columns: Sequence[str]) -> Callable[[tuple[Any, ...]], None]:
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; and "\r" in a field gets quoted
+    writer.writerow(columns)
+
+    def write(row: tuple[Any, ...]) -> None:
+        values = [_export_value(c, v) for c, v in zip(columns, row, strict=True)]
+        writer.writerow(["true" if v is True else "false" if v is False else "" if v is None else v for v in values])
+
+    return write
+
+
+# --- command line ---
+
+
+def _open(appdb: str, analyticsdb: str) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+    from medama_core.store import analytics, db, meta
+
+    meta_conn = db.connect(appdb)
+    db.migrate(meta_conn, meta.MIGRATIONS)
+    analytics_conn = db.connect(analyticsdb)
+    db.migrate(analytics_conn, analytics.MIGRATIONS)
+    return meta_conn, analytics_conn
+
+
+def _database_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-appdb", "--appdb", default="./me_meta.db", help="path of the SQLite app database")
+    parser.add_argument(
+        "-analyticsdb", "--analyticsdb", default="./me_analytics.db", help="path of the SQLite analytics database"
+    )
+
+
+def _time_flag(text: str) -> int:
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither ISO 8601 nor Unix seconds") from None
+
+
+def import_main(argv: Sequence[str], stderr: IO[str]) -> int:
+    """`medama import FILE` / `medama import --from-medama me_analytics.db`."""
+    parser = argparse.ArgumentParser(
+        prog="medama import",
+        description="Import page views or custom events (JSON Lines or CSV, optionally gzipped) in one "
+        "transaction, or everything from upstream's DuckDB analytics file. Stop the server first, or "
+        "restart it afterwards if websites were created.",
+    )
+    parser.add_argument("file", nargs="?", help="JSON Lines or CSV file; the kind of rows is read from its columns")
+    parser.add_argument("--type", choices=(VIEWS, EVENTS), help="the kind of rows, instead of guessing it")
+    parser.add_argument("--from-medama", metavar="DUCKDB", help="upstream's me_analytics.db to import from")
+    parser.add_argument(
+        "--create-websites", action="store_true", help="register unknown hostnames, owned by the first user"
+    )
+    _database_flags(parser)
+    args = parser.parse_args(argv)
+    if (args.file is None) == (args.from_medama is None):
+        parser.error("give either FILE or --from-medama DUCKDB")
+    started = time.monotonic()
+
+    def progress(rows: int) -> None:
+        rate = rows / max(time.monotonic() - started, 1e-9)
+        print(f"imported {rows:,} rows ({rate:,.0f} rows/s)", file=stderr, flush=True)
+
+    meta_conn, analytics_conn = _open(args.appdb, args.analyticsdb)
+    try:
+        if args.from_medama is not None:
+            results = import_medama(
+                analytics_conn, meta_conn, args.from_medama, create_websites=args.create_websites, progress=progress
+            )
+        else:
+            with open_input(args.file) as stream:
+                results = [
+                    import_rows(
+                        analytics_conn,
+                        meta_conn,
+                        stream,
+                        kind=args.type,
+                        create_websites=args.create_websites,
+                        progress=progress,
+                    )
+                ]
+    except (TransferError, OSError) as exc:
+        print(f"ERROR: import failed, nothing was stored: {exc}", file=stderr)
+        return 1
+    finally:
+        meta_conn.close()
+        analytics_conn.close()
+    elapsed = max(time.monotonic() - started, 1e-9)
+    for result in results:
+        print(f"imported {result.rows:,} {result.kind} ({result.rows / elapsed:,.0f} rows/s)", file=stderr)
+        if result.created_websites:
+            print(f"created websites: {', '.join(result.created_websites)}", file=stderr)
+    return 0
+
+
+def export_main(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
+    """`medama export`: views or events as JSON Lines or CSV, to a file or standard output."""
+    parser = argparse.ArgumentParser(
+        prog="medama export",
+        description="Write page views or custom events as JSON Lines or CSV, in an order that makes equal "
+        "data give equal files. `medama import` reads the output back exactly.",
+    )
+    parser.add_argument("--type", choices=(VIEWS, EVENTS), default=VIEWS, help="which rows (default views)")
+    parser.add_argument("--format", choices=FORMATS, help="default: from the output name, else jsonl")
+    parser.add_argument("--hostname", help="only this website")
+    parser.add_argument("--start", type=_time_flag, help="from this time on (ISO 8601 or Unix seconds)")
+    parser.add_argument("--end", type=_time_flag, help="before this time (ISO 8601 or Unix seconds)")
+    parser.add_argument("-o", "--output", help="file to write (gzipped when it ends in .gz); default stdout")
+    _database_flags(parser)
+    args = parser.parse_args(argv)
+    name = (args.output or "").removesuffix(".gz")
+    fmt = args.format or ("csv" if name.endswith(".csv") else "jsonl")
+    meta_conn, analytics_conn = _open(args.appdb, args.analyticsdb)
+    meta_conn.close()
+    options: dict[str, Any] = {"kind": args.type, "fmt": fmt, "hostname": args.hostname}
+    options.update(start_ms=args.start, end_ms=args.end)
+    try:
+        if args.output is None:
+            count = export_rows(analytics_conn, stdout, **options)
+        else:
+            with _open_output(args.output) as out:
+                count = export_rows(analytics_conn, out, **options)
+    except (TransferError, OSError) as exc:
+        print(f"ERROR: export failed: {exc}", file=stderr)
+        return 1
+    finally:
+        analytics_conn.close()
+    print(f"exported {count:,} {args.type}", file=stderr)
+    return 0
+
+
+def _open_output(path: str) -> IO[str]:
+    if path.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "wb"), encoding="utf-8", newline="")
+    return open(path, "w", encoding="utf-8", newline="")

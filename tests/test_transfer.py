@@ -1,0 +1,496 @@
+"""`medama import` / `medama export`: formats, exact round trips, all-or-nothing imports, upstream's DuckDB file."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from medama_core import cli, transfer
+from medama_core.store import analytics, db, hits, meta
+
+SITES = ("example.com", "blog.example.org")
+
+
+def make_meta(path: Path | str, sites: tuple[str, ...] = SITES, users: bool = True) -> sqlite3.Connection:
+    conn = db.connect(str(path))
+    db.migrate(conn, meta.MIGRATIONS)
+    if users:
+        meta.insert_user(conn, "user_second", "later", "x", 200)
+        meta.insert_user(conn, "user_first", "admin", "x", 100)
+    for site in sites:
+        meta.insert_website(conn, site, "user_first", 0)
+    return conn
+
+
+def view(bid: str, **fields: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "bid": bid,
+        "hostname": "example.com",
+        "pathname": "/",
+        "is_unique_user": True,
+        "is_unique_page": False,
+        "referrer_host": "",
+        "referrer_group": "",
+        "country": "Unknown",
+        "language_base": "English",
+        "language_dialect": "British English",
+        "ua_browser": "Firefox",
+        "ua_os": "Linux",
+        "ua_device_type": "Desktop",
+        "utm_source": "",
+        "utm_medium": "",
+        "utm_campaign": "",
+        "duration_ms": None,
+        "date_created": 1_709_649_000_123,
+    }
+    row.update(fields)
+    return row
+
+
+def event(bid: str, **fields: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"bid": bid, "batch_id": "event_01abc", "group_name": "example.com", "name": "plan",
+                           "value": "pro", "date_created": 1_709_649_000_123}  # fmt: skip
+    row.update(fields)
+    return row
+
+
+class Dirs:
+    """One app + analytics database pair under a directory, driven through the CLI."""
+
+    def __init__(self, root: Path, sites: tuple[str, ...] = SITES, users: bool = True) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self.appdb = root / "me_meta.db"
+        self.analyticsdb = root / "me_analytics.db"
+        make_meta(self.appdb, sites, users).close()
+
+    def flags(self) -> list[str]:
+        return ["-appdb", str(self.appdb), "-analyticsdb", str(self.analyticsdb)]
+
+    def seed(self, views: list[dict[str, Any]], events: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
+        conn = db.connect(str(self.analyticsdb))
+        db.migrate(conn, analytics.MIGRATIONS)
+        ops: list[hits.Op] = [hits.NewView(v) for v in views]
+        if events:
+            ops.append(hits.NewEvents(events))
+        assert hits.apply_batch(conn, ops) == [None] * len(ops)
+        conn.close()
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(self.analyticsdb)
+        try:
+            return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+
+    def websites(self) -> list[tuple[str, str]]:
+        conn = sqlite3.connect(self.appdb)
+        try:
+            return conn.execute("SELECT hostname, user_id FROM websites ORDER BY hostname").fetchall()
+        finally:
+            conn.close()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+AWKWARD = [
+    view("a1", pathname="/a,b\"c", referrer_host="news.ycombinator.com", referrer_group="Hacker News",
+         utm_source="x\ny", utm_campaign="ünïcødé ✓", duration_ms=0),
+    view("a2", hostname="blog.example.org", is_unique_user=False, is_unique_page=True, duration_ms=12345,
+         date_created=0),
+    view("a3", pathname="", utm_medium="  spaced  ", date_created=253_402_300_799_999),
+    view("a4", pathname="/tab\there\r\nand crlf", date_created=1),
+]  # fmt: skip
+AWKWARD_EVENTS = [event("a1"), event("", name="n,m", value='"q"', group_name="blog.example.org", date_created=5)]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+@pytest.mark.parametrize("kind", ["views", "events"])
+def test_export_import_export_is_byte_identical(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str, kind: str
+) -> None:
+    source, target = Dirs(tmp_path / "a"), Dirs(tmp_path / "b")
+    source.seed(AWKWARD, AWKWARD_EVENTS)
+    first = tmp_path / f"first.{fmt}"
+    second = tmp_path / f"second.{fmt}"
+    assert run(capsys, "export", "--type", kind, "-o", str(first), *source.flags())[0] == 0
+    code, _, err = run(capsys, "import", str(first), *target.flags())
+    assert code == 0, err
+    assert run(capsys, "export", "--type", kind, "-o", str(second), *target.flags())[0] == 0
+    assert first.read_bytes() == second.read_bytes()
+    assert len(first.read_text(encoding="utf-8").strip()) > 0
+
+
+def test_gzip_in_and_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source, target = Dirs(tmp_path / "a"), Dirs(tmp_path / "b")
+    source.seed(AWKWARD)
+    packed = tmp_path / "views.csv.gz"
+    assert run(capsys, "export", "-o", str(packed), *source.flags())[0] == 0
+    assert packed.read_bytes()[:2] == b"\x1f\x8b"
+    assert gzip.decompress(packed.read_bytes()).startswith(b"bid,hostname,pathname,")
+    assert run(capsys, "import", str(packed), *target.flags())[0] == 0
+    assert target.query("SELECT count(*) FROM views") == [(4,)]
+
+
+def test_export_to_stdout_as_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = Dirs(tmp_path)
+    source.seed([view("s1", duration_ms=5)])
+    code, out, err = run(capsys, "export", *source.flags())
+    assert code == 0 and "exported 1 views" in err
+    assert json.loads(out) == {**view("s1", duration_ms=5), "date_created": "2024-03-05T14:30:00.123Z"}
+
+
+def test_export_filters_by_site_and_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = Dirs(tmp_path)
+    source.seed([
+        view("early", date_created=1_000_000),
+        view("mid", date_created=2_000_000),
+        view("late", date_created=3_000_000),
+        view("other", hostname="blog.example.org", date_created=2_000_000),
+    ])  # fmt: skip
+    code, out, _ = run(capsys, "export", "--hostname", "example.com", "--start", "1970-01-01T00:33:20Z",
+                       "--end", "3000", *source.flags())  # fmt: skip
+    assert code == 0
+    assert [json.loads(line)["bid"] for line in out.splitlines()] == ["mid"], "start inclusive, end exclusive"
+
+
+# --- import: values as given ---
+
+
+def write(path: Path, text: str) -> str:
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_import_stores_rows_exactly_as_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = Dirs(tmp_path)
+    rows = [
+        {**view("iso"), "date_created": "2024-03-05T14:30:00.123+00:00", "country": ""},
+        {**view("offset"), "date_created": "2024-03-05T16:30:00.123+02:00"},
+        {**view("naive"), "date_created": "2024-03-05T14:30:00.123"},
+        {**view("seconds"), "date_created": 1_709_649_000},
+        {**view("fraction"), "date_created": 1_709_649_000.123},
+        {k: v for k, v in view("no-duration", date_created="2024-03-05T14:30:00.123Z").items() if k != "duration_ms"},
+        {
+            **view("bool-ints"),
+            "is_unique_user": 0,
+            "is_unique_page": 1,
+            "duration_ms": 7,
+            "date_created": "2024-03-05 14:30:00.123",
+        },
+    ]
+    path = write(tmp_path / "in.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n\n")
+    code, _, err = run(capsys, "import", path, *target.flags())
+    assert code == 0, err
+    assert "imported 7 views" in err
+    assert target.query(
+        "SELECT bid, date_created, country, duration_ms, is_unique_user, is_unique_page FROM views"
+    ) == [
+        ("iso", 1_709_649_000_123, "", None, 1, 0),
+        ("offset", 1_709_649_000_123, "Unknown", None, 1, 0),
+        ("naive", 1_709_649_000_123, "Unknown", None, 1, 0),
+        ("seconds", 1_709_649_000_000, "Unknown", None, 1, 0),
+        ("fraction", 1_709_649_000_123, "Unknown", None, 1, 0),
+        ("no-duration", 1_709_649_000_123, "Unknown", None, 1, 0),
+        ("bool-ints", 1_709_649_000_123, "Unknown", 7, 0, 1),
+    ]
+
+
+def test_csv_empty_duration_is_null_and_empty_text_stays_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = Dirs(tmp_path)
+    header = ",".join(hits.VIEW_COLUMNS)
+    lines = [
+        header,
+        "c1,example.com,/,true,false,,,,English,English,Firefox,Linux,Desktop,,,,,2024-03-05T14:30:00Z",
+        "c2,example.com,/x,1,0,t.co,Twitter,France,French,French,Safari,iOS,Mobile,a,b,c,250,1709649000",
+    ]
+    code, _, err = run(capsys, "import", write(tmp_path / "in.csv", "\n".join(lines) + "\n"), *target.flags())
+    assert code == 0, err
+    assert target.query("SELECT bid, country, utm_source, duration_ms, date_created, is_unique_user FROM views") == [
+        ("c1", "", "", None, 1_709_649_000_000, 1),
+        ("c2", "France", "a", 250, 1_709_649_000_000, 1),
+    ]
+
+
+def test_csv_columns_may_come_in_any_order_without_duration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = Dirs(tmp_path)
+    columns = [c for c in reversed(hits.VIEW_COLUMNS) if c != "duration_ms"]
+    values = {**view("rev"), "date_created": "2024-03-05T14:30:00.123Z"}
+    record = ",".join(
+        "true" if values[c] is True else "false" if values[c] is False else str(values[c]) for c in columns
+    )
+    code, _, err = run(
+        capsys, "import", write(tmp_path / "in.csv", ",".join(columns) + "\n" + record + "\n"), *target.flags()
+    )
+    assert code == 0, err
+    assert target.query("SELECT bid, duration_ms, date_created FROM views") == [("rev", None, 1_709_649_000_123)]
+
+
+def test_events_are_recognised_by_their_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = Dirs(tmp_path)
+    path = write(tmp_path / "events.jsonl", json.dumps({**event("e1"), "date_created": 1}) + "\n")
+    code, _, err = run(capsys, "import", path, *target.flags())
+    assert code == 0 and "imported 1 events" in err
+    assert target.query("SELECT bid, name, value, date_created FROM events") == [("e1", "plan", "pro", 1000)]
+
+
+# --- import: errors, all or nothing ---
+
+BAD_ROWS = [
+    ("not a bool", {"is_unique_user": "maybe"}, "is_unique_user must be true or false"),
+    ("number as text", {"pathname": 5}, "pathname must be a string"),
+    ("null text", {"country": None}, "country must be a string"),
+    ("negative duration", {"duration_ms": -1}, "duration_ms"),
+    ("bad date", {"date_created": "yesterday"}, "date_created"),
+    ("extra column", {"colour": "red"}, "unknown column(s): colour"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), [(c, m) for _, c, m in BAD_ROWS], ids=[n for n, _, _ in BAD_ROWS])
+def test_a_bad_row_names_its_line_and_nothing_is_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, Any], message: str
+) -> None:
+    target = Dirs(tmp_path)
+    rows = [view("ok1", date_created=1), view("ok2", date_created=1), {**view("bad", date_created=1), **change}]
+    path = write(tmp_path / "in.jsonl", "\n".join(json.dumps(r) for r in [*rows, view("ok3", date_created=1)]) + "\n")
+    code, _, err = run(capsys, "import", path, *target.flags())
+    assert code == 1
+    assert "line 3:" in err and message in err and "nothing was stored" in err
+    assert target.query("SELECT count(*) FROM views") == [(0,)]
+
+
+def test_missing_column_and_broken_json_name_their_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = Dirs(tmp_path)
+    good = json.dumps({**view("ok"), "date_created": 1})
+    missing = json.dumps({k: v for k, v in view("m").items() if k != "country"})
+    assert (
+        "line 2: missing column country"
+        in run(capsys, "import", write(tmp_path / "a.jsonl", f"{good}\n{missing}\n"), *target.flags())[2]
+    )  # noqa: E501
+    assert (
+        "line 3: invalid JSON"
+        in run(capsys, "import", write(tmp_path / "b.jsonl", f"{good}\n\n{{nope\n"), *target.flags())[2]
+    )  # noqa: E501
+    assert target.query("SELECT count(*) FROM views") == [(0,)]
+
+
+def test_csv_errors_name_their_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = Dirs(tmp_path)
+    header = ",".join(hits.VIEW_COLUMNS)
+    good = "c1,example.com,/,true,false,,,,English,English,Firefox,Linux,Desktop,,,,,1"
+    short = "c2,example.com,/"
+    code, _, err = run(capsys, "import", write(tmp_path / "a.csv", f"{header}\n{good}\n{short}\n"), *target.flags())
+    assert code == 1 and "line 3: 3 fields, the header has 18" in err
+    bad_bool = good.replace("true", "yes")
+    assert (
+        "line 2: is_unique_user"
+        in run(capsys, "import", write(tmp_path / "b.csv", f"{header}\n{bad_bool}\n"), *target.flags())[2]
+    )  # noqa: E501
+    assert (
+        "line 1: missing column(s): hostname"
+        in run(capsys, "import", write(tmp_path / "c.csv", "bid,pathname\n"), *target.flags())[2]
+    )
+
+
+def test_a_duplicate_view_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = Dirs(tmp_path)
+    rows = [view("same"), view("other"), view("same", pathname="/again")]
+    path = write(tmp_path / "in.jsonl", "\n".join(json.dumps({**r, "date_created": 1}) for r in rows) + "\n")
+    code, _, err = run(capsys, "import", path, *target.flags())
+    assert code == 1 and "line 3: this view (bid, hostname) is already stored" in err
+    assert target.query("SELECT count(*) FROM views") == [(0,)]
+
+
+def test_unknown_sites_are_an_error_unless_created(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = Dirs(tmp_path)
+    rows = [view("k"), view("n1", hostname="new.example"), view("n2", hostname="newer.example")]
+    path = write(tmp_path / "in.jsonl", "\n".join(json.dumps({**r, "date_created": 1}) for r in rows) + "\n")
+    code, _, err = run(capsys, "import", path, *target.flags())
+    assert code == 1 and "line 2: website 'new.example' is not registered" in err and "--create-websites" in err
+    assert target.query("SELECT count(*) FROM views") == [(0,)]
+    code, _, err = run(capsys, "import", path, "--create-websites", *target.flags())
+    assert code == 0, err
+    assert "created websites: new.example, newer.example" in err
+    assert ("new.example", "user_first") in target.websites(), "owned by the first user"
+    assert target.query("SELECT count(*) FROM views") == [(3,)]
+
+
+def test_creating_websites_needs_a_user(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = Dirs(tmp_path, sites=(), users=False)
+    path = write(tmp_path / "in.jsonl", json.dumps({**view("x"), "date_created": 1}) + "\n")
+    code, _, err = run(capsys, "import", path, "--create-websites", *target.flags())
+    assert code == 1 and "no user to own the new websites" in err
+    assert target.query("SELECT count(*) FROM views") == [(0,)]
+
+
+def test_type_flag_overrides_the_guess(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = Dirs(tmp_path)
+    path = write(tmp_path / "in.jsonl", json.dumps({**view("x"), "date_created": 1}) + "\n")
+    code, _, err = run(capsys, "import", path, "--type", "events", *target.flags())
+    assert code == 1 and "unknown events column(s)" in err
+
+
+def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["import"])
+    assert exc.value.code == 2
+    code, _, err = run(capsys, "import", str(tmp_path / "missing.jsonl"), *Dirs(tmp_path).flags())
+    assert code == 1 and "No such file" in err
+
+
+def test_progress_is_reported_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfer, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(transfer, "CHUNK_ROWS", 10)
+    target = Dirs(tmp_path)
+    path = write(
+        tmp_path / "in.jsonl", "".join(json.dumps({**view(f"p{i}"), "date_created": i}) + "\n" for i in range(35))
+    )
+    code, out, err = run(capsys, "import", path, *target.flags())
+    assert code == 0 and out == ""
+    assert "imported 10 rows" in err and "imported 30 rows" in err and "imported 35 views" in err
+    assert target.query("SELECT count(*) FROM views") == [(35,)]
+
+
+def test_a_bad_row_after_many_chunks_still_stores_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfer, "CHUNK_ROWS", 7)
+    target = Dirs(tmp_path)
+    rows = [json.dumps({**view(f"p{i}"), "date_created": i}) for i in range(100)]
+    rows[83] = rows[83].replace('"Firefox"', "null")
+    code, _, err = run(capsys, "import", write(tmp_path / "in.jsonl", "\n".join(rows)), *target.flags())
+    assert code == 1 and "line 84: ua_browser must be a string" in err
+    assert target.query("SELECT count(*) FROM views") == [(0,)]
+
+
+# --- property: any rows survive export and import unchanged ---
+
+texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+view_rows = st.fixed_dictionaries(
+    {
+        **{c: texts for c in hits.VIEW_COLUMNS if c not in ("hostname", "is_unique_user", "is_unique_page",
+                                                           "duration_ms", "date_created")},
+        "hostname": st.sampled_from(SITES),
+        "is_unique_user": st.booleans(),
+        "is_unique_page": st.booleans(),
+        "duration_ms": st.none() | st.integers(min_value=0, max_value=2**40),
+        "date_created": st.integers(min_value=0, max_value=253_402_300_799_999),
+    }
+)  # fmt: skip
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    rows=st.lists(view_rows, max_size=8, unique_by=lambda r: (r["bid"], r["hostname"])),
+    fmt=st.sampled_from(transfer.FORMATS),
+)
+def test_round_trip_property(rows: list[dict[str, Any]], fmt: str) -> None:
+    source_conn = db.connect(":memory:")
+    db.migrate(source_conn, analytics.MIGRATIONS)
+    hits.apply_batch(source_conn, [hits.NewView(r) for r in rows])
+    first = io.StringIO(newline="")
+    transfer.export_rows(source_conn, first, fmt=fmt)
+    meta_conn = make_meta(":memory:")
+    target_conn = db.connect(":memory:")
+    db.migrate(target_conn, analytics.MIGRATIONS)
+    result = transfer.import_rows(target_conn, meta_conn, io.BytesIO(first.getvalue().encode()))
+    assert result.rows == len(rows)
+    second = io.StringIO(newline="")
+    transfer.export_rows(target_conn, second, fmt=fmt)
+    assert first.getvalue() == second.getvalue()
+    stored = sorted(target_conn.execute(f"SELECT {', '.join(hits.VIEW_COLUMNS)} FROM views"), key=repr)
+    expected = sorted(
+        (tuple(int(r[c]) if type(r[c]) is bool else r[c] for c in hits.VIEW_COLUMNS) for r in rows), key=repr
+    )
+    assert stored == expected
+    for conn in (source_conn, meta_conn, target_conn):
+        conn.close()
+
+
+# --- upstream's DuckDB file ---
+
+UPSTREAM_DDL = (
+    """CREATE TABLE views (bid TEXT, hostname TEXT NOT NULL, pathname TEXT NOT NULL, is_unique_user BOOLEAN NOT NULL,
+       is_unique_page BOOLEAN NOT NULL, referrer_host TEXT, referrer_group TEXT, country TEXT, language_base TEXT,
+       language_dialect TEXT, ua_browser TEXT NOT NULL, ua_os TEXT NOT NULL, ua_device_type TEXT NOT NULL,
+       utm_source TEXT, utm_medium TEXT, utm_campaign TEXT, duration_ms UINTEGER, date_created TIMESTAMPTZ NOT NULL)""",
+    """CREATE TABLE events (batch_id TEXT NOT NULL, group_name TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+       date_created TIMESTAMPTZ NOT NULL, bid TEXT)""",
+)
+
+
+def test_import_from_upstreams_duckdb_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    duckdb = pytest.importorskip("duckdb", reason="the duckdb package is not installed (pip install duckdb)")
+    source = tmp_path / "upstream_analytics.db"
+    conn = duckdb.connect(str(source))
+    for ddl in UPSTREAM_DDL:
+        conn.execute(ddl)
+    conn.execute(
+        "INSERT INTO views VALUES ('b1', 'example.com', '/a', true, false, 'www.google.com', 'Google', 'France',"
+        " 'French', 'French', 'Chrome', 'Windows', 'Desktop', 'news', '', '', 1500, '2024-03-05 14:30:00.123+00'),"
+        " ('b2', 'legacy.example', '/', false, true, NULL, NULL, NULL, NULL, NULL, 'Safari', 'iOS', 'Mobile',"
+        " NULL, NULL, NULL, NULL, '2024-03-05 16:30:00+02')"
+    )
+    conn.execute(
+        "INSERT INTO events VALUES ('event_1', 'example.com', 'plan', 'pro', '2024-03-05 14:30:00.123+00', 'b1'),"
+        " ('event_0', 'example.com', 'old', 'row', '2023-01-01 00:00:00+00', NULL)"
+    )
+    conn.close()
+    target = Dirs(tmp_path / "ours")
+    code, _, err = run(capsys, "import", "--from-medama", str(source), *target.flags())
+    assert code == 1 and "website 'legacy.example' is not registered" in err
+    code, _, err = run(capsys, "import", "--from-medama", str(source), "--create-websites", *target.flags())
+    assert code == 0, err
+    assert "imported 2 views" in err and "imported 2 events" in err
+    assert target.query("SELECT * FROM views ORDER BY bid") == [
+        ("b1", "example.com", "/a", 1, 0, "www.google.com", "Google", "France", "French", "French", "Chrome",
+         "Windows", "Desktop", "news", "", "", 1500, 1_709_649_000_123),
+        ("b2", "legacy.example", "/", 0, 1, "", "", "Unknown", "Unknown", "Unknown", "Safari", "iOS", "Mobile",
+         "", "", "", None, 1_709_649_000_000),
+    ]  # fmt: skip
+    assert target.query("SELECT bid, batch_id, name, date_created FROM events ORDER BY date_created") == [
+        ("", "event_0", "old", 1_672_531_200_000),
+        ("b1", "event_1", "plan", 1_709_649_000_123),
+    ]
+
+
+def test_from_medama_with_a_file_that_is_not_duckdb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("duckdb", reason="the duckdb package is not installed (pip install duckdb)")
+    target = Dirs(tmp_path / "ours")
+    not_duckdb = tmp_path / "plain.txt"
+    not_duckdb.write_text("hello")
+    code, _, err = run(capsys, "import", "--from-medama", str(not_duckdb), *target.flags())
+    assert code == 1 and "cannot open" in err
+
+
+def test_from_medama_without_duckdb_says_how_to_get_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+    target = Dirs(tmp_path)
+    code, _, err = run(capsys, "import", "--from-medama", str(tmp_path / "x.db"), *target.flags())
+    assert code == 1 and "pip install duckdb" in err
+
+
+def test_an_empty_file_imports_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = Dirs(tmp_path)
+    code, _, err = run(capsys, "import", write(tmp_path / "empty.jsonl", "\n\n"), *target.flags())
+    assert code == 0 and "imported 0 views" in err
