@@ -14,8 +14,9 @@ Scenarios, each after a warm-up:
   pairs  each connection sends a load and then the unload of the same id
 
 It prints requests/s, hits/s, p50/p99 latency from wrk, peak server RSS,
-the number of rows stored against the 204s wrk counted, and the writer's
-mean batch size. No thresholds are asserted: the numbers are for reading.
+the rows stored, the server's CPU time per request (which, unlike
+requests/s, hardly moves when other processes share the machine) and the
+1-minute load average. No thresholds are asserted: the numbers are for reading.
 
 Usage: python bench/ingest.py [--duration 10] [--connections 128] [--threads 1]
 Needs `wrk` (apt-get install wrk).
@@ -278,6 +279,12 @@ def run_wrk(port: int, mode: str, duration: int, connections: int, threads: int,
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def count_rows(workdir: Path) -> tuple[int, int]:
     conn = sqlite3.connect(workdir / "me_analytics.db")
     views = conn.execute("SELECT count(*) FROM views").fetchone()[0]
@@ -314,7 +321,9 @@ def main() -> int:
                 run_wrk(port, mode, 2, args.connections, args.threads, workdir)  # warm-up: caches, page cache
                 before = count_rows(workdir)
                 spy = _profile(pid, f"{args.profile}.{mode}.txt", args.duration) if args.profile else None
+                cpu_before = cpu_seconds(pid)
                 result = run_wrk(port, mode, args.duration, args.connections, args.threads, workdir)
+                result["cpu_s"] = cpu_seconds(pid) - cpu_before
                 if spy is not None:
                     spy.wait(30)
                 time.sleep(0.2)
@@ -322,6 +331,7 @@ def main() -> int:
                 result["views"] = after[0] - before[0]
                 result["durations"] = after[1] - before[1]
                 result["hwm_mib"] = proc_status(pid, "VmHWM") / 1024
+                result["loadavg"] = os.getloadavg()[0]
                 rows.append((mode, result))
         finally:
             server.terminate()
@@ -331,14 +341,15 @@ def main() -> int:
         f"{os.cpu_count()} cores; idle RSS {idle_kib / 1024:.1f} MiB\n"
     )
     header = f"{'scenario':8} {'req/s':>9} {'hits/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>8} {'stored':>9}"
-    print(header + f" {'peak RSS MiB':>13}")
+    print(header + f" {'peak RSS MiB':>13} {'server CPU us/req':>18} {'load avg':>9}")
     for mode, r in rows:
         hits = r["rps"] / 2 if mode == "pairs" else r["rps"]
         label = "pairs/s" if mode == "pairs" else ""
         stored = "-" if mode == "ping" else f"{r['views']:.0f}"
+        cpu_us = r["cpu_s"] / max(r["requests"], 1) * 1e6
         print(
             f"{mode:8} {r['rps']:>9.0f} {hits:>9.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['non2xx']:>8.0f} "
-            f"{stored:>9} {r['hwm_mib']:>13.1f} {label}"
+            f"{stored:>9} {r['hwm_mib']:>13.1f} {cpu_us:>18.1f} {r['loadavg']:>9.2f} {label}"
         )
         if mode == "pairs":
             print(f"{'':8} unloads applied to stored views: {r['durations']:.0f} of {r['views']:.0f}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import time
 import traceback
@@ -143,7 +144,7 @@ def open_context(config: Config, log: Logger) -> Context:
     ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
     ctx.hostnames.update(meta.list_hostnames(conn))
     ctx.hits = Batcher(analytics_db, hits.apply_batch)
-    ctx.on_shutdown.append(ctx.hits.close)  # SIGTERM commits the hits still queued
+    ctx.on_shutdown.append(functools.partial(events.stop, ctx))  # SIGTERM commits the hits still queued
     ctx.ratelimiter = RateLimiter(config.ratelimit) if config.ratelimit else None
     settings_api.apply_tenant(ctx, settings)
     settings_api.apply_engine_at_startup(ctx, settings)

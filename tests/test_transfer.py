@@ -78,9 +78,9 @@ class Dirs:
     def seed(self, views: list[dict[str, Any]], events: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
         conn = db.connect(str(self.analyticsdb))
         db.migrate(conn, analytics.MIGRATIONS)
-        ops: list[hits.Op] = [hits.NewView(v) for v in views]
+        ops: list[hits.Op] = [hits.NewView(hits.view_row(v)) for v in views]
         if events:
-            ops.append(hits.NewEvents(events))
+            ops.append(hits.NewEvents([hits.event_row(e) for e in events]))
         assert hits.apply_batch(conn, ops) == [None] * len(ops)
         conn.close()
 
@@ -403,7 +403,7 @@ view_rows = st.fixed_dictionaries(
 def test_round_trip_property(rows: list[dict[str, Any]], fmt: str) -> None:
     source_conn = db.connect(":memory:")
     db.migrate(source_conn, analytics.MIGRATIONS)
-    hits.apply_batch(source_conn, [hits.NewView(r) for r in rows])
+    hits.apply_batch(source_conn, [hits.NewView(hits.view_row(r)) for r in rows])
     first = io.StringIO(newline="")
     transfer.export_rows(source_conn, first, fmt=fmt)
     meta_conn = make_meta(":memory:")

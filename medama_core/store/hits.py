@@ -30,6 +30,8 @@ __all__ = [
     "Op",
     "apply_batch",
     "drop_counts",
+    "event_row",
+    "view_row",
 ]
 
 # The columns of `views` and `events` as the tracker pipeline, import and export see them.
@@ -55,22 +57,33 @@ VIEW_COLUMNS: Final = (
 )
 EVENT_COLUMNS: Final = ("bid", "batch_id", "group_name", "name", "value", "date_created")
 
+# The hot path binds rows by position: with the GIL held, binding 18 named parameters from a
+# dict measured twice the cost of binding a tuple (~4 µs more per row on the 2-core target),
+# time the event loop waits for. The column lists above fix the positions.
 # A (bid, hostname) pair is one page view: a repeated beacon is ignored, never an error.
 INSERT_VIEW: Final = (
-    f"INSERT INTO views ({', '.join(VIEW_COLUMNS)}) VALUES ({', '.join(':' + c for c in VIEW_COLUMNS)})"
+    f"INSERT INTO views ({', '.join(VIEW_COLUMNS)}) VALUES ({', '.join('?' * len(VIEW_COLUMNS))})"
     " ON CONFLICT (bid, hostname) DO NOTHING"
 )
-INSERT_EVENT: Final = (
-    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)})"
-)
+INSERT_EVENT: Final = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
 # Every view of the beacon id (hash-mode pages may share one); the last unload wins.
-UPDATE_DURATION: Final = "UPDATE views SET duration_ms = :duration_ms WHERE bid = :bid"
+UPDATE_DURATION: Final = "UPDATE views SET duration_ms = ?1 WHERE bid = ?2"
 ADD_DROPS: Final = (
     "INSERT INTO drops (day, hostname, reason, count) VALUES (:day, :hostname, :reason, :count)"
     " ON CONFLICT (day, hostname, reason) DO UPDATE SET count = count + excluded.count"
 )
 
-Row = Mapping[str, object]
+Row = tuple[object, ...]  # values in VIEW_COLUMNS or EVENT_COLUMNS order
+
+
+def view_row(values: Mapping[str, object]) -> Row:
+    """A `views` row from a mapping of column names (duration_ms may be left out)."""
+    return tuple(values.get(column) if column == "duration_ms" else values[column] for column in VIEW_COLUMNS)
+
+
+def event_row(values: Mapping[str, object]) -> Row:
+    """An `events` row from a mapping of column names."""
+    return tuple(values[column] for column in EVENT_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +154,14 @@ def apply_batch(conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Exception |
 def _write_all(conn: sqlite3.Connection, ops: Iterable[Op]) -> None:
     views: list[Row] = []
     events: list[Row] = []
-    durations: list[Row] = []
+    durations: list[tuple[int, str]] = []
     drops: Counter[tuple[int, str, str]] = Counter()
     for op in ops:
         if type(op) is NewView:
             views.append(op.view)
             events.extend(op.events)
         elif type(op) is Duration:
-            durations.append({"bid": op.bid, "duration_ms": op.duration_ms})
+            durations.append((op.duration_ms, op.bid))
         elif type(op) is NewEvents:
             events.extend(op.events)
         elif type(op) is DropCount:

@@ -418,3 +418,17 @@ def test_rate_limit_zero_disables_it(tmp_path: Path) -> None:
         client = server.client()
         assert all(client.get("/api/event/ping").status == 200 for _ in range(200))
         client.close()
+
+
+def test_shutdown_commits_and_logs_what_ingestion_did(tmp_path: Path) -> None:
+    prepare(tmp_path)
+    with live_server(tmp_path) as server:
+        client = server.client()
+        assert hit(client, load("kept")) == 204
+        assert hit(client, load(), {"User-Agent": BOT_UA}) == 204
+        client.close()
+    summary = [json.loads(line) for line in server.log_stream.getvalue().splitlines() if "ingestion stopped" in line]
+    assert len(summary) == 1
+    assert summary[0]["dropped"] == {"bot": 1}
+    assert summary[0]["writes"] == 2, "the stored view and the drop count"
+    assert rows(server, "SELECT reason, count FROM drops") == [("bot", 1)], "queued counts are committed on shutdown"

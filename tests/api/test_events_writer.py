@@ -14,7 +14,7 @@ from medama_core.store import analytics, db, hits
 from medama_core.writer import Batcher, Closed, Overloaded
 
 
-def view(bid: str, hostname: str = "example.com", **fields: Any) -> dict[str, Any]:
+def view(bid: str, hostname: str = "example.com", **fields: Any) -> hits.Row:
     row: dict[str, Any] = {
         "bid": bid,
         "hostname": hostname,
@@ -36,12 +36,11 @@ def view(bid: str, hostname: str = "example.com", **fields: Any) -> dict[str, An
         "date_created": 1_700_000_000_000,
     }
     row.update(fields)
-    return row
+    return hits.view_row(row)
 
 
-def event(bid: str, name: str, value: str) -> dict[str, Any]:
-    return {"bid": bid, "batch_id": "event_x", "group_name": "example.com", "name": name, "value": value,
-            "date_created": 1_700_000_000_000}  # fmt: skip
+def event(bid: str, name: str, value: str) -> hits.Row:
+    return (bid, "event_x", "example.com", name, value, 1_700_000_000_000)
 
 
 @pytest.fixture
@@ -79,8 +78,7 @@ def test_repeated_views_are_ignored(conn: sqlite3.Connection) -> None:
 
 
 def test_one_bad_op_fails_alone_and_the_rest_commit(conn: sqlite3.Connection) -> None:
-    broken = view("bad")
-    del broken["pathname"]  # a missing named parameter: the whole executemany fails
+    broken = view("bad")[:-1]  # one value short: the whole executemany fails
     ops: list[hits.Op] = [
         hits.NewView(view("ok1")),
         hits.NewView(broken),
