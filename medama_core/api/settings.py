@@ -18,6 +18,7 @@ from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_bool, optional_int, optional_string, optional_string_list
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.ingest import ipfilter
+from medama_core.log import Logger
 from medama_core.store import db, meta
 
 SCRIPT_TYPES = ("default", "click-events", "page-events")  # upstream's TenantSettings enum
@@ -52,7 +53,7 @@ def script_types(settings: dict[str, str]) -> list[str]:
     return found or ["default"]
 
 
-def block_settings(settings: dict[str, str], log: Any = None) -> BlockSettings:
+def block_settings(settings: dict[str, str], log: Logger | None = None) -> BlockSettings:
     ips: list[str] = []
     for entry in _split(settings.get(KEY_BLOCKED, DEFAULTS[KEY_BLOCKED])):
         try:
@@ -140,10 +141,10 @@ def cache_kib(limit_bytes: int, connections: int) -> int:
 
 
 def _engine(settings: dict[str, str]) -> tuple[int | None, str]:
-    threads = settings.get(KEY_THREADS, "")
-    return (int(threads) if threads.isdigit() and 1 <= int(threads) <= MAX_READER_THREADS else None), settings.get(
-        KEY_MEMORY_LIMIT, ""
-    )
+    """Stored (threads, memory_limit); threads None when unset or unusable."""
+    text = settings.get(KEY_THREADS, "")
+    threads = int(text) if text.isdigit() and 1 <= int(text) <= MAX_READER_THREADS else None
+    return threads, settings.get(KEY_MEMORY_LIMIT, "")
 
 
 def _configure(ctx: Context, threads: int | None, memory_limit: str) -> int:

@@ -1,0 +1,172 @@
+"""/user over real HTTP: read, change (with every validation error), delete with all the account's data."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medama_core import passwords
+from tests.api.test_auth import error
+from tests.helpers import Client, LiveServer, live_server
+
+
+def add_user(server: LiveServer, username: str, password: str = "other-pass") -> str:
+    user_id = f"user_{username}"
+    with sqlite3.connect(server.config.appdb) as conn:
+        conn.execute(
+            "INSERT INTO users (id, username, password, date_created, date_updated, settings)"
+            " VALUES (:id, :username, :password, 1, 1, '{}')",
+            {"id": user_id, "username": username, "password": passwords.hash_password(password)},
+        )
+    return user_id
+
+
+def add_rows(server: LiveServer, hostname: str, views: int = 2, events: int = 3) -> None:
+    """Analytics rows for a site, written straight into the database."""
+    now_ms = int(time.time() * 1000)
+    with sqlite3.connect(server.config.analyticsdb) as conn:
+        for i in range(views):
+            conn.execute(
+                "INSERT INTO views (bid, hostname, pathname, is_unique_user, is_unique_page, ua_browser, ua_os,"
+                " ua_device_type, date_created) VALUES (:bid, :hostname, '/', :unique, 1, 'Firefox', 'Linux',"
+                " 'Desktop', :date)",
+                {"bid": f"{hostname}-{i}", "hostname": hostname, "unique": int(i % 2 == 0), "date": now_ms - i},
+            )
+        for i in range(events):
+            conn.execute(
+                "INSERT INTO events (bid, batch_id, group_name, name, value, date_created)"
+                " VALUES (:bid, :batch, :group, 'plan', 'pro', :date)",
+                {"bid": f"{hostname}-0", "batch": f"b{i}", "group": hostname, "date": now_ms},
+            )
+
+
+def count_rows(server: LiveServer, hostname: str) -> tuple[int, int]:
+    with sqlite3.connect(server.config.analyticsdb) as conn:
+        views = conn.execute("SELECT count(*) FROM views WHERE hostname = :h", {"h": hostname}).fetchone()[0]
+        events = conn.execute("SELECT count(*) FROM events WHERE group_name = :h", {"h": hostname}).fetchone()[0]
+    return views, events
+
+
+def test_get_user(client: Client) -> None:
+    client.login()
+    body = client.get("/api/user").json()
+    assert set(body) == {"username", "settings", "dateCreated", "dateUpdated"}
+    assert body["username"] == "admin"
+    assert body["settings"] == {"language": "en"}
+    assert abs(body["dateCreated"] - time.time()) < 60
+
+
+def test_patch_username_password_and_settings_round_trip(client: Client, server: LiveServer) -> None:
+    client.login()
+    other = server.client()
+    other.login()
+    result = client.patch(
+        "/api/user", json_body={"username": "owner", "password": "new-password", "settings": {"language": "en"}}
+    )
+    assert result.status == 200
+    assert result.json()["username"] == "owner"
+    assert client.get("/api/user").json()["username"] == "owner"
+    # The changed password signs out every other session, not this one.
+    assert error(other.get("/api/user")) == (401, "unauthorised session")
+    client.post("/api/auth/logout")
+    assert client.post("/api/auth/login", json_body={"username": "admin", "password": "new-password"}).status == 401
+    client.login("owner", "new-password")
+    other.close()
+
+
+def test_patch_with_an_empty_object_changes_nothing_but_the_date(client: Client) -> None:
+    client.login()
+    before = client.get("/api/user").json()
+    after = client.patch("/api/user", json_body={}).json()
+    assert {k: v for k, v in after.items() if k != "dateUpdated"} == {
+        k: v for k, v in before.items() if k != "dateUpdated"
+    }
+
+
+def test_renaming_to_a_taken_username_is_409(client: Client, server: LiveServer) -> None:
+    add_user(server, "taken")
+    client.login()
+    assert error(client.patch("/api/user", json_body={"username": "taken"})) == (409, "user already exists")
+    assert client.patch("/api/user", json_body={"username": "admin"}).status == 200  # your own name is fine
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"username": "ab"}, "username: must be 3 to 48 characters long"),
+        ({"username": "a" * 49}, "username: must be 3 to 48 characters long"),  # upstream's 120 locked people out
+        ({"username": 7}, "username: must be a string"),
+        ({"username": None}, "username: must be a string"),
+        ({"password": "1234"}, "password: must be 5 to 128 characters long"),
+        ({"password": "p" * 129}, "password: must be 5 to 128 characters long"),
+        ({"password": ["list"]}, "password: must be a string"),
+        ({"settings": "en"}, "settings: must be an object"),
+        ({"settings": {"language": "fr"}}, "settings.language: must be one of en"),
+        ({"settings": {"language": 1}}, "settings.language: must be one of en"),
+        ("username", "request body must be a JSON object"),
+    ],
+)
+def test_patch_validation(client: Client, body: Any, message: str) -> None:
+    client.login()
+    assert error(client.patch("/api/user", json_body=body)) == (400, message)
+
+
+def test_patch_needs_json(client: Client) -> None:
+    client.login()
+    assert (
+        error(client.patch("/api/user", body=b'{"username":"abc"}', headers={"Content-Type": "text/plain"}))[0] == 415
+    )
+    assert error(client.patch("/api/user"))[0] == 400
+
+
+def test_delete_removes_the_user_sites_views_events_and_session(client: Client, server: LiveServer) -> None:
+    client.login()
+    cookie = client.cookies["_me_sess"]
+    for hostname in ("a.example.com", "b.example.com"):
+        assert client.post("/api/websites", json_body={"hostname": hostname}).status == 201
+        add_rows(server, hostname)
+    add_rows(server, "kept.example.org")  # another site's rows stay
+    result = client.delete("/api/user")
+    assert result.status == 204
+    assert result.header_values("set-cookie")[0].startswith("_me_sess=;")
+    assert count_rows(server, "a.example.com") == (0, 0)
+    assert count_rows(server, "b.example.com") == (0, 0)
+    assert count_rows(server, "kept.example.org") == (2, 3)
+    with sqlite3.connect(server.config.appdb) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM websites").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+    assert error(client.get("/api/user", headers={"Cookie": f"_me_sess={cookie}"}))[0] == 401
+
+
+def test_after_deleting_the_last_user_the_next_start_recreates_admin(tmp_path: Path) -> None:
+    with live_server(tmp_path) as server:
+        client = server.client()
+        client.login()
+        assert client.delete("/api/user").status == 204
+        assert (
+            client.post(
+                "/api/auth/login", json_body={"username": "admin", "password": "CHANGE_ME_ON_FIRST_LOGIN"}
+            ).status
+            == 401
+        )
+        client.close()
+    with live_server(tmp_path) as server:
+        client = server.client()
+        client.login()
+        client.close()
+
+
+def test_deleting_one_user_leaves_the_others(client: Client, server: LiveServer) -> None:
+    add_user(server, "second", "second-pass")
+    second = server.client()
+    second.login("second", "second-pass")
+    assert second.post("/api/websites", json_body={"hostname": "second.example"}).status == 201
+    client.login()
+    assert client.delete("/api/user").status == 204
+    assert second.get("/api/websites").json() == [{"hostname": "second.example"}]
+    second.close()

@@ -1,0 +1,191 @@
+"""/websites over real HTTP: CRUD, hostname rules, ownership, and what rename and delete do to the data."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medama_core.app import App, open_context
+from medama_core.config import Config
+from medama_core.http.protocol import Request
+from medama_core.log import Logger
+from tests.api.test_auth import error
+from tests.api.test_users import add_rows, add_user, count_rows
+from tests.helpers import Client, LiveServer
+
+
+@pytest.fixture
+def admin(client: Client) -> Client:
+    client.login()
+    return client
+
+
+def test_crud_round_trip(admin: Client) -> None:
+    assert admin.get("/api/websites").json() == []
+    created = admin.post("/api/websites", json_body={"hostname": "Example.COM"})
+    assert created.status == 201
+    assert created.json() == {"hostname": "example.com"}  # stored lower-cased
+    assert admin.post("/api/websites", json_body={"hostname": "localhost"}).status == 201
+    assert admin.get("/api/websites").json() == [{"hostname": "example.com"}, {"hostname": "localhost"}]
+    assert admin.get("/api/websites/example.com").json() == {"hostname": "example.com"}
+    assert admin.get("/api/websites/EXAMPLE.com").json() == {"hostname": "example.com"}
+    renamed = admin.patch("/api/websites/example.com", json_body={"hostname": "www.example.com"})
+    assert renamed.json() == {"hostname": "www.example.com"}
+    assert error(admin.get("/api/websites/example.com")) == (404, "website not found")
+    assert admin.patch("/api/websites/www.example.com", json_body={}).json() == {"hostname": "www.example.com"}
+    assert admin.delete("/api/websites/www.example.com").status == 204
+    assert error(admin.delete("/api/websites/www.example.com")) == (404, "website not found")
+    assert admin.get("/api/websites").json() == [{"hostname": "localhost"}]
+
+
+def test_duplicate_is_409_whoever_owns_it(admin: Client, server: LiveServer) -> None:
+    assert admin.post("/api/websites", json_body={"hostname": "example.com"}).status == 201
+    assert error(admin.post("/api/websites", json_body={"hostname": "EXAMPLE.com"})) == (409, "website already exists")
+    assert admin.post("/api/websites", json_body={"hostname": "other.example.com"}).status == 201
+    rename = admin.patch("/api/websites/other.example.com", json_body={"hostname": "example.com"})
+    assert error(rename) == (409, "website already exists")
+
+
+@pytest.mark.parametrize(
+    "hostname",
+    [
+        "",
+        "example",  # one label that is not localhost
+        "-example.com",
+        "example-.com",
+        "exa_mple.com",
+        "example.com.",
+        "example..com",
+        "https://example.com",
+        "example.com:8080",
+        "example.com/path",
+        "a" * 64 + ".com",  # label longer than 63
+        ("a" * 63 + ".") * 4 + "com",  # 259 characters
+        "ex ample.com",
+        "exämple.com",
+    ],
+)
+def test_invalid_hostnames_are_400(admin: Client, hostname: str) -> None:
+    status, message = error(admin.post("/api/websites", json_body={"hostname": hostname}))
+    assert status == 400
+    assert message.startswith("hostname:")
+
+
+@pytest.mark.parametrize("hostname", ["a.b", "xn--bcher-kva.example", "1.2.3.4", "a-b.c-d.example", "LOCALHOST"])
+def test_valid_hostnames(admin: Client, hostname: str) -> None:
+    assert admin.post("/api/websites", json_body={"hostname": hostname}).json() == {"hostname": hostname.lower()}
+
+
+@pytest.mark.parametrize(
+    "body, status",
+    [({}, 400), ({"hostname": 5}, 400), ({"hostname": None}, 400), (["example.com"], 400)],
+)
+def test_post_body_errors(admin: Client, body: Any, status: int) -> None:
+    assert error(admin.post("/api/websites", json_body=body))[0] == status
+
+
+def test_post_needs_json(admin: Client) -> None:
+    raw = b'{"hostname":"example.com"}'
+    assert error(admin.post("/api/websites", body=raw, headers={"Content-Type": "text/plain"}))[0] == 415
+
+
+def test_invalid_path_hostname_is_400(admin: Client) -> None:
+    assert error(admin.get("/api/websites/bad_host"))[0] == 400
+    assert error(admin.delete("/api/websites/bad_host"))[0] == 400
+    assert error(admin.patch("/api/websites/example.com", json_body={"hostname": "bad_host"}))[0] == 400
+
+
+def test_another_users_site_is_401_on_get_and_patch_and_404_on_delete(admin: Client, server: LiveServer) -> None:
+    add_user(server, "other", "other-pass")
+    other = server.client()
+    other.login("other", "other-pass")
+    assert other.post("/api/websites", json_body={"hostname": "theirs.example"}).status == 201
+    assert error(admin.get("/api/websites/theirs.example")) == (401, "website not found")
+    assert error(admin.patch("/api/websites/theirs.example", json_body={"hostname": "mine.example"})) == (
+        401,
+        "website not found",
+    )
+    assert error(admin.delete("/api/websites/theirs.example")) == (404, "website not found")
+    assert admin.get("/api/websites").json() == []
+    assert other.get("/api/websites/theirs.example").status == 200
+    other.close()
+
+
+def test_rename_moves_views_and_events(admin: Client, server: LiveServer) -> None:
+    admin.post("/api/websites", json_body={"hostname": "old.example"})
+    add_rows(server, "old.example", views=4, events=3)
+    add_rows(server, "new.example", views=1, events=1)  # leftovers of a deleted site of that name
+    add_rows(server, "bystander.example", views=2, events=2)
+    assert admin.patch("/api/websites/old.example", json_body={"hostname": "new.example"}).status == 200
+    assert count_rows(server, "old.example") == (0, 0)
+    assert count_rows(server, "new.example") == (4, 3)
+    assert count_rows(server, "bystander.example") == (2, 2)
+
+
+def test_delete_removes_views_and_events(admin: Client, server: LiveServer) -> None:
+    admin.post("/api/websites", json_body={"hostname": "gone.example"})
+    add_rows(server, "gone.example")
+    add_rows(server, "bystander.example")
+    assert admin.delete("/api/websites/gone.example").status == 204
+    assert count_rows(server, "gone.example") == (0, 0)
+    assert count_rows(server, "bystander.example") == (2, 3)
+
+
+def test_summary_counts_unique_visitors_of_the_last_24_hours(admin: Client, server: LiveServer) -> None:
+    admin.post("/api/websites", json_body={"hostname": "busy.example"})
+    admin.post("/api/websites", json_body={"hostname": "quiet.example"})
+    add_rows(server, "busy.example", views=5)  # unique on views 0, 2, 4
+    with sqlite3.connect(server.config.analyticsdb) as conn:
+        conn.execute(
+            "INSERT INTO views (bid, hostname, pathname, is_unique_user, is_unique_page, ua_browser, ua_os,"
+            " ua_device_type, date_created) VALUES ('old', 'busy.example', '/', 1, 1, 'x', 'y', 'z', 1000)"
+        )
+    assert admin.get("/api/websites?summary=true").json() == [
+        {"hostname": "busy.example", "summary": {"visitors": 3}},
+        {"hostname": "quiet.example", "summary": {"visitors": 0}},
+    ]
+    assert admin.get("/api/websites?summary=false").json() == [
+        {"hostname": "busy.example"},
+        {"hostname": "quiet.example"},
+    ]
+    assert error(admin.get("/api/websites?summary=maybe"))[0] == 400
+
+
+def test_the_allow_set_follows_every_change(tmp_path: Path) -> None:
+    """In memory, so the test can look at ctx.hostnames that ingestion reads."""
+
+    async def scenario() -> list[set[str]]:
+        config = Config(appdb=str(tmp_path / "meta.db"), analyticsdb=str(tmp_path / "analytics.db"))
+        ctx = open_context(config, Logger("json", "error"))
+        app = App(ctx)
+
+        async def call(method: str, path: str, body: bytes = b"", cookie: str = "") -> tuple[int, list[Any]]:
+            headers = {"content-type": "application/json", "cookie": cookie}
+            response = await app.handle(Request(method, path, headers=headers, body=body, client="127.0.0.1"))
+            return response.status, response.headers
+
+        _, headers = await call(
+            "POST", "/api/auth/login", b'{"username":"admin","password":"CHANGE_ME_ON_FIRST_LOGIN"}'
+        )
+        cookie = dict(headers)["Set-Cookie"].split(";")[0]
+        seen = []
+        await call("POST", "/api/websites", b'{"hostname":"a.example"}', cookie)
+        seen.append(set(ctx.hostnames))
+        await call("PATCH", "/api/websites/a.example", b'{"hostname":"b.example"}', cookie)
+        seen.append(set(ctx.hostnames))
+        await call("DELETE", "/api/websites/b.example", cookie=cookie)
+        seen.append(set(ctx.hostnames))
+        await call("POST", "/api/websites", b'{"hostname":"c.example"}', cookie)
+        await call("DELETE", "/api/user", cookie=cookie)
+        seen.append(set(ctx.hostnames))
+        for hook in ctx.on_shutdown:
+            await hook()
+        ctx.meta.close()
+        ctx.analytics.close()
+        return seen
+
+    assert asyncio.run(scenario()) == [{"a.example"}, {"b.example"}, set(), set()]
