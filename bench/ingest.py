@@ -352,7 +352,10 @@ def main() -> int:
             f"{stored:>9} {r['hwm_mib']:>13.1f} {cpu_us:>18.1f} {r['loadavg']:>9.2f} {label}"
         )
         if mode == "pairs":
-            print(f"{'':8} unloads applied to stored views: {r['durations']:.0f} of {r['views']:.0f}")
+            print(
+                f"{'':8} unloads applied to stored views: {r['durations']:.0f} of {r['views']:.0f} "
+                f"(the last {UNLOAD_LAG} loads of each wrk thread have no unload yet when the run ends)"
+            )
     return 0
 
 
