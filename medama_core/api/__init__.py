@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -52,6 +53,27 @@ class Context:
     ip_filter: tuple[BlockSettings, Callable[[str], bool] | None] | None = None
     started: float = field(default_factory=time.time)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+# Hits accepted before a site left the allow-set may still wait in the group-commit queue; renaming or
+# deleting the site's rows waits at most this long for them to reach the writer first. A batch takes a
+# few ms, so only a queue that never empties (sustained overload) reaches the cap.
+HIT_DRAIN_TIMEOUT_S = 1.0
+HIT_DRAIN_POLL_S = 0.005
+
+
+async def drain_hits(ctx: Context) -> None:
+    """Wait (boundedly) until the hits queued so far are handed to the analytics writer thread.
+
+    The batcher submits a batch to the writer as it takes it off the queue, and the
+    writer runs tasks in order, so a write submitted once the queue is empty runs
+    after those hits.
+    """
+    if ctx.hits is None:
+        return
+    deadline = time.monotonic() + HIT_DRAIN_TIMEOUT_S
+    while len(ctx.hits) and time.monotonic() < deadline:
+        await asyncio.sleep(HIT_DRAIN_POLL_S)
 
 
 Handler = Callable[[Request, Context], Awaitable[Response]]

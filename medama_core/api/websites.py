@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from medama_core import auth
-from medama_core.api import Context
+from medama_core.api import Context, drain_hits
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_string, required_string
 from medama_core.http.protocol import Request, Response, json_response
@@ -108,6 +108,7 @@ async def patch_website(request: Request, ctx: Context) -> Response:
         raise HTTPError(404, NOT_FOUND)
     ctx.hostnames.discard(hostname)
     ctx.hostnames.add(new)
+    await drain_hits(ctx)
     await ctx.analytics.write(site_data.rename_site_data, hostname, new)
     return json_response({"hostname": new})
 
@@ -121,5 +122,6 @@ async def delete_website(request: Request, ctx: Context) -> Response:
     if not await ctx.meta.write(meta.delete_website, hostname):
         raise HTTPError(404, NOT_FOUND)
     ctx.hostnames.discard(hostname)
+    await drain_hits(ctx)
     await ctx.analytics.write(site_data.delete_site_data, [hostname])
     return Response(204)

@@ -1,7 +1,9 @@
 """A website's rows in the analytics database as one unit: its visitor summary, rename and removal.
 
 Page views are keyed by `views.hostname`; custom events by `events.group_name`,
-which the tracker fills with the site's hostname.
+which the tracker fills with the site's hostname; the drop counters by
+`drops.hostname`. The stats rollups need no care here: triggers on `views` and
+`events` mark every hour these changes touch for rebuilding.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ def rename_site_data(conn: sqlite3.Connection, old: str, new: str) -> None:
     free), so they are leftovers of an earlier site of that name: they are dropped
     first, which also keeps `views(bid, hostname)` unique.
     """
+    names = {"old": old, "new": new}
     with Transaction(conn):
         _delete(conn, [new])
-        conn.execute("UPDATE views SET hostname = :new WHERE hostname = :old", {"old": old, "new": new})
-        conn.execute("UPDATE events SET group_name = :new WHERE group_name = :old", {"old": old, "new": new})
+        conn.execute("UPDATE views SET hostname = :new WHERE hostname = :old", names)
+        conn.execute("UPDATE events SET group_name = :new WHERE group_name = :old", names)
+        conn.execute("UPDATE drops SET hostname = :new WHERE hostname = :old", names)
 
 
 def delete_site_data(conn: sqlite3.Connection, hostnames: list[str]) -> None:
@@ -48,3 +52,4 @@ def _delete(conn: sqlite3.Connection, hostnames: list[str]) -> None:
     params = {"hostnames": json.dumps(hostnames)}
     conn.execute("DELETE FROM views WHERE hostname IN (SELECT value FROM json_each(:hostnames))", params)
     conn.execute("DELETE FROM events WHERE group_name IN (SELECT value FROM json_each(:hostnames))", params)
+    conn.execute("DELETE FROM drops WHERE hostname IN (SELECT value FROM json_each(:hostnames))", params)

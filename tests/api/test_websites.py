@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from medama_core import api
+from medama_core.api import drain_hits
 from medama_core.app import App, open_context
 from medama_core.config import Config
 from medama_core.http.protocol import Request
@@ -189,3 +194,60 @@ def test_the_allow_set_follows_every_change(tmp_path: Path) -> None:
         return seen
 
     assert asyncio.run(scenario()) == [{"a.example"}, {"b.example"}, set(), set()]
+
+
+CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+
+
+def test_hits_racing_a_delete_leave_no_rows(admin: Client, server: LiveServer) -> None:
+    """Hits accepted just before the delete reach the database before the delete runs, not after it."""
+    admin.post("/api/websites", json_body={"hostname": "race.example"})
+    stop = threading.Event()
+    accepted: list[int] = []
+
+    def fire() -> None:
+        tracker = Client(server.port)
+        i = 0
+        while not stop.is_set():
+            i += 1
+            body = {"e": "load", "b": f"bid{threading.get_ident()}x{i}", "u": "https://race.example/", "r": "",
+                    "p": True, "q": True, "t": "Europe/Paris"}  # fmt: skip
+            headers = {"User-Agent": CHROME, "Content-Type": "application/json"}
+            status = tracker.post("/api/event/hit", json_body=body, headers=headers).status
+            accepted.append(status)
+        tracker.close()
+
+    threads = [threading.Thread(target=fire) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    while accepted.count(204) < 50:
+        time.sleep(0.01)
+    assert admin.delete("/api/websites/race.example").status == 204
+    deadline = time.monotonic() + 5
+    while 404 not in accepted and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert 404 in accepted  # hits after the delete were refused
+    time.sleep(0.2)
+    assert count_rows(server, "race.example") == (0, 0)
+
+
+def test_drain_waits_for_the_queue_and_gives_up_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Queue:
+        def __init__(self, polls: int) -> None:
+            self.polls = polls
+
+        def __len__(self) -> int:
+            self.polls = max(0, self.polls - 1)
+            return self.polls
+
+    ctx = SimpleNamespace(hits=Queue(5))
+    asyncio.run(drain_hits(ctx))  # type: ignore[arg-type]
+    assert ctx.hits.polls == 0
+    monkeypatch.setattr(api, "HIT_DRAIN_TIMEOUT_S", 0.05)
+    stuck = SimpleNamespace(hits=Queue(10**9))
+    started = time.monotonic()
+    asyncio.run(drain_hits(stuck))  # type: ignore[arg-type]
+    assert time.monotonic() - started < 1
