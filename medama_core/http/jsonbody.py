@@ -34,7 +34,23 @@ def json_object(request: Request) -> dict[str, Any]:
         raise HTTPError(400, f"invalid JSON body: {exc}") from None
     if not isinstance(data, dict):
         raise HTTPError(400, "request body must be a JSON object")
+    if b"\\u" in request.body and has_lone_surrogate(data):
+        raise HTTPError(400, "invalid JSON body: a string holds a lone UTF-16 surrogate escape")
     return data
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether a decoded JSON value holds a string with a lone `\\udXXX` escape.
+
+    JSON allows such escapes (RFC 8259 §8.2 calls them "unpredictable"), but the
+    string cannot be written as UTF-8, so SQLite could never store or look it up.
+    Only escapes can produce one: callers check for a `\\u` in the body first.
+    """
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def optional_string(body: dict[str, Any], name: str, min_len: int, max_len: int) -> str | None:

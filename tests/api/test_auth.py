@@ -154,6 +154,7 @@ def test_login_errors(client: Client, body: Any, expected: tuple[int, str]) -> N
         (b'{"username": NaN}', "application/json", 400),
         (b"\xff\xfe\x00", "application/json", 400),
         (b"[" * 100_000, "application/json", 400),
+        (b'{"username": "\\ud800abc", "password": "secret"}', "application/json", 400),  # lone surrogate
     ],
 )
 def test_login_body_errors(client: Client, raw: bytes, content_type: str | None, status: int) -> None:

@@ -170,3 +170,9 @@ def test_deleting_one_user_leaves_the_others(client: Client, server: LiveServer)
     assert client.delete("/api/user").status == 204
     assert second.get("/api/websites").json() == [{"hostname": "second.example"}]
     second.close()
+
+
+def test_a_username_with_a_lone_surrogate_escape_is_400(client: Client) -> None:
+    client.login()
+    raw = b'{"username": "\\ud800abc"}'
+    assert error(client.patch("/api/user", body=raw, headers={"Content-Type": "application/json"}))[0] == 400
