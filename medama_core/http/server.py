@@ -175,8 +175,9 @@ async def _finish(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
     """Drive a coroutine that suspended during its eager first step to completion inside a Task.
 
     `yielded` is what it suspended on: a Future (or None for a bare `sleep(0)`). Each round waits
-    for that inside this Task, then resumes the coroutine, which reads the Future's result itself.
-    Cancelling this Task cancels what the coroutine waits on and throws into it, as a Task would.
+    for that inside this Task, then resumes the coroutine, which reads the Future's result (or
+    exception) itself. If this Task is cancelled, the cancellation is thrown into the coroutine
+    at its await, as a Task of its own would do.
     """
     while True:
         try:
@@ -184,15 +185,19 @@ async def _finish(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
                 await asyncio.sleep(0)
             else:
                 yielded._asyncio_future_blocking = False
-                await asyncio.wait((yielded,))
+                await yielded
         except asyncio.CancelledError as exc:
-            if yielded is not None:
-                yielded.cancel()
-            try:
-                yielded = coro.throw(exc)
-            except StopIteration:
-                return
-            continue
+            if yielded is None or not yielded.cancelled():
+                # This Task was cancelled while what it waited on was not: deliver it inside.
+                if yielded is not None:
+                    yielded.cancel()
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration:
+                    return
+                continue
+        except Exception:
+            pass  # the coroutine gets the same exception from the Future when it resumes
         try:
             yielded = coro.send(None)
         except StopIteration:

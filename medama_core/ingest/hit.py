@@ -124,6 +124,8 @@ class PageParts(NamedTuple):
 
 def _too_deep(text: str) -> bool:
     """Whether brackets outside strings nest deeper than MAX_DEPTH."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False  # cannot nest deeper than the brackets it has: skips the scan for real beacons
     depth = 0
     for match in _BRACKET_RE.finditer(_STRING_RE.sub("", text)):
         depth += 1 if match.group() in "[{" else -1
@@ -134,6 +136,10 @@ def _too_deep(text: str) -> bool:
 
 def _reject_constant(name: str) -> object:
     raise InvalidHit(f"invalid JSON: {name} is not a number")
+
+
+# One decoder for every hit: json.loads with keyword arguments builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _decode(body: bytes) -> dict[str, object]:
@@ -148,14 +154,26 @@ def _decode(body: bytes) -> dict[str, object]:
     if _too_deep(text):
         raise InvalidHit(f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = _DECODER.decode(text)
     except ValueError as exc:  # JSONDecodeError, or an integer past the digit limit
         if isinstance(exc, InvalidHit):
             raise
         raise InvalidHit(f"invalid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise InvalidHit("body must be a JSON object")
+    if "\\u" in text and not _utf8_safe(value):
+        raise InvalidHit("invalid JSON: a string holds a lone UTF-16 surrogate escape")
     return value
+
+
+def _utf8_safe(value: object) -> bool:
+    """Whether every string in a decoded value can be stored as UTF-8: a lone `\\udXXX`
+    escape is valid JSON but cannot be (SQLite would refuse the row with an error)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _string(obj: Mapping[str, object], key: str, *, limit: int, required: bool, empty_ok: bool) -> str:

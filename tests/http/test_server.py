@@ -262,3 +262,42 @@ def test_graceful_shutdown_finishes_in_flight_requests() -> None:
         assert time.monotonic() - started < 3
         with pytest.raises(OSError):
             connect(srv.port).sendall(b"GET / HTTP/1.1\r\n\r\n")
+
+
+def test_eager_driver_delivers_results_errors_and_cancellation() -> None:
+    from medama_core.http.server import _finish
+
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        seen: list[str] = []
+
+        async def waits_on(fut: asyncio.Future[str]) -> None:
+            try:
+                seen.append(await fut)
+                await asyncio.sleep(0)
+                seen.append("after sleep")
+            except ValueError as exc:
+                seen.append(f"error {exc}")
+            except asyncio.CancelledError:
+                seen.append("cancelled")
+                raise
+
+        for outcome in ("result", "error", "cancel"):
+            fut: asyncio.Future[str] = loop.create_future()
+            coro = waits_on(fut)
+            yielded = coro.send(None)  # the eager first step suspends on `fut`
+            task = loop.create_task(_finish(coro, yielded))
+            await asyncio.sleep(0)
+            if outcome == "result":
+                fut.set_result("ok")
+                await task
+            elif outcome == "error":
+                fut.set_exception(ValueError("boom"))
+                await task
+            else:
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+        return seen
+
+    assert asyncio.run(scenario()) == ["ok", "after sleep", "error boom", "cancelled"]

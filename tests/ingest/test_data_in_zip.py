@@ -17,7 +17,8 @@ assert geo.country_for("US/Eastern") == "United States"
 assert referrer.classify("https://www.google.com/", "a.com").group == "Google"
 assert isinstance(referrer.classify("https://0-0.fr/", "a.com"), referrer.Spam)
 assert language.parse_accept_language("en-GB").dialect == "British English"
-assert ipfilter.IPFilter(abusive=True, tor=True).blocked("10.0.0.1")
+assert ipfilter.IPFilter(abusive=True, tor=True).blocked("1.10.16.1")  # FireHOL 1.10.16.0/20
+assert ipfilter.IPFilter(tor=True).blocked("171.25.193.25")  # first Tor exit of the snapshot
 print("ok")
 """
 
