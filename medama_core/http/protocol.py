@@ -195,10 +195,11 @@ def parse_request_head(data: bytes) -> RequestHead:
 
 def _headers_from_block(block: bytes) -> dict[str, str]:
     headers: dict[str, str] = {}
-    for line in block.split(b"\r\n")[:-1]:
-        raw_name, _, raw_value = line.partition(b":")
-        name = raw_name.decode("ascii").lower()
-        value = raw_value.strip(b" \t").decode("latin-1")
+    # Validated already: names are ASCII tokens, so one latin-1 decode of the block serves all lines.
+    for line in block.decode("latin-1").split("\r\n")[:-1]:
+        name, _, value = line.partition(":")
+        name = name.lower()
+        value = value.strip(" \t")
         if name in headers:
             _merge_header(headers, name, value)
         else:
