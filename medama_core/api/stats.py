@@ -13,7 +13,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from medama_core import auth
@@ -30,8 +30,13 @@ REFRESH_HOURS = 2000  # hours one background rebuild takes on; about three month
 NOT_FOUND = "website not found"
 
 # RFC 3339 date-time: date, `T` (or `t`/space, RFC 3339 §5.6 note), time, optional fraction, offset.
-_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+# ASCII digits only; an offset's hours are 00-23 and its minutes 00-59 (RFC 3339 §5.6).
+_RFC3339 = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?"
+    r"([Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
 _BOOLS = {"true": True, "false": False}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _refreshing: dict[int, asyncio.Task[int]] = {}  # id(ctx.analytics) -> the rebuild in flight
 
@@ -48,7 +53,7 @@ def parse_time(name: str, text: str) -> int:
     except ValueError:
         raise HTTPError(400, f"{name}: {text!r} is not a valid date-time") from None
     micro = int((fraction or ".0")[1:7].ljust(6, "0"))
-    return int(moment.timestamp()) * 10**6 + micro
+    return (moment - _EPOCH) // timedelta(microseconds=1) + micro
 
 
 def _bool(request: Request, name: str, default: bool) -> bool:
@@ -109,7 +114,7 @@ async def _prepare(request: Request, ctx: Context) -> stats.Query:
 
 
 async def _answer(ctx: Context, fn: Callable[..., Any], *args: object) -> Response:
-    result = await ctx.analytics.read(fn, *args)
+    result = await ctx.analytics.read(stats.snapshot, fn, *args)
     _schedule_refresh(ctx)
     return json_response(result)
 

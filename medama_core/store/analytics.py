@@ -162,4 +162,66 @@ MIGRATIONS: tuple[Migration, ...] = (
                 SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM events e JOIN views v ON v.bid = e.bid""",
         ),
     ),
+    Migration(
+        4,
+        (
+            # Rollups, second layout (docs/storage.md). `span` is now a length in hours (1, 6, 24, 192,
+            # 1536): larger blocks make long ranges a few rows per value. Each group also counts its
+            # durations, and those equal to 0 and at most 1, so /time tells a zero median from counts.
+            # Each duration run keeps every 256th value apart (`samples`), so a quantile reads small
+            # windows of the runs. Rollups hold derived data only: recreated, every hour rebuilt.
+            "DROP TABLE rollup",
+            "DROP TABLE rollup_durations",
+            "DROP TABLE rollup_days",
+            # Blocks (span > 1) whose rows exist; one is used only while none of its hours is dirty.
+            """CREATE TABLE rollup_built (
+                hostname TEXT NOT NULL,
+                span INTEGER NOT NULL,
+                period INTEGER NOT NULL,
+                PRIMARY KEY (hostname, span, period)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE rollup (
+                hostname TEXT NOT NULL,
+                span INTEGER NOT NULL,
+                kind INTEGER NOT NULL,
+                period INTEGER NOT NULL,
+                value TEXT NOT NULL,
+                visitors INTEGER NOT NULL,
+                page_visitors INTEGER NOT NULL,
+                pageviews INTEGER NOT NULL,
+                bounces INTEGER NOT NULL,
+                timed INTEGER NOT NULL,
+                duration_sum INTEGER NOT NULL,
+                measured INTEGER NOT NULL,
+                zeros INTEGER NOT NULL,
+                ones INTEGER NOT NULL,
+                PRIMARY KEY (hostname, span, kind, period, value)
+            ) WITHOUT ROWID""",
+            # A rowid table: quantiles read windows of `durations` through incremental blob I/O.
+            """CREATE TABLE rollup_durations (
+                hostname TEXT NOT NULL,
+                span INTEGER NOT NULL,
+                kind INTEGER NOT NULL,
+                period INTEGER NOT NULL,
+                value TEXT NOT NULL,
+                count INTEGER NOT NULL,
+                width INTEGER NOT NULL,
+                samples BLOB NOT NULL,
+                durations BLOB NOT NULL
+            )""",
+            "CREATE UNIQUE INDEX rollup_durations_key ON rollup_durations(hostname, span, kind, period, value)",
+            "DELETE FROM rollup_props",
+            "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT hostname, date_created / 3600000 FROM views",
+            """INSERT OR IGNORE INTO rollup_dirty
+                SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM events e JOIN views v ON v.bid = e.bid""",
+            # Filtered stats: a filter on the page (eq/in, compared COLLATE NOCASE as store/filters.py
+            # writes it) seeks here, and every column a stats query reads is in the index, so the
+            # matching rows are read without touching the table.
+            """CREATE INDEX views_hostname_path ON views(
+                hostname, pathname COLLATE NOCASE, date_created, is_unique_user, is_unique_page, duration_ms,
+                referrer_host, referrer_group, utm_source, utm_medium, utm_campaign, ua_browser, ua_os,
+                ua_device_type, country, language_base, language_dialect, bid
+            )""",
+        ),
+    ),
 )

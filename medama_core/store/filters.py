@@ -96,17 +96,19 @@ def _positive(op: str) -> str:
 
 
 def _match_sql(column: str, op: str, values: list[str], params: dict[str, object], name: str) -> str:
-    lowered = f"lower({column})"
+    # Equality is written COLLATE NOCASE, which folds A-Z only, as lower() does: the same test, and one
+    # an index built COLLATE NOCASE can seek (views_hostname_path, migration 4).
     if op == "in":
         names = []
         for i, value in enumerate(values[:MAX_IN_VALUES]):
             params[f"{name}_{i}"] = value
             names.append(f":{name}_{i}")
-        return f"{lowered} IN ({', '.join(names)})"
+        return f"{column} COLLATE NOCASE IN ({', '.join(names)})"
     value = values[0]
     params[name] = value
     if op == "eq":
-        return f"{lowered} = :{name}"
+        return f"{column} COLLATE NOCASE = :{name}"
+    lowered = f"lower({column})"
     if value == "":  # every string contains, starts and ends with ''
         return "1"
     if op == "contains":

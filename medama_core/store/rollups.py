@@ -13,16 +13,22 @@ from __future__ import annotations
 import sqlite3
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
+from itertools import chain, groupby
 
-from medama_core.store.aggregate import Group, Runs
+from medama_core.store.aggregate import SAMPLE_STEP, Group, Run, Runs
 from medama_core.store.db import Transaction
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
-HOUR, DAY = 0, 1  # rollup spans
+# Rollup spans, in hours: a row of span s and period p covers hours p*s .. p*s+s-1 (aligned on the
+# Unix epoch). Each span is a multiple of the one before and is built from it; 6 hours, 8 days and
+# 64 days make a 90-day range a dozen rows per value instead of 90 day rows.
+HOUR, DAY = 1, 24
+SPANS = (HOUR, 6, DAY, 8 * DAY, 64 * DAY)
+RUN_SPANS = (HOUR, DAY)  # spans that also store sorted durations (for the site and for pages)
+INLINE_RUN = 1024  # runs up to this many values are read whole with their row; one blob open costs more
 REFRESH_HOURS_PER_TRANSACTION = 24  # keeps each writer transaction short so hits are not held back long
 
 # Dimension kind -> the SQL expression over `views v` it groups by. Kind 0 is the whole site.
@@ -57,15 +63,23 @@ KIND_SQL: dict[int, str] = {
     12: "v.language_dialect",
 }
 DURATION_KINDS = (0, 1)  # kinds whose sorted durations are stored: the site (summary) and pages (time)
+_ALL_KINDS = ", ".join(str(kind) for kind in KIND_SQL)  # `kind IN (...)` lets SQLite seek each kind
 
-# The additive aggregates of one group, as SQL over `views v`.
+# The additive aggregates of one group, as SQL over `views v`, in the order of `Group`'s fields.
 GROUP_COLUMNS = """
     COUNT(*) FILTER (WHERE v.is_unique_user),
     COUNT(*) FILTER (WHERE v.is_unique_page),
     COUNT(*),
     COUNT(*) FILTER (WHERE v.is_unique_user AND v.duration_ms BETWEEN 100 AND 5000),
     COUNT(*) FILTER (WHERE v.is_unique_user AND v.duration_ms IS NOT NULL),
-    ifnull(SUM(v.duration_ms), 0)"""
+    ifnull(SUM(v.duration_ms), 0),
+    COUNT(v.duration_ms),
+    COUNT(*) FILTER (WHERE v.duration_ms <= 0),
+    COUNT(*) FILTER (WHERE v.duration_ms <= 1)"""
+SUMS = """SUM(visitors), SUM(page_visitors), SUM(pageviews), SUM(bounces), SUM(timed), SUM(duration_sum),
+    SUM(measured), SUM(zeros), SUM(ones)"""
+_COUNTS = "visitors, page_visitors, pageviews, bounces, timed, duration_sum, measured, zeros, ones"
+
 
 _DIRTY_CLOSED_SQL = """
     SELECT hostname, hour FROM rollup_dirty WHERE hour < :now_hour ORDER BY hostname, hour LIMIT :limit"""
@@ -79,49 +93,59 @@ _HOUR_DURATIONS_SQL = """
     SELECT pathname, duration_ms FROM views
     WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi AND duration_ms IS NOT NULL
     ORDER BY pathname, duration_ms"""
+# Events first: an hour's events are found by time, their views by bid (views-first would scan the site).
 _HOUR_PROPS_SQL = """
-    SELECT e.name, e.value, COUNT(*) FROM events e JOIN views v ON v.bid = e.bid AND v.hostname = :hostname
+    SELECT e.name, e.value, COUNT(*) FROM events e CROSS JOIN views v ON v.bid = e.bid AND v.hostname = :hostname
     WHERE e.date_created BETWEEN :lo AND :hi GROUP BY 1, 2"""
-_DELETE_SQL = {
-    table: f"DELETE FROM {table} WHERE hostname = :hostname AND span = :span AND period = :period"
-    for table in ("rollup", "rollup_durations", "rollup_props")
-}
-_INSERT_GROUP_SQL = "INSERT INTO rollup VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_DAY_ROLLUP_SQL = """
-    INSERT INTO rollup SELECT hostname, 1, kind, :day, value, SUM(visitors), SUM(page_visitors),
-        SUM(pageviews), SUM(bounces), SUM(timed), SUM(duration_sum)
-    FROM rollup WHERE hostname = :hostname AND span = 0 AND kind BETWEEN 0 AND 12 AND period BETWEEN :lo AND :hi
+# `kind IN (...)` rather than a range, so SQLite seeks each kind's rows of the period.
+_DELETE_SQL = (
+    f"DELETE FROM rollup WHERE hostname = :hostname AND span = :span AND kind IN ({_ALL_KINDS}) AND period = :period",
+    "DELETE FROM rollup_durations WHERE hostname = :hostname AND span = :span AND kind IN (0, 1) AND period = :period",
+    "DELETE FROM rollup_props WHERE hostname = :hostname AND span = :span AND period = :period",
+)
+_INSERT_GROUP_SQL = f"INSERT INTO rollup VALUES ({', '.join('?' * 14)})"
+_INSERT_DURATIONS_SQL = "INSERT INTO rollup_durations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# A block of `span` hours summed from the rows of the span below it (:below), periods :lo..:hi of that span.
+_BLOCK_ROLLUP_SQL = f"""
+    INSERT INTO rollup SELECT hostname, :span, kind, :period, value, {SUMS}
+    FROM rollup WHERE hostname = :hostname AND span = :below AND kind IN ({_ALL_KINDS}) AND period BETWEEN :lo AND :hi
     GROUP BY kind, value"""
-_DAY_PROPS_SQL = """
-    INSERT INTO rollup_props SELECT hostname, 1, :day, name, value, SUM(events)
-    FROM rollup_props WHERE hostname = :hostname AND span = 0 AND period BETWEEN :lo AND :hi
+_BLOCK_PROPS_SQL = """
+    INSERT INTO rollup_props SELECT hostname, :span, :period, name, value, SUM(events)
+    FROM rollup_props WHERE hostname = :hostname AND span = :below AND period BETWEEN :lo AND :hi
     GROUP BY name, value"""
-_DAY_DURATIONS_SQL = """
-    SELECT kind, value, width, durations FROM rollup_durations
-    WHERE hostname = :hostname AND span = 0 AND kind = :kind AND period BETWEEN :lo AND :hi
+_DAY_DURATIONS_SQL = f"""
+    SELECT value, width, durations FROM rollup_durations
+    WHERE hostname = :hostname AND span = {HOUR} AND kind = :kind AND period BETWEEN :lo AND :hi
     ORDER BY value"""
-_DATA_HOURS_SQL = """
+_DATA_HOURS_SQL = f"""
     SELECT MIN(low), MAX(high) FROM (
-        SELECT MIN(period) AS low, MAX(period) AS high FROM rollup WHERE hostname = :hostname AND span = 0 AND kind = 0
+        SELECT MIN(period) AS low, MAX(period) AS high FROM rollup
+        WHERE hostname = :hostname AND span = {HOUR} AND kind = 0
         UNION ALL
-        SELECT MIN(period), MAX(period) FROM rollup_props WHERE hostname = :hostname AND span = 0
+        SELECT MIN(period), MAX(period) FROM rollup_props WHERE hostname = :hostname AND span = {HOUR}
         UNION ALL
         SELECT MIN(hour), MAX(hour) FROM rollup_dirty WHERE hostname = :hostname
     )"""
-_BUILT_DAYS_SQL = """
-    SELECT day FROM rollup_days WHERE hostname = :hostname AND day BETWEEN :lo / 24 AND :hi / 24"""
-_DAYS_PENDING_SQL = """
-    SELECT DISTINCT period / 24 FROM rollup WHERE hostname = :hostname AND span = 0 AND kind = 0
-    AND period / 24 NOT IN (SELECT day FROM rollup_days WHERE hostname = :hostname)"""
+_BUILT_SQL = """
+    SELECT period FROM rollup_built WHERE hostname = :hostname AND span = :span AND period BETWEEN :lo AND :hi"""
+_DATA_HOURS_IN_RANGE_SQL = f"""
+    SELECT period FROM rollup WHERE hostname = :hostname AND span = {HOUR} AND kind = 0 AND period BETWEEN :lo AND :hi
+    UNION
+    SELECT period FROM rollup_props WHERE hostname = :hostname AND span = {HOUR} AND period BETWEEN :lo AND :hi"""
 
 
-def pack(values: list[int]) -> tuple[int, bytes]:
-    """Sorted non-negative durations as little-endian unsigned integers: (width in bytes, blob)."""
-    typecode = "I" if not values or values[-1] < 1 << 32 else "Q"
-    packed = array(typecode, values)
+def pack(values: Sequence[int], width: int | None = None) -> tuple[int, bytes]:
+    """Sorted non-negative durations as little-endian unsigned integers: (width in bytes, blob).
+
+    The width is 4 bytes when the largest (last) value allows it, unless given.
+    """
+    if width is None:
+        width = 4 if not values or values[-1] < 1 << 32 else 8
+    packed = array("I" if width == 4 else "Q", values)
     if sys.byteorder == "big":
         packed.byteswap()
-    return packed.itemsize, packed.tobytes()
+    return width, packed.tobytes()
 
 
 def unpack(width: int, blob: bytes) -> array[int]:
@@ -133,7 +157,7 @@ def unpack(width: int, blob: bytes) -> array[int]:
 
 
 def refresh(conn: sqlite3.Connection, now_ms: int, limit: int = 10_000) -> int:
-    """Rebuild up to `limit` closed dirty hours, then the closed days they complete; return hours rebuilt."""
+    """Rebuild up to `limit` closed dirty hours, then the closed blocks they complete; return hours rebuilt."""
     rows = conn.execute(_DIRTY_CLOSED_SQL, {"now_hour": now_ms // HOUR_MS, "limit": limit}).fetchall()
     for start in range(0, len(rows), REFRESH_HOURS_PER_TRANSACTION):
         chunk = rows[start : start + REFRESH_HOURS_PER_TRANSACTION]
@@ -141,81 +165,97 @@ def refresh(conn: sqlite3.Connection, now_ms: int, limit: int = 10_000) -> int:
             for hostname, hour in chunk:
                 _rebuild_hour(conn, hostname, hour)
                 conn.execute("DELETE FROM rollup_dirty WHERE hostname = ? AND hour = ?", (hostname, hour))
-                conn.execute("DELETE FROM rollup_days WHERE hostname = ? AND day = ?", (hostname, hour // 24))
-    for hostname in sorted({hostname for hostname, _ in rows}):
-        _rebuild_days(conn, hostname, now_ms // DAY_MS)
+                conn.executemany(
+                    "DELETE FROM rollup_built WHERE hostname = ? AND span = ? AND period = ?",
+                    [(hostname, span, hour // span) for span in SPANS[1:]],
+                )
+    for hostname, pairs in groupby(rows, key=lambda row: row[0]):
+        _rebuild_blocks(conn, hostname, [hour for _, hour in pairs], now_ms // HOUR_MS)
     return len(rows)
 
 
 def _rebuild_hour(conn: sqlite3.Connection, hostname: str, hour: int) -> None:
     key = {"hostname": hostname, "span": HOUR, "period": hour}
-    for sql in _DELETE_SQL.values():
+    for sql in _DELETE_SQL:
         conn.execute(sql, key)
     bounds = {"hostname": hostname, "lo": hour * HOUR_MS, "hi": (hour + 1) * HOUR_MS - 1}
     groups = conn.execute(_HOUR_ROLLUP_SQL, bounds).fetchall()
     conn.executemany(_INSERT_GROUP_SQL, [(hostname, HOUR, kind, hour, *rest) for kind, *rest in groups])
     durations = conn.execute(_HOUR_DURATIONS_SQL, bounds).fetchall()
-    all_values = sorted(duration for _, duration in durations)
-    _insert_durations(conn, hostname, HOUR, hour, 0, "", all_values)
+    rows = [_durations_row(hostname, HOUR, hour, 0, "", sorted(duration for _, duration in durations))]
     for path, pairs in groupby(durations, key=lambda row: row[0]):
-        _insert_durations(conn, hostname, HOUR, hour, 1, path, [duration for _, duration in pairs])
+        rows.append(_durations_row(hostname, HOUR, hour, 1, path, [duration for _, duration in pairs]))
+    conn.executemany(_INSERT_DURATIONS_SQL, [row for row in rows if row is not None])
     props = conn.execute(_HOUR_PROPS_SQL, bounds).fetchall()
     conn.executemany(
         "INSERT INTO rollup_props VALUES (?, ?, ?, ?, ?, ?)", [(hostname, HOUR, hour, *row) for row in props]
     )
 
 
-def _insert_durations(
-    conn: sqlite3.Connection, hostname: str, span: int, period: int, kind: int, value: str, values: list[int]
-) -> None:
-    if values:
-        width, blob = pack(values)
-        conn.execute(
-            "INSERT INTO rollup_durations VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (hostname, span, kind, period, value, width, blob),
-        )
+def _durations_row(
+    hostname: str, span: int, period: int, kind: int, value: str, values: Sequence[int]
+) -> tuple[object, ...] | None:
+    """A rollup_durations row: the sorted values packed, and every SAMPLE_STEP-th one packed apart."""
+    if not values:
+        return None
+    width, blob = pack(values)
+    _, samples = pack(values[SAMPLE_STEP - 1 :: SAMPLE_STEP], width)
+    return (hostname, span, kind, period, value, len(values), width, samples, blob)
 
 
-def _rebuild_days(conn: sqlite3.Connection, hostname: str, today: int) -> None:
-    """Build the day rows of every closed day of `hostname` that has none and no dirty hour."""
-    days = [row[0] for row in conn.execute(_DAYS_PENDING_SQL, {"hostname": hostname})]
-    for day in sorted(days):
-        lo, hi = day * 24, day * 24 + 23
-        dirty = conn.execute(_DIRTY_IN_RANGE_SQL, {"hostname": hostname, "lo": lo, "hi": hi}).fetchone()
-        if day >= today or dirty is not None:
-            continue
-        with Transaction(conn):
-            key = {"hostname": hostname, "span": DAY, "period": day}
-            for sql in _DELETE_SQL.values():
-                conn.execute(sql, key)
-            bounds = {"hostname": hostname, "day": day, "lo": lo, "hi": hi}
-            conn.execute(_DAY_ROLLUP_SQL, bounds)
-            conn.execute(_DAY_PROPS_SQL, bounds)
-            for kind in DURATION_KINDS:
-                rows = conn.execute(_DAY_DURATIONS_SQL, {**bounds, "kind": kind}).fetchall()
-                for value, parts in groupby(rows, key=lambda row: row[1]):
-                    merged = sorted(v for _, _, width, blob in parts for v in unpack(width, blob))
-                    _insert_durations(conn, hostname, DAY, day, kind, value, merged)
-            conn.execute("INSERT OR IGNORE INTO rollup_days VALUES (?, ?)", (hostname, day))
+def _rebuild_blocks(conn: sqlite3.Connection, hostname: str, hours: list[int], now_hour: int) -> None:
+    """Build the blocks around the rebuilt `hours` and those of the last largest span, smallest spans first.
+
+    A block is built once it is closed, none of its hours is dirty, and some hour has rows. The
+    recent blocks are looked at every time: a block may close after its last rebuilt hour.
+    """
+    recent = (max(0, now_hour - SPANS[-1]), now_hour - 1)
+    for below, span in zip(SPANS, SPANS[1:], strict=False):
+        blocks = {hour // span for hour in hours} | set(range(recent[0] // span, recent[1] // span + 1))
+        first, last = min(blocks), max(blocks)
+        bounds = {"hostname": hostname, "span": span, "lo": first, "hi": last}
+        built = {row[0] for row in conn.execute(_BUILT_SQL, bounds)}
+        hour_bounds = {"hostname": hostname, "lo": first * span, "hi": last * span + span - 1}
+        dirty = {row[0] // span for row in conn.execute(_DIRTY_IN_RANGE_SQL, hour_bounds)}
+        with_rows = {row[0] // span for row in conn.execute(_DATA_HOURS_IN_RANGE_SQL, hour_bounds)}
+        for block in sorted(blocks):
+            closed = block * span + span - 1 < now_hour
+            if closed and block in with_rows and block not in built and block not in dirty:
+                with Transaction(conn):
+                    _build_block(conn, hostname, span, below, block)
+
+
+def _build_block(conn: sqlite3.Connection, hostname: str, span: int, below: int, block: int) -> None:
+    for sql in _DELETE_SQL:
+        conn.execute(sql, {"hostname": hostname, "span": span, "period": block})
+    lo, hi = block * span // below, (block + 1) * span // below - 1
+    bounds = {"hostname": hostname, "span": span, "period": block, "below": below, "lo": lo, "hi": hi}
+    conn.execute(_BLOCK_ROLLUP_SQL, bounds)
+    conn.execute(_BLOCK_PROPS_SQL, bounds)
+    if span in RUN_SPANS:  # merged from the hours: the day's runs
+        hours = {"hostname": hostname, "lo": block * span, "hi": block * span + span - 1}
+        for kind in DURATION_KINDS:
+            rows = conn.execute(_DAY_DURATIONS_SQL, {**hours, "kind": kind}).fetchall()
+            merged_rows = []
+            for value, parts in groupby(rows, key=lambda row: row[0]):
+                merged = sorted(chain.from_iterable(unpack(width, blob) for _, width, blob in parts))
+                merged_rows.append(_durations_row(hostname, span, block, kind, value, merged))
+            conn.executemany(_INSERT_DURATIONS_SQL, [row for row in merged_rows if row is not None])
+    conn.execute("INSERT OR IGNORE INTO rollup_built VALUES (?, ?, ?)", (hostname, span, block))
 
 
 @dataclass
 class Plan:
-    """A time range cut into pieces: day and hour periods read from rollups, ms ranges read raw."""
+    """A time range cut into pieces: (span, first period, last period) read from rollups, ms ranges read raw."""
 
-    days: list[tuple[int, int]] = field(default_factory=list)  # inclusive period ranges
-    hours: list[tuple[int, int]] = field(default_factory=list)
+    pieces: list[tuple[int, int, int]] = field(default_factory=list)
     raw: list[tuple[int, int]] = field(default_factory=list)  # inclusive Unix-ms ranges
 
-    def pieces(self) -> Iterator[tuple[int, int, int]]:
-        for lo, hi in self.days:
-            yield DAY, lo, hi
-        for lo, hi in self.hours:
-            yield HOUR, lo, hi
 
-
-def plan(conn: sqlite3.Connection, hostname: str, start: int | None, end: int | None, days: bool = True) -> Plan:
-    """Cut [start, end] (inclusive Unix ms; None = unbounded) into rollup periods and raw ranges."""
+def plan(
+    conn: sqlite3.Connection, hostname: str, start: int | None, end: int | None, spans: Sequence[int] = SPANS
+) -> Plan:
+    """Cut [start, end] (inclusive Unix ms; None = unbounded) into rollup periods of `spans` and raw ranges."""
     result = Plan()
     first = None if start is None else -(-start // HOUR_MS)  # first whole hour
     last = None if end is None else (end + 1) // HOUR_MS - 1  # last whole hour
@@ -237,32 +277,34 @@ def plan(conn: sqlite3.Connection, hostname: str, start: int | None, end: int | 
     dirty = [row[0] for row in conn.execute(_DIRTY_IN_RANGE_SQL, {"hostname": hostname, "lo": first, "hi": last})]
     for hour in dirty:
         result.raw.append((hour * HOUR_MS, (hour + 1) * HOUR_MS - 1))
-    built: set[int] = set()
-    if days:
-        built = {row[0] for row in conn.execute(_BUILT_DAYS_SQL, {"hostname": hostname, "lo": first, "hi": last})}
-        built -= {hour // 24 for hour in dirty}
-    # Walk the clean stretches between dirty hours, taking whole built days where they fit.
+    built: dict[int, set[int]] = {}
+    for span in sorted(spans, reverse=True):
+        if span != HOUR:
+            params = {"hostname": hostname, "span": span, "lo": first // span, "hi": last // span}
+            built[span] = {row[0] for row in conn.execute(_BUILT_SQL, params)}
+    # Walk the clean stretches between dirty hours, taking the largest built blocks that fit.
+    periods: list[tuple[int, int]] = []
     edges = [first - 1, *dirty, last + 1]
     for left, right in zip(edges, edges[1:], strict=False):
-        _cover(result, left + 1, right - 1, built)
-    result.days = _merge(result.days)
-    result.hours = _merge(result.hours)
+        _cover(periods, left + 1, right - 1, built)
+    for span, group in groupby(sorted(periods), key=lambda item: item[0]):
+        result.pieces += [(span, lo, hi) for lo, hi in _merge([(period, period) for _, period in group])]
     result.raw = _merge(result.raw)
     return result
 
 
-def _cover(result: Plan, lo: int, hi: int, built: set[int]) -> None:
-    """Add hours lo..hi to the plan, as days where a whole built day fits."""
+def _cover(periods: list[tuple[int, int]], lo: int, hi: int, built: dict[int, set[int]]) -> None:
+    """Add hours lo..hi as (span, period) pairs, taking the largest built block that starts at each point."""
     hour = lo
     while hour <= hi:
-        day = hour // 24
-        if hour % 24 == 0 and hour + 23 <= hi and day in built:
-            result.days.append((day, day))
-            hour += 24
+        for span, blocks in built.items():  # largest span first
+            if hour % span == 0 and hour + span - 1 <= hi and hour // span in blocks:
+                periods.append((span, hour // span))
+                hour += span
+                break
         else:
-            stop = min(hi, (day + 1) * 24 - 1)
-            result.hours.append((hour, stop))
-            hour = stop + 1
+            periods.append((HOUR, hour))
+            hour += 1
 
 
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -275,63 +317,97 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-_ROLLUP_GROUPS_SQL = """
-    SELECT value, SUM(visitors), SUM(page_visitors), SUM(pageviews), SUM(bounces), SUM(timed), SUM(duration_sum)
-    FROM rollup WHERE hostname = :hostname AND span = :span AND kind = :kind AND period BETWEEN :lo AND :hi
-    GROUP BY value"""
-_ROLLUP_RUNS_SQL = """
-    SELECT value, width, durations FROM rollup_durations
-    WHERE hostname = :hostname AND span = :span AND kind = :kind AND period BETWEEN :lo AND :hi"""
-_ROLLUP_BUCKETS_SQL = """
-    SELECT period, visitors, page_visitors, pageviews, bounces, timed, duration_sum
-    FROM rollup WHERE hostname = :hostname AND span = 0 AND kind = 0 AND period BETWEEN :lo AND :hi"""
-_ROLLUP_BUCKET_RUNS_SQL = """
-    SELECT period, width, durations FROM rollup_durations
-    WHERE hostname = :hostname AND span = 0 AND kind = 0 AND period BETWEEN :lo AND :hi"""
+def _union(the_plan: Plan, select: str, params: dict[str, object]) -> str:
+    """`select` (ending in a WHERE clause) once per piece of the plan, its span and periods bound, UNION ALL."""
+    parts = []
+    for i, (span, lo, hi) in enumerate(the_plan.pieces):
+        params.update({f"s{i}": span, f"lo{i}": lo, f"hi{i}": hi})
+        parts.append(f"{select} AND span = :s{i} AND period BETWEEN :lo{i} AND :hi{i}")
+    return " UNION ALL ".join(parts)
 
 
-def rollup_groups(conn: sqlite3.Connection, hostname: str, kind: int, the_plan: Plan) -> dict[str, Group]:
-    """The additive aggregates per value of `kind` over the plan's rollup periods."""
-    groups: dict[str, Group] = {}
-    for span, lo, hi in the_plan.pieces():
-        params = {"hostname": hostname, "span": span, "kind": kind, "lo": lo, "hi": hi}
-        for value, *counts in conn.execute(_ROLLUP_GROUPS_SQL, params):
-            group = groups.get(value)
-            if group is None:
-                group = groups[value] = Group()
-            group.add(Group(*counts))
-    return groups
+def _bind(params: dict[str, object], values: Iterable[str]) -> str:
+    """Bind `values` as :v0, :v1, ... and return the list of their names."""
+    names = []
+    for i, value in enumerate(values):
+        params[f"v{i}"] = value
+        names.append(f":v{i}")
+    return ", ".join(names) or "NULL"
 
 
-def rollup_runs(conn: sqlite3.Connection, hostname: str, kind: int, the_plan: Plan) -> dict[str, Runs]:
-    """Sorted duration runs per value of `kind` (0 or 1) over the plan's rollup periods."""
+def rollup_groups(
+    conn: sqlite3.Connection, hostname: str, kind: int, the_plan: Plan, columns: str = SUMS
+) -> dict[str, Group]:
+    """The additive aggregates per value of `kind` over the plan's rollup pieces.
+
+    `columns` may be a shorter list of sums (the first fields of `Group`) when fewer are needed.
+    """
+    if not the_plan.pieces:
+        return {}
+    params: dict[str, object] = {"hostname": hostname, "kind": kind}
+    pieces = _union(the_plan, "SELECT * FROM rollup WHERE hostname = :hostname AND kind = :kind", params)
+    sql = f"SELECT value, {columns} FROM ({pieces}) GROUP BY value"
+    return {value: Group(*counts) for value, *counts in conn.execute(sql, params)}
+
+
+def stored_run(
+    conn: sqlite3.Connection, rowid: int, count: int, width: int, samples: bytes, whole: bytes | None
+) -> Run:
+    """A run from a rollup_durations row: small runs whole, others as samples with windows read on demand."""
+    if whole is not None:
+        return Run.of(unpack(width, whole))
+
+    def read(lo: int, hi: int) -> Sequence[int]:
+        with conn.blobopen("rollup_durations", "durations", rowid, readonly=True) as blob:
+            blob.seek(lo * width)
+            return unpack(width, blob.read((hi - lo) * width))
+
+    return Run(count, unpack(width, samples), read)
+
+
+_RUN_COLUMNS = "rowid, count, width, samples, CASE WHEN count <= :inline THEN durations END"
+
+
+def rollup_runs(
+    conn: sqlite3.Connection, hostname: str, kind: int, the_plan: Plan, values: Iterable[str]
+) -> dict[str, Runs]:
+    """Sorted duration runs of `values` of `kind` (0 or 1) over the plan's pieces (of RUN_SPANS)."""
     runs: dict[str, Runs] = {}
-    for span, lo, hi in the_plan.pieces():
-        params = {"hostname": hostname, "span": span, "kind": kind, "lo": lo, "hi": hi}
-        for value, width, blob in conn.execute(_ROLLUP_RUNS_SQL, params):
-            runs.setdefault(value, []).append(unpack(width, blob))
+    if not the_plan.pieces:
+        return runs
+    params: dict[str, object] = {"hostname": hostname, "kind": kind, "inline": INLINE_RUN}
+    select = (
+        f"SELECT value, {_RUN_COLUMNS} FROM rollup_durations WHERE hostname = :hostname AND kind = :kind"
+        f" AND value IN ({_bind(params, values)})"
+    )
+    sql = _union(the_plan, select, params)
+    for value, *row in conn.execute(sql, params):
+        runs.setdefault(value, []).append(stored_run(conn, *row))
     return runs
 
 
-def hour_buckets(conn: sqlite3.Connection, hostname: str, lo: int, hi: int) -> tuple[dict[int, Group], dict[int, Runs]]:
-    """Site totals and duration runs per hour for hours lo..hi (clean ones only have rows)."""
-    params = {"hostname": hostname, "lo": lo, "hi": hi}
-    groups = {period: Group(*counts) for period, *counts in conn.execute(_ROLLUP_BUCKETS_SQL, params)}
-    runs: dict[int, Runs] = {}
-    for period, width, blob in conn.execute(_ROLLUP_BUCKET_RUNS_SQL, params):
-        runs[period] = [unpack(width, blob)]
+def period_buckets(
+    conn: sqlite3.Connection, hostname: str, span: int, lo: int, hi: int
+) -> tuple[dict[int, Group], dict[int, Run]]:
+    """Site totals and duration runs per period of `span` (one of RUN_SPANS), periods lo..hi."""
+    params = {"hostname": hostname, "span": span, "lo": lo, "hi": hi, "inline": INLINE_RUN}
+    where = "WHERE hostname = :hostname AND span = :span AND kind = 0 AND period BETWEEN :lo AND :hi"
+    groups = {
+        period: Group(*counts)
+        for period, *counts in conn.execute(f"SELECT period, {_COUNTS} FROM rollup {where}", params)
+    }
+    runs = {
+        period: stored_run(conn, *row)
+        for period, *row in conn.execute(f"SELECT period, {_RUN_COLUMNS} FROM rollup_durations {where}", params)
+    }
     return groups, runs
 
 
 def props_groups(conn: sqlite3.Connection, hostname: str, the_plan: Plan) -> dict[tuple[str, str], int]:
-    """Event counts per (name, value) over the plan's rollup periods."""
-    counts: dict[tuple[str, str], int] = {}
-    for span, lo, hi in the_plan.pieces():
-        rows = conn.execute(
-            "SELECT name, value, SUM(events) FROM rollup_props"
-            " WHERE hostname = ? AND span = ? AND period BETWEEN ? AND ? GROUP BY name, value",
-            (hostname, span, lo, hi),
-        )
-        for name, value, events in rows:
-            counts[(name, value)] = counts.get((name, value), 0) + events
-    return counts
+    """Event counts per (name, value) over the plan's rollup pieces."""
+    if not the_plan.pieces:
+        return {}
+    params: dict[str, object] = {"hostname": hostname}
+    pieces = _union(the_plan, "SELECT * FROM rollup_props WHERE hostname = :hostname", params)
+    sql = f"SELECT name, value, SUM(events) FROM ({pieces}) GROUP BY name, value"
+    return {(name, value): events for name, value, events in conn.execute(sql, params)}

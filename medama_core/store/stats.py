@@ -2,24 +2,30 @@
 
 Every answer is built from `Group` aggregates. Without filters they come from
 the rollups (store/rollups.py) plus raw rows for the pieces rollups cannot
-answer; with filters they come from the raw rows, medians and quartiles
-through ranking windows. Both feed the same formulas below, so the fast path
-and the raw path agree to the last digit (tests/store/test_stats_random.py).
+answer; with filters they come from the raw rows, quantiles computed while
+streaming each group's sorted durations. Both feed the same formulas below,
+so the fast path and the raw path agree to the last digit
+(tests/store/test_equivalence.py).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
-from typing import Any
+from operator import itemgetter
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from medama_core.store import rollups
-from medama_core.store.aggregate import Group, Runs, fraction
+from medama_core.store.aggregate import Group, Run, Runs, fraction, quantile_cont
 from medama_core.store.filters import PROP_FIELDS, Filter, matcher, where_sql
-from medama_core.store.rollups import DURATION_KINDS, HOUR_MS, KIND_SQL, KINDS
+from medama_core.store.rollups import DAY_MS, DURATION_KINDS, HOUR, HOUR_MS, KIND_SQL, KINDS, RUN_SPANS
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 QUARTILES = (0.25, 0.5, 0.75)
 STEPS_US = {  # interval -> bucket width in microseconds (week = 7 days, as upstream)
@@ -28,6 +34,7 @@ STEPS_US = {  # interval -> bucket width in microseconds (week = 7 days, as upst
     "day": 86400 * 10**6,
     "week": 7 * 86400 * 10**6,
 }
+MAX_BOUND_VALUES = 500  # values bound in one `IN (...)`; SQLite allows 32766 variables, far above this
 
 # List endpoint -> (dimension kind, JSON label key). `referrers` and `languages` switch kind by a flag.
 LISTS: dict[str, tuple[str, str]] = {
@@ -70,6 +77,11 @@ class Query:
     def prop_filters(self) -> tuple[Filter, ...]:
         return tuple(f for f in self.filters if f.field in PROP_FIELDS)
 
+    @property
+    def by_page(self) -> bool:
+        """Whether a page filter selects rows by equality, so views_hostname_path can seek them."""
+        return any(f.field == "path" and f.op in ("eq", "in") for f in self.filters)
+
 
 @dataclass(frozen=True)
 class Page:
@@ -83,30 +95,25 @@ class Page:
         return rows[self.offset : end]
 
 
+def snapshot(
+    conn: sqlite3.Connection, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """`fn(conn, ...)` inside one read transaction: all its queries and blob reads see the same rows."""
+    conn.execute("BEGIN")
+    try:
+        return fn(conn, *args, **kwargs)
+    finally:
+        conn.execute("COMMIT")
+
+
 # ---- raw rows ---------------------------------------------------------------------------------------
 
-_RAW_GROUPS_SQL = "SELECT {label}, " + rollups.GROUP_COLUMNS + " FROM views v WHERE {where} GROUP BY 1"
-_RAW_RUNS_SQL = "SELECT {label}, v.duration_ms FROM views v WHERE {where} AND v.duration_ms IS NOT NULL ORDER BY 1, 2"
-# Quantiles as DuckDB's quantile_cont: the 0-based position (n-1)q between two order statistics,
-# found with a ranking window, interpolated linearly in double precision.
-_RAW_QUANTILES_SQL = """
-    WITH ranked AS (
-        SELECT {label} AS label, v.duration_ms AS d,
-            ROW_NUMBER() OVER (PARTITION BY {label} ORDER BY v.duration_ms) - 1 AS i,
-            COUNT(*) OVER (PARTITION BY {label}) AS n
-        FROM views v WHERE {where} AND v.duration_ms IS NOT NULL
-    ),
-    positions AS (
-        SELECT label, d, i, n, q, (n - 1) * q AS pos, CAST((n - 1) * q AS INTEGER) AS lo
-        FROM ranked, (SELECT 0.25 AS q UNION ALL SELECT 0.5 UNION ALL SELECT 0.75)
-    ),
-    ends AS (
-        SELECT label, q, pos, lo,
-            MAX(CASE WHEN i = lo THEN d END) AS lo_v,
-            MAX(CASE WHEN i = lo + (pos > lo) THEN d END) AS hi_v
-        FROM positions WHERE i BETWEEN lo AND lo + 1 GROUP BY label, q
-    )
-    SELECT label, q, CAST(lo_v AS REAL) + CAST(hi_v - lo_v AS REAL) * (pos - lo) FROM ends"""
+_RAW_GROUPS_SQL = "SELECT {label}, {columns} FROM views v WHERE {where} GROUP BY 1"
+_RAW_DURATIONS_SQL = (
+    "SELECT {label}, v.duration_ms FROM views v WHERE {where} AND v.duration_ms IS NOT NULL ORDER BY 1, 2"
+)
+# Enough for the compact rows of the lists (visitors or page visitors); full rows use GROUP_COLUMNS.
+_VISITOR_COLUMNS = "COUNT(*) FILTER (WHERE v.is_unique_user), COUNT(*) FILTER (WHERE v.is_unique_page)"
 
 
 def _where(query: Query, params: dict[str, object], lo: int | None, hi: int | None, time: str) -> str:
@@ -126,83 +133,131 @@ def _where(query: Query, params: dict[str, object], lo: int | None, hi: int | No
     return " AND ".join(clauses)
 
 
-def _raw_groups(conn: sqlite3.Connection, label: str, where: str, params: dict[str, object]) -> dict[Any, Group]:
-    sql = _RAW_GROUPS_SQL.format(label=label, where=where)
+def _raw_groups(
+    conn: sqlite3.Connection, label: str, where: str, params: dict[str, object], full: bool = True
+) -> dict[Any, Group]:
+    columns = rollups.GROUP_COLUMNS if full else _VISITOR_COLUMNS
+    sql = _RAW_GROUPS_SQL.format(label=label, columns=columns, where=where)
     return {value: Group(*counts) for value, *counts in conn.execute(sql, params)}
 
 
-def _raw_runs(conn: sqlite3.Connection, label: str, where: str, params: dict[str, object]) -> dict[Any, list[int]]:
-    rows = conn.execute(_RAW_RUNS_SQL.format(label=label, where=where), params)
-    return {value: [duration for _, duration in pairs] for value, pairs in groupby(rows, key=lambda row: row[0])}
+def _raw_durations(
+    conn: sqlite3.Connection, label: str, where: str, params: dict[str, object]
+) -> Iterable[tuple[Any, array[int]]]:
+    """Each label's durations, sorted, one label at a time."""
+    rows = conn.execute(_RAW_DURATIONS_SQL.format(label=label, where=where), params)
+    for value, pairs in groupby(rows, key=itemgetter(0)):
+        yield value, array("q", (duration for _, duration in pairs))
 
 
 def _raw_quantiles(
-    conn: sqlite3.Connection, label: str, where: str, params: dict[str, object]
+    conn: sqlite3.Connection, label: str, where: str, params: dict[str, object], qs: Sequence[float]
 ) -> dict[Any, dict[float, float | None]]:
-    result: dict[Any, dict[float, float | None]] = {}
-    for value, q, quantile in conn.execute(_RAW_QUANTILES_SQL.format(label=label, where=where), params):
-        result.setdefault(value, {})[q] = quantile
-    return result
+    """The quantiles `qs` of each label's durations, holding one label's durations at a time."""
+    found = {}
+    for value, durations in _raw_durations(conn, label, where, params):
+        runs = [Run.of(durations)]
+        found[value] = {q: quantile_cont(runs, q) for q in qs}
+    return found
 
 
-def filtered_groups(conn: sqlite3.Connection, query: Query, label: str, quantiles: bool) -> dict[Any, Group]:
-    """Aggregates per `label` (SQL over `views v`) straight from the raw rows, filters applied."""
+def filtered_groups(
+    conn: sqlite3.Connection, query: Query, label: str, qs: Sequence[float], full: bool = True
+) -> dict[Any, Group]:
+    """Aggregates per `label` (SQL over `views v`) straight from the raw rows, filters applied.
+
+    The quantiles `qs` are computed for every group; without any, groups carry no durations.
+    """
     params: dict[str, object] = {}
     where = _where(query, params, query.start, query.end, "v.date_created")
-    groups = _raw_groups(conn, label, where, params)
-    if quantiles:
-        found = _raw_quantiles(conn, label, where, params)
+    groups = _raw_groups(conn, label, where, params, full)
+    if qs:
+        found = _raw_quantiles(conn, label, where, params, qs)
         for value, group in groups.items():
-            group.fixed = found.get(value, dict.fromkeys(QUARTILES))
+            group.fixed = found.get(value, dict.fromkeys(qs))
     return groups
 
 
 # ---- rollups plus raw pieces ------------------------------------------------------------------------
 
 
-def fast_groups(conn: sqlite3.Connection, query: Query, kind: int, runs: bool) -> dict[str, Group]:
+def fast_groups(conn: sqlite3.Connection, query: Query, kind: int, full: bool = True) -> dict[str, Group]:
     """Aggregates per value of `kind` for an unfiltered query, from rollups and raw pieces.
 
-    With `runs`, durations are loaded for every group of a kind that stores them; for
-    other kinds each group gets a loader that reads its durations when first asked.
+    Without `full`, only visitors and page visitors are summed. Durations are not
+    read here: each group gets a loader, and `load_runs` prepares many at once.
     """
     plan = rollups.plan(conn, query.hostname, query.start, query.end)
-    groups = rollups.rollup_groups(conn, query.hostname, kind, plan)
-    stored = runs and kind in DURATION_KINDS
-    all_runs = rollups.rollup_runs(conn, query.hostname, kind, plan) if stored else {}
+    columns = rollups.SUMS if full else "SUM(visitors), SUM(page_visitors)"
+    groups = rollups.rollup_groups(conn, query.hostname, kind, plan, columns)
     for lo, hi in plan.raw:
         params: dict[str, object] = {}
         where = _where(Query(query.hostname), params, lo, hi, "v.date_created")
-        for value, group in _raw_groups(conn, KIND_SQL[kind], where, params).items():
+        for value, group in _raw_groups(conn, KIND_SQL[kind], where, params, full).items():
             groups.setdefault(value, Group()).add(group)
-        if stored:
-            for value, run in _raw_runs(conn, KIND_SQL[kind], where, params).items():
-                all_runs.setdefault(value, []).append(run)
     for value, group in groups.items():
-        if stored:
-            group.runs = all_runs.get(value, [])
-        else:
-            group.runs = None
-            group.loader = _durations_loader(conn, query, kind, value)
+        group.loader = _loader(conn, query, kind, value)
     return groups
 
 
-def _durations_loader(conn: sqlite3.Connection, query: Query, kind: int, value: str) -> Callable[[], Runs]:
-    def load() -> Runs:
-        params: dict[str, object] = {"value": value}
+def _loader(conn: sqlite3.Connection, query: Query, kind: int, value: str) -> Callable[[], Runs]:
+    return lambda: _runs(conn, query, kind, [value]).get(value, [])
+
+
+def load_runs(conn: sqlite3.Connection, query: Query, kind: int, groups: dict[str, Group], values: list[str]) -> None:
+    """Prepare the medians of the fast-path groups `values` of `kind` in a few queries.
+
+    Kinds with stored durations get their runs; for the others the medians are
+    computed from the raw rows of the whole period, one group at a time.
+    """
+    if query.filters or not values:
+        return
+    for start in range(0, len(values), MAX_BOUND_VALUES):
+        chunk = values[start : start + MAX_BOUND_VALUES]
+        if kind in DURATION_KINDS:
+            found = _runs(conn, query, kind, chunk)
+            for value in chunk:
+                groups[value].runs = found.get(value, [])
+            continue
+        params: dict[str, object] = {}
         where = _where(Query(query.hostname), params, query.start, query.end, "v.date_created")
-        where += f" AND {KIND_SQL[kind]} = :value"
-        found = _raw_runs(conn, "''", where, params)
-        return [found.get("", [])]
+        where += f" AND {KIND_SQL[kind]} IN ({_bind(params, chunk)})"
+        medians = _raw_quantiles(conn, KIND_SQL[kind], where, params, (0.5,))
+        for value in chunk:
+            groups[value].fixed = medians.get(value, {0.5: None})
 
-    return load
+
+def _runs(conn: sqlite3.Connection, query: Query, kind: int, values: list[str]) -> dict[str, Runs]:
+    """Duration runs of some values of `kind`: the stored runs (hours and days) plus raw pieces."""
+    if kind not in DURATION_KINDS:  # a lone group asking for its durations: all its raw rows
+        params: dict[str, object] = {}
+        where = _where(Query(query.hostname), params, query.start, query.end, "v.date_created")
+        where += f" AND {KIND_SQL[kind]} IN ({_bind(params, values)})"
+        return {value: [Run.of(found)] for value, found in _raw_durations(conn, KIND_SQL[kind], where, params)}
+    plan = rollups.plan(conn, query.hostname, query.start, query.end, RUN_SPANS)
+    runs = rollups.rollup_runs(conn, query.hostname, kind, plan, values)
+    for lo, hi in plan.raw:
+        params = {}
+        where = _where(Query(query.hostname), params, lo, hi, "v.date_created")
+        where += f" AND {KIND_SQL[kind]} IN ({_bind(params, values)})"
+        for value, durations in _raw_durations(conn, KIND_SQL[kind], where, params):
+            runs.setdefault(value, []).append(Run.of(durations))
+    return runs
 
 
-def groups_for(conn: sqlite3.Connection, query: Query, kind: int, durations: bool) -> dict[str, Group]:
+def _bind(params: dict[str, object], values: Iterable[str]) -> str:
+    names = []
+    for i, value in enumerate(values):
+        params[f"value{i}"] = value
+        names.append(f":value{i}")
+    return ", ".join(names) or "NULL"
+
+
+def groups_for(conn: sqlite3.Connection, query: Query, kind: int, qs: Sequence[float] = ()) -> dict[str, Group]:
     """The groups of `kind`: rollups when the query has no filters, the raw rows otherwise."""
     if query.filters:
-        return filtered_groups(conn, query, KIND_SQL[kind], durations)
-    return fast_groups(conn, query, kind, durations)
+        return filtered_groups(conn, query, KIND_SQL[kind], qs)
+    return fast_groups(conn, query, kind)
 
 
 def _total(groups: dict[str, Group]) -> Group:
@@ -226,8 +281,8 @@ def _metrics(group: Group) -> dict[str, Any]:
 
 def site_metrics(conn: sqlite3.Connection, query: Query) -> dict[str, Any]:
     """visitors, pageviews, bounce_percentage and duration over the whole query."""
-    groups = groups_for(conn, query, KINDS["total"], True)
-    return _metrics(groups.get("", Group(runs=[], fixed=None)))
+    groups = groups_for(conn, query, KINDS["total"], (0.5,))
+    return _metrics(groups.get("", Group(runs=[])))
 
 
 def bucket_count(interval: str, start_us: int, end_us: int) -> int:
@@ -282,40 +337,38 @@ def interval_metrics(
     return result
 
 
-def _hour_aligned(interval: str, start_us: int) -> bool:
-    """Whether every whole hour falls inside one bucket, so hour rollups can be summed per bucket."""
-    return interval == "month" or (interval != "minute" and start_us % (HOUR_MS * 1000) == 0)
+def _aligned(interval: str, start_us: int, span_us: int) -> bool:
+    """Whether every whole hour (or day) falls inside one bucket, so its rollup row can be added to it."""
+    return interval == "month" or (STEPS_US[interval] % span_us == 0 and start_us % span_us == 0)
 
 
 def _bucket_groups(conn: sqlite3.Connection, query: Query, interval: str, start_us: int) -> dict[int, Group]:
     params: dict[str, object] = {}
     label = _bucket_sql(interval, params, start_us)
-    if query.filters or not _hour_aligned(interval, start_us):
+    if query.filters or not _aligned(interval, start_us, HOUR_MS * 1000):
         where = _where(query, params, query.start, query.end, "v.date_created")
         raw = _raw_groups(conn, label, where, params)
-        found = _raw_quantiles(conn, label, where, params)
+        found = _raw_quantiles(conn, label, where, params, (0.5,))
         for value, group in raw.items():
-            group.fixed = found.get(value, dict.fromkeys(QUARTILES))
+            group.fixed = found.get(value, {0.5: None})
         return raw
-    plan = rollups.plan(conn, query.hostname, query.start, query.end, days=False)
+    spans = RUN_SPANS if _aligned(interval, start_us, DAY_MS * 1000) else (HOUR,)
+    plan = rollups.plan(conn, query.hostname, query.start, query.end, spans)
     groups: dict[int, Group] = {}
-    for lo, hi in plan.hours:
-        hours, runs = rollups.hour_buckets(conn, query.hostname, lo, hi)
-        for hour, counts in hours.items():
-            index = _bucket_of(interval, start_us, hour * HOUR_MS)
-            group = groups.setdefault(index, Group())
-            group.add(counts)
-            assert group.runs is not None
-            group.runs.extend(runs.get(hour, []))
+    for span, lo, hi in plan.pieces:
+        counts, runs = rollups.period_buckets(conn, query.hostname, span, lo, hi)
+        for period, group_counts in counts.items():
+            group = groups.setdefault(_bucket_of(interval, start_us, period * span * HOUR_MS), Group(runs=[]))
+            group.add(group_counts)
+            if period in runs:
+                group.durations().append(runs[period])
     for lo, hi in plan.raw:
         piece: dict[str, object] = dict(params)
         where = _where(Query(query.hostname), piece, lo, hi, "v.date_created")
-        for index, counts in _raw_groups(conn, label, where, piece).items():
-            groups.setdefault(index, Group()).add(counts)
-        for index, run in _raw_runs(conn, label, where, piece).items():
-            group = groups[index]
-            assert group.runs is not None
-            group.runs.append(run)
+        for index, group_counts in _raw_groups(conn, label, where, piece).items():
+            groups.setdefault(index, Group(runs=[])).add(group_counts)
+        for index, durations in _raw_durations(conn, label, where, piece):
+            groups[index].durations().append(Run.of(durations))
     return groups
 
 
@@ -335,8 +388,12 @@ def list_stats(
     kind_name, key = LISTS[endpoint]
     if variant:
         kind_name = {"referrer": "referrer_host", "language": "language_dialect"}.get(kind_name, kind_name)
+    kind = KINDS[kind_name]
     pages = endpoint == "pages"
-    groups = groups_for(conn, query, KINDS[kind_name], durations=not summary)
+    if query.filters:
+        groups = filtered_groups(conn, query, KIND_SQL[kind], () if summary else (0.5,), full=not summary)
+    else:
+        groups = fast_groups(conn, query, kind, full=not summary)
     total = _total(groups)
     if pages:
         items = [(label, g) for label, g in groups.items() if g.page_visitors > 0]
@@ -346,8 +403,11 @@ def list_stats(
             items.sort(key=lambda item: (-item[1].page_visitors, -item[1].pageviews, item[0]))
     else:
         items = sorted(groups.items(), key=lambda item: (-item[1].visitors, item[0]))
+    chosen = page.cut(items)
+    if not summary:
+        load_runs(conn, query, kind, groups, [label for label, _ in chosen])
     rows = []
-    for label, group in page.cut(items):
+    for label, group in chosen:
         visitors = group.page_visitors if pages else group.visitors
         row: dict[str, Any] = {
             key: label,
@@ -366,15 +426,21 @@ def list_stats(
 
 def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
     """/time: median, quartiles and share of total time per page (spec §4.3)."""
-    groups = groups_for(conn, query, KINDS["path"], True)
-    kept = [
-        (path, g)
-        for path, g in groups.items()
-        if g.page_visitors >= 3 and g.median_positive() and (summary or g.duration(0.25) > 0)
-    ]
+    groups = groups_for(conn, query, KINDS["path"], (0.5,) if summary else QUARTILES)
+    kept = [(path, g) for path, g in groups.items() if g.page_visitors >= 3 and g.median_positive()]
+    if not summary:
+        load_runs(conn, query, KINDS["path"], groups, [path for path, _ in kept])
+        kept = [(path, g) for path, g in kept if g.duration(0.25) > 0]
     total = sum(g.duration_sum for _, g in kept)
     shares = {path: fraction(g.duration_sum, total) for path, g in kept}
     if summary:
+        # Sorted by share first; medians are read only for the rows up to the page's end and their ties.
+        kept.sort(key=lambda item: -shares[item[0]])
+        wanted = len(kept) if page.limit is None else min(len(kept), page.offset + page.limit)
+        if wanted:
+            last = shares[kept[wanted - 1][0]]
+            kept = [item for item in kept if shares[item[0]] >= last]
+            load_runs(conn, query, KINDS["path"], groups, [path for path, _ in kept])
         kept.sort(key=lambda item: (-shares[item[0]], -item[1].duration(), -item[1].page_visitors, item[0]))
     else:
         kept.sort(key=lambda item: (-item[1].page_visitors, -item[1].duration(), item[0]))
@@ -398,8 +464,13 @@ def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page
 
 # ---- /properties ------------------------------------------------------------------------------------
 
+# Events first: a period selects events by time, and each event finds its view by bid.
 _RAW_PROPS_SQL = """
-    SELECT e.name, e.value, COUNT(*) FROM events e JOIN views v ON v.bid = e.bid
+    SELECT e.name, e.value, COUNT(*) FROM events e CROSS JOIN views v ON v.bid = e.bid
+    WHERE {where} GROUP BY 1, 2"""
+# Views first: a page filter seeks the site's views of those pages, and each finds its events by bid.
+_PAGE_PROPS_SQL = """
+    SELECT e.name, e.value, COUNT(*) FROM views v CROSS JOIN events e ON e.bid = v.bid
     WHERE {where} GROUP BY 1, 2"""
 
 
@@ -409,7 +480,8 @@ def property_counts(conn: sqlite3.Connection, query: Query) -> dict[tuple[str, s
         params: dict[str, object] = {}
         where = _where(query, params, query.start, query.end, "e.date_created")
         where = " AND ".join([where, *where_sql(query.prop_filters, params, "p")])
-        return {(name, value): n for name, value, n in conn.execute(_RAW_PROPS_SQL.format(where=where), params)}
+        sql = _PAGE_PROPS_SQL if query.by_page else _RAW_PROPS_SQL
+        return {(name, value): n for name, value, n in conn.execute(sql.format(where=where), params)}
     plan = rollups.plan(conn, query.hostname, query.start, query.end)
     counts = rollups.props_groups(conn, query.hostname, plan)
     for lo, hi in plan.raw:

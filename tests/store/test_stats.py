@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from medama_core.store import analytics, rollups, stats
-from medama_core.store.aggregate import fraction, quantile_cont, round4
+from medama_core.store.aggregate import Run, fraction, quantile_cont, round4
 from medama_core.store.db import migrate
 from medama_core.store.filters import Filter
 
@@ -114,7 +114,7 @@ def site(conn: sqlite3.Connection, q: stats.Query | None = None) -> dict[str, An
     ],
 )
 def test_quantile_cont_interpolates_like_duckdb(values: list[int], q: float, expected: float | None) -> None:
-    assert quantile_cont([sorted(values)], q) == expected
+    assert quantile_cont([Run.of(sorted(values))], q) == expected
 
 
 def test_round4_is_half_away_from_zero_on_the_exact_double() -> None:
