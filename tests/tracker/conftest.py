@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, PLAYWRIGHT_SCOPE
 from tests.helpers import Client, LiveServer, live_server
 
 try:
@@ -39,17 +40,6 @@ except ImportError:  # requirements-dev.txt has it; without it only the browser 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Request, Response
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Playwright turns the back/forward cache off by default (so that go_back waits for a load);
 # real browsers have it on, and one test needs it.
 NO_BFCACHE_ARG = "--disable-back-forward-cache"
@@ -94,7 +84,7 @@ def wait_until(condition: Callable[[], Any], what: str, *, page: Page | None = N
 # --- Chromium -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope=PLAYWRIGHT_SCOPE)
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium package to run the browser tests)")
@@ -108,19 +98,19 @@ def _launch(pw: Playwright, *, bfcache: bool) -> Browser:
     # launch() gives the browser a fresh temporary profile (user-data dir) and deletes it on close.
     return pw.chromium.launch(
         executable_path=str(CHROMIUM),
-        args=LAUNCH_ARGS,
+        args=CHROMIUM_ARGS,
         ignore_default_args=[NO_BFCACHE_ARG] if bfcache else None,
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope=PLAYWRIGHT_SCOPE)
 def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium = _launch(playwright, bfcache=False)
     yield chromium
     chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope=PLAYWRIGHT_SCOPE)
 def bfcache_browser(playwright: Playwright) -> Iterator[Browser]:
     """A Chromium with the back/forward cache on, as in a real browser."""
     chromium = _launch(playwright, bfcache=True)
