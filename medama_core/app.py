@@ -23,12 +23,40 @@ from medama_core.http.server import HTTPServer
 from medama_core.log import Logger
 from medama_core.ratelimit import RateLimiter
 from medama_core.store import analytics, hits, meta
-from medama_core.store.db import Database
+from medama_core.store.db import Database, QueryTimeout, is_disk_full
 from medama_core.writer import Batcher
 
 API_PREFIX = "/api"
 EVENT_BODY_LIMIT = 64 * 1024  # a tracker beacon is < 1 KiB; 64 KiB leaves room for big custom properties
 DEFAULT_BODY_LIMIT = 1024 * 1024  # the largest non-event body (settings with a long IP list) is far below this
+QUERY_TIMEOUT_RETRY_S = "5"  # a timed-out stats query freed its reader; a retry soon is fine, at once is not
+DISK_FULL_RETRY_S = "60"  # freeing disk space takes a person; retrying sooner only adds load
+DISK_FULL_MESSAGE = "the server's disk is full; nothing was changed, try again later"
+
+# Security headers (docs/security.md). The dashboard loads only its own files and renders every value as
+# text, so it runs under a policy with no inline script or style; strangers' strings cannot become code.
+DASHBOARD_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+# On every response: no MIME sniffing (a JSON error is never run as a script), and no full URL sent
+# to the external sites the dashboard links to.
+COMMON_SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"))
+# Everything but the embeddable routes: no framing (X-Frame-Options for browsers without CSP level 2).
+FRAMED_SECURITY_HEADERS = (("Content-Security-Policy", DASHBOARD_CSP), ("X-Frame-Options", "DENY"))
+
+
+def embeddable(path: str) -> bool:
+    """The tracker script and the event routes, which other sites' pages load and call cross-origin."""
+    return path.startswith(("/api/event/", "/scripts/")) or path == "/script.js"
+
+
+def security_headers(path: str | None) -> list[tuple[str, str]]:
+    """The security headers for a response to `path` (None: a request too broken to have one)."""
+    if path is not None and embeddable(path):
+        return list(COMMON_SECURITY_HEADERS)
+    return [*COMMON_SECURITY_HEADERS, *FRAMED_SECURITY_HEADERS]
+
 
 # Every URL the API answers, relative to /api, in matching order.
 ROUTES: tuple[Route[Handler], ...] = (
@@ -79,15 +107,22 @@ class App:
             response = await self._dispatch(request)
         except HTTPError as exc:
             response = self.error_response(exc, request)
+        except QueryTimeout as exc:
+            self.ctx.log.warn("query time limit reached", method=request.method, path=request.path)
+            response = self.error_response(HTTPError(503, str(exc), [("Retry-After", QUERY_TIMEOUT_RETRY_S)]), request)
         except Exception as exc:
-            self.ctx.log.error(
-                "unhandled exception",
-                method=request.method,
-                path=request.path,
-                error=repr(exc),
-                traceback=traceback.format_exc(),
-            )
-            response = self.error_response(HTTPError(500, "internal server error"), request)
+            if is_disk_full(exc):  # ingestion logs it once per interval (writer.py); other writes are refused alike
+                error = HTTPError(503, DISK_FULL_MESSAGE, [("Retry-After", DISK_FULL_RETRY_S)])
+            else:
+                self.ctx.log.error(
+                    "unhandled exception",
+                    method=request.method,
+                    path=request.path,
+                    error=repr(exc),
+                    traceback=traceback.format_exc(),
+                )
+                error = HTTPError(500, "internal server error")
+            response = self.error_response(error, request)
         self._decorate(request, response)
         log = self.ctx.log
         if log.threshold <= 20:
@@ -117,6 +152,7 @@ class App:
         return assets.respond(asset, request)
 
     def _decorate(self, request: Request, response: Response) -> None:
+        response.headers += security_headers(request.path)
         cors.add_headers(request, response, self.ctx.config.corsorigins)
         if request.method in ("GET", "HEAD") and cors.credentialed_route(request.path):
             response.headers.append(("X-Api-Commit", COMMIT))
@@ -125,10 +161,12 @@ class App:
 
     def error_response(self, error: HTTPError, request: Request | None) -> Response:
         """The one JSON error shape: `{"error": {"code": int, "message": str}}`."""
-        if request is None:
+        headers = list(error.headers)
+        if request is None:  # answered by the server itself, without `_decorate`
             self.ctx.log.debug("protocol error", status=error.status, detail=error.message)
+            headers += security_headers(None)
         body = {"error": {"code": error.status, "message": error.message}}
-        return json_response(body, error.status, list(error.headers))
+        return json_response(body, error.status, headers)
 
 
 def open_context(config: Config, log: Logger) -> Context:
@@ -143,7 +181,7 @@ def open_context(config: Config, log: Logger) -> Context:
     settings = meta.get_settings(conn)
     ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
     ctx.hostnames.update(meta.list_hostnames(conn))
-    ctx.hits = Batcher(analytics_db, hits.apply_batch)
+    ctx.hits = Batcher(analytics_db, hits.apply_batch, log=log)
     ctx.on_shutdown.append(functools.partial(events.stop, ctx))  # SIGTERM commits the hits still queued
     ctx.ratelimiter = RateLimiter(config.ratelimit) if config.ratelimit else None
     settings_api.apply_tenant(ctx, settings)

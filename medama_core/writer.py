@@ -15,13 +15,23 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, Generic, TypeVar
 
-from medama_core.store.db import Database
+from medama_core.log import Logger
+from medama_core.store.db import Database, is_disk_full
 
-__all__ = ["MAX_BATCH_OPS", "MAX_PENDING_OPS", "Batcher", "Closed", "Overloaded"]
+__all__ = [
+    "DISK_FULL_LOG_INTERVAL_S",
+    "MAX_BATCH_OPS",
+    "MAX_PENDING_OPS",
+    "Batcher",
+    "Closed",
+    "Overloaded",
+    "StorageFull",
+]
 
 Op = TypeVar("Op")
 BatchFn = Callable[[sqlite3.Connection, Sequence[Op]], Sequence[Exception | None]]
@@ -32,6 +42,9 @@ MAX_BATCH_OPS: Final = 1000
 # ~400 bytes per queued hit: 50,000 is ~20 MB, a few seconds of peak load. Past it the
 # disk is not keeping up, and refusing (503) beats growing until the VM runs out of memory.
 MAX_PENDING_OPS: Final = 50_000
+# While the disk stays full every batch fails; one log line per minute (with the count refused since
+# the last one) says so without writing a line per refused hit to a disk that may be the same one.
+DISK_FULL_LOG_INTERVAL_S: Final = 60.0
 
 
 class Overloaded(Exception):
@@ -40,6 +53,10 @@ class Overloaded(Exception):
 
 class Closed(Exception):
     """The batcher was closed for shutdown and takes no more writes."""
+
+
+class StorageFull(Exception):
+    """The disk is full: the op was not written. Every batch tries again, so this clears by itself."""
 
 
 class Batcher(Generic[Op]):
@@ -52,8 +69,12 @@ class Batcher(Generic[Op]):
         *,
         max_ops: int = MAX_BATCH_OPS,
         max_pending: int = MAX_PENDING_OPS,
+        log: Logger | None = None,
     ) -> None:
         self.db = db
+        self.log = log
+        self.full_refused = 0  # ops refused since the disk filled up (0: it is not full)
+        self._full_logged = -DISK_FULL_LOG_INTERVAL_S  # monotonic time of the last disk-full line
         self.apply = apply
         self.max_ops = max_ops
         self.max_pending = max_pending
@@ -99,6 +120,7 @@ class Batcher(Generic[Op]):
                     outcomes: Sequence[Exception | None] = await self.db.write(self.apply, ops)
                 except Exception as exc:  # COMMIT failed: nothing of this batch was written
                     outcomes = [exc] * len(batch)
+                outcomes = self._check_disk(outcomes)
                 self.batches += 1
                 self.ops += len(batch)
                 for (_, future), outcome in zip(batch, outcomes, strict=True):
@@ -110,6 +132,28 @@ class Batcher(Generic[Op]):
                         future.set_exception(outcome)
         finally:
             self._drain = None
+
+    def _check_disk(self, outcomes: Sequence[Exception | None]) -> Sequence[Exception | None]:
+        """Turn disk-full errors into `StorageFull`, logging once per interval while it lasts."""
+        full = sum(1 for outcome in outcomes if outcome is not None and is_disk_full(outcome))
+        if not full:
+            if self.full_refused and any(outcome is None for outcome in outcomes):
+                if self.log is not None:
+                    self.log.warn("disk space is back; writing hits again", refused=self.full_refused)
+                self.full_refused = 0
+            return outcomes
+        self.full_refused += full
+        now = time.monotonic()
+        if now - self._full_logged >= DISK_FULL_LOG_INTERVAL_S:
+            self._full_logged = now
+            if self.log is not None:
+                self.log.error(
+                    "disk full: hits are refused with 503 until space is freed",
+                    database=self.db.path,
+                    refused=self.full_refused,
+                )
+        error = StorageFull("the server's disk is full; the hit was not stored, try again later")
+        return [error if outcome is not None and is_disk_full(outcome) else outcome for outcome in outcomes]
 
     async def close(self) -> None:
         """Refuse new ops, then wait until every queued op has been written."""

@@ -26,7 +26,7 @@ from medama_core.ingest.language import UNKNOWN_LANGUAGE, Language, parse_accept
 from medama_core.ingest.ping import DAY_S, InvalidDate
 from medama_core.ingest.ping import answer as ping_answer
 from medama_core.store import hits
-from medama_core.writer import Batcher, Closed, Overloaded
+from medama_core.writer import Batcher, Closed, Overloaded, StorageFull
 
 # The tracker posts with `sendBeacon(string)` and `fetch(no-cors)`, both of which send
 # text/plain;charset=UTF-8; API clients send application/json (spec §3.1, §10.1).
@@ -113,7 +113,7 @@ async def post_hit(request: Request, ctx: Context) -> Response:
         return Response(204)
     try:
         await _writer(ctx).write(op)
-    except (Overloaded, Closed) as exc:
+    except (Overloaded, Closed, StorageFull) as exc:
         raise HTTPError(503, str(exc), headers=[("Retry-After", OVERLOADED_RETRY_S)]) from None
     return Response(204)
 

@@ -10,9 +10,11 @@ writer commits).
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +26,23 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000  # how long a connection waits on another process's lock before SQLITE_BUSY
 DEFAULT_READERS = 2  # one per core on the 2-core machines we target; reads are CPU-bound
 CACHE_SIZE_KIB = 8 * 1024  # page cache per connection; larger measured no faster and costs RSS on small VMs
+# How long one read may run before it is interrupted (QueryTimeout, a 503 for the client). A raw scan of
+# 90 days at 10 M views takes 1-2 s (docs/storage.md); a read still running after 10x that is a
+# pathological query, and it holds one of the DEFAULT_READERS threads every dashboard call queues for.
+READ_TIME_LIMIT_S = 15.0
+# SQLite virtual-machine steps between two looks at the clock: about a millisecond of work, so a
+# runaway query stops within a few ms of its limit and the check costs well under 1%.
+PROGRESS_STEPS = 10_000
+
+
+class QueryTimeout(Exception):
+    """A read ran past READ_TIME_LIMIT_S and was interrupted; the database is unharmed."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for SQLite's "database or disk is full" (SQLITE_FULL), whatever statement hit it."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF == sqlite3.SQLITE_FULL
 
 
 @dataclass(frozen=True)
@@ -88,7 +107,14 @@ class Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                # A COMMIT that failed (disk full, I/O error) can leave the transaction open, and
+                # then every later BEGIN on this connection would fail: end it here.
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
         elif self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
@@ -140,12 +166,25 @@ class Database:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path, readonly=True)
+            deadline = self._local.deadline = [math.inf]  # monotonic time the current read must end by
+            conn.set_progress_handler(lambda: time.monotonic() > deadline[0], PROGRESS_STEPS)
             self._local.conn = conn
             with self._lock:
                 self._reader_conns.append(conn)
         if getattr(self._local, "cache_kib", CACHE_SIZE_KIB) != self.cache_kib:
             self._local.cache_kib = _set_cache_size(conn, self.cache_kib)
-        return fn(conn, *args)
+        limit = READ_TIME_LIMIT_S
+        self._local.deadline[0] = time.monotonic() + limit
+        try:
+            return fn(conn, *args)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode == sqlite3.SQLITE_INTERRUPT:
+                raise QueryTimeout(
+                    f"the query took longer than {limit:g} s and was stopped; narrow the date range or filters"
+                ) from None
+            raise
+        finally:
+            self._local.deadline[0] = math.inf
 
     def _call_writer(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
         if self._writer_cache_kib != self.cache_kib:

@@ -1,0 +1,62 @@
+"""One minute of steady hits, dashboard reads and 1,000 idle/slowloris connections: memory, descriptors, latency.
+
+bench/soak.py runs the same load for ten minutes (`python bench/soak.py`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.faults.process import ServerProcess
+from tests.load.soak import SoakConfig, soak
+
+CONFIG = SoakConfig(duration_s=60.0, hit_rate=100.0, read_interval_s=2.0, idle=500, slowloris=500)
+MAX_RSS_MIB = 160
+MAX_LATE_GROWTH_MIB = 8  # RSS growth allowed over the second half of the run (page caches filling)
+MAX_P99_MS = 50.0
+# Load average per core past which the latency says more about the machine than about the server: the
+# soak itself (server and client) accounts for about one core's worth.
+OVERLOADED = 1.5
+
+
+@pytest.mark.slow
+def test_one_minute_soak(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path, "-ratelimit", "0") as server:
+        result = soak(server, CONFIG)
+        assert server.alive()
+    summary = result.summary()
+    print(summary)
+
+    assert not result.hit_failures, result.hit_failures[:5]
+    assert not result.read_failures, result.read_failures[:5]
+    assert len(result.latencies_ms) >= CONFIG.duration_s * CONFIG.hit_rate * 0.99
+
+    peak = max(sample.rss_kib for sample in result.samples) / 1024
+    assert peak <= MAX_RSS_MIB, summary
+    half = next(s for s in result.samples if s.at_s >= CONFIG.duration_s / 2)
+    late_growth = (result.samples[-1].rss_kib - half.rss_kib) / 1024
+    assert late_growth <= MAX_LATE_GROWTH_MIB, summary
+
+    # Descriptors: once the crowd is up, everything but sockets stays put, and every socket is released.
+    steady = [s for s in result.samples if s.at_s >= CONFIG.header_timeout_s]
+    assert len({s.other_fds for s in steady}) == 1, [(s.sockets, s.other_fds) for s in steady]
+    assert result.sockets_after <= result.sockets_before, summary
+    assert result.fds_after == result.sockets_after + result.samples[-1].other_fds, summary
+    assert min(s.sockets for s in steady) >= (CONFIG.idle + CONFIG.slowloris) * 0.9, summary
+
+    # Slowloris: every one was answered 408 and closed by the header timeout, none outlived it.
+    assert result.slowloris_statuses and set(result.slowloris_statuses) == {408}, summary
+    assert sum(result.slowloris_statuses.values()) >= CONFIG.slowloris * 4, summary  # ~5 rounds in a minute
+    assert result.slowloris_unclosed == 0, summary
+    assert max(result.slowloris_closed) <= CONFIG.header_timeout_s + 2, summary
+    assert min(result.slowloris_closed) >= CONFIG.header_timeout_s - 0.1, summary
+
+    p99 = result.percentile(99)
+    load = max(sample.load_average for sample in result.samples)
+    cores = os.cpu_count() or 1
+    if p99 > MAX_P99_MS and load > OVERLOADED * cores:
+        pytest.skip(f"p99 {p99:.1f} ms at load average {load:.1f} on {cores} cores: not judged\n{summary}")
+    assert p99 <= MAX_P99_MS, summary

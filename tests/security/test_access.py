@@ -1,0 +1,246 @@
+"""Every authenticated route refuses a missing, expired, revoked or forged session: 401, the error shape, no data.
+
+Also: session tokens are 256 random bits and only their SHA-256 reaches the
+disk; login brute force is throttled per username and per client address; a
+wrong username and a wrong password take the same time to refuse.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import sqlite3
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from medama_core import auth
+from medama_core.app import DEBUG_ROUTES, ROUTES
+from tests.helpers import Client, LiveServer, live_server
+
+SITE = "example.com"
+PUBLIC = {"/health", "/event/ping", "/event/hit", "/auth/login", "/auth/logout"}
+ADMIN, PASSWORD = "admin", "CHANGE_ME_ON_FIRST_LOGIN"
+# A body each write route would accept from a logged-in user, so the session is the only thing wrong.
+BODIES: dict[tuple[str, str], object] = {
+    ("PATCH", "/user"): {"username": "intruder"},
+    ("PATCH", "/settings/usage"): {"threads": 3},
+    ("PATCH", "/tenant/settings"): {"blockedIPs": ["192.0.2.1"]},
+    ("POST", "/websites"): {"hostname": "intruder.example"},
+    ("PATCH", "/websites/{hostname}"): {"hostname": "intruder.example"},
+}
+# (method, route path, URL path): the API routes live under /api, the profiling pages (-profiler) outside it.
+PRIVATE = [(r.method, r.path, "/api" + r.path) for r in ROUTES if r.path not in PUBLIC]
+PRIVATE += [(r.method, r.path, r.path) for r in DEBUG_ROUTES]
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with live_server(tmp_path_factory.mktemp("access"), level="warn", profiler=True) as server:
+        client = server.client()
+        client.login(ADMIN, PASSWORD)
+        assert client.post("/api/websites", json_body={"hostname": SITE}).status == 201
+        client.close()
+        yield server
+
+
+def login_token(server: LiveServer) -> str:
+    client = server.client()
+    try:
+        client.login(ADMIN, PASSWORD)
+        return client.cookies[auth.COOKIE_NAME]
+    finally:
+        client.close()
+
+
+def meta_db(server: LiveServer) -> sqlite3.Connection:
+    return sqlite3.connect(server.config.appdb, timeout=10)
+
+
+def expired_token(server: LiveServer) -> str:
+    token = login_token(server)
+    conn = meta_db(server)
+    with conn:
+        conn.execute("UPDATE sessions SET date_expires = ? WHERE token_hash = ?", (int(time.time()) - 1,
+                     auth.token_hash(token)))  # fmt: skip
+    conn.close()
+    return token
+
+
+def revoked_token(server: LiveServer) -> str:
+    token = login_token(server)
+    client = server.client()
+    try:
+        assert client.post("/api/auth/logout", headers={"Cookie": f"{auth.COOKIE_NAME}={token}"}).status == 204
+    finally:
+        client.close()
+    return token
+
+
+def forged_tokens(server: LiveServer) -> dict[str, str]:
+    real = login_token(server)
+    flipped = real[:-1] + ("A" if real[-1] != "A" else "B")
+    hashed = base64.urlsafe_b64encode(auth.token_hash(real)).decode().rstrip("=")  # what the database holds
+    return {
+        "random": secrets.token_urlsafe(auth.TOKEN_BYTES),
+        "one character changed": flipped,
+        "stored hash as cookie": hashed,
+        "too short": real[:20],
+        "padded": real + "=",
+        "sql": "' OR '1'='1",
+        "upstream style": "MTIzNDU2Nzg5MDEy" + "A" * 40,
+        "empty": "",
+    }
+
+
+def credentials(server: LiveServer) -> dict[str, dict[str, str]]:
+    """Cookie headers for each way of not having a valid session."""
+    cases = {"no session": {}}
+    cases["expired"] = {"Cookie": f"{auth.COOKIE_NAME}={expired_token(server)}"}
+    cases["revoked"] = {"Cookie": f"{auth.COOKIE_NAME}={revoked_token(server)}"}
+    for name, token in forged_tokens(server).items():
+        cases[f"forged ({name})"] = {"Cookie": f"{auth.COOKIE_NAME}={token}"}
+    cases["other cookie name"] = {"Cookie": f"_me_session={login_token(server)}"}
+    return cases
+
+
+def test_every_private_route_refuses_every_bad_session(running: LiveServer) -> None:
+    cases = credentials(running)
+    client = running.client()
+    failures = []
+    try:
+        for method, path, url in PRIVATE:
+            body = BODIES.get((method, path))
+            target = url.replace("{hostname}", SITE)
+            for name, headers in cases.items():
+                raw = json.dumps(body).encode() if body is not None else None
+                all_headers = {**headers, "Content-Type": "application/json"} if raw is not None else headers
+                result = client.request(method, target, body=raw, headers=all_headers)
+                error = result.json().get("error") if result.body.startswith(b"{") else None
+                if result.status != 401 or set(result.json()) != {"error"} or error["code"] != 401:
+                    failures.append((method, path, name, result.status, result.body[:100]))
+                if result.header_values("set-cookie"):
+                    failures.append((method, path, name, "set a cookie"))
+    finally:
+        client.close()
+    assert not failures, failures[:10]
+    assert len(PRIVATE) >= 28
+
+
+def test_nothing_changed_behind_the_refusals(running: LiveServer) -> None:
+    client = running.client()
+    try:
+        client.login(ADMIN, PASSWORD)
+        assert client.get("/api/user").json()["username"] == ADMIN
+        assert [w["hostname"] for w in client.get("/api/websites").json()] == [SITE]
+        assert client.get("/api/tenant/settings").json()["blockedIPs"] == []
+    finally:
+        client.close()
+
+
+def test_a_valid_session_is_accepted_on_every_private_route(running: LiveServer) -> None:
+    """The control: with a real session none of these answers 401, so the refusals above are about the cookie."""
+    token = login_token(running)
+    client = running.client()
+    try:
+        for method, path, url in PRIVATE:
+            if method in ("PATCH", "POST", "DELETE"):
+                continue  # writes were checked refused; here reads suffice
+            target = url.replace("{hostname}", SITE)
+            result = client.request(method, target, headers={"Cookie": f"{auth.COOKIE_NAME}={token}"})
+            assert result.status == 200, (method, path, result.status, result.body[:200])
+    finally:
+        client.close()
+
+
+def test_tokens_are_random_256_bits_and_stored_only_hashed(running: LiveServer) -> None:
+    tokens = [login_token(running) for _ in range(5)]
+    assert len(set(tokens)) == 5
+    for token in tokens:
+        assert len(base64.urlsafe_b64decode(token + "=")) == 32  # 256 bits
+    conn = meta_db(running)
+    try:
+        stored = {row[0] for row in conn.execute("SELECT token_hash FROM sessions")}
+    finally:
+        conn.close()
+    for token in tokens:
+        assert hashlib.sha256(token.encode()).digest() in stored
+    files = [Path(running.config.appdb), *Path(running.config.appdb).parent.glob("me_meta.db-*")]
+    data = b"".join(path.read_bytes() for path in files if path.exists())
+    for token in tokens:
+        assert token.encode() not in data, "a session token is on disk in the clear"
+
+
+def test_login_brute_force_is_throttled_per_username_and_per_address(tmp_path: Path) -> None:
+    with live_server(tmp_path, level="warn", trustedproxies=("loopback",)) as server:
+        client = server.client()
+        try:
+            statuses = []
+            for i in range(12):  # a new address each time: the username's own counter must stop it
+                result = client.post("/api/auth/login", json_body={"username": ADMIN, "password": f"guess-{i}"},
+                                     headers={"X-Forwarded-For": f"198.51.100.{i + 1}"})  # fmt: skip
+                statuses.append(result.status)
+            assert statuses[:5] == [401] * 5
+            assert set(statuses[5:]) == {429}, statuses
+            right = client.post("/api/auth/login", json_body={"username": ADMIN, "password": PASSWORD},
+                                headers={"X-Forwarded-For": "198.51.100.200"})  # fmt: skip
+            assert right.status == 429 and int(right.headers["retry-after"]) >= 1  # a guesser cannot tell
+            statuses = []
+            for i in range(12):  # one address, a new username each time: the address's counter must stop it
+                result = client.post("/api/auth/login", json_body={"username": f"user{i}", "password": "guess-1"},
+                                     headers={"X-Forwarded-For": "203.0.113.9"})  # fmt: skip
+                statuses.append(result.status)
+            assert statuses[:5] == [401] * 5
+            assert set(statuses[5:]) == {429}, statuses
+        finally:
+            client.close()
+
+
+TIMING_SAMPLES = 24
+TIMING_TOLERANCE = 0.30  # medians within 30%: one check costs ~50 ms, so a real difference would be 100%
+
+
+def test_wrong_username_and_wrong_password_take_the_same_time(tmp_path: Path) -> None:
+    """Interleaved, each from its own address; a correct login every few tries resets the username's counter."""
+    with live_server(tmp_path, level="warn", trustedproxies=("loopback",)) as server:
+        client = server.client()
+        wrong_user: list[float] = []
+        wrong_password: list[float] = []
+        try:
+            client.login(ADMIN, PASSWORD)  # warm-up: the first hash check loads the library
+            for i in range(TIMING_SAMPLES):
+                for username, samples in ((f"nobody-{i}", wrong_user), (ADMIN, wrong_password)):
+                    headers = {"X-Forwarded-For": f"192.0.2.{(2 * i + len(samples)) % 250 + 1}"}
+                    started = time.perf_counter()
+                    result = client.post("/api/auth/login", json_body={"username": username, "password": "wrong-pw"},
+                                         headers=headers)  # fmt: skip
+                    samples.append(time.perf_counter() - started)
+                    assert result.status == 401, result.body
+                    assert result.json()["error"]["message"] == "user not found"
+                if i % 4 == 3:
+                    client.login(ADMIN, PASSWORD)
+        finally:
+            client.close()
+    user_median, password_median = statistics.median(wrong_user), statistics.median(wrong_password)
+    difference = abs(user_median - password_median) / max(user_median, password_median)
+    print(f"wrong username: median {user_median * 1000:.1f} ms; wrong password: median {password_median * 1000:.1f} ms")
+    assert difference <= TIMING_TOLERANCE, (user_median, password_median)
+    assert min(user_median, password_median) > 0.005, "a password check that fast would not be one"
+
+
+def test_a_deleted_users_session_is_refused(tmp_path: Path) -> None:
+    with live_server(tmp_path, level="warn") as server:
+        token = login_token(server)
+        client = Client(server.port)
+        try:
+            headers = {"Cookie": f"{auth.COOKIE_NAME}={token}"}
+            assert client.delete("/api/user", headers=headers).status == 204
+            assert client.get("/api/user", headers=headers).status == 401
+            assert client.get("/api/websites", headers=headers).status == 401
+        finally:
+            client.close()

@@ -1,0 +1,161 @@
+"""Schemathesis over the whole /openapi.yaml against a live server, logged in: no 5xx, no schema violation.
+
+tests/api/test_auth_schemathesis.py covers the authentication, user, settings
+and website operations; this file covers the rest (events, stats, health),
+DELETE /user on a server of its own, and checks that the two files together
+leave no operation of the document out. Stats calls name the registered site
+half of the time (a random hostname would only ever get the 404), and the site
+has data, so the answers have rows to check against the schemas.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis")
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from schemathesis import GenerationMode, checks  # noqa: E402
+
+from tests.api.test_auth_schemathesis import OUR_TAGS as ACCOUNT_TAGS  # noqa: E402
+from tests.api.test_auth_schemathesis import SKIPPED as ACCOUNT_SKIPPED  # noqa: E402
+from tests.dashboard.seed import seed_views  # noqa: E402
+from tests.helpers import LiveServer, live_server  # noqa: E402
+
+SITE = "example.com"
+EXAMPLES = 30  # per operation and mode; the whole file takes about a minute on a 2-core machine
+PUBLIC = {"GET /event/ping", "POST /event/hit", "GET /health"}
+POSITIVE_CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+    checks.response_headers_conformance,
+]
+NEGATIVE_CHECKS = [*POSITIVE_CHECKS, checks.negative_data_rejection]
+
+
+def load_schema() -> object:
+    path = resources.files("medama_core").joinpath("static", "openapi.yaml")
+    with resources.as_file(path) as file:
+        return schemathesis.openapi.from_path(str(file))
+
+
+SCHEMA = load_schema()
+ALL_OPERATIONS = {op.label: op for result in SCHEMA.get_all_operations() for op in [result.ok()]}  # type: ignore[attr-defined]
+OPERATIONS = {
+    label: op
+    for label, op in ALL_OPERATIONS.items()
+    if not set(op.tags or ()) & ACCOUNT_TAGS and label not in ACCOUNT_SKIPPED
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
+    path: Path = tmp_path_factory.mktemp("schemathesis-all")
+    with live_server(path, level="error") as running:
+        client = running.client()
+        client.login()
+        assert client.post("/api/websites", json_body={"hostname": SITE}).status == 201
+        seed_views(Path(running.config.analyticsdb), SITE, days=10, per_day=8)
+        cookie = client.cookies["_me_sess"]
+        client.close()
+        yield running, cookie
+
+
+def test_the_two_files_cover_every_operation() -> None:
+    covered = set(OPERATIONS) | {
+        label
+        for label, op in ALL_OPERATIONS.items()
+        if set(op.tags or ()) & ACCOUNT_TAGS and label not in ACCOUNT_SKIPPED
+    }
+    assert covered | {"DELETE /user"} == set(ALL_OPERATIONS)
+    assert len(OPERATIONS) == 16  # 13 stats, ping, hit, health
+
+
+def _call(running: LiveServer, cookie: str, case: schemathesis.Case, label: str, mode: GenerationMode) -> None:
+    # Negative cases may drop the session on purpose, to see the 401; then we send none either.
+    signed_in = label not in PUBLIC and not SCHEMA.is_security_param_negated(case)  # type: ignore[attr-defined]
+    cookies = {"_me_sess": cookie} if signed_in else {}
+    if label.startswith("GET /website/") and mode is GenerationMode.POSITIVE and random.random() < 0.5:
+        case.path_parameters = {**(case.path_parameters or {}), "hostname": SITE}
+    response = case.call(base_url=running.url + "/api", cookies=cookies, timeout=15)
+    case.validate_response(response, checks=POSITIVE_CHECKS if mode is GenerationMode.POSITIVE else NEGATIVE_CHECKS)
+
+
+def _has_inputs(label: str) -> bool:
+    """Whether negative cases can be made: an operation with no parameter and no body has none."""
+    op = ALL_OPERATIONS[label]
+    return any(len(group) for group in (op.query, op.headers, op.path_parameters, op.body, op.cookies))
+
+
+CASES = [
+    (label, mode)
+    for label in sorted(OPERATIONS)
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if mode is GenerationMode.POSITIVE or _has_inputs(label)
+]
+
+
+@pytest.mark.parametrize(("label", "mode"), CASES, ids=[f"{label}-{mode.value}" for label, mode in CASES])
+def test_operation_conforms(server: tuple[LiveServer, str], label: str, mode: GenerationMode) -> None:
+    running, cookie = server
+    _check_operation(running, cookie, label, mode, EXAMPLES)
+
+
+def _check_operation(running: LiveServer, cookie: str, label: str, mode: GenerationMode, examples: int) -> None:
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(case=ALL_OPERATIONS[label].as_strategy(generation_mode=mode))
+    def run(case: schemathesis.Case) -> None:
+        _call(running, cookie, case, label, mode)
+
+    run()
+
+
+def test_delete_user_conforms(tmp_path: Path) -> None:
+    """On a server of its own: the first positive case deletes the user, the rest get 401s."""
+    with live_server(tmp_path, level="error") as running:
+        client = running.client()
+        client.login()
+        cookie = client.cookies["_me_sess"]
+        client.close()
+        _check_operation(running, cookie, "DELETE /user", GenerationMode.NEGATIVE, 10)
+        _check_operation(running, cookie, "DELETE /user", GenerationMode.POSITIVE, 10)
+
+
+STATEFUL_SCENARIOS = 40  # each a short chain: add a site, then read, rename, query or delete it
+STATEFUL_STEPS = 6
+
+
+def test_stateful_website_workflows(tmp_path: Path) -> None:
+    """Follow the document's links: a site made by POST /websites is read, renamed, queried and deleted."""
+    schema = SCHEMA.exclude(operation_id=["delete-user", "post-auth-logout"])  # type: ignore[attr-defined]
+    with live_server(tmp_path, level="error") as running:
+        client = running.client()
+        try:
+            client.login()
+            cookie = client.cookies["_me_sess"]
+
+            class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+                def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
+                    signed_in = not schema.is_security_param_negated(case)
+                    cookies = {"_me_sess": cookie} if signed_in else {}
+                    return {"base_url": running.url + "/api", "cookies": cookies, "timeout": 15}
+
+            Workflow.run(
+                settings=settings(
+                    max_examples=STATEFUL_SCENARIOS,
+                    stateful_step_count=STATEFUL_STEPS,
+                    deadline=None,
+                    database=None,
+                    suppress_health_check=list(HealthCheck),
+                )
+            )
+            assert client.get("/api/user").status == 200, "the workflow must not have ended the session"
+        finally:
+            client.close()
