@@ -13,14 +13,16 @@ dashboard's overview set (summary with previous and day interval, every list
 with summary=true&limit=5, /properties) over the last 30 and 90 days as a
 dashboard in UTC-7 asks for them (from local midnight, so days and buckets
 start at 07:00 UTC, up to now; the current hour is dirty, as on a live site),
-with and without two filters (path and country). The first answer of every
+without filters and with two (a page and a country; or, with --filters
+no,page,other, also a country and a browser). The first answer of every
 query is compared with DuckDB's. The RSS reported is our worker's alone.
 
---ingest measures what the rollup triggers and the stats indexes cost
+--ingest measures instead what the rollup triggers and the stats indexes cost
 ingestion: 1000-row transactions of inserts, unload updates and events, on
 copies of a 200k-row database, the configurations alternating.
 
-Usage: python bench/stats.py --rows 1000000 [--runs 5] [--dir /tmp/medama-bench] [--unfiltered-only] [--ingest]
+Usage: python bench/stats.py --rows 1000000 [--runs 5] [--dir /tmp/medama-bench] [--filters no,page,other]
+       python bench/stats.py --ingest
 Needs duckdb (requirements-dev.txt).
 """
 
@@ -62,8 +64,19 @@ COLUMNS = (
 ).split()
 INSERT_VIEW = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 INSERT_EVENT = "INSERT INTO events (bid, batch_id, group_name, name, value, date_created) VALUES (?, 'b', ?, ?, ?, ?)"
-FILTERS = (Filter("path", "eq", "/blog/post-1"), Filter("country", "eq", "country 0"))
-DUCK_FILTERS = " AND pathname ILIKE '/blog/post-1' AND country ILIKE 'country 0'"
+# Filter sets: ours, and upstream's WHERE for the same rows. "page": a page and a country, as a
+# dashboard user gets by clicking a page and then a country; "other": no page (country and browser).
+FILTERS: dict[str, tuple[tuple[Filter, ...], str]] = {
+    "no": ((), ""),
+    "page": (
+        (Filter("path", "eq", "/blog/post-1"), Filter("country", "eq", "country 0")),
+        " AND pathname ILIKE '/blog/post-1' AND country ILIKE 'country 0'",
+    ),
+    "other": (
+        (Filter("country", "eq", "country 1"), Filter("browser", "eq", "firefox")),
+        " AND country ILIKE 'country 1' AND ua_browser ILIKE 'firefox'",
+    ),
+}
 
 PATHS = ["/", *(f"/blog/post-{i}" for i in range(400))]
 GROUPS = {"www.google.com": "Google", "www.bing.com": "Bing", "t.co": "Twitter", "duckduckgo.com": "DuckDuckGo"}
@@ -234,22 +247,16 @@ def case_bounds(days: int) -> tuple[int, int]:
     return END - days * DAY + LOCAL_MIDNIGHT, END - 1
 
 
-def case_query(days: int, filtered: bool) -> stats.Query:
+def case_query(days: int, filters: str) -> stats.Query:
     start, end = case_bounds(days)
-    return stats.Query(SITE, start * 1000, end * 1000, FILTERS if filtered else ())
+    return stats.Query(SITE, start * 1000, end * 1000, FILTERS[filters][0])
 
 
 def ours(conn: sqlite3.Connection, endpoint: str, q: stats.Query) -> Any:
     """What the endpoint returns for the dashboard's overview request."""
     page = stats.Page(LIMIT)
     if endpoint == "summary":
-        assert q.start_us is not None and q.end_us is not None
-        before = stats.Query(q.hostname, *stats.previous_period(q.start_us, q.end_us), q.filters)
-        return {
-            "current": stats.site_metrics(conn, q),
-            "previous": stats.site_metrics(conn, before),
-            "interval": stats.interval_metrics(conn, q, "day", q.start_us, q.end_us),
-        }
+        return stats.summary(conn, q, True, "day")
     if endpoint == "time":
         return stats.time_stats(conn, q, True, page)
     if endpoint == "properties":
@@ -301,10 +308,10 @@ LIST_COLUMNS = {
 }
 
 
-def upstream(endpoint: str, days: int, filtered: bool) -> list[str]:
+def upstream(endpoint: str, days: int, filters: str) -> list[str]:
     """Upstream's SQL (spec §4) for one endpoint of the overview set."""
     start, end = case_bounds(days)
-    extra = DUCK_FILTERS if filtered else ""
+    extra = FILTERS[filters][1]
 
     def where(lo: int, hi: int, column: str = "date_created") -> str:
         return f"hostname = '{SITE}' AND {column} >= {_ts(lo)} AND {column} <= {_ts(hi)}{extra}"
@@ -372,7 +379,7 @@ def serve(handle: Callable[[dict[str, Any]], Any]) -> None:
 
 def serve_ours(path: str) -> None:
     conn = db.connect(path, readonly=True)
-    serve(lambda r: stats.snapshot(conn, ours, r["endpoint"], case_query(r["days"], r["filtered"])))
+    serve(lambda r: stats.snapshot(conn, ours, r["endpoint"], case_query(r["days"], r["filters"])))
 
 
 def serve_duck(csv_dir: str) -> None:
@@ -446,8 +453,6 @@ def ingest_base(path: str, migrations: int, triggers: bool) -> None:
         with db.Transaction(conn):
             conn.executemany(INSERT_VIEW, views)
             conn.executemany(INSERT_EVENT, events)
-    if triggers:
-        rollups.refresh(conn, END + DAY, 10**9)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
 
@@ -508,6 +513,9 @@ def measure_ingest(directory: str) -> None:
 
 def run(args: argparse.Namespace) -> None:
     os.makedirs(args.dir, exist_ok=True)
+    if args.ingest:
+        measure_ingest(args.dir)
+        return
     path = os.path.join(args.dir, f"stats-{args.rows}.db")
     csv_dir = os.path.join(args.dir, f"csv-{args.rows}")
     prepare(path, args.rows, csv_dir, args.rebuild)
@@ -519,11 +527,11 @@ def run(args: argparse.Namespace) -> None:
     print(f"\n{'range':>5} {'filters':>7} {'endpoint':<10} {'ours ms':>8} {'duckdb ms':>9} {'ratio':>6}  same")
     mismatches = 0
     for days in (30, 90):
-        for filtered in (False, True) if not args.unfiltered_only else (False,):
+        for filters in args.filters.split(","):
             total_ours = total_duck = 0.0
             for endpoint in ENDPOINTS:
-                request = {"endpoint": endpoint, "days": days, "filtered": filtered}
-                sql = {"sql": upstream(endpoint, days, filtered)}
+                request = {"endpoint": endpoint, "days": days, "filters": filters}
+                sql = {"sql": upstream(endpoint, days, filters)}
                 our_ms, duck_ms = [], []
                 same = True
                 for i in range(args.runs):
@@ -540,10 +548,11 @@ def run(args: argparse.Namespace) -> None:
                 a, b = statistics.median(our_ms), statistics.median(duck_ms)
                 total_ours += a
                 total_duck += b
-                label = "yes" if filtered else "no"
-                print(f"{days:>4}d {label:>7} {endpoint:<10} {a:8.1f} {b:9.1f} {a / b:6.2f}  {'=' if same else 'DIFF'}")
+                print(
+                    f"{days:>4}d {filters:>7} {endpoint:<10} {a:8.1f} {b:9.1f} {a / b:6.2f}  {'=' if same else 'DIFF'}"
+                )
             ratio = total_ours / total_duck
-            print(f"{days:>4}d {label:>7} {'SET':<10} {total_ours:8.1f} {total_duck:9.1f} {ratio:6.2f}")
+            print(f"{days:>4}d {filters:>7} {'SET':<10} {total_ours:8.1f} {total_duck:9.1f} {ratio:6.2f}")
     memory = mine.ask({"memory": True})["memory"]
     duck_memory = duck.ask({"memory": True})["memory"]
     mine.close()
@@ -553,8 +562,6 @@ def run(args: argparse.Namespace) -> None:
         f"(DuckDB's worker: peak {duck_memory['VmHWM'] / 1024:.0f} MB)"
     )
     print(f"answers differing from DuckDB's: {mismatches}")
-    if args.ingest:
-        measure_ingest(args.dir)
 
 
 def main() -> None:
@@ -567,8 +574,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dir", default="/tmp/medama-bench")
     parser.add_argument("--rebuild", action="store_true", help="regenerate the data even if the files exist")
-    parser.add_argument("--unfiltered-only", action="store_true")
-    parser.add_argument("--ingest", action="store_true", help="also measure the ingestion cost")
+    parser.add_argument("--filters", default="no,page", help="filter sets to time, of: no, page, other")
+    parser.add_argument("--ingest", action="store_true", help="measure the ingestion cost instead")
     run(parser.parse_args())
 
 

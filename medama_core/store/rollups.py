@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, groupby
 
@@ -27,7 +27,9 @@ DAY_MS = 24 * HOUR_MS
 # 64 days make a 90-day range a dozen rows per value instead of 90 day rows.
 HOUR, DAY = 1, 24
 SPANS = (HOUR, 6, DAY, 8 * DAY, 64 * DAY)
-RUN_SPANS = (HOUR, DAY)  # spans that also store sorted durations (for the site and for pages)
+# Spans that also store sorted durations (for the site and for pages). 6-hour runs serve the day
+# buckets of time zones off UTC: a day from 07:00 UTC is 3 such blocks and 6 hours, not 24 hours.
+RUN_SPANS = (HOUR, 6, DAY, 8 * DAY)
 INLINE_RUN = 1024  # runs up to this many values are read whole with their row; one blob open costs more
 REFRESH_HOURS_PER_TRANSACTION = 24  # keeps each writer transaction short so hits are not held back long
 
@@ -114,9 +116,9 @@ _BLOCK_PROPS_SQL = """
     INSERT INTO rollup_props SELECT hostname, :span, :period, name, value, SUM(events)
     FROM rollup_props WHERE hostname = :hostname AND span = :below AND period BETWEEN :lo AND :hi
     GROUP BY name, value"""
-_DAY_DURATIONS_SQL = f"""
+_MERGE_DURATIONS_SQL = """
     SELECT value, width, durations FROM rollup_durations
-    WHERE hostname = :hostname AND span = {HOUR} AND kind = :kind AND period BETWEEN :lo AND :hi
+    WHERE hostname = :hostname AND span = :span AND kind = :kind AND period BETWEEN :lo AND :hi
     ORDER BY value"""
 _DATA_HOURS_SQL = f"""
     SELECT MIN(low), MAX(high) FROM (
@@ -206,23 +208,32 @@ def _durations_row(
 def _rebuild_blocks(conn: sqlite3.Connection, hostname: str, hours: list[int], now_hour: int) -> None:
     """Build the blocks around the rebuilt `hours` and those of the last largest span, smallest spans first.
 
-    A block is built once it is closed, none of its hours is dirty, and some hour has rows. The
-    recent blocks are looked at every time: a block may close after its last rebuilt hour.
+    A block is built once it is closed, none of its hours is dirty, some hour has rows, and
+    every block below it that has rows is built. The recent blocks are looked at every time:
+    a block may close after its last rebuilt hour.
     """
-    recent = (max(0, now_hour - SPANS[-1]), now_hour - 1)
+    recent = range(max(0, now_hour - SPANS[-1]), now_hour)
     for below, span in zip(SPANS, SPANS[1:], strict=False):
-        blocks = {hour // span for hour in hours} | set(range(recent[0] // span, recent[1] // span + 1))
+        blocks = {hour // span for hour in hours} | set(range(recent.start // span, (recent.stop - 1) // span + 1))
         first, last = min(blocks), max(blocks)
-        bounds = {"hostname": hostname, "span": span, "lo": first, "hi": last}
-        built = {row[0] for row in conn.execute(_BUILT_SQL, bounds)}
         hour_bounds = {"hostname": hostname, "lo": first * span, "hi": last * span + span - 1}
+        built = _built(conn, hostname, span, first, last)
         dirty = {row[0] // span for row in conn.execute(_DIRTY_IN_RANGE_SQL, hour_bounds)}
-        with_rows = {row[0] // span for row in conn.execute(_DATA_HOURS_IN_RANGE_SQL, hour_bounds)}
-        for block in sorted(blocks):
-            closed = block * span + span - 1 < now_hour
-            if closed and block in with_rows and block not in built and block not in dirty:
+        data_hours = [row[0] for row in conn.execute(_DATA_HOURS_IN_RANGE_SQL, hour_bounds)]
+        with_rows = {hour // span for hour in data_hours}
+        incomplete = set()  # blocks holding a block of the span below that has rows but was not built
+        if below != HOUR:
+            built_below = _built(conn, hostname, below, first * span // below, (last + 1) * span // below - 1)
+            incomplete = {hour // span for hour in data_hours if hour // below not in built_below}
+        for block in sorted((blocks & with_rows) - built - dirty - incomplete):
+            if block * span + span - 1 < now_hour:  # closed
                 with Transaction(conn):
                     _build_block(conn, hostname, span, below, block)
+
+
+def _built(conn: sqlite3.Connection, hostname: str, span: int, lo: int, hi: int) -> set[int]:
+    params = {"hostname": hostname, "span": span, "lo": lo, "hi": hi}
+    return {row[0] for row in conn.execute(_BUILT_SQL, params)}
 
 
 def _build_block(conn: sqlite3.Connection, hostname: str, span: int, below: int, block: int) -> None:
@@ -232,10 +243,12 @@ def _build_block(conn: sqlite3.Connection, hostname: str, span: int, below: int,
     bounds = {"hostname": hostname, "span": span, "period": block, "below": below, "lo": lo, "hi": hi}
     conn.execute(_BLOCK_ROLLUP_SQL, bounds)
     conn.execute(_BLOCK_PROPS_SQL, bounds)
-    if span in RUN_SPANS:  # merged from the hours: the day's runs
-        hours = {"hostname": hostname, "lo": block * span, "hi": block * span + span - 1}
+    if span in RUN_SPANS:  # merged from the runs of the run span below
+        source = RUN_SPANS[RUN_SPANS.index(span) - 1]
+        periods = {"hostname": hostname, "span": source, "lo": block * span // source}
+        periods["hi"] = (block + 1) * span // source - 1
         for kind in DURATION_KINDS:
-            rows = conn.execute(_DAY_DURATIONS_SQL, {**hours, "kind": kind}).fetchall()
+            rows = conn.execute(_MERGE_DURATIONS_SQL, {**periods, "kind": kind}).fetchall()
             merged_rows = []
             for value, parts in groupby(rows, key=lambda row: row[0]):
                 merged = sorted(chain.from_iterable(unpack(width, blob) for _, width, blob in parts))
@@ -252,10 +265,22 @@ class Plan:
     raw: list[tuple[int, int]] = field(default_factory=list)  # inclusive Unix-ms ranges
 
 
+Fits = Callable[[int, int], bool]  # fits(first hour, span): whether that block may be used whole
+
+
 def plan(
-    conn: sqlite3.Connection, hostname: str, start: int | None, end: int | None, spans: Sequence[int] = SPANS
+    conn: sqlite3.Connection,
+    hostname: str,
+    start: int | None,
+    end: int | None,
+    spans: Sequence[int] = SPANS,
+    fits: Fits | None = None,
 ) -> Plan:
-    """Cut [start, end] (inclusive Unix ms; None = unbounded) into rollup periods of `spans` and raw ranges."""
+    """Cut [start, end] (inclusive Unix ms; None = unbounded) into rollup periods of `spans` and raw ranges.
+
+    With `fits`, only blocks it accepts are used, and hours it refuses are read raw
+    (time buckets: a block must not straddle a bucket's edge).
+    """
     result = Plan()
     first = None if start is None else -(-start // HOUR_MS)  # first whole hour
     last = None if end is None else (end + 1) // HOUR_MS - 1  # last whole hour
@@ -286,24 +311,35 @@ def plan(
     periods: list[tuple[int, int]] = []
     edges = [first - 1, *dirty, last + 1]
     for left, right in zip(edges, edges[1:], strict=False):
-        _cover(periods, left + 1, right - 1, built)
+        _cover(periods, left + 1, right - 1, built, fits or _always)
     for span, group in groupby(sorted(periods), key=lambda item: item[0]):
-        result.pieces += [(span, lo, hi) for lo, hi in _merge([(period, period) for _, period in group])]
+        merged = _merge([(period, period) for _, period in group])
+        if span:
+            result.pieces += [(span, lo, hi) for lo, hi in merged]
+        else:  # hours refused by `fits`
+            result.raw += [(lo * HOUR_MS, (hi + 1) * HOUR_MS - 1) for lo, hi in merged]
     result.raw = _merge(result.raw)
     return result
 
 
-def _cover(periods: list[tuple[int, int]], lo: int, hi: int, built: dict[int, set[int]]) -> None:
-    """Add hours lo..hi as (span, period) pairs, taking the largest built block that starts at each point."""
+def _always(hour: int, span: int) -> bool:
+    return True
+
+
+def _cover(periods: list[tuple[int, int]], lo: int, hi: int, built: dict[int, set[int]], fits: Fits) -> None:
+    """Add hours lo..hi as (span, period) pairs, taking the largest built block that starts at each point.
+
+    An hour that does not fit is added as (0, hour): to be read raw.
+    """
     hour = lo
     while hour <= hi:
         for span, blocks in built.items():  # largest span first
-            if hour % span == 0 and hour + span - 1 <= hi and hour // span in blocks:
+            if hour % span == 0 and hour + span - 1 <= hi and hour // span in blocks and fits(hour, span):
                 periods.append((span, hour // span))
                 hour += span
                 break
         else:
-            periods.append((HOUR, hour))
+            periods.append((HOUR if fits(hour, HOUR) else 0, hour))
             hour += 1
 
 

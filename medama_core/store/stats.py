@@ -12,20 +12,30 @@ from __future__ import annotations
 
 import sqlite3
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import groupby
+from itertools import accumulate, groupby
 from operator import itemgetter
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from medama_core.store import rollups
-from medama_core.store.aggregate import Group, Run, Runs, fraction, quantile_cont
+from medama_core.store.aggregate import (
+    BOUNCE_MAX_MS,
+    BOUNCE_MIN_MS,
+    Group,
+    Run,
+    Runs,
+    counted_quantile,
+    fraction,
+    quantile_cont,
+)
 from medama_core.store.filters import PROP_FIELDS, Filter, matcher, where_sql
-from medama_core.store.rollups import DAY_MS, DURATION_KINDS, HOUR, HOUR_MS, KIND_SQL, KINDS, RUN_SPANS
+from medama_core.store.rollups import DURATION_KINDS, HOUR_MS, KIND_SQL, KINDS, RUN_SPANS
 
 P = ParamSpec("P")
 T = TypeVar("T")
+Piece = tuple[str, dict[str, object]]  # a WHERE clause over `views v` and its parameters
 
 QUARTILES = (0.25, 0.5, 0.75)
 STEPS_US = {  # interval -> bucket width in microseconds (week = 7 days, as upstream)
@@ -35,6 +45,7 @@ STEPS_US = {  # interval -> bucket width in microseconds (week = 7 days, as upst
     "week": 7 * 86400 * 10**6,
 }
 MAX_BOUND_VALUES = 500  # values bound in one `IN (...)`; SQLite allows 32766 variables, far above this
+MAX_RAW_RANGES = 200  # raw ranges OR-ed in one query (each binds 2 values); after a migration every hour is raw
 
 # List endpoint -> (dimension kind, JSON label key). `referrers` and `languages` switch kind by a flag.
 LISTS: dict[str, tuple[str, str]] = {
@@ -112,6 +123,10 @@ _RAW_GROUPS_SQL = "SELECT {label}, {columns} FROM views v WHERE {where} GROUP BY
 _RAW_DURATIONS_SQL = (
     "SELECT {label}, v.duration_ms FROM views v WHERE {where} AND v.duration_ms IS NOT NULL ORDER BY 1, 2"
 )
+_PROFILE_SQL = """
+    SELECT {label}, v.duration_ms, COUNT(*), COUNT(*) FILTER (WHERE v.is_unique_user),
+        COUNT(*) FILTER (WHERE v.is_unique_page)
+    FROM views v WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""
 # Enough for the compact rows of the lists (visitors or page visitors); full rows use GROUP_COLUMNS.
 _VISITOR_COLUMNS = "COUNT(*) FILTER (WHERE v.is_unique_user), COUNT(*) FILTER (WHERE v.is_unique_page)"
 
@@ -161,21 +176,60 @@ def _raw_quantiles(
     return found
 
 
+def _raw_profiles(
+    conn: sqlite3.Connection,
+    label: str,
+    where: str,
+    params: dict[str, object],
+    qs: Sequence[float],
+    keep: dict[Any, tuple[list[int], list[int]]] | None = None,
+) -> dict[Any, Group]:
+    """Every group's counts and its quantiles `qs`, in one pass over the rows: views counted per
+    (label, duration), so a group's durations arrive sorted, each distinct value once.
+
+    `keep` receives each group's distinct durations and their cumulative counts."""
+    groups = {}
+    rows = conn.execute(_PROFILE_SQL.format(label=label, where=where), params)
+    for value, pairs in groupby(rows, itemgetter(0)):
+        views = visitors = page_visitors = bounces = timed = total = measured = zeros = ones = 0
+        durations: list[int] = []  # the distinct durations, ascending
+        cumulative: list[int] = []  # how many of the group's durations are <= each
+        for _, duration, n, unique_user, unique_page in pairs:
+            views += n
+            visitors += unique_user
+            page_visitors += unique_page
+            if duration is not None:
+                measured += n
+                total += duration * n
+                timed += unique_user
+                if BOUNCE_MIN_MS <= duration <= BOUNCE_MAX_MS:
+                    bounces += unique_user
+                if duration <= 1:
+                    ones += n
+                    zeros += n if duration <= 0 else 0
+                durations.append(duration)
+                cumulative.append(measured)
+        group = Group(visitors, page_visitors, views, bounces, timed, total, measured, zeros, ones)
+        group.fixed = {q: counted_quantile(durations, cumulative, q) for q in qs}
+        groups[value] = group
+        if keep is not None:
+            keep[value] = durations, cumulative
+    return groups
+
+
 def filtered_groups(
     conn: sqlite3.Connection, query: Query, label: str, qs: Sequence[float], full: bool = True
 ) -> dict[Any, Group]:
     """Aggregates per `label` (SQL over `views v`) straight from the raw rows, filters applied.
 
-    The quantiles `qs` are computed for every group; without any, groups carry no durations.
+    With quantiles `qs`, one pass gives every count and the quantiles; without, the groups
+    carry counts only (just the visitor counts unless `full`).
     """
     params: dict[str, object] = {}
     where = _where(query, params, query.start, query.end, "v.date_created")
-    groups = _raw_groups(conn, label, where, params, full)
     if qs:
-        found = _raw_quantiles(conn, label, where, params, qs)
-        for value, group in groups.items():
-            group.fixed = found.get(value, dict.fromkeys(qs))
-    return groups
+        return _raw_profiles(conn, label, where, params, qs)
+    return _raw_groups(conn, label, where, params, full)
 
 
 # ---- rollups plus raw pieces ------------------------------------------------------------------------
@@ -190,9 +244,7 @@ def fast_groups(conn: sqlite3.Connection, query: Query, kind: int, full: bool = 
     plan = rollups.plan(conn, query.hostname, query.start, query.end)
     columns = rollups.SUMS if full else "SUM(visitors), SUM(page_visitors)"
     groups = rollups.rollup_groups(conn, query.hostname, kind, plan, columns)
-    for lo, hi in plan.raw:
-        params: dict[str, object] = {}
-        where = _where(Query(query.hostname), params, lo, hi, "v.date_created")
+    for where, params in _raw_pieces(query.hostname, plan.raw):
         for value, group in _raw_groups(conn, KIND_SQL[kind], where, params, full).items():
             groups.setdefault(value, Group()).add(group)
     for value, group in groups.items():
@@ -236,13 +288,30 @@ def _runs(conn: sqlite3.Connection, query: Query, kind: int, values: list[str]) 
         return {value: [Run.of(found)] for value, found in _raw_durations(conn, KIND_SQL[kind], where, params)}
     plan = rollups.plan(conn, query.hostname, query.start, query.end, RUN_SPANS)
     runs = rollups.rollup_runs(conn, query.hostname, kind, plan, values)
-    for lo, hi in plan.raw:
-        params = {}
-        where = _where(Query(query.hostname), params, lo, hi, "v.date_created")
+    for where, params in _raw_pieces(query.hostname, plan.raw):
         where += f" AND {KIND_SQL[kind]} IN ({_bind(params, values)})"
         for value, durations in _raw_durations(conn, KIND_SQL[kind], where, params):
             runs.setdefault(value, []).append(Run.of(durations))
     return runs
+
+
+def _raw_pieces(hostname: str, ranges: list[tuple[int, int]], time: str = "v.date_created") -> Iterator[Piece]:
+    """WHERE clauses for the site's rows in the plan's raw ranges, MAX_RAW_RANGES ranges at a time.
+
+    The rows are chosen by rowid, one indexed range scan per range (the site is in the
+    subqueries only): given `v.hostname` or OR-ed ranges, SQLite would rather scan the site's
+    whole page-led covering index.
+    """
+    table = "views" if time == "v.date_created" else "events"
+    site = "hostname = :hostname AND " if table == "views" else ""
+    for first in range(0, len(ranges), MAX_RAW_RANGES):
+        params: dict[str, object] = {"hostname": hostname}
+        selects = []
+        for i, (lo, hi) in enumerate(ranges[first : first + MAX_RAW_RANGES]):
+            params.update({f"r{i}lo": lo, f"r{i}hi": hi})
+            selects.append(f"SELECT rowid FROM {table} WHERE {site}date_created BETWEEN :r{i}lo AND :r{i}hi")
+        rows = f"{time[0]}.rowid IN ({' UNION ALL '.join(selects)})"
+        yield (rows if table == "views" else f"v.hostname = :hostname AND {rows}"), params
 
 
 def _bind(params: dict[str, object], values: Iterable[str]) -> str:
@@ -328,32 +397,102 @@ def interval_metrics(
     conn: sqlite3.Connection, query: Query, interval: str, start_us: int, end_us: int
 ) -> list[dict[str, Any]]:
     """One entry per bucket from start to end, empty buckets as zeros (spec §4.2)."""
-    count = bucket_count(interval, start_us, end_us)
-    buckets = _bucket_groups(conn, query, interval, start_us)
+    return _bucket_rows(interval, start_us, end_us, _bucket_groups(conn, query, interval, start_us))
+
+
+def _bucket_rows(interval: str, start_us: int, end_us: int, buckets: dict[int, Group]) -> list[dict[str, Any]]:
     result = []
-    for index in range(count):
+    for index in range(bucket_count(interval, start_us, end_us)):
         group = buckets.get(index) or Group(runs=[])
         result.append({"date": _bucket_date(interval, start_us, index), **_metrics(group)})
     return result
 
 
-def _aligned(interval: str, start_us: int, span_us: int) -> bool:
-    """Whether every whole hour (or day) falls inside one bucket, so its rollup row can be added to it."""
-    return interval == "month" or (STEPS_US[interval] % span_us == 0 and start_us % span_us == 0)
+def summary(conn: sqlite3.Connection, query: Query, previous: bool, interval: str | None) -> dict[str, Any]:
+    """/summary: the period's metrics, the previous window's (with `previous`), the buckets (spec §4.2).
+
+    With a page filter and an interval, the period is the sum of its buckets: one pass over
+    the matching rows serves both. (Without a page filter they may be most of the site, too
+    many distinct durations to hold at once: the passes stay separate.)
+    """
+    result: dict[str, Any] = {}
+    rows = None
+    if interval is not None and query.filters and query.by_page:
+        assert query.start_us is not None and query.end_us is not None
+        kept: dict[Any, tuple[list[int], list[int]]] = {}
+        buckets = _raw_buckets(conn, query, interval, query.start_us, kept)
+        total = Group()
+        for group in buckets.values():
+            total.add(group)
+        total.fixed = {0.5: _merged_median(kept.values())}
+        result["current"] = _metrics(total)
+        rows = _bucket_rows(interval, query.start_us, query.end_us, buckets)
+    else:
+        result["current"] = site_metrics(conn, query)
+    if previous and query.start_us is not None and query.end_us is not None:
+        before = Query(query.hostname, *previous_period(query.start_us, query.end_us), query.filters)
+        result["previous"] = site_metrics(conn, before)
+    if interval is not None:
+        assert query.start_us is not None and query.end_us is not None
+        result["interval"] = rows or interval_metrics(conn, query, interval, query.start_us, query.end_us)
+    return result
+
+
+def _merged_median(profiles: Iterable[tuple[list[int], list[int]]]) -> float | None:
+    """The median of several groups' durations, given as distinct values with cumulative counts."""
+    counts: dict[int, int] = {}
+    for durations, cumulative in profiles:
+        before = 0
+        for duration, upto in zip(durations, cumulative, strict=True):
+            counts[duration] = counts.get(duration, 0) + upto - before
+            before = upto
+    values = sorted(counts)
+    return counted_quantile(values, list(accumulate(counts[value] for value in values)), 0.5)
+
+
+def _fits(interval: str, start_us: int) -> rollups.Fits:
+    """Whether a block of hours lies inside one bucket, so that its rollup row can be added to the bucket."""
+    if interval == "month":
+
+        def inside_month(hour: int, span: int) -> bool:
+            month = _month_index(hour * HOUR_MS) + 1
+            if month // 12 > datetime.max.year:
+                return True
+            next_month = int(datetime(month // 12, month % 12 + 1, 1, tzinfo=UTC).timestamp()) * 1000
+            return next_month >= (hour + span) * HOUR_MS
+
+        return inside_month
+    step = STEPS_US[interval]
+
+    def inside_step(hour: int, span: int) -> bool:
+        first_us = hour * HOUR_MS * 1000
+        next_edge = first_us + step - (first_us - start_us) % step  # the first bucket edge after the block starts
+        return next_edge >= first_us + span * HOUR_MS * 1000
+
+    return inside_step
+
+
+def _raw_buckets(
+    conn: sqlite3.Connection,
+    query: Query,
+    interval: str,
+    start_us: int,
+    keep: dict[Any, tuple[list[int], list[int]]] | None = None,
+) -> dict[int, Group]:
+    """Buckets straight from the raw rows, filters applied, in one pass."""
+    params: dict[str, object] = {}
+    label = _bucket_sql(interval, params, start_us)
+    where = _where(query, params, query.start, query.end, "v.date_created")
+    return _raw_profiles(conn, label, where, params, (0.5,), keep)
 
 
 def _bucket_groups(conn: sqlite3.Connection, query: Query, interval: str, start_us: int) -> dict[int, Group]:
+    """Buckets from the rollup periods inside them, and raw rows for the hours that straddle their edges."""
+    if query.filters:
+        return _raw_buckets(conn, query, interval, start_us)
     params: dict[str, object] = {}
     label = _bucket_sql(interval, params, start_us)
-    if query.filters or not _aligned(interval, start_us, HOUR_MS * 1000):
-        where = _where(query, params, query.start, query.end, "v.date_created")
-        raw = _raw_groups(conn, label, where, params)
-        found = _raw_quantiles(conn, label, where, params, (0.5,))
-        for value, group in raw.items():
-            group.fixed = found.get(value, {0.5: None})
-        return raw
-    spans = RUN_SPANS if _aligned(interval, start_us, DAY_MS * 1000) else (HOUR,)
-    plan = rollups.plan(conn, query.hostname, query.start, query.end, spans)
+    plan = rollups.plan(conn, query.hostname, query.start, query.end, RUN_SPANS, _fits(interval, start_us))
     groups: dict[int, Group] = {}
     for span, lo, hi in plan.pieces:
         counts, runs = rollups.period_buckets(conn, query.hostname, span, lo, hi)
@@ -362,9 +501,8 @@ def _bucket_groups(conn: sqlite3.Connection, query: Query, interval: str, start_
             group.add(group_counts)
             if period in runs:
                 group.durations().append(runs[period])
-    for lo, hi in plan.raw:
-        piece: dict[str, object] = dict(params)
-        where = _where(Query(query.hostname), piece, lo, hi, "v.date_created")
+    for where, piece in _raw_pieces(query.hostname, plan.raw):
+        piece.update(params)
         for index, group_counts in _raw_groups(conn, label, where, piece).items():
             groups.setdefault(index, Group(runs=[])).add(group_counts)
         for index, durations in _raw_durations(conn, label, where, piece):
@@ -484,9 +622,7 @@ def property_counts(conn: sqlite3.Connection, query: Query) -> dict[tuple[str, s
         return {(name, value): n for name, value, n in conn.execute(sql.format(where=where), params)}
     plan = rollups.plan(conn, query.hostname, query.start, query.end)
     counts = rollups.props_groups(conn, query.hostname, plan)
-    for lo, hi in plan.raw:
-        params = {}
-        where = _where(Query(query.hostname), params, lo, hi, "e.date_created")
+    for where, params in _raw_pieces(query.hostname, plan.raw, "e.date_created"):
         for name, value, n in conn.execute(_RAW_PROPS_SQL.format(where=where), params):
             counts[(name, value)] = counts.get((name, value), 0) + n
     tests = [(flt.field == "prop_name", matcher(flt)) for flt in query.prop_filters]

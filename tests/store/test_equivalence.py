@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from medama_core.store import rollups, stats
+from medama_core.store import aggregate, rollups, stats
 from medama_core.store.aggregate import round4
 from medama_core.store.filters import FIELDS, MAX_IN_VALUES, NEGATED, OPERATORS, Filter, ascii_lower
 from tests.store.test_stats import COLUMNS, DAY, FAR_FUTURE, HOUR, SITE, event, insert, insert_events, new_db, view
@@ -401,6 +401,11 @@ def compare_all(conn: sqlite3.Connection, ref: Reference, q: stats.Query) -> Non
         assert q.start_us is not None and q.end_us is not None
         got = ours(stats.interval_metrics, q, interval, q.start_us, q.end_us)
         assert got == ref.interval(q, interval), f"{context} {interval}"
+    if q.start_us is not None and q.end_us is not None:
+        before = stats.Query(q.hostname, *stats.previous_period(q.start_us, q.end_us), q.filters)
+        interval = random.Random(q.start_us).choice(intervals_for(q))
+        expected = {"current": ref.summary(q), "previous": ref.summary(before), "interval": ref.interval(q, interval)}
+        assert ours(stats.summary, q, True, interval) == expected, f"{context} summary {interval}"
     for endpoint in stats.LISTS:
         for summary in (True, False):
             for variant in (False, True) if endpoint in ("referrers", "languages") else (False,):
@@ -447,6 +452,10 @@ def test_every_endpoint_equals_the_reference(seed: int, inline_runs: None) -> No
             compare_all(conn, ref, stats.Query(SITE, *random_period(rnd)))
         for _ in range(4):
             compare_all(conn, ref, stats.Query(SITE, *random_period(rnd), random_filters(rnd)))
+        # A page filter by equality takes the page-led index (and the one-pass summary).
+        pages = ",".join(rnd.sample(PATHS, rnd.randrange(1, 4)))
+        page_filter = Filter("path", "in", pages) if rnd.random() < 0.5 else Filter("path", "eq", pages.split(",")[0])
+        compare_all(conn, ref, stats.Query(SITE, *random_period(rnd), (page_filter, *random_filters(rnd)[:1])))
     conn.close()
 
 
@@ -577,3 +586,37 @@ def test_unfiltered_endpoints_equal_duckdb_running_upstream_sql(
     props = ours(stats.properties, stats.Page())
     w_events = w.replace("date_created", "events.date_created")
     assert [list(r.values()) for r in props] == rows_of(UPSTREAM_PROPS.format(w=w_events))
+
+
+# ---- order statistics over sampled runs -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("candidates", [aggregate.CANDIDATES_AT_MOST, 0])
+@pytest.mark.parametrize("merge", [aggregate.MERGE_AT_MOST, 0])
+def test_kth_over_sampled_runs_equals_sorting(candidates: int, merge: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both bracket searches (over samples, over values) and both window selections (sort, search)."""
+    monkeypatch.setattr(aggregate, "CANDIDATES_AT_MOST", candidates)
+    monkeypatch.setattr(aggregate, "MERGE_AT_MOST", merge)
+    rnd = random.Random(candidates + merge)
+    step = aggregate.SAMPLE_STEP
+    for _ in range(150):
+        runs, union = [], []
+        for _ in range(rnd.randrange(1, 12)):
+            n = rnd.choice([0, 1, 5, step - 1, step, step + 1, 4 * step, 1000, 3000])
+            shape = rnd.random()
+            values = sorted(
+                rnd.randrange(3)
+                if shape < 0.2
+                else rnd.randrange(10**6)
+                if shape < 0.6
+                else int(rnd.lognormvariate(8, 2))
+                for _ in range(n)
+            )
+            runs.append(aggregate.Run.of(values))
+            union += values
+        union.sort()
+        if not union:
+            continue
+        for k in {0, len(union) - 1, len(union) // 2, rnd.randrange(len(union))}:
+            k2 = min(len(union) - 1, k + rnd.randrange(2))
+            assert aggregate.kth(runs, k, k2) == (union[k], union[k2])

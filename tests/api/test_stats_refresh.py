@@ -1,0 +1,37 @@
+"""A stats request that sees closed dirty hours gets them rebuilt in the background, a few per writer call."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from medama_core.api import stats as api_stats
+from tests.helpers import LiveServer
+from tests.store.test_stats import COLUMNS, SITE, T0, view
+
+HOUR = 3_600_000
+DEADLINE_S = 20  # generous: the machine running the tests may be busy
+
+
+def test_request_rebuilds_closed_dirty_hours_in_small_calls(server: LiveServer) -> None:
+    assert api_stats.REFRESH_HOURS_PER_CALL < 60  # the 60 hours below take several writer calls
+    client = server.client()
+    client.login()
+    assert client.post("/api/websites", json_body={"hostname": SITE}).status == 201
+    conn = sqlite3.connect(server.config.analyticsdb, isolation_level=None)
+    sql = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
+    conn.executemany(sql, [view(date_created=T0 + i * HOUR, duration_ms=1000 + i) for i in range(60)])
+    assert conn.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] == 60
+    before = client.get("/api/website/example.com/summary").json()
+    deadline = time.monotonic() + DEADLINE_S
+    while conn.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert conn.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM rollup_built WHERE span = 24").fetchone()[0] >= 1
+    assert (
+        client.get("/api/website/example.com/summary").json()
+        == before
+        == {"current": {"visitors": 60, "pageviews": 60, "bounce_percentage": 1.0, "duration": 1030}}
+    )
+    conn.close()
+    client.close()
