@@ -224,4 +224,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        5,
+        (
+            # 6-hour and 8-day blocks now keep duration runs too (store/rollups.py RUN_SPANS); blocks
+            # built by the first layout of migration 4 have none. Forget every block and rebuild
+            # every hour: the reader uses hour rows until the blocks are built again.
+            "DELETE FROM rollup_built",
+            "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT hostname, date_created / 3600000 FROM views",
+            """INSERT OR IGNORE INTO rollup_dirty
+                SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM events e JOIN views v ON v.bid = e.bid""",
+        ),
+    ),
 )

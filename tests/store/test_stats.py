@@ -399,3 +399,18 @@ def test_rollup_stays_exact_after_late_updates(conn: sqlite3.Connection) -> None
     assert stats.site_metrics(conn, query())["duration"] == 200
     conn.execute("DELETE FROM views WHERE bid = 'late'")
     assert site(conn)["duration"] == 300
+
+
+def test_upgrade_from_the_first_rollup_layout_rebuilds_every_hour() -> None:
+    """Rows stored under migration 3 are read raw after the upgrade, then from rebuilt rollups."""
+    old = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(old, analytics.MIGRATIONS[:3])
+    insert(old, [view(date_created=T0 + i * HOUR, duration_ms=10 * i, pathname=f"/{i % 4}") for i in range(80)])
+    assert migrate(old, analytics.MIGRATIONS) == analytics.MIGRATIONS[-1].version
+    assert old.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] == 80
+    q = query(T0 + 5 * HOUR + 1, T0 + 70 * HOUR)
+    raw = stats.list_stats(old, q, "pages", False, stats.Page())
+    rollups.refresh(old, FAR_FUTURE)
+    assert old.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] == 0
+    assert stats.list_stats(old, q, "pages", False, stats.Page()) == raw
+    assert stats.site_metrics(old, q)["duration"] == 380  # the views of hours 6..70
