@@ -52,6 +52,7 @@ class SoakConfig:
     slowloris: int = 500
     sample_every_s: float = 5.0
     header_timeout_s: float = 10.0  # the server's HEADER_TIMEOUT_S; slowloris closes are judged against it
+    memory_limit: str = ""  # set through PATCH /api/settings/usage first ("" keeps SQLite's page caches at default)
 
 
 @dataclass
@@ -71,9 +72,11 @@ class Sample:
 class SoakResult:
     samples: list[Sample] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
+    latency_at_s: list[float] = field(default_factory=list)  # when each hit of `latencies_ms` was due, into the run
     slow_hits: list[tuple[float, float]] = field(default_factory=list)  # (seconds into the run, ms) over SLOW_HIT_MS
     hit_failures: list[str] = field(default_factory=list)
     reads: int = 0
+    read_ms: list[float] = field(default_factory=list)  # each dashboard read request, from send to full answer
     read_failures: list[str] = field(default_factory=list)
     slowloris_closed: list[float] = field(default_factory=list)  # seconds from first byte to the server's close
     slowloris_statuses: dict[int, int] = field(default_factory=dict)
@@ -85,11 +88,19 @@ class SoakResult:
     fds_after: int = 0
     crowd_peak: int = 0
 
-    def percentile(self, p: float) -> float:
-        if not self.latencies_ms:
+    def percentile(self, p: float, values: list[float] | None = None) -> float:
+        """The p-th percentile (nearest rank) of the hit latencies, or of `values`."""
+        ordered = sorted(self.latencies_ms if values is None else values)
+        if not ordered:
             return math.nan
-        ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
+
+    def p99_by_minute(self) -> list[float]:
+        """The p99 hit latency of each minute of the run: a stall that grows with time shows as a trend."""
+        minutes: dict[int, list[float]] = {}
+        for at, latency in zip(self.latency_at_s, self.latencies_ms, strict=True):
+            minutes.setdefault(int(at // 60), []).append(latency)
+        return [self.percentile(99, minutes[m]) for m in sorted(minutes)]
 
     def summary(self) -> str:
         first, last = self.samples[0], self.samples[-1]
@@ -100,7 +111,9 @@ class SoakResult:
             [
                 f"hits: {len(self.latencies_ms)} ok, {len(self.hit_failures)} failed; latency p50 "
                 f"{self.percentile(50):.1f} ms, p99 {self.percentile(99):.1f} ms, max {max(self.latencies_ms):.1f} ms",
-                f"dashboard reads: {self.reads} ok, {len(self.read_failures)} failed",
+                "p99 by minute: " + ", ".join(f"{p:.0f}" for p in self.p99_by_minute()) + " ms",
+                f"dashboard reads: {self.reads} ok, {len(self.read_failures)} failed; latency p50 "
+                f"{self.percentile(50, self.read_ms):.1f} ms, p99 {self.percentile(99, self.read_ms):.1f} ms",
                 f"RSS: {first.rss_kib / 1024:.1f} MiB at {first.at_s:.0f} s, {last.rss_kib / 1024:.1f} MiB at "
                 f"{last.at_s:.0f} s, peak {peak / 1024:.1f} MiB",
                 f"fds: {first.fds} at {first.at_s:.0f} s, {last.fds} at {last.at_s:.0f} s (sockets {first.sockets}, "
@@ -270,6 +283,7 @@ class Soak:
                     if status == 204:
                         latency = (time.monotonic() - due) * 1000
                         self.result.latencies_ms.append(latency)
+                        self.result.latency_at_s.append(due - started)
                         if latency > SLOW_HIT_MS:
                             self.result.slow_hits.append((due - started, latency))
                     else:
@@ -299,6 +313,7 @@ class Soak:
         try:
             while time.monotonic() < end:
                 for data in self._read_requests():
+                    sent = time.monotonic()
                     try:
                         status, body = await asyncio.wait_for(exchange(reader, writer, data), REQUEST_TIMEOUT_S)
                     except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
@@ -308,6 +323,7 @@ class Soak:
                         continue
                     if status == 200:
                         self.result.reads += 1
+                        self.result.read_ms.append((time.monotonic() - sent) * 1000)
                     else:
                         self.result.read_failures.append(f"{status} {body[:200]!r}")
                 await asyncio.sleep(max(0.0, min(self.config.read_interval_s, end - time.monotonic())))
@@ -327,14 +343,16 @@ class Soak:
             await asyncio.sleep(min(self.config.sample_every_s, max(0.0, end - now)))
 
 
-def login(server: ServerProcess) -> str:
-    """Log in as the default admin, register the site, return the session cookie."""
+def login(server: ServerProcess, memory_limit: str = "") -> str:
+    """Log in as the default admin, register the site, set the memory limit, return the session cookie."""
     from tests.helpers import Client
 
     client = Client(server.port)
     try:
         client.login(*ADMIN)
         assert client.post("/api/websites", json_body={"hostname": SITE}).status == 201
+        if memory_limit:
+            assert client.patch("/api/settings/usage", json_body={"memory_limit": memory_limit}).status == 201
         # The first hit builds the block lists and warms the parsers (~0.5 s): start-up, not load.
         warm_up = hit_request("warm-up", "/").split(b"\r\n\r\n", 1)[1]
         headers = {"User-Agent": CHROME, "Accept-Language": "en-GB", "Content-Type": "text/plain"}
@@ -345,5 +363,5 @@ def login(server: ServerProcess) -> str:
 
 
 def soak(server: ServerProcess, config: SoakConfig) -> SoakResult:
-    cookie = login(server)
+    cookie = login(server, config.memory_limit)
     return asyncio.run(Soak(server, config, cookie).run())
