@@ -236,4 +236,15 @@ MIGRATIONS: tuple[Migration, ...] = (
                 SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM events e JOIN views v ON v.bid = e.bid""",
         ),
     ),
+    Migration(
+        6,
+        (
+            # Day rows now also keep the durations of every other kind (referrers, UTM, browsers, ...:
+            # store/rollups.py DAY_RUN_KINDS), for the medians of full list rows. Rebuild as in 5.
+            "DELETE FROM rollup_built",
+            "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT hostname, date_created / 3600000 FROM views",
+            """INSERT OR IGNORE INTO rollup_dirty
+                SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM events e JOIN views v ON v.bid = e.bid""",
+        ),
+    ),
 )

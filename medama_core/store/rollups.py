@@ -16,6 +16,7 @@ from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, groupby
+from operator import itemgetter
 
 from medama_core.store.aggregate import SAMPLE_STEP, Group, Run, Runs
 from medama_core.store.db import Transaction
@@ -64,7 +65,9 @@ KIND_SQL: dict[int, str] = {
     11: "v.language_base",
     12: "v.language_dialect",
 }
-DURATION_KINDS = (0, 1)  # kinds whose sorted durations are stored: the site (summary) and pages (time)
+DURATION_KINDS = (0, 1)  # kinds whose sorted durations are stored at every RUN_SPAN: the site and pages
+# The other kinds keep theirs for whole days only, for the medians of full list rows (detail tables).
+DAY_RUN_KINDS = tuple(kind for kind in KIND_SQL if kind not in DURATION_KINDS)
 _ALL_KINDS = ", ".join(str(kind) for kind in KIND_SQL)  # `kind IN (...)` lets SQLite seek each kind
 
 # The additive aggregates of one group, as SQL over `views v`, in the order of `Group`'s fields.
@@ -102,7 +105,8 @@ _HOUR_PROPS_SQL = """
 # `kind IN (...)` rather than a range, so SQLite seeks each kind's rows of the period.
 _DELETE_SQL = (
     f"DELETE FROM rollup WHERE hostname = :hostname AND span = :span AND kind IN ({_ALL_KINDS}) AND period = :period",
-    "DELETE FROM rollup_durations WHERE hostname = :hostname AND span = :span AND kind IN (0, 1) AND period = :period",
+    f"DELETE FROM rollup_durations WHERE hostname = :hostname AND span = :span AND kind IN ({_ALL_KINDS})"
+    " AND period = :period",
     "DELETE FROM rollup_props WHERE hostname = :hostname AND span = :span AND period = :period",
 )
 _INSERT_GROUP_SQL = f"INSERT INTO rollup VALUES ({', '.join('?' * 14)})"
@@ -116,6 +120,13 @@ _BLOCK_PROPS_SQL = """
     INSERT INTO rollup_props SELECT hostname, :span, :period, name, value, SUM(events)
     FROM rollup_props WHERE hostname = :hostname AND span = :below AND period BETWEEN :lo AND :hi
     GROUP BY name, value"""
+# A day's durations per value of every kind in DAY_RUN_KINDS, from the raw rows.
+_DAY_KIND_DURATIONS_SQL = (
+    "WITH v AS MATERIALIZED (SELECT * FROM views WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi"
+    " AND duration_ms IS NOT NULL) "
+    + " UNION ALL ".join(f"SELECT {kind}, {KIND_SQL[kind]}, v.duration_ms FROM v" for kind in DAY_RUN_KINDS)
+    + " ORDER BY 1, 2, 3"
+)
 _MERGE_DURATIONS_SQL = """
     SELECT value, width, durations FROM rollup_durations
     WHERE hostname = :hostname AND span = :span AND kind = :kind AND period BETWEEN :lo AND :hi
@@ -254,6 +265,12 @@ def _build_block(conn: sqlite3.Connection, hostname: str, span: int, below: int,
                 merged = sorted(chain.from_iterable(unpack(width, blob) for _, width, blob in parts))
                 merged_rows.append(_durations_row(hostname, span, block, kind, value, merged))
             conn.executemany(_INSERT_DURATIONS_SQL, [row for row in merged_rows if row is not None])
+    if span == DAY:
+        day = {"hostname": hostname, "lo": block * DAY_MS, "hi": (block + 1) * DAY_MS - 1}
+        day_rows = []
+        for (kind, value), pairs in groupby(conn.execute(_DAY_KIND_DURATIONS_SQL, day), key=itemgetter(0, 1)):
+            day_rows.append(_durations_row(hostname, DAY, block, kind, value, [duration for _, _, duration in pairs]))
+        conn.executemany(_INSERT_DURATIONS_SQL, [row for row in day_rows if row is not None])
     conn.execute("INSERT OR IGNORE INTO rollup_built VALUES (?, ?, ?)", (hostname, span, block))
 
 
@@ -313,12 +330,12 @@ def plan(
     for left, right in zip(edges, edges[1:], strict=False):
         _cover(periods, left + 1, right - 1, built, fits or _always)
     for span, group in groupby(sorted(periods), key=lambda item: item[0]):
-        merged = _merge([(period, period) for _, period in group])
+        merged = merge([(period, period) for _, period in group])
         if span:
             result.pieces += [(span, lo, hi) for lo, hi in merged]
         else:  # hours refused by `fits`
             result.raw += [(lo * HOUR_MS, (hi + 1) * HOUR_MS - 1) for lo, hi in merged]
-    result.raw = _merge(result.raw)
+    result.raw = merge(result.raw)
     return result
 
 
@@ -343,7 +360,8 @@ def _cover(periods: list[tuple[int, int]], lo: int, hi: int, built: dict[int, se
             hour += 1
 
 
-def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Inclusive ranges, sorted, with overlapping and adjacent ones joined."""
     merged: list[tuple[int, int]] = []
     for lo, hi in sorted(ranges):
         if merged and lo <= merged[-1][1] + 1:
@@ -407,7 +425,7 @@ _RUN_COLUMNS = "rowid, count, width, samples, CASE WHEN count <= :inline THEN du
 def rollup_runs(
     conn: sqlite3.Connection, hostname: str, kind: int, the_plan: Plan, values: Iterable[str]
 ) -> dict[str, Runs]:
-    """Sorted duration runs of `values` of `kind` (0 or 1) over the plan's pieces (of RUN_SPANS)."""
+    """Sorted duration runs of `values` of `kind` over the plan's pieces (RUN_SPANS; days only for DAY_RUN_KINDS)."""
     runs: dict[str, Runs] = {}
     if not the_plan.pieces:
         return runs

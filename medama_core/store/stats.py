@@ -31,7 +31,7 @@ from medama_core.store.aggregate import (
     quantile_cont,
 )
 from medama_core.store.filters import PROP_FIELDS, Filter, matcher, where_sql
-from medama_core.store.rollups import DURATION_KINDS, HOUR_MS, KIND_SQL, KINDS, RUN_SPANS
+from medama_core.store.rollups import DAY, DURATION_KINDS, HOUR, HOUR_MS, KIND_SQL, KINDS, RUN_SPANS
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -45,6 +45,7 @@ STEPS_US = {  # interval -> bucket width in microseconds (week = 7 days, as upst
     "week": 7 * 86400 * 10**6,
 }
 MAX_BOUND_VALUES = 500  # values bound in one `IN (...)`; SQLite allows 32766 variables, far above this
+RUNS_CHUNK = 50  # groups whose duration runs are held at once (a busy page's 90 days: ~100 runs)
 MAX_RAW_RANGES = 200  # raw ranges OR-ed in one query (each binds 2 values); after a migration every hour is raw
 
 # List endpoint -> (dimension kind, JSON label key). `referrers` and `languages` switch kind by a flag.
@@ -165,24 +166,13 @@ def _raw_durations(
         yield value, array("q", (duration for _, duration in pairs))
 
 
-def _raw_quantiles(
-    conn: sqlite3.Connection, label: str, where: str, params: dict[str, object], qs: Sequence[float]
-) -> dict[Any, dict[float, float | None]]:
-    """The quantiles `qs` of each label's durations, holding one label's durations at a time."""
-    found = {}
-    for value, durations in _raw_durations(conn, label, where, params):
-        runs = [Run.of(durations)]
-        found[value] = {q: quantile_cont(runs, q) for q in qs}
-    return found
-
-
 def _raw_profiles(
     conn: sqlite3.Connection,
     label: str,
     where: str,
     params: dict[str, object],
     qs: Sequence[float],
-    keep: dict[Any, tuple[list[int], list[int]]] | None = None,
+    keep: dict[Any, tuple[array[int], array[int]]] | None = None,
 ) -> dict[Any, Group]:
     """Every group's counts and its quantiles `qs`, in one pass over the rows: views counted per
     (label, duration), so a group's durations arrive sorted, each distinct value once.
@@ -192,8 +182,8 @@ def _raw_profiles(
     rows = conn.execute(_PROFILE_SQL.format(label=label, where=where), params)
     for value, pairs in groupby(rows, itemgetter(0)):
         views = visitors = page_visitors = bounces = timed = total = measured = zeros = ones = 0
-        durations: list[int] = []  # the distinct durations, ascending
-        cumulative: list[int] = []  # how many of the group's durations are <= each
+        durations = array("q")  # the distinct durations, ascending (8 bytes each, not a Python int's 36)
+        cumulative = array("q")  # how many of the group's durations are <= each
         for _, duration, n, unique_user, unique_page in pairs:
             views += n
             visitors += unique_user
@@ -239,7 +229,7 @@ def fast_groups(conn: sqlite3.Connection, query: Query, kind: int, full: bool = 
     """Aggregates per value of `kind` for an unfiltered query, from rollups and raw pieces.
 
     Without `full`, only visitors and page visitors are summed. Durations are not
-    read here: each group gets a loader, and `load_runs` prepares many at once.
+    read here: each group gets a loader, and `load_quantiles` serves many at once.
     """
     plan = rollups.plan(conn, query.hostname, query.start, query.end)
     columns = rollups.SUMS if full else "SUM(visitors), SUM(page_visitors)"
@@ -256,37 +246,35 @@ def _loader(conn: sqlite3.Connection, query: Query, kind: int, value: str) -> Ca
     return lambda: _runs(conn, query, kind, [value]).get(value, [])
 
 
-def load_runs(conn: sqlite3.Connection, query: Query, kind: int, groups: dict[str, Group], values: list[str]) -> None:
-    """Prepare the medians of the fast-path groups `values` of `kind` in a few queries.
+def load_quantiles(
+    conn: sqlite3.Connection, query: Query, kind: int, groups: dict[str, Group], values: list[str], qs: Sequence[float]
+) -> None:
+    """Select the quantiles `qs` of the fast-path groups `values` of `kind`.
 
-    Kinds with stored durations get their runs; for the others the medians are
-    computed from the raw rows of the whole period, one group at a time.
+    Their runs are read RUNS_CHUNK groups at a time and let go once selected.
     """
     if query.filters or not values:
         return
-    for start in range(0, len(values), MAX_BOUND_VALUES):
-        chunk = values[start : start + MAX_BOUND_VALUES]
-        if kind in DURATION_KINDS:
-            found = _runs(conn, query, kind, chunk)
-            for value in chunk:
-                groups[value].runs = found.get(value, [])
-            continue
-        params: dict[str, object] = {}
-        where = _where(Query(query.hostname), params, query.start, query.end, "v.date_created")
-        where += f" AND {KIND_SQL[kind]} IN ({_bind(params, chunk)})"
-        medians = _raw_quantiles(conn, KIND_SQL[kind], where, params, (0.5,))
+    for start in range(0, len(values), RUNS_CHUNK):
+        chunk = values[start : start + RUNS_CHUNK]
+        found = _runs(conn, query, kind, chunk)
         for value in chunk:
-            groups[value].fixed = medians.get(value, {0.5: None})
+            runs = found.get(value, [])
+            groups[value].fixed = {q: quantile_cont(runs, q) for q in qs}
 
 
 def _runs(conn: sqlite3.Connection, query: Query, kind: int, values: list[str]) -> dict[str, Runs]:
-    """Duration runs of some values of `kind`: the stored runs (hours and days) plus raw pieces."""
-    if kind not in DURATION_KINDS:  # a lone group asking for its durations: all its raw rows
-        params: dict[str, object] = {}
-        where = _where(Query(query.hostname), params, query.start, query.end, "v.date_created")
-        where += f" AND {KIND_SQL[kind]} IN ({_bind(params, values)})"
-        return {value: [Run.of(found)] for value, found in _raw_durations(conn, KIND_SQL[kind], where, params)}
-    plan = rollups.plan(conn, query.hostname, query.start, query.end, RUN_SPANS)
+    """Duration runs of some values of `kind`: the stored runs plus raw pieces.
+
+    Kinds with runs at every RUN_SPAN read raw only the plan's raw ranges; the others,
+    with day runs only, also read raw the hours outside whole built days.
+    """
+    if kind in DURATION_KINDS:
+        plan = rollups.plan(conn, query.hostname, query.start, query.end, RUN_SPANS)
+    else:
+        plan = rollups.plan(conn, query.hostname, query.start, query.end, (HOUR, DAY))
+        hours = [(lo * HOUR_MS, (hi + 1) * HOUR_MS - 1) for span, lo, hi in plan.pieces if span == HOUR]
+        plan = rollups.Plan([piece for piece in plan.pieces if piece[0] == DAY], rollups.merge(plan.raw + hours))
     runs = rollups.rollup_runs(conn, query.hostname, kind, plan, values)
     for where, params in _raw_pieces(query.hostname, plan.raw):
         where += f" AND {KIND_SQL[kind]} IN ({_bind(params, values)})"
@@ -419,7 +407,7 @@ def summary(conn: sqlite3.Connection, query: Query, previous: bool, interval: st
     rows = None
     if interval is not None and query.filters and query.by_page:
         assert query.start_us is not None and query.end_us is not None
-        kept: dict[Any, tuple[list[int], list[int]]] = {}
+        kept: dict[Any, tuple[array[int], array[int]]] = {}
         buckets = _raw_buckets(conn, query, interval, query.start_us, kept)
         total = Group()
         for group in buckets.values():
@@ -438,7 +426,7 @@ def summary(conn: sqlite3.Connection, query: Query, previous: bool, interval: st
     return result
 
 
-def _merged_median(profiles: Iterable[tuple[list[int], list[int]]]) -> float | None:
+def _merged_median(profiles: Iterable[tuple[array[int], array[int]]]) -> float | None:
     """The median of several groups' durations, given as distinct values with cumulative counts."""
     counts: dict[int, int] = {}
     for durations, cumulative in profiles:
@@ -477,7 +465,7 @@ def _raw_buckets(
     query: Query,
     interval: str,
     start_us: int,
-    keep: dict[Any, tuple[list[int], list[int]]] | None = None,
+    keep: dict[Any, tuple[array[int], array[int]]] | None = None,
 ) -> dict[int, Group]:
     """Buckets straight from the raw rows, filters applied, in one pass."""
     params: dict[str, object] = {}
@@ -543,7 +531,7 @@ def list_stats(
         items = sorted(groups.items(), key=lambda item: (-item[1].visitors, item[0]))
     chosen = page.cut(items)
     if not summary:
-        load_runs(conn, query, kind, groups, [label for label, _ in chosen])
+        load_quantiles(conn, query, kind, groups, [label for label, _ in chosen], (0.5,))
     rows = []
     for label, group in chosen:
         visitors = group.page_visitors if pages else group.visitors
@@ -567,7 +555,7 @@ def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page
     groups = groups_for(conn, query, KINDS["path"], (0.5,) if summary else QUARTILES)
     kept = [(path, g) for path, g in groups.items() if g.page_visitors >= 3 and g.median_positive()]
     if not summary:
-        load_runs(conn, query, KINDS["path"], groups, [path for path, _ in kept])
+        load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], QUARTILES)
         kept = [(path, g) for path, g in kept if g.duration(0.25) > 0]
     total = sum(g.duration_sum for _, g in kept)
     shares = {path: fraction(g.duration_sum, total) for path, g in kept}
@@ -578,7 +566,7 @@ def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page
         if wanted:
             last = shares[kept[wanted - 1][0]]
             kept = [item for item in kept if shares[item[0]] >= last]
-            load_runs(conn, query, KINDS["path"], groups, [path for path, _ in kept])
+            load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], (0.5,))
         kept.sort(key=lambda item: (-shares[item[0]], -item[1].duration(), -item[1].page_visitors, item[0]))
     else:
         kept.sort(key=lambda item: (-item[1].page_visitors, -item[1].duration(), item[0]))
