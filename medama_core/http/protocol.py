@@ -40,7 +40,6 @@ _TARGET = re.compile(rb"[\x21-\x7e]+")
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/1\.([01])")
 _HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
-_DIGITS = re.compile(r"[0-9]+")
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
@@ -278,8 +277,12 @@ def _parse_header_lines(lines: list[bytes]) -> dict[str, str]:
 def _frame(method: str, path: str, query_string: str, version: str, headers: dict[str, str]) -> RequestHead:
     if version == "1.1" and "host" not in headers:
         raise ProtocolError(400, "missing Host header")  # RFC 9112 §3.2
-    connection = {token.strip().lower() for token in headers.get("connection", "").split(",")}
-    keep_alive = "close" not in connection if version == "1.1" else "keep-alive" in connection
+    connection_header = headers.get("connection")
+    if connection_header is None:
+        keep_alive = version == "1.1"
+    else:
+        connection = {token.strip().lower() for token in connection_header.split(",")}
+        keep_alive = "close" not in connection if version == "1.1" else "keep-alive" in connection
     chunked = False
     content_length = 0
     transfer_encoding = headers.get("transfer-encoding")
@@ -294,10 +297,11 @@ def _frame(method: str, path: str, query_string: str, version: str, headers: dic
         chunked = True
     elif "content-length" in headers:
         raw = headers["content-length"].strip()
-        if not _DIGITS.fullmatch(raw) or len(raw) > MAX_CONTENT_LENGTH_DIGITS:
+        # isascii() first: str.isdigit() alone also accepts digits like "²" that latin-1 decoding yields.
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_CONTENT_LENGTH_DIGITS:
             raise ProtocolError(400, "invalid Content-Length")
         content_length = int(raw)
-    expect = headers.get("expect", "").strip().lower()
+    expect = headers.get("expect")
     return RequestHead(
         method=method,
         path=path,
@@ -307,7 +311,7 @@ def _frame(method: str, path: str, query_string: str, version: str, headers: dic
         content_length=content_length,
         chunked=chunked,
         keep_alive=keep_alive,
-        expect_continue=version == "1.1" and expect == "100-continue",
+        expect_continue=expect is not None and version == "1.1" and expect.strip().lower() == "100-continue",
     )
 
 

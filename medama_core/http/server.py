@@ -218,6 +218,7 @@ class _Connection(asyncio.Protocol):
         self.busy = False  # a handler is running
         self.closed = False
         self.keep_open = True  # cleared on shutdown: close after the current response
+        self.eof = False  # the client half-closed: answer the complete requests buffered, then close
         self.reading_paused = False
         self.write_ready: asyncio.Future[None] | None = None
         self.deadline = float("inf")  # monotonic time at which the current wait times out
@@ -260,10 +261,9 @@ class _Connection(asyncio.Protocol):
         self._advance()
 
     def eof_received(self) -> bool | None:
+        self.eof = True
         if not self.busy:
-            self._close()
-        else:
-            self.keep_open = False
+            self._close()  # every complete request was answered; what is left can never complete
         if self.transport is not None and self.transport.get_extra_info("sslcontext") is not None:
             return None  # TLS cannot half-close; asyncio would ignore True and log a warning per connection
         return True  # keep the transport half-open so a running handler can still answer
@@ -288,6 +288,8 @@ class _Connection(asyncio.Protocol):
                 self._fail(exc)
                 return
             if request is None:
+                if self.eof:
+                    self._close()
                 return
             self._disarm()
             self.busy = True
@@ -305,8 +307,8 @@ class _Connection(asyncio.Protocol):
     async def _finish_and_continue(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
         await _finish(coro, yielded)
         self.task = None
-        if not self.busy and self.buf:
-            self._advance()
+        if not self.busy and not self.closed:
+            self._advance()  # answers what is buffered, and closes after a half-close
 
     def _next_request(self) -> Request | None:
         buf = self.buf

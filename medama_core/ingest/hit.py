@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import urllib.parse
@@ -63,6 +64,10 @@ MAX_DURATION_MS: Final = 2**32 - 1
 MAX_PATHNAME_CHARS: Final = 2048
 MAX_UTM_CHARS: Final = 256
 
+# A site has a few hundred pages: remembering whether 4,096 URLs (at most MAX_URL_CHARS
+# each, ~100 bytes typically) are valid spares a URL split (~2 µs) on most hits.
+URL_CHECK_CACHE_SIZE: Final = 4096
+
 # Go's url.Parse, which upstream used, refuses control characters and broken
 # percent escapes; urllib.parse accepts both.
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
@@ -78,7 +83,9 @@ class InvalidHit(ValueError):
     """The beacon body is not a valid hit (the API answers 400 with this message)."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__,
+# which cost ~2 µs per hit; nothing mutates a hit after parse_hit returns it.
+@dataclass(slots=True)
 class LoadHit:
     """`e: "load"`: a page view."""
 
@@ -94,7 +101,7 @@ class LoadHit:
     hash_mode: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UnloadHit:
     """`e: "unload"`: how long the page with this beacon id was visible."""
 
@@ -102,7 +109,7 @@ class UnloadHit:
     duration_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CustomHit:
     """`e: "custom"`: a custom event for the site `group` (lower-cased, like page host names)."""
 
@@ -241,13 +248,46 @@ def _split_url(url: str, what: str) -> urllib.parse.SplitResult:
 
 def _page_url(obj: Mapping[str, object]) -> str:
     url = _string(obj, "u", limit=MAX_URL_CHARS, required=True, empty_ok=False)
-    parts = _split_url(url, '"u"')
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidHit('"u" must be an absolute http(s) URL')
+    problem = _page_url_problem(url)
+    if problem is not None:
+        raise InvalidHit(problem)
     return url
 
 
+@functools.lru_cache(maxsize=URL_CHECK_CACHE_SIZE)
+def _page_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a page URL, or None when it can (a site's pages repeat: cached)."""
+    try:
+        parts = _split_url(url, '"u"')
+    except InvalidHit as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return '"u" must be an absolute http(s) URL'
+    return None
+
+
 def _load(obj: Mapping[str, object]) -> LoadHit:
+    # Fast path for the tracker's own beacons: every field present with its exact type and within
+    # its limit, no properties. Anything else takes the checks below, which say what is wrong.
+    get = obj.get
+    bid, url, ref, unique_user, unique_page, tz = get("b"), get("u"), get("r"), get("p"), get("q"), get("t")
+    hash_mode = get("h", False)
+    if (
+        type(bid) is str
+        and 0 < len(bid) <= MAX_BEACON_CHARS
+        and type(url) is str
+        and 0 < len(url) <= MAX_URL_CHARS
+        and type(ref) is str
+        and len(ref) <= MAX_URL_CHARS
+        and type(unique_user) is bool
+        and type(unique_page) is bool
+        and type(tz) is str
+        and len(tz) <= MAX_TIMEZONE_CHARS
+        and type(hash_mode) is bool
+        and get("d") is None
+        and _page_url_problem(url) is None
+    ):
+        return LoadHit(bid, url, ref, unique_user, unique_page, tz, {}, hash_mode)
     return LoadHit(
         bid=_string(obj, "b", limit=MAX_BEACON_CHARS, required=True, empty_ok=False),
         url=_page_url(obj),

@@ -133,6 +133,24 @@ def test_pipelined_requests_are_answered_in_order() -> None:
         assert [s["body"] for s in seen[:50]] == [str(i) for i in range(50)]
 
 
+def test_pipeline_after_half_close_is_answered_then_closed() -> None:
+    # A client may send its requests and then shut down its sending side (`printf ... | nc -N`):
+    # every complete request still gets its answer, in order, and then the server closes.
+    with running() as srv:
+        sock, buf = connect(srv.port), bytearray()
+        sock.sendall(
+            b"GET /slow?s=0.1 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /slow?s=0.05 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /fourth HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /incomplete HTTP/1.1\r\nHo"
+        )
+        sock.shutdown(socket.SHUT_WR)
+        seen = [json.loads(read_response(sock, buf)[2])["path"] for _ in range(4)]
+        assert seen == ["/slow", "/second", "/slow", "/fourth"]
+        assert closed_by_peer(sock)  # the incomplete request can never finish: no answer, just the close
+
+
 def test_long_pipeline_does_not_recurse() -> None:
     with running() as srv:
         sock, buf = connect(srv.port), bytearray()
