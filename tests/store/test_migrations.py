@@ -89,3 +89,47 @@ def test_database_uses_wal_and_reader_threads(tmp_path: Path) -> None:
             asyncio.run(db.read(readonly_write))
     finally:
         db.close()
+
+
+def test_checkpoints_run_beside_the_writer_and_keep_every_commit(tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    from medama_core.store import db as db_module
+
+    path = str(tmp_path / "a.db")
+    db = Database(path, analytics.MIGRATIONS)
+    db._checkpointer.stop()  # replace the 1 s pacer with a fast one for the test
+    db._checkpointer = db_module.Checkpointer(path, interval=0.02)
+
+    def insert(conn: sqlite3.Connection, first: int) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO events (bid, batch_id, group_name, name, value, date_created)"
+            " VALUES (?, 'b', 'g', 'n', 'v', 0)",
+            [(f"bid{first + i}",) for i in range(200)],
+        )
+        conn.execute("COMMIT")
+
+    async def scenario() -> None:
+        for batch in range(20):
+            await db.write(insert, batch * 200)
+
+    try:
+        # The writer never checkpoints inside a COMMIT; the checkpointer does, while writes go on.
+        assert db.writer_conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        asyncio.run(scenario())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            last = db._checkpointer.last
+            if last is not None and last[1] > 0 and last[1] == last[2]:
+                break
+            time.sleep(0.02)
+        last = db._checkpointer.last
+        assert last is not None and last[1] > 0 and last[1] == last[2], last  # every frame copied back
+    finally:
+        db.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 4000
+    conn.close()
+    assert not Path(path + "-wal").exists() or Path(path + "-wal").stat().st_size == 0
