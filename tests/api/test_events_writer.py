@@ -70,6 +70,24 @@ def test_a_batch_writes_views_events_durations_and_drops(conn: sqlite3.Connectio
     assert hits.drop_counts(conn, 0, 10**12) == [(86_400_000, "", "bot", 4)], "counts add up across batches"
 
 
+def test_unloads_in_chunks_match_one_update_per_unload(conn: sqlite3.Connection) -> None:
+    # 341 unloads run as chunks of 256, 64, 16, 4 and 1 rows; a repeated beacon id keeps its last
+    # duration, a hash-mode id shared by two views sets both, an unknown id changes nothing.
+    loads: list[hits.Op] = [hits.NewView(view(f"b{i}")) for i in range(300)]
+    loads.append(hits.NewView(view("shared", hostname="example.com", pathname="/#/a")))
+    loads.append(hits.NewView(view("shared", hostname="other.example", pathname="/#/b")))
+    hits.apply_batch(conn, loads)
+    unloads: list[hits.Op] = [hits.Duration(f"b{i}", 1000 + i) for i in range(300)]
+    unloads += [hits.Duration("b7", 1), hits.Duration("b7", 2), hits.Duration("shared", 55)]
+    unloads += [hits.Duration(f"missing{i}", 9) for i in range(38)]
+    assert len(unloads) == 341
+    assert hits.apply_batch(conn, unloads) == [None] * 341
+    got = dict(conn.execute("SELECT bid || '@' || hostname, duration_ms FROM views").fetchall())
+    want = {f"b{i}@example.com": 1000 + i for i in range(300)} | {"b7@example.com": 2}
+    want |= {"shared@example.com": 55, "shared@other.example": 55}
+    assert got == want
+
+
 def test_repeated_views_are_ignored(conn: sqlite3.Connection) -> None:
     ops: list[hits.Op] = [hits.NewView(view("a", pathname="/1")), hits.NewView(view("a", pathname="/2"))]
     assert hits.apply_batch(conn, ops) == [None, None]
