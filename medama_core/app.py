@@ -225,6 +225,8 @@ async def serve(
             loop=type(loop).__module__.split(".")[0],
             url=url,
         )
+        warming = loop.run_in_executor(None, events.warm_up, ctx)
+        warming.add_done_callback(functools.partial(_log_warm_up, log, time.perf_counter()))
         if on_ready is not None:
             on_ready(port)
         await stop.wait()
@@ -243,6 +245,15 @@ async def serve(
                 loop.remove_signal_handler(sig)
         await asyncio.to_thread(_close_databases, ctx)
     log.info("stopped")
+
+
+def _log_warm_up(log: Logger, started: float, done: asyncio.Future[None]) -> None:
+    if done.cancelled():
+        return
+    if done.exception() is not None:
+        log.warn("warming up the ingestion tables failed; the first hit loads them", error=repr(done.exception()))
+    else:
+        log.debug("ingestion tables loaded", duration_ms=round((time.perf_counter() - started) * 1000))
 
 
 def _close_databases(ctx: Context) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -112,6 +115,34 @@ def test_runs_isolated_serves_and_stops_on_sigterm(pyz: Path, workdir: Path) -> 
         if proc.stderr:
             proc.stderr.close()
     assert (workdir / "me_meta.db").exists() and (workdir / "me_analytics.db").exists()
+
+
+def test_ingestion_tables_load_in_the_background_at_start(pyz: Path, workdir: Path) -> None:
+    # The UA parser and the block lists load on a worker thread once the server listens, so the
+    # first visitor's hit does not wait ~0.5 s for them; the server says when they are in.
+    port = free_port()
+    cmd = isolated(pyz, "start", "-port", str(port), "-level", "debug")
+    proc = subprocess.Popen(cmd, cwd=workdir, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stderr is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True).start()
+    try:
+        messages = []
+        deadline = time.monotonic() + 60
+        while "ingestion tables loaded" not in messages and time.monotonic() < deadline:
+            try:
+                messages.append(json.loads(lines.get(timeout=1))["message"])
+            except queue.Empty:
+                continue
+        assert "ingestion tables loaded" in messages, messages
+        assert messages.index("medama is running") < messages.index("ingestion tables loaded")
+        assert stop(proc) == 0  # type: ignore[arg-type]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
 
 
 def test_env_flag_reads_port_and_database_paths(pyz: Path, workdir: Path) -> None:

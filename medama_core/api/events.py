@@ -254,6 +254,26 @@ def _count_drop(ctx: Context, reason: str, hostname: str) -> None:
         pass  # the in-memory count still has it; a full queue is no reason to fail the request
 
 
+# A common browser's User-Agent: parsing it loads the UA tables a first real hit would wait for.
+WARM_UP_USER_AGENT: Final = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+)
+
+
+def warm_up(ctx: Context) -> None:
+    """Load what the first hit would otherwise load itself: the UA parser and the block lists
+    switched on (~0.5 s here), the referrer, time zone and language tables. Run on a worker
+    thread at start-up; every table is behind a thread-safe cache, so a hit that comes first
+    at worst loads one twice."""
+    useragent.parse(WARM_UP_USER_AGENT)
+    referrer.classify("https://www.google.com/", "example.com")
+    geo.country_for("Europe/London")
+    _language("en-GB,en;q=0.9")
+    settings = ctx.block_settings
+    if settings.abusive or settings.tor:
+        ipfilter.IPFilter((), abusive=settings.abusive, tor=settings.tor)
+
+
 async def stop(ctx: Context) -> None:
     """Shutdown hook: commit every hit still queued, then log what ingestion did since start-up."""
     if ctx.hits is None:
