@@ -6,6 +6,8 @@ import gzip
 import io
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from medama_core import cli, transfer
 from medama_core.store import analytics, db, hits, meta
 
 SITES = ("example.com", "blog.example.org")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_meta(path: Path | str, sites: tuple[str, ...] = SITES, users: bool = True) -> sqlite3.Connection:
@@ -226,6 +229,25 @@ def test_csv_empty_duration_is_null_and_empty_text_stays_empty(
     ]
 
 
+def test_csv_fast_path_leaves_the_unusual_to_the_careful_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Digits only are Unix seconds (fromisoformat would read 20240305 as a date); a negative duration is an error."""
+    target = Dirs(tmp_path)
+    header = ",".join(hits.VIEW_COLUMNS)
+    row = "c{n},example.com,/,true,false,,,,English,English,Firefox,Linux,Desktop,,,,{duration},{date}"
+    lines = [header, row.format(n=1, duration="", date="20240305"), row.format(n=2, duration=" 7", date=" 2024-03-05")]
+    code, _, err = run(capsys, "import", write(tmp_path / "in.csv", "\n".join(lines) + "\n"), *target.flags())
+    assert code == 0, err
+    assert target.query("SELECT bid, duration_ms, date_created FROM views ORDER BY bid") == [
+        ("c1", None, 20_240_305_000),
+        ("c2", 7, 1_709_596_800_000),
+    ]
+    bad = [header, row.format(n=3, duration="1", date="1"), row.format(n=4, duration="-5", date="1")]
+    code, _, err = run(capsys, "import", write(tmp_path / "bad.csv", "\n".join(bad) + "\n"), *target.flags())
+    assert code == 1 and "line 3: duration_ms must be a whole number" in err
+
+
 def test_csv_columns_may_come_in_any_order_without_duration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = Dirs(tmp_path)
     columns = [c for c in reversed(hits.VIEW_COLUMNS) if c != "duration_ms"]
@@ -306,13 +328,48 @@ def test_csv_errors_name_their_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     )
 
 
-def test_a_duplicate_view_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = hits.VIEW_COLUMNS) -> str:
+    lines = [",".join(columns)]
+    for r in rows:
+        values = ["true" if r[c] is True else "false" if r[c] is False else "" if r[c] is None else str(r[c])
+                  for c in columns]  # fmt: skip
+        lines.append(",".join(values))
+    return "\r\n".join(lines) + "\r\n"
+
+
+def as_file(tmp_path: Path, name: str, rows: list[dict[str, Any]], fmt: str, columns: tuple[str, ...]) -> str:
+    """Rows (date_created in Unix ms) written as `medama export` would: ISO dates, JSON Lines or CSV."""
+    iso = [{**r, "date_created": transfer.format_time(r["date_created"])} for r in rows]
+    if fmt == "csv":
+        return write(tmp_path / f"{name}.csv", to_csv(iso, columns))
+    return write(tmp_path / f"{name}.jsonl", "".join(json.dumps(r) + "\n" for r in iso))
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_repeated_views_are_ignored_in_the_file_and_against_stored_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
     target = Dirs(tmp_path)
-    rows = [view("same"), view("other"), view("same", pathname="/again")]
-    path = write(tmp_path / "in.jsonl", "\n".join(json.dumps({**r, "date_created": 1}) for r in rows) + "\n")
-    code, _, err = run(capsys, "import", path, *target.flags())
-    assert code == 1 and "line 3: this view (bid, hostname) is already stored" in err
-    assert target.query("SELECT count(*) FROM views") == [(0,)]
+    target.seed([view("old", pathname="/stored", date_created=1_000)])
+    rows = [
+        view("same", date_created=3_600_000),
+        view("other", date_created=3_600_000),
+        view("same", pathname="/again", date_created=3_600_000),
+        view("old", pathname="/new", date_created=7_200_000),  # an hour no stored row is in
+        view("same", hostname="blog.example.org", date_created=3_600_000),  # another site: another view
+    ]
+    code, _, err = run(capsys, "import", as_file(tmp_path, "in", rows, fmt, hits.VIEW_COLUMNS), *target.flags())
+    assert code == 0, err
+    assert "imported 3 views" in err and "ignored 2 views already stored" in err
+    assert target.query("SELECT bid, hostname, pathname FROM views ORDER BY bid, hostname") == [
+        ("old", "example.com", "/stored"),
+        ("other", "example.com", "/"),
+        ("same", "blog.example.org", "/"),
+        ("same", "example.com", "/"),
+    ], "the first of each (bid, hostname) stays: the stored one, else the file's first"
+    dirty = target.query("SELECT hostname, hour FROM rollup_dirty ORDER BY hostname, hour")
+    assert ("example.com", 2) not in dirty, "a view that was not stored marks nothing"
+    assert dirty == [("blog.example.org", 1), ("example.com", 0), ("example.com", 1)]
 
 
 def test_unknown_sites_are_an_error_unless_created(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -494,3 +551,201 @@ def test_an_empty_file_imports_nothing(tmp_path: Path, capsys: pytest.CaptureFix
     target = Dirs(tmp_path)
     code, _, err = run(capsys, "import", write(tmp_path / "empty.jsonl", "\n\n"), *target.flags())
     assert code == 0 and "imported 0 views" in err
+
+
+# --- fast import: indexes and triggers set aside, everything as if they had run ---
+
+HOUR = 3_600_000
+
+
+def dataset(prefix: str, count: int, start_hour: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Views over a few hours and sites, and events for some of their bids (dates in Unix ms)."""
+    views = [
+        view(f"{prefix}{i}", hostname=SITES[i % 3 % 2], pathname=f"/p{i % 5}", is_unique_user=i % 2 == 0,
+             duration_ms=None if i % 4 == 0 else i * 10, date_created=(start_hour + i % 7) * HOUR + i)
+        for i in range(count)
+    ]  # fmt: skip
+    events = [
+        event(f"{prefix}{i}", batch_id=f"event_{prefix}{i}", group_name=SITES[i % 2],
+              date_created=(start_hour + 20 + i % 5) * HOUR)
+        for i in range(0, count, 3)
+    ]  # fmt: skip
+    return views, events
+
+
+def row_of(record: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(record[c] for c in columns)
+
+
+def slow_insert(path: Path, kind: str, records: list[dict[str, Any]]) -> None:
+    """What an import would do with the triggers and every index in place: one INSERT per row."""
+    conn = db.connect(str(path))
+    db.migrate(conn, analytics.MIGRATIONS)
+    columns = hits.VIEW_COLUMNS if kind == "views" else hits.EVENT_COLUMNS
+    sql = f"INSERT INTO {kind} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    if kind == "views":
+        sql += " ON CONFLICT (bid, hostname) DO NOTHING"  # as ingestion stores a view
+    with db.Transaction(conn):
+        for record in records:
+            conn.execute(sql, row_of(record, columns))
+    conn.close()
+
+
+def state(path: Path) -> dict[str, Any]:
+    """Everything an import may change, in comparable form."""
+    conn = sqlite3.connect(path)
+    try:
+        stat1 = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone()
+        return {
+            "schema": sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")),
+            "views": sorted(conn.execute(f"SELECT {', '.join(hits.VIEW_COLUMNS)} FROM views"), key=repr),
+            "events": sorted(conn.execute(f"SELECT {', '.join(hits.EVENT_COLUMNS)} FROM events")),
+            "dirty": sorted(conn.execute("SELECT hostname, hour FROM rollup_dirty")),
+            "stat1": sorted(conn.execute("SELECT tbl, idx, stat FROM sqlite_stat1")) if stat1 else None,
+            "integrity": conn.execute("PRAGMA integrity_check").fetchall(),
+        }
+    finally:
+        conn.close()
+
+
+def schema_version(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("PRAGMA schema_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def prepare_pair(tmp_path: Path, views: list[dict[str, Any]], events: list[dict[str, Any]]) -> tuple[Dirs, Path]:
+    """A target for the CLI and a reference database, both holding `views` and `events`, no hour dirty."""
+    target = Dirs(tmp_path / "fast")
+    reference = tmp_path / "reference.db"
+    for path in (target.analyticsdb, reference):
+        slow_insert(path, "views", views)
+        slow_insert(path, "events", events)
+        conn = sqlite3.connect(path)
+        conn.execute("DELETE FROM rollup_dirty")
+        conn.execute("ANALYZE")  # statistics must survive the indexes being rebuilt
+        conn.commit()
+        conn.close()
+    return target, reference
+
+
+CASES = {  # name: (views stored first, events stored first, kind imported, rows imported)
+    "views into an empty database": lambda: ([], [], "views", dataset("a", 40)[0]),
+    "views into a database with their events": lambda: ([], dataset("a", 40)[1], "views", dataset("a", 40)[0]),
+    "views with repeats into a non-empty database": lambda: (
+        dataset("a", 30)[0], dataset("a", 30)[1], "views",
+        dataset("b", 25, start_hour=3)[0] + dataset("a", 40, start_hour=50)[0] + dataset("b", 5)[0],
+    ),
+    "events into a database with their views": lambda: (dataset("a", 40)[0], [], "events", dataset("a", 40)[1]),
+    "events into a non-empty database": lambda: (
+        dataset("a", 40)[0] + dataset("b", 30)[0], dataset("b", 30)[1], "events",
+        dataset("a", 40)[1] + dataset("a", 9, start_hour=90)[1],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+@pytest.mark.parametrize("ratio", [1000, 0], ids=["rebuilt", "kept"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_fast_import_ends_as_if_every_row_went_through_the_triggers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, case: str, ratio: int, fmt: str
+) -> None:
+    """Same rows, same rollup_dirty, same schema and statistics as one INSERT per row with the triggers."""
+    monkeypatch.setattr(transfer, "CHUNK_ROWS", 7)  # several chunks, so rows go in before and after the decision
+    monkeypatch.setattr(transfer, "REBUILD_RATIO", ratio)
+    views, events, kind, records = CASES[case]()
+    target, reference = prepare_pair(tmp_path, views, events)
+    before = state(target.analyticsdb)
+    version = schema_version(target.analyticsdb)
+    columns = hits.VIEW_COLUMNS if kind == "views" else hits.EVENT_COLUMNS
+    code, _, err = run(capsys, "import", as_file(tmp_path, "in", records, fmt, columns), *target.flags())
+    assert code == 0, err
+    slow_insert(reference, kind, records)
+    after, expected = state(target.analyticsdb), state(reference)
+    assert after == expected
+    assert after["schema"] == before["schema"] and after["stat1"] == before["stat1"]
+    assert after["dirty"], "the import marked hours"
+    rebuilt = schema_version(target.analyticsdb) != version
+    assert rebuilt == (ratio > 0 or not views and kind == "views" or not events and kind == "events")
+
+
+def test_the_indexes_are_set_aside_partway_once_the_file_looks_big_enough(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfer, "CHUNK_ROWS", 5)
+    views, events = dataset("a", 30)
+    target, reference = prepare_pair(tmp_path, views, events)
+    records = dataset("b", 60, start_hour=40)[0]
+    calls: list[int] = []
+    real_suspend = transfer.bulk.suspend
+
+    def suspend(conn: sqlite3.Connection, table: str) -> Any:
+        calls.append(conn.execute("SELECT count(*) FROM views").fetchone()[0])
+        return real_suspend(conn, table)
+
+    monkeypatch.setattr(transfer.bulk, "suspend", suspend)
+    # A stream whose size is unknown: the decision can only use the rows read so far.
+    stream = io.BytesIO(
+        to_csv([{**r, "date_created": transfer.format_time(r["date_created"])} for r in records]).encode()
+    )
+    monkeypatch.setattr(transfer, "_share_read", lambda _: lambda: None)
+    conn, meta_conn = db.connect(str(target.analyticsdb)), db.connect(str(target.appdb))
+    result = transfer.import_rows(conn, meta_conn, stream)
+    conn.close()
+    meta_conn.close()
+    assert result.rows == result.stored == 60
+    assert calls == [30 + 10], "rows 1-10 went in with the indexes, then 30 <= 2 * 15"
+    slow_insert(reference, "views", records)
+    assert state(target.analyticsdb) == state(reference)
+
+
+def test_a_bad_row_after_the_indexes_were_set_aside_leaves_the_database_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfer, "CHUNK_ROWS", 4)
+    views, events = dataset("a", 10)
+    target, _ = prepare_pair(tmp_path, views, events)
+    conn = sqlite3.connect(target.analyticsdb)
+    dump = list(conn.iterdump())
+    conn.close()
+    version = schema_version(target.analyticsdb)
+    records = [{**r, "date_created": transfer.format_time(r["date_created"])} for r in dataset("b", 40)[0]]
+    records[33]["country"] = None
+    path = write(tmp_path / "in.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    code, _, err = run(capsys, "import", path, *target.flags())
+    assert code == 1 and "line 34: country must be a string" in err
+    conn = sqlite3.connect(target.analyticsdb)
+    assert list(conn.iterdump()) == dump, "schema, rows, rollup_dirty and statistics as before"
+    conn.close()
+    assert schema_version(target.analyticsdb) == version
+
+
+def test_import_while_another_connection_reads_and_a_server_writes(tmp_path: Path) -> None:
+    """The import (the real CLI, in its own process) takes the write lock and changes the schema while
+    it runs; a reader keeps its snapshot, and a writer connection opened before it keeps working."""
+    target = Dirs(tmp_path)
+    target.seed([view("old", date_created=5)])
+    writer = db.connect(str(target.analyticsdb))  # as the server's writer: its statements are prepared already
+    assert hits.apply_batch(writer, [hits.NewView(hits.view_row(view("early", date_created=6)))]) == [None]
+    reader = db.connect(str(target.analyticsdb), readonly=True)
+    reader.execute("BEGIN")
+    count = "SELECT count(*) FROM views WHERE hostname = 'example.com'"
+    assert reader.execute(count).fetchone() == (2,)
+    records = dataset("b", 50)[0]
+    path = as_file(tmp_path, "in", records, "jsonl", hits.VIEW_COLUMNS)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "medama.py"), "import", path, *target.flags()],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "imported 50 views" in done.stderr
+    assert reader.execute(count).fetchone() == (2,), "the reader's snapshot"
+    reader.execute("COMMIT")
+    new = sum(r["hostname"] == "example.com" for r in records)
+    assert reader.execute(count).fetchone() == (2 + new,)
+    reader.close()
+    assert hits.apply_batch(writer, [hits.NewView(hits.view_row(view("late", date_created=99 * HOUR)))]) == [None]
+    writer.close()
+    assert ("example.com", 99) in target.query("SELECT hostname, hour FROM rollup_dirty"), "its trigger is back"
