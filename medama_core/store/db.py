@@ -41,8 +41,6 @@ CHECKPOINT_INTERVAL_S = 1.0
 # Past this size a PASSIVE checkpoint is not keeping up (readers always hold old snapshots): the
 # checkpointer then waits for them once (RESTART), as SQLite's own checkpoint would have blocked.
 WAL_RESTART_BYTES = 64 * 1024 * 1024
-# A checkpoint copies pages through its own buffers, not the page cache: 512 KiB is plenty.
-CHECKPOINTER_CACHE_KIB = 512
 # After a reset the WAL file is cut back to this size, so one burst does not keep its disk space.
 JOURNAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 
@@ -238,7 +236,6 @@ class Checkpointer:
 
     def _run(self) -> None:
         conn = connect(self.path)
-        conn.execute(f"PRAGMA cache_size = -{CHECKPOINTER_CACHE_KIB}")
         try:
             while not self._stop.wait(self.interval):
                 self.checkpoint(conn)
