@@ -33,16 +33,6 @@ READ_TIME_LIMIT_S = 15.0
 # SQLite virtual-machine steps between two looks at the clock: about a millisecond of work, so a
 # runaway query stops within a few ms of its limit and the check costs well under 1%.
 PROGRESS_STEPS = 10_000
-# WAL checkpoints run on a thread of their own instead of inside the writer's COMMIT (SQLite's
-# default: every 1,000 pages). Measured with 84-row hit batches: 15-18k rows/s with the writer
-# checkpointing, 31-45k with this thread, batch p99 21-24 ms down to 6 ms. Once a second keeps the
-# WAL at a few MB under a full ingest load; every 0.2 s measured slower (smaller, more frequent syncs).
-CHECKPOINT_INTERVAL_S = 1.0
-# Past this size a PASSIVE checkpoint is not keeping up (readers always hold old snapshots): the
-# checkpointer then waits for them once (RESTART), as SQLite's own checkpoint would have blocked.
-WAL_RESTART_BYTES = 64 * 1024 * 1024
-# After a reset the WAL file is cut back to this size, so one burst does not keep its disk space.
-JOURNAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 
 
 class QueryTimeout(Exception):
@@ -138,9 +128,6 @@ class Database:
         self.path = path
         self.writer_conn = connect(path)
         self.version = migrate(self.writer_conn, migrations)
-        self.writer_conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
-        self.writer_conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES}")
-        self._checkpointer = Checkpointer(path)
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -211,7 +198,6 @@ class Database:
         self.closed = True
         self._readers.shutdown(wait=True)
         self._writer.shutdown(wait=True)
-        self._checkpointer.stop()  # closing the writer connection, the last one, checkpoints what is left
         with self._lock:
             for conn in self._reader_conns:
                 conn.close()
@@ -220,45 +206,6 @@ class Database:
         except sqlite3.Error:
             pass
         self.writer_conn.close()
-
-
-class Checkpointer:
-    """A thread that copies committed WAL pages into the database file, so COMMITs never wait on it."""
-
-    def __init__(self, path: str, interval: float = CHECKPOINT_INTERVAL_S) -> None:
-        self.path = path
-        self.interval = interval
-        self.checkpoints = 0  # completed passes, for tests
-        self.last: tuple[int, int, int] | None = None  # (busy, WAL frames, frames checkpointed)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"checkpoint-{os.path.basename(path)}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        conn = connect(self.path)
-        try:
-            while not self._stop.wait(self.interval):
-                self.checkpoint(conn)
-        finally:
-            conn.close()
-
-    def checkpoint(self, conn: sqlite3.Connection) -> None:
-        """One pass: PASSIVE (never blocks the writer or readers), RESTART when the WAL grew too large."""
-        try:
-            wal_bytes = os.path.getsize(self.path + "-wal")
-        except OSError:
-            wal_bytes = 0
-        mode = "RESTART" if wal_bytes > WAL_RESTART_BYTES else "PASSIVE"
-        try:
-            busy, frames, done = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-        except sqlite3.Error:
-            return  # locked by another process, or the disk is full: the next pass tries again
-        self.last = (busy, frames, done)
-        self.checkpoints += 1
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def _set_cache_size(conn: sqlite3.Connection, cache_kib: int) -> int:
