@@ -58,6 +58,15 @@ def get(port: int, path: str) -> tuple[int, bytes]:
         conn.close()
 
 
+def cleanup(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """Kill the server if a failed assertion left it running, and close its stderr pipe."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    if proc.stderr:
+        proc.stderr.close()
+
+
 def isolated(pyz: Path, *args: str) -> list[str]:
     """python -I -S: no site-packages, no user site, no PYTHON* variables — a bare interpreter."""
     return [sys.executable, "-I", "-S", str(pyz), *args]
@@ -109,11 +118,7 @@ def test_runs_isolated_serves_and_stops_on_sigterm(pyz: Path, workdir: Path) -> 
         assert status == 200
         assert stop(proc) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        cleanup(proc)
     assert (workdir / "me_meta.db").exists() and (workdir / "me_analytics.db").exists()
 
 
@@ -138,11 +143,7 @@ def test_ingestion_tables_load_in_the_background_at_start(pyz: Path, workdir: Pa
         assert messages.index("medama is running") < messages.index("ingestion tables loaded")
         assert stop(proc) == 0  # type: ignore[arg-type]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        cleanup(proc)
 
 
 def test_env_flag_reads_port_and_database_paths(pyz: Path, workdir: Path) -> None:
@@ -159,9 +160,5 @@ def test_env_flag_reads_port_and_database_paths(pyz: Path, workdir: Path) -> Non
         assert get(port, "/openapi.yaml")[0] == 200
         assert stop(proc) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        cleanup(proc)
     assert (workdir / "data" / "app.db").exists() and (workdir / "data" / "analytics.db").exists()
