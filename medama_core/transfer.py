@@ -29,7 +29,7 @@ from typing import IO, Any, Final, cast
 
 from medama_core.store import bulk
 from medama_core.store.db import Transaction
-from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS
+from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, insert_sql
 
 __all__ = [
     "EVENTS",
@@ -422,15 +422,8 @@ def _csv_chunks(shape: _Shape, reader: Any, pick: Callable[[list[str]], Sequence
 ROWS_PER_STATEMENT: Final = 256
 
 
-def _insert_sql(kind: str, rows: int) -> str:
-    """INSERT of `rows` rows; a repeated (bid, hostname) is one page view, ignored as ingestion ignores it."""
-    columns = COLUMNS[kind]
-    values = ", ".join([f"({', '.join('?' * len(columns))})"] * rows)
-    conflict = " ON CONFLICT (bid, hostname) DO NOTHING" if kind == VIEWS else ""
-    return f"INSERT INTO {kind} ({', '.join(columns)}) VALUES {values}{conflict}"
-
-
-_INSERT: Final = {kind: (_insert_sql(kind, 1), _insert_sql(kind, ROWS_PER_STATEMENT)) for kind in COLUMNS}
+# The statements ingestion uses: a repeated (bid, hostname) is ignored here as it is there.
+_INSERT: Final = {kind: (insert_sql(kind, 1), insert_sql(kind, ROWS_PER_STATEMENT)) for kind in COLUMNS}
 _HOSTNAME_INDEX: Final = {VIEWS: VIEW_COLUMNS.index("hostname"), EVENTS: EVENT_COLUMNS.index("group_name")}
 
 

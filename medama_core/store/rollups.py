@@ -380,12 +380,12 @@ def _union(the_plan: Plan, select: str, params: dict[str, object]) -> str:
     return " UNION ALL ".join(parts)
 
 
-def _bind(params: dict[str, object], values: Iterable[str]) -> str:
-    """Bind `values` as :v0, :v1, ... and return the list of their names."""
+def bind_values(params: dict[str, object], values: Iterable[str], prefix: str = "v") -> str:
+    """Bind `values` as :<prefix>0, :<prefix>1, ... and return the list of their names for an IN (...)."""
     names = []
     for i, value in enumerate(values):
-        params[f"v{i}"] = value
-        names.append(f":v{i}")
+        params[f"{prefix}{i}"] = value
+        names.append(f":{prefix}{i}")
     return ", ".join(names) or "NULL"
 
 
@@ -432,7 +432,7 @@ def rollup_runs(
     params: dict[str, object] = {"hostname": hostname, "kind": kind, "inline": INLINE_RUN}
     select = (
         f"SELECT value, {_RUN_COLUMNS} FROM rollup_durations WHERE hostname = :hostname AND kind = :kind"
-        f" AND value IN ({_bind(params, values)})"
+        f" AND value IN ({bind_values(params, values)})"
     )
     sql = _union(the_plan, select, params)
     for value, *row in conn.execute(sql, params):

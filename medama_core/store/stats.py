@@ -277,7 +277,7 @@ def _runs(conn: sqlite3.Connection, query: Query, kind: int, values: list[str]) 
         plan = rollups.Plan([piece for piece in plan.pieces if piece[0] == DAY], rollups.merge(plan.raw + hours))
     runs = rollups.rollup_runs(conn, query.hostname, kind, plan, values)
     for where, params in _raw_pieces(query.hostname, plan.raw):
-        where += f" AND {KIND_SQL[kind]} IN ({_bind(params, values)})"
+        where += f" AND {KIND_SQL[kind]} IN ({rollups.bind_values(params, values, 'value')})"
         for value, durations in _raw_durations(conn, KIND_SQL[kind], where, params):
             runs.setdefault(value, []).append(Run.of(durations))
     return runs
@@ -300,14 +300,6 @@ def _raw_pieces(hostname: str, ranges: list[tuple[int, int]], time: str = "v.dat
             selects.append(f"SELECT rowid FROM {table} WHERE {site}date_created BETWEEN :r{i}lo AND :r{i}hi")
         rows = f"{time[0]}.rowid IN ({' UNION ALL '.join(selects)})"
         yield (rows if table == "views" else f"v.hostname = :hostname AND {rows}"), params
-
-
-def _bind(params: dict[str, object], values: Iterable[str]) -> str:
-    names = []
-    for i, value in enumerate(values):
-        params[f"value{i}"] = value
-        names.append(f":value{i}")
-    return ", ".join(names) or "NULL"
 
 
 def groups_for(conn: sqlite3.Connection, query: Query, kind: int, qs: Sequence[float] = ()) -> dict[str, Group]:

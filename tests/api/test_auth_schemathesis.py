@@ -9,7 +9,6 @@ only the cookies Schemathesis generates).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -17,31 +16,18 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
-from schemathesis import GenerationMode, checks  # noqa: E402
+from schemathesis import GenerationMode  # noqa: E402
 
 from tests.helpers import LiveServer, live_server  # noqa: E402
+from tests.schemathesis_support import checks_for, load_our_schema  # noqa: E402
 
 OUR_TAGS = {"Authentication", "User", "Settings", "Website"}
 SKIPPED = {"DELETE /user"}
 NO_SESSION = {"POST /auth/logout", "POST /auth/login"}
 EXAMPLES = 25  # per operation and mode: about 30 s for the whole file on a 2-core machine
-POSITIVE_CHECKS = [
-    checks.not_a_server_error,
-    checks.status_code_conformance,
-    checks.content_type_conformance,
-    checks.response_schema_conformance,
-    checks.response_headers_conformance,
-]
-NEGATIVE_CHECKS = [*POSITIVE_CHECKS, checks.negative_data_rejection]
 
 
-def load_schema() -> object:
-    path = resources.files("medama_core").joinpath("static", "openapi.yaml")
-    with resources.as_file(path) as file:
-        return schemathesis.openapi.from_path(str(file))
-
-
-SCHEMA = load_schema()
+SCHEMA = load_our_schema()
 OPERATIONS = {
     op.label: op
     for result in SCHEMA.get_all_operations()  # type: ignore[attr-defined]
@@ -71,7 +57,7 @@ def test_every_operation_of_ours_is_covered() -> None:
 def test_operation_conforms(server: tuple[LiveServer, str], label: str, mode: GenerationMode) -> None:
     running, cookie = server
     operation = OPERATIONS[label]
-    chosen = POSITIVE_CHECKS if mode is GenerationMode.POSITIVE else NEGATIVE_CHECKS
+    chosen = checks_for(mode)
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))

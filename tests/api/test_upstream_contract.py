@@ -37,6 +37,7 @@ from schemathesis.checks import CheckFunction  # noqa: E402
 
 from tests.dashboard.seed import seed_views  # noqa: E402
 from tests.helpers import Client, LiveServer, live_server  # noqa: E402
+from tests.schemathesis_support import POSITIVE_CHECKS, checks_for  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "medama-openapi.reference.yaml"
 if not REFERENCE.is_file():
@@ -50,14 +51,6 @@ UNDECLARED_BY_REFERENCE = {
     "POST /auth/logout": {400},  # no _me_sess cookie: upstream answers 400 too, the reference omits it
     "PATCH /tenant/settings": {400},  # unreadable body: upstream answers 400 too, the reference omits it
 }
-CHECKS: list[CheckFunction] = [
-    checks.not_a_server_error,
-    checks.status_code_conformance,
-    checks.content_type_conformance,
-    checks.response_schema_conformance,
-    checks.response_headers_conformance,
-]
-NEGATIVE_CHECKS = [*CHECKS, checks.negative_data_rejection]
 
 SCHEMA = schemathesis.openapi.from_path(str(REFERENCE))
 OPERATIONS = {op.label: op for result in SCHEMA.get_all_operations() for op in [result.ok()]}
@@ -98,7 +91,7 @@ def _validate(label: str, case: Case[Any], response: Response, chosen: list[Chec
 
 
 def _check_operation(running: LiveServer, cookie: str, label: str, mode: GenerationMode, examples: int) -> None:
-    chosen = CHECKS if mode is GenerationMode.POSITIVE else NEGATIVE_CHECKS
+    chosen = checks_for(mode)
 
     @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(case=OPERATIONS[label].as_strategy(generation_mode=mode))
@@ -176,8 +169,8 @@ def test_the_checks_catch_what_a_client_would_trip_on(status: int, body: bytes, 
     """The harness can fail: answers a client of upstream could not read are rejected."""
     case = OPERATIONS["GET /user"].Case()
     with pytest.raises(BaseExceptionGroup):
-        case.validate_response(_answer(status, body, content_type), checks=CHECKS)
+        case.validate_response(_answer(status, body, content_type), checks=POSITIVE_CHECKS)
     case.validate_response(
         _answer(200, b'{"username": "admin", "settings": {"language": "en"}, "dateCreated": 1, "dateUpdated": 1}'),
-        checks=CHECKS,
+        checks=POSITIVE_CHECKS,
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -20,33 +19,20 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
-from schemathesis import GenerationMode, checks  # noqa: E402
+from schemathesis import GenerationMode  # noqa: E402
 
 from tests.api.test_auth_schemathesis import OUR_TAGS as ACCOUNT_TAGS  # noqa: E402
 from tests.api.test_auth_schemathesis import SKIPPED as ACCOUNT_SKIPPED  # noqa: E402
 from tests.dashboard.seed import seed_views  # noqa: E402
 from tests.helpers import LiveServer, live_server  # noqa: E402
+from tests.schemathesis_support import POSITIVE_CHECKS, checks_for, load_our_schema  # noqa: E402
 
 SITE = "example.com"
 EXAMPLES = 30  # per operation and mode; the whole file takes about a minute on a 2-core machine
 PUBLIC = {"GET /event/ping", "POST /event/hit", "GET /health"}
-POSITIVE_CHECKS = [
-    checks.not_a_server_error,
-    checks.status_code_conformance,
-    checks.content_type_conformance,
-    checks.response_schema_conformance,
-    checks.response_headers_conformance,
-]
-NEGATIVE_CHECKS = [*POSITIVE_CHECKS, checks.negative_data_rejection]
 
 
-def load_schema() -> object:
-    path = resources.files("medama_core").joinpath("static", "openapi.yaml")
-    with resources.as_file(path) as file:
-        return schemathesis.openapi.from_path(str(file))
-
-
-SCHEMA = load_schema()
+SCHEMA = load_our_schema()
 ALL_OPERATIONS = {op.label: op for result in SCHEMA.get_all_operations() for op in [result.ok()]}  # type: ignore[attr-defined]
 OPERATIONS = {
     label: op
@@ -85,7 +71,7 @@ def _call(running: LiveServer, cookie: str, case: schemathesis.Case, label: str,
     if label.startswith("GET /website/") and mode is GenerationMode.POSITIVE and random.random() < 0.5:
         case.path_parameters = {**(case.path_parameters or {}), "hostname": SITE}
     response = case.call(base_url=running.url + "/api", cookies=cookies, timeout=15)
-    case.validate_response(response, checks=POSITIVE_CHECKS if mode is GenerationMode.POSITIVE else NEGATIVE_CHECKS)
+    case.validate_response(response, checks=checks_for(mode))
 
 
 def _has_inputs(label: str) -> bool:
