@@ -45,7 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from medama_core.store import analytics, db, rollups, stats  # noqa: E402
+from medama_core.store import analytics, columns, db, rollups, stats  # noqa: E402
 from medama_core.store.filters import Filter  # noqa: E402
 
 DAY = 86_400_000
@@ -214,6 +214,12 @@ def refresh_all(conn: sqlite3.Connection) -> None:
     started = time.perf_counter()
     hours = rollups.refresh(conn, END + DAY, 10**9)
     print(f"rollups: rebuilt {hours:,} hours in {time.perf_counter() - started:.1f} s", flush=True)
+    started = time.perf_counter()
+    copied = 0
+    while added := columns.backfill(conn, 10**6):  # days built before the column copies existed
+        copied += added
+    if copied:
+        print(f"columns: copied {copied:,} days in {time.perf_counter() - started:.1f} s", flush=True)
     conn.execute("INSERT OR IGNORE INTO rollup_dirty VALUES (?, ?)", (SITE, END // rollups.HOUR_MS - 1))
 
 

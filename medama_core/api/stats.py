@@ -20,7 +20,7 @@ from medama_core import auth
 from medama_core.api import Context
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import rollups, stats
+from medama_core.store import columns, rollups, stats
 from medama_core.store.filters import FIELDS, OPERATORS, Filter
 
 LIMIT_MAX = 5000  # upstream's schema bound on `limit`
@@ -30,6 +30,7 @@ REFRESH_HOURS = 2000  # hours one background rebuild takes on; about three month
 # Hours per writer call: a busy site's hour takes ~0.1 s to rebuild (10 M views in 90 days), so the
 # writer thread returns to hit batches every few seconds at most.
 REFRESH_HOURS_PER_CALL = 24
+REFRESH_COPIES = 400  # days one background run copies for filtered stats (store/columns.py); ~0.4 s each at 111k views
 NOT_FOUND = "website not found"
 
 # RFC 3339 date-time: date, `T` (or `t`/space, RFC 3339 §5.6 note), time, optional fraction, offset.
@@ -135,25 +136,34 @@ def _schedule_refresh(ctx: Context) -> None:
 
 
 async def _refresh(ctx: Context) -> int:
-    """Rebuild up to REFRESH_HOURS closed dirty hours, a few per writer call so hit batches get in between."""
+    """Rebuild up to REFRESH_HOURS closed dirty hours, a few per writer call so hit batches get in between;
+    then copy up to REFRESH_COPIES built days that have no column copy yet (store/columns.py)."""
     now_ms = int(time.time() * 1000)
-    if not await ctx.analytics.read(_has_closed_dirty, now_ms):
+    dirty, uncopied = await ctx.analytics.read(_work_waiting, now_ms)
+    if not (dirty or uncopied):
         return 0
     done = 0
     try:
-        while done < REFRESH_HOURS and not ctx.analytics.closed:
+        while dirty and done < REFRESH_HOURS and not ctx.analytics.closed:
             rebuilt = await ctx.analytics.write(rollups.refresh, now_ms, REFRESH_HOURS_PER_CALL)
             done += rebuilt
             if rebuilt < REFRESH_HOURS_PER_CALL:
+                break
+        copied = 0
+        while copied < REFRESH_COPIES and not ctx.analytics.closed:
+            added = await ctx.analytics.write(columns.backfill, columns.BACKFILL_DAYS_PER_CALL)
+            copied += added
+            if added < columns.BACKFILL_DAYS_PER_CALL:
                 break
     except (sqlite3.Error, RuntimeError) as exc:  # shutting down, or a busy database: the next request retries
         ctx.log.warn("rollup refresh failed", error=repr(exc))
     return done
 
 
-def _has_closed_dirty(conn: sqlite3.Connection, now_ms: int) -> bool:
+def _work_waiting(conn: sqlite3.Connection, now_ms: int) -> tuple[bool, bool]:
+    """(whether a closed hour is dirty, whether a built day has no column copy)."""
     row = conn.execute("SELECT 1 FROM rollup_dirty WHERE hour < ? LIMIT 1", (now_ms // rollups.HOUR_MS,)).fetchone()
-    return row is not None
+    return row is not None, columns.has_missing(conn)
 
 
 async def get_summary(request: Request, ctx: Context) -> Response:

@@ -247,4 +247,20 @@ MIGRATIONS: tuple[Migration, ...] = (
                 SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM events e JOIN views v ON v.bid = e.bid""",
         ),
     ),
+    Migration(
+        7,
+        (
+            # Column copies of closed, clean UTC days for filtered stats (store/columns.py): one row per
+            # site, day and column, a dictionary of the column's values and one byte per view and plane.
+            # Built with the day's rollup block; days built before this are filled in by the refresher.
+            """CREATE TABLE column_days (
+                hostname TEXT NOT NULL,
+                day INTEGER NOT NULL,
+                name TEXT NOT NULL,
+                dictionary TEXT NOT NULL,
+                data BLOB NOT NULL
+            )""",
+            "CREATE UNIQUE INDEX column_days_key ON column_days(hostname, day, name)",
+        ),
+    ),
 )

@@ -52,7 +52,7 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 
 def ascii_lower(text: str) -> str:
     """What SQLite's built-in `lower()` does: fold A-Z, leave every other character alone."""
-    return text.translate(_ASCII_LOWER)
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,7 @@ def where_sql(filters: Iterable[Filter], params: dict[str, object], prefix: str 
 def _filter_sql(flt: Filter, params: dict[str, object], name: str) -> str:
     columns = FIELDS[flt.field]
     values = flt.values()
-    positive = _positive(flt.op)
+    positive = positive_op(flt.op)
     tests = []
     for index, column in enumerate(columns):
         # An empty referrer means direct traffic: compare it with the host only, never the group.
@@ -90,7 +90,7 @@ def _filter_sql(flt: Filter, params: dict[str, object], name: str) -> str:
     return f"NOT ({test})" if flt.op in NEGATED else f"({test})"
 
 
-def _positive(op: str) -> str:
+def positive_op(op: str) -> str:
     """The operator a negated one negates: `neq` -> `eq`, `not_in` -> `in`, `not_contains` -> `contains`."""
     return "eq" if op == "neq" else op.removeprefix("not_")
 
@@ -119,20 +119,23 @@ def _match_sql(column: str, op: str, values: list[str], params: dict[str, object
     return f"substr({lowered}, -:{name}_n) = :{name}"  # ends_with
 
 
-def matcher(flt: Filter) -> Callable[[str], bool]:
-    """The same test as `where_sql` for one value of a single-column field, in Python."""
-    values = flt.values()
-    op = flt.op
-    if op in ("in", "not_in"):
+def value_test(op: str, values: list[str]) -> Callable[[str], bool]:
+    """`_match_sql` in Python: the positive operator `op` against lower-cased `values`, on lower-cased text."""
+    if op == "in":
         allowed = set(values[:MAX_IN_VALUES])
-        return lambda text: (ascii_lower(text) in allowed) != (op == "not_in")
+        return allowed.__contains__
     value = values[0]
     tests: dict[str, Callable[[str], bool]] = {
-        "eq": lambda text: text == value,
+        "eq": value.__eq__,
         "contains": lambda text: value in text,
         "starts_with": lambda text: text.startswith(value),
         "ends_with": lambda text: text.endswith(value),
     }
-    test = tests[_positive(op)]
-    negate = op in NEGATED
+    return tests[op]
+
+
+def matcher(flt: Filter) -> Callable[[str], bool]:
+    """The same test as `where_sql` for one value of a single-column field, in Python."""
+    test = value_test(positive_op(flt.op), flt.values())
+    negate = flt.op in NEGATED
     return lambda text: test(ascii_lower(text)) != negate

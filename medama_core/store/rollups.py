@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from itertools import chain, groupby
 from operator import itemgetter
 
+from medama_core.store import columns
 from medama_core.store.aggregate import SAMPLE_STEP, Group, Run, Runs
 from medama_core.store.db import Transaction
 
@@ -178,6 +179,7 @@ def refresh(conn: sqlite3.Connection, now_ms: int, limit: int = 10_000) -> int:
             for hostname, hour in chunk:
                 _rebuild_hour(conn, hostname, hour)
                 conn.execute("DELETE FROM rollup_dirty WHERE hostname = ? AND hour = ?", (hostname, hour))
+                columns.drop_day(conn, hostname, hour // DAY)
                 conn.executemany(
                     "DELETE FROM rollup_built WHERE hostname = ? AND span = ? AND period = ?",
                     [(hostname, span, hour // span) for span in SPANS[1:]],
@@ -271,6 +273,7 @@ def _build_block(conn: sqlite3.Connection, hostname: str, span: int, below: int,
         for (kind, value), pairs in groupby(conn.execute(_DAY_KIND_DURATIONS_SQL, day), key=itemgetter(0, 1)):
             day_rows.append(_durations_row(hostname, DAY, block, kind, value, [duration for _, _, duration in pairs]))
         conn.executemany(_INSERT_DURATIONS_SQL, [row for row in day_rows if row is not None])
+        columns.build_day(conn, hostname, block)
     conn.execute("INSERT OR IGNORE INTO rollup_built VALUES (?, ?, ?)", (hostname, span, block))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from itertools import accumulate, groupby
 from operator import itemgetter
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from medama_core.store import rollups
+from medama_core.store import columns, rollups, scan
 from medama_core.store.aggregate import (
     BOUNCE_MAX_MS,
     BOUNCE_MIN_MS,
@@ -303,10 +304,123 @@ def _raw_pieces(hostname: str, ranges: list[tuple[int, int]], time: str = "v.dat
 
 
 def groups_for(conn: sqlite3.Connection, query: Query, kind: int, qs: Sequence[float] = ()) -> dict[str, Group]:
-    """The groups of `kind`: rollups when the query has no filters, the raw rows otherwise."""
-    if query.filters:
-        return filtered_groups(conn, query, KIND_SQL[kind], qs)
-    return fast_groups(conn, query, kind)
+    """The groups of `kind`: rollups without filters, column copies with view filters and a period,
+    the raw rows otherwise."""
+    if not query.filters:
+        return fast_groups(conn, query, kind)
+    if columns_serve(query):
+        if kind == KINDS["total"]:
+            site, _ = column_buckets(conn, query)
+            return {"": site[0]} if 0 in site else {}
+        return column_groups(conn, query, kind, True)
+    return filtered_groups(conn, query, KIND_SQL[kind], qs)
+
+
+# ---- column copies plus raw pieces ------------------------------------------------------------------
+
+
+def columns_serve(query: Query) -> bool:
+    """Whether the column copies can answer a filtered query: view filters only, and a bounded period."""
+    return bool(query.filters) and not query.prop_filters and query.start is not None and query.end is not None
+
+
+def _filtered_pieces(query: Query, ranges: list[tuple[int, int]]) -> Iterator[Piece]:
+    """`_raw_pieces` with the query's view filters."""
+    for where, params in _raw_pieces(query.hostname, ranges):
+        yield " AND ".join([where, *where_sql(query.view_filters, params)]), params
+
+
+def column_groups(conn: sqlite3.Connection, query: Query, kind: int, full: bool) -> dict[str, Group]:
+    """Aggregates per value of `kind` for a filtered query: column copies of clean days, raw rows for the rest.
+
+    Without `full`, only visitors and page visitors; with it, every count and the durations as runs.
+    """
+    assert query.start is not None and query.end is not None
+    the_plan = columns.plan(conn, query.hostname, query.start, query.end)
+    name = columns.KIND_COLUMNS[kind]
+    hours = {day: (first, last) for day, first, last in the_plan.days}
+    selection = scan.Selection(query.view_filters)
+    groups: dict[str, Group] = {}
+    for copy in columns.load(conn, query.hostname, list(hours), [*selection.columns, name], full):
+        day_scan = scan.DayScan(copy)
+        mask = day_scan.filters_mask(selection)
+        if mask:
+            mask &= day_scan.hours_mask(*hours[copy.day])
+        if not mask:
+            continue
+        for label, counts in day_scan.group_counts(name, mask, full).items():
+            groups.setdefault(label, Group(runs=[] if full else None)).add(counts)
+        if full:
+            for label, durations in day_scan.group_durations(name, mask).items():
+                group = groups[label]
+                group.measured += len(durations)
+                group.duration_sum += sum(durations)
+                group.zeros += bisect_right(durations, 0)
+                group.ones += bisect_right(durations, 1)
+                group.durations().append(Run.of(durations))
+    for where, params in _filtered_pieces(query, the_plan.raw):
+        for label, counts in _raw_groups(conn, KIND_SQL[kind], where, params, full).items():
+            groups.setdefault(label, Group(runs=[] if full else None)).add(counts)
+        if full:
+            for label, raw_durations in _raw_durations(conn, KIND_SQL[kind], where, params):
+                groups[label].durations().append(Run.of(raw_durations))
+    return groups
+
+
+def column_buckets(
+    conn: sqlite3.Connection, query: Query, interval: str | None = None, start_us: int = 0, total: bool = False
+) -> tuple[dict[int, Group], Group | None]:
+    """Site aggregates with their medians for a filtered query, per bucket of `interval` from `start_us`
+    (one bucket, 0, without), and with `total` the whole period as well.
+
+    Whole hours of copied clean days come from the column copies (an hour that straddles a
+    bucket edge is read raw), the rest from the raw rows. `duration_sum` is not counted.
+    """
+    assert query.start is not None and query.end is not None
+    the_plan = columns.plan(conn, query.hostname, query.start, query.end)
+    fits = _fits(interval, start_us) if interval is not None else None
+    raw = list(the_plan.raw)
+    segments: dict[int, list[tuple[int, int, int]]] = {}  # day -> (first hour, last hour, bucket)
+    for day, first, last in the_plan.days:
+        for hour in range(first, last + 1):
+            absolute = day * columns.HOURS_PER_DAY + hour
+            bucket = 0
+            if interval is not None and fits is not None:
+                if not fits(absolute, HOUR):
+                    raw.append((absolute * HOUR_MS, (absolute + 1) * HOUR_MS - 1))
+                    continue
+                bucket = _bucket_of(interval, start_us, absolute * HOUR_MS)
+            pieces = segments.setdefault(day, [])
+            if pieces and pieces[-1][2] == bucket and pieces[-1][1] == hour - 1:
+                pieces[-1] = (pieces[-1][0], hour, bucket)
+            else:
+                pieces.append((hour, hour, bucket))
+    groups: dict[int, Group] = {}
+    sources: dict[int, list[scan.Source]] = {}
+    selection = scan.Selection(query.view_filters)
+    for copy in columns.load(conn, query.hostname, list(segments), selection.columns, True):
+        day_scan = scan.DayScan(copy)
+        base = day_scan.filters_mask(selection)
+        for first, last, bucket in segments[copy.day] if base else ():
+            mask = base & day_scan.hours_mask(first, last)
+            if mask:
+                groups.setdefault(bucket, Group()).add(day_scan.site_counts(mask))
+                sources.setdefault(bucket, []).append(day_scan.masked_run(mask))
+    params: dict[str, object] = {}
+    label = "0" if interval is None else _bucket_sql(interval, params, start_us)
+    for where, piece in _filtered_pieces(query, rollups.merge(raw)):
+        piece.update(params)
+        for key, counts in _raw_groups(conn, label, where, piece).items():
+            groups.setdefault(key, Group()).add(counts)
+        for key, durations in _raw_durations(conn, label, where, piece):
+            sources.setdefault(key, []).append(scan.ArrayRun(durations))
+    whole = None
+    if total:
+        whole = _total(groups)  # type: ignore[arg-type]
+        whole.fixed = {0.5: scan.quantile([source for part in sources.values() for source in part], 0.5)}
+    for key, group in groups.items():
+        group.fixed = {0.5: scan.quantile(sources.get(key, []), 0.5)}
+    return groups, whole
 
 
 def _total(groups: dict[str, Group]) -> Group:
@@ -397,7 +511,13 @@ def summary(conn: sqlite3.Connection, query: Query, previous: bool, interval: st
     """
     result: dict[str, Any] = {}
     rows = None
-    if interval is not None and query.filters and query.by_page:
+    if interval is not None and columns_serve(query):
+        assert query.start_us is not None and query.end_us is not None
+        buckets, total = column_buckets(conn, query, interval, query.start_us, total=True)
+        assert total is not None
+        result["current"] = _metrics(total)
+        rows = _bucket_rows(interval, query.start_us, query.end_us, buckets)
+    elif interval is not None and query.filters and query.by_page:
         assert query.start_us is not None and query.end_us is not None
         kept: dict[Any, tuple[array[int], array[int]]] = {}
         buckets = _raw_buckets(conn, query, interval, query.start_us, kept)
@@ -469,6 +589,8 @@ def _raw_buckets(
 def _bucket_groups(conn: sqlite3.Connection, query: Query, interval: str, start_us: int) -> dict[int, Group]:
     """Buckets from the rollup periods inside them, and raw rows for the hours that straddle their edges."""
     if query.filters:
+        if columns_serve(query):
+            return column_buckets(conn, query, interval, start_us)[0]
         return _raw_buckets(conn, query, interval, start_us)
     params: dict[str, object] = {}
     label = _bucket_sql(interval, params, start_us)
@@ -508,7 +630,9 @@ def list_stats(
         kind_name = {"referrer": "referrer_host", "language": "language_dialect"}.get(kind_name, kind_name)
     kind = KINDS[kind_name]
     pages = endpoint == "pages"
-    if query.filters:
+    if query.filters and columns_serve(query):
+        groups = column_groups(conn, query, kind, full=not summary)
+    elif query.filters:
         groups = filtered_groups(conn, query, KIND_SQL[kind], () if summary else (0.5,), full=not summary)
     else:
         groups = fast_groups(conn, query, kind, full=not summary)

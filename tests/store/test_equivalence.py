@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from medama_core.store import aggregate, rollups, stats
+from medama_core.store import aggregate, columns, rollups, scan, stats
 from medama_core.store.aggregate import round4
 from medama_core.store.filters import FIELDS, MAX_IN_VALUES, NEGATED, OPERATORS, Filter, ascii_lower
 from tests.store.test_stats import COLUMNS, DAY, FAR_FUTURE, HOUR, SITE, event, insert, insert_events, new_db, view
@@ -424,9 +424,14 @@ def compare_all(conn: sqlite3.Connection, ref: Reference, q: stats.Query) -> Non
 
 @pytest.fixture
 def inline_runs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Odd seeds read every stored run through blob windows instead of whole rows."""
-    if request.node.callspec.params["seed"] % 2:
+    """Odd seeds read every stored run through blob windows instead of whole rows. Column copies:
+    seeds 2 and 6 code columns of more than 3 values in two planes, 3 and 7 copy no day with a
+    column of more than 4 values (every path column here has 9), so filtered answers come raw."""
+    seed = request.node.callspec.params["seed"]
+    if seed % 2:
         monkeypatch.setattr(rollups, "INLINE_RUN", 0)
+    if seed % 4 >= 2:
+        monkeypatch.setattr(columns, "PLANE_CODES", 5 - seed % 4)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -457,6 +462,54 @@ def test_every_endpoint_equals_the_reference(seed: int, inline_runs: None) -> No
         page_filter = Filter("path", "in", pages) if rnd.random() < 0.5 else Filter("path", "eq", pages.split(",")[0])
         compare_all(conn, ref, stats.Query(SITE, *random_period(rnd), (page_filter, *random_filters(rnd)[:1])))
     conn.close()
+
+
+@pytest.mark.parametrize("plane_codes", [255, 3])
+def test_filtered_answers_come_from_column_copies(plane_codes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a refresh every closed day with rows has a column copy, filtered queries read them (not
+    the raw rows), and a late change drops the day's copy until the refresher builds it again."""
+    monkeypatch.setattr(columns, "PLANE_CODES", plane_codes)
+    conn = new_db()
+    rows, events = random_rows(random.Random(5))
+    insert(conn, rows)
+    insert_events(conn, events)
+    rollups.refresh(conn, FAR_FUTURE)
+    days = {row["date_created"] // DAY for row in rows}
+    copied = {day for (day,) in conn.execute("SELECT day FROM column_days WHERE name = ''")}
+    assert copied == days
+    planes = {len(data) // int(json_rows) for data, json_rows in _plane_sizes(conn)}
+    assert planes == ({1} if plane_codes == 255 else {1, 2})
+    scanned: list[int] = []
+    real = scan.DayScan.filters_mask
+    spy = lambda self, selection: scanned.append(self.day.day) or real(self, selection)  # noqa: E731
+    monkeypatch.setattr(scan.DayScan, "filters_mask", spy)
+    query = stats.Query(SITE, START * 1000, (START + SPAN_DAYS * DAY) * 1000 - 1, (Filter("country", "eq", "germany"),))
+    ref = Reference(rows, events)
+    assert stats.snapshot(conn, stats.list_stats, query, "pages", True, stats.Page()) == ref.listing(
+        query, "pages", True, False
+    )
+    assert set(scanned) == days
+    late = rows[0]
+    conn.execute("UPDATE views SET duration_ms = 7 WHERE bid = ?", (late["bid"],))
+    late["duration_ms"] = 7
+    scanned.clear()
+    ref = Reference(rows, events)
+    assert stats.snapshot(conn, stats.time_stats, query, False, stats.Page()) == ref.time(query, False)
+    assert late["date_created"] // DAY not in scanned  # the day is dirty: read raw
+    rollups.refresh(conn, FAR_FUTURE)
+    assert conn.execute("SELECT 1 FROM column_days WHERE day = ?", (late["date_created"] // DAY,)).fetchone()
+    scanned.clear()
+    assert stats.snapshot(conn, stats.time_stats, query, False, stats.Page()) == ref.time(query, False)
+    assert late["date_created"] // DAY in scanned
+
+
+def _plane_sizes(conn: sqlite3.Connection) -> list[tuple[bytes, str]]:
+    """(column data, that day's view count) for every dimension column of every copied day."""
+    return conn.execute(
+        """SELECT c.data, json_extract(m.dictionary, '$.rows') FROM column_days c
+        JOIN column_days m ON m.hostname = c.hostname AND m.day = c.day AND m.name = ''
+        WHERE c.name NOT IN ('', '~flags', '~hours', '~durations')"""
+    ).fetchall()
 
 
 def test_block_rollups_are_used() -> None:

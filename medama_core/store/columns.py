@@ -1,0 +1,287 @@
+"""Column copies of closed UTC days: built beside the day rollups, read by filtered stats (docs/storage.md).
+
+A filtered query cannot use the rollups (they hold no combination of two
+dimensions), and SQLite reads a row at a time: a 90-day scan costs about
+0.3 µs a view. For every clean, closed day of a site the refresher also
+stores the day's views column by column: each dimension as a dictionary of
+its values and a plane of one byte per view (two planes, high and low byte,
+when a day has more than PLANE_CODES values), a plane of flags and one of
+hours, and the durations sorted. Views are stored in duration order (views
+without a duration first), so the durations of any subset of a day's views,
+taken in row order, are sorted. store/scan.py evaluates filters over these
+planes with `bytes.translate` and big-integer masks, a few nanoseconds a view.
+
+A day's copy is used only while none of its hours is dirty: the refresher
+drops it in the transaction that rebuilds any of its hours and builds it again
+with the day block, so a copy never disagrees with the raw rows it is read
+instead of.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from array import array
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+
+from medama_core.store import rollups
+from medama_core.store.aggregate import BOUNCE_MAX_MS, BOUNCE_MIN_MS
+from medama_core.store.db import Transaction
+
+# rollups.HOUR_MS and DAY: rollups imports this module, so its names are read only inside functions here.
+HOUR_MS = 3_600_000
+HOURS_PER_DAY = 24
+DAY_MS = HOURS_PER_DAY * HOUR_MS
+# Column name -> its SQL over `views`. `referrer` is the `referrers` list's grouped label (rollups.KIND_SQL 3).
+COLUMN_SQL: dict[str, str] = {
+    "pathname": "pathname",
+    "referrer_host": "referrer_host",
+    "referrer_group": "referrer_group",
+    "referrer": "CASE WHEN referrer_group = '' THEN referrer_host ELSE referrer_group END",
+    "utm_source": "utm_source",
+    "utm_medium": "utm_medium",
+    "utm_campaign": "utm_campaign",
+    "ua_browser": "ua_browser",
+    "ua_os": "ua_os",
+    "ua_device_type": "ua_device_type",
+    "country": "country",
+    "language_base": "language_base",
+    "language_dialect": "language_dialect",
+}
+# Rollup kind -> the column holding its label (kind 0, the whole site, needs none).
+KIND_COLUMNS: dict[int, str] = {
+    1: "pathname",
+    2: "referrer_host",
+    3: "referrer",
+    4: "utm_source",
+    5: "utm_medium",
+    6: "utm_campaign",
+    7: "ua_browser",
+    8: "ua_os",
+    9: "ua_device_type",
+    10: "country",
+    11: "language_base",
+    12: "language_dialect",
+}
+META, FLAGS, HOURS, DURATIONS = "", "~flags", "~hours", "~durations"  # the planes that are no dimension
+
+# Flag bits of a view (its byte in the flags plane). FLAG_SET keeps every byte non-zero, so a plane
+# of selected views can be cut out of a masked plane by deleting its zero bytes (store/scan.py).
+UNIQUE_USER, UNIQUE_PAGE, TIMED, BOUNCE, ZERO, AT_MOST_ONE, FLAG_SET = 1, 2, 4, 8, 16, 32, 128
+FLAG_BITS = {"unique_user": 0, "unique_page": 1, "timed": 2, "bounce": 3, "zero": 4, "at_most_one": 5}
+
+# Codes are 1..PLANE_CODES in each plane (0 marks an unselected view), so one plane holds 255 values
+# and two hold 255 * 255. A day with more distinct values of a column than that is not copied (read raw).
+PLANE_CODES = 255
+NOT_COPIED = -1  # `rows` in a day's meta row when some column had too many values
+MAX_BIND_DAYS = 400  # days named in one `IN (...)` (literal integers); a 90-day range is one query
+BACKFILL_DAYS_PER_CALL = 4  # days copied per writer call when filling in days built before migration 7
+
+_DAY_ROWS_SQL = (
+    "SELECT "
+    + ", ".join(COLUMN_SQL.values())
+    + """, is_unique_user, is_unique_page, duration_ms, date_created FROM views
+    WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi ORDER BY duration_ms"""
+)
+_INSERT_SQL = "INSERT OR REPLACE INTO column_days VALUES (?, ?, ?, ?, ?)"
+_MISSING_SQL = """
+    SELECT b.hostname, b.period FROM rollup_built b
+    WHERE b.span = :day AND NOT EXISTS (
+        SELECT 1 FROM column_days c WHERE c.hostname = b.hostname AND c.day = b.period AND c.name = ''
+    ) LIMIT :limit"""
+
+
+# ---- building -----------------------------------------------------------------------------------------
+
+
+def build_day(conn: sqlite3.Connection, hostname: str, day: int) -> None:
+    """Store the column copy of a site's UTC day from its raw rows (inside the caller's transaction)."""
+    drop_day(conn, hostname, day)
+    bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": (day + 1) * DAY_MS - 1}
+    rows = conn.execute(_DAY_ROWS_SQL, bounds).fetchall()
+    if not rows:
+        return
+    records = [(hostname, day, name, dictionary, data) for name, dictionary, data in encode_day(rows, day)]
+    if len(records) == 1:  # a column had too many values: only the meta row, marking the day as not copied
+        conn.execute(_INSERT_SQL, records[0])
+        return
+    conn.executemany(_INSERT_SQL, records)
+
+
+def encode_day(rows: Sequence[tuple[object, ...]], day: int) -> list[tuple[str, str, bytes]]:
+    """(name, dictionary, data) records for a day's rows, given in duration order as _DAY_ROWS_SQL reads them.
+
+    Only the meta record when a column has more than PLANE_CODES ** 2 distinct values.
+    """
+    columns = list(zip(*rows, strict=True))
+    n = len(rows)
+    records: list[tuple[str, str, bytes]] = []
+    for name, values in zip(COLUMN_SQL, columns, strict=False):
+        encoded = encode_column(values)
+        if encoded is None:
+            return [(META, json.dumps({"rows": NOT_COPIED}), b"")]
+        dictionary, data = encoded
+        records.append((name, json.dumps(dictionary), data))
+    unique_user, unique_page, durations, times = columns[len(COLUMN_SQL) :]
+    timed = [d for d in durations if d is not None]
+    flags = bytes(map(_flags, unique_user, unique_page, durations))
+    first_hour = day * HOURS_PER_DAY
+    hours = bytes(t // HOUR_MS - first_hour + 1 for t in times)
+    width, packed = rollups.pack(timed)
+    meta = {"rows": n, "untimed": n - len(timed), "width": width, "base": PLANE_CODES}
+    records += [(FLAGS, "", flags), (HOURS, "", hours), (DURATIONS, "", packed), (META, json.dumps(meta), b"")]
+    return records
+
+
+def _flags(unique_user: int, unique_page: int, duration: int | None) -> int:
+    flags = FLAG_SET | (UNIQUE_USER if unique_user else 0) | (UNIQUE_PAGE if unique_page else 0)
+    if duration is not None:
+        flags |= TIMED
+        if BOUNCE_MIN_MS <= duration <= BOUNCE_MAX_MS:
+            flags |= BOUNCE
+        if duration <= 1:
+            flags |= AT_MOST_ONE | (ZERO if duration <= 0 else 0)
+    return flags
+
+
+def encode_column(values: Sequence[object]) -> tuple[list[str], bytes] | None:
+    """A dictionary (first-seen order) and the code planes of one column; None with too many values."""
+    index: dict[object, int] = dict.fromkeys(values, 0)
+    base = PLANE_CODES
+    if len(index) > base * base:
+        return None
+    dictionary = [str(value) for value in index]
+    for code, value in enumerate(index):
+        index[value] = code
+    codes = list(map(index.__getitem__, values))
+    if len(dictionary) <= base:
+        return dictionary, bytes(code + 1 for code in codes)
+    return dictionary, bytes(code // base + 1 for code in codes) + bytes(code % base + 1 for code in codes)
+
+
+def drop_day(conn: sqlite3.Connection, hostname: str, day: int) -> None:
+    conn.execute("DELETE FROM column_days WHERE hostname = ? AND day = ?", (hostname, day))
+
+
+def backfill(conn: sqlite3.Connection, limit: int = BACKFILL_DAYS_PER_CALL) -> int:
+    """Copy up to `limit` built days that have no copy yet (days built before migration 7); return how many."""
+    missing = conn.execute(_MISSING_SQL, {"day": rollups.DAY, "limit": limit}).fetchall()
+    for hostname, day in missing:
+        with Transaction(conn):
+            still_built = conn.execute(
+                "SELECT 1 FROM rollup_built WHERE hostname = ? AND span = ? AND period = ?",
+                (hostname, rollups.DAY, day),
+            ).fetchone()
+            if still_built:
+                build_day(conn, hostname, day)
+    return len(missing)
+
+
+def has_missing(conn: sqlite3.Connection) -> bool:
+    """Whether some built day still lacks its column copy."""
+    return bool(conn.execute(_MISSING_SQL, {"day": rollups.DAY, "limit": 1}).fetchall())
+
+
+# ---- planning -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ColumnPlan:
+    """A range cut into day pieces read from column copies, (day, first hour, last hour) of the day
+    numbered 0..23, and raw inclusive Unix-ms ranges."""
+
+    days: list[tuple[int, int, int]] = field(default_factory=list)
+    raw: list[tuple[int, int]] = field(default_factory=list)
+
+
+_DIRTY_SQL = "SELECT hour FROM rollup_dirty WHERE hostname = :hostname AND hour BETWEEN :lo AND :hi"
+_COPIED_SQL = """
+    SELECT day, dictionary FROM column_days WHERE hostname = :hostname AND day BETWEEN :lo AND :hi AND name = ''"""
+
+
+def plan(conn: sqlite3.Connection, hostname: str, start: int, end: int) -> ColumnPlan:
+    """Cut [start, end] (inclusive Unix ms) into whole hours of copied clean days and raw ranges."""
+    result = ColumnPlan()
+    if start > end:
+        return result
+    first = -(-start // HOUR_MS)  # first whole hour
+    last = (end + 1) // HOUR_MS - 1  # last whole hour
+    if first > last:
+        result.raw.append((start, end))
+        return result
+    if start < first * HOUR_MS:
+        result.raw.append((start, first * HOUR_MS - 1))
+    if end > (last + 1) * HOUR_MS - 1:
+        result.raw.append(((last + 1) * HOUR_MS, end))
+    first_day, last_day = first // HOURS_PER_DAY, last // HOURS_PER_DAY
+    params = {"hostname": hostname, "lo": first_day, "hi": last_day}
+    copied = {day for day, meta in conn.execute(_COPIED_SQL, params) if json.loads(meta)["rows"] != NOT_COPIED}
+    hour_params = {"hostname": hostname, "lo": first, "hi": last}
+    dirty = {row[0] // HOURS_PER_DAY for row in conn.execute(_DIRTY_SQL, hour_params)}
+    usable = copied - dirty
+    for day in range(first_day, last_day + 1):
+        lo_hour = max(first, day * HOURS_PER_DAY)
+        hi_hour = min(last, day * HOURS_PER_DAY + HOURS_PER_DAY - 1)
+        if day in usable:
+            result.days.append((day, lo_hour - day * HOURS_PER_DAY, hi_hour - day * HOURS_PER_DAY))
+        else:
+            result.raw.append((lo_hour * HOUR_MS, (hi_hour + 1) * HOUR_MS - 1))
+    result.raw = rollups.merge(result.raw)
+    return result
+
+
+# ---- reading ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Column:
+    """One dimension of a day: its values (code c, 1-based, is values[c - 1] when one plane) and planes."""
+
+    values: list[str]
+    planes: tuple[bytes, ...]  # one (codes 1..base) or two: code = (high-1) * base + low-1
+    base: int  # PLANE_CODES when the day was copied
+
+
+@dataclass
+class Day:
+    """A day's column copy, with the planes a query asked for."""
+
+    day: int
+    rows: int
+    untimed: int  # views without a duration: rows 0..untimed-1
+    flags: bytes
+    hours: bytes  # hour of the day + 1, per view
+    durations: array[int] | None  # the sorted durations of rows untimed..rows-1, when asked for
+    columns: dict[str, Column]
+
+
+def load(
+    conn: sqlite3.Connection, hostname: str, days: Sequence[int], names: Sequence[str], durations: bool
+) -> Iterator[Day]:
+    """The column copies of `days` (ascending), with the dimension columns `names`, one day at a time."""
+    wanted = [META, FLAGS, HOURS, *names] + ([DURATIONS] if durations else [])
+    params: dict[str, object] = {"hostname": hostname}
+    in_names = rollups.bind_values(params, dict.fromkeys(wanted), "n")
+    for first in range(0, len(days), MAX_BIND_DAYS):
+        chunk = days[first : first + MAX_BIND_DAYS]
+        in_days = ", ".join(str(int(day)) for day in chunk)
+        sql = (
+            f"SELECT day, name, dictionary, data FROM column_days WHERE hostname = :hostname"
+            f" AND day IN ({in_days}) AND name IN ({in_names}) ORDER BY day"
+        )
+        for day, records in groupby(conn.execute(sql, params), key=lambda row: row[0]):
+            yield _day(day, {name: (dictionary, data) for _, name, dictionary, data in records})
+
+
+def _day(day: int, records: dict[str, tuple[str, bytes]]) -> Day:
+    meta = json.loads(records[META][0])
+    rows = meta["rows"]
+    columns = {}
+    for name, (dictionary, data) in records.items():
+        if name in COLUMN_SQL:
+            planes = tuple(data[i : i + rows] for i in range(0, len(data), rows))
+            columns[name] = Column(json.loads(dictionary), planes, meta["base"])
+    durations = rollups.unpack(meta["width"], records[DURATIONS][1]) if DURATIONS in records else None
+    return Day(day, rows, meta["untimed"], records[FLAGS][1], records[HOURS][1], durations, columns)

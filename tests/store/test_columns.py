@@ -1,0 +1,214 @@
+"""Column copies of closed days (store/columns.py, store/scan.py): encoding, masks, quantiles, upkeep.
+
+The property tests state the invariant that matters: for any values stored and
+any filter, the column copies give exactly what the raw rows give through the
+SQL of store/filters.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from array import array
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medama_core.store import columns, rollups, scan, stats
+from medama_core.store.aggregate import quantile_cont
+from medama_core.store.filters import FIELDS, OPERATORS, PROP_FIELDS, Filter
+from medama_core.store.rollups import KIND_SQL, KINDS
+from tests.store.test_stats import DAY, FAR_FUTURE, HOUR, SITE, insert, new_db, view
+
+T_DAY = 1_717_200_000_000 // DAY * DAY  # a UTC midnight
+TEXTS = ["", "a", "A", "a_b", "a%b", "/x", "/X", "é", "É", "ß", "x,y", "Unknown", "  ", "İ"]
+VIEW_FIELDS = [field for field in FIELDS if field not in PROP_FIELDS]
+ROW_COLUMNS = {
+    "pathname": "path",
+    "referrer_host": "referrer",
+    "referrer_group": "referrer",
+    "utm_source": "utm_source",
+    "utm_medium": "utm_medium",
+    "utm_campaign": "utm_campaign",
+    "ua_browser": "browser",
+    "ua_os": "os",
+    "ua_device_type": "device",
+    "country": "country",
+    "language_base": "language",
+    "language_dialect": "language",
+}
+
+text = st.sampled_from(TEXTS) | st.text(max_size=4)
+FEW = ["a", "A", "/x", "/X", "é", "É", "", "a_b", "x,y"]  # at most 9 values: copies with 3 codes a plane exist
+stored_text = st.sampled_from(FEW) | st.sampled_from(FEW) | text
+rows_strategy = st.lists(
+    st.fixed_dictionaries(
+        {name: stored_text for name in ROW_COLUMNS}
+        | {
+            "is_unique_user": st.integers(0, 1),
+            "is_unique_page": st.integers(0, 1),
+            "duration_ms": st.none() | st.integers(0, 6000) | st.sampled_from([0, 1, 100, 5000, 2**33]),
+            "date_created": st.integers(T_DAY, T_DAY + DAY - 1),
+        }
+    ),
+    min_size=1,
+    max_size=25,
+)
+CASES = [str, str.upper, str.lower, str.swapcase]
+
+
+@st.composite
+def filters_for(draw: st.DrawFn, rows: list[dict[str, Any]]) -> Filter:
+    """A filter on a view field whose value is often a stored value in another case, or a list of them."""
+    field = draw(st.sampled_from(VIEW_FIELDS))
+    stored = [row[column] for row in rows for column, f in ROW_COLUMNS.items() if f == field]
+    one = st.sampled_from(stored).map(lambda v: draw(st.sampled_from(CASES))(v)) | text
+    value = draw(one | one | st.lists(one, min_size=1, max_size=3).map(",".join))
+    return Filter(field, draw(st.sampled_from(OPERATORS)), value)
+
+
+def _stored(rows: list[dict[str, Any]], plane_codes: int) -> sqlite3.Connection:
+    conn = new_db()
+    insert(conn, [view(**row) for row in rows])
+    old = columns.PLANE_CODES
+    columns.PLANE_CODES = plane_codes
+    try:
+        rollups.refresh(conn, FAR_FUTURE)
+    finally:
+        columns.PLANE_CODES = old
+    return conn
+
+
+def _counts(groups: dict[Any, Any], full: bool) -> dict[Any, tuple[Any, ...]]:
+    if not full:
+        return {label: (g.visitors, g.page_visitors) for label, g in groups.items()}
+    fields = ("visitors", "page_visitors", "pageviews", "bounces", "timed", "duration_sum", "measured", "zeros")
+    return {
+        label: (*(getattr(g, f) for f in fields), g.ones, g.duration(0.25), g.duration()) for label, g in groups.items()
+    }
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    rows=rows_strategy,
+    plane_codes=st.sampled_from([255, 2, 3]),
+    kind=st.sampled_from(sorted(columns.KIND_COLUMNS)),
+    edges=st.just((0, DAY - 1)) | st.tuples(st.integers(0, DAY - 1), st.integers(0, DAY - 1)),
+)
+def test_column_copies_answer_as_the_raw_rows(
+    data: st.DataObject, rows: list[dict[str, Any]], plane_codes: int, kind: int, edges: tuple[int, int]
+) -> None:
+    flts = data.draw(st.lists(filters_for(rows), min_size=1, max_size=2))
+    conn = _stored(rows, plane_codes)
+    if plane_codes == 255:  # with 2 or 3 codes a plane, a day of many values may be left uncopied
+        assert conn.execute("SELECT 1 FROM column_days WHERE name = '~flags'").fetchone()
+    start, end = T_DAY + min(edges), T_DAY + max(edges)
+    query = stats.Query(SITE, start * 1000, end * 1000, tuple(flts))
+    assert stats.columns_serve(query)
+    for full in (False, True):
+        raw = stats.filtered_groups(conn, query, KIND_SQL[kind], (0.25, 0.5) if full else (), full)
+        ours = stats.snapshot(conn, stats.column_groups, query, kind, full)
+        assert _counts(ours, full) == _counts(raw, full)
+    raw_site = stats.filtered_groups(conn, query, KIND_SQL[KINDS["total"]], (0.5,))
+    site, _ = stats.snapshot(conn, stats.column_buckets, query)
+
+    def metrics(group: Any) -> tuple[Any, ...]:
+        return group.visitors, group.page_visitors, group.pageviews, group.bounce_rate(), group.duration()
+
+    assert [metrics(g) for g in site.values()] == [metrics(g) for g in raw_site.values()]
+    assert set(site) <= {0}
+    conn.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.lists(st.integers(0, 10**6), max_size=40).map(sorted), min_size=1, max_size=4),
+    picks=st.lists(st.booleans(), min_size=40, max_size=40),
+    q=st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]),
+)
+def test_quantile_over_masked_runs_equals_sorting(values: list[list[int]], picks: list[bool], q: float) -> None:
+    sources: list[scan.Source] = []
+    chosen: list[int] = []
+    for index, run in enumerate(values):
+        if index % 2:
+            sources.append(scan.ArrayRun(array("q", run)))
+            chosen += run
+        else:
+            mask = bytes(0xFF if picks[i] else 0 for i in range(len(run)))
+            sources.append(scan.MaskedRun(array("q", run), mask))
+            chosen += [v for v, pick in zip(run, picks, strict=False) if pick]
+    expected = quantile_cont([rollups.Run.of(sorted(chosen))], q) if chosen else None
+    assert scan.quantile(sources, q) == expected
+
+
+@given(values=st.lists(text, max_size=300), plane_codes=st.sampled_from([2, 3, 16, 255]))
+def test_column_codes_decode_to_the_values(values: list[str], plane_codes: int) -> None:
+    old = columns.PLANE_CODES
+    columns.PLANE_CODES = plane_codes
+    try:
+        encoded = columns.encode_column(values)
+    finally:
+        columns.PLANE_CODES = old
+    if len(set(values)) > plane_codes**2:
+        assert encoded is None
+        return
+    assert encoded is not None
+    dictionary, data = encoded
+    n = len(values)
+    planes = [data[i : i + n] for i in range(0, len(data), n)] if n else []
+    assert 0 not in data
+    if len(planes) == 1:
+        assert [dictionary[code - 1] for code in planes[0]] == values
+    elif planes:
+        assert [dictionary[(h - 1) * plane_codes + lo - 1] for h, lo in zip(*planes, strict=True)] == values
+
+
+def _copies(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[str, bytes]]:
+    rows = conn.execute("SELECT day, name, dictionary, data FROM column_days")
+    return {(day, name): (dictionary, data) for day, name, dictionary, data in rows}
+
+
+def test_backfill_copies_days_built_without_a_copy() -> None:
+    conn = new_db()
+    times = [T_DAY + i * 7 * HOUR for i in range(12)]
+    insert(conn, [view(date_created=at, duration_ms=i * 100, pathname=f"/{i % 3}") for i, at in enumerate(times)])
+    rollups.refresh(conn, FAR_FUTURE)
+    built = _copies(conn)
+    assert {day for day, _ in built} == {(T_DAY + i * 7 * HOUR) // DAY for i in range(12)}
+    conn.execute("DELETE FROM column_days")
+    assert columns.has_missing(conn)
+    assert columns.backfill(conn, 2) == 2
+    while columns.backfill(conn):
+        pass
+    assert not columns.has_missing(conn)
+    assert _copies(conn) == built
+
+
+def test_a_day_with_too_many_values_is_not_copied_and_reads_raw(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(columns, "PLANE_CODES", 2)  # at most 4 values
+    conn = new_db()
+    rows = [view(date_created=T_DAY + i * HOUR, pathname=f"/{i}", country="Spain") for i in range(6)]
+    insert(conn, rows)
+    rollups.refresh(conn, FAR_FUTURE)
+    (meta,) = conn.execute("SELECT dictionary FROM column_days").fetchone()
+    assert json.loads(meta)["rows"] == columns.NOT_COPIED
+    query = stats.Query(SITE, T_DAY * 1000, (T_DAY + DAY) * 1000 - 1, (Filter("country", "eq", "spain"),))
+    plan = stats.snapshot(conn, columns.plan, SITE, T_DAY, T_DAY + DAY - 1)
+    assert plan.days == [] and plan.raw == [(T_DAY, T_DAY + DAY - 1)]
+    got = stats.snapshot(conn, stats.list_stats, query, "pages", True, stats.Page())
+    assert [row["path"] for row in got] == [f"/{i}" for i in range(6)]
+
+
+def test_plan_uses_whole_hours_of_clean_copied_days() -> None:
+    conn = new_db()
+    insert(conn, [view(date_created=T_DAY + i * HOUR) for i in range(0, 72, 5)])
+    rollups.refresh(conn, FAR_FUTURE)
+    conn.execute("INSERT INTO rollup_dirty VALUES (?, ?)", (SITE, (T_DAY + DAY) // HOUR + 3))  # day 2 dirty
+    start, end = T_DAY + 90 * 60_000, T_DAY + 3 * DAY - 1
+    plan = stats.snapshot(conn, columns.plan, SITE, start, end)
+    first = T_DAY // DAY
+    assert plan.days == [(first, 2, 23), (first + 2, 0, 23)]
+    assert plan.raw == [(start, T_DAY + 2 * HOUR - 1), (T_DAY + DAY, T_DAY + 2 * DAY - 1)]
