@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 
@@ -50,6 +50,11 @@ COLUMN_SQL: dict[str, str] = {
     "language_base": "language_base",
     "language_dialect": "language_dialect",
 }
+# The same over `views v`, for the events' copy (each event carries its view's dimensions).
+_VIEW_SQL = {
+    name: sql.replace("referrer_", "v.referrer_") if name == "referrer" else f"v.{sql}"
+    for name, sql in COLUMN_SQL.items()
+}
 # Rollup kind -> the column holding its label (kind 0, the whole site, needs none).
 KIND_COLUMNS: dict[int, str] = {
     1: "pathname",
@@ -66,6 +71,10 @@ KIND_COLUMNS: dict[int, str] = {
     12: "language_dialect",
 }
 META, FLAGS, HOURS, DURATIONS = "", "~flags", "~hours", "~durations"  # the planes that are no dimension
+# A day has two copies: its views (names as they are) and its events (names prefixed), each event with
+# its name, value and hour, and the dimensions of its view, so /properties filters events directly.
+VIEWS, EVENTS = "", "e:"
+EVENT_COLUMNS = ("name", "value")
 
 # Flag bits of a view (its byte in the flags plane). FLAG_SET keeps every byte non-zero, so a plane
 # of selected views can be cut out of a masked plane by deleting its zero bytes (store/scan.py).
@@ -85,11 +94,18 @@ _DAY_ROWS_SQL = (
     + """, is_unique_user, is_unique_page, duration_ms, date_created FROM views
     WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi ORDER BY duration_ms"""
 )
+# Events of the day by their own time, each joined to its view on the site (as store/stats.py counts them).
+_DAY_EVENTS_SQL = (
+    "SELECT e.name, e.value, "
+    + ", ".join(_VIEW_SQL.values())
+    + """, e.date_created FROM events e CROSS JOIN views v ON v.bid = e.bid AND v.hostname = :hostname
+    WHERE e.date_created BETWEEN :lo AND :hi"""
+)
 _INSERT_SQL = "INSERT OR REPLACE INTO column_days VALUES (?, ?, ?, ?, ?)"
 _MISSING_SQL = """
     SELECT b.hostname, b.period FROM rollup_built b
     WHERE b.span = :day AND NOT EXISTS (
-        SELECT 1 FROM column_days c WHERE c.hostname = b.hostname AND c.day = b.period AND c.name = ''
+        SELECT 1 FROM column_days c WHERE c.hostname = b.hostname AND c.day = b.period AND c.name IN ('', 'e:')
     ) LIMIT :limit"""
 
 
@@ -97,42 +113,65 @@ _MISSING_SQL = """
 
 
 def build_day(conn: sqlite3.Connection, hostname: str, day: int) -> None:
-    """Store the column copy of a site's UTC day from its raw rows (inside the caller's transaction)."""
+    """Store the column copies of a site's UTC day from its raw rows (inside the caller's transaction)."""
     drop_day(conn, hostname, day)
     bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": (day + 1) * DAY_MS - 1}
+    records = []
     rows = conn.execute(_DAY_ROWS_SQL, bounds).fetchall()
-    if not rows:
-        return
-    records = [(hostname, day, name, dictionary, data) for name, dictionary, data in encode_day(rows, day)]
-    if len(records) == 1:  # a column had too many values: only the meta row, marking the day as not copied
-        conn.execute(_INSERT_SQL, records[0])
-        return
-    conn.executemany(_INSERT_SQL, records)
+    if rows:
+        records += encode_day(rows, day)
+    events = conn.execute(_DAY_EVENTS_SQL, bounds).fetchall()
+    if events:
+        records += encode_events(events, day)
+    conn.executemany(_INSERT_SQL, [(hostname, day, name, dictionary, data) for name, dictionary, data in records])
 
 
-def encode_day(rows: Sequence[tuple[object, ...]], day: int) -> list[tuple[str, str, bytes]]:
-    """(name, dictionary, data) records for a day's rows, given in duration order as _DAY_ROWS_SQL reads them.
+Record = tuple[str, str, bytes]  # (name, dictionary, data) of a column_days row
+
+
+def encode_day(rows: Sequence[tuple[object, ...]], day: int) -> list[Record]:
+    """The views' records for a day's rows, given in duration order as _DAY_ROWS_SQL reads them.
 
     Only the meta record when a column has more than PLANE_CODES ** 2 distinct values.
     """
     columns = list(zip(*rows, strict=True))
     n = len(rows)
-    records: list[tuple[str, str, bytes]] = []
-    for name, values in zip(COLUMN_SQL, columns, strict=False):
-        encoded = encode_column(values)
-        if encoded is None:
-            return [(META, json.dumps({"rows": NOT_COPIED}), b"")]
-        dictionary, data = encoded
-        records.append((name, json.dumps(dictionary), data))
+    records = _encode_columns(VIEWS, COLUMN_SQL, columns)
+    if records is None:
+        return [(META, json.dumps({"rows": NOT_COPIED}), b"")]
     unique_user, unique_page, durations, times = columns[len(COLUMN_SQL) :]
     timed = [d for d in durations if d is not None]
     flags = bytes(map(_flags, unique_user, unique_page, durations))
-    first_hour = day * HOURS_PER_DAY
-    hours = bytes(t // HOUR_MS - first_hour + 1 for t in times)
     width, packed = rollups.pack(timed)
     meta = {"rows": n, "untimed": n - len(timed), "width": width, "base": PLANE_CODES}
-    records += [(FLAGS, "", flags), (HOURS, "", hours), (DURATIONS, "", packed), (META, json.dumps(meta), b"")]
+    records += [(FLAGS, "", flags), (HOURS, "", _hours(times, day)), (DURATIONS, "", packed)]
+    return [*records, (META, json.dumps(meta), b"")]
+
+
+def encode_events(rows: Sequence[tuple[object, ...]], day: int) -> list[Record]:
+    """The events' records for a day's rows as _DAY_EVENTS_SQL reads them (names prefixed EVENTS)."""
+    columns = list(zip(*rows, strict=True))
+    records = _encode_columns(EVENTS, (*EVENT_COLUMNS, *COLUMN_SQL), columns)
+    if records is None:
+        return [(EVENTS, json.dumps({"rows": NOT_COPIED}), b"")]
+    meta = {"rows": len(rows), "untimed": 0, "width": 4, "base": PLANE_CODES}
+    return [*records, (EVENTS + HOURS, "", _hours(columns[-1], day)), (EVENTS, json.dumps(meta), b"")]
+
+
+def _encode_columns(prefix: str, names: Iterable[str], columns: Sequence[Sequence[object]]) -> list[Record] | None:
+    records = []
+    for name, values in zip(names, columns, strict=False):
+        encoded = encode_column(values)
+        if encoded is None:
+            return None
+        dictionary, data = encoded
+        records.append((prefix + name, json.dumps(dictionary), data))
     return records
+
+
+def _hours(times: Iterable[object], day: int) -> bytes:
+    first_hour = day * HOURS_PER_DAY
+    return bytes(t // HOUR_MS - first_hour + 1 for t in times)  # type: ignore[operator]
 
 
 def _flags(unique_user: int, unique_page: int, duration: int | None) -> int:
@@ -198,11 +237,11 @@ class ColumnPlan:
 
 _DIRTY_SQL = "SELECT hour FROM rollup_dirty WHERE hostname = :hostname AND hour BETWEEN :lo AND :hi"
 _COPIED_SQL = """
-    SELECT day, dictionary FROM column_days WHERE hostname = :hostname AND day BETWEEN :lo AND :hi AND name = ''"""
+    SELECT day, dictionary FROM column_days WHERE hostname = :hostname AND day BETWEEN :lo AND :hi AND name = :meta"""
 
 
-def plan(conn: sqlite3.Connection, hostname: str, start: int, end: int) -> ColumnPlan:
-    """Cut [start, end] (inclusive Unix ms) into whole hours of copied clean days and raw ranges."""
+def plan(conn: sqlite3.Connection, hostname: str, start: int, end: int, copy: str = VIEWS) -> ColumnPlan:
+    """Cut [start, end] (inclusive Unix ms) into whole hours of clean days with a `copy` and raw ranges."""
     result = ColumnPlan()
     if start > end:
         return result
@@ -216,7 +255,7 @@ def plan(conn: sqlite3.Connection, hostname: str, start: int, end: int) -> Colum
     if end > (last + 1) * HOUR_MS - 1:
         result.raw.append(((last + 1) * HOUR_MS, end))
     first_day, last_day = first // HOURS_PER_DAY, last // HOURS_PER_DAY
-    params = {"hostname": hostname, "lo": first_day, "hi": last_day}
+    params = {"hostname": hostname, "lo": first_day, "hi": last_day, "meta": copy}
     copied = {day for day, meta in conn.execute(_COPIED_SQL, params) if json.loads(meta)["rows"] != NOT_COPIED}
     hour_params = {"hostname": hostname, "lo": first, "hi": last}
     dirty = {row[0] // HOURS_PER_DAY for row in conn.execute(_DIRTY_SQL, hour_params)}
@@ -258,12 +297,17 @@ class Day:
 
 
 def load(
-    conn: sqlite3.Connection, hostname: str, days: Sequence[int], names: Sequence[str], durations: bool
+    conn: sqlite3.Connection,
+    hostname: str,
+    days: Sequence[int],
+    names: Sequence[str],
+    durations: bool,
+    copy: str = VIEWS,
 ) -> Iterator[Day]:
-    """The column copies of `days` (ascending), with the dimension columns `names`, one day at a time."""
+    """The `copy` of `days` (ascending), with the dimension columns `names`, one day at a time."""
     wanted = [META, FLAGS, HOURS, *names] + ([DURATIONS] if durations else [])
     params: dict[str, object] = {"hostname": hostname}
-    in_names = rollups.bind_values(params, dict.fromkeys(wanted), "n")
+    in_names = rollups.bind_values(params, dict.fromkeys(copy + name for name in wanted), "n")
     for first in range(0, len(days), MAX_BIND_DAYS):
         chunk = days[first : first + MAX_BIND_DAYS]
         in_days = ", ".join(str(int(day)) for day in chunk)
@@ -272,7 +316,8 @@ def load(
             f" AND day IN ({in_days}) AND name IN ({in_names}) ORDER BY day"
         )
         for day, records in groupby(conn.execute(sql, params), key=lambda row: row[0]):
-            yield _day(day, {name: (dictionary, data) for _, name, dictionary, data in records})
+            found = {name.removeprefix(copy): (dictionary, data) for _, name, dictionary, data in records}
+            yield _day(day, found)
 
 
 def _day(day: int, records: dict[str, tuple[str, bytes]]) -> Day:
@@ -280,8 +325,9 @@ def _day(day: int, records: dict[str, tuple[str, bytes]]) -> Day:
     rows = meta["rows"]
     columns = {}
     for name, (dictionary, data) in records.items():
-        if name in COLUMN_SQL:
+        if name in COLUMN_SQL or name in EVENT_COLUMNS:
             planes = tuple(data[i : i + rows] for i in range(0, len(data), rows))
             columns[name] = Column(json.loads(dictionary), planes, meta["base"])
     durations = rollups.unpack(meta["width"], records[DURATIONS][1]) if DURATIONS in records else None
-    return Day(day, rows, meta["untimed"], records[FLAGS][1], records[HOURS][1], durations, columns)
+    flags = records[FLAGS][1] if FLAGS in records else b""
+    return Day(day, rows, meta["untimed"], flags, records[HOURS][1], durations, columns)

@@ -31,11 +31,10 @@ from medama_core.store.aggregate import Group
 from medama_core.store.columns import Column, Day
 from medama_core.store.filters import FIELDS, NEGATED, Filter, ascii_lower, positive_op, value_test
 
-# Filter field -> the column copies it reads (the same columns as the SQL in store/filters.py).
+# Filter field -> the columns of the copies it reads (the same columns as the SQL in store/filters.py):
+# a view's in both copies, an event's (prop_name, prop_value) in the events' copy only.
 FILTER_COLUMNS: dict[str, tuple[str, ...]] = {
-    field: tuple(column.removeprefix("v.") for column in cols)
-    for field, cols in FIELDS.items()
-    if all(column.startswith("v.") for column in cols)
+    field: tuple(column.split(".", 1)[1] for column in cols) for field, cols in FIELDS.items()
 }
 SPARSE_RATIO = 16  # below 1 selected view in 16, finding each (~0.4 µs) beats `compress` over all (~20 ns each)
 COUNT_BLOCK = 1024  # views per block of a masked run's cumulative counts: a count reads at most this many bytes
@@ -232,6 +231,12 @@ class DayScan:
                 group.timed = timed[key]
             groups[label(key)] = group
         return groups
+
+    def pair_counts(self, first: str, second: str, mask: int) -> Counter[tuple[str, str]]:
+        """How many selected rows have each pair of values of two columns (an event's name and value)."""
+        keys_a, label_a = self.keys(first, mask)
+        keys_b, label_b = self.keys(second, mask)
+        return Counter({(label_a(a), label_b(b)): n for (a, b), n in Counter(zip(keys_a, keys_b, strict=True)).items()})
 
     def group_durations(self, name: str, mask: int) -> dict[str, array[int]]:
         """The sorted durations of the selected views per label of column `name`."""

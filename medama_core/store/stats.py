@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from array import array
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -718,6 +719,8 @@ _PAGE_PROPS_SQL = """
 
 def property_counts(conn: sqlite3.Connection, query: Query) -> dict[tuple[str, str], int]:
     """Events per (name, value) of the site's views, the period applied to the events' own time."""
+    if query.view_filters and query.start is not None and query.end is not None:
+        return _column_property_counts(conn, query, query.start, query.end)
     if query.view_filters:
         params: dict[str, object] = {}
         where = _where(query, params, query.start, query.end, "e.date_created")
@@ -731,6 +734,27 @@ def property_counts(conn: sqlite3.Connection, query: Query) -> dict[tuple[str, s
             counts[(name, value)] = counts.get((name, value), 0) + n
     tests = [(flt.field == "prop_name", matcher(flt)) for flt in query.prop_filters]
     return {key: n for key, n in counts.items() if all(test(key[0] if is_name else key[1]) for is_name, test in tests)}
+
+
+def _column_property_counts(conn: sqlite3.Connection, query: Query, start: int, end: int) -> dict[tuple[str, str], int]:
+    """property_counts with view filters: the events' column copies of clean days, raw rows for the rest."""
+    the_plan = columns.plan(conn, query.hostname, start, end, columns.EVENTS)
+    hours = {day: (first, last) for day, first, last in the_plan.days}
+    selection = scan.Selection(query.filters)
+    names = [*selection.columns, *columns.EVENT_COLUMNS]
+    counts: Counter[tuple[str, str]] = Counter()
+    for copy in columns.load(conn, query.hostname, list(hours), names, False, columns.EVENTS):
+        day_scan = scan.DayScan(copy)
+        mask = day_scan.filters_mask(selection)
+        if mask:
+            mask &= day_scan.hours_mask(*hours[copy.day])
+        if mask:
+            counts += day_scan.pair_counts(*columns.EVENT_COLUMNS, mask)
+    for where, params in _raw_pieces(query.hostname, the_plan.raw, "e.date_created"):
+        clauses = [where, *where_sql(query.view_filters, params), *where_sql(query.prop_filters, params, "p")]
+        for name, value, n in conn.execute(_RAW_PROPS_SQL.format(where=" AND ".join(clauses)), params):
+            counts[(name, value)] += n
+    return counts
 
 
 def properties(conn: sqlite3.Connection, query: Query, page: Page) -> list[dict[str, Any]]:

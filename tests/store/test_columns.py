@@ -20,7 +20,7 @@ from medama_core.store import columns, rollups, scan, stats
 from medama_core.store.aggregate import quantile_cont
 from medama_core.store.filters import FIELDS, OPERATORS, PROP_FIELDS, Filter
 from medama_core.store.rollups import KIND_SQL, KINDS
-from tests.store.test_stats import DAY, FAR_FUTURE, HOUR, SITE, insert, new_db, view
+from tests.store.test_stats import DAY, FAR_FUTURE, HOUR, SITE, event, insert, insert_events, new_db, view
 
 T_DAY = 1_717_200_000_000 // DAY * DAY  # a UTC midnight
 TEXTS = ["", "a", "A", "a_b", "a%b", "/x", "/X", "é", "É", "ß", "x,y", "Unknown", "  ", "İ"]
@@ -69,9 +69,24 @@ def filters_for(draw: st.DrawFn, rows: list[dict[str, Any]]) -> Filter:
     return Filter(field, draw(st.sampled_from(OPERATORS)), value)
 
 
-def _stored(rows: list[dict[str, Any]], plane_codes: int) -> sqlite3.Connection:
+events_strategy = st.lists(
+    st.tuples(st.integers(0, 24), stored_text, stored_text, st.integers(-DAY // 2, DAY)), max_size=20
+)  # (view index, name, value, time after the view: some the day before or after)
+
+
+def _stored(
+    rows: list[dict[str, Any]], plane_codes: int, events: tuple[tuple[int, str, str, int], ...] = ()
+) -> sqlite3.Connection:
     conn = new_db()
-    insert(conn, [view(**row) for row in rows])
+    views = [view(**row) for row in rows]
+    insert(conn, views)
+    insert_events(
+        conn,
+        [
+            event(views[i % len(views)]["bid"], name, value, views[i % len(views)]["date_created"] + after)
+            for i, name, value, after in events
+        ],
+    )
     old = columns.PLANE_CODES
     columns.PLANE_CODES = plane_codes
     try:
@@ -94,15 +109,21 @@ def _counts(groups: dict[Any, Any], full: bool) -> dict[Any, tuple[Any, ...]]:
 @given(
     data=st.data(),
     rows=rows_strategy,
+    events=events_strategy,
     plane_codes=st.sampled_from([255, 2, 3]),
     kind=st.sampled_from(sorted(columns.KIND_COLUMNS)),
     edges=st.just((0, DAY - 1)) | st.tuples(st.integers(0, DAY - 1), st.integers(0, DAY - 1)),
 )
 def test_column_copies_answer_as_the_raw_rows(
-    data: st.DataObject, rows: list[dict[str, Any]], plane_codes: int, kind: int, edges: tuple[int, int]
+    data: st.DataObject,
+    rows: list[dict[str, Any]],
+    events: list[tuple[int, str, str, int]],
+    plane_codes: int,
+    kind: int,
+    edges: tuple[int, int],
 ) -> None:
     flts = data.draw(st.lists(filters_for(rows), min_size=1, max_size=2))
-    conn = _stored(rows, plane_codes)
+    conn = _stored(rows, plane_codes, events)
     if plane_codes == 255:  # with 2 or 3 codes a plane, a day of many values may be left uncopied
         assert conn.execute("SELECT 1 FROM column_days WHERE name = '~flags'").fetchone()
     start, end = T_DAY + min(edges), T_DAY + max(edges)
@@ -120,6 +141,17 @@ def test_column_copies_answer_as_the_raw_rows(
 
     assert [metrics(g) for g in site.values()] == [metrics(g) for g in raw_site.values()]
     assert set(site) <= {0}
+    # Events: the period on their own time, filters on their view and on the name and value.
+    props = data.draw(st.lists(st.sampled_from(["prop_name", "prop_value"]), max_size=1))
+    prop_filters = tuple(Filter(field, data.draw(st.sampled_from(OPERATORS)), data.draw(text)) for field in props)
+    for span in ((start, end), (start - DAY, end + DAY)):
+        q = stats.Query(SITE, span[0] * 1000, span[1] * 1000, (*flts, *prop_filters))
+        copied = stats.snapshot(conn, stats.property_counts, q)
+        conn.execute("SAVEPOINT raw")
+        conn.execute("DELETE FROM column_days")
+        assert copied == stats.property_counts(conn, q)
+        conn.execute("ROLLBACK TO raw")
+        conn.execute("RELEASE raw")
     conn.close()
 
 
@@ -212,3 +244,37 @@ def test_plan_uses_whole_hours_of_clean_copied_days() -> None:
     first = T_DAY // DAY
     assert plan.days == [(first, 2, 23), (first + 2, 0, 23)]
     assert plan.raw == [(start, T_DAY + 2 * HOUR - 1), (T_DAY + DAY, T_DAY + 2 * DAY - 1)]
+
+
+def test_properties_with_view_filters_take_events_by_their_own_time() -> None:
+    """Events are counted in the period of their own time, whichever day their view is on, from the
+    events' copies of clean days, the same as from the raw rows."""
+    evening = view(pathname="/a", date_created=T_DAY + 23 * HOUR + 30 * 60_000)
+    morning = view(pathname="/A", date_created=T_DAY + 10 * HOUR)
+    other = view(pathname="/b", date_created=T_DAY + 10 * HOUR)
+    conn = new_db()
+    insert(conn, [evening, morning, other])
+    insert_events(
+        conn,
+        [
+            event(evening["bid"], "plan", "pro", T_DAY + 23 * HOUR + 45 * 60_000),
+            event(evening["bid"], "plan", "free", T_DAY + DAY + 15 * 60_000),  # the next day
+            event(morning["bid"], "plan", "pro", T_DAY + 10 * HOUR + 5 * 60_000),
+            event(morning["bid"], "theme", "dark", T_DAY + 14 * HOUR),
+            event(other["bid"], "plan", "pro", T_DAY + 10 * HOUR + 5 * 60_000),
+        ],
+    )
+    rollups.refresh(conn, FAR_FUTURE)
+    page = Filter("path", "eq", "/a")
+    cases = [
+        (T_DAY, T_DAY + 12 * HOUR - 1, (), {("plan", "pro"): 1}),
+        (T_DAY, T_DAY + 2 * DAY - 1, (), {("plan", "pro"): 2, ("plan", "free"): 1, ("theme", "dark"): 1}),
+        (T_DAY + DAY, T_DAY + DAY + HOUR - 1, (), {("plan", "free"): 1}),
+        (T_DAY + 10 * HOUR + 5 * 60_000, T_DAY + 14 * HOUR, (), {("plan", "pro"): 1, ("theme", "dark"): 1}),
+        (T_DAY, T_DAY + 2 * DAY - 1, (Filter("prop_name", "eq", "PLAN"),), {("plan", "pro"): 2, ("plan", "free"): 1}),
+    ]
+    for start, end, props, expected in cases:
+        query = stats.Query(SITE, start * 1000, end * 1000, (page, *props))
+        assert stats.snapshot(conn, stats.property_counts, query) == expected, (start, end)
+    days = {day for (day,) in conn.execute("SELECT day FROM column_days WHERE name = 'e:'")}
+    assert days == {T_DAY // DAY, T_DAY // DAY + 1}

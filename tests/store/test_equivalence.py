@@ -508,7 +508,7 @@ def _plane_sizes(conn: sqlite3.Connection) -> list[tuple[bytes, str]]:
     return conn.execute(
         """SELECT c.data, json_extract(m.dictionary, '$.rows') FROM column_days c
         JOIN column_days m ON m.hostname = c.hostname AND m.day = c.day AND m.name = ''
-        WHERE c.name NOT IN ('', '~flags', '~hours', '~durations')"""
+        WHERE c.name NOT IN ('', '~flags', '~hours', '~durations') AND c.name NOT LIKE 'e:%'"""
     ).fetchall()
 
 
