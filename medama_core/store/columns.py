@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 
@@ -294,6 +294,8 @@ class Day:
     hours: bytes  # hour of the day + 1, per view
     durations: array[int] | None  # the sorted durations of rows untimed..rows-1, when asked for
     columns: dict[str, Column]
+    durations_rowid: int = 0  # where they are stored, for `durations_window`
+    width: int = 4
 
 
 def load(
@@ -312,22 +314,36 @@ def load(
         chunk = days[first : first + MAX_BIND_DAYS]
         in_days = ", ".join(str(int(day)) for day in chunk)
         sql = (
-            f"SELECT day, name, dictionary, data FROM column_days WHERE hostname = :hostname"
+            f"SELECT day, name, dictionary, data, rowid FROM column_days WHERE hostname = :hostname"
             f" AND day IN ({in_days}) AND name IN ({in_names}) ORDER BY day"
         )
         for day, records in groupby(conn.execute(sql, params), key=lambda row: row[0]):
-            found = {name.removeprefix(copy): (dictionary, data) for _, name, dictionary, data in records}
+            found = {name.removeprefix(copy): (dictionary, data, rowid) for _, name, dictionary, data, rowid in records}
             yield _day(day, found)
 
 
-def _day(day: int, records: dict[str, tuple[str, bytes]]) -> Day:
+def durations_window(conn: sqlite3.Connection, day: Day) -> Callable[[int, int], Sequence[int]]:
+    """A reader of day.durations[lo:hi] from the database, so a caller can let the array go."""
+
+    def read(lo: int, hi: int) -> Sequence[int]:
+        with conn.blobopen("column_days", "data", day.durations_rowid, readonly=True) as blob:
+            blob.seek(lo * day.width)
+            return rollups.unpack(day.width, blob.read((hi - lo) * day.width))
+
+    return read
+
+
+def _day(day: int, records: dict[str, tuple[str, bytes, int]]) -> Day:
     meta = json.loads(records[META][0])
     rows = meta["rows"]
     columns = {}
-    for name, (dictionary, data) in records.items():
+    for name, (dictionary, data, _) in records.items():
         if name in COLUMN_SQL or name in EVENT_COLUMNS:
             planes = tuple(data[i : i + rows] for i in range(0, len(data), rows))
             columns[name] = Column(json.loads(dictionary), planes, meta["base"])
-    durations = rollups.unpack(meta["width"], records[DURATIONS][1]) if DURATIONS in records else None
+    durations, rowid = None, 0
+    if DURATIONS in records:
+        _, packed, rowid = records[DURATIONS]
+        durations = rollups.unpack(meta["width"], packed)
     flags = records[FLAGS][1] if FLAGS in records else b""
-    return Day(day, rows, meta["untimed"], flags, records[HOURS][1], durations, columns)
+    return Day(day, rows, meta["untimed"], flags, records[HOURS][1], durations, columns, rowid, meta["width"])

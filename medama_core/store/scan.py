@@ -27,7 +27,7 @@ from itertools import accumulate, compress
 from typing import Protocol
 
 from medama_core.store import columns
-from medama_core.store.aggregate import Group
+from medama_core.store.aggregate import SAMPLE_STEP, Group
 from medama_core.store.columns import Column, Day
 from medama_core.store.filters import FIELDS, NEGATED, Filter, ascii_lower, positive_op, value_test
 
@@ -186,9 +186,15 @@ class DayScan:
             ones=(flags >> 5 & ones).bit_count(),
         )
 
-    def masked_run(self, mask: int) -> MaskedRun:
-        assert self.day.durations is not None
-        return MaskedRun(self.day.durations, mask.to_bytes(self.n)[self.day.untimed :])
+    def masked_run(self, mask: int, window: Callable[[int, int], Sequence[int]], whole: bool) -> MaskedRun:
+        """The selected views' durations: with `whole`, holding the day's durations, else only every
+        SAMPLE_STEP-th of them and reading the rest through `window` (columns.durations_window)."""
+        durations = self.day.durations
+        assert durations is not None
+        selected = mask.to_bytes(self.n)[self.day.untimed :]
+        if whole:
+            return MaskedRun((), len(durations), window, selected, durations)
+        return MaskedRun(durations[SAMPLE_STEP - 1 :: SAMPLE_STEP], len(durations), window, selected)
 
     # ---- groups ----
 
@@ -211,55 +217,51 @@ class DayScan:
         base = column.base
         return keys, lambda key: values[((key >> 8) - 1) * base + (key & 255) - 1]
 
-    def group_counts(self, name: str, mask: int, full: bool) -> dict[str, Group]:
-        """Counts per label of column `name` over the selected views: visitors and page visitors, and
-        with `full` also views, bounces and timed visitors (the duration counts come with the runs)."""
+    def group_counts(self, name: str, mask: int, full: bool) -> tuple[dict[str, Counter[str]], dict[str, array[int]]]:
+        """Counts per label of column `name` over the selected views, by Group field: visitors and page
+        visitors, and with `full` also pageviews, bounces and timed visitors, and each label's sorted
+        durations (measured, zeros, ones and duration_sum are counted from those)."""
         keys, label = self.keys(name, mask)
         flags = self._selected(self.day.flags, columns.FLAGS, 0, mask)
         views = Counter(keys)
-        visitors = Counter(compress(keys, flags.translate(_UNIQUE_USER)))
-        page_visitors = Counter(compress(keys, flags.translate(_UNIQUE_PAGE)))
-        groups = {}
+        labels = {key: label(key) for key in views}
+        by_key = {
+            "visitors": Counter(compress(keys, flags.translate(_UNIQUE_USER))),
+            "page_visitors": Counter(compress(keys, flags.translate(_UNIQUE_PAGE))),
+        }
         if full:
-            bounced = Counter(compress(keys, flags.translate(_BOUNCED)))
-            timed = Counter(compress(keys, flags.translate(_TIMED_VISITOR)))
-        for key, n in views.items():
-            group = Group(visitors=visitors[key], page_visitors=page_visitors[key])
-            if full:
-                group.pageviews = n
-                group.bounces = bounced[key]
-                group.timed = timed[key]
-            groups[label(key)] = group
-        return groups
+            by_key["pageviews"] = views
+            by_key["bounces"] = Counter(compress(keys, flags.translate(_BOUNCED)))
+            by_key["timed"] = Counter(compress(keys, flags.translate(_TIMED_VISITOR)))
+        counts = {field: Counter({labels[key]: n for key, n in counter.items()}) for field, counter in by_key.items()}
+        counts["labels"] = Counter(dict.fromkeys(labels.values(), 0))
+        if not full:
+            return counts, {}
+        # Views without a duration come first: the selected ones among them lead `keys`.
+        untimed = self.day.untimed
+        leading = (mask >> 8 * (self.n - untimed)).bit_count() // 8
+        timed_keys = keys[leading:]
+        durations = self.day.durations
+        assert durations is not None
+        selected = mask.to_bytes(self.n)[untimed:]
+        chosen: Iterable[int]
+        if len(timed_keys) * SPARSE_RATIO < len(selected):  # few views: find them rather than test every one
+            chosen = [durations[i] for i in _positions(selected, len(timed_keys))]
+        else:
+            chosen = compress(durations, selected)
+        runs: dict[int, array[int]] = {}
+        for key, duration in zip(timed_keys, chosen, strict=True):
+            run = runs.get(key)
+            if run is None:
+                run = runs[key] = array(durations.typecode)
+            run.append(duration)
+        return counts, {labels[key]: run for key, run in runs.items()}
 
     def pair_counts(self, first: str, second: str, mask: int) -> Counter[tuple[str, str]]:
         """How many selected rows have each pair of values of two columns (an event's name and value)."""
         keys_a, label_a = self.keys(first, mask)
         keys_b, label_b = self.keys(second, mask)
         return Counter({(label_a(a), label_b(b)): n for (a, b), n in Counter(zip(keys_a, keys_b, strict=True)).items()})
-
-    def group_durations(self, name: str, mask: int) -> dict[str, array[int]]:
-        """The sorted durations of the selected views per label of column `name`."""
-        durations = self.day.durations
-        assert durations is not None
-        untimed = self.day.untimed
-        timed_mask = mask & ((1 << 8 * (self.n - untimed)) - 1)
-        if not timed_mask:
-            return {}
-        keys, label = self.keys(name, timed_mask)
-        selected = timed_mask.to_bytes(self.n)[untimed:]
-        chosen: Iterable[int]
-        if len(keys) * SPARSE_RATIO < len(selected):  # few views: find them rather than test every one
-            chosen = [durations[i] for i in _positions(selected, len(keys))]
-        else:
-            chosen = compress(durations, selected)
-        runs: dict[int, array[int]] = {}
-        for key, duration in zip(keys, chosen, strict=True):
-            run = runs.get(key)
-            if run is None:
-                run = runs[key] = array(durations.typecode)
-            run.append(duration)
-        return {label(key): run for key, run in runs.items()}
 
 
 def _positions(selected: bytes, count: int) -> list[int]:
@@ -286,23 +288,60 @@ class Source(Protocol):
 
 
 class MaskedRun:
-    """The selected views of a day piece, as durations: the day's sorted durations and a 0xFF/0x00 mask."""
+    """The selected views of a day piece as durations: the day's sorted durations (sampled in memory,
+    read by windows) and a 0xFF/0x00 byte per view saying which are selected."""
 
-    __slots__ = ("count", "high", "low", "_blocks", "_durations", "_selected")
+    __slots__ = ("count", "high", "low", "_blocks", "_length", "_samples", "_selected", "_window", "_cached", "_whole")
 
-    def __init__(self, durations: Sequence[int], selected: bytes) -> None:
-        self._durations = durations
+    def __init__(
+        self,
+        samples: Sequence[int],
+        length: int,
+        window: Callable[[int, int], Sequence[int]],
+        selected: bytes,
+        whole: Sequence[int] | None = None,
+    ) -> None:
+        self._whole = whole  # all the durations, when the caller can afford to hold them
+        self._samples = samples  # samples[i] is the value at position (i + 1) * SAMPLE_STEP - 1
+        self._length = length
+        self._window = window
         self._selected = selected
+        self._cached: tuple[int, Sequence[int]] = (-1, ())
         counts = (selected.count(_SELECTED, i, i + COUNT_BLOCK) for i in range(0, len(selected), COUNT_BLOCK))
         self._blocks = list(accumulate(counts, initial=0))
         self.count = self._blocks[-1]
-        self.low = durations[selected.find(_SELECTED)] if self.count else 0
-        self.high = durations[selected.rfind(_SELECTED)] if self.count else 0
+        self.low = self._value(selected.find(_SELECTED)) if self.count else 0
+        self.high = self._value(selected.rfind(_SELECTED)) if self.count else 0
 
-    def at_most(self, x: int) -> int:
-        position = bisect_right(self._durations, x)
+    def _part(self, part: int) -> Sequence[int]:
+        """Positions part * SAMPLE_STEP .. (part + 1) * SAMPLE_STEP - 1 of the durations, the last one kept."""
+        if self._cached[0] != part:
+            lo = part * SAMPLE_STEP
+            self._cached = (part, self._window(lo, min(self._length, lo + SAMPLE_STEP)))
+        return self._cached[1]
+
+    def _value(self, position: int) -> int:
+        if self._whole is not None:
+            return self._whole[position]
+        return self._part(position // SAMPLE_STEP)[position % SAMPLE_STEP]
+
+    def _selected_before(self, position: int) -> int:
         block = position // COUNT_BLOCK
         return self._blocks[block] + self._selected.count(_SELECTED, block * COUNT_BLOCK, position)
+
+    def at_most(self, x: int) -> int:
+        if x < self.low:
+            return 0
+        if x >= self.high:
+            return self.count
+        if self._whole is not None:
+            return self._selected_before(bisect_right(self._whole, x))
+        # Samples <= x cover whole parts of values <= x; the next part holds the boundary.
+        part = bisect_right(self._samples, x)
+        position = part * SAMPLE_STEP
+        if position < self._length:
+            position += bisect_right(self._part(part), x)
+        return self._selected_before(position)
 
 
 class ArrayRun:
@@ -341,9 +380,14 @@ def kth(sources: Sequence[Source], k: int, floor: int | None = None) -> int:
     if floor is not None:
         low = max(low, floor)
     high = max(source.high for source in sources)
+    return _least(lambda x: sum(source.at_most(x) for source in sources) > k, low, high)
+
+
+def _least(holds: Callable[[int], bool], low: int, high: int) -> int:
+    """The least x in low..high for which the monotone (false, then true) `holds` is true, else high."""
     while low < high:
         middle = (low + high) // 2
-        if sum(source.at_most(middle) for source in sources) > k:
+        if holds(middle):
             high = middle
         else:
             low = middle + 1

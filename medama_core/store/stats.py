@@ -48,6 +48,9 @@ STEPS_US = {  # interval -> bucket width in microseconds (week = 7 days, as upst
 }
 MAX_BOUND_VALUES = 500  # values bound in one `IN (...)`; SQLite allows 32766 variables, far above this
 RUNS_CHUNK = 50  # groups whose duration runs are held at once (a busy page's 90 days: ~100 runs)
+# Bytes of day durations a summary holds in memory at once for its medians (10 M views in 90 days
+# would be 31 MB); days beyond it keep every 64th value and read the rest from the database.
+COLUMN_DURATIONS_HELD = 8 << 20
 MAX_RAW_RANGES = 200  # raw ranges OR-ed in one query (each binds 2 values); after a migration every hour is raw
 
 # List endpoint -> (dimension kind, JSON label key). `referrers` and `languages` switch kind by a flag.
@@ -341,7 +344,8 @@ def column_groups(conn: sqlite3.Connection, query: Query, kind: int, full: bool)
     name = columns.KIND_COLUMNS[kind]
     hours = {day: (first, last) for day, first, last in the_plan.days}
     selection = scan.Selection(query.view_filters)
-    groups: dict[str, Group] = {}
+    totals: dict[str, Counter[str]] = {}
+    runs: dict[str, list[array[int]]] = {}
     for copy in columns.load(conn, query.hostname, list(hours), [*selection.columns, name], full):
         day_scan = scan.DayScan(copy)
         mask = day_scan.filters_mask(selection)
@@ -349,23 +353,35 @@ def column_groups(conn: sqlite3.Connection, query: Query, kind: int, full: bool)
             mask &= day_scan.hours_mask(*hours[copy.day])
         if not mask:
             continue
-        for label, counts in day_scan.group_counts(name, mask, full).items():
-            groups.setdefault(label, Group(runs=[] if full else None)).add(counts)
+        counts, day_runs = day_scan.group_counts(name, mask, full)
+        for field, counter in counts.items():
+            totals.setdefault(field, Counter()).update(counter)
+        for label, durations in day_runs.items():
+            runs.setdefault(label, []).append(durations)
+    groups: dict[str, Group] = {}
+    for label in totals.get("labels", ()):
+        group = groups[label] = Group()
+        for field, counter in totals.items():
+            if field != "labels":
+                setattr(group, field, counter[label])
         if full:
-            for label, durations in day_scan.group_durations(name, mask).items():
-                group = groups[label]
-                group.measured += len(durations)
-                group.duration_sum += sum(durations)
-                group.zeros += bisect_right(durations, 0)
-                group.ones += bisect_right(durations, 1)
-                group.durations().append(Run.of(durations))
+            arrays = runs.get(label, [])
+            group.measured = sum(map(len, arrays))
+            group.duration_sum = sum(map(sum, arrays))
+            group.zeros = sum(bisect_right(durations, 0) for durations in arrays)
+            group.ones = sum(bisect_right(durations, 1) for durations in arrays)
+            group.loader = _arrays_loader(arrays)
     for where, params in _filtered_pieces(query, the_plan.raw):
-        for label, counts in _raw_groups(conn, KIND_SQL[kind], where, params, full).items():
-            groups.setdefault(label, Group(runs=[] if full else None)).add(counts)
+        for label, counts_ in _raw_groups(conn, KIND_SQL[kind], where, params, full).items():
+            groups.setdefault(label, Group(runs=[] if full else None)).add(counts_)
         if full:
             for label, raw_durations in _raw_durations(conn, KIND_SQL[kind], where, params):
                 groups[label].durations().append(Run.of(raw_durations))
     return groups
+
+
+def _arrays_loader(arrays: list[array[int]]) -> Callable[[], Runs]:
+    return lambda: [Run.of(durations) for durations in arrays]
 
 
 def column_buckets(
@@ -397,16 +413,7 @@ def column_buckets(
             else:
                 pieces.append((hour, hour, bucket))
     groups: dict[int, Group] = {}
-    sources: dict[int, list[scan.Source]] = {}
-    selection = scan.Selection(query.view_filters)
-    for copy in columns.load(conn, query.hostname, list(segments), selection.columns, True):
-        day_scan = scan.DayScan(copy)
-        base = day_scan.filters_mask(selection)
-        for first, last, bucket in segments[copy.day] if base else ():
-            mask = base & day_scan.hours_mask(first, last)
-            if mask:
-                groups.setdefault(bucket, Group()).add(day_scan.site_counts(mask))
-                sources.setdefault(bucket, []).append(day_scan.masked_run(mask))
+    raw_sources: dict[int, list[scan.Source]] = {}  # read first: buckets are then finished day by day
     params: dict[str, object] = {}
     label = "0" if interval is None else _bucket_sql(interval, params, start_us)
     for where, piece in _filtered_pieces(query, rollups.merge(raw)):
@@ -414,14 +421,40 @@ def column_buckets(
         for key, counts in _raw_groups(conn, label, where, piece).items():
             groups.setdefault(key, Group()).add(counts)
         for key, durations in _raw_durations(conn, label, where, piece):
-            sources.setdefault(key, []).append(scan.ArrayRun(durations))
-    whole = None
-    if total:
-        whole = _total(groups)  # type: ignore[arg-type]
-        whole.fixed = {0.5: scan.quantile([source for part in sources.values() for source in part], 0.5)}
+            raw_sources.setdefault(key, []).append(scan.ArrayRun(durations))
+    open_buckets: dict[int, list[scan.Source]] = {}
+    whole_sources: list[scan.Source] = [source for part in raw_sources.values() for source in part]
+    held = 0  # bytes of durations held whole
+    selection = scan.Selection(query.view_filters)
+    for copy in columns.load(conn, query.hostname, list(segments), selection.columns, True):
+        day_scan = scan.DayScan(copy)
+        base = day_scan.filters_mask(selection)
+        window = columns.durations_window(conn, copy)
+        assert copy.durations is not None
+        whole = held + len(copy.durations) * copy.durations.itemsize <= COLUMN_DURATIONS_HELD
+        held += len(copy.durations) * copy.durations.itemsize if whole else 0
+        day_mask, runs = 0, []
+        for first, last, bucket in segments[copy.day] if base else ():
+            mask = base & day_scan.hours_mask(first, last)
+            if mask:
+                groups.setdefault(bucket, Group()).add(day_scan.site_counts(mask))
+                runs.append(day_scan.masked_run(mask, window, whole))
+                open_buckets.setdefault(bucket, []).append(runs[-1])
+                day_mask |= mask
+        if total and runs:
+            whole_sources.append(runs[0] if len(runs) == 1 else day_scan.masked_run(day_mask, window, whole))
+        # Buckets are spans of time: one that this day's hours do not reach has no piece in later days.
+        day_buckets = {bucket for _, _, bucket in segments[copy.day]}
+        for bucket in [bucket for bucket in open_buckets if bucket not in day_buckets]:
+            groups[bucket].fixed = {0.5: scan.quantile(open_buckets.pop(bucket) + raw_sources.get(bucket, []), 0.5)}
     for key, group in groups.items():
-        group.fixed = {0.5: scan.quantile(sources.get(key, []), 0.5)}
-    return groups, whole
+        if group.fixed is None:
+            group.fixed = {0.5: scan.quantile(open_buckets.get(key, []) + raw_sources.get(key, []), 0.5)}
+    whole_period = None
+    if total:
+        whole_period = _total(groups)  # type: ignore[arg-type]
+        whole_period.fixed = {0.5: scan.quantile(whole_sources, 0.5)}
+    return groups, whole_period
 
 
 def _total(groups: dict[str, Group]) -> Group:

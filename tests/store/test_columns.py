@@ -160,20 +160,29 @@ def test_column_copies_answer_as_the_raw_rows(
     values=st.lists(st.lists(st.integers(0, 10**6), max_size=40).map(sorted), min_size=1, max_size=4),
     picks=st.lists(st.booleans(), min_size=40, max_size=40),
     q=st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]),
+    step=st.sampled_from([1, 3, 64]),
 )
-def test_quantile_over_masked_runs_equals_sorting(values: list[list[int]], picks: list[bool], q: float) -> None:
+def test_quantile_over_masked_runs_equals_sorting(
+    values: list[list[int]], picks: list[bool], q: float, step: int
+) -> None:
     sources: list[scan.Source] = []
     chosen: list[int] = []
-    for index, run in enumerate(values):
-        if index % 2:
-            sources.append(scan.ArrayRun(array("q", run)))
-            chosen += run
-        else:
-            mask = bytes(0xFF if picks[i] else 0 for i in range(len(run)))
-            sources.append(scan.MaskedRun(array("q", run), mask))
-            chosen += [v for v, pick in zip(run, picks, strict=False) if pick]
-    expected = quantile_cont([rollups.Run.of(sorted(chosen))], q) if chosen else None
-    assert scan.quantile(sources, q) == expected
+    old = scan.SAMPLE_STEP
+    scan.SAMPLE_STEP = step  # samples every `step` values: windows of `step` values are read
+    try:
+        for index, run in enumerate(values):
+            if index % 2:
+                sources.append(scan.ArrayRun(array("q", run)))
+                chosen += run
+            else:
+                mask = bytes(0xFF if picks[i] else 0 for i in range(len(run)))
+                samples = run[step - 1 :: step]
+                sources.append(scan.MaskedRun(samples, len(run), lambda lo, hi, run=run: run[lo:hi], mask))
+                chosen += [v for v, pick in zip(run, picks, strict=False) if pick]
+        expected = quantile_cont([rollups.Run.of(sorted(chosen))], q) if chosen else None
+        assert scan.quantile(sources, q) == expected
+    finally:
+        scan.SAMPLE_STEP = old
 
 
 @given(values=st.lists(text, max_size=300), plane_codes=st.sampled_from([2, 3, 16, 255]))
