@@ -52,6 +52,15 @@ _UNIQUE_USER = _flag_table(_BIT["unique_user"])
 _UNIQUE_PAGE = _flag_table(_BIT["unique_page"])
 _BOUNCED = _flag_table(_BIT["unique_user"], _BIT["bounce"])
 _TIMED_VISITOR = _flag_table(_BIT["unique_user"], _BIT["timed"])
+# Group field -> the flag selector of the views it counts (None: every selected view).
+GROUP_FIELDS: dict[str, bytes | None] = {
+    "visitors": _UNIQUE_USER,
+    "page_visitors": _UNIQUE_PAGE,
+    "pageviews": None,
+    "bounces": _BOUNCED,
+    "timed": _TIMED_VISITOR,
+    "labels": None,
+}
 
 
 @lru_cache(maxsize=32)
@@ -217,25 +226,23 @@ class DayScan:
         base = column.base
         return keys, lambda key: values[((key >> 8) - 1) * base + (key & 255) - 1]
 
-    def group_counts(self, name: str, mask: int, full: bool) -> tuple[dict[str, Counter[str]], dict[str, array[int]]]:
-        """Counts per label of column `name` over the selected views, by Group field: visitors and page
-        visitors, and with `full` also pageviews, bounces and timed visitors, and each label's sorted
-        durations (measured, zeros, ones and duration_sum are counted from those)."""
+    def group_counts(
+        self, name: str, mask: int, fields: Sequence[str], with_durations: bool
+    ) -> tuple[dict[str, Counter[str]], dict[str, array[int]]]:
+        """Counts per label of column `name` over the selected views for each of `fields` (Group fields
+        among GROUP_FIELDS, or "labels": every label with a selected view, counted 0), and with
+        `with_durations` each label's sorted durations (measured, zeros, ones and duration_sum come from those)."""
         keys, label = self.keys(name, mask)
         flags = self._selected(self.day.flags, columns.FLAGS, 0, mask)
-        views = Counter(keys)
-        labels = {key: label(key) for key in views}
-        by_key = {
-            "visitors": Counter(compress(keys, flags.translate(_UNIQUE_USER))),
-            "page_visitors": Counter(compress(keys, flags.translate(_UNIQUE_PAGE))),
-        }
-        if full:
-            by_key["pageviews"] = views
-            by_key["bounces"] = Counter(compress(keys, flags.translate(_BOUNCED)))
-            by_key["timed"] = Counter(compress(keys, flags.translate(_TIMED_VISITOR)))
+        by_key: dict[str, Counter[int]] = {}
+        for field in fields:
+            table = GROUP_FIELDS[field]
+            by_key[field] = Counter(keys if table is None else compress(keys, flags.translate(table)))
+        labels = {key: label(key) for counter in by_key.values() for key in counter}
         counts = {field: Counter({labels[key]: n for key, n in counter.items()}) for field, counter in by_key.items()}
-        counts["labels"] = Counter(dict.fromkeys(labels.values(), 0))
-        if not full:
+        if "labels" in counts:
+            counts["labels"] = Counter(dict.fromkeys(counts["labels"], 0))
+        if not with_durations:
             return counts, {}
         # Views without a duration come first: the selected ones among them lead `keys`.
         untimed = self.day.untimed
@@ -255,7 +262,7 @@ class DayScan:
             if run is None:
                 run = runs[key] = array(durations.typecode)
             run.append(duration)
-        return counts, {labels[key]: run for key, run in runs.items()}
+        return counts, {labels.get(key) or label(key): run for key, run in runs.items()}
 
     def pair_counts(self, first: str, second: str, mask: int) -> Counter[tuple[str, str]]:
         """How many selected rows have each pair of values of two columns (an event's name and value)."""

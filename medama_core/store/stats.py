@@ -307,7 +307,9 @@ def _raw_pieces(hostname: str, ranges: list[tuple[int, int]], time: str = "v.dat
         yield (rows if table == "views" else f"v.hostname = :hostname AND {rows}"), params
 
 
-def groups_for(conn: sqlite3.Connection, query: Query, kind: int, qs: Sequence[float] = ()) -> dict[str, Group]:
+def groups_for(
+    conn: sqlite3.Connection, query: Query, kind: int, qs: Sequence[float] = (), fields: Sequence[str] | None = None
+) -> dict[str, Group]:
     """The groups of `kind`: rollups without filters, column copies with view filters and a period,
     the raw rows otherwise."""
     if not query.filters:
@@ -316,7 +318,7 @@ def groups_for(conn: sqlite3.Connection, query: Query, kind: int, qs: Sequence[f
         if kind == KINDS["total"]:
             site, _ = column_buckets(conn, query)
             return {"": site[0]} if 0 in site else {}
-        return column_groups(conn, query, kind, True)
+        return column_groups(conn, query, kind, True, fields)
     return filtered_groups(conn, query, KIND_SQL[kind], qs)
 
 
@@ -334,11 +336,17 @@ def _filtered_pieces(query: Query, ranges: list[tuple[int, int]]) -> Iterator[Pi
         yield " AND ".join([where, *where_sql(query.view_filters, params)]), params
 
 
-def column_groups(conn: sqlite3.Connection, query: Query, kind: int, full: bool) -> dict[str, Group]:
+def column_groups(
+    conn: sqlite3.Connection, query: Query, kind: int, full: bool, fields: Sequence[str] | None = None
+) -> dict[str, Group]:
     """Aggregates per value of `kind` for a filtered query: column copies of clean days, raw rows for the rest.
 
     Without `full`, only visitors and page visitors; with it, every count and the durations as runs.
+    `fields` narrows the counts taken from the copies to what the caller reads (scan.GROUP_FIELDS;
+    "labels" keeps groups whose counts are all 0); the others are left at 0.
     """
+    if fields is None:
+        fields = ("labels", "visitors", "page_visitors") + (("pageviews", "bounces", "timed") if full else ())
     assert query.start is not None and query.end is not None
     the_plan = columns.plan(conn, query.hostname, query.start, query.end)
     name = columns.KIND_COLUMNS[kind]
@@ -353,13 +361,13 @@ def column_groups(conn: sqlite3.Connection, query: Query, kind: int, full: bool)
             mask &= day_scan.hours_mask(*hours[copy.day])
         if not mask:
             continue
-        counts, day_runs = day_scan.group_counts(name, mask, full)
+        counts, day_runs = day_scan.group_counts(name, mask, fields, full)
         for field, counter in counts.items():
             totals.setdefault(field, Counter()).update(counter)
         for label, durations in day_runs.items():
             runs.setdefault(label, []).append(durations)
     groups: dict[str, Group] = {}
-    for label in totals.get("labels", ()):
+    for label in {label for counter in totals.values() for label in counter} | set(runs):
         group = groups[label] = Group()
         for field, counter in totals.items():
             if field != "labels":
@@ -665,7 +673,10 @@ def list_stats(
     kind = KINDS[kind_name]
     pages = endpoint == "pages"
     if query.filters and columns_serve(query):
-        groups = column_groups(conn, query, kind, full=not summary)
+        # Compact rows read one count: page visitors for pages (which drop paths without any),
+        # visitors for the rest (which keep groups without any, so every label).
+        fields = None if not summary else ("page_visitors",) if pages else ("labels", "visitors")
+        groups = column_groups(conn, query, kind, not summary, fields)
     elif query.filters:
         groups = filtered_groups(conn, query, KIND_SQL[kind], () if summary else (0.5,), full=not summary)
     else:
@@ -702,7 +713,8 @@ def list_stats(
 
 def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
     """/time: median, quartiles and share of total time per page (spec §4.3)."""
-    groups = groups_for(conn, query, KINDS["path"], (0.5,) if summary else QUARTILES)
+    # Only page visitors and durations are read below.
+    groups = groups_for(conn, query, KINDS["path"], (0.5,) if summary else QUARTILES, ("page_visitors",))
     kept = [(path, g) for path, g in groups.items() if g.page_visitors >= 3 and g.median_positive()]
     if not summary:
         load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], QUARTILES)
