@@ -35,3 +35,35 @@ def test_request_rebuilds_closed_dirty_hours_in_small_calls(server: LiveServer) 
     )
     conn.close()
     client.close()
+
+
+def test_request_copies_built_days_that_have_no_column_copy(server: LiveServer) -> None:
+    """Days built before column copies existed (or whose copies were lost) get copied in the background,
+    and filtered answers are the same before and after."""
+    client = server.client()
+    client.login()
+    assert client.post("/api/websites", json_body={"hostname": SITE}).status == 201
+    conn = sqlite3.connect(server.config.analyticsdb, isolation_level=None)
+    sql = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
+    rows = [view(date_created=T0 + i * 5 * HOUR, country="Spain" if i % 3 else "Chile") for i in range(40)]
+    conn.executemany(sql, rows)
+    period = "start=2024-01-01T00:00:00Z&end=2030-01-01T00:00:00Z"
+    url = f"/api/website/example.com/countries?{period}&country[eq]=spain&summary=true"
+    client.get("/api/website/example.com/summary")  # rebuilds the hours and days, and copies them
+    deadline = time.monotonic() + DEADLINE_S
+    while conn.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    days = conn.execute("SELECT COUNT(*) FROM rollup_built WHERE span = 24").fetchone()[0]
+    assert days >= 8
+    copied = "SELECT COUNT(*) FROM column_days WHERE name = ''"
+    while conn.execute(copied).fetchone()[0] < days and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert conn.execute(copied).fetchone()[0] == days
+    conn.execute("DELETE FROM column_days")
+    assert client.get(url).json() == [{"country": "Spain", "visitors": 26, "visitors_percentage": 1.0}]
+    while conn.execute(copied).fetchone()[0] < days and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert conn.execute(copied).fetchone()[0] == days
+    assert client.get(url).json() == [{"country": "Spain", "visitors": 26, "visitors_percentage": 1.0}]
+    conn.close()
+    client.close()
