@@ -25,6 +25,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
+from typing import Any
 
 from medama_core.store import rollups
 from medama_core.store.aggregate import BOUNCE_MAX_MS, BOUNCE_MIN_MS
@@ -113,65 +114,103 @@ _MISSING_SQL = """
 
 
 def build_day(conn: sqlite3.Connection, hostname: str, day: int) -> None:
-    """Store the column copies of a site's UTC day from its raw rows (inside the caller's transaction)."""
+    """Store the column copies of a site's UTC day from its raw rows (inside the caller's transaction).
+
+    Rows stream from the cursor into per-column code arrays: a busy day (111k views) holds a
+    few MB, not a list of row tuples (about 150 MB of Python objects).
+    """
     drop_day(conn, hostname, day)
     bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": (day + 1) * DAY_MS - 1}
-    records = []
-    rows = conn.execute(_DAY_ROWS_SQL, bounds).fetchall()
-    if rows:
-        records += encode_day(rows, day)
-    events = conn.execute(_DAY_EVENTS_SQL, bounds).fetchall()
-    if events:
-        records += encode_events(events, day)
+    records = encode_day(conn.execute(_DAY_ROWS_SQL, bounds), day)
+    records += encode_events(conn.execute(_DAY_EVENTS_SQL, bounds), day)
     conn.executemany(_INSERT_SQL, [(hostname, day, name, dictionary, data) for name, dictionary, data in records])
 
 
 Record = tuple[str, str, bytes]  # (name, dictionary, data) of a column_days row
 
 
-def encode_day(rows: Sequence[tuple[object, ...]], day: int) -> list[Record]:
-    """The views' records for a day's rows, given in duration order as _DAY_ROWS_SQL reads them.
+def encode_day(rows: Iterable[tuple[Any, ...]], day: int) -> list[Record]:
+    """The views' records for a day's rows, in duration order as _DAY_ROWS_SQL reads them; none without rows.
 
     Only the meta record when a column has more than PLANE_CODES ** 2 distinct values.
     """
-    columns = list(zip(*rows, strict=True))
-    n = len(rows)
-    records = _encode_columns(VIEWS, COLUMN_SQL, columns)
+    flags, hours, timed = bytearray(), bytearray(), array("q")
+    first_hour = day * HOURS_PER_DAY
+    dimensions = len(COLUMN_SQL)
+
+    def rest(row: tuple[Any, ...]) -> None:
+        unique_user, unique_page, duration, at = row[dimensions:]
+        flags.append(_flags(unique_user, unique_page, duration))
+        hours.append(at // HOUR_MS - first_hour + 1)
+        if duration is not None:
+            timed.append(duration)
+
+    coded = _code_columns(rows, dimensions, rest)
+    if not flags:
+        return []
+    records = _records(VIEWS, COLUMN_SQL, coded)
     if records is None:
         return [(META, json.dumps({"rows": NOT_COPIED}), b"")]
-    unique_user, unique_page, durations, times = columns[len(COLUMN_SQL) :]
-    timed = [d for d in durations if d is not None]
-    flags = bytes(map(_flags, unique_user, unique_page, durations))
     width, packed = rollups.pack(timed)
-    meta = {"rows": n, "untimed": n - len(timed), "width": width, "base": PLANE_CODES}
-    records += [(FLAGS, "", flags), (HOURS, "", _hours(times, day)), (DURATIONS, "", packed)]
+    meta = {"rows": len(flags), "untimed": len(flags) - len(timed), "width": width, "base": PLANE_CODES}
+    records += [(FLAGS, "", bytes(flags)), (HOURS, "", bytes(hours)), (DURATIONS, "", packed)]
     return [*records, (META, json.dumps(meta), b"")]
 
 
-def encode_events(rows: Sequence[tuple[object, ...]], day: int) -> list[Record]:
+def encode_events(rows: Iterable[tuple[Any, ...]], day: int) -> list[Record]:
     """The events' records for a day's rows as _DAY_EVENTS_SQL reads them (names prefixed EVENTS)."""
-    columns = list(zip(*rows, strict=True))
-    records = _encode_columns(EVENTS, (*EVENT_COLUMNS, *COLUMN_SQL), columns)
+    hours = bytearray()
+    first_hour = day * HOURS_PER_DAY
+    names = (*EVENT_COLUMNS, *COLUMN_SQL)
+    coded = _code_columns(rows, len(names), lambda row: hours.append(row[-1] // HOUR_MS - first_hour + 1))
+    if not hours:
+        return []
+    records = _records(EVENTS, names, coded)
     if records is None:
         return [(EVENTS, json.dumps({"rows": NOT_COPIED}), b"")]
-    meta = {"rows": len(rows), "untimed": 0, "width": 4, "base": PLANE_CODES}
-    return [*records, (EVENTS + HOURS, "", _hours(columns[-1], day)), (EVENTS, json.dumps(meta), b"")]
+    meta = {"rows": len(hours), "untimed": 0, "width": 4, "base": PLANE_CODES}
+    return [*records, (EVENTS + HOURS, "", bytes(hours)), (EVENTS, json.dumps(meta), b"")]
 
 
-def _encode_columns(prefix: str, names: Iterable[str], columns: Sequence[Sequence[object]]) -> list[Record] | None:
+Coded = list[tuple[dict[Any, int], "array[int]"]]  # per column: value -> code (first seen 0), and each row's code
+
+
+def _code_columns(rows: Iterable[tuple[Any, ...]], count: int, rest: Callable[[tuple[Any, ...]], None]) -> Coded:
+    """Code the first `count` values of each row as they stream by; `rest` takes each row's other values."""
+    coded: Coded = [({}, array("I")) for _ in range(count)]
+    for row in rows:
+        for value, (index, codes) in zip(row, coded, strict=False):
+            code = index.get(value)
+            if code is None:
+                code = index[value] = len(index)
+            codes.append(code)
+        rest(row)
+    return coded
+
+
+def _records(prefix: str, names: Iterable[str], coded: Coded) -> list[Record] | None:
     records = []
-    for name, values in zip(names, columns, strict=False):
-        encoded = encode_column(values)
-        if encoded is None:
+    for name, (index, codes) in zip(names, coded, strict=True):
+        planes = _planes(len(index), codes)
+        if planes is None:
             return None
-        dictionary, data = encoded
-        records.append((prefix + name, json.dumps(dictionary), data))
+        records.append((prefix + name, json.dumps([str(value) for value in index]), planes))
     return records
 
 
-def _hours(times: Iterable[object], day: int) -> bytes:
-    first_hour = day * HOURS_PER_DAY
-    return bytes(t // HOUR_MS - first_hour + 1 for t in times)  # type: ignore[operator]
+_PLUS_ONE = bytes((value + 1) % 256 for value in range(256))
+
+
+def _planes(values: int, codes: array[int]) -> bytes | None:
+    """The code planes of a column of `values` distinct values: codes + 1, in one or two planes."""
+    base = PLANE_CODES
+    if values > base * base:
+        return None
+    if values <= base:
+        return bytes(array("B", codes)).translate(_PLUS_ONE)
+    high = [code // base + 1 for code in range(values)]
+    low = [code % base + 1 for code in range(values)]
+    return bytes(map(high.__getitem__, codes)) + bytes(map(low.__getitem__, codes))
 
 
 def _flags(unique_user: int, unique_page: int, duration: int | None) -> int:
@@ -187,17 +226,9 @@ def _flags(unique_user: int, unique_page: int, duration: int | None) -> int:
 
 def encode_column(values: Sequence[object]) -> tuple[list[str], bytes] | None:
     """A dictionary (first-seen order) and the code planes of one column; None with too many values."""
-    index: dict[object, int] = dict.fromkeys(values, 0)
-    base = PLANE_CODES
-    if len(index) > base * base:
-        return None
-    dictionary = [str(value) for value in index]
-    for code, value in enumerate(index):
-        index[value] = code
-    codes = list(map(index.__getitem__, values))
-    if len(dictionary) <= base:
-        return dictionary, bytes(code + 1 for code in codes)
-    return dictionary, bytes(code // base + 1 for code in codes) + bytes(code % base + 1 for code in codes)
+    ((index, codes),) = _code_columns(((value,) for value in values), 1, lambda row: None)
+    planes = _planes(len(index), codes)
+    return None if planes is None else ([str(value) for value in index], planes)
 
 
 def drop_day(conn: sqlite3.Connection, hostname: str, day: int) -> None:
