@@ -325,7 +325,7 @@ class Day:
     hours: bytes  # hour of the day + 1, per view
     durations: array[int] | None  # the sorted durations of rows untimed..rows-1, when asked for
     columns: dict[str, Column]
-    durations_rowid: int = 0  # where they are stored, for `durations_window`
+    durations_rowid: int = 0  # where they are stored, for DurationsWindow
     width: int = 4
 
 
@@ -353,15 +353,26 @@ def load(
             yield _day(day, found)
 
 
-def durations_window(conn: sqlite3.Connection, day: Day) -> Callable[[int, int], Sequence[int]]:
-    """A reader of day.durations[lo:hi] from the database, so a caller can let the array go."""
+class DurationsWindow:
+    """Reads day.durations[lo:hi] from the database, so a caller can let the array go. The blob stays
+    open between reads (SQLite then remembers its overflow pages: a read costs ~0.3 µs, not ~15);
+    `close` it when done."""
 
-    def read(lo: int, hi: int) -> Sequence[int]:
-        with conn.blobopen("column_days", "data", day.durations_rowid, readonly=True) as blob:
-            blob.seek(lo * day.width)
-            return rollups.unpack(day.width, blob.read((hi - lo) * day.width))
+    def __init__(self, conn: sqlite3.Connection, day: Day) -> None:
+        self._conn = conn
+        self._rowid, self._width = day.durations_rowid, day.width  # not `day`: its planes must not stay alive
+        self._blob: sqlite3.Blob | None = None
 
-    return read
+    def __call__(self, lo: int, hi: int) -> Sequence[int]:
+        if self._blob is None:
+            self._blob = self._conn.blobopen("column_days", "data", self._rowid, readonly=True)
+        self._blob.seek(lo * self._width)
+        return rollups.unpack(self._width, self._blob.read((hi - lo) * self._width))
+
+    def close(self) -> None:
+        if self._blob is not None:
+            self._blob.close()
+            self._blob = None
 
 
 def _day(day: int, records: dict[str, tuple[str, bytes, int]]) -> Day:

@@ -180,24 +180,20 @@ class DayScan:
     # ---- the whole site ----
 
     def site_counts(self, mask: int) -> Group:
-        """The additive counts of the selected views (duration_sum left at 0: no caller reads it)."""
+        """What /summary reads of the selected views: visitors, pageviews, bounces and timed visitors
+        (the other counts are left at 0; each costs a pass over the day)."""
         ones = _ones(self.n)
         flags = mask & self._int(columns.FLAGS, 0, self.day.flags)
-        timed = flags >> 2 & ones
         return Group(
             visitors=(flags & ones).bit_count(),
-            page_visitors=(flags >> 1 & ones).bit_count(),
-            pageviews=(mask & ones).bit_count(),
+            pageviews=mask.bit_count() // 8,
             bounces=(flags & flags >> 3 & ones).bit_count(),
-            timed=(flags & timed).bit_count(),
-            measured=timed.bit_count(),
-            zeros=(flags >> 4 & ones).bit_count(),
-            ones=(flags >> 5 & ones).bit_count(),
+            timed=(flags & flags >> 2 & ones).bit_count(),
         )
 
     def masked_run(self, mask: int, window: Callable[[int, int], Sequence[int]], whole: bool) -> MaskedRun:
         """The selected views' durations: with `whole`, holding the day's durations, else only every
-        SAMPLE_STEP-th of them and reading the rest through `window` (columns.durations_window)."""
+        SAMPLE_STEP-th of them and reading the rest through `window` (columns.DurationsWindow)."""
         durations = self.day.durations
         assert durations is not None
         selected = mask.to_bytes(self.n)[self.day.untimed :]

@@ -399,7 +399,8 @@ def column_buckets(
     (one bucket, 0, without), and with `total` the whole period as well.
 
     Whole hours of copied clean days come from the column copies (an hour that straddles a
-    bucket edge is read raw), the rest from the raw rows. `duration_sum` is not counted.
+    bucket edge is read raw), the rest from the raw rows. The copies give what /summary reads:
+    visitors, pageviews, bounces, timed visitors and the median.
     """
     assert query.start is not None and query.end is not None
     the_plan = columns.plan(conn, query.hostname, query.start, query.end)
@@ -433,11 +434,13 @@ def column_buckets(
     open_buckets: dict[int, list[scan.Source]] = {}
     whole_sources: list[scan.Source] = [source for part in raw_sources.values() for source in part]
     held = 0  # bytes of durations held whole
+    windows: list[columns.DurationsWindow] = []
     selection = scan.Selection(query.view_filters)
     for copy in columns.load(conn, query.hostname, list(segments), selection.columns, True):
         day_scan = scan.DayScan(copy)
         base = day_scan.filters_mask(selection)
-        window = columns.durations_window(conn, copy)
+        windows.append(columns.DurationsWindow(conn, copy))
+        window = windows[-1]
         assert copy.durations is not None
         whole = held + len(copy.durations) * copy.durations.itemsize <= COLUMN_DURATIONS_HELD
         held += len(copy.durations) * copy.durations.itemsize if whole else 0
@@ -462,6 +465,8 @@ def column_buckets(
     if total:
         whole_period = _total(groups)  # type: ignore[arg-type]
         whole_period.fixed = {0.5: scan.quantile(whole_sources, 0.5)}
+    for window in windows:
+        window.close()
     return groups, whole_period
 
 
