@@ -149,6 +149,8 @@ async def _refresh(ctx: Context) -> int:
             done += rebuilt
             if rebuilt < REFRESH_HOURS_PER_CALL:
                 break
+        if done and not ctx.analytics.closed:  # today's hours just rebuilt: copy today's closed hours again
+            await ctx.analytics.write(columns.refresh_open, now_ms)
         copied = 0
         while copied < REFRESH_COPIES and not ctx.analytics.closed:
             added = await ctx.analytics.write(columns.backfill, columns.BACKFILL_DAYS_PER_CALL)

@@ -113,23 +113,24 @@ _MISSING_SQL = """
 # ---- building -----------------------------------------------------------------------------------------
 
 
-def build_day(conn: sqlite3.Connection, hostname: str, day: int) -> None:
-    """Store the column copies of a site's UTC day from its raw rows (inside the caller's transaction).
+def build_day(conn: sqlite3.Connection, hostname: str, day: int, last: int = HOURS_PER_DAY - 1) -> None:
+    """Store the column copies of a site's UTC day, hours 0..last, from its raw rows (inside the caller's
+    transaction).
 
     Rows stream from the cursor into per-column code arrays: a busy day (111k views) holds a
     few MB, not a list of row tuples (about 150 MB of Python objects).
     """
     drop_day(conn, hostname, day)
-    bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": (day + 1) * DAY_MS - 1}
-    records = encode_day(conn.execute(_DAY_ROWS_SQL, bounds), day)
-    records += encode_events(conn.execute(_DAY_EVENTS_SQL, bounds), day)
+    bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
+    records = encode_day(conn.execute(_DAY_ROWS_SQL, bounds), day, last)
+    records += encode_events(conn.execute(_DAY_EVENTS_SQL, bounds), day, last)
     conn.executemany(_INSERT_SQL, [(hostname, day, name, dictionary, data) for name, dictionary, data in records])
 
 
 Record = tuple[str, str, bytes]  # (name, dictionary, data) of a column_days row
 
 
-def encode_day(rows: Iterable[tuple[Any, ...]], day: int) -> list[Record]:
+def encode_day(rows: Iterable[tuple[Any, ...]], day: int, last: int = HOURS_PER_DAY - 1) -> list[Record]:
     """The views' records for a day's rows, in duration order as _DAY_ROWS_SQL reads them; none without rows.
 
     Only the meta record when a column has more than PLANE_CODES ** 2 distinct values.
@@ -152,12 +153,12 @@ def encode_day(rows: Iterable[tuple[Any, ...]], day: int) -> list[Record]:
     if records is None:
         return [(META, json.dumps({"rows": NOT_COPIED}), b"")]
     width, packed = rollups.pack(timed)
-    meta = {"rows": len(flags), "untimed": len(flags) - len(timed), "width": width, "base": PLANE_CODES}
+    meta = {"rows": len(flags), "untimed": len(flags) - len(timed), "width": width, "base": PLANE_CODES, "last": last}
     records += [(FLAGS, "", bytes(flags)), (HOURS, "", bytes(hours)), (DURATIONS, "", packed)]
     return [*records, (META, json.dumps(meta), b"")]
 
 
-def encode_events(rows: Iterable[tuple[Any, ...]], day: int) -> list[Record]:
+def encode_events(rows: Iterable[tuple[Any, ...]], day: int, last: int = HOURS_PER_DAY - 1) -> list[Record]:
     """The events' records for a day's rows as _DAY_EVENTS_SQL reads them (names prefixed EVENTS)."""
     hours = bytearray()
     first_hour = day * HOURS_PER_DAY
@@ -168,7 +169,7 @@ def encode_events(rows: Iterable[tuple[Any, ...]], day: int) -> list[Record]:
     records = _records(EVENTS, names, coded)
     if records is None:
         return [(EVENTS, json.dumps({"rows": NOT_COPIED}), b"")]
-    meta = {"rows": len(hours), "untimed": 0, "width": 4, "base": PLANE_CODES}
+    meta = {"rows": len(hours), "untimed": 0, "width": 4, "base": PLANE_CODES, "last": last}
     return [*records, (EVENTS + HOURS, "", bytes(hours)), (EVENTS, json.dumps(meta), b"")]
 
 
@@ -231,6 +232,29 @@ def encode_column(values: Sequence[object]) -> tuple[list[str], bytes] | None:
     return None if planes is None else ([str(value) for value in index], planes)
 
 
+_OPEN_DAY_SITES_SQL = """
+    SELECT DISTINCT hostname FROM rollup WHERE span = 1 AND kind = 0 AND period BETWEEN :lo AND :hi"""
+_OPEN_DAY_COPY_SQL = "SELECT dictionary FROM column_days WHERE hostname = :hostname AND day = :day AND name = ''"
+
+
+def refresh_open(conn: sqlite3.Connection, now_ms: int) -> int:
+    """Copy the closed hours of today for the sites with views in them, where the copy is behind: the
+    day's views so far come from planes too, only the current hour raw. Returns the days copied."""
+    now_hour = now_ms // HOUR_MS
+    day, of_day = divmod(now_hour, HOURS_PER_DAY)
+    if of_day == 0:
+        return 0
+    copied = 0
+    bounds = {"lo": day * HOURS_PER_DAY, "hi": now_hour - 1}
+    for (hostname,) in conn.execute(_OPEN_DAY_SITES_SQL, bounds).fetchall():
+        row = conn.execute(_OPEN_DAY_COPY_SQL, {"hostname": hostname, "day": day}).fetchone()
+        if row is None or json.loads(row[0]).get("last", HOURS_PER_DAY - 1) < of_day - 1:
+            with Transaction(conn):
+                build_day(conn, hostname, day, of_day - 1)
+            copied += 1
+    return copied
+
+
 def drop_day(conn: sqlite3.Connection, hostname: str, day: int) -> None:
     conn.execute("DELETE FROM column_days WHERE hostname = ? AND day = ?", (hostname, day))
 
@@ -259,8 +283,9 @@ def has_missing(conn: sqlite3.Connection) -> bool:
 
 @dataclass
 class ColumnPlan:
-    """A range cut into day pieces read from column copies, (day, first hour, last hour) of the day
-    numbered 0..23, and raw inclusive Unix-ms ranges."""
+    """A range cut into day pieces read from column copies, (day, first hour, last hour) with hours of
+    the day numbered 0..23 (a day may have several pieces, around dirty hours), and raw inclusive
+    Unix-ms ranges."""
 
     days: list[tuple[int, int, int]] = field(default_factory=list)
     raw: list[tuple[int, int]] = field(default_factory=list)
@@ -287,17 +312,23 @@ def plan(conn: sqlite3.Connection, hostname: str, start: int, end: int, copy: st
         result.raw.append(((last + 1) * HOUR_MS, end))
     first_day, last_day = first // HOURS_PER_DAY, last // HOURS_PER_DAY
     params = {"hostname": hostname, "lo": first_day, "hi": last_day, "meta": copy}
-    copied = {day for day, meta in conn.execute(_COPIED_SQL, params) if json.loads(meta)["rows"] != NOT_COPIED}
-    hour_params = {"hostname": hostname, "lo": first, "hi": last}
-    dirty = {row[0] // HOURS_PER_DAY for row in conn.execute(_DIRTY_SQL, hour_params)}
-    usable = copied - dirty
-    for day in range(first_day, last_day + 1):
-        lo_hour = max(first, day * HOURS_PER_DAY)
-        hi_hour = min(last, day * HOURS_PER_DAY + HOURS_PER_DAY - 1)
-        if day in usable:
-            result.days.append((day, lo_hour - day * HOURS_PER_DAY, hi_hour - day * HOURS_PER_DAY))
+    covered = {}  # day -> the last hour of the day its copy holds
+    for day, meta in conn.execute(_COPIED_SQL, params):
+        fields = json.loads(meta)
+        if fields["rows"] != NOT_COPIED:
+            covered[day] = fields.get("last", HOURS_PER_DAY - 1)
+    dirty = {row[0] for row in conn.execute(_DIRTY_SQL, {"hostname": hostname, "lo": first, "hi": last})}
+    # An hour comes from a copy when the copy holds it and it is clean: its rows are the ones copied
+    # (any change since marks it dirty, and rebuilding a dirty hour drops the copy).
+    for hour in range(first, last + 1):
+        day, of_day = divmod(hour, HOURS_PER_DAY)
+        if of_day <= covered.get(day, -1) and hour not in dirty:
+            if result.days and result.days[-1][0] == day and result.days[-1][2] == of_day - 1:
+                result.days[-1] = (day, result.days[-1][1], of_day)
+            else:
+                result.days.append((day, of_day, of_day))
         else:
-            result.raw.append((lo_hour * HOUR_MS, (hi_hour + 1) * HOUR_MS - 1))
+            result.raw.append((hour * HOUR_MS, (hour + 1) * HOUR_MS - 1))
     result.raw = rollups.merge(result.raw)
     return result
 

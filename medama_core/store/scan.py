@@ -170,10 +170,15 @@ class DayScan:
 
     def hours_mask(self, first: int, last: int) -> int:
         """The views of hours first..last of the day (0..23)."""
-        if first <= 0 and last >= columns.HOURS_PER_DAY - 1:
+        return self.hours_in([(first, last)])
+
+    def hours_in(self, runs: Sequence[tuple[int, int]]) -> int:
+        """The views of the hours of the day (0..23) in the (first, last) runs."""
+        hours = {hour for first, last in runs for hour in range(first, last + 1)}
+        if len(hours) >= columns.HOURS_PER_DAY:
             return everything(self.n)
         table = bytearray(256)
-        for hour in range(first, last + 1):
+        for hour in hours:
             table[hour + 1] = _SELECTED
         return self._translate(self.day.hours, table)
 

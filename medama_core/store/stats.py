@@ -350,7 +350,9 @@ def column_groups(
     assert query.start is not None and query.end is not None
     the_plan = columns.plan(conn, query.hostname, query.start, query.end)
     name = columns.KIND_COLUMNS[kind]
-    hours = {day: (first, last) for day, first, last in the_plan.days}
+    hours: dict[int, list[tuple[int, int]]] = {}
+    for day, first, last in the_plan.days:
+        hours.setdefault(day, []).append((first, last))
     selection = scan.Selection(query.view_filters)
     totals: dict[str, Counter[str]] = {}
     runs: dict[str, list[array[int]]] = {}
@@ -358,7 +360,7 @@ def column_groups(
         day_scan = scan.DayScan(copy)
         mask = day_scan.filters_mask(selection)
         if mask:
-            mask &= day_scan.hours_mask(*hours[copy.day])
+            mask &= day_scan.hours_in(hours[copy.day])
         if not mask:
             continue
         counts, day_runs = day_scan.group_counts(name, mask, fields, full)
@@ -789,7 +791,9 @@ def property_counts(conn: sqlite3.Connection, query: Query) -> dict[tuple[str, s
 def _column_property_counts(conn: sqlite3.Connection, query: Query, start: int, end: int) -> dict[tuple[str, str], int]:
     """property_counts with view filters: the events' column copies of clean days, raw rows for the rest."""
     the_plan = columns.plan(conn, query.hostname, start, end, columns.EVENTS)
-    hours = {day: (first, last) for day, first, last in the_plan.days}
+    hours: dict[int, list[tuple[int, int]]] = {}
+    for day, first, last in the_plan.days:
+        hours.setdefault(day, []).append((first, last))
     selection = scan.Selection(query.filters)
     names = [*selection.columns, *columns.EVENT_COLUMNS]
     counts: Counter[tuple[str, str]] = Counter()
@@ -797,7 +801,7 @@ def _column_property_counts(conn: sqlite3.Connection, query: Query, start: int, 
         day_scan = scan.DayScan(copy)
         mask = day_scan.filters_mask(selection)
         if mask:
-            mask &= day_scan.hours_mask(*hours[copy.day])
+            mask &= day_scan.hours_in(hours[copy.day])
         if mask:
             counts += day_scan.pair_counts(*columns.EVENT_COLUMNS, mask)
     for where, params in _raw_pieces(query.hostname, the_plan.raw, "e.date_created"):

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from medama_core.store import columns, rollups, scan, stats
 from medama_core.store.aggregate import quantile_cont
+from medama_core.store.db import Transaction
 from medama_core.store.filters import FIELDS, OPERATORS, PROP_FIELDS, Filter
 from medama_core.store.rollups import KIND_SQL, KINDS
 from tests.store.test_stats import DAY, FAR_FUTURE, HOUR, SITE, event, insert, insert_events, new_db, view
@@ -247,12 +248,19 @@ def test_plan_uses_whole_hours_of_clean_copied_days() -> None:
     conn = new_db()
     insert(conn, [view(date_created=T_DAY + i * HOUR) for i in range(0, 72, 5)])
     rollups.refresh(conn, FAR_FUTURE)
-    conn.execute("INSERT INTO rollup_dirty VALUES (?, ?)", (SITE, (T_DAY + DAY) // HOUR + 3))  # day 2 dirty
+    conn.execute("INSERT INTO rollup_dirty VALUES (?, ?)", (SITE, (T_DAY + DAY) // HOUR + 3))  # 03:00 of day 2
     start, end = T_DAY + 90 * 60_000, T_DAY + 3 * DAY - 1
     plan = stats.snapshot(conn, columns.plan, SITE, start, end)
     first = T_DAY // DAY
-    assert plan.days == [(first, 2, 23), (first + 2, 0, 23)]
-    assert plan.raw == [(start, T_DAY + 2 * HOUR - 1), (T_DAY + DAY, T_DAY + 2 * DAY - 1)]
+    assert plan.days == [(first, 2, 23), (first + 1, 0, 2), (first + 1, 4, 23), (first + 2, 0, 23)]
+    assert plan.raw == [(start, T_DAY + 2 * HOUR - 1), (T_DAY + DAY + 3 * HOUR, T_DAY + DAY + 4 * HOUR - 1)]
+    # A copy of a day's first hours (today's closed hours): the hours after it are read raw.
+    conn.execute("DELETE FROM rollup_dirty")
+    with Transaction(conn):
+        columns.build_day(conn, SITE, first + 2, 5)
+    plan = stats.snapshot(conn, columns.plan, SITE, T_DAY + 2 * DAY, T_DAY + 3 * DAY - 1)
+    assert plan.days == [(first + 2, 0, 5)]
+    assert plan.raw == [(T_DAY + 2 * DAY + 6 * HOUR, T_DAY + 3 * DAY - 1)]
 
 
 def test_properties_with_view_filters_take_events_by_their_own_time() -> None:
@@ -287,3 +295,26 @@ def test_properties_with_view_filters_take_events_by_their_own_time() -> None:
         assert stats.snapshot(conn, stats.property_counts, query) == expected, (start, end)
     days = {day for (day,) in conn.execute("SELECT day FROM column_days WHERE name = 'e:'")}
     assert days == {T_DAY // DAY, T_DAY // DAY + 1}
+
+
+def test_todays_closed_hours_get_a_copy_of_their_own() -> None:
+    """refresh_open copies the closed hours of the open day; a later hour makes it copy again, and
+    filtered answers over today equal the raw rows' throughout."""
+    now = T_DAY + 5 * HOUR + 20 * 60_000  # 05:20 today
+    conn = new_db()
+    rows = [view(date_created=T_DAY + i * 20 * 60_000, country="Chile" if i % 4 else "Peru") for i in range(16)]
+    insert(conn, rows)
+    rollups.refresh(conn, now)
+    assert columns.refresh_open(conn, now) == 1
+    assert columns.refresh_open(conn, now) == 0  # up to date
+    plan = stats.snapshot(conn, columns.plan, SITE, T_DAY, now)
+    assert plan.days == [(T_DAY // DAY, 0, 4)] and plan.raw == [(T_DAY + 5 * HOUR, now)]
+    query = stats.Query(SITE, T_DAY * 1000, now * 1000, (Filter("country", "neq", "peru"),))
+    expected = [{"country": "Chile", "visitors": 12, "visitors_percentage": 1.0}]
+    assert stats.snapshot(conn, stats.list_stats, query, "countries", True, stats.Page()) == expected
+    later = now + 2 * HOUR  # 07:20: hour 5 and 6 closed, hour 5 had rows and is rebuilt
+    rollups.refresh(conn, later)
+    assert columns.refresh_open(conn, later) == 1
+    plan = stats.snapshot(conn, columns.plan, SITE, T_DAY, later)
+    assert plan.days == [(T_DAY // DAY, 0, 6)]
+    assert stats.snapshot(conn, stats.list_stats, query, "countries", True, stats.Page()) == expected

@@ -496,12 +496,16 @@ def test_filtered_answers_come_from_column_copies(plane_codes: int, monkeypatch:
     scanned.clear()
     ref = Reference(rows, events)
     assert stats.snapshot(conn, stats.time_stats, query, False, stats.Page()) == ref.time(query, False)
-    assert late["date_created"] // DAY not in scanned  # the day is dirty: read raw
+    late_hour = late["date_created"] // HOUR * HOUR
+    plan = stats.snapshot(conn, columns.plan, SITE, START, START + SPAN_DAYS * DAY - 1)
+    assert (late_hour, late_hour + HOUR - 1) in plan.raw  # the dirty hour is read raw, the rest of its day not
     rollups.refresh(conn, FAR_FUTURE)
     assert conn.execute("SELECT 1 FROM column_days WHERE day = ?", (late["date_created"] // DAY,)).fetchone()
     scanned.clear()
     assert stats.snapshot(conn, stats.time_stats, query, False, stats.Page()) == ref.time(query, False)
     assert late["date_created"] // DAY in scanned
+    plan = stats.snapshot(conn, columns.plan, SITE, START, START + SPAN_DAYS * DAY - 1)
+    assert not [(lo, hi) for lo, hi in plan.raw if lo <= late_hour <= hi]  # (raw: days without views only)
 
 
 def _plane_sizes(conn: sqlite3.Connection) -> list[tuple[bytes, str]]:
