@@ -296,9 +296,16 @@ _COPIED_SQL = """
     SELECT day, dictionary FROM column_days WHERE hostname = :hostname AND day BETWEEN :lo AND :hi AND name = :meta"""
 
 
-def plan(conn: sqlite3.Connection, hostname: str, start: int, end: int, copy: str = VIEWS) -> ColumnPlan:
-    """Cut [start, end] (inclusive Unix ms) into whole hours of clean days with a `copy` and raw ranges."""
+def plan(conn: sqlite3.Connection, hostname: str, start: int | None, end: int | None, copy: str = VIEWS) -> ColumnPlan:
+    """Cut [start, end] (inclusive Unix ms; None: from or to the site's first or last row) into whole
+    hours of clean days with a `copy` and raw ranges."""
     result = ColumnPlan()
+    if start is None or end is None:
+        hours = rollups.data_hours(conn, hostname)
+        if hours is None:
+            return result
+        start = hours[0] * HOUR_MS if start is None else start
+        end = (hours[1] + 1) * HOUR_MS - 1 if end is None else end
     if start > end:
         return result
     first = -(-start // HOUR_MS)  # first whole hour

@@ -342,6 +342,12 @@ def plan(
     return result
 
 
+def data_hours(conn: sqlite3.Connection, hostname: str) -> tuple[int, int] | None:
+    """The first and last hour holding any of the site's views or events (rolled up or dirty), if any."""
+    low, high = conn.execute(_DATA_HOURS_SQL, {"hostname": hostname}).fetchone()
+    return None if low is None else (low, high)
+
+
 def _always(hour: int, span: int) -> bool:
     return True
 

@@ -326,8 +326,8 @@ def groups_for(
 
 
 def columns_serve(query: Query) -> bool:
-    """Whether the column copies can answer a filtered query: view filters only, and a bounded period."""
-    return bool(query.filters) and not query.prop_filters and query.start is not None and query.end is not None
+    """Whether the column copies can answer a filtered query: view filters only."""
+    return bool(query.filters) and not query.prop_filters
 
 
 def _filtered_pieces(query: Query, ranges: list[tuple[int, int]]) -> Iterator[Piece]:
@@ -347,7 +347,6 @@ def column_groups(
     """
     if fields is None:
         fields = ("labels", "visitors", "page_visitors") + (("pageviews", "bounces", "timed") if full else ())
-    assert query.start is not None and query.end is not None
     the_plan = columns.plan(conn, query.hostname, query.start, query.end)
     name = columns.KIND_COLUMNS[kind]
     hours: dict[int, list[tuple[int, int]]] = {}
@@ -404,7 +403,6 @@ def column_buckets(
     bucket edge is read raw), the rest from the raw rows. The copies give what /summary reads:
     visitors, pageviews, bounces, timed visitors and the median.
     """
-    assert query.start is not None and query.end is not None
     the_plan = columns.plan(conn, query.hostname, query.start, query.end)
     fits = _fits(interval, start_us) if interval is not None else None
     raw = list(the_plan.raw)
@@ -763,22 +761,12 @@ def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page
 _RAW_PROPS_SQL = """
     SELECT e.name, e.value, COUNT(*) FROM events e CROSS JOIN views v ON v.bid = e.bid
     WHERE {where} GROUP BY 1, 2"""
-# Views first: a page filter seeks the site's views of those pages, and each finds its events by bid.
-_PAGE_PROPS_SQL = """
-    SELECT e.name, e.value, COUNT(*) FROM views v CROSS JOIN events e ON e.bid = v.bid
-    WHERE {where} GROUP BY 1, 2"""
 
 
 def property_counts(conn: sqlite3.Connection, query: Query) -> dict[tuple[str, str], int]:
     """Events per (name, value) of the site's views, the period applied to the events' own time."""
-    if query.view_filters and query.start is not None and query.end is not None:
-        return _column_property_counts(conn, query, query.start, query.end)
     if query.view_filters:
-        params: dict[str, object] = {}
-        where = _where(query, params, query.start, query.end, "e.date_created")
-        where = " AND ".join([where, *where_sql(query.prop_filters, params, "p")])
-        sql = _PAGE_PROPS_SQL if query.by_page else _RAW_PROPS_SQL
-        return {(name, value): n for name, value, n in conn.execute(sql.format(where=where), params)}
+        return _column_property_counts(conn, query)
     plan = rollups.plan(conn, query.hostname, query.start, query.end)
     counts = rollups.props_groups(conn, query.hostname, plan)
     for where, params in _raw_pieces(query.hostname, plan.raw, "e.date_created"):
@@ -788,9 +776,9 @@ def property_counts(conn: sqlite3.Connection, query: Query) -> dict[tuple[str, s
     return {key: n for key, n in counts.items() if all(test(key[0] if is_name else key[1]) for is_name, test in tests)}
 
 
-def _column_property_counts(conn: sqlite3.Connection, query: Query, start: int, end: int) -> dict[tuple[str, str], int]:
+def _column_property_counts(conn: sqlite3.Connection, query: Query) -> dict[tuple[str, str], int]:
     """property_counts with view filters: the events' column copies of clean days, raw rows for the rest."""
-    the_plan = columns.plan(conn, query.hostname, start, end, columns.EVENTS)
+    the_plan = columns.plan(conn, query.hostname, query.start, query.end, columns.EVENTS)
     hours: dict[int, list[tuple[int, int]]] = {}
     for day, first, last in the_plan.days:
         hours.setdefault(day, []).append((first, last))
