@@ -97,7 +97,7 @@ def positive_op(op: str) -> str:
 
 def _match_sql(column: str, op: str, values: list[str], params: dict[str, object], name: str) -> str:
     # Equality is written COLLATE NOCASE, which folds A-Z only, as lower() does: the same test, and one
-    # an index built COLLATE NOCASE can seek (views_hostname_path, migration 4).
+    # an index built COLLATE NOCASE could seek.
     if op == "in":
         names = []
         for i, value in enumerate(values[:MAX_IN_VALUES]):

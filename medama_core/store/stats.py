@@ -96,7 +96,7 @@ class Query:
 
     @property
     def by_page(self) -> bool:
-        """Whether a page filter selects rows by equality, so views_hostname_path can seek them."""
+        """Whether a page filter selects rows by equality: few rows, whose durations a pass can hold."""
         return any(f.field == "path" and f.op in ("eq", "in") for f in self.filters)
 
 
