@@ -292,8 +292,8 @@ def _raw_pieces(hostname: str, ranges: list[tuple[int, int]], time: str = "v.dat
     """WHERE clauses for the site's rows in the plan's raw ranges, MAX_RAW_RANGES ranges at a time.
 
     The rows are chosen by rowid, one indexed range scan per range (the site is in the
-    subqueries only): given `v.hostname` or OR-ed ranges, SQLite would rather scan the site's
-    whole page-led covering index.
+    subqueries only): given `v.hostname` or OR-ed ranges, SQLite may pick an index that does
+    not bound the time (it took the site's whole page-led index, before migration 8).
     """
     table = "views" if time == "v.date_created" else "events"
     site = "hostname = :hostname AND " if table == "views" else ""
