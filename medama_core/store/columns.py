@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
@@ -360,7 +360,7 @@ class Day:
     rows: int
     untimed: int  # views without a duration: rows 0..untimed-1
     flags: bytes
-    hours: bytes  # hour of the day + 1, per view
+    hours: bytes  # hour of the day + 1, per view (empty when not asked for)
     durations: array[int] | None  # the sorted durations of rows untimed..rows-1, when asked for
     columns: dict[str, Column]
     durations_rowid: int = 0  # where they are stored, for DurationsWindow
@@ -374,17 +374,24 @@ def load(
     names: Sequence[str],
     durations: bool,
     copy: str = VIEWS,
+    partial: Collection[int] | None = None,
 ) -> Iterator[Day]:
-    """The `copy` of `days` (ascending), with the dimension columns `names`, one day at a time."""
-    wanted = [META, FLAGS, HOURS, *names] + ([DURATIONS] if durations else [])
-    params: dict[str, object] = {"hostname": hostname}
+    """The `copy` of `days` (ascending), with the dimension columns `names`, one day at a time.
+
+    The hours plane comes only for the days in `partial` (all days when None): a day read whole
+    needs none.
+    """
+    wanted = [META, FLAGS, *names] + ([DURATIONS] if durations else []) + ([HOURS] if partial is None else [])
+    params: dict[str, object] = {"hostname": hostname, "hours": copy + HOURS}
     in_names = rollups.bind_values(params, dict.fromkeys(copy + name for name in wanted), "n")
     for first in range(0, len(days), MAX_BIND_DAYS):
         chunk = days[first : first + MAX_BIND_DAYS]
         in_days = ", ".join(str(int(day)) for day in chunk)
+        hours = ", ".join(str(int(day)) for day in chunk if partial is not None and day in partial)
         sql = (
             f"SELECT day, name, dictionary, data, rowid FROM column_days WHERE hostname = :hostname"
-            f" AND day IN ({in_days}) AND name IN ({in_names}) ORDER BY day"
+            f" AND day IN ({in_days}) AND (name IN ({in_names}) OR name = :hours AND day IN ({hours}))"
+            " ORDER BY day"
         )
         for day, records in groupby(conn.execute(sql, params), key=lambda row: row[0]):
             found = {name.removeprefix(copy): (dictionary, data, rowid) for _, name, dictionary, data, rowid in records}
@@ -426,4 +433,5 @@ def _day(day: int, records: dict[str, tuple[str, bytes, int]]) -> Day:
         _, packed, rowid = records[DURATIONS]
         durations = rollups.unpack(meta["width"], packed)
     flags = records[FLAGS][1] if FLAGS in records else b""
-    return Day(day, rows, meta["untimed"], flags, records[HOURS][1], durations, columns, rowid, meta["width"])
+    hours = records[HOURS][1] if HOURS in records else b""
+    return Day(day, rows, meta["untimed"], flags, hours, durations, columns, rowid, meta["width"])

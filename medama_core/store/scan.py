@@ -69,7 +69,9 @@ def _ones(n: int) -> int:
     return int.from_bytes(b"\x01" * n)
 
 
+@lru_cache(maxsize=32)
 def everything(n: int) -> int:
+    """0xFF in each of n bytes: every view."""
     return (1 << 8 * n) - 1
 
 
@@ -177,6 +179,7 @@ class DayScan:
         hours = {hour for first, last in runs for hour in range(first, last + 1)}
         if len(hours) >= columns.HOURS_PER_DAY:
             return everything(self.n)
+        assert self.day.hours, "the hours plane was not loaded for a partial day"
         table = bytearray(256)
         for hour in hours:
             table[hour + 1] = _SELECTED

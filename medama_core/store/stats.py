@@ -355,7 +355,8 @@ def column_groups(
     selection = scan.Selection(query.view_filters)
     totals: dict[str, Counter[str]] = {}
     runs: dict[str, list[array[int]]] = {}
-    for copy in columns.load(conn, query.hostname, list(hours), [*selection.columns, name], full):
+    partial = _partial_days(hours)
+    for copy in columns.load(conn, query.hostname, list(hours), [*selection.columns, name], full, partial=partial):
         day_scan = scan.DayScan(copy)
         mask = day_scan.filters_mask(selection)
         if mask:
@@ -387,6 +388,11 @@ def column_groups(
             for label, raw_durations in _raw_durations(conn, KIND_SQL[kind], where, params):
                 groups[label].durations().append(Run.of(raw_durations))
     return groups
+
+
+def _partial_days(hours: dict[int, list[tuple[int, int]]]) -> set[int]:
+    """The days of a column plan not read whole: they need their hours plane."""
+    return {day for day, runs in hours.items() if sum(last - first + 1 for first, last in runs) < columns.HOURS_PER_DAY}
 
 
 def _arrays_loader(arrays: list[array[int]]) -> Callable[[], Runs]:
@@ -785,7 +791,8 @@ def _column_property_counts(conn: sqlite3.Connection, query: Query) -> dict[tupl
     selection = scan.Selection(query.filters)
     names = [*selection.columns, *columns.EVENT_COLUMNS]
     counts: Counter[tuple[str, str]] = Counter()
-    for copy in columns.load(conn, query.hostname, list(hours), names, False, columns.EVENTS):
+    partial = _partial_days(hours)
+    for copy in columns.load(conn, query.hostname, list(hours), names, False, columns.EVENTS, partial):
         day_scan = scan.DayScan(copy)
         mask = day_scan.filters_mask(selection)
         if mask:
