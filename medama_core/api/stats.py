@@ -149,8 +149,10 @@ async def _refresh(ctx: Context) -> int:
             done += rebuilt
             if rebuilt < REFRESH_HOURS_PER_CALL:
                 break
-        if done and not ctx.analytics.closed:  # today's hours just rebuilt: copy today's closed hours again
-            await ctx.analytics.write(columns.refresh_open, now_ms)
+        # Today's hours just rebuilt: copy today's closed hours again, a few sites per writer call.
+        while done and not ctx.analytics.closed:
+            if await ctx.analytics.write(columns.refresh_open, now_ms) < columns.BACKFILL_DAYS_PER_CALL:
+                break
         copied = 0
         while copied < REFRESH_COPIES and not ctx.analytics.closed:
             added = await ctx.analytics.write(columns.backfill, columns.BACKFILL_DAYS_PER_CALL)

@@ -318,3 +318,14 @@ def test_todays_closed_hours_get_a_copy_of_their_own() -> None:
     plan = stats.snapshot(conn, columns.plan, SITE, T_DAY, later)
     assert plan.days == [(T_DAY // DAY, 0, 6)]
     assert stats.snapshot(conn, stats.list_stats, query, "countries", True, stats.Page()) == expected
+
+
+def test_todays_copies_are_made_a_few_sites_per_call() -> None:
+    now = T_DAY + 3 * HOUR + 60_000
+    conn = new_db()
+    sites = ["a.example", "b.example", "c.example"]
+    insert(conn, [view(hostname=site, date_created=T_DAY + i * HOUR) for site in sites for i in range(3)])
+    rollups.refresh(conn, now)
+    assert [columns.refresh_open(conn, now, 2) for _ in range(3)] == [2, 1, 0]
+    last = "SELECT json_extract(dictionary, '$.last') FROM column_days WHERE name = '' ORDER BY hostname"
+    assert [row[0] for row in conn.execute(last)] == [2, 2, 2]
