@@ -123,6 +123,8 @@ def build_day(conn: sqlite3.Connection, hostname: str, day: int, last: int = HOU
     drop_day(conn, hostname, day)
     bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
     records = encode_day(conn.execute(_DAY_ROWS_SQL, bounds), day, last)
+    if not records:  # no views (only events, or rows gone since their hours were rolled up): read raw
+        records = [(META, json.dumps({"rows": NOT_COPIED, "last": last}), b"")]
     records += encode_events(conn.execute(_DAY_EVENTS_SQL, bounds), day, last)
     conn.executemany(_INSERT_SQL, [(hostname, day, name, dictionary, data) for name, dictionary, data in records])
 
@@ -299,15 +301,15 @@ _COPIED_SQL = """
 
 
 def plan(conn: sqlite3.Connection, hostname: str, start: int | None, end: int | None, copy: str = VIEWS) -> ColumnPlan:
-    """Cut [start, end] (inclusive Unix ms; None: from or to the site's first or last row) into whole
-    hours of clean days with a `copy` and raw ranges."""
+    """Cut [start, end] (inclusive Unix ms; None: unbounded) into whole hours of clean days with a `copy`
+    and raw ranges. Only the hours between the site's first and last row are looked at: a period of
+    ten thousand years costs what the site's own days cost."""
     result = ColumnPlan()
-    if start is None or end is None:
-        hours = rollups.data_hours(conn, hostname)
-        if hours is None:
-            return result
-        start = hours[0] * HOUR_MS if start is None else start
-        end = (hours[1] + 1) * HOUR_MS - 1 if end is None else end
+    hours = rollups.data_hours(conn, hostname)
+    if hours is None:
+        return result
+    start = hours[0] * HOUR_MS if start is None else start
+    end = (hours[1] + 1) * HOUR_MS - 1 if end is None else end
     if start > end:
         return result
     first = -(-start // HOUR_MS)  # first whole hour
@@ -319,6 +321,9 @@ def plan(conn: sqlite3.Connection, hostname: str, start: int | None, end: int | 
         result.raw.append((start, first * HOUR_MS - 1))
     if end > (last + 1) * HOUR_MS - 1:
         result.raw.append(((last + 1) * HOUR_MS, end))
+    first, last = max(first, hours[0]), min(last, hours[1])  # no row lies outside the site's data hours
+    if first > last:
+        return result
     first_day, last_day = first // HOURS_PER_DAY, last // HOURS_PER_DAY
     params = {"hostname": hostname, "lo": first_day, "hi": last_day, "meta": copy}
     covered = {}  # day -> the last hour of the day its copy holds
@@ -326,18 +331,28 @@ def plan(conn: sqlite3.Connection, hostname: str, start: int | None, end: int | 
         fields = json.loads(meta)
         if fields["rows"] != NOT_COPIED:
             covered[day] = fields.get("last", HOURS_PER_DAY - 1)
-    dirty = {row[0] for row in conn.execute(_DIRTY_SQL, {"hostname": hostname, "lo": first, "hi": last})}
+    dirty: dict[int, set[int]] = {}
+    for (hour,) in conn.execute(_DIRTY_SQL, {"hostname": hostname, "lo": first, "hi": last}):
+        dirty.setdefault(hour // HOURS_PER_DAY, set()).add(hour % HOURS_PER_DAY)
     # An hour comes from a copy when the copy holds it and it is clean: its rows are the ones copied
     # (any change since marks it dirty, and rebuilding a dirty hour drops the copy).
-    for hour in range(first, last + 1):
-        day, of_day = divmod(hour, HOURS_PER_DAY)
-        if of_day <= covered.get(day, -1) and hour not in dirty:
-            if result.days and result.days[-1][0] == day and result.days[-1][2] == of_day - 1:
-                result.days[-1] = (day, result.days[-1][1], of_day)
+    for day in range(first_day, last_day + 1):
+        lo = max(first, day * HOURS_PER_DAY) - day * HOURS_PER_DAY
+        hi = min(last, day * HOURS_PER_DAY + HOURS_PER_DAY - 1) - day * HOURS_PER_DAY
+        held = covered.get(day, -1)
+        if held < lo:
+            result.raw.append(((day * HOURS_PER_DAY + lo) * HOUR_MS, (day * HOURS_PER_DAY + hi + 1) * HOUR_MS - 1))
+            continue
+        usable = [hour for hour in range(lo, hi + 1) if hour <= held and hour not in dirty.get(day, ())]
+        for hour in range(lo, hi + 1):
+            if hour not in usable:
+                absolute = day * HOURS_PER_DAY + hour
+                result.raw.append((absolute * HOUR_MS, (absolute + 1) * HOUR_MS - 1))
+        for hour in usable:
+            if result.days and result.days[-1][0] == day and result.days[-1][2] == hour - 1:
+                result.days[-1] = (day, result.days[-1][1], hour)
             else:
-                result.days.append((day, of_day, of_day))
-        else:
-            result.raw.append((hour * HOUR_MS, (hour + 1) * HOUR_MS - 1))
+                result.days.append((day, hour, hour))
     result.raw = rollups.merge(result.raw)
     return result
 

@@ -239,7 +239,7 @@ def test_a_day_with_too_many_values_is_not_copied_and_reads_raw(monkeypatch: pyt
     assert json.loads(meta)["rows"] == columns.NOT_COPIED
     query = stats.Query(SITE, T_DAY * 1000, (T_DAY + DAY) * 1000 - 1, (Filter("country", "eq", "spain"),))
     plan = stats.snapshot(conn, columns.plan, SITE, T_DAY, T_DAY + DAY - 1)
-    assert plan.days == [] and plan.raw == [(T_DAY, T_DAY + DAY - 1)]
+    assert plan.days == [] and plan.raw == [(T_DAY, T_DAY + 6 * HOUR - 1)]  # up to the last hour with rows
     got = stats.snapshot(conn, stats.list_stats, query, "pages", True, stats.Page())
     assert [row["path"] for row in got] == [f"/{i}" for i in range(6)]
 
@@ -252,7 +252,8 @@ def test_plan_uses_whole_hours_of_clean_copied_days() -> None:
     start, end = T_DAY + 90 * 60_000, T_DAY + 3 * DAY - 1
     plan = stats.snapshot(conn, columns.plan, SITE, start, end)
     first = T_DAY // DAY
-    assert plan.days == [(first, 2, 23), (first + 1, 0, 2), (first + 1, 4, 23), (first + 2, 0, 23)]
+    # (the last row is at 22:00 of day 3: no hour after it is looked at)
+    assert plan.days == [(first, 2, 23), (first + 1, 0, 2), (first + 1, 4, 23), (first + 2, 0, 22)]
     assert plan.raw == [(start, T_DAY + 2 * HOUR - 1), (T_DAY + DAY + 3 * HOUR, T_DAY + DAY + 4 * HOUR - 1)]
     # A copy of a day's first hours (today's closed hours): the hours after it are read raw.
     conn.execute("DELETE FROM rollup_dirty")
@@ -260,7 +261,10 @@ def test_plan_uses_whole_hours_of_clean_copied_days() -> None:
         columns.build_day(conn, SITE, first + 2, 5)
     plan = stats.snapshot(conn, columns.plan, SITE, T_DAY + 2 * DAY, T_DAY + 3 * DAY - 1)
     assert plan.days == [(first + 2, 0, 5)]
-    assert plan.raw == [(T_DAY + 2 * DAY + 6 * HOUR, T_DAY + 3 * DAY - 1)]
+    assert plan.raw == [(T_DAY + 2 * DAY + 6 * HOUR, T_DAY + 2 * DAY + 23 * HOUR - 1)]
+    # A period of ten thousand years costs no more than the site's own hours.
+    plan = stats.snapshot(conn, columns.plan, SITE, -62_135_596_800_000, 253_402_300_799_999)
+    assert plan.days == [(first, 0, 23), (first + 1, 0, 23), (first + 2, 0, 5)]
 
 
 def test_properties_with_view_filters_take_events_by_their_own_time() -> None:
@@ -316,7 +320,9 @@ def test_todays_closed_hours_get_a_copy_of_their_own() -> None:
     rollups.refresh(conn, later)
     assert columns.refresh_open(conn, later) == 1
     plan = stats.snapshot(conn, columns.plan, SITE, T_DAY, later)
-    assert plan.days == [(T_DAY // DAY, 0, 6)]
+    assert plan.days == [(T_DAY // DAY, 0, 5)]  # (05:00 holds the last row)
+    meta = conn.execute("SELECT dictionary FROM column_days WHERE name = ''").fetchone()[0]
+    assert json.loads(meta)["last"] == 6
     assert stats.snapshot(conn, stats.list_stats, query, "countries", True, stats.Page()) == expected
 
 
@@ -329,3 +335,17 @@ def test_todays_copies_are_made_a_few_sites_per_call() -> None:
     assert [columns.refresh_open(conn, now, 2) for _ in range(3)] == [2, 1, 0]
     last = "SELECT json_extract(dictionary, '$.last') FROM column_days WHERE name = '' ORDER BY hostname"
     assert [row[0] for row in conn.execute(last)] == [2, 2, 2]
+
+
+def test_a_site_whose_rows_are_gone_is_not_copied_again_and_again() -> None:
+    """Rows deleted after their hours were rolled up: the copy records that there is nothing to copy,
+    so the refresher moves on instead of rebuilding it on every call."""
+    now = T_DAY + 3 * HOUR + 60_000
+    conn = new_db()
+    insert(conn, [view(date_created=T_DAY + i * HOUR) for i in range(3)])
+    rollups.refresh(conn, now)
+    conn.execute("DELETE FROM views")
+    assert columns.refresh_open(conn, now) == 1
+    assert columns.refresh_open(conn, now) == 0
+    plan = stats.snapshot(conn, columns.plan, SITE, T_DAY, now)
+    assert plan.days == []
