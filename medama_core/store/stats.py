@@ -50,7 +50,7 @@ MAX_BOUND_VALUES = 500  # values bound in one `IN (...)`; SQLite allows 32766 va
 RUNS_CHUNK = 50  # groups whose duration runs are held at once (a busy page's 90 days: ~100 runs)
 # Bytes of day durations a summary holds in memory at once for its medians (10 M views in 90 days
 # would be 31 MB); days beyond it keep every 64th value and read the rest from the database.
-COLUMN_DURATIONS_HELD = 8 << 20
+COLUMN_DURATIONS_HELD = 4 << 20
 MAX_RAW_RANGES = 200  # raw ranges OR-ed in one query (each binds 2 values); after a migration every hour is raw
 
 # List endpoint -> (dimension kind, JSON label key). `referrers` and `languages` switch kind by a flag.
