@@ -33,6 +33,7 @@ SPANS = (HOUR, 6, DAY, 8 * DAY, 64 * DAY)
 # buckets of time zones off UTC: a day from 07:00 UTC is 3 such blocks and 6 hours, not 24 hours.
 RUN_SPANS = (HOUR, 6, DAY, 8 * DAY)
 INLINE_RUN = 1024  # runs up to this many values are read whole with their row; one blob open costs more
+MAX_LISTED_PERIODS = 4000  # integers written into one `IN (...)`: ~40 KB of SQL, far below SQLite's 1 MB
 REFRESH_HOURS_PER_TRANSACTION = 24  # keeps each writer transaction short so hits are not held back long
 
 # Dimension kind -> the SQL expression over `views v` it groups by. Kind 0 is the whole site.
@@ -450,19 +451,21 @@ def rollup_runs(
 
 
 def period_buckets(
-    conn: sqlite3.Connection, hostname: str, span: int, lo: int, hi: int
+    conn: sqlite3.Connection, hostname: str, span: int, ranges: Sequence[tuple[int, int]]
 ) -> tuple[dict[int, Group], dict[int, Run]]:
-    """Site totals and duration runs per period of `span` (one of RUN_SPANS), periods lo..hi."""
-    params = {"hostname": hostname, "span": span, "lo": lo, "hi": hi, "inline": INLINE_RUN}
-    where = "WHERE hostname = :hostname AND span = :span AND kind = 0 AND period BETWEEN :lo AND :hi"
-    groups = {
-        period: Group(*counts)
-        for period, *counts in conn.execute(f"SELECT period, {_COUNTS} FROM rollup {where}", params)
-    }
-    runs = {
-        period: stored_run(conn, *row)
-        for period, *row in conn.execute(f"SELECT period, {_RUN_COLUMNS} FROM rollup_durations {where}", params)
-    }
+    """Site totals and duration runs per period of `span` (one of RUN_SPANS), periods in the (lo, hi) ranges:
+    one query for all of them (a summary's day buckets off UTC are a few hundred small pieces)."""
+    params = {"hostname": hostname, "span": span, "inline": INLINE_RUN}
+    every = [period for lo, hi in ranges for period in range(lo, hi + 1)]
+    groups: dict[int, Group] = {}
+    runs: dict[int, Run] = {}
+    for first in range(0, len(every), MAX_LISTED_PERIODS):
+        periods = ", ".join(str(int(period)) for period in every[first : first + MAX_LISTED_PERIODS])
+        where = f"WHERE hostname = :hostname AND span = :span AND kind = 0 AND period IN ({periods})"
+        for period, *counts in conn.execute(f"SELECT period, {_COUNTS} FROM rollup {where}", params):
+            groups[period] = Group(*counts)
+        for period, *row in conn.execute(f"SELECT period, {_RUN_COLUMNS} FROM rollup_durations {where}", params):
+            runs[period] = stored_run(conn, *row)
     return groups, runs
 
 

@@ -649,8 +649,11 @@ def _bucket_groups(conn: sqlite3.Connection, query: Query, interval: str, start_
     label = _bucket_sql(interval, params, start_us)
     plan = rollups.plan(conn, query.hostname, query.start, query.end, RUN_SPANS, _fits(interval, start_us))
     groups: dict[int, Group] = {}
+    pieces: dict[int, list[tuple[int, int]]] = {}
     for span, lo, hi in plan.pieces:
-        counts, runs = rollups.period_buckets(conn, query.hostname, span, lo, hi)
+        pieces.setdefault(span, []).append((lo, hi))
+    for span, ranges in pieces.items():
+        counts, runs = rollups.period_buckets(conn, query.hostname, span, ranges)
         for period, group_counts in counts.items():
             group = groups.setdefault(_bucket_of(interval, start_us, period * span * HOUR_MS), Group(runs=[]))
             group.add(group_counts)
