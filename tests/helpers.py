@@ -122,6 +122,15 @@ class LiveServer:
     def client(self) -> Client:
         return Client(self.port)
 
+    def session_cookie(self) -> str:
+        """Log the admin in on a client of its own and return the session cookie's value."""
+        client = self.client()
+        try:
+            client.login()
+            return client.cookies["_me_sess"]
+        finally:
+            client.close()
+
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=15)

@@ -294,8 +294,21 @@ class ColumnPlan:
     days: list[tuple[int, int, int]] = field(default_factory=list)
     raw: list[tuple[int, int]] = field(default_factory=list)
 
+    def hours_by_day(self) -> dict[int, list[tuple[int, int]]]:
+        """Day -> its (first hour, last hour) pieces, days ascending."""
+        hours: dict[int, list[tuple[int, int]]] = {}
+        for day, first, last in self.days:
+            hours.setdefault(day, []).append((first, last))
+        return hours
 
-_DIRTY_SQL = "SELECT hour FROM rollup_dirty WHERE hostname = :hostname AND hour BETWEEN :lo AND :hi"
+    def partial_days(self) -> set[int]:
+        """The days not read whole: they need their hours plane."""
+        counts: dict[int, int] = {}
+        for day, first, last in self.days:
+            counts[day] = counts.get(day, 0) + last - first + 1
+        return {day for day, count in counts.items() if count < HOURS_PER_DAY}
+
+
 _COPIED_SQL = """
     SELECT day, dictionary FROM column_days WHERE hostname = :hostname AND day BETWEEN :lo AND :hi AND name = :meta"""
 
@@ -305,25 +318,10 @@ def plan(conn: sqlite3.Connection, hostname: str, start: int | None, end: int | 
     and raw ranges. Only the hours between the site's first and last row are looked at: a period of
     ten thousand years costs what the site's own days cost."""
     result = ColumnPlan()
-    hours = rollups.data_hours(conn, hostname)
+    result.raw, hours = rollups.whole_hours(conn, hostname, start, end)
     if hours is None:
         return result
-    start = hours[0] * HOUR_MS if start is None else start
-    end = (hours[1] + 1) * HOUR_MS - 1 if end is None else end
-    if start > end:
-        return result
-    first = -(-start // HOUR_MS)  # first whole hour
-    last = (end + 1) // HOUR_MS - 1  # last whole hour
-    if first > last:
-        result.raw.append((start, end))
-        return result
-    if start < first * HOUR_MS:
-        result.raw.append((start, first * HOUR_MS - 1))
-    if end > (last + 1) * HOUR_MS - 1:
-        result.raw.append(((last + 1) * HOUR_MS, end))
-    first, last = max(first, hours[0]), min(last, hours[1])  # no row lies outside the site's data hours
-    if first > last:
-        return result
+    first, last = hours
     first_day, last_day = first // HOURS_PER_DAY, last // HOURS_PER_DAY
     params = {"hostname": hostname, "lo": first_day, "hi": last_day, "meta": copy}
     covered = {}  # day -> the last hour of the day its copy holds
@@ -332,7 +330,7 @@ def plan(conn: sqlite3.Connection, hostname: str, start: int | None, end: int | 
         if fields["rows"] != NOT_COPIED:
             covered[day] = fields.get("last", HOURS_PER_DAY - 1)
     dirty: dict[int, set[int]] = {}
-    for (hour,) in conn.execute(_DIRTY_SQL, {"hostname": hostname, "lo": first, "hi": last}):
+    for hour in rollups.dirty_hours(conn, hostname, first, last):
         dirty.setdefault(hour // HOURS_PER_DAY, set()).add(hour % HOURS_PER_DAY)
     # An hour comes from a copy when the copy holds it and it is clean: its rows are the ones copied
     # (any change since marks it dirty, and rebuilding a dirty hour drops the copy).

@@ -303,24 +303,11 @@ def plan(
     (time buckets: a block must not straddle a bucket's edge).
     """
     result = Plan()
-    first = None if start is None else -(-start // HOUR_MS)  # first whole hour
-    last = None if end is None else (end + 1) // HOUR_MS - 1  # last whole hour
-    if first is not None and last is not None and first > last:
-        if start is not None and end is not None and start <= end:
-            result.raw.append((start, end))
+    result.raw, hours = whole_hours(conn, hostname, start, end)
+    if hours is None:
         return result
-    if start is not None and first is not None and start < first * HOUR_MS:
-        result.raw.append((start, first * HOUR_MS - 1))
-    if end is not None and last is not None and end > (last + 1) * HOUR_MS - 1:
-        result.raw.append(((last + 1) * HOUR_MS, end))
-    low, high = conn.execute(_DATA_HOURS_SQL, {"hostname": hostname}).fetchone()
-    if low is None:
-        return result
-    first = low if first is None else max(first, low)
-    last = high if last is None else min(last, high)
-    if first > last:
-        return result
-    dirty = [row[0] for row in conn.execute(_DIRTY_IN_RANGE_SQL, {"hostname": hostname, "lo": first, "hi": last})]
+    first, last = hours
+    dirty = dirty_hours(conn, hostname, first, last)
     for hour in dirty:
         result.raw.append((hour * HOUR_MS, (hour + 1) * HOUR_MS - 1))
     built: dict[int, set[int]] = {}
@@ -343,10 +330,33 @@ def plan(
     return result
 
 
-def data_hours(conn: sqlite3.Connection, hostname: str) -> tuple[int, int] | None:
-    """The first and last hour holding any of the site's views or events (rolled up or dirty), if any."""
+def whole_hours(
+    conn: sqlite3.Connection, hostname: str, start: int | None, end: int | None
+) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
+    """The partial hours at the ends of [start, end] (inclusive Unix ms; None = unbounded), to read raw,
+    and the first and last whole hour inside it that the site's rows can be in (None: none)."""
+    raw: list[tuple[int, int]] = []
+    first = None if start is None else -(-start // HOUR_MS)  # first whole hour
+    last = None if end is None else (end + 1) // HOUR_MS - 1  # last whole hour
+    if first is not None and last is not None and first > last:
+        if start is not None and end is not None and start <= end:
+            raw.append((start, end))
+        return raw, None
+    if start is not None and first is not None and start < first * HOUR_MS:
+        raw.append((start, first * HOUR_MS - 1))
+    if end is not None and last is not None and end > (last + 1) * HOUR_MS - 1:
+        raw.append(((last + 1) * HOUR_MS, end))
     low, high = conn.execute(_DATA_HOURS_SQL, {"hostname": hostname}).fetchone()
-    return None if low is None else (low, high)
+    if low is None:
+        return raw, None
+    first = low if first is None else max(first, low)  # no row lies outside the site's data hours
+    last = high if last is None else min(last, high)
+    return raw, None if first > last else (first, last)
+
+
+def dirty_hours(conn: sqlite3.Connection, hostname: str, first: int, last: int) -> list[int]:
+    """The site's dirty hours among first..last, ascending."""
+    return [row[0] for row in conn.execute(_DIRTY_IN_RANGE_SQL, {"hostname": hostname, "lo": first, "hi": last})]
 
 
 def _always(hour: int, span: int) -> bool:

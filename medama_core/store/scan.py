@@ -234,7 +234,7 @@ class DayScan:
         self, name: str, mask: int, fields: Sequence[str], with_durations: bool
     ) -> tuple[dict[str, Counter[str]], dict[str, array[int]]]:
         """Counts per label of column `name` over the selected views for each of `fields` (Group fields
-        among GROUP_FIELDS, or "labels": every label with a selected view, counted 0), and with
+        among GROUP_FIELDS, or "labels": how many selected views each label has, read only for the labels), and with
         `with_durations` each label's sorted durations (measured, zeros, ones and duration_sum come from those)."""
         keys, label = self.keys(name, mask)
         flags = self._selected(self.day.flags, columns.FLAGS, 0, mask)
@@ -244,8 +244,6 @@ class DayScan:
             by_key[field] = Counter(keys if table is None else compress(keys, flags.translate(table)))
         labels = {key: label(key) for counter in by_key.values() for key in counter}
         counts = {field: Counter({labels[key]: n for key, n in counter.items()}) for field, counter in by_key.items()}
-        if "labels" in counts:
-            counts["labels"] = Counter(dict.fromkeys(counts["labels"], 0))
         if not with_durations:
             return counts, {}
         # Views without a duration come first: the selected ones among them lead `keys`.

@@ -349,13 +349,11 @@ def column_groups(
         fields = ("labels", "visitors", "page_visitors") + (("pageviews", "bounces", "timed") if full else ())
     the_plan = columns.plan(conn, query.hostname, query.start, query.end)
     name = columns.KIND_COLUMNS[kind]
-    hours: dict[int, list[tuple[int, int]]] = {}
-    for day, first, last in the_plan.days:
-        hours.setdefault(day, []).append((first, last))
+    hours = the_plan.hours_by_day()
     selection = scan.Selection(query.view_filters)
     totals: dict[str, Counter[str]] = {}
     runs: dict[str, list[array[int]]] = {}
-    partial = _partial_days(hours)
+    partial = the_plan.partial_days()
     for copy in columns.load(conn, query.hostname, list(hours), [*selection.columns, name], full, partial=partial):
         day_scan = scan.DayScan(copy)
         mask = day_scan.filters_mask(selection)
@@ -388,11 +386,6 @@ def column_groups(
             for label, raw_durations in _raw_durations(conn, KIND_SQL[kind], where, params):
                 groups[label].durations().append(Run.of(raw_durations))
     return groups
-
-
-def _partial_days(hours: dict[int, list[tuple[int, int]]]) -> set[int]:
-    """The days of a column plan not read whole: they need their hours plane."""
-    return {day for day, runs in hours.items() if sum(last - first + 1 for first, last in runs) < columns.HOURS_PER_DAY}
 
 
 def _arrays_loader(arrays: list[array[int]]) -> Callable[[], Runs]:
@@ -788,13 +781,11 @@ def property_counts(conn: sqlite3.Connection, query: Query) -> dict[tuple[str, s
 def _column_property_counts(conn: sqlite3.Connection, query: Query) -> dict[tuple[str, str], int]:
     """property_counts with view filters: the events' column copies of clean days, raw rows for the rest."""
     the_plan = columns.plan(conn, query.hostname, query.start, query.end, columns.EVENTS)
-    hours: dict[int, list[tuple[int, int]]] = {}
-    for day, first, last in the_plan.days:
-        hours.setdefault(day, []).append((first, last))
+    hours = the_plan.hours_by_day()
     selection = scan.Selection(query.filters)
     names = [*selection.columns, *columns.EVENT_COLUMNS]
     counts: Counter[tuple[str, str]] = Counter()
-    partial = _partial_days(hours)
+    partial = the_plan.partial_days()
     for copy in columns.load(conn, query.hostname, list(hours), names, False, columns.EVENTS, partial):
         day_scan = scan.DayScan(copy)
         mask = day_scan.filters_mask(selection)

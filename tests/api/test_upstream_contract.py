@@ -140,10 +140,7 @@ def test_operation_conforms_to_upstream(server: tuple[LiveServer, str], label: s
 def test_delete_user_conforms_to_upstream(tmp_path: Path) -> None:
     """On a server of its own: the first positive case deletes the user, the rest get 401s."""
     with live_server(tmp_path, level="error") as running:
-        client = running.client()
-        client.login()
-        cookie = client.cookies["_me_sess"]
-        client.close()
+        cookie = running.session_cookie()
         _check_operation(running, cookie, "DELETE /user", GenerationMode.NEGATIVE, 5)
         _check_operation(running, cookie, "DELETE /user", GenerationMode.POSITIVE, 5)
 

@@ -106,10 +106,7 @@ def _check_operation(running: LiveServer, cookie: str, label: str, mode: Generat
 def test_delete_user_conforms(tmp_path: Path) -> None:
     """On a server of its own: the first positive case deletes the user, the rest get 401s."""
     with live_server(tmp_path, level="error") as running:
-        client = running.client()
-        client.login()
-        cookie = client.cookies["_me_sess"]
-        client.close()
+        cookie = running.session_cookie()
         _check_operation(running, cookie, "DELETE /user", GenerationMode.NEGATIVE, 10)
         _check_operation(running, cookie, "DELETE /user", GenerationMode.POSITIVE, 10)
 
