@@ -5,16 +5,22 @@ parser for the next complete request and runs one handler at a time, so
 pipelined requests are answered in order. Timers bound how long a peer may
 take to send a head (408), a body (408) or nothing at all (silent close).
 Shutdown stops accepting, lets in-flight requests finish within a grace
-period, closes idle connections and then cancels what is left.
+period, closes idle connections and then cancels what is left. A listener
+that shares its port (SO_REUSEPORT, upgrades) first steers new connections
+to the other process and accepts what is already on its way, so closing it
+resets nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import resource
 import socket
 import ssl
+import struct
+import sys
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -39,6 +45,15 @@ DEFAULT_MAX_CONNECTIONS = 4096  # ~20 KiB each at most in buffers: well inside a
 FD_RESERVE = 64  # descriptors kept back from the connection cap for databases, logs and data files
 SWEEP_INTERVAL_S = 0.5  # how often deadlines are checked; timeouts fire up to this late
 MAX_PIPELINE_BUFFER = 256 * 1024  # pipelined bytes held while a request runs; past this we stop reading
+# Hand-over of a shared port. Closing a listener resets the connections in its accept queue, and
+# without root (net.ipv4.tcp_migrate_req) the kernel cannot move them, so a stopping process first
+# attaches a one-instruction classic BPF program to the port's SO_REUSEPORT group that sends every
+# new connection to the successor, then keeps accepting for a while before it closes.
+HANDOVER_DRAIN_S = 0.5  # handshakes begun before the steering finish within one round trip, far below this
+SUCCESSOR_INDEX = 1  # two processes on a port (docs/deploy.md): the newer listener is second in the group
+SO_ATTACH_REUSEPORT_CBPF = 51  # Linux <asm-generic/socket.h>
+SO_DETACH_REUSEPORT_BPF = 68  # Linux <asm-generic/socket.h>, since 5.3
+BPF_RET_K = 0x06  # classic BPF: return the constant k (here the index of the listener to use)
 
 
 class App(Protocol):
@@ -92,8 +107,10 @@ class HTTPServer:
         self.max_connections = _connection_cap(max_connections)
         self.connections: set[_Connection] = set()
         self.dates = _DateCache()
-        self.closing = False
+        self.stopping = False  # shutdown began: no more keep-alive
+        self.closing = False  # new connections are refused
         self._servers: list[asyncio.Server] = []
+        self._shared: list[socket.socket] = []  # listeners with SO_REUSEPORT (asyncio's views of them)
         self._sweeper: asyncio.TimerHandle | None = None
         # One sweep over all connections checks their deadlines, instead of a timer per request.
         self.sweep_interval = min(SWEEP_INTERVAL_S, timeouts.header / 4, timeouts.body / 4, timeouts.idle / 4)
@@ -133,6 +150,10 @@ class HTTPServer:
                 reuse_port=reuse_port or None,
             )
         self._servers.append(server)
+        if reuse_port and sock is None:
+            for listener in server.sockets:
+                self._shared.append(listener)
+                _steer(listener, None)  # a program left by a predecessor would skew the group
         if self._sweeper is None:
             self._sweeper = loop.call_later(self.sweep_interval, self._sweep)
         bound: int = server.sockets[0].getsockname()[1]
@@ -140,6 +161,13 @@ class HTTPServer:
 
     async def shutdown(self, grace: float = SHUTDOWN_GRACE_S) -> None:
         """Stop accepting, let in-flight requests finish for up to `grace` seconds, close the rest."""
+        self.stopping = True
+        steered = [_steer(shared, SUCCESSOR_INDEX) for shared in self._shared]
+        if any(steered):
+            for conn in list(self.connections):
+                conn.close_when_idle()  # its client reconnects, to the successor
+            await asyncio.sleep(HANDOVER_DRAIN_S)
+        self._shared.clear()
         self.closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -156,6 +184,28 @@ class HTTPServer:
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), timeout=1.0)
+
+
+def _steer(sock: socket.socket, index: int | None) -> bool:
+    """Send the new connections of `sock`'s SO_REUSEPORT group to listener `index` (None: spread them again).
+
+    Returns False where this cannot be done (not Linux, or a kernel without it); an index past
+    the group's end (no successor) makes the kernel spread connections as if no program were set.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        # A duplicate descriptor of the same socket: uvloop's socket views do not all offer setsockopt.
+        with socket.fromfd(sock.fileno(), sock.family, sock.type) as dup:
+            if index is None:
+                dup.setsockopt(socket.SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, 0)
+            else:
+                program = ctypes.create_string_buffer(struct.pack("HBBI", BPF_RET_K, 0, 0, index))
+                fprog = struct.pack("HP", 1, ctypes.addressof(program))  # struct sock_fprog: length, pointer
+                dup.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)
+    except OSError:
+        return False  # ENOENT: nothing to detach; EINVAL/ENOPROTOOPT: not supported
+    return True
 
 
 def _connection_cap(wanted: int) -> int:
@@ -351,7 +401,7 @@ class _Connection(asyncio.Protocol):
             response = await app.handle(request)
         except Exception:  # app.handle must not raise; if it does, still answer
             response = app.error_response(HTTPError(500, "internal server error"), request)
-        keep_alive = request.keep_alive and self.keep_open and not self.server.closing
+        keep_alive = request.keep_alive and self.keep_open and not self.server.stopping
         data = render_response(
             response,
             keep_alive=keep_alive,

@@ -21,14 +21,22 @@ BODY_LIMIT = 1000
 
 
 class EchoApp:
-    """Answers with what it received; `/slow` waits, `/boom` raises."""
+    """Answers with what it received and its name; `/slow` waits, `/boom` raises."""
+
+    def __init__(self, name: str = "echo") -> None:
+        self.name = name
 
     async def handle(self, request: Request) -> Response:
         if request.path == "/slow":
             await asyncio.sleep(float(request.query_value("s") or "0.3"))
         if request.path == "/boom":
             raise RuntimeError("handler bug")
-        body = {"method": request.method, "path": request.path, "body": request.body.decode("latin-1")}
+        body = {
+            "method": request.method,
+            "path": request.path,
+            "body": request.body.decode("latin-1"),
+            "server": self.name,
+        }
         return json_response(body)
 
     def error_response(self, error: HTTPError, request: Request | None) -> Response:
@@ -49,12 +57,20 @@ class Running:
 
 
 @contextmanager
-def running(timeouts: Timeouts | None = None, max_connections: int = 100) -> Iterator[Running]:
+def running(
+    timeouts: Timeouts | None = None,
+    max_connections: int = 100,
+    *,
+    name: str = "echo",
+    port: int = 0,
+    reuse_port: bool = False,
+) -> Iterator[Running]:
     loop = asyncio.new_event_loop()
-    server = HTTPServer(EchoApp(), max_connections=max_connections, timeouts=timeouts or Timeouts())  # type: ignore[arg-type]
+    server = HTTPServer(EchoApp(name), max_connections=max_connections, timeouts=timeouts or Timeouts())
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    port = asyncio.run_coroutine_threadsafe(server.listen("127.0.0.1", 0), loop).result(timeout=5)
+    listening = server.listen("127.0.0.1", port, reuse_port=reuse_port)
+    port = asyncio.run_coroutine_threadsafe(listening, loop).result(timeout=5)
     handle = Running(port, server, loop)
     try:
         yield handle
@@ -280,6 +296,48 @@ def test_graceful_shutdown_finishes_in_flight_requests() -> None:
         assert time.monotonic() - started < 3
         with pytest.raises(OSError):
             connect(srv.port).sendall(b"GET / HTTP/1.1\r\n\r\n")
+
+
+def ask(port: int) -> tuple[int, str]:
+    """One request on a fresh connection: its status and which server answered."""
+    sock = connect(port)
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, body = read_response(sock, bytearray())
+    return status, json.loads(body)["server"]
+
+
+def test_shared_port_is_handed_over_without_resetting_queued_connections() -> None:
+    # Two servers on one port (an upgrade). The old one's loop is blocked while clients connect,
+    # so the kernel queues about half of them on its socket; closing that socket right away
+    # would reset them. It must steer new connections to the other server and accept its queue.
+    with running(name="old", reuse_port=True) as old, running(name="new", port=old.port, reuse_port=True):
+        assert {ask(old.port)[1] for _ in range(40)} == {"old", "new"}  # the kernel spreads them
+        blocked = threading.Event()
+
+        async def block_then_shut_down() -> None:
+            blocked.set()
+            time.sleep(0.5)  # the loop accepts nothing meanwhile
+            await old.server.shutdown(5)
+
+        done = asyncio.run_coroutine_threadsafe(block_then_shut_down(), old.loop)
+        assert blocked.wait(5)
+        queued = [connect(old.port) for _ in range(40)]
+        for sock in queued:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.6)  # the old server is now handing over (it accepts for HANDOVER_DRAIN_S)
+        during = [ask(old.port) for _ in range(20)]
+        done.result(timeout=10)
+        answers = [read_response(sock, bytearray()) for sock in queued]
+        assert [status for status, _, _ in answers] == [200] * 40
+        assert {json.loads(body)["server"] for _, _, body in answers} == {"old", "new"}
+        assert during == [(200, "new")] * 20  # steered: nothing new reaches the old server
+
+
+def test_a_later_server_on_the_port_undoes_a_predecessors_steering() -> None:
+    with running(name="first", reuse_port=True) as first, running(name="second", port=first.port, reuse_port=True):
+        first.shutdown()  # leaves "send to the second listener" on the port's group
+        with running(name="third", port=first.port, reuse_port=True):
+            assert {ask(first.port)[1] for _ in range(40)} == {"second", "third"}
 
 
 def test_eager_driver_delivers_results_errors_and_cancellation() -> None:
