@@ -183,7 +183,8 @@ def kth(runs: Sequence[Run], k: int, k2: int | None = None) -> tuple[int, int]:
     low = high = None  # the answers are above low and at most high (None: unbounded)
     if sum(len(run.samples) for run in sampled) <= CANDIDATES_AT_MOST:
         # Search the samples themselves: few steps.
-        candidates = sorted({value for run in sampled for value in run.samples})
+        # Sorting the concatenated runs merges them (timsort); repeated values do no harm to the bisections.
+        candidates = sorted(chain.from_iterable(run.samples for run in sampled))
         i = bisect_right(candidates, k, key=at_most)  # candidates[:i] have at most k values <= them
         j = bisect_right(candidates, k2, key=surely_at_most)  # candidates[j:] have more than k2
         low = candidates[i - 1] if i > 0 else None

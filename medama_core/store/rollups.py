@@ -133,14 +133,21 @@ _MERGE_DURATIONS_SQL = """
     SELECT value, width, durations FROM rollup_durations
     WHERE hostname = :hostname AND span = :span AND kind = :kind AND period BETWEEN :lo AND :hi
     ORDER BY value"""
+# Each MIN and MAX in a query of its own: SQLite answers a lone MIN() or MAX() with one index seek,
+# but both in one SELECT make it read every row (all the hourly property rows: ~1.5 ms at 10 M views).
 _DATA_HOURS_SQL = f"""
     SELECT MIN(low), MAX(high) FROM (
-        SELECT MIN(period) AS low, MAX(period) AS high FROM rollup
-        WHERE hostname = :hostname AND span = {HOUR} AND kind = 0
+        SELECT
+            (SELECT MIN(period) FROM rollup WHERE hostname = :hostname AND span = {HOUR} AND kind = 0) AS low,
+            (SELECT MAX(period) FROM rollup WHERE hostname = :hostname AND span = {HOUR} AND kind = 0) AS high
         UNION ALL
-        SELECT MIN(period), MAX(period) FROM rollup_props WHERE hostname = :hostname AND span = {HOUR}
+        SELECT
+            (SELECT MIN(period) FROM rollup_props WHERE hostname = :hostname AND span = {HOUR}),
+            (SELECT MAX(period) FROM rollup_props WHERE hostname = :hostname AND span = {HOUR})
         UNION ALL
-        SELECT MIN(hour), MAX(hour) FROM rollup_dirty WHERE hostname = :hostname
+        SELECT
+            (SELECT MIN(hour) FROM rollup_dirty WHERE hostname = :hostname),
+            (SELECT MAX(hour) FROM rollup_dirty WHERE hostname = :hostname)
     )"""
 _BUILT_SQL = """
     SELECT period FROM rollup_built WHERE hostname = :hostname AND span = :span AND period BETWEEN :lo AND :hi"""

@@ -291,12 +291,21 @@ def _runs(conn: sqlite3.Connection, query: Query, kind: int, values: list[str]) 
 def _raw_pieces(hostname: str, ranges: list[tuple[int, int]], time: str = "v.date_created") -> Iterator[Piece]:
     """WHERE clauses for the site's rows in the plan's raw ranges, MAX_RAW_RANGES ranges at a time.
 
-    The rows are chosen by rowid, one indexed range scan per range (the site is in the
-    subqueries only): given `v.hostname` or OR-ed ranges, SQLite may pick an index that does
-    not bound the time (it took the site's whole page-led index, before migration 8).
+    Several ranges choose their rows by rowid, one indexed range scan per range (the site is
+    in the subqueries only): given OR-ed ranges, SQLite may pick an index that does not bound
+    the time (it took the site's whole page-led index, before migration 8). A single range of
+    views (most often the current hour) is bounded directly, which reads its rows in half the time.
     """
     table = "views" if time == "v.date_created" else "events"
     site = "hostname = :hostname AND " if table == "views" else ""
+    if table == "views" and len(ranges) == 1:
+        lo, hi = ranges[0]
+        yield "v.hostname = :hostname AND v.date_created BETWEEN :r0lo AND :r0hi", {
+            "hostname": hostname,
+            "r0lo": lo,
+            "r0hi": hi,
+        }
+        return
     for first in range(0, len(ranges), MAX_RAW_RANGES):
         params: dict[str, object] = {"hostname": hostname}
         selects = []
