@@ -143,21 +143,6 @@ def quantile_cont(runs: Sequence[Run], q: float) -> float | None:
     return float(low) + float(high - low) * (position - lower)
 
 
-def counted_quantile(values: Sequence[int], cumulative: Sequence[int], q: float) -> float | None:
-    """`quantile_cont` over distinct ascending `values`, cumulative[i] durations being <= values[i]."""
-    n = cumulative[-1] if cumulative else 0
-    if n == 0:
-        return None
-    position = (n - 1) * q
-    lower = math.floor(position)
-    upper = math.ceil(position)
-    low = values[bisect_right(cumulative, lower)]
-    if upper == lower:
-        return float(low)
-    high = values[bisect_right(cumulative, upper)]
-    return float(low) + float(high - low) * (position - lower)
-
-
 def kth(runs: Sequence[Run], k: int, k2: int | None = None) -> tuple[int, int]:
     """The k-th and k2-th smallest values (0-based, k <= k2; k2 defaults to k) of the union of the runs.
 

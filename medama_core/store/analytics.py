@@ -273,4 +273,36 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DROP INDEX IF EXISTS views_hostname_path",
         ),
     ),
+    Migration(
+        9,
+        (
+            # Column copies now hold each view's event pairs (store/columns.py PROPS), so prop filters on
+            # views read the copies too. A view's pairs change when an event with its bid comes, goes or
+            # changes: the event triggers now also mark the view's own hour dirty, which drops the copy.
+            "DROP TRIGGER events_rollup_insert",
+            "DROP TRIGGER events_rollup_update",
+            "DROP TRIGGER events_rollup_delete",
+            """CREATE TRIGGER events_rollup_insert AFTER INSERT ON events BEGIN
+                INSERT OR IGNORE INTO rollup_dirty
+                    SELECT hostname, NEW.date_created / 3600000 FROM views WHERE bid = NEW.bid
+                    UNION ALL SELECT hostname, date_created / 3600000 FROM views WHERE bid = NEW.bid;
+            END""",
+            """CREATE TRIGGER events_rollup_update AFTER UPDATE ON events BEGIN
+                INSERT OR IGNORE INTO rollup_dirty
+                    SELECT hostname, NEW.date_created / 3600000 FROM views WHERE bid = NEW.bid
+                    UNION ALL SELECT hostname, date_created / 3600000 FROM views WHERE bid = NEW.bid;
+                INSERT OR IGNORE INTO rollup_dirty
+                    SELECT hostname, OLD.date_created / 3600000 FROM views WHERE bid = OLD.bid
+                    UNION ALL SELECT hostname, date_created / 3600000 FROM views WHERE bid = OLD.bid;
+            END""",
+            """CREATE TRIGGER events_rollup_delete AFTER DELETE ON events BEGIN
+                INSERT OR IGNORE INTO rollup_dirty
+                    SELECT hostname, OLD.date_created / 3600000 FROM views WHERE bid = OLD.bid
+                    UNION ALL SELECT hostname, date_created / 3600000 FROM views WHERE bid = OLD.bid;
+            END""",
+            # Copies made before have no pairs: the refresher copies every built day again (store/columns.py
+            # backfill), and filtered stats read raw rows meanwhile.
+            "DELETE FROM column_days",
+        ),
+    ),
 )

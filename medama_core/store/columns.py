@@ -6,7 +6,8 @@ dimensions), and SQLite reads a row at a time: a 90-day scan costs about
 stores the day's views column by column: each dimension as a dictionary of
 its values and a plane of one byte per view (two planes, high and low byte,
 when a day has more than PLANE_CODES values), a plane of flags and one of
-hours, and the durations sorted. Views are stored in duration order (views
+hours, the durations sorted, and each view's event pairs coded like a
+dimension (PROPS, for prop filters). Views are stored in duration order (views
 without a duration first), so the durations of any subset of a day's views,
 taken in row order, are sorted. store/scan.py evaluates filters over these
 planes with `bytes.translate` and big-integer masks, a few nanoseconds a view.
@@ -72,6 +73,9 @@ KIND_COLUMNS: dict[int, str] = {
     12: "language_dialect",
 }
 META, FLAGS, HOURS, DURATIONS = "", "~flags", "~hours", "~durations"  # the planes that are no dimension
+# A view's events, for prop filters on views: the distinct (name, value) pairs of the events with its bid,
+# at any time, as a JSON list (`[]`: none). stats' raw SQL asks the same: EXISTS an event with its bid.
+PROPS = "~props"
 # A day has two copies: its views (names as they are) and its events (names prefixed), each event with
 # its name, value and hour, and the dimensions of its view, so /properties filters events directly.
 VIEWS, EVENTS = "", "e:"
@@ -89,10 +93,12 @@ NOT_COPIED = -1  # `rows` in a day's meta row when some column had too many valu
 MAX_BIND_DAYS = 400  # days named in one `IN (...)` (literal integers); a 90-day range is one query
 BACKFILL_DAYS_PER_CALL = 4  # days copied per writer call (backfill, today's copies): ~1 s at 111k views a day
 
+_PROPS_SQL = """(SELECT json_group_array(json_array(name, value)) FROM (
+    SELECT DISTINCT name, value FROM events e WHERE e.bid = views.bid ORDER BY 1, 2))"""
 _DAY_ROWS_SQL = (
     "SELECT "
     + ", ".join(COLUMN_SQL.values())
-    + """, is_unique_user, is_unique_page, duration_ms, date_created FROM views
+    + f""", {_PROPS_SQL}, is_unique_user, is_unique_page, duration_ms, date_created FROM views
     WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi ORDER BY duration_ms"""
 )
 # Events of the day by their own time, each joined to its view on the site (as store/stats.py counts them).
@@ -135,27 +141,38 @@ Record = tuple[str, str, bytes]  # (name, dictionary, data) of a column_days row
 def encode_day(rows: Iterable[tuple[Any, ...]], day: int, last: int = HOURS_PER_DAY - 1) -> list[Record]:
     """The views' records for a day's rows, in duration order as _DAY_ROWS_SQL reads them; none without rows.
 
-    Only the meta record when a column has more than PLANE_CODES ** 2 distinct values.
+    Only the meta record when a dimension has more than PLANE_CODES ** 2 distinct values. With that
+    many sets of event pairs (say a property valued by order number), the copy goes without PROPS
+    (its meta says `"props": false`) and prop filters read the day raw.
     """
     flags, hours, timed = bytearray(), bytearray(), array("q")
     first_hour = day * HOURS_PER_DAY
     dimensions = len(COLUMN_SQL)
 
     def rest(row: tuple[Any, ...]) -> None:
-        unique_user, unique_page, duration, at = row[dimensions:]
+        unique_user, unique_page, duration, at = row[dimensions + 1 :]
         flags.append(_flags(unique_user, unique_page, duration))
         hours.append(at // HOUR_MS - first_hour + 1)
         if duration is not None:
             timed.append(duration)
 
-    coded = _code_columns(rows, dimensions, rest)
+    coded = _code_columns(rows, dimensions + 1, rest)
     if not flags:
         return []
-    records = _records(VIEWS, COLUMN_SQL, coded)
+    records = _records(VIEWS, COLUMN_SQL, coded[:dimensions])
     if records is None:
         return [(META, json.dumps({"rows": NOT_COPIED}), b"")]
+    props = _records(VIEWS, [PROPS], coded[dimensions:])
+    records += props or []
     width, packed = rollups.pack(timed)
-    meta = {"rows": len(flags), "untimed": len(flags) - len(timed), "width": width, "base": PLANE_CODES, "last": last}
+    meta = {
+        "rows": len(flags),
+        "untimed": len(flags) - len(timed),
+        "width": width,
+        "base": PLANE_CODES,
+        "last": last,
+        "props": props is not None,
+    }
     records += [(FLAGS, "", bytes(flags)), (HOURS, "", bytes(hours)), (DURATIONS, "", packed)]
     return [*records, (META, json.dumps(meta), b"")]
 
@@ -313,10 +330,17 @@ _COPIED_SQL = """
     SELECT day, dictionary FROM column_days WHERE hostname = :hostname AND day BETWEEN :lo AND :hi AND name = :meta"""
 
 
-def plan(conn: sqlite3.Connection, hostname: str, start: int | None, end: int | None, copy: str = VIEWS) -> ColumnPlan:
+def plan(
+    conn: sqlite3.Connection,
+    hostname: str,
+    start: int | None,
+    end: int | None,
+    copy: str = VIEWS,
+    props: bool = False,
+) -> ColumnPlan:
     """Cut [start, end] (inclusive Unix ms; None: unbounded) into whole hours of clean days with a `copy`
-    and raw ranges. Only the hours between the site's first and last row are looked at: a period of
-    ten thousand years costs what the site's own days cost."""
+    (with `props`: a views copy that has PROPS) and raw ranges. Only the hours between the site's first
+    and last row are looked at: a period of ten thousand years costs what the site's own days cost."""
     result = ColumnPlan()
     result.raw, hours = rollups.whole_hours(conn, hostname, start, end)
     if hours is None:
@@ -327,7 +351,7 @@ def plan(conn: sqlite3.Connection, hostname: str, start: int | None, end: int | 
     covered = {}  # day -> the last hour of the day its copy holds
     for day, meta in conn.execute(_COPIED_SQL, params):
         fields = json.loads(meta)
-        if fields["rows"] != NOT_COPIED:
+        if fields["rows"] != NOT_COPIED and (fields.get("props") or not props):
             covered[day] = fields.get("last", HOURS_PER_DAY - 1)
     dirty: dict[int, set[int]] = {}
     for hour in rollups.dirty_hours(conn, hostname, first, last):
@@ -440,7 +464,7 @@ def _day(day: int, records: dict[str, tuple[str, bytes, int]]) -> Day:
     rows = meta["rows"]
     columns = {}
     for name, (dictionary, data, _) in records.items():
-        if name in COLUMN_SQL or name in EVENT_COLUMNS:
+        if name in COLUMN_SQL or name in EVENT_COLUMNS or name == PROPS:
             planes = tuple(data[i : i + rows] for i in range(0, len(data), rows))
             columns[name] = Column(json.loads(dictionary), planes, meta["base"])
     durations, rowid = None, 0

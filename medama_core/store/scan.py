@@ -16,6 +16,7 @@ day's sorted durations and a count of 0xFF bytes in the mask up to there.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from array import array
@@ -94,9 +95,13 @@ class ColumnTest:
 
 
 class Selection:
-    """A query's view filters as column tests: store/filters.py's SQL, over the columns' dictionaries."""
+    """A query's filters as column tests: store/filters.py's SQL, over the columns' dictionaries.
 
-    def __init__(self, flts: Sequence[Filter]) -> None:
+    `flts` test columns of the copy read (prop filters there test an event's own name and value);
+    `view_props` are prop filters on views: one test of the view's event pairs (columns.PROPS).
+    """
+
+    def __init__(self, flts: Sequence[Filter], view_props: Sequence[Filter] = ()) -> None:
         self.parts: list[tuple[bool, list[ColumnTest]]] = []  # per filter: (negated, tests OR-ed)
         for flt in flts:
             values = flt.values()
@@ -108,7 +113,25 @@ class Selection:
                 if col_values:
                     tests.append(ColumnTest(name, value_test(op, col_values)))
             self.parts.append((flt.op in NEGATED, tests))
+        if view_props:
+            self.parts.append((False, [ColumnTest(columns.PROPS, pairs_test(view_props))]))
         self.columns = list(dict.fromkeys(test.name for _, tests in self.parts for test in tests))
+
+
+def pairs_test(flts: Sequence[Filter]) -> Callable[[str], bool]:
+    """The raw SQL's `EXISTS (an event of the view matching every prop filter)`, on a view's event pairs
+    (columns.PROPS, lower-cased: JSON's escapes are lower case, so lowering the text lowers the strings)."""
+    tests = [
+        (flt.field == "prop_name", value_test(positive_op(flt.op), flt.values()), flt.op in NEGATED) for flt in flts
+    ]
+
+    def test(pairs: str) -> bool:
+        return any(
+            all(match(name if is_name else value) != negated for is_name, match, negated in tests)
+            for name, value in json.loads(pairs)
+        )
+
+    return test
 
 
 class DayScan:

@@ -17,18 +17,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import accumulate, groupby
+from itertools import groupby
 from operator import itemgetter
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from medama_core.store import columns, rollups, scan
 from medama_core.store.aggregate import (
-    BOUNCE_MAX_MS,
-    BOUNCE_MIN_MS,
     Group,
     Run,
     Runs,
-    counted_quantile,
     fraction,
     quantile_cont,
 )
@@ -94,11 +91,6 @@ class Query:
     def prop_filters(self) -> tuple[Filter, ...]:
         return tuple(f for f in self.filters if f.field in PROP_FIELDS)
 
-    @property
-    def by_page(self) -> bool:
-        """Whether a page filter selects rows by equality: few rows, whose durations a pass can hold."""
-        return any(f.field == "path" and f.op in ("eq", "in") for f in self.filters)
-
 
 @dataclass(frozen=True)
 class Page:
@@ -129,10 +121,6 @@ _RAW_GROUPS_SQL = "SELECT {label}, {columns} FROM views v WHERE {where} GROUP BY
 _RAW_DURATIONS_SQL = (
     "SELECT {label}, v.duration_ms FROM views v WHERE {where} AND v.duration_ms IS NOT NULL ORDER BY 1, 2"
 )
-_PROFILE_SQL = """
-    SELECT {label}, v.duration_ms, COUNT(*), COUNT(*) FILTER (WHERE v.is_unique_user),
-        COUNT(*) FILTER (WHERE v.is_unique_page)
-    FROM views v WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"""
 # Enough for the compact rows of the lists (visitors or page visitors); full rows use GROUP_COLUMNS.
 _VISITOR_COLUMNS = "COUNT(*) FILTER (WHERE v.is_unique_user), COUNT(*) FILTER (WHERE v.is_unique_page)"
 
@@ -148,10 +136,17 @@ def _where(query: Query, params: dict[str, object], lo: int | None, hi: int | No
         clauses.append(f"{time} <= :hi")
         params["hi"] = hi
     clauses += where_sql(query.view_filters, params)
-    if query.prop_filters and time == "v.date_created":
-        props = where_sql(query.prop_filters, params, "p")
-        clauses.append(f"EXISTS (SELECT 1 FROM events e WHERE e.bid = v.bid AND {' AND '.join(props)})")
+    if time == "v.date_created":
+        clauses += _props_sql(query, params)
     return " AND ".join(clauses)
+
+
+def _props_sql(query: Query, params: dict[str, object]) -> list[str]:
+    """The prop filters on views: an event with the view's bid, at any time, matching all of them."""
+    if not query.prop_filters:
+        return []
+    props = where_sql(query.prop_filters, params, "p")
+    return [f"EXISTS (SELECT 1 FROM events e WHERE e.bid = v.bid AND {' AND '.join(props)})"]
 
 
 def _raw_groups(
@@ -169,62 +164,6 @@ def _raw_durations(
     rows = conn.execute(_RAW_DURATIONS_SQL.format(label=label, where=where), params)
     for value, pairs in groupby(rows, key=itemgetter(0)):
         yield value, array("q", (duration for _, duration in pairs))
-
-
-def _raw_profiles(
-    conn: sqlite3.Connection,
-    label: str,
-    where: str,
-    params: dict[str, object],
-    qs: Sequence[float],
-    keep: dict[Any, tuple[array[int], array[int]]] | None = None,
-) -> dict[Any, Group]:
-    """Every group's counts and its quantiles `qs`, in one pass over the rows: views counted per
-    (label, duration), so a group's durations arrive sorted, each distinct value once.
-
-    `keep` receives each group's distinct durations and their cumulative counts."""
-    groups = {}
-    rows = conn.execute(_PROFILE_SQL.format(label=label, where=where), params)
-    for value, pairs in groupby(rows, itemgetter(0)):
-        views = visitors = page_visitors = bounces = timed = total = measured = zeros = ones = 0
-        durations = array("q")  # the distinct durations, ascending (8 bytes each, not a Python int's 36)
-        cumulative = array("q")  # how many of the group's durations are <= each
-        for _, duration, n, unique_user, unique_page in pairs:
-            views += n
-            visitors += unique_user
-            page_visitors += unique_page
-            if duration is not None:
-                measured += n
-                total += duration * n
-                timed += unique_user
-                if BOUNCE_MIN_MS <= duration <= BOUNCE_MAX_MS:
-                    bounces += unique_user
-                if duration <= 1:
-                    ones += n
-                    zeros += n if duration <= 0 else 0
-                durations.append(duration)
-                cumulative.append(measured)
-        group = Group(visitors, page_visitors, views, bounces, timed, total, measured, zeros, ones)
-        group.fixed = {q: counted_quantile(durations, cumulative, q) for q in qs}
-        groups[value] = group
-        if keep is not None:
-            keep[value] = durations, cumulative
-    return groups
-
-
-def filtered_groups(
-    conn: sqlite3.Connection, query: Query, label: str, qs: Sequence[float], full: bool = True
-) -> dict[Any, Group]:
-    """Aggregates per `label` (SQL over `views v`) straight from the raw rows, filters applied.
-
-    With quantiles `qs`, one pass gives every count and the quantiles; without, the groups
-    carry counts only (just the visitor counts unless `full`).
-    """
-    params: dict[str, object] = {}
-    where = _where(query, params, query.start, query.end, "v.date_created")
-    if qs:
-        return _raw_profiles(conn, label, where, params, qs)
-    return _raw_groups(conn, label, where, params, full)
 
 
 # ---- rollups plus raw pieces ------------------------------------------------------------------------
@@ -300,11 +239,14 @@ def _raw_pieces(hostname: str, ranges: list[tuple[int, int]], time: str = "v.dat
     site = "hostname = :hostname AND " if table == "views" else ""
     if table == "views" and len(ranges) == 1:
         lo, hi = ranges[0]
-        yield "v.hostname = :hostname AND v.date_created BETWEEN :r0lo AND :r0hi", {
-            "hostname": hostname,
-            "r0lo": lo,
-            "r0hi": hi,
-        }
+        yield (
+            "v.hostname = :hostname AND v.date_created BETWEEN :r0lo AND :r0hi",
+            {
+                "hostname": hostname,
+                "r0lo": lo,
+                "r0hi": hi,
+            },
+        )
         return
     for first in range(0, len(ranges), MAX_RAW_RANGES):
         params: dict[str, object] = {"hostname": hostname}
@@ -317,32 +259,24 @@ def _raw_pieces(hostname: str, ranges: list[tuple[int, int]], time: str = "v.dat
 
 
 def groups_for(
-    conn: sqlite3.Connection, query: Query, kind: int, qs: Sequence[float] = (), fields: Sequence[str] | None = None
+    conn: sqlite3.Connection, query: Query, kind: int, fields: Sequence[str] | None = None
 ) -> dict[str, Group]:
-    """The groups of `kind`: rollups without filters, column copies with view filters and a period,
-    the raw rows otherwise."""
+    """The groups of `kind`: from rollups without filters, from column copies (and raw pieces) with."""
     if not query.filters:
         return fast_groups(conn, query, kind)
-    if columns_serve(query):
-        if kind == KINDS["total"]:
-            site, _ = column_buckets(conn, query)
-            return {"": site[0]} if 0 in site else {}
-        return column_groups(conn, query, kind, True, fields)
-    return filtered_groups(conn, query, KIND_SQL[kind], qs)
+    if kind == KINDS["total"]:
+        site, _ = column_buckets(conn, query)
+        return {"": site[0]} if 0 in site else {}
+    return column_groups(conn, query, kind, True, fields)
 
 
 # ---- column copies plus raw pieces ------------------------------------------------------------------
 
 
-def columns_serve(query: Query) -> bool:
-    """Whether the column copies can answer a filtered query: view filters only."""
-    return bool(query.filters) and not query.prop_filters
-
-
 def _filtered_pieces(query: Query, ranges: list[tuple[int, int]]) -> Iterator[Piece]:
-    """`_raw_pieces` with the query's view filters."""
+    """`_raw_pieces` with the query's filters."""
     for where, params in _raw_pieces(query.hostname, ranges):
-        yield " AND ".join([where, *where_sql(query.view_filters, params)]), params
+        yield " AND ".join([where, *where_sql(query.view_filters, params), *_props_sql(query, params)]), params
 
 
 def column_groups(
@@ -356,10 +290,10 @@ def column_groups(
     """
     if fields is None:
         fields = ("labels", "visitors", "page_visitors") + (("pageviews", "bounces", "timed") if full else ())
-    the_plan = columns.plan(conn, query.hostname, query.start, query.end)
+    the_plan = columns.plan(conn, query.hostname, query.start, query.end, props=bool(query.prop_filters))
     name = columns.KIND_COLUMNS[kind]
     hours = the_plan.hours_by_day()
-    selection = scan.Selection(query.view_filters)
+    selection = scan.Selection(query.view_filters, query.prop_filters)
     totals: dict[str, Counter[str]] = {}
     runs: dict[str, list[array[int]]] = {}
     partial = the_plan.partial_days()
@@ -411,7 +345,7 @@ def column_buckets(
     bucket edge is read raw), the rest from the raw rows. The copies give what /summary reads:
     visitors, pageviews, bounces, timed visitors and the median.
     """
-    the_plan = columns.plan(conn, query.hostname, query.start, query.end)
+    the_plan = columns.plan(conn, query.hostname, query.start, query.end, props=bool(query.prop_filters))
     fits = _fits(interval, start_us) if interval is not None else None
     raw = list(the_plan.raw)
     segments: dict[int, list[tuple[int, int, int]]] = {}  # day -> (first hour, last hour, bucket)
@@ -443,7 +377,7 @@ def column_buckets(
     whole_sources: list[scan.Source] = [source for part in raw_sources.values() for source in part]
     held = 0  # bytes of durations held whole
     windows: list[columns.DurationsWindow] = []
-    selection = scan.Selection(query.view_filters)
+    selection = scan.Selection(query.view_filters, query.prop_filters)
     for copy in columns.load(conn, query.hostname, list(segments), selection.columns, True):
         day_scan = scan.DayScan(copy)
         base = day_scan.filters_mask(selection)
@@ -499,7 +433,7 @@ def _metrics(group: Group) -> dict[str, Any]:
 
 def site_metrics(conn: sqlite3.Connection, query: Query) -> dict[str, Any]:
     """visitors, pageviews, bounce_percentage and duration over the whole query."""
-    groups = groups_for(conn, query, KINDS["total"], (0.5,))
+    groups = groups_for(conn, query, KINDS["total"])
     return _metrics(groups.get("", Group(runs=[])))
 
 
@@ -560,26 +494,14 @@ def _bucket_rows(interval: str, start_us: int, end_us: int, buckets: dict[int, G
 def summary(conn: sqlite3.Connection, query: Query, previous: bool, interval: str | None) -> dict[str, Any]:
     """/summary: the period's metrics, the previous window's (with `previous`), the buckets (spec §4.2).
 
-    With a page filter and an interval, the period is the sum of its buckets: one pass over
-    the matching rows serves both. (Without a page filter they may be most of the site, too
-    many distinct durations to hold at once: the passes stay separate.)
+    With filters and an interval, one pass over the column copies gives the buckets and the period.
     """
     result: dict[str, Any] = {}
     rows = None
-    if interval is not None and columns_serve(query):
+    if interval is not None and query.filters:
         assert query.start_us is not None and query.end_us is not None
         buckets, total = column_buckets(conn, query, interval, query.start_us, total=True)
         assert total is not None
-        result["current"] = _metrics(total)
-        rows = _bucket_rows(interval, query.start_us, query.end_us, buckets)
-    elif interval is not None and query.filters and query.by_page:
-        assert query.start_us is not None and query.end_us is not None
-        kept: dict[Any, tuple[array[int], array[int]]] = {}
-        buckets = _raw_buckets(conn, query, interval, query.start_us, kept)
-        total = Group()
-        for group in buckets.values():
-            total.add(group)
-        total.fixed = {0.5: _merged_median(kept.values())}
         result["current"] = _metrics(total)
         rows = _bucket_rows(interval, query.start_us, query.end_us, buckets)
     else:
@@ -591,18 +513,6 @@ def summary(conn: sqlite3.Connection, query: Query, previous: bool, interval: st
         assert query.start_us is not None and query.end_us is not None
         result["interval"] = rows or interval_metrics(conn, query, interval, query.start_us, query.end_us)
     return result
-
-
-def _merged_median(profiles: Iterable[tuple[array[int], array[int]]]) -> float | None:
-    """The median of several groups' durations, given as distinct values with cumulative counts."""
-    counts: dict[int, int] = {}
-    for durations, cumulative in profiles:
-        before = 0
-        for duration, upto in zip(durations, cumulative, strict=True):
-            counts[duration] = counts.get(duration, 0) + upto - before
-            before = upto
-    values = sorted(counts)
-    return counted_quantile(values, list(accumulate(counts[value] for value in values)), 0.5)
 
 
 def _fits(interval: str, start_us: int) -> rollups.Fits:
@@ -627,26 +537,10 @@ def _fits(interval: str, start_us: int) -> rollups.Fits:
     return inside_step
 
 
-def _raw_buckets(
-    conn: sqlite3.Connection,
-    query: Query,
-    interval: str,
-    start_us: int,
-    keep: dict[Any, tuple[array[int], array[int]]] | None = None,
-) -> dict[int, Group]:
-    """Buckets straight from the raw rows, filters applied, in one pass."""
-    params: dict[str, object] = {}
-    label = _bucket_sql(interval, params, start_us)
-    where = _where(query, params, query.start, query.end, "v.date_created")
-    return _raw_profiles(conn, label, where, params, (0.5,), keep)
-
-
 def _bucket_groups(conn: sqlite3.Connection, query: Query, interval: str, start_us: int) -> dict[int, Group]:
     """Buckets from the rollup periods inside them, and raw rows for the hours that straddle their edges."""
     if query.filters:
-        if columns_serve(query):
-            return column_buckets(conn, query, interval, start_us)[0]
-        return _raw_buckets(conn, query, interval, start_us)
+        return column_buckets(conn, query, interval, start_us)[0]
     params: dict[str, object] = {}
     label = _bucket_sql(interval, params, start_us)
     plan = rollups.plan(conn, query.hostname, query.start, query.end, RUN_SPANS, _fits(interval, start_us))
@@ -688,13 +582,11 @@ def list_stats(
         kind_name = {"referrer": "referrer_host", "language": "language_dialect"}.get(kind_name, kind_name)
     kind = KINDS[kind_name]
     pages = endpoint == "pages"
-    if query.filters and columns_serve(query):
+    if query.filters:
         # Compact rows read one count: page visitors for pages (which drop paths without any),
         # visitors for the rest (which keep groups without any, so every label).
         fields = None if not summary else ("page_visitors",) if pages else ("labels", "visitors")
         groups = column_groups(conn, query, kind, not summary, fields)
-    elif query.filters:
-        groups = filtered_groups(conn, query, KIND_SQL[kind], () if summary else (0.5,), full=not summary)
     else:
         groups = fast_groups(conn, query, kind, full=not summary)
     total = _total(groups)
@@ -730,7 +622,7 @@ def list_stats(
 def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
     """/time: median, quartiles and share of total time per page (spec §4.3)."""
     # Only page visitors and durations are read below.
-    groups = groups_for(conn, query, KINDS["path"], (0.5,) if summary else QUARTILES, ("page_visitors",))
+    groups = groups_for(conn, query, KINDS["path"], ("page_visitors",))
     kept = [(path, g) for path, g in groups.items() if g.page_visitors >= 3 and g.median_positive()]
     if not summary:
         load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], QUARTILES)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medama_core.store import columns, rollups, scan, stats
-from medama_core.store.aggregate import quantile_cont
+from medama_core.store.aggregate import BOUNCE_MAX_MS, BOUNCE_MIN_MS, Group, Run, quantile_cont
 from medama_core.store.db import Transaction
 from medama_core.store.filters import FIELDS, OPERATORS, PROP_FIELDS, Filter
 from medama_core.store.rollups import KIND_SQL, KINDS
@@ -70,6 +70,16 @@ def filters_for(draw: st.DrawFn, rows: list[dict[str, Any]]) -> Filter:
     return Filter(field, draw(st.sampled_from(OPERATORS)), value)
 
 
+@st.composite
+def prop_filters_for(draw: st.DrawFn, events: list[tuple[int, str, str, int]]) -> Filter:
+    """A prop filter whose value is often a stored event name or value in another case, or a list of them."""
+    field = draw(st.sampled_from(sorted(PROP_FIELDS)))
+    stored = [name if field == "prop_name" else value for _, name, value, _ in events] or [""]
+    one = st.sampled_from(stored).map(lambda v: draw(st.sampled_from(CASES))(v)) | text
+    value = draw(one | one | st.lists(one, min_size=1, max_size=3).map(",".join))
+    return Filter(field, draw(st.sampled_from(OPERATORS)), value)
+
+
 events_strategy = st.lists(
     st.tuples(st.integers(0, 24), stored_text, stored_text, st.integers(-DAY // 2, DAY)), max_size=20
 )  # (view index, name, value, time after the view: some the day before or after)
@@ -95,6 +105,31 @@ def _stored(
     finally:
         columns.PLANE_CODES = old
     return conn
+
+
+def raw_groups(conn: sqlite3.Connection, query: stats.Query, label: str) -> dict[Any, Group]:
+    """The reference: every row of the period through the filters' SQL, counted and sorted in Python."""
+    params: dict[str, object] = {}
+    where = stats._where(query, params, query.start, query.end, "v.date_created")
+    sql = f"SELECT {label}, v.is_unique_user, v.is_unique_page, v.duration_ms FROM views v WHERE {where}"
+    groups: dict[Any, Group] = {}
+    durations: dict[Any, list[int]] = {}
+    for value, unique_user, unique_page, duration in conn.execute(sql, params):
+        group = groups.setdefault(value, Group())
+        group.pageviews += 1
+        group.visitors += unique_user
+        group.page_visitors += unique_page
+        if duration is not None:
+            group.measured += 1
+            group.duration_sum += duration
+            group.timed += unique_user
+            group.bounces += unique_user if BOUNCE_MIN_MS <= duration <= BOUNCE_MAX_MS else 0
+            group.ones += duration <= 1
+            group.zeros += duration <= 0
+            durations.setdefault(value, []).append(duration)
+    for value, group in groups.items():
+        group.runs = [Run.of(sorted(durations.get(value, [])))]
+    return groups
 
 
 def _counts(groups: dict[Any, Any], full: bool) -> dict[Any, tuple[Any, ...]]:
@@ -123,18 +158,19 @@ def test_column_copies_answer_as_the_raw_rows(
     kind: int,
     edges: tuple[int, int],
 ) -> None:
-    flts = data.draw(st.lists(filters_for(rows), min_size=1, max_size=2))
+    flts = data.draw(st.lists(filters_for(rows), max_size=2))
+    # Prop filters on views: an event of the view, at any time, matching all of them.
+    flts += data.draw(st.lists(prop_filters_for(events), min_size=0 if flts else 1, max_size=2))
     conn = _stored(rows, plane_codes, events)
     if plane_codes == 255:  # with 2 or 3 codes a plane, a day of many values may be left uncopied
         assert conn.execute("SELECT 1 FROM column_days WHERE name = '~flags'").fetchone()
     start, end = T_DAY + min(edges), T_DAY + max(edges)
     query = stats.Query(SITE, start * 1000, end * 1000, tuple(flts))
-    assert stats.columns_serve(query)
+    raw = raw_groups(conn, query, KIND_SQL[kind])
     for full in (False, True):
-        raw = stats.filtered_groups(conn, query, KIND_SQL[kind], (0.25, 0.5) if full else (), full)
         ours = stats.snapshot(conn, stats.column_groups, query, kind, full)
         assert _counts(ours, full) == _counts(raw, full)
-    raw_site = stats.filtered_groups(conn, query, KIND_SQL[KINDS["total"]], (0.5,))
+    raw_site = raw_groups(conn, query, KIND_SQL[KINDS["total"]])
     site, _ = stats.snapshot(conn, stats.column_buckets, query)
 
     def metrics(group: Any) -> tuple[Any, ...]:
@@ -143,10 +179,11 @@ def test_column_copies_answer_as_the_raw_rows(
     assert [metrics(g) for g in site.values()] == [metrics(g) for g in raw_site.values()]
     assert set(site) <= {0}
     # Events: the period on their own time, filters on their view and on the name and value.
+    view_flts = [flt for flt in flts if flt.field not in PROP_FIELDS]
     props = data.draw(st.lists(st.sampled_from(["prop_name", "prop_value"]), max_size=1))
     prop_filters = tuple(Filter(field, data.draw(st.sampled_from(OPERATORS)), data.draw(text)) for field in props)
     for span in ((start, end), (start - DAY, end + DAY)):
-        q = stats.Query(SITE, span[0] * 1000, span[1] * 1000, (*flts, *prop_filters))
+        q = stats.Query(SITE, span[0] * 1000, span[1] * 1000, (*view_flts, *prop_filters))
         copied = stats.snapshot(conn, stats.property_counts, q)
         conn.execute("SAVEPOINT raw")
         conn.execute("DELETE FROM column_days")
@@ -299,6 +336,49 @@ def test_properties_with_view_filters_take_events_by_their_own_time() -> None:
         assert stats.snapshot(conn, stats.property_counts, query) == expected, (start, end)
     days = {day for (day,) in conn.execute("SELECT day FROM column_days WHERE name = 'e:'")}
     assert days == {T_DAY // DAY, T_DAY // DAY + 1}
+
+
+def test_prop_filters_on_views_follow_events_that_come_later() -> None:
+    """A view's event pairs are in its day's copy; an event that comes later (here the next day) makes
+    the view's hour dirty, so it is read raw until the refresher copies the day again."""
+    early, late = view(date_created=T_DAY + 9 * HOUR), view(date_created=T_DAY + 15 * HOUR)
+    conn = new_db()
+    insert(conn, [early, late])
+    insert_events(conn, [event(early["bid"], "plan", "pro", T_DAY + 9 * HOUR + 60_000)])
+    rollups.refresh(conn, FAR_FUTURE)
+    query = stats.Query(SITE, T_DAY * 1000, (T_DAY + DAY - 1) * 1000, (Filter("prop_value", "eq", "PRO"),))
+
+    def pages() -> tuple[int, list[tuple[int, int, int]]]:
+        got = stats.snapshot(conn, stats.list_stats, query, "pages", True, stats.Page())
+        plan = stats.snapshot(conn, columns.plan, SITE, T_DAY, T_DAY + DAY - 1, props=True)
+        return got[0]["visitors"] if got else 0, plan.days
+
+    day = T_DAY // DAY
+    assert pages() == (1, [(day, 9, 15)])  # from the copy (the site's rows are at 09:00-15:59)
+    insert_events(conn, [event(late["bid"], "plan", "pro", T_DAY + DAY + HOUR)])
+    # The site's rows now reach into the next day (the event), so the plan looks up to 23:00.
+    assert pages() == (2, [(day, 9, 14), (day, 16, 23)])  # 15:00 is dirty: read raw
+    rollups.refresh(conn, FAR_FUTURE)
+    assert pages() == (2, [(day, 9, 23)])  # copied again, with the new pair
+    conn.execute("DELETE FROM events WHERE bid = ?", (early["bid"],))
+    assert pages() == (1, [(day, 10, 23)])
+    rollups.refresh(conn, FAR_FUTURE)
+    assert pages() == (1, [(day, 9, 23)])
+
+
+def test_a_day_with_too_many_sets_of_event_pairs_serves_view_filters_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(columns, "PLANE_CODES", 2)  # at most 4 values a column
+    rows = [view(date_created=T_DAY + i * HOUR) for i in range(6)]
+    conn = new_db()
+    insert(conn, rows)
+    insert_events(conn, [event(row["bid"], "order", str(i)) for i, row in enumerate(rows)])
+    rollups.refresh(conn, FAR_FUTURE)
+    plain = stats.snapshot(conn, columns.plan, SITE, T_DAY, T_DAY + DAY - 1)
+    props = stats.snapshot(conn, columns.plan, SITE, T_DAY, T_DAY + DAY - 1, props=True)
+    assert plain.days == [(T_DAY // DAY, 0, 5)] and props.days == []
+    query = stats.Query(SITE, T_DAY * 1000, (T_DAY + DAY - 1) * 1000, (Filter("prop_value", "in", "1,4"),))
+    got = stats.snapshot(conn, stats.list_stats, query, "pages", True, stats.Page())
+    assert [(row["path"], row["visitors"]) for row in got] == [("/", 2)]
 
 
 def test_todays_closed_hours_get_a_copy_of_their_own() -> None:
