@@ -29,7 +29,7 @@ KNOWN_TRIGGERS: Final = {
 INSERT_TRIGGERS: Final = {"views": ("views_rollup_insert",), "events": ("events_rollup_insert",)}
 # What the insert triggers do, for every row with rowid > :start at once. views_rollup_insert marks
 # the view's own hour and the hours of the events of its bid; events_rollup_insert marks the event's
-# hour for the site of every view of its bid.
+# hour for the site of every view of its bid, and those views' own hours (migration 9).
 MARK_DIRTY: Final = {
     "views": (
         "INSERT OR IGNORE INTO rollup_dirty (hostname, hour)"
@@ -41,6 +41,9 @@ MARK_DIRTY: Final = {
     "events": (
         "INSERT OR IGNORE INTO rollup_dirty (hostname, hour)"
         " SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM events e JOIN views v ON v.bid = e.bid"
+        " WHERE e.rowid > :start",
+        "INSERT OR IGNORE INTO rollup_dirty (hostname, hour)"
+        " SELECT DISTINCT v.hostname, v.date_created / 3600000 FROM events e JOIN views v ON v.bid = e.bid"
         " WHERE e.rowid > :start",
     ),
 }
