@@ -51,6 +51,10 @@ MAX_PIPELINE_BUFFER = 256 * 1024  # pipelined bytes held while a request runs; p
 # new connection to the successor, then keeps accepting for a while before it closes.
 HANDOVER_DRAIN_S = 0.5  # handshakes begun before the steering finish within one round trip, far below this
 SUCCESSOR_INDEX = 1  # two processes on a port (docs/deploy.md): the newer listener is second in the group
+# A connection accepted just before shutdown has not sent its request yet; closing it then would
+# fail a client that did nothing wrong. It gets this long to send one (a browser's speculative
+# preconnection may never send one), then is closed quietly.
+FIRST_REQUEST_GRACE_S = 1.0
 SO_ATTACH_REUSEPORT_CBPF = 51  # Linux <asm-generic/socket.h>
 SO_DETACH_REUSEPORT_BPF = 68  # Linux <asm-generic/socket.h>, since 5.3
 BPF_RET_K = 0x06  # classic BPF: return the constant k (here the index of the listener to use)
@@ -116,11 +120,14 @@ class HTTPServer:
         self.sweep_interval = min(SWEEP_INTERVAL_S, timeouts.header / 4, timeouts.body / 4, timeouts.idle / 4)
 
     def _sweep(self) -> None:
+        self._expire()
+        self._sweeper = asyncio.get_running_loop().call_later(self.sweep_interval, self._sweep)
+
+    def _expire(self) -> None:
         now = time.monotonic()
         for conn in list(self.connections):
             if conn.deadline <= now:
                 conn.on_timeout()
-        self._sweeper = asyncio.get_running_loop().call_later(self.sweep_interval, self._sweep)
 
     async def listen(
         self,
@@ -179,6 +186,7 @@ class HTTPServer:
         deadline = time.monotonic() + grace
         while self.connections and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+            self._expire()  # the sweeper is stopped: connections waiting for a first request end here
         for conn in list(self.connections):
             conn.abort()
         for server in self._servers:
@@ -268,6 +276,7 @@ class _Connection(asyncio.Protocol):
         self.busy = False  # a handler is running
         self.closed = False
         self.keep_open = True  # cleared on shutdown: close after the current response
+        self.answered = 0  # responses written
         self.eof = False  # the client half-closed: answer the complete requests buffered, then close
         self.reading_paused = False
         self.write_ready: asyncio.Future[None] | None = None
@@ -413,6 +422,7 @@ class _Connection(asyncio.Protocol):
         if self.closed or transport is None:
             return
         transport.write(data)
+        self.answered += 1
         if self.write_ready is not None:
             await self.write_ready
         self.busy = False
@@ -452,9 +462,17 @@ class _Connection(asyncio.Protocol):
             self._fail(HTTPError(408, "timed out waiting for the request"))
 
     def close_when_idle(self) -> None:
+        """Close after the current response, or now if the connection sits between requests.
+
+        One that has not sent a whole first request yet may still send it (FIRST_REQUEST_GRACE_S).
+        """
         self.keep_open = False
-        if not self.busy:
+        if self.busy or self.closed:
+            return
+        if self.answered and not self.buf and self.head is None:
             self._close()
+        else:
+            self.deadline = min(self.deadline, time.monotonic() + FIRST_REQUEST_GRACE_S)
 
     def abort(self) -> None:
         if self.task is not None:

@@ -298,6 +298,32 @@ def test_graceful_shutdown_finishes_in_flight_requests() -> None:
             connect(srv.port).sendall(b"GET / HTTP/1.1\r\n\r\n")
 
 
+def test_shutdown_serves_the_first_request_of_a_connection_just_accepted() -> None:
+    # A client that has connected but not yet written its request must not find the door shut.
+    with running() as srv:
+        fresh = connect(srv.port)
+        time.sleep(0.1)  # accepted
+        stopping = threading.Thread(target=srv.shutdown, kwargs={"grace": 5})
+        stopping.start()
+        time.sleep(0.3)
+        fresh.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = read_response(fresh, bytearray())
+        assert status == 200 and headers["connection"] == "close"
+        assert closed_by_peer(fresh)
+        stopping.join(10)
+        assert not stopping.is_alive()
+
+
+def test_shutdown_closes_a_connection_that_never_asks_after_a_second() -> None:
+    with running() as srv:
+        silent = connect(srv.port)
+        time.sleep(0.1)
+        started = time.monotonic()
+        srv.shutdown(grace=5)
+        assert closed_by_peer(silent)
+        assert 0.9 < time.monotonic() - started < 3  # FIRST_REQUEST_GRACE_S, not the whole grace
+
+
 def ask(port: int) -> tuple[int, str]:
     """One request on a fresh connection: its status and which server answered."""
     sock = connect(port)
