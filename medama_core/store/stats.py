@@ -1,11 +1,10 @@
 """The stats queries behind /api/website/{hostname}/*: summary, lists, time, properties (spec §4).
 
 Every answer is built from `Group` aggregates. Without filters they come from
-the rollups (store/rollups.py) plus raw rows for the pieces rollups cannot
-answer; with filters they come from the raw rows, quantiles computed while
-streaming each group's sorted durations. Both feed the same formulas below,
-so the fast path and the raw path agree to the last digit
-(tests/store/test_equivalence.py).
+the rollups (store/rollups.py), with filters from the column copies of clean
+days (store/columns.py, store/scan.py); both read raw rows for the hours they
+cannot answer. All feed the same formulas below, and agree to the last digit
+with a plain reference over the raw rows (tests/store/test_equivalence.py).
 """
 
 from __future__ import annotations
