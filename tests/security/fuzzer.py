@@ -18,6 +18,7 @@ generator is seeded: a failing case can be replayed from its seed and index.
 
 from __future__ import annotations
 
+import errno
 import json
 import random
 import re
@@ -698,6 +699,10 @@ def send(port: int, case: Case) -> Outcome:
             sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             reset = True  # the server answered early (e.g. 431) and closed; read what it said
+        except OSError as exc:
+            if exc.errno != errno.ENOTCONN:
+                raise
+            reset = True  # the same, with the reset arriving between the last write and the half-close
         try:
             while True:
                 chunk = sock.recv(65536)
