@@ -332,7 +332,7 @@ def upstream(endpoint: str, days: int, filters: str) -> list[str]:
     start, end = case_bounds(days)
     extra = FILTERS[filters][1]
 
-    def where(lo: int, hi: int, column: str = "date_created") -> str:
+    def where(lo: int, hi: int, column: str = "date_created", extra: str = extra) -> str:
         return f"hostname = '{SITE}' AND {column} >= {_ts(lo)} AND {column} <= {_ts(hi)}{extra}"
 
     w = where(start, end)
@@ -347,7 +347,7 @@ def upstream(endpoint: str, days: int, filters: str) -> list[str]:
         return [UPSTREAM_TIME.format(w=w)]
     if endpoint == "properties":
         if filters in EVENT_FILTERS:
-            w = where(start, end, "events.date_created").removesuffix(extra) + EVENT_FILTERS[filters]
+            w = where(start, end, "events.date_created", EVENT_FILTERS[filters])
             return [UPSTREAM_PROP_VALUES.format(w=w)]
         return [UPSTREAM_PROPS.format(w=where(start, end, "events.date_created"))]
     unique = "is_unique_page" if endpoint == "pages" else "is_unique_user"

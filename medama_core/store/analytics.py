@@ -9,6 +9,14 @@ from __future__ import annotations
 
 from medama_core.store.db import Migration
 
+
+def _mark_event_and_views(row: str) -> str:
+    """Trigger SQL (migration 9): mark the hour of event `row` (NEW or OLD) and the hours of its bid's views."""
+    return f"""INSERT OR IGNORE INTO rollup_dirty
+        SELECT hostname, {row}.date_created / 3600000 FROM views WHERE bid = {row}.bid
+        UNION ALL SELECT hostname, date_created / 3600000 FROM views WHERE bid = {row}.bid;"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -282,24 +290,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DROP TRIGGER events_rollup_insert",
             "DROP TRIGGER events_rollup_update",
             "DROP TRIGGER events_rollup_delete",
-            """CREATE TRIGGER events_rollup_insert AFTER INSERT ON events BEGIN
-                INSERT OR IGNORE INTO rollup_dirty
-                    SELECT hostname, NEW.date_created / 3600000 FROM views WHERE bid = NEW.bid
-                    UNION ALL SELECT hostname, date_created / 3600000 FROM views WHERE bid = NEW.bid;
-            END""",
-            """CREATE TRIGGER events_rollup_update AFTER UPDATE ON events BEGIN
-                INSERT OR IGNORE INTO rollup_dirty
-                    SELECT hostname, NEW.date_created / 3600000 FROM views WHERE bid = NEW.bid
-                    UNION ALL SELECT hostname, date_created / 3600000 FROM views WHERE bid = NEW.bid;
-                INSERT OR IGNORE INTO rollup_dirty
-                    SELECT hostname, OLD.date_created / 3600000 FROM views WHERE bid = OLD.bid
-                    UNION ALL SELECT hostname, date_created / 3600000 FROM views WHERE bid = OLD.bid;
-            END""",
-            """CREATE TRIGGER events_rollup_delete AFTER DELETE ON events BEGIN
-                INSERT OR IGNORE INTO rollup_dirty
-                    SELECT hostname, OLD.date_created / 3600000 FROM views WHERE bid = OLD.bid
-                    UNION ALL SELECT hostname, date_created / 3600000 FROM views WHERE bid = OLD.bid;
-            END""",
+            f"CREATE TRIGGER events_rollup_insert AFTER INSERT ON events BEGIN {_mark_event_and_views('NEW')} END",
+            f"""CREATE TRIGGER events_rollup_update AFTER UPDATE ON events BEGIN
+                {_mark_event_and_views("NEW")} {_mark_event_and_views("OLD")} END""",
+            f"CREATE TRIGGER events_rollup_delete AFTER DELETE ON events BEGIN {_mark_event_and_views('OLD')} END",
             # Copies made before have no pairs: the refresher copies every built day again (store/columns.py
             # backfill), and filtered stats read raw rows meanwhile.
             "DELETE FROM column_days",
