@@ -31,20 +31,29 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import importlib
+import itertools
 import json
+import math
 import os
 import random
 import shutil
+import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from medama_core.store import analytics, columns, db, rollups, stats  # noqa: E402
 from medama_core.store.filters import Filter  # noqa: E402
@@ -109,10 +118,82 @@ def _zipf(items: list[Any], s: float) -> list[float]:
     return cumulative
 
 
-def generate(n: int, seed: int = 1) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
-    """Chunks of (views, events), in time order over the SPAN_DAYS days before END."""
-    rnd = random.Random(seed)
-    start = END - SPAN_DAYS * DAY
+TAIL_SHARE = 0.3  # views of a tail path when the shape asks for more paths than the head's 401
+REFERRER_TAIL_SHARE = 0.1  # views from a tail referrer when the shape asks for more than the head's 50
+ARTICLE_SHARE = 0.1  # views with an `article` event when the shape asks for property values
+# Many sites: site sizes are log-normal with this sigma, so the median site has about 70% of the mean
+# (2,000 sites sharing 1 M views: a median of ~350 views, the biggest ~20x the mean).
+SITE_SIGMA = 0.85
+WORDS = "tips guide review notes story howto intro deep-dive release faq news update recipe list".split()
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the generated data looks like. The defaults are the original bench's data, row for row."""
+
+    rows: int = 1_000_000
+    days: int = SPAN_DAYS
+    paths: int = len(PATHS)  # distinct paths: the Zipf head of PATHS, then a flat tail
+    referrers: int = len(REFERRERS)  # likewise, the head of REFERRERS then a tail of hosts
+    prop_values: int = 0  # distinct values of an `article` property on ARTICLE_SHARE of the views (0: none)
+    sites: int = 1  # sites sharing the views, with log-normal sizes
+    seed: int = 1
+
+    def key(self) -> str:
+        """A file-name-safe summary, for caching generated data."""
+        parts = [f"{self.rows}", f"{self.days}d"]
+        if self.paths != len(PATHS):
+            parts.append(f"p{self.paths}")
+        if self.referrers != len(REFERRERS):
+            parts.append(f"r{self.referrers}")
+        if self.prop_values:
+            parts.append(f"v{self.prop_values}")
+        if self.sites != 1:
+            parts.append(f"s{self.sites}")
+        if self.seed != 1:
+            parts.append(f"seed{self.seed}")
+        return "-".join(parts)
+
+    def site_names(self) -> list[str]:
+        """Biggest site first."""
+        return [SITE] if self.sites == 1 else [f"site{i:04d}.example" for i in range(self.sites)]
+
+    def site_weights(self) -> list[float]:
+        rnd = random.Random(self.seed + 7)
+        return sorted((math.exp(SITE_SIGMA * rnd.gauss(0, 1)) for _ in range(self.sites)), reverse=True)
+
+
+class Tail:
+    """A long tail of values: each draw is a new value with probability `count / draws` (until all
+    `count` are out), else one already drawn, uniformly: new articles keep appearing, old ones get
+    read again."""
+
+    def __init__(self, rnd: random.Random, name: Callable[[int], str], count: int, draws: float) -> None:
+        self.rnd, self.name, self.count = rnd, name, count
+        self.new = min(1.0, count / max(draws, 1.0))
+        self.seen = 0
+
+    def draw(self) -> str:
+        if self.seen < self.count and (self.seen == 0 or self.rnd.random() < self.new):
+            self.seen += 1
+            return self.name(self.seen - 1)
+        return self.name(self.rnd.randrange(self.seen))
+
+
+def _tail_path(i: int) -> str:
+    return f"/articles/{i}-{WORDS[i % len(WORDS)]}-{WORDS[i // len(WORDS) % len(WORDS)]}"
+
+
+def generate(shape: Shape) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
+    """Chunks of (views, events), in time order over the shape's days before END.
+
+    The head values are drawn as the original bench drew them; tails, sites and articles come
+    from a second random source, so the default shape gives the original rows.
+    """
+    n = shape.rows
+    rnd = random.Random(shape.seed)
+    more = random.Random(shape.seed + 1_000_003)  # tails, sites, articles
+    start = END - shape.days * DAY
     weights = {
         "path": _zipf(PATHS, 1.1),
         "ref": _zipf(REFERRERS, 0.9),
@@ -123,6 +204,13 @@ def generate(n: int, seed: int = 1) -> Iterator[tuple[list[tuple[Any, ...]], lis
         "lang": _zipf(LANGUAGES, 1.3),
         "utm": _zipf(UTM, 0.8),
     }
+    path_tail = Tail(more, _tail_path, shape.paths - len(PATHS), TAIL_SHARE * n) if shape.paths > len(PATHS) else None
+    ref_tail = None
+    if shape.referrers > len(REFERRERS):
+        ref_tail = Tail(more, lambda i: f"www.site{i}.example.net", shape.referrers - len(REFERRERS), 0.1 * n)
+    articles = Tail(more, lambda i: f"a-{i}", shape.prop_values, ARTICLE_SHARE * n) if shape.prop_values else None
+    sites = shape.site_names()
+    site_weights = list(itertools.accumulate(shape.site_weights())) if shape.sites > 1 else None
     for first in range(0, n, CHUNK):
         k = min(CHUNK, n - first)
         paths = rnd.choices(PATHS, cum_weights=weights["path"], k=k)
@@ -133,12 +221,19 @@ def generate(n: int, seed: int = 1) -> Iterator[tuple[list[tuple[Any, ...]], lis
         devices = rnd.choices(DEVICES, cum_weights=weights["device"], k=k)
         langs = rnd.choices(LANGUAGES, cum_weights=weights["lang"], k=k)
         utms = rnd.choices(UTM, cum_weights=weights["utm"], k=k)
+        chunk_sites = more.choices(sites, cum_weights=site_weights, k=k) if site_weights else [SITE] * k
         views, events = [], []
         for j in range(k):
             i = first + j
-            at = start + i * (SPAN_DAYS * DAY) // n
+            at = start + i * (shape.days * DAY) // n
             bid = f"{i:010x}"
+            site = chunk_sites[j]
+            path = paths[j]
+            if path_tail is not None and more.random() < TAIL_SHARE:
+                path = path_tail.draw()
             ref = refs[j]
+            if ref_tail is not None and more.random() < REFERRER_TAIL_SHARE:
+                ref = ref_tail.draw()
             utm = utms[j] if rnd.random() < 0.15 else ("", "", "")
             r = rnd.random()
             duration = None if r < 0.3 else rnd.randrange(0, 5000) if r < 0.5 else int(rnd.lognormvariate(10, 1.2))
@@ -146,8 +241,8 @@ def generate(n: int, seed: int = 1) -> Iterator[tuple[list[tuple[Any, ...]], lis
             views.append(
                 (
                     bid,
-                    SITE,
-                    paths[j],
+                    site,
+                    path,
                     int(r < 0.45 or r > 0.9),
                     int(r < 0.65 or r > 0.8),
                     ref,
@@ -164,9 +259,11 @@ def generate(n: int, seed: int = 1) -> Iterator[tuple[list[tuple[Any, ...]], lis
                 )
             )
             if r < 0.1 or 0.7 < r < 0.73:
-                events.append((bid, SITE, "plan", ("free", "pro", "team")[j % 3], at + 1000))
+                events.append((bid, site, "plan", ("free", "pro", "team")[j % 3], at + 1000))
             if j % 33 == 0:
-                events.append((bid, SITE, "theme", ("dark", "light")[j % 2], at + 2000))
+                events.append((bid, site, "theme", ("dark", "light")[j % 2], at + 2000))
+            if articles is not None and more.random() < ARTICLE_SHARE:
+                events.append((bid, site, "article", articles.draw(), at + 3000))
         yield views, events
 
 
@@ -179,7 +276,38 @@ def _remove(path: str) -> None:
             os.remove(path + suffix)
 
 
-def bulk_load(path: str, n: int, csv_dir: str | None) -> None:
+def _iso(ms: int) -> str:
+    seconds, milli = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{milli:03d}Z"
+
+
+def write_files(shape: Shape, data_dir: str) -> None:
+    """The shape's rows as `medama import` CSV files (views.csv, events.csv, with headers), which DuckDB
+    reads too; written once per shape and reused (a `done` file marks them complete)."""
+    done = os.path.join(data_dir, "done")
+    if os.path.exists(done):
+        return
+    os.makedirs(data_dir, exist_ok=True)
+    started = time.perf_counter()
+    with (
+        open(os.path.join(data_dir, "views.csv"), "w", newline="") as views_file,
+        open(os.path.join(data_dir, "events.csv"), "w", newline="") as events_file,
+    ):
+        views_out, events_out = csv.writer(views_file), csv.writer(events_file)
+        views_out.writerow(COLUMNS)
+        events_out.writerow(("bid", "batch_id", "group_name", "name", "value", "date_created"))
+        bools = ("false", "true")
+        for views, events in generate(shape):
+            views_out.writerows(
+                (*v[:3], bools[v[3]], bools[v[4]], *v[5:16], "" if v[16] is None else v[16], _iso(v[17])) for v in views
+            )
+            events_out.writerows((e[0], "b", e[1], e[2], e[3], _iso(e[4])) for e in events)
+    with open(done, "w") as marker:
+        marker.write(shape.key())
+    print(f"wrote {shape.rows:,} views as CSV in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def bulk_load(path: str, shape: Shape) -> None:
     """Rows in big transactions with indexes and triggers dropped; then recreate them and build every hour."""
     _remove(path)
     conn = db.connect(path)
@@ -190,35 +318,24 @@ def bulk_load(path: str, n: int, csv_dir: str | None) -> None:
     ).fetchall()
     for kind, name, _ in saved:
         conn.execute(f"DROP {kind.upper()} {name}")
-    writers = {}
-    if csv_dir is not None:
-        os.makedirs(csv_dir, exist_ok=True)
-        files = {name: open(os.path.join(csv_dir, f"{name}.csv"), "w", newline="") for name in ("views", "events")}
-        writers = {name: csv.writer(file) for name, file in files.items()}
     started = time.perf_counter()
-    for views, events in generate(n):
+    for views, events in generate(shape):
         with db.Transaction(conn):
             conn.executemany(INSERT_VIEW, views)
             conn.executemany(INSERT_EVENT, events)
-        if writers:
-            writers["views"].writerows(views)
-            writers["events"].writerows(events)
-    if csv_dir is not None:
-        for file in files.values():
-            file.close()
-    print(f"loaded {n:,} views in {time.perf_counter() - started:.1f} s", flush=True)
+    print(f"loaded {shape.rows:,} views in {time.perf_counter() - started:.1f} s", flush=True)
     started = time.perf_counter()
     with db.Transaction(conn):
         for _, _, sql in saved:
             conn.execute(sql)
         conn.execute("INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT hostname, date_created / 3600000 FROM views")
     print(f"indexes and triggers in {time.perf_counter() - started:.1f} s", flush=True)
-    refresh_all(conn)
+    refresh_all(conn, shape)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
 
 
-def refresh_all(conn: sqlite3.Connection) -> None:
+def refresh_all(conn: sqlite3.Connection, shape: Shape) -> None:
     """Build every hour, then mark the last one dirty again: a live site's current hour is always read raw."""
     started = time.perf_counter()
     hours = rollups.refresh(conn, END + DAY, 10**9)
@@ -229,14 +346,14 @@ def refresh_all(conn: sqlite3.Connection) -> None:
         copied += added
     if copied:
         print(f"columns: copied {copied:,} days in {time.perf_counter() - started:.1f} s", flush=True)
-    conn.execute("INSERT OR IGNORE INTO rollup_dirty VALUES (?, ?)", (SITE, END // rollups.HOUR_MS - 1))
+    for site in shape.site_names():
+        conn.execute("INSERT OR IGNORE INTO rollup_dirty VALUES (?, ?)", (site, END // rollups.HOUR_MS - 1))
 
 
-def prepare(path: str, n: int, csv_dir: str, rebuild: bool) -> None:
-    """Build the database and CSV files, or bring an existing one up to the current migrations."""
-    fresh = rebuild or not os.path.exists(path) or not os.path.exists(os.path.join(csv_dir, "events.csv"))
-    if fresh:
-        bulk_load(path, n, csv_dir)
+def prepare(path: str, shape: Shape, rebuild: bool) -> None:
+    """Build the database, or bring an existing one up to the current migrations."""
+    if rebuild or not os.path.exists(path):
+        bulk_load(path, shape)
         return
     conn = db.connect(path)
     before = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -244,17 +361,46 @@ def prepare(path: str, n: int, csv_dir: str, rebuild: bool) -> None:
     after = db.migrate(conn, analytics.MIGRATIONS)
     if after != before:
         print(f"migrated {before} -> {after} in {time.perf_counter() - started:.1f} s", flush=True)
-    refresh_all(conn)
+    refresh_all(conn, shape)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
 
 
-# ---- the overview set, ours and upstream's ----------------------------------------------------------
+# ---- the panels, ours and upstream's ----------------------------------------------------------------
 
 LISTS = ("pages", "time", "referrers", "sources", "mediums", "campaigns", "browsers", "os", "devices")
 LISTS += ("countries", "languages")
 ENDPOINTS = ("summary", *LISTS, "properties")
 LIMIT = 5  # the dashboard's panels ask for five rows
+DETAIL_LIMIT = 100  # a detail table of 100 rows (summary=false)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One request of the dashboard: an overview panel (summary=true, 5 rows) or a detail table."""
+
+    endpoint: str
+    detail: bool = False
+    prop: str = ""  # /properties listing the values of this property
+
+    @property
+    def name(self) -> str:
+        return self.endpoint + ("/100" if self.detail else "") + (f"/{self.prop}" if self.prop else "")
+
+    @property
+    def limit(self) -> int:
+        return DETAIL_LIMIT if self.detail else LIMIT
+
+
+def panels(shape: Shape, details: bool) -> list[Panel]:
+    """The overview set, then (with `details`) every list's detail table; with property values, the
+    properties panel listing the `article` values too."""
+    chosen = [Panel(endpoint) for endpoint in ENDPOINTS]
+    if shape.prop_values:
+        chosen.append(Panel("properties", prop="article"))
+    if details:
+        chosen += [Panel(endpoint, True) for endpoint in LISTS]
+    return chosen
 
 
 def case_bounds(days: int) -> tuple[int, int]:
@@ -262,21 +408,41 @@ def case_bounds(days: int) -> tuple[int, int]:
     return END - days * DAY + LOCAL_MIDNIGHT, END - 1
 
 
-def case_query(days: int, filters: str) -> stats.Query:
+def case_query(site: str, days: int, filters: str, panel: Panel) -> stats.Query:
     start, end = case_bounds(days)
-    return stats.Query(SITE, start * 1000, end * 1000, FILTERS[filters][0])
+    chosen = FILTERS[filters][0]
+    if panel.prop:
+        chosen = (*chosen, Filter("prop_name", "eq", panel.prop))
+    return stats.Query(site, start * 1000, end * 1000, chosen)
 
 
-def ours(conn: sqlite3.Connection, endpoint: str, q: stats.Query) -> Any:
-    """What the endpoint returns for the dashboard's overview request."""
-    page = stats.Page(LIMIT)
-    if endpoint == "summary":
+def ours(conn: sqlite3.Connection, panel: Panel, q: stats.Query) -> Any:
+    """What the endpoint returns for the panel's request."""
+    page = stats.Page(panel.limit)
+    if panel.endpoint == "summary":
         return stats.summary(conn, q, True, "day")
-    if endpoint == "time":
-        return stats.time_stats(conn, q, True, page)
-    if endpoint == "properties":
+    if panel.endpoint == "time":
+        return stats.time_stats(conn, q, not panel.detail, page)
+    if panel.endpoint == "properties":
         return stats.properties(conn, q, page)
-    return stats.list_stats(conn, q, endpoint, True, page)
+    return stats.list_stats(conn, q, panel.endpoint, not panel.detail, page)
+
+
+def url(site: str, days: int, filters: str, panel: Panel) -> str:
+    """The panel's request as the dashboard sends it (filters as query parameters)."""
+    start, end = case_bounds(days)
+    params = {"start": _iso(start), "end": _iso(end)}
+    if panel.endpoint == "summary":
+        params.update(previous="true", interval="day")
+    else:
+        params["limit"] = str(panel.limit)
+        if panel.endpoint != "properties":
+            params["summary"] = "false" if panel.detail else "true"
+    for flt in FILTERS[filters][0]:
+        params[f"{flt.field}[{flt.op}]"] = flt.value
+    if panel.prop:
+        params["prop_name[eq]"] = panel.prop
+    return f"/api/website/{site}/{panel.endpoint}?{urllib.parse.urlencode(params)}"
 
 
 def _ts(ms: int) -> str:
@@ -299,12 +465,34 @@ FROM intervals LEFT JOIN stats USING (interval) ORDER BY 1"""
 UPSTREAM_LIST = """WITH total AS MATERIALIZED (SELECT COUNT(*) FILTER (WHERE {unique}) AS total FROM views WHERE {w})
 SELECT {col} AS label, COUNT(*) FILTER (WHERE {unique}) AS visitors,
   ifnull(ROUND(visitors / (SELECT total FROM total), 4), 0) AS visitors_percentage
-FROM views WHERE {w} GROUP BY label {having} ORDER BY visitors DESC, label ASC LIMIT 5"""
+FROM views WHERE {w} GROUP BY label {having} ORDER BY visitors DESC, label ASC LIMIT {limit}"""
+UPSTREAM_LIST_FULL = f"""WITH total AS MATERIALIZED (SELECT COUNT(*) FILTER (WHERE is_unique_user) AS total
+  FROM views WHERE {{w}})
+SELECT {{col}} AS label, COUNT(*) FILTER (WHERE is_unique_user) AS visitors,
+  ifnull(ROUND(visitors / (SELECT total FROM total), 4), 0), {BOUNCE},
+  CAST(ifnull(median(duration_ms), 0) AS INTEGER)
+FROM views WHERE {{w}} GROUP BY label ORDER BY visitors DESC, label ASC LIMIT {{limit}}"""
+UPSTREAM_PAGES_FULL = f"""WITH total AS MATERIALIZED (SELECT COUNT(*) FILTER (WHERE is_unique_page) AS visitors,
+  COUNT(*) AS pageviews FROM views WHERE {{w}})
+SELECT pathname, COUNT(*) FILTER (WHERE is_unique_page) AS visitors,
+  ifnull(ROUND(visitors / (SELECT visitors FROM total), 4), 0), COUNT(*) AS pageviews,
+  ifnull(ROUND(pageviews / (SELECT pageviews FROM total), 4), 0), {BOUNCE},
+  CAST(ifnull(median(duration_ms), 0) AS INTEGER)
+FROM views WHERE {{w}} GROUP BY pathname HAVING visitors > 0 ORDER BY visitors DESC, pageviews DESC, pathname
+LIMIT {{limit}}"""
 UPSTREAM_TIME = """WITH d AS (SELECT pathname, CAST(ifnull(median(duration_ms), 0) AS INTEGER) AS duration,
   SUM(duration_ms) AS total_duration, COUNT(*) FILTER (WHERE is_unique_page) AS visitors FROM views WHERE {w}
   GROUP BY pathname HAVING duration > 0 AND visitors >= 3)
 SELECT pathname, duration, ROUND(total_duration / SUM(total_duration) OVER (), 4) AS p FROM d
 ORDER BY p DESC, duration DESC, visitors DESC, pathname LIMIT 5"""
+UPSTREAM_TIME_FULL = """WITH d AS (SELECT pathname,
+  CAST(ifnull(quantile_cont(duration_ms, 0.5), 0) AS INTEGER) AS duration,
+  CAST(ifnull(quantile_cont(duration_ms, 0.75), 0) AS INTEGER) AS upper,
+  CAST(ifnull(quantile_cont(duration_ms, 0.25), 0) AS INTEGER) AS lower,
+  SUM(duration_ms) AS total_duration, COUNT(*) FILTER (WHERE is_unique_page) AS visitors FROM views WHERE {w}
+  GROUP BY pathname HAVING duration > 0 AND visitors >= 3 AND lower > 0)
+SELECT pathname, duration, upper, lower, ROUND(total_duration / SUM(total_duration) OVER (), 4), visitors FROM d
+ORDER BY visitors DESC, duration DESC, pathname LIMIT {limit}"""
 UPSTREAM_PROPS = """WITH base AS MATERIALIZED (SELECT name FROM views LEFT JOIN events USING (bid) WHERE {w}),
 total AS MATERIALIZED (SELECT COUNT(*) FILTER (WHERE name IS NOT NULL) AS total FROM base)
 SELECT name, COUNT(*) AS events, ifnull(ROUND(events / (SELECT total FROM total), 4), 0)
@@ -327,13 +515,14 @@ LIST_COLUMNS = {
 }
 
 
-def upstream(endpoint: str, days: int, filters: str) -> list[str]:
-    """Upstream's SQL (spec §4) for one endpoint of the overview set."""
+def upstream(site: str, days: int, filters: str, panel: Panel) -> list[str]:
+    """Upstream's SQL (spec §4) for one panel."""
     start, end = case_bounds(days)
     extra = FILTERS[filters][1]
+    endpoint = panel.endpoint
 
     def where(lo: int, hi: int, column: str = "date_created", extra: str = extra) -> str:
-        return f"hostname = '{SITE}' AND {column} >= {_ts(lo)} AND {column} <= {_ts(hi)}{extra}"
+        return f"hostname = '{site}' AND {column} >= {_ts(lo)} AND {column} <= {_ts(hi)}{extra}"
 
     w = where(start, end)
     if endpoint == "summary":
@@ -344,15 +533,21 @@ def upstream(endpoint: str, days: int, filters: str) -> list[str]:
             UPSTREAM_INTERVAL.format(w=w, s=_ts(start), e=_ts(end)),
         ]
     if endpoint == "time":
-        return [UPSTREAM_TIME.format(w=w)]
+        return [UPSTREAM_TIME_FULL.format(w=w, limit=panel.limit) if panel.detail else UPSTREAM_TIME.format(w=w)]
     if endpoint == "properties":
-        if filters in EVENT_FILTERS:
-            w = where(start, end, "events.date_created", EVENT_FILTERS[filters])
-            return [UPSTREAM_PROP_VALUES.format(w=w)]
+        events = EVENT_FILTERS.get(filters, "")
+        if panel.prop:
+            events += f" AND name ILIKE '{panel.prop}'"
+        if events:
+            return [UPSTREAM_PROP_VALUES.format(w=where(start, end, "events.date_created", events))]
         return [UPSTREAM_PROPS.format(w=where(start, end, "events.date_created"))]
+    if panel.detail:
+        if endpoint == "pages":
+            return [UPSTREAM_PAGES_FULL.format(w=w, limit=panel.limit)]
+        return [UPSTREAM_LIST_FULL.format(w=w, col=LIST_COLUMNS[endpoint], limit=panel.limit)]
     unique = "is_unique_page" if endpoint == "pages" else "is_unique_user"
     having = "HAVING visitors > 0" if endpoint == "pages" else ""
-    return [UPSTREAM_LIST.format(w=w, col=LIST_COLUMNS[endpoint], unique=unique, having=having)]
+    return [UPSTREAM_LIST.format(w=w, col=LIST_COLUMNS[endpoint], unique=unique, having=having, limit=panel.limit)]
 
 
 def comparable(endpoint: str, answer: Any) -> Any:
@@ -366,18 +561,21 @@ def comparable(endpoint: str, answer: Any) -> Any:
 
 
 def duck_comparable(endpoint: str, results: list[list[Any]]) -> Any:
+    def clean(row: Any) -> list[Any]:
+        return [0 if value != value else value for value in row]  # 0 / 0 is NaN in DuckDB; we answer 0
+
     if endpoint == "summary":
-        return [list(results[0][0]), list(results[1][0]), [list(row) for row in results[2]]]
-    return [list(row) for row in results[0]]
+        return [clean(results[0][0]), clean(results[1][0]), [clean(row) for row in results[2]]]
+    return [clean(row) for row in results[0]]
 
 
 # ---- workers ----------------------------------------------------------------------------------------
 
 
-def memory_kib() -> dict[str, int]:
-    """This process's resident set now (VmRSS) and at its peak (VmHWM), in KiB."""
+def memory_kib(pid: int | str = "self") -> dict[str, int]:
+    """A process's resident set now (VmRSS) and at its peak (VmHWM), in KiB."""
     found = {}
-    with open("/proc/self/status") as status:
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
             key, _, value = line.partition(":")
             if key in ("VmRSS", "VmHWM"):
@@ -401,15 +599,20 @@ def serve(handle: Callable[[dict[str, Any]], Any]) -> None:
 
 def serve_ours(path: str) -> None:
     conn = db.connect(path, readonly=True)
-    serve(lambda r: stats.snapshot(conn, ours, r["endpoint"], case_query(r["days"], r["filters"])))
+
+    def handle(r: dict[str, Any]) -> Any:
+        panel = Panel(**r["panel"])
+        return stats.snapshot(conn, ours, panel, case_query(r["site"], r["days"], r["filters"], panel))
+
+    serve(handle)
 
 
-def serve_duck(csv_dir: str) -> None:
+def serve_duck(data_dir: str) -> None:
     import duckdb
 
     duck = duckdb.connect()
     duck.execute("SET TimeZone = 'UTC'")
-    views, events = os.path.join(csv_dir, "views.csv"), os.path.join(csv_dir, "events.csv")
+    views, events = os.path.join(data_dir, "views.csv"), os.path.join(data_dir, "events.csv")
     duck.execute(
         "CREATE TABLE views (bid TEXT, hostname TEXT, pathname TEXT, is_unique_user BOOLEAN, is_unique_page BOOLEAN,"
         " referrer_host TEXT, referrer_group TEXT, country TEXT, language_base TEXT, language_dialect TEXT,"
@@ -417,17 +620,17 @@ def serve_duck(csv_dir: str) -> None:
         " duration_ms UINTEGER, date_created TIMESTAMPTZ)"
     )
     # read_csv reads an empty field as NULL: the text columns get their '' back.
-    columns = [f"coalesce(column{i:02d}, '')" for i in range(16)]
-    columns[3:5] = ["column03::INTEGER::BOOLEAN", "column04::INTEGER::BOOLEAN"]
+    columns = [f"coalesce({name}, '')" for name in COLUMNS[:16]]
+    columns[3:5] = ["is_unique_user::BOOLEAN", "is_unique_page::BOOLEAN"]
     duck.execute(
         f"INSERT INTO views SELECT {', '.join(columns)}, "
-        "NULLIF(column16, '')::UINTEGER, make_timestamptz(column17::BIGINT * 1000) "
-        f"FROM read_csv('{views}', header = false, all_varchar = true)"
+        "NULLIF(duration_ms, '')::UINTEGER, date_created::TIMESTAMPTZ "
+        f"FROM read_csv('{views}', header = true, all_varchar = true)"
     )
     duck.execute("CREATE TABLE events (bid TEXT, name TEXT, value TEXT, date_created TIMESTAMPTZ)")
     duck.execute(
-        "INSERT INTO events SELECT column0, column2, column3, make_timestamptz(column4::BIGINT * 1000) "
-        f"FROM read_csv('{events}', header = false, all_varchar = true)"
+        "INSERT INTO events SELECT bid, name, value, date_created::TIMESTAMPTZ "
+        f"FROM read_csv('{events}', header = true, all_varchar = true)"
     )
     serve(lambda r: [duck.execute(sql).fetchall() for sql in r["sql"]])
 
@@ -460,6 +663,108 @@ class Worker:
         self.proc.wait()
 
 
+# ---- the real server --------------------------------------------------------------------------------
+
+
+def _http_client() -> Any:
+    """The standard library's http.client: bench/http.py, beside this script, hides the `http` package."""
+    here = str(Path(__file__).resolve().parent)
+    saved = sys.path[:]
+    sys.path[:] = [entry for entry in sys.path if str(Path(entry or ".").resolve()) != here]
+    try:
+        return importlib.import_module("http.client")
+    finally:
+        sys.path[:] = saved
+
+
+class Server:
+    """`medama.py start` as a subprocess on a free port, logged in as the default admin."""
+
+    def __init__(self, checkout: str, workdir: str) -> None:
+        http_client = _http_client()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.flags = ["-appdb", os.path.join(workdir, "me_meta.db"), "-analyticsdb", analytics_path(workdir)]
+        command = [sys.executable, os.path.join(checkout, "medama.py"), "start", "-port", str(self.port)]
+        command += ["-host", "127.0.0.1", "-ratelimit", "0", *self.flags]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.conn = http_client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+                self.conn.connect()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("the server did not start") from None
+                time.sleep(0.1)
+        self.cookie = ""
+        login = json.dumps({"username": "admin", "password": "CHANGE_ME_ON_FIRST_LOGIN"}).encode()
+        status, _, headers = self.request("POST", "/api/auth/login", login)
+        assert status == 200, status
+        self.cookie = headers["set-cookie"].split(";")[0]
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, Any, dict[str, str]]:
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        self.conn.request(method, path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        return response.status, json.loads(data) if data else None, {k.lower(): v for k, v in response.getheaders()}
+
+    def get(self, path: str) -> tuple[float, Any]:
+        """The answer to a GET and its wall time in ms, as the client sees it."""
+        started = time.perf_counter()
+        status, answer, _ = self.request("GET", path)
+        elapsed = (time.perf_counter() - started) * 1000
+        if status != 200:
+            raise RuntimeError(f"GET {path}: {status} {answer}")
+        return elapsed, answer
+
+    def memory(self) -> dict[str, int]:
+        return memory_kib(self.proc.pid)
+
+    def stop(self) -> None:
+        self.conn.close()
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=120)
+
+
+def analytics_path(workdir: str) -> str:
+    return os.path.join(workdir, "me_analytics.db")
+
+
+def run_import(checkout: str, workdir: str, path: str) -> tuple[float, int]:
+    """`medama.py import --create-websites FILE`: wall seconds and the import process's peak RSS (KiB)."""
+    flags = ["-appdb", os.path.join(workdir, "me_meta.db"), "-analyticsdb", analytics_path(workdir)]
+    command = [sys.executable, os.path.join(checkout, "medama.py"), "import", "--create-websites", *flags, path]
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.stderr is not None
+    if proc.returncode:
+        raise RuntimeError(f"import failed: {proc.stderr.read().decode()}")
+    proc.stderr.close()
+    return time.perf_counter() - started, usage.ru_maxrss
+
+
+def pending_work(workdir: str) -> int:
+    """Closed dirty hours (and with this tree's store, blocks and column copies) still waiting for the
+    server's background work."""
+    conn = db.connect(analytics_path(workdir), readonly=True)
+    now_ms = int(time.time() * 1000)
+    try:
+        if hasattr(rollups, "pending"):
+            return sum(rollups.pending(conn, now_ms).values())  # type: ignore[attr-defined]
+        dirty = conn.execute("SELECT COUNT(*) FROM rollup_dirty WHERE hour < ?", (now_ms // rollups.HOUR_MS,))
+        return int(dirty.fetchone()[0]) + int(columns.has_missing(conn))
+    finally:
+        conn.close()
+
+
 # ---- ingestion cost ---------------------------------------------------------------------------------
 
 
@@ -471,7 +776,7 @@ def ingest_base(path: str, migrations: int, triggers: bool) -> None:
     if not triggers:
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
             conn.execute(f"DROP TRIGGER {name}")
-    for views, events in generate(INGEST_PREFILL, seed=2):
+    for views, events in generate(Shape(INGEST_PREFILL, seed=2)):
         with db.Transaction(conn):
             conn.executemany(INSERT_VIEW, views)
             conn.executemany(INSERT_EVENT, events)
@@ -514,7 +819,7 @@ def measure_ingest(directory: str) -> None:
         bases[name] = os.path.join(directory, f"ingest-base-{i}.db")
         ingest_base(bases[name], migrations, triggers)
     rows, events = [], []
-    for chunk_rows, chunk_events in generate(INGEST_ROWS, seed=3):
+    for chunk_rows, chunk_events in generate(Shape(INGEST_ROWS, seed=3)):
         rows += chunk_rows
         events += chunk_events
     rates: dict[str, list[float]] = {name: [] for name in configs}
@@ -533,48 +838,77 @@ def measure_ingest(directory: str) -> None:
 # ---- main -------------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> None:
-    os.makedirs(args.dir, exist_ok=True)
-    if args.ingest:
-        measure_ingest(args.dir)
-        return
-    path = os.path.join(args.dir, f"stats-{args.rows}.db")
-    csv_dir = os.path.join(args.dir, f"csv-{args.rows}")
-    prepare(path, args.rows, csv_dir, args.rebuild)
+def query_sites(shape: Shape) -> list[str]:
+    """The sites whose panels are timed: the only one, or the biggest and the median one."""
+    names = shape.site_names()
+    return names if len(names) == 1 else [names[0], names[len(names) // 2]]
+
+
+def compare_panels(
+    shape: Shape,
+    args: argparse.Namespace,
+    ask: Callable[[str, int, str, Panel], tuple[float, Any]],
+    duck: Worker,
+    runs: int,
+) -> int:
+    """Time every panel `runs` times, ours (`ask`) and DuckDB's alternating; print the medians; return how
+    many answers differ from DuckDB's (the first of each is compared)."""
+    mismatches = 0
+    print(
+        f"\n{'site':<20} {'range':>5} {'filters':>7} {'panel':<22} {'ours ms':>8} {'duckdb ms':>9} {'ratio':>6}  same"
+    )
+    for site in query_sites(shape):
+        for days in (int(d) for d in args.ranges.split(",")):
+            for filters in args.filters.split(","):
+                total_ours = total_duck = 0.0
+                for panel in panels(shape, args.details):
+                    sql = {"sql": upstream(site, days, filters, panel)}
+                    our_ms, duck_ms = [], []
+                    same = True
+                    for i in range(runs):
+                        elapsed, answer = ask(site, days, filters, panel)
+                        reference = duck.ask(sql)
+                        our_ms.append(elapsed)
+                        duck_ms.append(reference["ms"])
+                        if i == 0:
+                            mine = comparable(panel.endpoint, answer)
+                            same = mine == duck_comparable(panel.endpoint, reference["result"])
+                            if not same:
+                                mismatches += 1
+                                print(f"  ours:   {mine}")
+                                print(f"  duckdb: {duck_comparable(panel.endpoint, reference['result'])}")
+                    a, b = statistics.median(our_ms), statistics.median(duck_ms)
+                    total_ours += a
+                    total_duck += b
+                    print(
+                        f"{site[:20]:<20} {days:>4}d {filters:>7} {panel.name:<22} {a:8.1f} {b:9.1f} {a / b:6.2f}"
+                        f"  {'=' if same else 'DIFF'}",
+                        flush=True,
+                    )
+                ratio = total_ours / total_duck
+                label = f"{site[:20]:<20} {days:>4}d {filters:>7} {'SET':<22}"
+                print(f"{label} {total_ours:8.1f} {total_duck:9.1f} {ratio:6.2f}")
+    return mismatches
+
+
+def run_worker(args: argparse.Namespace, shape: Shape) -> None:
+    """Our store functions in a worker process on a database loaded in bulk and fully refreshed."""
+    base = os.path.join(args.dir, shape.key())
+    data_dir = os.path.join(base, "data")
+    write_files(shape, data_dir)
+    path = os.path.join(base, "worker.db")
+    prepare(path, shape, args.rebuild)
     mine = Worker("--serve-ours", path)
     started = time.perf_counter()
-    duck = Worker("--serve-duck", csv_dir)
+    duck = Worker("--serve-duck", data_dir)
     print(f"duckdb loaded the CSV in {time.perf_counter() - started:.1f} s", flush=True)
     print(f"\nour worker after connecting: RSS {mine.ready['VmRSS'] / 1024:.1f} MB", flush=True)
-    print(f"\n{'range':>5} {'filters':>7} {'endpoint':<10} {'ours ms':>8} {'duckdb ms':>9} {'ratio':>6}  same")
-    mismatches = 0
-    for days in (30, 90):
-        for filters in args.filters.split(","):
-            total_ours = total_duck = 0.0
-            for endpoint in ENDPOINTS:
-                request = {"endpoint": endpoint, "days": days, "filters": filters}
-                sql = {"sql": upstream(endpoint, days, filters)}
-                our_ms, duck_ms = [], []
-                same = True
-                for i in range(args.runs):
-                    answer = mine.ask(request)
-                    reference = duck.ask(sql)
-                    our_ms.append(answer["ms"])
-                    duck_ms.append(reference["ms"])
-                    if i == 0:
-                        same = comparable(endpoint, answer["result"]) == duck_comparable(endpoint, reference["result"])
-                        if not same:
-                            mismatches += 1
-                            print(f"  ours:   {comparable(endpoint, answer['result'])}")
-                            print(f"  duckdb: {duck_comparable(endpoint, reference['result'])}")
-                a, b = statistics.median(our_ms), statistics.median(duck_ms)
-                total_ours += a
-                total_duck += b
-                print(
-                    f"{days:>4}d {filters:>7} {endpoint:<10} {a:8.1f} {b:9.1f} {a / b:6.2f}  {'=' if same else 'DIFF'}"
-                )
-            ratio = total_ours / total_duck
-            print(f"{days:>4}d {filters:>7} {'SET':<10} {total_ours:8.1f} {total_duck:9.1f} {ratio:6.2f}")
+
+    def ask(site: str, days: int, filters: str, panel: Panel) -> tuple[float, Any]:
+        answer = mine.ask({"site": site, "days": days, "filters": filters, "panel": dataclasses.asdict(panel)})
+        return answer["ms"], answer["result"]
+
+    mismatches = compare_panels(shape, args, ask, duck, args.runs)
     memory = mine.ask({"memory": True})["memory"]
     duck_memory = duck.ask({"memory": True})["memory"]
     mine.close()
@@ -586,6 +920,64 @@ def run(args: argparse.Namespace) -> None:
     print(f"answers differing from DuckDB's: {mismatches}")
 
 
+def run_server(args: argparse.Namespace, shape: Shape) -> None:
+    """The real server (`medama.py start` of --checkout) on databases filled by `medama.py import`: the
+    panels right after the import, the time until its background work has settled, the panels then,
+    and the server's peak RSS over all of it."""
+    base = os.path.join(args.dir, shape.key())
+    data_dir = os.path.join(base, "data")
+    write_files(shape, data_dir)
+    workdir = os.path.join(base, "server")
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
+    Server(args.checkout, workdir).stop()  # creates the databases and the admin user
+    for name in ("views", "events"):
+        seconds, peak = run_import(args.checkout, workdir, os.path.join(data_dir, f"{name}.csv"))
+        print(f"medama import {name}.csv: {seconds:.1f} s, import process peak RSS {peak / 1024:.1f} MB", flush=True)
+    duck = Worker("--serve-duck", data_dir)
+    started = time.monotonic()
+    server = Server(args.checkout, workdir)
+    print(f"server up after {time.monotonic() - started:.1f} s, RSS {server.memory()['VmRSS'] / 1024:.1f} MB")
+
+    def ask(site: str, days: int, filters: str, panel: Panel) -> tuple[float, Any]:
+        return server.get(url(site, days, filters, panel))
+
+    print("\nright after the import (background work running):")
+    mismatches = compare_panels(shape, args, ask, duck, 1)
+    print(f"after that pass: {time.monotonic() - started:.0f} s since start, {pending_work(workdir):,} units waiting")
+    while (waiting := pending_work(workdir)) and time.monotonic() - started < args.settle_limit:
+        print(
+            f"  {time.monotonic() - started:6.0f} s: {waiting:,} waiting, RSS {server.memory()['VmRSS'] / 1024:.1f} MB",
+            flush=True,
+        )
+        time.sleep(args.poll)
+    settled = time.monotonic() - started
+    print(f"settled {settled:.0f} s after start" if not waiting else f"NOT settled after {settled:.0f} s")
+    print("\nsettled:")
+    mismatches += compare_panels(shape, args, ask, duck, args.runs)
+    if shape.sites > 1:
+        elapsed, _ = server.get("/api/websites?summary=true")
+        print(f"\nGET /api/websites?summary=true: {elapsed:.0f} ms")
+    memory = server.memory()
+    server.stop()
+    duck.close()
+    print(f"\nserver: RSS {memory['VmRSS'] / 1024:.1f} MB at the end, peak {memory['VmHWM'] / 1024:.1f} MB")
+    print(f"answers differing from DuckDB's: {mismatches}")
+
+
+def run(args: argparse.Namespace) -> None:
+    os.makedirs(args.dir, exist_ok=True)
+    if args.ingest:
+        measure_ingest(args.dir)
+        return
+    shape = Shape(args.rows, args.days, args.paths, args.referrers, args.prop_values, args.sites)
+    print(f"shape {shape.key()}", flush=True)
+    if args.server:
+        run_server(args, shape)
+    else:
+        run_worker(args, shape)
+
+
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--serve-ours":
         return serve_ours(sys.argv[2])
@@ -593,10 +985,21 @@ def main() -> None:
         return serve_duck(sys.argv[2])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=SPAN_DAYS, help="days the views span, ending at END")
+    parser.add_argument("--paths", type=int, default=len(PATHS), help="distinct paths (above 401: a tail)")
+    parser.add_argument("--referrers", type=int, default=len(REFERRERS), help="distinct referrers (above 50: a tail)")
+    parser.add_argument("--prop-values", type=int, default=0, help="distinct values of an `article` property")
+    parser.add_argument("--sites", type=int, default=1, help="sites sharing the views (log-normal sizes)")
+    parser.add_argument("--ranges", default="30,90", help="the dashboard's last N days to time, comma-separated")
+    parser.add_argument("--details", action="store_true", help="time the detail tables (100 rows) too")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dir", default="/tmp/medama-bench")
-    parser.add_argument("--rebuild", action="store_true", help="regenerate the data even if the files exist")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the worker's database even if it exists")
     parser.add_argument("--filters", default="no,page", help="filter sets to time, of: no, page, other, prop")
+    parser.add_argument("--server", action="store_true", help="import into and query the real server instead")
+    parser.add_argument("--checkout", default=str(ROOT), help="the medama checkout whose server --server runs")
+    parser.add_argument("--settle-limit", type=float, default=1800, help="seconds to wait for background work")
+    parser.add_argument("--poll", type=float, default=5, help="seconds between looks at the background work")
     parser.add_argument("--ingest", action="store_true", help="measure the ingestion cost instead")
     run(parser.parse_args())
 

@@ -73,6 +73,7 @@ class Group:
     measured: int = 0  # views with a recorded duration
     zeros: int = 0  # views whose duration is 0
     ones: int = 0  # views whose duration is at most 1
+    twos: int = 0  # views whose duration is at most 2
     runs: Runs | None = None  # the durations, when loaded
     fixed: dict[float, float | None] | None = None  # quantiles computed while streaming the raw rows
     loader: Callable[[], Runs] | None = None  # reads the durations on first use
@@ -87,6 +88,22 @@ class Group:
         self.measured += other.measured
         self.zeros += other.zeros
         self.ones += other.ones
+        self.twos += other.twos
+
+    def counts(self) -> tuple[int, ...]:
+        """The additive counts, in the order of the fields (and of rollups.COUNT_NAMES)."""
+        return (
+            self.visitors,
+            self.page_visitors,
+            self.pageviews,
+            self.bounces,
+            self.timed,
+            self.duration_sum,
+            self.measured,
+            self.zeros,
+            self.ones,
+            self.twos,
+        )
 
     def durations(self) -> Runs:
         if self.runs is None:
@@ -106,17 +123,51 @@ class Group:
 
     def median_positive(self) -> bool:
         """Whether `duration() > 0`, decided from the counts of durations at most 0 and 1."""
+        return self.positive(0.5)
+
+    def positive(self, q: float) -> bool:
+        """Whether `duration(q) > 0` for q = 0.25 or 0.5, decided from the counts of small durations."""
         if self.fixed is not None:
-            return self.duration() > 0
-        n = self.measured
-        # Durations are non-negative integers, so the median rounds to 0 exactly when it is 0 or 0.5:
-        # the lower middle value is 0 and the upper one is at most 1.
-        return n > 0 and not (self.zeros > (n - 1) // 2 and self.ones > n // 2)
+            return self.duration(q) > 0
+        return positive(q, self.measured, self.zeros, self.ones, self.twos)
 
     def bounce_rate(self) -> float:
         if self.timed < BOUNCE_MIN_VIEWS:
             return 0
         return round4(self.bounces / self.timed)
+
+
+# The quantiles `positive` decides: q -> how many quarters (q = parts / 4).
+_QUARTERS = {0.25: 1, 0.5: 2}
+
+
+def positive(q: float, n: int, zeros: int, ones: int, twos: int) -> bool:
+    """Whether CAST(quantile_cont(d, q) AS INTEGER) > 0 for n non-negative integer durations of which `zeros`
+    are 0, `ones` at most 1 and `twos` at most 2 (q = 0.25 or 0.5).
+
+    The quantile is x[lo] + (x[lo + 1] - x[lo]) * f at position (n - 1) * q = lo + f, and rounds (half
+    to even) to 0 exactly when it is at most 0.5. With x[lo] >= 1 it is not; with x[lo] = 0 it is
+    x[lo + 1] * f, above 0.5 when x[lo + 1] is at least 3 (f = 1/4), 2 (f = 1/2) or 1 (f = 3/4); and
+    x[i] >= c exactly when fewer than i + 1 durations are at most c - 1. `positive_sql` says the same in SQL.
+    """
+    if n <= 0:
+        return False
+    parts = _QUARTERS[q]
+    lower, rest = divmod((n - 1) * parts, 4)
+    if zeros <= lower:
+        return True
+    at_most = {0: None, 1: twos, 2: ones, 3: zeros}[rest]  # durations below the least upper value that counts
+    return at_most is not None and at_most <= lower + 1
+
+
+def positive_sql(q: float, n: str, zeros: str, ones: str, twos: str) -> str:
+    """`positive` as an SQL condition over integer expressions (SQLite's integer `/` and `%`)."""
+    parts = _QUARTERS[q]
+    lower, rest = f"(({n} - 1) * {parts} / 4)", f"(({n} - 1) * {parts} % 4)"
+    return (
+        f"({n} > 0 AND ({zeros} <= {lower} OR {rest} = 1 AND {twos} <= {lower} + 1"
+        f" OR {rest} = 2 AND {ones} <= {lower} + 1 OR {rest} = 3 AND {zeros} <= {lower} + 1))"
+    )
 
 
 def round4(value: float) -> float:

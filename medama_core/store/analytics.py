@@ -17,6 +17,19 @@ def _mark_event_and_views(row: str) -> str:
         UNION ALL SELECT hostname, date_created / 3600000 FROM views WHERE bid = {row}.bid;"""
 
 
+# The key and counts of a rollup row (migration 10): counts of one group (store/aggregate.py Group), and
+# its sorted durations when few (8-byte little-endian unsigned; NULL when none or kept in rollup_durations).
+_ROLLUP_KEY = (
+    "hostname TEXT NOT NULL, span INTEGER NOT NULL, kind INTEGER NOT NULL, period INTEGER NOT NULL, value TEXT NOT NULL"
+)
+_ROLLUP_COUNTS = (
+    ", ".join(
+        f"{name} INTEGER NOT NULL"
+        for name in ("visitors page_visitors pageviews bounces timed duration_sum measured zeros ones twos".split())
+    )
+    + ", durations BLOB"
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -297,6 +310,72 @@ MIGRATIONS: tuple[Migration, ...] = (
             # Copies made before have no pairs: the refresher copies every built day again (store/columns.py
             # backfill), and filtered stats read raw rows meanwhile.
             "DELETE FROM column_days",
+        ),
+    ),
+    Migration(
+        10,
+        (
+            # Long tails and many sites (docs/storage.md, store/rollups.py). Rollups hold derived data
+            # only: recreated empty, and every hour rebuilt by the refresher.
+            #
+            # * A value seen at most RARE_VIEWS times in all of a site's rolled-up hours ("rare": most of a
+            #   long tail) has hour rows only, in `rollup_rare`; the blocks and `rollup` hold the others
+            #   (`rollup_common` lists them; a value stays common once it is). A rare value can add at most
+            #   RARE_VIEWS to any count, so top lists and /time (3 page visitors at least) read `rollup`.
+            # * A group's durations, up to INLINE_DURATIONS of them, are stored in its row; larger runs
+            #   stay in `rollup_durations`. Groups also count durations of at most 2 ms (`twos`), so /time
+            #   tells a zero lower quartile from the counts.
+            # * Sites with fewer than SMALL_SITE_VIEWS views keep only the site rows (kind 0) and their
+            #   custom events; their lists read the raw rows (`rollup_sites`).
+            # * Property names get rows of their own (`rollup_prop_names`), so the names list does not add
+            #   up every value.
+            # * `rollup_todo` lists the blocks that rebuilt hours touched, to be built once closed.
+            # Column copies gain a flag bit (durations of at most 2 ms): copied again with the days.
+            "DROP TABLE rollup",
+            "DROP TABLE rollup_durations",
+            "DROP TABLE rollup_props",
+            "DELETE FROM rollup_built",
+            "DELETE FROM column_days",
+            f"CREATE TABLE rollup ({_ROLLUP_KEY}, {_ROLLUP_COUNTS}, PRIMARY KEY (hostname, span, kind, period, value))"
+            " WITHOUT ROWID",
+            f"""CREATE TABLE rollup_rare (
+                hostname TEXT NOT NULL, kind INTEGER NOT NULL, hour INTEGER NOT NULL, value TEXT NOT NULL,
+                {_ROLLUP_COUNTS}, PRIMARY KEY (hostname, kind, hour, value)) WITHOUT ROWID""",
+            # A value's rare rows, found when it becomes common.
+            "CREATE INDEX rollup_rare_value ON rollup_rare(hostname, kind, value)",
+            """CREATE TABLE rollup_common (
+                hostname TEXT NOT NULL, kind INTEGER NOT NULL, value TEXT NOT NULL,
+                PRIMARY KEY (hostname, kind, value)) WITHOUT ROWID""",
+            # A rowid table: quantiles read windows of `durations` through incremental blob I/O.
+            """CREATE TABLE rollup_durations (
+                hostname TEXT NOT NULL,
+                span INTEGER NOT NULL,
+                kind INTEGER NOT NULL,
+                period INTEGER NOT NULL,
+                value TEXT NOT NULL,
+                count INTEGER NOT NULL,
+                width INTEGER NOT NULL,
+                samples BLOB NOT NULL,
+                durations BLOB NOT NULL
+            )""",
+            "CREATE UNIQUE INDEX rollup_durations_key ON rollup_durations(hostname, span, kind, period, value)",
+            """CREATE TABLE rollup_props (
+                hostname TEXT NOT NULL, span INTEGER NOT NULL, period INTEGER NOT NULL, name TEXT NOT NULL,
+                value TEXT NOT NULL, events INTEGER NOT NULL,
+                PRIMARY KEY (hostname, span, period, name, value)) WITHOUT ROWID""",
+            """CREATE TABLE rollup_prop_names (
+                hostname TEXT NOT NULL, span INTEGER NOT NULL, period INTEGER NOT NULL, name TEXT NOT NULL,
+                events INTEGER NOT NULL, PRIMARY KEY (hostname, span, period, name)) WITHOUT ROWID""",
+            """CREATE TABLE rollup_sites (
+                hostname TEXT NOT NULL PRIMARY KEY, views INTEGER NOT NULL, full INTEGER NOT NULL) WITHOUT ROWID""",
+            """CREATE TABLE rollup_todo (
+                hostname TEXT NOT NULL, span INTEGER NOT NULL, period INTEGER NOT NULL,
+                PRIMARY KEY (hostname, span, period)) WITHOUT ROWID""",
+            # The refresher takes dirty hours oldest first across sites: an hour's events are read once.
+            "CREATE INDEX rollup_dirty_hour ON rollup_dirty(hour, hostname)",
+            "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT hostname, date_created / 3600000 FROM views",
+            """INSERT OR IGNORE INTO rollup_dirty
+                SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM events e JOIN views v ON v.bid = e.bid""",
         ),
     ),
 )

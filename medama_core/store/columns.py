@@ -83,8 +83,16 @@ EVENT_COLUMNS = ("name", "value")
 
 # Flag bits of a view (its byte in the flags plane). FLAG_SET keeps every byte non-zero, so a plane
 # of selected views can be cut out of a masked plane by deleting its zero bytes (store/scan.py).
-UNIQUE_USER, UNIQUE_PAGE, TIMED, BOUNCE, ZERO, AT_MOST_ONE, FLAG_SET = 1, 2, 4, 8, 16, 32, 128
-FLAG_BITS = {"unique_user": 0, "unique_page": 1, "timed": 2, "bounce": 3, "zero": 4, "at_most_one": 5}
+UNIQUE_USER, UNIQUE_PAGE, TIMED, BOUNCE, ZERO, AT_MOST_ONE, AT_MOST_TWO, FLAG_SET = 1, 2, 4, 8, 16, 32, 64, 128
+FLAG_BITS = {
+    "unique_user": 0,
+    "unique_page": 1,
+    "timed": 2,
+    "bounce": 3,
+    "zero": 4,
+    "at_most_one": 5,
+    "at_most_two": 6,
+}
 
 # Codes are 1..PLANE_CODES in each plane (0 marks an unselected view), so one plane holds 255 values
 # and two hold 255 * 255. A day with more distinct values of a column than that is not copied (read raw).
@@ -239,8 +247,8 @@ def _flags(unique_user: int, unique_page: int, duration: int | None) -> int:
         flags |= TIMED
         if BOUNCE_MIN_MS <= duration <= BOUNCE_MAX_MS:
             flags |= BOUNCE
-        if duration <= 1:
-            flags |= AT_MOST_ONE | (ZERO if duration <= 0 else 0)
+        if duration <= 2:
+            flags |= AT_MOST_TWO | (AT_MOST_ONE if duration <= 1 else 0) | (ZERO if duration <= 0 else 0)
     return flags
 
 
@@ -251,8 +259,10 @@ def encode_column(values: Sequence[object]) -> tuple[list[str], bytes] | None:
     return None if planes is None else ([str(value) for value in index], planes)
 
 
+# Sites whose closed hours of today hold enough views for a copy (rollups.MIN_BLOCK_VIEWS, as a day block).
 _OPEN_DAY_SITES_SQL = """
-    SELECT DISTINCT hostname FROM rollup WHERE span = 1 AND kind = 0 AND period BETWEEN :lo AND :hi"""
+    SELECT hostname FROM rollup WHERE span = 1 AND kind = 0 AND period BETWEEN :lo AND :hi
+    GROUP BY hostname HAVING SUM(pageviews) >= :least"""
 _OPEN_DAY_COPY_SQL = "SELECT dictionary FROM column_days WHERE hostname = :hostname AND day = :day AND name = ''"
 
 
@@ -264,7 +274,7 @@ def refresh_open(conn: sqlite3.Connection, now_ms: int, limit: int = BACKFILL_DA
     if of_day == 0:
         return 0
     copied = 0
-    bounds = {"lo": day * HOURS_PER_DAY, "hi": now_hour - 1}
+    bounds = {"lo": day * HOURS_PER_DAY, "hi": now_hour - 1, "least": rollups.MIN_BLOCK_VIEWS}
     for (hostname,) in conn.execute(_OPEN_DAY_SITES_SQL, bounds).fetchall():
         row = conn.execute(_OPEN_DAY_COPY_SQL, {"hostname": hostname, "day": day}).fetchone()
         if row is None or json.loads(row[0]).get("last", HOURS_PER_DAY - 1) < of_day - 1:

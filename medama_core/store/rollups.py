@@ -1,22 +1,34 @@
-"""Hour and day rollups of `views`/`events`: rebuilding dirty hours, and planning a range over them.
+"""Hour and block rollups of `views`/`events`: rebuilding dirty hours in batches, building blocks, and
+planning a range over them.
 
-Triggers (migration 3) record which (site, hour) pairs changed in
-`rollup_dirty`. `refresh` rebuilds closed dirty hours from the raw rows, then
-the UTC days made only of clean hours. A reader splits a time range into whole
-clean days, whole clean hours, and raw pieces (the partial hours at the ends
+Triggers record which (site, hour) pairs changed in `rollup_dirty`. The
+refresher rebuilds closed dirty hours from the raw rows, many sites and hours
+per statement (`refresh_hours`: its cost follows the rows, not sites x hours),
+and queues the blocks around them; `build_blocks` builds the queued blocks
+once they are closed and clean. A reader splits a time range into the largest
+clean built blocks, clean hours and raw pieces (the partial hours at the ends
 and every dirty hour), so an answer never depends on a stale rollup row.
+
+Long tails: a value of a dimension seen at most RARE_VIEWS times in a site's
+rolled-up hours is "rare" and has hour rows only, in `rollup_rare`; `rollup`
+and every block hold the common values. A value becomes common (for good)
+when its views pass RARE_VIEWS: its rare rows move to `rollup` and into the
+built blocks around them. Small sites keep the site rows only (kind 0).
 See docs/storage.md.
 """
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
 import sys
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, groupby
 from operator import itemgetter
+from typing import Final
 
 from medama_core.store import columns
 from medama_core.store.aggregate import SAMPLE_STEP, Group, Run, Runs
@@ -25,16 +37,41 @@ from medama_core.store.db import Transaction
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 # Rollup spans, in hours: a row of span s and period p covers hours p*s .. p*s+s-1 (aligned on the
-# Unix epoch). Each span is a multiple of the one before and is built from it; 6 hours, 8 days and
-# 64 days make a 90-day range a dozen rows per value instead of 90 day rows.
+# Unix epoch). Each span is a multiple of the one before; 6 hours, 8 days and 64 days make a 90-day
+# range a dozen rows per value instead of 90 day rows.
 HOUR, DAY = 1, 24
 SPANS = (HOUR, 6, DAY, 8 * DAY, 64 * DAY)
 # Spans that also store sorted durations (for the site and for pages). 6-hour runs serve the day
 # buckets of time zones off UTC: a day from 07:00 UTC is 3 such blocks and 6 hours, not 24 hours.
 RUN_SPANS = (HOUR, 6, DAY, 8 * DAY)
-INLINE_RUN = 1024  # runs up to this many values are read whole with their row; one blob open costs more
+INLINE_RUN = 1024  # stored runs up to this many values are read whole with their row; one blob open costs more
+# A group's durations, when at most this many, live in its rollup row (8 bytes each): a long tail's
+# groups (one or two views each) then cost no rollup_durations row and no second lookup.
+INLINE_DURATIONS: Final = 16
+# A value seen at most this many times in all of a site's rolled-up hours is rare: it has hour rows
+# only (`rollup_rare`), and no count of it can exceed this in any range. 2, because /time keeps pages
+# with 3 page visitors or more, so a rare path never counts there: "seen once or twice" is most of a
+# long tail (89% of 200k paths in bench/stats.py's 1 M-view shape).
+RARE_VIEWS: Final = 2
+# Sites with fewer views than this in their rolled-up hours keep the site rows (kind 0) and their
+# custom events only; their lists read the raw rows, which at this size costs a few ms (0.5-1 µs a
+# row), while 13 rollup rows per view would cost more to build and store than they save. A site that
+# grows past it has all its hours rebuilt with every kind, once.
+SMALL_SITE_VIEWS: Final = 20_000
+# A block (6 hours and up) is built only when it holds at least this many views: below, its hours'
+# rows cost about as much to read as the block's, and 2,000 small sites would need ~300k blocks a
+# month. Also the least views of a day with a column copy (store/columns.py).
+MIN_BLOCK_VIEWS: Final = 500
+# One writer call rebuilds dirty hours holding about this many views (~0.5 s at 10 M views, 2 cores),
+# so hit batches get the writer in between; at least one hour however big.
+REFRESH_BATCH_VIEWS: Final = 20_000
+REFRESH_BATCH_PAIRS: Final = 5_000  # (site, hour) pairs looked at per writer call (after an import: 1 M)
+BLOCKS_PER_CALL: Final = 8  # blocks one writer call builds (a busy day with its copy: ~1 s)
 MAX_LISTED_PERIODS = 4000  # integers written into one `IN (...)`: ~40 KB of SQL, far below SQLite's 1 MB
-REFRESH_HOURS_PER_TRANSACTION = 24  # keeps each writer transaction short so hits are not held back long
+# Merging runs: up to this many values are merged by sorting a list (fast, ~36 bytes a value); more
+# (a busy site's 8 days: ~2 M) stream through a heap merge into the blob, MERGE_CHUNK values at a time.
+MERGE_IN_MEMORY: Final = 1 << 17
+MERGE_CHUNK: Final = 1 << 14
 
 # Dimension kind -> the SQL expression over `views v` it groups by. Kind 0 is the whole site.
 KINDS: dict[str, int] = {
@@ -70,6 +107,7 @@ KIND_SQL: dict[int, str] = {
 DURATION_KINDS = (0, 1)  # kinds whose sorted durations are stored at every RUN_SPAN: the site and pages
 # The other kinds keep theirs for whole days only, for the medians of full list rows (detail tables).
 DAY_RUN_KINDS = tuple(kind for kind in KIND_SQL if kind not in DURATION_KINDS)
+VALUE_KINDS = tuple(kind for kind in KIND_SQL if kind)  # the dimensions (rare or common values)
 _ALL_KINDS = ", ".join(str(kind) for kind in KIND_SQL)  # `kind IN (...)` lets SQLite seek each kind
 
 # The additive aggregates of one group, as SQL over `views v`, in the order of `Group`'s fields.
@@ -82,46 +120,99 @@ GROUP_COLUMNS = """
     ifnull(SUM(v.duration_ms), 0),
     COUNT(v.duration_ms),
     COUNT(*) FILTER (WHERE v.duration_ms <= 0),
-    COUNT(*) FILTER (WHERE v.duration_ms <= 1)"""
-SUMS = """SUM(visitors), SUM(page_visitors), SUM(pageviews), SUM(bounces), SUM(timed), SUM(duration_sum),
-    SUM(measured), SUM(zeros), SUM(ones)"""
-_COUNTS = "visitors, page_visitors, pageviews, bounces, timed, duration_sum, measured, zeros, ones"
-
+    COUNT(*) FILTER (WHERE v.duration_ms <= 1),
+    COUNT(*) FILTER (WHERE v.duration_ms <= 2)"""
+COUNT_NAMES = "visitors, page_visitors, pageviews, bounces, timed, duration_sum, measured, zeros, ones, twos"
+# GROUP_COLUMNS named as rollup's columns.
+NAMED_GROUP_COLUMNS = ", ".join(
+    f"{sql.strip()} AS {name}" for sql, name in zip(GROUP_COLUMNS.split(",\n"), COUNT_NAMES.split(", "), strict=True)
+)
+SUMS = ", ".join(f"SUM({name})" for name in COUNT_NAMES.split(", "))
 
 _DIRTY_CLOSED_SQL = """
-    SELECT hostname, hour FROM rollup_dirty WHERE hour < :now_hour ORDER BY hostname, hour LIMIT :limit"""
+    SELECT hostname, hour FROM rollup_dirty WHERE hour < :now_hour ORDER BY hour, hostname LIMIT :limit"""
 _DIRTY_IN_RANGE_SQL = """
     SELECT hour FROM rollup_dirty WHERE hostname = :hostname AND hour BETWEEN :lo AND :hi ORDER BY hour"""
-_HOUR_ROLLUP_SQL = (
-    "WITH v AS MATERIALIZED (SELECT * FROM views WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi) "
-    + " UNION ALL ".join(f"SELECT {kind}, {expr}, {GROUP_COLUMNS} FROM v GROUP BY 2" for kind, expr in KIND_SQL.items())
+_PAIR_VIEWS_SQL = f"""
+    SELECT p.hostname, p.hour, (SELECT COUNT(*) FROM views v WHERE v.hostname = p.hostname
+        AND v.date_created BETWEEN p.hour * {HOUR_MS} AND p.hour * {HOUR_MS} + {HOUR_MS - 1})
+    FROM temp.refresh_pairs p ORDER BY p.hour, p.hostname"""
+# The views of the batch's (site, hour) pairs, each with its hour and whether its site keeps every kind.
+_BATCH_VIEWS = f"""v AS MATERIALIZED (
+    SELECT v.*, p.hour AS hour, p.full AS full FROM temp.refresh_pairs p CROSS JOIN views v
+    ON v.hostname = p.hostname AND v.date_created BETWEEN p.hour * {HOUR_MS} AND p.hour * {HOUR_MS} + {HOUR_MS - 1})"""
+_BATCH_GROUPS_SQL = f"INSERT INTO temp.refresh_new WITH {_BATCH_VIEWS} " + " UNION ALL ".join(
+    f"SELECT v.hostname, v.hour, {kind}, {expr}, {GROUP_COLUMNS}, NULL FROM v"
+    + ("" if kind == 0 else " WHERE v.full")
+    + " GROUP BY v.hostname, v.hour"
+    + ("" if kind == 0 else ", 4")
+    for kind, expr in KIND_SQL.items()
 )
-_HOUR_DURATIONS_SQL = """
-    SELECT pathname, duration_ms FROM views
-    WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi AND duration_ms IS NOT NULL
-    ORDER BY pathname, duration_ms"""
-# Events first: an hour's events are found by time, their views by bid (views-first would scan the site).
-_HOUR_PROPS_SQL = """
-    SELECT e.name, e.value, COUNT(*) FROM events e CROSS JOIN views v ON v.bid = e.bid AND v.hostname = :hostname
-    WHERE e.date_created BETWEEN :lo AND :hi GROUP BY 1, 2"""
-# `kind IN (...)` rather than a range, so SQLite seeks each kind's rows of the period.
-_DELETE_SQL = (
+_IS_COMMON = (
+    "EXISTS (SELECT 1 FROM rollup_common c WHERE c.hostname = {t}.hostname AND c.kind = {t}.kind"
+    " AND c.value = {t}.value)"
+)
+# Values of the batch that pass RARE_VIEWS with this batch's views (the batch's old rows are gone by now).
+_PROMOTE_SQL = f"""
+    INSERT INTO temp.refresh_promote SELECT n.hostname, n.kind, n.value FROM temp.refresh_new n
+    WHERE n.kind > 0 AND NOT {_IS_COMMON.format(t="n")}
+    GROUP BY n.hostname, n.kind, n.value
+    HAVING SUM(n.pageviews) + ifnull((SELECT SUM(r.pageviews) FROM rollup_rare r
+        WHERE r.hostname = n.hostname AND r.kind = n.kind AND r.value = n.value), 0) > :rare"""
+_MOVED_SQL = f"""
+    SELECT r.hostname, r.kind, r.hour, r.value, {COUNT_NAMES}, r.durations FROM temp.refresh_promote p
+    CROSS JOIN rollup_rare r ON r.hostname = p.hostname AND r.kind = p.kind AND r.value = p.value"""
+# The durations each new row keeps: the site's and pages' (hour runs), and the rare rows' of every kind.
+_BATCH_DURATIONS_SQL = (
+    f"WITH {_BATCH_VIEWS}, d AS ("
+    + " UNION ALL ".join(
+        f"SELECT v.hostname, v.hour, {kind} AS kind, {expr} AS value, v.duration_ms FROM v"
+        " WHERE v.duration_ms IS NOT NULL" + ("" if kind == 0 else " AND v.full")
+        for kind, expr in KIND_SQL.items()
+    )
+    + f") SELECT * FROM d WHERE d.kind IN (0, 1) OR NOT {_IS_COMMON.format(t='d')} ORDER BY 1, 2, 3, 4, 5"
+)
+_SET_INLINE_SQL = """
+    UPDATE temp.refresh_new SET durations = ? WHERE hostname = ? AND hour = ? AND kind = ? AND value = ?"""
+_INSERT_COMMON_SQL = f"""
+    INSERT INTO rollup SELECT hostname, {HOUR}, kind, hour, value, {COUNT_NAMES},
+        CASE WHEN kind IN (0, 1) THEN durations END FROM temp.refresh_new n
+    WHERE n.kind = 0 OR {_IS_COMMON.format(t="n")}"""
+_INSERT_RARE_SQL = f"""
+    INSERT INTO rollup_rare SELECT hostname, kind, hour, value, {COUNT_NAMES}, durations FROM temp.refresh_new n
+    WHERE n.kind > 0 AND NOT {_IS_COMMON.format(t="n")}"""
+# Events first: an hour's events are found by time, their views by bid; only the batch's pairs count.
+_BATCH_PROPS_SQL = f"""
+    SELECT v.hostname, e.date_created / {HOUR_MS} AS hour, e.name, e.value, COUNT(*)
+    FROM events e CROSS JOIN views v ON v.bid = e.bid
+    WHERE e.date_created BETWEEN :lo AND :hi
+        AND EXISTS (SELECT 1 FROM temp.refresh_pairs p
+            WHERE p.hostname = v.hostname AND p.hour = e.date_created / {HOUR_MS})
+    GROUP BY 1, 2, 3, 4"""
+_DELETE_HOUR_SQL = (
+    f"DELETE FROM rollup WHERE hostname = :hostname AND span = {HOUR} AND kind IN ({_ALL_KINDS}) AND period = :hour",
+    f"DELETE FROM rollup_rare WHERE hostname = :hostname AND kind IN ({_ALL_KINDS}) AND hour = :hour",
+    f"DELETE FROM rollup_durations WHERE hostname = :hostname AND span = {HOUR} AND kind IN ({_ALL_KINDS})"
+    " AND period = :hour",
+    f"DELETE FROM rollup_props WHERE hostname = :hostname AND span = {HOUR} AND period = :hour",
+    f"DELETE FROM rollup_prop_names WHERE hostname = :hostname AND span = {HOUR} AND period = :hour",
+)
+# Pairs of the batch that have rollup rows already (rebuilt again): only those need the deletes above.
+_HAD_ROWS_SQL = f"""
+    SELECT p.hostname, p.hour FROM temp.refresh_pairs p WHERE EXISTS (
+        SELECT 1 FROM rollup r WHERE r.hostname = p.hostname AND r.span = {HOUR} AND r.kind = 0 AND r.period = p.hour)
+    OR EXISTS (SELECT 1 FROM rollup_props r WHERE r.hostname = p.hostname AND r.span = {HOUR} AND r.period = p.hour)"""
+_OLD_SITE_VIEWS_SQL = f"""
+    SELECT p.hostname, SUM(r.pageviews) FROM temp.refresh_pairs p CROSS JOIN rollup r
+    ON r.hostname = p.hostname AND r.span = {HOUR} AND r.kind = 0 AND r.period = p.hour GROUP BY 1"""
+_DELETE_BLOCK_SQL = (
     f"DELETE FROM rollup WHERE hostname = :hostname AND span = :span AND kind IN ({_ALL_KINDS}) AND period = :period",
     f"DELETE FROM rollup_durations WHERE hostname = :hostname AND span = :span AND kind IN ({_ALL_KINDS})"
     " AND period = :period",
     "DELETE FROM rollup_props WHERE hostname = :hostname AND span = :span AND period = :period",
+    "DELETE FROM rollup_prop_names WHERE hostname = :hostname AND span = :span AND period = :period",
 )
-_INSERT_GROUP_SQL = f"INSERT INTO rollup VALUES ({', '.join('?' * 14)})"
 _INSERT_DURATIONS_SQL = "INSERT INTO rollup_durations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-# A block of `span` hours summed from the rows of the span below it (:below), periods :lo..:hi of that span.
-_BLOCK_ROLLUP_SQL = f"""
-    INSERT INTO rollup SELECT hostname, :span, kind, :period, value, {SUMS}
-    FROM rollup WHERE hostname = :hostname AND span = :below AND kind IN ({_ALL_KINDS}) AND period BETWEEN :lo AND :hi
-    GROUP BY kind, value"""
-_BLOCK_PROPS_SQL = """
-    INSERT INTO rollup_props SELECT hostname, :span, :period, name, value, SUM(events)
-    FROM rollup_props WHERE hostname = :hostname AND span = :below AND period BETWEEN :lo AND :hi
-    GROUP BY name, value"""
 # A day's durations per value of every kind in DAY_RUN_KINDS, from the raw rows.
 _DAY_KIND_DURATIONS_SQL = (
     "WITH v AS MATERIALIZED (SELECT * FROM views WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi"
@@ -129,10 +220,6 @@ _DAY_KIND_DURATIONS_SQL = (
     + " UNION ALL ".join(f"SELECT {kind}, {KIND_SQL[kind]}, v.duration_ms FROM v" for kind in DAY_RUN_KINDS)
     + " ORDER BY 1, 2, 3"
 )
-_MERGE_DURATIONS_SQL = """
-    SELECT value, width, durations FROM rollup_durations
-    WHERE hostname = :hostname AND span = :span AND kind = :kind AND period BETWEEN :lo AND :hi
-    ORDER BY value"""
 # Each MIN and MAX in a query of its own: SQLite answers a lone MIN() or MAX() with one index seek,
 # but both in one SELECT make it read every row (all the hourly property rows: ~1.5 ms at 10 M views).
 _DATA_HOURS_SQL = f"""
@@ -151,10 +238,6 @@ _DATA_HOURS_SQL = f"""
     )"""
 _BUILT_SQL = """
     SELECT period FROM rollup_built WHERE hostname = :hostname AND span = :span AND period BETWEEN :lo AND :hi"""
-_DATA_HOURS_IN_RANGE_SQL = f"""
-    SELECT period FROM rollup WHERE hostname = :hostname AND span = {HOUR} AND kind = 0 AND period BETWEEN :lo AND :hi
-    UNION
-    SELECT period FROM rollup_props WHERE hostname = :hostname AND span = {HOUR} AND period BETWEEN :lo AND :hi"""
 
 
 def pack(values: Sequence[int], width: int | None = None) -> tuple[int, bytes]:
@@ -178,111 +261,428 @@ def unpack(width: int, blob: bytes) -> array[int]:
     return packed
 
 
-def refresh(conn: sqlite3.Connection, now_ms: int, limit: int = 10_000) -> int:
-    """Rebuild up to `limit` closed dirty hours, then the closed blocks they complete; return hours rebuilt."""
-    rows = conn.execute(_DIRTY_CLOSED_SQL, {"now_hour": now_ms // HOUR_MS, "limit": limit}).fetchall()
-    for start in range(0, len(rows), REFRESH_HOURS_PER_TRANSACTION):
-        chunk = rows[start : start + REFRESH_HOURS_PER_TRANSACTION]
-        with Transaction(conn):
-            for hostname, hour in chunk:
-                _rebuild_hour(conn, hostname, hour)
-                conn.execute("DELETE FROM rollup_dirty WHERE hostname = ? AND hour = ?", (hostname, hour))
-                columns.drop_day(conn, hostname, hour // DAY)
-                conn.executemany(
-                    "DELETE FROM rollup_built WHERE hostname = ? AND span = ? AND period = ?",
-                    [(hostname, span, hour // span) for span in SPANS[1:]],
-                )
-    for hostname, pairs in groupby(rows, key=lambda row: row[0]):
-        _rebuild_blocks(conn, hostname, [hour for _, hour in pairs], now_ms // HOUR_MS)
-    return len(rows)
+def pack_inline(values: Sequence[int]) -> bytes:
+    """A rollup row's own durations (at most INLINE_DURATIONS), 8 bytes each."""
+    return pack(values, 8)[1]
 
 
-def _rebuild_hour(conn: sqlite3.Connection, hostname: str, hour: int) -> None:
-    key = {"hostname": hostname, "span": HOUR, "period": hour}
-    for sql in _DELETE_SQL:
-        conn.execute(sql, key)
-    bounds = {"hostname": hostname, "lo": hour * HOUR_MS, "hi": (hour + 1) * HOUR_MS - 1}
-    groups = conn.execute(_HOUR_ROLLUP_SQL, bounds).fetchall()
-    conn.executemany(_INSERT_GROUP_SQL, [(hostname, HOUR, kind, hour, *rest) for kind, *rest in groups])
-    durations = conn.execute(_HOUR_DURATIONS_SQL, bounds).fetchall()
-    rows = [_durations_row(hostname, HOUR, hour, 0, "", sorted(duration for _, duration in durations))]
-    for path, pairs in groupby(durations, key=lambda row: row[0]):
-        rows.append(_durations_row(hostname, HOUR, hour, 1, path, [duration for _, duration in pairs]))
-    conn.executemany(_INSERT_DURATIONS_SQL, [row for row in rows if row is not None])
-    props = conn.execute(_HOUR_PROPS_SQL, bounds).fetchall()
+def unpack_inline(blob: bytes) -> array[int]:
+    return unpack(8, blob)
+
+
+# ---- site modes ---------------------------------------------------------------------------------------
+
+
+def site_full(conn: sqlite3.Connection, hostname: str) -> bool:
+    """Whether the site's clean hours have rows of every kind (else the site rows only: lists read raw)."""
+    row = conn.execute("SELECT full FROM rollup_sites WHERE hostname = ?", (hostname,)).fetchone()
+    return bool(row and row[0])
+
+
+def _site_modes(conn: sqlite3.Connection, hostnames: Iterable[str]) -> dict[str, bool]:
+    """Each site's mode, deciding it for a site seen the first time from its views so far."""
+    modes = {}
+    for hostname in hostnames:
+        row = conn.execute("SELECT full FROM rollup_sites WHERE hostname = ?", (hostname,)).fetchone()
+        if row is None:
+            # The first rebuild of a site (a new site, an import, or after migration 10): by its rows so far.
+            count = conn.execute(
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM views WHERE hostname = ? LIMIT {SMALL_SITE_VIEWS})", (hostname,)
+            ).fetchone()[0]
+            full = count >= SMALL_SITE_VIEWS
+            conn.execute("INSERT INTO rollup_sites VALUES (?, 0, ?)", (hostname, int(full)))
+            modes[hostname] = full
+        else:
+            modes[hostname] = bool(row[0])
+    return modes
+
+
+def _grow_sites(conn: sqlite3.Connection, hostnames: Iterable[str]) -> None:
+    """Small sites that reached SMALL_SITE_VIEWS keep every kind from now on: all their hours are rebuilt."""
+    for hostname in hostnames:
+        row = conn.execute("SELECT views, full FROM rollup_sites WHERE hostname = ?", (hostname,)).fetchone()
+        if row is not None and not row[1] and row[0] >= SMALL_SITE_VIEWS:
+            conn.execute("UPDATE rollup_sites SET full = 1 WHERE hostname = ?", (hostname,))
+            conn.execute(
+                f"INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT hostname, date_created / {HOUR_MS}"
+                " FROM views WHERE hostname = ?",
+                (hostname,),
+            )
+
+
+# ---- rebuilding hours ---------------------------------------------------------------------------------
+
+
+def refresh(conn: sqlite3.Connection, now_ms: int, limit: int = 10**9) -> int:
+    """Rebuild the closed dirty hours (up to about `limit` views), then build every block that is due;
+    return the hours rebuilt. Tests and benches call this; the server takes the steps one writer call
+    at a time (api/stats.py)."""
+    hours = 0
+    while hours < limit:
+        done = refresh_hours(conn, now_ms)
+        hours += done
+        if not done:
+            break
+    while build_blocks(conn, now_ms):
+        pass
+    return hours
+
+
+def refresh_hours(conn: sqlite3.Connection, now_ms: int) -> int:
+    """Rebuild one batch of closed dirty hours, oldest first across sites, holding about
+    REFRESH_BATCH_VIEWS views (at least one hour); return how many hours were rebuilt."""
+    now_hour = now_ms // HOUR_MS
+    views = REFRESH_BATCH_VIEWS
+    with Transaction(conn):
+        pairs = conn.execute(_DIRTY_CLOSED_SQL, {"now_hour": now_hour, "limit": REFRESH_BATCH_PAIRS}).fetchall()
+        if not pairs:
+            return 0
+        _temp_tables(conn)
+        conn.executemany("INSERT INTO temp.refresh_pairs VALUES (?, ?, 0)", pairs)
+        chosen: list[tuple[str, int]] = []
+        total = 0
+        for hostname, hour, count in conn.execute(_PAIR_VIEWS_SQL).fetchall():
+            if chosen and total + count > views:
+                break
+            chosen.append((hostname, hour))
+            total += count
+        conn.execute("DELETE FROM temp.refresh_pairs")
+        modes = _site_modes(conn, {hostname for hostname, _ in chosen})
+        conn.executemany(
+            "INSERT INTO temp.refresh_pairs VALUES (?, ?, ?)",
+            [(hostname, hour, int(modes[hostname])) for hostname, hour in chosen],
+        )
+        _rebuild_batch(conn, chosen)
+        _grow_sites(conn, modes)
+        for table in ("refresh_pairs", "refresh_new", "refresh_promote"):
+            conn.execute(f"DELETE FROM temp.{table}")
+    return len(chosen)
+
+
+def _temp_tables(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS refresh_pairs (hostname TEXT NOT NULL, hour INTEGER NOT NULL,"
+        " full INTEGER NOT NULL, PRIMARY KEY (hostname, hour)) WITHOUT ROWID"
+    )
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS refresh_new (hostname TEXT NOT NULL, hour INTEGER NOT NULL,"
+        " kind INTEGER NOT NULL, value TEXT NOT NULL,"
+        + ", ".join(f"{name} INTEGER NOT NULL" for name in COUNT_NAMES.split(", "))
+        + ", durations BLOB, PRIMARY KEY (hostname, hour, kind, value)) WITHOUT ROWID"
+    )
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS refresh_promote (hostname TEXT NOT NULL, kind INTEGER NOT NULL,"
+        " value TEXT NOT NULL, PRIMARY KEY (hostname, kind, value)) WITHOUT ROWID"
+    )
+
+
+def _rebuild_batch(conn: sqlite3.Connection, pairs: list[tuple[str, int]]) -> None:
+    """Rebuild the hours of temp.refresh_pairs from their raw rows (inside the caller's transaction)."""
+    old_views = dict(conn.execute(_OLD_SITE_VIEWS_SQL).fetchall())
+    for hostname, hour in conn.execute(_HAD_ROWS_SQL).fetchall():
+        for sql in _DELETE_HOUR_SQL:
+            conn.execute(sql, {"hostname": hostname, "hour": hour})
+    conn.execute(_BATCH_GROUPS_SQL)
+    conn.execute(_PROMOTE_SQL, {"rare": RARE_VIEWS})
+    conn.execute("INSERT INTO rollup_common SELECT * FROM temp.refresh_promote")
+    _move_promoted(conn)
+    # Durations: each new row's own when few (a rare row's always), else a rollup_durations row (common
+    # rows of kinds 0 and 1).
+    inline, big = [], []
+    most = max(INLINE_DURATIONS, RARE_VIEWS)
+    for (hostname, hour, kind, value), rows in groupby(conn.execute(_BATCH_DURATIONS_SQL), key=itemgetter(0, 1, 2, 3)):
+        values = [row[4] for row in rows]
+        if len(values) <= most:
+            inline.append((pack_inline(values), hostname, hour, kind, value))
+        else:
+            big.append(_durations_row(hostname, HOUR, hour, kind, value, values))
+    conn.executemany(_SET_INLINE_SQL, inline)
+    conn.executemany(_INSERT_DURATIONS_SQL, big)
+    conn.execute(_INSERT_COMMON_SQL)
+    conn.execute(_INSERT_RARE_SQL)
+    _rebuild_props(conn, pairs)
+    new_views = conn.execute(
+        "SELECT hostname, SUM(pageviews) FROM temp.refresh_new WHERE kind = 0 GROUP BY hostname"
+    ).fetchall()
+    deltas = {hostname: views - old_views.get(hostname, 0) for hostname, views in new_views}
+    for hostname, views in old_views.items():
+        deltas.setdefault(hostname, -views)
     conn.executemany(
-        "INSERT INTO rollup_props VALUES (?, ?, ?, ?, ?, ?)", [(hostname, HOUR, hour, *row) for row in props]
+        "UPDATE rollup_sites SET views = views + ? WHERE hostname = ?", [(d, h) for h, d in deltas.items()]
+    )
+    conn.executemany("DELETE FROM rollup_dirty WHERE hostname = ? AND hour = ?", pairs)
+    days = {(hostname, hour // DAY) for hostname, hour in pairs}
+    for hostname, day in days:
+        columns.drop_day(conn, hostname, day)
+    blocks = {(hostname, span, hour // span) for hostname, hour in pairs for span in SPANS[1:]}
+    conn.executemany("DELETE FROM rollup_built WHERE hostname = ? AND span = ? AND period = ?", blocks)
+    conn.executemany("INSERT OR IGNORE INTO rollup_todo VALUES (?, ?, ?)", blocks)
+
+
+def _move_promoted(conn: sqlite3.Connection) -> None:
+    """Move the rare rows of values just promoted (temp.refresh_promote) to `rollup`: their hour rows, and
+    their counts into the built blocks that hold those hours (a rare value has no block rows)."""
+    moved = conn.execute(_MOVED_SQL).fetchall()
+    if not moved:
+        return
+    hour_rows: list[tuple[object, ...]] = []
+    blocks: dict[tuple[str, int, int, int, str], tuple[Group, list[int]]] = {}
+    for hostname, kind, hour, value, *counts, durations in moved:
+        hour_rows.append((hostname, HOUR, kind, hour, value, *counts, durations if kind in DURATION_KINDS else None))
+        for span in SPANS[1:]:
+            group, values = blocks.setdefault((hostname, span, kind, hour // span, value), (Group(), []))
+            group.add(Group(*counts))
+            if _keeps_runs(span, kind) and durations is not None:
+                values.extend(unpack_inline(durations))
+    conn.executemany(f"INSERT INTO rollup VALUES ({', '.join('?' * 16)})", hour_rows)
+    patches = []
+    for (hostname, span, kind, period, value), (group, values) in blocks.items():
+        built = conn.execute(
+            "SELECT 1 FROM rollup_built WHERE hostname = ? AND span = ? AND period = ?", (hostname, span, period)
+        ).fetchone()
+        if built:
+            inline = pack_inline(sorted(values)) if values else None
+            patches.append((hostname, span, kind, period, value, *group.counts(), inline))
+    conn.executemany(f"INSERT INTO rollup VALUES ({', '.join('?' * 16)})", patches)
+    conn.execute(
+        "DELETE FROM rollup_rare WHERE (hostname, kind, value) IN"
+        " (SELECT hostname, kind, value FROM temp.refresh_promote)"
+    )
+
+
+def _keeps_runs(span: int, kind: int) -> bool:
+    """Whether rows of `span` and `kind` keep the group's durations: the site's and pages' at RUN_SPANS,
+    the other kinds' for days."""
+    return span in RUN_SPANS and kind in DURATION_KINDS or span == DAY and kind in DAY_RUN_KINDS
+
+
+def _rebuild_props(conn: sqlite3.Connection, pairs: list[tuple[str, int]]) -> None:
+    """Custom event counts (per name and value, and per name) of the batch's hours, each hour's events read once."""
+    hours = sorted({hour for _, hour in pairs})
+    rows: list[tuple[object, ...]] = []
+    for first, last in merge([(hour, hour) for hour in hours]):
+        bounds = {"lo": first * HOUR_MS, "hi": (last + 1) * HOUR_MS - 1}
+        rows += [
+            (hostname, HOUR, hour, name, value, n)
+            for hostname, hour, name, value, n in conn.execute(_BATCH_PROPS_SQL, bounds)
+        ]
+    conn.executemany("INSERT INTO rollup_props VALUES (?, ?, ?, ?, ?, ?)", rows)
+    names: Counter[tuple[object, object, object]] = Counter()
+    for hostname, _, hour, name, _, n in rows:
+        names[(hostname, hour, name)] += int(n)  # type: ignore[call-overload]
+    conn.executemany(
+        "INSERT INTO rollup_prop_names VALUES (?, ?, ?, ?, ?)",
+        [(hostname, HOUR, hour, name, n) for (hostname, hour, name), n in names.items()],
     )
 
 
 def _durations_row(
     hostname: str, span: int, period: int, kind: int, value: str, values: Sequence[int]
-) -> tuple[object, ...] | None:
+) -> tuple[object, ...]:
     """A rollup_durations row: the sorted values packed, and every SAMPLE_STEP-th one packed apart."""
-    if not values:
-        return None
     width, blob = pack(values)
     _, samples = pack(values[SAMPLE_STEP - 1 :: SAMPLE_STEP], width)
     return (hostname, span, kind, period, value, len(values), width, samples, blob)
 
 
-def _rebuild_blocks(conn: sqlite3.Connection, hostname: str, hours: list[int], now_hour: int) -> None:
-    """Build the blocks around the rebuilt `hours` and those of the last largest span, smallest spans first.
-
-    A block is built once it is closed, none of its hours is dirty, some hour has rows, and
-    every block below it that has rows is built. The recent blocks are looked at every time:
-    a block may close after its last rebuilt hour.
-    """
-    recent = range(max(0, now_hour - SPANS[-1]), now_hour)
-    for below, span in zip(SPANS, SPANS[1:], strict=False):
-        blocks = {hour // span for hour in hours} | set(range(recent.start // span, (recent.stop - 1) // span + 1))
-        first, last = min(blocks), max(blocks)
-        hour_bounds = {"hostname": hostname, "lo": first * span, "hi": last * span + span - 1}
-        built = _built(conn, hostname, span, first, last)
-        dirty = {row[0] // span for row in conn.execute(_DIRTY_IN_RANGE_SQL, hour_bounds)}
-        data_hours = [row[0] for row in conn.execute(_DATA_HOURS_IN_RANGE_SQL, hour_bounds)]
-        with_rows = {hour // span for hour in data_hours}
-        incomplete = set()  # blocks holding a block of the span below that has rows but was not built
-        if below != HOUR:
-            built_below = _built(conn, hostname, below, first * span // below, (last + 1) * span // below - 1)
-            incomplete = {hour // span for hour in data_hours if hour // below not in built_below}
-        for block in sorted((blocks & with_rows) - built - dirty - incomplete):
-            if block * span + span - 1 < now_hour:  # closed
-                with Transaction(conn):
-                    _build_block(conn, hostname, span, below, block)
+# ---- building blocks ----------------------------------------------------------------------------------
 
 
-def _built(conn: sqlite3.Connection, hostname: str, span: int, lo: int, hi: int) -> set[int]:
-    params = {"hostname": hostname, "span": span, "lo": lo, "hi": hi}
-    return {row[0] for row in conn.execute(_BUILT_SQL, params)}
+def build_blocks(conn: sqlite3.Connection, now_ms: int, limit: int | None = None) -> int:
+    """Build up to `limit` queued blocks that are closed and clean, smallest spans first; drop from the
+    queue those that hold too few views or dirty hours (rebuilding those hours queues them again).
+    Returns how many queued blocks were settled (built or dropped); 0 when none is due."""
+    now_hour = now_ms // HOUR_MS
+    limit = BLOCKS_PER_CALL if limit is None else limit
+    due = conn.execute(
+        "SELECT hostname, span, period FROM rollup_todo WHERE (period + 1) * span <= :now"
+        " ORDER BY span, period LIMIT :n",
+        {"now": now_hour, "n": limit},
+    ).fetchall()
+    for hostname, span, period in due:
+        with Transaction(conn):
+            conn.execute(
+                "DELETE FROM rollup_todo WHERE hostname = ? AND span = ? AND period = ?", (hostname, span, period)
+            )
+            first, last = period * span, period * span + span - 1
+            if dirty_hours(conn, hostname, first, last):
+                continue  # rebuilding the dirty hours queues the block again
+            pieces = plan(conn, hostname, first * HOUR_MS, (last + 1) * HOUR_MS - 1, [s for s in SPANS if s < span])
+            assert not pieces.raw, "a clean block's hours are all rolled up"
+            if pieces.pieces and _views(conn, hostname, pieces) >= MIN_BLOCK_VIEWS:
+                _build_block(conn, hostname, span, period, pieces)
+    return len(due)
 
 
-def _build_block(conn: sqlite3.Connection, hostname: str, span: int, below: int, block: int) -> None:
-    for sql in _DELETE_SQL:
-        conn.execute(sql, {"hostname": hostname, "span": span, "period": block})
-    lo, hi = block * span // below, (block + 1) * span // below - 1
-    bounds = {"hostname": hostname, "span": span, "period": block, "below": below, "lo": lo, "hi": hi}
-    conn.execute(_BLOCK_ROLLUP_SQL, bounds)
-    conn.execute(_BLOCK_PROPS_SQL, bounds)
-    if span in RUN_SPANS:  # merged from the runs of the run span below
-        source = RUN_SPANS[RUN_SPANS.index(span) - 1]
-        periods = {"hostname": hostname, "span": source, "lo": block * span // source}
-        periods["hi"] = (block + 1) * span // source - 1
+def _views(conn: sqlite3.Connection, hostname: str, the_plan: Plan) -> int:
+    params: dict[str, object] = {"hostname": hostname}
+    pieces = _union(the_plan, "SELECT pageviews FROM rollup WHERE hostname = :hostname AND kind = 0", params)
+    return int(conn.execute(f"SELECT ifnull(SUM(pageviews), 0) FROM ({pieces})", params).fetchone()[0])
+
+
+def _build_block(conn: sqlite3.Connection, hostname: str, span: int, period: int, pieces: Plan) -> None:
+    """A block's rows summed from the pieces inside it (the largest built blocks, then hours)."""
+    key = {"hostname": hostname, "span": span, "period": period}
+    for sql in _DELETE_BLOCK_SQL:
+        conn.execute(sql, key)
+    params: dict[str, object] = dict(key)
+    rows = _union(pieces, f"SELECT * FROM rollup WHERE hostname = :hostname AND kind IN ({_ALL_KINDS})", params)
+    conn.execute(
+        f"INSERT INTO rollup SELECT :hostname, :span, kind, :period, value, {SUMS}, NULL FROM ({rows})"
+        " GROUP BY kind, value",
+        params,
+    )
+    params = dict(key)
+    rows = _union(pieces, "SELECT * FROM rollup_props WHERE hostname = :hostname", params)
+    conn.execute(
+        f"INSERT INTO rollup_props SELECT :hostname, :span, :period, name, value, SUM(events) FROM ({rows})"
+        " GROUP BY name, value",
+        params,
+    )
+    params = dict(key)
+    rows = _union(pieces, "SELECT * FROM rollup_prop_names WHERE hostname = :hostname", params)
+    conn.execute(
+        f"INSERT INTO rollup_prop_names SELECT :hostname, :span, :period, name, SUM(events) FROM ({rows})"
+        " GROUP BY name",
+        params,
+    )
+    if span in RUN_SPANS:
         for kind in DURATION_KINDS:
-            rows = conn.execute(_MERGE_DURATIONS_SQL, {**periods, "kind": kind}).fetchall()
-            merged_rows = []
-            for value, parts in groupby(rows, key=lambda row: row[0]):
-                merged = sorted(chain.from_iterable(unpack(width, blob) for _, width, blob in parts))
-                merged_rows.append(_durations_row(hostname, span, block, kind, value, merged))
-            conn.executemany(_INSERT_DURATIONS_SQL, [row for row in merged_rows if row is not None])
+            _merge_block_runs(conn, hostname, span, period, kind, pieces)
     if span == DAY:
-        day = {"hostname": hostname, "lo": block * DAY_MS, "hi": (block + 1) * DAY_MS - 1}
-        day_rows = []
-        for (kind, value), pairs in groupby(conn.execute(_DAY_KIND_DURATIONS_SQL, day), key=itemgetter(0, 1)):
-            day_rows.append(_durations_row(hostname, DAY, block, kind, value, [duration for _, _, duration in pairs]))
-        conn.executemany(_INSERT_DURATIONS_SQL, [row for row in day_rows if row is not None])
-        columns.build_day(conn, hostname, block)
-    conn.execute("INSERT OR IGNORE INTO rollup_built VALUES (?, ?, ?)", (hostname, span, block))
+        _day_runs(conn, hostname, period)
+        columns.build_day(conn, hostname, period)
+    conn.execute("INSERT OR IGNORE INTO rollup_built VALUES (?, ?, ?)", (hostname, span, period))
+
+
+def _merge_block_runs(conn: sqlite3.Connection, hostname: str, span: int, period: int, kind: int, pieces: Plan) -> None:
+    """Each value's durations in the block: the merge of its runs in the pieces (inline or stored)."""
+    params: dict[str, object] = {"hostname": hostname, "kind": kind}
+    inline = _union(
+        pieces,
+        "SELECT value, durations FROM rollup WHERE hostname = :hostname AND kind = :kind AND durations NOT NULL",
+        params,
+    )
+    stored = _union(
+        pieces,
+        "SELECT value, rowid, count, width FROM rollup_durations WHERE hostname = :hostname AND kind = :kind",
+        params,
+    )
+
+    def values() -> Iterator[tuple[str, list[tuple[int, int, int] | bytes]]]:
+        small = conn.execute(f"SELECT * FROM ({inline}) ORDER BY 1", params)
+        large = conn.execute(f"SELECT * FROM ({stored}) ORDER BY 1", params)
+        merged = heapq.merge(
+            ((value, blob) for value, blob in small),
+            ((value, (rowid, count, width)) for value, rowid, count, width in large),
+            key=itemgetter(0),
+        )
+        for value, parts in groupby(merged, key=itemgetter(0)):
+            yield value, [part for _, part in parts]
+
+    updates = []
+    for value, parts in values():
+        count = sum(len(part) // 8 if isinstance(part, bytes) else part[1] for part in parts)
+        if count <= INLINE_DURATIONS:
+            durations = sorted(chain.from_iterable(_part_values(conn, part) for part in parts))
+            updates.append((pack_inline(durations), hostname, span, kind, period, value))
+        elif count <= MERGE_IN_MEMORY:
+            durations = sorted(chain.from_iterable(_part_values(conn, part) for part in parts))
+            conn.execute(_INSERT_DURATIONS_SQL, _durations_row(hostname, span, period, kind, value, durations))
+        else:
+            _stream_run(conn, (hostname, span, kind, period, value), [_part_iter(conn, part) for part in parts], count)
+    conn.executemany(
+        "UPDATE rollup SET durations = ? WHERE hostname = ? AND span = ? AND kind = ? AND period = ? AND value = ?",
+        updates,
+    )
+
+
+def _part_values(conn: sqlite3.Connection, part: tuple[int, int, int] | bytes) -> Sequence[int]:
+    if isinstance(part, bytes):
+        return unpack_inline(part)
+    rowid, _, width = part
+    with conn.blobopen("rollup_durations", "durations", rowid, readonly=True) as blob:
+        return unpack(width, blob.read())
+
+
+def _part_iter(conn: sqlite3.Connection, part: tuple[int, int, int] | bytes) -> Iterator[int]:
+    """A part's values, read MERGE_CHUNK at a time."""
+    if isinstance(part, bytes):
+        yield from unpack_inline(part)
+        return
+    rowid, count, width = part
+    for start in range(0, count, MERGE_CHUNK):
+        with conn.blobopen("rollup_durations", "durations", rowid, readonly=True) as blob:
+            blob.seek(start * width)
+            yield from unpack(width, blob.read(min(MERGE_CHUNK, count - start) * width))
+
+
+def _stream_run(
+    conn: sqlite3.Connection, key: tuple[str, int, int, int, str], parts: list[Iterator[int]], count: int
+) -> None:
+    """Store the merge of sorted `parts` (`count` values in all) as a rollup_durations row, writing the blob
+    MERGE_CHUNK values at a time: a busy site's 8 days (~2 M values) never sit in memory whole."""
+    width = 8  # the largest value is not known before the end; 8 bytes hold any duration
+    samples = array("Q")
+    cursor = conn.execute(
+        "INSERT INTO rollup_durations VALUES (?, ?, ?, ?, ?, ?, ?, ?, zeroblob(?))",
+        (*key, count, width, b"", count * width),
+    )
+    rowid = cursor.lastrowid
+    assert rowid is not None
+    chunk = array("Q")
+    written = 0
+    with conn.blobopen("rollup_durations", "durations", rowid) as blob:
+        for value in heapq.merge(*parts):
+            chunk.append(value)
+            if len(chunk) == MERGE_CHUNK:
+                written = _write_chunk(blob, chunk, samples, written)
+                chunk = array("Q")
+        _write_chunk(blob, chunk, samples, written)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    conn.execute("UPDATE rollup_durations SET samples = ? WHERE rowid = ?", (samples.tobytes(), rowid))
+
+
+def _write_chunk(blob: sqlite3.Blob, chunk: array[int], samples: array[int], written: int) -> int:
+    """Write `chunk` (values from position `written` on), noting every SAMPLE_STEP-th value; return the new position."""
+    first = (-(written + 1)) % SAMPLE_STEP  # index in chunk of the next sampled position
+    samples.extend(chunk[first::SAMPLE_STEP])
+    data = array("Q", chunk)
+    if sys.byteorder == "big":
+        data.byteswap()
+    blob.write(data.tobytes())
+    return written + len(chunk)
+
+
+def _day_runs(conn: sqlite3.Connection, hostname: str, day: int) -> None:
+    """The durations of every value of DAY_RUN_KINDS in the day, for the rows the block has (common values)."""
+    bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": (day + 1) * DAY_MS - 1}
+    updates = []
+    for (kind, value), rows in groupby(conn.execute(_DAY_KIND_DURATIONS_SQL, bounds), key=itemgetter(0, 1)):
+        values = array("q", (duration for _, _, duration in rows))
+        if len(values) <= INLINE_DURATIONS:
+            updates.append((pack_inline(values), hostname, DAY, kind, day, value))
+        elif conn.execute(
+            "SELECT 1 FROM rollup WHERE hostname = ? AND span = ? AND kind = ? AND period = ? AND value = ?",
+            (hostname, DAY, kind, day, value),
+        ).fetchone():
+            conn.execute(_INSERT_DURATIONS_SQL, _durations_row(hostname, DAY, day, kind, value, values))
+    conn.executemany(
+        "UPDATE rollup SET durations = ? WHERE hostname = ? AND span = ? AND kind = ? AND period = ? AND value = ?",
+        updates,
+    )
+
+
+def pending(conn: sqlite3.Connection, now_ms: int) -> dict[str, int]:
+    """The background work waiting: closed dirty hours, closed queued blocks, built days without a copy."""
+    now_hour = now_ms // HOUR_MS
+    hours = conn.execute("SELECT COUNT(*) FROM rollup_dirty WHERE hour < ?", (now_hour,)).fetchone()[0]
+    blocks = conn.execute("SELECT COUNT(*) FROM rollup_todo WHERE (period + 1) * span <= ?", (now_hour,)).fetchone()[0]
+    return {"hours": int(hours), "blocks": int(blocks), "copies": int(columns.has_missing(conn))}
+
+
+# ---- planning -----------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -291,6 +691,10 @@ class Plan:
 
     pieces: list[tuple[int, int, int]] = field(default_factory=list)
     raw: list[tuple[int, int]] = field(default_factory=list)  # inclusive Unix-ms ranges
+
+    def hours(self) -> list[tuple[int, int]]:
+        """The hours the pieces cover, as inclusive (first, last) ranges."""
+        return merge([(lo * span, (hi + 1) * span - 1) for span, lo, hi in self.pieces])
 
 
 Fits = Callable[[int, int], bool]  # fits(first hour, span): whether that block may be used whole
@@ -407,6 +811,21 @@ def _union(the_plan: Plan, select: str, params: dict[str, object]) -> str:
     return " UNION ALL ".join(parts)
 
 
+def union(the_plan: Plan, select: str, params: dict[str, object]) -> str:
+    """`_union` for readers elsewhere in the store (a piece's rows of `select`, UNION ALL)."""
+    return _union(the_plan, select, params)
+
+
+def rare_union(the_plan: Plan, select: str, params: dict[str, object]) -> str:
+    """`select` over `rollup_rare` (ending in a WHERE clause) once per range of hours the plan's pieces
+    cover, UNION ALL: the rare values' rows of the range's clean hours."""
+    parts = []
+    for i, (lo, hi) in enumerate(the_plan.hours()):
+        params.update({f"rlo{i}": lo, f"rhi{i}": hi})
+        parts.append(f"{select} AND hour BETWEEN :rlo{i} AND :rhi{i}")
+    return " UNION ALL ".join(parts)
+
+
 def bind_values(params: dict[str, object], values: Iterable[str], prefix: str = "v") -> str:
     """Bind `values` as :<prefix>0, :<prefix>1, ... and return the list of their names for an IN (...)."""
     names = []
@@ -419,7 +838,7 @@ def bind_values(params: dict[str, object], values: Iterable[str], prefix: str = 
 def rollup_groups(
     conn: sqlite3.Connection, hostname: str, kind: int, the_plan: Plan, columns: str = SUMS
 ) -> dict[str, Group]:
-    """The additive aggregates per value of `kind` over the plan's rollup pieces.
+    """The additive aggregates per common value of `kind` over the plan's rollup pieces (all values for kind 0).
 
     `columns` may be a shorter list of sums (the first fields of `Group`) when fewer are needed.
     """
@@ -450,20 +869,26 @@ _RUN_COLUMNS = "rowid, count, width, samples, CASE WHEN count <= :inline THEN du
 
 
 def rollup_runs(
-    conn: sqlite3.Connection, hostname: str, kind: int, the_plan: Plan, values: Iterable[str]
+    conn: sqlite3.Connection, hostname: str, kind: int, the_plan: Plan, values: Iterable[str], rare: bool = False
 ) -> dict[str, Runs]:
-    """Sorted duration runs of `values` of `kind` over the plan's pieces (RUN_SPANS; days only for DAY_RUN_KINDS)."""
+    """Sorted duration runs of `values` of `kind` over the plan's pieces (RUN_SPANS; days only for DAY_RUN_KINDS):
+    the rows' own durations and the stored runs; with `rare`, the rare rows' of the hours the pieces cover too."""
     runs: dict[str, Runs] = {}
     if not the_plan.pieces:
         return runs
+    values = list(values)
     params: dict[str, object] = {"hostname": hostname, "kind": kind, "inline": INLINE_RUN}
-    select = (
-        f"SELECT value, {_RUN_COLUMNS} FROM rollup_durations WHERE hostname = :hostname AND kind = :kind"
-        f" AND value IN ({bind_values(params, values)})"
-    )
-    sql = _union(the_plan, select, params)
+    in_values = bind_values(params, values)
+    where = f"WHERE hostname = :hostname AND kind = :kind AND value IN ({in_values})"
+    sql = _union(the_plan, f"SELECT value, {_RUN_COLUMNS} FROM rollup_durations {where}", params)
     for value, *row in conn.execute(sql, params):
         runs.setdefault(value, []).append(stored_run(conn, *row))
+    sql = _union(the_plan, f"SELECT value, durations FROM rollup {where} AND durations NOT NULL", params)
+    if rare:
+        sql += " UNION ALL " + rare_union(the_plan, f"SELECT value, durations FROM rollup_rare {where}", params)
+    for value, blob in conn.execute(sql, params):
+        if blob is not None:
+            runs.setdefault(value, []).append(Run.of(unpack_inline(blob)))
     return runs
 
 
@@ -479,8 +904,12 @@ def period_buckets(
     for first in range(0, len(every), MAX_LISTED_PERIODS):
         periods = ", ".join(str(int(period)) for period in every[first : first + MAX_LISTED_PERIODS])
         where = f"WHERE hostname = :hostname AND span = :span AND kind = 0 AND period IN ({periods})"
-        for period, *counts in conn.execute(f"SELECT period, {_COUNTS} FROM rollup {where}", params):
+        for period, *counts, inline in conn.execute(
+            f"SELECT period, {COUNT_NAMES}, durations FROM rollup {where}", params
+        ):
             groups[period] = Group(*counts)
+            if inline is not None:
+                runs[period] = Run.of(unpack_inline(inline))
         for period, *row in conn.execute(f"SELECT period, {_RUN_COLUMNS} FROM rollup_durations {where}", params):
             runs[period] = stored_run(conn, *row)
     return groups, runs

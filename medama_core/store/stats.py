@@ -9,6 +9,7 @@ with a plain reference over the raw rows (tests/store/test_equivalence.py).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from array import array
 from bisect import bisect_right
@@ -26,6 +27,7 @@ from medama_core.store.aggregate import (
     Run,
     Runs,
     fraction,
+    positive_sql,
     quantile_cont,
 )
 from medama_core.store.filters import PROP_FIELDS, Filter, matcher, where_sql
@@ -207,23 +209,34 @@ def load_quantiles(
 
 
 def _runs(conn: sqlite3.Connection, query: Query, kind: int, values: list[str]) -> dict[str, Runs]:
-    """Duration runs of some values of `kind`: the stored runs plus raw pieces.
+    """Duration runs of some values of `kind`: the stored runs (and the rare rows' durations) plus raw pieces.
 
     Kinds with runs at every RUN_SPAN read raw only the plan's raw ranges; the others,
     with day runs only, also read raw the hours outside whole built days.
     """
     if kind in DURATION_KINDS:
-        plan = rollups.plan(conn, query.hostname, query.start, query.end, RUN_SPANS)
+        plan = plan_for(conn, query, kind, RUN_SPANS)
     else:
-        plan = rollups.plan(conn, query.hostname, query.start, query.end, (HOUR, DAY))
+        plan = plan_for(conn, query, kind, (HOUR, DAY))
         hours = [(lo * HOUR_MS, (hi + 1) * HOUR_MS - 1) for span, lo, hi in plan.pieces if span == HOUR]
         plan = rollups.Plan([piece for piece in plan.pieces if piece[0] == DAY], rollups.merge(plan.raw + hours))
-    runs = rollups.rollup_runs(conn, query.hostname, kind, plan, values)
+    runs = rollups.rollup_runs(conn, query.hostname, kind, plan, values, rare=kind != KINDS["total"])
     for where, params in _raw_pieces(query.hostname, plan.raw):
         where += f" AND {KIND_SQL[kind]} IN ({rollups.bind_values(params, values, 'value')})"
         for value, durations in _raw_durations(conn, KIND_SQL[kind], where, params):
             runs.setdefault(value, []).append(Run.of(durations))
     return runs
+
+
+def plan_for(conn: sqlite3.Connection, query: Query, kind: int, spans: Sequence[int] = rollups.SPANS) -> rollups.Plan:
+    """The query's range cut into rollup pieces and raw ranges for `kind`. A small site keeps only the
+    site rows (rollups.SMALL_SITE_VIEWS): its dimensions are read raw over the whole range."""
+    if kind != KINDS["total"] and not rollups.site_full(conn, query.hostname):
+        raw, hours = rollups.whole_hours(conn, query.hostname, query.start, query.end)
+        if hours is not None:
+            raw.append((hours[0] * HOUR_MS, (hours[1] + 1) * HOUR_MS - 1))
+        return rollups.Plan([], rollups.merge(raw))
+    return rollups.plan(conn, query.hostname, query.start, query.end, spans)
 
 
 def _raw_pieces(hostname: str, ranges: list[tuple[int, int]], time: str = "v.date_created") -> Iterator[Piece]:
@@ -320,6 +333,7 @@ def column_groups(
             group.duration_sum = sum(map(sum, arrays))
             group.zeros = sum(bisect_right(durations, 0) for durations in arrays)
             group.ones = sum(bisect_right(durations, 1) for durations in arrays)
+            group.twos = sum(bisect_right(durations, 2) for durations in arrays)
             group.loader = _arrays_loader(arrays)
     for where, params in _filtered_pieces(query, the_plan.raw):
         for label, counts_ in _raw_groups(conn, KIND_SQL[kind], where, params, full).items():
@@ -569,6 +583,84 @@ def _bucket_of(interval: str, start_us: int, ms: int) -> int:
     return (ms * 1000 - start_us) // STEPS_US[interval]
 
 
+# ---- top lists without filters ----------------------------------------------------------------------
+
+# Raw rows of a set of Unix-ms ranges (`:ranges`, a JSON list of [lo, hi]): each range one seek of the
+# site's time index, whatever their number (an OR of ranges made SQLite pick a worse index).
+_RAW_RANGES = """json_each(:ranges) r CROSS JOIN views v
+    ON v.hostname = :hostname AND v.date_created BETWEEN r.value ->> 0 AND r.value ->> 1"""
+# Sort orders of the lists (spec §4.3), over the summed columns; labels compare as SQLite's BINARY
+# collation does, UTF-8 bytes, which is Python's order of code points.
+_ORDERS = {
+    "visitors": "visitors DESC, value",
+    "pages": "page_visitors DESC, value",
+    "pages_full": "page_visitors DESC, pageviews DESC, value",
+}
+_SCORES = {"visitors": "visitors", "pages": "page_visitors", "pages_full": "page_visitors"}
+
+
+def _group_rows(
+    conn: sqlite3.Connection, query: Query, kind: int, plan: rollups.Plan, rare: str, params: dict[str, object]
+) -> str:
+    """A SELECT of (value, counts...) rows whose sums per value are the value's counts over the plan:
+    the common values' rollup rows of its pieces, its raw ranges grouped, and the rare values' hour rows
+    of the pieces' hours, for `rare` = "all" values, or "raw" only for values that also have raw rows
+    (any other rare value counts at most rollups.RARE_VIEWS views)."""
+    params.update({"hostname": query.hostname, "kind": kind})
+    parts = []
+    if plan.pieces:
+        select = f"SELECT value, {rollups.COUNT_NAMES} FROM rollup WHERE hostname = :hostname AND kind = :kind"
+        parts.append(rollups.union(plan, select, params))
+    raw = ""
+    if plan.raw:
+        params["ranges"] = json.dumps(plan.raw)
+        raw = f"SELECT {KIND_SQL[kind]} AS value, {rollups.NAMED_GROUP_COLUMNS} FROM {_RAW_RANGES} GROUP BY 1"
+        parts.append(raw)
+    if plan.pieces and kind != KINDS["total"] and (rare == "all" or rare == "raw" and raw):
+        select = f"SELECT value, {rollups.COUNT_NAMES} FROM rollup_rare WHERE hostname = :hostname AND kind = :kind"
+        if rare == "raw":
+            select += f" AND value IN (SELECT value FROM ({raw}))"
+        parts.append(rollups.rare_union(plan, select, params))
+    return " UNION ALL ".join(parts) or f"SELECT '' AS value, {', '.join(['0'] * 10)} WHERE 0"
+
+
+def _summed(rows: str) -> str:
+    """The rows summed per value, as a subquery whose columns are named like rollup's."""
+    sums = ", ".join(f"SUM({name}) AS {name}" for name in rollups.COUNT_NAMES.split(", "))
+    return f"(SELECT value, {sums} FROM ({rows}) GROUP BY value)"
+
+
+def top_groups(
+    conn: sqlite3.Connection, query: Query, kind: int, order: str, wanted: int | None
+) -> list[tuple[str, Group]]:
+    """The first `wanted` groups of `kind` (None: all) in `order` (a key of _ORDERS), exact, without filters.
+
+    Summed by SQLite, which sorts and keeps only the rows asked for: no list of every value is held
+    here. Rare values are left out when the last row wanted counts more than they can (RARE_VIEWS),
+    which is the usual case: a long tail then costs nothing.
+    """
+    plan = plan_for(conn, query, kind)
+    where = " WHERE page_visitors > 0" if order.startswith("pages") else ""
+    limit = "" if wanted is None else f" LIMIT {int(wanted)}"
+    for rare in ("raw", "all") if wanted is not None else ("all",):
+        params: dict[str, object] = {}
+        groups = _summed(_group_rows(conn, query, kind, plan, rare, params))
+        sql = f"SELECT * FROM {groups}{where} ORDER BY {_ORDERS[order]}{limit}"
+        found = [(value, Group(*counts)) for value, *counts in conn.execute(sql, params)]
+        score = _SCORES[order]
+        if rare == "all" or len(found) == wanted and getattr(found[-1][1], score) > rollups.RARE_VIEWS:
+            return found
+    raise AssertionError("unreachable")
+
+
+def site_totals(conn: sqlite3.Connection, query: Query) -> Group:
+    """The whole site's counts over the query (every view has one value of each kind: the lists' totals)."""
+    if query.filters:
+        site, _ = column_buckets(conn, query)
+        return site.get(0, Group())
+    return fast_groups(conn, query, KINDS["total"]).get("", Group())
+
+
 # ---- list endpoints ---------------------------------------------------------------------------------
 
 
@@ -581,22 +673,26 @@ def list_stats(
         kind_name = {"referrer": "referrer_host", "language": "language_dialect"}.get(kind_name, kind_name)
     kind = KINDS[kind_name]
     pages = endpoint == "pages"
+    wanted = None if page.limit is None else page.offset + page.limit
     if query.filters:
         # Compact rows read one count: page visitors for pages (which drop paths without any),
         # visitors for the rest (which keep groups without any, so every label).
         fields = None if not summary else ("page_visitors",) if pages else ("labels", "visitors")
         groups = column_groups(conn, query, kind, not summary, fields)
-    else:
-        groups = fast_groups(conn, query, kind, full=not summary)
-    total = _total(groups)
-    if pages:
-        items = [(label, g) for label, g in groups.items() if g.page_visitors > 0]
-        if summary:
-            items.sort(key=lambda item: (-item[1].page_visitors, item[0]))
+        total = _total(groups)
+        if pages:
+            items = [(label, g) for label, g in groups.items() if g.page_visitors > 0]
+            if summary:
+                items.sort(key=lambda item: (-item[1].page_visitors, item[0]))
+            else:
+                items.sort(key=lambda item: (-item[1].page_visitors, -item[1].pageviews, item[0]))
         else:
-            items.sort(key=lambda item: (-item[1].page_visitors, -item[1].pageviews, item[0]))
+            items = sorted(groups.items(), key=lambda item: (-item[1].visitors, item[0]))
     else:
-        items = sorted(groups.items(), key=lambda item: (-item[1].visitors, item[0]))
+        order = "visitors" if not pages else "pages" if summary else "pages_full"
+        items = top_groups(conn, query, kind, order, wanted)
+        groups = dict(items)
+        total = site_totals(conn, query)
     chosen = page.cut(items)
     if not summary:
         load_quantiles(conn, query, kind, groups, [label for label, _ in chosen], (0.5,))
@@ -620,14 +716,18 @@ def list_stats(
 
 def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
     """/time: median, quartiles and share of total time per page (spec §4.3)."""
-    # Only page visitors and durations are read below.
-    groups = groups_for(conn, query, KINDS["path"], ("page_visitors",))
-    kept = [(path, g) for path, g in groups.items() if g.page_visitors >= 3 and g.median_positive()]
-    if not summary:
-        load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], QUARTILES)
-        kept = [(path, g) for path, g in kept if g.duration(0.25) > 0]
-    total = sum(g.duration_sum for _, g in kept)
+    if query.filters:
+        # Only page visitors and durations are read below.
+        groups = groups_for(conn, query, KINDS["path"], ("page_visitors",))
+        kept = [(path, g) for path, g in groups.items() if g.page_visitors >= 3 and g.median_positive()]
+        if not summary:
+            load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], QUARTILES)
+            kept = [(path, g) for path, g in kept if g.duration(0.25) > 0]
+        total = sum(g.duration_sum for _, g in kept)
+    else:
+        kept, total = _kept_pages(conn, query, summary, page)
     shares = {path: fraction(g.duration_sum, total) for path, g in kept}
+    groups = dict(kept)
     if summary:
         # Sorted by share first; medians are read only for the rows up to the page's end and their ties.
         kept.sort(key=lambda item: -shares[item[0]])
@@ -638,6 +738,8 @@ def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page
             load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], (0.5,))
         kept.sort(key=lambda item: (-shares[item[0]], -item[1].duration(), -item[1].page_visitors, item[0]))
     else:
+        if not query.filters:  # the filtered path has every kept page's quartiles already
+            load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], QUARTILES)
         kept.sort(key=lambda item: (-item[1].page_visitors, -item[1].duration(), item[0]))
     rows = []
     for path, group in page.cut(kept):
@@ -657,6 +759,36 @@ def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page
     return rows
 
 
+def _kept_pages(
+    conn: sqlite3.Connection, query: Query, summary: bool, page: Page
+) -> tuple[list[tuple[str, Group]], int]:
+    """/time without filters: the pages that can be on the page asked for (with their ties), and the
+    total duration of every page /time keeps. SQLite sums the groups and keeps those with 3 page
+    visitors or more and a positive median (and lower quartile, for full rows), decided from the counts
+    of small durations (aggregate.positive); rare paths (RARE_VIEWS) cannot have 3. The rows come in
+    order of share (or of page visitors, for full rows) and are read only up to the last tie."""
+    plan = plan_for(conn, query, KINDS["path"])
+    params: dict[str, object] = {}
+    kept = f"page_visitors >= 3 AND {positive_sql(0.5, 'measured', 'zeros', 'ones', 'twos')}"
+    if not summary:
+        kept += f" AND {positive_sql(0.25, 'measured', 'zeros', 'ones', 'twos')}"
+    order = "duration_sum DESC" if summary else "page_visitors DESC"
+    groups = _summed(_group_rows(conn, query, KINDS["path"], plan, "raw", params))
+    sql = f"SELECT *, SUM(duration_sum) OVER () FROM {groups} WHERE {kept} ORDER BY {order}"
+    wanted = None if page.limit is None else page.offset + page.limit
+    found: list[tuple[str, Group]] = []
+    total = 0
+    last: Any = None
+    for value, *counts, total in conn.execute(sql, params):
+        group = Group(*counts)
+        key = fraction(group.duration_sum, total) if summary else group.page_visitors
+        if wanted is not None and len(found) >= wanted and key != last:
+            break
+        found.append((value, group))
+        last = key
+    return found, total
+
+
 # ---- /properties ------------------------------------------------------------------------------------
 
 # Events first: a period selects events by time, and each event finds its view by bid.
@@ -666,7 +798,8 @@ _RAW_PROPS_SQL = """
 
 
 def property_counts(conn: sqlite3.Connection, query: Query) -> dict[tuple[str, str], int]:
-    """Events per (name, value) of the site's views, the period applied to the events' own time."""
+    """Events per (name, value) of the site's views, the period applied to the events' own time (every
+    pair: /properties uses this with view filters only, and SQL sums and sorts without them)."""
     if query.view_filters:
         return _column_property_counts(conn, query)
     plan = rollups.plan(conn, query.hostname, query.start, query.end)
@@ -705,7 +838,10 @@ def properties(conn: sqlite3.Connection, query: Query, page: Page) -> list[dict[
     # An empty prop_name selects no property: it lists names, as if absent (spec §4.4).
     kept = tuple(f for f in query.filters if not (f.field == "prop_name" and f.value == ""))
     by_value = any(f.field == "prop_name" for f in kept)
-    counts = property_counts(conn, Query(query.hostname, query.start_us, query.end_us, kept))
+    query = Query(query.hostname, query.start_us, query.end_us, kept)
+    if not query.view_filters:
+        return _rollup_properties(conn, query, by_value, page)
+    counts = property_counts(conn, query)
     total = sum(counts.values())
     if by_value:
         items = sorted(counts.items(), key=lambda item: (-item[1], item[0][1], item[0][0]))
@@ -717,6 +853,56 @@ def properties(conn: sqlite3.Connection, query: Query, page: Page) -> list[dict[
         names[name] = names.get(name, 0) + n
     ranked = sorted(names.items(), key=lambda item: (-item[1], item[0]))
     return [{"name": name, "events": n, "events_percentage": fraction(n, total)} for name, n in page.cut(ranked)]
+
+
+# Events of a set of Unix-ms ranges (`:ranges`) by their own time, each with its view on the site.
+_RAW_EVENTS = """json_each(:ranges) r CROSS JOIN events e ON e.date_created BETWEEN r.value ->> 0 AND r.value ->> 1
+    CROSS JOIN views v ON v.bid = e.bid AND v.hostname = :hostname"""
+
+
+def _rollup_properties(conn: sqlite3.Connection, query: Query, by_value: bool, page: Page) -> list[dict[str, Any]]:
+    """/properties without view filters, summed and sorted by SQLite: names from their own rows unless
+    prop filters choose among the (name, value) rows; only the rows asked for come back, with the total."""
+    plan = rollups.plan(conn, query.hostname, query.start, query.end)
+    params: dict[str, object] = {"hostname": query.hostname, "ranges": json.dumps(plan.raw)}
+    limit = "" if page.limit is None else f" LIMIT {int(page.offset + page.limit)}"
+    if not query.prop_filters:
+        parts = [f"SELECT e.name, COUNT(*) AS events FROM {_RAW_EVENTS} GROUP BY 1"] if plan.raw else []
+        if plan.pieces:
+            parts.append(
+                rollups.union(plan, "SELECT name, events FROM rollup_prop_names WHERE hostname = :hostname", params)
+            )
+        rows = " UNION ALL ".join(parts) or "SELECT '' AS name, 0 AS events WHERE 0"
+        sql = (
+            f"SELECT name, SUM(events) AS n, SUM(SUM(events)) OVER () FROM ({rows}) GROUP BY name ORDER BY n DESC, name"
+        )
+        found = conn.execute(sql + limit, params).fetchall()
+        return [
+            {"name": name, "events": n, "events_percentage": fraction(n, total)} for name, n, total in page.cut(found)
+        ]
+    parts = [f"SELECT e.name, e.value, COUNT(*) AS events FROM {_RAW_EVENTS} GROUP BY 1, 2"] if plan.raw else []
+    if plan.pieces:
+        parts.append(
+            rollups.union(plan, "SELECT name, value, events FROM rollup_props WHERE hostname = :hostname", params)
+        )
+    rows = " UNION ALL ".join(parts) or "SELECT '' AS name, '' AS value, 0 AS events WHERE 0"
+    chosen = " AND ".join(where_sql(query.prop_filters, params, "p"))
+    if by_value:
+        sql = (
+            f"SELECT value, SUM(events) AS n, SUM(SUM(events)) OVER () FROM ({rows}) e WHERE {chosen}"
+            " GROUP BY name, value ORDER BY n DESC, value, name"
+        )
+        found = conn.execute(sql + limit, params).fetchall()
+        return [
+            {"value": value, "events": n, "events_percentage": fraction(n, total)}
+            for value, n, total in page.cut(found)
+        ]
+    sql = (
+        f"SELECT name, SUM(events) AS n, SUM(SUM(events)) OVER () FROM ({rows}) e WHERE {chosen}"
+        " GROUP BY name ORDER BY n DESC, name"
+    )
+    found = conn.execute(sql + limit, params).fetchall()
+    return [{"name": name, "events": n, "events_percentage": fraction(n, total)} for name, n, total in page.cut(found)]
 
 
 def previous_period(start_us: int, end_us: int) -> tuple[int, int]:

@@ -24,6 +24,18 @@ from medama_core.store.rollups import KIND_SQL, KINDS
 from tests.store.test_stats import DAY, FAR_FUTURE, HOUR, SITE, event, insert, insert_events, new_db, view
 
 T_DAY = 1_717_200_000_000 // DAY * DAY  # a UTC midnight
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _every_day_copied() -> Any:
+    """Copy every day with a view and roll up every kind, however few the views (the thresholds of
+    store/rollups.py are for real sites, tested in test_equivalence.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rollups, "MIN_BLOCK_VIEWS", 0)
+        patch.setattr(rollups, "SMALL_SITE_VIEWS", 0)
+        yield
+
+
 TEXTS = ["", "a", "A", "a_b", "a%b", "/x", "/X", "é", "É", "ß", "x,y", "Unknown", "  ", "İ"]
 VIEW_FIELDS = [field for field in FIELDS if field not in PROP_FIELDS]
 ROW_COLUMNS = {

@@ -34,6 +34,7 @@ COUNTRIES = ["Germany", "germany", "France", "United Kingdom", "Unknown"]
 LANGUAGES = [("English", "British English"), ("English", "American English"), ("French", "French")]
 UTM = [("", "", ""), ("news", "email", "spring"), ("News", "social", ""), ("x", "", "c,1")]
 PROPS = [("plan", "pro"), ("plan", "free"), ("theme", "dark"), ("Plan", "PRO")]
+TAIL = 150  # long-tail values: each seen a few times at most over the data
 
 
 # ---- random data ------------------------------------------------------------------------------------
@@ -46,37 +47,56 @@ def random_rows(rnd: random.Random) -> tuple[list[dict[str, Any]], list[tuple[st
     burst = START + rnd.randrange(SPAN_DAYS) * DAY + rnd.randrange(24) * HOUR
     times += [burst + rnd.randrange(HOUR) for _ in range(rnd.choice([0, 300, 1300]))]
     for at in times:
-        ref = rnd.choice(REFERRERS)
-        lang = rnd.choice(LANGUAGES)
-        utm = rnd.choice(UTM)
-        duration = rnd.choice([None, None, 0, 1, 2, rnd.randrange(100, 5001), rnd.randrange(0, 10**6)])
-        rows.append(
-            view(
-                pathname=rnd.choice(PATHS),
-                is_unique_user=int(rnd.random() < 0.5),
-                is_unique_page=int(rnd.random() < 0.6),
-                referrer_host=ref[0],
-                referrer_group=ref[1],
-                country=rnd.choice(COUNTRIES),
-                language_base=lang[0],
-                language_dialect=lang[1],
-                ua_browser=rnd.choice(["Chrome", "Firefox", "Safari"]),
-                ua_os=rnd.choice(["Linux", "iOS"]),
-                ua_device_type=rnd.choice(["Desktop", "Mobile"]),
-                utm_source=utm[0],
-                utm_medium=utm[1],
-                utm_campaign=utm[2],
-                duration_ms=duration,
-                date_created=at,
-            )
-        )
+        rows.append(random_view(rnd, at))
     rows.append(view(hostname="other.org", date_created=START + DAY))  # another site's row never counts
     events = []
     for row in rows:
-        for _ in range(rnd.choice([0, 0, 0, 1, 2])):
-            name, value = rnd.choice(PROPS)
-            events.append(event(row["bid"], name, value, row["date_created"] + rnd.choice([0, 5, HOUR])))
+        events += random_events(rnd, row)
     return rows, events
+
+
+def random_view(rnd: random.Random, at: int) -> dict[str, Any]:
+    """A view at `at`; about one in four has a long-tail path, referrer or campaign (seen once, twice or
+    more in all: rare values, and values that become common later)."""
+    ref = rnd.choice(REFERRERS)
+    lang = rnd.choice(LANGUAGES)
+    utm = rnd.choice(UTM)
+    path = rnd.choice(PATHS)
+    if rnd.random() < 0.25:
+        path = f"/tail/{rnd.randrange(TAIL)}"
+    if rnd.random() < 0.15:
+        ref = (f"tail{rnd.randrange(TAIL)}.example", "")
+    if rnd.random() < 0.1:
+        utm = (utm[0], utm[1], f"c{rnd.randrange(TAIL)}")
+    duration = rnd.choice([None, None, 0, 1, 2, 3, rnd.randrange(100, 5001), rnd.randrange(0, 10**6)])
+    return view(
+        pathname=path,
+        is_unique_user=int(rnd.random() < 0.5),
+        is_unique_page=int(rnd.random() < 0.6),
+        referrer_host=ref[0],
+        referrer_group=ref[1],
+        country=rnd.choice(COUNTRIES),
+        language_base=lang[0],
+        language_dialect=lang[1],
+        ua_browser=rnd.choice(["Chrome", "Firefox", "Safari"]),
+        ua_os=rnd.choice(["Linux", "iOS"]),
+        ua_device_type=rnd.choice(["Desktop", "Mobile"]),
+        utm_source=utm[0],
+        utm_medium=utm[1],
+        utm_campaign=utm[2],
+        duration_ms=duration,
+        date_created=at,
+    )
+
+
+def random_events(rnd: random.Random, row: dict[str, Any]) -> list[tuple[str, str, str, str, str, int]]:
+    events = []
+    for _ in range(rnd.choice([0, 0, 0, 1, 2])):
+        name, value = rnd.choice(PROPS)
+        if rnd.random() < 0.2:
+            value = f"v{rnd.randrange(TAIL)}"  # a long tail of property values
+        events.append(event(row["bid"], name, value, row["date_created"] + rnd.choice([0, 5, HOUR])))
+    return events
 
 
 def random_value(rnd: random.Random, field: str) -> str:
@@ -423,27 +443,43 @@ def compare_all(conn: sqlite3.Connection, ref: Reference, q: stats.Query) -> Non
 
 
 @pytest.fixture
-def inline_runs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Odd seeds read every stored run, and the column copies' durations, through blob windows. Column copies:
-    seeds 2 and 6 code columns of more than 3 values in two planes, 3 and 7 copy no day with a
-    column of more than 4 values (every path column here has 9), so filtered answers come raw."""
+def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage's size limits, scaled to the test data. Odd seeds store every run apart and read them,
+    and the column copies' durations, through blob windows. Column copies: seeds 2 and 6 code columns of
+    more than 3 values in two planes, 3 and 7 copy no day with a column of more than 4 values (every path
+    column here has 9), so filtered answers come raw. Seeds 6 and 7 are small sites (their lists read raw
+    rows); seeds 4 and 5 build only the blocks of 40 views or more; every refresh works in batches of
+    about 64 views."""
     seed = request.node.callspec.params["seed"]
+    use_full_site(monkeypatch)
     if seed % 2:
         monkeypatch.setattr(rollups, "INLINE_RUN", 0)
+        monkeypatch.setattr(rollups, "INLINE_DURATIONS", 0)
         monkeypatch.setattr(stats, "COLUMN_DURATIONS_HELD", 0)  # filtered medians read day durations by windows
     if seed % 4 >= 2:
         monkeypatch.setattr(columns, "PLANE_CODES", 5 - seed % 4)
+    if seed >= 6:
+        monkeypatch.setattr(rollups, "SMALL_SITE_VIEWS", 20_000)
+    if seed in (4, 5):
+        monkeypatch.setattr(rollups, "MIN_BLOCK_VIEWS", 40)
+
+
+def use_full_site(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every kind rolled up and every block built however small the data, in batches of ~64 views."""
+    monkeypatch.setattr(rollups, "SMALL_SITE_VIEWS", 0)
+    monkeypatch.setattr(rollups, "MIN_BLOCK_VIEWS", 0)
+    monkeypatch.setattr(rollups, "REFRESH_BATCH_VIEWS", 64)
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_every_endpoint_equals_the_reference(seed: int, inline_runs: None) -> None:
+def test_every_endpoint_equals_the_reference(seed: int, storage_knobs: None) -> None:
     rnd = random.Random(seed)
     conn = new_db()
     rows, events = random_rows(rnd)
     insert(conn, rows)
     insert_events(conn, events)
     ref = Reference(rows, events)
-    states = ["dirty", "built", "touched"]
+    states = ["dirty", "built", "touched", "late"]
     for state in states:
         if state == "built":
             rollups.refresh(conn, FAR_FUTURE)
@@ -454,11 +490,19 @@ def test_every_endpoint_equals_the_reference(seed: int, inline_runs: None) -> No
             gone = rows.pop(rnd.randrange(len(rows) - 1))
             conn.execute("DELETE FROM views WHERE bid = ?", (gone["bid"],))
             ref = Reference(rows, events)
-        for _ in range(3):
+        elif state == "late":  # more views of the tail (rare values become common) in built days; rebuilt
+            late = [random_view(rnd, START + rnd.randrange(SPAN_DAYS * DAY)) for _ in range(60)]
+            late_events = [e for row in late for e in random_events(rnd, row)]
+            insert(conn, late)
+            insert_events(conn, late_events)
+            rows, events = rows + late, events + late_events
+            ref = Reference(rows, events)
+            rollups.refresh(conn, FAR_FUTURE)
+        for _ in range(2):
             compare_all(conn, ref, stats.Query(SITE, *random_period(rnd)))
-        for _ in range(4):
+        for _ in range(3):
             compare_all(conn, ref, stats.Query(SITE, *random_period(rnd), random_filters(rnd)))
-        # A page filter by equality takes the page-led index (and the one-pass summary).
+        # A page filter by equality (and the one-pass summary).
         pages = ",".join(rnd.sample(PATHS, rnd.randrange(1, 4)))
         page_filter = Filter("path", "in", pages) if rnd.random() < 0.5 else Filter("path", "eq", pages.split(",")[0])
         compare_all(conn, ref, stats.Query(SITE, *random_period(rnd), (page_filter, *random_filters(rnd)[:1])))
@@ -470,6 +514,7 @@ def test_filtered_answers_come_from_column_copies(plane_codes: int, monkeypatch:
     """After a refresh every closed day with rows has a column copy, filtered queries read them (not
     the raw rows), and a late change drops the day's copy until the refresher builds it again."""
     monkeypatch.setattr(columns, "PLANE_CODES", plane_codes)
+    use_full_site(monkeypatch)
     conn = new_db()
     rows, events = random_rows(random.Random(5))
     insert(conn, rows)
@@ -517,8 +562,79 @@ def _plane_sizes(conn: sqlite3.Connection) -> list[tuple[bytes, str]]:
     ).fetchall()
 
 
-def test_block_rollups_are_used() -> None:
+def test_a_rare_value_with_raw_rows_counts_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A path seen twice (rare: hour rows only, left out of the first pass of a top list) that gets two
+    more views in a dirty hour leads the list and counts on /time: its rare rows are added to its raw ones."""
+    use_full_site(monkeypatch)
+    conn = new_db()
+    rows = [view(pathname="/a", date_created=START + HOUR + i, duration_ms=5000) for i in range(3)]
+    rows += [view(pathname="/t", date_created=START + 2 * HOUR + i, duration_ms=7000) for i in range(2)]
+    insert(conn, rows)
+    rollups.refresh(conn, FAR_FUTURE)
+    assert conn.execute("SELECT COUNT(*) FROM rollup_rare WHERE value = '/t'").fetchone()[0] == 1
+    late = [view(pathname="/t", date_created=START + 5 * HOUR + i, duration_ms=9000) for i in range(2)]
+    insert(conn, late)  # not rebuilt: read raw
+    ref = Reference(rows + late, [])
+    q = stats.Query(SITE, START * 1000, (START + DAY) * 1000)
+    for summary in (True, False):
+        got = stats.snapshot(conn, stats.list_stats, q, "pages", summary, stats.Page(1))
+        assert got == ref.listing(q, "pages", summary, False)[:1]
+        assert got[0]["path"] == "/t"
+        assert stats.snapshot(conn, stats.time_stats, q, summary, stats.Page(1)) == ref.time(q, summary)[:1]
+    compare_all(conn, ref, q)
+
+
+def test_small_sites_and_small_blocks_keep_less(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A site below SMALL_SITE_VIEWS keeps the site rows only, and blocks below MIN_BLOCK_VIEWS are not
+    built; answers are the same. When the site grows past the mark every hour is rebuilt with all kinds."""
+    monkeypatch.setattr(rollups, "SMALL_SITE_VIEWS", 400)
+    monkeypatch.setattr(rollups, "MIN_BLOCK_VIEWS", 60)
+    monkeypatch.setattr(rollups, "REFRESH_BATCH_VIEWS", 64)
+    rnd = random.Random(11)
+    conn = new_db()
+    rows = [random_view(rnd, START + rnd.randrange(20 * DAY)) for _ in range(300)]
+    insert(conn, rows)
+    rollups.refresh(conn, FAR_FUTURE)
+    assert {kind for (kind,) in conn.execute("SELECT DISTINCT kind FROM rollup")} == {0}
+    built = conn.execute("SELECT span, period FROM rollup_built").fetchall()
+    for span, period in built:
+        views = conn.execute(
+            "SELECT COUNT(*) FROM views WHERE date_created BETWEEN ? AND ?",
+            (period * span * HOUR, (period + 1) * span * HOUR - 1),
+        ).fetchone()[0]
+        assert views >= 60
+    assert {span for span, _ in built} == {8 * 24, 64 * 24}  # 300 views in 20 days: ~15 a day, ~120 in 8 days
+    ref = Reference(rows, [])
+    for _ in range(3):
+        compare_all(conn, ref, stats.Query(SITE, *random_period(rnd)))
+    more = [random_view(rnd, START + rnd.randrange(20 * DAY)) for _ in range(150)]
+    insert(conn, more)
+    rollups.refresh(conn, FAR_FUTURE)
+    assert conn.execute("SELECT full, views FROM rollup_sites").fetchone() == (1, 450)
+    assert {kind for (kind,) in conn.execute("SELECT DISTINCT kind FROM rollup")} == set(rollups.KIND_SQL)
+    ref = Reference(rows + more, [])
+    for _ in range(3):
+        compare_all(conn, ref, stats.Query(SITE, *random_period(rnd)))
+
+
+def test_refresh_takes_many_sites_hours_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One call rebuilds the dirty hours of many sites at once, about REFRESH_BATCH_VIEWS views of them:
+    the work follows the rows, not sites x hours."""
+    monkeypatch.setattr(rollups, "REFRESH_BATCH_VIEWS", 100)
+    conn = new_db()
+    rows = [view(hostname=f"s{i}.example", date_created=START + (i % 7) * HOUR) for i in range(300)]
+    insert(conn, rows)
+    calls = 0
+    while rollups.refresh_hours(conn, FAR_FUTURE):
+        calls += 1
+    assert calls == 3  # 300 hours of 300 sites, 100 views a call
+    assert conn.execute("SELECT COUNT(*) FROM rollup WHERE span = 1 AND kind = 0").fetchone()[0] == 300
+    assert conn.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] == 0
+
+
+def test_block_rollups_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
     """The random data is wide enough to build blocks of every span, so the tests above exercise them."""
+    use_full_site(monkeypatch)
     conn = new_db()
     rows, events = random_rows(random.Random(1))
     insert(conn, rows)
@@ -581,8 +697,9 @@ LIST_COLUMNS = {
 
 
 @pytest.fixture
-def duck_rows() -> Iterator[tuple[Any, list[dict[str, Any]], sqlite3.Connection]]:
+def duck_rows(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, list[dict[str, Any]], sqlite3.Connection]]:
     duckdb = pytest.importorskip("duckdb", reason="duckdb is not installed (requirements-dev.txt)")
+    use_full_site(monkeypatch)
     rnd = random.Random(99)
     rows, events = random_rows(rnd)
     conn = new_db()
