@@ -225,6 +225,7 @@ async def serve(
             loop=type(loop).__module__.split(".")[0],
             url=url,
         )
+        stats.start_background(ctx)  # the rollups' catching up after an import, an upgrade or downtime
         warming = loop.run_in_executor(None, events.warm_up, ctx)
         warming.add_done_callback(functools.partial(_log_warm_up, log, time.perf_counter()))
         if on_ready is not None:

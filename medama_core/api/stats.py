@@ -2,8 +2,10 @@
 
 Each handler checks the session (401), the site (404 `website not found`)
 and the query string (400), then runs one store function on a reader
-thread. After answering, a stats request that saw closed dirty hours asks the
-writer thread to rebuild them (store/rollups.py), one rebuild at a time.
+thread. The rollups' background work (store/rollups.py: rebuilding closed
+dirty hours, building blocks and column copies) runs from start-up until none
+is left, one bounded step per writer call so hit batches get the writer in
+between; a stats request starts it again when it has stopped.
 """
 
 from __future__ import annotations
@@ -26,11 +28,6 @@ from medama_core.store.filters import FIELDS, OPERATORS, Filter
 LIMIT_MAX = 5000  # upstream's schema bound on `limit`
 OFFSET_MAX = 5000  # upstream's schema bound on `offset`
 MAX_BUCKETS = 10_000  # a year of hours is 8,784; minute buckets over a month would be 44,640 rows of JSON
-REFRESH_HOURS = 2000  # hours one background rebuild takes on; about three months of one busy site
-# Hours per writer call: a busy site's hour takes ~0.1 s to rebuild (10 M views in 90 days), so the
-# writer thread returns to hit batches every few seconds at most.
-REFRESH_HOURS_PER_CALL = 24
-REFRESH_COPIES = 400  # days one background run copies for filtered stats (store/columns.py); ~0.4 s each at 111k views
 NOT_FOUND = "website not found"
 
 # RFC 3339 date-time: date, `T` (or `t`/space, RFC 3339 §5.6 note), time, optional fraction, offset.
@@ -123,8 +120,13 @@ async def _answer(ctx: Context, fn: Callable[..., Any], *args: object) -> Respon
     return json_response(result)
 
 
+def start_background(ctx: Context) -> None:
+    """Start the rollups' background work (at start-up: an import or a migration may have left plenty)."""
+    _schedule_refresh(ctx)
+
+
 def _schedule_refresh(ctx: Context) -> None:
-    """Start a background rebuild of closed dirty hours unless one is already running."""
+    """Start the background work unless it is already running."""
     key = id(ctx.analytics)
     running = _refreshing.get(key)
     if running is not None and not running.done():
@@ -136,38 +138,28 @@ def _schedule_refresh(ctx: Context) -> None:
 
 
 async def _refresh(ctx: Context) -> int:
-    """Rebuild up to REFRESH_HOURS closed dirty hours, a few per writer call so hit batches get in between;
-    then copy up to REFRESH_COPIES built days that have no column copy yet (store/columns.py)."""
-    now_ms = int(time.time() * 1000)
-    dirty, uncopied = await ctx.analytics.read(_work_waiting, now_ms)
-    if not (dirty or uncopied):
-        return 0
+    """Do the background work until none is left: closed dirty hours first (a batch of about
+    rollups.REFRESH_BATCH_VIEWS views per writer call), then the queued blocks, today's column copies,
+    and copies of built days that have none. Returns the hours rebuilt."""
     done = 0
     try:
-        while dirty and done < REFRESH_HOURS and not ctx.analytics.closed:
-            rebuilt = await ctx.analytics.write(rollups.refresh, now_ms, REFRESH_HOURS_PER_CALL)
+        while not ctx.analytics.closed:
+            now_ms = int(time.time() * 1000)
+            rebuilt = await ctx.analytics.write(rollups.refresh_hours, now_ms)
             done += rebuilt
-            if rebuilt < REFRESH_HOURS_PER_CALL:
-                break
-        # Today's hours just rebuilt: copy today's closed hours again, a few sites per writer call.
-        while done and not ctx.analytics.closed:
-            if await ctx.analytics.write(columns.refresh_open, now_ms) < columns.BACKFILL_DAYS_PER_CALL:
-                break
-        copied = 0
-        while copied < REFRESH_COPIES and not ctx.analytics.closed:
-            added = await ctx.analytics.write(columns.backfill, columns.BACKFILL_DAYS_PER_CALL)
-            copied += added
-            if added < columns.BACKFILL_DAYS_PER_CALL:
-                break
+            if rebuilt:
+                continue
+            if await ctx.analytics.write(rollups.build_blocks, now_ms):
+                continue
+            # Today's hours just rebuilt: copy today's closed hours again, a few sites per writer call.
+            if done and await ctx.analytics.write(columns.refresh_open, now_ms) >= columns.BACKFILL_DAYS_PER_CALL:
+                continue
+            if await ctx.analytics.write(columns.backfill, columns.BACKFILL_DAYS_PER_CALL):
+                continue
+            break
     except (sqlite3.Error, RuntimeError) as exc:  # shutting down, or a busy database: the next request retries
         ctx.log.warn("rollup refresh failed", error=repr(exc))
     return done
-
-
-def _work_waiting(conn: sqlite3.Connection, now_ms: int) -> tuple[bool, bool]:
-    """(whether a closed hour is dirty, whether a built day has no column copy)."""
-    row = conn.execute("SELECT 1 FROM rollup_dirty WHERE hour < ? LIMIT 1", (now_ms // rollups.HOUR_MS,)).fetchone()
-    return row is not None, columns.has_missing(conn)
 
 
 async def get_summary(request: Request, ctx: Context) -> Response:
@@ -223,7 +215,17 @@ async def get_properties(request: Request, ctx: Context) -> Response:
     return await _answer(ctx, stats.properties, query, parse_page(request))
 
 
-# Endpoint name -> handler: the 13 stats routes of app.ROUTES.
+async def get_progress(request: Request, ctx: Context) -> Response:
+    """How much background work the site's numbers wait for (not in upstream): closed hours still to
+    rebuild (read raw meanwhile, so answers are exact but slower) and blocks still to build."""
+    await _prepare(request, ctx)
+    now_ms = int(time.time() * 1000)
+    waiting = await ctx.analytics.read(rollups.site_pending, request.path_params["hostname"], now_ms)
+    _schedule_refresh(ctx)
+    return json_response({**waiting, "ready": not any(waiting.values())})
+
+
+# Endpoint name -> handler: the 13 stats routes of app.ROUTES, and the progress of their background work.
 HANDLERS: dict[str, Callable[[Request, Context], Awaitable[Response]]] = {
     "summary": get_summary,
     "pages": get_pages,
@@ -238,4 +240,5 @@ HANDLERS: dict[str, Callable[[Request, Context], Awaitable[Response]]] = {
     "countries": get_countries,
     "languages": get_languages,
     "properties": get_properties,
+    "progress": get_progress,
 }

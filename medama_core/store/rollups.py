@@ -682,6 +682,18 @@ def pending(conn: sqlite3.Connection, now_ms: int) -> dict[str, int]:
     return {"hours": int(hours), "blocks": int(blocks), "copies": int(columns.has_missing(conn))}
 
 
+def site_pending(conn: sqlite3.Connection, hostname: str, now_ms: int) -> dict[str, int]:
+    """One site's waiting work: closed dirty hours (read raw until rebuilt) and closed queued blocks."""
+    now_hour = now_ms // HOUR_MS
+    params = {"hostname": hostname, "now": now_hour}
+    hours = conn.execute("SELECT COUNT(*) FROM rollup_dirty WHERE hostname = :hostname AND hour < :now", params)
+    count = int(hours.fetchone()[0])
+    blocks = conn.execute(
+        "SELECT COUNT(*) FROM rollup_todo WHERE hostname = :hostname AND (period + 1) * span <= :now", params
+    )
+    return {"hours": count, "blocks": int(blocks.fetchone()[0])}
+
+
 # ---- planning -----------------------------------------------------------------------------------------
 
 

@@ -1,11 +1,15 @@
-"""A stats request that sees closed dirty hours gets them rebuilt in the background, a few per writer call."""
+"""The rollups' background work: it rebuilds closed dirty hours a batch per writer call, builds blocks
+and column copies, and GET /website/{hostname}/progress says how much is left."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from typing import Any
 
-from medama_core.api import stats as api_stats
+import pytest
+
+from medama_core.store import rollups
 from tests.helpers import LiveServer
 from tests.store.test_stats import COLUMNS, SITE, T0, view
 
@@ -13,8 +17,25 @@ HOUR = 3_600_000
 DEADLINE_S = 20  # generous: the machine running the tests may be busy
 
 
-def test_request_rebuilds_closed_dirty_hours_in_small_calls(server: LiveServer) -> None:
-    assert api_stats.REFRESH_HOURS_PER_CALL < 60  # the 60 hours below take several writer calls
+@pytest.fixture(autouse=True)
+def _tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Build the blocks and copies of these few views (the real thresholds are for real sites)."""
+    monkeypatch.setattr(rollups, "MIN_BLOCK_VIEWS", 0)
+    monkeypatch.setattr(rollups, "SMALL_SITE_VIEWS", 0)
+
+
+def test_background_work_rebuilds_closed_dirty_hours_in_small_calls(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rollups, "REFRESH_BATCH_VIEWS", 10)  # 60 views in 60 hours: 6 writer calls
+    real = rollups.refresh_hours
+    calls: list[int] = []
+
+    def counted(*args: Any) -> int:
+        calls.append(real(*args))
+        return calls[-1]
+
+    monkeypatch.setattr(rollups, "refresh_hours", counted)
     client = server.client()
     client.login()
     assert client.post("/api/websites", json_body={"hostname": SITE}).status == 201
@@ -22,17 +43,21 @@ def test_request_rebuilds_closed_dirty_hours_in_small_calls(server: LiveServer) 
     sql = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
     conn.executemany(sql, [view(date_created=T0 + i * HOUR, duration_ms=1000 + i) for i in range(60)])
     assert conn.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] == 60
+    progress = "/api/website/example.com/progress"
+    assert client.get(progress).json() == {"hours": 60, "blocks": 0, "ready": False}
     before = client.get("/api/website/example.com/summary").json()
     deadline = time.monotonic() + DEADLINE_S
-    while conn.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] and time.monotonic() < deadline:
+    while not client.get(progress).json()["ready"] and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert conn.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] == 0
+    assert client.get(progress).json() == {"hours": 0, "blocks": 0, "ready": True}
+    assert [n for n in calls if n] == [10] * 6
     assert conn.execute("SELECT COUNT(*) FROM rollup_built WHERE span = 24").fetchone()[0] >= 1
     assert (
         client.get("/api/website/example.com/summary").json()
         == before
         == {"current": {"visitors": 60, "pageviews": 60, "bounce_percentage": 1.0, "duration": 1030}}
     )
+    assert client.get("/api/website/nosuch.example/progress").status == 404
     conn.close()
     client.close()
 
@@ -51,7 +76,7 @@ def test_request_copies_built_days_that_have_no_column_copy(server: LiveServer) 
     url = f"/api/website/example.com/countries?{period}&country[eq]=spain&summary=true"
     client.get("/api/website/example.com/summary")  # rebuilds the hours and days, and copies them
     deadline = time.monotonic() + DEADLINE_S
-    while conn.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] and time.monotonic() < deadline:
+    while not client.get("/api/website/example.com/progress").json()["ready"] and time.monotonic() < deadline:
         time.sleep(0.05)
     days = conn.execute("SELECT COUNT(*) FROM rollup_built WHERE span = 24").fetchone()[0]
     assert days >= 8
