@@ -111,22 +111,21 @@ VALUE_KINDS = tuple(kind for kind in KIND_SQL if kind)  # the dimensions (rare o
 _ALL_KINDS = ", ".join(str(kind) for kind in KIND_SQL)  # `kind IN (...)` lets SQLite seek each kind
 
 # The additive aggregates of one group, as SQL over `views v`, in the order of `Group`'s fields.
-GROUP_COLUMNS = """
-    COUNT(*) FILTER (WHERE v.is_unique_user),
-    COUNT(*) FILTER (WHERE v.is_unique_page),
-    COUNT(*),
-    COUNT(*) FILTER (WHERE v.is_unique_user AND v.duration_ms BETWEEN 100 AND 5000),
-    COUNT(*) FILTER (WHERE v.is_unique_user AND v.duration_ms IS NOT NULL),
-    ifnull(SUM(v.duration_ms), 0),
-    COUNT(v.duration_ms),
-    COUNT(*) FILTER (WHERE v.duration_ms <= 0),
-    COUNT(*) FILTER (WHERE v.duration_ms <= 1),
-    COUNT(*) FILTER (WHERE v.duration_ms <= 2)"""
-COUNT_NAMES = "visitors, page_visitors, pageviews, bounces, timed, duration_sum, measured, zeros, ones, twos"
-# GROUP_COLUMNS named as rollup's columns.
-NAMED_GROUP_COLUMNS = ", ".join(
-    f"{sql.strip()} AS {name}" for sql, name in zip(GROUP_COLUMNS.split(",\n"), COUNT_NAMES.split(", "), strict=True)
-)
+GROUP_SQL: dict[str, str] = {
+    "visitors": "COUNT(*) FILTER (WHERE v.is_unique_user)",
+    "page_visitors": "COUNT(*) FILTER (WHERE v.is_unique_page)",
+    "pageviews": "COUNT(*)",
+    "bounces": "COUNT(*) FILTER (WHERE v.is_unique_user AND v.duration_ms BETWEEN 100 AND 5000)",
+    "timed": "COUNT(*) FILTER (WHERE v.is_unique_user AND v.duration_ms IS NOT NULL)",
+    "duration_sum": "ifnull(SUM(v.duration_ms), 0)",
+    "measured": "COUNT(v.duration_ms)",
+    "zeros": "COUNT(*) FILTER (WHERE v.duration_ms <= 0)",
+    "ones": "COUNT(*) FILTER (WHERE v.duration_ms <= 1)",
+    "twos": "COUNT(*) FILTER (WHERE v.duration_ms <= 2)",
+}
+GROUP_COLUMNS = ", ".join(GROUP_SQL.values())
+COUNT_NAMES = ", ".join(GROUP_SQL)  # the same, as rollup's column names
+NAMED_GROUP_COLUMNS = ", ".join(f"{sql} AS {name}" for name, sql in GROUP_SQL.items())
 SUMS = ", ".join(f"SUM({name})" for name in COUNT_NAMES.split(", "))
 
 _DIRTY_CLOSED_SQL = """
@@ -157,11 +156,12 @@ _PROMOTE_SQL = f"""
     INSERT INTO temp.refresh_promote SELECT n.hostname, n.kind, n.value FROM temp.refresh_new n
     WHERE n.kind > 0 AND NOT {_IS_COMMON.format(t="n")}
     GROUP BY n.hostname, n.kind, n.value
-    HAVING SUM(n.pageviews) + ifnull((SELECT SUM(r.pageviews) FROM rollup_rare r
+    HAVING SUM(n.pageviews) + ifnull((SELECT SUM(r.pageviews) FROM rollup_rare r INDEXED BY rollup_rare_value
         WHERE r.hostname = n.hostname AND r.kind = n.kind AND r.value = n.value), 0) > :rare"""
 _MOVED_SQL = f"""
     SELECT r.hostname, r.kind, r.hour, r.value, {COUNT_NAMES}, r.durations FROM temp.refresh_promote p
-    CROSS JOIN rollup_rare r ON r.hostname = p.hostname AND r.kind = p.kind AND r.value = p.value"""
+    CROSS JOIN rollup_rare r INDEXED BY rollup_rare_value
+    ON r.hostname = p.hostname AND r.kind = p.kind AND r.value = p.value"""
 # The durations each new row keeps: the site's and pages' (hour runs), and the rare rows' of every kind.
 _BATCH_DURATIONS_SQL = (
     f"WITH {_BATCH_VIEWS}, d AS ("
@@ -445,7 +445,7 @@ def _move_promoted(conn: sqlite3.Connection) -> None:
             patches.append((hostname, span, kind, period, value, *group.counts(), inline))
     conn.executemany(f"INSERT INTO rollup VALUES ({', '.join('?' * 16)})", patches)
     conn.execute(
-        "DELETE FROM rollup_rare WHERE (hostname, kind, value) IN"
+        "DELETE FROM rollup_rare INDEXED BY rollup_rare_value WHERE (hostname, kind, value) IN"
         " (SELECT hostname, kind, value FROM temp.refresh_promote)"
     )
 
@@ -814,23 +814,34 @@ def merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _union(the_plan: Plan, select: str, params: dict[str, object]) -> str:
-    """`select` (ending in a WHERE clause) once per piece of the plan, its span and periods bound, UNION ALL."""
+def _union(the_plan: Plan, select: str, params: dict[str, object], seek: bool = False) -> str:
+    """`select` (ending in a WHERE clause) once per piece of the plan, its span and periods bound, UNION ALL.
+
+    With `seek` (a `select` naming a few values), each period is named, so SQLite seeks every
+    (period, value) pair instead of reading the pieces' rows of every value (an 8-day block of a
+    long tail holds tens of thousands)."""
     parts = []
     for i, (span, lo, hi) in enumerate(the_plan.pieces):
+        if seek:
+            periods = ", ".join(str(int(period)) for period in range(lo, hi + 1))
+            parts.append(f"{select} AND span = {int(span)} AND period IN ({periods})")
+            continue
         params.update({f"s{i}": span, f"lo{i}": lo, f"hi{i}": hi})
         parts.append(f"{select} AND span = :s{i} AND period BETWEEN :lo{i} AND :hi{i}")
     return " UNION ALL ".join(parts)
 
 
-def union(the_plan: Plan, select: str, params: dict[str, object]) -> str:
+def union(the_plan: Plan, select: str, params: dict[str, object], seek: bool = False) -> str:
     """`_union` for readers elsewhere in the store (a piece's rows of `select`, UNION ALL)."""
-    return _union(the_plan, select, params)
+    return _union(the_plan, select, params, seek)
 
 
-def rare_union(the_plan: Plan, select: str, params: dict[str, object]) -> str:
-    """`select` over `rollup_rare` (ending in a WHERE clause) once per range of hours the plan's pieces
-    cover, UNION ALL: the rare values' rows of the range's clean hours."""
+def rare_union(the_plan: Plan, select: str, params: dict[str, object], seek: bool = False) -> str:
+    """`select` over `rollup_rare r` (ending in a WHERE clause) once per range of hours the plan's pieces
+    cover, UNION ALL: the rare values' rows of the range's clean hours. With `seek` (a `select` naming
+    a few values), the rows are found by value (a 30-day range holds a long tail's rare rows)."""
+    table = "rollup_rare r INDEXED BY rollup_rare_value" if seek else "rollup_rare r"
+    select = select.replace("{rare}", table)
     parts = []
     for i, (lo, hi) in enumerate(the_plan.hours()):
         params.update({f"rlo{i}": lo, f"rhi{i}": hi})
@@ -892,12 +903,13 @@ def rollup_runs(
     params: dict[str, object] = {"hostname": hostname, "kind": kind, "inline": INLINE_RUN}
     in_values = bind_values(params, values)
     where = f"WHERE hostname = :hostname AND kind = :kind AND value IN ({in_values})"
-    sql = _union(the_plan, f"SELECT value, {_RUN_COLUMNS} FROM rollup_durations {where}", params)
+    sql = _union(the_plan, f"SELECT value, {_RUN_COLUMNS} FROM rollup_durations {where}", params, seek=True)
     for value, *row in conn.execute(sql, params):
         runs.setdefault(value, []).append(stored_run(conn, *row))
-    sql = _union(the_plan, f"SELECT value, durations FROM rollup {where} AND durations NOT NULL", params)
+    sql = _union(the_plan, f"SELECT value, durations FROM rollup {where} AND durations NOT NULL", params, seek=True)
     if rare:
-        sql += " UNION ALL " + rare_union(the_plan, f"SELECT value, durations FROM rollup_rare {where}", params)
+        select = f"SELECT value, durations FROM {{rare}} {where}"
+        sql += " UNION ALL " + rare_union(the_plan, select, params, seek=True)
     for value, blob in conn.execute(sql, params):
         if blob is not None:
             runs.setdefault(value, []).append(Run.of(unpack_inline(blob)))

@@ -211,21 +211,52 @@ def load_quantiles(
 def _runs(conn: sqlite3.Connection, query: Query, kind: int, values: list[str]) -> dict[str, Runs]:
     """Duration runs of some values of `kind`: the stored runs (and the rare rows' durations) plus raw pieces.
 
-    Kinds with runs at every RUN_SPAN read raw only the plan's raw ranges; the others,
-    with day runs only, also read raw the hours outside whole built days.
+    Kinds with runs at every RUN_SPAN read raw only the plan's raw ranges; the others, with day runs
+    only, take the hours outside whole built days from the days' column copies (a dashboard's first
+    day from local midnight, today so far), and read raw what no copy holds.
     """
+    runs: dict[str, Runs] = {}
     if kind in DURATION_KINDS:
         plan = plan_for(conn, query, kind, RUN_SPANS)
     else:
         plan = plan_for(conn, query, kind, (HOUR, DAY))
         hours = [(lo * HOUR_MS, (hi + 1) * HOUR_MS - 1) for span, lo, hi in plan.pieces if span == HOUR]
-        plan = rollups.Plan([piece for piece in plan.pieces if piece[0] == DAY], rollups.merge(plan.raw + hours))
-    runs = rollups.rollup_runs(conn, query.hostname, kind, plan, values, rare=kind != KINDS["total"])
+        outside = rollups.merge(plan.raw + hours)
+        runs, outside = _copied_runs(conn, query.hostname, kind, values, outside)
+        plan = rollups.Plan([piece for piece in plan.pieces if piece[0] == DAY], outside)
+    for value, found in rollups.rollup_runs(conn, query.hostname, kind, plan, values, rare=bool(kind)).items():
+        runs.setdefault(value, []).extend(found)
     for where, params in _raw_pieces(query.hostname, plan.raw):
         where += f" AND {KIND_SQL[kind]} IN ({rollups.bind_values(params, values, 'value')})"
         for value, durations in _raw_durations(conn, KIND_SQL[kind], where, params):
             runs.setdefault(value, []).append(Run.of(durations))
     return runs
+
+
+def _copied_runs(
+    conn: sqlite3.Connection, hostname: str, kind: int, values: list[str], ranges: list[tuple[int, int]]
+) -> tuple[dict[str, Runs], list[tuple[int, int]]]:
+    """The durations of `values` of `kind` in the Unix-ms `ranges` from the column copies that hold them,
+    and the ranges left to read raw."""
+    name = columns.KIND_COLUMNS[kind]
+    wanted = set(values)
+    runs: dict[str, Runs] = {}
+    raw: list[tuple[int, int]] = []
+    for lo, hi in ranges:
+        the_plan = columns.plan(conn, hostname, lo, hi)
+        raw += the_plan.raw
+        hours = the_plan.hours_by_day()
+        for copy in columns.load(conn, hostname, list(hours), [name], True, partial=the_plan.partial_days()):
+            day_scan = scan.DayScan(copy)
+            column = copy.columns[name]
+            mask = day_scan.codes_mask(column, [code for code, value in enumerate(column.values) if value in wanted])
+            if mask:
+                mask &= day_scan.hours_in(hours[copy.day])
+            if mask:
+                _, day_runs = day_scan.group_counts(name, mask, (), True)
+                for label, durations in day_runs.items():
+                    runs.setdefault(label, []).append(Run.of(durations))
+    return runs, rollups.merge(raw)
 
 
 def plan_for(conn: sqlite3.Connection, query: Query, kind: int, spans: Sequence[int] = rollups.SPANS) -> rollups.Plan:
@@ -596,61 +627,85 @@ _ORDERS = {
     "pages": "page_visitors DESC, value",
     "pages_full": "page_visitors DESC, pageviews DESC, value",
 }
-_SCORES = {"visitors": "visitors", "pages": "page_visitors", "pages_full": "page_visitors"}
+# The counts each sort reads, the first one the score that bounds a rare value.
+_ORDER_FIELDS = {"visitors": ("visitors",), "pages": ("page_visitors",), "pages_full": ("page_visitors", "pageviews")}
+COUNT_FIELDS = tuple(rollups.GROUP_SQL)
 
 
 def _group_rows(
-    conn: sqlite3.Connection, query: Query, kind: int, plan: rollups.Plan, rare: str, params: dict[str, object]
+    query: Query,
+    kind: int,
+    plan: rollups.Plan,
+    rare: str,
+    params: dict[str, object],
+    names: Sequence[str] = COUNT_FIELDS,
+    values: Sequence[str] | None = None,
 ) -> str:
-    """A SELECT of (value, counts...) rows whose sums per value are the value's counts over the plan:
-    the common values' rollup rows of its pieces, its raw ranges grouped, and the rare values' hour rows
-    of the pieces' hours, for `rare` = "all" values, or "raw" only for values that also have raw rows
-    (any other rare value counts at most rollups.RARE_VIEWS views)."""
+    """A SELECT of (value, counts `names`...) rows whose sums per value are the value's counts over the
+    plan: the common values' rollup rows of its pieces, its raw ranges grouped, and the rare values' hour
+    rows of the pieces' hours, for `rare` = "all" values, or "raw" only for values that also have raw
+    rows (any other rare value counts at most rollups.RARE_VIEWS views). With `values`, only those."""
     params.update({"hostname": query.hostname, "kind": kind})
+    counts = ", ".join(names)
+    chosen = ""
+    if values is not None:
+        params["values"] = json.dumps(list(values))
+        chosen = " AND value IN (SELECT value FROM json_each(:values))"
     parts = []
     if plan.pieces:
-        select = f"SELECT value, {rollups.COUNT_NAMES} FROM rollup WHERE hostname = :hostname AND kind = :kind"
-        parts.append(rollups.union(plan, select, params))
+        select = f"SELECT value, {counts} FROM rollup WHERE hostname = :hostname AND kind = :kind{chosen}"
+        parts.append(rollups.union(plan, select, params, seek=values is not None))
     raw = ""
     if plan.raw:
         params["ranges"] = json.dumps(plan.raw)
-        raw = f"SELECT {KIND_SQL[kind]} AS value, {rollups.NAMED_GROUP_COLUMNS} FROM {_RAW_RANGES} GROUP BY 1"
-        parts.append(raw)
+        named = ", ".join(f"{rollups.GROUP_SQL[name]} AS {name}" for name in names)
+        raw = f"SELECT * FROM (SELECT {KIND_SQL[kind]} AS value, {named} FROM {_RAW_RANGES} GROUP BY 1)"
+        parts.append(raw + (f" WHERE {chosen[5:]}" if chosen else ""))
     if plan.pieces and kind != KINDS["total"] and (rare == "all" or rare == "raw" and raw):
-        select = f"SELECT value, {rollups.COUNT_NAMES} FROM rollup_rare WHERE hostname = :hostname AND kind = :kind"
-        if rare == "raw":
+        select = f"SELECT value, {counts} FROM {{rare}} WHERE hostname = :hostname AND kind = :kind{chosen}"
+        if rare == "raw" and values is None:
             select += f" AND value IN (SELECT value FROM ({raw}))"
-        parts.append(rollups.rare_union(plan, select, params))
-    return " UNION ALL ".join(parts) or f"SELECT '' AS value, {', '.join(['0'] * 10)} WHERE 0"
+        parts.append(rollups.rare_union(plan, select, params, seek=rare == "raw" or values is not None))
+    return " UNION ALL ".join(parts) or f"SELECT '' AS value, {', '.join('0 AS ' + n for n in names)} WHERE 0"
 
 
-def _summed(rows: str) -> str:
+def _summed(rows: str, names: Sequence[str] = COUNT_FIELDS) -> str:
     """The rows summed per value, as a subquery whose columns are named like rollup's."""
-    sums = ", ".join(f"SUM({name}) AS {name}" for name in rollups.COUNT_NAMES.split(", "))
+    sums = ", ".join(f"SUM({name}) AS {name}" for name in names)
     return f"(SELECT value, {sums} FROM ({rows}) GROUP BY value)"
 
 
 def top_groups(
-    conn: sqlite3.Connection, query: Query, kind: int, order: str, wanted: int | None
+    conn: sqlite3.Connection, query: Query, kind: int, order: str, wanted: int | None, full: bool
 ) -> list[tuple[str, Group]]:
-    """The first `wanted` groups of `kind` (None: all) in `order` (a key of _ORDERS), exact, without filters.
+    """The first `wanted` groups of `kind` (None: all) in `order` (a key of _ORDERS), exact, without filters;
+    with `full` every count, else the sort's counts only.
 
     Summed by SQLite, which sorts and keeps only the rows asked for: no list of every value is held
-    here. Rare values are left out when the last row wanted counts more than they can (RARE_VIEWS),
-    which is the usual case: a long tail then costs nothing.
+    here. The sort's counts are summed first, the others then for the rows chosen only. Rare values
+    are left out when the last row wanted counts more than they can (RARE_VIEWS), which is the usual
+    case: a long tail then costs nothing.
     """
     plan = plan_for(conn, query, kind)
+    names = _ORDER_FIELDS[order]
     where = " WHERE page_visitors > 0" if order.startswith("pages") else ""
     limit = "" if wanted is None else f" LIMIT {int(wanted)}"
+    found: list[tuple[str, Group]] = []
     for rare in ("raw", "all") if wanted is not None else ("all",):
         params: dict[str, object] = {}
-        groups = _summed(_group_rows(conn, query, kind, plan, rare, params))
+        groups = _summed(_group_rows(query, kind, plan, rare, params, names), names)
         sql = f"SELECT * FROM {groups}{where} ORDER BY {_ORDERS[order]}{limit}"
-        found = [(value, Group(*counts)) for value, *counts in conn.execute(sql, params)]
-        score = _SCORES[order]
-        if rare == "all" or len(found) == wanted and getattr(found[-1][1], score) > rollups.RARE_VIEWS:
-            return found
-    raise AssertionError("unreachable")
+        found = [
+            (value, Group(**dict(zip(names, counts, strict=True)))) for value, *counts in conn.execute(sql, params)
+        ]
+        if rare == "all" or len(found) == wanted and getattr(found[-1][1], names[0]) > rollups.RARE_VIEWS:
+            break
+    if not full or not found:
+        return found
+    params = {}
+    rows = _group_rows(query, kind, plan, "all", params, values=[value for value, _ in found])
+    every = {value: Group(*counts) for value, *counts in conn.execute(f"SELECT * FROM {_summed(rows)}", params)}
+    return [(value, every[value]) for value, _ in found]
 
 
 def site_totals(conn: sqlite3.Connection, query: Query) -> Group:
@@ -690,7 +745,7 @@ def list_stats(
             items = sorted(groups.items(), key=lambda item: (-item[1].visitors, item[0]))
     else:
         order = "visitors" if not pages else "pages" if summary else "pages_full"
-        items = top_groups(conn, query, kind, order, wanted)
+        items = top_groups(conn, query, kind, order, wanted, not summary)
         groups = dict(items)
         total = site_totals(conn, query)
     chosen = page.cut(items)
@@ -773,7 +828,7 @@ def _kept_pages(
     if not summary:
         kept += f" AND {positive_sql(0.25, 'measured', 'zeros', 'ones', 'twos')}"
     order = "duration_sum DESC" if summary else "page_visitors DESC"
-    groups = _summed(_group_rows(conn, query, KINDS["path"], plan, "raw", params))
+    groups = _summed(_group_rows(query, KINDS["path"], plan, "raw", params))
     sql = f"SELECT *, SUM(duration_sum) OVER () FROM {groups} WHERE {kept} ORDER BY {order}"
     wanted = None if page.limit is None else page.offset + page.limit
     found: list[tuple[str, Group]] = []
