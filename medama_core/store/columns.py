@@ -392,13 +392,38 @@ def plan(
 # ---- reading ------------------------------------------------------------------------------------------
 
 
-@dataclass
 class Column:
-    """One dimension of a day: its values (code c, 1-based, is values[c - 1] when one plane) and planes."""
+    """One dimension of a day: its values (code c, 1-based, is values[c - 1] when one plane) and planes.
 
-    values: list[str]
-    planes: tuple[bytes, ...]  # one (codes 1..base) or two: code = (high-1) * base + low-1
-    base: int  # PLANE_CODES when the day was copied
+    The dictionary is parsed on first use, as written or ASCII-lowered (what filters compare): a
+    column that only filters never needs its values as written, and a long tail's day holds tens of
+    thousands."""
+
+    __slots__ = ("_text", "planes", "base", "_values", "_lowered")
+
+    def __init__(self, text: str, planes: tuple[bytes, ...], base: int) -> None:
+        self._text = text  # the JSON list, ASCII only (json.dumps escapes the rest)
+        self.planes = planes  # one (codes 1..base) or two: code = (high-1) * base + low-1
+        self.base = base  # PLANE_CODES when the day was copied
+        self._values: list[str] | None = None
+        self._lowered: list[str] | None = None
+
+    @property
+    def values(self) -> list[str]:
+        if self._values is None:
+            self._values = json.loads(self._text)
+        return self._values
+
+    @property
+    def lowered(self) -> list[str]:
+        """The values with A-Z folded, as filters.ascii_lower folds them: the JSON text is ASCII, its
+        escapes are lower case, so lowering the text lowers every string and nothing else."""
+        if self._lowered is None:
+            self._lowered = json.loads(self._text.lower())
+        return self._lowered
+
+    def __len__(self) -> int:
+        return len(self.values if self._values is not None else self.lowered)
 
 
 @dataclass
@@ -476,7 +501,7 @@ def _day(day: int, records: dict[str, tuple[str, bytes, int]]) -> Day:
     for name, (dictionary, data, _) in records.items():
         if name in COLUMN_SQL or name in EVENT_COLUMNS or name == PROPS:
             planes = tuple(data[i : i + rows] for i in range(0, len(data), rows))
-            columns[name] = Column(json.loads(dictionary), planes, meta["base"])
+            columns[name] = Column(dictionary, planes, meta["base"])
     durations, rowid = None, 0
     if DURATIONS in records:
         _, packed, rowid = records[DURATIONS]

@@ -30,7 +30,7 @@ from typing import Protocol
 from medama_core.store import columns
 from medama_core.store.aggregate import SAMPLE_STEP, Group
 from medama_core.store.columns import Column, Day
-from medama_core.store.filters import FIELDS, NEGATED, Filter, ascii_lower, positive_op, value_test
+from medama_core.store.filters import FIELDS, MAX_IN_VALUES, NEGATED, Filter, positive_op, value_test
 
 # Filter field -> the columns of the copies it reads (the same columns as the SQL in store/filters.py):
 # a view's in both copies, an event's (prop_name, prop_value) in the events' copy only.
@@ -77,21 +77,36 @@ def everything(n: int) -> int:
 
 
 class ColumnTest:
-    """One column's test of a filter, each value's verdict remembered (days share most of their values)."""
+    """One column's test of a filter on the lowered dictionary: the values of an `eq`/`in` are found by
+    `list.index` (a scan in C; a long tail's day has tens of thousands of values), any other test's
+    verdicts are remembered per value (days share most of their values)."""
 
-    __slots__ = ("name", "_memo", "_test")
+    __slots__ = ("name", "_memo", "_test", "_equal")
 
-    def __init__(self, name: str, test: Callable[[str], bool]) -> None:
+    def __init__(self, name: str, test: Callable[[str], bool], equal: Sequence[str] = ()) -> None:
         self.name = name
         self._test = test
+        self._equal = tuple(dict.fromkeys(equal))  # lowered values of an eq/in test, else empty
         self._memo: dict[str, bool] = {}
 
-    def codes(self, values: list[str]) -> list[int]:
-        """The dictionary positions of the values that pass."""
+    def codes(self, column: Column) -> list[int]:
+        """The dictionary positions of the column's values that pass."""
+        lowered = column.lowered
+        if self._equal:
+            found = []
+            for value in self._equal:
+                position = -1
+                try:
+                    while True:
+                        position = lowered.index(value, position + 1)
+                        found.append(position)
+                except ValueError:
+                    pass
+            return sorted(found)
         memo, test = self._memo, self._test
-        for text in set(values).difference(memo):
-            memo[text] = test(ascii_lower(text))
-        return list(compress(range(len(values)), map(memo.__getitem__, values)))
+        for text in set(lowered).difference(memo):
+            memo[text] = test(text)
+        return list(compress(range(len(lowered)), map(memo.__getitem__, lowered)))
 
 
 class Selection:
@@ -111,7 +126,8 @@ class Selection:
                 # An empty referrer means direct traffic: compared with the host only, never the group.
                 col_values = values if index == 0 or flt.field != "referrer" else [v for v in values if v]
                 if col_values:
-                    tests.append(ColumnTest(name, value_test(op, col_values)))
+                    equal = col_values[:MAX_IN_VALUES] if op in ("eq", "in") else ()
+                    tests.append(ColumnTest(name, value_test(op, col_values), equal))
             self.parts.append((flt.op in NEGATED, tests))
         if view_props:
             self.parts.append((False, [ColumnTest(columns.PROPS, pairs_test(view_props))]))
@@ -168,14 +184,14 @@ class DayScan:
         mask = 0
         for test in tests:
             column = self.day.columns[test.name]
-            mask |= self.codes_mask(column, test.codes(column.values))
+            mask |= self.codes_mask(column, test.codes(column))
         return mask ^ everything(self.n) if negated else mask
 
     def codes_mask(self, column: Column, codes: list[int]) -> int:
         """The views whose value of `column` is one of `codes` (0-based dictionary positions)."""
         if not codes:
             return 0
-        if len(codes) == len(column.values):
+        if len(codes) == len(column):
             return everything(self.n)
         if len(column.planes) == 1:
             table = bytearray(256)
