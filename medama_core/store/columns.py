@@ -26,7 +26,7 @@ from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
-from typing import Any
+from typing import Any, Final
 
 from medama_core.store import rollups
 from medama_core.store.aggregate import BOUNCE_MAX_MS, BOUNCE_MIN_MS
@@ -127,32 +127,45 @@ _MISSING_SQL = """
 # ---- building -----------------------------------------------------------------------------------------
 
 
-def build_day(conn: sqlite3.Connection, hostname: str, day: int, last: int = HOURS_PER_DAY - 1) -> None:
-    """Store the column copies of a site's UTC day, hours 0..last, from its raw rows (inside the caller's
-    transaction).
+DayRuns = Callable[[str, dict[str, "array[int]"]], None]  # (column name, value -> its sorted durations)
 
-    Rows stream from the cursor into per-column code arrays: a busy day (111k views) holds a
-    few MB, not a list of row tuples (about 150 MB of Python objects).
+
+def build_day(
+    conn: sqlite3.Connection, hostname: str, day: int, last: int = HOURS_PER_DAY - 1, runs: DayRuns | None = None
+) -> None:
+    """Store the column copies of a site's UTC day, hours 0..last, from its raw rows (inside the caller's
+    transaction). With `runs`, hand it each dimension's durations per value, sorted (the views come in
+    duration order), whether or not the day can be copied: the day rollups' runs.
+
+    Rows stream from the cursor into per-column code arrays (2 bytes a view while a column has at
+    most 65,536 values), and each column is stored as soon as it is coded: a busy day (333k views)
+    holds about 10 MB, not a list of row tuples (about 450 MB of Python objects).
     """
     drop_day(conn, hostname, day)
     bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
-    records = encode_day(conn.execute(_DAY_ROWS_SQL, bounds), day, last)
-    if not records:  # no views (only events, or rows gone since their hours were rolled up): read raw
-        records = [(META, json.dumps({"rows": NOT_COPIED, "last": last}), b"")]
-    records += encode_events(conn.execute(_DAY_EVENTS_SQL, bounds), day, last)
+    if not _store_views(conn, hostname, day, last, conn.execute(_DAY_ROWS_SQL, bounds), runs):
+        # No views (only events, or rows gone since their hours were rolled up), or too many values: read raw.
+        drop_day(conn, hostname, day)
+        conn.execute(_INSERT_SQL, (hostname, day, META, json.dumps({"rows": NOT_COPIED, "last": last}), b""))
+    records = encode_events(conn.execute(_DAY_EVENTS_SQL, bounds), day, last)
     conn.executemany(_INSERT_SQL, [(hostname, day, name, dictionary, data) for name, dictionary, data in records])
 
 
 Record = tuple[str, str, bytes]  # (name, dictionary, data) of a column_days row
 
 
-def encode_day(rows: Iterable[tuple[Any, ...]], day: int, last: int = HOURS_PER_DAY - 1) -> list[Record]:
-    """The views' records for a day's rows, in duration order as _DAY_ROWS_SQL reads them; none without rows.
-
-    Only the meta record when a dimension has more than PLANE_CODES ** 2 distinct values. With that
-    many sets of event pairs (say a property valued by order number), the copy goes without PROPS
-    (its meta says `"props": false`) and prop filters read the day raw.
-    """
+def _store_views(
+    conn: sqlite3.Connection,
+    hostname: str,
+    day: int,
+    last: int,
+    rows: Iterable[tuple[Any, ...]],
+    runs: DayRuns | None = None,
+) -> bool:
+    """Code the day's views (in duration order, as _DAY_ROWS_SQL reads them) and store their records;
+    False when there are none or a dimension has more than PLANE_CODES ** 2 values. With that many
+    sets of event pairs (say a property valued by order number), the copy goes without PROPS (its
+    meta says `"props": false`) and prop filters read the day raw."""
     flags, hours, timed = bytearray(), bytearray(), array("q")
     first_hour = day * HOURS_PER_DAY
     dimensions = len(COLUMN_SQL)
@@ -166,23 +179,47 @@ def encode_day(rows: Iterable[tuple[Any, ...]], day: int, last: int = HOURS_PER_
 
     coded = _code_columns(rows, dimensions + 1, rest)
     if not flags:
-        return []
-    records = _records(VIEWS, COLUMN_SQL, coded[:dimensions])
-    if records is None:
-        return [(META, json.dumps({"rows": NOT_COPIED}), b"")]
+        return False
+    untimed = len(flags) - len(timed)
+    copied = True
+    for name, (index, codes) in zip(COLUMN_SQL, coded[:dimensions], strict=False):
+        if runs is not None:
+            runs(name, _runs_by_value(index, codes, untimed, timed))
+        planes = _planes(len(index), codes) if copied else None
+        if planes is None:
+            copied = False
+        else:
+            conn.execute(_INSERT_SQL, (hostname, day, name, json.dumps([str(value) for value in index]), planes))
+        index.clear()
+        del codes[:]
+    if not copied:
+        return False
     props = _records(VIEWS, [PROPS], coded[dimensions:])
-    records += props or []
     width, packed = rollups.pack(timed)
     meta = {
         "rows": len(flags),
-        "untimed": len(flags) - len(timed),
+        "untimed": untimed,
         "width": width,
         "base": PLANE_CODES,
         "last": last,
         "props": props is not None,
     }
-    records += [(FLAGS, "", bytes(flags)), (HOURS, "", bytes(hours)), (DURATIONS, "", packed)]
-    return [*records, (META, json.dumps(meta), b"")]
+    records = [*(props or []), (FLAGS, "", bytes(flags)), (HOURS, "", bytes(hours)), (DURATIONS, "", packed)]
+    records.append((META, json.dumps(meta), b""))
+    conn.executemany(_INSERT_SQL, [(hostname, day, name, dictionary, data) for name, dictionary, data in records])
+    return True
+
+
+def _runs_by_value(index: dict[Any, int], codes: array[int], untimed: int, timed: array[int]) -> dict[str, array[int]]:
+    """Each value's durations, in the views' (duration) order: sorted."""
+    by_code: dict[int, array[int]] = {}
+    for code, duration in zip(codes[untimed:], timed, strict=True):
+        found = by_code.get(code)
+        if found is None:
+            found = by_code[code] = array("q")
+        found.append(duration)
+    values = list(index)
+    return {str(values[code]): durations for code, durations in by_code.items()}
 
 
 def encode_events(rows: Iterable[tuple[Any, ...]], day: int, last: int = HOURS_PER_DAY - 1) -> list[Record]:
@@ -201,16 +238,21 @@ def encode_events(rows: Iterable[tuple[Any, ...]], day: int, last: int = HOURS_P
 
 
 Coded = list[tuple[dict[Any, int], "array[int]"]]  # per column: value -> code (first seen 0), and each row's code
+TWO_BYTE_CODES: Final = 1 << 16  # codes fit array("H") up to this many values; then "I"
 
 
 def _code_columns(rows: Iterable[tuple[Any, ...]], count: int, rest: Callable[[tuple[Any, ...]], None]) -> Coded:
     """Code the first `count` values of each row as they stream by; `rest` takes each row's other values."""
-    coded: Coded = [({}, array("I")) for _ in range(count)]
+    coded: Coded = [({}, array("H")) for _ in range(count)]
     for row in rows:
-        for value, (index, codes) in zip(row, coded, strict=False):
+        for column, value in enumerate(row[:count]):
+            index, codes = coded[column]
             code = index.get(value)
             if code is None:
                 code = index[value] = len(index)
+                if code == TWO_BYTE_CODES and codes.typecode == "H":
+                    codes = array("I", codes)
+                    coded[column] = (index, codes)
             codes.append(code)
         rest(row)
     return coded

@@ -67,6 +67,7 @@ MIN_BLOCK_VIEWS: Final = 500
 REFRESH_BATCH_VIEWS: Final = 20_000
 REFRESH_BATCH_PAIRS: Final = 5_000  # (site, hour) pairs looked at per writer call (after an import: 1 M)
 BLOCKS_PER_CALL: Final = 8  # blocks one writer call builds (a busy day with its copy: ~1 s)
+WRITE_CHUNK: Final = 4096  # rows written per executemany while reading another statement's rows
 MAX_LISTED_PERIODS = 4000  # integers written into one `IN (...)`: ~40 KB of SQL, far below SQLite's 1 MB
 # Merging runs: up to this many values are merged by sorting a list (fast, ~36 bytes a value); more
 # (a busy site's 8 days: ~2 M) stream through a heap merge into the blob, MERGE_CHUNK values at a time.
@@ -213,13 +214,6 @@ _DELETE_BLOCK_SQL = (
     "DELETE FROM rollup_prop_names WHERE hostname = :hostname AND span = :span AND period = :period",
 )
 _INSERT_DURATIONS_SQL = "INSERT INTO rollup_durations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-# A day's durations per value of every kind in DAY_RUN_KINDS, from the raw rows.
-_DAY_KIND_DURATIONS_SQL = (
-    "WITH v AS MATERIALIZED (SELECT * FROM views WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi"
-    " AND duration_ms IS NOT NULL) "
-    + " UNION ALL ".join(f"SELECT {kind}, {KIND_SQL[kind]}, v.duration_ms FROM v" for kind in DAY_RUN_KINDS)
-    + " ORDER BY 1, 2, 3"
-)
 # Each MIN and MAX in a query of its own: SQLite answers a lone MIN() or MAX() with one index seek,
 # but both in one SELECT make it read every row (all the hourly property rows: ~1.5 ms at 10 M views).
 _DATA_HOURS_SQL = f"""
@@ -388,16 +382,18 @@ def _rebuild_batch(conn: sqlite3.Connection, pairs: list[tuple[str, int]]) -> No
     _move_promoted(conn)
     # Durations: each new row's own when few (a rare row's always), else a rollup_durations row (common
     # rows of kinds 0 and 1).
-    inline, big = [], []
+    inline: list[tuple[object, ...]] = []
     most = max(INLINE_DURATIONS, RARE_VIEWS)
     for (hostname, hour, kind, value), rows in groupby(conn.execute(_BATCH_DURATIONS_SQL), key=itemgetter(0, 1, 2, 3)):
         values = [row[4] for row in rows]
         if len(values) <= most:
             inline.append((pack_inline(values), hostname, hour, kind, value))
+            if len(inline) >= WRITE_CHUNK:
+                conn.executemany(_SET_INLINE_SQL, inline)
+                inline.clear()
         else:
-            big.append(_durations_row(hostname, HOUR, hour, kind, value, values))
+            conn.execute(_INSERT_DURATIONS_SQL, _durations_row(hostname, HOUR, hour, kind, value, values))
     conn.executemany(_SET_INLINE_SQL, inline)
-    conn.executemany(_INSERT_DURATIONS_SQL, big)
     conn.execute(_INSERT_COMMON_SQL)
     conn.execute(_INSERT_RARE_SQL)
     _rebuild_props(conn, pairs)
@@ -550,8 +546,8 @@ def _build_block(conn: sqlite3.Connection, hostname: str, span: int, period: int
         for kind in DURATION_KINDS:
             _merge_block_runs(conn, hostname, span, period, kind, pieces)
     if span == DAY:
-        _day_runs(conn, hostname, period)
-        columns.build_day(conn, hostname, period)
+        # The copy reads the day's views in duration order: it hands over every dimension's runs.
+        columns.build_day(conn, hostname, period, runs=lambda name, runs: _day_runs(conn, hostname, period, name, runs))
     conn.execute("INSERT OR IGNORE INTO rollup_built VALUES (?, ?, ?)", (hostname, span, period))
 
 
@@ -655,22 +651,25 @@ def _write_chunk(blob: sqlite3.Blob, chunk: array[int], samples: array[int], wri
     return written + len(chunk)
 
 
-def _day_runs(conn: sqlite3.Connection, hostname: str, day: int) -> None:
-    """The durations of every value of DAY_RUN_KINDS in the day, for the rows the block has (common values)."""
-    bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": (day + 1) * DAY_MS - 1}
-    updates = []
-    for (kind, value), rows in groupby(conn.execute(_DAY_KIND_DURATIONS_SQL, bounds), key=itemgetter(0, 1)):
-        values = array("q", (duration for _, _, duration in rows))
-        if len(values) <= INLINE_DURATIONS:
-            updates.append((pack_inline(values), hostname, DAY, kind, day, value))
+def _day_runs(conn: sqlite3.Connection, hostname: str, day: int, name: str, runs: dict[str, array[int]]) -> None:
+    """Store a day's durations per value of column `name` (if a kind of DAY_RUN_KINDS) for the rows the
+    day block has (common values)."""
+    kinds = [kind for kind in DAY_RUN_KINDS if columns.KIND_COLUMNS[kind] == name]
+    if not kinds:
+        return
+    kind = kinds[0]
+    inline = []
+    for value, durations in runs.items():
+        if len(durations) <= INLINE_DURATIONS:
+            inline.append((pack_inline(durations), hostname, DAY, kind, day, value))
         elif conn.execute(
             "SELECT 1 FROM rollup WHERE hostname = ? AND span = ? AND kind = ? AND period = ? AND value = ?",
             (hostname, DAY, kind, day, value),
         ).fetchone():
-            conn.execute(_INSERT_DURATIONS_SQL, _durations_row(hostname, DAY, day, kind, value, values))
+            conn.execute(_INSERT_DURATIONS_SQL, _durations_row(hostname, DAY, day, kind, value, durations))
     conn.executemany(
         "UPDATE rollup SET durations = ? WHERE hostname = ? AND span = ? AND kind = ? AND period = ? AND value = ?",
-        updates,
+        inline,
     )
 
 
