@@ -141,8 +141,12 @@ _PAIR_VIEWS_SQL = f"""
 _BATCH_VIEWS = f"""v AS MATERIALIZED (
     SELECT v.*, p.hour AS hour, p.full AS full FROM temp.refresh_pairs p CROSS JOIN views v
     ON v.hostname = p.hostname AND v.date_created BETWEEN p.hour * {HOUR_MS} AND p.hour * {HOUR_MS} + {HOUR_MS - 1})"""
+# The batch's groups. A group of kinds 2-12 with at most :rare views (one that may be rare) keeps its
+# durations as text for now; the site's and pages' come sorted from _BATCH_DURATIONS_SQL.
 _BATCH_GROUPS_SQL = f"INSERT INTO temp.refresh_new WITH {_BATCH_VIEWS} " + " UNION ALL ".join(
-    f"SELECT v.hostname, v.hour, {kind}, {expr}, {GROUP_COLUMNS}, NULL FROM v"
+    f"SELECT v.hostname, v.hour, {kind}, {expr}, {GROUP_COLUMNS}, "
+    + ("NULL" if kind in DURATION_KINDS else "CASE WHEN COUNT(*) <= :rare THEN group_concat(v.duration_ms) END")
+    + " FROM v"
     + ("" if kind == 0 else " WHERE v.full")
     + " GROUP BY v.hostname, v.hour"
     + ("" if kind == 0 else ", 4")
@@ -165,14 +169,18 @@ _MOVED_SQL = f"""
     ON r.hostname = p.hostname AND r.kind = p.kind AND r.value = p.value"""
 # The durations each new row keeps: the site's and pages' (hour runs), and the rare rows' of every kind.
 _BATCH_DURATIONS_SQL = (
-    f"WITH {_BATCH_VIEWS}, d AS ("
+    f"WITH {_BATCH_VIEWS} "
     + " UNION ALL ".join(
-        f"SELECT v.hostname, v.hour, {kind} AS kind, {expr} AS value, v.duration_ms FROM v"
+        f"SELECT v.hostname, v.hour, {kind} AS kind, {KIND_SQL[kind]} AS value, v.duration_ms FROM v"
         " WHERE v.duration_ms IS NOT NULL" + ("" if kind == 0 else " AND v.full")
-        for kind, expr in KIND_SQL.items()
+        for kind in DURATION_KINDS
     )
-    + f") SELECT * FROM d WHERE d.kind IN (0, 1) OR NOT {_IS_COMMON.format(t='d')} ORDER BY 1, 2, 3, 4, 5"
+    + " ORDER BY 1, 2, 3, 4, 5"
 )
+# The rare rows' durations of kinds 2-12, kept as text by _BATCH_GROUPS_SQL.
+_RARE_DURATIONS_SQL = f"""
+    SELECT hostname, hour, kind, value, durations FROM temp.refresh_new n
+    WHERE n.kind > 1 AND n.durations NOT NULL AND NOT {_IS_COMMON.format(t="n")}"""
 _SET_INLINE_SQL = """
     UPDATE temp.refresh_new SET durations = ? WHERE hostname = ? AND hour = ? AND kind = ? AND value = ?"""
 _INSERT_COMMON_SQL = f"""
@@ -376,7 +384,7 @@ def _rebuild_batch(conn: sqlite3.Connection, pairs: list[tuple[str, int]]) -> No
     for hostname, hour in conn.execute(_HAD_ROWS_SQL).fetchall():
         for sql in _DELETE_HOUR_SQL:
             conn.execute(sql, {"hostname": hostname, "hour": hour})
-    conn.execute(_BATCH_GROUPS_SQL)
+    conn.execute(_BATCH_GROUPS_SQL, {"rare": RARE_VIEWS})
     conn.execute(_PROMOTE_SQL, {"rare": RARE_VIEWS})
     conn.execute("INSERT INTO rollup_common SELECT * FROM temp.refresh_promote")
     _move_promoted(conn)
@@ -394,6 +402,8 @@ def _rebuild_batch(conn: sqlite3.Connection, pairs: list[tuple[str, int]]) -> No
         else:
             conn.execute(_INSERT_DURATIONS_SQL, _durations_row(hostname, HOUR, hour, kind, value, values))
     conn.executemany(_SET_INLINE_SQL, inline)
+    texts = conn.execute(_RARE_DURATIONS_SQL).fetchall()
+    conn.executemany(_SET_INLINE_SQL, [(pack_inline(sorted(map(int, text.split(",")))), *key) for *key, text in texts])
     conn.execute(_INSERT_COMMON_SQL)
     conn.execute(_INSERT_RARE_SQL)
     _rebuild_props(conn, pairs)
