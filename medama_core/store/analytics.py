@@ -371,6 +371,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             """CREATE TABLE rollup_todo (
                 hostname TEXT NOT NULL, span INTEGER NOT NULL, period INTEGER NOT NULL,
                 PRIMARY KEY (hostname, span, period)) WITHOUT ROWID""",
+            "CREATE INDEX rollup_todo_order ON rollup_todo(span, period)",
             # The refresher takes dirty hours oldest first across sites: an hour's events are read once.
             "CREATE INDEX rollup_dirty_hour ON rollup_dirty(hour, hostname)",
             "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT hostname, date_created / 3600000 FROM views",
