@@ -118,7 +118,10 @@ def _zipf(items: list[Any], s: float) -> list[float]:
     return cumulative
 
 
-TAIL_SHARE = 0.3  # views of a tail path when the shape asks for more paths than the head's 401
+# The tail of paths (when the shape asks for more than the head's 401): a share of the views such that
+# each tail path is seen 1.5 times on average ("seen once or twice"), at most 30% of the views.
+TAIL_VIEWS_PER_PATH = 1.5
+TAIL_SHARE = 0.3
 REFERRER_TAIL_SHARE = 0.1  # views from a tail referrer when the shape asks for more than the head's 50
 ARTICLE_SHARE = 0.1  # views with an `article` event when the shape asks for property values
 # Many sites: site sizes are log-normal with this sigma, so the median site has about 70% of the mean
@@ -204,7 +207,8 @@ def generate(shape: Shape) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[A
         "lang": _zipf(LANGUAGES, 1.3),
         "utm": _zipf(UTM, 0.8),
     }
-    path_tail = Tail(more, _tail_path, shape.paths - len(PATHS), TAIL_SHARE * n) if shape.paths > len(PATHS) else None
+    tail_share = min(TAIL_SHARE, TAIL_VIEWS_PER_PATH * shape.paths / n)
+    path_tail = Tail(more, _tail_path, shape.paths - len(PATHS), tail_share * n) if shape.paths > len(PATHS) else None
     ref_tail = None
     if shape.referrers > len(REFERRERS):
         ref_tail = Tail(more, lambda i: f"www.site{i}.example.net", shape.referrers - len(REFERRERS), 0.1 * n)
@@ -229,7 +233,7 @@ def generate(shape: Shape) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[A
             bid = f"{i:010x}"
             site = chunk_sites[j]
             path = paths[j]
-            if path_tail is not None and more.random() < TAIL_SHARE:
+            if path_tail is not None and more.random() < tail_share:
                 path = path_tail.draw()
             ref = refs[j]
             if ref_tail is not None and more.random() < REFERRER_TAIL_SHARE:
@@ -944,9 +948,8 @@ def run_server(args: argparse.Namespace, shape: Shape) -> None:
     started = time.monotonic()
     server = Server(args.checkout, workdir)
     server.reset_peak()
-    print(
-        f"server up and logged in after {time.monotonic() - started:.1f} s, RSS {server.memory()['VmRSS'] / 1024:.1f} MB"
-    )
+    up = time.monotonic() - started
+    print(f"server up and logged in after {up:.1f} s, RSS {server.memory()['VmRSS'] / 1024:.1f} MB")
 
     def ask(site: str, days: int, filters: str, panel: Panel) -> tuple[float, Any]:
         return server.get(url(site, days, filters, panel))
