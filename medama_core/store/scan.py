@@ -22,7 +22,7 @@ import sys
 from array import array
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from itertools import accumulate, compress
 from typing import Protocol
@@ -53,15 +53,21 @@ _UNIQUE_USER = _flag_table(_BIT["unique_user"])
 _UNIQUE_PAGE = _flag_table(_BIT["unique_page"])
 _BOUNCED = _flag_table(_BIT["unique_user"], _BIT["bounce"])
 _TIMED_VISITOR = _flag_table(_BIT["unique_user"], _BIT["timed"])
-# Group field -> the flag selector of the views it counts (None: every selected view).
+# Group field -> the flag selector of the views it counts (None: every selected view). "labels" counts
+# every selected view too, read only for the labels; "duration_sum" adds the views' durations up.
 GROUP_FIELDS: dict[str, bytes | None] = {
     "visitors": _UNIQUE_USER,
     "page_visitors": _UNIQUE_PAGE,
     "pageviews": None,
     "bounces": _BOUNCED,
     "timed": _TIMED_VISITOR,
+    "measured": _flag_table(_BIT["timed"]),
+    "zeros": _flag_table(_BIT["zero"]),
+    "ones": _flag_table(_BIT["at_most_one"]),
+    "twos": _flag_table(_BIT["at_most_two"]),
     "labels": None,
 }
+DURATION_SUM = "duration_sum"
 
 
 @lru_cache(maxsize=32)
@@ -273,18 +279,35 @@ class DayScan:
         self, name: str, mask: int, fields: Sequence[str], with_durations: bool
     ) -> tuple[dict[str, Counter[str]], dict[str, array[int]]]:
         """Counts per label of column `name` over the selected views for each of `fields` (Group fields
-        among GROUP_FIELDS, or "labels": how many selected views each label has, read only for the labels), and with
-        `with_durations` each label's sorted durations (measured, zeros, ones and duration_sum come from those)."""
+        among GROUP_FIELDS or DURATION_SUM, or "labels": how many selected views each label has, read only
+        for the labels), and with `with_durations` each label's sorted durations."""
         keys, label = self.keys(name, mask)
         flags = self._selected(self.day.flags, columns.FLAGS, 0, mask)
         by_key: dict[str, Counter[int]] = {}
         for field in fields:
-            table = GROUP_FIELDS[field]
-            by_key[field] = Counter(keys if table is None else compress(keys, flags.translate(table)))
+            if field != DURATION_SUM:
+                table = GROUP_FIELDS[field]
+                by_key[field] = Counter(keys if table is None else compress(keys, flags.translate(table)))
+        runs: dict[int, array[int]] = {}
+        if with_durations or DURATION_SUM in fields:
+            timed_keys, chosen = self._timed(keys, mask)
+            if DURATION_SUM in fields:
+                sums: Counter[int] = Counter()
+                for key, duration in zip(timed_keys, chosen, strict=True):
+                    sums[key] += duration
+                by_key[DURATION_SUM] = sums
+            if with_durations:
+                for key, duration in zip(timed_keys, chosen, strict=True):
+                    run = runs.get(key)
+                    if run is None:
+                        run = runs[key] = array(chosen.typecode)
+                    run.append(duration)
         labels = {key: label(key) for counter in by_key.values() for key in counter}
         counts = {field: Counter({labels[key]: n for key, n in counter.items()}) for field, counter in by_key.items()}
-        if not with_durations:
-            return counts, {}
+        return counts, {labels.get(key) or label(key): run for key, run in runs.items()}
+
+    def _timed(self, keys: Sequence[int], mask: int) -> tuple[Sequence[int], array[int]]:
+        """The keys of the selected views that have a duration, and their durations (sorted)."""
         # Views without a duration come first: the selected ones among them lead `keys`.
         untimed = self.day.untimed
         leading = (mask >> 8 * (self.n - untimed)).bit_count() // 8
@@ -292,18 +315,9 @@ class DayScan:
         durations = self.day.durations
         assert durations is not None
         selected = mask.to_bytes(self.n)[untimed:]
-        chosen: Iterable[int]
         if len(timed_keys) * SPARSE_RATIO < len(selected):  # few views: find them rather than test every one
-            chosen = [durations[i] for i in _positions(selected, len(timed_keys))]
-        else:
-            chosen = compress(durations, selected)
-        runs: dict[int, array[int]] = {}
-        for key, duration in zip(timed_keys, chosen, strict=True):
-            run = runs.get(key)
-            if run is None:
-                run = runs[key] = array(durations.typecode)
-            run.append(duration)
-        return counts, {labels.get(key) or label(key): run for key, run in runs.items()}
+            return timed_keys, array(durations.typecode, (durations[i] for i in _positions(selected, len(timed_keys))))
+        return timed_keys, array(durations.typecode, compress(durations, selected))
 
     def pair_counts(self, first: str, second: str, mask: int) -> Counter[tuple[str, str]]:
         """How many selected rows have each pair of values of two columns (an event's name and value)."""

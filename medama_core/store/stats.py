@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from array import array
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
 from operator import itemgetter
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 from medama_core.store import columns, rollups, scan
 from medama_core.store.aggregate import (
@@ -50,6 +49,13 @@ RUNS_CHUNK = 50  # groups whose duration runs are held at once (a busy page's 90
 # would be 31 MB); days beyond it keep every 64th value and read the rest from the database.
 COLUMN_DURATIONS_HELD = 4 << 20
 MAX_RAW_RANGES = 200  # raw ranges OR-ed in one query (each binds 2 values); after a migration every hour is raw
+# Labels a filtered list counts in memory (Python: ~200 bytes each with their text, so ~10 MB per field);
+# more (a long tail) are summed in a temporary database instead.
+MAX_LABELS_HELD: Final = 50_000
+SPILL_CACHE_KIB: Final = 1024  # the temporary database's page cache: it is written once and read once
+RAW_ROWS_CHUNK: Final = 4096  # raw groups fetched at a time into a tally
+# The counts a full row (detail table) of a filtered list reads.
+FULL_FIELDS = ("pageviews", "bounces", "timed", "measured", "zeros", "ones", "twos", "duration_sum")
 
 # List endpoint -> (dimension kind, JSON label key). `referrers` and `languages` switch kind by a flag.
 LISTS: dict[str, tuple[str, str]] = {
@@ -198,11 +204,11 @@ def load_quantiles(
 
     Their runs are read RUNS_CHUNK groups at a time and let go once selected.
     """
-    if query.filters or not values:
+    if not values:
         return
     for start in range(0, len(values), RUNS_CHUNK):
         chunk = values[start : start + RUNS_CHUNK]
-        found = _runs(conn, query, kind, chunk)
+        found = _filtered_runs(conn, query, kind, chunk) if query.filters else _runs(conn, query, kind, chunk)
         for value in chunk:
             runs = found.get(value, [])
             groups[value].fixed = {q: quantile_cont(runs, q) for q in qs}
@@ -301,16 +307,12 @@ def _raw_pieces(hostname: str, ranges: list[tuple[int, int]], time: str = "v.dat
         yield (rows if table == "views" else f"v.hostname = :hostname AND {rows}"), params
 
 
-def groups_for(
-    conn: sqlite3.Connection, query: Query, kind: int, fields: Sequence[str] | None = None
-) -> dict[str, Group]:
-    """The groups of `kind`: from rollups without filters, from column copies (and raw pieces) with."""
+def groups_for(conn: sqlite3.Connection, query: Query, kind: int) -> dict[str, Group]:
+    """The site's group (kind 0): from rollups without filters, from column copies (and raw pieces) with."""
     if not query.filters:
         return fast_groups(conn, query, kind)
-    if kind == KINDS["total"]:
-        site, _ = column_buckets(conn, query)
-        return {"": site[0]} if 0 in site else {}
-    return column_groups(conn, query, kind, True, fields)
+    site, _ = column_buckets(conn, query)
+    return {"": site[0]} if 0 in site else {}
 
 
 # ---- column copies plus raw pieces ------------------------------------------------------------------
@@ -322,61 +324,133 @@ def _filtered_pieces(query: Query, ranges: list[tuple[int, int]]) -> Iterator[Pi
         yield " AND ".join([where, *where_sql(query.view_filters, params), *_props_sql(query, params)]), params
 
 
-def column_groups(
-    conn: sqlite3.Connection, query: Query, kind: int, full: bool, fields: Sequence[str] | None = None
-) -> dict[str, Group]:
-    """Aggregates per value of `kind` for a filtered query: column copies of clean days, raw rows for the rest.
+class Tally:
+    """Counts per label of a filtered query, added day by day: in Counters while they hold at most
+    MAX_LABELS_HELD labels, and then (and at the end) in a private temporary database, which SQLite
+    keeps in its page cache and writes to a file it deletes on close only when it grows: a long tail
+    costs disk, not memory. The groups come out summed and sorted by SQLite, as without filters."""
 
-    Without `full`, only visitors and page visitors; with it, every count and the durations as runs.
-    `fields` narrows the counts taken from the copies to what the caller reads (scan.GROUP_FIELDS;
-    "labels" keeps groups whose counts are all 0); the others are left at 0.
-    """
-    if fields is None:
-        fields = ("labels", "visitors", "page_visitors") + (("pageviews", "bounces", "timed") if full else ())
+    def __init__(self, fields: Sequence[str]) -> None:
+        self.fields = tuple(fields)
+        self.counters: dict[str, Counter[str]] = {field: Counter() for field in fields}
+        self.db = sqlite3.connect("", isolation_level=None)
+        self.db.execute(f"PRAGMA cache_size = -{SPILL_CACHE_KIB}")
+        self.db.execute(f"CREATE TABLE counts (value TEXT NOT NULL, {', '.join(self.fields)})")
+
+    def add(self, counts: dict[str, Counter[str]]) -> None:
+        for field, counter in counts.items():
+            self.counters[field].update(counter)
+        if max(map(len, self.counters.values())) > MAX_LABELS_HELD:
+            self._spill()
+
+    def _spill(self) -> None:
+        labels = set().union(*self.counters.values())
+        rows = ((label, *(self.counters[field][label] for field in self.fields)) for label in labels)
+        self.db.execute("BEGIN")
+        self.db.executemany(f"INSERT INTO counts VALUES (?{', ?' * len(self.fields)})", rows)
+        self.db.execute("COMMIT")
+        for counter in self.counters.values():
+            counter.clear()
+
+    def summed(self) -> str:
+        """The counts summed per label (`value`), as a subquery of `db`, named as rollup's columns."""
+        self._spill()
+        sums = ", ".join(f"SUM({field}) AS {field}" for field in self.fields if field != "labels")
+        return f"(SELECT value, {sums} FROM counts GROUP BY value)"
+
+    def groups(self) -> dict[str, Group]:
+        """Every label's group, held in memory (for the tests' small answers)."""
+        sums = ", ".join(f"SUM({field})" for field in self.fields)
+        self._spill()
+        rows = self.db.execute(f"SELECT value, {sums} FROM counts GROUP BY value")
+        return {label: _group(self.fields, counts) for label, *counts in rows}
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _group(fields: Sequence[str], counts: Sequence[int]) -> Group:
+    """A group with the counts of `fields` (rollup's column names; "labels" is no count), the others 0."""
+    group = Group()
+    for field, n in zip(fields, counts, strict=True):
+        if field != "labels":
+            setattr(group, field, n)
+    return group
+
+
+def _filtered_tally(conn: sqlite3.Connection, query: Query, kind: int, fields: Sequence[str]) -> Tally:
+    """Counts `fields` (scan.GROUP_FIELDS, scan.DURATION_SUM; "labels" keeps labels whose counts are all 0)
+    per value of `kind` for a filtered query: column copies of clean days, raw rows for the rest."""
     the_plan = columns.plan(conn, query.hostname, query.start, query.end, props=bool(query.prop_filters))
     name = columns.KIND_COLUMNS[kind]
     hours = the_plan.hours_by_day()
     selection = scan.Selection(query.view_filters, query.prop_filters)
-    totals: dict[str, Counter[str]] = {}
-    runs: dict[str, list[array[int]]] = {}
+    tally = Tally(fields)
+    durations = scan.DURATION_SUM in fields
     partial = the_plan.partial_days()
-    for copy in columns.load(conn, query.hostname, list(hours), [*selection.columns, name], full, partial=partial):
+    for copy in columns.load(conn, query.hostname, list(hours), [*selection.columns, name], durations, partial=partial):
         day_scan = scan.DayScan(copy)
         mask = day_scan.filters_mask(selection)
         if mask:
             mask &= day_scan.hours_in(hours[copy.day])
-        if not mask:
-            continue
-        counts, day_runs = day_scan.group_counts(name, mask, fields, full)
-        for field, counter in counts.items():
-            totals.setdefault(field, Counter()).update(counter)
-        for label, durations in day_runs.items():
-            runs.setdefault(label, []).append(durations)
-    groups: dict[str, Group] = {}
-    for label in {label for counter in totals.values() for label in counter} | set(runs):
-        group = groups[label] = Group()
-        for field, counter in totals.items():
-            if field != "labels":
-                setattr(group, field, counter[label])
-        if full:
-            arrays = runs.get(label, [])
-            group.measured = sum(map(len, arrays))
-            group.duration_sum = sum(map(sum, arrays))
-            group.zeros = sum(bisect_right(durations, 0) for durations in arrays)
-            group.ones = sum(bisect_right(durations, 1) for durations in arrays)
-            group.twos = sum(bisect_right(durations, 2) for durations in arrays)
-            group.loader = _arrays_loader(arrays)
+        if mask:
+            tally.add(day_scan.group_counts(name, mask, fields, False)[0])
+    columns_sql = ", ".join(rollups.GROUP_SQL["pageviews" if field == "labels" else field] for field in fields)
     for where, params in _filtered_pieces(query, the_plan.raw):
-        for label, counts_ in _raw_groups(conn, KIND_SQL[kind], where, params, full).items():
-            groups.setdefault(label, Group(runs=[] if full else None)).add(counts_)
-        if full:
-            for label, raw_durations in _raw_durations(conn, KIND_SQL[kind], where, params):
-                groups[label].durations().append(Run.of(raw_durations))
+        sql = _RAW_GROUPS_SQL.format(label=KIND_SQL[kind], columns=columns_sql, where=where)
+        cursor = conn.execute(sql, params)
+        while rows := cursor.fetchmany(RAW_ROWS_CHUNK):
+            tally.add({field: Counter({row[0]: row[i] for row in rows}) for i, field in enumerate(fields, 1)})
+    return tally
+
+
+def _filtered_runs(conn: sqlite3.Connection, query: Query, kind: int, labels: Sequence[str]) -> dict[str, Runs]:
+    """The durations of the views of `labels` of `kind` that a filtered query selects (copies, then raw)."""
+    the_plan = columns.plan(conn, query.hostname, query.start, query.end, props=bool(query.prop_filters))
+    name = columns.KIND_COLUMNS[kind]
+    hours = the_plan.hours_by_day()
+    selection = scan.Selection(query.view_filters, query.prop_filters)
+    wanted = set(labels)
+    runs: dict[str, Runs] = {}
+    if not labels:
+        return runs
+    partial = the_plan.partial_days()
+    for copy in columns.load(conn, query.hostname, list(hours), [*selection.columns, name], True, partial=partial):
+        day_scan = scan.DayScan(copy)
+        column = copy.columns[name]
+        mask = day_scan.codes_mask(column, [code for code, value in enumerate(column.values) if value in wanted])
+        if mask:
+            mask &= day_scan.filters_mask(selection)
+        if mask:
+            mask &= day_scan.hours_in(hours[copy.day])
+        if mask:
+            for label, durations in day_scan.group_counts(name, mask, (), True)[1].items():
+                runs.setdefault(label, []).append(Run.of(durations))
+    for where, params in _filtered_pieces(query, the_plan.raw):
+        where += f" AND {KIND_SQL[kind]} IN ({rollups.bind_values(params, labels, 'value')})"
+        for label, durations in _raw_durations(conn, KIND_SQL[kind], where, params):
+            runs.setdefault(label, []).append(Run.of(durations))
+    return runs
+
+
+def column_groups(
+    conn: sqlite3.Connection, query: Query, kind: int, full: bool, fields: Sequence[str] | None = None
+) -> dict[str, Group]:
+    """Every group of `kind` for a filtered query, held in memory: visitors and page visitors (and labels
+    with none), and with `full` every count and the durations as runs. The endpoints use the tally
+    and the runs of the groups they show instead; this is the whole answer, for the tests."""
+    if fields is None:
+        fields = ("labels", "visitors", "page_visitors") + (FULL_FIELDS if full else ())
+    tally = _filtered_tally(conn, query, kind, fields)
+    try:
+        groups = tally.groups()
+    finally:
+        tally.close()
+    if full:
+        runs = _filtered_runs(conn, query, kind, list(groups))
+        for label, group in groups.items():
+            group.runs = runs.get(label, [])
     return groups
-
-
-def _arrays_loader(arrays: list[array[int]]) -> Callable[[], Runs]:
-    return lambda: [Run.of(durations) for durations in arrays]
 
 
 def column_buckets(
@@ -695,9 +769,7 @@ def top_groups(
         params: dict[str, object] = {}
         groups = _summed(_group_rows(query, kind, plan, rare, params, names), names)
         sql = f"SELECT * FROM {groups}{where} ORDER BY {_ORDERS[order]}{limit}"
-        found = [
-            (value, Group(**dict(zip(names, counts, strict=True)))) for value, *counts in conn.execute(sql, params)
-        ]
+        found = [(value, _group(names, counts)) for value, *counts in conn.execute(sql, params)]
         if rare == "all" or len(found) == wanted and getattr(found[-1][1], names[0]) > rollups.RARE_VIEWS:
             break
     if not full or not found:
@@ -706,6 +778,31 @@ def top_groups(
     rows = _group_rows(query, kind, plan, "all", params, values=[value for value, _ in found])
     every = {value: Group(*counts) for value, *counts in conn.execute(f"SELECT * FROM {_summed(rows)}", params)}
     return [(value, every[value]) for value, _ in found]
+
+
+def _filtered_top(
+    conn: sqlite3.Connection, query: Query, kind: int, order: str, wanted: int | None, full: bool
+) -> tuple[list[tuple[str, Group]], Group]:
+    """top_groups for a filtered query (from a tally of the column copies and raw rows), and the totals
+    of every group. Compact rows read one count: page visitors for pages (which drop paths without any),
+    visitors for the rest (which keep groups without any, so every label)."""
+    if full:
+        fields: tuple[str, ...] = ("labels", "visitors", "page_visitors", *FULL_FIELDS)
+    else:
+        fields = ("page_visitors",) if order == "pages" else ("labels", "visitors")
+    tally = _filtered_tally(conn, query, kind, fields)
+    try:
+        summed = tally.summed()
+        names = [field for field in fields if field != "labels"]
+        where = " WHERE page_visitors > 0" if order.startswith("pages") else ""
+        limit = "" if wanted is None else f" LIMIT {int(wanted)}"
+        sql = f"SELECT value, {', '.join(names)} FROM {summed}{where} ORDER BY {_ORDERS[order]}{limit}"
+        items = [(value, _group(names, counts)) for value, *counts in tally.db.execute(sql)]
+        totals = tally.db.execute(f"SELECT {', '.join(f'ifnull(SUM({n}), 0)' for n in names)} FROM {summed}")
+        total = _group(names, totals.fetchone())
+    finally:
+        tally.close()
+    return items, total
 
 
 def site_totals(conn: sqlite3.Connection, query: Query) -> Group:
@@ -729,25 +826,13 @@ def list_stats(
     kind = KINDS[kind_name]
     pages = endpoint == "pages"
     wanted = None if page.limit is None else page.offset + page.limit
+    order = "visitors" if not pages else "pages" if summary else "pages_full"
     if query.filters:
-        # Compact rows read one count: page visitors for pages (which drop paths without any),
-        # visitors for the rest (which keep groups without any, so every label).
-        fields = None if not summary else ("page_visitors",) if pages else ("labels", "visitors")
-        groups = column_groups(conn, query, kind, not summary, fields)
-        total = _total(groups)
-        if pages:
-            items = [(label, g) for label, g in groups.items() if g.page_visitors > 0]
-            if summary:
-                items.sort(key=lambda item: (-item[1].page_visitors, item[0]))
-            else:
-                items.sort(key=lambda item: (-item[1].page_visitors, -item[1].pageviews, item[0]))
-        else:
-            items = sorted(groups.items(), key=lambda item: (-item[1].visitors, item[0]))
+        items, total = _filtered_top(conn, query, kind, order, wanted, not summary)
     else:
-        order = "visitors" if not pages else "pages" if summary else "pages_full"
         items = top_groups(conn, query, kind, order, wanted, not summary)
-        groups = dict(items)
         total = site_totals(conn, query)
+    groups = dict(items)
     chosen = page.cut(items)
     if not summary:
         load_quantiles(conn, query, kind, groups, [label for label, _ in chosen], (0.5,))
@@ -771,16 +856,7 @@ def list_stats(
 
 def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
     """/time: median, quartiles and share of total time per page (spec §4.3)."""
-    if query.filters:
-        # Only page visitors and durations are read below.
-        groups = groups_for(conn, query, KINDS["path"], ("page_visitors",))
-        kept = [(path, g) for path, g in groups.items() if g.page_visitors >= 3 and g.median_positive()]
-        if not summary:
-            load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], QUARTILES)
-            kept = [(path, g) for path, g in kept if g.duration(0.25) > 0]
-        total = sum(g.duration_sum for _, g in kept)
-    else:
-        kept, total = _kept_pages(conn, query, summary, page)
+    kept, total = _kept_pages(conn, query, summary, page)
     shares = {path: fraction(g.duration_sum, total) for path, g in kept}
     groups = dict(kept)
     if summary:
@@ -793,8 +869,7 @@ def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page
             load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], (0.5,))
         kept.sort(key=lambda item: (-shares[item[0]], -item[1].duration(), -item[1].page_visitors, item[0]))
     else:
-        if not query.filters:  # the filtered path has every kept page's quartiles already
-            load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], QUARTILES)
+        load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], QUARTILES)
         kept.sort(key=lambda item: (-item[1].page_visitors, -item[1].duration(), item[0]))
     rows = []
     for path, group in page.cut(kept):
@@ -814,28 +889,44 @@ def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page
     return rows
 
 
+_TIME_FIELDS = ("page_visitors", "measured", "zeros", "ones", "twos", "duration_sum")
+
+
 def _kept_pages(
     conn: sqlite3.Connection, query: Query, summary: bool, page: Page
 ) -> tuple[list[tuple[str, Group]], int]:
-    """/time without filters: the pages that can be on the page asked for (with their ties), and the
-    total duration of every page /time keeps. SQLite sums the groups and keeps those with 3 page
-    visitors or more and a positive median (and lower quartile, for full rows), decided from the counts
-    of small durations (aggregate.positive); rare paths (RARE_VIEWS) cannot have 3. The rows come in
-    order of share (or of page visitors, for full rows) and are read only up to the last tie."""
+    """/time: the pages that can be on the page asked for (with their ties), and the total duration of
+    every page /time keeps. SQLite sums the groups (without filters from the rollups, with them from a
+    tally of the column copies) and keeps those with 3 page visitors or more and a positive median (and
+    lower quartile, for full rows), decided from the counts of small durations (aggregate.positive);
+    rare paths (RARE_VIEWS) cannot have 3. The rows come in order of share (or of page visitors, for
+    full rows) and are read only up to the last tie."""
+    if query.filters:
+        tally = _filtered_tally(conn, query, KINDS["path"], _TIME_FIELDS)
+        try:
+            return _kept_rows(tally.db, tally.summed(), {}, summary, page)
+        finally:
+            tally.close()
     plan = plan_for(conn, query, KINDS["path"])
     params: dict[str, object] = {}
+    return _kept_rows(conn, _summed(_group_rows(query, KINDS["path"], plan, "raw", params)), params, summary, page)
+
+
+def _kept_rows(
+    db: sqlite3.Connection, groups: str, params: dict[str, object], summary: bool, page: Page
+) -> tuple[list[tuple[str, Group]], int]:
     kept = f"page_visitors >= 3 AND {positive_sql(0.5, 'measured', 'zeros', 'ones', 'twos')}"
     if not summary:
         kept += f" AND {positive_sql(0.25, 'measured', 'zeros', 'ones', 'twos')}"
     order = "duration_sum DESC" if summary else "page_visitors DESC"
-    groups = _summed(_group_rows(query, KINDS["path"], plan, "raw", params))
-    sql = f"SELECT *, SUM(duration_sum) OVER () FROM {groups} WHERE {kept} ORDER BY {order}"
+    sql = f"SELECT value, {', '.join(_TIME_FIELDS)}, SUM(duration_sum) OVER () FROM {groups} WHERE {kept}"
+    sql += f" ORDER BY {order}"
     wanted = None if page.limit is None else page.offset + page.limit
     found: list[tuple[str, Group]] = []
     total = 0
     last: Any = None
-    for value, *counts, total in conn.execute(sql, params):
-        group = Group(*counts)
+    for value, *counts, total in db.execute(sql, params):
+        group = _group(_TIME_FIELDS, counts)
         key = fraction(group.duration_sum, total) if summary else group.page_visitors
         if wanted is not None and len(found) >= wanted and key != last:
             break

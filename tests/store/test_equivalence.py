@@ -448,8 +448,8 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     and the column copies' durations, through blob windows. Column copies: seeds 2 and 6 code columns of
     more than 3 values in two planes, 3 and 7 copy no day with a column of more than 4 values (every path
     column here has 9), so filtered answers come raw. Seeds 6 and 7 are small sites (their lists read raw
-    rows); seeds 4 and 5 build only the blocks of 40 views or more; every refresh works in batches of
-    about 64 views."""
+    rows); seeds 4 and 5 build only the blocks of 40 views or more; seeds 1 and 4 hold 3 labels at most
+    in a filtered tally's memory; every refresh works in batches of about 64 views."""
     seed = request.node.callspec.params["seed"]
     use_full_site(monkeypatch)
     if seed % 2:
@@ -462,6 +462,8 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(rollups, "SMALL_SITE_VIEWS", 20_000)
     if seed in (4, 5):
         monkeypatch.setattr(rollups, "MIN_BLOCK_VIEWS", 40)
+    if seed in (1, 4):
+        monkeypatch.setattr(stats, "MAX_LABELS_HELD", 3)  # filtered tallies spill to their database every day
 
 
 def use_full_site(monkeypatch: pytest.MonkeyPatch) -> None:
