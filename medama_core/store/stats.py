@@ -330,14 +330,18 @@ class Tally:
     keeps in its page cache and writes to a file it deletes on close only when it grows: a long tail
     costs disk, not memory. The groups come out summed and sorted by SQLite, as without filters."""
 
-    def __init__(self, fields: Sequence[str]) -> None:
+    def __init__(self, fields: Sequence[str], keys: Sequence[str] = ("value",)) -> None:
+        """Counts `fields` per label; a label is a string, or with more `keys` a tuple (name, value)."""
         self.fields = tuple(fields)
-        self.counters: dict[str, Counter[str]] = {field: Counter() for field in fields}
+        self.keys = tuple(keys)
+        self.counters: dict[str, Counter[Any]] = {field: Counter() for field in fields}
         self.db = sqlite3.connect("", isolation_level=None)
         self.db.execute(f"PRAGMA cache_size = -{SPILL_CACHE_KIB}")
-        self.db.execute(f"CREATE TABLE counts (value TEXT NOT NULL, {', '.join(self.fields)})")
+        self.db.execute(
+            f"CREATE TABLE counts ({', '.join(f'{key} TEXT NOT NULL' for key in keys)}, {', '.join(fields)})"
+        )
 
-    def add(self, counts: dict[str, Counter[str]]) -> None:
+    def add(self, counts: dict[str, Counter[Any]]) -> None:
         for field, counter in counts.items():
             self.counters[field].update(counter)
         if max(map(len, self.counters.values())) > MAX_LABELS_HELD:
@@ -345,9 +349,10 @@ class Tally:
 
     def _spill(self) -> None:
         labels = set().union(*self.counters.values())
-        rows = ((label, *(self.counters[field][label] for field in self.fields)) for label in labels)
+        one = len(self.keys) == 1
+        rows = (((label,) if one else label) + tuple(self.counters[f][label] for f in self.fields) for label in labels)
         self.db.execute("BEGIN")
-        self.db.executemany(f"INSERT INTO counts VALUES (?{', ?' * len(self.fields)})", rows)
+        self.db.executemany(f"INSERT INTO counts VALUES ({', '.join('?' * (len(self.keys) + len(self.fields)))})", rows)
         self.db.execute("COMMIT")
         for counter in self.counters.values():
             counter.clear()
@@ -357,6 +362,11 @@ class Tally:
         self._spill()
         sums = ", ".join(f"SUM({field}) AS {field}" for field in self.fields if field != "labels")
         return f"(SELECT value, {sums} FROM counts GROUP BY value)"
+
+    def summed_pairs(self) -> str:
+        """A tally of (name, value) keys as rows (name, value, events) of `db`, after a last spill."""
+        self._spill()
+        return "SELECT name, value, events FROM counts"
 
     def groups(self) -> dict[str, Group]:
         """Every label's group, held in memory (for the tests' small answers)."""
@@ -947,7 +957,12 @@ def property_counts(conn: sqlite3.Connection, query: Query) -> dict[tuple[str, s
     """Events per (name, value) of the site's views, the period applied to the events' own time (every
     pair: /properties uses this with view filters only, and SQL sums and sorts without them)."""
     if query.view_filters:
-        return _column_property_counts(conn, query)
+        tally = _column_property_counts(conn, query)
+        try:
+            sql = f"SELECT name, value, SUM(events) FROM ({tally.summed_pairs()}) GROUP BY 1, 2"
+            return {(name, value): n for name, value, n in tally.db.execute(sql)}
+        finally:
+            tally.close()
     plan = rollups.plan(conn, query.hostname, query.start, query.end)
     counts = rollups.props_groups(conn, query.hostname, plan)
     for where, params in _raw_pieces(query.hostname, plan.raw, "e.date_created"):
@@ -957,13 +972,14 @@ def property_counts(conn: sqlite3.Connection, query: Query) -> dict[tuple[str, s
     return {key: n for key, n in counts.items() if all(test(key[0] if is_name else key[1]) for is_name, test in tests)}
 
 
-def _column_property_counts(conn: sqlite3.Connection, query: Query) -> dict[tuple[str, str], int]:
-    """property_counts with view filters: the events' column copies of clean days, raw rows for the rest."""
+def _column_property_counts(conn: sqlite3.Connection, query: Query) -> Tally:
+    """Events per (name, value) with view filters, in a tally: the events' column copies of clean days,
+    raw rows for the rest."""
     the_plan = columns.plan(conn, query.hostname, query.start, query.end, columns.EVENTS)
     hours = the_plan.hours_by_day()
     selection = scan.Selection(query.filters)
     names = [*selection.columns, *columns.EVENT_COLUMNS]
-    counts: Counter[tuple[str, str]] = Counter()
+    tally = Tally(("events",), ("name", "value"))
     partial = the_plan.partial_days()
     for copy in columns.load(conn, query.hostname, list(hours), names, False, columns.EVENTS, partial):
         day_scan = scan.DayScan(copy)
@@ -971,12 +987,13 @@ def _column_property_counts(conn: sqlite3.Connection, query: Query) -> dict[tupl
         if mask:
             mask &= day_scan.hours_in(hours[copy.day])
         if mask:
-            counts += day_scan.pair_counts(*columns.EVENT_COLUMNS, mask)
+            tally.add({"events": day_scan.pair_counts(*columns.EVENT_COLUMNS, mask)})
     for where, params in _raw_pieces(query.hostname, the_plan.raw, "e.date_created"):
         clauses = [where, *where_sql(query.view_filters, params), *where_sql(query.prop_filters, params, "p")]
-        for name, value, n in conn.execute(_RAW_PROPS_SQL.format(where=" AND ".join(clauses)), params):
-            counts[(name, value)] += n
-    return counts
+        cursor = conn.execute(_RAW_PROPS_SQL.format(where=" AND ".join(clauses)), params)
+        while rows := cursor.fetchmany(RAW_ROWS_CHUNK):
+            tally.add({"events": Counter({(name, value): n for name, value, n in rows})})
+    return tally
 
 
 def properties(conn: sqlite3.Connection, query: Query, page: Page) -> list[dict[str, Any]]:
@@ -987,18 +1004,11 @@ def properties(conn: sqlite3.Connection, query: Query, page: Page) -> list[dict[
     query = Query(query.hostname, query.start_us, query.end_us, kept)
     if not query.view_filters:
         return _rollup_properties(conn, query, by_value, page)
-    counts = property_counts(conn, query)
-    total = sum(counts.values())
-    if by_value:
-        items = sorted(counts.items(), key=lambda item: (-item[1], item[0][1], item[0][0]))
-        return [
-            {"value": value, "events": n, "events_percentage": fraction(n, total)} for (_, value), n in page.cut(items)
-        ]
-    names: dict[str, int] = {}
-    for (name, _), n in counts.items():
-        names[name] = names.get(name, 0) + n
-    ranked = sorted(names.items(), key=lambda item: (-item[1], item[0]))
-    return [{"name": name, "events": n, "events_percentage": fraction(n, total)} for name, n in page.cut(ranked)]
+    tally = _column_property_counts(conn, query)  # prop filters applied already
+    try:
+        return _properties_answer(tally.db, tally.summed_pairs(), {}, "1", by_value, page)
+    finally:
+        tally.close()
 
 
 # Events of a set of Unix-ms ranges (`:ranges`) by their own time, each with its view on the site.
@@ -1033,12 +1043,21 @@ def _rollup_properties(conn: sqlite3.Connection, query: Query, by_value: bool, p
         )
     rows = " UNION ALL ".join(parts) or "SELECT '' AS name, '' AS value, 0 AS events WHERE 0"
     chosen = " AND ".join(where_sql(query.prop_filters, params, "p"))
+    return _properties_answer(conn, rows, params, chosen, by_value, page)
+
+
+def _properties_answer(
+    db: sqlite3.Connection, rows: str, params: dict[str, object], chosen: str, by_value: bool, page: Page
+) -> list[dict[str, Any]]:
+    """The /properties rows from (name, value, events) `rows` of `db` where `chosen` holds, summed per value
+    (with `by_value`) or name, sorted, cut to the page, with each share of their total."""
+    limit = "" if page.limit is None else f" LIMIT {int(page.offset + page.limit)}"
     if by_value:
         sql = (
             f"SELECT value, SUM(events) AS n, SUM(SUM(events)) OVER () FROM ({rows}) e WHERE {chosen}"
             " GROUP BY name, value ORDER BY n DESC, value, name"
         )
-        found = conn.execute(sql + limit, params).fetchall()
+        found = db.execute(sql + limit, params).fetchall()
         return [
             {"value": value, "events": n, "events_percentage": fraction(n, total)}
             for value, n, total in page.cut(found)
@@ -1047,7 +1066,7 @@ def _rollup_properties(conn: sqlite3.Connection, query: Query, by_value: bool, p
         f"SELECT name, SUM(events) AS n, SUM(SUM(events)) OVER () FROM ({rows}) e WHERE {chosen}"
         " GROUP BY name ORDER BY n DESC, name"
     )
-    found = conn.execute(sql + limit, params).fetchall()
+    found = db.execute(sql + limit, params).fetchall()
     return [{"name": name, "events": n, "events_percentage": fraction(n, total)} for name, n, total in page.cut(found)]
 
 
