@@ -938,12 +938,23 @@ def run_server(args: argparse.Namespace, shape: Shape) -> None:
     data_dir = os.path.join(base, "data")
     write_files(shape, data_dir)
     workdir = os.path.join(base, "server")
+    imported = os.path.join(base, "imported")  # the databases right after the import, kept for --reuse-import
     shutil.rmtree(workdir, ignore_errors=True)
-    os.makedirs(workdir)
-    Server(args.checkout, workdir).stop()  # creates the databases and the admin user
-    for name in ("views", "events"):
-        seconds, peak = run_import(args.checkout, workdir, os.path.join(data_dir, f"{name}.csv"))
-        print(f"medama import {name}.csv: {seconds:.1f} s, import process peak RSS {peak / 1024:.1f} MB", flush=True)
+    if args.reuse_import and os.path.exists(os.path.join(imported, "done")):
+        shutil.copytree(imported, workdir)
+        print("databases as right after the import: copied from an earlier run", flush=True)
+    else:
+        os.makedirs(workdir)
+        Server(args.checkout, workdir).stop()  # creates the databases and the admin user
+        for name in ("views", "events"):
+            seconds, peak = run_import(args.checkout, workdir, os.path.join(data_dir, f"{name}.csv"))
+            print(
+                f"medama import {name}.csv: {seconds:.1f} s, import process peak RSS {peak / 1024:.1f} MB", flush=True
+            )
+        shutil.rmtree(imported, ignore_errors=True)
+        shutil.copytree(workdir, imported)
+        with open(os.path.join(imported, "done"), "w") as marker:
+            marker.write(shape.key())
     duck = Worker("--serve-duck", data_dir)
     started = time.monotonic()
     server = Server(args.checkout, workdir)
@@ -1020,6 +1031,11 @@ def main() -> None:
     parser.add_argument("--checkout", default=str(ROOT), help="the medama checkout whose server --server runs")
     parser.add_argument("--settle-limit", type=float, default=1800, help="seconds to wait for background work")
     parser.add_argument("--poll", type=float, default=5, help="seconds between looks at the background work")
+    parser.add_argument(
+        "--reuse-import",
+        action="store_true",
+        help="with --server, start from a copy of an earlier run's databases as they were right after the import",
+    )
     parser.add_argument(
         "--no-first-pass",
         dest="first_pass",

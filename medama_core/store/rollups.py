@@ -134,10 +134,7 @@ _DIRTY_CLOSED_SQL = """
     SELECT hostname, hour FROM rollup_dirty WHERE hour < :now_hour ORDER BY hour, hostname LIMIT :limit"""
 _DIRTY_IN_RANGE_SQL = """
     SELECT hour FROM rollup_dirty WHERE hostname = :hostname AND hour BETWEEN :lo AND :hi ORDER BY hour"""
-_PAIR_VIEWS_SQL = f"""
-    SELECT p.hostname, p.hour, (SELECT COUNT(*) FROM views v WHERE v.hostname = p.hostname
-        AND v.date_created BETWEEN p.hour * {HOUR_MS} AND p.hour * {HOUR_MS} + {HOUR_MS - 1})
-    FROM temp.refresh_pairs p ORDER BY p.hour, p.hostname"""
+_PAIR_VIEWS_SQL = "SELECT COUNT(*) FROM views WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi"
 # The views of the batch's (site, hour) pairs, each with its hour and whether its site keeps every kind.
 _BATCH_VIEWS = f"""v AS MATERIALIZED (
     SELECT v.*, p.hour AS hour, p.full AS full FROM temp.refresh_pairs p CROSS JOIN views v
@@ -341,15 +338,15 @@ def refresh_hours(conn: sqlite3.Connection, now_ms: int) -> int:
         if not pairs:
             return 0
         _temp_tables(conn)
-        conn.executemany("INSERT INTO temp.refresh_pairs VALUES (?, ?, 0)", pairs)
         chosen: list[tuple[str, int]] = []
         total = 0
-        for hostname, hour, count in conn.execute(_PAIR_VIEWS_SQL).fetchall():
+        for hostname, hour in pairs:  # counted one by one, up to the batch's views
+            bounds = {"hostname": hostname, "lo": hour * HOUR_MS, "hi": (hour + 1) * HOUR_MS - 1}
+            count = conn.execute(_PAIR_VIEWS_SQL, bounds).fetchone()[0]
             if chosen and total + count > views:
                 break
             chosen.append((hostname, hour))
             total += count
-        conn.execute("DELETE FROM temp.refresh_pairs")
         modes = _site_modes(conn, {hostname for hostname, _ in chosen})
         conn.executemany(
             "INSERT INTO temp.refresh_pairs VALUES (?, ?, ?)",
