@@ -26,6 +26,7 @@ from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
+from operator import itemgetter
 from typing import Any, Final
 
 from medama_core.store import rollups
@@ -177,15 +178,18 @@ def _store_views(
         if duration is not None:
             timed.append(duration)
 
-    coded = _code_columns(rows, dimensions + 1, rest)
+    coded, over = _code_columns(rows, dimensions + 1, rest, PLANE_CODES * PLANE_CODES)
     if not flags:
         return False
     untimed = len(flags) - len(timed)
     copied = True
-    for name, (index, codes) in zip(COLUMN_SQL, coded[:dimensions], strict=False):
+    for column, (name, (index, codes)) in enumerate(zip(COLUMN_SQL, coded[:dimensions], strict=False)):
         if runs is not None:
-            runs(name, _runs_by_value(index, codes, untimed, timed))
-        planes = _planes(len(index), codes) if copied else None
+            if column in over:  # too many values to code: their runs sorted by SQLite, a chunk at a time
+                _sql_runs(conn, hostname, day, last, name, runs)
+            else:
+                runs(name, _runs_by_value(index, codes, untimed, timed))
+        planes = None if column in over or not copied else _planes(len(index), codes)
         if planes is None:
             copied = False
         else:
@@ -194,7 +198,7 @@ def _store_views(
         del codes[:]
     if not copied:
         return False
-    props = _records(VIEWS, [PROPS], coded[dimensions:])
+    props = None if dimensions in over else _records(VIEWS, [PROPS], coded[dimensions:])
     width, packed = rollups.pack(timed)
     meta = {
         "rows": len(flags),
@@ -208,6 +212,25 @@ def _store_views(
     records.append((META, json.dumps(meta), b""))
     conn.executemany(_INSERT_SQL, [(hostname, day, name, dictionary, data) for name, dictionary, data in records])
     return True
+
+
+_COLUMN_RUNS_SQL = """
+    SELECT {expr}, duration_ms FROM views WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi
+    AND duration_ms IS NOT NULL ORDER BY 1, 2"""
+RUNS_CHUNK: Final = 4096  # values whose runs are handed over at once when SQLite sorts them
+
+
+def _sql_runs(conn: sqlite3.Connection, hostname: str, day: int, last: int, name: str, runs: DayRuns) -> None:
+    """A column's durations per value over the day's hours 0..last, sorted by SQLite (its sorter spills to
+    disk), handed to `runs` RUNS_CHUNK values at a time."""
+    bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
+    chunk: dict[str, array[int]] = {}
+    for value, rows in groupby(conn.execute(_COLUMN_RUNS_SQL.format(expr=COLUMN_SQL[name]), bounds), key=itemgetter(0)):
+        chunk[str(value)] = array("q", (duration for _, duration in rows))
+        if len(chunk) >= RUNS_CHUNK:
+            runs(name, chunk)
+            chunk = {}
+    runs(name, chunk)
 
 
 def _runs_by_value(index: dict[Any, int], codes: array[int], untimed: int, timed: array[int]) -> dict[str, array[int]]:
@@ -227,10 +250,12 @@ def encode_events(rows: Iterable[tuple[Any, ...]], day: int, last: int = HOURS_P
     hours = bytearray()
     first_hour = day * HOURS_PER_DAY
     names = (*EVENT_COLUMNS, *COLUMN_SQL)
-    coded = _code_columns(rows, len(names), lambda row: hours.append(row[-1] // HOUR_MS - first_hour + 1))
+    coded, over = _code_columns(
+        rows, len(names), lambda row: hours.append(row[-1] // HOUR_MS - first_hour + 1), PLANE_CODES * PLANE_CODES
+    )
     if not hours:
         return []
-    records = _records(EVENTS, names, coded)
+    records = None if over else _records(EVENTS, names, coded)
     if records is None:
         return [(EVENTS, json.dumps({"rows": NOT_COPIED}), b"")]
     meta = {"rows": len(hours), "untimed": 0, "width": 4, "base": PLANE_CODES, "last": last}
@@ -241,21 +266,32 @@ Coded = list[tuple[dict[Any, int], "array[int]"]]  # per column: value -> code (
 TWO_BYTE_CODES: Final = 1 << 16  # codes fit array("H") up to this many values; then "I"
 
 
-def _code_columns(rows: Iterable[tuple[Any, ...]], count: int, rest: Callable[[tuple[Any, ...]], None]) -> Coded:
-    """Code the first `count` values of each row as they stream by; `rest` takes each row's other values."""
+def _code_columns(
+    rows: Iterable[tuple[Any, ...]], count: int, rest: Callable[[tuple[Any, ...]], None], most: int | None = None
+) -> tuple[Coded, set[int]]:
+    """Code the first `count` values of each row as they stream by; `rest` takes each row's other values.
+    A column with more than `most` values is given up (its values are let go as soon as it has too
+    many: a day of random paths must not hold them all) and returned among the columns over."""
     coded: Coded = [({}, array("H")) for _ in range(count)]
+    over: set[int] = set()
     for row in rows:
         for column, value in enumerate(row[:count]):
             index, codes = coded[column]
             code = index.get(value)
             if code is None:
+                if column in over:
+                    continue
                 code = index[value] = len(index)
+                if most is not None and code >= most:
+                    over.add(column)
+                    coded[column] = ({}, array("H"))
+                    continue
                 if code == TWO_BYTE_CODES and codes.typecode == "H":
                     codes = array("I", codes)
                     coded[column] = (index, codes)
             codes.append(code)
         rest(row)
-    return coded
+    return coded, over
 
 
 def _records(prefix: str, names: Iterable[str], coded: Coded) -> list[Record] | None:
@@ -296,7 +332,7 @@ def _flags(unique_user: int, unique_page: int, duration: int | None) -> int:
 
 def encode_column(values: Sequence[object]) -> tuple[list[str], bytes] | None:
     """A dictionary (first-seen order) and the code planes of one column; None with too many values."""
-    ((index, codes),) = _code_columns(((value,) for value in values), 1, lambda row: None)
+    ((index, codes),), _ = _code_columns(((value,) for value in values), 1, lambda row: None)
     planes = _planes(len(index), codes)
     return None if planes is None else ([str(value) for value in index], planes)
 
