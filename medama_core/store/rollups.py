@@ -209,9 +209,11 @@ _HAD_ROWS_SQL = f"""
     SELECT p.hostname, p.hour FROM temp.refresh_pairs p WHERE EXISTS (
         SELECT 1 FROM rollup r WHERE r.hostname = p.hostname AND r.span = {HOUR} AND r.kind = 0 AND r.period = p.hour)
     OR EXISTS (SELECT 1 FROM rollup_props r WHERE r.hostname = p.hostname AND r.span = {HOUR} AND r.period = p.hour)"""
+# A subquery per pair, not a join: SQLite would build a Bloom filter of every site row of `rollup` for it.
 _OLD_SITE_VIEWS_SQL = f"""
-    SELECT p.hostname, SUM(r.pageviews) FROM temp.refresh_pairs p CROSS JOIN rollup r
-    ON r.hostname = p.hostname AND r.span = {HOUR} AND r.kind = 0 AND r.period = p.hour GROUP BY 1"""
+    SELECT hostname, SUM(views) FROM (SELECT p.hostname, (SELECT r.pageviews FROM rollup r WHERE r.hostname = p.hostname
+        AND r.span = {HOUR} AND r.kind = 0 AND r.period = p.hour) AS views FROM temp.refresh_pairs p)
+    WHERE views NOT NULL GROUP BY 1"""
 _DELETE_BLOCK_SQL = (
     f"DELETE FROM rollup WHERE hostname = :hostname AND span = :span AND kind IN ({_ALL_KINDS}) AND period = :period",
     f"DELETE FROM rollup_durations WHERE hostname = :hostname AND span = :span AND kind IN ({_ALL_KINDS})"
