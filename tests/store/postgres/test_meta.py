@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -323,24 +325,46 @@ def test_lone_surrogates_fail_alike_on_both_engines(pg: Any) -> None:
             module.get_user_by_username(conn, "a\ud800")
 
 
-def test_delete_user_waits_for_and_then_refuses_a_concurrent_website(pg_url: str) -> None:
-    """A website inserted for a user on another node while the user is being deleted is refused, not orphaned."""
+def test_a_website_added_on_another_node_during_delete_user_is_refused_not_orphaned(pg_url: str) -> None:
+    """delete_user locks the user's row first: another node's insert_website for that user waits, then fails."""
     from medama_core.store.postgres import db
     from medama_core.store.postgres.url import parse_url
 
     first, second = (db.connect(parse_url(pg_url)) for _ in range(2))
     db.migrate(first, pg_meta.MIGRATIONS, pg_meta.COMPONENT)
+    outcome: dict[str, object] = {}
+
+    def delete() -> None:
+        try:
+            outcome["deleted"] = pg_meta.delete_user(first, "user_a")
+        except Exception as exc:
+            outcome["deleted"] = exc
+
+    thread = threading.Thread(target=delete)
     try:
         pg_meta.insert_user(first, "user_a", "alice", "h1", 100)
-        with first.transaction():  # the deleting node, halfway: user row locked, websites deleted
-            first.execute("SELECT 1 FROM users WHERE id = 'user_a' FOR UPDATE")
-            second.execute("SET lock_timeout = '200ms'")
-            with pytest.raises(psycopg.errors.LockNotAvailable):  # the other node's insert waits for the lock
-                pg_meta.insert_website(second, "a.example", "user_a", 100)
-            first.execute("DELETE FROM users WHERE id = 'user_a'")
-        with pytest.raises(AlreadyExists):  # once the user is gone, the foreign key refuses it (as SQLite)
-            pg_meta.insert_website(second, "a.example", "user_a", 100)
-        assert pg_meta.list_hostnames(first) == []
+        pg_meta.insert_website(first, "a.example", "user_a", 100)
+        # Hold delete_user between its two deletes: a trigger sleeps after the websites are deleted.
+        first.execute(
+            "CREATE FUNCTION pause() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END $$"
+        )
+        first.execute("CREATE TRIGGER pause AFTER DELETE ON websites FOR EACH STATEMENT EXECUTE FUNCTION pause()")
+        pid = first.info.backend_pid
+        thread.start()
+        deadline = time.monotonic() + 10
+        while second.execute("SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() != (
+            "PgSleep",
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with pytest.raises(AlreadyExists):  # waited for the delete to commit, then the foreign key refused it
+            pg_meta.insert_website(second, "b.example", "user_a", 100)
+        thread.join()
+        assert outcome["deleted"] == ["a.example"]
+        assert pg_meta.list_hostnames(second) == [] and pg_meta.get_user(second, "user_a") is None
     finally:
+        if thread.is_alive():
+            thread.join(10)
         first.close()
         second.close()
