@@ -203,13 +203,18 @@ class _Pool:
         slot.last_used = time.monotonic()
         self._idle.put(slot)
 
-    def close(self) -> None:
-        self.closed = True
-        while True:
+    def trim(self, capacity: int) -> None:
+        """Keep at most `capacity` connections from now on, closing idle ones beyond it."""
+        self.capacity = capacity
+        while self._idle.qsize() > capacity:
             try:
                 self._idle.get_nowait().conn.close()
             except queue.Empty:
                 return
+
+    def close(self) -> None:
+        self.closed = True
+        self.trim(0)
 
 
 class Database:
@@ -250,7 +255,7 @@ class Database:
         if readers is not None and readers != self.readers:
             old = self._reader
             self._reader = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="read-postgres")
-            self._read_pool.capacity = readers
+            self._read_pool.trim(readers)
             self.readers = readers
             old.shutdown(wait=False)
 

@@ -12,7 +12,7 @@ as SQLite's BINARY collation does on UTF-8, whatever the database's locale.
 
 To add a column or a table: append a Migration (never edit a shipped one), and
 the same change to store/meta.py's MIGRATIONS and to meta_copy.TABLES; the
-conformance tests (tests/store/test_postgres_meta.py) compare both engines.
+conformance tests (tests/store/postgres/test_meta.py) compare both engines.
 """
 
 from __future__ import annotations

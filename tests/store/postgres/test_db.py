@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import shutil
 import subprocess
 import sys
@@ -327,3 +328,25 @@ def test_close_closes_every_connection(pg_server: PostgresServer, pg_url: str) -
     while pg_server.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}'") != "0":
         assert time.monotonic() < deadline, "connections left open"
         time.sleep(0.05)
+
+
+def test_the_door_has_the_sqlite_doors_shape(database: Database) -> None:
+    """read, write, configure and close take what the SQLite door's take, so the API layer can hold either."""
+    from medama_core.store import db as sqlite_db
+
+    for name in ("read", "write", "configure", "close"):
+        ours = inspect.signature(getattr(Database, name))
+        theirs = inspect.signature(getattr(sqlite_db.Database, name))
+        assert ours == theirs, name
+    assert isinstance(database.readers, int) and database.version == max(m.version for m in meta.MIGRATIONS)
+
+
+def test_configure_changes_the_reader_count(database: Database) -> None:
+    async def reads() -> set[int]:
+        pids = await asyncio.gather(*(database.read(lambda c: c.info.backend_pid) for _ in range(12)))
+        return set(pids)
+
+    assert len(asyncio.run(reads())) <= 2
+    database.configure(readers=1, cache_kib=1024)  # the cache is the server's: accepted, unused
+    assert database.readers == 1
+    assert len(asyncio.run(reads())) == 1
