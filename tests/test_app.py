@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+from medama_core.app import peer_network
 from tests.helpers import Client, LiveServer, live_server
 
 
@@ -105,3 +106,15 @@ def test_access_log_has_status_and_duration(server: LiveServer, client: Client) 
     client.get("/api/nope")
     lines = [line for line in server.log_stream.getvalue().splitlines() if '"request"' in line]
     assert any('"status": 404' in line and '"duration_ms"' in line and '"path": "/api/nope"' in line for line in lines)
+
+
+def test_connection_caps_group_peers_by_network() -> None:
+    network = peer_network(("203.0.113.0/24", "loopback"))
+    assert network("198.51.100.7") == network("198.51.100.250") == "198.51.100.0/24"
+    assert network("198.51.101.7") == "198.51.101.0/24"
+    assert network("::ffff:198.51.100.9") == "198.51.100.0/24"  # an IPv4 client of a dual-stack listener
+    assert network("2001:db8:1:2::1") == network("2001:db8:1:ffff::2") == "2001:db8:1::/48"
+    assert network("2001:db8:2::1") == "2001:db8:2::/48"
+    for exempt in ("203.0.113.9", "127.0.0.1", "127.1.2.3", "::1", ""):  # trusted proxies; not an IP
+        assert network(exempt) is None, exempt
+    assert peer_network(())("127.0.0.1") == "127.0.0.0/24"

@@ -9,11 +9,16 @@ are its own. The load:
              as latency instead of as fewer requests (no coordinated omission);
   reads      every `read_interval_s`, what the dashboard fetches for one page
              view (site list, summary with interval, ten panels, the app shell);
-  idle       connections that never send a byte (the server drops them after
-             its 5-minute idle timeout; they are reopened);
+  idle       connections that never send a byte (the server drops them once
+             its 10-second header timeout, counted from accept, has passed;
+             they are reopened);
   slowloris  connections that send a request head one header every few
              seconds and never finish it: the server must answer 408 and close
              once the head has taken its 10-second header timeout; reopened.
+
+The crowd comes from CROWD_SOURCES, loopback addresses in networks of their
+own, so that it stays under the server's per-network connection cap (an
+eighth of the slots, 512) the way a crowd of strangers would.
 
 The report gives RSS and descriptor samples, hit latency percentiles and how
 the slowloris connections ended.
@@ -40,6 +45,8 @@ SLOWLORIS_DRIP_S = 3.0  # seconds between the header lines a slowloris connectio
 CONNECT_BATCH = 100  # connections opened at once when building the crowd, so the backlog never overflows
 REQUEST_TIMEOUT_S = 30.0
 SLOW_HIT_MS = 50.0  # hits slower than this are listed with their time, to tell what they coincided with
+# Four /24s of loopback: 1,000 crowd connections are 250 a network, under the server's per-network cap.
+CROWD_SOURCES = ("127.0.1.1", "127.0.2.1", "127.0.3.1", "127.0.4.1")
 PANELS = ("pages", "time", "referrers", "sources", "mediums", "campaigns", "browsers", "os", "devices", "countries")
 
 
@@ -161,6 +168,7 @@ class Soak:
         self.result = SoakResult()
         self.crowd: set[asyncio.Task[None]] = set()
         self.open_crowd = 0
+        self.spawned = 0
         self.stopping = False
 
     async def run(self) -> SoakResult:
@@ -203,18 +211,20 @@ class Soak:
     def _spawn(self, kind: str, delay: float = 0.0) -> None:
         if self.stopping:
             return
-        task = asyncio.create_task(self._idle() if kind == "idle" else self._slowloris(delay))
+        source = CROWD_SOURCES[self.spawned % len(CROWD_SOURCES)]
+        self.spawned += 1
+        task = asyncio.create_task(self._idle(source) if kind == "idle" else self._slowloris(source, delay))
         self.crowd.add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
             self.crowd.discard(finished)
             if not finished.cancelled():
-                self._spawn(kind)  # keep the crowd at its size
+                self._spawn(kind)  # keep the crowd at its size (from the next source in turn)
 
         task.add_done_callback(done)
 
-    async def _idle(self) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port)
+    async def _idle(self, source: str) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port, local_addr=(source, 0))
         self.open_crowd += 1
         self.result.crowd_peak = max(self.result.crowd_peak, self.open_crowd)
         try:
@@ -226,9 +236,9 @@ class Soak:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    async def _slowloris(self, delay: float) -> None:
+    async def _slowloris(self, source: str, delay: float) -> None:
         await asyncio.sleep(delay)
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port, local_addr=(source, 0))
         self.open_crowd += 1
         self.result.crowd_peak = max(self.result.crowd_peak, self.open_crowd)
         first_byte = time.monotonic()
