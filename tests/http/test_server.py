@@ -25,8 +25,10 @@ class EchoApp:
 
     def __init__(self, name: str = "echo") -> None:
         self.name = name
+        self.seen: list[str] = []  # paths, in the order handled
 
     async def handle(self, request: Request) -> Response:
+        self.seen.append(request.path)
         if request.path == "/slow":
             await asyncio.sleep(float(request.query_value("s") or "0.3"))
         if request.path == "/boom":
@@ -184,6 +186,23 @@ def test_long_pipeline_does_not_recurse() -> None:
         sock.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n" * count)
         statuses = [read_response(sock, buf)[0] for _ in range(count)]
         assert statuses == [200] * count
+
+
+def test_a_long_pipeline_does_not_hold_the_loop_from_other_connections() -> None:
+    # Every pipelined request buffered used to be answered in one go (here ~4,000 of them, one read's
+    # worth) while every other connection waited; now the loop turns every PIPELINE_BURST answers.
+    with running() as srv:
+        flood, other = connect(srv.port), connect(srv.port)
+        time.sleep(0.1)  # both accepted
+        flood.sendall(b"GET /flood HTTP/1.1\r\nHost: x\r\n\r\n" * 20_000)
+        other.sendall(b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(other, bytearray())[0] == 200
+        buf = bytearray()
+        assert all(read_response(flood, buf)[0] == 200 for _ in range(20_000))
+        app = srv.server.app
+        assert isinstance(app, EchoApp)
+        seen = app.seen
+        assert seen.index("/other") < 1000, seen.index("/other")  # 32 here; 3,999 before
 
 
 def test_chunked_request_body_split_across_packets() -> None:
