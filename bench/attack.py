@@ -17,6 +17,7 @@ machine's load, not the server's), its RSS before, at the peak and after (VmRSS 
   long-names     5,000 GET /scripts/<16,000 letters>.js (all 404), pipelined.
   script-names   100,000 GET /scripts/<random>.js (all 404).
   dash-paths     100,000 GET /<random dashboard path> (the SPA shell).
+                 The three are pipelined 100 deep over 4 connections, flat out or at --names-rate.
   flood          4,100 connections from 127.0.0.1 that never send a byte, held --hold seconds;
                  whether a client from another network (127.0.1.1, another /24) is served.
   bodies         300 connections each sending 1,000,000 bytes of a 1,048,576-byte body, then
@@ -346,16 +347,20 @@ def attack_chunked(watch: Watch, drip_s: float) -> list[Measurement]:
     return results
 
 
-def pipelined_gets(port: int, paths: list[str], connections: int = 4) -> dict[int, int]:
-    """GET every path, pipelined PIPELINE_DEPTH deep over a few keep-alive connections; statuses counted."""
+def pipelined_gets(port: int, paths: list[str], connections: int = 4, rate: float = 0.0) -> dict[int, int]:
+    """GET every path, pipelined PIPELINE_DEPTH deep over a few keep-alive connections, at most `rate`
+    requests a second in all (0: as fast as the server answers); statuses counted."""
     statuses: dict[int, int] = {}
     lock = threading.Lock()
 
     def lane(share: list[str]) -> None:
         sock = socket.create_connection(("127.0.0.1", port), timeout=60, source_address=(ATTACKER, 0))
         buf = bytearray()
+        began = time.monotonic()
         try:
             for start in range(0, len(share), PIPELINE_DEPTH):
+                if rate:
+                    time.sleep(max(0.0, began + start * connections / rate - time.monotonic()))
                 batch = share[start : start + PIPELINE_DEPTH]
                 sock.sendall(b"".join(f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() for p in batch))
                 for _ in batch:
@@ -378,7 +383,7 @@ def random_names(rng: random.Random, count: int, length: int) -> list[str]:
     return ["".join(rng.choices(alphabet, k=length)) for _ in range(count)]
 
 
-def attack_names(watch: Watch, count: int) -> list[Measurement]:
+def attack_names(watch: Watch, count: int, rate: float) -> list[Measurement]:
     rng = random.Random(14)
     results = []
     long_count = max(1, count // 20)
@@ -390,7 +395,7 @@ def attack_names(watch: Watch, count: int) -> list[Measurement]:
     for name, make in cases:
         paths = make()
         with watch.measure(name, settle_s=2.0) as m:
-            statuses = pipelined_gets(watch.port, paths)
+            statuses = pipelined_gets(watch.port, paths, rate=rate)
             m.notes.append(f"{len(paths):,} requests: {json.dumps(statuses)}")
         results.append(m)
     return results
@@ -488,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default=sys.executable, help="interpreter to run it with")
     parser.add_argument("--only", default=",".join(ATTACKS), help=f"comma-separated subset of {','.join(ATTACKS)}")
     parser.add_argument("--names", type=int, default=100_000, help="distinct names per name attack")
+    parser.add_argument("--names-rate", type=float, default=0.0, help="requests/s of the name attacks (0: flat out)")
     parser.add_argument("--hold", type=float, default=15.0, help="seconds the flood and bodies are held open")
     parser.add_argument("--drip-seconds", type=float, default=10.0, help="chunked-drip duration (0: skip it)")
     args = parser.parse_args(argv)
@@ -513,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
             if attack == "chunked":
                 done = attack_chunked(watch, args.drip_seconds)
             elif attack == "names":
-                done = attack_names(watch, args.names)
+                done = attack_names(watch, args.names, args.names_rate)
             elif attack == "flood":
                 done = attack_flood(watch, args.hold)
             elif attack == "bodies":
