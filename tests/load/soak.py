@@ -85,7 +85,7 @@ class SoakResult:
     reads: int = 0
     read_ms: list[float] = field(default_factory=list)  # each dashboard read request, from send to full answer
     read_failures: list[str] = field(default_factory=list)
-    slowloris_closed: list[float] = field(default_factory=list)  # seconds from first byte to the server's close
+    slowloris_closed: list[float] = field(default_factory=list)  # seconds from connecting to the server's close
     slowloris_statuses: dict[int, int] = field(default_factory=dict)
     slowloris_unclosed: int = 0  # still open at the end, older than the header timeout + 3 s
     idle_closed: int = 0
@@ -196,8 +196,9 @@ class Soak:
     # the crowd of idle and slowloris connections
 
     async def _build_crowd(self) -> None:
-        """Open the crowd. Slowloris connections start spread over one header timeout, as strangers'
-        would, so their 408s come as a steady trickle rather than all in the same sweep."""
+        """Open the crowd, spread over one header timeout as strangers' would, so the 408s and the
+        silent closes (the head clock starts at accept) come as a steady trickle rather than all in
+        the same sweep. It is all up by the time the samples count (`header_timeout_s` in)."""
         rng = random.Random(7)
         kinds = ["idle"] * self.config.idle + ["slowloris"] * self.config.slowloris
         rng.shuffle(kinds)
@@ -205,15 +206,13 @@ class Soak:
             for kind in kinds[start : start + CONNECT_BATCH]:
                 self._spawn(kind, rng.uniform(0, self.config.header_timeout_s))
             await asyncio.sleep(0.05)
-        while self.open_crowd < self.config.idle:
-            await asyncio.sleep(0.05)
 
     def _spawn(self, kind: str, delay: float = 0.0) -> None:
         if self.stopping:
             return
         source = CROWD_SOURCES[self.spawned % len(CROWD_SOURCES)]
         self.spawned += 1
-        task = asyncio.create_task(self._idle(source) if kind == "idle" else self._slowloris(source, delay))
+        task = asyncio.create_task(self._idle(source, delay) if kind == "idle" else self._slowloris(source, delay))
         self.crowd.add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
@@ -223,7 +222,8 @@ class Soak:
 
         task.add_done_callback(done)
 
-    async def _idle(self, source: str) -> None:
+    async def _idle(self, source: str, delay: float) -> None:
+        await asyncio.sleep(delay)
         reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port, local_addr=(source, 0))
         self.open_crowd += 1
         self.result.crowd_peak = max(self.result.crowd_peak, self.open_crowd)
@@ -238,10 +238,10 @@ class Soak:
 
     async def _slowloris(self, source: str, delay: float) -> None:
         await asyncio.sleep(delay)
+        connecting = time.monotonic()  # the server's head clock starts at accept, just after this
         reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port, local_addr=(source, 0))
         self.open_crowd += 1
         self.result.crowd_peak = max(self.result.crowd_peak, self.open_crowd)
-        first_byte = time.monotonic()
         answer = asyncio.create_task(reader.read())
         try:
             writer.write(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
@@ -252,13 +252,13 @@ class Soak:
                     await asyncio.wait_for(asyncio.shield(answer), SLOWLORIS_DRIP_S)
                 if not answer.done():
                     line += 1
-                    if not overdue and time.monotonic() - first_byte > self.config.header_timeout_s + 3:
+                    if not overdue and time.monotonic() - connecting > self.config.header_timeout_s + 3:
                         self.result.slowloris_unclosed += 1
                         overdue = True
                     with contextlib.suppress(ConnectionError):
                         writer.write(b"X-Drip-%d: %d\r\n" % (line, line))
             data = answer.result()
-            self.result.slowloris_closed.append(time.monotonic() - first_byte)
+            self.result.slowloris_closed.append(time.monotonic() - connecting)
             status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else 0
             self.result.slowloris_statuses[status] = self.result.slowloris_statuses.get(status, 0) + 1
         finally:
