@@ -55,6 +55,9 @@ MAX_BUFFERED_BYTES: Final = 64 * 1024 * 1024
 # slots and of MAX_BUFFERED_BYTES: 512 connections (a NAT of ~85 browsers at 6 each) and 8 MiB at
 # the defaults, so one client cannot take what everyone else needs; filling the server takes 8 networks.
 NETWORK_SHARE: Final = 8
+# ... but never fewer connections than this: a browser opens up to 6 to a host, so even with a small
+# -maxconnections one network's visitor (and the dashboard's admin) gets all it needs.
+MIN_NETWORK_CONNECTIONS: Final = 8
 BUSY_RETRY_S: Final = "10"  # connections and bodies free up within BODY_TIMEOUT_S; sooner mostly finds it full
 # Hand-over of a shared port. Closing a listener resets the connections in its accept queue, and
 # without root (net.ipv4.tcp_migrate_req) the kernel cannot move them, so a stopping process first
@@ -140,7 +143,9 @@ class HTTPServer:
         self.timeouts = timeouts
         self.max_connections = _connection_cap(max_connections)
         self.network_of = network_of
-        self.max_per_network = max(1, self.max_connections // NETWORK_SHARE)
+        self.max_per_network = max(
+            min(self.max_connections, MIN_NETWORK_CONNECTIONS), self.max_connections // NETWORK_SHARE
+        )
         self.max_buffered = max_buffered
         self.max_buffered_per_network = max_buffered // NETWORK_SHARE
         self.connections: set[_Connection] = set()
