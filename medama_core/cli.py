@@ -30,19 +30,21 @@ def version_text() -> str:
 
 def run_async(main: Coroutine[Any, Any, None], *, allow_uvloop: bool = True) -> str:
     """Run `main` on uvloop when it is importable, else on the stdlib loop; return the loop's name."""
-    try:
-        if not allow_uvloop:
-            raise ImportError("uvloop disabled")
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-        name = "uvloop"
-    except ImportError:
-        runner = asyncio.Runner()
-        name = "asyncio"
-    with runner:
-        runner.run(main)
-    return name
+    uvloop: Any = None
+    if allow_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+    if sys.version_info >= (3, 11):
+        factory = uvloop.new_event_loop if uvloop is not None else None
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(main)
+    else:  # asyncio.Runner is Python 3.11+; there, uvloop comes in through the event loop policy
+        if uvloop is not None:
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.run(main)
+    return "asyncio" if uvloop is None else "uvloop"
 
 
 def cmd_start(args: Sequence[str]) -> int:

@@ -21,7 +21,9 @@ import gzip
 import io
 import json
 import operator
+import re
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -73,7 +75,8 @@ GZIP_MAGIC: Final = b"\x1f\x8b"
 _BOOL_COLUMNS: Final = frozenset({"is_unique_user", "is_unique_page"})
 _TRUE: Final = frozenset({"true", "t", "1"})
 _FALSE: Final = frozenset({"false", "f", "0"})
-_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_UTC: Final = dt.timezone.utc  # dt.UTC is Python 3.11+
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=_UTC)
 _MS: Final = dt.timedelta(milliseconds=1)
 
 
@@ -109,9 +112,9 @@ def parse_time(value: object) -> int:
     text = value.strip()
     if text[:1].isdigit() and ("-" not in text[1:] and ":" not in text):
         return round(float(text) * 1000) if "." in text else int(text) * 1000
-    moment = dt.datetime.fromisoformat(text)
+    moment = _fromisoformat(text)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
+        moment = moment.replace(tzinfo=_UTC)
     return (moment - _EPOCH) // _MS
 
 
@@ -216,7 +219,23 @@ class _Shape:
 
 _CSV_BOOLS: Final = {"true": True, "false": False}
 _NAIVE_EPOCH: Final = dt.datetime(1970, 1, 1)
-_fromisoformat: Final = dt.datetime.fromisoformat
+# Python 3.10's fromisoformat reads only what isoformat writes: no `Z`, and fractions of exactly
+# 3 or 6 digits. This gives it the `Z` and any fraction of 1-9 digits (cut to microseconds, as 3.11+
+# does); ISO 8601's other forms (basic `20240305T1430`, week dates) still need Python 3.11.
+_FRACTION_ZONE: Final = re.compile(r"([Tt ]\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)?$")
+
+
+def _fromisoformat_310(text: str) -> dt.datetime:
+    found = _FRACTION_ZONE.search(text)
+    if found is not None:
+        clock, fraction, zone = found.groups()
+        fraction = f".{fraction[:6].ljust(6, '0')}" if fraction else ""
+        zone = "+00:00" if zone in ("Z", "z") else zone or ""
+        text = text[: found.start()] + clock + fraction + zone
+    return dt.datetime.fromisoformat(text)
+
+
+_fromisoformat: Final = dt.datetime.fromisoformat if sys.version_info >= (3, 11) else _fromisoformat_310
 
 
 def _iso_ms(text: str) -> int:
@@ -685,9 +704,12 @@ def export_rows(
     sql += f" ORDER BY {', '.join(order)}"
     write = _jsonl_writer(out, columns) if fmt == "jsonl" else _csv_writer(out, columns)
     count = 0
-    for row in conn.execute(sql, params):
-        write(row)
-        count += 1
+    try:
+        for row in conn.execute(sql, params):
+            write(row)
+            count += 1
+    except csv.Error as exc:  # Python 3.10's csv cannot write a NUL character (3.11 can)
+        raise TransferError(f"row {count + 1} cannot be written as CSV ({exc}); export it as jsonl") from None
     return count
 
 

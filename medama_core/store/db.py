@@ -13,6 +13,7 @@ import asyncio
 import math
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,10 +40,41 @@ class QueryTimeout(Exception):
     """A read ran past READ_TIME_LIMIT_S and was interrupted; the database is unharmed."""
 
 
+# SQLite's primary result codes (sqlite3.h), which the sqlite3 module names only from Python 3.11 on.
+SQLITE_INTERRUPT = 9
+SQLITE_FULL = 13
+# Python 3.10's exceptions carry no code, only SQLite's message for it (sqlite3_errstr).
+_CODE_MESSAGES = {"interrupted": SQLITE_INTERRUPT, "database or disk is full": SQLITE_FULL}
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The primary SQLite result code of a sqlite3 error, or None."""
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is None:
+        return _CODE_MESSAGES.get(str(exc))
+    return int(code) & 0xFF
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """True for SQLite's "database or disk is full" (SQLITE_FULL), whatever statement hit it."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF == sqlite3.SQLITE_FULL
+    return error_code(exc) == SQLITE_FULL
+
+
+def read_blob(conn: sqlite3.Connection, table: str, column: str, rowid: int, offset: int, size: int) -> bytes:
+    """`size` bytes from `offset` of a BLOB value, without reading the rest of it.
+
+    `table` and `column` are names from our own code, never from a request.
+    """
+    if sys.version_info >= (3, 11):
+        with conn.blobopen(table, column, rowid, readonly=True) as blob:
+            blob.seek(offset)
+            return blob.read(size)
+    # Connection.blobopen is Python 3.11+; substr() on a BLOB also reads only the pages it needs.
+    row = conn.execute(f"SELECT substr({column}, :start, :size) FROM {table} WHERE rowid = :rowid",
+                       {"start": offset + 1, "size": size, "rowid": rowid}).fetchone()  # fmt: skip
+    return bytes(row[0]) if row is not None and row[0] is not None else b""
 
 
 @dataclass(frozen=True)
@@ -178,7 +210,7 @@ class Database:
         try:
             return fn(conn, *args)
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode == sqlite3.SQLITE_INTERRUPT:
+            if error_code(exc) == SQLITE_INTERRUPT:
                 raise QueryTimeout(
                     f"the query took longer than {limit:g} s and was stopped; narrow the date range or filters"
                 ) from None
