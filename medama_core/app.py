@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import signal
 import time
@@ -10,6 +11,7 @@ import traceback
 from collections.abc import Callable
 
 from medama_core import COMMIT, __version__, assets, https, passwords
+from medama_core.accesslog import SUMMARY_INTERVAL_S, AccessLog
 from medama_core.api import Context, Handler, debug, events, health, stats, users, websites
 from medama_core.api import auth as auth_api
 from medama_core.api import settings as settings_api
@@ -97,6 +99,7 @@ class App:
         self.router: Router[Handler] = Router(routes)
         self.debug_router: Router[Handler] = Router(DEBUG_ROUTES)
         self.assets = assets.Assets()
+        self.access = AccessLog(ctx.log)
 
     def body_limit(self, path: str) -> int:
         return EVENT_BODY_LIMIT if path.startswith("/api/event/") else DEFAULT_BODY_LIMIT
@@ -124,15 +127,7 @@ class App:
                 error = HTTPError(500, "internal server error")
             response = self.error_response(error, request)
         self._decorate(request, response)
-        log = self.ctx.log
-        if log.threshold <= 20:
-            log.info(
-                "request",
-                method=request.method,
-                path=request.path,
-                status=response.status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            )
+        self.access.record(request.method, request.path, response.status, time.perf_counter() - started)
         return response
 
     async def _dispatch(self, request: Request) -> Response:
@@ -203,7 +198,9 @@ async def serve(
     """Run the server until `stop` is set (by default: SIGTERM or SIGINT), then shut down gracefully."""
     log.debug("configuration", **as_dict(config))
     ctx = open_context(config, log)
-    server = HTTPServer(App(ctx), max_connections=config.maxconnections)
+    app = App(ctx)
+    server = HTTPServer(app, max_connections=config.maxconnections)
+    _start_traffic_summary(ctx, app.access)
     loop = asyncio.get_running_loop()
     signals = stop is None
     stop = stop if stop is not None else asyncio.Event()
@@ -245,6 +242,25 @@ async def serve(
                 loop.remove_signal_handler(sig)
         await asyncio.to_thread(_close_databases, ctx)
     log.info("stopped")
+
+
+def _start_traffic_summary(ctx: Context, access: AccessLog) -> None:
+    """Summarise the requests every SUMMARY_INTERVAL_S, and once more at shutdown."""
+
+    async def every_interval() -> None:
+        while True:
+            await asyncio.sleep(SUMMARY_INTERVAL_S)
+            access.summarise(ctx.drops, ctx.hits_stored)
+
+    task = asyncio.get_running_loop().create_task(every_interval())
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        access.summarise(ctx.drops, ctx.hits_stored)
+
+    ctx.on_shutdown.append(stop)
 
 
 def _log_warm_up(log: Logger, started: float, done: asyncio.Future[None]) -> None:

@@ -13,6 +13,7 @@ ALLOWED: dict[str, set[str]] = {
     "ingest": {"ingest", "data"},
     "store": {"store"},
     "log": set(),
+    "accesslog": {"log"},
     "config": {"log"},
     "passwords": set(),
     "usage": set(),
@@ -43,6 +44,7 @@ ALLOWED: dict[str, set[str]] = {
     "writer": {"store", "log", "http"},
     "transfer": {"store", "ingest"},
     "app": {
+        "accesslog",
         "api",
         "https",
         "http",

@@ -46,9 +46,11 @@ class Context:
     auth: AuthState = field(default_factory=AuthState)  # login throttling and the password-hashing gate
     cpu: CPUSampler = field(default_factory=CPUSampler)  # previous CPU sample for /user/usage
     # Ingestion (api/events.py): the group-commit writer of hits, the /event/* rate limiter (None when
-    # -ratelimit 0), hits dropped since start-up by reason, and the block check last built from block_settings.
+    # -ratelimit 0), hits stored and dropped (by reason) since start-up, and the block check last built
+    # from block_settings.
     hits: Batcher[HitOp] | None = None
     ratelimiter: RateLimiter | None = None
+    hits_stored: int = 0
     drops: Counter[str] = field(default_factory=Counter)
     ip_filter: tuple[BlockSettings, Callable[[str], bool] | None] | None = None
     started: float = field(default_factory=time.time)
