@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import signal
 import time
 import traceback
@@ -15,7 +16,7 @@ from medama_core.accesslog import SUMMARY_INTERVAL_S, AccessLog
 from medama_core.api import Context, Handler, debug, events, health, stats, users, websites
 from medama_core.api import auth as auth_api
 from medama_core.api import settings as settings_api
-from medama_core.config import Config, as_dict
+from medama_core.config import Config, StartupError, as_dict
 from medama_core.http import cors
 from medama_core.http.compress import maybe_gzip
 from medama_core.http.errors import HTTPError
@@ -25,7 +26,7 @@ from medama_core.http.server import HTTPServer
 from medama_core.log import Logger
 from medama_core.ratelimit import RateLimiter
 from medama_core.store import analytics, hits, meta
-from medama_core.store.db import Database, QueryTimeout, is_disk_full
+from medama_core.store.db import Database, Migration, QueryTimeout, UnusableFile, is_disk_full
 from medama_core.writer import Batcher
 
 API_PREFIX = "/api"
@@ -164,10 +165,22 @@ class App:
         return json_response(body, error.status, headers)
 
 
+def open_database(path: str, migrations: tuple[Migration, ...], marker: str, flag: str) -> Database:
+    """A Database, or a StartupError naming the file, its flag, the cause and the fix."""
+    try:
+        return Database(path, migrations, marker=marker)
+    except UnusableFile as exc:
+        raise StartupError(f"cannot use {os.path.abspath(path)} ({flag}): {exc}") from None
+
+
 def open_context(config: Config, log: Logger) -> Context:
     """Open both databases (running migrations), create the default admin, load runtime state."""
-    meta_db = Database(config.appdb, meta.MIGRATIONS)
-    analytics_db = Database(config.analyticsdb, analytics.MIGRATIONS)
+    meta_db = open_database(config.appdb, meta.MIGRATIONS, meta.MARKER_TABLE, "-appdb")
+    try:
+        analytics_db = open_database(config.analyticsdb, analytics.MIGRATIONS, analytics.MARKER_TABLE, "-analyticsdb")
+    except StartupError:
+        meta_db.close()
+        raise
     conn = meta_db.writer_conn
     if meta.count_users(conn) == 0:
         hashed = passwords.hash_password(meta.DEFAULT_ADMIN_PASSWORD)
@@ -213,7 +226,10 @@ async def serve(
             front = await https.start(config, log, server, signals=signals)
             port, url = front.https_port, front.url
         else:
-            port = await server.listen(config.host or None, config.port, reuse_port=config.reuseport)
+            try:
+                port = await server.listen(config.host or None, config.port, reuse_port=config.reuseport)
+            except OSError as exc:
+                raise https.listen_error(exc, config.port, "the dashboard, API and tracker", config.host) from None
             url = f"http://{config.host or 'localhost'}:{port}/"
         log.info(
             "medama is running",
@@ -221,6 +237,8 @@ async def serve(
             commit=COMMIT,
             loop=type(loop).__module__.split(".")[0],
             url=url,
+            appdb=os.path.abspath(config.appdb),
+            analyticsdb=os.path.abspath(config.analyticsdb),
         )
         warming = loop.run_in_executor(None, events.warm_up, ctx)
         warming.add_done_callback(functools.partial(_log_warm_up, log, time.perf_counter()))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from medama_core import COMMIT, __version__
-from medama_core.config import ConfigError, parse_args, usage
+from medama_core.config import ConfigError, StartupError, parse_args, usage
 from medama_core.log import Logger
 
 USAGE = """Usage: medama <command> [flags]
@@ -112,5 +112,8 @@ def main(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

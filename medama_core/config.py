@@ -17,6 +17,11 @@ class ConfigError(ValueError):
     """A flag or environment value that cannot be used; the CLI prints it on one line and exits 2."""
 
 
+class StartupError(Exception):
+    """The command was understood but cannot be carried out here (a port, a folder, a database file, a
+    certificate); the message names the cause and the fix. The CLI prints it on one line and exits 1."""
+
+
 def _port(text: str) -> int:
     value = _int(text)
     if not 0 <= value <= 65535:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import pwd
 import sqlite3
 import sys
 import threading
@@ -38,6 +39,10 @@ PROGRESS_STEPS = 10_000
 
 class QueryTimeout(Exception):
     """A read ran past READ_TIME_LIMIT_S and was interrupted; the database is unharmed."""
+
+
+class UnusableFile(Exception):
+    """A database file that cannot be opened here, or is not the database expected; says why and what to do."""
 
 
 # SQLite's primary result codes (sqlite3.h), which the sqlite3 module names only from Python 3.11 on.
@@ -104,6 +109,86 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of a DuckDB file (upstream's me_analytics.db is one)
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid without a name, e.g. systemd's DynamicUser seen from elsewhere
+        return str(os.geteuid())
+
+
+def file_problem(path: str) -> str | None:
+    """Why SQLite could not use `path` as a database here (creating its folder if missing), or None.
+
+    WAL mode writes `-wal` and `-shm` files beside the database, so its folder
+    must be writable as well as the file.
+    """
+    if os.path.isdir(path):
+        return "it is a folder, not a file"
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create its folder {directory} ({exc.strerror}); create it for user {_user()}, or choose another"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return (
+            f"user {_user()} cannot write in its folder {directory}, where SQLite keeps the database's journal; "
+            f"`sudo chown {_user()} {directory}`, or choose a folder it can write"
+        )
+    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        return f"user {_user()} cannot read and write it; `sudo chown {_user()} {path}`, or choose another path"
+    return None
+
+
+def _not_sqlite(path: str, exc: sqlite3.Error) -> str:
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+    except OSError:
+        head = b""
+    if head[8:12] == DUCKDB_MAGIC:
+        return (
+            "it is a DuckDB file (upstream medama's analytics database?), not SQLite; give this flag a new file "
+            "and load that one with `medama import --from-medama FILE`"
+        )
+    return f"it is not a SQLite database ({exc}); point the flag at medama's file, or move this one away"
+
+
+def open_file(path: str, migrations: Sequence[Migration], marker: str | None = None) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate a database file; raises UnusableFile saying what is wrong.
+
+    With `marker`, a file that already holds tables but not that one is refused
+    rather than migrated: it belongs to something else, or is the other database.
+    """
+    problem = file_problem(path)
+    if problem is not None:
+        raise UnusableFile(problem)
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = connect(path)
+        if marker is not None:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and marker not in tables:
+                raise UnusableFile(
+                    f"it is a SQLite database, but not the one expected (it has no {marker} table): another "
+                    "program's, or medama's other database (are -appdb and -analyticsdb swapped?)"
+                )
+        migrate(conn, migrations)
+    except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
+        if str(exc) == "file is not a database":
+            raise UnusableFile(_not_sqlite(path, exc)) from None
+        raise UnusableFile(f"SQLite cannot open it: {exc}") from None
+    except UnusableFile:
+        if conn is not None:
+            conn.close()
+        raise
+    return conn
+
+
 def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
     """Apply the migrations newer than `PRAGMA user_version`, each atomically; return the new version.
 
@@ -154,12 +239,20 @@ class Transaction:
 class Database:
     """A SQLite file with one writer thread and a pool of reader threads."""
 
-    def __init__(self, path: str, migrations: Sequence[Migration], *, readers: int = DEFAULT_READERS) -> None:
+    def __init__(
+        self,
+        path: str,
+        migrations: Sequence[Migration],
+        *,
+        readers: int = DEFAULT_READERS,
+        marker: str | None = None,
+    ) -> None:
+        """Open and migrate `path` (see `open_file`, which may raise UnusableFile)."""
         if path == ":memory:":
             raise ValueError("Database needs a file: reader threads cannot share an in-memory database")
         self.path = path
-        self.writer_conn = connect(path)
-        self.version = migrate(self.writer_conn, migrations)
+        self.writer_conn = open_file(path, migrations, marker)
+        self.version = int(self.writer_conn.execute("PRAGMA user_version").fetchone()[0])
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()

@@ -15,6 +15,9 @@ from typing import Any
 
 from medama_core.store.db import Migration, Transaction
 
+# A table only this database has: a file holding other tables but not this one is refused (store/db.open_file).
+MARKER_TABLE = "users"
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
