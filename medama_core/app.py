@@ -66,6 +66,7 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("GET", "/health", health.get_health),
     Route("GET", "/event/ping", events.get_ping),
     Route("POST", "/event/hit", events.post_hit),
+    Route("GET", "/auth/config", auth_api.get_auth_config),
     Route("POST", "/auth/login", auth_api.post_login),
     Route("POST", "/auth/logout", auth_api.post_logout),
     Route("GET", "/user", users.get_user),

@@ -138,6 +138,14 @@ OPTIONS: tuple[Option, ...] = (
         "event requests per minute per /24 (IPv4) or /48 (IPv6) network; 0 disables",
     ),
     Option("maxconnections", "MAX_CONNECTIONS", 4096, _positive, "open connections accepted at once; more get 503"),
+    Option(
+        "securecookie",
+        "SECURE_COOKIE",
+        True,
+        _bool,
+        "mark the login cookie Secure; =false lets browsers keep it over plain HTTP (an unencrypted LAN)",
+        is_flag=True,
+    ),
     Option("demo", "DEMO_MODE", False, _bool, "demo mode: writes answer 403", is_flag=True),
     Option("profiler", "PROFILER", False, _bool, "serve /debug/ profiling pages to logged-in users", is_flag=True),
     Option("env", None, False, _bool, "read settings from environment variables (flags still win)", is_flag=True),
@@ -167,6 +175,7 @@ class Config:
     trustedproxies: tuple[str, ...] = ()
     ratelimit: int = 150
     maxconnections: int = 4096
+    securecookie: bool = True
     demo: bool = False
     profiler: bool = False
     env: bool = False

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from medama_core import auth, passwords, usage
-from medama_core.api import Context, drain_hits
+from medama_core.api import Context, cookie_secure, drain_hits
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_object, optional_string
 from medama_core.http.protocol import Request, Response, json_response
@@ -104,7 +104,7 @@ async def delete_user(request: Request, ctx: Context) -> Response:
     if hostnames:
         await drain_hits(ctx)
         await ctx.analytics.write(site_data.delete_site_data, hostnames)
-    return Response(204, headers=[("Set-Cookie", auth.expired_cookie())])
+    return Response(204, headers=[("Set-Cookie", auth.expired_cookie(secure=cookie_secure(request, ctx)))])
 
 
 async def get_user_usage(request: Request, ctx: Context) -> Response:

@@ -269,6 +269,7 @@ class _Connection(asyncio.Protocol):
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.client = ""
+        self.tls = False  # the transport is TLS (told to handlers as Request.tls)
         self.buf = bytearray()
         self.head: RequestHead | None = None
         self.body_start = 0
@@ -289,6 +290,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if isinstance(peer, tuple) else ""
+        self.tls = transport.get_extra_info("sslcontext") is not None
         self.server.connections.add(self)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -402,7 +404,7 @@ class _Connection(asyncio.Protocol):
             body = bytes(buf[self.body_start : end])
         del buf[:end]
         self.head = None
-        return Request.from_head(head, body, self.client)
+        return Request.from_head(head, body, self.client, tls=self.tls)
 
     async def _respond(self, request: Request) -> None:
         app = self.server.app
