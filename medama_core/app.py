@@ -11,7 +11,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from medama_core import COMMIT, __version__, assets, https, passwords
+from medama_core import COMMIT, __version__, accounts, assets, https
 from medama_core.accesslog import SUMMARY_INTERVAL_S, AccessLog
 from medama_core.api import Context, Handler, debug, events, health, stats, users, websites
 from medama_core.api import auth as auth_api
@@ -183,10 +183,15 @@ def open_context(config: Config, log: Logger) -> Context:
         meta_db.close()
         raise
     conn = meta_db.writer_conn
-    if meta.count_users(conn) == 0:
-        hashed = passwords.hash_password(meta.DEFAULT_ADMIN_PASSWORD)
-        meta.insert_user(conn, meta.new_user_id(), meta.DEFAULT_ADMIN_USERNAME, hashed, int(time.time()))
-        log.warn("created default user", username=meta.DEFAULT_ADMIN_USERNAME, hint="change its password after login")
+    if accounts.ensure_default_admin(conn):
+        log.info("created the default user", username=meta.DEFAULT_ADMIN_USERNAME)
+    accounts.check_unknown_defaults(conn)
+    for username in meta.usernames_with_default_password(conn):
+        log.warn(
+            "this account's password is still the default; sign in and change it, or run `medama user password`",
+            username=username,
+            password=meta.DEFAULT_ADMIN_PASSWORD,
+        )
     settings = meta.get_settings(conn)
     ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
     ctx.hostnames.update(meta.list_hostnames(conn))

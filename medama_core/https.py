@@ -14,7 +14,6 @@ import contextlib
 import errno
 import secrets
 import signal
-import socket
 import ssl
 import threading
 import time
@@ -95,7 +94,7 @@ class PlainApp:
 def listen_error(exc: OSError, port: int, purpose: str, host: str = "") -> StartupError:
     """Turn a failed bind into advice a self-hoster can act on."""
     where = f"cannot listen on {host}:{port} ({purpose})" if host else f"cannot listen on port {port} ({purpose})"
-    if isinstance(exc, socket.gaierror):
+    if exc.errno is not None and exc.errno < 0:  # socket.gaierror: getaddrinfo's EAI_* codes are negative
         return StartupError(
             f"{where}: {host!r} is neither an IP address nor a name this machine can resolve; give -host one "
             "of this machine's addresses (127.0.0.1 for this machine only), or leave -host out for all of them"

@@ -16,6 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "accesslog": {"log"},
     "config": {"log"},
     "passwords": set(),
+    "accounts": {"passwords", "store"},
     "usage": set(),
     "ratelimit": set(),
     "throttle": set(),
@@ -23,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "assets": {"http"},
     "auth": {"http", "store", "config", "passwords", "log", "throttle"},
     "api": {
+        "accounts",
         "api",
         "http",
         "ingest",
@@ -42,9 +44,10 @@ ALLOWED: dict[str, set[str]] = {
     "https": {"acme", "tls", "http", "config", "log"},
     "backup": {"config"},
     "writer": {"store", "log", "http"},
-    "transfer": {"store", "ingest"},
+    "transfer": {"store", "ingest", "accounts"},
     "app": {
         "accesslog",
+        "accounts",
         "api",
         "https",
         "http",

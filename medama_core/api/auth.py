@@ -38,6 +38,9 @@ async def post_login(request: Request, ctx: Context) -> Response:
     if user is None:
         raise HTTPError(401, LOGIN_FAILED)
     throttle.succeeded(keys)
+    is_default = password == meta.DEFAULT_ADMIN_PASSWORD  # known here without hashing; GET /user reports it
+    if user.password_is_default is not is_default:
+        await ctx.meta.write(meta.set_password_is_default, user.id, is_default)
     token = await auth.create_session(ctx.meta, user.id)
     return Response(200, headers=[("Set-Cookie", auth.session_cookie(token, secure=cookie_secure(request, ctx)))])
 
