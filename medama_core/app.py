@@ -36,6 +36,11 @@ QUERY_TIMEOUT_RETRY_S = "5"  # a timed-out stats query freed its reader; a retry
 DISK_FULL_RETRY_S = "60"  # freeing disk space takes a person; retrying sooner only adds load
 DISK_FULL_MESSAGE = "the server's disk is full; nothing was changed, try again later"
 
+# How often the server looks for websites and settings written by another process (`medama import`, a
+# second server on the same files): a changed `PRAGMA data_version` on the meta writer's connection. A
+# look is one pragma on that thread (a few µs), so a site created elsewhere is served within about a second.
+META_POLL_INTERVAL_S = 1.0
+
 # Security headers (docs/security.md). The dashboard loads only its own files and renders every value as
 # text, so it runs under a policy with no inline script or style; strangers' strings cannot become code.
 DASHBOARD_CSP = (
@@ -220,6 +225,7 @@ async def serve(
     app = App(ctx)
     server = HTTPServer(app, max_connections=config.maxconnections)
     _start_traffic_summary(ctx, app.access)
+    await _start_meta_watch(ctx)
     loop = asyncio.get_running_loop()
     signals = stop is None
     stop = stop if stop is not None else asyncio.Event()
@@ -266,6 +272,45 @@ async def serve(
                 loop.remove_signal_handler(sig)
         await asyncio.to_thread(_close_databases, ctx)
     log.info("stopped")
+
+
+async def _start_meta_watch(ctx: Context) -> None:
+    """Follow the websites and tenant settings that other processes write to me_meta.db."""
+    found = await ctx.meta.write(meta.changes_since, None)
+    assert found is not None
+    version = found[0]
+
+    async def every_interval() -> None:
+        nonlocal version
+        while True:
+            await asyncio.sleep(META_POLL_INTERVAL_S)
+            try:
+                changed = await ctx.meta.write(meta.changes_since, version)
+            except Exception as exc:  # a busy or failing database now is no reason to stop looking
+                ctx.log.warn("could not look for changes to the app database", error=repr(exc))
+                continue
+            if changed is not None:
+                version, hostnames, settings = changed
+                reload_meta(ctx, hostnames, settings)
+
+    task = asyncio.get_running_loop().create_task(every_interval())
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    ctx.on_shutdown.append(stop)
+
+
+def reload_meta(ctx: Context, hostnames: list[str], settings: dict[str, str]) -> None:
+    """Make the running server follow websites and tenant settings another process changed."""
+    new = set(hostnames)
+    added, removed = new - ctx.hostnames, ctx.hostnames - new
+    ctx.hostnames.difference_update(removed)
+    ctx.hostnames.update(added)
+    settings_api.apply_tenant(ctx, settings)
+    ctx.log.info("followed a change to the app database by another process", added=len(added), removed=len(removed))
 
 
 def _start_traffic_summary(ctx: Context, access: AccessLog) -> None:

@@ -14,7 +14,8 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"store"},
     "log": set(),
     "accesslog": {"log"},
-    "config": {"log"},
+    "publicurl": set(),
+    "config": {"log", "publicurl"},
     "passwords": set(),
     "accounts": {"passwords", "store"},
     "usage": set(),
@@ -26,6 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "api": {
         "accounts",
         "api",
+        "publicurl",
         "http",
         "ingest",
         "store",
@@ -44,7 +46,7 @@ ALLOWED: dict[str, set[str]] = {
     "https": {"acme", "tls", "http", "config", "log"},
     "backup": {"config"},
     "writer": {"store", "log", "http"},
-    "transfer": {"store", "ingest", "accounts"},
+    "transfer": {"store", "ingest", "accounts", "config"},
     "app": {
         "accesslog",
         "accounts",
@@ -62,7 +64,8 @@ ALLOWED: dict[str, set[str]] = {
         "usage",
         "ratelimit",
     },
-    "cli": {"app", "backup", "config", "log", "passwords", "store", "transfer"},
+    "usercli": {"accounts", "config", "passwords", "store"},
+    "cli": {"app", "backup", "config", "log", "passwords", "store", "transfer", "usercli"},
 }
 
 

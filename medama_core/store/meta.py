@@ -122,8 +122,27 @@ def insert_user(
     )
 
 
+def list_usernames(conn: sqlite3.Connection) -> list[str]:
+    return [str(row[0]) for row in conn.execute("SELECT username FROM users ORDER BY username")]
+
+
+def count_sessions(conn: sqlite3.Connection, user_id: str) -> int:
+    count: int = conn.execute("SELECT count(*) FROM sessions WHERE user_id = :id", {"id": user_id}).fetchone()[0]
+    return count
+
+
 def list_hostnames(conn: sqlite3.Connection) -> list[str]:
     return [row[0] for row in conn.execute("SELECT hostname FROM websites ORDER BY hostname")]
+
+
+def changes_since(conn: sqlite3.Connection, version: int | None) -> tuple[int, list[str], dict[str, str]] | None:
+    """`PRAGMA data_version` and the websites and tenant settings, if other connections committed
+    since `version` (None: always); else None. Run it on one connection: the pragma counts the commits
+    of every connection but the one asking."""
+    current = int(conn.execute("PRAGMA data_version").fetchone()[0])
+    if current == version:
+        return None
+    return current, list_hostnames(conn), get_settings(conn)
 
 
 def get_settings(conn: sqlite3.Connection) -> dict[str, str]:
