@@ -4,8 +4,8 @@ Fields often carry what strangers sent (a request path, a header). So that no
 value can start a line of its own or pose as another field, every control
 character is escaped in both formats (JSON as `\\uXXXX` escapes that decode
 back to the character; the pretty format as `\\n`, `\\xNN`, `\\uNNNN`), pretty
-values with spaces, quotes or `=` are quoted, and each text value is cut to
-MAX_FIELD_CHARS with a marker saying how much was left out.
+field values with spaces, quotes or `=` are quoted, and each text value is cut
+to MAX_FIELD_CHARS with a marker saying how much was left out.
 """
 
 from __future__ import annotations
@@ -101,7 +101,9 @@ def local_time(now: float) -> str:
 
 
 def pretty_line(now: float, level: str, message: str, fields: dict[str, Any]) -> str:
-    parts = [local_time(now), f"{level.upper():5}", pretty_value(message)]
+    # The message is our own text, shown as is for reading; quoted only if it holds an unsafe character.
+    shown = message if message and not _UNSAFE.search(message) else pretty_value(message)
+    parts = [local_time(now), f"{level.upper():5}", shown]
     parts += [f"{pretty_value(str(key))}={pretty_value(value)}" for key, value in fields.items()]
     return " ".join(parts) + "\n"
 

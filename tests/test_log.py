@@ -79,7 +79,7 @@ def test_pretty_lines_start_with_a_local_rfc3339_time() -> None:
     text = lines("pretty", "medama is running", url="http://localhost:8080/")
     stamp, rest = text.split(" ", 1)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d", stamp), stamp
-    assert rest == 'INFO  "medama is running" url=http://localhost:8080/\n'
+    assert rest == "INFO  medama is running url=http://localhost:8080/\n"
     now = 1_767_225_600.25  # 2026-01-01T00:00:00.250Z
     offset = time.localtime(now).tm_gmtoff
     expected_clock = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
