@@ -43,6 +43,9 @@ def cut(text: str) -> str:
     return f"{text[:CUT_HEAD_CHARS]}…[{left_out} more characters]…{text[-CUT_TAIL_CHARS:]}"
 
 
+_KEPT: Final = frozenset({str, int, float, bool})  # types `_capped` returns unchanged when short
+
+
 def _capped(value: Any) -> Any:
     """A field value with every text in it cut (see `cut`); numbers, booleans and None unchanged."""
     if isinstance(value, str):
@@ -81,8 +84,10 @@ def pretty_value(value: Any) -> str:
     """A value as the pretty format shows it: bare when it is one safe word, else quoted and escaped."""
     if isinstance(value, str):
         text = value
-    elif value is None or isinstance(value, (bool, int, float)):
-        text = json.dumps(value)
+    elif value is None or isinstance(value, bool):
+        return "null" if value is None else "true" if value else "false"
+    elif isinstance(value, (int, float)):
+        return repr(value)  # digits, a dot, e, -, or inf/nan: nothing to quote
     else:
         text = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
     if text and not _NEEDS_QUOTES.search(text):
@@ -90,14 +95,21 @@ def pretty_value(value: Any) -> str:
     return '"' + re.sub('["\\\\]|' + _UNSAFE.pattern, _pretty_escape, text) + '"'
 
 
+_second: list[Any] = [None, "", ""]  # the last second formatted: [int second, "date and time", "offset"]
+
+
 def local_time(now: float) -> str:
     """RFC 3339 local time with milliseconds and the UTC offset: `2026-01-05T14:03:07.123+01:00`."""
-    moment = time.localtime(now)
-    offset = moment.tm_gmtoff // 60
-    sign = "-" if offset < 0 else "+"
-    hours, minutes = divmod(abs(offset), 60)
-    millis = int(now * 1000) % 1000
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', moment)}.{millis:03d}{sign}{hours:02d}:{minutes:02d}"
+    second = int(now)
+    cached = _second
+    if cached[0] != second:  # format the date and offset once a second, not once a line
+        moment = time.localtime(second)
+        offset = moment.tm_gmtoff // 60
+        hours, minutes = divmod(abs(offset), 60)
+        sign = "-" if offset < 0 else "+"
+        cached[1:] = [time.strftime("%Y-%m-%dT%H:%M:%S", moment), f"{sign}{hours:02d}:{minutes:02d}"]
+        cached[0] = second
+    return f"{cached[1]}.{int(now * 1000) % 1000:03d}{cached[2]}"
 
 
 def pretty_line(now: float, level: str, message: str, fields: dict[str, Any]) -> str:
@@ -127,7 +139,9 @@ class Logger:
             return
         now = time.time()
         message = cut(message)
-        capped = {str(key): _capped(value) for key, value in fields.items()}
+        # Keyword names are always str; most values are short text or numbers and pass unchanged.
+        capped = {key: value if type(value) in _KEPT and len(str(value)) <= MAX_FIELD_CHARS else _capped(value)
+                  for key, value in fields.items()}  # fmt: skip
         if self.pretty:
             line = pretty_line(now, level, message, capped)
         else:
