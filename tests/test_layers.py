@@ -13,8 +13,11 @@ ALLOWED: dict[str, set[str]] = {
     "ingest": {"ingest", "data"},
     "store": {"store"},
     "log": set(),
-    "config": {"log"},
+    "accesslog": {"log"},
+    "publicurl": set(),
+    "config": {"log", "publicurl"},
     "passwords": set(),
+    "accounts": {"passwords", "store"},
     "usage": set(),
     "ratelimit": set(),
     "throttle": set(),
@@ -22,7 +25,9 @@ ALLOWED: dict[str, set[str]] = {
     "assets": {"http"},
     "auth": {"http", "store", "config", "passwords", "log", "throttle"},
     "api": {
+        "accounts",
         "api",
+        "publicurl",
         "http",
         "ingest",
         "store",
@@ -41,8 +46,10 @@ ALLOWED: dict[str, set[str]] = {
     "https": {"acme", "tls", "http", "config", "log"},
     "backup": {"config"},
     "writer": {"store", "log", "http"},
-    "transfer": {"store", "ingest"},
+    "transfer": {"store", "ingest", "accounts", "config"},
     "app": {
+        "accesslog",
+        "accounts",
         "api",
         "https",
         "http",
@@ -57,7 +64,8 @@ ALLOWED: dict[str, set[str]] = {
         "usage",
         "ratelimit",
     },
-    "cli": {"app", "backup", "config", "log", "passwords", "store", "transfer"},
+    "usercli": {"accounts", "config", "passwords", "store"},
+    "cli": {"app", "backup", "config", "log", "passwords", "store", "transfer", "usercli"},
 }
 
 

@@ -12,7 +12,7 @@ import re
 import time
 from typing import Any
 
-from medama_core import assets, auth, usage
+from medama_core import assets, auth, publicurl, usage
 from medama_core.api import BlockSettings, Context
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_bool, optional_int, optional_string, optional_string_list
@@ -29,6 +29,8 @@ KEY_ABUSIVE = "block_abusive_ips"
 KEY_TOR = "block_tor_exit_nodes"
 KEY_BLOCKED = "blocked_ips"
 DEFAULTS = {KEY_SCRIPT_TYPE: "default", KEY_ABUSIVE: "true", KEY_TOR: "true", KEY_BLOCKED: ""}
+# Ours: the address the tracker snippet uses ("" = unset: the -publicurl flag, else the dashboard's own address).
+KEY_PUBLIC_URL = "public_url"
 
 # Engine settings (ours): stored beside the tenant settings.
 KEY_THREADS, KEY_MEMORY_LIMIT = "threads", "memory_limit"
@@ -68,13 +70,23 @@ def block_settings(settings: dict[str, str], log: Logger | None = None) -> Block
     )
 
 
-def tenant_json(settings: dict[str, str]) -> dict[str, Any]:
+def public_url(settings: dict[str, str], flag: str) -> str:
+    """The effective public URL: the stored setting, else -publicurl; a stored value that no longer
+    passes the check (written by hand) counts as unset."""
+    try:
+        return publicurl.normalise(settings.get(KEY_PUBLIC_URL, "")) or flag
+    except publicurl.InvalidPublicURL:
+        return flag
+
+
+def tenant_json(settings: dict[str, str], public_url_flag: str = "") -> dict[str, Any]:
     blocks = block_settings(settings)
     return {
         "script_type": script_types(settings),
         "blockAbusiveIPs": blocks.abusive,
         "blockTorExitNodes": blocks.tor,
         "blockedIPs": list(blocks.ips),
+        "public_url": public_url(settings, public_url_flag),
     }
 
 
@@ -86,7 +98,7 @@ def apply_tenant(ctx: Context, settings: dict[str, str]) -> None:
 
 async def get_tenant_settings(request: Request, ctx: Context) -> Response:
     await auth.require_user(request, ctx.meta)
-    return json_response(tenant_json(await ctx.meta.read(meta.get_settings)))
+    return json_response(tenant_json(await ctx.meta.read(meta.get_settings), ctx.config.publicurl))
 
 
 async def patch_tenant_settings(request: Request, ctx: Context) -> Response:
@@ -96,7 +108,7 @@ async def patch_tenant_settings(request: Request, ctx: Context) -> Response:
     auth.refuse_in_demo(ctx.config.demo)
     settings = await ctx.meta.write(meta.set_settings, changes, int(time.time()))
     apply_tenant(ctx, settings)
-    return json_response(tenant_json(settings))
+    return json_response(tenant_json(settings, ctx.config.publicurl))
 
 
 def _tenant_changes(body: dict[str, Any]) -> dict[str, str]:
@@ -118,6 +130,12 @@ def _tenant_changes(body: dict[str, Any]) -> dict[str, str]:
         except ValueError as exc:
             raise HTTPError(400, f"blockedIPs: {exc}") from None
         changes[KEY_BLOCKED] = ",".join(dict.fromkeys(normalised))
+    url = optional_string(body, "public_url", 0, publicurl.MAX_PUBLIC_URL_CHARS)
+    if url is not None:
+        try:
+            changes[KEY_PUBLIC_URL] = publicurl.normalise(url)
+        except publicurl.InvalidPublicURL as exc:
+            raise HTTPError(400, f"public_url: {exc}") from None
     return changes
 
 

@@ -13,7 +13,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from medama_core import auth
@@ -22,6 +22,8 @@ from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.store import columns, rollups, stats
 from medama_core.store.filters import FIELDS, OPERATORS, Filter
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
 LIMIT_MAX = 5000  # upstream's schema bound on `limit`
 OFFSET_MAX = 5000  # upstream's schema bound on `offset`
