@@ -1,0 +1,384 @@
+"""The stats queries behind /api/website/{hostname}/* on ClickHouse: summary, lists, time, properties (spec §4).
+
+Same entry points, arguments and answers as the SQLite store (store/stats.py),
+computed with plain aggregations over one site's range of `views`: no
+rollups, because ClickHouse reads the raw rows fast enough. Every count sums
+`sign`, so a view that was unloaded three times (seven rows until merges
+collapse them) counts once, with its last duration (schema.py).
+
+ClickHouse returns the counts and the two order statistics each quantile
+needs; the formulas (bounce rule, shares, rounding, DuckDB's interpolation)
+are the SQLite store's own `Group` and `fraction` (store/aggregate.py), so
+both engines give the same numbers. The order statistics:
+
+* a median, from `quantilesExactWeighted(0.5, 0.5 + 1e-12)` with the weights
+  `sign`: a -1 row cancels its +1 copy exactly (the weights add up modulo
+  2**64), and the two levels give the values of rank ceil(n / 2) - 1 and
+  floor(n / 2), the two middle values of the n durations;
+* the quartiles of /time, from the live durations rebuilt in a subquery
+  (each value repeated as often as its net sign), sorted, and indexed at
+  floor and ceil of (n - 1) q.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+from medama_core.store.aggregate import Group, fraction
+from medama_core.store.clickhouse.client import Client
+from medama_core.store.clickhouse.filters import where_sql
+from medama_core.store.clickhouse.sql import in_list
+from medama_core.store.stats import (
+    LISTS,
+    QUARTILES,
+    STEPS_US,
+    Page,
+    Query,
+    _bucket_date,
+    _month_index,
+    bucket_count,
+    previous_period,
+)
+
+__all__ = ["LABELS", "list_stats", "properties", "property_counts", "site_metrics", "summary", "time_stats"]
+
+# Dimension kind (store/rollups.py KINDS names) -> its label in SQL over `views`.
+LABELS: Final = {
+    "path": "pathname",
+    "referrer": "if(referrer_group = '', referrer_host, referrer_group)",
+    "referrer_host": "referrer_host",
+    "utm_source": "utm_source",
+    "utm_medium": "utm_medium",
+    "utm_campaign": "utm_campaign",
+    "browser": "ua_browser",
+    "os": "ua_os",
+    "device": "ua_device_type",
+    "country": "country",
+    "language": "language_base",
+    "language_dialect": "language_dialect",
+}
+# The counts of a `Group`, in its field order, each summing `sign` (durations are NULL until an unload).
+_DURATION: Final = "ifNull(duration_ms, -1)"
+COUNTS: Final = ", ".join(
+    (
+        "sumIf(sign, is_unique_user = 1)",  # visitors
+        "sumIf(sign, is_unique_page = 1)",  # page_visitors
+        "sum(sign)",  # pageviews
+        f"sumIf(sign, is_unique_user = 1 AND {_DURATION} BETWEEN 100 AND 5000)",  # bounces
+        "sumIf(sign, is_unique_user = 1 AND isNotNull(duration_ms))",  # timed
+        "sum(sign * ifNull(duration_ms, 0))",  # duration_sum
+        "sumIf(sign, isNotNull(duration_ms))",  # measured
+        f"sumIf(sign, {_DURATION} = 0)",  # zeros
+        f"sumIf(sign, {_DURATION} BETWEEN 0 AND 1)",  # ones
+    )
+)
+_COUNT_FIELDS: Final = "visitors page_visitors pageviews bounces timed duration_sum measured zeros ones".split()
+# Rank ceil(n/2) - 1 at level 0.5 and floor(n/2) just above it, for any n below 10**11: the two middle values.
+MIDDLES: Final = "quantilesExactWeighted(0.5, 0.500000000001)(duration_ms, toUInt64(sign))"
+# Only the visitor counts, for the compact rows of the lists.
+_VISITORS: Final = "sumIf(sign, is_unique_user = 1), sumIf(sign, is_unique_page = 1)"
+
+
+def _where(query: Query, params: dict[str, object], lo: int | None = None, hi: int | None = None) -> str:
+    """The site, the period (the query's unless given) and the filters, over `views`."""
+    lo = query.start if lo is None else lo
+    hi = query.end if hi is None else hi
+    clauses = ["hostname = {hostname:String}"]
+    params["hostname"] = query.hostname
+    if lo is not None:
+        clauses.append("date_created >= {lo:Int64}")
+        params["lo"] = lo
+    if hi is not None:
+        clauses.append("date_created <= {hi:Int64}")
+        params["hi"] = hi
+    clauses += where_sql(query.view_filters, params)
+    if query.prop_filters:
+        # A view with an event of its beacon id, at any time, matching every prop filter (an event
+        # stored before its view has no site yet: '' is searched too).
+        props = " AND ".join(where_sql(query.prop_filters, params, "p"))
+        clauses.append(f"bid IN (SELECT bid FROM events WHERE site IN ({{hostname:String}}, '') AND {props})")
+    return " AND ".join(clauses)
+
+
+def _interpolate(n: int, q: float, low: int, high: int) -> float:
+    """DuckDB's `quantile_cont` from the order statistics at floor and ceil of (n - 1) q (aggregate.quantile_cont)."""
+    position = (n - 1) * q
+    lower = math.floor(position)
+    if math.ceil(position) == lower:
+        return float(low)
+    return float(low) + float(high - low) * (position - lower)
+
+
+def _group(counts: list[Any], middles: list[int] | None = None) -> Group:
+    """A Group from COUNTS (and MIDDLES: then its median is fixed)."""
+    group = Group()
+    for field, value in zip(_COUNT_FIELDS, counts, strict=False):
+        setattr(group, field, int(value))
+    if middles is not None:
+        median = _interpolate(group.measured, 0.5, middles[0], middles[1]) if group.measured else None
+        group.fixed = {0.5: median}
+    return group
+
+
+def _metrics(group: Group) -> dict[str, Any]:
+    return {
+        "visitors": group.visitors,
+        "pageviews": group.pageviews,
+        "bounce_percentage": group.bounce_rate(),
+        "duration": group.duration(),
+    }
+
+
+_EMPTY: Final = Group(fixed={0.5: None})
+
+# ---- /summary ---------------------------------------------------------------------------------------
+
+
+def site_metrics(client: Client, query: Query) -> dict[str, Any]:
+    """visitors, pageviews, bounce_percentage and duration over the whole query."""
+    params: dict[str, object] = {}
+    rows = client.rows(f"SELECT {COUNTS}, {MIDDLES} FROM views WHERE {_where(query, params)}", params)
+    return _metrics(_group(rows[0][:-1], rows[0][-1]) if rows and int(rows[0][2]) else _EMPTY)
+
+
+def _bucket_sql(interval: str, params: dict[str, object], start_us: int) -> str:
+    if interval == "month":
+        params["month0"] = _month_index(start_us // 1000)
+        moment = "toDateTime(intDiv(date_created, 1000), 'UTC')"
+        return f"toYear({moment}) * 12 + toMonth({moment}) - 1 - {{month0:Int64}}"
+    params["origin_us"] = start_us
+    params["step_us"] = STEPS_US[interval]
+    return "intDiv(date_created * 1000 - {origin_us:Int64}, {step_us:Int64})"
+
+
+def _buckets(client: Client, query: Query, interval: str, start_us: int) -> tuple[dict[int, Group], Group]:
+    """The groups of each bucket of `interval` from `start_us`, and of the whole query (one pass, WITH TOTALS)."""
+    params: dict[str, object] = {}
+    bucket = _bucket_sql(interval, params, start_us)
+    sql = f"SELECT {bucket} AS bucket, {COUNTS}, {MIDDLES} FROM views WHERE {_where(query, params)}"
+    rows, totals = client.answer(sql + " GROUP BY bucket WITH TOTALS", params)
+    groups = {int(row[0]): _group(row[1:-1], row[-1]) for row in rows if int(row[3])}
+    whole = _group(totals[1:-1], totals[-1]) if groups and totals is not None else _EMPTY
+    return groups, whole
+
+
+def summary(client: Client, query: Query, previous: bool, interval: str | None) -> dict[str, Any]:
+    """/summary: the period's metrics, the previous window's (with `previous`), the buckets (spec §4.2)."""
+    result: dict[str, Any] = {}
+    rows = None
+    if interval is not None:
+        assert query.start_us is not None and query.end_us is not None
+        groups, whole = _buckets(client, query, interval, query.start_us)
+        result["current"] = _metrics(whole)
+        rows = [
+            {"date": _bucket_date(interval, query.start_us, i), **_metrics(groups.get(i, _EMPTY))}
+            for i in range(bucket_count(interval, query.start_us, query.end_us))
+        ]
+    else:
+        result["current"] = site_metrics(client, query)
+    if previous and query.start_us is not None and query.end_us is not None:
+        before = Query(query.hostname, *previous_period(query.start_us, query.end_us), query.filters)
+        result["previous"] = site_metrics(client, before)
+    if rows is not None:
+        result["interval"] = rows
+    return result
+
+
+def interval_metrics(client: Client, query: Query, interval: str, start_us: int, end_us: int) -> list[dict[str, Any]]:
+    """One entry per bucket from start to end, empty buckets as zeros (spec §4.2)."""
+    groups, _ = _buckets(client, query, interval, start_us)
+    return [
+        {"date": _bucket_date(interval, start_us, i), **_metrics(groups.get(i, _EMPTY))}
+        for i in range(bucket_count(interval, start_us, end_us))
+    ]
+
+
+# ---- list endpoints ---------------------------------------------------------------------------------
+
+
+def _groups(client: Client, query: Query, label: str, full: bool) -> dict[str, Group]:
+    """Aggregates per label: every count and the median with `full`, else the visitor counts only."""
+    params: dict[str, object] = {}
+    columns = f"{COUNTS}, {MIDDLES}" if full else _VISITORS
+    where = _where(query, params)
+    sql = f"SELECT {label} AS label, {columns} FROM views WHERE {where} GROUP BY label HAVING sum(sign) > 0"
+    groups = {}
+    for row in client.rows(sql, params):
+        if full:
+            groups[str(row[0])] = _group(row[1:-1], row[-1])
+        else:
+            groups[str(row[0])] = Group(visitors=int(row[1]), page_visitors=int(row[2]))
+    return groups
+
+
+def list_stats(
+    client: Client, query: Query, endpoint: str, summary: bool, page: Page, variant: bool = False
+) -> list[dict[str, Any]]:
+    """pages, referrers, sources, ... languages. `variant`: grouped=false / locale=true."""
+    kind, key = LISTS[endpoint]
+    if variant:
+        kind = {"referrer": "referrer_host", "language": "language_dialect"}.get(kind, kind)
+    groups = _groups(client, query, LABELS[kind], not summary)
+    pages = endpoint == "pages"
+    total = Group()
+    for group in groups.values():
+        total.add(group)
+    if pages:
+        items = [(label, g) for label, g in groups.items() if g.page_visitors > 0]
+        if summary:
+            items.sort(key=lambda item: (-item[1].page_visitors, item[0]))
+        else:
+            items.sort(key=lambda item: (-item[1].page_visitors, -item[1].pageviews, item[0]))
+    else:
+        items = sorted(groups.items(), key=lambda item: (-item[1].visitors, item[0]))
+    rows = []
+    for label, group in page.cut(items):
+        visitors = group.page_visitors if pages else group.visitors
+        row: dict[str, Any] = {
+            key: label,
+            "visitors": visitors,
+            "visitors_percentage": fraction(visitors, total.page_visitors if pages else total.visitors),
+        }
+        if not summary:
+            if pages:
+                row["pageviews"] = group.pageviews
+                row["pageviews_percentage"] = fraction(group.pageviews, total.pageviews)
+            row["bounce_percentage"] = group.bounce_rate()
+            row["duration"] = group.duration()
+        rows.append(row)
+    return rows
+
+
+# ---- /time ------------------------------------------------------------------------------------------
+
+
+def _medians(client: Client, query: Query, groups: dict[str, Group], paths: list[str]) -> None:
+    """Fix the medians of some pages' groups."""
+    if not paths:
+        return
+    params: dict[str, object] = {}
+    sql = (
+        f"SELECT pathname, {COUNTS}, {MIDDLES} FROM views WHERE {_where(query, params)}"
+        f" AND pathname IN ({in_list('path', paths, params)}) GROUP BY pathname"
+    )
+    for row in client.rows(sql, params):
+        groups[str(row[0])].fixed = _group(row[1:-1], row[-1]).fixed
+
+
+# The live durations of each page: every (page, duration) with a positive net sign, repeated that many
+# times, then sorted per page; the four order statistics of the quartiles are read at their indexes.
+_QUARTILES_SQL: Final = """
+SELECT label, n, a[intDiv(n - 1, 4) + 1], a[intDiv(n + 2, 4) + 1], a[intDiv(n - 1, 2) + 1], a[intDiv(n, 2) + 1],
+    a[intDiv(3 * n - 3, 4) + 1], a[intDiv(3 * n, 4) + 1]
+FROM (
+    SELECT label, count() AS n, arraySort(groupArray(d)) AS a FROM (
+        SELECT label, d FROM (
+            SELECT pathname AS label, assumeNotNull(duration_ms) AS d, sum(sign) AS net FROM views
+            WHERE {where} AND isNotNull(duration_ms) AND pathname IN ({paths})
+            GROUP BY label, d HAVING net > 0
+        ) ARRAY JOIN range(toUInt64(net)) AS copy
+    ) GROUP BY label
+)"""
+
+
+def _quartiles(client: Client, query: Query, groups: dict[str, Group], paths: list[str]) -> None:
+    """Fix the quartiles and medians of some pages' groups."""
+    if not paths:
+        return
+    params: dict[str, object] = {}
+    where = _where(query, params)
+    sql = _QUARTILES_SQL.format(where=where, paths=in_list("path", paths, params))
+    for label, n, *values in client.rows(sql, params):
+        pairs = dict(zip(QUARTILES, zip(values[::2], values[1::2], strict=True), strict=True))
+        groups[str(label)].fixed = {q: _interpolate(int(n), q, int(lo), int(hi)) for q, (lo, hi) in pairs.items()}
+
+
+def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+    """/time: median, quartiles and share of total time per page (spec §4.3)."""
+    params: dict[str, object] = {}
+    sql = f"SELECT pathname, {COUNTS} FROM views WHERE {_where(query, params)} GROUP BY pathname HAVING sum(sign) > 0"
+    groups = {str(row[0]): _group(row[1:]) for row in client.rows(sql, params)}
+    kept = [(path, g) for path, g in groups.items() if g.page_visitors >= 3 and g.median_positive()]
+    if not summary:
+        _quartiles(client, query, groups, [path for path, _ in kept])
+        kept = [(path, g) for path, g in kept if g.duration(0.25) > 0]
+    total = sum(g.duration_sum for _, g in kept)
+    shares = {path: fraction(g.duration_sum, total) for path, g in kept}
+    if summary:
+        # Sorted by share first; medians are read only for the rows up to the page's end and their ties.
+        kept.sort(key=lambda item: -shares[item[0]])
+        wanted = len(kept) if page.limit is None else min(len(kept), page.offset + page.limit)
+        kept = [item for item in kept if wanted and shares[item[0]] >= shares[kept[wanted - 1][0]]]
+        _medians(client, query, groups, [path for path, _ in kept])
+        kept.sort(key=lambda item: (-shares[item[0]], -item[1].duration(), -item[1].page_visitors, item[0]))
+    else:
+        kept.sort(key=lambda item: (-item[1].page_visitors, -item[1].duration(), item[0]))
+    rows = []
+    for path, group in page.cut(kept):
+        if summary:
+            rows.append({"path": path, "duration": group.duration(), "duration_percentage": shares[path]})
+        else:
+            rows.append(
+                {
+                    "path": path,
+                    "duration": group.duration(),
+                    "duration_upper_quartile": group.duration(0.75),
+                    "duration_lower_quartile": group.duration(0.25),
+                    "duration_percentage": shares[path],
+                    "visitors": group.page_visitors,
+                }
+            )
+    return rows
+
+
+# ---- /properties ------------------------------------------------------------------------------------
+
+
+def property_counts(client: Client, query: Query) -> dict[tuple[str, str], int]:
+    """Events per (name, value) of the site's views, the period applied to the events' own time.
+
+    An event carries its view's site and dimensions (schema.py), so the view filters read its own
+    columns; an event stored before its view (site '') is matched to the site's views by beacon id.
+    """
+    params: dict[str, object] = {"hostname": query.hostname}
+    period = []
+    if query.start is not None:
+        period.append("date_created >= {lo:Int64}")
+        params["lo"] = query.start
+    if query.end is not None:
+        period.append("date_created <= {hi:Int64}")
+        params["hi"] = query.end
+    when = " AND ".join(period) or "1"
+    views = " AND ".join(where_sql(query.view_filters, params)) or "1"
+    props = " AND ".join(where_sql(query.prop_filters, params, "p")) or "1"
+    sql = f"""
+        SELECT name, value, count() FROM events
+        WHERE {when} AND {props} AND (
+            (site = {{hostname:String}} AND {views})
+            OR (site = '' AND bid != '' AND bid IN (
+                SELECT bid FROM views WHERE hostname = {{hostname:String}} AND {views}
+                AND (hostname, date_created, bid) IN (
+                    SELECT hostname, date_created, bid FROM view_keys WHERE hostname = {{hostname:String}}
+                    AND bid IN (SELECT bid FROM events WHERE site = '' AND bid != '' AND {when})))))
+        GROUP BY name, value"""
+    return {(str(name), str(value)): int(n) for name, value, n in client.rows(sql, params)}
+
+
+def properties(client: Client, query: Query, page: Page) -> list[dict[str, Any]]:
+    """Event counts per property name, or per value when a non-empty prop_name filter is given."""
+    # An empty prop_name selects no property: it lists names, as if absent (spec §4.4).
+    kept = tuple(f for f in query.filters if not (f.field == "prop_name" and f.value == ""))
+    by_value = any(f.field == "prop_name" for f in kept)
+    counts = property_counts(client, Query(query.hostname, query.start_us, query.end_us, kept))
+    total = sum(counts.values())
+    if by_value:
+        items = sorted(counts.items(), key=lambda item: (-item[1], item[0][1], item[0][0]))
+        return [
+            {"value": value, "events": n, "events_percentage": fraction(n, total)} for (_, value), n in page.cut(items)
+        ]
+    names: dict[str, int] = {}
+    for (name, _), n in counts.items():
+        names[name] = names.get(name, 0) + n
+    ranked = sorted(names.items(), key=lambda item: (-item[1], item[0]))
+    return [{"name": name, "events": n, "events_percentage": fraction(n, total)} for name, n in page.cut(ranked)]
