@@ -231,13 +231,9 @@ class Client:
 
     def rows(self, sql: str, params: Mapping[str, object] | None = None) -> list[list[Any]]:
         """The rows of a SELECT, each a list of JSON values (64-bit integers as numbers, NULL as None)."""
-        return self.answer(sql, params)[0]
-
-    def answer(self, sql: str, params: Mapping[str, object] | None = None) -> tuple[list[list[Any]], list[Any] | None]:
-        """The rows of a SELECT and its WITH TOTALS row (None without it)."""
         statement, bound = self._bound(sql, params or {})
-        data = json.loads(self._send(statement + "\nFORMAT JSONCompact", bound))
-        return data["data"], data.get("totals")
+        rows: list[list[Any]] = json.loads(self._send(statement + "\nFORMAT JSONCompact", bound))["data"]
+        return rows
 
     def stream(self, sql: str, params: Mapping[str, object] | None = None) -> Iterator[list[str | None]]:
         """The rows of a SELECT as TabSeparated text fields, read as they arrive (None for NULL)."""

@@ -60,22 +60,22 @@ LABELS: Final = {
 }
 # The counts of a `Group`, in its field order, each summing `sign` (durations are NULL until an unload).
 _DURATION: Final = "ifNull(duration_ms, -1)"
-COUNTS: Final = ", ".join(
-    (
-        "sumIf(sign, is_unique_user = 1)",  # visitors
-        "sumIf(sign, is_unique_page = 1)",  # page_visitors
-        "sum(sign)",  # pageviews
-        f"sumIf(sign, is_unique_user = 1 AND {_DURATION} BETWEEN 100 AND 5000)",  # bounces
-        "sumIf(sign, is_unique_user = 1 AND isNotNull(duration_ms))",  # timed
-        "sum(sign * ifNull(duration_ms, 0))",  # duration_sum
-        "sumIf(sign, isNotNull(duration_ms))",  # measured
-        f"sumIf(sign, {_DURATION} = 0)",  # zeros
-        f"sumIf(sign, {_DURATION} BETWEEN 0 AND 1)",  # ones
-    )
+_COUNT_SQL: Final = (
+    "sumIf(sign, is_unique_user = 1)",  # visitors
+    "sumIf(sign, is_unique_page = 1)",  # page_visitors
+    "sum(sign)",  # pageviews
+    f"sumIf(sign, is_unique_user = 1 AND {_DURATION} BETWEEN 100 AND 5000)",  # bounces
+    "sumIf(sign, is_unique_user = 1 AND isNotNull(duration_ms))",  # timed
+    "sum(sign * ifNull(duration_ms, 0))",  # duration_sum
+    "sumIf(sign, isNotNull(duration_ms))",  # measured
+    f"sumIf(sign, {_DURATION} = 0)",  # zeros
+    f"sumIf(sign, {_DURATION} BETWEEN 0 AND 1)",  # ones
 )
+COUNTS: Final = ", ".join(_COUNT_SQL)
 _COUNT_FIELDS: Final = "visitors page_visitors pageviews bounces timed duration_sum measured zeros ones".split()
 # Rank ceil(n/2) - 1 at level 0.5 and floor(n/2) just above it, for any n below 10**11: the two middle values.
-MIDDLES: Final = "quantilesExactWeighted(0.5, 0.500000000001)(duration_ms, toUInt64(sign))"
+_MIDDLE_LEVELS: Final = "quantilesExactWeighted{}(0.5, 0.500000000001)"
+MIDDLES: Final = _MIDDLE_LEVELS.format("") + "(duration_ms, toUInt64(sign))"
 # Only the visitor counts, for the compact rows of the lists.
 _VISITORS: Final = "sumIf(sign, is_unique_user = 1), sumIf(sign, is_unique_page = 1)"
 
@@ -153,13 +153,25 @@ def _bucket_sql(interval: str, params: dict[str, object], start_us: int) -> str:
 
 
 def _buckets(client: Client, query: Query, interval: str, start_us: int) -> tuple[dict[int, Group], Group]:
-    """The groups of each bucket of `interval` from `start_us`, and of the whole query (one pass, WITH TOTALS)."""
+    """The groups of each bucket of `interval` from `start_us`, and of the whole query, in one pass.
+
+    The buckets keep their median's state, which the outer level merges into the whole period's
+    (no WITH TOTALS: chDB garbles it for an empty answer).
+    """
     params: dict[str, object] = {}
     bucket = _bucket_sql(interval, params, start_us)
-    sql = f"SELECT {bucket} AS bucket, {COUNTS}, {MIDDLES} FROM views WHERE {_where(query, params)}"
-    rows, totals = client.answer(sql + " GROUP BY bucket WITH TOTALS", params)
-    groups = {int(row[0]): _group(row[1:-1], row[-1]) for row in rows if int(row[3])}
-    whole = _group(totals[1:-1], totals[-1]) if groups and totals is not None else _EMPTY
+    counts = ", ".join(f"{sql} AS c{i}" for i, sql in enumerate(_COUNT_SQL))
+    inner = (
+        f"SELECT {bucket} AS bucket, {counts}, {_MIDDLE_LEVELS.format('State')}(duration_ms, toUInt64(sign)) AS st"
+        f" FROM views WHERE {_where(query, params)} GROUP BY bucket"
+    )
+    names = ", ".join(f"c{i}" for i in range(len(_COUNT_SQL)))
+    sums = ", ".join(f"sum(c{i})" for i in range(len(_COUNT_SQL)))
+    merged = _MIDDLE_LEVELS.format("Merge")
+    sql = f"SELECT groupArray((bucket, {names}, finalizeAggregation(st))), {sums}, {merged}(st) FROM ({inner})"
+    found, *totals = client.rows(sql, params)[0]
+    groups = {int(row[0]): _group(row[1:-1], row[-1]) for row in found if int(row[3])}
+    whole = _group(totals[:-1], totals[-1]) if groups else _EMPTY
     return groups, whole
 
 
