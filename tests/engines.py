@@ -29,6 +29,7 @@ from medama_core.store.clickhouse.url import ClickHouseURL
 
 ENGINES = ("server", "chdb")
 SERVER_START_S = 60.0  # a cold start on a busy 2-core machine takes a few seconds
+STOP_S = 5.0  # then the test server is killed: its data is thrown away anyway
 TEST_USER, TEST_PASSWORD = "medama", "s3cret 'pass"
 NOW_MS = 1_750_000_000_000
 
@@ -122,7 +123,7 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(30)
+                self.proc.wait(STOP_S)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

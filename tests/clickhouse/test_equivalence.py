@@ -1,4 +1,4 @@
-"""Randomized equivalence on ClickHouse: every stats answer equals the plain reference of tests/store/test_equivalence.py.
+"""Randomized equivalence on ClickHouse: every stats answer equals the plain Reference of the SQLite store's test.
 
 The same random rows, filters and periods as the SQLite store's test, written
 the way ingestion writes them: views without durations, then unloads in

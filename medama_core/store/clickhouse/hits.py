@@ -87,7 +87,7 @@ def _check(op: Op) -> None:
     if type(op) is NewView:
         if len(op.view) != len(VIEW_COLUMNS):
             raise ValueError(f"a view has {len(VIEW_COLUMNS)} values, got {len(op.view)}")
-        tsv_line(op.view)
+        tsv_line(op.view).encode()  # a lone surrogate cannot be stored: UnicodeEncodeError, a ValueError
         for event in op.events:
             _check_event(event)
     elif type(op) is NewEvents:
@@ -97,7 +97,7 @@ def _check(op: Op) -> None:
         if not isinstance(op.bid, str) or type(op.duration_ms) is not int or not 0 <= op.duration_ms < 2**63:
             raise ValueError("an unload needs a beacon id and a whole number of milliseconds")
     elif type(op) is DropCount:
-        tsv_line((op.day, op.hostname, op.reason, op.count))
+        tsv_line((op.day, op.hostname, op.reason, op.count)).encode()
     else:
         raise TypeError(f"not a hit op: {type(op).__name__}")
 
@@ -105,7 +105,7 @@ def _check(op: Op) -> None:
 def _check_event(event: Row) -> None:
     if len(event) != len(EVENT_COLUMNS):
         raise ValueError(f"an event has {len(EVENT_COLUMNS)} values, got {len(event)}")
-    tsv_line(event)
+    tsv_line(event).encode()
 
 
 def _stored_keys(client: Client, bids: Sequence[str]) -> set[tuple[str, str]]:
