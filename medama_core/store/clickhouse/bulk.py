@@ -21,7 +21,7 @@ from itertools import islice
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
-from medama_core.store.clickhouse.hits import store_events, store_views
+from medama_core.store.clickhouse.hits import BULK_LOOKUP_IDS, store_events, store_views
 from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, Row
 
 __all__ = ["CHUNK_ROWS", "export_rows", "insert_events", "insert_views"]
@@ -49,7 +49,7 @@ def insert_views(client: Client, rows: Iterable[Row], progress: Callable[[int], 
     """Store views (VIEW_COLUMNS order), CHUNK_ROWS at a time; return how many were new."""
     stored = 0
     for chunk in _chunks(rows):
-        stored += store_views(client, chunk)
+        stored += store_views(client, chunk, BULK_LOOKUP_IDS)
         if progress is not None:
             progress(len(chunk))
     return stored
@@ -59,7 +59,7 @@ def insert_events(client: Client, rows: Iterable[Row], progress: Callable[[int],
     """Store events (EVENT_COLUMNS order) under their views, CHUNK_ROWS at a time; return how many."""
     stored = 0
     for chunk in _chunks(rows):
-        stored += store_events(client, chunk)
+        stored += store_events(client, chunk, BULK_LOOKUP_IDS)
         if progress is not None:
             progress(len(chunk))
     return stored

@@ -29,6 +29,7 @@ from medama_core.store.clickhouse.sql import in_list, tsv_line
 from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
 
 __all__ = [
+    "BULK_LOOKUP_IDS",
     "DIMENSION_COLUMNS",
     "EVENT_TABLE_COLUMNS",
     "VIEW_TABLE_COLUMNS",
@@ -48,9 +49,11 @@ EVENT_TABLE_COLUMNS: Final = (*EVENT_COLUMNS, "site", *DIMENSION_COLUMNS)
 _DIMENSION_AT: Final = tuple(VIEW_COLUMNS.index(c) for c in DIMENSION_COLUMNS)
 _BID, _HOST, _DURATION = VIEW_COLUMNS.index("bid"), VIEW_COLUMNS.index("hostname"), VIEW_COLUMNS.index("duration_ms")
 _NO_DIMENSIONS: Final = ("",) * len(DIMENSION_COLUMNS)
-# Beacon ids looked up in one statement: each binds one value, and a statement stays far below the
-# server's max_query_size (256 KiB) when the ids are escaped into it (servers without parameters).
+# Beacon ids looked up in one statement: each binds one value, and a statement stays below the
+# server's max_query_size (256 KiB) when the ids are escaped into it (servers without parameters):
+# a batch of hits in one lookup, and a bulk import's chunk in a few (ids of ~16 bytes).
 LOOKUP_IDS: Final = 1000
+BULK_LOOKUP_IDS: Final = 10_000
 
 
 def apply_batch(client: Client, ops: Sequence[Op]) -> list[Exception | None]:
@@ -108,23 +111,23 @@ def _check_event(event: Row) -> None:
     tsv_line(event).encode()
 
 
-def _stored_keys(client: Client, bids: Sequence[str]) -> set[tuple[str, str]]:
+def _stored_keys(client: Client, bids: Sequence[str], per_lookup: int) -> set[tuple[str, str]]:
     """The (bid, hostname) pairs of stored views among `bids`."""
     found: set[tuple[str, str]] = set()
     unique = sorted(set(bids))
-    for start in range(0, len(unique), LOOKUP_IDS):
+    for start in range(0, len(unique), per_lookup):
         params: dict[str, object] = {}
-        ids = in_list("b", unique[start : start + LOOKUP_IDS], params)
+        ids = in_list("b", unique[start : start + per_lookup], params)
         for bid, hostname in client.rows(f"SELECT bid, hostname FROM view_keys WHERE bid IN ({ids})", params):
             found.add((bid, hostname))
     return found
 
 
-def new_views(client: Client, views: Sequence[Row]) -> list[Row]:
+def new_views(client: Client, views: Sequence[Row], per_lookup: int = LOOKUP_IDS) -> list[Row]:
     """The views to store: the first of each (bid, hostname) not stored yet, in order."""
     if not views:
         return []
-    seen = _stored_keys(client, [str(view[_BID]) for view in views])
+    seen = _stored_keys(client, [str(view[_BID]) for view in views], per_lookup)
     fresh = []
     for view in views:
         key = (str(view[_BID]), str(view[_HOST]))
@@ -134,22 +137,22 @@ def new_views(client: Client, views: Sequence[Row]) -> list[Row]:
     return fresh
 
 
-def store_views(client: Client, views: Sequence[Row]) -> int:
+def store_views(client: Client, views: Sequence[Row], per_lookup: int = LOOKUP_IDS) -> int:
     """Insert the views not stored yet (and their keys); return how many were stored."""
-    fresh = new_views(client, views)
+    fresh = new_views(client, views, per_lookup)
     if fresh:
         client.insert("views", VIEW_TABLE_COLUMNS, [(*view, 1, 0) for view in fresh])
         client.insert("view_keys", ("bid", "hostname", "date_created"), [(v[0], v[1], v[-1]) for v in fresh])
     return len(fresh)
 
 
-def fetch_views(client: Client, bids: Iterable[str]) -> dict[str, list[tuple[Row, int]]]:
+def fetch_views(client: Client, bids: Iterable[str], per_lookup: int = LOOKUP_IDS) -> dict[str, list[tuple[Row, int]]]:
     """The current row (VIEW_COLUMNS order) and version of every stored view of each beacon id, by hostname."""
     found: dict[tuple[str, str], tuple[Row, int]] = {}
     unique = sorted(set(bids))
-    for start in range(0, len(unique), LOOKUP_IDS):
+    for start in range(0, len(unique), per_lookup):
         params: dict[str, object] = {}
-        ids = in_list("b", unique[start : start + LOOKUP_IDS], params)
+        ids = in_list("b", unique[start : start + per_lookup], params)
         sql = (
             f"SELECT {', '.join(VIEW_COLUMNS)}, version FROM views"
             " WHERE (hostname, date_created, bid) IN"
@@ -173,9 +176,9 @@ def event_rows(events: Iterable[Row], view: Row | None) -> list[Row]:
     return [(*event, *copied) for event in events]
 
 
-def store_events(client: Client, events: Sequence[Row]) -> int:
+def store_events(client: Client, events: Sequence[Row], per_lookup: int = LOOKUP_IDS) -> int:
     """Insert events (EVENT_COLUMNS order) under the view of their beacon id, looked up; return how many."""
-    views = fetch_views(client, {str(event[0]) for event in events if event[0]})
+    views = fetch_views(client, {str(event[0]) for event in events if event[0]}, per_lookup)
     rows: list[Row] = []
     for event in events:
         of_bid = views.get(str(event[0]))
