@@ -1,8 +1,10 @@
 """ClickHouse benchmark: load N views into a real clickhouse-server, time the dashboard's overview set, and ingestion.
 
 The rows are bench/stats.py's (N page views over 90 days, 401 paths, custom
-events on 13%), loaded through the import path (store/clickhouse/bulk.py:
-the duplicate check and the INSERTs). Then the overview set of bench/stats.py
+events on 13%). The views are loaded through the import path
+(store/clickhouse/bulk.py: the duplicate check and the INSERTs), their events
+beside them with their view's site and dimensions, as ingestion writes a
+load's events (the import of an events file looks each view up instead). Then the overview set of bench/stats.py
 (summary with previous and day interval, every list with summary=true&limit=5,
 /time, /properties) over the last 30 and 90 days, without and with filters,
 each timed --runs times (median shown) from this process through the HTTP
@@ -55,11 +57,14 @@ def events_of(chunk: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 
 def load(client: Client, n: int) -> None:
+    """The views through the import path; their events beside them, as a load's events are written."""
     started, cpu = time.perf_counter(), time.process_time()
     views = events = 0
     for chunk_views, chunk_events in data.generate(n):
         views += bulk.insert_views(client, chunk_views)
-        events += bulk.insert_events(client, events_of(chunk_events))
+        of_bid = {view[0]: view for view in chunk_views}
+        rows = [row for event in events_of(chunk_events) for row in hits.event_rows([event], of_bid[event[0]])]
+        events += client.insert("events", hits.EVENT_TABLE_COLUMNS, rows)
     elapsed = time.perf_counter() - started
     print(
         f"loaded {views:,} views and {events:,} events in {elapsed:.1f} s ({views / elapsed:,.0f} views/s;"

@@ -9,6 +9,7 @@ database of either, so a whole suite can run once per engine.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -175,8 +176,11 @@ def chdb_session() -> Any:
     if _chdb_session is None:
         from chdb import session
 
-        _chdb_session = session.Session(tempfile.mkdtemp(prefix="medama-chdb-"))
+        folder = tempfile.mkdtemp(prefix="medama-chdb-")
+        _chdb_session = session.Session(folder)
         _chdb_session.query("SET output_format_json_quote_64bit_integers = 0")
+        atexit.register(shutil.rmtree, folder, True)
+        atexit.register(_chdb_session.close)
     return _chdb_session
 
 

@@ -134,3 +134,10 @@ def test_one_keep_alive_connection_serves_many_statements(ch_server: Server | No
         assert client.rows("SELECT {i:UInt8}", {"i": i}) == [[i]]
     assert len(transport._all) == 1
     client.close()
+
+
+def test_a_stream_read_in_part_leaves_the_client_usable(ch: Client) -> None:
+    rows = ch.stream("SELECT number FROM system.numbers LIMIT 1000000")
+    assert next(rows) == ["0"]
+    rows.close()  # the rest of the answer is never read: its connection is dropped, not reused
+    assert ch.rows("SELECT 1") == [[1]]

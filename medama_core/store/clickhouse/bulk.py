@@ -74,7 +74,7 @@ def export_rows(
 ) -> Iterator[Row]:
     """Rows with `start_ms <= date_created < end_ms` (of one site), in the order the SQLite export writes them.
 
-    Views come from `views FINAL`: each view's pairs of unload rows collapsed to its current row.
+    A view's current row is the one whose copies' signs add up to +1 (its unload pairs cancel).
     """
     columns: Sequence[str] = VIEW_COLUMNS if kind == "views" else EVENT_COLUMNS
     if kind not in _ORDER:

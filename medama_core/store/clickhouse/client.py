@@ -181,14 +181,16 @@ class HTTPTransport:
         raise AssertionError("unreachable")
 
     def _read(self, response: http.client.HTTPResponse) -> Iterator[bytes]:
+        finished = False
         try:
             while chunk := response.read(STREAM_CHUNK_BYTES):
                 yield chunk
+            finished = not response.will_close
         except (OSError, http.client.HTTPException) as exc:
-            self._drop()
             raise Unreachable(f"ClickHouse at {self.url.redacted()} broke off its answer: {exc}") from None
-        if response.will_close:
-            self._drop()
+        finally:
+            if not finished:  # an answer left unread (a reader that stopped early) or cut: a new connection next
+                self._drop()
 
     def close(self) -> None:
         with self._lock:

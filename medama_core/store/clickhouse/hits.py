@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
-from medama_core.store.clickhouse.sql import in_list, tsv_line
+from medama_core.store.clickhouse.sql import id_chunks, id_set, tsv_line
 from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
 
 __all__ = [
@@ -49,9 +49,9 @@ EVENT_TABLE_COLUMNS: Final = (*EVENT_COLUMNS, "site", *DIMENSION_COLUMNS)
 _DIMENSION_AT: Final = tuple(VIEW_COLUMNS.index(c) for c in DIMENSION_COLUMNS)
 _BID, _HOST, _DURATION = VIEW_COLUMNS.index("bid"), VIEW_COLUMNS.index("hostname"), VIEW_COLUMNS.index("duration_ms")
 _NO_DIMENSIONS: Final = ("",) * len(DIMENSION_COLUMNS)
-# Beacon ids looked up in one statement: each binds one value, and a statement stays below the
-# server's max_query_size (256 KiB) when the ids are escaped into it (servers without parameters):
-# a batch of hits in one lookup, and a bulk import's chunk in a few (ids of ~16 bytes).
+# Beacon ids looked up in one statement (sql.id_set): a batch of hits in one lookup, a bulk import's
+# chunk in a few. 10,000 ids of ~10 bytes are ~210 KB hex-encoded, under the max_query_size (256 KiB)
+# of a server that takes the value inside the statement (18.16).
 LOOKUP_IDS: Final = 1000
 BULK_LOOKUP_IDS: Final = 10_000
 
@@ -115,9 +115,9 @@ def _stored_keys(client: Client, bids: Sequence[str], per_lookup: int) -> set[tu
     """The (bid, hostname) pairs of stored views among `bids`."""
     found: set[tuple[str, str]] = set()
     unique = sorted(set(bids))
-    for start in range(0, len(unique), per_lookup):
+    for chunk in id_chunks(unique, per_lookup):
         params: dict[str, object] = {}
-        ids = in_list("b", unique[start : start + per_lookup], params)
+        ids = id_set("ids", chunk, params)
         for bid, hostname in client.rows(f"SELECT bid, hostname FROM view_keys WHERE bid IN ({ids})", params):
             found.add((bid, hostname))
     return found
@@ -150,9 +150,9 @@ def fetch_views(client: Client, bids: Iterable[str], per_lookup: int = LOOKUP_ID
     """The current row (VIEW_COLUMNS order) and version of every stored view of each beacon id, by hostname."""
     found: dict[tuple[str, str], tuple[Row, int]] = {}
     unique = sorted(set(bids))
-    for start in range(0, len(unique), per_lookup):
+    for chunk in id_chunks(unique, per_lookup):
         params: dict[str, object] = {}
-        ids = in_list("b", unique[start : start + per_lookup], params)
+        ids = id_set("ids", chunk, params)
         sql = (
             f"SELECT {', '.join(VIEW_COLUMNS)}, version FROM views"
             " WHERE (hostname, date_created, bid) IN"

@@ -6,9 +6,13 @@ One design, one reason each (docs/scale.md has the long form):
   so that every stats query reads one contiguous range of one site, and
   partitioned by month, so that old months can be dropped (or, on servers with
   TTL, expire) whole. An unload never updates a row: it adds two, a copy of the
-  view's current row with sign -1 and the new state with sign +1 (a
-  CollapsingMergeTree). Queries sum `sign`, so they are exact before, during and
-  after the background merges that cancel the pairs.
+  view's current row with sign -1 and the new state with sign +1 and the next
+  `version` (a CollapsingMergeTree). Queries sum `sign`, so they are exact
+  before, during and after the background merges that cancel the pairs. The
+  version is part of the sort key, so the rows a merge sees under one key are
+  identical but for their sign: whatever it keeps of them (a collapse depends on
+  the rows' order, which an INSERT of several rows of one key does not keep),
+  the sums are unchanged.
 * `view_keys` finds a view by its beacon id, which an unload or a custom
   event carries alone: a narrow table ordered by bid with small granules.
 * `events` carries, besides the event, the site of its view and that view's
@@ -66,7 +70,7 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
                 version UInt32
             ) ENGINE = CollapsingMergeTree(sign)
             {_MONTHS.format(column="date_created")}
-            ORDER BY (hostname, date_created, bid)""",
+            ORDER BY (hostname, date_created, bid, version)""",
             f"""CREATE TABLE IF NOT EXISTS view_keys (
                 bid String,
                 hostname String,

