@@ -19,7 +19,8 @@ server's).
 The server is started here (tests/engines.py: temporary data folder, free
 ports) unless --url names one. Numbers from a shared 2-core machine are noisy.
 
-Usage: python bench/clickhouse.py [--rows 10000000] [--runs 5] [--filters no,page,other,prop] [--url clickhouse://...]
+Usage: python bench/clickhouse.py [--rows 10000000] [--runs 5] [--filters no,page,other,prop]
+       [--url clickhouse://... | --chdb]
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from medama_core.store.clickhouse import stats as ch_stats  # noqa: E402
 from medama_core.store.clickhouse.client import Client, HTTPTransport  # noqa: E402
 from medama_core.store.clickhouse.url import parse_url  # noqa: E402
 from medama_core.store.stats import Page, Query  # noqa: E402
-from tests.engines import clickhouse_server  # noqa: E402
+from tests.engines import clickhouse_server, fresh_client  # noqa: E402
 
 LIMIT = 5  # the dashboard's panels ask for five rows
 
@@ -145,9 +146,13 @@ def interleave(loads: list[hits.Op], unloads: list[hits.Op], batch: int) -> list
     return out + pending
 
 
-def connect(url: str | None) -> Iterator[Client]:
+def connect(url: str | None, chdb: bool) -> Iterator[Client]:
     if url is not None:
         yield Client(HTTPTransport(parse_url(url)))
+        return
+    if chdb:  # a current release in this process: no HTTP, and the server's CPU shows as the client's
+        print("chDB (ClickHouse in-process, chdb-core)", flush=True)
+        yield fresh_client("chdb", None)
         return
     with clickhouse_server() as server:
         server.query("CREATE DATABASE bench")
@@ -163,8 +168,9 @@ def main() -> None:
     parser.add_argument("--ingest-rows", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--url", help="an existing server's database (default: start clickhouse-server here)")
+    parser.add_argument("--chdb", action="store_true", help="run on chDB (a current release, in-process) instead")
     args = parser.parse_args()
-    for client in connect(args.url):
+    for client in connect(args.url, args.chdb):
         schema.migrate(client, int(time.time() * 1000))
         if not client.rows("SELECT count() FROM views")[0][0]:
             load(client, args.rows)

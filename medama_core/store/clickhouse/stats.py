@@ -309,8 +309,15 @@ def _quartiles(client: Client, query: Query, groups: dict[str, Group], paths: li
 def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
     """/time: median, quartiles and share of total time per page (spec §4.3)."""
     params: dict[str, object] = {}
-    sql = f"SELECT pathname, {COUNTS} FROM views WHERE {_where(query, params)} GROUP BY pathname HAVING sum(sign) > 0"
-    groups = {str(row[0]): _group(row[1:]) for row in client.rows(sql, params)}
+    # Only what the keep rule and the shares read: page visitors, and the durations' sum and counts.
+    fields = ("page_visitors", "duration_sum", "measured", "zeros", "ones")
+    columns = ", ".join(_COUNT_SQL[_COUNT_FIELDS.index(field)] for field in fields)
+    sql = f"SELECT pathname, {columns} FROM views WHERE {_where(query, params)} GROUP BY pathname HAVING sum(sign) > 0"
+    groups = {}
+    for path, *counts in client.rows(sql, params):
+        group = groups[str(path)] = Group()
+        for field, count in zip(fields, counts, strict=True):
+            setattr(group, field, int(count))
     kept = [(path, g) for path, g in groups.items() if g.page_visitors >= 3 and g.median_positive()]
     if not summary:
         _quartiles(client, query, groups, [path for path, _ in kept])
