@@ -105,3 +105,27 @@ def test_bulk_insert_and_export_round_trip(ch: Client) -> None:
     assert list(bulk.export_rows(ch, "views", SITE, T0 + 10_000, T0 + 12_000)) == rows[10:12]
     assert list(bulk.export_rows(ch, "events")) == events
     assert stats.property_counts(ch, Query(SITE)) == {("k", str(i)): 1 for i in range(0, 50, 10)}
+
+
+def test_compact_lists_from_hourly_counts_equal_the_raw_rows_at_every_edge(ch: Client) -> None:
+    """Views on and beside hour edges, periods starting and ending on, before and after them: the hourly
+    sums plus raw edges (unfiltered) must equal the raw rows (a filter that keeps every row)."""
+    hour = 3_600_000
+    base = T0 - T0 % hour
+    offsets = [0, 1, hour - 1, hour, hour + 1, 2 * hour - 1, 2 * hour, 3 * hour + 5]
+    views = [
+        row(bid=f"e{i}", date_created=base + at, pathname=f"/{i % 3}", is_unique_user=i % 2)
+        for i, at in enumerate(offsets)
+    ]
+    assert hits.apply_batch(ch, [hits.NewView(v) for v in views] + [hits.Duration("e1", 5)]) == [None] * 9
+    neutral = (Filter("browser", "neq", "no such browser"),)
+    bounds = [None, *(base + at + d for at in (0, hour, 2 * hour, 3 * hour) for d in (-1, 0, 1))]
+    for start in bounds:
+        for end in bounds:
+            if start is not None and end is not None and end < start:
+                continue
+            us = (None if start is None else start * 1000, None if end is None else end * 1000)
+            for endpoint in ("pages", "browsers"):
+                hourly = stats.list_stats(ch, Query(SITE, *us), endpoint, True, Page())
+                raw = stats.list_stats(ch, Query(SITE, *us, neutral), endpoint, True, Page())
+                assert hourly == raw, (start, end, endpoint)

@@ -21,6 +21,11 @@ One design, one reason each (docs/scale.md has the long form):
   of events first, or two nodes racing) has `site` '' and is matched at read time.
 * `drops` counts dropped hits, summed per (day, site, reason) by merges and by
   the queries (SummingMergeTree).
+* `hourly` holds the visitor counts per (site, dimension kind, hour, value),
+  written by a materialized view on every INSERT into `views` and summed by
+  merges and by the queries (SummingMergeTree). The counts sum `sign`, so an
+  unload pair adds nothing and they stay exact. The compact list rows read it
+  for the whole hours of a period and `views` for the rest.
 
 The SQL is the subset that runs unchanged on ClickHouse 18.16 (Debian's
 package) and on current releases: no TTL, codecs, LowCardinality or DateTime64;
@@ -33,7 +38,26 @@ from typing import Final
 
 from medama_core.store.clickhouse.client import Client
 
-__all__ = ["MIGRATIONS", "TABLES", "migrate", "schema_version"]
+__all__ = ["HOUR_MS", "KIND_CODES", "LABELS", "MIGRATIONS", "TABLES", "migrate", "schema_version"]
+
+# Dimension kind (the SQLite store's rollups.KINDS names) -> its label in SQL over `views`.
+LABELS: Final = {
+    "path": "pathname",
+    "referrer": "if(referrer_group = '', referrer_host, referrer_group)",
+    "referrer_host": "referrer_host",
+    "utm_source": "utm_source",
+    "utm_medium": "utm_medium",
+    "utm_campaign": "utm_campaign",
+    "browser": "ua_browser",
+    "os": "ua_os",
+    "device": "ua_device_type",
+    "country": "country",
+    "language": "language_base",
+    "language_dialect": "language_dialect",
+}
+# Each kind's code in `hourly`: stored, so new kinds are only ever appended.
+KIND_CODES: Final = {kind: code for code, kind in enumerate(LABELS, start=1)}
+HOUR_MS: Final = 3_600_000
 
 # The dimensions of a view as columns, shared by `views` and the copies in `events`.
 _DIMENSIONS: Final = """
@@ -90,6 +114,25 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             ) ENGINE = MergeTree
             {_MONTHS.format(column="date_created")}
             ORDER BY (site, date_created)""",
+            f"""CREATE TABLE IF NOT EXISTS hourly (
+                hostname String,
+                kind UInt8,
+                hour Int64,
+                value String,
+                visitors Int64,
+                page_visitors Int64,
+                pageviews Int64
+            ) ENGINE = SummingMergeTree
+            {_MONTHS.format(column=f"hour * {HOUR_MS}")}
+            ORDER BY (hostname, kind, hour, value)""",
+            f"""CREATE MATERIALIZED VIEW IF NOT EXISTS hourly_counts TO hourly AS
+            SELECT hostname, kind, intDiv(date_created, {HOUR_MS}) AS hour, value,
+                sum(sign * is_unique_user) AS visitors, sum(sign * is_unique_page) AS page_visitors,
+                sum(sign) AS pageviews
+            FROM views
+            ARRAY JOIN [{", ".join(str(code) for code in KIND_CODES.values())}] AS kind,
+                [{", ".join(LABELS.values())}] AS value
+            GROUP BY hostname, kind, hour, value""",
             f"""CREATE TABLE IF NOT EXISTS drops (
                 day Int64,
                 hostname String,
@@ -101,7 +144,7 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
         ),
     ),
 )
-TABLES: Final = ("views", "view_keys", "events", "drops")
+TABLES: Final = ("views", "view_keys", "events", "drops", "hourly")
 
 _VERSIONS: Final = """CREATE TABLE IF NOT EXISTS medama_schema (
     version UInt32,

@@ -34,6 +34,8 @@ _SITE_COLUMNS: Final = {
     "events": ("site", "group_name"),
     "drops": ("hostname",),
 }
+# `hourly` is written by its materialized view when the views are copied: it is deleted, never copied.
+_DERIVED: Final = {"hourly": ("hostname",)}
 _COLUMNS: Final = {
     "views": VIEW_TABLE_COLUMNS,
     "view_keys": ("bid", "hostname", "date_created"),
@@ -83,12 +85,12 @@ def delete_site_data(client: Client, hostnames: Sequence[str]) -> None:
 
 
 def _delete(client: Client, hostnames: Sequence[str]) -> None:
-    for table, site_columns in _SITE_COLUMNS.items():
+    for table, site_columns in {**_SITE_COLUMNS, **_DERIVED}.items():
         params: dict[str, object] = {}
         names = in_list("h", hostnames, params)
         where = " OR ".join(f"{c} IN ({names})" for c in site_columns)
         client.command(f"ALTER TABLE {table} DELETE WHERE {where}", params)
-    wait_for_mutations(client, tuple(_SITE_COLUMNS))
+    wait_for_mutations(client, (*_SITE_COLUMNS, *_DERIVED))
 
 
 def wait_for_mutations(client: Client, tables: Sequence[str]) -> None:

@@ -28,6 +28,7 @@ from typing import Any, Final
 from medama_core.store.aggregate import Group, fraction
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.filters import where_sql
+from medama_core.store.clickhouse.schema import HOUR_MS, KIND_CODES, LABELS
 from medama_core.store.clickhouse.sql import in_list
 from medama_core.store.stats import (
     LISTS,
@@ -41,23 +42,8 @@ from medama_core.store.stats import (
     previous_period,
 )
 
-__all__ = ["LABELS", "list_stats", "properties", "property_counts", "site_metrics", "summary", "time_stats"]
+__all__ = ["list_stats", "properties", "property_counts", "site_metrics", "summary", "time_stats"]
 
-# Dimension kind (store/rollups.py KINDS names) -> its label in SQL over `views`.
-LABELS: Final = {
-    "path": "pathname",
-    "referrer": "if(referrer_group = '', referrer_host, referrer_group)",
-    "referrer_host": "referrer_host",
-    "utm_source": "utm_source",
-    "utm_medium": "utm_medium",
-    "utm_campaign": "utm_campaign",
-    "browser": "ua_browser",
-    "os": "ua_os",
-    "device": "ua_device_type",
-    "country": "country",
-    "language": "language_base",
-    "language_dialect": "language_dialect",
-}
 # The counts of a `Group`, in its field order, each summing `sign` (durations are NULL until an unload).
 _DURATION: Final = "ifNull(duration_ms, -1)"
 _COUNT_SQL: Final = (
@@ -209,6 +195,47 @@ def interval_metrics(client: Client, query: Query, interval: str, start_us: int,
 # ---- list endpoints ---------------------------------------------------------------------------------
 
 
+def _whole_hours(start: int | None, end: int | None) -> tuple[int | None, int | None] | None:
+    """The first and last whole hour inside [start, end] (ms; None: unbounded), or None if there is none."""
+    first = None if start is None else -(-start // HOUR_MS)
+    last = None if end is None else (end + 1) // HOUR_MS - 1
+    if first is not None and last is not None and first > last:
+        return None
+    return first, last
+
+
+def _visitor_groups(client: Client, query: Query, kind: str) -> dict[str, Group]:
+    """The visitor counts per label of an unfiltered query: `hourly` for its whole hours, `views` for the rest."""
+    hours = _whole_hours(query.start, query.end)
+    if query.filters or hours is None:
+        return _groups(client, query, LABELS[kind], False)
+    first, last = hours
+    params: dict[str, object] = {"hostname": query.hostname, "kind": KIND_CODES[kind]}
+    rolled = ["hostname = {hostname:String}", "kind = {kind:UInt8}"]
+    edges = []  # the parts of the period outside the whole hours, read raw
+    if first is not None:
+        rolled.append("hour >= {first:Int64}")
+        edges.append("date_created >= {lo:Int64} AND date_created < {first_ms:Int64}")
+        params.update(first=first, lo=query.start, first_ms=first * HOUR_MS)
+    if last is not None:
+        rolled.append("hour <= {last:Int64}")
+        edges.append("date_created >= {after_ms:Int64} AND date_created <= {hi:Int64}")
+        params.update(last=last, hi=query.end, after_ms=(last + 1) * HOUR_MS)
+    sums = "sum(visitors), sum(page_visitors), sum(pageviews)"
+    sql = f"SELECT value, {sums} FROM hourly WHERE {' AND '.join(rolled)} GROUP BY value"
+    if edges:
+        sql += (
+            f" UNION ALL SELECT {LABELS[kind]} AS label, {_VISITORS}, sum(sign) FROM views"
+            f" WHERE hostname = {{hostname:String}} AND (({') OR ('.join(edges)})) GROUP BY label"
+        )
+    totals: dict[str, list[int]] = {}
+    for label, *counts in client.rows(sql, params):
+        found = totals.setdefault(str(label), [0, 0, 0])
+        for i, count in enumerate(counts):
+            found[i] += int(count)
+    return {label: Group(visitors=v, page_visitors=p) for label, (v, p, views) in totals.items() if views > 0}
+
+
 def _groups(client: Client, query: Query, label: str, full: bool) -> dict[str, Group]:
     """Aggregates per label: every count and the median with `full`, else the visitor counts only."""
     params: dict[str, object] = {}
@@ -231,7 +258,7 @@ def list_stats(
     kind, key = LISTS[endpoint]
     if variant:
         kind = {"referrer": "referrer_host", "language": "language_dialect"}.get(kind, kind)
-    groups = _groups(client, query, LABELS[kind], not summary)
+    groups = _visitor_groups(client, query, kind) if summary else _groups(client, query, LABELS[kind], True)
     pages = endpoint == "pages"
     total = Group()
     for group in groups.values():
