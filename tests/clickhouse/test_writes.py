@@ -109,16 +109,20 @@ def test_bulk_insert_and_export_round_trip(ch: Client) -> None:
 
 def test_compact_lists_from_hourly_counts_equal_the_raw_rows_at_every_edge(ch: Client) -> None:
     """Views on and beside hour edges, periods starting and ending on, before and after them: the hourly
-    sums plus raw edges (unfiltered) must equal the raw rows (a filter that keeps every row)."""
+    sums plus raw edges (unfiltered) must equal the raw rows (a filter that keeps every row), for the
+    compact lists and /time (whose pages with 3 visitors and durations show)."""
     hour = 3_600_000
     base = T0 - T0 % hour
     offsets = [0, 1, hour - 1, hour, hour + 1, 2 * hour - 1, 2 * hour, 3 * hour + 5]
     views = [
-        row(bid=f"e{i}", date_created=base + at, pathname=f"/{i % 3}", is_unique_user=i % 2)
+        row(bid=f"e{i}", date_created=base + at, pathname=f"/{i % 2}", is_unique_user=i % 2)
         for i, at in enumerate(offsets)
     ]
-    assert hits.apply_batch(ch, [hits.NewView(v) for v in views] + [hits.Duration("e1", 5)]) == [None] * 9
+    unloads = [hits.Duration(f"e{i}", d) for i, d in enumerate([5, 0, 1, 700, 900, 40, 2]) if i != 3]
+    assert hits.apply_batch(ch, [hits.NewView(v) for v in views] + unloads) == [None] * 14
+    assert hits.apply_batch(ch, [hits.Duration("e1", 1), hits.Duration("e4", 0)]) == [None] * 2
     neutral = (Filter("browser", "neq", "no such browser"),)
+    assert sorted(r["path"] for r in stats.time_stats(ch, Query(SITE), False, Page())) == ["/0", "/1"]
     bounds = [None, *(base + at + d for at in (0, hour, 2 * hour, 3 * hour) for d in (-1, 0, 1))]
     for start in bounds:
         for end in bounds:
@@ -129,3 +133,6 @@ def test_compact_lists_from_hourly_counts_equal_the_raw_rows_at_every_edge(ch: C
                 hourly = stats.list_stats(ch, Query(SITE, *us), endpoint, True, Page())
                 raw = stats.list_stats(ch, Query(SITE, *us, neutral), endpoint, True, Page())
                 assert hourly == raw, (start, end, endpoint)
+            for summary in (True, False):
+                hourly = stats.time_stats(ch, Query(SITE, *us), summary, Page())
+                assert hourly == stats.time_stats(ch, Query(SITE, *us, neutral), summary, Page()), (start, end)

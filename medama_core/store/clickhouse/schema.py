@@ -21,11 +21,12 @@ One design, one reason each (docs/scale.md has the long form):
   of events first, or two nodes racing) has `site` '' and is matched at read time.
 * `drops` counts dropped hits, summed per (day, site, reason) by merges and by
   the queries (SummingMergeTree).
-* `hourly` holds the visitor counts per (site, dimension kind, hour, value),
+* `hourly` holds the counts of a `Group` but the bounces (visitors, page
+  visitors, views, and the durations' sum and counts) per (site, dimension kind, hour, value),
   written by a materialized view on every INSERT into `views` and summed by
   merges and by the queries (SummingMergeTree). The counts sum `sign`, so an
-  unload pair adds nothing and they stay exact. The compact list rows read it
-  for the whole hours of a period and `views` for the rest.
+  unload pair adds nothing and they stay exact. The compact list rows and
+  /time's keep rule read it for the whole hours of a period and `views` for the rest.
 
 The SQL is the subset that runs unchanged on ClickHouse 18.16 (Debian's
 package) and on current releases: no TTL, codecs, LowCardinality or DateTime64;
@@ -121,14 +122,21 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
                 value String,
                 visitors Int64,
                 page_visitors Int64,
-                pageviews Int64
+                pageviews Int64,
+                duration_sum Int64,
+                measured Int64,
+                zeros Int64,
+                ones Int64
             ) ENGINE = SummingMergeTree
             {_MONTHS.format(column=f"hour * {HOUR_MS}")}
             ORDER BY (hostname, kind, hour, value)""",
             f"""CREATE MATERIALIZED VIEW IF NOT EXISTS hourly_counts TO hourly AS
             SELECT hostname, kind, intDiv(date_created, {HOUR_MS}) AS hour, value,
                 sum(sign * is_unique_user) AS visitors, sum(sign * is_unique_page) AS page_visitors,
-                sum(sign) AS pageviews
+                sum(sign) AS pageviews, sum(sign * ifNull(duration_ms, 0)) AS duration_sum,
+                sum(if(isNotNull(duration_ms), sign, 0)) AS measured,
+                sum(if(ifNull(duration_ms, -1) = 0, sign, 0)) AS zeros,
+                sum(if(ifNull(duration_ms, -1) BETWEEN 0 AND 1, sign, 0)) AS ones
             FROM views
             ARRAY JOIN [{", ".join(str(code) for code in KIND_CODES.values())}] AS kind,
                 [{", ".join(LABELS.values())}] AS value

@@ -204,11 +204,14 @@ def _whole_hours(start: int | None, end: int | None) -> tuple[int | None, int | 
     return first, last
 
 
-def _visitor_groups(client: Client, query: Query, kind: str) -> dict[str, Group]:
-    """The visitor counts per label of an unfiltered query: `hourly` for its whole hours, `views` for the rest."""
+def _hourly_groups(client: Client, query: Query, kind: str, fields: tuple[str, ...]) -> dict[str, Group] | None:
+    """Counts (Group fields `hourly` has) per label: `hourly` for the whole hours, `views` for the edges.
+
+    None for a query with filters, or without a whole hour: then only the raw rows can answer.
+    """
     hours = _whole_hours(query.start, query.end)
     if query.filters or hours is None:
-        return _groups(client, query, LABELS[kind], False)
+        return None
     first, last = hours
     params: dict[str, object] = {"hostname": query.hostname, "kind": KIND_CODES[kind]}
     rolled = ["hostname = {hostname:String}", "kind = {kind:UInt8}"]
@@ -221,19 +224,27 @@ def _visitor_groups(client: Client, query: Query, kind: str) -> dict[str, Group]
         rolled.append("hour <= {last:Int64}")
         edges.append("date_created >= {after_ms:Int64} AND date_created <= {hi:Int64}")
         params.update(last=last, hi=query.end, after_ms=(last + 1) * HOUR_MS)
-    sums = "sum(visitors), sum(page_visitors), sum(pageviews)"
+    wanted = ("pageviews", *(field for field in fields if field != "pageviews"))  # pageviews: the label exists
+    sums = ", ".join(f"sum({field})" for field in wanted)
     sql = f"SELECT value, {sums} FROM hourly WHERE {' AND '.join(rolled)} GROUP BY value"
     if edges:
+        raw = ", ".join(_COUNT_SQL[_COUNT_FIELDS.index(field)] for field in wanted)
         sql += (
-            f" UNION ALL SELECT {LABELS[kind]} AS label, {_VISITORS}, sum(sign) FROM views"
+            f" UNION ALL SELECT {LABELS[kind]} AS label, {raw} FROM views"
             f" WHERE hostname = {{hostname:String}} AND (({') OR ('.join(edges)})) GROUP BY label"
         )
     totals: dict[str, list[int]] = {}
     for label, *counts in client.rows(sql, params):
-        found = totals.setdefault(str(label), [0, 0, 0])
+        found = totals.setdefault(str(label), [0] * len(wanted))
         for i, count in enumerate(counts):
             found[i] += int(count)
-    return {label: Group(visitors=v, page_visitors=p) for label, (v, p, views) in totals.items() if views > 0}
+    groups = {}
+    for label, counts in totals.items():
+        if counts[0] > 0:
+            group = groups[label] = Group()
+            for field, count in zip(wanted, counts, strict=True):
+                setattr(group, field, count)
+    return groups
 
 
 def _groups(client: Client, query: Query, label: str, full: bool) -> dict[str, Group]:
@@ -258,7 +269,8 @@ def list_stats(
     kind, key = LISTS[endpoint]
     if variant:
         kind = {"referrer": "referrer_host", "language": "language_dialect"}.get(kind, kind)
-    groups = _visitor_groups(client, query, kind) if summary else _groups(client, query, LABELS[kind], True)
+    found = _hourly_groups(client, query, kind, ("visitors", "page_visitors")) if summary else None
+    groups = found if found is not None else _groups(client, query, LABELS[kind], not summary)
     pages = endpoint == "pages"
     total = Group()
     for group in groups.values():
@@ -333,11 +345,9 @@ def _quartiles(client: Client, query: Query, groups: dict[str, Group], paths: li
         groups[str(label)].fixed = {q: _interpolate(int(n), q, int(lo), int(hi)) for q, (lo, hi) in pairs.items()}
 
 
-def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
-    """/time: median, quartiles and share of total time per page (spec §4.3)."""
+def _raw_counts(client: Client, query: Query, fields: tuple[str, ...]) -> dict[str, Group]:
+    """Some counts per page, from the raw rows."""
     params: dict[str, object] = {}
-    # Only what the keep rule and the shares read: page visitors, and the durations' sum and counts.
-    fields = ("page_visitors", "duration_sum", "measured", "zeros", "ones")
     columns = ", ".join(_COUNT_SQL[_COUNT_FIELDS.index(field)] for field in fields)
     sql = f"SELECT pathname, {columns} FROM views WHERE {_where(query, params)} GROUP BY pathname HAVING sum(sign) > 0"
     groups = {}
@@ -345,6 +355,15 @@ def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[
         group = groups[str(path)] = Group()
         for field, count in zip(fields, counts, strict=True):
             setattr(group, field, int(count))
+    return groups
+
+
+def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+    """/time: median, quartiles and share of total time per page (spec §4.3)."""
+    # Only what the keep rule and the shares read: page visitors, and the durations' sum and counts.
+    fields = ("page_visitors", "duration_sum", "measured", "zeros", "ones")
+    found = _hourly_groups(client, query, "path", fields)
+    groups = found if found is not None else _raw_counts(client, query, fields)
     kept = [(path, g) for path, g in groups.items() if g.page_visitors >= 3 and g.median_positive()]
     if not summary:
         _quartiles(client, query, groups, [path for path, _ in kept])
