@@ -87,12 +87,16 @@ def test_rename_moves_everything_and_delete_removes_it(ch: Client) -> None:
         "duration": 400,
     }
     assert [r["events"] for r in stats.properties(ch, Query("b.example"), Page())] == [1]
+    assert stats.list_stats(ch, Query("b.example"), "pages", True, Page()) == [
+        {"path": "/", "visitors": 1, "visitors_percentage": 1.0}
+    ]
+    assert stats.list_stats(ch, Query(SITE), "pages", True, Page()) == []
     assert hits.drop_counts(ch, 0, 0) == [(0, "b.example", "bot", 1)]
     assert site_data.unique_visitors_since(ch, ["b.example", SITE], 0) == {"b.example": 1, SITE: 0}
     hits.apply_batch(ch, [hits.Duration("v1", 500)])  # the renamed view still takes unloads
     assert durations(ch) == {}
     site_data.delete_site_data(ch, ["b.example"])
-    for table in ("views", "view_keys", "events", "drops"):
+    for table in ("views", "view_keys", "events", "drops", "hourly"):
         assert ch.rows(f"SELECT count() FROM {table}") == [[0]], table
 
 
