@@ -305,16 +305,18 @@ def list_stats(
 
 
 def _medians(client: Client, query: Query, groups: dict[str, Group], paths: list[str]) -> None:
-    """Fix the medians of some pages' groups."""
+    """Fix the medians of some pages' groups (their durations' count and two middle values only)."""
     if not paths:
         return
     params: dict[str, object] = {}
+    measured = _COUNT_SQL[_COUNT_FIELDS.index("measured")]
     sql = (
-        f"SELECT pathname, {COUNTS}, {MIDDLES} FROM views WHERE {_where(query, params)}"
+        f"SELECT pathname, {measured}, {MIDDLES} FROM views WHERE {_where(query, params)}"
         f" AND pathname IN ({in_list('path', paths, params)}) GROUP BY pathname"
     )
-    for row in client.rows(sql, params):
-        groups[str(row[0])].fixed = _group(row[1:-1], row[-1]).fixed
+    for path, n, middles in client.rows(sql, params):
+        median = _interpolate(int(n), 0.5, middles[0], middles[1]) if int(n) else None
+        groups[str(path)].fixed = {0.5: median}
 
 
 # The live durations of each page: every (page, duration) with a positive net sign, repeated that many
