@@ -1,4 +1,4 @@
-"""Sessions: random tokens kept server-side, the `_me_sess` cookie, and `require_user` for private routes.
+"""Sessions: random tokens kept server-side, the `_me_sess` cookie, and the session behind a request.
 
 A session token is 256 random bits, sent to the browser base64url-encoded and
 stored in `me_meta.db` only as its SHA-256. Sessions therefore survive a
@@ -77,22 +77,25 @@ async def create_session(db: Database, user_id: str) -> str:
     return token
 
 
-async def require_user(request: Request, db: Database) -> Session:
-    """The session behind the request's cookie, or 401. An expired session found here is deleted."""
+async def find_session(request: Request, db: Database) -> Session | None:
+    """The live session behind the request's cookie, or None. An expired session found here is deleted."""
     token = request.cookies.get(COOKIE_NAME)
-    if not token:
-        raise HTTPError(401, MISSING_COOKIE)
-    if not _TOKEN.fullmatch(token):
-        raise HTTPError(401, BAD_SESSION)
+    if not token or not _TOKEN.fullmatch(token):
+        return None
     digest = token_hash(token)
     found = await db.read(meta.session_user, digest)
     if found is None:
-        raise HTTPError(401, BAD_SESSION)
+        return None
     user, expires = found
     if expires <= time.time():
         await db.write(meta.delete_session, digest)
-        raise HTTPError(401, BAD_SESSION)
+        return None
     return Session(user, digest)
+
+
+def sign_in_error(request: Request) -> HTTPError:
+    """The 401 for a request without a live session: upstream's two messages, no cookie or a bad one."""
+    return HTTPError(401, BAD_SESSION if request.cookies.get(COOKIE_NAME) else MISSING_COOKIE)
 
 
 async def revoke(db: Database, token: str) -> bool:
@@ -106,10 +109,4 @@ async def purge_expired(db: Database) -> int:
     return await db.write(meta.purge_expired_sessions, int(time.time()))
 
 
-DEMO_MODE = "user in demo mode"
-
-
-def refuse_in_demo(demo: bool) -> None:
-    """Demo mode (-demo) keeps every write but login read-only: 403, as upstream."""
-    if demo:
-        raise HTTPError(403, DEMO_MODE)
+DEMO_MODE = "user in demo mode"  # upstream's 403 message for a write in demo mode (-demo)

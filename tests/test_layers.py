@@ -18,9 +18,12 @@ ALLOWED: dict[str, set[str]] = {
     "usage": set(),
     "ratelimit": set(),
     "throttle": set(),
+    "permissions": set(),
+    "hostnames": set(),
     "data": set(),
     "assets": {"http"},
     "auth": {"http", "store", "config", "passwords", "log", "throttle"},
+    "access": {"auth", "hostnames", "http", "permissions", "store"},
     "api": {
         "api",
         "http",
@@ -35,6 +38,9 @@ ALLOWED: dict[str, set[str]] = {
         "assets",
         "writer",
         "throttle",
+        "access",
+        "hostnames",
+        "permissions",
     },
     "acme": set(),  # imports cryptography; only https.py imports it, lazily, for -autossl
     "tls": set(),
@@ -56,6 +62,8 @@ ALLOWED: dict[str, set[str]] = {
         "writer",
         "usage",
         "ratelimit",
+        "access",
+        "permissions",
     },
     "cli": {"app", "backup", "config", "log", "passwords", "store", "transfer"},
 }

@@ -12,7 +12,7 @@ import re
 import time
 from typing import Any
 
-from medama_core import assets, auth, usage
+from medama_core import assets, usage
 from medama_core.api import BlockSettings, Context
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_bool, optional_int, optional_string, optional_string_list
@@ -85,15 +85,12 @@ def apply_tenant(ctx: Context, settings: dict[str, str]) -> None:
 
 
 async def get_tenant_settings(request: Request, ctx: Context) -> Response:
-    await auth.require_user(request, ctx.meta)
     return json_response(tenant_json(await ctx.meta.read(meta.get_settings)))
 
 
 async def patch_tenant_settings(request: Request, ctx: Context) -> Response:
     """Partial update; answers with every setting as now stored."""
-    await auth.require_user(request, ctx.meta)
     changes = _tenant_changes(json_object(request))
-    auth.refuse_in_demo(ctx.config.demo)
     settings = await ctx.meta.write(meta.set_settings, changes, int(time.time()))
     apply_tenant(ctx, settings)
     return json_response(tenant_json(settings))
@@ -169,7 +166,6 @@ def apply_engine_at_startup(ctx: Context, settings: dict[str, str]) -> None:
 
 
 async def get_settings_usage(request: Request, ctx: Context) -> Response:
-    await auth.require_user(request, ctx.meta)
     sampled = await usage.sample(ctx.config.appdb, ctx.cpu)
     settings = await ctx.meta.read(meta.get_settings)
     body = sampled.as_json()
@@ -179,13 +175,11 @@ async def get_settings_usage(request: Request, ctx: Context) -> Response:
 
 async def patch_settings_usage(request: Request, ctx: Context) -> Response:
     """Set `threads` and/or `memory_limit` ("" removes the limit); 201 with no body, as upstream did."""
-    await auth.require_user(request, ctx.meta)
     body = json_object(request)
     threads = optional_int(body, "threads", 1, MAX_READER_THREADS)
     memory_limit = optional_string(body, "memory_limit", 0, MEMORY_LIMIT_CHARS)
     if memory_limit is not None:
         memory_limit = _check_memory_limit(memory_limit)
-    auth.refuse_in_demo(ctx.config.demo)
     changes: dict[str, str] = {}
     if threads is not None:
         changes[KEY_THREADS] = str(threads)

@@ -1,8 +1,9 @@
 """/website/{hostname}/*: the stats endpoints, driven by a name -> query table (spec §2.8, §4).
 
-Each handler checks the session (401), the site (404 `website not found`)
-and the query string (400), then runs one store function on a reader
-thread. After answering, a stats request that saw closed dirty hours asks the
+The access check (app.ROUTES, access.py) has already refused a caller who
+may not read the site (401, or 404 `website not found`, as for an unknown
+site); each handler checks the query string (400), then runs one store
+function on a reader thread. After answering, a stats request that saw closed dirty hours asks the
 writer thread to rebuild them (store/rollups.py), one rebuild at a time.
 """
 
@@ -16,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from medama_core import auth
 from medama_core.api import Context
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
@@ -31,7 +31,6 @@ REFRESH_HOURS = 2000  # hours one background rebuild takes on; about three month
 # writer thread returns to hit batches every few seconds at most.
 REFRESH_HOURS_PER_CALL = 24
 REFRESH_COPIES = 400  # days one background run copies for filtered stats (store/columns.py); ~0.4 s each at 111k views
-NOT_FOUND = "website not found"
 
 # RFC 3339 date-time: date, `T` (or `t`/space, RFC 3339 §5.6 note), time, optional fraction, offset.
 # ASCII digits only; an offset's hours are 00-23 and its minutes 00-59 (RFC 3339 §5.6).
@@ -111,9 +110,7 @@ def parse_page(request: Request) -> stats.Page:
 
 
 async def _prepare(request: Request, ctx: Context) -> stats.Query:
-    await auth.require_user(request, ctx.meta)
-    if request.path_params["hostname"] not in ctx.hostnames:
-        raise HTTPError(404, NOT_FOUND)
+    """The query of a request the access check let through: the caller may read the site, which exists."""
     return parse_query(request)
 
 

@@ -8,7 +8,7 @@ import json
 import time
 from typing import Any
 
-from medama_core import auth, passwords, usage
+from medama_core import access, auth, passwords, usage
 from medama_core.api import Context, drain_hits
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_object, optional_string
@@ -45,17 +45,16 @@ def _language(settings_text: str) -> str:
 
 
 async def get_user(request: Request, ctx: Context) -> Response:
-    session = await auth.require_user(request, ctx.meta)
+    session = access.session(request)
     return json_response(user_json(session.user))
 
 
 async def patch_user(request: Request, ctx: Context) -> Response:
-    session = await auth.require_user(request, ctx.meta)
+    session = access.session(request)
     body = json_object(request)
     username = optional_string(body, "username", USERNAME_MIN, USERNAME_MAX)
     password = optional_string(body, "password", PASSWORD_MIN, PASSWORD_MAX)
     new_settings = _parse_settings(body)
-    auth.refuse_in_demo(ctx.config.demo)
     password_hash = None
     if password is not None:
         async with ctx.auth.hashing:
@@ -95,8 +94,7 @@ def _parse_settings(body: dict[str, Any]) -> dict[str, Any]:
 
 async def delete_user(request: Request, ctx: Context) -> Response:
     """Delete the account, its websites and their analytics rows; its sessions go with it."""
-    session = await auth.require_user(request, ctx.meta)
-    auth.refuse_in_demo(ctx.config.demo)
+    session = access.session(request)
     hostnames = await ctx.meta.write(meta.delete_user, session.user.id)
     if hostnames is None:
         raise HTTPError(404, "user not found")
@@ -108,6 +106,5 @@ async def delete_user(request: Request, ctx: Context) -> Response:
 
 
 async def get_user_usage(request: Request, ctx: Context) -> Response:
-    await auth.require_user(request, ctx.meta)
     sampled = await usage.sample(ctx.config.appdb, ctx.cpu)
     return json_response(sampled.as_json())

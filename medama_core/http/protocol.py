@@ -72,6 +72,8 @@ class Request:
     http_version: str = "1.1"
     keep_alive: bool = True
     path_params: dict[str, str] = field(default_factory=dict)
+    # Who is asking, set by the application's access check before its handler runs; never read here.
+    actor: object = None
     _query: dict[str, list[str]] | None = None
     _cookies: dict[str, str] | None = None
 

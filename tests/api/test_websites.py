@@ -101,6 +101,7 @@ def test_post_needs_json(admin: Client) -> None:
 def test_invalid_path_hostname_is_400(admin: Client) -> None:
     assert error(admin.get("/api/websites/bad_host"))[0] == 400
     assert error(admin.delete("/api/websites/bad_host"))[0] == 400
+    assert admin.post("/api/websites", json_body={"hostname": "example.com"}).status == 201
     assert error(admin.patch("/api/websites/example.com", json_body={"hostname": "bad_host"}))[0] == 400
 
 

@@ -1,7 +1,8 @@
 """Every authenticated route refuses a missing, expired, revoked or forged session: 401, the error shape, no data.
 
-Also: session tokens are 256 random bits and only their SHA-256 reaches the
-disk; login brute force is throttled per username and per client address; a
+Also: every route declares its access, and a second user is answered on
+every route of another's site exactly as for an unknown site; session tokens
+are 256 random bits and only their SHA-256 reaches the disk; login brute force is throttled per username and per client address; a
 wrong username and a wrong password take the same time to refuse.
 """
 
@@ -19,9 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from medama_core import auth
-from medama_core.app import DEBUG_ROUTES, ROUTES
-from tests.helpers import Client, LiveServer, live_server
+from medama_core import auth, passwords
+from medama_core.app import DEBUG_ROUTES, HIDDEN_SITE_STATUS, ROUTES, check_access_declared
+from medama_core.http.router import Route
+from medama_core.permissions import SITE_SCOPED, Access
+from tests.helpers import Client, LiveServer, Result, live_server
 
 SITE = "example.com"
 PUBLIC = {"/health", "/event/ping", "/event/hit", "/auth/login", "/auth/logout"}
@@ -244,3 +247,100 @@ def test_a_deleted_users_session_is_refused(tmp_path: Path) -> None:
             assert client.get("/api/websites", headers=headers).status == 401
         finally:
             client.close()
+
+
+# --- who may see which site: every site-scoped route, two users ---
+
+OWNER_SITE = "xss.example"
+OTHER_PASSWORD = "intruder-pass"
+CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+# A body each site-scoped write would accept from the site's owner (a rename to the same name changes nothing).
+SITE_BODIES: dict[tuple[str, str], object] = {("PATCH", "/websites/{hostname}"): {"hostname": OWNER_SITE}}
+SITE_ROUTES = [r for r in ROUTES if "{hostname}" in r.path]
+
+
+def add_user(server: LiveServer, username: str, password: str) -> None:
+    """A second account in me_meta.db, as an imported upstream database can hold."""
+    with sqlite3.connect(server.config.appdb) as conn:
+        conn.execute(
+            "INSERT INTO users (id, username, password, date_created, date_updated, settings)"
+            " VALUES (:id, :username, :password, 1, 1, '{}')",
+            {"id": f"user_{username}", "username": username, "password": passwords.hash_password(password)},
+        )
+
+
+def test_every_route_declares_an_access_and_the_app_refuses_one_that_does_not() -> None:
+    for route in (*ROUTES, *DEBUG_ROUTES):
+        assert isinstance(route.access, Access), (route.method, route.path)
+        assert (route.access is Access.PUBLIC) == (route.path in PUBLIC), (route.method, route.path)
+        # A route about one site names it, and only such a route has a site-scoped access.
+        assert ("{hostname}" in route.path) == (route.access in SITE_SCOPED), (route.method, route.path)
+    assert {r.path.split("/")[1] for r in SITE_ROUTES} == {"website", "websites"}
+    with pytest.raises(ValueError, match="declares no access"):
+        check_access_declared((*ROUTES, Route("GET", "/new/{hostname}", ROUTES[0].handler)))
+
+
+def test_a_second_user_gets_website_not_found_on_every_route_of_the_owners_site(tmp_path: Path) -> None:
+    """Each route under /api/website/ and /api/websites/{hostname}: the owner is served, another user is
+    answered exactly as for a site that does not exist (upstream's 401 where upstream had it), without data."""
+    with live_server(tmp_path, level="warn") as server:
+        add_user(server, "intruder", OTHER_PASSWORD)
+        owner, intruder = server.client(), server.client()
+        try:
+            owner.login(ADMIN, PASSWORD)
+            intruder.login("intruder", OTHER_PASSWORD)
+            assert owner.post("/api/websites", json_body={"hostname": OWNER_SITE}).status == 201
+            hit = {"b": "owner-view", "e": "load", "u": f"https://{OWNER_SITE}/secret-page", "r": "", "p": True,
+                   "q": True, "t": "Europe/Paris", "d": {"plan": "secret-plan"}}  # fmt: skip
+            headers = {"User-Agent": CHROME_UA, "Accept-Language": "fr-FR"}
+            assert owner.post("/api/event/hit", json_body=hit, headers=headers).status == 204
+            failures = []
+            # Writes last: DELETE ends the site, so the owner's turn at it comes after everything else.
+            for route in sorted(SITE_ROUTES, key=lambda r: r.method == "DELETE"):
+                url = "/api" + route.path.replace("{hostname}", OWNER_SITE)
+                body = SITE_BODIES.get((route.method, route.path))
+                hidden = HIDDEN_SITE_STATUS.get((route.method, route.path), 404)
+                refused = intruder.request(route.method, url, json_body=body)
+                if (refused.status, refused.body) != (hidden, b'{"error":{"code":%d,"message":"website not found"}}'
+                                                      % hidden):  # fmt: skip
+                    failures.append(("intruder", route.method, route.path, refused.status, refused.body[:120]))
+                unknown = intruder.request(route.method, url.replace(OWNER_SITE, "nothing.example"), json_body=body)
+                if unknown.status != 404:
+                    failures.append(("unknown site", route.method, route.path, unknown.status))
+                served = owner.request(route.method, url, json_body=body)
+                if served.status not in (200, 204):
+                    failures.append(("owner", route.method, route.path, served.status, served.body[:120]))
+            assert not failures, failures
+            assert intruder.get("/api/websites").json() == []
+        finally:
+            owner.close()
+            intruder.close()
+
+
+def test_the_owners_numbers_are_what_the_intruder_was_refused(tmp_path: Path) -> None:
+    """The control for the test above: the stats routes do hold the owner's data, so a refusal hides something."""
+    with live_server(tmp_path, level="warn") as server:
+        add_user(server, "intruder", OTHER_PASSWORD)
+        owner, intruder = server.client(), server.client()
+        try:
+            owner.login(ADMIN, PASSWORD)
+            intruder.login("intruder", OTHER_PASSWORD)
+            assert owner.post("/api/websites", json_body={"hostname": OWNER_SITE}).status == 201
+            hit = {"b": "owner-view", "e": "load", "u": f"https://{OWNER_SITE}/secret-page", "r": "", "p": True,
+                   "q": True, "t": "Europe/Paris", "d": {"plan": "secret-plan"}}  # fmt: skip
+            headers = {"User-Agent": CHROME_UA, "Accept-Language": "fr-FR"}
+            assert owner.post("/api/event/hit", json_body=hit, headers=headers).status == 204
+            for name in ("summary", "pages", "properties"):
+                url = f"/api/website/{OWNER_SITE}/{name}"
+                assert owner.get(url).status == 200
+                assert error_of(intruder.get(url)) == (404, "website not found"), name
+            assert owner.get(f"/api/website/{OWNER_SITE}/summary").json()["current"]["pageviews"] == 1
+            assert owner.get(f"/api/website/{OWNER_SITE}/pages").json()[0]["path"] == "/secret-page"
+            assert owner.get(f"/api/website/{OWNER_SITE}/properties").json()[0]["name"] == "plan"
+        finally:
+            owner.close()
+            intruder.close()
+
+
+def error_of(result: Result) -> tuple[int, str]:
+    return result.status, result.json()["error"]["message"]
