@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "hostnames": set(),
     "data": set(),
     "assets": {"http"},
-    "auth": {"http", "store", "config", "passwords", "log", "throttle"},
+    "auth": {"http", "ingest", "store", "config", "passwords", "log", "throttle"},
     "access": {"auth", "hostnames", "http", "permissions", "store"},
     "api": {
         "api",

@@ -186,7 +186,7 @@ def test_the_allow_set_follows_every_change(tmp_path: Path) -> None:
         await call("DELETE", "/api/websites/b.example", cookie=cookie)
         seen.append(set(ctx.hostnames))
         await call("POST", "/api/websites", b'{"hostname":"c.example"}', cookie)
-        await call("DELETE", "/api/user", cookie=cookie)
+        await call("DELETE", "/api/user", b'{"currentPassword":"CHANGE_ME_ON_FIRST_LOGIN"}', cookie)
         seen.append(set(ctx.hostnames))
         for hook in ctx.on_shutdown:
             await hook()
