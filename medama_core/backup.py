@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medama_core.config import parse_args
+from medama_core.store.files import create_private, make_private_dirs
 
 BUSY_TIMEOUT_S = 30.0  # a checkpoint or a migration may hold the file briefly; wait rather than fail
-BACKUP_FILE_MODE = 0o600  # the app database holds password hashes and session digests
 
 USAGE = """Usage: medama backup DEST [flags]
 
@@ -49,6 +49,7 @@ def backup_database(source: str, target: Path) -> Copied:
         raise BackupError(f"no database at {source}")
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
+    create_private(str(partial))  # 0600 before the first page is copied in, and so its -journal too
     uri = f"file:{urllib.parse.quote(os.path.abspath(source))}?mode=ro"
     try:
         src = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
@@ -68,14 +69,13 @@ def backup_database(source: str, target: Path) -> Copied:
     if check != "ok":
         partial.unlink(missing_ok=True)
         raise BackupError(f"the copy of {source} failed its integrity check: {check}")
-    os.chmod(partial, BACKUP_FILE_MODE)
     os.replace(partial, target)
     return Copied(source, target, target.stat().st_size, check)
 
 
 def backup(appdb: str, analyticsdb: str, destination: Path) -> list[Copied]:
     """Copy both databases into `destination` under their own file names."""
-    destination.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(str(destination))  # 0700 for each folder made; an existing one keeps its mode
     names = {os.path.basename(appdb), os.path.basename(analyticsdb)}
     if len(names) != 2:
         raise BackupError("the two databases have the same file name; back them up one at a time")

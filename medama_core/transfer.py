@@ -21,6 +21,7 @@ import gzip
 import io
 import json
 import operator
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,6 +30,7 @@ from typing import IO, Any, Final, cast
 
 from medama_core.store import bulk
 from medama_core.store.db import Transaction
+from medama_core.store.files import open_private
 from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, insert_sql
 
 __all__ = [
@@ -852,6 +854,8 @@ def export_main(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
 
 
 def _open_output(path: str) -> IO[str]:
+    """The export file, created 0600 (it holds every visit of the sites exported)."""
+    os.close(open_private(path))  # created (or truncated) 0600 before any row is written
     if path.endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "wb"), encoding="utf-8", newline="")
     return open(path, "w", encoding="utf-8", newline="")

@@ -45,7 +45,7 @@ ALLOWED: dict[str, set[str]] = {
     "acme": set(),  # imports cryptography; only https.py imports it, lazily, for -autossl
     "tls": set(),
     "https": {"acme", "tls", "http", "config", "log"},
-    "backup": {"config"},
+    "backup": {"config", "store"},
     "writer": {"store", "log", "http"},
     "transfer": {"store", "ingest"},
     "app": {

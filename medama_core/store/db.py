@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
+from medama_core.store.files import create_private
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -56,8 +58,7 @@ class Migration:
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     """Open a connection in autocommit mode (we issue BEGIN ourselves) with our pragmas."""
     if path != ":memory:":
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        create_private(path)  # 0600 before SQLite writes a byte; its -wal and -shm take the same mode
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute(f"PRAGMA cache_size = -{CACHE_SIZE_KIB}")
