@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable
 
 from medama_core import COMMIT, __version__, access, assets, https, passwords
-from medama_core.api import Context, Handler, debug, events, health, stats, users, websites
+from medama_core.api import Context, Handler, debug, drops, events, health, stats, users, websites
 from medama_core.api import auth as auth_api
 from medama_core.api import settings as settings_api
 from medama_core.config import Config, as_dict
@@ -83,6 +83,7 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("GET", "/websites/{hostname}", websites.get_website, access=SITE_READ),
     Route("PATCH", "/websites/{hostname}", websites.patch_website, access=SITE_MANAGE),
     Route("DELETE", "/websites/{hostname}", websites.delete_website, access=SITE_MANAGE),
+    Route("GET", "/drops", drops.get_drops, access=ACCOUNT),
     *(
         Route("GET", f"/website/{{hostname}}/{name}", handler, access=SITE_READ)
         for name, handler in stats.HANDLERS.items()
@@ -219,6 +220,8 @@ def open_context(config: Config, log: Logger) -> Context:
     settings = meta.get_settings(conn)
     ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
     ctx.hostnames.update(meta.list_hostnames(conn))
+    today_ms = int(time.time() * 1000) // events.DAY_MS * events.DAY_MS
+    ctx.quota.seed(today_ms // events.DAY_MS, hits.site_hits_on(analytics_db.writer_conn, today_ms))
     ctx.hits = Batcher(analytics_db, hits.apply_batch, log=log)
     ctx.on_shutdown.append(functools.partial(events.stop, ctx))  # SIGTERM commits the hits still queued
     ctx.ratelimiter = RateLimiter(config.ratelimit) if config.ratelimit else None

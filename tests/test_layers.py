@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "throttle": set(),
     "permissions": set(),
     "hostnames": set(),
+    "quota": set(),
     "data": set(),
     "assets": {"http"},
     "auth": {"http", "ingest", "store", "config", "passwords", "log", "throttle"},
@@ -41,6 +42,7 @@ ALLOWED: dict[str, set[str]] = {
         "access",
         "hostnames",
         "permissions",
+        "quota",
     },
     "acme": set(),  # imports cryptography; only https.py imports it, lazily, for -autossl
     "tls": set(),
@@ -64,6 +66,7 @@ ALLOWED: dict[str, set[str]] = {
         "ratelimit",
         "access",
         "permissions",
+        "quota",
     },
     "cli": {"app", "backup", "config", "log", "passwords", "store", "transfer"},
 }

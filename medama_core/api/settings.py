@@ -12,7 +12,7 @@ import re
 import time
 from typing import Any
 
-from medama_core import assets, usage
+from medama_core import assets, quota, usage
 from medama_core.api import BlockSettings, Context
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_bool, optional_int, optional_string, optional_string_list
@@ -28,7 +28,14 @@ KEY_SCRIPT_TYPE = "script_type"
 KEY_ABUSIVE = "block_abusive_ips"
 KEY_TOR = "block_tor_exit_nodes"
 KEY_BLOCKED = "blocked_ips"
-DEFAULTS = {KEY_SCRIPT_TYPE: "default", KEY_ABUSIVE: "true", KEY_TOR: "true", KEY_BLOCKED: ""}
+KEY_QUOTA = "site_daily_hit_quota"  # ours: hits per site per UTC day, 0 = no limit (medama_core/quota.py)
+DEFAULTS = {
+    KEY_SCRIPT_TYPE: "default",
+    KEY_ABUSIVE: "true",
+    KEY_TOR: "true",
+    KEY_BLOCKED: "",
+    KEY_QUOTA: str(quota.DEFAULT_SITE_DAILY_HIT_QUOTA),
+}
 
 # Engine settings (ours): stored beside the tenant settings.
 KEY_THREADS, KEY_MEMORY_LIMIT = "threads", "memory_limit"
@@ -68,6 +75,14 @@ def block_settings(settings: dict[str, str], log: Logger | None = None) -> Block
     )
 
 
+def site_daily_hit_quota(settings: dict[str, str]) -> int:
+    """The stored quota; the default when absent or unreadable (written by hand, or by a newer server)."""
+    text = settings.get(KEY_QUOTA, "")
+    if text.isdigit() and int(text) <= quota.MAX_SITE_DAILY_HIT_QUOTA:
+        return int(text)
+    return quota.DEFAULT_SITE_DAILY_HIT_QUOTA
+
+
 def tenant_json(settings: dict[str, str]) -> dict[str, Any]:
     blocks = block_settings(settings)
     return {
@@ -75,13 +90,15 @@ def tenant_json(settings: dict[str, str]) -> dict[str, Any]:
         "blockAbusiveIPs": blocks.abusive,
         "blockTorExitNodes": blocks.tor,
         "blockedIPs": list(blocks.ips),
+        KEY_QUOTA: site_daily_hit_quota(settings),
     }
 
 
 def apply_tenant(ctx: Context, settings: dict[str, str]) -> None:
-    """Make the running server follow stored tenant settings (tracker file, IP filter)."""
+    """Make the running server follow stored tenant settings (tracker file, IP filter, hit quota)."""
     ctx.script_variant = assets.script_variant(script_types(settings))
     ctx.block_settings = block_settings(settings, ctx.log)
+    ctx.quota.limit = site_daily_hit_quota(settings)
 
 
 async def get_tenant_settings(request: Request, ctx: Context) -> Response:
@@ -115,6 +132,9 @@ def _tenant_changes(body: dict[str, Any]) -> dict[str, str]:
         except ValueError as exc:
             raise HTTPError(400, f"blockedIPs: {exc}") from None
         changes[KEY_BLOCKED] = ",".join(dict.fromkeys(normalised))
+    limit = optional_int(body, KEY_QUOTA, 0, quota.MAX_SITE_DAILY_HIT_QUOTA)
+    if limit is not None:
+        changes[KEY_QUOTA] = str(limit)
     return changes
 
 

@@ -14,11 +14,11 @@ import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from medama_core.api import Context
 from medama_core.http.errors import HTTPError
+from medama_core.http.params import parse_time
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.store import columns, rollups, stats
 from medama_core.store.filters import FIELDS, OPERATORS, Filter
@@ -32,31 +32,9 @@ REFRESH_HOURS = 2000  # hours one background rebuild takes on; about three month
 REFRESH_HOURS_PER_CALL = 24
 REFRESH_COPIES = 400  # days one background run copies for filtered stats (store/columns.py); ~0.4 s each at 111k views
 
-# RFC 3339 date-time: date, `T` (or `t`/space, RFC 3339 §5.6 note), time, optional fraction, offset.
-# ASCII digits only; an offset's hours are 00-23 and its minutes 00-59 (RFC 3339 §5.6).
-_RFC3339 = re.compile(
-    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?"
-    r"([Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
-)
 _BOOLS = {"true": True, "false": False}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _refreshing: dict[int, asyncio.Task[int]] = {}  # id(ctx.analytics) -> the rebuild in flight
-
-
-def parse_time(name: str, text: str) -> int:
-    """An RFC 3339 date-time as Unix microseconds (digits past the microsecond are dropped)."""
-    found = _RFC3339.fullmatch(text)
-    if found is None:
-        raise HTTPError(400, f"{name}: {text!r} is not an RFC 3339 date-time")
-    date, clock, fraction, offset = found.groups()
-    offset = "+00:00" if offset in ("Z", "z") else offset
-    try:
-        moment = datetime.fromisoformat(f"{date}T{clock}{offset}")
-    except ValueError:
-        raise HTTPError(400, f"{name}: {text!r} is not a valid date-time") from None
-    micro = int((fraction or ".0")[1:7].ljust(6, "0"))
-    return (moment - _EPOCH) // timedelta(microseconds=1) + micro
 
 
 def _bool(request: Request, name: str, default: bool) -> bool:

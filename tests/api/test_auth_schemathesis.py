@@ -49,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
 
 
 def test_every_operation_of_ours_is_covered() -> None:
-    assert len(OPERATIONS) == 14
+    assert len(OPERATIONS) == 15
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["positive", "negative"])

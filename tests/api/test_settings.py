@@ -17,7 +17,13 @@ from medama_core.log import Logger
 from tests.api.test_auth import error
 from tests.helpers import Client, LiveServer, live_server
 
-DEFAULTS = {"script_type": ["default"], "blockAbusiveIPs": True, "blockTorExitNodes": True, "blockedIPs": []}
+DEFAULTS = {
+    "script_type": ["default"],
+    "blockAbusiveIPs": True,
+    "blockTorExitNodes": True,
+    "blockedIPs": [],
+    "site_daily_hit_quota": 500_000,
+}
 
 
 @pytest.fixture
@@ -44,6 +50,7 @@ def test_defaults_then_partial_patches_return_everything(admin: Client, server: 
         "blockAbusiveIPs": True,
         "blockTorExitNodes": False,
         "blockedIPs": ["192.0.2.1", "2001:db8::/32"],
+        "site_daily_hit_quota": 500_000,
     }
     assert result.json() == expected
     assert admin.get("/api/tenant/settings").json() == expected
@@ -107,7 +114,12 @@ def test_settings_persist_and_apply_at_startup(tmp_path: Path) -> None:
         client.login()
         client.patch(
             "/api/tenant/settings",
-            json_body={"script_type": ["page-events"], "blockAbusiveIPs": False, "blockedIPs": ["198.51.100.0/24"]},
+            json_body={
+                "script_type": ["page-events"],
+                "blockAbusiveIPs": False,
+                "blockedIPs": ["198.51.100.0/24"],
+                "site_daily_hit_quota": 7,
+            },
         )
         client.close()
     with live_server(tmp_path) as server:
@@ -118,6 +130,7 @@ def test_settings_persist_and_apply_at_startup(tmp_path: Path) -> None:
             "blockAbusiveIPs": False,
             "blockTorExitNodes": True,
             "blockedIPs": ["198.51.100.0/24"],
+            "site_daily_hit_quota": 7,
         }
         assert client.get("/script.js").body == client.get("/scripts/page-events.js").body
         client.close()
