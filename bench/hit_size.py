@@ -14,10 +14,10 @@ worst case for the rollups, whose rows are per distinct value.
 
 Kinds:
   tracker       what the tracker sends for a page view: a short path, a search referrer, no properties
-  limits        every field at its limit in ASCII: 128-character id, 2,048-character path, three
-                256-character UTM values, a 253-character referrer host, 16 properties of 2,048 bytes
-  limits-utf8   the same with 4-byte characters wherever characters, not bytes, are counted
-  custom        a custom event at its limits: 16 properties, 2,048 bytes, a 128-character id
+  limits        every field at its limit in ASCII: 64-character id, 512-byte path, three 128-byte
+                UTM values, a 253-character referrer host, 10 properties of 1,024 bytes in all
+  limits-utf8   the same with 4-byte characters in the path, UTM values and property values
+  custom        a custom event at its limits: 10 properties of 1,024 bytes, a 64-character id
 
 Usage: python bench/hit_size.py [--hits 2000] [--kinds tracker,limits,limits-utf8,custom]
 No thresholds are asserted; tests/api/test_hit_size.py checks a bound on a smaller run.
@@ -57,8 +57,9 @@ def fill(prefix: str, chars: int, char: str = "a") -> str:
 
 
 def properties(i: int, char: str) -> dict[str, str]:
-    """MAX_PROPERTIES names of MAX_PROPERTY_KEY_CHARS, values filling MAX_PROPERTIES_BYTES in all."""
-    count, key_chars = limits.MAX_PROPERTIES, limits.MAX_PROPERTY_KEY_CHARS
+    """MAX_PROPERTIES properties whose names and values fill MAX_PROPERTIES_BYTES, half each."""
+    count = limits.MAX_PROPERTIES
+    key_chars = min(limits.MAX_PROPERTY_KEY_CHARS, limits.MAX_PROPERTIES_BYTES // count // 2)  # half of each share
     per_value_bytes = limits.MAX_PROPERTIES_BYTES // count - key_chars
     value_chars = min(limits.MAX_PROPERTY_VALUE_CHARS, per_value_bytes // len(char.encode()))
     return {fill(f"{k:02d}", key_chars): fill(f"{i}-", value_chars, char) for k in range(count)}

@@ -56,7 +56,7 @@ MAX_TIMEZONE_CHARS: Final = 64
 # can store; past them the hit is refused with 413 (docs/ingestion.md). With
 # 64 properties of 1 KiB allowed, one hit stored ~84 KB.
 MAX_PROPERTIES: Final = 10  # API clients get room beyond the tracker's few
-MAX_PROPERTY_KEY_CHARS: Final = 64  # a name, such as "plan" or "button"
+MAX_PROPERTY_KEY_CHARS: Final = 128  # a name, such as "plan" or "button"
 MAX_PROPERTY_VALUE_CHARS: Final = 512  # a label, id or URL path
 MAX_PROPERTIES_BYTES: Final = 1024  # all names and values of one hit, UTF-8
 

@@ -33,7 +33,8 @@ def widest(i: int, char: str) -> dict[str, Any]:
     """A load at every limit (values past the stored cuts are cut by the server), unique per `i`."""
     utm = "&".join(f"utm_{k}={fill(str(i), limits.MAX_UTM_BYTES, char)}" for k in ("source", "medium", "campaign"))
     path = "/" + fill(f"{i}-", limits.MAX_PATHNAME_BYTES, char)
-    count, key_chars = limits.MAX_PROPERTIES, limits.MAX_PROPERTY_KEY_CHARS
+    count = limits.MAX_PROPERTIES
+    key_chars = min(limits.MAX_PROPERTY_KEY_CHARS, limits.MAX_PROPERTIES_BYTES // count // 2)  # half of each share
     value_chars = min(limits.MAX_PROPERTY_VALUE_CHARS, limits.MAX_PROPERTIES_BYTES // count - key_chars)
     properties = {fill(f"{k:02d}", key_chars): fill(f"{i}-", value_chars) for k in range(count)}
     return {"e": "load", "b": fill(f"{i}-", limits.MAX_BEACON_CHARS), "u": f"https://example.com{path}?{utm}",

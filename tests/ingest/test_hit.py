@@ -131,7 +131,7 @@ INVALID = [
     ("load-d-int64", body({**LOAD, "d": {"a": 2**63}}), "64-bit integer range"),
     ("load-d-empty-key", body({**LOAD, "d": {"": "x"}}), "property names"),
     ("load-d-long-value", body({**LOAD, "d": {"a": "x" * 513}}), "longer than 512"),
-    ("load-d-long-key", body({**LOAD, "d": {"k" * 65: "x"}}), "at most 64 characters"),
+    ("load-d-long-key", body({**LOAD, "d": {"k" * 129: "x"}}), "at most 128 characters"),
     ("load-d-too-many", body({**LOAD, "d": {str(i): i for i in range(11)}}), "more than 10"),
     ("load-d-too-large", body({**LOAD, "d": {f"k{i}": "v" * 250 for i in range(5)}}), "larger than 1024 bytes"),
     ("load-d-too-large-utf8", body({**LOAD, "d": {f"k{i}": "é" * 200 for i in range(3)}}), "larger than 1024"),
@@ -177,13 +177,13 @@ def test_past_a_size_limit_of_the_properties_is_413_else_400(name: str, raw: byt
 
 
 def test_properties_at_every_limit_are_accepted() -> None:
-    """10 names of up to 64 characters and values of up to 512, 1,024 bytes in all, are one hit's most."""
-    names = [f"{i:02d}" + "k" * 62 for i in range(MAX_PROPERTIES)]  # 64 characters each
-    value_chars = MAX_PROPERTIES_BYTES // MAX_PROPERTIES - MAX_PROPERTY_KEY_CHARS  # 1,024 bytes in all
+    """10 properties of 1,024 bytes in all, a 128-character name, a 512-character value: within the limits."""
+    names = [f"{i:02d}" + "k" * 49 for i in range(MAX_PROPERTIES)]  # 51 characters each
+    value_chars = MAX_PROPERTIES_BYTES // MAX_PROPERTIES - 51  # 1,020 bytes in all
     hit = parse_hit(body({**LOAD, "d": {name: "v" * value_chars for name in names}}))
     assert isinstance(hit, LoadHit) and len(hit.properties) == MAX_PROPERTIES
-    one_long = parse_hit(body({**LOAD, "d": {"k": "v" * MAX_PROPERTY_VALUE_CHARS}}))  # within 1,024 bytes
-    assert isinstance(one_long, LoadHit) and len(one_long.properties["k"]) == MAX_PROPERTY_VALUE_CHARS
+    one_long = parse_hit(body({**LOAD, "d": {"k" * MAX_PROPERTY_KEY_CHARS: "v" * MAX_PROPERTY_VALUE_CHARS}}))
+    assert isinstance(one_long, LoadHit) and list(map(len, one_long.properties.values())) == [MAX_PROPERTY_VALUE_CHARS]
 
 
 @pytest.mark.parametrize(
