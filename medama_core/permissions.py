@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Final
 
 __all__ = ["READ_METHODS", "RULES", "SITE_SCOPED", "Access", "Actor", "Refusal", "decide"]
 
 
-class Access(StrEnum):
+class Access(str, Enum):  # noqa: UP042 - StrEnum is 3.11+, and the Python 3.10 port is under way
     """What a route needs from its caller."""
 
     PUBLIC = "public"  # anyone, signed in or not: the tracker's routes, health, signing in and out

@@ -9,7 +9,7 @@ parse); rows of other accounts' websites stay hidden.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any, Final
 
 from medama_core import access
@@ -61,4 +61,4 @@ async def get_drops(request: Request, ctx: Context) -> Response:
 
 
 def _date(day_ms: int) -> str:
-    return datetime.fromtimestamp(day_ms / 1000, UTC).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(day_ms / 1000, timezone.utc).strftime("%Y-%m-%d")  # noqa: UP017 - UTC is 3.11+
