@@ -87,11 +87,6 @@ def parse_page(request: Request) -> stats.Page:
     return stats.Page(limit, offset or 0)
 
 
-async def _prepare(request: Request, ctx: Context) -> stats.Query:
-    """The query of a request the access check let through: the caller may read the site, which exists."""
-    return parse_query(request)
-
-
 async def _answer(ctx: Context, fn: Callable[..., Any], *args: object) -> Response:
     result = await ctx.analytics.read(stats.snapshot, fn, *args)
     _schedule_refresh(ctx)
@@ -146,7 +141,7 @@ def _work_waiting(conn: sqlite3.Connection, now_ms: int) -> tuple[bool, bool]:
 
 
 async def get_summary(request: Request, ctx: Context) -> Response:
-    query = await _prepare(request, ctx)
+    query = parse_query(request)
     previous = _bool(request, "previous", False)
     interval = request.query_value("interval")
     if interval is not None:
@@ -165,7 +160,7 @@ def _list_handler(
     """A list endpoint; `flag` is grouped (referrers) or locale (languages), where it switches the column."""
 
     async def handler(request: Request, ctx: Context) -> Response:
-        query = await _prepare(request, ctx)
+        query = parse_query(request)
         summary = _bool(request, "summary", False)
         page = parse_page(request)
         variant = flag is not None and _bool(request, flag, flag_default) != flag_default
@@ -188,13 +183,13 @@ get_languages = _list_handler("languages", "locale", False)
 
 
 async def get_time(request: Request, ctx: Context) -> Response:
-    query = await _prepare(request, ctx)
+    query = parse_query(request)
     summary = _bool(request, "summary", False)
     return await _answer(ctx, stats.time_stats, query, summary, parse_page(request))
 
 
 async def get_properties(request: Request, ctx: Context) -> Response:
-    query = await _prepare(request, ctx)
+    query = parse_query(request)
     return await _answer(ctx, stats.properties, query, parse_page(request))
 
 

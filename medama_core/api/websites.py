@@ -2,7 +2,9 @@
 
 The in-memory allow-set `ctx.hostnames`, which ingestion checks on every hit,
 changes only here and only after the database has committed, on the event
-loop thread.
+loop thread. Who may read, rename or delete a site is checked before these
+handlers run (app.ROUTES, access.py), which also lower-cases the path's
+hostname.
 """
 
 from __future__ import annotations
