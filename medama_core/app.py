@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import signal
 import time
 import traceback
@@ -20,6 +21,7 @@ from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.http.router import Route, Router
 from medama_core.http.server import HTTPServer
+from medama_core.ingest import ipfilter
 from medama_core.log import Logger
 from medama_core.permissions import Access
 from medama_core.ratelimit import RateLimiter
@@ -208,6 +210,27 @@ class App:
         return json_response(body, error.status, headers)
 
 
+def peer_network(trustedproxies: tuple[str, ...]) -> Callable[[str], str | None]:
+    """The server's per-network key of a TCP peer: its /24 or /48, as ingestion's rate limit
+    (`ipfilter.network_key`); None for a -trustedproxies proxy, whose connections carry many clients."""
+    loopback = ("127.0.0.0/8", "::1/128")
+    entries = [net for entry in trustedproxies for net in (loopback if entry == "loopback" else (entry,))]
+    trusted = tuple(ipaddress.ip_network(net, strict=False) for net in entries)
+
+    def network(peer: str) -> str | None:
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return None  # not an IP peer: nothing to group it by
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # a dual-stack listener's view of an IPv4 client
+        if any(address in net for net in trusted):
+            return None
+        return ipfilter.network_key(str(address))
+
+    return network
+
+
 def open_context(config: Config, log: Logger) -> Context:
     """Open both databases (running migrations), create the default admin, load runtime state."""
     meta_db = Database(config.appdb, meta.MIGRATIONS)
@@ -244,7 +267,7 @@ async def serve(
     """Run the server until `stop` is set (by default: SIGTERM or SIGINT), then shut down gracefully."""
     log.debug("configuration", **as_dict(config))
     ctx = open_context(config, log)
-    server = HTTPServer(App(ctx), max_connections=config.maxconnections)
+    server = HTTPServer(App(ctx), max_connections=config.maxconnections, network_of=peer_network(config.trustedproxies))
     loop = asyncio.get_running_loop()
     signals = stop is None
     stop = stop if stop is not None else asyncio.Event()

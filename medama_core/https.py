@@ -309,7 +309,7 @@ async def start(config: Config, log: Logger, server: HTTPServer, *, signals: boo
     if config.autossl and config.tlscert:
         raise ConfigError("use -autossl or -tlscert, not both")
     plain_app = PlainApp(config.autossl, config.httpsport, server.app.handle)
-    plain = HTTPServer(plain_app)
+    plain = HTTPServer(plain_app, network_of=server.network_of)  # the same per-network caps as the app's
     auto: AutoCert | None = None
     try:
         if config.autossl:
