@@ -40,7 +40,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # not bench/, whose http.py would hide the standard library's http
+
+import http.client  # noqa: E402
 
 from medama_core.ingest import hit as limits  # noqa: E402
 from medama_core.ingest.referrer import MAX_HOST_BYTES  # noqa: E402
@@ -111,30 +113,6 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"nothing listening on port {port}")
 
 
-def post(sock: socket.socket, body: bytes) -> int:
-    """POST a hit on a keep-alive connection and return the status (bench/http.py shadows the http
-    package for scripts in this folder, so the request is written by hand)."""
-    head = "".join(f"{name}: {value}\r\n" for name, value in HEADERS.items())
-    sock.sendall(
-        f"POST /api/event/hit HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
-    )
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise RuntimeError("the server closed the connection")
-        answer += chunk
-    head_bytes, _, rest = answer.partition(b"\r\n\r\n")
-    length = 0
-    for line in head_bytes.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(rest) < length:
-        rest += sock.recv(65536)
-    return int(head_bytes.split(b" ", 2)[1])
-
-
 def size(path: Path) -> int:
     """The database file's size after folding its WAL in."""
     conn = sqlite3.connect(path)
@@ -172,13 +150,16 @@ def measure(kind: str, count: int, workdir: Path) -> tuple[float, float, int]:
     body_bytes = 0
     try:
         wait_port(port)
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-            for i in range(count):
-                body = json.dumps(KINDS[kind](i), ensure_ascii=False).encode()
-                body_bytes = len(body)
-                status = post(sock, body)
-                if status != 204:
-                    raise RuntimeError(f"{kind} hit {i}: {status}")
+        client = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for i in range(count):
+            body = json.dumps(KINDS[kind](i), ensure_ascii=False).encode()
+            body_bytes = len(body)
+            client.request("POST", "/api/event/hit", body=body, headers=HEADERS)
+            response = client.getresponse()
+            response.read()
+            if response.status != 204:
+                raise RuntimeError(f"{kind} hit {i}: {response.status}")
+        client.close()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
