@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import ipaddress
+import os
 import signal
 import time
 import traceback
 from collections.abc import Callable
 
-from medama_core import COMMIT, __version__, access, assets, https, passwords
+from medama_core import COMMIT, __version__, access, accounts, assets, https
+from medama_core.accesslog import SUMMARY_INTERVAL_S, AccessLog
 from medama_core.api import Context, Handler, debug, drops, events, health, stats, users, websites
 from medama_core.api import auth as auth_api
 from medama_core.api import settings as settings_api
-from medama_core.config import Config, as_dict
+from medama_core.config import Config, StartupError, as_dict
 from medama_core.http import cors
 from medama_core.http.compress import maybe_gzip
 from medama_core.http.errors import HTTPError
@@ -26,7 +29,7 @@ from medama_core.log import Logger
 from medama_core.permissions import Access
 from medama_core.ratelimit import RateLimiter
 from medama_core.store import analytics, hits, meta
-from medama_core.store.db import Database, QueryTimeout, is_disk_full
+from medama_core.store.db import Database, Migration, QueryTimeout, UnusableFile, is_disk_full
 from medama_core.writer import Batcher
 
 PUBLIC, ACCOUNT, SERVER = Access.PUBLIC, Access.ACCOUNT, Access.SERVER
@@ -38,6 +41,11 @@ DEFAULT_BODY_LIMIT = 1024 * 1024  # the largest non-event body (settings with a 
 QUERY_TIMEOUT_RETRY_S = "5"  # a timed-out stats query freed its reader; a retry soon is fine, at once is not
 DISK_FULL_RETRY_S = "60"  # freeing disk space takes a person; retrying sooner only adds load
 DISK_FULL_MESSAGE = "the server's disk is full; nothing was changed, try again later"
+
+# How often the server looks for websites and settings written by another process (`medama import`, a
+# second server on the same files): a changed `PRAGMA data_version` on the meta writer's connection. A
+# look is one pragma on that thread (a few µs), so a site created elsewhere is served within about a second.
+META_POLL_INTERVAL_S = 1.0
 
 # Security headers (docs/security.md). The dashboard loads only its own files and renders every value as
 # text, so it runs under a policy with no inline script or style; strangers' strings cannot become code.
@@ -70,6 +78,7 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("GET", "/health", health.get_health, access=PUBLIC),
     Route("GET", "/event/ping", events.get_ping, access=PUBLIC),
     Route("POST", "/event/hit", events.post_hit, access=PUBLIC),
+    Route("GET", "/auth/config", auth_api.get_auth_config, access=PUBLIC),
     Route("POST", "/auth/login", auth_api.post_login, access=PUBLIC),
     Route("POST", "/auth/logout", auth_api.post_logout, access=PUBLIC),
     Route("GET", "/user", users.get_user, access=ACCOUNT),
@@ -125,6 +134,7 @@ class App:
         self.router: Router[Handler] = Router(routes)
         self.debug_router: Router[Handler] = Router(DEBUG_ROUTES)
         self.assets = assets.Assets()
+        self.access = AccessLog(ctx.log)
 
     def body_limit(self, path: str) -> int:
         return EVENT_BODY_LIMIT if path.startswith("/api/event/") else DEFAULT_BODY_LIMIT
@@ -152,15 +162,7 @@ class App:
                 error = HTTPError(500, "internal server error")
             response = self.error_response(error, request)
         self._decorate(request, response)
-        log = self.ctx.log
-        if log.threshold <= 20:
-            log.info(
-                "request",
-                method=request.method,
-                path=request.path,
-                status=response.status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            )
+        self.access.record(request.method, request.path, response.status, time.perf_counter() - started)
         return response
 
     async def _dispatch(self, request: Request) -> Response:
@@ -231,15 +233,32 @@ def peer_network(trustedproxies: tuple[str, ...]) -> Callable[[str], str | None]
     return network
 
 
+def open_database(path: str, migrations: tuple[Migration, ...], marker: str, flag: str) -> Database:
+    """A Database, or a StartupError naming the file, its flag, the cause and the fix."""
+    try:
+        return Database(path, migrations, marker=marker)
+    except UnusableFile as exc:
+        raise StartupError(f"cannot use {os.path.abspath(path)} ({flag}): {exc}") from None
+
+
 def open_context(config: Config, log: Logger) -> Context:
     """Open both databases (running migrations), create the default admin, load runtime state."""
-    meta_db = Database(config.appdb, meta.MIGRATIONS)
-    analytics_db = Database(config.analyticsdb, analytics.MIGRATIONS)
+    meta_db = open_database(config.appdb, meta.MIGRATIONS, meta.MARKER_TABLE, "-appdb")
+    try:
+        analytics_db = open_database(config.analyticsdb, analytics.MIGRATIONS, analytics.MARKER_TABLE, "-analyticsdb")
+    except StartupError:
+        meta_db.close()
+        raise
     conn = meta_db.writer_conn
-    if meta.count_users(conn) == 0:
-        hashed = passwords.hash_password(meta.DEFAULT_ADMIN_PASSWORD)
-        meta.insert_user(conn, meta.new_user_id(), meta.DEFAULT_ADMIN_USERNAME, hashed, int(time.time()))
-        log.warn("created default user", username=meta.DEFAULT_ADMIN_USERNAME, hint="change its password after login")
+    if accounts.ensure_default_admin(conn):
+        log.info("created the default user", username=meta.DEFAULT_ADMIN_USERNAME)
+    accounts.check_unknown_defaults(conn)
+    for username in meta.usernames_with_default_password(conn):
+        log.warn(
+            "this account's password is still the default; sign in and change it, or run `medama user password`",
+            username=username,
+            password=meta.DEFAULT_ADMIN_PASSWORD,
+        )
     settings = meta.get_settings(conn)
     ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
     ctx.hostnames.update(meta.list_hostnames(conn))
@@ -267,7 +286,10 @@ async def serve(
     """Run the server until `stop` is set (by default: SIGTERM or SIGINT), then shut down gracefully."""
     log.debug("configuration", **as_dict(config))
     ctx = open_context(config, log)
-    server = HTTPServer(App(ctx), max_connections=config.maxconnections, network_of=peer_network(config.trustedproxies))
+    app = App(ctx)
+    server = HTTPServer(app, max_connections=config.maxconnections, network_of=peer_network(config.trustedproxies))
+    _start_traffic_summary(ctx, app.access)
+    await _start_meta_watch(ctx)
     loop = asyncio.get_running_loop()
     signals = stop is None
     stop = stop if stop is not None else asyncio.Event()
@@ -280,7 +302,10 @@ async def serve(
             front = await https.start(config, log, server, signals=signals)
             port, url = front.https_port, front.url
         else:
-            port = await server.listen(config.host or None, config.port, reuse_port=config.reuseport)
+            try:
+                port = await server.listen(config.host or None, config.port, reuse_port=config.reuseport)
+            except OSError as exc:
+                raise https.listen_error(exc, config.port, "the dashboard, API and tracker", config.host) from None
             url = f"http://{config.host or 'localhost'}:{port}/"
         log.info(
             "medama is running",
@@ -288,6 +313,8 @@ async def serve(
             commit=COMMIT,
             loop=type(loop).__module__.split(".")[0],
             url=url,
+            appdb=os.path.abspath(config.appdb),
+            analyticsdb=os.path.abspath(config.analyticsdb),
         )
         warming = loop.run_in_executor(None, events.warm_up, ctx)
         warming.add_done_callback(functools.partial(_log_warm_up, log, time.perf_counter()))
@@ -309,6 +336,64 @@ async def serve(
                 loop.remove_signal_handler(sig)
         await asyncio.to_thread(_close_databases, ctx)
     log.info("stopped")
+
+
+async def _start_meta_watch(ctx: Context) -> None:
+    """Follow the websites and tenant settings that other processes write to me_meta.db."""
+    found = await ctx.meta.write(meta.changes_since, None)
+    assert found is not None
+    version = found[0]
+
+    async def every_interval() -> None:
+        nonlocal version
+        while True:
+            await asyncio.sleep(META_POLL_INTERVAL_S)
+            try:
+                changed = await ctx.meta.write(meta.changes_since, version)
+            except Exception as exc:  # a busy or failing database now is no reason to stop looking
+                ctx.log.warn("could not look for changes to the app database", error=repr(exc))
+                continue
+            if changed is not None:
+                version, hostnames, settings = changed
+                reload_meta(ctx, hostnames, settings)
+
+    task = asyncio.get_running_loop().create_task(every_interval())
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    ctx.on_shutdown.append(stop)
+
+
+def reload_meta(ctx: Context, hostnames: list[str], settings: dict[str, str]) -> None:
+    """Make the running server follow websites and tenant settings another process changed."""
+    new = set(hostnames)
+    added, removed = new - ctx.hostnames, ctx.hostnames - new
+    ctx.hostnames.difference_update(removed)
+    ctx.hostnames.update(added)
+    settings_api.apply_tenant(ctx, settings)
+    ctx.log.info("followed a change to the app database by another process", added=len(added), removed=len(removed))
+
+
+def _start_traffic_summary(ctx: Context, access: AccessLog) -> None:
+    """Summarise the requests every SUMMARY_INTERVAL_S, and once more at shutdown."""
+
+    async def every_interval() -> None:
+        while True:
+            await asyncio.sleep(SUMMARY_INTERVAL_S)
+            access.summarise(ctx.drops, ctx.hits_stored)
+
+    task = asyncio.get_running_loop().create_task(every_interval())
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        access.summarise(ctx.drops, ctx.hits_stored)
+
+    ctx.on_shutdown.append(stop)
 
 
 def _log_warm_up(log: Logger, started: float, done: asyncio.Future[None]) -> None:

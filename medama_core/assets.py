@@ -15,9 +15,14 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import re
+import sys
 import zlib
 from dataclasses import dataclass
-from importlib.resources.abc import Traversable
+
+if sys.version_info >= (3, 11):
+    from importlib.resources.abc import Traversable
+else:  # Python 3.10 has it only here (deprecated from 3.12 on)
+    from importlib.abc import Traversable
 
 from medama_core.http.compress import accepts_gzip, gzip_body
 from medama_core.http.errors import HTTPError

@@ -34,8 +34,10 @@ PURGE_INTERVAL_S = 60 * 60  # expired sessions are refused on read anyway; this 
 MAX_CONCURRENT_HASHES = 2
 
 # The attributes upstream sets. No Expires/Max-Age: the browser drops the cookie when it closes.
-# Secure means browsers keep it only over HTTPS or on http://localhost (see docs/auth.md).
+# Secure means browsers keep it only over HTTPS or on http://localhost (see docs/auth.md); it is left
+# out only on plain-HTTP requests when the server runs with -securecookie=false (api.cookie_secure).
 _COOKIE_ATTRIBUTES = "Path=/; HttpOnly; Secure; SameSite=Lax"
+_PLAIN_COOKIE_ATTRIBUTES = "Path=/; HttpOnly; SameSite=Lax"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of TOKEN_BYTES, unpadded
 
 MISSING_COOKIE = "missing security token or cookie"
@@ -69,12 +71,13 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("ascii")).digest()
 
 
-def session_cookie(token: str) -> str:
-    return f"{COOKIE_NAME}={token}; {_COOKIE_ATTRIBUTES}"
+def session_cookie(token: str, *, secure: bool = True) -> str:
+    return f"{COOKIE_NAME}={token}; {_COOKIE_ATTRIBUTES if secure else _PLAIN_COOKIE_ATTRIBUTES}"
 
 
-def expired_cookie() -> str:
-    return f"{COOKIE_NAME}=; {_COOKIE_ATTRIBUTES}; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+def expired_cookie(*, secure: bool = True) -> str:
+    attributes = _COOKIE_ATTRIBUTES if secure else _PLAIN_COOKIE_ATTRIBUTES
+    return f"{COOKIE_NAME}=; {attributes}; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
 
 
 async def create_session(db: Database, user_id: str) -> str:

@@ -20,7 +20,7 @@ from typing import Final
 __all__ = ["READ_METHODS", "RULES", "SITE_SCOPED", "Access", "Actor", "Refusal", "decide"]
 
 
-class Access(str, Enum):  # noqa: UP042 - StrEnum is 3.11+, and the Python 3.10 port is under way
+class Access(str, Enum):  # not StrEnum: Python 3.10 has none
     """What a route needs from its caller."""
 
     PUBLIC = "public"  # anyone, signed in or not: the tracker's routes, health, signing in and out

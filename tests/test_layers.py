@@ -13,8 +13,11 @@ ALLOWED: dict[str, set[str]] = {
     "ingest": {"ingest", "data"},
     "store": {"store"},
     "log": set(),
-    "config": {"log"},
+    "accesslog": {"log"},
+    "publicurl": set(),
+    "config": {"log", "publicurl"},
     "passwords": set(),
+    "accounts": {"passwords", "store"},
     "usage": set(),
     "ratelimit": set(),
     "throttle": set(),
@@ -26,7 +29,9 @@ ALLOWED: dict[str, set[str]] = {
     "auth": {"http", "ingest", "store", "config", "passwords", "log", "throttle"},
     "access": {"auth", "hostnames", "http", "permissions", "store"},
     "api": {
+        "accounts",
         "api",
+        "publicurl",
         "http",
         "ingest",
         "store",
@@ -49,8 +54,10 @@ ALLOWED: dict[str, set[str]] = {
     "https": {"acme", "tls", "http", "config", "log"},
     "backup": {"config", "store"},
     "writer": {"store", "log", "http"},
-    "transfer": {"store", "ingest"},
+    "transfer": {"store", "ingest", "accounts", "config"},
     "app": {
+        "accesslog",
+        "accounts",
         "api",
         "https",
         "http",
@@ -68,7 +75,8 @@ ALLOWED: dict[str, set[str]] = {
         "permissions",
         "quota",
     },
-    "cli": {"app", "backup", "config", "log", "passwords", "store", "transfer"},
+    "usercli": {"accounts", "config", "passwords", "store"},
+    "cli": {"app", "backup", "config", "log", "passwords", "store", "transfer", "usercli"},
 }
 
 

@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 
 from medama_core import auth
-from medama_core.api import Context
+from medama_core.api import Context, cookie_secure
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, required_string
-from medama_core.http.protocol import Request, Response
+from medama_core.http.protocol import Request, Response, json_response
 from medama_core.store import meta
 
 # Upstream's AuthLogin schema. A username longer than 48 can never log in, so PATCH /user keeps to it too.
@@ -28,8 +28,11 @@ async def post_login(request: Request, ctx: Context) -> Response:
     ok = await auth.throttled_verify(ctx.auth, ctx.log, network, username, user, password)
     if not ok or user is None:
         raise HTTPError(401, LOGIN_FAILED)
+    is_default = password == meta.DEFAULT_ADMIN_PASSWORD  # known here without hashing; GET /user reports it
+    if user.password_is_default is not is_default:
+        await ctx.meta.write(meta.set_password_is_default, user.id, is_default)
     token = await auth.create_session(ctx.meta, user.id)
-    return Response(200, headers=[("Set-Cookie", auth.session_cookie(token))])
+    return Response(200, headers=[("Set-Cookie", auth.session_cookie(token, secure=cookie_secure(request, ctx)))])
 
 
 async def post_logout(request: Request, ctx: Context) -> Response:
@@ -38,7 +41,12 @@ async def post_logout(request: Request, ctx: Context) -> Response:
     if token is None:
         raise HTTPError(400, "missing _me_sess cookie")
     await auth.revoke(ctx.meta, token)
-    return Response(204, headers=[("Set-Cookie", auth.expired_cookie())])
+    return Response(204, headers=[("Set-Cookie", auth.expired_cookie(secure=cookie_secure(request, ctx)))])
+
+
+async def get_auth_config(request: Request, ctx: Context) -> Response:
+    """What the login page needs to know before anyone types a password (no login needed)."""
+    return json_response({"secureCookie": ctx.config.securecookie})
 
 
 def start_session_purger(ctx: Context) -> None:

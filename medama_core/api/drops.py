@@ -61,4 +61,4 @@ async def get_drops(request: Request, ctx: Context) -> Response:
 
 
 def _date(day_ms: int) -> str:
-    return datetime.fromtimestamp(day_ms / 1000, timezone.utc).strftime("%Y-%m-%d")  # noqa: UP017 - UTC is 3.11+
+    return datetime.fromtimestamp(day_ms / 1000, timezone.utc).strftime("%Y-%m-%d")  # datetime.UTC is 3.11+

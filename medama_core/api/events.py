@@ -148,6 +148,7 @@ async def post_hit(request: Request, ctx: Context) -> Response:
         await _writer(ctx).write(op)
     except (Overloaded, Closed, StorageFull) as exc:
         raise HTTPError(503, str(exc), headers=[("Retry-After", OVERLOADED_RETRY_S)]) from None
+    ctx.hits_stored += 1
     return Response(204)
 
 

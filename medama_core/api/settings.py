@@ -12,7 +12,7 @@ import re
 import time
 from typing import Any
 
-from medama_core import assets, quota, usage
+from medama_core import assets, publicurl, quota, usage
 from medama_core.api import BlockSettings, Context
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_bool, optional_int, optional_string, optional_string_list
@@ -36,6 +36,8 @@ DEFAULTS = {
     KEY_BLOCKED: "",
     KEY_QUOTA: str(quota.DEFAULT_SITE_DAILY_HIT_QUOTA),
 }
+# Ours: the address the tracker snippet uses ("" = unset: the -publicurl flag, else the dashboard's own address).
+KEY_PUBLIC_URL = "public_url"
 
 # Engine settings (ours): stored beside the tenant settings.
 KEY_THREADS, KEY_MEMORY_LIMIT = "threads", "memory_limit"
@@ -83,7 +85,16 @@ def site_daily_hit_quota(settings: dict[str, str]) -> int:
     return quota.DEFAULT_SITE_DAILY_HIT_QUOTA
 
 
-def tenant_json(settings: dict[str, str]) -> dict[str, Any]:
+def public_url(settings: dict[str, str], flag: str) -> str:
+    """The effective public URL: the stored setting, else -publicurl; a stored value that no longer
+    passes the check (written by hand) counts as unset."""
+    try:
+        return publicurl.normalise(settings.get(KEY_PUBLIC_URL, "")) or flag
+    except publicurl.InvalidPublicURL:
+        return flag
+
+
+def tenant_json(settings: dict[str, str], public_url_flag: str = "") -> dict[str, Any]:
     blocks = block_settings(settings)
     return {
         "script_type": script_types(settings),
@@ -91,6 +102,7 @@ def tenant_json(settings: dict[str, str]) -> dict[str, Any]:
         "blockTorExitNodes": blocks.tor,
         "blockedIPs": list(blocks.ips),
         KEY_QUOTA: site_daily_hit_quota(settings),
+        "public_url": public_url(settings, public_url_flag),
     }
 
 
@@ -102,7 +114,7 @@ def apply_tenant(ctx: Context, settings: dict[str, str]) -> None:
 
 
 async def get_tenant_settings(request: Request, ctx: Context) -> Response:
-    return json_response(tenant_json(await ctx.meta.read(meta.get_settings)))
+    return json_response(tenant_json(await ctx.meta.read(meta.get_settings), ctx.config.publicurl))
 
 
 async def patch_tenant_settings(request: Request, ctx: Context) -> Response:
@@ -110,7 +122,7 @@ async def patch_tenant_settings(request: Request, ctx: Context) -> Response:
     changes = _tenant_changes(json_object(request))
     settings = await ctx.meta.write(meta.set_settings, changes, int(time.time()))
     apply_tenant(ctx, settings)
-    return json_response(tenant_json(settings))
+    return json_response(tenant_json(settings, ctx.config.publicurl))
 
 
 def _tenant_changes(body: dict[str, Any]) -> dict[str, str]:
@@ -135,6 +147,12 @@ def _tenant_changes(body: dict[str, Any]) -> dict[str, str]:
     limit = optional_int(body, KEY_QUOTA, 0, quota.MAX_SITE_DAILY_HIT_QUOTA)
     if limit is not None:
         changes[KEY_QUOTA] = str(limit)
+    url = optional_string(body, "public_url", 0, publicurl.MAX_PUBLIC_URL_CHARS)
+    if url is not None:
+        try:
+            changes[KEY_PUBLIC_URL] = publicurl.normalise(url)
+        except publicurl.InvalidPublicURL as exc:
+            raise HTTPError(400, f"public_url: {exc}") from None
     return changes
 
 

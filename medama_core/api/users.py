@@ -8,8 +8,8 @@ import json
 import time
 from typing import Any
 
-from medama_core import access, auth, passwords, usage
-from medama_core.api import Context, drain_hits
+from medama_core import access, accounts, auth, passwords, usage
+from medama_core.api import Context, cookie_secure, drain_hits
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_object, optional_string
 from medama_core.http.protocol import Request, Response, json_response
@@ -30,6 +30,7 @@ def user_json(user: meta.User) -> dict[str, Any]:
         "settings": {"language": _language(user.settings)},
         "dateCreated": user.date_created,
         "dateUpdated": user.date_updated,
+        "passwordChangeRequired": user.password_is_default is True,  # None (not known yet) counts as changed
     }
 
 
@@ -57,6 +58,8 @@ async def patch_user(request: Request, ctx: Context) -> Response:
     username = optional_string(body, "username", USERNAME_MIN, USERNAME_MAX)
     password = optional_string(body, "password", PASSWORD_MIN, PASSWORD_MAX)
     current = optional_string(body, CURRENT_PASSWORD, 1, PASSWORD_MAX)
+    if password is not None and password == meta.DEFAULT_ADMIN_PASSWORD:
+        raise HTTPError(400, f"password: {accounts.DEFAULT_PASSWORD_REFUSED}")
     new_settings = _parse_settings(body)
     password_hash = None
     if password is not None:
@@ -120,7 +123,7 @@ async def delete_user(request: Request, ctx: Context) -> Response:
     if hostnames:
         await drain_hits(ctx)
         await ctx.analytics.write(site_data.delete_site_data, hostnames)
-    return Response(204, headers=[("Set-Cookie", auth.expired_cookie())])
+    return Response(204, headers=[("Set-Cookie", auth.expired_cookie(secure=cookie_secure(request, ctx)))])
 
 
 async def get_user_usage(request: Request, ctx: Context) -> Response:

@@ -218,6 +218,7 @@ class RequestReader:
     def __init__(self, body_limit: Callable[[str], int], client: str = "") -> None:
         self.body_limit = body_limit
         self.client = client
+        self.tls = False  # the connection is TLS to this server (Request.tls)
         self.buffer = bytearray()  # received and not yet consumed
         self.head: RequestHead | None = None  # read, its body not yet complete
         self._chunks: ChunkedDecoder | None = None
@@ -293,4 +294,4 @@ class RequestReader:
             del buf[:length]
         self.head = None
         self._chunks = None
-        return Request.from_head(head, body, self.client)
+        return Request.from_head(head, body, self.client, tls=self.tls)

@@ -15,7 +15,7 @@ _RFC3339 = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?"
     r"([Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # noqa: UP017 - datetime.UTC is 3.11+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # datetime.UTC is Python 3.11+
 
 
 def parse_time(name: str, text: str) -> int:

@@ -70,13 +70,14 @@ class Request:
     http_version: str = "1.1"
     keep_alive: bool = True
     path_params: dict[str, str] = field(default_factory=dict)
+    tls: bool = False  # it came over a TLS connection to this server (not through a proxy that ends TLS)
     # Who is asking, set by the application's access check before its handler runs; never read here.
     actor: object = None
     _query: dict[str, list[str]] | None = None
     _cookies: dict[str, str] | None = None
 
     @classmethod
-    def from_head(cls, head: RequestHead, body: bytes, client: str) -> Request:
+    def from_head(cls, head: RequestHead, body: bytes, client: str, *, tls: bool = False) -> Request:
         return cls(
             method=head.method,
             path=head.path,
@@ -86,6 +87,7 @@ class Request:
             client=client,
             http_version=head.http_version,
             keep_alive=head.keep_alive,
+            tls=tls,
         )
 
     @property

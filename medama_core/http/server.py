@@ -372,6 +372,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
         peer = transport.get_extra_info("peername")
         self.client = self.reader.client = peer[0] if isinstance(peer, tuple) else ""
+        self.reader.tls = transport.get_extra_info("sslcontext") is not None
         server = self.server
         if server.network_of is not None:
             self.network = server.network_of(self.client)

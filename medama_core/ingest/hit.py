@@ -84,10 +84,11 @@ URL_CHECK_CACHE_SIZE: Final = 4096
 # percent escapes; urllib.parse accepts both.
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
 _BAD_ESCAPE_RE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
-# A JSON string, or an unterminated one running to the end. Every match
-# attempt succeeds and the quantifier is possessive, so stripping strings is
-# linear even for hostile runs of quotes and backslashes.
-_STRING_RE: Final = re.compile(r'"(?:[^"\\]|\\.?)*+"?', re.DOTALL)
+# A JSON string, or an unterminated one running to the end. Whatever the
+# greedy loop takes, the optional closing quote then matches, so no attempt
+# ever backtracks and stripping strings is linear even for hostile runs of
+# quotes and backslashes. (Not possessive `*+`: that is Python 3.11+.)
+_STRING_RE: Final = re.compile(r'"(?:[^"\\]|\\.?)*"?', re.DOTALL)
 _BRACKET_RE: Final = re.compile(r"[\[\]{}]")
 
 

@@ -17,6 +17,9 @@ def _mark_event_and_views(row: str) -> str:
         UNION ALL SELECT hostname, date_created / 3600000 FROM views WHERE bid = {row}.bid;"""
 
 
+# A table only this database has: a file holding other tables but not this one is refused (store/db.open_file).
+MARKER_TABLE = "views"
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,

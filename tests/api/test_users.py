@@ -57,7 +57,7 @@ def count_rows(server: LiveServer, hostname: str) -> tuple[int, int]:
 def test_get_user(client: Client) -> None:
     client.login()
     body = client.get("/api/user").json()
-    assert set(body) == {"username", "settings", "dateCreated", "dateUpdated"}
+    assert set(body) == {"username", "settings", "dateCreated", "dateUpdated", "passwordChangeRequired"}
     assert body["username"] == "admin"
     assert body["settings"] == {"language": "en"}
     assert abs(body["dateCreated"] - time.time()) < 60
@@ -243,3 +243,65 @@ def test_wrong_current_passwords_are_throttled_like_sign_in_failures(client: Cli
     other = server.client()
     assert other.post("/api/auth/login", json_body={"username": "admin", "password": DEFAULT_PASSWORD}).status == 429
     other.close()
+
+
+# First login: the default password is reported until changed, can never be set again, and is warned about.
+
+DEFAULT_WARNING = "this account's password is still the default"
+
+
+def warnings(server: LiveServer) -> list[str]:
+    return [line for line in server.log_stream.getvalue().splitlines() if DEFAULT_WARNING in line]
+
+
+def test_the_default_password_must_be_changed_and_cannot_be_chosen_again(tmp_path: Path) -> None:
+    with live_server(tmp_path) as server:
+        assert len(warnings(server)) == 1 and '"username": "admin"' in warnings(server)[0]
+        client = server.client()
+        client.login()
+        assert client.get("/api/user").json()["passwordChangeRequired"] is True
+        refused = client.patch("/api/user", json_body={"password": DEFAULT_PASSWORD})
+        assert error(refused) == (
+            400,
+            "password: the new password must not be the default CHANGE_ME_ON_FIRST_LOGIN, which everyone can read "
+            "in the docs",
+        )
+        changed = client.patch("/api/user", json_body={"password": "a-better-one", "currentPassword": DEFAULT_PASSWORD})
+        assert changed.status == 200 and changed.json()["passwordChangeRequired"] is False
+        assert client.get("/api/user").json()["passwordChangeRequired"] is False
+        client.close()
+    with live_server(tmp_path) as server:
+        assert warnings(server) == []  # no warning once it is changed
+        client = server.client()
+        client.login("admin", "a-better-one")
+        assert client.get("/api/user").json()["passwordChangeRequired"] is False
+        client.close()
+
+
+def set_flag(server_or_path: LiveServer | Path, value: int | None) -> None:
+    path = server_or_path if isinstance(server_or_path, Path) else Path(server_or_path.config.appdb)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE users SET password_is_default = :v", {"v": value})
+    conn.close()
+
+
+def test_accounts_from_before_the_flag_are_checked_once_at_start(tmp_path: Path) -> None:
+    with live_server(tmp_path) as server:
+        add_user(server, "someone", "not-the-default")
+    set_flag(tmp_path / "me_meta.db", None)  # as after the migration that added the column, or upstream's file
+    with live_server(tmp_path) as server:
+        assert len(warnings(server)) == 1 and '"username": "admin"' in warnings(server)[0]
+        with sqlite3.connect(server.config.appdb) as conn:
+            flags = dict(conn.execute("SELECT username, password_is_default FROM users"))
+        conn.close()
+        assert flags == {"admin": 1, "someone": 0}
+
+
+def test_a_login_with_the_default_password_sets_the_flag_without_hashing_again(tmp_path: Path) -> None:
+    with live_server(tmp_path) as server:
+        set_flag(server, 0)  # wrong on purpose: the login knows better
+        client = server.client()
+        assert client.get("/api/user").status == 401
+        client.login()
+        assert client.get("/api/user").json()["passwordChangeRequired"] is True
+        client.close()
