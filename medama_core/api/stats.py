@@ -1,11 +1,12 @@
 """/website/{hostname}/*: the stats endpoints, driven by a name -> query table (spec §2.8, §4).
 
-Each handler checks the session (401), the site (404 `website not found`)
-and the query string (400), then runs one store function on a reader
-thread. The rollups' background work (store/rollups.py: rebuilding closed
-dirty hours, building blocks and column copies) runs from start-up until none
-is left, one bounded step per writer call so hit batches get the writer in
-between; a stats request starts it again when it has stopped.
+The access check (app.ROUTES, access.py) has already refused a caller who
+may not read the site (401, or 404 `website not found`, as for an unknown
+site); each handler checks the query string (400), then runs one store
+function on a reader thread. The rollups' background work (store/rollups.py:
+rebuilding closed dirty hours, building blocks and column copies) runs from
+start-up until none is left, one bounded step per writer call so hit batches
+get the writer in between; a stats request starts it again when it has stopped.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from medama_core import auth
 from medama_core.api import Context
 from medama_core.http.errors import HTTPError
+from medama_core.http.params import parse_time
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.store import columns, rollups, stats
 from medama_core.store.filters import FIELDS, OPERATORS, Filter
@@ -28,33 +28,10 @@ from medama_core.store.filters import FIELDS, OPERATORS, Filter
 LIMIT_MAX = 5000  # upstream's schema bound on `limit`
 OFFSET_MAX = 5000  # upstream's schema bound on `offset`
 MAX_BUCKETS = 10_000  # a year of hours is 8,784; minute buckets over a month would be 44,640 rows of JSON
-NOT_FOUND = "website not found"
 
-# RFC 3339 date-time: date, `T` (or `t`/space, RFC 3339 §5.6 note), time, optional fraction, offset.
-# ASCII digits only; an offset's hours are 00-23 and its minutes 00-59 (RFC 3339 §5.6).
-_RFC3339 = re.compile(
-    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?"
-    r"([Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
-)
 _BOOLS = {"true": True, "false": False}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _refreshing: dict[int, asyncio.Task[int]] = {}  # id(ctx.analytics) -> the rebuild in flight
-
-
-def parse_time(name: str, text: str) -> int:
-    """An RFC 3339 date-time as Unix microseconds (digits past the microsecond are dropped)."""
-    found = _RFC3339.fullmatch(text)
-    if found is None:
-        raise HTTPError(400, f"{name}: {text!r} is not an RFC 3339 date-time")
-    date, clock, fraction, offset = found.groups()
-    offset = "+00:00" if offset in ("Z", "z") else offset
-    try:
-        moment = datetime.fromisoformat(f"{date}T{clock}{offset}")
-    except ValueError:
-        raise HTTPError(400, f"{name}: {text!r} is not a valid date-time") from None
-    micro = int((fraction or ".0")[1:7].ljust(6, "0"))
-    return (moment - _EPOCH) // timedelta(microseconds=1) + micro
 
 
 def _bool(request: Request, name: str, default: bool) -> bool:
@@ -107,13 +84,6 @@ def parse_page(request: Request) -> stats.Page:
     return stats.Page(limit, offset or 0)
 
 
-async def _prepare(request: Request, ctx: Context) -> stats.Query:
-    await auth.require_user(request, ctx.meta)
-    if request.path_params["hostname"] not in ctx.hostnames:
-        raise HTTPError(404, NOT_FOUND)
-    return parse_query(request)
-
-
 async def _answer(ctx: Context, fn: Callable[..., Any], *args: object) -> Response:
     result = await ctx.analytics.read(stats.snapshot, fn, *args)
     _schedule_refresh(ctx)
@@ -163,7 +133,7 @@ async def _refresh(ctx: Context) -> int:
 
 
 async def get_summary(request: Request, ctx: Context) -> Response:
-    query = await _prepare(request, ctx)
+    query = parse_query(request)
     previous = _bool(request, "previous", False)
     interval = request.query_value("interval")
     if interval is not None:
@@ -182,7 +152,7 @@ def _list_handler(
     """A list endpoint; `flag` is grouped (referrers) or locale (languages), where it switches the column."""
 
     async def handler(request: Request, ctx: Context) -> Response:
-        query = await _prepare(request, ctx)
+        query = parse_query(request)
         summary = _bool(request, "summary", False)
         page = parse_page(request)
         variant = flag is not None and _bool(request, flag, flag_default) != flag_default
@@ -205,20 +175,19 @@ get_languages = _list_handler("languages", "locale", False)
 
 
 async def get_time(request: Request, ctx: Context) -> Response:
-    query = await _prepare(request, ctx)
+    query = parse_query(request)
     summary = _bool(request, "summary", False)
     return await _answer(ctx, stats.time_stats, query, summary, parse_page(request))
 
 
 async def get_properties(request: Request, ctx: Context) -> Response:
-    query = await _prepare(request, ctx)
+    query = parse_query(request)
     return await _answer(ctx, stats.properties, query, parse_page(request))
 
 
 async def get_progress(request: Request, ctx: Context) -> Response:
     """How much background work the site's numbers wait for (not in upstream): closed hours still to
     rebuild (read raw meanwhile, so answers are exact but slower) and blocks still to build."""
-    await _prepare(request, ctx)
     now_ms = int(time.time() * 1000)
     waiting = await ctx.analytics.read(rollups.site_pending, request.path_params["hostname"], now_ms)
     _schedule_refresh(ctx)

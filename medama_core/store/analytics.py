@@ -17,7 +17,10 @@ def _mark_event_and_views(row: str) -> str:
         UNION ALL SELECT hostname, date_created / 3600000 FROM views WHERE bid = {row}.bid;"""
 
 
-# The key and counts of a rollup row (migration 10): counts of one group (store/aggregate.py Group), and
+# A table only this database has: a file holding other tables but not this one is refused (store/db.open_file).
+MARKER_TABLE = "views"
+
+# The key and counts of a rollup row (migration 11): counts of one group (store/aggregate.py Group), and
 # its sorted durations when few (8-byte little-endian unsigned; NULL when none or kept in rollup_durations).
 _ROLLUP_KEY = (
     "hostname TEXT NOT NULL, span INTEGER NOT NULL, kind INTEGER NOT NULL, period INTEGER NOT NULL, value TEXT NOT NULL"
@@ -314,6 +317,20 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         10,
+        (
+            # Hits stored per UTC day (Unix ms of 00:00) and site: page views and custom events, added
+            # with each batch of hits. The per-site daily quota (medama_core/quota.py) starts a day from
+            # here after a restart, so restarting does not reset it.
+            """CREATE TABLE site_hits (
+                day INTEGER NOT NULL,
+                hostname TEXT NOT NULL,
+                hits INTEGER NOT NULL,
+                PRIMARY KEY (day, hostname)
+            ) WITHOUT ROWID""",
+        ),
+    ),
+    Migration(
+        11,
         (
             # Long tails and many sites (docs/storage.md, store/rollups.py). Rollups hold derived data
             # only: recreated empty, and every hour rebuilt by the refresher.

@@ -26,13 +26,13 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, groupby
+from itertools import chain, groupby, islice
 from operator import itemgetter
 from typing import Final
 
 from medama_core.store import columns
 from medama_core.store.aggregate import SAMPLE_STEP, Group, Run, Runs
-from medama_core.store.db import Transaction
+from medama_core.store.db import Transaction, read_blob
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -287,7 +287,7 @@ def _site_modes(conn: sqlite3.Connection, hostnames: Iterable[str]) -> dict[str,
     for hostname in hostnames:
         row = conn.execute("SELECT full FROM rollup_sites WHERE hostname = ?", (hostname,)).fetchone()
         if row is None:
-            # The first rebuild of a site (a new site, an import, or after migration 10): by its rows so far.
+            # The first rebuild of a site (a new site, an import, or after migration 11): by its rows so far.
             count = conn.execute(
                 f"SELECT COUNT(*) FROM (SELECT 1 FROM views WHERE hostname = ? LIMIT {SMALL_SITE_VIEWS})", (hostname,)
             ).fetchone()[0]
@@ -613,7 +613,7 @@ def _merge_block_runs(conn: sqlite3.Connection, hostname: str, span: int, period
             durations = sorted(chain.from_iterable(_part_values(conn, part) for part in parts))
             conn.execute(_INSERT_DURATIONS_SQL, _durations_row(hostname, span, period, kind, value, durations))
         else:
-            _stream_run(conn, (hostname, span, kind, period, value), [_part_iter(conn, part) for part in parts], count)
+            _stream_run(conn, (hostname, span, kind, period, value), parts, count)
     conn.executemany(
         "UPDATE rollup SET durations = ? WHERE hostname = ? AND span = ? AND kind = ? AND period = ? AND value = ?",
         updates,
@@ -623,9 +623,8 @@ def _merge_block_runs(conn: sqlite3.Connection, hostname: str, span: int, period
 def _part_values(conn: sqlite3.Connection, part: tuple[int, int, int] | bytes) -> Sequence[int]:
     if isinstance(part, bytes):
         return unpack_inline(part)
-    rowid, _, width = part
-    with conn.blobopen("rollup_durations", "durations", rowid, readonly=True) as blob:
-        return unpack(width, blob.read())
+    rowid, count, width = part
+    return unpack(width, read_blob(conn, "rollup_durations", "durations", rowid, 0, count * width))
 
 
 def _part_iter(conn: sqlite3.Connection, part: tuple[int, int, int] | bytes) -> Iterator[int]:
@@ -635,47 +634,60 @@ def _part_iter(conn: sqlite3.Connection, part: tuple[int, int, int] | bytes) -> 
         return
     rowid, count, width = part
     for start in range(0, count, MERGE_CHUNK):
-        with conn.blobopen("rollup_durations", "durations", rowid, readonly=True) as blob:
-            blob.seek(start * width)
-            yield from unpack(width, blob.read(min(MERGE_CHUNK, count - start) * width))
+        size = min(MERGE_CHUNK, count - start) * width
+        yield from unpack(width, read_blob(conn, "rollup_durations", "durations", rowid, start * width, size))
+
+
+def _part_last(conn: sqlite3.Connection, part: tuple[int, int, int] | bytes) -> int:
+    """A part's largest (last) value."""
+    if isinstance(part, bytes):
+        return unpack_inline(part)[-1]
+    rowid, count, width = part
+    return unpack(width, read_blob(conn, "rollup_durations", "durations", rowid, (count - 1) * width, width))[0]
 
 
 def _stream_run(
-    conn: sqlite3.Connection, key: tuple[str, int, int, int, str], parts: list[Iterator[int]], count: int
+    conn: sqlite3.Connection, key: tuple[str, int, int, int, str], parts: list[tuple[int, int, int] | bytes], count: int
 ) -> None:
-    """Store the merge of sorted `parts` (`count` values in all) as a rollup_durations row, writing the blob
-    MERGE_CHUNK values at a time: a busy site's 8 days (~2 M values) never sit in memory whole."""
-    width = 8  # the largest value is not known before the end; 8 bytes hold any duration
-    samples = array("Q")
+    """Store the merge of sorted `parts` (`count` values in all) as a rollup_durations row, MERGE_CHUNK
+    values at a time: a busy site's 8 days (~2 M values) never sit in memory as Python ints. Python 3.11+
+    writes the blob in place; 3.10 (no incremental blob I/O) gathers the packed bytes first (4 bytes a
+    value: 8 MB for those 8 days)."""
+    width = 4 if max(_part_last(conn, part) for part in parts) < 1 << 32 else 8
+    samples: array[int] = array("I" if width == 4 else "Q")
+    merged = heapq.merge(*(_part_iter(conn, part) for part in parts))
+    chunks = (array(samples.typecode, islice(merged, MERGE_CHUNK)) for _ in range(-(-count // MERGE_CHUNK)))
+    if sys.version_info < (3, 11):
+        gathered = bytearray()
+        written = 0
+        for chunk in chunks:
+            gathered += _packed_chunk(chunk, samples, written)
+            written += len(chunk)
+        _, packed_samples = pack(samples, width)
+        conn.execute(_INSERT_DURATIONS_SQL, (*key, count, width, packed_samples, bytes(gathered)))
+        return
     cursor = conn.execute(
         "INSERT INTO rollup_durations VALUES (?, ?, ?, ?, ?, ?, ?, ?, zeroblob(?))",
         (*key, count, width, b"", count * width),
     )
     rowid = cursor.lastrowid
     assert rowid is not None
-    chunk = array("Q")
     written = 0
     with conn.blobopen("rollup_durations", "durations", rowid) as blob:
-        for value in heapq.merge(*parts):
-            chunk.append(value)
-            if len(chunk) == MERGE_CHUNK:
-                written = _write_chunk(blob, chunk, samples, written)
-                chunk = array("Q")
-        _write_chunk(blob, chunk, samples, written)
-    if sys.byteorder == "big":
-        samples.byteswap()
-    conn.execute("UPDATE rollup_durations SET samples = ? WHERE rowid = ?", (samples.tobytes(), rowid))
+        for chunk in chunks:
+            blob.write(_packed_chunk(chunk, samples, written))
+            written += len(chunk)
+    conn.execute("UPDATE rollup_durations SET samples = ? WHERE rowid = ?", (pack(samples, width)[1], rowid))
 
 
-def _write_chunk(blob: sqlite3.Blob, chunk: array[int], samples: array[int], written: int) -> int:
-    """Write `chunk` (values from position `written` on), noting every SAMPLE_STEP-th value; return the new position."""
+def _packed_chunk(chunk: array[int], samples: array[int], written: int) -> bytes:
+    """`chunk` (the values from position `written` on) packed little-endian, its every SAMPLE_STEP-th
+    value (counted from the run's start) added to `samples`."""
     first = (-(written + 1)) % SAMPLE_STEP  # index in chunk of the next sampled position
     samples.extend(chunk[first::SAMPLE_STEP])
-    data = array("Q", chunk)
     if sys.byteorder == "big":
-        data.byteswap()
-    blob.write(data.tobytes())
-    return written + len(chunk)
+        chunk.byteswap()
+    return chunk.tobytes()
 
 
 def _day_runs(conn: sqlite3.Connection, hostname: str, day: int, name: str, runs: dict[str, array[int]]) -> None:
@@ -907,9 +919,7 @@ def stored_run(
         return Run.of(unpack(width, whole))
 
     def read(lo: int, hi: int) -> Sequence[int]:
-        with conn.blobopen("rollup_durations", "durations", rowid, readonly=True) as blob:
-            blob.seek(lo * width)
-            return unpack(width, blob.read((hi - lo) * width))
+        return unpack(width, read_blob(conn, "rollup_durations", "durations", rowid, lo * width, (hi - lo) * width))
 
     return Run(count, unpack(width, samples), read)
 

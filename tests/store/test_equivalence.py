@@ -449,7 +449,8 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     more than 3 values in two planes, 3 and 7 copy no day with a column of more than 4 values (every path
     column here has 9), so filtered answers come raw. Seeds 6 and 7 are small sites (their lists read raw
     rows); seeds 4 and 5 build only the blocks of 40 views or more; seeds 1 and 4 hold 3 labels at most
-    in a filtered tally's memory; every refresh works in batches of about 64 views."""
+    in a filtered tally's memory; seeds 3 and 5 merge blocks' runs as streams; every refresh works in
+    batches of about 64 views."""
     seed = request.node.callspec.params["seed"]
     use_full_site(monkeypatch)
     if seed % 2:
@@ -464,6 +465,9 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(rollups, "MIN_BLOCK_VIEWS", 40)
     if seed in (1, 4):
         monkeypatch.setattr(stats, "MAX_LABELS_HELD", 3)  # filtered tallies spill to their database every day
+    if seed in (3, 5):  # blocks' runs of more than 8 values are merged as a stream, 5 values at a time
+        monkeypatch.setattr(rollups, "MERGE_IN_MEMORY", 8)
+        monkeypatch.setattr(rollups, "MERGE_CHUNK", 5)
 
 
 def use_full_site(monkeypatch: pytest.MonkeyPatch) -> None:
