@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from medama_core.store import rollups
-from tests.helpers import LiveServer
+from medama_core.store import analytics, rollups
+from medama_core.store.db import Database
+from tests.helpers import LiveServer, live_server
 from tests.store.test_stats import COLUMNS, SITE, T0, view
 
 HOUR = 3_600_000
@@ -60,6 +62,22 @@ def test_background_work_rebuilds_closed_dirty_hours_in_small_calls(
     assert client.get("/api/website/nosuch.example/progress").status == 404
     conn.close()
     client.close()
+
+
+def test_background_work_starts_with_the_server(tmp_path: Path) -> None:
+    """Hours left dirty (an import, an upgrade) are rolled up from start-up, before any stats request."""
+    store = Database(str(tmp_path / "me_analytics.db"), analytics.MIGRATIONS)
+    sql = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
+    store.writer_conn.executemany(sql, [view(date_created=T0 + i * HOUR) for i in range(30)])
+    store.close()
+    with live_server(tmp_path) as server:
+        conn = sqlite3.connect(server.config.analyticsdb, isolation_level=None)
+        deadline = time.monotonic() + DEADLINE_S
+        while conn.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert conn.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] == 0
+        assert conn.execute("SELECT SUM(pageviews) FROM rollup WHERE span = 1 AND kind = 0").fetchone()[0] == 30
+        conn.close()
 
 
 def test_request_copies_built_days_that_have_no_column_copy(server: LiveServer) -> None:
