@@ -713,8 +713,14 @@ class Server:
         headers = {"Cookie": self.cookie} if self.cookie else {}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        self.conn.request(method, path, body=body, headers=headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+        except (ConnectionError, _http_client().RemoteDisconnected):  # the server closed an idle keep-alive
+            self.conn.close()
+            self.conn.connect()
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
         data = response.read()
         return response.status, json.loads(data) if data else None, {k.lower(): v for k, v in response.getheaders()}
 
@@ -939,11 +945,14 @@ def run_server(args: argparse.Namespace, shape: Shape) -> None:
     write_files(shape, data_dir)
     workdir = os.path.join(base, "server")
     imported = os.path.join(base, "imported")  # the databases right after the import, kept for --reuse-import
-    shutil.rmtree(workdir, ignore_errors=True)
-    if args.reuse_import and os.path.exists(os.path.join(imported, "done")):
+    if args.as_is:
+        print("databases as an earlier run left them", flush=True)
+    elif args.reuse_import and os.path.exists(os.path.join(imported, "done")):
+        shutil.rmtree(workdir, ignore_errors=True)
         shutil.copytree(imported, workdir)
         print("databases as right after the import: copied from an earlier run", flush=True)
     else:
+        shutil.rmtree(workdir, ignore_errors=True)
         os.makedirs(workdir)
         Server(args.checkout, workdir).stop()  # creates the databases and the admin user
         for name in ("views", "events"):
@@ -1035,6 +1044,9 @@ def main() -> None:
         "--reuse-import",
         action="store_true",
         help="with --server, start from a copy of an earlier run's databases as they were right after the import",
+    )
+    parser.add_argument(
+        "--as-is", action="store_true", help="with --server, start on the databases an earlier run left (settled)"
     )
     parser.add_argument(
         "--no-first-pass",
