@@ -139,9 +139,9 @@ def build_day(
     transaction). With `runs`, hand it each dimension's durations per value, sorted (the views come in
     duration order), whether or not the day can be copied: the day rollups' runs.
 
-    Rows stream from the cursor into per-column code arrays (2 bytes a view while a column has at
-    most 65,536 values), and each column is stored as soon as it is coded: a busy day (333k views)
-    holds about 10 MB, not a list of row tuples (about 450 MB of Python objects).
+    Rows stream from the cursor into per-column code arrays (1 byte a view while a column has at
+    most 256 values, 2 up to 65,536), and each column is stored as soon as it is coded: a busy day
+    (333k views) holds about 10 MB, not a list of row tuples (about 450 MB of Python objects).
     """
     drop_day(conn, hostname, day)
     bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
@@ -265,6 +265,7 @@ def encode_events(rows: Iterable[tuple[Any, ...]], day: int, last: int = HOURS_P
 
 Coded = list[tuple[dict[Any, int], "array[int]"]]  # per column: value -> code (first seen 0), and each row's code
 TWO_BYTE_CODES: Final = 1 << 16  # codes fit array("H") up to this many values; then "I"
+_WIDER = {1 << 8: "H", TWO_BYTE_CODES: "I"}  # the code at which a column's codes need a wider array
 
 
 def _code_columns(
@@ -273,7 +274,7 @@ def _code_columns(
     """Code the first `count` values of each row as they stream by; `rest` takes each row's other values.
     A column with more than `most` values is given up (its values are let go as soon as it has too
     many: a day of random paths must not hold them all) and returned among the columns over."""
-    coded: Coded = [({}, array("H")) for _ in range(count)]
+    coded: Coded = [({}, array("B")) for _ in range(count)]
     over: set[int] = set()
     for row in rows:
         for column, value in enumerate(row[:count]):
@@ -285,10 +286,10 @@ def _code_columns(
                 code = index[value] = len(index)
                 if most is not None and code >= most:
                     over.add(column)
-                    coded[column] = ({}, array("H"))
+                    coded[column] = ({}, array("B"))
                     continue
-                if code == TWO_BYTE_CODES and codes.typecode == "H":
-                    codes = array("I", codes)
+                if code in _WIDER:  # 1 byte a view up to 256 values, 2 up to 65,536, then 4
+                    codes = array(_WIDER[code], codes)
                     coded[column] = (index, codes)
             codes.append(code)
         rest(row)

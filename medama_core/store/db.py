@@ -30,6 +30,11 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000  # how long a connection waits on another process's lock before SQLITE_BUSY
 DEFAULT_READERS = 2  # one per core on the 2-core machines we target; reads are CPU-bound
 CACHE_SIZE_KIB = 8 * 1024  # page cache per connection; larger measured no faster and costs RSS on small VMs
+# A reader's page cache (a cap under a memory limit too). Stats reads touch few pages more than once, and
+# SQLite's sorters for their GROUP BY / ORDER BY hold up to a cache's worth each: with 2 MiB, 10 M views
+# measured as fast as with 8 (1 M views, 200k paths: the overview and detail tables) and each read
+# holds ~1-6 MB instead of ~7-21 (bench/stats.py; docs/storage.md).
+READER_CACHE_KIB = 2 * 1024
 # How long one read may run before it is interrupted (QueryTimeout, a 503 for the client). A raw scan of
 # 90 days at 10 M views takes 1-2 s (docs/storage.md); a read still running after 10x that is a
 # pathological query, and it holds one of the DEFAULT_READERS threads every dashboard call queues for.
@@ -297,8 +302,9 @@ class Database:
             self._local.conn = conn
             with self._lock:
                 self._reader_conns.append(conn)
-        if getattr(self._local, "cache_kib", CACHE_SIZE_KIB) != self.cache_kib:
-            self._local.cache_kib = _set_cache_size(conn, self.cache_kib)
+        wanted = min(self.cache_kib, READER_CACHE_KIB)
+        if getattr(self._local, "cache_kib", CACHE_SIZE_KIB) != wanted:
+            self._local.cache_kib = _set_cache_size(conn, wanted)
         limit = READ_TIME_LIMIT_S
         self._local.deadline[0] = time.monotonic() + limit
         try:
