@@ -136,20 +136,24 @@ _DIRTY_IN_RANGE_SQL = """
     SELECT hour FROM rollup_dirty WHERE hostname = :hostname AND hour BETWEEN :lo AND :hi ORDER BY hour"""
 _PAIR_VIEWS_SQL = "SELECT COUNT(*) FROM views WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi"
 # The views of the batch's (site, hour) pairs, each with its hour and whether its site keeps every kind.
-_BATCH_VIEWS = f"""v AS MATERIALIZED (
-    SELECT v.*, p.hour AS hour, p.full AS full FROM temp.refresh_pairs p CROSS JOIN views v
-    ON v.hostname = p.hostname AND v.date_created BETWEEN p.hour * {HOUR_MS} AND p.hour * {HOUR_MS} + {HOUR_MS - 1})"""
-# The batch's groups. A group of kinds 2-12 with at most :rare views (one that may be rare) keeps its
-# durations as text for now; the site's and pages' come sorted from _BATCH_DURATIONS_SQL.
-_BATCH_GROUPS_SQL = f"INSERT INTO temp.refresh_new WITH {_BATCH_VIEWS} " + " UNION ALL ".join(
-    f"SELECT v.hostname, v.hour, {kind}, {expr}, {GROUP_COLUMNS}, "
+# The views of the batch's (site, hour) pairs, each with its hour and whether its site keeps every kind:
+# copied once into a temporary table that each kind's statement reads (one statement for all the kinds
+# held a sorter per kind until its end: ~2 MB each, 26 MB in all).
+_BATCH_VIEWS_SQL = f"""
+    INSERT INTO temp.refresh_views SELECT v.*, p.hour AS hour, p.full AS full FROM temp.refresh_pairs p
+    CROSS JOIN views v
+    ON v.hostname = p.hostname AND v.date_created BETWEEN p.hour * {HOUR_MS} AND p.hour * {HOUR_MS} + {HOUR_MS - 1}"""
+# The batch's groups of one kind. A group of kinds 2-12 with at most :rare views (one that may be rare)
+# keeps its durations as text for now; the site's and pages' come sorted from _BATCH_DURATIONS_SQL.
+_BATCH_GROUPS_SQL = {
+    kind: f"INSERT INTO temp.refresh_new SELECT v.hostname, v.hour, {kind}, {expr}, {GROUP_COLUMNS}, "
     + ("NULL" if kind in DURATION_KINDS else "CASE WHEN COUNT(*) <= :rare THEN group_concat(v.duration_ms) END")
-    + " FROM v"
+    + " FROM temp.refresh_views v"
     + ("" if kind == 0 else " WHERE v.full")
     + " GROUP BY v.hostname, v.hour"
     + ("" if kind == 0 else ", 4")
     for kind, expr in KIND_SQL.items()
-)
+}
 _IS_COMMON = (
     "EXISTS (SELECT 1 FROM rollup_common c WHERE c.hostname = {t}.hostname AND c.kind = {t}.kind"
     " AND c.value = {t}.value)"
@@ -167,10 +171,9 @@ _MOVED_SQL = f"""
     ON r.hostname = p.hostname AND r.kind = p.kind AND r.value = p.value"""
 # The durations each new row keeps: the site's and pages' (hour runs), and the rare rows' of every kind.
 _BATCH_DURATIONS_SQL = (
-    f"WITH {_BATCH_VIEWS} "
-    + " UNION ALL ".join(
-        f"SELECT v.hostname, v.hour, {kind} AS kind, {KIND_SQL[kind]} AS value, v.duration_ms FROM v"
-        " WHERE v.duration_ms IS NOT NULL" + ("" if kind == 0 else " AND v.full")
+    " UNION ALL ".join(
+        f"SELECT v.hostname, v.hour, {kind} AS kind, {KIND_SQL[kind]} AS value, v.duration_ms"
+        " FROM temp.refresh_views v WHERE v.duration_ms IS NOT NULL" + ("" if kind == 0 else " AND v.full")
         for kind in DURATION_KINDS
     )
     + " ORDER BY 1, 2, 3, 4, 5"
@@ -356,7 +359,7 @@ def refresh_hours(conn: sqlite3.Connection, now_ms: int) -> int:
         )
         _rebuild_batch(conn, chosen)
         _grow_sites(conn, modes)
-        for table in ("refresh_pairs", "refresh_new", "refresh_promote"):
+        for table in ("refresh_pairs", "refresh_new", "refresh_promote", "refresh_views"):
             conn.execute(f"DELETE FROM temp.{table}")
     return len(chosen)
 
@@ -376,6 +379,7 @@ def _temp_tables(conn: sqlite3.Connection) -> None:
         "CREATE TEMP TABLE IF NOT EXISTS refresh_promote (hostname TEXT NOT NULL, kind INTEGER NOT NULL,"
         " value TEXT NOT NULL, PRIMARY KEY (hostname, kind, value)) WITHOUT ROWID"
     )
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS refresh_views AS SELECT *, 0 AS hour, 0 AS full FROM views WHERE 0")
 
 
 def _rebuild_batch(conn: sqlite3.Connection, pairs: list[tuple[str, int]]) -> None:
@@ -384,7 +388,9 @@ def _rebuild_batch(conn: sqlite3.Connection, pairs: list[tuple[str, int]]) -> No
     for hostname, hour in conn.execute(_HAD_ROWS_SQL).fetchall():
         for sql in _DELETE_HOUR_SQL:
             conn.execute(sql, {"hostname": hostname, "hour": hour})
-    conn.execute(_BATCH_GROUPS_SQL, {"rare": RARE_VIEWS})
+    conn.execute(_BATCH_VIEWS_SQL)
+    for sql in _BATCH_GROUPS_SQL.values():
+        conn.execute(sql, {"rare": RARE_VIEWS})
     conn.execute(_PROMOTE_SQL, {"rare": RARE_VIEWS})
     conn.execute("INSERT INTO rollup_common SELECT * FROM temp.refresh_promote")
     _move_promoted(conn)
