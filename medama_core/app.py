@@ -14,7 +14,21 @@ from collections.abc import Callable
 
 from medama_core import COMMIT, __version__, accounts, assets, https
 from medama_core.accesslog import SUMMARY_INTERVAL_S, AccessLog
-from medama_core.api import Context, Handler, debug, events, health, stats, users, websites
+from medama_core.api import (
+    Context,
+    Handler,
+    debug,
+    events,
+    export,
+    health,
+    notes,
+    reload_site_settings,
+    sitesettings,
+    stats,
+    tables,
+    users,
+    websites,
+)
 from medama_core.api import auth as auth_api
 from medama_core.api import settings as settings_api
 from medama_core.config import Config, StartupError, as_dict
@@ -89,7 +103,16 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("GET", "/websites/{hostname}", websites.get_website),
     Route("PATCH", "/websites/{hostname}", websites.patch_website),
     Route("DELETE", "/websites/{hostname}", websites.delete_website),
-    *(Route("GET", f"/website/{{hostname}}/{name}", handler) for name, handler in stats.HANDLERS.items()),
+    Route("GET", "/websites/{hostname}/settings", sitesettings.get_site_settings),
+    Route("PATCH", "/websites/{hostname}/settings", sitesettings.patch_site_settings),
+    Route("GET", "/websites/{hostname}/annotations", notes.list_annotations),
+    Route("POST", "/websites/{hostname}/annotations", notes.post_annotation),
+    Route("DELETE", "/websites/{hostname}/annotations/{id}", notes.delete_annotation),
+    Route("GET", "/websites/{hostname}/export", export.get_export),
+    *(
+        Route("GET", f"/website/{{hostname}}/{name}", tables.csv_capable(name, handler))
+        for name, handler in stats.HANDLERS.items()
+    ),
 )
 
 
@@ -150,7 +173,11 @@ class App:
         if path.startswith("/debug/"):
             handler, _ = self.debug_router.match(request.method, path)
             return await handler(request, self.ctx)
-        asset = self.assets.lookup(path, self.ctx.script_variant)
+        if path == "/script.js" and request.query_string:  # a site's own build: /script.js?site=<hostname>
+            variant, extensions = sitesettings.script_for(self.ctx, request.query_value("site") or "")
+            asset = self.assets.site_tracker(variant, extensions)
+        else:
+            asset = self.assets.lookup(path, self.ctx.script_variant)
         if asset is None:
             raise HTTPError(404, "file not found")
         return assets.respond(asset, request)
@@ -223,6 +250,7 @@ def open_context(config: Config, log: Logger) -> Context:
     settings = meta.get_settings(conn)
     ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
     ctx.hostnames.update(meta.list_hostnames(conn))
+    ctx.site_settings = meta.list_site_settings(conn)
     ctx.hits = Batcher(analytics_db, hits.apply_batch, log=log)
     ctx.on_shutdown.append(functools.partial(events.stop, ctx))  # SIGTERM commits the hits still queued
     ctx.ratelimiter = RateLimiter(config.ratelimit) if config.ratelimit else None
@@ -309,6 +337,8 @@ async def _start_meta_watch(ctx: Context) -> None:
             await asyncio.sleep(META_POLL_INTERVAL_S)
             try:
                 changed = await ctx.meta.write(meta.changes_since, version)
+                if changed is not None:
+                    await reload_site_settings(ctx)
             except Exception as exc:  # a busy or failing database now is no reason to stop looking
                 ctx.log.warn("could not look for changes to the app database", error=repr(exc))
                 continue

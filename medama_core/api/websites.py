@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from medama_core import auth
-from medama_core.api import Context, drain_hits
+from medama_core.api import Context, drain_hits, reload_site_settings
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_string, required_string
 from medama_core.http.protocol import Request, Response, json_response
@@ -44,6 +44,16 @@ async def _check_owner(ctx: Context, session: auth.Session, hostname: str, other
         raise HTTPError(404, NOT_FOUND)
     if owner != session.user.id:
         raise HTTPError(other_owner_status, NOT_FOUND)
+
+
+async def require_own_site(request: Request, ctx: Context) -> str:
+    """The `{hostname}` of a route under /websites/{hostname}/ once the caller is known (401) and owns
+    that site: 404 `website not found` for an unknown site and for another user's alike (ours; the
+    routes of upstream answer 401 on GET and PATCH there). The one owner check of those routes."""
+    session = await auth.require_user(request, ctx.meta)
+    hostname = parse_hostname(request.path_params["hostname"])
+    await _check_owner(ctx, session, hostname, 404)
+    return hostname
 
 
 async def list_websites(request: Request, ctx: Context) -> Response:
@@ -108,6 +118,7 @@ async def patch_website(request: Request, ctx: Context) -> Response:
         raise HTTPError(404, NOT_FOUND)
     ctx.hostnames.discard(hostname)
     ctx.hostnames.add(new)
+    await reload_site_settings(ctx)  # the site's settings moved with it
     await drain_hits(ctx)
     await ctx.analytics.write(site_data.rename_site_data, hostname, new)
     return json_response({"hostname": new})
@@ -122,6 +133,7 @@ async def delete_website(request: Request, ctx: Context) -> Response:
     if not await ctx.meta.write(meta.delete_website, hostname):
         raise HTTPError(404, NOT_FOUND)
     ctx.hostnames.discard(hostname)
+    await reload_site_settings(ctx)
     await drain_hits(ctx)
     await ctx.analytics.write(site_data.delete_site_data, [hostname])
     return Response(204)
