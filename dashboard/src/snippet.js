@@ -5,8 +5,10 @@ export function trackerBase(publicUrl, origin) {
   return typeof publicUrl === "string" && publicUrl ? publicUrl.replace(/\/+$/, "") : origin;
 }
 
-export function snippetFor(base) {
-  return `<script defer src="${base}/script.js"></script>`;
+/** The tag for the page's <head>; with a hostname, the site's own build (its settings choose the features). */
+export function snippetFor(base, hostname = "") {
+  const site = hostname ? `?site=${encodeURIComponent(hostname)}` : "";
+  return `<script defer src="${base}/script.js${site}"></script>`;
 }
 
 /**
