@@ -162,8 +162,8 @@ class Assets:
         written into the script's download pattern as they are.
         """
         base = self.tracker(variant)
-        if base is None or extensions is None or DOWNLOADS_FEATURE not in variant.split("."):
-            return base
+        if base is None or not extensions or DOWNLOADS_FEATURE not in variant.split("."):
+            return base  # no list of its own (an empty one, written by hand, would match "file."): the default
         key = (variant, extensions)
         asset = self._site_trackers.get(key)
         if asset is not None:

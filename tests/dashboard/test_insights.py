@@ -14,13 +14,14 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from medama_core import csvtable
 from tests.dashboard.calls import Calls, api_json
-from tests.dashboard.conftest import SITE, TIMEZONE, Site, login, screenshot
+from tests.dashboard.conftest import ARTIFACTS, SITE, TIMEZONE, Site, login, screenshot
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def tab(context: BrowserContext, fresh_site: Site) -> Iterator[Page]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -77,7 +78,7 @@ def test_notes_are_added_by_clicking_the_chart_and_deleted(tab: Page, fresh_site
     sale_box, launch_box = sale.bounding_box(), launch.bounding_box()
     assert sale_box is not None and launch_box is not None and sale_box["x"] < launch_box["x"]
     tab.locator(".chart-card").screenshot(
-        path=str(Path(__file__).resolve().parent.parent / "artifacts" / "insights-notes.png")
+        path=str(ARTIFACTS / "insights-notes.png")
     )
 
     # A marker opens its note; Delete removes it from the chart and the server.
@@ -178,7 +179,7 @@ def test_a_site_own_tracker_settings_and_raw_export(tab: Page, fresh_site: Site)
     }
     expect(form).to_contain_text("Features now: outbound-links")
     expect(form.locator("pre")).to_contain_text(f'/script.js?site={SITE}"></script>')
-    form.screenshot(path=str(Path(__file__).resolve().parent.parent / "artifacts" / "insights-site-tracker.png"))
+    form.screenshot(path=str(ARTIFACTS / "insights-site-tracker.png"))
 
     # The raw export downloads what the API streams.
     export = tab.get_by_test_id("raw-export")

@@ -3,11 +3,10 @@ through the build `/script.js?site=` serves from the site's settings, to the das
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
-from tests.dashboard.conftest import ARTIFACTS
 
 if TYPE_CHECKING:  # conftest is pytest's to import; these names only annotate
     from playwright.sync_api import Page
@@ -16,6 +15,7 @@ if TYPE_CHECKING:  # conftest is pytest's to import; these names only annotate
 
 pytestmark = pytest.mark.browser
 
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 DEFAULT_PASSWORD = "CHANGE_ME_ON_FIRST_LOGIN"
 PASSWORD = "insights-tests-1"
 FEATURES = {
@@ -138,6 +138,7 @@ def panel_rows(page: Page, tab: str) -> dict[str, str]:
 
 
 def panel_tabs(tracker: Tracker, medama: Medama) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = open_dashboard(tracker, medama)
     here, other = tracker.site.url(""), f"127.0.0.1:{tracker.site.port}"
     assert panel_rows(page, "Outbound links") == {"example.org": "2", "127.0.0.1": "1", "example.net": "1"}
