@@ -75,6 +75,7 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("PATCH", "/tenant/settings", settings_api.patch_tenant_settings),
     Route("GET", "/websites", websites.list_websites),
     Route("POST", "/websites", websites.post_website),
+    Route("GET", "/websites/sparklines", websites.get_sparklines),  # our addition; "sparklines" is no hostname
     Route("GET", "/websites/{hostname}", websites.get_website),
     Route("PATCH", "/websites/{hostname}", websites.patch_website),
     Route("DELETE", "/websites/{hostname}", websites.delete_website),
