@@ -2,6 +2,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import { latestBucket } from "./period.js";
 import { Link } from "./router.jsx";
 import { onThemeChange } from "./theme.js";
 
@@ -29,6 +30,9 @@ export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label
     const muted = css("--muted");
     const grid = css("--grid");
     const xsSeconds = xs.map((d) => d.getTime() / 1000);
+    // Without a hovered point (idx null) the legend shows the latest bucket rather than empty values.
+    const latest = latestBucket(xs);
+    const at = (values, idx) => values[idx == null ? latest : idx];
     const step = xsSeconds.length > 1 ? xsSeconds[1] - xsSeconds[0] : 3600;
     const bars = type === "bar" ? uPlot.paths.bars({ size: [0.7, 48] }) : undefined;
     const axis = { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, font: "12px system-ui, sans-serif" };
@@ -57,7 +61,7 @@ export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label
         { ...axis, values: (u, splits) => splits.map((v) => format(v)), size: 56, space: 36, incrs: integer ? INTEGER_STEPS : undefined },
       ],
       series: [
-        { label: "", value: (u, v) => (v == null ? "" : xTitle(new Date(v * 1000))) },
+        { label: "", value: (u, v, si, idx) => (at(xsSeconds, idx) == null ? "" : xTitle(new Date(at(xsSeconds, idx) * 1000))) },
         ...series.map((s, i) => ({
           label: s.label,
           stroke: s.previous ? muted : accent,
@@ -66,7 +70,10 @@ export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label
           dash: s.previous ? [6, 4] : undefined,
           paths: s.previous ? undefined : bars,
           points: { show: false },
-          value: (u, v) => (v == null ? "" : format(v)),
+          value: (u, v, si, idx) => {
+            const value = at(s.values, idx);
+            return value == null ? "—" : format(value);
+          },
           _order: i,
         })),
       ],
@@ -122,6 +129,32 @@ export function Dialog({ open, title, onClose, children }) {
 
 /** Tabs that change a URL parameter: arrow keys move between them. */
 export function Tabs({ tabs, active, onSelect, label }) {
+  const row = useRef(null);
+  const [more, setMore] = useState("");
+  const measure = () => {
+    const el = row.current;
+    if (!el) return;
+    const left = el.scrollLeft > 1;
+    const right = el.scrollLeft + el.clientWidth < el.scrollWidth - 1;
+    setMore(left && right ? "both" : left ? "left" : right ? "right" : "");
+  };
+  useEffect(() => {
+    const el = row.current;
+    const tab = el && el.querySelector("[aria-selected=true]");
+    if (tab) {
+      // Scroll the row itself (not the page) so the chosen tab is wholly visible, with a little of its neighbour.
+      const pad = 24;
+      const left = tab.getBoundingClientRect().left - el.getBoundingClientRect().left + el.scrollLeft;
+      const right = left + tab.offsetWidth;
+      if (left - pad < el.scrollLeft) el.scrollLeft = Math.max(0, left - pad);
+      else if (right + pad > el.scrollLeft + el.clientWidth) el.scrollLeft = right + pad - el.clientWidth;
+    }
+    measure();
+    if (!el) return undefined;
+    const observer = new ResizeObserver(measure);
+    observer.observe(el);
+    return () => observer.disconnect();
+  }, [active]);
   const keydown = (event) => {
     const index = tabs.findIndex(([key]) => key === active);
     let next = -1;
@@ -134,7 +167,7 @@ export function Tabs({ tabs, active, onSelect, label }) {
     }
   };
   return (
-    <div class="tabs" role="tablist" aria-label={label} onKeyDown={keydown}>
+    <div class="tabs" role="tablist" aria-label={label} onKeyDown={keydown} ref={row} onScroll={measure} data-more={more || undefined}>
       {tabs.map(([key, title]) => (
         <button
           type="button"
@@ -230,4 +263,27 @@ export function ErrorView({ error, title, children }) {
 
 export function Empty({ children }) {
   return <p class="empty">{children}</p>;
+}
+
+/** A country's ISO code as a small chip: visible everywhere, unlike flag emoji, which need a font most servers lack. */
+export function Flag({ code }) {
+  if (!code) return null;
+  return (
+    <span class="flag" aria-hidden="true" data-code={code}>
+      {code}
+    </span>
+  );
+}
+
+/**
+ * A row label: text, with a country's code chip in front.
+ */
+export function Label({ text, code }) {
+  return code ? (
+    <>
+      <Flag code={code} /> {text}
+    </>
+  ) : (
+    text
+  );
 }

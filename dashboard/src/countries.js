@@ -1,4 +1,4 @@
-// English country name (CLDR spelling, as the server stores it) → ISO 3166-1 alpha-2 code, for flags.
+// English country name (CLDR spelling, as the server stores it) → ISO 3166-1 alpha-2 code, shown as a chip.
 // Generated once from medama_core/data/language_names.json (regions) plus common alternative spellings;
 // it covers every name in medama_core/data/tzcountry*.json. No lookup ever leaves the browser.
 const CODES = {
@@ -278,15 +278,6 @@ const CODES = {
   "Åland Islands": "AX",
 };
 
-const BASE = 0x1f1e6; // REGIONAL INDICATOR SYMBOL LETTER A
-
 export function countryCode(name) {
   return CODES[name] || "";
-}
-
-/** Flag emoji for a country name, or "" when the name is unknown (e.g. "Unknown"). */
-export function flag(name) {
-  const code = CODES[name];
-  if (!code) return "";
-  return String.fromCodePoint(BASE + code.charCodeAt(0) - 65, BASE + code.charCodeAt(1) - 65);
 }

@@ -1,5 +1,5 @@
 // The 12 list datasets: API path, label key, the filter a row click adds, and the detail-table columns.
-import { flag } from "./countries.js";
+import { countryCode } from "./countries.js";
 import { formatDuration, formatExact, formatPercent, labelText } from "./format.js";
 
 const count = (key, title) => ({ key, title, format: formatExact, numeric: true });
@@ -85,14 +85,14 @@ export function rowLabel(dataset, row) {
   return { value: row[dataset.labelKey] ?? "", field: dataset.field };
 }
 
-/** Text to show for a label; countries get their flag. */
+/** Text to show for a label. */
 export function displayLabel(dataset, value) {
-  const text = labelText(value);
-  if (dataset.name === "countries" && value) {
-    const f = flag(value);
-    return f ? `${f} ${text}` : text;
-  }
-  return text;
+  return labelText(value);
+}
+
+/** The country code shown as a chip before a country's name ("" for other datasets and unknown names). */
+export function labelCode(dataset, value) {
+  return dataset.name === "countries" && value ? countryCode(value) : "";
 }
 
 /** Extra list parameters: referrers are grouped unless one referrer is picked; languages show dialects then. */

@@ -48,13 +48,3 @@ export function formatBytes(bytes) {
 export function labelText(value) {
   return value === "" || value === undefined || value === null ? DIRECT : String(value);
 }
-
-/**
- * Change vs the previous period, as upstream computes it: rounded percent, 0 without a previous value.
- * Bounce rate changes in percentage points instead.
- */
-export function change(current, previous, points = false) {
-  if (points) return Math.round(((current || 0) - (previous || 0)) * 1000) / 10;
-  if (!previous) return 0;
-  return Math.round(((current - previous) / previous) * 100);
-}

@@ -1,14 +1,16 @@
 // Entry point: theme, header, and the route table (the path decides the page; the query holds its state).
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { api } from "./api.js";
 import { ErrorView } from "./components.jsx";
 import { DATASETS } from "./datasets.js";
-import { Login, Logout } from "./pages/auth.jsx";
+import { FirstPassword, Login, Logout, useConnection } from "./pages/auth.jsx";
 import { Detail } from "./pages/detail.jsx";
 import { Settings } from "./pages/settings.jsx";
 import { SiteDashboard } from "./pages/site.jsx";
 import { Websites } from "./pages/websites.jsx";
 import { Link, useLocation } from "./router.jsx";
+import { currentUser, onUserChange, setUser } from "./session.js";
 import "./styles.css";
 import { applyTheme, onThemeChange, setTheme, storedTheme } from "./theme.js";
 
@@ -26,8 +28,10 @@ function ThemeToggle() {
   );
 }
 
-function Header({ path }) {
-  const bare = path === "/login" || path === "/logout";
+const isBare = (path) => path === "/login" || path === "/logout";
+
+function Header({ path, locked }) {
+  const bare = isBare(path);
   const current = (prefix) => (prefix === "/" ? path !== "/" && !path.startsWith("/settings") : path.startsWith(prefix));
   return (
     <header class="header">
@@ -40,7 +44,8 @@ function Header({ path }) {
           <span>Medama</span>
         </Link>
         <nav class="nav" aria-label="Main">
-          {!bare && (
+          {!bare && locked && <Link href="/logout">Log out</Link>}
+          {!bare && !locked && (
             <>
               <Link href="/" aria-current={path === "/" ? "page" : current("/") ? "true" : undefined}>
                 Websites
@@ -82,13 +87,40 @@ function Page({ path, query }) {
   return <NotFound />;
 }
 
+/** The signed-in account: known from the login page, else asked once per load (pages load meanwhile). */
+function useUser(bare) {
+  const [user, setLocal] = useState(currentUser());
+  useEffect(() => onUserChange(() => setLocal(currentUser())), []);
+  useEffect(() => {
+    if (bare || currentUser() !== undefined) return;
+    api("GET", "/user").then(setUser, () => {}); // a 401 sends the browser to the login page
+  }, [bare]);
+  return user;
+}
+
+/** Plain HTTP that the server allows (-securecookie=false): said on every page, since it never stops being true. */
+function UnencryptedBanner() {
+  return (
+    <div class="banner" role="note" aria-label="Connection warning" data-testid="unencrypted-banner">
+      <strong>This connection is not encrypted.</strong> The dashboard is open over plain HTTP, so your password and
+      session travel readable by anyone on the network between you and the server. Use HTTPS (<code>-autossl</code>,{" "}
+      <code>-tlscert</code> or a TLS proxy) or an SSH tunnel.
+    </div>
+  );
+}
+
 function App() {
   const { path, query } = useLocation();
+  const bare = isBare(path);
+  const user = useUser(bare);
+  const state = useConnection();
+  const locked = !bare && Boolean(user && user.passwordChangeRequired);
   return (
     <>
-      <Header path={path} />
+      <Header path={path} locked={locked} />
+      {state === "unencrypted" && <UnencryptedBanner />}
       <main id="main" class="main" tabIndex={-1}>
-        <Page path={path} query={query} />
+        {locked ? <FirstPassword /> : <Page path={path} query={query} />}
       </main>
     </>
   );

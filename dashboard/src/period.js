@@ -208,3 +208,9 @@ export function foldBuckets(buckets, start, end, interval) {
   }
   return kept.length ? kept : buckets;
 }
+
+/** The bucket a chart legend shows when nothing is hovered: the last one that has started (later ones are future). */
+export function latestBucket(xs, now = Date.now()) {
+  for (let i = xs.length - 1; i >= 0; i -= 1) if (xs[i].getTime() <= now) return i;
+  return xs.length - 1;
+}

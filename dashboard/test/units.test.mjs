@@ -2,10 +2,15 @@
 //   TZ=Europe/Berlin node --test test/
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { countryCode, flag } from "../src/countries.js";
+import { countryCode } from "../src/countries.js";
+import { reasonText, siteDrops, unknownSites } from "../src/drops.js";
+import { BOUNCE_FEW, BOUNCE_UNCLEAR, bounceState, changeBadge } from "../src/metrics.js";
+import { DEFAULT_PASSWORD, passwordProblem, passwordRules } from "../src/password.js";
+import { connection, pagePort, tunnel } from "../src/security.js";
+import { checkPublicUrl, snippetFor, trackerBase } from "../src/snippet.js";
 import { parseFilters, withFilter, withoutFilter, filterParams } from "../src/filters.js";
-import { change, formatCount, formatDuration, formatPercent, labelText } from "../src/format.js";
-import { bucketCount, bucketLabel, parseBucket, resolvePeriod, rfc3339 } from "../src/period.js";
+import { formatCount, formatDuration, formatPercent, labelText } from "../src/format.js";
+import { bucketCount, bucketLabel, latestBucket, parseBucket, resolvePeriod, rfc3339 } from "../src/period.js";
 
 const q = (text) => new URLSearchParams(text);
 const local = (...parts) => new Date(...parts);
@@ -32,19 +37,94 @@ test("counts are compact, percentages have one decimal", () => {
   assert.equal(labelText("Google"), "Google");
 });
 
-test("change: rounded percent, 0 without a previous value, points for bounce", () => {
-  assert.equal(change(150, 100), 50);
-  assert.equal(change(1, 3), -67);
-  assert.equal(change(5, 0), 0);
-  assert.equal(change(0.45, 0.3, true), 15);
-  assert.equal(change(0.3, 0.45, true), -15);
+test("country codes (shown as chips, not emoji) come from country names", () => {
+  assert.equal(countryCode("United Kingdom"), "GB");
+  assert.equal(countryCode("Germany"), "DE");
+  assert.equal(countryCode("Côte d’Ivoire"), "CI");
+  assert.equal(countryCode("Unknown"), "");
 });
 
-test("flags come from country names", () => {
-  assert.equal(countryCode("United Kingdom"), "GB");
-  assert.equal(flag("Germany"), "\u{1F1E9}\u{1F1EA}");
-  assert.equal(flag("Côte d’Ivoire"), "\u{1F1E8}\u{1F1EE}");
-  assert.equal(flag("Unknown"), "");
+test("change badge: new after nothing, nothing either time, unknown against a missing value", () => {
+  assert.deepEqual(changeBadge(150, 100), { kind: "change", value: 50 });
+  assert.deepEqual(changeBadge(5, 0), { kind: "new" });
+  assert.deepEqual(changeBadge(0, 0), { kind: "none" });
+  assert.deepEqual(changeBadge(0, 4), { kind: "change", value: -100 });
+  assert.deepEqual(changeBadge(0.45, 0.3, true), { kind: "change", value: 15 });
+  assert.deepEqual(changeBadge(0.45, null, true), { kind: "unknown" });
+});
+
+test("bounce rate: a 0 is shown as unknown, certainly under the floor when fewer than 6 views could count", () => {
+  assert.deepEqual(bounceState(0.5, 6, 1000), { known: true });
+  assert.deepEqual(bounceState(0, 5, 1000), { known: false, reason: BOUNCE_FEW, few: true });
+  assert.deepEqual(bounceState(0, 40, 0), { known: false, reason: BOUNCE_FEW, few: true }); // no time measured at all
+  assert.deepEqual(bounceState(0, 6, 1000), { known: false, reason: BOUNCE_UNCLEAR, few: false });
+});
+
+test("password rules as the user types", () => {
+  const ok = (p, c) => passwordRules(p, c).map((r) => r.ok);
+  assert.deepEqual(ok("", ""), [false, false, false]);
+  assert.deepEqual(ok("abcd", "abcd"), [false, true, true]);
+  assert.deepEqual(ok("abcde", "abcdx"), [true, true, false]);
+  assert.deepEqual(ok(DEFAULT_PASSWORD, DEFAULT_PASSWORD), [true, false, true]);
+  assert.deepEqual(ok("x".repeat(129), "x".repeat(129)), [false, true, true]);
+  assert.equal(passwordProblem("abcde", "abcde"), "");
+  assert.match(passwordProblem("abc", "abc"), /5 to 128 characters \(it has 3\)/);
+  assert.match(passwordProblem(DEFAULT_PASSWORD, DEFAULT_PASSWORD), /other than the first-start one/);
+  assert.equal(passwordProblem("abcdef", "abcdeg"), "The two new passwords differ.");
+});
+
+test("login advice: the tunnel command comes from the page's address", () => {
+  const at = (href) => new URL(href);
+  assert.deepEqual(tunnel(at("http://203.0.113.5:8080/login")), { command: "ssh -L 8080:localhost:8080 user@203.0.113.5", url: "http://localhost:8080/" });
+  assert.deepEqual(tunnel(at("http://stats.example.com/login")), { command: "ssh -L 8080:localhost:80 user@stats.example.com", url: "http://localhost:8080/" });
+  assert.equal(tunnel(at("http://[2001:db8::7]:9000/")).command, "ssh -L 9000:localhost:9000 user@2001:db8::7");
+  assert.equal(pagePort(at("https://example.com/")), 443);
+  assert.equal(connection(true, true), "ok");
+  assert.equal(connection(false, true), "cookie-refused");
+  assert.equal(connection(false, undefined), "cookie-refused");
+  assert.equal(connection(false, false), "unencrypted");
+});
+
+test("dropped hits: unknown hostnames to add, and a site's rows", () => {
+  const rows = [
+    { date: "2026-06-02", hostname: "www.exmple.com", reason: "unknown_site", hits: 20 },
+    { date: "2026-06-01", hostname: "www.exmple.com", reason: "unknown_site", hits: 3 },
+    { date: "2026-06-02", hostname: "example.com", reason: "bot", hits: 7 },
+    { date: "2026-06-02", hostname: "other.org", reason: "unknown_site", hits: 1 },
+    { date: "2026-06-03", hostname: "", reason: "bad_payload", hits: 2 },
+    { date: "2026-06-02", hostname: "mine.net", reason: "rate_limited", hits: 4 },
+    { date: "2026-06-02", hostname: "Mine.net", reason: "unknown_site", hits: 9 },
+  ];
+  const websites = [{ hostname: "example.com" }, { hostname: "mine.net" }];
+  assert.deepEqual(unknownSites(rows, websites), [
+    { hostname: "www.exmple.com", hits: 23 },
+    { hostname: "other.org", hits: 1 },
+  ]);
+  assert.deepEqual(
+    siteDrops(rows, "example.com", websites).map((r) => `${r.date} ${r.hostname} ${r.reason}`),
+    ["2026-06-02 www.exmple.com unknown_site", "2026-06-02 example.com bot", "2026-06-02 other.org unknown_site", "2026-06-01 www.exmple.com unknown_site"],
+  );
+  assert.equal(reasonText("too_many_unknowns").title, "Unrecognised browser");
+  assert.deepEqual(reasonText("martian"), { title: "martian", detail: "" });
+});
+
+test("snippet: the public URL when set, else this page's origin", () => {
+  assert.equal(trackerBase("", "http://localhost:8080"), "http://localhost:8080");
+  assert.equal(trackerBase("https://stats.example.com/", "http://localhost:8080"), "https://stats.example.com");
+  assert.equal(snippetFor("https://s.example"), '<script defer src="https://s.example/script.js"></script>');
+  assert.deepEqual(checkPublicUrl("  https://stats.example.com/ "), { value: "https://stats.example.com" });
+  assert.deepEqual(checkPublicUrl(""), { value: "" });
+  assert.ok(checkPublicUrl("stats.example.com").error);
+  assert.ok(checkPublicUrl("ftp://stats.example.com").error);
+  assert.ok(checkPublicUrl("https://stats.example.com/?a=1").error);
+  assert.ok(checkPublicUrl("https://stats.example.com#top").error);
+});
+
+test("the legend's resting point is the last bucket that has started", () => {
+  const xs = [local(2026, 5, 10, 0), local(2026, 5, 10, 1), local(2026, 5, 10, 2)];
+  assert.equal(latestBucket(xs, local(2026, 5, 10, 1, 30).getTime()), 1);
+  assert.equal(latestBucket(xs, local(2026, 5, 11).getTime()), 2);
+  assert.equal(latestBucket(xs, local(2026, 5, 9).getTime()), 2);
 });
 
 test("filters: one per field, parsed from and written to the URL", () => {

@@ -17,6 +17,9 @@ def _mark_event_and_views(row: str) -> str:
         UNION ALL SELECT hostname, date_created / 3600000 FROM views WHERE bid = {row}.bid;"""
 
 
+# A table only this database has: a file holding other tables but not this one is refused (store/db.open_file).
+MARKER_TABLE = "views"
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -297,6 +300,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             # Copies made before have no pairs: the refresher copies every built day again (store/columns.py
             # backfill), and filtered stats read raw rows meanwhile.
             "DELETE FROM column_days",
+        ),
+    ),
+    Migration(
+        10,
+        (
+            # Hits stored per UTC day (Unix ms of 00:00) and site: page views and custom events, added
+            # with each batch of hits. The per-site daily quota (medama_core/quota.py) starts a day from
+            # here after a restart, so restarting does not reset it.
+            """CREATE TABLE site_hits (
+                day INTEGER NOT NULL,
+                hostname TEXT NOT NULL,
+                hits INTEGER NOT NULL,
+                PRIMARY KEY (day, hostname)
+            ) WITHOUT ROWID""",
         ),
     ),
 )

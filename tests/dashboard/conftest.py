@@ -21,7 +21,8 @@ from tests.dashboard.seed import Seeded, seed_views
 from tests.helpers import Client, LiveServer, live_server
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-USERNAME, PASSWORD = "admin", "CHANGE_ME_ON_FIRST_LOGIN"
+USERNAME, DEFAULT_PASSWORD = "admin", "CHANGE_ME_ON_FIRST_LOGIN"
+PASSWORD = "dashboard-tests-1"  # chosen before the browser logs in: the first-start one locks the dashboard
 SITE = "example.com"
 TIMEZONE = "Europe/Berlin"  # not UTC, so offsets in start/end are exercised
 # A desktop Chrome; HeadlessChrome would be dropped as a bot by the ingestion.
@@ -50,6 +51,20 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium.close()
 
 
+# A name that is not localhost: Chromium resolves it to the test server, and its pages are not a secure context.
+PLAIN_HOST = "medama.test"
+
+
+@pytest.fixture
+def plain_http(playwright: Playwright) -> Iterator[Browser]:
+    """A Chromium that reaches the test server as http://medama.test:<port>: plain HTTP, not a secure context."""
+    chromium = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {PLAIN_HOST} 127.0.0.1"]
+    )
+    yield chromium
+    chromium.close()
+
+
 @dataclass
 class Site:
     """A running server, its API client (logged in) and the seeded website."""
@@ -63,10 +78,15 @@ class Site:
         return f"http://localhost:{self.server.port}"
 
 
-def start_site(tmp: Path) -> Iterator[Site]:
-    with live_server(tmp, ratelimit=0, level="warn") as server:
+def start_site(tmp: Path, *, first_start: bool = False, **options: Any) -> Iterator[Site]:
+    """A server with SITE seeded; logged in as USERNAME/PASSWORD, or with the first-start password if `first_start`."""
+    with live_server(tmp, ratelimit=0, level="warn", **options) as server:
         api = server.client()
-        api.login(USERNAME, PASSWORD)
+        api.login(USERNAME, DEFAULT_PASSWORD)
+        if not first_start:
+            # While the password is the first-start one the dashboard shows only "choose a new password" (CONTRACT 2).
+            body = {"password": PASSWORD, "currentPassword": DEFAULT_PASSWORD}
+            assert api.patch("/api/user", json_body=body).status == 200
         assert api.post("/api/websites", json_body={"hostname": SITE}).status == 201
         seeded = seed_views(Path(server.config.analyticsdb), SITE)
         yield Site(server, api, seeded)
@@ -100,13 +120,13 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
     ctx.close()
 
 
-def login(page: Page, site: Site, path: str = "/") -> None:
+def login(page: Page, site: Site, path: str = "/", password: str = PASSWORD) -> None:
     """Log in through the form, starting from `path` (which the login page must send us back to)."""
     Calls.of(page)  # record API calls from the first request on
     page.goto(site.base + path)
     page.wait_for_url("**/login**")
     page.fill("#login-username", USERNAME)
-    page.fill("#login-password", PASSWORD)
+    page.fill("#login-password", password)
     page.click("form button[type=submit]")
     page.wait_for_url(lambda url: "/login" not in url)
 

@@ -101,3 +101,33 @@ def seed_views(db_path: Path, hostname: str, *, days: int = 40, per_day: int = 1
     conn.close()
     start = min(int(r["date_created"]) for r in rows)  # type: ignore[call-overload]
     return Seeded(hostname, len(rows), start, now)
+
+
+def insert_views(db_path: Path, hostname: str, views: list[dict[str, object]]) -> None:
+    """Insert hand-written views (`date_created`, `is_unique_user`, `duration_ms`, … ; the rest are plain defaults)."""
+    rows = []
+    for n, view in enumerate(views):
+        row: dict[str, object] = {
+            "bid": f"hand{hostname}{n:04d}",
+            "hostname": hostname,
+            "pathname": "/",
+            "is_unique_user": 1,
+            "is_unique_page": 1,
+            "referrer_host": "",
+            "referrer_group": "",
+            "country": "Germany",
+            "language_base": "English",
+            "language_dialect": "British English",
+            "ua_browser": "Firefox",
+            "ua_os": "Linux",
+            "ua_device_type": "Desktop",
+            "utm_source": "",
+            "utm_medium": "",
+            "utm_campaign": "",
+            "duration_ms": None,
+        }
+        row.update(view)
+        rows.append(row)
+    with sqlite3.connect(db_path, timeout=30) as conn:
+        conn.executemany(_insert("views", rows[0]), rows)
+    conn.close()

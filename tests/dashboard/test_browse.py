@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.dashboard.calls import Calls, api_json, main_summary, metric, wait_idle
-from tests.dashboard.conftest import SITE, Site, login, screenshot
+from tests.dashboard.conftest import PASSWORD, SITE, Site, login, screenshot
 from tests.dashboard.seed import HOSTILE_PATH
 
 pytestmark = pytest.mark.browser
@@ -38,7 +38,7 @@ def test_login_redirects_back_and_logout(context: BrowserContext, shared_site: S
     page.click("form button[type=submit]")
     expect(page.locator(".form-error")).to_contain_text("Wrong username or password")
     screenshot(page, "login")
-    page.fill("#login-password", "CHANGE_ME_ON_FIRST_LOGIN")
+    page.fill("#login-password", PASSWORD)
     page.click("form button[type=submit]")
     page.wait_for_url(f"**/{SITE}?period=7d")
     expect(page.locator("[data-metric=visitors] .metric-value")).not_to_have_text("–")
@@ -265,9 +265,9 @@ def test_row_clicks_filter_and_panels_match_the_api(page: Page, shared_site: Sit
     expect(page.locator(".chip")).to_contain_text("Direct / None")
     page.locator(".chip button").click()
     wait_idle(page)
-    # Countries show flags from the name; an unknown name has none.
+    # Countries show a country-code chip from the name; an unknown name has none.
     geo = page.locator("[data-panel=geo]")
-    expect(geo.locator(".row-label", has_text="Germany")).to_have_text("🇩🇪 Germany")
+    expect(geo.locator(".row-label", has_text="Germany")).to_have_text("DE Germany")
     expect(geo.locator(".row-label", has_text="Unknown")).to_have_text("Unknown")
     # Languages switch to dialects once one language is picked.
     geo.get_by_role("tab", name="Languages").click()

@@ -1,14 +1,43 @@
 // Detail table of one dataset: every column, server-side pages (limit/offset), sortable columns.
-import { Empty, ErrorView, Loading } from "../components.jsx";
-import { DATASETS, DATASET_NAMES, datasetParams, displayLabel, rowLabel } from "../datasets.js";
+import { Empty, ErrorView, Label, Loading } from "../components.jsx";
+import { DATASETS, DATASET_NAMES, datasetParams, displayLabel, labelCode, rowLabel } from "../datasets.js";
 import { fieldLabel, withFilter } from "../filters.js";
 import { labelText } from "../format.js";
 import { useApi, useTitle } from "../hooks.js";
+import { DEFINITIONS, bounceNote, bounceState } from "../metrics.js";
 import { Link, navigate } from "../router.jsx";
 import { DETAIL_PARAMS, siteHref, useStatsBase, without } from "./site.jsx";
 
 export const PAGE_SIZES = [10, 25, 50, 100];
 const SORTED_LIMIT = 5000; // the API's largest page: a sort other than the server's order loads this many rows
+
+/** The definition behind each column (reachable by keyboard and tap in the table's "What the columns mean"). */
+export function columnDefinition(dataset, key) {
+  const perPage = dataset.name === "pages" || dataset.name === "time";
+  const map = {
+    visitors: perPage ? DEFINITIONS.pageVisitors : DEFINITIONS.visitors,
+    visitors_percentage: DEFINITIONS.share,
+    pageviews: DEFINITIONS.pageviews,
+    pageviews_percentage: DEFINITIONS.viewsShare,
+    bounce_percentage: DEFINITIONS.bounces,
+    duration: DEFINITIONS.duration,
+    duration_lower_quartile: DEFINITIONS.quartiles,
+    duration_upper_quartile: DEFINITIONS.quartiles,
+    duration_percentage: DEFINITIONS.durationShare,
+    events: DEFINITIONS.events,
+    events_percentage: DEFINITIONS.eventsShare,
+  };
+  return map[key] || "";
+}
+
+const definitionId = (key) => `define-${key === "duration_upper_quartile" ? "duration_lower_quartile" : key}`;
+
+/** A row's bounce rate as the table shows it: the API's 0 under its floor is "—" (spec §4.1). */
+function bounceOf(dataset, row) {
+  // First visits with a measured time are at most the row's unique visitors; for pages (visitors per page) its views.
+  const bound = dataset.name === "pages" ? row.pageviews : row.visitors;
+  return bounceState(row.bounce_percentage, bound, row.duration);
+}
 
 function compareValues(a, b) {
   if (typeof a === "number" || typeof b === "number") return (Number(a) || 0) - (Number(b) || 0);
@@ -116,7 +145,13 @@ export function Detail({ hostname, name, query }) {
                         class={c.numeric ? "num" : ""}
                         aria-sort={sortKey === c.key ? (order === "asc" ? "ascending" : "descending") : undefined}
                       >
-                        <button type="button" class="sort-button" onClick={() => sortBy(c)} data-column={c.key}>
+                        <button
+                          type="button"
+                          class="sort-button"
+                          onClick={() => sortBy(c)}
+                          data-column={c.key}
+                          aria-describedby={columnDefinition(dataset, c.key) ? definitionId(c.key) : undefined}
+                        >
                           {c.title}
                           <span aria-hidden="true" class="sort-mark">
                             {sortKey === c.key ? (order === "asc" ? " ▲" : " ▼") : ""}
@@ -138,9 +173,13 @@ export function Detail({ hostname, name, query }) {
                               title={`Filter by ${fieldLabel(rowLabel(dataset, row).field)}: ${labelText(row.label)}`}
                               onClick={() => filterRow(row)}
                             >
-                              {displayLabel(dataset, row.label)}
+                              <Label text={displayLabel(dataset, row.label)} code={labelCode(dataset, row.label)} />
                             </button>
                           </th>
+                        ) : c.key === "bounce_percentage" && row[c.key] !== undefined && !bounceOf(dataset, row).known ? (
+                          <td key={c.key} class="num" title={bounceOf(dataset, row).reason} aria-describedby="bounce-note">
+                            <span data-bounce={bounceOf(dataset, row).few ? "few" : "unclear"}>—</span>
+                          </td>
                         ) : (
                           <td key={c.key} class="num">
                             {row[c.key] === undefined ? "–" : c.format(row[c.key])}
@@ -153,7 +192,25 @@ export function Detail({ hostname, name, query }) {
               </table>
             </div>
           )}
+          {rows.some((row) => row.bounce_percentage !== undefined && !bounceOf(dataset, row).known) && (
+            <p class="muted small" id="bounce-note">
+              {bounceNote(dataset.name === "pages" ? "page views" : "visitors")}
+            </p>
+          )}
           {truncated && <p class="muted small">Sorted over the first {SORTED_LIMIT} rows.</p>}
+          <details class="definitions">
+            <summary>What the columns mean</summary>
+            <dl>
+              {columns
+                .filter((c) => columnDefinition(dataset, c.key) && !(c.key === "duration_upper_quartile"))
+                .map((c) => (
+                  <div key={c.key}>
+                    <dt>{c.key === "duration_lower_quartile" ? "Q1 and Q3" : c.title}</dt>
+                    <dd id={definitionId(c.key)}>{columnDefinition(dataset, c.key)}</dd>
+                  </div>
+                ))}
+            </dl>
+          </details>
           <div class="pager">
             <label class="inline-label">
               <span>Rows per page</span>

@@ -2,9 +2,15 @@
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api.js";
 import { Empty, ErrorView, Loading, Snippet } from "../components.jsx";
-import { formatBytes } from "../format.js";
+import { reasonText, siteDrops } from "../drops.js";
+import { formatBytes, formatExact } from "../format.js";
 import { useApi, useInterval, useTitle } from "../hooks.js";
+import { passwordProblem } from "../password.js";
 import { Link, navigate } from "../router.jsx";
+import { forgetLoginPassword, setUser } from "../session.js";
+import { checkPublicUrl, snippetFor, trackerBase } from "../snippet.js";
+import { PasswordRules, currentPasswordError } from "./auth.jsx";
+import { DropSuggestions } from "./site.jsx";
 import { cleanHostname } from "./websites.jsx";
 
 const SECTIONS = [
@@ -44,6 +50,7 @@ function Status({ state }) {
 function Account() {
   const { data, error } = useApi("/user");
   const [username, setUsername] = useState("");
+  const [current, setCurrent] = useState("");
   const [password, setPassword] = useState("");
   const [confirm, setConfirm] = useState("");
   const [state, run] = useSave();
@@ -57,46 +64,172 @@ function Account() {
     event.preventDefault();
     const name = username.trim();
     if (name.length < 3 || name.length > 48) return setInvalid("The username has 3 to 48 characters.");
-    if (password && (password.length < 5 || password.length > 128)) return setInvalid("The password has 5 to 128 characters.");
-    if (password !== confirm) return setInvalid("The two passwords differ.");
+    if (password || confirm) {
+      const problem = passwordProblem(password, confirm);
+      if (problem) return setInvalid(problem);
+      if (!current) return setInvalid("Enter your current password to change it.");
+    }
     setInvalid("");
     const body = { username: name, settings: { language: "en" } };
-    if (password) body.password = password;
-    const ok = await run(() => api("PATCH", "/user", { body }), password ? "Saved. Use the new password next time." : "Saved.");
+    if (password) {
+      body.password = password;
+      body.currentPassword = current; // CONTRACT 3: a password change proves the old one
+    }
+    const save = () => api("PATCH", "/user", { body }).catch((err) => Promise.reject(new Error(currentPasswordError(err))));
+    const ok = await run(save, password ? "Saved. Use the new password next time." : "Saved.");
     if (ok !== undefined) {
+      setCurrent("");
       setPassword("");
       setConfirm("");
     }
   };
   return (
-    <form class="card settings-form" onSubmit={submit} noValidate aria-labelledby="account-title">
-      <h2 id="account-title">Account</h2>
-      <label for="account-username">Username</label>
-      <input id="account-username" autoComplete="username" value={username} onInput={(e) => setUsername(e.currentTarget.value)} />
-      <label for="account-password">New password</label>
+    <div class="stack">
+      <form class="card settings-form" onSubmit={submit} noValidate aria-labelledby="account-title">
+        <h2 id="account-title">Account</h2>
+        <label for="account-username">Username</label>
+        <input id="account-username" autoComplete="username" value={username} onInput={(e) => setUsername(e.currentTarget.value)} />
+        <fieldset class="password-fields">
+          <legend>Change the password</legend>
+          <label for="account-current">Current password</label>
+          <input
+            id="account-current"
+            type="password"
+            autoComplete="current-password"
+            placeholder="Needed only to change the password"
+            value={current}
+            onInput={(e) => setCurrent(e.currentTarget.value)}
+          />
+          <label for="account-password">New password</label>
+          <input
+            id="account-password"
+            type="password"
+            autoComplete="new-password"
+            placeholder="Leave empty to keep the current one"
+            aria-describedby="account-rules"
+            value={password}
+            onInput={(e) => setPassword(e.currentTarget.value)}
+          />
+          <label for="account-confirm">Repeat the new password</label>
+          <input id="account-confirm" type="password" autoComplete="new-password" value={confirm} onInput={(e) => setConfirm(e.currentTarget.value)} />
+          {(password || confirm) && <PasswordRules password={password} confirm={confirm} id="account-rules" />}
+        </fieldset>
+        {invalid ? (
+          <p class="form-error" role="alert">
+            {invalid}
+          </p>
+        ) : (
+          <Status state={state} />
+        )}
+        <div class="form-actions">
+          <button type="submit" class="button primary" disabled={state.busy}>
+            Save
+          </button>
+        </div>
+      </form>
+      <DeleteAccount username={data.username} />
+    </div>
+  );
+}
+
+function DeleteAccount({ username }) {
+  const [current, setCurrent] = useState("");
+  const [state, run] = useSave();
+  const submit = async (event) => {
+    event.preventDefault();
+    if (!current) return run(() => Promise.reject(new Error("Enter your current password to delete the account.")));
+    const remove = () =>
+      api("DELETE", "/user", { body: { currentPassword: current } }).catch((err) => Promise.reject(new Error(currentPasswordError(err))));
+    const done = await run(remove, "Deleted.");
+    if (done === undefined) return undefined;
+    forgetLoginPassword();
+    setUser(undefined);
+    navigate("/login?deleted=1", { replace: true });
+    return undefined;
+  };
+  return (
+    <form class="card settings-form danger" onSubmit={submit} noValidate aria-labelledby="delete-account-title">
+      <h2 id="delete-account-title">Delete account</h2>
+      <p>
+        This deletes the account <strong>{username}</strong>, all its websites and all their stats. It cannot be undone.
+      </p>
+      <label for="delete-account-current">Current password</label>
       <input
-        id="account-password"
+        id="delete-account-current"
         type="password"
-        autoComplete="new-password"
-        placeholder="Leave empty to keep the current one"
-        value={password}
-        onInput={(e) => setPassword(e.currentTarget.value)}
+        autoComplete="current-password"
+        value={current}
+        onInput={(e) => setCurrent(e.currentTarget.value)}
       />
-      <label for="account-confirm">Repeat the new password</label>
-      <input id="account-confirm" type="password" autoComplete="new-password" value={confirm} onInput={(e) => setConfirm(e.currentTarget.value)} />
-      {invalid ? (
-        <p class="form-error" role="alert">
-          {invalid}
-        </p>
-      ) : (
-        <Status state={state} />
-      )}
+      {state.error && <Status state={state} />}
       <div class="form-actions">
-        <button type="submit" class="button primary" disabled={state.busy}>
-          Save
+        <button type="submit" class="button danger-button" disabled={state.busy}>
+          Delete account
         </button>
       </div>
     </form>
+  );
+}
+
+/** What was dropped for `hostname` in the last 30 days (GET /api/drops), plus hits for hostnames nobody registered. */
+function DroppedHits({ hostname, websites }) {
+  const { data, error } = useApi("/drops", null, `drops|${hostname}`);
+  let body;
+  if (error) {
+    body = <ErrorView error={error} title="Dropped hits could not be loaded" children={<span />} />;
+  } else if (data === undefined) {
+    body = <Loading />;
+  } else {
+    const rows = siteDrops(data, hostname, websites);
+    body = rows.length ? (
+      <>
+        <DropSuggestions drops={data} websites={websites} />
+        <div class="table-wrap">
+          <table class="table drops-table">
+            <thead>
+              <tr>
+                <th scope="col" class="nowrap">
+                  Day (UTC)
+                </th>
+                <th scope="col">Hostname</th>
+                <th scope="col">Reason</th>
+                <th scope="col" class="num">
+                  Hits
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((row) => {
+                const reason = reasonText(row.reason);
+                return (
+                  <tr key={`${row.date}|${row.hostname}|${row.reason}`} data-reason={row.reason}>
+                    <td class="nowrap">{row.date}</td>
+                    <td>{row.hostname ? <code>{row.hostname}</code> : <span class="muted">not known</span>}</td>
+                    <td>
+                      <strong>{reason.title}</strong>
+                      {reason.detail && <span class="muted">: {reason.detail}</span>}
+                    </td>
+                    <td class="num">{formatExact(row.hits)}</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      </>
+    ) : (
+      <Empty>No hits for {hostname} (or for unknown sites) were dropped in the last 30 days.</Empty>
+    );
+  }
+  return (
+    <section class="card" aria-labelledby="drops-title" data-testid="dropped-hits">
+      <h2 id="drops-title">Dropped hits</h2>
+      <p class="muted">
+        Hits the server received but did not count in the last 30 days, by day and reason: those for {hostname}, and those
+        for hostnames that are not one of your websites (a typo in the snippet, or a site not added yet).
+      </p>
+      {body}
+    </section>
   );
 }
 
@@ -172,6 +305,7 @@ function WebsiteSettings({ query }) {
           </button>
         </div>
       </form>
+      <DroppedHits hostname={chosen} websites={data} />
       <form class="card settings-form danger" onSubmit={submitDelete} aria-labelledby="delete-title">
         <h2 id="delete-title">Delete website</h2>
         <p>
@@ -336,12 +470,67 @@ function Tracker() {
           </button>
         </div>
       </form>
+      <PublicUrl settings={settings} patch={patch} />
       <section class="card" aria-labelledby="snippet-heading">
         <h2 id="snippet-heading">Tracking snippet</h2>
         <p class="muted">Add it to the &lt;head&gt; of every page of your websites.</p>
-        <Snippet text={`<script defer src="${location.origin}/script.js"></script>`} />
+        <Snippet text={snippetFor(trackerBase(settings.public_url, location.origin))} />
       </section>
     </div>
+  );
+}
+
+/** The address visitors' browsers reach this server at (tenant setting public_url, CONTRACT 7), next to this page's own. */
+function PublicUrl({ settings, patch }) {
+  const saved = typeof settings.public_url === "string" ? settings.public_url : "";
+  const [value, setValue] = useState(saved);
+  const [state, run] = useSave();
+  useEffect(() => setValue(saved), [saved]);
+  const save = (event) => {
+    event.preventDefault();
+    const checked = checkPublicUrl(value);
+    if (checked.error) return run(() => Promise.reject(new Error(checked.error)));
+    return run(() => patch({ public_url: checked.value }), checked.value ? "Saved. The snippet uses it now." : "Cleared. The snippet uses this page's address.");
+  };
+  return (
+    <form class="card settings-form" onSubmit={save} noValidate aria-labelledby="public-url-title">
+      <h2 id="public-url-title">Public address</h2>
+      <p class="muted">
+        The address your visitors' browsers reach this server at, used in the snippet. Set it when you opened this
+        dashboard some other way (through an SSH tunnel, on localhost, or an internal name).
+      </p>
+      <dl class="addresses">
+        <div>
+          <dt>Used in the snippet</dt>
+          <dd>
+            <code data-testid="snippet-base">{trackerBase(saved, location.origin)}</code>
+            {saved ? "" : " (this page's address, as no public address is set)"}
+          </dd>
+        </div>
+        <div>
+          <dt>This dashboard's address</dt>
+          <dd>
+            <code data-testid="dashboard-origin">{location.origin}</code>
+          </dd>
+        </div>
+      </dl>
+      <label for="public-url">Public address</label>
+      <input
+        id="public-url"
+        type="url"
+        inputMode="url"
+        spellcheck={false}
+        placeholder="https://stats.example.com (empty: this page's address)"
+        value={value}
+        onInput={(e) => setValue(e.currentTarget.value)}
+      />
+      <Status state={state} />
+      <div class="form-actions">
+        <button type="submit" class="button primary" disabled={state.busy}>
+          Set address
+        </button>
+      </div>
+    </form>
   );
 }
 

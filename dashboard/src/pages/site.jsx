@@ -1,7 +1,9 @@
 // The site dashboard: period and filters from the URL, metric boxes, chart with the previous period, five panels.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { Chart, Empty, ErrorView, Loading, Snippet, Tabs } from "../components.jsx";
-import { DATASETS, datasetParams, displayLabel, rowLabel } from "../datasets.js";
+import { api, ApiError } from "../api.js";
+import { Chart, Empty, ErrorView, Label, Loading, Snippet, Tabs } from "../components.jsx";
+import { DATASETS, datasetParams, displayLabel, labelCode, rowLabel } from "../datasets.js";
+import { reasonText, unknownSites } from "../drops.js";
 import {
   FIELDS,
   OPERATORS,
@@ -12,7 +14,7 @@ import {
   withFilter,
   withoutFilter,
 } from "../filters.js";
-import { change, formatCount, formatDuration, formatPercent, labelText } from "../format.js";
+import { formatCount, formatDuration, formatExact, formatPercent, labelText } from "../format.js";
 import { useApi, useInterval, useTitle } from "../hooks.js";
 import {
   EARLIEST,
@@ -27,24 +29,29 @@ import {
   resolvePeriod,
   rfc3339,
 } from "../period.js";
+import { DEFINITIONS, bounceState, changeBadge } from "../metrics.js";
 import { Link, navigate } from "../router.jsx";
+import { snippetFor, trackerBase } from "../snippet.js";
+import { cleanHostname } from "./websites.jsx";
 
 const REFRESH_MS = 60_000; // auto-refresh for ranges that include now
 const SNIPPET_POLL_MS = 3_000; // while waiting for the first hit
 
 export const METRICS = [
-  { key: "visitors", title: "Visitors", field: "visitors", format: formatCount, help: "Unique visitors: first visit of the day per browser, summed over days." },
-  { key: "pageviews", title: "Page Views", field: "pageviews", format: formatCount, help: "Every page load." },
-  { key: "duration", title: "Time Spent", field: "duration", format: formatDuration, help: "Median time on a page." },
-  {
-    key: "bounces",
-    title: "Bounce Rate",
-    field: "bounce_percentage",
-    format: formatPercent,
-    points: true,
-    help: "Share of first visits that left within 5 seconds. Lower is better.",
-  },
+  { key: "visitors", title: "Visitors", field: "visitors", format: formatCount, help: DEFINITIONS.visitors },
+  { key: "pageviews", title: "Page Views", field: "pageviews", format: formatCount, help: DEFINITIONS.pageviews },
+  { key: "duration", title: "Time Spent", field: "duration", format: formatDuration, help: DEFINITIONS.duration },
+  { key: "bounces", title: "Bounce Rate", field: "bounce_percentage", format: formatPercent, points: true, help: DEFINITIONS.bounces },
 ];
+
+/** A metric's value in `totals` (a summary's current/previous or a bucket), or null when it has none to show. */
+export function metricValue(metric, totals) {
+  if (!totals) return null;
+  const value = totals[metric.field];
+  if (typeof value !== "number") return null;
+  if (metric.key === "bounces" && !bounceState(value, totals.visitors, totals.duration).known) return null;
+  return value;
+}
 
 const PANELS = [
   { id: "pages", label: "Pages", tabs: ["pages", "time"] },
@@ -87,55 +94,112 @@ export function useStatsBase(hostname, query) {
 
 function ChangeBadge({ metric, current, previous, since }) {
   if (previous === undefined) return null;
-  const value = change(current, previous, metric.points);
-  const good = metric.points ? value < 0 : value > 0;
-  const tone = value === 0 ? "neutral" : good ? "good" : "bad";
-  const text = `${value > 0 ? "+" : value < 0 ? "−" : "±"}${Math.abs(value)}${metric.points ? " pts" : "%"}`;
+  const now = metricValue(metric, current);
+  const before = metricValue(metric, previous);
+  const badge = changeBadge(now, before, metric.points);
+  const was = before === null ? "no value" : metric.format(before);
+  let tone = "neutral";
+  let mark = "■";
+  let text = "";
+  if (badge.kind === "change") {
+    const value = badge.value;
+    const good = metric.points ? value < 0 : value > 0;
+    tone = value === 0 ? "neutral" : good ? "good" : "bad";
+    mark = value > 0 ? "▲" : value < 0 ? "▼" : "■";
+    text = `${value > 0 ? "+" : value < 0 ? "−" : "±"}${Math.abs(value)}${metric.points ? " pts" : "%"}`;
+  } else if (badge.kind === "new") {
+    mark = "▲";
+    text = "new";
+  } else if (badge.kind === "none") {
+    text = "no change"; // nothing this time, nothing the time before
+  } else {
+    mark = "";
+    text = "no rate to compare";
+  }
   return (
-    <span class={`change ${tone}`} title={`Previous period: ${metric.format(previous)}`}>
-      <span aria-hidden="true">{value > 0 ? "▲" : value < 0 ? "▼" : "■"}</span> {text}
+    <span class={`change ${tone}`} title={`Previous period: ${was}`} data-kind={badge.kind}>
+      {mark && <span aria-hidden="true">{mark} </span>}
+      {text}
       <span class="visually-hidden">
         {" "}
-        {since}, previous {metric.format(previous)}
+        {since}, previous {was}
       </span>
     </span>
   );
 }
 
 function MetricBoxes({ current, previous, selected, onSelect, since }) {
+  const [explained, setExplained] = useState(null);
+  const shown = METRICS.find((m) => m.key === explained);
   return (
-    <div class="metrics" role="group" aria-label="Metrics: choose the one shown in the chart">
-      {METRICS.map((metric) => {
-        const value = current ? current[metric.field] : undefined;
-        return (
-          <button
-            type="button"
-            key={metric.key}
-            class="metric"
-            aria-pressed={selected === metric.key ? "true" : "false"}
-            data-metric={metric.key}
-            title={metric.help}
-            onClick={() => onSelect(metric.key)}
-          >
-            <span class="metric-title">{metric.title}</span>
-            <span class="metric-value">{value === undefined ? "–" : metric.format(value)}</span>
-            <span class="metric-change">
-              {current && previous && (
-                <ChangeBadge metric={metric} current={value} previous={previous[metric.field]} since={since} />
-              )}
-              <span class="muted small"> {since}</span>
-            </span>
-          </button>
-        );
-      })}
-    </div>
+    <>
+      <div class="metrics" role="group" aria-label="Metrics: choose the one shown in the chart">
+        {METRICS.map((metric) => {
+          const value = current ? metricValue(metric, current) : undefined;
+          const missing = current && value === null;
+          return (
+            <div class="metric-box" key={metric.key}>
+              <button
+                type="button"
+                class="metric"
+                aria-pressed={selected === metric.key ? "true" : "false"}
+                aria-describedby={`define-${metric.key}`}
+                data-metric={metric.key}
+                onClick={() => onSelect(metric.key)}
+              >
+                <span class="metric-title">{metric.title}</span>
+                <span class="metric-value">{value === undefined ? "–" : value === null ? "—" : metric.format(value)}</span>
+                <span class="metric-change">
+                  {missing && metric.key === "bounces" ? (
+                    <span class="muted small">{bounceState(0, current.visitors, current.duration).few ? "too few timed visits" : "0 or too few timed visits"}</span>
+                  ) : (
+                    <>
+                      {current && previous && <ChangeBadge metric={metric} current={current} previous={previous} since={since} />}
+                      <span class="muted small"> {since}</span>
+                    </>
+                  )}
+                </span>
+              </button>
+              <button
+                type="button"
+                class="info-button"
+                aria-label={`What is ${metric.title}?`}
+                aria-expanded={explained === metric.key ? "true" : "false"}
+                aria-controls="metric-definition"
+                onClick={() => setExplained(explained === metric.key ? null : metric.key)}
+              >
+                i
+              </button>
+              <span id={`define-${metric.key}`} hidden>
+                {metric.help}
+                {missing && metric.key === "bounces" ? ` ${bounceState(0, current.visitors, current.duration).reason}` : ""}
+              </span>
+            </div>
+          );
+        })}
+      </div>
+      <div id="metric-definition" class="definition card" role="region" aria-label="Metric definition" hidden={!shown} data-testid="metric-definition">
+        {shown && (
+          <>
+            <p>{shown.help}</p>
+            {shown.key === "bounces" && current && metricValue(shown, current) === null && (
+              <p>{bounceState(0, current.visitors, current.duration).reason}</p>
+            )}
+            <button type="button" class="button small-button" onClick={() => setExplained(null)}>
+              Close
+            </button>
+          </>
+        )}
+      </div>
+    </>
   );
 }
 
 function chartValue(metric, bucket) {
   if (!bucket) return null;
-  const v = bucket[metric.field];
-  if (typeof v !== "number") return 0;
+  if (typeof bucket[metric.field] !== "number") return 0;
+  const v = metricValue(metric, bucket);
+  if (v === null) return null; // a bounce rate under its floor: a gap, not a 0
   return metric.key === "bounces" ? v * 100 : v;
 }
 
@@ -407,7 +471,9 @@ export function Rows({ dataset, rows, hostname, query, path }) {
               title={`Filter by ${fieldLabel(field)}: ${labelText(value)}`}
               onClick={() => navigate(`${path || "/" + encodeURIComponent(hostname)}?${without(withFilter(query, { field, op: "eq", value }), ["page"])}`)}
             >
-              <span class="row-label">{displayLabel(dataset, value)}</span>
+              <span class="row-label">
+                <Label text={displayLabel(dataset, value)} code={labelCode(dataset, value)} />
+              </span>
               <span class="row-value">{dataset.valueFormat(row[dataset.value])}</span>
               <span class="row-share muted">{formatPercent(share)}</span>
             </button>
@@ -490,10 +556,68 @@ function PropertiesPanel({ hostname, query, stats }) {
   );
 }
 
+/** Add `hostname` as a website, then open it (already added by someone else: open it all the same). */
+async function addAndOpen(hostname) {
+  try {
+    await api("POST", "/websites", { body: { hostname } });
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 409)) throw err;
+  }
+  navigate(`/${encodeURIComponent(hostname)}`);
+}
+
+/** "23 hits from www.exmple.com were dropped: unknown site — add it?" for each unregistered hostname that sent hits. */
+export function DropSuggestions({ drops, websites, limit = 5 }) {
+  const [state, setState] = useState({ busy: "", error: "" });
+  const sites = unknownSites(drops, websites).slice(0, limit);
+  if (!sites.length) return null;
+  const add = async (hostname) => {
+    setState({ busy: hostname, error: "" });
+    try {
+      await addAndOpen(hostname);
+    } catch (err) {
+      setState({ busy: "", error: err.message || "Adding failed." });
+    }
+  };
+  const { title } = reasonText("unknown_site");
+  return (
+    <div class="suggestions" data-testid="drop-suggestions">
+      <ul>
+        {sites.map(({ hostname, hits }) => (
+          <li key={hostname} data-hostname={hostname}>
+            <span>
+              {formatExact(hits)} {hits === 1 ? "hit" : "hits"} from <code>{hostname}</code> {hits === 1 ? "was" : "were"} dropped:{" "}
+              {title.toLowerCase()} — add it?
+            </span>
+            {cleanHostname(hostname).hostname === hostname && (
+              <button type="button" class="button small-button" disabled={Boolean(state.busy)} onClick={() => add(hostname)}>
+                Add {hostname}
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+      <p class="form-error" role="alert">
+        {state.error}
+      </p>
+    </div>
+  );
+}
+
 function FirstHitWait({ hostname, onHit }) {
   const { data, reload } = useApi(`/website/${encodeURIComponent(hostname)}/summary`, {}, `first|${hostname}`);
   const empty = data && data.current && data.current.pageviews === 0;
-  useInterval(reload, SNIPPET_POLL_MS, Boolean(empty));
+  const drops = useApi(empty ? "/drops" : null, null, `drops|${hostname}`);
+  const websites = useApi(empty ? "/websites" : null, null, `sites|${hostname}`);
+  const tenant = useApi(empty ? "/tenant/settings" : null, null, "tenant");
+  useInterval(
+    () => {
+      reload();
+      drops.reload();
+    },
+    SNIPPET_POLL_MS,
+    Boolean(empty),
+  );
   const hasHits = Boolean(data && data.current && data.current.pageviews > 0);
   const waited = useRef(false);
   if (empty) waited.current = true;
@@ -504,7 +628,8 @@ function FirstHitWait({ hostname, onHit }) {
     }
   }, [hasHits]);
   if (!empty) return null;
-  const snippet = `<script defer src="${location.origin}/script.js"></script>`;
+  const settled = tenant.data !== undefined || tenant.error;
+  const snippet = snippetFor(trackerBase(tenant.data && tenant.data.public_url, location.origin));
   return (
     <section class="card notice" aria-labelledby="snippet-title" data-testid="snippet">
       <h2 id="snippet-title">Waiting for the first visit to {hostname}</h2>
@@ -512,11 +637,13 @@ function FirstHitWait({ hostname, onHit }) {
         Add this tag to the <code>&lt;head&gt;</code> of every page of {hostname}. This page checks every few seconds and
         shows the stats as soon as the first page view arrives.
       </p>
-      <Snippet text={snippet} />
+      {settled ? <Snippet text={snippet} /> : <Loading />}
+      <DropSuggestions drops={drops.data} websites={websites.data} />
       <p class="muted small">
-        The tracker sets no cookies. Pick extra tracker features under <Link href="/settings/tracker">Settings → Tracker</Link>.
+        The tracker sets no cookies. Pick extra tracker features and the address visitors reach this server at under{" "}
+        <Link href="/settings/tracker">Settings → Tracker</Link>; see what was dropped under{" "}
+        <Link href={`/settings/websites?website=${encodeURIComponent(hostname)}`}>Settings → Websites</Link>.
       </p>
-
     </section>
   );
 }
