@@ -123,8 +123,9 @@
 				// (on any element: the script tag, <body>, an SPA's not-found view),
 				// or, for the page the visitor landed on, the browser reports the
 				// HTTP status 404 (Chromium does). The value is the route, cut to
-				// the server's property length.
-				if (document.querySelector("[data-m\\:404]") || status == 404) props[404] = route.slice(0, 1024);
+				// 256 characters: the server refuses a load whose properties pass
+				// 1,024 bytes, and this one shares them with data-m:load's.
+				if (document.querySelector("[data-m\\:404]") || status == 404) props[404] = route.slice(0, 256);
 				status = 0;
 				/*@endif*/
 				post({
@@ -224,10 +225,11 @@
 			/*@if OUTBOUND_LINKS|FILE_DOWNLOADS*/
 			// A link to a file counts as a download wherever the file is;
 			// any other http(s) link to another host name is outbound. The URL
-			// goes without its #fragment, cut to the server's property length.
+			// goes without its #fragment, cut to the server's longest property
+			// value (512 characters; href is ASCII, so as many bytes).
 			const link = target.closest("a[href]");
 			if (link && /^http/.test(link.protocol)) {
-				const url = link.href.split("#")[0].slice(0, 1024);
+				const url = link.href.split("#")[0].slice(0, 512);
 				let file;
 				/*@if FILE_DOWNLOADS*/
 				if ((file = downloads.exec(link.pathname))) custom({ "file-download": url, "file-type": file[1].toLowerCase() });

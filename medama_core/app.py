@@ -12,12 +12,13 @@ import time
 import traceback
 from collections.abc import Callable
 
-from medama_core import COMMIT, __version__, accounts, assets, https
+from medama_core import COMMIT, __version__, access, accounts, assets, https
 from medama_core.accesslog import SUMMARY_INTERVAL_S, AccessLog
 from medama_core.api import (
     Context,
     Handler,
     debug,
+    drops,
     events,
     export,
     health,
@@ -40,10 +41,14 @@ from medama_core.http.router import Route, Router
 from medama_core.http.server import HTTPServer
 from medama_core.ingest import ipfilter
 from medama_core.log import Logger
+from medama_core.permissions import Access
 from medama_core.ratelimit import RateLimiter
 from medama_core.store import analytics, hits, meta
 from medama_core.store.db import Database, Migration, QueryTimeout, UnusableFile, is_disk_full
 from medama_core.writer import Batcher
+
+PUBLIC, ACCOUNT, SERVER = Access.PUBLIC, Access.ACCOUNT, Access.SERVER
+SITE_READ, SITE_MANAGE = Access.SITE_READ, Access.SITE_MANAGE
 
 API_PREFIX = "/api"
 EVENT_BODY_LIMIT = 64 * 1024  # a tracker beacon is < 1 KiB; 64 KiB leaves room for big custom properties
@@ -82,51 +87,74 @@ def security_headers(path: str | None) -> list[tuple[str, str]]:
     return [*COMMON_SECURITY_HEADERS, *FRAMED_SECURITY_HEADERS]
 
 
-# Every URL the API answers, relative to /api, in matching order.
+# Every URL the API answers, relative to /api, in matching order, with the access each needs
+# (permissions.py): `App` checks it before the handler runs, and refuses to start on a route without one.
 ROUTES: tuple[Route[Handler], ...] = (
-    Route("GET", "/health", health.get_health),
-    Route("GET", "/event/ping", events.get_ping),
-    Route("POST", "/event/hit", events.post_hit),
-    Route("GET", "/auth/config", auth_api.get_auth_config),
-    Route("POST", "/auth/login", auth_api.post_login),
-    Route("POST", "/auth/logout", auth_api.post_logout),
-    Route("GET", "/user", users.get_user),
-    Route("PATCH", "/user", users.patch_user),
-    Route("DELETE", "/user", users.delete_user),
-    Route("GET", "/user/usage", users.get_user_usage),
-    Route("GET", "/settings/usage", settings_api.get_settings_usage),
-    Route("PATCH", "/settings/usage", settings_api.patch_settings_usage),
-    Route("GET", "/tenant/settings", settings_api.get_tenant_settings),
-    Route("PATCH", "/tenant/settings", settings_api.patch_tenant_settings),
-    Route("GET", "/websites", websites.list_websites),
-    Route("POST", "/websites", websites.post_website),
-    Route("GET", "/websites/{hostname}", websites.get_website),
-    Route("PATCH", "/websites/{hostname}", websites.patch_website),
-    Route("DELETE", "/websites/{hostname}", websites.delete_website),
-    Route("GET", "/websites/{hostname}/settings", sitesettings.get_site_settings),
-    Route("PATCH", "/websites/{hostname}/settings", sitesettings.patch_site_settings),
-    Route("GET", "/websites/{hostname}/annotations", notes.list_annotations),
-    Route("POST", "/websites/{hostname}/annotations", notes.post_annotation),
-    Route("DELETE", "/websites/{hostname}/annotations/{id}", notes.delete_annotation),
-    Route("GET", "/websites/{hostname}/export", export.get_export),
+    Route("GET", "/health", health.get_health, access=PUBLIC),
+    Route("GET", "/event/ping", events.get_ping, access=PUBLIC),
+    Route("POST", "/event/hit", events.post_hit, access=PUBLIC),
+    Route("GET", "/auth/config", auth_api.get_auth_config, access=PUBLIC),
+    Route("POST", "/auth/login", auth_api.post_login, access=PUBLIC),
+    Route("POST", "/auth/logout", auth_api.post_logout, access=PUBLIC),
+    Route("GET", "/user", users.get_user, access=ACCOUNT),
+    Route("PATCH", "/user", users.patch_user, access=ACCOUNT),
+    Route("DELETE", "/user", users.delete_user, access=ACCOUNT),
+    Route("GET", "/user/usage", users.get_user_usage, access=SERVER),
+    Route("GET", "/settings/usage", settings_api.get_settings_usage, access=SERVER),
+    Route("PATCH", "/settings/usage", settings_api.patch_settings_usage, access=SERVER),
+    Route("GET", "/tenant/settings", settings_api.get_tenant_settings, access=SERVER),
+    Route("PATCH", "/tenant/settings", settings_api.patch_tenant_settings, access=SERVER),
+    Route("GET", "/websites", websites.list_websites, access=ACCOUNT),
+    Route("POST", "/websites", websites.post_website, access=ACCOUNT),
+    # Our addition; "sparklines" is no hostname. Each site in its query is checked as SITE_READ (access.py).
+    Route("GET", "/websites/sparklines", websites.get_sparklines, access=ACCOUNT),
+    Route("GET", "/websites/{hostname}", websites.get_website, access=SITE_READ),
+    Route("PATCH", "/websites/{hostname}", websites.patch_website, access=SITE_MANAGE),
+    Route("DELETE", "/websites/{hostname}", websites.delete_website, access=SITE_MANAGE),
+    Route("GET", "/drops", drops.get_drops, access=ACCOUNT),
+    # Ours (docs/insights.md): a site's own settings, the notes on its chart, its raw data as a download.
+    Route("GET", "/websites/{hostname}/settings", sitesettings.get_site_settings, access=SITE_READ),
+    Route("PATCH", "/websites/{hostname}/settings", sitesettings.patch_site_settings, access=SITE_MANAGE),
+    Route("GET", "/websites/{hostname}/annotations", notes.list_annotations, access=SITE_READ),
+    Route("POST", "/websites/{hostname}/annotations", notes.post_annotation, access=SITE_MANAGE),
+    Route("DELETE", "/websites/{hostname}/annotations/{id}", notes.delete_annotation, access=SITE_MANAGE),
+    Route("GET", "/websites/{hostname}/export", export.get_export, access=SITE_READ),
+    # Each answers CSV too when asked (api/tables.py).
     *(
-        Route("GET", f"/website/{{hostname}}/{name}", tables.csv_capable(name, handler))
+        Route("GET", f"/website/{{hostname}}/{name}", tables.csv_capable(name, handler), access=SITE_READ)
         for name, handler in stats.HANDLERS.items()
     ),
 )
 
+# A site that exists but is not the caller's answers `404 website not found`, as an unknown one does,
+# except where upstream answered 401 (with the same message); kept there for upstream's clients.
+HIDDEN_SITE_STATUS: dict[tuple[str, str], int] = {
+    ("GET", "/websites/{hostname}"): 401,
+    ("PATCH", "/websites/{hostname}"): 401,
+}
+
 
 # Profiling pages outside /api, as upstream mounts pprof; they answer 404 unless -profiler is set.
 DEBUG_ROUTES: tuple[Route[Handler], ...] = (
-    Route("GET", "/debug/profile", debug.get_profile),
-    Route("GET", "/debug/stacks", debug.get_stacks),
+    Route("GET", "/debug/profile", debug.get_profile, access=SERVER),
+    Route("GET", "/debug/stacks", debug.get_stacks, access=SERVER),
 )
+DEBUG_PREFIX = "/debug/"
+
+
+def check_access_declared(routes: tuple[Route[Handler], ...]) -> None:
+    """Every route must say who may call it; a route without an `Access` is a bug caught at start-up."""
+    for route in routes:
+        if not isinstance(route.access, Access):
+            raise ValueError(f"route {route.method} {route.path} declares no access (permissions.Access)")
 
 
 class App:
     """Route requests, turn every exception into the one error shape, decorate and log responses."""
 
     def __init__(self, ctx: Context, routes: tuple[Route[Handler], ...] = ROUTES) -> None:
+        check_access_declared(routes)
+        check_access_declared(DEBUG_ROUTES)
         self.ctx = ctx
         self.router: Router[Handler] = Router(routes)
         self.debug_router: Router[Handler] = Router(DEBUG_ROUTES)
@@ -167,12 +195,16 @@ class App:
         if cors.is_preflight(request):
             return cors.preflight(request, self.ctx.config.corsorigins)
         if path.startswith("/api/") or path == API_PREFIX:
-            handler, params = self.router.match(request.method, path[len(API_PREFIX) :])
+            route, params = self.router.lookup(request.method, path[len(API_PREFIX) :])
             request.path_params = params
-            return await handler(request, self.ctx)
-        if path.startswith("/debug/"):
-            handler, _ = self.debug_router.match(request.method, path)
-            return await handler(request, self.ctx)
+            await self._authorize(request, route)
+            return await route.handler(request, self.ctx)
+        if path.startswith(DEBUG_PREFIX):
+            if not self.ctx.config.profiler:
+                raise HTTPError(404, "not found")
+            route, _ = self.debug_router.lookup(request.method, path)
+            await self._authorize(request, route)
+            return await route.handler(request, self.ctx)
         if path == "/script.js" and request.query_string:  # a site's own build: /script.js?site=<hostname>
             variant, extensions = sitesettings.script_for(self.ctx, request.query_value("site") or "")
             asset = self.assets.site_tracker(variant, extensions)
@@ -181,6 +213,15 @@ class App:
         if asset is None:
             raise HTTPError(404, "file not found")
         return assets.respond(asset, request)
+
+    async def _authorize(self, request: Request, route: Route[Handler]) -> None:
+        """The one access check (access.py), with the access the route declares."""
+        rule = route.access
+        assert isinstance(rule, Access)  # checked for every route in __init__
+        if rule is PUBLIC:
+            return
+        hidden = HIDDEN_SITE_STATUS.get((route.method, route.path), 404)
+        await access.authorize(request, rule, self.ctx.meta, demo=self.ctx.config.demo, hidden_status=hidden)
 
     def _decorate(self, request: Request, response: Response) -> None:
         response.headers += security_headers(request.path)
@@ -251,6 +292,8 @@ def open_context(config: Config, log: Logger) -> Context:
     ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
     ctx.hostnames.update(meta.list_hostnames(conn))
     ctx.site_settings = meta.list_site_settings(conn)
+    today_ms = int(time.time() * 1000) // events.DAY_MS * events.DAY_MS
+    ctx.quota.seed(today_ms // events.DAY_MS, hits.site_hits_on(analytics_db.writer_conn, today_ms))
     ctx.hits = Batcher(analytics_db, hits.apply_batch, log=log)
     ctx.on_shutdown.append(functools.partial(events.stop, ctx))  # SIGTERM commits the hits still queued
     ctx.ratelimiter = RateLimiter(config.ratelimit) if config.ratelimit else None

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medama_core.config import ConfigError, help_text, option, parse_flags
+from medama_core.store.files import create_private, make_private_dirs
 
 BUSY_TIMEOUT_S = 30.0  # a checkpoint or a migration may hold the file briefly; wait rather than fail
-BACKUP_FILE_MODE = 0o600  # the app database holds password hashes and session digests
 
 SYNOPSIS = "medama backup DEST [flags]"
 DESCRIPTION = """Copy the app and analytics databases into the directory DEST while the server keeps running.
@@ -60,6 +60,7 @@ def _copy(source: str, target: Path) -> Path:
         raise BackupError(f"no database at {source}")
     partial = _partial(target)
     partial.unlink(missing_ok=True)
+    create_private(str(partial))  # 0600 before the first page is copied in (password hashes), and so its -journal
     uri = f"file:{urllib.parse.quote(os.path.abspath(source))}?mode=ro"
     try:
         src = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
@@ -79,7 +80,6 @@ def _copy(source: str, target: Path) -> Path:
     if check != "ok":
         partial.unlink(missing_ok=True)
         raise BackupError(f"the copy of {source} failed its integrity check: {check}")
-    os.chmod(partial, BACKUP_FILE_MODE)
     return partial
 
 
@@ -97,7 +97,7 @@ def backup(appdb: str, analyticsdb: str, destination: Path) -> list[Copied]:
             raise BackupError(f"no database at {source} (give -appdb and -analyticsdb the files the server uses)")
     created = _missing_parents(destination)
     try:
-        destination.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(str(destination))  # 0700 for each folder made; an existing one keeps its mode
     except OSError as exc:
         raise BackupError(f"cannot create {destination}: {exc.strerror}") from None
     partials: list[Path] = []

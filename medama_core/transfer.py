@@ -43,6 +43,7 @@ from medama_core.config import (
 )
 from medama_core.store import bulk
 from medama_core.store.db import Transaction
+from medama_core.store.files import open_private
 from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, insert_sql
 from medama_core.store.meta import DEFAULT_ADMIN_PASSWORD, DEFAULT_ADMIN_USERNAME
 
@@ -1030,6 +1031,8 @@ def _discard_stdout(stdout: IO[str]) -> None:
 
 
 def _open_output(path: str) -> IO[str]:
+    """The export file, created 0600 (it holds every visit of the sites exported)."""
+    os.close(open_private(path))  # created (or truncated) 0600 before any row is written
     if path.endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "wb"), encoding="utf-8", newline="")
     return open(path, "w", encoding="utf-8", newline="")

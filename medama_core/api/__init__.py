@@ -14,7 +14,9 @@ from medama_core.auth import AuthState
 from medama_core.config import Config
 from medama_core.http.protocol import Request, Response
 from medama_core.ingest import ipfilter
+from medama_core.ingest.unknown_sites import UnknownSites
 from medama_core.log import Logger
+from medama_core.quota import DailyQuota
 from medama_core.ratelimit import RateLimiter
 from medama_core.store.db import Database
 from medama_core.store.hits import Op as HitOp
@@ -59,6 +61,13 @@ class Context:
     ratelimiter: RateLimiter | None = None
     hits_stored: int = 0
     drops: Counter[str] = field(default_factory=Counter)
+    # Each site's hits today against the tenant's daily quota, and the unregistered names whose drops
+    # are counted by name today (the rest under "").
+    quota: DailyQuota = field(default_factory=DailyQuota)
+    unknown_sites: UnknownSites = field(default_factory=UnknownSites)
+    # Drop counts per (day in Unix ms, site, reason) not yet handed to the writer, and the timer that will.
+    pending_drops: Counter[tuple[int, str, str]] = field(default_factory=Counter)
+    drop_flush: asyncio.TimerHandle | None = None
     ip_filter: tuple[BlockSettings, Callable[[str], bool] | None] | None = None
     started: float = field(default_factory=time.time)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

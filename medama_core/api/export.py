@@ -16,7 +16,6 @@ from typing import Final
 
 from medama_core import transfer
 from medama_core.api import Context, drain_hits
-from medama_core.api.websites import require_own_site
 from medama_core.http.compress import GZIP_LEVEL, accepts_gzip
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response
@@ -56,7 +55,7 @@ async def gzipped(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 async def get_export(request: Request, ctx: Context) -> Response:
     """`type=views|events` (default views), `format=csv|jsonl` (default csv)."""
-    hostname = await require_own_site(request, ctx)
+    hostname = request.path_params["hostname"]  # checked, lower-cased and owned: the route's access
     kind = request.query_value("type") or transfer.VIEWS
     if kind not in (transfer.VIEWS, transfer.EVENTS):
         raise HTTPError(400, f"type: must be {transfer.VIEWS} or {transfer.EVENTS}")

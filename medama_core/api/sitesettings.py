@@ -16,9 +16,9 @@ import time
 import zoneinfo
 from typing import Any, Final
 
-from medama_core import assets, auth
+from medama_core import assets
 from medama_core.api import Context
-from medama_core.api.websites import NOT_FOUND, require_own_site
+from medama_core.api.websites import NOT_FOUND
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object
 from medama_core.http.protocol import Request, Response, json_response
@@ -160,16 +160,15 @@ def settings_json(ctx: Context, hostname: str, site: meta.SiteSettings) -> dict[
 
 
 async def get_site_settings(request: Request, ctx: Context) -> Response:
-    hostname = await require_own_site(request, ctx)
+    hostname = request.path_params["hostname"]  # checked, lower-cased and owned: the route's access
     site = await ctx.meta.read(meta.get_site_settings, hostname)
     return json_response(settings_json(ctx, hostname, site))
 
 
 async def patch_site_settings(request: Request, ctx: Context) -> Response:
     """Partial update; answers with all the site's settings as now stored."""
-    hostname = await require_own_site(request, ctx)
+    hostname = request.path_params["hostname"]  # checked, lower-cased and owned: the route's access
     changes = parse_settings_body(json_object(request))
-    auth.refuse_in_demo(ctx.config.demo)
     site = await ctx.meta.write(meta.update_site_settings, hostname, changes, int(time.time()))
     if site is None:  # deleted since the owner check
         raise HTTPError(404, NOT_FOUND)

@@ -74,6 +74,8 @@ class Request:
     keep_alive: bool = True
     path_params: dict[str, str] = field(default_factory=dict)
     tls: bool = False  # it came over a TLS connection to this server (not through a proxy that ends TLS)
+    # Who is asking, set by the application's access check before its handler runs; never read here.
+    actor: object = None
     _query: dict[str, list[str]] | None = None
     _cookies: dict[str, str] | None = None
 

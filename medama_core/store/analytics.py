@@ -302,4 +302,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DELETE FROM column_days",
         ),
     ),
+    Migration(
+        10,
+        (
+            # Hits stored per UTC day (Unix ms of 00:00) and site: page views and custom events, added
+            # with each batch of hits. The per-site daily quota (medama_core/quota.py) starts a day from
+            # here after a restart, so restarting does not reset it.
+            """CREATE TABLE site_hits (
+                day INTEGER NOT NULL,
+                hostname TEXT NOT NULL,
+                hits INTEGER NOT NULL,
+                PRIMARY KEY (day, hostname)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )

@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
+from medama_core.store.files import create_private, make_private_dirs
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -93,8 +95,7 @@ class Migration:
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     """Open a connection in autocommit mode (we issue BEGIN ourselves) with our pragmas."""
     if path != ":memory:":
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        create_private(path)  # 0600 before SQLite writes a byte; its -wal and -shm take the same mode
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute(f"PRAGMA cache_size = -{CACHE_SIZE_KIB}")
@@ -129,7 +130,7 @@ def file_problem(path: str) -> str | None:
         return "it is a folder, not a file"
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        os.makedirs(directory, exist_ok=True)
+        make_private_dirs(directory)  # each folder made is 0700 (store/files.py)
     except OSError as exc:
         return f"cannot create its folder {directory} ({exc.strerror}); create it for user {_user()}, or choose another"
     if not os.access(directory, os.W_OK | os.X_OK):

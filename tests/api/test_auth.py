@@ -207,7 +207,7 @@ def test_private_routes_need_a_session(
 def test_session_of_a_deleted_user_is_gone(client: Client, server: LiveServer) -> None:
     client.login()
     cookie = client.cookies["_me_sess"]
-    assert client.delete("/api/user").status == 204
+    assert client.delete("/api/user", json_body={"currentPassword": ADMIN["password"]}).status == 204
     result = client.get("/api/user", headers={"Cookie": f"_me_sess={cookie}"})
     assert error(result) == (401, "unauthorised session")
 

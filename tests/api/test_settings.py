@@ -23,6 +23,7 @@ DEFAULTS = {
     "blockAbusiveIPs": True,
     "blockTorExitNodes": True,
     "blockedIPs": [],
+    "site_daily_hit_quota": 500_000,
     "public_url": "",
 }
 
@@ -51,6 +52,7 @@ def test_defaults_then_partial_patches_return_everything(admin: Client, server: 
         "blockAbusiveIPs": True,
         "blockTorExitNodes": False,
         "blockedIPs": ["192.0.2.1", "2001:db8::/32"],
+        "site_daily_hit_quota": 500_000,
         "public_url": "",
     }
     assert result.json() == expected
@@ -119,7 +121,12 @@ def test_settings_persist_and_apply_at_startup(tmp_path: Path) -> None:
         client.login()
         client.patch(
             "/api/tenant/settings",
-            json_body={"script_type": ["page-events"], "blockAbusiveIPs": False, "blockedIPs": ["198.51.100.0/24"]},
+            json_body={
+                "script_type": ["page-events"],
+                "blockAbusiveIPs": False,
+                "blockedIPs": ["198.51.100.0/24"],
+                "site_daily_hit_quota": 7,
+            },
         )
         client.close()
     with live_server(tmp_path) as server:
@@ -130,6 +137,7 @@ def test_settings_persist_and_apply_at_startup(tmp_path: Path) -> None:
             "blockAbusiveIPs": False,
             "blockTorExitNodes": True,
             "blockedIPs": ["198.51.100.0/24"],
+            "site_daily_hit_quota": 7,
             "public_url": "",
         }
         assert client.get("/script.js").body == client.get("/scripts/page-events.js").body
