@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable
 
 from medama_core import COMMIT, __version__, assets, https, passwords
-from medama_core.api import Context, Handler, debug, events, health, stats, users, websites
+from medama_core.api import Context, Handler, debug, events, foreign, health, stats, users, websites
 from medama_core.api import auth as auth_api
 from medama_core.api import settings as settings_api
 from medama_core.config import Config, as_dict
@@ -28,6 +28,7 @@ from medama_core.writer import Batcher
 
 API_PREFIX = "/api"
 EVENT_BODY_LIMIT = 64 * 1024  # a tracker beacon is < 1 KiB; 64 KiB leaves room for big custom properties
+FOREIGN_EVENT_PATHS = ("/api/event", "/api/send")  # Plausible's and Umami's event APIs: beacons too
 DEFAULT_BODY_LIMIT = 1024 * 1024  # the largest non-event body (settings with a long IP list) is far below this
 QUERY_TIMEOUT_RETRY_S = "5"  # a timed-out stats query freed its reader; a retry soon is fine, at once is not
 DISK_FULL_RETRY_S = "60"  # freeing disk space takes a person; retrying sooner only adds load
@@ -48,7 +49,7 @@ FRAMED_SECURITY_HEADERS = (("Content-Security-Policy", DASHBOARD_CSP), ("X-Frame
 
 def embeddable(path: str) -> bool:
     """The tracker script and the event routes, which other sites' pages load and call cross-origin."""
-    return path.startswith(("/api/event/", "/scripts/")) or path == "/script.js"
+    return path.startswith(("/api/event/", "/scripts/")) or path in ("/script.js", *FOREIGN_EVENT_PATHS)
 
 
 def security_headers(path: str | None) -> list[tuple[str, str]]:
@@ -63,6 +64,8 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("GET", "/health", health.get_health),
     Route("GET", "/event/ping", events.get_ping),
     Route("POST", "/event/hit", events.post_hit),
+    Route("POST", "/event", foreign.post_plausible_event),  # Plausible's event API (api/foreign.py)
+    Route("POST", "/send", foreign.post_umami_send),  # Umami's
     Route("POST", "/auth/login", auth_api.post_login),
     Route("POST", "/auth/logout", auth_api.post_logout),
     Route("GET", "/user", users.get_user),
@@ -99,7 +102,9 @@ class App:
         self.assets = assets.Assets()
 
     def body_limit(self, path: str) -> int:
-        return EVENT_BODY_LIMIT if path.startswith("/api/event/") else DEFAULT_BODY_LIMIT
+        if path.startswith("/api/event/") or path in FOREIGN_EVENT_PATHS:
+            return EVENT_BODY_LIMIT
+        return DEFAULT_BODY_LIMIT
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from medama_core.auth import AuthState
 from medama_core.config import Config
 from medama_core.http.protocol import Request, Response
+from medama_core.ingest.openviews import OpenViews
 from medama_core.log import Logger
 from medama_core.ratelimit import RateLimiter
 from medama_core.store.db import Database
@@ -52,6 +53,10 @@ class Context:
     drops: Counter[str] = field(default_factory=Counter)
     ip_filter: tuple[BlockSettings, Callable[[str], bool] | None] | None = None
     started: float = field(default_factory=time.time)
+    # Foreign trackers (api/foreign.py): recent views their id-less follow-ups are matched to, and the
+    # Umami website ids set on sites (id -> hostname), kept in step with `website_aliases`.
+    open_views: OpenViews = field(default_factory=OpenViews)
+    umami_ids: dict[str, str] = field(default_factory=dict)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 

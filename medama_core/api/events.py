@@ -118,6 +118,37 @@ async def post_hit(request: Request, ctx: Context) -> Response:
     return Response(204)
 
 
+async def ingest(hit: LoadHit | UnloadHit | CustomHit, request: Request, ctx: Context) -> bool:
+    """Run a hit another tracker's API has already parsed (api/foreign.py) through the pipeline of
+    `post_hit` after its body check: True once stored, False when dropped (and counted).
+
+    Raises `HTTPError`: 400 for an invalid URL or referrer, 404 for an unknown site, 429, 503.
+    """
+    ip = _client(request, ctx, count_drop=True)
+    try:
+        if ip is None:
+            raise HTTPError(400, "could not determine the client IP address")
+        if _blocked(ctx, ip):
+            raise _Dropped(BLOCKED_IP)
+        if type(hit) is LoadHit:
+            op: hits.Op = _page_view(hit, request, ctx)
+        elif type(hit) is UnloadHit:
+            op = hits.Duration(hit.bid, hit.duration_ms)
+        else:
+            assert type(hit) is CustomHit
+            op = _custom_event(hit, ctx)
+    except InvalidHit as exc:
+        raise HTTPError(400, str(exc)) from None
+    except _Dropped as drop:
+        _count_drop(ctx, drop.reason, drop.hostname)
+        return False
+    try:
+        await _writer(ctx).write(op)
+    except (Overloaded, Closed, StorageFull) as exc:
+        raise HTTPError(503, str(exc), headers=[("Retry-After", OVERLOADED_RETRY_S)]) from None
+    return True
+
+
 def _client(request: Request, ctx: Context, *, count_drop: bool = False) -> str | None:
     """The client IP behind trusted proxies, after charging its network's rate limit (429)."""
     trusted = _trusted_networks(ctx.config.trustedproxies)
@@ -240,6 +271,11 @@ def new_batch_id(now_ms: int) -> str:
     """`event_` + 26 Crockford base-32 characters: 48 bits of milliseconds, then 80 random bits (TypeID)."""
     value = (now_ms << 80) | secrets.randbits(80)
     return "event_" + "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def count_unknown_site(ctx: Context) -> None:
+    """Count a hit for a site that is not registered (api/foreign.py, which answers it itself)."""
+    _count_drop(ctx, UNKNOWN_SITE, "")
 
 
 def _count_drop(ctx: Context, reason: str, hostname: str) -> None:

@@ -1,0 +1,134 @@
+"""What a hit from another tool's tracker lacks, and how it is filled in: uniqueness, the site's URL, properties.
+
+Plausible's and Umami's scripts never call `/api/event/ping`, so the
+browser-cache answer our own tracker carries in `p` and `q` is missing. It
+is not made up from anything about the person (no address, no hash, nothing
+kept between requests): a view counts as the visitor's first of the day
+(`p`) when it starts a visit, that is when its referrer is empty or names
+another site, and as the first view of its page (`q`) always. So a visitor
+who comes back the same day from outside counts again, and a page seen twice
+in a day counts twice (docs/migrate.md says what this changes in the numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Mapping
+from typing import Final
+
+from medama_core.ingest.hit import (
+    MAX_PROPERTIES,
+    MAX_PROPERTY_KEY_CHARS,
+    MAX_PROPERTY_VALUE_CHARS,
+    MAX_URL_CHARS,
+    InvalidHit,
+)
+
+__all__ = ["EVENT_PROPERTY", "generated_bid", "is_visit_entry", "properties", "site_url"]
+
+# The property a foreign custom event's name is stored under ("Signup" -> event=Signup), so
+# `plausible("Signup", {props: {plan: "pro"}})` stores what `data-m:click="event=Signup; plan=pro"` does.
+EVENT_PROPERTY: Final = "event"
+
+
+def _bare(host: str) -> str:
+    host = host.lower().rstrip(".")
+    return host[4:] if host.startswith("www.") else host
+
+
+def is_visit_entry(referrer: str, site: str) -> bool:
+    """Whether a view with this referrer starts a visit of `site`: no referrer, or one from another host.
+
+    A referrer that is not an absolute http(s) URL (Umami 2.10 sends the previous
+    path on in-page navigation) is from the site itself. `www.` is ignored on both sides.
+    """
+    if not referrer:
+        return True
+    try:
+        parts = urllib.parse.urlsplit(referrer)
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    return _bare(parts.hostname) != _bare(site)
+
+
+def site_url(url: str, site: str) -> str:
+    """`url` with its scheme and host replaced by https and `site`: the site a hit names is the one it counts for.
+
+    A relative URL ("/path?q", as Umami 2.10 sends it) is taken on `site`. Raises
+    `InvalidHit` when `url` is neither an absolute http(s) URL nor a path.
+    """
+    if len(url) > MAX_URL_CHARS:
+        raise InvalidHit(f"URL longer than {MAX_URL_CHARS} characters")
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        raise InvalidHit("URL does not parse") from None
+    if parts.scheme:
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidHit("URL must be an absolute http(s) URL or a path")
+    elif parts.netloc or not url.startswith("/"):
+        raise InvalidHit("URL must be an absolute http(s) URL or a path")
+    return urllib.parse.urlunsplit(("https", site, parts.path or "/", parts.query, parts.fragment))
+
+
+def _value(key: str, value: object) -> str:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (int, float, str)):
+        text = value if isinstance(value, str) else json.dumps(value)
+    elif value is None:
+        text = ""
+    else:  # Umami flattens nested objects; a JSON text keeps them readable without inventing keys
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    if len(text) > MAX_PROPERTY_VALUE_CHARS:
+        raise InvalidHit(f'property "{key}" longer than {MAX_PROPERTY_VALUE_CHARS} characters')
+    return text
+
+
+def properties(value: object, what: str) -> dict[str, str]:
+    """A foreign tracker's property object as stored text values; `None` is none, anything but an object a 400.
+
+    Plausible's older scripts send the object as JSON text, which is read too.
+    Empty values are left out, as our tracker leaves out `key=` pairs.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value else {}
+        except ValueError:
+            raise InvalidHit(f'"{what}" must be an object') from None
+    if not isinstance(value, Mapping):
+        raise InvalidHit(f'"{what}" must be an object')
+    if len(value) > MAX_PROPERTIES:
+        raise InvalidHit(f"more than {MAX_PROPERTIES} properties")
+    stored: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_PROPERTY_KEY_CHARS:
+            raise InvalidHit(f"property names must be 1 to {MAX_PROPERTY_KEY_CHARS} characters")
+        text = _value(key, item)
+        if text:
+            stored[key] = text
+    return stored
+
+
+def generated_bid(now_ms: int, random_bits: int) -> str:
+    """A beacon id made on the server for a view whose tracker sends none: base36 time, then 64 random bits.
+
+    The same shape as our tracker's (time first, so ids sort by creation); it names
+    the view, not the visitor, and no later request can carry it back.
+    """
+    return _base36(now_ms) + _base36(random_bits)
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+        if not number:
+            return out
