@@ -186,6 +186,7 @@ def open_context(config: Config, log: Logger) -> Context:
     settings = meta.get_settings(conn)
     ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
     ctx.hostnames.update(meta.list_hostnames(conn))
+    ctx.umami_ids = meta.umami_ids(conn)
     ctx.hits = Batcher(analytics_db, hits.apply_batch, log=log)
     ctx.on_shutdown.append(functools.partial(events.stop, ctx))  # SIGTERM commits the hits still queued
     ctx.ratelimiter = RateLimiter(config.ratelimit) if config.ratelimit else None

@@ -24,6 +24,10 @@ SUMMARY_WINDOW_MS = 24 * 60 * 60 * 1000  # the list's `summary` counts the last 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _FQDN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
 NOT_FOUND = "website not found"
+# Ours: the Umami website id a site answers to on POST /api/send (a UUID in Umami; letters, digits, - and _).
+UMAMI_ID_FIELD = "umamiWebsiteId"
+UMAMI_ID_MAX = 64  # Umami's ids are 36-character UUIDs; room for other aliases, bounded
+_UMAMI_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def parse_hostname(text: str, where: str = "hostname") -> str:
@@ -83,23 +87,54 @@ async def post_website(request: Request, ctx: Context) -> Response:
     return json_response({"hostname": hostname}, 201)
 
 
+async def _answer(ctx: Context, hostname: str) -> dict[str, str]:
+    """A site as GET and PATCH answer it: upstream's `hostname`, plus our optional Umami website id."""
+    answer = {"hostname": hostname}
+    umami_id = await ctx.meta.read(meta.umami_id, hostname)
+    if umami_id is not None:
+        answer[UMAMI_ID_FIELD] = umami_id
+    return answer
+
+
+def _umami_id(body: dict[str, Any]) -> str | None:
+    """The Umami website id to set: None when the field is absent, "" to remove it."""
+    if body.get(UMAMI_ID_FIELD, 0) is None:
+        return ""
+    value = optional_string(body, UMAMI_ID_FIELD, 0, UMAMI_ID_MAX)
+    if value and not _UMAMI_ID.fullmatch(value):
+        raise HTTPError(400, f"{UMAMI_ID_FIELD}: only letters, digits, - and _")
+    return value
+
+
+async def _set_umami_id(ctx: Context, hostname: str, umami_id: str) -> None:
+    try:
+        await ctx.meta.write(meta.set_umami_id, hostname, umami_id)
+    except meta.AlreadyExists as exc:
+        raise HTTPError(409, str(exc)) from None
+    ctx.umami_ids = await ctx.meta.read(meta.umami_ids)
+
+
 async def get_website(request: Request, ctx: Context) -> Response:
     session = await auth.require_user(request, ctx.meta)
     hostname = parse_hostname(request.path_params["hostname"])
     await _check_owner(ctx, session, hostname, 401)
-    return json_response({"hostname": hostname})
+    return json_response(await _answer(ctx, hostname))
 
 
 async def patch_website(request: Request, ctx: Context) -> Response:
     """Rename a site, moving its views and events with it (upstream's rename matched no row, spec §10.5)."""
     session = await auth.require_user(request, ctx.meta)
     hostname = parse_hostname(request.path_params["hostname"])
-    text = optional_string(json_object(request), "hostname", 1, HOSTNAME_MAX)
+    body = json_object(request)
+    text = optional_string(body, "hostname", 1, HOSTNAME_MAX)
     new = hostname if text is None else parse_hostname(text)
+    umami_id = _umami_id(body)
     auth.refuse_in_demo(ctx.config.demo)
     await _check_owner(ctx, session, hostname, 401)
+    if umami_id is not None:
+        await _set_umami_id(ctx, hostname, umami_id)
     if new == hostname:
-        return json_response({"hostname": hostname})
+        return json_response(await _answer(ctx, hostname))
     try:
         renamed = await ctx.meta.write(meta.rename_website, hostname, new, int(time.time()))
     except meta.AlreadyExists as exc:
@@ -110,7 +145,8 @@ async def patch_website(request: Request, ctx: Context) -> Response:
     ctx.hostnames.add(new)
     await drain_hits(ctx)
     await ctx.analytics.write(site_data.rename_site_data, hostname, new)
-    return json_response({"hostname": new})
+    ctx.umami_ids = await ctx.meta.read(meta.umami_ids)  # the id moved with the site (ON UPDATE CASCADE)
+    return json_response(await _answer(ctx, new))
 
 
 async def delete_website(request: Request, ctx: Context) -> Response:
@@ -122,6 +158,7 @@ async def delete_website(request: Request, ctx: Context) -> Response:
     if not await ctx.meta.write(meta.delete_website, hostname):
         raise HTTPError(404, NOT_FOUND)
     ctx.hostnames.discard(hostname)
+    ctx.umami_ids = await ctx.meta.read(meta.umami_ids)  # its id went with it (ON DELETE CASCADE)
     await drain_hits(ctx)
     await ctx.analytics.write(site_data.delete_site_data, [hostname])
     return Response(204)

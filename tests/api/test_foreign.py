@@ -170,3 +170,35 @@ def test_umami_preflight_allows_its_cache_header(client: Client) -> None:
     assert result.status == 204
     assert result.headers["access-control-allow-origin"] == "*"
     assert "x-umami-cache" in result.headers["access-control-allow-headers"].lower()
+
+
+def test_umami_website_id_alias(tmp_path: Path) -> None:
+    website_id = "0b8a0f4e-5b43-4c0e-b9a7-3f2d7e0c1a11"
+    with live_server(tmp_path) as live:
+        admin = live.client()
+        admin.login()
+        for host in (SITE, OTHER):
+            assert admin.post("/api/websites", json_body={"hostname": host}).status == 201
+        admin.patch("/api/tenant/settings", json_body={"blockAbusiveIPs": False})
+        assert admin.get(f"/api/websites/{SITE}").json() == {"hostname": SITE}
+        result = admin.patch(f"/api/websites/{SITE}", json_body={"umamiWebsiteId": website_id})
+        assert result.json() == {"hostname": SITE, "umamiWebsiteId": website_id}
+        assert admin.get(f"/api/websites/{SITE}").json() == {"hostname": SITE, "umamiWebsiteId": website_id}
+        assert admin.patch(f"/api/websites/{OTHER}", json_body={"umamiWebsiteId": website_id}).status == 409
+        assert admin.patch(f"/api/websites/{OTHER}", json_body={"umamiWebsiteId": "a b"}).status == 400
+
+        # The id names the site whatever hostname the page has (a staging copy, say).
+        visitor = live.client()
+        assert umami(visitor, {"website": website_id, "hostname": "staging.example.net", "url": "/x"}).status == 200
+        assert wait_rows(live, "SELECT hostname, pathname FROM views", 1) == [(SITE, "/x")]
+
+        # Renaming the site carries the id; null removes it.
+        result = admin.patch(f"/api/websites/{SITE}", json_body={"hostname": "renamed.com"})
+        assert result.json() == {"hostname": "renamed.com", "umamiWebsiteId": website_id}
+        assert umami(visitor, {"website": website_id, "url": "/y"}).status == 200
+        assert ("renamed.com", "/y") in wait_rows(live, "SELECT hostname, pathname FROM views", 2)
+        result = admin.patch("/api/websites/renamed.com", json_body={"umamiWebsiteId": None})
+        assert result.json() == {"hostname": "renamed.com"}
+        assert umami(visitor, {"website": website_id, "url": "/z"}).status == 404
+        visitor.close()
+        admin.close()
