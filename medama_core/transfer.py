@@ -21,15 +21,18 @@ import gzip
 import io
 import json
 import operator
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final, cast
 
-from medama_core.store import bulk
+from medama_core.importers import goatcounter, plausible, umami
+from medama_core.importers.rows import BadRecord, Record, text_lines
+from medama_core.store import bulk, imported
 from medama_core.store.db import Transaction
-from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, insert_sql
+from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, event_row, insert_sql, view_row
 
 __all__ = [
     "EVENTS",
@@ -646,6 +649,150 @@ def _duckdb_rows(source: Any, kind: str, query: str, read: list[int]) -> Chunks:
         read[0] += len(rows)
 
 
+# --- other tools' exports (importers/) ---
+
+TOOLS: Final = ("goatcounter", "umami", "plausible")
+IMPORTED: Final = "imported daily totals"  # ImportResult.kind of Plausible's aggregates
+
+
+def import_foreign(
+    analytics_conn: sqlite3.Connection,
+    meta_conn: sqlite3.Connection,
+    tool: str,
+    stream: IO[bytes],
+    *,
+    site: str | None = None,
+    name: str = "",
+    sessions: IO[bytes] | None = None,
+    create_websites: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> list[ImportResult]:
+    """Import another tool's export (`tool` of TOOLS) for `site`; `name` is the file's name, `sessions`
+    Umami's session table. Line-numbered TransferError on a bad record; nothing stored then, nor on `dry_run`.
+
+    Re-running stores nothing new: views keep their (bid, hostname) key, events whose batch id is stored
+    are skipped, imported day totals are replaced by equal ones.
+    """
+    try:
+        if tool == "plausible":
+            return [_import_totals(analytics_conn, meta_conn, stream, name, site, create_websites, dry_run)]
+        records = _foreign_records(meta_conn, tool, stream, site, sessions)
+        if dry_run:
+            return _count_records(records)
+        events: list[Record] = []
+        share = _share_read(stream)
+        views = _view_chunks(records, events)
+        results = [_store(analytics_conn, meta_conn, VIEWS, views, create_websites, progress, share)]
+        fresh = _new_events(analytics_conn, events)
+        chunk_iter: Chunks = iter([(fresh, list(range(1, len(fresh) + 1)))] if fresh else [])
+        result = _store(analytics_conn, meta_conn, EVENTS, chunk_iter, create_websites, None, share)
+        result.rows = len(events)
+        results.append(result)
+        return results
+    except BadRecord as exc:
+        raise TransferError(str(exc)) from None
+
+
+def _foreign_records(
+    meta_conn: sqlite3.Connection, tool: str, stream: IO[bytes], site: str | None, sessions: IO[bytes] | None
+) -> Iterator[Record]:
+    lines = text_lines(iter(stream))
+    if tool == "goatcounter":
+        if not site:
+            raise TransferError("GoatCounter's export names no site: give --site HOSTNAME")
+        return goatcounter.records(lines, site)
+    if tool != "umami":
+        raise TransferError(f"unknown tool {tool!r}; one of {', '.join(TOOLS)}")
+    sites = {"": site} if site else {}
+    sites.update({wid: host for host, wid in _umami_ids(meta_conn)})
+    by_session = umami.sessions(text_lines(iter(sessions))) if sessions else {}
+    return umami.records(lines, sites, by_session)
+
+
+def _umami_ids(meta_conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    return [(str(h), str(w)) for w, h in meta_conn.execute("SELECT website_id, hostname FROM umami_ids")]
+
+
+def _view_chunks(records: Iterator[Record], events: list[Record]) -> Chunks:
+    """Views in chunks of rows in table order; the events are set aside (they are stored after their views)."""
+    chunk: list[Row] = []
+    numbers: list[int] = []
+    for record in records:
+        if record.kind == EVENTS:
+            events.append(record)
+            continue
+        chunk.append(view_row(record.values))
+        numbers.append(record.line)
+        if len(chunk) >= CHUNK_ROWS:
+            yield chunk, numbers
+            chunk, numbers = [], []
+    if chunk:
+        yield chunk, numbers
+
+
+def _new_events(conn: sqlite3.Connection, records: list[Record]) -> list[Row]:
+    """The events whose batch ids are not stored yet (read per site over the file's time span)."""
+    if not records:
+        return []
+    stored: set[str] = set()
+    for group in {str(r.values["group_name"]) for r in records}:
+        times = [int(str(r.values["date_created"])) for r in records if r.values["group_name"] == group]
+        stored.update(
+            str(row[0])
+            for row in conn.execute(
+                "SELECT batch_id FROM events WHERE group_name = :g AND date_created BETWEEN :lo AND :hi",
+                {"g": group, "lo": min(times), "hi": max(times)},
+            )
+        )
+    return [event_row(r.values) for r in records if r.values["batch_id"] not in stored]
+
+
+def _count_records(records: Iterator[Record]) -> list[ImportResult]:
+    counts = {VIEWS: ImportResult(VIEWS), EVENTS: ImportResult(EVENTS)}
+    for record in records:
+        counts[record.kind].rows += 1
+    return list(counts.values())
+
+
+def _import_totals(
+    analytics_conn: sqlite3.Connection,
+    meta_conn: sqlite3.Connection,
+    stream: IO[bytes],
+    name: str,
+    site: str | None,
+    create_websites: bool,
+    dry_run: bool,
+) -> ImportResult:
+    if not site:
+        raise TransferError("Plausible's export names no site: give --site HOSTNAME")
+    rows = [
+        {
+            "hostname": site,
+            "tool": "plausible",
+            "day": total.day_ms,
+            "dimension": total.dimension,
+            "value": total.value,
+            "visitors": total.visitors,
+            "pageviews": total.pageviews,
+            "visits": total.visits,
+            "bounces": total.bounces,
+            "duration_s": total.duration_s,
+        }
+        for total in plausible.totals(stream, name)
+    ]
+    result = ImportResult(IMPORTED, rows=len(rows))
+    if dry_run:
+        return result
+    websites = _Websites(meta_conn, create_websites)
+    websites.check([(site,)], [0], 0)
+    with Transaction(analytics_conn):
+        result.stored = imported.store(analytics_conn, rows)
+    websites.register()
+    result.created_websites = websites.new
+    return result
+
+
 # --- exporting ---
 
 
@@ -759,12 +906,20 @@ def import_main(argv: Sequence[str], stderr: IO[str]) -> int:
     parser.add_argument("--type", choices=(VIEWS, EVENTS), help="the kind of rows, instead of guessing it")
     parser.add_argument("--from-medama", metavar="DUCKDB", help="upstream's me_analytics.db to import from")
     parser.add_argument(
+        "--from", dest="tool", choices=TOOLS, help="FILE is this tool's export (docs/migrate.md says which file)"
+    )
+    parser.add_argument("--site", metavar="HOSTNAME", help="the website a --from export is for")
+    parser.add_argument("--sessions", metavar="CSV", help="with --from umami: its session table, for browsers etc.")
+    parser.add_argument("--dry-run", action="store_true", help="with --from: read and check FILE, store nothing")
+    parser.add_argument(
         "--create-websites", action="store_true", help="register unknown hostnames, owned by the first user"
     )
     _database_flags(parser)
     args = parser.parse_args(argv)
     if (args.file is None) == (args.from_medama is None):
         parser.error("give either FILE or --from-medama DUCKDB")
+    if (args.dry_run or args.site or args.sessions) and args.tool is None:
+        parser.error("--site, --sessions and --dry-run go with --from TOOL")
     started = time.monotonic()
 
     def progress(rows: int, share: float | None) -> None:
@@ -782,7 +937,9 @@ def import_main(argv: Sequence[str], stderr: IO[str]) -> int:
 
     meta_conn, analytics_conn = _open(args.appdb, args.analyticsdb)
     try:
-        if args.from_medama is not None:
+        if args.tool is not None:
+            results = _import_tool(analytics_conn, meta_conn, args, progress)
+        elif args.from_medama is not None:
             results = import_medama(
                 analytics_conn, meta_conn, args.from_medama, create_websites=args.create_websites, progress=progress
             )
@@ -805,6 +962,10 @@ def import_main(argv: Sequence[str], stderr: IO[str]) -> int:
         meta_conn.close()
         analytics_conn.close()
     elapsed = max(time.monotonic() - started, 1e-9)
+    if args.dry_run:
+        for result in results:
+            print(f"would import {result.rows:,} {result.kind} (dry run: nothing stored)", file=stderr)
+        return 0
     for result in results:
         print(f"imported {result.stored:,} {result.kind} ({result.rows / elapsed:,.0f} rows/s)", file=stderr)
         if result.stored != result.rows:
@@ -813,6 +974,31 @@ def import_main(argv: Sequence[str], stderr: IO[str]) -> int:
         if result.created_websites:
             print(f"created websites: {', '.join(result.created_websites)}", file=stderr)
     return 0
+
+
+def _import_tool(
+    analytics_conn: sqlite3.Connection, meta_conn: sqlite3.Connection, args: argparse.Namespace, progress: Progress
+) -> list[ImportResult]:
+    """`medama import --from TOOL FILE`: the file (and Umami's session table) opened and handed to import_foreign."""
+    site = args.site.lower() if args.site else None
+    with open(args.file, "rb") as stream:
+        sessions = open(args.sessions, "rb") if args.sessions else None  # noqa: SIM115 - closed below
+        try:
+            return import_foreign(
+                analytics_conn,
+                meta_conn,
+                args.tool,
+                stream,
+                site=site,
+                name=os.path.basename(args.file),
+                sessions=sessions,
+                create_websites=args.create_websites,
+                dry_run=args.dry_run,
+                progress=progress,
+            )
+        finally:
+            if sessions is not None:
+                sessions.close()
 
 
 def export_main(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:

@@ -41,7 +41,8 @@ ALLOWED: dict[str, set[str]] = {
     "https": {"acme", "tls", "http", "config", "log"},
     "backup": {"config"},
     "writer": {"store", "log", "http"},
-    "transfer": {"store", "ingest"},
+    "importers": {"importers", "ingest"},
+    "transfer": {"store", "ingest", "importers"},
     "app": {
         "api",
         "https",

@@ -40,6 +40,7 @@ def rename_site_data(conn: sqlite3.Connection, old: str, new: str) -> None:
         conn.execute("UPDATE views SET hostname = :new WHERE hostname = :old", names)
         conn.execute("UPDATE events SET group_name = :new WHERE group_name = :old", names)
         conn.execute("UPDATE drops SET hostname = :new WHERE hostname = :old", names)
+        conn.execute("UPDATE imported_days SET hostname = :new WHERE hostname = :old", names)
 
 
 def delete_site_data(conn: sqlite3.Connection, hostnames: list[str]) -> None:
@@ -53,3 +54,4 @@ def _delete(conn: sqlite3.Connection, hostnames: list[str]) -> None:
     conn.execute("DELETE FROM views WHERE hostname IN (SELECT value FROM json_each(:hostnames))", params)
     conn.execute("DELETE FROM events WHERE group_name IN (SELECT value FROM json_each(:hostnames))", params)
     conn.execute("DELETE FROM drops WHERE hostname IN (SELECT value FROM json_each(:hostnames))", params)
+    conn.execute("DELETE FROM imported_days WHERE hostname IN (SELECT value FROM json_each(:hostnames))", params)
