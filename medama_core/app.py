@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable
 
 from medama_core import COMMIT, __version__, assets, https, passwords
-from medama_core.api import Context, Handler, debug, events, foreign, health, stats, users, websites
+from medama_core.api import Context, Handler, debug, events, foreign, health, imported, stats, users, websites
 from medama_core.api import auth as auth_api
 from medama_core.api import settings as settings_api
 from medama_core.config import Config, as_dict
@@ -82,6 +82,7 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("PATCH", "/websites/{hostname}", websites.patch_website),
     Route("DELETE", "/websites/{hostname}", websites.delete_website),
     *(Route("GET", f"/website/{{hostname}}/{name}", handler) for name, handler in stats.HANDLERS.items()),
+    Route("GET", "/website/{hostname}/imported", imported.get_imported),  # ours: days of imported totals
 )
 
 
