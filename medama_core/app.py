@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable
 
 from medama_core import COMMIT, __version__, assets, https, passwords
-from medama_core.api import Context, Handler, debug, events, foreign, health, imported, stats, users, websites
+from medama_core.api import Context, Handler, debug, events, foreign, health, imported, stats, upload, users, websites
 from medama_core.api import auth as auth_api
 from medama_core.api import settings as settings_api
 from medama_core.config import Config, as_dict
@@ -81,6 +81,7 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("GET", "/websites/{hostname}", websites.get_website),
     Route("PATCH", "/websites/{hostname}", websites.patch_website),
     Route("DELETE", "/websites/{hostname}", websites.delete_website),
+    Route("POST", "/websites/{hostname}/import", upload.post_import),  # ours: another tool's export
     *(Route("GET", f"/website/{{hostname}}/{name}", handler) for name, handler in stats.HANDLERS.items()),
     Route("GET", "/website/{hostname}/imported", imported.get_imported),  # ours: days of imported totals
 )
@@ -105,6 +106,8 @@ class App:
     def body_limit(self, path: str) -> int:
         if path.startswith("/api/event/") or path in FOREIGN_EVENT_PATHS:
             return EVENT_BODY_LIMIT
+        if path.startswith("/api/websites/") and path.endswith("/import"):
+            return upload.IMPORT_BODY_LIMIT
         return DEFAULT_BODY_LIMIT
 
     async def handle(self, request: Request) -> Response:

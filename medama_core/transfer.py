@@ -793,6 +793,33 @@ def _import_totals(
     return result
 
 
+def import_upload(
+    analytics_conn: sqlite3.Connection,
+    tool: str,
+    data: bytes,
+    site: str,
+    umami_ids: dict[str, str],
+    *,
+    name: str = "",
+    dry_run: bool = False,
+) -> list[ImportResult]:
+    """`import_foreign` for a file uploaded to the server (POST /websites/{hostname}/import), on the analytics
+    writer thread: the one site it is for (and the Umami ids naming it) stand in for the app database."""
+    from medama_core.store import db, meta  # the app database's schema, for the stand-in below
+
+    meta_conn = db.connect(":memory:")
+    try:
+        db.migrate(meta_conn, meta.MIGRATIONS)
+        meta_conn.execute("INSERT INTO users VALUES ('user_upload', 'upload', '', 0, 0, '{}')")
+        meta.insert_website(meta_conn, site, "user_upload", 0)
+        for website_id, hostname in umami_ids.items():
+            if hostname == site:
+                meta.set_umami_id(meta_conn, site, website_id)
+        return import_foreign(analytics_conn, meta_conn, tool, io.BytesIO(data), site=site, name=name, dry_run=dry_run)
+    finally:
+        meta_conn.close()
+
+
 # --- exporting ---
 
 

@@ -35,6 +35,7 @@ ALLOWED: dict[str, set[str]] = {
         "assets",
         "writer",
         "throttle",
+        "transfer",
     },
     "acme": set(),  # imports cryptography; only https.py imports it, lazily, for -autossl
     "tls": set(),

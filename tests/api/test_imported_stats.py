@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,36 @@ def test_imported_periods(server: tuple[LiveServer, Client]) -> None:
     _, client = server
     assert get(client, "imported") == {"periods": [{"tool": "plausible", "start": "2024-03-01", "end": "2024-03-02"}]}
     assert client.get("/api/website/nobody.net/imported").status == 404
+
+
+def test_upload_from_the_dashboard(tmp_path: Path) -> None:
+    with live_server(tmp_path) as live:
+        client = live.client()
+        client.login()
+        assert client.post("/api/websites", json_body={"hostname": SITE}).status == 201
+        data = (SAMPLES / "goatcounter-export.csv").read_bytes()
+        url = f"/api/websites/{SITE}/import?from=goatcounter"
+        headers = {"Content-Type": "text/csv"}
+        result = client.post(url + "&dry_run=true", body=data, headers=headers)
+        assert result.json()["results"] == [
+            {"kind": "views", "read": 5, "stored": 0},
+            {"kind": "events", "read": 1, "stored": 0},
+        ]
+        result = client.post(url, body=data, headers=headers)
+        assert result.status == 200 and [r["stored"] for r in result.json()["results"]] == [5, 1]
+        again = client.post(url, body=data, headers=headers)
+        assert [r["stored"] for r in again.json()["results"]] == [0, 0]
+        assert get(client, "summary?start=2024-03-05T00:00:00Z&end=2024-03-07T23:59:59Z")["current"]["pageviews"] == 5
+
+        bad = client.post(url, body=data.replace(b"2024-03-06T23:59:59Z", b"soon"), headers=headers)
+        assert bad.status == 400 and "line 8" in bad.json()["error"]["message"]
+        assert client.post(f"/api/websites/{SITE}/import?from=nope", body=data, headers=headers).status == 400
+        assert client.post("/api/websites/nobody.net/import?from=goatcounter", body=data, headers=headers).status == 404
+        # Past the limit the server answers 413 from the headers alone.
+        with socket.create_connection(("127.0.0.1", live.port)) as raw:
+            raw.sendall(f"POST {url} HTTP/1.1\r\nHost: x\r\nContent-Length: {8 * 2**20 + 1}\r\n\r\n".encode())
+            assert raw.recv(64).startswith(b"HTTP/1.1 413")
+        anonymous = live.client()
+        assert anonymous.post(url, body=data, headers=headers).status == 401
+        anonymous.close()
+        client.close()
