@@ -55,9 +55,13 @@ def preflight(request: Request, allowed_origins: Collection[str]) -> Response:
 
 
 def add_headers(request: Request, response: Response, allowed_origins: Collection[str]) -> None:
-    """Add CORS headers to an actual (non-preflight) response."""
+    """Add CORS headers to an actual response; a preflight's come from `preflight` alone.
+
+    Each header is sent once: a browser refuses a preflight answer that repeats
+    `Access-Control-Allow-Origin` ("*, *" is not a valid value).
+    """
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or is_preflight(request):
         return
     if allowed_origins and credentialed_route(request.path):
         response.headers.append(("Vary", "Origin"))
