@@ -1008,8 +1008,9 @@ def _import_tool(
 ) -> list[ImportResult]:
     """`medama import --from TOOL FILE`: the file (and Umami's session table) opened and handed to import_foreign."""
     site = args.site.lower() if args.site else None
-    with open(args.file, "rb") as stream:
-        sessions = open(args.sessions, "rb") if args.sessions else None  # noqa: SIM115 - closed below
+    # Plausible's zip is read as it is; the CSV exports may be gzipped, as FILE of a plain import.
+    with open(args.file, "rb") if args.tool == "plausible" else open_input(args.file) as stream:
+        sessions = open_input(args.sessions) if args.sessions else None
         try:
             return import_foreign(
                 analytics_conn,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import sqlite3
 import zipfile
@@ -185,6 +186,10 @@ def test_dry_run_stores_nothing_and_errors_name_their_line(tmp_path: Path) -> No
     assert code == 1 and "line 10: not UTF-8" in err, err
     code, err = run(tmp_path, "--from", "goatcounter", sample)
     assert code == 1 and "--site" in err
+    gzipped = tmp_path / "export.csv.gz"
+    gzipped.write_bytes(gzip.compress(text.encode("utf-8")))
+    code, err = run(tmp_path, "--from", "goatcounter", str(gzipped), "--site", SITE, "--dry-run")
+    assert code == 0 and "would import 5 views" in err, err
 
 
 def _drain(records: Any) -> None:
