@@ -24,7 +24,7 @@ from medama_core.app import DEBUG_ROUTES, ROUTES
 from tests.helpers import Client, LiveServer, live_server
 
 SITE = "example.com"
-PUBLIC = {"/health", "/event/ping", "/event/hit", "/auth/login", "/auth/logout"}
+PUBLIC = {"/health", "/event/ping", "/event/hit", "/event", "/send", "/auth/login", "/auth/logout"}
 ADMIN, PASSWORD = "admin", "CHANGE_ME_ON_FIRST_LOGIN"
 # A body each write route would accept from a logged-in user, so the session is the only thing wrong.
 BODIES: dict[tuple[str, str], object] = {
