@@ -268,7 +268,7 @@ function UmamiId({ hostname }) {
         autoComplete="off"
         onInput={(e) => setValue(e.currentTarget.value)}
       />
-      <Status state={state} />
+      {(state.message || state.error) && <Status state={state} />}
       <div class="form-actions">
         <button type="submit" class="button" disabled={state.busy}>
           Save
@@ -313,7 +313,7 @@ function ImportExport({ hostname }) {
       </select>
       <label for="import-file">File (up to 8 MiB)</label>
       <input id="import-file" type="file" onChange={(e) => setFile(e.currentTarget.files[0] || null)} />
-      <Status state={state} />
+      {(state.message || state.error) && <Status state={state} />}
       {results && (
         <ul class="muted small" data-testid="import-results">
           {results.map((r) => (
