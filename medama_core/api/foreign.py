@@ -81,13 +81,11 @@ async def post_plausible_event(request: Request, ctx: Context) -> Response:
         raise HTTPError(415, f"unsupported content type {_media_type(request) or 'none'!r}; send application/json")
     try:
         event = plausible.parse_event(request.body)
-        dropped = 0
-        for domain in event.domains:
-            site = _site(ctx, domain)
-            if site is None:
-                events.count_unknown_site(ctx)
-                dropped += 1
-                continue
+        sites = [_site(ctx, domain) for domain in event.domains]
+        dropped = sites.count(None)
+        for _ in range(dropped):
+            events.count_unknown_site(ctx)
+        for site in dict.fromkeys(s for s in sites if s is not None):  # `www.a.com,a.com`: one site, one hit
             url = event.page_url(site)
             if event.name == plausible.PAGEVIEW:
                 props = dict(event.properties)

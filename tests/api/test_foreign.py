@@ -86,7 +86,7 @@ def test_plausible_in_site_navigation_is_not_a_new_visitor(server: LiveServer, c
 
 
 def test_plausible_several_domains_and_unknown_ones(server: LiveServer, client: Client) -> None:
-    body = {"name": "pageview", "url": f"https://{SITE}/", "domain": f"{SITE},{OTHER},nobody.net"}
+    body = {"name": "pageview", "url": f"https://{SITE}/", "domain": f"{SITE},www.{SITE},{OTHER},nobody.net"}
     result = plausible(client, body, {"Content-Type": "application/json"})
     assert (result.status, result.headers.get("x-plausible-dropped")) == (202, "1")
     assert sorted(wait_rows(server, "SELECT hostname, bid FROM views", 2))[0][0] == SITE

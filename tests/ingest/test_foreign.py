@@ -243,3 +243,14 @@ def test_engaged_time_never_leaves_its_key_and_one_view_is_exact(
     for key in keys:
         got = sum(v.engaged_ms for v in views._by_key.get(key, ()))
         assert got == sent[key]
+
+
+@SLOW_OK
+@given(st.text(max_size=200), st.sampled_from(["a.com", "www.a.com"]))
+def test_any_referrer_and_url_text_gives_an_answer_or_invalid_hit(text: str, site: str) -> None:
+    assert isinstance(is_visit_entry(text, site), bool)
+    try:
+        url = site_url(text, site)
+    except InvalidHit:
+        return
+    assert url.startswith(f"https://{site}/")
