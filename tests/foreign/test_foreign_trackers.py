@@ -26,16 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, PLAYWRIGHT_SCOPE
 from tests.helpers import Client, LiveServer, live_server
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:
-    sync_playwright = None
-
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, Playwright
+    from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.browser
 
@@ -46,24 +40,6 @@ UMAMI_ID = "0b8a0f4e-5b43-4c0e-b9a7-3f2d7e0c1a11"
 GOOGLE = "https://www.google.com/"
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{major}.0.0.0 Safari/537.36"
 WAIT_S = 8.0
-
-
-@pytest.fixture(scope=PLAYWRIGHT_SCOPE)
-def playwright() -> Iterator[Playwright]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium package to run the browser tests)")
-    if sync_playwright is None:
-        pytest.skip("the playwright package is not installed (pip install -r requirements-dev.txt)")
-    with sync_playwright() as pw:
-        yield pw
-
-
-@pytest.fixture(scope=PLAYWRIGHT_SCOPE)
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    rules = f"--host-resolver-rules=MAP {SITE} 127.0.0.1, MAP {MEDAMA} 127.0.0.1, MAP elsewhere.test 127.0.0.1"
-    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, rules])
-    yield chromium
-    chromium.close()
 
 
 @dataclass
