@@ -9,9 +9,14 @@ UTM tags, referrers and time zones, and tracker-style beacon ids
 `Date.now().toString(36) + Math.random().toString(36)`).
 
 Scenarios, each after a warm-up:
-  ping   GET /api/event/ping, the cheapest route: the server's ceiling here
-  load   POST load beacons (every one a new page view row)
-  pairs  each connection sends a load and then the unload of the same id
+  ping     GET /api/event/ping, the cheapest route: the server's ceiling here
+  load     POST load beacons (every one a new page view row)
+  pairs    each connection sends a load and then the unload of the same id
+  bot      loads from a bot's User-Agent: dropped (204) and counted
+  unknown  loads for sites nobody registered: 404, counted under 50 names
+  bad      loads with a field of the wrong type: 400, counted as bad_payload
+With `--ratelimit N` the server limits each network to N requests a minute,
+so nearly every request of a run is a 429 counted as rate_limited.
 
 It prints requests/s, hits/s, p50/p99 latency from wrk, peak server RSS,
 the rows stored, the server's CPU time per request (which, unlike
@@ -192,7 +197,13 @@ function request()
   local bid = base36(start_ms + counter * 3) .. base36(tid) .. base36(math.random(0, 2176782335)) ..
     base36(math.random(0, 60466175))
   local ua, lang = pick(uas), pick(langs)
-  local body = '{"b":"' .. bid .. '","e":"load","u":"https://' .. pick(sites) .. pick(paths) ..
+  local site = pick(sites)
+  if mode == "bot" then ua = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)" end
+  if mode == "unknown" then site = "unregistered" .. math.random(1, 50) .. ".example" end
+  if mode == "bad" then
+    return post('{"b":"' .. bid .. '","e":"load","u":"https://' .. site .. '/","p":"yes"}', ua, lang)
+  end
+  local body = '{"b":"' .. bid .. '","e":"load","u":"https://' .. site .. pick(paths) ..
     '","r":"' .. pick(refs) .. '","p":' .. (math.random() < 0.3 and "true" or "false") ..
     ',"q":' .. (math.random() < 0.6 and "true" or "false") .. ',"t":"' .. pick(tzs) .. '"}'
   if mode == "pairs" then
@@ -298,7 +309,8 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     parser.add_argument("--connections", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (the server has the other core)")
-    parser.add_argument("--modes", default="ping,load,pairs")
+    parser.add_argument("--modes", default="ping,load,pairs", help="also: bot, unknown, bad")
+    parser.add_argument("--ratelimit", type=int, default=0, help="the server's -ratelimit (0: none)")
     parser.add_argument("--profile", help="sample the server with py-spy; collapsed stacks go to PROFILE.<mode>.txt")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -310,7 +322,7 @@ def main() -> int:
         prepare(workdir)
         port = free_port()
         cmd = [sys.executable, str(ROOT / "medama.py"), "start", "-port", str(port), "-host", "127.0.0.1"]
-        cmd += ["-level", "warn", "-ratelimit", "0"]
+        cmd += ["-level", "warn", "-ratelimit", str(args.ratelimit)]
         cmd += ["-appdb", str(workdir / "me_meta.db"), "-analyticsdb", str(workdir / "me_analytics.db")]
         server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
         try:

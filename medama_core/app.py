@@ -3,28 +3,50 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import ipaddress
+import os
 import signal
 import time
 import traceback
 from collections.abc import Callable
 
-from medama_core import COMMIT, __version__, assets, https, passwords
-from medama_core.api import Context, Handler, debug, events, foreign, health, imported, stats, upload, users, websites
+from medama_core import COMMIT, __version__, access, accounts, assets, https
+from medama_core.accesslog import SUMMARY_INTERVAL_S, AccessLog
+from medama_core.api import (
+    Context,
+    Handler,
+    debug,
+    drops,
+    events,
+    foreign,
+    health,
+    imported,
+    stats,
+    upload,
+    users,
+    websites,
+)
 from medama_core.api import auth as auth_api
 from medama_core.api import settings as settings_api
-from medama_core.config import Config, as_dict
+from medama_core.config import Config, StartupError, as_dict
 from medama_core.http import cors
 from medama_core.http.compress import maybe_gzip
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.http.router import Route, Router
 from medama_core.http.server import HTTPServer
+from medama_core.ingest import ipfilter
 from medama_core.log import Logger
+from medama_core.permissions import Access
 from medama_core.ratelimit import RateLimiter
 from medama_core.store import analytics, hits, meta
-from medama_core.store.db import Database, QueryTimeout, is_disk_full
+from medama_core.store.db import Database, Migration, QueryTimeout, UnusableFile, is_disk_full
 from medama_core.writer import Batcher
+
+PUBLIC, ACCOUNT, SERVER = Access.PUBLIC, Access.ACCOUNT, Access.SERVER
+SITE_READ, SITE_MANAGE = Access.SITE_READ, Access.SITE_MANAGE
 
 API_PREFIX = "/api"
 EVENT_BODY_LIMIT = 64 * 1024  # a tracker beacon is < 1 KiB; 64 KiB leaves room for big custom properties
@@ -33,6 +55,11 @@ DEFAULT_BODY_LIMIT = 1024 * 1024  # the largest non-event body (settings with a 
 QUERY_TIMEOUT_RETRY_S = "5"  # a timed-out stats query freed its reader; a retry soon is fine, at once is not
 DISK_FULL_RETRY_S = "60"  # freeing disk space takes a person; retrying sooner only adds load
 DISK_FULL_MESSAGE = "the server's disk is full; nothing was changed, try again later"
+
+# How often the server looks for websites and settings written by another process (`medama import`, a
+# second server on the same files): a changed `PRAGMA data_version` on the meta writer's connection. A
+# look is one pragma on that thread (a few µs), so a site created elsewhere is served within about a second.
+META_POLL_INTERVAL_S = 1.0
 
 # Security headers (docs/security.md). The dashboard loads only its own files and renders every value as
 # text, so it runs under a policy with no inline script or style; strangers' strings cannot become code.
@@ -59,49 +86,73 @@ def security_headers(path: str | None) -> list[tuple[str, str]]:
     return [*COMMON_SECURITY_HEADERS, *FRAMED_SECURITY_HEADERS]
 
 
-# Every URL the API answers, relative to /api, in matching order.
+# Every URL the API answers, relative to /api, in matching order, with the access each needs
+# (permissions.py): `App` checks it before the handler runs, and refuses to start on a route without one.
 ROUTES: tuple[Route[Handler], ...] = (
-    Route("GET", "/health", health.get_health),
-    Route("GET", "/event/ping", events.get_ping),
-    Route("POST", "/event/hit", events.post_hit),
-    Route("POST", "/event", foreign.post_plausible_event),  # Plausible's event API (api/foreign.py)
-    Route("POST", "/send", foreign.post_umami_send),  # Umami's
-    Route("POST", "/auth/login", auth_api.post_login),
-    Route("POST", "/auth/logout", auth_api.post_logout),
-    Route("GET", "/user", users.get_user),
-    Route("PATCH", "/user", users.patch_user),
-    Route("DELETE", "/user", users.delete_user),
-    Route("GET", "/user/usage", users.get_user_usage),
-    Route("GET", "/settings/usage", settings_api.get_settings_usage),
-    Route("PATCH", "/settings/usage", settings_api.patch_settings_usage),
-    Route("GET", "/tenant/settings", settings_api.get_tenant_settings),
-    Route("PATCH", "/tenant/settings", settings_api.patch_tenant_settings),
-    Route("GET", "/websites", websites.list_websites),
-    Route("POST", "/websites", websites.post_website),
-    Route("GET", "/websites/{hostname}", websites.get_website),
-    Route("PATCH", "/websites/{hostname}", websites.patch_website),
-    Route("DELETE", "/websites/{hostname}", websites.delete_website),
-    Route("POST", "/websites/{hostname}/import", upload.post_import),  # ours: another tool's export
-    *(Route("GET", f"/website/{{hostname}}/{name}", handler) for name, handler in stats.HANDLERS.items()),
-    Route("GET", "/website/{hostname}/imported", imported.get_imported),  # ours: days of imported totals
+    Route("GET", "/health", health.get_health, access=PUBLIC),
+    Route("GET", "/event/ping", events.get_ping, access=PUBLIC),
+    Route("POST", "/event/hit", events.post_hit, access=PUBLIC),
+    Route("POST", "/event", foreign.post_plausible_event, access=PUBLIC),  # Plausible's event API (api/foreign.py)
+    Route("POST", "/send", foreign.post_umami_send, access=PUBLIC),  # Umami's
+    Route("GET", "/auth/config", auth_api.get_auth_config, access=PUBLIC),
+    Route("POST", "/auth/login", auth_api.post_login, access=PUBLIC),
+    Route("POST", "/auth/logout", auth_api.post_logout, access=PUBLIC),
+    Route("GET", "/user", users.get_user, access=ACCOUNT),
+    Route("PATCH", "/user", users.patch_user, access=ACCOUNT),
+    Route("DELETE", "/user", users.delete_user, access=ACCOUNT),
+    Route("GET", "/user/usage", users.get_user_usage, access=SERVER),
+    Route("GET", "/settings/usage", settings_api.get_settings_usage, access=SERVER),
+    Route("PATCH", "/settings/usage", settings_api.patch_settings_usage, access=SERVER),
+    Route("GET", "/tenant/settings", settings_api.get_tenant_settings, access=SERVER),
+    Route("PATCH", "/tenant/settings", settings_api.patch_tenant_settings, access=SERVER),
+    Route("GET", "/websites", websites.list_websites, access=ACCOUNT),
+    Route("POST", "/websites", websites.post_website, access=ACCOUNT),
+    Route("GET", "/websites/{hostname}", websites.get_website, access=SITE_READ),
+    Route("PATCH", "/websites/{hostname}", websites.patch_website, access=SITE_MANAGE),
+    Route("DELETE", "/websites/{hostname}", websites.delete_website, access=SITE_MANAGE),
+    Route("POST", "/websites/{hostname}/import", upload.post_import, access=SITE_MANAGE),  # ours: another tool's export
+    Route("GET", "/drops", drops.get_drops, access=ACCOUNT),
+    *(
+        Route("GET", f"/website/{{hostname}}/{name}", handler, access=SITE_READ)
+        for name, handler in stats.HANDLERS.items()
+    ),
+    Route("GET", "/website/{hostname}/imported", imported.get_imported, access=SITE_READ),  # ours: imported days
 )
+
+# A site that exists but is not the caller's answers `404 website not found`, as an unknown one does,
+# except where upstream answered 401 (with the same message); kept there for upstream's clients.
+HIDDEN_SITE_STATUS: dict[tuple[str, str], int] = {
+    ("GET", "/websites/{hostname}"): 401,
+    ("PATCH", "/websites/{hostname}"): 401,
+}
 
 
 # Profiling pages outside /api, as upstream mounts pprof; they answer 404 unless -profiler is set.
 DEBUG_ROUTES: tuple[Route[Handler], ...] = (
-    Route("GET", "/debug/profile", debug.get_profile),
-    Route("GET", "/debug/stacks", debug.get_stacks),
+    Route("GET", "/debug/profile", debug.get_profile, access=SERVER),
+    Route("GET", "/debug/stacks", debug.get_stacks, access=SERVER),
 )
+DEBUG_PREFIX = "/debug/"
+
+
+def check_access_declared(routes: tuple[Route[Handler], ...]) -> None:
+    """Every route must say who may call it; a route without an `Access` is a bug caught at start-up."""
+    for route in routes:
+        if not isinstance(route.access, Access):
+            raise ValueError(f"route {route.method} {route.path} declares no access (permissions.Access)")
 
 
 class App:
     """Route requests, turn every exception into the one error shape, decorate and log responses."""
 
     def __init__(self, ctx: Context, routes: tuple[Route[Handler], ...] = ROUTES) -> None:
+        check_access_declared(routes)
+        check_access_declared(DEBUG_ROUTES)
         self.ctx = ctx
         self.router: Router[Handler] = Router(routes)
         self.debug_router: Router[Handler] = Router(DEBUG_ROUTES)
         self.assets = assets.Assets()
+        self.access = AccessLog(ctx.log)
 
     def body_limit(self, path: str) -> int:
         if path.startswith("/api/event/") or path in FOREIGN_EVENT_PATHS:
@@ -133,15 +184,7 @@ class App:
                 error = HTTPError(500, "internal server error")
             response = self.error_response(error, request)
         self._decorate(request, response)
-        log = self.ctx.log
-        if log.threshold <= 20:
-            log.info(
-                "request",
-                method=request.method,
-                path=request.path,
-                status=response.status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            )
+        self.access.record(request.method, request.path, response.status, time.perf_counter() - started)
         return response
 
     async def _dispatch(self, request: Request) -> Response:
@@ -149,16 +192,29 @@ class App:
         if cors.is_preflight(request):
             return cors.preflight(request, self.ctx.config.corsorigins)
         if path.startswith("/api/") or path == API_PREFIX:
-            handler, params = self.router.match(request.method, path[len(API_PREFIX) :])
+            route, params = self.router.lookup(request.method, path[len(API_PREFIX) :])
             request.path_params = params
-            return await handler(request, self.ctx)
-        if path.startswith("/debug/"):
-            handler, _ = self.debug_router.match(request.method, path)
-            return await handler(request, self.ctx)
+            await self._authorize(request, route)
+            return await route.handler(request, self.ctx)
+        if path.startswith(DEBUG_PREFIX):
+            if not self.ctx.config.profiler:
+                raise HTTPError(404, "not found")
+            route, _ = self.debug_router.lookup(request.method, path)
+            await self._authorize(request, route)
+            return await route.handler(request, self.ctx)
         asset = self.assets.lookup(path, self.ctx.script_variant)
         if asset is None:
             raise HTTPError(404, "file not found")
         return assets.respond(asset, request)
+
+    async def _authorize(self, request: Request, route: Route[Handler]) -> None:
+        """The one access check (access.py), with the access the route declares."""
+        rule = route.access
+        assert isinstance(rule, Access)  # checked for every route in __init__
+        if rule is PUBLIC:
+            return
+        hidden = HIDDEN_SITE_STATUS.get((route.method, route.path), 404)
+        await access.authorize(request, rule, self.ctx.meta, demo=self.ctx.config.demo, hidden_status=hidden)
 
     def _decorate(self, request: Request, response: Response) -> None:
         response.headers += security_headers(request.path)
@@ -178,19 +234,59 @@ class App:
         return json_response(body, error.status, headers)
 
 
+def peer_network(trustedproxies: tuple[str, ...]) -> Callable[[str], str | None]:
+    """The server's per-network key of a TCP peer: its /24 or /48, as ingestion's rate limit
+    (`ipfilter.network_key`); None for a -trustedproxies proxy, whose connections carry many clients."""
+    loopback = ("127.0.0.0/8", "::1/128")
+    entries = [net for entry in trustedproxies for net in (loopback if entry == "loopback" else (entry,))]
+    trusted = tuple(ipaddress.ip_network(net, strict=False) for net in entries)
+
+    def network(peer: str) -> str | None:
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return None  # not an IP peer: nothing to group it by
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # a dual-stack listener's view of an IPv4 client
+        if any(address in net for net in trusted):
+            return None
+        return ipfilter.network_key(str(address))
+
+    return network
+
+
+def open_database(path: str, migrations: tuple[Migration, ...], marker: str, flag: str) -> Database:
+    """A Database, or a StartupError naming the file, its flag, the cause and the fix."""
+    try:
+        return Database(path, migrations, marker=marker)
+    except UnusableFile as exc:
+        raise StartupError(f"cannot use {os.path.abspath(path)} ({flag}): {exc}") from None
+
+
 def open_context(config: Config, log: Logger) -> Context:
     """Open both databases (running migrations), create the default admin, load runtime state."""
-    meta_db = Database(config.appdb, meta.MIGRATIONS)
-    analytics_db = Database(config.analyticsdb, analytics.MIGRATIONS)
+    meta_db = open_database(config.appdb, meta.MIGRATIONS, meta.MARKER_TABLE, "-appdb")
+    try:
+        analytics_db = open_database(config.analyticsdb, analytics.MIGRATIONS, analytics.MARKER_TABLE, "-analyticsdb")
+    except StartupError:
+        meta_db.close()
+        raise
     conn = meta_db.writer_conn
-    if meta.count_users(conn) == 0:
-        hashed = passwords.hash_password(meta.DEFAULT_ADMIN_PASSWORD)
-        meta.insert_user(conn, meta.new_user_id(), meta.DEFAULT_ADMIN_USERNAME, hashed, int(time.time()))
-        log.warn("created default user", username=meta.DEFAULT_ADMIN_USERNAME, hint="change its password after login")
+    if accounts.ensure_default_admin(conn):
+        log.info("created the default user", username=meta.DEFAULT_ADMIN_USERNAME)
+    accounts.check_unknown_defaults(conn)
+    for username in meta.usernames_with_default_password(conn):
+        log.warn(
+            "this account's password is still the default; sign in and change it, or run `medama user password`",
+            username=username,
+            password=meta.DEFAULT_ADMIN_PASSWORD,
+        )
     settings = meta.get_settings(conn)
     ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
     ctx.hostnames.update(meta.list_hostnames(conn))
     ctx.umami_ids = meta.umami_ids(conn)
+    today_ms = int(time.time() * 1000) // events.DAY_MS * events.DAY_MS
+    ctx.quota.seed(today_ms // events.DAY_MS, hits.site_hits_on(analytics_db.writer_conn, today_ms))
     ctx.hits = Batcher(analytics_db, hits.apply_batch, log=log)
     ctx.on_shutdown.append(functools.partial(events.stop, ctx))  # SIGTERM commits the hits still queued
     ctx.ratelimiter = RateLimiter(config.ratelimit) if config.ratelimit else None
@@ -213,7 +309,10 @@ async def serve(
     """Run the server until `stop` is set (by default: SIGTERM or SIGINT), then shut down gracefully."""
     log.debug("configuration", **as_dict(config))
     ctx = open_context(config, log)
-    server = HTTPServer(App(ctx), max_connections=config.maxconnections)
+    app = App(ctx)
+    server = HTTPServer(app, max_connections=config.maxconnections, network_of=peer_network(config.trustedproxies))
+    _start_traffic_summary(ctx, app.access)
+    await _start_meta_watch(ctx)
     loop = asyncio.get_running_loop()
     signals = stop is None
     stop = stop if stop is not None else asyncio.Event()
@@ -226,7 +325,10 @@ async def serve(
             front = await https.start(config, log, server, signals=signals)
             port, url = front.https_port, front.url
         else:
-            port = await server.listen(config.host or None, config.port, reuse_port=config.reuseport)
+            try:
+                port = await server.listen(config.host or None, config.port, reuse_port=config.reuseport)
+            except OSError as exc:
+                raise https.listen_error(exc, config.port, "the dashboard, API and tracker", config.host) from None
             url = f"http://{config.host or 'localhost'}:{port}/"
         log.info(
             "medama is running",
@@ -234,6 +336,8 @@ async def serve(
             commit=COMMIT,
             loop=type(loop).__module__.split(".")[0],
             url=url,
+            appdb=os.path.abspath(config.appdb),
+            analyticsdb=os.path.abspath(config.analyticsdb),
         )
         warming = loop.run_in_executor(None, events.warm_up, ctx)
         warming.add_done_callback(functools.partial(_log_warm_up, log, time.perf_counter()))
@@ -255,6 +359,65 @@ async def serve(
                 loop.remove_signal_handler(sig)
         await asyncio.to_thread(_close_databases, ctx)
     log.info("stopped")
+
+
+async def _start_meta_watch(ctx: Context) -> None:
+    """Follow the websites (and their Umami ids) and tenant settings that other processes write to me_meta.db."""
+    found = await ctx.meta.write(meta.changes_since, None)
+    assert found is not None
+    version = found[0]
+
+    async def every_interval() -> None:
+        nonlocal version
+        while True:
+            await asyncio.sleep(META_POLL_INTERVAL_S)
+            try:
+                changed = await ctx.meta.write(meta.changes_since, version)
+            except Exception as exc:  # a busy or failing database now is no reason to stop looking
+                ctx.log.warn("could not look for changes to the app database", error=repr(exc))
+                continue
+            if changed is not None:
+                version, hostnames, settings = changed
+                reload_meta(ctx, hostnames, settings)
+                ctx.umami_ids = await ctx.meta.read(meta.umami_ids)  # a site deleted elsewhere took its id along
+
+    task = asyncio.get_running_loop().create_task(every_interval())
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    ctx.on_shutdown.append(stop)
+
+
+def reload_meta(ctx: Context, hostnames: list[str], settings: dict[str, str]) -> None:
+    """Make the running server follow websites and tenant settings another process changed."""
+    new = set(hostnames)
+    added, removed = new - ctx.hostnames, ctx.hostnames - new
+    ctx.hostnames.difference_update(removed)
+    ctx.hostnames.update(added)
+    settings_api.apply_tenant(ctx, settings)
+    ctx.log.info("followed a change to the app database by another process", added=len(added), removed=len(removed))
+
+
+def _start_traffic_summary(ctx: Context, access: AccessLog) -> None:
+    """Summarise the requests every SUMMARY_INTERVAL_S, and once more at shutdown."""
+
+    async def every_interval() -> None:
+        while True:
+            await asyncio.sleep(SUMMARY_INTERVAL_S)
+            access.summarise(ctx.drops, ctx.hits_stored)
+
+    task = asyncio.get_running_loop().create_task(every_interval())
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        access.summarise(ctx.drops, ctx.hits_stored)
+
+    ctx.on_shutdown.append(stop)
 
 
 def _log_warm_up(log: Logger, started: float, done: asyncio.Future[None]) -> None:

@@ -1,9 +1,13 @@
 """Packaged files: the tracker variants, openapi.yaml and the dashboard, read via importlib.resources.
 
-Every file is read once, then kept with its ETag (CRC-32 of the content, as
+The names of the packaged files are listed once; a requested name is looked
+up in that list, so a name that is not there (any stranger can ask for
+millions) costs a set lookup and is remembered nowhere. Every file that is
+there is read once, then kept with its ETag (CRC-32 of the content, as
 upstream) and, when worth it, a gzip copy, so serving a file costs a dict
-lookup. Reading goes through `importlib.resources`, which works the same from
-a source checkout and from inside `medama.pyz`.
+lookup; that cache is bounded by the package itself. Reading goes through
+`importlib.resources`, which works the same from a source checkout and from
+inside `medama.pyz`.
 """
 
 from __future__ import annotations
@@ -11,9 +15,14 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import re
+import sys
 import zlib
 from dataclasses import dataclass
-from importlib.resources.abc import Traversable
+
+if sys.version_info >= (3, 11):
+    from importlib.resources.abc import Traversable
+else:  # Python 3.10 has it only here (deprecated from 3.12 on)
+    from importlib.abc import Traversable
 
 from medama_core.http.compress import accepts_gzip, gzip_body
 from medama_core.http.errors import HTTPError
@@ -23,6 +32,7 @@ TRACKER_CACHE = "public, max-age=21600, stale-while-revalidate=86400"  # upstrea
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"  # hashed names change whenever the content does
 INDEX_CACHE = "no-cache"  # always revalidate the SPA shell so a new release is picked up at once
 MAX_ASSET_PATH = 256  # longest static path we look up; real ones are under 80 characters
+_NOT_SERVED = ("__pycache__", ".py", ".pyc")  # the packages' own Python files are not assets
 TRACKER_FEATURES = ("click-events", "page-events")
 
 _CONTENT_TYPES = {
@@ -68,6 +78,27 @@ def _dashboard_root() -> Traversable:
     return importlib.resources.files("dashboard_dist")
 
 
+def _root(package: str) -> Traversable:
+    return _static_root() if package == "static" else _dashboard_root()
+
+
+@functools.cache
+def _names(package: str) -> frozenset[str]:
+    """Every file of "static" or "dashboard", as a relative path ("scripts/default.js"); listed once."""
+    names: set[str] = set()
+    pending = [(_root(package), "")]
+    while pending:
+        folder, prefix = pending.pop()
+        for child in folder.iterdir():
+            if child.name.endswith(_NOT_SERVED):
+                continue
+            if child.is_dir():
+                pending.append((child, prefix + child.name + "/"))
+            else:
+                names.add(prefix + child.name)
+    return frozenset(names)
+
+
 def _content_type(name: str) -> str:
     dot = name.rfind(".")
     return _CONTENT_TYPES.get(name[dot:].lower() if dot >= 0 else "", "application/octet-stream")
@@ -87,43 +118,47 @@ class Assets:
     """Lookup and caching of packaged files."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, Asset | None] = {}
+        self._cache: dict[tuple[str, str], Asset] = {}  # packaged files only: bounded by the package
 
-    def _load(self, key: str, root: Traversable, relative: str, cache_control: str) -> Asset | None:
-        if key in self._cache:
-            return self._cache[key]
-        node = root
-        for part in relative.strip("/").split("/"):
+    def _load(self, package: str, relative: str, cache_control: str) -> Asset | None:
+        relative = relative.strip("/")
+        asset = self._cache.get((package, relative))
+        if asset is not None:
+            return asset
+        if relative not in _names(package):
+            return None
+        node = _root(package)
+        for part in relative.split("/"):
             node = node.joinpath(part)
-        asset = None
         try:
-            if node.is_file():
-                asset = _make(node.read_bytes(), relative, cache_control)
+            asset = _make(node.read_bytes(), relative, cache_control)
         except (OSError, ValueError):
-            asset = None
-        self._cache[key] = asset
+            return None
+        self._cache[(package, relative)] = asset
         return asset
 
     def tracker(self, variant: str) -> Asset | None:
-        return self._load(f"scripts/{variant}", _static_root(), f"scripts/{variant}.js", TRACKER_CACHE)
+        return self._load("static", f"scripts/{variant}.js", TRACKER_CACHE)
 
     def openapi(self) -> Asset | None:
-        return self._load("openapi", _static_root(), "openapi.yaml", INDEX_CACHE)
+        return self._load("static", "openapi.yaml", INDEX_CACHE)
 
     def dashboard(self, path: str) -> Asset | None:
         """A dashboard file, or `index.html` for any other path (SPA deep links)."""
         if len(path) <= MAX_ASSET_PATH and _SAFE_PATH.fullmatch(path) and ".." not in path:
             cache = IMMUTABLE_CACHE if path.startswith("/assets/") else TRACKER_CACHE
-            found = self._load("dash:" + path, _dashboard_root(), path, cache)
+            found = self._load("dashboard", path, cache)
             if found is not None and not path.endswith(".html"):
                 return found
-        return self._load("dash:/index.html", _dashboard_root(), "/index.html", INDEX_CACHE)
+        return self._load("dashboard", "index.html", INDEX_CACHE)
 
     def lookup(self, path: str, variant: str) -> Asset | None:
         if path == "/script.js":
             return self.tracker(variant)
         if path.startswith("/scripts/"):
             name = path[len("/scripts/") :]
+            if len(name) > MAX_ASSET_PATH:
+                return None
             if name.endswith(".js") and _SAFE_PATH.fullmatch("/" + name[:-3]):
                 return self.tracker(name[:-3])
             return None

@@ -1,4 +1,4 @@
-"""Sessions: random tokens kept server-side, the `_me_sess` cookie, and `require_user` for private routes.
+"""Sessions: random tokens kept server-side, the `_me_sess` cookie, and the session behind a request.
 
 A session token is 256 random bits, sent to the browser base64url-encoded and
 stored in `me_meta.db` only as its SHA-256. Sessions therefore survive a
@@ -9,14 +9,19 @@ restart, logout really deletes them (upstream revoked the wrong key, spec
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import ipaddress
 import re
 import secrets
 import time
 from dataclasses import dataclass, field
 
+from medama_core import passwords, throttle
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request
+from medama_core.ingest import ipfilter
+from medama_core.log import Logger
 from medama_core.store import meta
 from medama_core.store.db import Database
 from medama_core.throttle import LoginThrottle
@@ -29,12 +34,17 @@ PURGE_INTERVAL_S = 60 * 60  # expired sessions are refused on read anyway; this 
 MAX_CONCURRENT_HASHES = 2
 
 # The attributes upstream sets. No Expires/Max-Age: the browser drops the cookie when it closes.
-# Secure means browsers keep it only over HTTPS or on http://localhost (see docs/auth.md).
+# Secure means browsers keep it only over HTTPS or on http://localhost (see docs/auth.md); it is left
+# out only on plain-HTTP requests when the server runs with -securecookie=false (api.cookie_secure).
 _COOKIE_ATTRIBUTES = "Path=/; HttpOnly; Secure; SameSite=Lax"
+_PLAIN_COOKIE_ATTRIBUTES = "Path=/; HttpOnly; SameSite=Lax"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of TOKEN_BYTES, unpadded
 
 MISSING_COOKIE = "missing security token or cookie"
 BAD_SESSION = "unauthorised session"
+THROTTLED = "too many failed password attempts; try again later"
+# What "loopback" stands for in -trustedproxies.
+_LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 @dataclass
@@ -61,12 +71,13 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("ascii")).digest()
 
 
-def session_cookie(token: str) -> str:
-    return f"{COOKIE_NAME}={token}; {_COOKIE_ATTRIBUTES}"
+def session_cookie(token: str, *, secure: bool = True) -> str:
+    return f"{COOKIE_NAME}={token}; {_COOKIE_ATTRIBUTES if secure else _PLAIN_COOKIE_ATTRIBUTES}"
 
 
-def expired_cookie() -> str:
-    return f"{COOKIE_NAME}=; {_COOKIE_ATTRIBUTES}; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+def expired_cookie(*, secure: bool = True) -> str:
+    attributes = _COOKIE_ATTRIBUTES if secure else _PLAIN_COOKIE_ATTRIBUTES
+    return f"{COOKIE_NAME}=; {attributes}; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
 
 
 async def create_session(db: Database, user_id: str) -> str:
@@ -77,22 +88,25 @@ async def create_session(db: Database, user_id: str) -> str:
     return token
 
 
-async def require_user(request: Request, db: Database) -> Session:
-    """The session behind the request's cookie, or 401. An expired session found here is deleted."""
+async def find_session(request: Request, db: Database) -> Session | None:
+    """The live session behind the request's cookie, or None. An expired session found here is deleted."""
     token = request.cookies.get(COOKIE_NAME)
-    if not token:
-        raise HTTPError(401, MISSING_COOKIE)
-    if not _TOKEN.fullmatch(token):
-        raise HTTPError(401, BAD_SESSION)
+    if not token or not _TOKEN.fullmatch(token):
+        return None
     digest = token_hash(token)
     found = await db.read(meta.session_user, digest)
     if found is None:
-        raise HTTPError(401, BAD_SESSION)
+        return None
     user, expires = found
     if expires <= time.time():
         await db.write(meta.delete_session, digest)
-        raise HTTPError(401, BAD_SESSION)
+        return None
     return Session(user, digest)
+
+
+def sign_in_error(request: Request) -> HTTPError:
+    """The 401 for a request without a live session: upstream's two messages, no cookie or a bad one."""
+    return HTTPError(401, BAD_SESSION if request.cookies.get(COOKIE_NAME) else MISSING_COOKIE)
 
 
 async def revoke(db: Database, token: str) -> bool:
@@ -106,10 +120,69 @@ async def purge_expired(db: Database) -> int:
     return await db.write(meta.purge_expired_sessions, int(time.time()))
 
 
-DEMO_MODE = "user in demo mode"
+DEMO_MODE = "user in demo mode"  # upstream's 403 message for a write in demo mode (-demo)
 
 
-def refuse_in_demo(demo: bool) -> None:
-    """Demo mode (-demo) keeps every write but login read-only: 403, as upstream."""
-    if demo:
-        raise HTTPError(403, DEMO_MODE)
+# Password checks: signing in and the current password of PATCH and DELETE /user share one throttle.
+
+
+async def verify(state: AuthState, log: Logger, user: meta.User | None, password: str) -> bool:
+    """Whether `password` is `user`'s, taking the time of one real check whoever `user` is.
+
+    No such user costs a dummy check, and so does a stored hash this process
+    cannot verify (argon2 without argon2-cffi): its reason goes to the log, the
+    caller sees a wrong password. Either way the answer time tells nothing.
+    """
+    async with state.hashing:
+        if user is not None:
+            try:
+                return await asyncio.to_thread(passwords.verify_password, user.password, password)
+            except passwords.PasswordHashUnsupported as exc:
+                log.error("cannot verify password", username=user.username, error=str(exc))
+        await asyncio.to_thread(passwords.verify_dummy, password)
+        return False
+
+
+async def throttled_verify(
+    state: AuthState, log: Logger, network: str, username: str, user: meta.User | None, password: str
+) -> bool:
+    """`verify`, charged to the throttle keys of `username` from `network`; 429 while they must wait.
+
+    The attempt counts before the check runs; a correct password clears the account's failures
+    from this network.
+    """
+    keys = throttle.login_keys(network, username)
+    now = time.monotonic()
+    wait = state.throttle.retry_after(keys, now)
+    if wait:
+        raise HTTPError(429, THROTTLED, headers=[("Retry-After", str(wait))])
+    state.throttle.attempt(keys, now)
+    if state.throttle.full_warning(now):
+        log.warn("login throttle table is full of locks; new keys go unrecorded", untracked=state.throttle.untracked)
+    ok = await verify(state, log, user, password)
+    if ok:
+        state.throttle.succeeded(keys)
+    else:
+        state.throttle.failed(keys, time.monotonic())
+    return ok
+
+
+def client_network(request: Request, trusted_proxies: tuple[str, ...]) -> str:
+    """The client's network (/24 or /48, as the ingestion rate limit), read through forwarding headers
+    only from trusted proxies; the peer text itself when it is not an address."""
+    address = ipfilter.client_ip(request.client, request.headers, _networks(trusted_proxies)) or request.client
+    try:
+        return ipfilter.network_key(address)
+    except ValueError:
+        return address
+
+
+@functools.cache
+def _networks(entries: tuple[str, ...]) -> tuple[ipfilter.Network, ...]:
+    networks: list[ipfilter.Network] = []
+    for entry in entries:
+        if entry == "loopback":
+            networks.extend(_LOOPBACK)
+        else:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+    return tuple(networks)

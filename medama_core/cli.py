@@ -1,4 +1,9 @@
-"""Command line: `medama <command> [flags]`, one function per command, exit codes as upstream."""
+"""Command line: `medama <command> [flags]`, one function per command, one help style, exit codes as upstream.
+
+Exit codes: 0 done; 1 an unknown command, or the command could not be done
+here (a port, a file, a folder: `StartupError` and the commands' own
+errors); 2 no command, or flags that cannot be used (`ConfigError`).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,15 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from medama_core import COMMIT, __version__
-from medama_core.config import ConfigError, parse_args, usage
+from medama_core.config import ConfigError, StartupError, help_text, parse_args, usage
 from medama_core.log import Logger
 
-USAGE = """Usage: medama <command> [flags]
-
-Commands:
-  start     run the analytics server
-  version   print the version and build commit
-  backup    copy both databases into a directory while the server runs
-  import    load page views or events from JSON Lines, CSV or upstream's DuckDB file
-  export    write page views or events as JSON Lines or CSV
-
-Run `medama <command> --help` for a command's flags."""
+HELP_FLAGS = ("-h", "-help", "--help")
+VERSION_FLAGS = ("-version", "--version", "-v")
 
 
 def version_text() -> str:
@@ -30,23 +28,29 @@ def version_text() -> str:
 
 def run_async(main: Coroutine[Any, Any, None], *, allow_uvloop: bool = True) -> str:
     """Run `main` on uvloop when it is importable, else on the stdlib loop; return the loop's name."""
-    try:
-        if not allow_uvloop:
-            raise ImportError("uvloop disabled")
-        import uvloop
+    uvloop: Any = None
+    if allow_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+    if sys.version_info >= (3, 11):
+        factory = uvloop.new_event_loop if uvloop is not None else None
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(main)
+    else:  # asyncio.Runner is Python 3.11+; there, uvloop comes in through the event loop policy
+        if uvloop is not None:
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.run(main)
+    return "asyncio" if uvloop is None else "uvloop"
 
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-        name = "uvloop"
-    except ImportError:
-        runner = asyncio.Runner()
-        name = "asyncio"
-    with runner:
-        runner.run(main)
-    return name
+
+def wants_help(args: Sequence[str]) -> bool:
+    return any(arg in HELP_FLAGS for arg in args)
 
 
 def cmd_start(args: Sequence[str]) -> int:
-    if "-h" in args or "--help" in args or "-help" in args:
+    if wants_help(args):
         print(usage())
         return 0
     config = parse_args(args, os.environ)
@@ -59,9 +63,11 @@ def cmd_start(args: Sequence[str]) -> int:
 
 
 def cmd_version(args: Sequence[str]) -> int:
-    if args and args[0] in ("-h", "--help", "-help"):
+    if wants_help(args):
         print("Usage: medama version\n\nPrint the version and the commit the build was made from.")
         return 0
+    if args:
+        raise ConfigError(f"unexpected argument {args[0]!r} (usage: medama version)")
     print(version_text())
     return 0
 
@@ -75,40 +81,73 @@ def cmd_backup(args: Sequence[str]) -> int:
 def cmd_import(args: Sequence[str]) -> int:
     from medama_core import transfer
 
-    return transfer.import_main(args, sys.stderr)
+    if wants_help(args):
+        print(help_text(transfer.IMPORT_SYNOPSIS, transfer.IMPORT_DESCRIPTION, transfer.IMPORT_OPTIONS))
+        return 0
+    return transfer.import_main(args, sys.stderr, os.environ)
 
 
 def cmd_export(args: Sequence[str]) -> int:
     from medama_core import transfer
 
-    return transfer.export_main(args, sys.stdout, sys.stderr)
+    if wants_help(args):
+        print(help_text(transfer.EXPORT_SYNOPSIS, transfer.EXPORT_DESCRIPTION, transfer.EXPORT_OPTIONS))
+        return 0
+    return transfer.export_main(args, sys.stdout, sys.stderr, os.environ)
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "start": cmd_start,
-    "version": cmd_version,
-    "backup": cmd_backup,
-    "import": cmd_import,
-    "export": cmd_export,
+def cmd_user(args: Sequence[str]) -> int:
+    from medama_core import usercli
+
+    return usercli.main(args, os.environ, sys.stdin, sys.stdout, sys.stderr)
+
+
+@dataclass(frozen=True)
+class Command:
+    summary: str  # its line in `medama --help`
+    run: Callable[[Sequence[str]], int]
+
+
+COMMANDS: dict[str, Command] = {
+    "start": Command("run the analytics server", cmd_start),
+    "version": Command("print the version and build commit (also -version, --version)", cmd_version),
+    "backup": Command("copy both databases into a directory while the server runs", cmd_backup),
+    "import": Command("load page views or events from JSON Lines, CSV or upstream's DuckDB file", cmd_import),
+    "export": Command("write page views or events as JSON Lines or CSV", cmd_export),
+    "user": Command("manage accounts offline, e.g. set a forgotten password: user password NAME", cmd_user),
 }
+
+
+def usage_text() -> str:
+    lines = ["Usage: medama <command> [flags]", "", "Commands:"]
+    lines += [f"  {name:<9} {command.summary}" for name, command in COMMANDS.items()]
+    lines += ["", "Run `medama <command> --help` for a command's flags."]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str]) -> int:
     if not argv:
-        print(USAGE, file=sys.stderr)
+        print(usage_text(), file=sys.stderr)
         return 2
     name, args = argv[0], argv[1:]
-    if name in ("-h", "--help", "-help", "help"):
-        print(USAGE)
+    if name in (*HELP_FLAGS, "help"):
+        if name == "help" and args and args[0] in COMMANDS:  # `medama help export`
+            return main([args[0], "--help"])
+        print(usage_text())
         return 0
+    if name in VERSION_FLAGS:
+        name = "version"
     command = COMMANDS.get(name)
     if command is None:
-        print(f'ERROR: medama: unknown command "{name}"', file=sys.stderr)
+        print(f'ERROR: medama: unknown command "{name}" (run `medama --help` for the list)', file=sys.stderr)
         return 1
     try:
-        return command(args)
+        return command.run(args)
     except ConfigError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

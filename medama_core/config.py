@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from medama_core import publicurl
 from medama_core.log import LEVELS
 
 LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"  # production; staging for trials
@@ -15,6 +16,11 @@ LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"  # prod
 
 class ConfigError(ValueError):
     """A flag or environment value that cannot be used; the CLI prints it on one line and exits 2."""
+
+
+class StartupError(Exception):
+    """The command was understood but cannot be carried out here (a port, a folder, a database file, a
+    certificate); the message names the cause and the fix. The CLI prints it on one line and exits 1."""
 
 
 def _port(text: str) -> int:
@@ -71,6 +77,17 @@ def _list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+def _public_url(text: str) -> str:
+    try:
+        return publicurl.normalise(text)
+    except publicurl.InvalidPublicURL as exc:
+        raise ConfigError(str(exc)) from None
+
+
+# For the other commands' option tables.
+parse_bool, parse_text, parse_choice = _bool, _text, _choice
+
+
 def _networks(text: str) -> tuple[str, ...]:
     items = _list(text)
     for item in items:
@@ -91,11 +108,13 @@ class Option:
     parse: Callable[[str], Any]
     help: str
     is_flag: bool = False  # a boolean that may stand alone: `-demo` means `-demo=true`
+    aliases: tuple[str, ...] = ()  # other names, e.g. `o` for `output`
+    shown_default: str | None = None  # what --help says the default is, when the value alone would not tell
 
 
 OPTIONS: tuple[Option, ...] = (
     Option("port", "PORT", 8080, _port, "port to listen on (ignored with -autossl)"),
-    Option("host", "HOST", "", _text, "address to listen on; empty means every interface"),
+    Option("host", "HOST", "", _text, "address to listen on", shown_default="every interface"),
     Option("logger", "LOGGER", "json", _choice("json", "pretty"), "log format: json or pretty"),
     Option("level", "LEVEL", "info", _choice(*LEVELS), "log level: debug, info, warn or error"),
     Option("appdb", "APP_DATABASE_HOST", "./me_meta.db", _text, "path of the SQLite app database"),
@@ -108,7 +127,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("httpsport", "HTTPS_PORT", 443, _port, "with -autossl or -tlscert: the HTTPS port"),
     Option("tlscert", "TLS_CERT", "", _text, "serve HTTPS with this PEM certificate chain; SIGHUP reloads it"),
     Option("tlskey", "TLS_KEY", "", _text, "private key for -tlscert (omit when the chain file holds it)"),
-    Option("datadir", "DATA_DIR", "", _text, "where certificates and the ACME key live (default: -appdb's folder)"),
+    Option("datadir", "DATA_DIR", "", _text, "where certificates and the ACME key live", shown_default="-appdb's dir"),
     Option(
         "reuseport",
         "REUSE_PORT",
@@ -133,6 +152,23 @@ OPTIONS: tuple[Option, ...] = (
         "event requests per minute per /24 (IPv4) or /48 (IPv6) network; 0 disables",
     ),
     Option("maxconnections", "MAX_CONNECTIONS", 4096, _positive, "open connections accepted at once; more get 503"),
+    Option(
+        "securecookie",
+        "SECURE_COOKIE",
+        True,
+        _bool,
+        "mark the login cookie Secure; =false lets browsers keep it over plain HTTP (an unencrypted LAN)",
+        is_flag=True,
+    ),
+    Option(
+        "publicurl",
+        "PUBLIC_URL",
+        "",
+        _public_url,
+        "the address visitors reach this server at (https://stats.example.com), for the tracker snippet; "
+        "the dashboard's public_url setting wins over it",
+        shown_default="none: the address the dashboard is opened at",
+    ),
     Option("demo", "DEMO_MODE", False, _bool, "demo mode: writes answer 403", is_flag=True),
     Option("profiler", "PROFILER", False, _bool, "serve /debug/ profiling pages to logged-in users", is_flag=True),
     Option("env", None, False, _bool, "read settings from environment variables (flags still win)", is_flag=True),
@@ -162,35 +198,58 @@ class Config:
     trustedproxies: tuple[str, ...] = ()
     ratelimit: int = 150
     maxconnections: int = 4096
+    securecookie: bool = True
+    publicurl: str = ""
     demo: bool = False
     profiler: bool = False
     env: bool = False
 
 
 def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
-    """Parse Go-style flags (`-port 80`, `-port=80`, `--port 80`, `-demo`) over the defaults.
-
-    The environment is read only when `-env` or `--env` appears among the arguments,
-    as upstream does; flags given on the command line override it.
-    """
-    values: dict[str, Any] = {option.name: option.default for option in OPTIONS}
-    if "-env" in argv or "--env" in argv:
-        for option in OPTIONS:
-            if option.env is not None and option.env in environ:
-                values[option.name] = _apply(option, environ[option.env], f"${option.env}")
-    values.update(_parse_flags(argv))
+    """The `start` flags over the defaults (see `parse_flags`); any other argument is an error."""
+    values, extra = parse_flags(OPTIONS, argv, environ)
+    if extra:
+        raise ConfigError(f"unexpected argument {extra[0]!r}")
     return Config(**values)
 
 
-def _parse_flags(argv: Sequence[str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
+def parse_flags(
+    options: Sequence[Option], argv: Sequence[str], environ: Mapping[str, str]
+) -> tuple[dict[str, Any], list[str]]:
+    """Parse Go-style flags (`-port 80`, `-port=80`, `--port 80`, `-demo`) over the options' defaults.
+
+    Returns the value of every option by name, and the arguments that are not
+    flags, in order (flags and such arguments may be mixed; after `--` every
+    argument is one of them). The environment is read only when an `-env`
+    option is given, as upstream does; flags on the command line override it.
+    """
+    by_name = {alias: option for option in options for alias in (option.name, *option.aliases)}
+    values: dict[str, Any] = {option.name: option.default for option in options}
+    given, extra = _split_flags(by_name, argv)
+    if "env" in given and _apply(by_name["env"], given["env"], "-env"):
+        for option in options:
+            if option.env is not None and option.env in environ:
+                values[option.name] = _apply(option, environ[option.env], f"${option.env}")
+    for name, text in given.items():
+        values[name] = _apply(by_name[name], text, f"-{name}")
+    return values, extra
+
+
+def _split_flags(by_name: Mapping[str, Option], argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """The text of each flag given (by option name; the last one wins) and the other arguments."""
+    given: dict[str, str] = {}
+    extra: list[str] = []
     args = list(argv)
     while args:
         arg = args.pop(0)
-        if not arg.startswith("-") or arg in ("-", "--"):
-            raise ConfigError(f"unexpected argument {arg!r}")
+        if arg == "--":
+            extra += args
+            break
+        if not arg.startswith("-") or arg == "-":
+            extra.append(arg)
+            continue
         name, has_value, value = arg.lstrip("-").partition("=")
-        option = _BY_NAME.get(name)
+        option = by_name.get(name)
         if option is None:
             raise ConfigError(f"flag provided but not defined: -{name}")
         if not has_value:
@@ -200,8 +259,8 @@ def _parse_flags(argv: Sequence[str]) -> dict[str, Any]:
                 value = args.pop(0)
             else:
                 raise ConfigError(f"flag needs an argument: -{name}")
-        values[name] = _apply(option, value, f"-{name}")
-    return values
+        given[option.name] = value
+    return given, extra
 
 
 def _apply(option: Option, text: str, where: str) -> Any:
@@ -211,15 +270,43 @@ def _apply(option: Option, text: str, where: str) -> Any:
         raise ConfigError(f"invalid value {text!r} for {where}: {exc}") from None
 
 
-def usage() -> str:
-    lines = ["Usage: medama start [flags]", "", "Flags:"]
-    for option in OPTIONS:
-        default = option.default
-        if isinstance(default, tuple):
-            default = ",".join(default)
-        env = f" (env {option.env})" if option.env else ""
-        lines.append(f"  -{option.name}\n        {option.help} (default {default!r}){env}")
+def option(name: str) -> Option:
+    """One of `start`'s options, for commands that share it (-appdb, -analyticsdb, -env)."""
+    return _BY_NAME[name]
+
+
+def _shown_default(option: Option) -> str:
+    if option.shown_default is not None:
+        return option.shown_default
+    default = option.default
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if isinstance(default, tuple):
+        return ",".join(default) or "none"
+    return str(default) if default != "" else "none"
+
+
+def help_text(synopsis: str, description: str, options: Sequence[Option]) -> str:
+    """Every command's --help, in one style: usage, what it does, then each flag with its default."""
+    lines = [f"Usage: {synopsis}", "", description]
+    if options:
+        lines += ["", "Flags:"]
+    for item in options:
+        names = ", ".join(f"-{name}" for name in (item.name, *item.aliases))
+        env = f"; env {item.env}" if item.env else ""
+        lines.append(f"  {names} (default: {_shown_default(item)}{env})")
+        lines.append(f"        {item.help}")
     return "\n".join(lines)
+
+
+START_DESCRIPTION = (
+    "Run the analytics server. Flags may also be written -flag=value or --flag value; with -env, the\n"
+    "environment variables named below are read too (flags on the command line win)."
+)
+
+
+def usage() -> str:
+    return help_text("medama start [flags]", START_DESCRIPTION, OPTIONS)
 
 
 def as_dict(config: Config) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from medama_core import tls
-from medama_core.config import Config, ConfigError
+from medama_core.config import Config, ConfigError, StartupError
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, text_response
 from medama_core.http.server import HTTPServer
@@ -91,19 +91,32 @@ class PlainApp:
         return PLAIN_BODY_LIMIT
 
 
-def listen_error(exc: OSError, port: int, purpose: str) -> ConfigError:
+def listen_error(exc: OSError, port: int, purpose: str, host: str = "") -> StartupError:
     """Turn a failed bind into advice a self-hoster can act on."""
-    where = f"cannot listen on port {port} ({purpose})"
+    where = f"cannot listen on {host}:{port} ({purpose})" if host else f"cannot listen on port {port} ({purpose})"
+    if exc.errno is not None and exc.errno < 0:  # socket.gaierror: getaddrinfo's EAI_* codes are negative
+        return StartupError(
+            f"{where}: {host!r} is neither an IP address nor a name this machine can resolve; give -host one "
+            "of this machine's addresses (127.0.0.1 for this machine only), or leave -host out for all of them"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return StartupError(
+            f"{where}: {host} is not an address of this machine (see `ip address`); give -host one of its "
+            "addresses, or leave -host out to listen on all of them"
+        )
     if exc.errno == errno.EACCES:
-        return ConfigError(
+        return StartupError(
             f"{where}: permission denied. Ports below 1024 need CAP_NET_BIND_SERVICE: use the systemd unit "
             "in deploy/ (AmbientCapabilities=CAP_NET_BIND_SERVICE), or grant it to the interpreter with "
             '`sudo setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v python3)")"` (every script that '
             "python3 runs then has it), or run on ports >= 1024 (-httpport/-httpsport) behind a port forward"
         )
     if exc.errno == errno.EADDRINUSE:
-        return ConfigError(f"{where}: another program already uses it (a web server such as nginx or Caddy?)")
-    return ConfigError(f"{where}: {exc.strerror or exc}")
+        return StartupError(
+            f"{where}: another program already uses it (a web server such as nginx or Caddy, or another "
+            f"medama?); `sudo ss -ltnp 'sport = :{port}'` shows which. Stop it, or choose another port"
+        )
+    return StartupError(f"{where}: {exc.strerror or exc}")
 
 
 async def _listen(
@@ -116,7 +129,7 @@ async def _listen(
     try:
         return await server.listen(config.host or None, port, ssl_context=context, reuse_port=config.reuseport)
     except OSError as exc:
-        raise listen_error(exc, port, purpose) from None
+        raise listen_error(exc, port, purpose, config.host) from None
 
 
 def _require_acme() -> None:
@@ -125,7 +138,7 @@ def _require_acme() -> None:
         from medama_core import acme  # noqa: F401
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] == "cryptography":
-            raise ConfigError(tls.MISSING_CRYPTOGRAPHY) from None
+            raise StartupError(tls.MISSING_CRYPTOGRAPHY) from None
         raise
 
 
@@ -194,7 +207,7 @@ class AutoCert:
         try:
             self.current = await self.obtain()
         except Exception as exc:
-            raise ConfigError(f"could not obtain a certificate for {self.domain}: {self.explain(exc)}") from None
+            raise StartupError(f"could not obtain a certificate for {self.domain}: {self.explain(exc)}") from None
         self.log.info("obtained certificate", domain=self.domain, **_describe(self.current))
         return self.current
 
@@ -309,7 +322,7 @@ async def start(config: Config, log: Logger, server: HTTPServer, *, signals: boo
     if config.autossl and config.tlscert:
         raise ConfigError("use -autossl or -tlscert, not both")
     plain_app = PlainApp(config.autossl, config.httpsport, server.app.handle)
-    plain = HTTPServer(plain_app)
+    plain = HTTPServer(plain_app, network_of=server.network_of)  # the same per-network caps as the app's
     auto: AutoCert | None = None
     try:
         if config.autossl:
@@ -368,4 +381,4 @@ def _context(certfile: str, keyfile: str) -> ssl.SSLContext:
     try:
         return tls.server_context(certfile, keyfile or None)
     except tls.CertificateError as exc:
-        raise ConfigError(str(exc)) from None
+        raise StartupError(str(exc)) from None

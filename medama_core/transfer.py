@@ -14,25 +14,40 @@ empty database exports again byte for byte.
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import csv
+import dataclasses
 import datetime as dt
 import gzip
 import io
 import json
 import operator
 import os
+import re
 import sqlite3
+import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final, cast
 
+from medama_core import accounts
+from medama_core.config import (
+    ConfigError,
+    Option,
+    StartupError,
+    option,
+    parse_bool,
+    parse_flags,
+    parse_text,
+)
 from medama_core.importers import goatcounter, plausible, umami
 from medama_core.importers.rows import BadRecord, Record, text_lines
 from medama_core.store import bulk, imported
 from medama_core.store.db import Transaction
+from medama_core.store.files import open_private
 from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, event_row, insert_sql, view_row
+from medama_core.store.meta import DEFAULT_ADMIN_PASSWORD, DEFAULT_ADMIN_USERNAME
 
 __all__ = [
     "EVENTS",
@@ -76,7 +91,8 @@ GZIP_MAGIC: Final = b"\x1f\x8b"
 _BOOL_COLUMNS: Final = frozenset({"is_unique_user", "is_unique_page"})
 _TRUE: Final = frozenset({"true", "t", "1"})
 _FALSE: Final = frozenset({"false", "f", "0"})
-_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_UTC: Final = dt.timezone.utc  # dt.UTC is Python 3.11+
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=_UTC)
 _MS: Final = dt.timedelta(milliseconds=1)
 
 
@@ -90,6 +106,7 @@ class ImportResult:
     rows: int = 0  # read from the file
     stored: int = 0  # of those, stored: a view whose (bid, hostname) is already stored is not
     created_websites: list[str] = field(default_factory=list)
+    created_admin: bool = False  # the default admin was created to own them (there was no user)
 
 
 Row = tuple[object, ...]  # values in table column order
@@ -112,9 +129,9 @@ def parse_time(value: object) -> int:
     text = value.strip()
     if text[:1].isdigit() and ("-" not in text[1:] and ":" not in text):
         return round(float(text) * 1000) if "." in text else int(text) * 1000
-    moment = dt.datetime.fromisoformat(text)
+    moment = _fromisoformat(text)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
+        moment = moment.replace(tzinfo=_UTC)
     return (moment - _EPOCH) // _MS
 
 
@@ -219,7 +236,23 @@ class _Shape:
 
 _CSV_BOOLS: Final = {"true": True, "false": False}
 _NAIVE_EPOCH: Final = dt.datetime(1970, 1, 1)
-_fromisoformat: Final = dt.datetime.fromisoformat
+# Python 3.10's fromisoformat reads only what isoformat writes: no `Z`, and fractions of exactly
+# 3 or 6 digits. This gives it the `Z` and any fraction of 1-9 digits (cut to microseconds, as 3.11+
+# does); ISO 8601's other forms (basic `20240305T1430`, week dates) still need Python 3.11.
+_FRACTION_ZONE: Final = re.compile(r"([Tt ]\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)?$")
+
+
+def _fromisoformat_310(text: str) -> dt.datetime:
+    found = _FRACTION_ZONE.search(text)
+    if found is not None:
+        clock, fraction, zone = found.groups()
+        fraction = f".{fraction[:6].ljust(6, '0')}" if fraction else ""
+        zone = "+00:00" if zone in ("Z", "z") else zone or ""
+        text = text[: found.start()] + clock + fraction + zone
+    return dt.datetime.fromisoformat(text)
+
+
+_fromisoformat: Final = dt.datetime.fromisoformat if sys.version_info >= (3, 11) else _fromisoformat_310
 
 
 def _iso_ms(text: str) -> int:
@@ -438,6 +471,7 @@ class _Websites:
         self.known = {row[0] for row in meta_conn.execute("SELECT hostname FROM websites")}
         self.create = create
         self.new: list[str] = []
+        self.created_admin = False
 
     def check(self, chunk: list[Row], numbers: list[int], host_at: int) -> None:
         """Raise for the first row of an unknown site, unless sites are created: then note it, in file order."""
@@ -461,11 +495,10 @@ class _Websites:
         """Create the new websites, owned by the first user (by creation time)."""
         if not self.new:
             return
-        owner = self.meta_conn.execute("SELECT id FROM users ORDER BY date_created, rowid LIMIT 1").fetchone()
-        if owner is None:
-            raise TransferError("no user to own the new websites: start the server once to create the admin")
         now = int(time.time())
         with Transaction(self.meta_conn):
+            self.created_admin = accounts.ensure_default_admin(self.meta_conn)  # as `start` would
+            owner = self.meta_conn.execute("SELECT id FROM users ORDER BY date_created, rowid LIMIT 1").fetchone()
             self.meta_conn.executemany(
                 "INSERT INTO websites (hostname, user_id, date_created, date_updated) VALUES (:h, :u, :now, :now)",
                 [{"h": hostname, "u": owner[0], "now": now} for hostname in self.new],
@@ -556,6 +589,7 @@ def _store(
             bulk.resume(analytics_conn, suspended)
         websites.register()
     result.created_websites = websites.new
+    result.created_admin = websites.created_admin
     return result
 
 
@@ -700,7 +734,7 @@ def _foreign_records(
     lines = text_lines(iter(stream))
     if tool == "goatcounter":
         if not site:
-            raise TransferError("GoatCounter's export names no site: give --site HOSTNAME")
+            raise TransferError("GoatCounter's export names no site: give -site HOSTNAME")
         return goatcounter.records(lines, site)
     if tool != "umami":
         raise TransferError(f"unknown tool {tool!r}; one of {', '.join(TOOLS)}")
@@ -765,7 +799,7 @@ def _import_totals(
     dry_run: bool,
 ) -> ImportResult:
     if not site:
-        raise TransferError("Plausible's export names no site: give --site HOSTNAME")
+        raise TransferError("Plausible's export names no site: give -site HOSTNAME")
     rows = [
         {
             "hostname": site,
@@ -810,7 +844,7 @@ def import_upload(
     meta_conn = db.connect(":memory:")
     try:
         db.migrate(meta_conn, meta.MIGRATIONS)
-        meta_conn.execute("INSERT INTO users VALUES ('user_upload', 'upload', '', 0, 0, '{}')")
+        meta.insert_user(meta_conn, "user_upload", "upload", "", 0)
         meta.insert_website(meta_conn, site, "user_upload", 0)
         for website_id, hostname in umami_ids.items():
             if hostname == site:
@@ -859,9 +893,12 @@ def export_rows(
     sql += f" ORDER BY {', '.join(order)}"
     write = _jsonl_writer(out, columns) if fmt == "jsonl" else _csv_writer(out, columns)
     count = 0
-    for row in conn.execute(sql, params):
-        write(row)
-        count += 1
+    try:
+        for row in conn.execute(sql, params):
+            write(row)
+            count += 1
+    except csv.Error as exc:  # Python 3.10's csv cannot write a NUL character (3.11 can)
+        raise TransferError(f"row {count + 1} cannot be written as CSV ({exc}); export it as jsonl") from None
     return count
 
 
@@ -897,56 +934,132 @@ def _csv_writer(out: IO[str], columns: Sequence[str]) -> Callable[[tuple[Any, ..
 # --- command line ---
 
 
-def _open(appdb: str, analyticsdb: str) -> tuple[sqlite3.Connection, sqlite3.Connection]:
-    from medama_core.store import analytics, db, meta
-
-    meta_conn = db.connect(appdb)
-    db.migrate(meta_conn, meta.MIGRATIONS)
-    analytics_conn = db.connect(analyticsdb)
-    db.migrate(analytics_conn, analytics.MIGRATIONS)
-    return meta_conn, analytics_conn
+def _kind(text: str) -> str:
+    if text not in COLUMNS:
+        raise ConfigError(f"{text!r} is not one of {', '.join(COLUMNS)}")
+    return text
 
 
-def _database_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-appdb", "--appdb", default="./me_meta.db", help="path of the SQLite app database")
-    parser.add_argument(
-        "-analyticsdb", "--analyticsdb", default="./me_analytics.db", help="path of the SQLite analytics database"
-    )
+def _kind_or_guess(text: str) -> str:
+    return text and _kind(text)
+
+
+def _format(text: str) -> str:
+    if text and text not in FORMATS:
+        raise ConfigError(f"{text!r} is not one of {', '.join(FORMATS)}")
+    return text
 
 
 def _time_flag(text: str) -> int:
     try:
         return parse_time(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither ISO 8601 nor Unix seconds") from None
+    except (ValueError, OverflowError):
+        raise ConfigError("neither ISO 8601 nor Unix seconds") from None
 
 
-def import_main(argv: Sequence[str], stderr: IO[str]) -> int:
-    """`medama import FILE` / `medama import --from-medama me_analytics.db`."""
-    parser = argparse.ArgumentParser(
-        prog="medama import",
-        description="Import page views or custom events (JSON Lines or CSV, optionally gzipped) in one "
-        "transaction, or everything from upstream's DuckDB analytics file. Stop the server first, or "
-        "restart it afterwards if websites were created.",
+def _tool(text: str) -> str:
+    if text and text not in TOOLS:
+        raise ConfigError(f"{text!r} is not one of {', '.join(TOOLS)}")
+    return text
+
+
+IMPORT_SYNOPSIS = (
+    "medama import FILE [flags]  |  medama import -from TOOL FILE [-site HOSTNAME] [flags]\n"
+    "       medama import -from-medama DUCKDB [flags]"
+)
+IMPORT_DESCRIPTION = """Import page views or custom events from a JSON Lines or CSV file (gzipped or not), in one
+transaction: the whole file or, at the first bad row, nothing. Or import everything from upstream's
+DuckDB analytics file, or another tool's export (-from; docs/migrate.md says which file of each tool).
+A running server sees websites created here within a few seconds."""
+IMPORT_OPTIONS: Final = (
+    Option("type", None, "", _kind_or_guess, "views or events", shown_default="read from the file's columns"),
+    Option("from-medama", None, "", parse_text, "upstream's me_analytics.db (DuckDB) to import instead of FILE"),
+    Option(
+        "from",
+        None,
+        "",
+        _tool,
+        f"FILE is this tool's export: {', '.join(TOOLS)}",
+        shown_default="none: FILE holds medama's own columns",
+    ),
+    Option(
+        "site",
+        None,
+        "",
+        parse_text,
+        "with -from: the website the export is for (needed for GoatCounter's and Plausible's; Umami's rows name a "
+        "site by its Umami website id first)",
+    ),
+    Option("sessions", None, "", parse_text, "with -from umami: its session table (CSV), for browsers, OS, countries"),
+    Option("dry-run", None, False, parse_bool, "with -from: read and check FILE, store nothing", is_flag=True),
+    Option(
+        "create-websites",
+        None,
+        False,
+        parse_bool,
+        "register unknown hostnames, owned by the first user (the default admin is created if there is none)",
+        is_flag=True,
+    ),
+    option("appdb"),
+    option("analyticsdb"),
+    option("env"),
+)
+
+EXPORT_SYNOPSIS = "medama export [flags]"
+EXPORT_DESCRIPTION = """Write page views or custom events as JSON Lines or CSV, in an order that makes equal data give
+equal files; `medama import` reads the output back exactly. When the reader of standard output
+stops early (`medama export | head`), export stops quietly with exit status 0."""
+EXPORT_OPTIONS: Final = (
+    Option("type", None, VIEWS, _kind, "views or events"),
+    Option("format", None, "", _format, "jsonl or csv", shown_default="csv for -output *.csv[.gz], else jsonl"),
+    Option("hostname", None, "", parse_text, "only this website", shown_default="every website"),
+    Option("start", None, None, _time_flag, "from this time on (ISO 8601 or Unix seconds)", shown_default="the start"),
+    Option("end", None, None, _time_flag, "before this time (ISO 8601 or Unix seconds)", shown_default="the end"),
+    Option(
+        "output",
+        None,
+        "",
+        parse_text,
+        "file to write, gzipped when it ends in .gz",
+        aliases=("o",),
+        shown_default="standard output",
+    ),
+    dataclasses.replace(option("appdb"), help="not read by export; accepted so one set of flags fits every command"),
+    option("analyticsdb"),
+    option("env"),
+)
+
+
+def _open_database(path: str, flag: str, kind: str) -> sqlite3.Connection:
+    """Open and migrate one of the two databases; raises StartupError naming the file, the flag and the cause."""
+    from medama_core.store import analytics, db, meta
+
+    migrations, marker = (
+        (meta.MIGRATIONS, meta.MARKER_TABLE) if kind == "meta" else (analytics.MIGRATIONS, analytics.MARKER_TABLE)
     )
-    parser.add_argument("file", nargs="?", help="JSON Lines or CSV file; the kind of rows is read from its columns")
-    parser.add_argument("--type", choices=(VIEWS, EVENTS), help="the kind of rows, instead of guessing it")
-    parser.add_argument("--from-medama", metavar="DUCKDB", help="upstream's me_analytics.db to import from")
-    parser.add_argument(
-        "--from", dest="tool", choices=TOOLS, help="FILE is this tool's export (docs/migrate.md says which file)"
-    )
-    parser.add_argument("--site", metavar="HOSTNAME", help="the website a --from export is for")
-    parser.add_argument("--sessions", metavar="CSV", help="with --from umami: its session table, for browsers etc.")
-    parser.add_argument("--dry-run", action="store_true", help="with --from: read and check FILE, store nothing")
-    parser.add_argument(
-        "--create-websites", action="store_true", help="register unknown hostnames, owned by the first user"
-    )
-    _database_flags(parser)
-    args = parser.parse_args(argv)
-    if (args.file is None) == (args.from_medama is None):
-        parser.error("give either FILE or --from-medama DUCKDB")
-    if (args.dry_run or args.site or args.sessions) and args.tool is None:
-        parser.error("--site, --sessions and --dry-run go with --from TOOL")
+    try:
+        return db.open_file(path, migrations, marker)
+    except db.UnusableFile as exc:
+        raise StartupError(f"cannot use {os.path.abspath(path)} ({flag}): {exc}") from None
+
+
+def _remove_database(path: str) -> None:
+    """Delete a database file this command created, with SQLite's files beside it."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path + suffix)
+
+
+def import_main(argv: Sequence[str], stderr: IO[str], environ: Mapping[str, str]) -> int:
+    """`medama import FILE` / `medama import -from TOOL FILE` / `medama import -from-medama me_analytics.db`."""
+    values, files = parse_flags(IMPORT_OPTIONS, argv, environ)
+    source, tool, dry_run = values["from-medama"], values["from"], values["dry-run"]
+    if len(files) > 1 or bool(files) == bool(source):
+        raise ConfigError(f"give either FILE or -from-medama DUCKDB (usage: {IMPORT_SYNOPSIS})")
+    if tool and source:
+        raise ConfigError("-from TOOL reads FILE, not -from-medama DUCKDB")
+    if not tool and (values["site"] or values["sessions"] or dry_run):
+        raise ConfigError("-site, -sessions and -dry-run go with -from TOOL")
     started = time.monotonic()
 
     def progress(rows: int, share: float | None) -> None:
@@ -962,34 +1075,41 @@ def import_main(argv: Sequence[str], stderr: IO[str]) -> int:
         )
         print(f"{bar}{done}imported {rows:,} rows ({rate:,.0f} rows/s)", file=stderr, flush=True)
 
-    meta_conn, analytics_conn = _open(args.appdb, args.analyticsdb)
+    appdb, analyticsdb = values["appdb"], values["analyticsdb"]
+    new_files = [path for path in (appdb, analyticsdb) if not os.path.exists(path)]
+    kind, create = values["type"] or None, values["create-websites"]
+    connections: list[sqlite3.Connection] = []
     try:
-        if args.tool is not None:
-            results = _import_tool(analytics_conn, meta_conn, args, progress)
-        elif args.from_medama is not None:
-            results = import_medama(
-                analytics_conn, meta_conn, args.from_medama, create_websites=args.create_websites, progress=progress
-            )
-        else:
-            with open_input(args.file) as stream:
-                results = [
-                    import_rows(
-                        analytics_conn,
-                        meta_conn,
-                        stream,
-                        kind=args.type,
-                        create_websites=args.create_websites,
-                        progress=progress,
-                    )
-                ]
-    except (TransferError, OSError) as exc:
+        with contextlib.ExitStack() as stack:
+            # A missing FILE (or -sessions file) is reported before any database is created.
+            stream = None if source else stack.enter_context(_open_import(files[0], tool))
+            sessions = stack.enter_context(open_input(values["sessions"])) if values["sessions"] else None
+            connections.append(_open_database(appdb, "-appdb", "meta"))
+            connections.append(_open_database(analyticsdb, "-analyticsdb", "analytics"))
+            meta_conn, analytics_conn = connections
+            if stream is None:
+                results = import_medama(analytics_conn, meta_conn, source, create_websites=create, progress=progress)
+            elif tool:
+                site, name = values["site"].lower() or None, os.path.basename(files[0])
+                foreign: dict[str, Any] = {"site": site, "name": name, "sessions": sessions, "dry_run": dry_run}
+                foreign.update(create_websites=create, progress=progress)
+                results = import_foreign(analytics_conn, meta_conn, tool, stream, **foreign)
+            else:
+                options: dict[str, Any] = {"kind": kind, "create_websites": create, "progress": progress}
+                results = [import_rows(analytics_conn, meta_conn, stream, **options)]
+    except (TransferError, OSError, StartupError) as exc:
+        for conn in connections:
+            conn.close()
+        for path in new_files:  # nothing was stored: leave no empty database behind
+            _remove_database(path)
         print(f"ERROR: import failed, nothing was stored: {exc}", file=stderr)
         return 1
-    finally:
-        meta_conn.close()
-        analytics_conn.close()
+    for conn in connections:
+        conn.close()
     elapsed = max(time.monotonic() - started, 1e-9)
-    if args.dry_run:
+    if dry_run:
+        for path in new_files:  # a dry run stores nothing, so it leaves no database it had to create
+            _remove_database(path)
         for result in results:
             print(f"would import {result.rows:,} {result.kind} (dry run: nothing stored)", file=stderr)
         return 0
@@ -998,74 +1118,73 @@ def import_main(argv: Sequence[str], stderr: IO[str]) -> int:
         if result.stored != result.rows:
             ignored = result.rows - result.stored
             print(f"ignored {ignored:,} views already stored (same bid and hostname)", file=stderr)
+        if result.created_admin:
+            print(
+                f"created the default user {DEFAULT_ADMIN_USERNAME} (password {DEFAULT_ADMIN_PASSWORD}: sign in and "
+                "change it) to own the new websites",
+                file=stderr,
+            )
         if result.created_websites:
             print(f"created websites: {', '.join(result.created_websites)}", file=stderr)
     return 0
 
 
-def _import_tool(
-    analytics_conn: sqlite3.Connection, meta_conn: sqlite3.Connection, args: argparse.Namespace, progress: Progress
-) -> list[ImportResult]:
-    """`medama import --from TOOL FILE`: the file (and Umami's session table) opened and handed to import_foreign."""
-    site = args.site.lower() if args.site else None
-    # Plausible's zip is read as it is; the CSV exports may be gzipped, as FILE of a plain import.
-    with open(args.file, "rb") if args.tool == "plausible" else open_input(args.file) as stream:
-        sessions = open_input(args.sessions) if args.sessions else None
-        try:
-            return import_foreign(
-                analytics_conn,
-                meta_conn,
-                args.tool,
-                stream,
-                site=site,
-                name=os.path.basename(args.file),
-                sessions=sessions,
-                create_websites=args.create_websites,
-                dry_run=args.dry_run,
-                progress=progress,
-            )
-        finally:
-            if sessions is not None:
-                sessions.close()
+def _open_import(path: str, tool: str) -> IO[bytes]:
+    """FILE of an import: Plausible's zip as it is; every other file gunzipped when gzipped (open_input)."""
+    return open(path, "rb") if tool == "plausible" else open_input(path)  # noqa: SIM115 - the caller closes it
 
 
-def export_main(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
+def export_main(argv: Sequence[str], stdout: IO[str], stderr: IO[str], environ: Mapping[str, str]) -> int:
     """`medama export`: views or events as JSON Lines or CSV, to a file or standard output."""
-    parser = argparse.ArgumentParser(
-        prog="medama export",
-        description="Write page views or custom events as JSON Lines or CSV, in an order that makes equal "
-        "data give equal files. `medama import` reads the output back exactly.",
-    )
-    parser.add_argument("--type", choices=(VIEWS, EVENTS), default=VIEWS, help="which rows (default views)")
-    parser.add_argument("--format", choices=FORMATS, help="default: from the output name, else jsonl")
-    parser.add_argument("--hostname", help="only this website")
-    parser.add_argument("--start", type=_time_flag, help="from this time on (ISO 8601 or Unix seconds)")
-    parser.add_argument("--end", type=_time_flag, help="before this time (ISO 8601 or Unix seconds)")
-    parser.add_argument("-o", "--output", help="file to write (gzipped when it ends in .gz); default stdout")
-    _database_flags(parser)
-    args = parser.parse_args(argv)
-    name = (args.output or "").removesuffix(".gz")
-    fmt = args.format or ("csv" if name.endswith(".csv") else "jsonl")
-    meta_conn, analytics_conn = _open(args.appdb, args.analyticsdb)
-    meta_conn.close()
-    options: dict[str, Any] = {"kind": args.type, "fmt": fmt, "hostname": args.hostname}
-    options.update(start_ms=args.start, end_ms=args.end)
+    values, extra = parse_flags(EXPORT_OPTIONS, argv, environ)
+    if extra:
+        raise ConfigError(f"unexpected argument {extra[0]!r} (usage: {EXPORT_SYNOPSIS})")
+    output = values["output"]
+    name = output.removesuffix(".gz")
+    fmt = values["format"] or ("csv" if name.endswith(".csv") else "jsonl")
+    analyticsdb = values["analyticsdb"]
+    if not os.path.isfile(analyticsdb):  # opening it would create an empty one, and export nothing
+        raise StartupError(
+            f"no analytics database at {os.path.abspath(analyticsdb)} (-analyticsdb): give the path of the "
+            "me_analytics.db the server uses, or run export in its folder"
+        )
+    analytics_conn = _open_database(analyticsdb, "-analyticsdb", "analytics")
+    options: dict[str, Any] = {"kind": values["type"], "fmt": fmt, "hostname": values["hostname"] or None}
+    options.update(start_ms=values["start"], end_ms=values["end"])
     try:
-        if args.output is None:
+        if not output:
             count = export_rows(analytics_conn, stdout, **options)
+            stdout.flush()
         else:
-            with _open_output(args.output) as out:
+            with _open_output(output) as out:
                 count = export_rows(analytics_conn, out, **options)
+    except BrokenPipeError:  # the reader went away (`| head`): it has what it wanted
+        _discard_stdout(stdout)
+        return 0
     except (TransferError, OSError) as exc:
         print(f"ERROR: export failed: {exc}", file=stderr)
         return 1
     finally:
         analytics_conn.close()
-    print(f"exported {count:,} {args.type}", file=stderr)
+    print(f"exported {count:,} {values['type']}", file=stderr)
     return 0
 
 
+def _discard_stdout(stdout: IO[str]) -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush of what is buffered does not
+    fail again on the closed pipe (Python's documented way out of a SIGPIPE, signal module docs)."""
+    try:
+        descriptor = stdout.fileno()
+    except (OSError, ValueError):  # not a real file (tests pass a StringIO)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
+
+
 def _open_output(path: str) -> IO[str]:
+    """The export file, created 0600 (it holds every visit of the sites exported)."""
+    os.close(open_private(path))  # created (or truncated) 0600 before any row is written
     if path.endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "wb"), encoding="utf-8", newline="")
     return open(path, "w", encoding="utf-8", newline="")

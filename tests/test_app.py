@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import tracemalloc
 from pathlib import Path
 
+from medama_core.app import peer_network
+from medama_core.assets import Assets
 from tests.helpers import Client, LiveServer, live_server
 
 
@@ -105,3 +108,37 @@ def test_access_log_has_status_and_duration(server: LiveServer, client: Client) 
     client.get("/api/nope")
     lines = [line for line in server.log_stream.getvalue().splitlines() if '"request"' in line]
     assert any('"status": 404' in line and '"duration_ms"' in line and '"path": "/api/nope"' in line for line in lines)
+
+
+def test_asset_lookups_remember_nothing_of_names_that_are_not_files() -> None:
+    # Each miss used to be cached: 5,000 requests for 16,000-letter /scripts/ names took RSS from 160
+    # to 226 MiB, and 100,000 random dashboard paths 33 MiB more, never given back (issue 14).
+    found = Assets()
+    assert found.lookup("/scripts/default.js", "default") is not None
+    shell = found.lookup("/warm-up", "default")  # the SPA shell, for any other path
+    assert shell is not None
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(3000):
+            assert found.lookup(f"/scripts/{i:05d}{'x' * 240}.js", "default") is None
+            assert found.lookup(f"/scripts/{i:05d}{'x' * 16_000}.js", "default") is None
+            assert found.lookup(f"/page/{i}/{'y' * 200}", "default") is shell
+            assert found.lookup(f"/assets/{i}.js", "default") is shell
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, f"{grown} bytes kept after 12,000 lookups of names that are not files"
+    assert found.lookup("/__init__.py", "default") is shell  # the package's own files are not served
+
+
+def test_connection_caps_group_peers_by_network() -> None:
+    network = peer_network(("203.0.113.0/24", "loopback"))
+    assert network("198.51.100.7") == network("198.51.100.250") == "198.51.100.0/24"
+    assert network("198.51.101.7") == "198.51.101.0/24"
+    assert network("::ffff:198.51.100.9") == "198.51.100.0/24"  # an IPv4 client of a dual-stack listener
+    assert network("2001:db8:1:2::1") == network("2001:db8:1:ffff::2") == "2001:db8:1::/48"
+    assert network("2001:db8:2::1") == "2001:db8:2::/48"
+    for exempt in ("203.0.113.9", "127.0.0.1", "127.1.2.3", "::1", ""):  # trusted proxies; not an IP
+        assert network(exempt) is None, exempt
+    assert peer_network(())("127.0.0.1") == "127.0.0.0/24"

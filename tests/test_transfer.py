@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from medama_core import cli, transfer
 from medama_core.store import analytics, db, hits, meta
+from tests.helpers import live_server
 
 SITES = ("example.com", "blog.example.org")
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +76,9 @@ class Dirs:
         self.appdb = root / "me_meta.db"
         self.analyticsdb = root / "me_analytics.db"
         make_meta(self.appdb, sites, users).close()
+        conn = db.connect(str(self.analyticsdb))  # both exist, as where a server has run
+        db.migrate(conn, analytics.MIGRATIONS)
+        conn.close()
 
     def flags(self) -> list[str]:
         return ["-appdb", str(self.appdb), "-analyticsdb", str(self.analyticsdb)]
@@ -386,12 +391,21 @@ def test_unknown_sites_are_an_error_unless_created(tmp_path: Path, capsys: pytes
     assert target.query("SELECT count(*) FROM views") == [(3,)]
 
 
-def test_creating_websites_needs_a_user(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_creating_websites_without_a_user_creates_the_default_admin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = Dirs(tmp_path, sites=(), users=False)
     path = write(tmp_path / "in.jsonl", json.dumps({**view("x"), "date_created": 1}) + "\n")
     code, _, err = run(capsys, "import", path, "--create-websites", *target.flags())
-    assert code == 1 and "no user to own the new websites" in err
-    assert target.query("SELECT count(*) FROM views") == [(0,)]
+    assert code == 0, err
+    assert "created the default user admin (password CHANGE_ME_ON_FIRST_LOGIN" in err
+    assert target.query("SELECT count(*) FROM views") == [(1,)]
+    conn = sqlite3.connect(target.appdb)
+    ((username, is_default, owner),) = conn.execute(
+        "SELECT u.username, u.password_is_default, w.hostname FROM users u JOIN websites w ON w.user_id = u.id"
+    ).fetchall()
+    conn.close()
+    assert (username, is_default, owner) == ("admin", 1, "example.com")
 
 
 def test_type_flag_overrides_the_guess(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -402,9 +416,8 @@ def test_type_flag_overrides_the_guess(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["import"])
-    assert exc.value.code == 2
+    code, _, err = run(capsys, "import")
+    assert code == 2 and "give either FILE or -from-medama DUCKDB" in err
     code, _, err = run(capsys, "import", str(tmp_path / "missing.jsonl"), *Dirs(tmp_path).flags())
     assert code == 1 and "No such file" in err
 
@@ -749,3 +762,79 @@ def test_import_while_another_connection_reads_and_a_server_writes(tmp_path: Pat
     assert hits.apply_batch(writer, [hits.NewView(hits.view_row(view("late", date_created=99 * HOUR)))]) == [None]
     writer.close()
     assert ("example.com", 99) in target.query("SELECT hostname, hour FROM rollup_dirty"), "its trigger is back"
+
+
+# --- the command line edges a stranger meets ---
+
+
+def test_export_of_a_missing_database_is_an_error_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "export", "-analyticsdb", "./typo.db")
+    assert code == 1 and out == ""
+    assert err == (
+        f"ERROR: no analytics database at {tmp_path / 'typo.db'} (-analyticsdb): give the path of the "
+        "me_analytics.db the server uses, or run export in its folder\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_into_a_pipe_closed_early_exits_quietly(tmp_path: Path) -> None:
+    source = Dirs(tmp_path)
+    source.seed([view(f"v{i:05d}", date_created=i) for i in range(3000)])  # ~1 MB of JSON: more than a pipe holds
+    medama = f"{sys.executable} {ROOT / 'medama.py'}"
+    script = f'{medama} export {" ".join(source.flags())} | head -3; echo "status=${{PIPESTATUS[0]}}" >&2'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.count("\n") == 3 and json.loads(done.stdout.splitlines()[0])["bid"] == "v00000"
+    assert done.stderr == "status=0\n", done.stderr  # no traceback, no "Broken pipe", no summary line
+
+
+def test_import_into_a_new_folder_creates_what_start_would(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new = tmp_path / "new"
+    flags = ["-appdb", str(new / "me_meta.db"), "-analyticsdb", str(new / "me_analytics.db")]
+    path = write(tmp_path / "in.jsonl", json.dumps({**view("x"), "date_created": 1}) + "\n")
+    code, _, err = run(capsys, "import", path, *flags)
+    assert code == 1 and "website 'example.com' is not registered" in err
+    assert list(new.iterdir()) == [], "a failed import leaves no empty database behind"
+    code, _, err = run(capsys, "import", path, "--create-websites", *flags)
+    assert code == 0, err
+    assert "created the default user admin" in err and "created websites: example.com" in err
+    with live_server(new) as server:  # the server starts on them as if it had made them
+        client = server.client()
+        client.login()
+        assert client.get("/api/websites").json() == [{"hostname": "example.com"}]
+        assert client.get("/api/user").json()["passwordChangeRequired"] is True
+        client.close()
+
+
+def test_a_site_imported_while_the_server_runs_is_served_within_seconds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.api.test_events import BROWSER, load
+
+    with live_server(tmp_path) as server:
+        client = server.client()
+        hit = json.dumps(load(u="https://imported.example/")).encode()
+        assert client.post("/api/event/hit", body=hit, headers=BROWSER).status == 404
+        flags = ["-appdb", server.config.appdb, "-analyticsdb", server.config.analyticsdb]
+        path = write(tmp_path / "in.jsonl", json.dumps({**view("i", hostname="imported.example")}) + "\n")
+        code, _, err = run(capsys, "import", path, "--create-websites", *flags)
+        assert code == 0, err
+        deadline = time.monotonic() + 5  # the server looks every META_POLL_INTERVAL_S (1 s)
+        status = 404
+        while status == 404 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            status = client.post("/api/event/hit", body=hit, headers=BROWSER).status
+        assert status == 204
+        client.login()
+        assert {"hostname": "imported.example"} in client.get("/api/websites").json()
+        with sqlite3.connect(server.config.appdb) as conn:  # any other writer: here a setting, then a deletion
+            conn.execute("INSERT INTO tenant_settings VALUES ('script_type', 'click-events', 0)")
+        conn.close()
+        click = client.get("/scripts/click-events.js").body
+        deadline = time.monotonic() + 5
+        while client.get("/script.js").body != click and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.get("/script.js").body == click
+        client.close()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import glob
 import http.client
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -162,3 +167,80 @@ def test_env_flag_reads_port_and_database_paths(pyz: Path, workdir: Path) -> Non
     finally:
         cleanup(proc)
     assert (workdir / "data" / "app.db").exists() and (workdir / "data" / "analytics.db").exists()
+
+
+# The interpreters the archive promises to run on (pyproject.toml's requires-python, README).
+SUPPORTED_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+)
+
+
+def interpreters(version: str) -> list[str]:
+    """Every python`version` on this machine: pyenv builds, PATH, the system python3, the running one."""
+    found = sorted(glob.glob(f"/root/.pyenv/versions/{version}.*/bin/python{version}"))
+    found += [path for path in (shutil.which(f"python{version}"), "/usr/bin/python3", sys.executable) if path]
+    unique: dict[str, str] = {}
+    for path in found:
+        real = os.path.realpath(path)
+        if real not in unique and os.access(real, os.X_OK) and python_version(real) == version:
+            unique[real] = path
+    return list(unique.values())
+
+
+@functools.cache
+def python_version(path: str) -> str:
+    result = subprocess.run(
+        [path, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("version", SUPPORTED_PYTHONS)
+def test_smoke_on_every_supported_python(pyz: Path, tmp_path: Path, version: str) -> None:
+    """start, the API document, login, one hit that shows in the stats, SIGTERM: on each Python present."""
+    found = interpreters(version)
+    if not found:
+        pytest.skip(f"NOT TESTED: no Python {version} on this machine (looked in /root/.pyenv, PATH, /usr/bin)")
+    for python in found:
+        print(f"smoke test of medama.pyz on Python {version}: {python}")
+        smoke(python, pyz, tmp_path / os.path.realpath(python).replace("/", "_"))
+
+
+def smoke(python: str, pyz: Path, workdir: Path) -> None:
+    workdir.mkdir()
+    port = free_port()
+    cmd = [python, "-I", "-S", str(pyz), "start", "-host", "127.0.0.1", "-port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=workdir, stderr=subprocess.PIPE)
+    client = Client(port)
+    try:
+        wait_listening(port, proc)
+        status, body = get(port, "/openapi.yaml")
+        assert status == 200 and body.startswith(b"openapi:")
+        client.login()
+        assert client.post("/api/websites", json_body={"hostname": "smoke.example"}).status == 201
+        beacon = {"e": "load", "b": "smoke1234567", "u": "https://smoke.example/", "r": "", "p": True, "q": True}
+        beacon["t"] = "Europe/London"
+        headers = {"User-Agent": CHROME, "Accept-Language": "en-GB", "Content-Type": "text/plain"}
+        assert client.post("/api/event/hit", body=json.dumps(beacon).encode(), headers=headers).status == 204
+        summary = client.get("/api/website/smoke.example/summary").json()
+        assert summary["current"]["pageviews"] == 1 and summary["current"]["visitors"] == 1, summary
+        client.close()
+        assert stop(proc) == 0, proc.stderr.read() if proc.stderr else b""
+    finally:
+        client.close()
+        cleanup(proc)
+
+
+def test_an_old_python_gets_one_line_naming_the_version_needed(pyz: Path) -> None:
+    old = sorted(glob.glob("/root/.pyenv/versions/3.9.*/bin/python3.9")) + [shutil.which("python3.9") or ""]
+    old = [path for path in old if path]
+    if not old:
+        pytest.skip("NOT TESTED: no Python 3.9 on this machine")
+    for argv in ([str(pyz), "start"], [str(pyz), "version"], [str(ROOT / "medama.py"), "start"]):
+        result = subprocess.run([old[0], *argv], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.count("\n") == 1 and "needs Python 3.10 or newer; this is Python 3.9" in result.stderr

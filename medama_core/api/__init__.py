@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import ipaddress
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -11,8 +13,11 @@ from dataclasses import dataclass, field
 from medama_core.auth import AuthState
 from medama_core.config import Config
 from medama_core.http.protocol import Request, Response
+from medama_core.ingest import ipfilter
 from medama_core.ingest.openviews import OpenViews
+from medama_core.ingest.unknown_sites import UnknownSites
 from medama_core.log import Logger
+from medama_core.quota import DailyQuota
 from medama_core.ratelimit import RateLimiter
 from medama_core.store.db import Database
 from medama_core.store.hits import Op as HitOp
@@ -47,10 +52,19 @@ class Context:
     auth: AuthState = field(default_factory=AuthState)  # login throttling and the password-hashing gate
     cpu: CPUSampler = field(default_factory=CPUSampler)  # previous CPU sample for /user/usage
     # Ingestion (api/events.py): the group-commit writer of hits, the /event/* rate limiter (None when
-    # -ratelimit 0), hits dropped since start-up by reason, and the block check last built from block_settings.
+    # -ratelimit 0), hits stored and dropped (by reason) since start-up, and the block check last built
+    # from block_settings.
     hits: Batcher[HitOp] | None = None
     ratelimiter: RateLimiter | None = None
+    hits_stored: int = 0
     drops: Counter[str] = field(default_factory=Counter)
+    # Each site's hits today against the tenant's daily quota, and the unregistered names whose drops
+    # are counted by name today (the rest under "").
+    quota: DailyQuota = field(default_factory=DailyQuota)
+    unknown_sites: UnknownSites = field(default_factory=UnknownSites)
+    # Drop counts per (day in Unix ms, site, reason) not yet handed to the writer, and the timer that will.
+    pending_drops: Counter[tuple[int, str, str]] = field(default_factory=Counter)
+    drop_flush: asyncio.TimerHandle | None = None
     ip_filter: tuple[BlockSettings, Callable[[str], bool] | None] | None = None
     started: float = field(default_factory=time.time)
     # Foreign trackers (api/foreign.py): recent views their id-less follow-ups are matched to, and the
@@ -79,6 +93,31 @@ async def drain_hits(ctx: Context) -> None:
     deadline = time.monotonic() + HIT_DRAIN_TIMEOUT_S
     while len(ctx.hits) and time.monotonic() < deadline:
         await asyncio.sleep(HIT_DRAIN_POLL_S)
+
+
+LOOPBACK = ("127.0.0.0/8", "::1/128")  # what "loopback" stands for in -trustedproxies
+
+
+def cookie_secure(request: Request, ctx: Context) -> bool:
+    """Whether a session cookie set in answer to `request` gets `Secure` (docs/auth.md).
+
+    Always, except on a plain-HTTP request when the server runs with
+    -securecookie=false. A request over our TLS listener, or from a
+    -trustedproxies proxy saying `X-Forwarded-Proto: https`, is not plain.
+    """
+    if ctx.config.securecookie or request.tls:
+        return True
+    forwarded = request.headers.get("x-forwarded-proto", "")
+    if "https" not in (proto.strip().lower() for proto in forwarded.split(",")):
+        return False
+    return ipfilter.peer_trusted(request.client, trusted_networks(ctx.config.trustedproxies))
+
+
+@functools.cache
+def trusted_networks(entries: tuple[str, ...]) -> tuple[ipfilter.Network, ...]:
+    """The -trustedproxies networks; "loopback" stands for 127.0.0.0/8 and ::1."""
+    expanded = [net for entry in entries for net in (LOOPBACK if entry == "loopback" else (entry,))]
+    return tuple(ipaddress.ip_network(net, strict=False) for net in expanded)
 
 
 Handler = Callable[[Request, Context], Awaitable[Response]]

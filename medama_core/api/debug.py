@@ -1,7 +1,8 @@
 """/debug/profile and /debug/stacks: look inside the running server (-profiler, logged-in users only).
 
 Upstream mounts Go's pprof with no authentication (spec §10); here the pages
-answer 404 unless -profiler is set, and 401 without a valid session.
+answer 404 unless -profiler is set, and 401 without a valid session (both
+checked by `app.App` before these handlers run).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import sys
 import threading
 import traceback
 
-from medama_core import auth
 from medama_core.api import Context
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response
@@ -29,12 +29,6 @@ class _Profiling:
     """Only one cProfile can run in a thread at a time."""
 
     running = False
-
-
-async def _require(request: Request, ctx: Context) -> None:
-    if not ctx.config.profiler:
-        raise HTTPError(404, "not found")
-    await auth.require_user(request, ctx.meta)
 
 
 def profile_seconds(value: str | None) -> float:
@@ -52,7 +46,6 @@ def profile_seconds(value: str | None) -> float:
 
 async def get_profile(request: Request, ctx: Context) -> Response:
     """cProfile of the event-loop thread for `seconds`, as text sorted by cumulative time."""
-    await _require(request, ctx)
     seconds = profile_seconds(request.query_value("seconds"))
     if _Profiling.running:
         raise HTTPError(409, "a profile is already being taken")
@@ -95,5 +88,4 @@ def stacks_text() -> str:
 
 
 async def get_stacks(request: Request, ctx: Context) -> Response:
-    await _require(request, ctx)
     return Response(200, stacks_text().encode(), "text/plain; charset=utf-8", list(_NO_STORE))

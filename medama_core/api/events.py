@@ -1,27 +1,47 @@
 """/event/ping and /event/hit: the public ingestion endpoints (spec §3), from request to durable row.
 
 A hit runs, in upstream's order: rate limit (429), content type (415), body
-(400), client IP and block lists (204), then per kind the site check (404)
-and the enrichment whose drops are silent 204s: bot, two or more unknown
-enrichments, spam referrer. What survives becomes one op for the group-commit
-writer, and the answer waits until that op has committed. Every drop is
-counted by reason, in memory and per day in the analytics database.
+(400, or 413 past a size limit of its custom properties), client IP and block
+lists (204), then per kind the site check (404; `www.` and the bare name count
+as one site, hostnames.site_for) and the enrichment whose drops are silent
+204s: bot, two or more unknown enrichments, spam referrer; last the site's
+daily quota (204). What survives becomes one op for the group-commit writer,
+and the answer waits until that op has committed. Every drop is counted by
+reason and site, in memory and per day in the analytics database; a dropped
+hit costs less than a stored one (no enrichment it does not need, no wait).
+
+Other tools' trackers (api/foreign.py) parse their own bodies and hand their
+hits to `ingest`, the same pipeline after the body check, with `client`,
+`refuse_payload` and `unknown_site` for the steps before it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Final
 
 from medama_core.api import BlockSettings, Context
+from medama_core.hostnames import InvalidHostname, normalise, site_for
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response
 from medama_core.ingest import geo, ipfilter, referrer, useragent
-from medama_core.ingest.hit import CustomHit, InvalidHit, LoadHit, UnloadHit, page_parts, parse_hit
+from medama_core.ingest.hit import (
+    CustomHit,
+    Hit,
+    InvalidHit,
+    LoadHit,
+    UnloadHit,
+    host_of,
+    page_parts,
+    parse_hit,
+    sniff_host,
+)
 from medama_core.ingest.language import UNKNOWN_LANGUAGE, Language, parse_accept_language
 from medama_core.ingest.ping import DAY_S, InvalidDate
 from medama_core.ingest.ping import answer as ping_answer
@@ -43,6 +63,10 @@ MAX_UNKNOWNS: Final = 2
 # Seconds a client is told to wait when the writer queue is full.
 OVERLOADED_RETRY_S: Final = "1"
 
+# Drop counts wait in memory at most this long before going to the writer, one op per (day, site,
+# reason): a kill -9 loses at most this much of them (counts, never hits).
+DROP_FLUSH_S: Final = 1.0
+
 # Drop reasons, as stored in `drops.reason` and counted in `Context.drops`.
 BOT: Final = "bot"
 SPAM_REFERRER: Final = "spam_referrer"
@@ -50,7 +74,19 @@ BLOCKED_IP: Final = "blocked_ip"
 RATE_LIMITED: Final = "rate_limited"
 UNKNOWN_SITE: Final = "unknown_site"
 TOO_MANY_UNKNOWNS: Final = "too_many_unknowns"
-DROP_REASONS: Final = (BOT, SPAM_REFERRER, BLOCKED_IP, RATE_LIMITED, UNKNOWN_SITE, TOO_MANY_UNKNOWNS)
+BAD_PAYLOAD: Final = "bad_payload"  # 400, 413 or 415: a body we could not take
+QUOTA: Final = "quota"  # the site's daily hit quota was used up (medama_core/quota.py)
+DROP_REASONS: Final = (
+    BOT,
+    SPAM_REFERRER,
+    BLOCKED_IP,
+    RATE_LIMITED,
+    UNKNOWN_SITE,
+    TOO_MANY_UNKNOWNS,
+    BAD_PAYLOAD,
+    QUOTA,
+)
+DAY_MS: Final = DAY_S * 1000
 
 # Distinct peer addresses whose normalised form is remembered; ~150 bytes each.
 PEER_CACHE_SIZE: Final = 4096
@@ -62,6 +98,9 @@ _CROCKFORD: Final = "0123456789abcdefghjkmnpqrstvwxyz"
 # from a few dozen referrer URLs): 4,096 entries of each, ~1 KB apiece, hold the hot set in ~8 MB
 # and spare a URL parse (~5 µs) per hit. Errors (InvalidHit, InvalidReferrer) are never cached.
 URL_CACHE_SIZE: Final = 4096
+
+# Reads the site a raw body names, cheaply and without validating it (ingest/hit.py sniff_host for ours).
+Sniff = Callable[[bytes], str]
 
 _language = functools.lru_cache(maxsize=LANGUAGE_CACHE_SIZE)(parse_accept_language)
 _page_parts = functools.lru_cache(maxsize=URL_CACHE_SIZE)(page_parts)
@@ -78,7 +117,7 @@ class _Dropped(Exception):
 
 async def get_ping(request: Request, ctx: Context) -> Response:
     """`GET /event/ping`: "0" for the first request today, "1" after (spec §3.7)."""
-    _client(request, ctx)
+    client(request, ctx)
     try:
         ping = ping_answer(request.headers.get("if-modified-since"), time.time())
     except InvalidDate as exc:
@@ -89,47 +128,32 @@ async def get_ping(request: Request, ctx: Context) -> Response:
 
 async def post_hit(request: Request, ctx: Context) -> Response:
     """`POST /event/hit`: a load, unload or custom beacon; 204 once stored or dropped (spec §3.8)."""
-    ip = _client(request, ctx, count_drop=True)
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    ip = client(request, ctx, sniff_host)
+    media_type = request_media_type(request)
     if media_type not in ACCEPTED_MEDIA_TYPES:
-        raise HTTPError(415, f"unsupported content type {media_type or 'none'!r}; send application/json")
+        message = f"unsupported content type {media_type or 'none'!r}; send application/json"
+        raise refuse_payload(ctx, 415, message, sniffed_site(ctx, request.body, sniff_host))
     try:
         hit = parse_hit(request.body)
-        if ip is None:
-            raise HTTPError(400, "could not determine the client IP address")
-        if _blocked(ctx, ip):
-            raise _Dropped(BLOCKED_IP)
-        if type(hit) is LoadHit:
-            op: hits.Op = _page_view(hit, request, ctx)
-        elif type(hit) is UnloadHit:
-            op = hits.Duration(hit.bid, hit.duration_ms)
-        else:
-            assert type(hit) is CustomHit
-            op = _custom_event(hit, ctx)
     except InvalidHit as exc:
-        raise HTTPError(400, str(exc)) from None
-    except _Dropped as drop:
-        _count_drop(ctx, drop.reason, drop.hostname)
-        return Response(204)
-    try:
-        await _writer(ctx).write(op)
-    except (Overloaded, Closed, StorageFull) as exc:
-        raise HTTPError(503, str(exc), headers=[("Retry-After", OVERLOADED_RETRY_S)]) from None
+        raise refuse_payload(ctx, exc.status, str(exc), sniffed_site(ctx, request.body, sniff_host)) from None
+    await ingest(hit, request, ctx, ip)
     return Response(204)
 
 
-async def ingest(hit: LoadHit | UnloadHit | CustomHit, request: Request, ctx: Context) -> bool:
-    """Run a hit another tracker's API has already parsed (api/foreign.py) through the pipeline of
-    `post_hit` after its body check: True once stored, False when dropped (and counted).
+async def ingest(hit: Hit, request: Request, ctx: Context, ip: str | None) -> bool:
+    """Run a parsed hit from the client at `ip` (`client`) through the pipeline: block lists, the site
+    check, enrichment and its drops, the quota, the writer. True once stored, False when dropped (and
+    counted). Used by `post_hit` and by other trackers' endpoints (api/foreign.py).
 
-    Raises `HTTPError`: 400 for an invalid URL or referrer, 404 for an unknown site, 429, 503.
+    Raises `HTTPError`: 400 without a client IP, or for an invalid page URL or referrer (a `bad_payload`
+    drop); 404 for an unknown site (an `unknown_site` drop); 503 when the writer cannot take it.
     """
-    ip = _client(request, ctx, count_drop=True)
     try:
         if ip is None:
             raise HTTPError(400, "could not determine the client IP address")
         if _blocked(ctx, ip):
-            raise _Dropped(BLOCKED_IP)
+            raise _Dropped(BLOCKED_IP, _site_of(ctx, hit))
         if type(hit) is LoadHit:
             op: hits.Op = _page_view(hit, request, ctx)
         elif type(hit) is UnloadHit:
@@ -138,7 +162,7 @@ async def ingest(hit: LoadHit | UnloadHit | CustomHit, request: Request, ctx: Co
             assert type(hit) is CustomHit
             op = _custom_event(hit, ctx)
     except InvalidHit as exc:
-        raise HTTPError(400, str(exc)) from None
+        raise refuse_payload(ctx, exc.status, str(exc), _site_of(ctx, hit)) from None
     except _Dropped as drop:
         _count_drop(ctx, drop.reason, drop.hostname)
         return False
@@ -146,11 +170,50 @@ async def ingest(hit: LoadHit | UnloadHit | CustomHit, request: Request, ctx: Co
         await _writer(ctx).write(op)
     except (Overloaded, Closed, StorageFull) as exc:
         raise HTTPError(503, str(exc), headers=[("Retry-After", OVERLOADED_RETRY_S)]) from None
+    ctx.hits_stored += 1
     return True
 
 
-def _client(request: Request, ctx: Context, *, count_drop: bool = False) -> str | None:
-    """The client IP behind trusted proxies, after charging its network's rate limit (429)."""
+def request_media_type(request: Request) -> str:
+    """The request's media type, lower-cased, without parameters ("" when it sends none)."""
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def refuse_payload(ctx: Context, status: int, message: str, site: str) -> HTTPError:
+    """Count a body that could not be taken (400, 413, 415) as a `bad_payload` drop for `site` (a registered
+    site, or ""), and return the error to raise."""
+    _count_drop(ctx, BAD_PAYLOAD, site)
+    return HTTPError(status, message)
+
+
+def _site_of(ctx: Context, hit: LoadHit | UnloadHit | CustomHit) -> str:
+    """The registered site a parsed hit is for, cheaply (no URL parse), or "" (unloads name none)."""
+    if type(hit) is LoadHit:
+        return site_for(host_of(hit.url), ctx.hostnames) or ""
+    if type(hit) is CustomHit:
+        return site_for(hit.group, ctx.hostnames) or ""
+    return ""
+
+
+def sniffed_site(ctx: Context, body: bytes, sniff: Sniff) -> str:
+    """The registered site a body that was not (or could not be) parsed names near its start, or ""."""
+    return site_for(sniff(body), ctx.hostnames) or ""
+
+
+def unknown_site(ctx: Context, hostname: str) -> HTTPError:
+    """Count a hit for a site nobody registered under its name (while today's allowance of names
+    lasts, and only a valid host name) and return the 404 to raise."""
+    try:
+        name = ctx.unknown_sites.name(normalise(hostname), int(time.time() // DAY_S))
+    except InvalidHostname:
+        name = ""
+    _count_drop(ctx, UNKNOWN_SITE, name)
+    return HTTPError(404, "website not found")
+
+
+def client(request: Request, ctx: Context, sniff: Sniff | None = None) -> str | None:
+    """The client IP behind trusted proxies, after charging its network's rate limit (429). With `sniff`
+    the request is a hit, and one refused is counted as a `rate_limited` drop for the site it names."""
     trusted = _trusted_networks(ctx.config.trustedproxies)
     ip = _peer_ip(request.client) if not trusted else ipfilter.client_ip(request.client, request.headers, trusted)
     limiter = ctx.ratelimiter
@@ -160,8 +223,8 @@ def _client(request: Request, ctx: Context, *, count_drop: bool = False) -> str 
     now = time.monotonic()
     if limiter.allow(key, now):
         return ip
-    if count_drop:
-        _count_drop(ctx, RATE_LIMITED, "")
+    if sniff is not None:
+        _count_drop(ctx, RATE_LIMITED, sniffed_site(ctx, request.body, sniff))
     raise HTTPError(429, "too many requests", headers=[("Retry-After", str(limiter.retry_after(key, now)))])
 
 
@@ -203,10 +266,9 @@ def _build_filter(settings: BlockSettings) -> Callable[[str], bool] | None:
 def _page_view(hit: LoadHit, request: Request, ctx: Context) -> hits.NewView:
     """Enrich a load beacon into a `views` row (spec §3.2); raises `_Dropped`, `InvalidHit` or 404."""
     page = _page_parts(hit.url, hash_mode=hit.hash_mode)
-    hostname = page.hostname
-    if hostname not in ctx.hostnames:
-        _count_drop(ctx, UNKNOWN_SITE, "")
-        raise HTTPError(404, "website not found")
+    hostname = site_for(page.hostname, ctx.hostnames)
+    if hostname is None:
+        raise unknown_site(ctx, page.hostname)
     headers = request.headers
     agent = useragent.parse(headers.get("user-agent", ""))
     if agent.is_bot:
@@ -223,12 +285,16 @@ def _page_view(hit: LoadHit, request: Request, ctx: Context) -> hits.NewView:
     if unknowns >= MAX_UNKNOWNS:
         raise _Dropped(TOO_MANY_UNKNOWNS, hostname)
     try:
-        source = _classify_referrer(hit.referrer, hostname)
+        source = _classify_referrer(hit.referrer, page.hostname)
     except referrer.InvalidReferrer as exc:
         raise InvalidHit(str(exc)) from None
     if isinstance(source, referrer.Spam):
         raise _Dropped(SPAM_REFERRER, hostname)
+    if source.host and site_for(source.host, ctx.hostnames) == hostname:
+        source = referrer.DIRECT  # from the site's other name (www. or not): not a referral
     now_ms = int(time.time() * 1000)
+    if not ctx.quota.take(hostname, now_ms // DAY_MS):
+        raise _Dropped(QUOTA, hostname)
     view = (  # VIEW_COLUMNS order
         hit.bid,
         hostname,
@@ -254,11 +320,13 @@ def _page_view(hit: LoadHit, request: Request, ctx: Context) -> hits.NewView:
 
 
 def _custom_event(hit: CustomHit, ctx: Context) -> hits.NewEvents:
-    group = hit.group.lower()  # websites are stored lower-case, as page hostnames are compared
-    if group not in ctx.hostnames:
-        _count_drop(ctx, UNKNOWN_SITE, "")
-        raise HTTPError(404, "website not found")
-    return hits.NewEvents(_event_rows(hit.bid, group, hit.properties.items(), int(time.time() * 1000)))
+    group = site_for(hit.group, ctx.hostnames)  # lower-case already, as websites are stored
+    if group is None:
+        raise unknown_site(ctx, hit.group)
+    now_ms = int(time.time() * 1000)
+    if not ctx.quota.take(group, now_ms // DAY_MS):
+        raise _Dropped(QUOTA, group)
+    return hits.NewEvents(_event_rows(hit.bid, group, hit.properties.items(), now_ms))
 
 
 def _event_rows(bid: str, group: str, properties: Iterable[tuple[str, str]], now_ms: int) -> list[hits.Row]:
@@ -273,21 +341,33 @@ def new_batch_id(now_ms: int) -> str:
     return "event_" + "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def count_unknown_site(ctx: Context) -> None:
-    """Count a hit for a site that is not registered (api/foreign.py, which answers it itself)."""
-    _count_drop(ctx, UNKNOWN_SITE, "")
-
-
 def _count_drop(ctx: Context, reason: str, hostname: str) -> None:
+    """Count a dropped hit in memory, and for the disk per day, site and reason: the counts gather for
+    up to DROP_FLUSH_S and then go to the writer as one op per key, so a flood of dropped hits costs
+    the writer thread a few rows a second, not an op each."""
     ctx.drops[reason] += 1
+    if ctx.hits is None:
+        return
+    day_ms = int(time.time() // DAY_S) * DAY_MS
+    ctx.pending_drops[(day_ms, hostname, reason)] += 1
+    if ctx.drop_flush is None:
+        ctx.drop_flush = asyncio.get_running_loop().call_later(DROP_FLUSH_S, flush_drops, ctx)
+
+
+def flush_drops(ctx: Context) -> None:
+    """Hand the drop counts gathered so far to the writer, without waiting for them."""
+    if ctx.drop_flush is not None:
+        ctx.drop_flush.cancel()
+        ctx.drop_flush = None
+    pending, ctx.pending_drops = ctx.pending_drops, Counter()
     writer = ctx.hits
     if writer is None:
         return
-    day_ms = int(time.time() // DAY_S) * DAY_S * 1000
-    try:
-        writer.post(hits.DropCount(day_ms, hostname, reason))
-    except (Overloaded, Closed):
-        pass  # the in-memory count still has it; a full queue is no reason to fail the request
+    for (day_ms, hostname, reason), count in pending.items():
+        try:
+            writer.post(hits.DropCount(day_ms, hostname, reason, count))
+        except (Overloaded, Closed):
+            return  # the in-memory totals still have them; a full queue is no reason to fail
 
 
 # A common browser's User-Agent: parsing it loads the UA tables a first real hit would wait for.
@@ -314,6 +394,7 @@ async def stop(ctx: Context) -> None:
     """Shutdown hook: commit every hit still queued, then log what ingestion did since start-up."""
     if ctx.hits is None:
         return
+    flush_drops(ctx)
     await ctx.hits.close()
     ctx.log.info("ingestion stopped", writes=ctx.hits.ops, batches=ctx.hits.batches, dropped=dict(ctx.drops))
 

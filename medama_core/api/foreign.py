@@ -2,18 +2,21 @@
 
 Each body is read by its pure parser (ingest/plausible.py, ingest/umami.py),
 becomes our own hits, and goes through the same pipeline as `/api/event/hit`
-(events.ingest). What these handlers add is the answer each script expects and
-the matching of id-less follow-ups to their view (ingest/openviews.py).
+(events.ingest): the same rate limit, block lists, site matching
+(hostnames.site_for), drops with their reasons and sites, and daily quota.
+What these handlers add is the answer each script expects and the matching of
+id-less follow-ups to their view (ingest/openviews.py).
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Final
 
 from medama_core.api import Context, events
-from medama_core.http.errors import HTTPError
+from medama_core.hostnames import site_for
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.ingest import plausible, umami, useragent
 from medama_core.ingest.foreign import generated_bid, is_visit_entry
@@ -27,10 +30,6 @@ PLAUSIBLE_MEDIA_TYPES: Final = frozenset({"application/json", "text/plain"})
 DROPPED_HEADER: Final = "X-Plausible-Dropped"
 
 
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
-
-
 def _key(request: Request, site: str, url: str) -> ViewKey:
     """What the view row of this request stores besides its page: the key of its open view."""
     agent = useragent.parse(request.headers.get("user-agent", ""))
@@ -39,83 +38,93 @@ def _key(request: Request, site: str, url: str) -> ViewKey:
     return ViewKey(site, url, agent.browser, agent.os, agent.device, tag)
 
 
-def _site(ctx: Context, name: str) -> str | None:
-    """The registered site a hit names: itself, or its other name with or without `www.`."""
-    if name in ctx.hostnames:
-        return name
-    other = name[4:] if name.startswith("www.") else f"www.{name}"
-    return other if other in ctx.hostnames else None
+# One visit of the pipeline: the request, its client's IP (charged to the rate limit once per request),
+# the registered site and the page URL under it.
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    request: Request
+    ctx: Context
+    ip: str | None
+    site: str
+    url: str
 
 
-async def _view(
-    request: Request, ctx: Context, site: str, url: str, referrer: str, props: dict[str, str], *, hash_mode: bool
-) -> bool:
+async def _view(at: _Hit, referrer: str, props: dict[str, str], *, hash_mode: bool) -> bool:
     now_ms = int(time.time() * 1000)
     bid = generated_bid(now_ms, secrets.randbits(64))
-    entry = is_visit_entry(referrer, site)
+    entry = is_visit_entry(referrer, at.site)
     # From the site itself: "", as our tracker sends for in-page navigation (and a path is no URL).
-    hit = LoadHit(bid, url, referrer if entry else "", entry, True, "", props, hash_mode)
-    stored = await events.ingest(hit, request, ctx)
+    hit = LoadHit(bid, at.url, referrer if entry else "", entry, True, "", props, hash_mode)
+    stored = await events.ingest(hit, at.request, at.ctx, at.ip)
     if stored:
-        ctx.open_views.open(_key(request, site, url), bid, now_ms)
+        at.ctx.open_views.open(_key(at.request, at.site, at.url), bid, now_ms)
     return stored
 
 
-async def _custom(request: Request, ctx: Context, site: str, url: str, props: dict[str, str]) -> bool:
-    view = ctx.open_views.latest(_key(request, site, url), int(time.time() * 1000))
-    return await events.ingest(CustomHit(site, props, view.bid if view else ""), request, ctx)
+async def _custom(at: _Hit, props: dict[str, str]) -> bool:
+    view = at.ctx.open_views.latest(_key(at.request, at.site, at.url), int(time.time() * 1000))
+    return await events.ingest(CustomHit(at.site, props, view.bid if view else ""), at.request, at.ctx, at.ip)
 
 
-async def _engagement(request: Request, ctx: Context, site: str, url: str, engaged_ms: int) -> bool:
+async def _engagement(at: _Hit, engaged_ms: int) -> bool:
     if engaged_ms <= 0:
         return False
-    view = ctx.open_views.engage(_key(request, site, url), engaged_ms, int(time.time() * 1000))
+    view = at.ctx.open_views.engage(_key(at.request, at.site, at.url), engaged_ms, int(time.time() * 1000))
     if view is None:
         return False
-    return await events.ingest(UnloadHit(view.bid, view.engaged_ms), request, ctx)
+    return await events.ingest(UnloadHit(view.bid, view.engaged_ms), at.request, at.ctx, at.ip)
 
 
 async def post_plausible_event(request: Request, ctx: Context) -> Response:
     """`POST /event`: a Plausible event; 202 as Plausible answers, with X-Plausible-Dropped when not stored."""
-    if _media_type(request) not in PLAUSIBLE_MEDIA_TYPES:
-        raise HTTPError(415, f"unsupported content type {_media_type(request) or 'none'!r}; send application/json")
+    ip = events.client(request, ctx, plausible.sniff_domain)
+    media_type = events.request_media_type(request)
+    if media_type not in PLAUSIBLE_MEDIA_TYPES:
+        message = f"unsupported content type {media_type or 'none'!r}; send application/json"
+        raise events.refuse_payload(ctx, 415, message, events.sniffed_site(ctx, request.body, plausible.sniff_domain))
     try:
         event = plausible.parse_event(request.body)
-        sites = [_site(ctx, domain) for domain in event.domains]
-        dropped = sites.count(None)
-        for _ in range(dropped):
-            events.count_unknown_site(ctx)
-        for site in dict.fromkeys(s for s in sites if s is not None):  # `www.a.com,a.com`: one site, one hit
-            url = event.page_url(site)
-            if event.name == plausible.PAGEVIEW:
-                props = dict(event.properties)
-                stored = await _view(request, ctx, site, url, event.referrer, props, hash_mode=event.hash_mode)
-            elif event.name == plausible.ENGAGEMENT:
-                stored = await _engagement(request, ctx, site, url, event.engaged_ms)
-            else:
-                stored = await _custom(request, ctx, site, url, dict(event.properties))
-            dropped += not stored
     except InvalidHit as exc:
-        raise HTTPError(400, str(exc)) from None
+        named = events.sniffed_site(ctx, request.body, plausible.sniff_domain)
+        raise events.refuse_payload(ctx, exc.status, str(exc), named) from None
+    sites: list[str] = []
+    dropped = 0
+    for domain in event.domains:
+        registered = site_for(domain, ctx.hostnames)
+        if registered is None:
+            events.unknown_site(ctx, domain)  # counted; Plausible answers it 202 all the same
+            dropped += 1
+        else:
+            sites.append(registered)
+    for site in dict.fromkeys(sites):  # `www.a.com,a.com`: one site, one hit
+        at = _Hit(request, ctx, ip, site, event.page_url(site))
+        if event.name == plausible.PAGEVIEW:
+            stored = await _view(at, event.referrer, dict(event.properties), hash_mode=event.hash_mode)
+        elif event.name == plausible.ENGAGEMENT:
+            stored = await _engagement(at, event.engaged_ms)
+        else:
+            stored = await _custom(at, dict(event.properties))
+        dropped += not stored
     headers = [(DROPPED_HEADER, str(dropped))] if dropped else []
     return Response(202, b"ok", "text/plain; charset=utf-8", headers)
 
 
 async def post_umami_send(request: Request, ctx: Context) -> Response:
     """`POST /send`: an Umami event; 200 `{}`, the one answer for every visitor (no cache token)."""
+    ip = events.client(request, ctx, umami.sniff_hostname)
     try:
         event = umami.parse_send(request.body)
-        if event.kind == umami.IDENTIFY:
-            return json_response({})  # nothing of it is stored: it describes a person
-        site = ctx.umami_ids.get(event.website) or _site(ctx, event.hostname)
-        if site is None:
-            events.count_unknown_site(ctx)
-            raise HTTPError(404, "website not found")
-        url = event.page_url(site)
-        if event.kind == umami.VIEW:
-            await _view(request, ctx, site, url, event.referrer, {}, hash_mode=False)
-        else:
-            await _custom(request, ctx, site, url, dict(event.properties))
     except InvalidHit as exc:
-        raise HTTPError(400, str(exc)) from None
+        named = events.sniffed_site(ctx, request.body, umami.sniff_hostname)
+        raise events.refuse_payload(ctx, exc.status, str(exc), named) from None
+    if event.kind == umami.IDENTIFY:
+        return json_response({})  # nothing of it is stored: it describes a person
+    site = ctx.umami_ids.get(event.website) or site_for(event.hostname, ctx.hostnames)
+    if site is None:
+        raise events.unknown_site(ctx, event.hostname)
+    at = _Hit(request, ctx, ip, site, event.page_url(site))
+    if event.kind == umami.VIEW:
+        await _view(at, event.referrer, {}, hash_mode=False)
+    else:
+        await _custom(at, dict(event.properties))
     return json_response({})

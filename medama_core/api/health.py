@@ -23,9 +23,8 @@ def _probe(conn: sqlite3.Connection) -> None:
 async def check(db: Database) -> str:
     """'ok', 'timeout' or 'error: …' for one database, read on its reader threads."""
     try:
-        async with asyncio.timeout(DB_CHECK_TIMEOUT_S):
-            await db.read(_probe)
-    except TimeoutError:
+        await asyncio.wait_for(db.read(_probe), DB_CHECK_TIMEOUT_S)  # asyncio.timeout is Python 3.11+
+    except asyncio.TimeoutError:  # not yet the built-in TimeoutError on Python 3.10
         return "timeout"
     except (sqlite3.Error, RuntimeError, OSError) as exc:  # RuntimeError: its threads are shut down
         return f"error: {exc}"

@@ -23,9 +23,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any, Final
 
-from medama_core import auth
 from medama_core.api import Context
-from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.store import imported, stats
 from medama_core.store.aggregate import fraction, round4
@@ -45,6 +43,7 @@ DIMENSIONS: Final = {
     "countries": "country",
 }
 _DAY_MS: Final = 86_400_000
+_UTC: Final = dt.timezone.utc  # dt.UTC is Python 3.11+
 
 
 def _add(metrics: dict[str, Any], extra: imported.Totals) -> None:
@@ -73,8 +72,8 @@ def _ms(us: int | None, *, up: bool) -> int | None:
 
 def _bucket(interval: str, start_us: int, day_ms: int) -> int:
     if interval == "month":
-        day = dt.datetime.fromtimestamp(day_ms / 1000, dt.UTC)
-        first = dt.datetime.fromtimestamp(start_us / 1e6, dt.UTC)
+        day = dt.datetime.fromtimestamp(day_ms / 1000, _UTC)
+        first = dt.datetime.fromtimestamp(start_us / 1e6, _UTC)
         return (day.year * 12 + day.month) - (first.year * 12 + first.month)
     return (day_ms * 1000 - start_us) // stats.STEPS_US[interval]
 
@@ -175,7 +174,7 @@ def _ordered(row: dict[str, Any], key: str, pages: bool, summary: bool) -> dict[
 
 def _periods(conn: sqlite3.Connection, hostname: str) -> list[dict[str, str]]:
     def day(ms: int) -> str:
-        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d")
+        return dt.datetime.fromtimestamp(ms / 1000, _UTC).strftime("%Y-%m-%d")
 
     return [
         {"tool": tool, "start": day(first), "end": day(last)} for tool, first, last in imported.periods(conn, hostname)
@@ -183,9 +182,6 @@ def _periods(conn: sqlite3.Connection, hostname: str) -> list[dict[str, str]]:
 
 
 async def get_imported(request: Request, ctx: Context) -> Response:
-    """`GET /website/{hostname}/imported`: the days of the site that hold imported totals, per tool (ours)."""
-    await auth.require_user(request, ctx.meta)
-    hostname = request.path_params["hostname"]
-    if hostname not in ctx.hostnames:
-        raise HTTPError(404, "website not found")
-    return json_response({"periods": await ctx.analytics.read(_periods, hostname)})
+    """`GET /website/{hostname}/imported`: the days of the site that hold imported totals, per tool (ours).
+    Who may read them is checked before (app.ROUTES, access.py), which also lower-cases the hostname."""
+    return json_response({"periods": await ctx.analytics.read(_periods, request.path_params["hostname"])})

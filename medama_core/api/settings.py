@@ -12,7 +12,7 @@ import re
 import time
 from typing import Any
 
-from medama_core import assets, auth, usage
+from medama_core import assets, publicurl, quota, usage
 from medama_core.api import BlockSettings, Context
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_bool, optional_int, optional_string, optional_string_list
@@ -28,7 +28,16 @@ KEY_SCRIPT_TYPE = "script_type"
 KEY_ABUSIVE = "block_abusive_ips"
 KEY_TOR = "block_tor_exit_nodes"
 KEY_BLOCKED = "blocked_ips"
-DEFAULTS = {KEY_SCRIPT_TYPE: "default", KEY_ABUSIVE: "true", KEY_TOR: "true", KEY_BLOCKED: ""}
+KEY_QUOTA = "site_daily_hit_quota"  # ours: hits per site per UTC day, 0 = no limit (medama_core/quota.py)
+DEFAULTS = {
+    KEY_SCRIPT_TYPE: "default",
+    KEY_ABUSIVE: "true",
+    KEY_TOR: "true",
+    KEY_BLOCKED: "",
+    KEY_QUOTA: str(quota.DEFAULT_SITE_DAILY_HIT_QUOTA),
+}
+# Ours: the address the tracker snippet uses ("" = unset: the -publicurl flag, else the dashboard's own address).
+KEY_PUBLIC_URL = "public_url"
 
 # Engine settings (ours): stored beside the tenant settings.
 KEY_THREADS, KEY_MEMORY_LIMIT = "threads", "memory_limit"
@@ -68,35 +77,52 @@ def block_settings(settings: dict[str, str], log: Logger | None = None) -> Block
     )
 
 
-def tenant_json(settings: dict[str, str]) -> dict[str, Any]:
+def site_daily_hit_quota(settings: dict[str, str]) -> int:
+    """The stored quota; the default when absent or unreadable (written by hand, or by a newer server)."""
+    text = settings.get(KEY_QUOTA, "")
+    if text.isdigit() and int(text) <= quota.MAX_SITE_DAILY_HIT_QUOTA:
+        return int(text)
+    return quota.DEFAULT_SITE_DAILY_HIT_QUOTA
+
+
+def public_url(settings: dict[str, str], flag: str) -> str:
+    """The effective public URL: the stored setting, else -publicurl; a stored value that no longer
+    passes the check (written by hand) counts as unset."""
+    try:
+        return publicurl.normalise(settings.get(KEY_PUBLIC_URL, "")) or flag
+    except publicurl.InvalidPublicURL:
+        return flag
+
+
+def tenant_json(settings: dict[str, str], public_url_flag: str = "") -> dict[str, Any]:
     blocks = block_settings(settings)
     return {
         "script_type": script_types(settings),
         "blockAbusiveIPs": blocks.abusive,
         "blockTorExitNodes": blocks.tor,
         "blockedIPs": list(blocks.ips),
+        KEY_QUOTA: site_daily_hit_quota(settings),
+        "public_url": public_url(settings, public_url_flag),
     }
 
 
 def apply_tenant(ctx: Context, settings: dict[str, str]) -> None:
-    """Make the running server follow stored tenant settings (tracker file, IP filter)."""
+    """Make the running server follow stored tenant settings (tracker file, IP filter, hit quota)."""
     ctx.script_variant = assets.script_variant(script_types(settings))
     ctx.block_settings = block_settings(settings, ctx.log)
+    ctx.quota.limit = site_daily_hit_quota(settings)
 
 
 async def get_tenant_settings(request: Request, ctx: Context) -> Response:
-    await auth.require_user(request, ctx.meta)
-    return json_response(tenant_json(await ctx.meta.read(meta.get_settings)))
+    return json_response(tenant_json(await ctx.meta.read(meta.get_settings), ctx.config.publicurl))
 
 
 async def patch_tenant_settings(request: Request, ctx: Context) -> Response:
     """Partial update; answers with every setting as now stored."""
-    await auth.require_user(request, ctx.meta)
     changes = _tenant_changes(json_object(request))
-    auth.refuse_in_demo(ctx.config.demo)
     settings = await ctx.meta.write(meta.set_settings, changes, int(time.time()))
     apply_tenant(ctx, settings)
-    return json_response(tenant_json(settings))
+    return json_response(tenant_json(settings, ctx.config.publicurl))
 
 
 def _tenant_changes(body: dict[str, Any]) -> dict[str, str]:
@@ -118,6 +144,15 @@ def _tenant_changes(body: dict[str, Any]) -> dict[str, str]:
         except ValueError as exc:
             raise HTTPError(400, f"blockedIPs: {exc}") from None
         changes[KEY_BLOCKED] = ",".join(dict.fromkeys(normalised))
+    limit = optional_int(body, KEY_QUOTA, 0, quota.MAX_SITE_DAILY_HIT_QUOTA)
+    if limit is not None:
+        changes[KEY_QUOTA] = str(limit)
+    url = optional_string(body, "public_url", 0, publicurl.MAX_PUBLIC_URL_CHARS)
+    if url is not None:
+        try:
+            changes[KEY_PUBLIC_URL] = publicurl.normalise(url)
+        except publicurl.InvalidPublicURL as exc:
+            raise HTTPError(400, f"public_url: {exc}") from None
     return changes
 
 
@@ -169,7 +204,6 @@ def apply_engine_at_startup(ctx: Context, settings: dict[str, str]) -> None:
 
 
 async def get_settings_usage(request: Request, ctx: Context) -> Response:
-    await auth.require_user(request, ctx.meta)
     sampled = await usage.sample(ctx.config.appdb, ctx.cpu)
     settings = await ctx.meta.read(meta.get_settings)
     body = sampled.as_json()
@@ -179,13 +213,11 @@ async def get_settings_usage(request: Request, ctx: Context) -> Response:
 
 async def patch_settings_usage(request: Request, ctx: Context) -> Response:
     """Set `threads` and/or `memory_limit` ("" removes the limit); 201 with no body, as upstream did."""
-    await auth.require_user(request, ctx.meta)
     body = json_object(request)
     threads = optional_int(body, "threads", 1, MAX_READER_THREADS)
     memory_limit = optional_string(body, "memory_limit", 0, MEMORY_LIMIT_CHARS)
     if memory_limit is not None:
         memory_limit = _check_memory_limit(memory_limit)
-    auth.refuse_in_demo(ctx.config.demo)
     changes: dict[str, str] = {}
     if threads is not None:
         changes[KEY_THREADS] = str(threads)

@@ -1,8 +1,9 @@
 """/website/{hostname}/*: the stats endpoints, driven by a name -> query table (spec §2.8, §4).
 
-Each handler checks the session (401), the site (404 `website not found`)
-and the query string (400), then runs one store function on a reader
-thread. After answering, a stats request that saw closed dirty hours asks the
+The access check (app.ROUTES, access.py) has already refused a caller who
+may not read the site (401, or 404 `website not found`, as for an unknown
+site); each handler checks the query string (400), then runs one store
+function on a reader thread. After answering, a stats request that saw closed dirty hours asks the
 writer thread to rebuild them (store/rollups.py), one rebuild at a time.
 """
 
@@ -13,12 +14,11 @@ import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from medama_core import auth
 from medama_core.api import Context, imported
 from medama_core.http.errors import HTTPError
+from medama_core.http.params import parse_time
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.store import columns, rollups, stats
 from medama_core.store.filters import FIELDS, OPERATORS, Filter
@@ -31,33 +31,10 @@ REFRESH_HOURS = 2000  # hours one background rebuild takes on; about three month
 # writer thread returns to hit batches every few seconds at most.
 REFRESH_HOURS_PER_CALL = 24
 REFRESH_COPIES = 400  # days one background run copies for filtered stats (store/columns.py); ~0.4 s each at 111k views
-NOT_FOUND = "website not found"
 
-# RFC 3339 date-time: date, `T` (or `t`/space, RFC 3339 §5.6 note), time, optional fraction, offset.
-# ASCII digits only; an offset's hours are 00-23 and its minutes 00-59 (RFC 3339 §5.6).
-_RFC3339 = re.compile(
-    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?"
-    r"([Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
-)
 _BOOLS = {"true": True, "false": False}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _refreshing: dict[int, asyncio.Task[int]] = {}  # id(ctx.analytics) -> the rebuild in flight
-
-
-def parse_time(name: str, text: str) -> int:
-    """An RFC 3339 date-time as Unix microseconds (digits past the microsecond are dropped)."""
-    found = _RFC3339.fullmatch(text)
-    if found is None:
-        raise HTTPError(400, f"{name}: {text!r} is not an RFC 3339 date-time")
-    date, clock, fraction, offset = found.groups()
-    offset = "+00:00" if offset in ("Z", "z") else offset
-    try:
-        moment = datetime.fromisoformat(f"{date}T{clock}{offset}")
-    except ValueError:
-        raise HTTPError(400, f"{name}: {text!r} is not a valid date-time") from None
-    micro = int((fraction or ".0")[1:7].ljust(6, "0"))
-    return (moment - _EPOCH) // timedelta(microseconds=1) + micro
 
 
 def _bool(request: Request, name: str, default: bool) -> bool:
@@ -108,13 +85,6 @@ def parse_page(request: Request) -> stats.Page:
     limit = _int(request, "limit", 1, LIMIT_MAX)
     offset = _int(request, "offset", 0, OFFSET_MAX)
     return stats.Page(limit, offset or 0)
-
-
-async def _prepare(request: Request, ctx: Context) -> stats.Query:
-    await auth.require_user(request, ctx.meta)
-    if request.path_params["hostname"] not in ctx.hostnames:
-        raise HTTPError(404, NOT_FOUND)
-    return parse_query(request)
 
 
 async def _answer(ctx: Context, fn: Callable[..., Any], *args: object) -> Response:
@@ -171,7 +141,7 @@ def _work_waiting(conn: sqlite3.Connection, now_ms: int) -> tuple[bool, bool]:
 
 
 async def get_summary(request: Request, ctx: Context) -> Response:
-    query = await _prepare(request, ctx)
+    query = parse_query(request)
     previous = _bool(request, "previous", False)
     interval = request.query_value("interval")
     if interval is not None:
@@ -190,7 +160,7 @@ def _list_handler(
     """A list endpoint; `flag` is grouped (referrers) or locale (languages), where it switches the column."""
 
     async def handler(request: Request, ctx: Context) -> Response:
-        query = await _prepare(request, ctx)
+        query = parse_query(request)
         summary = _bool(request, "summary", False)
         page = parse_page(request)
         variant = flag is not None and _bool(request, flag, flag_default) != flag_default
@@ -213,13 +183,13 @@ get_languages = _list_handler("languages", "locale", False)
 
 
 async def get_time(request: Request, ctx: Context) -> Response:
-    query = await _prepare(request, ctx)
+    query = parse_query(request)
     summary = _bool(request, "summary", False)
     return await _answer(ctx, stats.time_stats, query, summary, parse_page(request))
 
 
 async def get_properties(request: Request, ctx: Context) -> Response:
-    query = await _prepare(request, ctx)
+    query = parse_query(request)
     return await _answer(ctx, stats.properties, query, parse_page(request))
 
 

@@ -1,10 +1,11 @@
 """`POST /websites/{hostname}/import?from=TOOL`: a small export of another tool uploaded from the dashboard.
 
 The body is the file itself (at most IMPORT_BODY_LIMIT bytes; larger files go
-through `medama import --from`, which streams). It is imported for the site in
+through `medama import -from`, which streams). It is imported for the site in
 the URL on the analytics writer thread, the same code as the command line's
 (transfer.import_upload), so it stores all of the file or, with a line-numbered
-400, nothing; and importing it again stores nothing new.
+400, nothing; and importing it again stores nothing new. Who may import into
+the site is checked before the handler (app.ROUTES: site:manage, access.py).
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from __future__ import annotations
 import functools
 from typing import Final
 
-from medama_core import auth, transfer
+from medama_core import transfer
 from medama_core.api import Context, drain_hits
-from medama_core.api.websites import parse_hostname
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import meta
 
 __all__ = ["IMPORT_BODY_LIMIT", "post_import"]
 
@@ -27,15 +26,11 @@ IMPORT_BODY_LIMIT: Final = 8 * 1024 * 1024
 
 
 async def post_import(request: Request, ctx: Context) -> Response:
-    session = await auth.require_user(request, ctx.meta)
-    hostname = parse_hostname(request.path_params["hostname"])
+    hostname = request.path_params["hostname"]  # checked and lower-cased by the access check
     tool = request.query_value("from") or ""
     if tool not in transfer.TOOLS:
         raise HTTPError(400, f"from: must be one of {', '.join(transfer.TOOLS)}")
     dry_run = request.query_value("dry_run") in ("1", "true")
-    auth.refuse_in_demo(ctx.config.demo)
-    if await ctx.meta.read(meta.website_owner, hostname) != session.user.id:
-        raise HTTPError(404, "website not found")
     if not request.body:
         raise HTTPError(400, "the request body must be the exported file")
     await drain_hits(ctx)

@@ -8,8 +8,8 @@ import json
 import time
 from typing import Any
 
-from medama_core import auth, passwords, usage
-from medama_core.api import Context, drain_hits
+from medama_core import access, accounts, auth, passwords, usage
+from medama_core.api import Context, cookie_secure, drain_hits
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_object, optional_string
 from medama_core.http.protocol import Request, Response, json_response
@@ -18,6 +18,8 @@ from medama_core.store import meta, site_data
 # Same limits as login (upstream allowed 120 on PATCH, so a long name could never log in again, spec §10.13).
 USERNAME_MIN, USERNAME_MAX = 3, 48
 PASSWORD_MIN, PASSWORD_MAX = 5, 128
+CURRENT_PASSWORD = "currentPassword"  # the field PATCH (with a new password) and DELETE must carry
+WRONG_CURRENT_PASSWORD = "current password is wrong"  # 403, never 401: 401 means "not signed in" to the dashboard
 LANGUAGES = ("en",)  # the dashboard's translations; upstream's UserSettings enum
 DEFAULT_LANGUAGE = "en"
 
@@ -28,6 +30,7 @@ def user_json(user: meta.User) -> dict[str, Any]:
         "settings": {"language": _language(user.settings)},
         "dateCreated": user.date_created,
         "dateUpdated": user.date_updated,
+        "passwordChangeRequired": user.password_is_default is True,  # None (not known yet) counts as changed
     }
 
 
@@ -45,19 +48,22 @@ def _language(settings_text: str) -> str:
 
 
 async def get_user(request: Request, ctx: Context) -> Response:
-    session = await auth.require_user(request, ctx.meta)
+    session = access.session(request)
     return json_response(user_json(session.user))
 
 
 async def patch_user(request: Request, ctx: Context) -> Response:
-    session = await auth.require_user(request, ctx.meta)
+    session = access.session(request)
     body = json_object(request)
     username = optional_string(body, "username", USERNAME_MIN, USERNAME_MAX)
     password = optional_string(body, "password", PASSWORD_MIN, PASSWORD_MAX)
+    current = optional_string(body, CURRENT_PASSWORD, 1, PASSWORD_MAX)
+    if password is not None and password == meta.DEFAULT_ADMIN_PASSWORD:
+        raise HTTPError(400, f"password: {accounts.DEFAULT_PASSWORD_REFUSED}")
     new_settings = _parse_settings(body)
-    auth.refuse_in_demo(ctx.config.demo)
     password_hash = None
     if password is not None:
+        await _confirm(request, ctx, session, current, "change the password")
         async with ctx.auth.hashing:
             password_hash = await asyncio.to_thread(passwords.hash_password, password)
     settings_text = None
@@ -93,10 +99,23 @@ def _parse_settings(body: dict[str, Any]) -> dict[str, Any]:
     return {"language": language}
 
 
+async def _confirm(request: Request, ctx: Context, session: auth.Session, current: str | None, action: str) -> None:
+    """Check the account's current password (CONTRACT 3): 400 without one, 403 when wrong, 429 while
+    throttled like sign-in failures. A stolen session alone cannot take the account over or delete it."""
+    if current is None:
+        raise HTTPError(400, f"{CURRENT_PASSWORD} is required to {action}")
+    network = auth.client_network(request, ctx.config.trustedproxies)
+    if not await auth.throttled_verify(ctx.auth, ctx.log, network, session.user.username, session.user, current):
+        raise HTTPError(403, WRONG_CURRENT_PASSWORD)
+
+
 async def delete_user(request: Request, ctx: Context) -> Response:
-    """Delete the account, its websites and their analytics rows; its sessions go with it."""
-    session = await auth.require_user(request, ctx.meta)
-    auth.refuse_in_demo(ctx.config.demo)
+    """Delete the account, its websites and their analytics rows; its sessions go with it.
+
+    The body must hold the current password: `{"currentPassword": "..."}`."""
+    session = access.session(request)
+    current = optional_string(json_object(request), CURRENT_PASSWORD, 1, PASSWORD_MAX) if request.body else None
+    await _confirm(request, ctx, session, current, "delete the account")
     hostnames = await ctx.meta.write(meta.delete_user, session.user.id)
     if hostnames is None:
         raise HTTPError(404, "user not found")
@@ -104,10 +123,9 @@ async def delete_user(request: Request, ctx: Context) -> Response:
     if hostnames:
         await drain_hits(ctx)
         await ctx.analytics.write(site_data.delete_site_data, hostnames)
-    return Response(204, headers=[("Set-Cookie", auth.expired_cookie())])
+    return Response(204, headers=[("Set-Cookie", auth.expired_cookie(secure=cookie_secure(request, ctx)))])
 
 
 async def get_user_usage(request: Request, ctx: Context) -> Response:
-    await auth.require_user(request, ctx.meta)
     sampled = await usage.sample(ctx.config.appdb, ctx.cpu)
     return json_response(sampled.as_json())

@@ -2,7 +2,9 @@
 
 The in-memory allow-set `ctx.hostnames`, which ingestion checks on every hit,
 changes only here and only after the database has committed, on the event
-loop thread.
+loop thread. Who may read, rename or delete a site is checked before these
+handlers run (app.ROUTES, access.py), which also lower-cases the path's
+hostname.
 """
 
 from __future__ import annotations
@@ -11,19 +13,16 @@ import re
 import time
 from typing import Any
 
-from medama_core import auth
+from medama_core import access
 from medama_core.api import Context, drain_hits
+from medama_core.hostnames import HOSTNAME_MAX, InvalidHostname, normalise
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_string, required_string
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.store import meta, site_data
 
-HOSTNAME_MAX = 253  # RFC 1035 §2.3.4: 255 octets on the wire, 253 characters as text
 SUMMARY_WINDOW_MS = 24 * 60 * 60 * 1000  # the list's `summary` counts the last 24 hours, as upstream
-# RFC 1123 §2.1 label: letters, digits and inner hyphens, 1 to 63 characters.
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_FQDN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
-NOT_FOUND = "website not found"
+NOT_FOUND = access.SITE_NOT_FOUND
 # Ours: the Umami website id a site answers to on POST /api/send (a UUID in Umami; letters, digits, - and _).
 UMAMI_ID_FIELD = "umamiWebsiteId"
 UMAMI_ID_MAX = 64  # Umami's ids are 36-character UUIDs; room for other aliases, bounded
@@ -32,26 +31,14 @@ _UMAMI_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 def parse_hostname(text: str, where: str = "hostname") -> str:
     """`localhost` or a dotted name of RFC 1123 labels, lower-cased; 400 otherwise."""
-    hostname = text.lower()
-    if not 1 <= len(hostname) <= HOSTNAME_MAX:
-        raise HTTPError(400, f"{where}: must be 1 to {HOSTNAME_MAX} characters long")
-    if hostname != "localhost" and not _FQDN.fullmatch(hostname):
-        raise HTTPError(400, f"{where}: {text[:HOSTNAME_MAX]!r} is not a valid hostname")
-    return hostname
-
-
-async def _check_owner(ctx: Context, session: auth.Session, hostname: str, other_owner_status: int) -> None:
-    """404 for an unknown site; `other_owner_status` with the same message for another user's site
-    (upstream answers 401 on GET and PATCH, 404 on DELETE)."""
-    owner = await ctx.meta.read(meta.website_owner, hostname)
-    if owner is None:
-        raise HTTPError(404, NOT_FOUND)
-    if owner != session.user.id:
-        raise HTTPError(other_owner_status, NOT_FOUND)
+    try:
+        return normalise(text)
+    except InvalidHostname as exc:
+        raise HTTPError(400, f"{where}: {exc}") from None
 
 
 async def list_websites(request: Request, ctx: Context) -> Response:
-    session = await auth.require_user(request, ctx.meta)
+    session = access.session(request)
     summary = _bool_query(request, "summary")
     hostnames = await ctx.meta.read(meta.list_user_hostnames, session.user.id)
     items: list[dict[str, Any]] = [{"hostname": hostname} for hostname in hostnames]
@@ -76,9 +63,8 @@ def _bool_query(request: Request, name: str) -> bool:
 
 
 async def post_website(request: Request, ctx: Context) -> Response:
-    session = await auth.require_user(request, ctx.meta)
+    session = access.session(request)
     hostname = parse_hostname(required_string(json_object(request), "hostname", 1, HOSTNAME_MAX))
-    auth.refuse_in_demo(ctx.config.demo)
     try:
         await ctx.meta.write(meta.insert_website, hostname, session.user.id, int(time.time()))
     except meta.AlreadyExists as exc:
@@ -115,22 +101,16 @@ async def _set_umami_id(ctx: Context, hostname: str, umami_id: str) -> None:
 
 
 async def get_website(request: Request, ctx: Context) -> Response:
-    session = await auth.require_user(request, ctx.meta)
-    hostname = parse_hostname(request.path_params["hostname"])
-    await _check_owner(ctx, session, hostname, 401)
-    return json_response(await _answer(ctx, hostname))
+    return json_response(await _answer(ctx, request.path_params["hostname"]))
 
 
 async def patch_website(request: Request, ctx: Context) -> Response:
     """Rename a site, moving its views and events with it (upstream's rename matched no row, spec §10.5)."""
-    session = await auth.require_user(request, ctx.meta)
-    hostname = parse_hostname(request.path_params["hostname"])
+    hostname = request.path_params["hostname"]  # checked and lower-cased by the access check
     body = json_object(request)
     text = optional_string(body, "hostname", 1, HOSTNAME_MAX)
     new = hostname if text is None else parse_hostname(text)
     umami_id = _umami_id(body)
-    auth.refuse_in_demo(ctx.config.demo)
-    await _check_owner(ctx, session, hostname, 401)
     if umami_id is not None:
         await _set_umami_id(ctx, hostname, umami_id)
     if new == hostname:
@@ -151,10 +131,7 @@ async def patch_website(request: Request, ctx: Context) -> Response:
 
 async def delete_website(request: Request, ctx: Context) -> Response:
     """Delete a site with all its views and events (upstream kept the events, spec §10.6)."""
-    session = await auth.require_user(request, ctx.meta)
-    hostname = parse_hostname(request.path_params["hostname"])
-    auth.refuse_in_demo(ctx.config.demo)
-    await _check_owner(ctx, session, hostname, 404)
+    hostname = request.path_params["hostname"]  # checked and lower-cased by the access check
     if not await ctx.meta.write(meta.delete_website, hostname):
         raise HTTPError(404, NOT_FOUND)
     ctx.hostnames.discard(hostname)

@@ -1,13 +1,13 @@
 """Sans-IO HTTP/1.1: bytes in, request heads and bodies out; responses in, bytes out.
 
-Theory of operation. The server finds the end of a request head (the first
-blank line) and hands the head bytes to `parse_request_head`, which validates
-it against RFC 9112 and returns a `RequestHead` or raises `ProtocolError`
-carrying the 4xx status to answer with. The head says how the body is framed:
-`content_length` bytes, or `chunked`, in which case `parse_chunked` decodes it
-once all of it has arrived. `render_response` turns a `Response` into the
-bytes to write. Nothing here touches a socket or an event loop, so every rule
-can be tested by calling a function.
+Theory of operation. `framing.RequestReader` finds the end of a request head
+(the first blank line) and hands the head bytes to `parse_request_head`, which
+validates it against RFC 9112 and returns a `RequestHead` or raises
+`ProtocolError` carrying the 4xx status to answer with. The head says how the
+body is framed, `content_length` bytes or `chunked`, and the reader collects
+it. `render_response` turns a `Response` into the bytes to write. Nothing here
+touches a socket or an event loop, so every rule can be tested by calling a
+function.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from medama_core.http.errors import ProtocolError
 # Limits. Each one bounds what a single peer can make us hold in memory.
 MAX_HEAD_BYTES = 16 * 1024  # request line + headers; h11's default, the same as IIS (Apache and Go allow more)
 MAX_HEADERS = 100  # Apache's LimitRequestFields default; real browsers send fewer than 30
-MAX_CHUNK_LINE = 1024  # a chunk-size line is hex digits plus optional extensions; nothing legitimate is longer
 MAX_QUERY_FIELDS = 200  # the stats API takes about 20 parameters; this is room for every filter twice over
 MAX_CONTENT_LENGTH_DIGITS = 18  # keeps int() on attacker input cheap; larger than any body limit we accept
 
@@ -39,7 +38,6 @@ _TARGET = re.compile(rb"[\x21-\x7e]+")
 # tokens and whose values hold no control characters other than HTAB (each line ends with CRLF).
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/1\.([01])")
 _HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
@@ -72,11 +70,14 @@ class Request:
     http_version: str = "1.1"
     keep_alive: bool = True
     path_params: dict[str, str] = field(default_factory=dict)
+    tls: bool = False  # it came over a TLS connection to this server (not through a proxy that ends TLS)
+    # Who is asking, set by the application's access check before its handler runs; never read here.
+    actor: object = None
     _query: dict[str, list[str]] | None = None
     _cookies: dict[str, str] | None = None
 
     @classmethod
-    def from_head(cls, head: RequestHead, body: bytes, client: str) -> Request:
+    def from_head(cls, head: RequestHead, body: bytes, client: str, *, tls: bool = False) -> Request:
         return cls(
             method=head.method,
             path=head.path,
@@ -86,6 +87,7 @@ class Request:
             client=client,
             http_version=head.http_version,
             keep_alive=head.keep_alive,
+            tls=tls,
         )
 
     @property
@@ -313,55 +315,6 @@ def _frame(method: str, path: str, query_string: str, version: str, headers: dic
         keep_alive=keep_alive,
         expect_continue=expect is not None and version == "1.1" and expect.strip().lower() == "100-continue",
     )
-
-
-def parse_chunked(buf: bytes | bytearray, start: int, max_body: int) -> tuple[bytes, int] | None:
-    """Decode a chunked body (RFC 9112 §7.1) that begins at `buf[start]`.
-
-    Returns `(body, end)` with `end` the index just past the body and its trailers,
-    or None when more bytes are needed. Raises `ProtocolError` (400 malformed,
-    413 larger than `max_body`, 431 trailers too large).
-    """
-    pos = start
-    parts: list[bytes] = []
-    total = 0
-    while True:
-        eol = buf.find(b"\r\n", pos, pos + MAX_CHUNK_LINE)
-        if eol < 0:
-            if len(buf) - pos >= MAX_CHUNK_LINE:
-                raise ProtocolError(400, "chunk size line too long")
-            return None
-        size_field = bytes(buf[pos:eol]).split(b";", 1)[0].strip(b" \t")
-        if not _HEX.fullmatch(size_field):
-            raise ProtocolError(400, "malformed chunk size")
-        size = int(size_field, 16)
-        total += size
-        if total > max_body:
-            raise ProtocolError(413, f"request body too large (at most {max_body} bytes)")
-        pos = eol + 2
-        if size == 0:
-            return _skip_trailers(buf, pos, b"".join(parts))
-        if len(buf) < pos + size + 2:
-            return None
-        if buf[pos + size : pos + size + 2] != b"\r\n":
-            raise ProtocolError(400, "chunk data not followed by CRLF")
-        parts.append(bytes(buf[pos : pos + size]))
-        pos += size + 2
-
-
-def _skip_trailers(buf: bytes | bytearray, pos: int, body: bytes) -> tuple[bytes, int] | None:
-    start = pos
-    while True:
-        eol = buf.find(b"\r\n", pos)
-        if eol < 0:
-            if len(buf) - start > MAX_HEAD_BYTES:
-                raise ProtocolError(431, "chunked trailer section too large")
-            return None
-        if eol == pos:
-            return body, pos + 2
-        if eol - start > MAX_HEAD_BYTES:
-            raise ProtocolError(431, "chunked trailer section too large")
-        pos = eol + 2
 
 
 def render_response(

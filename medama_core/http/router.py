@@ -25,12 +25,14 @@ class Route(Generic[H]):
     method: str
     path: str
     handler: H
+    # Who may call it: the application's rule (medama_core.permissions.Access), never read here.
+    access: object = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Pattern(Generic[H]):
     regex: re.Pattern[str]
-    methods: dict[str, H]
+    methods: dict[str, Route[H]]
 
 
 def compile_path(path: str) -> re.Pattern[str]:
@@ -48,14 +50,14 @@ class Router(Generic[H]):
 
     def __init__(self, routes: Iterable[Route[H]]) -> None:
         self.routes = tuple(routes)
-        self._static: dict[str, dict[str, H]] = {}
+        self._static: dict[str, dict[str, Route[H]]] = {}
         self._patterns: list[_Pattern[H]] = []
-        by_path: dict[str, dict[str, H]] = {}
+        by_path: dict[str, dict[str, Route[H]]] = {}
         for route in self.routes:
             methods = by_path.setdefault(route.path, {})
             if route.method in methods:
                 raise ValueError(f"duplicate route {route.method} {route.path}")
-            methods[route.method] = route.handler
+            methods[route.method] = route
         for path, methods in by_path.items():
             if "GET" in methods and "HEAD" not in methods:
                 methods["HEAD"] = methods["GET"]
@@ -66,6 +68,11 @@ class Router(Generic[H]):
 
     def match(self, method: str, path: str) -> tuple[H, dict[str, str]]:
         """Return the handler and path parameters, or raise 404 / 405 with `Allow`."""
+        route, params = self.lookup(method, path)
+        return route.handler, params
+
+    def lookup(self, method: str, path: str) -> tuple[Route[H], dict[str, str]]:
+        """Return the route (HEAD finds the GET one) and path parameters, or raise 404 / 405 with `Allow`."""
         methods = self._static.get(path)
         params: dict[str, str] = {}
         if methods is None:
@@ -76,8 +83,8 @@ class Router(Generic[H]):
                     break
         if methods is None:
             raise HTTPError(404, "api path not found")
-        handler = methods.get(method)
-        if handler is None:
+        route = methods.get(method)
+        if route is None:
             allow = ", ".join(sorted(methods))
             raise HTTPError(405, f"method {method} not allowed", headers=[("Allow", allow)])
-        return handler, params
+        return route, params

@@ -1,9 +1,14 @@
 """The only module that touches sockets: an asyncio HTTP/1.1 server under named limits.
 
-Each connection is an `asyncio.Protocol` that buffers bytes, asks the sans-IO
-parser for the next complete request and runs one handler at a time, so
-pipelined requests are answered in order. Timers bound how long a peer may
-take to send a head (408), a body (408) or nothing at all (silent close).
+Each connection is an `asyncio.Protocol` that feeds bytes to its sans-IO
+`RequestReader`, takes the next complete request and runs one handler at a
+time, so pipelined requests are answered in order. Timers bound how long a
+peer may take to send a head (408; counted from accept for the first request,
+so a silent connection is closed too), a body (408) or the next request.
+No one network may hold more than a share of the connection slots or of the
+bytes buffered for unfinished requests, and those bytes have a budget in all
+(503 with Retry-After past either); peers a caller exempts, such as trusted
+proxies, count only toward the totals.
 Shutdown stops accepting, lets in-flight requests finish within a grace
 period, closes idle connections and then cancels what is left. A listener
 that shares its port (SO_REUSEPORT, upgrades) first steers new connections
@@ -22,22 +27,16 @@ import ssl
 import struct
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
-from medama_core.http.errors import HTTPError, ProtocolError
-from medama_core.http.protocol import (
-    MAX_HEAD_BYTES,
-    Request,
-    RequestHead,
-    Response,
-    parse_chunked,
-    parse_request_head,
-    render_response,
-)
+from medama_core.http.errors import HTTPError
+from medama_core.http.framing import RequestReader
+from medama_core.http.protocol import Request, Response, render_response
 
 HEADER_TIMEOUT_S = 10.0  # upstream's ReadHeaderTimeout: a whole head must arrive within this (slowloris)
+# (for a connection's first request counted from accept, so silent connections are closed as well)
 BODY_TIMEOUT_S = 30.0  # upstream's ReadTimeout: a body must arrive within this once its head has
 IDLE_TIMEOUT_S = 300.0  # upstream's IdleTimeout: a keep-alive connection may sit unused this long
 SHUTDOWN_GRACE_S = 5.0  # upstream's Shutdown timeout: in-flight requests get this long to finish
@@ -45,6 +44,21 @@ DEFAULT_MAX_CONNECTIONS = 4096  # ~20 KiB each at most in buffers: well inside a
 FD_RESERVE = 64  # descriptors kept back from the connection cap for databases, logs and data files
 SWEEP_INTERVAL_S = 0.5  # how often deadlines are checked; timeouts fire up to this late
 MAX_PIPELINE_BUFFER = 256 * 1024  # pipelined bytes held while a request runs; past this we stop reading
+# Pipelined requests answered in one turn of the event loop before the other connections get theirs:
+# ~30 µs each, so one client's pipeline holds the loop for about a millisecond at a time.
+PIPELINE_BURST: Final = 32
+# Bytes held for requests not yet complete (heads, bodies so far or announced by Content-Length,
+# pipelined requests), all connections together: 64 uploads of the largest body (1 MiB) or 1,000
+# of the largest beacon (64 KiB) at once, and still a quarter of a 256 MB VM. Past it, 503.
+MAX_BUFFERED_BYTES: Final = 64 * 1024 * 1024
+# One network (a /24 or /48, as ingestion's rate limit) may hold this share of the connection
+# slots and of MAX_BUFFERED_BYTES: 512 connections (a NAT of ~85 browsers at 6 each) and 8 MiB at
+# the defaults, so one client cannot take what everyone else needs; filling the server takes 8 networks.
+NETWORK_SHARE: Final = 8
+# ... but never fewer connections than this: a browser opens up to 6 to a host, so even with a small
+# -maxconnections one network's visitor (and the dashboard's admin) gets all it needs.
+MIN_NETWORK_CONNECTIONS: Final = 8
+BUSY_RETRY_S: Final = "10"  # connections and bodies free up within BODY_TIMEOUT_S; sooner mostly finds it full
 # Hand-over of a shared port. Closing a listener resets the connections in its accept queue, and
 # without root (net.ipv4.tcp_migrate_req) the kernel cannot move them, so a stopping process first
 # attaches a one-instruction classic BPF program to the port's SO_REUSEPORT group that sends every
@@ -100,16 +114,43 @@ class _DateCache:
         return self._value
 
 
+@dataclass(slots=True)
+class _Share:
+    """What one network holds: connections and bytes buffered for its unfinished requests."""
+
+    connections: int = 0
+    held: int = 0
+
+
 class HTTPServer:
-    """Accept connections on one or more sockets and serve `app` on them."""
+    """Accept connections on one or more sockets and serve `app` on them.
+
+    `network_of(peer)` names the network a peer address belongs to, for the
+    per-network caps, or returns None for a peer exempt from them (a trusted
+    proxy); without it, no peer is capped on its own.
+    """
 
     def __init__(
-        self, app: App, *, max_connections: int = DEFAULT_MAX_CONNECTIONS, timeouts: Timeouts = Timeouts()
+        self,
+        app: App,
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        timeouts: Timeouts = Timeouts(),
+        network_of: Callable[[str], str | None] | None = None,
+        max_buffered: int = MAX_BUFFERED_BYTES,
     ) -> None:
         self.app = app
         self.timeouts = timeouts
         self.max_connections = _connection_cap(max_connections)
+        self.network_of = network_of
+        self.max_per_network = max(
+            min(self.max_connections, MIN_NETWORK_CONNECTIONS), self.max_connections // NETWORK_SHARE
+        )
+        self.max_buffered = max_buffered
+        self.max_buffered_per_network = max_buffered // NETWORK_SHARE
         self.connections: set[_Connection] = set()
+        self.shares: dict[str, _Share] = {}  # by network; an entry lives while the network has a connection
+        self.held = 0  # bytes all connections hold for unfinished requests
         self.dates = _DateCache()
         self.stopping = False  # shutdown began: no more keep-alive
         self.closing = False  # new connections are refused
@@ -118,6 +159,49 @@ class HTTPServer:
         self._sweeper: asyncio.TimerHandle | None = None
         # One sweep over all connections checks their deadlines, instead of a timer per request.
         self.sweep_interval = min(SWEEP_INTERVAL_S, timeouts.header / 4, timeouts.body / 4, timeouts.idle / 4)
+
+    def admit(self, conn: _Connection) -> str | None:
+        """Count a new connection in; the reason to refuse it (503) when it is over a cap, else None."""
+        self.connections.add(conn)
+        share = None
+        if conn.network is not None:
+            share = self.shares.setdefault(conn.network, _Share())
+            share.connections += 1
+        if self.closing or len(self.connections) > self.max_connections:
+            return "server is at its connection limit, try again later"
+        if share is not None and share.connections > self.max_per_network:
+            return "too many connections from your network, try again later"
+        return None
+
+    def release(self, conn: _Connection) -> None:
+        """Count a connection out (closing it more than once is fine)."""
+        if conn not in self.connections:
+            return
+        self.charge(conn, 0)
+        self.connections.discard(conn)
+        if conn.network is not None:
+            share = self.shares[conn.network]
+            share.connections -= 1
+            if not share.connections:
+                del self.shares[conn.network]
+
+    def charge(self, conn: _Connection, held: int) -> str | None:
+        """Record that `conn` now holds `held` bytes; the reason to refuse more (503) when that is over budget."""
+        if conn not in self.connections:
+            return None  # closed already: it holds nothing any more
+        grown = held - conn.charged
+        conn.charged = held
+        self.held += grown
+        share = self.shares.get(conn.network) if conn.network is not None else None
+        if share is not None:
+            share.held += grown
+        if grown <= 0:
+            return None
+        if self.held > self.max_buffered:
+            return "server is busy receiving other requests, try again later"
+        if share is not None and share.held > self.max_buffered_per_network:
+            return "too much request data in flight from your network, try again later"
+        return None
 
     def _sweep(self) -> None:
         self._expire()
@@ -269,10 +353,9 @@ class _Connection(asyncio.Protocol):
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.client = ""
-        self.buf = bytearray()
-        self.head: RequestHead | None = None
-        self.body_start = 0
-        self.body_limit = 0
+        self.network: str | None = None  # for the per-network caps; None: exempt
+        self.reader = RequestReader(server.app.body_limit)
+        self.charged = 0  # bytes of this connection in the server's budget (`HTTPServer.charge`)
         self.busy = False  # a handler is running
         self.closed = False
         self.keep_open = True  # cleared on shutdown: close after the current response
@@ -288,20 +371,24 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
         peer = transport.get_extra_info("peername")
-        self.client = peer[0] if isinstance(peer, tuple) else ""
-        self.server.connections.add(self)
+        self.client = self.reader.client = peer[0] if isinstance(peer, tuple) else ""
+        self.reader.tls = transport.get_extra_info("sslcontext") is not None
+        server = self.server
+        if server.network_of is not None:
+            self.network = server.network_of(self.client)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if len(self.server.connections) > self.server.max_connections or self.server.closing:
-            self._fail(HTTPError(503, "server is at its connection limit, try again later"))
+        refusal = server.admit(self)
+        if refusal is not None:
+            self._fail(HTTPError(503, refusal, [("Retry-After", BUSY_RETRY_S)]))
             return
-        self._arm(self.server.timeouts.idle)
+        self._arm(server.timeouts.header)  # the first head is due within the head timeout of accept
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.server.connections.discard(self)
+        self.server.release(self)
         self._disarm()
         if self.write_ready is not None and not self.write_ready.done():
             self.write_ready.set_result(None)
@@ -309,11 +396,13 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        if not self.buf and self.head is None and not self.busy:
-            self._arm(self.server.timeouts.header)  # the first byte of a new request starts the head clock
-        self.buf += data
+        reader = self.reader
+        if self.answered and reader.idle and not self.busy:
+            self._arm(self.server.timeouts.header)  # a later request's head clock starts at its first byte
+        reader.feed(data)
         if self.busy:
-            if len(self.buf) > MAX_PIPELINE_BUFFER and self.transport is not None:
+            over = self.server.charge(self, reader.held()) is not None
+            if (over or len(reader.buffer) > MAX_PIPELINE_BUFFER) and self.transport is not None:
                 self.transport.pause_reading()
                 self.reading_paused = True
             return
@@ -339,15 +428,26 @@ class _Connection(asyncio.Protocol):
     # request cycle
 
     def _advance(self) -> None:
-        """Answer every complete buffered request in turn; stop at one that must wait for I/O."""
+        """Answer every complete buffered request in turn; stop at one that must wait for I/O.
+
+        After PIPELINE_BURST answers the rest waits for the next turn of the loop, as if a handler ran.
+        """
+        answered = 0
         while not self.busy and not self.closed:
+            if answered == PIPELINE_BURST:
+                self.busy = True
+                asyncio.get_running_loop().call_soon(self._next_turn)
+                return
             try:
                 request = self._next_request()
             except HTTPError as exc:
                 self._fail(exc)
                 return
+            refusal = self.server.charge(self, self.reader.held())
             if request is None:
-                if self.eof:
+                if refusal is not None:
+                    self._fail(HTTPError(503, refusal, [("Retry-After", BUSY_RETRY_S)]))
+                elif self.eof:
                     self._close()
                 return
             self._disarm()
@@ -359,9 +459,15 @@ class _Connection(asyncio.Protocol):
             try:
                 yielded = coro.send(None)
             except StopIteration:
+                answered += 1
                 continue
             self.task = asyncio.get_running_loop().create_task(self._finish_and_continue(coro, yielded))
             return
+
+    def _next_turn(self) -> None:
+        self.busy = False
+        if not self.closed:
+            self._advance()
 
     async def _finish_and_continue(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
         await _finish(coro, yielded)
@@ -370,39 +476,19 @@ class _Connection(asyncio.Protocol):
             self._advance()  # answers what is buffered, and closes after a half-close
 
     def _next_request(self) -> Request | None:
-        buf = self.buf
-        if self.head is None:
-            while buf[:2] == b"\r\n":  # RFC 9112 §2.2: ignore blank lines before a request line
-                del buf[:2]
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > MAX_HEAD_BYTES:
-                    raise ProtocolError(431, "request header block too large")
+        reader = self.reader
+        if reader.head is None:
+            head = reader.read_head()
+            if head is None:
                 return None
-            head = parse_request_head(bytes(buf[:end]))
-            self.body_limit = self.server.app.body_limit(head.path)
-            if head.content_length > self.body_limit:
-                raise ProtocolError(413, f"request body too large (at most {self.body_limit} bytes)")
-            self.head = head
-            self.body_start = end + 4
             if head.content_length or head.chunked:
                 self._arm(self.server.timeouts.body)
+                refusal = self.server.charge(self, reader.held())  # a Content-Length is reserved here
+                if refusal is not None:
+                    raise HTTPError(503, refusal, [("Retry-After", BUSY_RETRY_S)])
                 if head.expect_continue and self.transport is not None:
                     self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        head = self.head
-        if head.chunked:
-            decoded = parse_chunked(buf, self.body_start, self.body_limit)
-            if decoded is None:
-                return None
-            body, end = decoded
-        else:
-            end = self.body_start + head.content_length
-            if len(buf) < end:
-                return None
-            body = bytes(buf[self.body_start : end])
-        del buf[:end]
-        self.head = None
-        return Request.from_head(head, body, self.client)
+        return reader.read_body()
 
     async def _respond(self, request: Request) -> None:
         app = self.server.app
@@ -433,7 +519,7 @@ class _Connection(asyncio.Protocol):
             self.reading_paused = False
             transport.resume_reading()
         # The caller (`_advance` or `_finish_and_continue`) goes on with any buffered request.
-        self._arm(self.server.timeouts.header if self.buf else self.server.timeouts.idle)
+        self._arm(self.server.timeouts.idle if self.reader.idle else self.server.timeouts.header)
 
     def _fail(self, error: HTTPError) -> None:
         """Answer a framing error and close: after one, the byte stream cannot be trusted."""
@@ -456,8 +542,8 @@ class _Connection(asyncio.Protocol):
         self.deadline = float("inf")
         if self.busy or self.closed:
             return
-        if not self.buf and self.head is None:
-            self._close()  # idle keep-alive connection: close quietly
+        if self.reader.idle:
+            self._close()  # silent or idle keep-alive connection: close quietly
         else:
             self._fail(HTTPError(408, "timed out waiting for the request"))
 
@@ -469,7 +555,7 @@ class _Connection(asyncio.Protocol):
         self.keep_open = False
         if self.busy or self.closed:
             return
-        if self.answered and not self.buf and self.head is None:
+        if self.answered and self.reader.idle:
             self._close()
         else:
             self.deadline = min(self.deadline, time.monotonic() + FIRST_REQUEST_GRACE_S)
@@ -480,11 +566,11 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
         self.closed = True
-        self.server.connections.discard(self)
+        self.server.release(self)
 
     def _close(self) -> None:
         self._disarm()
         if self.transport is not None and not self.closed:
             self.transport.close()
         self.closed = True
-        self.server.connections.discard(self)
+        self.server.release(self)

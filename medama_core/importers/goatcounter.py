@@ -23,7 +23,7 @@ from medama_core.importers import names
 from medama_core.importers.rows import EVENT, VIEW, BadRecord, Ids, Record, csv_records, header_index, parse_moment
 from medama_core.ingest import referrer
 from medama_core.ingest.foreign import EVENT_PROPERTY
-from medama_core.ingest.hit import MAX_PATHNAME_CHARS, MAX_PROPERTY_VALUE_CHARS, MAX_UTM_CHARS
+from medama_core.ingest.hit import MAX_PATHNAME_BYTES, MAX_PROPERTY_VALUE_CHARS, MAX_UTM_BYTES, cut
 
 __all__ = ["FORMAT_VERSION", "records"]
 
@@ -48,9 +48,9 @@ def _source(value: str, scheme: str, site: str) -> tuple[str, str, str]:
     if not value:
         return "", "", ""
     if scheme == "c":
-        return "", "", value[:MAX_UTM_CHARS]
+        return "", "", cut(value, MAX_UTM_BYTES)
     if scheme == "g":
-        return "", value[:MAX_UTM_CHARS], ""
+        return "", cut(value, MAX_UTM_BYTES), ""
     url = value if "://" in value else f"https://{value}"
     try:
         found = referrer.classify(url, site)
@@ -121,7 +121,7 @@ def records(lines: Iterator[str], site: str) -> Iterator[Record]:
             {
                 "bid": bid,
                 "hostname": site,
-                "pathname": path[:MAX_PATHNAME_CHARS],
+                "pathname": cut(path, MAX_PATHNAME_BYTES),
                 "is_unique_user": first_today,
                 "is_unique_page": _flag(get("FirstVisit")) if "FirstVisit" in column else first_today,
                 "referrer_host": ref_host,

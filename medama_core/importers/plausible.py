@@ -30,7 +30,7 @@ from typing import IO, Final
 
 from medama_core.importers import names
 from medama_core.importers.rows import BadRecord, csv_records, header_index, text_lines
-from medama_core.ingest.hit import MAX_PATHNAME_CHARS
+from medama_core.ingest.hit import MAX_PATHNAME_BYTES, cut
 
 __all__ = ["DayTotal", "MAX_FILES", "MAX_UNZIPPED_BYTES", "totals"]
 
@@ -92,7 +92,7 @@ def _ours(dimension: str, value: str) -> str:
         return host[4:] if host.startswith("www.") else host
     if dimension == "path":
         value = value or "/"
-        return (value[:-1] if len(value) > 1 and value.endswith("/") else value)[:MAX_PATHNAME_CHARS]
+        return cut(value[:-1] if len(value) > 1 and value.endswith("/") else value, MAX_PATHNAME_BYTES)
     return value[:MAX_VALUE_CHARS]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,12 +22,16 @@ __all__ = ["BadRecord", "Ids", "Record", "parse_moment"]
 
 VIEW: Final = "views"
 EVENT: Final = "events"
-_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_UTC: Final = dt.timezone.utc  # dt.UTC is Python 3.11+
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=_UTC)
 _MS: Final = dt.timedelta(milliseconds=1)
 # Years a stored date may have: SQLite and the stats handle any integer, but a date outside these
 # is a broken export (or a unit mix-up), better refused with its line than shown as 1970 or 9999.
 MIN_YEAR: Final = 1995
 MAX_YEAR: Final = 2200
+# A fraction of a second after the clock: Python 3.10's fromisoformat reads exactly 3 or 6 digits
+# only, PostgreSQL writes 1 to 6 (trailing zeros dropped). Padded or cut to 6, as 3.11+ reads them.
+_FRACTION: Final = re.compile(r"(:[0-9]{2})\.([0-9]{1,9})(?=[+-]|$)")
 
 
 class BadRecord(ValueError):
@@ -72,13 +77,14 @@ def parse_moment(text: str, line: int, what: str = "date") -> int:
     # PostgreSQL writes a short offset ("+02"), which fromisoformat before 3.11 refuses.
     if len(value) >= 3 and value[-3] in "+-" and value[-2:].isdigit() and "T" in value:
         value += ":00"
+    value = _FRACTION.sub(lambda found: f"{found[1]}.{found[2][:6].ljust(6, '0')}", value, count=1)
     try:
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         raise BadRecord(line, f"{what} {text[:40]!r} is not an ISO 8601 date") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    if not MIN_YEAR <= moment.astimezone(dt.UTC).year <= MAX_YEAR:
+        moment = moment.replace(tzinfo=_UTC)
+    if not MIN_YEAR <= moment.astimezone(_UTC).year <= MAX_YEAR:
         raise BadRecord(line, f"{what} {text[:40]!r} is outside {MIN_YEAR}-{MAX_YEAR}")
     return (moment - _EPOCH) // _MS
 

@@ -22,7 +22,7 @@ from medama_core.importers import names
 from medama_core.importers.rows import EVENT, VIEW, BadRecord, Record, csv_records, header_index, parse_moment
 from medama_core.ingest import referrer
 from medama_core.ingest.foreign import EVENT_PROPERTY
-from medama_core.ingest.hit import MAX_PATHNAME_CHARS, MAX_PROPERTY_VALUE_CHARS, MAX_UTM_CHARS
+from medama_core.ingest.hit import MAX_PATHNAME_BYTES, MAX_PROPERTY_VALUE_CHARS, MAX_UTM_BYTES, cut
 from medama_core.ingest.useragent import UNKNOWN
 
 __all__ = ["Session", "records", "sessions"]
@@ -77,7 +77,7 @@ def _path(path: str) -> str:
         path = "/" + path
     if len(path) > 1 and path.endswith("/"):
         path = path[:-1]
-    return path[:MAX_PATHNAME_CHARS]
+    return cut(path, MAX_PATHNAME_BYTES)
 
 
 def _source(domain: str, path: str, site: str) -> tuple[str, str]:
@@ -113,7 +113,7 @@ def records(lines: Iterator[str], sites: Mapping[str, str], by_session: Mapping[
         if not site:
             raise BadRecord(
                 number,
-                f"website_id {website[:64]!r} names no site here (give --site, or set the site's Umami website id)",
+                f"website_id {website[:64]!r} names no site here (give -site, or set the site's Umami website id)",
             )
         event_id = get("event_id").strip()
         if not event_id:
@@ -162,9 +162,9 @@ def records(lines: Iterator[str], sites: Mapping[str, str], by_session: Mapping[
                 "ua_browser": session.browser,
                 "ua_os": session.os,
                 "ua_device_type": session.device,
-                "utm_source": (get("utm_source") or query.get("utm_source", ""))[:MAX_UTM_CHARS],
-                "utm_medium": (get("utm_medium") or query.get("utm_medium", ""))[:MAX_UTM_CHARS],
-                "utm_campaign": (get("utm_campaign") or query.get("utm_campaign", ""))[:MAX_UTM_CHARS],
+                "utm_source": cut(get("utm_source") or query.get("utm_source", ""), MAX_UTM_BYTES),
+                "utm_medium": cut(get("utm_medium") or query.get("utm_medium", ""), MAX_UTM_BYTES),
+                "utm_campaign": cut(get("utm_campaign") or query.get("utm_campaign", ""), MAX_UTM_BYTES),
                 "duration_ms": None,
                 "date_created": moment,
             },

@@ -13,19 +13,31 @@ in a day counts twice (docs/migrate.md says what this changes in the numbers).
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from medama_core.ingest.hit import (
     MAX_PROPERTIES,
+    MAX_PROPERTIES_BYTES,
     MAX_PROPERTY_KEY_CHARS,
     MAX_PROPERTY_VALUE_CHARS,
     MAX_URL_CHARS,
+    SNIFF_BYTES,
+    HitTooLarge,
     InvalidHit,
 )
 
-__all__ = ["EVENT_PROPERTY", "generated_bid", "is_visit_entry", "properties", "site_url"]
+__all__ = [
+    "EVENT_PROPERTY",
+    "generated_bid",
+    "is_visit_entry",
+    "limited",
+    "properties",
+    "site_url",
+    "sniffer",
+]
 
 # The property a foreign custom event's name is stored under ("Signup" -> event=Signup), so
 # `plausible("Signup", {props: {plan: "pro"}})` stores what `data-m:click="event=Signup; plan=pro"` does.
@@ -84,7 +96,7 @@ def _value(key: str, value: object) -> str:
     else:  # Umami flattens nested objects; a JSON text keeps them readable without inventing keys
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     if len(text) > MAX_PROPERTY_VALUE_CHARS:
-        raise InvalidHit(f'property "{key}" longer than {MAX_PROPERTY_VALUE_CHARS} characters')
+        raise HitTooLarge(f'property "{key}" longer than {MAX_PROPERTY_VALUE_CHARS} characters')
     return text
 
 
@@ -92,7 +104,9 @@ def properties(value: object, what: str) -> dict[str, str]:
     """A foreign tracker's property object as stored text values; `None` is none, anything but an object a 400.
 
     Plausible's older scripts send the object as JSON text, which is read too.
-    Empty values are left out, as our tracker leaves out `key=` pairs.
+    Empty values are left out, as our tracker leaves out `key=` pairs. Past a
+    size limit of our own hits' properties (ingest/hit.py) it raises HitTooLarge
+    (413), as `/api/event/hit` does; `limited` checks what is finally stored.
     """
     if value is None:
         return {}
@@ -104,15 +118,42 @@ def properties(value: object, what: str) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise InvalidHit(f'"{what}" must be an object')
     if len(value) > MAX_PROPERTIES:
-        raise InvalidHit(f"more than {MAX_PROPERTIES} properties")
+        raise HitTooLarge(f"more than {MAX_PROPERTIES} custom properties")
     stored: dict[str, str] = {}
     for key, item in value.items():
-        if not isinstance(key, str) or not 0 < len(key) <= MAX_PROPERTY_KEY_CHARS:
-            raise InvalidHit(f"property names must be 1 to {MAX_PROPERTY_KEY_CHARS} characters")
+        if not isinstance(key, str) or not key:
+            raise InvalidHit("property names must not be empty")
+        if len(key) > MAX_PROPERTY_KEY_CHARS:
+            raise HitTooLarge(f"property names must be at most {MAX_PROPERTY_KEY_CHARS} characters")
         text = _value(key, item)
         if text:
             stored[key] = text
     return stored
+
+
+def limited(stored: Mapping[str, str]) -> dict[str, str]:
+    """The properties a foreign hit stores (its own and the event name, revenue and currency added to
+    them), within the count and byte limits of our own hits' properties; HitTooLarge (413) past them."""
+    if len(stored) > MAX_PROPERTIES:
+        raise HitTooLarge(f"more than {MAX_PROPERTIES} custom properties (the event name counts as one)")
+    if sum(len(key.encode()) + len(value.encode()) for key, value in stored.items()) > MAX_PROPERTIES_BYTES:
+        raise HitTooLarge(f"custom properties larger than {MAX_PROPERTIES_BYTES} bytes (names and values, UTF-8)")
+    return dict(stored)
+
+
+def sniffer(*keys: str) -> Callable[[bytes], str]:
+    """A reader of the site a raw body names under one of `keys` in its first SNIFF_BYTES (lower-cased, or ""),
+    without parsing it: for counting a drop of a body refused before or at parsing, as ingest/hit.py's
+    `sniff_host` does for ours. Only a run of host name characters is taken; the caller keeps it only if it
+    is a registered site."""
+    names = b"|".join(re.escape(key.encode()) for key in keys)
+    pattern = re.compile(rb'"(?:' + names + rb')"\s*:\s*"([A-Za-z0-9.-]{1,253})')
+
+    def sniff(body: bytes) -> str:
+        found = pattern.search(body, 0, SNIFF_BYTES)
+        return found.group(1).decode("ascii").lower() if found is not None else ""
+
+    return sniff
 
 
 def generated_bid(now_ms: int, random_bits: int) -> str:

@@ -13,12 +13,16 @@ from typing import Final, NamedTuple
 __all__ = [
     "CustomHit",
     "Hit",
+    "HitTooLarge",
     "InvalidHit",
     "LoadHit",
     "PageParts",
     "UnloadHit",
+    "cut",
+    "host_of",
     "page_parts",
     "parse_hit",
+    "sniff_host",
 ]
 
 # The largest real beacon is a load with a long URL, a referrer (browsers cap
@@ -32,8 +36,9 @@ MAX_BODY_BYTES: Final = 64 * 1024
 MAX_DEPTH: Final = 8
 
 # The tracker's beacon id is base36(Date.now()) + base36(Math.random()), about
-# 20 characters.
-MAX_BEACON_CHARS: Final = 128
+# 20 ASCII characters. It is stored with the view and with each of its events
+# (and in an index of each), so it must be ASCII: 128 bytes, not 4 x 128.
+MAX_BEACON_CHARS: Final = 64
 
 # Most servers refuse request lines over 8 KiB (nginx's default header buffer,
 # Apache's LimitRequestLine), so no page URL or referrer is longer.
@@ -45,11 +50,15 @@ MAX_GROUP_CHARS: Final = 253
 # The longest IANA zone name is 32 characters ("America/Argentina/ComodRivadavia").
 MAX_TIMEZONE_CHARS: Final = 64
 
-# Properties come from a handful of data-m attributes; the caps keep one
-# beacon from writing an unbounded number or size of events rows.
-MAX_PROPERTIES: Final = 64
-MAX_PROPERTY_KEY_CHARS: Final = 128
-MAX_PROPERTY_VALUE_CHARS: Final = 1024
+# Custom properties come from a handful of data-m attributes (docs/tracker.md).
+# Each is one `events` row (with the beacon id, site, batch id and two index
+# entries: ~200 bytes besides its text), so these caps bound what one beacon
+# can store; past them the hit is refused with 413 (docs/ingestion.md). With
+# 64 properties of 1 KiB allowed, one hit stored ~84 KB.
+MAX_PROPERTIES: Final = 10  # API clients get room beyond the tracker's few
+MAX_PROPERTY_KEY_CHARS: Final = 128  # a name, such as "plan" or "button"
+MAX_PROPERTY_VALUE_CHARS: Final = 512  # a label, id or URL path
+MAX_PROPERTIES_BYTES: Final = 1024  # all names and values of one hit, UTF-8
 
 # Property integers are Go int64 upstream (the OpenAPI "integer" type).
 MIN_PROPERTY_INT: Final = -(2**63)
@@ -59,10 +68,13 @@ MAX_PROPERTY_INT: Final = 2**63 - 1
 # larger values made its insert fail with a 500, here they are a 400.
 MAX_DURATION_MS: Final = 2**32 - 1
 
-# Stored columns are cut to these lengths: longer values are almost always
-# generated junk, and they would bloat every grouped stats query.
-MAX_PATHNAME_CHARS: Final = 2048
-MAX_UTM_CHARS: Final = 256
+# Stored columns are cut to these lengths in UTF-8 bytes (never inside a
+# character): longer values are almost always generated junk, and the stats
+# machinery copies each distinct value about ten times (a rollup row per span,
+# sorted durations, the day's column copies; docs/storage.md), so a long unique
+# value costs many times its length. Umami stores paths in 500 characters.
+MAX_PATHNAME_BYTES: Final = 512
+MAX_UTM_BYTES: Final = 128  # a tag such as "newsletter" or "spring-sale-2025"
 
 # A site has a few hundred pages: remembering whether 4,096 URLs (at most MAX_URL_CHARS
 # each, ~100 bytes typically) are valid spares a URL split (~2 µs) on most hits.
@@ -72,15 +84,24 @@ URL_CHECK_CACHE_SIZE: Final = 4096
 # percent escapes; urllib.parse accepts both.
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
 _BAD_ESCAPE_RE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
-# A JSON string, or an unterminated one running to the end. Every match
-# attempt succeeds and the quantifier is possessive, so stripping strings is
-# linear even for hostile runs of quotes and backslashes.
-_STRING_RE: Final = re.compile(r'"(?:[^"\\]|\\.?)*+"?', re.DOTALL)
+# A JSON string, or an unterminated one running to the end. Whatever the
+# greedy loop takes, the optional closing quote then matches, so no attempt
+# ever backtracks and stripping strings is linear even for hostile runs of
+# quotes and backslashes. (Not possessive `*+`: that is Python 3.11+.)
+_STRING_RE: Final = re.compile(r'"(?:[^"\\]|\\.?)*"?', re.DOTALL)
 _BRACKET_RE: Final = re.compile(r"[\[\]{}]")
 
 
 class InvalidHit(ValueError):
-    """The beacon body is not a valid hit (the API answers 400 with this message)."""
+    """The beacon body is not a valid hit (the API answers `status` with this message)."""
+
+    status = 400
+
+
+class HitTooLarge(InvalidHit):
+    """A hit past a size limit of its custom properties: 413 Content Too Large."""
+
+    status = 413
 
 
 # Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__,
@@ -195,6 +216,14 @@ def _string(obj: Mapping[str, object], key: str, *, limit: int, required: bool, 
     return value
 
 
+def _beacon(obj: Mapping[str, object], *, required: bool) -> str:
+    """`b`: required and non-empty for page views and unloads, optional for custom events; ASCII."""
+    bid = _string(obj, "b", limit=MAX_BEACON_CHARS, required=required, empty_ok=not required)
+    if not bid.isascii():
+        raise InvalidHit('"b" must be ASCII')
+    return bid
+
+
 def _bool(obj: Mapping[str, object], key: str, *, required: bool) -> bool:
     value = obj.get(key)
     if value is None and not required:
@@ -214,7 +243,7 @@ def _property_value(key: str, value: object) -> str:
         return str(value)
     if isinstance(value, str):
         if len(value) > MAX_PROPERTY_VALUE_CHARS:
-            raise InvalidHit(f'property "{key}" longer than {MAX_PROPERTY_VALUE_CHARS} characters')
+            raise HitTooLarge(f'property "{key}" longer than {MAX_PROPERTY_VALUE_CHARS} characters')
         return value
     raise InvalidHit(f'property "{key}" must be a string, integer or boolean')
 
@@ -226,12 +255,18 @@ def _properties(obj: Mapping[str, object], *, required: bool) -> dict[str, str]:
     if not isinstance(value, dict) or (required and not value):
         raise InvalidHit("invalid custom property")
     if len(value) > MAX_PROPERTIES:
-        raise InvalidHit(f"more than {MAX_PROPERTIES} custom properties")
+        raise HitTooLarge(f"more than {MAX_PROPERTIES} custom properties")
     properties: dict[str, str] = {}
+    size = 0
     for key, item in value.items():
-        if not key or len(key) > MAX_PROPERTY_KEY_CHARS:
-            raise InvalidHit(f"property names must be 1 to {MAX_PROPERTY_KEY_CHARS} characters")
-        properties[key] = _property_value(key, item)
+        if not key:
+            raise InvalidHit("property names must not be empty")
+        if len(key) > MAX_PROPERTY_KEY_CHARS:
+            raise HitTooLarge(f"property names must be at most {MAX_PROPERTY_KEY_CHARS} characters")
+        text = properties[key] = _property_value(key, item)
+        size += len(key.encode()) + len(text.encode())
+    if size > MAX_PROPERTIES_BYTES:
+        raise HitTooLarge(f"custom properties larger than {MAX_PROPERTIES_BYTES} bytes (names and values, UTF-8)")
     return properties
 
 
@@ -276,6 +311,7 @@ def _load(obj: Mapping[str, object]) -> LoadHit:
     if (
         type(bid) is str
         and 0 < len(bid) <= MAX_BEACON_CHARS
+        and bid.isascii()
         and type(url) is str
         and 0 < len(url) <= MAX_URL_CHARS
         and type(ref) is str
@@ -290,7 +326,7 @@ def _load(obj: Mapping[str, object]) -> LoadHit:
     ):
         return LoadHit(bid, url, ref, unique_user, unique_page, tz, {}, hash_mode)
     return LoadHit(
-        bid=_string(obj, "b", limit=MAX_BEACON_CHARS, required=True, empty_ok=False),
+        bid=_beacon(obj, required=True),
         url=_page_url(obj),
         referrer=_string(obj, "r", limit=MAX_URL_CHARS, required=False, empty_ok=True),
         unique_user=_bool(obj, "p", required=True),
@@ -302,7 +338,7 @@ def _load(obj: Mapping[str, object]) -> LoadHit:
 
 
 def _unload(obj: Mapping[str, object]) -> UnloadHit:
-    bid = _string(obj, "b", limit=MAX_BEACON_CHARS, required=True, empty_ok=False)
+    bid = _beacon(obj, required=True)
     duration = obj.get("m")
     if isinstance(duration, bool) or not isinstance(duration, int):
         raise InvalidHit('"m" must be an integer')
@@ -315,7 +351,7 @@ def _custom(obj: Mapping[str, object]) -> CustomHit:
     return CustomHit(
         group=_string(obj, "g", limit=MAX_GROUP_CHARS, required=True, empty_ok=False).lower(),
         properties=_properties(obj, required=True),
-        bid=_string(obj, "b", limit=MAX_BEACON_CHARS, required=False, empty_ok=True),
+        bid=_beacon(obj, required=False),
     )
 
 
@@ -345,6 +381,43 @@ def parse_hit(body: bytes) -> Hit:
     return parser(obj)
 
 
+# The host of an absolute URL, without validating anything: scheme, "//", optional user info,
+# then the host up to a port, path, query or fragment. For attributing a drop, never for storing.
+_HOST_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#:@\[\]]*)")
+
+# Where a tracker body names its site: the page URL of a load ("u") or the group of a custom
+# event ("g"). The tracker writes them near the start; looking only there keeps a drop cheap
+# whatever the body's size.
+SNIFF_BYTES: Final = 1024
+_SNIFF_RE: Final = re.compile(rb'"(?:u"\s*:\s*"https?://(?:[^/?#"@\\]*@)?|g"\s*:\s*")([A-Za-z0-9.-]{1,253})')
+
+
+def host_of(url: str) -> str:
+    """The lower-cased host of an absolute URL, or "" (cheap; no validation)."""
+    found = _HOST_RE.match(url)
+    return found.group(1).lower() if found is not None else ""
+
+
+def sniff_host(body: bytes) -> str:
+    """The lower-cased site host a raw hit body names in its first SNIFF_BYTES, or "".
+
+    For counting a hit dropped before or without parsing (rate limited, unreadable);
+    the caller keeps the answer only if it is a registered site.
+    """
+    found = _SNIFF_RE.search(body, 0, SNIFF_BYTES)
+    return found.group(1).decode("ascii").lower() if found is not None else ""
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` bytes of UTF-8, never inside a character."""
+    if len(text) <= limit // 4:  # even four-byte characters fit: the common case, no encoding
+        return text
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore")
+
+
 def _first_values(query: str) -> dict[str, str]:
     values: dict[str, str] = {}
     for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
@@ -359,8 +432,10 @@ def page_parts(url: str, *, hash_mode: bool = False) -> PageParts:
       stored lower-case; upstream kept the case as sent), without the port;
     - pathname: percent-decoded, query dropped, one trailing "/" removed unless
       the path is "/", "" for an empty path; with `hash_mode`, "#" and the
-      decoded fragment are appended (upstream dropped it, spec §10.9);
-    - utm_*: the first value of each exact, case-sensitive key, URL-decoded.
+      decoded fragment are appended (upstream dropped it, spec §10.9); cut to
+      MAX_PATHNAME_BYTES;
+    - utm_*: the first value of each exact, case-sensitive key, URL-decoded,
+      cut to MAX_UTM_BYTES.
 
     Raises:
         InvalidHit: `url` does not parse.
@@ -374,8 +449,8 @@ def page_parts(url: str, *, hash_mode: bool = False) -> PageParts:
     utm = _first_values(parts.query)
     return PageParts(
         hostname=(parts.hostname or "").lower(),
-        pathname=path[:MAX_PATHNAME_CHARS],
-        utm_source=utm.get("utm_source", "")[:MAX_UTM_CHARS],
-        utm_medium=utm.get("utm_medium", "")[:MAX_UTM_CHARS],
-        utm_campaign=utm.get("utm_campaign", "")[:MAX_UTM_CHARS],
+        pathname=cut(path, MAX_PATHNAME_BYTES),
+        utm_source=cut(utm.get("utm_source", ""), MAX_UTM_BYTES),
+        utm_medium=cut(utm.get("utm_medium", ""), MAX_UTM_BYTES),
+        utm_campaign=cut(utm.get("utm_campaign", ""), MAX_UTM_BYTES),
     )

@@ -229,6 +229,12 @@ def _forwarded_for(header: str, proxies: Sequence[Network]) -> Address | None:
     return address  # every hop is one of ours: the leftmost is the client
 
 
+def peer_trusted(peer: str, trusted_proxies: Sequence[Network]) -> bool:
+    """Whether the TCP peer is one of the trusted proxies, whose forwarding headers count."""
+    address = _host_address(peer)
+    return address is not None and _trusted(address, trusted_proxies)
+
+
 def client_ip(peer: str, headers: Mapping[str, str], trusted_proxies: Sequence[Network]) -> str | None:
     """The client address for blocking and rate limiting (spec §3.4), or None.
 

@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from medama_core.ingest.foreign import EVENT_PROPERTY, properties, site_url
+from medama_core.ingest.foreign import EVENT_PROPERTY, limited, properties, site_url, sniffer
 from medama_core.ingest.hit import MAX_DURATION_MS, MAX_GROUP_CHARS, MAX_URL_CHARS, InvalidHit
 from medama_core.ingest.hit import _decode as decode_body
 
-__all__ = ["MAX_DOMAINS", "PAGEVIEW", "ENGAGEMENT", "PlausibleEvent", "parse_event"]
+__all__ = ["MAX_DOMAINS", "PAGEVIEW", "ENGAGEMENT", "PlausibleEvent", "parse_event", "sniff_domain"]
 
 PAGEVIEW: Final = "pageview"
 ENGAGEMENT: Final = "engagement"
@@ -32,6 +32,9 @@ ENGAGEMENT: Final = "engagement"
 MAX_NAME_CHARS: Final = 120
 # A "rollup" snippet names a few sites (`data-domain="a.com,b.com"`); each is one more row.
 MAX_DOMAINS: Final = 8
+
+# The (first) site a raw body names, for counting a drop of a body refused before or at parsing.
+sniff_domain: Final = sniffer("d", "domain")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,7 @@ def parse_event(body: bytes) -> PlausibleEvent:
     url = _text(_field(obj, "u", "url"), "u", MAX_URL_CHARS, required=True)
     domains = _domains(_field(obj, "d", "domain"))
     referrer = _text(_field(obj, "r", "referrer"), "r", MAX_URL_CHARS, required=False)
-    props = properties(_field(obj, "p", "props"), "p")
+    props = limited(properties(_field(obj, "p", "props"), "p"))
     hash_value = _field(obj, "h", "hash_mode")
     if hash_value not in (None, 0, 1, True, False) or isinstance(hash_value, float):
         raise InvalidHit('"h" must be 0 or 1')
@@ -112,5 +115,5 @@ def parse_event(body: bytes) -> PlausibleEvent:
         return PlausibleEvent(name, url, domains, referrer, props, event.hash_mode, _engaged(obj.get("e", 0)))
     if name != PAGEVIEW:
         extra = {EVENT_PROPERTY: name, **_revenue(_field(obj, "$", "revenue"))}
-        return PlausibleEvent(name, url, domains, referrer, {**props, **extra}, event.hash_mode)
+        return PlausibleEvent(name, url, domains, referrer, limited({**props, **extra}), event.hash_mode)
     return event

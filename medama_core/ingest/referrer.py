@@ -19,6 +19,11 @@ __all__ = ["DIRECT", "InvalidReferrer", "Referrer", "Spam", "classify"]
 # and parsing stops reading after twice that much.
 MAX_REFERRER_CHARS: Final = 8192
 
+# DNS caps a host name at 253 characters (of ASCII: IDNs travel as punycode); the stored referrer
+# host is cut to that many UTF-8 bytes, so a made-up "host" of thousands of characters cannot bloat
+# every view and stats row it lands in.
+MAX_HOST_BYTES: Final = 253
+
 # Snowplow referer-parser data set as packaged by medama-io/go-referrer-parser
 # (`category,name,domain` rows), and Matomo's referrer-spam list; see data/README.md.
 GROUPS_FILE: Final = "referers.csv"
@@ -94,7 +99,10 @@ def _hostname(referrer: str) -> str:
     except ValueError as exc:
         raise InvalidReferrer(f"invalid referrer URL: {referrer[:100]!r}") from exc
     # urllib lower-cases the host; a scheme-less "example.com/x" has no host.
-    return (parts.hostname or "").strip()
+    host = (parts.hostname or "").strip()
+    if len(host) > MAX_HOST_BYTES // 4 and len(host.encode("utf-8", "surrogatepass")) > MAX_HOST_BYTES:
+        host = host.encode("utf-8", "surrogatepass")[:MAX_HOST_BYTES].decode("utf-8", "ignore")
+    return host
 
 
 def classify(referrer: str, page_host: str) -> Referrer | Spam:

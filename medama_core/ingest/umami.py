@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from medama_core.ingest.foreign import EVENT_PROPERTY, properties, site_url
+from medama_core.ingest.foreign import EVENT_PROPERTY, limited, properties, site_url, sniffer
 from medama_core.ingest.hit import MAX_GROUP_CHARS, MAX_URL_CHARS, InvalidHit
 from medama_core.ingest.hit import _decode as decode_body
 
-__all__ = ["EVENT", "IDENTIFY", "VIEW", "UmamiEvent", "parse_send"]
+__all__ = ["EVENT", "IDENTIFY", "VIEW", "UmamiEvent", "parse_send", "sniff_hostname"]
 
 VIEW: Final = "view"
 EVENT: Final = "event"
@@ -30,6 +30,9 @@ IDENTIFY: Final = "identify"
 MAX_WEBSITE_ID_CHARS: Final = 64
 # Umami's own limit on an event name (its schema: 50 characters); a little room.
 MAX_NAME_CHARS: Final = 128
+
+# The site a raw body names by host name, for counting a drop of a body refused before or at parsing.
+sniff_hostname: Final = sniffer("hostname")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,4 +91,4 @@ def parse_send(body: bytes) -> UmamiEvent:
     if not name:
         return UmamiEvent(VIEW, website, hostname, url, referrer)
     props = properties(payload.get("data"), "payload.data")
-    return UmamiEvent(EVENT, website, hostname, url, referrer, {**props, EVENT_PROPERTY: name})
+    return UmamiEvent(EVENT, website, hostname, url, referrer, limited({**props, EVENT_PROPERTY: name}))

@@ -17,6 +17,9 @@ def _mark_event_and_views(row: str) -> str:
         UNION ALL SELECT hostname, date_created / 3600000 FROM views WHERE bid = {row}.bid;"""
 
 
+# A table only this database has: a file holding other tables but not this one is refused (store/db.open_file).
+MARKER_TABLE = "views"
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -299,7 +302,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DELETE FROM column_days",
         ),
     ),
-    # 10 is guard's site_hits (per-site daily quota), on its own branch; numbers stay in merge order.
+    Migration(
+        10,
+        (
+            # Hits stored per UTC day (Unix ms of 00:00) and site: page views and custom events, added
+            # with each batch of hits. The per-site daily quota (medama_core/quota.py) starts a day from
+            # here after a restart, so restarting does not reset it.
+            """CREATE TABLE site_hits (
+                day INTEGER NOT NULL,
+                hostname TEXT NOT NULL,
+                hits INTEGER NOT NULL,
+                PRIMARY KEY (day, hostname)
+            ) WITHOUT ROWID""",
+        ),
+    ),
     Migration(
         11,
         (

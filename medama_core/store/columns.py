@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from typing import Any
 
 from medama_core.store import rollups
 from medama_core.store.aggregate import BOUNCE_MAX_MS, BOUNCE_MIN_MS
-from medama_core.store.db import Transaction
+from medama_core.store.db import Transaction, read_blob
 
 # rollups.HOUR_MS and DAY: rollups imports this module, so its names are read only inside functions here.
 HOUR_MS = 3_600_000
@@ -445,13 +446,16 @@ class DurationsWindow:
     def __init__(self, conn: sqlite3.Connection, day: Day) -> None:
         self._conn = conn
         self._rowid, self._width = day.durations_rowid, day.width  # not `day`: its planes must not stay alive
-        self._blob: sqlite3.Blob | None = None
+        self._blob: Any = None  # a sqlite3.Blob (Python 3.11+)
 
     def __call__(self, lo: int, hi: int) -> Sequence[int]:
+        start, size = lo * self._width, (hi - lo) * self._width
+        if sys.version_info < (3, 11):  # no Connection.blobopen: one substr() per window
+            return rollups.unpack(self._width, read_blob(self._conn, "column_days", "data", self._rowid, start, size))
         if self._blob is None:
             self._blob = self._conn.blobopen("column_days", "data", self._rowid, readonly=True)
-        self._blob.seek(lo * self._width)
-        return rollups.unpack(self._width, self._blob.read((hi - lo) * self._width))
+        self._blob.seek(start)
+        return rollups.unpack(self._width, self._blob.read(size))
 
     def close(self) -> None:
         if self._blob is not None:

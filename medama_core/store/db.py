@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import pwd
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
+
+from medama_core.store.files import create_private, make_private_dirs
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -39,10 +43,45 @@ class QueryTimeout(Exception):
     """A read ran past READ_TIME_LIMIT_S and was interrupted; the database is unharmed."""
 
 
+class UnusableFile(Exception):
+    """A database file that cannot be opened here, or is not the database expected; says why and what to do."""
+
+
+# SQLite's primary result codes (sqlite3.h), which the sqlite3 module names only from Python 3.11 on.
+SQLITE_INTERRUPT = 9
+SQLITE_FULL = 13
+# Python 3.10's exceptions carry no code, only SQLite's message for it (sqlite3_errstr).
+_CODE_MESSAGES = {"interrupted": SQLITE_INTERRUPT, "database or disk is full": SQLITE_FULL}
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The primary SQLite result code of a sqlite3 error, or None."""
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is None:
+        return _CODE_MESSAGES.get(str(exc))
+    return int(code) & 0xFF
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """True for SQLite's "database or disk is full" (SQLITE_FULL), whatever statement hit it."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF == sqlite3.SQLITE_FULL
+    return error_code(exc) == SQLITE_FULL
+
+
+def read_blob(conn: sqlite3.Connection, table: str, column: str, rowid: int, offset: int, size: int) -> bytes:
+    """`size` bytes from `offset` of a BLOB value, without reading the rest of it.
+
+    `table` and `column` are names from our own code, never from a request.
+    """
+    if sys.version_info >= (3, 11):
+        with conn.blobopen(table, column, rowid, readonly=True) as blob:
+            blob.seek(offset)
+            return blob.read(size)
+    # Connection.blobopen is Python 3.11+; substr() on a BLOB also reads only the pages it needs.
+    row = conn.execute(f"SELECT substr({column}, :start, :size) FROM {table} WHERE rowid = :rowid",
+                       {"start": offset + 1, "size": size, "rowid": rowid}).fetchone()  # fmt: skip
+    return bytes(row[0]) if row is not None and row[0] is not None else b""
 
 
 @dataclass(frozen=True)
@@ -56,8 +95,7 @@ class Migration:
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     """Open a connection in autocommit mode (we issue BEGIN ourselves) with our pragmas."""
     if path != ":memory:":
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        create_private(path)  # 0600 before SQLite writes a byte; its -wal and -shm take the same mode
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute(f"PRAGMA cache_size = -{CACHE_SIZE_KIB}")
@@ -69,6 +107,86 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of a DuckDB file (upstream's me_analytics.db is one)
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid without a name, e.g. systemd's DynamicUser seen from elsewhere
+        return str(os.geteuid())
+
+
+def file_problem(path: str) -> str | None:
+    """Why SQLite could not use `path` as a database here (creating its folder if missing), or None.
+
+    WAL mode writes `-wal` and `-shm` files beside the database, so its folder
+    must be writable as well as the file.
+    """
+    if os.path.isdir(path):
+        return "it is a folder, not a file"
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        make_private_dirs(directory)  # each folder made is 0700 (store/files.py)
+    except OSError as exc:
+        return f"cannot create its folder {directory} ({exc.strerror}); create it for user {_user()}, or choose another"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return (
+            f"user {_user()} cannot write in its folder {directory}, where SQLite keeps the database's journal; "
+            f"`sudo chown {_user()} {directory}`, or choose a folder it can write"
+        )
+    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        return f"user {_user()} cannot read and write it; `sudo chown {_user()} {path}`, or choose another path"
+    return None
+
+
+def _not_sqlite(path: str, exc: sqlite3.Error) -> str:
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+    except OSError:
+        head = b""
+    if head[8:12] == DUCKDB_MAGIC:
+        return (
+            "it is a DuckDB file (upstream medama's analytics database?), not SQLite; give this flag a new file "
+            "and load that one with `medama import --from-medama FILE`"
+        )
+    return f"it is not a SQLite database ({exc}); point the flag at medama's file, or move this one away"
+
+
+def open_file(path: str, migrations: Sequence[Migration], marker: str | None = None) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate a database file; raises UnusableFile saying what is wrong.
+
+    With `marker`, a file that already holds tables but not that one is refused
+    rather than migrated: it belongs to something else, or is the other database.
+    """
+    problem = file_problem(path)
+    if problem is not None:
+        raise UnusableFile(problem)
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = connect(path)
+        if marker is not None:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and marker not in tables:
+                raise UnusableFile(
+                    f"it is a SQLite database, but not the one expected (it has no {marker} table): another "
+                    "program's, or medama's other database (are -appdb and -analyticsdb swapped?)"
+                )
+        migrate(conn, migrations)
+    except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
+        if str(exc) == "file is not a database":
+            raise UnusableFile(_not_sqlite(path, exc)) from None
+        raise UnusableFile(f"SQLite cannot open it: {exc}") from None
+    except UnusableFile:
+        if conn is not None:
+            conn.close()
+        raise
     return conn
 
 
@@ -122,12 +240,20 @@ class Transaction:
 class Database:
     """A SQLite file with one writer thread and a pool of reader threads."""
 
-    def __init__(self, path: str, migrations: Sequence[Migration], *, readers: int = DEFAULT_READERS) -> None:
+    def __init__(
+        self,
+        path: str,
+        migrations: Sequence[Migration],
+        *,
+        readers: int = DEFAULT_READERS,
+        marker: str | None = None,
+    ) -> None:
+        """Open and migrate `path` (see `open_file`, which may raise UnusableFile)."""
         if path == ":memory:":
             raise ValueError("Database needs a file: reader threads cannot share an in-memory database")
         self.path = path
-        self.writer_conn = connect(path)
-        self.version = migrate(self.writer_conn, migrations)
+        self.writer_conn = open_file(path, migrations, marker)
+        self.version = int(self.writer_conn.execute("PRAGMA user_version").fetchone()[0])
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -178,7 +304,7 @@ class Database:
         try:
             return fn(conn, *args)
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode == sqlite3.SQLITE_INTERRUPT:
+            if error_code(exc) == SQLITE_INTERRUPT:
                 raise QueryTimeout(
                     f"the query took longer than {limit:g} s and was stopped; narrow the date range or filters"
                 ) from None

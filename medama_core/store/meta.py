@@ -15,6 +15,9 @@ from typing import Any
 
 from medama_core.store.db import Migration, Transaction
 
+# A table only this database has: a file holding other tables but not this one is refused (store/db.open_file).
+MARKER_TABLE = "users"
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -62,6 +65,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         3,
         (
+            # Ours: whether the password is still DEFAULT_ADMIN_PASSWORD, so GET /api/user can say so without
+            # hashing. 1 yes, 0 no, NULL not known yet (rows from before this migration or from upstream):
+            # the next start checks those once (app.open_context), and every login sets it.
+            "ALTER TABLE users ADD COLUMN password_is_default INTEGER",
+        ),
+    ),
+    Migration(
+        4,
+        (
             # Ours: the Umami website id a site answers to on POST /api/send (api/foreign.py), so Umami's
             # snippet keeps working with only its host changed. One id per site, one site per id;
             # renaming or deleting the site carries it along.
@@ -98,16 +110,51 @@ def count_users(conn: sqlite3.Connection) -> int:
     return count
 
 
-def insert_user(conn: sqlite3.Connection, user_id: str, username: str, password_hash: str, now: int) -> None:
+def insert_user(
+    conn: sqlite3.Connection,
+    user_id: str,
+    username: str,
+    password_hash: str,
+    now: int,
+    *,
+    password_is_default: bool = False,
+) -> None:
+    """Add a user; `password_is_default` says the hash is of DEFAULT_ADMIN_PASSWORD (the caller knows)."""
     conn.execute(
-        "INSERT INTO users (id, username, password, date_created, date_updated, settings)"
-        " VALUES (:id, :username, :password, :now, :now, :settings)",
-        {"id": user_id, "username": username, "password": password_hash, "now": now, "settings": DEFAULT_USER_SETTINGS},
+        "INSERT INTO users (id, username, password, date_created, date_updated, settings, password_is_default)"
+        " VALUES (:id, :username, :password, :now, :now, :settings, :default)",
+        {
+            "id": user_id,
+            "username": username,
+            "password": password_hash,
+            "now": now,
+            "settings": DEFAULT_USER_SETTINGS,
+            "default": int(password_is_default),
+        },
     )
+
+
+def list_usernames(conn: sqlite3.Connection) -> list[str]:
+    return [str(row[0]) for row in conn.execute("SELECT username FROM users ORDER BY username")]
+
+
+def count_sessions(conn: sqlite3.Connection, user_id: str) -> int:
+    count: int = conn.execute("SELECT count(*) FROM sessions WHERE user_id = :id", {"id": user_id}).fetchone()[0]
+    return count
 
 
 def list_hostnames(conn: sqlite3.Connection) -> list[str]:
     return [row[0] for row in conn.execute("SELECT hostname FROM websites ORDER BY hostname")]
+
+
+def changes_since(conn: sqlite3.Connection, version: int | None) -> tuple[int, list[str], dict[str, str]] | None:
+    """`PRAGMA data_version` and the websites and tenant settings, if other connections committed
+    since `version` (None: always); else None. Run it on one connection: the pragma counts the commits
+    of every connection but the one asking."""
+    current = int(conn.execute("PRAGMA data_version").fetchone()[0])
+    if current == version:
+        return None
+    return current, list_hostnames(conn), get_settings(conn)
 
 
 def get_settings(conn: sqlite3.Connection) -> dict[str, str]:
@@ -134,17 +181,20 @@ class User:
     date_created: int
     date_updated: int
     settings: str  # JSON text, upstream's `{"language":"en"}`
+    password_is_default: bool | None = None  # None: not known yet (see migration 3)
 
 
-_USER_COLUMNS = "u.id, u.username, u.password, u.date_created, u.date_updated, u.settings"
+_USER_COLUMNS = "u.id, u.username, u.password, u.date_created, u.date_updated, u.settings, u.password_is_default"
+_USER_WIDTH = 7  # columns in _USER_COLUMNS
 
 
 def _user(row: Any) -> User | None:
     """A `users` row (selected with _USER_COLUMNS first) as a User."""
     if row is None:
         return None
-    user_id, username, password, created, updated, settings = row[:6]
-    return User(str(user_id), str(username), str(password), int(created), int(updated), str(settings))
+    user_id, username, password, created, updated, settings, is_default = row[:_USER_WIDTH]
+    default = None if is_default is None else bool(is_default)
+    return User(str(user_id), str(username), str(password), int(created), int(updated), str(settings), default)
 
 
 def get_user(conn: sqlite3.Connection, user_id: str) -> User | None:
@@ -172,14 +222,17 @@ def update_user(
 ) -> User | None:
     """Change the given fields and bump `date_updated`; the fresh row, or None if the user is gone.
 
-    A new password also signs the user out of every session but `keep_session`.
+    A new password also signs the user out of every session but `keep_session` (all of
+    them when None), and marks the password as not the default (callers refuse the default).
     """
     params = {"id": user_id, "username": username, "password": password_hash, "settings": settings, "now": now}
     try:
         with Transaction(conn):
             conn.execute(
                 "UPDATE users SET username = coalesce(:username, username), password = coalesce(:password, password),"
-                " settings = coalesce(:settings, settings), date_updated = :now WHERE id = :id",
+                " settings = coalesce(:settings, settings), date_updated = :now,"
+                " password_is_default = CASE WHEN :password IS NULL THEN password_is_default ELSE 0 END"
+                " WHERE id = :id",
                 params,
             )
             if password_hash is not None:
@@ -190,6 +243,24 @@ def update_user(
     except sqlite3.IntegrityError:
         raise AlreadyExists("user already exists") from None
     return get_user(conn, user_id)
+
+
+def set_password_is_default(conn: sqlite3.Connection, user_id: str, is_default: bool) -> None:
+    """Record what a check of the password against DEFAULT_ADMIN_PASSWORD found (a login, or start-up)."""
+    conn.execute(
+        "UPDATE users SET password_is_default = :default WHERE id = :id", {"id": user_id, "default": int(is_default)}
+    )
+
+
+def users_with_unknown_default(conn: sqlite3.Connection) -> list[User]:
+    """Users whose password has not been checked against DEFAULT_ADMIN_PASSWORD yet (see migration 3)."""
+    rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users u WHERE u.password_is_default IS NULL ORDER BY u.rowid")
+    return [user for user in map(_user, rows) if user is not None]
+
+
+def usernames_with_default_password(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute("SELECT username FROM users WHERE password_is_default = 1 ORDER BY rowid")
+    return [str(row[0]) for row in rows]
 
 
 def delete_user(conn: sqlite3.Connection, user_id: str) -> list[str] | None:
@@ -220,7 +291,7 @@ def session_user(conn: sqlite3.Connection, token_hash: bytes) -> tuple[User, int
         {"hash": token_hash},
     ).fetchone()
     user = _user(row)
-    return None if user is None else (user, int(row[6]))
+    return None if user is None else (user, int(row[_USER_WIDTH]))
 
 
 def delete_session(conn: sqlite3.Connection, token_hash: bytes) -> bool:

@@ -20,7 +20,7 @@ from operator import itemgetter
 
 from medama_core.store import columns
 from medama_core.store.aggregate import SAMPLE_STEP, Group, Run, Runs
-from medama_core.store.db import Transaction
+from medama_core.store.db import Transaction, read_blob
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -439,9 +439,7 @@ def stored_run(
         return Run.of(unpack(width, whole))
 
     def read(lo: int, hi: int) -> Sequence[int]:
-        with conn.blobopen("rollup_durations", "durations", rowid, readonly=True) as blob:
-            blob.seek(lo * width)
-            return unpack(width, blob.read((hi - lo) * width))
+        return unpack(width, read_blob(conn, "rollup_durations", "durations", rowid, lo * width, (hi - lo) * width))
 
     return Run(count, unpack(width, samples), read)
 

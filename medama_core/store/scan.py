@@ -67,7 +67,7 @@ GROUP_FIELDS: dict[str, bytes | None] = {
 @lru_cache(maxsize=32)
 def _ones(n: int) -> int:
     """0x01 in each of n bytes: `(x >> bit) & _ones(n)` keeps one flag bit per view."""
-    return int.from_bytes(b"\x01" * n)
+    return int.from_bytes(b"\x01" * n, "big")
 
 
 @lru_cache(maxsize=32)
@@ -146,11 +146,11 @@ class DayScan:
         key = (name, index)
         value = self._ints.get(key)
         if value is None:
-            value = self._ints[key] = int.from_bytes(plane)
+            value = self._ints[key] = int.from_bytes(plane, "big")
         return value
 
     def _translate(self, plane: bytes, table: bytes | bytearray) -> int:
-        return int.from_bytes(plane.translate(table))
+        return int.from_bytes(plane.translate(table), "big")
 
     # ---- masks ----
 
@@ -227,7 +227,7 @@ class DayScan:
         SAMPLE_STEP-th of them and reading the rest through `window` (columns.DurationsWindow)."""
         durations = self.day.durations
         assert durations is not None
-        selected = mask.to_bytes(self.n)[self.day.untimed :]
+        selected = mask.to_bytes(self.n, "big")[self.day.untimed :]
         if whole:
             return MaskedRun((), len(durations), window, selected, durations)
         return MaskedRun(durations[SAMPLE_STEP - 1 :: SAMPLE_STEP], len(durations), window, selected)
@@ -236,7 +236,7 @@ class DayScan:
 
     def _selected(self, plane: bytes, name: str, index: int, mask: int) -> bytes:
         """The bytes of `plane` at the selected views, in row order (the plane holds no zero byte)."""
-        return (mask & self._int(name, index, plane)).to_bytes(self.n).translate(None, b"\0")
+        return (mask & self._int(name, index, plane)).to_bytes(self.n, "big").translate(None, b"\0")
 
     def keys(self, name: str, mask: int) -> tuple[Sequence[int], Callable[[int], str]]:
         """The selected views' keys of column `name`, in row order, and the label of a key."""
@@ -275,7 +275,7 @@ class DayScan:
         timed_keys = keys[leading:]
         durations = self.day.durations
         assert durations is not None
-        selected = mask.to_bytes(self.n)[untimed:]
+        selected = mask.to_bytes(self.n, "big")[untimed:]
         chosen: Iterable[int]
         if len(timed_keys) * SPARSE_RATIO < len(selected):  # few views: find them rather than test every one
             chosen = [durations[i] for i in _positions(selected, len(timed_keys))]

@@ -15,7 +15,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from itertools import groupby
 from operator import itemgetter
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -30,6 +30,8 @@ from medama_core.store.aggregate import (
 )
 from medama_core.store.filters import PROP_FIELDS, Filter, matcher, where_sql
 from medama_core.store.rollups import DAY, DURATION_KINDS, HOUR, HOUR_MS, KIND_SQL, KINDS, RUN_SPANS
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
 P = ParamSpec("P")
 T = TypeVar("T")

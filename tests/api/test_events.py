@@ -177,7 +177,7 @@ def test_load_for_an_unregistered_site_is_404(c: Client, site: LiveServer) -> No
     result = c.post("/api/event/hit", body=json.dumps(load(u="https://nope.example/")).encode(), headers=BROWSER)
     assert result.status == 404
     assert result.json() == {"error": {"code": 404, "message": "website not found"}}
-    drops(site, [("unknown_site", "", 1)], "SELECT reason, hostname, count FROM drops")
+    drops(site, [("unknown_site", "nope.example", 1)], "SELECT reason, hostname, count FROM drops")
 
 
 def test_custom_event_for_an_unregistered_group_is_404(c: Client) -> None:
@@ -313,11 +313,17 @@ def test_drop_counts_add_up_per_day(c: Client, site: LiveServer) -> None:
 
 
 @pytest.mark.parametrize(
-    "body",
-    [load(), {"e": "unload", "b": "x", "m": 5}, {"e": "custom", "g": SITE, "d": {"a": "b"}}],
+    ("body", "counted"),
+    [
+        (load(), [("blocked_ip", SITE, 2)]),
+        ({"e": "unload", "b": "x", "m": 5}, [("blocked_ip", "", 1), ("blocked_ip", SITE, 1)]),  # names no site
+        ({"e": "custom", "g": SITE, "d": {"a": "b"}}, [("blocked_ip", SITE, 2)]),
+    ],
     ids=["load", "unload", "custom"],
 )
-def test_a_blocked_ip_gets_204_for_every_event_type(tmp_path: Path, body: dict[str, Any]) -> None:
+def test_a_blocked_ip_gets_204_for_every_event_type(
+    tmp_path: Path, body: dict[str, Any], counted: list[tuple[str, str, int]]
+) -> None:
     prepare(tmp_path, blocked=("127.0.0.0/8",))
     with live_server(tmp_path) as server:
         client = server.client()
@@ -326,7 +332,7 @@ def test_a_blocked_ip_gets_204_for_every_event_type(tmp_path: Path, body: dict[s
         client.close()
     assert rows(server, "SELECT count(*) FROM views") == [(0,)]
     assert rows(server, "SELECT count(*) FROM events") == [(0,)]
-    assert rows(server, "SELECT reason, count FROM drops") == [("blocked_ip", 2)]
+    assert rows(server, "SELECT reason, hostname, count FROM drops ORDER BY hostname") == counted
 
 
 def test_the_presets_do_not_block_local_testing(tmp_path: Path) -> None:

@@ -14,10 +14,18 @@ from medama_core.api import BlockSettings, settings
 from medama_core.app import open_context
 from medama_core.config import Config
 from medama_core.log import Logger
+from medama_core.store import db, meta
 from tests.api.test_auth import error
 from tests.helpers import Client, LiveServer, live_server
 
-DEFAULTS = {"script_type": ["default"], "blockAbusiveIPs": True, "blockTorExitNodes": True, "blockedIPs": []}
+DEFAULTS = {
+    "script_type": ["default"],
+    "blockAbusiveIPs": True,
+    "blockTorExitNodes": True,
+    "blockedIPs": [],
+    "site_daily_hit_quota": 500_000,
+    "public_url": "",
+}
 
 
 @pytest.fixture
@@ -44,6 +52,8 @@ def test_defaults_then_partial_patches_return_everything(admin: Client, server: 
         "blockAbusiveIPs": True,
         "blockTorExitNodes": False,
         "blockedIPs": ["192.0.2.1", "2001:db8::/32"],
+        "site_daily_hit_quota": 500_000,
+        "public_url": "",
     }
     assert result.json() == expected
     assert admin.get("/api/tenant/settings").json() == expected
@@ -107,7 +117,12 @@ def test_settings_persist_and_apply_at_startup(tmp_path: Path) -> None:
         client.login()
         client.patch(
             "/api/tenant/settings",
-            json_body={"script_type": ["page-events"], "blockAbusiveIPs": False, "blockedIPs": ["198.51.100.0/24"]},
+            json_body={
+                "script_type": ["page-events"],
+                "blockAbusiveIPs": False,
+                "blockedIPs": ["198.51.100.0/24"],
+                "site_daily_hit_quota": 7,
+            },
         )
         client.close()
     with live_server(tmp_path) as server:
@@ -118,6 +133,8 @@ def test_settings_persist_and_apply_at_startup(tmp_path: Path) -> None:
             "blockAbusiveIPs": False,
             "blockTorExitNodes": True,
             "blockedIPs": ["198.51.100.0/24"],
+            "site_daily_hit_quota": 7,
+            "public_url": "",
         }
         assert client.get("/script.js").body == client.get("/scripts/page-events.js").body
         client.close()
@@ -128,7 +145,7 @@ def test_startup_builds_block_settings_from_the_database(tmp_path: Path) -> None
 
     async def load(values: dict[str, str]) -> BlockSettings:
         with sqlite3.connect(config.appdb) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS tenant_settings (key TEXT PRIMARY KEY, value TEXT, date_updated)")
+            db.migrate(conn, meta.MIGRATIONS)
             for key, value in values.items():
                 conn.execute("INSERT OR REPLACE INTO tenant_settings VALUES (:k, :v, 0)", {"k": key, "v": value})
         ctx = open_context(config, Logger("json", "error"))
@@ -301,3 +318,56 @@ def test_read_usage_from_a_fake_proc(tmp_path: Path) -> None:
     empty.mkdir()
     fallback, times = usage.read_usage(str(tmp_path / "x.db"), None, empty)
     assert times is None and fallback.cpu_usage == 0.0 and fallback.threads >= 1 and fallback.memory_total > 0
+
+
+# The public URL (for the tracker snippet): a setting, else -publicurl; checked and normalised.
+
+
+@pytest.mark.parametrize(
+    ("given", "stored_as"),
+    [
+        ("https://Stats.Example.com/", "https://stats.example.com"),
+        ("http://192.0.2.10:8080", "http://192.0.2.10:8080"),
+        ("  https://[2001:DB8::1]:8443/ ", "https://[2001:db8::1]:8443"),
+        ("", ""),
+    ],
+)
+def test_public_url_is_normalised(admin: Client, server: LiveServer, given: str, stored_as: str) -> None:
+    assert admin.patch("/api/tenant/settings", json_body={"public_url": given}).json()["public_url"] == stored_as
+    assert admin.get("/api/tenant/settings").json()["public_url"] == stored_as
+    assert stored(server) == {"public_url": stored_as}
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("stats.example.com", "must start with http:// or https://"),
+        ("ftp://stats.example.com", "must start with http:// or https://"),
+        ("https://stats.example.com/medama", "must not have a path"),
+        ("https://stats.example.com/?a=1", "must not have a query"),
+        ("https://stats.example.com#top", "must not have a query"),
+        ("https://user:pw@stats.example.com", "must not hold a user name or password"),
+        ("https://stats.example.com:99999", "its port must be a number from 1 to 65535"),
+        ("https://stats.example.com:0", "its port must be a number from 1 to 65535"),
+        ("https://", "needs a host name"),
+        ("https://exa mple.com", "must not hold spaces"),
+        ("https://bad_name.example", "is not a host name"),
+        ("https://[::1", "broken IPv6 address"),
+    ],
+)
+def test_a_bad_public_url_is_400(admin: Client, server: LiveServer, given: str, message: str) -> None:
+    status, text = error(admin.patch("/api/tenant/settings", json_body={"public_url": given}))
+    assert status == 400 and text.startswith("public_url: ") and message in text, text
+    assert stored(server) == {}
+
+
+def test_the_flag_is_the_public_url_until_the_setting_is_given(tmp_path: Path) -> None:
+    with live_server(tmp_path, publicurl="https://flag.example") as server:
+        client = server.client()
+        client.login()
+        assert client.get("/api/tenant/settings").json()["public_url"] == "https://flag.example"
+        patched = client.patch("/api/tenant/settings", json_body={"public_url": "https://setting.example"})
+        assert patched.json()["public_url"] == "https://setting.example"
+        unset = client.patch("/api/tenant/settings", json_body={"public_url": ""})
+        assert unset.json()["public_url"] == "https://flag.example"
+        client.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from medama_core import backup
+from medama_core.config import ConfigError
 from tests.deploy.conftest import Proc, free_port
 from tests.helpers import Client
 
@@ -89,21 +90,47 @@ def test_a_missing_database_or_clashing_names_are_errors(tmp_path: Path) -> None
         backup.backup(str(tmp_path / "a" / "db"), str(tmp_path / "b" / "db"), tmp_path / "out")
 
 
-@pytest.mark.parametrize(
-    "args, expected",
-    [
-        (["/b"], ("/b", [])),
-        (["/b", "-env"], ("/b", ["-env"])),
-        (["-appdb", "x.db", "/b"], ("/b", ["-appdb", "x.db"])),
-    ],
-)
-def test_destination_first_or_last(args: list[str], expected: tuple[str, list[str]]) -> None:
-    assert backup.split_destination(args) == expected
+def make_databases(directory: Path) -> list[str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [str(directory / "me_meta.db"), str(directory / "me_analytics.db")]
+    for path in paths:
+        conn = sqlite3.connect(path)
+        conn.execute("create table t (n integer)")
+        conn.close()
+    return paths
 
 
-def test_destination_is_required() -> None:
-    with pytest.raises(backup.BackupError, match="missing DEST"):
-        backup.split_destination(["-env"])
+@pytest.mark.parametrize("where", ["first", "last", "between"])
+def test_destination_first_last_or_between_flags(tmp_path: Path, where: str) -> None:
+    appdb, analyticsdb = make_databases(tmp_path / "data")
+    flags = ["-appdb", appdb, "-analyticsdb", analyticsdb]
+    dest = str(tmp_path / "out")
+    args = {"first": [dest, *flags], "last": [*flags, dest], "between": [*flags[:2], dest, *flags[2:]]}[where]
+    assert backup.main(args, {}) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["me_analytics.db", "me_meta.db"]
+
+
+def test_destination_is_required(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="missing DEST"):
+        backup.main(["-env"], {})
+    with pytest.raises(ConfigError, match="give one DEST"):
+        backup.main(["a", "b"], {})
+
+
+def test_a_failed_backup_leaves_nothing_in_dest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    appdb, analyticsdb = make_databases(tmp_path / "data")
+    Path(analyticsdb).write_bytes(b"not a database, but a file of the right name" * 100)
+    flags = ["-appdb", appdb, "-analyticsdb", analyticsdb]
+    assert backup.main([str(tmp_path / "new" / "out"), *flags], {}) == 1
+    assert "cannot back up" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists(), "the folders it made are gone again"
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "me_meta.db").write_text("yesterday's copy")
+    assert backup.main([str(tmp_path / "old"), *flags], {}) == 1
+    assert [p.name for p in (tmp_path / "old").iterdir()] == ["me_meta.db"], "no new or partial file"
+    assert (tmp_path / "old" / "me_meta.db").read_text() == "yesterday's copy"
+    assert backup.main([str(tmp_path / "x"), "-appdb", appdb, "-analyticsdb", str(tmp_path / "missing.db")], {}) == 1
+    assert "no database at" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
 def test_backup_of_a_running_server_and_the_documented_restore(pyz: Path, tmp_path: Path, procs: list[Proc]) -> None:

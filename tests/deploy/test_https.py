@@ -84,14 +84,14 @@ def test_plain_app_without_a_domain_redirects_to_the_host_asked_for() -> None:
     [
         (errno.EACCES, "setcap cap_net_bind_service=+ep"),
         (errno.EADDRINUSE, "another program already uses it"),
-        (errno.EADDRNOTAVAIL, "Cannot assign requested address"),
+        (errno.EADDRNOTAVAIL, "is not an address of this machine"),
     ],
 )
 def test_listen_errors_say_what_to_do(code: int, expected: str) -> None:
     import os
 
-    message = str(https.listen_error(OSError(code, os.strerror(code)), 80, "ACME challenges"))
-    assert message.startswith("cannot listen on port 80 (ACME challenges)")
+    message = str(https.listen_error(OSError(code, os.strerror(code)), 80, "ACME challenges", "10.9.8.7"))
+    assert message.startswith("cannot listen on 10.9.8.7:80 (ACME challenges)")
     assert expected in message
 
 
@@ -173,21 +173,22 @@ def test_tlscert_serves_https_redirects_http_and_reloads_on_sighup(
     assert server.terminate() == 0
 
 
-def start_failure(pyz: Path, tmp_path: Path, procs: list[Proc], *extra: str) -> str:
+def start_failure(pyz: Path, tmp_path: Path, procs: list[Proc], code: int, *extra: str) -> str:
+    """Exit 2 for flags that cannot be used, 1 for what this machine refuses (README, "Exit codes")."""
     args = ["start", "-host", "127.0.0.1", "-appdb", str(tmp_path / "me_meta.db")]
     args += ["-analyticsdb", str(tmp_path / "me_analytics.db"), *extra]
     server = Proc(pyz, args, tmp_path / f"fail-{time.monotonic_ns()}.log")
     procs.append(server)
-    assert server.wait_exit() == 2
+    assert server.wait_exit() == code
     return server.log()
 
 
 def test_start_up_errors_are_one_clear_line(pyz: Path, tmp_path: Path, procs: list[Proc]) -> None:
-    log = start_failure(pyz, tmp_path, procs, "-autossl", "a.example", "-tlscert", "x.pem")
+    log = start_failure(pyz, tmp_path, procs, 2, "-autossl", "a.example", "-tlscert", "x.pem")
     assert "ERROR: use -autossl or -tlscert, not both" in log
-    log = start_failure(pyz, tmp_path, procs, "-autossl", "*.example.com")
+    log = start_failure(pyz, tmp_path, procs, 2, "-autossl", "*.example.com")
     assert "is not a domain name" in log
-    log = start_failure(pyz, tmp_path, procs, "-tlscert", str(tmp_path / "missing.pem"), "-httpsport", "0")
+    log = start_failure(pyz, tmp_path, procs, 1, "-tlscert", str(tmp_path / "missing.pem"), "-httpsport", "0")
     assert "ERROR: cannot load certificate" in log
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
@@ -195,8 +196,8 @@ def test_start_up_errors_are_one_clear_line(pyz: Path, tmp_path: Path, procs: li
         from tests.deploy.certs import CA
 
         cert, key, _ = CA.create().write(tmp_path, "stats.example")
-        log = start_failure(pyz, tmp_path, procs, "-tlscert", str(cert), "-tlskey", str(key), "-httpport", str(port))
-    assert f"ERROR: cannot listen on port {port} (redirects to HTTPS): another program already uses it" in log
+        log = start_failure(pyz, tmp_path, procs, 1, "-tlscert", str(cert), "-tlskey", str(key), "-httpport", str(port))
+    assert f"ERROR: cannot listen on 127.0.0.1:{port} (redirects to HTTPS): another program already uses it" in log
     assert "Traceback" not in log
 
 

@@ -79,6 +79,8 @@ def args(port: int, data: Path) -> list[str]:
         str(data / "me_analytics.db"),
         "-ratelimit",
         "0",
+        "-level",
+        "debug",  # successful reads are logged at debug only; `served` counts their lines
     ]
 
 

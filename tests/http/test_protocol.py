@@ -11,7 +11,6 @@ from medama_core.http.protocol import (
     MAX_HEAD_BYTES,
     MAX_HEADERS,
     Response,
-    parse_chunked,
     parse_cookies,
     parse_query,
     parse_request_head,
@@ -139,44 +138,6 @@ def test_structured_requests_never_raise_other_errors(
         assert 400 <= exc.status < 500
     else:
         assert parsed.method == method
-
-
-CHUNKED_OK = [
-    (b"0\r\n\r\n", b""),
-    (b"5\r\nhello\r\n0\r\n\r\n", b"hello"),
-    (b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", b"hello world"),
-    (b"A\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\n", b"0123456789"),
-]
-
-
-@pytest.mark.parametrize(("raw", "body"), CHUNKED_OK, ids=["empty", "one", "ext", "trailer"])
-def test_chunked_bodies(raw: bytes, body: bytes) -> None:
-    assert parse_chunked(b"junk" + raw + b"NEXT", 4, 1000) == (body, 4 + len(raw))
-    for cut in range(len(raw)):  # any strict prefix means "need more bytes"
-        assert parse_chunked(raw[:cut], 0, 1000) is None
-
-
-@pytest.mark.parametrize(
-    ("raw", "status"),
-    [(b"zz\r\n", 400), (b"5\r\nhelloXX0\r\n\r\n", 400), (b"ffff\r\n", 413), (b"1" * 2000, 400)],
-    ids=["not-hex", "no-crlf-after-data", "too-large", "size-line-too-long"],
-)
-def test_chunked_errors(raw: bytes, status: int) -> None:
-    with pytest.raises(ProtocolError) as info:
-        parse_chunked(raw, 0, 1000)
-    assert info.value.status == status
-
-
-@given(st.binary(max_size=512))
-@settings(max_examples=2000, deadline=None)
-def test_chunked_parser_invariant(data: bytes) -> None:
-    try:
-        result = parse_chunked(data, 0, 256)
-    except ProtocolError as exc:
-        assert exc.status in (400, 413, 431)
-    else:
-        if result is not None:
-            assert len(result[0]) <= 256 and result[1] <= len(data)
 
 
 def test_query_and_cookie_parsing() -> None:

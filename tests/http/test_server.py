@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -15,7 +15,7 @@ import pytest
 
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.http.server import HTTPServer, Timeouts
+from medama_core.http.server import MAX_BUFFERED_BYTES, HTTPServer, Timeouts
 
 BODY_LIMIT = 1000
 
@@ -25,8 +25,10 @@ class EchoApp:
 
     def __init__(self, name: str = "echo") -> None:
         self.name = name
+        self.seen: list[str] = []  # paths, in the order handled
 
     async def handle(self, request: Request) -> Response:
+        self.seen.append(request.path)
         if request.path == "/slow":
             await asyncio.sleep(float(request.query_value("s") or "0.3"))
         if request.path == "/boom":
@@ -40,7 +42,8 @@ class EchoApp:
         return json_response(body)
 
     def error_response(self, error: HTTPError, request: Request | None) -> Response:
-        return json_response({"error": {"code": error.status, "message": error.message}}, error.status)
+        body = {"error": {"code": error.status, "message": error.message}}
+        return json_response(body, error.status, list(error.headers))
 
     def body_limit(self, path: str) -> int:
         return BODY_LIMIT
@@ -64,9 +67,17 @@ def running(
     name: str = "echo",
     port: int = 0,
     reuse_port: bool = False,
+    network_of: Callable[[str], str | None] | None = None,
+    max_buffered: int = MAX_BUFFERED_BYTES,
 ) -> Iterator[Running]:
     loop = asyncio.new_event_loop()
-    server = HTTPServer(EchoApp(name), max_connections=max_connections, timeouts=timeouts or Timeouts())
+    server = HTTPServer(
+        EchoApp(name),
+        max_connections=max_connections,
+        timeouts=timeouts or Timeouts(),
+        network_of=network_of,
+        max_buffered=max_buffered,
+    )
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     listening = server.listen("127.0.0.1", port, reuse_port=reuse_port)
@@ -92,8 +103,9 @@ def _close_sockets() -> Iterator[None]:
         _OPEN.pop().close()
 
 
-def connect(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+def connect(port: int, source: str = "127.0.0.1") -> socket.socket:
+    """A connection to the server from `source`, any address of 127.0.0.0/8 (all of it is loopback)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
     _OPEN.append(sock)
     return sock
 
@@ -174,6 +186,23 @@ def test_long_pipeline_does_not_recurse() -> None:
         sock.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n" * count)
         statuses = [read_response(sock, buf)[0] for _ in range(count)]
         assert statuses == [200] * count
+
+
+def test_a_long_pipeline_does_not_hold_the_loop_from_other_connections() -> None:
+    # Every pipelined request buffered used to be answered in one go (here ~4,000 of them, one read's
+    # worth) while every other connection waited; now the loop turns every PIPELINE_BURST answers.
+    with running() as srv:
+        flood, other = connect(srv.port), connect(srv.port)
+        time.sleep(0.1)  # both accepted
+        flood.sendall(b"GET /flood HTTP/1.1\r\nHost: x\r\n\r\n" * 20_000)
+        other.sendall(b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(other, bytearray())[0] == 200
+        buf = bytearray()
+        assert all(read_response(flood, buf)[0] == 200 for _ in range(20_000))
+        app = srv.server.app
+        assert isinstance(app, EchoApp)
+        seen = app.seen
+        assert seen.index("/other") < 1000, seen.index("/other")  # 32 here; 3,999 before
 
 
 def test_chunked_request_body_split_across_packets() -> None:
@@ -278,6 +307,135 @@ def test_connection_cap_answers_503() -> None:
         assert read_response(extra, buf)[0] == 503
         for s in keep:
             s.close()
+
+
+def test_silent_connection_is_closed_by_the_head_timeout_counted_from_accept() -> None:
+    # It used to get the idle timeout (300 s) at accept: 4,100 of them held every slot (issue 14).
+    with running(Timeouts(header=0.3, body=5, idle=30)) as srv:
+        sock = connect(srv.port)
+        sock.settimeout(5)
+        started = time.monotonic()
+        assert closed_by_peer(sock)
+        assert time.monotonic() - started < 2
+
+
+def test_first_head_is_due_within_the_head_timeout_of_accept() -> None:
+    with running(Timeouts(header=2.0, body=5, idle=30)) as srv:
+        sock, buf = connect(srv.port), bytearray()
+        time.sleep(1.5)
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        first_byte = time.monotonic()
+        assert read_response(sock, buf)[0] == 408
+        # 2-2.5 s after accept (the sweep runs every 0.5 s), so 0.5-1 s after the first byte, where
+        # a clock started by the first byte would give 2-2.5 s.
+        assert time.monotonic() - first_byte < 1.75
+
+
+def request_on(sock: socket.socket, path: str = "/") -> int:
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return read_response(sock, bytearray())[0]
+
+
+def by_address(peer: str) -> str | None:
+    """Each loopback address its own network, except 127.0.0.3, which is exempt (a trusted proxy)."""
+    return None if peer == "127.0.0.3" else peer
+
+
+def test_one_network_cannot_take_every_connection_slot() -> None:
+    with running(max_connections=16, network_of=by_address) as srv:  # 8 a network (MIN_NETWORK_CONNECTIONS)
+        held = [connect(srv.port) for _ in range(8)]
+        time.sleep(0.1)
+        refused, buf = connect(srv.port), bytearray()
+        status, headers, body = read_response(refused, buf)
+        assert status == 503 and headers["retry-after"]
+        assert "your network" in json.loads(body)["error"]["message"]
+        assert closed_by_peer(refused)
+        assert request_on(connect(srv.port, "127.0.0.2")) == 200  # another network is still served
+        assert [request_on(sock) for sock in held] == [200] * 8
+        assert [request_on(connect(srv.port, "127.0.0.3")) for _ in range(5)] == [200] * 5  # exempt
+        for sock in held:
+            sock.close()
+        time.sleep(0.2)
+        assert request_on(connect(srv.port)) == 200  # closing gives the slots back
+
+
+def send_head(port: int, length: int, source: str = "127.0.0.1", body: bytes = b"") -> socket.socket:
+    sock = connect(port, source)
+    sock.sendall(b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (length, body))
+    return sock
+
+
+def refused_as_busy(sock: socket.socket) -> str:
+    """The 503's message, after checking its Retry-After and the close."""
+    status, headers, body = read_response(sock, bytearray())
+    assert status == 503 and headers["retry-after"] and closed_by_peer(sock)
+    message: str = json.loads(body)["error"]["message"]
+    return message
+
+
+def wait_released(server: HTTPServer) -> None:
+    """Once every connection holding bytes has closed, the server's accounts are back to nothing."""
+    deadline = time.monotonic() + 5
+    while server.held and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.held == 0 and all(share.held == 0 for share in server.shares.values())
+
+
+def test_bodies_in_flight_have_a_budget() -> None:
+    # 300 clients each sending most of a 1 MiB body held 300 MiB for 30 s (issue 14): the bytes a
+    # Content-Length announces are reserved when its head arrives, and past the budget it is a 503.
+    with running(max_buffered=2500) as srv:
+        first = send_head(srv.port, 1000, body=b"a" * 900)
+        second = send_head(srv.port, 1000)
+        time.sleep(0.1)
+        assert "busy" in refused_as_busy(send_head(srv.port, 1000))
+        assert request_on(connect(srv.port)) == 200  # requests without a body still go through
+        first.sendall(b"b" * 100)
+        assert read_response(first, bytearray())[0] == 200
+        assert json.loads(read_response(send_head(srv.port, 3, body=b"abc"), bytearray())[2])["body"] == "abc"
+        # A chunked body is charged as it arrives.
+        third = send_head(srv.port, 1000)  # 2,000 reserved with `second`
+        chunked = connect(srv.port)
+        chunked.sendall(b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunked.sendall(b"12c\r\n" + b"c" * 300 + b"\r\n")
+        time.sleep(0.1)
+        chunked.sendall(b"12c\r\n" + b"c" * 300 + b"\r\n")  # 2,000 + 600: over
+        assert "busy" in refused_as_busy(chunked)
+        third.close()
+        second.close()
+        first.close()
+        wait_released(srv.server)
+
+
+def test_one_network_cannot_take_the_whole_budget() -> None:
+    with running(max_buffered=16_000, network_of=by_address) as srv:  # 2,000 bytes a network
+        first, second = send_head(srv.port, 1000), send_head(srv.port, 1000)
+        time.sleep(0.1)
+        assert "your network" in refused_as_busy(send_head(srv.port, 1000))
+        other = send_head(srv.port, 1000, "127.0.0.2", b"o" * 1000)
+        assert read_response(other, bytearray())[0] == 200
+        proxied = [send_head(srv.port, 1000, "127.0.0.3") for _ in range(4)]  # exempt: the total only
+        time.sleep(0.1)
+        for sock in proxied:
+            sock.sendall(b"p" * 1000)
+            assert read_response(sock, bytearray())[0] == 200
+        for sock in (first, second, other, *proxied):
+            sock.close()
+        wait_released(srv.server)
+
+
+def test_a_malformed_chunk_is_a_400_and_the_pipelined_request_is_not_served() -> None:
+    # `1;a\nb` (a bare LF in a chunk extension) was read as size 1, and the request behind the body
+    # answered too (issue 14).
+    with running() as srv:
+        sock, buf = connect(srv.port), bytearray()
+        sock.sendall(
+            b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;a\nb\r\nX\r\n0\r\n\r\n"
+            b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        status, headers, _ = read_response(sock, buf)
+        assert status == 400 and headers["connection"] == "close"
+        assert closed_by_peer(sock) and not buf
 
 
 def test_graceful_shutdown_finishes_in_flight_requests() -> None:

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medama_core import transfer
+from medama_core.config import ConfigError, help_text
 from medama_core.importers import goatcounter, plausible, umami
 from medama_core.importers.rows import BadRecord, text_lines
 from medama_core.store import analytics, db, meta
@@ -41,7 +42,7 @@ def databases(tmp_path: Path) -> tuple[str, str]:
 def run(tmp_path: Path, *args: str) -> tuple[int, str]:
     appdb, analyticsdb = str(tmp_path / "me_meta.db"), str(tmp_path / "me_analytics.db")
     err = io.StringIO()
-    code = transfer.import_main([*args, "--appdb", appdb, "--analyticsdb", analyticsdb], err)
+    code = transfer.import_main([*args, "--appdb", appdb, "--analyticsdb", analyticsdb], err, {})
     return code, err.getvalue()
 
 
@@ -185,11 +186,32 @@ def test_dry_run_stores_nothing_and_errors_name_their_line(tmp_path: Path) -> No
     code, err = run(tmp_path, "--from", "goatcounter", str(latin), "--site", SITE)
     assert code == 1 and "line 10: not UTF-8" in err, err
     code, err = run(tmp_path, "--from", "goatcounter", sample)
-    assert code == 1 and "--site" in err
+    assert code == 1 and "give -site HOSTNAME" in err
     gzipped = tmp_path / "export.csv.gz"
     gzipped.write_bytes(gzip.compress(text.encode("utf-8")))
     code, err = run(tmp_path, "--from", "goatcounter", str(gzipped), "--site", SITE, "--dry-run")
     assert code == 0 and "would import 5 views" in err, err
+
+
+def test_import_flags_follow_the_one_flag_parser(tmp_path: Path) -> None:
+    """-from, -site, -sessions and -dry-run are Go-style flags like every other (either dash count, -flag=value),
+    listed by --help with their defaults; misuse is a usage error (exit 2), and a dry run creates no database."""
+    sample = str(SAMPLES / "goatcounter-export.csv")
+    for argv, message in [
+        (["-site", SITE, sample], "-site, -sessions and -dry-run go with -from TOOL"),
+        (["-dry-run", sample], "go with -from TOOL"),
+        (["-from", "matomo", sample], "'matomo' is not one of goatcounter, umami, plausible"),
+        (["-from", "umami", "-from-medama", "upstream.db"], "not -from-medama"),
+        (["-from", "umami"], "give either FILE or -from-medama DUCKDB"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            transfer.import_main(argv, io.StringIO(), {})
+    text = help_text(transfer.IMPORT_SYNOPSIS, transfer.IMPORT_DESCRIPTION, transfer.IMPORT_OPTIONS)
+    assert "  -from (default: none: FILE holds medama's own columns)" in text
+    assert "  -dry-run (default: false)" in text and "  -from-medama (default: none)" in text
+    code, err = run(tmp_path, "-from=goatcounter", sample, "-site=Example.COM", "-dry-run")
+    assert code == 0 and "would import 5 views" in err, err
+    assert sorted(path.name for path in tmp_path.iterdir()) == []  # nothing stored, so no database left
 
 
 def _drain(records: Any) -> None:

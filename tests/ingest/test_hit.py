@@ -11,15 +11,22 @@ from hypothesis import strategies as st
 from medama_core.ingest.hit import (
     MAX_BODY_BYTES,
     MAX_DURATION_MS,
-    MAX_PATHNAME_CHARS,
-    MAX_UTM_CHARS,
+    MAX_PATHNAME_BYTES,
+    MAX_PROPERTIES,
+    MAX_PROPERTIES_BYTES,
+    MAX_PROPERTY_KEY_CHARS,
+    MAX_PROPERTY_VALUE_CHARS,
+    MAX_UTM_BYTES,
     CustomHit,
+    HitTooLarge,
     InvalidHit,
     LoadHit,
     PageParts,
     UnloadHit,
+    host_of,
     page_parts,
     parse_hit,
+    sniff_host,
 )
 
 LOAD = {
@@ -106,7 +113,7 @@ INVALID = [
     ("e-not-string", body({**LOAD, "e": 1}), '"e" must be one of'),
     ("load-no-b", body(_without(LOAD, "b")), '"b" must be a non-empty string'),
     ("load-empty-b", body({**LOAD, "b": ""}), '"b" must be a non-empty string'),
-    ("load-long-b", body({**LOAD, "b": "x" * 129}), '"b" longer than'),
+    ("load-long-b", body({**LOAD, "b": "x" * 65}), '"b" longer than 64'),
     ("load-no-u", body(_without(LOAD, "u")), '"u" must be'),
     ("load-relative-u", body({**LOAD, "u": "/blog"}), '"u" must be an absolute http(s) URL'),
     ("load-ftp-u", body({**LOAD, "u": "ftp://example.com/"}), '"u" must be an absolute http(s) URL'),
@@ -123,8 +130,14 @@ INVALID = [
     ("load-d-nested", body({**LOAD, "d": {"a": {"b": 1}}}), "must be a string, integer or boolean"),
     ("load-d-int64", body({**LOAD, "d": {"a": 2**63}}), "64-bit integer range"),
     ("load-d-empty-key", body({**LOAD, "d": {"": "x"}}), "property names"),
-    ("load-d-long-value", body({**LOAD, "d": {"a": "x" * 1025}}), "longer than 1024"),
-    ("load-d-too-many", body({**LOAD, "d": {str(i): i for i in range(65)}}), "more than 64"),
+    ("load-d-long-value", body({**LOAD, "d": {"a": "x" * 513}}), "longer than 512"),
+    ("load-d-long-key", body({**LOAD, "d": {"k" * 129: "x"}}), "at most 128 characters"),
+    ("load-d-too-many", body({**LOAD, "d": {str(i): i for i in range(11)}}), "more than 10"),
+    ("load-d-too-large", body({**LOAD, "d": {f"k{i}": "v" * 250 for i in range(5)}}), "larger than 1024 bytes"),
+    ("load-d-too-large-utf8", body({**LOAD, "d": {f"k{i}": "é" * 200 for i in range(3)}}), "larger than 1024"),
+    ("load-b-not-ascii", body({**LOAD, "b": "bé"}), '"b" must be ASCII'),
+    ("unload-b-not-ascii", body({"e": "unload", "b": "ü", "m": 5}), '"b" must be ASCII'),
+    ("custom-b-not-ascii", body({"e": "custom", "g": "a.com", "d": {"a": "b"}, "b": "ü"}), '"b" must be ASCII'),
     ("unload-no-m", body({"e": "unload", "b": "b"}), '"m" must be an integer'),
     ("unload-m-zero", body({"e": "unload", "b": "b", "m": 0}), '"m" must be between'),
     ("unload-m-negative", body({"e": "unload", "b": "b", "m": -5}), '"m" must be between'),
@@ -150,6 +163,27 @@ def test_invalid(raw: bytes, message: str) -> None:
 
 def test_invalid_hit_is_a_value_error() -> None:
     assert issubclass(InvalidHit, ValueError)
+
+
+TOO_LARGE = {"load-d-long-value", "load-d-long-key", "load-d-too-many", "load-d-too-large", "load-d-too-large-utf8"}
+
+
+@pytest.mark.parametrize(("name", "raw"), [(c[0], c[1]) for c in INVALID], ids=[c[0] for c in INVALID])
+def test_past_a_size_limit_of_the_properties_is_413_else_400(name: str, raw: bytes) -> None:
+    with pytest.raises(InvalidHit) as info:
+        parse_hit(raw)
+    assert info.value.status == (413 if name in TOO_LARGE else 400)
+    assert isinstance(info.value, HitTooLarge) == (name in TOO_LARGE)
+
+
+def test_properties_at_every_limit_are_accepted() -> None:
+    """10 properties of 1,024 bytes in all, a 128-character name, a 512-character value: within the limits."""
+    names = [f"{i:02d}" + "k" * 49 for i in range(MAX_PROPERTIES)]  # 51 characters each
+    value_chars = MAX_PROPERTIES_BYTES // MAX_PROPERTIES - 51  # 1,020 bytes in all
+    hit = parse_hit(body({**LOAD, "d": {name: "v" * value_chars for name in names}}))
+    assert isinstance(hit, LoadHit) and len(hit.properties) == MAX_PROPERTIES
+    one_long = parse_hit(body({**LOAD, "d": {"k" * MAX_PROPERTY_KEY_CHARS: "v" * MAX_PROPERTY_VALUE_CHARS}}))
+    assert isinstance(one_long, LoadHit) and list(map(len, one_long.properties.values())) == [MAX_PROPERTY_VALUE_CHARS]
 
 
 @pytest.mark.parametrize(
@@ -190,8 +224,11 @@ def test_page_parts(url: str, hash_mode: bool, parts: PageParts) -> None:
 
 def test_page_parts_bounds_lengths() -> None:
     parts = page_parts(f"https://a.com/{'p' * 5000}?utm_source={'s' * 1000}")
-    assert len(parts.pathname) == MAX_PATHNAME_CHARS
-    assert len(parts.utm_source) == MAX_UTM_CHARS
+    assert len(parts.pathname) == MAX_PATHNAME_BYTES
+    assert len(parts.utm_source) == MAX_UTM_BYTES
+    wide = page_parts(f"https://a.com/{'é' * 5000}?utm_source={'€' * 1000}")
+    assert wide.pathname == "/" + "é" * ((MAX_PATHNAME_BYTES - 1) // 2)  # bytes, and never half a character
+    assert wide.utm_source == "€" * (MAX_UTM_BYTES // 3)
 
 
 def test_page_parts_rejects_bad_url() -> None:
@@ -238,4 +275,43 @@ def test_page_parts_any_text_returns_or_raises_invalid_hit(url: str) -> None:
     except InvalidHit:
         return
     assert parts.hostname == parts.hostname.lower()
-    assert len(parts.pathname) <= MAX_PATHNAME_CHARS
+    assert len(parts.pathname.encode("utf-8", "surrogatepass")) <= MAX_PATHNAME_BYTES
+
+
+# --- the cheap host readers used to count drops ---
+
+HOST_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
+
+
+@pytest.mark.parametrize(
+    ("raw", "host"),
+    [
+        (body(LOAD), "example.com"),
+        (body({**LOAD, "u": "https://WWW.Example.com:8443/x"}), "www.example.com"),
+        (body({"e": "custom", "g": "Shop.example.net", "d": {"a": 1}}), "shop.example.net"),
+        (b'{"e":"load","u" : "http://user@a.example/p"}', "a.example"),
+        (b'{"e":"load","b":"' + b"x" * 2000 + b'","u":"https://late.example/"}', ""),  # past SNIFF_BYTES
+        (b'{"u":"javascript:alert(1)"}', ""),
+        (b"\xff\xfe not json at all", ""),
+        (b"", ""),
+    ],
+)
+def test_sniff_host_reads_the_site_near_the_start(raw: bytes, host: str) -> None:
+    assert sniff_host(raw) == host
+
+
+@given(st.binary(max_size=3000))
+def test_sniff_host_of_any_bytes_is_empty_or_a_host_name(raw: bytes) -> None:
+    host = sniff_host(raw)
+    assert host == "" or (len(host) <= 253 and set(host) <= HOST_CHARS)
+
+
+@given(st.text(max_size=300))
+def test_host_of_any_text_is_a_lower_case_string(url: str) -> None:
+    host = host_of(url)
+    assert host == host.lower() and "/" not in host and ":" not in host
+
+
+def test_host_of_agrees_with_page_parts_on_real_urls() -> None:
+    for url in ("https://Example.COM:8443/A/b", "http://u:p@a.example/x?y#z", "https://a.com", "https://a.com?q"):
+        assert host_of(url) == page_parts(url).hostname

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from medama_core.ingest.referrer import DIRECT, InvalidReferrer, Referrer, Spam, classify
+from medama_core.ingest.referrer import DIRECT, MAX_HOST_BYTES, InvalidReferrer, Referrer, Spam, classify
 
 PAGE = "example.com"
 
@@ -51,6 +51,13 @@ def test_unparseable(referrer: str) -> None:
         classify(referrer, PAGE)
 
 
+def test_a_made_up_host_of_thousands_of_characters_is_cut_to_a_dns_names_length() -> None:
+    result = classify("https://" + "a" * 5000 + ".com/", PAGE)
+    assert isinstance(result, Referrer) and result.host == "a" * MAX_HOST_BYTES
+    wide = classify("https://" + "é" * 500 + ".com/", PAGE)
+    assert isinstance(wide, Referrer) and wide.host == "é" * (MAX_HOST_BYTES // 2)  # bytes, whole characters
+
+
 def test_invalid_referrer_is_a_value_error() -> None:
     assert issubclass(InvalidReferrer, ValueError)
 
@@ -63,6 +70,6 @@ def test_any_text_is_classified_or_rejected(referrer: str, page: str) -> None:
         return
     assert isinstance(result, Referrer | Spam)
     if isinstance(result, Referrer):
-        assert result.host == result.host.lower()
+        assert result.host == result.host.lower() and len(result.host.encode()) <= MAX_HOST_BYTES
         assert result.host == "" or result.host != page
         assert (result.group == "") or result.category in {"search", "social", "email", "paid", "unknown"}

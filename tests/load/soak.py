@@ -9,11 +9,16 @@ are its own. The load:
              as latency instead of as fewer requests (no coordinated omission);
   reads      every `read_interval_s`, what the dashboard fetches for one page
              view (site list, summary with interval, ten panels, the app shell);
-  idle       connections that never send a byte (the server drops them after
-             its 5-minute idle timeout; they are reopened);
+  idle       connections that never send a byte (the server drops them once
+             its 10-second header timeout, counted from accept, has passed;
+             they are reopened);
   slowloris  connections that send a request head one header every few
              seconds and never finish it: the server must answer 408 and close
              once the head has taken its 10-second header timeout; reopened.
+
+The crowd comes from CROWD_SOURCES, loopback addresses in networks of their
+own, so that it stays under the server's per-network connection cap (an
+eighth of the slots, 512) the way a crowd of strangers would.
 
 The report gives RSS and descriptor samples, hit latency percentiles and how
 the slowloris connections ended.
@@ -40,6 +45,8 @@ SLOWLORIS_DRIP_S = 3.0  # seconds between the header lines a slowloris connectio
 CONNECT_BATCH = 100  # connections opened at once when building the crowd, so the backlog never overflows
 REQUEST_TIMEOUT_S = 30.0
 SLOW_HIT_MS = 50.0  # hits slower than this are listed with their time, to tell what they coincided with
+# Four /24s of loopback: 1,000 crowd connections are 250 a network, under the server's per-network cap.
+CROWD_SOURCES = ("127.0.1.1", "127.0.2.1", "127.0.3.1", "127.0.4.1")
 PANELS = ("pages", "time", "referrers", "sources", "mediums", "campaigns", "browsers", "os", "devices", "countries")
 
 
@@ -78,7 +85,7 @@ class SoakResult:
     reads: int = 0
     read_ms: list[float] = field(default_factory=list)  # each dashboard read request, from send to full answer
     read_failures: list[str] = field(default_factory=list)
-    slowloris_closed: list[float] = field(default_factory=list)  # seconds from first byte to the server's close
+    slowloris_closed: list[float] = field(default_factory=list)  # seconds from connecting to the server's close
     slowloris_statuses: dict[int, int] = field(default_factory=dict)
     slowloris_unclosed: int = 0  # still open at the end, older than the header timeout + 3 s
     idle_closed: int = 0
@@ -161,6 +168,7 @@ class Soak:
         self.result = SoakResult()
         self.crowd: set[asyncio.Task[None]] = set()
         self.open_crowd = 0
+        self.spawned = 0
         self.stopping = False
 
     async def run(self) -> SoakResult:
@@ -188,8 +196,9 @@ class Soak:
     # the crowd of idle and slowloris connections
 
     async def _build_crowd(self) -> None:
-        """Open the crowd. Slowloris connections start spread over one header timeout, as strangers'
-        would, so their 408s come as a steady trickle rather than all in the same sweep."""
+        """Open the crowd, spread over one header timeout as strangers' would, so the 408s and the
+        silent closes (the head clock starts at accept) come as a steady trickle rather than all in
+        the same sweep. It is all up by the time the samples count (`header_timeout_s` in)."""
         rng = random.Random(7)
         kinds = ["idle"] * self.config.idle + ["slowloris"] * self.config.slowloris
         rng.shuffle(kinds)
@@ -197,24 +206,25 @@ class Soak:
             for kind in kinds[start : start + CONNECT_BATCH]:
                 self._spawn(kind, rng.uniform(0, self.config.header_timeout_s))
             await asyncio.sleep(0.05)
-        while self.open_crowd < self.config.idle:
-            await asyncio.sleep(0.05)
 
     def _spawn(self, kind: str, delay: float = 0.0) -> None:
         if self.stopping:
             return
-        task = asyncio.create_task(self._idle() if kind == "idle" else self._slowloris(delay))
+        source = CROWD_SOURCES[self.spawned % len(CROWD_SOURCES)]
+        self.spawned += 1
+        task = asyncio.create_task(self._idle(source, delay) if kind == "idle" else self._slowloris(source, delay))
         self.crowd.add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
             self.crowd.discard(finished)
             if not finished.cancelled():
-                self._spawn(kind)  # keep the crowd at its size
+                self._spawn(kind)  # keep the crowd at its size (from the next source in turn)
 
         task.add_done_callback(done)
 
-    async def _idle(self) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port)
+    async def _idle(self, source: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port, local_addr=(source, 0))
         self.open_crowd += 1
         self.result.crowd_peak = max(self.result.crowd_peak, self.open_crowd)
         try:
@@ -226,12 +236,12 @@ class Soak:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    async def _slowloris(self, delay: float) -> None:
+    async def _slowloris(self, source: str, delay: float) -> None:
         await asyncio.sleep(delay)
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port)
+        connecting = time.monotonic()  # the server's head clock starts at accept, just after this
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.server.port, local_addr=(source, 0))
         self.open_crowd += 1
         self.result.crowd_peak = max(self.result.crowd_peak, self.open_crowd)
-        first_byte = time.monotonic()
         answer = asyncio.create_task(reader.read())
         try:
             writer.write(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
@@ -242,13 +252,13 @@ class Soak:
                     await asyncio.wait_for(asyncio.shield(answer), SLOWLORIS_DRIP_S)
                 if not answer.done():
                     line += 1
-                    if not overdue and time.monotonic() - first_byte > self.config.header_timeout_s + 3:
+                    if not overdue and time.monotonic() - connecting > self.config.header_timeout_s + 3:
                         self.result.slowloris_unclosed += 1
                         overdue = True
                     with contextlib.suppress(ConnectionError):
                         writer.write(b"X-Drip-%d: %d\r\n" % (line, line))
             data = answer.result()
-            self.result.slowloris_closed.append(time.monotonic() - first_byte)
+            self.result.slowloris_closed.append(time.monotonic() - connecting)
             status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else 0
             self.result.slowloris_statuses[status] = self.result.slowloris_statuses.get(status, 0) + 1
         finally:

@@ -45,7 +45,9 @@ def test_one_minute_soak(tmp_path: Path) -> None:
     assert len({s.other_fds for s in steady}) == 1, [(s.sockets, s.other_fds) for s in steady]
     assert result.sockets_after <= result.sockets_before, summary
     assert result.fds_after == result.sockets_after + result.samples[-1].other_fds, summary
-    assert min(s.sockets for s in steady) >= (CONFIG.idle + CONFIG.slowloris) * 0.9, summary
+    # Every crowd connection is closed by the server about 10 s after it connected and then reopened,
+    # so at any moment some are between the two (~1,000 reconnections every 10 s).
+    assert min(s.sockets for s in steady) >= (CONFIG.idle + CONFIG.slowloris) * 0.8, summary
 
     # Slowloris: every one was answered 408 and closed by the header timeout, none outlived it.
     assert result.slowloris_statuses and set(result.slowloris_statuses) == {408}, summary

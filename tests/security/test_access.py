@@ -1,8 +1,11 @@
 """Every authenticated route refuses a missing, expired, revoked or forged session: 401, the error shape, no data.
 
-Also: session tokens are 256 random bits and only their SHA-256 reaches the
-disk; login brute force is throttled per username and per client address; a
-wrong username and a wrong password take the same time to refuse.
+Also: every route declares its access, and a second user is answered on
+every route of another's site exactly as for an unknown site; session tokens
+are 256 random bits and only their SHA-256 reaches the disk; login brute
+force is throttled per (client network, username) and per client network,
+never for the owner on another network; a wrong username, a wrong password
+and an account whose hash cannot be checked here take the same time to refuse.
 """
 
 from __future__ import annotations
@@ -16,15 +19,18 @@ import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from medama_core import auth
-from medama_core.app import DEBUG_ROUTES, ROUTES
-from tests.helpers import Client, LiveServer, live_server
+from medama_core import auth, passwords
+from medama_core.app import DEBUG_ROUTES, HIDDEN_SITE_STATUS, ROUTES, check_access_declared
+from medama_core.http.router import Route
+from medama_core.permissions import SITE_SCOPED, Access
+from tests.helpers import Client, LiveServer, Result, live_server
 
 SITE = "example.com"
-PUBLIC = {"/health", "/event/ping", "/event/hit", "/event", "/send", "/auth/login", "/auth/logout"}
+PUBLIC = {"/health", "/event/ping", "/event/hit", "/event", "/send", "/auth/config", "/auth/login", "/auth/logout"}
 ADMIN, PASSWORD = "admin", "CHANGE_ME_ON_FIRST_LOGIN"
 # A body each write route would accept from a logged-in user, so the session is the only thing wrong.
 BODIES: dict[tuple[str, str], object] = {
@@ -176,12 +182,12 @@ def test_tokens_are_random_256_bits_and_stored_only_hashed(running: LiveServer) 
         assert token.encode() not in data, "a session token is on disk in the clear"
 
 
-def test_login_brute_force_is_throttled_per_username_and_per_address(tmp_path: Path) -> None:
+def test_login_brute_force_is_throttled_per_network_and_username_and_per_network(tmp_path: Path) -> None:
     with live_server(tmp_path, level="warn", trustedproxies=("loopback",)) as server:
         client = server.client()
         try:
             statuses = []
-            for i in range(12):  # a new address each time: the username's own counter must stop it
+            for i in range(12):  # a new address of one /24 each time: the (network, username) counter must stop it
                 result = client.post("/api/auth/login", json_body={"username": ADMIN, "password": f"guess-{i}"},
                                      headers={"X-Forwarded-For": f"198.51.100.{i + 1}"})  # fmt: skip
                 statuses.append(result.status)
@@ -190,13 +196,16 @@ def test_login_brute_force_is_throttled_per_username_and_per_address(tmp_path: P
             right = client.post("/api/auth/login", json_body={"username": ADMIN, "password": PASSWORD},
                                 headers={"X-Forwarded-For": "198.51.100.200"})  # fmt: skip
             assert right.status == 429 and int(right.headers["retry-after"]) >= 1  # a guesser cannot tell
+            elsewhere = client.post("/api/auth/login", json_body={"username": ADMIN, "password": PASSWORD},
+                                    headers={"X-Forwarded-For": "192.0.2.1"})  # fmt: skip
+            assert elsewhere.status == 200, "the owner on another network was locked out"
             statuses = []
-            for i in range(12):  # one address, a new username each time: the address's counter must stop it
+            for i in range(24):  # one address, a new username each time: the network's counter must stop it
                 result = client.post("/api/auth/login", json_body={"username": f"user{i}", "password": "guess-1"},
                                      headers={"X-Forwarded-For": "203.0.113.9"})  # fmt: skip
                 statuses.append(result.status)
-            assert statuses[:5] == [401] * 5
-            assert set(statuses[5:]) == {429}, statuses
+            assert statuses[:20] == [401] * 20
+            assert set(statuses[20:]) == {429}, statuses
         finally:
             client.close()
 
@@ -206,7 +215,7 @@ TIMING_TOLERANCE = 0.30  # medians within 30%: one check costs ~50 ms, so a real
 
 
 def test_wrong_username_and_wrong_password_take_the_same_time(tmp_path: Path) -> None:
-    """Interleaved, each from its own address; a correct login every few tries resets the username's counter."""
+    """Interleaved, each from a network of its own, so no attempt is throttled."""
     with live_server(tmp_path, level="warn", trustedproxies=("loopback",)) as server:
         client = server.client()
         wrong_user: list[float] = []
@@ -215,15 +224,13 @@ def test_wrong_username_and_wrong_password_take_the_same_time(tmp_path: Path) ->
             client.login(ADMIN, PASSWORD)  # warm-up: the first hash check loads the library
             for i in range(TIMING_SAMPLES):
                 for username, samples in ((f"nobody-{i}", wrong_user), (ADMIN, wrong_password)):
-                    headers = {"X-Forwarded-For": f"192.0.2.{(2 * i + len(samples)) % 250 + 1}"}
+                    headers = {"X-Forwarded-For": f"198.18.{2 * i + len(samples)}.1"}  # a network of its own
                     started = time.perf_counter()
                     result = client.post("/api/auth/login", json_body={"username": username, "password": "wrong-pw"},
                                          headers=headers)  # fmt: skip
                     samples.append(time.perf_counter() - started)
                     assert result.status == 401, result.body
                     assert result.json()["error"]["message"] == "user not found"
-                if i % 4 == 3:
-                    client.login(ADMIN, PASSWORD)
         finally:
             client.close()
     user_median, password_median = statistics.median(wrong_user), statistics.median(wrong_password)
@@ -239,8 +246,116 @@ def test_a_deleted_users_session_is_refused(tmp_path: Path) -> None:
         client = Client(server.port)
         try:
             headers = {"Cookie": f"{auth.COOKIE_NAME}={token}"}
-            assert client.delete("/api/user", headers=headers).status == 204
+            assert client.delete("/api/user", headers=headers, json_body={"currentPassword": PASSWORD}).status == 204
             assert client.get("/api/user", headers=headers).status == 401
             assert client.get("/api/websites", headers=headers).status == 401
         finally:
             client.close()
+
+
+# --- who may see which site: every site-scoped route, two users ---
+
+OWNER_SITE = "xss.example"
+SAMPLES = Path(__file__).resolve().parent.parent / "importers" / "samples"
+OTHER_PASSWORD = "intruder-pass"
+CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+# A body each site-scoped write would accept from the site's owner (a rename to the same name changes nothing;
+# an import of GoatCounter's sample export, as a dry run, stores nothing), with its query.
+SITE_BODIES: dict[tuple[str, str], object] = {
+    ("PATCH", "/websites/{hostname}"): {"hostname": OWNER_SITE},
+    ("POST", "/websites/{hostname}/import"): (SAMPLES / "goatcounter-export.csv").read_bytes(),
+}
+SITE_QUERIES = {("POST", "/websites/{hostname}/import"): "?from=goatcounter&dry_run=true"}
+SITE_ROUTES = [r for r in ROUTES if "{hostname}" in r.path]
+
+
+def key(route: Route[Any]) -> tuple[str, str]:
+    return route.method, route.path
+
+
+def add_user(server: LiveServer, username: str, password: str) -> None:
+    """A second account in me_meta.db, as an imported upstream database can hold."""
+    with sqlite3.connect(server.config.appdb) as conn:
+        conn.execute(
+            "INSERT INTO users (id, username, password, date_created, date_updated, settings)"
+            " VALUES (:id, :username, :password, 1, 1, '{}')",
+            {"id": f"user_{username}", "username": username, "password": passwords.hash_password(password)},
+        )
+
+
+def test_every_route_declares_an_access_and_the_app_refuses_one_that_does_not() -> None:
+    for route in (*ROUTES, *DEBUG_ROUTES):
+        assert isinstance(route.access, Access), (route.method, route.path)
+        assert (route.access is Access.PUBLIC) == (route.path in PUBLIC), (route.method, route.path)
+        # A route about one site names it, and only such a route has a site-scoped access.
+        assert ("{hostname}" in route.path) == (route.access in SITE_SCOPED), (route.method, route.path)
+    assert {r.path.split("/")[1] for r in SITE_ROUTES} == {"website", "websites"}
+    with pytest.raises(ValueError, match="declares no access"):
+        check_access_declared((*ROUTES, Route("GET", "/new/{hostname}", ROUTES[0].handler)))
+
+
+def test_a_second_user_gets_website_not_found_on_every_route_of_the_owners_site(tmp_path: Path) -> None:
+    """Each route under /api/website/ and /api/websites/{hostname}: the owner is served, another user is
+    answered exactly as for a site that does not exist (upstream's 401 where upstream had it), without data."""
+    with live_server(tmp_path, level="warn") as server:
+        add_user(server, "intruder", OTHER_PASSWORD)
+        owner, intruder = server.client(), server.client()
+        try:
+            owner.login(ADMIN, PASSWORD)
+            intruder.login("intruder", OTHER_PASSWORD)
+            assert owner.post("/api/websites", json_body={"hostname": OWNER_SITE}).status == 201
+            hit = {"b": "owner-view", "e": "load", "u": f"https://{OWNER_SITE}/secret-page", "r": "", "p": True,
+                   "q": True, "t": "Europe/Paris", "d": {"plan": "secret-plan"}}  # fmt: skip
+            headers = {"User-Agent": CHROME_UA, "Accept-Language": "fr-FR"}
+            assert owner.post("/api/event/hit", json_body=hit, headers=headers).status == 204
+            failures = []
+            # Writes last: DELETE ends the site, so the owner's turn at it comes after everything else.
+            for route in sorted(SITE_ROUTES, key=lambda r: r.method == "DELETE"):
+                url = "/api" + route.path.replace("{hostname}", OWNER_SITE) + SITE_QUERIES.get(key(route), "")
+                body = SITE_BODIES.get(key(route))
+                raw = {"body": body} if isinstance(body, bytes) else {"json_body": body}
+                hidden = HIDDEN_SITE_STATUS.get((route.method, route.path), 404)
+                refused = intruder.request(route.method, url, **raw)
+                if (refused.status, refused.body) != (hidden, b'{"error":{"code":%d,"message":"website not found"}}'
+                                                      % hidden):  # fmt: skip
+                    failures.append(("intruder", route.method, route.path, refused.status, refused.body[:120]))
+                unknown = intruder.request(route.method, url.replace(OWNER_SITE, "nothing.example"), **raw)
+                if unknown.status != 404:
+                    failures.append(("unknown site", route.method, route.path, unknown.status))
+                served = owner.request(route.method, url, **raw)
+                if served.status not in (200, 204):
+                    failures.append(("owner", route.method, route.path, served.status, served.body[:120]))
+            assert not failures, failures
+            assert intruder.get("/api/websites").json() == []
+        finally:
+            owner.close()
+            intruder.close()
+
+
+def test_the_owners_numbers_are_what_the_intruder_was_refused(tmp_path: Path) -> None:
+    """The control for the test above: the stats routes do hold the owner's data, so a refusal hides something."""
+    with live_server(tmp_path, level="warn") as server:
+        add_user(server, "intruder", OTHER_PASSWORD)
+        owner, intruder = server.client(), server.client()
+        try:
+            owner.login(ADMIN, PASSWORD)
+            intruder.login("intruder", OTHER_PASSWORD)
+            assert owner.post("/api/websites", json_body={"hostname": OWNER_SITE}).status == 201
+            hit = {"b": "owner-view", "e": "load", "u": f"https://{OWNER_SITE}/secret-page", "r": "", "p": True,
+                   "q": True, "t": "Europe/Paris", "d": {"plan": "secret-plan"}}  # fmt: skip
+            headers = {"User-Agent": CHROME_UA, "Accept-Language": "fr-FR"}
+            assert owner.post("/api/event/hit", json_body=hit, headers=headers).status == 204
+            for name in ("summary", "pages", "properties"):
+                url = f"/api/website/{OWNER_SITE}/{name}"
+                assert owner.get(url).status == 200
+                assert error_of(intruder.get(url)) == (404, "website not found"), name
+            assert owner.get(f"/api/website/{OWNER_SITE}/summary").json()["current"]["pageviews"] == 1
+            assert owner.get(f"/api/website/{OWNER_SITE}/pages").json()[0]["path"] == "/secret-page"
+            assert owner.get(f"/api/website/{OWNER_SITE}/properties").json()[0]["name"] == "plan"
+        finally:
+            owner.close()
+            intruder.close()
+
+
+def error_of(result: Result) -> tuple[int, str]:
+    return result.status, result.json()["error"]["message"]

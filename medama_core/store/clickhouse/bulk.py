@@ -1,0 +1,96 @@
+"""Bulk import and export of views and events in ClickHouse: streamed in large chunks, read back in a total order.
+
+`insert_views` and `insert_events` take rows in the column order of the
+SQLite store (store/hits.py VIEW_COLUMNS, EVENT_COLUMNS), as transfer.py
+reads them from a file, and store them CHUNK_ROWS at a time with the rules of
+ingestion: a view whose (bid, hostname) is stored already, or came earlier,
+is ignored; an event takes the site and dimensions of its view. Unlike a
+SQLite import, an import is not one transaction: the chunks before a failure
+stay stored (importing the same views again adds nothing; events would be
+added twice).
+
+`export_rows` streams the current rows (an unloaded view once, with its last
+duration) in the SQLite export's order, so both engines export equal data to
+equal files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
+from typing import Final
+
+from medama_core.store.clickhouse.client import Client
+from medama_core.store.clickhouse.hits import BULK_LOOKUP_IDS, store_events, store_views
+from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, Row
+
+__all__ = ["CHUNK_ROWS", "export_rows", "insert_events", "insert_views"]
+
+# Rows per chunk: one key lookup and one INSERT each. Every chunk of views reads the keys of the
+# ids it brings, whichever granules of view_keys they fall in: larger chunks read each granule
+# once for many ids. 100,000 rows of views are ~30 MB in Python while they wait.
+CHUNK_ROWS: Final = 100_000
+
+_INTEGER: Final = frozenset({"is_unique_user", "is_unique_page", "duration_ms", "date_created"})
+_ORDER: Final = {
+    "views": ("date_created", "hostname", "bid"),
+    "events": ("date_created", "group_name", *EVENT_COLUMNS),
+}
+_SITE: Final = {"views": "hostname", "events": "group_name"}
+
+
+def _chunks(rows: Iterable[Row]) -> Iterator[list[Row]]:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, CHUNK_ROWS)):
+        yield chunk
+
+
+def insert_views(client: Client, rows: Iterable[Row], progress: Callable[[int], None] | None = None) -> int:
+    """Store views (VIEW_COLUMNS order), CHUNK_ROWS at a time; return how many were new."""
+    stored = 0
+    for chunk in _chunks(rows):
+        stored += store_views(client, chunk, BULK_LOOKUP_IDS)
+        if progress is not None:
+            progress(len(chunk))
+    return stored
+
+
+def insert_events(client: Client, rows: Iterable[Row], progress: Callable[[int], None] | None = None) -> int:
+    """Store events (EVENT_COLUMNS order) under their views, CHUNK_ROWS at a time; return how many."""
+    stored = 0
+    for chunk in _chunks(rows):
+        stored += store_events(client, chunk, BULK_LOOKUP_IDS)
+        if progress is not None:
+            progress(len(chunk))
+    return stored
+
+
+def export_rows(
+    client: Client,
+    kind: str,
+    hostname: str | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> Iterator[Row]:
+    """Rows with `start_ms <= date_created < end_ms` (of one site), in the order the SQLite export writes them.
+
+    A view's current row is the one whose copies' signs add up to +1 (its unload pairs cancel).
+    """
+    columns: Sequence[str] = VIEW_COLUMNS if kind == "views" else EVENT_COLUMNS
+    if kind not in _ORDER:
+        raise ValueError(f"no export of {kind!r}")
+    where = ["1"]
+    params: dict[str, object] = {}
+    for clause, name, value in (
+        (f"{_SITE[kind]} = {{hostname:String}}", "hostname", hostname),
+        ("date_created >= {start:Int64}", "start", start_ms),
+        ("date_created < {end:Int64}", "end", end_ms),
+    ):
+        if value is not None:
+            where.append(clause)
+            params[name] = value
+    source = "views FINAL" if kind == "views" else "events"
+    sql = f"SELECT {', '.join(columns)} FROM {source} WHERE {' AND '.join(where)} ORDER BY {', '.join(_ORDER[kind])}"
+    integer = [column in _INTEGER for column in columns]
+    for fields in client.stream(sql, params):
+        yield tuple(int(f) if is_int and f is not None else f for f, is_int in zip(fields, integer, strict=True))

@@ -1,0 +1,232 @@
+"""Write tracker hits to ClickHouse in batches: new views and their events, unloads, custom events, drop counts.
+
+The same `Op`s as the SQLite store (store/hits.py) and the same contract:
+`apply_batch` returns, per op, None or the error that kept it out. ClickHouse
+has no transaction across statements, so a batch is a few INSERTs in a fixed
+order (views with their keys, then events, then unload rows, then drop
+counts); an op is acknowledged once every INSERT holding a row of it has
+returned, which means ClickHouse has written the rows to a part on its disk.
+An op whose rows cannot be written at all (a wrong type) fails alone, before
+anything is sent.
+
+A view whose (bid, hostname) is already stored, or came earlier in the
+batch, is ignored, as ON CONFLICT DO NOTHING does in SQLite. An unload finds
+the current row of each view of its beacon id (through `view_keys`) and adds
+the pair that replaces it (schema.py); the last unload of a batch wins, as it
+would row by row. An unload for a beacon id with no view is ignored, as
+SQLite's UPDATE is. A custom event takes the site and dimensions of the view
+of its beacon id.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from medama_core.store.clickhouse.client import Client
+from medama_core.store.clickhouse.sql import id_chunks, id_set, tsv_line
+from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
+
+__all__ = [
+    "BULK_LOOKUP_IDS",
+    "DIMENSION_COLUMNS",
+    "EVENT_TABLE_COLUMNS",
+    "VIEW_TABLE_COLUMNS",
+    "apply_batch",
+    "drop_counts",
+    "event_rows",
+    "fetch_views",
+    "new_views",
+    "store_events",
+    "store_views",
+]
+
+# The columns of `views` as written: the SQLite store's columns (VIEW_COLUMNS order), then sign and version.
+VIEW_TABLE_COLUMNS: Final = (*VIEW_COLUMNS, "sign", "version")
+DIMENSION_COLUMNS: Final = tuple(VIEW_COLUMNS[2:3] + VIEW_COLUMNS[5:16])  # pathname .. utm_campaign, no flags
+EVENT_TABLE_COLUMNS: Final = (*EVENT_COLUMNS, "site", *DIMENSION_COLUMNS)
+_DIMENSION_AT: Final = tuple(VIEW_COLUMNS.index(c) for c in DIMENSION_COLUMNS)
+_BID, _HOST, _DURATION = VIEW_COLUMNS.index("bid"), VIEW_COLUMNS.index("hostname"), VIEW_COLUMNS.index("duration_ms")
+_NO_DIMENSIONS: Final = ("",) * len(DIMENSION_COLUMNS)
+# Beacon ids looked up in one statement (sql.id_set): a batch of hits in one lookup, a bulk import's
+# chunk in a few. 10,000 ids of ~10 bytes are ~210 KB hex-encoded, under the max_query_size (256 KiB)
+# of a server that takes the value inside the statement (18.16).
+LOOKUP_IDS: Final = 1000
+BULK_LOOKUP_IDS: Final = 10_000
+
+
+def apply_batch(client: Client, ops: Sequence[Op]) -> list[Exception | None]:
+    """Write `ops`; return, per op, None or the error that kept it (or, after a failed INSERT, part of it) out."""
+    errors: list[Exception | None] = [None] * len(ops)
+    for i, op in enumerate(ops):  # every row must be writable; a bad one fails its op alone
+        try:
+            _check(op)
+        except (TypeError, ValueError) as exc:
+            errors[i] = exc
+    good = [op for op, error in zip(ops, errors, strict=True) if error is None]
+    done = 0  # steps that returned: views, events, unloads, drop counts
+    try:
+        store_views(client, [op.view for op in good if isinstance(op, NewView)])
+        done = 1
+        _store_batch_events(client, good)
+        done = 2
+        _store_durations(client, [op for op in good if isinstance(op, Duration)])
+        done = 3
+        _store_drops(client, [op for op in good if isinstance(op, DropCount)])
+    except Exception as exc:
+        # Nothing from the failed step on was written: ops whose rows all came before it are stored.
+        for i, op in enumerate(ops):
+            if errors[i] is None and _LAST_STEP[type(op)] >= done:
+                errors[i] = exc
+    return errors
+
+
+# The last step (index into the steps of apply_batch) that writes rows of each kind of op.
+_LAST_STEP: Final[dict[type, int]] = {NewView: 1, NewEvents: 1, Duration: 2, DropCount: 3}
+
+
+def _check(op: Op) -> None:
+    if type(op) is NewView:
+        if len(op.view) != len(VIEW_COLUMNS):
+            raise ValueError(f"a view has {len(VIEW_COLUMNS)} values, got {len(op.view)}")
+        tsv_line(op.view).encode()  # a lone surrogate cannot be stored: UnicodeEncodeError, a ValueError
+        for event in op.events:
+            _check_event(event)
+    elif type(op) is NewEvents:
+        for event in op.events:
+            _check_event(event)
+    elif type(op) is Duration:
+        if not isinstance(op.bid, str) or type(op.duration_ms) is not int or not 0 <= op.duration_ms < 2**63:
+            raise ValueError("an unload needs a beacon id and a whole number of milliseconds")
+    elif type(op) is DropCount:
+        tsv_line((op.day, op.hostname, op.reason, op.count)).encode()
+    else:
+        raise TypeError(f"not a hit op: {type(op).__name__}")
+
+
+def _check_event(event: Row) -> None:
+    if len(event) != len(EVENT_COLUMNS):
+        raise ValueError(f"an event has {len(EVENT_COLUMNS)} values, got {len(event)}")
+    tsv_line(event).encode()
+
+
+def _stored_keys(client: Client, bids: Sequence[str], per_lookup: int) -> set[tuple[str, str]]:
+    """The (bid, hostname) pairs of stored views among `bids`."""
+    found: set[tuple[str, str]] = set()
+    unique = sorted(set(bids))
+    for chunk in id_chunks(unique, per_lookup):
+        params: dict[str, object] = {}
+        ids = id_set("ids", chunk, params)
+        for bid, hostname in client.rows(f"SELECT bid, hostname FROM view_keys WHERE bid IN ({ids})", params):
+            found.add((bid, hostname))
+    return found
+
+
+def new_views(client: Client, views: Sequence[Row], per_lookup: int = LOOKUP_IDS) -> list[Row]:
+    """The views to store: the first of each (bid, hostname) not stored yet, in order."""
+    if not views:
+        return []
+    seen = _stored_keys(client, [str(view[_BID]) for view in views], per_lookup)
+    fresh = []
+    for view in views:
+        key = (str(view[_BID]), str(view[_HOST]))
+        if key not in seen:
+            seen.add(key)
+            fresh.append(view)
+    return fresh
+
+
+def store_views(client: Client, views: Sequence[Row], per_lookup: int = LOOKUP_IDS) -> int:
+    """Insert the views not stored yet (and their keys); return how many were stored."""
+    fresh = new_views(client, views, per_lookup)
+    if fresh:
+        client.insert("views", VIEW_TABLE_COLUMNS, [(*view, 1, 0) for view in fresh])
+        client.insert("view_keys", ("bid", "hostname", "date_created"), [(v[0], v[1], v[-1]) for v in fresh])
+    return len(fresh)
+
+
+def fetch_views(client: Client, bids: Iterable[str], per_lookup: int = LOOKUP_IDS) -> dict[str, list[tuple[Row, int]]]:
+    """The current row (VIEW_COLUMNS order) and version of every stored view of each beacon id, by hostname."""
+    found: dict[tuple[str, str], tuple[Row, int]] = {}
+    unique = sorted(set(bids))
+    for chunk in id_chunks(unique, per_lookup):
+        params: dict[str, object] = {}
+        ids = id_set("ids", chunk, params)
+        sql = (
+            f"SELECT {', '.join(VIEW_COLUMNS)}, version FROM views"
+            " WHERE (hostname, date_created, bid) IN"
+            f" (SELECT hostname, date_created, bid FROM view_keys WHERE bid IN ({ids})) AND sign = 1"
+        )
+        for *values, version in client.rows(sql, params):
+            key = (values[_BID], values[_HOST])
+            if key not in found or found[key][1] < version:  # the highest version is the current row
+                found[key] = (tuple(values), version)
+    by_bid: dict[str, list[tuple[Row, int]]] = {}
+    for (bid, _), row in sorted(found.items()):
+        by_bid.setdefault(bid, []).append(row)
+    return by_bid
+
+
+def event_rows(events: Iterable[Row], view: Row | None) -> list[Row]:
+    """`events` rows as stored: with the site and dimensions of their view (none: site '')."""
+    if view is None:
+        return [(*event, "", *_NO_DIMENSIONS) for event in events]
+    copied = (view[_HOST], *(view[i] for i in _DIMENSION_AT))
+    return [(*event, *copied) for event in events]
+
+
+def store_events(client: Client, events: Sequence[Row], per_lookup: int = LOOKUP_IDS) -> int:
+    """Insert events (EVENT_COLUMNS order) under the view of their beacon id, looked up; return how many."""
+    views = fetch_views(client, {str(event[0]) for event in events if event[0]}, per_lookup)
+    rows: list[Row] = []
+    for event in events:
+        of_bid = views.get(str(event[0]))
+        rows += event_rows((event,), of_bid[0][0] if of_bid else None)
+    return client.insert("events", EVENT_TABLE_COLUMNS, rows)
+
+
+def _store_batch_events(client: Client, ops: Sequence[Op]) -> None:
+    rows: list[Row] = []
+    custom: list[Row] = []
+    for op in ops:
+        if type(op) is NewView:
+            rows += event_rows(op.events, op.view)
+        elif type(op) is NewEvents:
+            custom += op.events
+    if rows:
+        client.insert("events", EVENT_TABLE_COLUMNS, rows)
+    if custom:
+        store_events(client, custom)
+
+
+def _store_durations(client: Client, ops: Sequence[Duration]) -> None:
+    if not ops:
+        return
+    last = {op.bid: op.duration_ms for op in ops}  # the last unload of a beacon id wins
+    rows: list[Row] = []
+    for bid, views in fetch_views(client, last).items():
+        for view, version in views:
+            updated = list(view)
+            updated[_DURATION] = last[bid]
+            rows += [(*view, -1, version), (*updated, 1, version + 1)]
+    if rows:
+        client.insert("views", VIEW_TABLE_COLUMNS, rows)
+
+
+def _store_drops(client: Client, ops: Sequence[DropCount]) -> None:
+    counts: Counter[tuple[int, str, str]] = Counter()
+    for op in ops:
+        counts[(op.day, op.hostname, op.reason)] += op.count
+    if counts:
+        client.insert("drops", ("day", "hostname", "reason", "count"), [(*k, n) for k, n in counts.items()])
+
+
+def drop_counts(client: Client, start_day: int, end_day: int) -> list[tuple[int, str, str, int]]:
+    """(day, hostname, reason, count) rows with `start_day <= day <= end_day` (Unix ms), oldest first."""
+    rows = client.rows(
+        "SELECT day, hostname, reason, sum(count) FROM drops WHERE day >= {start:Int64} AND day <= {end:Int64}"
+        " GROUP BY day, hostname, reason ORDER BY day, hostname, reason",
+        {"start": start_day, "end": end_day},
+    )
+    return [(int(day), str(host), str(reason), int(n)) for day, host, reason, n in rows]

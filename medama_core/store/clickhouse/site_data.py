@@ -1,0 +1,110 @@
+"""A website's rows in ClickHouse as one unit: its visitor summary, rename and removal.
+
+ClickHouse changes stored rows only through mutations (ALTER TABLE ... DELETE),
+which run in the background after the statement returns; these functions
+wait until the mutations they started are done (MUTATION_WAIT_S at most), so
+that the stats queries that follow see the change. A hostname is part of
+every table's sort key and so cannot be updated in place: a rename copies the
+site's rows under the new name, then deletes the old ones. Neither is atomic:
+a hit written for the old name in between is deleted with it, as it would
+have been refused a moment later.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Final
+
+from medama_core.store.clickhouse.client import Client, QueryFailed
+from medama_core.store.clickhouse.hits import DIMENSION_COLUMNS, VIEW_TABLE_COLUMNS
+from medama_core.store.clickhouse.sql import in_list
+
+__all__ = ["delete_site_data", "rename_site_data", "unique_visitors_since", "wait_for_mutations"]
+
+# A mutation rewrites the parts holding the site's rows: seconds for millions of rows. Past this the
+# server is stuck or overloaded, and the caller gets an error rather than a request hanging for ever.
+MUTATION_WAIT_S: Final = 300.0
+MUTATION_POLL_S: Final = (0.02, 0.5)  # first and longest pause between two looks at system.mutations
+
+# Every table with the column(s) naming the site of a row.
+_SITE_COLUMNS: Final = {
+    "views": ("hostname",),
+    "view_keys": ("hostname",),
+    "events": ("site", "group_name"),
+    "drops": ("hostname",),
+}
+# `hourly` is written by its materialized view when the views are copied: it is deleted, never copied.
+_DERIVED: Final = {"hourly": ("hostname",)}
+_COLUMNS: Final = {
+    "views": VIEW_TABLE_COLUMNS,
+    "view_keys": ("bid", "hostname", "date_created"),
+    "events": ("bid", "batch_id", "group_name", "name", "value", "date_created", "site", *DIMENSION_COLUMNS),
+    "drops": ("day", "hostname", "reason", "count"),
+}
+
+
+def unique_visitors_since(client: Client, hostnames: list[str], since_ms: int) -> dict[str, int]:
+    """Unique visitors (views flagged `is_unique_user`) per hostname since `since_ms`; absent sites count 0."""
+    counts = {hostname: 0 for hostname in hostnames}
+    if not hostnames:
+        return counts
+    params: dict[str, object] = {"since": since_ms}
+    names = in_list("h", hostnames, params)
+    rows = client.rows(
+        f"SELECT hostname, sum(sign) FROM views WHERE hostname IN ({names}) AND is_unique_user = 1"
+        " AND date_created > {since:Int64} GROUP BY hostname",
+        params,
+    )
+    counts.update({str(hostname): int(count) for hostname, count in rows})
+    return counts
+
+
+def rename_site_data(client: Client, old: str, new: str) -> None:
+    """Move every view, event and drop count of `old` to `new`.
+
+    Rows already under `new` belong to no website (the caller checked the name is free): they are
+    leftovers of an earlier site of that name, and are dropped first.
+    """
+    delete_site_data(client, [new])
+    params = {"old": old, "new": new}
+    for table, site_columns in _SITE_COLUMNS.items():
+        columns = _COLUMNS[table]
+        values = [f"if({c} = {{old:String}}, {{new:String}}, {c})" if c in site_columns else c for c in columns]
+        where = " OR ".join(f"{c} = {{old:String}}" for c in site_columns)
+        client.command(
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {table} WHERE {where}", params
+        )
+    _delete(client, [old])
+
+
+def delete_site_data(client: Client, hostnames: Sequence[str]) -> None:
+    """Remove every view, event and drop count of the given sites (events by their site or their group name)."""
+    if hostnames:
+        _delete(client, hostnames)
+
+
+def _delete(client: Client, hostnames: Sequence[str]) -> None:
+    for table, site_columns in {**_SITE_COLUMNS, **_DERIVED}.items():
+        params: dict[str, object] = {}
+        names = in_list("h", hostnames, params)
+        where = " OR ".join(f"{c} IN ({names})" for c in site_columns)
+        client.command(f"ALTER TABLE {table} DELETE WHERE {where}", params)
+    wait_for_mutations(client, (*_SITE_COLUMNS, *_DERIVED))
+
+
+def wait_for_mutations(client: Client, tables: Sequence[str]) -> None:
+    """Return once no mutation of `tables` is running; raise QueryFailed after MUTATION_WAIT_S."""
+    params: dict[str, object] = {}
+    names = in_list("t", tables, params)
+    sql = (
+        "SELECT count() FROM system.mutations WHERE database = currentDatabase()"
+        f" AND table IN ({names}) AND is_done = 0"
+    )
+    deadline = time.monotonic() + MUTATION_WAIT_S
+    pause, longest = MUTATION_POLL_S
+    while int(client.rows(sql, params)[0][0]):
+        if time.monotonic() > deadline:
+            raise QueryFailed(f"ClickHouse mutations of {', '.join(tables)} still running after {MUTATION_WAIT_S} s")
+        time.sleep(pause)
+        pause = min(pause * 2, longest)

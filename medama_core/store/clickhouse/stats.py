@@ -1,0 +1,451 @@
+"""The stats queries behind /api/website/{hostname}/* on ClickHouse: summary, lists, time, properties (spec §4).
+
+Same entry points, arguments and answers as the SQLite store (store/stats.py),
+computed with plain aggregations over one site's range of `views`: no
+rollups, because ClickHouse reads the raw rows fast enough. Every count sums
+`sign`, so a view that was unloaded three times (seven rows until merges
+collapse them) counts once, with its last duration (schema.py).
+
+ClickHouse returns the counts and the two order statistics each quantile
+needs; the formulas (bounce rule, shares, rounding, DuckDB's interpolation)
+are the SQLite store's own `Group` and `fraction` (store/aggregate.py), so
+both engines give the same numbers. The order statistics:
+
+* a median, from `quantilesExactWeighted(0.5, 0.5 + 1e-12)` with the weights
+  `sign`: a -1 row cancels its +1 copy exactly (the weights add up modulo
+  2**64), and the two levels give the values of rank ceil(n / 2) - 1 and
+  floor(n / 2), the two middle values of the n durations;
+* the quartiles of /time, from the live durations rebuilt in a subquery
+  (each value repeated as often as its net sign), sorted, and indexed at
+  floor and ceil of (n - 1) q.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+from medama_core.store.aggregate import Group, fraction
+from medama_core.store.clickhouse.client import Client
+from medama_core.store.clickhouse.filters import where_sql
+from medama_core.store.clickhouse.schema import HOUR_MS, KIND_CODES, LABELS
+from medama_core.store.clickhouse.sql import in_list
+from medama_core.store.stats import (
+    LISTS,
+    QUARTILES,
+    STEPS_US,
+    Page,
+    Query,
+    _bucket_date,
+    _month_index,
+    bucket_count,
+    previous_period,
+)
+
+__all__ = ["list_stats", "properties", "property_counts", "site_metrics", "summary", "time_stats"]
+
+# The counts of a `Group`, in its field order, each summing `sign` (durations are NULL until an unload).
+_DURATION: Final = "ifNull(duration_ms, -1)"
+_COUNT_SQL: Final = (
+    "sumIf(sign, is_unique_user = 1)",  # visitors
+    "sumIf(sign, is_unique_page = 1)",  # page_visitors
+    "sum(sign)",  # pageviews
+    f"sumIf(sign, is_unique_user = 1 AND {_DURATION} BETWEEN 100 AND 5000)",  # bounces
+    "sumIf(sign, is_unique_user = 1 AND isNotNull(duration_ms))",  # timed
+    "sum(sign * ifNull(duration_ms, 0))",  # duration_sum
+    "sumIf(sign, isNotNull(duration_ms))",  # measured
+    f"sumIf(sign, {_DURATION} = 0)",  # zeros
+    f"sumIf(sign, {_DURATION} BETWEEN 0 AND 1)",  # ones
+)
+COUNTS: Final = ", ".join(_COUNT_SQL)
+_COUNT_FIELDS: Final = "visitors page_visitors pageviews bounces timed duration_sum measured zeros ones".split()
+# Rank ceil(n/2) - 1 at level 0.5 and floor(n/2) just above it, for any n below 10**11: the two middle values.
+_MIDDLE_LEVELS: Final = "quantilesExactWeighted{}(0.5, 0.500000000001)"
+MIDDLES: Final = _MIDDLE_LEVELS.format("") + "(duration_ms, toUInt64(sign))"
+# Only the visitor counts, for the compact rows of the lists.
+_VISITORS: Final = "sumIf(sign, is_unique_user = 1), sumIf(sign, is_unique_page = 1)"
+
+
+def _where(query: Query, params: dict[str, object], lo: int | None = None, hi: int | None = None) -> str:
+    """The site, the period (the query's unless given) and the filters, over `views`."""
+    lo = query.start if lo is None else lo
+    hi = query.end if hi is None else hi
+    clauses = ["hostname = {hostname:String}"]
+    params["hostname"] = query.hostname
+    if lo is not None:
+        clauses.append("date_created >= {lo:Int64}")
+        params["lo"] = lo
+    if hi is not None:
+        clauses.append("date_created <= {hi:Int64}")
+        params["hi"] = hi
+    clauses += where_sql(query.view_filters, params)
+    if query.prop_filters:
+        # A view with an event of its beacon id, at any time, matching every prop filter (an event
+        # stored before its view has no site yet: '' is searched too).
+        props = " AND ".join(where_sql(query.prop_filters, params, "p"))
+        clauses.append(f"bid IN (SELECT bid FROM events WHERE site IN ({{hostname:String}}, '') AND {props})")
+    return " AND ".join(clauses)
+
+
+def _interpolate(n: int, q: float, low: int, high: int) -> float:
+    """DuckDB's `quantile_cont` from the order statistics at floor and ceil of (n - 1) q (aggregate.quantile_cont)."""
+    position = (n - 1) * q
+    lower = math.floor(position)
+    if math.ceil(position) == lower:
+        return float(low)
+    return float(low) + float(high - low) * (position - lower)
+
+
+def _group(counts: list[Any], middles: list[int] | None = None) -> Group:
+    """A Group from COUNTS (and MIDDLES: then its median is fixed)."""
+    group = Group()
+    for field, value in zip(_COUNT_FIELDS, counts, strict=False):
+        setattr(group, field, int(value))
+    if middles is not None:
+        median = _interpolate(group.measured, 0.5, middles[0], middles[1]) if group.measured else None
+        group.fixed = {0.5: median}
+    return group
+
+
+def _metrics(group: Group) -> dict[str, Any]:
+    return {
+        "visitors": group.visitors,
+        "pageviews": group.pageviews,
+        "bounce_percentage": group.bounce_rate(),
+        "duration": group.duration(),
+    }
+
+
+_EMPTY: Final = Group(fixed={0.5: None})
+
+# ---- /summary ---------------------------------------------------------------------------------------
+
+
+def site_metrics(client: Client, query: Query) -> dict[str, Any]:
+    """visitors, pageviews, bounce_percentage and duration over the whole query."""
+    params: dict[str, object] = {}
+    rows = client.rows(f"SELECT {COUNTS}, {MIDDLES} FROM views WHERE {_where(query, params)}", params)
+    return _metrics(_group(rows[0][:-1], rows[0][-1]) if rows and int(rows[0][2]) else _EMPTY)
+
+
+def _bucket_sql(interval: str, params: dict[str, object], start_us: int) -> str:
+    if interval == "month":
+        params["month0"] = _month_index(start_us // 1000)
+        moment = "toDateTime(intDiv(date_created, 1000), 'UTC')"
+        return f"toYear({moment}) * 12 + toMonth({moment}) - 1 - {{month0:Int64}}"
+    params["origin_us"] = start_us
+    params["step_us"] = STEPS_US[interval]
+    return "intDiv(date_created * 1000 - {origin_us:Int64}, {step_us:Int64})"
+
+
+def _buckets(client: Client, query: Query, interval: str, start_us: int) -> tuple[dict[int, Group], Group]:
+    """The groups of each bucket of `interval` from `start_us`, and of the whole query, in one pass.
+
+    The buckets keep their median's state, which the outer level merges into the whole period's
+    (no WITH TOTALS: chDB garbles it for an empty answer).
+    """
+    params: dict[str, object] = {}
+    bucket = _bucket_sql(interval, params, start_us)
+    counts = ", ".join(f"{sql} AS c{i}" for i, sql in enumerate(_COUNT_SQL))
+    inner = (
+        f"SELECT {bucket} AS bucket, {counts}, {_MIDDLE_LEVELS.format('State')}(duration_ms, toUInt64(sign)) AS st"
+        f" FROM views WHERE {_where(query, params)} GROUP BY bucket"
+    )
+    names = ", ".join(f"c{i}" for i in range(len(_COUNT_SQL)))
+    sums = ", ".join(f"sum(c{i})" for i in range(len(_COUNT_SQL)))
+    merged = _MIDDLE_LEVELS.format("Merge")
+    sql = f"SELECT groupArray((bucket, {names}, finalizeAggregation(st))), {sums}, {merged}(st) FROM ({inner})"
+    found, *totals = client.rows(sql, params)[0]
+    groups = {int(row[0]): _group(row[1:-1], row[-1]) for row in found if int(row[3])}
+    whole = _group(totals[:-1], totals[-1]) if groups else _EMPTY
+    return groups, whole
+
+
+def summary(client: Client, query: Query, previous: bool, interval: str | None) -> dict[str, Any]:
+    """/summary: the period's metrics, the previous window's (with `previous`), the buckets (spec §4.2)."""
+    result: dict[str, Any] = {}
+    rows = None
+    if interval is not None:
+        assert query.start_us is not None and query.end_us is not None
+        groups, whole = _buckets(client, query, interval, query.start_us)
+        result["current"] = _metrics(whole)
+        rows = [
+            {"date": _bucket_date(interval, query.start_us, i), **_metrics(groups.get(i, _EMPTY))}
+            for i in range(bucket_count(interval, query.start_us, query.end_us))
+        ]
+    else:
+        result["current"] = site_metrics(client, query)
+    if previous and query.start_us is not None and query.end_us is not None:
+        before = Query(query.hostname, *previous_period(query.start_us, query.end_us), query.filters)
+        result["previous"] = site_metrics(client, before)
+    if rows is not None:
+        result["interval"] = rows
+    return result
+
+
+def interval_metrics(client: Client, query: Query, interval: str, start_us: int, end_us: int) -> list[dict[str, Any]]:
+    """One entry per bucket from start to end, empty buckets as zeros (spec §4.2)."""
+    groups, _ = _buckets(client, query, interval, start_us)
+    return [
+        {"date": _bucket_date(interval, start_us, i), **_metrics(groups.get(i, _EMPTY))}
+        for i in range(bucket_count(interval, start_us, end_us))
+    ]
+
+
+# ---- list endpoints ---------------------------------------------------------------------------------
+
+
+def _whole_hours(start: int | None, end: int | None) -> tuple[int | None, int | None] | None:
+    """The first and last whole hour inside [start, end] (ms; None: unbounded), or None if there is none."""
+    first = None if start is None else -(-start // HOUR_MS)
+    last = None if end is None else (end + 1) // HOUR_MS - 1
+    if first is not None and last is not None and first > last:
+        return None
+    return first, last
+
+
+def _hourly_groups(client: Client, query: Query, kind: str, fields: tuple[str, ...]) -> dict[str, Group] | None:
+    """Counts (Group fields `hourly` has) per label: `hourly` for the whole hours, `views` for the edges.
+
+    None for a query with filters, or without a whole hour: then only the raw rows can answer.
+    """
+    hours = _whole_hours(query.start, query.end)
+    if query.filters or hours is None:
+        return None
+    first, last = hours
+    params: dict[str, object] = {"hostname": query.hostname, "kind": KIND_CODES[kind]}
+    rolled = ["hostname = {hostname:String}", "kind = {kind:UInt8}"]
+    edges = []  # the parts of the period outside the whole hours, read raw
+    if first is not None:
+        rolled.append("hour >= {first:Int64}")
+        edges.append("date_created >= {lo:Int64} AND date_created < {first_ms:Int64}")
+        params.update(first=first, lo=query.start, first_ms=first * HOUR_MS)
+    if last is not None:
+        rolled.append("hour <= {last:Int64}")
+        edges.append("date_created >= {after_ms:Int64} AND date_created <= {hi:Int64}")
+        params.update(last=last, hi=query.end, after_ms=(last + 1) * HOUR_MS)
+    wanted = ("pageviews", *(field for field in fields if field != "pageviews"))  # pageviews: the label exists
+    sums = ", ".join(f"sum({field})" for field in wanted)
+    sql = f"SELECT value, {sums} FROM hourly WHERE {' AND '.join(rolled)} GROUP BY value"
+    if edges:
+        raw = ", ".join(_COUNT_SQL[_COUNT_FIELDS.index(field)] for field in wanted)
+        sql += (
+            f" UNION ALL SELECT {LABELS[kind]} AS label, {raw} FROM views"
+            f" WHERE hostname = {{hostname:String}} AND (({') OR ('.join(edges)})) GROUP BY label"
+        )
+    totals: dict[str, list[int]] = {}
+    for label, *counts in client.rows(sql, params):
+        found = totals.setdefault(str(label), [0] * len(wanted))
+        for i, count in enumerate(counts):
+            found[i] += int(count)
+    groups = {}
+    for label, counts in totals.items():
+        if counts[0] > 0:
+            group = groups[label] = Group()
+            for field, count in zip(wanted, counts, strict=True):
+                setattr(group, field, count)
+    return groups
+
+
+def _groups(client: Client, query: Query, label: str, full: bool) -> dict[str, Group]:
+    """Aggregates per label: every count and the median with `full`, else the visitor counts only."""
+    params: dict[str, object] = {}
+    columns = f"{COUNTS}, {MIDDLES}" if full else _VISITORS
+    where = _where(query, params)
+    sql = f"SELECT {label} AS label, {columns} FROM views WHERE {where} GROUP BY label HAVING sum(sign) > 0"
+    groups = {}
+    for row in client.rows(sql, params):
+        if full:
+            groups[str(row[0])] = _group(row[1:-1], row[-1])
+        else:
+            groups[str(row[0])] = Group(visitors=int(row[1]), page_visitors=int(row[2]))
+    return groups
+
+
+def list_stats(
+    client: Client, query: Query, endpoint: str, summary: bool, page: Page, variant: bool = False
+) -> list[dict[str, Any]]:
+    """pages, referrers, sources, ... languages. `variant`: grouped=false / locale=true."""
+    kind, key = LISTS[endpoint]
+    if variant:
+        kind = {"referrer": "referrer_host", "language": "language_dialect"}.get(kind, kind)
+    found = _hourly_groups(client, query, kind, ("visitors", "page_visitors")) if summary else None
+    groups = found if found is not None else _groups(client, query, LABELS[kind], not summary)
+    pages = endpoint == "pages"
+    total = Group()
+    for group in groups.values():
+        total.add(group)
+    if pages:
+        items = [(label, g) for label, g in groups.items() if g.page_visitors > 0]
+        if summary:
+            items.sort(key=lambda item: (-item[1].page_visitors, item[0]))
+        else:
+            items.sort(key=lambda item: (-item[1].page_visitors, -item[1].pageviews, item[0]))
+    else:
+        items = sorted(groups.items(), key=lambda item: (-item[1].visitors, item[0]))
+    rows = []
+    for label, group in page.cut(items):
+        visitors = group.page_visitors if pages else group.visitors
+        row: dict[str, Any] = {
+            key: label,
+            "visitors": visitors,
+            "visitors_percentage": fraction(visitors, total.page_visitors if pages else total.visitors),
+        }
+        if not summary:
+            if pages:
+                row["pageviews"] = group.pageviews
+                row["pageviews_percentage"] = fraction(group.pageviews, total.pageviews)
+            row["bounce_percentage"] = group.bounce_rate()
+            row["duration"] = group.duration()
+        rows.append(row)
+    return rows
+
+
+# ---- /time ------------------------------------------------------------------------------------------
+
+
+def _medians(client: Client, query: Query, groups: dict[str, Group], paths: list[str]) -> None:
+    """Fix the medians of some pages' groups (their durations' count and two middle values only)."""
+    if not paths:
+        return
+    params: dict[str, object] = {}
+    measured = _COUNT_SQL[_COUNT_FIELDS.index("measured")]
+    sql = (
+        f"SELECT pathname, {measured}, {MIDDLES} FROM views WHERE {_where(query, params)}"
+        f" AND pathname IN ({in_list('path', paths, params)}) GROUP BY pathname"
+    )
+    for path, n, middles in client.rows(sql, params):
+        median = _interpolate(int(n), 0.5, middles[0], middles[1]) if int(n) else None
+        groups[str(path)].fixed = {0.5: median}
+
+
+# The live durations of each page: every (page, duration) with a positive net sign, repeated that many
+# times, then sorted per page; the four order statistics of the quartiles are read at their indexes.
+_QUARTILES_SQL: Final = """
+SELECT label, n, a[intDiv(n - 1, 4) + 1], a[intDiv(n + 2, 4) + 1], a[intDiv(n - 1, 2) + 1], a[intDiv(n, 2) + 1],
+    a[intDiv(3 * n - 3, 4) + 1], a[intDiv(3 * n, 4) + 1]
+FROM (
+    SELECT label, count() AS n, arraySort(groupArray(d)) AS a FROM (
+        SELECT label, d FROM (
+            SELECT pathname AS label, assumeNotNull(duration_ms) AS d, sum(sign) AS net FROM views
+            WHERE {where} AND isNotNull(duration_ms) AND pathname IN ({paths})
+            GROUP BY label, d HAVING net > 0
+        ) ARRAY JOIN range(toUInt64(net)) AS copy
+    ) GROUP BY label
+)"""
+
+
+def _quartiles(client: Client, query: Query, groups: dict[str, Group], paths: list[str]) -> None:
+    """Fix the quartiles and medians of some pages' groups."""
+    if not paths:
+        return
+    params: dict[str, object] = {}
+    where = _where(query, params)
+    sql = _QUARTILES_SQL.format(where=where, paths=in_list("path", paths, params))
+    for label, n, *values in client.rows(sql, params):
+        pairs = dict(zip(QUARTILES, zip(values[::2], values[1::2], strict=True), strict=True))
+        groups[str(label)].fixed = {q: _interpolate(int(n), q, int(lo), int(hi)) for q, (lo, hi) in pairs.items()}
+
+
+def _raw_counts(client: Client, query: Query, fields: tuple[str, ...]) -> dict[str, Group]:
+    """Some counts per page, from the raw rows."""
+    params: dict[str, object] = {}
+    columns = ", ".join(_COUNT_SQL[_COUNT_FIELDS.index(field)] for field in fields)
+    sql = f"SELECT pathname, {columns} FROM views WHERE {_where(query, params)} GROUP BY pathname HAVING sum(sign) > 0"
+    groups = {}
+    for path, *counts in client.rows(sql, params):
+        group = groups[str(path)] = Group()
+        for field, count in zip(fields, counts, strict=True):
+            setattr(group, field, int(count))
+    return groups
+
+
+def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+    """/time: median, quartiles and share of total time per page (spec §4.3)."""
+    # Only what the keep rule and the shares read: page visitors, and the durations' sum and counts.
+    fields = ("page_visitors", "duration_sum", "measured", "zeros", "ones")
+    found = _hourly_groups(client, query, "path", fields)
+    groups = found if found is not None else _raw_counts(client, query, fields)
+    kept = [(path, g) for path, g in groups.items() if g.page_visitors >= 3 and g.median_positive()]
+    if not summary:
+        _quartiles(client, query, groups, [path for path, _ in kept])
+        kept = [(path, g) for path, g in kept if g.duration(0.25) > 0]
+    total = sum(g.duration_sum for _, g in kept)
+    shares = {path: fraction(g.duration_sum, total) for path, g in kept}
+    if summary:
+        # Sorted by share first; medians are read only for the rows up to the page's end and their ties.
+        kept.sort(key=lambda item: -shares[item[0]])
+        wanted = len(kept) if page.limit is None else min(len(kept), page.offset + page.limit)
+        kept = [item for item in kept if wanted and shares[item[0]] >= shares[kept[wanted - 1][0]]]
+        _medians(client, query, groups, [path for path, _ in kept])
+        kept.sort(key=lambda item: (-shares[item[0]], -item[1].duration(), -item[1].page_visitors, item[0]))
+    else:
+        kept.sort(key=lambda item: (-item[1].page_visitors, -item[1].duration(), item[0]))
+    rows = []
+    for path, group in page.cut(kept):
+        if summary:
+            rows.append({"path": path, "duration": group.duration(), "duration_percentage": shares[path]})
+        else:
+            rows.append(
+                {
+                    "path": path,
+                    "duration": group.duration(),
+                    "duration_upper_quartile": group.duration(0.75),
+                    "duration_lower_quartile": group.duration(0.25),
+                    "duration_percentage": shares[path],
+                    "visitors": group.page_visitors,
+                }
+            )
+    return rows
+
+
+# ---- /properties ------------------------------------------------------------------------------------
+
+
+def property_counts(client: Client, query: Query) -> dict[tuple[str, str], int]:
+    """Events per (name, value) of the site's views, the period applied to the events' own time.
+
+    An event carries its view's site and dimensions (schema.py), so the view filters read its own
+    columns; an event stored before its view (site '') is matched to the site's views by beacon id.
+    """
+    params: dict[str, object] = {"hostname": query.hostname}
+    period = []
+    if query.start is not None:
+        period.append("date_created >= {lo:Int64}")
+        params["lo"] = query.start
+    if query.end is not None:
+        period.append("date_created <= {hi:Int64}")
+        params["hi"] = query.end
+    when = " AND ".join(period) or "1"
+    views = " AND ".join(where_sql(query.view_filters, params)) or "1"
+    props = " AND ".join(where_sql(query.prop_filters, params, "p")) or "1"
+    sql = f"""
+        SELECT name, value, count() FROM events
+        WHERE {when} AND {props} AND (
+            (site = {{hostname:String}} AND {views})
+            OR (site = '' AND bid != '' AND bid IN (
+                SELECT bid FROM views WHERE hostname = {{hostname:String}} AND {views}
+                AND (hostname, date_created, bid) IN (
+                    SELECT hostname, date_created, bid FROM view_keys WHERE hostname = {{hostname:String}}
+                    AND bid IN (SELECT bid FROM events WHERE site = '' AND bid != '' AND {when})))))
+        GROUP BY name, value"""
+    return {(str(name), str(value)): int(n) for name, value, n in client.rows(sql, params)}
+
+
+def properties(client: Client, query: Query, page: Page) -> list[dict[str, Any]]:
+    """Event counts per property name, or per value when a non-empty prop_name filter is given."""
+    # An empty prop_name selects no property: it lists names, as if absent (spec §4.4).
+    kept = tuple(f for f in query.filters if not (f.field == "prop_name" and f.value == ""))
+    by_value = any(f.field == "prop_name" for f in kept)
+    counts = property_counts(client, Query(query.hostname, query.start_us, query.end_us, kept))
+    total = sum(counts.values())
+    if by_value:
+        items = sorted(counts.items(), key=lambda item: (-item[1], item[0][1], item[0][0]))
+        return [
+            {"value": value, "events": n, "events_percentage": fraction(n, total)} for (_, value), n in page.cut(items)
+        ]
+    names: dict[str, int] = {}
+    for (name, _), n in counts.items():
+        names[name] = names.get(name, 0) + n
+    ranked = sorted(names.items(), key=lambda item: (-item[1], item[0]))
+    return [{"name": name, "events": n, "events_percentage": fraction(n, total)} for name, n in page.cut(ranked)]

@@ -1,0 +1,309 @@
+"""App data in PostgreSQL: schema, users, sessions, websites and tenant settings, as store/meta.py does in SQLite.
+
+Every public function of store/meta.py is here with the same name, arguments
+(a psycopg connection for the sqlite3 one), results and errors, so the API layer
+can call either. The differences PostgreSQL forces are kept to two: text with a
+NUL character cannot be stored (writes raise InvalidValue; lookups find nothing,
+as nothing stored can hold one), and a duplicate `insert_user` raises
+AlreadyExists where SQLite raises its IntegrityError.
+
+Text columns use the "C" collation: comparisons and ORDER BY go by code point,
+as SQLite's BINARY collation does on UTF-8, whatever the database's locale.
+
+To add a column or a table: append a Migration (never edit a shipped one), and
+the same change to store/meta.py's MIGRATIONS and to meta_copy.TABLES; the
+conformance tests (tests/store/postgres/test_meta.py) compare both engines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from medama_core.store.db import Migration
+
+# Shared with the SQLite store (re-exported), so callers catch one AlreadyExists and get one User type.
+from medama_core.store.meta import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
+from medama_core.store.meta import DEFAULT_ADMIN_USERNAME as DEFAULT_ADMIN_USERNAME
+from medama_core.store.meta import DEFAULT_USER_SETTINGS, AlreadyExists, User
+from medama_core.store.meta import new_user_id as new_user_id
+from medama_core.store.postgres.db import Connection
+from medama_core.store.postgres.errors import InvalidValue
+
+COMPONENT = "meta"  # this schema's row in medama_schema
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        (
+            """CREATE TABLE users (
+                id text COLLATE "C" PRIMARY KEY,
+                username text COLLATE "C" NOT NULL UNIQUE,
+                password text NOT NULL,
+                date_created bigint NOT NULL,
+                date_updated bigint NOT NULL,
+                settings text NOT NULL DEFAULT '{}'
+            )""",
+            """CREATE TABLE websites (
+                hostname text COLLATE "C" PRIMARY KEY,
+                user_id text COLLATE "C" NOT NULL REFERENCES users(id),
+                date_created bigint NOT NULL,
+                date_updated bigint NOT NULL,
+                settings text NOT NULL DEFAULT '{}'
+            )""",
+            "CREATE INDEX websites_user_id ON websites(user_id)",
+            """CREATE TABLE tenant_settings (
+                key text COLLATE "C" PRIMARY KEY,
+                value text NOT NULL,
+                date_updated bigint NOT NULL
+            )""",
+            # Only a SHA-256 of each session token is stored, as in SQLite: a leaked database yields no cookies.
+            """CREATE TABLE sessions (
+                token_hash bytea PRIMARY KEY,
+                user_id text COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                date_created bigint NOT NULL,
+                date_expires bigint NOT NULL
+            )""",
+            "CREATE INDEX sessions_date_expires ON sessions(date_expires)",
+            "CREATE INDEX sessions_user_id ON sessions(user_id)",
+            # Every node keeps the site list and the settings in memory. Any change to the tables they come
+            # from bumps this counter in the same transaction, so a node that sees the new value also sees
+            # the change; changes.py polls it.
+            """CREATE TABLE meta_changes (
+                id boolean PRIMARY KEY DEFAULT true CHECK (id),
+                counter bigint NOT NULL
+            )""",
+            "INSERT INTO meta_changes (id, counter) VALUES (true, 0)",
+            """CREATE FUNCTION meta_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE meta_changes SET counter = counter + 1;
+                RETURN NULL;
+            END $$""",
+            *(
+                f"CREATE TRIGGER {table}_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table}"
+                " FOR EACH STATEMENT EXECUTE FUNCTION meta_changed()"
+                for table in ("users", "websites", "tenant_settings")
+            ),
+        ),
+    ),
+)
+
+
+def _storable(*values: str | None) -> bool:
+    """False if a value holds a NUL character, which PostgreSQL text cannot store."""
+    return not any(value is not None and "\x00" in value for value in values)
+
+
+def _require_storable(*values: str | None) -> None:
+    if not _storable(*values):
+        raise InvalidValue("text may not contain a NUL character")
+
+
+def count_users(conn: Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM users").fetchone()
+    return int(row[0]) if row else 0
+
+
+def insert_user(conn: Connection, user_id: str, username: str, password_hash: str, now: int) -> None:
+    """Raises AlreadyExists if the id or username is taken (SQLite raises sqlite3.IntegrityError)."""
+    _require_storable(user_id, username, password_hash)
+    params = {"id": user_id, "username": username, "password": password_hash, "now": now}
+    try:
+        conn.execute(
+            "INSERT INTO users (id, username, password, date_created, date_updated, settings)"
+            " VALUES (%(id)s, %(username)s, %(password)s, %(now)s, %(now)s, %(settings)s)",
+            params | {"settings": DEFAULT_USER_SETTINGS},
+        )
+    except psycopg.IntegrityError:
+        raise AlreadyExists("user already exists") from None
+
+
+def list_hostnames(conn: Connection) -> list[str]:
+    return [str(row[0]) for row in conn.execute("SELECT hostname FROM websites ORDER BY hostname")]
+
+
+def get_settings(conn: Connection) -> dict[str, str]:
+    return {str(key): str(value) for key, value in conn.execute("SELECT key, value FROM tenant_settings ORDER BY key")}
+
+
+def set_setting(conn: Connection, key: str, value: str, now: int) -> None:
+    _require_storable(key, value)
+    conn.execute(
+        "INSERT INTO tenant_settings (key, value, date_updated) VALUES (%(key)s, %(value)s, %(now)s)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value, date_updated = excluded.date_updated",
+        {"key": key, "value": value, "now": now},
+    )
+
+
+_USER_COLUMNS = "u.id, u.username, u.password, u.date_created, u.date_updated, u.settings"
+
+
+def _user(row: Any) -> User | None:
+    """A `users` row (selected with _USER_COLUMNS first) as a User."""
+    if row is None:
+        return None
+    user_id, username, password, created, updated, settings = row[:6]
+    return User(str(user_id), str(username), str(password), int(created), int(updated), str(settings))
+
+
+def get_user(conn: Connection, user_id: str) -> User | None:
+    if not _storable(user_id):
+        return None
+    row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users u WHERE u.id = %(id)s", {"id": user_id}).fetchone()
+    return _user(row)
+
+
+def get_user_by_username(conn: Connection, username: str) -> User | None:
+    """Exact, case-sensitive match, as upstream's SQLite `=`."""
+    if not _storable(username):
+        return None
+    row = conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users u WHERE u.username = %(username)s", {"username": username}
+    ).fetchone()
+    return _user(row)
+
+
+def update_user(
+    conn: Connection,
+    user_id: str,
+    now: int,
+    *,
+    username: str | None = None,
+    password_hash: str | None = None,
+    settings: str | None = None,
+    keep_session: bytes | None = None,
+) -> User | None:
+    """Change the given fields and bump `date_updated`; the fresh row, or None if the user is gone.
+
+    A new password also signs the user out of every session but `keep_session`.
+    """
+    if not _storable(user_id):
+        return None
+    _require_storable(username, password_hash, settings)
+    params = {"id": user_id, "username": username, "password": password_hash, "settings": settings, "now": now}
+    try:
+        with conn.transaction():
+            conn.execute(
+                "UPDATE users SET username = coalesce(%(username)s, username),"
+                " password = coalesce(%(password)s, password), settings = coalesce(%(settings)s, settings),"
+                " date_updated = %(now)s WHERE id = %(id)s",
+                params,
+            )
+            if password_hash is not None:
+                conn.execute(
+                    "DELETE FROM sessions WHERE user_id = %(id)s AND token_hash IS DISTINCT FROM %(keep)s::bytea",
+                    {"id": user_id, "keep": keep_session},
+                )
+    except psycopg.IntegrityError:
+        raise AlreadyExists("user already exists") from None
+    return get_user(conn, user_id)
+
+
+def delete_user(conn: Connection, user_id: str) -> list[str] | None:
+    """Delete a user, their websites and (by cascade) their sessions; the hostnames removed, or None if absent."""
+    if not _storable(user_id):
+        return None
+    with conn.transaction():
+        # Locking the user's row first makes another node's insert_website for this user wait, then fail,
+        # instead of slipping a website in between the two deletes.
+        if conn.execute("SELECT 1 FROM users WHERE id = %(id)s FOR UPDATE", {"id": user_id}).fetchone() is None:
+            return None
+        rows = conn.execute("DELETE FROM websites WHERE user_id = %(id)s RETURNING hostname", {"id": user_id})
+        hostnames = sorted(str(row[0]) for row in rows)  # str order is code-point order, as ORDER BY in "C"
+        conn.execute("DELETE FROM users WHERE id = %(id)s", {"id": user_id})
+    return hostnames
+
+
+# Sessions. Only SHA-256(token) is stored, so reading the database does not yield usable cookies.
+
+
+def insert_session(conn: Connection, token_hash: bytes, user_id: str, now: int, expires: int) -> None:
+    _require_storable(user_id)
+    conn.execute(
+        "INSERT INTO sessions (token_hash, user_id, date_created, date_expires)"
+        " VALUES (%(hash)s, %(user_id)s, %(now)s, %(expires)s)",
+        {"hash": token_hash, "user_id": user_id, "now": now, "expires": expires},
+    )
+
+
+def session_user(conn: Connection, token_hash: bytes) -> tuple[User, int] | None:
+    """The user a session belongs to and the session's expiry (unix s), expired or not."""
+    row = conn.execute(
+        f"SELECT {_USER_COLUMNS}, s.date_expires FROM sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE s.token_hash = %(hash)s",
+        {"hash": token_hash},
+    ).fetchone()
+    user = _user(row)
+    return None if user is None or row is None else (user, int(row[6]))
+
+
+def delete_session(conn: Connection, token_hash: bytes) -> bool:
+    return conn.execute("DELETE FROM sessions WHERE token_hash = %(hash)s", {"hash": token_hash}).rowcount > 0
+
+
+def purge_expired_sessions(conn: Connection, now: int) -> int:
+    return conn.execute("DELETE FROM sessions WHERE date_expires <= %(now)s", {"now": now}).rowcount
+
+
+# Websites. Hostnames are globally unique (the primary key); the owner is the user who created the site.
+
+
+def website_owner(conn: Connection, hostname: str) -> str | None:
+    if not _storable(hostname):
+        return None
+    row = conn.execute("SELECT user_id FROM websites WHERE hostname = %(hostname)s", {"hostname": hostname}).fetchone()
+    return None if row is None else str(row[0])
+
+
+def list_user_hostnames(conn: Connection, user_id: str) -> list[str]:
+    if not _storable(user_id):
+        return []
+    rows = conn.execute("SELECT hostname FROM websites WHERE user_id = %(id)s ORDER BY hostname", {"id": user_id})
+    return [str(row[0]) for row in rows]
+
+
+def insert_website(conn: Connection, hostname: str, user_id: str, now: int) -> None:
+    _require_storable(hostname, user_id)
+    try:
+        conn.execute(
+            "INSERT INTO websites (hostname, user_id, date_created, date_updated, settings)"
+            " VALUES (%(hostname)s, %(user_id)s, %(now)s, %(now)s, '{}')",
+            {"hostname": hostname, "user_id": user_id, "now": now},
+        )
+    except psycopg.IntegrityError:
+        raise AlreadyExists("website already exists") from None
+
+
+def rename_website(conn: Connection, old: str, new: str, now: int) -> bool:
+    """Rename a site; False if `old` is gone. Raises AlreadyExists if `new` is taken."""
+    if not _storable(old):
+        return False
+    _require_storable(new)
+    try:
+        cursor = conn.execute(
+            "UPDATE websites SET hostname = %(new)s, date_updated = %(now)s WHERE hostname = %(old)s",
+            {"old": old, "new": new, "now": now},
+        )
+    except psycopg.IntegrityError:
+        raise AlreadyExists("website already exists") from None
+    return cursor.rowcount > 0
+
+
+def delete_website(conn: Connection, hostname: str) -> bool:
+    if not _storable(hostname):
+        return False
+    return conn.execute("DELETE FROM websites WHERE hostname = %(hostname)s", {"hostname": hostname}).rowcount > 0
+
+
+def set_settings(conn: Connection, values: dict[str, str], now: int) -> dict[str, str]:
+    """Upsert several tenant settings in one transaction; return all settings afterwards."""
+    _require_storable(*values, *values.values())
+    with conn.transaction():
+        for key, value in values.items():
+            set_setting(conn, key, value, now)
+        return get_settings(conn)
+
+
+def set_soft_heap_limit(conn: Connection, limit_bytes: int) -> None:
+    """Nothing to do: SQLite's heap limit is in this process; PostgreSQL's memory is the server's to manage."""

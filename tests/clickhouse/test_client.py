@@ -1,0 +1,143 @@
+"""The ClickHouse client: values bound safely on both engines, rows round-trip, errors are one clear line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medama_core.store.clickhouse.client import (
+    AuthenticationFailed,
+    Client,
+    HTTPTransport,
+    QueryFailed,
+    UnknownDatabase,
+    Unreachable,
+)
+from medama_core.store.clickhouse.sql import BindError, bind, literal, tsv_fields, tsv_line
+from medama_core.store.clickhouse.url import ClickHouseURL
+from tests.engines import TEST_PASSWORD, TEST_USER, Server, free_port
+
+SHARED = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Text that has broken SQL escaping somewhere: quotes, backslashes, control bytes, comment and statement ends.
+NASTY = st.text(
+    alphabet=st.sampled_from(list("'\"\\`\n\r\t\0;-/*{}:%_ aZé\x01\x7f😀"))
+    | st.characters(blacklist_categories=("Cs",)),
+    max_size=40,
+)
+
+
+@pytest.fixture(params=["params", "literals"])
+def bound(request: pytest.FixtureRequest, ch: Client) -> Iterator[Client]:
+    """The engine's client, with server parameters when it has them, then with literals forced."""
+    if request.param == "params" and not ch.server_params:
+        pytest.skip("this server takes no query parameters (18.16): its literals are the case below")
+    if request.param == "literals":
+        ch._server_params = False
+    yield ch
+
+
+@SHARED
+@given(value=NASTY, number=st.integers(-(2**63), 2**63 - 1))
+def test_any_value_round_trips_and_never_changes_the_statement(bound: Client, value: str, number: int) -> None:
+    rows = bound.rows("SELECT {v:String} AS v, {n:Int64} AS n, 'end' AS sentinel", {"v": value, "n": number})
+    assert rows == [[value, number, "end"]]
+
+
+@SHARED
+@given(values=st.lists(NASTY, min_size=1, max_size=5))
+def test_values_in_a_where_clause_select_exactly_themselves(bound: Client, values: list[str]) -> None:
+    bound.insert("drops", ("day", "hostname", "reason", "count"), [(1, v, "x", 1) for v in values])
+    for value in values:
+        rows = bound.rows("SELECT sum(count) FROM drops WHERE hostname = {h:String}", {"h": value})
+        assert rows == [[values.count(value)]]
+    bound.command("TRUNCATE TABLE drops")
+
+
+@SHARED
+@given(rows=st.lists(st.tuples(NASTY, st.integers(0, 2**40), st.none() | st.integers(0, 2**40)), max_size=8))
+def test_rows_round_trip_through_insert_and_both_readers(ch: Client, rows: list[tuple[str, int, int | None]]) -> None:
+    ch.command("CREATE TABLE IF NOT EXISTS rt (s String, n Int64, m Nullable(Int64), i UInt32) ENGINE = Memory")
+    ch.command("TRUNCATE TABLE rt")
+    ch.insert("rt", ("s", "n", "m", "i"), [(*row, i) for i, row in enumerate(rows)])
+    expected = [[s, n, m] for s, n, m in rows]
+    assert ch.rows("SELECT s, n, m FROM rt ORDER BY i") == expected
+    streamed = [
+        [s, None if n is None else int(n), None if m is None else int(m)]
+        for s, n, m in ch.stream("SELECT s, n, m FROM rt ORDER BY i")
+    ]
+    assert streamed == expected
+
+
+@given(value=st.text(), number=st.integers())
+def test_literals_are_quoted_escaped_text_or_digits(value: str, number: int) -> None:
+    text = literal(value)
+    assert text.startswith("'") and text.endswith("'")
+    inner = text[1:-1]
+    # No quote ends the literal early: every quote inside is escaped, and so is every backslash.
+    assert inner.replace("\\\\", "").replace("\\'", "").count("'") == 0
+    assert not any(ord(c) < 32 or ord(c) == 127 for c in inner)
+    assert literal(number) == str(number)
+
+
+@given(st.text())
+def test_tsv_fields_read_back_what_tsv_line_wrote(value: str) -> None:
+    assert tsv_fields(tsv_line([value, None, 5, True])[:-1]) == [value, None, "5", "1"]
+
+
+def test_binding_refuses_missing_and_mistyped_values() -> None:
+    with pytest.raises(BindError, match="no value"):
+        bind("SELECT {a:String}", {}, False)
+    with pytest.raises(BindError, match="is a String"):
+        bind("SELECT {a:String}", {"a": 1}, False)
+    with pytest.raises(BindError, match="out of the range"):
+        bind("SELECT {a:UInt8}", {"a": 256}, True)
+    with pytest.raises(BindError, match="is an Int64"):
+        bind("SELECT {a:Int64}", {"a": True}, False)
+    assert bind("SELECT {a:String}, {b:Int64}", {"a": "x\ty", "b": -3}, True) == (
+        "SELECT {a:String}, {b:Int64}",
+        {"a": "x\\ty", "b": "-3"},
+    )
+
+
+def test_errors_are_one_clear_line_each(ch_server: Server | None) -> None:
+    if ch_server is None:
+        pytest.skip("SKIPPED LOUDLY: clickhouse-server is not installed (apt-get install clickhouse-server)")
+    database = "default"
+    cases = [
+        (ClickHouseURL(False, "127.0.0.1", free_port(), database), Unreachable, "cannot reach ClickHouse"),
+        (ch_server.url(database, TEST_USER, "wrong"), AuthenticationFailed, "user name or password"),
+        (ch_server.url("nowhere"), UnknownDatabase, "CREATE DATABASE nowhere"),
+    ]
+    for url, error, words in cases:
+        client = Client(HTTPTransport(url))
+        with pytest.raises(error, match=words) as caught:
+            client.rows("SELECT 1")
+        assert "\n" not in str(caught.value) and TEST_PASSWORD not in str(caught.value)
+        client.close()
+    client = Client(HTTPTransport(ch_server.url(database)))
+    with pytest.raises(QueryFailed, match="ClickHouse error: .*no_such_table") as failed:
+        client.rows("SELECT * FROM no_such_table")
+    assert failed.value.code == 60  # UNKNOWN_TABLE
+    assert client.rows("SELECT 1") == [[1]]  # the connection is still usable after an error
+    client.close()
+
+
+def test_one_keep_alive_connection_serves_many_statements(ch_server: Server | None) -> None:
+    if ch_server is None:
+        pytest.skip("SKIPPED LOUDLY: clickhouse-server is not installed (apt-get install clickhouse-server)")
+    transport = HTTPTransport(ch_server.url("default"))
+    client = Client(transport)
+    for i in range(20):
+        assert client.rows("SELECT {i:UInt8}", {"i": i}) == [[i]]
+    assert len(transport._all) == 1
+    client.close()
+
+
+def test_a_stream_read_in_part_leaves_the_client_usable(ch: Client) -> None:
+    rows = ch.stream("SELECT number FROM system.numbers LIMIT 1000000")
+    assert next(rows) == ["0"]
+    rows.close()  # the rest of the answer is never read: its connection is dropped, not reused
+    assert ch.rows("SELECT 1") == [[1]]

@@ -1,0 +1,114 @@
+"""Randomized equivalence on ClickHouse: every stats answer equals the plain Reference of the SQLite store's test.
+
+The same random rows, filters and periods as the SQLite store's test, written
+the way ingestion writes them: views without durations, then unloads in
+later batches (some views unloaded two or three times, the last one
+winning), events with their views, custom events afterwards, and some events
+stored before their views (matched by beacon id at read time). Each state is
+checked before and after the background merges are forced to collapse every
+unload pair, on the real clickhouse-server (18.16 here) and on chDB (a current
+release).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from medama_core.store.clickhouse import hits
+from medama_core.store.clickhouse import stats as ch_stats
+from medama_core.store.clickhouse.client import Client
+from medama_core.store.filters import Filter
+from medama_core.store.hits import VIEW_COLUMNS
+from medama_core.store.stats import LISTS, Page, Query, previous_period
+from tests.store.test_equivalence import PATHS, Reference, intervals_for, random_filters, random_period, random_rows
+from tests.store.test_stats import SITE
+
+BATCH = 200  # ops per apply_batch, as the writer's group commit under load
+
+
+def store(client: Client, rnd: random.Random, rows: list[dict[str, Any]], events: list[tuple[Any, ...]]) -> None:
+    """Write rows and events as ingestion would: loads (with some events), then unloads and custom events."""
+    by_bid: dict[str, list[tuple[Any, ...]]] = {}
+    for event in events:
+        by_bid.setdefault(event[0], []).append(event)
+    early = set(rnd.sample([row["bid"] for row in rows], len(rows) // 20))  # their events come before the view
+    hits.store_events(client, [event for bid in sorted(early) for event in by_bid.get(bid, [])])
+    ops: list[hits.Op] = []
+    later: list[hits.Op] = []
+    for row in rows:
+        view = tuple(None if column == "duration_ms" else row[column] for column in VIEW_COLUMNS)
+        own = by_bid.get(row["bid"], []) if row["bid"] not in early else []
+        loaded = [rnd.random() < 0.5 for _ in own]
+        ops.append(hits.NewView(view, [event for event, load in zip(own, loaded, strict=True) if load]))
+        custom = [event for event, load in zip(own, loaded, strict=True) if not load]
+        if custom:
+            later.append(hits.NewEvents(custom))
+        if row["duration_ms"] is not None:
+            for _ in range(rnd.choice([0, 0, 1, 2])):  # earlier unloads, replaced by the last
+                later.append(hits.Duration(row["bid"], rnd.randrange(0, 10**6)))
+            later.append(hits.Duration(row["bid"], row["duration_ms"]))
+    rnd.shuffle(later)
+    final = {op.bid: i for i, op in enumerate(later) if isinstance(op, hits.Duration)}
+    for i, op in enumerate(later):  # the last unload of each view must come last
+        if isinstance(op, hits.Duration):
+            row_duration = next(r["duration_ms"] for r in rows if r["bid"] == op.bid)
+            if final[op.bid] == i:
+                later[i] = hits.Duration(op.bid, row_duration)
+    for batch in (ops, later):
+        for start in range(0, len(batch), BATCH):
+            assert hits.apply_batch(client, batch[start : start + BATCH]) == [None] * len(batch[start : start + BATCH])
+
+
+def compare_all(client: Client, ref: Reference, q: Query) -> None:
+    """Every endpoint and variant for `q` must equal the reference."""
+    context = f"query {q}"
+    assert ch_stats.site_metrics(client, q) == ref.summary(q), context
+    for interval in intervals_for(q):
+        assert q.start_us is not None and q.end_us is not None
+        got = ch_stats.interval_metrics(client, q, interval, q.start_us, q.end_us)
+        assert got == ref.interval(q, interval), f"{context} {interval}"
+    if q.start_us is not None and q.end_us is not None:
+        before = Query(q.hostname, *previous_period(q.start_us, q.end_us), q.filters)
+        interval = random.Random(q.start_us).choice(intervals_for(q))
+        expected = {"current": ref.summary(q), "previous": ref.summary(before), "interval": ref.interval(q, interval)}
+        assert ch_stats.summary(client, q, True, interval) == expected, f"{context} summary {interval}"
+        assert ch_stats.summary(client, q, False, None) == {"current": ref.summary(q)}, context
+    for endpoint in LISTS:
+        for summary in (True, False):
+            for variant in (False, True) if endpoint in ("referrers", "languages") else (False,):
+                full = ref.listing(q, endpoint, summary, variant)
+                page = random.Random(len(full)).choice((Page(), Page(3), Page(2, 1)))
+                got = ch_stats.list_stats(client, q, endpoint, summary, page, variant)
+                assert got == page.cut(full), f"{context} {endpoint} summary={summary} variant={variant} {page}"
+    for summary in (True, False):
+        full = ref.time(q, summary)
+        for page in (Page(), Page(2), Page(1, 1)):
+            assert ch_stats.time_stats(client, q, summary, page) == page.cut(full), f"{context} time {summary} {page}"
+    expected = ref.properties(q)
+    for page in (Page(), Page(1, 1)):
+        assert ch_stats.properties(client, q, page) == page.cut(expected), f"{context} properties {page}"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_endpoint_equals_the_reference(seed: int, ch: Client) -> None:
+    rnd = random.Random(seed)
+    rows, events = random_rows(rnd)
+    store(ch, rnd, rows, events)
+    ref = Reference(rows, events)
+    for state in ("unmerged", "merged"):
+        if state == "merged":
+            for table in ("views", "events", "view_keys"):
+                ch.command(f"OPTIMIZE TABLE {table} FINAL")
+            assert ch.rows("SELECT countIf(sign = -1) FROM views") == [[0]]  # every pair collapsed
+        else:
+            assert ch.rows("SELECT countIf(sign = -1) > 0 FROM views") == [[1]]  # pairs to cancel at read time
+        for _ in range(2):
+            compare_all(ch, ref, Query(SITE, *random_period(rnd)))
+        for _ in range(3):
+            compare_all(ch, ref, Query(SITE, *random_period(rnd), random_filters(rnd)))
+        pages = ",".join(rnd.sample(PATHS, rnd.randrange(1, 4)))
+        page_filter = Filter("path", "in", pages) if rnd.random() < 0.5 else Filter("path", "eq", pages.split(",")[0])
+        compare_all(ch, ref, Query(SITE, *random_period(rnd), (page_filter, *random_filters(rnd)[:1])))

@@ -1,0 +1,142 @@
+"""Writes on ClickHouse: duplicate views, last unload wins, events follow their view; rename, delete, bulk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medama_core.store.clickhouse import bulk, hits, site_data, stats
+from medama_core.store.clickhouse.client import Client
+from medama_core.store.filters import Filter
+from medama_core.store.hits import VIEW_COLUMNS
+from medama_core.store.stats import Page, Query
+from tests.store.test_stats import T0, view
+
+SITE = "a.example"
+
+
+def row(**fields: Any) -> tuple[Any, ...]:
+    values = view(hostname=SITE, **fields)
+    return tuple(values[column] for column in VIEW_COLUMNS)
+
+
+def event(bid: str, name: str, value: str, at: int = T0) -> tuple[str, str, str, str, str, int]:
+    return (bid, "batch", SITE, name, value, at)
+
+
+def durations(client: Client) -> dict[str, int | None]:
+    return {r[0]: r[16] for r in bulk.export_rows(client, "views", SITE)}
+
+
+def test_a_repeated_view_is_ignored_and_the_last_unload_wins(ch: Client) -> None:
+    first, second = row(bid="v1", pathname="/a"), row(bid="v2")
+    again = row(bid="v1", pathname="/changed")
+    assert hits.apply_batch(ch, [hits.NewView(first), hits.NewView(again), hits.Duration("v1", 10)]) == [None] * 3
+    assert hits.apply_batch(ch, [hits.NewView(again), hits.NewView(second), hits.Duration("v1", 30)]) == [None] * 3
+    assert hits.apply_batch(ch, [hits.Duration("v1", 20), hits.Duration("nobody", 5)]) == [None] * 2
+    exported = list(bulk.export_rows(ch, "views", SITE))
+    assert [(r[0], r[2], r[16]) for r in exported] == [("v1", "/a", 20), ("v2", "/", None)]
+    assert stats.site_metrics(ch, Query(SITE)) == {
+        "visitors": 2,
+        "pageviews": 2,
+        "bounce_percentage": 0,
+        "duration": 20,
+    }
+
+
+def test_a_bad_op_fails_alone(ch: Client) -> None:
+    bad = hits.NewView(row(bid="x", pathname="\ud800"))  # a lone surrogate cannot be stored
+    short = hits.NewEvents([("b", "batch")])
+    outcomes = hits.apply_batch(ch, [hits.NewView(row(bid="ok")), bad, short, hits.DropCount(0, SITE, "bot", 2)])
+    assert outcomes[0] is None and outcomes[3] is None
+    assert isinstance(outcomes[1], ValueError) and isinstance(outcomes[2], ValueError)
+    assert [r[0] for r in bulk.export_rows(ch, "views")] == ["ok"]
+    assert hits.drop_counts(ch, 0, 0) == [(0, SITE, "bot", 2)]
+
+
+def test_events_count_through_their_view_even_when_stored_before_it(ch: Client) -> None:
+    hits.store_events(ch, [event("late", "plan", "pro")])  # the view comes later: site '' until read
+    ops: list[hits.Op] = [
+        hits.NewView(row(bid="v1", ua_browser="Firefox"), [event("v1", "plan", "free")]),
+        hits.NewEvents([event("v1", "theme", "dark"), event("nobody", "plan", "gone")]),
+        hits.NewView(row(bid="late", ua_browser="Chrome")),
+    ]
+    assert hits.apply_batch(ch, ops) == [None] * 3
+    assert stats.properties(ch, Query(SITE), Page()) == [
+        {"name": "plan", "events": 2, "events_percentage": 0.6667},
+        {"name": "theme", "events": 1, "events_percentage": 0.3333},
+    ]
+    firefox = Query(SITE, filters=(Filter("browser", "eq", "firefox"),))
+    chrome = Query(SITE, filters=(Filter("browser", "eq", "chrome"),))
+    assert [r["events"] for r in stats.properties(ch, firefox, Page())] == [1, 1]
+    assert stats.properties(ch, chrome, Page()) == [{"name": "plan", "events": 1, "events_percentage": 1.0}]
+    pro = Query(SITE, filters=(Filter("prop_value", "eq", "PRO"),))
+    assert stats.site_metrics(ch, pro)["pageviews"] == 1
+
+
+def test_rename_moves_everything_and_delete_removes_it(ch: Client) -> None:
+    hits.apply_batch(ch, [hits.NewView(row(bid="v1"), [event("v1", "plan", "pro")]), hits.DropCount(0, SITE, "bot")])
+    hits.apply_batch(ch, [hits.Duration("v1", 400)])
+    leftover = view(hostname="b.example", bid="old")
+    hits.apply_batch(ch, [hits.NewView(tuple(leftover[c] for c in VIEW_COLUMNS))])
+    site_data.rename_site_data(ch, SITE, "b.example")
+    assert stats.site_metrics(ch, Query(SITE))["pageviews"] == 0
+    assert stats.site_metrics(ch, Query("b.example")) == {
+        "visitors": 1,
+        "pageviews": 1,
+        "bounce_percentage": 0,
+        "duration": 400,
+    }
+    assert [r["events"] for r in stats.properties(ch, Query("b.example"), Page())] == [1]
+    assert stats.list_stats(ch, Query("b.example"), "pages", True, Page()) == [
+        {"path": "/", "visitors": 1, "visitors_percentage": 1.0}
+    ]
+    assert stats.list_stats(ch, Query(SITE), "pages", True, Page()) == []
+    assert hits.drop_counts(ch, 0, 0) == [(0, "b.example", "bot", 1)]
+    assert site_data.unique_visitors_since(ch, ["b.example", SITE], 0) == {"b.example": 1, SITE: 0}
+    hits.apply_batch(ch, [hits.Duration("v1", 500)])  # the renamed view still takes unloads
+    assert durations(ch) == {}
+    site_data.delete_site_data(ch, ["b.example"])
+    for table in ("views", "view_keys", "events", "drops", "hourly"):
+        assert ch.rows(f"SELECT count() FROM {table}") == [[0]], table
+
+
+def test_bulk_insert_and_export_round_trip(ch: Client) -> None:
+    rows = [row(bid=f"v{i}", date_created=T0 + i * 1000, duration_ms=i if i % 2 else None) for i in range(50)]
+    assert bulk.insert_views(ch, rows + rows[:5]) == 50  # views already stored are ignored
+    events = [event(f"v{i}", "k", str(i), T0 + i) for i in range(0, 50, 10)]
+    assert bulk.insert_events(ch, events) == 5
+    assert list(bulk.export_rows(ch, "views")) == rows
+    assert list(bulk.export_rows(ch, "views", SITE, T0 + 10_000, T0 + 12_000)) == rows[10:12]
+    assert list(bulk.export_rows(ch, "events")) == events
+    assert stats.property_counts(ch, Query(SITE)) == {("k", str(i)): 1 for i in range(0, 50, 10)}
+
+
+def test_compact_lists_from_hourly_counts_equal_the_raw_rows_at_every_edge(ch: Client) -> None:
+    """Views on and beside hour edges, periods starting and ending on, before and after them: the hourly
+    sums plus raw edges (unfiltered) must equal the raw rows (a filter that keeps every row), for the
+    compact lists and /time (whose pages with 3 visitors and durations show)."""
+    hour = 3_600_000
+    base = T0 - T0 % hour
+    offsets = [0, 1, hour - 1, hour, hour + 1, 2 * hour - 1, 2 * hour, 3 * hour + 5]
+    views = [
+        row(bid=f"e{i}", date_created=base + at, pathname=f"/{i % 2}", is_unique_user=i % 2)
+        for i, at in enumerate(offsets)
+    ]
+    unloads = [hits.Duration(f"e{i}", d) for i, d in enumerate([5, 0, 1, 700, 900, 40, 2]) if i != 3]
+    assert hits.apply_batch(ch, [hits.NewView(v) for v in views] + unloads) == [None] * 14
+    assert hits.apply_batch(ch, [hits.Duration("e1", 1), hits.Duration("e4", 0)]) == [None] * 2
+    neutral = (Filter("browser", "neq", "no such browser"),)
+    assert sorted(r["path"] for r in stats.time_stats(ch, Query(SITE), False, Page())) == ["/0", "/1"]
+    bounds = [None, *(base + at + d for at in (0, hour, 2 * hour, 3 * hour) for d in (-1, 0, 1))]
+    for start in bounds:
+        for end in bounds:
+            if start is not None and end is not None and end < start:
+                continue
+            us = (None if start is None else start * 1000, None if end is None else end * 1000)
+            for endpoint in ("pages", "browsers"):
+                hourly = stats.list_stats(ch, Query(SITE, *us), endpoint, True, Page())
+                raw = stats.list_stats(ch, Query(SITE, *us, neutral), endpoint, True, Page())
+                assert hourly == raw, (start, end, endpoint)
+            for summary in (True, False):
+                hourly = stats.time_stats(ch, Query(SITE, *us), summary, Page())
+                assert hourly == stats.time_stats(ch, Query(SITE, *us, neutral), summary, Page()), (start, end)

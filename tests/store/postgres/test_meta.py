@@ -1,0 +1,370 @@
+"""App data on PostgreSQL gives what it gives on SQLite: one table of cases run against both engines.
+
+Each case is a sequence of calls on a fresh database with the result each must give.
+Both engines run every case; an expected `Differs(sqlite, postgres)` marks the only
+places where the engines are allowed to answer differently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medama_core.store import db as sqlite_db
+from medama_core.store import meta as sqlite_meta
+from medama_core.store.meta import AlreadyExists, User
+
+psycopg = pytest.importorskip("psycopg")
+
+from medama_core.store.postgres import meta as pg_meta  # noqa: E402
+from medama_core.store.postgres.errors import InvalidValue  # noqa: E402
+
+T1, T2, T3 = (hashlib.sha256(name).digest() for name in (b"one", b"two", b"three"))
+SETTINGS = sqlite_meta.DEFAULT_USER_SETTINGS
+
+
+def alice(updated: int = 100, **changes: Any) -> User:
+    fields = {"id": "user_a", "username": "alice", "password": "h1", "date_created": 100, "date_updated": updated}
+    return User(**(fields | {"settings": SETTINGS} | changes))
+
+
+def bob() -> User:
+    return User("user_b", "bob", "h2", 100, 100, SETTINGS)
+
+
+@dataclass(frozen=True)
+class Differs:
+    """An expected result that is not the same on both engines (each documented in postgres/meta.py)."""
+
+    sqlite: object
+    postgres: object
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    expected: object
+
+
+def call(name: str, *args: Any, expect: object = None, **kwargs: Any) -> Call:
+    return Call(name, args, kwargs, expect)
+
+
+USERS = [call("insert_user", "user_a", "alice", "h1", 100), call("insert_user", "user_b", "bob", "h2", 100)]
+
+CASES: dict[str, list[Call]] = {
+    "users": [
+        call("count_users", expect=0),
+        *USERS,
+        call("count_users", expect=2),
+        call("get_user", "user_a", expect=alice()),
+        call("get_user", "nobody", expect=None),
+        call("get_user_by_username", "alice", expect=alice()),
+        call("get_user_by_username", "Alice", expect=None),  # case-sensitive, as upstream
+        call("get_user_by_username", "alice ", expect=None),
+    ],
+    "duplicate user": [
+        *USERS,
+        call("insert_user", "user_c", "alice", "h3", 100, expect=Differs("IntegrityError", "AlreadyExists")),
+        call("insert_user", "user_a", "carol", "h3", 100, expect=Differs("IntegrityError", "AlreadyExists")),
+        call("count_users", expect=2),
+    ],
+    "update user": [
+        *USERS,
+        call("update_user", "user_a", 200, username="alicia", expect=alice(200, username="alicia")),
+        call(
+            "update_user",
+            "user_a",
+            300,
+            settings='{"language":"fr"}',
+            expect=alice(300, username="alicia", settings='{"language":"fr"}'),
+        ),
+        call("update_user", "user_a", 400, username="bob", expect="AlreadyExists"),
+        call("get_user", "user_a", expect=alice(300, username="alicia", settings='{"language":"fr"}')),
+        call("update_user", "nobody", 500, username="zed", expect=None),
+        call("update_user", "user_b", 600, expect=User("user_b", "bob", "h2", 100, 600, SETTINGS)),
+    ],
+    "password change signs out other sessions": [
+        *USERS,
+        call("insert_session", T1, "user_a", 100, 1000),
+        call("insert_session", T2, "user_a", 100, 1000),
+        call("insert_session", T3, "user_b", 100, 1000),
+        call("update_user", "user_a", 200, password_hash="h9", keep_session=T1, expect=alice(200, password="h9")),
+        call("session_user", T1, expect=(alice(200, password="h9"), 1000)),
+        call("session_user", T2, expect=None),
+        call("session_user", T3, expect=(bob(), 1000)),
+        call("update_user", "user_a", 300, password_hash="h8", expect=alice(300, password="h8")),
+        call("session_user", T1, expect=None),
+    ],
+    "delete user": [
+        *USERS,
+        call("insert_website", "b.example", "user_a", 100),
+        call("insert_website", "a.example", "user_a", 100),
+        call("insert_website", "c.example", "user_b", 100),
+        call("insert_session", T1, "user_a", 100, 1000),
+        call("delete_user", "user_a", expect=["a.example", "b.example"]),
+        call("session_user", T1, expect=None),
+        call("get_user", "user_a", expect=None),
+        call("delete_user", "user_a", expect=None),
+        call("list_hostnames", expect=["c.example"]),
+        call("insert_user", "user_a", "alice", "h1", 100),
+        call("delete_user", "user_a", expect=[]),
+    ],
+    "sessions": [
+        *USERS,
+        call("session_user", T1, expect=None),
+        call("insert_session", T1, "user_a", 100, 1000),
+        call("insert_session", T2, "user_b", 100, 2000),
+        call("insert_session", T3, "user_b", 100, 3000),
+        call("session_user", T1, expect=(alice(), 1000)),
+        call("delete_session", T1, expect=True),
+        call("delete_session", T1, expect=False),
+        call("purge_expired_sessions", 1999, expect=0),
+        call("purge_expired_sessions", 2000, expect=1),  # expiry at `now` counts as expired
+        call("session_user", T3, expect=(bob(), 3000)),
+        call("insert_session", T3, "user_a", 100, 3000, expect="IntegrityError"),
+        call("insert_session", b"\x00" * 32, "nobody", 100, 3000, expect="IntegrityError"),
+    ],
+    "websites": [
+        *USERS,
+        call("insert_website", "b.example", "user_a", 100),
+        call("insert_website", "a.example", "user_a", 100),
+        call("insert_website", "c.example", "user_b", 100),
+        call("insert_website", "a.example", "user_b", 100, expect="AlreadyExists"),
+        call("insert_website", "d.example", "nobody", 100, expect="AlreadyExists"),  # as SQLite: any integrity error
+        call("website_owner", "a.example", expect="user_a"),
+        call("website_owner", "z.example", expect=None),
+        call("list_user_hostnames", "user_a", expect=["a.example", "b.example"]),
+        call("list_user_hostnames", "nobody", expect=[]),
+        call("rename_website", "a.example", "c.example", 200, expect="AlreadyExists"),
+        call("rename_website", "a.example", "e.example", 200, expect=True),
+        call("rename_website", "a.example", "f.example", 200, expect=False),
+        call("list_hostnames", expect=["b.example", "c.example", "e.example"]),
+        call("delete_website", "b.example", expect=True),
+        call("delete_website", "b.example", expect=False),
+        call("list_hostnames", expect=["c.example", "e.example"]),
+    ],
+    "code-point order whatever the locale": [
+        *USERS,
+        *(
+            call("insert_website", h, "user_a", 100)
+            for h in ("b.example", "B.example", "a.example", "é.example", "Z.example", "e.example", "1.example")
+        ),
+        call(
+            "list_hostnames",
+            expect=["1.example", "B.example", "Z.example", "a.example", "b.example", "e.example", "é.example"],
+        ),
+        call(
+            "list_user_hostnames",
+            "user_a",
+            expect=["1.example", "B.example", "Z.example", "a.example", "b.example", "e.example", "é.example"],
+        ),
+    ],
+    "settings": [
+        call("get_settings", expect={}),
+        call("set_setting", "script_type", "default", 100),
+        call("get_settings", expect={"script_type": "default"}),
+        call(
+            "set_settings",
+            {"script_type": "tagged-events", "language": "de"},
+            200,
+            expect={"script_type": "tagged-events", "language": "de"},
+        ),
+        call("set_settings", {}, 300, expect={"script_type": "tagged-events", "language": "de"}),
+        call("set_setting", "language", "", 400),
+        call("get_settings", expect={"script_type": "tagged-events", "language": ""}),
+        call("set_soft_heap_limit", 0),
+    ],
+}
+
+
+def run(module: ModuleType, conn: Any, calls: list[Call]) -> list[object]:
+    results: list[object] = []
+    for c in calls:
+        try:
+            results.append(getattr(module, c.name)(conn, *c.args, **c.kwargs))
+        except AlreadyExists:
+            results.append("AlreadyExists")
+        except (sqlite3.IntegrityError, psycopg.IntegrityError):
+            results.append("IntegrityError")
+    return results
+
+
+def expected(calls: list[Call], engine: str) -> list[object]:
+    return [getattr(c.expected, engine) if isinstance(c.expected, Differs) else c.expected for c in calls]
+
+
+def fresh_sqlite() -> sqlite3.Connection:
+    conn = sqlite_db.connect(":memory:")
+    sqlite_db.migrate(conn, sqlite_meta.MIGRATIONS)
+    return conn
+
+
+def reset(conn: Any) -> None:
+    """Empty every app-data table of the module's PostgreSQL database (a fresh database in a few ms)."""
+    conn.execute("TRUNCATE users, websites, tenant_settings, sessions")
+
+
+@pytest.fixture
+def pg(pg_module_conn: Any) -> Iterator[Any]:
+    reset(pg_module_conn)
+    yield pg_module_conn
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_case_gives_the_same_results_on_both_engines(case: str, pg: Any) -> None:
+    calls = CASES[case]
+    assert run(sqlite_meta, fresh_sqlite(), calls) == expected(calls, "sqlite")
+    assert run(pg_meta, pg, calls) == expected(calls, "postgres")
+
+
+def test_every_public_function_of_the_sqlite_store_is_mirrored() -> None:
+    """Same names, same parameters and results but the connection: wiring either engine is mechanical."""
+    missing, different = [], []
+    for name, fn in vars(sqlite_meta).items():
+        if name.startswith("_") or not inspect.isfunction(fn) or fn.__module__ != sqlite_meta.__name__:
+            continue
+        mirror = getattr(pg_meta, name, None)
+        if mirror is None:
+            missing.append(name)
+            continue
+        ours, theirs = inspect.signature(fn), inspect.signature(mirror)
+        params = list(ours.parameters.values())
+        mirrored = list(theirs.parameters.values())
+        if params and params[0].name == "conn":  # the connection's type is the one thing that differs
+            params, mirrored = params[1:], mirrored[1:]
+        if params != mirrored or ours.return_annotation != theirs.return_annotation:
+            different.append(f"{name}: {ours} vs {theirs}")
+    assert not missing, f"store/postgres/meta.py lacks {missing}"
+    assert not different
+    for name in ("AlreadyExists", "User", "DEFAULT_ADMIN_USERNAME", "DEFAULT_ADMIN_PASSWORD", "DEFAULT_USER_SETTINGS"):
+        assert getattr(pg_meta, name) is getattr(sqlite_meta, name)
+
+
+# Values that break naive SQL building, odd Unicode, and lengths; NUL and lone surrogates are tested apart.
+INJECTIONS = [
+    "'; DROP TABLE users; --",
+    "' OR '1'='1",
+    "%(id)s",
+    "%s",
+    ":username",
+    "$1",
+    "\\",
+    '"',
+    "ﬀ",
+    "İstanbul",
+    "🙂",
+    "a\u0301",
+    "\u200b",
+    "",
+]
+TEXT = st.one_of(st.sampled_from(INJECTIONS), st.text(st.characters(codec="utf-8", exclude_characters="\x00")))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(TEXT, min_size=1, max_size=6, unique=True), value=TEXT)
+def test_any_text_is_stored_and_found_alike(pg_module_conn: Any, names: list[str], value: str) -> None:
+    reset(pg_module_conn)
+    calls = [call("insert_user", f"user_{i}", name, value, 100) for i, name in enumerate(names)]
+    calls += [
+        call("get_user_by_username", name, expect=User(f"user_{i}", name, value, 100, 100, SETTINGS))
+        for i, name in enumerate(names)
+    ]
+    calls += [call("get_user_by_username", name + "x", expect=None) for name in names if name + "x" not in names]
+    calls += [call("insert_website", name, "user_0", 100) for name in names]
+    calls += [call("list_hostnames", expect=sorted(names))]  # code-point order on both engines
+    calls += [call("set_settings", {name: value for name in names}, 100, expect=dict.fromkeys(names, value))]
+    calls += [call("count_users", expect=len(names))]
+    assert run(sqlite_meta, fresh_sqlite(), calls) == expected(calls, "sqlite")
+    assert run(pg_meta, pg_module_conn, calls) == expected(calls, "postgres")
+    assert pg_module_conn.execute("SELECT count(*) FROM users").fetchone()[0] == len(names)  # nothing dropped
+
+
+def test_nul_characters_are_refused_on_writes_and_found_nowhere(pg: Any) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite stores it): writes raise InvalidValue, lookups find nothing."""
+    pg_meta.insert_user(pg, "user_a", "alice", "h1", 100)
+    pg_meta.insert_website(pg, "a.example", "user_a", 100)
+    for write in (
+        lambda: pg_meta.insert_user(pg, "user_b", "b\x00b", "h", 100),
+        lambda: pg_meta.insert_website(pg, "a\x00.example", "user_a", 100),
+        lambda: pg_meta.update_user(pg, "user_a", 200, username="a\x00"),
+        lambda: pg_meta.rename_website(pg, "a.example", "b\x00.example", 200),
+        lambda: pg_meta.set_setting(pg, "k", "v\x00", 100),
+        lambda: pg_meta.set_settings(pg, {"k\x00": "v"}, 100),
+    ):
+        with pytest.raises(InvalidValue):
+            write()
+    assert pg_meta.get_user_by_username(pg, "alice\x00") is None
+    assert pg_meta.get_user(pg, "user_a\x00") is None
+    assert pg_meta.website_owner(pg, "a.example\x00") is None
+    assert pg_meta.list_user_hostnames(pg, "user_a\x00") == []
+    assert pg_meta.update_user(pg, "user_a\x00", 200, username="x") is None
+    assert pg_meta.delete_user(pg, "user_a\x00") is None
+    assert pg_meta.rename_website(pg, "a.example\x00", "b.example", 200) is False
+    assert pg_meta.delete_website(pg, "a.example\x00") is False
+    assert pg_meta.get_settings(pg) == {} and pg_meta.count_users(pg) == 1
+
+
+def test_lone_surrogates_fail_alike_on_both_engines(pg: Any) -> None:
+    """Text that is not valid Unicode cannot be encoded for either database: the same UnicodeEncodeError."""
+    for module, conn in ((sqlite_meta, fresh_sqlite()), (pg_meta, pg)):
+        with pytest.raises(UnicodeEncodeError):
+            module.get_user_by_username(conn, "a\ud800")
+
+
+def test_a_website_added_on_another_node_during_delete_user_is_refused_not_orphaned(pg_url: str) -> None:
+    """delete_user locks the user's row first: another node's insert_website for that user waits, then fails."""
+    from medama_core.store.postgres import db
+    from medama_core.store.postgres.url import parse_url
+
+    first, second = (db.connect(parse_url(pg_url)) for _ in range(2))
+    db.migrate(first, pg_meta.MIGRATIONS, pg_meta.COMPONENT)
+    outcome: dict[str, object] = {}
+
+    def delete() -> None:
+        try:
+            outcome["deleted"] = pg_meta.delete_user(first, "user_a")
+        except Exception as exc:
+            outcome["deleted"] = exc
+
+    thread = threading.Thread(target=delete)
+    try:
+        pg_meta.insert_user(first, "user_a", "alice", "h1", 100)
+        pg_meta.insert_website(first, "a.example", "user_a", 100)
+        # Hold delete_user between its two deletes: a trigger sleeps after the websites are deleted.
+        first.execute(
+            "CREATE FUNCTION pause() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END $$"
+        )
+        first.execute("CREATE TRIGGER pause AFTER DELETE ON websites FOR EACH STATEMENT EXECUTE FUNCTION pause()")
+        pid = first.info.backend_pid
+        thread.start()
+        deadline = time.monotonic() + 10
+        while second.execute("SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() != (
+            "PgSleep",
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with pytest.raises(AlreadyExists):  # waited for the delete to commit, then the foreign key refused it
+            pg_meta.insert_website(second, "b.example", "user_a", 100)
+        thread.join()
+        assert outcome["deleted"] == ["a.example"]
+        assert pg_meta.list_hostnames(second) == [] and pg_meta.get_user(second, "user_a") is None
+    finally:
+        if thread.is_alive():
+            thread.join(10)
+        first.close()
+        second.close()
