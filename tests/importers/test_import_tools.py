@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import sqlite3
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,12 @@ from hypothesis import strategies as st
 
 from medama_core import transfer
 from medama_core.config import ConfigError, help_text
-from medama_core.importers import goatcounter, plausible, umami
+from medama_core.importers import goatcounter, plausible, rows, umami
 from medama_core.importers.rows import BadRecord, text_lines
 from medama_core.store import analytics, db, meta
+from tests.test_zipapp import SUPPORTED_PYTHONS, interpreters
 
+ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLES = Path(__file__).resolve().parent / "samples"
 SITE = "example.com"
 UMAMI_ID = "0b8a0f4e-5b43-4c0e-b9a7-3f2d7e0c1a11"
@@ -212,6 +216,33 @@ def test_import_flags_follow_the_one_flag_parser(tmp_path: Path) -> None:
     code, err = run(tmp_path, "-from=goatcounter", sample, "-site=Example.COM", "-dry-run")
     assert code == 0 and "would import 5 views" in err, err
     assert sorted(path.name for path in tmp_path.iterdir()) == []  # nothing stored, so no database left
+
+
+# Dates as the tools' exports write them (PostgreSQL drops a fraction's trailing zeros; some write nine
+# digits), which Python 3.10's fromisoformat alone refuses: read alike on every Python the archive supports.
+FRACTIONS = [
+    "2024-03-05 10:00:00.1+00",
+    "2024-03-05 10:00:00.12+00",
+    "2024-03-05T10:00:00.12345Z",
+    "2024-03-05T10:00:00.123456789+01:00",
+    "2024-03-05 10:00:00.5",
+]
+
+
+@pytest.mark.parametrize("version", SUPPORTED_PYTHONS)
+def test_export_dates_with_any_fraction_read_alike_on_every_supported_python(version: str) -> None:
+    found = interpreters(version)
+    if not found:
+        pytest.skip(f"NOT TESTED: no Python {version} on this machine")
+    expected = [rows.parse_moment(text, 1) for text in FRACTIONS]
+    assert expected[:2] == [MAR_5 + 36_000_100, MAR_5 + 36_000_120]
+    script = "import json, sys; from medama_core.importers import rows; "
+    script += "print(json.dumps([rows.parse_moment(t, 1) for t in json.loads(sys.argv[1])]))"
+    for python in found:
+        done = subprocess.run(
+            [python, "-c", script, json.dumps(FRACTIONS)], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0 and json.loads(done.stdout) == expected, (python, done.stderr[-500:])
 
 
 def _drain(records: Any) -> None:
