@@ -202,3 +202,51 @@ def test_umami_website_id_alias(tmp_path: Path) -> None:
         assert umami(visitor, {"website": website_id, "url": "/z"}).status == 404
         visitor.close()
         admin.close()
+
+
+DROPS_SQL = "SELECT hostname, reason, count FROM drops ORDER BY hostname, reason"
+
+
+def test_foreign_drops_carry_the_reasons_and_sites_of_ours(server: LiveServer, client: Client) -> None:
+    """Bodies refused (400, 413, 415) are bad_payload for the site they name, unknown sites are counted by
+    name, bots by site: the rows GET /api/drops shows, as for /api/event/hit."""
+    page = f"https://{SITE}/"
+    assert plausible(client, {"n": "pageview", "u": page, "d": "nobody.net"}).headers["x-plausible-dropped"] == "1"
+    assert plausible(client, {"n": "pageview", "u": page, "d": SITE, "p": [1]}).status == 400
+    too_many = {f"k{i}": "v" for i in range(11)}
+    assert plausible(client, {"n": "Signup", "u": page, "d": SITE, "p": too_many}).status == 413
+    assert plausible(client, {"n": "pageview", "u": page, "d": OTHER}, {"Content-Type": "text/html"}).status == 415
+    assert umami(client, {"hostname": OTHER, "url": "no-slash"}).status == 400
+    assert umami(client, {"website": "nope", "hostname": "www.nobody.net", "url": "/"}).status == 404
+    assert umami(client, {"hostname": f"www.{SITE}", "url": "/"}, headers={"User-Agent": "Googlebot/2.1"}).status == 200
+    drops(
+        server,
+        [
+            (SITE, "bad_payload", 2),
+            (SITE, "bot", 1),
+            ("nobody.net", "unknown_site", 1),
+            (OTHER, "bad_payload", 2),
+            ("www.nobody.net", "unknown_site", 1),
+        ],
+        DROPS_SQL,
+    )
+    assert rows(server, "SELECT count(*) FROM views") == [(0,)]
+
+
+def test_foreign_hits_count_against_the_sites_daily_quota(tmp_path: Path) -> None:
+    with live_server(tmp_path) as live:
+        admin = live.client()
+        admin.login()
+        assert admin.post("/api/websites", json_body={"hostname": SITE}).status == 201
+        assert admin.patch("/api/tenant/settings", json_body={"site_daily_hit_quota": 2}).status == 200
+        admin.close()
+        visitor = live.client()
+        view = {"n": "pageview", "u": f"https://{SITE}/", "d": SITE}
+        assert plausible(visitor, view).headers.get("x-plausible-dropped") is None
+        assert umami(visitor, {"hostname": SITE, "url": "/u", "name": "signup"}).status == 200
+        assert plausible(visitor, view).headers.get("x-plausible-dropped") == "1"
+        assert umami(visitor, {"hostname": SITE, "url": "/v"}).json() == {}
+        visitor.close()
+        drops(live, [(SITE, "quota", 2)], DROPS_SQL)
+        assert rows(live, "SELECT count(*) FROM views") == [(1,)]
+        assert rows(live, "SELECT name, value FROM events") == [("event", "signup")]
