@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from medama_core.ingest import plausible, umami
 from medama_core.ingest.foreign import generated_bid, is_visit_entry, site_url
-from medama_core.ingest.hit import InvalidHit
+from medama_core.ingest.hit import SNIFF_BYTES, HitTooLarge, InvalidHit
 from medama_core.ingest.openviews import SLACK_MS, OpenViews, ViewKey
 
 
@@ -157,6 +157,48 @@ def test_umami_any_payload_gives_an_event_or_invalid_hit(kind: str, payload: dic
         return
     if event.kind != umami.IDENTIFY:
         assert event.page_url("a.com").startswith("https://a.com/")
+
+
+# --- Attributing refused bodies and the property limits (our /api/event/hit's) ---
+
+HOST_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=1200))
+def test_the_sniffers_read_any_bytes_as_empty_or_a_host_name(data: bytes) -> None:
+    for sniff in (plausible.sniff_domain, umami.sniff_hostname):
+        host = sniff(data)
+        assert len(host) <= 253 and set(host) <= HOST_CHARS
+
+
+@settings(max_examples=200)
+@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9.-]{0,40}", fullmatch=True), st.text(max_size=200), st.booleans())
+def test_the_sniffers_find_the_site_a_body_names_near_its_start(host: str, junk: str, long_keys: bool) -> None:
+    key = "domain" if long_keys else "d"
+    raw = json.dumps({"n": junk[:50], key: f"{host},b.com", "u": junk}).encode()
+    assert plausible.sniff_domain(raw) == host.lower()
+    raw = json.dumps({"type": "event", "payload": {"website": junk[:50], "hostname": host, "url": junk}}).encode()
+    assert umami.sniff_hostname(raw) == host.lower()
+    assert plausible.sniff_domain(b" " * SNIFF_BYTES + raw) == ""  # only the start is read
+
+
+def test_properties_past_our_limits_are_413() -> None:
+    page = {"u": "https://a.com/", "d": "a.com"}
+    cases = [
+        {"n": "pageview", "p": {f"k{i}": "v" for i in range(11)}},
+        {"n": "Signup", "p": {f"k{i}": "v" for i in range(10)}},  # the event name is the eleventh
+        {"n": "pageview", "p": {"k" * 129: "v"}},
+        {"n": "pageview", "p": {"k": "v" * 513}},
+        {"n": "pageview", "p": {f"k{i}": "v" * 200 for i in range(6)}},  # 1,212 bytes together
+    ]
+    for fields in cases:
+        with pytest.raises(HitTooLarge):
+            plausible.parse_event(body(**page, **fields))
+    payload = {"hostname": "a.com", "url": "/", "name": "signup", "data": {f"k{i}": i for i in range(10)}}
+    with pytest.raises(HitTooLarge):
+        umami.parse_send(body(type="event", payload=payload))
+    assert len(plausible.parse_event(body(**page, n="Signup", p={f"k{i}": "v" for i in range(9)})).properties) == 10
 
 
 # --- the visit-entry rule and URLs ---
