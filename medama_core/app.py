@@ -107,6 +107,8 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("PATCH", "/tenant/settings", settings_api.patch_tenant_settings, access=SERVER),
     Route("GET", "/websites", websites.list_websites, access=ACCOUNT),
     Route("POST", "/websites", websites.post_website, access=ACCOUNT),
+    # Our addition; "sparklines" is no hostname. Each site in its query is checked as SITE_READ (access.py).
+    Route("GET", "/websites/sparklines", websites.get_sparklines, access=ACCOUNT),
     Route("GET", "/websites/{hostname}", websites.get_website, access=SITE_READ),
     Route("PATCH", "/websites/{hostname}", websites.patch_website, access=SITE_MANAGE),
     Route("DELETE", "/websites/{hostname}", websites.delete_website, access=SITE_MANAGE),

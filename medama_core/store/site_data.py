@@ -1,4 +1,4 @@
-"""A website's rows in the analytics database as one unit: its visitor summary, rename and removal.
+"""A website's rows in the analytics database as one unit: their rename and removal.
 
 Page views are keyed by `views.hostname`; custom events by `events.group_name`,
 which the tracker fills with the site's hostname; the drop counters by
@@ -14,19 +14,6 @@ import json
 import sqlite3
 
 from medama_core.store.db import Transaction
-
-
-def unique_visitors_since(conn: sqlite3.Connection, hostnames: list[str], since_ms: int) -> dict[str, int]:
-    """Unique visitors (views flagged `is_unique_user`) per hostname since `since_ms`; absent sites count 0."""
-    rows = conn.execute(
-        "SELECT hostname, count(*) FROM views"
-        " WHERE hostname IN (SELECT value FROM json_each(:hostnames))"
-        " AND is_unique_user = 1 AND date_created > :since GROUP BY hostname",
-        {"hostnames": json.dumps(hostnames), "since": since_ms},
-    )
-    counts = {hostname: 0 for hostname in hostnames}
-    counts.update({str(hostname): int(count) for hostname, count in rows})
-    return counts
 
 
 def rename_site_data(conn: sqlite3.Connection, old: str, new: str) -> None:

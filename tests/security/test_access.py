@@ -40,6 +40,10 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/websites"): {"hostname": "intruder.example"},
     ("PATCH", "/websites/{hostname}"): {"hostname": "intruder.example"},
 }
+# A query each read route needs besides the session, so the session is the only thing checked.
+QUERIES = {
+    "/websites/sparklines": f"?hostnames={SITE}&start=2024-06-01T00:00:00Z&end=2024-06-01T23:59:59Z&interval=hour"
+}
 # (method, route path, URL path): the API routes live under /api, the profiling pages (-profiler) outside it.
 PRIVATE = [(r.method, r.path, "/api" + r.path) for r in ROUTES if r.path not in PUBLIC]
 PRIVATE += [(r.method, r.path, r.path) for r in DEBUG_ROUTES]
@@ -157,7 +161,7 @@ def test_a_valid_session_is_accepted_on_every_private_route(running: LiveServer)
         for method, path, url in PRIVATE:
             if method in ("PATCH", "POST", "DELETE"):
                 continue  # writes were checked refused; here reads suffice
-            target = url.replace("{hostname}", SITE)
+            target = url.replace("{hostname}", SITE) + QUERIES.get(path, "")
             result = client.request(method, target, headers={"Cookie": f"{auth.COOKIE_NAME}={token}"})
             assert result.status == 200, (method, path, result.status, result.body[:200])
     finally:
