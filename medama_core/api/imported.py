@@ -12,8 +12,10 @@ imported day adds exactly its imported counts:
   is in the period, the imported mean visit duration.
 
 A day counts when its 00:00 UTC lies in the period. Answers with filters get
-nothing added (the totals cannot be filtered). `GET /website/{hostname}/imported`
-says which days hold imported totals, for the dashboard to mark them.
+nothing added (the totals cannot be filtered). The websites page's sparklines
+(`GET /websites/sparklines`) get them as /summary's buckets do, so a sparkline
+and the site's chart agree. `GET /website/{hostname}/imported` says which days
+hold imported totals, for the dashboard to mark them.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from typing import Any, Final
 
 from medama_core.api import Context
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import imported, stats
+from medama_core.store import imported, overview, stats
 from medama_core.store.aggregate import fraction, round4
 
-__all__ = ["DIMENSIONS", "get_imported", "list_stats", "summary"]
+__all__ = ["DIMENSIONS", "get_imported", "list_stats", "site_intervals", "summary"]
 
 # List endpoint -> the imported dimension it adds (and its `grouped=false` variant for referrers).
 DIMENSIONS: Final = {
@@ -88,18 +90,36 @@ def summary(conn: sqlite3.Connection, query: stats.Query, previous: bool, interv
         _add(result["current"], _sum(list(days.values())))
         if interval is not None:
             assert query.start_us is not None
-            buckets: dict[int, list[imported.Totals]] = {}
-            for day, totals in days.items():
-                buckets.setdefault(_bucket(interval, query.start_us, day), []).append(totals)
-            for index, row in enumerate(result["interval"]):
-                if index in buckets:
-                    _add(row, _sum(buckets[index]))
+            _add_to_buckets(result["interval"], days, interval, query.start_us)
     if "previous" in result and query.start_us is not None and query.end_us is not None:
         lo, hi = stats.previous_period(query.start_us, query.end_us)
         before = imported.site_days(conn, query.hostname, _ms(lo, up=True), _ms(hi, up=False))
         if before:
             _add(result["previous"], _sum(list(before.values())))
     return result
+
+
+def _add_to_buckets(rows: list[dict[str, Any]], days: dict[int, imported.Totals], interval: str, start_us: int) -> None:
+    """Add each imported day to the /summary interval entry its 00:00 UTC falls in, in place."""
+    buckets: dict[int, list[imported.Totals]] = {}
+    for day, totals in days.items():
+        buckets.setdefault(_bucket(interval, start_us, day), []).append(totals)
+    for index, row in enumerate(rows):
+        if index in buckets:
+            _add(row, _sum(buckets[index]))
+
+
+def site_intervals(
+    conn: sqlite3.Connection, hostnames: list[str], start_us: int, end_us: int, interval: str
+) -> list[list[dict[str, Any]]]:
+    """overview.site_intervals (the sparklines), with each site's imported days added as /summary adds them."""
+    rows = overview.site_intervals(conn, hostnames, start_us, end_us, interval)
+    for hostname, buckets in zip(hostnames, rows, strict=True):
+        query = stats.Query(hostname, start_us, end_us)
+        days = imported.site_days(conn, hostname, query.start, query.end)
+        if days:
+            _add_to_buckets(buckets, days, interval, start_us)
+    return rows
 
 
 def list_stats(

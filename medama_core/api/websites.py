@@ -14,7 +14,7 @@ import time
 from typing import Any, Final
 
 from medama_core import access
-from medama_core.api import Context, drain_hits
+from medama_core.api import Context, drain_hits, imported
 from medama_core.api import stats as stats_api
 from medama_core.hostnames import HOSTNAME_MAX, InvalidHostname, normalise
 from medama_core.http.errors import HTTPError
@@ -82,7 +82,8 @@ async def get_sparklines(request: Request, ctx: Context) -> Response:
         )
     # The route needs a signed-in caller; each site in the query is checked as a stats route checks its own.
     await access.authorize_sites(request, hostnames, ctx.meta, demo=ctx.config.demo)
-    rows = await ctx.analytics.read(stats.snapshot, overview.site_intervals, hostnames, start_us, end_us, interval)
+    # With the imported daily totals (api/imported.py), as each site's /summary has them.
+    rows = await ctx.analytics.read(stats.snapshot, imported.site_intervals, hostnames, start_us, end_us, interval)
     # Stats reads, like the per-site /summary calls the websites page made before: rebuild closed dirty hours.
     stats_api._schedule_refresh(ctx)
     return json_response([{"hostname": h, "interval": buckets} for h, buckets in zip(hostnames, rows, strict=True)])

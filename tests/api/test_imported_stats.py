@@ -70,6 +70,15 @@ def test_summary_adds_imported_days_only(server: tuple[LiveServer, Client]) -> N
     assert second["current"] == {"visitors": 5, "pageviews": 7, "bounce_percentage": 0.6, "duration": 20000}
 
 
+def test_sparklines_add_imported_days_as_the_summary_does(server: tuple[LiveServer, Client]) -> None:
+    """The websites page's sparklines and the site's own chart give the same buckets, imported days included."""
+    _, client = server
+    result = client.get(f"/api/websites/sparklines?hostnames={SITE}&{MARCH}&interval=day")
+    assert result.status == 200, result.body
+    assert result.json() == [{"hostname": SITE, "interval": get(client, f"summary?{MARCH}&interval=day")["interval"]}]
+    assert [bucket["visitors"] for bucket in result.json()[0]["interval"]] == [11, 5, 0]
+
+
 def test_lists_add_imported_values_and_rank_again(server: tuple[LiveServer, Client]) -> None:
     _, client = server
     pages = get(client, f"pages?{MARCH}")
