@@ -12,9 +12,9 @@ imported day adds exactly its imported counts:
   is in the period, the imported mean visit duration.
 
 A day counts when its 00:00 UTC lies in the period. Answers with filters get
-nothing added (the totals cannot be filtered). The websites page's sparklines
-(`GET /websites/sparklines`) get them as /summary's buckets do, so a sparkline
-and the site's chart agree. `GET /website/{hostname}/imported` says which days
+nothing added (the totals cannot be filtered). The websites list's visitors
+(`summary=true`) and sparklines (`GET /websites/sparklines`) get them as
+/summary does, so a card and the site's chart agree. `GET /website/{hostname}/imported` says which days
 hold imported totals, for the dashboard to mark them.
 """
 
@@ -30,7 +30,7 @@ from medama_core.http.protocol import Request, Response, json_response
 from medama_core.store import imported, overview, stats
 from medama_core.store.aggregate import fraction, round4
 
-__all__ = ["DIMENSIONS", "get_imported", "list_stats", "site_intervals", "summary"]
+__all__ = ["DIMENSIONS", "get_imported", "list_stats", "site_intervals", "summary", "visitors_since"]
 
 # List endpoint -> the imported dimension it adds (and its `grouped=false` variant for referrers).
 DIMENSIONS: Final = {
@@ -120,6 +120,15 @@ def site_intervals(
         if days:
             _add_to_buckets(buckets, days, interval, start_us)
     return rows
+
+
+def visitors_since(conn: sqlite3.Connection, hostnames: list[str], since_ms: int) -> dict[str, int]:
+    """overview.visitors_since (the websites list's summary), plus the imported visitors of the days whose
+    00:00 UTC lies in the window, as /summary adds them."""
+    counts = overview.visitors_since(conn, hostnames, since_ms)
+    for hostname, extra in imported.visitors_since(conn, hostnames, since_ms).items():
+        counts[hostname] += extra
+    return counts
 
 
 def list_stats(

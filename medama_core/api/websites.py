@@ -21,7 +21,7 @@ from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_string, required_string
 from medama_core.http.params import parse_time
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import meta, overview, site_data, stats
+from medama_core.store import meta, site_data, stats
 
 SUMMARY_WINDOW_MS = 24 * 60 * 60 * 1000  # the list's `summary` counts the last 24 hours, as upstream
 # Sites per sparklines request: twice the dashboard's page of 24 cards, so a wider grid still needs one
@@ -63,7 +63,7 @@ async def list_websites(request: Request, ctx: Context) -> Response:
     items: list[dict[str, Any]] = [{"hostname": hostname} for hostname in hostnames]
     if summary and hostnames:
         since = int(time.time() * 1000) - SUMMARY_WINDOW_MS
-        visitors = await ctx.analytics.read(stats.snapshot, overview.visitors_since, hostnames, since)
+        visitors = await ctx.analytics.read(stats.snapshot, imported.visitors_since, hostnames, since)
         for item in items:
             item["summary"] = {"visitors": visitors[item["hostname"]]}
     return json_response(items)

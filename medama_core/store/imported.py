@@ -8,11 +8,12 @@ nothing.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from typing import NamedTuple
 
-__all__ = ["Totals", "periods", "store", "totals"]
+__all__ = ["Totals", "periods", "site_days", "store", "totals", "visitors_since"]
 
 
 class Totals(NamedTuple):
@@ -75,3 +76,16 @@ def periods(conn: sqlite3.Connection, hostname: str) -> list[tuple[str, int, int
         {"h": hostname},
     )
     return [(str(tool), int(first), int(last)) for tool, first, last in rows]
+
+
+def visitors_since(conn: sqlite3.Connection, hostnames: list[str], since_ms: int) -> dict[str, int]:
+    """Per site, the imported visitors of the days whose 00:00 UTC is after `since_ms` (absent sites 0):
+    one seek per site, for the websites list however many sites it has."""
+    rows = conn.execute(
+        "SELECT d.hostname, sum(d.visitors) FROM json_each(:hostnames) h CROSS JOIN imported_days d"
+        " WHERE d.hostname = h.value AND d.dimension = '' AND d.day > :since GROUP BY d.hostname",
+        {"hostnames": json.dumps(hostnames), "since": since_ms},
+    )
+    counts = dict.fromkeys(hostnames, 0)
+    counts.update({str(hostname): int(visitors) for hostname, visitors in rows})
+    return counts

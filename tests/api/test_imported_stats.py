@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from medama_core import transfer
-from medama_core.store import db
+from medama_core.store import db, imported
 from tests.helpers import Client, LiveServer, live_server
 
 SAMPLES = Path(__file__).resolve().parents[1] / "importers" / "samples"
@@ -77,6 +78,18 @@ def test_sparklines_add_imported_days_as_the_summary_does(server: tuple[LiveServ
     assert result.status == 200, result.body
     assert result.json() == [{"hostname": SITE, "interval": get(client, f"summary?{MARCH}&interval=day")["interval"]}]
     assert [bucket["visitors"] for bucket in result.json()[0]["interval"]] == [11, 5, 0]
+
+
+def test_the_websites_list_adds_imported_visitors_of_the_last_24_hours(server: tuple[LiveServer, Client]) -> None:
+    live, client = server
+    today = int(time.time()) // 86_400 * 86_400_000  # 00:00 UTC today: always inside the last 24 hours
+    conn = db.connect(live.config.analyticsdb)
+    try:
+        row = {"hostname": SITE, "day": today, "dimension": "", "value": "", "tool": "plausible", "visitors": 7}
+        imported.store(conn, [{**row, "pageviews": 9, "visits": 8, "bounces": 2, "duration_s": 60}])
+    finally:
+        conn.close()
+    assert client.get("/api/websites?summary=true").json() == [{"hostname": SITE, "summary": {"visitors": 7}}]
 
 
 def test_lists_add_imported_values_and_rank_again(server: tuple[LiveServer, Client]) -> None:
