@@ -44,6 +44,7 @@ ALLOWED: dict[str, set[str]] = {
         "assets",
         "writer",
         "throttle",
+        "transfer",
         "access",
         "hostnames",
         "permissions",
@@ -54,7 +55,8 @@ ALLOWED: dict[str, set[str]] = {
     "https": {"acme", "tls", "http", "config", "log"},
     "backup": {"config", "store"},
     "writer": {"store", "log", "http"},
-    "transfer": {"store", "ingest", "accounts", "config"},
+    "importers": {"importers", "ingest"},
+    "transfer": {"store", "ingest", "importers", "accounts", "config"},
     "app": {
         "accesslog",
         "accounts",

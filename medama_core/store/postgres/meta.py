@@ -1,11 +1,12 @@
-"""App data in PostgreSQL: schema, users, sessions, websites and tenant settings, as store/meta.py does in SQLite.
+"""App data in PostgreSQL: schema, users, sessions, websites, Umami ids and tenant settings, as store/meta.py in SQLite.
 
 Every public function of store/meta.py is here with the same name, arguments
 (a psycopg connection for the sqlite3 one), results and errors, so the API layer
-can call either. The differences PostgreSQL forces are kept to two: text with a
+can call either. The differences PostgreSQL forces are kept to three: text with a
 NUL character cannot be stored (writes raise InvalidValue; lookups find nothing,
-as nothing stored can hold one), and a duplicate `insert_user` raises
-AlreadyExists where SQLite raises its IntegrityError.
+as nothing stored can hold one), a duplicate `insert_user` raises AlreadyExists
+where SQLite raises its IntegrityError, and the lists SQLite gives in insertion
+order (rowid) come by creation time, then id.
 
 Text columns use the "C" collation: comparisons and ORDER BY go by code point,
 as SQLite's BINARY collation does on UTF-8, whatever the database's locale.
@@ -87,6 +88,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    Migration(
+        2,
+        (
+            # SQLite's migration 3: whether the password is still DEFAULT_ADMIN_PASSWORD (NULL: not known yet).
+            "ALTER TABLE users ADD COLUMN password_is_default boolean",
+        ),
+    ),
+    Migration(
+        3,
+        (
+            # SQLite's migration 4: the Umami website id a site answers to on POST /api/send, one per site and
+            # one site per id, carried along by a rename and removed with the site. Nodes keep the ids in
+            # memory, so a change bumps the change counter as the other tables' changes do.
+            """CREATE TABLE umami_ids (
+                website_id text COLLATE "C" PRIMARY KEY,
+                hostname text COLLATE "C" NOT NULL UNIQUE
+                    REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE
+            )""",
+            "CREATE TRIGGER umami_ids_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON umami_ids"
+            " FOR EACH STATEMENT EXECUTE FUNCTION meta_changed()",
+        ),
+    ),
 )
 
 
@@ -105,22 +128,53 @@ def count_users(conn: Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def insert_user(conn: Connection, user_id: str, username: str, password_hash: str, now: int) -> None:
-    """Raises AlreadyExists if the id or username is taken (SQLite raises sqlite3.IntegrityError)."""
+def insert_user(
+    conn: Connection,
+    user_id: str,
+    username: str,
+    password_hash: str,
+    now: int,
+    *,
+    password_is_default: bool = False,
+) -> None:
+    """Add a user; `password_is_default` says the hash is of DEFAULT_ADMIN_PASSWORD (the caller knows).
+    Raises AlreadyExists if the id or username is taken (SQLite raises sqlite3.IntegrityError)."""
     _require_storable(user_id, username, password_hash)
     params = {"id": user_id, "username": username, "password": password_hash, "now": now}
     try:
         conn.execute(
-            "INSERT INTO users (id, username, password, date_created, date_updated, settings)"
-            " VALUES (%(id)s, %(username)s, %(password)s, %(now)s, %(now)s, %(settings)s)",
-            params | {"settings": DEFAULT_USER_SETTINGS},
+            "INSERT INTO users (id, username, password, date_created, date_updated, settings, password_is_default)"
+            " VALUES (%(id)s, %(username)s, %(password)s, %(now)s, %(now)s, %(settings)s, %(default)s)",
+            params | {"settings": DEFAULT_USER_SETTINGS, "default": password_is_default},
         )
     except psycopg.IntegrityError:
         raise AlreadyExists("user already exists") from None
 
 
+def list_usernames(conn: Connection) -> list[str]:
+    return [str(row[0]) for row in conn.execute("SELECT username FROM users ORDER BY username")]
+
+
+def count_sessions(conn: Connection, user_id: str) -> int:
+    if not _storable(user_id):
+        return 0
+    row = conn.execute("SELECT count(*) FROM sessions WHERE user_id = %(id)s", {"id": user_id}).fetchone()
+    return int(row[0]) if row else 0
+
+
 def list_hostnames(conn: Connection) -> list[str]:
     return [str(row[0]) for row in conn.execute("SELECT hostname FROM websites ORDER BY hostname")]
+
+
+def changes_since(conn: Connection, version: int | None) -> tuple[int, list[str], dict[str, str]] | None:
+    """The change counter (changes.py) and the websites and tenant settings, if the counter moved since
+    `version` (None: always); else None. Unlike SQLite's `PRAGMA data_version` it counts this node's own
+    changes too, which only costs a reload. The counter is read first, so the lists are at least that new."""
+    row = conn.execute("SELECT counter FROM meta_changes").fetchone()
+    current = int(row[0]) if row else 0
+    if current == version:
+        return None
+    return current, list_hostnames(conn), get_settings(conn)
 
 
 def get_settings(conn: Connection) -> dict[str, str]:
@@ -136,15 +190,17 @@ def set_setting(conn: Connection, key: str, value: str, now: int) -> None:
     )
 
 
-_USER_COLUMNS = "u.id, u.username, u.password, u.date_created, u.date_updated, u.settings"
+_USER_COLUMNS = "u.id, u.username, u.password, u.date_created, u.date_updated, u.settings, u.password_is_default"
+_USER_WIDTH = 7  # columns in _USER_COLUMNS
 
 
 def _user(row: Any) -> User | None:
     """A `users` row (selected with _USER_COLUMNS first) as a User."""
     if row is None:
         return None
-    user_id, username, password, created, updated, settings = row[:6]
-    return User(str(user_id), str(username), str(password), int(created), int(updated), str(settings))
+    user_id, username, password, created, updated, settings, is_default = row[:_USER_WIDTH]
+    default = None if is_default is None else bool(is_default)
+    return User(str(user_id), str(username), str(password), int(created), int(updated), str(settings), default)
 
 
 def get_user(conn: Connection, user_id: str) -> User | None:
@@ -176,7 +232,8 @@ def update_user(
 ) -> User | None:
     """Change the given fields and bump `date_updated`; the fresh row, or None if the user is gone.
 
-    A new password also signs the user out of every session but `keep_session`.
+    A new password also signs the user out of every session but `keep_session` (all of
+    them when None), and marks the password as not the default (callers refuse the default).
     """
     if not _storable(user_id):
         return None
@@ -187,7 +244,9 @@ def update_user(
             conn.execute(
                 "UPDATE users SET username = coalesce(%(username)s, username),"
                 " password = coalesce(%(password)s, password), settings = coalesce(%(settings)s, settings),"
-                " date_updated = %(now)s WHERE id = %(id)s",
+                " date_updated = %(now)s,"
+                " password_is_default = CASE WHEN %(password)s::text IS NULL THEN password_is_default ELSE false END"
+                " WHERE id = %(id)s",
                 params,
             )
             if password_hash is not None:
@@ -198,6 +257,31 @@ def update_user(
     except psycopg.IntegrityError:
         raise AlreadyExists("user already exists") from None
     return get_user(conn, user_id)
+
+
+def set_password_is_default(conn: Connection, user_id: str, is_default: bool) -> None:
+    """Record what a check of the password against DEFAULT_ADMIN_PASSWORD found (a login, or start-up)."""
+    if not _storable(user_id):
+        return
+    conn.execute(
+        "UPDATE users SET password_is_default = %(default)s WHERE id = %(id)s", {"id": user_id, "default": is_default}
+    )
+
+
+# SQLite lists these in insertion order (rowid); PostgreSQL has none, so by creation time, then id.
+
+
+def users_with_unknown_default(conn: Connection) -> list[User]:
+    """Users whose password has not been checked against DEFAULT_ADMIN_PASSWORD yet."""
+    rows = conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users u WHERE u.password_is_default IS NULL ORDER BY u.date_created, u.id"
+    )
+    return [user for user in map(_user, rows) if user is not None]
+
+
+def usernames_with_default_password(conn: Connection) -> list[str]:
+    rows = conn.execute("SELECT username FROM users WHERE password_is_default ORDER BY date_created, id")
+    return [str(row[0]) for row in rows]
 
 
 def delete_user(conn: Connection, user_id: str) -> list[str] | None:
@@ -235,7 +319,7 @@ def session_user(conn: Connection, token_hash: bytes) -> tuple[User, int] | None
         {"hash": token_hash},
     ).fetchone()
     user = _user(row)
-    return None if user is None or row is None else (user, int(row[6]))
+    return None if user is None or row is None else (user, int(row[_USER_WIDTH]))
 
 
 def delete_session(conn: Connection, token_hash: bytes) -> bool:
@@ -294,6 +378,33 @@ def delete_website(conn: Connection, hostname: str) -> bool:
     if not _storable(hostname):
         return False
     return conn.execute("DELETE FROM websites WHERE hostname = %(hostname)s", {"hostname": hostname}).rowcount > 0
+
+
+def umami_ids(conn: Connection) -> dict[str, str]:
+    """Every Umami website id and the site it names."""
+    return {str(wid): str(host) for wid, host in conn.execute("SELECT website_id, hostname FROM umami_ids")}
+
+
+def umami_id(conn: Connection, hostname: str) -> str | None:
+    if not _storable(hostname):
+        return None
+    row = conn.execute("SELECT website_id FROM umami_ids WHERE hostname = %(h)s", {"h": hostname}).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_umami_id(conn: Connection, hostname: str, website_id: str | None) -> None:
+    """Give `hostname` this Umami website id (None or "": none). Raises AlreadyExists if another site has it."""
+    _require_storable(hostname, website_id)
+    try:
+        with conn.transaction():
+            conn.execute("DELETE FROM umami_ids WHERE hostname = %(h)s", {"h": hostname})
+            if website_id:
+                conn.execute(
+                    "INSERT INTO umami_ids (website_id, hostname) VALUES (%(id)s, %(h)s)",
+                    {"id": website_id, "h": hostname},
+                )
+    except psycopg.IntegrityError:
+        raise AlreadyExists("another website has this Umami website id") from None
 
 
 def set_settings(conn: Connection, values: dict[str, str], now: int) -> dict[str, str]:

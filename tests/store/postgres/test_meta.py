@@ -36,11 +36,11 @@ SETTINGS = sqlite_meta.DEFAULT_USER_SETTINGS
 
 def alice(updated: int = 100, **changes: Any) -> User:
     fields = {"id": "user_a", "username": "alice", "password": "h1", "date_created": 100, "date_updated": updated}
-    return User(**(fields | {"settings": SETTINGS} | changes))
+    return User(**(fields | {"settings": SETTINGS, "password_is_default": False} | changes))
 
 
 def bob() -> User:
-    return User("user_b", "bob", "h2", 100, 100, SETTINGS)
+    return User("user_b", "bob", "h2", 100, 100, SETTINGS, False)
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,29 @@ CASES: dict[str, list[Call]] = {
         call("update_user", "user_a", 400, username="bob", expect="AlreadyExists"),
         call("get_user", "user_a", expect=alice(300, username="alicia", settings='{"language":"fr"}')),
         call("update_user", "nobody", 500, username="zed", expect=None),
-        call("update_user", "user_b", 600, expect=User("user_b", "bob", "h2", 100, 600, SETTINGS)),
+        call("update_user", "user_b", 600, expect=User("user_b", "bob", "h2", 100, 600, SETTINGS, False)),
+        call("list_usernames", expect=["alicia", "bob"]),
+    ],
+    "default password": [
+        call("insert_user", "user_c", "carol", "h0", 50, password_is_default=True),
+        *USERS,
+        call("insert_user", "user_d", "dave", "h4", 200, password_is_default=True),
+        call("usernames_with_default_password", expect=["carol", "dave"]),
+        call("users_with_unknown_default", expect=[]),
+        call("set_password_is_default", "user_a", True),
+        call("get_user", "user_a", expect=alice(password_is_default=True)),
+        call("usernames_with_default_password", expect=["carol", "alice", "dave"]),
+        call("update_user", "user_a", 200, password_hash="h9", expect=alice(200, password="h9")),
+        call("set_password_is_default", "user_d", False),
+        call("set_password_is_default", "nobody", True),
+        call("usernames_with_default_password", expect=["carol"]),
+        call(
+            "update_user",
+            "user_c",
+            300,
+            username="caroline",
+            expect=User("user_c", "caroline", "h0", 50, 300, SETTINGS, True),
+        ),  # fmt: skip
     ],
     "password change signs out other sessions": [
         *USERS,
@@ -125,11 +147,13 @@ CASES: dict[str, list[Call]] = {
     ],
     "sessions": [
         *USERS,
+        call("count_sessions", "user_a", expect=0),
         call("session_user", T1, expect=None),
         call("insert_session", T1, "user_a", 100, 1000),
         call("insert_session", T2, "user_b", 100, 2000),
         call("insert_session", T3, "user_b", 100, 3000),
         call("session_user", T1, expect=(alice(), 1000)),
+        call("count_sessions", "user_b", expect=2),
         call("delete_session", T1, expect=True),
         call("delete_session", T1, expect=False),
         call("purge_expired_sessions", 1999, expect=0),
@@ -156,6 +180,27 @@ CASES: dict[str, list[Call]] = {
         call("delete_website", "b.example", expect=True),
         call("delete_website", "b.example", expect=False),
         call("list_hostnames", expect=["c.example", "e.example"]),
+    ],
+    "umami ids": [
+        *USERS,
+        call("insert_website", "a.example", "user_a", 100),
+        call("insert_website", "b.example", "user_b", 100),
+        call("umami_ids", expect={}),
+        call("set_umami_id", "a.example", "id-1"),
+        call("set_umami_id", "b.example", "id-1", expect="AlreadyExists"),
+        call("set_umami_id", "z.example", "id-9", expect="AlreadyExists"),  # no such site: as SQLite, any integrity
+        call("set_umami_id", "b.example", "id-2"),
+        call("umami_id", "a.example", expect="id-1"),
+        call("umami_id", "c.example", expect=None),
+        call("set_umami_id", "a.example", "id-3"),
+        call("umami_ids", expect={"id-3": "a.example", "id-2": "b.example"}),
+        call("rename_website", "a.example", "c.example", 200, expect=True),
+        call("umami_id", "c.example", expect="id-3"),
+        call("delete_user", "user_b", expect=["b.example"]),
+        call("umami_ids", expect={"id-3": "c.example"}),
+        call("set_umami_id", "c.example", None),
+        call("set_umami_id", "c.example", ""),
+        call("umami_ids", expect={}),
     ],
     "code-point order whatever the locale": [
         *USERS,
@@ -215,7 +260,7 @@ def fresh_sqlite() -> sqlite3.Connection:
 
 def reset(conn: Any) -> None:
     """Empty every app-data table of the module's PostgreSQL database (a fresh database in a few ms)."""
-    conn.execute("TRUNCATE users, websites, tenant_settings, sessions")
+    conn.execute("TRUNCATE users, websites, umami_ids, tenant_settings, sessions")
 
 
 @pytest.fixture
@@ -280,7 +325,7 @@ def test_any_text_is_stored_and_found_alike(pg_module_conn: Any, names: list[str
     reset(pg_module_conn)
     calls = [call("insert_user", f"user_{i}", name, value, 100) for i, name in enumerate(names)]
     calls += [
-        call("get_user_by_username", name, expect=User(f"user_{i}", name, value, 100, 100, SETTINGS))
+        call("get_user_by_username", name, expect=User(f"user_{i}", name, value, 100, 100, SETTINGS, False))
         for i, name in enumerate(names)
     ]
     calls += [call("get_user_by_username", name + "x", expect=None) for name in names if name + "x" not in names]
@@ -304,6 +349,7 @@ def test_nul_characters_are_refused_on_writes_and_found_nowhere(pg: Any) -> None
         lambda: pg_meta.rename_website(pg, "a.example", "b\x00.example", 200),
         lambda: pg_meta.set_setting(pg, "k", "v\x00", 100),
         lambda: pg_meta.set_settings(pg, {"k\x00": "v"}, 100),
+        lambda: pg_meta.set_umami_id(pg, "a.example", "id\x00"),
     ):
         with pytest.raises(InvalidValue):
             write()
@@ -315,6 +361,7 @@ def test_nul_characters_are_refused_on_writes_and_found_nowhere(pg: Any) -> None
     assert pg_meta.delete_user(pg, "user_a\x00") is None
     assert pg_meta.rename_website(pg, "a.example\x00", "b.example", 200) is False
     assert pg_meta.delete_website(pg, "a.example\x00") is False
+    assert pg_meta.umami_id(pg, "a.example\x00") is None and pg_meta.count_sessions(pg, "user_a\x00") == 0
     assert pg_meta.get_settings(pg) == {} and pg_meta.count_users(pg) == 1
 
 
