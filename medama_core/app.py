@@ -21,12 +21,15 @@ from medama_core.api import (
     drops,
     events,
     export,
+    foreign,
     health,
+    imported,
     notes,
     reload_site_settings,
     sitesettings,
     stats,
     tables,
+    upload,
     users,
     websites,
 )
@@ -52,6 +55,7 @@ SITE_READ, SITE_MANAGE = Access.SITE_READ, Access.SITE_MANAGE
 
 API_PREFIX = "/api"
 EVENT_BODY_LIMIT = 64 * 1024  # a tracker beacon is < 1 KiB; 64 KiB leaves room for big custom properties
+FOREIGN_EVENT_PATHS = ("/api/event", "/api/send")  # Plausible's and Umami's event APIs: beacons too
 DEFAULT_BODY_LIMIT = 1024 * 1024  # the largest non-event body (settings with a long IP list) is far below this
 QUERY_TIMEOUT_RETRY_S = "5"  # a timed-out stats query freed its reader; a retry soon is fine, at once is not
 DISK_FULL_RETRY_S = "60"  # freeing disk space takes a person; retrying sooner only adds load
@@ -77,7 +81,7 @@ FRAMED_SECURITY_HEADERS = (("Content-Security-Policy", DASHBOARD_CSP), ("X-Frame
 
 def embeddable(path: str) -> bool:
     """The tracker script and the event routes, which other sites' pages load and call cross-origin."""
-    return path.startswith(("/api/event/", "/scripts/")) or path == "/script.js"
+    return path.startswith(("/api/event/", "/scripts/")) or path in ("/script.js", *FOREIGN_EVENT_PATHS)
 
 
 def security_headers(path: str | None) -> list[tuple[str, str]]:
@@ -93,6 +97,8 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("GET", "/health", health.get_health, access=PUBLIC),
     Route("GET", "/event/ping", events.get_ping, access=PUBLIC),
     Route("POST", "/event/hit", events.post_hit, access=PUBLIC),
+    Route("POST", "/event", foreign.post_plausible_event, access=PUBLIC),  # Plausible's event API (api/foreign.py)
+    Route("POST", "/send", foreign.post_umami_send, access=PUBLIC),  # Umami's
     Route("GET", "/auth/config", auth_api.get_auth_config, access=PUBLIC),
     Route("POST", "/auth/login", auth_api.post_login, access=PUBLIC),
     Route("POST", "/auth/logout", auth_api.post_logout, access=PUBLIC),
@@ -111,6 +117,7 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("GET", "/websites/{hostname}", websites.get_website, access=SITE_READ),
     Route("PATCH", "/websites/{hostname}", websites.patch_website, access=SITE_MANAGE),
     Route("DELETE", "/websites/{hostname}", websites.delete_website, access=SITE_MANAGE),
+    Route("POST", "/websites/{hostname}/import", upload.post_import, access=SITE_MANAGE),  # ours: another tool's export
     Route("GET", "/drops", drops.get_drops, access=ACCOUNT),
     # Ours (docs/insights.md): a site's own settings, the notes on its chart, its raw data as a download.
     Route("GET", "/websites/{hostname}/settings", sitesettings.get_site_settings, access=SITE_READ),
@@ -124,6 +131,7 @@ ROUTES: tuple[Route[Handler], ...] = (
         Route("GET", f"/website/{{hostname}}/{name}", tables.csv_capable(name, handler), access=SITE_READ)
         for name, handler in stats.HANDLERS.items()
     ),
+    Route("GET", "/website/{hostname}/imported", imported.get_imported, access=SITE_READ),  # ours: imported days
 )
 
 # A site that exists but is not the caller's answers `404 website not found`, as an unknown one does,
@@ -162,7 +170,11 @@ class App:
         self.access = AccessLog(ctx.log)
 
     def body_limit(self, path: str) -> int:
-        return EVENT_BODY_LIMIT if path.startswith("/api/event/") else DEFAULT_BODY_LIMIT
+        if path.startswith("/api/event/") or path in FOREIGN_EVENT_PATHS:
+            return EVENT_BODY_LIMIT
+        if path.startswith("/api/websites/") and path.endswith("/import"):
+            return upload.IMPORT_BODY_LIMIT
+        return DEFAULT_BODY_LIMIT
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -291,6 +303,7 @@ def open_context(config: Config, log: Logger) -> Context:
     settings = meta.get_settings(conn)
     ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
     ctx.hostnames.update(meta.list_hostnames(conn))
+    ctx.umami_ids = meta.umami_ids(conn)
     ctx.site_settings = meta.list_site_settings(conn)
     today_ms = int(time.time() * 1000) // events.DAY_MS * events.DAY_MS
     ctx.quota.seed(today_ms // events.DAY_MS, hits.site_hits_on(analytics_db.writer_conn, today_ms))
@@ -369,7 +382,7 @@ async def serve(
 
 
 async def _start_meta_watch(ctx: Context) -> None:
-    """Follow the websites and tenant settings that other processes write to me_meta.db."""
+    """Follow the websites (and their Umami ids) and tenant settings that other processes write to me_meta.db."""
     found = await ctx.meta.write(meta.changes_since, None)
     assert found is not None
     version = found[0]
@@ -388,6 +401,7 @@ async def _start_meta_watch(ctx: Context) -> None:
             if changed is not None:
                 version, hostnames, settings = changed
                 reload_meta(ctx, hostnames, settings)
+                ctx.umami_ids = await ctx.meta.read(meta.umami_ids)  # a site deleted elsewhere took its id along
 
     task = asyncio.get_running_loop().create_task(every_interval())
 

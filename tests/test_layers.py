@@ -45,11 +45,11 @@ ALLOWED: dict[str, set[str]] = {
         "assets",
         "writer",
         "throttle",
+        "transfer",
         "access",
         "hostnames",
         "permissions",
         "quota",
-        "transfer",
         "csvtable",
     },
     "acme": set(),  # imports cryptography; only https.py imports it, lazily, for -autossl
@@ -57,7 +57,8 @@ ALLOWED: dict[str, set[str]] = {
     "https": {"acme", "tls", "http", "config", "log"},
     "backup": {"config", "store"},
     "writer": {"store", "log", "http"},
-    "transfer": {"store", "ingest", "accounts", "config", "csvtable"},
+    "importers": {"importers", "ingest"},
+    "transfer": {"store", "ingest", "importers", "accounts", "config", "csvtable"},
     "app": {
         "accesslog",
         "accounts",

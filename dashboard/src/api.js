@@ -49,12 +49,16 @@ export function loginPath() {
 /**
  * Call `/api${path}`. Resolves to the parsed JSON body (or null for empty bodies);
  * rejects with ApiError(status, message). A 401 also navigates to /login?redirect=… unless `auth: false`.
+ * `raw` (a File or Blob) is sent as the body itself, for uploads.
  */
-export async function api(method, path, { query, body, signal, auth = true } = {}) {
+export async function api(method, path, { query, body, raw, signal, auth = true } = {}) {
   const init = { method, signal, credentials: "same-origin", headers: { Accept: "application/json" } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
+  } else if (raw !== undefined) {
+    init.headers["Content-Type"] = "application/octet-stream";
+    init.body = raw;
   }
   let response;
   try {

@@ -14,6 +14,7 @@ from medama_core.auth import AuthState
 from medama_core.config import Config
 from medama_core.http.protocol import Request, Response
 from medama_core.ingest import ipfilter
+from medama_core.ingest.openviews import OpenViews
 from medama_core.ingest.unknown_sites import UnknownSites
 from medama_core.log import Logger
 from medama_core.quota import DailyQuota
@@ -70,6 +71,10 @@ class Context:
     drop_flush: asyncio.TimerHandle | None = None
     ip_filter: tuple[BlockSettings, Callable[[str], bool] | None] | None = None
     started: float = field(default_factory=time.time)
+    # Foreign trackers (api/foreign.py): recent views their id-less follow-ups are matched to, and the
+    # Umami website ids set on sites (id -> hostname), kept in step with `website_aliases`.
+    open_views: OpenViews = field(default_factory=OpenViews)
+    umami_ids: dict[str, str] = field(default_factory=dict)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 

@@ -9,18 +9,19 @@ hostname.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Final
 
 from medama_core import access
-from medama_core.api import Context, drain_hits, reload_site_settings
+from medama_core.api import Context, drain_hits, imported, reload_site_settings
 from medama_core.api import stats as stats_api
 from medama_core.hostnames import HOSTNAME_MAX, InvalidHostname, normalise
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_string, required_string
 from medama_core.http.params import parse_time
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import meta, overview, site_data, stats
+from medama_core.store import meta, site_data, stats
 
 SUMMARY_WINDOW_MS = 24 * 60 * 60 * 1000  # the list's `summary` counts the last 24 hours, as upstream
 # Sites per sparklines request: twice the dashboard's page of 24 cards, so a wider grid still needs one
@@ -30,6 +31,10 @@ SPARKLINES_MAX_SITES: Final = 50
 # could not be drawn, and 50 sites of 400 buckets are ~2 MB of JSON.
 SPARKLINE_MAX_BUCKETS: Final = 400
 NOT_FOUND = access.SITE_NOT_FOUND
+# Ours: the Umami website id a site answers to on POST /api/send (a UUID in Umami; letters, digits, - and _).
+UMAMI_ID_FIELD = "umamiWebsiteId"
+UMAMI_ID_MAX = 64  # Umami's ids are 36-character UUIDs; room for other aliases, bounded
+_UMAMI_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def parse_hostname(text: str, where: str = "hostname") -> str:
@@ -58,7 +63,7 @@ async def list_websites(request: Request, ctx: Context) -> Response:
     items: list[dict[str, Any]] = [{"hostname": hostname} for hostname in hostnames]
     if summary and hostnames:
         since = int(time.time() * 1000) - SUMMARY_WINDOW_MS
-        visitors = await ctx.analytics.read(stats.snapshot, overview.visitors_since, hostnames, since)
+        visitors = await ctx.analytics.read(stats.snapshot, imported.visitors_since, hostnames, since)
         for item in items:
             item["summary"] = {"visitors": visitors[item["hostname"]]}
     return json_response(items)
@@ -77,7 +82,8 @@ async def get_sparklines(request: Request, ctx: Context) -> Response:
         )
     # The route needs a signed-in caller; each site in the query is checked as a stats route checks its own.
     await access.authorize_sites(request, hostnames, ctx.meta, demo=ctx.config.demo)
-    rows = await ctx.analytics.read(stats.snapshot, overview.site_intervals, hostnames, start_us, end_us, interval)
+    # With the imported daily totals (api/imported.py), as each site's /summary has them.
+    rows = await ctx.analytics.read(stats.snapshot, imported.site_intervals, hostnames, start_us, end_us, interval)
     # Stats reads, like the per-site /summary calls the websites page made before: rebuild closed dirty hours.
     stats_api._schedule_refresh(ctx)
     return json_response([{"hostname": h, "interval": buckets} for h, buckets in zip(hostnames, rows, strict=True)])
@@ -113,17 +119,48 @@ async def post_website(request: Request, ctx: Context) -> Response:
     return json_response({"hostname": hostname}, 201)
 
 
+async def _answer(ctx: Context, hostname: str) -> dict[str, str]:
+    """A site as GET and PATCH answer it: upstream's `hostname`, plus our optional Umami website id."""
+    answer = {"hostname": hostname}
+    umami_id = await ctx.meta.read(meta.umami_id, hostname)
+    if umami_id is not None:
+        answer[UMAMI_ID_FIELD] = umami_id
+    return answer
+
+
+def _umami_id(body: dict[str, Any]) -> str | None:
+    """The Umami website id to set: None when the field is absent, "" to remove it."""
+    if body.get(UMAMI_ID_FIELD, 0) is None:
+        return ""
+    value = optional_string(body, UMAMI_ID_FIELD, 0, UMAMI_ID_MAX)
+    if value and not _UMAMI_ID.fullmatch(value):
+        raise HTTPError(400, f"{UMAMI_ID_FIELD}: only letters, digits, - and _")
+    return value
+
+
+async def _set_umami_id(ctx: Context, hostname: str, umami_id: str) -> None:
+    try:
+        await ctx.meta.write(meta.set_umami_id, hostname, umami_id)
+    except meta.AlreadyExists as exc:
+        raise HTTPError(409, str(exc)) from None
+    ctx.umami_ids = await ctx.meta.read(meta.umami_ids)
+
+
 async def get_website(request: Request, ctx: Context) -> Response:
-    return json_response({"hostname": request.path_params["hostname"]})
+    return json_response(await _answer(ctx, request.path_params["hostname"]))
 
 
 async def patch_website(request: Request, ctx: Context) -> Response:
     """Rename a site, moving its views and events with it (upstream's rename matched no row, spec §10.5)."""
     hostname = request.path_params["hostname"]  # checked and lower-cased by the access check
-    text = optional_string(json_object(request), "hostname", 1, HOSTNAME_MAX)
+    body = json_object(request)
+    text = optional_string(body, "hostname", 1, HOSTNAME_MAX)
     new = hostname if text is None else parse_hostname(text)
+    umami_id = _umami_id(body)
+    if umami_id is not None:
+        await _set_umami_id(ctx, hostname, umami_id)
     if new == hostname:
-        return json_response({"hostname": hostname})
+        return json_response(await _answer(ctx, hostname))
     try:
         renamed = await ctx.meta.write(meta.rename_website, hostname, new, int(time.time()))
     except meta.AlreadyExists as exc:
@@ -135,7 +172,8 @@ async def patch_website(request: Request, ctx: Context) -> Response:
     await reload_site_settings(ctx)  # the site's settings moved with it
     await drain_hits(ctx)
     await ctx.analytics.write(site_data.rename_site_data, hostname, new)
-    return json_response({"hostname": new})
+    ctx.umami_ids = await ctx.meta.read(meta.umami_ids)  # the id moved with the site (ON UPDATE CASCADE)
+    return json_response(await _answer(ctx, new))
 
 
 async def delete_website(request: Request, ctx: Context) -> Response:
@@ -144,6 +182,7 @@ async def delete_website(request: Request, ctx: Context) -> Response:
     if not await ctx.meta.write(meta.delete_website, hostname):
         raise HTTPError(404, NOT_FOUND)
     ctx.hostnames.discard(hostname)
+    ctx.umami_ids = await ctx.meta.read(meta.umami_ids)  # its id went with it (ON DELETE CASCADE)
     await reload_site_settings(ctx)
     await drain_hits(ctx)
     await ctx.analytics.write(site_data.delete_site_data, [hostname])

@@ -74,6 +74,18 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         4,
         (
+            # Ours: the Umami website id a site answers to on POST /api/send (api/foreign.py), so Umami's
+            # snippet keeps working with only its host changed. One id per site, one site per id;
+            # renaming or deleting the site carries it along.
+            """CREATE TABLE umami_ids (
+                website_id TEXT PRIMARY KEY,
+                hostname TEXT NOT NULL UNIQUE REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE
+            )""",
+        ),
+    ),
+    Migration(
+        5,
+        (
             # Ours: a website's own settings (api/sitesettings.py). NULL in a column means "as the
             # tenant-wide setting" (tracker features, download extensions) or "not set" (retention,
             # time zone); a site without a row has every column NULL. Renaming or deleting the site
@@ -90,7 +102,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 timezone TEXT,
                 date_updated INTEGER NOT NULL
             )""",
-            # Ours: notes on a day or a range of days of a site's chart (api/annotations.py). Dates are
+            # Ours: notes on a day or a range of days of a site's chart (api/notes.py). Dates are
             # ISO 8601 calendar dates (`YYYY-MM-DD`), so text order is date order.
             """CREATE TABLE annotations (
                 id TEXT PRIMARY KEY,
@@ -532,6 +544,27 @@ def delete_annotation(conn: sqlite3.Connection, hostname: str, annotation_id: st
         "DELETE FROM annotations WHERE hostname = :hostname AND id = :id", {"hostname": hostname, "id": annotation_id}
     )
     return cursor.rowcount > 0
+
+
+def umami_ids(conn: sqlite3.Connection) -> dict[str, str]:
+    """Every Umami website id and the site it names."""
+    return {str(wid): str(host) for wid, host in conn.execute("SELECT website_id, hostname FROM umami_ids")}
+
+
+def umami_id(conn: sqlite3.Connection, hostname: str) -> str | None:
+    row = conn.execute("SELECT website_id FROM umami_ids WHERE hostname = :h", {"h": hostname}).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_umami_id(conn: sqlite3.Connection, hostname: str, website_id: str | None) -> None:
+    """Give `hostname` this Umami website id (None or "": none). Raises AlreadyExists if another site has it."""
+    try:
+        with Transaction(conn):
+            conn.execute("DELETE FROM umami_ids WHERE hostname = :h", {"h": hostname})
+            if website_id:
+                conn.execute("INSERT INTO umami_ids VALUES (:id, :h)", {"id": website_id, "h": hostname})
+    except sqlite3.IntegrityError:
+        raise AlreadyExists("another website has this Umami website id") from None
 
 
 def set_settings(conn: sqlite3.Connection, values: dict[str, str], now: int) -> dict[str, str]:

@@ -19,6 +19,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ from medama_core.permissions import SITE_SCOPED, Access
 from tests.helpers import Client, LiveServer, Result, live_server
 
 SITE = "example.com"
-PUBLIC = {"/health", "/event/ping", "/event/hit", "/auth/config", "/auth/login", "/auth/logout"}
+PUBLIC = {"/health", "/event/ping", "/event/hit", "/event", "/send", "/auth/config", "/auth/login", "/auth/logout"}
 ADMIN, PASSWORD = "admin", "CHANGE_ME_ON_FIRST_LOGIN"
 # A body each write route would accept from a logged-in user, so the session is the only thing wrong.
 BODIES: dict[tuple[str, str], object] = {
@@ -259,15 +260,23 @@ def test_a_deleted_users_session_is_refused(tmp_path: Path) -> None:
 # --- who may see which site: every site-scoped route, two users ---
 
 OWNER_SITE = "xss.example"
+SAMPLES = Path(__file__).resolve().parent.parent / "importers" / "samples"
 OTHER_PASSWORD = "intruder-pass"
 CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
-# A body each site-scoped write would accept from the site's owner (a rename to the same name changes nothing).
+# A body each site-scoped write would accept from the site's owner (a rename to the same name changes nothing;
+# an import of GoatCounter's sample export, as a dry run, stores nothing), with its query.
 SITE_BODIES: dict[tuple[str, str], object] = {
     ("PATCH", "/websites/{hostname}"): {"hostname": OWNER_SITE},
+    ("POST", "/websites/{hostname}/import"): (SAMPLES / "goatcounter-export.csv").read_bytes(),
     ("PATCH", "/websites/{hostname}/settings"): {"outboundLinks": True},
     ("POST", "/websites/{hostname}/annotations"): {"start": "2024-06-01", "text": "a note"},
 }
+SITE_QUERIES = {("POST", "/websites/{hostname}/import"): "?from=goatcounter&dry_run=true"}
 SITE_ROUTES = [r for r in ROUTES if "{hostname}" in r.path]
+
+
+def key(route: Route[Any]) -> tuple[str, str]:
+    return route.method, route.path
 
 
 def add_user(server: LiveServer, username: str, password: str) -> None:
@@ -309,18 +318,20 @@ def test_a_second_user_gets_website_not_found_on_every_route_of_the_owners_site(
             failures = []
             # Writes last: deleting the site ends it, so the owner's turn at it comes after everything else.
             last = ("DELETE", "/websites/{hostname}")
-            for route in sorted(SITE_ROUTES, key=lambda r: (r.method == "DELETE", (r.method, r.path) == last)):
-                url = "/api" + route.path.replace("{hostname}", OWNER_SITE).replace("{id}", note.json()["id"])
-                body = SITE_BODIES.get((route.method, route.path))
+            for route in sorted(SITE_ROUTES, key=lambda r: (r.method == "DELETE", key(r) == last)):
+                path = route.path.replace("{hostname}", OWNER_SITE).replace("{id}", note.json()["id"])
+                url = "/api" + path + SITE_QUERIES.get(key(route), "")
+                body = SITE_BODIES.get(key(route))
+                raw = {"body": body} if isinstance(body, bytes) else {"json_body": body}
                 hidden = HIDDEN_SITE_STATUS.get((route.method, route.path), 404)
-                refused = intruder.request(route.method, url, json_body=body)
+                refused = intruder.request(route.method, url, **raw)
                 if (refused.status, refused.body) != (hidden, b'{"error":{"code":%d,"message":"website not found"}}'
                                                       % hidden):  # fmt: skip
                     failures.append(("intruder", route.method, route.path, refused.status, refused.body[:120]))
-                unknown = intruder.request(route.method, url.replace(OWNER_SITE, "nothing.example"), json_body=body)
+                unknown = intruder.request(route.method, url.replace(OWNER_SITE, "nothing.example"), **raw)
                 if unknown.status != 404:
                     failures.append(("unknown site", route.method, route.path, unknown.status))
-                served = owner.request(route.method, url, json_body=body)
+                served = owner.request(route.method, url, **raw)
                 if served.status not in (200, 201, 204):
                     failures.append(("owner", route.method, route.path, served.status, served.body[:120]))
             assert not failures, failures

@@ -654,6 +654,21 @@ function FirstHitWait({ hostname, onHit }) {
   );
 }
 
+/** A note when the period includes days of totals imported from another tool (api/imported.py). */
+function ImportedNotice({ hostname, period }) {
+  const { data } = useApi(`/website/${encodeURIComponent(hostname)}/imported`, null, `imported|${hostname}`);
+  const start = isoDay(period.start);
+  const end = isoDay(period.end);
+  const shown = ((data && data.periods) || []).filter((p) => p.start <= end && p.end >= start);
+  if (!shown.length) return null;
+  return (
+    <p class="muted small imported-notice" role="note" data-testid="imported-notice">
+      {shown.map((p) => `Includes daily totals imported from ${p.tool} for ${p.start} to ${p.end}`).join("; ")}
+      {" "}(added to the totals and lists; filters and medians leave them out).
+    </p>
+  );
+}
+
 export function SiteDashboard({ hostname, query }) {
   useTitle(hostname);
   const stats = useStatsBase(hostname, query);
@@ -700,6 +715,7 @@ export function SiteDashboard({ hostname, query }) {
         </p>
       )}
       <FirstHitWait hostname={hostname} onHit={stats.refresh} />
+      <ImportedNotice hostname={hostname} period={period} />
       <div class="filter-bar">
         <FilterChips hostname={hostname} query={query} filters={stats.filters} path={path} />
         <AddFilter query={query} path={path} />

@@ -1,12 +1,14 @@
-"""App data in PostgreSQL: users, sessions, websites, site settings and notes, tenant settings, as store/meta.py.
+"""App data in PostgreSQL: users, sessions, websites with their settings, notes and Umami ids, tenant settings.
+
+As store/meta.py does in SQLite.
 
 Every public function of store/meta.py is here with the same name, arguments
 (a psycopg connection for the sqlite3 one), results and errors, so the API layer
-can call either. The differences PostgreSQL forces are kept to two: text with a
+can call either. The differences PostgreSQL forces are kept to three: text with a
 NUL character cannot be stored (writes raise InvalidValue; lookups find nothing,
-as nothing stored can hold one), and a duplicate `insert_user` raises
-AlreadyExists where SQLite raises its IntegrityError. `changes_since` reads the
-change counter (changes.py) where SQLite reads `PRAGMA data_version`.
+as nothing stored can hold one), a duplicate `insert_user` raises AlreadyExists
+where SQLite raises its IntegrityError, and the lists SQLite gives in insertion
+order (rowid) come by creation time, then id.
 
 Text columns use the "C" collation: comparisons and ORDER BY go by code point,
 as SQLite's BINARY collation does on UTF-8, whatever the database's locale.
@@ -96,14 +98,29 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         2,
         (
-            # As SQLite's migration 3: whether the password is still DEFAULT_ADMIN_PASSWORD (NULL: not known yet).
+            # SQLite's migration 3: whether the password is still DEFAULT_ADMIN_PASSWORD (NULL: not known yet).
             "ALTER TABLE users ADD COLUMN password_is_default boolean",
         ),
     ),
     Migration(
         3,
         (
-            # As SQLite's migration 4: a website's own settings (NULL: as the tenant's, or not set) and the
+            # SQLite's migration 4: the Umami website id a site answers to on POST /api/send, one per site and
+            # one site per id, carried along by a rename and removed with the site. Nodes keep the ids in
+            # memory, so a change bumps the change counter as the other tables' changes do.
+            """CREATE TABLE umami_ids (
+                website_id text COLLATE "C" PRIMARY KEY,
+                hostname text COLLATE "C" NOT NULL UNIQUE
+                    REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE
+            )""",
+            "CREATE TRIGGER umami_ids_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON umami_ids"
+            " FOR EACH STATEMENT EXECUTE FUNCTION meta_changed()",
+        ),
+    ),
+    Migration(
+        4,
+        (
+            # As SQLite's migration 5: a website's own settings (NULL: as the tenant's, or not set) and the
             # notes on its chart. Every node keeps the settings in memory (the tracker each site gets), so
             # a change bumps the change counter as changes to websites do.
             """CREATE TABLE website_settings (
@@ -159,7 +176,8 @@ def insert_user(
     *,
     password_is_default: bool = False,
 ) -> None:
-    """Raises AlreadyExists if the id or username is taken (SQLite raises sqlite3.IntegrityError)."""
+    """Add a user; `password_is_default` says the hash is of DEFAULT_ADMIN_PASSWORD (the caller knows).
+    Raises AlreadyExists if the id or username is taken (SQLite raises sqlite3.IntegrityError)."""
     _require_storable(user_id, username, password_hash)
     params = {"id": user_id, "username": username, "password": password_hash, "now": now}
     try:
@@ -188,8 +206,9 @@ def list_hostnames(conn: Connection) -> list[str]:
 
 
 def changes_since(conn: Connection, version: int | None) -> tuple[int, list[str], dict[str, str]] | None:
-    """The change counter and the websites and tenant settings, if it moved since `version` (None: always);
-    else None. Unlike SQLite's data_version, the counter also counts this connection's own commits."""
+    """The change counter (changes.py) and the websites and tenant settings, if the counter moved since
+    `version` (None: always); else None. Unlike SQLite's `PRAGMA data_version` it counts this node's own
+    changes too, which only costs a reload. The counter is read first, so the lists are at least that new."""
     row = conn.execute("SELECT counter FROM meta_changes").fetchone()
     current = int(row[0]) if row else 0
     if current == version:
@@ -288,10 +307,11 @@ def set_password_is_default(conn: Connection, user_id: str, is_default: bool) ->
     )
 
 
-def users_with_unknown_default(conn: Connection) -> list[User]:
-    """Users whose password has not been checked against DEFAULT_ADMIN_PASSWORD yet (see migration 2).
+# SQLite lists these in insertion order (rowid); PostgreSQL has none, so by creation time, then id.
 
-    SQLite lists them by rowid (insertion order); here by creation date, then id (time-ordered)."""
+
+def users_with_unknown_default(conn: Connection) -> list[User]:
+    """Users whose password has not been checked against DEFAULT_ADMIN_PASSWORD yet."""
     rows = conn.execute(
         f"SELECT {_USER_COLUMNS} FROM users u WHERE u.password_is_default IS NULL ORDER BY u.date_created, u.id"
     )
@@ -397,6 +417,33 @@ def delete_website(conn: Connection, hostname: str) -> bool:
     if not _storable(hostname):
         return False
     return conn.execute("DELETE FROM websites WHERE hostname = %(hostname)s", {"hostname": hostname}).rowcount > 0
+
+
+def umami_ids(conn: Connection) -> dict[str, str]:
+    """Every Umami website id and the site it names."""
+    return {str(wid): str(host) for wid, host in conn.execute("SELECT website_id, hostname FROM umami_ids")}
+
+
+def umami_id(conn: Connection, hostname: str) -> str | None:
+    if not _storable(hostname):
+        return None
+    row = conn.execute("SELECT website_id FROM umami_ids WHERE hostname = %(h)s", {"h": hostname}).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_umami_id(conn: Connection, hostname: str, website_id: str | None) -> None:
+    """Give `hostname` this Umami website id (None or "": none). Raises AlreadyExists if another site has it."""
+    _require_storable(hostname, website_id)
+    try:
+        with conn.transaction():
+            conn.execute("DELETE FROM umami_ids WHERE hostname = %(h)s", {"h": hostname})
+            if website_id:
+                conn.execute(
+                    "INSERT INTO umami_ids (website_id, hostname) VALUES (%(id)s, %(h)s)",
+                    {"id": website_id, "h": hostname},
+                )
+    except psycopg.IntegrityError:
+        raise AlreadyExists("another website has this Umami website id") from None
 
 
 # A website's own settings: one row per site that has any, every column NULL when unset.

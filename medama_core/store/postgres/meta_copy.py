@@ -25,6 +25,7 @@ from medama_core.store.postgres.db import Connection, one_line, schema_version
 TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("users", ("id", "username", "password", "date_created", "date_updated", "settings", "password_is_default")),
     ("websites", ("hostname", "user_id", "date_created", "date_updated", "settings")),
+    ("umami_ids", ("website_id", "hostname")),
     ("tenant_settings", ("key", "value", "date_updated")),
     ("sessions", ("token_hash", "user_id", "date_created", "date_expires")),
     ("website_settings", ("hostname", *meta.SITE_SETTING_FIELDS, "date_updated")),

@@ -108,6 +108,28 @@ CASES: dict[str, list[Call]] = {
         call("get_user", "user_a", expect=alice(300, username="alicia", settings='{"language":"fr"}')),
         call("update_user", "nobody", 500, username="zed", expect=None),
         call("update_user", "user_b", 600, expect=User("user_b", "bob", "h2", 100, 600, SETTINGS, False)),
+        call("list_usernames", expect=["alicia", "bob"]),
+    ],
+    "default password": [
+        call("insert_user", "user_c", "carol", "h0", 50, password_is_default=True),
+        *USERS,
+        call("insert_user", "user_d", "dave", "h4", 200, password_is_default=True),
+        call("usernames_with_default_password", expect=["carol", "dave"]),
+        call("users_with_unknown_default", expect=[]),
+        call("set_password_is_default", "user_a", True),
+        call("get_user", "user_a", expect=alice(password_is_default=True)),
+        call("usernames_with_default_password", expect=["carol", "alice", "dave"]),
+        call("update_user", "user_a", 200, password_hash="h9", expect=alice(200, password="h9")),
+        call("set_password_is_default", "user_d", False),
+        call("set_password_is_default", "nobody", True),
+        call("usernames_with_default_password", expect=["carol"]),
+        call(
+            "update_user",
+            "user_c",
+            300,
+            username="caroline",
+            expect=User("user_c", "caroline", "h0", 50, 300, SETTINGS, True),
+        ),  # fmt: skip
     ],
     "password change signs out other sessions": [
         *USERS,
@@ -137,11 +159,13 @@ CASES: dict[str, list[Call]] = {
     ],
     "sessions": [
         *USERS,
+        call("count_sessions", "user_a", expect=0),
         call("session_user", T1, expect=None),
         call("insert_session", T1, "user_a", 100, 1000),
         call("insert_session", T2, "user_b", 100, 2000),
         call("insert_session", T3, "user_b", 100, 3000),
         call("session_user", T1, expect=(alice(), 1000)),
+        call("count_sessions", "user_b", expect=2),
         call("delete_session", T1, expect=True),
         call("delete_session", T1, expect=False),
         call("purge_expired_sessions", 1999, expect=0),
@@ -169,6 +193,27 @@ CASES: dict[str, list[Call]] = {
         call("delete_website", "b.example", expect=False),
         call("list_hostnames", expect=["c.example", "e.example"]),
     ],
+    "umami ids": [
+        *USERS,
+        call("insert_website", "a.example", "user_a", 100),
+        call("insert_website", "b.example", "user_b", 100),
+        call("umami_ids", expect={}),
+        call("set_umami_id", "a.example", "id-1"),
+        call("set_umami_id", "b.example", "id-1", expect="AlreadyExists"),
+        call("set_umami_id", "z.example", "id-9", expect="AlreadyExists"),  # no such site: as SQLite, any integrity
+        call("set_umami_id", "b.example", "id-2"),
+        call("umami_id", "a.example", expect="id-1"),
+        call("umami_id", "c.example", expect=None),
+        call("set_umami_id", "a.example", "id-3"),
+        call("umami_ids", expect={"id-3": "a.example", "id-2": "b.example"}),
+        call("rename_website", "a.example", "c.example", 200, expect=True),
+        call("umami_id", "c.example", expect="id-3"),
+        call("delete_user", "user_b", expect=["b.example"]),
+        call("umami_ids", expect={"id-3": "c.example"}),
+        call("set_umami_id", "c.example", None),
+        call("set_umami_id", "c.example", ""),
+        call("umami_ids", expect={}),
+    ],
     "code-point order whatever the locale": [
         *USERS,
         *(
@@ -184,31 +229,6 @@ CASES: dict[str, list[Call]] = {
             "user_a",
             expect=["1.example", "B.example", "Z.example", "a.example", "b.example", "e.example", "é.example"],
         ),
-    ],
-    "default password": [
-        call("insert_user", "user_a", "alice", "h1", 100, password_is_default=True),
-        call("insert_user", "user_b", "bob", "h2", 100),
-        call("insert_user", "user_c", "carol", "h3", 100, password_is_default=True),
-        call("get_user", "user_a", expect=alice(password_is_default=True)),
-        call("usernames_with_default_password", expect=["alice", "carol"]),
-        call("users_with_unknown_default", expect=[]),
-        call("set_password_is_default", "user_c", False),
-        call("update_user", "user_a", 200, password_hash="h9", expect=alice(200, password="h9")),
-        call("usernames_with_default_password", expect=[]),
-        call("set_password_is_default", "user_b", True),
-        call("usernames_with_default_password", expect=["bob"]),
-        call(
-            "update_user",
-            "user_b",
-            300,
-            username="bobby",
-            expect=User("user_b", "bobby", "h2", 100, 300, SETTINGS, True),
-        ),
-        call("list_usernames", expect=["alice", "bobby", "carol"]),
-        call("insert_session", T1, "user_a", 100, 1000),
-        call("insert_session", T2, "user_a", 100, 1000),
-        call("count_sessions", "user_a", expect=2),
-        call("count_sessions", "user_b", expect=0),
     ],
     "site settings": [
         *USERS,
@@ -327,7 +347,7 @@ def fresh_sqlite() -> sqlite3.Connection:
 
 def reset(conn: Any) -> None:
     """Empty every app-data table of the module's PostgreSQL database (a fresh database in a few ms)."""
-    conn.execute("TRUNCATE users, websites, tenant_settings, sessions, website_settings, annotations")
+    conn.execute("TRUNCATE users, websites, umami_ids, tenant_settings, sessions, website_settings, annotations")
 
 
 @pytest.fixture
@@ -451,6 +471,7 @@ def test_nul_characters_are_refused_on_writes_and_found_nowhere(pg: Any) -> None
         lambda: pg_meta.rename_website(pg, "a.example", "b\x00.example", 200),
         lambda: pg_meta.set_setting(pg, "k", "v\x00", 100),
         lambda: pg_meta.set_settings(pg, {"k\x00": "v"}, 100),
+        lambda: pg_meta.set_umami_id(pg, "a.example", "id\x00"),
     ):
         with pytest.raises(InvalidValue):
             write()
@@ -462,6 +483,7 @@ def test_nul_characters_are_refused_on_writes_and_found_nowhere(pg: Any) -> None
     assert pg_meta.delete_user(pg, "user_a\x00") is None
     assert pg_meta.rename_website(pg, "a.example\x00", "b.example", 200) is False
     assert pg_meta.delete_website(pg, "a.example\x00") is False
+    assert pg_meta.umami_id(pg, "a.example\x00") is None and pg_meta.count_sessions(pg, "user_a\x00") == 0
     assert pg_meta.get_settings(pg) == {} and pg_meta.count_users(pg) == 1
     for write in (
         lambda: pg_meta.update_site_settings(pg, "a.example", {"timezone": "Europe/\x00"}, 100),
