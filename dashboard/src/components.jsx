@@ -193,14 +193,23 @@ export function Snippet({ text, label = "Tracking snippet" }) {
     try {
       await navigator.clipboard.writeText(text);
       setCopied("Copied to the clipboard.");
+      return;
     } catch {
-      const range = document.createRange();
-      range.selectNodeContents(ref.current);
-      const selection = getSelection();
-      selection.removeAllRanges();
-      selection.addRange(range);
-      setCopied("Selected: press Ctrl+C to copy.");
+      // No Clipboard API on a page that is not a secure context (a dashboard on plain HTTP): select the
+      // text and let the browser copy the selection, as every browser still does for a click.
     }
+    const range = document.createRange();
+    range.selectNodeContents(ref.current);
+    const selection = getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    let done = false;
+    try {
+      done = document.execCommand("copy");
+    } catch {
+      done = false;
+    }
+    setCopied(done ? "Copied to the clipboard." : "Selected: copy it with Ctrl+C (⌘C on a Mac; on a phone, touch and hold it).");
   };
   return (
     <div class="snippet">

@@ -290,3 +290,39 @@ def test_unencrypted_banner_on_every_page(plain_http: Browser, insecure_cookie_s
     finally:
         page.context.close()
     assert not errors, errors
+
+
+def clipboard_text(page: Page, server_port: int) -> str:
+    """What the browser's clipboard holds, read on http://localhost (a secure context, allowed to read it)."""
+    origin = f"http://localhost:{server_port}"
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=origin)
+    reader = page.context.new_page()
+    try:
+        reader.goto(origin + "/login")
+        text: str = reader.evaluate("navigator.clipboard.readText()")
+        return text
+    finally:
+        reader.close()
+
+
+def test_copy_copies_on_a_plain_http_page(plain_http: Browser, insecure_cookie_site: Site) -> None:
+    # http://medama.test is not a secure context, so navigator.clipboard is missing there: the button still copies.
+    page, errors = open_page(plain_http)
+    port = insecure_cookie_site.server.port
+    base = f"http://{PLAIN_HOST}:{port}"
+    try:
+        page.goto(base + "/settings/tracker")
+        page.wait_for_url("**/login**")
+        page.fill("#login-username", USERNAME)
+        page.fill("#login-password", PASSWORD)
+        page.click("form button[type=submit]")
+        page.wait_for_url(base + "/settings/tracker")
+        assert page.evaluate("window.isSecureContext || navigator.clipboard !== undefined") is False
+        snippet = page.get_by_role("region", name="Tracking snippet")
+        expect(snippet.locator("code")).to_have_text(f'<script defer src="{base}/script.js"></script>')
+        snippet.get_by_role("button", name="Copy").click()
+        expect(snippet.get_by_role("status")).to_have_text("Copied to the clipboard.")
+        assert clipboard_text(page, port) == f'<script defer src="{base}/script.js"></script>'
+    finally:
+        page.context.close()
+    assert not errors, errors
