@@ -326,3 +326,37 @@ def test_copy_copies_on_a_plain_http_page(plain_http: Browser, insecure_cookie_s
     finally:
         page.context.close()
     assert not errors, errors
+
+
+def test_the_snippet_says_when_visitors_browsers_cannot_use_its_address(browser: Browser, fresh_site: Site) -> None:
+    page, errors = open_page(browser)
+    try:
+        # Opened on localhost (as through an SSH tunnel) with no public address: the snippet points at this computer.
+        login(page, fresh_site, "/settings/tracker")
+        section = page.get_by_role("region", name="Tracking snippet")
+        note = section.get_by_test_id("snippet-note")
+        expect(note).to_have_attribute("data-problem", "loopback")
+        expect(note).to_contain_text(f"Only pages opened on the machine running the server can reach {fresh_site.base}")
+        field, save = page.locator("#public-url"), page.get_by_role("button", name="Set address")
+        field.fill("http://203.0.113.7:8080")
+        save.click()
+        expect(note).to_have_attribute("data-problem", "plain-http")
+        expect(note).to_contain_text("Pages served over https:// will not load this.")
+        screenshot(page, "settings-snippet-plain-http-note")
+        field.fill("https://stats.example.org")
+        save.click()
+        expect(section.locator("code").first).to_contain_text("https://stats.example.org/script.js")
+        expect(note).to_have_count(0)
+        # A new site waiting for its first visit says the same under its snippet.
+        field.fill("http://203.0.113.7:8080")
+        save.click()
+        expect(note).to_have_attribute("data-problem", "plain-http")
+        assert fresh_site.api.post("/api/websites", json_body={"hostname": "new.example"}).status == 201
+        page.goto(fresh_site.base + "/new.example")
+        waiting = page.get_by_test_id("snippet")
+        expect(waiting.get_by_test_id("snippet-note")).to_have_attribute("data-problem", "plain-http")
+        waiting.get_by_test_id("snippet-note").get_by_role("link", name="Settings → Tracker").click()
+        page.wait_for_url(fresh_site.base + "/settings/tracker")
+    finally:
+        page.context.close()
+    assert not errors, errors

@@ -1,7 +1,7 @@
 // Settings: account, websites (rename, delete), spam (IP blocking), tracker (variants, snippet), usage.
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api.js";
-import { Empty, ErrorView, Loading, Snippet } from "../components.jsx";
+import { Empty, ErrorView, Loading, SnippetNote, Snippet } from "../components.jsx";
 import { reasonText, siteDrops } from "../drops.js";
 import { formatBytes, formatExact } from "../format.js";
 import { useApi, useInterval, useTitle } from "../hooks.js";
@@ -475,6 +475,7 @@ function Tracker() {
         <h2 id="snippet-heading">Tracking snippet</h2>
         <p class="muted">Add it to the &lt;head&gt; of every page of your websites.</p>
         <Snippet text={snippetFor(trackerBase(settings.public_url, location.origin))} />
+        <SnippetNote base={trackerBase(settings.public_url, location.origin)} settingsLink={false} />
       </section>
     </div>
   );
