@@ -319,7 +319,7 @@ def test_copy_copies_on_a_plain_http_page(plain_http: Browser, insecure_cookie_s
         page.wait_for_url(base + "/settings/tracker")
         assert page.evaluate("window.isSecureContext || navigator.clipboard !== undefined") is False
         snippet = page.get_by_role("region", name="Tracking snippet")
-        expect(snippet.locator("code")).to_have_text(f'<script defer src="{base}/script.js"></script>')
+        expect(snippet.locator("pre code")).to_have_text(f'<script defer src="{base}/script.js"></script>')
         snippet.get_by_role("button", name="Copy").click()
         expect(snippet.get_by_role("status")).to_have_text("Copied to the clipboard.")
         assert clipboard_text(page, port) == f'<script defer src="{base}/script.js"></script>'
