@@ -360,3 +360,24 @@ def test_the_snippet_says_when_visitors_browsers_cannot_use_its_address(browser:
     finally:
         page.context.close()
     assert not errors, errors
+
+
+def test_the_login_page_never_says_https_is_needed_where_logging_in_works_without(
+    plain_http: Browser, insecure_cookie_site: Site
+) -> None:
+    # -securecookie=false on plain HTTP: the banner says the connection is not encrypted, and the form's footnote
+    # must not claim that logging in needs HTTPS or localhost, since here it works without.
+    page, errors = open_page(plain_http)
+    base = f"http://{PLAIN_HOST}:{insecure_cookie_site.server.port}"
+    footnote = "Logging in needs HTTPS, or the dashboard opened as http://localhost."
+    try:
+        page.goto(base + "/login")
+        expect(page.get_by_test_id("unencrypted-banner")).to_be_visible()
+        expect(page.get_by_text(footnote)).to_have_count(0)
+        # On localhost (a secure context) the footnote tells what other addresses need.
+        page.goto(insecure_cookie_site.base + "/login")
+        expect(page.get_by_text(footnote)).to_be_visible()
+        expect(page.get_by_test_id("unencrypted-banner")).to_have_count(0)
+    finally:
+        page.context.close()
+    assert not errors, errors

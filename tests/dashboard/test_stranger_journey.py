@@ -274,6 +274,7 @@ def test_a_stranger_copies_the_archive_runs_it_and_sees_visitors(
     owner.reload()
     expect(owner.get_by_test_id("unencrypted-banner")).to_contain_text("This connection is not encrypted.")
     expect(owner.get_by_text("Logging in will not work")).to_have_count(0)
+    expect(owner.get_by_text("Logging in needs HTTPS")).to_have_count(0)  # it works here
     shoot(owner, "02-login-unencrypted-banner", phone=True)
 
     # 3. The documented first password, then the forced change; the rules answer each keystroke.
