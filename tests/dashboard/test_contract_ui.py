@@ -11,13 +11,14 @@ Run them after merging: `python -m pytest tests/dashboard/test_contract_ui.py`.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.dashboard.calls import wait_idle
 from tests.dashboard.conftest import (
@@ -378,6 +379,42 @@ def test_the_login_page_never_says_https_is_needed_where_logging_in_works_withou
         page.goto(insecure_cookie_site.base + "/login")
         expect(page.get_by_text(footnote)).to_be_visible()
         expect(page.get_by_test_id("unencrypted-banner")).to_have_count(0)
+    finally:
+        page.context.close()
+    assert not errors, errors
+
+
+def test_what_is_typed_as_soon_as_the_tracker_settings_appear_is_kept(browser: Browser, fresh_site: Site) -> None:
+    # The tracker settings are filled in from the server a frame after they appear; what the owner typed or ticked
+    # in that frame was overwritten, and "Set address" then cleared the public address. The page's clock is
+    # paused so that frame lasts as long as the test needs, then runs on.
+    page, errors = open_page(browser)
+    held: list[Route] = []
+    try:
+        page.clock.install()
+        login(page, fresh_site, "/settings/account")
+        page.route("**/api/tenant/settings", lambda route: held.append(route))
+        with page.expect_request("**/api/tenant/settings"):
+            page.get_by_role("link", name="Tracker").click()
+        page.clock.pause_at(time.time() + 1)
+        held[0].continue_()
+        field = page.locator("#public-url")
+        for _ in range(100):  # a frame at a time until the forms are drawn
+            if field.count():
+                break
+            page.clock.run_for(16)
+        field.fill("https://stats.example.org")
+        page.get_by_role("checkbox", name=re.compile("Click events")).click()
+        page.clock.run_for(1_000)  # every pending effect runs
+        page.clock.resume()
+        page.unroute("**/api/tenant/settings")
+        expect(field).to_have_value("https://stats.example.org")
+        expect(page.get_by_role("checkbox", name=re.compile("Click events"))).to_be_checked()
+        page.get_by_role("button", name="Set address").click()
+        expect(page.get_by_role("form", name="Public address").locator(".form-ok")).to_have_text(
+            "Saved. The snippet uses it now."
+        )
+        assert fresh_site.api.get("/api/tenant/settings").json()["public_url"] == "https://stats.example.org"
     finally:
         page.context.close()
     assert not errors, errors
