@@ -4,6 +4,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { latestBucket } from "./period.js";
 import { Link } from "./router.jsx";
+import { snippetProblem } from "./snippet.js";
 import { onThemeChange } from "./theme.js";
 
 const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -261,14 +262,23 @@ export function Snippet({ text, label = "Tracking snippet" }) {
     try {
       await navigator.clipboard.writeText(text);
       setCopied("Copied to the clipboard.");
+      return;
     } catch {
-      const range = document.createRange();
-      range.selectNodeContents(ref.current);
-      const selection = getSelection();
-      selection.removeAllRanges();
-      selection.addRange(range);
-      setCopied("Selected: press Ctrl+C to copy.");
+      // No Clipboard API on a page that is not a secure context (a dashboard on plain HTTP): select the
+      // text and let the browser copy the selection, as every browser still does for a click.
     }
+    const range = document.createRange();
+    range.selectNodeContents(ref.current);
+    const selection = getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    let done = false;
+    try {
+      done = document.execCommand("copy");
+    } catch {
+      done = false;
+    }
+    setCopied(done ? "Copied to the clipboard." : "Selected: copy it with Ctrl+C (⌘C on a Mac; on a phone, touch and hold it).");
   };
   return (
     <div class="snippet">
@@ -283,6 +293,37 @@ export function Snippet({ text, label = "Tracking snippet" }) {
           {copied}
         </span>
       </div>
+    </div>
+  );
+}
+
+/** Under a tracking snippet whose address visitors may not be able to use (snippetProblem), what to do about it. */
+export function SnippetNote({ base, settingsLink = true }) {
+  const problem = snippetProblem(base);
+  if (!problem) return null;
+  const where = settingsLink ? (
+    <>
+      under <Link href="/settings/tracker">Settings → Tracker</Link>
+    </>
+  ) : (
+    "above"
+  );
+  return (
+    <div class="callout small" role="note" aria-label="About the snippet's address" data-testid="snippet-note" data-problem={problem}>
+      {problem === "loopback" ? (
+        <p>
+          <strong>This snippet points at this computer.</strong> Only pages opened on the machine running the server can
+          reach <code>{base}</code>. If you opened the dashboard through an SSH tunnel, set the address visitors reach the
+          server at as the public address {where}.
+        </p>
+      ) : (
+        <p>
+          <strong>Pages served over https:// will not load this.</strong> The snippet's address is plain{" "}
+          <code>http://</code>, and browsers refuse an <code>http://</code> script on an <code>https://</code> page (mixed
+          content), so their visits would never arrive. Give this server HTTPS (<code>-autossl</code>,{" "}
+          <code>-tlscert</code> or a TLS proxy) and set its <code>https://</code> address as the public address {where}.
+        </p>
+      )}
     </div>
   );
 }

@@ -7,7 +7,7 @@ import { reasonText, siteDrops, unknownSites } from "../src/drops.js";
 import { BOUNCE_FEW, BOUNCE_UNCLEAR, bounceState, changeBadge } from "../src/metrics.js";
 import { DEFAULT_PASSWORD, passwordProblem, passwordRules } from "../src/password.js";
 import { connection, pagePort, tunnel } from "../src/security.js";
-import { checkPublicUrl, snippetFor, trackerBase } from "../src/snippet.js";
+import { checkPublicUrl, snippetFor, snippetProblem, trackerBase } from "../src/snippet.js";
 import { parseFilters, withFilter, withoutFilter, filterParams } from "../src/filters.js";
 import { formatCount, formatDuration, formatPercent, labelText } from "../src/format.js";
 import { noteSpan, parseExtensions, parseRetention, pickedDay, shortUrl } from "../src/insights.js";
@@ -119,6 +119,25 @@ test("snippet: the public URL when set, else this page's origin", () => {
   assert.ok(checkPublicUrl("ftp://stats.example.com").error);
   assert.ok(checkPublicUrl("https://stats.example.com/?a=1").error);
   assert.ok(checkPublicUrl("https://stats.example.com#top").error);
+});
+
+test("snippet: what may stop visitors' browsers from loading the tracker", () => {
+  const cases = {
+    "http://203.0.113.5:8080": "plain-http",
+    "http://stats.example.com": "plain-http",
+    "http://medama.test:8080": "plain-http",
+    "http://[2001:db8::7]:9000": "plain-http",
+    "https://stats.example.com": "",
+    "https://203.0.113.5:8443": "",
+    "http://localhost:8080": "loopback",
+    "https://localhost:8443": "loopback",
+    "http://app.localhost": "loopback",
+    "http://127.0.0.1:8080": "loopback",
+    "http://127.1.2.3": "loopback",
+    "http://[::1]:8080": "loopback",
+    "not a url": "",
+  };
+  for (const [base, problem] of Object.entries(cases)) assert.equal(snippetProblem(base), problem, base);
 });
 
 test("the legend's resting point is the last bucket that has started", () => {

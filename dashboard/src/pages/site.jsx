@@ -1,7 +1,7 @@
 // The site dashboard: period and filters from the URL, metric boxes, chart with the previous period, five panels.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, ApiError } from "../api.js";
-import { Chart, Empty, ErrorView, Label, Loading, Snippet, Tabs } from "../components.jsx";
+import { Chart, Empty, ErrorView, Label, Loading, SnippetNote, Snippet, Tabs } from "../components.jsx";
 import { DATASETS, datasetParams, displayLabel, labelCode, rowLabel } from "../datasets.js";
 import { reasonText, unknownSites } from "../drops.js";
 import {
@@ -635,7 +635,8 @@ function FirstHitWait({ hostname, onHit }) {
   }, [hasHits]);
   if (!empty) return null;
   const settled = tenant.data !== undefined || tenant.error;
-  const snippet = snippetFor(trackerBase(tenant.data && tenant.data.public_url, location.origin), hostname);
+  const base = trackerBase(tenant.data && tenant.data.public_url, location.origin);
+  const snippet = snippetFor(base, hostname);
   return (
     <section class="card notice" aria-labelledby="snippet-title" data-testid="snippet">
       <h2 id="snippet-title">Waiting for the first visit to {hostname}</h2>
@@ -644,6 +645,7 @@ function FirstHitWait({ hostname, onHit }) {
         shows the stats as soon as the first page view arrives.
       </p>
       {settled ? <Snippet text={snippet} /> : <Loading />}
+      {settled && <SnippetNote base={base} />}
       <DropSuggestions drops={drops.data} websites={websites.data} />
       <p class="muted small">
         The tracker sets no cookies. Pick extra tracker features and the address visitors reach this server at under{" "}
