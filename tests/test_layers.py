@@ -15,6 +15,7 @@ ALLOWED: dict[str, set[str]] = {
     "log": set(),
     "accesslog": {"log"},
     "publicurl": set(),
+    "csvtable": set(),
     "config": {"log", "publicurl"},
     "passwords": set(),
     "accounts": {"passwords", "store"},
@@ -49,6 +50,7 @@ ALLOWED: dict[str, set[str]] = {
         "hostnames",
         "permissions",
         "quota",
+        "csvtable",
     },
     "acme": set(),  # imports cryptography; only https.py imports it, lazily, for -autossl
     "tls": set(),
@@ -56,7 +58,7 @@ ALLOWED: dict[str, set[str]] = {
     "backup": {"config", "store"},
     "writer": {"store", "log", "http"},
     "importers": {"importers", "ingest"},
-    "transfer": {"store", "ingest", "importers", "accounts", "config"},
+    "transfer": {"store", "ingest", "importers", "accounts", "config", "csvtable"},
     "app": {
         "accesslog",
         "accounts",

@@ -23,8 +23,10 @@ export function snippetProblem(base) {
   return url.protocol === "http:" ? "plain-http" : "";
 }
 
-export function snippetFor(base) {
-  return `<script defer src="${base}/script.js"></script>`;
+/** The tag for the page's <head>; with a hostname, the site's own build (its settings choose the features). */
+export function snippetFor(base, hostname = "") {
+  const site = hostname ? `?site=${encodeURIComponent(hostname)}` : "";
+  return `<script defer src="${base}/script.js${site}"></script>`;
 }
 
 /**

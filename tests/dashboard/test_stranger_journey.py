@@ -304,7 +304,8 @@ def test_a_stranger_copies_the_archive_runs_it_and_sees_visitors(
     owner.wait_for_url(f"{dashboard}/{SITE}")
     waiting = owner.get_by_test_id("snippet")
     expect(waiting).to_contain_text(f"Waiting for the first visit to {SITE}")
-    expect(waiting.locator("pre code")).to_have_text(f'<script defer src="{dashboard}/script.js"></script>')
+    # The site's own snippet: its settings choose the tracker's features (docs/insights.md).
+    expect(waiting.locator("pre code")).to_have_text(f'<script defer src="{dashboard}/script.js?site={SITE}"></script>')
     shoot(owner, "04b-waiting-snippet-before-public-url")
     note = waiting.get_by_test_id("snippet-note")
     expect(note).to_contain_text("Pages served over https:// will not load this.")
@@ -318,7 +319,7 @@ def test_a_stranger_copies_the_archive_runs_it_and_sees_visitors(
     owner.get_by_role("link", name="My websites").click()
     owner.get_by_role("link", name=re.compile(SITE)).click()
     snippet_box = owner.get_by_test_id("snippet")
-    expected = f'<script defer src="{public}/script.js"></script>'
+    expected = f'<script defer src="{public}/script.js?site={SITE}"></script>'
     expect(snippet_box.locator("pre code")).to_have_text(expected)
     # The address is plain http://: the owner is told that https:// pages would refuse it.
     expect(snippet_box.get_by_test_id("snippet-note")).to_have_attribute("data-problem", "plain-http")

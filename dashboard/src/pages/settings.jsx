@@ -8,8 +8,10 @@ import { useApi, useInterval, useSynced, useTitle } from "../hooks.js";
 import { passwordProblem } from "../password.js";
 import { Link, navigate } from "../router.jsx";
 import { forgetLoginPassword, setUser } from "../session.js";
+import { FEATURES } from "../insights.js";
 import { checkPublicUrl, snippetFor, trackerBase } from "../snippet.js";
 import { PasswordRules, currentPasswordError } from "./auth.jsx";
+import { RawExport, SiteTracker } from "./insights.jsx";
 import { DropSuggestions } from "./site.jsx";
 import { cleanHostname } from "./websites.jsx";
 
@@ -407,6 +409,8 @@ function WebsiteSettings({ query }) {
           </button>
         </div>
       </form>
+      <SiteTracker hostname={chosen} />
+      <RawExport hostname={chosen} />
       <DroppedHits hostname={chosen} websites={data} />
       <UmamiId hostname={chosen} />
       <ImportExport hostname={chosen} />
@@ -529,10 +533,7 @@ function Spam() {
   );
 }
 
-const VARIANTS = [
-  ["click-events", "Click events", "Sends a custom event when an element with data-m:click is clicked."],
-  ["page-events", "Page view events", "Attaches data-m:load properties to page views."],
-];
+const VARIANTS = FEATURES.map(([, key, title, help]) => [key, title, help]);
 
 function Tracker() {
   const { settings, error, patch } = useTenant();
@@ -556,6 +557,7 @@ function TrackerForms({ settings, patch }) {
     <div class="stack">
       <form class="card settings-form" onSubmit={save} aria-labelledby="tracker-title">
         <h2 id="tracker-title">Tracker features</h2>
+        <p class="muted">For every website, unless its own settings (Settings → Websites) say otherwise.</p>
         <label class="check">
           <input type="checkbox" checked disabled />
           <span>

@@ -28,6 +28,8 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("umami_ids", ("website_id", "hostname")),
     ("tenant_settings", ("key", "value", "date_updated")),
     ("sessions", ("token_hash", "user_id", "date_created", "date_expires")),
+    ("website_settings", ("hostname", *meta.SITE_SETTING_FIELDS, "date_updated")),
+    ("annotations", ("id", "hostname", "start_date", "end_date", "text", "date_created")),
 )
 BATCH_ROWS = 1000  # rows in memory at once: well under a megabyte for these tables
 
