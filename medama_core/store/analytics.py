@@ -20,7 +20,7 @@ def _mark_event_and_views(row: str) -> str:
 # A table only this database has: a file holding other tables but not this one is refused (store/db.open_file).
 MARKER_TABLE = "views"
 
-# The key and counts of a rollup row (migration 11): counts of one group (store/aggregate.py Group), and
+# The key and counts of a rollup row (migration 12): counts of one group (store/aggregate.py Group), and
 # its sorted durations when few (8-byte little-endian unsigned; NULL when none or kept in rollup_durations).
 _ROLLUP_KEY = (
     "hostname TEXT NOT NULL, span INTEGER NOT NULL, kind INTEGER NOT NULL, period INTEGER NOT NULL, value TEXT NOT NULL"
@@ -331,6 +331,28 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         11,
+        (
+            # Daily totals imported from a tool that exports aggregates only (Plausible's CSV export,
+            # importers/plausible.py): per site, UTC day (Unix ms of 00:00), dimension ('' for the site,
+            # else a stats kind: path, referrer, browser, ...) and value. The stats add them for the
+            # days they cover (api/imported.py); views and their rollups never hold them.
+            """CREATE TABLE imported_days (
+                hostname TEXT NOT NULL,
+                day INTEGER NOT NULL,
+                dimension TEXT NOT NULL,
+                value TEXT NOT NULL,
+                tool TEXT NOT NULL,
+                visitors INTEGER NOT NULL,
+                pageviews INTEGER NOT NULL,
+                visits INTEGER NOT NULL,
+                bounces INTEGER NOT NULL,
+                duration_s INTEGER NOT NULL,
+                PRIMARY KEY (hostname, dimension, day, value)
+            ) WITHOUT ROWID""",
+        ),
+    ),
+    Migration(
+        12,
         (
             # Long tails and many sites (docs/storage.md, store/rollups.py). Rollups hold derived data
             # only: recreated empty, and every hour rebuilt by the refresher.

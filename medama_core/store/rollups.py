@@ -290,7 +290,7 @@ def _site_modes(conn: sqlite3.Connection, hostnames: Iterable[str]) -> dict[str,
     for hostname in hostnames:
         row = conn.execute("SELECT full FROM rollup_sites WHERE hostname = ?", (hostname,)).fetchone()
         if row is None:
-            # The first rebuild of a site (a new site, an import, or after migration 11): by its rows so far.
+            # The first rebuild of a site (a new site, an import, or after migration 12): by its rows so far.
             count = conn.execute(
                 f"SELECT COUNT(*) FROM (SELECT 1 FROM views WHERE hostname = ? LIMIT {SMALL_SITE_VIEWS})", (hostname,)
             ).fetchone()[0]
