@@ -132,6 +132,7 @@ ROUTES: tuple[Route[Handler], ...] = (
         for name, handler in stats.HANDLERS.items()
     ),
     Route("GET", "/website/{hostname}/imported", imported.get_imported, access=SITE_READ),  # ours: imported days
+    Route("GET", "/website/{hostname}/progress", stats.get_progress, access=SITE_READ),  # ours: background work
 )
 
 # A site that exists but is not the caller's answers `404 website not found`, as an unknown one does,
