@@ -56,6 +56,12 @@ MAX_RAW_RANGES = 200  # raw ranges OR-ed in one query (each binds 2 values); aft
 MAX_LABELS_HELD: Final = 50_000
 SPILL_CACHE_KIB: Final = 1024  # the temporary database's page cache: it is written once and read once
 RAW_ROWS_CHUNK: Final = 4096  # raw groups fetched at a time into a tally
+# Bytes of durations a filtered list (full rows) or /time keeps from its counting pass over the column
+# copies, so that the medians of the rows shown need no second pass over every day (the usual filter
+# selects a few thousand views: ~10-100 KB). Past it (a filter keeping most of a busy site) they are let
+# go and read again for the rows shown only (_filtered_runs).
+TALLY_RUNS_HELD: Final = 4 << 20
+RUN_BYTES: Final = 200  # what a held Run costs beside its values (the object, its samples, a list slot)
 # The counts a full row (detail table) of a filtered list reads.
 FULL_FIELDS = ("pageviews", "bounces", "timed", "measured", "zeros", "ones", "twos", "duration_sum")
 
@@ -200,17 +206,27 @@ def _loader(conn: sqlite3.Connection, query: Query, kind: int, value: str) -> Ca
 
 
 def load_quantiles(
-    conn: sqlite3.Connection, query: Query, kind: int, groups: dict[str, Group], values: list[str], qs: Sequence[float]
+    conn: sqlite3.Connection,
+    query: Query,
+    kind: int,
+    groups: dict[str, Group],
+    values: list[str],
+    qs: Sequence[float],
+    copied: dict[str, Runs] | None = None,
 ) -> None:
     """Select the quantiles `qs` of the fast-path groups `values` of `kind`.
 
-    Their runs are read RUNS_CHUNK groups at a time and let go once selected.
+    Their runs are read RUNS_CHUNK groups at a time and let go once selected; a filtered query's
+    runs from the column copies may be `copied` already (_filtered_runs).
     """
     if not values:
         return
     for start in range(0, len(values), RUNS_CHUNK):
         chunk = values[start : start + RUNS_CHUNK]
-        found = _filtered_runs(conn, query, kind, chunk) if query.filters else _runs(conn, query, kind, chunk)
+        if query.filters:
+            found = _filtered_runs(conn, query, kind, chunk, copied)
+        else:
+            found = _runs(conn, query, kind, chunk)
         for value in chunk:
             runs = found.get(value, [])
             groups[value].fixed = {q: quantile_cont(runs, q) for q in qs}
@@ -332,10 +348,14 @@ class Tally:
     keeps in its page cache and writes to a file it deletes on close only when it grows: a long tail
     costs disk, not memory. The groups come out summed and sorted by SQLite, as without filters."""
 
-    def __init__(self, fields: Sequence[str], keys: Sequence[str] = ("value",)) -> None:
-        """Counts `fields` per label; a label is a string, or with more `keys` a tuple (name, value)."""
+    def __init__(self, fields: Sequence[str], keys: Sequence[str] = ("value",), keep_runs: bool = False) -> None:
+        """Counts `fields` per label; a label is a string, or with more `keys` a tuple (name, value).
+        With `keep_runs`, also each label's durations from the column copies (`runs`) while they fit
+        TALLY_RUNS_HELD; `runs` is None once they did not."""
         self.fields = tuple(fields)
         self.keys = tuple(keys)
+        self.runs: dict[str, Runs] | None = {} if keep_runs else None
+        self.held = 0  # bytes of the durations in `runs`
         self.counters: dict[str, Counter[Any]] = {field: Counter() for field in fields}
         self.db = sqlite3.connect("", isolation_level=None)
         self.db.execute(f"PRAGMA cache_size = -{SPILL_CACHE_KIB}")
@@ -348,6 +368,16 @@ class Tally:
             self.counters[field].update(counter)
         if max(map(len, self.counters.values())) > MAX_LABELS_HELD:
             self._spill()
+
+    def keep(self, day_runs: dict[str, array[int]]) -> None:
+        """Hold a day's sorted durations per label, or let every one go once they pass TALLY_RUNS_HELD."""
+        if self.runs is None:
+            return
+        for label, durations in day_runs.items():
+            self.runs.setdefault(label, []).append(Run.of(durations))
+            self.held += len(durations) * durations.itemsize + RUN_BYTES
+        if self.held > TALLY_RUNS_HELD:
+            self.runs = None
 
     def _spill(self) -> None:
         labels = set().union(*self.counters.values())
@@ -390,15 +420,18 @@ def _group(fields: Sequence[str], counts: Sequence[int]) -> Group:
     return group
 
 
-def _filtered_tally(conn: sqlite3.Connection, query: Query, kind: int, fields: Sequence[str]) -> Tally:
+def _filtered_tally(
+    conn: sqlite3.Connection, query: Query, kind: int, fields: Sequence[str], keep_runs: bool = False
+) -> Tally:
     """Counts `fields` (scan.GROUP_FIELDS, scan.DURATION_SUM; "labels" keeps labels whose counts are all 0)
-    per value of `kind` for a filtered query: column copies of clean days, raw rows for the rest."""
+    per value of `kind` for a filtered query: column copies of clean days, raw rows for the rest. With
+    `keep_runs`, the copies' durations per label too, while they fit (Tally.keep)."""
     the_plan = columns.plan(conn, query.hostname, query.start, query.end, props=bool(query.prop_filters))
     name = columns.KIND_COLUMNS[kind]
     hours = the_plan.hours_by_day()
     selection = scan.Selection(query.view_filters, query.prop_filters)
-    tally = Tally(fields)
-    durations = scan.DURATION_SUM in fields
+    tally = Tally(fields, keep_runs=keep_runs)
+    durations = keep_runs or scan.DURATION_SUM in fields
     partial = the_plan.partial_days()
     for copy in columns.load(conn, query.hostname, list(hours), [*selection.columns, name], durations, partial=partial):
         day_scan = scan.DayScan(copy)
@@ -406,7 +439,9 @@ def _filtered_tally(conn: sqlite3.Connection, query: Query, kind: int, fields: S
         if mask:
             mask &= day_scan.hours_in(hours[copy.day])
         if mask:
-            tally.add(day_scan.group_counts(name, mask, fields, False)[0])
+            counts, day_runs = day_scan.group_counts(name, mask, fields, tally.runs is not None)
+            tally.add(counts)
+            tally.keep(day_runs)
     columns_sql = ", ".join(rollups.GROUP_SQL["pageviews" if field == "labels" else field] for field in fields)
     for where, params in _filtered_pieces(query, the_plan.raw):
         sql = _RAW_GROUPS_SQL.format(label=KIND_SQL[kind], columns=columns_sql, where=where)
@@ -416,8 +451,11 @@ def _filtered_tally(conn: sqlite3.Connection, query: Query, kind: int, fields: S
     return tally
 
 
-def _filtered_runs(conn: sqlite3.Connection, query: Query, kind: int, labels: Sequence[str]) -> dict[str, Runs]:
-    """The durations of the views of `labels` of `kind` that a filtered query selects (copies, then raw)."""
+def _filtered_runs(
+    conn: sqlite3.Connection, query: Query, kind: int, labels: Sequence[str], copied: dict[str, Runs] | None = None
+) -> dict[str, Runs]:
+    """The durations of the views of `labels` of `kind` that a filtered query selects (copies, then raw).
+    `copied`: every label's runs from the copies, kept by the tally's pass (Tally.keep): only raw is read."""
     the_plan = columns.plan(conn, query.hostname, query.start, query.end, props=bool(query.prop_filters))
     name = columns.KIND_COLUMNS[kind]
     hours = the_plan.hours_by_day()
@@ -426,6 +464,9 @@ def _filtered_runs(conn: sqlite3.Connection, query: Query, kind: int, labels: Se
     runs: dict[str, Runs] = {}
     if not labels:
         return runs
+    if copied is not None:
+        runs = {label: list(copied[label]) for label in labels if label in copied}
+        hours = {}
     partial = the_plan.partial_days()
     for copy in columns.load(conn, query.hostname, list(hours), [*selection.columns, name], True, partial=partial):
         day_scan = scan.DayScan(copy)
@@ -794,15 +835,16 @@ def top_groups(
 
 def _filtered_top(
     conn: sqlite3.Connection, query: Query, kind: int, order: str, wanted: int | None, full: bool
-) -> tuple[list[tuple[str, Group]], Group]:
-    """top_groups for a filtered query (from a tally of the column copies and raw rows), and the totals
-    of every group. Compact rows read one count: page visitors for pages (which drop paths without any),
-    visitors for the rest (which keep groups without any, so every label)."""
+) -> tuple[list[tuple[str, Group]], Group, dict[str, Runs] | None]:
+    """top_groups for a filtered query (from a tally of the column copies and raw rows), the totals of
+    every group, and for `full` rows the copies' durations when the tally kept them (Tally.keep).
+    Compact rows read one count: page visitors for pages (which drop paths without any), visitors for
+    the rest (which keep groups without any, so every label)."""
     if full:
         fields: tuple[str, ...] = ("labels", "visitors", "page_visitors", *FULL_FIELDS)
     else:
         fields = ("page_visitors",) if order == "pages" else ("labels", "visitors")
-    tally = _filtered_tally(conn, query, kind, fields)
+    tally = _filtered_tally(conn, query, kind, fields, keep_runs=full)
     try:
         summed = tally.summed()
         names = [field for field in fields if field != "labels"]
@@ -814,7 +856,7 @@ def _filtered_top(
         total = _group(names, totals.fetchone())
     finally:
         tally.close()
-    return items, total
+    return items, total, tally.runs
 
 
 def site_totals(conn: sqlite3.Connection, query: Query) -> Group:
@@ -839,15 +881,16 @@ def list_stats(
     pages = endpoint == "pages"
     wanted = None if page.limit is None else page.offset + page.limit
     order = "visitors" if not pages else "pages" if summary else "pages_full"
+    copied = None
     if query.filters:
-        items, total = _filtered_top(conn, query, kind, order, wanted, not summary)
+        items, total, copied = _filtered_top(conn, query, kind, order, wanted, not summary)
     else:
         items = top_groups(conn, query, kind, order, wanted, not summary)
         total = site_totals(conn, query)
     groups = dict(items)
     chosen = page.cut(items)
     if not summary:
-        load_quantiles(conn, query, kind, groups, [label for label, _ in chosen], (0.5,))
+        load_quantiles(conn, query, kind, groups, [label for label, _ in chosen], (0.5,), copied)
     rows = []
     for label, group in chosen:
         visitors = group.page_visitors if pages else group.visitors
@@ -868,7 +911,7 @@ def list_stats(
 
 def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
     """/time: median, quartiles and share of total time per page (spec §4.3)."""
-    kept, total = _kept_pages(conn, query, summary, page)
+    kept, total, copied = _kept_pages(conn, query, summary, page)
     shares = {path: fraction(g.duration_sum, total) for path, g in kept}
     groups = dict(kept)
     if summary:
@@ -878,10 +921,10 @@ def time_stats(conn: sqlite3.Connection, query: Query, summary: bool, page: Page
         if wanted:
             last = shares[kept[wanted - 1][0]]
             kept = [item for item in kept if shares[item[0]] >= last]
-            load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], (0.5,))
+            load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], (0.5,), copied)
         kept.sort(key=lambda item: (-shares[item[0]], -item[1].duration(), -item[1].page_visitors, item[0]))
     else:
-        load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], QUARTILES)
+        load_quantiles(conn, query, KINDS["path"], groups, [path for path, _ in kept], QUARTILES, copied)
         kept.sort(key=lambda item: (-item[1].page_visitors, -item[1].duration(), item[0]))
     rows = []
     for path, group in page.cut(kept):
@@ -906,22 +949,24 @@ _TIME_FIELDS = ("page_visitors", "measured", "zeros", "ones", "twos", "duration_
 
 def _kept_pages(
     conn: sqlite3.Connection, query: Query, summary: bool, page: Page
-) -> tuple[list[tuple[str, Group]], int]:
+) -> tuple[list[tuple[str, Group]], int, dict[str, Runs] | None]:
     """/time: the pages that can be on the page asked for (with their ties), and the total duration of
     every page /time keeps. SQLite sums the groups (without filters from the rollups, with them from a
     tally of the column copies) and keeps those with 3 page visitors or more and a positive median (and
     lower quartile, for full rows), decided from the counts of small durations (aggregate.positive);
     rare paths (RARE_VIEWS) cannot have 3. The rows come in order of share (or of page visitors, for
-    full rows) and are read only up to the last tie."""
+    full rows) and are read only up to the last tie. With filters, the copies' durations per page too,
+    when the tally kept them (Tally.keep)."""
     if query.filters:
-        tally = _filtered_tally(conn, query, KINDS["path"], _TIME_FIELDS)
+        tally = _filtered_tally(conn, query, KINDS["path"], _TIME_FIELDS, keep_runs=True)
         try:
-            return _kept_rows(tally.db, tally.summed(), {}, summary, page)
+            return (*_kept_rows(tally.db, tally.summed(), {}, summary, page), tally.runs)
         finally:
             tally.close()
     plan = plan_for(conn, query, KINDS["path"])
     params: dict[str, object] = {}
-    return _kept_rows(conn, _summed(_group_rows(query, KINDS["path"], plan, "raw", params)), params, summary, page)
+    groups = _summed(_group_rows(query, KINDS["path"], plan, "raw", params))
+    return (*_kept_rows(conn, groups, params, summary, page), None)
 
 
 def _kept_rows(

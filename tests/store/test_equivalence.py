@@ -449,14 +449,17 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     more than 3 values in two planes, 3 and 7 copy no day with a column of more than 4 values (every path
     column here has 9), so filtered answers come raw. Seeds 6 and 7 are small sites (their lists read raw
     rows); seeds 4 and 5 build only the blocks of 40 views or more; seeds 1 and 4 hold 3 labels at most
-    in a filtered tally's memory; seeds 3 and 5 merge blocks' runs as streams; every refresh works in
-    batches of about 64 views."""
+    in a filtered tally's memory; seeds 3 and 5 merge blocks' runs as streams; odd seeds let the
+    copies' durations a filtered tally kept go part way; every refresh works in batches of about 64 views."""
     seed = request.node.callspec.params["seed"]
     use_full_site(monkeypatch)
     if seed % 2:
         monkeypatch.setattr(rollups, "INLINE_RUN", 0)
         monkeypatch.setattr(rollups, "INLINE_DURATIONS", 0)
         monkeypatch.setattr(stats, "COLUMN_DURATIONS_HELD", 0)  # filtered medians read day durations by windows
+        # Filtered lists and /time keep the copies' durations of about three days, then give them up and
+        # read the rows shown again.
+        monkeypatch.setattr(stats, "TALLY_RUNS_HELD", 3 * stats.RUN_BYTES)
     if seed % 4 >= 2:
         monkeypatch.setattr(columns, "PLANE_CODES", 5 - seed % 4)
     if seed >= 6:
@@ -557,6 +560,37 @@ def test_filtered_answers_come_from_column_copies(plane_codes: int, monkeypatch:
     assert late["date_created"] // DAY in scanned
     plan = stats.snapshot(conn, columns.plan, SITE, START, START + SPAN_DAYS * DAY - 1)
     assert not [(lo, hi) for lo, hi in plan.raw if lo <= late_hour <= hi]  # (raw: days without views only)
+
+
+def test_filtered_medians_read_each_copied_day_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filtered /time and a filtered detail table take the medians of the rows shown from the durations
+    their counting pass kept: one pass over the column copies, not a second for the rows shown; a
+    tally whose durations pass TALLY_RUNS_HELD lets them go and reads the rows shown again."""
+    use_full_site(monkeypatch)
+    conn = new_db()
+    rows, events = random_rows(random.Random(11))
+    insert(conn, rows)
+    insert_events(conn, events)
+    rollups.refresh(conn, FAR_FUTURE)
+    days = {row["date_created"] // DAY for row in rows}
+    loaded: list[int] = []
+    real = columns.load
+    spy = lambda *args, **kwargs: [loaded.append(copy.day) or copy for copy in real(*args, **kwargs)]  # noqa: E731
+    monkeypatch.setattr(columns, "load", spy)
+    query = stats.Query(SITE, START * 1000, (START + SPAN_DAYS * DAY) * 1000 - 1, (Filter("country", "eq", "germany"),))
+    ref = Reference(rows, events)
+    for held in (stats.TALLY_RUNS_HELD, 0):
+        monkeypatch.setattr(stats, "TALLY_RUNS_HELD", held)
+        loaded.clear()
+        assert stats.snapshot(conn, stats.time_stats, query, False, stats.Page()) == ref.time(query, False)
+        times = len(loaded)
+        loaded.clear()
+        answer = stats.snapshot(conn, stats.list_stats, query, "referrers", False, stats.Page())
+        assert answer == ref.listing(query, "referrers", False, False)
+        if held:  # every copied day once
+            assert sorted(loaded) == sorted(days) and times == len(days)
+        else:  # the rows shown read again (50 groups at a time: at least one more pass)
+            assert set(loaded) == days and len(loaded) >= 2 * len(days) and times >= 2 * len(days)
 
 
 def _plane_sizes(conn: sqlite3.Connection) -> list[tuple[bytes, str]]:
