@@ -258,9 +258,7 @@ class App:
 def peer_network(trustedproxies: tuple[str, ...]) -> Callable[[str], str | None]:
     """The server's per-network key of a TCP peer: its /24 or /48, as ingestion's rate limit
     (`ipfilter.network_key`); None for a -trustedproxies proxy, whose connections carry many clients."""
-    loopback = ("127.0.0.0/8", "::1/128")
-    entries = [net for entry in trustedproxies for net in (loopback if entry == "loopback" else (entry,))]
-    trusted = tuple(ipaddress.ip_network(net, strict=False) for net in entries)
+    trusted = ipfilter.trusted_networks(trustedproxies)
 
     def network(peer: str) -> str | None:
         try:
