@@ -184,3 +184,22 @@ def test_summaries_and_properties_from_hourly_tables_equal_the_raw_rows(ch: Clie
                 raw = stats.properties(ch, Query(SITE, *us, neutral), Page())
                 assert stats.properties(ch, Query(SITE, *us), Page()) == raw, (start, end)
         assert stats.site_metrics(ch, Query(SITE)) == stats.site_metrics(ch, Query(SITE, filters=neutral))
+
+
+def test_a_hostname_sharing_the_site_key_is_told_apart(ch: Client) -> None:
+    """Rows are found by a 64-bit hash of the hostname; names are compared too once `sites` holds two names
+    for one key. No real pair collides, so the impostor's rows are forged with this site's key."""
+    assert hits.apply_batch(ch, [hits.NewView(row(bid="v1", date_created=T0 + 5))]) == [None]
+    assert hits.apply_batch(ch, [hits.Duration("v1", 300)]) == [None]
+    impostor = "site_key, 'impostor.example'"
+    ch.command(f"INSERT INTO hourly SELECT {impostor}, kind, hour, value, 5, 5, 5, 5, 5, 1500, 5, 0, 0 FROM hourly")
+    ch.command(f"INSERT INTO duration_hours SELECT {impostor}, kind, value, hour, bucket, 5 FROM duration_hours")
+    ch.command(f"INSERT INTO durations SELECT {impostor}, kind, value, bucket, hour, 7, 5 FROM durations")
+    day = (T0 - T0 % 86_400_000) * 1000
+    q = Query(SITE, day, day + 86_400_000_000 - 1)
+    expected = {"visitors": 1, "pageviews": 1, "bounce_percentage": 0, "duration": 300}
+    assert stats.site_metrics(ch, q) != expected  # without its name in `sites`, the impostor counts
+    ch.command(f"INSERT INTO sites SELECT site_key, 'impostor.example' FROM sites WHERE hostname = '{SITE}'")
+    assert stats.site_metrics(ch, q) == expected
+    assert stats.summary(ch, q, True, "hour")["current"] == expected
+    assert stats.list_stats(ch, q, "pages", True, Page()) == [{"path": "/", "visitors": 1, "visitors_percentage": 1.0}]

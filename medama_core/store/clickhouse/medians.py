@@ -22,15 +22,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.schema import BUCKET, HOUR_MS
 from medama_core.store.clickhouse.sql import in_list
-from medama_core.store.clickhouse.windows import Windows, plan, whole_hours
+from medama_core.store.clickhouse.windows import Windows, plan
 
-__all__ = ["Family", "middles"]
+__all__ = ["MAX_VALUES", "Family", "middles"]
 
 Key = tuple[int, int, str]  # (family, window, value)
+# Values (pages) whose middles one pair of reads finds: each is an element of an IN list, and its index
+# takes 16 bits of a packed key (_pack). /time asks for the pages shown, a handful.
+MAX_VALUES: Final = 1000
 _DURATION = "assumeNotNull(duration_ms)"
 
 
@@ -62,6 +66,11 @@ def middles(
     families: Sequence[Family],
 ) -> dict[Key, tuple[int, int, int]]:
     """(family index, window index, value) -> (n, lower middle, upper middle), for every window with durations."""
+    if len(values) > MAX_VALUES:
+        found = {}
+        for start in range(0, len(values), MAX_VALUES):
+            found.update(middles(client, site, params, kind, label, values[start : start + MAX_VALUES], families))
+        return found
     source = _Source(site, kind, label, values)
     counts = _bucket_counts(client, source, dict(params), families)
     wanted: dict[Key, tuple[int, tuple[int, int], tuple[int, int]]] = {}  # n, (bucket, rank) of each middle
@@ -88,6 +97,25 @@ def _locate(by_bucket: dict[int, int], ranks: list[int]) -> list[tuple[int, int]
             found.append((bucket, pending.pop(0) - before))
         before += count
     return found
+
+
+# A (reader, window, value index, bucket) packed in one UInt64, so rows are matched and grouped by a number:
+# 8 bits of reader, 24 of window + 1, 16 of value index, 16 of bucket.
+
+
+def _pack(reader: int, window: int, value: int, bucket: int) -> int:
+    return (((reader << 24 | (window + 1)) << 16 | value) << 16) | bucket
+
+
+def _unpack(key: int) -> tuple[int, int, int, int]:
+    return key >> 56, (key >> 32 & 0xFFFFFF) - 1, key >> 16 & 0xFFFF, key & 0xFFFF
+
+
+def _pack_sql(reader: int, window: str, value: str, bucket: str) -> str:
+    return (
+        f"bitOr(bitShiftLeft(toUInt64({reader}), 56), bitOr(bitShiftLeft(toUInt64({window} + 1), 32),"
+        f" bitOr(bitShiftLeft(toUInt64({value}), 16), toUInt64({bucket}))))"
+    )
 
 
 def _values_sql(source: _Source, params: dict[str, object], column: str) -> str:
@@ -157,69 +185,56 @@ def _select(
     if not ranks:
         return {}
     value_index = {value: i for i, value in enumerate(source.values)}
+    packed = {_pack(reader, w, value_index[value], b): found for (reader, w, value, b), found in ranks.items()}
+    names = ", ".join(f"{{mv{i}:String}}" for i in range(len(source.values)))
+    wanted_keys = ", ".join(str(key) for key in packed)
     branches = []
     params["mkind"] = source.kind
     for r, windows in enumerate(readers):
         split = plan(windows)
         prefix = f"m{r}"
-        targets = sorted({(w, b) for (reader, w, _, b) in ranks if reader == r})
-        if not targets:
+        buckets = ", ".join(str(b) for b in sorted({b for (reader, _, _, b) in ranks if reader == r}))
+        if not buckets:
             continue
-        buckets = sorted({b for _, b in targets})
+        # Only the wanted buckets' range of each value, then only the wanted (window, value, bucket) in it.
         if split.hours:
             index = windows.index_sql(f"hour * {HOUR_MS}", params, prefix)
-            ranges = []
-            for i, (w, b) in enumerate(targets):
-                first, last = whole_hours(*windows.bounds(w))
-                clauses = [f"bucket = {{{prefix}_b{i}:UInt64}}"]
-                params[f"{prefix}_b{i}"] = b
-                if first is not None:
-                    clauses.append(f"hour >= {{{prefix}_h{i}:Int64}}")
-                    params[f"{prefix}_h{i}"] = first
-                if last is not None:
-                    clauses.append(f"hour <= {{{prefix}_k{i}:Int64}}")
-                    params[f"{prefix}_k{i}"] = last
-                ranges.append(" AND ".join(clauses))
+            key = _pack_sql(r, index, f"indexOf([{names}], value) - 1", "bucket")
             branches.append(
-                f"SELECT toUInt8({r}) AS fam, toInt64({index}) AS w, value AS v, bucket AS b, duration AS d, n"
-                f" FROM durations WHERE {source.site} AND kind = {{mkind:UInt8}}"
-                f" AND {_values_sql(source, params, 'value')} AND {split.hours_sql(params, prefix)}"
-                f" AND (({') OR ('.join(ranges)}))"
+                f"SELECT {key} AS k, duration AS d, n FROM durations WHERE {source.site} AND kind = {{mkind:UInt8}}"
+                f" AND {_values_sql(source, params, 'value')} AND bucket IN ({buckets})"
+                f" AND {split.hours_sql(params, prefix)} AND k IN ({wanted_keys})"
             )
         raw = split.raw_sql(params, prefix)
         if raw is not None:
             raw_index = windows.index_sql("date_created", params, prefix)
             of_row = BUCKET.format(column=_DURATION)
+            key = _pack_sql(r, raw_index, f"indexOf([{names}], {source.label}) - 1", of_row)
             branches.append(
-                f"SELECT toUInt8({r}) AS fam, toInt64({raw_index}) AS w, {source.label} AS v, {of_row} AS b,"
-                f" {_DURATION} AS d, toInt64(sign) AS n"
+                f"SELECT {key} AS k, {_DURATION} AS d, toInt64(sign) AS n"
                 f" FROM views WHERE {source.site} AND ({raw}) AND isNotNull(duration_ms)"
-                f" AND {_values_sql(source, params, source.label)}"
-                f" AND {of_row} IN ({', '.join(str(b) for b in buckets)})"
+                f" AND {_values_sql(source, params, source.label)} AND k IN ({wanted_keys})"
             )
-    keys, low_ranks, high_ranks = [], [], []
-    for (reader, w, value, b), found in ranks.items():
-        keys.append(f"'{reader}:{w}:{value_index[value]}:{b}'")
-        low_ranks.append(str(min(found)))
-        high_ranks.append(str(max(found)))
-    names = ", ".join(f"{{mv{i}:String}}" for i in range(len(source.values)))
-    key = f"concat(toString(fam), ':', toString(w), ':', toString(indexOf([{names}], v) - 1), ':', toString(b))"
-    # The value at a rank: the first distinct duration whose running count reaches it.
-    cumulative = "arrayCumSum(arrayMap(p -> tupleElement(p, 2), pairs))"
-    pick = "tupleElement(arrayElement(pairs, arrayFirstIndex(c -> c >= {rank}, " + cumulative + ")), 1)"
+    lows = ", ".join(str(min(found)) for found in packed.values())
+    highs = ", ".join(str(max(found)) for found in packed.values())
+    # Each wanted bucket's rows sorted by duration, a value's cancelling (negative) rows before its others,
+    # and the running sum of their counts: the value at a rank is that of the first row whose running count
+    # reaches it. Within a value the running count dips and then climbs to its net, so it first reaches a
+    # rank on a row of the right value; no GROUP BY per duration is needed (it cost more than the rest).
+    order = "toUInt64(d) * 2 + (n > 0)"  # durations are below 2**63: twice one fits a UInt64
+    pick = "intDiv(arrayElement(ks, arrayFirstIndex(c -> c >= {rank}, cs)), 2)"
     sql = (
-        f"SELECT fam, w, v, b, {pick.format(rank='low')}, {pick.format(rank='high')}, low, high FROM ("
-        f" SELECT fam, w, v, b, arraySort(groupArray((d, n))) AS pairs,"
-        f" transform(any(k), [{', '.join(keys)}], [{', '.join(low_ranks)}], 0) AS low,"
-        f" transform(any(k), [{', '.join(keys)}], [{', '.join(high_ranks)}], 0) AS high FROM ("
-        f" SELECT fam, w, v, b, d, sum(n) AS n, {key} AS k FROM ({' UNION ALL '.join(branches)})"
-        f" GROUP BY fam, w, v, b, d HAVING n != 0 AND k IN ({', '.join(keys)})"
-        ") GROUP BY fam, w, v, b)"
+        f"SELECT k, {pick.format(rank='low')}, {pick.format(rank='high')}, low, high FROM ("
+        f" SELECT k, arraySort(groupArray({order})) AS ks,"
+        f" arrayCumSum(arraySort((x, y) -> y, groupArray(n), groupArray({order}))) AS cs,"
+        f" transform(k, [{wanted_keys}], [{lows}], 0) AS low, transform(k, [{wanted_keys}], [{highs}], 0) AS high"
+        f" FROM ({' UNION ALL '.join(branches)}) GROUP BY k)"
     )
     found_values: dict[tuple[int, int, str, int, int], int] = {}
     back = {r: f for f, r in whole_of.items()}
-    for reader, w, value, b, low_value, high_value, low, high in client.rows(sql, params):
-        f, window = (back[int(reader)], -1) if int(reader) in back else (int(reader), int(w))
-        found_values[(f, window, str(value), int(b), int(low))] = int(low_value)
-        found_values[(f, window, str(value), int(b), int(high))] = int(high_value)
+    for key, low_value, high_value, low, high in client.rows(sql, params):
+        reader, w, vi, b = _unpack(int(key))
+        f, window = (back[reader], -1) if reader in back else (reader, w)
+        found_values[(f, window, source.values[vi], b, int(low))] = int(low_value)
+        found_values[(f, window, source.values[vi], b, int(high))] = int(high_value)
     return found_values

@@ -225,6 +225,13 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             FROM events
             WHERE site != ''
             GROUP BY site_key, site, hour, name, value""",
+            """CREATE TABLE IF NOT EXISTS sites (
+                site_key UInt64,
+                hostname String
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (site_key, hostname)""",
+            f"""CREATE MATERIALIZED VIEW IF NOT EXISTS site_names TO sites AS
+            SELECT DISTINCT {SITE_KEY.format(column="hostname")} AS site_key, hostname FROM views""",
             f"""CREATE TABLE IF NOT EXISTS drops (
                 day Int64,
                 hostname String,
@@ -236,7 +243,17 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
         ),
     ),
 )
-TABLES: Final = ("views", "view_keys", "events", "drops", "hourly", "duration_hours", "durations", "event_hours")
+TABLES: Final = (
+    "views",
+    "view_keys",
+    "events",
+    "drops",
+    "hourly",
+    "duration_hours",
+    "durations",
+    "event_hours",
+    "sites",
+)
 
 _VERSIONS: Final = """CREATE TABLE IF NOT EXISTS medama_schema (
     version UInt32,

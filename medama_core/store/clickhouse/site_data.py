@@ -41,6 +41,7 @@ _DERIVED: Final = {
     "duration_hours": ("hostname",),
     "durations": ("hostname",),
     "event_hours": ("site",),
+    "sites": ("hostname",),
 }
 _COLUMNS: Final = {
     "views": VIEW_TABLE_COLUMNS,

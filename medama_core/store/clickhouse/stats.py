@@ -23,6 +23,7 @@ both engines give the same numbers. The order statistics:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Final
 
 from medama_core.store.aggregate import Group, fraction
@@ -72,10 +73,30 @@ _VISITORS: Final = "sumIf(sign, is_unique_user = 1), sumIf(sign, is_unique_page 
 _ORPHAN_KEY: Final = SITE_KEY.format(column="''")
 
 
+@dataclass(frozen=True)
+class _Resolved(Query):
+    """A query that knows whether another stored hostname shares its site's key (then rows compare names too)."""
+
+    shared: bool = True
+
+
+def _resolve(client: Client, query: Query) -> Query:
+    """The query with its site key checked against `sites`: one lookup in a table of one row per site."""
+    if isinstance(query, _Resolved):
+        return query
+    key = SITE_KEY.format(column="{h:String}")
+    rows = client.rows(
+        f"SELECT count() FROM sites WHERE site_key = {key} AND hostname != {{h:String}}", {"h": query.hostname}
+    )
+    return _Resolved(query.hostname, query.start_us, query.end_us, query.filters, shared=bool(int(rows[0][0])))
+
+
 def _site(query: Query, params: dict[str, object], column: str = "hostname") -> str:
-    """The site's rows: its key first (a number compare, and the start of every sort key), then its name."""
+    """The site's rows: its key (a number compare, and the start of every sort key), and its name only when
+    another stored name has the same key (a 64-bit hash: in practice never, but answers stay exact)."""
     params["hostname"] = query.hostname
-    return f"site_key = {SITE_KEY.format(column='{hostname:String}')} AND {column} = {{hostname:String}}"
+    key = f"site_key = {SITE_KEY.format(column='{hostname:String}')}"
+    return f"{key} AND {column} = {{hostname:String}}" if getattr(query, "shared", True) else key
 
 
 def _where(query: Query, params: dict[str, object], lo: int | None = None, hi: int | None = None) -> str:
@@ -137,6 +158,7 @@ _EMPTY: Final = Group(fixed={0.5: None})
 
 def site_metrics(client: Client, query: Query) -> dict[str, Any]:
     """visitors, pageviews, bounce_percentage and duration over the whole query."""
+    query = _resolve(client, query)
     if not query.filters:
         return _metrics(_window_groups(client, query, [Family(Windows(query.start, query.end))]).get((0, 0), _EMPTY))
     params: dict[str, object] = {}
@@ -227,6 +249,7 @@ def _buckets(client: Client, query: Query, interval: str, start_us: int) -> tupl
 
 def summary(client: Client, query: Query, previous: bool, interval: str | None) -> dict[str, Any]:
     """/summary: the period's metrics, the previous window's (with `previous`), the buckets (spec §4.2)."""
+    query = _resolve(client, query)
     result: dict[str, Any] = {}
     before = None
     if previous and query.start_us is not None and query.end_us is not None:
@@ -274,6 +297,7 @@ def _bucket_rows(interval: str, start_us: int, end_us: int, groups: dict[int, Gr
 
 def interval_metrics(client: Client, query: Query, interval: str, start_us: int, end_us: int) -> list[dict[str, Any]]:
     """One entry per bucket from start to end, empty buckets as zeros (spec §4.2)."""
+    query = _resolve(client, query)
     if not query.filters:
         windows = _bucket_windows(query, interval, start_us, end_us)
         groups = _window_groups(client, query, [Family(windows)])
@@ -357,6 +381,7 @@ def list_stats(
     client: Client, query: Query, endpoint: str, summary: bool, page: Page, variant: bool = False
 ) -> list[dict[str, Any]]:
     """pages, referrers, sources, ... languages. `variant`: grouped=false / locale=true."""
+    query = _resolve(client, query)
     kind, key = LISTS[endpoint]
     if variant:
         kind = {"referrer": "referrer_host", "language": "language_dialect"}.get(kind, kind)
@@ -461,6 +486,7 @@ def _raw_counts(client: Client, query: Query, fields: tuple[str, ...]) -> dict[s
 
 def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
     """/time: median, quartiles and share of total time per page (spec §4.3)."""
+    query = _resolve(client, query)
     # Only what the keep rule and the shares read: page visitors, and the durations' sum and counts.
     fields = ("page_visitors", "duration_sum", "measured", "zeros", "ones")
     found = _hourly_groups(client, query, "path", fields)
@@ -507,6 +533,7 @@ def property_counts(client: Client, query: Query) -> dict[tuple[str, str], int]:
     An event carries its view's site and dimensions (schema.py), so the view filters read its own
     columns; an event stored before its view (site '') is matched to the site's views by beacon id.
     """
+    query = _resolve(client, query)
     params: dict[str, object] = {}
     site = _site(query, params, "site")
     period = []
