@@ -164,24 +164,27 @@ def panel(client: Client, endpoint: str, q: Query) -> Callable[[], Any]:
     return lambda: ch_stats.list_stats(client, q, endpoint, True, page)
 
 
-def measure(client: Client, runs: int, filter_sets: list[str], periods: list[int]) -> None:
+def measure(engine: Engine, client: Client, runs: int, filter_sets: list[str], periods: list[int]) -> None:
+    """Each panel's median wall time, and the server's median CPU time for it (which moves far less with the
+    machine's load: on an idle 2-core machine, wall time is between CPU / 2 and CPU, plus the client's part)."""
     for filters in filter_sets:
         for days in periods:
             q = data.case_query(days, filters)
-            times = {}
+            times, cpus = {}, {}
             for endpoint in data.ENDPOINTS:
                 call = panel(client, endpoint, q)
-                samples = []
+                samples, cpu = [], []
                 for _ in range(runs):
-                    started = time.perf_counter()
+                    started, before = time.perf_counter(), engine.cpu()
                     call()
                     samples.append((time.perf_counter() - started) * 1000)
-                times[endpoint] = statistics.median(samples)
+                    cpu.append((engine.cpu() - before) * 1000)
+                times[endpoint], cpus[endpoint] = statistics.median(samples), statistics.median(cpu)
             worst = max(times, key=lambda e: times[e])
-            cells = "  ".join(f"{e} {ms:.0f}" for e, ms in times.items())
+            cells = "  ".join(f"{e} {ms:.0f}/{cpus[e]:.0f}" for e, ms in times.items())
             print(
-                f"{days:>2} days, filters={filters:<5} set {sum(times.values()):6.0f} ms, slowest {worst}"
-                f" {times[worst]:.0f} ms | {cells}",
+                f"{days:>2} days, filters={filters:<5} set {sum(times.values()):6.0f} ms (server CPU"
+                f" {sum(cpus.values()):5.0f} ms), slowest {worst} {times[worst]:.0f} ms | wall/CPU: {cells}",
                 flush=True,
             )
 
@@ -294,7 +297,7 @@ def main() -> None:
             client = bench_database(engine, raw, args.rows)
             settle(client)
             print(f"query parameters: {'server-side' if client.server_params else 'escaped literals'}", flush=True)
-            measure(client, args.runs, args.filters.split(","), [int(d) for d in args.days.split(",")])
+            measure(engine, client, args.runs, args.filters.split(","), [int(d) for d in args.days.split(",")])
             client.close()
         if "ingest" not in skip:
             ingest(engine, raw, args.ingest_rows, args.batch, args.ingest_prefill)
