@@ -421,26 +421,16 @@ def list_stats(
 
 
 def _medians(client: Client, query: Query, groups: dict[str, Group], paths: list[str]) -> None:
-    """Fix the medians of some pages' groups (their durations' count and two middle values only)."""
+    """Fix the medians of some pages' groups, for an unfiltered query (the duration tables)."""
     if not paths:
         return
     params: dict[str, object] = {}
-    if not query.filters:
-        site = _site(query, params)
-        family = Family(Windows(query.start, query.end))
-        found = middles(client, site, params, KIND_CODES["path"], LABELS["path"], paths, [family])
-        for path in paths:
-            n, low, high = found.get((0, 0, path), (0, 0, 0))
-            groups[path].fixed = {0.5: _interpolate(n, 0.5, low, high) if n else None}
-        return
-    measured = _COUNT_SQL[_COUNT_FIELDS.index("measured")]
-    sql = (
-        f"SELECT pathname, {measured}, {MIDDLES} FROM views WHERE {_where(query, params)}"
-        f" AND pathname IN ({in_list('path', paths, params)}) GROUP BY pathname"
-    )
-    for path, n, pair in client.rows(sql, params):
-        median = _interpolate(int(n), 0.5, pair[0], pair[1]) if int(n) else None
-        groups[str(path)].fixed = {0.5: median}
+    site = _site(query, params)
+    family = Family(Windows(query.start, query.end))
+    found = middles(client, site, params, KIND_CODES["path"], LABELS["path"], paths, [family])
+    for path in paths:
+        n, low, high = found.get((0, 0, path), (0, 0, 0))
+        groups[path].fixed = {0.5: _interpolate(n, 0.5, low, high) if n else None}
 
 
 # The live durations of each page: every (page, duration) with a positive net sign, repeated that many
@@ -490,7 +480,13 @@ def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[
     # Only what the keep rule and the shares read: page visitors, and the durations' sum and counts.
     fields = ("page_visitors", "duration_sum", "measured", "zeros", "ones")
     found = _hourly_groups(client, query, "path", fields)
-    groups = found if found is not None else _raw_counts(client, query, fields)
+    medians_known = found is None and summary  # a raw read: one pass gives every page's median too
+    if found is not None:
+        groups = found
+    elif summary:
+        groups = _groups(client, query, LABELS["path"], True)
+    else:
+        groups = _raw_counts(client, query, fields)
     kept = [(path, g) for path, g in groups.items() if g.page_visitors >= 3 and g.median_positive()]
     if not summary:
         _quartiles(client, query, groups, [path for path, _ in kept])
@@ -502,7 +498,8 @@ def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[
         kept.sort(key=lambda item: -shares[item[0]])
         wanted = len(kept) if page.limit is None else min(len(kept), page.offset + page.limit)
         kept = [item for item in kept if wanted and shares[item[0]] >= shares[kept[wanted - 1][0]]]
-        _medians(client, query, groups, [path for path, _ in kept])
+        if not medians_known:
+            _medians(client, query, groups, [path for path, _ in kept])
         kept.sort(key=lambda item: (-shares[item[0]], -item[1].duration(), -item[1].page_visitors, item[0]))
     else:
         kept.sort(key=lambda item: (-item[1].page_visitors, -item[1].duration(), item[0]))
