@@ -136,7 +136,7 @@ def _bucket_counts(
             branches.append(
                 f"SELECT toUInt8({f}) AS fam, toInt64({index}) AS w, value AS v, bucket AS b, n FROM duration_hours"
                 f" WHERE {source.site} AND kind = {{mkind:UInt8}} AND {_values_sql(source, params, 'value')}"
-                f" AND {split.hours_sql(params, prefix)}"
+                f" AND {split.spans_sql(params, prefix)}"
             )
         raw = split.raw_sql(params, prefix)
         if raw is not None:

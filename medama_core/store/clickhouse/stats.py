@@ -179,7 +179,7 @@ def _window_groups(client: Client, query: Query, families: list[Family]) -> dict
             index = family.windows.index_sql(f"hour * {HOUR_MS}", params, f"c{f}")
             branches.append(
                 f"SELECT toUInt8({f}) AS fam, toInt64({index}) AS w, {', '.join(fields)} FROM hourly"
-                f" WHERE {site} AND kind = {SITE_KIND} AND {split.hours_sql(params, f'c{f}')}"
+                f" WHERE {site} AND kind = {SITE_KIND} AND {split.spans_sql(params, f'c{f}')}"
             )
         raw = split.raw_sql(params, f"c{f}")
         if raw is not None:
@@ -309,36 +309,19 @@ def interval_metrics(client: Client, query: Query, interval: str, start_us: int,
 # ---- list endpoints ---------------------------------------------------------------------------------
 
 
-def _whole_hours(start: int | None, end: int | None) -> tuple[int | None, int | None] | None:
-    """The first and last whole hour inside [start, end] (ms; None: unbounded), or None if there is none."""
-    first = None if start is None else -(-start // HOUR_MS)
-    last = None if end is None else (end + 1) // HOUR_MS - 1
-    if first is not None and last is not None and first > last:
-        return None
-    return first, last
-
-
 def _hourly_groups(client: Client, query: Query, kind: str, fields: tuple[str, ...]) -> dict[str, Group] | None:
     """Counts (Group fields `hourly` has) per label: `hourly` for the whole hours, `views` for the edges.
 
     None for a query with filters, or without a whole hour: then only the raw rows can answer.
     """
-    hours = _whole_hours(query.start, query.end)
-    if query.filters or hours is None:
+    split = plan(Windows(query.start, query.end))
+    if query.filters or not split.hours:
         return None
-    first, last = hours
     params: dict[str, object] = {"kind": KIND_CODES[kind]}
     site = _site(query, params)
-    rolled = [site, "kind = {kind:UInt8}"]
-    edges = []  # the parts of the period outside the whole hours, read raw
-    if first is not None:
-        rolled.append("hour >= {first:Int64}")
-        edges.append("date_created >= {lo:Int64} AND date_created < {first_ms:Int64}")
-        params.update(first=first, lo=query.start, first_ms=first * HOUR_MS)
-    if last is not None:
-        rolled.append("hour <= {last:Int64}")
-        edges.append("date_created >= {after_ms:Int64} AND date_created <= {hi:Int64}")
-        params.update(last=last, hi=query.end, after_ms=(last + 1) * HOUR_MS)
+    rolled = [site, "kind = {kind:UInt8}", split.spans_sql(params, "h")]
+    raw_sql = split.raw_sql(params, "h")
+    edges = [] if raw_sql is None else [raw_sql]  # the parts of the period outside the whole hours, read raw
     wanted = ("pageviews", *(field for field in fields if field != "pageviews"))  # pageviews: the label exists
     sums = ", ".join(f"sum({field})" for field in wanted)
     sql = f"SELECT value, {sums} FROM hourly WHERE {' AND '.join(rolled)} GROUP BY value"

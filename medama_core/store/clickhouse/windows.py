@@ -1,5 +1,9 @@
 """Periods split for the hourly tables: the whole hours they answer for, and the raw rows around them.
 
+The tables with span levels (`hourly`, `duration_hours`) also hold each
+hour's counts summed over aligned spans of 4, 16, 64, 256 and 1,024 hours, so
+a 90-day period reads about 20 spans instead of 2,160 hours.
+
 A stats query asks for one window of time (a period, or the previous one) or
 for consecutive windows (the buckets of an interval). The hourly tables
 (`hourly`, `duration_hours`, `durations`) answer for every hour that lies
@@ -15,14 +19,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Final
 
-from medama_core.store.clickhouse.schema import HOUR_MS
+from medama_core.store.clickhouse.schema import HOUR_MS, LEVEL_HOURS
 from medama_core.store.stats import STEPS_US, _month_index
 
-__all__ = ["MAX_RAW_RANGES", "Plan", "Windows", "plan", "whole_hours"]
+__all__ = ["MAX_RAW_RANGES", "MAX_SPANS", "Plan", "Windows", "plan", "spans", "whole_hours"]
 
 # Raw ranges OR-ed in one condition. Past this (minute buckets over days, cut hours of a long run of
 # buckets off UTC) the whole period is read raw, as a filtered query is: one range, exact either way.
 MAX_RAW_RANGES: Final = 200
+# Spans listed in one condition: a year of hour buckets is ~9,000 one-hour spans, past this; then the hours'
+# level-0 rows are read by range, as many rows but a short statement.
+MAX_SPANS: Final = 4000
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,15 @@ class Windows:
             last = min(last, self.hi)
         return first, last
 
+    def count(self) -> int:
+        """How many windows there are (lo and hi bounded)."""
+        assert self.lo is not None and self.hi is not None
+        if self.interval is None:
+            return 1
+        if self.interval == "month":
+            return _month_index(self.hi) - _month_index(self.origin_us // 1000) + 1
+        return (self.hi * 1000 - self.origin_us) // STEPS_US[self.interval] + 1
+
     def cut_hours(self, first: int, last: int) -> list[int] | None:
         """The hours from first to last that a bucket edge cuts (None: too many to read raw)."""
         if self.interval is None or self.interval == "month":  # month edges are midnights UTC
@@ -107,6 +123,21 @@ class Plan:
     hours: bool
     cut: tuple[int, ...]  # hours between first and last that are read raw instead
     raw: tuple[tuple[int | None, int | None], ...]  # inclusive ms ranges (None: unbounded)
+    # The same whole hours as aligned spans (level, first hour) of LEVEL_HOURS[level] hours, each inside one
+    # window; None when unbounded or too many (then the level-0 rows of the hours are read).
+    spans: tuple[tuple[int, int], ...] | None = None
+
+    def spans_sql(self, params: dict[str, object], prefix: str) -> str:
+        """The condition on `level` and `hour` of a table with span levels (only when `hours`)."""
+        if self.spans is None:
+            return f"level = 0 AND {self.hours_sql(params, prefix)}"
+        by_level: dict[int, list[int]] = {}
+        for level, hour in self.spans:
+            by_level.setdefault(level, []).append(hour)
+        clauses = []
+        for level, hours in sorted(by_level.items()):
+            clauses.append(f"(level = {level} AND hour IN ({', '.join(str(hour) for hour in hours)}))")
+        return "(" + " OR ".join(clauses) + ")" if clauses else "0"
 
     def hours_sql(self, params: dict[str, object], prefix: str) -> str:
         """The condition on `hour` of an hourly table's rows (only when `hours`)."""
@@ -142,6 +173,33 @@ class Plan:
         return "(" + ") OR (".join(ranges) + ")"
 
 
+def spans(first: int, last: int) -> list[tuple[int, int]]:
+    """Hours first..last as the fewest aligned spans (level, first hour): greedy, largest first."""
+    found = []
+    hour = first
+    while hour <= last:
+        level = len(LEVEL_HOURS) - 1
+        while hour % LEVEL_HOURS[level] or hour + LEVEL_HOURS[level] - 1 > last:
+            level -= 1
+        found.append((level, hour))
+        hour += LEVEL_HOURS[level]
+    return found
+
+
+def _spans(windows: Windows, first: int | None, last: int | None) -> tuple[tuple[int, int], ...] | None:
+    """The spans of every window's whole hours (a bucket edge's hour is whole in neither)."""
+    if windows.lo is None or windows.hi is None or first is None or last is None:
+        return None
+    found: list[tuple[int, int]] = []
+    for index in range(windows.count()):
+        lo, hi = whole_hours(*windows.bounds(index))
+        if lo is not None and hi is not None:
+            found += spans(max(lo, first), min(hi, last))
+            if len(found) > MAX_SPANS:
+                return None
+    return tuple(found)
+
+
 def plan(windows: Windows) -> Plan:
     """Split `windows` into whole hours inside one window and raw ranges for the rest."""
     lo, hi = windows.lo, windows.hi
@@ -162,4 +220,4 @@ def plan(windows: Windows) -> Plan:
     raw += [(hour * HOUR_MS, hour * HOUR_MS + HOUR_MS - 1) for hour in cut]
     if hi is not None and last is not None and hi > last * HOUR_MS + HOUR_MS - 1:
         raw.append(((last + 1) * HOUR_MS, hi))
-    return Plan(first, last, True, tuple(cut), tuple(raw))
+    return Plan(first, last, True, tuple(cut), tuple(raw), _spans(windows, first, last))
