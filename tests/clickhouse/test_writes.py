@@ -167,7 +167,7 @@ def test_summaries_and_properties_from_hourly_tables_equal_the_raw_rows(ch: Clie
     assert hits.apply_batch(ch, unloads + [hits.NewEvents(events)]) == [None] * (len(unloads) + 1)
     assert hits.apply_batch(ch, later) == [None] * len(later)
     neutral = (Filter("browser", "neq", "no such browser"),)
-    bounds = [base + at + d for at in (0, hour, 26 * hour, 31 * 24 * hour) for d in (-1, 0, hour // 2)]
+    bounds = [base + at + d for at in (0, 26 * hour, 31 * 24 * hour) for d in (-1, 0, hour // 2)]
     intervals = (None, "hour", "day", "week", "month")
     for state in ("unmerged", "merged"):
         if state == "merged":

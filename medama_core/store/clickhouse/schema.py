@@ -88,9 +88,11 @@ SITE_KEY: Final = "sipHash64({column})"
 # durations (the conversion and the shift are monotonic). Values below 32 have a bucket each.
 BUCKET: Final = "toUInt16(bitShiftRight(reinterpretAsUInt64(reinterpretAsString(toFloat64({column}))), 48))"
 # Hours per span level of `hourly` and `duration_hours`: every view is counted in its hour (level 0) and in
-# the aligned spans of 4, 16, 64, 256 and 1,024 hours holding it (windows.spans), so a period of n hours
-# reads O(log n) spans per value instead of n hours. Factors of 4: a view writes 6 rows per kind, not 11.
-LEVEL_HOURS: Final = (1, 4, 16, 64, 256, 1024)
+# the aligned spans of 16 and 256 hours holding it (windows.spans), so a period reads at most ~30 spans per
+# 256 hours at its ends and one per 256 hours between (90 days: ~40 spans instead of 2,160 hours). Each
+# level is one more row per view and kind written by the materialized views: 6 levels (factors of 4) cost
+# ~50 µs of server CPU per hit, 3 levels about half.
+LEVEL_HOURS: Final = (1, 16, 256)
 # (level, hours) of every span level, joined to each row in a GROUP BY (18.16 takes one ARRAY JOIN clause,
 # used by the kinds): `tupleElement(ls, 1)` is the level, the hour is rounded down to `tupleElement(ls, 2)`.
 _LEVELS: Final = (

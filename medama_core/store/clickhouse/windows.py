@@ -1,8 +1,8 @@
 """Periods split for the hourly tables: the whole hours they answer for, and the raw rows around them.
 
 The tables with span levels (`hourly`, `duration_hours`) also hold each
-hour's counts summed over aligned spans of 4, 16, 64, 256 and 1,024 hours, so
-a 90-day period reads about 20 spans instead of 2,160 hours.
+hour's counts summed over aligned spans of 16 and 256 hours, so a 90-day
+period reads about 40 spans instead of 2,160 hours.
 
 A stats query asks for one window of time (a period, or the previous one) or
 for consecutive windows (the buckets of an interval). The hourly tables
