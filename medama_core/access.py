@@ -8,7 +8,7 @@ it needs (the session, the site's owner) and turns a refusal into its answer.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, NoReturn
 
 from medama_core import auth
 from medama_core.hostnames import InvalidHostname, normalise
@@ -18,7 +18,7 @@ from medama_core.permissions import SITE_SCOPED, Access, Actor, Refusal, decide
 from medama_core.store import meta
 from medama_core.store.db import Database
 
-__all__ = ["SITE_NOT_FOUND", "authorize", "session"]
+__all__ = ["SITE_NOT_FOUND", "authorize", "authorize_sites", "session"]
 
 SITE_NOT_FOUND: Final = "website not found"  # upstream's message, for an unknown site and another's alike
 
@@ -46,8 +46,27 @@ async def authorize(request: Request, access: Access, db: Database, *, demo: boo
         request.path_params["hostname"] = hostname
         owner = await db.read(meta.website_owner, hostname)
     refusal = decide(access, actor, method=request.method, demo=demo, site_exists=owner is not None, site_owner=owner)
-    if refusal is None:
-        return
+    if refusal is not None:
+        _refuse(refusal, request, hidden_status)
+
+
+async def authorize_sites(request: Request, hostnames: list[str], db: Database, *, demo: bool) -> None:
+    """`Access.SITE_READ` for each site a route names in its query rather than its path (a read of several
+    sites at once, whose route itself needs `Access.ACCOUNT`): all of them, or `404 website not found`,
+    another's site answered as an unknown one. `hostnames` are valid and lower-case (`normalise`)."""
+    user_id = session(request).user.id
+    actor = Actor(user_id)
+    own = set(await db.read(meta.list_user_hostnames, user_id))  # one read for the common case: all the caller's
+    for hostname in hostnames:
+        owner = user_id if hostname in own else await db.read(meta.website_owner, hostname)
+        refusal = decide(
+            Access.SITE_READ, actor, method=request.method, demo=demo, site_exists=owner is not None, site_owner=owner
+        )
+        if refusal is not None:
+            _refuse(refusal, request, 404)
+
+
+def _refuse(refusal: Refusal, request: Request, hidden_status: int) -> NoReturn:
     if refusal is Refusal.DEMO:
         raise HTTPError(403, auth.DEMO_MODE)
     if refusal is Refusal.NO_SITE:

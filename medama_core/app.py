@@ -14,7 +14,25 @@ from collections.abc import Callable
 
 from medama_core import COMMIT, __version__, access, accounts, assets, https
 from medama_core.accesslog import SUMMARY_INTERVAL_S, AccessLog
-from medama_core.api import Context, Handler, debug, drops, events, health, stats, users, websites
+from medama_core.api import (
+    Context,
+    Handler,
+    debug,
+    drops,
+    events,
+    export,
+    foreign,
+    health,
+    imported,
+    notes,
+    reload_site_settings,
+    sitesettings,
+    stats,
+    tables,
+    upload,
+    users,
+    websites,
+)
 from medama_core.api import auth as auth_api
 from medama_core.api import settings as settings_api
 from medama_core.config import Config, StartupError, as_dict
@@ -37,6 +55,7 @@ SITE_READ, SITE_MANAGE = Access.SITE_READ, Access.SITE_MANAGE
 
 API_PREFIX = "/api"
 EVENT_BODY_LIMIT = 64 * 1024  # a tracker beacon is < 1 KiB; 64 KiB leaves room for big custom properties
+FOREIGN_EVENT_PATHS = ("/api/event", "/api/send")  # Plausible's and Umami's event APIs: beacons too
 DEFAULT_BODY_LIMIT = 1024 * 1024  # the largest non-event body (settings with a long IP list) is far below this
 QUERY_TIMEOUT_RETRY_S = "5"  # a timed-out stats query freed its reader; a retry soon is fine, at once is not
 DISK_FULL_RETRY_S = "60"  # freeing disk space takes a person; retrying sooner only adds load
@@ -62,7 +81,7 @@ FRAMED_SECURITY_HEADERS = (("Content-Security-Policy", DASHBOARD_CSP), ("X-Frame
 
 def embeddable(path: str) -> bool:
     """The tracker script and the event routes, which other sites' pages load and call cross-origin."""
-    return path.startswith(("/api/event/", "/scripts/")) or path == "/script.js"
+    return path.startswith(("/api/event/", "/scripts/")) or path in ("/script.js", *FOREIGN_EVENT_PATHS)
 
 
 def security_headers(path: str | None) -> list[tuple[str, str]]:
@@ -78,6 +97,8 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("GET", "/health", health.get_health, access=PUBLIC),
     Route("GET", "/event/ping", events.get_ping, access=PUBLIC),
     Route("POST", "/event/hit", events.post_hit, access=PUBLIC),
+    Route("POST", "/event", foreign.post_plausible_event, access=PUBLIC),  # Plausible's event API (api/foreign.py)
+    Route("POST", "/send", foreign.post_umami_send, access=PUBLIC),  # Umami's
     Route("GET", "/auth/config", auth_api.get_auth_config, access=PUBLIC),
     Route("POST", "/auth/login", auth_api.post_login, access=PUBLIC),
     Route("POST", "/auth/logout", auth_api.post_logout, access=PUBLIC),
@@ -91,14 +112,26 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("PATCH", "/tenant/settings", settings_api.patch_tenant_settings, access=SERVER),
     Route("GET", "/websites", websites.list_websites, access=ACCOUNT),
     Route("POST", "/websites", websites.post_website, access=ACCOUNT),
+    # Our addition; "sparklines" is no hostname. Each site in its query is checked as SITE_READ (access.py).
+    Route("GET", "/websites/sparklines", websites.get_sparklines, access=ACCOUNT),
     Route("GET", "/websites/{hostname}", websites.get_website, access=SITE_READ),
     Route("PATCH", "/websites/{hostname}", websites.patch_website, access=SITE_MANAGE),
     Route("DELETE", "/websites/{hostname}", websites.delete_website, access=SITE_MANAGE),
+    Route("POST", "/websites/{hostname}/import", upload.post_import, access=SITE_MANAGE),  # ours: another tool's export
     Route("GET", "/drops", drops.get_drops, access=ACCOUNT),
+    # Ours (docs/insights.md): a site's own settings, the notes on its chart, its raw data as a download.
+    Route("GET", "/websites/{hostname}/settings", sitesettings.get_site_settings, access=SITE_READ),
+    Route("PATCH", "/websites/{hostname}/settings", sitesettings.patch_site_settings, access=SITE_MANAGE),
+    Route("GET", "/websites/{hostname}/annotations", notes.list_annotations, access=SITE_READ),
+    Route("POST", "/websites/{hostname}/annotations", notes.post_annotation, access=SITE_MANAGE),
+    Route("DELETE", "/websites/{hostname}/annotations/{id}", notes.delete_annotation, access=SITE_MANAGE),
+    Route("GET", "/websites/{hostname}/export", export.get_export, access=SITE_READ),
+    # Each answers CSV too when asked (api/tables.py).
     *(
-        Route("GET", f"/website/{{hostname}}/{name}", handler, access=SITE_READ)
+        Route("GET", f"/website/{{hostname}}/{name}", tables.csv_capable(name, handler), access=SITE_READ)
         for name, handler in stats.HANDLERS.items()
     ),
+    Route("GET", "/website/{hostname}/imported", imported.get_imported, access=SITE_READ),  # ours: imported days
 )
 
 # A site that exists but is not the caller's answers `404 website not found`, as an unknown one does,
@@ -137,7 +170,11 @@ class App:
         self.access = AccessLog(ctx.log)
 
     def body_limit(self, path: str) -> int:
-        return EVENT_BODY_LIMIT if path.startswith("/api/event/") else DEFAULT_BODY_LIMIT
+        if path.startswith("/api/event/") or path in FOREIGN_EVENT_PATHS:
+            return EVENT_BODY_LIMIT
+        if path.startswith("/api/websites/") and path.endswith("/import"):
+            return upload.IMPORT_BODY_LIMIT
+        return DEFAULT_BODY_LIMIT
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -180,7 +217,11 @@ class App:
             route, _ = self.debug_router.lookup(request.method, path)
             await self._authorize(request, route)
             return await route.handler(request, self.ctx)
-        asset = self.assets.lookup(path, self.ctx.script_variant)
+        if path == "/script.js" and request.query_string:  # a site's own build: /script.js?site=<hostname>
+            variant, extensions = sitesettings.script_for(self.ctx, request.query_value("site") or "")
+            asset = self.assets.site_tracker(variant, extensions)
+        else:
+            asset = self.assets.lookup(path, self.ctx.script_variant)
         if asset is None:
             raise HTTPError(404, "file not found")
         return assets.respond(asset, request)
@@ -262,6 +303,8 @@ def open_context(config: Config, log: Logger) -> Context:
     settings = meta.get_settings(conn)
     ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
     ctx.hostnames.update(meta.list_hostnames(conn))
+    ctx.umami_ids = meta.umami_ids(conn)
+    ctx.site_settings = meta.list_site_settings(conn)
     today_ms = int(time.time() * 1000) // events.DAY_MS * events.DAY_MS
     ctx.quota.seed(today_ms // events.DAY_MS, hits.site_hits_on(analytics_db.writer_conn, today_ms))
     ctx.hits = Batcher(analytics_db, hits.apply_batch, log=log)
@@ -339,7 +382,7 @@ async def serve(
 
 
 async def _start_meta_watch(ctx: Context) -> None:
-    """Follow the websites and tenant settings that other processes write to me_meta.db."""
+    """Follow the websites (and their Umami ids) and tenant settings that other processes write to me_meta.db."""
     found = await ctx.meta.write(meta.changes_since, None)
     assert found is not None
     version = found[0]
@@ -350,12 +393,15 @@ async def _start_meta_watch(ctx: Context) -> None:
             await asyncio.sleep(META_POLL_INTERVAL_S)
             try:
                 changed = await ctx.meta.write(meta.changes_since, version)
+                if changed is not None:
+                    await reload_site_settings(ctx)
             except Exception as exc:  # a busy or failing database now is no reason to stop looking
                 ctx.log.warn("could not look for changes to the app database", error=repr(exc))
                 continue
             if changed is not None:
                 version, hostnames, settings = changed
                 reload_meta(ctx, hostnames, settings)
+                ctx.umami_ids = await ctx.meta.read(meta.umami_ids)  # a site deleted elsewhere took its id along
 
     task = asyncio.get_running_loop().create_task(every_interval())
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final, cast
 
-from medama_core import accounts
+from medama_core import accounts, csvtable
 from medama_core.config import (
     ConfigError,
     Option,
@@ -41,10 +41,12 @@ from medama_core.config import (
     parse_flags,
     parse_text,
 )
-from medama_core.store import bulk
+from medama_core.importers import goatcounter, plausible, umami
+from medama_core.importers.rows import BadRecord, Record, text_lines
+from medama_core.store import bulk, imported
 from medama_core.store.db import Transaction
 from medama_core.store.files import open_private
-from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, insert_sql
+from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, event_row, insert_sql, view_row
 from medama_core.store.meta import DEFAULT_ADMIN_PASSWORD, DEFAULT_ADMIN_USERNAME
 
 __all__ = [
@@ -53,6 +55,8 @@ __all__ = [
     "VIEWS",
     "ImportResult",
     "TransferError",
+    "ExportPage",
+    "export_page",
     "export_rows",
     "import_medama",
     "import_rows",
@@ -681,6 +685,177 @@ def _duckdb_rows(source: Any, kind: str, query: str, read: list[int]) -> Chunks:
         read[0] += len(rows)
 
 
+# --- other tools' exports (importers/) ---
+
+TOOLS: Final = ("goatcounter", "umami", "plausible")
+IMPORTED: Final = "imported daily totals"  # ImportResult.kind of Plausible's aggregates
+
+
+def import_foreign(
+    analytics_conn: sqlite3.Connection,
+    meta_conn: sqlite3.Connection,
+    tool: str,
+    stream: IO[bytes],
+    *,
+    site: str | None = None,
+    name: str = "",
+    sessions: IO[bytes] | None = None,
+    create_websites: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> list[ImportResult]:
+    """Import another tool's export (`tool` of TOOLS) for `site`; `name` is the file's name, `sessions`
+    Umami's session table. Line-numbered TransferError on a bad record; nothing stored then, nor on `dry_run`.
+
+    Re-running stores nothing new: views keep their (bid, hostname) key, events whose batch id is stored
+    are skipped, imported day totals are replaced by equal ones.
+    """
+    try:
+        if tool == "plausible":
+            return [_import_totals(analytics_conn, meta_conn, stream, name, site, create_websites, dry_run)]
+        records = _foreign_records(meta_conn, tool, stream, site, sessions)
+        if dry_run:
+            return _count_records(records)
+        events: list[Record] = []
+        share = _share_read(stream)
+        views = _view_chunks(records, events)
+        results = [_store(analytics_conn, meta_conn, VIEWS, views, create_websites, progress, share)]
+        fresh = _new_events(analytics_conn, events)
+        chunk_iter: Chunks = iter([(fresh, list(range(1, len(fresh) + 1)))] if fresh else [])
+        result = _store(analytics_conn, meta_conn, EVENTS, chunk_iter, create_websites, None, share)
+        result.rows = len(events)
+        results.append(result)
+        return results
+    except BadRecord as exc:
+        raise TransferError(str(exc)) from None
+
+
+def _foreign_records(
+    meta_conn: sqlite3.Connection, tool: str, stream: IO[bytes], site: str | None, sessions: IO[bytes] | None
+) -> Iterator[Record]:
+    lines = text_lines(iter(stream))
+    if tool == "goatcounter":
+        if not site:
+            raise TransferError("GoatCounter's export names no site: give -site HOSTNAME")
+        return goatcounter.records(lines, site)
+    if tool != "umami":
+        raise TransferError(f"unknown tool {tool!r}; one of {', '.join(TOOLS)}")
+    sites = {"": site} if site else {}
+    sites.update({wid: host for host, wid in _umami_ids(meta_conn)})
+    by_session = umami.sessions(text_lines(iter(sessions))) if sessions else {}
+    return umami.records(lines, sites, by_session)
+
+
+def _umami_ids(meta_conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    return [(str(h), str(w)) for w, h in meta_conn.execute("SELECT website_id, hostname FROM umami_ids")]
+
+
+def _view_chunks(records: Iterator[Record], events: list[Record]) -> Chunks:
+    """Views in chunks of rows in table order; the events are set aside (they are stored after their views)."""
+    chunk: list[Row] = []
+    numbers: list[int] = []
+    for record in records:
+        if record.kind == EVENTS:
+            events.append(record)
+            continue
+        chunk.append(view_row(record.values))
+        numbers.append(record.line)
+        if len(chunk) >= CHUNK_ROWS:
+            yield chunk, numbers
+            chunk, numbers = [], []
+    if chunk:
+        yield chunk, numbers
+
+
+def _new_events(conn: sqlite3.Connection, records: list[Record]) -> list[Row]:
+    """The events whose batch ids are not stored yet (read per site over the file's time span)."""
+    if not records:
+        return []
+    stored: set[str] = set()
+    for group in {str(r.values["group_name"]) for r in records}:
+        times = [int(str(r.values["date_created"])) for r in records if r.values["group_name"] == group]
+        stored.update(
+            str(row[0])
+            for row in conn.execute(
+                "SELECT batch_id FROM events WHERE group_name = :g AND date_created BETWEEN :lo AND :hi",
+                {"g": group, "lo": min(times), "hi": max(times)},
+            )
+        )
+    return [event_row(r.values) for r in records if r.values["batch_id"] not in stored]
+
+
+def _count_records(records: Iterator[Record]) -> list[ImportResult]:
+    counts = {VIEWS: ImportResult(VIEWS), EVENTS: ImportResult(EVENTS)}
+    for record in records:
+        counts[record.kind].rows += 1
+    return list(counts.values())
+
+
+def _import_totals(
+    analytics_conn: sqlite3.Connection,
+    meta_conn: sqlite3.Connection,
+    stream: IO[bytes],
+    name: str,
+    site: str | None,
+    create_websites: bool,
+    dry_run: bool,
+) -> ImportResult:
+    if not site:
+        raise TransferError("Plausible's export names no site: give -site HOSTNAME")
+    rows = [
+        {
+            "hostname": site,
+            "tool": "plausible",
+            "day": total.day_ms,
+            "dimension": total.dimension,
+            "value": total.value,
+            "visitors": total.visitors,
+            "pageviews": total.pageviews,
+            "visits": total.visits,
+            "bounces": total.bounces,
+            "duration_s": total.duration_s,
+        }
+        for total in plausible.totals(stream, name)
+    ]
+    result = ImportResult(IMPORTED, rows=len(rows))
+    if dry_run:
+        return result
+    websites = _Websites(meta_conn, create_websites)
+    websites.check([(site,)], [0], 0)
+    with Transaction(analytics_conn):
+        result.stored = imported.store(analytics_conn, rows)
+    websites.register()
+    result.created_websites = websites.new
+    return result
+
+
+def import_upload(
+    analytics_conn: sqlite3.Connection,
+    tool: str,
+    data: bytes,
+    site: str,
+    umami_ids: dict[str, str],
+    *,
+    name: str = "",
+    dry_run: bool = False,
+) -> list[ImportResult]:
+    """`import_foreign` for a file uploaded to the server (POST /websites/{hostname}/import), on the analytics
+    writer thread: the one site it is for (and the Umami ids naming it) stand in for the app database."""
+    from medama_core.store import db, meta  # the app database's schema, for the stand-in below
+
+    meta_conn = db.connect(":memory:")
+    try:
+        db.migrate(meta_conn, meta.MIGRATIONS)
+        meta.insert_user(meta_conn, "user_upload", "upload", "", 0)
+        meta.insert_website(meta_conn, site, "user_upload", 0)
+        for website_id, hostname in umami_ids.items():
+            if hostname == site:
+                meta.set_umami_id(meta_conn, site, website_id)
+        return import_foreign(analytics_conn, meta_conn, tool, io.BytesIO(data), site=site, name=name, dry_run=dry_run)
+    finally:
+        meta_conn.close()
+
+
 # --- exporting ---
 
 
@@ -729,6 +904,62 @@ def export_rows(
     return count
 
 
+@dataclass(frozen=True)
+class ExportPage:
+    """One page of a site's rows, as text, and where the next page starts (None: this was the last)."""
+
+    text: str
+    rows: int
+    after: tuple[int, int] | None
+
+
+def export_page(
+    conn: sqlite3.Connection,
+    hostname: str,
+    *,
+    kind: str = VIEWS,
+    fmt: str = "jsonl",
+    after: tuple[int, int] | None = None,
+    limit: int = CHUNK_ROWS,
+    spreadsheet: bool = False,
+) -> ExportPage:
+    """Up to `limit` of one site's rows, in date order, from just past `after` (None: from the first).
+
+    For a download in pages (api/export.py), each page a short read of its own: rows come by
+    (date_created, rowid), which the site's (hostname, date_created) index gives without sorting,
+    and `after` is the last page's last pair. Rows stored meanwhile with a later date are included;
+    the pages of one export need not be one snapshot. CSV starts with its header (when `after` is
+    None); `spreadsheet` guards its text cells against formula injection (csvtable.guard), which
+    `medama import` would not undo: JSON Lines is the format to import again.
+    """
+    if kind not in COLUMNS or fmt not in FORMATS:
+        raise TransferError(f"cannot export {kind} as {fmt}")
+    columns = COLUMNS[kind]
+    host_column = "hostname" if kind == VIEWS else "group_name"
+    params: dict[str, object] = {"hostname": hostname, "limit": limit}
+    since = ""
+    if after is not None:
+        since = " AND date_created >= :date AND (date_created > :date OR rowid > :rowid)"
+        params.update(date=after[0], rowid=after[1])
+    sql = (
+        f"SELECT {', '.join(columns)}, rowid FROM {kind} WHERE {host_column} = :hostname{since}"
+        " ORDER BY date_created, rowid LIMIT :limit"
+    )
+    rows = conn.execute(sql, params).fetchall()
+    out = io.StringIO()
+    if fmt == "jsonl":
+        write = _jsonl_writer(out, columns)
+    elif spreadsheet:
+        write = _spreadsheet_writer(out, columns, header=after is None)
+    else:
+        write = _csv_writer(out, columns, header=after is None)
+    for row in rows:
+        write(row[:-1])
+    last = rows[-1] if len(rows) == limit else None
+    date_index = columns.index("date_created")
+    return ExportPage(out.getvalue(), len(rows), None if last is None else (int(last[date_index]), int(last[-1])))
+
+
 def _export_value(column: str, value: object) -> object:
     if column in _BOOL_COLUMNS:
         return bool(value)
@@ -747,9 +978,21 @@ def _jsonl_writer(out: IO[str], columns: Sequence[str]) -> Callable[[tuple[Any, 
     return write
 
 
-def _csv_writer(out: IO[str], columns: Sequence[str]) -> Callable[[tuple[Any, ...]], None]:
+def _spreadsheet_writer(out: IO[str], columns: Sequence[str], *, header: bool) -> Callable[[tuple[Any, ...]], None]:
+    """CSV for spreadsheet apps (csvtable): RFC 4180, text cells guarded against formula injection."""
+    if header:
+        out.write(csvtable.line(columns))
+
+    def write(row: tuple[Any, ...]) -> None:
+        out.write(csvtable.line(_export_value(c, v) for c, v in zip(columns, row, strict=True)))
+
+    return write
+
+
+def _csv_writer(out: IO[str], columns: Sequence[str], *, header: bool = True) -> Callable[[tuple[Any, ...]], None]:
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; and "\r" in a field gets quoted
-    writer.writerow(columns)
+    if header:
+        writer.writerow(columns)
 
     def write(row: tuple[Any, ...]) -> None:
         values = [_export_value(c, v) for c, v in zip(columns, row, strict=True)]
@@ -784,13 +1027,41 @@ def _time_flag(text: str) -> int:
         raise ConfigError("neither ISO 8601 nor Unix seconds") from None
 
 
-IMPORT_SYNOPSIS = "medama import FILE [flags]  |  medama import -from-medama DUCKDB [flags]"
+def _tool(text: str) -> str:
+    if text and text not in TOOLS:
+        raise ConfigError(f"{text!r} is not one of {', '.join(TOOLS)}")
+    return text
+
+
+IMPORT_SYNOPSIS = (
+    "medama import FILE [flags]  |  medama import -from TOOL FILE [-site HOSTNAME] [flags]\n"
+    "       medama import -from-medama DUCKDB [flags]"
+)
 IMPORT_DESCRIPTION = """Import page views or custom events from a JSON Lines or CSV file (gzipped or not), in one
 transaction: the whole file or, at the first bad row, nothing. Or import everything from upstream's
-DuckDB analytics file. A running server sees websites created here within a few seconds."""
+DuckDB analytics file, or another tool's export (-from; docs/migrate.md says which file of each tool).
+A running server sees websites created here within a few seconds."""
 IMPORT_OPTIONS: Final = (
     Option("type", None, "", _kind_or_guess, "views or events", shown_default="read from the file's columns"),
     Option("from-medama", None, "", parse_text, "upstream's me_analytics.db (DuckDB) to import instead of FILE"),
+    Option(
+        "from",
+        None,
+        "",
+        _tool,
+        f"FILE is this tool's export: {', '.join(TOOLS)}",
+        shown_default="none: FILE holds medama's own columns",
+    ),
+    Option(
+        "site",
+        None,
+        "",
+        parse_text,
+        "with -from: the website the export is for (needed for GoatCounter's and Plausible's; Umami's rows name a "
+        "site by its Umami website id first)",
+    ),
+    Option("sessions", None, "", parse_text, "with -from umami: its session table (CSV), for browsers, OS, countries"),
+    Option("dry-run", None, False, parse_bool, "with -from: read and check FILE, store nothing", is_flag=True),
     Option(
         "create-websites",
         None,
@@ -850,11 +1121,15 @@ def _remove_database(path: str) -> None:
 
 
 def import_main(argv: Sequence[str], stderr: IO[str], environ: Mapping[str, str]) -> int:
-    """`medama import FILE` / `medama import -from-medama me_analytics.db`."""
+    """`medama import FILE` / `medama import -from TOOL FILE` / `medama import -from-medama me_analytics.db`."""
     values, files = parse_flags(IMPORT_OPTIONS, argv, environ)
-    source = values["from-medama"]
+    source, tool, dry_run = values["from-medama"], values["from"], values["dry-run"]
     if len(files) > 1 or bool(files) == bool(source):
         raise ConfigError(f"give either FILE or -from-medama DUCKDB (usage: {IMPORT_SYNOPSIS})")
+    if tool and source:
+        raise ConfigError("-from TOOL reads FILE, not -from-medama DUCKDB")
+    if not tool and (values["site"] or values["sessions"] or dry_run):
+        raise ConfigError("-site, -sessions and -dry-run go with -from TOOL")
     started = time.monotonic()
 
     def progress(rows: int, share: float | None) -> None:
@@ -876,13 +1151,19 @@ def import_main(argv: Sequence[str], stderr: IO[str], environ: Mapping[str, str]
     connections: list[sqlite3.Connection] = []
     try:
         with contextlib.ExitStack() as stack:
-            # A missing FILE is reported before any database is created.
-            stream = None if source else stack.enter_context(open_input(files[0]))
+            # A missing FILE (or -sessions file) is reported before any database is created.
+            stream = None if source else stack.enter_context(_open_import(files[0], tool))
+            sessions = stack.enter_context(open_input(values["sessions"])) if values["sessions"] else None
             connections.append(_open_database(appdb, "-appdb", "meta"))
             connections.append(_open_database(analyticsdb, "-analyticsdb", "analytics"))
             meta_conn, analytics_conn = connections
             if stream is None:
                 results = import_medama(analytics_conn, meta_conn, source, create_websites=create, progress=progress)
+            elif tool:
+                site, name = values["site"].lower() or None, os.path.basename(files[0])
+                foreign: dict[str, Any] = {"site": site, "name": name, "sessions": sessions, "dry_run": dry_run}
+                foreign.update(create_websites=create, progress=progress)
+                results = import_foreign(analytics_conn, meta_conn, tool, stream, **foreign)
             else:
                 options: dict[str, Any] = {"kind": kind, "create_websites": create, "progress": progress}
                 results = [import_rows(analytics_conn, meta_conn, stream, **options)]
@@ -896,6 +1177,12 @@ def import_main(argv: Sequence[str], stderr: IO[str], environ: Mapping[str, str]
     for conn in connections:
         conn.close()
     elapsed = max(time.monotonic() - started, 1e-9)
+    if dry_run:
+        for path in new_files:  # a dry run stores nothing, so it leaves no database it had to create
+            _remove_database(path)
+        for result in results:
+            print(f"would import {result.rows:,} {result.kind} (dry run: nothing stored)", file=stderr)
+        return 0
     for result in results:
         print(f"imported {result.stored:,} {result.kind} ({result.rows / elapsed:,.0f} rows/s)", file=stderr)
         if result.stored != result.rows:
@@ -910,6 +1197,11 @@ def import_main(argv: Sequence[str], stderr: IO[str], environ: Mapping[str, str]
         if result.created_websites:
             print(f"created websites: {', '.join(result.created_websites)}", file=stderr)
     return 0
+
+
+def _open_import(path: str, tool: str) -> IO[bytes]:
+    """FILE of an import: Plausible's zip as it is; every other file gunzipped when gzipped (open_input)."""
+    return open(path, "rb") if tool == "plausible" else open_input(path)  # noqa: SIM115 - the caller closes it
 
 
 def export_main(argv: Sequence[str], stdout: IO[str], stderr: IO[str], environ: Mapping[str, str]) -> int:

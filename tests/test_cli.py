@@ -69,7 +69,13 @@ FLAG_LINE = re.compile(r"  -[\w-]+(, -[\w-]+)* \(default: [^)]*(; env [A-Z_]+)?\
     [
         (["start"], [option.name for option in OPTIONS]),
         (["backup"], ["appdb", "analyticsdb", "env"]),
-        (["import"], ["type", "from-medama", "create-websites", "appdb", "analyticsdb", "env"]),
+        (
+            ["import"],
+            [
+                *("type", "from-medama", "from", "site", "sessions", "dry-run", "create-websites"),
+                *("appdb", "analyticsdb", "env"),
+            ],
+        ),
         (["export"], ["type", "format", "hostname", "start", "end", "output", "appdb", "analyticsdb", "env"]),
         (["user", "password"], ["appdb", "env"]),
     ],

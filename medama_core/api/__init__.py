@@ -14,12 +14,14 @@ from medama_core.auth import AuthState
 from medama_core.config import Config
 from medama_core.http.protocol import Request, Response
 from medama_core.ingest import ipfilter
+from medama_core.ingest.openviews import OpenViews
 from medama_core.ingest.unknown_sites import UnknownSites
 from medama_core.log import Logger
 from medama_core.quota import DailyQuota
 from medama_core.ratelimit import RateLimiter
 from medama_core.store.db import Database
 from medama_core.store.hits import Op as HitOp
+from medama_core.store.meta import SiteSettings, list_site_settings
 from medama_core.usage import CPUSampler
 from medama_core.writer import Batcher
 
@@ -47,6 +49,9 @@ class Context:
     analytics: Database
     hostnames: set[str] = field(default_factory=set)  # the allow-set ingestion checks, kept in step with `websites`
     script_variant: str = "default"  # tracker file `/script.js` serves, from the `script_type` setting
+    # Each site's own settings (sites with none stored are absent), for the tracker `/script.js?site=`
+    # serves: loaded at start-up, reloaded after every change (reload_site_settings).
+    site_settings: dict[str, SiteSettings] = field(default_factory=dict)
     block_settings: BlockSettings = field(default_factory=BlockSettings)  # loaded at start-up, replaced on PATCH
     auth: AuthState = field(default_factory=AuthState)  # login throttling and the password-hashing gate
     cpu: CPUSampler = field(default_factory=CPUSampler)  # previous CPU sample for /user/usage
@@ -66,6 +71,10 @@ class Context:
     drop_flush: asyncio.TimerHandle | None = None
     ip_filter: tuple[BlockSettings, Callable[[str], bool] | None] | None = None
     started: float = field(default_factory=time.time)
+    # Foreign trackers (api/foreign.py): recent views their id-less follow-ups are matched to, and the
+    # Umami website ids set on sites (id -> hostname), kept in step with `website_aliases`.
+    open_views: OpenViews = field(default_factory=OpenViews)
+    umami_ids: dict[str, str] = field(default_factory=dict)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -88,6 +97,12 @@ async def drain_hits(ctx: Context) -> None:
     deadline = time.monotonic() + HIT_DRAIN_TIMEOUT_S
     while len(ctx.hits) and time.monotonic() < deadline:
         await asyncio.sleep(HIT_DRAIN_POLL_S)
+
+
+async def reload_site_settings(ctx: Context) -> None:
+    """Load every site's settings again: after a change here (a site's settings, a rename, a delete)
+    or in another process (app.py's watch of me_meta.db)."""
+    ctx.site_settings = await ctx.meta.read(list_site_settings)
 
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")  # what "loopback" stands for in -trustedproxies

@@ -9,6 +9,10 @@ daily quota (204). What survives becomes one op for the group-commit writer,
 and the answer waits until that op has committed. Every drop is counted by
 reason and site, in memory and per day in the analytics database; a dropped
 hit costs less than a stored one (no enrichment it does not need, no wait).
+
+Other tools' trackers (api/foreign.py) parse their own bodies and hand their
+hits to `ingest`, the same pipeline after the body check, with `client`,
+`refuse_payload` and `unknown_site` for the steps before it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from medama_core.http.protocol import Request, Response
 from medama_core.ingest import geo, ipfilter, referrer, useragent
 from medama_core.ingest.hit import (
     CustomHit,
+    Hit,
     InvalidHit,
     LoadHit,
     UnloadHit,
@@ -94,6 +99,9 @@ _CROCKFORD: Final = "0123456789abcdefghjkmnpqrstvwxyz"
 # and spare a URL parse (~5 µs) per hit. Errors (InvalidHit, InvalidReferrer) are never cached.
 URL_CACHE_SIZE: Final = 4096
 
+# Reads the site a raw body names, cheaply and without validating it (ingest/hit.py sniff_host for ours).
+Sniff = Callable[[bytes], str]
+
 _language = functools.lru_cache(maxsize=LANGUAGE_CACHE_SIZE)(parse_accept_language)
 _page_parts = functools.lru_cache(maxsize=URL_CACHE_SIZE)(page_parts)
 _classify_referrer = functools.lru_cache(maxsize=URL_CACHE_SIZE)(referrer.classify)
@@ -109,7 +117,7 @@ class _Dropped(Exception):
 
 async def get_ping(request: Request, ctx: Context) -> Response:
     """`GET /event/ping`: "0" for the first request today, "1" after (spec §3.7)."""
-    _client(request, ctx)
+    client(request, ctx)
     try:
         ping = ping_answer(request.headers.get("if-modified-since"), time.time())
     except InvalidDate as exc:
@@ -120,13 +128,28 @@ async def get_ping(request: Request, ctx: Context) -> Response:
 
 async def post_hit(request: Request, ctx: Context) -> Response:
     """`POST /event/hit`: a load, unload or custom beacon; 204 once stored or dropped (spec §3.8)."""
-    ip = _client(request, ctx, count_drop=True)
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    ip = client(request, ctx, sniff_host)
+    media_type = request_media_type(request)
     if media_type not in ACCEPTED_MEDIA_TYPES:
-        _count_drop(ctx, BAD_PAYLOAD, _sniffed_site(ctx, request.body))
-        raise HTTPError(415, f"unsupported content type {media_type or 'none'!r}; send application/json")
+        message = f"unsupported content type {media_type or 'none'!r}; send application/json"
+        raise refuse_payload(ctx, 415, message, sniffed_site(ctx, request.body, sniff_host))
     try:
         hit = parse_hit(request.body)
+    except InvalidHit as exc:
+        raise refuse_payload(ctx, exc.status, str(exc), sniffed_site(ctx, request.body, sniff_host)) from None
+    await ingest(hit, request, ctx, ip)
+    return Response(204)
+
+
+async def ingest(hit: Hit, request: Request, ctx: Context, ip: str | None) -> bool:
+    """Run a parsed hit from the client at `ip` (`client`) through the pipeline: block lists, the site
+    check, enrichment and its drops, the quota, the writer. True once stored, False when dropped (and
+    counted). Used by `post_hit` and by other trackers' endpoints (api/foreign.py).
+
+    Raises `HTTPError`: 400 without a client IP, or for an invalid page URL or referrer (a `bad_payload`
+    drop); 404 for an unknown site (an `unknown_site` drop); 503 when the writer cannot take it.
+    """
+    try:
         if ip is None:
             raise HTTPError(400, "could not determine the client IP address")
         if _blocked(ctx, ip):
@@ -139,17 +162,28 @@ async def post_hit(request: Request, ctx: Context) -> Response:
             assert type(hit) is CustomHit
             op = _custom_event(hit, ctx)
     except InvalidHit as exc:
-        _count_drop(ctx, BAD_PAYLOAD, _sniffed_site(ctx, request.body))
-        raise HTTPError(exc.status, str(exc)) from None
+        raise refuse_payload(ctx, exc.status, str(exc), _site_of(ctx, hit)) from None
     except _Dropped as drop:
         _count_drop(ctx, drop.reason, drop.hostname)
-        return Response(204)
+        return False
     try:
         await _writer(ctx).write(op)
     except (Overloaded, Closed, StorageFull) as exc:
         raise HTTPError(503, str(exc), headers=[("Retry-After", OVERLOADED_RETRY_S)]) from None
     ctx.hits_stored += 1
-    return Response(204)
+    return True
+
+
+def request_media_type(request: Request) -> str:
+    """The request's media type, lower-cased, without parameters ("" when it sends none)."""
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def refuse_payload(ctx: Context, status: int, message: str, site: str) -> HTTPError:
+    """Count a body that could not be taken (400, 413, 415) as a `bad_payload` drop for `site` (a registered
+    site, or ""), and return the error to raise."""
+    _count_drop(ctx, BAD_PAYLOAD, site)
+    return HTTPError(status, message)
 
 
 def _site_of(ctx: Context, hit: LoadHit | UnloadHit | CustomHit) -> str:
@@ -161,12 +195,12 @@ def _site_of(ctx: Context, hit: LoadHit | UnloadHit | CustomHit) -> str:
     return ""
 
 
-def _sniffed_site(ctx: Context, body: bytes) -> str:
+def sniffed_site(ctx: Context, body: bytes, sniff: Sniff) -> str:
     """The registered site a body that was not (or could not be) parsed names near its start, or ""."""
-    return site_for(sniff_host(body), ctx.hostnames) or ""
+    return site_for(sniff(body), ctx.hostnames) or ""
 
 
-def _unknown_site(ctx: Context, hostname: str) -> HTTPError:
+def unknown_site(ctx: Context, hostname: str) -> HTTPError:
     """Count a hit for a site nobody registered under its name (while today's allowance of names
     lasts, and only a valid host name) and return the 404 to raise."""
     try:
@@ -177,8 +211,9 @@ def _unknown_site(ctx: Context, hostname: str) -> HTTPError:
     return HTTPError(404, "website not found")
 
 
-def _client(request: Request, ctx: Context, *, count_drop: bool = False) -> str | None:
-    """The client IP behind trusted proxies, after charging its network's rate limit (429)."""
+def client(request: Request, ctx: Context, sniff: Sniff | None = None) -> str | None:
+    """The client IP behind trusted proxies, after charging its network's rate limit (429). With `sniff`
+    the request is a hit, and one refused is counted as a `rate_limited` drop for the site it names."""
     trusted = _trusted_networks(ctx.config.trustedproxies)
     ip = _peer_ip(request.client) if not trusted else ipfilter.client_ip(request.client, request.headers, trusted)
     limiter = ctx.ratelimiter
@@ -188,8 +223,8 @@ def _client(request: Request, ctx: Context, *, count_drop: bool = False) -> str 
     now = time.monotonic()
     if limiter.allow(key, now):
         return ip
-    if count_drop:
-        _count_drop(ctx, RATE_LIMITED, _sniffed_site(ctx, request.body))
+    if sniff is not None:
+        _count_drop(ctx, RATE_LIMITED, sniffed_site(ctx, request.body, sniff))
     raise HTTPError(429, "too many requests", headers=[("Retry-After", str(limiter.retry_after(key, now)))])
 
 
@@ -233,7 +268,7 @@ def _page_view(hit: LoadHit, request: Request, ctx: Context) -> hits.NewView:
     page = _page_parts(hit.url, hash_mode=hit.hash_mode)
     hostname = site_for(page.hostname, ctx.hostnames)
     if hostname is None:
-        raise _unknown_site(ctx, page.hostname)
+        raise unknown_site(ctx, page.hostname)
     headers = request.headers
     agent = useragent.parse(headers.get("user-agent", ""))
     if agent.is_bot:
@@ -287,7 +322,7 @@ def _page_view(hit: LoadHit, request: Request, ctx: Context) -> hits.NewView:
 def _custom_event(hit: CustomHit, ctx: Context) -> hits.NewEvents:
     group = site_for(hit.group, ctx.hostnames)  # lower-case already, as websites are stored
     if group is None:
-        raise _unknown_site(ctx, hit.group)
+        raise unknown_site(ctx, hit.group)
     now_ms = int(time.time() * 1000)
     if not ctx.quota.take(group, now_ms // DAY_MS):
         raise _Dropped(QUOTA, group)

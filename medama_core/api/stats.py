@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from medama_core.api import Context
+from medama_core.api import Context, imported
 from medama_core.http.errors import HTTPError
 from medama_core.http.params import parse_time
 from medama_core.http.protocol import Request, Response, json_response
@@ -151,7 +151,7 @@ async def get_summary(request: Request, ctx: Context) -> Response:
             raise HTTPError(400, "interval: needs both start and end")
         if stats.bucket_count(interval, query.start_us, query.end_us) > MAX_BUCKETS:
             raise HTTPError(400, f"interval: {interval} buckets from start to end would be more than {MAX_BUCKETS}")
-    return await _answer(ctx, stats.summary, query, previous, interval)
+    return await _answer(ctx, imported.summary, query, previous, interval)  # stats.summary + imported days
 
 
 def _list_handler(
@@ -164,7 +164,7 @@ def _list_handler(
         summary = _bool(request, "summary", False)
         page = parse_page(request)
         variant = flag is not None and _bool(request, flag, flag_default) != flag_default
-        return await _answer(ctx, stats.list_stats, query, endpoint, summary, page, variant)
+        return await _answer(ctx, imported.list_stats, query, endpoint, summary, page, variant)
 
     handler.__name__ = f"get_{endpoint}"
     return handler

@@ -8,14 +8,16 @@ from medama_core.http.protocol import Request, Response
 
 # rs/cors defaults, which upstream uses for everything but the credentialed API.
 PUBLIC_METHODS = "GET, POST, HEAD"
-PUBLIC_HEADERS = "Origin, Accept, Content-Type, X-Requested-With"
+# Plus X-Umami-Cache: Umami's script 2.10 echoes the previous answer's body in it (api/foreign.py).
+PUBLIC_HEADERS = "Origin, Accept, Content-Type, X-Requested-With, X-Umami-Cache"
 CREDENTIALED_METHODS = "GET, POST, PATCH, DELETE"
 PREFLIGHT_MAX_AGE_S = "600"  # browsers cap it anyway (Chromium: 2 h); 10 min keeps setting changes visible
 
 
 def credentialed_route(path: str) -> bool:
-    """The API routes that carry a session cookie: all of /api/ except the public event routes."""
-    return path.startswith("/api/") and not path.startswith("/api/event")
+    """The API routes that carry a session cookie: all of /api/ except the public event routes
+    (ours, Plausible's /api/event and Umami's /api/send)."""
+    return path.startswith("/api/") and not path.startswith("/api/event") and path != "/api/send"
 
 
 def is_preflight(request: Request) -> bool:

@@ -316,4 +316,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        11,
+        (
+            # Daily totals imported from a tool that exports aggregates only (Plausible's CSV export,
+            # importers/plausible.py): per site, UTC day (Unix ms of 00:00), dimension ('' for the site,
+            # else a stats kind: path, referrer, browser, ...) and value. The stats add them for the
+            # days they cover (api/imported.py); views and their rollups never hold them.
+            """CREATE TABLE imported_days (
+                hostname TEXT NOT NULL,
+                day INTEGER NOT NULL,
+                dimension TEXT NOT NULL,
+                value TEXT NOT NULL,
+                tool TEXT NOT NULL,
+                visitors INTEGER NOT NULL,
+                pageviews INTEGER NOT NULL,
+                visits INTEGER NOT NULL,
+                bounces INTEGER NOT NULL,
+                duration_s INTEGER NOT NULL,
+                PRIMARY KEY (hostname, dimension, day, value)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )

@@ -1,10 +1,11 @@
-"""A website's rows in the analytics database as one unit: its visitor summary, rename and removal.
+"""A website's rows in the analytics database as one unit: their rename and removal.
 
 Page views are keyed by `views.hostname`; custom events by `events.group_name`,
 which the tracker fills with the site's hostname; the drop counters by
-`drops.hostname`, and the quota's daily counts by `site_hits.hostname`. The
-stats rollups need no care here: triggers on `views` and `events` mark every
-hour these changes touch for rebuilding.
+`drops.hostname`, the quota's daily counts by `site_hits.hostname`, and the
+daily totals imported from other tools by `imported_days.hostname`. The stats
+rollups need no care here: triggers on `views` and `events` mark every hour
+these changes touch for rebuilding.
 """
 
 from __future__ import annotations
@@ -13,19 +14,6 @@ import json
 import sqlite3
 
 from medama_core.store.db import Transaction
-
-
-def unique_visitors_since(conn: sqlite3.Connection, hostnames: list[str], since_ms: int) -> dict[str, int]:
-    """Unique visitors (views flagged `is_unique_user`) per hostname since `since_ms`; absent sites count 0."""
-    rows = conn.execute(
-        "SELECT hostname, count(*) FROM views"
-        " WHERE hostname IN (SELECT value FROM json_each(:hostnames))"
-        " AND is_unique_user = 1 AND date_created > :since GROUP BY hostname",
-        {"hostnames": json.dumps(hostnames), "since": since_ms},
-    )
-    counts = {hostname: 0 for hostname in hostnames}
-    counts.update({str(hostname): int(count) for hostname, count in rows})
-    return counts
 
 
 def rename_site_data(conn: sqlite3.Connection, old: str, new: str) -> None:
@@ -42,6 +30,7 @@ def rename_site_data(conn: sqlite3.Connection, old: str, new: str) -> None:
         conn.execute("UPDATE events SET group_name = :new WHERE group_name = :old", names)
         conn.execute("UPDATE drops SET hostname = :new WHERE hostname = :old", names)
         conn.execute("UPDATE site_hits SET hostname = :new WHERE hostname = :old", names)
+        conn.execute("UPDATE imported_days SET hostname = :new WHERE hostname = :old", names)
 
 
 def delete_site_data(conn: sqlite3.Connection, hostnames: list[str]) -> None:
@@ -56,3 +45,4 @@ def _delete(conn: sqlite3.Connection, hostnames: list[str]) -> None:
     conn.execute("DELETE FROM events WHERE group_name IN (SELECT value FROM json_each(:hostnames))", params)
     conn.execute("DELETE FROM drops WHERE hostname IN (SELECT value FROM json_each(:hostnames))", params)
     conn.execute("DELETE FROM site_hits WHERE hostname IN (SELECT value FROM json_each(:hostnames))", params)
+    conn.execute("DELETE FROM imported_days WHERE hostname IN (SELECT value FROM json_each(:hostnames))", params)

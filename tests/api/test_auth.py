@@ -175,9 +175,19 @@ def test_logout_needs_the_cookie_but_not_a_live_session(client: Client) -> None:
     assert result.header_values("set-cookie")[0].startswith("_me_sess=;")
 
 
-# The only routes answered without a session: tracking (spec §2.4), signing in and out, what the login
-# page needs to know (whether the cookie is Secure), and the liveness probe a load balancer polls.
-PUBLIC_PATHS = {"/event/ping", "/event/hit", "/auth/config", "/auth/login", "/auth/logout", "/health"}
+# The only routes answered without a session: tracking (spec §2.4, and Plausible's and Umami's event APIs),
+# signing in and out, what the login page needs to know (whether the cookie is Secure), and the liveness
+# probe a load balancer polls.
+PUBLIC_PATHS = {
+    "/event/ping",
+    "/event/hit",
+    "/event",
+    "/send",
+    "/auth/config",
+    "/auth/login",
+    "/auth/logout",
+    "/health",
+}
 PRIVATE_ROUTES = sorted({(route.method, route.path) for route in ROUTES if route.path not in PUBLIC_PATHS})
 
 

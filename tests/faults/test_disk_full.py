@@ -26,8 +26,9 @@ from tests.helpers import Client
 SITE = "example.com"
 DISK_SIZE = "6m"  # room for both databases and their WAL files at the start, and little more
 FILLER_CHUNK = 64 * 1024
-MAX_HITS_UNTIL_FULL = 2000  # each hit carries ~40 KB, so 6 MB is used up long before this
-BIG_PROPERTIES = {f"k{i}": "x" * 1000 for i in range(40)}  # near the hit body limit: fills the disk fast
+MAX_HITS_UNTIL_FULL = 20_000  # a hit at the property limits stores ~5 KB (bench/hit_size.py): 6 MB fills long before
+# At the per-hit property limits (ingest/hit.py: 10 properties, 1,024 bytes in all): fills the disk fastest.
+BIG_PROPERTIES = {f"k{i}": "x" * 96 for i in range(10)}
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 HEADERS = {"User-Agent": CHROME, "Accept-Language": "en-GB", "Content-Type": "text/plain;charset=UTF-8"}
 

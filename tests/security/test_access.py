@@ -19,6 +19,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ from medama_core.permissions import SITE_SCOPED, Access
 from tests.helpers import Client, LiveServer, Result, live_server
 
 SITE = "example.com"
-PUBLIC = {"/health", "/event/ping", "/event/hit", "/auth/config", "/auth/login", "/auth/logout"}
+PUBLIC = {"/health", "/event/ping", "/event/hit", "/event", "/send", "/auth/config", "/auth/login", "/auth/logout"}
 ADMIN, PASSWORD = "admin", "CHANGE_ME_ON_FIRST_LOGIN"
 # A body each write route would accept from a logged-in user, so the session is the only thing wrong.
 BODIES: dict[tuple[str, str], object] = {
@@ -38,6 +39,10 @@ BODIES: dict[tuple[str, str], object] = {
     ("PATCH", "/tenant/settings"): {"blockedIPs": ["192.0.2.1"]},
     ("POST", "/websites"): {"hostname": "intruder.example"},
     ("PATCH", "/websites/{hostname}"): {"hostname": "intruder.example"},
+}
+# A query each read route needs besides the session, so the session is the only thing checked.
+QUERIES = {
+    "/websites/sparklines": f"?hostnames={SITE}&start=2024-06-01T00:00:00Z&end=2024-06-01T23:59:59Z&interval=hour"
 }
 # (method, route path, URL path): the API routes live under /api, the profiling pages (-profiler) outside it.
 PRIVATE = [(r.method, r.path, "/api" + r.path) for r in ROUTES if r.path not in PUBLIC]
@@ -156,7 +161,7 @@ def test_a_valid_session_is_accepted_on_every_private_route(running: LiveServer)
         for method, path, url in PRIVATE:
             if method in ("PATCH", "POST", "DELETE"):
                 continue  # writes were checked refused; here reads suffice
-            target = url.replace("{hostname}", SITE)
+            target = url.replace("{hostname}", SITE) + QUERIES.get(path, "")
             result = client.request(method, target, headers={"Cookie": f"{auth.COOKIE_NAME}={token}"})
             assert result.status == 200, (method, path, result.status, result.body[:200])
     finally:
@@ -255,11 +260,23 @@ def test_a_deleted_users_session_is_refused(tmp_path: Path) -> None:
 # --- who may see which site: every site-scoped route, two users ---
 
 OWNER_SITE = "xss.example"
+SAMPLES = Path(__file__).resolve().parent.parent / "importers" / "samples"
 OTHER_PASSWORD = "intruder-pass"
 CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
-# A body each site-scoped write would accept from the site's owner (a rename to the same name changes nothing).
-SITE_BODIES: dict[tuple[str, str], object] = {("PATCH", "/websites/{hostname}"): {"hostname": OWNER_SITE}}
+# A body each site-scoped write would accept from the site's owner (a rename to the same name changes nothing;
+# an import of GoatCounter's sample export, as a dry run, stores nothing), with its query.
+SITE_BODIES: dict[tuple[str, str], object] = {
+    ("PATCH", "/websites/{hostname}"): {"hostname": OWNER_SITE},
+    ("POST", "/websites/{hostname}/import"): (SAMPLES / "goatcounter-export.csv").read_bytes(),
+    ("PATCH", "/websites/{hostname}/settings"): {"outboundLinks": True},
+    ("POST", "/websites/{hostname}/annotations"): {"start": "2024-06-01", "text": "a note"},
+}
+SITE_QUERIES = {("POST", "/websites/{hostname}/import"): "?from=goatcounter&dry_run=true"}
 SITE_ROUTES = [r for r in ROUTES if "{hostname}" in r.path]
+
+
+def key(route: Route[Any]) -> tuple[str, str]:
+    return route.method, route.path
 
 
 def add_user(server: LiveServer, username: str, password: str) -> None:
@@ -297,21 +314,25 @@ def test_a_second_user_gets_website_not_found_on_every_route_of_the_owners_site(
                    "q": True, "t": "Europe/Paris", "d": {"plan": "secret-plan"}}  # fmt: skip
             headers = {"User-Agent": CHROME_UA, "Accept-Language": "fr-FR"}
             assert owner.post("/api/event/hit", json_body=hit, headers=headers).status == 204
+            note = owner.post(f"/api/websites/{OWNER_SITE}/annotations", json_body={"start": "2024-06-01", "text": "x"})
             failures = []
-            # Writes last: DELETE ends the site, so the owner's turn at it comes after everything else.
-            for route in sorted(SITE_ROUTES, key=lambda r: r.method == "DELETE"):
-                url = "/api" + route.path.replace("{hostname}", OWNER_SITE)
-                body = SITE_BODIES.get((route.method, route.path))
+            # Writes last: deleting the site ends it, so the owner's turn at it comes after everything else.
+            last = ("DELETE", "/websites/{hostname}")
+            for route in sorted(SITE_ROUTES, key=lambda r: (r.method == "DELETE", key(r) == last)):
+                path = route.path.replace("{hostname}", OWNER_SITE).replace("{id}", note.json()["id"])
+                url = "/api" + path + SITE_QUERIES.get(key(route), "")
+                body = SITE_BODIES.get(key(route))
+                raw = {"body": body} if isinstance(body, bytes) else {"json_body": body}
                 hidden = HIDDEN_SITE_STATUS.get((route.method, route.path), 404)
-                refused = intruder.request(route.method, url, json_body=body)
+                refused = intruder.request(route.method, url, **raw)
                 if (refused.status, refused.body) != (hidden, b'{"error":{"code":%d,"message":"website not found"}}'
                                                       % hidden):  # fmt: skip
                     failures.append(("intruder", route.method, route.path, refused.status, refused.body[:120]))
-                unknown = intruder.request(route.method, url.replace(OWNER_SITE, "nothing.example"), json_body=body)
+                unknown = intruder.request(route.method, url.replace(OWNER_SITE, "nothing.example"), **raw)
                 if unknown.status != 404:
                     failures.append(("unknown site", route.method, route.path, unknown.status))
-                served = owner.request(route.method, url, json_body=body)
-                if served.status not in (200, 204):
+                served = owner.request(route.method, url, **raw)
+                if served.status not in (200, 201, 204):
                     failures.append(("owner", route.method, route.path, served.status, served.body[:120]))
             assert not failures, failures
             assert intruder.get("/api/websites").json() == []

@@ -1,15 +1,17 @@
 // Settings: account, websites (rename, delete), spam (IP blocking), tracker (variants, snippet), usage.
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api.js";
-import { Empty, ErrorView, Loading, Snippet } from "../components.jsx";
+import { Empty, ErrorView, Loading, SnippetNote, Snippet } from "../components.jsx";
 import { reasonText, siteDrops } from "../drops.js";
 import { formatBytes, formatExact } from "../format.js";
-import { useApi, useInterval, useTitle } from "../hooks.js";
+import { useApi, useInterval, useSynced, useTitle } from "../hooks.js";
 import { passwordProblem } from "../password.js";
 import { Link, navigate } from "../router.jsx";
 import { forgetLoginPassword, setUser } from "../session.js";
+import { FEATURES } from "../insights.js";
 import { checkPublicUrl, snippetFor, trackerBase } from "../snippet.js";
 import { PasswordRules, currentPasswordError } from "./auth.jsx";
+import { RawExport, SiteTracker } from "./insights.jsx";
 import { DropSuggestions } from "./site.jsx";
 import { cleanHostname } from "./websites.jsx";
 
@@ -233,6 +235,108 @@ function DroppedHits({ hostname, websites }) {
   );
 }
 
+const IMPORT_TOOLS = [
+  ["goatcounter", "GoatCounter (CSV export)"],
+  ["umami", "Umami (website_event table as CSV)"],
+  ["plausible", "Plausible (CSV export, zip)"],
+];
+const IMPORT_MAX_BYTES = 8 * 1024 * 1024; // the server's limit for an upload (api/upload.py)
+
+/** The Umami website id the site answers to, so Umami's script keeps working with only its host changed. */
+function UmamiId({ hostname }) {
+  const { data } = useApi(`/websites/${encodeURIComponent(hostname)}`, null, `umami|${hostname}`);
+  const [value, setValue] = useState("");
+  const [state, run] = useSave();
+  useEffect(() => {
+    setValue((data && data.umamiWebsiteId) || "");
+  }, [data]);
+  const submit = (event) => {
+    event.preventDefault();
+    const body = { umamiWebsiteId: value.trim() || null };
+    run(() => api("PATCH", `/websites/${encodeURIComponent(hostname)}`, { body }), value.trim() ? "Saved." : "Removed.");
+  };
+  return (
+    <form class="card settings-form" onSubmit={submit} noValidate aria-labelledby="umami-title" data-testid="umami-id">
+      <h2 id="umami-title">Umami website id</h2>
+      <p class="muted">
+        Coming from Umami? Keep its script, point <code>data-host-url</code> here and enter its <code>data-website-id</code>.
+      </p>
+      <label for="umami-id">Website id</label>
+      <input
+        id="umami-id"
+        value={value}
+        disabled={!data}
+        spellcheck={false}
+        autoComplete="off"
+        onInput={(e) => setValue(e.currentTarget.value)}
+      />
+      {(state.message || state.error) && <Status state={state} />}
+      <div class="form-actions">
+        <button type="submit" class="button" disabled={state.busy}>
+          Save
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/** Upload another tool's export (small files; larger ones: `medama import --from`). */
+function ImportExport({ hostname }) {
+  const [tool, setTool] = useState("goatcounter");
+  const [file, setFile] = useState(null);
+  const [state, run] = useSave();
+  const [results, setResults] = useState(null);
+  const send = async (dryRun) => {
+    if (!file) return run(() => Promise.reject(new Error("Choose the exported file first.")));
+    if (file.size > IMPORT_MAX_BYTES) {
+      return run(() => Promise.reject(new Error("The file is over 8 MiB: import it with medama import --from on the server.")));
+    }
+    const query = { from: tool, name: file.name, dry_run: dryRun ? "true" : undefined };
+    const answer = await run(
+      () => api("POST", `/websites/${encodeURIComponent(hostname)}/import`, { query, raw: file }),
+      dryRun ? "Checked: nothing was stored." : "Imported.",
+    );
+    setResults(answer ? answer.results : null);
+    return undefined;
+  };
+  return (
+    <form class="card settings-form" onSubmit={(e) => (e.preventDefault(), send(false))} aria-labelledby="import-title" data-testid="import">
+      <h2 id="import-title">Import history</h2>
+      <p class="muted">
+        Load another tool's export into {hostname}. A file is stored whole or not at all; importing it again adds nothing.
+      </p>
+      <label for="import-tool">Exported from</label>
+      <select id="import-tool" value={tool} onChange={(e) => setTool(e.currentTarget.value)}>
+        {IMPORT_TOOLS.map(([key, title]) => (
+          <option key={key} value={key}>
+            {title}
+          </option>
+        ))}
+      </select>
+      <label for="import-file">File (up to 8 MiB)</label>
+      <input id="import-file" type="file" onChange={(e) => setFile(e.currentTarget.files[0] || null)} />
+      {(state.message || state.error) && <Status state={state} />}
+      {results && (
+        <ul class="muted small" data-testid="import-results">
+          {results.map((r) => (
+            <li key={r.kind}>
+              {r.kind}: {formatExact(r.read)} read, {formatExact(r.stored)} stored
+            </li>
+          ))}
+        </ul>
+      )}
+      <div class="form-actions">
+        <button type="button" class="button" disabled={state.busy} onClick={() => send(true)}>
+          Check only
+        </button>
+        <button type="submit" class="button primary" disabled={state.busy}>
+          Import
+        </button>
+      </div>
+    </form>
+  );
+}
+
 function WebsiteSettings({ query }) {
   const [version, setVersion] = useState(0);
   const { data, error } = useApi("/websites", null, String(version));
@@ -305,7 +409,11 @@ function WebsiteSettings({ query }) {
           </button>
         </div>
       </form>
+      <SiteTracker hostname={chosen} />
+      <RawExport hostname={chosen} />
       <DroppedHits hostname={chosen} websites={data} />
+      <UmamiId hostname={chosen} />
+      <ImportExport hostname={chosen} />
       <form class="card settings-form danger" onSubmit={submitDelete} aria-labelledby="delete-title">
         <h2 id="delete-title">Delete website</h2>
         <p>
@@ -425,20 +533,20 @@ function Spam() {
   );
 }
 
-const VARIANTS = [
-  ["click-events", "Click events", "Sends a custom event when an element with data-m:click is clicked."],
-  ["page-events", "Page view events", "Attaches data-m:load properties to page views."],
-];
+const VARIANTS = FEATURES.map(([, key, title, help]) => [key, title, help]);
 
 function Tracker() {
   const { settings, error, patch } = useTenant();
-  const [chosen, setChosen] = useState([]);
-  const [state, run] = useSave();
-  useEffect(() => {
-    if (settings) setChosen((settings.script_type || []).filter((t) => t !== "default"));
-  }, [settings]);
   if (error) return <ErrorView error={error} />;
   if (!settings) return <Loading />;
+  return <TrackerForms settings={settings} patch={patch} />;
+}
+
+/** Drawn once the settings are in, so its fields start from them (useSynced) rather than being filled in later. */
+function TrackerForms({ settings, patch }) {
+  const savedVariants = (settings.script_type || []).filter((t) => t !== "default");
+  const [chosen, setChosen] = useSynced(savedVariants, savedVariants.join(","));
+  const [state, run] = useSave();
   const toggle = (key, on) => setChosen((list) => (on ? [...new Set([...list, key])] : list.filter((k) => k !== key)));
   const save = (event) => {
     event.preventDefault();
@@ -449,6 +557,7 @@ function Tracker() {
     <div class="stack">
       <form class="card settings-form" onSubmit={save} aria-labelledby="tracker-title">
         <h2 id="tracker-title">Tracker features</h2>
+        <p class="muted">For every website, unless its own settings (Settings → Websites) say otherwise.</p>
         <label class="check">
           <input type="checkbox" checked disabled />
           <span>
@@ -475,6 +584,7 @@ function Tracker() {
         <h2 id="snippet-heading">Tracking snippet</h2>
         <p class="muted">Add it to the &lt;head&gt; of every page of your websites.</p>
         <Snippet text={snippetFor(trackerBase(settings.public_url, location.origin))} />
+        <SnippetNote base={trackerBase(settings.public_url, location.origin)} settingsLink={false} />
       </section>
     </div>
   );
@@ -483,9 +593,8 @@ function Tracker() {
 /** The address visitors' browsers reach this server at (tenant setting public_url, CONTRACT 7), next to this page's own. */
 function PublicUrl({ settings, patch }) {
   const saved = typeof settings.public_url === "string" ? settings.public_url : "";
-  const [value, setValue] = useState(saved);
+  const [value, setValue] = useSynced(saved);
   const [state, run] = useSave();
-  useEffect(() => setValue(saved), [saved]);
   const save = (event) => {
     event.preventDefault();
     const checked = checkPublicUrl(value);

@@ -1,11 +1,15 @@
-// "My websites": cards with last-24-hour visitors and a sparkline; add a website.
+// "My websites": cards with last-24-hour visitors and a sparkline, a page at a time, searchable; add a website.
 import { useMemo, useState } from "preact/hooks";
 import { api, ApiError } from "../api.js";
 import { Dialog, Empty, ErrorView, Loading, Sparkline } from "../components.jsx";
 import { formatExact } from "../format.js";
 import { useApi, useTitle } from "../hooks.js";
 import { rfc3339 } from "../period.js";
-import { Link, navigate } from "../router.jsx";
+import { Link, navigate, useLocation } from "../router.jsx";
+
+// Cards per page: eight rows of three on a laptop. Their sparklines come in one request, which the
+// server allows up to 50 sites (SPARKLINES_MAX_SITES). With more sites than this, a search box appears.
+export const PAGE_SIZE = 24;
 
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
@@ -34,10 +38,21 @@ function last24Hours() {
   return { start: rfc3339(new Date(next - 24 * 3600_000)), end: rfc3339(new Date(next - 1000)), interval: "hour" };
 }
 
-function SiteCard({ site }) {
+/** The sparklines (visitors per hour, last 24 hours) of the given sites, in one request. */
+function useSparklines(hostnames) {
   const window = useMemo(last24Hours, []);
-  const { data } = useApi(`/website/${encodeURIComponent(site.hostname)}/summary`, window, site.hostname);
-  const values = data && Array.isArray(data.interval) ? data.interval.map((b) => b.visitors || 0) : null;
+  const key = hostnames.join(",");
+  const { data } = useApi(key ? "/websites/sparklines" : null, { hostnames: key, ...window }, key);
+  return useMemo(() => {
+    const lines = new Map();
+    if (Array.isArray(data)) {
+      for (const site of data) lines.set(site.hostname, site.interval.map((bucket) => bucket.visitors || 0));
+    }
+    return lines;
+  }, [data]);
+}
+
+function SiteCard({ site, values }) {
   const visitors = site.summary ? site.summary.visitors : 0;
   return (
     <li class="card site-card">
@@ -49,6 +64,70 @@ function SiteCard({ site }) {
         <Sparkline values={values} label={`Visitors per hour in the last 24 hours for ${site.hostname}`} />
       </Link>
     </li>
+  );
+}
+
+/** Set (or, for "" and null, remove) query parameters of the websites page. */
+function goTo(query, changes, replace = false) {
+  const next = new URLSearchParams(query);
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === null || value === "") next.delete(key);
+    else next.set(key, String(value));
+  }
+  const text = next.toString();
+  navigate(text ? `/?${text}` : "/", { replace });
+}
+
+function Pager({ query, page, pages, first, last, total }) {
+  return (
+    <nav class="pager" aria-label="Website pages">
+      <span class="muted" aria-live="polite">
+        {formatExact(first)}–{formatExact(last)} of {formatExact(total)}
+      </span>
+      <button type="button" class="button" disabled={page <= 1} onClick={() => goTo(query, { page: page - 1 === 1 ? null : page - 1 })}>
+        ← Previous
+      </button>
+      <button type="button" class="button" disabled={page >= pages} onClick={() => goTo(query, { page: page + 1 })}>
+        Next →
+      </button>
+    </nav>
+  );
+}
+
+function SiteCards({ sites, query }) {
+  const search = query.get("q") || "";
+  const needle = search.trim().toLowerCase();
+  const matching = needle ? sites.filter((site) => site.hostname.includes(needle)) : sites;
+  const pages = Math.max(1, Math.ceil(matching.length / PAGE_SIZE));
+  const page = Math.min(pages, Math.max(1, Math.floor(Number(query.get("page")) || 1)));
+  const shown = matching.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
+  const lines = useSparklines(shown.map((site) => site.hostname));
+  return (
+    <div class="stack">
+      {sites.length > PAGE_SIZE && (
+        <input
+          type="search"
+          placeholder="Search websites"
+          aria-label="Search websites by hostname"
+          value={search}
+          onInput={(e) => goTo(query, { q: e.currentTarget.value, page: null }, true)}
+        />
+      )}
+      {shown.length ? (
+        <ul class="site-grid">
+          {shown.map((site) => (
+            <SiteCard key={site.hostname} site={site} values={lines.get(site.hostname)} />
+          ))}
+        </ul>
+      ) : (
+        <div class="card">
+          <Empty>No website matches “{search}”.</Empty>
+        </div>
+      )}
+      {pages > 1 && (
+        <Pager query={query} page={page} pages={pages} first={(page - 1) * PAGE_SIZE + 1} last={(page - 1) * PAGE_SIZE + shown.length} total={matching.length} />
+      )}
+    </div>
   );
 }
 
@@ -108,6 +187,7 @@ export function AddWebsite({ open, onClose }) {
 
 export function Websites() {
   useTitle("My websites");
+  const { query } = useLocation();
   const { data, error, loading } = useApi("/websites", { summary: true });
   const [adding, setAdding] = useState(false);
   return (
@@ -123,11 +203,7 @@ export function Websites() {
       ) : data === undefined && loading ? (
         <Loading />
       ) : data && data.length ? (
-        <ul class="site-grid">
-          {data.map((site) => (
-            <SiteCard key={site.hostname} site={site} />
-          ))}
-        </ul>
+        <SiteCards sites={data} query={query} />
       ) : (
         <div class="card">
           <Empty>No websites yet. Add your first website to get its tracking snippet.</Empty>

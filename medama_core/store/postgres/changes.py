@@ -1,9 +1,9 @@
 """How a node learns that another node changed app data: a change counter, polled.
 
 Each node keeps the site list (the hits allow-set) and the tenant settings in
-memory. A change to `users`, `websites` or `tenant_settings` on any node bumps
-`meta_changes.counter` in the same transaction (a statement trigger, meta.py
-migration 1), so a node that reads a new counter value also sees the change. A
+memory. A change to `users`, `websites`, `tenant_settings` or `umami_ids` on
+any node bumps `meta_changes.counter` in the same transaction (a statement
+trigger, meta.py migrations 1 and 3), so a node that reads a new counter value also sees the change. A
 poll rather than LISTEN/NOTIFY: nothing is lost while a node is disconnected or
 the database fails over (the counter just differs when it is back), it works
 through transaction-pooling proxies (PgBouncer), and it costs one indexed
@@ -29,7 +29,7 @@ CHANGE_POLL_S = 1.0
 
 
 def change_token(conn: Connection) -> int:
-    """A number that differs after any committed change to users, websites or tenant settings."""
+    """A number that differs after any committed change to users, websites, Umami ids or tenant settings."""
     row = conn.execute("SELECT counter FROM meta_changes").fetchone()
     return int(row[0]) if row else 0
 

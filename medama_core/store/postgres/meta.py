@@ -1,11 +1,14 @@
-"""App data in PostgreSQL: schema, users, sessions, websites and tenant settings, as store/meta.py does in SQLite.
+"""App data in PostgreSQL: users, sessions, websites with their settings, notes and Umami ids, tenant settings.
+
+As store/meta.py does in SQLite.
 
 Every public function of store/meta.py is here with the same name, arguments
 (a psycopg connection for the sqlite3 one), results and errors, so the API layer
-can call either. The differences PostgreSQL forces are kept to two: text with a
+can call either. The differences PostgreSQL forces are kept to three: text with a
 NUL character cannot be stored (writes raise InvalidValue; lookups find nothing,
-as nothing stored can hold one), and a duplicate `insert_user` raises
-AlreadyExists where SQLite raises its IntegrityError.
+as nothing stored can hold one), a duplicate `insert_user` raises AlreadyExists
+where SQLite raises its IntegrityError, and the lists SQLite gives in insertion
+order (rowid) come by creation time, then id.
 
 Text columns use the "C" collation: comparisons and ORDER BY go by code point,
 as SQLite's BINARY collation does on UTF-8, whatever the database's locale.
@@ -27,6 +30,11 @@ from medama_core.store.db import Migration
 from medama_core.store.meta import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
 from medama_core.store.meta import DEFAULT_ADMIN_USERNAME as DEFAULT_ADMIN_USERNAME
 from medama_core.store.meta import DEFAULT_USER_SETTINGS, AlreadyExists, User
+from medama_core.store.meta import SITE_SETTING_FIELDS as SITE_SETTING_FIELDS
+from medama_core.store.meta import Annotation as Annotation
+from medama_core.store.meta import SiteSettings as SiteSettings
+from medama_core.store.meta import merge_site_settings as merge_site_settings
+from medama_core.store.meta import new_annotation_id as new_annotation_id
 from medama_core.store.meta import new_user_id as new_user_id
 from medama_core.store.postgres.db import Connection
 from medama_core.store.postgres.errors import InvalidValue
@@ -87,6 +95,60 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    Migration(
+        2,
+        (
+            # SQLite's migration 3: whether the password is still DEFAULT_ADMIN_PASSWORD (NULL: not known yet).
+            "ALTER TABLE users ADD COLUMN password_is_default boolean",
+        ),
+    ),
+    Migration(
+        3,
+        (
+            # SQLite's migration 4: the Umami website id a site answers to on POST /api/send, one per site and
+            # one site per id, carried along by a rename and removed with the site. Nodes keep the ids in
+            # memory, so a change bumps the change counter as the other tables' changes do.
+            """CREATE TABLE umami_ids (
+                website_id text COLLATE "C" PRIMARY KEY,
+                hostname text COLLATE "C" NOT NULL UNIQUE
+                    REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE
+            )""",
+            "CREATE TRIGGER umami_ids_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON umami_ids"
+            " FOR EACH STATEMENT EXECUTE FUNCTION meta_changed()",
+        ),
+    ),
+    Migration(
+        4,
+        (
+            # As SQLite's migration 5: a website's own settings (NULL: as the tenant's, or not set) and the
+            # notes on its chart. Every node keeps the settings in memory (the tracker each site gets), so
+            # a change bumps the change counter as changes to websites do.
+            """CREATE TABLE website_settings (
+                hostname text COLLATE "C" PRIMARY KEY
+                    REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE,
+                click_events boolean,
+                page_events boolean,
+                outbound_links boolean,
+                file_downloads boolean,
+                not_found_pages boolean,
+                download_extensions text,
+                retention_days integer,
+                timezone text,
+                date_updated bigint NOT NULL
+            )""",
+            "CREATE TRIGGER website_settings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON website_settings"
+            " FOR EACH STATEMENT EXECUTE FUNCTION meta_changed()",
+            """CREATE TABLE annotations (
+                id text COLLATE "C" PRIMARY KEY,
+                hostname text COLLATE "C" NOT NULL REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE,
+                start_date text COLLATE "C" NOT NULL,
+                end_date text COLLATE "C",
+                text text NOT NULL,
+                date_created bigint NOT NULL
+            )""",
+            "CREATE INDEX annotations_hostname_start ON annotations(hostname, start_date)",
+        ),
+    ),
 )
 
 
@@ -105,22 +167,53 @@ def count_users(conn: Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def insert_user(conn: Connection, user_id: str, username: str, password_hash: str, now: int) -> None:
-    """Raises AlreadyExists if the id or username is taken (SQLite raises sqlite3.IntegrityError)."""
+def insert_user(
+    conn: Connection,
+    user_id: str,
+    username: str,
+    password_hash: str,
+    now: int,
+    *,
+    password_is_default: bool = False,
+) -> None:
+    """Add a user; `password_is_default` says the hash is of DEFAULT_ADMIN_PASSWORD (the caller knows).
+    Raises AlreadyExists if the id or username is taken (SQLite raises sqlite3.IntegrityError)."""
     _require_storable(user_id, username, password_hash)
     params = {"id": user_id, "username": username, "password": password_hash, "now": now}
     try:
         conn.execute(
-            "INSERT INTO users (id, username, password, date_created, date_updated, settings)"
-            " VALUES (%(id)s, %(username)s, %(password)s, %(now)s, %(now)s, %(settings)s)",
-            params | {"settings": DEFAULT_USER_SETTINGS},
+            "INSERT INTO users (id, username, password, date_created, date_updated, settings, password_is_default)"
+            " VALUES (%(id)s, %(username)s, %(password)s, %(now)s, %(now)s, %(settings)s, %(default)s)",
+            params | {"settings": DEFAULT_USER_SETTINGS, "default": password_is_default},
         )
     except psycopg.IntegrityError:
         raise AlreadyExists("user already exists") from None
 
 
+def list_usernames(conn: Connection) -> list[str]:
+    return [str(row[0]) for row in conn.execute("SELECT username FROM users ORDER BY username")]
+
+
+def count_sessions(conn: Connection, user_id: str) -> int:
+    if not _storable(user_id):
+        return 0
+    row = conn.execute("SELECT count(*) FROM sessions WHERE user_id = %(id)s", {"id": user_id}).fetchone()
+    return int(row[0]) if row else 0
+
+
 def list_hostnames(conn: Connection) -> list[str]:
     return [str(row[0]) for row in conn.execute("SELECT hostname FROM websites ORDER BY hostname")]
+
+
+def changes_since(conn: Connection, version: int | None) -> tuple[int, list[str], dict[str, str]] | None:
+    """The change counter (changes.py) and the websites and tenant settings, if the counter moved since
+    `version` (None: always); else None. Unlike SQLite's `PRAGMA data_version` it counts this node's own
+    changes too, which only costs a reload. The counter is read first, so the lists are at least that new."""
+    row = conn.execute("SELECT counter FROM meta_changes").fetchone()
+    current = int(row[0]) if row else 0
+    if current == version:
+        return None
+    return current, list_hostnames(conn), get_settings(conn)
 
 
 def get_settings(conn: Connection) -> dict[str, str]:
@@ -136,15 +229,17 @@ def set_setting(conn: Connection, key: str, value: str, now: int) -> None:
     )
 
 
-_USER_COLUMNS = "u.id, u.username, u.password, u.date_created, u.date_updated, u.settings"
+_USER_COLUMNS = "u.id, u.username, u.password, u.date_created, u.date_updated, u.settings, u.password_is_default"
+_USER_WIDTH = 7  # columns in _USER_COLUMNS
 
 
 def _user(row: Any) -> User | None:
     """A `users` row (selected with _USER_COLUMNS first) as a User."""
     if row is None:
         return None
-    user_id, username, password, created, updated, settings = row[:6]
-    return User(str(user_id), str(username), str(password), int(created), int(updated), str(settings))
+    user_id, username, password, created, updated, settings, is_default = row[:_USER_WIDTH]
+    default = None if is_default is None else bool(is_default)
+    return User(str(user_id), str(username), str(password), int(created), int(updated), str(settings), default)
 
 
 def get_user(conn: Connection, user_id: str) -> User | None:
@@ -176,7 +271,8 @@ def update_user(
 ) -> User | None:
     """Change the given fields and bump `date_updated`; the fresh row, or None if the user is gone.
 
-    A new password also signs the user out of every session but `keep_session`.
+    A new password also signs the user out of every session but `keep_session` (all of
+    them when None), and marks the password as not the default (callers refuse the default).
     """
     if not _storable(user_id):
         return None
@@ -187,7 +283,9 @@ def update_user(
             conn.execute(
                 "UPDATE users SET username = coalesce(%(username)s, username),"
                 " password = coalesce(%(password)s, password), settings = coalesce(%(settings)s, settings),"
-                " date_updated = %(now)s WHERE id = %(id)s",
+                " date_updated = %(now)s,"
+                " password_is_default = CASE WHEN %(password)s::text IS NULL THEN password_is_default ELSE false END"
+                " WHERE id = %(id)s",
                 params,
             )
             if password_hash is not None:
@@ -198,6 +296,31 @@ def update_user(
     except psycopg.IntegrityError:
         raise AlreadyExists("user already exists") from None
     return get_user(conn, user_id)
+
+
+def set_password_is_default(conn: Connection, user_id: str, is_default: bool) -> None:
+    """Record what a check of the password against DEFAULT_ADMIN_PASSWORD found (a login, or start-up)."""
+    if not _storable(user_id):
+        return
+    conn.execute(
+        "UPDATE users SET password_is_default = %(default)s WHERE id = %(id)s", {"id": user_id, "default": is_default}
+    )
+
+
+# SQLite lists these in insertion order (rowid); PostgreSQL has none, so by creation time, then id.
+
+
+def users_with_unknown_default(conn: Connection) -> list[User]:
+    """Users whose password has not been checked against DEFAULT_ADMIN_PASSWORD yet."""
+    rows = conn.execute(
+        f"SELECT {_USER_COLUMNS} FROM users u WHERE u.password_is_default IS NULL ORDER BY u.date_created, u.id"
+    )
+    return [user for user in map(_user, rows) if user is not None]
+
+
+def usernames_with_default_password(conn: Connection) -> list[str]:
+    rows = conn.execute("SELECT username FROM users WHERE password_is_default ORDER BY date_created, id")
+    return [str(row[0]) for row in rows]
 
 
 def delete_user(conn: Connection, user_id: str) -> list[str] | None:
@@ -235,7 +358,7 @@ def session_user(conn: Connection, token_hash: bytes) -> tuple[User, int] | None
         {"hash": token_hash},
     ).fetchone()
     user = _user(row)
-    return None if user is None or row is None else (user, int(row[6]))
+    return None if user is None or row is None else (user, int(row[_USER_WIDTH]))
 
 
 def delete_session(conn: Connection, token_hash: bytes) -> bool:
@@ -294,6 +417,167 @@ def delete_website(conn: Connection, hostname: str) -> bool:
     if not _storable(hostname):
         return False
     return conn.execute("DELETE FROM websites WHERE hostname = %(hostname)s", {"hostname": hostname}).rowcount > 0
+
+
+def umami_ids(conn: Connection) -> dict[str, str]:
+    """Every Umami website id and the site it names."""
+    return {str(wid): str(host) for wid, host in conn.execute("SELECT website_id, hostname FROM umami_ids")}
+
+
+def umami_id(conn: Connection, hostname: str) -> str | None:
+    if not _storable(hostname):
+        return None
+    row = conn.execute("SELECT website_id FROM umami_ids WHERE hostname = %(h)s", {"h": hostname}).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_umami_id(conn: Connection, hostname: str, website_id: str | None) -> None:
+    """Give `hostname` this Umami website id (None or "": none). Raises AlreadyExists if another site has it."""
+    _require_storable(hostname, website_id)
+    try:
+        with conn.transaction():
+            conn.execute("DELETE FROM umami_ids WHERE hostname = %(h)s", {"h": hostname})
+            if website_id:
+                conn.execute(
+                    "INSERT INTO umami_ids (website_id, hostname) VALUES (%(id)s, %(h)s)",
+                    {"id": website_id, "h": hostname},
+                )
+    except psycopg.IntegrityError:
+        raise AlreadyExists("another website has this Umami website id") from None
+
+
+# A website's own settings: one row per site that has any, every column NULL when unset.
+
+_FLAG_FIELDS = frozenset(SITE_SETTING_FIELDS[:5])
+
+
+def _site_settings(row: Any) -> SiteSettings:
+    values = dict(zip(SITE_SETTING_FIELDS, row, strict=True))
+    text = values["download_extensions"]
+    values["download_extensions"] = None if text is None else tuple(text.split(",") if text else ())
+    if values["retention_days"] is not None:
+        values["retention_days"] = int(values["retention_days"])
+    return SiteSettings(**values)
+
+
+def get_site_settings(conn: Connection, hostname: str) -> SiteSettings:
+    """The site's settings (all unset when it has none stored, or no such site)."""
+    if not _storable(hostname):
+        return SiteSettings()
+    row = conn.execute(
+        f"SELECT {', '.join(SITE_SETTING_FIELDS)} FROM website_settings WHERE hostname = %(hostname)s",
+        {"hostname": hostname},
+    ).fetchone()
+    return SiteSettings() if row is None else _site_settings(row)
+
+
+def list_site_settings(conn: Connection) -> dict[str, SiteSettings]:
+    """Every site's stored settings, by hostname (sites without a row are left out)."""
+    rows = conn.execute(f"SELECT hostname, {', '.join(SITE_SETTING_FIELDS)} FROM website_settings ORDER BY hostname")
+    return {str(row[0]): _site_settings(row[1:]) for row in rows}
+
+
+def update_site_settings(conn: Connection, hostname: str, changes: dict[str, object], now: int) -> SiteSettings | None:
+    """Set the named fields (keys of SITE_SETTING_FIELDS; None unsets one) and return the site's settings
+    afterwards; None if there is no such website. Raises KeyError for a field that does not exist."""
+    merge_site_settings(SiteSettings(), changes)  # a field that does not exist fails before any write
+    if not _storable(hostname):
+        return None
+    if isinstance(changes.get("timezone"), str):
+        _require_storable(str(changes["timezone"]))
+    with conn.transaction():
+        # Lock the site's row, so a rename or delete on another node waits for this (or this for it).
+        found = conn.execute(
+            "SELECT 1 FROM websites WHERE hostname = %(hostname)s FOR UPDATE", {"hostname": hostname}
+        ).fetchone()
+        if found is None:
+            return None
+        fresh = merge_site_settings(get_site_settings(conn, hostname), changes)
+        params: dict[str, object] = {name: getattr(fresh, name) for name in SITE_SETTING_FIELDS}
+        extensions = fresh.download_extensions
+        params["download_extensions"] = None if extensions is None else ",".join(extensions)
+        columns = ", ".join(SITE_SETTING_FIELDS)
+        conn.execute(
+            f"INSERT INTO website_settings (hostname, {columns}, date_updated)"
+            f" VALUES (%(hostname)s, {', '.join(f'%({name})s' for name in SITE_SETTING_FIELDS)}, %(now)s)"
+            " ON CONFLICT (hostname) DO UPDATE SET"
+            f" {', '.join(f'{name} = excluded.{name}' for name in SITE_SETTING_FIELDS)},"
+            " date_updated = excluded.date_updated",
+            params | {"hostname": hostname, "now": now},
+        )
+    return fresh
+
+
+# Annotations: notes on a date or a range of dates of one site, shown on its chart.
+
+_ANNOTATION_COLUMNS = "id, hostname, start_date, end_date, text, date_created"
+
+
+def _annotation(row: Any) -> Annotation:
+    note_id, hostname, start, end, text, created = row
+    return Annotation(
+        str(note_id), str(hostname), str(start), None if end is None else str(end), str(text), int(created)
+    )
+
+
+def insert_annotation(conn: Connection, annotation: Annotation, max_per_site: int) -> bool:
+    """Store a note; False (nothing stored) when the site already has `max_per_site` notes.
+    Raises AlreadyExists for a taken id or a site that does not exist."""
+    _require_storable(annotation.id, annotation.hostname, annotation.start, annotation.end, annotation.text)
+    try:
+        with conn.transaction():
+            # The site's row lock makes concurrent inserts for one site count one after the other.
+            found = conn.execute(
+                "SELECT 1 FROM websites WHERE hostname = %(hostname)s FOR UPDATE", {"hostname": annotation.hostname}
+            ).fetchone()
+            if found is None:
+                raise AlreadyExists("annotation id taken, or no such website")
+            row = conn.execute(
+                "SELECT count(*) FROM annotations WHERE hostname = %(hostname)s", {"hostname": annotation.hostname}
+            ).fetchone()
+            if row is not None and int(row[0]) >= max_per_site:
+                return False
+            conn.execute(
+                f"INSERT INTO annotations ({_ANNOTATION_COLUMNS})"
+                " VALUES (%(id)s, %(hostname)s, %(start)s, %(end)s, %(text)s, %(created)s)",
+                {
+                    "id": annotation.id,
+                    "hostname": annotation.hostname,
+                    "start": annotation.start,
+                    "end": annotation.end,
+                    "text": annotation.text,
+                    "created": annotation.created,
+                },
+            )
+    except psycopg.IntegrityError:
+        raise AlreadyExists("annotation id taken, or no such website") from None
+    return True
+
+
+def list_annotations(
+    conn: Connection, hostname: str, start: str | None = None, end: str | None = None
+) -> list[Annotation]:
+    """The site's notes that touch the days `start`..`end` (each bound optional), by start day then creation."""
+    if not _storable(hostname, start, end):
+        return []
+    rows = conn.execute(
+        f"SELECT {_ANNOTATION_COLUMNS} FROM annotations WHERE hostname = %(hostname)s"
+        " AND (%(end)s::text IS NULL OR start_date <= %(end)s::text)"
+        " AND (%(start)s::text IS NULL OR coalesce(end_date, start_date) >= %(start)s::text)"
+        " ORDER BY start_date, date_created, id",
+        {"hostname": hostname, "start": start, "end": end},
+    )
+    return [_annotation(row) for row in rows]
+
+
+def delete_annotation(conn: Connection, hostname: str, annotation_id: str) -> bool:
+    if not _storable(hostname, annotation_id):
+        return False
+    cursor = conn.execute(
+        "DELETE FROM annotations WHERE hostname = %(hostname)s AND id = %(id)s",
+        {"hostname": hostname, "id": annotation_id},
+    )
+    return cursor.rowcount > 0
 
 
 def set_settings(conn: Connection, values: dict[str, str], now: int) -> dict[str, str]:

@@ -23,10 +23,13 @@ from medama_core.store.postgres.db import Connection, one_line, schema_version
 # Every app-data table and the columns copied, parents before children (foreign keys). A new column or
 # table in both schemas is added here too; a test compares this with both engines' schemas.
 TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("users", ("id", "username", "password", "date_created", "date_updated", "settings")),
+    ("users", ("id", "username", "password", "date_created", "date_updated", "settings", "password_is_default")),
     ("websites", ("hostname", "user_id", "date_created", "date_updated", "settings")),
+    ("umami_ids", ("website_id", "hostname")),
     ("tenant_settings", ("key", "value", "date_updated")),
     ("sessions", ("token_hash", "user_id", "date_created", "date_expires")),
+    ("website_settings", ("hostname", *meta.SITE_SETTING_FIELDS, "date_updated")),
+    ("annotations", ("id", "hostname", "start_date", "end_date", "text", "date_created")),
 )
 BATCH_ROWS = 1000  # rows in memory at once: well under a megabyte for these tables
 

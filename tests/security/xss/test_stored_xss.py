@@ -32,7 +32,8 @@ from tests.helpers import Client, LiveServer, live_server
 pytestmark = pytest.mark.browser
 
 SITE = "example.com"
-USERNAME, PASSWORD = "admin", "CHANGE_ME_ON_FIRST_LOGIN"
+USERNAME, DEFAULT_PASSWORD = "admin", "CHANGE_ME_ON_FIRST_LOGIN"
+PASSWORD = "xss-test-password"  # set first: with the first-start one the dashboard asks only for a new one
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 # Records what would show an attack: a CSP violation report, a dialog, or the payload's global.
 WATCH = "window.__csp = []; document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"  # noqa: E501
@@ -112,7 +113,9 @@ def seed(db_path: Path) -> None:
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     with live_server(tmp_path_factory.mktemp("xss"), level="warn") as server:
         api = server.client()
-        api.login(USERNAME, PASSWORD)
+        api.login(USERNAME, DEFAULT_PASSWORD)
+        changed = api.patch("/api/user", json_body={"password": PASSWORD, "currentPassword": DEFAULT_PASSWORD})
+        assert changed.status == 200
         assert api.post("/api/websites", json_body={"hostname": SITE}).status == 201
         ingest(api)
         seed(Path(server.config.analyticsdb))

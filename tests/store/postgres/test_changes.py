@@ -41,12 +41,28 @@ def test_the_token_moves_with_every_committed_change_to_cached_tables(two_nodes:
     assert changed_by(lambda c: meta.rename_website(c, "a.example", "b.example", 2))
     assert changed_by(lambda c: meta.set_setting(c, "blocked_ips", "10.0.0.1", 3))
     assert changed_by(lambda c: meta.set_settings(c, {"script_type": "default"}, 4))
+    assert changed_by(lambda c: meta.set_umami_id(c, "b.example", "id-1"))
+    assert changed_by(lambda c: meta.set_umami_id(c, "b.example", None))
     assert changed_by(lambda c: meta.delete_website(c, "b.example"))
     assert changed_by(lambda c: meta.update_user(c, "user_a", 5, settings='{"language":"de"}'))
     # Sessions are read from the database on every request, never cached: they do not move the token.
     assert not changed_by(lambda c: meta.insert_session(c, b"t" * 32, "user_a", 1, 2))
     assert not changed_by(lambda c: meta.purge_expired_sessions(c, 10))
     assert not changed_by(lambda c: meta.get_settings(c))
+
+
+def test_changes_since_answers_the_cached_tables_once_per_change(two_nodes: tuple[Any, Any]) -> None:
+    """What the server's meta watch reads (store/meta.py changes_since on SQLite): None while nothing changed."""
+    a, b = two_nodes
+    first = meta.changes_since(a, None)
+    assert first is not None and first[1:] == ([], {})
+    assert meta.changes_since(a, first[0]) is None
+    meta.insert_user(b, "user_a", "alice", "h", 1)
+    meta.insert_website(b, "a.example", "user_a", 1)
+    meta.set_setting(b, "script_type", "default", 2)
+    later = meta.changes_since(a, first[0])
+    assert later is not None and later[1:] == (["a.example"], {"script_type": "default"})
+    assert meta.changes_since(a, later[0]) is None
 
 
 def test_an_uncommitted_change_does_not_move_the_token_until_it_commits(two_nodes: tuple[Any, Any]) -> None:

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from medama_core.store import db as sqlite_db
 from medama_core.store import meta as sqlite_meta
-from medama_core.store.meta import AlreadyExists, User
+from medama_core.store.meta import AlreadyExists, Annotation, SiteSettings, User
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -36,11 +36,11 @@ SETTINGS = sqlite_meta.DEFAULT_USER_SETTINGS
 
 def alice(updated: int = 100, **changes: Any) -> User:
     fields = {"id": "user_a", "username": "alice", "password": "h1", "date_created": 100, "date_updated": updated}
-    return User(**(fields | {"settings": SETTINGS} | changes))
+    return User(**(fields | {"settings": SETTINGS, "password_is_default": False} | changes))
 
 
 def bob() -> User:
-    return User("user_b", "bob", "h2", 100, 100, SETTINGS)
+    return User("user_b", "bob", "h2", 100, 100, SETTINGS, False)
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,18 @@ def call(name: str, *args: Any, expect: object = None, **kwargs: Any) -> Call:
 
 
 USERS = [call("insert_user", "user_a", "alice", "h1", 100), call("insert_user", "user_b", "bob", "h2", 100)]
+SITE_A = SiteSettings(
+    outbound_links=True, click_events=False, download_extensions=("pdf", "7z"), retention_days=30, timezone="Asia/Tokyo"
+)
+
+
+def note(
+    note_id: str, start: str, end: str | None = None, *, host: str = "a.example", created: int = 100
+) -> Annotation:
+    return Annotation(note_id, host, start, end, f"note {note_id}: «quoted», 'single'", created)
+
+
+NOTES = [note("n1", "2024-06-01", "2024-06-10", created=200), note("n2", "2024-06-01"), note("n3", "2024-06-20")]
 
 CASES: dict[str, list[Call]] = {
     "users": [
@@ -95,7 +107,29 @@ CASES: dict[str, list[Call]] = {
         call("update_user", "user_a", 400, username="bob", expect="AlreadyExists"),
         call("get_user", "user_a", expect=alice(300, username="alicia", settings='{"language":"fr"}')),
         call("update_user", "nobody", 500, username="zed", expect=None),
-        call("update_user", "user_b", 600, expect=User("user_b", "bob", "h2", 100, 600, SETTINGS)),
+        call("update_user", "user_b", 600, expect=User("user_b", "bob", "h2", 100, 600, SETTINGS, False)),
+        call("list_usernames", expect=["alicia", "bob"]),
+    ],
+    "default password": [
+        call("insert_user", "user_c", "carol", "h0", 50, password_is_default=True),
+        *USERS,
+        call("insert_user", "user_d", "dave", "h4", 200, password_is_default=True),
+        call("usernames_with_default_password", expect=["carol", "dave"]),
+        call("users_with_unknown_default", expect=[]),
+        call("set_password_is_default", "user_a", True),
+        call("get_user", "user_a", expect=alice(password_is_default=True)),
+        call("usernames_with_default_password", expect=["carol", "alice", "dave"]),
+        call("update_user", "user_a", 200, password_hash="h9", expect=alice(200, password="h9")),
+        call("set_password_is_default", "user_d", False),
+        call("set_password_is_default", "nobody", True),
+        call("usernames_with_default_password", expect=["carol"]),
+        call(
+            "update_user",
+            "user_c",
+            300,
+            username="caroline",
+            expect=User("user_c", "caroline", "h0", 50, 300, SETTINGS, True),
+        ),  # fmt: skip
     ],
     "password change signs out other sessions": [
         *USERS,
@@ -125,11 +159,13 @@ CASES: dict[str, list[Call]] = {
     ],
     "sessions": [
         *USERS,
+        call("count_sessions", "user_a", expect=0),
         call("session_user", T1, expect=None),
         call("insert_session", T1, "user_a", 100, 1000),
         call("insert_session", T2, "user_b", 100, 2000),
         call("insert_session", T3, "user_b", 100, 3000),
         call("session_user", T1, expect=(alice(), 1000)),
+        call("count_sessions", "user_b", expect=2),
         call("delete_session", T1, expect=True),
         call("delete_session", T1, expect=False),
         call("purge_expired_sessions", 1999, expect=0),
@@ -157,6 +193,27 @@ CASES: dict[str, list[Call]] = {
         call("delete_website", "b.example", expect=False),
         call("list_hostnames", expect=["c.example", "e.example"]),
     ],
+    "umami ids": [
+        *USERS,
+        call("insert_website", "a.example", "user_a", 100),
+        call("insert_website", "b.example", "user_b", 100),
+        call("umami_ids", expect={}),
+        call("set_umami_id", "a.example", "id-1"),
+        call("set_umami_id", "b.example", "id-1", expect="AlreadyExists"),
+        call("set_umami_id", "z.example", "id-9", expect="AlreadyExists"),  # no such site: as SQLite, any integrity
+        call("set_umami_id", "b.example", "id-2"),
+        call("umami_id", "a.example", expect="id-1"),
+        call("umami_id", "c.example", expect=None),
+        call("set_umami_id", "a.example", "id-3"),
+        call("umami_ids", expect={"id-3": "a.example", "id-2": "b.example"}),
+        call("rename_website", "a.example", "c.example", 200, expect=True),
+        call("umami_id", "c.example", expect="id-3"),
+        call("delete_user", "user_b", expect=["b.example"]),
+        call("umami_ids", expect={"id-3": "c.example"}),
+        call("set_umami_id", "c.example", None),
+        call("set_umami_id", "c.example", ""),
+        call("umami_ids", expect={}),
+    ],
     "code-point order whatever the locale": [
         *USERS,
         *(
@@ -172,6 +229,79 @@ CASES: dict[str, list[Call]] = {
             "user_a",
             expect=["1.example", "B.example", "Z.example", "a.example", "b.example", "e.example", "é.example"],
         ),
+    ],
+    "site settings": [
+        *USERS,
+        call("insert_website", "a.example", "user_a", 100),
+        call("insert_website", "b.example", "user_b", 100),
+        call("get_site_settings", "a.example", expect=SiteSettings()),
+        call("get_site_settings", "nowhere.example", expect=SiteSettings()),
+        call("list_site_settings", expect={}),
+        call(
+            "update_site_settings", "a.example", {"outbound_links": True}, 200, expect=SiteSettings(outbound_links=True)
+        ),
+        call(
+            "update_site_settings",
+            "a.example",
+            {
+                "click_events": False,
+                "download_extensions": ("pdf", "7z"),
+                "retention_days": 30,
+                "timezone": "Asia/Tokyo",
+            },
+            300,
+            expect=SITE_A,
+        ),
+        call("update_site_settings", "a.example", {}, 350, expect=SITE_A),
+        call("update_site_settings", "a.example", {"nope": 1}, 360, expect="KeyError"),
+        call("update_site_settings", "nowhere.example", {"page_events": True}, 400, expect=None),
+        call(
+            "update_site_settings",
+            "b.example",
+            {"download_extensions": ()},
+            400,
+            expect=SiteSettings(download_extensions=()),
+        ),
+        call("list_site_settings", expect={"a.example": SITE_A, "b.example": SiteSettings(download_extensions=())}),
+        call("update_site_settings", "b.example", {"download_extensions": None}, 500, expect=SiteSettings()),
+        call("rename_website", "a.example", "c.example", 600, expect=True),  # the settings move with the site
+        call("get_site_settings", "a.example", expect=SiteSettings()),
+        call("get_site_settings", "c.example", expect=SITE_A),
+        call("delete_website", "c.example", expect=True),
+        call("list_site_settings", expect={"b.example": SiteSettings()}),
+        call("delete_user", "user_b", expect=["b.example"]),
+        call("list_site_settings", expect={}),
+    ],
+    "annotations": [
+        *USERS,
+        call("insert_website", "a.example", "user_a", 100),
+        call("insert_website", "b.example", "user_a", 100),
+        call("list_annotations", "a.example", expect=[]),
+        *(call("insert_annotation", note, 3, expect=True) for note in NOTES),
+        call("insert_annotation", note("n4", "2024-07-01"), 3, expect=False),  # the site has its 3
+        call("insert_annotation", note("n1", "2024-07-01", host="b.example"), 3, expect="AlreadyExists"),  # id taken
+        call("insert_annotation", note("n5", "2024-07-01", host="nowhere.example"), 3, expect="AlreadyExists"),
+        call("list_annotations", "a.example", expect=[NOTES[1], NOTES[0], NOTES[2]]),  # by start day, then creation
+        call("list_annotations", "a.example", "2024-06-05", None, expect=[NOTES[0], NOTES[2]]),  # n1's range reaches it
+        call("list_annotations", "a.example", "2024-06-06", "2024-06-19", expect=[NOTES[0]]),
+        call("list_annotations", "a.example", None, "2024-06-01", expect=[NOTES[1], NOTES[0]]),
+        call("list_annotations", "a.example", "2024-06-20", "2024-06-20", expect=[NOTES[2]]),
+        call("list_annotations", "a.example", "2024-06-21", None, expect=[]),
+        call("list_annotations", "b.example", expect=[]),
+        call("delete_annotation", "b.example", "n1", expect=False),  # another site's note
+        call("delete_annotation", "a.example", "n1", expect=True),
+        call("delete_annotation", "a.example", "n1", expect=False),
+        call("rename_website", "a.example", "c.example", 200, expect=True),
+        call(
+            "list_annotations",
+            "c.example",
+            expect=[replace(NOTES[1], hostname="c.example"), replace(NOTES[2], hostname="c.example")],
+        ),
+        call("delete_website", "c.example", expect=True),
+        call("insert_annotation", note("n6", "2024-06-01", host="b.example"), 3, expect=True),
+        call("list_annotations", "c.example", expect=[]),
+        call("delete_user", "user_a", expect=["b.example"]),
+        call("list_annotations", "b.example", expect=[]),
     ],
     "settings": [
         call("get_settings", expect={}),
@@ -200,6 +330,8 @@ def run(module: ModuleType, conn: Any, calls: list[Call]) -> list[object]:
             results.append("AlreadyExists")
         except (sqlite3.IntegrityError, psycopg.IntegrityError):
             results.append("IntegrityError")
+        except KeyError:
+            results.append("KeyError")
     return results
 
 
@@ -215,7 +347,7 @@ def fresh_sqlite() -> sqlite3.Connection:
 
 def reset(conn: Any) -> None:
     """Empty every app-data table of the module's PostgreSQL database (a fresh database in a few ms)."""
-    conn.execute("TRUNCATE users, websites, tenant_settings, sessions")
+    conn.execute("TRUNCATE users, websites, umami_ids, tenant_settings, sessions, website_settings, annotations")
 
 
 @pytest.fixture
@@ -250,7 +382,8 @@ def test_every_public_function_of_the_sqlite_store_is_mirrored() -> None:
             different.append(f"{name}: {ours} vs {theirs}")
     assert not missing, f"store/postgres/meta.py lacks {missing}"
     assert not different
-    for name in ("AlreadyExists", "User", "DEFAULT_ADMIN_USERNAME", "DEFAULT_ADMIN_PASSWORD", "DEFAULT_USER_SETTINGS"):
+    shared = ("AlreadyExists", "User", "DEFAULT_ADMIN_USERNAME", "DEFAULT_ADMIN_PASSWORD", "DEFAULT_USER_SETTINGS")
+    for name in (*shared, "SiteSettings", "Annotation", "SITE_SETTING_FIELDS", "new_annotation_id"):
         assert getattr(pg_meta, name) is getattr(sqlite_meta, name)
 
 
@@ -280,7 +413,7 @@ def test_any_text_is_stored_and_found_alike(pg_module_conn: Any, names: list[str
     reset(pg_module_conn)
     calls = [call("insert_user", f"user_{i}", name, value, 100) for i, name in enumerate(names)]
     calls += [
-        call("get_user_by_username", name, expect=User(f"user_{i}", name, value, 100, 100, SETTINGS))
+        call("get_user_by_username", name, expect=User(f"user_{i}", name, value, 100, 100, SETTINGS, False))
         for i, name in enumerate(names)
     ]
     calls += [call("get_user_by_username", name + "x", expect=None) for name in names if name + "x" not in names]
@@ -291,6 +424,40 @@ def test_any_text_is_stored_and_found_alike(pg_module_conn: Any, names: list[str
     assert run(sqlite_meta, fresh_sqlite(), calls) == expected(calls, "sqlite")
     assert run(pg_meta, pg_module_conn, calls) == expected(calls, "postgres")
     assert pg_module_conn.execute("SELECT count(*) FROM users").fetchone()[0] == len(names)  # nothing dropped
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(TEXT, min_size=1, max_size=4), zone=TEXT)
+def test_any_note_text_and_time_zone_is_stored_and_found_alike(
+    pg_module_conn: Any, texts: list[str], zone: str
+) -> None:
+    reset(pg_module_conn)
+    notes = [Annotation(f"n{i}", "a.example", "2024-06-01", None, text, i) for i, text in enumerate(texts)]
+    calls = [*USERS, call("insert_website", "a.example", "user_a", 100)]
+    calls += [call("insert_annotation", n, len(notes), expect=True) for n in notes]
+    calls += [call("list_annotations", "a.example", "2024-06-01", "2024-06-01", expect=notes)]
+    calls += [call("update_site_settings", "a.example", {"timezone": zone}, 100, expect=SiteSettings(timezone=zone))]
+    calls += [call("list_site_settings", expect={"a.example": SiteSettings(timezone=zone)})]
+    assert run(sqlite_meta, fresh_sqlite(), calls) == expected(calls, "sqlite")
+    assert run(pg_meta, pg_module_conn, calls) == expected(calls, "postgres")
+
+
+def test_changes_since_moves_with_websites_tenant_and_site_settings(pg: Any) -> None:
+    """Other nodes learn of a site's new settings (its tracker) as of a new site: the counter moves."""
+    version, hostnames, settings = pg_meta.changes_since(pg, None) or (0, None, None)
+    assert (hostnames, settings) == ([], {})
+    assert pg_meta.changes_since(pg, version) is None
+    pg_meta.insert_user(pg, "user_a", "alice", "h1", 100)
+    pg_meta.insert_website(pg, "a.example", "user_a", 100)
+    changed = pg_meta.changes_since(pg, version)
+    assert changed is not None and changed[1:] == (["a.example"], {})
+    version = changed[0]
+    pg_meta.update_site_settings(pg, "a.example", {"outbound_links": True}, 100)
+    changed = pg_meta.changes_since(pg, version)
+    assert changed is not None
+    version = changed[0]
+    pg_meta.insert_annotation(pg, Annotation("n1", "a.example", "2024-06-01", None, "x", 1), 10)
+    assert pg_meta.changes_since(pg, version) is None  # notes are not kept in memory: no reload for them
 
 
 def test_nul_characters_are_refused_on_writes_and_found_nowhere(pg: Any) -> None:
@@ -304,6 +471,7 @@ def test_nul_characters_are_refused_on_writes_and_found_nowhere(pg: Any) -> None
         lambda: pg_meta.rename_website(pg, "a.example", "b\x00.example", 200),
         lambda: pg_meta.set_setting(pg, "k", "v\x00", 100),
         lambda: pg_meta.set_settings(pg, {"k\x00": "v"}, 100),
+        lambda: pg_meta.set_umami_id(pg, "a.example", "id\x00"),
     ):
         with pytest.raises(InvalidValue):
             write()
@@ -315,7 +483,19 @@ def test_nul_characters_are_refused_on_writes_and_found_nowhere(pg: Any) -> None
     assert pg_meta.delete_user(pg, "user_a\x00") is None
     assert pg_meta.rename_website(pg, "a.example\x00", "b.example", 200) is False
     assert pg_meta.delete_website(pg, "a.example\x00") is False
+    assert pg_meta.umami_id(pg, "a.example\x00") is None and pg_meta.count_sessions(pg, "user_a\x00") == 0
     assert pg_meta.get_settings(pg) == {} and pg_meta.count_users(pg) == 1
+    for write in (
+        lambda: pg_meta.update_site_settings(pg, "a.example", {"timezone": "Europe/\x00"}, 100),
+        lambda: pg_meta.insert_annotation(pg, Annotation("n1", "a.example", "2024-06-01", None, "a\x00b", 1), 10),
+    ):
+        with pytest.raises(InvalidValue):
+            write()
+    assert pg_meta.get_site_settings(pg, "a.example\x00") == SiteSettings()
+    assert pg_meta.update_site_settings(pg, "a.example\x00", {"page_events": True}, 100) is None
+    assert pg_meta.list_annotations(pg, "a.example\x00") == [] and pg_meta.list_annotations(pg, "a.example") == []
+    assert pg_meta.delete_annotation(pg, "a.example", "n\x00") is False
+    assert pg_meta.list_site_settings(pg) == {}
 
 
 def test_lone_surrogates_fail_alike_on_both_engines(pg: Any) -> None:
