@@ -12,15 +12,18 @@ client, as the server would run them.
 
 Ingestion: --ingest-rows more views written as the tracker writes them,
 through hits.apply_batch in batches of --batch ops: loads with their events,
-then the unloads of 70% of them in later batches. Reported: rows/s, and this
-process's CPU per hit (time.process_time: the client's cost, apart from the
-server's).
+then the unloads of 70% of them in later batches. The views are live hits,
+in time order at --ingest-per-hour (10 M in 90 days by default). Reported:
+ops/s, this process's CPU per op (time.process_time: the client's cost) and
+the server's (its process's CPU, during the writes and until the merges
+they caused are done). Then the same ops through the SQLite store's writer,
+its CPU per op alone and with the rollup refresh of the hours they touched.
 
-The server is started here (tests/engines.py: temporary data folder, free
-ports) unless --url names one. Numbers from a shared 2-core machine are noisy.
+The server is started here (tests/engines.py: free ports, its data folder
+kept in --data), or chDB runs in this process (--chdb). Numbers from a shared 2-core machine are noisy.
 
 Usage: python bench/clickhouse.py [--rows 10000000] [--runs 5] [--filters no,page,other,prop]
-       [--url clickhouse://... | --chdb]
+       [--days 30,90] [--skip queries,ingest,sqlite] [--chdb]
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ import importlib.util
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/ itself: its http.py would hide the standard library's http package
@@ -44,10 +48,14 @@ assert _spec is not None and _spec.loader is not None
 data = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(data)
 
+from medama_core.store import analytics, db, rollups  # noqa: E402
+from medama_core.store import columns as column_copies  # noqa: E402
+from medama_core.store import hits as sqlite_hits  # noqa: E402
 from medama_core.store.clickhouse import hits, schema  # noqa: E402
 from medama_core.store.clickhouse import stats as ch_stats  # noqa: E402
 from medama_core.store.clickhouse.client import Client, HTTPTransport  # noqa: E402
-from medama_core.store.hits import VIEW_COLUMNS  # noqa: E402
+from medama_core.store.clickhouse.schema import HOUR_MS  # noqa: E402
+from medama_core.store.hits import VIEW_COLUMNS, Duration, NewView, Op  # noqa: E402
 from medama_core.store.stats import Page, Query  # noqa: E402
 from tests.engines import ChdbTransport, chdb_session, clickhouse_server  # noqa: E402
 
@@ -189,8 +197,34 @@ def measure(engine: Engine, client: Client, runs: int, filter_sets: list[str], p
             )
 
 
-def ingest(server: Engine, raw: str, n: int, batch: int, prefill: int) -> None:
-    """Views written after the loaded ones, as the tracker writes them; unloads for 70% in later batches.
+def ingest_ops(n: int, per_hour: int) -> tuple[list[Op], list[Op]]:
+    """bench/stats.py's n views as live hits after the loaded ones: loads with their events, and unloads.
+
+    Live hits arrive in time order at the site's rate, so a batch holds one hour or two (the generator
+    spreads its rows over 90 days: 1,000 of them would touch ~1,000 hours, and the pre-aggregates would
+    write a row per view where live traffic writes one per value and hour).
+    """
+    loads: list[Op] = []
+    unloads: list[Op] = []
+    step = HOUR_MS / per_hour
+    at = data.END
+    for chunk_views, chunk_events in data.generate(n, seed=3):
+        by_bid: dict[str, list[tuple[Any, ...]]] = {}
+        for event in events_of(chunk_events):
+            by_bid.setdefault(event[0], []).append(event)
+        for row in chunk_views:
+            bid, when = f"i{row[0]}", int(at + len(loads) * step)
+            view = (bid, *row[1:16], None, when)
+            events = [(bid, *event[1:5], when) for event in by_bid.get(row[0], [])]
+            loads.append(NewView(view, events))
+            if row[16] is not None:
+                unloads.append(Duration(bid, row[16]))
+    return loads, unloads
+
+
+def ingest(server: Engine, raw: str, ops: list[Op], views: int, batch: int, prefill: int) -> None:
+    """`ops` written as the tracker writes them, in batches of `batch`; the server's CPU counted during the
+    writes and until the merges they caused are done.
 
     They go to a database of their own, prefilled with `prefill` of the raw views, and dropped after:
     the loaded one stays as it was for the next run.
@@ -202,19 +236,6 @@ def ingest(server: Engine, raw: str, n: int, batch: int, prefill: int) -> None:
     schema.migrate(client, int(time.time() * 1000))
     load_from(client, raw, prefill)
     settle(client)  # the prefill's merges would otherwise count as the ingestion's CPU
-    loads: list[hits.Op] = []
-    unloads: list[hits.Op] = []
-    for chunk_views, chunk_events in data.generate(n, seed=3):
-        by_bid: dict[str, list[tuple[Any, ...]]] = {}
-        for event in events_of(chunk_events):
-            by_bid.setdefault(f"i{event[0]}", []).append((f"i{event[0]}", *event[1:]))
-        for row in chunk_views:
-            bid = f"i{row[0]}"
-            view = (bid, *row[1:16], None, row[17] + data.DAY)
-            loads.append(hits.NewView(view, by_bid.get(bid, [])))
-            if row[16] is not None:
-                unloads.append(hits.Duration(bid, row[16]))
-    ops = interleave(loads, unloads, batch)
     started, cpu, server_cpu = time.perf_counter(), time.process_time(), server.cpu()
     slowest = 0.0
     for start in range(0, len(ops), batch):
@@ -223,26 +244,63 @@ def ingest(server: Engine, raw: str, n: int, batch: int, prefill: int) -> None:
         slowest = max(slowest, time.perf_counter() - began)
         assert not any(outcomes), outcomes
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    server_cpu = server.cpu() - server_cpu
+    during = server.cpu() - server_cpu
+    settle(client)
+    merged = server.cpu() - server_cpu
     print(
-        f"ingest: {len(ops):,} ops ({len(loads):,} views with their events, {len(unloads):,} unloads) in batches of"
-        f" {batch}: {len(ops) / elapsed:,.0f} ops/s, slowest batch {slowest * 1000:.0f} ms; CPU per op: client"
-        f" {cpu / len(ops) * 1e6:.0f} µs, server {server_cpu / len(ops) * 1e6:.0f} µs",
+        f"ingest, ClickHouse: {len(ops):,} ops ({views:,} views with their events, {len(ops) - views:,} unloads)"
+        f" in batches of {batch}: {len(ops) / elapsed:,.0f} ops/s, slowest batch {slowest * 1000:.0f} ms; CPU per"
+        f" op: client {cpu / len(ops) * 1e6:.0f} µs, server {during / len(ops) * 1e6:.0f} µs during the writes,"
+        f" {merged / len(ops) * 1e6:.0f} µs with the merges after; per view (client + server with merges)"
+        f" {(cpu + merged) / views * 1e6:.0f} µs",
         flush=True,
     )
     client.close()
     server.query(f"DROP DATABASE {name}")
 
 
-def interleave(loads: list[hits.Op], unloads: list[hits.Op], batch: int) -> list[hits.Op]:
+def ingest_sqlite(ops: list[Op], views: int, batch: int, prefill: int) -> None:
+    """The same ops through the SQLite store's writer (store/hits.py, the process's CPU), then the rollup and
+    column-copy refresh that the SQLite store runs later for the hours they touched (the work ClickHouse's
+    materialized views do at insert). The database is prefilled with `prefill` generated views."""
+    with tempfile.TemporaryDirectory() as folder:
+        conn = db.connect(os.path.join(folder, "analytics.db"))
+        db.migrate(conn, analytics.MIGRATIONS)
+        for chunk_views, chunk_events in data.generate(prefill, seed=2):
+            with db.Transaction(conn):
+                conn.executemany(data.INSERT_VIEW, chunk_views)
+                conn.executemany(data.INSERT_EVENT, chunk_events)
+        now = max(cast(int, op.view[-1]) for op in ops if isinstance(op, NewView)) + 2 * HOUR_MS
+        rollups.refresh(conn, data.END, 10**9)
+        while column_copies.backfill(conn, 10**6):
+            pass
+        started, cpu = time.perf_counter(), time.process_time()
+        for start in range(0, len(ops), batch):
+            outcomes = sqlite_hits.apply_batch(conn, ops[start : start + batch])
+            assert not any(outcomes), outcomes
+        elapsed, written = time.perf_counter() - started, time.process_time() - cpu
+        hours = rollups.refresh(conn, now, 10**9)
+        while column_copies.backfill(conn, 10**6):
+            pass
+        maintained = time.process_time() - cpu
+        conn.close()
+    print(
+        f"ingest, SQLite: {len(ops):,} ops in batches of {batch}: {len(ops) / elapsed:,.0f} ops/s; CPU per op:"
+        f" writer {written / len(ops) * 1e6:.0f} µs, {maintained / len(ops) * 1e6:.0f} µs with the refresh of"
+        f" {hours} hours rebuilt after; per view {maintained / views * 1e6:.0f} µs",
+        flush=True,
+    )
+
+
+def interleave(loads: list[Op], unloads: list[Op], batch: int) -> list[Op]:
     """Each batch of loads followed, one batch later, by the unloads of the views it brought."""
-    out: list[hits.Op] = []
-    pending: list[hits.Op] = []
-    by_bid = {op.bid: op for op in unloads if isinstance(op, hits.Duration)}
+    out: list[Op] = []
+    pending: list[Op] = []
+    by_bid = {op.bid: op for op in unloads if isinstance(op, Duration)}
     for start in range(0, len(loads), batch):
         chunk = loads[start : start + batch]
         out += pending + chunk
-        pending = [by_bid[op.view[0]] for op in chunk if isinstance(op, hits.NewView) and op.view[0] in by_bid]
+        pending = [by_bid[op.view[0]] for op in chunk if isinstance(op, NewView) and op.view[0] in by_bid]
     return out + pending
 
 
@@ -285,10 +343,11 @@ def main() -> None:
     parser.add_argument("--days", default="30,90")
     parser.add_argument("--ingest-rows", type=int, default=50_000)
     parser.add_argument("--ingest-prefill", type=int, default=1_000_000)
+    parser.add_argument("--ingest-per-hour", type=int, default=4630, help="live views per hour (10 M in 90 days)")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--data", default="/tmp/medama-chbench", help="the server's data folder, kept between runs")
     parser.add_argument("--chdb", action="store_true", help="run on chDB (a current release, in-process) instead")
-    parser.add_argument("--skip", default="", help="comma-separated: queries, ingest")
+    parser.add_argument("--skip", default="", help="comma-separated: queries, ingest, sqlite")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
@@ -301,7 +360,11 @@ def main() -> None:
             measure(engine, client, args.runs, args.filters.split(","), [int(d) for d in args.days.split(",")])
             client.close()
         if "ingest" not in skip:
-            ingest(engine, raw, args.ingest_rows, args.batch, args.ingest_prefill)
+            loads, unloads = ingest_ops(args.ingest_rows, args.ingest_per_hour)
+            ops = interleave(loads, unloads, args.batch)
+            ingest(engine, raw, ops, len(loads), args.batch, args.ingest_prefill)
+            if "sqlite" not in skip:
+                ingest_sqlite(ops, len(loads), args.batch, args.ingest_prefill)
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
 
 
