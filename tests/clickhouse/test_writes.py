@@ -192,7 +192,9 @@ def test_a_hostname_sharing_the_site_key_is_told_apart(ch: Client) -> None:
     assert hits.apply_batch(ch, [hits.NewView(row(bid="v1", date_created=T0 + 5))]) == [None]
     assert hits.apply_batch(ch, [hits.Duration("v1", 300)]) == [None]
     impostor = "site_key, 'impostor.example'"
-    ch.command(f"INSERT INTO hourly SELECT {impostor}, kind, level, hour, value, 5, 5, 5, 5, 5, 1500, 5, 0, 0 FROM hourly")
+    ch.command(
+        f"INSERT INTO hourly SELECT {impostor}, kind, level, hour, value, 5, 5, 5, 5, 5, 1500, 5, 0, 0 FROM hourly"
+    )
     ch.command(f"INSERT INTO duration_hours SELECT {impostor}, kind, value, level, hour, bucket, 5 FROM duration_hours")
     ch.command(f"INSERT INTO durations SELECT {impostor}, kind, value, bucket, hour, 7, 5 FROM durations")
     day = (T0 - T0 % 86_400_000) * 1000
