@@ -1,9 +1,10 @@
-"""The ClickHouse tables of the analytics (views, view_keys, events, drops) and the migrations that create them.
+"""The ClickHouse tables of the analytics (views, events, their keys and pre-aggregates) and their migrations.
 
 One design, one reason each (docs/scale.md has the long form):
 
-* `views` holds one row per page view, ordered by (hostname, date_created, bid)
-  so that every stats query reads one contiguous range of one site, and
+* `views` holds one row per page view, ordered by (site_key, hostname,
+  date_created, bid) so that every stats query reads one contiguous range of
+  one site (site_key: a hash of the hostname, a number to compare), and
   partitioned by month, so that old months can be dropped (or, on servers with
   TTL, expire) whole. An unload never updates a row: it adds two, a copy of the
   view's current row with sign -1 and the new state with sign +1 and the next
@@ -21,12 +22,16 @@ One design, one reason each (docs/scale.md has the long form):
   of events first, or two nodes racing) has `site` '' and is matched at read time.
 * `drops` counts dropped hits, summed per (day, site, reason) by merges and by
   the queries (SummingMergeTree).
-* `hourly` holds the counts of a `Group` but the bounces (visitors, page
-  visitors, views, and the durations' sum and counts) per (site, dimension kind, hour, value),
-  written by a materialized view on every INSERT into `views` and summed by
-  merges and by the queries (SummingMergeTree). The counts sum `sign`, so an
-  unload pair adds nothing and they stay exact. The compact list rows and
-  /time's keep rule read it for the whole hours of a period and `views` for the rest.
+* `hourly` holds the counts of a `Group` (visitors, page visitors, views,
+  bounces, the durations' sum and counts) per (site, dimension kind, span
+  level, hour, value), kind 0 being the whole site; `duration_hours` counts
+  durations per bucket and `durations` each bucket's exact values (the
+  medians, medians.py); `event_hours` counts events. Materialized views write
+  them on every INSERT and merges and the queries sum them (SummingMergeTree).
+  The counts sum `sign`, so an unload pair adds nothing and they stay exact.
+  Unfiltered queries read them for the whole hours of a period and `views`
+  for the rest (windows.py).
+* `sites` lists the hostnames stored under each site key.
 
 The SQL is the subset that runs unchanged on ClickHouse 18.16 (Debian's
 package) and on current releases: no TTL, codecs, LowCardinality or DateTime64;

@@ -1,20 +1,23 @@
 """The stats queries behind /api/website/{hostname}/* on ClickHouse: summary, lists, time, properties (spec §4).
 
-Same entry points, arguments and answers as the SQLite store (store/stats.py),
-computed with plain aggregations over one site's range of `views`: no
-rollups, because ClickHouse reads the raw rows fast enough. Every count sums
-`sign`, so a view that was unloaded three times (seven rows until merges
-collapse them) counts once, with its last duration (schema.py).
+Same entry points, arguments and answers as the SQLite store (store/stats.py).
+An unfiltered query reads the pre-aggregates (`hourly`, `duration_hours`,
+`durations`, `event_hours`) for the whole hours of its period and the raw rows
+of `views` for the rest (windows.py); a filtered one reads one site's range of
+`views` (and `events`). Every count sums `sign`, so a view that was unloaded
+three times (seven rows until merges collapse them) counts once, with its last
+duration (schema.py).
 
 ClickHouse returns the counts and the two order statistics each quantile
 needs; the formulas (bounce rule, shares, rounding, DuckDB's interpolation)
 are the SQLite store's own `Group` and `fraction` (store/aggregate.py), so
 both engines give the same numbers. The order statistics:
 
-* a median, from `quantilesExactWeighted(0.5, 0.5 + 1e-12)` with the weights
-  `sign`: a -1 row cancels its +1 copy exactly (the weights add up modulo
-  2**64), and the two levels give the values of rank ceil(n / 2) - 1 and
-  floor(n / 2), the two middle values of the n durations;
+* an unfiltered median, from the duration tables (medians.py);
+* a filtered median, from `quantilesExactWeighted(0.5, 0.5 + 1e-12)` with
+  the weights `sign`: a -1 row cancels its +1 copy exactly (the weights add
+  up modulo 2**64), and the two levels give the values of rank
+  ceil(n / 2) - 1 and floor(n / 2), the two middle values of the n durations;
 * the quartiles of /time, from the live durations rebuilt in a subquery
   (each value repeated as often as its net sign), sorted, and indexed at
   floor and ceil of (n - 1) q.
