@@ -86,7 +86,7 @@ KEY_GRANULE_ROWS: Final = 1024
 # The key of a site in every table: a 64-bit hash of its hostname, first in every sort key. Comparing
 # it is a number compare where the hostname would be a String compare of every row read; the hostname
 # follows it in the sort keys and is compared too only when two stored hostnames share a hash
-# (stats.Site), so answers stay exact either way.
+# (stats._resolve), so answers stay exact either way.
 SITE_KEY: Final = "sipHash64({column})"
 # A duration's bucket in `duration_hours` and `durations`: the top 16 bits of its Float64 (sign,
 # exponent and 4 bits of mantissa), so 16 buckets per doubling, each ~4% wide, in the order of the
@@ -94,7 +94,7 @@ SITE_KEY: Final = "sipHash64({column})"
 BUCKET: Final = "toUInt16(bitShiftRight(reinterpretAsUInt64(reinterpretAsString(toFloat64({column}))), 48))"
 # Hours per span level of `hourly` and `duration_hours`: every view is counted in its hour (level 0) and in
 # the aligned spans of 16 and 256 hours holding it (windows.spans), so a period reads at most ~30 spans per
-# 256 hours at its ends and one per 256 hours between (90 days: ~40 spans instead of 2,160 hours). Each
+# 256 hours at its ends and one per 256 hours between (the benchmark's 90 days: 23 instead of 2,160). Each
 # level is one more row per view and kind written by the materialized views: 6 levels (factors of 4) cost
 # ~50 µs of server CPU per hit, 3 levels about half.
 LEVEL_HOURS: Final = (1, 16, 256)
