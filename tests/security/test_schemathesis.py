@@ -61,8 +61,9 @@ def test_the_two_files_cover_every_operation() -> None:
         if set(op.tags or ()) & ACCOUNT_TAGS and label not in ACCOUNT_SKIPPED
     }
     assert covered | {"DELETE /user"} == set(ALL_OPERATIONS)
-    # 13 stats, /imported, /progress, the sparklines of many sites, ping, hit, Plausible's event, Umami's send, health
-    assert len(OPERATIONS) == 21
+    # 13 stats, /imported, /progress, /live, the sparklines of many sites, ping, hit, Plausible's event, Umami's
+    # send, health
+    assert len(OPERATIONS) == 22
 
 
 def _call(running: LiveServer, cookie: str, case: schemathesis.Case, label: str, mode: GenerationMode) -> None:

@@ -34,6 +34,7 @@ import { Link, navigate } from "../router.jsx";
 import { snippetFor, trackerBase } from "../snippet.js";
 import { noteSpan, pickedDay } from "../insights.js";
 import { EventsPanel, NoteCard, NoteForm, useNotes, useSiteSettings } from "./insights.jsx";
+import { LiveCount, LivePanel, useLive } from "./live.jsx";
 import { cleanHostname } from "./websites.jsx";
 
 const REFRESH_MS = 60_000; // auto-refresh for ranges that include now
@@ -692,6 +693,7 @@ export function SiteDashboard({ hostname, query }) {
   const [picked, setPicked] = useState(null); // the day of a note being added
   const [chosenNote, setChosenNote] = useState(null); // the id of the note shown
   const shownNote = (notes.data || []).find((n) => n.id === chosenNote);
+  const live = useLive(hostname);
 
   if (summary.error && summary.data === undefined) {
     return (
@@ -703,9 +705,10 @@ export function SiteDashboard({ hostname, query }) {
       <div class="toolbar">
         <div class="toolbar-site">
           <SiteSwitcher hostname={hostname} query={query} />
+          <LiveCount live={live} />
           {period.live && (
-            <span class="live muted small" title="Refreshes every minute">
-              <span class="live-dot" aria-hidden="true" /> Live
+            <span class="muted small" title="The numbers of a period that includes now refresh every minute">
+              · refreshes every minute
             </span>
           )}
         </div>
@@ -805,6 +808,7 @@ export function SiteDashboard({ hostname, query }) {
         )}
       </section>
       <div class="panels">
+        <LivePanel live={live} />
         {PANELS.map((panel) => (
           <Panel key={panel.id} hostname={hostname} query={query} panel={panel} stats={stats} />
         ))}
