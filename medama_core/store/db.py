@@ -29,7 +29,10 @@ T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000  # how long a connection waits on another process's lock before SQLITE_BUSY
 DEFAULT_READERS = 2  # one per core on the 2-core machines we target; reads are CPU-bound
-CACHE_SIZE_KIB = 8 * 1024  # page cache per connection; larger measured no faster and costs RSS on small VMs
+# Page cache per connection. The analytics writer fills its cache while the refresher catches up after
+# an import: 8 MiB put the server at 64 MB there (1 M views, 200k paths), 2 MiB at 54 MB with the catching
+# up as fast (38-45 s, noisy) and ingestion no slower (bench/stats.py --ingest); larger measured no faster.
+CACHE_SIZE_KIB = 2 * 1024
 # A reader's page cache (a cap under a memory limit too). Stats reads touch few pages more than once, and
 # SQLite's sorters for their GROUP BY / ORDER BY hold up to a cache's worth each: with 2 MiB, 10 M views
 # measured as fast as with 8 (1 M views, 200k paths: the overview and detail tables) and each read

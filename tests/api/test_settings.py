@@ -224,10 +224,10 @@ def test_parse_size(text: str, size: int) -> None:
 
 
 def test_cache_size_follows_the_memory_limit() -> None:
-    assert settings.cache_kib(0, 6) == 8 * 1024  # no limit: the default
-    assert settings.cache_kib(64 * 1024**2, 6) == 64 * 1024 // 2 // 6
+    assert settings.cache_kib(0, 6) == db.CACHE_SIZE_KIB  # no limit: the default
+    assert settings.cache_kib(64 * 1024**2, 60) == 64 * 1024 // 2 // 60
     assert settings.cache_kib(16 * 1024**2, 200) == settings.MIN_CACHE_KIB
-    assert settings.cache_kib(1024**4, 6) == 8 * 1024
+    assert settings.cache_kib(1024**4, 6) == db.CACHE_SIZE_KIB
 
 
 # Demo mode: every write but login is refused; reads work.
