@@ -30,7 +30,8 @@ from medama_core.permissions import SITE_SCOPED, Access
 from tests.helpers import Client, LiveServer, Result, live_server
 
 SITE = "example.com"
-PUBLIC = {"/health", "/event/ping", "/event/hit", "/event", "/send", "/auth/config", "/auth/login", "/auth/logout"}
+PUBLIC = {"/health", "/event/ping", "/event/hit", "/event", "/send", "/auth/config", "/auth/login", "/auth/logout",
+          "/share/{share}/auth"}  # fmt: skip
 ADMIN, PASSWORD = "admin", "CHANGE_ME_ON_FIRST_LOGIN"
 # A body each write route would accept from a logged-in user, so the session is the only thing wrong.
 BODIES: dict[tuple[str, str], object] = {
@@ -45,7 +46,10 @@ QUERIES = {
     "/websites/sparklines": f"?hostnames={SITE}&start=2024-06-01T00:00:00Z&end=2024-06-01T23:59:59Z&interval=hour"
 }
 # (method, route path, URL path): the API routes live under /api, the profiling pages (-profiler) outside it.
-PRIVATE = [(r.method, r.path, "/api" + r.path) for r in ROUTES if r.path not in PUBLIC]
+# Share links' routes answer to the link, not to a session: tests/security/test_permissions.py walks them.
+PRIVATE = [
+    (r.method, r.path, "/api" + r.path) for r in ROUTES if r.path not in PUBLIC and r.access is not Access.SHARE_READ
+]
 PRIVATE += [(r.method, r.path, r.path) for r in DEBUG_ROUTES]
 
 
@@ -267,6 +271,7 @@ CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gec
 # an import of GoatCounter's sample export, as a dry run, stores nothing), with its query.
 SITE_BODIES: dict[tuple[str, str], object] = {
     ("PATCH", "/websites/{hostname}"): {"hostname": OWNER_SITE},
+    ("POST", "/websites/{hostname}/shares"): {"name": "a link"},
     ("POST", "/websites/{hostname}/import"): (SAMPLES / "goatcounter-export.csv").read_bytes(),
 }
 SITE_QUERIES = {("POST", "/websites/{hostname}/import"): "?from=goatcounter&dry_run=true"}
@@ -278,11 +283,11 @@ def key(route: Route[Any]) -> tuple[str, str]:
 
 
 def add_user(server: LiveServer, username: str, password: str) -> None:
-    """A second account in me_meta.db, as an imported upstream database can hold."""
+    """A second account in me_meta.db: a viewer granted no site."""
     with sqlite3.connect(server.config.appdb) as conn:
         conn.execute(
-            "INSERT INTO users (id, username, password, date_created, date_updated, settings)"
-            " VALUES (:id, :username, :password, 1, 1, '{}')",
+            "INSERT INTO users (id, username, password, date_created, date_updated, settings, role)"
+            " VALUES (:id, :username, :password, 1, 1, '{}', 'viewer')",
             {"id": f"user_{username}", "username": username, "password": passwords.hash_password(password)},
         )
 
@@ -312,10 +317,12 @@ def test_a_second_user_gets_website_not_found_on_every_route_of_the_owners_site(
                    "q": True, "t": "Europe/Paris", "d": {"plan": "secret-plan"}}  # fmt: skip
             headers = {"User-Agent": CHROME_UA, "Accept-Language": "fr-FR"}
             assert owner.post("/api/event/hit", json_body=hit, headers=headers).status == 204
+            share = owner.post(f"/api/websites/{OWNER_SITE}/shares", json_body={}).json()["id"]
             failures = []
             # Writes last: DELETE ends the site, so the owner's turn at it comes after everything else.
-            for route in sorted(SITE_ROUTES, key=lambda r: r.method == "DELETE"):
-                url = "/api" + route.path.replace("{hostname}", OWNER_SITE) + SITE_QUERIES.get(key(route), "")
+            for route in sorted(SITE_ROUTES, key=lambda r: (r.method == "DELETE", r.path == "/websites/{hostname}")):
+                url = "/api" + route.path.replace("{hostname}", OWNER_SITE).replace("{id}", share)
+                url += SITE_QUERIES.get(key(route), "")
                 body = SITE_BODIES.get(key(route))
                 raw = {"body": body} if isinstance(body, bytes) else {"json_body": body}
                 hidden = HIDDEN_SITE_STATUS.get((route.method, route.path), 404)
@@ -327,7 +334,7 @@ def test_a_second_user_gets_website_not_found_on_every_route_of_the_owners_site(
                 if unknown.status != 404:
                     failures.append(("unknown site", route.method, route.path, unknown.status))
                 served = owner.request(route.method, url, **raw)
-                if served.status not in (200, 204):
+                if served.status not in (200, 201, 204):
                     failures.append(("owner", route.method, route.path, served.status, served.body[:120]))
             assert not failures, failures
             assert intruder.get("/api/websites").json() == []
