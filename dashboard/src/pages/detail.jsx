@@ -6,6 +6,7 @@ import { labelText } from "../format.js";
 import { useApi, useTitle } from "../hooks.js";
 import { DEFINITIONS, bounceNote, bounceState } from "../metrics.js";
 import { Link, navigate } from "../router.jsx";
+import { shows, statsPath } from "../scope.js";
 import { DETAIL_PARAMS, siteHref, useStatsBase, without } from "./site.jsx";
 
 export const PAGE_SIZES = [10, 25, 50, 100];
@@ -63,7 +64,7 @@ export function Detail({ hostname, name, query }) {
   } else {
     params.limit = SORTED_LIMIT;
   }
-  const { data, error, loading } = useApi(`/website/${encodeURIComponent(hostname)}/${name}`, params, `${stats.key}|${name}|${JSON.stringify(params)}`);
+  const { data, error, loading } = useApi(statsPath(hostname, name), params, `${stats.key}|${name}|${JSON.stringify(params)}`);
 
   let rows = [];
   let hasNext = false;
@@ -114,7 +115,7 @@ export function Detail({ hostname, name, query }) {
       <div class="detail-layout">
         <nav class="detail-nav card" aria-label="Datasets">
           <ul>
-            {DATASET_NAMES.map((n) => (
+            {DATASET_NAMES.filter(shows).map((n) => (
               <li key={n}>
                 <Link href={siteHref(hostname, navQuery, n)} aria-current={n === name ? "page" : undefined}>
                   {DATASETS[n].title}

@@ -31,6 +31,7 @@ import {
 } from "../period.js";
 import { DEFINITIONS, bounceState, changeBadge } from "../metrics.js";
 import { Link, navigate } from "../router.jsx";
+import { currentShare, pageBase, shows, statsPath } from "../scope.js";
 import { snippetFor, trackerBase } from "../snippet.js";
 import { cleanHostname } from "./websites.jsx";
 
@@ -63,7 +64,7 @@ const PANELS = [
 const DETAIL_PARAMS = ["page", "size", "sort", "order"];
 
 export const siteHref = (hostname, query, name = "") =>
-  `/${encodeURIComponent(hostname)}${name ? "/" + name : ""}${query.toString() ? "?" + query.toString() : ""}`;
+  `${pageBase(hostname)}${name ? "/" + name : ""}${query.toString() ? "?" + query.toString() : ""}`;
 
 /** A copy of the query without the given keys. */
 export function without(query, keys) {
@@ -469,7 +470,7 @@ export function Rows({ dataset, rows, hostname, query, path }) {
               type="button"
               class="row-button"
               title={`Filter by ${fieldLabel(field)}: ${labelText(value)}`}
-              onClick={() => navigate(`${path || "/" + encodeURIComponent(hostname)}?${without(withFilter(query, { field, op: "eq", value }), ["page"])}`)}
+              onClick={() => navigate(`${path || pageBase(hostname)}?${without(withFilter(query, { field, op: "eq", value }), ["page"])}`)}
             >
               <span class="row-label">
                 <Label text={displayLabel(dataset, value)} code={labelCode(dataset, value)} />
@@ -490,14 +491,15 @@ export function Rows({ dataset, rows, hostname, query, path }) {
 }
 
 function Panel({ hostname, query, panel, stats }) {
-  const active = panel.tabs.includes(query.get(`panel[${panel.id}]`)) ? query.get(`panel[${panel.id}]`) : panel.tabs[0];
+  const tabs = panel.tabs.filter(shows); // a share link may show only some lists
+  const active = tabs.includes(query.get(`panel[${panel.id}]`)) ? query.get(`panel[${panel.id}]`) : tabs[0];
   const dataset = DATASETS[active];
   const params = { ...stats.base, summary: true, limit: 5, ...datasetParams(dataset, stats.filters) };
-  const { data, error, loading } = useApi(`/website/${encodeURIComponent(hostname)}/${active}`, params, `${stats.key}|${active}|${JSON.stringify(params)}`);
-  const select = (tab) => navigate(siteHref(hostname, setParam(query, `panel[${panel.id}]`, tab === panel.tabs[0] ? null : tab)), { replace: true });
+  const { data, error, loading } = useApi(statsPath(hostname, active), params, `${stats.key}|${active}|${JSON.stringify(params)}`);
+  const select = (tab) => navigate(siteHref(hostname, setParam(query, `panel[${panel.id}]`, tab === tabs[0] ? null : tab)), { replace: true });
   return (
     <section class="card panel" aria-label={panel.label} data-panel={panel.id}>
-      <Tabs tabs={panel.tabs.map((t) => [t, DATASETS[t].title])} active={active} onSelect={select} label={panel.label} />
+      <Tabs tabs={tabs.map((t) => [t, DATASETS[t].title])} active={active} onSelect={select} label={panel.label} />
       <div role="tabpanel" aria-labelledby={`tab-${active}`} aria-busy={loading ? "true" : "false"} class="panel-body" data-dataset={active}>
         {error ? <ErrorView error={error} /> : data === undefined ? <Loading /> : <Rows dataset={dataset} rows={data} hostname={hostname} query={query} />}
       </div>
@@ -511,7 +513,7 @@ function Panel({ hostname, query, panel, stats }) {
 function PropertiesPanel({ hostname, query, stats }) {
   const dataset = DATASETS.properties;
   const chosen = stats.filters.find((f) => f.field === "prop_name" && f.op === "eq");
-  const path = `/website/${encodeURIComponent(hostname)}/properties`;
+  const path = statsPath(hostname, "properties");
   const namesParams = { start: stats.base.start, end: stats.base.end, ...filterParams(stats.filters, { withoutProps: true }) };
   const names = useApi(path, namesParams, `${stats.key}|names`);
   const rowsParams = { ...stats.base, limit: 5 };
@@ -650,7 +652,7 @@ function FirstHitWait({ hostname, onHit }) {
 
 /** A note when the period includes days of totals imported from another tool (api/imported.py). */
 function ImportedNotice({ hostname, period }) {
-  const { data } = useApi(`/website/${encodeURIComponent(hostname)}/imported`, null, `imported|${hostname}`);
+  const { data } = useApi(statsPath(hostname, "imported"), null, `imported|${hostname}`);
   const start = isoDay(period.start);
   const end = isoDay(period.end);
   const shown = ((data && data.periods) || []).filter((p) => p.start <= end && p.end >= start);
@@ -667,7 +669,8 @@ export function SiteDashboard({ hostname, query }) {
   useTitle(hostname);
   const stats = useStatsBase(hostname, query);
   const { period, base, key } = stats;
-  const site = `/website/${encodeURIComponent(hostname)}/summary`;
+  const site = statsPath(hostname, "summary");
+  const shared = currentShare(); // a share link's dashboard: read-only, no account around it
   const summary = useApi(site, { ...base, interval: period.interval }, `${key}|${period.interval}`);
   const previousQuery = { ...stats.fp, start: rfc3339(period.prevStart), end: rfc3339(period.prevEnd), interval: period.interval };
   const previous = useApi(site, previousQuery, `${key}|prev|${period.interval}`);
@@ -678,7 +681,7 @@ export function SiteDashboard({ hostname, query }) {
   const metricKey = METRICS.some((m) => m.key === query.get("chart[stat]")) ? query.get("chart[stat]") : "visitors";
   const chartType = query.get("chart[type]") === "bar" ? "bar" : "area";
   const since = period.period === "today" ? "since yesterday" : period.period === "all" ? "" : "vs previous period";
-  const path = `/${encodeURIComponent(hostname)}`;
+  const path = pageBase(hostname);
 
   if (summary.error && summary.data === undefined) {
     return (
@@ -689,7 +692,7 @@ export function SiteDashboard({ hostname, query }) {
     <div class="site">
       <div class="toolbar">
         <div class="toolbar-site">
-          <SiteSwitcher hostname={hostname} query={query} />
+          {shared ? <h1 class="share-title">{hostname}</h1> : <SiteSwitcher hostname={hostname} query={query} />}
           {period.live && (
             <span class="live muted small" title="Refreshes every minute">
               <span class="live-dot" aria-hidden="true" /> Live
@@ -703,7 +706,7 @@ export function SiteDashboard({ hostname, query }) {
           Unknown date range in the address; showing today.
         </p>
       )}
-      <FirstHitWait hostname={hostname} onHit={stats.refresh} />
+      {!shared && <FirstHitWait hostname={hostname} onHit={stats.refresh} />}
       <ImportedNotice hostname={hostname} period={period} />
       <div class="filter-bar">
         <FilterChips hostname={hostname} query={query} filters={stats.filters} path={path} />
@@ -741,10 +744,10 @@ export function SiteDashboard({ hostname, query }) {
         )}
       </section>
       <div class="panels">
-        {PANELS.map((panel) => (
+        {PANELS.filter((panel) => panel.tabs.some(shows)).map((panel) => (
           <Panel key={panel.id} hostname={hostname} query={query} panel={panel} stats={stats} />
         ))}
-        <PropertiesPanel hostname={hostname} query={query} stats={stats} />
+        {shows("properties") && <PropertiesPanel hostname={hostname} query={query} stats={stats} />}
       </div>
     </div>
   );
