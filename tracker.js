@@ -1,17 +1,19 @@
 // Medama tracker: page views, visible time on page, history/hash navigation and,
-// in some builds, page properties (PAGE_EVENTS) and click events (CLICK_EVENTS).
+// in some builds, page properties (PAGE_EVENTS), click events (CLICK_EVENTS),
+// clicks on links to other sites (OUTBOUND_LINKS) and to files (FILE_DOWNLOADS),
+// and views of not-found pages (NOT_FOUND_PAGES).
 // No cookies, no storage, no fingerprinting: a visitor's "unique today" and
 // "first view of this page today" come from the browser's HTTP cache (see
 // /api/event/ping in docs/tracker.md).
 //
 // This file is the single source. scripts/build_tracker.py keeps or drops each
 // block between an "@if FLAG" and an "@endif" directive comment (FLAG may be
-// "A|B": kept if either is on), then minifies the four variants into
-// medama_core/static/scripts/.
+// "A|B": kept if any is on), then minifies every variant (each subset of the
+// flags) into medama_core/static/scripts/.
 //
-// Size rules: the served files are judged by their gzip size (budget: 800 bytes
-// for the default build), so repeat the same words rather than invent new ones,
-// and let terser shorten the names.
+// Size rules: the served files are judged by their gzip size (budgets: 800 bytes
+// for the default build, 1,400 with every feature), so repeat the same words
+// rather than invent new ones, and let terser shorten the names.
 (() => {
 	// currentScript is only set while this file first runs, and never for module
 	// scripts: fall back to the last tag that looks like ours, or do nothing.
@@ -39,6 +41,18 @@
 	// and is spent (set to false) by the first load beacon that goes out;
 	// `referrer` likewise, so later in-page views count as internal (direct).
 	let id, visible, since, route, unique, referrer = document.referrer;
+
+	/*@if NOT_FOUND_PAGES*/
+	// The HTTP status of the page as loaded (Navigation Timing: Chromium 109+;
+	// undefined elsewhere), spent by the first load beacon.
+	let status = (performance.getEntriesByType("navigation")[0] || {}).responseStatus;
+	/*@endif*/
+
+	/*@if FILE_DOWNLOADS*/
+	// File extensions that count as downloads. The server serves each site's
+	// own list (/script.js?site=) by replacing this exact text in the build.
+	const downloads = RegExp("\\.(pdf|zip|gz|tgz|bz2|xz|7z|rar|dmg|exe|msi|pkg|deb|rpm|apk|iso|csv|xls|xlsx|doc|docx|ppt|pptx|odt|ods|odp|rtf|txt|epub|mp3|wav|flac|mp4|mov|avi|mkv|webm)$", "i");
+	/*@endif*/
 
 	const currentRoute = () => location.pathname + (hashMode ? location.hash : "");
 
@@ -71,6 +85,10 @@
 		xhr.send();
 	};
 
+	/*@if CLICK_EVENTS|OUTBOUND_LINKS|FILE_DOWNLOADS*/
+	const custom = (props) => post({ b: id, e: "custom", g: location.hostname, d: props });
+	/*@endif*/
+
 	/*@if CLICK_EVENTS|PAGE_EVENTS*/
 	// "k1=v1; k2=v2" -> {k1: "v1", k2: "v2"}. Of "a=b=c" only "a" and "b"
 	// count; a pair with an empty key or value is skipped.
@@ -90,13 +108,25 @@
 		const view = id;
 		ping("?u=" + encodeURIComponent(location.host + route), (first) => {
 			if (view == id) {
+				/*@if PAGE_EVENTS|NOT_FOUND_PAGES*/
+				const props = {};
+				/*@endif*/
 				/*@if PAGE_EVENTS*/
 				// Read now, not at navigation time, so the new route's markup is
 				// there; later elements win.
-				const props = {};
 				for (const tag of document.querySelectorAll("[data-m\\:load]")) {
 					parse(tag, "data-m:load", props);
 				}
+				/*@endif*/
+				/*@if NOT_FOUND_PAGES*/
+				// A not-found page: the site marks it with a data-m:404 attribute
+				// (on any element: the script tag, <body>, an SPA's not-found view),
+				// or, for the page the visitor landed on, the browser reports the
+				// HTTP status 404 (Chromium does). The value is the route, cut to
+				// 256 characters: the server refuses a load whose properties pass
+				// 1,024 bytes, and this one shares them with data-m:load's.
+				if (document.querySelector("[data-m\\:404]") || status == 404) props[404] = route.slice(0, 256);
+				status = 0;
 				/*@endif*/
 				post({
 					b: id,
@@ -107,7 +137,7 @@
 					q: first,
 					t: Intl.DateTimeFormat().resolvedOptions().timeZone,
 					h: hashMode,
-					/*@if PAGE_EVENTS*/
+					/*@if PAGE_EVENTS|NOT_FOUND_PAGES*/
 					d: props,
 					/*@endif*/
 				});
@@ -176,20 +206,39 @@
 		true,
 	);
 
-	/*@if CLICK_EVENTS*/
+	/*@if CLICK_EVENTS|OUTBOUND_LINKS|FILE_DOWNLOADS*/
 	// One delegated listener, so elements added later and clicks on children
 	// count too. Left button on "click", middle button on "auxclick"; right is
 	// ignored. Pairing button with type matters: old Firefox also fires "click"
 	// for the middle button at document level, which would count it twice.
 	const onClick = (event) => {
 		const target = event.target;
-		const tag =
-			event.button == (event.type == "auxclick" ? 1 : 0) &&
-			target.closest &&
-			target.closest("[data-m\\:click]");
-		const props = tag && parse(tag, "data-m:click", {});
-		for (const key in props) {
-			return post({ b: id, e: "custom", g: location.hostname, d: props });
+		if (event.button == (event.type == "auxclick" ? 1 : 0) && target.closest) {
+			/*@if CLICK_EVENTS*/
+			const tag = target.closest("[data-m\\:click]");
+			const props = tag && parse(tag, "data-m:click", {});
+			for (const key in props) {
+				custom(props);
+				break;
+			}
+			/*@endif*/
+			/*@if OUTBOUND_LINKS|FILE_DOWNLOADS*/
+			// A link to a file counts as a download wherever the file is;
+			// any other http(s) link to another host name is outbound. The URL
+			// goes without its #fragment, cut to the server's longest property
+			// value (512 characters; href is ASCII, so as many bytes).
+			const link = target.closest("a[href]");
+			if (link && /^http/.test(link.protocol)) {
+				const url = link.href.split("#")[0].slice(0, 512);
+				let file;
+				/*@if FILE_DOWNLOADS*/
+				if ((file = downloads.exec(link.pathname))) custom({ "file-download": url, "file-type": file[1].toLowerCase() });
+				/*@endif*/
+				/*@if OUTBOUND_LINKS*/
+				if (!file && link.hostname != location.hostname) custom({ "outbound-link": url, "outbound-host": link.hostname });
+				/*@endif*/
+			}
+			/*@endif*/
 		}
 	};
 	addEventListener("click", onClick, true);

@@ -20,13 +20,18 @@ from medama_core.api import (
     debug,
     drops,
     events,
+    export,
     foreign,
     health,
     imported,
     keys,
     members,
+    notes,
+    reload_site_settings,
     shares,
+    sitesettings,
     stats,
+    tables,
     twofactor,
     upload,
     users,
@@ -150,8 +155,16 @@ ROUTES: tuple[Route[Handler], ...] = (
         for name, handler in shares.HANDLERS.items()
     ),
     Route("GET", "/drops", drops.get_drops, access=ACCOUNT),
+    # Ours (docs/insights.md): a site's own settings, the notes on its chart, its raw data as a download.
+    Route("GET", "/websites/{hostname}/settings", sitesettings.get_site_settings, access=SITE_READ),
+    Route("PATCH", "/websites/{hostname}/settings", sitesettings.patch_site_settings, access=SITE_MANAGE),
+    Route("GET", "/websites/{hostname}/annotations", notes.list_annotations, access=SITE_READ),
+    Route("POST", "/websites/{hostname}/annotations", notes.post_annotation, access=SITE_MANAGE),
+    Route("DELETE", "/websites/{hostname}/annotations/{id}", notes.delete_annotation, access=SITE_MANAGE),
+    Route("GET", "/websites/{hostname}/export", export.get_export, access=SITE_READ),
+    # Each answers CSV too when asked (api/tables.py).
     *(
-        Route("GET", f"/website/{{hostname}}/{name}", handler, access=SITE_READ)
+        Route("GET", f"/website/{{hostname}}/{name}", tables.csv_capable(name, handler), access=SITE_READ)
         for name, handler in stats.HANDLERS.items()
     ),
     Route("GET", "/website/{hostname}/imported", imported.get_imported, access=SITE_READ),  # ours: imported days
@@ -240,7 +253,11 @@ class App:
             route, _ = self.debug_router.lookup(request.method, path)
             await self._authorize(request, route)
             return await route.handler(request, self.ctx)
-        asset = self.assets.lookup(path, self.ctx.script_variant)
+        if path == "/script.js" and request.query_string:  # a site's own build: /script.js?site=<hostname>
+            variant, extensions = sitesettings.script_for(self.ctx, request.query_value("site") or "")
+            asset = self.assets.site_tracker(variant, extensions)
+        else:
+            asset = self.assets.lookup(path, self.ctx.script_variant)
         if asset is None:
             raise HTTPError(404, "file not found")
         response = assets.respond(asset, request)
@@ -336,6 +353,7 @@ def open_context(config: Config, log: Logger) -> Context:
     ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
     ctx.hostnames.update(meta.list_hostnames(conn))
     ctx.umami_ids = meta.umami_ids(conn)
+    ctx.site_settings = meta.list_site_settings(conn)
     today_ms = int(time.time() * 1000) // events.DAY_MS * events.DAY_MS
     ctx.quota.seed(today_ms // events.DAY_MS, hits.site_hits_on(analytics_db.writer_conn, today_ms))
     ctx.hits = Batcher(analytics_db, hits.apply_batch, log=log)
@@ -424,6 +442,8 @@ async def _start_meta_watch(ctx: Context) -> None:
             await asyncio.sleep(META_POLL_INTERVAL_S)
             try:
                 changed = await ctx.meta.write(meta.changes_since, version)
+                if changed is not None:
+                    await reload_site_settings(ctx)
             except Exception as exc:  # a busy or failing database now is no reason to stop looking
                 ctx.log.warn("could not look for changes to the app database", error=repr(exc))
                 continue

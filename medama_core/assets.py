@@ -17,6 +17,7 @@ import importlib.resources
 import re
 import sys
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 if sys.version_info >= (3, 11):
@@ -33,7 +34,20 @@ IMMUTABLE_CACHE = "public, max-age=31536000, immutable"  # hashed names change w
 INDEX_CACHE = "no-cache"  # always revalidate the SPA shell so a new release is picked up at once
 MAX_ASSET_PATH = 256  # longest static path we look up; real ones are under 80 characters
 _NOT_SERVED = ("__pycache__", ".py", ".pyc")  # the packages' own Python files are not assets
-TRACKER_FEATURES = ("click-events", "page-events")
+# The tracker's optional features, as named in variant files (`scripts/<features joined by ".">.js`).
+TRACKER_FEATURES = ("click-events", "file-downloads", "not-found-pages", "outbound-links", "page-events")
+DOWNLOADS_FEATURE = "file-downloads"
+# The file extensions a download build counts, as written in tracker.js (a test checks they are the same).
+# A site's own list replaces this exact text in the build served as /script.js?site=.
+DEFAULT_DOWNLOAD_EXTENSIONS = (
+    *("pdf", "zip", "gz", "tgz", "bz2", "xz", "7z", "rar", "dmg", "exe", "msi", "pkg", "deb", "rpm", "apk", "iso"),
+    *("csv", "xls", "xlsx", "doc", "docx", "ppt", "pptx", "odt", "ods", "odp", "rtf", "txt", "epub"),
+    *("mp3", "wav", "flac", "mp4", "mov", "avi", "mkv", "webm"),
+)
+_DOWNLOADS_TEXT = "|".join(DEFAULT_DOWNLOAD_EXTENSIONS).encode()
+# Builds with a site's own download list, kept once made: a few KB each (plain and gzip); one per
+# distinct (variant, list) asked for, so a few per site, and the oldest go first past this many.
+SITE_TRACKER_CACHE = 256
 
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -119,6 +133,7 @@ class Assets:
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], Asset] = {}  # packaged files only: bounded by the package
+        self._site_trackers: OrderedDict[tuple[str, tuple[str, ...]], Asset] = OrderedDict()
 
     def _load(self, package: str, relative: str, cache_control: str) -> Asset | None:
         relative = relative.strip("/")
@@ -139,6 +154,29 @@ class Assets:
 
     def tracker(self, variant: str) -> Asset | None:
         return self._load("static", f"scripts/{variant}.js", TRACKER_CACHE)
+
+    def site_tracker(self, variant: str, extensions: tuple[str, ...] | None) -> Asset | None:
+        """A tracker variant counting downloads of these extensions (None: the default list).
+
+        The extensions must be checked by the caller (letters and digits only): they are
+        written into the script's download pattern as they are.
+        """
+        base = self.tracker(variant)
+        if base is None or not extensions or DOWNLOADS_FEATURE not in variant.split("."):
+            return base  # no list of its own (an empty one, written by hand, would match "file."): the default
+        key = (variant, extensions)
+        asset = self._site_trackers.get(key)
+        if asset is not None:
+            self._site_trackers.move_to_end(key)
+            return asset
+        if base.body.count(_DOWNLOADS_TEXT) != 1:  # a build that does not match this module: serve it as is
+            return base
+        body = base.body.replace(_DOWNLOADS_TEXT, "|".join(extensions).encode())
+        asset = _make(body, f"scripts/{variant}.js", TRACKER_CACHE)
+        self._site_trackers[key] = asset
+        if len(self._site_trackers) > SITE_TRACKER_CACHE:
+            self._site_trackers.popitem(last=False)
+        return asset
 
     def openapi(self) -> Asset | None:
         return self._load("static", "openapi.yaml", INDEX_CACHE)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final, cast
 
-from medama_core import accounts
+from medama_core import accounts, csvtable
 from medama_core.config import (
     ConfigError,
     Option,
@@ -55,6 +55,8 @@ __all__ = [
     "VIEWS",
     "ImportResult",
     "TransferError",
+    "ExportPage",
+    "export_page",
     "export_rows",
     "import_medama",
     "import_rows",
@@ -902,6 +904,62 @@ def export_rows(
     return count
 
 
+@dataclass(frozen=True)
+class ExportPage:
+    """One page of a site's rows, as text, and where the next page starts (None: this was the last)."""
+
+    text: str
+    rows: int
+    after: tuple[int, int] | None
+
+
+def export_page(
+    conn: sqlite3.Connection,
+    hostname: str,
+    *,
+    kind: str = VIEWS,
+    fmt: str = "jsonl",
+    after: tuple[int, int] | None = None,
+    limit: int = CHUNK_ROWS,
+    spreadsheet: bool = False,
+) -> ExportPage:
+    """Up to `limit` of one site's rows, in date order, from just past `after` (None: from the first).
+
+    For a download in pages (api/export.py), each page a short read of its own: rows come by
+    (date_created, rowid), which the site's (hostname, date_created) index gives without sorting,
+    and `after` is the last page's last pair. Rows stored meanwhile with a later date are included;
+    the pages of one export need not be one snapshot. CSV starts with its header (when `after` is
+    None); `spreadsheet` guards its text cells against formula injection (csvtable.guard), which
+    `medama import` would not undo: JSON Lines is the format to import again.
+    """
+    if kind not in COLUMNS or fmt not in FORMATS:
+        raise TransferError(f"cannot export {kind} as {fmt}")
+    columns = COLUMNS[kind]
+    host_column = "hostname" if kind == VIEWS else "group_name"
+    params: dict[str, object] = {"hostname": hostname, "limit": limit}
+    since = ""
+    if after is not None:
+        since = " AND date_created >= :date AND (date_created > :date OR rowid > :rowid)"
+        params.update(date=after[0], rowid=after[1])
+    sql = (
+        f"SELECT {', '.join(columns)}, rowid FROM {kind} WHERE {host_column} = :hostname{since}"
+        " ORDER BY date_created, rowid LIMIT :limit"
+    )
+    rows = conn.execute(sql, params).fetchall()
+    out = io.StringIO()
+    if fmt == "jsonl":
+        write = _jsonl_writer(out, columns)
+    elif spreadsheet:
+        write = _spreadsheet_writer(out, columns, header=after is None)
+    else:
+        write = _csv_writer(out, columns, header=after is None)
+    for row in rows:
+        write(row[:-1])
+    last = rows[-1] if len(rows) == limit else None
+    date_index = columns.index("date_created")
+    return ExportPage(out.getvalue(), len(rows), None if last is None else (int(last[date_index]), int(last[-1])))
+
+
 def _export_value(column: str, value: object) -> object:
     if column in _BOOL_COLUMNS:
         return bool(value)
@@ -920,9 +978,21 @@ def _jsonl_writer(out: IO[str], columns: Sequence[str]) -> Callable[[tuple[Any, 
     return write
 
 
-def _csv_writer(out: IO[str], columns: Sequence[str]) -> Callable[[tuple[Any, ...]], None]:
+def _spreadsheet_writer(out: IO[str], columns: Sequence[str], *, header: bool) -> Callable[[tuple[Any, ...]], None]:
+    """CSV for spreadsheet apps (csvtable): RFC 4180, text cells guarded against formula injection."""
+    if header:
+        out.write(csvtable.line(columns))
+
+    def write(row: tuple[Any, ...]) -> None:
+        out.write(csvtable.line(_export_value(c, v) for c, v in zip(columns, row, strict=True)))
+
+    return write
+
+
+def _csv_writer(out: IO[str], columns: Sequence[str], *, header: bool = True) -> Callable[[tuple[Any, ...]], None]:
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; and "\r" in a field gets quoted
-    writer.writerow(columns)
+    if header:
+        writer.writerow(columns)
 
     def write(row: tuple[Any, ...]) -> None:
         values = [_export_value(c, v) for c, v in zip(columns, row, strict=True)]

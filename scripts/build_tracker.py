@@ -6,8 +6,13 @@ Usage:
 
 The outputs are committed, so the server and its tests never need Node. Only this
 script does: terser, pinned in tracker-build/package-lock.json, is installed with
-`npm ci` on first use and run through npx. Exit status 3 means that toolchain is
-not available here (tests skip on it).
+`npm ci` on first use, and tracker-build/minify.mjs runs it over every variant in
+one Node process. Exit status 3 means that toolchain is not available here (tests
+skip on it).
+
+Variants: one per subset of the feature flags (32), named by their features in
+alphabetical order joined by "." ("default" for none): upstream's scheme, which
+/script.js relies on, extended to the three features it lacked.
 
 Preprocessing: a block `/*@if FLAG*/ ... /*@endif*/` is kept when FLAG is on;
 `/*@if A|B*/` when either is. Blocks nest. Anything else in tracker.js passes
@@ -17,6 +22,8 @@ through unchanged, and terser drops the comments.
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import re
 import shutil
 import subprocess
@@ -31,31 +38,36 @@ SOURCE = ROOT / "tracker.js"
 OUT_DIR = ROOT / "medama_core" / "static" / "scripts"
 TOOL_DIR = ROOT / "tracker-build"
 
-FLAGS = frozenset({"CLICK_EVENTS", "PAGE_EVENTS"})
+# Flag in tracker.js -> the feature's name in variant file names and `script_type`.
+FEATURE_NAMES: dict[str, str] = {
+    "CLICK_EVENTS": "click-events",
+    "FILE_DOWNLOADS": "file-downloads",
+    "NOT_FOUND_PAGES": "not-found-pages",
+    "OUTBOUND_LINKS": "outbound-links",
+    "PAGE_EVENTS": "page-events",
+}
+FLAGS = frozenset(FEATURE_NAMES)
 
-# Output name -> features switched on. Names are the features in alphabetical
-# order joined by "." (upstream's scheme, which /script.js relies on).
+
+def variant_name(flags: frozenset[str]) -> str:
+    """The output name of the build with these flags: features sorted, joined by ".", or "default"."""
+    return ".".join(sorted(FEATURE_NAMES[flag] for flag in flags)) or "default"
+
+
+# Output name -> features switched on: every subset of FLAGS.
 VARIANTS: dict[str, frozenset[str]] = {
-    "default": frozenset(),
-    "click-events": frozenset({"CLICK_EVENTS"}),
-    "page-events": frozenset({"PAGE_EVENTS"}),
-    "click-events.page-events": frozenset({"CLICK_EVENTS", "PAGE_EVENTS"}),
+    variant_name(frozenset(subset)): frozenset(subset)
+    for size in range(len(FLAGS) + 1)
+    for subset in itertools.combinations(sorted(FLAGS), size)
 }
 
-# terser settings. Chosen for the smallest *gzip* size, which is what a browser
-# downloads: two compress passes, "unsafe" rewrites, ES2016 output (arrow
+# terser's settings (in tracker-build/minify.mjs), chosen for the smallest *gzip* size, which
+# is what a browser downloads: two compress passes, "unsafe" rewrites, ES2016 output (arrow
 # functions, const/let), and mangling of the tracker's own top-level names.
-TERSER_ARGS = (
-    "--ecma",
-    "2016",
-    "--toplevel",
-    "--compress",
-    "passes=2,unsafe=true",
-    "--mangle",
-)
+MINIFIER = TOOL_DIR / "minify.mjs"
 
-# How long one terser run or `npm ci` may take; both are seconds on a laptop.
-TERSER_TIMEOUT_S = 60
+# How long the minifier (all variants, one Node process) or `npm ci` may take; seconds on a laptop.
+TERSER_TIMEOUT_S = 120
 NPM_CI_TIMEOUT_S = 300
 
 # Exit statuses (2 is argparse's usage error).
@@ -108,12 +120,12 @@ def preprocess(source: str, flags: frozenset[str]) -> str:
     return "".join(out)
 
 
-def _npx() -> str:
-    """The npx executable, with terser installed from the lock file if it is not yet."""
-    npx = shutil.which("npx")
+def _node() -> str:
+    """The node executable, with terser installed from the lock file if it is not yet."""
+    node = shutil.which("node")
     npm = shutil.which("npm")
-    if npx is None or npm is None or shutil.which("node") is None:
-        raise ToolchainMissing("node/npm/npx not found on PATH")
+    if node is None or npm is None:
+        raise ToolchainMissing("node/npm not found on PATH")
     if not (TOOL_DIR / "node_modules" / "terser").is_dir():
         try:
             result = subprocess.run(
@@ -128,17 +140,17 @@ def _npx() -> str:
             raise ToolchainMissing(f"`npm ci` in {TOOL_DIR.name}/ timed out") from exc
         if result.returncode != 0:
             raise ToolchainMissing(f"`npm ci` in {TOOL_DIR.name}/ failed:\n{result.stderr.strip()}")
-    return npx
+    return node
 
 
-def minify(source: str) -> str:
-    """Run terser over one preprocessed variant and return the minified code."""
-    npx = _npx()
+def minify(sources: dict[str, str]) -> dict[str, str]:
+    """Run terser over preprocessed variants (by name) and return the minified code of each."""
+    node = _node()
     try:
-        # --no-install: use the pinned copy in tracker-build/node_modules, never fetch another.
+        # The pinned copy in tracker-build/node_modules, resolved from minify.mjs's folder.
         result = subprocess.run(
-            [npx, "--no-install", "terser", *TERSER_ARGS],
-            input=source,
+            [node, str(MINIFIER)],
+            input=json.dumps(sources),
             cwd=TOOL_DIR,
             capture_output=True,
             text=True,
@@ -150,12 +162,13 @@ def minify(source: str) -> str:
         raise BuildError("terser timed out") from exc
     if result.returncode != 0:
         raise BuildError(f"terser failed:\n{result.stderr.strip()}")
-    return result.stdout.strip()
+    built: dict[str, str] = json.loads(result.stdout)
+    return {name: code.strip() for name, code in built.items()}
 
 
 def build_all(source: str) -> dict[str, str]:
     """Every variant's minified code, by output name."""
-    return {name: minify(preprocess(source, flags)) for name, flags in VARIANTS.items()}
+    return minify({name: preprocess(source, flags) for name, flags in VARIANTS.items()})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,7 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         for name in stale:
             print(f"build_tracker: {OUT_DIR.relative_to(ROOT)}/{name}.js is out of date", file=sys.stderr)
-        if stale:
+        extra = sorted(path.name for path in OUT_DIR.glob("*.js") if path.stem not in built)
+        for name in extra:
+            print(f"build_tracker: {OUT_DIR.relative_to(ROOT)}/{name} is no variant; delete it", file=sys.stderr)
+        if stale or extra:
             print("build_tracker: run `python scripts/build_tracker.py` and commit the result", file=sys.stderr)
             return EXIT_DIFFERS
         return 0

@@ -15,6 +15,7 @@ ALLOWED: dict[str, set[str]] = {
     "log": set(),
     "accesslog": {"log"},
     "publicurl": set(),
+    "csvtable": set(),
     "config": {"log", "publicurl"},
     "passwords": set(),
     "accounts": {"passwords", "store"},
@@ -57,6 +58,7 @@ ALLOWED: dict[str, set[str]] = {
         "totp",
         "sharelinks",
         "kfloor",
+        "csvtable",
     },
     "acme": set(),  # imports cryptography; only https.py imports it, lazily, for -autossl
     "tls": set(),
@@ -64,7 +66,7 @@ ALLOWED: dict[str, set[str]] = {
     "backup": {"config", "store"},
     "writer": {"store", "log", "http"},
     "importers": {"importers", "ingest"},
-    "transfer": {"store", "ingest", "importers", "accounts", "config"},
+    "transfer": {"store", "ingest", "importers", "accounts", "config", "csvtable"},
     "app": {
         "accesslog",
         "accounts",
@@ -86,7 +88,7 @@ ALLOWED: dict[str, set[str]] = {
         "quota",
         "sharelinks",
     },
-    "usercli": {"accounts", "config", "passwords", "store"},
+    "usercli": {"accounts", "config", "hostnames", "passwords", "store"},
     "cli": {"app", "backup", "config", "log", "passwords", "store", "transfer", "usercli"},
 }
 

@@ -201,19 +201,26 @@ def python_version(path: str) -> str:
 
 @pytest.mark.parametrize("version", SUPPORTED_PYTHONS)
 def test_smoke_on_every_supported_python(pyz: Path, tmp_path: Path, version: str) -> None:
-    """start, the API document, login, one hit that shows in the stats, SIGTERM: on each Python present."""
+    """start, the API document, login, one hit that shows in the stats, SIGTERM: on each Python present.
+
+    Both ways the README gives: the built `.pyz` isolated from any installed package, and `python3 medama.py`
+    from the source tree as a user runs it.
+    """
     found = interpreters(version)
     if not found:
         pytest.skip(f"NOT TESTED: no Python {version} on this machine (looked in /root/.pyenv, PATH, /usr/bin)")
     for python in found:
+        name = os.path.realpath(python).replace("/", "_")
         print(f"smoke test of medama.pyz on Python {version}: {python}")
-        smoke(python, pyz, tmp_path / os.path.realpath(python).replace("/", "_"))
+        smoke([python, "-I", "-S", str(pyz)], tmp_path / f"pyz{name}")
+        print(f"smoke test of medama.py on Python {version}: {python}")
+        smoke([python, str(ROOT / "medama.py")], tmp_path / f"py{name}")
 
 
-def smoke(python: str, pyz: Path, workdir: Path) -> None:
+def smoke(program: list[str], workdir: Path) -> None:
     workdir.mkdir()
     port = free_port()
-    cmd = [python, "-I", "-S", str(pyz), "start", "-host", "127.0.0.1", "-port", str(port)]
+    cmd = [*program, "start", "-host", "127.0.0.1", "-port", str(port)]
     proc = subprocess.Popen(cmd, cwd=workdir, stderr=subprocess.PIPE)
     client = Client(port)
     try:

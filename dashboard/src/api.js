@@ -87,3 +87,43 @@ export async function api(method, path, { query, body, raw, signal, auth = true 
 }
 
 export const get = (path, query, options) => api("GET", path, { ...options, query });
+
+/** The file name a Content-Disposition header gives (`attachment; filename="x.csv"`), else `fallback`. */
+export function dispositionName(header, fallback) {
+  const match = /filename="([^"]+)"/.exec(header || "");
+  return match ? match[1] : fallback;
+}
+
+/**
+ * Download `/api${path}` as CSV (`format=csv`) and save it as a file: the whole answer, whatever the page shows.
+ * Rejects with ApiError like `api`.
+ */
+export async function downloadCsv(path, query, fallbackName) {
+  let response;
+  try {
+    response = await fetch("/api" + path + queryString({ ...query, format: "csv" }), {
+      credentials: "same-origin",
+      headers: { Accept: "text/csv" },
+    });
+  } catch {
+    throw new ApiError(0, "The server could not be reached. Check your connection and try again.");
+  }
+  if (!response.ok) {
+    let message = response.statusText;
+    try {
+      message = (await response.json()).error.message;
+    } catch {
+      // not the JSON error shape: keep the status text
+    }
+    if (response.status === 401) navigate(loginPath(), { replace: true });
+    throw new ApiError(response.status, String(message).slice(0, 300));
+  }
+  const blob = await response.blob();
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = dispositionName(response.headers.get("content-disposition"), fallbackName);
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}

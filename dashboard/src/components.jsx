@@ -4,6 +4,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { latestBucket } from "./period.js";
 import { Link } from "./router.jsx";
+import { snippetProblem } from "./snippet.js";
 import { onThemeChange } from "./theme.js";
 
 const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -17,12 +18,70 @@ function useThemeVersion() {
 /**
  * Time-series chart (uPlot). `xs` are Dates; `series` = [{label, values, previous?}].
  * `format` renders values for the y axis and legend; `xLabel`/`xTitle` render bucket starts.
+ * `notes` = [{id, text, from, to}] (seconds) are drawn as bands with a marker button each, which calls
+ * `onNote(id)`; a click elsewhere on the plot calls `onPick(seconds)` with the time under the pointer.
  */
 const INTEGER_STEPS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1e3, 2e3, 2.5e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7];
 
-export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label, integer = false }) {
+/** uPlot hooks that draw notes as bands behind the series, with a marker button on each band's left edge. */
+function notesPlugin(notes, shift, onNote) {
+  const markers = [];
+  const place = (u) => {
+    const left = u.bbox.left / devicePixelRatio;
+    const right = left + u.bbox.width / devicePixelRatio;
+    for (const { note, button } of markers) {
+      const x = u.valToPos(note.from + shift, "x");
+      const end = u.valToPos(note.to + shift, "x");
+      const visible = end > 0 && x <= right - left;
+      button.hidden = !visible;
+      button.style.left = `${Math.max(0, x)}px`;
+    }
+  };
+  return {
+    hooks: {
+      init: [
+        (u) => {
+          for (const note of notes) {
+            const button = document.createElement("button");
+            button.type = "button";
+            button.className = "note-marker";
+            button.textContent = "✎";
+            button.title = note.text;
+            button.setAttribute("aria-label", `Note: ${note.text}`);
+            button.dataset.noteId = note.id;
+            button.addEventListener("click", (event) => {
+              event.stopPropagation();
+              onNote(note.id);
+            });
+            u.over.append(button);
+            markers.push({ note, button });
+          }
+        },
+      ],
+      drawClear: [
+        (u) => {
+          if (!notes.length) return;
+          const { ctx, bbox } = u;
+          ctx.save();
+          ctx.fillStyle = css("--note-band") || "rgba(234, 179, 8, 0.18)";
+          for (const note of notes) {
+            const x0 = Math.max(bbox.left, u.valToPos(note.from + shift, "x", true));
+            const x1 = Math.min(bbox.left + bbox.width, u.valToPos(note.to + shift, "x", true));
+            if (x1 > x0) ctx.fillRect(x0, bbox.top, Math.max(x1 - x0, 2 * devicePixelRatio), bbox.height);
+          }
+          ctx.restore();
+        },
+      ],
+      draw: [place],
+    },
+  };
+}
+
+export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label, integer = false, notes = [], onPick, onNote }) {
   const box = useRef(null);
   const theme = useThemeVersion();
+  const callbacks = useRef({});
+  callbacks.current = { onPick, onNote }; // the chart is made once per data change; these may change in between
   useEffect(() => {
     const el = box.current;
     if (!el) return undefined;
@@ -78,7 +137,17 @@ export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label
         })),
       ],
     };
+    // Each bucket is drawn at its start (a point, or a bar centred there): a note's band is shifted by half a
+    // bucket so that it is centred on the points and bars of its days.
+    opts.plugins = [notesPlugin(notes, -step / 2, (id) => callbacks.current.onNote && callbacks.current.onNote(id))];
     const chart = new uPlot(opts, [xsSeconds, ...series.map((s) => s.values)], el);
+    if (onPick) {
+      chart.over.classList.add("pickable");
+      chart.over.addEventListener("click", () => {
+        if (chart.cursor.left == null || chart.cursor.left < 0 || !callbacks.current.onPick) return;
+        callbacks.current.onPick(chart.posToVal(chart.cursor.left, "x"));
+      });
+    }
     const observer = new ResizeObserver(() => {
       const width = Math.max(200, el.clientWidth);
       if (width !== chart.width) chart.setSize({ width, height: width < 500 ? 220 : 300 });
@@ -88,7 +157,7 @@ export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label
       observer.disconnect();
       chart.destroy();
     };
-  }, [xs, series, type, theme, integer]);
+  }, [xs, series, type, theme, integer, notes]);
   return <div class="chart" ref={box} role="img" aria-label={label} />;
 }
 
@@ -193,14 +262,23 @@ export function Snippet({ text, label = "Tracking snippet" }) {
     try {
       await navigator.clipboard.writeText(text);
       setCopied("Copied to the clipboard.");
+      return;
     } catch {
-      const range = document.createRange();
-      range.selectNodeContents(ref.current);
-      const selection = getSelection();
-      selection.removeAllRanges();
-      selection.addRange(range);
-      setCopied("Selected: press Ctrl+C to copy.");
+      // No Clipboard API on a page that is not a secure context (a dashboard on plain HTTP): select the
+      // text and let the browser copy the selection, as every browser still does for a click.
     }
+    const range = document.createRange();
+    range.selectNodeContents(ref.current);
+    const selection = getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    let done = false;
+    try {
+      done = document.execCommand("copy");
+    } catch {
+      done = false;
+    }
+    setCopied(done ? "Copied to the clipboard." : "Selected: copy it with Ctrl+C (⌘C on a Mac; on a phone, touch and hold it).");
   };
   return (
     <div class="snippet">
@@ -215,6 +293,37 @@ export function Snippet({ text, label = "Tracking snippet" }) {
           {copied}
         </span>
       </div>
+    </div>
+  );
+}
+
+/** Under a tracking snippet whose address visitors may not be able to use (snippetProblem), what to do about it. */
+export function SnippetNote({ base, settingsLink = true }) {
+  const problem = snippetProblem(base);
+  if (!problem) return null;
+  const where = settingsLink ? (
+    <>
+      under <Link href="/settings/tracker">Settings → Tracker</Link>
+    </>
+  ) : (
+    "above"
+  );
+  return (
+    <div class="callout small" role="note" aria-label="About the snippet's address" data-testid="snippet-note" data-problem={problem}>
+      {problem === "loopback" ? (
+        <p>
+          <strong>This snippet points at this computer.</strong> Only pages opened on the machine running the server can
+          reach <code>{base}</code>. If you opened the dashboard through an SSH tunnel, set the address visitors reach the
+          server at as the public address {where}.
+        </p>
+      ) : (
+        <p>
+          <strong>Pages served over https:// will not load this.</strong> The snippet's address is plain{" "}
+          <code>http://</code>, and browsers refuse an <code>http://</code> script on an <code>https://</code> page (mixed
+          content), so their visits would never arrive. Give this server HTTPS (<code>-autossl</code>,{" "}
+          <code>-tlscert</code> or a TLS proxy) and set its <code>https://</code> address as the public address {where}.
+        </p>
+      )}
     </div>
   );
 }

@@ -29,6 +29,21 @@ export function useApi(path, query, key = "") {
   return { ...state, reload: () => setNonce((n) => n + 1) };
 }
 
+/**
+ * A form field's state: starts at `saved` and follows it when it changes later (`key`, a string, says when), but
+ * not on mount, so nothing typed or ticked before the first effects run is overwritten.
+ */
+export function useSynced(saved, key = String(saved)) {
+  const [value, setValue] = useState(saved);
+  const last = useRef(key);
+  useEffect(() => {
+    if (last.current === key) return;
+    last.current = key;
+    setValue(saved);
+  }, [key]);
+  return [value, setValue];
+}
+
 /** Call `fn` every `ms` while `enabled` (and the tab is visible). */
 export function useInterval(fn, ms, enabled = true) {
   const saved = useRef(fn);

@@ -5,8 +5,28 @@ export function trackerBase(publicUrl, origin) {
   return typeof publicUrl === "string" && publicUrl ? publicUrl.replace(/\/+$/, "") : origin;
 }
 
-export function snippetFor(base) {
-  return `<script defer src="${base}/script.js"></script>`;
+const LOOPBACK = /^(localhost|.+\.localhost|127(\.\d{1,3}){3}|\[::1\])$/i; // names that always mean "this computer"
+
+/**
+ * What may stop visitors' browsers from loading a tracker at `base`: "loopback" (localhost: only this computer
+ * reaches it, as when the dashboard is opened through an SSH tunnel), "plain-http" (an http:// script is refused on
+ * https:// pages as mixed content; loopback names are exempt) or "" (nothing).
+ */
+export function snippetProblem(base) {
+  let url;
+  try {
+    url = new URL(base);
+  } catch {
+    return "";
+  }
+  if (LOOPBACK.test(url.hostname)) return "loopback";
+  return url.protocol === "http:" ? "plain-http" : "";
+}
+
+/** The tag for the page's <head>; with a hostname, the site's own build (its settings choose the features). */
+export function snippetFor(base, hostname = "") {
+  const site = hostname ? `?site=${encodeURIComponent(hostname)}` : "";
+  return `<script defer src="${base}/script.js${site}"></script>`;
 }
 
 /**

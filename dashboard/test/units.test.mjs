@@ -7,9 +7,10 @@ import { reasonText, siteDrops, unknownSites } from "../src/drops.js";
 import { BOUNCE_FEW, BOUNCE_UNCLEAR, bounceState, changeBadge } from "../src/metrics.js";
 import { DEFAULT_PASSWORD, passwordProblem, passwordRules } from "../src/password.js";
 import { connection, pagePort, tunnel } from "../src/security.js";
-import { checkPublicUrl, snippetFor, trackerBase } from "../src/snippet.js";
+import { checkPublicUrl, snippetFor, snippetProblem, trackerBase } from "../src/snippet.js";
 import { parseFilters, withFilter, withoutFilter, filterParams } from "../src/filters.js";
 import { formatCount, formatDuration, formatPercent, labelText } from "../src/format.js";
+import { noteSpan, parseExtensions, parseRetention, pickedDay, shortUrl } from "../src/insights.js";
 import { bucketCount, bucketLabel, latestBucket, parseBucket, resolvePeriod, rfc3339 } from "../src/period.js";
 
 const q = (text) => new URLSearchParams(text);
@@ -118,6 +119,25 @@ test("snippet: the public URL when set, else this page's origin", () => {
   assert.ok(checkPublicUrl("ftp://stats.example.com").error);
   assert.ok(checkPublicUrl("https://stats.example.com/?a=1").error);
   assert.ok(checkPublicUrl("https://stats.example.com#top").error);
+});
+
+test("snippet: what may stop visitors' browsers from loading the tracker", () => {
+  const cases = {
+    "http://203.0.113.5:8080": "plain-http",
+    "http://stats.example.com": "plain-http",
+    "http://medama.test:8080": "plain-http",
+    "http://[2001:db8::7]:9000": "plain-http",
+    "https://stats.example.com": "",
+    "https://203.0.113.5:8443": "",
+    "http://localhost:8080": "loopback",
+    "https://localhost:8443": "loopback",
+    "http://app.localhost": "loopback",
+    "http://127.0.0.1:8080": "loopback",
+    "http://127.1.2.3": "loopback",
+    "http://[::1]:8080": "loopback",
+    "not a url": "",
+  };
+  for (const [base, problem] of Object.entries(cases)) assert.equal(snippetProblem(base), problem, base);
 });
 
 test("the legend's resting point is the last bucket that has started", () => {
@@ -233,4 +253,54 @@ test("stray buckets fold into their neighbours", async () => {
   // Nothing stray: unchanged.
   const plain = [b("2026-06-01 00:00:00+00", 1), b("2026-06-02 00:00:00+00", 2)];
   assert.deepEqual(foldBuckets(plain, new Date("2026-06-01T00:00:00Z"), new Date("2026-06-02T23:59:59Z"), "day"), plain);
+});
+
+test("a site's download list: separators, dots and case forgiven; empty means the default list", () => {
+  assert.deepEqual(parseExtensions(" pdf, .ZIP  7z,pdf"), { value: ["pdf", "zip", "7z"] });
+  assert.deepEqual(parseExtensions("  "), { value: null });
+  assert.match(parseExtensions("pdf, tar.gz").error, /“tar\.gz” is not a file extension/);
+  assert.match(parseExtensions("abcdefghijk").error, /not a file extension/);
+  assert.equal(parseExtensions(Array.from({ length: 101 }, (_, i) => `e${i}`).join(",")).error, "At most 100 extensions.");
+});
+
+test("retention: empty keeps everything, else 30 to 36,525 whole days", () => {
+  assert.deepEqual(parseRetention(""), { value: null });
+  assert.deepEqual(parseRetention(" 90 "), { value: 90 });
+  assert.ok(parseRetention("29").error);
+  assert.ok(parseRetention("36526").error);
+  assert.ok(parseRetention("1.5").error);
+});
+
+test("a note covers its days from local midnight to the midnight after its last day", () => {
+  const single = noteSpan({ id: "n", text: "t", start: "2024-03-30", end: null });
+  assert.equal(single.from, local(2024, 2, 30).getTime() / 1000);
+  assert.equal(single.to, local(2024, 2, 31).getTime() / 1000); // 23 hours in Berlin: the clocks go forward
+  const range = noteSpan({ id: "n", text: "t", start: "2024-06-01", end: "2024-06-03" });
+  assert.equal(range.to - range.from, 3 * 86400);
+  assert.equal(noteSpan({ id: "n", text: "t", start: "2024-02-30", end: null }), null);
+});
+
+test("a click on the chart picks the nearest bucket's day", () => {
+  const xs = [local(2024, 5, 1), local(2024, 5, 2), local(2024, 5, 3)];
+  const at = (d, h) => local(2024, 5, d, h).getTime() / 1000;
+  assert.equal(pickedDay(xs, at(1, 0)), "2024-06-01");
+  assert.equal(pickedDay(xs, at(1, 11)), "2024-06-01");
+  assert.equal(pickedDay(xs, at(1, 13)), "2024-06-02");
+  assert.equal(pickedDay(xs, at(3, 0) - 60), "2024-06-03"); // just left of the last point
+  assert.equal(pickedDay(xs, at(9, 0)), "2024-06-03");
+});
+
+test("download links show their path on the site itself, else host and path", () => {
+  assert.equal(shortUrl("https://example.com/files/a.pdf?v=2", "example.com"), "/files/a.pdf?v=2");
+  assert.equal(shortUrl("http://localhost:8080/a.zip", "localhost"), "/a.zip");
+  assert.equal(shortUrl("https://cdn.example.net/a.zip", "example.com"), "cdn.example.net/a.zip");
+  assert.equal(shortUrl("not a url", "example.com"), "not a url");
+});
+
+test("the snippet names the site when given one", () => {
+  assert.equal(snippetFor("https://stats.example.com"), '<script defer src="https://stats.example.com/script.js"></script>');
+  assert.equal(
+    snippetFor("https://stats.example.com", "example.com"),
+    '<script defer src="https://stats.example.com/script.js?site=example.com"></script>',
+  );
 });

@@ -21,6 +21,7 @@ from medama_core.quota import DailyQuota
 from medama_core.ratelimit import RateLimiter
 from medama_core.store.db import Database
 from medama_core.store.hits import Op as HitOp
+from medama_core.store.meta import SiteSettings, list_site_settings
 from medama_core.usage import CPUSampler
 from medama_core.writer import Batcher
 
@@ -48,6 +49,9 @@ class Context:
     analytics: Database
     hostnames: set[str] = field(default_factory=set)  # the allow-set ingestion checks, kept in step with `websites`
     script_variant: str = "default"  # tracker file `/script.js` serves, from the `script_type` setting
+    # Each site's own settings (sites with none stored are absent), for the tracker `/script.js?site=`
+    # serves: loaded at start-up, reloaded after every change (reload_site_settings).
+    site_settings: dict[str, SiteSettings] = field(default_factory=dict)
     block_settings: BlockSettings = field(default_factory=BlockSettings)  # loaded at start-up, replaced on PATCH
     auth: AuthState = field(default_factory=AuthState)  # login throttling and the password-hashing gate
     cpu: CPUSampler = field(default_factory=CPUSampler)  # previous CPU sample for /user/usage
@@ -93,6 +97,12 @@ async def drain_hits(ctx: Context) -> None:
     deadline = time.monotonic() + HIT_DRAIN_TIMEOUT_S
     while len(ctx.hits) and time.monotonic() < deadline:
         await asyncio.sleep(HIT_DRAIN_POLL_S)
+
+
+async def reload_site_settings(ctx: Context) -> None:
+    """Load every site's settings again: after a change here (a site's settings, a rename, a delete)
+    or in another process (app.py's watch of me_meta.db)."""
+    ctx.site_settings = await ctx.meta.read(list_site_settings)
 
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")  # what "loopback" stands for in -trustedproxies

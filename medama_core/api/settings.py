@@ -21,7 +21,8 @@ from medama_core.ingest import ipfilter
 from medama_core.log import Logger
 from medama_core.store import db, meta
 
-SCRIPT_TYPES = ("default", "click-events", "page-events")  # upstream's TenantSettings enum
+# Upstream's TenantSettings enum, and ours: the tracker features upstream lacks (docs/tracker.md).
+SCRIPT_TYPES = ("default", "click-events", "page-events", "outbound-links", "file-downloads", "not-found-pages")
 MAX_BLOCKED_IPS = 10_000  # a hand-kept list; the presets cover bulk lists. Bounds the row and the filter build
 # Stored keys and their defaults when absent (upstream core/db/sqlite/settings.go).
 KEY_SCRIPT_TYPE = "script_type"

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from medama_core import access, accounts, auth, passwords, usage
-from medama_core.api import Context, cookie_secure, drain_hits
+from medama_core.api import Context, cookie_secure, drain_hits, reload_site_settings
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_object, optional_string
 from medama_core.http.protocol import Request, Response, json_response
@@ -125,6 +125,7 @@ async def delete_user(request: Request, ctx: Context) -> Response:
         raise HTTPError(409, str(exc)) from None
     ctx.hostnames.difference_update(hostnames)
     if hostnames:
+        await reload_site_settings(ctx)
         await drain_hits(ctx)
         await ctx.analytics.write(site_data.delete_site_data, hostnames)
     return Response(204, headers=[("Set-Cookie", auth.expired_cookie(secure=cookie_secure(request, ctx)))])

@@ -14,7 +14,7 @@ import time
 from typing import Any, Final
 
 from medama_core import access, permissions
-from medama_core.api import Context, drain_hits, imported
+from medama_core.api import Context, drain_hits, imported, reload_site_settings
 from medama_core.api import stats as stats_api
 from medama_core.hostnames import HOSTNAME_MAX, InvalidHostname, normalise
 from medama_core.http.errors import HTTPError
@@ -170,6 +170,7 @@ async def patch_website(request: Request, ctx: Context) -> Response:
         raise HTTPError(404, NOT_FOUND)
     ctx.hostnames.discard(hostname)
     ctx.hostnames.add(new)
+    await reload_site_settings(ctx)  # the site's settings moved with it
     await drain_hits(ctx)
     await ctx.analytics.write(site_data.rename_site_data, hostname, new)
     ctx.umami_ids = await ctx.meta.read(meta.umami_ids)  # the id moved with the site (ON UPDATE CASCADE)
@@ -183,6 +184,7 @@ async def delete_website(request: Request, ctx: Context) -> Response:
         raise HTTPError(404, NOT_FOUND)
     ctx.hostnames.discard(hostname)
     ctx.umami_ids = await ctx.meta.read(meta.umami_ids)  # its id went with it (ON DELETE CASCADE)
+    await reload_site_settings(ctx)
     await drain_hits(ctx)
     await ctx.analytics.write(site_data.delete_site_data, [hostname])
     return Response(204)

@@ -45,7 +45,8 @@ def accepts_gzip(accept_encoding: str) -> bool:
 def compressible(response: Response) -> bool:
     content_type = response.content_type or ""
     return (
-        len(response.body) >= MIN_COMPRESS_BYTES
+        response.stream is None  # a streamed body is compressed, if at all, by whoever makes it
+        and len(response.body) >= MIN_COMPRESS_BYTES
         and content_type.startswith(_COMPRESSIBLE)
         and response.header("Content-Encoding") is None
         and response.status not in (204, 304)

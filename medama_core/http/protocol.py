@@ -5,15 +5,18 @@ Theory of operation. `framing.RequestReader` finds the end of a request head
 validates it against RFC 9112 and returns a `RequestHead` or raises
 `ProtocolError` carrying the 4xx status to answer with. The head says how the
 body is framed, `content_length` bytes or `chunked`, and the reader collects
-it. `render_response` turns a `Response` into the bytes to write. Nothing here
-touches a socket or an event loop, so every rule can be tested by calling a
-function.
+it. `render_response` turns a `Response` into the bytes to write; a response
+whose body is a `stream` of chunks (made as they are sent, so a large export is
+never whole in memory) gets its head from it, and each chunk is framed by
+`frame_chunk`. Nothing here touches a socket or an event loop, so every rule
+can be tested by calling a function.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -118,12 +121,18 @@ class Request:
 
 @dataclass(slots=True)
 class Response:
-    """What a handler returns; `render_response` frames it."""
+    """What a handler returns; `render_response` frames it.
+
+    With a `stream`, the body is its chunks instead of `body`: sent with chunked
+    transfer coding to HTTP/1.1 clients, and until the connection closes to HTTP/1.0
+    ones (RFC 9112 §6.3). Whoever sends it closes the stream (`aclose`), read or not.
+    """
 
     status: int = 200
     body: bytes = b""
     content_type: str | None = None
     headers: list[tuple[str, str]] = field(default_factory=list)
+    stream: AsyncIterator[bytes] | None = None
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -330,7 +339,10 @@ def render_response(
         lines.append(b"Content-Type: " + response.content_type.encode("latin-1") + b"\r\n")
     # RFC 9110 §8.6: no Content-Length on 1xx/204; 304 keeps the selected representation's fields.
     if status >= 200 and status not in (204, 304):
-        lines.append(b"Content-Length: %d\r\n" % len(response.body))
+        if response.stream is None:
+            lines.append(b"Content-Length: %d\r\n" % len(response.body))
+        elif not http10:  # RFC 9112 §7: chunked needs HTTP/1.1; an HTTP/1.0 body ends with the connection
+            lines.append(b"Transfer-Encoding: chunked\r\n")
     for name, value in response.headers:
         if "\r" in value or "\n" in value:
             value = value.replace("\r", " ").replace("\n", " ")
@@ -340,6 +352,23 @@ def render_response(
     elif http10:
         lines.append(b"Connection: keep-alive\r\n")  # HTTP/1.0 closes by default (RFC 9112 §9.3)
     lines.append(b"\r\n")
-    if not head_only and status >= 200 and status not in (204, 304):
+    if not head_only and status >= 200 and status not in (204, 304) and response.stream is None:
         lines.append(response.body)
     return b"".join(lines)
+
+
+def has_streamed_body(response: Response, *, head_only: bool) -> bool:
+    """Whether the server must send `response.stream` after the head `render_response` made."""
+    return (
+        response.stream is not None and not head_only and response.status >= 200 and response.status not in (204, 304)
+    )
+
+
+LAST_CHUNK = b"0\r\n\r\n"  # RFC 9112 §7.1: a zero-size chunk, no trailers, the final CRLF
+
+
+def frame_chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (RFC 9112 §7.1). An empty `data` must not be sent: it would end the body."""
+    if not data:
+        raise ValueError("an empty chunk would end the body")
+    return b"%x\r\n%b\r\n" % (len(data), data)

@@ -33,7 +33,7 @@ from typing import Any, Final, Protocol, cast
 
 from medama_core.http.errors import HTTPError
 from medama_core.http.framing import RequestReader
-from medama_core.http.protocol import Request, Response, render_response
+from medama_core.http.protocol import LAST_CHUNK, Request, Response, frame_chunk, has_streamed_body, render_response
 
 HEADER_TIMEOUT_S = 10.0  # upstream's ReadHeaderTimeout: a whole head must arrive within this (slowloris)
 # (for a connection's first request counted from accept, so silent connections are closed as well)
@@ -346,6 +346,14 @@ async def _finish(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
             return
 
 
+async def _close_stream(response: Response) -> None:
+    """Close a response's stream (an async generator's `finally` blocks run), whether it was read or not."""
+    close = getattr(response.stream, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()
+
+
 class _Connection(asyncio.Protocol):
     """One client connection: parse, dispatch one request at a time, write, repeat."""
 
@@ -496,19 +504,29 @@ class _Connection(asyncio.Protocol):
             response = await app.handle(request)
         except Exception:  # app.handle must not raise; if it does, still answer
             response = app.error_response(HTTPError(500, "internal server error"), request)
-        keep_alive = request.keep_alive and self.keep_open and not self.server.stopping
+        http10 = request.http_version == "1.0"
+        head_only = request.method == "HEAD"
+        streamed = has_streamed_body(response, head_only=head_only)
+        # An HTTP/1.0 client learns where a streamed body ends only when the connection closes.
+        keep_alive = request.keep_alive and self.keep_open and not self.server.stopping and not (streamed and http10)
         data = render_response(
             response,
             keep_alive=keep_alive,
-            head_only=request.method == "HEAD",
+            head_only=head_only,
             date=self.server.dates.get(),
-            http10=request.http_version == "1.0",
+            http10=http10,
         )
         transport = self.transport
         if self.closed or transport is None:
+            await _close_stream(response)
             return
         transport.write(data)
         self.answered += 1
+        if streamed:
+            if not await self._send_stream(response, chunked=not http10):
+                return
+        else:
+            await _close_stream(response)
         if self.write_ready is not None:
             await self.write_ready
         self.busy = False
@@ -520,6 +538,34 @@ class _Connection(asyncio.Protocol):
             transport.resume_reading()
         # The caller (`_advance` or `_finish_and_continue`) goes on with any buffered request.
         self._arm(self.server.timeouts.idle if self.reader.idle else self.server.timeouts.header)
+
+    async def _send_stream(self, response: Response, *, chunked: bool) -> bool:
+        """Send a streamed body chunk by chunk, each once the client has taken the one before (flow
+        control, so the stream is read no faster than the client reads); closes the stream.
+
+        True when the whole body went out. If the client leaves, or the stream fails part way, the
+        connection is aborted without the last chunk, so the client sees an incomplete body rather
+        than a short one that looks whole (there is no way to send an error status any more).
+        """
+        assert response.stream is not None
+        try:
+            async for data in response.stream:
+                if self.closed or self.transport is None:
+                    return False
+                if data:
+                    self.transport.write(frame_chunk(data) if chunked else data)
+                if self.write_ready is not None:
+                    await self.write_ready
+            if self.closed or self.transport is None:
+                return False
+            if chunked:
+                self.transport.write(LAST_CHUNK)
+            return True
+        except Exception:
+            self.abort(cancel=False)  # not this task: the stream still has to be closed below
+            return False
+        finally:
+            await _close_stream(response)
 
     def _fail(self, error: HTTPError) -> None:
         """Answer a framing error and close: after one, the byte stream cannot be trusted."""
@@ -560,8 +606,8 @@ class _Connection(asyncio.Protocol):
         else:
             self.deadline = min(self.deadline, time.monotonic() + FIRST_REQUEST_GRACE_S)
 
-    def abort(self) -> None:
-        if self.task is not None:
+    def abort(self, *, cancel: bool = True) -> None:
+        if cancel and self.task is not None:
             self.task.cancel()
         if self.transport is not None:
             self.transport.abort()

@@ -7,7 +7,7 @@ import json
 from importlib import resources
 from typing import Final
 
-__all__ = ["country_for"]
+__all__ = ["country_for", "zone_names"]
 
 # Upstream's table (medama-io/go-timezone-country, 448 zones incl. legacy
 # aliases), then the zones it lacks, generated from IANA tzdata by
@@ -26,6 +26,11 @@ def _countries() -> dict[str, str]:
     for name in reversed(TABLE_FILES):  # the upstream file is read last and wins
         table.update(json.loads(data.joinpath(name).read_text(encoding="utf-8")))
     return table
+
+
+def zone_names() -> frozenset[str]:
+    """Every zone name the tables know."""
+    return frozenset(_countries())
 
 
 def country_for(tz: str) -> str | None:

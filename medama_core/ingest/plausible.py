@@ -9,12 +9,18 @@ documented API takes the long ones (`name`, `url`, `domain`, `referrer`,
   under a beacon id made here, uniqueness by `foreign.is_visit_entry`;
 - `engagement` -> an `Engagement`: milliseconds to add to the view it belongs to
   (found by `openviews.OpenViews`, since the script sends no id); `sd` is not kept;
+- Plausible's own goals for what our tracker's insight builds record take our
+  tracker's property names, so they land in the same panels: `Outbound Link: Click`
+  {url} -> `outbound-link`, `outbound-host`; `File Download` {url} -> `file-download`,
+  `file-type`; `404` {path} -> `404`;
 - any other name -> a `CustomHit` with the props and `event=<name>`, and the
   revenue as `revenue` and `currency` properties.
 """
 
 from __future__ import annotations
 
+import posixpath
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -32,6 +38,17 @@ ENGAGEMENT: Final = "engagement"
 MAX_NAME_CHARS: Final = 120
 # A "rollup" snippet names a few sites (`data-domain="a.com,b.com"`); each is one more row.
 MAX_DOMAINS: Final = 8
+
+# Plausible's names for the goals its outbound-links, file-downloads and 404 scripts send
+# (its docs: "Outbound Link: Click", "File Download", "404"), and the property each carries.
+OUTBOUND_EVENT: Final = "Outbound Link: Click"
+DOWNLOAD_EVENT: Final = "File Download"
+NOT_FOUND_EVENT: Final = "404"
+# Our tracker's caps on those values (tracker.js: link addresses 512, a not-found route 256).
+MAX_LINK_CHARS: Final = 512
+MAX_ROUTE_CHARS: Final = 256
+# A file type is the extension of the link's last path segment: letters and digits, at most this long.
+MAX_FILE_TYPE_CHARS: Final = 10
 
 # The (first) site a raw body names, for counting a drop of a body refused before or at parsing.
 sniff_domain: Final = sniffer("d", "domain")
@@ -93,6 +110,28 @@ def _engaged(value: object) -> int:
     return value
 
 
+def insight_properties(name: str, props: Mapping[str, str]) -> dict[str, str] | None:
+    """Our tracker's properties for one of Plausible's outbound, download or 404 goals; None for another event."""
+    if name == NOT_FOUND_EVENT and props.get("path"):
+        return {"404": props["path"][:MAX_ROUTE_CHARS]}
+    link = props.get("url", "")
+    if name not in (OUTBOUND_EVENT, DOWNLOAD_EVENT) or not link:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(link)
+        host = parts.hostname or ""
+    except ValueError:  # e.g. an unclosed IPv6 bracket: kept as a plain custom event
+        return None
+    address = link.split("#", 1)[0][:MAX_LINK_CHARS]
+    if name == OUTBOUND_EVENT:
+        return {"outbound-link": address, "outbound-host": host} if host else None
+    found = {"file-download": address}
+    extension = posixpath.splitext(parts.path)[1][1:].lower()
+    if extension.isascii() and extension.isalnum() and len(extension) <= MAX_FILE_TYPE_CHARS:
+        found["file-type"] = extension
+    return found
+
+
 def parse_event(body: bytes) -> PlausibleEvent:
     """Validate a `POST /api/event` body.
 
@@ -113,6 +152,8 @@ def parse_event(body: bytes) -> PlausibleEvent:
     site_url(url, domains[0])  # the URL must be usable before anything is stored
     if name == ENGAGEMENT:
         return PlausibleEvent(name, url, domains, referrer, props, event.hash_mode, _engaged(obj.get("e", 0)))
+    if name != PAGEVIEW and (insight := insight_properties(name, props)) is not None:
+        return PlausibleEvent(name, url, domains, referrer, insight, event.hash_mode)
     if name != PAGEVIEW:
         extra = {EVENT_PROPERTY: name, **_revenue(_field(obj, "$", "revenue"))}
         return PlausibleEvent(name, url, domains, referrer, limited({**props, **extra}), event.hash_mode)

@@ -1,4 +1,4 @@
-"""The app-metadata database (me_meta.db): schema, users, sessions, websites and tenant settings.
+"""The app-metadata database (me_meta.db): schema, users, sessions, websites, their settings and notes, tenant settings.
 
 The first migration creates upstream's tables with `IF NOT EXISTS` and the same
 columns, so a `me_meta.db` written by the Go server opens unchanged (its own
@@ -86,6 +86,38 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         5,
         (
+            # Ours: a website's own settings (api/sitesettings.py). NULL in a column means "as the
+            # tenant-wide setting" (tracker features, download extensions) or "not set" (retention,
+            # time zone); a site without a row has every column NULL. Renaming or deleting the site
+            # carries its row along.
+            """CREATE TABLE website_settings (
+                hostname TEXT PRIMARY KEY REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE,
+                click_events INTEGER,
+                page_events INTEGER,
+                outbound_links INTEGER,
+                file_downloads INTEGER,
+                not_found_pages INTEGER,
+                download_extensions TEXT,
+                retention_days INTEGER,
+                timezone TEXT,
+                date_updated INTEGER NOT NULL
+            )""",
+            # Ours: notes on a day or a range of days of a site's chart (api/notes.py). Dates are
+            # ISO 8601 calendar dates (`YYYY-MM-DD`), so text order is date order.
+            """CREATE TABLE annotations (
+                id TEXT PRIMARY KEY,
+                hostname TEXT NOT NULL REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE,
+                start_date TEXT NOT NULL,
+                end_date TEXT,
+                text TEXT NOT NULL,
+                date_created INTEGER NOT NULL
+            )""",
+            "CREATE INDEX annotations_hostname_start ON annotations(hostname, start_date)",
+        ),
+    ),
+    Migration(
+        6,
+        (
             # Ours (docs/auth.md): roles, website grants, API keys, two-factor login and share links.
             # Every user until now, upstream's included, had every right: they become admins.
             "ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin' CHECK (role IN ('admin', 'viewer'))",
@@ -150,6 +182,11 @@ DEFAULT_USER_SETTINGS = '{"language":"en"}'
 def new_user_id() -> str:
     """A `user_`-prefixed id, time-ordered like upstream's TypeIDs (base-32 ms time, then randomness)."""
     return "user_" + _time_ordered_suffix()
+
+
+def new_annotation_id() -> str:
+    """A `note_`-prefixed id, time-ordered like the user ids."""
+    return "note_" + _time_ordered_suffix()
 
 
 def _time_ordered_suffix() -> str:
@@ -410,6 +447,173 @@ def delete_website(conn: sqlite3.Connection, hostname: str) -> bool:
     return conn.execute("DELETE FROM websites WHERE hostname = :hostname", {"hostname": hostname}).rowcount > 0
 
 
+# A website's own settings: one row per site that has any, every column NULL when unset.
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSettings:
+    """A website's settings; None everywhere means "as the tenant's" (features) or "not set"."""
+
+    click_events: bool | None = None
+    page_events: bool | None = None
+    outbound_links: bool | None = None
+    file_downloads: bool | None = None
+    not_found_pages: bool | None = None
+    download_extensions: tuple[str, ...] | None = None
+    retention_days: int | None = None
+    timezone: str | None = None
+
+
+SITE_SETTING_FIELDS = (
+    "click_events",
+    "page_events",
+    "outbound_links",
+    "file_downloads",
+    "not_found_pages",
+    "download_extensions",
+    "retention_days",
+    "timezone",
+)  # the columns of `website_settings` besides hostname and date_updated, in SiteSettings' order
+_FLAG_FIELDS = frozenset(SITE_SETTING_FIELDS[:5])
+
+
+def merge_site_settings(current: SiteSettings, changes: dict[str, object]) -> SiteSettings:
+    """`current` with the named fields replaced; KeyError for a name that is not a field."""
+    unknown = set(changes) - set(SITE_SETTING_FIELDS)
+    if unknown:
+        raise KeyError(f"no site setting {sorted(unknown)[0]!r}")
+    values: dict[str, Any] = {name: changes.get(name, getattr(current, name)) for name in SITE_SETTING_FIELDS}
+    return SiteSettings(**values)
+
+
+def _site_settings(row: Any) -> SiteSettings:
+    """A `website_settings` row (the SITE_SETTING_FIELDS) as SiteSettings."""
+    values = dict(zip(SITE_SETTING_FIELDS, row, strict=True))
+    for name in _FLAG_FIELDS:
+        if values[name] is not None:
+            values[name] = bool(values[name])
+    text = values["download_extensions"]
+    values["download_extensions"] = None if text is None else tuple(text.split(",") if text else ())
+    return SiteSettings(**values)
+
+
+def _site_settings_params(hostname: str, settings: SiteSettings, now: int) -> dict[str, object]:
+    params: dict[str, object] = {name: getattr(settings, name) for name in SITE_SETTING_FIELDS}
+    for name in _FLAG_FIELDS:
+        if params[name] is not None:
+            params[name] = int(bool(params[name]))
+    extensions = settings.download_extensions
+    params["download_extensions"] = None if extensions is None else ",".join(extensions)
+    return params | {"hostname": hostname, "now": now}
+
+
+def get_site_settings(conn: sqlite3.Connection, hostname: str) -> SiteSettings:
+    """The site's settings (all unset when it has none stored, or no such site)."""
+    row = conn.execute(
+        f"SELECT {', '.join(SITE_SETTING_FIELDS)} FROM website_settings WHERE hostname = :hostname",
+        {"hostname": hostname},
+    ).fetchone()
+    return SiteSettings() if row is None else _site_settings(row)
+
+
+def list_site_settings(conn: sqlite3.Connection) -> dict[str, SiteSettings]:
+    """Every site's stored settings, by hostname (sites without a row are left out)."""
+    rows = conn.execute(f"SELECT hostname, {', '.join(SITE_SETTING_FIELDS)} FROM website_settings ORDER BY hostname")
+    return {str(row[0]): _site_settings(row[1:]) for row in rows}
+
+
+def update_site_settings(
+    conn: sqlite3.Connection, hostname: str, changes: dict[str, object], now: int
+) -> SiteSettings | None:
+    """Set the named fields (keys of SITE_SETTING_FIELDS; None unsets one) and return the site's settings
+    afterwards; None if there is no such website. Raises KeyError for a field that does not exist."""
+    merge_site_settings(SiteSettings(), changes)  # a field that does not exist fails before any write
+    with Transaction(conn):
+        if website_owner(conn, hostname) is None:
+            return None
+        fresh = merge_site_settings(get_site_settings(conn, hostname), changes)
+        columns = ", ".join(SITE_SETTING_FIELDS)
+        conn.execute(
+            f"INSERT INTO website_settings (hostname, {columns}, date_updated)"
+            f" VALUES (:hostname, {', '.join(':' + name for name in SITE_SETTING_FIELDS)}, :now)"
+            " ON CONFLICT(hostname) DO UPDATE SET"
+            f" {', '.join(f'{name} = excluded.{name}' for name in SITE_SETTING_FIELDS)},"
+            " date_updated = excluded.date_updated",
+            _site_settings_params(hostname, fresh, now),
+        )
+    return fresh
+
+
+# Annotations: notes on a date or a range of dates of one site, shown on its chart.
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    id: str
+    hostname: str
+    start: str  # YYYY-MM-DD
+    end: str | None  # YYYY-MM-DD, not before start; None for a single day
+    text: str
+    created: int  # unix seconds
+
+
+_ANNOTATION_COLUMNS = "id, hostname, start_date, end_date, text, date_created"
+
+
+def _annotation(row: Any) -> Annotation:
+    note_id, hostname, start, end, text, created = row
+    return Annotation(
+        str(note_id), str(hostname), str(start), None if end is None else str(end), str(text), int(created)
+    )
+
+
+def insert_annotation(conn: sqlite3.Connection, annotation: Annotation, max_per_site: int) -> bool:
+    """Store a note; False (nothing stored) when the site already has `max_per_site` notes.
+    Raises AlreadyExists for a taken id or a site that does not exist."""
+    try:
+        with Transaction(conn):
+            count = conn.execute(
+                "SELECT count(*) FROM annotations WHERE hostname = :hostname", {"hostname": annotation.hostname}
+            ).fetchone()[0]
+            if count >= max_per_site:
+                return False
+            conn.execute(
+                f"INSERT INTO annotations ({_ANNOTATION_COLUMNS})"
+                " VALUES (:id, :hostname, :start, :end, :text, :created)",
+                {
+                    "id": annotation.id,
+                    "hostname": annotation.hostname,
+                    "start": annotation.start,
+                    "end": annotation.end,
+                    "text": annotation.text,
+                    "created": annotation.created,
+                },
+            )
+    except sqlite3.IntegrityError:
+        raise AlreadyExists("annotation id taken, or no such website") from None
+    return True
+
+
+def list_annotations(
+    conn: sqlite3.Connection, hostname: str, start: str | None = None, end: str | None = None
+) -> list[Annotation]:
+    """The site's notes that touch the days `start`..`end` (each bound optional), by start day then creation."""
+    rows = conn.execute(
+        f"SELECT {_ANNOTATION_COLUMNS} FROM annotations WHERE hostname = :hostname"
+        " AND (:end IS NULL OR start_date <= :end) AND (:start IS NULL OR coalesce(end_date, start_date) >= :start)"
+        " ORDER BY start_date, date_created, id",
+        {"hostname": hostname, "start": start, "end": end},
+    )
+    return [_annotation(row) for row in rows]
+
+
+def delete_annotation(conn: sqlite3.Connection, hostname: str, annotation_id: str) -> bool:
+    cursor = conn.execute(
+        "DELETE FROM annotations WHERE hostname = :hostname AND id = :id", {"hostname": hostname, "id": annotation_id}
+    )
+    return cursor.rowcount > 0
+
+
 def umami_ids(conn: sqlite3.Connection) -> dict[str, str]:
     """Every Umami website id and the site it names."""
     return {str(wid): str(host) for wid, host in conn.execute("SELECT website_id, hostname FROM umami_ids")}
@@ -444,7 +648,7 @@ def set_soft_heap_limit(conn: sqlite3.Connection, limit_bytes: int) -> None:
     conn.execute(f"PRAGMA soft_heap_limit = {int(limit_bytes)}")
 
 
-# Roles and website grants (migration 5). Admins read every site; a viewer reads the sites granted to them.
+# Roles and website grants (migration 6). Admins read every site; a viewer reads the sites granted to them.
 
 
 class MissingWebsite(Exception):

@@ -85,7 +85,11 @@ def test_blocked_ips_are_normalised_and_deduplicated(admin: Client) -> None:
 @pytest.mark.parametrize(
     "body, message",
     [
-        ({"script_type": ["fancy"]}, "script_type: unknown value 'fancy'; use default, click-events, page-events"),
+        (
+            {"script_type": ["fancy"]},
+            "script_type: unknown value 'fancy'; use default, click-events, page-events, outbound-links,"
+            " file-downloads, not-found-pages",
+        ),
         ({"script_type": ["default", "default"]}, "script_type: items must be unique"),
         ({"script_type": "default"}, "script_type: must be a list of strings"),
         ({"script_type": [1]}, "script_type: must be a list of strings"),

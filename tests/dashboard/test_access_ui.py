@@ -124,6 +124,10 @@ def test_an_admin_invites_a_viewer_who_signs_in_with_totp_and_sees_only_the_gran
         expect(cards.first).to_contain_text(SITE)
         expect(viewer.get_by_role("button", name="Add website")).to_have_count(0)
         screenshot(viewer, "access-viewer-websites")
+        # Their site's dashboard reads the owner's notes but offers no way to add one (an admin's).
+        viewer.goto(fresh_site.base + f"/{SITE}")
+        expect(viewer.locator("[data-metric=visitors] .metric-value")).not_to_have_text("–")
+        expect(viewer.get_by_role("button", name="+ Note")).to_have_count(0)
         viewer.goto(fresh_site.base + f"/{OTHER}")
         expect(viewer.get_by_role("heading", name=f"No website called {OTHER}")).to_be_visible()
         viewer.goto(fresh_site.base + "/settings")
@@ -208,6 +212,9 @@ def test_a_password_protected_share_opens_in_a_fresh_profile_and_hides_small_row
         expect(stranger.get_by_test_id("shared-dashboard")).to_be_visible()
         expect(stranger.get_by_test_id("share-note")).to_contain_text("Rows of fewer than 5 visitors are hidden")
         expect(stranger.get_by_role("link", name="Settings")).to_have_count(0)  # no account around it
+        # Nor the owner's notes, tracker settings or exports: the link's API is its stats.
+        expect(stranger.get_by_role("button", name="+ Note")).to_have_count(0)
+        expect(stranger.locator("[data-panel=events]")).to_have_count(0)
         shown = pages_answer.value.json()
         query = urlsplit(pages_answer.value.url).query
         own = fresh_site.api.get(f"/api/website/{SITE}/pages?{query}").json()
@@ -217,6 +224,9 @@ def test_a_password_protected_share_opens_in_a_fresh_profile_and_hides_small_row
         expect(stranger.locator("[data-metric=visitors] .metric-value")).not_to_have_text("–")
         stranger.wait_for_load_state("networkidle")
         screenshot(stranger, "access-share-dashboard")
+        stranger.locator("[data-panel=pages]").get_by_role("link", name="All pages →").click()  # via the link too
+        expect(stranger.locator(".detail-main tbody tr")).to_have_count(len(shown))
+        expect(stranger.get_by_test_id("export-csv")).to_have_count(0)
         # Expired: the next load says so, whatever cookie the browser kept.
         with sqlite3.connect(fresh_site.server.config.appdb) as conn:
             conn.execute("UPDATE shares SET date_expires = ? WHERE id = ?", (int(time.time()) - 1, share_id))

@@ -11,13 +11,14 @@ Run them after merging: `python -m pytest tests/dashboard/test_contract_ui.py`.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.dashboard.calls import wait_idle
 from tests.dashboard.conftest import (
@@ -253,7 +254,8 @@ def test_public_url_is_used_in_the_snippet(browser: Browser, fresh_site: Site) -
         screenshot(page, "settings-public-url")
         assert fresh_site.api.post("/api/websites", json_body={"hostname": "new.example"}).status == 201
         page.goto(fresh_site.base + "/new.example")
-        expect(page.get_by_test_id("snippet").locator("pre code")).to_have_text(snippet)
+        site_snippet = snippet.replace("/script.js", "/script.js?site=new.example")  # the site's own build
+        expect(page.get_by_test_id("snippet").locator("pre code")).to_have_text(site_snippet)
         page.goto(fresh_site.base + "/settings/tracker")
         page.locator("#public-url").fill("")
         page.get_by_role("button", name="Set address").click()
@@ -287,6 +289,133 @@ def test_unencrypted_banner_on_every_page(plain_http: Browser, insecure_cookie_s
             page.goto(base + path)
             expect(banner).to_be_visible()
         screenshot(page, f"unencrypted-banner-{width}")
+    finally:
+        page.context.close()
+    assert not errors, errors
+
+
+def clipboard_text(page: Page, server_port: int) -> str:
+    """What the browser's clipboard holds, read on http://localhost (a secure context, allowed to read it)."""
+    origin = f"http://localhost:{server_port}"
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=origin)
+    reader = page.context.new_page()
+    try:
+        reader.goto(origin + "/login")
+        text: str = reader.evaluate("navigator.clipboard.readText()")
+        return text
+    finally:
+        reader.close()
+
+
+def test_copy_copies_on_a_plain_http_page(plain_http: Browser, insecure_cookie_site: Site) -> None:
+    # http://medama.test is not a secure context, so navigator.clipboard is missing there: the button still copies.
+    page, errors = open_page(plain_http)
+    port = insecure_cookie_site.server.port
+    base = f"http://{PLAIN_HOST}:{port}"
+    try:
+        page.goto(base + "/settings/tracker")
+        page.wait_for_url("**/login**")
+        page.fill("#login-username", USERNAME)
+        page.fill("#login-password", PASSWORD)
+        page.click("form button[type=submit]")
+        page.wait_for_url(base + "/settings/tracker")
+        assert page.evaluate("window.isSecureContext || navigator.clipboard !== undefined") is False
+        snippet = page.get_by_role("region", name="Tracking snippet")
+        expect(snippet.locator("pre code")).to_have_text(f'<script defer src="{base}/script.js"></script>')
+        snippet.get_by_role("button", name="Copy").click()
+        expect(snippet.get_by_role("status")).to_have_text("Copied to the clipboard.")
+        assert clipboard_text(page, port) == f'<script defer src="{base}/script.js"></script>'
+    finally:
+        page.context.close()
+    assert not errors, errors
+
+
+def test_the_snippet_says_when_visitors_browsers_cannot_use_its_address(browser: Browser, fresh_site: Site) -> None:
+    page, errors = open_page(browser)
+    try:
+        # Opened on localhost (as through an SSH tunnel) with no public address: the snippet points at this computer.
+        login(page, fresh_site, "/settings/tracker")
+        section = page.get_by_role("region", name="Tracking snippet")
+        note = section.get_by_test_id("snippet-note")
+        expect(note).to_have_attribute("data-problem", "loopback")
+        expect(note).to_contain_text(f"Only pages opened on the machine running the server can reach {fresh_site.base}")
+        field, save = page.locator("#public-url"), page.get_by_role("button", name="Set address")
+        field.fill("http://203.0.113.7:8080")
+        save.click()
+        expect(note).to_have_attribute("data-problem", "plain-http")
+        expect(note).to_contain_text("Pages served over https:// will not load this.")
+        screenshot(page, "settings-snippet-plain-http-note")
+        field.fill("https://stats.example.org")
+        save.click()
+        expect(section.locator("code").first).to_contain_text("https://stats.example.org/script.js")
+        expect(note).to_have_count(0)
+        # A new site waiting for its first visit says the same under its snippet.
+        field.fill("http://203.0.113.7:8080")
+        save.click()
+        expect(note).to_have_attribute("data-problem", "plain-http")
+        assert fresh_site.api.post("/api/websites", json_body={"hostname": "new.example"}).status == 201
+        page.goto(fresh_site.base + "/new.example")
+        waiting = page.get_by_test_id("snippet")
+        expect(waiting.get_by_test_id("snippet-note")).to_have_attribute("data-problem", "plain-http")
+        waiting.get_by_test_id("snippet-note").get_by_role("link", name="Settings → Tracker").click()
+        page.wait_for_url(fresh_site.base + "/settings/tracker")
+    finally:
+        page.context.close()
+    assert not errors, errors
+
+
+def test_the_login_page_never_says_https_is_needed_where_logging_in_works_without(
+    plain_http: Browser, insecure_cookie_site: Site
+) -> None:
+    # -securecookie=false on plain HTTP: the banner says the connection is not encrypted, and the form's footnote
+    # must not claim that logging in needs HTTPS or localhost, since here it works without.
+    page, errors = open_page(plain_http)
+    base = f"http://{PLAIN_HOST}:{insecure_cookie_site.server.port}"
+    footnote = "Logging in needs HTTPS, or the dashboard opened as http://localhost."
+    try:
+        page.goto(base + "/login")
+        expect(page.get_by_test_id("unencrypted-banner")).to_be_visible()
+        expect(page.get_by_text(footnote)).to_have_count(0)
+        # On localhost (a secure context) the footnote tells what other addresses need.
+        page.goto(insecure_cookie_site.base + "/login")
+        expect(page.get_by_text(footnote)).to_be_visible()
+        expect(page.get_by_test_id("unencrypted-banner")).to_have_count(0)
+    finally:
+        page.context.close()
+    assert not errors, errors
+
+
+def test_what_is_typed_as_soon_as_the_tracker_settings_appear_is_kept(browser: Browser, fresh_site: Site) -> None:
+    # The tracker settings are filled in from the server a frame after they appear; what the owner typed or ticked
+    # in that frame was overwritten, and "Set address" then cleared the public address. The page's clock is
+    # paused so that frame lasts as long as the test needs, then runs on.
+    page, errors = open_page(browser)
+    held: list[Route] = []
+    try:
+        page.clock.install()
+        login(page, fresh_site, "/settings/account")
+        page.route("**/api/tenant/settings", lambda route: held.append(route))
+        with page.expect_request("**/api/tenant/settings"):
+            page.get_by_role("link", name="Tracker").click()
+        page.clock.pause_at(time.time() + 1)
+        held[0].continue_()
+        field = page.locator("#public-url")
+        for _ in range(100):  # a frame at a time until the forms are drawn
+            if field.count():
+                break
+            page.clock.run_for(16)
+        field.fill("https://stats.example.org")
+        page.get_by_role("checkbox", name=re.compile("Click events")).click()
+        page.clock.run_for(1_000)  # every pending effect runs
+        page.clock.resume()
+        page.unroute("**/api/tenant/settings")
+        expect(field).to_have_value("https://stats.example.org")
+        expect(page.get_by_role("checkbox", name=re.compile("Click events"))).to_be_checked()
+        page.get_by_role("button", name="Set address").click()
+        expect(page.get_by_role("form", name="Public address").locator(".form-ok")).to_have_text(
+            "Saved. The snippet uses it now."
+        )
+        assert fresh_site.api.get("/api/tenant/settings").json()["public_url"] == "https://stats.example.org"
     finally:
         page.context.close()
     assert not errors, errors

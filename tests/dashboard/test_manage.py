@@ -76,7 +76,7 @@ def test_add_website_shows_snippet_until_the_first_hit(browser: Browser, admin: 
     notice = page.get_by_test_id("snippet")
     expect(notice).to_be_visible()
     snippet = notice.locator("pre code").inner_text()
-    assert snippet == f'<script defer src="{fresh_site.base}/script.js"></script>'
+    assert snippet == f'<script defer src="{fresh_site.base}/script.js?site=localhost"></script>'
     screenshot(page, "new-website-snippet")
     listed = fresh_site.api.get("/api/websites").json()
     assert {"hostname": "localhost"} in listed

@@ -44,6 +44,31 @@ def test_plausible_custom_event_props_revenue_and_old_string_props() -> None:
     assert dict(event.properties) == {"plan": "pro", "n": "2", "event": "Purchase", "revenue": "9.5", "currency": "EUR"}
 
 
+def test_plausible_outbound_download_and_404_goals_take_our_trackers_properties() -> None:
+    def parse(name: str, props: dict[str, str]) -> dict[str, str]:
+        body = {"n": name, "u": "https://a.com/docs", "d": "a.com", "p": props}
+        return dict(plausible.parse_event(json.dumps(body).encode()).properties)
+
+    outbound = parse("Outbound Link: Click", {"url": "https://Other.example:8443/x?y=1#top"})
+    assert outbound == {"outbound-link": "https://Other.example:8443/x?y=1", "outbound-host": "other.example"}
+    download = parse("File Download", {"url": "https://a.com/files/Guide.PDF"})
+    assert download == {"file-download": "https://a.com/files/Guide.PDF", "file-type": "pdf"}
+    assert parse("File Download", {"url": "https://a.com/get"}) == {"file-download": "https://a.com/get"}
+    assert parse("404", {"path": "/missing"}) == {"404": "/missing"}
+    # Without the property they carry, or with an address that does not parse, they stay plain custom events.
+    assert parse("Outbound Link: Click", {}) == {"event": "Outbound Link: Click"}
+    assert parse("Outbound Link: Click", {"url": "http://[::1"}) == {
+        "event": "Outbound Link: Click",
+        "url": "http://[::1",
+    }
+
+
+@given(st.sampled_from(["Outbound Link: Click", "File Download", "404"]), st.text(max_size=600))
+def test_plausible_goal_properties_from_any_text_are_bounded(name: str, text: str) -> None:
+    found = plausible.insight_properties(name, {"url": text, "path": text})
+    assert found is None or all(len(value) <= plausible.MAX_LINK_CHARS for value in found.values())
+
+
 def test_plausible_engagement_keeps_its_milliseconds() -> None:
     event = plausible.parse_event(body(n="engagement", u="https://a.com/", d="a.com", e=3200, sd=55))
     assert (event.name, event.engaged_ms) == ("engagement", 3200)

@@ -273,6 +273,8 @@ SITE_BODIES: dict[tuple[str, str], object] = {
     ("PATCH", "/websites/{hostname}"): {"hostname": OWNER_SITE},
     ("POST", "/websites/{hostname}/shares"): {"name": "a link"},
     ("POST", "/websites/{hostname}/import"): (SAMPLES / "goatcounter-export.csv").read_bytes(),
+    ("PATCH", "/websites/{hostname}/settings"): {"outboundLinks": True},
+    ("POST", "/websites/{hostname}/annotations"): {"start": "2024-06-01", "text": "a note"},
 }
 SITE_QUERIES = {("POST", "/websites/{hostname}/import"): "?from=goatcounter&dry_run=true"}
 SITE_ROUTES = [r for r in ROUTES if "{hostname}" in r.path]
@@ -318,11 +320,14 @@ def test_a_second_user_gets_website_not_found_on_every_route_of_the_owners_site(
             headers = {"User-Agent": CHROME_UA, "Accept-Language": "fr-FR"}
             assert owner.post("/api/event/hit", json_body=hit, headers=headers).status == 204
             share = owner.post(f"/api/websites/{OWNER_SITE}/shares", json_body={}).json()["id"]
+            note = owner.post(f"/api/websites/{OWNER_SITE}/annotations", json_body={"start": "2024-06-01", "text": "x"})
             failures = []
-            # Writes last: DELETE ends the site, so the owner's turn at it comes after everything else.
-            for route in sorted(SITE_ROUTES, key=lambda r: (r.method == "DELETE", r.path == "/websites/{hostname}")):
-                url = "/api" + route.path.replace("{hostname}", OWNER_SITE).replace("{id}", share)
-                url += SITE_QUERIES.get(key(route), "")
+            # Writes last: deleting the site ends it, so the owner's turn at it comes after everything else.
+            last = ("DELETE", "/websites/{hostname}")
+            for route in sorted(SITE_ROUTES, key=lambda r: (r.method == "DELETE", key(r) == last)):
+                ident = share if "/shares/" in route.path else note.json()["id"]
+                path = route.path.replace("{hostname}", OWNER_SITE).replace("{id}", ident)
+                url = "/api" + path + SITE_QUERIES.get(key(route), "")
                 body = SITE_BODIES.get(key(route))
                 raw = {"body": body} if isinstance(body, bytes) else {"json_body": body}
                 hidden = HIDDEN_SITE_STATUS.get((route.method, route.path), 404)

@@ -102,6 +102,13 @@ TABLE: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/websites/{hostname}/shares"): row(200, 403, 404, 403, 200),
     ("POST", "/websites/{hostname}/shares"): row(400, 403, 404, 403, 400),
     ("DELETE", "/websites/{hostname}/shares/{id}"): row(204, 403, 404, 403, 204),
+    # A site's own settings, its chart's notes, its raw export (insights): read with the site, changed by admins.
+    ("GET", "/websites/{hostname}/settings"): row(200, 200, 404, 200, 200),
+    ("PATCH", "/websites/{hostname}/settings"): row(400, 403, 404, 403, 400),
+    ("GET", "/websites/{hostname}/annotations"): row(200, 200, 404, 200, 200),
+    ("POST", "/websites/{hostname}/annotations"): row(400, 403, 404, 403, 400),
+    ("DELETE", "/websites/{hostname}/annotations/{id}"): row(404, 403, 404, 403, 404),
+    ("GET", "/websites/{hostname}/export"): row(200, 200, 404, 200, 200),
     ("GET", "/drops"): row(200, 200, 200, 200, 200),
     **{
         ("GET", f"/website/{{hostname}}/{name}"): row(200, 200, 404, 200, 200)

@@ -237,7 +237,8 @@ def medama(tmp_path: Path) -> Iterator[Medama]:
 
 
 class _SiteHandler(BaseHTTPRequestHandler):
-    """Serves fixtures/ with `{{medama}}` filled in; `/cdn/<build>.js` serves a committed tracker build."""
+    """Serves fixtures/ with `{{medama}}` (and `{{other}}`, this server under another host name) filled in;
+    `/cdn/<build>.js` serves a committed tracker build; `/missing/...` is a real 404 page with the tracker."""
 
     medama_host = ""  # set on the per-test subclass
 
@@ -254,6 +255,9 @@ class _SiteHandler(BaseHTTPRequestHandler):
         elif path.startswith("/history/"):
             self._page(FIXTURES / "history" / "index.html")  # the SPA's fallback: every route is the app
             return
+        elif path.startswith("/missing/"):
+            self._page(FIXTURES / "notfound" / "404.html", status=404)
+            return
         else:
             file = (FIXTURES / path.lstrip("/")).resolve()
             if file.is_dir():
@@ -263,9 +267,10 @@ class _SiteHandler(BaseHTTPRequestHandler):
                 return
         self._send(404, b"not found", "text/plain")
 
-    def _page(self, file: Path) -> None:
+    def _page(self, file: Path, status: int = 200) -> None:
         html = file.read_text(encoding="utf-8").replace("{{medama}}", self.medama_host)
-        self._send(200, html.encode(), "text/html; charset=utf-8")
+        html = html.replace("{{other}}", f"127.0.0.1:{self.server.server_address[1]}")
+        self._send(status, html.encode(), "text/html; charset=utf-8")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)

@@ -173,7 +173,8 @@ export function Login({ query }) {
           {busy ? "Logging in…" : needCode ? "Check the code" : "Log in"}
         </button>
       </form>
-      {!advice && <p class="muted small">Logging in needs HTTPS, or the dashboard opened as http://localhost.</p>}
+      {/* Not on a plain-HTTP page that -securecookie=false lets log in: the banner above says what holds there. */}
+      {state === "ok" && <p class="muted small">Logging in needs HTTPS, or the dashboard opened as http://localhost.</p>}
     </section>
   );
 }

@@ -6,7 +6,8 @@ import { labelText } from "../format.js";
 import { useApi, useTitle } from "../hooks.js";
 import { DEFINITIONS, bounceNote, bounceState } from "../metrics.js";
 import { Link, navigate } from "../router.jsx";
-import { shows, statsPath } from "../scope.js";
+import { currentShare, shows, statsPath } from "../scope.js";
+import { ExportCsv } from "./insights.jsx";
 import { DETAIL_PARAMS, siteHref, useStatsBase, without } from "./site.jsx";
 
 export const PAGE_SIZES = [10, 25, 50, 100];
@@ -65,6 +66,9 @@ export function Detail({ hostname, name, query }) {
     params.limit = SORTED_LIMIT;
   }
   const { data, error, loading } = useApi(statsPath(hostname, name), params, `${stats.key}|${name}|${JSON.stringify(params)}`);
+  // The whole filtered table for "Export CSV": the same query without limit/offset (the API then answers every row).
+  const exportParams = { ...stats.base, ...datasetParams(dataset, stats.filters) };
+  if (!dataset.noSummary) exportParams.summary = false;
 
   let rows = [];
   let hasNext = false;
@@ -125,9 +129,13 @@ export function Detail({ hostname, name, query }) {
           </ul>
         </nav>
         <section class="card detail-main" aria-labelledby="detail-title">
-          <h1 id="detail-title" class="detail-title">
-            {dataset.title} <span class="muted small">{stats.period.label}</span>
-          </h1>
+          <div class="detail-head">
+            <h1 id="detail-title" class="detail-title">
+              {dataset.title} <span class="muted small">{stats.period.label}</span>
+            </h1>
+            {/* The owner's export; a share link's visitor reads the table as the link shows it. */}
+            {!currentShare() && <ExportCsv path={`/website/${encodeURIComponent(hostname)}/${name}`} params={exportParams} name={`${hostname}-${name}.csv`} />}
+          </div>
           {error ? (
             <ErrorView error={error} />
           ) : data === undefined ? (

@@ -2,16 +2,18 @@
 // (IP blocking), tracker (variants, snippet), usage. A viewer sees its account and keys only.
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api.js";
-import { Empty, ErrorView, Loading, Snippet } from "../components.jsx";
+import { Empty, ErrorView, Loading, SnippetNote, Snippet } from "../components.jsx";
 import { reasonText, siteDrops } from "../drops.js";
 import { formatBytes, formatExact } from "../format.js";
-import { useApi, useInterval, useTitle } from "../hooks.js";
+import { useApi, useInterval, useSynced, useTitle } from "../hooks.js";
 import { passwordProblem } from "../password.js";
 import { Link, navigate } from "../router.jsx";
 import { forgetLoginPassword, isAdmin, setUser, useCurrentUser } from "../session.js";
+import { FEATURES } from "../insights.js";
 import { checkPublicUrl, snippetFor, trackerBase } from "../snippet.js";
 import { PasswordRules, currentPasswordError } from "./auth.jsx";
 import { ApiKeys, ShareLinks, TwoFactor, Users } from "./access.jsx";
+import { RawExport, SiteTracker } from "./insights.jsx";
 import { DropSuggestions } from "./site.jsx";
 import { cleanHostname } from "./websites.jsx";
 
@@ -415,6 +417,8 @@ function WebsiteSettings({ query }) {
           </button>
         </div>
       </form>
+      <SiteTracker hostname={chosen} />
+      <RawExport hostname={chosen} />
       <ShareLinks hostname={chosen} />
       <DroppedHits hostname={chosen} websites={data} />
       <UmamiId hostname={chosen} />
@@ -538,20 +542,20 @@ function Spam() {
   );
 }
 
-const VARIANTS = [
-  ["click-events", "Click events", "Sends a custom event when an element with data-m:click is clicked."],
-  ["page-events", "Page view events", "Attaches data-m:load properties to page views."],
-];
+const VARIANTS = FEATURES.map(([, key, title, help]) => [key, title, help]);
 
 function Tracker() {
   const { settings, error, patch } = useTenant();
-  const [chosen, setChosen] = useState([]);
-  const [state, run] = useSave();
-  useEffect(() => {
-    if (settings) setChosen((settings.script_type || []).filter((t) => t !== "default"));
-  }, [settings]);
   if (error) return <ErrorView error={error} />;
   if (!settings) return <Loading />;
+  return <TrackerForms settings={settings} patch={patch} />;
+}
+
+/** Drawn once the settings are in, so its fields start from them (useSynced) rather than being filled in later. */
+function TrackerForms({ settings, patch }) {
+  const savedVariants = (settings.script_type || []).filter((t) => t !== "default");
+  const [chosen, setChosen] = useSynced(savedVariants, savedVariants.join(","));
+  const [state, run] = useSave();
   const toggle = (key, on) => setChosen((list) => (on ? [...new Set([...list, key])] : list.filter((k) => k !== key)));
   const save = (event) => {
     event.preventDefault();
@@ -562,6 +566,7 @@ function Tracker() {
     <div class="stack">
       <form class="card settings-form" onSubmit={save} aria-labelledby="tracker-title">
         <h2 id="tracker-title">Tracker features</h2>
+        <p class="muted">For every website, unless its own settings (Settings → Websites) say otherwise.</p>
         <label class="check">
           <input type="checkbox" checked disabled />
           <span>
@@ -588,6 +593,7 @@ function Tracker() {
         <h2 id="snippet-heading">Tracking snippet</h2>
         <p class="muted">Add it to the &lt;head&gt; of every page of your websites.</p>
         <Snippet text={snippetFor(trackerBase(settings.public_url, location.origin))} />
+        <SnippetNote base={trackerBase(settings.public_url, location.origin)} settingsLink={false} />
       </section>
     </div>
   );
@@ -596,9 +602,8 @@ function Tracker() {
 /** The address visitors' browsers reach this server at (tenant setting public_url, CONTRACT 7), next to this page's own. */
 function PublicUrl({ settings, patch }) {
   const saved = typeof settings.public_url === "string" ? settings.public_url : "";
-  const [value, setValue] = useState(saved);
+  const [value, setValue] = useSynced(saved);
   const [state, run] = useSave();
-  useEffect(() => setValue(saved), [saved]);
   const save = (event) => {
     event.preventDefault();
     const checked = checkPublicUrl(value);

@@ -1,7 +1,7 @@
 // The site dashboard: period and filters from the URL, metric boxes, chart with the previous period, five panels.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, ApiError } from "../api.js";
-import { Chart, Empty, ErrorView, Label, Loading, Snippet, Tabs } from "../components.jsx";
+import { Chart, Empty, ErrorView, Label, Loading, SnippetNote, Snippet, Tabs } from "../components.jsx";
 import { DATASETS, datasetParams, displayLabel, labelCode, rowLabel } from "../datasets.js";
 import { reasonText, unknownSites } from "../drops.js";
 import {
@@ -32,7 +32,10 @@ import {
 import { DEFINITIONS, bounceState, changeBadge } from "../metrics.js";
 import { Link, navigate } from "../router.jsx";
 import { currentShare, pageBase, shows, statsPath } from "../scope.js";
+import { isAdmin, useCurrentUser } from "../session.js";
 import { snippetFor, trackerBase } from "../snippet.js";
+import { noteSpan, pickedDay } from "../insights.js";
+import { EventsPanel, NoteCard, NoteForm, useNotes, useSiteSettings } from "./insights.jsx";
 import { cleanHostname } from "./websites.jsx";
 
 const REFRESH_MS = 60_000; // auto-refresh for ranges that include now
@@ -210,7 +213,7 @@ function chartFormat(metric) {
   return formatCount;
 }
 
-function MainChart({ summary, previous, metricKey, type, period }) {
+function MainChart({ summary, previous, metricKey, type, period, notes, onPickDay, onNote }) {
   const metric = METRICS.find((m) => m.key === metricKey) || METRICS[0];
   const buckets = useMemo(
     () => foldBuckets((summary && summary.interval) || [], period.start, period.end, period.interval),
@@ -228,6 +231,7 @@ function MainChart({ summary, previous, metricKey, type, period }) {
     ],
     [buckets, prevBuckets, metricKey],
   );
+  const spans = useMemo(() => (notes || []).map(noteSpan).filter(Boolean), [notes]);
   if (!buckets.length) return <Empty>No data to chart for this period.</Empty>;
   const fmt = chartFormat(metric);
   return (
@@ -239,7 +243,10 @@ function MainChart({ summary, previous, metricKey, type, period }) {
       xLabel={(d) => bucketLabel(d, period.interval)}
       xTitle={(d) => bucketTitle(d, period.interval)}
       integer={metric.key === "visitors" || metric.key === "pageviews"}
-      label={`${metric.title} per ${period.interval}, ${period.label}, with the previous period for comparison`}
+      label={`${metric.title} per ${period.interval}, ${period.label}, with the previous period for comparison${spans.length ? `, and ${spans.length} note${spans.length === 1 ? "" : "s"}` : ""}`}
+      notes={spans}
+      onPick={onPickDay && ((seconds) => onPickDay(pickedDay(xs, seconds)))}
+      onNote={onNote}
     />
   );
 }
@@ -631,7 +638,8 @@ function FirstHitWait({ hostname, onHit }) {
   }, [hasHits]);
   if (!empty) return null;
   const settled = tenant.data !== undefined || tenant.error;
-  const snippet = snippetFor(trackerBase(tenant.data && tenant.data.public_url, location.origin));
+  const base = trackerBase(tenant.data && tenant.data.public_url, location.origin);
+  const snippet = snippetFor(base, hostname);
   return (
     <section class="card notice" aria-labelledby="snippet-title" data-testid="snippet">
       <h2 id="snippet-title">Waiting for the first visit to {hostname}</h2>
@@ -640,6 +648,7 @@ function FirstHitWait({ hostname, onHit }) {
         shows the stats as soon as the first page view arrives.
       </p>
       {settled ? <Snippet text={snippet} /> : <Loading />}
+      {settled && <SnippetNote base={base} />}
       <DropSuggestions drops={drops.data} websites={websites.data} />
       <p class="muted small">
         The tracker sets no cookies. Pick extra tracker features and the address visitors reach this server at under{" "}
@@ -671,6 +680,7 @@ export function SiteDashboard({ hostname, query }) {
   const { period, base, key } = stats;
   const site = statsPath(hostname, "summary");
   const shared = currentShare(); // a share link's dashboard: read-only, no account around it
+  const canNote = !shared && isAdmin(useCurrentUser()); // adding and deleting notes is an admin's (docs/auth.md)
   const summary = useApi(site, { ...base, interval: period.interval }, `${key}|${period.interval}`);
   const previousQuery = { ...stats.fp, start: rfc3339(period.prevStart), end: rfc3339(period.prevEnd), interval: period.interval };
   const previous = useApi(site, previousQuery, `${key}|prev|${period.interval}`);
@@ -682,6 +692,12 @@ export function SiteDashboard({ hostname, query }) {
   const chartType = query.get("chart[type]") === "bar" ? "bar" : "area";
   const since = period.period === "today" ? "since yesterday" : period.period === "all" ? "" : "vs previous period";
   const path = pageBase(hostname);
+  // A share link shows neither the owner's notes nor the site's settings (no account to read them with).
+  const notes = useNotes(shared ? null : hostname, period);
+  const siteSettings = useSiteSettings(shared ? null : hostname);
+  const [picked, setPicked] = useState(null); // the day of a note being added
+  const [chosenNote, setChosenNote] = useState(null); // the id of the note shown
+  const shownNote = (notes.data || []).find((n) => n.id === chosenNote);
 
   if (summary.error && summary.data === undefined) {
     return (
@@ -724,23 +740,82 @@ export function SiteDashboard({ hostname, query }) {
           <h2 class="panel-title">
             {(METRICS.find((m) => m.key === metricKey) || METRICS[0]).title} · {period.label}
           </h2>
-          <div class="segmented" role="group" aria-label="Chart type">
-            {["area", "bar"].map((t) => (
+          <div class="chart-actions">
+            {canNote && (
               <button
                 type="button"
-                key={t}
-                aria-pressed={chartType === t ? "true" : "false"}
-                onClick={() => navigate(siteHref(hostname, setParam(query, "chart[type]", t === "area" ? null : t)), { replace: true })}
+                class="button small-button"
+                onClick={() => {
+                  setChosenNote(null);
+                  setPicked(isoDay(period.end > new Date() ? new Date() : period.end));
+                }}
               >
-                {t === "area" ? "Area" : "Bar"}
+                + Note
               </button>
-            ))}
+            )}
+            <div class="segmented" role="group" aria-label="Chart type">
+              {["area", "bar"].map((t) => (
+                <button
+                  type="button"
+                  key={t}
+                  aria-pressed={chartType === t ? "true" : "false"}
+                  onClick={() => navigate(siteHref(hostname, setParam(query, "chart[type]", t === "area" ? null : t)), { replace: true })}
+                >
+                  {t === "area" ? "Area" : "Bar"}
+                </button>
+              ))}
+            </div>
           </div>
         </div>
         {summary.data === undefined ? (
           <Loading />
         ) : (
-          <MainChart summary={summary.data} previous={previous.data} metricKey={metricKey} type={chartType} period={period} />
+          <MainChart
+            summary={summary.data}
+            previous={previous.data}
+            metricKey={metricKey}
+            type={chartType}
+            period={period}
+            notes={notes.data}
+            onPickDay={
+              canNote &&
+              ((day) => {
+                setChosenNote(null);
+                setPicked(day);
+              })
+            }
+            onNote={(id) => {
+              setPicked(null);
+              setChosenNote(id);
+            }}
+          />
+        )}
+        {canNote && <p class="muted small chart-hint">Click the chart to add a note to that day.</p>}
+        {picked && (
+          <NoteForm
+            hostname={hostname}
+            day={picked}
+            onCancel={() => setPicked(null)}
+            onSaved={(note) => {
+              setPicked(null);
+              setChosenNote(note.id);
+              notes.reload();
+            }}
+          />
+        )}
+        {shownNote && (
+          <NoteCard
+            hostname={hostname}
+            note={shownNote}
+            onClose={() => setChosenNote(null)}
+            onDeleted={
+              canNote &&
+              (() => {
+                setChosenNote(null);
+                notes.reload();
+              })
+            }
+          />
         )}
       </section>
       <div class="panels">
@@ -748,6 +823,9 @@ export function SiteDashboard({ hostname, query }) {
           <Panel key={panel.id} hostname={hostname} query={query} panel={panel} stats={stats} />
         ))}
         {shows("properties") && <PropertiesPanel hostname={hostname} query={query} stats={stats} />}
+        {!shared && (
+          <EventsPanel hostname={hostname} query={query} stats={stats} features={siteSettings.settings && siteSettings.settings.tracker.features} />
+        )}
       </div>
     </div>
   );

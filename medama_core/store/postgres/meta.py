@@ -1,4 +1,6 @@
-"""App data in PostgreSQL: schema, users, sessions, websites, Umami ids and tenant settings, as store/meta.py in SQLite.
+"""App data in PostgreSQL: users, sessions, websites with their settings, notes and Umami ids, tenant settings.
+
+As store/meta.py does in SQLite.
 
 Every public function of store/meta.py is here with the same name, arguments
 (a psycopg connection for the sqlite3 one), results and errors, so the API layer
@@ -28,6 +30,11 @@ from medama_core.store.db import Migration
 from medama_core.store.meta import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
 from medama_core.store.meta import DEFAULT_ADMIN_USERNAME as DEFAULT_ADMIN_USERNAME
 from medama_core.store.meta import DEFAULT_USER_SETTINGS, AlreadyExists, ApiKey, MissingWebsite, Share, Totp, User
+from medama_core.store.meta import SITE_SETTING_FIELDS as SITE_SETTING_FIELDS
+from medama_core.store.meta import Annotation as Annotation
+from medama_core.store.meta import SiteSettings as SiteSettings
+from medama_core.store.meta import merge_site_settings as merge_site_settings
+from medama_core.store.meta import new_annotation_id as new_annotation_id
 from medama_core.store.meta import new_key_id as new_key_id
 from medama_core.store.meta import new_user_id as new_user_id
 from medama_core.store.postgres.db import Connection
@@ -114,7 +121,39 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         4,
         (
-            # SQLite's migration 5: roles (every earlier user becomes an admin), website grants, API keys,
+            # As SQLite's migration 5: a website's own settings (NULL: as the tenant's, or not set) and the
+            # notes on its chart. Every node keeps the settings in memory (the tracker each site gets), so
+            # a change bumps the change counter as changes to websites do.
+            """CREATE TABLE website_settings (
+                hostname text COLLATE "C" PRIMARY KEY
+                    REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE,
+                click_events boolean,
+                page_events boolean,
+                outbound_links boolean,
+                file_downloads boolean,
+                not_found_pages boolean,
+                download_extensions text,
+                retention_days integer,
+                timezone text,
+                date_updated bigint NOT NULL
+            )""",
+            "CREATE TRIGGER website_settings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON website_settings"
+            " FOR EACH STATEMENT EXECUTE FUNCTION meta_changed()",
+            """CREATE TABLE annotations (
+                id text COLLATE "C" PRIMARY KEY,
+                hostname text COLLATE "C" NOT NULL REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE,
+                start_date text COLLATE "C" NOT NULL,
+                end_date text COLLATE "C",
+                text text NOT NULL,
+                date_created bigint NOT NULL
+            )""",
+            "CREATE INDEX annotations_hostname_start ON annotations(hostname, start_date)",
+        ),
+    ),
+    Migration(
+        5,
+        (
+            # SQLite's migration 6: roles (every earlier user becomes an admin), website grants, API keys,
             # two-factor login and share links. None of these is kept in a node's memory: no change trigger.
             "ALTER TABLE users ADD COLUMN role text NOT NULL DEFAULT 'admin' CHECK (role IN ('admin', 'viewer'))",
             """CREATE TABLE site_grants (
@@ -465,6 +504,140 @@ def set_umami_id(conn: Connection, hostname: str, website_id: str | None) -> Non
                 )
     except psycopg.IntegrityError:
         raise AlreadyExists("another website has this Umami website id") from None
+
+
+# A website's own settings: one row per site that has any, every column NULL when unset.
+
+_FLAG_FIELDS = frozenset(SITE_SETTING_FIELDS[:5])
+
+
+def _site_settings(row: Any) -> SiteSettings:
+    values = dict(zip(SITE_SETTING_FIELDS, row, strict=True))
+    text = values["download_extensions"]
+    values["download_extensions"] = None if text is None else tuple(text.split(",") if text else ())
+    if values["retention_days"] is not None:
+        values["retention_days"] = int(values["retention_days"])
+    return SiteSettings(**values)
+
+
+def get_site_settings(conn: Connection, hostname: str) -> SiteSettings:
+    """The site's settings (all unset when it has none stored, or no such site)."""
+    if not _storable(hostname):
+        return SiteSettings()
+    row = conn.execute(
+        f"SELECT {', '.join(SITE_SETTING_FIELDS)} FROM website_settings WHERE hostname = %(hostname)s",
+        {"hostname": hostname},
+    ).fetchone()
+    return SiteSettings() if row is None else _site_settings(row)
+
+
+def list_site_settings(conn: Connection) -> dict[str, SiteSettings]:
+    """Every site's stored settings, by hostname (sites without a row are left out)."""
+    rows = conn.execute(f"SELECT hostname, {', '.join(SITE_SETTING_FIELDS)} FROM website_settings ORDER BY hostname")
+    return {str(row[0]): _site_settings(row[1:]) for row in rows}
+
+
+def update_site_settings(conn: Connection, hostname: str, changes: dict[str, object], now: int) -> SiteSettings | None:
+    """Set the named fields (keys of SITE_SETTING_FIELDS; None unsets one) and return the site's settings
+    afterwards; None if there is no such website. Raises KeyError for a field that does not exist."""
+    merge_site_settings(SiteSettings(), changes)  # a field that does not exist fails before any write
+    if not _storable(hostname):
+        return None
+    if isinstance(changes.get("timezone"), str):
+        _require_storable(str(changes["timezone"]))
+    with conn.transaction():
+        # Lock the site's row, so a rename or delete on another node waits for this (or this for it).
+        found = conn.execute(
+            "SELECT 1 FROM websites WHERE hostname = %(hostname)s FOR UPDATE", {"hostname": hostname}
+        ).fetchone()
+        if found is None:
+            return None
+        fresh = merge_site_settings(get_site_settings(conn, hostname), changes)
+        params: dict[str, object] = {name: getattr(fresh, name) for name in SITE_SETTING_FIELDS}
+        extensions = fresh.download_extensions
+        params["download_extensions"] = None if extensions is None else ",".join(extensions)
+        columns = ", ".join(SITE_SETTING_FIELDS)
+        conn.execute(
+            f"INSERT INTO website_settings (hostname, {columns}, date_updated)"
+            f" VALUES (%(hostname)s, {', '.join(f'%({name})s' for name in SITE_SETTING_FIELDS)}, %(now)s)"
+            " ON CONFLICT (hostname) DO UPDATE SET"
+            f" {', '.join(f'{name} = excluded.{name}' for name in SITE_SETTING_FIELDS)},"
+            " date_updated = excluded.date_updated",
+            params | {"hostname": hostname, "now": now},
+        )
+    return fresh
+
+
+# Annotations: notes on a date or a range of dates of one site, shown on its chart.
+
+_ANNOTATION_COLUMNS = "id, hostname, start_date, end_date, text, date_created"
+
+
+def _annotation(row: Any) -> Annotation:
+    note_id, hostname, start, end, text, created = row
+    return Annotation(
+        str(note_id), str(hostname), str(start), None if end is None else str(end), str(text), int(created)
+    )
+
+
+def insert_annotation(conn: Connection, annotation: Annotation, max_per_site: int) -> bool:
+    """Store a note; False (nothing stored) when the site already has `max_per_site` notes.
+    Raises AlreadyExists for a taken id or a site that does not exist."""
+    _require_storable(annotation.id, annotation.hostname, annotation.start, annotation.end, annotation.text)
+    try:
+        with conn.transaction():
+            # The site's row lock makes concurrent inserts for one site count one after the other.
+            found = conn.execute(
+                "SELECT 1 FROM websites WHERE hostname = %(hostname)s FOR UPDATE", {"hostname": annotation.hostname}
+            ).fetchone()
+            if found is None:
+                raise AlreadyExists("annotation id taken, or no such website")
+            row = conn.execute(
+                "SELECT count(*) FROM annotations WHERE hostname = %(hostname)s", {"hostname": annotation.hostname}
+            ).fetchone()
+            if row is not None and int(row[0]) >= max_per_site:
+                return False
+            conn.execute(
+                f"INSERT INTO annotations ({_ANNOTATION_COLUMNS})"
+                " VALUES (%(id)s, %(hostname)s, %(start)s, %(end)s, %(text)s, %(created)s)",
+                {
+                    "id": annotation.id,
+                    "hostname": annotation.hostname,
+                    "start": annotation.start,
+                    "end": annotation.end,
+                    "text": annotation.text,
+                    "created": annotation.created,
+                },
+            )
+    except psycopg.IntegrityError:
+        raise AlreadyExists("annotation id taken, or no such website") from None
+    return True
+
+
+def list_annotations(
+    conn: Connection, hostname: str, start: str | None = None, end: str | None = None
+) -> list[Annotation]:
+    """The site's notes that touch the days `start`..`end` (each bound optional), by start day then creation."""
+    if not _storable(hostname, start, end):
+        return []
+    rows = conn.execute(
+        f"SELECT {_ANNOTATION_COLUMNS} FROM annotations WHERE hostname = %(hostname)s"
+        " AND (%(end)s::text IS NULL OR start_date <= %(end)s::text)"
+        " AND (%(start)s::text IS NULL OR coalesce(end_date, start_date) >= %(start)s::text)"
+        " ORDER BY start_date, date_created, id",
+        {"hostname": hostname, "start": start, "end": end},
+    )
+    return [_annotation(row) for row in rows]
+
+
+def delete_annotation(conn: Connection, hostname: str, annotation_id: str) -> bool:
+    if not _storable(hostname, annotation_id):
+        return False
+    cursor = conn.execute(
+        "DELETE FROM annotations WHERE hostname = %(hostname)s AND id = %(id)s",
+        {"hostname": hostname, "id": annotation_id},
+    )
+    return cursor.rowcount > 0
 
 
 def set_settings(conn: Connection, values: dict[str, str], now: int) -> dict[str, str]:

@@ -32,6 +32,8 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("site_grants", ("user_id", "hostname")),
     ("tenant_settings", ("key", "value", "date_updated")),
     ("sessions", ("token_hash", "user_id", "date_created", "date_expires")),
+    ("website_settings", ("hostname", *meta.SITE_SETTING_FIELDS, "date_updated")),
+    ("annotations", ("id", "hostname", "start_date", "end_date", "text", "date_created")),
     ("api_keys", ("id", "user_id", "name", "key_hash", "scope", "date_created", "date_expires", "date_used")),
     ("totp", ("user_id", "secret", "enabled", "last_step", "date_created")),
     ("recovery_codes", ("user_id", "code_hash")),

@@ -43,10 +43,19 @@ def fill(conn: sqlite3.Connection) -> None:
     sqlite_meta.set_password_is_default(conn, "user_a", True)
     conn.execute("UPDATE users SET password_is_default = NULL WHERE id = 'user_b'")  # not known yet
     sqlite_meta.set_umami_id(conn, "a.example", "0b8a0f4e-5b43-4c0e-b9a7-3f2d7e0c1a11")
+    sqlite_meta.update_site_settings(conn, "a.example", {"outbound_links": True, "page_events": False}, 100)
+    changes = {"download_extensions": ("pdf", "7z"), "retention_days": 400, "timezone": "Europe/Paris"}
+    sqlite_meta.update_site_settings(conn, "ünï.example", changes, 100)
+    for note_id, host, start, end in (
+        ("note_1", "a.example", "2024-06-01", None),
+        ("note_2", "c.example", "2024-06-02", "2024-06-09"),
+    ):
+        note = sqlite_meta.Annotation(note_id, host, start, end, 'Launch 🚀, "quoted"\nsecond line', 150)
+        assert sqlite_meta.insert_annotation(conn, note, 10)
     with sqlite_db.Transaction(conn):
         for i in range(SESSIONS):
             sqlite_meta.insert_session(conn, hashlib.sha256(str(i).encode()).digest(), "user_a", i, i + 1000)
-    # Roles, grants, keys, two-factor login and shares (migration 5), with the NULL dates that mean "never".
+    # Roles, grants, keys, two-factor login and shares (migration 6), with the NULL dates that mean "never".
     sqlite_meta.insert_user(conn, "user_v", "viewer", "scrypt$v", 300, role="viewer")
     sqlite_meta.set_grants(conn, "user_v", ["a.example", "c.example"])
     sqlite_meta.insert_api_key(conn, sqlite_meta.ApiKey("key_1", "user_a", "ci", "read", 100), b"k" * 32)
@@ -76,7 +85,7 @@ def test_round_trip_sqlite_postgres_sqlite(tmp_path: Path, pg_conn: Any) -> None
     counts = sqlite_to_postgres(source, pg_conn)
     assert counts == {
         "users": 3, "websites": 4, "umami_ids": 1, "site_grants": 2, "tenant_settings": 2, "sessions": SESSIONS,
-        "api_keys": 2, "totp": 2, "recovery_codes": 2, "shares": 2,
+        "website_settings": 2, "annotations": 2, "api_keys": 2, "totp": 2, "recovery_codes": 2, "shares": 2,
     }  # fmt: skip
     assert dump(pg_conn) == dump(source)
     user = pg_meta.get_user(pg_conn, "user_a")
@@ -89,6 +98,8 @@ def test_round_trip_sqlite_postgres_sqlite(tmp_path: Path, pg_conn: Any) -> None
     user_session = pg_meta.session_user(pg_conn, hashlib.sha256(b"5").digest())
     assert user_session is not None and user_session[0].username == "ålice 🙂"
     assert pg_meta.list_hostnames(pg_conn) == ["a.example", "b.example", "c.example", "ünï.example"]
+    assert pg_meta.list_site_settings(pg_conn) == sqlite_meta.list_site_settings(source)
+    assert pg_meta.list_annotations(pg_conn, "c.example") == sqlite_meta.list_annotations(source, "c.example")
     back = fresh_sqlite(tmp_path / "b.db")
     assert postgres_to_sqlite(pg_conn, back) == counts
     assert dump(back) == dump(source)

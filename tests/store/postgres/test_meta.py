@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from medama_core.store import db as sqlite_db
 from medama_core.store import meta as sqlite_meta
-from medama_core.store.meta import AlreadyExists, ApiKey, MissingWebsite, Share, Totp, User
+from medama_core.store.meta import AlreadyExists, Annotation, ApiKey, MissingWebsite, Share, SiteSettings, Totp, User
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -64,6 +64,18 @@ def call(name: str, *args: Any, expect: object = None, **kwargs: Any) -> Call:
 
 
 USERS = [call("insert_user", "user_a", "alice", "h1", 100), call("insert_user", "user_b", "bob", "h2", 100)]
+SITE_A = SiteSettings(
+    outbound_links=True, click_events=False, download_extensions=("pdf", "7z"), retention_days=30, timezone="Asia/Tokyo"
+)
+
+
+def note(
+    note_id: str, start: str, end: str | None = None, *, host: str = "a.example", created: int = 100
+) -> Annotation:
+    return Annotation(note_id, host, start, end, f"note {note_id}: «quoted», 'single'", created)
+
+
+NOTES = [note("n1", "2024-06-01", "2024-06-10", created=200), note("n2", "2024-06-01"), note("n3", "2024-06-20")]
 
 CASES: dict[str, list[Call]] = {
     "users": [
@@ -364,6 +376,79 @@ CASES: dict[str, list[Call]] = {
         call("get_share", "s2", expect=None),
         call("get_share", "s3", expect=None),
     ],
+    "site settings": [
+        *USERS,
+        call("insert_website", "a.example", "user_a", 100),
+        call("insert_website", "b.example", "user_b", 100),
+        call("get_site_settings", "a.example", expect=SiteSettings()),
+        call("get_site_settings", "nowhere.example", expect=SiteSettings()),
+        call("list_site_settings", expect={}),
+        call(
+            "update_site_settings", "a.example", {"outbound_links": True}, 200, expect=SiteSettings(outbound_links=True)
+        ),
+        call(
+            "update_site_settings",
+            "a.example",
+            {
+                "click_events": False,
+                "download_extensions": ("pdf", "7z"),
+                "retention_days": 30,
+                "timezone": "Asia/Tokyo",
+            },
+            300,
+            expect=SITE_A,
+        ),
+        call("update_site_settings", "a.example", {}, 350, expect=SITE_A),
+        call("update_site_settings", "a.example", {"nope": 1}, 360, expect="KeyError"),
+        call("update_site_settings", "nowhere.example", {"page_events": True}, 400, expect=None),
+        call(
+            "update_site_settings",
+            "b.example",
+            {"download_extensions": ()},
+            400,
+            expect=SiteSettings(download_extensions=()),
+        ),
+        call("list_site_settings", expect={"a.example": SITE_A, "b.example": SiteSettings(download_extensions=())}),
+        call("update_site_settings", "b.example", {"download_extensions": None}, 500, expect=SiteSettings()),
+        call("rename_website", "a.example", "c.example", 600, expect=True),  # the settings move with the site
+        call("get_site_settings", "a.example", expect=SiteSettings()),
+        call("get_site_settings", "c.example", expect=SITE_A),
+        call("delete_website", "c.example", expect=True),
+        call("list_site_settings", expect={"b.example": SiteSettings()}),
+        call("delete_user", "user_b", expect=["b.example"]),
+        call("list_site_settings", expect={}),
+    ],
+    "annotations": [
+        *USERS,
+        call("insert_website", "a.example", "user_a", 100),
+        call("insert_website", "b.example", "user_a", 100),
+        call("list_annotations", "a.example", expect=[]),
+        *(call("insert_annotation", note, 3, expect=True) for note in NOTES),
+        call("insert_annotation", note("n4", "2024-07-01"), 3, expect=False),  # the site has its 3
+        call("insert_annotation", note("n1", "2024-07-01", host="b.example"), 3, expect="AlreadyExists"),  # id taken
+        call("insert_annotation", note("n5", "2024-07-01", host="nowhere.example"), 3, expect="AlreadyExists"),
+        call("list_annotations", "a.example", expect=[NOTES[1], NOTES[0], NOTES[2]]),  # by start day, then creation
+        call("list_annotations", "a.example", "2024-06-05", None, expect=[NOTES[0], NOTES[2]]),  # n1's range reaches it
+        call("list_annotations", "a.example", "2024-06-06", "2024-06-19", expect=[NOTES[0]]),
+        call("list_annotations", "a.example", None, "2024-06-01", expect=[NOTES[1], NOTES[0]]),
+        call("list_annotations", "a.example", "2024-06-20", "2024-06-20", expect=[NOTES[2]]),
+        call("list_annotations", "a.example", "2024-06-21", None, expect=[]),
+        call("list_annotations", "b.example", expect=[]),
+        call("delete_annotation", "b.example", "n1", expect=False),  # another site's note
+        call("delete_annotation", "a.example", "n1", expect=True),
+        call("delete_annotation", "a.example", "n1", expect=False),
+        call("rename_website", "a.example", "c.example", 200, expect=True),
+        call(
+            "list_annotations",
+            "c.example",
+            expect=[replace(NOTES[1], hostname="c.example"), replace(NOTES[2], hostname="c.example")],
+        ),
+        call("delete_website", "c.example", expect=True),
+        call("insert_annotation", note("n6", "2024-06-01", host="b.example"), 3, expect=True),
+        call("list_annotations", "c.example", expect=[]),
+        call("delete_user", "user_a", expect=["b.example"]),
+        call("list_annotations", "b.example", expect=[]),
+    ],
     "settings": [
         call("get_settings", expect={}),
         call("set_setting", "script_type", "default", 100),
@@ -393,6 +478,8 @@ def run(module: ModuleType, conn: Any, calls: list[Call]) -> list[object]:
             results.append("MissingWebsite")
         except (sqlite3.IntegrityError, psycopg.IntegrityError):
             results.append("IntegrityError")
+        except KeyError:
+            results.append("KeyError")
     return results
 
 
@@ -409,8 +496,8 @@ def fresh_sqlite() -> sqlite3.Connection:
 def reset(conn: Any) -> None:
     """Empty every app-data table of the module's PostgreSQL database (a fresh database in a few ms)."""
     conn.execute(
-        "TRUNCATE users, websites, umami_ids, tenant_settings, sessions, site_grants, api_keys, totp,"
-        " recovery_codes, shares"
+        "TRUNCATE users, websites, umami_ids, tenant_settings, sessions, website_settings, annotations, site_grants,"
+        " api_keys, totp, recovery_codes, shares"
     )
 
 
@@ -448,6 +535,8 @@ def test_every_public_function_of_the_sqlite_store_is_mirrored() -> None:
     assert not different
     shared = ("AlreadyExists", "MissingWebsite", "User", "ApiKey", "Totp", "Share")
     for name in (*shared, "DEFAULT_ADMIN_USERNAME", "DEFAULT_ADMIN_PASSWORD", "DEFAULT_USER_SETTINGS"):
+        assert getattr(pg_meta, name) is getattr(sqlite_meta, name)
+    for name in ("SiteSettings", "Annotation", "SITE_SETTING_FIELDS", "new_annotation_id"):
         assert getattr(pg_meta, name) is getattr(sqlite_meta, name)
 
 
@@ -490,6 +579,40 @@ def test_any_text_is_stored_and_found_alike(pg_module_conn: Any, names: list[str
     assert pg_module_conn.execute("SELECT count(*) FROM users").fetchone()[0] == len(names)  # nothing dropped
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(TEXT, min_size=1, max_size=4), zone=TEXT)
+def test_any_note_text_and_time_zone_is_stored_and_found_alike(
+    pg_module_conn: Any, texts: list[str], zone: str
+) -> None:
+    reset(pg_module_conn)
+    notes = [Annotation(f"n{i}", "a.example", "2024-06-01", None, text, i) for i, text in enumerate(texts)]
+    calls = [*USERS, call("insert_website", "a.example", "user_a", 100)]
+    calls += [call("insert_annotation", n, len(notes), expect=True) for n in notes]
+    calls += [call("list_annotations", "a.example", "2024-06-01", "2024-06-01", expect=notes)]
+    calls += [call("update_site_settings", "a.example", {"timezone": zone}, 100, expect=SiteSettings(timezone=zone))]
+    calls += [call("list_site_settings", expect={"a.example": SiteSettings(timezone=zone)})]
+    assert run(sqlite_meta, fresh_sqlite(), calls) == expected(calls, "sqlite")
+    assert run(pg_meta, pg_module_conn, calls) == expected(calls, "postgres")
+
+
+def test_changes_since_moves_with_websites_tenant_and_site_settings(pg: Any) -> None:
+    """Other nodes learn of a site's new settings (its tracker) as of a new site: the counter moves."""
+    version, hostnames, settings = pg_meta.changes_since(pg, None) or (0, None, None)
+    assert (hostnames, settings) == ([], {})
+    assert pg_meta.changes_since(pg, version) is None
+    pg_meta.insert_user(pg, "user_a", "alice", "h1", 100)
+    pg_meta.insert_website(pg, "a.example", "user_a", 100)
+    changed = pg_meta.changes_since(pg, version)
+    assert changed is not None and changed[1:] == (["a.example"], {})
+    version = changed[0]
+    pg_meta.update_site_settings(pg, "a.example", {"outbound_links": True}, 100)
+    changed = pg_meta.changes_since(pg, version)
+    assert changed is not None
+    version = changed[0]
+    pg_meta.insert_annotation(pg, Annotation("n1", "a.example", "2024-06-01", None, "x", 1), 10)
+    assert pg_meta.changes_since(pg, version) is None  # notes are not kept in memory: no reload for them
+
+
 def test_nul_characters_are_refused_on_writes_and_found_nowhere(pg: Any) -> None:
     """PostgreSQL text cannot hold NUL (SQLite stores it): writes raise InvalidValue, lookups find nothing."""
     pg_meta.insert_user(pg, "user_a", "alice", "h1", 100)
@@ -515,6 +638,17 @@ def test_nul_characters_are_refused_on_writes_and_found_nowhere(pg: Any) -> None
     assert pg_meta.delete_website(pg, "a.example\x00") is False
     assert pg_meta.umami_id(pg, "a.example\x00") is None and pg_meta.count_sessions(pg, "user_a\x00") == 0
     assert pg_meta.get_settings(pg) == {} and pg_meta.count_users(pg) == 1
+    for write in (
+        lambda: pg_meta.update_site_settings(pg, "a.example", {"timezone": "Europe/\x00"}, 100),
+        lambda: pg_meta.insert_annotation(pg, Annotation("n1", "a.example", "2024-06-01", None, "a\x00b", 1), 10),
+    ):
+        with pytest.raises(InvalidValue):
+            write()
+    assert pg_meta.get_site_settings(pg, "a.example\x00") == SiteSettings()
+    assert pg_meta.update_site_settings(pg, "a.example\x00", {"page_events": True}, 100) is None
+    assert pg_meta.list_annotations(pg, "a.example\x00") == [] and pg_meta.list_annotations(pg, "a.example") == []
+    assert pg_meta.delete_annotation(pg, "a.example", "n\x00") is False
+    assert pg_meta.list_site_settings(pg) == {}
 
 
 def test_lone_surrogates_fail_alike_on_both_engines(pg: Any) -> None:
