@@ -38,6 +38,7 @@ from medama_core.api import (
     websites,
 )
 from medama_core.api import auth as auth_api
+from medama_core.api import live as live_api
 from medama_core.api import settings as settings_api
 from medama_core.config import Config, StartupError, as_dict
 from medama_core.http import cors
@@ -168,6 +169,7 @@ ROUTES: tuple[Route[Handler], ...] = (
         for name, handler in stats.HANDLERS.items()
     ),
     Route("GET", "/website/{hostname}/imported", imported.get_imported, access=SITE_READ),  # ours: imported days
+    Route("GET", "/website/{hostname}/live", live_api.get_live, access=SITE_READ),  # ours: pages open now
 )
 
 # A site that exists but is not the caller's answers `404 website not found`, as an unknown one does,
@@ -305,9 +307,7 @@ class App:
 def peer_network(trustedproxies: tuple[str, ...]) -> Callable[[str], str | None]:
     """The server's per-network key of a TCP peer: its /24 or /48, as ingestion's rate limit
     (`ipfilter.network_key`); None for a -trustedproxies proxy, whose connections carry many clients."""
-    loopback = ("127.0.0.0/8", "::1/128")
-    entries = [net for entry in trustedproxies for net in (loopback if entry == "loopback" else (entry,))]
-    trusted = tuple(ipaddress.ip_network(net, strict=False) for net in entries)
+    trusted = ipfilter.trusted_networks(trustedproxies)
 
     def network(peer: str) -> str | None:
         try:

@@ -9,9 +9,7 @@ restart, logout really deletes them (upstream revoked the wrong key, spec
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
-import ipaddress
 import re
 import secrets
 import time
@@ -44,8 +42,6 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of TOKEN_BYTES, unpadded
 MISSING_COOKIE = "missing security token or cookie"
 BAD_SESSION = "unauthorised session"
 THROTTLED = "too many failed password attempts; try again later"
-# What "loopback" stands for in -trustedproxies.
-_LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 @dataclass
@@ -210,19 +206,11 @@ async def second_factor(db: Database, user_id: str, code: str) -> bool:
 def client_network(request: Request, trusted_proxies: tuple[str, ...]) -> str:
     """The client's network (/24 or /48, as the ingestion rate limit), read through forwarding headers
     only from trusted proxies; the peer text itself when it is not an address."""
-    address = ipfilter.client_ip(request.client, request.headers, _networks(trusted_proxies)) or request.client
+    address = (
+        ipfilter.client_ip(request.client, request.headers, ipfilter.trusted_networks(trusted_proxies))
+        or request.client
+    )
     try:
         return ipfilter.network_key(address)
     except ValueError:
         return address
-
-
-@functools.cache
-def _networks(entries: tuple[str, ...]) -> tuple[ipfilter.Network, ...]:
-    networks: list[ipfilter.Network] = []
-    for entry in entries:
-        if entry == "loopback":
-            networks.extend(_LOOPBACK)
-        else:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-    return tuple(networks)

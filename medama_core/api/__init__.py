@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import ipaddress
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -105,9 +103,6 @@ async def reload_site_settings(ctx: Context) -> None:
     ctx.site_settings = await ctx.meta.read(list_site_settings)
 
 
-LOOPBACK = ("127.0.0.0/8", "::1/128")  # what "loopback" stands for in -trustedproxies
-
-
 def cookie_secure(request: Request, ctx: Context) -> bool:
     """Whether a session cookie set in answer to `request` gets `Secure` (docs/auth.md).
 
@@ -120,14 +115,7 @@ def cookie_secure(request: Request, ctx: Context) -> bool:
     forwarded = request.headers.get("x-forwarded-proto", "")
     if "https" not in (proto.strip().lower() for proto in forwarded.split(",")):
         return False
-    return ipfilter.peer_trusted(request.client, trusted_networks(ctx.config.trustedproxies))
-
-
-@functools.cache
-def trusted_networks(entries: tuple[str, ...]) -> tuple[ipfilter.Network, ...]:
-    """The -trustedproxies networks; "loopback" stands for 127.0.0.0/8 and ::1."""
-    expanded = [net for entry in entries for net in (LOOPBACK if entry == "loopback" else (entry,))]
-    return tuple(ipaddress.ip_network(net, strict=False) for net in expanded)
+    return ipfilter.peer_trusted(request.client, ipfilter.trusted_networks(ctx.config.trustedproxies))
 
 
 Handler = Callable[[Request, Context], Awaitable[Response]]

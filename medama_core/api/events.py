@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import secrets
 import time
 from collections import Counter
@@ -91,7 +90,6 @@ DAY_MS: Final = DAY_S * 1000
 # Distinct peer addresses whose normalised form is remembered; ~150 bytes each.
 PEER_CACHE_SIZE: Final = 4096
 
-_LOOPBACK: Final = ("127.0.0.0/8", "::1/128")
 _CROCKFORD: Final = "0123456789abcdefghjkmnpqrstvwxyz"
 
 # Real traffic repeats its pages and referrers (a site has a few hundred pages, most visits come
@@ -214,7 +212,7 @@ def unknown_site(ctx: Context, hostname: str) -> HTTPError:
 def client(request: Request, ctx: Context, sniff: Sniff | None = None) -> str | None:
     """The client IP behind trusted proxies, after charging its network's rate limit (429). With `sniff`
     the request is a hit, and one refused is counted as a `rate_limited` drop for the site it names."""
-    trusted = _trusted_networks(ctx.config.trustedproxies)
+    trusted = ipfilter.trusted_networks(ctx.config.trustedproxies)
     ip = _peer_ip(request.client) if not trusted else ipfilter.client_ip(request.client, request.headers, trusted)
     limiter = ctx.ratelimiter
     if limiter is None or ip is None:
@@ -232,13 +230,6 @@ def client(request: Request, ctx: Context, sniff: Sniff | None = None) -> str | 
 def _peer_ip(peer: str) -> str | None:
     """The client IP when no proxy is trusted: the TCP peer, normalised (IPv4-mapped IPv6 to IPv4)."""
     return ipfilter.client_ip(peer, {}, ())
-
-
-@functools.cache
-def _trusted_networks(entries: tuple[str, ...]) -> tuple[ipfilter.Network, ...]:
-    """The -trustedproxies networks; "loopback" stands for 127.0.0.0/8 and ::1."""
-    expanded = [net for entry in entries for net in (_LOOPBACK if entry == "loopback" else (entry,))]
-    return tuple(ipaddress.ip_network(net, strict=False) for net in expanded)
 
 
 def _blocked(ctx: Context, ip: str) -> bool:

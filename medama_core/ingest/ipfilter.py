@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Final
 
-__all__ = ["IPFilter", "Network", "client_ip", "network_key", "parse_ip_or_cidr"]
+__all__ = ["IPFilter", "LOOPBACK", "Network", "client_ip", "network_key", "parse_ip_or_cidr", "trusted_networks"]
 
 # Block lists are kept as sorted, merged integer ranges per address family, so a
 # lookup is one bisect whatever the number of entries (FireHOL level 1 alone has
@@ -33,6 +33,9 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # See data/README.md for versions and sources.
+# What "loopback" stands for in -trustedproxies: a proxy on the same machine, over IPv4 or IPv6.
+LOOPBACK: Final[tuple[Network, ...]] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
 ABUSIVE_FILE: Final = "firehol_level1.txt"
 TOR_FILE: Final = "tor_exit_nodes.txt"
 
@@ -270,3 +273,12 @@ def network_key(ip: str) -> str:
     address = _address(ip)
     prefix = IPV4_KEY_PREFIX if address.version == 4 else IPV6_KEY_PREFIX
     return str(ipaddress.ip_network((address, prefix), strict=False))
+
+
+@functools.cache
+def trusted_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    """The -trustedproxies networks, with "loopback" expanded to LOOPBACK (config.py checked each entry)."""
+    networks: list[Network] = []
+    for entry in entries:
+        networks.extend(LOOPBACK if entry == "loopback" else (ipaddress.ip_network(entry, strict=False),))
+    return tuple(networks)

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from medama_core.ingest import ipfilter
 from medama_core.ingest.ipfilter import IPFilter, Network, client_ip, network_key, parse_ip_or_cidr
 
 
@@ -175,7 +176,11 @@ def test_parse_ip_or_cidr_returns_or_raises_value_error(text: str) -> None:
 def test_blocked_matches_a_linear_scan(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
     entries = ["0.0.0.0/8", "100.64.0.0/10", "100.64.0.0/11", "203.0.113.0/25", "2001:db8::/33", "::1"]
     networks = [ipaddress.ip_network(entry) for entry in entries]
-    expected = any(address.version == n.version and address in n for n in networks)
+    seen = address
+    # An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4 client it carries, as everywhere in ingestion.
+    if isinstance(seen, ipaddress.IPv6Address) and seen.ipv4_mapped is not None:
+        seen = seen.ipv4_mapped
+    expected = any(seen.version == n.version and seen in n for n in networks)
     assert IPFilter(entries).blocked(str(address)) is expected
 
 
@@ -183,3 +188,12 @@ def test_blocked_matches_a_linear_scan(address: ipaddress.IPv4Address | ipaddres
 def test_client_ip_never_raises(peer: str, headers: dict[str, str]) -> None:
     result = client_ip(peer, headers, PROXIES)
     assert result is None or ipaddress.ip_address(result)
+
+
+def test_trusted_networks_expand_loopback_once_for_every_caller() -> None:
+    """-trustedproxies is read in one place (ingestion, login throttling, cookies and connection caps use it)."""
+    found = ipfilter.trusted_networks(("loopback", "203.0.113.7/24", "2001:db8::1"))
+    assert [str(net) for net in found] == ["127.0.0.0/8", "::1/128", "203.0.113.0/24", "2001:db8::1/128"]
+    assert ipfilter.trusted_networks(()) == ()
+    assert ipfilter.peer_trusted("::1", found) and ipfilter.peer_trusted("127.8.9.10", found)
+    assert not ipfilter.peer_trusted("198.51.100.1", found)

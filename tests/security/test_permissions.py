@@ -109,6 +109,7 @@ TABLE: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/websites/{hostname}/annotations"): row(400, 403, 404, 403, 400),
     ("DELETE", "/websites/{hostname}/annotations/{id}"): row(404, 403, 404, 403, 404),
     ("GET", "/websites/{hostname}/export"): row(200, 200, 404, 200, 200),
+    ("GET", "/website/{hostname}/live"): row(200, 200, 404, 200, 200),  # the pages open now: never a share's
     ("GET", "/drops"): row(200, 200, 200, 200, 200),
     **{
         ("GET", f"/website/{{hostname}}/{name}"): row(200, 200, 404, 200, 200)

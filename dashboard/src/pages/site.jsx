@@ -36,6 +36,7 @@ import { isAdmin, useCurrentUser } from "../session.js";
 import { snippetFor, trackerBase } from "../snippet.js";
 import { noteSpan, pickedDay } from "../insights.js";
 import { EventsPanel, NoteCard, NoteForm, useNotes, useSiteSettings } from "./insights.jsx";
+import { LiveCount, LivePanel, useLive } from "./live.jsx";
 import { cleanHostname } from "./websites.jsx";
 
 const REFRESH_MS = 60_000; // auto-refresh for ranges that include now
@@ -698,6 +699,7 @@ export function SiteDashboard({ hostname, query }) {
   const [picked, setPicked] = useState(null); // the day of a note being added
   const [chosenNote, setChosenNote] = useState(null); // the id of the note shown
   const shownNote = (notes.data || []).find((n) => n.id === chosenNote);
+  const live = useLive(shared ? null : hostname);
 
   if (summary.error && summary.data === undefined) {
     return (
@@ -709,9 +711,10 @@ export function SiteDashboard({ hostname, query }) {
       <div class="toolbar">
         <div class="toolbar-site">
           {shared ? <h1 class="share-title">{hostname}</h1> : <SiteSwitcher hostname={hostname} query={query} />}
+          {!shared && <LiveCount live={live} />}
           {period.live && (
-            <span class="live muted small" title="Refreshes every minute">
-              <span class="live-dot" aria-hidden="true" /> Live
+            <span class="muted small" title="The numbers of a period that includes now refresh every minute">
+              · refreshes every minute
             </span>
           )}
         </div>
@@ -819,6 +822,7 @@ export function SiteDashboard({ hostname, query }) {
         )}
       </section>
       <div class="panels">
+        {!shared && <LivePanel live={live} />}
         {PANELS.filter((panel) => panel.tabs.some(shows)).map((panel) => (
           <Panel key={panel.id} hostname={hostname} query={query} panel={panel} stats={stats} />
         ))}
