@@ -83,8 +83,11 @@ def free_port() -> int:
 class Server:
     """A running clickhouse-server: its HTTP port and how to stop it."""
 
-    def __init__(self, binary: str) -> None:
-        self.dir = tempfile.mkdtemp(prefix="medama-clickhouse-")
+    def __init__(self, binary: str, data_dir: str | None = None) -> None:
+        # A given folder is kept (a benchmark reuses its loaded tables); a temporary one is removed.
+        self.keep = data_dir is not None
+        self.dir = data_dir if data_dir is not None else tempfile.mkdtemp(prefix="medama-clickhouse-")
+        os.makedirs(self.dir, exist_ok=True)
         self.http_port, tcp_port = free_port(), free_port()
         Path(self.dir, "config.xml").write_text(_CONFIG.format(dir=self.dir, http=self.http_port, tcp=tcp_port))
         password = TEST_PASSWORD.replace("'", "&apos;")
@@ -128,15 +131,17 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def clickhouse_server() -> Iterator[Server]:
+def clickhouse_server(data_dir: str | None = None) -> Iterator[Server]:
+    """A server on free ports; its data in `data_dir` (kept) or in a temporary folder (removed)."""
     binary = server_binary()
     if binary is None:
         raise FileNotFoundError("clickhouse-server is not installed")
-    server = Server(binary)
+    server = Server(binary, data_dir)
     try:
         yield server
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medama_core.store.clickhouse import bulk, hits, site_data, stats
+from medama_core.store.clickhouse import bulk, hits, schema, site_data, stats
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.filters import Filter
 from medama_core.store.hits import VIEW_COLUMNS
@@ -96,7 +96,7 @@ def test_rename_moves_everything_and_delete_removes_it(ch: Client) -> None:
     hits.apply_batch(ch, [hits.Duration("v1", 500)])  # the renamed view still takes unloads
     assert durations(ch) == {}
     site_data.delete_site_data(ch, ["b.example"])
-    for table in ("views", "view_keys", "events", "drops", "hourly"):
+    for table in schema.TABLES:
         assert ch.rows(f"SELECT count() FROM {table}") == [[0]], table
 
 
@@ -140,3 +140,68 @@ def test_compact_lists_from_hourly_counts_equal_the_raw_rows_at_every_edge(ch: C
             for summary in (True, False):
                 hourly = stats.time_stats(ch, Query(SITE, *us), summary, Page())
                 assert hourly == stats.time_stats(ch, Query(SITE, *us, neutral), summary, Page()), (start, end)
+
+
+def test_summaries_and_properties_from_hourly_tables_equal_the_raw_rows(ch: Client) -> None:
+    """Durations in many buckets (ties, 0 and 1, a bucket's edges), late unloads that move a view to
+    another bucket, events before and after their views, periods and interval origins on and off the
+    hours (a bucket edge inside an hour is read raw): the summaries and /properties of an unfiltered
+    query (hourly tables) must equal the raw rows' (a filter that keeps every row), merged or not."""
+    hour = 3_600_000
+    base = T0 - T0 % hour
+    spread = [0, 1, hour // 2, hour - 1, hour, 5 * hour + 7, 26 * hour - 1, 26 * hour, 30 * 24 * hour + 3]
+    first = [0, 1, 1, 2, 31, 32, 33, 95, 96, 100, 5000, 5001, 22_000, 22_001, 10**6, 0, 1]
+    views, unloads, later, events = [], [], [], []
+    for i in range(60):
+        bid = f"s{i}"
+        at = base + spread[i % len(spread)] + (i // len(spread)) * 3 * hour
+        views.append(hits.NewView(row(bid=bid, date_created=at, pathname=f"/{i % 3}", is_unique_user=i % 2)))
+        if i % 7:
+            unloads.append(hits.Duration(bid, first[i % len(first)]))
+        if i % 5 == 0:
+            later.append(hits.Duration(bid, first[(i * 3) % len(first)] + 40))  # moves it to another bucket
+        if i % 4 == 0:
+            events.append(event(bid, "plan", f"v{i % 3}", at + 5))
+    hits.store_events(ch, [event("s1", "early", "yes", base + 10)])  # before its view: site '' until read
+    assert hits.apply_batch(ch, views) == [None] * len(views)
+    assert hits.apply_batch(ch, unloads + [hits.NewEvents(events)]) == [None] * (len(unloads) + 1)
+    assert hits.apply_batch(ch, later) == [None] * len(later)
+    neutral = (Filter("browser", "neq", "no such browser"),)
+    bounds = [base + at + d for at in (0, 26 * hour, 31 * 24 * hour) for d in (-1, 0, hour // 2)]
+    intervals = (None, "hour", "day", "week", "month")
+    for state in ("unmerged", "merged"):
+        if state == "merged":
+            for table in schema.TABLES:
+                ch.command(f"OPTIMIZE TABLE {table} FINAL")
+        for i, start in enumerate(bounds):
+            for j, end in enumerate(bounds):
+                if end < start:
+                    continue
+                us = (start * 1000, end * 1000 + 999)
+                interval = intervals[(i + j) % len(intervals)]
+                hourly = stats.summary(ch, Query(SITE, *us), True, interval)
+                assert hourly == stats.summary(ch, Query(SITE, *us, neutral), True, interval), (start, end, interval)
+                raw = stats.properties(ch, Query(SITE, *us, neutral), Page())
+                assert stats.properties(ch, Query(SITE, *us), Page()) == raw, (start, end)
+        assert stats.site_metrics(ch, Query(SITE)) == stats.site_metrics(ch, Query(SITE, filters=neutral))
+
+
+def test_a_hostname_sharing_the_site_key_is_told_apart(ch: Client) -> None:
+    """Rows are found by a 64-bit hash of the hostname; names are compared too once `sites` holds two names
+    for one key. No real pair collides, so the impostor's rows are forged with this site's key."""
+    assert hits.apply_batch(ch, [hits.NewView(row(bid="v1", date_created=T0 + 5))]) == [None]
+    assert hits.apply_batch(ch, [hits.Duration("v1", 300)]) == [None]
+    impostor = "site_key, 'impostor.example'"
+    ch.command(
+        f"INSERT INTO hourly SELECT {impostor}, kind, level, hour, value, 5, 5, 5, 5, 5, 1500, 5, 0, 0 FROM hourly"
+    )
+    ch.command(f"INSERT INTO duration_hours SELECT {impostor}, kind, value, level, hour, bucket, 5 FROM duration_hours")
+    ch.command(f"INSERT INTO durations SELECT {impostor}, kind, value, bucket, hour, 7, 5 FROM durations")
+    day = (T0 - T0 % 86_400_000) * 1000
+    q = Query(SITE, day, day + 86_400_000_000 - 1)
+    expected = {"visitors": 1, "pageviews": 1, "bounce_percentage": 0, "duration": 300}
+    assert stats.site_metrics(ch, q) != expected  # without its name in `sites`, the impostor counts
+    ch.command(f"INSERT INTO sites SELECT site_key, 'impostor.example' FROM sites WHERE hostname = '{SITE}'")
+    assert stats.site_metrics(ch, q) == expected
+    assert stats.summary(ch, q, True, "hour")["current"] == expected
+    assert stats.list_stats(ch, q, "pages", True, Page()) == [{"path": "/", "visitors": 1, "visitors_percentage": 1.0}]

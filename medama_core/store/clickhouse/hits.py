@@ -155,8 +155,9 @@ def fetch_views(client: Client, bids: Iterable[str], per_lookup: int = LOOKUP_ID
         ids = id_set("ids", chunk, params)
         sql = (
             f"SELECT {', '.join(VIEW_COLUMNS)}, version FROM views"
-            " WHERE (hostname, date_created, bid) IN"
-            f" (SELECT hostname, date_created, bid FROM view_keys WHERE bid IN ({ids})) AND sign = 1"
+            " WHERE (site_key, hostname, date_created, bid) IN"
+            f" (SELECT sipHash64(hostname), hostname, date_created, bid FROM view_keys WHERE bid IN ({ids}))"
+            " AND sign = 1"
         )
         for *values, version in client.rows(sql, params):
             key = (values[_BID], values[_HOST])

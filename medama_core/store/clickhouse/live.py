@@ -11,18 +11,22 @@ from __future__ import annotations
 from typing import Any, Final
 
 from medama_core.store.clickhouse.client import Client
+from medama_core.store.clickhouse.schema import SITE_KEY
 from medama_core.store.live import OPEN_MS, answer
 
 __all__ = ["live"]
 
-_OPEN_GROUPS: Final = """
+# The site's key first, as in every sort key of schema.py: the hostname alone is the key's second column,
+# which the primary index cannot range on across sites.
+_SITE: Final = f"site_key = {SITE_KEY.format(column='{hostname:String}')} AND hostname = {{hostname:String}}"
+_OPEN_GROUPS: Final = f"""
     SELECT pathname, referrer, country, count()
     FROM (
         SELECT any(pathname) AS pathname,
                any(if(referrer_group = '', referrer_host, referrer_group)) AS referrer,
                any(country) AS country
         FROM views
-        WHERE hostname = {hostname:String} AND date_created >= {since:Int64}
+        WHERE {_SITE} AND date_created >= {{since:Int64}}
         GROUP BY bid
         HAVING sum(sign) > 0 AND sum(sign * isNull(duration_ms)) > 0
     )

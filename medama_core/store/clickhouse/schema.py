@@ -1,9 +1,10 @@
-"""The ClickHouse tables of the analytics (views, view_keys, events, drops) and the migrations that create them.
+"""The ClickHouse tables of the analytics (views, events, their keys and pre-aggregates) and their migrations.
 
 One design, one reason each (docs/scale.md has the long form):
 
-* `views` holds one row per page view, ordered by (hostname, date_created, bid)
-  so that every stats query reads one contiguous range of one site, and
+* `views` holds one row per page view, ordered by (site_key, hostname,
+  date_created, bid) so that every stats query reads one contiguous range of
+  one site (site_key: a hash of the hostname, a number to compare), and
   partitioned by month, so that old months can be dropped (or, on servers with
   TTL, expire) whole. An unload never updates a row: it adds two, a copy of the
   view's current row with sign -1 and the new state with sign +1 and the next
@@ -21,12 +22,16 @@ One design, one reason each (docs/scale.md has the long form):
   of events first, or two nodes racing) has `site` '' and is matched at read time.
 * `drops` counts dropped hits, summed per (day, site, reason) by merges and by
   the queries (SummingMergeTree).
-* `hourly` holds the counts of a `Group` but the bounces (visitors, page
-  visitors, views, and the durations' sum and counts) per (site, dimension kind, hour, value),
-  written by a materialized view on every INSERT into `views` and summed by
-  merges and by the queries (SummingMergeTree). The counts sum `sign`, so an
-  unload pair adds nothing and they stay exact. The compact list rows and
-  /time's keep rule read it for the whole hours of a period and `views` for the rest.
+* `hourly` holds the counts of a `Group` (visitors, page visitors, views,
+  bounces, the durations' sum and counts) per (site, dimension kind, span
+  level, hour, value), kind 0 being the whole site; `duration_hours` counts
+  durations per bucket and `durations` each bucket's exact values (the
+  medians, medians.py); `event_hours` counts events. Materialized views write
+  them on every INSERT and merges and the queries sum them (SummingMergeTree).
+  The counts sum `sign`, so an unload pair adds nothing and they stay exact.
+  Unfiltered queries read them for the whole hours of a period and `views`
+  for the rest (windows.py).
+* `sites` lists the hostnames stored under each site key.
 
 The SQL is the subset that runs unchanged on ClickHouse 18.16 (Debian's
 package) and on current releases: no TTL, codecs, LowCardinality or DateTime64;
@@ -74,11 +79,60 @@ _DIMENSIONS: Final = """
     utm_source String,
     utm_medium String,
     utm_campaign String"""
-# Month partitions of a Unix-milliseconds column: `ALTER TABLE ... DROP PARTITION 202401` removes a month.
-_MONTHS: Final = "PARTITION BY toYYYYMM(toDateTime(intDiv({column}, 1000), 'UTC'))"
 # view_keys is read by bid alone, a few hundred ids at a time, each in a different granule: 1024
 # rows per granule instead of 8192 reads 8 times less per id for an index 8 times larger (a few MB at 10 M views).
 KEY_GRANULE_ROWS: Final = 1024
+
+# The key of a site in every table: a 64-bit hash of its hostname, first in every sort key. Comparing
+# it is a number compare where the hostname would be a String compare of every row read; the hostname
+# follows it in the sort keys and is compared too only when two stored hostnames share a hash
+# (stats._resolve), so answers stay exact either way.
+SITE_KEY: Final = "sipHash64({column})"
+# A duration's bucket in `duration_hours` and `durations`: the top 16 bits of its Float64 (sign,
+# exponent and 4 bits of mantissa), so 16 buckets per doubling, each ~4% wide, in the order of the
+# durations (the conversion and the shift are monotonic). Values below 32 have a bucket each.
+BUCKET: Final = "toUInt16(bitShiftRight(reinterpretAsUInt64(reinterpretAsString(toFloat64({column}))), 48))"
+# Hours per span level of `hourly` and `duration_hours`: every view is counted in its hour (level 0) and in
+# the aligned spans of 16 and 256 hours holding it (windows.spans), so a period reads at most ~30 spans per
+# 256 hours at its ends and one per 256 hours between (the benchmark's 90 days: 23 instead of 2,160). Each
+# level is one more row per view and kind written by the materialized views: 6 levels (factors of 4) cost
+# ~50 µs of server CPU per hit, 3 levels about half.
+LEVEL_HOURS: Final = (1, 16, 256)
+# (level, hours) of every span level, joined to each row in a GROUP BY (18.16 takes one ARRAY JOIN clause,
+# used by the kinds): `tupleElement(ls, 1)` is the level, the hour is rounded down to `tupleElement(ls, 2)`.
+_LEVELS: Final = (
+    "arrayJoin(["
+    + ", ".join(f"(toUInt8({level}), toInt64({hours}))" for level, hours in enumerate(LEVEL_HOURS))
+    + "]) AS ls"
+)
+_SPAN_HOUR: Final = f"intDiv(intDiv(date_created, {HOUR_MS}), tupleElement(ls, 2)) * tupleElement(ls, 2)"
+# The kind code of the whole site in `hourly` and the duration tables (value '').
+SITE_KIND: Final = 0
+# `durations` is read a bucket and a few hours at a time (a day's share of one bucket is a few
+# hundred rows): 1,024-row granules read 8 times less around each such range than the default 8,192.
+DURATION_GRANULE_ROWS: Final = 1024
+
+# Per-row counts of a view row, each weighted by its sign: `hourly` sums them, and the queries sum
+# them over the raw rows at a period's edges, so both always agree.
+ROW_COUNTS: Final = {
+    "visitors": "sign * is_unique_user",
+    "page_visitors": "sign * is_unique_page",
+    "pageviews": "sign",
+    "bounces": "if(is_unique_user = 1 AND ifNull(duration_ms, -1) BETWEEN 100 AND 5000, sign, 0)",
+    "timed": "if(is_unique_user = 1 AND isNotNull(duration_ms), sign, 0)",
+    "duration_sum": "sign * ifNull(duration_ms, 0)",
+    "measured": "if(isNotNull(duration_ms), sign, 0)",
+    "zeros": "if(ifNull(duration_ms, -1) = 0, sign, 0)",
+    "ones": "if(ifNull(duration_ms, -1) BETWEEN 0 AND 1, sign, 0)",
+}
+_SUMS: Final = ",\n                ".join(f"sum({sql}) AS {name}" for name, sql in ROW_COUNTS.items())
+_COUNT_COLUMNS: Final = "".join(f"\n                {name} Int64," for name in ROW_COUNTS).rstrip(",")
+
+
+def _month_partitions(column: str) -> str:
+    """Month partitions of a Unix-milliseconds column: `ALTER TABLE ... DROP PARTITION 202401` removes a month."""
+    return f"PARTITION BY toYYYYMM(toDateTime(intDiv({column}, 1000), 'UTC'))"
+
 
 MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     (
@@ -92,16 +146,17 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
                 duration_ms Nullable(Int64),
                 date_created Int64,
                 sign Int8,
-                version UInt32
+                version UInt32,
+                site_key UInt64 MATERIALIZED {SITE_KEY.format(column="hostname")}
             ) ENGINE = CollapsingMergeTree(sign)
-            {_MONTHS.format(column="date_created")}
-            ORDER BY (hostname, date_created, bid, version)""",
+            {_month_partitions("date_created")}
+            ORDER BY (site_key, hostname, date_created, bid, version)""",
             f"""CREATE TABLE IF NOT EXISTS view_keys (
                 bid String,
                 hostname String,
                 date_created Int64
             ) ENGINE = MergeTree
-            {_MONTHS.format(column="date_created")}
+            {_month_partitions("date_created")}
             ORDER BY (bid, hostname)
             SETTINGS index_granularity = {KEY_GRANULE_ROWS}""",
             f"""CREATE TABLE IF NOT EXISTS events (
@@ -111,48 +166,115 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
                 name String,
                 value String,
                 date_created Int64,
-                site String,{_DIMENSIONS}
+                site String,{_DIMENSIONS},
+                site_key UInt64 MATERIALIZED {SITE_KEY.format(column="site")}
             ) ENGINE = MergeTree
-            {_MONTHS.format(column="date_created")}
-            ORDER BY (site, date_created)""",
+            {_month_partitions("date_created")}
+            ORDER BY (site_key, site, date_created)""",
             f"""CREATE TABLE IF NOT EXISTS hourly (
+                site_key UInt64,
                 hostname String,
                 kind UInt8,
+                level UInt8,
                 hour Int64,
-                value String,
-                visitors Int64,
-                page_visitors Int64,
-                pageviews Int64,
-                duration_sum Int64,
-                measured Int64,
-                zeros Int64,
-                ones Int64
+                value String,{_COUNT_COLUMNS}
             ) ENGINE = SummingMergeTree
-            {_MONTHS.format(column=f"hour * {HOUR_MS}")}
-            ORDER BY (hostname, kind, hour, value)""",
+            {_month_partitions(f"hour * {HOUR_MS}")}
+            ORDER BY (site_key, hostname, kind, level, hour, value)""",
             f"""CREATE MATERIALIZED VIEW IF NOT EXISTS hourly_counts TO hourly AS
-            SELECT hostname, kind, intDiv(date_created, {HOUR_MS}) AS hour, value,
-                sum(sign * is_unique_user) AS visitors, sum(sign * is_unique_page) AS page_visitors,
-                sum(sign) AS pageviews, sum(sign * ifNull(duration_ms, 0)) AS duration_sum,
-                sum(if(isNotNull(duration_ms), sign, 0)) AS measured,
-                sum(if(ifNull(duration_ms, -1) = 0, sign, 0)) AS zeros,
-                sum(if(ifNull(duration_ms, -1) BETWEEN 0 AND 1, sign, 0)) AS ones
+            SELECT {SITE_KEY.format(column="hostname")} AS site_key, hostname, kind, tupleElement(ls, 1) AS level,
+                {_SPAN_HOUR} AS hour, value,
+                {_SUMS}
             FROM views
-            ARRAY JOIN [{", ".join(str(code) for code in KIND_CODES.values())}] AS kind,
-                [{", ".join(LABELS.values())}] AS value
-            GROUP BY hostname, kind, hour, value""",
+            ARRAY JOIN [{", ".join(str(code) for code in (SITE_KIND, *KIND_CODES.values()))}] AS kind,
+                ['', {", ".join(LABELS.values())}] AS value
+            GROUP BY site_key, hostname, kind, {_LEVELS}, level, hour, value""",
+            f"""CREATE TABLE IF NOT EXISTS duration_hours (
+                site_key UInt64,
+                hostname String,
+                kind UInt8,
+                value String,
+                level UInt8,
+                hour Int64,
+                bucket UInt16,
+                n Int64
+            ) ENGINE = SummingMergeTree
+            {_month_partitions(f"hour * {HOUR_MS}")}
+            ORDER BY (site_key, hostname, kind, value, level, hour, bucket)""",
+            f"""CREATE MATERIALIZED VIEW IF NOT EXISTS duration_hour_counts TO duration_hours AS
+            SELECT {SITE_KEY.format(column="hostname")} AS site_key, hostname, kind, value,
+                tupleElement(ls, 1) AS level, {_SPAN_HOUR} AS hour,
+                {BUCKET.format(column="assumeNotNull(duration_ms)")} AS bucket, sum(sign) AS n
+            FROM views
+            ARRAY JOIN [{SITE_KIND}, {KIND_CODES["path"]}] AS kind, ['', pathname] AS value
+            WHERE isNotNull(duration_ms)
+            GROUP BY site_key, hostname, kind, value, {_LEVELS}, level, hour, bucket""",
+            f"""CREATE TABLE IF NOT EXISTS durations (
+                site_key UInt64,
+                hostname String,
+                kind UInt8,
+                value String,
+                bucket UInt16,
+                hour Int64,
+                duration Int64,
+                n Int64
+            ) ENGINE = SummingMergeTree
+            {_month_partitions(f"hour * {HOUR_MS}")}
+            ORDER BY (site_key, hostname, kind, value, bucket, hour, duration)
+            SETTINGS index_granularity = {DURATION_GRANULE_ROWS}""",
+            f"""CREATE MATERIALIZED VIEW IF NOT EXISTS duration_values TO durations AS
+            SELECT {SITE_KEY.format(column="hostname")} AS site_key, hostname, kind, value,
+                {BUCKET.format(column="assumeNotNull(duration_ms)")} AS bucket, intDiv(date_created, {HOUR_MS}) AS hour,
+                assumeNotNull(duration_ms) AS duration, sum(sign) AS n
+            FROM views
+            ARRAY JOIN [{SITE_KIND}, {KIND_CODES["path"]}] AS kind, ['', pathname] AS value
+            WHERE isNotNull(duration_ms)
+            GROUP BY site_key, hostname, kind, value, bucket, hour, duration""",
+            f"""CREATE TABLE IF NOT EXISTS event_hours (
+                site_key UInt64,
+                site String,
+                hour Int64,
+                name String,
+                value String,
+                events Int64
+            ) ENGINE = SummingMergeTree
+            {_month_partitions(f"hour * {HOUR_MS}")}
+            ORDER BY (site_key, site, hour, name, value)""",
+            f"""CREATE MATERIALIZED VIEW IF NOT EXISTS event_hour_counts TO event_hours AS
+            SELECT {SITE_KEY.format(column="site")} AS site_key, site, intDiv(date_created, {HOUR_MS}) AS hour,
+                name, value, toInt64(count()) AS events
+            FROM events
+            WHERE site != ''
+            GROUP BY site_key, site, hour, name, value""",
+            """CREATE TABLE IF NOT EXISTS sites (
+                site_key UInt64,
+                hostname String
+            ) ENGINE = ReplacingMergeTree
+            ORDER BY (site_key, hostname)""",
+            f"""CREATE MATERIALIZED VIEW IF NOT EXISTS site_names TO sites AS
+            SELECT DISTINCT {SITE_KEY.format(column="hostname")} AS site_key, hostname FROM views""",
             f"""CREATE TABLE IF NOT EXISTS drops (
                 day Int64,
                 hostname String,
                 reason String,
                 count UInt64
             ) ENGINE = SummingMergeTree(count)
-            {_MONTHS.format(column="day")}
+            {_month_partitions("day")}
             ORDER BY (day, hostname, reason)""",
         ),
     ),
 )
-TABLES: Final = ("views", "view_keys", "events", "drops", "hourly")
+TABLES: Final = (
+    "views",
+    "view_keys",
+    "events",
+    "drops",
+    "hourly",
+    "duration_hours",
+    "durations",
+    "event_hours",
+    "sites",
+)
 
 _VERSIONS: Final = """CREATE TABLE IF NOT EXISTS medama_schema (
     version UInt32,

@@ -34,8 +34,15 @@ _SITE_COLUMNS: Final = {
     "events": ("site", "group_name"),
     "drops": ("hostname",),
 }
-# `hourly` is written by its materialized view when the views are copied: it is deleted, never copied.
-_DERIVED: Final = {"hourly": ("hostname",)}
+# The tables written by materialized views (schema.py) follow the copied views and events: they are
+# deleted, never copied.
+_DERIVED: Final = {
+    "hourly": ("hostname",),
+    "duration_hours": ("hostname",),
+    "durations": ("hostname",),
+    "event_hours": ("site",),
+    "sites": ("hostname",),
+}
 _COLUMNS: Final = {
     "views": VIEW_TABLE_COLUMNS,
     "view_keys": ("bid", "hostname", "date_created"),
@@ -51,8 +58,10 @@ def unique_visitors_since(client: Client, hostnames: list[str], since_ms: int) -
         return counts
     params: dict[str, object] = {"since": since_ms}
     names = in_list("h", hostnames, params)
+    keys = ", ".join(f"sipHash64({{h{i}:String}})" for i in range(len(hostnames)))
     rows = client.rows(
-        f"SELECT hostname, sum(sign) FROM views WHERE hostname IN ({names}) AND is_unique_user = 1"
+        f"SELECT hostname, sum(sign) FROM views WHERE site_key IN ({keys}) AND hostname IN ({names})"
+        " AND is_unique_user = 1"
         " AND date_created > {since:Int64} GROUP BY hostname",
         params,
     )

@@ -1,20 +1,23 @@
 """The stats queries behind /api/website/{hostname}/* on ClickHouse: summary, lists, time, properties (spec §4).
 
-Same entry points, arguments and answers as the SQLite store (store/stats.py),
-computed with plain aggregations over one site's range of `views`: no
-rollups, because ClickHouse reads the raw rows fast enough. Every count sums
-`sign`, so a view that was unloaded three times (seven rows until merges
-collapse them) counts once, with its last duration (schema.py).
+Same entry points, arguments and answers as the SQLite store (store/stats.py).
+An unfiltered query reads the pre-aggregates (`hourly`, `duration_hours`,
+`durations`, `event_hours`) for the whole hours of its period and the raw rows
+of `views` for the rest (windows.py); a filtered one reads one site's range of
+`views` (and `events`). Every count sums `sign`, so a view that was unloaded
+three times (seven rows until merges collapse them) counts once, with its last
+duration (schema.py).
 
 ClickHouse returns the counts and the two order statistics each quantile
 needs; the formulas (bounce rule, shares, rounding, DuckDB's interpolation)
 are the SQLite store's own `Group` and `fraction` (store/aggregate.py), so
 both engines give the same numbers. The order statistics:
 
-* a median, from `quantilesExactWeighted(0.5, 0.5 + 1e-12)` with the weights
-  `sign`: a -1 row cancels its +1 copy exactly (the weights add up modulo
-  2**64), and the two levels give the values of rank ceil(n / 2) - 1 and
-  floor(n / 2), the two middle values of the n durations;
+* an unfiltered median, from the duration tables (medians.py);
+* a filtered median, from `quantilesExactWeighted(0.5, 0.5 + 1e-12)` with
+  the weights `sign`: a -1 row cancels its +1 copy exactly (the weights add
+  up modulo 2**64), and the two levels give the values of rank
+  ceil(n / 2) - 1 and floor(n / 2), the two middle values of the n durations;
 * the quartiles of /time, from the live durations rebuilt in a subquery
   (each value repeated as often as its net sign), sorted, and indexed at
   floor and ceil of (n - 1) q.
@@ -23,13 +26,16 @@ both engines give the same numbers. The order statistics:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Final
 
 from medama_core.store.aggregate import Group, fraction
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.filters import where_sql
-from medama_core.store.clickhouse.schema import HOUR_MS, KIND_CODES, LABELS
+from medama_core.store.clickhouse.medians import Family, middles
+from medama_core.store.clickhouse.schema import HOUR_MS, KIND_CODES, LABELS, ROW_COUNTS, SITE_KEY, SITE_KIND
 from medama_core.store.clickhouse.sql import in_list
+from medama_core.store.clickhouse.windows import Windows, plan
 from medama_core.store.stats import (
     LISTS,
     QUARTILES,
@@ -66,12 +72,41 @@ MIDDLES: Final = _MIDDLE_LEVELS.format("") + "(duration_ms, toUInt64(sign))"
 _VISITORS: Final = "sumIf(sign, is_unique_user = 1), sumIf(sign, is_unique_page = 1)"
 
 
+# The key of the site '' (events stored before their view).
+_ORPHAN_KEY: Final = SITE_KEY.format(column="''")
+
+
+@dataclass(frozen=True)
+class _Resolved(Query):
+    """A query that knows whether another stored hostname shares its site's key (then rows compare names too)."""
+
+    shared: bool = True
+
+
+def _resolve(client: Client, query: Query) -> Query:
+    """The query with its site key checked against `sites`: one lookup in a table of one row per site."""
+    if isinstance(query, _Resolved):
+        return query
+    key = SITE_KEY.format(column="{h:String}")
+    rows = client.rows(
+        f"SELECT count() FROM sites WHERE site_key = {key} AND hostname != {{h:String}}", {"h": query.hostname}
+    )
+    return _Resolved(query.hostname, query.start_us, query.end_us, query.filters, shared=bool(int(rows[0][0])))
+
+
+def _site(query: Query, params: dict[str, object], column: str = "hostname") -> str:
+    """The site's rows: its key (a number compare, and the start of every sort key), and its name only when
+    another stored name has the same key (a 64-bit hash: in practice never, but answers stay exact)."""
+    params["hostname"] = query.hostname
+    key = f"site_key = {SITE_KEY.format(column='{hostname:String}')}"
+    return f"{key} AND {column} = {{hostname:String}}" if getattr(query, "shared", True) else key
+
+
 def _where(query: Query, params: dict[str, object], lo: int | None = None, hi: int | None = None) -> str:
     """The site, the period (the query's unless given) and the filters, over `views`."""
     lo = query.start if lo is None else lo
     hi = query.end if hi is None else hi
-    clauses = ["hostname = {hostname:String}"]
-    params["hostname"] = query.hostname
+    clauses = [_site(query, params)]
     if lo is not None:
         clauses.append("date_created >= {lo:Int64}")
         params["lo"] = lo
@@ -83,7 +118,10 @@ def _where(query: Query, params: dict[str, object], lo: int | None = None, hi: i
         # A view with an event of its beacon id, at any time, matching every prop filter (an event
         # stored before its view has no site yet: '' is searched too).
         props = " AND ".join(where_sql(query.prop_filters, params, "p"))
-        clauses.append(f"bid IN (SELECT bid FROM events WHERE site IN ({{hostname:String}}, '') AND {props})")
+        sites = f"site_key IN ({SITE_KEY.format(column='{hostname:String}')}, {_ORPHAN_KEY})"
+        clauses.append(
+            f"bid IN (SELECT bid FROM events WHERE {sites} AND site IN ({{hostname:String}}, '') AND {props})"
+        )
     return " AND ".join(clauses)
 
 
@@ -123,9 +161,60 @@ _EMPTY: Final = Group(fixed={0.5: None})
 
 def site_metrics(client: Client, query: Query) -> dict[str, Any]:
     """visitors, pageviews, bounce_percentage and duration over the whole query."""
+    query = _resolve(client, query)
+    if not query.filters:
+        return _metrics(_window_groups(client, query, [Family(Windows(query.start, query.end))]).get((0, 0), _EMPTY))
     params: dict[str, object] = {}
     rows = client.rows(f"SELECT {COUNTS}, {MIDDLES} FROM views WHERE {_where(query, params)}", params)
     return _metrics(_group(rows[0][:-1], rows[0][-1]) if rows and int(rows[0][2]) else _EMPTY)
+
+
+def _window_groups(client: Client, query: Query, families: list[Family]) -> dict[tuple[int, int], Group]:
+    """The Group (median fixed) of every window of each family, and of each `whole` family's windows together
+    (window -1), for an unfiltered query: `hourly` and the duration tables for the whole hours, views for the rest."""
+    params: dict[str, object] = {}
+    site = _site(query, params)
+    fields = list(ROW_COUNTS)
+    branches = []
+    for f, family in enumerate(families):
+        split = plan(family.windows)
+        if split.hours:
+            index = family.windows.index_sql(f"hour * {HOUR_MS}", params, f"c{f}")
+            branches.append(
+                f"SELECT toUInt8({f}) AS fam, toInt64({index}) AS w, {', '.join(fields)} FROM hourly"
+                f" WHERE {site} AND kind = {SITE_KIND} AND {split.spans_sql(params, f'c{f}')}"
+            )
+        raw = split.raw_sql(params, f"c{f}")
+        if raw is not None:
+            raw_counts = ", ".join(f"toInt64({sql}) AS {name}" for name, sql in ROW_COUNTS.items())
+            raw_index = family.windows.index_sql("date_created", params, f"c{f}")
+            branches.append(
+                f"SELECT toUInt8({f}) AS fam, toInt64({raw_index}) AS w, {raw_counts}"
+                f" FROM views WHERE {site} AND ({raw})"
+            )
+    groups: dict[tuple[int, int], Group] = {}
+    if not branches:
+        return groups
+    sums = ", ".join(f"sum({field})" for field in fields)
+    sql = f"SELECT fam, w, {sums} FROM ({' UNION ALL '.join(branches)}) GROUP BY fam, w HAVING sum(pageviews) > 0"
+    for f, w, *counts in client.rows(sql, params):
+        found = [groups.setdefault((int(f), int(w)), Group())]
+        if families[int(f)].whole:
+            found.append(groups.setdefault((int(f), -1), Group()))
+        for group in found:
+            for field, count in zip(fields, counts, strict=True):
+                setattr(group, field, getattr(group, field) + int(count))
+    params = {}
+    site = _site(query, params)
+    found_middles = middles(client, site, params, SITE_KIND, "''", [""], families)
+    for key, group in groups.items():
+        n, low, high = found_middles.get((*key, ""), (0, 0, 0))
+        group.fixed = {0.5: _interpolate(n, 0.5, low, high) if n else None}
+    return groups
+
+
+def _bucket_windows(query: Query, interval: str, start_us: int, end_us: int) -> Windows:
+    return Windows(-(-start_us // 1000), end_us // 1000, interval, start_us)
 
 
 def _bucket_sql(interval: str, params: dict[str, object], start_us: int) -> str:
@@ -163,45 +252,64 @@ def _buckets(client: Client, query: Query, interval: str, start_us: int) -> tupl
 
 def summary(client: Client, query: Query, previous: bool, interval: str | None) -> dict[str, Any]:
     """/summary: the period's metrics, the previous window's (with `previous`), the buckets (spec §4.2)."""
+    query = _resolve(client, query)
     result: dict[str, Any] = {}
+    before = None
+    if previous and query.start_us is not None and query.end_us is not None:
+        before = Query(query.hostname, *previous_period(query.start_us, query.end_us), query.filters)
+    if not query.filters:
+        # One read of each table for the period (or its buckets) and the previous period together.
+        if interval is not None:
+            assert query.start_us is not None and query.end_us is not None
+            families = [Family(_bucket_windows(query, interval, query.start_us, query.end_us), whole=True)]
+        else:
+            families = [Family(Windows(query.start, query.end))]
+        if before is not None:
+            families.append(Family(Windows(before.start, before.end)))
+        groups = _window_groups(client, query, families)
+        result["current"] = _metrics(groups.get((0, -1 if interval is not None else 0), _EMPTY))
+        if before is not None:
+            result["previous"] = _metrics(groups.get((1, 0), _EMPTY))
+        if interval is not None:
+            assert query.start_us is not None and query.end_us is not None
+            result["interval"] = _bucket_rows(
+                interval, query.start_us, query.end_us, {w: g for (f, w), g in groups.items() if f == 0 and w >= 0}
+            )
+        return result
     rows = None
     if interval is not None:
         assert query.start_us is not None and query.end_us is not None
-        groups, whole = _buckets(client, query, interval, query.start_us)
+        buckets, whole = _buckets(client, query, interval, query.start_us)
         result["current"] = _metrics(whole)
-        rows = [
-            {"date": _bucket_date(interval, query.start_us, i), **_metrics(groups.get(i, _EMPTY))}
-            for i in range(bucket_count(interval, query.start_us, query.end_us))
-        ]
+        rows = _bucket_rows(interval, query.start_us, query.end_us, buckets)
     else:
         result["current"] = site_metrics(client, query)
-    if previous and query.start_us is not None and query.end_us is not None:
-        before = Query(query.hostname, *previous_period(query.start_us, query.end_us), query.filters)
+    if before is not None:
         result["previous"] = site_metrics(client, before)
     if rows is not None:
         result["interval"] = rows
     return result
 
 
-def interval_metrics(client: Client, query: Query, interval: str, start_us: int, end_us: int) -> list[dict[str, Any]]:
-    """One entry per bucket from start to end, empty buckets as zeros (spec §4.2)."""
-    groups, _ = _buckets(client, query, interval, start_us)
+def _bucket_rows(interval: str, start_us: int, end_us: int, groups: dict[int, Group]) -> list[dict[str, Any]]:
     return [
         {"date": _bucket_date(interval, start_us, i), **_metrics(groups.get(i, _EMPTY))}
         for i in range(bucket_count(interval, start_us, end_us))
     ]
 
 
+def interval_metrics(client: Client, query: Query, interval: str, start_us: int, end_us: int) -> list[dict[str, Any]]:
+    """One entry per bucket from start to end, empty buckets as zeros (spec §4.2)."""
+    query = _resolve(client, query)
+    if not query.filters:
+        windows = _bucket_windows(query, interval, start_us, end_us)
+        groups = _window_groups(client, query, [Family(windows)])
+        return _bucket_rows(interval, start_us, end_us, {w: g for (_, w), g in groups.items()})
+    groups_, _ = _buckets(client, query, interval, start_us)
+    return _bucket_rows(interval, start_us, end_us, groups_)
+
+
 # ---- list endpoints ---------------------------------------------------------------------------------
-
-
-def _whole_hours(start: int | None, end: int | None) -> tuple[int | None, int | None] | None:
-    """The first and last whole hour inside [start, end] (ms; None: unbounded), or None if there is none."""
-    first = None if start is None else -(-start // HOUR_MS)
-    last = None if end is None else (end + 1) // HOUR_MS - 1
-    if first is not None and last is not None and first > last:
-        return None
-    return first, last
 
 
 def _hourly_groups(client: Client, query: Query, kind: str, fields: tuple[str, ...]) -> dict[str, Group] | None:
@@ -209,21 +317,14 @@ def _hourly_groups(client: Client, query: Query, kind: str, fields: tuple[str, .
 
     None for a query with filters, or without a whole hour: then only the raw rows can answer.
     """
-    hours = _whole_hours(query.start, query.end)
-    if query.filters or hours is None:
+    split = plan(Windows(query.start, query.end))
+    if query.filters or not split.hours:
         return None
-    first, last = hours
-    params: dict[str, object] = {"hostname": query.hostname, "kind": KIND_CODES[kind]}
-    rolled = ["hostname = {hostname:String}", "kind = {kind:UInt8}"]
-    edges = []  # the parts of the period outside the whole hours, read raw
-    if first is not None:
-        rolled.append("hour >= {first:Int64}")
-        edges.append("date_created >= {lo:Int64} AND date_created < {first_ms:Int64}")
-        params.update(first=first, lo=query.start, first_ms=first * HOUR_MS)
-    if last is not None:
-        rolled.append("hour <= {last:Int64}")
-        edges.append("date_created >= {after_ms:Int64} AND date_created <= {hi:Int64}")
-        params.update(last=last, hi=query.end, after_ms=(last + 1) * HOUR_MS)
+    params: dict[str, object] = {"kind": KIND_CODES[kind]}
+    site = _site(query, params)
+    rolled = [site, "kind = {kind:UInt8}", split.spans_sql(params, "h")]
+    raw_sql = split.raw_sql(params, "h")
+    edges = [] if raw_sql is None else [raw_sql]  # the parts of the period outside the whole hours, read raw
     wanted = ("pageviews", *(field for field in fields if field != "pageviews"))  # pageviews: the label exists
     sums = ", ".join(f"sum({field})" for field in wanted)
     sql = f"SELECT value, {sums} FROM hourly WHERE {' AND '.join(rolled)} GROUP BY value"
@@ -231,7 +332,7 @@ def _hourly_groups(client: Client, query: Query, kind: str, fields: tuple[str, .
         raw = ", ".join(_COUNT_SQL[_COUNT_FIELDS.index(field)] for field in wanted)
         sql += (
             f" UNION ALL SELECT {LABELS[kind]} AS label, {raw} FROM views"
-            f" WHERE hostname = {{hostname:String}} AND (({') OR ('.join(edges)})) GROUP BY label"
+            f" WHERE {site} AND (({') OR ('.join(edges)})) GROUP BY label"
         )
     totals: dict[str, list[int]] = {}
     for label, *counts in client.rows(sql, params):
@@ -266,6 +367,7 @@ def list_stats(
     client: Client, query: Query, endpoint: str, summary: bool, page: Page, variant: bool = False
 ) -> list[dict[str, Any]]:
     """pages, referrers, sources, ... languages. `variant`: grouped=false / locale=true."""
+    query = _resolve(client, query)
     kind, key = LISTS[endpoint]
     if variant:
         kind = {"referrer": "referrer_host", "language": "language_dialect"}.get(kind, kind)
@@ -305,18 +407,16 @@ def list_stats(
 
 
 def _medians(client: Client, query: Query, groups: dict[str, Group], paths: list[str]) -> None:
-    """Fix the medians of some pages' groups (their durations' count and two middle values only)."""
+    """Fix the medians of some pages' groups, for an unfiltered query (the duration tables)."""
     if not paths:
         return
     params: dict[str, object] = {}
-    measured = _COUNT_SQL[_COUNT_FIELDS.index("measured")]
-    sql = (
-        f"SELECT pathname, {measured}, {MIDDLES} FROM views WHERE {_where(query, params)}"
-        f" AND pathname IN ({in_list('path', paths, params)}) GROUP BY pathname"
-    )
-    for path, n, middles in client.rows(sql, params):
-        median = _interpolate(int(n), 0.5, middles[0], middles[1]) if int(n) else None
-        groups[str(path)].fixed = {0.5: median}
+    site = _site(query, params)
+    family = Family(Windows(query.start, query.end))
+    found = middles(client, site, params, KIND_CODES["path"], LABELS["path"], paths, [family])
+    for path in paths:
+        n, low, high = found.get((0, 0, path), (0, 0, 0))
+        groups[path].fixed = {0.5: _interpolate(n, 0.5, low, high) if n else None}
 
 
 # The live durations of each page: every (page, duration) with a positive net sign, repeated that many
@@ -362,10 +462,17 @@ def _raw_counts(client: Client, query: Query, fields: tuple[str, ...]) -> dict[s
 
 def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
     """/time: median, quartiles and share of total time per page (spec §4.3)."""
+    query = _resolve(client, query)
     # Only what the keep rule and the shares read: page visitors, and the durations' sum and counts.
     fields = ("page_visitors", "duration_sum", "measured", "zeros", "ones")
     found = _hourly_groups(client, query, "path", fields)
-    groups = found if found is not None else _raw_counts(client, query, fields)
+    medians_known = found is None and summary  # a raw read: one pass gives every page's median too
+    if found is not None:
+        groups = found
+    elif summary:
+        groups = _groups(client, query, LABELS["path"], True)
+    else:
+        groups = _raw_counts(client, query, fields)
     kept = [(path, g) for path, g in groups.items() if g.page_visitors >= 3 and g.median_positive()]
     if not summary:
         _quartiles(client, query, groups, [path for path, _ in kept])
@@ -377,7 +484,8 @@ def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[
         kept.sort(key=lambda item: -shares[item[0]])
         wanted = len(kept) if page.limit is None else min(len(kept), page.offset + page.limit)
         kept = [item for item in kept if wanted and shares[item[0]] >= shares[kept[wanted - 1][0]]]
-        _medians(client, query, groups, [path for path, _ in kept])
+        if not medians_known:
+            _medians(client, query, groups, [path for path, _ in kept])
         kept.sort(key=lambda item: (-shares[item[0]], -item[1].duration(), -item[1].page_visitors, item[0]))
     else:
         kept.sort(key=lambda item: (-item[1].page_visitors, -item[1].duration(), item[0]))
@@ -408,7 +516,9 @@ def property_counts(client: Client, query: Query) -> dict[tuple[str, str], int]:
     An event carries its view's site and dimensions (schema.py), so the view filters read its own
     columns; an event stored before its view (site '') is matched to the site's views by beacon id.
     """
-    params: dict[str, object] = {"hostname": query.hostname}
+    query = _resolve(client, query)
+    params: dict[str, object] = {}
+    site = _site(query, params, "site")
     period = []
     if query.start is not None:
         period.append("date_created >= {lo:Int64}")
@@ -419,16 +529,30 @@ def property_counts(client: Client, query: Query) -> dict[tuple[str, str], int]:
     when = " AND ".join(period) or "1"
     views = " AND ".join(where_sql(query.view_filters, params)) or "1"
     props = " AND ".join(where_sql(query.prop_filters, params, "p")) or "1"
-    sql = f"""
-        SELECT name, value, count() FROM events
-        WHERE {when} AND {props} AND (
-            (site = {{hostname:String}} AND {views})
-            OR (site = '' AND bid != '' AND bid IN (
-                SELECT bid FROM views WHERE hostname = {{hostname:String}} AND {views}
-                AND (hostname, date_created, bid) IN (
-                    SELECT hostname, date_created, bid FROM view_keys WHERE hostname = {{hostname:String}}
-                    AND bid IN (SELECT bid FROM events WHERE site = '' AND bid != '' AND {when})))))
-        GROUP BY name, value"""
+    parts = []
+    split = plan(Windows(query.start, query.end))
+    if not query.filters and split.hours:  # the site's own events: `event_hours` for the whole hours
+        parts.append(f"SELECT name, value, events FROM event_hours WHERE {site} AND {split.hours_sql(params, 'e')}")
+        raw = split.raw_sql(params, "e")
+        if raw is not None:
+            parts.append(f"SELECT name, value, toInt64(1) AS events FROM events WHERE {site} AND ({raw})")
+    else:
+        parts.append(
+            f"SELECT name, value, toInt64(1) AS events FROM events WHERE {site} AND {when} AND {props} AND {views}"
+        )
+    # Events stored before their view (site ''), matched to the site's views by beacon id.
+    parts.append(
+        f"""SELECT name, value, toInt64(1) AS events FROM events
+        WHERE site_key = {_ORPHAN_KEY} AND site = '' AND {when} AND {props} AND bid != ''
+        AND bid IN (
+            SELECT bid FROM views WHERE {_site(query, params)} AND {views}
+            AND (site_key, hostname, date_created, bid) IN (
+                SELECT sipHash64(hostname), hostname, date_created, bid FROM view_keys
+                WHERE hostname = {{hostname:String}}
+                AND bid IN (SELECT bid FROM events WHERE site_key = {_ORPHAN_KEY} AND site = ''
+                    AND bid != '' AND {when})))"""
+    )
+    sql = f"SELECT name, value, sum(events) AS n FROM ({' UNION ALL '.join(parts)}) GROUP BY name, value HAVING n > 0"
     return {(str(name), str(value)): int(n) for name, value, n in client.rows(sql, params)}
 
 

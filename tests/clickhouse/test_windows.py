@@ -1,0 +1,84 @@
+"""The split of a period into span-level rows of the hourly tables and raw ranges: exact cover, nothing twice."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from medama_core.store.clickhouse.schema import HOUR_MS, LEVEL_HOURS
+from medama_core.store.clickhouse.windows import Windows, plan, spans
+from medama_core.store.stats import STEPS_US, _month_index
+
+BASE_HOUR = 480_000  # 2024-10-03 00:00 UTC, a multiple of every span level's hours
+DAY_MS = 24 * HOUR_MS
+
+
+def _window(windows: Windows, ms: int) -> int:
+    """The index of the window holding `ms`, as the store's SQL computes it."""
+    if windows.interval is None:
+        return 0
+    if windows.interval == "month":
+        return _month_index(ms) - _month_index(windows.origin_us // 1000)
+    return (ms * 1000 - windows.origin_us) // STEPS_US[windows.interval]
+
+
+def _span_bound(hours: int) -> int:
+    """At most (ratio - 1) spans of each lower level at either end, and the top level's between."""
+    ratios = [LEVEL_HOURS[i + 1] // LEVEL_HOURS[i] for i in range(len(LEVEL_HOURS) - 1)]
+    return 2 * sum(ratio - 1 for ratio in ratios) + hours // LEVEL_HOURS[-1] + 1
+
+
+@given(st.integers(0, 3000), st.integers(0, 3000))
+def test_spans_cover_the_hours_once_aligned_and_few(first_off: int, length: int) -> None:
+    first = BASE_HOUR - 1500 + first_off
+    last = first + length - 1
+    found = spans(first, last)
+    covered = [hour for level, start in found for hour in range(start, start + LEVEL_HOURS[level])]
+    assert covered == list(range(first, last + 1))
+    assert all(start % LEVEL_HOURS[level] == 0 for level, start in found)
+    assert len(found) <= _span_bound(length)
+
+
+@settings(max_examples=500)  # a plan takes microseconds; a wrong span shows only for some intervals and origins
+@given(
+    st.integers(-72, 960),
+    st.sampled_from([0, 1, 999, 30 * 60_000, HOUR_MS - 1, 5 * 60_000 + 7]),
+    st.integers(0, 45 * DAY_MS),
+    st.sampled_from([None, "minute", "hour", "day", "week", "month"]),
+    st.integers(0, 999),
+)
+def test_a_plan_covers_the_period_once_and_each_span_lies_in_one_window(
+    hours: int, minutes: int, length: int, interval: str | None, sub_ms_us: int
+) -> None:
+    """Raw ranges, and the whole hours not cut (as spans when listed), tile [lo, hi] exactly. The buckets
+    start at the query's start (microseconds), on or off the hour, as stats.py asks for them."""
+    lo = (BASE_HOUR + hours) * HOUR_MS + minutes
+    hi = lo + length
+    if interval == "minute":
+        hi = lo + length % (4 * DAY_MS)  # minute buckets over days are read raw; keep the cases fast
+    origin_us = lo * 1000 - sub_ms_us  # the start in µs; its first whole millisecond is lo
+    windows = Windows(lo, hi, interval, origin_us if interval else 0)
+    p = plan(windows)
+    pieces: list[tuple[int, int]] = []
+    for start, end in p.raw:
+        assert start is not None and end is not None
+        pieces.append((start, end))
+    if p.hours:
+        assert p.first is not None and p.last is not None
+        whole = [hour for hour in range(p.first, p.last + 1) if hour not in p.cut]
+        pieces += [(hour * HOUR_MS, hour * HOUR_MS + HOUR_MS - 1) for hour in whole]
+        for hour in whole:  # a whole hour read from a table answers for one window
+            assert _window(windows, hour * HOUR_MS) == _window(windows, hour * HOUR_MS + HOUR_MS - 1)
+        if p.spans is not None:
+            covered = sorted(hour for level, start in p.spans for hour in range(start, start + LEVEL_HOURS[level]))
+            assert covered == whole
+            for level, start in p.spans:
+                assert start % LEVEL_HOURS[level] == 0
+                end_ms = (start + LEVEL_HOURS[level]) * HOUR_MS - 1
+                assert _window(windows, start * HOUR_MS) == _window(windows, end_ms), (level, start)
+    pieces.sort()
+    at = lo
+    for start, end in pieces:
+        assert start == at and end >= start, (start, end, at)
+        at = end + 1
+    assert at == hi + 1
