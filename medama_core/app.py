@@ -38,6 +38,7 @@ from medama_core.api import (
     websites,
 )
 from medama_core.api import auth as auth_api
+from medama_core.api import goals as goals_api
 from medama_core.api import live as live_api
 from medama_core.api import settings as settings_api
 from medama_core.config import Config, StartupError, as_dict
@@ -170,6 +171,11 @@ ROUTES: tuple[Route[Handler], ...] = (
     ),
     Route("GET", "/website/{hostname}/imported", imported.get_imported, access=SITE_READ),  # ours: imported days
     Route("GET", "/website/{hostname}/live", live_api.get_live, access=SITE_READ),  # ours: pages open now
+    # Ours (docs/insights.md, Goals): a site's goals and their conversions.
+    Route("GET", "/websites/{hostname}/goals", goals_api.list_goals, access=SITE_READ),
+    Route("POST", "/websites/{hostname}/goals", goals_api.post_goal, access=SITE_MANAGE),
+    Route("DELETE", "/websites/{hostname}/goals/{id}", goals_api.delete_goal, access=SITE_MANAGE),
+    Route("GET", "/website/{hostname}/goals", tables.csv_capable("goals", goals_api.get_goal_stats), access=SITE_READ),
 )
 
 # A site that exists but is not the caller's answers `404 website not found`, as an unknown one does,

@@ -172,6 +172,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX shares_hostname ON shares(hostname)",
         ),
     ),
+    Migration(
+        7,
+        (
+            # Ours (docs/insights.md, Goals): what a site counts as a conversion. A page goal has a path
+            # pattern (`*` for any run of characters), an event goal a custom property name and, optionally,
+            # its value; exactly one kind per row. A rename or delete of the site carries its goals.
+            """CREATE TABLE goals (
+                id TEXT PRIMARY KEY,
+                hostname TEXT NOT NULL REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                page TEXT,
+                prop_name TEXT,
+                prop_value TEXT,
+                date_created INTEGER NOT NULL,
+                CHECK ((page IS NULL) <> (prop_name IS NULL)),
+                CHECK (prop_value IS NULL OR prop_name IS NOT NULL)
+            )""",
+            "CREATE INDEX goals_hostname ON goals(hostname)",
+        ),
+    ),
 )
 
 DEFAULT_ADMIN_USERNAME = "admin"
@@ -182,6 +202,11 @@ DEFAULT_USER_SETTINGS = '{"language":"en"}'
 def new_user_id() -> str:
     """A `user_`-prefixed id, time-ordered like upstream's TypeIDs (base-32 ms time, then randomness)."""
     return "user_" + _time_ordered_suffix()
+
+
+def new_goal_id() -> str:
+    """A `goal_`-prefixed id, time-ordered like the user ids."""
+    return "goal_" + _time_ordered_suffix()
 
 
 def new_annotation_id() -> str:
@@ -610,6 +635,81 @@ def list_annotations(
 def delete_annotation(conn: sqlite3.Connection, hostname: str, annotation_id: str) -> bool:
     cursor = conn.execute(
         "DELETE FROM annotations WHERE hostname = :hostname AND id = :id", {"hostname": hostname, "id": annotation_id}
+    )
+    return cursor.rowcount > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    id: str
+    hostname: str
+    name: str
+    page: str | None  # a path pattern (`*`: any run of characters); None for an event goal
+    prop_name: str | None  # an event goal's custom property name; None for a page goal
+    prop_value: str | None  # the property's value it needs; None: any value
+    created: int  # unix seconds
+
+
+_GOAL_COLUMNS = "id, hostname, name, page, prop_name, prop_value, date_created"
+
+
+def _goal(row: Any) -> Goal:
+    goal_id, hostname, name, page, prop_name, prop_value, created = row
+    return Goal(
+        str(goal_id),
+        str(hostname),
+        str(name),
+        None if page is None else str(page),
+        None if prop_name is None else str(prop_name),
+        None if prop_value is None else str(prop_value),
+        int(created),
+    )
+
+
+def _goal_params(goal: Goal) -> dict[str, object]:
+    return {
+        "id": goal.id,
+        "hostname": goal.hostname,
+        "name": goal.name,
+        "page": goal.page,
+        "prop_name": goal.prop_name,
+        "prop_value": goal.prop_value,
+        "created": goal.created,
+    }
+
+
+def insert_goal(conn: sqlite3.Connection, goal: Goal, max_per_site: int) -> bool:
+    """Store a goal; False (nothing stored) when the site already has `max_per_site` goals.
+    Raises AlreadyExists for a taken id or a site that does not exist."""
+    try:
+        with Transaction(conn):
+            count = conn.execute(
+                "SELECT count(*) FROM goals WHERE hostname = :hostname", {"hostname": goal.hostname}
+            ).fetchone()[0]
+            if count >= max_per_site:
+                return False
+            conn.execute(
+                f"INSERT INTO goals ({_GOAL_COLUMNS})"
+                " VALUES (:id, :hostname, :name, :page, :prop_name, :prop_value, :created)",
+                _goal_params(goal),
+            )
+    except sqlite3.IntegrityError:
+        raise AlreadyExists("goal id taken, or no such website") from None
+    return True
+
+
+def list_goals(conn: sqlite3.Connection, hostname: str) -> list[Goal]:
+    """The site's goals, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_GOAL_COLUMNS} FROM goals WHERE hostname = :hostname ORDER BY date_created, id",
+        {"hostname": hostname},
+    )
+    return [_goal(row) for row in rows]
+
+
+def delete_goal(conn: sqlite3.Connection, hostname: str, goal_id: str) -> bool:
+    cursor = conn.execute(
+        "DELETE FROM goals WHERE hostname = :hostname AND id = :id", {"hostname": hostname, "id": goal_id}
     )
     return cursor.rowcount > 0
 

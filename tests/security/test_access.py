@@ -275,6 +275,7 @@ SITE_BODIES: dict[tuple[str, str], object] = {
     ("POST", "/websites/{hostname}/import"): (SAMPLES / "goatcounter-export.csv").read_bytes(),
     ("PATCH", "/websites/{hostname}/settings"): {"outboundLinks": True},
     ("POST", "/websites/{hostname}/annotations"): {"start": "2024-06-01", "text": "a note"},
+    ("POST", "/websites/{hostname}/goals"): {"page": "/signup/*"},
 }
 SITE_QUERIES = {("POST", "/websites/{hostname}/import"): "?from=goatcounter&dry_run=true"}
 SITE_ROUTES = [r for r in ROUTES if "{hostname}" in r.path]
@@ -321,11 +322,12 @@ def test_a_second_user_gets_website_not_found_on_every_route_of_the_owners_site(
             assert owner.post("/api/event/hit", json_body=hit, headers=headers).status == 204
             share = owner.post(f"/api/websites/{OWNER_SITE}/shares", json_body={}).json()["id"]
             note = owner.post(f"/api/websites/{OWNER_SITE}/annotations", json_body={"start": "2024-06-01", "text": "x"})
+            goal = owner.post(f"/api/websites/{OWNER_SITE}/goals", json_body={"property": "plan"}).json()["id"]
             failures = []
             # Writes last: deleting the site ends it, so the owner's turn at it comes after everything else.
             last = ("DELETE", "/websites/{hostname}")
             for route in sorted(SITE_ROUTES, key=lambda r: (r.method == "DELETE", key(r) == last)):
-                ident = share if "/shares/" in route.path else note.json()["id"]
+                ident = share if "/shares/" in route.path else goal if "/goals/" in route.path else note.json()["id"]
                 path = route.path.replace("{hostname}", OWNER_SITE).replace("{id}", ident)
                 url = "/api" + path + SITE_QUERIES.get(key(route), "")
                 body = SITE_BODIES.get(key(route))

@@ -110,6 +110,11 @@ TABLE: dict[tuple[str, str], tuple[int, ...]] = {
     ("DELETE", "/websites/{hostname}/annotations/{id}"): row(404, 403, 404, 403, 404),
     ("GET", "/websites/{hostname}/export"): row(200, 200, 404, 200, 200),
     ("GET", "/website/{hostname}/live"): row(200, 200, 404, 200, 200),  # the pages open now: never a share's
+    # Goals: read with the site, defined by admins; their numbers are not a share's.
+    ("GET", "/websites/{hostname}/goals"): row(200, 200, 404, 200, 200),
+    ("POST", "/websites/{hostname}/goals"): row(400, 403, 404, 403, 400),
+    ("DELETE", "/websites/{hostname}/goals/{id}"): row(404, 403, 404, 403, 404),
+    ("GET", "/website/{hostname}/goals"): row(200, 200, 404, 200, 200),
     ("GET", "/drops"): row(200, 200, 200, 200, 200),
     **{
         ("GET", f"/website/{{hostname}}/{name}"): row(200, 200, 404, 200, 200)

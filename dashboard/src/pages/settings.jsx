@@ -13,6 +13,7 @@ import { FEATURES } from "../insights.js";
 import { checkPublicUrl, snippetFor, trackerBase } from "../snippet.js";
 import { PasswordRules, currentPasswordError } from "./auth.jsx";
 import { ApiKeys, ShareLinks, TwoFactor, Users } from "./access.jsx";
+import { GoalSettings } from "./goals.jsx";
 import { RawExport, SiteTracker } from "./insights.jsx";
 import { DropSuggestions } from "./site.jsx";
 import { cleanHostname } from "./websites.jsx";
@@ -418,6 +419,7 @@ function WebsiteSettings({ query }) {
         </div>
       </form>
       <SiteTracker hostname={chosen} />
+      <GoalSettings hostname={chosen} />
       <RawExport hostname={chosen} />
       <ShareLinks hostname={chosen} />
       <DroppedHits hostname={chosen} websites={data} />

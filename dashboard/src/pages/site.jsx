@@ -36,6 +36,7 @@ import { isAdmin, useCurrentUser } from "../session.js";
 import { snippetFor, trackerBase } from "../snippet.js";
 import { noteSpan, pickedDay } from "../insights.js";
 import { EventsPanel, NoteCard, NoteForm, useNotes, useSiteSettings } from "./insights.jsx";
+import { GoalsPanel } from "./goals.jsx";
 import { LiveCount, LivePanel, useLive } from "./live.jsx";
 import { cleanHostname } from "./websites.jsx";
 
@@ -830,6 +831,7 @@ export function SiteDashboard({ hostname, query }) {
         {!shared && (
           <EventsPanel hostname={hostname} query={query} stats={stats} features={siteSettings.settings && siteSettings.settings.tracker.features} />
         )}
+        {!shared && <GoalsPanel hostname={hostname} stats={stats} canManage={canNote} />}
       </div>
     </div>
   );

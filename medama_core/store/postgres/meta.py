@@ -32,9 +32,11 @@ from medama_core.store.meta import DEFAULT_ADMIN_USERNAME as DEFAULT_ADMIN_USERN
 from medama_core.store.meta import DEFAULT_USER_SETTINGS, AlreadyExists, ApiKey, MissingWebsite, Share, Totp, User
 from medama_core.store.meta import SITE_SETTING_FIELDS as SITE_SETTING_FIELDS
 from medama_core.store.meta import Annotation as Annotation
+from medama_core.store.meta import Goal as Goal
 from medama_core.store.meta import SiteSettings as SiteSettings
 from medama_core.store.meta import merge_site_settings as merge_site_settings
 from medama_core.store.meta import new_annotation_id as new_annotation_id
+from medama_core.store.meta import new_goal_id as new_goal_id
 from medama_core.store.meta import new_key_id as new_key_id
 from medama_core.store.meta import new_user_id as new_user_id
 from medama_core.store.postgres.db import Connection
@@ -198,6 +200,24 @@ MIGRATIONS: tuple[Migration, ...] = (
                 date_expires bigint
             )""",
             "CREATE INDEX shares_hostname ON shares(hostname)",
+        ),
+    ),
+    Migration(
+        6,
+        (
+            # SQLite's migration 7: a site's goals. Read per request, never kept in a node's memory.
+            """CREATE TABLE goals (
+                id text COLLATE "C" PRIMARY KEY,
+                hostname text COLLATE "C" NOT NULL REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE,
+                name text NOT NULL,
+                page text,
+                prop_name text,
+                prop_value text,
+                date_created bigint NOT NULL,
+                CHECK ((page IS NULL) <> (prop_name IS NULL)),
+                CHECK (prop_value IS NULL OR prop_name IS NOT NULL)
+            )""",
+            "CREATE INDEX goals_hostname ON goals(hostname)",
         ),
     ),
 )
@@ -566,6 +586,79 @@ def update_site_settings(conn: Connection, hostname: str, changes: dict[str, obj
             params | {"hostname": hostname, "now": now},
         )
     return fresh
+
+
+# Goals: what a site counts as a conversion.
+
+_GOAL_COLUMNS = "id, hostname, name, page, prop_name, prop_value, date_created"
+
+
+def _goal(row: Any) -> Goal:
+    goal_id, hostname, name, page, prop_name, prop_value, created = row
+    return Goal(
+        str(goal_id),
+        str(hostname),
+        str(name),
+        None if page is None else str(page),
+        None if prop_name is None else str(prop_name),
+        None if prop_value is None else str(prop_value),
+        int(created),
+    )
+
+
+def insert_goal(conn: Connection, goal: Goal, max_per_site: int) -> bool:
+    """Store a goal; False (nothing stored) when the site already has `max_per_site` goals.
+    Raises AlreadyExists for a taken id or a site that does not exist."""
+    _require_storable(goal.id, goal.hostname, goal.name, goal.page, goal.prop_name, goal.prop_value)
+    try:
+        with conn.transaction():
+            # The site's row lock makes concurrent inserts for one site count one after the other.
+            found = conn.execute(
+                "SELECT 1 FROM websites WHERE hostname = %(hostname)s FOR UPDATE", {"hostname": goal.hostname}
+            ).fetchone()
+            if found is None:
+                raise AlreadyExists("goal id taken, or no such website")
+            row = conn.execute(
+                "SELECT count(*) FROM goals WHERE hostname = %(hostname)s", {"hostname": goal.hostname}
+            ).fetchone()
+            if row is not None and int(row[0]) >= max_per_site:
+                return False
+            conn.execute(
+                f"INSERT INTO goals ({_GOAL_COLUMNS})"
+                " VALUES (%(id)s, %(hostname)s, %(name)s, %(page)s, %(prop_name)s, %(prop_value)s, %(created)s)",
+                {
+                    "id": goal.id,
+                    "hostname": goal.hostname,
+                    "name": goal.name,
+                    "page": goal.page,
+                    "prop_name": goal.prop_name,
+                    "prop_value": goal.prop_value,
+                    "created": goal.created,
+                },
+            )
+    except psycopg.IntegrityError:
+        raise AlreadyExists("goal id taken, or no such website") from None
+    return True
+
+
+def list_goals(conn: Connection, hostname: str) -> list[Goal]:
+    """The site's goals, oldest first."""
+    if not _storable(hostname):
+        return []
+    rows = conn.execute(
+        f"SELECT {_GOAL_COLUMNS} FROM goals WHERE hostname = %(hostname)s ORDER BY date_created, id",
+        {"hostname": hostname},
+    )
+    return [_goal(row) for row in rows]
+
+
+def delete_goal(conn: Connection, hostname: str, goal_id: str) -> bool:
+    if not _storable(hostname, goal_id):
+        return False
+    cursor = conn.execute(
+        "DELETE FROM goals WHERE hostname = %(hostname)s AND id = %(id)s", {"hostname": hostname, "id": goal_id}
+    )
+    return cursor.rowcount > 0
 
 
 # Annotations: notes on a date or a range of dates of one site, shown on its chart.

@@ -41,6 +41,7 @@ TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "shares",
         ("id", "hostname", "name", "password", "k", "panels", "frame_ancestors", "date_created", "date_expires"),
     ),
+    ("goals", ("id", "hostname", "name", "page", "prop_name", "prop_value", "date_created")),
 )
 UPSTREAM_TABLES = frozenset({"users", "websites", "tenant_settings"})  # the tables the Go server writes too
 BATCH_ROWS = 1000  # rows in memory at once: well under a megabyte for these tables

@@ -68,6 +68,13 @@ def fill(conn: sqlite3.Connection) -> None:
     )
     sqlite_meta.insert_share(conn, share)
     sqlite_meta.insert_share(conn, sqlite_meta.Share("sh2", "c.example", "", "scrypt$p", 0, (), (), 100, 999))
+    # Goals (migration 7): a page goal and an event goal with and without a value.
+    for goal in (
+        sqlite_meta.Goal("goal_1", "a.example", "Pricing «pro»", "/pricing/*", None, None, 100),
+        sqlite_meta.Goal("goal_2", "a.example", "Signup", None, "plan", "pro", 110),
+        sqlite_meta.Goal("goal_3", "ünï.example", "Any download", None, "file-download", None, 120),
+    ):
+        assert sqlite_meta.insert_goal(conn, goal, 10)
 
 
 def dump(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
@@ -86,6 +93,7 @@ def test_round_trip_sqlite_postgres_sqlite(tmp_path: Path, pg_conn: Any) -> None
     assert counts == {
         "users": 3, "websites": 4, "umami_ids": 1, "site_grants": 2, "tenant_settings": 2, "sessions": SESSIONS,
         "website_settings": 2, "annotations": 2, "api_keys": 2, "totp": 2, "recovery_codes": 2, "shares": 2,
+        "goals": 3,
     }  # fmt: skip
     assert dump(pg_conn) == dump(source)
     user = pg_meta.get_user(pg_conn, "user_a")
@@ -100,6 +108,7 @@ def test_round_trip_sqlite_postgres_sqlite(tmp_path: Path, pg_conn: Any) -> None
     assert pg_meta.list_hostnames(pg_conn) == ["a.example", "b.example", "c.example", "ünï.example"]
     assert pg_meta.list_site_settings(pg_conn) == sqlite_meta.list_site_settings(source)
     assert pg_meta.list_annotations(pg_conn, "c.example") == sqlite_meta.list_annotations(source, "c.example")
+    assert pg_meta.list_goals(pg_conn, "a.example") == sqlite_meta.list_goals(source, "a.example")
     back = fresh_sqlite(tmp_path / "b.db")
     assert postgres_to_sqlite(pg_conn, back) == counts
     assert dump(back) == dump(source)

@@ -23,7 +23,17 @@ from hypothesis import strategies as st
 
 from medama_core.store import db as sqlite_db
 from medama_core.store import meta as sqlite_meta
-from medama_core.store.meta import AlreadyExists, Annotation, ApiKey, MissingWebsite, Share, SiteSettings, Totp, User
+from medama_core.store.meta import (
+    AlreadyExists,
+    Annotation,
+    ApiKey,
+    Goal,
+    MissingWebsite,
+    Share,
+    SiteSettings,
+    Totp,
+    User,
+)
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -76,6 +86,12 @@ def note(
 
 
 NOTES = [note("n1", "2024-06-01", "2024-06-10", created=200), note("n2", "2024-06-01"), note("n3", "2024-06-20")]
+
+GOALS = [
+    Goal("g2", "a.example", "Signed up «pro»", None, "plan", "pro", 200),
+    Goal("g1", "a.example", "Pricing", "/pricing/*", None, None, 100),
+    Goal("g3", "a.example", "Any download", None, "file-download", None, 200),
+]
 
 CASES: dict[str, list[Call]] = {
     "users": [
@@ -418,6 +434,29 @@ CASES: dict[str, list[Call]] = {
         call("delete_user", "user_b", expect=["b.example"]),
         call("list_site_settings", expect={}),
     ],
+    "goals": [
+        *USERS,
+        call("insert_website", "a.example", "user_a", 100),
+        call("insert_website", "b.example", "user_a", 100),
+        call("list_goals", "a.example", expect=[]),
+        *(call("insert_goal", goal, 3, expect=True) for goal in GOALS),
+        call("insert_goal", replace(GOALS[0], id="g4"), 3, expect=False),  # the site has its 3
+        call("insert_goal", replace(GOALS[0], hostname="b.example"), 3, expect="AlreadyExists"),  # id taken
+        call("insert_goal", replace(GOALS[0], id="g5", hostname="nowhere.example"), 3, expect="AlreadyExists"),
+        call("list_goals", "a.example", expect=[GOALS[1], GOALS[0], GOALS[2]]),  # by creation, then id
+        call("list_goals", "b.example", expect=[]),
+        call("delete_goal", "b.example", "g1", expect=False),  # another site's goal
+        call("delete_goal", "a.example", "g1", expect=True),
+        call("delete_goal", "a.example", "g1", expect=False),
+        call("rename_website", "a.example", "c.example", 300, expect=True),  # the goals move with the site
+        call(
+            "list_goals",
+            "c.example",
+            expect=[replace(GOALS[0], hostname="c.example"), replace(GOALS[2], hostname="c.example")],
+        ),
+        call("delete_website", "c.example", expect=True),
+        call("list_goals", "c.example", expect=[]),
+    ],
     "annotations": [
         *USERS,
         call("insert_website", "a.example", "user_a", 100),
@@ -497,7 +536,7 @@ def reset(conn: Any) -> None:
     """Empty every app-data table of the module's PostgreSQL database (a fresh database in a few ms)."""
     conn.execute(
         "TRUNCATE users, websites, umami_ids, tenant_settings, sessions, website_settings, annotations, site_grants,"
-        " api_keys, totp, recovery_codes, shares"
+        " api_keys, totp, recovery_codes, shares, goals"
     )
 
 
