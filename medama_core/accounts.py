@@ -1,9 +1,13 @@
-"""Accounts outside the HTTP API: the default admin, the rules for a new password, and the default-password check.
+"""Accounts as the API and `medama user` both change them: the default admin, new passwords, roles, removal.
 
 Shared by `start`, `medama import --create-websites`, `medama user` and the
-API, so that each creates and changes accounts the same way. Functions take a
+API, so that each creates and changes accounts the same way, under the same
+rules: a password's length and not the default one; the last admin is never
+removed or made a viewer while other accounts remain. Functions take a
 connection to me_meta.db and are synchronous, like store functions; hashing
-runs in the caller's thread.
+runs in the caller's thread. The API runs the role and removal functions on
+the database's one writer thread, so their check and change are not split
+by another request.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from medama_core.store import meta
 # Upstream's bounds (its AuthLogin schema), as the API checks them.
 PASSWORD_MIN: Final = 5
 PASSWORD_MAX: Final = 128
+ROLES: Final = ("admin", "viewer")  # permissions.Role's values, as stored
+LAST_ADMIN: Final = "the last admin cannot be {}: make another account an admin first"
 DEFAULT_PASSWORD_REFUSED: Final = (
     f"the new password must not be the default {meta.DEFAULT_ADMIN_PASSWORD}, which everyone can read in the docs"
 )
@@ -54,3 +60,52 @@ def check_unknown_defaults(conn: sqlite3.Connection) -> None:
         except passwords.PasswordHashUnsupported:
             continue
         meta.set_password_is_default(conn, user.id, is_default)
+
+
+class AccountError(Exception):
+    """A change the account rules refuse; the message says why (the API answers 409, the CLI exits 1)."""
+
+
+def set_role(conn: sqlite3.Connection, user: meta.User, role: str, now: int) -> None:
+    """Give `user` the role `role`, unless that would leave no admin (AccountError)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    if user.role == "admin" and role != "admin" and meta.count_admins(conn) <= 1:
+        raise AccountError(LAST_ADMIN.format("made a viewer"))
+    meta.set_role(conn, user.id, role, now)
+
+
+def remove(conn: sqlite3.Connection, user: meta.User, heir_id: str | None) -> list[str]:
+    """Delete `user` and their sessions, keys and grants, unless they are the last admin while other
+    accounts remain (AccountError). The sites they added go to `heir_id` (the admin removing them) or,
+    with None (an account deleting itself), are deleted: the hostnames deleted."""
+    if user.role == "admin" and meta.count_admins(conn) <= 1 and meta.count_users(conn) > 1:
+        raise AccountError(LAST_ADMIN.format("removed while other accounts exist"))
+    if heir_id is not None:
+        meta.transfer_websites(conn, user.id, heir_id)
+    deleted = meta.delete_user(conn, user.id)
+    return [] if deleted is None else deleted
+
+
+def add(
+    conn: sqlite3.Connection, username: str, password_hash: str, role: str, now: int, websites: list[str] | None = None
+) -> meta.User:
+    """Create an account with these grants. Raises AlreadyExists for a taken username and
+    MissingWebsite for a grant of a site that does not exist; then nothing was created."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    if meta.get_user_by_username(conn, username) is not None:
+        raise meta.AlreadyExists("user already exists")
+    missing = sorted(set(websites or ()) - set(meta.list_hostnames(conn)))
+    if missing:
+        raise meta.MissingWebsite(f"no website named {missing[0]}")
+    user_id = meta.new_user_id()
+    try:
+        meta.insert_user(conn, user_id, username, password_hash, now, role=role)
+    except sqlite3.IntegrityError:
+        raise meta.AlreadyExists("user already exists") from None
+    if websites:
+        meta.set_grants(conn, user_id, websites)
+    user = meta.get_user(conn, user_id)
+    assert user is not None
+    return user

@@ -12,7 +12,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from medama_core import COMMIT, __version__, access, accounts, assets, https
+from medama_core import COMMIT, __version__, access, accounts, assets, https, sharelinks
 from medama_core.accesslog import SUMMARY_INTERVAL_S, AccessLog
 from medama_core.api import (
     Context,
@@ -24,16 +24,21 @@ from medama_core.api import (
     foreign,
     health,
     imported,
+    keys,
+    members,
     notes,
     reload_site_settings,
+    shares,
     sitesettings,
     stats,
     tables,
+    twofactor,
     upload,
     users,
     websites,
 )
 from medama_core.api import auth as auth_api
+from medama_core.api import goals as goals_api
 from medama_core.api import live as live_api
 from medama_core.api import settings as settings_api
 from medama_core.config import Config, StartupError, as_dict
@@ -51,8 +56,8 @@ from medama_core.store import analytics, hits, meta
 from medama_core.store.db import Database, Migration, QueryTimeout, UnusableFile, is_disk_full
 from medama_core.writer import Batcher
 
-PUBLIC, ACCOUNT, SERVER = Access.PUBLIC, Access.ACCOUNT, Access.SERVER
-SITE_READ, SITE_MANAGE = Access.SITE_READ, Access.SITE_MANAGE
+PUBLIC, ACCOUNT, CREDENTIALS, SERVER = Access.PUBLIC, Access.ACCOUNT, Access.CREDENTIALS, Access.SERVER
+SITE_READ, SITE_MANAGE, SHARE_READ = Access.SITE_READ, Access.SITE_MANAGE, Access.SHARE_READ
 
 API_PREFIX = "/api"
 EVENT_BODY_LIMIT = 64 * 1024  # a tracker beacon is < 1 KiB; 64 KiB leaves room for big custom properties
@@ -92,6 +97,17 @@ def security_headers(path: str | None) -> list[tuple[str, str]]:
     return [*COMMON_SECURITY_HEADERS, *FRAMED_SECURITY_HEADERS]
 
 
+SHARE_PAGE_PREFIX = "/share/"  # a share link's read-only dashboard: the dashboard's page, framed as its owner allows
+
+
+def share_page_headers(frame_ancestors: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The dashboard's policy with the share's own `frame-ancestors` (docs/auth.md). X-Frame-Options
+    cannot name origins, so it is sent (DENY) only when no origin may frame the page."""
+    source = sharelinks.frame_ancestors_source(frame_ancestors)
+    headers = [*COMMON_SECURITY_HEADERS, ("Content-Security-Policy", DASHBOARD_CSP.replace("'none'", source, 1))]
+    return headers if frame_ancestors else [*headers, ("X-Frame-Options", "DENY")]
+
+
 # Every URL the API answers, relative to /api, in matching order, with the access each needs
 # (permissions.py): `App` checks it before the handler runs, and refuses to start on a route without one.
 ROUTES: tuple[Route[Handler], ...] = (
@@ -107,18 +123,39 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("PATCH", "/user", users.patch_user, access=ACCOUNT),
     Route("DELETE", "/user", users.delete_user, access=ACCOUNT),
     Route("GET", "/user/usage", users.get_user_usage, access=SERVER),
+    # Ours (docs/auth.md): API keys and two-factor login, from a signed-in browser; accounts, for admins.
+    Route("GET", "/user/keys", keys.list_keys, access=CREDENTIALS),
+    Route("POST", "/user/keys", keys.post_key, access=CREDENTIALS),
+    Route("DELETE", "/user/keys/{id}", keys.delete_key, access=CREDENTIALS),
+    Route("POST", "/user/totp", twofactor.post_totp, access=CREDENTIALS),
+    Route("POST", "/user/totp/confirm", twofactor.confirm_totp, access=CREDENTIALS),
+    Route("DELETE", "/user/totp", twofactor.delete_totp, access=CREDENTIALS),
+    Route("GET", "/users", members.list_users, access=SERVER),
+    Route("POST", "/users", members.post_user, access=SERVER),
+    Route("PATCH", "/users/{username}", members.patch_user, access=SERVER),
+    Route("DELETE", "/users/{username}", members.delete_user, access=SERVER),
     Route("GET", "/settings/usage", settings_api.get_settings_usage, access=SERVER),
     Route("PATCH", "/settings/usage", settings_api.patch_settings_usage, access=SERVER),
     Route("GET", "/tenant/settings", settings_api.get_tenant_settings, access=SERVER),
     Route("PATCH", "/tenant/settings", settings_api.patch_tenant_settings, access=SERVER),
     Route("GET", "/websites", websites.list_websites, access=ACCOUNT),
-    Route("POST", "/websites", websites.post_website, access=ACCOUNT),
+    Route("POST", "/websites", websites.post_website, access=SERVER),  # adding a site is an admin's
     # Our addition; "sparklines" is no hostname. Each site in its query is checked as SITE_READ (access.py).
     Route("GET", "/websites/sparklines", websites.get_sparklines, access=ACCOUNT),
     Route("GET", "/websites/{hostname}", websites.get_website, access=SITE_READ),
     Route("PATCH", "/websites/{hostname}", websites.patch_website, access=SITE_MANAGE),
     Route("DELETE", "/websites/{hostname}", websites.delete_website, access=SITE_MANAGE),
     Route("POST", "/websites/{hostname}/import", upload.post_import, access=SITE_MANAGE),  # ours: another tool's export
+    # Ours: share links to the site's dashboard (api/shares.py), and what they open, with no account.
+    Route("GET", "/websites/{hostname}/shares", shares.list_shares, access=SITE_MANAGE),
+    Route("POST", "/websites/{hostname}/shares", shares.post_share, access=SITE_MANAGE),
+    Route("DELETE", "/websites/{hostname}/shares/{id}", shares.delete_share, access=SITE_MANAGE),
+    Route("GET", "/share/{share}", shares.get_share, access=SHARE_READ),
+    Route("POST", "/share/{share}/auth", shares.post_share_auth, access=PUBLIC),  # a share's password: its cookie
+    *(
+        Route("GET", f"/share/{{share}}/{name}", handler, access=SHARE_READ)
+        for name, handler in shares.HANDLERS.items()
+    ),
     Route("GET", "/drops", drops.get_drops, access=ACCOUNT),
     # Ours (docs/insights.md): a site's own settings, the notes on its chart, its raw data as a download.
     Route("GET", "/websites/{hostname}/settings", sitesettings.get_site_settings, access=SITE_READ),
@@ -135,6 +172,11 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("GET", "/website/{hostname}/imported", imported.get_imported, access=SITE_READ),  # ours: imported days
     Route("GET", "/website/{hostname}/progress", stats.get_progress, access=SITE_READ),  # ours: background work
     Route("GET", "/website/{hostname}/live", live_api.get_live, access=SITE_READ),  # ours: pages open now
+    # Ours (docs/insights.md, Goals): a site's goals and their conversions.
+    Route("GET", "/websites/{hostname}/goals", goals_api.list_goals, access=SITE_READ),
+    Route("POST", "/websites/{hostname}/goals", goals_api.post_goal, access=SITE_MANAGE),
+    Route("DELETE", "/websites/{hostname}/goals/{id}", goals_api.delete_goal, access=SITE_MANAGE),
+    Route("GET", "/website/{hostname}/goals", tables.csv_capable("goals", goals_api.get_goal_stats), access=SITE_READ),
 )
 
 # A site that exists but is not the caller's answers `404 website not found`, as an unknown one does,
@@ -227,7 +269,19 @@ class App:
             asset = self.assets.lookup(path, self.ctx.script_variant)
         if asset is None:
             raise HTTPError(404, "file not found")
-        return assets.respond(asset, request)
+        response = assets.respond(asset, request)
+        if path.startswith(SHARE_PAGE_PREFIX):
+            response.headers += share_page_headers(await self._frame_ancestors(path[len(SHARE_PAGE_PREFIX) :]))
+        return response
+
+    async def _frame_ancestors(self, share_id: str) -> tuple[str, ...]:
+        """The origins that may frame the page of a live share; none for any other path."""
+        if not sharelinks.well_formed_id(share_id):
+            return ()
+        share = await self.ctx.meta.read(meta.get_share, share_id)
+        if share is None or (share.date_expires is not None and share.date_expires <= time.time()):
+            return ()
+        return share.frame_ancestors
 
     async def _authorize(self, request: Request, route: Route[Handler]) -> None:
         """The one access check (access.py), with the access the route declares."""
@@ -239,7 +293,8 @@ class App:
         await access.authorize(request, rule, self.ctx.meta, demo=self.ctx.config.demo, hidden_status=hidden)
 
     def _decorate(self, request: Request, response: Response) -> None:
-        response.headers += security_headers(request.path)
+        if response.header("Content-Security-Policy") is None:  # a share's page brings its own (share_page_headers)
+            response.headers += security_headers(request.path)
         cors.add_headers(request, response, self.ctx.config.corsorigins)
         if request.method in ("GET", "HEAD") and cors.credentialed_route(request.path):
             response.headers.append(("X-Api-Commit", COMMIT))

@@ -13,9 +13,10 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from medama_core import passwords, throttle
+from medama_core import passwords, throttle, totp
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request
 from medama_core.ingest import ipfilter
@@ -147,7 +148,22 @@ async def throttled_verify(
     The attempt counts before the check runs; a correct password clears the account's failures
     from this network.
     """
-    keys = throttle.login_keys(network, username)
+    outcome = await throttled(
+        state, log, throttle.login_keys(network, username), lambda: verify(state, log, user, password)
+    )
+    return outcome is True
+
+
+Check = Callable[[], Awaitable[bool | None]]  # one throttled attempt: True passed, False failed, None neither
+
+
+async def throttled(state: AuthState, log: Logger, keys: list[throttle.Key], check: Check) -> bool | None:
+    """Run `check` as one throttled attempt on `keys`; 429 while they must wait.
+
+    The attempt counts before the check runs. True clears the keys' account failures, False
+    records a failure; None (a correct password still waiting for its second factor) does
+    neither, so the attempt stays counted until the code is right.
+    """
     now = time.monotonic()
     wait = state.throttle.retry_after(keys, now)
     if wait:
@@ -155,12 +171,36 @@ async def throttled_verify(
     state.throttle.attempt(keys, now)
     if state.throttle.full_warning(now):
         log.warn("login throttle table is full of locks; new keys go unrecorded", untracked=state.throttle.untracked)
-    ok = await verify(state, log, user, password)
-    if ok:
+    outcome = await check()
+    if outcome is True:
         state.throttle.succeeded(keys)
-    else:
+    elif outcome is False:
         state.throttle.failed(keys, time.monotonic())
-    return ok
+    return outcome
+
+
+async def verify_hash(state: AuthState, log: Logger, password_hash: str, password: str) -> bool:
+    """Whether `password` matches a stored hash that is not a user's (a share's), in one check's time."""
+    async with state.hashing:
+        try:
+            return await asyncio.to_thread(passwords.verify_password, password_hash, password)
+        except passwords.PasswordHashUnsupported as exc:
+            log.error("cannot verify password", error=str(exc))
+            return False
+
+
+async def second_factor(db: Database, user_id: str, code: str) -> bool:
+    """Whether `code` is a current TOTP code of the user, never used before, or one of their unused
+    recovery codes; either is spent by this check (a replay of it fails)."""
+    if totp.is_code(code):
+        secret = await db.read(meta.get_totp, user_id)
+        if secret is None or not secret.enabled:
+            return False
+        step = totp.matching_step(secret.secret, code, time.time())
+        return step is not None and await db.write(meta.use_totp_step, user_id, step)
+    if totp.normalise_recovery_code(code) is None:
+        return False
+    return await db.write(meta.use_recovery_code, user_id, totp.recovery_hash(code))
 
 
 def client_network(request: Request, trusted_proxies: tuple[str, ...]) -> str:

@@ -1,10 +1,11 @@
 """`medama user <action>`: accounts managed on me_meta.db from the command line, whether the server runs or not.
 
 Each action is one row of ACTIONS (its synopsis, description, flags and
-function), so `list`, `add`, `role` and `remove` slot in beside `password`.
-They work on the database file directly: SQLite's WAL lets them write while
-the server reads and writes, and the server reads sessions from the database
-on every request, so a change here takes effect there at once.
+function): `list`, `add`, `password`, `role`, `remove` and `totp-off`. They
+work on the database file directly: SQLite's WAL lets them write while the
+server reads and writes, and the server reads sessions, roles and grants from
+the database on every request, so a change here takes effect there at once.
+They keep the rules the API keeps (accounts.py): the last admin stays an admin.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Final
 
-from medama_core import accounts, passwords
+from medama_core import accounts, hostnames, passwords
 from medama_core.config import ConfigError, Option, StartupError, help_text, option, parse_flags
 from medama_core.store import db, meta
 
@@ -60,16 +61,21 @@ def read_new_password(username: str, stdin: IO[str]) -> str:
     return password
 
 
+def _role(text: str) -> str:
+    if text not in accounts.ROLES:
+        raise ConfigError(f"{text!r} is not one of {', '.join(accounts.ROLES)}")
+    return text
+
+
+def _hostname_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 def set_password(values: dict[str, Any], names: list[str], stdin: IO[str], stdout: IO[str]) -> int:
-    if len(names) != 1:
-        raise ConfigError(f"give one user name (usage: {ACTIONS['password'].synopsis})")
-    username = names[0]
+    (username,) = _one_name(names, "password")
     conn = _open(values["appdb"])
     try:
-        user = meta.get_user_by_username(conn, username)
-        if user is None:
-            known = ", ".join(meta.list_usernames(conn)) or "none"
-            raise StartupError(f"no user named {username!r} in {values['appdb']} (users: {known})")
+        user = _user(conn, values["appdb"], username)
         password = read_new_password(username, stdin)
         problem = accounts.new_password_problem(password)
         if problem is not None:
@@ -83,7 +89,139 @@ def set_password(values: dict[str, Any], names: list[str], stdin: IO[str], stdou
     return 0
 
 
+def _one_name(names: list[str], action: str, count: int = 1) -> list[str]:
+    if len(names) != count:
+        raise ConfigError(
+            f"give {'one user name' if count == 1 else 'a user name and a role'} (usage: {ACTIONS[action].synopsis})"
+        )
+    return names
+
+
+def _user(conn: Any, appdb: str, username: str) -> meta.User:
+    user = meta.get_user_by_username(conn, username)
+    if user is None:
+        known = ", ".join(meta.list_usernames(conn)) or "none"
+        raise StartupError(f"no user named {username!r} in {appdb} (users: {known})")
+    return user
+
+
+def list_users(values: dict[str, Any], names: list[str], stdin: IO[str], stdout: IO[str]) -> int:
+    if names:
+        raise ConfigError(f"unexpected argument {names[0]!r} (usage: {ACTIONS['list'].synopsis})")
+    conn = _open(values["appdb"])
+    try:
+        users, grants = meta.list_users(conn), meta.grants_by_user(conn)
+    finally:
+        conn.close()
+    width = max([len("USERNAME"), *(len(user.username) for user in users)])
+    print(f"{'USERNAME':<{width}}  ROLE    2FA  CREATED     WEBSITES", file=stdout)
+    for user in users:
+        created = time.strftime("%Y-%m-%d", time.gmtime(user.date_created))
+        sites = "all" if user.role == "admin" else ",".join(grants.get(user.id, [])) or "none"
+        print(
+            f"{user.username:<{width}}  {user.role:<6}  {'on ' if user.totp else 'off'}  {created}  {sites}",
+            file=stdout,
+        )
+    return 0
+
+
+def add_user(values: dict[str, Any], names: list[str], stdin: IO[str], stdout: IO[str]) -> int:
+    (username,) = _one_name(names, "add")
+    if not 3 <= len(username) <= 48:
+        raise StartupError("a user name must be 3 to 48 characters long, as sign-in takes it")
+    try:
+        websites = [hostnames.normalise(name) for name in values["websites"]]
+    except hostnames.InvalidHostname as exc:
+        raise ConfigError(f"-websites: {exc}") from None
+    conn = _open(values["appdb"])
+    try:
+        if meta.get_user_by_username(conn, username) is not None:
+            raise StartupError(f"there is already a user named {username!r}")
+        password = read_new_password(username, stdin)
+        problem = accounts.new_password_problem(password)
+        if problem is not None:
+            raise StartupError(f"{problem}; nothing was changed")
+        try:
+            accounts.add(conn, username, passwords.hash_password(password), values["role"], int(time.time()), websites)
+        except (meta.AlreadyExists, meta.MissingWebsite) as exc:
+            raise StartupError(f"{exc}; nothing was changed") from None
+    finally:
+        conn.close()
+    granted = f", may read {', '.join(websites)}" if websites and values["role"] == "viewer" else ""
+    print(f"added {username} as {values['role']}{granted}", file=stdout)
+    return 0
+
+
+def set_role(values: dict[str, Any], names: list[str], stdin: IO[str], stdout: IO[str]) -> int:
+    username, role = _one_name(names, "role", 2)
+    if role not in accounts.ROLES:
+        raise ConfigError(f"{role!r} is not a role: {' or '.join(accounts.ROLES)}")
+    conn = _open(values["appdb"])
+    try:
+        user = _user(conn, values["appdb"], username)
+        accounts.set_role(conn, user, role, int(time.time()))
+    except accounts.AccountError as exc:
+        raise StartupError(f"{exc}; nothing was changed") from None
+    finally:
+        conn.close()
+    print(f"{username} is now {'an' if role == 'admin' else 'a'} {role}", file=stdout)
+    return 0
+
+
+def remove_user(values: dict[str, Any], names: list[str], stdin: IO[str], stdout: IO[str]) -> int:
+    (username,) = _one_name(names, "remove")
+    conn = _open(values["appdb"])
+    try:
+        user = _user(conn, values["appdb"], username)
+        heirs = [u for u in meta.list_users(conn) if u.role == "admin" and u.id != user.id]
+        if not heirs and meta.count_users(conn) == 1:
+            raise StartupError(
+                f"{username} is the only account; sign in and delete it from the dashboard, which removes its "
+                "websites' stats too (nothing was changed)"
+            )
+        heir = min(heirs, key=lambda u: (u.date_created, u.id)) if heirs else None
+        accounts.remove(conn, user, None if heir is None else heir.id)
+    except accounts.AccountError as exc:
+        raise StartupError(f"{exc}; nothing was changed") from None
+    finally:
+        conn.close()
+    moved = f"; its websites now belong to {heir.username}" if heir is not None else ""
+    print(f"removed {username}{moved}", file=stdout)
+    return 0
+
+
+def totp_off(values: dict[str, Any], names: list[str], stdin: IO[str], stdout: IO[str]) -> int:
+    (username,) = _one_name(names, "totp-off")
+    conn = _open(values["appdb"])
+    try:
+        user = _user(conn, values["appdb"], username)
+        was_on = meta.delete_totp(conn, user.id)
+    finally:
+        conn.close()
+    print(f"two-factor login of {username} is off" + ("" if was_on else " (it was not on)"), file=stdout)
+    return 0
+
+
+ROLE_OPTION: Final = Option("role", None, "viewer", _role, "admin (everything) or viewer (reads -websites only)")
+WEBSITES_OPTION: Final = Option(
+    "websites", None, (), _hostname_list, "comma-separated websites a viewer may read", shown_default="none"
+)
+
 ACTIONS: Final = {
+    "list": Action(
+        "medama user list [flags]",
+        "List the accounts: role, whether two-factor login is on, when each was created, the websites a\n"
+        "viewer may read.",
+        (option("appdb"), option("env")),
+        list_users,
+    ),
+    "add": Action(
+        "medama user add NAME [flags]",
+        "Add an account, a viewer unless -role admin. Its password is asked twice on a terminal, without\n"
+        "echo; otherwise one line is read from standard input.",
+        (ROLE_OPTION, WEBSITES_OPTION, option("appdb"), option("env")),
+        add_user,
+    ),
     "password": Action(
         "medama user password NAME [flags]",
         "Set the password of user NAME, e.g. when it is forgotten. On a terminal it is asked twice, without\n"
@@ -91,6 +229,26 @@ ACTIONS: Final = {
         "admin). Every session of that user ends. Works while the server runs.",
         (option("appdb"), option("env")),
         set_password,
+    ),
+    "role": Action(
+        "medama user role NAME admin|viewer [flags]",
+        "Make user NAME an admin or a viewer. The last admin stays an admin.",
+        (option("appdb"), option("env")),
+        set_role,
+    ),
+    "remove": Action(
+        "medama user remove NAME [flags]",
+        "Remove user NAME with its sessions, API keys and grants; the websites it added go to the oldest\n"
+        "remaining admin, with their stats. The last admin is not removed while other accounts exist.",
+        (option("appdb"), option("env")),
+        remove_user,
+    ),
+    "totp-off": Action(
+        "medama user totp-off NAME [flags]",
+        "Turn off the two-factor login of user NAME, who lost both the authenticator app and the recovery\n"
+        "codes; the password alone signs in again.",
+        (option("appdb"), option("env")),
+        totp_off,
     ),
 }
 

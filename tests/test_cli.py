@@ -78,6 +78,11 @@ FLAG_LINE = re.compile(r"  -[\w-]+(, -[\w-]+)* \(default: [^)]*(; env [A-Z_]+)?\
         ),
         (["export"], ["type", "format", "hostname", "start", "end", "output", "appdb", "analyticsdb", "env"]),
         (["user", "password"], ["appdb", "env"]),
+        (["user", "list"], ["appdb", "env"]),
+        (["user", "add"], ["role", "websites", "appdb", "env"]),
+        (["user", "role"], ["appdb", "env"]),
+        (["user", "remove"], ["appdb", "env"]),
+        (["user", "totp-off"], ["appdb", "env"]),
     ],
 )
 def test_one_help_style_listing_every_flag_with_its_default(argv: list[str], flags: list[str]) -> None:

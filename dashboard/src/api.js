@@ -79,7 +79,8 @@ export async function api(method, path, { query, body, raw, signal, auth = true 
   }
   if (!response.ok) {
     const message = (data && data.error && data.error.message) || text || response.statusText;
-    if (response.status === 401 && auth) navigate(loginPath(), { replace: true });
+    // A share link's 401 asks for its password (pages/share.jsx), never for an account.
+    if (response.status === 401 && auth && !path.startsWith("/share/")) navigate(loginPath(), { replace: true });
     throw new ApiError(response.status, String(message).slice(0, 300));
   }
   return data;

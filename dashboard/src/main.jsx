@@ -7,6 +7,7 @@ import { DATASETS } from "./datasets.js";
 import { FirstPassword, Login, Logout, useConnection } from "./pages/auth.jsx";
 import { Detail } from "./pages/detail.jsx";
 import { Settings } from "./pages/settings.jsx";
+import { SharePage } from "./pages/share.jsx";
 import { SiteDashboard } from "./pages/site.jsx";
 import { Websites } from "./pages/websites.jsx";
 import { Link, useLocation } from "./router.jsx";
@@ -28,7 +29,9 @@ function ThemeToggle() {
   );
 }
 
-const isBare = (path) => path === "/login" || path === "/logout";
+const isShare = (path) => path.startsWith("/share/");
+// Pages without the account's navigation: signing in and out, and a share link's dashboard (no account at all).
+const isBare = (path) => path === "/login" || path === "/logout" || isShare(path);
 
 function Header({ path, locked }) {
   const bare = isBare(path);
@@ -39,10 +42,17 @@ function Header({ path, locked }) {
         Skip to content
       </a>
       <div class="header-inner">
-        <Link href="/" class="brand" aria-label="Medama, my websites">
-          <img src="/favicon.svg" alt="" width="24" height="24" />
-          <span>Medama</span>
-        </Link>
+        {isShare(path) ? (
+          <span class="brand">
+            <img src="/favicon.svg" alt="" width="24" height="24" />
+            <span>Medama</span>
+          </span>
+        ) : (
+          <Link href="/" class="brand" aria-label="Medama, my websites">
+            <img src="/favicon.svg" alt="" width="24" height="24" />
+            <span>Medama</span>
+          </Link>
+        )}
         <nav class="nav" aria-label="Main">
           {!bare && locked && <Link href="/logout">Log out</Link>}
           {!bare && !locked && (
@@ -79,6 +89,9 @@ function Page({ path, query }) {
   if (parts[0] === "login" && parts.length === 1) return <Login query={query} />;
   if (parts[0] === "logout" && parts.length === 1) return <Logout />;
   if (parts[0] === "settings" && parts.length <= 2) return <Settings section={parts[1]} query={query} />;
+  if (parts[0] === "share" && (parts.length === 2 || parts.length === 3)) {
+    return <SharePage key={parts[1]} id={parts[1]} name={parts[2]} query={query} />;
+  }
   if (!HOSTNAME.test(parts[0])) return <NotFound />;
   if (parts.length === 1) return <SiteDashboard key={parts[0]} hostname={parts[0].toLowerCase()} query={query} />;
   if (parts.length === 2 && Object.hasOwn(DATASETS, parts[1])) {

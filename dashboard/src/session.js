@@ -1,4 +1,5 @@
 // The signed-in account as the whole app sees it, the server's cookie rule, and the login password (memory only).
+import { useEffect, useState } from "preact/hooks";
 import { api } from "./api.js";
 
 let user; // the last GET /api/user answer; undefined until known
@@ -16,6 +17,18 @@ export function setUser(next) {
 export function onUserChange(listener) {
   listeners.add(listener);
   return () => listeners.delete(listener);
+}
+
+/** The signed-in account in a component, re-rendered when it becomes known or changes. */
+export function useCurrentUser() {
+  const [me, setMe] = useState(user);
+  useEffect(() => onUserChange(() => setMe(user)), []);
+  return me;
+}
+
+/** Whether the account may manage sites, settings and accounts; while unknown, or from a server without roles, yes. */
+export function isAdmin(me) {
+  return !me || !me.role || me.role === "admin";
 }
 
 // The password just typed at login, kept only in this tab's memory (never stored) so the forced first change can

@@ -1,9 +1,10 @@
 """/drops: the hits ingestion dropped, per UTC day, site and reason, for the caller's sites (CONTRACT 5).
 
 The rows come from the analytics table `drops` (written by api/events.py).
-A caller sees the rows of their own websites and of host names no website
-has (hostname "" when the site could not be told, such as a body that did not
-parse); rows of other accounts' websites stay hidden.
+A caller sees the rows of the websites they see (permissions.sees_site) and,
+if an admin, of host names no website has (hostname "" when the site could
+not be told, such as a body that did not parse); a viewer sees only the rows
+of the sites granted to them.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from medama_core import access
+from medama_core import access, permissions
 from medama_core.api import Context
 from medama_core.http.errors import HTTPError
 from medama_core.http.params import parse_time
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import hits, meta
+from medama_core.store import hits
 
 DAY_US: Final = 24 * 60 * 60 * 1_000_000
 DAY_MS: Final = DAY_US // 1000
@@ -41,17 +42,20 @@ def period_days(start_us: int | None, end_us: int | None, now_us: int) -> tuple[
 
 async def get_drops(request: Request, ctx: Context) -> Response:
     """Rows newest day first, then by hostname and reason: `{date, hostname, reason, hits}`."""
-    session = access.session(request)
+    actor = access.caller(request).actor
     start, end = request.query_value("start"), request.query_value("end")
     first, last = period_days(
         None if start is None else parse_time("start", start),
         None if end is None else parse_time("end", end),
         time.time_ns() // 1000,
     )
-    own = set(await ctx.meta.read(meta.list_user_hostnames, session.user.id))
     rows = await ctx.analytics.read(hits.drop_counts, first, last)
     registered = ctx.hostnames
-    visible = [row for row in rows if row[1] in own or row[1] not in registered]
+    unregistered = permissions.sees_unregistered(actor)
+    visible = [
+        row for row in rows if (row[1] in registered and permissions.sees_site(actor, row[1]))
+        or (row[1] not in registered and unregistered)
+    ]  # fmt: skip
     visible.sort(key=lambda row: (-row[0], row[1], row[2]))
     body: list[dict[str, Any]] = [
         {"date": _date(day), "hostname": hostname, "reason": reason, "hits": count}

@@ -31,6 +31,8 @@ def user_json(user: meta.User) -> dict[str, Any]:
         "dateCreated": user.date_created,
         "dateUpdated": user.date_updated,
         "passwordChangeRequired": user.password_is_default is True,  # None (not known yet) counts as changed
+        "role": user.role,  # ours: admin or viewer (docs/auth.md)
+        "totpEnabled": user.totp,  # ours: two-factor login is on
     }
 
 
@@ -48,12 +50,12 @@ def _language(settings_text: str) -> str:
 
 
 async def get_user(request: Request, ctx: Context) -> Response:
-    session = access.session(request)
-    return json_response(user_json(session.user))
+    return json_response(user_json(access.user(request)))
 
 
 async def patch_user(request: Request, ctx: Context) -> Response:
-    session = access.session(request)
+    caller = access.caller(request)
+    user = access.user(request)
     body = json_object(request)
     username = optional_string(body, "username", USERNAME_MIN, USERNAME_MAX)
     password = optional_string(body, "password", PASSWORD_MIN, PASSWORD_MAX)
@@ -63,30 +65,30 @@ async def patch_user(request: Request, ctx: Context) -> Response:
     new_settings = _parse_settings(body)
     password_hash = None
     if password is not None:
-        await _confirm(request, ctx, session, current, "change the password")
+        await _confirm(request, ctx, user, current, "change the password")
         async with ctx.auth.hashing:
             password_hash = await asyncio.to_thread(passwords.hash_password, password)
     settings_text = None
     if new_settings:
-        merged = _settings(session.user.settings) | new_settings
+        merged = _settings(user.settings) | new_settings
         settings_text = json.dumps(merged, separators=(",", ":"))
     try:
-        user = await ctx.meta.write(
+        updated = await ctx.meta.write(
             functools.partial(
                 meta.update_user,
                 username=username,
                 password_hash=password_hash,
                 settings=settings_text,
-                keep_session=session.token_hash,
+                keep_session=None if caller.session is None else caller.session.token_hash,
             ),
-            session.user.id,
+            user.id,
             int(time.time()),
         )
     except meta.AlreadyExists as exc:
         raise HTTPError(409, str(exc)) from None
-    if user is None:
+    if updated is None:
         raise HTTPError(404, "user not found")
-    return json_response(user_json(user))
+    return json_response(user_json(updated))
 
 
 def _parse_settings(body: dict[str, Any]) -> dict[str, Any]:
@@ -99,26 +101,28 @@ def _parse_settings(body: dict[str, Any]) -> dict[str, Any]:
     return {"language": language}
 
 
-async def _confirm(request: Request, ctx: Context, session: auth.Session, current: str | None, action: str) -> None:
+async def _confirm(request: Request, ctx: Context, user: meta.User, current: str | None, action: str) -> None:
     """Check the account's current password (CONTRACT 3): 400 without one, 403 when wrong, 429 while
     throttled like sign-in failures. A stolen session alone cannot take the account over or delete it."""
     if current is None:
         raise HTTPError(400, f"{CURRENT_PASSWORD} is required to {action}")
     network = auth.client_network(request, ctx.config.trustedproxies)
-    if not await auth.throttled_verify(ctx.auth, ctx.log, network, session.user.username, session.user, current):
+    if not await auth.throttled_verify(ctx.auth, ctx.log, network, user.username, user, current):
         raise HTTPError(403, WRONG_CURRENT_PASSWORD)
 
 
 async def delete_user(request: Request, ctx: Context) -> Response:
     """Delete the account, its websites and their analytics rows; its sessions go with it.
 
-    The body must hold the current password: `{"currentPassword": "..."}`."""
-    session = access.session(request)
+    The body must hold the current password: `{"currentPassword": "..."}`. The last admin
+    cannot go while other accounts remain (409): someone must be able to manage them."""
+    user = access.user(request)
     current = optional_string(json_object(request), CURRENT_PASSWORD, 1, PASSWORD_MAX) if request.body else None
-    await _confirm(request, ctx, session, current, "delete the account")
-    hostnames = await ctx.meta.write(meta.delete_user, session.user.id)
-    if hostnames is None:
-        raise HTTPError(404, "user not found")
+    await _confirm(request, ctx, user, current, "delete the account")
+    try:
+        hostnames = await ctx.meta.write(accounts.remove, user, None)
+    except accounts.AccountError as exc:
+        raise HTTPError(409, str(exc)) from None
     ctx.hostnames.difference_update(hostnames)
     if hostnames:
         await reload_site_settings(ctx)

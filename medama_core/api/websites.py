@@ -13,7 +13,7 @@ import re
 import time
 from typing import Any, Final
 
-from medama_core import access
+from medama_core import access, permissions
 from medama_core.api import Context, drain_hits, imported, reload_site_settings
 from medama_core.api import stats as stats_api
 from medama_core.hostnames import HOSTNAME_MAX, InvalidHostname, normalise
@@ -57,9 +57,10 @@ def parse_hostname_list(text: str | None, where: str = "hostnames") -> list[str]
 
 
 async def list_websites(request: Request, ctx: Context) -> Response:
-    session = access.session(request)
+    """The sites the caller sees (permissions.sees_site): every site for an admin, a viewer's granted ones."""
+    actor = access.caller(request).actor
     summary = _bool_query(request, "summary")
-    hostnames = await ctx.meta.read(meta.list_user_hostnames, session.user.id)
+    hostnames = [h for h in await ctx.meta.read(meta.list_hostnames) if permissions.sees_site(actor, h)]
     items: list[dict[str, Any]] = [{"hostname": hostname} for hostname in hostnames]
     if summary and hostnames:
         since = int(time.time() * 1000) - SUMMARY_WINDOW_MS
@@ -109,10 +110,10 @@ def _bool_query(request: Request, name: str) -> bool:
 
 
 async def post_website(request: Request, ctx: Context) -> Response:
-    session = access.session(request)
+    user = access.user(request)
     hostname = parse_hostname(required_string(json_object(request), "hostname", 1, HOSTNAME_MAX))
     try:
-        await ctx.meta.write(meta.insert_website, hostname, session.user.id, int(time.time()))
+        await ctx.meta.write(meta.insert_website, hostname, user.id, int(time.time()))
     except meta.AlreadyExists as exc:
         raise HTTPError(409, str(exc)) from None
     ctx.hostnames.add(hostname)

@@ -115,6 +115,83 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX annotations_hostname_start ON annotations(hostname, start_date)",
         ),
     ),
+    Migration(
+        6,
+        (
+            # Ours (docs/auth.md): roles, website grants, API keys, two-factor login and share links.
+            # Every user until now, upstream's included, had every right: they become admins.
+            "ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin' CHECK (role IN ('admin', 'viewer'))",
+            # The sites a viewer may read (admins read every site). A rename or delete of the site carries it.
+            """CREATE TABLE site_grants (
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                hostname TEXT NOT NULL REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE,
+                PRIMARY KEY (user_id, hostname)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX site_grants_hostname ON site_grants(hostname)",
+            # Only a SHA-256 of each key is stored, as for sessions: the key is shown once, at creation.
+            """CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                key_hash BLOB NOT NULL UNIQUE,
+                scope TEXT NOT NULL CHECK (scope IN ('read', 'admin')),
+                date_created INTEGER NOT NULL,
+                date_expires INTEGER,
+                date_used INTEGER
+            )""",
+            "CREATE INDEX api_keys_user_id ON api_keys(user_id)",
+            # A TOTP secret (RFC 6238) must be readable to check codes, so it is stored as it is; `enabled`
+            # is 0 between POST /user/totp and its confirmation. `last_step` refuses a code used before.
+            """CREATE TABLE totp (
+                user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+                secret TEXT NOT NULL,
+                enabled INTEGER NOT NULL DEFAULT 0,
+                last_step INTEGER NOT NULL DEFAULT 0,
+                date_created INTEGER NOT NULL
+            )""",
+            # One-time recovery codes, as SHA-256 hashes; a used code is deleted.
+            """CREATE TABLE recovery_codes (
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                code_hash BLOB NOT NULL,
+                PRIMARY KEY (user_id, code_hash)
+            ) WITHOUT ROWID""",
+            # Read-only links to a site's dashboard. `password` is a password hash (passwords.py) or NULL;
+            # `k` hides rows of fewer visitors (0 and 1 hide nothing); `panels` and `frame_ancestors`
+            # are comma- and space-separated lists ("" = every panel; no framing).
+            """CREATE TABLE shares (
+                id TEXT PRIMARY KEY,
+                hostname TEXT NOT NULL REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                password TEXT,
+                k INTEGER NOT NULL,
+                panels TEXT NOT NULL,
+                frame_ancestors TEXT NOT NULL,
+                date_created INTEGER NOT NULL,
+                date_expires INTEGER
+            )""",
+            "CREATE INDEX shares_hostname ON shares(hostname)",
+        ),
+    ),
+    Migration(
+        7,
+        (
+            # Ours (docs/insights.md, Goals): what a site counts as a conversion. A page goal has a path
+            # pattern (`*` for any run of characters), an event goal a custom property name and, optionally,
+            # its value; exactly one kind per row. A rename or delete of the site carries its goals.
+            """CREATE TABLE goals (
+                id TEXT PRIMARY KEY,
+                hostname TEXT NOT NULL REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                page TEXT,
+                prop_name TEXT,
+                prop_value TEXT,
+                date_created INTEGER NOT NULL,
+                CHECK ((page IS NULL) <> (prop_name IS NULL)),
+                CHECK (prop_value IS NULL OR prop_name IS NOT NULL)
+            )""",
+            "CREATE INDEX goals_hostname ON goals(hostname)",
+        ),
+    ),
 )
 
 DEFAULT_ADMIN_USERNAME = "admin"
@@ -125,6 +202,11 @@ DEFAULT_USER_SETTINGS = '{"language":"en"}'
 def new_user_id() -> str:
     """A `user_`-prefixed id, time-ordered like upstream's TypeIDs (base-32 ms time, then randomness)."""
     return "user_" + _time_ordered_suffix()
+
+
+def new_goal_id() -> str:
+    """A `goal_`-prefixed id, time-ordered like the user ids."""
+    return "goal_" + _time_ordered_suffix()
 
 
 def new_annotation_id() -> str:
@@ -155,11 +237,13 @@ def insert_user(
     now: int,
     *,
     password_is_default: bool = False,
+    role: str = "admin",
 ) -> None:
-    """Add a user; `password_is_default` says the hash is of DEFAULT_ADMIN_PASSWORD (the caller knows)."""
+    """Add a user; `password_is_default` says the hash is of DEFAULT_ADMIN_PASSWORD (the caller knows).
+    `role` is "admin" or "viewer" (permissions.Role)."""
     conn.execute(
-        "INSERT INTO users (id, username, password, date_created, date_updated, settings, password_is_default)"
-        " VALUES (:id, :username, :password, :now, :now, :settings, :default)",
+        "INSERT INTO users (id, username, password, date_created, date_updated, settings, password_is_default, role)"
+        " VALUES (:id, :username, :password, :now, :now, :settings, :default, :role)",
         {
             "id": user_id,
             "username": username,
@@ -167,6 +251,7 @@ def insert_user(
             "now": now,
             "settings": DEFAULT_USER_SETTINGS,
             "default": int(password_is_default),
+            "role": role,
         },
     )
 
@@ -219,19 +304,27 @@ class User:
     date_updated: int
     settings: str  # JSON text, upstream's `{"language":"en"}`
     password_is_default: bool | None = None  # None: not known yet (see migration 3)
+    role: str = "admin"  # "admin" or "viewer" (permissions.Role)
+    totp: bool = False  # two-factor login is on: signing in needs a code
 
 
-_USER_COLUMNS = "u.id, u.username, u.password, u.date_created, u.date_updated, u.settings, u.password_is_default"
-_USER_WIDTH = 7  # columns in _USER_COLUMNS
+_USER_COLUMNS = (
+    "u.id, u.username, u.password, u.date_created, u.date_updated, u.settings, u.password_is_default, u.role,"
+    " EXISTS (SELECT 1 FROM totp t WHERE t.user_id = u.id AND t.enabled = 1)"
+)
+_USER_WIDTH = 9  # columns in _USER_COLUMNS
 
 
 def _user(row: Any) -> User | None:
     """A `users` row (selected with _USER_COLUMNS first) as a User."""
     if row is None:
         return None
-    user_id, username, password, created, updated, settings, is_default = row[:_USER_WIDTH]
+    user_id, username, password, created, updated, settings, is_default, role, totp = row[:_USER_WIDTH]
     default = None if is_default is None else bool(is_default)
-    return User(str(user_id), str(username), str(password), int(created), int(updated), str(settings), default)
+    return User(
+        str(user_id), str(username), str(password), int(created), int(updated), str(settings), default, str(role),
+        bool(totp),
+    )  # fmt: skip
 
 
 def get_user(conn: sqlite3.Connection, user_id: str) -> User | None:
@@ -546,6 +639,81 @@ def delete_annotation(conn: sqlite3.Connection, hostname: str, annotation_id: st
     return cursor.rowcount > 0
 
 
+@dataclass(frozen=True, slots=True)
+class Goal:
+    id: str
+    hostname: str
+    name: str
+    page: str | None  # a path pattern (`*`: any run of characters); None for an event goal
+    prop_name: str | None  # an event goal's custom property name; None for a page goal
+    prop_value: str | None  # the property's value it needs; None: any value
+    created: int  # unix seconds
+
+
+_GOAL_COLUMNS = "id, hostname, name, page, prop_name, prop_value, date_created"
+
+
+def _goal(row: Any) -> Goal:
+    goal_id, hostname, name, page, prop_name, prop_value, created = row
+    return Goal(
+        str(goal_id),
+        str(hostname),
+        str(name),
+        None if page is None else str(page),
+        None if prop_name is None else str(prop_name),
+        None if prop_value is None else str(prop_value),
+        int(created),
+    )
+
+
+def _goal_params(goal: Goal) -> dict[str, object]:
+    return {
+        "id": goal.id,
+        "hostname": goal.hostname,
+        "name": goal.name,
+        "page": goal.page,
+        "prop_name": goal.prop_name,
+        "prop_value": goal.prop_value,
+        "created": goal.created,
+    }
+
+
+def insert_goal(conn: sqlite3.Connection, goal: Goal, max_per_site: int) -> bool:
+    """Store a goal; False (nothing stored) when the site already has `max_per_site` goals.
+    Raises AlreadyExists for a taken id or a site that does not exist."""
+    try:
+        with Transaction(conn):
+            count = conn.execute(
+                "SELECT count(*) FROM goals WHERE hostname = :hostname", {"hostname": goal.hostname}
+            ).fetchone()[0]
+            if count >= max_per_site:
+                return False
+            conn.execute(
+                f"INSERT INTO goals ({_GOAL_COLUMNS})"
+                " VALUES (:id, :hostname, :name, :page, :prop_name, :prop_value, :created)",
+                _goal_params(goal),
+            )
+    except sqlite3.IntegrityError:
+        raise AlreadyExists("goal id taken, or no such website") from None
+    return True
+
+
+def list_goals(conn: sqlite3.Connection, hostname: str) -> list[Goal]:
+    """The site's goals, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_GOAL_COLUMNS} FROM goals WHERE hostname = :hostname ORDER BY date_created, id",
+        {"hostname": hostname},
+    )
+    return [_goal(row) for row in rows]
+
+
+def delete_goal(conn: sqlite3.Connection, hostname: str, goal_id: str) -> bool:
+    cursor = conn.execute(
+        "DELETE FROM goals WHERE hostname = :hostname AND id = :id", {"hostname": hostname, "id": goal_id}
+    )
+    return cursor.rowcount > 0
+
+
 def umami_ids(conn: sqlite3.Connection) -> dict[str, str]:
     """Every Umami website id and the site it names."""
     return {str(wid): str(host) for wid, host in conn.execute("SELECT website_id, hostname FROM umami_ids")}
@@ -578,3 +746,298 @@ def set_settings(conn: sqlite3.Connection, values: dict[str, str], now: int) -> 
 def set_soft_heap_limit(conn: sqlite3.Connection, limit_bytes: int) -> None:
     """SQLite's process-wide soft heap limit (0 = none); caches shrink before it is passed."""
     conn.execute(f"PRAGMA soft_heap_limit = {int(limit_bytes)}")
+
+
+# Roles and website grants (migration 6). Admins read every site; a viewer reads the sites granted to them.
+
+
+class MissingWebsite(Exception):
+    """A grant or share names a site that does not exist (any more); the API answers 404 or 400."""
+
+
+def list_users(conn: sqlite3.Connection) -> list[User]:
+    rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users u ORDER BY u.username")
+    return [user for user in map(_user, rows) if user is not None]
+
+
+def count_admins(conn: sqlite3.Connection) -> int:
+    count: int = conn.execute("SELECT count(*) FROM users WHERE role = 'admin'").fetchone()[0]
+    return count
+
+
+def set_role(conn: sqlite3.Connection, user_id: str, role: str, now: int) -> bool:
+    """Give the user `role` ("admin" or "viewer"); False if the user is gone."""
+    cursor = conn.execute(
+        "UPDATE users SET role = :role, date_updated = :now WHERE id = :id", {"id": user_id, "role": role, "now": now}
+    )
+    return cursor.rowcount > 0
+
+
+def transfer_websites(conn: sqlite3.Connection, from_user_id: str, to_user_id: str) -> int:
+    """Make `to_user_id` the owner of every site `from_user_id` added (before that user is deleted)."""
+    cursor = conn.execute(
+        "UPDATE websites SET user_id = :to WHERE user_id = :from", {"from": from_user_id, "to": to_user_id}
+    )
+    return cursor.rowcount
+
+
+def list_grants(conn: sqlite3.Connection, user_id: str) -> list[str]:
+    rows = conn.execute("SELECT hostname FROM site_grants WHERE user_id = :id ORDER BY hostname", {"id": user_id})
+    return [str(row[0]) for row in rows]
+
+
+def grants_by_user(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """Every user with at least one grant, and their granted sites in order."""
+    found: dict[str, list[str]] = {}
+    for user_id, hostname in conn.execute("SELECT user_id, hostname FROM site_grants ORDER BY user_id, hostname"):
+        found.setdefault(str(user_id), []).append(str(hostname))
+    return found
+
+
+def set_grants(conn: sqlite3.Connection, user_id: str, hostnames: list[str]) -> None:
+    """Replace the user's grants with `hostnames`. Raises MissingWebsite if one is not a site (or the
+    user is gone); then nothing changed."""
+    try:
+        with Transaction(conn):
+            conn.execute("DELETE FROM site_grants WHERE user_id = :id", {"id": user_id})
+            conn.executemany(
+                "INSERT OR IGNORE INTO site_grants (user_id, hostname) VALUES (:id, :hostname)",
+                [{"id": user_id, "hostname": hostname} for hostname in hostnames],
+            )
+    except sqlite3.IntegrityError:
+        raise MissingWebsite("website not found") from None
+
+
+# API keys. Only SHA-256(key) is stored; the key itself is shown once, when it is created.
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    user_id: str
+    name: str
+    scope: str  # "read" or "admin" (permissions.Scope)
+    date_created: int
+    date_expires: int | None = None  # Unix s; None: never
+    date_used: int | None = None  # Unix s of the last request made with it (to the minute); None: never used
+
+
+_KEY_COLUMNS = "k.id, k.user_id, k.name, k.scope, k.date_created, k.date_expires, k.date_used"
+_KEY_WIDTH = 7
+
+
+def _api_key(row: Any) -> ApiKey:
+    key_id, user_id, name, scope, created, expires, used = row[:_KEY_WIDTH]
+    return ApiKey(
+        str(key_id), str(user_id), str(name), str(scope), int(created),
+        None if expires is None else int(expires), None if used is None else int(used),
+    )  # fmt: skip
+
+
+def new_key_id() -> str:
+    """A `key_`-prefixed, time-ordered id, like user ids."""
+    return "key_" + _time_ordered_suffix()
+
+
+def insert_api_key(conn: sqlite3.Connection, key: ApiKey, key_hash: bytes) -> None:
+    conn.execute(
+        "INSERT INTO api_keys (id, user_id, name, key_hash, scope, date_created, date_expires, date_used)"
+        " VALUES (:id, :user_id, :name, :hash, :scope, :created, :expires, :used)",
+        {
+            "id": key.id,
+            "user_id": key.user_id,
+            "name": key.name,
+            "hash": key_hash,
+            "scope": key.scope,
+            "created": key.date_created,
+            "expires": key.date_expires,
+            "used": key.date_used,
+        },
+    )
+
+
+def list_api_keys(conn: sqlite3.Connection, user_id: str) -> list[ApiKey]:
+    """The user's keys, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_KEY_COLUMNS} FROM api_keys k WHERE k.user_id = :id ORDER BY k.date_created, k.id", {"id": user_id}
+    )
+    return [_api_key(row) for row in rows]
+
+
+def api_key_user(conn: sqlite3.Connection, key_hash: bytes) -> tuple[ApiKey, User] | None:
+    """The key with this hash and its owner, expired or not."""
+    row = conn.execute(
+        f"SELECT {_KEY_COLUMNS}, {_USER_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id"
+        " WHERE k.key_hash = :hash",
+        {"hash": key_hash},
+    ).fetchone()
+    if row is None:
+        return None
+    user = _user(row[_KEY_WIDTH:])
+    assert user is not None
+    return _api_key(row), user
+
+
+def touch_api_key(conn: sqlite3.Connection, key_id: str, now: int) -> None:
+    conn.execute("UPDATE api_keys SET date_used = :now WHERE id = :id", {"id": key_id, "now": now})
+
+
+def delete_api_key(conn: sqlite3.Connection, user_id: str, key_id: str) -> bool:
+    """Revoke one of the user's keys; False if the user has no such key."""
+    cursor = conn.execute(
+        "DELETE FROM api_keys WHERE id = :id AND user_id = :user_id", {"id": key_id, "user_id": user_id}
+    )
+    return cursor.rowcount > 0
+
+
+# Two-factor login (TOTP, RFC 6238) and its one-time recovery codes (SHA-256 hashes).
+
+
+@dataclass(frozen=True, slots=True)
+class Totp:
+    secret: str  # base32, as the authenticator app got it
+    enabled: bool  # False until the first code confirms the app has it
+    last_step: int  # the time step of the last code accepted; a code of that step or earlier is refused
+
+
+def get_totp(conn: sqlite3.Connection, user_id: str) -> Totp | None:
+    row = conn.execute("SELECT secret, enabled, last_step FROM totp WHERE user_id = :id", {"id": user_id}).fetchone()
+    return None if row is None else Totp(str(row[0]), bool(row[1]), int(row[2]))
+
+
+def set_totp_secret(conn: sqlite3.Connection, user_id: str, secret: str, now: int) -> bool:
+    """Store a new secret, not enabled yet, in place of a pending one; False if two-factor login is
+    already on (or the user is gone)."""
+    with Transaction(conn):
+        if conn.execute("SELECT 1 FROM totp WHERE user_id = :id AND enabled = 1", {"id": user_id}).fetchone():
+            return False
+        if conn.execute("SELECT 1 FROM users WHERE id = :id", {"id": user_id}).fetchone() is None:
+            return False
+        conn.execute(
+            "INSERT INTO totp (user_id, secret, enabled, last_step, date_created) VALUES (:id, :secret, 0, 0, :now)"
+            " ON CONFLICT(user_id) DO UPDATE SET secret = excluded.secret, date_created = excluded.date_created",
+            {"id": user_id, "secret": secret, "now": now},
+        )
+    return True
+
+
+def enable_totp(conn: sqlite3.Connection, user_id: str, step: int, code_hashes: list[bytes]) -> bool:
+    """Turn the pending secret on, the code of `step` used, with these recovery codes (replacing any);
+    False if there is no pending secret."""
+    with Transaction(conn):
+        cursor = conn.execute(
+            "UPDATE totp SET enabled = 1, last_step = :step WHERE user_id = :id AND enabled = 0",
+            {"id": user_id, "step": step},
+        )
+        if cursor.rowcount == 0:
+            return False
+        conn.execute("DELETE FROM recovery_codes WHERE user_id = :id", {"id": user_id})
+        conn.executemany(
+            "INSERT OR IGNORE INTO recovery_codes (user_id, code_hash) VALUES (:id, :hash)",
+            [{"id": user_id, "hash": code_hash} for code_hash in code_hashes],
+        )
+    return True
+
+
+def use_totp_step(conn: sqlite3.Connection, user_id: str, step: int) -> bool:
+    """Record that a code of `step` was accepted; False if a code of that step or a later one was
+    (a replayed code), or two-factor login is off."""
+    cursor = conn.execute(
+        "UPDATE totp SET last_step = :step WHERE user_id = :id AND enabled = 1 AND last_step < :step",
+        {"id": user_id, "step": step},
+    )
+    return cursor.rowcount > 0
+
+
+def use_recovery_code(conn: sqlite3.Connection, user_id: str, code_hash: bytes) -> bool:
+    """Spend a recovery code; False if the user has no such (unused) code."""
+    cursor = conn.execute(
+        "DELETE FROM recovery_codes WHERE user_id = :id AND code_hash = :hash", {"id": user_id, "hash": code_hash}
+    )
+    return cursor.rowcount > 0
+
+
+def count_recovery_codes(conn: sqlite3.Connection, user_id: str) -> int:
+    count: int = conn.execute("SELECT count(*) FROM recovery_codes WHERE user_id = :id", {"id": user_id}).fetchone()[0]
+    return count
+
+
+def delete_totp(conn: sqlite3.Connection, user_id: str) -> bool:
+    """Turn two-factor login off (or drop a pending secret) and its recovery codes; False if there was none."""
+    with Transaction(conn):
+        conn.execute("DELETE FROM recovery_codes WHERE user_id = :id", {"id": user_id})
+        deleted = conn.execute("DELETE FROM totp WHERE user_id = :id", {"id": user_id}).rowcount
+    return deleted > 0
+
+
+# Share links: a site's dashboard, read-only, for whoever has the link (and its password, if it has one).
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    id: str
+    hostname: str
+    name: str
+    password: str | None  # a password hash (passwords.py); None: no password
+    k: int  # rows with fewer visitors are hidden; 0 and 1 hide nothing
+    panels: tuple[str, ...]  # the stats shown besides the totals; (): all
+    frame_ancestors: tuple[str, ...]  # origins that may embed it in a frame; (): none
+    date_created: int
+    date_expires: int | None = None  # Unix s; None: never
+
+
+_SHARE_COLUMNS = "id, hostname, name, password, k, panels, frame_ancestors, date_created, date_expires"
+
+
+def _share(row: Any) -> Share:
+    share_id, hostname, name, password, k, panels, ancestors, created, expires = row
+    return Share(
+        str(share_id), str(hostname), str(name), None if password is None else str(password), int(k),
+        tuple(p for p in str(panels).split(",") if p), tuple(a for a in str(ancestors).split(" ") if a),
+        int(created), None if expires is None else int(expires),
+    )  # fmt: skip
+
+
+def insert_share(conn: sqlite3.Connection, share: Share) -> None:
+    """Raises MissingWebsite if the site is gone."""
+    try:
+        conn.execute(
+            f"INSERT INTO shares ({_SHARE_COLUMNS}) VALUES (:id, :hostname, :name, :password, :k, :panels,"
+            " :frame_ancestors, :date_created, :date_expires)",
+            {
+                "id": share.id,
+                "hostname": share.hostname,
+                "name": share.name,
+                "password": share.password,
+                "k": share.k,
+                "panels": ",".join(share.panels),
+                "frame_ancestors": " ".join(share.frame_ancestors),
+                "date_created": share.date_created,
+                "date_expires": share.date_expires,
+            },
+        )
+    except sqlite3.IntegrityError as exc:
+        if "FOREIGN KEY" not in str(exc):
+            raise
+        raise MissingWebsite("website not found") from None
+
+
+def list_shares(conn: sqlite3.Connection, hostname: str) -> list[Share]:
+    """The site's shares, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_SHARE_COLUMNS} FROM shares WHERE hostname = :hostname ORDER BY date_created, id",
+        {"hostname": hostname},
+    )
+    return [_share(row) for row in rows]
+
+
+def get_share(conn: sqlite3.Connection, share_id: str) -> Share | None:
+    row = conn.execute(f"SELECT {_SHARE_COLUMNS} FROM shares WHERE id = :id", {"id": share_id}).fetchone()
+    return None if row is None else _share(row)
+
+
+def delete_share(conn: sqlite3.Connection, hostname: str, share_id: str) -> bool:
+    cursor = conn.execute(
+        "DELETE FROM shares WHERE id = :id AND hostname = :hostname", {"id": share_id, "hostname": hostname}
+    )
+    return cursor.rowcount > 0

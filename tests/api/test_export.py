@@ -173,14 +173,17 @@ def test_the_body_comes_in_chunks_of_a_page(admin: Client, server: LiveServer, m
     assert len(sizes) == 4 and sizes[-1] == 0  # 7 rows in pages of 3: 3, 3, 1, then the end
 
 
-def test_bad_requests_and_owners(admin: Client, server: LiveServer) -> None:
+def test_bad_requests_and_who_may_export(admin: Client, server: LiveServer) -> None:
     assert error(admin.get(f"/api/websites/{SITE}/export?type=pages")) == (400, "type: must be views or events")
     assert error(admin.get(f"/api/websites/{SITE}/export?format=xlsx")) == (400, "format: must be csv or jsonl")
     assert error(admin.get("/api/websites/nowhere.example/export")) == (404, "website not found")
-    add_user(server, "bob", "bob-password")
+    # A viewer exports the sites granted to them (raw data is stats too); any other site is unknown to them.
+    assert admin.post("/api/websites", json_body={"hostname": "bob.example"}).status == 201
+    add_user(server, "bob", "bob-password", role="viewer", websites=("bob.example",))
     bob = server.client()
     bob.login("bob", "bob-password")
     assert error(bob.get(f"/api/websites/{SITE}/export")) == (404, "website not found")
+    assert bob.get("/api/websites/bob.example/export").status == 200
     bob.close()
     anonymous = server.client()
     assert anonymous.get(f"/api/websites/{SITE}/export").status == 401

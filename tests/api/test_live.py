@@ -45,19 +45,23 @@ def test_a_load_counts_until_its_unload(server: LiveServer, client: Client) -> N
     assert wait_live(client, 1)["referrers"] == [{"referrer": "", "visitors": 1}]
 
 
-def test_another_accounts_site_is_not_found_and_a_stranger_is_refused(tmp_path: Path) -> None:
+def test_a_site_the_caller_may_not_read_is_not_found_and_a_stranger_is_refused(tmp_path: Path) -> None:
+    """A viewer granted another site gets 404 for this one, as for a site that does not exist (docs/auth.md)."""
     conn = db.connect(str(tmp_path / "me_meta.db"))
     db.migrate(conn, meta.MIGRATIONS)
     meta.insert_user(conn, "user_admin", "admin", passwords.hash_password("admin-pass"), 0)
-    meta.insert_user(conn, "user_other", "other", passwords.hash_password("other-pass"), 0)
-    meta.insert_website(conn, "theirs.example", "user_other", 0)
+    meta.insert_user(conn, "user_viewer", "viewer", passwords.hash_password("viewer-pass"), 0, role="viewer")
+    meta.insert_website(conn, "theirs.example", "user_admin", 0)
+    meta.insert_website(conn, "granted.example", "user_admin", 0)
+    meta.set_grants(conn, "user_viewer", ["granted.example"])
     conn.close()
     with live_server(tmp_path) as running:
         client = running.client()
         try:
             assert client.get("/api/website/theirs.example/live").status == 401
-            client.login("admin", "admin-pass")
+            client.login("viewer", "viewer-pass")
             assert client.get("/api/website/theirs.example/live").status == 404
             assert client.get("/api/website/nowhere.example/live").status == 404
+            assert client.get("/api/website/granted.example/live").json()["visitors"] == 0
         finally:
             client.close()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import sqlite3
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from medama_core.access import FORBIDDEN
 from medama_core.api import notes
 from medama_core.http.errors import HTTPError
 from tests.api.test_auth import error
@@ -78,22 +78,30 @@ def test_a_site_holds_at_most_its_cap(admin: Client, monkeypatch: pytest.MonkeyP
     assert len(admin.get(URL).json()) == 2
 
 
-def test_owner_and_site_checks(admin: Client, server: LiveServer) -> None:
-    add_user(server, "bob", "bob-password")
-    with sqlite3.connect(server.config.appdb) as conn:
-        conn.execute("INSERT INTO websites VALUES ('bob.example', 'user_bob', 1, 1, '{}')")
+def test_site_and_role_checks(admin: Client, server: LiveServer) -> None:
+    """A viewer reads the notes of the sites granted to them and changes none; any other site is unknown to them
+    (404), as a site that does not exist is to anyone (docs/auth.md)."""
+    assert admin.post("/api/websites", json_body={"hostname": "bob.example"}).status == 201
+    add_user(server, "bob", "bob-password", role="viewer", websites=("bob.example",))
+    theirs = admin.post("/api/websites/bob.example/annotations", json_body={"start": "2024-06-01", "text": "bob's"})
+    assert theirs.status == 201
     bob = server.client()
     bob.login("bob", "bob-password")
-    theirs = bob.post("/api/websites/bob.example/annotations", json_body={"start": "2024-06-01", "text": "bob's"})
-    assert theirs.status == 201
-    for host in ("bob.example", "nowhere.example"):
-        base = f"/api/websites/{host}/annotations"
-        assert error(admin.get(base)) == (404, "website not found")
-        assert error(admin.post(base, json_body={"start": "2024-06-01", "text": "x"})) == (404, "website not found")
-        assert error(admin.delete(f"{base}/{theirs.json()['id']}")) == (404, "website not found")
+    base = "/api/websites/bob.example/annotations"
+    assert [note["text"] for note in bob.get(base).json()] == ["bob's"]
+    assert error(bob.post(base, json_body={"start": "2024-06-01", "text": "x"})) == (403, FORBIDDEN)
+    assert error(bob.delete(f"{base}/{theirs.json()['id']}")) == (403, FORBIDDEN)
+    for host in (SITE, "nowhere.example"):
+        other = f"/api/websites/{host}/annotations"
+        assert error(bob.get(other)) == (404, "website not found")
+        assert error(bob.post(other, json_body={"start": "2024-06-01", "text": "x"})) == (404, "website not found")
+        assert error(bob.delete(f"{other}/{theirs.json()['id']}")) == (404, "website not found")
+    nowhere = "/api/websites/nowhere.example/annotations"
+    assert error(admin.get(nowhere)) == (404, "website not found")
+    assert error(admin.post(nowhere, json_body={"start": "2024-06-01", "text": "x"})) == (404, "website not found")
     # A note id of another site is no note of this one.
     assert error(admin.delete(f"{URL}/{theirs.json()['id']}")) == (404, "annotation not found")
-    assert len(bob.get("/api/websites/bob.example/annotations").json()) == 1
+    assert len(bob.get(base).json()) == 1
     bob.close()
     anonymous = server.client()
     assert anonymous.get(URL).status == 401

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from medama_core import assets
+from medama_core.access import FORBIDDEN
 from medama_core.api import sitesettings
 from medama_core.http.errors import HTTPError
 from medama_core.store.meta import SITE_SETTING_FIELDS
@@ -157,19 +158,23 @@ def test_a_change_written_by_another_process_is_followed(admin: Client, server: 
         time.sleep(0.1)
 
 
-def test_owner_and_site_checks(admin: Client, server: LiveServer) -> None:
-    add_user(server, "bob", "bob-password")
-    with sqlite3.connect(server.config.appdb) as conn:
-        conn.execute("INSERT INTO websites VALUES ('bob.example', 'user_bob', 1, 1, '{}')")
+def test_site_and_role_checks(admin: Client, server: LiveServer) -> None:
+    """A viewer reads the settings of the sites granted to them and changes none; any other site is unknown to
+    them (404), as a site that does not exist is to anyone (docs/auth.md)."""
+    assert admin.post("/api/websites", json_body={"hostname": "bob.example"}).status == 201
+    add_user(server, "bob", "bob-password", role="viewer", websites=("bob.example",))
     for method, body in (("GET", None), ("PATCH", {"outboundLinks": True})):
-        for host in ("bob.example", "nowhere.example"):
-            assert error(admin.request(method, f"/api/websites/{host}/settings", json_body=body)) == (
-                404,
-                "website not found",
-            )
+        assert error(admin.request(method, "/api/websites/nowhere.example/settings", json_body=body)) == (
+            404,
+            "website not found",
+        )
     bob = server.client()
     bob.login("bob", "bob-password")
     assert bob.get("/api/websites/bob.example/settings").status == 200
+    assert error(bob.patch("/api/websites/bob.example/settings", json_body={"outboundLinks": True})) == (
+        403,
+        FORBIDDEN,
+    )
     assert error(bob.get(f"/api/websites/{SITE}/settings")) == (404, "website not found")
     bob.close()
     anonymous = server.client()

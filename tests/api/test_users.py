@@ -17,14 +17,19 @@ DEFAULT_PASSWORD = "CHANGE_ME_ON_FIRST_LOGIN"
 CONFIRM = {"currentPassword": DEFAULT_PASSWORD}  # DELETE /user's body: the account's password
 
 
-def add_user(server: LiveServer, username: str, password: str = "other-pass") -> str:
+def add_user(
+    server: LiveServer, username: str, password: str = "other-pass", role: str = "admin", websites: tuple[str, ...] = ()
+) -> str:
+    """An account written straight into me_meta.db (an admin, as upstream's are, unless `role` says otherwise),
+    with the sites a viewer may read."""
     user_id = f"user_{username}"
     with sqlite3.connect(server.config.appdb) as conn:
         conn.execute(
-            "INSERT INTO users (id, username, password, date_created, date_updated, settings)"
-            " VALUES (:id, :username, :password, 1, 1, '{}')",
-            {"id": user_id, "username": username, "password": passwords.hash_password(password)},
+            "INSERT INTO users (id, username, password, date_created, date_updated, settings, role)"
+            " VALUES (:id, :username, :password, 1, 1, '{}', :role)",
+            {"id": user_id, "username": username, "password": passwords.hash_password(password), "role": role},
         )
+        conn.executemany("INSERT INTO site_grants VALUES (?, ?)", [(user_id, site) for site in websites])
     return user_id
 
 
@@ -57,7 +62,9 @@ def count_rows(server: LiveServer, hostname: str) -> tuple[int, int]:
 def test_get_user(client: Client) -> None:
     client.login()
     body = client.get("/api/user").json()
-    assert set(body) == {"username", "settings", "dateCreated", "dateUpdated", "passwordChangeRequired"}
+    assert set(body) == {"username", "settings", "dateCreated", "dateUpdated", "passwordChangeRequired", "role",
+                         "totpEnabled"}  # fmt: skip
+    assert (body["role"], body["totpEnabled"]) == ("admin", False)
     assert body["username"] == "admin"
     assert body["settings"] == {"language": "en"}
     assert abs(body["dateCreated"] - time.time()) < 60

@@ -105,19 +105,22 @@ def test_invalid_path_hostname_is_400(admin: Client) -> None:
     assert error(admin.patch("/api/websites/example.com", json_body={"hostname": "bad_host"}))[0] == 400
 
 
-def test_another_users_site_is_401_on_get_and_patch_and_404_on_delete(admin: Client, server: LiveServer) -> None:
-    add_user(server, "other", "other-pass")
+def test_a_site_the_caller_may_not_read_is_401_on_get_and_patch_and_404_on_delete(
+    admin: Client, server: LiveServer
+) -> None:
+    """A viewer granted no site is answered as upstream answered another account's site."""
+    assert admin.post("/api/websites", json_body={"hostname": "theirs.example"}).status == 201
+    add_user(server, "other", "other-pass", role="viewer")
     other = server.client()
     other.login("other", "other-pass")
-    assert other.post("/api/websites", json_body={"hostname": "theirs.example"}).status == 201
-    assert error(admin.get("/api/websites/theirs.example")) == (401, "website not found")
-    assert error(admin.patch("/api/websites/theirs.example", json_body={"hostname": "mine.example"})) == (
+    assert error(other.get("/api/websites/theirs.example")) == (401, "website not found")
+    assert error(other.patch("/api/websites/theirs.example", json_body={"hostname": "mine.example"})) == (
         401,
         "website not found",
     )
-    assert error(admin.delete("/api/websites/theirs.example")) == (404, "website not found")
-    assert admin.get("/api/websites").json() == []
-    assert other.get("/api/websites/theirs.example").status == 200
+    assert error(other.delete("/api/websites/theirs.example")) == (404, "website not found")
+    assert other.get("/api/websites").json() == []
+    assert admin.get("/api/websites/theirs.example").status == 200
     other.close()
 
 

@@ -115,14 +115,18 @@ def test_list_summary_equals_each_sites_summary(admin: Client, server: LiveServe
 
 
 def test_list_summary_counts_only_the_callers_sites(admin: Client, server: LiveServer) -> None:
-    add_user(server, "other", "other-pass")
+    add_sites(admin, ["mine.example", "theirs.example"])
+    add_user(server, "other", "other-pass", role="viewer", websites=("theirs.example",))
     other = server.client()
     other.login("other", "other-pass")
-    assert other.post("/api/websites", json_body={"hostname": "theirs.example"}).status == 201
-    add_sites(admin, ["mine.example"])
     now = int(time.time() * 1000)
-    insert_views(server, [("mine.example", now - HOUR, 1), ("theirs.example", now - HOUR, 1)])
-    assert admin.get("/api/websites?summary=true").json() == [{"hostname": "mine.example", "summary": {"visitors": 1}}]
+    insert_views(
+        server, [("mine.example", now - HOUR, 1), ("theirs.example", now - HOUR, 1), ("theirs.example", now, 1)]
+    )
+    assert other.get("/api/websites?summary=true").json() == [
+        {"hostname": "theirs.example", "summary": {"visitors": 2}}
+    ]
+    assert len(admin.get("/api/websites?summary=true").json()) == 2  # an admin reads every site
     other.close()
 
 
@@ -267,22 +271,21 @@ def test_sparklines_bounds(admin: Client) -> None:
 
 
 def test_sparklines_need_a_session_and_only_show_the_callers_sites(admin: Client, server: LiveServer) -> None:
-    add_user(server, "other", "other-pass")
+    add_sites(admin, ["mine.example", "theirs.example"])
+    add_user(server, "other", "other-pass", role="viewer", websites=("theirs.example",))
     other = server.client()
     other.login("other", "other-pass")
-    assert other.post("/api/websites", json_body={"hostname": "theirs.example"}).status == 201
-    add_sites(admin, ["mine.example"])
     now = int(time.time() * 1000)
     insert_views(server, [("theirs.example", now - HOUR, 1)])
 
     def ask(client: Client, hostnames: str) -> Any:
         return client.get(f"/api/websites/sparklines?{urlencode({**GOOD, 'hostnames': hostnames})}")
 
-    assert error(ask(admin, "theirs.example")) == (404, "website not found")
-    assert error(ask(admin, "mine.example,theirs.example")) == (404, "website not found")
-    assert error(ask(admin, "nowhere.example")) == (404, "website not found")
-    assert ask(other, "theirs.example").status == 200
     assert error(ask(other, "mine.example")) == (404, "website not found")
+    assert error(ask(other, "theirs.example,mine.example")) == (404, "website not found")
+    assert error(ask(other, "nowhere.example")) == (404, "website not found")
+    assert ask(other, "theirs.example").status == 200
+    assert ask(admin, "mine.example,theirs.example").status == 200  # an admin reads every site
     anonymous = server.client()
     assert error(ask(anonymous, "mine.example"))[0] == 401
     anonymous.close()

@@ -120,7 +120,8 @@ def test_account_settings(admin: Page, fresh_site: Site) -> None:
     username.fill("owner")
     page.get_by_label("Repeat the new password").fill("new-password-1")
     page.get_by_role("button", name="Save").click()
-    expect(page.locator(".form-ok")).to_contain_text("Saved")
+    # Scoped to the form: the two-factor section below has a status line of its own.
+    expect(page.get_by_role("form", name="Account", exact=True).locator(".form-ok")).to_contain_text("Saved")
     # A password change ends the other sessions (the test's API client) and keeps the browser's.
     assert fresh_site.api.get("/api/user").status == 401
     fresh_site.api.login("owner", "new-password-1")
@@ -149,7 +150,8 @@ def test_website_settings_rename_and_delete(admin: Page, fresh_site: Site) -> No
     expect(page.get_by_label("Website", exact=True)).to_have_value(SITE)
     page.get_by_label("New hostname").fill("renamed.example")
     page.get_by_role("button", name="Rename").click()
-    expect(page.locator(".form-ok")).to_have_text("Renamed to renamed.example.")
+    # Scoped to the form: the share links below have status lines of their own.
+    expect(page.get_by_role("form", name="Rename").locator(".form-ok")).to_have_text("Renamed to renamed.example.")
     page.wait_for_url("**/settings/websites?website=renamed.example")
     hostnames = sorted(s["hostname"] for s in api.get("/api/websites").json())
     assert hostnames == ["renamed.example", "second.example"]

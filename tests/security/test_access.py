@@ -30,7 +30,8 @@ from medama_core.permissions import SITE_SCOPED, Access
 from tests.helpers import Client, LiveServer, Result, live_server
 
 SITE = "example.com"
-PUBLIC = {"/health", "/event/ping", "/event/hit", "/event", "/send", "/auth/config", "/auth/login", "/auth/logout"}
+PUBLIC = {"/health", "/event/ping", "/event/hit", "/event", "/send", "/auth/config", "/auth/login", "/auth/logout",
+          "/share/{share}/auth"}  # fmt: skip
 ADMIN, PASSWORD = "admin", "CHANGE_ME_ON_FIRST_LOGIN"
 # A body each write route would accept from a logged-in user, so the session is the only thing wrong.
 BODIES: dict[tuple[str, str], object] = {
@@ -45,7 +46,10 @@ QUERIES = {
     "/websites/sparklines": f"?hostnames={SITE}&start=2024-06-01T00:00:00Z&end=2024-06-01T23:59:59Z&interval=hour"
 }
 # (method, route path, URL path): the API routes live under /api, the profiling pages (-profiler) outside it.
-PRIVATE = [(r.method, r.path, "/api" + r.path) for r in ROUTES if r.path not in PUBLIC]
+# Share links' routes answer to the link, not to a session: tests/security/test_permissions.py walks them.
+PRIVATE = [
+    (r.method, r.path, "/api" + r.path) for r in ROUTES if r.path not in PUBLIC and r.access is not Access.SHARE_READ
+]
 PRIVATE += [(r.method, r.path, r.path) for r in DEBUG_ROUTES]
 
 
@@ -267,9 +271,11 @@ CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gec
 # an import of GoatCounter's sample export, as a dry run, stores nothing), with its query.
 SITE_BODIES: dict[tuple[str, str], object] = {
     ("PATCH", "/websites/{hostname}"): {"hostname": OWNER_SITE},
+    ("POST", "/websites/{hostname}/shares"): {"name": "a link"},
     ("POST", "/websites/{hostname}/import"): (SAMPLES / "goatcounter-export.csv").read_bytes(),
     ("PATCH", "/websites/{hostname}/settings"): {"outboundLinks": True},
     ("POST", "/websites/{hostname}/annotations"): {"start": "2024-06-01", "text": "a note"},
+    ("POST", "/websites/{hostname}/goals"): {"page": "/signup/*"},
 }
 SITE_QUERIES = {("POST", "/websites/{hostname}/import"): "?from=goatcounter&dry_run=true"}
 SITE_ROUTES = [r for r in ROUTES if "{hostname}" in r.path]
@@ -280,11 +286,11 @@ def key(route: Route[Any]) -> tuple[str, str]:
 
 
 def add_user(server: LiveServer, username: str, password: str) -> None:
-    """A second account in me_meta.db, as an imported upstream database can hold."""
+    """A second account in me_meta.db: a viewer granted no site."""
     with sqlite3.connect(server.config.appdb) as conn:
         conn.execute(
-            "INSERT INTO users (id, username, password, date_created, date_updated, settings)"
-            " VALUES (:id, :username, :password, 1, 1, '{}')",
+            "INSERT INTO users (id, username, password, date_created, date_updated, settings, role)"
+            " VALUES (:id, :username, :password, 1, 1, '{}', 'viewer')",
             {"id": f"user_{username}", "username": username, "password": passwords.hash_password(password)},
         )
 
@@ -314,12 +320,15 @@ def test_a_second_user_gets_website_not_found_on_every_route_of_the_owners_site(
                    "q": True, "t": "Europe/Paris", "d": {"plan": "secret-plan"}}  # fmt: skip
             headers = {"User-Agent": CHROME_UA, "Accept-Language": "fr-FR"}
             assert owner.post("/api/event/hit", json_body=hit, headers=headers).status == 204
+            share = owner.post(f"/api/websites/{OWNER_SITE}/shares", json_body={}).json()["id"]
             note = owner.post(f"/api/websites/{OWNER_SITE}/annotations", json_body={"start": "2024-06-01", "text": "x"})
+            goal = owner.post(f"/api/websites/{OWNER_SITE}/goals", json_body={"property": "plan"}).json()["id"]
             failures = []
             # Writes last: deleting the site ends it, so the owner's turn at it comes after everything else.
             last = ("DELETE", "/websites/{hostname}")
             for route in sorted(SITE_ROUTES, key=lambda r: (r.method == "DELETE", key(r) == last)):
-                path = route.path.replace("{hostname}", OWNER_SITE).replace("{id}", note.json()["id"])
+                ident = share if "/shares/" in route.path else goal if "/goals/" in route.path else note.json()["id"]
+                path = route.path.replace("{hostname}", OWNER_SITE).replace("{id}", ident)
                 url = "/api" + path + SITE_QUERIES.get(key(route), "")
                 body = SITE_BODIES.get(key(route))
                 raw = {"body": body} if isinstance(body, bytes) else {"json_body": body}

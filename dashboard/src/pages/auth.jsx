@@ -1,5 +1,5 @@
 // Login (honours ?redirect=, explains plain-HTTP pages before a password is typed), logout, the forced first change.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError } from "../api.js";
 import { Snippet } from "../components.jsx";
 import { useTitle } from "../hooks.js";
@@ -70,6 +70,8 @@ export function Login({ query }) {
   const state = useConnection();
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
+  const [code, setCode] = useState("");
+  const [needCode, setNeedCode] = useState(false); // the password was right; the account has two-factor login
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
 
@@ -90,13 +92,22 @@ export function Login({ query }) {
     event.preventDefault();
     if (username.trim().length < 3) return setError("The username has at least 3 characters.");
     if (password.length < 5) return setError("The password has at least 5 characters.");
+    if (needCode && !code.trim()) return setError("Enter the code from your authenticator app, or a recovery code.");
     setBusy(true);
     setError("");
+    const body = { username: username.trim(), password };
+    if (needCode) body.code = code.trim();
     try {
-      await api("POST", "/auth/login", { body: { username: username.trim(), password }, auth: false });
+      await api("POST", "/auth/login", { body, auth: false });
     } catch (err) {
       setBusy(false);
-      if (err instanceof ApiError && (err.status === 401 || err.status === 404)) {
+      if (err instanceof ApiError && err.status === 401 && err.message === TOTP_REQUIRED) {
+        setNeedCode(true); // the second step: the same form asks for the code
+      } else if (err instanceof ApiError && err.status === 401 && err.message === TOTP_WRONG) {
+        setCode("");
+        setError("That code is not right, or was used already. Codes change every 30 seconds.");
+      } else if (err instanceof ApiError && (err.status === 401 || err.status === 404)) {
+        setNeedCode(false);
         setError("Wrong username or password.");
       } else if (err instanceof ApiError && err.status === 429) {
         setError("Too many attempts. Wait a minute, then try again.");
@@ -154,16 +165,45 @@ export function Login({ query }) {
           value={password}
           onInput={(e) => setPassword(e.currentTarget.value)}
         />
+        {needCode && <CodeField code={code} setCode={setCode} />}
         <p class="form-error" role="alert">
           {error}
         </p>
         <button type="submit" class="button primary" disabled={busy}>
-          {busy ? "Logging in…" : "Log in"}
+          {busy ? "Logging in…" : needCode ? "Check the code" : "Log in"}
         </button>
       </form>
       {/* Not on a plain-HTTP page that -securecookie=false lets log in: the banner above says what holds there. */}
       {state === "ok" && <p class="muted small">Logging in needs HTTPS, or the dashboard opened as http://localhost.</p>}
     </section>
+  );
+}
+
+const TOTP_REQUIRED = "two-factor code required"; // api/auth.py's answers to a right password
+const TOTP_WRONG = "two-factor code is wrong";
+
+/** The login's second step: the code of the account's authenticator app (or one of its recovery codes). */
+function CodeField({ code, setCode }) {
+  const ref = useRef(null);
+  useEffect(() => ref.current && ref.current.focus(), []);
+  return (
+    <div class="code-step" data-testid="login-code">
+      <label for="login-code">Two-factor code</label>
+      <input
+        id="login-code"
+        name="code"
+        ref={ref}
+        inputMode="numeric"
+        autoComplete="one-time-code"
+        maxLength={32}
+        aria-describedby="login-code-help"
+        value={code}
+        onInput={(e) => setCode(e.currentTarget.value)}
+      />
+      <p id="login-code-help" class="muted small">
+        The 6 digits your authenticator app shows for Medama, or one of your recovery codes.
+      </p>
+    </div>
   );
 }
 

@@ -6,6 +6,7 @@ import { labelText } from "../format.js";
 import { useApi, useTitle } from "../hooks.js";
 import { DEFINITIONS, bounceNote, bounceState } from "../metrics.js";
 import { Link, navigate } from "../router.jsx";
+import { currentShare, shows, statsPath } from "../scope.js";
 import { ExportCsv } from "./insights.jsx";
 import { DETAIL_PARAMS, siteHref, useStatsBase, without } from "./site.jsx";
 
@@ -64,7 +65,7 @@ export function Detail({ hostname, name, query }) {
   } else {
     params.limit = SORTED_LIMIT;
   }
-  const { data, error, loading } = useApi(`/website/${encodeURIComponent(hostname)}/${name}`, params, `${stats.key}|${name}|${JSON.stringify(params)}`);
+  const { data, error, loading } = useApi(statsPath(hostname, name), params, `${stats.key}|${name}|${JSON.stringify(params)}`);
   // The whole filtered table for "Export CSV": the same query without limit/offset (the API then answers every row).
   const exportParams = { ...stats.base, ...datasetParams(dataset, stats.filters) };
   if (!dataset.noSummary) exportParams.summary = false;
@@ -118,7 +119,7 @@ export function Detail({ hostname, name, query }) {
       <div class="detail-layout">
         <nav class="detail-nav card" aria-label="Datasets">
           <ul>
-            {DATASET_NAMES.map((n) => (
+            {DATASET_NAMES.filter(shows).map((n) => (
               <li key={n}>
                 <Link href={siteHref(hostname, navQuery, n)} aria-current={n === name ? "page" : undefined}>
                   {DATASETS[n].title}
@@ -132,7 +133,8 @@ export function Detail({ hostname, name, query }) {
             <h1 id="detail-title" class="detail-title">
               {dataset.title} <span class="muted small">{stats.period.label}</span>
             </h1>
-            <ExportCsv path={`/website/${encodeURIComponent(hostname)}/${name}`} params={exportParams} name={`${hostname}-${name}.csv`} />
+            {/* The owner's export; a share link's visitor reads the table as the link shows it. */}
+            {!currentShare() && <ExportCsv path={`/website/${encodeURIComponent(hostname)}/${name}`} params={exportParams} name={`${hostname}-${name}.csv`} />}
           </div>
           {error ? (
             <ErrorView error={error} />

@@ -24,7 +24,9 @@ const siteLink = (hostname, query, name = "") =>
 
 /** The site's own settings (null while loading or when they cannot be read, e.g. another account's site). */
 export function useSiteSettings(hostname) {
-  const { data, error, reload } = useApi(`/websites/${encode(hostname)}/settings`, null, `site-settings|${hostname}`);
+  // hostname null: not asked (a share link's dashboard, which has no account to read them with).
+  const path = hostname === null ? null : `/websites/${encode(hostname)}/settings`;
+  const { data, error, reload } = useApi(path, null, `site-settings|${hostname}`);
   return { settings: error ? null : data, error, reload };
 }
 
@@ -105,10 +107,11 @@ export function EventsPanel({ hostname, query, stats, features }) {
   );
 }
 
-/** The site's notes that touch the period shown, and a way to load them again. */
+/** The site's notes that touch the period shown, and a way to load them again (none for hostname null). */
 export function useNotes(hostname, period) {
   const query = { start: isoDay(period.start), end: isoDay(period.end) };
-  return useApi(`/websites/${encode(hostname)}/annotations`, query, `notes|${hostname}|${query.start}|${query.end}`);
+  const path = hostname === null ? null : `/websites/${encode(hostname)}/annotations`;
+  return useApi(path, query, `notes|${hostname}|${query.start}|${query.end}`);
 }
 
 /** "Add a note": a day (prefilled with the day clicked on the chart), an optional last day, and the text. */
@@ -165,7 +168,7 @@ export function NoteForm({ hostname, day, onSaved, onCancel }) {
   );
 }
 
-/** One note, shown when its marker on the chart is chosen: its days, its text, and Delete. */
+/** One note, shown when its marker on the chart is chosen: its days, its text, and Delete (with onDeleted). */
 export function NoteCard({ hostname, note, onDeleted, onClose }) {
   const [state, setState] = useState({ busy: false, error: "" });
   const remove = async () => {
@@ -188,9 +191,11 @@ export function NoteCard({ hostname, note, onDeleted, onClose }) {
         <button type="button" class="button" onClick={onClose}>
           Close
         </button>
-        <button type="button" class="button danger-button" disabled={state.busy} onClick={remove}>
-          Delete note
-        </button>
+        {onDeleted && (
+          <button type="button" class="button danger-button" disabled={state.busy} onClick={remove}>
+            Delete note
+          </button>
+        )}
       </div>
     </div>
   );

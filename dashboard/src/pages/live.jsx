@@ -15,10 +15,11 @@ const LISTS = [
 
 const RULE = "Pages open now: loaded in the last 30 minutes and not yet left. Each open page counts once.";
 
-/** The site's /live answer, asked again every LIVE_POLL_MS while the tab is visible. */
+/** The site's /live answer, asked again every LIVE_POLL_MS while the tab is visible; none for hostname null. */
 export function useLive(hostname) {
-  const live = useApi(`/website/${encodeURIComponent(hostname)}/live`, null, `live|${hostname}`);
-  useInterval(live.reload, LIVE_POLL_MS, true);
+  // hostname null: not asked (a share link's dashboard: a few open pages could single out a visitor).
+  const live = useApi(hostname === null ? null : `/website/${encodeURIComponent(hostname)}/live`, null, `live|${hostname}`);
+  useInterval(live.reload, LIVE_POLL_MS, hostname !== null);
   return live;
 }
 

@@ -1,4 +1,5 @@
-// Settings: account, websites (rename, delete), spam (IP blocking), tracker (variants, snippet), usage.
+// Settings: account (and two-factor login), API keys, users (admins), websites (rename, delete, share links), spam
+// (IP blocking), tracker (variants, snippet), usage. A viewer sees its account and keys only.
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api.js";
 import { Empty, ErrorView, Loading, SnippetNote, Snippet } from "../components.jsx";
@@ -7,25 +8,30 @@ import { formatBytes, formatExact } from "../format.js";
 import { useApi, useInterval, useSynced, useTitle } from "../hooks.js";
 import { passwordProblem } from "../password.js";
 import { Link, navigate } from "../router.jsx";
-import { forgetLoginPassword, setUser } from "../session.js";
+import { forgetLoginPassword, isAdmin, setUser, useCurrentUser } from "../session.js";
 import { FEATURES } from "../insights.js";
 import { checkPublicUrl, snippetFor, trackerBase } from "../snippet.js";
 import { PasswordRules, currentPasswordError } from "./auth.jsx";
+import { ApiKeys, ShareLinks, TwoFactor, Users } from "./access.jsx";
+import { GoalSettings } from "./goals.jsx";
 import { RawExport, SiteTracker } from "./insights.jsx";
 import { DropSuggestions } from "./site.jsx";
 import { cleanHostname } from "./websites.jsx";
 
+// [key, title, for admins only]
 const SECTIONS = [
-  ["account", "Account"],
-  ["websites", "Websites"],
-  ["spam", "Spam"],
-  ["tracker", "Tracker"],
-  ["usage", "Usage"],
+  ["account", "Account", false],
+  ["keys", "API keys", false],
+  ["users", "Users", true],
+  ["websites", "Websites", true],
+  ["spam", "Spam", true],
+  ["tracker", "Tracker", true],
+  ["usage", "Usage", true],
 ];
 const USAGE_POLL_MS = 3_000;
 
 /** Run an async save; returns [busy, message, error, run]. */
-function useSave() {
+export function useSave() {
   const [state, setState] = useState({ busy: false, message: "", error: "" });
   const run = async (fn, message = "Saved.") => {
     setState({ busy: true, message: "", error: "" });
@@ -41,7 +47,7 @@ function useSave() {
   return [state, run];
 }
 
-function Status({ state }) {
+export function Status({ state }) {
   return (
     <p class={state.error ? "form-error" : "form-ok"} role={state.error ? "alert" : "status"}>
       {state.error || state.message}
@@ -50,7 +56,9 @@ function Status({ state }) {
 }
 
 function Account() {
-  const { data, error } = useApi("/user");
+  const { data: loaded, error } = useApi("/user");
+  const [fresh, setFresh] = useState(null); // after a two-factor change
+  const data = fresh || loaded;
   const [username, setUsername] = useState("");
   const [current, setCurrent] = useState("");
   const [password, setPassword] = useState("");
@@ -129,6 +137,7 @@ function Account() {
           </button>
         </div>
       </form>
+      <TwoFactor user={data} onChange={setFresh} />
       <DeleteAccount username={data.username} />
     </div>
   );
@@ -410,7 +419,9 @@ function WebsiteSettings({ query }) {
         </div>
       </form>
       <SiteTracker hostname={chosen} />
+      <GoalSettings hostname={chosen} />
       <RawExport hostname={chosen} />
+      <ShareLinks hostname={chosen} />
       <DroppedHits hostname={chosen} websites={data} />
       <UmamiId hostname={chosen} />
       <ImportExport hostname={chosen} />
@@ -710,11 +721,14 @@ function Usage() {
 }
 
 export function Settings({ section, query }) {
-  const known = SECTIONS.some(([key]) => key === section);
+  const me = useCurrentUser();
+  const admin = isAdmin(me);
+  const sections = SECTIONS.filter(([, , adminOnly]) => admin || !adminOnly);
+  const known = sections.some(([key]) => key === section);
   useEffect(() => {
     if (!known) navigate("/settings/account", { replace: true });
   }, [known]);
-  const title = known ? SECTIONS.find(([key]) => key === section)[1] : "Settings";
+  const title = known ? sections.find(([key]) => key === section)[1] : "Settings";
   useTitle(`${title} · Settings`);
   if (!known) return null;
   return (
@@ -723,7 +737,7 @@ export function Settings({ section, query }) {
       <div class="settings-layout">
         <nav class="settings-nav" aria-label="Settings">
           <ul>
-            {SECTIONS.map(([key, label]) => (
+            {sections.map(([key, label]) => (
               <li key={key}>
                 <Link href={`/settings/${key}`} aria-current={key === section ? "page" : undefined}>
                   {label}
@@ -734,6 +748,8 @@ export function Settings({ section, query }) {
         </nav>
         <div class="settings-main">
           {section === "account" && <Account />}
+          {section === "keys" && <ApiKeys />}
+          {section === "users" && <Users me={me && me.username} />}
           {section === "websites" && <WebsiteSettings query={query} />}
           {section === "spam" && <Spam />}
           {section === "tracker" && <Tracker />}

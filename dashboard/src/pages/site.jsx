@@ -31,9 +31,12 @@ import {
 } from "../period.js";
 import { DEFINITIONS, bounceState, changeBadge } from "../metrics.js";
 import { Link, navigate } from "../router.jsx";
+import { currentShare, pageBase, shows, statsPath } from "../scope.js";
+import { isAdmin, useCurrentUser } from "../session.js";
 import { snippetFor, trackerBase } from "../snippet.js";
 import { noteSpan, pickedDay } from "../insights.js";
 import { EventsPanel, NoteCard, NoteForm, useNotes, useSiteSettings } from "./insights.jsx";
+import { GoalsPanel } from "./goals.jsx";
 import { LiveCount, LivePanel, useLive } from "./live.jsx";
 import { cleanHostname } from "./websites.jsx";
 
@@ -66,7 +69,7 @@ const PANELS = [
 const DETAIL_PARAMS = ["page", "size", "sort", "order"];
 
 export const siteHref = (hostname, query, name = "") =>
-  `/${encodeURIComponent(hostname)}${name ? "/" + name : ""}${query.toString() ? "?" + query.toString() : ""}`;
+  `${pageBase(hostname)}${name ? "/" + name : ""}${query.toString() ? "?" + query.toString() : ""}`;
 
 /** A copy of the query without the given keys. */
 export function without(query, keys) {
@@ -476,7 +479,7 @@ export function Rows({ dataset, rows, hostname, query, path }) {
               type="button"
               class="row-button"
               title={`Filter by ${fieldLabel(field)}: ${labelText(value)}`}
-              onClick={() => navigate(`${path || "/" + encodeURIComponent(hostname)}?${without(withFilter(query, { field, op: "eq", value }), ["page"])}`)}
+              onClick={() => navigate(`${path || pageBase(hostname)}?${without(withFilter(query, { field, op: "eq", value }), ["page"])}`)}
             >
               <span class="row-label">
                 <Label text={displayLabel(dataset, value)} code={labelCode(dataset, value)} />
@@ -497,14 +500,15 @@ export function Rows({ dataset, rows, hostname, query, path }) {
 }
 
 function Panel({ hostname, query, panel, stats }) {
-  const active = panel.tabs.includes(query.get(`panel[${panel.id}]`)) ? query.get(`panel[${panel.id}]`) : panel.tabs[0];
+  const tabs = panel.tabs.filter(shows); // a share link may show only some lists
+  const active = tabs.includes(query.get(`panel[${panel.id}]`)) ? query.get(`panel[${panel.id}]`) : tabs[0];
   const dataset = DATASETS[active];
   const params = { ...stats.base, summary: true, limit: 5, ...datasetParams(dataset, stats.filters) };
-  const { data, error, loading } = useApi(`/website/${encodeURIComponent(hostname)}/${active}`, params, `${stats.key}|${active}|${JSON.stringify(params)}`);
-  const select = (tab) => navigate(siteHref(hostname, setParam(query, `panel[${panel.id}]`, tab === panel.tabs[0] ? null : tab)), { replace: true });
+  const { data, error, loading } = useApi(statsPath(hostname, active), params, `${stats.key}|${active}|${JSON.stringify(params)}`);
+  const select = (tab) => navigate(siteHref(hostname, setParam(query, `panel[${panel.id}]`, tab === tabs[0] ? null : tab)), { replace: true });
   return (
     <section class="card panel" aria-label={panel.label} data-panel={panel.id}>
-      <Tabs tabs={panel.tabs.map((t) => [t, DATASETS[t].title])} active={active} onSelect={select} label={panel.label} />
+      <Tabs tabs={tabs.map((t) => [t, DATASETS[t].title])} active={active} onSelect={select} label={panel.label} />
       <div role="tabpanel" aria-labelledby={`tab-${active}`} aria-busy={loading ? "true" : "false"} class="panel-body" data-dataset={active}>
         {error ? <ErrorView error={error} /> : data === undefined ? <Loading /> : <Rows dataset={dataset} rows={data} hostname={hostname} query={query} />}
       </div>
@@ -518,7 +522,7 @@ function Panel({ hostname, query, panel, stats }) {
 function PropertiesPanel({ hostname, query, stats }) {
   const dataset = DATASETS.properties;
   const chosen = stats.filters.find((f) => f.field === "prop_name" && f.op === "eq");
-  const path = `/website/${encodeURIComponent(hostname)}/properties`;
+  const path = statsPath(hostname, "properties");
   const namesParams = { start: stats.base.start, end: stats.base.end, ...filterParams(stats.filters, { withoutProps: true }) };
   const names = useApi(path, namesParams, `${stats.key}|names`);
   const rowsParams = { ...stats.base, limit: 5 };
@@ -659,7 +663,7 @@ function FirstHitWait({ hostname, onHit }) {
 
 /** A note when the period includes days of totals imported from another tool (api/imported.py). */
 function ImportedNotice({ hostname, period }) {
-  const { data } = useApi(`/website/${encodeURIComponent(hostname)}/imported`, null, `imported|${hostname}`);
+  const { data } = useApi(statsPath(hostname, "imported"), null, `imported|${hostname}`);
   const start = isoDay(period.start);
   const end = isoDay(period.end);
   const shown = ((data && data.periods) || []).filter((p) => p.start <= end && p.end >= start);
@@ -676,7 +680,9 @@ export function SiteDashboard({ hostname, query }) {
   useTitle(hostname);
   const stats = useStatsBase(hostname, query);
   const { period, base, key } = stats;
-  const site = `/website/${encodeURIComponent(hostname)}/summary`;
+  const site = statsPath(hostname, "summary");
+  const shared = currentShare(); // a share link's dashboard: read-only, no account around it
+  const canNote = !shared && isAdmin(useCurrentUser()); // adding and deleting notes is an admin's (docs/auth.md)
   const summary = useApi(site, { ...base, interval: period.interval }, `${key}|${period.interval}`);
   const previousQuery = { ...stats.fp, start: rfc3339(period.prevStart), end: rfc3339(period.prevEnd), interval: period.interval };
   const previous = useApi(site, previousQuery, `${key}|prev|${period.interval}`);
@@ -687,13 +693,14 @@ export function SiteDashboard({ hostname, query }) {
   const metricKey = METRICS.some((m) => m.key === query.get("chart[stat]")) ? query.get("chart[stat]") : "visitors";
   const chartType = query.get("chart[type]") === "bar" ? "bar" : "area";
   const since = period.period === "today" ? "since yesterday" : period.period === "all" ? "" : "vs previous period";
-  const path = `/${encodeURIComponent(hostname)}`;
-  const notes = useNotes(hostname, period);
-  const siteSettings = useSiteSettings(hostname);
+  const path = pageBase(hostname);
+  // A share link shows neither the owner's notes nor the site's settings (no account to read them with).
+  const notes = useNotes(shared ? null : hostname, period);
+  const siteSettings = useSiteSettings(shared ? null : hostname);
   const [picked, setPicked] = useState(null); // the day of a note being added
   const [chosenNote, setChosenNote] = useState(null); // the id of the note shown
   const shownNote = (notes.data || []).find((n) => n.id === chosenNote);
-  const live = useLive(hostname);
+  const live = useLive(shared ? null : hostname);
 
   if (summary.error && summary.data === undefined) {
     return (
@@ -704,8 +711,8 @@ export function SiteDashboard({ hostname, query }) {
     <div class="site">
       <div class="toolbar">
         <div class="toolbar-site">
-          <SiteSwitcher hostname={hostname} query={query} />
-          <LiveCount live={live} />
+          {shared ? <h1 class="share-title">{hostname}</h1> : <SiteSwitcher hostname={hostname} query={query} />}
+          {!shared && <LiveCount live={live} />}
           {period.live && (
             <span class="muted small" title="The numbers of a period that includes now refresh every minute">
               · refreshes every minute
@@ -719,7 +726,7 @@ export function SiteDashboard({ hostname, query }) {
           Unknown date range in the address; showing today.
         </p>
       )}
-      <FirstHitWait hostname={hostname} onHit={stats.refresh} />
+      {!shared && <FirstHitWait hostname={hostname} onHit={stats.refresh} />}
       <ImportedNotice hostname={hostname} period={period} />
       <div class="filter-bar">
         <FilterChips hostname={hostname} query={query} filters={stats.filters} path={path} />
@@ -738,16 +745,18 @@ export function SiteDashboard({ hostname, query }) {
             {(METRICS.find((m) => m.key === metricKey) || METRICS[0]).title} · {period.label}
           </h2>
           <div class="chart-actions">
-            <button
-              type="button"
-              class="button small-button"
-              onClick={() => {
-                setChosenNote(null);
-                setPicked(isoDay(period.end > new Date() ? new Date() : period.end));
-              }}
-            >
-              + Note
-            </button>
+            {canNote && (
+              <button
+                type="button"
+                class="button small-button"
+                onClick={() => {
+                  setChosenNote(null);
+                  setPicked(isoDay(period.end > new Date() ? new Date() : period.end));
+                }}
+              >
+                + Note
+              </button>
+            )}
             <div class="segmented" role="group" aria-label="Chart type">
               {["area", "bar"].map((t) => (
                 <button
@@ -772,17 +781,20 @@ export function SiteDashboard({ hostname, query }) {
             type={chartType}
             period={period}
             notes={notes.data}
-            onPickDay={(day) => {
-              setChosenNote(null);
-              setPicked(day);
-            }}
+            onPickDay={
+              canNote &&
+              ((day) => {
+                setChosenNote(null);
+                setPicked(day);
+              })
+            }
             onNote={(id) => {
               setPicked(null);
               setChosenNote(id);
             }}
           />
         )}
-        <p class="muted small chart-hint">Click the chart to add a note to that day.</p>
+        {canNote && <p class="muted small chart-hint">Click the chart to add a note to that day.</p>}
         {picked && (
           <NoteForm
             hostname={hostname}
@@ -800,20 +812,26 @@ export function SiteDashboard({ hostname, query }) {
             hostname={hostname}
             note={shownNote}
             onClose={() => setChosenNote(null)}
-            onDeleted={() => {
-              setChosenNote(null);
-              notes.reload();
-            }}
+            onDeleted={
+              canNote &&
+              (() => {
+                setChosenNote(null);
+                notes.reload();
+              })
+            }
           />
         )}
       </section>
       <div class="panels">
-        <LivePanel live={live} />
-        {PANELS.map((panel) => (
+        {!shared && <LivePanel live={live} />}
+        {PANELS.filter((panel) => panel.tabs.some(shows)).map((panel) => (
           <Panel key={panel.id} hostname={hostname} query={query} panel={panel} stats={stats} />
         ))}
-        <PropertiesPanel hostname={hostname} query={query} stats={stats} />
-        <EventsPanel hostname={hostname} query={query} stats={stats} features={siteSettings.settings && siteSettings.settings.tracker.features} />
+        {shows("properties") && <PropertiesPanel hostname={hostname} query={query} stats={stats} />}
+        {!shared && (
+          <EventsPanel hostname={hostname} query={query} stats={stats} features={siteSettings.settings && siteSettings.settings.tracker.features} />
+        )}
+        {!shared && <GoalsPanel hostname={hostname} stats={stats} canManage={canNote} />}
       </div>
     </div>
   );

@@ -6,6 +6,7 @@ import { formatExact } from "../format.js";
 import { useApi, useTitle } from "../hooks.js";
 import { rfc3339 } from "../period.js";
 import { Link, navigate, useLocation } from "../router.jsx";
+import { isAdmin, useCurrentUser } from "../session.js";
 
 // Cards per page: eight rows of three on a laptop. Their sparklines come in one request, which the
 // server allows up to 50 sites (SPARKLINES_MAX_SITES). With more sites than this, a search box appears.
@@ -190,13 +191,16 @@ export function Websites() {
   const { query } = useLocation();
   const { data, error, loading } = useApi("/websites", { summary: true });
   const [adding, setAdding] = useState(false);
+  const canAdd = isAdmin(useCurrentUser()); // adding a site is an admin's (docs/auth.md)
   return (
     <section>
       <div class="page-head">
         <h1>My websites</h1>
-        <button type="button" class="button primary" onClick={() => setAdding(true)}>
-          Add website
-        </button>
+        {canAdd && (
+          <button type="button" class="button primary" onClick={() => setAdding(true)}>
+            Add website
+          </button>
+        )}
       </div>
       {error ? (
         <ErrorView error={error} />
@@ -206,7 +210,7 @@ export function Websites() {
         <SiteCards sites={data} query={query} />
       ) : (
         <div class="card">
-          <Empty>No websites yet. Add your first website to get its tracking snippet.</Empty>
+          <Empty>{canAdd ? "No websites yet. Add your first website to get its tracking snippet." : "No websites have been shared with you yet."}</Empty>
         </div>
       )}
       <AddWebsite open={adding} onClose={() => setAdding(false)} />

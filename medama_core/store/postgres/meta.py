@@ -29,12 +29,15 @@ from medama_core.store.db import Migration
 # Shared with the SQLite store (re-exported), so callers catch one AlreadyExists and get one User type.
 from medama_core.store.meta import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
 from medama_core.store.meta import DEFAULT_ADMIN_USERNAME as DEFAULT_ADMIN_USERNAME
-from medama_core.store.meta import DEFAULT_USER_SETTINGS, AlreadyExists, User
+from medama_core.store.meta import DEFAULT_USER_SETTINGS, AlreadyExists, ApiKey, MissingWebsite, Share, Totp, User
 from medama_core.store.meta import SITE_SETTING_FIELDS as SITE_SETTING_FIELDS
 from medama_core.store.meta import Annotation as Annotation
+from medama_core.store.meta import Goal as Goal
 from medama_core.store.meta import SiteSettings as SiteSettings
 from medama_core.store.meta import merge_site_settings as merge_site_settings
 from medama_core.store.meta import new_annotation_id as new_annotation_id
+from medama_core.store.meta import new_goal_id as new_goal_id
+from medama_core.store.meta import new_key_id as new_key_id
 from medama_core.store.meta import new_user_id as new_user_id
 from medama_core.store.postgres.db import Connection
 from medama_core.store.postgres.errors import InvalidValue
@@ -149,6 +152,74 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX annotations_hostname_start ON annotations(hostname, start_date)",
         ),
     ),
+    Migration(
+        5,
+        (
+            # SQLite's migration 6: roles (every earlier user becomes an admin), website grants, API keys,
+            # two-factor login and share links. None of these is kept in a node's memory: no change trigger.
+            "ALTER TABLE users ADD COLUMN role text NOT NULL DEFAULT 'admin' CHECK (role IN ('admin', 'viewer'))",
+            """CREATE TABLE site_grants (
+                user_id text COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                hostname text COLLATE "C" NOT NULL
+                    REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE,
+                PRIMARY KEY (user_id, hostname)
+            )""",
+            "CREATE INDEX site_grants_hostname ON site_grants(hostname)",
+            """CREATE TABLE api_keys (
+                id text COLLATE "C" PRIMARY KEY,
+                user_id text COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                name text NOT NULL,
+                key_hash bytea NOT NULL UNIQUE,
+                scope text NOT NULL CHECK (scope IN ('read', 'admin')),
+                date_created bigint NOT NULL,
+                date_expires bigint,
+                date_used bigint
+            )""",
+            "CREATE INDEX api_keys_user_id ON api_keys(user_id)",
+            """CREATE TABLE totp (
+                user_id text COLLATE "C" PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+                secret text NOT NULL,
+                enabled boolean NOT NULL DEFAULT false,
+                last_step bigint NOT NULL DEFAULT 0,
+                date_created bigint NOT NULL
+            )""",
+            """CREATE TABLE recovery_codes (
+                user_id text COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                code_hash bytea NOT NULL,
+                PRIMARY KEY (user_id, code_hash)
+            )""",
+            """CREATE TABLE shares (
+                id text COLLATE "C" PRIMARY KEY,
+                hostname text COLLATE "C" NOT NULL REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE,
+                name text NOT NULL,
+                password text,
+                k integer NOT NULL,
+                panels text NOT NULL,
+                frame_ancestors text NOT NULL,
+                date_created bigint NOT NULL,
+                date_expires bigint
+            )""",
+            "CREATE INDEX shares_hostname ON shares(hostname)",
+        ),
+    ),
+    Migration(
+        6,
+        (
+            # SQLite's migration 7: a site's goals. Read per request, never kept in a node's memory.
+            """CREATE TABLE goals (
+                id text COLLATE "C" PRIMARY KEY,
+                hostname text COLLATE "C" NOT NULL REFERENCES websites(hostname) ON UPDATE CASCADE ON DELETE CASCADE,
+                name text NOT NULL,
+                page text,
+                prop_name text,
+                prop_value text,
+                date_created bigint NOT NULL,
+                CHECK ((page IS NULL) <> (prop_name IS NULL)),
+                CHECK (prop_value IS NULL OR prop_name IS NOT NULL)
+            )""",
+            "CREATE INDEX goals_hostname ON goals(hostname)",
+        ),
+    ),
 )
 
 
@@ -175,15 +246,18 @@ def insert_user(
     now: int,
     *,
     password_is_default: bool = False,
+    role: str = "admin",
 ) -> None:
     """Add a user; `password_is_default` says the hash is of DEFAULT_ADMIN_PASSWORD (the caller knows).
+    `role` is "admin" or "viewer" (permissions.Role).
     Raises AlreadyExists if the id or username is taken (SQLite raises sqlite3.IntegrityError)."""
     _require_storable(user_id, username, password_hash)
-    params = {"id": user_id, "username": username, "password": password_hash, "now": now}
+    params = {"id": user_id, "username": username, "password": password_hash, "now": now, "role": role}
     try:
         conn.execute(
-            "INSERT INTO users (id, username, password, date_created, date_updated, settings, password_is_default)"
-            " VALUES (%(id)s, %(username)s, %(password)s, %(now)s, %(now)s, %(settings)s, %(default)s)",
+            "INSERT INTO users (id, username, password, date_created, date_updated, settings, password_is_default,"
+            " role) VALUES (%(id)s, %(username)s, %(password)s, %(now)s, %(now)s, %(settings)s, %(default)s,"
+            " %(role)s)",
             params | {"settings": DEFAULT_USER_SETTINGS, "default": password_is_default},
         )
     except psycopg.IntegrityError:
@@ -229,17 +303,23 @@ def set_setting(conn: Connection, key: str, value: str, now: int) -> None:
     )
 
 
-_USER_COLUMNS = "u.id, u.username, u.password, u.date_created, u.date_updated, u.settings, u.password_is_default"
-_USER_WIDTH = 7  # columns in _USER_COLUMNS
+_USER_COLUMNS = (
+    "u.id, u.username, u.password, u.date_created, u.date_updated, u.settings, u.password_is_default, u.role,"
+    " EXISTS (SELECT 1 FROM totp t WHERE t.user_id = u.id AND t.enabled)"
+)
+_USER_WIDTH = 9  # columns in _USER_COLUMNS
 
 
 def _user(row: Any) -> User | None:
     """A `users` row (selected with _USER_COLUMNS first) as a User."""
     if row is None:
         return None
-    user_id, username, password, created, updated, settings, is_default = row[:_USER_WIDTH]
+    user_id, username, password, created, updated, settings, is_default, role, totp = row[:_USER_WIDTH]
     default = None if is_default is None else bool(is_default)
-    return User(str(user_id), str(username), str(password), int(created), int(updated), str(settings), default)
+    return User(
+        str(user_id), str(username), str(password), int(created), int(updated), str(settings), default, str(role),
+        bool(totp),
+    )  # fmt: skip
 
 
 def get_user(conn: Connection, user_id: str) -> User | None:
@@ -508,6 +588,79 @@ def update_site_settings(conn: Connection, hostname: str, changes: dict[str, obj
     return fresh
 
 
+# Goals: what a site counts as a conversion.
+
+_GOAL_COLUMNS = "id, hostname, name, page, prop_name, prop_value, date_created"
+
+
+def _goal(row: Any) -> Goal:
+    goal_id, hostname, name, page, prop_name, prop_value, created = row
+    return Goal(
+        str(goal_id),
+        str(hostname),
+        str(name),
+        None if page is None else str(page),
+        None if prop_name is None else str(prop_name),
+        None if prop_value is None else str(prop_value),
+        int(created),
+    )
+
+
+def insert_goal(conn: Connection, goal: Goal, max_per_site: int) -> bool:
+    """Store a goal; False (nothing stored) when the site already has `max_per_site` goals.
+    Raises AlreadyExists for a taken id or a site that does not exist."""
+    _require_storable(goal.id, goal.hostname, goal.name, goal.page, goal.prop_name, goal.prop_value)
+    try:
+        with conn.transaction():
+            # The site's row lock makes concurrent inserts for one site count one after the other.
+            found = conn.execute(
+                "SELECT 1 FROM websites WHERE hostname = %(hostname)s FOR UPDATE", {"hostname": goal.hostname}
+            ).fetchone()
+            if found is None:
+                raise AlreadyExists("goal id taken, or no such website")
+            row = conn.execute(
+                "SELECT count(*) FROM goals WHERE hostname = %(hostname)s", {"hostname": goal.hostname}
+            ).fetchone()
+            if row is not None and int(row[0]) >= max_per_site:
+                return False
+            conn.execute(
+                f"INSERT INTO goals ({_GOAL_COLUMNS})"
+                " VALUES (%(id)s, %(hostname)s, %(name)s, %(page)s, %(prop_name)s, %(prop_value)s, %(created)s)",
+                {
+                    "id": goal.id,
+                    "hostname": goal.hostname,
+                    "name": goal.name,
+                    "page": goal.page,
+                    "prop_name": goal.prop_name,
+                    "prop_value": goal.prop_value,
+                    "created": goal.created,
+                },
+            )
+    except psycopg.IntegrityError:
+        raise AlreadyExists("goal id taken, or no such website") from None
+    return True
+
+
+def list_goals(conn: Connection, hostname: str) -> list[Goal]:
+    """The site's goals, oldest first."""
+    if not _storable(hostname):
+        return []
+    rows = conn.execute(
+        f"SELECT {_GOAL_COLUMNS} FROM goals WHERE hostname = %(hostname)s ORDER BY date_created, id",
+        {"hostname": hostname},
+    )
+    return [_goal(row) for row in rows]
+
+
+def delete_goal(conn: Connection, hostname: str, goal_id: str) -> bool:
+    if not _storable(hostname, goal_id):
+        return False
+    cursor = conn.execute(
+        "DELETE FROM goals WHERE hostname = %(hostname)s AND id = %(id)s", {"hostname": hostname, "id": goal_id}
+    )
+    return cursor.rowcount > 0
+
+
 # Annotations: notes on a date or a range of dates of one site, shown on its chart.
 
 _ANNOTATION_COLUMNS = "id, hostname, start_date, end_date, text, date_created"
@@ -591,3 +744,298 @@ def set_settings(conn: Connection, values: dict[str, str], now: int) -> dict[str
 
 def set_soft_heap_limit(conn: Connection, limit_bytes: int) -> None:
     """Nothing to do: SQLite's heap limit is in this process; PostgreSQL's memory is the server's to manage."""
+
+
+# Roles and website grants. Admins read every site; a viewer reads the sites granted to them.
+
+
+def list_users(conn: Connection) -> list[User]:
+    rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users u ORDER BY u.username")
+    return [user for user in map(_user, rows) if user is not None]
+
+
+def count_admins(conn: Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM users WHERE role = 'admin'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def set_role(conn: Connection, user_id: str, role: str, now: int) -> bool:
+    """Give the user `role` ("admin" or "viewer"); False if the user is gone."""
+    if not _storable(user_id):
+        return False
+    cursor = conn.execute(
+        "UPDATE users SET role = %(role)s, date_updated = %(now)s WHERE id = %(id)s",
+        {"id": user_id, "role": role, "now": now},
+    )
+    return cursor.rowcount > 0
+
+
+def transfer_websites(conn: Connection, from_user_id: str, to_user_id: str) -> int:
+    """Make `to_user_id` the owner of every site `from_user_id` added (before that user is deleted)."""
+    if not _storable(from_user_id):
+        return 0
+    _require_storable(to_user_id)
+    cursor = conn.execute(
+        "UPDATE websites SET user_id = %(to)s WHERE user_id = %(from)s", {"from": from_user_id, "to": to_user_id}
+    )
+    return cursor.rowcount
+
+
+def list_grants(conn: Connection, user_id: str) -> list[str]:
+    if not _storable(user_id):
+        return []
+    rows = conn.execute("SELECT hostname FROM site_grants WHERE user_id = %(id)s ORDER BY hostname", {"id": user_id})
+    return [str(row[0]) for row in rows]
+
+
+def grants_by_user(conn: Connection) -> dict[str, list[str]]:
+    """Every user with at least one grant, and their granted sites in order."""
+    found: dict[str, list[str]] = {}
+    for user_id, hostname in conn.execute("SELECT user_id, hostname FROM site_grants ORDER BY user_id, hostname"):
+        found.setdefault(str(user_id), []).append(str(hostname))
+    return found
+
+
+def set_grants(conn: Connection, user_id: str, hostnames: list[str]) -> None:
+    """Replace the user's grants with `hostnames`. Raises MissingWebsite if one is not a site (or the
+    user is gone); then nothing changed."""
+    if not _storable(user_id, *hostnames):
+        raise MissingWebsite("website not found")
+    try:
+        with conn.transaction():
+            conn.execute("DELETE FROM site_grants WHERE user_id = %(id)s", {"id": user_id})
+            for hostname in hostnames:
+                conn.execute(
+                    "INSERT INTO site_grants (user_id, hostname) VALUES (%(id)s, %(hostname)s) ON CONFLICT DO NOTHING",
+                    {"id": user_id, "hostname": hostname},
+                )
+    except psycopg.IntegrityError:
+        raise MissingWebsite("website not found") from None
+
+
+# API keys. Only SHA-256(key) is stored; the key itself is shown once, when it is created.
+
+_KEY_COLUMNS = "k.id, k.user_id, k.name, k.scope, k.date_created, k.date_expires, k.date_used"
+_KEY_WIDTH = 7
+
+
+def _api_key(row: Any) -> ApiKey:
+    key_id, user_id, name, scope, created, expires, used = row[:_KEY_WIDTH]
+    return ApiKey(
+        str(key_id), str(user_id), str(name), str(scope), int(created),
+        None if expires is None else int(expires), None if used is None else int(used),
+    )  # fmt: skip
+
+
+def insert_api_key(conn: Connection, key: ApiKey, key_hash: bytes) -> None:
+    _require_storable(key.id, key.user_id, key.name, key.scope)
+    conn.execute(
+        "INSERT INTO api_keys (id, user_id, name, key_hash, scope, date_created, date_expires, date_used)"
+        " VALUES (%(id)s, %(user_id)s, %(name)s, %(hash)s, %(scope)s, %(created)s, %(expires)s, %(used)s)",
+        {
+            "id": key.id,
+            "user_id": key.user_id,
+            "name": key.name,
+            "hash": key_hash,
+            "scope": key.scope,
+            "created": key.date_created,
+            "expires": key.date_expires,
+            "used": key.date_used,
+        },
+    )
+
+
+def list_api_keys(conn: Connection, user_id: str) -> list[ApiKey]:
+    """The user's keys, oldest first."""
+    if not _storable(user_id):
+        return []
+    rows = conn.execute(
+        f"SELECT {_KEY_COLUMNS} FROM api_keys k WHERE k.user_id = %(id)s ORDER BY k.date_created, k.id",
+        {"id": user_id},
+    )
+    return [_api_key(row) for row in rows]
+
+
+def api_key_user(conn: Connection, key_hash: bytes) -> tuple[ApiKey, User] | None:
+    """The key with this hash and its owner, expired or not."""
+    row = conn.execute(
+        f"SELECT {_KEY_COLUMNS}, {_USER_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id"
+        " WHERE k.key_hash = %(hash)s",
+        {"hash": key_hash},
+    ).fetchone()
+    if row is None:
+        return None
+    user = _user(row[_KEY_WIDTH:])
+    assert user is not None
+    return _api_key(row), user
+
+
+def touch_api_key(conn: Connection, key_id: str, now: int) -> None:
+    if _storable(key_id):
+        conn.execute("UPDATE api_keys SET date_used = %(now)s WHERE id = %(id)s", {"id": key_id, "now": now})
+
+
+def delete_api_key(conn: Connection, user_id: str, key_id: str) -> bool:
+    """Revoke one of the user's keys; False if the user has no such key."""
+    if not _storable(user_id, key_id):
+        return False
+    cursor = conn.execute(
+        "DELETE FROM api_keys WHERE id = %(id)s AND user_id = %(user_id)s", {"id": key_id, "user_id": user_id}
+    )
+    return cursor.rowcount > 0
+
+
+# Two-factor login (TOTP, RFC 6238) and its one-time recovery codes (SHA-256 hashes).
+
+
+def get_totp(conn: Connection, user_id: str) -> Totp | None:
+    if not _storable(user_id):
+        return None
+    row = conn.execute("SELECT secret, enabled, last_step FROM totp WHERE user_id = %(id)s", {"id": user_id}).fetchone()
+    return None if row is None else Totp(str(row[0]), bool(row[1]), int(row[2]))
+
+
+def set_totp_secret(conn: Connection, user_id: str, secret: str, now: int) -> bool:
+    """Store a new secret, not enabled yet, in place of a pending one; False if two-factor login is
+    already on (or the user is gone)."""
+    if not _storable(user_id):
+        return False
+    _require_storable(secret)
+    with conn.transaction():
+        # Locking the user's row orders this with a concurrent enable or delete of the same user.
+        if conn.execute("SELECT 1 FROM users WHERE id = %(id)s FOR UPDATE", {"id": user_id}).fetchone() is None:
+            return False
+        if conn.execute("SELECT 1 FROM totp WHERE user_id = %(id)s AND enabled", {"id": user_id}).fetchone():
+            return False
+        conn.execute(
+            "INSERT INTO totp (user_id, secret, enabled, last_step, date_created)"
+            " VALUES (%(id)s, %(secret)s, false, 0, %(now)s)"
+            " ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, date_created = excluded.date_created",
+            {"id": user_id, "secret": secret, "now": now},
+        )
+    return True
+
+
+def enable_totp(conn: Connection, user_id: str, step: int, code_hashes: list[bytes]) -> bool:
+    """Turn the pending secret on, the code of `step` used, with these recovery codes (replacing any);
+    False if there is no pending secret."""
+    if not _storable(user_id):
+        return False
+    with conn.transaction():
+        cursor = conn.execute(
+            "UPDATE totp SET enabled = true, last_step = %(step)s WHERE user_id = %(id)s AND NOT enabled",
+            {"id": user_id, "step": step},
+        )
+        if cursor.rowcount == 0:
+            return False
+        conn.execute("DELETE FROM recovery_codes WHERE user_id = %(id)s", {"id": user_id})
+        for code_hash in code_hashes:
+            conn.execute(
+                "INSERT INTO recovery_codes (user_id, code_hash) VALUES (%(id)s, %(hash)s) ON CONFLICT DO NOTHING",
+                {"id": user_id, "hash": code_hash},
+            )
+    return True
+
+
+def use_totp_step(conn: Connection, user_id: str, step: int) -> bool:
+    """Record that a code of `step` was accepted; False if a code of that step or a later one was
+    (a replayed code), or two-factor login is off."""
+    if not _storable(user_id):
+        return False
+    cursor = conn.execute(
+        "UPDATE totp SET last_step = %(step)s WHERE user_id = %(id)s AND enabled AND last_step < %(step)s",
+        {"id": user_id, "step": step},
+    )
+    return cursor.rowcount > 0
+
+
+def use_recovery_code(conn: Connection, user_id: str, code_hash: bytes) -> bool:
+    """Spend a recovery code; False if the user has no such (unused) code."""
+    if not _storable(user_id):
+        return False
+    cursor = conn.execute(
+        "DELETE FROM recovery_codes WHERE user_id = %(id)s AND code_hash = %(hash)s", {"id": user_id, "hash": code_hash}
+    )
+    return cursor.rowcount > 0
+
+
+def count_recovery_codes(conn: Connection, user_id: str) -> int:
+    if not _storable(user_id):
+        return 0
+    row = conn.execute("SELECT count(*) FROM recovery_codes WHERE user_id = %(id)s", {"id": user_id}).fetchone()
+    return int(row[0]) if row else 0
+
+
+def delete_totp(conn: Connection, user_id: str) -> bool:
+    """Turn two-factor login off (or drop a pending secret) and its recovery codes; False if there was none."""
+    if not _storable(user_id):
+        return False
+    with conn.transaction():
+        conn.execute("DELETE FROM recovery_codes WHERE user_id = %(id)s", {"id": user_id})
+        deleted = conn.execute("DELETE FROM totp WHERE user_id = %(id)s", {"id": user_id}).rowcount
+    return deleted > 0
+
+
+# Share links: a site's dashboard, read-only, for whoever has the link (and its password, if it has one).
+
+_SHARE_COLUMNS = "id, hostname, name, password, k, panels, frame_ancestors, date_created, date_expires"
+
+
+def _share(row: Any) -> Share:
+    share_id, hostname, name, password, k, panels, ancestors, created, expires = row
+    return Share(
+        str(share_id), str(hostname), str(name), None if password is None else str(password), int(k),
+        tuple(p for p in str(panels).split(",") if p), tuple(a for a in str(ancestors).split(" ") if a),
+        int(created), None if expires is None else int(expires),
+    )  # fmt: skip
+
+
+def insert_share(conn: Connection, share: Share) -> None:
+    """Raises MissingWebsite if the site is gone."""
+    panels, ancestors = ",".join(share.panels), " ".join(share.frame_ancestors)
+    _require_storable(share.id, share.hostname, share.name, share.password, panels, ancestors)
+    try:
+        conn.execute(
+            f"INSERT INTO shares ({_SHARE_COLUMNS}) VALUES (%(id)s, %(hostname)s, %(name)s, %(password)s, %(k)s,"
+            " %(panels)s, %(frame_ancestors)s, %(date_created)s, %(date_expires)s)",
+            {
+                "id": share.id,
+                "hostname": share.hostname,
+                "name": share.name,
+                "password": share.password,
+                "k": share.k,
+                "panels": panels,
+                "frame_ancestors": ancestors,
+                "date_created": share.date_created,
+                "date_expires": share.date_expires,
+            },
+        )
+    except psycopg.errors.ForeignKeyViolation:
+        raise MissingWebsite("website not found") from None
+
+
+def list_shares(conn: Connection, hostname: str) -> list[Share]:
+    """The site's shares, oldest first."""
+    if not _storable(hostname):
+        return []
+    rows = conn.execute(
+        f"SELECT {_SHARE_COLUMNS} FROM shares WHERE hostname = %(hostname)s ORDER BY date_created, id",
+        {"hostname": hostname},
+    )
+    return [_share(row) for row in rows]
+
+
+def get_share(conn: Connection, share_id: str) -> Share | None:
+    if not _storable(share_id):
+        return None
+    row = conn.execute(f"SELECT {_SHARE_COLUMNS} FROM shares WHERE id = %(id)s", {"id": share_id}).fetchone()
+    return None if row is None else _share(row)
+
+
+def delete_share(conn: Connection, hostname: str, share_id: str) -> bool:
+    if not _storable(hostname, share_id):
+        return False
+    cursor = conn.execute(
+        "DELETE FROM shares WHERE id = %(id)s AND hostname = %(hostname)s", {"id": share_id, "hostname": hostname}
+    )
+    return cursor.rowcount > 0

@@ -23,14 +23,27 @@ from medama_core.store.postgres.db import Connection, one_line, schema_version
 # Every app-data table and the columns copied, parents before children (foreign keys). A new column or
 # table in both schemas is added here too; a test compares this with both engines' schemas.
 TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("users", ("id", "username", "password", "date_created", "date_updated", "settings", "password_is_default")),
+    (
+        "users",
+        ("id", "username", "password", "date_created", "date_updated", "settings", "password_is_default", "role"),
+    ),
     ("websites", ("hostname", "user_id", "date_created", "date_updated", "settings")),
     ("umami_ids", ("website_id", "hostname")),
+    ("site_grants", ("user_id", "hostname")),
     ("tenant_settings", ("key", "value", "date_updated")),
     ("sessions", ("token_hash", "user_id", "date_created", "date_expires")),
     ("website_settings", ("hostname", *meta.SITE_SETTING_FIELDS, "date_updated")),
     ("annotations", ("id", "hostname", "start_date", "end_date", "text", "date_created")),
+    ("api_keys", ("id", "user_id", "name", "key_hash", "scope", "date_created", "date_expires", "date_used")),
+    ("totp", ("user_id", "secret", "enabled", "last_step", "date_created")),
+    ("recovery_codes", ("user_id", "code_hash")),
+    (
+        "shares",
+        ("id", "hostname", "name", "password", "k", "panels", "frame_ancestors", "date_created", "date_expires"),
+    ),
+    ("goals", ("id", "hostname", "name", "page", "prop_name", "prop_value", "date_created")),
 )
+UPSTREAM_TABLES = frozenset({"users", "websites", "tenant_settings"})  # the tables the Go server writes too
 BATCH_ROWS = 1000  # rows in memory at once: well under a megabyte for these tables
 
 
@@ -85,7 +98,9 @@ def postgres_to_sqlite(source: Connection, target: sqlite3.Connection, *, replac
 def _sqlite_rows(source: sqlite3.Connection, table: str, columns: tuple[str, ...]) -> Iterator[tuple[object, ...]]:
     # A me_meta.db written by the Go server may hold NULL dates (its websites' date columns allow them);
     # ours never do, and PostgreSQL's columns are NOT NULL, so such a date becomes 0 (1970, "unknown").
-    selected = ", ".join(f"coalesce({c}, 0)" if c.startswith("date_") else c for c in columns)
+    # Only upstream's tables: ours mean "never" by a NULL date (a key's or a share's expiry, a key's last use).
+    upstream = table in UPSTREAM_TABLES
+    selected = ", ".join(f"coalesce({c}, 0)" if upstream and c.startswith("date_") else c for c in columns)
     cursor = source.execute(f"SELECT {selected} FROM {table} ORDER BY 1")
     while batch := cursor.fetchmany(BATCH_ROWS):
         yield from batch

@@ -55,6 +55,26 @@ def fill(conn: sqlite3.Connection) -> None:
     with sqlite_db.Transaction(conn):
         for i in range(SESSIONS):
             sqlite_meta.insert_session(conn, hashlib.sha256(str(i).encode()).digest(), "user_a", i, i + 1000)
+    # Roles, grants, keys, two-factor login and shares (migration 6), with the NULL dates that mean "never".
+    sqlite_meta.insert_user(conn, "user_v", "viewer", "scrypt$v", 300, role="viewer")
+    sqlite_meta.set_grants(conn, "user_v", ["a.example", "c.example"])
+    sqlite_meta.insert_api_key(conn, sqlite_meta.ApiKey("key_1", "user_a", "ci", "read", 100), b"k" * 32)
+    sqlite_meta.insert_api_key(conn, sqlite_meta.ApiKey("key_2", "user_v", "x", "admin", 100, 900, 500), b"j" * 32)
+    sqlite_meta.set_totp_secret(conn, "user_a", "JBSWY3DPEHPK3PXP", 100)
+    sqlite_meta.enable_totp(conn, "user_a", 55, [b"r" * 32, b"s" * 32])
+    sqlite_meta.set_totp_secret(conn, "user_v", "KRSXG5DSNFXGOIDB", 100)  # pending, not enabled
+    share = sqlite_meta.Share(
+        "sh1", "a.example", "public", None, 5, ("pages", "countries"), ("https://x.example",), 100
+    )
+    sqlite_meta.insert_share(conn, share)
+    sqlite_meta.insert_share(conn, sqlite_meta.Share("sh2", "c.example", "", "scrypt$p", 0, (), (), 100, 999))
+    # Goals (migration 7): a page goal and an event goal with and without a value.
+    for goal in (
+        sqlite_meta.Goal("goal_1", "a.example", "Pricing «pro»", "/pricing/*", None, None, 100),
+        sqlite_meta.Goal("goal_2", "a.example", "Signup", None, "plan", "pro", 110),
+        sqlite_meta.Goal("goal_3", "ünï.example", "Any download", None, "file-download", None, 120),
+    ):
+        assert sqlite_meta.insert_goal(conn, goal, 10)
 
 
 def dump(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
@@ -71,17 +91,16 @@ def test_round_trip_sqlite_postgres_sqlite(tmp_path: Path, pg_conn: Any) -> None
     fill(source)
     counts = sqlite_to_postgres(source, pg_conn)
     assert counts == {
-        "users": 2,
-        "websites": 4,
-        "umami_ids": 1,
-        "tenant_settings": 2,
-        "sessions": SESSIONS,
-        "website_settings": 2,
-        "annotations": 2,
-    }
+        "users": 3, "websites": 4, "umami_ids": 1, "site_grants": 2, "tenant_settings": 2, "sessions": SESSIONS,
+        "website_settings": 2, "annotations": 2, "api_keys": 2, "totp": 2, "recovery_codes": 2, "shares": 2,
+        "goals": 3,
+    }  # fmt: skip
     assert dump(pg_conn) == dump(source)
     user = pg_meta.get_user(pg_conn, "user_a")
-    assert user is not None and user.password_is_default is True
+    assert user is not None and user.password_is_default is True and user.totp and user.role == "admin"
+    assert pg_meta.list_api_keys(pg_conn, "user_a") == sqlite_meta.list_api_keys(source, "user_a")
+    assert pg_meta.list_api_keys(pg_conn, "user_a")[0].date_expires is None  # "never" stays never
+    assert pg_meta.get_share(pg_conn, "sh1") == sqlite_meta.get_share(source, "sh1")
     assert pg_meta.umami_ids(pg_conn) == {"0b8a0f4e-5b43-4c0e-b9a7-3f2d7e0c1a11": "a.example"}
     # The copy is usable as it stands: a session logs its user in, the sites list in code-point order.
     user_session = pg_meta.session_user(pg_conn, hashlib.sha256(b"5").digest())
@@ -89,6 +108,7 @@ def test_round_trip_sqlite_postgres_sqlite(tmp_path: Path, pg_conn: Any) -> None
     assert pg_meta.list_hostnames(pg_conn) == ["a.example", "b.example", "c.example", "ünï.example"]
     assert pg_meta.list_site_settings(pg_conn) == sqlite_meta.list_site_settings(source)
     assert pg_meta.list_annotations(pg_conn, "c.example") == sqlite_meta.list_annotations(source, "c.example")
+    assert pg_meta.list_goals(pg_conn, "a.example") == sqlite_meta.list_goals(source, "a.example")
     back = fresh_sqlite(tmp_path / "b.db")
     assert postgres_to_sqlite(pg_conn, back) == counts
     assert dump(back) == dump(source)

@@ -23,7 +23,17 @@ from hypothesis import strategies as st
 
 from medama_core.store import db as sqlite_db
 from medama_core.store import meta as sqlite_meta
-from medama_core.store.meta import AlreadyExists, Annotation, SiteSettings, User
+from medama_core.store.meta import (
+    AlreadyExists,
+    Annotation,
+    ApiKey,
+    Goal,
+    MissingWebsite,
+    Share,
+    SiteSettings,
+    Totp,
+    User,
+)
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -76,6 +86,12 @@ def note(
 
 
 NOTES = [note("n1", "2024-06-01", "2024-06-10", created=200), note("n2", "2024-06-01"), note("n3", "2024-06-20")]
+
+GOALS = [
+    Goal("g2", "a.example", "Signed up «pro»", None, "plan", "pro", 200),
+    Goal("g1", "a.example", "Pricing", "/pricing/*", None, None, 100),
+    Goal("g3", "a.example", "Any download", None, "file-download", None, 200),
+]
 
 CASES: dict[str, list[Call]] = {
     "users": [
@@ -230,6 +246,152 @@ CASES: dict[str, list[Call]] = {
             expect=["1.example", "B.example", "Z.example", "a.example", "b.example", "e.example", "é.example"],
         ),
     ],
+    "roles": [
+        *USERS,
+        call("insert_user", "user_v", "victor", "h3", 100, role="viewer"),
+        call("count_admins", expect=2),
+        call("get_user", "user_v", expect=User("user_v", "victor", "h3", 100, 100, SETTINGS, False, "viewer")),
+        call(
+            "list_users", expect=[alice(), bob(), User("user_v", "victor", "h3", 100, 100, SETTINGS, False, "viewer")]
+        ),
+        call("set_role", "user_a", "viewer", 200, expect=True),
+        call("set_role", "nobody", "admin", 200, expect=False),
+        call("set_role", "user_b", "owner", 200, expect="IntegrityError"),  # the CHECK: admin or viewer only
+        call("count_admins", expect=1),
+        call("get_user", "user_a", expect=alice(200, role="viewer")),
+    ],
+    "grants": [
+        *USERS,
+        call("insert_user", "user_v", "victor", "h3", 100, role="viewer"),
+        *(call("insert_website", h, "user_a", 100) for h in ("a.example", "b.example", "c.example")),
+        call("list_grants", "user_v", expect=[]),
+        call("set_grants", "user_v", ["c.example", "a.example", "a.example"]),
+        call("list_grants", "user_v", expect=["a.example", "c.example"]),
+        call("set_grants", "user_v", ["b.example", "z.example"], expect="MissingWebsite"),
+        call("list_grants", "user_v", expect=["a.example", "c.example"]),  # nothing changed
+        call("set_grants", "nobody", ["a.example"], expect="MissingWebsite"),
+        call("set_grants", "user_b", ["b.example"]),
+        call("grants_by_user", expect={"user_b": ["b.example"], "user_v": ["a.example", "c.example"]}),
+        call("rename_website", "a.example", "d.example", 200, expect=True),
+        call("delete_website", "c.example", expect=True),
+        call("list_grants", "user_v", expect=["d.example"]),  # carried by the rename, gone with the site
+        call("set_grants", "user_v", []),
+        call("grants_by_user", expect={"user_b": ["b.example"]}),
+        call("delete_user", "user_b", expect=[]),
+        call("grants_by_user", expect={}),
+    ],
+    "transfer websites": [
+        *USERS,
+        call("insert_website", "a.example", "user_a", 100),
+        call("insert_website", "b.example", "user_a", 100),
+        call("transfer_websites", "user_a", "user_b", expect=2),
+        call("transfer_websites", "user_a", "user_b", expect=0),
+        call("list_user_hostnames", "user_b", expect=["a.example", "b.example"]),
+        call("delete_user", "user_a", expect=[]),
+        call("list_hostnames", expect=["a.example", "b.example"]),
+    ],
+    "api keys": [
+        *USERS,
+        call("insert_api_key", ApiKey("key_2", "user_a", "ci", "read", 200), T1),
+        call("insert_api_key", ApiKey("key_1", "user_a", "cron", "admin", 100, 900, 150), T2),
+        call("insert_api_key", ApiKey("key_3", "user_b", "b", "read", 100), T3),
+        call("insert_api_key", ApiKey("key_4", "user_b", "again", "read", 100), T3, expect="IntegrityError"),
+        call("insert_api_key", ApiKey("key_5", "user_b", "wide", "write", 100), b"x" * 32, expect="IntegrityError"),
+        call("insert_api_key", ApiKey("key_6", "nobody", "n", "read", 100), b"y" * 32, expect="IntegrityError"),
+        call(
+            "list_api_keys",
+            "user_a",
+            expect=[
+                ApiKey("key_1", "user_a", "cron", "admin", 100, 900, 150),
+                ApiKey("key_2", "user_a", "ci", "read", 200),
+            ],
+        ),
+        call("api_key_user", T3, expect=(ApiKey("key_3", "user_b", "b", "read", 100), bob())),
+        call("api_key_user", b"z" * 32, expect=None),
+        call("touch_api_key", "key_3", 700),
+        call("api_key_user", T3, expect=(ApiKey("key_3", "user_b", "b", "read", 100, None, 700), bob())),
+        call("delete_api_key", "user_a", "key_3", expect=False),  # another user's key
+        call("delete_api_key", "user_b", "key_3", expect=True),
+        call("delete_api_key", "user_b", "key_3", expect=False),
+        call("api_key_user", T3, expect=None),
+        call("delete_user", "user_a", expect=[]),
+        call("api_key_user", T1, expect=None),
+        call("list_api_keys", "user_a", expect=[]),
+    ],
+    "two-factor login": [
+        *USERS,
+        call("get_totp", "user_a", expect=None),
+        call("set_totp_secret", "user_a", "AAAA", 100, expect=True),
+        call("set_totp_secret", "user_a", "BBBB", 200, expect=True),  # a pending secret is replaced
+        call("set_totp_secret", "nobody", "CCCC", 200, expect=False),
+        call("get_totp", "user_a", expect=Totp("BBBB", False, 0)),
+        call("get_user", "user_a", expect=alice()),  # not on until confirmed
+        call("use_totp_step", "user_a", 10, expect=False),
+        call("enable_totp", "user_a", 50, [T1, T2, T2], expect=True),
+        call("enable_totp", "user_a", 60, [T3], expect=False),
+        call("get_user", "user_a", expect=alice(totp=True)),
+        call("list_users", expect=[alice(totp=True), bob()]),
+        call("set_totp_secret", "user_a", "DDDD", 300, expect=False),
+        call("get_totp", "user_a", expect=Totp("BBBB", True, 50)),
+        call("use_totp_step", "user_a", 50, expect=False),  # replayed
+        call("use_totp_step", "user_a", 49, expect=False),
+        call("use_totp_step", "user_a", 51, expect=True),
+        call("get_totp", "user_a", expect=Totp("BBBB", True, 51)),
+        call("count_recovery_codes", "user_a", expect=2),
+        call("use_recovery_code", "user_a", T1, expect=True),
+        call("use_recovery_code", "user_a", T1, expect=False),
+        call("use_recovery_code", "user_b", T2, expect=False),
+        call("count_recovery_codes", "user_a", expect=1),
+        call("delete_totp", "user_a", expect=True),
+        call("delete_totp", "user_a", expect=False),
+        call("count_recovery_codes", "user_a", expect=0),
+        call("get_user", "user_a", expect=alice()),
+        call("set_totp_secret", "user_b", "EEEE", 100, expect=True),
+        call("enable_totp", "user_b", 7, [T3], expect=True),
+        call("delete_user", "user_b", expect=[]),
+        call("get_totp", "user_b", expect=None),
+        call("count_recovery_codes", "user_b", expect=0),
+    ],
+    "shares": [
+        *USERS,
+        call("insert_website", "a.example", "user_a", 100),
+        call("insert_website", "b.example", "user_a", 100),
+        call(
+            "insert_share",
+            Share("s2", "a.example", "team", "hash", 5, ("pages", "countries"), ("https://x.example", "'self'"), 200),
+        ),
+        call("insert_share", Share("s1", "a.example", "", None, 0, (), (), 100, 900)),
+        call("insert_share", Share("s3", "b.example", "b", None, 2, (), (), 100)),
+        call("insert_share", Share("s4", "z.example", "z", None, 2, (), (), 100), expect="MissingWebsite"),
+        call("insert_share", Share("s3", "a.example", "again", None, 2, (), (), 100), expect="IntegrityError"),
+        call(
+            "list_shares",
+            "a.example",
+            expect=[
+                Share("s1", "a.example", "", None, 0, (), (), 100, 900),
+                Share(
+                    "s2", "a.example", "team", "hash", 5, ("pages", "countries"), ("https://x.example", "'self'"), 200
+                ),
+            ],
+        ),
+        call("get_share", "s3", expect=Share("s3", "b.example", "b", None, 2, (), (), 100)),
+        call("get_share", "nope", expect=None),
+        call("delete_share", "b.example", "s1", expect=False),  # another site's share
+        call("delete_share", "a.example", "s1", expect=True),
+        call("rename_website", "a.example", "c.example", 200, expect=True),
+        call(
+            "list_shares",
+            "c.example",
+            expect=[
+                Share(
+                    "s2", "c.example", "team", "hash", 5, ("pages", "countries"), ("https://x.example", "'self'"), 200
+                )
+            ],
+        ),
+        call("delete_user", "user_a", expect=["b.example", "c.example"]),
+        call("get_share", "s2", expect=None),
+        call("get_share", "s3", expect=None),
+    ],
     "site settings": [
         *USERS,
         call("insert_website", "a.example", "user_a", 100),
@@ -271,6 +433,29 @@ CASES: dict[str, list[Call]] = {
         call("list_site_settings", expect={"b.example": SiteSettings()}),
         call("delete_user", "user_b", expect=["b.example"]),
         call("list_site_settings", expect={}),
+    ],
+    "goals": [
+        *USERS,
+        call("insert_website", "a.example", "user_a", 100),
+        call("insert_website", "b.example", "user_a", 100),
+        call("list_goals", "a.example", expect=[]),
+        *(call("insert_goal", goal, 3, expect=True) for goal in GOALS),
+        call("insert_goal", replace(GOALS[0], id="g4"), 3, expect=False),  # the site has its 3
+        call("insert_goal", replace(GOALS[0], hostname="b.example"), 3, expect="AlreadyExists"),  # id taken
+        call("insert_goal", replace(GOALS[0], id="g5", hostname="nowhere.example"), 3, expect="AlreadyExists"),
+        call("list_goals", "a.example", expect=[GOALS[1], GOALS[0], GOALS[2]]),  # by creation, then id
+        call("list_goals", "b.example", expect=[]),
+        call("delete_goal", "b.example", "g1", expect=False),  # another site's goal
+        call("delete_goal", "a.example", "g1", expect=True),
+        call("delete_goal", "a.example", "g1", expect=False),
+        call("rename_website", "a.example", "c.example", 300, expect=True),  # the goals move with the site
+        call(
+            "list_goals",
+            "c.example",
+            expect=[replace(GOALS[0], hostname="c.example"), replace(GOALS[2], hostname="c.example")],
+        ),
+        call("delete_website", "c.example", expect=True),
+        call("list_goals", "c.example", expect=[]),
     ],
     "annotations": [
         *USERS,
@@ -328,6 +513,8 @@ def run(module: ModuleType, conn: Any, calls: list[Call]) -> list[object]:
             results.append(getattr(module, c.name)(conn, *c.args, **c.kwargs))
         except AlreadyExists:
             results.append("AlreadyExists")
+        except MissingWebsite:
+            results.append("MissingWebsite")
         except (sqlite3.IntegrityError, psycopg.IntegrityError):
             results.append("IntegrityError")
         except KeyError:
@@ -347,7 +534,10 @@ def fresh_sqlite() -> sqlite3.Connection:
 
 def reset(conn: Any) -> None:
     """Empty every app-data table of the module's PostgreSQL database (a fresh database in a few ms)."""
-    conn.execute("TRUNCATE users, websites, umami_ids, tenant_settings, sessions, website_settings, annotations")
+    conn.execute(
+        "TRUNCATE users, websites, umami_ids, tenant_settings, sessions, website_settings, annotations, site_grants,"
+        " api_keys, totp, recovery_codes, shares, goals"
+    )
 
 
 @pytest.fixture
@@ -382,8 +572,10 @@ def test_every_public_function_of_the_sqlite_store_is_mirrored() -> None:
             different.append(f"{name}: {ours} vs {theirs}")
     assert not missing, f"store/postgres/meta.py lacks {missing}"
     assert not different
-    shared = ("AlreadyExists", "User", "DEFAULT_ADMIN_USERNAME", "DEFAULT_ADMIN_PASSWORD", "DEFAULT_USER_SETTINGS")
-    for name in (*shared, "SiteSettings", "Annotation", "SITE_SETTING_FIELDS", "new_annotation_id"):
+    shared = ("AlreadyExists", "MissingWebsite", "User", "ApiKey", "Totp", "Share")
+    for name in (*shared, "DEFAULT_ADMIN_USERNAME", "DEFAULT_ADMIN_PASSWORD", "DEFAULT_USER_SETTINGS"):
+        assert getattr(pg_meta, name) is getattr(sqlite_meta, name)
+    for name in ("SiteSettings", "Annotation", "SITE_SETTING_FIELDS", "new_annotation_id"):
         assert getattr(pg_meta, name) is getattr(sqlite_meta, name)
 
 
