@@ -73,7 +73,7 @@ def test_conversions_visitors_and_rates_by_hand(server: LiveServer, client: Clie
         ("plan", 2, 2, 0.5),
         ("/nothing", 0, 0, 0.0),
     ]
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # generous: a loaded machine's writer may take seconds; a pass is at once
     while numbers(client) != expected and time.monotonic() < deadline:
         time.sleep(0.05)  # the writer stores the hits a moment after answering
     assert numbers(client) == expected
