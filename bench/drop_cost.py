@@ -31,7 +31,7 @@ from medama_core.app import App, open_context  # noqa: E402
 from medama_core.config import Config  # noqa: E402
 from medama_core.http.protocol import Request  # noqa: E402
 from medama_core.log import Logger  # noqa: E402
-from medama_core.store import meta  # noqa: E402
+from medama_core.store.protocol import DEFAULT_ADMIN_USERNAME  # noqa: E402
 
 SITE = "example.com"
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
@@ -54,8 +54,9 @@ def request(kind: str, i: int) -> Request:
 async def run(count: int, rounds: int, workdir: Path) -> dict[str, float]:
     config = Config(appdb=str(workdir / "me_meta.db"), analyticsdb=str(workdir / "me_analytics.db"), ratelimit=0)
     ctx = open_context(config, Logger("json", "error"))
-    owner = await ctx.meta.read(lambda conn: str(conn.execute("SELECT id FROM users").fetchone()[0]))
-    await ctx.meta.write(meta.insert_website, SITE, owner, 0)
+    admin = await ctx.meta.get_user_by_username(DEFAULT_ADMIN_USERNAME)
+    assert admin is not None
+    await ctx.meta.insert_website(SITE, admin.id, 0)
     ctx.hostnames.add(SITE)
     app = App(ctx)
     gate = asyncio.Semaphore(IN_FLIGHT)

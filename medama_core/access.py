@@ -24,8 +24,8 @@ from medama_core.hostnames import InvalidHostname, normalise
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request
 from medama_core.permissions import SITE_SCOPED, Access, Actor, Refusal, Role, Scope, Via, decide
-from medama_core.store import meta
-from medama_core.store.db import Database
+from medama_core.store import protocol as meta
+from medama_core.store.protocol import MetaStore
 
 __all__ = [
     "BAD_KEY",
@@ -60,7 +60,7 @@ class Caller:
     share: meta.Share | None = None  # the share link used
 
 
-async def authorize(request: Request, access: Access, db: Database, *, demo: bool, hidden_status: int = 404) -> None:
+async def authorize(request: Request, access: Access, db: MetaStore, *, demo: bool, hidden_status: int = 404) -> None:
     """Raise the route's refusal (400, 401, 403, 404 or `hidden_status`), or let the request through.
 
     For a site-scoped access the path's `hostname` is validated (400) and
@@ -81,7 +81,7 @@ async def authorize(request: Request, access: Access, db: Database, *, demo: boo
         except InvalidHostname as exc:
             raise HTTPError(400, f"hostname: {exc}") from None
         request.path_params["hostname"] = site
-        exists = await db.read(meta.website_owner, site) is not None
+        exists = await db.website_owner(site) is not None
     actor = None if found is None else found.actor
     refusal = decide(access, actor, method=request.method, demo=demo, site=site, site_exists=exists)
     if refusal is not None:
@@ -89,12 +89,12 @@ async def authorize(request: Request, access: Access, db: Database, *, demo: boo
     request.actor = found
 
 
-async def authorize_sites(request: Request, hostnames: list[str], db: Database, *, demo: bool) -> None:
+async def authorize_sites(request: Request, hostnames: list[str], db: MetaStore, *, demo: bool) -> None:
     """`Access.SITE_READ` for each site a route names in its query rather than its path (a read of several
     sites at once, whose route itself needs `Access.ACCOUNT`): all of them, or `404 website not found`,
     another's site answered as an unknown one. `hostnames` are valid and lower-case (`normalise`)."""
     actor = caller(request).actor
-    existing = set(await db.read(meta.list_hostnames))  # one read for every site named
+    existing = set(await db.list_hostnames())  # one read for every site named
     for hostname in hostnames:
         refusal = decide(
             Access.SITE_READ, actor, method=request.method, demo=demo, site=hostname, site_exists=hostname in existing
@@ -103,7 +103,7 @@ async def authorize_sites(request: Request, hostnames: list[str], db: Database, 
             _refuse(refusal, request, 404)
 
 
-async def _account_caller(request: Request, db: Database) -> Caller | None:
+async def _account_caller(request: Request, db: MetaStore) -> Caller | None:
     """The API key or session behind the request, or None; 401 for a bearer token that opens nothing."""
     token = apikeys.bearer_token(request.headers.get("authorization"))
     if token is not None:
@@ -114,26 +114,26 @@ async def _account_caller(request: Request, db: Database) -> Caller | None:
     return Caller(await _actor(found.user, db, Via.SESSION), user=found.user, session=found)
 
 
-async def _key_caller(token: str, db: Database) -> Caller:
-    found = await db.read(meta.api_key_user, apikeys.key_hash(token)) if apikeys.well_formed(token) else None
+async def _key_caller(token: str, db: MetaStore) -> Caller:
+    found = await db.api_key_user(apikeys.key_hash(token)) if apikeys.well_formed(token) else None
     now = int(time.time())
     if found is None or (found[0].date_expires is not None and found[0].date_expires <= now):
         raise HTTPError(401, BAD_KEY)
     key, owner = found
     if key.date_used is None or now - key.date_used >= apikeys.LAST_USED_RESOLUTION_S:
-        await db.write(meta.touch_api_key, key.id, now)
+        await db.touch_api_key(key.id, now)
     return Caller(await _actor(owner, db, Via.KEY, Scope(key.scope)), user=owner, key=key)
 
 
-async def _actor(user: meta.User, db: Database, via: Via, scope: Scope = Scope.ADMIN) -> Actor:
+async def _actor(user: meta.User, db: MetaStore, via: Via, scope: Scope = Scope.ADMIN) -> Actor:
     role = Role(user.role)
-    sites = frozenset(await db.read(meta.list_grants, user.id)) if role is Role.VIEWER else frozenset()
+    sites = frozenset(await db.list_grants(user.id)) if role is Role.VIEWER else frozenset()
     return Actor(user.id, role, via, scope, sites)
 
 
-async def _authorize_share(request: Request, db: Database) -> None:
+async def _authorize_share(request: Request, db: MetaStore) -> None:
     share_id = request.path_params["share"]
-    share = await db.read(meta.get_share, share_id) if sharelinks.well_formed_id(share_id) else None
+    share = await db.get_share(share_id) if sharelinks.well_formed_id(share_id) else None
     now = time.time()
     if share is not None and share.date_expires is not None and share.date_expires <= now:
         raise HTTPError(404, SHARE_GONE)

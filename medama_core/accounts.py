@@ -4,7 +4,8 @@ Shared by `start`, `medama import --create-websites`, `medama user` and the
 API, so that each creates and changes accounts the same way, under the same
 rules: a password's length and not the default one; the last admin is never
 removed or made a viewer while other accounts remain. Functions take a
-connection to me_meta.db and are synchronous, like store functions; hashing
+connection to the app store and are synchronous (with `store`, the meta module of its engine:
+store/meta.py by default, store/postgres/meta.py on PostgreSQL), like store functions; hashing
 runs in the caller's thread. The API runs the role and removal functions on
 the database's one writer thread, so their check and change are not split
 by another request.
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Final
+from types import ModuleType
+from typing import Any, Final
 
 from medama_core import passwords
 from medama_core.store import meta
@@ -38,74 +40,80 @@ def new_password_problem(password: str) -> str | None:
     return None
 
 
-def ensure_default_admin(conn: sqlite3.Connection) -> bool:
+def ensure_default_admin(conn: Any, store: ModuleType = meta) -> bool:
     """Create `admin` with the default password when there is no user at all; True if it was created."""
-    if meta.count_users(conn) != 0:
+    if store.count_users(conn) != 0:
         return False
     hashed = passwords.hash_password(meta.DEFAULT_ADMIN_PASSWORD)
     user_id, now = meta.new_user_id(), int(time.time())
-    meta.insert_user(conn, user_id, meta.DEFAULT_ADMIN_USERNAME, hashed, now, password_is_default=True)
+    store.insert_user(conn, user_id, meta.DEFAULT_ADMIN_USERNAME, hashed, now, password_is_default=True)
     return True
 
 
-def check_unknown_defaults(conn: sqlite3.Connection) -> None:
+def check_unknown_defaults(conn: Any, store: ModuleType = meta) -> None:
     """Find out, once, whether users from before migration 3 (or upstream's) still have the default password.
 
     One hash verification per such user, at the start after the upgrade; a hash
     this process cannot verify (argon2 without argon2-cffi) stays unknown.
     """
-    for user in meta.users_with_unknown_default(conn):
+    for user in store.users_with_unknown_default(conn):
         try:
             is_default = passwords.verify_password(user.password, meta.DEFAULT_ADMIN_PASSWORD)
         except passwords.PasswordHashUnsupported:
             continue
-        meta.set_password_is_default(conn, user.id, is_default)
+        store.set_password_is_default(conn, user.id, is_default)
 
 
 class AccountError(Exception):
     """A change the account rules refuse; the message says why (the API answers 409, the CLI exits 1)."""
 
 
-def set_role(conn: sqlite3.Connection, user: meta.User, role: str, now: int) -> None:
+def set_role(conn: Any, user: meta.User, role: str, now: int, store: ModuleType = meta) -> None:
     """Give `user` the role `role`, unless that would leave no admin (AccountError)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
-    if user.role == "admin" and role != "admin" and meta.count_admins(conn) <= 1:
+    if user.role == "admin" and role != "admin" and store.count_admins(conn) <= 1:
         raise AccountError(LAST_ADMIN.format("made a viewer"))
-    meta.set_role(conn, user.id, role, now)
+    store.set_role(conn, user.id, role, now)
 
 
-def remove(conn: sqlite3.Connection, user: meta.User, heir_id: str | None) -> list[str]:
+def remove(conn: Any, user: meta.User, heir_id: str | None, store: ModuleType = meta) -> list[str]:
     """Delete `user` and their sessions, keys and grants, unless they are the last admin while other
     accounts remain (AccountError). The sites they added go to `heir_id` (the admin removing them) or,
     with None (an account deleting itself), are deleted: the hostnames deleted."""
-    if user.role == "admin" and meta.count_admins(conn) <= 1 and meta.count_users(conn) > 1:
+    if user.role == "admin" and store.count_admins(conn) <= 1 and store.count_users(conn) > 1:
         raise AccountError(LAST_ADMIN.format("removed while other accounts exist"))
     if heir_id is not None:
-        meta.transfer_websites(conn, user.id, heir_id)
-    deleted = meta.delete_user(conn, user.id)
+        store.transfer_websites(conn, user.id, heir_id)
+    deleted = store.delete_user(conn, user.id)
     return [] if deleted is None else deleted
 
 
 def add(
-    conn: sqlite3.Connection, username: str, password_hash: str, role: str, now: int, websites: list[str] | None = None
+    conn: Any,
+    username: str,
+    password_hash: str,
+    role: str,
+    now: int,
+    websites: list[str] | None = None,
+    store: ModuleType = meta,
 ) -> meta.User:
     """Create an account with these grants. Raises AlreadyExists for a taken username and
     MissingWebsite for a grant of a site that does not exist; then nothing was created."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
-    if meta.get_user_by_username(conn, username) is not None:
+    if store.get_user_by_username(conn, username) is not None:
         raise meta.AlreadyExists("user already exists")
-    missing = sorted(set(websites or ()) - set(meta.list_hostnames(conn)))
+    missing = sorted(set(websites or ()) - set(store.list_hostnames(conn)))
     if missing:
         raise meta.MissingWebsite(f"no website named {missing[0]}")
     user_id = meta.new_user_id()
     try:
-        meta.insert_user(conn, user_id, username, password_hash, now, role=role)
+        store.insert_user(conn, user_id, username, password_hash, now, role=role)
     except sqlite3.IntegrityError:
         raise meta.AlreadyExists("user already exists") from None
     if websites:
-        meta.set_grants(conn, user_id, websites)
-    user = meta.get_user(conn, user_id)
+        store.set_grants(conn, user_id, websites)
+    user: meta.User | None = store.get_user(conn, user_id)
     assert user is not None
     return user

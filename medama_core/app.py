@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 import functools
 import ipaddress
-import os
 import signal
 import time
 import traceback
 from collections.abc import Callable
 
-from medama_core import COMMIT, __version__, access, accounts, assets, https, sharelinks
+from medama_core import COMMIT, __version__, access, assets, backends, https, sharelinks
 from medama_core.accesslog import SUMMARY_INTERVAL_S, AccessLog
 from medama_core.api import (
     Context,
@@ -41,7 +40,7 @@ from medama_core.api import auth as auth_api
 from medama_core.api import goals as goals_api
 from medama_core.api import live as live_api
 from medama_core.api import settings as settings_api
-from medama_core.config import Config, StartupError, as_dict
+from medama_core.config import Config, as_dict
 from medama_core.http import cors
 from medama_core.http.compress import maybe_gzip
 from medama_core.http.errors import HTTPError
@@ -52,8 +51,17 @@ from medama_core.ingest import ipfilter
 from medama_core.log import Logger
 from medama_core.permissions import Access
 from medama_core.ratelimit import RateLimiter
-from medama_core.store import analytics, hits, meta
-from medama_core.store.db import Database, Migration, QueryTimeout, UnusableFile, is_disk_full
+from medama_core.store.protocol import (
+    DEFAULT_ADMIN_PASSWORD,
+    DEFAULT_ADMIN_USERNAME,
+    AnalyticsStore,
+    InvalidValue,
+    MetaStore,
+    QueryTimeout,
+    Unavailable,
+    Unsupported,
+    is_disk_full,
+)
 from medama_core.writer import Batcher
 
 PUBLIC, ACCOUNT, CREDENTIALS, SERVER = Access.PUBLIC, Access.ACCOUNT, Access.CREDENTIALS, Access.SERVER
@@ -64,12 +72,14 @@ EVENT_BODY_LIMIT = 64 * 1024  # a tracker beacon is < 1 KiB; 64 KiB leaves room 
 FOREIGN_EVENT_PATHS = ("/api/event", "/api/send")  # Plausible's and Umami's event APIs: beacons too
 DEFAULT_BODY_LIMIT = 1024 * 1024  # the largest non-event body (settings with a long IP list) is far below this
 QUERY_TIMEOUT_RETRY_S = "5"  # a timed-out stats query freed its reader; a retry soon is fine, at once is not
+UNAVAILABLE_RETRY_S = "5"  # a database server that is away (restart, failover) is usually back within seconds
 DISK_FULL_RETRY_S = "60"  # freeing disk space takes a person; retrying sooner only adds load
 DISK_FULL_MESSAGE = "the server's disk is full; nothing was changed, try again later"
 
-# How often the server looks for websites and settings written by another process (`medama import`, a
-# second server on the same files): a changed `PRAGMA data_version` on the meta writer's connection. A
-# look is one pragma on that thread (a few µs), so a site created elsewhere is served within about a second.
+# How often the server looks for websites and settings written by another process or node (`medama import`,
+# a second server on the same files or PostgreSQL database): on SQLite a changed `PRAGMA data_version` on
+# the meta writer's connection (one pragma, a few µs), on PostgreSQL the change counter its triggers bump
+# (store/postgres/changes.py, a one-row read); a site created elsewhere is served within about a second.
 META_POLL_INTERVAL_S = 1.0
 
 # Security headers (docs/security.md). The dashboard loads only its own files and renders every value as
@@ -230,6 +240,13 @@ class App:
         except QueryTimeout as exc:
             self.ctx.log.warn("query time limit reached", method=request.method, path=request.path)
             response = self.error_response(HTTPError(503, str(exc), [("Retry-After", QUERY_TIMEOUT_RETRY_S)]), request)
+        except Unavailable as exc:
+            self.ctx.log.warn("database unavailable", method=request.method, path=request.path, error=str(exc))
+            response = self.error_response(HTTPError(503, str(exc), [("Retry-After", UNAVAILABLE_RETRY_S)]), request)
+        except Unsupported as exc:
+            response = self.error_response(HTTPError(501, str(exc)), request)
+        except InvalidValue as exc:
+            response = self.error_response(HTTPError(400, str(exc)), request)
         except Exception as exc:
             if is_disk_full(exc):  # ingestion logs it once per interval (writer.py); other writes are refused alike
                 error = HTTPError(503, DISK_FULL_MESSAGE, [("Retry-After", DISK_FULL_RETRY_S)])
@@ -278,7 +295,7 @@ class App:
         """The origins that may frame the page of a live share; none for any other path."""
         if not sharelinks.well_formed_id(share_id):
             return ()
-        share = await self.ctx.meta.read(meta.get_share, share_id)
+        share = await self.ctx.meta.get_share(share_id)
         if share is None or (share.date_expires is not None and share.date_expires <= time.time()):
             return ()
         return share.frame_ancestors
@@ -330,44 +347,40 @@ def peer_network(trustedproxies: tuple[str, ...]) -> Callable[[str], str | None]
     return network
 
 
-def open_database(path: str, migrations: tuple[Migration, ...], marker: str, flag: str) -> Database:
-    """A Database, or a StartupError naming the file, its flag, the cause and the fix."""
+def open_stores(config: Config) -> tuple[MetaStore, AnalyticsStore]:
+    """Both stores, by -appdb's and -analyticsdb's scheme (backends/), with migrations run."""
+    meta_store = backends.open_meta(config.appdb)
     try:
-        return Database(path, migrations, marker=marker)
-    except UnusableFile as exc:
-        raise StartupError(f"cannot use {os.path.abspath(path)} ({flag}): {exc}") from None
+        analytics_store = backends.open_analytics(config.analyticsdb)
+    except BaseException:
+        meta_store.close()
+        raise
+    return meta_store, analytics_store
 
 
 def open_context(config: Config, log: Logger) -> Context:
-    """Open both databases (running migrations), create the default admin, load runtime state."""
-    meta_db = open_database(config.appdb, meta.MIGRATIONS, meta.MARKER_TABLE, "-appdb")
-    try:
-        analytics_db = open_database(config.analyticsdb, analytics.MIGRATIONS, analytics.MARKER_TABLE, "-analyticsdb")
-    except StartupError:
-        meta_db.close()
-        raise
-    conn = meta_db.writer_conn
-    if accounts.ensure_default_admin(conn):
-        log.info("created the default user", username=meta.DEFAULT_ADMIN_USERNAME)
-    accounts.check_unknown_defaults(conn)
-    for username in meta.usernames_with_default_password(conn):
+    """Open both stores (running migrations), create the default admin, load runtime state."""
+    meta_store, analytics_store = open_stores(config)
+    state = meta_store.start()
+    if state.created_admin:
+        log.info("created the default user", username=DEFAULT_ADMIN_USERNAME)
+    for username in state.default_password_users:
         log.warn(
             "this account's password is still the default; sign in and change it, or run `medama user password`",
             username=username,
-            password=meta.DEFAULT_ADMIN_PASSWORD,
+            password=DEFAULT_ADMIN_PASSWORD,
         )
-    settings = meta.get_settings(conn)
-    ctx = Context(config=config, log=log, meta=meta_db, analytics=analytics_db)
-    ctx.hostnames.update(meta.list_hostnames(conn))
-    ctx.umami_ids = meta.umami_ids(conn)
-    ctx.site_settings = meta.list_site_settings(conn)
+    ctx = Context(config=config, log=log, meta=meta_store, analytics=analytics_store)
+    ctx.hostnames.update(state.hostnames)
+    ctx.umami_ids = state.umami_ids
+    ctx.site_settings = state.site_settings
     today_ms = int(time.time() * 1000) // events.DAY_MS * events.DAY_MS
-    ctx.quota.seed(today_ms // events.DAY_MS, hits.site_hits_on(analytics_db.writer_conn, today_ms))
-    ctx.hits = Batcher(analytics_db, hits.apply_batch, log=log)
+    ctx.quota.seed(today_ms // events.DAY_MS, analytics_store.site_hits_on(today_ms))
+    ctx.hits = Batcher(analytics_store.write_hits, name=analytics_store.location, log=log)
     ctx.on_shutdown.append(functools.partial(events.stop, ctx))  # SIGTERM commits the hits still queued
     ctx.ratelimiter = RateLimiter(config.ratelimit) if config.ratelimit else None
-    settings_api.apply_tenant(ctx, settings)
-    settings_api.apply_engine_at_startup(ctx, settings)
+    settings_api.apply_tenant(ctx, state.settings)
+    settings_api.apply_engine_at_startup(ctx, state.settings)
     try:
         auth_api.start_session_purger(ctx)
     except RuntimeError:  # no running event loop (a caller outside `serve`): expired sessions still fail on read
@@ -412,8 +425,8 @@ async def serve(
             commit=COMMIT,
             loop=type(loop).__module__.split(".")[0],
             url=url,
-            appdb=os.path.abspath(config.appdb),
-            analyticsdb=os.path.abspath(config.analyticsdb),
+            appdb=ctx.meta.location,
+            analyticsdb=ctx.analytics.location,
         )
         stats.start_background(ctx)  # the rollups' catching up after an import, an upgrade or downtime
         warming = loop.run_in_executor(None, events.warm_up, ctx)
@@ -439,8 +452,8 @@ async def serve(
 
 
 async def _start_meta_watch(ctx: Context) -> None:
-    """Follow the websites (and their Umami ids) and tenant settings that other processes write to me_meta.db."""
-    found = await ctx.meta.write(meta.changes_since, None)
+    """Follow the websites (and their Umami ids) and tenant settings that other processes and nodes write."""
+    found = await ctx.meta.changes_since(None)
     assert found is not None
     version = found[0]
 
@@ -449,7 +462,7 @@ async def _start_meta_watch(ctx: Context) -> None:
         while True:
             await asyncio.sleep(META_POLL_INTERVAL_S)
             try:
-                changed = await ctx.meta.write(meta.changes_since, version)
+                changed = await ctx.meta.changes_since(version)
                 if changed is not None:
                     await reload_site_settings(ctx)
             except Exception as exc:  # a busy or failing database now is no reason to stop looking
@@ -458,7 +471,7 @@ async def _start_meta_watch(ctx: Context) -> None:
             if changed is not None:
                 version, hostnames, settings = changed
                 reload_meta(ctx, hostnames, settings)
-                ctx.umami_ids = await ctx.meta.read(meta.umami_ids)  # a site deleted elsewhere took its id along
+                ctx.umami_ids = await ctx.meta.umami_ids()  # a site deleted elsewhere took its id along
 
     task = asyncio.get_running_loop().create_task(every_interval())
 

@@ -1,7 +1,7 @@
 """Sessions: random tokens kept server-side, the `_me_sess` cookie, and the session behind a request.
 
 A session token is 256 random bits, sent to the browser base64url-encoded and
-stored in `me_meta.db` only as its SHA-256. Sessions therefore survive a
+stored in the app store only as its SHA-256. Sessions therefore survive a
 restart, logout really deletes them (upstream revoked the wrong key, spec
 §10.4), and a copy of the database holds no usable cookies.
 """
@@ -21,8 +21,7 @@ from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request
 from medama_core.ingest import ipfilter
 from medama_core.log import Logger
-from medama_core.store import meta
-from medama_core.store.db import Database
+from medama_core.store.protocol import MetaStore, User
 from medama_core.throttle import LoginThrottle
 
 COOKIE_NAME = "_me_sess"
@@ -56,7 +55,7 @@ class AuthState:
 class Session:
     """The caller of an authenticated request."""
 
-    user: meta.User
+    user: User
     token_hash: bytes
 
 
@@ -77,26 +76,26 @@ def expired_cookie(*, secure: bool = True) -> str:
     return f"{COOKIE_NAME}=; {attributes}; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
 
 
-async def create_session(db: Database, user_id: str) -> str:
+async def create_session(db: MetaStore, user_id: str) -> str:
     """Store a new session for `user_id` and return its token (the cookie value)."""
     token = new_token()
     now = int(time.time())
-    await db.write(meta.insert_session, token_hash(token), user_id, now, now + SESSION_LIFETIME_S)
+    await db.insert_session(token_hash(token), user_id, now, now + SESSION_LIFETIME_S)
     return token
 
 
-async def find_session(request: Request, db: Database) -> Session | None:
+async def find_session(request: Request, db: MetaStore) -> Session | None:
     """The live session behind the request's cookie, or None. An expired session found here is deleted."""
     token = request.cookies.get(COOKIE_NAME)
     if not token or not _TOKEN.fullmatch(token):
         return None
     digest = token_hash(token)
-    found = await db.read(meta.session_user, digest)
+    found = await db.session_user(digest)
     if found is None:
         return None
     user, expires = found
     if expires <= time.time():
-        await db.write(meta.delete_session, digest)
+        await db.delete_session(digest)
         return None
     return Session(user, digest)
 
@@ -106,15 +105,15 @@ def sign_in_error(request: Request) -> HTTPError:
     return HTTPError(401, BAD_SESSION if request.cookies.get(COOKIE_NAME) else MISSING_COOKIE)
 
 
-async def revoke(db: Database, token: str) -> bool:
+async def revoke(db: MetaStore, token: str) -> bool:
     """Delete the session a cookie names; False if there was none."""
     if not _TOKEN.fullmatch(token):
         return False
-    return await db.write(meta.delete_session, token_hash(token))
+    return await db.delete_session(token_hash(token))
 
 
-async def purge_expired(db: Database) -> int:
-    return await db.write(meta.purge_expired_sessions, int(time.time()))
+async def purge_expired(db: MetaStore) -> int:
+    return await db.purge_expired_sessions(int(time.time()))
 
 
 DEMO_MODE = "user in demo mode"  # upstream's 403 message for a write in demo mode (-demo)
@@ -123,7 +122,7 @@ DEMO_MODE = "user in demo mode"  # upstream's 403 message for a write in demo mo
 # Password checks: signing in and the current password of PATCH and DELETE /user share one throttle.
 
 
-async def verify(state: AuthState, log: Logger, user: meta.User | None, password: str) -> bool:
+async def verify(state: AuthState, log: Logger, user: User | None, password: str) -> bool:
     """Whether `password` is `user`'s, taking the time of one real check whoever `user` is.
 
     No such user costs a dummy check, and so does a stored hash this process
@@ -141,7 +140,7 @@ async def verify(state: AuthState, log: Logger, user: meta.User | None, password
 
 
 async def throttled_verify(
-    state: AuthState, log: Logger, network: str, username: str, user: meta.User | None, password: str
+    state: AuthState, log: Logger, network: str, username: str, user: User | None, password: str
 ) -> bool:
     """`verify`, charged to the throttle keys of `username` from `network`; 429 while they must wait.
 
@@ -189,18 +188,18 @@ async def verify_hash(state: AuthState, log: Logger, password_hash: str, passwor
             return False
 
 
-async def second_factor(db: Database, user_id: str, code: str) -> bool:
+async def second_factor(db: MetaStore, user_id: str, code: str) -> bool:
     """Whether `code` is a current TOTP code of the user, never used before, or one of their unused
     recovery codes; either is spent by this check (a replay of it fails)."""
     if totp.is_code(code):
-        secret = await db.read(meta.get_totp, user_id)
+        secret = await db.get_totp(user_id)
         if secret is None or not secret.enabled:
             return False
         step = totp.matching_step(secret.secret, code, time.time())
-        return step is not None and await db.write(meta.use_totp_step, user_id, step)
+        return step is not None and await db.use_totp_step(user_id, step)
     if totp.normalise_recovery_code(code) is None:
         return False
-    return await db.write(meta.use_recovery_code, user_id, totp.recovery_hash(code))
+    return await db.use_recovery_code(user_id, totp.recovery_hash(code))
 
 
 def client_network(request: Request, trusted_proxies: tuple[str, ...]) -> str:

@@ -96,6 +96,12 @@ def cmd_export(args: Sequence[str]) -> int:
     return transfer.export_main(args, sys.stdout, sys.stderr, os.environ)
 
 
+def cmd_migrate(args: Sequence[str]) -> int:
+    from medama_core import migrate
+
+    return migrate.main(args, os.environ)
+
+
 def cmd_user(args: Sequence[str]) -> int:
     from medama_core import usercli
 
@@ -114,6 +120,7 @@ COMMANDS: dict[str, Command] = {
     "backup": Command("copy both databases into a directory while the server runs", cmd_backup),
     "import": Command("load page views or events from JSON Lines, CSV or upstream's DuckDB file", cmd_import),
     "export": Command("write page views or events as JSON Lines or CSV", cmd_export),
+    "migrate": Command("copy a SQLite install into PostgreSQL and ClickHouse, and check the copy", cmd_migrate),
     "user": Command("manage accounts offline, e.g. set a forgotten password: user password NAME", cmd_user),
 }
 

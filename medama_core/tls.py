@@ -43,8 +43,11 @@ def valid_domain(domain: str) -> bool:
 
 
 def data_dir(explicit: str, appdb: str) -> Path:
-    """The data directory: -datadir when given, otherwise the directory holding the app database."""
-    return Path(explicit) if explicit else Path(os.path.abspath(appdb)).parent
+    """The data directory: -datadir when given, otherwise the directory holding the app database (the working
+    directory when the app database is a server's URL)."""
+    if explicit:
+        return Path(explicit)
+    return Path.cwd() if "://" in appdb else Path(os.path.abspath(appdb)).parent
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -1,9 +1,9 @@
 """Group commit: many concurrent writes share one transaction, and each waits until it is durable.
 
 Handlers hand an op to `Batcher.write` and await it. One drain task takes
-everything queued (at most `max_ops`), runs the batch function once on the
-database's writer thread, then resolves each op's future with its own
-outcome. While a batch commits, new ops queue up behind it, so batches grow
+everything queued (at most `max_ops`), hands it to the store's batch write once
+(AnalyticsStore.write_hits: SQLite's writer thread, or ClickHouse's INSERTs),
+then resolves each op's future with its own outcome. While a batch commits, new ops queue up behind it, so batches grow
 with the load by themselves: one op per transaction when idle, up to
 `max_ops` under pressure, and no timer ever delays a lone write. A future
 resolves only after COMMIT returned, so a write that was acknowledged is in
@@ -14,14 +14,13 @@ acknowledged hit may be lost by kill -9").
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Generic, TypeVar
 
 from medama_core.log import Logger
-from medama_core.store.db import Database, is_disk_full
+from medama_core.store.protocol import is_disk_full
 
 __all__ = [
     "DISK_FULL_LOG_INTERVAL_S",
@@ -34,7 +33,7 @@ __all__ = [
 ]
 
 Op = TypeVar("Op")
-BatchFn = Callable[[sqlite3.Connection, Sequence[Op]], Sequence[Exception | None]]
+BatchFn = Callable[[Sequence[Op]], Awaitable[Sequence[Exception | None]]]  # one outcome per op
 
 # One transaction of 1,000 hits takes 2-4 ms on a small VM, which bounds the wait of a
 # hit queued behind a full batch; larger batches measured no faster.
@@ -60,18 +59,19 @@ class StorageFull(Exception):
 
 
 class Batcher(Generic[Op]):
-    """Queue ops for `db` and write them in batches with `apply`, which returns one outcome per op."""
+    """Queue ops and write them in batches with `apply`, which returns one outcome per op; `name` says
+    where they go in log lines."""
 
     def __init__(
         self,
-        db: Database,
         apply: BatchFn[Op],
         *,
+        name: str = "",
         max_ops: int = MAX_BATCH_OPS,
         max_pending: int = MAX_PENDING_OPS,
         log: Logger | None = None,
     ) -> None:
-        self.db = db
+        self.name = name
         self.log = log
         self.full_refused = 0  # ops refused since the disk filled up (0: it is not full)
         self._full_logged = -DISK_FULL_LOG_INTERVAL_S  # monotonic time of the last disk-full line
@@ -117,7 +117,7 @@ class Batcher(Generic[Op]):
                 batch = [queue.popleft() for _ in range(take)]
                 ops = [op for op, _ in batch]
                 try:
-                    outcomes: Sequence[Exception | None] = await self.db.write(self.apply, ops)
+                    outcomes: Sequence[Exception | None] = await self.apply(ops)
                 except Exception as exc:  # COMMIT failed: nothing of this batch was written
                     outcomes = [exc] * len(batch)
                 outcomes = self._check_disk(outcomes)
@@ -149,7 +149,7 @@ class Batcher(Generic[Op]):
             if self.log is not None:
                 self.log.error(
                     "disk full: hits are refused with 503 until space is freed",
-                    database=self.db.path,
+                    database=self.name,
                     refused=self.full_refused,
                 )
         error = StorageFull("the server's disk is full; the hit was not stored, try again later")

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from medama_core.store.clickhouse import schema
 from medama_core.store.clickhouse.client import Client, HTTPTransport, error_for, parse_code
@@ -209,3 +210,35 @@ def fresh_client(engine: str, server: Server | None) -> Client:
         client = Client(ChdbTransport(chdb_session(), database))
     schema.migrate(client, NOW_MS)
     return client
+
+
+class Stack:
+    """PostgreSQL and clickhouse-server started once, for running the app on both (`-appdb postgres://…`,
+    `-analyticsdb clickhouse://…`): `urls()` gives a fresh database on each."""
+
+    def __init__(self) -> None:
+        from tests.pg_harness import start_postgres
+
+        binary = server_binary()
+        if binary is None:
+            raise FileNotFoundError("clickhouse-server is not installed")
+        self.pg = start_postgres()
+        try:
+            self.ch = Server(binary)
+        except BaseException:
+            self.pg.stop()
+            shutil.rmtree(self.pg.root, ignore_errors=True)
+            raise
+
+    def urls(self) -> tuple[str, str]:
+        """(app database URL, analytics database URL), both new and empty."""
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        app = self.pg.create_database(name)
+        self.ch.query(f"CREATE DATABASE {name}")
+        credentials = f"{quote(TEST_USER, safe='')}:{quote(TEST_PASSWORD, safe='')}"
+        return app, f"clickhouse://{credentials}@127.0.0.1:{self.ch.http_port}/{name}"
+
+    def stop(self) -> None:
+        self.ch.stop()
+        self.pg.stop()
+        shutil.rmtree(self.pg.root, ignore_errors=True)

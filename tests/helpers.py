@@ -8,7 +8,7 @@ import http.client
 import io
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,14 +137,42 @@ class LiveServer:
         assert not self._thread.is_alive(), "server did not stop"
 
 
+# Where `live_server` puts the app's data when a test names no -appdb/-analyticsdb: None for SQLite files
+# under tmp_path, or a function giving fresh (app URL, analytics URL), set by conftest's `engine` fixture
+# while a test runs on PostgreSQL + ClickHouse.
+ENGINE_URLS: Callable[[], tuple[str, str]] | None = None
+
+
+_URLS: dict[Path, tuple[str, str]] = {}  # one pair of databases per tmp_path, so a restarted server finds its data
+
+
+def engine_name() -> str:
+    """The engines the test running now gets from `live_server`: sqlite or pgch."""
+    return "sqlite" if ENGINE_URLS is None else "pgch"
+
+
+def stores_for(tmp_path: Path) -> tuple[str, str]:
+    """(-appdb, -analyticsdb) `live_server(tmp_path)` uses: SQLite files under `tmp_path`, or the same two
+    server databases for every server started on `tmp_path` (a test may fill them before the start)."""
+    if ENGINE_URLS is None:
+        return str(tmp_path / "me_meta.db"), str(tmp_path / "me_analytics.db")
+    if tmp_path not in _URLS:
+        _URLS[tmp_path] = ENGINE_URLS()
+    return _URLS[tmp_path]
+
+
 @contextmanager
 def live_server(tmp_path: Path, **overrides: Any) -> Iterator[LiveServer]:
-    """Run `serve` in a thread on a free port with databases under `tmp_path`."""
+    """Run `serve` in a thread on a free port with databases under `tmp_path` (or on the servers of the
+    engine under test: conftest's `engine`)."""
+    appdb, analyticsdb = str(tmp_path / "me_meta.db"), str(tmp_path / "me_analytics.db")
+    if "appdb" not in overrides and "analyticsdb" not in overrides:
+        appdb, analyticsdb = stores_for(tmp_path)
     base = Config(
         port=0,
         host="127.0.0.1",
-        appdb=str(tmp_path / "me_meta.db"),
-        analyticsdb=str(tmp_path / "me_analytics.db"),
+        appdb=appdb,
+        analyticsdb=analyticsdb,
         ratelimit=0,
         level="debug",
     )

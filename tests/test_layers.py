@@ -69,10 +69,13 @@ ALLOWED: dict[str, set[str]] = {
     "writer": {"store", "log", "http"},
     "importers": {"importers", "ingest"},
     "transfer": {"store", "ingest", "importers", "accounts", "config", "csvtable"},
+    # The engines' adapters and the URL scheme -> engine table: the one place above store/ that knows them.
+    "backends": {"accounts", "backends", "config", "store", "transfer"},
     "app": {
         "accesslog",
         "accounts",
         "api",
+        "backends",
         "https",
         "http",
         "ingest",
@@ -91,7 +94,8 @@ ALLOWED: dict[str, set[str]] = {
         "sharelinks",
     },
     "usercli": {"accounts", "config", "hostnames", "passwords", "store"},
-    "cli": {"app", "backup", "config", "log", "passwords", "store", "transfer", "usercli"},
+    "migrate": {"config", "store"},
+    "cli": {"app", "backup", "config", "log", "migrate", "passwords", "store", "transfer", "usercli"},
 }
 
 
@@ -130,6 +134,41 @@ def test_imports_follow_the_layers() -> None:
         for target in imported_parts(path) - {"__version__", "COMMIT"}:
             if target not in allowed and target != part:
                 problems.append(f"{path.relative_to(PACKAGE)} imports medama_core.{target}")
+    assert not problems, "\n".join(problems)
+
+
+# The server's layers reach storage only through the protocols (store/protocol.py) and the pure filter
+# whitelist; they import no engine module (SQLite's store modules, store/postgres/, store/clickhouse/),
+# nor sqlite3 or a driver, so none of them knows which engine runs. `backends/` chooses and adapts the
+# engines. Still outside the rule, and so listed by name: the command-line tools that work on SQLite
+# files themselves (backup copies the files; import/export and `medama user` open them; issue 17).
+SERVER_PARTS = ("api", "app", "access", "auth", "writer")
+STORE_SEAM = {"medama_core.store.protocol", "medama_core.store.filters"}
+ENGINE_LIBRARIES = {"sqlite3", "psycopg", "chdb"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "medama_core.store":
+                modules.update(f"medama_core.store.{alias.name}" for alias in node.names)
+            else:
+                modules.add(node.module)
+    return modules
+
+
+def test_the_server_knows_no_storage_engine() -> None:
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if part_of(path) not in SERVER_PARTS:
+            continue
+        for module in sorted(imported_modules(path)):
+            engine_library = module.split(".")[0] in ENGINE_LIBRARIES
+            if engine_library or (module.startswith("medama_core.store") and module not in STORE_SEAM):
+                problems.append(f"{path.relative_to(PACKAGE)} imports {module}")
     assert not problems, "\n".join(problems)
 
 

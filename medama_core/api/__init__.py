@@ -17,9 +17,8 @@ from medama_core.ingest.unknown_sites import UnknownSites
 from medama_core.log import Logger
 from medama_core.quota import DailyQuota
 from medama_core.ratelimit import RateLimiter
-from medama_core.store.db import Database
-from medama_core.store.hits import Op as HitOp
-from medama_core.store.meta import SiteSettings, list_site_settings
+from medama_core.store.protocol import AnalyticsStore, MetaStore, SiteSettings
+from medama_core.store.protocol import Op as HitOp
 from medama_core.usage import CPUSampler
 from medama_core.writer import Batcher
 
@@ -43,8 +42,8 @@ class Context:
 
     config: Config
     log: Logger
-    meta: Database
-    analytics: Database
+    meta: MetaStore  # the app store and the analytics store, whichever engines run them (store/protocol.py)
+    analytics: AnalyticsStore
     hostnames: set[str] = field(default_factory=set)  # the allow-set ingestion checks, kept in step with `websites`
     script_variant: str = "default"  # tracker file `/script.js` serves, from the `script_type` setting
     # Each site's own settings (sites with none stored are absent), for the tracker `/script.js?site=`
@@ -99,8 +98,8 @@ async def drain_hits(ctx: Context) -> None:
 
 async def reload_site_settings(ctx: Context) -> None:
     """Load every site's settings again: after a change here (a site's settings, a rename, a delete)
-    or in another process (app.py's watch of me_meta.db)."""
-    ctx.site_settings = await ctx.meta.read(list_site_settings)
+    or in another process or node (app.py's watch of the app store)."""
+    ctx.site_settings = await ctx.meta.list_site_settings()
 
 
 def cookie_secure(request: Request, ctx: Context) -> bool:

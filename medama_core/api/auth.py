@@ -10,7 +10,7 @@ from medama_core.api import Context, cookie_secure
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_string, required_string
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import meta
+from medama_core.store import protocol as meta
 
 # Upstream's AuthLogin schema. A username longer than 48 can never log in, so PATCH /user keeps to it too.
 USERNAME_MIN, USERNAME_MAX = 3, 48
@@ -33,7 +33,7 @@ async def post_login(request: Request, ctx: Context) -> Response:
     password = required_string(body, "password", PASSWORD_MIN, PASSWORD_MAX)
     code = optional_string(body, "code", 1, CODE_MAX)
     network = auth.client_network(request, ctx.config.trustedproxies)
-    user = await ctx.meta.read(meta.get_user_by_username, username)
+    user = await ctx.meta.get_user_by_username(username)
     steps: list[str] = []  # how far the check got: "password", then "code"
 
     async def check() -> bool | None:
@@ -53,7 +53,7 @@ async def post_login(request: Request, ctx: Context) -> Response:
         raise HTTPError(401, {0: LOGIN_FAILED, 1: CODE_REQUIRED, 2: CODE_WRONG}[len(steps)])
     is_default = password == meta.DEFAULT_ADMIN_PASSWORD  # known here without hashing; GET /user reports it
     if user.password_is_default is not is_default:
-        await ctx.meta.write(meta.set_password_is_default, user.id, is_default)
+        await ctx.meta.set_password_is_default(user.id, is_default)
     token = await auth.create_session(ctx.meta, user.id)
     return Response(200, headers=[("Set-Cookie", auth.session_cookie(token, secure=cookie_secure(request, ctx)))])
 

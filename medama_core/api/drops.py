@@ -18,7 +18,6 @@ from medama_core.api import Context
 from medama_core.http.errors import HTTPError
 from medama_core.http.params import parse_time
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import hits
 
 DAY_US: Final = 24 * 60 * 60 * 1_000_000
 DAY_MS: Final = DAY_US // 1000
@@ -49,7 +48,7 @@ async def get_drops(request: Request, ctx: Context) -> Response:
         None if end is None else parse_time("end", end),
         time.time_ns() // 1000,
     )
-    rows = await ctx.analytics.read(hits.drop_counts, first, last)
+    rows = await ctx.analytics.drop_counts(first, last)
     registered = ctx.hostnames
     unregistered = permissions.sees_unregistered(actor)
     visible = [

@@ -44,7 +44,7 @@ from medama_core.ingest.hit import (
 from medama_core.ingest.language import UNKNOWN_LANGUAGE, Language, parse_accept_language
 from medama_core.ingest.ping import DAY_S, InvalidDate
 from medama_core.ingest.ping import answer as ping_answer
-from medama_core.store import hits
+from medama_core.store import protocol as hits
 from medama_core.writer import Batcher, Closed, Overloaded, StorageFull
 
 # The tracker posts with `sendBeacon(string)` and `fetch(no-cors)`, both of which send

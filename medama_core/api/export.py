@@ -1,6 +1,6 @@
 """/websites/{hostname}/export: a site's page views or custom events as one download, streamed in pages.
 
-The rows are read a page at a time (transfer.export_page, one short read each, so
+The rows are read a page at a time (AnalyticsStore.export_page, one short read each, so
 a reader thread is never held for the whole download) and sent as they come
 (a streamed response, http/server.py), so neither the server nor the database
 holds the whole export: memory stays at about one page whatever the site's size.
@@ -8,7 +8,6 @@ holds the whole export: memory stays at about one page whatever the site's size.
 
 from __future__ import annotations
 
-import functools
 import re
 import zlib
 from collections.abc import AsyncIterator
@@ -32,15 +31,31 @@ async def pages(ctx: Context, hostname: str, kind: str, fmt: str) -> AsyncIterat
     """The export's bytes, one page of rows at a time (CSV for spreadsheets: its text cells guarded)."""
     after: tuple[int, int] | None = None
     while True:
-        read = functools.partial(
-            transfer.export_page, kind=kind, fmt=fmt, after=after, limit=PAGE_ROWS, spreadsheet=True
+        page = await ctx.analytics.export_page(
+            hostname, kind=kind, fmt=fmt, after=after, limit=PAGE_ROWS, spreadsheet=True
         )
-        page = await ctx.analytics.read(read, hostname)
         if page.text:
             yield page.text.encode()
         if page.after is None:
             return
         after = page.after
+
+
+async def started(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`chunks` with its first one read already, so that a store that cannot export (501) or a first read
+    that fails is answered as an error rather than as a download cut short after its headers."""
+    try:
+        first = [await chunks.__anext__()]
+    except StopAsyncIteration:  # nothing to send
+        first = []
+
+    async def rest() -> AsyncIterator[bytes]:
+        for chunk in first:
+            yield chunk
+        async for chunk in chunks:
+            yield chunk
+
+    return rest()
 
 
 async def gzipped(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -65,7 +80,7 @@ async def get_export(request: Request, ctx: Context) -> Response:
     await drain_hits(ctx)  # the hits accepted so far are in it
     name = _SAFE_NAME.sub("_", f"{hostname}-{kind}") + "." + fmt
     headers = [("Content-Disposition", f'attachment; filename="{name}"'), ("Cache-Control", "no-store")]
-    stream = pages(ctx, hostname, kind, fmt)
+    stream = await started(pages(ctx, hostname, kind, fmt))
     headers.append(("Vary", "Accept-Encoding"))
     if accepts_gzip(request.headers.get("accept-encoding", "")):
         stream = gzipped(stream)

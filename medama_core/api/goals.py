@@ -13,19 +13,20 @@ import time
 from typing import Any
 
 from medama_core import goals
-from medama_core.api import Context, imported
+from medama_core.api import Context
 from medama_core.api.stats import parse_query
 from medama_core.api.websites import NOT_FOUND
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import meta, stats
+from medama_core.store import protocol as meta
+from medama_core.store import protocol as stats
 from medama_core.store.filters import Filter
 
 
 async def list_goals(request: Request, ctx: Context) -> Response:
     hostname = request.path_params["hostname"]  # checked, lower-cased and readable: the route's access
-    found = await ctx.meta.read(meta.list_goals, hostname)
+    found = await ctx.meta.list_goals(hostname)
     return json_response([goals.definition(goal) for goal in found])
 
 
@@ -39,7 +40,7 @@ async def post_goal(request: Request, ctx: Context) -> Response:
         meta.new_goal_id(), hostname, spec.name, spec.page, spec.prop_name, spec.prop_value, int(time.time())
     )
     try:
-        stored = await ctx.meta.write(meta.insert_goal, goal, goals.MAX_GOALS_PER_SITE)
+        stored = await ctx.meta.insert_goal(goal, goals.MAX_GOALS_PER_SITE)
     except meta.AlreadyExists:  # the site was deleted since the access check (ids are random)
         raise HTTPError(404, NOT_FOUND) from None
     if not stored:
@@ -51,22 +52,20 @@ async def post_goal(request: Request, ctx: Context) -> Response:
 async def delete_goal(request: Request, ctx: Context) -> Response:
     hostname = request.path_params["hostname"]
     goal_id = request.path_params["id"]
-    if len(goal_id) > goals.MAX_ID_CHARS or not await ctx.meta.write(meta.delete_goal, hostname, goal_id):
+    if len(goal_id) > goals.MAX_ID_CHARS or not await ctx.meta.delete_goal(hostname, goal_id):
         raise HTTPError(404, "goal not found")
     return Response(204)
 
 
 async def _pages(ctx: Context, query: stats.Query) -> list[dict[str, Any]]:
     """Every full `/pages` row of the query (imported days included, as the dashboard's pages show)."""
-    rows: list[dict[str, Any]] = await ctx.analytics.read(
-        stats.snapshot, imported.list_stats, query, "pages", False, stats.Page(), False
-    )
+    rows: list[dict[str, Any]] = await ctx.analytics.list_stats(query, "pages", False, stats.Page(), False)
     return rows
 
 
 async def _totals(ctx: Context, query: stats.Query) -> dict[str, Any]:
     """The query's `/summary` totals (visitors, pageviews, ...)."""
-    answer: dict[str, Any] = await ctx.analytics.read(stats.snapshot, imported.summary, query, False, None)
+    answer: dict[str, Any] = await ctx.analytics.summary(query, False, None)
     current: dict[str, Any] = answer["current"]
     return current
 
@@ -74,7 +73,7 @@ async def _totals(ctx: Context, query: stats.Query) -> dict[str, Any]:
 async def get_goal_stats(request: Request, ctx: Context) -> Response:
     """Each goal's conversions, converted visitors and rate over the period and filters, in the goals' order."""
     query = parse_query(request)
-    found = await ctx.meta.read(meta.list_goals, query.hostname)
+    found = await ctx.meta.list_goals(query.hostname)
     try:
         narrowed = [goals.narrowing(goal, query.filters) for goal in found]
     except goals.InvalidGoal as exc:

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 
 from medama_core import COMMIT, __version__
 from medama_core.api import Context
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store.db import Database
+from medama_core.store.protocol import AnalyticsStore, MetaStore
 
 # Load balancers probe with a 2-5 s timeout (Fly.io's default is 2 s): answer inside it even when a database hangs.
 DB_CHECK_TIMEOUT_S = 1.5
 
 
-def _probe(conn: sqlite3.Connection) -> None:
-    conn.execute("select count(*) from sqlite_master").fetchone()
-
-
-async def check(db: Database) -> str:
+async def check(store: MetaStore | AnalyticsStore) -> str:
     """'ok', 'timeout' or 'error: …' for one database, read on its reader threads."""
     try:
-        await asyncio.wait_for(db.read(_probe), DB_CHECK_TIMEOUT_S)  # asyncio.timeout is Python 3.11+
+        await asyncio.wait_for(store.health(), DB_CHECK_TIMEOUT_S)  # asyncio.timeout is Python 3.11+
     except asyncio.TimeoutError:  # not yet the built-in TimeoutError on Python 3.10
         return "timeout"
-    except (sqlite3.Error, RuntimeError, OSError) as exc:  # RuntimeError: its threads are shut down
+    except Exception as exc:  # the engine's own errors; RuntimeError: its threads are shut down
         return f"error: {exc}"
     return "ok"
 

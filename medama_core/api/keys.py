@@ -16,7 +16,7 @@ from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_int, optional_string, required_string
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.permissions import Scope
-from medama_core.store import meta
+from medama_core.store import protocol as meta
 
 # Expiry dates a key may have: from now until the year 9999 (what JavaScript's Date and RFC 3339 show).
 MAX_EXPIRY_S: Final = 253_402_300_799
@@ -36,7 +36,7 @@ def key_json(key: meta.ApiKey) -> dict[str, Any]:
 
 
 async def list_keys(request: Request, ctx: Context) -> Response:
-    keys = await ctx.meta.read(meta.list_api_keys, access.user(request).id)
+    keys = await ctx.meta.list_api_keys(access.user(request).id)
     return json_response([key_json(key) for key in keys])
 
 
@@ -52,15 +52,15 @@ async def post_key(request: Request, ctx: Context) -> Response:
     if expires is not None and expires <= now:
         raise HTTPError(400, "dateExpires: must be in the future")
     user = access.user(request)
-    if len(await ctx.meta.read(meta.list_api_keys, user.id)) >= apikeys.MAX_KEYS_PER_USER:
+    if len(await ctx.meta.list_api_keys(user.id)) >= apikeys.MAX_KEYS_PER_USER:
         raise HTTPError(409, f"an account may hold at most {apikeys.MAX_KEYS_PER_USER} API keys; revoke one first")
     secret = apikeys.new_key()
     key = meta.ApiKey(meta.new_key_id(), user.id, name, scope, now, expires)
-    await ctx.meta.write(meta.insert_api_key, key, apikeys.key_hash(secret))
+    await ctx.meta.insert_api_key(key, apikeys.key_hash(secret))
     return json_response({**key_json(key), "key": secret}, 201)
 
 
 async def delete_key(request: Request, ctx: Context) -> Response:
-    if not await ctx.meta.write(meta.delete_api_key, access.user(request).id, request.path_params["id"]):
+    if not await ctx.meta.delete_api_key(access.user(request).id, request.path_params["id"]):
         raise HTTPError(404, KEY_NOT_FOUND)
     return Response(204)

@@ -10,7 +10,6 @@ so an admin cannot lock themselves out from this list by mistake.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from typing import Any, Final
 
@@ -20,7 +19,7 @@ from medama_core.hostnames import HOSTNAME_MAX, InvalidHostname, normalise
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_string, optional_string_list, required_string
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import meta
+from medama_core.store import protocol as meta
 
 USERNAME_MIN, USERNAME_MAX = 3, 48  # as sign-in (api/auth.py)
 PASSWORD_MIN, PASSWORD_MAX = accounts.PASSWORD_MIN, accounts.PASSWORD_MAX
@@ -40,13 +39,8 @@ def member_json(user: meta.User, grants: list[str]) -> dict[str, Any]:
     }
 
 
-def _users_with_grants(conn: Any) -> list[tuple[meta.User, list[str]]]:
-    grants = meta.grants_by_user(conn)
-    return [(user, grants.get(user.id, [])) for user in meta.list_users(conn)]
-
-
 async def list_users(request: Request, ctx: Context) -> Response:
-    found = await ctx.meta.read(_users_with_grants)
+    found = await ctx.meta.users_with_grants()
     return json_response([member_json(user, grants) for user, grants in found])
 
 
@@ -93,7 +87,7 @@ async def post_user(request: Request, ctx: Context) -> Response:
     websites = _websites(body) or []
     hashed = await _hash(ctx, password)
     try:
-        user = await ctx.meta.write(accounts.add, username, hashed, role, int(time.time()), websites)
+        user = await ctx.meta.add_account(username, hashed, role, int(time.time()), websites)
     except meta.AlreadyExists as exc:
         raise HTTPError(409, str(exc)) from None
     except meta.MissingWebsite as exc:
@@ -104,7 +98,7 @@ async def post_user(request: Request, ctx: Context) -> Response:
 async def _target(request: Request, ctx: Context) -> meta.User:
     """The account in the path; 404 if none, 409 if it is the caller's own."""
     username = request.path_params["username"]
-    user = await ctx.meta.read(meta.get_user_by_username, username) if len(username) <= USERNAME_MAX else None
+    user = await ctx.meta.get_user_by_username(username) if len(username) <= USERNAME_MAX else None
     if user is None:
         raise HTTPError(404, USER_NOT_FOUND)
     if user.id == access.user(request).id:
@@ -123,26 +117,26 @@ async def patch_user(request: Request, ctx: Context) -> Response:
     now = int(time.time())
     try:
         if websites is not None:
-            await ctx.meta.write(meta.set_grants, user.id, websites)
+            await ctx.meta.set_grants(user.id, websites)
         if role is not None and role != user.role:
-            await ctx.meta.write(accounts.set_role, user, role, now)
+            await ctx.meta.change_role(user, role, now)
         if hashed is not None:
-            await ctx.meta.write(functools.partial(meta.update_user, password_hash=hashed), user.id, now)
+            await ctx.meta.update_user(user.id, now, password_hash=hashed)
     except meta.MissingWebsite as exc:
         raise HTTPError(400, f"websites: {exc}") from None
     except accounts.AccountError as exc:
         raise HTTPError(409, str(exc)) from None
-    fresh = await ctx.meta.read(meta.get_user, user.id)
+    fresh = await ctx.meta.get_user(user.id)
     if fresh is None:
         raise HTTPError(404, USER_NOT_FOUND)
-    return json_response(member_json(fresh, await ctx.meta.read(meta.list_grants, user.id)))
+    return json_response(member_json(fresh, await ctx.meta.list_grants(user.id)))
 
 
 async def delete_user(request: Request, ctx: Context) -> Response:
     """Remove another account; the sites it added become the caller's, with their stats."""
     user = await _target(request, ctx)
     try:
-        await ctx.meta.write(accounts.remove, user, access.user(request).id)
+        await ctx.meta.remove_account(user, access.user(request).id)
     except accounts.AccountError as exc:
         raise HTTPError(409, str(exc)) from None
     return Response(204)

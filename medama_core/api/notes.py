@@ -15,7 +15,7 @@ from medama_core.api.websites import NOT_FOUND
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import meta
+from medama_core.store import protocol as store
 
 # A note is a line or two on a chart ("Launched the new pricing page"); 500 characters is a paragraph.
 MAX_TEXT_CHARS: Final = 500
@@ -73,7 +73,7 @@ def parse_annotation_body(body: dict[str, Any]) -> tuple[str, str | None, str]:
     return start, end, text
 
 
-def annotation_json(note: meta.Annotation) -> dict[str, Any]:
+def annotation_json(note: store.Annotation) -> dict[str, Any]:
     created = dt.datetime.fromtimestamp(note.created, _UTC).isoformat().replace("+00:00", "Z")
     return {"id": note.id, "start": note.start, "end": note.end, "text": note.text, "created": created}
 
@@ -84,17 +84,17 @@ async def list_annotations(request: Request, ctx: Context) -> Response:
     start, end = (request.query_value(name) for name in ("start", "end"))
     first = None if start is None else parse_date("start", start)
     last = None if end is None else parse_date("end", end)
-    notes = await ctx.meta.read(meta.list_annotations, hostname, first, last)
+    notes = await ctx.meta.list_annotations(hostname, first, last)
     return json_response([annotation_json(note) for note in notes])
 
 
 async def post_annotation(request: Request, ctx: Context) -> Response:
     hostname = request.path_params["hostname"]  # checked, lower-cased and owned: the route's access
     start, end, text = parse_annotation_body(json_object(request))
-    note = meta.Annotation(meta.new_annotation_id(), hostname, start, end, text, int(time.time()))
+    note = store.Annotation(store.new_annotation_id(), hostname, start, end, text, int(time.time()))
     try:
-        stored = await ctx.meta.write(meta.insert_annotation, note, MAX_PER_SITE)
-    except meta.AlreadyExists:  # the site was deleted since the owner check (ids are random)
+        stored = await ctx.meta.insert_annotation(note, MAX_PER_SITE)
+    except store.AlreadyExists:  # the site was deleted since the owner check (ids are random)
         raise HTTPError(404, NOT_FOUND) from None
     if not stored:
         raise HTTPError(409, f"this website has {MAX_PER_SITE} notes, the most it may have; delete some first")
@@ -104,6 +104,6 @@ async def post_annotation(request: Request, ctx: Context) -> Response:
 async def delete_annotation(request: Request, ctx: Context) -> Response:
     hostname = request.path_params["hostname"]  # checked, lower-cased and owned: the route's access
     note_id = request.path_params["id"]
-    if len(note_id) > MAX_ID_CHARS or not await ctx.meta.write(meta.delete_annotation, hostname, note_id):
+    if len(note_id) > MAX_ID_CHARS or not await ctx.meta.delete_annotation(hostname, note_id):
         raise HTTPError(404, "annotation not found")
     return Response(204)

@@ -19,7 +19,7 @@ from medama_core.http.jsonbody import json_object, optional_bool, optional_int, 
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.ingest import ipfilter
 from medama_core.log import Logger
-from medama_core.store import db, meta
+from medama_core.store import protocol as store
 
 # Upstream's TenantSettings enum, and ours: the tracker features upstream lacks (docs/tracker.md).
 SCRIPT_TYPES = ("default", "click-events", "page-events", "outbound-links", "file-downloads", "not-found-pages")
@@ -115,13 +115,13 @@ def apply_tenant(ctx: Context, settings: dict[str, str]) -> None:
 
 
 async def get_tenant_settings(request: Request, ctx: Context) -> Response:
-    return json_response(tenant_json(await ctx.meta.read(meta.get_settings), ctx.config.publicurl))
+    return json_response(tenant_json(await ctx.meta.get_settings(), ctx.config.publicurl))
 
 
 async def patch_tenant_settings(request: Request, ctx: Context) -> Response:
     """Partial update; answers with every setting as now stored."""
     changes = _tenant_changes(json_object(request))
-    settings = await ctx.meta.write(meta.set_settings, changes, int(time.time()))
+    settings = await ctx.meta.set_settings(changes, int(time.time()))
     apply_tenant(ctx, settings)
     return json_response(tenant_json(settings, ctx.config.publicurl))
 
@@ -171,9 +171,9 @@ def parse_size(text: str) -> int:
 def cache_kib(limit_bytes: int, connections: int) -> int:
     """Page cache per connection under a memory limit (0 = none: the built-in default)."""
     if limit_bytes == 0:
-        return db.CACHE_SIZE_KIB
+        return store.CACHE_SIZE_KIB
     share = limit_bytes // 1024 // CACHE_SHARE // max(1, connections)
-    return max(MIN_CACHE_KIB, min(db.CACHE_SIZE_KIB, share))
+    return max(MIN_CACHE_KIB, min(store.CACHE_SIZE_KIB, share))
 
 
 def _engine(settings: dict[str, str]) -> tuple[int | None, str]:
@@ -183,30 +183,29 @@ def _engine(settings: dict[str, str]) -> tuple[int | None, str]:
     return threads, settings.get(KEY_MEMORY_LIMIT, "")
 
 
-def _configure(ctx: Context, threads: int | None, memory_limit: str) -> int:
-    """Apply engine settings to both databases; returns the soft heap limit in bytes for SQLite."""
+def _configure(ctx: Context, threads: int | None, memory_limit: str) -> None:
+    """Apply engine settings to both stores: reader threads of the analytics store; SQLite's page cache per
+    connection and process-wide soft heap limit (the engines with a server of their own ignore them)."""
     if threads is not None:
-        ctx.analytics.configure(readers=threads)
+        ctx.analytics.tune(readers=threads)
     try:
         limit = parse_size(memory_limit) if memory_limit else 0
     except ValueError:
         ctx.log.warn("ignoring stored memory_limit", value=memory_limit)
         limit = 0
     connections = 2 + ctx.meta.readers + ctx.analytics.readers  # one writer and the readers of each database
-    for database in (ctx.meta, ctx.analytics):
-        database.configure(cache_kib=cache_kib(limit, connections))
-    return limit
+    ctx.meta.tune(cache_kib=cache_kib(limit, connections), heap_limit=limit)
+    ctx.analytics.tune(cache_kib=cache_kib(limit, connections), heap_limit=limit)
 
 
 def apply_engine_at_startup(ctx: Context, settings: dict[str, str]) -> None:
-    """Start-up only, before serving: the writer connection is used directly."""
-    limit = _configure(ctx, *_engine(settings))
-    meta.set_soft_heap_limit(ctx.meta.writer_conn, limit)
+    """Start-up only, before serving."""
+    _configure(ctx, *_engine(settings))
 
 
 async def get_settings_usage(request: Request, ctx: Context) -> Response:
     sampled = await usage.sample(ctx.config.appdb, ctx.cpu)
-    settings = await ctx.meta.read(meta.get_settings)
+    settings = await ctx.meta.get_settings()
     body = sampled.as_json()
     body["metadata"] = {"threads": ctx.analytics.readers, "memory_limit": settings.get(KEY_MEMORY_LIMIT, "")}
     return json_response(body)
@@ -224,9 +223,8 @@ async def patch_settings_usage(request: Request, ctx: Context) -> Response:
         changes[KEY_THREADS] = str(threads)
     if memory_limit is not None:
         changes[KEY_MEMORY_LIMIT] = memory_limit
-    settings = await ctx.meta.write(meta.set_settings, changes, int(time.time()))
-    limit = _configure(ctx, *_engine(settings))
-    await ctx.meta.write(meta.set_soft_heap_limit, limit)
+    settings = await ctx.meta.set_settings(changes, int(time.time()))
+    _configure(ctx, *_engine(settings))
     ctx.log.info("engine settings changed", threads=ctx.analytics.readers, memory_limit=memory_limit)
     return Response(201)
 

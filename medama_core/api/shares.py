@@ -28,7 +28,7 @@ from medama_core.http.jsonbody import (
     required_string,
 )
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import meta
+from medama_core.store import protocol as meta
 from medama_core.store.filters import Filter
 
 DEFAULT_K: Final = 5  # a public dashboard hides rows of fewer than 5 visitors unless its owner says otherwise
@@ -61,7 +61,7 @@ def share_json(share: meta.Share) -> dict[str, Any]:
 
 
 async def list_shares(request: Request, ctx: Context) -> Response:
-    shares = await ctx.meta.read(meta.list_shares, request.path_params["hostname"])
+    shares = await ctx.meta.list_shares(request.path_params["hostname"])
     return json_response([share_json(share) for share in shares])
 
 
@@ -95,7 +95,7 @@ async def post_share(request: Request, ctx: Context) -> Response:
     if expires is not None and expires <= now:
         raise HTTPError(400, "dateExpires: must be in the future")
     panels, ancestors = _panels(body), _frame_ancestors(body)
-    if len(await ctx.meta.read(meta.list_shares, hostname)) >= sharelinks.MAX_SHARES_PER_SITE:
+    if len(await ctx.meta.list_shares(hostname)) >= sharelinks.MAX_SHARES_PER_SITE:
         raise HTTPError(409, f"a website may have at most {sharelinks.MAX_SHARES_PER_SITE} share links")
     hashed = None
     if password is not None:
@@ -105,7 +105,7 @@ async def post_share(request: Request, ctx: Context) -> Response:
         sharelinks.new_id(), hostname, name, hashed, DEFAULT_K if k is None else k, panels, ancestors, now, expires
     )
     try:
-        await ctx.meta.write(meta.insert_share, share)
+        await ctx.meta.insert_share(share)
     except meta.MissingWebsite:
         raise HTTPError(404, access.SITE_NOT_FOUND) from None  # deleted since the access check
     return json_response(share_json(share), 201)
@@ -113,7 +113,7 @@ async def post_share(request: Request, ctx: Context) -> Response:
 
 async def delete_share(request: Request, ctx: Context) -> Response:
     """Revoke a link: its page and API answer 404 from the next request on."""
-    if not await ctx.meta.write(meta.delete_share, request.path_params["hostname"], request.path_params["id"]):
+    if not await ctx.meta.delete_share(request.path_params["hostname"], request.path_params["id"]):
         raise HTTPError(404, SHARE_NOT_FOUND)
     return Response(204)
 
@@ -147,7 +147,7 @@ async def post_share_auth(request: Request, ctx: Context) -> Response:
     """Open a share that has a password: a cookie for that share's API, for a day. Throttled as sign-in."""
     share_id = request.path_params["share"]
     password = required_string(json_object(request), "password", 1, PASSWORD_MAX)
-    share = await ctx.meta.read(meta.get_share, share_id) if sharelinks.well_formed_id(share_id) else None
+    share = await ctx.meta.get_share(share_id) if sharelinks.well_formed_id(share_id) else None
     now = int(time.time())
     if share is None:
         raise HTTPError(404, SHARE_NOT_FOUND)

@@ -23,7 +23,7 @@ from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.ingest import geo
-from medama_core.store import meta
+from medama_core.store import protocol as store
 
 # API field -> (stored field, tracker feature) for the five optional tracker features.
 FEATURE_FIELDS: Final = {
@@ -60,7 +60,7 @@ def known_timezones() -> frozenset[str]:
 
 
 def parse_settings_body(body: dict[str, Any]) -> dict[str, object]:
-    """The changes a PATCH body asks for, as store fields (meta.SITE_SETTING_FIELDS); 400 for a bad value.
+    """The changes a PATCH body asks for, as store fields (store.SITE_SETTING_FIELDS); 400 for a bad value.
 
     Every field may be null: "as the tenant's" for the features and the download list, "not set" for
     the others. Fields not named here are ignored, as everywhere in this API.
@@ -116,7 +116,7 @@ def _timezone(value: object) -> str | None:
     return value
 
 
-def features(tenant_variant: str, site: meta.SiteSettings | None) -> list[str]:
+def features(tenant_variant: str, site: store.SiteSettings | None) -> list[str]:
     """The tracker features a site gets: the tenant's (its `/script.js` variant), each overridden by the site's own."""
     chosen = set() if tenant_variant == "default" else set(tenant_variant.split("."))
     if site is not None:
@@ -140,7 +140,7 @@ def script_for(ctx: Context, hostname: str) -> tuple[str, tuple[str, ...] | None
     return assets.script_variant(features(ctx.script_variant, site)), site.download_extensions
 
 
-def settings_json(ctx: Context, hostname: str, site: meta.SiteSettings) -> dict[str, Any]:
+def settings_json(ctx: Context, hostname: str, site: store.SiteSettings) -> dict[str, Any]:
     """A site's settings as the API shows them, with the tracker it gets (`tracker`, read-only)."""
     body: dict[str, Any] = {name: getattr(site, field) for name, (field, _) in FEATURE_FIELDS.items()}
     extensions = site.download_extensions
@@ -161,7 +161,7 @@ def settings_json(ctx: Context, hostname: str, site: meta.SiteSettings) -> dict[
 
 async def get_site_settings(request: Request, ctx: Context) -> Response:
     hostname = request.path_params["hostname"]  # checked, lower-cased and owned: the route's access
-    site = await ctx.meta.read(meta.get_site_settings, hostname)
+    site = await ctx.meta.get_site_settings(hostname)
     return json_response(settings_json(ctx, hostname, site))
 
 
@@ -169,7 +169,7 @@ async def patch_site_settings(request: Request, ctx: Context) -> Response:
     """Partial update; answers with all the site's settings as now stored."""
     hostname = request.path_params["hostname"]  # checked, lower-cased and owned: the route's access
     changes = parse_settings_body(json_object(request))
-    site = await ctx.meta.write(meta.update_site_settings, hostname, changes, int(time.time()))
+    site = await ctx.meta.update_site_settings(hostname, changes, int(time.time()))
     if site is None:  # deleted since the owner check
         raise HTTPError(404, NOT_FOUND)
     ctx.site_settings[hostname] = site

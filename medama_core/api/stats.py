@@ -2,28 +2,28 @@
 
 The access check (app.ROUTES, access.py) has already refused a caller who
 may not read the site (401, or 404 `website not found`, as for an unknown
-site); each handler checks the query string (400), then runs one store
-function on a reader thread. The rollups' background work (store/rollups.py:
-rebuilding closed dirty hours, building blocks and column copies) runs from
-start-up until none is left, one bounded step per writer call so hit batches
-get the writer in between; a stats request starts it again when it has stopped.
+site); each handler checks the query string (400), then asks the analytics store
+(store/protocol.py). The store's background work (AnalyticsStore.maintain; on
+SQLite the rollups': rebuilding closed dirty hours, building blocks and column
+copies) runs from start-up until none is left, one bounded step per writer call
+so hit batches get the writer in between; a stats request starts it again when
+it has stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from medama_core.api import Context, imported
+from medama_core.api import Context
 from medama_core.http.errors import HTTPError
 from medama_core.http.params import parse_time
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import columns, rollups, stats
-from medama_core.store.filters import FIELDS, OPERATORS, Filter
+from medama_core.store import protocol as stats
+from medama_core.store.protocol import FIELDS, OPERATORS, Filter
 
 LIMIT_MAX = 5000  # upstream's schema bound on `limit`
 OFFSET_MAX = 5000  # upstream's schema bound on `offset`
@@ -84,19 +84,19 @@ def parse_page(request: Request) -> stats.Page:
     return stats.Page(limit, offset or 0)
 
 
-async def _answer(ctx: Context, fn: Callable[..., Any], *args: object) -> Response:
-    result = await ctx.analytics.read(stats.snapshot, fn, *args)
+async def _answer(ctx: Context, result: Awaitable[Any]) -> Response:
+    answer = await result
     _schedule_refresh(ctx)
-    return json_response(result)
+    return json_response(answer)
 
 
 def start_background(ctx: Context) -> None:
-    """Start the rollups' background work (at start-up: an import or a migration may have left plenty)."""
+    """Start the store's background work (at start-up: an import or a migration may have left plenty)."""
     _schedule_refresh(ctx)
 
 
 def _schedule_refresh(ctx: Context) -> None:
-    """Start the background work unless it is already running."""
+    """Start the store's background work (AnalyticsStore.maintain) unless it is already running."""
     key = id(ctx.analytics)
     running = _refreshing.get(key)
     if running is not None and not running.done():
@@ -108,28 +108,11 @@ def _schedule_refresh(ctx: Context) -> None:
 
 
 async def _refresh(ctx: Context) -> int:
-    """Do the background work until none is left: closed dirty hours first (a batch of about
-    rollups.REFRESH_BATCH_VIEWS views per writer call), then the queued blocks, today's column copies,
-    and copies of built days that have none. Returns the hours rebuilt."""
-    done = 0
     try:
-        while not ctx.analytics.closed:
-            now_ms = int(time.time() * 1000)
-            rebuilt = await ctx.analytics.write(rollups.refresh_hours, now_ms)
-            done += rebuilt
-            if rebuilt:
-                continue
-            if await ctx.analytics.write(rollups.build_blocks, now_ms):
-                continue
-            # Today's hours just rebuilt: copy today's closed hours again, a few sites per writer call.
-            if done and await ctx.analytics.write(columns.refresh_open, now_ms) >= columns.BACKFILL_DAYS_PER_CALL:
-                continue
-            if await ctx.analytics.write(columns.backfill, columns.BACKFILL_DAYS_PER_CALL):
-                continue
-            break
-    except (sqlite3.Error, RuntimeError) as exc:  # shutting down, or a busy database: the next request retries
+        return await ctx.analytics.maintain()
+    except Exception as exc:  # shutting down, or a busy database: the next request retries
         ctx.log.warn("rollup refresh failed", error=repr(exc))
-    return done
+        return 0
 
 
 async def get_summary(request: Request, ctx: Context) -> Response:
@@ -143,7 +126,7 @@ async def get_summary(request: Request, ctx: Context) -> Response:
             raise HTTPError(400, "interval: needs both start and end")
         if stats.bucket_count(interval, query.start_us, query.end_us) > MAX_BUCKETS:
             raise HTTPError(400, f"interval: {interval} buckets from start to end would be more than {MAX_BUCKETS}")
-    return await _answer(ctx, imported.summary, query, previous, interval)  # stats.summary + imported days
+    return await _answer(ctx, ctx.analytics.summary(query, previous, interval))
 
 
 def _list_handler(
@@ -156,7 +139,7 @@ def _list_handler(
         summary = _bool(request, "summary", False)
         page = parse_page(request)
         variant = flag is not None and _bool(request, flag, flag_default) != flag_default
-        return await _answer(ctx, imported.list_stats, query, endpoint, summary, page, variant)
+        return await _answer(ctx, ctx.analytics.list_stats(query, endpoint, summary, page, variant))
 
     handler.__name__ = f"get_{endpoint}"
     return handler
@@ -177,19 +160,19 @@ get_languages = _list_handler("languages", "locale", False)
 async def get_time(request: Request, ctx: Context) -> Response:
     query = parse_query(request)
     summary = _bool(request, "summary", False)
-    return await _answer(ctx, stats.time_stats, query, summary, parse_page(request))
+    return await _answer(ctx, ctx.analytics.time_stats(query, summary, parse_page(request)))
 
 
 async def get_properties(request: Request, ctx: Context) -> Response:
     query = parse_query(request)
-    return await _answer(ctx, stats.properties, query, parse_page(request))
+    return await _answer(ctx, ctx.analytics.properties(query, parse_page(request)))
 
 
 async def get_progress(request: Request, ctx: Context) -> Response:
     """How much background work the site's numbers wait for (not in upstream): closed hours still to
     rebuild (read raw meanwhile, so answers are exact but slower) and blocks still to build."""
     now_ms = int(time.time() * 1000)
-    waiting = await ctx.analytics.read(rollups.site_pending, request.path_params["hostname"], now_ms)
+    waiting = await ctx.analytics.progress(request.path_params["hostname"], now_ms)
     _schedule_refresh(ctx)
     return json_response({**waiting, "ready": not any(waiting.values())})
 

@@ -16,7 +16,6 @@ from medama_core.api import Context
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, required_string
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import meta
 
 CODE_MAX: Final = 32  # a 6-digit code or a recovery code, with spaces or hyphens as typed
 WRONG_CODE: Final = "two-factor code is wrong"  # 403, never 401 (which means "not signed in" to the dashboard)
@@ -27,7 +26,7 @@ async def post_totp(request: Request, ctx: Context) -> Response:
     """A new secret and its `otpauth://` URI for the app; not in force until confirmed."""
     user = access.user(request)
     secret = totp.new_secret()
-    if not await ctx.meta.write(meta.set_totp_secret, user.id, secret, int(time.time())):
+    if not await ctx.meta.set_totp_secret(user.id, secret, int(time.time())):
         raise HTTPError(409, ALREADY_ON)
     return json_response({"secret": secret, "uri": totp.otpauth_uri(secret, user.username)})
 
@@ -43,7 +42,7 @@ async def confirm_totp(request: Request, ctx: Context) -> Response:
     """Turn two-factor login on with a code from the app; answers the ten recovery codes, once."""
     user = access.user(request)
     code = required_string(json_object(request), "code", 1, CODE_MAX)
-    pending = await ctx.meta.read(meta.get_totp, user.id)
+    pending = await ctx.meta.get_totp(user.id)
     if pending is None or pending.enabled:
         raise HTTPError(
             409, ALREADY_ON if pending else "no two-factor setup to confirm; start with POST /api/user/totp"
@@ -53,7 +52,7 @@ async def confirm_totp(request: Request, ctx: Context) -> Response:
     async def check() -> bool:
         step = totp.matching_step(pending.secret, code, time.time())
         hashes = [totp.recovery_hash(c) for c in codes]
-        return step is not None and await ctx.meta.write(meta.enable_totp, user.id, step, hashes)
+        return step is not None and await ctx.meta.enable_totp(user.id, step, hashes)
 
     await _throttled_code(request, ctx, check)
     return json_response({"recoveryCodes": codes})
@@ -70,5 +69,5 @@ async def delete_totp(request: Request, ctx: Context) -> Response:
         return await auth.second_factor(ctx.meta, user.id, code)
 
     await _throttled_code(request, ctx, check)
-    await ctx.meta.write(meta.delete_totp, user.id)
+    await ctx.meta.delete_totp(user.id)
     return Response(204)

@@ -10,7 +10,6 @@ the site is checked before the handler (app.ROUTES: site:manage, access.py).
 
 from __future__ import annotations
 
-import functools
 from typing import Final
 
 from medama_core import transfer
@@ -36,12 +35,8 @@ async def post_import(request: Request, ctx: Context) -> Response:
     await drain_hits(ctx)
     name = request.query_value("name") or ""
     try:
-        results = await ctx.analytics.write(
-            functools.partial(transfer.import_upload, name=name, dry_run=dry_run),
-            tool,
-            request.body,
-            hostname,
-            dict(ctx.umami_ids),
+        results = await ctx.analytics.import_upload(
+            tool, request.body, hostname, dict(ctx.umami_ids), name=name, dry_run=dry_run
         )
     except transfer.TransferError as exc:
         raise HTTPError(400, f"nothing was imported: {exc}") from None

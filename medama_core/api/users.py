@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import time
 from typing import Any
@@ -13,7 +12,7 @@ from medama_core.api import Context, cookie_secure, drain_hits, reload_site_sett
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_object, optional_string
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import meta, site_data
+from medama_core.store import protocol as meta
 
 # Same limits as login (upstream allowed 120 on PATCH, so a long name could never log in again, spec §10.13).
 USERNAME_MIN, USERNAME_MAX = 3, 48
@@ -73,16 +72,13 @@ async def patch_user(request: Request, ctx: Context) -> Response:
         merged = _settings(user.settings) | new_settings
         settings_text = json.dumps(merged, separators=(",", ":"))
     try:
-        updated = await ctx.meta.write(
-            functools.partial(
-                meta.update_user,
-                username=username,
-                password_hash=password_hash,
-                settings=settings_text,
-                keep_session=None if caller.session is None else caller.session.token_hash,
-            ),
+        updated = await ctx.meta.update_user(
             user.id,
             int(time.time()),
+            username=username,
+            password_hash=password_hash,
+            settings=settings_text,
+            keep_session=None if caller.session is None else caller.session.token_hash,
         )
     except meta.AlreadyExists as exc:
         raise HTTPError(409, str(exc)) from None
@@ -120,14 +116,14 @@ async def delete_user(request: Request, ctx: Context) -> Response:
     current = optional_string(json_object(request), CURRENT_PASSWORD, 1, PASSWORD_MAX) if request.body else None
     await _confirm(request, ctx, user, current, "delete the account")
     try:
-        hostnames = await ctx.meta.write(accounts.remove, user, None)
+        hostnames = await ctx.meta.remove_account(user, None)
     except accounts.AccountError as exc:
         raise HTTPError(409, str(exc)) from None
     ctx.hostnames.difference_update(hostnames)
     if hostnames:
         await reload_site_settings(ctx)
         await drain_hits(ctx)
-        await ctx.analytics.write(site_data.delete_site_data, hostnames)
+        await ctx.analytics.delete_sites(hostnames)
     return Response(204, headers=[("Set-Cookie", auth.expired_cookie(secure=cookie_secure(request, ctx)))])
 
 

@@ -14,14 +14,15 @@ import time
 from typing import Any, Final
 
 from medama_core import access, permissions
-from medama_core.api import Context, drain_hits, imported, reload_site_settings
+from medama_core.api import Context, drain_hits, reload_site_settings
 from medama_core.api import stats as stats_api
 from medama_core.hostnames import HOSTNAME_MAX, InvalidHostname, normalise
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_string, required_string
 from medama_core.http.params import parse_time
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.store import meta, site_data, stats
+from medama_core.store import protocol as meta
+from medama_core.store import protocol as stats
 
 SUMMARY_WINDOW_MS = 24 * 60 * 60 * 1000  # the list's `summary` counts the last 24 hours, as upstream
 # Sites per sparklines request: twice the dashboard's page of 24 cards, so a wider grid still needs one
@@ -60,11 +61,11 @@ async def list_websites(request: Request, ctx: Context) -> Response:
     """The sites the caller sees (permissions.sees_site): every site for an admin, a viewer's granted ones."""
     actor = access.caller(request).actor
     summary = _bool_query(request, "summary")
-    hostnames = [h for h in await ctx.meta.read(meta.list_hostnames) if permissions.sees_site(actor, h)]
+    hostnames = [h for h in await ctx.meta.list_hostnames() if permissions.sees_site(actor, h)]
     items: list[dict[str, Any]] = [{"hostname": hostname} for hostname in hostnames]
     if summary and hostnames:
         since = int(time.time() * 1000) - SUMMARY_WINDOW_MS
-        visitors = await ctx.analytics.read(stats.snapshot, imported.visitors_since, hostnames, since)
+        visitors = await ctx.analytics.visitors_since(hostnames, since)
         for item in items:
             item["summary"] = {"visitors": visitors[item["hostname"]]}
     return json_response(items)
@@ -83,8 +84,8 @@ async def get_sparklines(request: Request, ctx: Context) -> Response:
         )
     # The route needs a signed-in caller; each site in the query is checked as a stats route checks its own.
     await access.authorize_sites(request, hostnames, ctx.meta, demo=ctx.config.demo)
-    # With the imported daily totals (api/imported.py), as each site's /summary has them.
-    rows = await ctx.analytics.read(stats.snapshot, imported.site_intervals, hostnames, start_us, end_us, interval)
+    # With the imported daily totals (store/imported_stats.py on SQLite), as each site's /summary has them.
+    rows = await ctx.analytics.site_intervals(hostnames, start_us, end_us, interval)
     # Stats reads, like the per-site /summary calls the websites page made before: rebuild closed dirty hours.
     stats_api._schedule_refresh(ctx)
     return json_response([{"hostname": h, "interval": buckets} for h, buckets in zip(hostnames, rows, strict=True)])
@@ -113,7 +114,7 @@ async def post_website(request: Request, ctx: Context) -> Response:
     user = access.user(request)
     hostname = parse_hostname(required_string(json_object(request), "hostname", 1, HOSTNAME_MAX))
     try:
-        await ctx.meta.write(meta.insert_website, hostname, user.id, int(time.time()))
+        await ctx.meta.insert_website(hostname, user.id, int(time.time()))
     except meta.AlreadyExists as exc:
         raise HTTPError(409, str(exc)) from None
     ctx.hostnames.add(hostname)
@@ -123,7 +124,7 @@ async def post_website(request: Request, ctx: Context) -> Response:
 async def _answer(ctx: Context, hostname: str) -> dict[str, str]:
     """A site as GET and PATCH answer it: upstream's `hostname`, plus our optional Umami website id."""
     answer = {"hostname": hostname}
-    umami_id = await ctx.meta.read(meta.umami_id, hostname)
+    umami_id = await ctx.meta.umami_id(hostname)
     if umami_id is not None:
         answer[UMAMI_ID_FIELD] = umami_id
     return answer
@@ -141,10 +142,10 @@ def _umami_id(body: dict[str, Any]) -> str | None:
 
 async def _set_umami_id(ctx: Context, hostname: str, umami_id: str) -> None:
     try:
-        await ctx.meta.write(meta.set_umami_id, hostname, umami_id)
+        await ctx.meta.set_umami_id(hostname, umami_id)
     except meta.AlreadyExists as exc:
         raise HTTPError(409, str(exc)) from None
-    ctx.umami_ids = await ctx.meta.read(meta.umami_ids)
+    ctx.umami_ids = await ctx.meta.umami_ids()
 
 
 async def get_website(request: Request, ctx: Context) -> Response:
@@ -163,7 +164,7 @@ async def patch_website(request: Request, ctx: Context) -> Response:
     if new == hostname:
         return json_response(await _answer(ctx, hostname))
     try:
-        renamed = await ctx.meta.write(meta.rename_website, hostname, new, int(time.time()))
+        renamed = await ctx.meta.rename_website(hostname, new, int(time.time()))
     except meta.AlreadyExists as exc:
         raise HTTPError(409, str(exc)) from None
     if not renamed:
@@ -172,19 +173,19 @@ async def patch_website(request: Request, ctx: Context) -> Response:
     ctx.hostnames.add(new)
     await reload_site_settings(ctx)  # the site's settings moved with it
     await drain_hits(ctx)
-    await ctx.analytics.write(site_data.rename_site_data, hostname, new)
-    ctx.umami_ids = await ctx.meta.read(meta.umami_ids)  # the id moved with the site (ON UPDATE CASCADE)
+    await ctx.analytics.rename_site(hostname, new)
+    ctx.umami_ids = await ctx.meta.umami_ids()  # the id moved with the site (ON UPDATE CASCADE)
     return json_response(await _answer(ctx, new))
 
 
 async def delete_website(request: Request, ctx: Context) -> Response:
     """Delete a site with all its views and events (upstream kept the events, spec §10.6)."""
     hostname = request.path_params["hostname"]  # checked and lower-cased by the access check
-    if not await ctx.meta.write(meta.delete_website, hostname):
+    if not await ctx.meta.delete_website(hostname):
         raise HTTPError(404, NOT_FOUND)
     ctx.hostnames.discard(hostname)
-    ctx.umami_ids = await ctx.meta.read(meta.umami_ids)  # its id went with it (ON DELETE CASCADE)
+    ctx.umami_ids = await ctx.meta.umami_ids()  # its id went with it (ON DELETE CASCADE)
     await reload_site_settings(ctx)
     await drain_hits(ctx)
-    await ctx.analytics.write(site_data.delete_site_data, [hostname])
+    await ctx.analytics.delete_sites([hostname])
     return Response(204)

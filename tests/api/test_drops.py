@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from medama_core import passwords
-from medama_core.store import db, meta
+from tests import stores
 from tests.api.test_auth import error
 from tests.api.test_events import BOT_UA, BROWSER, load, rows
-from tests.helpers import Client, LiveServer, live_server
+from tests.helpers import Client, LiveServer, live_server, stores_for
 
 ADMIN_PASSWORD = "admin-pass"
 OTHER_PASSWORD = "other-pass"
@@ -33,18 +33,16 @@ RATE_LIMIT = 3  # requests per minute per network
 def prepare(tmp_path: Path) -> None:
     """admin owns example.com and busy.example; other, a viewer, owns and reads theirs.example; one network
     is blocked."""
-    conn = db.connect(str(tmp_path / "me_meta.db"))
-    db.migrate(conn, meta.MIGRATIONS)
-    for user, password in (("admin", ADMIN_PASSWORD), ("other", OTHER_PASSWORD)):
-        role = "viewer" if user == "other" else "admin"
-        meta.insert_user(conn, f"user_{user}", user, passwords.hash_password(password), 0, role=role)
-    for site, owner in (("example.com", "admin"), ("busy.example", "admin"), ("theirs.example", "other")):
-        meta.insert_website(conn, site, f"user_{owner}", 0)
-    meta.set_grants(conn, "user_other", ["theirs.example"])
-    meta.set_setting(conn, "block_abusive_ips", "false", 0)
-    meta.set_setting(conn, "block_tor_exit_nodes", "false", 0)
-    meta.set_setting(conn, "blocked_ips", BLOCKED_NET, 0)
-    conn.close()
+    with stores.app_store(stores_for(tmp_path)[0]) as (conn, meta):
+        for user, password in (("admin", ADMIN_PASSWORD), ("other", OTHER_PASSWORD)):
+            role = "viewer" if user == "other" else "admin"
+            meta.insert_user(conn, f"user_{user}", user, passwords.hash_password(password), 0, role=role)
+        for site, owner in (("example.com", "admin"), ("busy.example", "admin"), ("theirs.example", "other")):
+            meta.insert_website(conn, site, f"user_{owner}", 0)
+        meta.set_grants(conn, "user_other", ["theirs.example"])
+        meta.set_setting(conn, "block_abusive_ips", "false", 0)
+        meta.set_setting(conn, "block_tor_exit_nodes", "false", 0)
+        meta.set_setting(conn, "blocked_ips", BLOCKED_NET, 0)
 
 
 @pytest.fixture

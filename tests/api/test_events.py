@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from medama_core.store import db, meta
-from tests.helpers import Client, LiveServer, live_server
+from tests import stores
+from tests.helpers import Client, LiveServer, live_server, stores_for
 
 SITE = "example.com"
 CHROME = (
@@ -30,23 +30,17 @@ def prepare(
     blocked: tuple[str, ...] = (),
 ) -> None:
     """Create the app database the server will open: one user, `sites`, and the IP block settings."""
-    conn = db.connect(str(tmp_path / "me_meta.db"))
-    db.migrate(conn, meta.MIGRATIONS)
-    meta.insert_user(conn, "user_test", "admin", "not-a-hash", 0)
-    for site in sites:
-        meta.insert_website(conn, site, "user_test", 0)
-    meta.set_setting(conn, "block_abusive_ips", "true" if abusive else "false", 0)
-    meta.set_setting(conn, "block_tor_exit_nodes", "true" if tor else "false", 0)
-    meta.set_setting(conn, "blocked_ips", ",".join(blocked), 0)
-    conn.close()
+    with stores.app_store(stores_for(tmp_path)[0]) as (conn, meta):
+        meta.insert_user(conn, "user_test", "admin", "not-a-hash", 0)
+        for site in sites:
+            meta.insert_website(conn, site, "user_test", 0)
+        meta.set_setting(conn, "block_abusive_ips", "true" if abusive else "false", 0)
+        meta.set_setting(conn, "block_tor_exit_nodes", "true" if tor else "false", 0)
+        meta.set_setting(conn, "blocked_ips", ",".join(blocked), 0)
 
 
 def rows(server: LiveServer, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(server.config.analyticsdb)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+    return stores.analytics_rows(server.config.analyticsdb, sql, params)
 
 
 def drops(server: LiveServer, expected: list[tuple[Any, ...]], sql: str = "SELECT reason, count FROM drops") -> None:

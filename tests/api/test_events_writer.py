@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -142,7 +143,7 @@ def test_concurrent_writes_share_batches_and_resolve_after_commit(database: db.D
     recorder = Recorder()
 
     async def main() -> None:
-        batcher: Batcher[str] = Batcher(database, recorder, max_ops=100)
+        batcher: Batcher[str] = Batcher(functools.partial(database.write, recorder), max_ops=100)
         await asyncio.gather(*(batcher.write(str(i)) for i in range(250)))
         count = await database.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0])
         assert count == 250, "every awaited write is readable"
@@ -155,7 +156,7 @@ def test_concurrent_writes_share_batches_and_resolve_after_commit(database: db.D
 
 def test_each_write_gets_its_own_outcome(database: db.Database) -> None:
     async def main() -> list[object]:
-        batcher: Batcher[str] = Batcher(database, Recorder())
+        batcher: Batcher[str] = Batcher(functools.partial(database.write, Recorder()))
         return await asyncio.gather(
             batcher.write("a"), batcher.write("fail"), batcher.write("b"), return_exceptions=True
         )
@@ -170,7 +171,7 @@ def test_a_failing_batch_function_fails_every_write_in_it(database: db.Database)
         raise sqlite3.OperationalError("disk I/O error")
 
     async def main() -> list[object]:
-        batcher: Batcher[str] = Batcher(database, explode)
+        batcher: Batcher[str] = Batcher(functools.partial(database.write, explode))
         return await asyncio.gather(batcher.write("a"), batcher.write("b"), return_exceptions=True)
 
     assert all(isinstance(r, sqlite3.OperationalError) for r in asyncio.run(main()))
@@ -178,7 +179,7 @@ def test_a_failing_batch_function_fails_every_write_in_it(database: db.Database)
 
 def test_a_full_queue_refuses_writes(database: db.Database) -> None:
     async def main() -> None:
-        batcher: Batcher[str] = Batcher(database, Recorder(), max_pending=3)
+        batcher: Batcher[str] = Batcher(functools.partial(database.write, Recorder()), max_pending=3)
         futures = [batcher.write(str(i)) for i in range(3)]
         with pytest.raises(Overloaded):
             batcher.write("one too many")
@@ -190,7 +191,7 @@ def test_a_full_queue_refuses_writes(database: db.Database) -> None:
 
 def test_close_flushes_queued_writes_then_refuses(database: db.Database) -> None:
     async def main() -> None:
-        batcher: Batcher[str] = Batcher(database, Recorder(), max_ops=10)
+        batcher: Batcher[str] = Batcher(functools.partial(database.write, Recorder()), max_ops=10)
         for i in range(95):
             batcher.post(str(i))
         await batcher.close()
@@ -205,7 +206,7 @@ def test_close_flushes_queued_writes_then_refuses(database: db.Database) -> None
 
 def test_a_cancelled_waiter_does_not_disturb_the_others(database: db.Database) -> None:
     async def main() -> None:
-        batcher: Batcher[str] = Batcher(database, Recorder())
+        batcher: Batcher[str] = Batcher(functools.partial(database.write, Recorder()))
         first = batcher.write("a")
         second = batcher.write("b")
         first.cancel()

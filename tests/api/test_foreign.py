@@ -20,7 +20,7 @@ OTHER = "other.org"
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
     prepare(tmp_path, (SITE, OTHER))
-    with live_server(tmp_path, appdb=str(tmp_path / "me_meta.db")) as live:
+    with live_server(tmp_path) as live:
         yield live
 
 

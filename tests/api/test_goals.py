@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from medama_core import goals, passwords
-from medama_core.store import db, meta
+from tests import stores
 from tests.api.test_events import BROWSER, load
-from tests.helpers import Client, LiveServer, live_server
+from tests.helpers import Client, LiveServer, live_server, stores_for
 
 SITE = "example.com"
 # (bid, path, first view of the site today, first view of the page today, custom properties sent)
@@ -126,15 +126,13 @@ def test_bad_goals_are_400_and_a_full_site_409(server: LiveServer, client: Clien
 
 
 def test_a_viewer_reads_granted_goals_and_changes_none(tmp_path: Path) -> None:
-    conn = db.connect(str(tmp_path / "me_meta.db"))
-    db.migrate(conn, meta.MIGRATIONS)
-    meta.insert_user(conn, "user_admin", "admin", passwords.hash_password("admin-pass"), 0)
-    meta.insert_user(conn, "user_viewer", "viewer", passwords.hash_password("viewer-pass"), 0, role="viewer")
-    meta.insert_website(conn, "theirs.example", "user_admin", 0)
-    meta.insert_website(conn, "granted.example", "user_admin", 0)
-    meta.set_grants(conn, "user_viewer", ["granted.example"])
-    assert meta.insert_goal(conn, meta.Goal("goal_1", "granted.example", "Pricing", "/pricing", None, None, 0), 50)
-    conn.close()
+    with stores.app_store(stores_for(tmp_path)[0]) as (conn, meta):
+        meta.insert_user(conn, "user_admin", "admin", passwords.hash_password("admin-pass"), 0)
+        meta.insert_user(conn, "user_viewer", "viewer", passwords.hash_password("viewer-pass"), 0, role="viewer")
+        meta.insert_website(conn, "theirs.example", "user_admin", 0)
+        meta.insert_website(conn, "granted.example", "user_admin", 0)
+        meta.set_grants(conn, "user_viewer", ["granted.example"])
+        assert meta.insert_goal(conn, meta.Goal("goal_1", "granted.example", "Pricing", "/pricing", None, None, 0), 50)
     with live_server(tmp_path) as running:
         client = running.client()
         try:

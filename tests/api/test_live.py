@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 from medama_core import passwords
-from medama_core.store import db, meta
+from tests import stores
 from tests.api.test_events import BROWSER, load
-from tests.helpers import Client, LiveServer, live_server
+from tests.helpers import Client, LiveServer, live_server, stores_for
 
 SITE = "example.com"
 
@@ -47,14 +47,12 @@ def test_a_load_counts_until_its_unload(server: LiveServer, client: Client) -> N
 
 def test_a_site_the_caller_may_not_read_is_not_found_and_a_stranger_is_refused(tmp_path: Path) -> None:
     """A viewer granted another site gets 404 for this one, as for a site that does not exist (docs/auth.md)."""
-    conn = db.connect(str(tmp_path / "me_meta.db"))
-    db.migrate(conn, meta.MIGRATIONS)
-    meta.insert_user(conn, "user_admin", "admin", passwords.hash_password("admin-pass"), 0)
-    meta.insert_user(conn, "user_viewer", "viewer", passwords.hash_password("viewer-pass"), 0, role="viewer")
-    meta.insert_website(conn, "theirs.example", "user_admin", 0)
-    meta.insert_website(conn, "granted.example", "user_admin", 0)
-    meta.set_grants(conn, "user_viewer", ["granted.example"])
-    conn.close()
+    with stores.app_store(stores_for(tmp_path)[0]) as (conn, meta):
+        meta.insert_user(conn, "user_admin", "admin", passwords.hash_password("admin-pass"), 0)
+        meta.insert_user(conn, "user_viewer", "viewer", passwords.hash_password("viewer-pass"), 0, role="viewer")
+        meta.insert_website(conn, "theirs.example", "user_admin", 0)
+        meta.insert_website(conn, "granted.example", "user_admin", 0)
+        meta.set_grants(conn, "user_viewer", ["granted.example"])
     with live_server(tmp_path) as running:
         client = running.client()
         try:

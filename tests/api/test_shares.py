@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 
 from medama_core import sharelinks
+from tests import stores
 from tests.helpers import Client, LiveServer, Result, live_server
 
 SITE = "shared.example"
@@ -29,20 +30,29 @@ def error(result: Result) -> tuple[int, str]:
 
 def seed(server: LiveServer) -> None:
     now = int(time.time() * 1000) - 60_000
-    with sqlite3.connect(server.config.analyticsdb) as conn:
-        for i, (country, path, browser) in enumerate(VISITORS):
-            conn.execute(
-                "INSERT INTO views (bid, hostname, pathname, is_unique_user, is_unique_page, country, ua_browser,"
-                " ua_os, ua_device_type, duration_ms, date_created) VALUES (?, ?, ?, 1, 1, ?, ?, 'Linux', 'Desktop',"
-                " ?, ?)",
-                (f"b{i}", SITE, path, country, browser, 2000 + 100 * i, now - i),
-            )
-        events = [(f"b{i}", "pro") for i in range(6)] + [(f"b{len(VISITORS) - 1}", "rare")]
-        conn.executemany(
-            "INSERT INTO events (bid, batch_id, group_name, name, value, date_created) VALUES (?, ?, ?, 'plan', ?, ?)",
-            [(bid, f"e{n}", SITE, value, now) for n, (bid, value) in enumerate(events)],
-        )
-    conn.close()
+    views = [
+        {
+            "bid": f"b{i}",
+            "hostname": SITE,
+            "pathname": path,
+            "is_unique_user": 1,
+            "is_unique_page": 1,
+            "country": country,
+            "ua_browser": browser,
+            "ua_os": "Linux",
+            "ua_device_type": "Desktop",
+            "duration_ms": 2000 + 100 * i,
+            "date_created": now - i,
+        }
+        for i, (country, path, browser) in enumerate(VISITORS)
+    ]
+    stores.insert_views(server.config.analyticsdb, views)
+    events = [(f"b{i}", "pro") for i in range(6)] + [(f"b{len(VISITORS) - 1}", "rare")]
+    rows = [
+        {"bid": bid, "batch_id": f"e{n}", "group_name": SITE, "name": "plan", "value": value, "date_created": now}
+        for n, (bid, value) in enumerate(events)
+    ]
+    stores.insert_events(server.config.analyticsdb, rows)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -10,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import stores
 from tests.helpers import Client, LiveServer, live_server
-from tests.store.test_stats import COLUMNS, T0, view
+from tests.store.test_stats import T0, view
 
 ENDPOINTS = (
     "summary pages time referrers sources mediums campaigns browsers os devices countries languages properties"
@@ -24,11 +24,8 @@ def stats_client(server: LiveServer) -> Iterator[Client]:
     client = server.client()
     client.login()
     assert client.post("/api/websites", json_body={"hostname": "example.com"}).status == 201
-    conn = sqlite3.connect(server.config.analyticsdb, isolation_level=None)
     rows = [view(pathname=f"/p{i % 3}", duration_ms=1000 * i, date_created=T0 + i * 60_000) for i in range(20)]
-    sql = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
-    conn.executemany(sql, rows)
-    conn.close()
+    stores.insert_views(server.config.analyticsdb, rows)
     yield client
     client.close()
 

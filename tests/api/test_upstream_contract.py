@@ -70,7 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
         client.login()
         for site in SITES:
             assert client.post("/api/websites", json_body={"hostname": site}).status == 201
-            seed_views(Path(running.config.analyticsdb), site, days=10, per_day=8)
+            seed_views(running.config.analyticsdb, site, days=10, per_day=8)
         beacon = Client(running.port)
         headers = {"Content-Type": "application/json", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"}
         for i, page in enumerate(("/", "/pricing", "/blog/one")):

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import stores
+
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 PATHS = [f"/blog/post-{i:02d}" for i in range(1, 31)] + ["/", "/pricing", "/about", "/docs/start"]
@@ -46,7 +48,7 @@ def _insert(table: str, row: dict[str, object]) -> str:
     return f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(':' + c for c in row)})"
 
 
-def seed_views(db_path: Path, hostname: str, *, days: int = 40, per_day: int = 12, now_ms: int | None = None) -> Seeded:
+def seed_views(db_path: Path | str, hostname: str, *, days: int = 40, per_day: int = 12, now_ms: int | None = None) -> Seeded:
     """Insert `per_day` views per day for `days` days before `now_ms` (the last ones in the past hour)."""
     rng = random.Random(f"{hostname}:{days}:{per_day}")
     now = int(time.time() * 1000) if now_ms is None else now_ms
@@ -94,16 +96,20 @@ def seed_views(db_path: Path, hostname: str, *, days: int = 40, per_day: int = 1
                             "date_created": created,
                         }
                     )
-    with sqlite3.connect(db_path, timeout=30) as conn:
-        conn.executemany(_insert("views", rows[0]), rows)
-        if events:
-            conn.executemany(_insert("events", events[0]), events)
-    conn.close()
+    if stores.is_clickhouse(str(db_path)):  # the app on PostgreSQL + ClickHouse (tests/conftest.py)
+        stores.insert_views(str(db_path), rows)
+        stores.insert_events(str(db_path), events)
+    else:
+        with sqlite3.connect(db_path, timeout=30) as conn:
+            conn.executemany(_insert("views", rows[0]), rows)
+            if events:
+                conn.executemany(_insert("events", events[0]), events)
+        conn.close()
     start = min(int(r["date_created"]) for r in rows)  # type: ignore[call-overload]
     return Seeded(hostname, len(rows), start, now)
 
 
-def insert_views(db_path: Path, hostname: str, views: list[dict[str, object]]) -> None:
+def insert_views(db_path: Path | str, hostname: str, views: list[dict[str, object]]) -> None:
     """Insert hand-written views (`date_created`, `is_unique_user`, `duration_ms`, … ; the rest are plain defaults)."""
     rows = []
     for n, view in enumerate(views):
@@ -128,6 +134,9 @@ def insert_views(db_path: Path, hostname: str, views: list[dict[str, object]]) -
         }
         row.update(view)
         rows.append(row)
+    if stores.is_clickhouse(str(db_path)):
+        stores.insert_views(str(db_path), rows)
+        return
     with sqlite3.connect(db_path, timeout=30) as conn:
         conn.executemany(_insert("views", rows[0]), rows)
     conn.close()

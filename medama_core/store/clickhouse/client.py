@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, Protocol
 from urllib.parse import urlencode
 
+from medama_core.store import protocol
 from medama_core.store.clickhouse.sql import bind, tsv_fields, tsv_line
 from medama_core.store.clickhouse.url import ClickHouseURL
 
@@ -64,7 +65,7 @@ class ClickHouseError(Exception):
     """ClickHouse could not be used; the message is one line saying why."""
 
 
-class Unreachable(ClickHouseError):
+class Unreachable(ClickHouseError, protocol.Unavailable):
     """No connection to the server, or no answer in time."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from medama_core.store import protocol
+
 
 class StartupError(Exception):
     """The app database cannot be used; `medama start` prints the message on one line and exits."""
@@ -19,9 +21,9 @@ class ConnectFailed(StartupError):
     """The server cannot be reached, refused us, or has no such database (the server's reason, on one line)."""
 
 
-class Unavailable(Exception):
+class Unavailable(protocol.Unavailable):
     """A call could not reach the database (or lost it mid-write, with the outcome unknown); the API answers 503."""
 
 
-class InvalidValue(ValueError):
+class InvalidValue(protocol.InvalidValue):
     """A value PostgreSQL cannot store: text with a NUL character (SQLite can). The API answers 400."""

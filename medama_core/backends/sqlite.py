@@ -1,0 +1,170 @@
+"""The SQLite adapters: MetaStore over me_meta.db and AnalyticsStore over me_analytics.db (the default engine)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from medama_core import transfer
+from medama_core.backends.meta import MetaAdapter
+from medama_core.config import StartupError
+from medama_core.store import analytics, columns, hits, imported, imported_stats, live, meta, rollups, site_data, stats
+from medama_core.store.db import Database, Migration, UnusableFile
+from medama_core.store.protocol import Op, Outcomes, Page, Query
+
+
+def open_database(path: str, migrations: tuple[Migration, ...], marker: str, flag: str) -> Database:
+    """A Database, or a StartupError naming the file, its flag, the cause and the fix."""
+    try:
+        return Database(path, migrations, marker=marker)
+    except UnusableFile as exc:
+        raise StartupError(f"cannot use {os.path.abspath(path)} ({flag}): {exc}") from None
+
+
+def _probe(conn: sqlite3.Connection) -> None:
+    conn.execute("select count(*) from sqlite_master").fetchone()
+
+
+def set_heap_limit(limit_bytes: int) -> None:
+    """SQLite's soft heap limit is process-wide: any connection sets it, so a throwaway one does."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        meta.set_soft_heap_limit(conn, limit_bytes)
+    finally:
+        conn.close()
+
+
+class SQLiteMeta(MetaAdapter):
+    """MetaStore on me_meta.db."""
+
+    def __init__(self, path: str, flag: str = "-appdb") -> None:
+        db = open_database(path, meta.MIGRATIONS, meta.MARKER_TABLE, flag)
+        super().__init__("sqlite", db, meta, lambda fn, *args: fn(db.writer_conn, *args))
+        self.db = db
+        self.location = os.path.abspath(path)
+
+    async def health(self) -> None:
+        await self.db.read(_probe)
+
+    def tune(self, *, cache_kib: int, heap_limit: int | None = None) -> None:
+        self.db.configure(cache_kib=cache_kib)
+        if heap_limit is not None:
+            set_heap_limit(heap_limit)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class SQLiteAnalytics:
+    """AnalyticsStore on me_analytics.db: the stats read in one snapshot each, with the imported days added."""
+
+    engine = "sqlite"
+
+    def __init__(self, path: str, flag: str = "-analyticsdb") -> None:
+        self.db = open_database(path, analytics.MIGRATIONS, analytics.MARKER_TABLE, flag)
+        self.location = os.path.abspath(path)
+
+    @property
+    def readers(self) -> int:
+        return self.db.readers
+
+    def site_hits_on(self, day_ms: int) -> dict[str, int]:
+        return hits.site_hits_on(self.db.writer_conn, day_ms)
+
+    async def write_hits(self, ops: Sequence[Op]) -> Outcomes:
+        return await self.db.write(hits.apply_batch, ops)
+
+    async def summary(self, query: Query, previous: bool, interval: str | None) -> dict[str, Any]:
+        return await self.db.read(stats.snapshot, imported_stats.summary, query, previous, interval)
+
+    async def list_stats(
+        self, query: Query, endpoint: str, summary: bool, page: Page, variant: bool = False
+    ) -> list[dict[str, Any]]:
+        return await self.db.read(stats.snapshot, imported_stats.list_stats, query, endpoint, summary, page, variant)
+
+    async def time_stats(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+        return await self.db.read(stats.snapshot, stats.time_stats, query, summary, page)
+
+    async def properties(self, query: Query, page: Page) -> list[dict[str, Any]]:
+        return await self.db.read(stats.snapshot, stats.properties, query, page)
+
+    async def visitors_since(self, hostnames: list[str], since_ms: int) -> dict[str, int]:
+        return await self.db.read(stats.snapshot, imported_stats.visitors_since, hostnames, since_ms)
+
+    async def site_intervals(
+        self, hostnames: list[str], start_us: int, end_us: int, interval: str
+    ) -> list[list[dict[str, Any]]]:
+        return await self.db.read(stats.snapshot, imported_stats.site_intervals, hostnames, start_us, end_us, interval)
+
+    async def live(self, hostname: str, now_ms: int) -> dict[str, Any]:
+        return await self.db.read(live.live, hostname, now_ms)
+
+    async def imported_periods(self, hostname: str) -> list[tuple[str, int, int]]:
+        return await self.db.read(imported.periods, hostname)
+
+    async def drop_counts(self, start_day: int, end_day: int) -> list[tuple[int, str, str, int]]:
+        return await self.db.read(hits.drop_counts, start_day, end_day)
+
+    async def rename_site(self, old: str, new: str) -> None:
+        await self.db.write(site_data.rename_site_data, old, new)
+
+    async def delete_sites(self, hostnames: list[str]) -> None:
+        await self.db.write(site_data.delete_site_data, hostnames)
+
+    async def export_page(
+        self, hostname: str, *, kind: str, fmt: str, after: tuple[int, int] | None, limit: int, spreadsheet: bool
+    ) -> transfer.ExportPage:
+        read = functools.partial(
+            transfer.export_page, kind=kind, fmt=fmt, after=after, limit=limit, spreadsheet=spreadsheet
+        )
+        return await self.db.read(read, hostname)
+
+    async def import_upload(
+        self, tool: str, data: bytes, hostname: str, umami_ids: dict[str, str], *, name: str, dry_run: bool
+    ) -> list[transfer.ImportResult]:
+        fn = functools.partial(transfer.import_upload, name=name, dry_run=dry_run)
+        return await self.db.write(fn, tool, data, hostname, umami_ids)
+
+    async def progress(self, hostname: str, now_ms: int) -> dict[str, int]:
+        return await self.db.read(rollups.site_pending, hostname, now_ms)
+
+    async def maintain(self) -> int:
+        """The rollups' background work until none is left: closed dirty hours first (a batch of about
+        rollups.REFRESH_BATCH_VIEWS views per writer call, so hit batches get the writer in between), then
+        the queued blocks, today's column copies, and copies of built days that have none. Returns the
+        hours rebuilt."""
+        done = 0
+        while not self.db.closed:
+            now_ms = int(time.time() * 1000)
+            rebuilt = await self.db.write(rollups.refresh_hours, now_ms)
+            done += rebuilt
+            if rebuilt:
+                continue
+            if await self.db.write(rollups.build_blocks, now_ms):
+                continue
+            # Today's hours just rebuilt: copy today's closed hours again, a few sites per writer call.
+            if done and await self.db.write(columns.refresh_open, now_ms) >= columns.BACKFILL_DAYS_PER_CALL:
+                continue
+            if await self.db.write(columns.backfill, columns.BACKFILL_DAYS_PER_CALL):
+                continue
+            break
+        return done
+
+    @property
+    def closed(self) -> bool:
+        return self.db.closed
+
+    async def health(self) -> None:
+        await self.db.read(_probe)
+
+    def tune(self, *, readers: int | None = None, cache_kib: int | None = None, heap_limit: int | None = None) -> None:
+        self.db.configure(readers=readers, cache_kib=cache_kib)
+        if heap_limit is not None:
+            set_heap_limit(heap_limit)
+
+    def close(self) -> None:
+        self.db.close()
