@@ -147,3 +147,11 @@ def test_visitors_and_rows() -> None:
     assert goals.goal_row(goal(page="/x"), 7, 5, 15)["rate"] == 0.3333
     assert goals.goal_row(goal(page="/x"), 7, 5, 0)["rate"] == 0.0
     assert goals.goal_row(goal(page="/x"), 7, 5, 4)["rate"] == 1.0  # capped
+
+
+def test_ids_made_in_one_millisecond_sort_in_the_order_made() -> None:
+    """Goals (and notes) list by creation second, then id: ids must not shuffle within a second."""
+    from medama_core.store import meta
+
+    made = [meta.new_goal_id() for _ in range(2000)]
+    assert made == sorted(made) and len(set(made)) == len(made)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -214,9 +215,16 @@ def new_annotation_id() -> str:
     return "note_" + _time_ordered_suffix()
 
 
+_last_id = 0  # the last id value made here: ids made in one millisecond still sort in the order made
+_id_lock = threading.Lock()
+
+
 def _time_ordered_suffix() -> str:
+    global _last_id
     alphabet = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, as TypeID uses
-    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    with _id_lock:
+        value = max((int(time.time() * 1000) << 80) | secrets.randbits(80), _last_id + 1)
+        _last_id = value
     chars = []
     for _ in range(26):
         chars.append(alphabet[value & 31])
