@@ -85,7 +85,11 @@ def stack() -> Iterator[object]:
 
 @pytest.fixture(scope="module", autouse=True)
 def engine(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The engines `live_server` runs the app on: "sqlite" (files under tmp_path) or "pgch"."""
+    """The engines `live_server` runs the app on: "sqlite" (files under tmp_path) or "pgch".
+
+    A module-scoped fixture that starts a server must name `engine` among its arguments: otherwise pytest
+    keeps the server it made for the first engine and runs the second engine's tests on it.
+    """
     name: str = getattr(request, "param", "sqlite")
     if name == "pgch":
         helpers.ENGINE_URLS = request.getfixturevalue("stack").urls

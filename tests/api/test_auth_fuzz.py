@@ -41,7 +41,7 @@ ENDPOINTS = [
 
 
 @pytest.fixture(scope="module")
-def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+def admin(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[Client]:
     path: Path = tmp_path_factory.mktemp("fuzz")
     with live_server(path, level="error") as server:
         client = server.client()

@@ -44,7 +44,7 @@ OPERATIONS = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str, str]]:
+def server(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[tuple[LiveServer, str, str]]:
     path: Path = tmp_path_factory.mktemp("schemathesis")
     with live_server(path, level="error") as running:
         client = running.client()

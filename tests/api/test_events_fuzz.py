@@ -65,7 +65,7 @@ headers = st.fixed_dictionaries(
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+def client(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[Client]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
     prepare(tmp)
     with live_server(tmp, level="warn") as server:

@@ -23,7 +23,7 @@ def error(result: Result) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[LiveServer]:
     with live_server(tmp_path_factory.mktemp("keys"), level="warn") as running:
         client = running.client()
         client.login()

@@ -56,7 +56,7 @@ def seed(server: LiveServer) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[LiveServer]:
     with live_server(tmp_path_factory.mktemp("shares"), level="warn", trustedproxies=("loopback",)) as running:
         client = running.client()
         client.login()

@@ -63,7 +63,7 @@ def _load(site: str, path: str, bid: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
+def server(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[tuple[LiveServer, str]]:
     path: Path = tmp_path_factory.mktemp("upstream-contract")
     with live_server(path, level="error") as running:
         client = running.client()

@@ -213,7 +213,7 @@ def test_sparklines_start_rebuilding_closed_dirty_hours(admin: Client, server: L
 
 
 @pytest.fixture(scope="module")
-def one_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+def one_site(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[Client]:
     """A server of the module's own with the admin logged in and a.example added, for the read-only checks."""
     with live_server(tmp_path_factory.mktemp("one_site")) as server:
         client = server.client()

@@ -11,9 +11,8 @@ import pytest
 
 from medama_core import COMMIT, __version__
 from medama_core.api import debug, health
+from medama_core.backends.sqlite import SQLiteAnalytics
 from medama_core.http.errors import HTTPError
-from medama_core.store import analytics
-from medama_core.store.db import Database
 from tests.helpers import Client, live_server
 
 
@@ -33,14 +32,16 @@ def test_health_needs_no_login_and_reports_both_databases(client: Client) -> Non
 
 
 def test_a_closed_database_is_reported(tmp_path: Path) -> None:
-    db = Database(str(tmp_path / "a.db"), analytics.MIGRATIONS)
-    assert asyncio.run(health.check(db)) == "ok"
-    db.close()
-    assert asyncio.run(health.check(db)).startswith("error: ")
+    store = SQLiteAnalytics(str(tmp_path / "a.db"))
+    assert asyncio.run(health.check(store)) == "ok"
+    store.close()
+    assert asyncio.run(health.check(store)).startswith("error: ")
 
 
 def test_a_hung_database_is_a_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    db = Database(str(tmp_path / "a.db"), analytics.MIGRATIONS, readers=1)
+    store = SQLiteAnalytics(str(tmp_path / "a.db"))
+    store.tune(readers=1)
+    db = store.db
     busy, release = threading.Event(), threading.Event()
     monkeypatch.setattr(health, "DB_CHECK_TIMEOUT_S", 0.2)
 
@@ -52,7 +53,7 @@ def test_a_hung_database_is_a_timeout(tmp_path: Path, monkeypatch: pytest.Monkey
         blocker = asyncio.ensure_future(db.read(hang))  # occupies the only reader thread
         await asyncio.to_thread(busy.wait, 10)
         try:
-            return await health.check(db)
+            return await health.check(store)
         finally:
             release.set()
             await blocker
@@ -60,7 +61,7 @@ def test_a_hung_database_is_a_timeout(tmp_path: Path, monkeypatch: pytest.Monkey
     try:
         assert asyncio.run(run()) == "timeout"
     finally:
-        db.close()
+        store.close()
 
 
 @pytest.mark.parametrize("path", ["/debug/profile?seconds=0.1", "/debug/stacks"])

@@ -5,7 +5,6 @@ bench/soak.py runs the same load for ten minutes (`python bench/soak.py`).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,9 @@ from tests.load.soak import SoakConfig, soak
 CONFIG = SoakConfig(duration_s=60.0, hit_rate=100.0, read_interval_s=2.0, idle=500, slowloris=500)
 MAX_RSS_MIB = 160
 MAX_LATE_GROWTH_MIB = 8  # RSS growth allowed over the second half of the run (page caches filling)
-MAX_P99_MS = 50.0
-# Load average per core past which the latency says more about the machine than about the server: the
-# soak itself (server and client) accounts for about one core's worth.
-OVERLOADED = 1.5
+# Latency is a benchmark's to judge (bench/soak.py prints it; its target is 50 ms), not a test's on a shared
+# machine: this bound catches a stall (a blocked event loop holds every hit for seconds), not noise.
+MAX_STALL_P99_MS = 1000.0
 
 
 @pytest.mark.slow
@@ -56,9 +54,4 @@ def test_one_minute_soak(tmp_path: Path) -> None:
     assert max(result.slowloris_closed) <= CONFIG.header_timeout_s + 2, summary
     assert min(result.slowloris_closed) >= CONFIG.header_timeout_s - 0.1, summary
 
-    p99 = result.percentile(99)
-    load = max(sample.load_average for sample in result.samples)
-    cores = os.cpu_count() or 1
-    if p99 > MAX_P99_MS and load > OVERLOADED * cores:
-        pytest.skip(f"p99 {p99:.1f} ms at load average {load:.1f} on {cores} cores: not judged\n{summary}")
-    assert p99 <= MAX_P99_MS, summary
+    assert result.percentile(99) <= MAX_STALL_P99_MS, summary

@@ -255,10 +255,14 @@ const IMPORT_MAX_BYTES = 8 * 1024 * 1024; // the server's limit for an upload (a
 function UmamiId({ hostname }) {
   const { data } = useApi(`/websites/${encodeURIComponent(hostname)}`, null, `umami|${hostname}`);
   const [value, setValue] = useState("");
+  const [loaded, setLoaded] = useState(undefined);
   const [state, run] = useSave();
-  useEffect(() => {
+  if (data !== loaded) {
+    // Taken in the render that enables the field, not in an effect after it: an effect ran after the page
+    // was drawn and wiped what had been typed meanwhile (the import test saw "Removed." under load).
+    setLoaded(data);
     setValue((data && data.umamiWebsiteId) || "");
-  }, [data]);
+  }
   const submit = (event) => {
     event.preventDefault();
     const body = { umamiWebsiteId: value.trim() || null };
