@@ -174,6 +174,13 @@ def narrowing(goal: Goal, filters: Iterable[Filter]) -> tuple[Filter, ...]:
     return (*given, *extra)
 
 
+def goal_filters(goal: Goal, filters: Iterable[Filter]) -> tuple[Filter, ...]:
+    """Filters that keep exactly the goal's views (`goal[eq]` on any stats endpoint): the narrowing, less
+    the overlapping paths it would keep."""
+    overlaps = () if goal.page is None else Pattern.of(goal.page).overlaps()
+    return (*narrowing(goal, filters), *(Filter("path", "neq", path) for path in overlaps))
+
+
 def visitors(goal: Goal, pages: Iterable[Mapping[str, Any]]) -> int:
     """A goal's converted visitors from the `/pages` rows of its narrowed views: their page visitors, summed
     over the matching paths (a path with none is no row, and adds none)."""

@@ -13,11 +13,13 @@ it has stopped.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from medama_core import goals
 from medama_core.api import Context
 from medama_core.http.errors import HTTPError
 from medama_core.http.params import parse_time
@@ -78,6 +80,22 @@ def parse_query(request: Request) -> stats.Query:
     )
 
 
+async def parse_stats_query(request: Request, ctx: Context) -> stats.Query:
+    """parse_query, and `goal[eq]=<id>` (ours): the views that reached that goal of the site (goals.py)."""
+    query = parse_query(request)
+    goal_id = request.query_value("goal[eq]")
+    if goal_id is None:
+        return query
+    goal = next((g for g in await ctx.meta.list_goals(query.hostname) if g.id == goal_id), None)
+    if goal is None:
+        raise HTTPError(400, "goal[eq]: this website has no goal with that id")
+    try:
+        filters = goals.goal_filters(goal, query.filters)
+    except goals.InvalidGoal as exc:
+        raise HTTPError(400, f"goal[eq]: {exc}") from None
+    return dataclasses.replace(query, filters=filters)
+
+
 def parse_page(request: Request) -> stats.Page:
     limit = _int(request, "limit", 1, LIMIT_MAX)
     offset = _int(request, "offset", 0, OFFSET_MAX)
@@ -116,7 +134,7 @@ async def _refresh(ctx: Context) -> int:
 
 
 async def get_summary(request: Request, ctx: Context) -> Response:
-    query = parse_query(request)
+    query = await parse_stats_query(request, ctx)
     previous = _bool(request, "previous", False)
     interval = request.query_value("interval")
     if interval is not None:
@@ -135,7 +153,7 @@ def _list_handler(
     """A list endpoint; `flag` is grouped (referrers) or locale (languages), where it switches the column."""
 
     async def handler(request: Request, ctx: Context) -> Response:
-        query = parse_query(request)
+        query = await parse_stats_query(request, ctx)
         summary = _bool(request, "summary", False)
         page = parse_page(request)
         variant = flag is not None and _bool(request, flag, flag_default) != flag_default
@@ -158,13 +176,13 @@ get_languages = _list_handler("languages", "locale", False)
 
 
 async def get_time(request: Request, ctx: Context) -> Response:
-    query = parse_query(request)
+    query = await parse_stats_query(request, ctx)
     summary = _bool(request, "summary", False)
     return await _answer(ctx, ctx.analytics.time_stats(query, summary, parse_page(request)))
 
 
 async def get_properties(request: Request, ctx: Context) -> Response:
-    query = parse_query(request)
+    query = await parse_stats_query(request, ctx)
     return await _answer(ctx, ctx.analytics.properties(query, parse_page(request)))
 
 

@@ -87,6 +87,20 @@ def test_conversions_visitors_and_rates_by_hand(server: LiveServer, client: Clie
     assert numbers(client, "?start=2000-01-01T00:00:00Z&end=2000-01-02T00:00:00Z") == [
         (name, 0, 0, 0.0) for name, *_ in expected
     ]
+    # goal[eq] narrows every stats endpoint to the goal's views.
+    ids = {g["name"]: g["id"] for g in client.get(f"/api/websites/{SITE}/goals").json()}
+    summary = client.get(f"/api/website/{SITE}/summary?goal[eq]={ids['Signed up']}").json()["current"]
+    assert (summary["pageviews"], summary["visitors"]) == (3, 2)  # views 1-3; views 1 and 2 first of the site
+    pages = client.get(f"/api/website/{SITE}/pages?goal[eq]={ids['plan']}").json()
+    assert [(p["path"], p["pageviews"], p["visitors"]) for p in pages] == [("/pricing", 2, 2)]
+    props = client.get(f"/api/website/{SITE}/properties?goal[eq]={ids['plan=pro']}").json()
+    assert [(p["value"], p["events"]) for p in props] == [("pro", 1)]  # under a name filter: its values
+    none = client.get(f"/api/website/{SITE}/summary?goal[eq]={ids['/nothing']}").json()["current"]
+    assert none["pageviews"] == 0
+    unknown = client.get(f"/api/website/{SITE}/pages?goal[eq]=goal_nope")
+    assert unknown.status == 400 and "no goal with that id" in unknown.json()["error"]["message"]
+    mixed = client.get(f"/api/website/{SITE}/pages?goal[eq]={ids['plan']}&prop_value[eq]=x")
+    assert mixed.status == 400 and "prop_name or prop_value" in mixed.json()["error"]["message"]
     refused = client.get(f"/api/website/{SITE}/goals?prop_name[eq]=plan")
     assert refused.status == 400 and "prop_name or prop_value" in refused.json()["error"]["message"]
     table = client.get(f"/api/website/{SITE}/goals?format=csv")

@@ -94,4 +94,7 @@ def test_goal_numbers_equal_a_plain_count(seed: int) -> None:
                 pass
         for goal in GOALS:
             assert computed(conn, goal, ()) == reference(rows, events, goal, None), (stage, goal.name)
+            # goal[eq]: the goal's filters keep exactly its views (the overlaps excluded by path neq).
+            only = stats.Query(SITE, T0 * 1000, (T0 + 5 * DAY) * 1000, goals.goal_filters(goal, (germany,)))
+            assert stats.site_metrics(conn, only)["pageviews"] == reference(rows, events, goal, germany)[0]
             assert computed(conn, goal, (germany,)) == reference(rows, events, goal, germany), (stage, goal.name)
