@@ -29,6 +29,15 @@ TIMEZONE = "Europe/Berlin"  # not UTC, so offsets in start/end are exercised
 DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 
 
+# Known and not yet explained (docs/security.md, "Open questions"): in the Chromium tests only, about once a
+# full run, the garbage collector finds an asyncio socket transport of an in-process test server left
+# unclosed and warns while another test is being set up. Not seen in the server's own socket tests, the
+# soak's descriptor counts or bench/attack.py; ignored here, and only this one message.
+UNCLOSED_TRANSPORT = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <function _SelectorTransport.__del__:pytest.PytestUnraisableExceptionWarning"
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     reason = None
     if not os.path.exists(CHROMIUM):
@@ -36,6 +45,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "browser" in item.keywords and reason:
             item.add_marker(pytest.mark.skip(reason=reason))
+        if "browser" in item.keywords:
+            item.add_marker(UNCLOSED_TRANSPORT)
 
 
 @pytest.fixture(scope=PLAYWRIGHT_SCOPE)
