@@ -30,6 +30,7 @@ from medama_core.hostnames import InvalidHostname, normalise, site_for
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response
 from medama_core.ingest import geo, ipfilter, referrer, useragent
+from medama_core.ingest.internal import internal_path
 from medama_core.ingest.hit import (
     CustomHit,
     Hit,
@@ -307,7 +308,9 @@ def _page_view(hit: LoadHit, request: Request, ctx: Context) -> hits.NewView:
         now_ms,
     )
     events = _event_rows(hit.bid, hostname, hit.properties.items(), now_ms) if hit.properties else ()
-    return hits.NewView(view, events)
+    # The path of an internal referrer (none for external ones): entry and exit pages (docs/insights.md).
+    came_from = internal_path(hit.referrer, hostname, ctx.hostnames, hash_mode=hit.hash_mode) if hit.referrer else ""
+    return hits.NewView(view, events, came_from)
 
 
 def _custom_event(hit: CustomHit, ctx: Context) -> hits.NewEvents:

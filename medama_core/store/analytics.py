@@ -418,4 +418,18 @@ MIGRATIONS: tuple[Migration, ...] = (
                 SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM events e JOIN views v ON v.bid = e.bid""",
         ),
     ),
+    Migration(
+        13,
+        (
+            # Entry and exit pages (docs/insights.md): the path of a view's internal referrer (a page of
+            # the same site), '' when it had none (an entry). Views stored before have '' (the referrer
+            # was dropped when internal): each counts as an entry, and none as a departure.
+            "ALTER TABLE views ADD COLUMN referrer_path TEXT NOT NULL DEFAULT ''",
+            # Rollups gain kinds 13 (entry pages) and 14 (internal referrer paths), and column copies the
+            # columns they group by: every hour is rebuilt and every day copied again by the refresher
+            # (stats read raw rows meanwhile, so answers stay exact).
+            "DELETE FROM column_days",
+            "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT hostname, date_created / 3600000 FROM views",
+        ),
+    ),
 )
