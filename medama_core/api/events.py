@@ -30,7 +30,6 @@ from medama_core.hostnames import InvalidHostname, normalise, site_for
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response
 from medama_core.ingest import geo, ipfilter, referrer, useragent
-from medama_core.ingest.internal import internal_path
 from medama_core.ingest.hit import (
     CustomHit,
     Hit,
@@ -42,6 +41,7 @@ from medama_core.ingest.hit import (
     parse_hit,
     sniff_host,
 )
+from medama_core.ingest.internal import internal_path
 from medama_core.ingest.language import UNKNOWN_LANGUAGE, Language, parse_accept_language
 from medama_core.ingest.ping import DAY_S, InvalidDate
 from medama_core.ingest.ping import answer as ping_answer

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
 from medama_core.config import ConfigError
+from medama_core.store.clickhouse import entries as ch_entries
 from medama_core.store.clickhouse import hits as ch_hits
 from medama_core.store.clickhouse import live as ch_live
 from medama_core.store.clickhouse import schema, site_data
@@ -81,6 +82,12 @@ class ClickHouseAnalytics:
 
     async def properties(self, query: Query, page: Page) -> list[dict[str, Any]]:
         return await self._read(ch_stats.properties, query, page)
+
+    async def entries(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+        return await self._read(ch_entries.entries, query, summary, page)
+
+    async def exits(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+        return await self._read(ch_entries.exits, query, summary, page)
 
     async def visitors_since(self, hostnames: list[str], since_ms: int) -> dict[str, int]:
         return await self._read(site_data.unique_visitors_since, hostnames, since_ms)

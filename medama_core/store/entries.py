@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from medama_core.store import stats
-from medama_core.store.aggregate import fraction
+from medama_core.store.aggregate import Group, fraction
 from medama_core.store.rollups import ENTRY_MARK, KINDS, NOT_ENTRY
 from medama_core.store.stats import Page, Query
 
-__all__ = ["ENTRY_FIELDS", "EXIT_FIELDS", "entries", "exits"]
+__all__ = ["ENTRY_FIELDS", "EXIT_FIELDS", "entries", "entry_rows", "exit_rows", "exits"]
 
 ENTRY_KIND: Final = KINDS["entry"]
 CAME_FROM_KIND: Final = KINDS["came_from"]
@@ -42,7 +42,9 @@ def _limit(page: Page) -> str:
     return "" if page.limit is None else f" LIMIT {int(page.offset + page.limit)}"
 
 
-def _kind_rows(conn: sqlite3.Connection, query: Query, kind: int, names: Sequence[str], prefix: str) -> tuple[str, dict[str, object]]:
+def _kind_rows(
+    conn: sqlite3.Connection, query: Query, kind: int, names: Sequence[str], prefix: str
+) -> tuple[str, dict[str, object]]:
     """A SELECT of (value, `names`...) rows of `kind` over an unfiltered query, whose sums per value are exact."""
     params: dict[str, object] = {}
     plan = stats.plan_for(conn, query, kind)
@@ -73,13 +75,23 @@ def entries(conn: sqlite3.Connection, query: Query, summary: bool, page: Page) -
         rows, params = _kind_rows(conn, query, ENTRY_KIND, names, "e_")
         params["none"] = NOT_ENTRY
         summed = stats._summed(rows, names)
-        found = conn.execute(_ENTRIES_SQL.format(names=", ".join(names), summed=summed, limit=_limit(page)), params)
-        found = found.fetchall()
+        sql = _ENTRIES_SQL.format(names=", ".join(names), summed=summed, limit=_limit(page))
+        found = conn.execute(sql, params).fetchall()
+    return entry_rows(
+        [
+            (value[len(ENTRY_MARK) :], stats._group(names, counts), total, visitors)
+            for value, *counts, total, visitors in page.cut(found)
+        ],
+        summary,
+    )
+
+
+def entry_rows(chosen: list[tuple[str, Group, int, int]], summary: bool) -> list[dict[str, Any]]:
+    """/entries rows from (path, its entries' group, all entries, all entries' visitors) (either engine)."""
     answer = []
-    for value, *counts, total, total_visitors in page.cut(found):
-        group = stats._group(names, counts)
+    for path, group, total, total_visitors in chosen:
         row: dict[str, Any] = {
-            "path": value[len(ENTRY_MARK) :],
+            "path": path,
             "entries": group.pageviews,
             "entries_percentage": fraction(group.pageviews, total),
             "visitors": group.page_visitors,
@@ -133,8 +145,13 @@ def exits(conn: sqlite3.Connection, query: Query, summary: bool, page: Page) -> 
         params.update(more, none=NOT_ENTRY)
         sql = _EXITS_SQL.format(rows=_exit_rows(path_rows, came_rows), limit=_limit(page))
         found = conn.execute(sql, params).fetchall()
+    return exit_rows(page.cut(found), summary)
+
+
+def exit_rows(chosen: Sequence[Sequence[Any]], summary: bool) -> list[dict[str, Any]]:
+    """/exits rows from (path, page visitors, views, exits, all exits, all listed page visitors) (either engine)."""
     answer = []
-    for path, page_visitors, pageviews, n, total, total_visitors in page.cut(found):
+    for path, page_visitors, pageviews, n, total, total_visitors in chosen:
         row: dict[str, Any] = {
             "path": path,
             "exits": n,

@@ -263,6 +263,15 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             ORDER BY (day, hostname, reason)""",
         ),
     ),
+    (
+        2,
+        (
+            # Entry and exit pages (SQLite analytics migration 13): the path of a view's internal referrer,
+            # '' for none (an entry). Views stored before have '': each counts as an entry. /entries and
+            # /exits read `views` (stats.py); no pre-aggregate holds it.
+            "ALTER TABLE views ADD COLUMN IF NOT EXISTS referrer_path String DEFAULT ''",
+        ),
+    ),
 )
 TABLES: Final = (
     "views",
