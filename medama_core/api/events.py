@@ -309,7 +309,10 @@ def _page_view(hit: LoadHit, request: Request, ctx: Context) -> hits.NewView:
     )
     events = _event_rows(hit.bid, hostname, hit.properties.items(), now_ms) if hit.properties else ()
     # The path of an internal referrer (none for external ones): entry and exit pages (docs/insights.md).
-    came_from = internal_path(hit.referrer, hostname, ctx.hostnames, hash_mode=hit.hash_mode) if hit.referrer else ""
+    # An external referrer (a host kept above) has none: only a self-referral is looked at.
+    came_from = ""
+    if hit.referrer and not source.host:
+        came_from = internal_path(hit.referrer, hostname, ctx.hostnames, hash_mode=hit.hash_mode)
     return hits.NewView(view, events, came_from)
 
 
