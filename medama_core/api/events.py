@@ -312,7 +312,9 @@ def _page_view(hit: LoadHit, request: Request, ctx: Context) -> hits.NewView:
     # An external referrer (a host kept above) has none: only a self-referral is looked at.
     came_from = ""
     if hit.referrer and not source.host:
-        came_from = internal_path(hit.referrer, hostname, ctx.hostnames, hash_mode=hit.hash_mode)
+        came_from = internal_path(
+            hit.referrer, lambda host: site_for(host, ctx.hostnames) == hostname, hash_mode=hit.hash_mode
+        )
     return hits.NewView(view, events, came_from)
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Container
+from collections.abc import Callable
 from typing import Final
 
-from medama_core.hostnames import site_for
 from medama_core.ingest.hit import InvalidHit, host_of, page_parts
 
 __all__ = ["NO_PATH", "internal_path"]
@@ -20,9 +19,9 @@ PATH_CACHE_SIZE: Final = 4096
 _page_parts = functools.lru_cache(maxsize=PATH_CACHE_SIZE)(page_parts)
 
 
-def internal_path(referrer: str, site: str, sites: Container[str], *, hash_mode: bool = False) -> str:
-    """The stored path of `referrer` when it is a page of `site` (its host, or its www. twin, counts for
-    `site` among the registered `sites`), else NO_PATH.
+def internal_path(referrer: str, is_site: Callable[[str], bool], *, hash_mode: bool = False) -> str:
+    """The stored path of `referrer` when it is a page of the site (`is_site` of its lower-cased host
+    is true: the caller's rule, hostnames.site_for), else NO_PATH.
 
     The path is normalised as page paths are (ingest/hit.py page_parts: decoded, one trailing "/" cut,
     with `hash_mode` the fragment kept), so it equals the `pathname` of the view it came from; an empty
@@ -32,7 +31,7 @@ def internal_path(referrer: str, site: str, sites: Container[str], *, hash_mode:
     if not referrer:
         return NO_PATH
     host = host_of(referrer)
-    if not host or (host != site and site_for(host, sites) != site):
+    if not host or not is_site(host):
         return NO_PATH
     try:
         parts = _page_parts(referrer, hash_mode=hash_mode)
