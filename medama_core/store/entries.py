@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Final
 
-from medama_core.store import stats
+from medama_core.store import columns, rollups, scan, stats
 from medama_core.store.aggregate import Group, fraction
-from medama_core.store.rollups import ENTRY_MARK, KINDS, NOT_ENTRY
+from medama_core.store.rollups import ENTRY_MARK, KIND_SQL, KINDS, NOT_ENTRY
 from medama_core.store.stats import Page, Query
 
 __all__ = ["ENTRY_FIELDS", "EXIT_FIELDS", "entries", "entry_rows", "exit_rows", "exits"]
@@ -128,8 +129,7 @@ def exits(conn: sqlite3.Connection, query: Query, summary: bool, page: Page) -> 
     their share of the page visitors of the pages listed, and for full rows its views (`pageviews`) and
     the share of them that were exits (`exit_percentage`)."""
     if query.filters:
-        views = stats._filtered_tally(conn, query, PATH_KIND, EXIT_FIELDS)
-        came_from = stats._filtered_tally(conn, query, CAME_FROM_KIND, ("pageviews",))
+        views, came_from = _filtered_exit_tallies(conn, query)
         try:
             departures = came_from.db.execute(f"SELECT value, pageviews FROM {came_from.summed()}").fetchall()
             views.db.execute("CREATE TABLE departures (value TEXT NOT NULL, pageviews INTEGER NOT NULL)")
@@ -146,6 +146,33 @@ def exits(conn: sqlite3.Connection, query: Query, summary: bool, page: Page) -> 
         sql = _EXITS_SQL.format(rows=_exit_rows(path_rows, came_rows), limit=_limit(page))
         found = conn.execute(sql, params).fetchall()
     return exit_rows(page.cut(found), summary)
+
+
+def _filtered_exit_tallies(conn: sqlite3.Connection, query: Query) -> tuple[stats.Tally, stats.Tally]:
+    """A filtered query's page visitors and views per path, and views per internal referrer path: the two
+    tallies of store/stats.py's _filtered_tally, from one pass over the column copies (one filter mask a
+    day for both columns), then raw rows for the rest."""
+    the_plan = columns.plan(conn, query.hostname, query.start, query.end, props=bool(query.prop_filters))
+    path, came = columns.KIND_COLUMNS[PATH_KIND], columns.KIND_COLUMNS[CAME_FROM_KIND]
+    hours = the_plan.hours_by_day()
+    selection = scan.Selection(query.view_filters, query.prop_filters)
+    views, came_from = stats.Tally(EXIT_FIELDS), stats.Tally(("pageviews",))
+    names = [*selection.columns, path, came]
+    for copy in columns.load(conn, query.hostname, list(hours), names, False, partial=the_plan.partial_days()):
+        day_scan = scan.DayScan(copy)
+        mask = day_scan.filters_mask(selection)
+        if mask:
+            mask &= day_scan.hours_in(hours[copy.day])
+        if mask:
+            views.add(day_scan.group_counts(path, mask, EXIT_FIELDS, False)[0])
+            came_from.add(day_scan.group_counts(came, mask, ("pageviews",), False)[0])
+    for tally, kind in ((views, PATH_KIND), (came_from, CAME_FROM_KIND)):
+        sums = ", ".join(rollups.GROUP_SQL[field] for field in tally.fields)
+        for where, params in stats._filtered_pieces(query, the_plan.raw):
+            cursor = conn.execute(stats._RAW_GROUPS_SQL.format(label=KIND_SQL[kind], columns=sums, where=where), params)
+            while rows := cursor.fetchmany(stats.RAW_ROWS_CHUNK):
+                tally.add({field: Counter({row[0]: row[i] for row in rows}) for i, field in enumerate(tally.fields, 1)})
+    return views, came_from
 
 
 def exit_rows(chosen: Sequence[Sequence[Any]], summary: bool) -> list[dict[str, Any]]:
