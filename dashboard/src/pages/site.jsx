@@ -1,6 +1,6 @@
 // The site dashboard: period and filters from the URL, metric boxes, chart with the previous period, five panels.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, ApiError } from "../api.js";
+import { api, ApiError, partialNote } from "../api.js";
 import { Chart, Empty, ErrorView, Label, Loading, SnippetNote, Snippet, Tabs } from "../components.jsx";
 import { DATASETS, datasetParams, displayLabel, labelCode, rowLabel } from "../datasets.js";
 import { reasonText, unknownSites } from "../drops.js";
@@ -676,6 +676,28 @@ function ImportedNotice({ hostname, period }) {
   );
 }
 
+/** A note when a filtered view reaches days whose raw rows the site's retention deleted (api/retention.py). */
+function PartialNotice({ hostname, stats }) {
+  const [note, setNote] = useState(null);
+  const filtered = stats.filters.length > 0;
+  useEffect(() => {
+    setNote(null);
+    if (!filtered) return undefined;
+    const controller = new AbortController();
+    const query = { ...stats.base, previous: true };
+    partialNote(statsPath(hostname, "summary"), query, controller.signal).then(setNote, () => {});
+    return () => controller.abort();
+  }, [hostname, stats.key, filtered]);
+  if (!note) return null;
+  const day = note.replace(/^raw data kept from /, "");
+  return (
+    <p class="muted small partial-notice" role="note" data-testid="partial-notice">
+      Filtered numbers count only visits from {day} on: older visits are kept as totals only (this site's
+      retention), which filters cannot split. The numbers without filters are complete.
+    </p>
+  );
+}
+
 export function SiteDashboard({ hostname, query }) {
   useTitle(hostname);
   const stats = useStatsBase(hostname, query);
@@ -728,6 +750,7 @@ export function SiteDashboard({ hostname, query }) {
       )}
       {!shared && <FirstHitWait hostname={hostname} onHit={stats.refresh} />}
       <ImportedNotice hostname={hostname} period={period} />
+      <PartialNotice hostname={hostname} stats={stats} />
       <div class="filter-bar">
         <FilterChips hostname={hostname} query={query} filters={stats.filters} path={path} />
         <AddFilter query={query} path={path} />
