@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from medama_core.store import analytics, columns, retention, rollups, stats
+from medama_core.store import analytics, columns, imported_stats, retention, rollups, site_data, stats
 from medama_core.store.db import Transaction, migrate
 from tests.store.test_equivalence import SPAN_DAYS, START, random_rows, use_full_site
 from tests.store.test_stats import DAY, FAR_FUTURE, HOUR, SITE, event, insert, insert_events, new_db, view
@@ -177,3 +177,40 @@ def new_db_at(path: Any) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     migrate(conn, analytics.MIGRATIONS)
     return conn
+
+
+def test_rename_and_delete_carry_a_purged_site_kept_days() -> None:
+    """A rename moves the rollups of purged days with the site; a delete leaves nothing for a new site of the name."""
+    conn = new_db()
+    insert(conn, [view(date_created=50 * DAY + h * HOUR, pathname=f"/{h % 3}") for h in range(10)])
+    insert(conn, [view(date_created=90 * DAY)])
+    rollups.refresh(conn, FAR_FUTURE)
+    assert purge_all(conn, 60 * DAY) == 10
+    old = stats.Query(SITE, 50 * DAY * 1000, 51 * DAY * 1000 - 1)
+    kept = unfiltered_answers(conn, old)
+    site_data.rename_site_data(conn, SITE, "new.example")
+    rollups.refresh(conn, FAR_FUTURE)
+    assert unfiltered_answers(conn, stats.Query("new.example", old.start_us, old.end_us)) == kept
+    assert stats.snapshot(conn, stats.site_metrics, old)["pageviews"] == 0
+    assert retention.raw_floor(conn, "new.example") == 60 * DAY and retention.raw_floor(conn, SITE) is None
+    site_data.delete_site_data(conn, ["new.example"])
+    rollups.refresh(conn, FAR_FUTURE)
+    assert stats.snapshot(conn, stats.site_metrics, stats.Query("new.example"))["pageviews"] == 0
+    assert conn.execute("SELECT COUNT(*) FROM rollup WHERE hostname = 'new.example'").fetchone()[0] == 0
+    conn.close()
+
+
+def test_imported_days_are_not_purged_days() -> None:
+    """Imported daily totals are no raw rows: they stay, and days that only have them set no floor."""
+    conn = new_db()
+    conn.execute("INSERT INTO imported_days VALUES (?, ?, '', '', 'plausible', 5, 9, 6, 2, 60)", (SITE, 10 * DAY))
+    insert(conn, [view(date_created=20 * DAY)])
+    rollups.refresh(conn, FAR_FUTURE)
+    assert purge_all(conn, 15 * DAY) == 0
+    assert retention.raw_floor(conn, SITE) is None
+    assert purge_all(conn, 21 * DAY) == 1
+    assert retention.raw_floor(conn, SITE) == 21 * DAY
+    q = stats.Query(SITE, 10 * DAY * 1000, 21 * DAY * 1000 - 1)
+    current = stats.snapshot(conn, imported_stats.summary, q, False, None)["current"]
+    assert (current["visitors"], current["pageviews"]) == (6, 10)
+    conn.close()
