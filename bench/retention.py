@@ -39,8 +39,8 @@ COLUMNS = (
 
 def views(rng: random.Random, count: int, first_day: int, days: int, tag: str) -> list[tuple[object, ...]]:
     rows = []
-    for i in range(count):
-        at = first_day * DAY_MS + rng.randrange(days * DAY_MS)
+    times = sorted(first_day * DAY_MS + rng.randrange(days * DAY_MS) for _ in range(count))  # as a server stores them
+    for i, at in enumerate(times):
         rows.append(
             (
                 f"{tag}{i}",
