@@ -797,7 +797,7 @@ def plan(
     (time buckets: a block must not straddle a bucket's edge).
     """
     result = Plan()
-    result.raw, hours = whole_hours(conn, hostname, start, end)
+    result.raw, hours = whole_hours(conn, hostname, start, end, whole_days=True)
     if hours is None:
         return result
     first, last = hours
@@ -825,10 +825,12 @@ def plan(
 
 
 def whole_hours(
-    conn: sqlite3.Connection, hostname: str, start: int | None, end: int | None
+    conn: sqlite3.Connection, hostname: str, start: int | None, end: int | None, whole_days: bool = False
 ) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
     """The partial hours at the ends of [start, end] (inclusive Unix ms; None = unbounded), to read raw,
-    and the first and last whole hour inside it that the site's rows can be in (None: none)."""
+    and the first and last whole hour inside it that the site's rows can be in (None: none). With
+    `whole_days`, the site's first and last UTC days count whole (within the range), so that those days'
+    blocks fit: after retention a day's raw rows are gone and only its block knows all of it."""
     raw: list[tuple[int, int]] = []
     first = None if start is None else -(-start // HOUR_MS)  # first whole hour
     last = None if end is None else (end + 1) // HOUR_MS - 1  # last whole hour
@@ -843,10 +845,9 @@ def whole_hours(
     low, high = conn.execute(_DATA_HOURS_SQL, {"hostname": hostname}).fetchone()
     if low is None:
         return raw, None
-    # No row lies outside the site's data hours; their first and last UTC days are taken whole, so that
-    # those days' blocks fit (after retention, a day's raw rows are gone and only its block knows it all).
-    low, high = low // DAY * DAY, (high // DAY + 1) * DAY - 1
-    first = low if first is None else max(first, low)
+    if whole_days:
+        low, high = low // DAY * DAY, (high // DAY + 1) * DAY - 1
+    first = low if first is None else max(first, low)  # no row lies outside the site's data hours
     last = high if last is None else min(last, high)
     return raw, None if first > last else (first, last)
 
