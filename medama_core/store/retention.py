@@ -26,9 +26,10 @@ from medama_core.store.db import Transaction
 
 HOUR_MS: Final = rollups.HOUR_MS
 DAY_MS: Final = rollups.DAY_MS
-# Views (with their events and index entries) deleted per writer transaction. Each costs its row, two
-# index entries and a trigger run, about 10-20 µs on the test machine (2 shared cores, noisy): ~40 ms a
-# batch, so hit batches wait for the writer no longer than for a rollup step. At least one hour goes.
+# Views (with their events and index entries) deleted per writer transaction: about 20 µs each with their
+# row, two index entries and a trigger run. bench/retention.py: a median step of 37 ms, the longest 104 ms
+# (2 shared, busy cores), so hit batches wait for the writer no longer than for a rollup step (~0.5 s).
+# At least one hour goes.
 PURGE_BATCH_VIEWS: Final = 2_000
 
 
