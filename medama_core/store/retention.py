@@ -25,7 +25,6 @@ from medama_core.store import columns, rollups
 from medama_core.store.db import Transaction
 
 HOUR_MS: Final = rollups.HOUR_MS
-DAY_MS: Final = rollups.DAY_MS
 # Views (with their events and index entries) deleted per writer transaction: about 20 µs each with their
 # row, two index entries and a trigger run. bench/retention.py: a median step of 37 ms, the longest 104 ms
 # (2 shared, busy cores), so hit batches wait for the writer no longer than for a rollup step (~0.5 s).
@@ -63,11 +62,6 @@ _UNMARK_SQL = """
 _SET_FLOOR_SQL = """
     INSERT INTO raw_floor VALUES (:hostname, :floor)
     ON CONFLICT (hostname) DO UPDATE SET floor = max(floor, excluded.floor)"""
-
-
-def cutoff(now_ms: int, days: int) -> int:
-    """The first UTC midnight whose day is kept: today and the `days` days before it stay."""
-    return (now_ms // DAY_MS - days) * DAY_MS
 
 
 def purge_step(conn: sqlite3.Connection, hostname: str, before_ms: int) -> Step:
