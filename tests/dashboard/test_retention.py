@@ -110,8 +110,11 @@ def test_retention_set_in_settings_deletes_old_rows_and_keeps_the_yearly_chart(t
     tab.goto(fresh_site.base + f"/{SITE}?period=year&browser%5Beq%5D=Chrome")
     notice = tab.get_by_test_id("partial-notice")
     expect(notice).to_be_visible()
-    expect(notice).to_contain_text("Filtered numbers count only visits from")
+    expect(notice).to_contain_text("These numbers count only visits from")
     screenshot(tab, "retention-filtered-notice")
+    # The detail table of a filtered year too.
+    tab.goto(fresh_site.base + f"/{SITE}/pages?period=year&browser%5Beq%5D=Chrome")
+    expect(tab.get_by_test_id("partial-notice")).to_be_visible()
     # Without filters, or over the last 7 days, no notice.
     tab.goto(fresh_site.base + f"/{SITE}?period=7d&browser%5Beq%5D=Chrome")
     expect(tab.locator(".chart-card .u-over")).to_be_visible()

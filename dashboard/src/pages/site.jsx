@@ -676,24 +676,27 @@ function ImportedNotice({ hostname, period }) {
   );
 }
 
-/** A note when a filtered view reaches days whose raw rows the site's retention deleted (api/retention.py). */
-function PartialNotice({ hostname, stats }) {
+/**
+ * A note when an answer misses visits the site's retention deleted (api/retention.py): asks `path` with `query`
+ * (null: nothing to ask) and shows the X-Medama-Partial header's day. `cacheKey` says when to ask again.
+ */
+export function PartialNotice({ path, query, cacheKey }) {
   const [note, setNote] = useState(null);
-  const filtered = stats.filters.length > 0;
+  const queryRef = useRef(query);
+  queryRef.current = query;
   useEffect(() => {
     setNote(null);
-    if (!filtered) return undefined;
+    if (path === null) return undefined;
     const controller = new AbortController();
-    const query = { ...stats.base, previous: true };
-    partialNote(statsPath(hostname, "summary"), query, controller.signal).then(setNote, () => {});
+    partialNote(path, queryRef.current, controller.signal).then(setNote, () => {});
     return () => controller.abort();
-  }, [hostname, stats.key, filtered]);
+  }, [path, cacheKey]);
   if (!note) return null;
   const day = note.replace(/^raw data kept from /, "");
   return (
     <p class="muted small partial-notice" role="note" data-testid="partial-notice">
-      Filtered numbers count only visits from {day} on: older visits are kept as totals only (this site's
-      retention), which filters cannot split. The numbers without filters are complete.
+      These numbers count only visits from {day} on: older visits are kept as totals only (this site's retention),
+      which filters and some detail columns cannot split. The chart and the numbers without filters are complete.
     </p>
   );
 }
@@ -750,7 +753,11 @@ export function SiteDashboard({ hostname, query }) {
       )}
       {!shared && <FirstHitWait hostname={hostname} onHit={stats.refresh} />}
       <ImportedNotice hostname={hostname} period={period} />
-      <PartialNotice hostname={hostname} stats={stats} />
+      <PartialNotice
+        path={stats.filters.length ? site : null}
+        query={{ ...base, previous: true }}
+        cacheKey={`${key}|partial`}
+      />
       <div class="filter-bar">
         <FilterChips hostname={hostname} query={query} filters={stats.filters} path={path} />
         <AddFilter query={query} path={path} />
