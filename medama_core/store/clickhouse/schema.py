@@ -273,6 +273,17 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             "ALTER TABLE views ADD COLUMN referrer_path String DEFAULT ''",
         ),
     ),
+    (
+        3,
+        (
+            # Retention (store/clickhouse/retention.py): per site, the Unix ms before which its raw views and
+            # events were deleted, the pre-aggregates kept. A site's floor is the largest row's.
+            """CREATE TABLE IF NOT EXISTS raw_floor (
+                hostname String,
+                floor Int64
+            ) ENGINE = MergeTree ORDER BY hostname""",
+        ),
+    ),
 )
 TABLES: Final = (
     "views",
@@ -284,6 +295,7 @@ TABLES: Final = (
     "durations",
     "event_hours",
     "sites",
+    "raw_floor",
 )
 
 _VERSIONS: Final = """CREATE TABLE IF NOT EXISTS medama_schema (
