@@ -219,14 +219,16 @@ async def get_entries(request: Request, ctx: Context) -> Response:
     """Entry pages (ours; store/entries.py): the parameters of /pages."""
     query = await parse_stats_query(request, ctx)
     summary = _bool(request, "summary", False)
-    return await _answer(ctx, ctx.analytics.entries(query, summary, parse_page(request)))
+    raw = "entries" in ctx.analytics.raw_unfiltered
+    return await _answer(ctx, ctx.analytics.entries(query, summary, parse_page(request)), query, [query.start], raw)
 
 
 async def get_exits(request: Request, ctx: Context) -> Response:
     """Exit pages (ours; store/entries.py): the parameters of /pages."""
     query = await parse_stats_query(request, ctx)
     summary = _bool(request, "summary", False)
-    return await _answer(ctx, ctx.analytics.exits(query, summary, parse_page(request)))
+    raw = "entries" in ctx.analytics.raw_unfiltered
+    return await _answer(ctx, ctx.analytics.exits(query, summary, parse_page(request)), query, [query.start], raw)
 
 
 async def get_properties(request: Request, ctx: Context) -> Response:

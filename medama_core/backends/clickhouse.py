@@ -35,9 +35,10 @@ class ClickHouseAnalytics:
     """AnalyticsStore on a ClickHouse database."""
 
     engine = "clickhouse"
-    # Full list rows read `views` over the whole period, and /time's quartiles too (store/clickhouse/stats.py):
-    # after retention they miss the deleted days, and say so (api/retention.py).
-    raw_unfiltered: frozenset[str] = frozenset({"lists", "time"})
+    # Full list rows read `views` over the whole period, and /time's quartiles too (store/clickhouse/stats.py),
+    # and entry and exit pages (store/clickhouse/entries.py): after retention they miss the deleted days, and
+    # say so (api/retention.py).
+    raw_unfiltered: frozenset[str] = frozenset({"lists", "time", "entries"})
 
     def __init__(self, url: str, flag: str = "-analyticsdb", *, client: Client | None = None) -> None:
         if client is None:

@@ -253,7 +253,8 @@ class AnalyticsStore(Protocol):
         ...
 
     # Answers that read raw rows even without filters on this engine ("lists": full list rows, "time": /time
-    # without summary): after retention deleted raw rows they are partial too (api/retention.py).
+    # without summary, "entries": /entries and /exits): after retention deleted raw rows they are partial
+    # too (api/retention.py).
     raw_unfiltered: frozenset[str]
 
     async def purge_step(self, hostname: str, before_ms: int) -> Step:

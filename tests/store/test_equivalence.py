@@ -70,8 +70,12 @@ def random_view(rnd: random.Random, at: int) -> dict[str, Any]:
         utm = (utm[0], utm[1], f"c{rnd.randrange(TAIL)}")
     duration = rnd.choice([None, None, 0, 1, 2, 3, rnd.randrange(100, 5001), rnd.randrange(0, 10**6)])
     # The internal referrer's path (entry and exit pages): none (an entry) for about half, else a page,
-    # sometimes a long-tail one or one never viewed.
-    came_from = rnd.choice(["", "", "", rnd.choice(PATHS), rnd.choice(PATHS), f"/tail/{rnd.randrange(TAIL)}", "/gone"])
+    # sometimes a long-tail one or one never viewed. Drawn from a source of its own, so that the other
+    # values are the ones the tests drew before it existed.
+    came = random.Random(at * 7 + rnd.getstate()[1][0])
+    came_from = came.choice(
+        ["", "", "", came.choice(PATHS), came.choice(PATHS), f"/tail/{came.randrange(TAIL)}", "/gone"]
+    )
     return view(
         referrer_path=came_from,
         pathname=path,
