@@ -18,6 +18,7 @@ import contextlib
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import gzip
 import io
 import json
@@ -44,6 +45,9 @@ from medama_core.config import (
 from medama_core.importers import goatcounter, plausible, umami
 from medama_core.importers.rows import BadRecord, Record, text_lines
 from medama_core.store import bulk, imported
+from medama_core.store.clickhouse import bulk as ch_bulk
+from medama_core.store.clickhouse import client as ch_client
+from medama_core.store.clickhouse import imported as ch_imported
 from medama_core.store.db import Transaction
 from medama_core.store.files import open_private
 from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, event_row, insert_sql, view_row
@@ -713,14 +717,14 @@ def import_foreign(
     try:
         if tool == "plausible":
             return [_import_totals(analytics_conn, meta_conn, stream, name, site, create_websites, dry_run)]
-        records = _foreign_records(meta_conn, tool, stream, site, sessions)
+        records = _foreign_records(_umami_ids(meta_conn), tool, stream, site, sessions)
         if dry_run:
             return _count_records(records)
         events: list[Record] = []
         share = _share_read(stream)
         views = _view_chunks(records, events)
         results = [_store(analytics_conn, meta_conn, VIEWS, views, create_websites, progress, share)]
-        fresh = _new_events(analytics_conn, events)
+        fresh = _new_events(events, functools.partial(_stored_batch_ids, analytics_conn))
         chunk_iter: Chunks = iter([(fresh, list(range(1, len(fresh) + 1)))] if fresh else [])
         result = _store(analytics_conn, meta_conn, EVENTS, chunk_iter, create_websites, None, share)
         result.rows = len(events)
@@ -731,8 +735,9 @@ def import_foreign(
 
 
 def _foreign_records(
-    meta_conn: sqlite3.Connection, tool: str, stream: IO[bytes], site: str | None, sessions: IO[bytes] | None
+    umami_ids: list[tuple[str, str]], tool: str, stream: IO[bytes], site: str | None, sessions: IO[bytes] | None
 ) -> Iterator[Record]:
+    """The records of another tool's export; `umami_ids` are the (hostname, Umami website id) pairs known."""
     lines = text_lines(iter(stream))
     if tool == "goatcounter":
         if not site:
@@ -741,7 +746,7 @@ def _foreign_records(
     if tool != "umami":
         raise TransferError(f"unknown tool {tool!r}; one of {', '.join(TOOLS)}")
     sites = {"": site} if site else {}
-    sites.update({wid: host for host, wid in _umami_ids(meta_conn)})
+    sites.update({wid: host for host, wid in umami_ids})
     by_session = umami.sessions(text_lines(iter(sessions))) if sessions else {}
     return umami.records(lines, sites, by_session)
 
@@ -767,20 +772,23 @@ def _view_chunks(records: Iterator[Record], events: list[Record]) -> Chunks:
         yield chunk, numbers
 
 
-def _new_events(conn: sqlite3.Connection, records: list[Record]) -> list[Row]:
-    """The events whose batch ids are not stored yet (read per site over the file's time span)."""
+def _stored_batch_ids(conn: sqlite3.Connection, group: str, start_ms: int, end_ms: int) -> set[str]:
+    rows = conn.execute(
+        "SELECT batch_id FROM events WHERE group_name = :g AND date_created BETWEEN :lo AND :hi",
+        {"g": group, "lo": start_ms, "hi": end_ms},
+    )
+    return {str(row[0]) for row in rows}
+
+
+def _new_events(records: list[Record], stored_ids: Callable[[str, int, int], set[str]]) -> list[Row]:
+    """The events whose batch ids are not stored yet (`stored_ids` of a site between two dates: read per site
+    over the file's time span)."""
     if not records:
         return []
     stored: set[str] = set()
     for group in {str(r.values["group_name"]) for r in records}:
         times = [int(str(r.values["date_created"])) for r in records if r.values["group_name"] == group]
-        stored.update(
-            str(row[0])
-            for row in conn.execute(
-                "SELECT batch_id FROM events WHERE group_name = :g AND date_created BETWEEN :lo AND :hi",
-                {"g": group, "lo": min(times), "hi": max(times)},
-            )
-        )
+        stored.update(stored_ids(group, min(times), max(times)))
     return [event_row(r.values) for r in records if r.values["batch_id"] not in stored]
 
 
@@ -800,9 +808,24 @@ def _import_totals(
     create_websites: bool,
     dry_run: bool,
 ) -> ImportResult:
+    rows = _plausible_rows(stream, name, site)
+    result = ImportResult(IMPORTED, rows=len(rows))
+    if dry_run:
+        return result
+    websites = _Websites(meta_conn, create_websites)
+    websites.check([(site,)], [0], 0)
+    with Transaction(analytics_conn):
+        result.stored = imported.store(analytics_conn, rows)
+    websites.register()
+    result.created_websites = websites.new
+    return result
+
+
+def _plausible_rows(stream: IO[bytes], name: str, site: str | None) -> list[dict[str, object]]:
+    """The `imported_days` rows of Plausible's export for `site`."""
     if not site:
         raise TransferError("Plausible's export names no site: give -site HOSTNAME")
-    rows = [
+    return [
         {
             "hostname": site,
             "tool": "plausible",
@@ -817,16 +840,6 @@ def _import_totals(
         }
         for total in plausible.totals(stream, name)
     ]
-    result = ImportResult(IMPORTED, rows=len(rows))
-    if dry_run:
-        return result
-    websites = _Websites(meta_conn, create_websites)
-    websites.check([(site,)], [0], 0)
-    with Transaction(analytics_conn):
-        result.stored = imported.store(analytics_conn, rows)
-    websites.register()
-    result.created_websites = websites.new
-    return result
 
 
 def import_upload(
@@ -854,6 +867,56 @@ def import_upload(
         return import_foreign(analytics_conn, meta_conn, tool, io.BytesIO(data), site=site, name=name, dry_run=dry_run)
     finally:
         meta_conn.close()
+
+
+def import_upload_clickhouse(
+    client: ch_client.Client,
+    tool: str,
+    data: bytes,
+    site: str,
+    umami_ids: dict[str, str],
+    *,
+    name: str = "",
+    dry_run: bool = False,
+) -> list[ImportResult]:
+    """`import_upload` on ClickHouse analytics, with the same results and errors.
+
+    ClickHouse has no transaction, so the whole file (at most the upload's size limit) is read and checked
+    before anything is written: a bad record or a row of another site stores nothing, as on SQLite. The
+    views then go in through the bulk path (those already stored are skipped), then the events whose batch
+    ids are not stored yet; Plausible's totals replace the stored ones of their days. A failure of the
+    server midway leaves what was written before it, and sending the file again completes it.
+    """
+    stream = io.BytesIO(data)
+    try:
+        if tool == "plausible":
+            rows = _plausible_rows(stream, name, site)
+            result = ImportResult(IMPORTED, rows=len(rows))
+            if not dry_run:
+                result.stored = ch_imported.store(client, rows)
+            return [result]
+        ids = [(site, website_id) for website_id, hostname in umami_ids.items() if hostname == site]
+        records = list(_foreign_records(ids, tool, stream, site, None))
+    except BadRecord as exc:
+        raise TransferError(str(exc)) from None
+    if dry_run:
+        return _count_records(iter(records))
+    views: list[Row] = []
+    events: list[Record] = []
+    for record in records:
+        row_site = record.values["group_name" if record.kind == EVENTS else "hostname"]
+        if row_site != site:
+            raise TransferError(
+                f"line {record.line}: website {row_site!r} is not registered (add it first, or pass --create-websites)"
+            )
+        if record.kind == EVENTS:
+            events.append(record)
+        else:
+            views.append(view_row(record.values))
+    stored_views = ch_bulk.insert_views(client, views)
+    fresh = _new_events(events, functools.partial(ch_bulk.stored_batch_ids, client))
+    stored_events = ch_bulk.insert_events(client, fresh) if fresh else 0
+    return [ImportResult(VIEWS, len(views), stored_views), ImportResult(EVENTS, len(events), stored_events)]
 
 
 # --- exporting ---
@@ -946,18 +1009,45 @@ def export_page(
         " ORDER BY date_created, rowid LIMIT :limit"
     )
     rows = conn.execute(sql, params).fetchall()
+    text = page_text([row[:-1] for row in rows], columns, fmt, header=after is None, spreadsheet=spreadsheet)
+    last = rows[-1] if len(rows) == limit else None
+    date_index = columns.index("date_created")
+    return ExportPage(text, len(rows), None if last is None else (int(last[date_index]), int(last[-1])))
+
+
+def page_text(
+    rows: Sequence[Sequence[Any]], columns: Sequence[str], fmt: str, *, header: bool, spreadsheet: bool
+) -> str:
+    """Rows (values in `columns` order) as export text: JSON Lines, CSV, or CSV for spreadsheets."""
     out = io.StringIO()
     if fmt == "jsonl":
         write = _jsonl_writer(out, columns)
     elif spreadsheet:
-        write = _spreadsheet_writer(out, columns, header=after is None)
+        write = _spreadsheet_writer(out, columns, header=header)
     else:
-        write = _csv_writer(out, columns, header=after is None)
+        write = _csv_writer(out, columns, header=header)
     for row in rows:
-        write(row[:-1])
-    last = rows[-1] if len(rows) == limit else None
-    date_index = columns.index("date_created")
-    return ExportPage(out.getvalue(), len(rows), None if last is None else (int(last[date_index]), int(last[-1])))
+        write(tuple(row))
+    return out.getvalue()
+
+
+def export_page_clickhouse(
+    client: ch_client.Client,
+    hostname: str,
+    *,
+    kind: str = VIEWS,
+    fmt: str = "jsonl",
+    after: tuple[int, int] | None = None,
+    limit: int = CHUNK_ROWS,
+    spreadsheet: bool = False,
+) -> ExportPage:
+    """`export_page` on ClickHouse analytics (store/clickhouse/bulk.export_window): the same text for the same
+    rows, ties on the date in the order of their columns; `after` is that module's, not a rowid."""
+    if kind not in COLUMNS or fmt not in FORMATS:
+        raise TransferError(f"cannot export {kind} as {fmt}")
+    rows, following = ch_bulk.export_window(client, hostname, kind, after, limit)
+    text = page_text(rows, COLUMNS[kind], fmt, header=after is None, spreadsheet=spreadsheet)
+    return ExportPage(text, len(rows), following)
 
 
 def _export_value(column: str, value: object) -> object:

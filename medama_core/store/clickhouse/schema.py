@@ -32,6 +32,9 @@ One design, one reason each (docs/scale.md has the long form):
   Unfiltered queries read them for the whole hours of a period and `views`
   for the rest (windows.py).
 * `sites` lists the hostnames stored under each site key.
+* `imported_days` (migration 4) holds other tools' daily totals (Plausible's
+  export), as SQLite's table of that name: one row per (site, dimension, day,
+  value), replaced when written again.
 
 The SQL is the subset that runs unchanged on ClickHouse 18.16 (Debian's
 package) and on current releases: no TTL, codecs, LowCardinality or DateTime64;
@@ -263,6 +266,28 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             ORDER BY (day, hostname, reason)""",
         ),
     ),
+    (
+        4,
+        (
+            # Imported daily totals (store/clickhouse/imported.py): writing a key again replaces its values,
+            # the highest `version` winning (at merges, and in reads with FINAL). A small table, never
+            # partitioned, so that every version of a key meets in the same merges.
+            """CREATE TABLE IF NOT EXISTS imported_days (
+                hostname String,
+                dimension String,
+                day Int64,
+                value String,
+                tool String,
+                visitors Int64,
+                pageviews Int64,
+                visits Int64,
+                bounces Int64,
+                duration_s Int64,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (hostname, dimension, day, value)""",
+        ),
+    ),
 )
 TABLES: Final = (
     "views",
@@ -274,6 +299,7 @@ TABLES: Final = (
     "durations",
     "event_hours",
     "sites",
+    "imported_days",
 )
 
 _VERSIONS: Final = """CREATE TABLE IF NOT EXISTS medama_schema (

@@ -33,6 +33,7 @@ _SITE_COLUMNS: Final = {
     "view_keys": ("hostname",),
     "events": ("site", "group_name"),
     "drops": ("hostname",),
+    "imported_days": ("hostname",),
 }
 # The tables written by materialized views (schema.py) follow the copied views and events: they are
 # deleted, never copied.
@@ -48,6 +49,19 @@ _COLUMNS: Final = {
     "view_keys": ("bid", "hostname", "date_created"),
     "events": ("bid", "batch_id", "group_name", "name", "value", "date_created", "site", *DIMENSION_COLUMNS),
     "drops": ("day", "hostname", "reason", "count"),
+    "imported_days": (
+        "hostname",
+        "dimension",
+        "day",
+        "value",
+        "tool",
+        "visitors",
+        "pageviews",
+        "visits",
+        "bounces",
+        "duration_s",
+        "version",
+    ),
 }
 
 
@@ -70,7 +84,7 @@ def unique_visitors_since(client: Client, hostnames: list[str], since_ms: int) -
 
 
 def rename_site_data(client: Client, old: str, new: str) -> None:
-    """Move every view, event and drop count of `old` to `new`.
+    """Move every view, event, drop count and imported day of `old` to `new`.
 
     Rows already under `new` belong to no website (the caller checked the name is free): they are
     leftovers of an earlier site of that name, and are dropped first.
@@ -88,7 +102,8 @@ def rename_site_data(client: Client, old: str, new: str) -> None:
 
 
 def delete_site_data(client: Client, hostnames: Sequence[str]) -> None:
-    """Remove every view, event and drop count of the given sites (events by their site or their group name)."""
+    """Remove every view, event, drop count and imported day of the given sites (events by their site or their
+    group name)."""
     if hostnames:
         _delete(client, hostnames)
 
