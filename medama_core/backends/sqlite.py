@@ -75,6 +75,9 @@ class SQLiteAnalytics:
     def site_hits_on(self, day_ms: int) -> dict[str, int]:
         return hits.site_hits_on(self.db.writer_conn, day_ms)
 
+    async def site_hits(self, day_ms: int) -> dict[str, int]:
+        return await self.db.read(hits.site_hits_on, day_ms)
+
     async def write_hits(self, ops: Sequence[Op]) -> Outcomes:
         return await self.db.write(hits.apply_batch, ops)
 

@@ -201,6 +201,10 @@ class AnalyticsStore(Protocol):
         """Start-up (synchronous): hits stored per site on the UTC day starting at `day_ms`, for the quota."""
         ...
 
+    async def site_hits(self, day_ms: int) -> dict[str, int]:
+        """`site_hits_on` while serving: what every node stored, for the quota to catch up with."""
+        ...
+
     async def write_hits(self, ops: Sequence[Op]) -> Outcomes:
         """Store one batch of hit ops; return when they are durable, one outcome per op."""
         ...

@@ -1,4 +1,4 @@
-"""A website's rows in ClickHouse as one unit: its visitor summary, rename and removal.
+"""A website's rows in ClickHouse as one unit: its visitor summary, its hits of a day, rename and removal.
 
 ClickHouse changes stored rows only through mutations (ALTER TABLE ... DELETE),
 which run in the background after the statement returns; these functions
@@ -20,7 +20,9 @@ from medama_core.store.clickhouse.client import Client, QueryFailed
 from medama_core.store.clickhouse.hits import DIMENSION_COLUMNS, VIEW_TABLE_COLUMNS
 from medama_core.store.clickhouse.sql import in_list
 
-__all__ = ["delete_site_data", "rename_site_data", "unique_visitors_since", "wait_for_mutations"]
+__all__ = ["delete_site_data", "hits_on", "rename_site_data", "unique_visitors_since", "wait_for_mutations"]
+
+DAY_MS: Final = 86_400_000
 
 # A mutation rewrites the parts holding the site's rows: seconds for millions of rows. Past this the
 # server is stuck or overloaded, and the caller gets an error rather than a request hanging for ever.
@@ -80,6 +82,30 @@ def unique_visitors_since(client: Client, hostnames: list[str], since_ms: int) -
         params,
     )
     counts.update({str(hostname): int(count) for hostname, count in rows})
+    return counts
+
+
+def hits_on(client: Client, day_ms: int) -> dict[str, int]:
+    """Hits stored per site on the UTC day starting at `day_ms`, as the quota counts them: each page view once
+    (with the properties it carried), and each custom event once (a batch id of events that no view of the
+    same beacon id and millisecond carried). Read from the rows themselves, so every node's hits count."""
+    params: dict[str, object] = {"lo": day_ms, "hi": day_ms + DAY_MS}
+    day = "date_created >= {lo:Int64} AND date_created < {hi:Int64}"
+    counts: dict[str, int] = {}
+    for hostname, views in client.rows(f"SELECT hostname, sum(sign) FROM views WHERE {day} GROUP BY hostname", params):
+        if int(views):
+            counts[str(hostname)] = int(views)
+    # A view's properties are events with the view's beacon id and date (api/events.py writes them so);
+    # only the views of beacon ids that have events today are looked at.
+    custom = client.rows(
+        f"SELECT group_name, uniqExact(batch_id) FROM events WHERE {day} AND (bid, date_created) NOT IN"
+        f" (SELECT bid, date_created FROM views WHERE {day} AND sign = 1"
+        f" AND bid IN (SELECT bid FROM events WHERE {day}))"
+        " GROUP BY group_name",
+        params,
+    )
+    for group, batches in custom:
+        counts[str(group)] = counts.get(str(group), 0) + int(batches)
     return counts
 
 
