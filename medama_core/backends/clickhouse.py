@@ -137,6 +137,12 @@ class ClickHouseAnalytics:
     async def health(self) -> None:
         await self._read(lambda client: client.rows("SELECT 1"))
 
+    async def size(self) -> int | None:
+        try:
+            return await self._read(schema.database_bytes)
+        except ClickHouseError:  # system.parts refused (a user without access to it): say unknown, not 0
+            return None
+
     def tune(self, *, readers: int | None = None, cache_kib: int | None = None, heap_limit: int | None = None) -> None:
         """`readers` sets how many stats queries run at once; memory belongs to the server."""
         if readers is not None and readers != self.readers:

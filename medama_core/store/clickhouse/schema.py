@@ -47,7 +47,7 @@ from typing import Final
 
 from medama_core.store.clickhouse.client import Client
 
-__all__ = ["HOUR_MS", "KIND_CODES", "LABELS", "MIGRATIONS", "TABLES", "migrate", "schema_version"]
+__all__ = ["HOUR_MS", "KIND_CODES", "LABELS", "MIGRATIONS", "TABLES", "database_bytes", "migrate", "schema_version"]
 
 # Dimension kind (the SQLite store's rollups.KINDS names) -> its label in SQL over `views`.
 LABELS: Final = {
@@ -313,6 +313,12 @@ def schema_version(client: Client) -> int:
     client.command(_VERSIONS)
     rows = client.rows("SELECT max(version) FROM medama_schema")
     return int(rows[0][0]) if rows else 0
+
+
+def database_bytes(client: Client) -> int:
+    """Bytes on disk of the database's tables: their active parts, compressed, as the server counts them."""
+    rows = client.rows("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = currentDatabase() AND active")
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
 
 def migrate(client: Client, now_ms: int) -> int:

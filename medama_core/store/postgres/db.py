@@ -343,3 +343,10 @@ class Database:
         self._writer.shutdown(wait=True)
         self._read_pool.close()
         self._write_pool.close()
+
+
+def database_size(conn: Connection) -> int:
+    """Bytes the connection's database takes on the server's disk (pg_database_size: tables, indexes, TOAST)."""
+    row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    assert row is not None  # one row, always
+    return int(row[0])
