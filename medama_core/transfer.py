@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import IO, Any, Final, cast
 
 from medama_core import accounts, csvtable
@@ -44,7 +45,7 @@ from medama_core.config import (
 )
 from medama_core.importers import goatcounter, plausible, umami
 from medama_core.importers.rows import BadRecord, Record, text_lines
-from medama_core.store import bulk, imported
+from medama_core.store import bulk, imported, meta
 from medama_core.store.clickhouse import bulk as ch_bulk
 from medama_core.store.clickhouse import client as ch_client
 from medama_core.store.clickhouse import imported as ch_imported
@@ -469,12 +470,22 @@ _INSERT: Final = {kind: (insert_sql(kind, 1), insert_sql(kind, ROWS_PER_STATEMEN
 _HOSTNAME_INDEX: Final = {VIEWS: VIEW_COLUMNS.index("hostname"), EVENTS: EVENT_COLUMNS.index("group_name")}
 
 
-class _Websites:
-    """The registered hostnames, and those to register when `create` is on."""
+def _meta_module(meta_conn: Any) -> ModuleType:
+    """The meta functions of the app store `meta_conn` belongs to: store/meta.py for SQLite, else PostgreSQL's."""
+    if isinstance(meta_conn, sqlite3.Connection):
+        return meta
+    from medama_core.store.postgres import meta as pg_meta
 
-    def __init__(self, meta_conn: sqlite3.Connection, create: bool) -> None:
+    return pg_meta
+
+
+class _Websites:
+    """The registered hostnames, and those to register when `create` is on (in me_meta.db or PostgreSQL)."""
+
+    def __init__(self, meta_conn: Any, create: bool) -> None:
         self.meta_conn = meta_conn
-        self.known = {row[0] for row in meta_conn.execute("SELECT hostname FROM websites")}
+        self.m = _meta_module(meta_conn)
+        self.known = set(self.m.list_hostnames(meta_conn))
         self.create = create
         self.new: list[str] = []
         self.created_admin = False
@@ -502,6 +513,13 @@ class _Websites:
         if not self.new:
             return
         now = int(time.time())
+        if self.m is not meta:  # PostgreSQL: the same through its meta functions, in one transaction
+            with self.meta_conn.transaction():
+                self.created_admin = accounts.ensure_default_admin(self.meta_conn, self.m)
+                owner = min(self.m.list_users(self.meta_conn), key=lambda user: (user.date_created, user.id))
+                for hostname in self.new:
+                    self.m.insert_website(self.meta_conn, hostname, owner.id, now)
+            return
         with Transaction(self.meta_conn):
             self.created_admin = accounts.ensure_default_admin(self.meta_conn)  # as `start` would
             owner = self.meta_conn.execute("SELECT id FROM users ORDER BY date_created, rowid LIMIT 1").fetchone()
@@ -530,7 +548,7 @@ def _share_read(stream: IO[bytes]) -> Share:
 
 def import_rows(
     analytics_conn: sqlite3.Connection,
-    meta_conn: sqlite3.Connection,
+    meta_conn: Any,
     stream: IO[bytes],
     *,
     kind: str | None = None,
@@ -555,7 +573,7 @@ def import_rows(
 
 def _store(
     analytics_conn: sqlite3.Connection,
-    meta_conn: sqlite3.Connection,
+    meta_conn: Any,
     kind: str,
     chunks: Chunks,
     create_websites: bool,
@@ -641,7 +659,7 @@ _TEXT_DEFAULTS: Final = {"country": "Unknown", "language_base": "Unknown", "lang
 
 def import_medama(
     analytics_conn: sqlite3.Connection,
-    meta_conn: sqlite3.Connection,
+    meta_conn: Any,
     duckdb_path: str,
     *,
     create_websites: bool = False,
@@ -697,7 +715,7 @@ IMPORTED: Final = "imported daily totals"  # ImportResult.kind of Plausible's ag
 
 def import_foreign(
     analytics_conn: sqlite3.Connection,
-    meta_conn: sqlite3.Connection,
+    meta_conn: Any,
     tool: str,
     stream: IO[bytes],
     *,
@@ -751,8 +769,8 @@ def _foreign_records(
     return umami.records(lines, sites, by_session)
 
 
-def _umami_ids(meta_conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    return [(str(h), str(w)) for w, h in meta_conn.execute("SELECT website_id, hostname FROM umami_ids")]
+def _umami_ids(meta_conn: Any) -> list[tuple[str, str]]:
+    return [(host, wid) for wid, host in _meta_module(meta_conn).umami_ids(meta_conn).items()]
 
 
 def _view_chunks(records: Iterator[Record], events: list[Record]) -> Chunks:
@@ -801,7 +819,7 @@ def _count_records(records: Iterator[Record]) -> list[ImportResult]:
 
 def _import_totals(
     analytics_conn: sqlite3.Connection,
-    meta_conn: sqlite3.Connection,
+    meta_conn: Any,
     stream: IO[bytes],
     name: str,
     site: str | None,
@@ -854,7 +872,7 @@ def import_upload(
 ) -> list[ImportResult]:
     """`import_foreign` for a file uploaded to the server (POST /websites/{hostname}/import), on the analytics
     writer thread: the one site it is for (and the Umami ids naming it) stand in for the app database."""
-    from medama_core.store import db, meta  # the app database's schema, for the stand-in below
+    from medama_core.store import db  # the app database's schema, for the stand-in below
 
     meta_conn = db.connect(":memory:")
     try:
@@ -919,6 +937,153 @@ def import_upload_clickhouse(
     return [ImportResult(VIEWS, len(views), stored_views), ImportResult(EVENTS, len(events), stored_events)]
 
 
+# --- medama import into ClickHouse ---
+
+
+class PartlyStored(TransferError):
+    """ClickHouse failed while an import was being written: what was written before stays (no transaction)."""
+
+
+def _partly(exc: Exception) -> PartlyStored:
+    return PartlyStored(
+        f"{exc}; what was written before it stays stored (run the import again: views and events already stored "
+        "are skipped, except events of medama's own files, which would be stored twice)"
+    )
+
+
+def _checked_rows(open_stream: Callable[[], IO[bytes]], kind: str | None, websites: _Websites) -> ImportResult:
+    """Read a JSON Lines or CSV file whole, checking every row and its site, storing nothing: how many rows."""
+    with open_stream() as stream:
+        text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+        try:
+            found, chunks = _rows(text, kind)
+            result = ImportResult(found)
+            for chunk, numbers in chunks:
+                websites.check(chunk, numbers, _HOSTNAME_INDEX[found])
+                result.rows += len(chunk)
+        except UnicodeDecodeError as exc:
+            raise TransferError(f"the file is not UTF-8: {exc}") from None
+        finally:
+            text.close()
+    return result
+
+
+def _bulk_store(client: ch_client.Client, kind: str, chunks: Chunks, progress: Progress | None, share: Share) -> int:
+    """Rows of `chunks` into ClickHouse through its bulk path; how many were stored."""
+    read = [0]
+
+    def rows() -> Iterator[Row]:
+        for chunk, _ in chunks:
+            yield from chunk
+
+    def step(count: int) -> None:
+        read[0] += count
+        if progress is not None:
+            progress(read[0], share())
+
+    insert = ch_bulk.insert_views if kind == VIEWS else ch_bulk.insert_events
+    try:
+        return insert(client, rows(), step)
+    except ch_client.ClickHouseError as exc:
+        raise _partly(exc) from None
+
+
+def import_rows_clickhouse(
+    client: ch_client.Client,
+    meta_conn: Any,
+    open_stream: Callable[[], IO[bytes]],
+    *,
+    kind: str | None = None,
+    create_websites: bool = False,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """`import_rows` into ClickHouse analytics. ClickHouse has no transaction, so the file is read twice: first
+    checked whole (a bad row or an unregistered site stores nothing, as on SQLite), then stored in bulk
+    (store/clickhouse/bulk.py: views already stored are skipped). New websites are registered after."""
+    websites = _Websites(meta_conn, create_websites)
+    result = _checked_rows(open_stream, kind, websites)
+    with open_stream() as stream:
+        share = _share_read(stream)
+        text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+        try:
+            _, chunks = _rows(text, result.kind)
+            result.stored = _bulk_store(client, result.kind, chunks, progress, share)
+        finally:
+            text.close()
+    websites.register()
+    result.created_websites, result.created_admin = websites.new, websites.created_admin
+    return result
+
+
+@contextlib.contextmanager
+def _opened(
+    open_stream: Callable[[], IO[bytes]], open_sessions: Callable[[], IO[bytes]] | None
+) -> Iterator[tuple[IO[bytes], IO[bytes] | None]]:
+    with open_stream() as stream:
+        if open_sessions is None:
+            yield stream, None
+        else:
+            with open_sessions() as sessions:
+                yield stream, sessions
+
+
+def import_foreign_clickhouse(
+    client: ch_client.Client,
+    meta_conn: Any,
+    tool: str,
+    open_stream: Callable[[], IO[bytes]],
+    *,
+    site: str | None = None,
+    name: str = "",
+    open_sessions: Callable[[], IO[bytes]] | None = None,
+    create_websites: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> list[ImportResult]:
+    """`import_foreign` into ClickHouse analytics: the export is read whole and checked first (nothing stored on
+    a bad record), then read again and stored; events whose batch ids are stored already are skipped."""
+    websites = _Websites(meta_conn, create_websites)
+    try:
+        if tool == "plausible":
+            with open_stream() as stream:
+                rows = _plausible_rows(stream, name, site)
+            totals = ImportResult(IMPORTED, rows=len(rows))
+            if dry_run:
+                return [totals]
+            websites.check([(site,)], [0], 0)
+            try:
+                totals.stored = ch_imported.store(client, rows)
+            except ch_client.ClickHouseError as exc:
+                raise _partly(exc) from None
+            websites.register()
+            totals.created_websites, totals.created_admin = websites.new, websites.created_admin
+            return [totals]
+        ids = _umami_ids(meta_conn)
+        counts = {VIEWS: ImportResult(VIEWS), EVENTS: ImportResult(EVENTS)}
+        with _opened(open_stream, open_sessions) as (stream, sessions):
+            for record in _foreign_records(ids, tool, stream, site, sessions):
+                counts[record.kind].rows += 1
+                where = record.values["group_name" if record.kind == EVENTS else "hostname"]
+                websites.check([(where,)], [record.line], 0)
+        if dry_run:
+            return list(counts.values())
+        events: list[Record] = []
+        with _opened(open_stream, open_sessions) as (stream, sessions):
+            share = _share_read(stream)
+            views = _view_chunks(_foreign_records(ids, tool, stream, site, sessions), events)
+            counts[VIEWS].stored = _bulk_store(client, VIEWS, views, progress, share)
+        fresh = _new_events(events, functools.partial(ch_bulk.stored_batch_ids, client))
+        try:
+            counts[EVENTS].stored = ch_bulk.insert_events(client, fresh) if fresh else 0
+        except ch_client.ClickHouseError as exc:
+            raise _partly(exc) from None
+    except BadRecord as exc:
+        raise TransferError(str(exc)) from None
+    websites.register()
+    counts[VIEWS].created_websites, counts[VIEWS].created_admin = websites.new, websites.created_admin
+    return list(counts.values())
+
+
 # --- exporting ---
 
 
@@ -956,15 +1121,69 @@ def export_rows(
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY {', '.join(order)}"
+    return _write_rows(conn.execute(sql, params), out, columns, fmt)
+
+
+def _write_rows(rows: Iterable[Sequence[Any]], out: IO[str], columns: Sequence[str], fmt: str) -> int:
     write = _jsonl_writer(out, columns) if fmt == "jsonl" else _csv_writer(out, columns)
     count = 0
     try:
-        for row in conn.execute(sql, params):
-            write(row)
+        for row in rows:
+            write(tuple(row))
             count += 1
     except csv.Error as exc:  # Python 3.10's csv cannot write a NUL character (3.11 can)
         raise TransferError(f"row {count + 1} cannot be written as CSV ({exc}); export it as jsonl") from None
     return count
+
+
+def export_rows_clickhouse(
+    client: ch_client.Client,
+    out: IO[str],
+    *,
+    kind: str = VIEWS,
+    fmt: str = "jsonl",
+    hostname: str | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> int:
+    """`export_rows` from ClickHouse analytics: the same rows in the same order give the same bytes
+    (store/clickhouse/bulk.export_rows streams them; an unloaded view is one row with its last duration)."""
+    if kind not in COLUMNS or fmt not in FORMATS:
+        raise TransferError(f"cannot export {kind} as {fmt}")
+    try:
+        rows = ch_bulk.export_rows(client, kind, hostname, start_ms, end_ms)
+        return _write_rows(rows, out, COLUMNS[kind], fmt)
+    except ch_client.ClickHouseError as exc:
+        raise TransferError(str(exc)) from None
+
+
+def open_clickhouse(url: str, flag: str = "-analyticsdb") -> ch_client.Client:
+    """A client on the ClickHouse database at `url`, migrated (which also proves it answers and lets us in);
+    ConfigError with one line if not."""
+    from medama_core.store.clickhouse import schema
+    from medama_core.store.clickhouse.url import URLError, parse_url
+
+    try:
+        client = ch_client.Client.connect(parse_url(url))
+    except URLError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+    try:
+        schema.migrate(client, int(time.time() * 1000))
+    except ch_client.ClickHouseError as exc:
+        client.close()
+        raise ConfigError(f"{flag}: {exc}") from None
+    return client
+
+
+def _analytics_kind(location: str, flag: str = "-analyticsdb") -> str:
+    """ "sqlite" for a path, "clickhouse" for a clickhouse(s):// URL; ConfigError for any other URL."""
+    if "://" not in location:
+        return "sqlite"
+    if location.lower().startswith(("clickhouse://", "clickhouses://")):
+        return "clickhouse"
+    raise ConfigError(
+        f"{flag}: {location.split('://', 1)[0]}:// is not an analytics store; give a file or a clickhouse:// URL"
+    )
 
 
 @dataclass(frozen=True)
@@ -1130,7 +1349,9 @@ IMPORT_SYNOPSIS = (
 IMPORT_DESCRIPTION = """Import page views or custom events from a JSON Lines or CSV file (gzipped or not), in one
 transaction: the whole file or, at the first bad row, nothing. Or import everything from upstream's
 DuckDB analytics file, or another tool's export (-from; docs/migrate.md says which file of each tool).
-A running server sees websites created here within a few seconds."""
+A running server sees websites created here within a few seconds. Into ClickHouse (-analyticsdb
+clickhouse://...), which has no transactions, the file is checked whole first, then stored
+(docs/scale.md)."""
 IMPORT_OPTIONS: Final = (
     Option("type", None, "", _kind_or_guess, "views or events", shown_default="read from the file's columns"),
     Option("from-medama", None, "", parse_text, "upstream's me_analytics.db (DuckDB) to import instead of FILE"),
@@ -1203,6 +1424,30 @@ def _open_database(path: str, flag: str, kind: str) -> sqlite3.Connection:
         raise StartupError(f"cannot use {os.path.abspath(path)} ({flag}): {exc}") from None
 
 
+def _open_meta(appdb: str) -> Any:
+    """The app store of an import: me_meta.db (opened and migrated), or a PostgreSQL connection for a
+    postgres:// URL (migrated, autocommit); ConfigError with one line for a URL that cannot be used."""
+    if "://" not in appdb:
+        return _open_database(appdb, "-appdb", "meta")
+    if not appdb.lower().startswith(("postgres://", "postgresql://")):
+        raise ConfigError(
+            f"-appdb: {appdb.split('://', 1)[0]}:// is not an app store; give a file or a postgres:// URL"
+        )
+    from medama_core.store.postgres import driver
+    from medama_core.store.postgres.errors import StartupError as PostgresStartupError
+    from medama_core.store.postgres.url import parse_url
+
+    try:
+        url = parse_url(appdb)
+        driver.load()
+        from medama_core.store.postgres import db as pg_db
+        from medama_core.store.postgres import meta as pg_meta
+
+        return pg_db.open_connection(url, pg_meta.MIGRATIONS, pg_meta.COMPONENT)
+    except PostgresStartupError as exc:  # a bad URL, no driver, a server that cannot be reached or refused us
+        raise ConfigError(f"-appdb: {exc}") from None
+
+
 def _remove_database(path: str) -> None:
     """Delete a database file this command created, with SQLite's files beside it."""
     for suffix in ("", "-wal", "-shm", "-journal"):
@@ -1236,18 +1481,41 @@ def import_main(argv: Sequence[str], stderr: IO[str], environ: Mapping[str, str]
         print(f"{bar}{done}imported {rows:,} rows ({rate:,.0f} rows/s)", file=stderr, flush=True)
 
     appdb, analyticsdb = values["appdb"], values["analyticsdb"]
-    new_files = [path for path in (appdb, analyticsdb) if not os.path.exists(path)]
+    engine = _analytics_kind(analyticsdb)
+    if engine == "clickhouse" and source:
+        raise ConfigError(
+            "-from-medama reads into SQLite analytics only: import it into a me_analytics.db, then copy that "
+            "with `medama migrate -to-analyticsdb clickhouse://…` (docs/scale.md)"
+        )
+    new_files = [path for path in (appdb, analyticsdb) if "://" not in path and not os.path.exists(path)]
     kind, create = values["type"] or None, values["create-websites"]
-    connections: list[sqlite3.Connection] = []
+    connections: list[Any] = []
     try:
         with contextlib.ExitStack() as stack:
             # A missing FILE (or -sessions file) is reported before any database is created.
             stream = None if source else stack.enter_context(_open_import(files[0], tool))
             sessions = stack.enter_context(open_input(values["sessions"])) if values["sessions"] else None
-            connections.append(_open_database(appdb, "-appdb", "meta"))
-            connections.append(_open_database(analyticsdb, "-analyticsdb", "analytics"))
+            connections.append(_open_meta(appdb))
+            if engine == "clickhouse":
+                connections.append(open_clickhouse(analyticsdb))
+            else:
+                connections.append(_open_database(analyticsdb, "-analyticsdb", "analytics"))
             meta_conn, analytics_conn = connections
-            if stream is None:
+            if engine == "clickhouse":
+                opener = functools.partial(_open_import, files[0], tool)
+                if tool:
+                    reopen = functools.partial(open_input, values["sessions"]) if values["sessions"] else None
+                    site, name = values["site"].lower() or None, os.path.basename(files[0])
+                    results = import_foreign_clickhouse(
+                        analytics_conn, meta_conn, tool, opener, site=site, name=name, open_sessions=reopen,
+                        create_websites=create, dry_run=dry_run, progress=progress,
+                    )  # fmt: skip
+                else:
+                    one = import_rows_clickhouse(
+                        analytics_conn, meta_conn, opener, kind=kind, create_websites=create, progress=progress
+                    )
+                    results = [one]
+            elif stream is None:
                 results = import_medama(analytics_conn, meta_conn, source, create_websites=create, progress=progress)
             elif tool:
                 site, name = values["site"].lower() or None, os.path.basename(files[0])
@@ -1257,6 +1525,11 @@ def import_main(argv: Sequence[str], stderr: IO[str], environ: Mapping[str, str]
             else:
                 options: dict[str, Any] = {"kind": kind, "create_websites": create, "progress": progress}
                 results = [import_rows(analytics_conn, meta_conn, stream, **options)]
+    except PartlyStored as exc:
+        for conn in connections:
+            conn.close()
+        print(f"ERROR: import failed part way: {exc}", file=stderr)
+        return 1
     except (TransferError, OSError, StartupError) as exc:
         for conn in connections:
             conn.close()
@@ -1303,21 +1576,53 @@ def export_main(argv: Sequence[str], stdout: IO[str], stderr: IO[str], environ: 
     name = output.removesuffix(".gz")
     fmt = values["format"] or ("csv" if name.endswith(".csv") else "jsonl")
     analyticsdb = values["analyticsdb"]
+    options: dict[str, Any] = {"kind": values["type"], "fmt": fmt, "hostname": values["hostname"] or None}
+    options.update(start_ms=values["start"], end_ms=values["end"])
+    if _analytics_kind(analyticsdb) == "clickhouse":
+        client = open_clickhouse(analyticsdb)
+        return _export_to(
+            functools.partial(export_rows_clickhouse, client),
+            output,
+            options,
+            values["type"],
+            stdout,
+            stderr,
+            client.close,
+        )
     if not os.path.isfile(analyticsdb):  # opening it would create an empty one, and export nothing
         raise StartupError(
             f"no analytics database at {os.path.abspath(analyticsdb)} (-analyticsdb): give the path of the "
             "me_analytics.db the server uses, or run export in its folder"
         )
     analytics_conn = _open_database(analyticsdb, "-analyticsdb", "analytics")
-    options: dict[str, Any] = {"kind": values["type"], "fmt": fmt, "hostname": values["hostname"] or None}
-    options.update(start_ms=values["start"], end_ms=values["end"])
+    return _export_to(
+        functools.partial(export_rows, analytics_conn),
+        output,
+        options,
+        values["type"],
+        stdout,
+        stderr,
+        analytics_conn.close,
+    )
+
+
+def _export_to(
+    write: Callable[..., int],
+    output: str,
+    options: dict[str, Any],
+    kind: str,
+    stdout: IO[str],
+    stderr: IO[str],
+    close: Callable[[], None],
+) -> int:
+    """Run `write(out, **options)` into the -output file or standard output; the exit status."""
     try:
         if not output:
-            count = export_rows(analytics_conn, stdout, **options)
+            count = write(stdout, **options)
             stdout.flush()
         else:
             with _open_output(output) as out:
-                count = export_rows(analytics_conn, out, **options)
+                count = write(out, **options)
     except BrokenPipeError:  # the reader went away (`| head`): it has what it wanted
         _discard_stdout(stdout)
         return 0
@@ -1325,8 +1630,8 @@ def export_main(argv: Sequence[str], stdout: IO[str], stderr: IO[str], environ: 
         print(f"ERROR: export failed: {exc}", file=stderr)
         return 1
     finally:
-        analytics_conn.close()
-    print(f"exported {count:,} {values['type']}", file=stderr)
+        close()
+    print(f"exported {count:,} {kind}", file=stderr)
     return 0
 
 
