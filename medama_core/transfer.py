@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import IO, Any, Final, cast
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 from medama_core import accounts, csvtable
 from medama_core.config import (
@@ -46,13 +46,13 @@ from medama_core.config import (
 from medama_core.importers import goatcounter, plausible, umami
 from medama_core.importers.rows import BadRecord, Record, text_lines
 from medama_core.store import bulk, imported, meta
-from medama_core.store.clickhouse import bulk as ch_bulk
-from medama_core.store.clickhouse import client as ch_client
-from medama_core.store.clickhouse import imported as ch_imported
 from medama_core.store.db import Transaction
 from medama_core.store.files import open_private
 from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, event_row, insert_sql, view_row
 from medama_core.store.meta import DEFAULT_ADMIN_PASSWORD, DEFAULT_ADMIN_USERNAME
+
+if TYPE_CHECKING:  # ClickHouse's modules are imported by the functions that use them: SQLite never loads them
+    from medama_core.store.clickhouse import client as ch_client
 
 __all__ = [
     "EVENTS",
@@ -905,6 +905,9 @@ def import_upload_clickhouse(
     ids are not stored yet; Plausible's totals replace the stored ones of their days. A failure of the
     server midway leaves what was written before it, and sending the file again completes it.
     """
+    from medama_core.store.clickhouse import bulk as ch_bulk
+    from medama_core.store.clickhouse import imported as ch_imported
+
     stream = io.BytesIO(data)
     try:
         if tool == "plausible":
@@ -970,6 +973,9 @@ def _checked_rows(open_stream: Callable[[], IO[bytes]], kind: str | None, websit
 
 def _bulk_store(client: ch_client.Client, kind: str, chunks: Chunks, progress: Progress | None, share: Share) -> int:
     """Rows of `chunks` into ClickHouse through its bulk path; how many were stored."""
+    from medama_core.store.clickhouse import bulk as ch_bulk
+    from medama_core.store.clickhouse import client as ch_client
+
     read = [0]
 
     def rows() -> Iterator[Row]:
@@ -1042,6 +1048,10 @@ def import_foreign_clickhouse(
 ) -> list[ImportResult]:
     """`import_foreign` into ClickHouse analytics: the export is read whole and checked first (nothing stored on
     a bad record), then read again and stored; events whose batch ids are stored already are skipped."""
+    from medama_core.store.clickhouse import bulk as ch_bulk
+    from medama_core.store.clickhouse import client as ch_client
+    from medama_core.store.clickhouse import imported as ch_imported
+
     websites = _Websites(meta_conn, create_websites)
     try:
         if tool == "plausible":
@@ -1148,6 +1158,9 @@ def export_rows_clickhouse(
 ) -> int:
     """`export_rows` from ClickHouse analytics: the same rows in the same order give the same bytes
     (store/clickhouse/bulk.export_rows streams them; an unloaded view is one row with its last duration)."""
+    from medama_core.store.clickhouse import bulk as ch_bulk
+    from medama_core.store.clickhouse import client as ch_client
+
     if kind not in COLUMNS or fmt not in FORMATS:
         raise TransferError(f"cannot export {kind} as {fmt}")
     try:
@@ -1160,6 +1173,7 @@ def export_rows_clickhouse(
 def open_clickhouse(url: str, flag: str = "-analyticsdb") -> ch_client.Client:
     """A client on the ClickHouse database at `url`, migrated (which also proves it answers and lets us in);
     ConfigError with one line if not."""
+    from medama_core.store.clickhouse import client as ch_client
     from medama_core.store.clickhouse import schema
     from medama_core.store.clickhouse.url import URLError, parse_url
 
@@ -1262,6 +1276,8 @@ def export_page_clickhouse(
 ) -> ExportPage:
     """`export_page` on ClickHouse analytics (store/clickhouse/bulk.export_window): the same text for the same
     rows, ties on the date in the order of their columns; `after` is that module's, not a rowid."""
+    from medama_core.store.clickhouse import bulk as ch_bulk
+
     if kind not in COLUMNS or fmt not in FORMATS:
         raise TransferError(f"cannot export {kind} as {fmt}")
     rows, following = ch_bulk.export_window(client, hostname, kind, after, limit)

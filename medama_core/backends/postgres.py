@@ -9,7 +9,6 @@ from __future__ import annotations
 from medama_core.backends.meta import MetaAdapter
 from medama_core.config import ConfigError
 from medama_core.store import postgres
-from medama_core.store.postgres import db as postgres_db
 from medama_core.store.postgres.errors import StartupError as PostgresStartupError
 
 
@@ -35,6 +34,8 @@ class PostgresMeta(MetaAdapter):
         await self.db.read(_probe)
 
     async def size(self) -> int | None:
+        from medama_core.store.postgres import db as postgres_db  # psycopg: loaded once open_meta found it
+
         try:
             return await self.db.read(postgres_db.database_size)
         except Exception:  # the server refused or failed the read: say unknown, not 0
