@@ -267,6 +267,17 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
         ),
     ),
     (
+        3,
+        (
+            # Retention (store/clickhouse/retention.py): per site, the Unix ms before which its raw views and
+            # events were deleted, the pre-aggregates kept. A site's floor is the largest row's.
+            """CREATE TABLE IF NOT EXISTS raw_floor (
+                hostname String,
+                floor Int64
+            ) ENGINE = MergeTree ORDER BY hostname""",
+        ),
+    ),
+    (
         4,
         (
             # Imported daily totals (store/clickhouse/imported.py): writing a key again replaces its values,
@@ -299,6 +310,7 @@ TABLES: Final = (
     "durations",
     "event_hours",
     "sites",
+    "raw_floor",
     "imported_days",
 )
 

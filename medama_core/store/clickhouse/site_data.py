@@ -45,6 +45,7 @@ _DERIVED: Final = {
     "durations": ("hostname",),
     "event_hours": ("site",),
     "sites": ("hostname",),
+    "raw_floor": ("hostname",),
 }
 _COLUMNS: Final = {
     "views": VIEW_TABLE_COLUMNS,
