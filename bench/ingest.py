@@ -404,6 +404,7 @@ PROFILE_STEPS = (
     ),
     ("enrichment (pipeline)", ("pipeline.py", "rows_for"), "endpoint wiring (api/events.py)"),
     ("hand-off to the writer thread", ("writer.py", "write"), "endpoint wiring (api/events.py)"),
+    ("client IP block lists", ("events.py", "_blocked"), "endpoint wiring (api/events.py)"),
 )
 
 
