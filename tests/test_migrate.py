@@ -154,7 +154,7 @@ def test_a_copy_down_that_fails_its_check_leaves_the_file_empty(tmp_path: Path, 
     _, analytics_url = servers.urls()
 
     ch = open_clickhouse(analytics_url)
-    view = dict.fromkeys(VIEW_COLUMNS, "")
+    view: dict[str, object] = dict.fromkeys(VIEW_COLUMNS, "")
     view.update(bid="same", hostname="example.com", pathname="/", is_unique_user=1, is_unique_page=1)
     view.update(duration_ms=None, date_created=1_700_000_000_000)
     try:
