@@ -234,12 +234,20 @@ def copy_analytics_down(source_url: str, target_path: str, out: TextIO) -> None:
     empty) if anything differs."""
     from medama_core.store import bulk as sqlite_bulk
     from medama_core.store import hits
-    from medama_core.store.clickhouse import bulk, site_data
-    from medama_core.store.clickhouse.client import ClickHouseError
-    from medama_core.transfer import open_clickhouse
+    from medama_core.store.clickhouse import bulk, schema, site_data
+    from medama_core.store.clickhouse.client import ClickHouseError, Client
+    from medama_core.store.clickhouse.url import URLError, parse_url
 
-    client = open_clickhouse(source_url)
-    target = _open_sqlite(target_path, analytics.MIGRATIONS, analytics.MARKER_TABLE, "-to-analyticsdb")
+    try:
+        client = Client.connect(parse_url(source_url))
+        schema.migrate(client, int(time.time() * 1000))  # a source of an older version is read at this one
+    except (URLError, ClickHouseError) as exc:
+        raise ConfigError(f"-analyticsdb: {exc}") from None
+    try:
+        target = _open_sqlite(target_path, analytics.MIGRATIONS, analytics.MARKER_TABLE, "-to-analyticsdb")
+    except MigrateError:
+        client.close()
+        raise
     try:
         held = [
             t for t in ("views", "events", "drops", "imported_days") if target.execute(f"SELECT 1 FROM {t}").fetchone()
