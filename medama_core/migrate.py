@@ -20,8 +20,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final, TextIO
 
 from medama_core.config import ConfigError, Option, help_text, option, parse_flags
-from medama_core.store import analytics, db, meta, stats
-from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS
+from medama_core.store import analytics, db, entries, meta, stats
+from medama_core.store.hits import EVENT_COLUMNS, INSERT_TRACKED_VIEW, TRACKED_VIEW_COLUMNS
 
 SYNOPSIS: Final = "medama migrate -to-appdb postgres://… -to-analyticsdb clickhouse://… [flags]"
 DESCRIPTION: Final = """Copy this install's SQLite databases (-appdb, -analyticsdb) into PostgreSQL (-to-appdb) and/or
@@ -121,7 +121,7 @@ def copy_analytics(source_path: str, target_url: str, out: TextIO) -> None:
     try:
         source.execute("BEGIN")  # one snapshot for the copy and the check
         for table, columns, insert in (
-            ("views", VIEW_COLUMNS, bulk.insert_views),
+            ("views", TRACKED_VIEW_COLUMNS, bulk.insert_views),  # with the internal referrers' paths
             ("events", EVENT_COLUMNS, bulk.insert_events),
         ):
             total = source.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -165,8 +165,9 @@ COUNTS: Final = (
 
 
 def check(sqlite_conn: sqlite3.Connection, client: Any, out: TextIO) -> None:
-    """Counts, then each site's all-time summary and top pages, on both sides; MigrateError naming the first
-    differences."""
+    """Counts, then each site's all-time summary, top pages and exit pages, on both sides; MigrateError naming
+    the first differences."""
+    from medama_core.store.clickhouse import entries as ch_entries
     from medama_core.store.clickhouse import stats as ch_stats
 
     problems = []
@@ -192,6 +193,8 @@ def check(sqlite_conn: sqlite3.Connection, client: Any, out: TextIO) -> None:
                 stats.list_stats(sqlite_conn, query, "pages", False, page),
                 ch_stats.list_stats(client, query, "pages", False, page),
             ),
+            # The internal referrers' paths came along (entry and exit pages).
+            ("exits", entries.exits(sqlite_conn, query, False, page), ch_entries.exits(client, query, False, page)),
         ):
             if ours != theirs:
                 problems.append(
@@ -201,7 +204,7 @@ def check(sqlite_conn: sqlite3.Connection, client: Any, out: TextIO) -> None:
         raise MigrateError("the copy does not match: " + "; ".join(problems[:3]))
     print(
         f"check: {counted['views']} views, {counted['events']} events; "
-        f"the summary and top pages of {len(sites)} sites match",
+        f"the summary, top pages and exit pages of {len(sites)} sites match",
         file=out,
     )
 
@@ -258,9 +261,9 @@ def copy_analytics_down(source_url: str, target_path: str, out: TextIO) -> None:
         for table, total_sql in (("views", "SELECT sum(sign) FROM views"), ("events", "SELECT count() FROM events")):
             total = int(client.rows(total_sql)[0][0] or 0)
             suspended = sqlite_bulk.suspend(target, table)
-            insert, done = hits.insert_sql(table), 0
+            insert, done = (INSERT_TRACKED_VIEW if table == "views" else hits.insert_sql(table)), 0
             batch: list[tuple[object, ...]] = []
-            for row in bulk.export_rows(client, table):
+            for row in _current_views(client) if table == "views" else bulk.export_rows(client, table):
                 batch.append(row)
                 if len(batch) == CHUNK_ROWS:
                     target.executemany(insert, batch)
@@ -297,6 +300,18 @@ def copy_analytics_down(source_url: str, target_path: str, out: TextIO) -> None:
             target.execute("ROLLBACK")
         target.close()
         client.close()
+
+
+_INTEGER_COLUMNS: Final = frozenset({"is_unique_user", "is_unique_page", "duration_ms", "date_created"})
+
+
+def _current_views(client: Any) -> Iterator[tuple[object, ...]]:
+    """Each view's current row in ClickHouse (an unloaded view once, with its last duration), with its internal
+    referrer's path, in the SQLite export's order (bulk.export_rows reads the columns export files carry)."""
+    integer = [column in _INTEGER_COLUMNS for column in TRACKED_VIEW_COLUMNS]
+    sql = f"SELECT {', '.join(TRACKED_VIEW_COLUMNS)} FROM views FINAL ORDER BY date_created, hostname, bid"
+    for fields in client.stream(sql, {}):
+        yield tuple(int(f) if is_int and f is not None else f for f, is_int in zip(fields, integer, strict=True))
 
 
 def _kind(location: str) -> str:

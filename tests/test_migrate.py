@@ -20,7 +20,7 @@ from tests.helpers import live_server
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
-ANSWERS = ("summary?previous=false", "pages", "referrers", "countries", "properties")
+ANSWERS = ("summary?previous=false", "pages", "referrers", "countries", "properties", "entries", "exits")
 
 
 def _meta_rows(path: str) -> dict[str, list[tuple[object, ...]]]:
@@ -66,7 +66,7 @@ def test_an_install_moves_up_and_answers_the_same(tmp_path: Path, servers: Stack
         assert client.post("/api/event/hit", body=json.dumps(hit).encode(), headers=headers).status == 204
         custom = {"e": "custom", "b": "migrate001", "g": "example.com", "d": {"plan": "pro"}}
         assert client.post("/api/event/hit", body=json.dumps(custom).encode(), headers=headers).status == 204
-        bot = {**hit, "b": "migrate002"}
+        bot = {**hit, "b": "migrate003"}
         assert (
             client.post("/api/event/hit", body=json.dumps(bot).encode(), headers={**headers, "User-Agent": BOT}).status
             == 204
@@ -76,9 +76,13 @@ def test_an_install_moves_up_and_answers_the_same(tmp_path: Path, servers: Stack
         note = {"start": "2024-06-10", "text": "Launch"}
         assert client.post("/api/websites/example.com/annotations", json_body=note).status == 201
         assert client.post("/api/user/keys", json_body={"name": "curl", "scope": "read"}).status == 201
+        # A second view arriving from /now by a link: /now has no exit, /then one (entry and exit pages).
+        hit = {**hit, "b": "migrate002", "u": "https://example.com/then", "r": "https://example.com/now", "q": False}
+        assert client.post("/api/event/hit", body=json.dumps(hit).encode(), headers=headers).status == 204
         plausible = (Path(__file__).parent / "importers" / "samples" / "plausible-export.zip").read_bytes()
         assert client.post("/api/websites/example.com/import?from=plausible", body=plausible).status == 200
         before = {path: client.get(f"/api/website/example.com/{path}").json() for path in ANSWERS}
+        assert {"path": "/now", "exits": 1} not in [{k: row[k] for k in ("path", "exits")} for row in before["exits"]]
         cookie = client.cookies["_me_sess"]
         client.close()
         appdb, analyticsdb = server.config.appdb, server.config.analyticsdb
@@ -88,8 +92,8 @@ def test_an_install_moves_up_and_answers_the_same(tmp_path: Path, servers: Stack
     assert migrate.main(args, {}, out) == 0, out.getvalue()
     report = out.getvalue()
     assert "app data: websites: 2 rows" in report and "app data: sessions: 1 rows" in report, report
-    assert "analytics: views: 321 of 321" in report, report
-    assert "check: 321 views, 339 events; the summary and top pages of 2 sites match" in report, report
+    assert "analytics: views: 322 of 322" in report, report
+    assert "check: 322 views, 339 events; the summary, top pages and exit pages of 2 sites match" in report, report
     assert "analytics: imported daily totals: " in report, report  # and the answers below include them
     with live_server(tmp_path / "copy", appdb=app_url, analyticsdb=analytics_url) as copy:
         client = copy.client()
@@ -109,9 +113,9 @@ def test_an_install_moves_up_and_answers_the_same(tmp_path: Path, servers: Stack
     assert migrate.main(args, {}, out) == 0, out.getvalue()
     report = out.getvalue()
     assert "app data: goals: 1 rows" in report and "app data: api_keys: 1 rows" in report, report
-    assert "analytics: views: 321 of 321" in report and "analytics: events: 339 of 339" in report, report
+    assert "analytics: views: 322 of 322" in report and "analytics: events: 339 of 339" in report, report
     assert "analytics: drops: 1 rows" in report, report
-    assert "check: 321 views, 339 events; the summary and top pages of 2 sites match" in report, report
+    assert "check: 322 views, 339 events; the summary, top pages and exit pages of 2 sites match" in report, report
     assert _meta_rows(back_app) == _meta_rows(appdb)
     with live_server(down, appdb=back_app, analyticsdb=back_analytics) as copy:
         client = copy.client()
