@@ -74,14 +74,6 @@ PEER_CACHE_SIZE: Final = 4096
 Sniff = Callable[[bytes], str]
 
 
-class _Dropped(Exception):
-    """A hit the pipeline drops silently (204), for `reason`."""
-
-    def __init__(self, reason: str, hostname: str = "") -> None:
-        self.reason = reason
-        self.hostname = hostname
-
-
 async def get_ping(request: Request, ctx: Context) -> Response:
     """`GET /event/ping`: "0" for the first request today, "1" after (spec §3.7)."""
     client(request, ctx)
@@ -120,14 +112,14 @@ async def ingest(hit: Hit, request: Request, ctx: Context, ip: str | None) -> bo
         if ip is None:
             raise HTTPError(400, "could not determine the client IP address")
         if _blocked(ctx, ip):
-            raise _Dropped(BLOCKED_IP, _site_of(ctx, hit))
+            raise pipeline.Dropped(BLOCKED_IP, _site_of(ctx, hit))
         headers = request.headers
         now_ms = int(time.time() * 1000)
         rows = pipeline.rows_for(
             hit, headers.get("user-agent", ""), headers.get("accept-language", ""), ctx.hostnames, now_ms
         )
         if rows.site and not ctx.quota.take(rows.site, now_ms // DAY_MS):
-            raise _Dropped(QUOTA, rows.site)
+            raise pipeline.Dropped(QUOTA, rows.site)
         if rows.view is not None:
             op: hits.Op = hits.NewView(rows.view, rows.events, rows.came_from)
         elif rows.duration is not None:
@@ -139,9 +131,6 @@ async def ingest(hit: Hit, request: Request, ctx: Context, ip: str | None) -> bo
     except pipeline.UnknownSite as unknown:
         raise unknown_site(ctx, unknown.host) from None
     except pipeline.Dropped as drop:
-        _count_drop(ctx, drop.reason, drop.hostname)
-        return False
-    except _Dropped as drop:
         _count_drop(ctx, drop.reason, drop.hostname)
         return False
     try:
