@@ -59,3 +59,16 @@ def test_rename_keeps_the_pre_aggregates_of_purged_days(ch: Client) -> None:
     assert answers("b.example") == before
     assert retention.raw_floor(ch, "b.example") == T0 + DAY and retention.raw_floor(ch, SITE) is None
     assert answers(SITE)[0]["current"]["pageviews"] == 0  # type: ignore[index]
+
+
+def test_the_previous_period_keeps_its_first_hour_after_a_purge(ch: Client) -> None:
+    """/summary's previous period starts a microsecond after midnight, so its first hour is cut: once
+    purged, that hour's views still count (as on SQLite, store/rollups.py _purged_edges)."""
+    views = [row(bid=f"o{m}", date_created=T0 + m * 60_000 + 5, duration_ms=300) for m in (0, 1, 30, 59, 61)]
+    views += [row(bid="n1", date_created=T0 + 2 * DAY + 5)]
+    assert hits.apply_batch(ch, [hits.NewView(v) for v in views]) == [None] * len(views)
+    q = Query(SITE, (T0 + DAY) * 1000, (T0 + 2 * DAY) * 1000 - 1)
+    before = stats.summary(ch, q, True, "day")
+    assert before["previous"]["pageviews"] == 5
+    assert retention.purge_step(ch, SITE, T0 + 2 * DAY) == retention.Step(5)
+    assert stats.summary(ch, q, True, "day") == before

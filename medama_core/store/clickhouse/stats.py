@@ -33,6 +33,7 @@ from medama_core.store.aggregate import Group, fraction
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.filters import where_sql
 from medama_core.store.clickhouse.medians import Family, middles
+from medama_core.store.clickhouse.retention import raw_floor
 from medama_core.store.clickhouse.schema import HOUR_MS, KIND_CODES, LABELS, ROW_COUNTS, SITE_KEY, SITE_KIND
 from medama_core.store.clickhouse.sql import in_list
 from medama_core.store.clickhouse.windows import Windows, plan
@@ -250,6 +251,23 @@ def _buckets(client: Client, query: Query, interval: str, start_us: int) -> tupl
     return groups, whole
 
 
+def _purged_start(client: Client, query: Query) -> int | None:
+    """The start of an unfiltered period, moved back to its hour's start when retention purged that hour
+    and the period reaches its end: the hour's raw rows are gone, its pre-aggregates count it whole.
+
+    /summary's previous period starts a microsecond after a midnight, so its first hour is cut and was
+    read raw, which after a purge counted none of its views. The answer equals the raw one unless a view
+    lay on that midnight itself (as on SQLite: store/rollups.py _purged_edges)."""
+    start, end = query.start, query.end
+    if start is None or start % HOUR_MS == 0:
+        return start
+    hour_end = start // HOUR_MS * HOUR_MS + HOUR_MS
+    if end is not None and end < hour_end - 1:
+        return start
+    floor = raw_floor(client, query.hostname)
+    return hour_end - HOUR_MS if floor is not None and hour_end <= floor else start
+
+
 def summary(client: Client, query: Query, previous: bool, interval: str | None) -> dict[str, Any]:
     """/summary: the period's metrics, the previous window's (with `previous`), the buckets (spec §4.2)."""
     query = _resolve(client, query)
@@ -265,7 +283,7 @@ def summary(client: Client, query: Query, previous: bool, interval: str | None) 
         else:
             families = [Family(Windows(query.start, query.end))]
         if before is not None:
-            families.append(Family(Windows(before.start, before.end)))
+            families.append(Family(Windows(_purged_start(client, before), before.end)))
         groups = _window_groups(client, query, families)
         result["current"] = _metrics(groups.get((0, -1 if interval is not None else 0), _EMPTY))
         if before is not None:
