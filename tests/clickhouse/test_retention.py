@@ -36,8 +36,9 @@ def test_purge_deletes_old_rows_and_keeps_unfiltered_answers(ch: Client) -> None
 def test_rename_keeps_the_pre_aggregates_of_purged_days(ch: Client) -> None:
     """A purged site renamed answers as before under its new name: the deleted days' pre-aggregates go
     with it, at every span level (a period over the purged and kept days reads spans straddling the floor)."""
+    hour = 3_600_000
     views = [
-        row(bid=f"o{h}", pathname=f"/{h % 3}", date_created=T0 + h * 3_600_000 + 5, duration_ms=h * 100) for h in range(20)
+        row(bid=f"o{h}", pathname=f"/{h % 3}", date_created=T0 + h * hour + 5, duration_ms=h * 100) for h in range(20)
     ]
     views += [row(bid=f"n{d}", pathname="/a", date_created=T0 + d * DAY + 5, duration_ms=700) for d in (2, 3, 9)]
     assert hits.apply_batch(ch, [hits.NewView(v) for v in views]) == [None] * len(views)
