@@ -88,6 +88,16 @@ export async function api(method, path, { query, body, raw, signal, auth = true 
 
 export const get = (path, query, options) => api("GET", path, { ...options, query });
 
+/**
+ * The X-Medama-Partial header of GET `/api${path}` (null when absent or on an error): a filtered answer that
+ * misses raw rows the site's retention deleted says from which day raw data is kept (api/retention.py).
+ */
+export async function partialNote(path, query, signal) {
+  const init = { signal, credentials: "same-origin", headers: { Accept: "application/json" } };
+  const response = await fetch("/api" + path + queryString(query), init);
+  return response.ok ? response.headers.get("X-Medama-Partial") : null;
+}
+
 /** The file name a Content-Disposition header gives (`attachment; filename="x.csv"`), else `fallback`. */
 export function dispositionName(header, fallback) {
   const match = /filename="([^"]+)"/.exec(header || "");

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from medama_core import goals
-from medama_core.api import Context
+from medama_core.api import Context, retention
 from medama_core.api.stats import parse_query
 from medama_core.api.websites import NOT_FOUND
 from medama_core.http.errors import HTTPError
@@ -88,4 +88,7 @@ async def get_goal_stats(request: Request, ctx: Context) -> Response:
             conversions -= int((await _totals(ctx, kept))["pageviews"])
         visitors = goals.visitors(goal, await _pages(ctx, views))
         rows.append(goals.goal_row(goal, conversions, visitors, site_visitors))
-    return json_response(rows)
+    response = json_response(rows)
+    if found:  # every goal narrows the filters: its numbers are read from raw rows
+        await retention.mark_partial(ctx, response, query.hostname, [query.start])
+    return response

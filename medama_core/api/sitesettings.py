@@ -4,8 +4,8 @@ A site's tracker features default to the tenant's (`script_type`, api/settings.p
 each one set here wins for that site. The build a site gets is served as
 `/script.js?site=<hostname>` (`script_for`): the packaged variant with its features
 and, when the site has its own list, its download extensions written in
-(assets.Assets.site_tracker). `retentionDays` and `timezone` are checked and
-stored, and change nothing yet.
+(assets.Assets.site_tracker). `retentionDays` is read by the background work
+(api/retention.py); `timezone` is checked and stored, and changes nothing yet.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from medama_core import goals
-from medama_core.api import Context
+from medama_core.api import Context, retention
 from medama_core.http.errors import HTTPError
 from medama_core.http.params import parse_time
 from medama_core.http.protocol import Request, Response, json_response
@@ -30,6 +30,9 @@ from medama_core.store.protocol import FIELDS, OPERATORS, Filter
 LIMIT_MAX = 5000  # upstream's schema bound on `limit`
 OFFSET_MAX = 5000  # upstream's schema bound on `offset`
 MAX_BUCKETS = 10_000  # a year of hours is 8,784; minute buckets over a month would be 44,640 rows of JSON
+# The background work also runs this often without stats reads: retention's cutoff moves once a UTC day,
+# and an hour late is soon enough for it (and for hours left dirty by a quiet site's last views).
+RETENTION_TICK_S = 3600
 
 _BOOLS = {"true": True, "false": False}
 
@@ -102,15 +105,36 @@ def parse_page(request: Request) -> stats.Page:
     return stats.Page(limit, offset or 0)
 
 
-async def _answer(ctx: Context, result: Awaitable[Any]) -> Response:
+async def _answer(
+    ctx: Context, result: Awaitable[Any], query: stats.Query, starts: list[int | None], raw: bool = False
+) -> Response:
+    """The answer as JSON, marked partial when it was read from raw rows (`raw`: unfiltered, yet read raw
+    on this engine) over a period starting before the site's raw floor (api/retention.py)."""
     answer = await result
     _schedule_refresh(ctx)
-    return json_response(answer)
+    response = json_response(answer)
+    if query.filters or raw:
+        await retention.mark_partial(ctx, response, query.hostname, starts)
+    return response
 
 
 def start_background(ctx: Context) -> None:
-    """Start the store's background work (at start-up: an import or a migration may have left plenty)."""
+    """Start the store's background work (at start-up: an import or a migration may have left plenty),
+    and again every RETENTION_TICK_S, so that retention deletes old rows on a site nobody looks at."""
     _schedule_refresh(ctx)
+    loop = asyncio.get_running_loop()
+    ticking = loop.create_task(_tick(ctx))
+
+    async def stop() -> None:
+        ticking.cancel()
+
+    ctx.on_shutdown.append(stop)
+
+
+async def _tick(ctx: Context) -> None:
+    while not ctx.analytics.closed:
+        await asyncio.sleep(RETENTION_TICK_S)
+        _schedule_refresh(ctx)
 
 
 def _schedule_refresh(ctx: Context) -> None:
@@ -127,7 +151,13 @@ def _schedule_refresh(ctx: Context) -> None:
 
 async def _refresh(ctx: Context) -> int:
     try:
-        return await ctx.analytics.maintain()
+        done = await ctx.analytics.maintain()
+        while await retention.purge(ctx):  # some rows wait for their hours to be rolled up first
+            rebuilt = await ctx.analytics.maintain()
+            done += rebuilt
+            if not rebuilt:
+                break
+        return done
     except Exception as exc:  # shutting down, or a busy database: the next request retries
         ctx.log.warn("rollup refresh failed", error=repr(exc))
         return 0
@@ -144,7 +174,8 @@ async def get_summary(request: Request, ctx: Context) -> Response:
             raise HTTPError(400, "interval: needs both start and end")
         if stats.bucket_count(interval, query.start_us, query.end_us) > MAX_BUCKETS:
             raise HTTPError(400, f"interval: {interval} buckets from start to end would be more than {MAX_BUCKETS}")
-    return await _answer(ctx, ctx.analytics.summary(query, previous, interval))
+    starts = retention.period_starts(query, previous)
+    return await _answer(ctx, ctx.analytics.summary(query, previous, interval), query, starts)
 
 
 def _list_handler(
@@ -157,7 +188,9 @@ def _list_handler(
         summary = _bool(request, "summary", False)
         page = parse_page(request)
         variant = flag is not None and _bool(request, flag, flag_default) != flag_default
-        return await _answer(ctx, ctx.analytics.list_stats(query, endpoint, summary, page, variant))
+        raw = "lists" in ctx.analytics.raw_unfiltered and not summary
+        answer = ctx.analytics.list_stats(query, endpoint, summary, page, variant)
+        return await _answer(ctx, answer, query, [query.start], raw)
 
     handler.__name__ = f"get_{endpoint}"
     return handler
@@ -178,12 +211,13 @@ get_languages = _list_handler("languages", "locale", False)
 async def get_time(request: Request, ctx: Context) -> Response:
     query = await parse_stats_query(request, ctx)
     summary = _bool(request, "summary", False)
-    return await _answer(ctx, ctx.analytics.time_stats(query, summary, parse_page(request)))
+    raw = "time" in ctx.analytics.raw_unfiltered and not summary
+    return await _answer(ctx, ctx.analytics.time_stats(query, summary, parse_page(request)), query, [query.start], raw)
 
 
 async def get_properties(request: Request, ctx: Context) -> Response:
     query = await parse_stats_query(request, ctx)
-    return await _answer(ctx, ctx.analytics.properties(query, parse_page(request)))
+    return await _answer(ctx, ctx.analytics.properties(query, parse_page(request)), query, [query.start])
 
 
 async def get_progress(request: Request, ctx: Context) -> Response:

@@ -12,9 +12,21 @@ from typing import Any
 from medama_core import transfer
 from medama_core.backends.meta import MetaAdapter
 from medama_core.config import StartupError
-from medama_core.store import analytics, columns, hits, imported, imported_stats, live, meta, rollups, site_data, stats
+from medama_core.store import (
+    analytics,
+    columns,
+    hits,
+    imported,
+    imported_stats,
+    live,
+    meta,
+    retention,
+    rollups,
+    site_data,
+    stats,
+)
 from medama_core.store.db import Database, Migration, UnusableFile
-from medama_core.store.protocol import Op, Outcomes, Page, Query
+from medama_core.store.protocol import Op, Outcomes, Page, Query, Step
 
 
 def open_database(path: str, migrations: tuple[Migration, ...], marker: str, flag: str) -> Database:
@@ -63,6 +75,7 @@ class SQLiteAnalytics:
     """AnalyticsStore on me_analytics.db: the stats read in one snapshot each, with the imported days added."""
 
     engine = "sqlite"
+    raw_unfiltered: frozenset[str] = frozenset()  # every unfiltered answer of a rolled-up hour is from rollups
 
     def __init__(self, path: str, flag: str = "-analyticsdb") -> None:
         self.db = open_database(path, analytics.MIGRATIONS, analytics.MARKER_TABLE, flag)
@@ -131,6 +144,12 @@ class SQLiteAnalytics:
 
     async def progress(self, hostname: str, now_ms: int) -> dict[str, int]:
         return await self.db.read(rollups.site_pending, hostname, now_ms)
+
+    async def purge_step(self, hostname: str, before_ms: int) -> Step:
+        return await self.db.write(retention.purge_step, hostname, before_ms)
+
+    async def raw_floor(self, hostname: str) -> int | None:
+        return await self.db.read(retention.raw_floor, hostname)
 
     async def maintain(self) -> int:
         """The rollups' background work until none is left: closed dirty hours first (a batch of about

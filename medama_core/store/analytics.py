@@ -418,4 +418,15 @@ MIGRATIONS: tuple[Migration, ...] = (
                 SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM events e JOIN views v ON v.bid = e.bid""",
         ),
     ),
+    Migration(
+        14,
+        (
+            # Retention (store/retention.py): per site, the Unix ms before which its raw views and events
+            # were deleted, their hours kept as rollups only. A filtered answer reaching before it is partial.
+            """CREATE TABLE raw_floor (
+                hostname TEXT NOT NULL PRIMARY KEY,
+                floor INTEGER NOT NULL
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )

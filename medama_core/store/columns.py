@@ -370,6 +370,13 @@ def drop_day(conn: sqlite3.Connection, hostname: str, day: int) -> None:
     conn.execute("DELETE FROM column_days WHERE hostname = ? AND day = ?", (hostname, day))
 
 
+def mark_uncopied(conn: sqlite3.Connection, hostname: str, day: int) -> None:
+    """Drop a day's copies for good: its raw rows are gone (store/retention.py). The day keeps a meta row
+    saying it is not copied, so `backfill` does not copy it again from nothing."""
+    drop_day(conn, hostname, day)
+    conn.execute(_INSERT_SQL, (hostname, day, META, json.dumps({"rows": NOT_COPIED}), b""))
+
+
 def backfill(conn: sqlite3.Connection, limit: int = BACKFILL_DAYS_PER_CALL) -> int:
     """Copy up to `limit` built days that have no copy yet (days built before migration 7); return how many."""
     missing = conn.execute(_MISSING_SQL, {"day": rollups.DAY, "limit": limit}).fetchall()

@@ -11,10 +11,34 @@ import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from medama_core.store.db import Migration, Transaction
+
+# The value types and row decoders both meta engines share (re-exported: callers import them from here).
+from medama_core.store.meta_rows import (
+    ANNOTATION_COLUMNS,
+    FLAG_FIELDS,
+    GOAL_COLUMNS,
+    KEY_COLUMNS,
+    KEY_WIDTH,
+    SHARE_COLUMNS,
+    USER_WIDTH,
+    annotation_from_row,
+    api_key_from_row,
+    goal_from_row,
+    share_from_row,
+    site_settings_from_row,
+    user_from_row,
+)
+from medama_core.store.meta_rows import SITE_SETTING_FIELDS as SITE_SETTING_FIELDS
+from medama_core.store.meta_rows import Annotation as Annotation
+from medama_core.store.meta_rows import ApiKey as ApiKey
+from medama_core.store.meta_rows import Goal as Goal
+from medama_core.store.meta_rows import Share as Share
+from medama_core.store.meta_rows import SiteSettings as SiteSettings
+from medama_core.store.meta_rows import Totp as Totp
+from medama_core.store.meta_rows import User as User
+from medama_core.store.meta_rows import merge_site_settings as merge_site_settings
 
 # A table only this database has: a file holding other tables but not this one is refused (store/db.open_file).
 MARKER_TABLE = "users"
@@ -303,41 +327,15 @@ class AlreadyExists(Exception):
     """A write would break a UNIQUE rule (username, hostname); the API answers 409."""
 
 
-@dataclass(frozen=True, slots=True)
-class User:
-    id: str
-    username: str
-    password: str
-    date_created: int
-    date_updated: int
-    settings: str  # JSON text, upstream's `{"language":"en"}`
-    password_is_default: bool | None = None  # None: not known yet (see migration 3)
-    role: str = "admin"  # "admin" or "viewer" (permissions.Role)
-    totp: bool = False  # two-factor login is on: signing in needs a code
-
-
 _USER_COLUMNS = (
     "u.id, u.username, u.password, u.date_created, u.date_updated, u.settings, u.password_is_default, u.role,"
     " EXISTS (SELECT 1 FROM totp t WHERE t.user_id = u.id AND t.enabled = 1)"
 )
-_USER_WIDTH = 9  # columns in _USER_COLUMNS
-
-
-def _user(row: Any) -> User | None:
-    """A `users` row (selected with _USER_COLUMNS first) as a User."""
-    if row is None:
-        return None
-    user_id, username, password, created, updated, settings, is_default, role, totp = row[:_USER_WIDTH]
-    default = None if is_default is None else bool(is_default)
-    return User(
-        str(user_id), str(username), str(password), int(created), int(updated), str(settings), default, str(role),
-        bool(totp),
-    )  # fmt: skip
 
 
 def get_user(conn: sqlite3.Connection, user_id: str) -> User | None:
     row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users u WHERE u.id = :id", {"id": user_id}).fetchone()
-    return _user(row)
+    return user_from_row(row)
 
 
 def get_user_by_username(conn: sqlite3.Connection, username: str) -> User | None:
@@ -345,7 +343,7 @@ def get_user_by_username(conn: sqlite3.Connection, username: str) -> User | None
     row = conn.execute(
         f"SELECT {_USER_COLUMNS} FROM users u WHERE u.username = :username", {"username": username}
     ).fetchone()
-    return _user(row)
+    return user_from_row(row)
 
 
 def update_user(
@@ -393,7 +391,7 @@ def set_password_is_default(conn: sqlite3.Connection, user_id: str, is_default: 
 def users_with_unknown_default(conn: sqlite3.Connection) -> list[User]:
     """Users whose password has not been checked against DEFAULT_ADMIN_PASSWORD yet (see migration 3)."""
     rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users u WHERE u.password_is_default IS NULL ORDER BY u.rowid")
-    return [user for user in map(_user, rows) if user is not None]
+    return [user for user in map(user_from_row, rows) if user is not None]
 
 
 def usernames_with_default_password(conn: sqlite3.Connection) -> list[str]:
@@ -428,8 +426,8 @@ def session_user(conn: sqlite3.Connection, token_hash: bytes) -> tuple[User, int
         " WHERE s.token_hash = :hash",
         {"hash": token_hash},
     ).fetchone()
-    user = _user(row)
-    return None if user is None else (user, int(row[_USER_WIDTH]))
+    user = user_from_row(row)
+    return None if user is None else (user, int(row[USER_WIDTH]))
 
 
 def delete_session(conn: sqlite3.Connection, token_hash: bytes) -> bool:
@@ -483,56 +481,9 @@ def delete_website(conn: sqlite3.Connection, hostname: str) -> bool:
 # A website's own settings: one row per site that has any, every column NULL when unset.
 
 
-@dataclass(frozen=True, slots=True)
-class SiteSettings:
-    """A website's settings; None everywhere means "as the tenant's" (features) or "not set"."""
-
-    click_events: bool | None = None
-    page_events: bool | None = None
-    outbound_links: bool | None = None
-    file_downloads: bool | None = None
-    not_found_pages: bool | None = None
-    download_extensions: tuple[str, ...] | None = None
-    retention_days: int | None = None
-    timezone: str | None = None
-
-
-SITE_SETTING_FIELDS = (
-    "click_events",
-    "page_events",
-    "outbound_links",
-    "file_downloads",
-    "not_found_pages",
-    "download_extensions",
-    "retention_days",
-    "timezone",
-)  # the columns of `website_settings` besides hostname and date_updated, in SiteSettings' order
-_FLAG_FIELDS = frozenset(SITE_SETTING_FIELDS[:5])
-
-
-def merge_site_settings(current: SiteSettings, changes: dict[str, object]) -> SiteSettings:
-    """`current` with the named fields replaced; KeyError for a name that is not a field."""
-    unknown = set(changes) - set(SITE_SETTING_FIELDS)
-    if unknown:
-        raise KeyError(f"no site setting {sorted(unknown)[0]!r}")
-    values: dict[str, Any] = {name: changes.get(name, getattr(current, name)) for name in SITE_SETTING_FIELDS}
-    return SiteSettings(**values)
-
-
-def _site_settings(row: Any) -> SiteSettings:
-    """A `website_settings` row (the SITE_SETTING_FIELDS) as SiteSettings."""
-    values = dict(zip(SITE_SETTING_FIELDS, row, strict=True))
-    for name in _FLAG_FIELDS:
-        if values[name] is not None:
-            values[name] = bool(values[name])
-    text = values["download_extensions"]
-    values["download_extensions"] = None if text is None else tuple(text.split(",") if text else ())
-    return SiteSettings(**values)
-
-
 def _site_settings_params(hostname: str, settings: SiteSettings, now: int) -> dict[str, object]:
     params: dict[str, object] = {name: getattr(settings, name) for name in SITE_SETTING_FIELDS}
-    for name in _FLAG_FIELDS:
+    for name in FLAG_FIELDS:
         if params[name] is not None:
             params[name] = int(bool(params[name]))
     extensions = settings.download_extensions
@@ -546,13 +497,13 @@ def get_site_settings(conn: sqlite3.Connection, hostname: str) -> SiteSettings:
         f"SELECT {', '.join(SITE_SETTING_FIELDS)} FROM website_settings WHERE hostname = :hostname",
         {"hostname": hostname},
     ).fetchone()
-    return SiteSettings() if row is None else _site_settings(row)
+    return SiteSettings() if row is None else site_settings_from_row(row)
 
 
 def list_site_settings(conn: sqlite3.Connection) -> dict[str, SiteSettings]:
     """Every site's stored settings, by hostname (sites without a row are left out)."""
     rows = conn.execute(f"SELECT hostname, {', '.join(SITE_SETTING_FIELDS)} FROM website_settings ORDER BY hostname")
-    return {str(row[0]): _site_settings(row[1:]) for row in rows}
+    return {str(row[0]): site_settings_from_row(row[1:]) for row in rows}
 
 
 def update_site_settings(
@@ -580,26 +531,6 @@ def update_site_settings(
 # Annotations: notes on a date or a range of dates of one site, shown on its chart.
 
 
-@dataclass(frozen=True, slots=True)
-class Annotation:
-    id: str
-    hostname: str
-    start: str  # YYYY-MM-DD
-    end: str | None  # YYYY-MM-DD, not before start; None for a single day
-    text: str
-    created: int  # unix seconds
-
-
-_ANNOTATION_COLUMNS = "id, hostname, start_date, end_date, text, date_created"
-
-
-def _annotation(row: Any) -> Annotation:
-    note_id, hostname, start, end, text, created = row
-    return Annotation(
-        str(note_id), str(hostname), str(start), None if end is None else str(end), str(text), int(created)
-    )
-
-
 def insert_annotation(conn: sqlite3.Connection, annotation: Annotation, max_per_site: int) -> bool:
     """Store a note; False (nothing stored) when the site already has `max_per_site` notes.
     Raises AlreadyExists for a taken id or a site that does not exist."""
@@ -611,7 +542,7 @@ def insert_annotation(conn: sqlite3.Connection, annotation: Annotation, max_per_
             if count >= max_per_site:
                 return False
             conn.execute(
-                f"INSERT INTO annotations ({_ANNOTATION_COLUMNS})"
+                f"INSERT INTO annotations ({ANNOTATION_COLUMNS})"
                 " VALUES (:id, :hostname, :start, :end, :text, :created)",
                 {
                     "id": annotation.id,
@@ -632,12 +563,12 @@ def list_annotations(
 ) -> list[Annotation]:
     """The site's notes that touch the days `start`..`end` (each bound optional), by start day then creation."""
     rows = conn.execute(
-        f"SELECT {_ANNOTATION_COLUMNS} FROM annotations WHERE hostname = :hostname"
+        f"SELECT {ANNOTATION_COLUMNS} FROM annotations WHERE hostname = :hostname"
         " AND (:end IS NULL OR start_date <= :end) AND (:start IS NULL OR coalesce(end_date, start_date) >= :start)"
         " ORDER BY start_date, date_created, id",
         {"hostname": hostname, "start": start, "end": end},
     )
-    return [_annotation(row) for row in rows]
+    return [annotation_from_row(row) for row in rows]
 
 
 def delete_annotation(conn: sqlite3.Connection, hostname: str, annotation_id: str) -> bool:
@@ -645,33 +576,6 @@ def delete_annotation(conn: sqlite3.Connection, hostname: str, annotation_id: st
         "DELETE FROM annotations WHERE hostname = :hostname AND id = :id", {"hostname": hostname, "id": annotation_id}
     )
     return cursor.rowcount > 0
-
-
-@dataclass(frozen=True, slots=True)
-class Goal:
-    id: str
-    hostname: str
-    name: str
-    page: str | None  # a path pattern (`*`: any run of characters); None for an event goal
-    prop_name: str | None  # an event goal's custom property name; None for a page goal
-    prop_value: str | None  # the property's value it needs; None: any value
-    created: int  # unix seconds
-
-
-_GOAL_COLUMNS = "id, hostname, name, page, prop_name, prop_value, date_created"
-
-
-def _goal(row: Any) -> Goal:
-    goal_id, hostname, name, page, prop_name, prop_value, created = row
-    return Goal(
-        str(goal_id),
-        str(hostname),
-        str(name),
-        None if page is None else str(page),
-        None if prop_name is None else str(prop_name),
-        None if prop_value is None else str(prop_value),
-        int(created),
-    )
 
 
 def _goal_params(goal: Goal) -> dict[str, object]:
@@ -697,7 +601,7 @@ def insert_goal(conn: sqlite3.Connection, goal: Goal, max_per_site: int) -> bool
             if count >= max_per_site:
                 return False
             conn.execute(
-                f"INSERT INTO goals ({_GOAL_COLUMNS})"
+                f"INSERT INTO goals ({GOAL_COLUMNS})"
                 " VALUES (:id, :hostname, :name, :page, :prop_name, :prop_value, :created)",
                 _goal_params(goal),
             )
@@ -709,10 +613,10 @@ def insert_goal(conn: sqlite3.Connection, goal: Goal, max_per_site: int) -> bool
 def list_goals(conn: sqlite3.Connection, hostname: str) -> list[Goal]:
     """The site's goals, oldest first."""
     rows = conn.execute(
-        f"SELECT {_GOAL_COLUMNS} FROM goals WHERE hostname = :hostname ORDER BY date_created, id",
+        f"SELECT {GOAL_COLUMNS} FROM goals WHERE hostname = :hostname ORDER BY date_created, id",
         {"hostname": hostname},
     )
-    return [_goal(row) for row in rows]
+    return [goal_from_row(row) for row in rows]
 
 
 def delete_goal(conn: sqlite3.Connection, hostname: str, goal_id: str) -> bool:
@@ -765,7 +669,7 @@ class MissingWebsite(Exception):
 
 def list_users(conn: sqlite3.Connection) -> list[User]:
     rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users u ORDER BY u.username")
-    return [user for user in map(_user, rows) if user is not None]
+    return [user for user in map(user_from_row, rows) if user is not None]
 
 
 def count_admins(conn: sqlite3.Connection) -> int:
@@ -819,29 +723,6 @@ def set_grants(conn: sqlite3.Connection, user_id: str, hostnames: list[str]) -> 
 # API keys. Only SHA-256(key) is stored; the key itself is shown once, when it is created.
 
 
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    id: str
-    user_id: str
-    name: str
-    scope: str  # "read" or "admin" (permissions.Scope)
-    date_created: int
-    date_expires: int | None = None  # Unix s; None: never
-    date_used: int | None = None  # Unix s of the last request made with it (to the minute); None: never used
-
-
-_KEY_COLUMNS = "k.id, k.user_id, k.name, k.scope, k.date_created, k.date_expires, k.date_used"
-_KEY_WIDTH = 7
-
-
-def _api_key(row: Any) -> ApiKey:
-    key_id, user_id, name, scope, created, expires, used = row[:_KEY_WIDTH]
-    return ApiKey(
-        str(key_id), str(user_id), str(name), str(scope), int(created),
-        None if expires is None else int(expires), None if used is None else int(used),
-    )  # fmt: skip
-
-
 def new_key_id() -> str:
     """A `key_`-prefixed, time-ordered id, like user ids."""
     return "key_" + _time_ordered_suffix()
@@ -867,23 +748,23 @@ def insert_api_key(conn: sqlite3.Connection, key: ApiKey, key_hash: bytes) -> No
 def list_api_keys(conn: sqlite3.Connection, user_id: str) -> list[ApiKey]:
     """The user's keys, oldest first."""
     rows = conn.execute(
-        f"SELECT {_KEY_COLUMNS} FROM api_keys k WHERE k.user_id = :id ORDER BY k.date_created, k.id", {"id": user_id}
+        f"SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.user_id = :id ORDER BY k.date_created, k.id", {"id": user_id}
     )
-    return [_api_key(row) for row in rows]
+    return [api_key_from_row(row) for row in rows]
 
 
 def api_key_user(conn: sqlite3.Connection, key_hash: bytes) -> tuple[ApiKey, User] | None:
     """The key with this hash and its owner, expired or not."""
     row = conn.execute(
-        f"SELECT {_KEY_COLUMNS}, {_USER_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id"
+        f"SELECT {KEY_COLUMNS}, {_USER_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id"
         " WHERE k.key_hash = :hash",
         {"hash": key_hash},
     ).fetchone()
     if row is None:
         return None
-    user = _user(row[_KEY_WIDTH:])
+    user = user_from_row(row[KEY_WIDTH:])
     assert user is not None
-    return _api_key(row), user
+    return api_key_from_row(row), user
 
 
 def touch_api_key(conn: sqlite3.Connection, key_id: str, now: int) -> None:
@@ -899,13 +780,6 @@ def delete_api_key(conn: sqlite3.Connection, user_id: str, key_id: str) -> bool:
 
 
 # Two-factor login (TOTP, RFC 6238) and its one-time recovery codes (SHA-256 hashes).
-
-
-@dataclass(frozen=True, slots=True)
-class Totp:
-    secret: str  # base32, as the authenticator app got it
-    enabled: bool  # False until the first code confirms the app has it
-    last_step: int  # the time step of the last code accepted; a code of that step or earlier is refused
 
 
 def get_totp(conn: sqlite3.Connection, user_id: str) -> Totp | None:
@@ -981,36 +855,11 @@ def delete_totp(conn: sqlite3.Connection, user_id: str) -> bool:
 # Share links: a site's dashboard, read-only, for whoever has the link (and its password, if it has one).
 
 
-@dataclass(frozen=True, slots=True)
-class Share:
-    id: str
-    hostname: str
-    name: str
-    password: str | None  # a password hash (passwords.py); None: no password
-    k: int  # rows with fewer visitors are hidden; 0 and 1 hide nothing
-    panels: tuple[str, ...]  # the stats shown besides the totals; (): all
-    frame_ancestors: tuple[str, ...]  # origins that may embed it in a frame; (): none
-    date_created: int
-    date_expires: int | None = None  # Unix s; None: never
-
-
-_SHARE_COLUMNS = "id, hostname, name, password, k, panels, frame_ancestors, date_created, date_expires"
-
-
-def _share(row: Any) -> Share:
-    share_id, hostname, name, password, k, panels, ancestors, created, expires = row
-    return Share(
-        str(share_id), str(hostname), str(name), None if password is None else str(password), int(k),
-        tuple(p for p in str(panels).split(",") if p), tuple(a for a in str(ancestors).split(" ") if a),
-        int(created), None if expires is None else int(expires),
-    )  # fmt: skip
-
-
 def insert_share(conn: sqlite3.Connection, share: Share) -> None:
     """Raises MissingWebsite if the site is gone."""
     try:
         conn.execute(
-            f"INSERT INTO shares ({_SHARE_COLUMNS}) VALUES (:id, :hostname, :name, :password, :k, :panels,"
+            f"INSERT INTO shares ({SHARE_COLUMNS}) VALUES (:id, :hostname, :name, :password, :k, :panels,"
             " :frame_ancestors, :date_created, :date_expires)",
             {
                 "id": share.id,
@@ -1033,15 +882,15 @@ def insert_share(conn: sqlite3.Connection, share: Share) -> None:
 def list_shares(conn: sqlite3.Connection, hostname: str) -> list[Share]:
     """The site's shares, oldest first."""
     rows = conn.execute(
-        f"SELECT {_SHARE_COLUMNS} FROM shares WHERE hostname = :hostname ORDER BY date_created, id",
+        f"SELECT {SHARE_COLUMNS} FROM shares WHERE hostname = :hostname ORDER BY date_created, id",
         {"hostname": hostname},
     )
-    return [_share(row) for row in rows]
+    return [share_from_row(row) for row in rows]
 
 
 def get_share(conn: sqlite3.Connection, share_id: str) -> Share | None:
-    row = conn.execute(f"SELECT {_SHARE_COLUMNS} FROM shares WHERE id = :id", {"id": share_id}).fetchone()
-    return None if row is None else _share(row)
+    row = conn.execute(f"SELECT {SHARE_COLUMNS} FROM shares WHERE id = :id", {"id": share_id}).fetchone()
+    return None if row is None else share_from_row(row)
 
 
 def delete_share(conn: sqlite3.Connection, hostname: str, share_id: str) -> bool:

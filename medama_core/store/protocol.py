@@ -43,6 +43,7 @@ from medama_core.store.meta import User as User
 from medama_core.store.meta import new_annotation_id as new_annotation_id
 from medama_core.store.meta import new_goal_id as new_goal_id
 from medama_core.store.meta import new_key_id as new_key_id
+from medama_core.store.retention import Step as Step
 from medama_core.store.stats import LISTS as LISTS
 from medama_core.store.stats import STEPS_US as STEPS_US
 from medama_core.store.stats import Page as Page
@@ -241,6 +242,20 @@ class AnalyticsStore(Protocol):
     async def progress(self, hostname: str, now_ms: int) -> dict[str, int]:
         """The site's background work still waiting ({"hours": closed dirty hours, "blocks": blocks to
         build} on SQLite; none on engines that have no such work)."""
+        ...
+
+    # Answers that read raw rows even without filters on this engine ("lists": full list rows, "time": /time
+    # without summary): after retention deleted raw rows they are partial too (api/retention.py).
+    raw_unfiltered: frozenset[str]
+
+    async def purge_step(self, hostname: str, before_ms: int) -> Step:
+        """Retention: delete one small batch (SQLite) or all (ClickHouse) of the site's raw rows older than
+        `before_ms` (a UTC midnight), keeping their rollups/pre-aggregates; `deleted` 0 when none may go now,
+        `waiting` when some wait for their hours to be rolled up first (run `maintain`, then again)."""
+        ...
+
+    async def raw_floor(self, hostname: str) -> int | None:
+        """Unix ms before which retention deleted the site's raw rows; None when it deleted none."""
         ...
 
     async def maintain(self) -> int:

@@ -315,6 +315,21 @@ def _grow_sites(conn: sqlite3.Connection, hostnames: Iterable[str]) -> None:
             )
 
 
+def keep_every_kind(conn: sqlite3.Connection, hostname: str) -> bool:
+    """Make a small site keep rows of every kind, as if it had grown (store/retention.py: its lists must
+    not need raw rows that are to go); True when its hours now wait to be rebuilt, False when it already did."""
+    if site_full(conn, hostname):
+        return False
+    views = conn.execute("SELECT views FROM rollup_sites WHERE hostname = ?", (hostname,)).fetchone()
+    conn.execute("INSERT OR REPLACE INTO rollup_sites VALUES (?, ?, 1)", (hostname, views[0] if views else 0))
+    conn.execute(
+        f"INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT hostname, date_created / {HOUR_MS}"
+        " FROM views WHERE hostname = ?",
+        (hostname,),
+    )
+    return True
+
+
 # ---- rebuilding hours ---------------------------------------------------------------------------------
 
 
@@ -541,6 +556,18 @@ def build_blocks(conn: sqlite3.Connection, now_ms: int, limit: int | None = None
             if pieces.pieces and _views(conn, hostname, pieces) >= MIN_BLOCK_VIEWS:
                 _build_block(conn, hostname, span, period, pieces)
     return len(due)
+
+
+def build_day_now(conn: sqlite3.Connection, hostname: str, day: int) -> None:
+    """Build a closed, clean UTC day's block now, whatever its views (store/retention.py: its raw rows are
+    to go, and the block's copy and day runs are read from them), and take it off the queue."""
+    conn.execute("DELETE FROM rollup_todo WHERE hostname = ? AND span = ? AND period = ?", (hostname, DAY, day))
+    if conn.execute(_BUILT_SQL, {"hostname": hostname, "span": DAY, "lo": day, "hi": day}).fetchone():
+        return
+    pieces = plan(conn, hostname, day * DAY_MS, (day + 1) * DAY_MS - 1, [s for s in SPANS if s < DAY])
+    assert not pieces.raw, "a clean day's hours are all rolled up"
+    if pieces.pieces:
+        _build_block(conn, hostname, DAY, day, pieces)
 
 
 def _views(conn: sqlite3.Connection, hostname: str, the_plan: Plan) -> int:
@@ -770,7 +797,7 @@ def plan(
     (time buckets: a block must not straddle a bucket's edge).
     """
     result = Plan()
-    result.raw, hours = whole_hours(conn, hostname, start, end)
+    result.raw, hours = whole_hours(conn, hostname, start, end, whole_days=True)
     if hours is None:
         return result
     first, last = hours
@@ -798,10 +825,12 @@ def plan(
 
 
 def whole_hours(
-    conn: sqlite3.Connection, hostname: str, start: int | None, end: int | None
+    conn: sqlite3.Connection, hostname: str, start: int | None, end: int | None, whole_days: bool = False
 ) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
     """The partial hours at the ends of [start, end] (inclusive Unix ms; None = unbounded), to read raw,
-    and the first and last whole hour inside it that the site's rows can be in (None: none)."""
+    and the first and last whole hour inside it that the site's rows can be in (None: none). With
+    `whole_days`, the site's first and last UTC days count whole (within the range), so that those days'
+    blocks fit: after retention a day's raw rows are gone and only its block knows all of it."""
     raw: list[tuple[int, int]] = []
     first = None if start is None else -(-start // HOUR_MS)  # first whole hour
     last = None if end is None else (end + 1) // HOUR_MS - 1  # last whole hour
@@ -816,6 +845,8 @@ def whole_hours(
     low, high = conn.execute(_DATA_HOURS_SQL, {"hostname": hostname}).fetchone()
     if low is None:
         return raw, None
+    if whole_days:
+        low, high = low // DAY * DAY, (high // DAY + 1) * DAY - 1
     first = low if first is None else max(first, low)  # no row lies outside the site's data hours
     last = high if last is None else min(last, high)
     return raw, None if first > last else (first, last)

@@ -8,7 +8,7 @@ import { DEFINITIONS, bounceNote, bounceState } from "../metrics.js";
 import { Link, navigate } from "../router.jsx";
 import { currentShare, shows, statsPath } from "../scope.js";
 import { ExportCsv } from "./insights.jsx";
-import { DETAIL_PARAMS, siteHref, useStatsBase, without } from "./site.jsx";
+import { DETAIL_PARAMS, PartialNotice, siteHref, useStatsBase, without } from "./site.jsx";
 
 export const PAGE_SIZES = [10, 25, 50, 100];
 const SORTED_LIMIT = 5000; // the API's largest page: a sort other than the server's order loads this many rows
@@ -136,6 +136,7 @@ export function Detail({ hostname, name, query }) {
             {/* The owner's export; a share link's visitor reads the table as the link shows it. */}
             {!currentShare() && <ExportCsv path={`/website/${encodeURIComponent(hostname)}/${name}`} params={exportParams} name={`${hostname}-${name}.csv`} />}
           </div>
+          <PartialNotice path={statsPath(hostname, name)} query={{ ...exportParams, limit: 1 }} cacheKey={`${stats.key}|${name}|partial`} />
           {error ? (
             <ErrorView error={error} />
           ) : data === undefined ? (

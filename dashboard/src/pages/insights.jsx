@@ -312,7 +312,10 @@ export function SiteTracker({ hostname }) {
           <option key={zone} value={zone} />
         ))}
       </datalist>
-      <p class="muted small">Retention and time zone are stored for what comes next: for now no data is deleted, and days are counted as before.</p>
+      <p class="muted small">
+        Visits older than that many days are deleted in the background; their daily totals stay, so charts and unfiltered
+        numbers do not change, but filters can no longer split those days. The time zone is stored for what comes next.
+      </p>
       {(state.error || state.message) && (
         <p class={state.error ? "form-error" : "form-ok"} role={state.error ? "alert" : "status"}>
           {state.error || state.message}

@@ -1,6 +1,6 @@
 // The site dashboard: period and filters from the URL, metric boxes, chart with the previous period, five panels.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, ApiError } from "../api.js";
+import { api, ApiError, partialNote } from "../api.js";
 import { Chart, Empty, ErrorView, Label, Loading, SnippetNote, Snippet, Tabs } from "../components.jsx";
 import { DATASETS, datasetParams, displayLabel, labelCode, rowLabel } from "../datasets.js";
 import { reasonText, unknownSites } from "../drops.js";
@@ -676,6 +676,31 @@ function ImportedNotice({ hostname, period }) {
   );
 }
 
+/**
+ * A note when an answer misses visits the site's retention deleted (api/retention.py): asks `path` with `query`
+ * (null: nothing to ask) and shows the X-Medama-Partial header's day. `cacheKey` says when to ask again.
+ */
+export function PartialNotice({ path, query, cacheKey }) {
+  const [note, setNote] = useState(null);
+  const queryRef = useRef(query);
+  queryRef.current = query;
+  useEffect(() => {
+    setNote(null);
+    if (path === null) return undefined;
+    const controller = new AbortController();
+    partialNote(path, queryRef.current, controller.signal).then(setNote, () => {});
+    return () => controller.abort();
+  }, [path, cacheKey]);
+  if (!note) return null;
+  const day = note.replace(/^raw data kept from /, "");
+  return (
+    <p class="muted small partial-notice" role="note" data-testid="partial-notice">
+      These numbers count only visits from {day} on: older visits are kept as totals only (this site's retention),
+      which filters and some detail columns cannot split. The chart and the numbers without filters are complete.
+    </p>
+  );
+}
+
 export function SiteDashboard({ hostname, query }) {
   useTitle(hostname);
   const stats = useStatsBase(hostname, query);
@@ -728,6 +753,11 @@ export function SiteDashboard({ hostname, query }) {
       )}
       {!shared && <FirstHitWait hostname={hostname} onHit={stats.refresh} />}
       <ImportedNotice hostname={hostname} period={period} />
+      <PartialNotice
+        path={stats.filters.length ? site : null}
+        query={{ ...base, previous: true }}
+        cacheKey={`${key}|partial`}
+      />
       <div class="filter-bar">
         <FilterChips hostname={hostname} query={query} filters={stats.filters} path={path} />
         <AddFilter query={query} path={path} />

@@ -263,6 +263,17 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             ORDER BY (day, hostname, reason)""",
         ),
     ),
+    (
+        3,
+        (
+            # Retention (store/clickhouse/retention.py): per site, the Unix ms before which its raw views and
+            # events were deleted, the pre-aggregates kept. A site's floor is the largest row's.
+            """CREATE TABLE IF NOT EXISTS raw_floor (
+                hostname String,
+                floor Int64
+            ) ENGINE = MergeTree ORDER BY hostname""",
+        ),
+    ),
 )
 TABLES: Final = (
     "views",
@@ -274,6 +285,7 @@ TABLES: Final = (
     "durations",
     "event_hours",
     "sites",
+    "raw_floor",
 )
 
 _VERSIONS: Final = """CREATE TABLE IF NOT EXISTS medama_schema (

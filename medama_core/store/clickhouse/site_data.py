@@ -42,6 +42,7 @@ _DERIVED: Final = {
     "durations": ("hostname",),
     "event_hours": ("site",),
     "sites": ("hostname",),
+    "raw_floor": ("hostname",),
 }
 _COLUMNS: Final = {
     "views": VIEW_TABLE_COLUMNS,

@@ -20,8 +20,6 @@ conformance tests (tests/store/postgres/test_meta.py) compare both engines.
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 
 from medama_core.store.db import Migration
@@ -29,16 +27,34 @@ from medama_core.store.db import Migration
 # Shared with the SQLite store (re-exported), so callers catch one AlreadyExists and get one User type.
 from medama_core.store.meta import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
 from medama_core.store.meta import DEFAULT_ADMIN_USERNAME as DEFAULT_ADMIN_USERNAME
-from medama_core.store.meta import DEFAULT_USER_SETTINGS, AlreadyExists, ApiKey, MissingWebsite, Share, Totp, User
-from medama_core.store.meta import SITE_SETTING_FIELDS as SITE_SETTING_FIELDS
-from medama_core.store.meta import Annotation as Annotation
-from medama_core.store.meta import Goal as Goal
-from medama_core.store.meta import SiteSettings as SiteSettings
-from medama_core.store.meta import merge_site_settings as merge_site_settings
+from medama_core.store.meta import DEFAULT_USER_SETTINGS, AlreadyExists, MissingWebsite
 from medama_core.store.meta import new_annotation_id as new_annotation_id
 from medama_core.store.meta import new_goal_id as new_goal_id
 from medama_core.store.meta import new_key_id as new_key_id
 from medama_core.store.meta import new_user_id as new_user_id
+from medama_core.store.meta_rows import (
+    ANNOTATION_COLUMNS,
+    GOAL_COLUMNS,
+    KEY_COLUMNS,
+    KEY_WIDTH,
+    SHARE_COLUMNS,
+    USER_WIDTH,
+    ApiKey,
+    Share,
+    Totp,
+    User,
+    annotation_from_row,
+    api_key_from_row,
+    goal_from_row,
+    share_from_row,
+    site_settings_from_row,
+    user_from_row,
+)
+from medama_core.store.meta_rows import SITE_SETTING_FIELDS as SITE_SETTING_FIELDS
+from medama_core.store.meta_rows import Annotation as Annotation
+from medama_core.store.meta_rows import Goal as Goal
+from medama_core.store.meta_rows import SiteSettings as SiteSettings
+from medama_core.store.meta_rows import merge_site_settings as merge_site_settings
 from medama_core.store.postgres.db import Connection
 from medama_core.store.postgres.errors import InvalidValue
 
@@ -307,26 +323,13 @@ _USER_COLUMNS = (
     "u.id, u.username, u.password, u.date_created, u.date_updated, u.settings, u.password_is_default, u.role,"
     " EXISTS (SELECT 1 FROM totp t WHERE t.user_id = u.id AND t.enabled)"
 )
-_USER_WIDTH = 9  # columns in _USER_COLUMNS
-
-
-def _user(row: Any) -> User | None:
-    """A `users` row (selected with _USER_COLUMNS first) as a User."""
-    if row is None:
-        return None
-    user_id, username, password, created, updated, settings, is_default, role, totp = row[:_USER_WIDTH]
-    default = None if is_default is None else bool(is_default)
-    return User(
-        str(user_id), str(username), str(password), int(created), int(updated), str(settings), default, str(role),
-        bool(totp),
-    )  # fmt: skip
 
 
 def get_user(conn: Connection, user_id: str) -> User | None:
     if not _storable(user_id):
         return None
     row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users u WHERE u.id = %(id)s", {"id": user_id}).fetchone()
-    return _user(row)
+    return user_from_row(row)
 
 
 def get_user_by_username(conn: Connection, username: str) -> User | None:
@@ -336,7 +339,7 @@ def get_user_by_username(conn: Connection, username: str) -> User | None:
     row = conn.execute(
         f"SELECT {_USER_COLUMNS} FROM users u WHERE u.username = %(username)s", {"username": username}
     ).fetchone()
-    return _user(row)
+    return user_from_row(row)
 
 
 def update_user(
@@ -395,7 +398,7 @@ def users_with_unknown_default(conn: Connection) -> list[User]:
     rows = conn.execute(
         f"SELECT {_USER_COLUMNS} FROM users u WHERE u.password_is_default IS NULL ORDER BY u.date_created, u.id"
     )
-    return [user for user in map(_user, rows) if user is not None]
+    return [user for user in map(user_from_row, rows) if user is not None]
 
 
 def usernames_with_default_password(conn: Connection) -> list[str]:
@@ -437,8 +440,8 @@ def session_user(conn: Connection, token_hash: bytes) -> tuple[User, int] | None
         " WHERE s.token_hash = %(hash)s",
         {"hash": token_hash},
     ).fetchone()
-    user = _user(row)
-    return None if user is None or row is None else (user, int(row[_USER_WIDTH]))
+    user = user_from_row(row)
+    return None if user is None or row is None else (user, int(row[USER_WIDTH]))
 
 
 def delete_session(conn: Connection, token_hash: bytes) -> bool:
@@ -528,17 +531,6 @@ def set_umami_id(conn: Connection, hostname: str, website_id: str | None) -> Non
 
 # A website's own settings: one row per site that has any, every column NULL when unset.
 
-_FLAG_FIELDS = frozenset(SITE_SETTING_FIELDS[:5])
-
-
-def _site_settings(row: Any) -> SiteSettings:
-    values = dict(zip(SITE_SETTING_FIELDS, row, strict=True))
-    text = values["download_extensions"]
-    values["download_extensions"] = None if text is None else tuple(text.split(",") if text else ())
-    if values["retention_days"] is not None:
-        values["retention_days"] = int(values["retention_days"])
-    return SiteSettings(**values)
-
 
 def get_site_settings(conn: Connection, hostname: str) -> SiteSettings:
     """The site's settings (all unset when it has none stored, or no such site)."""
@@ -548,13 +540,13 @@ def get_site_settings(conn: Connection, hostname: str) -> SiteSettings:
         f"SELECT {', '.join(SITE_SETTING_FIELDS)} FROM website_settings WHERE hostname = %(hostname)s",
         {"hostname": hostname},
     ).fetchone()
-    return SiteSettings() if row is None else _site_settings(row)
+    return SiteSettings() if row is None else site_settings_from_row(row)
 
 
 def list_site_settings(conn: Connection) -> dict[str, SiteSettings]:
     """Every site's stored settings, by hostname (sites without a row are left out)."""
     rows = conn.execute(f"SELECT hostname, {', '.join(SITE_SETTING_FIELDS)} FROM website_settings ORDER BY hostname")
-    return {str(row[0]): _site_settings(row[1:]) for row in rows}
+    return {str(row[0]): site_settings_from_row(row[1:]) for row in rows}
 
 
 def update_site_settings(conn: Connection, hostname: str, changes: dict[str, object], now: int) -> SiteSettings | None:
@@ -590,21 +582,6 @@ def update_site_settings(conn: Connection, hostname: str, changes: dict[str, obj
 
 # Goals: what a site counts as a conversion.
 
-_GOAL_COLUMNS = "id, hostname, name, page, prop_name, prop_value, date_created"
-
-
-def _goal(row: Any) -> Goal:
-    goal_id, hostname, name, page, prop_name, prop_value, created = row
-    return Goal(
-        str(goal_id),
-        str(hostname),
-        str(name),
-        None if page is None else str(page),
-        None if prop_name is None else str(prop_name),
-        None if prop_value is None else str(prop_value),
-        int(created),
-    )
-
 
 def insert_goal(conn: Connection, goal: Goal, max_per_site: int) -> bool:
     """Store a goal; False (nothing stored) when the site already has `max_per_site` goals.
@@ -624,7 +601,7 @@ def insert_goal(conn: Connection, goal: Goal, max_per_site: int) -> bool:
             if row is not None and int(row[0]) >= max_per_site:
                 return False
             conn.execute(
-                f"INSERT INTO goals ({_GOAL_COLUMNS})"
+                f"INSERT INTO goals ({GOAL_COLUMNS})"
                 " VALUES (%(id)s, %(hostname)s, %(name)s, %(page)s, %(prop_name)s, %(prop_value)s, %(created)s)",
                 {
                     "id": goal.id,
@@ -646,10 +623,10 @@ def list_goals(conn: Connection, hostname: str) -> list[Goal]:
     if not _storable(hostname):
         return []
     rows = conn.execute(
-        f"SELECT {_GOAL_COLUMNS} FROM goals WHERE hostname = %(hostname)s ORDER BY date_created, id",
+        f"SELECT {GOAL_COLUMNS} FROM goals WHERE hostname = %(hostname)s ORDER BY date_created, id",
         {"hostname": hostname},
     )
-    return [_goal(row) for row in rows]
+    return [goal_from_row(row) for row in rows]
 
 
 def delete_goal(conn: Connection, hostname: str, goal_id: str) -> bool:
@@ -662,15 +639,6 @@ def delete_goal(conn: Connection, hostname: str, goal_id: str) -> bool:
 
 
 # Annotations: notes on a date or a range of dates of one site, shown on its chart.
-
-_ANNOTATION_COLUMNS = "id, hostname, start_date, end_date, text, date_created"
-
-
-def _annotation(row: Any) -> Annotation:
-    note_id, hostname, start, end, text, created = row
-    return Annotation(
-        str(note_id), str(hostname), str(start), None if end is None else str(end), str(text), int(created)
-    )
 
 
 def insert_annotation(conn: Connection, annotation: Annotation, max_per_site: int) -> bool:
@@ -691,7 +659,7 @@ def insert_annotation(conn: Connection, annotation: Annotation, max_per_site: in
             if row is not None and int(row[0]) >= max_per_site:
                 return False
             conn.execute(
-                f"INSERT INTO annotations ({_ANNOTATION_COLUMNS})"
+                f"INSERT INTO annotations ({ANNOTATION_COLUMNS})"
                 " VALUES (%(id)s, %(hostname)s, %(start)s, %(end)s, %(text)s, %(created)s)",
                 {
                     "id": annotation.id,
@@ -714,13 +682,13 @@ def list_annotations(
     if not _storable(hostname, start, end):
         return []
     rows = conn.execute(
-        f"SELECT {_ANNOTATION_COLUMNS} FROM annotations WHERE hostname = %(hostname)s"
+        f"SELECT {ANNOTATION_COLUMNS} FROM annotations WHERE hostname = %(hostname)s"
         " AND (%(end)s::text IS NULL OR start_date <= %(end)s::text)"
         " AND (%(start)s::text IS NULL OR coalesce(end_date, start_date) >= %(start)s::text)"
         " ORDER BY start_date, date_created, id",
         {"hostname": hostname, "start": start, "end": end},
     )
-    return [_annotation(row) for row in rows]
+    return [annotation_from_row(row) for row in rows]
 
 
 def delete_annotation(conn: Connection, hostname: str, annotation_id: str) -> bool:
@@ -751,7 +719,7 @@ def set_soft_heap_limit(conn: Connection, limit_bytes: int) -> None:
 
 def list_users(conn: Connection) -> list[User]:
     rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users u ORDER BY u.username")
-    return [user for user in map(_user, rows) if user is not None]
+    return [user for user in map(user_from_row, rows) if user is not None]
 
 
 def count_admins(conn: Connection) -> int:
@@ -815,17 +783,6 @@ def set_grants(conn: Connection, user_id: str, hostnames: list[str]) -> None:
 
 # API keys. Only SHA-256(key) is stored; the key itself is shown once, when it is created.
 
-_KEY_COLUMNS = "k.id, k.user_id, k.name, k.scope, k.date_created, k.date_expires, k.date_used"
-_KEY_WIDTH = 7
-
-
-def _api_key(row: Any) -> ApiKey:
-    key_id, user_id, name, scope, created, expires, used = row[:_KEY_WIDTH]
-    return ApiKey(
-        str(key_id), str(user_id), str(name), str(scope), int(created),
-        None if expires is None else int(expires), None if used is None else int(used),
-    )  # fmt: skip
-
 
 def insert_api_key(conn: Connection, key: ApiKey, key_hash: bytes) -> None:
     _require_storable(key.id, key.user_id, key.name, key.scope)
@@ -850,24 +807,24 @@ def list_api_keys(conn: Connection, user_id: str) -> list[ApiKey]:
     if not _storable(user_id):
         return []
     rows = conn.execute(
-        f"SELECT {_KEY_COLUMNS} FROM api_keys k WHERE k.user_id = %(id)s ORDER BY k.date_created, k.id",
+        f"SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.user_id = %(id)s ORDER BY k.date_created, k.id",
         {"id": user_id},
     )
-    return [_api_key(row) for row in rows]
+    return [api_key_from_row(row) for row in rows]
 
 
 def api_key_user(conn: Connection, key_hash: bytes) -> tuple[ApiKey, User] | None:
     """The key with this hash and its owner, expired or not."""
     row = conn.execute(
-        f"SELECT {_KEY_COLUMNS}, {_USER_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id"
+        f"SELECT {KEY_COLUMNS}, {_USER_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id"
         " WHERE k.key_hash = %(hash)s",
         {"hash": key_hash},
     ).fetchone()
     if row is None:
         return None
-    user = _user(row[_KEY_WIDTH:])
+    user = user_from_row(row[KEY_WIDTH:])
     assert user is not None
-    return _api_key(row), user
+    return api_key_from_row(row), user
 
 
 def touch_api_key(conn: Connection, key_id: str, now: int) -> None:
@@ -978,17 +935,6 @@ def delete_totp(conn: Connection, user_id: str) -> bool:
 
 # Share links: a site's dashboard, read-only, for whoever has the link (and its password, if it has one).
 
-_SHARE_COLUMNS = "id, hostname, name, password, k, panels, frame_ancestors, date_created, date_expires"
-
-
-def _share(row: Any) -> Share:
-    share_id, hostname, name, password, k, panels, ancestors, created, expires = row
-    return Share(
-        str(share_id), str(hostname), str(name), None if password is None else str(password), int(k),
-        tuple(p for p in str(panels).split(",") if p), tuple(a for a in str(ancestors).split(" ") if a),
-        int(created), None if expires is None else int(expires),
-    )  # fmt: skip
-
 
 def insert_share(conn: Connection, share: Share) -> None:
     """Raises MissingWebsite if the site is gone."""
@@ -996,7 +942,7 @@ def insert_share(conn: Connection, share: Share) -> None:
     _require_storable(share.id, share.hostname, share.name, share.password, panels, ancestors)
     try:
         conn.execute(
-            f"INSERT INTO shares ({_SHARE_COLUMNS}) VALUES (%(id)s, %(hostname)s, %(name)s, %(password)s, %(k)s,"
+            f"INSERT INTO shares ({SHARE_COLUMNS}) VALUES (%(id)s, %(hostname)s, %(name)s, %(password)s, %(k)s,"
             " %(panels)s, %(frame_ancestors)s, %(date_created)s, %(date_expires)s)",
             {
                 "id": share.id,
@@ -1019,17 +965,17 @@ def list_shares(conn: Connection, hostname: str) -> list[Share]:
     if not _storable(hostname):
         return []
     rows = conn.execute(
-        f"SELECT {_SHARE_COLUMNS} FROM shares WHERE hostname = %(hostname)s ORDER BY date_created, id",
+        f"SELECT {SHARE_COLUMNS} FROM shares WHERE hostname = %(hostname)s ORDER BY date_created, id",
         {"hostname": hostname},
     )
-    return [_share(row) for row in rows]
+    return [share_from_row(row) for row in rows]
 
 
 def get_share(conn: Connection, share_id: str) -> Share | None:
     if not _storable(share_id):
         return None
-    row = conn.execute(f"SELECT {_SHARE_COLUMNS} FROM shares WHERE id = %(id)s", {"id": share_id}).fetchone()
-    return None if row is None else _share(row)
+    row = conn.execute(f"SELECT {SHARE_COLUMNS} FROM shares WHERE id = %(id)s", {"id": share_id}).fetchone()
+    return None if row is None else share_from_row(row)
 
 
 def delete_share(conn: Connection, hostname: str, share_id: str) -> bool:
