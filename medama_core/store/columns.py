@@ -53,11 +53,18 @@ COLUMN_SQL: dict[str, str] = {
     "country": "country",
     "language_base": "language_base",
     "language_dialect": "language_dialect",
+    # Entry and exit pages (rollups.KIND_SQL 13 and 14).
+    "entry": "CASE WHEN referrer_path = '' THEN '+' || pathname ELSE '' END",
+    "referrer_path": "referrer_path",
 }
+# Columns of the views' copy only: entry and exit pages are no filter, so events need not carry them,
+# and they keep no duration runs (rollups.NO_RUN_KINDS).
+ENTRY_COLUMNS: Final = ("entry", "referrer_path")
 # The same over `views v`, for the events' copy (each event carries its view's dimensions).
 _VIEW_SQL = {
     name: sql.replace("referrer_", "v.referrer_") if name == "referrer" else f"v.{sql}"
     for name, sql in COLUMN_SQL.items()
+    if name not in ENTRY_COLUMNS
 }
 # Rollup kind -> the column holding its label (kind 0, the whole site, needs none).
 KIND_COLUMNS: dict[int, str] = {
@@ -73,6 +80,8 @@ KIND_COLUMNS: dict[int, str] = {
     10: "country",
     11: "language_base",
     12: "language_dialect",
+    13: "entry",
+    14: "referrer_path",
 }
 META, FLAGS, HOURS, DURATIONS = "", "~flags", "~hours", "~durations"  # the planes that are no dimension
 # A view's events, for prop filters on views: the distinct (name, value) pairs of the events with its bid,
@@ -185,7 +194,7 @@ def _store_views(
     untimed = len(flags) - len(timed)
     copied = True
     for column, (name, (index, codes)) in enumerate(zip(COLUMN_SQL, coded[:dimensions], strict=False)):
-        if runs is not None:
+        if runs is not None and name not in ENTRY_COLUMNS:
             if column in over:  # too many values to code: their runs sorted by SQLite, a chunk at a time
                 _sql_runs(conn, hostname, day, last, name, runs)
             else:
@@ -250,7 +259,7 @@ def encode_events(rows: Iterable[tuple[Any, ...]], day: int, last: int = HOURS_P
     """The events' records for a day's rows as _DAY_EVENTS_SQL reads them (names prefixed EVENTS)."""
     hours = bytearray()
     first_hour = day * HOURS_PER_DAY
-    names = (*EVENT_COLUMNS, *COLUMN_SQL)
+    names = (*EVENT_COLUMNS, *_VIEW_SQL)
     coded, over = _code_columns(
         rows, len(names), lambda row: hours.append(row[-1] // HOUR_MS - first_hour + 1), PLANE_CODES * PLANE_CODES
     )
@@ -486,7 +495,7 @@ class Column:
     column that only filters never needs its values as written, and a long tail's day holds tens of
     thousands."""
 
-    __slots__ = ("_text", "planes", "base", "_values", "_lowered")
+    __slots__ = ("_text", "planes", "base", "_values", "_lowered", "_found")
 
     def __init__(self, text: str, planes: tuple[bytes, ...], base: int) -> None:
         self._text = text  # the JSON list, ASCII only (json.dumps escapes the rest)
@@ -494,12 +503,48 @@ class Column:
         self.base = base  # PLANE_CODES when the day was copied
         self._values: list[str] | None = None
         self._lowered: list[str] | None = None
+        self._found: dict[int, tuple[int, int]] = {}  # position -> its JSON string's span in the text (find)
 
     @property
     def values(self) -> list[str]:
         if self._values is None:
             self._values = json.loads(self._text)
         return self._values
+
+    def value(self, position: int) -> str:
+        """values[position], without parsing the dictionary when `find` has met that value."""
+        span = self._found.get(position) if self._values is None else None
+        if span is None:
+            return self.values[position]
+        return str(json.loads(self._text[span[0] : span[1]]))
+
+    def find(self, lowered: Sequence[str]) -> list[int] | None:
+        """The positions of the values whose ASCII-lowered form is one of `lowered` (lowered already),
+        found in the JSON text without parsing it, or None when the text does not allow it (below).
+
+        json.dumps writes the list as `["a", "b"]`, every quote inside a string escaped: so, unless
+        some string holds an escaped quote followed by `, ` and a quote (`\\", "`, which only a value
+        containing `", ` makes), every `", "` in the text separates two values, a value starting at
+        position p (after `["` or `", "`) has p's count of them before it as its position, and
+        lowering the ASCII text lowers the strings and nothing else, as `lowered` does."""
+        if self._lowered is not None:
+            return None  # parsed already: list.index is as quick
+        text = self._text.lower()
+        if '\\", "' in text:
+            return None
+        found = []
+        for value in dict.fromkeys(lowered):
+            needle = json.dumps(value)
+            start = text.find(needle)
+            while start != -1:
+                end = start + len(needle)
+                opens = start == 1 or text.startswith('", ', start - 3)
+                if opens and (end == len(text) - 1 or text.startswith(', "', end)):
+                    position = text.count('", "', 0, start + 1)  # the separator ends with the opening quote
+                    self._found[position] = (start, end)
+                    found.append(position)
+                start = text.find(needle, start + 1)
+        return sorted(found)
 
     @property
     def lowered(self) -> list[str]:

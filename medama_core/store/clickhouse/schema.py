@@ -43,6 +43,7 @@ times are Int64 Unix milliseconds, as in SQLite.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
@@ -267,6 +268,15 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
         ),
     ),
     (
+        2,
+        (
+            # Entry and exit pages (SQLite analytics migration 13): the path of a view's internal referrer,
+            # '' for none (an entry). Views stored before have '': each counts as an entry. /entries and
+            # /exits read `views` (stats.py); no pre-aggregate holds it.
+            "ALTER TABLE views ADD COLUMN referrer_path String DEFAULT ''",
+        ),
+    ),
+    (
         3,
         (
             # Retention (store/clickhouse/retention.py): per site, the Unix ms before which its raw views and
@@ -327,6 +337,23 @@ def schema_version(client: Client) -> int:
     return int(rows[0][0]) if rows else 0
 
 
+# 18.16 knows no `ADD COLUMN IF NOT EXISTS`: a migration adding a column checks for it first.
+_ADD_COLUMN: Final = re.compile(r"ALTER TABLE (\w+) ADD COLUMN (\w+) ")
+
+
+def _added_already(client: Client, statement: str) -> bool:
+    """Whether `statement` adds a column the table has (a migration cut short ran it already)."""
+    found = _ADD_COLUMN.match(statement)
+    if found is None:
+        return False
+    rows = client.rows(
+        "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = {t:String}"
+        " AND name = {c:String}",
+        {"t": found.group(1), "c": found.group(2)},
+    )
+    return bool(int(rows[0][0]))
+
+
 def database_bytes(client: Client) -> int:
     """Bytes on disk of the database's tables: their active parts, compressed, as the server counts them."""
     rows = client.rows("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = currentDatabase() AND active")
@@ -336,15 +363,16 @@ def database_bytes(client: Client) -> int:
 def migrate(client: Client, now_ms: int) -> int:
     """Apply the migrations not applied yet, each recorded after its statements ran; return the version.
 
-    ClickHouse has no transactional DDL: every statement is idempotent (IF NOT EXISTS), so a
-    migration cut short runs again whole on the next start.
+    ClickHouse has no transactional DDL: every statement is idempotent (IF NOT EXISTS, or a column
+    added only when missing), so a migration cut short runs again whole on the next start.
     """
     version = schema_version(client)
     for number, statements in MIGRATIONS:
         if number <= version:
             continue
         for statement in statements:
-            client.command(statement)
+            if not _added_already(client, statement):
+                client.command(statement)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])
         version = number
     return version
