@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from medama_core.store.clickhouse import hits
+from medama_core.store.clickhouse import hits, schema
 from medama_core.store.clickhouse import stats as ch_stats
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.filters import Filter
@@ -100,9 +100,10 @@ def test_every_endpoint_equals_the_reference(seed: int, ch: Client) -> None:
     ref = Reference(rows, events)
     for state in ("unmerged", "merged"):
         if state == "merged":
-            for table in ("views", "events", "view_keys"):
+            for table in ("views", "events", "view_keys", *schema.COPIES):
                 ch.command(f"OPTIMIZE TABLE {table} FINAL")
-            assert ch.rows("SELECT countIf(sign = -1) FROM views") == [[0]]  # every pair collapsed
+            for table in ("views", *schema.COPIES):
+                assert ch.rows(f"SELECT countIf(sign = -1) FROM {table}") == [[0]], table  # every pair collapsed
         else:
             assert ch.rows("SELECT countIf(sign = -1) > 0 FROM views") == [[1]]  # pairs to cancel at read time
         for _ in range(2):

@@ -18,6 +18,7 @@ from typing import Final
 
 from medama_core.store.clickhouse.client import Client, QueryFailed
 from medama_core.store.clickhouse.hits import DIMENSION_COLUMNS, VIEW_TABLE_COLUMNS
+from medama_core.store.clickhouse.schema import COPIES
 from medama_core.store.clickhouse.sql import in_list
 
 __all__ = ["delete_site_data", "rename_site_data", "unique_visitors_since", "wait_for_mutations"]
@@ -43,6 +44,7 @@ _DERIVED: Final = {
     "event_hours": ("site",),
     "sites": ("hostname",),
     "raw_floor": ("hostname",),
+    **{copy: ("hostname",) for copy in COPIES},
 }
 _COLUMNS: Final = {
     "views": VIEW_TABLE_COLUMNS,
