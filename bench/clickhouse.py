@@ -46,6 +46,7 @@ sys.path[0] = str(ROOT)  # not bench/ itself: its http.py would hide the standar
 _spec = importlib.util.spec_from_file_location("bench_stats", ROOT / "bench" / "stats.py")
 assert _spec is not None and _spec.loader is not None
 data = importlib.util.module_from_spec(_spec)
+sys.modules["bench_stats"] = data  # its dataclasses look their module up while it runs
 _spec.loader.exec_module(data)
 
 from medama_core.store import analytics, db, rollups  # noqa: E402
