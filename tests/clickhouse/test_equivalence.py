@@ -23,7 +23,15 @@ from medama_core.store.clickhouse.client import Client
 from medama_core.store.filters import Filter
 from medama_core.store.hits import VIEW_COLUMNS
 from medama_core.store.stats import LISTS, Page, Query, previous_period
-from tests.store.test_equivalence import PATHS, Reference, intervals_for, random_filters, random_period, random_rows
+from tests.store.test_equivalence import (
+    PATHS,
+    Reference,
+    intervals_for,
+    random_filters,
+    random_period,
+    random_rows,
+    random_value,
+)
 from tests.store.test_stats import SITE
 
 BATCH = 200  # ops per apply_batch, as the writer's group commit under load
@@ -113,3 +121,7 @@ def test_every_endpoint_equals_the_reference(seed: int, ch: Client) -> None:
         pages = ",".join(rnd.sample(PATHS, rnd.randrange(1, 4)))
         page_filter = Filter("path", "in", pages) if rnd.random() < 0.5 else Filter("path", "eq", pages.split(",")[0])
         compare_all(ch, ref, Query(SITE, *random_period(rnd), (page_filter, *random_filters(rnd)[:1])))
+        # A country by equality reads the copy sorted by country (schema.COPIES), the other filter tested on it.
+        countries = ",".join(random_value(rnd, "country") for _ in range(rnd.randrange(1, 3)))
+        country_filter = Filter("country", rnd.choice(("eq", "in")), countries)
+        compare_all(ch, ref, Query(SITE, *random_period(rnd), (country_filter, *random_filters(rnd)[:1])))
