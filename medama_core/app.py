@@ -81,6 +81,10 @@ DISK_FULL_MESSAGE = "the server's disk is full; nothing was changed, try again l
 # the meta writer's connection (one pragma, a few µs), on PostgreSQL the change counter its triggers bump
 # (store/postgres/changes.py, a one-row read); a site created elsewhere is served within about a second.
 META_POLL_INTERVAL_S = 1.0
+# How often a node raises each site's daily quota count to the day's hits stored by every node (the store's
+# count: SQLite's `site_hits`, on ClickHouse the day's rows; one cheap read). Nodes behind one load balancer
+# then share a site's quota, overshooting it by at most what they all take in this many seconds.
+QUOTA_SYNC_INTERVAL_S = 10.0
 
 # Security headers (docs/security.md). The dashboard loads only its own files and renders every value as
 # text, so it runs under a policy with no inline script or style; strangers' strings cannot become code.
@@ -402,6 +406,7 @@ async def serve(
     server = HTTPServer(app, max_connections=config.maxconnections, network_of=peer_network(config.trustedproxies))
     _start_traffic_summary(ctx, app.access)
     await _start_meta_watch(ctx)
+    _start_quota_sync(ctx)
     loop = asyncio.get_running_loop()
     signals = stop is None
     stop = stop if stop is not None else asyncio.Event()
@@ -472,6 +477,30 @@ async def _start_meta_watch(ctx: Context) -> None:
                 version, hostnames, settings = changed
                 reload_meta(ctx, hostnames, settings)
                 ctx.umami_ids = await ctx.meta.umami_ids()  # a site deleted elsewhere took its id along
+
+    task = asyncio.get_running_loop().create_task(every_interval())
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    ctx.on_shutdown.append(stop)
+
+
+def _start_quota_sync(ctx: Context) -> None:
+    """Catch each site's daily quota count up with the hits every node stored, every QUOTA_SYNC_INTERVAL_S."""
+
+    async def every_interval() -> None:
+        while True:
+            await asyncio.sleep(QUOTA_SYNC_INTERVAL_S)
+            today_ms = int(time.time() * 1000) // events.DAY_MS * events.DAY_MS
+            try:
+                stored = await ctx.analytics.site_hits(today_ms)
+            except Exception as exc:  # the next round tries again; meanwhile the node counts its own hits
+                ctx.log.warn("could not read the day's stored hits for the quota", error=repr(exc))
+                continue
+            ctx.quota.catch_up(today_ms // events.DAY_MS, stored)
 
     task = asyncio.get_running_loop().create_task(every_interval())
 

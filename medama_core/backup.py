@@ -137,6 +137,12 @@ def main(args: Sequence[str], environ: Mapping[str, str]) -> int:
     if len(extra) != 1:
         what = "missing DEST: the directory to write the copies into" if not extra else "give one DEST"
         raise ConfigError(f"{what} (usage: {SYNOPSIS})")
+    for flag in ("appdb", "analyticsdb"):
+        if "://" in values[flag]:
+            raise ConfigError(
+                f"-{flag} is a {values[flag].split('://', 1)[0]}:// URL: backup copies SQLite files only; back "
+                "PostgreSQL up with pg_dump and ClickHouse with its own tools (docs/scale.md, Backups)"
+            )
     try:
         copies = backup(values["appdb"], values["analyticsdb"], Path(extra[0]))
     except BackupError as exc:

@@ -1,10 +1,10 @@
 """`medama migrate`: copy a SQLite install (both files) into PostgreSQL and ClickHouse, then check the copy.
 
 App data goes with store/postgres/meta_copy.py (one transaction, sessions too, so nobody is logged
-out); page views, events and drop counts stream into ClickHouse through its bulk path (duplicates of
-a (beacon id, site) are skipped, as on import), with a progress line per chunk. Then the check: the
-row counts of both sides, and each site's all-time /summary and top pages, must be equal. The sources
-are opened as they are (migrated to this version first), and are never written otherwise.
+out); page views, events, drop counts and imported daily totals stream into ClickHouse through its
+bulk path (duplicates of a (beacon id, site) are skipped, as on import), with a progress line per
+chunk. Then the check: the row counts of both sides, and each site's all-time /summary and top pages,
+must be equal. The sources are opened as they are (migrated to this version first), and are never written otherwise.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def copy_meta(source_path: str, target_url: str, out: TextIO) -> dict[str, int]:
 def copy_analytics(source_path: str, target_url: str, out: TextIO) -> None:
     """me_analytics.db into ClickHouse, then the check; MigrateError if anything differs."""
     from medama_core.store.clickhouse import bulk, schema
+    from medama_core.store.clickhouse import imported as ch_imported
     from medama_core.store.clickhouse import stats as ch_stats
     from medama_core.store.clickhouse.client import ClickHouseError, Client
     from medama_core.store.clickhouse.url import URLError, parse_url
@@ -118,12 +119,12 @@ def copy_analytics(source_path: str, target_url: str, out: TextIO) -> None:
         drops = list(_rows(source, "drops", ("day", "hostname", "reason", "count"), "day, hostname, reason"))
         client.insert("drops", ("day", "hostname", "reason", "count"), drops)
         print(f"analytics: drops: {len(drops)} rows", file=out)
-        imported = source.execute("SELECT count(*) FROM imported_days").fetchone()[0]
-        if imported:
-            print(
-                f"analytics: {imported} imported daily totals are not copied: ClickHouse has no table for them",
-                file=out,
-            )
+        names: tuple[str, ...] = ("hostname", "day", "dimension", "value", "tool", "visitors", "pageviews")
+        names += ("visits", "bounces", "duration_s")
+        order = "hostname, dimension, day, value"
+        totals = [dict(zip(names, row, strict=True)) for row in _rows(source, "imported_days", names, order)]
+        ch_imported.store(client, totals)
+        print(f"analytics: imported daily totals: {len(totals)} rows", file=out)
         _check(source, client, ch_stats, out)
         source.execute("COMMIT")
     except ClickHouseError as exc:

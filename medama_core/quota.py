@@ -4,8 +4,10 @@ Anyone can post hits for a registered site, and each stored hit takes disk
 space; the rate limit bounds what one network sends, not what many send
 together. The quota bounds one site's stored hits per UTC day whoever sends
 them: past it, hits are dropped (204) and counted as `quota`. The day's counts
-are kept here and in the analytics table `site_hits` (written with the hits,
-read back at start-up), so a restart does not reset them.
+are kept here and in the analytics store (SQLite's table `site_hits`, written
+with the hits; on ClickHouse the day's rows), read back at start-up, so a
+restart does not reset them, and caught up with every few seconds, so nodes
+sharing one store share the quota (app.QUOTA_SYNC_INTERVAL_S, docs/scale.md).
 """
 
 from __future__ import annotations
@@ -51,6 +53,16 @@ class DailyQuota:
             self._used = {}
         for site, count in used.items():
             self._used[site] = self._used.get(site, 0) + count
+
+    def catch_up(self, day: int, stored: Mapping[str, int]) -> None:
+        """Raise each site's count for `day` to what the store holds, if higher: the hits other nodes stored
+        since this one started (its own stored hits are in both, so the larger count is the day's)."""
+        if day != self._day:
+            self._day = day
+            self._used = {}
+        for site, count in stored.items():
+            if count > self._used.get(site, 0):
+                self._used[site] = count
 
     def used(self, site: str, day: int) -> int:
         return self._used.get(site, 0) if day == self._day else 0

@@ -18,6 +18,7 @@ import contextlib
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import gzip
 import io
 import json
@@ -29,7 +30,8 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Final, cast
+from types import ModuleType
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 from medama_core import accounts, csvtable
 from medama_core.config import (
@@ -43,11 +45,14 @@ from medama_core.config import (
 )
 from medama_core.importers import goatcounter, plausible, umami
 from medama_core.importers.rows import BadRecord, Record, text_lines
-from medama_core.store import bulk, imported
+from medama_core.store import bulk, imported, meta
 from medama_core.store.db import Transaction
 from medama_core.store.files import open_private
 from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, event_row, insert_sql, view_row
 from medama_core.store.meta import DEFAULT_ADMIN_PASSWORD, DEFAULT_ADMIN_USERNAME
+
+if TYPE_CHECKING:  # ClickHouse's modules are imported by the functions that use them: SQLite never loads them
+    from medama_core.store.clickhouse import client as ch_client
 
 __all__ = [
     "EVENTS",
@@ -465,12 +470,22 @@ _INSERT: Final = {kind: (insert_sql(kind, 1), insert_sql(kind, ROWS_PER_STATEMEN
 _HOSTNAME_INDEX: Final = {VIEWS: VIEW_COLUMNS.index("hostname"), EVENTS: EVENT_COLUMNS.index("group_name")}
 
 
-class _Websites:
-    """The registered hostnames, and those to register when `create` is on."""
+def _meta_module(meta_conn: Any) -> ModuleType:
+    """The meta functions of the app store `meta_conn` belongs to: store/meta.py for SQLite, else PostgreSQL's."""
+    if isinstance(meta_conn, sqlite3.Connection):
+        return meta
+    from medama_core.store.postgres import meta as pg_meta
 
-    def __init__(self, meta_conn: sqlite3.Connection, create: bool) -> None:
+    return pg_meta
+
+
+class _Websites:
+    """The registered hostnames, and those to register when `create` is on (in me_meta.db or PostgreSQL)."""
+
+    def __init__(self, meta_conn: Any, create: bool) -> None:
         self.meta_conn = meta_conn
-        self.known = {row[0] for row in meta_conn.execute("SELECT hostname FROM websites")}
+        self.m = _meta_module(meta_conn)
+        self.known = set(self.m.list_hostnames(meta_conn))
         self.create = create
         self.new: list[str] = []
         self.created_admin = False
@@ -498,6 +513,13 @@ class _Websites:
         if not self.new:
             return
         now = int(time.time())
+        if self.m is not meta:  # PostgreSQL: the same through its meta functions, in one transaction
+            with self.meta_conn.transaction():
+                self.created_admin = accounts.ensure_default_admin(self.meta_conn, self.m)
+                owner = min(self.m.list_users(self.meta_conn), key=lambda user: (user.date_created, user.id))
+                for hostname in self.new:
+                    self.m.insert_website(self.meta_conn, hostname, owner.id, now)
+            return
         with Transaction(self.meta_conn):
             self.created_admin = accounts.ensure_default_admin(self.meta_conn)  # as `start` would
             owner = self.meta_conn.execute("SELECT id FROM users ORDER BY date_created, rowid LIMIT 1").fetchone()
@@ -526,7 +548,7 @@ def _share_read(stream: IO[bytes]) -> Share:
 
 def import_rows(
     analytics_conn: sqlite3.Connection,
-    meta_conn: sqlite3.Connection,
+    meta_conn: Any,
     stream: IO[bytes],
     *,
     kind: str | None = None,
@@ -551,7 +573,7 @@ def import_rows(
 
 def _store(
     analytics_conn: sqlite3.Connection,
-    meta_conn: sqlite3.Connection,
+    meta_conn: Any,
     kind: str,
     chunks: Chunks,
     create_websites: bool,
@@ -637,7 +659,7 @@ _TEXT_DEFAULTS: Final = {"country": "Unknown", "language_base": "Unknown", "lang
 
 def import_medama(
     analytics_conn: sqlite3.Connection,
-    meta_conn: sqlite3.Connection,
+    meta_conn: Any,
     duckdb_path: str,
     *,
     create_websites: bool = False,
@@ -693,7 +715,7 @@ IMPORTED: Final = "imported daily totals"  # ImportResult.kind of Plausible's ag
 
 def import_foreign(
     analytics_conn: sqlite3.Connection,
-    meta_conn: sqlite3.Connection,
+    meta_conn: Any,
     tool: str,
     stream: IO[bytes],
     *,
@@ -713,14 +735,14 @@ def import_foreign(
     try:
         if tool == "plausible":
             return [_import_totals(analytics_conn, meta_conn, stream, name, site, create_websites, dry_run)]
-        records = _foreign_records(meta_conn, tool, stream, site, sessions)
+        records = _foreign_records(_umami_ids(meta_conn), tool, stream, site, sessions)
         if dry_run:
             return _count_records(records)
         events: list[Record] = []
         share = _share_read(stream)
         views = _view_chunks(records, events)
         results = [_store(analytics_conn, meta_conn, VIEWS, views, create_websites, progress, share)]
-        fresh = _new_events(analytics_conn, events)
+        fresh = _new_events(events, functools.partial(_stored_batch_ids, analytics_conn))
         chunk_iter: Chunks = iter([(fresh, list(range(1, len(fresh) + 1)))] if fresh else [])
         result = _store(analytics_conn, meta_conn, EVENTS, chunk_iter, create_websites, None, share)
         result.rows = len(events)
@@ -731,8 +753,9 @@ def import_foreign(
 
 
 def _foreign_records(
-    meta_conn: sqlite3.Connection, tool: str, stream: IO[bytes], site: str | None, sessions: IO[bytes] | None
+    umami_ids: list[tuple[str, str]], tool: str, stream: IO[bytes], site: str | None, sessions: IO[bytes] | None
 ) -> Iterator[Record]:
+    """The records of another tool's export; `umami_ids` are the (hostname, Umami website id) pairs known."""
     lines = text_lines(iter(stream))
     if tool == "goatcounter":
         if not site:
@@ -741,13 +764,13 @@ def _foreign_records(
     if tool != "umami":
         raise TransferError(f"unknown tool {tool!r}; one of {', '.join(TOOLS)}")
     sites = {"": site} if site else {}
-    sites.update({wid: host for host, wid in _umami_ids(meta_conn)})
+    sites.update({wid: host for host, wid in umami_ids})
     by_session = umami.sessions(text_lines(iter(sessions))) if sessions else {}
     return umami.records(lines, sites, by_session)
 
 
-def _umami_ids(meta_conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    return [(str(h), str(w)) for w, h in meta_conn.execute("SELECT website_id, hostname FROM umami_ids")]
+def _umami_ids(meta_conn: Any) -> list[tuple[str, str]]:
+    return [(host, wid) for wid, host in _meta_module(meta_conn).umami_ids(meta_conn).items()]
 
 
 def _view_chunks(records: Iterator[Record], events: list[Record]) -> Chunks:
@@ -767,20 +790,23 @@ def _view_chunks(records: Iterator[Record], events: list[Record]) -> Chunks:
         yield chunk, numbers
 
 
-def _new_events(conn: sqlite3.Connection, records: list[Record]) -> list[Row]:
-    """The events whose batch ids are not stored yet (read per site over the file's time span)."""
+def _stored_batch_ids(conn: sqlite3.Connection, group: str, start_ms: int, end_ms: int) -> set[str]:
+    rows = conn.execute(
+        "SELECT batch_id FROM events WHERE group_name = :g AND date_created BETWEEN :lo AND :hi",
+        {"g": group, "lo": start_ms, "hi": end_ms},
+    )
+    return {str(row[0]) for row in rows}
+
+
+def _new_events(records: list[Record], stored_ids: Callable[[str, int, int], set[str]]) -> list[Row]:
+    """The events whose batch ids are not stored yet (`stored_ids` of a site between two dates: read per site
+    over the file's time span)."""
     if not records:
         return []
     stored: set[str] = set()
     for group in {str(r.values["group_name"]) for r in records}:
         times = [int(str(r.values["date_created"])) for r in records if r.values["group_name"] == group]
-        stored.update(
-            str(row[0])
-            for row in conn.execute(
-                "SELECT batch_id FROM events WHERE group_name = :g AND date_created BETWEEN :lo AND :hi",
-                {"g": group, "lo": min(times), "hi": max(times)},
-            )
-        )
+        stored.update(stored_ids(group, min(times), max(times)))
     return [event_row(r.values) for r in records if r.values["batch_id"] not in stored]
 
 
@@ -793,16 +819,31 @@ def _count_records(records: Iterator[Record]) -> list[ImportResult]:
 
 def _import_totals(
     analytics_conn: sqlite3.Connection,
-    meta_conn: sqlite3.Connection,
+    meta_conn: Any,
     stream: IO[bytes],
     name: str,
     site: str | None,
     create_websites: bool,
     dry_run: bool,
 ) -> ImportResult:
+    rows = _plausible_rows(stream, name, site)
+    result = ImportResult(IMPORTED, rows=len(rows))
+    if dry_run:
+        return result
+    websites = _Websites(meta_conn, create_websites)
+    websites.check([(site,)], [0], 0)
+    with Transaction(analytics_conn):
+        result.stored = imported.store(analytics_conn, rows)
+    websites.register()
+    result.created_websites = websites.new
+    return result
+
+
+def _plausible_rows(stream: IO[bytes], name: str, site: str | None) -> list[dict[str, object]]:
+    """The `imported_days` rows of Plausible's export for `site`."""
     if not site:
         raise TransferError("Plausible's export names no site: give -site HOSTNAME")
-    rows = [
+    return [
         {
             "hostname": site,
             "tool": "plausible",
@@ -817,16 +858,6 @@ def _import_totals(
         }
         for total in plausible.totals(stream, name)
     ]
-    result = ImportResult(IMPORTED, rows=len(rows))
-    if dry_run:
-        return result
-    websites = _Websites(meta_conn, create_websites)
-    websites.check([(site,)], [0], 0)
-    with Transaction(analytics_conn):
-        result.stored = imported.store(analytics_conn, rows)
-    websites.register()
-    result.created_websites = websites.new
-    return result
 
 
 def import_upload(
@@ -841,7 +872,7 @@ def import_upload(
 ) -> list[ImportResult]:
     """`import_foreign` for a file uploaded to the server (POST /websites/{hostname}/import), on the analytics
     writer thread: the one site it is for (and the Umami ids naming it) stand in for the app database."""
-    from medama_core.store import db, meta  # the app database's schema, for the stand-in below
+    from medama_core.store import db  # the app database's schema, for the stand-in below
 
     meta_conn = db.connect(":memory:")
     try:
@@ -854,6 +885,213 @@ def import_upload(
         return import_foreign(analytics_conn, meta_conn, tool, io.BytesIO(data), site=site, name=name, dry_run=dry_run)
     finally:
         meta_conn.close()
+
+
+def import_upload_clickhouse(
+    client: ch_client.Client,
+    tool: str,
+    data: bytes,
+    site: str,
+    umami_ids: dict[str, str],
+    *,
+    name: str = "",
+    dry_run: bool = False,
+) -> list[ImportResult]:
+    """`import_upload` on ClickHouse analytics, with the same results and errors.
+
+    ClickHouse has no transaction, so the whole file (at most the upload's size limit) is read and checked
+    before anything is written: a bad record or a row of another site stores nothing, as on SQLite. The
+    views then go in through the bulk path (those already stored are skipped), then the events whose batch
+    ids are not stored yet; Plausible's totals replace the stored ones of their days. A failure of the
+    server midway leaves what was written before it, and sending the file again completes it.
+    """
+    from medama_core.store.clickhouse import bulk as ch_bulk
+    from medama_core.store.clickhouse import imported as ch_imported
+
+    stream = io.BytesIO(data)
+    try:
+        if tool == "plausible":
+            rows = _plausible_rows(stream, name, site)
+            result = ImportResult(IMPORTED, rows=len(rows))
+            if not dry_run:
+                result.stored = ch_imported.store(client, rows)
+            return [result]
+        ids = [(site, website_id) for website_id, hostname in umami_ids.items() if hostname == site]
+        records = list(_foreign_records(ids, tool, stream, site, None))
+    except BadRecord as exc:
+        raise TransferError(str(exc)) from None
+    if dry_run:
+        return _count_records(iter(records))
+    views: list[Row] = []
+    events: list[Record] = []
+    for record in records:
+        row_site = record.values["group_name" if record.kind == EVENTS else "hostname"]
+        if row_site != site:
+            raise TransferError(
+                f"line {record.line}: website {row_site!r} is not registered (add it first, or pass --create-websites)"
+            )
+        if record.kind == EVENTS:
+            events.append(record)
+        else:
+            views.append(view_row(record.values))
+    stored_views = ch_bulk.insert_views(client, views)
+    fresh = _new_events(events, functools.partial(ch_bulk.stored_batch_ids, client))
+    stored_events = ch_bulk.insert_events(client, fresh) if fresh else 0
+    return [ImportResult(VIEWS, len(views), stored_views), ImportResult(EVENTS, len(events), stored_events)]
+
+
+# --- medama import into ClickHouse ---
+
+
+class PartlyStored(TransferError):
+    """ClickHouse failed while an import was being written: what was written before stays (no transaction)."""
+
+
+def _partly(exc: Exception) -> PartlyStored:
+    return PartlyStored(
+        f"{exc}; what was written before it stays stored (run the import again: views and events already stored "
+        "are skipped, except events of medama's own files, which would be stored twice)"
+    )
+
+
+def _checked_rows(open_stream: Callable[[], IO[bytes]], kind: str | None, websites: _Websites) -> ImportResult:
+    """Read a JSON Lines or CSV file whole, checking every row and its site, storing nothing: how many rows."""
+    with open_stream() as stream:
+        text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+        try:
+            found, chunks = _rows(text, kind)
+            result = ImportResult(found)
+            for chunk, numbers in chunks:
+                websites.check(chunk, numbers, _HOSTNAME_INDEX[found])
+                result.rows += len(chunk)
+        except UnicodeDecodeError as exc:
+            raise TransferError(f"the file is not UTF-8: {exc}") from None
+        finally:
+            text.close()
+    return result
+
+
+def _bulk_store(client: ch_client.Client, kind: str, chunks: Chunks, progress: Progress | None, share: Share) -> int:
+    """Rows of `chunks` into ClickHouse through its bulk path; how many were stored."""
+    from medama_core.store.clickhouse import bulk as ch_bulk
+    from medama_core.store.clickhouse import client as ch_client
+
+    read = [0]
+
+    def rows() -> Iterator[Row]:
+        for chunk, _ in chunks:
+            yield from chunk
+
+    def step(count: int) -> None:
+        read[0] += count
+        if progress is not None:
+            progress(read[0], share())
+
+    insert = ch_bulk.insert_views if kind == VIEWS else ch_bulk.insert_events
+    try:
+        return insert(client, rows(), step)
+    except ch_client.ClickHouseError as exc:
+        raise _partly(exc) from None
+
+
+def import_rows_clickhouse(
+    client: ch_client.Client,
+    meta_conn: Any,
+    open_stream: Callable[[], IO[bytes]],
+    *,
+    kind: str | None = None,
+    create_websites: bool = False,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """`import_rows` into ClickHouse analytics. ClickHouse has no transaction, so the file is read twice: first
+    checked whole (a bad row or an unregistered site stores nothing, as on SQLite), then stored in bulk
+    (store/clickhouse/bulk.py: views already stored are skipped). New websites are registered after."""
+    websites = _Websites(meta_conn, create_websites)
+    result = _checked_rows(open_stream, kind, websites)
+    with open_stream() as stream:
+        share = _share_read(stream)
+        text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+        try:
+            _, chunks = _rows(text, result.kind)
+            result.stored = _bulk_store(client, result.kind, chunks, progress, share)
+        finally:
+            text.close()
+    websites.register()
+    result.created_websites, result.created_admin = websites.new, websites.created_admin
+    return result
+
+
+@contextlib.contextmanager
+def _opened(
+    open_stream: Callable[[], IO[bytes]], open_sessions: Callable[[], IO[bytes]] | None
+) -> Iterator[tuple[IO[bytes], IO[bytes] | None]]:
+    with open_stream() as stream:
+        if open_sessions is None:
+            yield stream, None
+        else:
+            with open_sessions() as sessions:
+                yield stream, sessions
+
+
+def import_foreign_clickhouse(
+    client: ch_client.Client,
+    meta_conn: Any,
+    tool: str,
+    open_stream: Callable[[], IO[bytes]],
+    *,
+    site: str | None = None,
+    name: str = "",
+    open_sessions: Callable[[], IO[bytes]] | None = None,
+    create_websites: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> list[ImportResult]:
+    """`import_foreign` into ClickHouse analytics: the export is read whole and checked first (nothing stored on
+    a bad record), then read again and stored; events whose batch ids are stored already are skipped."""
+    from medama_core.store.clickhouse import bulk as ch_bulk
+    from medama_core.store.clickhouse import client as ch_client
+    from medama_core.store.clickhouse import imported as ch_imported
+
+    websites = _Websites(meta_conn, create_websites)
+    try:
+        if tool == "plausible":
+            with open_stream() as stream:
+                rows = _plausible_rows(stream, name, site)
+            totals = ImportResult(IMPORTED, rows=len(rows))
+            if dry_run:
+                return [totals]
+            websites.check([(site,)], [0], 0)
+            try:
+                totals.stored = ch_imported.store(client, rows)
+            except ch_client.ClickHouseError as exc:
+                raise _partly(exc) from None
+            websites.register()
+            totals.created_websites, totals.created_admin = websites.new, websites.created_admin
+            return [totals]
+        ids = _umami_ids(meta_conn)
+        counts = {VIEWS: ImportResult(VIEWS), EVENTS: ImportResult(EVENTS)}
+        with _opened(open_stream, open_sessions) as (stream, sessions):
+            for record in _foreign_records(ids, tool, stream, site, sessions):
+                counts[record.kind].rows += 1
+                where = record.values["group_name" if record.kind == EVENTS else "hostname"]
+                websites.check([(where,)], [record.line], 0)
+        if dry_run:
+            return list(counts.values())
+        events: list[Record] = []
+        with _opened(open_stream, open_sessions) as (stream, sessions):
+            share = _share_read(stream)
+            views = _view_chunks(_foreign_records(ids, tool, stream, site, sessions), events)
+            counts[VIEWS].stored = _bulk_store(client, VIEWS, views, progress, share)
+        fresh = _new_events(events, functools.partial(ch_bulk.stored_batch_ids, client))
+        try:
+            counts[EVENTS].stored = ch_bulk.insert_events(client, fresh) if fresh else 0
+        except ch_client.ClickHouseError as exc:
+            raise _partly(exc) from None
+    except BadRecord as exc:
+        raise TransferError(str(exc)) from None
+    websites.register()
+    counts[VIEWS].created_websites, counts[VIEWS].created_admin = websites.new, websites.created_admin
+    return list(counts.values())
 
 
 # --- exporting ---
@@ -893,15 +1131,73 @@ def export_rows(
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY {', '.join(order)}"
+    return _write_rows(conn.execute(sql, params), out, columns, fmt)
+
+
+def _write_rows(rows: Iterable[Sequence[Any]], out: IO[str], columns: Sequence[str], fmt: str) -> int:
     write = _jsonl_writer(out, columns) if fmt == "jsonl" else _csv_writer(out, columns)
     count = 0
     try:
-        for row in conn.execute(sql, params):
-            write(row)
+        for row in rows:
+            write(tuple(row))
             count += 1
     except csv.Error as exc:  # Python 3.10's csv cannot write a NUL character (3.11 can)
         raise TransferError(f"row {count + 1} cannot be written as CSV ({exc}); export it as jsonl") from None
     return count
+
+
+def export_rows_clickhouse(
+    client: ch_client.Client,
+    out: IO[str],
+    *,
+    kind: str = VIEWS,
+    fmt: str = "jsonl",
+    hostname: str | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> int:
+    """`export_rows` from ClickHouse analytics: the same rows in the same order give the same bytes
+    (store/clickhouse/bulk.export_rows streams them; an unloaded view is one row with its last duration)."""
+    from medama_core.store.clickhouse import bulk as ch_bulk
+    from medama_core.store.clickhouse import client as ch_client
+
+    if kind not in COLUMNS or fmt not in FORMATS:
+        raise TransferError(f"cannot export {kind} as {fmt}")
+    try:
+        rows = ch_bulk.export_rows(client, kind, hostname, start_ms, end_ms)
+        return _write_rows(rows, out, COLUMNS[kind], fmt)
+    except ch_client.ClickHouseError as exc:
+        raise TransferError(str(exc)) from None
+
+
+def open_clickhouse(url: str, flag: str = "-analyticsdb") -> ch_client.Client:
+    """A client on the ClickHouse database at `url`, migrated (which also proves it answers and lets us in);
+    ConfigError with one line if not."""
+    from medama_core.store.clickhouse import client as ch_client
+    from medama_core.store.clickhouse import schema
+    from medama_core.store.clickhouse.url import URLError, parse_url
+
+    try:
+        client = ch_client.Client.connect(parse_url(url))
+    except URLError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+    try:
+        schema.migrate(client, int(time.time() * 1000))
+    except ch_client.ClickHouseError as exc:
+        client.close()
+        raise ConfigError(f"{flag}: {exc}") from None
+    return client
+
+
+def _analytics_kind(location: str, flag: str = "-analyticsdb") -> str:
+    """ "sqlite" for a path, "clickhouse" for a clickhouse(s):// URL; ConfigError for any other URL."""
+    if "://" not in location:
+        return "sqlite"
+    if location.lower().startswith(("clickhouse://", "clickhouses://")):
+        return "clickhouse"
+    raise ConfigError(
+        f"{flag}: {location.split('://', 1)[0]}:// is not an analytics store; give a file or a clickhouse:// URL"
+    )
 
 
 @dataclass(frozen=True)
@@ -946,18 +1242,47 @@ def export_page(
         " ORDER BY date_created, rowid LIMIT :limit"
     )
     rows = conn.execute(sql, params).fetchall()
+    text = page_text([row[:-1] for row in rows], columns, fmt, header=after is None, spreadsheet=spreadsheet)
+    last = rows[-1] if len(rows) == limit else None
+    date_index = columns.index("date_created")
+    return ExportPage(text, len(rows), None if last is None else (int(last[date_index]), int(last[-1])))
+
+
+def page_text(
+    rows: Sequence[Sequence[Any]], columns: Sequence[str], fmt: str, *, header: bool, spreadsheet: bool
+) -> str:
+    """Rows (values in `columns` order) as export text: JSON Lines, CSV, or CSV for spreadsheets."""
     out = io.StringIO()
     if fmt == "jsonl":
         write = _jsonl_writer(out, columns)
     elif spreadsheet:
-        write = _spreadsheet_writer(out, columns, header=after is None)
+        write = _spreadsheet_writer(out, columns, header=header)
     else:
-        write = _csv_writer(out, columns, header=after is None)
+        write = _csv_writer(out, columns, header=header)
     for row in rows:
-        write(row[:-1])
-    last = rows[-1] if len(rows) == limit else None
-    date_index = columns.index("date_created")
-    return ExportPage(out.getvalue(), len(rows), None if last is None else (int(last[date_index]), int(last[-1])))
+        write(tuple(row))
+    return out.getvalue()
+
+
+def export_page_clickhouse(
+    client: ch_client.Client,
+    hostname: str,
+    *,
+    kind: str = VIEWS,
+    fmt: str = "jsonl",
+    after: tuple[int, int] | None = None,
+    limit: int = CHUNK_ROWS,
+    spreadsheet: bool = False,
+) -> ExportPage:
+    """`export_page` on ClickHouse analytics (store/clickhouse/bulk.export_window): the same text for the same
+    rows, ties on the date in the order of their columns; `after` is that module's, not a rowid."""
+    from medama_core.store.clickhouse import bulk as ch_bulk
+
+    if kind not in COLUMNS or fmt not in FORMATS:
+        raise TransferError(f"cannot export {kind} as {fmt}")
+    rows, following = ch_bulk.export_window(client, hostname, kind, after, limit)
+    text = page_text(rows, COLUMNS[kind], fmt, header=after is None, spreadsheet=spreadsheet)
+    return ExportPage(text, len(rows), following)
 
 
 def _export_value(column: str, value: object) -> object:
@@ -1040,7 +1365,9 @@ IMPORT_SYNOPSIS = (
 IMPORT_DESCRIPTION = """Import page views or custom events from a JSON Lines or CSV file (gzipped or not), in one
 transaction: the whole file or, at the first bad row, nothing. Or import everything from upstream's
 DuckDB analytics file, or another tool's export (-from; docs/migrate.md says which file of each tool).
-A running server sees websites created here within a few seconds."""
+A running server sees websites created here within a few seconds. Into ClickHouse (-analyticsdb
+clickhouse://...), which has no transactions, the file is checked whole first, then stored
+(docs/scale.md)."""
 IMPORT_OPTIONS: Final = (
     Option("type", None, "", _kind_or_guess, "views or events", shown_default="read from the file's columns"),
     Option("from-medama", None, "", parse_text, "upstream's me_analytics.db (DuckDB) to import instead of FILE"),
@@ -1113,6 +1440,30 @@ def _open_database(path: str, flag: str, kind: str) -> sqlite3.Connection:
         raise StartupError(f"cannot use {os.path.abspath(path)} ({flag}): {exc}") from None
 
 
+def _open_meta(appdb: str) -> Any:
+    """The app store of an import: me_meta.db (opened and migrated), or a PostgreSQL connection for a
+    postgres:// URL (migrated, autocommit); ConfigError with one line for a URL that cannot be used."""
+    if "://" not in appdb:
+        return _open_database(appdb, "-appdb", "meta")
+    if not appdb.lower().startswith(("postgres://", "postgresql://")):
+        raise ConfigError(
+            f"-appdb: {appdb.split('://', 1)[0]}:// is not an app store; give a file or a postgres:// URL"
+        )
+    from medama_core.store.postgres import driver
+    from medama_core.store.postgres.errors import StartupError as PostgresStartupError
+    from medama_core.store.postgres.url import parse_url
+
+    try:
+        url = parse_url(appdb)
+        driver.load()
+        from medama_core.store.postgres import db as pg_db
+        from medama_core.store.postgres import meta as pg_meta
+
+        return pg_db.open_connection(url, pg_meta.MIGRATIONS, pg_meta.COMPONENT)
+    except PostgresStartupError as exc:  # a bad URL, no driver, a server that cannot be reached or refused us
+        raise ConfigError(f"-appdb: {exc}") from None
+
+
 def _remove_database(path: str) -> None:
     """Delete a database file this command created, with SQLite's files beside it."""
     for suffix in ("", "-wal", "-shm", "-journal"):
@@ -1146,18 +1497,41 @@ def import_main(argv: Sequence[str], stderr: IO[str], environ: Mapping[str, str]
         print(f"{bar}{done}imported {rows:,} rows ({rate:,.0f} rows/s)", file=stderr, flush=True)
 
     appdb, analyticsdb = values["appdb"], values["analyticsdb"]
-    new_files = [path for path in (appdb, analyticsdb) if not os.path.exists(path)]
+    engine = _analytics_kind(analyticsdb)
+    if engine == "clickhouse" and source:
+        raise ConfigError(
+            "-from-medama reads into SQLite analytics only: import it into a me_analytics.db, then copy that "
+            "with `medama migrate -to-analyticsdb clickhouse://…` (docs/scale.md)"
+        )
+    new_files = [path for path in (appdb, analyticsdb) if "://" not in path and not os.path.exists(path)]
     kind, create = values["type"] or None, values["create-websites"]
-    connections: list[sqlite3.Connection] = []
+    connections: list[Any] = []
     try:
         with contextlib.ExitStack() as stack:
             # A missing FILE (or -sessions file) is reported before any database is created.
             stream = None if source else stack.enter_context(_open_import(files[0], tool))
             sessions = stack.enter_context(open_input(values["sessions"])) if values["sessions"] else None
-            connections.append(_open_database(appdb, "-appdb", "meta"))
-            connections.append(_open_database(analyticsdb, "-analyticsdb", "analytics"))
+            connections.append(_open_meta(appdb))
+            if engine == "clickhouse":
+                connections.append(open_clickhouse(analyticsdb))
+            else:
+                connections.append(_open_database(analyticsdb, "-analyticsdb", "analytics"))
             meta_conn, analytics_conn = connections
-            if stream is None:
+            if engine == "clickhouse":
+                opener = functools.partial(_open_import, files[0], tool)
+                if tool:
+                    reopen = functools.partial(open_input, values["sessions"]) if values["sessions"] else None
+                    site, name = values["site"].lower() or None, os.path.basename(files[0])
+                    results = import_foreign_clickhouse(
+                        analytics_conn, meta_conn, tool, opener, site=site, name=name, open_sessions=reopen,
+                        create_websites=create, dry_run=dry_run, progress=progress,
+                    )  # fmt: skip
+                else:
+                    one = import_rows_clickhouse(
+                        analytics_conn, meta_conn, opener, kind=kind, create_websites=create, progress=progress
+                    )
+                    results = [one]
+            elif stream is None:
                 results = import_medama(analytics_conn, meta_conn, source, create_websites=create, progress=progress)
             elif tool:
                 site, name = values["site"].lower() or None, os.path.basename(files[0])
@@ -1167,6 +1541,11 @@ def import_main(argv: Sequence[str], stderr: IO[str], environ: Mapping[str, str]
             else:
                 options: dict[str, Any] = {"kind": kind, "create_websites": create, "progress": progress}
                 results = [import_rows(analytics_conn, meta_conn, stream, **options)]
+    except PartlyStored as exc:
+        for conn in connections:
+            conn.close()
+        print(f"ERROR: import failed part way: {exc}", file=stderr)
+        return 1
     except (TransferError, OSError, StartupError) as exc:
         for conn in connections:
             conn.close()
@@ -1213,21 +1592,53 @@ def export_main(argv: Sequence[str], stdout: IO[str], stderr: IO[str], environ: 
     name = output.removesuffix(".gz")
     fmt = values["format"] or ("csv" if name.endswith(".csv") else "jsonl")
     analyticsdb = values["analyticsdb"]
+    options: dict[str, Any] = {"kind": values["type"], "fmt": fmt, "hostname": values["hostname"] or None}
+    options.update(start_ms=values["start"], end_ms=values["end"])
+    if _analytics_kind(analyticsdb) == "clickhouse":
+        client = open_clickhouse(analyticsdb)
+        return _export_to(
+            functools.partial(export_rows_clickhouse, client),
+            output,
+            options,
+            values["type"],
+            stdout,
+            stderr,
+            client.close,
+        )
     if not os.path.isfile(analyticsdb):  # opening it would create an empty one, and export nothing
         raise StartupError(
             f"no analytics database at {os.path.abspath(analyticsdb)} (-analyticsdb): give the path of the "
             "me_analytics.db the server uses, or run export in its folder"
         )
     analytics_conn = _open_database(analyticsdb, "-analyticsdb", "analytics")
-    options: dict[str, Any] = {"kind": values["type"], "fmt": fmt, "hostname": values["hostname"] or None}
-    options.update(start_ms=values["start"], end_ms=values["end"])
+    return _export_to(
+        functools.partial(export_rows, analytics_conn),
+        output,
+        options,
+        values["type"],
+        stdout,
+        stderr,
+        analytics_conn.close,
+    )
+
+
+def _export_to(
+    write: Callable[..., int],
+    output: str,
+    options: dict[str, Any],
+    kind: str,
+    stdout: IO[str],
+    stderr: IO[str],
+    close: Callable[[], None],
+) -> int:
+    """Run `write(out, **options)` into the -output file or standard output; the exit status."""
     try:
         if not output:
-            count = export_rows(analytics_conn, stdout, **options)
+            count = write(stdout, **options)
             stdout.flush()
         else:
             with _open_output(output) as out:
-                count = export_rows(analytics_conn, out, **options)
+                count = write(out, **options)
     except BrokenPipeError:  # the reader went away (`| head`): it has what it wanted
         _discard_stdout(stdout)
         return 0
@@ -1235,8 +1646,8 @@ def export_main(argv: Sequence[str], stdout: IO[str], stderr: IO[str], environ: 
         print(f"ERROR: export failed: {exc}", file=stderr)
         return 1
     finally:
-        analytics_conn.close()
-    print(f"exported {count:,} {values['type']}", file=stderr)
+        close()
+    print(f"exported {count:,} {kind}", file=stderr)
     return 0
 
 

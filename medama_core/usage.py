@@ -120,6 +120,15 @@ def disk_usage(path: str) -> tuple[int, int]:
     return used, total
 
 
+def local_path(*locations: str) -> str:
+    """The first store location that is a file (not a `scheme://` URL), else the working directory: where
+    the disk figures are read, the node's own disk when every store is a database server."""
+    for location in locations:
+        if "://" not in location:
+            return location
+    return os.path.join(os.getcwd(), "")
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="ascii", errors="replace")

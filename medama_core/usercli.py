@@ -1,11 +1,14 @@
-"""`medama user <action>`: accounts managed on me_meta.db from the command line, whether the server runs or not.
+"""`medama user <action>`: accounts managed in the app store from the command line, whether the server runs or not.
 
 Each action is one row of ACTIONS (its synopsis, description, flags and
 function): `list`, `add`, `password`, `role`, `remove` and `totp-off`. They
-work on the database file directly: SQLite's WAL lets them write while the
-server reads and writes, and the server reads sessions, roles and grants from
-the database on every request, so a change here takes effect there at once.
-They keep the rules the API keeps (accounts.py): the last admin stays an admin.
+work on the app store directly, me_meta.db or, with `-appdb postgres://…`,
+the PostgreSQL database every node uses (the same functions: store/meta.py
+and store/postgres/meta.py have the same names). SQLite's WAL lets them
+write while the server reads and writes, and the server reads sessions,
+roles and grants from the store on every request, so a change here takes
+effect there (on every node) at once. They keep the rules the API keeps
+(accounts.py): the last admin stays an admin.
 """
 
 from __future__ import annotations
@@ -15,13 +18,17 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Final
+from types import ModuleType
+from typing import IO, Any, Final, TypeVar
 
 from medama_core import accounts, hostnames, passwords
 from medama_core.config import ConfigError, Option, StartupError, help_text, option, parse_flags
 from medama_core.store import db, meta
 
 MAX_PASSWORD_LINE: Final = 4096  # one line read from a pipe; far above PASSWORD_MAX, and a runaway pipe stops here
+_POSTGRES: Final = ("postgres://", "postgresql://")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -32,8 +39,47 @@ class Action:
     run: Callable[[dict[str, Any], list[str], IO[str], IO[str]], int]  # flag values, arguments, stdin, stdout
 
 
+class _Store:
+    """The app store an action works on: `run(fn)` calls `fn(conn, m)` with a connection and its engine's meta
+    module (store/meta.py or store/postgres/meta.py)."""
+
+    def __init__(self, appdb: str) -> None:
+        self.name = appdb
+        if appdb.lower().startswith(_POSTGRES):
+            from medama_core.store import postgres
+            from medama_core.store.postgres import meta as pg_meta
+            from medama_core.store.postgres.errors import StartupError as PostgresStartupError
+
+            try:
+                self._db: Any = postgres.open_meta(appdb, readers=1, writers=1)
+            except PostgresStartupError as exc:  # a bad URL, no driver, an unreachable server, wrong credentials
+                raise ConfigError(f"-appdb: {exc}") from None
+            self.name = self._db.url.describe()
+            self.m: ModuleType = pg_meta
+            self._conn: Any = None
+        else:
+            self._conn = _open(appdb)
+            self.m = meta
+
+    def run(self, fn: Callable[[Any, ModuleType], T]) -> T:
+        if self._conn is not None:
+            return fn(self._conn, self.m)
+        result: T = self._db.call(lambda conn: fn(conn, self.m))
+        return result
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        else:
+            self._db.close()
+
+
 def _open(appdb: str) -> Any:
     """me_meta.db, which must exist already: an action never creates an empty one by mistake."""
+    if "://" in appdb:
+        raise ConfigError(
+            f"-appdb: {appdb.split('://', 1)[0]}:// is not an app store; give a file or a postgres:// URL"
+        )
     if not os.path.isfile(appdb):
         raise StartupError(
             f"no app database at {os.path.abspath(appdb)} (-appdb): give the path of the me_meta.db the server "
@@ -73,18 +119,23 @@ def _hostname_list(text: str) -> tuple[str, ...]:
 
 def set_password(values: dict[str, Any], names: list[str], stdin: IO[str], stdout: IO[str]) -> int:
     (username,) = _one_name(names, "password")
-    conn = _open(values["appdb"])
+    store = _Store(values["appdb"])
     try:
-        user = _user(conn, values["appdb"], username)
+        user = store.run(lambda conn, m: _user(conn, m, store.name, username))
         password = read_new_password(username, stdin)
         problem = accounts.new_password_problem(password)
         if problem is not None:
             raise StartupError(f"{problem}; nothing was changed")
         hashed = passwords.hash_password(password)
-        ended = meta.count_sessions(conn, user.id)
-        meta.update_user(conn, user.id, int(time.time()), password_hash=hashed)  # ends all its sessions
+
+        def change(conn: Any, m: ModuleType) -> int:
+            ended: int = m.count_sessions(conn, user.id)
+            m.update_user(conn, user.id, int(time.time()), password_hash=hashed)  # ends all its sessions
+            return ended
+
+        ended = store.run(change)
     finally:
-        conn.close()
+        store.close()
     print(f"changed the password of {username}; {ended} session(s) signed out", file=stdout)
     return 0
 
@@ -97,10 +148,10 @@ def _one_name(names: list[str], action: str, count: int = 1) -> list[str]:
     return names
 
 
-def _user(conn: Any, appdb: str, username: str) -> meta.User:
-    user = meta.get_user_by_username(conn, username)
+def _user(conn: Any, m: ModuleType, appdb: str, username: str) -> meta.User:
+    user: meta.User | None = m.get_user_by_username(conn, username)
     if user is None:
-        known = ", ".join(meta.list_usernames(conn)) or "none"
+        known = ", ".join(m.list_usernames(conn)) or "none"
         raise StartupError(f"no user named {username!r} in {appdb} (users: {known})")
     return user
 
@@ -108,11 +159,11 @@ def _user(conn: Any, appdb: str, username: str) -> meta.User:
 def list_users(values: dict[str, Any], names: list[str], stdin: IO[str], stdout: IO[str]) -> int:
     if names:
         raise ConfigError(f"unexpected argument {names[0]!r} (usage: {ACTIONS['list'].synopsis})")
-    conn = _open(values["appdb"])
+    store = _Store(values["appdb"])
     try:
-        users, grants = meta.list_users(conn), meta.grants_by_user(conn)
+        users, grants = store.run(lambda conn, m: (m.list_users(conn), m.grants_by_user(conn)))
     finally:
-        conn.close()
+        store.close()
     width = max([len("USERNAME"), *(len(user.username) for user in users)])
     print(f"{'USERNAME':<{width}}  ROLE    2FA  CREATED     WEBSITES", file=stdout)
     for user in users:
@@ -133,20 +184,21 @@ def add_user(values: dict[str, Any], names: list[str], stdin: IO[str], stdout: I
         websites = [hostnames.normalise(name) for name in values["websites"]]
     except hostnames.InvalidHostname as exc:
         raise ConfigError(f"-websites: {exc}") from None
-    conn = _open(values["appdb"])
+    store = _Store(values["appdb"])
     try:
-        if meta.get_user_by_username(conn, username) is not None:
+        if store.run(lambda conn, m: m.get_user_by_username(conn, username)) is not None:
             raise StartupError(f"there is already a user named {username!r}")
         password = read_new_password(username, stdin)
         problem = accounts.new_password_problem(password)
         if problem is not None:
             raise StartupError(f"{problem}; nothing was changed")
+        hashed, role, now = passwords.hash_password(password), values["role"], int(time.time())
         try:
-            accounts.add(conn, username, passwords.hash_password(password), values["role"], int(time.time()), websites)
+            store.run(lambda conn, m: accounts.add(conn, username, hashed, role, now, websites, store=m))
         except (meta.AlreadyExists, meta.MissingWebsite) as exc:
             raise StartupError(f"{exc}; nothing was changed") from None
     finally:
-        conn.close()
+        store.close()
     granted = f", may read {', '.join(websites)}" if websites and values["role"] == "viewer" else ""
     print(f"added {username} as {values['role']}{granted}", file=stdout)
     return 0
@@ -156,35 +208,43 @@ def set_role(values: dict[str, Any], names: list[str], stdin: IO[str], stdout: I
     username, role = _one_name(names, "role", 2)
     if role not in accounts.ROLES:
         raise ConfigError(f"{role!r} is not a role: {' or '.join(accounts.ROLES)}")
-    conn = _open(values["appdb"])
+    store = _Store(values["appdb"])
     try:
-        user = _user(conn, values["appdb"], username)
-        accounts.set_role(conn, user, role, int(time.time()))
+
+        def change(conn: Any, m: ModuleType) -> None:
+            accounts.set_role(conn, _user(conn, m, store.name, username), role, int(time.time()), store=m)
+
+        store.run(change)
     except accounts.AccountError as exc:
         raise StartupError(f"{exc}; nothing was changed") from None
     finally:
-        conn.close()
+        store.close()
     print(f"{username} is now {'an' if role == 'admin' else 'a'} {role}", file=stdout)
     return 0
 
 
 def remove_user(values: dict[str, Any], names: list[str], stdin: IO[str], stdout: IO[str]) -> int:
     (username,) = _one_name(names, "remove")
-    conn = _open(values["appdb"])
+    store = _Store(values["appdb"])
     try:
-        user = _user(conn, values["appdb"], username)
-        heirs = [u for u in meta.list_users(conn) if u.role == "admin" and u.id != user.id]
-        if not heirs and meta.count_users(conn) == 1:
-            raise StartupError(
-                f"{username} is the only account; sign in and delete it from the dashboard, which removes its "
-                "websites' stats too (nothing was changed)"
-            )
-        heir = min(heirs, key=lambda u: (u.date_created, u.id)) if heirs else None
-        accounts.remove(conn, user, None if heir is None else heir.id)
+
+        def remove(conn: Any, m: ModuleType) -> meta.User | None:
+            user = _user(conn, m, store.name, username)
+            heirs = [u for u in m.list_users(conn) if u.role == "admin" and u.id != user.id]
+            if not heirs and m.count_users(conn) == 1:
+                raise StartupError(
+                    f"{username} is the only account; sign in and delete it from the dashboard, which removes its "
+                    "websites' stats too (nothing was changed)"
+                )
+            heir: meta.User | None = min(heirs, key=lambda u: (u.date_created, u.id)) if heirs else None
+            accounts.remove(conn, user, None if heir is None else heir.id, store=m)
+            return heir
+
+        heir = store.run(remove)
     except accounts.AccountError as exc:
         raise StartupError(f"{exc}; nothing was changed") from None
     finally:
-        conn.close()
+        store.close()
     moved = f"; its websites now belong to {heir.username}" if heir is not None else ""
     print(f"removed {username}{moved}", file=stdout)
     return 0
@@ -192,12 +252,11 @@ def remove_user(values: dict[str, Any], names: list[str], stdin: IO[str], stdout
 
 def totp_off(values: dict[str, Any], names: list[str], stdin: IO[str], stdout: IO[str]) -> int:
     (username,) = _one_name(names, "totp-off")
-    conn = _open(values["appdb"])
+    store = _Store(values["appdb"])
     try:
-        user = _user(conn, values["appdb"], username)
-        was_on = meta.delete_totp(conn, user.id)
+        was_on = store.run(lambda conn, m: m.delete_totp(conn, _user(conn, m, store.name, username).id))
     finally:
-        conn.close()
+        store.close()
     print(f"two-factor login of {username} is off" + ("" if was_on else " (it was not on)"), file=stdout)
     return 0
 

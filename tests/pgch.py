@@ -3,8 +3,7 @@
 Every module of tests/api runs on SQLite and on pgch, except:
 
 - SQLITE_ONLY_MODULES: modules about SQLite itself, modules whose tests set up or check rows by opening
-  me_meta.db / me_analytics.db directly (not yet ported to tests/stores.py), and modules of features that
-  ClickHouse analytics lacks as a whole (import, export, imported days: a 501 there);
+  me_meta.db / me_analytics.db directly (not yet ported to tests/stores.py);
 - SQLITE_ONLY_TESTS: single tests of that kind in modules that otherwise run on both.
 
 XFAIL lists the tests that fail on pgch because ClickHouse analytics lacks the operation (a strict xfail:
@@ -16,18 +15,13 @@ from __future__ import annotations
 from typing import Final
 
 _FILES: Final = "sets up or checks its rows by opening the SQLite files directly (not ported to tests/stores.py)"
-_NO_IMPORT: Final = "ClickHouse analytics cannot import another tool's export yet (501)"
-# Schemathesis counts any 5xx as a failure, and whether its cases reach the 501 depends on what it makes up.
-_NOT_HERE: Final = "import and export are a 501 on ClickHouse analytics (documented); schemathesis fails any 5xx"
+_SITE_HITS: Final = "checks SQLite's site_hits table; ClickHouse counts the day's hits from its rows (test_quota.py)"
 
 SQLITE_ONLY_MODULES: Final[dict[str, str]] = {
     "test_auth_passwords.py": _FILES,
     "test_events_writer.py": "unit tests of the group-commit Batcher on a SQLite door; no server runs",
     "test_events_ping_dates.py": "pure parsing of the ping's dates; no store is involved",
-    "test_export.py": "ClickHouse analytics cannot export a site's rows yet (501); the tests compare with SQLite rows",
-    "test_imported_stats.py": _NO_IMPORT + "; no imported daily totals exist there",
     "test_hit_size.py": "measures the bytes a hit takes in SQLite's file",
-    "test_quota.py": _FILES + "; and the day's count is not kept across a restart on ClickHouse (docs/scale.md)",
     "test_settings.py": _FILES,
     "test_stats_csv.py": _FILES,
     "test_stats_refresh.py": "SQLite's rollup refresh (AnalyticsStore.maintain); ClickHouse needs none",
@@ -47,6 +41,9 @@ SQLITE_ONLY_TESTS: Final[dict[str, str]] = {
     "test_drops.py::test_every_reason_is_counted_per_site_and_shown_to_the_sites_owner": _FILES,
     "test_drops.py::test_days_are_newest_first_and_the_period_is_the_last_30_days_by_default": _FILES,
     "test_events.py::test_a_database_failure_is_500": "breaks SQLite's file to make the write fail",
+    "test_export.py::test_pages_give_every_row_once_in_order": (
+        "SQLite's pager itself; tests/clickhouse/test_transfer.py has ClickHouse's"
+    ),
     "test_foreign.py::test_umami_website_id_alias": _FILES,
     "test_foreign.py::test_foreign_hits_count_against_the_sites_daily_quota": _FILES,
     "test_notes.py::test_site_and_role_checks": _FILES,
@@ -65,14 +62,8 @@ SQLITE_ONLY_TESTS: Final[dict[str, str]] = {
     "test_websites.py::test_delete_removes_views_and_events": _FILES,
     "test_websites.py::test_summary_counts_unique_visitors_of_the_last_24_hours": _FILES,
     "test_websites.py::test_hits_racing_a_delete_leave_no_rows": _FILES,
-    "test_auth_schemathesis.py::test_operation_conforms[GET /websites/{hostname}/export-positive-cookie]": _NOT_HERE,
-    "test_auth_schemathesis.py::test_operation_conforms[GET /websites/{hostname}/export-positive-key]": _NOT_HERE,
-    "test_auth_schemathesis.py::test_operation_conforms[GET /websites/{hostname}/export-negative-cookie]": _NOT_HERE,
-    "test_auth_schemathesis.py::test_operation_conforms[GET /websites/{hostname}/export-negative-key]": _NOT_HERE,
-    "test_auth_schemathesis.py::test_operation_conforms[POST /websites/{hostname}/import-positive-cookie]": _NOT_HERE,
-    "test_auth_schemathesis.py::test_operation_conforms[POST /websites/{hostname}/import-positive-key]": _NOT_HERE,
-    "test_auth_schemathesis.py::test_operation_conforms[POST /websites/{hostname}/import-negative-cookie]": _NOT_HERE,
-    "test_auth_schemathesis.py::test_operation_conforms[POST /websites/{hostname}/import-negative-key]": _NOT_HERE,
+    "test_quota.py::test_past_the_quota_hits_are_204_counted_as_quota_and_not_stored": _SITE_HITS,
+    "test_quota.py::test_the_days_count_moves_and_goes_with_its_site": _SITE_HITS,
     "test_keys.py::test_expiry": _FILES,
     "test_keys.py::test_only_the_hash_is_stored": _FILES,
     "test_members.py::test_the_last_admin_stays": _FILES,

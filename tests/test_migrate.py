@@ -46,6 +46,8 @@ def test_an_install_moves_up_and_answers_the_same(tmp_path: Path, servers: Stack
         hit = {"e": "load", "b": "migrate001", "u": "https://example.com/now", "r": "", "p": True, "q": True}
         headers = {"Content-Type": "application/json", "User-Agent": BROWSER}
         assert client.post("/api/event/hit", body=json.dumps(hit).encode(), headers=headers).status == 204
+        plausible = (Path(__file__).parent / "importers" / "samples" / "plausible-export.zip").read_bytes()
+        assert client.post("/api/websites/example.com/import?from=plausible", body=plausible).status == 200
         before = {
             path: client.get(f"/api/website/example.com/{path}").json()
             for path in ("summary?previous=false", "pages", "referrers", "countries", "properties")
@@ -61,6 +63,7 @@ def test_an_install_moves_up_and_answers_the_same(tmp_path: Path, servers: Stack
     assert "app data: websites: 2 rows" in report and "app data: sessions: 1 rows" in report, report
     assert "analytics: views: 321 of 321" in report, report
     assert "check: 321 views; the summary and top pages of 2 sites match" in report, report
+    assert "analytics: imported daily totals: " in report, report  # and the answers below include them
     with live_server(tmp_path / "copy", appdb=app_url, analyticsdb=analytics_url) as copy:
         client = copy.client()
         client.cookies["_me_sess"] = cookie  # the session moved too: still logged in

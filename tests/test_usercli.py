@@ -1,20 +1,24 @@
-"""`medama user list|add|role|remove|totp-off`: accounts managed offline on me_meta.db, under the API's rules."""
+"""`medama user list|add|role|remove|totp-off`: accounts managed offline in the app store, under the API's rules;
+on me_meta.db and on PostgreSQL (`-appdb postgres://…`)."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests import stores
 from tests.helpers import live_server
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.engines("sqlite", "pgch")
 
 
-def user(appdb: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def user(appdb: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(ROOT / "medama.py"), "user", *args, "-appdb", str(appdb)],
+        [sys.executable, str(ROOT / "medama.py"), "user", *args, "-appdb", appdb],
         input=stdin,
         capture_output=True,
         text=True,
@@ -28,7 +32,7 @@ def refused(done: subprocess.CompletedProcess[str], message: str) -> bool:
 
 def test_add_list_role_remove_while_the_server_runs(tmp_path: Path) -> None:
     with live_server(tmp_path, level="warn") as server:
-        appdb = Path(server.config.appdb)
+        appdb = server.config.appdb
         admin = server.client()
         admin.login()
         for site in ("a.example", "b.example"):
@@ -49,9 +53,8 @@ def test_add_list_role_remove_while_the_server_runs(tmp_path: Path) -> None:
         assert vera.get("/api/users").status == 403
         # Removing an admin gives its websites to the oldest admin left; its sessions end.
         assert user(appdb, "add", "ada", "-role", "admin", stdin="ada-pass-1\n").returncode == 0
-        with sqlite3.connect(appdb) as conn:
-            conn.execute("UPDATE websites SET user_id = (SELECT id FROM users WHERE username = 'ada')")
-        conn.close()
+        with stores.app_store(appdb) as (conn, m):
+            m.transfer_websites(conn, m.get_user_by_username(conn, "admin").id, m.get_user_by_username(conn, "ada").id)
         done = user(appdb, "remove", "ada")
         assert done.stdout == "removed ada; its websites now belong to admin\n", done.stderr
         assert {w["hostname"] for w in admin.get("/api/websites").json()} == {"a.example", "b.example"}
@@ -63,7 +66,7 @@ def test_add_list_role_remove_while_the_server_runs(tmp_path: Path) -> None:
 
 def test_refusals_change_nothing(tmp_path: Path) -> None:
     with live_server(tmp_path, level="warn") as server:
-        appdb = Path(server.config.appdb)
+        appdb = server.config.appdb
     assert refused(user(appdb, "role", "admin", "viewer"), "the last admin cannot be made a viewer")
     assert refused(user(appdb, "remove", "admin"), "admin is the only account")
     assert refused(user(appdb, "add", "admin", stdin="some-pass\n"), "there is already a user named 'admin'")
@@ -74,18 +77,17 @@ def test_refusals_change_nothing(tmp_path: Path) -> None:
     assert user(appdb, "role", "admin").returncode == 2  # usage
     assert user(appdb, "add", "vera", stdin="vera-pass\n").returncode == 0
     assert refused(user(appdb, "remove", "admin"), "the last admin cannot be removed while other accounts exist")
-    with sqlite3.connect(appdb) as conn:
-        assert conn.execute("SELECT username, role FROM users ORDER BY username").fetchall() == [
-            ("admin", "admin"), ("vera", "viewer")]  # fmt: skip
-    conn.close()
+    with stores.app_store(appdb) as (conn, m):
+        assert [(u.username, u.role) for u in m.list_users(conn)] == [("admin", "admin"), ("vera", "viewer")]
 
 
 def test_totp_off_is_the_way_back_in_without_the_app(tmp_path: Path) -> None:
     with live_server(tmp_path, level="warn") as server:
-        appdb = Path(server.config.appdb)
-        with sqlite3.connect(appdb) as conn:
-            conn.execute("INSERT INTO totp SELECT id, 'JBSWY3DPEHPK3PXP', 1, 0, 1 FROM users")
-        conn.close()
+        appdb = server.config.appdb
+        with stores.app_store(appdb) as (conn, m):
+            admin_id = m.get_user_by_username(conn, "admin").id
+            assert m.set_totp_secret(conn, admin_id, "JBSWY3DPEHPK3PXP", 1)
+            assert m.enable_totp(conn, admin_id, 0, [])
         client = server.client()
         assert (
             client.post(
@@ -97,3 +99,13 @@ def test_totp_off_is_the_way_back_in_without_the_app(tmp_path: Path) -> None:
         assert user(appdb, "totp-off", "admin").stdout == "two-factor login of admin is off\n"
         client.login()
         client.close()
+
+
+def test_a_bad_app_store_url_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    for url, said in (
+        ("postgres://nobody@127.0.0.1:1/medama", "-appdb: "),
+        ("clickhouse://127.0.0.1/medama", "-appdb: clickhouse:// is not an app store"),
+    ):
+        done = user(url, "list")
+        assert done.returncode == 2 and done.stderr.startswith("ERROR: " + said), done.stderr
+        assert len(done.stderr.splitlines()) == 1, done.stderr

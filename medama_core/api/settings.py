@@ -12,8 +12,8 @@ import re
 import time
 from typing import Any
 
-from medama_core import assets, publicurl, quota, usage
-from medama_core.api import BlockSettings, Context
+from medama_core import assets, publicurl, quota
+from medama_core.api import BlockSettings, Context, users
 from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object, optional_bool, optional_int, optional_string, optional_string_list
 from medama_core.http.protocol import Request, Response, json_response
@@ -204,9 +204,8 @@ def apply_engine_at_startup(ctx: Context, settings: dict[str, str]) -> None:
 
 
 async def get_settings_usage(request: Request, ctx: Context) -> Response:
-    sampled = await usage.sample(ctx.config.appdb, ctx.cpu)
+    body = await users.usage_json(ctx)
     settings = await ctx.meta.get_settings()
-    body = sampled.as_json()
     body["metadata"] = {"threads": ctx.analytics.readers, "memory_limit": settings.get(KEY_MEMORY_LIMIT, "")}
     return json_response(body)
 

@@ -127,6 +127,18 @@ async def delete_user(request: Request, ctx: Context) -> Response:
     return Response(204, headers=[("Set-Cookie", auth.expired_cookie(secure=cookie_secure(request, ctx)))])
 
 
+async def usage_json(ctx: Context) -> dict[str, Any]:
+    """The host's CPU, memory and disk (the disk of the SQLite files, or of the working directory when both
+    stores are servers), and what each store takes on its engine (`bytes` null: the engine would not say)."""
+    sampled = await usage.sample(usage.local_path(ctx.config.appdb, ctx.config.analyticsdb), ctx.cpu)
+    body = sampled.as_json()
+    meta_bytes, analytics_bytes = await asyncio.gather(ctx.meta.size(), ctx.analytics.size())
+    body["databases"] = {
+        "meta": {"engine": ctx.meta.engine, "bytes": meta_bytes},
+        "analytics": {"engine": ctx.analytics.engine, "bytes": analytics_bytes},
+    }
+    return body
+
+
 async def get_user_usage(request: Request, ctx: Context) -> Response:
-    sampled = await usage.sample(ctx.config.appdb, ctx.cpu)
-    return json_response(sampled.as_json())
+    return json_response(await usage_json(ctx))

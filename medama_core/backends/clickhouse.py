@@ -9,25 +9,29 @@ SQLite's writer thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
+from medama_core import transfer
 from medama_core.config import ConfigError
+from medama_core.store import imported_stats
 from medama_core.store.clickhouse import hits as ch_hits
+from medama_core.store.clickhouse import imported as ch_imported
 from medama_core.store.clickhouse import live as ch_live
 from medama_core.store.clickhouse import retention as ch_retention
 from medama_core.store.clickhouse import schema, site_data
 from medama_core.store.clickhouse import stats as ch_stats
 from medama_core.store.clickhouse.client import ClickHouseError, Client
 from medama_core.store.clickhouse.url import URLError, parse_url
-from medama_core.store.protocol import Op, Outcomes, Page, Query, Step, Unsupported
+from medama_core.store.protocol import Op, Outcomes, Page, Query, Step
 
 T = TypeVar("T")
 
 DEFAULT_READERS: Final = 2  # concurrent stats queries per node; the server does the work, on its own cores
-NOT_YET: Final = "is not available with ClickHouse analytics yet (issue 17); it works on the SQLite analytics store"
+_IMPORTED: Final = ch_imported.ENGINE  # the stats answers with imported daily totals added (store/imported_stats.py)
 
 
 class ClickHouseAnalytics:
@@ -66,19 +70,22 @@ class ClickHouseAnalytics:
         return await asyncio.get_running_loop().run_in_executor(self._writer, lambda: fn(self.client, *args))
 
     def site_hits_on(self, day_ms: int) -> dict[str, int]:
-        """Not stored here: after a restart each site's daily quota counts from zero (docs/scale.md)."""
-        return {}
+        """Counted from the day's stored views and custom events, every node's (docs/scale.md)."""
+        return site_data.hits_on(self.client, day_ms)
+
+    async def site_hits(self, day_ms: int) -> dict[str, int]:
+        return await self._read(site_data.hits_on, day_ms)
 
     async def write_hits(self, ops: Sequence[Op]) -> Outcomes:
         return await self._write(ch_hits.apply_batch, ops)
 
     async def summary(self, query: Query, previous: bool, interval: str | None) -> dict[str, Any]:
-        return await self._read(ch_stats.summary, query, previous, interval)
+        return await self._read(imported_stats.summary, query, previous, interval, _IMPORTED)
 
     async def list_stats(
         self, query: Query, endpoint: str, summary: bool, page: Page, variant: bool = False
     ) -> list[dict[str, Any]]:
-        return await self._read(ch_stats.list_stats, query, endpoint, summary, page, variant)
+        return await self._read(imported_stats.list_stats, query, endpoint, summary, page, variant, _IMPORTED)
 
     async def time_stats(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
         return await self._read(ch_stats.time_stats, query, summary, page)
@@ -87,24 +94,18 @@ class ClickHouseAnalytics:
         return await self._read(ch_stats.properties, query, page)
 
     async def visitors_since(self, hostnames: list[str], since_ms: int) -> dict[str, int]:
-        return await self._read(site_data.unique_visitors_since, hostnames, since_ms)
+        return await self._read(imported_stats.visitors_since, hostnames, since_ms, _IMPORTED)
 
     async def site_intervals(
         self, hostnames: list[str], start_us: int, end_us: int, interval: str
     ) -> list[list[dict[str, Any]]]:
-        def each(client: Client) -> list[list[dict[str, Any]]]:
-            return [
-                ch_stats.interval_metrics(client, Query(hostname, start_us, end_us), interval, start_us, end_us)
-                for hostname in hostnames
-            ]
-
-        return await self._read(each)
+        return await self._read(imported_stats.site_intervals, hostnames, start_us, end_us, interval, _IMPORTED)
 
     async def live(self, hostname: str, now_ms: int) -> dict[str, Any]:
         return await self._read(ch_live.live, hostname, now_ms)
 
     async def imported_periods(self, hostname: str) -> list[tuple[str, int, int]]:
-        return []  # imports are refused on this engine (import_upload), so no site holds imported days
+        return await self._read(ch_imported.periods, hostname)
 
     async def drop_counts(self, start_day: int, end_day: int) -> list[tuple[int, str, str, int]]:
         return await self._read(ch_hits.drop_counts, start_day, end_day)
@@ -117,13 +118,19 @@ class ClickHouseAnalytics:
 
     async def export_page(
         self, hostname: str, *, kind: str, fmt: str, after: tuple[int, int] | None, limit: int, spreadsheet: bool
-    ) -> Any:
-        raise Unsupported(f"exporting a site's rows {NOT_YET}")
+    ) -> transfer.ExportPage:
+        read = functools.partial(
+            transfer.export_page_clickhouse, kind=kind, fmt=fmt, after=after, limit=limit, spreadsheet=spreadsheet
+        )
+        return await self._read(read, hostname)
 
     async def import_upload(
         self, tool: str, data: bytes, hostname: str, umami_ids: dict[str, str], *, name: str, dry_run: bool
-    ) -> list[Any]:
-        raise Unsupported(f"importing another tool's export {NOT_YET}")
+    ) -> list[transfer.ImportResult]:
+        """On the writer thread, in order with the hit batches (which need not wait for it: ClickHouse takes
+        concurrent INSERTs, but one writer keeps a node's writes in the order they were taken)."""
+        fn = functools.partial(transfer.import_upload_clickhouse, name=name, dry_run=dry_run)
+        return await self._write(fn, tool, data, hostname, umami_ids)
 
     async def progress(self, hostname: str, now_ms: int) -> dict[str, int]:
         return {"hours": 0, "blocks": 0}  # nothing waits: `hourly` is written with every INSERT
@@ -139,6 +146,12 @@ class ClickHouseAnalytics:
 
     async def health(self) -> None:
         await self._read(lambda client: client.rows("SELECT 1"))
+
+    async def size(self) -> int | None:
+        try:
+            return await self._read(schema.database_bytes)
+        except ClickHouseError:  # system.parts refused (a user without access to it): say unknown, not 0
+            return None
 
     def tune(self, *, readers: int | None = None, cache_kib: int | None = None, heap_limit: int | None = None) -> None:
         """`readers` sets how many stats queries run at once; memory belongs to the server."""

@@ -33,6 +33,14 @@ class PostgresMeta(MetaAdapter):
     async def health(self) -> None:
         await self.db.read(_probe)
 
+    async def size(self) -> int | None:
+        from medama_core.store.postgres import db as postgres_db  # psycopg: loaded once open_meta found it
+
+        try:
+            return await self.db.read(postgres_db.database_size)
+        except Exception:  # the server refused or failed the read: say unknown, not 0
+            return None
+
     def tune(self, *, cache_kib: int, heap_limit: int | None = None) -> None:
         """The server manages its own memory; a SQLite analytics store in this process takes the heap limit."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import sqlite3
@@ -41,6 +42,19 @@ def _probe(conn: sqlite3.Connection) -> None:
     conn.execute("select count(*) from sqlite_master").fetchone()
 
 
+def file_size(path: str) -> int | None:
+    """Bytes of a SQLite database with its write-ahead log (None if it cannot be read)."""
+    total = 0
+    for name in (path, path + "-wal"):
+        try:
+            total += os.path.getsize(name)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+    return total
+
+
 def set_heap_limit(limit_bytes: int) -> None:
     """SQLite's soft heap limit is process-wide: any connection sets it, so a throwaway one does."""
     conn = sqlite3.connect(":memory:")
@@ -61,6 +75,9 @@ class SQLiteMeta(MetaAdapter):
 
     async def health(self) -> None:
         await self.db.read(_probe)
+
+    async def size(self) -> int | None:
+        return await asyncio.to_thread(file_size, self.location)
 
     def tune(self, *, cache_kib: int, heap_limit: int | None = None) -> None:
         self.db.configure(cache_kib=cache_kib)
@@ -87,6 +104,9 @@ class SQLiteAnalytics:
 
     def site_hits_on(self, day_ms: int) -> dict[str, int]:
         return hits.site_hits_on(self.db.writer_conn, day_ms)
+
+    async def site_hits(self, day_ms: int) -> dict[str, int]:
+        return await self.db.read(hits.site_hits_on, day_ms)
 
     async def write_hits(self, ops: Sequence[Op]) -> Outcomes:
         return await self.db.write(hits.apply_batch, ops)
@@ -179,6 +199,9 @@ class SQLiteAnalytics:
 
     async def health(self) -> None:
         await self.db.read(_probe)
+
+    async def size(self) -> int | None:
+        return await asyncio.to_thread(file_size, self.location)
 
     def tune(self, *, readers: int | None = None, cache_kib: int | None = None, heap_limit: int | None = None) -> None:
         self.db.configure(readers=readers, cache_kib=cache_kib)

@@ -16,19 +16,49 @@ nothing added (the totals cannot be filtered). The websites list's visitors
 (`summary=true`) and sparklines (`GET /websites/sparklines`) get them as
 /summary does, so a card and the site's chart agree. (Moved here from api/imported.py: the API reaches it
 through the analytics store protocol.)
+
+The merge is the same on every engine: each function takes the engine's reads
+(`Engine`: its own stats and its imported totals), SQLite's by default;
+store/clickhouse/imported.py gives ClickHouse's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
-from collections.abc import Iterable
-from typing import Any, Final
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
 
 from medama_core.store import imported, overview, stats
 from medama_core.store.aggregate import fraction, round4
 
-__all__ = ["DIMENSIONS", "list_stats", "site_intervals", "summary", "visitors_since"]
+__all__ = ["DIMENSIONS", "SQLITE", "Engine", "list_stats", "site_intervals", "summary", "visitors_since"]
+
+C = TypeVar("C")  # the engine's connection
+
+
+@dataclass(frozen=True)
+class Engine(Generic[C]):
+    """One engine's reads that the merge composes: its own stats answers, and its imported totals."""
+
+    summary: Callable[[C, stats.Query, bool, str | None], dict[str, Any]]
+    list_stats: Callable[[C, stats.Query, str, bool, stats.Page, bool], list[dict[str, Any]]]
+    site_intervals: Callable[[C, list[str], int, int, str], list[list[dict[str, Any]]]]
+    visitors_since: Callable[[C, list[str], int], dict[str, int]]
+    site_days: Callable[[C, str, int | None, int | None], dict[int, imported.Totals]]
+    totals: Callable[[C, str, str, int | None, int | None], dict[str, imported.Totals]]
+    imported_visitors_since: Callable[[C, list[str], int], dict[str, int]]
+
+
+SQLITE: Final[Engine[Any]] = Engine(
+    stats.summary,
+    stats.list_stats,
+    overview.site_intervals,
+    overview.visitors_since,
+    imported.site_days,
+    imported.totals,
+    imported.visitors_since,
+)
 
 # List endpoint -> the imported dimension it adds (and its `grouped=false` variant for referrers).
 DIMENSIONS: Final = {
@@ -78,12 +108,14 @@ def _bucket(interval: str, start_us: int, day_ms: int) -> int:
     return (day_ms * 1000 - start_us) // stats.STEPS_US[interval]
 
 
-def summary(conn: sqlite3.Connection, query: stats.Query, previous: bool, interval: str | None) -> dict[str, Any]:
+def summary(
+    conn: C, query: stats.Query, previous: bool, interval: str | None, engine: Engine[C] = SQLITE
+) -> dict[str, Any]:
     """stats.summary, plus the imported days of the period (and of the previous window, and per bucket)."""
-    result = stats.summary(conn, query, previous, interval)
+    result = engine.summary(conn, query, previous, interval)
     if query.filters:
         return result
-    days = imported.site_days(conn, query.hostname, query.start, query.end)
+    days = engine.site_days(conn, query.hostname, query.start, query.end)
     if days:
         _add(result["current"], _sum(list(days.values())))
         if interval is not None:
@@ -91,7 +123,7 @@ def summary(conn: sqlite3.Connection, query: stats.Query, previous: bool, interv
             _add_to_buckets(result["interval"], days, interval, query.start_us)
     if "previous" in result and query.start_us is not None and query.end_us is not None:
         lo, hi = stats.previous_period(query.start_us, query.end_us)
-        before = imported.site_days(conn, query.hostname, _ms(lo, up=True), _ms(hi, up=False))
+        before = engine.site_days(conn, query.hostname, _ms(lo, up=True), _ms(hi, up=False))
         if before:
             _add(result["previous"], _sum(list(before.values())))
     return result
@@ -108,34 +140,35 @@ def _add_to_buckets(rows: list[dict[str, Any]], days: dict[int, imported.Totals]
 
 
 def site_intervals(
-    conn: sqlite3.Connection, hostnames: list[str], start_us: int, end_us: int, interval: str
+    conn: C, hostnames: list[str], start_us: int, end_us: int, interval: str, engine: Engine[C] = SQLITE
 ) -> list[list[dict[str, Any]]]:
     """overview.site_intervals (the sparklines), with each site's imported days added as /summary adds them."""
-    rows = overview.site_intervals(conn, hostnames, start_us, end_us, interval)
+    rows = engine.site_intervals(conn, hostnames, start_us, end_us, interval)
     for hostname, buckets in zip(hostnames, rows, strict=True):
         query = stats.Query(hostname, start_us, end_us)
-        days = imported.site_days(conn, hostname, query.start, query.end)
+        days = engine.site_days(conn, hostname, query.start, query.end)
         if days:
             _add_to_buckets(buckets, days, interval, start_us)
     return rows
 
 
-def visitors_since(conn: sqlite3.Connection, hostnames: list[str], since_ms: int) -> dict[str, int]:
+def visitors_since(conn: C, hostnames: list[str], since_ms: int, engine: Engine[C] = SQLITE) -> dict[str, int]:
     """overview.visitors_since (the websites list's summary), plus the imported visitors of the days whose
     00:00 UTC lies in the window, as /summary adds them."""
-    counts = overview.visitors_since(conn, hostnames, since_ms)
-    for hostname, extra in imported.visitors_since(conn, hostnames, since_ms).items():
+    counts = engine.visitors_since(conn, hostnames, since_ms)
+    for hostname, extra in engine.imported_visitors_since(conn, hostnames, since_ms).items():
         counts[hostname] += extra
     return counts
 
 
 def list_stats(
-    conn: sqlite3.Connection,
+    conn: C,
     query: stats.Query,
     endpoint: str,
     summary: bool,
     page: stats.Page,
     variant: bool = False,
+    engine: Engine[C] = SQLITE,
 ) -> list[dict[str, Any]]:
     """stats.list_stats, with the imported totals of the period added per value, ranked and paged again."""
     dimension = DIMENSIONS.get(endpoint)
@@ -144,12 +177,12 @@ def list_stats(
     extra = (
         {}
         if dimension is None or query.filters
-        else imported.totals(conn, query.hostname, dimension, query.start, query.end)
+        else engine.totals(conn, query.hostname, dimension, query.start, query.end)
     )
     if not extra:
-        return stats.list_stats(conn, query, endpoint, summary, page, variant)
+        return engine.list_stats(conn, query, endpoint, summary, page, variant)
     key = stats.LISTS[endpoint][1]
-    rows = {row[key]: row for row in stats.list_stats(conn, query, endpoint, summary, stats.Page(), variant)}
+    rows = {row[key]: row for row in engine.list_stats(conn, query, endpoint, summary, stats.Page(), variant)}
     pages = endpoint == "pages"
     for value, totals in extra.items():
         row = rows.get(value)

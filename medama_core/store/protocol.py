@@ -182,6 +182,11 @@ class MetaStore(Protocol):
         """Apply memory settings where the engine has them (SQLite's page cache and heap); others ignore them."""
         ...
 
+    async def size(self) -> int | None:
+        """Bytes the store takes where it lives (a file's size; a database server's own count); None when the
+        engine would not say."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -200,6 +205,10 @@ class AnalyticsStore(Protocol):
 
     def site_hits_on(self, day_ms: int) -> dict[str, int]:
         """Start-up (synchronous): hits stored per site on the UTC day starting at `day_ms`, for the quota."""
+        ...
+
+    async def site_hits(self, day_ms: int) -> dict[str, int]:
+        """`site_hits_on` while serving: what every node stored, for the quota to catch up with."""
         ...
 
     async def write_hits(self, ops: Sequence[Op]) -> Outcomes:
@@ -264,6 +273,10 @@ class AnalyticsStore(Protocol):
         ...
 
     async def health(self) -> None: ...
+    async def size(self) -> int | None:
+        """As MetaStore.size."""
+        ...
+
     def tune(self, *, readers: int | None = None, cache_kib: int | None = None, heap_limit: int | None = None) -> None:
         """Reader threads; SQLite's page cache and process-wide heap limit (others ignore what they lack)."""
         ...

@@ -1,8 +1,9 @@
-"""Imported daily totals (Plausible's export) in the stats answers: added for their days only, marked by /imported."""
+"""Imported daily totals (Plausible's export) in the stats answers: added for their days only, marked by /imported.
+
+On both engines: the totals come in through the dashboard's upload, our own views straight into the store."""
 
 from __future__ import annotations
 
-import io
 import socket
 import time
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ import pytest
 
 from medama_core import transfer
 from medama_core.store import db, imported
+from medama_core.store.clickhouse import imported as ch_imported
+from tests import stores
 from tests.helpers import Client, LiveServer, live_server
 
 SAMPLES = Path(__file__).resolve().parents[1] / "importers" / "samples"
@@ -29,20 +32,35 @@ OURS = (
 )
 
 
+def our_views() -> list[dict[str, Any]]:
+    lines = OURS.splitlines()
+    header = lines[0].split(",")
+    rows = []
+    for line in lines[1:]:
+        row: dict[str, Any] = dict(zip(header, line.split(","), strict=True))
+        row.update(
+            is_unique_user=int(row["is_unique_user"] == "true"),
+            is_unique_page=int(row["is_unique_page"] == "true"),
+            duration_ms=int(row["duration_ms"]),
+            date_created=transfer.parse_time(row["date_created"]),
+        )
+        rows.append(row)
+    return rows
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[LiveServer, Client]]:
+def server(tmp_path: Path, engine: str) -> Iterator[tuple[LiveServer, Client]]:
     with live_server(tmp_path) as live:
         client = live.client()
         client.login()
         assert client.post("/api/websites", json_body={"hostname": SITE}).status == 201
-        meta_conn, analytics_conn = db.connect(live.config.appdb), db.connect(live.config.analyticsdb)
-        try:
-            transfer.import_rows(analytics_conn, meta_conn, io.BytesIO(OURS.encode()))
-            with open(SAMPLES / "plausible-export.zip", "rb") as stream:
-                transfer.import_foreign(analytics_conn, meta_conn, "plausible", stream, site=SITE)
-        finally:
-            meta_conn.close()
-            analytics_conn.close()
+        stores.insert_views(live.config.analyticsdb, our_views())
+        upload = client.post(
+            f"/api/websites/{SITE}/import?from=plausible&name=plausible-export.zip",
+            body=(SAMPLES / "plausible-export.zip").read_bytes(),
+            headers={"Content-Type": "application/zip"},
+        )
+        assert upload.status == 200, upload.body
         yield live, client
         client.close()
 
@@ -83,12 +101,18 @@ def test_sparklines_add_imported_days_as_the_summary_does(server: tuple[LiveServ
 def test_the_websites_list_adds_imported_visitors_of_the_last_24_hours(server: tuple[LiveServer, Client]) -> None:
     live, client = server
     today = int(time.time()) // 86_400 * 86_400_000  # 00:00 UTC today: always inside the last 24 hours
-    conn = db.connect(live.config.analyticsdb)
-    try:
-        row = {"hostname": SITE, "day": today, "dimension": "", "value": "", "tool": "plausible", "visitors": 7}
-        imported.store(conn, [{**row, "pageviews": 9, "visits": 8, "bounces": 2, "duration_s": 60}])
-    finally:
-        conn.close()
+    row = {"hostname": SITE, "day": today, "dimension": "", "value": "", "tool": "plausible", "visitors": 7}
+    rows: list[dict[str, object]] = [{**row, "pageviews": 9, "visits": 8, "bounces": 2, "duration_s": 60}]
+    if stores.is_clickhouse(live.config.analyticsdb):
+        with stores.clickhouse(live.config.analyticsdb) as ch:
+            assert ch_imported.store(ch, rows) == 1
+            assert ch_imported.store(ch, rows) == 0  # the same values again: nothing new
+    else:
+        conn = db.connect(live.config.analyticsdb)
+        try:
+            imported.store(conn, rows)
+        finally:
+            conn.close()
     assert client.get("/api/websites?summary=true").json() == [{"hostname": SITE, "summary": {"visitors": 7}}]
 
 
@@ -113,7 +137,7 @@ def test_imported_periods(server: tuple[LiveServer, Client]) -> None:
     assert client.get("/api/website/nobody.net/imported").status == 404
 
 
-def test_upload_from_the_dashboard(tmp_path: Path) -> None:
+def test_upload_from_the_dashboard(tmp_path: Path, engine: str) -> None:
     with live_server(tmp_path) as live:
         client = live.client()
         client.login()

@@ -169,7 +169,7 @@ def test_startup_builds_block_settings_from_the_database(tmp_path: Path) -> None
 
 def test_user_usage_and_settings_usage(admin: Client) -> None:
     body = admin.get("/api/user/usage").json()
-    assert set(body) == {"cpu", "memory", "disk"}
+    assert set(body) == {"cpu", "memory", "disk", "databases"}
     assert 0 <= body["cpu"]["usage"] <= 100
     assert 1 <= body["cpu"]["cores"] <= body["cpu"]["threads"]
     assert 0 < body["memory"]["used"] < body["memory"]["total"]

@@ -11,7 +11,9 @@ added twice).
 
 `export_rows` streams the current rows (an unloaded view once, with its last
 duration) in the SQLite export's order, so both engines export equal data to
-equal files.
+equal files. `export_window` reads one site's rows a page at a time, for the
+download of api/export.py: ties on the date in the order of the remaining
+columns, where SQLite has the order they were stored in.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.hits import BULK_LOOKUP_IDS, store_events, store_views
 from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, Row
 
-__all__ = ["CHUNK_ROWS", "export_rows", "insert_events", "insert_views"]
+__all__ = ["CHUNK_ROWS", "export_rows", "export_window", "insert_events", "insert_views", "stored_batch_ids"]
 
 # Rows per chunk: one key lookup and one INSERT each. Every chunk of views reads the keys of the
 # ids it brings, whichever granules of view_keys they fall in: larger chunks read each granule
@@ -94,3 +96,68 @@ def export_rows(
     integer = [column in _INTEGER for column in columns]
     for fields in client.stream(sql, params):
         yield tuple(int(f) if is_int and f is not None else f for f, is_int in zip(fields, integer, strict=True))
+
+
+# Each kind's rows of one site, and the order of a page (ties on the date by the other columns).
+_PAGE_SITE: Final = {
+    "views": "site_key = sipHash64({hostname:String}) AND hostname = {hostname:String}",
+    "events": "group_name = {hostname:String}",
+}
+_PAGE_ORDER: Final = {"views": ("date_created", "bid"), "events": ("date_created", *EVENT_COLUMNS)}
+
+
+def export_window(
+    client: Client, hostname: str, kind: str, after: tuple[int, int] | None, limit: int
+) -> tuple[list[Row], tuple[int, int] | None]:
+    """Up to `limit` of one site's current rows in (date, other columns) order from `after`, and the next `after`
+    (None: none are left).
+
+    `after` is (date, skip): the rows from that date on, less the first `skip` of them. A page first finds
+    the date of the `skip + limit`-th stored row from there (reading the date column alone), then reads the
+    rows up to that date only, so a page costs about its own rows however many follow. Stored rows can
+    outnumber current ones (an unload's pair until it merges): a page may then hold fewer than `limit`
+    rows and the next one start past its last date.
+    """
+    if kind not in _PAGE_SITE or limit < 1:
+        raise ValueError(f"no export of {kind!r} by {limit}")
+    columns: Sequence[str] = VIEW_COLUMNS if kind == "views" else EVENT_COLUMNS
+    start, skip = after if after is not None else (-(2**63), 0)
+    params: dict[str, object] = {"hostname": hostname, "start": start}
+    where = f"{_PAGE_SITE[kind]} AND date_created >= {{start:Int64}}"
+    # Integers in LIMIT are written out (a server parameter there is not taken by every version).
+    # (Only rows with sign 1 are counted there; the page itself reads through FINAL, which a condition on
+    # `sign` must not precede: moved to PREWHERE it would keep a replaced row with its successor.)
+    stored = f"{where} AND sign = 1" if kind == "views" else where
+    found = client.rows(
+        f"SELECT date_created FROM {kind} WHERE {stored} ORDER BY date_created LIMIT {int(skip + limit - 1)}, 1",
+        params,
+    )
+    bound = int(found[0][0]) if found else None
+    if bound is not None:
+        where += " AND date_created <= {bound:Int64}"
+        params["bound"] = bound
+    source = "views FINAL" if kind == "views" else "events"
+    rows = [
+        tuple(values)
+        for values in client.rows(
+            f"SELECT {', '.join(columns)} FROM {source} WHERE {where}"
+            f" ORDER BY {', '.join(_PAGE_ORDER[kind])} LIMIT {int(skip)}, {int(limit)}",
+            params,
+        )
+    ]
+    at = columns.index("date_created")
+    if len(rows) == limit:
+        last = int(str(rows[-1][at]))
+        tied = sum(1 for row in rows if row[at] == last)
+        return rows, (last, tied + (skip if last == start else 0))
+    return rows, None if bound is None else (bound + 1, 0)
+
+
+def stored_batch_ids(client: Client, group: str, start_ms: int, end_ms: int) -> set[str]:
+    """The batch ids of the events of `group` (their group_name) stored with dates in [start_ms, end_ms]."""
+    rows = client.rows(
+        "SELECT DISTINCT batch_id FROM events WHERE group_name = {g:String}"
+        " AND date_created BETWEEN {lo:Int64} AND {hi:Int64}",
+        {"g": group, "lo": start_ms, "hi": end_ms},
+    )
+    return {str(row[0]) for row in rows}

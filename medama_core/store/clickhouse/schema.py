@@ -35,6 +35,9 @@ One design, one reason each (docs/scale.md has the long form):
   Unfiltered queries read them for the whole hours of a period and `views`
   for the rest (windows.py).
 * `sites` lists the hostnames stored under each site key.
+* `imported_days` (migration 4) holds other tools' daily totals (Plausible's
+  export), as SQLite's table of that name: one row per (site, dimension, day,
+  value), replaced when written again.
 
 The SQL is the subset that runs unchanged on ClickHouse 18.16 (Debian's
 package) and on current releases: no TTL, codecs, LowCardinality or DateTime64;
@@ -47,7 +50,17 @@ from typing import Final
 
 from medama_core.store.clickhouse.client import Client
 
-__all__ = ["COPIES", "HOUR_MS", "KIND_CODES", "LABELS", "MIGRATIONS", "TABLES", "migrate", "schema_version"]
+__all__ = [
+    "COPIES",
+    "HOUR_MS",
+    "KIND_CODES",
+    "LABELS",
+    "MIGRATIONS",
+    "TABLES",
+    "database_bytes",
+    "migrate",
+    "schema_version",
+]
 
 # Dimension kind (the SQLite store's rollups.KINDS names) -> its label in SQL over `views`.
 LABELS: Final = {
@@ -344,6 +357,28 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             ) ENGINE = MergeTree ORDER BY hostname""",
         ),
     ),
+    (
+        4,
+        (
+            # Imported daily totals (store/clickhouse/imported.py): writing a key again replaces its values,
+            # the highest `version` winning (at merges, and in reads with FINAL). A small table, never
+            # partitioned, so that every version of a key meets in the same merges.
+            """CREATE TABLE IF NOT EXISTS imported_days (
+                hostname String,
+                dimension String,
+                day Int64,
+                value String,
+                tool String,
+                visitors Int64,
+                pageviews Int64,
+                visits Int64,
+                bounces Int64,
+                duration_s Int64,
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY (hostname, dimension, day, value)""",
+        ),
+    ),
     (5, tuple(statement for table, (_, order) in COPIES.items() for statement in _copy(table, order))),
 )
 TABLES: Final = (
@@ -357,6 +392,7 @@ TABLES: Final = (
     "event_hours",
     "sites",
     "raw_floor",
+    "imported_days",
     *COPIES,
 )
 
@@ -371,6 +407,12 @@ def schema_version(client: Client) -> int:
     client.command(_VERSIONS)
     rows = client.rows("SELECT max(version) FROM medama_schema")
     return int(rows[0][0]) if rows else 0
+
+
+def database_bytes(client: Client) -> int:
+    """Bytes on disk of the database's tables: their active parts, compressed, as the server counts them."""
+    rows = client.rows("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = currentDatabase() AND active")
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
 
 def migrate(client: Client, now_ms: int) -> int:

@@ -1,4 +1,4 @@
-"""A website's rows in ClickHouse as one unit: its visitor summary, rename and removal.
+"""A website's rows in ClickHouse as one unit: its visitor summary, its hits of a day, rename and removal.
 
 ClickHouse changes stored rows only through mutations (ALTER TABLE ... DELETE),
 which run in the background after the statement returns; these functions
@@ -21,7 +21,9 @@ from medama_core.store.clickhouse.hits import DIMENSION_COLUMNS, VIEW_TABLE_COLU
 from medama_core.store.clickhouse.schema import COPIES
 from medama_core.store.clickhouse.sql import in_list
 
-__all__ = ["delete_site_data", "rename_site_data", "unique_visitors_since", "wait_for_mutations"]
+__all__ = ["delete_site_data", "hits_on", "rename_site_data", "unique_visitors_since", "wait_for_mutations"]
+
+DAY_MS: Final = 86_400_000
 
 # A mutation rewrites the parts holding the site's rows: seconds for millions of rows. Past this the
 # server is stuck or overloaded, and the caller gets an error rather than a request hanging for ever.
@@ -34,6 +36,7 @@ _SITE_COLUMNS: Final = {
     "view_keys": ("hostname",),
     "events": ("site", "group_name"),
     "drops": ("hostname",),
+    "imported_days": ("hostname",),
 }
 # The tables written by materialized views (schema.py) follow the copied views and events: they are
 # deleted, never copied.
@@ -51,6 +54,19 @@ _COLUMNS: Final = {
     "view_keys": ("bid", "hostname", "date_created"),
     "events": ("bid", "batch_id", "group_name", "name", "value", "date_created", "site", *DIMENSION_COLUMNS),
     "drops": ("day", "hostname", "reason", "count"),
+    "imported_days": (
+        "hostname",
+        "dimension",
+        "day",
+        "value",
+        "tool",
+        "visitors",
+        "pageviews",
+        "visits",
+        "bounces",
+        "duration_s",
+        "version",
+    ),
 }
 
 
@@ -72,8 +88,32 @@ def unique_visitors_since(client: Client, hostnames: list[str], since_ms: int) -
     return counts
 
 
+def hits_on(client: Client, day_ms: int) -> dict[str, int]:
+    """Hits stored per site on the UTC day starting at `day_ms`, as the quota counts them: each page view once
+    (with the properties it carried), and each custom event once (a batch id of events that no view of the
+    same beacon id and millisecond carried). Read from the rows themselves, so every node's hits count."""
+    params: dict[str, object] = {"lo": day_ms, "hi": day_ms + DAY_MS}
+    day = "date_created >= {lo:Int64} AND date_created < {hi:Int64}"
+    counts: dict[str, int] = {}
+    for hostname, views in client.rows(f"SELECT hostname, sum(sign) FROM views WHERE {day} GROUP BY hostname", params):
+        if int(views):
+            counts[str(hostname)] = int(views)
+    # A view's properties are events with the view's beacon id and date (api/events.py writes them so);
+    # only the views of beacon ids that have events today are looked at.
+    custom = client.rows(
+        f"SELECT group_name, uniqExact(batch_id) FROM events WHERE {day} AND (bid, date_created) NOT IN"
+        f" (SELECT bid, date_created FROM views WHERE {day} AND sign = 1"
+        f" AND bid IN (SELECT bid FROM events WHERE {day}))"
+        " GROUP BY group_name",
+        params,
+    )
+    for group, batches in custom:
+        counts[str(group)] = counts.get(str(group), 0) + int(batches)
+    return counts
+
+
 def rename_site_data(client: Client, old: str, new: str) -> None:
-    """Move every view, event and drop count of `old` to `new`.
+    """Move every view, event, drop count and imported day of `old` to `new`.
 
     Rows already under `new` belong to no website (the caller checked the name is free): they are
     leftovers of an earlier site of that name, and are dropped first.
@@ -91,7 +131,8 @@ def rename_site_data(client: Client, old: str, new: str) -> None:
 
 
 def delete_site_data(client: Client, hostnames: Sequence[str]) -> None:
-    """Remove every view, event and drop count of the given sites (events by their site or their group name)."""
+    """Remove every view, event, drop count and imported day of the given sites (events by their site or their
+    group name)."""
     if hostnames:
         _delete(client, hostnames)
 

@@ -343,3 +343,24 @@ class Database:
         self._writer.shutdown(wait=True)
         self._read_pool.close()
         self._write_pool.close()
+
+
+def database_size(conn: Connection) -> int:
+    """Bytes the connection's database takes on the server's disk (pg_database_size: tables, indexes, TOAST)."""
+    row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    assert row is not None  # one row, always
+    return int(row[0])
+
+
+def open_connection(url: PostgresURL, migrations: Sequence[Migration], component: str) -> Connection:
+    """One migrated autocommit connection, for a command-line tool: ConnectFailed or StartupError (one line)."""
+    try:
+        conn = connect(url)
+    except psycopg.Error as exc:
+        raise ConnectFailed(f"cannot connect to PostgreSQL at {url.describe()}: {one_line(exc)}") from None
+    try:
+        migrate(conn, migrations, component)
+    except psycopg.Error as exc:
+        conn.close()
+        raise StartupError(f"migrating the PostgreSQL schema at {url.describe()} failed: {one_line(exc)}") from exc
+    return conn
