@@ -418,8 +418,8 @@ def database_bytes(client: Client) -> int:
 def migrate(client: Client, now_ms: int) -> int:
     """Apply the migrations not applied yet, each recorded after its statements ran; return the version.
 
-    ClickHouse has no transactional DDL: every statement is idempotent (IF NOT EXISTS), so a
-    migration cut short runs again whole on the next start.
+    ClickHouse has no transactional DDL: every statement is idempotent (IF NOT EXISTS, or a DROP of what
+    a later one creates), so a migration cut short runs again whole on the next start.
     """
     version = schema_version(client)
     for number, statements in MIGRATIONS:
