@@ -38,8 +38,10 @@
 	const hashMode = !!data.hash || undefined;
 
 	// The per-view state. `unique` stays undefined until the first ping answers,
-	// and is spent (set to false) by the first load beacon that goes out;
-	// `referrer` likewise, so later in-page views count as internal (direct).
+	// and is spent (set to false) by the first load beacon that goes out. Each
+	// load beacon sent makes its URL the `referrer` of the next in-page view (an
+	// SPA route change), so the server counts an internal arrival from it, not
+	// an entry (entry and exit pages, docs/insights.md).
 	let id, visible, since, route, unique, referrer = document.referrer;
 
 	/*@if NOT_FOUND_PAGES*/
@@ -142,7 +144,7 @@
 					/*@endif*/
 				});
 				unique = false;
-				referrer = "";
+				referrer = location.href;
 			}
 		});
 	};

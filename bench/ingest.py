@@ -4,7 +4,7 @@ Starts `medama.py start -ratelimit 0 -level warn` as a subprocess on fresh
 databases (three registered sites, default IP block presets), then drives it
 with Debian's `wrk` and a Lua script that builds every request anew:
 realistic User-Agents, Accept-Language headers, page URLs with and without
-UTM tags, referrers and time zones, and tracker-style beacon ids
+UTM tags, referrers (half of them a page of the same site) and time zones, and tracker-style beacon ids
 (base-36 milliseconds then random digits, time-ordered like
 `Date.now().toString(36) + Math.random().toString(36)`).
 
@@ -203,8 +203,11 @@ function request()
   if mode == "bad" then
     return post('{"b":"' .. bid .. '","e":"load","u":"https://' .. site .. '/","p":"yes"}', ua, lang)
   end
+  -- Half the views come from another page of the same site by a link (an internal referrer: its path is
+  -- stored for entry and exit pages), the others from the referrers above (a third of them none).
+  local ref = math.random() < 0.5 and "https://" .. site .. pick(paths) or pick(refs)
   local body = '{"b":"' .. bid .. '","e":"load","u":"https://' .. site .. pick(paths) ..
-    '","r":"' .. pick(refs) .. '","p":' .. (math.random() < 0.3 and "true" or "false") ..
+    '","r":"' .. ref .. '","p":' .. (math.random() < 0.3 and "true" or "false") ..
     ',"q":' .. (math.random() < 0.6 and "true" or "false") .. ',"t":"' .. pick(tzs) .. '"}'
   if mode == "pairs" then
     last = last + 1

@@ -55,7 +55,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medama_core.store import analytics, columns, db, rollups, stats  # noqa: E402
+from medama_core.store import analytics, columns, db, entries, rollups, stats  # noqa: E402
 from medama_core.store.filters import Filter  # noqa: E402
 
 DAY = 86_400_000
@@ -73,6 +73,11 @@ COLUMNS = (
     "language_dialect ua_browser ua_os ua_device_type utm_source utm_medium utm_campaign duration_ms date_created"
 ).split()
 INSERT_VIEW = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+ENTRY_COLUMNS = [*COLUMNS, "referrer_path"]  # --entries
+INSERT_ENTRY_VIEW = f"INSERT INTO views ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})"
+# --entries: the share of the views without a referrer that came from another page of the site (most views
+# of a real site follow an internal link), its path drawn as the pages are.
+ENTRY_SHARE = 0.7
 INSERT_EVENT = "INSERT INTO events (bid, batch_id, group_name, name, value, date_created) VALUES (?, 'b', ?, ?, ?, ?)"
 # Filter sets: ours, and upstream's WHERE for the same rows. "page": a page and a country, as a
 # dashboard user gets by clicking a page and then a country; "other": no page (country and browser);
@@ -141,6 +146,9 @@ class Shape:
     prop_values: int = 0  # distinct values of an `article` property on ARTICLE_SHARE of the views (0: none)
     sites: int = 1  # sites sharing the views, with log-normal sizes
     seed: int = 1
+    # Views also carry an internal referrer's path (entry and exit pages): ENTRY_SHARE of the views without
+    # a referrer come from a page of the site. Not with --server (the import format has no such column).
+    entries: bool = False
 
     def key(self) -> str:
         """A file-name-safe summary, for caching generated data."""
@@ -155,6 +163,8 @@ class Shape:
             parts.append(f"s{self.sites}")
         if self.seed != 1:
             parts.append(f"seed{self.seed}")
+        if self.entries:
+            parts.append("e")
         return "-".join(parts)
 
     def site_names(self) -> list[str]:
@@ -213,6 +223,7 @@ def generate(shape: Shape) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[A
     if shape.referrers > len(REFERRERS):
         ref_tail = Tail(more, lambda i: f"www.site{i}.example.net", shape.referrers - len(REFERRERS), 0.1 * n)
     articles = Tail(more, lambda i: f"a-{i}", shape.prop_values, ARTICLE_SHARE * n) if shape.prop_values else None
+    came = random.Random(shape.seed + 2_000_003)  # internal referrers (--entries): the other rows stay as they were
     sites = shape.site_names()
     site_weights = list(itertools.accumulate(shape.site_weights())) if shape.sites > 1 else None
     for first in range(0, n, CHUNK):
@@ -262,6 +273,10 @@ def generate(shape: Shape) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[A
                     at,
                 )
             )
+            if shape.entries:
+                inside = not ref and came.random() < ENTRY_SHARE
+                came_from = came.choices(PATHS, cum_weights=weights["path"])[0] if inside else ""
+                views[-1] = (*views[-1], came_from)
             if r < 0.1 or 0.7 < r < 0.73:
                 events.append((bid, site, "plan", ("free", "pro", "team")[j % 3], at + 1000))
             if j % 33 == 0:
@@ -298,12 +313,13 @@ def write_files(shape: Shape, data_dir: str) -> None:
         open(os.path.join(data_dir, "events.csv"), "w", newline="") as events_file,
     ):
         views_out, events_out = csv.writer(views_file), csv.writer(events_file)
-        views_out.writerow(COLUMNS)
+        views_out.writerow(ENTRY_COLUMNS if shape.entries else COLUMNS)
         events_out.writerow(("bid", "batch_id", "group_name", "name", "value", "date_created"))
         bools = ("false", "true")
         for views, events in generate(shape):
             views_out.writerows(
-                (*v[:3], bools[v[3]], bools[v[4]], *v[5:16], "" if v[16] is None else v[16], _iso(v[17])) for v in views
+                (*v[:3], bools[v[3]], bools[v[4]], *v[5:16], "" if v[16] is None else v[16], _iso(v[17]), *v[18:])
+                for v in views
             )
             events_out.writerows((e[0], "b", e[1], e[2], e[3], _iso(e[4])) for e in events)
     with open(done, "w") as marker:
@@ -325,7 +341,7 @@ def bulk_load(path: str, shape: Shape) -> None:
     started = time.perf_counter()
     for views, events in generate(shape):
         with db.Transaction(conn):
-            conn.executemany(INSERT_VIEW, views)
+            conn.executemany(INSERT_ENTRY_VIEW if shape.entries else INSERT_VIEW, views)
             conn.executemany(INSERT_EVENT, events)
     print(f"loaded {shape.rows:,} views in {time.perf_counter() - started:.1f} s", flush=True)
     started = time.perf_counter()
@@ -402,8 +418,12 @@ def panels(shape: Shape, details: bool) -> list[Panel]:
     chosen = [Panel(endpoint) for endpoint in ENDPOINTS]
     if shape.prop_values:
         chosen.append(Panel("properties", prop="article"))
+    if shape.entries:
+        chosen += [Panel("entries"), Panel("exits")]
     if details:
         chosen += [Panel(endpoint, True) for endpoint in LISTS]
+        if shape.entries:
+            chosen += [Panel("entries", True), Panel("exits", True)]
     return chosen
 
 
@@ -429,6 +449,9 @@ def ours(conn: sqlite3.Connection, panel: Panel, q: stats.Query) -> Any:
         return stats.time_stats(conn, q, not panel.detail, page)
     if panel.endpoint == "properties":
         return stats.properties(conn, q, page)
+    if panel.endpoint in ("entries", "exits"):
+        answer = entries.entries if panel.endpoint == "entries" else entries.exits
+        return answer(conn, q, not panel.detail, page)
     return stats.list_stats(conn, q, panel.endpoint, not panel.detail, page)
 
 
@@ -519,6 +542,26 @@ LIST_COLUMNS = {
 }
 
 
+# Entry and exit pages (ours, no upstream SQL): the plainest SQL for the same numbers (docs/insights.md).
+ENTRIES_SQL = """WITH e AS (SELECT pathname, COUNT(*) AS entries, COUNT(*) FILTER (WHERE is_unique_page) AS visitors,
+    COUNT(*) FILTER (WHERE is_unique_user AND duration_ms BETWEEN 100 AND 5000) AS bounces,
+    COUNT(*) FILTER (WHERE is_unique_user AND duration_ms IS NOT NULL) AS timed
+  FROM views WHERE {w} AND referrer_path = '' GROUP BY pathname)
+SELECT pathname, entries, ROUND(entries / SUM(entries) OVER (), 4), visitors,
+  ifnull(ROUND(visitors / SUM(visitors) OVER (), 4), 0){full}
+FROM e ORDER BY entries DESC, visitors DESC, pathname LIMIT {limit}"""
+ENTRIES_FULL = "CASE WHEN timed > 5 THEN ROUND(bounces / timed, 4) ELSE 0 END"
+EXITS_SQL = """WITH v AS (SELECT pathname AS p, COUNT(*) AS views, COUNT(*) FILTER (WHERE is_unique_page) AS visitors
+  FROM views WHERE {w} GROUP BY 1),
+d AS (SELECT referrer_path AS p, COUNT(*) AS departures FROM views WHERE {w} AND referrer_path <> '' GROUP BY 1),
+x AS (SELECT * FROM (SELECT v.p, v.views, v.visitors, greatest(v.views - coalesce(d.departures, 0), 0) AS exits
+  FROM v LEFT JOIN d ON d.p = v.p) WHERE exits > 0)
+SELECT p, exits, ROUND(exits / SUM(exits) OVER (), 4), visitors,
+  ifnull(ROUND(visitors / SUM(visitors) OVER (), 4), 0){full}
+FROM x ORDER BY exits DESC, visitors DESC, p LIMIT {limit}"""
+EXITS_FULL = "views, ROUND(exits / views, 4)"
+
+
 def upstream(site: str, days: int, filters: str, panel: Panel) -> list[str]:
     """Upstream's SQL (spec §4) for one panel."""
     start, end = case_bounds(days)
@@ -535,6 +578,15 @@ def upstream(site: str, days: int, filters: str, panel: Panel) -> list[str]:
             UPSTREAM_SUMMARY.format(w=w),
             UPSTREAM_SUMMARY.format(w=before),
             UPSTREAM_INTERVAL.format(w=w, s=_ts(start), e=_ts(end)),
+        ]
+    if endpoint in ("entries", "exits"):
+        sql = ENTRIES_SQL if endpoint == "entries" else EXITS_SQL
+        return [
+            sql.format(
+                w=w,
+                limit=panel.limit,
+                full=", " + (ENTRIES_FULL if endpoint == "entries" else EXITS_FULL) if panel.detail else "",
+            )
         ]
     if endpoint == "time":
         return [UPSTREAM_TIME_FULL.format(w=w, limit=panel.limit) if panel.detail else UPSTREAM_TIME.format(w=w)]
@@ -621,14 +673,16 @@ def serve_duck(data_dir: str) -> None:
         "CREATE TABLE views (bid TEXT, hostname TEXT, pathname TEXT, is_unique_user BOOLEAN, is_unique_page BOOLEAN,"
         " referrer_host TEXT, referrer_group TEXT, country TEXT, language_base TEXT, language_dialect TEXT,"
         " ua_browser TEXT, ua_os TEXT, ua_device_type TEXT, utm_source TEXT, utm_medium TEXT, utm_campaign TEXT,"
-        " duration_ms UINTEGER, date_created TIMESTAMPTZ)"
+        " duration_ms UINTEGER, date_created TIMESTAMPTZ, referrer_path TEXT)"
     )
+    with open(views) as header:
+        came_from = "coalesce(referrer_path, '')" if "referrer_path" in header.readline() else "''"
     # read_csv reads an empty field as NULL: the text columns get their '' back.
     columns = [f"coalesce({name}, '')" for name in COLUMNS[:16]]
     columns[3:5] = ["is_unique_user::BOOLEAN", "is_unique_page::BOOLEAN"]
     duck.execute(
         f"INSERT INTO views SELECT {', '.join(columns)}, "
-        "NULLIF(duration_ms, '')::UINTEGER, date_created::TIMESTAMPTZ "
+        f"NULLIF(duration_ms, '')::UINTEGER, date_created::TIMESTAMPTZ, {came_from} "
         f"FROM read_csv('{views}', header = true, all_varchar = true)"
     )
     duck.execute("CREATE TABLE events (bid TEXT, name TEXT, value TEXT, date_created TIMESTAMPTZ)")
@@ -1010,7 +1064,9 @@ def run(args: argparse.Namespace) -> None:
     if args.ingest:
         measure_ingest(args.dir)
         return
-    shape = Shape(args.rows, args.days, args.paths, args.referrers, args.prop_values, args.sites)
+    shape = Shape(args.rows, args.days, args.paths, args.referrers, args.prop_values, args.sites, entries=args.entries)
+    if args.entries and args.server:
+        raise SystemExit("--entries: the import format has no internal referrer paths; run it without --server")
     print(f"shape {shape.key()}", flush=True)
     if args.server:
         run_server(args, shape)
@@ -1055,6 +1111,9 @@ def main() -> None:
         help="with --server, do not time the panels right after the import (at 10 M views each reads every row)",
     )
     parser.add_argument("--ingest", action="store_true", help="measure the ingestion cost instead")
+    parser.add_argument(
+        "--entries", action="store_true", help="views with internal referrers, and the entry and exit pages timed"
+    )
     run(parser.parse_args())
 
 

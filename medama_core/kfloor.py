@@ -32,6 +32,8 @@ ROW_COUNT: Final[dict[str, str]] = {
     "countries": "visitors",
     "languages": "visitors",
     "properties": "events",
+    "entries": "visitors",  # entries that were a first view of the page that day
+    "exits": "visitors",  # the page's visitors, as on pages
 }
 
 # Filter field -> the stats endpoint that lists its values, the variants of that list (their extra query

@@ -16,8 +16,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final, TextIO
 
 from medama_core.config import ConfigError, Option, help_text, option, parse_flags
-from medama_core.store import analytics, db, meta, stats
-from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS
+from medama_core.store import analytics, db, entries, meta, stats
+from medama_core.store.hits import EVENT_COLUMNS, TRACKED_VIEW_COLUMNS
 
 SYNOPSIS: Final = "medama migrate -to-appdb postgres://… -to-analyticsdb clickhouse://… [flags]"
 DESCRIPTION: Final = """Copy this install's SQLite databases (-appdb, -analyticsdb) into PostgreSQL (-to-appdb) and/or
@@ -105,7 +105,7 @@ def copy_analytics(source_path: str, target_url: str, out: TextIO) -> None:
     try:
         source.execute("BEGIN")  # one snapshot for the copy and the check
         for table, columns, insert in (
-            ("views", VIEW_COLUMNS, bulk.insert_views),
+            ("views", TRACKED_VIEW_COLUMNS, bulk.insert_views),  # with the internal referrers' paths
             ("events", EVENT_COLUMNS, bulk.insert_events),
         ):
             total = source.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -135,7 +135,9 @@ def copy_analytics(source_path: str, target_url: str, out: TextIO) -> None:
 
 
 def _check(source: sqlite3.Connection, client: Any, ch_stats: Any, out: TextIO) -> None:
-    """Counts, then each site's all-time summary and top pages, on both sides."""
+    """Counts, then each site's all-time summary, top pages and exit pages, on both sides."""
+    from medama_core.store.clickhouse import entries as ch_entries
+
     problems = []
     views = source.execute("SELECT count(*) FROM (SELECT DISTINCT bid, hostname FROM views)").fetchone()[0]
     copied = client.rows("SELECT sum(sign) FROM views")[0][0] or 0
@@ -152,6 +154,8 @@ def _check(source: sqlite3.Connection, client: Any, ch_stats: Any, out: TextIO) 
                 stats.list_stats(source, query, "pages", False, page),
                 ch_stats.list_stats(client, query, "pages", False, page),
             ),
+            # The internal referrers' paths came along (entry and exit pages).
+            ("exits", entries.exits(source, query, False, page), ch_entries.exits(client, query, False, page)),
         ):
             if ours != theirs:
                 problems.append(
@@ -159,7 +163,7 @@ def _check(source: sqlite3.Connection, client: Any, ch_stats: Any, out: TextIO) 
                 )
     if problems:
         raise MigrateError("the copy does not match: " + "; ".join(problems[:3]))
-    print(f"check: {copied} views; the summary and top pages of {len(sites)} sites match", file=out)
+    print(f"check: {copied} views; the summary, top pages and exit pages of {len(sites)} sites match", file=out)
 
 
 def main(args: Sequence[str], environ: Mapping[str, str], out: TextIO = sys.stderr) -> int:

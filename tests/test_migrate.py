@@ -46,12 +46,16 @@ def test_an_install_moves_up_and_answers_the_same(tmp_path: Path, servers: Stack
         hit = {"e": "load", "b": "migrate001", "u": "https://example.com/now", "r": "", "p": True, "q": True}
         headers = {"Content-Type": "application/json", "User-Agent": BROWSER}
         assert client.post("/api/event/hit", body=json.dumps(hit).encode(), headers=headers).status == 204
+        # A second view arriving from /now by a link: /now has no exit, /then one (entry and exit pages).
+        hit = {**hit, "b": "migrate002", "u": "https://example.com/then", "r": "https://example.com/now", "q": False}
+        assert client.post("/api/event/hit", body=json.dumps(hit).encode(), headers=headers).status == 204
         plausible = (Path(__file__).parent / "importers" / "samples" / "plausible-export.zip").read_bytes()
         assert client.post("/api/websites/example.com/import?from=plausible", body=plausible).status == 200
         before = {
             path: client.get(f"/api/website/example.com/{path}").json()
-            for path in ("summary?previous=false", "pages", "referrers", "countries", "properties")
+            for path in ("summary?previous=false", "pages", "referrers", "countries", "properties", "entries", "exits")
         }
+        assert {"path": "/now", "exits": 1} not in [{k: row[k] for k in ("path", "exits")} for row in before["exits"]]
         cookie = client.cookies["_me_sess"]
         client.close()
         appdb, analyticsdb = server.config.appdb, server.config.analyticsdb
@@ -61,8 +65,8 @@ def test_an_install_moves_up_and_answers_the_same(tmp_path: Path, servers: Stack
     assert migrate.main(args, {}, out) == 0, out.getvalue()
     report = out.getvalue()
     assert "app data: websites: 2 rows" in report and "app data: sessions: 1 rows" in report, report
-    assert "analytics: views: 321 of 321" in report, report
-    assert "check: 321 views; the summary and top pages of 2 sites match" in report, report
+    assert "analytics: views: 322 of 322" in report, report
+    assert "check: 322 views; the summary, top pages and exit pages of 2 sites match" in report, report
     assert "analytics: imported daily totals: " in report, report  # and the answers below include them
     with live_server(tmp_path / "copy", appdb=app_url, analyticsdb=analytics_url) as copy:
         client = copy.client()

@@ -1,4 +1,4 @@
-// The 12 list datasets: API path, label key, the filter a row click adds, and the detail-table columns.
+// The 14 list datasets: API path, label key, the filter a row click adds, and the detail-table columns.
 import { countryCode } from "./countries.js";
 import { formatDuration, formatExact, formatPercent, labelText } from "./format.js";
 
@@ -45,6 +45,36 @@ export const DATASETS = {
       duration("duration_lower_quartile", "Q1 (25%)"),
       duration("duration_upper_quartile", "Q3 (75%)"),
       percent("duration_percentage", "Duration %"),
+    ],
+  },
+  // Ours: entry and exit pages (docs/insights.md).
+  entries: {
+    title: "Entries",
+    labelKey: "path",
+    field: "path",
+    bar: "entries_percentage",
+    value: "entries",
+    columns: [
+      { key: "label", title: "Entry page" },
+      count("entries", "Entries"),
+      percent("entries_percentage", "Entries %"),
+      count("visitors", "Visitors"),
+      percent("bounce_percentage", "Bounce %"),
+    ],
+  },
+  exits: {
+    title: "Exits",
+    labelKey: "path",
+    field: "path",
+    bar: "exits_percentage",
+    value: "exits",
+    columns: [
+      { key: "label", title: "Exit page" },
+      count("exits", "Exits"),
+      percent("exits_percentage", "Exits %"),
+      count("visitors", "Visitors"),
+      count("pageviews", "Views"),
+      percent("exit_percentage", "Exit rate"),
     ],
   },
   referrers: { title: "Referrers", labelKey: "referrer", field: "referrer", columns: standard("Referrer") },

@@ -19,6 +19,13 @@ export const DEFINITIONS = {
   durationShare: "Duration %: this page's total measured time as a part of the total over the pages listed.",
   events: "Events: custom events sent with this property (a page view carrying properties counts once per property).",
   eventsShare: "Events %: this row's events as a part of all events with a property in the period.",
+  entries:
+    "Entries: views of this page that did not come from another page of the site (from another site, a bookmark, a typed address). A reload or a new tab opened on an entry page counts again.",
+  entriesShare: "Entries %: this page's entries as a part of all entries in the period.",
+  exits:
+    "Exits: views of this page less the views that came from it by a link or an app's route change. There is no visit: a page left with the back button, or in a tab kept open, can be counted wrongly.",
+  exitsShare: "Exits %: this page's exits as a part of all exits in the period.",
+  exitRate: "Exit rate: this page's exits as a part of its views.",
 };
 
 /** The note under a table with "—" bounce rates; `unit` is what the floor is judged on (visitors, or page views). */

@@ -41,6 +41,7 @@ from medama_core.ingest.hit import (
     parse_hit,
     sniff_host,
 )
+from medama_core.ingest.internal import internal_path
 from medama_core.ingest.language import UNKNOWN_LANGUAGE, Language, parse_accept_language
 from medama_core.ingest.ping import DAY_S, InvalidDate
 from medama_core.ingest.ping import answer as ping_answer
@@ -307,7 +308,14 @@ def _page_view(hit: LoadHit, request: Request, ctx: Context) -> hits.NewView:
         now_ms,
     )
     events = _event_rows(hit.bid, hostname, hit.properties.items(), now_ms) if hit.properties else ()
-    return hits.NewView(view, events)
+    # The path of an internal referrer (none for external ones): entry and exit pages (docs/insights.md).
+    # An external referrer (a host kept above) has none: only a self-referral is looked at.
+    came_from = ""
+    if hit.referrer and not source.host:
+        came_from = internal_path(
+            hit.referrer, lambda host: site_for(host, ctx.hostnames) == hostname, hash_mode=hit.hash_mode
+        )
+    return hits.NewView(view, events, came_from)
 
 
 def _custom_event(hit: CustomHit, ctx: Context) -> hits.NewEvents:

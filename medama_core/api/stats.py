@@ -215,6 +215,22 @@ async def get_time(request: Request, ctx: Context) -> Response:
     return await _answer(ctx, ctx.analytics.time_stats(query, summary, parse_page(request)), query, [query.start], raw)
 
 
+async def get_entries(request: Request, ctx: Context) -> Response:
+    """Entry pages (ours; store/entries.py): the parameters of /pages."""
+    query = await parse_stats_query(request, ctx)
+    summary = _bool(request, "summary", False)
+    raw = "entries" in ctx.analytics.raw_unfiltered
+    return await _answer(ctx, ctx.analytics.entries(query, summary, parse_page(request)), query, [query.start], raw)
+
+
+async def get_exits(request: Request, ctx: Context) -> Response:
+    """Exit pages (ours; store/entries.py): the parameters of /pages."""
+    query = await parse_stats_query(request, ctx)
+    summary = _bool(request, "summary", False)
+    raw = "entries" in ctx.analytics.raw_unfiltered
+    return await _answer(ctx, ctx.analytics.exits(query, summary, parse_page(request)), query, [query.start], raw)
+
+
 async def get_properties(request: Request, ctx: Context) -> Response:
     query = await parse_stats_query(request, ctx)
     return await _answer(ctx, ctx.analytics.properties(query, parse_page(request)), query, [query.start])
@@ -229,7 +245,7 @@ async def get_progress(request: Request, ctx: Context) -> Response:
     return json_response({**waiting, "ready": not any(waiting.values())})
 
 
-# Endpoint name -> handler: the 13 stats routes of app.ROUTES (get_progress is routed on its own: no table).
+# Endpoint name -> handler: the 15 stats routes of app.ROUTES (get_progress is routed on its own: no table).
 HANDLERS: dict[str, Callable[[Request, Context], Awaitable[Response]]] = {
     "summary": get_summary,
     "pages": get_pages,
@@ -244,4 +260,6 @@ HANDLERS: dict[str, Callable[[Request, Context], Awaitable[Response]]] = {
     "countries": get_countries,
     "languages": get_languages,
     "properties": get_properties,
+    "entries": get_entries,  # ours: entry and exit pages
+    "exits": get_exits,
 }

@@ -18,6 +18,7 @@ from typing import Any, Final, TypeVar
 from medama_core import transfer
 from medama_core.config import ConfigError
 from medama_core.store import imported_stats
+from medama_core.store.clickhouse import entries as ch_entries
 from medama_core.store.clickhouse import hits as ch_hits
 from medama_core.store.clickhouse import imported as ch_imported
 from medama_core.store.clickhouse import live as ch_live
@@ -38,9 +39,10 @@ class ClickHouseAnalytics:
     """AnalyticsStore on a ClickHouse database."""
 
     engine = "clickhouse"
-    # Full list rows read `views` over the whole period, and /time's quartiles too (store/clickhouse/stats.py):
-    # after retention they miss the deleted days, and say so (api/retention.py).
-    raw_unfiltered: frozenset[str] = frozenset({"lists", "time"})
+    # Full list rows read `views` over the whole period, and /time's quartiles too (store/clickhouse/stats.py),
+    # and entry and exit pages (store/clickhouse/entries.py): after retention they miss the deleted days, and
+    # say so (api/retention.py).
+    raw_unfiltered: frozenset[str] = frozenset({"lists", "time", "entries"})
 
     def __init__(self, url: str, flag: str = "-analyticsdb", *, client: Client | None = None) -> None:
         if client is None:
@@ -92,6 +94,12 @@ class ClickHouseAnalytics:
 
     async def properties(self, query: Query, page: Page) -> list[dict[str, Any]]:
         return await self._read(ch_stats.properties, query, page)
+
+    async def entries(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+        return await self._read(ch_entries.entries, query, summary, page)
+
+    async def exits(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+        return await self._read(ch_entries.exits, query, summary, page)
 
     async def visitors_since(self, hostnames: list[str], since_ms: int) -> dict[str, int]:
         return await self._read(imported_stats.visitors_since, hostnames, since_ms, _IMPORTED)

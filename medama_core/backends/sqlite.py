@@ -26,6 +26,7 @@ from medama_core.store import (
     site_data,
     stats,
 )
+from medama_core.store import entries as entry_stats
 from medama_core.store.db import Database, Migration, UnusableFile
 from medama_core.store.protocol import Op, Outcomes, Page, Query, Step
 
@@ -124,6 +125,12 @@ class SQLiteAnalytics:
 
     async def properties(self, query: Query, page: Page) -> list[dict[str, Any]]:
         return await self.db.read(stats.snapshot, stats.properties, query, page)
+
+    async def entries(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+        return await self.db.read(stats.snapshot, entry_stats.entries, query, summary, page)
+
+    async def exits(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+        return await self.db.read(stats.snapshot, entry_stats.exits, query, summary, page)
 
     async def visitors_since(self, hostnames: list[str], since_ms: int) -> dict[str, int]:
         return await self.db.read(stats.snapshot, imported_stats.visitors_since, hostnames, since_ms)

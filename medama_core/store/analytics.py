@@ -25,6 +25,7 @@ MARKER_TABLE = "views"
 _ROLLUP_KEY = (
     "hostname TEXT NOT NULL, span INTEGER NOT NULL, kind INTEGER NOT NULL, period INTEGER NOT NULL, value TEXT NOT NULL"
 )
+_COUNT_NAMES = "visitors, page_visitors, pageviews, bounces, timed, duration_sum, measured, zeros, ones, twos"
 _ROLLUP_COUNTS = (
     ", ".join(
         f"{name} INTEGER NOT NULL"
@@ -416,6 +417,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT hostname, date_created / 3600000 FROM views",
             """INSERT OR IGNORE INTO rollup_dirty
                 SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM events e JOIN views v ON v.bid = e.bid""",
+        ),
+    ),
+    Migration(
+        13,
+        (
+            # Entry and exit pages (docs/insights.md): the path of a view's internal referrer (a page of
+            # the same site), '' when it had none (an entry). Views stored before have '' (the referrer
+            # was dropped when internal): each counts as an entry, and none as a departure.
+            "ALTER TABLE views ADD COLUMN referrer_path TEXT NOT NULL DEFAULT ''",
+            # Rollups gain kinds 13 (entry pages: each view with no internal referrer, by its path behind
+            # rollups.ENTRY_MARK) and 14 (every view by its internal referrer's path). For the views stored
+            # so far both are known without reading them: every one is an entry, so kind 13 is kind 1 with
+            # the mark, and kind 14 holds one value, '', whose rows are the site rows (kind 0) of the sites
+            # that keep every kind. Copied, they stay right however old the hours are (retention may have
+            # deleted their raw rows); nothing is rebuilt. Column copies gain the two columns: copied again
+            # by the refresher (filtered stats read raw rows meanwhile).
+            f"""INSERT OR IGNORE INTO rollup SELECT hostname, span, 13, period, '+' || value, {_COUNT_NAMES}, NULL
+                FROM rollup WHERE kind = 1""",
+            f"""INSERT OR IGNORE INTO rollup SELECT hostname, span, 14, period, '', {_COUNT_NAMES}, NULL
+                FROM rollup WHERE kind = 0 AND hostname IN (SELECT hostname FROM rollup_sites WHERE full)""",
+            f"""INSERT OR IGNORE INTO rollup_rare SELECT hostname, 13, hour, '+' || value, {_COUNT_NAMES}, NULL
+                FROM rollup_rare WHERE kind = 1""",
+            "INSERT OR IGNORE INTO rollup_common SELECT hostname, 13, '+' || value FROM rollup_common WHERE kind = 1",
+            "INSERT OR IGNORE INTO rollup_common SELECT hostname, 14, '' FROM rollup_sites WHERE full",
+            "DELETE FROM column_days",
         ),
     ),
     Migration(

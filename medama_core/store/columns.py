@@ -53,11 +53,18 @@ COLUMN_SQL: dict[str, str] = {
     "country": "country",
     "language_base": "language_base",
     "language_dialect": "language_dialect",
+    # Entry and exit pages (rollups.KIND_SQL 13 and 14).
+    "entry": "CASE WHEN referrer_path = '' THEN '+' || pathname ELSE '' END",
+    "referrer_path": "referrer_path",
 }
+# Columns of the views' copy only: entry and exit pages are no filter, so events need not carry them,
+# and they keep no duration runs (rollups.NO_RUN_KINDS).
+ENTRY_COLUMNS: Final = ("entry", "referrer_path")
 # The same over `views v`, for the events' copy (each event carries its view's dimensions).
 _VIEW_SQL = {
     name: sql.replace("referrer_", "v.referrer_") if name == "referrer" else f"v.{sql}"
     for name, sql in COLUMN_SQL.items()
+    if name not in ENTRY_COLUMNS
 }
 # Rollup kind -> the column holding its label (kind 0, the whole site, needs none).
 KIND_COLUMNS: dict[int, str] = {
@@ -73,6 +80,8 @@ KIND_COLUMNS: dict[int, str] = {
     10: "country",
     11: "language_base",
     12: "language_dialect",
+    13: "entry",
+    14: "referrer_path",
 }
 META, FLAGS, HOURS, DURATIONS = "", "~flags", "~hours", "~durations"  # the planes that are no dimension
 # A view's events, for prop filters on views: the distinct (name, value) pairs of the events with its bid,
@@ -185,7 +194,7 @@ def _store_views(
     untimed = len(flags) - len(timed)
     copied = True
     for column, (name, (index, codes)) in enumerate(zip(COLUMN_SQL, coded[:dimensions], strict=False)):
-        if runs is not None:
+        if runs is not None and name not in ENTRY_COLUMNS:
             if column in over:  # too many values to code: their runs sorted by SQLite, a chunk at a time
                 _sql_runs(conn, hostname, day, last, name, runs)
             else:
@@ -250,7 +259,7 @@ def encode_events(rows: Iterable[tuple[Any, ...]], day: int, last: int = HOURS_P
     """The events' records for a day's rows as _DAY_EVENTS_SQL reads them (names prefixed EVENTS)."""
     hours = bytearray()
     first_hour = day * HOURS_PER_DAY
-    names = (*EVENT_COLUMNS, *COLUMN_SQL)
+    names = (*EVENT_COLUMNS, *_VIEW_SQL)
     coded, over = _code_columns(
         rows, len(names), lambda row: hours.append(row[-1] // HOUR_MS - first_hour + 1), PLANE_CODES * PLANE_CODES
     )

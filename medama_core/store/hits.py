@@ -25,6 +25,7 @@ from medama_core.store.db import Transaction
 
 __all__ = [
     "EVENT_COLUMNS",
+    "TRACKED_VIEW_COLUMNS",
     "VIEW_COLUMNS",
     "DropCount",
     "Duration",
@@ -80,6 +81,13 @@ def insert_sql(table: str, rows: int = 1) -> str:
 
 
 INSERT_VIEW: Final = insert_sql("views")
+# The tracker's views also carry the path of an internal referrer (analytics migration 13), which
+# export, import and the bulk copies do not know: '' (the column's default) for every row they write.
+TRACKED_VIEW_COLUMNS: Final = (*VIEW_COLUMNS, "referrer_path")
+INSERT_TRACKED_VIEW: Final = (
+    f"INSERT INTO views ({', '.join(TRACKED_VIEW_COLUMNS)}) VALUES ({', '.join('?' * len(TRACKED_VIEW_COLUMNS))})"
+    " ON CONFLICT (bid, hostname) DO NOTHING"
+)
 INSERT_EVENT: Final = insert_sql("events")
 ADD_DROPS: Final = (
     "INSERT INTO drops (day, hostname, reason, count) VALUES (:day, :hostname, :reason, :count)"
@@ -141,6 +149,8 @@ class NewView:
 
     view: Row
     events: Sequence[Row] = ()
+    # The path of the view's internal referrer ('' for none: an entry); see ingest/internal.py.
+    referrer_path: str = ""
 
 
 @dataclass(slots=True)
@@ -208,7 +218,7 @@ def _write_all(conn: sqlite3.Connection, ops: Iterable[Op]) -> None:
     drops: Counter[tuple[int, str, str]] = Counter()
     for op in ops:
         if type(op) is NewView:
-            views.append(op.view)
+            views.append((*op.view, op.referrer_path))
             events.extend(op.events)
         elif type(op) is Duration:
             durations.append((op.duration_ms, op.bid))
@@ -219,7 +229,7 @@ def _write_all(conn: sqlite3.Connection, ops: Iterable[Op]) -> None:
         elif type(op) is DropCount:
             drops[(op.day, op.hostname, op.reason)] += op.count
     if views:
-        conn.executemany(INSERT_VIEW, views)
+        conn.executemany(INSERT_TRACKED_VIEW, views)
     if events:
         conn.executemany(INSERT_EVENT, events)
     if durations:

@@ -220,6 +220,14 @@ class AnalyticsStore(Protocol):
         self, query: Query, endpoint: str, summary: bool, page: Page, variant: bool = False
     ) -> list[dict[str, Any]]: ...
     async def time_stats(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]: ...
+    async def entries(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+        """/entries: the pages views entered the site at (store/entries.py)."""
+        ...
+
+    async def exits(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+        """/exits: the pages visitors left the site from (store/entries.py)."""
+        ...
+
     async def properties(self, query: Query, page: Page) -> list[dict[str, Any]]: ...
     async def visitors_since(self, hostnames: list[str], since_ms: int) -> dict[str, int]: ...
     async def live(self, hostname: str, now_ms: int) -> dict[str, Any]:
@@ -254,7 +262,8 @@ class AnalyticsStore(Protocol):
         ...
 
     # Answers that read raw rows even without filters on this engine ("lists": full list rows, "time": /time
-    # without summary): after retention deleted raw rows they are partial too (api/retention.py).
+    # without summary, "entries": /entries and /exits): after retention deleted raw rows they are partial
+    # too (api/retention.py).
     raw_unfiltered: frozenset[str]
 
     async def purge_step(self, hostname: str, before_ms: int) -> Step:

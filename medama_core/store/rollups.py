@@ -90,6 +90,8 @@ KINDS: dict[str, int] = {
     "country": 10,
     "language": 11,
     "language_dialect": 12,
+    "entry": 13,
+    "came_from": 14,
 }
 KIND_SQL: dict[int, str] = {
     0: "''",
@@ -105,10 +107,21 @@ KIND_SQL: dict[int, str] = {
     10: "v.country",
     11: "v.language_base",
     12: "v.language_dialect",
+    # Entry and exit pages (store/entries.py). 13: an entry's page behind ENTRY_MARK, NOT_ENTRY for the
+    # other views; 14: the internal referrer's path, '' (NOT_ENTRY) for the views without one.
+    13: "CASE WHEN v.referrer_path = '' THEN '+' || v.pathname ELSE '' END",
+    14: "v.referrer_path",
 }
+# Kind 13's value of an entry is its path behind this mark, so that no path (not even '') can be mistaken
+# for NOT_ENTRY, the value of every view that is not an entry (and, in kind 14, of every view without an
+# internal referrer: a stored internal referrer path is never '').
+ENTRY_MARK: Final = "+"
+NOT_ENTRY: Final = ""
 DURATION_KINDS = (0, 1)  # kinds whose sorted durations are stored at every RUN_SPAN: the site and pages
 # The other kinds keep theirs for whole days only, for the medians of full list rows (detail tables).
-DAY_RUN_KINDS = tuple(kind for kind in KIND_SQL if kind not in DURATION_KINDS)
+# Entry and exit pages show no durations: kinds 13 and 14 keep none (store/entries.py).
+NO_RUN_KINDS = (13, 14)
+DAY_RUN_KINDS = tuple(kind for kind in KIND_SQL if kind not in DURATION_KINDS + NO_RUN_KINDS)
 VALUE_KINDS = tuple(kind for kind in KIND_SQL if kind)  # the dimensions (rare or common values)
 _ALL_KINDS = ", ".join(str(kind) for kind in KIND_SQL)  # `kind IN (...)` lets SQLite seek each kind
 

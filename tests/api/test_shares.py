@@ -98,9 +98,9 @@ def test_an_open_share_answers_as_the_sites_own_stats(admin: Client, visitor: Cl
     assert visitor.get(f"/api/share/{sid}").json() == {
         "id": sid, "name": "public", "hostname": SITE, "k": 0, "dateExpires": None,
         "panels": ["pages", "time", "referrers", "sources", "mediums", "campaigns", "browsers", "os", "devices",
-                   "countries", "languages", "properties"],
+                   "countries", "languages", "properties", "entries", "exits"],
     }  # fmt: skip
-    for name in ("summary", "pages", "countries", "browsers", "properties", "time", "imported"):
+    for name in ("summary", "pages", "countries", "browsers", "properties", "time", "imported", "entries", "exits"):
         for query in ("", "?summary=true", "?country[eq]=Iceland"):
             mine, theirs = (
                 admin.get(f"/api/website/{SITE}/{name}{query}"),

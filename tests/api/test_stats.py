@@ -15,6 +15,7 @@ from tests.store.test_stats import T0, view
 
 ENDPOINTS = (
     "summary pages time referrers sources mediums campaigns browsers os devices countries languages properties"
+    " entries exits"
 ).split()
 BASE = "/api/website/example.com"
 

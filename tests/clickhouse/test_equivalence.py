@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from medama_core.store.clickhouse import entries as ch_entries
 from medama_core.store.clickhouse import hits, schema
 from medama_core.store.clickhouse import stats as ch_stats
 from medama_core.store.clickhouse.client import Client
@@ -50,7 +51,8 @@ def store(client: Client, rnd: random.Random, rows: list[dict[str, Any]], events
         view = tuple(None if column == "duration_ms" else row[column] for column in VIEW_COLUMNS)
         own = by_bid.get(row["bid"], []) if row["bid"] not in early else []
         loaded = [rnd.random() < 0.5 for _ in own]
-        ops.append(hits.NewView(view, [event for event, load in zip(own, loaded, strict=True) if load]))
+        loads = [event for event, load in zip(own, loaded, strict=True) if load]
+        ops.append(hits.NewView(view, loads, row.get("referrer_path", "")))
         custom = [event for event, load in zip(own, loaded, strict=True) if not load]
         if custom:
             later.append(hits.NewEvents(custom))
@@ -98,6 +100,14 @@ def compare_all(client: Client, ref: Reference, q: Query) -> None:
     expected = ref.properties(q)
     for page in (Page(), Page(1, 1)):
         assert ch_stats.properties(client, q, page) == page.cut(expected), f"{context} properties {page}"
+    # Entry and exit pages: the internal referrer's path survives every unload's copy of its view.
+    for summary in (True, False):
+        for name, fn, want in (
+            ("entries", ch_entries.entries, ref.entries(q, summary)),
+            ("exits", ch_entries.exits, ref.exits(q, summary)),
+        ):
+            page = random.Random(len(want)).choice((Page(), Page(3), Page(2, 1)))
+            assert fn(client, q, summary, page) == page.cut(want), f"{context} {name} summary={summary} {page}"
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -76,9 +76,10 @@ def test_the_two_files_cover_every_operation() -> None:
         if set(op.tags or ()) & ACCOUNT_TAGS and label not in ACCOUNT_SKIPPED
     }
     assert covered | {"DELETE /user"} == set(ALL_OPERATIONS)
-    # 13 stats, /imported, /progress, /live, /goals, the sparklines of many sites, ping, hit, Plausible's event,
-    # Umami's send, health; a share link's 13 stats, /imported, itself and its password (ours)
-    assert len(OPERATIONS) == 39
+    # 15 stats (13, and entry and exit pages), /imported, /progress, /live, /goals, the sparklines of many sites,
+    # ping, hit, Plausible's event, Umami's send, health; a share link's 15 stats, /imported, itself and its
+    # password (ours)
+    assert len(OPERATIONS) == 43
 
 
 def _shared(label: str) -> bool:

@@ -60,8 +60,10 @@ def view(**fields: Any) -> dict[str, Any]:
 
 
 def insert(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
-    sql = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
-    conn.executemany(sql, rows)
+    """Insert views; `referrer_path` (the internal referrer's, analytics migration 13) is '' unless given."""
+    names = [*COLUMNS, "referrer_path"] if any("referrer_path" in row for row in rows) else COLUMNS
+    sql = f"INSERT INTO views ({', '.join(names)}) VALUES ({', '.join(':' + c for c in names)})"
+    conn.executemany(sql, ({"referrer_path": "", **row} for row in rows))
 
 
 def event(bid: str, name: str, value: str, at: int = T0 + 40 * 60_000) -> tuple[str, str, str, str, str, int]:

@@ -78,7 +78,7 @@ def test_route_change_while_hidden(tracker: Tracker) -> None:
     # starts its clock only when the tab is shown.
     page.evaluate("document.querySelector('#about').click()")
     about = wire.wait("load", 2)
-    about.expect_load(u=tracker.site.url("/history/about"), r="", p=False, q=True, d={"page": "about"})
+    about.expect_load(u=tracker.site.url("/history/about"), r=home.body["u"], p=False, q=True, d={"page": "about"})
     clock.fast_forward(5_000)
     wire.set_hidden(False)
     clock.fast_forward(1_200)

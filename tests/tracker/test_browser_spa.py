@@ -36,11 +36,12 @@ def test_history_router(tracker: Tracker) -> None:
     home.expect_load(u=site.url("/history/"), r=referrer, p=True, q=True, d={"page": "home"})
 
     # A pushState route change ends the view and starts another, with the new route's properties
-    # (rendered after pushState) and no referrer: the visitor came from this app, not from Google.
+    # (rendered after pushState) and the previous route as its referrer: the visitor came from this
+    # app, not from Google (an internal arrival, not an entry: docs/insights.md).
     page.click("#about")
     about, ended = view_ended(wire, 2, 1)
     assert ended.body == {"b": home.bid, "e": "unload", "m": ended.body["m"]} and ended.body["m"] > 0
-    about.expect_load(u=site.url("/history/about"), r="", p=False, q=True, d={"page": "about"})
+    about.expect_load(u=site.url("/history/about"), r=home.body["u"], p=False, q=True, d={"page": "about"})
     assert about.bid != home.bid
 
     # Neither a query-only replaceState nor a hash-only change (outside hash mode) is a new view.
@@ -48,17 +49,20 @@ def test_history_router(tracker: Tracker) -> None:
     page.evaluate("location.hash = '#team'")
     page.click("#contact")
     contact, _ = view_ended(wire, 3, 2)
-    contact.expect_load(u=site.url("/history/contact"), r="", p=False, q=True, d={"page": "contact"})
+    # The referrer is the previous view's URL as its load beacon sent it.
+    contact.expect_load(u=site.url("/history/contact"), r=about.body["u"], p=False, q=True, d={"page": "contact"})
 
     # Back to /history/about#team (popstate): a view again; about's ping was seen today.
     page.go_back()
     about_again, _ = view_ended(wire, 4, 3)
-    about_again.expect_load(u=site.url("/history/about?tab=2#team"), r="", p=False, q=False, d={"page": "about"})
+    about_again.expect_load(
+        u=site.url("/history/about?tab=2#team"), r=contact.body["u"], p=False, q=False, d={"page": "about"}
+    )
     # Back to /history/about?tab=2: the same route, nothing. Back to /history/: a view.
     page.go_back()
     page.go_back()
     home_again, _ = view_ended(wire, 5, 4)
-    home_again.expect_load(u=site.url("/history/"), r="", p=False, q=False, d={"page": "home"})
+    home_again.expect_load(u=site.url("/history/"), r=about_again.body["u"], p=False, q=False, d={"page": "home"})
 
     views = [home, about, contact, about_again, home_again]
     assert sequence(wire) == [("load", home.bid)] + [
@@ -107,21 +111,25 @@ def test_hash_router(tracker: Tracker) -> None:
     page.click("#about")
     about, ended = view_ended(wire, 2, 1)
     assert ended.bid == root.bid and ended.body["m"] > 0
-    about.expect_load(u=site.url("/hash/#/about"), r="", p=False, q=True, h=True, d={"route": "/about"})
+    about.expect_load(u=site.url("/hash/#/about"), r=root.body["u"], p=False, q=True, h=True, d={"route": "/about"})
     page.click("#settings")
     settings, _ = view_ended(wire, 3, 2)
-    settings.expect_load(u=site.url("/hash/#/settings"), r="", p=False, q=True, h=True, d={"route": "/settings"})
+    settings.expect_load(
+        u=site.url("/hash/#/settings"), r=about.body["u"], p=False, q=True, h=True, d={"route": "/settings"}
+    )
 
     # The back button (hashchange and popstate both fire: one view).
     page.go_back()
     about_again, _ = view_ended(wire, 4, 3)
-    about_again.expect_load(u=site.url("/hash/#/about"), r="", p=False, q=False, h=True, d={"route": "/about"})
+    about_again.expect_load(
+        u=site.url("/hash/#/about"), r=settings.body["u"], p=False, q=False, h=True, d={"route": "/about"}
+    )
 
     # A query change keeps the route; back from there to the page without a hash is a view again.
     page.evaluate("history.replaceState(null, '', '?tab=2#/about')")
     page.go_back()
     root_again, _ = view_ended(wire, 5, 4)
-    root_again.expect_load(u=site.url("/hash/"), r="", p=False, q=False, h=True, d={"route": "/"})
+    root_again.expect_load(u=site.url("/hash/"), r=about_again.body["u"], p=False, q=False, h=True, d={"route": "/"})
 
     views = [root, about, settings, about_again, root_again]
     assert len({view.bid for view in views}) == 5

@@ -10,7 +10,7 @@ import { setUser } from "../session.js";
 import { Status, useSave } from "./settings.jsx";
 
 // The lists a share link may be limited to (api/shares.py PANELS), in the dashboard's order.
-const SHARE_PANELS = ["pages", "time", "referrers", "sources", "mediums", "campaigns", "browsers", "os", "devices", "countries", "languages", "properties"];
+const SHARE_PANELS = ["pages", "time", "entries", "exits", "referrers", "sources", "mediums", "campaigns", "browsers", "os", "devices", "countries", "languages", "properties"];
 const DEFAULT_K = 5; // the API's default floor
 
 const day = (seconds) => (seconds ? new Date(seconds * 1000).toLocaleDateString() : "—");

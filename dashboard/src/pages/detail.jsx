@@ -15,7 +15,7 @@ const SORTED_LIMIT = 5000; // the API's largest page: a sort other than the serv
 
 /** The definition behind each column (reachable by keyboard and tap in the table's "What the columns mean"). */
 export function columnDefinition(dataset, key) {
-  const perPage = dataset.name === "pages" || dataset.name === "time";
+  const perPage = ["pages", "time", "entries", "exits"].includes(dataset.name);
   const map = {
     visitors: perPage ? DEFINITIONS.pageVisitors : DEFINITIONS.visitors,
     visitors_percentage: DEFINITIONS.share,
@@ -28,6 +28,11 @@ export function columnDefinition(dataset, key) {
     duration_percentage: DEFINITIONS.durationShare,
     events: DEFINITIONS.events,
     events_percentage: DEFINITIONS.eventsShare,
+    entries: DEFINITIONS.entries,
+    entries_percentage: DEFINITIONS.entriesShare,
+    exits: DEFINITIONS.exits,
+    exits_percentage: DEFINITIONS.exitsShare,
+    exit_percentage: DEFINITIONS.exitRate,
   };
   return map[key] || "";
 }

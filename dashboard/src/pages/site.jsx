@@ -60,7 +60,7 @@ export function metricValue(metric, totals) {
 }
 
 const PANELS = [
-  { id: "pages", label: "Pages", tabs: ["pages", "time"] },
+  { id: "pages", label: "Pages", tabs: ["pages", "time", "entries", "exits"] },
   { id: "sources", label: "Sources", tabs: ["referrers", "sources", "mediums", "campaigns"] },
   { id: "devices", label: "Devices", tabs: ["browsers", "os", "devices"] },
   { id: "geo", label: "Locations", tabs: ["countries", "languages"] },

@@ -48,7 +48,7 @@ def _chunks(rows: Iterable[Row]) -> Iterator[list[Row]]:
 
 
 def insert_views(client: Client, rows: Iterable[Row], progress: Callable[[int], None] | None = None) -> int:
-    """Store views (VIEW_COLUMNS order), CHUNK_ROWS at a time; return how many were new."""
+    """Store views (VIEW_COLUMNS order, or TRACKED_VIEW_COLUMNS), CHUNK_ROWS at a time; return how many were new."""
     stored = 0
     for chunk in _chunks(rows):
         stored += store_views(client, chunk, BULK_LOOKUP_IDS)

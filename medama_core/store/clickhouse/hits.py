@@ -42,12 +42,16 @@ __all__ = [
     "store_views",
 ]
 
-# The columns of `views` as written: the SQLite store's columns (VIEW_COLUMNS order), then sign and version.
-VIEW_TABLE_COLUMNS: Final = (*VIEW_COLUMNS, "sign", "version")
+# The columns of a stored view: the SQLite store's (VIEW_COLUMNS order), then the internal referrer's path
+# (schema migration 2: entry and exit pages; '' for rows of the bulk copies, which do not carry it).
+STORED_VIEW_COLUMNS: Final = (*VIEW_COLUMNS, "referrer_path")
+# The columns of `views` as written: a stored view's, then sign and version.
+VIEW_TABLE_COLUMNS: Final = (*STORED_VIEW_COLUMNS, "sign", "version")
 DIMENSION_COLUMNS: Final = tuple(VIEW_COLUMNS[2:3] + VIEW_COLUMNS[5:16])  # pathname .. utm_campaign, no flags
 EVENT_TABLE_COLUMNS: Final = (*EVENT_COLUMNS, "site", *DIMENSION_COLUMNS)
 _DIMENSION_AT: Final = tuple(VIEW_COLUMNS.index(c) for c in DIMENSION_COLUMNS)
 _BID, _HOST, _DURATION = VIEW_COLUMNS.index("bid"), VIEW_COLUMNS.index("hostname"), VIEW_COLUMNS.index("duration_ms")
+_DATE: Final = VIEW_COLUMNS.index("date_created")
 _NO_DIMENSIONS: Final = ("",) * len(DIMENSION_COLUMNS)
 # Beacon ids looked up in one statement (sql.id_set): a batch of hits in one lookup, a bulk import's
 # chunk in a few. 10,000 ids of ~10 bytes are ~210 KB hex-encoded, under the max_query_size (256 KiB)
@@ -67,7 +71,7 @@ def apply_batch(client: Client, ops: Sequence[Op]) -> list[Exception | None]:
     good = [op for op, error in zip(ops, errors, strict=True) if error is None]
     done = 0  # steps that returned: views, events, unloads, drop counts
     try:
-        store_views(client, [op.view for op in good if isinstance(op, NewView)])
+        store_views(client, [(*op.view, op.referrer_path) for op in good if isinstance(op, NewView)])
         done = 1
         _store_batch_events(client, good)
         done = 2
@@ -90,7 +94,7 @@ def _check(op: Op) -> None:
     if type(op) is NewView:
         if len(op.view) != len(VIEW_COLUMNS):
             raise ValueError(f"a view has {len(VIEW_COLUMNS)} values, got {len(op.view)}")
-        tsv_line(op.view).encode()  # a lone surrogate cannot be stored: UnicodeEncodeError, a ValueError
+        tsv_line((*op.view, op.referrer_path)).encode()  # a lone surrogate cannot be stored: UnicodeEncodeError
         for event in op.events:
             _check_event(event)
     elif type(op) is NewEvents:
@@ -138,23 +142,26 @@ def new_views(client: Client, views: Sequence[Row], per_lookup: int = LOOKUP_IDS
 
 
 def store_views(client: Client, views: Sequence[Row], per_lookup: int = LOOKUP_IDS) -> int:
-    """Insert the views not stored yet (and their keys); return how many were stored."""
+    """Insert the views not stored yet (and their keys); return how many were stored. A view is in
+    VIEW_COLUMNS order, or STORED_VIEW_COLUMNS (with its internal referrer's path)."""
     fresh = new_views(client, views, per_lookup)
     if fresh:
-        client.insert("views", VIEW_TABLE_COLUMNS, [(*view, 1, 0) for view in fresh])
-        client.insert("view_keys", ("bid", "hostname", "date_created"), [(v[0], v[1], v[-1]) for v in fresh])
+        plain = len(VIEW_COLUMNS)
+        rows = [(*view, "", 1, 0) if len(view) == plain else (*view, 1, 0) for view in fresh]
+        client.insert("views", VIEW_TABLE_COLUMNS, rows)
+        client.insert("view_keys", ("bid", "hostname", "date_created"), [(v[0], v[1], v[_DATE]) for v in fresh])
     return len(fresh)
 
 
 def fetch_views(client: Client, bids: Iterable[str], per_lookup: int = LOOKUP_IDS) -> dict[str, list[tuple[Row, int]]]:
-    """The current row (VIEW_COLUMNS order) and version of every stored view of each beacon id, by hostname."""
+    """The current row (STORED_VIEW_COLUMNS order) and version of every stored view of each beacon id, by hostname."""
     found: dict[tuple[str, str], tuple[Row, int]] = {}
     unique = sorted(set(bids))
     for chunk in id_chunks(unique, per_lookup):
         params: dict[str, object] = {}
         ids = id_set("ids", chunk, params)
         sql = (
-            f"SELECT {', '.join(VIEW_COLUMNS)}, version FROM views"
+            f"SELECT {', '.join(STORED_VIEW_COLUMNS)}, version FROM views"
             " WHERE (site_key, hostname, date_created, bid) IN"
             f" (SELECT sipHash64(hostname), hostname, date_created, bid FROM view_keys WHERE bid IN ({ids}))"
             " AND sign = 1"

@@ -46,6 +46,7 @@ times are Int64 Unix milliseconds, as in SQLite.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
@@ -165,7 +166,7 @@ COPIES: Final = {
 _VIEW_COLUMNS: Final = (
     "bid, hostname, is_unique_user, is_unique_page, pathname, referrer_host, referrer_group, country,"
     " language_base, language_dialect, ua_browser, ua_os, ua_device_type, utm_source, utm_medium, utm_campaign,"
-    " duration_ms, date_created, sign, version, site_key"
+    " duration_ms, date_created, sign, version, site_key, referrer_path"
 )
 
 
@@ -188,7 +189,8 @@ def _copy(table: str, order: str) -> tuple[str, ...]:
                 date_created Int64,
                 sign Int8,
                 version UInt32,
-                site_key UInt64
+                site_key UInt64,
+                referrer_path String DEFAULT ''
             ) ENGINE = CollapsingMergeTree(sign)
             {_month_partitions("date_created")}
             ORDER BY (site_key, hostname, {order}, date_created, bid, version)""",
@@ -347,6 +349,15 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
         ),
     ),
     (
+        2,
+        (
+            # Entry and exit pages (SQLite analytics migration 13): the path of a view's internal referrer,
+            # '' for none (an entry). Views stored before have '': each counts as an entry. /entries and
+            # /exits read `views` (stats.py); no pre-aggregate holds it.
+            "ALTER TABLE views ADD COLUMN referrer_path String DEFAULT ''",
+        ),
+    ),
+    (
         3,
         (
             # Retention (store/clickhouse/retention.py): per site, the Unix ms before which its raw views and
@@ -409,6 +420,23 @@ def schema_version(client: Client) -> int:
     return int(rows[0][0]) if rows else 0
 
 
+# 18.16 knows no `ADD COLUMN IF NOT EXISTS`: a migration adding a column checks for it first.
+_ADD_COLUMN: Final = re.compile(r"ALTER TABLE (\w+) ADD COLUMN (\w+) ")
+
+
+def _added_already(client: Client, statement: str) -> bool:
+    """Whether `statement` adds a column the table has (a migration cut short ran it already)."""
+    found = _ADD_COLUMN.match(statement)
+    if found is None:
+        return False
+    rows = client.rows(
+        "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = {t:String}"
+        " AND name = {c:String}",
+        {"t": found.group(1), "c": found.group(2)},
+    )
+    return bool(int(rows[0][0]))
+
+
 def database_bytes(client: Client) -> int:
     """Bytes on disk of the database's tables: their active parts, compressed, as the server counts them."""
     rows = client.rows("SELECT sum(bytes_on_disk) FROM system.parts WHERE database = currentDatabase() AND active")
@@ -418,15 +446,17 @@ def database_bytes(client: Client) -> int:
 def migrate(client: Client, now_ms: int) -> int:
     """Apply the migrations not applied yet, each recorded after its statements ran; return the version.
 
-    ClickHouse has no transactional DDL: every statement is idempotent (IF NOT EXISTS, or a DROP of what
-    a later one creates), so a migration cut short runs again whole on the next start.
+    ClickHouse has no transactional DDL: every statement is idempotent (IF NOT EXISTS, a column added
+    only when missing, or a DROP of what a later one creates), so a migration cut short runs again whole
+    on the next start.
     """
     version = schema_version(client)
     for number, statements in MIGRATIONS:
         if number <= version:
             continue
         for statement in statements:
-            client.command(statement)
+            if not _added_already(client, statement):
+                client.command(statement)
         if number == 5:
             _backfill_copies(client)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])

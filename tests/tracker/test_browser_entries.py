@@ -1,0 +1,95 @@
+"""Entry and exit pages in Chromium: real links between pages, an SPA's pushState routes and a reload, counted
+by the API and shown on the dashboard (screenshots in tests/artifacts/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.tracker.test_browser_insights import open_dashboard
+
+if TYPE_CHECKING:  # conftest is pytest's to import; these names only annotate
+    from playwright.sync_api import Page
+
+    from tests.tracker.conftest import Tracker
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+GOOGLE = "https://www.google.com/search?q=medama"
+
+# One visitor: from a search engine to /simple/, a link to /simple/about.html, then the address bar to the
+# SPA /history/ (no referrer), its About and Contact routes (pushState), and a reload of Contact.
+# Entries: /simple (the search), /history (typed) and the reload of /history/contact: a reload repeats the
+# referrer its document was loaded with, here none (docs/insights.md: where the method errs).
+ENTRIES = {"/history": 1, "/simple": 1, "/history/contact": 1}
+# Exits: /simple/about.html 1 - 0 (left by the address bar), /history/contact 2 - 0 (the view and its reload:
+# one exit too many); the others were each followed by a view that came from them.
+EXITS = {"/history/contact": 2, "/simple/about.html": 1}
+
+
+def panel_rows(page: Page, tab: str) -> dict[str, str]:
+    panel = page.locator("[data-panel=pages]")
+    panel.get_by_role("tab", name=tab).click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-panel=pages] .panel-body').getAttribute('aria-busy') === 'false'"
+    )
+    body = panel.locator(".panel-body")
+    labels = body.locator(".row-label").all_inner_texts()
+    values = body.locator(".row-value").all_inner_texts()
+    return dict(zip(labels, values, strict=True))
+
+
+def test_entries_and_exits_after_real_navigations(tracker: Tracker) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    medama = tracker.medama
+    page, wire = tracker.open("/simple/", referer=GOOGLE)
+    wire.wait("load", 1)
+    page.click("#about")  # a full navigation: the referrer is /simple/
+    page.wait_for_url("**/simple/about.html")
+    medama.wait_views(lambda v: len(v) == 2, "two page views")
+    page.goto(tracker.site.url("/history/"))  # the address bar: no referrer
+    medama.wait_views(lambda v: len(v) == 3, "the SPA's first view")
+    page.click("#about")  # pushState: the tracker sends the previous route as the referrer
+    medama.wait_views(lambda v: len(v) == 4, "the About route")
+    page.click("#contact")
+    medama.wait_views(lambda v: len(v) == 5, "the Contact route")
+    page.reload()
+    rows = medama.wait_views(lambda v: len(v) == 6, "the reload")
+    # Only internal referrers keep a path, the path of the page they name.
+    assert [(row["pathname"], row["referrer_host"], row["referrer_path"]) for row in rows] == [
+        ("/simple", "www.google.com", ""),
+        ("/simple/about.html", "", "/simple"),
+        ("/history", "", ""),
+        ("/history/about", "", "/history"),
+        ("/history/contact", "", "/history/about"),
+        ("/history/contact", "", ""),
+    ]
+
+    entries = medama.client.get("/api/website/localhost/entries?summary=true").json()
+    assert {row["path"]: row["entries"] for row in entries} == ENTRIES
+    assert sum(row["entries_percentage"] for row in entries) == pytest.approx(1, abs=1e-3)
+    exits = medama.client.get("/api/website/localhost/exits").json()
+    assert {row["path"]: row["exits"] for row in exits} == EXITS
+    assert [row["path"] for row in exits] == list(EXITS)  # most exits first
+    assert exits[0]["exit_percentage"] == 1.0 and exits[0]["pageviews"] == 2
+
+    dashboard = open_dashboard(tracker, medama)
+    assert panel_rows(dashboard, "Entries") == {path: str(n) for path, n in ENTRIES.items()}
+    dashboard.locator("[data-panel=pages]").screenshot(path=str(ARTIFACTS / "entries-panel.png"))
+    assert panel_rows(dashboard, "Exits") == {path: str(n) for path, n in EXITS.items()}
+    dashboard.locator("[data-panel=pages]").screenshot(path=str(ARTIFACTS / "exits-panel.png"))
+    # The detail table, with Export CSV as every list.
+    dashboard.goto(f"http://{medama.host}/localhost/exits?period=today")
+    table = dashboard.locator(".detail table.table")
+    table.locator("tbody tr").first.wait_for()
+    assert table.locator("tbody tr").count() == len(EXITS)
+    assert (
+        dashboard.get_by_role("button", name="Export CSV").count()
+        + dashboard.get_by_role("link", name="Export CSV").count()
+        >= 1
+    )
+    dashboard.locator(".detail").screenshot(path=str(ARTIFACTS / "exits-detail.png"))
+    dashboard.close()
