@@ -69,8 +69,8 @@ def test_the_sorted_copies_answer_filters_as_views_does_and_migration_5_fills_th
         ch.command("DROP TABLE medama_schema")
         assert schema.migrate(ch, 0) == 5
         assert answers(narrow) == expected
-        for table in schema.COPIES:
-            assert ch.rows(f"SELECT sum(sign), count() FROM {table}") == [[30, 46]], table
+        for table in schema.COPIES:  # copied once (merges may have collapsed some pairs of views already)
+            assert ch.rows(f"SELECT sum(sign), sumIf(sign, duration_ms > 0) FROM {table}") == [[30, 7]], table
 
 
 def test_a_bad_op_fails_alone(ch: Client) -> None:
