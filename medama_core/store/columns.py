@@ -495,7 +495,7 @@ class Column:
     column that only filters never needs its values as written, and a long tail's day holds tens of
     thousands."""
 
-    __slots__ = ("_text", "planes", "base", "_values", "_lowered")
+    __slots__ = ("_text", "planes", "base", "_values", "_lowered", "_found")
 
     def __init__(self, text: str, planes: tuple[bytes, ...], base: int) -> None:
         self._text = text  # the JSON list, ASCII only (json.dumps escapes the rest)
@@ -503,12 +503,48 @@ class Column:
         self.base = base  # PLANE_CODES when the day was copied
         self._values: list[str] | None = None
         self._lowered: list[str] | None = None
+        self._found: dict[int, tuple[int, int]] = {}  # position -> its JSON string's span in the text (find)
 
     @property
     def values(self) -> list[str]:
         if self._values is None:
             self._values = json.loads(self._text)
         return self._values
+
+    def value(self, position: int) -> str:
+        """values[position], without parsing the dictionary when `find` has met that value."""
+        span = self._found.get(position) if self._values is None else None
+        if span is None:
+            return self.values[position]
+        return str(json.loads(self._text[span[0] : span[1]]))
+
+    def find(self, lowered: Sequence[str]) -> list[int] | None:
+        """The positions of the values whose ASCII-lowered form is one of `lowered` (lowered already),
+        found in the JSON text without parsing it, or None when the text does not allow it (below).
+
+        json.dumps writes the list as `["a", "b"]`, every quote inside a string escaped: so, unless
+        some string holds an escaped quote followed by `, ` and a quote (`\\", "`, which only a value
+        containing `", ` makes), every `", "` in the text separates two values, a value starting at
+        position p (after `["` or `", "`) has p's count of them before it as its position, and
+        lowering the ASCII text lowers the strings and nothing else, as `lowered` does."""
+        if self._lowered is not None:
+            return None  # parsed already: list.index is as quick
+        text = self._text.lower()
+        if '\\", "' in text:
+            return None
+        found = []
+        for value in dict.fromkeys(lowered):
+            needle = json.dumps(value)
+            start = text.find(needle)
+            while start != -1:
+                end = start + len(needle)
+                opens = start == 1 or text.startswith('", ', start - 3)
+                if opens and (end == len(text) - 1 or text.startswith(', "', end)):
+                    position = text.count('", "', 0, start + 1)  # the separator ends with the opening quote
+                    self._found[position] = (start, end)
+                    found.append(position)
+                start = text.find(needle, start + 1)
+        return sorted(found)
 
     @property
     def lowered(self) -> list[str]:

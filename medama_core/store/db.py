@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
+from medama_core.store import malloc
 from medama_core.store.files import create_private, make_private_dirs
 
 P = ParamSpec("P")
@@ -259,6 +260,7 @@ class Database:
         """Open and migrate `path` (see `open_file`, which may raise UnusableFile)."""
         if path == ":memory:":
             raise ValueError("Database needs a file: reader threads cannot share an in-memory database")
+        malloc.limit_arenas()  # before this file's threads start (the first Database: before any)
         self.path = path
         self.writer_conn = open_file(path, migrations, marker)
         self.version = int(self.writer_conn.execute("PRAGMA user_version").fetchone()[0])
@@ -309,7 +311,8 @@ class Database:
         if getattr(self._local, "cache_kib", CACHE_SIZE_KIB) != wanted:
             self._local.cache_kib = _set_cache_size(conn, wanted)
         limit = READ_TIME_LIMIT_S
-        self._local.deadline[0] = time.monotonic() + limit
+        started = time.monotonic()
+        self._local.deadline[0] = started + limit
         try:
             return fn(conn, *args)
         except sqlite3.OperationalError as exc:
@@ -320,11 +323,16 @@ class Database:
             raise
         finally:
             self._local.deadline[0] = math.inf
+            _trim_after(started)
 
     def _call_writer(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
         if self._writer_cache_kib != self.cache_kib:
             self._writer_cache_kib = _set_cache_size(self.writer_conn, self.cache_kib)
-        return fn(self.writer_conn, *args)
+        started = time.monotonic()
+        try:
+            return fn(self.writer_conn, *args)
+        finally:
+            _trim_after(started)
 
     def close(self) -> None:
         """Finish queued work, then close every connection (checkpointing the WAL)."""
@@ -341,6 +349,12 @@ class Database:
         except sqlite3.Error:
             pass
         self.writer_conn.close()
+
+
+def _trim_after(started: float) -> None:
+    """After a long operation (it likely freed megabytes), hand freed memory back (malloc.py)."""
+    if time.monotonic() - started >= malloc.TRIM_AFTER_S:
+        malloc.trim()
 
 
 def _set_cache_size(conn: sqlite3.Connection, cache_kib: int) -> int:

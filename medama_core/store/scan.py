@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from itertools import accumulate, compress
-from typing import Protocol
+from typing import Final, Protocol
 
 from medama_core.store import columns
 from medama_core.store.aggregate import SAMPLE_STEP, Group
@@ -70,22 +70,28 @@ GROUP_FIELDS: dict[str, bytes | None] = {
 DURATION_SUM = "duration_sum"
 
 
-@lru_cache(maxsize=32)
+# Day lengths whose all-ones masks are remembered: a mask is n bytes (a 333k-view day's 333 KB), and a
+# request goes day by day, so a few serve it; 32 of each held up to 21 MB between requests at 10 M views.
+MASKS_HELD: Final = 4
+
+
+@lru_cache(maxsize=MASKS_HELD)
 def _ones(n: int) -> int:
     """0x01 in each of n bytes: `(x >> bit) & _ones(n)` keeps one flag bit per view."""
     return int.from_bytes(b"\x01" * n, "big")
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=MASKS_HELD)
 def everything(n: int) -> int:
     """0xFF in each of n bytes: every view."""
     return (1 << 8 * n) - 1
 
 
 class ColumnTest:
-    """One column's test of a filter on the lowered dictionary: the values of an `eq`/`in` are found by
-    `list.index` (a scan in C; a long tail's day has tens of thousands of values), any other test's
-    verdicts are remembered per value (days share most of their values)."""
+    """One column's test of a filter on the lowered dictionary: the values of an `eq`/`in` are found in
+    its JSON text (`Column.find`, a scan in C; a long tail's day has tens of thousands of values, which
+    then stay unparsed), else by `list.index`; any other test's verdicts are remembered per value (days
+    share most of their values)."""
 
     __slots__ = ("name", "_memo", "_test", "_equal")
 
@@ -97,6 +103,10 @@ class ColumnTest:
 
     def codes(self, column: Column) -> list[int]:
         """The dictionary positions of the column's values that pass."""
+        if self._equal:
+            found = column.find(self._equal)  # a long tail's dictionary left unparsed
+            if found is not None:
+                return found
         lowered = column.lowered
         if self._equal:
             found = []
@@ -263,9 +273,8 @@ class DayScan:
     def keys(self, name: str, mask: int) -> tuple[Sequence[int], Callable[[int], str]]:
         """The selected views' keys of column `name`, in row order, and the label of a key."""
         column = self.day.columns[name]
-        values = column.values
         if len(column.planes) == 1:
-            return self._selected(column.planes[0], name, 0, mask), lambda key: values[key - 1]
+            return self._selected(column.planes[0], name, 0, mask), lambda key: column.value(key - 1)
         high = self._selected(column.planes[0], name, 0, mask)
         low = self._selected(column.planes[1], name, 1, mask)
         pairs = bytearray(2 * len(high))  # interleaved into 16-bit keys, high * 256 + low
@@ -273,7 +282,7 @@ class DayScan:
         keys = array("H")
         keys.frombytes(pairs)
         base = column.base
-        return keys, lambda key: values[((key >> 8) - 1) * base + (key & 255) - 1]
+        return keys, lambda key: column.value(((key >> 8) - 1) * base + (key & 255) - 1)
 
     def group_counts(
         self, name: str, mask: int, fields: Sequence[str], with_durations: bool

@@ -13,14 +13,12 @@ import json
 import sqlite3
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from itertools import groupby
-from operator import itemgetter
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
-from medama_core.store import columns, rollups, scan
+from medama_core.store import columns, rawruns, rollups, scan
 from medama_core.store.aggregate import (
     Group,
     Run,
@@ -122,12 +120,21 @@ class Page:
 def snapshot(
     conn: sqlite3.Connection, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
 ) -> T:
-    """`fn(conn, ...)` inside one read transaction: all its queries and blob reads see the same rows."""
+    """`fn(conn, ...)` inside one read transaction: all its queries and blob reads see the same rows. The
+    raw durations it reads are held up to rawruns.RAW_DURATIONS_HELD values, the rest in a temporary database."""
     conn.execute("BEGIN")
+    raw = _REQUEST_RAW[id(conn)] = rawruns.RawRuns(rawruns.RAW_DURATIONS_HELD)
     try:
         return fn(conn, *args, **kwargs)
     finally:
+        del _REQUEST_RAW[id(conn)]
+        raw.close()
         conn.execute("COMMIT")
+
+
+# The raw runs of the request each reader connection runs now (snapshot); a connection runs one at a time.
+_REQUEST_RAW: dict[int, rawruns.RawRuns] = {}
+_UNBOUNDED_RAW = rawruns.RawRuns(None)  # outside a snapshot (no request to bound): runs stay in memory
 
 
 # ---- raw rows ---------------------------------------------------------------------------------------
@@ -174,11 +181,10 @@ def _raw_groups(
 
 def _raw_durations(
     conn: sqlite3.Connection, label: str, where: str, params: dict[str, object]
-) -> Iterable[tuple[Any, array[int]]]:
-    """Each label's durations, sorted, one label at a time."""
+) -> Iterator[tuple[Any, Run]]:
+    """Each label's durations as a sorted run, one label at a time (sorted by SQLite; held as rawruns bounds)."""
     rows = conn.execute(_RAW_DURATIONS_SQL.format(label=label, where=where), params)
-    for value, pairs in groupby(rows, key=itemgetter(0)):
-        yield value, array("q", (duration for _, duration in pairs))
+    return _REQUEST_RAW.get(id(conn), _UNBOUNDED_RAW).runs(rows)
 
 
 # ---- rollups plus raw pieces ------------------------------------------------------------------------
@@ -252,8 +258,8 @@ def _runs(conn: sqlite3.Connection, query: Query, kind: int, values: list[str]) 
         runs.setdefault(value, []).extend(found)
     for where, params in _raw_pieces(query.hostname, plan.raw):
         where += f" AND {KIND_SQL[kind]} IN ({rollups.bind_values(params, values, 'value')})"
-        for value, durations in _raw_durations(conn, KIND_SQL[kind], where, params):
-            runs.setdefault(value, []).append(Run.of(durations))
+        for value, run in _raw_durations(conn, KIND_SQL[kind], where, params):
+            runs.setdefault(value, []).append(run)
     return runs
 
 
@@ -481,8 +487,8 @@ def _filtered_runs(
                 runs.setdefault(label, []).append(Run.of(durations))
     for where, params in _filtered_pieces(query, the_plan.raw):
         where += f" AND {KIND_SQL[kind]} IN ({rollups.bind_values(params, labels, 'value')})"
-        for label, durations in _raw_durations(conn, KIND_SQL[kind], where, params):
-            runs.setdefault(label, []).append(Run.of(durations))
+        for label, run in _raw_durations(conn, KIND_SQL[kind], where, params):
+            runs.setdefault(label, []).append(run)
     return runs
 
 
@@ -542,8 +548,8 @@ def column_buckets(
         piece.update(params)
         for key, counts in _raw_groups(conn, label, where, piece).items():
             groups.setdefault(key, Group()).add(counts)
-        for key, durations in _raw_durations(conn, label, where, piece):
-            raw_sources.setdefault(key, []).append(scan.ArrayRun(durations))
+        for key, run in _raw_durations(conn, label, where, piece):
+            raw_sources.setdefault(key, []).append(rawruns.RunSource(run))
     open_buckets: dict[int, list[scan.Source]] = {}
     whole_sources: list[scan.Source] = [source for part in raw_sources.values() for source in part]
     held = 0  # bytes of durations held whole
@@ -730,8 +736,8 @@ def _bucket_groups(conn: sqlite3.Connection, query: Query, interval: str, start_
         piece.update(params)
         for index, group_counts in _raw_groups(conn, label, where, piece).items():
             groups.setdefault(index, Group(runs=[])).add(group_counts)
-        for index, durations in _raw_durations(conn, label, where, piece):
-            groups[index].durations().append(Run.of(durations))
+        for index, run in _raw_durations(conn, label, where, piece):
+            groups[index].durations().append(run)
     return groups
 
 

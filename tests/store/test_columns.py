@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from medama_core.store import columns, rollups, scan, stats
 from medama_core.store.aggregate import BOUNCE_MAX_MS, BOUNCE_MIN_MS, Group, Run, quantile_cont
 from medama_core.store.db import Transaction
-from medama_core.store.filters import FIELDS, OPERATORS, PROP_FIELDS, Filter
+from medama_core.store.filters import FIELDS, OPERATORS, PROP_FIELDS, Filter, ascii_lower
 from medama_core.store.rollups import KIND_SQL, KINDS
 from tests.store.test_stats import DAY, FAR_FUTURE, HOUR, SITE, event, insert, insert_events, new_db, view
 
@@ -441,3 +441,26 @@ def test_a_site_whose_rows_are_gone_is_not_copied_again_and_again() -> None:
     assert columns.refresh_open(conn, now) == 0
     plan = stats.snapshot(conn, columns.plan, SITE, T_DAY, now)
     assert plan.days == []
+
+
+# Values made of the characters that build the JSON text's structure, so that quotes, commas,
+# backslashes and brackets inside values meet the separators `find` counts.
+tricky = st.text(alphabet=st.sampled_from(['"', ",", " ", "\\", "[", "]", "a", "A", "é", "\n", "\u2028"]), max_size=6)
+
+
+@settings(max_examples=500, deadline=None)
+@given(values=st.lists(tricky, max_size=30), data=st.data())
+def test_find_in_the_dictionary_text_equals_parsing_it(values: list[str], data: st.DataObject) -> None:
+    """Column.find gives exactly the positions whose ASCII-lowered value is wanted (or gives up with None),
+    and Column.value what the parsed dictionary holds, for values shaped like the text's own syntax."""
+    wanted = data.draw(st.lists(st.one_of(st.sampled_from(values or [""]), tricky), max_size=3))
+    lowered = [ascii_lower(value) for value in wanted]
+    column = columns.Column(json.dumps(values), (b"",), 255)
+    found = column.find(lowered)
+    expected = [i for i, value in enumerate(values) if ascii_lower(value) in lowered]
+    if found is not None:
+        assert found == expected
+    else:
+        assert '\\", "' in json.dumps(values).lower()
+    for position in found or ():
+        assert column.value(position) == values[position]

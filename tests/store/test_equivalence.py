@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from medama_core.store import aggregate, columns, entries, rollups, scan, stats
+from medama_core.store import aggregate, columns, entries, rawruns, rollups, scan, stats
 from medama_core.store.aggregate import round4
 from medama_core.store.filters import FIELDS, MAX_IN_VALUES, NEGATED, OPERATORS, Filter, ascii_lower
 from tests.store.test_stats import COLUMNS, DAY, FAR_FUTURE, HOUR, SITE, event, insert, insert_events, new_db, view
@@ -510,7 +510,9 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     column here has 9), so filtered answers come raw. Seeds 6 and 7 are small sites (their lists read raw
     rows); seeds 4 and 5 build only the blocks of 40 views or more; seeds 1 and 4 hold 3 labels at most
     in a filtered tally's memory; seeds 3 and 5 merge blocks' runs as streams; odd seeds let the
-    copies' durations a filtered tally kept go part way; every refresh works in batches of about 64 views."""
+    copies' durations a filtered tally kept go part way; seeds 1, 2, 5 and 6 hold 0 or 40 raw durations
+    of a request in memory and put the rest in the temporary database, 5 values to a row; every refresh
+    works in batches of about 64 views."""
     seed = request.node.callspec.params["seed"]
     use_full_site(monkeypatch)
     if seed % 2:
@@ -528,6 +530,9 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(rollups, "MIN_BLOCK_VIEWS", 40)
     if seed in (1, 4):
         monkeypatch.setattr(stats, "MAX_LABELS_HELD", 3)  # filtered tallies spill to their database every day
+    if seed % 4 in (1, 2):
+        monkeypatch.setattr(rawruns, "RAW_DURATIONS_HELD", 40 * (seed % 2))
+        monkeypatch.setattr(rawruns, "SPILL_CHUNK", 5)
     if seed in (3, 5):  # blocks' runs of more than 8 values are merged as a stream, 5 values at a time
         monkeypatch.setattr(rollups, "MERGE_IN_MEMORY", 8)
         monkeypatch.setattr(rollups, "MERGE_CHUNK", 5)

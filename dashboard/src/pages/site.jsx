@@ -38,6 +38,7 @@ import { noteSpan, pickedDay } from "../insights.js";
 import { EventsPanel, NoteCard, NoteForm, useNotes, useSiteSettings } from "./insights.jsx";
 import { GoalsPanel } from "./goals.jsx";
 import { LiveCount, LivePanel, useLive } from "./live.jsx";
+import { PreparingNotice, useProgress } from "./preparing.jsx";
 import { cleanHostname } from "./websites.jsx";
 
 const REFRESH_MS = 60_000; // auto-refresh for ranges that include now
@@ -726,6 +727,7 @@ export function SiteDashboard({ hostname, query }) {
   const [chosenNote, setChosenNote] = useState(null); // the id of the note shown
   const shownNote = (notes.data || []).find((n) => n.id === chosenNote);
   const live = useLive(shared ? null : hostname);
+  const progress = useProgress(shared ? null : hostname); // a share may not ask /progress
 
   if (summary.error && summary.data === undefined) {
     return (
@@ -753,6 +755,7 @@ export function SiteDashboard({ hostname, query }) {
       )}
       {!shared && <FirstHitWait hostname={hostname} onHit={stats.refresh} />}
       <ImportedNotice hostname={hostname} period={period} />
+      {!shared && <PreparingNotice progress={progress} />}
       <PartialNotice
         path={stats.filters.length ? site : null}
         query={{ ...base, previous: true }}
