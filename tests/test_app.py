@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import sys
 import tracemalloc
 from pathlib import Path
 
-from medama_core.app import peer_network
+from medama_core.app import GIL_SWITCH_INTERVAL_S, peer_network
 from medama_core.assets import Assets
 from tests.helpers import Client, LiveServer, live_server
 
@@ -142,3 +143,13 @@ def test_connection_caps_group_peers_by_network() -> None:
     for exempt in ("203.0.113.9", "127.0.0.1", "127.1.2.3", "::1", ""):  # trusted proxies; not an IP
         assert network(exempt) is None, exempt
     assert peer_network(())("127.0.0.1") == "127.0.0.0/24"
+
+
+def test_serve_shortens_the_gil_switch_interval_while_it_runs(tmp_path: Path) -> None:
+    # While the loop thread is busy, a database call waits about one switch interval at each GIL hand-off
+    # (app.GIL_SWITCH_INTERVAL_S): serve sets the short one, and puts the process's own back when it stops.
+    before = sys.getswitchinterval()
+    assert before != GIL_SWITCH_INTERVAL_S
+    with live_server(tmp_path):
+        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S
+    assert sys.getswitchinterval() == before

@@ -27,6 +27,7 @@ import ssl
 import struct
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, cast
@@ -44,9 +45,15 @@ DEFAULT_MAX_CONNECTIONS = 4096  # ~20 KiB each at most in buffers: well inside a
 FD_RESERVE = 64  # descriptors kept back from the connection cap for databases, logs and data files
 SWEEP_INTERVAL_S = 0.5  # how often deadlines are checked; timeouts fire up to this late
 MAX_PIPELINE_BUFFER = 256 * 1024  # pipelined bytes held while a request runs; past this we stop reading
-# Pipelined requests answered in one turn of the event loop before the other connections get theirs:
-# ~30 µs each, so one client's pipeline holds the loop for about a millisecond at a time.
-PIPELINE_BURST: Final = 32
+# Pipelined requests (those behind the one a read or a finished handler lets a connection answer at
+# once) are answered in turns of the event loop, at most this many per turn over all connections
+# together: ~30 µs each, so pipelines hold the loop for about a millisecond per turn however many
+# connections flood. A request on another connection needs a few turns (the /api/health probe ~8:
+# its tasks, and two hand-offs to reader threads), so it waits ~10 ms, not 8 per flooding connection.
+PIPELINE_TURN_ANSWERS: Final = 32
+# ... and no more loop time than this per turn, for requests dearer than a 404 (a 16 KB head takes
+# ~100 µs to parse): the same millisecond, however the time is spent.
+PIPELINE_TURN_S: Final = 0.001
 # Bytes held for requests not yet complete (heads, bodies so far or announced by Content-Length,
 # pipelined requests), all connections together: 64 uploads of the largest body (1 MiB) or 1,000
 # of the largest beacon (64 KiB) at once, and still a quarter of a 256 MB VM. Past it, 503.
@@ -115,6 +122,17 @@ class _DateCache:
 
 
 @dataclass(slots=True)
+class _Turn:
+    """What is left of one turn's share of pipelined answers."""
+
+    answers: int
+    until: float  # time.perf_counter() at which the turn ends
+
+    def over(self) -> bool:
+        return self.answers <= 0 or time.perf_counter() >= self.until
+
+
+@dataclass(slots=True)
 class _Share:
     """What one network holds: connections and bytes buffered for its unfinished requests."""
 
@@ -157,6 +175,8 @@ class HTTPServer:
         self._servers: list[asyncio.Server] = []
         self._shared: list[socket.socket] = []  # listeners with SO_REUSEPORT (asyncio's views of them)
         self._sweeper: asyncio.TimerHandle | None = None
+        self._pipelines: deque[_Connection] = deque()  # connections waiting for a turn to answer pipelined requests
+        self._turn: asyncio.Handle | None = None  # the next turn, scheduled while any connection waits
         # One sweep over all connections checks their deadlines, instead of a timer per request.
         self.sweep_interval = min(SWEEP_INTERVAL_S, timeouts.header / 4, timeouts.body / 4, timeouts.idle / 4)
 
@@ -202,6 +222,27 @@ class HTTPServer:
         if share is not None and share.held > self.max_buffered_per_network:
             return "too much request data in flight from your network, try again later"
         return None
+
+    def wait_turn(self, conn: _Connection) -> None:
+        """Let `conn` answer its pipelined requests in a coming turn of the loop (`_serve_pipelines`)."""
+        self._pipelines.append(conn)
+        if self._turn is None:
+            self._turn = asyncio.get_running_loop().call_soon(self._serve_pipelines)
+
+    def _serve_pipelines(self) -> None:
+        """One turn's share of pipelined answers (PIPELINE_TURN_ANSWERS, PIPELINE_TURN_S), round robin.
+
+        Waiting connections go in order while the turn lasts; one whose backlog outlasts the turn waits
+        again at the back, so every flooding connection together gets one turn's share of the loop
+        between two looks at the sockets, and other connections' reads, accepts and wake-ups run there.
+        """
+        self._turn = None
+        turn = _Turn(PIPELINE_TURN_ANSWERS, time.perf_counter() + PIPELINE_TURN_S)
+        waiting = self._pipelines
+        while waiting and not turn.over():
+            waiting.popleft().take_turn(turn)
+        if waiting and self._turn is None:
+            self._turn = asyncio.get_running_loop().call_soon(self._serve_pipelines)
 
     def _sweep(self) -> None:
         self._expire()
@@ -435,16 +476,18 @@ class _Connection(asyncio.Protocol):
 
     # request cycle
 
-    def _advance(self) -> None:
-        """Answer every complete buffered request in turn; stop at one that must wait for I/O.
+    def _advance(self, turn: _Turn | None = None) -> None:
+        """Answer the next complete buffered request; stop at one that must wait for I/O.
 
-        After PIPELINE_BURST answers the rest waits for the next turn of the loop, as if a handler ran.
+        Outside a turn (a read, a handler that finished) one request is answered at once; the ones
+        pipelined behind it wait for the server's turns (`HTTPServer.wait_turn`), where `turn` says
+        how much of the loop is left to spend, as if a handler ran in between.
         """
-        answered = 0
+        answered = False
         while not self.busy and not self.closed:
-            if answered == PIPELINE_BURST:
+            if not self.reader.idle and (turn.over() if turn is not None else answered):
                 self.busy = True
-                asyncio.get_running_loop().call_soon(self._next_turn)
+                self.server.wait_turn(self)
                 return
             try:
                 request = self._next_request()
@@ -460,6 +503,9 @@ class _Connection(asyncio.Protocol):
                 return
             self._disarm()
             self.busy = True
+            answered = True
+            if turn is not None:
+                turn.answers -= 1
             # Run the handler eagerly: most answers (pings, static files, errors) need no I/O, and a
             # coroutine that finishes in its first step costs ~0.6 µs instead of a Task's ~5 µs.
             # A loop rather than recursion, so a long pipeline cannot exhaust the stack.
@@ -467,15 +513,15 @@ class _Connection(asyncio.Protocol):
             try:
                 yielded = coro.send(None)
             except StopIteration:
-                answered += 1
                 continue
             self.task = asyncio.get_running_loop().create_task(self._finish_and_continue(coro, yielded))
             return
 
-    def _next_turn(self) -> None:
+    def take_turn(self, turn: _Turn) -> None:
+        """Answer pipelined requests while `turn` lasts (called by `HTTPServer._serve_pipelines`)."""
         self.busy = False
         if not self.closed:
-            self._advance()
+            self._advance(turn)
 
     async def _finish_and_continue(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
         await _finish(coro, yielded)

@@ -15,7 +15,7 @@ import pytest
 
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
-from medama_core.http.server import MAX_BUFFERED_BYTES, HTTPServer, Timeouts
+from medama_core.http.server import MAX_BUFFERED_BYTES, PIPELINE_TURN_ANSWERS, HTTPServer, Timeouts
 
 BODY_LIMIT = 1000
 
@@ -190,7 +190,7 @@ def test_long_pipeline_does_not_recurse() -> None:
 
 def test_a_long_pipeline_does_not_hold_the_loop_from_other_connections() -> None:
     # Every pipelined request buffered used to be answered in one go (here ~4,000 of them, one read's
-    # worth) while every other connection waited; now the loop turns every PIPELINE_BURST answers.
+    # worth) while every other connection waited; now pipelined answers wait for the server's turns.
     with running() as srv:
         flood, other = connect(srv.port), connect(srv.port)
         time.sleep(0.1)  # both accepted
@@ -203,6 +203,38 @@ def test_a_long_pipeline_does_not_hold_the_loop_from_other_connections() -> None
         assert isinstance(app, EchoApp)
         seen = app.seen
         assert seen.index("/other") < 1000, seen.index("/other")  # 32 here; 3,999 before
+
+
+def test_pipelines_on_many_connections_share_one_turn_of_the_loop() -> None:
+    # Each pipelining connection used to get 32 answers per turn of the loop, so four of them made each
+    # turn four times as long, and a request on another connection that needs several turns (its task,
+    # its hand-offs to reader threads: /api/health) waited that much at each. Now all pipelines together
+    # get PIPELINE_TURN_ANSWERS a turn, plus the one answer each connection gives when its bytes arrive.
+    # A callback that schedules itself again marks each turn of the loop among the answers.
+    lanes, depth = 4, 2000
+    with running() as srv:
+        app = srv.server.app
+        assert isinstance(app, EchoApp)
+        ticking = threading.Event()
+        ticking.set()
+
+        def tick() -> None:
+            if ticking.is_set():
+                app.seen.append("|")
+                srv.loop.call_soon(tick)
+
+        socks = [connect(srv.port) for _ in range(lanes)]
+        time.sleep(0.1)  # all accepted
+        srv.loop.call_soon_threadsafe(tick)
+        for sock in socks:
+            sock.sendall(b"GET /flood HTTP/1.1\r\nHost: x\r\n\r\n" * depth)
+        for sock in socks:
+            buf = bytearray()
+            assert all(read_response(sock, buf)[0] == 200 for _ in range(depth))
+        srv.loop.call_soon_threadsafe(ticking.clear)
+        per_turn = [len(run.split()) for run in " ".join(app.seen).split("|")]
+        assert sum(per_turn) == lanes * depth
+        assert max(per_turn) <= PIPELINE_TURN_ANSWERS + lanes, max(per_turn)  # 128 and more before
 
 
 def test_chunked_request_body_split_across_packets() -> None:

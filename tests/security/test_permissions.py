@@ -123,6 +123,8 @@ TABLE: dict[tuple[str, str], tuple[int, ...]] = {
         for name in (
             "summary",
             "pages",
+            "entries",
+            "exits",
             "time",
             "referrers",
             "sources",
@@ -144,6 +146,8 @@ TABLE: dict[tuple[str, str], tuple[int, ...]] = {
         for name in (
             "summary",
             "pages",
+            "entries",
+            "exits",
             "time",
             "referrers",
             "sources",
