@@ -456,7 +456,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
-        16,
+        15,
         (
             # An unload sets a view's duration: its own hour is all it changes. The update trigger ran four
             # statements for it (both hours of the row, and the hours of its bid's events twice, filtered out

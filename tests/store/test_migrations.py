@@ -125,8 +125,8 @@ def _dirty_after(statements: list[str], version: int | None = None) -> set[tuple
         ["UPDATE views SET bid = 'b1', hostname = 'c.com' WHERE bid = 'b2'"],
     ],
 )
-def test_view_updates_mark_the_same_hours_as_before_migration_16(statements: list[str]) -> None:
-    """Migration 16 splits the views update trigger (one statement for an unload); the hours it marks dirty
+def test_view_updates_mark_the_same_hours_as_before_migration_15(statements: list[str]) -> None:
+    """Migration 15 splits the views update trigger (one statement for an unload); the hours it marks dirty
     are the ones the trigger of migration 14 marked, for updates that keep or move site, time and bid."""
     assert _dirty_after(statements) == _dirty_after(statements, version=14)
     assert _dirty_after(statements)
