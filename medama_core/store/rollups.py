@@ -237,6 +237,7 @@ _DELETE_BLOCK_SQL = (
     "DELETE FROM rollup_props WHERE hostname = :hostname AND span = :span AND period = :period",
     "DELETE FROM rollup_prop_names WHERE hostname = :hostname AND span = :span AND period = :period",
 )
+_FLOOR_SQL = "SELECT floor FROM raw_floor WHERE hostname = :hostname"
 _INSERT_DURATIONS_SQL = "INSERT INTO rollup_durations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # Each MIN and MAX in a query of its own: SQLite answers a lone MIN() or MAX() with one index seek,
 # but both in one SELECT make it read every row (all the hourly property rows: ~1.5 ms at 10 M views).
@@ -847,6 +848,8 @@ def whole_hours(
     raw: list[tuple[int, int]] = []
     first = None if start is None else -(-start // HOUR_MS)  # first whole hour
     last = None if end is None else (end + 1) // HOUR_MS - 1  # last whole hour
+    if whole_days:
+        first, last = _purged_edges(conn, hostname, start, end, first, last)
     if first is not None and last is not None and first > last:
         if start is not None and end is not None and start <= end:
             raw.append((start, end))
@@ -863,6 +866,27 @@ def whole_hours(
     first = low if first is None else max(first, low)  # no row lies outside the site's data hours
     last = high if last is None else min(last, high)
     return raw, None if first > last else (first, last)
+
+
+def _purged_edges(
+    conn: sqlite3.Connection, hostname: str, start: int | None, end: int | None, first: int | None, last: int | None
+) -> tuple[int | None, int | None]:
+    """The whole hours of [start, end] once the partial hours at its ends that retention purged are settled.
+
+    Below the site's raw floor only the hours' rollups are left, and a partial hour read raw would count
+    nothing. There the hour counts in the range that holds its last millisecond: whole when the range
+    reaches the hour's end, not at all when it stops inside it. That is what the raw rows gave, unless a
+    view lay on the cut millisecond itself. It matters for the previous period of /summary, which starts
+    a microsecond after a midnight and so read its first hour raw: after a purge it lost that hour's
+    views. Adjacent ranges still share no hour, and `last` needs no change."""
+    row = conn.execute(_FLOOR_SQL, {"hostname": hostname}).fetchone()
+    if row is None:
+        return first, last
+    floor_hour = int(row[0]) // HOUR_MS  # the floor is a whole hour (store/retention.py)
+    reaches_its_end = end is None or (first is not None and end >= first * HOUR_MS - 1)
+    if start is not None and first is not None and start < first * HOUR_MS <= floor_hour * HOUR_MS and reaches_its_end:
+        first -= 1  # the range reaches the end of the purged hour it starts in: that hour counts whole
+    return first, last  # a purged partial hour at the end is read raw, and so counts nothing
 
 
 def dirty_hours(conn: sqlite3.Connection, hostname: str, first: int, last: int) -> list[int]:

@@ -7,10 +7,12 @@ import sqlite3
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from medama_core.store import analytics, columns, imported_stats, retention, rollups, site_data, stats
 from medama_core.store.db import Transaction, migrate
-from tests.store.test_equivalence import SPAN_DAYS, START, random_rows, use_full_site
+from tests.store.test_equivalence import SPAN_DAYS, START, random_rows, random_view, use_full_site
 from tests.store.test_stats import DAY, FAR_FUTURE, HOUR, SITE, event, insert, insert_events, new_db, view
 
 
@@ -63,20 +65,34 @@ def periods(rnd: random.Random, cutoff_day: int) -> list[stats.Query]:
     return queries
 
 
-@pytest.mark.parametrize("seed", range(4))
+def edge_views(rnd: random.Random) -> list[dict[str, Any]]:
+    """Views in the first and last hour of random days, a millisecond to an hour from midnight, where the
+    periods (and their previous periods, which start a microsecond after a midnight) cut hours. Not on a
+    midnight itself: that millisecond is the one a purge cannot keep apart (store/rollups.py)."""
+    found = []
+    for _ in range(rnd.randrange(20, 60)):
+        midnight = START + rnd.randrange(1, SPAN_DAYS) * DAY
+        offset = rnd.choice([1, 2, 999, rnd.randrange(1, HOUR)])
+        found.append(random_view(rnd, midnight + offset if rnd.random() < 0.7 else midnight - offset))
+    return found
+
+
+@pytest.mark.parametrize("seed", range(12))
 def test_purge_deletes_old_raw_rows_and_keeps_every_unfiltered_answer(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Seeds 0 and 1 are a small site (its lists read raw until the purge makes it keep every kind) whose
-    days are too small for day blocks; seeds 2 and 3 keep every kind and block. Odd seeds purge 50 views
-    a step, so batches end inside days."""
-    if seed >= 2:
+    """Seeds 0 to 5 are a small site (its lists read raw until the purge makes it keep every kind) whose
+    days are too small for day blocks; seeds 6 to 11 keep every kind and block. Odd seeds purge 50 views
+    a step, so batches end inside days. Each adds views near midnights (edge_views)."""
+    if seed >= 6:
         use_full_site(monkeypatch)
     if seed % 2:
         monkeypatch.setattr(retention, "PURGE_BATCH_VIEWS", 50)
     rnd = random.Random(seed)
     conn = new_db()
     rows, events = random_rows(rnd)
+    extra = random.Random(f"edges {seed}")  # its own source: the rows above are the ones drawn before it
+    rows += edge_views(extra)
     insert(conn, rows)
     insert_events(conn, events)
     rollups.refresh(conn, FAR_FUTURE)
@@ -113,6 +129,40 @@ def test_purge_deletes_old_raw_rows_and_keeps_every_unfiltered_answer(
     for q, answers in zip(queries, expected, strict=True):
         assert unfiltered_answers(conn, q) == answers, q
     assert purge_all(conn, before) == 0
+    conn.close()
+
+
+# A view's time in the small hypothesis site: a day of ten, an hour, and a millisecond in it but its first
+# (the one millisecond a purge cannot keep apart, store/rollups.py _purged_edges).
+EDGE_TIMES = st.builds(
+    lambda day, hour, ms: 100 * DAY + day * DAY + hour * HOUR + ms,
+    st.integers(0, 9),
+    st.sampled_from([0, 1, 22, 23]),
+    st.one_of(st.sampled_from([1, 2, HOUR - 1]), st.integers(1, HOUR - 1)),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    times=st.lists(EDGE_TIMES, min_size=1, max_size=25),
+    cutoff=st.integers(1, 10),
+    period=st.tuples(st.integers(0, 9), st.integers(1, 4), st.sampled_from([0, 1, 23])),
+)
+def test_a_summary_and_its_previous_period_stay_after_a_purge(
+    times: list[int], cutoff: int, period: tuple[int, int, int]
+) -> None:
+    """Periods of whole days or hours, and their previous periods (which start a microsecond after a
+    midnight or an hour, so cut an hour), over a purged site with views near those edges: the summary
+    with its previous period and day buckets is the same after the purge as before."""
+    conn = new_db()
+    insert(conn, [view(date_created=at, pathname=f"/{i % 3}", duration_ms=i * 7) for i, at in enumerate(times)])
+    rollups.refresh(conn, FAR_FUTURE)
+    day, days, hour = period
+    start = 100 * DAY + day * DAY + hour * HOUR
+    q = stats.Query(SITE, start * 1000, (start + days * DAY) * 1000 - 1)
+    before = stats.snapshot(conn, stats.summary, q, True, "day")
+    purge_all(conn, 100 * DAY + cutoff * DAY)
+    assert stats.snapshot(conn, stats.summary, q, True, "day") == before
     conn.close()
 
 

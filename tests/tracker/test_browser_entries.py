@@ -1,4 +1,5 @@
-"""Entry and exit pages in Chromium: real links between pages, an SPA's pushState routes and a reload, counted
+"""Entry and exit pages in Chromium: real links between pages, an SPA's pushState routes, a reload, the back
+button (page loads, the back/forward cache, an SPA) and a new tab, counted
 by the API and shown on the dashboard (screenshots in tests/artifacts/)."""
 
 from __future__ import annotations
@@ -93,3 +94,74 @@ def test_entries_and_exits_after_real_navigations(tracker: Tracker) -> None:
     )
     dashboard.locator(".detail").screenshot(path=str(ARTIFACTS / "exits-detail.png"))
     dashboard.close()
+
+
+def counted(tracker: Tracker, views: int) -> tuple[dict[str, int], dict[str, int]]:
+    """Entries and exits per path once `views` page views are stored."""
+    medama = tracker.medama
+    medama.wait_views(lambda v: len(v) == views, f"{views} page views")
+    entries = medama.client.get("/api/website/localhost/entries").json()
+    exits = medama.client.get("/api/website/localhost/exits").json()
+    return {row["path"]: row["entries"] for row in entries}, {row["path"]: row["exits"] for row in exits}
+
+
+def test_back_across_page_loads_counts_a_second_entry(tracker: Tracker) -> None:
+    """history.back() to the first page when the browser loads it again (no back/forward cache): the load
+    repeats the page's original referrer, the search engine, so the visit counts two entries and two exits."""
+    page, wire = tracker.open("/simple/", referer=GOOGLE)
+    wire.wait("load", 1)
+    page.click("#about")
+    wire.wait("load", 2)
+    page.evaluate("history.back()")
+    back = wire.wait("load", 3)
+    assert back.body["r"] == GOOGLE
+    assert counted(tracker, 3) == ({"/simple": 2}, {"/simple": 1, "/simple/about.html": 1})
+
+
+def test_back_from_the_back_forward_cache_moves_the_exit(bfcache_tracker: Tracker) -> None:
+    """history.back() to a page restored from the back/forward cache: its view comes from the page itself,
+    so no second entry, and the exit is counted on the page left by Back, not where the visitor stayed."""
+    bfcache_tracker.context.add_init_script(
+        "addEventListener('pageshow', (event) => { if (event.persisted) window.restored = true; })"
+    )
+    page, wire = bfcache_tracker.open("/simple/", referer=GOOGLE)
+    first = wire.wait("load", 1)
+    page.click("#about")
+    wire.wait("load", 2)
+    page.evaluate("history.back()")
+    back = wire.wait("load", 3)
+    assert page.evaluate("window.restored") is True, "the page was not restored from the back/forward cache"
+    assert back.body["r"] == first.body["u"]
+    assert counted(bfcache_tracker, 3) == ({"/simple": 1}, {"/simple/about.html": 1})
+
+
+def test_back_in_a_single_page_app_is_an_ordinary_route_change(tracker: Tracker) -> None:
+    """history.back() between an SPA's routes: the tracker sends the route left as the referrer, as for a
+    link, so the visit has one entry and its exit on the route where the visitor stayed."""
+    page, wire = tracker.open("/history/", referer=GOOGLE)
+    wire.wait("load", 1)
+    page.click("#about")
+    about = wire.wait("load", 2)
+    page.evaluate("history.back()")
+    back = wire.wait("load", 3)
+    assert back.body["r"] == about.body["u"]
+    assert counted(tracker, 3) == ({"/history": 1}, {"/history": 1})
+
+
+def test_a_link_opened_in_a_new_tab(tracker: Tracker) -> None:
+    """A link opened in a new tab (Ctrl+click) is a departure from its page: that page counts no exit
+    though the visitor is still on it in the first tab. Once the first tab moves on as well, the visit in
+    two tabs has two exits. A page typed into a new tab is an entry."""
+    page, wire = tracker.open("/simple/", referer=GOOGLE)
+    wire.wait("load", 1)
+    with tracker.context.expect_page() as opened:
+        page.click("#about", modifiers=["Control"])
+    opened.value.wait_for_load_state()
+    assert page.url == tracker.site.url("/simple/")  # the first tab stayed
+    assert counted(tracker, 2) == ({"/simple": 1}, {"/simple/about.html": 1})
+    page.click("#about")
+    wire.wait("load", 2)
+    assert counted(tracker, 3) == ({"/simple": 1}, {"/simple/about.html": 2})
+    typed = tracker.context.new_page()
+    typed.goto(tracker.site.url("/simple/"))
+    assert counted(tracker, 4) == ({"/simple": 2}, {"/simple/about.html": 2})

@@ -18,6 +18,7 @@ from typing import Final
 
 from medama_core.store.clickhouse.client import Client, QueryFailed
 from medama_core.store.clickhouse.hits import DIMENSION_COLUMNS, VIEW_TABLE_COLUMNS
+from medama_core.store.clickhouse.schema import COPIES, ROW_COUNTS, SITE_KEY
 from medama_core.store.clickhouse.sql import in_list
 
 __all__ = ["delete_site_data", "hits_on", "rename_site_data", "unique_visitors_since", "wait_for_mutations"]
@@ -38,7 +39,7 @@ _SITE_COLUMNS: Final = {
     "imported_days": ("hostname",),
 }
 # The tables written by materialized views (schema.py) follow the copied views and events: they are
-# deleted, never copied.
+# deleted, and copied only for what a purged site's deleted rows counted (_move_purged).
 _DERIVED: Final = {
     "hourly": ("hostname",),
     "duration_hours": ("hostname",),
@@ -46,6 +47,15 @@ _DERIVED: Final = {
     "event_hours": ("site",),
     "sites": ("hostname",),
     "raw_floor": ("hostname",),
+    **{copy: ("hostname",) for copy in COPIES},
+}
+# The pre-aggregates of a purged site's deleted days exist nowhere else (store/clickhouse/retention.py): per
+# table, its site column, the columns of its sort key and the columns its merges sum.
+_KEPT: Final = {
+    "hourly": ("hostname", ("kind", "level", "hour", "value"), tuple(ROW_COUNTS)),
+    "duration_hours": ("hostname", ("kind", "value", "level", "hour", "bucket"), ("n",)),
+    "durations": ("hostname", ("kind", "value", "bucket", "hour", "duration"), ("n",)),
+    "event_hours": ("site", ("hour", "name", "value"), ("events",)),
 }
 _COLUMNS: Final = {
     "views": VIEW_TABLE_COLUMNS,
@@ -117,7 +127,7 @@ def rename_site_data(client: Client, old: str, new: str) -> None:
     leftovers of an earlier site of that name, and are dropped first.
     """
     delete_site_data(client, [new])
-    params = {"old": old, "new": new}
+    params: dict[str, object] = {"old": old, "new": new}
     for table, site_columns in _SITE_COLUMNS.items():
         columns = _COLUMNS[table]
         values = [f"if({c} = {{old:String}}, {{new:String}}, {c})" if c in site_columns else c for c in columns]
@@ -125,7 +135,40 @@ def rename_site_data(client: Client, old: str, new: str) -> None:
         client.command(
             f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {table} WHERE {where}", params
         )
+    if client.rows("SELECT count() FROM raw_floor WHERE hostname = {old:String}", params)[0][0]:
+        _move_purged(client, params)
     _delete(client, [old])
+
+
+def _move_purged(client: Client, params: dict[str, object]) -> None:
+    """Give a purged site's new name the pre-aggregates of its deleted rows, and its floor.
+
+    The copied raw rows wrote the new name's pre-aggregates through the materialized views; what the old
+    name has beyond them (its sums less the new name's, per key) is what its deleted rows counted, in
+    every span level, including the spans that straddle the floor. That difference goes in under the new
+    name, and the merges add it up."""
+    for table, (site, keys, sums) in _KEPT.items():
+        key = SITE_KEY.format(column="{new:String}")
+        differences = ", ".join(f"sum(if({site} = {{old:String}}, {c}, -{c})) AS {c}" for c in sums)
+        nonzero = " OR ".join(f"{c} != 0" for c in sums)
+        client.command(
+            f"INSERT INTO {table} (site_key, {site}, {', '.join(keys)}, {', '.join(sums)})"
+            f" SELECT {key}, {{new:String}}, {', '.join(keys)}, {', '.join(sums)} FROM ("
+            f" SELECT {', '.join(keys)}, {differences} FROM {table}"
+            f" WHERE {site} IN ({{old:String}}, {{new:String}}) GROUP BY {', '.join(keys)}"
+            f") WHERE {nonzero}",
+            params,
+        )
+    client.command(
+        "INSERT INTO raw_floor (hostname, floor) SELECT {new:String}, floor FROM raw_floor"
+        " WHERE hostname = {old:String}",
+        params,
+    )
+    client.command(
+        f"INSERT INTO sites (site_key, hostname) SELECT {SITE_KEY.format(column='{new:String}')}, {{new:String}}"
+        " FROM sites WHERE hostname = {old:String} LIMIT 1",
+        params,
+    )
 
 
 def delete_site_data(client: Client, hostnames: Sequence[str]) -> None:
