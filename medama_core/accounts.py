@@ -31,6 +31,16 @@ DEFAULT_PASSWORD_REFUSED: Final = (
 )
 
 
+# A new account's name goes into `/api/users/{username}`: the server decodes %2F before routing, so a name with a
+# slash could be created but never addressed (changed or removed) there again. Sign-in still takes any name.
+USERNAME_SLASH_REFUSED: Final = "must not contain '/': the account is addressed as /api/users/{username}"
+
+
+def new_username_problem(username: str) -> str | None:
+    """What is wrong with `username` as a new account name, or None (the 3-48 length is checked by the caller)."""
+    return USERNAME_SLASH_REFUSED if "/" in username else None
+
+
 def new_password_problem(password: str) -> str | None:
     """What is wrong with `password` as a new password, or None."""
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:

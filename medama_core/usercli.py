@@ -180,6 +180,9 @@ def add_user(values: dict[str, Any], names: list[str], stdin: IO[str], stdout: I
     (username,) = _one_name(names, "add")
     if not 3 <= len(username) <= 48:
         raise StartupError("a user name must be 3 to 48 characters long, as sign-in takes it")
+    problem = accounts.new_username_problem(username)
+    if problem is not None:
+        raise StartupError(f"the user name {problem}")
     try:
         websites = [hostnames.normalise(name) for name in values["websites"]]
     except hostnames.InvalidHostname as exc:

@@ -81,6 +81,9 @@ async def post_user(request: Request, ctx: Context) -> Response:
     and the sites a viewer may read."""
     body = json_object(request)
     username = required_string(body, "username", USERNAME_MIN, USERNAME_MAX)
+    problem = accounts.new_username_problem(username)
+    if problem is not None:
+        raise HTTPError(400, f"username: {problem}")
     password = required_string(body, "password", PASSWORD_MIN, PASSWORD_MAX)
     role = _role(body, "viewer")
     assert role is not None

@@ -57,6 +57,9 @@ async def patch_user(request: Request, ctx: Context) -> Response:
     user = access.user(request)
     body = json_object(request)
     username = optional_string(body, "username", USERNAME_MIN, USERNAME_MAX)
+    problem = None if username is None else accounts.new_username_problem(username)
+    if problem is not None:
+        raise HTTPError(400, f"username: {problem}")
     password = optional_string(body, "password", PASSWORD_MIN, PASSWORD_MAX)
     current = optional_string(body, CURRENT_PASSWORD, 1, PASSWORD_MAX)
     if password is not None and password == meta.DEFAULT_ADMIN_PASSWORD:
