@@ -23,7 +23,7 @@ The server is started here (tests/engines.py: free ports, its data folder
 kept in --data), or chDB runs in this process (--chdb). Numbers from a shared 2-core machine are noisy.
 
 Usage: python bench/clickhouse.py [--rows 10000000] [--runs 5] [--filters no,page,other,prop]
-       [--days 30,90] [--skip queries,ingest,sqlite] [--chdb]
+       [--days 30,90] [--skip queries,ingest,sqlite] [--chdb] [--database bench_<digest>_<rows>]
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ sys.path[0] = str(ROOT)  # not bench/ itself: its http.py would hide the standar
 _spec = importlib.util.spec_from_file_location("bench_stats", ROOT / "bench" / "stats.py")
 assert _spec is not None and _spec.loader is not None
 data = importlib.util.module_from_spec(_spec)
+sys.modules["bench_stats"] = data  # its dataclasses look their module up while it runs
 _spec.loader.exec_module(data)
 
 from medama_core.store import analytics, db, rollups  # noqa: E402
@@ -87,7 +88,7 @@ def raw_database(server: Engine, n: int) -> str:
         fields = ", ".join(f"{c} {types.get(c, 'String')}" for c in columns)
         client.command(f"CREATE TABLE {table} ({fields}) ENGINE = MergeTree ORDER BY date_created")
     started = time.perf_counter()
-    for chunk_views, chunk_events in data.generate(n):
+    for chunk_views, chunk_events in data.generate(data.Shape(rows=n)):
         client.insert("views", VIEW_COLUMNS, chunk_views)
         of_bid = {view[0]: view for view in chunk_views}
         rows = [row for event in events_of(chunk_events) for row in hits.event_rows([event], of_bid[event[0]])]
@@ -130,8 +131,15 @@ def load_from(client: Client, raw: str, limit: int | None = None) -> None:
     print(f"loaded {raw} in {time.perf_counter() - started:.0f} s (INSERT ... SELECT on the server)", flush=True)
 
 
-def bench_database(server: Engine, raw: str, n: int) -> Client:
-    """A migrated database with the raw rows loaded, reused while the schema is unchanged."""
+def bench_database(server: Engine, raw: str, n: int, reuse: str = "") -> Client:
+    """A migrated database with the raw rows loaded, reused while the schema is unchanged (or `reuse`, a database
+    loaded by an earlier schema, migrated to this one: its migrations fill the new tables from the stored rows)."""
+    if reuse:
+        client = server.client(reuse)
+        started = time.perf_counter()
+        schema.migrate(client, int(time.time() * 1000))
+        print(f"database {reuse} (migrated in {time.perf_counter() - started:.0f} s)", flush=True)
+        return client
     name = f"bench_{schema_digest()}_{n}"
     if server.query(f"EXISTS TABLE {name}.bench_complete").strip() != "1":
         server.query(f"DROP DATABASE IF EXISTS {name}")
@@ -177,7 +185,7 @@ def measure(engine: Engine, client: Client, runs: int, filter_sets: list[str], p
     machine's load: on an idle 2-core machine, wall time is between CPU / 2 and CPU, plus the client's part)."""
     for filters in filter_sets:
         for days in periods:
-            q = data.case_query(days, filters)
+            q = data.case_query(data.SITE, days, filters, data.Panel("summary"))
             times, cpus = {}, {}
             for endpoint in data.ENDPOINTS:
                 call = panel(client, endpoint, q)
@@ -208,7 +216,7 @@ def ingest_ops(n: int, per_hour: int) -> tuple[list[Op], list[Op]]:
     unloads: list[Op] = []
     step = HOUR_MS / per_hour
     at = data.END
-    for chunk_views, chunk_events in data.generate(n, seed=3):
+    for chunk_views, chunk_events in data.generate(data.Shape(rows=n, seed=3)):
         by_bid: dict[str, list[tuple[Any, ...]]] = {}
         for event in events_of(chunk_events):
             by_bid.setdefault(event[0], []).append(event)
@@ -266,7 +274,7 @@ def ingest_sqlite(ops: list[Op], views: int, batch: int, prefill: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         conn = db.connect(os.path.join(folder, "analytics.db"))
         db.migrate(conn, analytics.MIGRATIONS)
-        for chunk_views, chunk_events in data.generate(prefill, seed=2):
+        for chunk_views, chunk_events in data.generate(data.Shape(rows=prefill, seed=2)):
             with db.Transaction(conn):
                 conn.executemany(data.INSERT_VIEW, chunk_views)
                 conn.executemany(data.INSERT_EVENT, chunk_events)
@@ -347,6 +355,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--data", default="/tmp/medama-chbench", help="the server's data folder, kept between runs")
     parser.add_argument("--chdb", action="store_true", help="run on chDB (a current release, in-process) instead")
+    parser.add_argument("--database", default="", help="a loaded database to reuse, migrated to the current schema")
     parser.add_argument("--skip", default="", help="comma-separated: queries, ingest, sqlite")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
@@ -354,7 +363,7 @@ def main() -> None:
     for engine in engines(args.data, args.chdb):
         raw = raw_database(engine, args.rows)
         if "queries" not in skip:
-            client = bench_database(engine, raw, args.rows)
+            client = bench_database(engine, raw, args.rows, args.database)
             settle(client)
             print(f"query parameters: {'server-side' if client.server_params else 'escaped literals'}", flush=True)
             measure(engine, client, args.runs, args.filters.split(","), [int(d) for d in args.days.split(",")])

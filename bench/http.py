@@ -8,6 +8,10 @@ plus idle RSS of our server and start-up time of dist/medama.pyz to a listening 
 
 Usage: python bench/http.py [--duration 10] [--connections 64] [--path /api/event/ping]
 Needs Debian's `wrk` (apt-get install wrk).
+
+`--startup-only [--runs 15] [--python /usr/bin/python3]` skips wrk and prints only exec-to-listening times
+(median, min, max) of `medama.py start` and of a freshly built medama.pyz under that interpreter, with the
+load average before and after (the machine is shared; a high load inflates every number).
 """
 
 from __future__ import annotations
@@ -124,8 +128,14 @@ def start_ours(port: int, workdir: Path, stdlib_loop: bool) -> subprocess.Popen[
 def bench_pyz_startup(workdir: Path) -> tuple[float, int]:
     pyz = workdir / "medama.pyz"
     subprocess.run([sys.executable, str(ROOT / "build_zipapp.py"), "-o", str(pyz)], check=True, capture_output=True)
+    times = startup_times([sys.executable, str(pyz)], workdir, 5)
+    return times[len(times) // 2] * 1000, pyz.stat().st_size
+
+
+def startup_times(program: list[str], workdir: Path, runs: int) -> list[float]:
+    """Seconds from exec to an accepted connection for `runs` restarts, sorted."""
     times = []
-    for i in range(5):
+    for i in range(runs):
         port = free_port()
         data = workdir / f"start{i}"
         data.mkdir()
@@ -133,7 +143,7 @@ def bench_pyz_startup(workdir: Path) -> tuple[float, int]:
         for warm in (True, False):
             t0 = time.perf_counter()
             proc = subprocess.Popen(
-                [sys.executable, str(pyz), "start", "-port", str(port), "-level", "warn"],
+                [*program, "start", "-port", str(port), "-level", "warn"],
                 cwd=data,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -144,8 +154,26 @@ def bench_pyz_startup(workdir: Path) -> tuple[float, int]:
             proc.wait(10)
             if not warm:
                 times.append(elapsed)
+        shutil.rmtree(data)
     times.sort()
-    return times[len(times) // 2] * 1000, pyz.stat().st_size
+    return times
+
+
+def startup_only(python: str, runs: int) -> int:
+    load = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        pyz = workdir / "medama.pyz"
+        subprocess.run([python, str(ROOT / "build_zipapp.py"), "-o", str(pyz)], check=True, capture_output=True)
+        for label, program in (("medama.py", [python, str(ROOT / "medama.py")]), ("medama.pyz", [python, str(pyz)])):
+            ms = [t * 1000 for t in startup_times(program, workdir, runs)]
+            print(
+                f"{python} {label}: exec to listening, {runs} runs: median {ms[len(ms) // 2]:.0f} ms, "
+                f"min {ms[0]:.0f}, max {ms[-1]:.0f}"
+            )
+    after = os.getloadavg()
+    print(f"load average before {load[0]:.2f} {load[1]:.2f}, after {after[0]:.2f} {after[1]:.2f} (2 cores, shared)")
+    return 0
 
 
 def main() -> int:
@@ -153,7 +181,12 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--path", default="/api/event/ping")
+    parser.add_argument("--startup-only", action="store_true", help="only time exec to listening, no wrk")
+    parser.add_argument("--runs", type=int, default=15, help="restarts timed by --startup-only")
+    parser.add_argument("--python", default=sys.executable, help="interpreter used by --startup-only")
     args = parser.parse_args()
+    if args.startup_only:
+        return startup_only(args.python, args.runs)
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 1

@@ -315,6 +315,11 @@ def main() -> int:
     parser.add_argument("--modes", default="ping,load,pairs", help="also: bot, unknown, bad")
     parser.add_argument("--ratelimit", type=int, default=0, help="the server's -ratelimit (0: none)")
     parser.add_argument("--profile", help="sample the server with py-spy; collapsed stacks go to PROFILE.<mode>.txt")
+    parser.add_argument(
+        "--cprofile",
+        help="run the server under cProfile (event-loop thread only) and print µs per request by function; "
+        "use with one mode, e.g. --modes load (the warm-up run is counted too)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -324,7 +329,8 @@ def main() -> int:
         workdir = Path(tmp)
         prepare(workdir)
         port = free_port()
-        cmd = [sys.executable, str(ROOT / "medama.py"), "start", "-port", str(port), "-host", "127.0.0.1"]
+        prof = ["-m", "cProfile", "-o", args.cprofile] if args.cprofile else []
+        cmd = [sys.executable, *prof, str(ROOT / "medama.py"), "start", "-port", str(port), "-host", "127.0.0.1"]
         cmd += ["-level", "warn", "-ratelimit", str(args.ratelimit)]
         cmd += ["-appdb", str(workdir / "me_meta.db"), "-analyticsdb", str(workdir / "me_analytics.db")]
         server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
@@ -333,12 +339,13 @@ def main() -> int:
             pid = server.pid
             idle_kib = proc_status(pid, "VmRSS")
             for mode in args.modes.split(","):
-                run_wrk(port, mode, 2, args.connections, args.threads, workdir)  # warm-up: caches, page cache
+                warm = run_wrk(port, mode, 2, args.connections, args.threads, workdir)  # warm-up: caches, page cache
                 before = count_rows(workdir)
                 spy = _profile(pid, f"{args.profile}.{mode}.txt", args.duration) if args.profile else None
                 cpu_before = cpu_seconds(pid)
                 result = run_wrk(port, mode, args.duration, args.connections, args.threads, workdir)
                 result["cpu_s"] = cpu_seconds(pid) - cpu_before
+                result["warmup"] = warm["requests"]
                 if spy is not None:
                     spy.wait(30)
                 time.sleep(0.2)
@@ -351,6 +358,9 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(30)
+    if args.cprofile:
+        total = sum(r["requests"] for _, r in rows) + sum(r.get("warmup", 0.0) for _, r in rows)
+        print_profile(args.cprofile, total)
     print(
         f"\n{args.connections} connections, wrk -t{args.threads}, {args.duration} s per run, "
         f"{os.cpu_count()} cores; idle RSS {idle_kib / 1024:.1f} MiB\n"
@@ -372,6 +382,57 @@ def main() -> int:
                 f"(the last {UNLOAD_LAG} loads of each wrk thread have no unload yet when the run ends)"
             )
     return 0
+
+
+# The steps of a request, each the cumulative time of one function (file name, function name) in the
+# profile; a step's time includes the ones listed under it, so the table shows each step minus those.
+PROFILE_STEPS = (
+    ("HTTP server: read, frame, answer (http/)", ("server.py", "data_received"), None),
+    ("app: route, authorise, decorate, log (app.py)", ("app.py", "handle"), "HTTP server: read, frame, answer (http/)"),
+    ("endpoint wiring (api/events.py)", ("events.py", "post_hit"), "app: route, authorise, decorate, log (app.py)"),
+    (
+        "ping answer (api/events.py get_ping)",
+        ("events.py", "get_ping"),
+        "app: route, authorise, decorate, log (app.py)",
+    ),
+    ("JSON parse + hit checks (ingest/hit.py)", ("hit.py", "parse_hit"), "endpoint wiring (api/events.py)"),
+    ("client IP, rate limit", ("events.py", "client"), "endpoint wiring (api/events.py)"),
+    (
+        "enrichment: UA, country, language, referrer, rows",
+        ("events.py", "_page_view"),
+        "endpoint wiring (api/events.py)",
+    ),
+    ("enrichment (pipeline)", ("pipeline.py", "rows_for"), "endpoint wiring (api/events.py)"),
+    ("hand-off to the writer thread", ("writer.py", "write"), "endpoint wiring (api/events.py)"),
+    ("client IP block lists", ("events.py", "_blocked"), "endpoint wiring (api/events.py)"),
+)
+
+
+def print_profile(path: str, requests: float, top: int = 30) -> None:
+    """The cProfile dump at `path` as µs of the event-loop thread per request: by step, then by function."""
+    import pstats
+
+    stats = pstats.Stats(path).stats  # type: ignore[attr-defined]
+    cum: dict[tuple[str, str], float] = {}
+    for (file, _line, name), (_cc, _calls, _own, total, _callers) in stats.items():
+        key = (Path(file).name, name)
+        cum[key] = cum.get(key, 0.0) + total
+    print(f"\ncProfile, event-loop thread only, {requests:.0f} requests (warm-up included); µs per request")
+    print(f"{'step':52} {'cum µs':>8} {'own µs':>8}")
+    totals: dict[str, float] = {}
+    for label, key, _parent in PROFILE_STEPS:
+        totals[label] = cum.get(key, 0.0) / requests * 1e6
+    for label, _key, _parent in PROFILE_STEPS:
+        if not totals[label]:
+            continue
+        children = sum(totals[child] for child, _k, parent in PROFILE_STEPS if parent == label)
+        print(f"{label:52} {totals[label]:>8.2f} {totals[label] - children:>8.2f}")
+    rows = sorted(stats.items(), key=lambda item: -item[1][2])
+    print(f"\n{'own µs':>8} {'cum µs':>8} {'calls':>6}  function (per request)")
+    for (file, line, name), (_cc, calls, own, total, _callers) in rows[:top]:
+        where = f"{Path(file).name}:{line}" if line else file
+        per = 1e6 / requests
+        print(f"{own * per:>8.2f} {total * per:>8.2f} {calls / requests:>6.2f}  {name} ({where})")
 
 
 def _profile(pid: int, path: str, duration: int) -> subprocess.Popen[bytes]:

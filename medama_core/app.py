@@ -11,9 +11,9 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from medama_core import COMMIT, __version__, access, assets, backends, https, sharelinks
+from medama_core import COMMIT, __version__, access, assets, backends, sharelinks
 from medama_core.accesslog import SUMMARY_INTERVAL_S, AccessLog
 from medama_core.api import (
     Context,
@@ -65,6 +65,9 @@ from medama_core.store.protocol import (
     is_disk_full,
 )
 from medama_core.writer import Batcher
+
+if TYPE_CHECKING:
+    from medama_core import https  # imported in serve() only for TLS or a failed listen
 
 PUBLIC, ACCOUNT, CREDENTIALS, SERVER = Access.PUBLIC, Access.ACCOUNT, Access.CREDENTIALS, Access.SERVER
 SITE_READ, SITE_MANAGE, SHARE_READ = Access.SITE_READ, Access.SITE_MANAGE, Access.SHARE_READ
@@ -428,12 +431,16 @@ async def serve(
     try:
         front: https.Front | None = None
         if config.autossl or config.tlscert:
+            from medama_core import https  # here: plain HTTP starts without tls, acme and their imports
+
             front = await https.start(config, log, server, signals=signals)
             port, url = front.https_port, front.url
         else:
             try:
                 port = await server.listen(config.host or None, config.port, reuse_port=config.reuseport)
             except OSError as exc:
+                from medama_core import https
+
                 raise https.listen_error(exc, config.port, "the dashboard, API and tracker", config.host) from None
             url = f"http://{config.host or 'localhost'}:{port}/"
         log.info(

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "medama_core"
 # What each part of medama_core may import from medama_core. Anything not listed is forbidden.
 ALLOWED: dict[str, set[str]] = {
     "http": {"http"},
-    "ingest": {"ingest", "data"},
+    "ingest": {"ingest", "data", "hostnames"},
     "store": {"store"},
     "log": set(),
     "accesslog": {"log"},

@@ -8,9 +8,7 @@ checked by `app.App` before these handlers run).
 from __future__ import annotations
 
 import asyncio
-import cProfile
 import io
-import pstats
 import sys
 import threading
 import traceback
@@ -46,6 +44,9 @@ def profile_seconds(value: str | None) -> float:
 
 async def get_profile(request: Request, ctx: Context) -> Response:
     """cProfile of the event-loop thread for `seconds`, as text sorted by cumulative time."""
+    import cProfile  # here, not at start-up: only -profiler uses them
+    import pstats
+
     seconds = profile_seconds(request.query_value("seconds"))
     if _Profiling.running:
         raise HTTPError(409, "a profile is already being taken")

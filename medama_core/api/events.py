@@ -4,8 +4,9 @@ A hit runs, in upstream's order: rate limit (429), content type (415), body
 (400, or 413 past a size limit of its custom properties), client IP and block
 lists (204), then per kind the site check (404; `www.` and the bare name count
 as one site, hostnames.site_for) and the enrichment whose drops are silent
-204s: bot, two or more unknown enrichments, spam referrer; last the site's
-daily quota (204). What survives becomes one op for the group-commit writer,
+204s: bot, two or more unknown enrichments, spam referrer — both in the pure
+ingest pipeline (ingest/pipeline.py), which this module only wires; last the
+site's daily quota (204). What survives becomes one op for the group-commit writer,
 and the answer waits until that op has committed. Every drop is counted by
 reason and site, in memory and per day in the analytics database; a dropped
 hit costs less than a stored one (no enrichment it does not need, no wait).
@@ -19,46 +20,26 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Final
 
 from medama_core.api import BlockSettings, Context
 from medama_core.hostnames import InvalidHostname, normalise, site_for
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response
-from medama_core.ingest import geo, ipfilter, referrer, useragent
-from medama_core.ingest.hit import (
-    CustomHit,
-    Hit,
-    InvalidHit,
-    LoadHit,
-    UnloadHit,
-    host_of,
-    page_parts,
-    parse_hit,
-    sniff_host,
-)
-from medama_core.ingest.internal import internal_path
-from medama_core.ingest.language import UNKNOWN_LANGUAGE, Language, parse_accept_language
+from medama_core.ingest import geo, ipfilter, pipeline
+from medama_core.ingest.hit import CustomHit, Hit, InvalidHit, LoadHit, UnloadHit, host_of, parse_hit, sniff_host
 from medama_core.ingest.ping import DAY_S, InvalidDate
 from medama_core.ingest.ping import answer as ping_answer
+from medama_core.ingest.pipeline import BOT, SPAM_REFERRER, TOO_MANY_UNKNOWNS
 from medama_core.store import protocol as hits
 from medama_core.writer import Batcher, Closed, Overloaded, StorageFull
 
 # The tracker posts with `sendBeacon(string)` and `fetch(no-cors)`, both of which send
 # text/plain;charset=UTF-8; API clients send application/json (spec §3.1, §10.1).
 ACCEPTED_MEDIA_TYPES: Final = frozenset({"application/json", "text/plain"})
-
-# Browsers send a few dozen distinct Accept-Language values; 1,024 entries of at most
-# 2 KiB (language.MAX_HEADER_CHARS) bound the cache at 2 MB and keep the hot set.
-LANGUAGE_CACHE_SIZE: Final = 1024
-
-# Upstream's rule: a hit with this many enrichments unknown (browser, OS, device,
-# country, language) is almost certainly not a person, and is dropped.
-MAX_UNKNOWNS: Final = 2
 
 # Seconds a client is told to wait when the writer queue is full.
 OVERLOADED_RETRY_S: Final = "1"
@@ -67,13 +48,11 @@ OVERLOADED_RETRY_S: Final = "1"
 # reason): a kill -9 loses at most this much of them (counts, never hits).
 DROP_FLUSH_S: Final = 1.0
 
-# Drop reasons, as stored in `drops.reason` and counted in `Context.drops`.
-BOT: Final = "bot"
-SPAM_REFERRER: Final = "spam_referrer"
+# Drop reasons, as stored in `drops.reason` and counted in `Context.drops` (BOT, SPAM_REFERRER and
+# TOO_MANY_UNKNOWNS are decided by the pipeline, ingest/pipeline.py).
 BLOCKED_IP: Final = "blocked_ip"
 RATE_LIMITED: Final = "rate_limited"
 UNKNOWN_SITE: Final = "unknown_site"
-TOO_MANY_UNKNOWNS: Final = "too_many_unknowns"
 BAD_PAYLOAD: Final = "bad_payload"  # 400, 413 or 415: a body we could not take
 QUOTA: Final = "quota"  # the site's daily hit quota was used up (medama_core/quota.py)
 DROP_REASONS: Final = (
@@ -91,27 +70,8 @@ DAY_MS: Final = DAY_S * 1000
 # Distinct peer addresses whose normalised form is remembered; ~150 bytes each.
 PEER_CACHE_SIZE: Final = 4096
 
-_CROCKFORD: Final = "0123456789abcdefghjkmnpqrstvwxyz"
-
-# Real traffic repeats its pages and referrers (a site has a few hundred pages, most visits come
-# from a few dozen referrer URLs): 4,096 entries of each, ~1 KB apiece, hold the hot set in ~8 MB
-# and spare a URL parse (~5 µs) per hit. Errors (InvalidHit, InvalidReferrer) are never cached.
-URL_CACHE_SIZE: Final = 4096
-
 # Reads the site a raw body names, cheaply and without validating it (ingest/hit.py sniff_host for ours).
 Sniff = Callable[[bytes], str]
-
-_language = functools.lru_cache(maxsize=LANGUAGE_CACHE_SIZE)(parse_accept_language)
-_page_parts = functools.lru_cache(maxsize=URL_CACHE_SIZE)(page_parts)
-_classify_referrer = functools.lru_cache(maxsize=URL_CACHE_SIZE)(referrer.classify)
-
-
-class _Dropped(Exception):
-    """A hit the pipeline drops silently (204), for `reason`."""
-
-    def __init__(self, reason: str, hostname: str = "") -> None:
-        self.reason = reason
-        self.hostname = hostname
 
 
 async def get_ping(request: Request, ctx: Context) -> Response:
@@ -152,17 +112,25 @@ async def ingest(hit: Hit, request: Request, ctx: Context, ip: str | None) -> bo
         if ip is None:
             raise HTTPError(400, "could not determine the client IP address")
         if _blocked(ctx, ip):
-            raise _Dropped(BLOCKED_IP, _site_of(ctx, hit))
-        if type(hit) is LoadHit:
-            op: hits.Op = _page_view(hit, request, ctx)
-        elif type(hit) is UnloadHit:
-            op = hits.Duration(hit.bid, hit.duration_ms)
+            raise pipeline.Dropped(BLOCKED_IP, _site_of(ctx, hit))
+        headers = request.headers
+        now_ms = int(time.time() * 1000)
+        rows = pipeline.rows_for(
+            hit, headers.get("user-agent", ""), headers.get("accept-language", ""), ctx.hostnames, now_ms
+        )
+        if rows.site and not ctx.quota.take(rows.site, now_ms // DAY_MS):
+            raise pipeline.Dropped(QUOTA, rows.site)
+        if rows.view is not None:
+            op: hits.Op = hits.NewView(rows.view, rows.events, rows.came_from)
+        elif rows.duration is not None:
+            op = hits.Duration(*rows.duration)
         else:
-            assert type(hit) is CustomHit
-            op = _custom_event(hit, ctx)
+            op = hits.NewEvents(rows.events)
     except InvalidHit as exc:
         raise refuse_payload(ctx, exc.status, str(exc), _site_of(ctx, hit)) from None
-    except _Dropped as drop:
+    except pipeline.UnknownSite as unknown:
+        raise unknown_site(ctx, unknown.host) from None
+    except pipeline.Dropped as drop:
         _count_drop(ctx, drop.reason, drop.hostname)
         return False
     try:
@@ -255,91 +223,6 @@ def _build_filter(settings: BlockSettings) -> Callable[[str], bool] | None:
     return functools.lru_cache(maxsize=PEER_CACHE_SIZE)(active.blocked)
 
 
-def _page_view(hit: LoadHit, request: Request, ctx: Context) -> hits.NewView:
-    """Enrich a load beacon into a `views` row (spec §3.2); raises `_Dropped`, `InvalidHit` or 404."""
-    page = _page_parts(hit.url, hash_mode=hit.hash_mode)
-    hostname = site_for(page.hostname, ctx.hostnames)
-    if hostname is None:
-        raise unknown_site(ctx, page.hostname)
-    headers = request.headers
-    agent = useragent.parse(headers.get("user-agent", ""))
-    if agent.is_bot:
-        raise _Dropped(BOT, hostname)
-    unknowns = useragent.unknown_count(agent)
-    country = geo.country_for(hit.timezone)
-    if country is None:
-        unknowns += 1
-        country = useragent.UNKNOWN
-    language: Language | None = _language(headers.get("accept-language", ""))
-    if language is None:
-        unknowns += 1
-        language = UNKNOWN_LANGUAGE
-    if unknowns >= MAX_UNKNOWNS:
-        raise _Dropped(TOO_MANY_UNKNOWNS, hostname)
-    try:
-        source = _classify_referrer(hit.referrer, page.hostname)
-    except referrer.InvalidReferrer as exc:
-        raise InvalidHit(str(exc)) from None
-    if isinstance(source, referrer.Spam):
-        raise _Dropped(SPAM_REFERRER, hostname)
-    if source.host and site_for(source.host, ctx.hostnames) == hostname:
-        source = referrer.DIRECT  # from the site's other name (www. or not): not a referral
-    now_ms = int(time.time() * 1000)
-    if not ctx.quota.take(hostname, now_ms // DAY_MS):
-        raise _Dropped(QUOTA, hostname)
-    view = (  # VIEW_COLUMNS order
-        hit.bid,
-        hostname,
-        page.pathname,
-        hit.unique_user,
-        hit.unique_page,
-        source.host,
-        source.group,
-        country,
-        language.base,
-        language.dialect,
-        agent.browser,
-        agent.os,
-        agent.device,
-        page.utm_source,
-        page.utm_medium,
-        page.utm_campaign,
-        None,  # duration_ms: set by the unload
-        now_ms,
-    )
-    events = _event_rows(hit.bid, hostname, hit.properties.items(), now_ms) if hit.properties else ()
-    # The path of an internal referrer (none for external ones): entry and exit pages (docs/insights.md).
-    # An external referrer (a host kept above) has none: only a self-referral is looked at.
-    came_from = ""
-    if hit.referrer and not source.host:
-        came_from = internal_path(
-            hit.referrer, lambda host: site_for(host, ctx.hostnames) == hostname, hash_mode=hit.hash_mode
-        )
-    return hits.NewView(view, events, came_from)
-
-
-def _custom_event(hit: CustomHit, ctx: Context) -> hits.NewEvents:
-    group = site_for(hit.group, ctx.hostnames)  # lower-case already, as websites are stored
-    if group is None:
-        raise unknown_site(ctx, hit.group)
-    now_ms = int(time.time() * 1000)
-    if not ctx.quota.take(group, now_ms // DAY_MS):
-        raise _Dropped(QUOTA, group)
-    return hits.NewEvents(_event_rows(hit.bid, group, hit.properties.items(), now_ms))
-
-
-def _event_rows(bid: str, group: str, properties: Iterable[tuple[str, str]], now_ms: int) -> list[hits.Row]:
-    """One `events` row per property, all sharing a new batch id (spec §3.2 step 9)."""
-    batch_id = new_batch_id(now_ms)
-    return [(bid, batch_id, group, name, value, now_ms) for name, value in properties]  # EVENT_COLUMNS order
-
-
-def new_batch_id(now_ms: int) -> str:
-    """`event_` + 26 Crockford base-32 characters: 48 bits of milliseconds, then 80 random bits (TypeID)."""
-    value = (now_ms << 80) | secrets.randbits(80)
-    return "event_" + "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
-
-
 def _count_drop(ctx: Context, reason: str, hostname: str) -> None:
     """Count a dropped hit in memory, and for the disk per day, site and reason: the counts gather for
     up to DROP_FLUSH_S and then go to the writer as one op per key, so a flood of dropped hits costs
@@ -380,10 +263,10 @@ def warm_up(ctx: Context) -> None:
     switched on (~0.5 s here), the referrer, time zone and language tables. Run on a worker
     thread at start-up; every table is behind a thread-safe cache, so a hit that comes first
     at worst loads one twice."""
-    useragent.parse(WARM_UP_USER_AGENT)
-    referrer.classify("https://www.google.com/", "example.com")
+    pipeline.agent_of(WARM_UP_USER_AGENT)
+    pipeline.classify_referrer("https://www.google.com/", "example.com")
     geo.country_for("Europe/London")
-    _language("en-GB,en;q=0.9")
+    pipeline.language("en-GB,en;q=0.9")
     settings = ctx.block_settings
     if settings.abusive or settings.tor:
         ipfilter.IPFilter((), abusive=settings.abusive, tor=settings.tor)

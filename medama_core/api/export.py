@@ -13,7 +13,6 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import Final
 
-from medama_core import transfer
 from medama_core.api import Context, drain_hits
 from medama_core.http.compress import GZIP_LEVEL, accepts_gzip
 from medama_core.http.errors import HTTPError
@@ -71,6 +70,8 @@ async def gzipped(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 async def get_export(request: Request, ctx: Context) -> Response:
     """`type=views|events` (default views), `format=csv|jsonl` (default csv)."""
     hostname = request.path_params["hostname"]  # checked, lower-cased and owned: the route's access
+    from medama_core import transfer  # here, not at start-up: it loads every importer
+
     kind = request.query_value("type") or transfer.VIEWS
     if kind not in (transfer.VIEWS, transfer.EVENTS):
         raise HTTPError(400, f"type: must be {transfer.VIEWS} or {transfer.EVENTS}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Final
 
-from medama_core import transfer
 from medama_core.api import Context, drain_hits
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
@@ -26,6 +25,8 @@ IMPORT_BODY_LIMIT: Final = 8 * 1024 * 1024
 
 async def post_import(request: Request, ctx: Context) -> Response:
     hostname = request.path_params["hostname"]  # checked and lower-cased by the access check
+    from medama_core import transfer  # here, not at start-up: it loads every importer
+
     tool = request.query_value("from") or ""
     if tool not in transfer.TOOLS:
         raise HTTPError(400, f"from: must be one of {', '.join(transfer.TOOLS)}")

@@ -8,9 +8,8 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from medama_core import transfer
 from medama_core.backends.meta import MetaAdapter
 from medama_core.config import StartupError
 from medama_core.store import (
@@ -29,6 +28,9 @@ from medama_core.store import (
 from medama_core.store import entries as entry_stats
 from medama_core.store.db import Database, Migration, UnusableFile
 from medama_core.store.protocol import Op, Outcomes, Page, Query, Step
+
+if TYPE_CHECKING:
+    from medama_core import transfer  # imported by the export and import calls: the importers are slow to load
 
 
 def open_database(path: str, migrations: tuple[Migration, ...], marker: str, flag: str) -> Database:
@@ -158,6 +160,8 @@ class SQLiteAnalytics:
     async def export_page(
         self, hostname: str, *, kind: str, fmt: str, after: tuple[int, int] | None, limit: int, spreadsheet: bool
     ) -> transfer.ExportPage:
+        from medama_core import transfer
+
         read = functools.partial(
             transfer.export_page, kind=kind, fmt=fmt, after=after, limit=limit, spreadsheet=spreadsheet
         )
@@ -166,6 +170,8 @@ class SQLiteAnalytics:
     async def import_upload(
         self, tool: str, data: bytes, hostname: str, umami_ids: dict[str, str], *, name: str, dry_run: bool
     ) -> list[transfer.ImportResult]:
+        from medama_core import transfer
+
         fn = functools.partial(transfer.import_upload, name=name, dry_run=dry_run)
         return await self.db.write(fn, tool, data, hostname, umami_ids)
 

@@ -455,4 +455,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        15,
+        (
+            # An unload sets a view's duration: its own hour is all it changes. The update trigger ran four
+            # statements for it (both hours of the row, and the hours of its bid's events twice, filtered out
+            # by a condition checked per event row); it now runs one when the row keeps its site, time and bid,
+            # and the full set only when one of them moves (rename, import fixes). The same hours get marked.
+            "DROP TRIGGER views_rollup_update",
+            """CREATE TRIGGER views_rollup_update AFTER UPDATE ON views
+                WHEN NEW.hostname IS OLD.hostname AND NEW.date_created IS OLD.date_created AND NEW.bid IS OLD.bid
+                BEGIN
+                    INSERT OR IGNORE INTO rollup_dirty VALUES (NEW.hostname, NEW.date_created / 3600000);
+                END""",
+            """CREATE TRIGGER views_rollup_move AFTER UPDATE ON views
+                WHEN NOT (NEW.hostname IS OLD.hostname AND NEW.date_created IS OLD.date_created AND NEW.bid IS OLD.bid)
+                BEGIN
+                    INSERT OR IGNORE INTO rollup_dirty VALUES (NEW.hostname, NEW.date_created / 3600000);
+                    INSERT OR IGNORE INTO rollup_dirty VALUES (OLD.hostname, OLD.date_created / 3600000);
+                    INSERT OR IGNORE INTO rollup_dirty
+                        SELECT NEW.hostname, date_created / 3600000 FROM events WHERE bid = NEW.bid;
+                    INSERT OR IGNORE INTO rollup_dirty
+                        SELECT OLD.hostname, date_created / 3600000 FROM events WHERE bid = OLD.bid;
+                END""",
+        ),
+    ),
 )

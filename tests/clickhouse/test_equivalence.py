@@ -18,13 +18,21 @@ from typing import Any
 import pytest
 
 from medama_core.store.clickhouse import entries as ch_entries
-from medama_core.store.clickhouse import hits
+from medama_core.store.clickhouse import hits, schema
 from medama_core.store.clickhouse import stats as ch_stats
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.filters import Filter
 from medama_core.store.hits import VIEW_COLUMNS
 from medama_core.store.stats import LISTS, Page, Query, previous_period
-from tests.store.test_equivalence import PATHS, Reference, intervals_for, random_filters, random_period, random_rows
+from tests.store.test_equivalence import (
+    PATHS,
+    Reference,
+    intervals_for,
+    random_filters,
+    random_period,
+    random_rows,
+    random_value,
+)
 from tests.store.test_stats import SITE
 
 BATCH = 200  # ops per apply_batch, as the writer's group commit under load
@@ -110,9 +118,10 @@ def test_every_endpoint_equals_the_reference(seed: int, ch: Client) -> None:
     ref = Reference(rows, events)
     for state in ("unmerged", "merged"):
         if state == "merged":
-            for table in ("views", "events", "view_keys"):
+            for table in ("views", "events", "view_keys", *schema.COPIES):
                 ch.command(f"OPTIMIZE TABLE {table} FINAL")
-            assert ch.rows("SELECT countIf(sign = -1) FROM views") == [[0]]  # every pair collapsed
+            for table in ("views", *schema.COPIES):
+                assert ch.rows(f"SELECT countIf(sign = -1) FROM {table}") == [[0]], table  # every pair collapsed
         else:
             assert ch.rows("SELECT countIf(sign = -1) > 0 FROM views") == [[1]]  # pairs to cancel at read time
         for _ in range(2):
@@ -122,3 +131,7 @@ def test_every_endpoint_equals_the_reference(seed: int, ch: Client) -> None:
         pages = ",".join(rnd.sample(PATHS, rnd.randrange(1, 4)))
         page_filter = Filter("path", "in", pages) if rnd.random() < 0.5 else Filter("path", "eq", pages.split(",")[0])
         compare_all(ch, ref, Query(SITE, *random_period(rnd), (page_filter, *random_filters(rnd)[:1])))
+        # A country by equality reads the copy sorted by country (schema.COPIES), the other filter tested on it.
+        countries = ",".join(random_value(rnd, "country") for _ in range(rnd.randrange(1, 3)))
+        country_filter = Filter("country", rnd.choice(("eq", "in")), countries)
+        compare_all(ch, ref, Query(SITE, *random_period(rnd), (country_filter, *random_filters(rnd)[:1])))

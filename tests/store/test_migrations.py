@@ -89,3 +89,44 @@ def test_database_uses_wal_and_reader_threads(tmp_path: Path) -> None:
             asyncio.run(db.read(readonly_write))
     finally:
         db.close()
+
+
+def _dirty_after(statements: list[str], version: int | None = None) -> set[tuple[str, int]]:
+    """The (site, hour) pairs marked dirty by `statements` on a fresh database at `version` (default: latest)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(conn, [m for m in analytics.MIGRATIONS if version is None or m.version <= version])
+    hour = 3_600_000
+    conn.execute(
+        "INSERT INTO views (bid, hostname, pathname, is_unique_user, is_unique_page, referrer_host, referrer_group,"
+        " country, language_base, language_dialect, ua_browser, ua_os, ua_device_type, utm_source, utm_medium,"
+        " utm_campaign, duration_ms, date_created) VALUES"
+        " ('b1', 'a.com', '/', 1, 1, '', '', 'X', 'en', '', 'C', 'W', 'D', '', '', '', NULL, :t),"
+        " ('b2', 'a.com', '/', 1, 1, '', '', 'X', 'en', '', 'C', 'W', 'D', '', '', '', NULL, :t)",
+        {"t": 10 * hour},
+    )
+    conn.execute(
+        "INSERT INTO events (bid, batch_id, group_name, name, value, date_created) VALUES ('b1', 'e', 'a.com', 'k',"
+        " 'v', :t)",
+        {"t": 12 * hour},
+    )
+    conn.execute("DELETE FROM rollup_dirty")
+    for statement in statements:
+        conn.execute(statement)
+    return set(conn.execute("SELECT * FROM rollup_dirty").fetchall())
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        ["UPDATE views SET duration_ms = 5 WHERE bid = 'b1'"],  # an unload
+        ["UPDATE views SET hostname = 'b.com' WHERE hostname = 'a.com'"],  # a rename
+        ["UPDATE views SET date_created = date_created + 7200000, duration_ms = 1 WHERE bid = 'b1'"],
+        ["UPDATE views SET bid = 'b3' WHERE bid = 'b1'"],
+        ["UPDATE views SET bid = 'b1', hostname = 'c.com' WHERE bid = 'b2'"],
+    ],
+)
+def test_view_updates_mark_the_same_hours_as_before_migration_15(statements: list[str]) -> None:
+    """Migration 15 splits the views update trigger (one statement for an unload); the hours it marks dirty
+    are the ones the trigger of migration 14 marked, for updates that keep or move site, time and bid."""
+    assert _dirty_after(statements) == _dirty_after(statements, version=14)
+    assert _dirty_after(statements)

@@ -1,8 +1,9 @@
 """Entry and exit pages on ClickHouse (/entries, /exits): the SQLite store's numbers (store/entries.py) from `views`.
 
 No pre-aggregate holds the internal referrer's path, so both read the site's range of `views` (one pass
-for entries, two for exits), every count summing `sign` as everywhere here. The rows, their sort and
-their shares are the SQLite store's own (entry_rows, exit_rows), so both engines answer alike.
+for entries, two for exits; with a page or country filter, a sorted copy's narrower range: stats._table),
+every count summing `sign` as everywhere here. The rows, their sort and their shares are the SQLite
+store's own (entry_rows, exit_rows), so both engines answer alike.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from medama_core.store.aggregate import Group
 from medama_core.store.clickhouse.client import Client
-from medama_core.store.clickhouse.stats import _resolve, _where
+from medama_core.store.clickhouse.stats import _resolve, _table, _where
 from medama_core.store.entries import entry_rows, exit_rows
 from medama_core.store.stats import Page, Query
 
@@ -37,7 +38,8 @@ def entries(client: Client, query: Query, summary: bool, page: Page) -> list[dic
     query = _resolve(client, query)
     params: dict[str, object] = {}
     sql = (
-        f"SELECT pathname, {', '.join(_ENTRY_COUNTS)} FROM views WHERE {_where(query, params)} AND referrer_path = ''"
+        f"SELECT pathname, {', '.join(_ENTRY_COUNTS)} FROM {_table(query)} WHERE {_where(query, params)}"
+        " AND referrer_path = ''"
         " GROUP BY pathname HAVING sum(sign) > 0"
     )
     groups = [(str(path), _entry_group(counts)) for path, *counts in client.rows(sql, params)]
@@ -51,15 +53,16 @@ def exits(client: Client, query: Query, summary: bool, page: Page) -> list[dict[
     """/exits (store/entries.py exits)."""
     query = _resolve(client, query)
     params: dict[str, object] = {}
-    where = _where(query, params)
+    where, table = _where(query, params), _table(query)  # a sorted copy for a page or country filter
     views = client.rows(
-        f"SELECT pathname, sumIf(sign, is_unique_page = 1), sum(sign) FROM views WHERE {where} GROUP BY pathname",
+        f"SELECT pathname, sumIf(sign, is_unique_page = 1), sum(sign) FROM {table} WHERE {where} GROUP BY pathname",
         params,
     )
     departures = {
         str(path): int(n)
         for path, n in client.rows(
-            f"SELECT referrer_path, sum(sign) FROM views WHERE {where} AND referrer_path != '' GROUP BY referrer_path",
+            f"SELECT referrer_path, sum(sign) FROM {table} WHERE {where} AND referrer_path != ''"
+            " GROUP BY referrer_path",
             params,
         )
     }

@@ -14,6 +14,9 @@ One design, one reason each (docs/scale.md has the long form):
   identical but for their sign: whatever it keeps of them (a collapse depends on
   the rows' order, which an INSERT of several rows of one key does not keep),
   the sums are unchanged.
+* `views_by_path` and `views_by_country` (migration 5) are copies of `views`
+  sorted by the site, then the lower-cased page or country: a filter on either
+  by equality reads that value's range of the site, not the whole period.
 * `view_keys` finds a view by its beacon id, which an unload or a custom
   event carries alone: a narrow table ordered by bid with small granules.
 * `events` carries, besides the event, the site of its view and that view's
@@ -48,7 +51,17 @@ from typing import Final
 
 from medama_core.store.clickhouse.client import Client
 
-__all__ = ["HOUR_MS", "KIND_CODES", "LABELS", "MIGRATIONS", "TABLES", "database_bytes", "migrate", "schema_version"]
+__all__ = [
+    "COPIES",
+    "HOUR_MS",
+    "KIND_CODES",
+    "LABELS",
+    "MIGRATIONS",
+    "TABLES",
+    "database_bytes",
+    "migrate",
+    "schema_version",
+]
 
 # Dimension kind (the SQLite store's rollups.KINDS names) -> its label in SQL over `views`.
 LABELS: Final = {
@@ -136,6 +149,74 @@ _COUNT_COLUMNS: Final = "".join(f"\n                {name} Int64," for name in R
 def _month_partitions(column: str) -> str:
     """Month partitions of a Unix-milliseconds column: `ALTER TABLE ... DROP PARTITION 202401` removes a month."""
     return f"PARTITION BY toYYYYMM(toDateTime(intDiv({column}, 1000), 'UTC'))"
+
+
+# Copies of `views` sorted by one filter dimension after the site (table -> the filter field and its sort
+# expression, the one filters.py compares): a filter `path[eq]` or `country[eq]` (or `[in]`) reads only
+# its values' ranges of the site instead of the whole period. Written by materialized views from every
+# INSERT into `views` (unload pairs included, so they sum `sign` like it); each costs its rows again in
+# storage and at ingestion. Path and country: the dashboard's most common filters (a page clicked in the
+# pages panel, a country in the map), and the most selective of the whitelisted single-column fields.
+COPIES: Final = {
+    "views_by_path": ("path", "lower(pathname)"),
+    "views_by_country": ("country", "lower(country)"),
+}
+# The columns of a view row as the copies take them (18.16 wants a materialized view's every column
+# named: the copies store `views`' site_key as it is).
+_VIEW_COLUMNS: Final = (
+    "bid, hostname, is_unique_user, is_unique_page, pathname, referrer_host, referrer_group, country,"
+    " language_base, language_dialect, ua_browser, ua_os, ua_device_type, utm_source, utm_medium, utm_campaign,"
+    " duration_ms, date_created, sign, version, site_key, referrer_path"
+)
+
+
+def _copy(table: str, order: str) -> tuple[str, ...]:
+    """A sorted copy of `views`: dropped first (a migration cut short runs again whole, and a second backfill
+    would count rows twice), its table, the materialized view that fills it, and the rows already stored.
+
+    Rows written by another node between the view's creation and the backfill could be copied twice: upgrade
+    with the writers stopped (docs/scale.md).
+    """
+    return (
+        f"DROP TABLE IF EXISTS {table}_rows",
+        f"DROP TABLE IF EXISTS {table}",
+        f"""CREATE TABLE {table} (
+                bid String,
+                hostname String,
+                is_unique_user UInt8,
+                is_unique_page UInt8,{_DIMENSIONS},
+                duration_ms Nullable(Int64),
+                date_created Int64,
+                sign Int8,
+                version UInt32,
+                site_key UInt64,
+                referrer_path String DEFAULT ''
+            ) ENGINE = CollapsingMergeTree(sign)
+            {_month_partitions("date_created")}
+            ORDER BY (site_key, hostname, {order}, date_created, bid, version)""",
+        f"CREATE MATERIALIZED VIEW {table}_rows TO {table} AS SELECT {_VIEW_COLUMNS} FROM views",
+    )
+
+
+# Days of `views` copied per INSERT ... SELECT of a backfill: at 10 M views in 90 days a statement copies
+# ~110,000 rows, far inside the client's query timeout (QUERY_TIMEOUT_S) on a busy server.
+BACKFILL_DAYS: Final = 1
+_DAY_MS: Final = 86_400_000
+
+
+def _backfill_copies(client: Client) -> None:
+    """The rows stored before migration 5 into each sorted copy, a few days per statement."""
+    first, last, n = client.rows("SELECT min(date_created), max(date_created), count() FROM views")[0]
+    if not int(n):
+        return
+    step = BACKFILL_DAYS * _DAY_MS
+    for table in COPIES:
+        for lo in range(int(first), int(last) + 1, step):
+            client.command(
+                f"INSERT INTO {table} ({_VIEW_COLUMNS}) SELECT {_VIEW_COLUMNS} FROM views"
+                " WHERE date_created >= {lo:Int64} AND date_created < {hi:Int64}",
+                {"lo": lo, "hi": lo + step},
+            )
 
 
 MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
@@ -309,6 +390,7 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             ORDER BY (hostname, dimension, day, value)""",
         ),
     ),
+    (5, tuple(statement for table, (_, order) in COPIES.items() for statement in _copy(table, order))),
 )
 TABLES: Final = (
     "views",
@@ -322,6 +404,7 @@ TABLES: Final = (
     "sites",
     "raw_floor",
     "imported_days",
+    *COPIES,
 )
 
 _VERSIONS: Final = """CREATE TABLE IF NOT EXISTS medama_schema (
@@ -363,8 +446,9 @@ def database_bytes(client: Client) -> int:
 def migrate(client: Client, now_ms: int) -> int:
     """Apply the migrations not applied yet, each recorded after its statements ran; return the version.
 
-    ClickHouse has no transactional DDL: every statement is idempotent (IF NOT EXISTS, or a column
-    added only when missing), so a migration cut short runs again whole on the next start.
+    ClickHouse has no transactional DDL: every statement is idempotent (IF NOT EXISTS, a column added
+    only when missing, or a DROP of what a later one creates), so a migration cut short runs again whole
+    on the next start.
     """
     version = schema_version(client)
     for number, statements in MIGRATIONS:
@@ -373,6 +457,8 @@ def migrate(client: Client, now_ms: int) -> int:
         for statement in statements:
             if not _added_already(client, statement):
                 client.command(statement)
+        if number == 5:
+            _backfill_copies(client)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])
         version = number
     return version

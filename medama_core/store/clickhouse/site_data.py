@@ -18,7 +18,7 @@ from typing import Final
 
 from medama_core.store.clickhouse.client import Client, QueryFailed
 from medama_core.store.clickhouse.hits import DIMENSION_COLUMNS, VIEW_TABLE_COLUMNS
-from medama_core.store.clickhouse.schema import ROW_COUNTS, SITE_KEY
+from medama_core.store.clickhouse.schema import COPIES, ROW_COUNTS, SITE_KEY
 from medama_core.store.clickhouse.sql import in_list
 
 __all__ = ["delete_site_data", "hits_on", "rename_site_data", "unique_visitors_since", "wait_for_mutations"]
@@ -47,6 +47,7 @@ _DERIVED: Final = {
     "event_hours": ("site",),
     "sites": ("hostname",),
     "raw_floor": ("hostname",),
+    **{copy: ("hostname",) for copy in COPIES},
 }
 # The pre-aggregates of a purged site's deleted days exist nowhere else (store/clickhouse/retention.py): per
 # table, its site column, the columns of its sort key and the columns its merges sum.

@@ -34,7 +34,7 @@ from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.filters import where_sql
 from medama_core.store.clickhouse.medians import Family, middles
 from medama_core.store.clickhouse.retention import raw_floor
-from medama_core.store.clickhouse.schema import HOUR_MS, KIND_CODES, LABELS, ROW_COUNTS, SITE_KEY, SITE_KIND
+from medama_core.store.clickhouse.schema import COPIES, HOUR_MS, KIND_CODES, LABELS, ROW_COUNTS, SITE_KEY, SITE_KIND
 from medama_core.store.clickhouse.sql import in_list
 from medama_core.store.clickhouse.windows import Windows, plan
 from medama_core.store.stats import (
@@ -126,6 +126,17 @@ def _where(query: Query, params: dict[str, object], lo: int | None = None, hi: i
     return " AND ".join(clauses)
 
 
+def _table(query: Query) -> str:
+    """The table a filtered read of `views` rows takes: the sorted copy of the first field filtered by
+    equality (or `in`), whose condition then bounds a narrow range of the site (schema.COPIES); else `views`."""
+    for flt in query.view_filters:
+        if flt.op in ("eq", "in"):
+            for table, (field, _) in COPIES.items():
+                if flt.field == field:
+                    return table
+    return "views"
+
+
 def _interpolate(n: int, q: float, low: int, high: int) -> float:
     """DuckDB's `quantile_cont` from the order statistics at floor and ceil of (n - 1) q (aggregate.quantile_cont)."""
     position = (n - 1) * q
@@ -166,7 +177,7 @@ def site_metrics(client: Client, query: Query) -> dict[str, Any]:
     if not query.filters:
         return _metrics(_window_groups(client, query, [Family(Windows(query.start, query.end))]).get((0, 0), _EMPTY))
     params: dict[str, object] = {}
-    rows = client.rows(f"SELECT {COUNTS}, {MIDDLES} FROM views WHERE {_where(query, params)}", params)
+    rows = client.rows(f"SELECT {COUNTS}, {MIDDLES} FROM {_table(query)} WHERE {_where(query, params)}", params)
     return _metrics(_group(rows[0][:-1], rows[0][-1]) if rows and int(rows[0][2]) else _EMPTY)
 
 
@@ -239,7 +250,7 @@ def _buckets(client: Client, query: Query, interval: str, start_us: int) -> tupl
     counts = ", ".join(f"{sql} AS c{i}" for i, sql in enumerate(_COUNT_SQL))
     inner = (
         f"SELECT {bucket} AS bucket, {counts}, {_MIDDLE_LEVELS.format('State')}(duration_ms, toUInt64(sign)) AS st"
-        f" FROM views WHERE {_where(query, params)} GROUP BY bucket"
+        f" FROM {_table(query)} WHERE {_where(query, params)} GROUP BY bucket"
     )
     names = ", ".join(f"c{i}" for i in range(len(_COUNT_SQL)))
     sums = ", ".join(f"sum(c{i})" for i in range(len(_COUNT_SQL)))
@@ -371,7 +382,8 @@ def _groups(client: Client, query: Query, label: str, full: bool) -> dict[str, G
     params: dict[str, object] = {}
     columns = f"{COUNTS}, {MIDDLES}" if full else _VISITORS
     where = _where(query, params)
-    sql = f"SELECT {label} AS label, {columns} FROM views WHERE {where} GROUP BY label HAVING sum(sign) > 0"
+    table = _table(query)
+    sql = f"SELECT {label} AS label, {columns} FROM {table} WHERE {where} GROUP BY label HAVING sum(sign) > 0"
     groups = {}
     for row in client.rows(sql, params):
         if full:
@@ -445,7 +457,7 @@ SELECT label, n, a[intDiv(n - 1, 4) + 1], a[intDiv(n + 2, 4) + 1], a[intDiv(n - 
 FROM (
     SELECT label, count() AS n, arraySort(groupArray(d)) AS a FROM (
         SELECT label, d FROM (
-            SELECT pathname AS label, assumeNotNull(duration_ms) AS d, sum(sign) AS net FROM views
+            SELECT pathname AS label, assumeNotNull(duration_ms) AS d, sum(sign) AS net FROM {table}
             WHERE {where} AND isNotNull(duration_ms) AND pathname IN ({paths})
             GROUP BY label, d HAVING net > 0
         ) ARRAY JOIN range(toUInt64(net)) AS copy
@@ -459,7 +471,7 @@ def _quartiles(client: Client, query: Query, groups: dict[str, Group], paths: li
         return
     params: dict[str, object] = {}
     where = _where(query, params)
-    sql = _QUARTILES_SQL.format(where=where, paths=in_list("path", paths, params))
+    sql = _QUARTILES_SQL.format(table=_table(query), where=where, paths=in_list("path", paths, params))
     for label, n, *values in client.rows(sql, params):
         pairs = dict(zip(QUARTILES, zip(values[::2], values[1::2], strict=True), strict=True))
         groups[str(label)].fixed = {q: _interpolate(int(n), q, int(lo), int(hi)) for q, (lo, hi) in pairs.items()}
@@ -469,7 +481,8 @@ def _raw_counts(client: Client, query: Query, fields: tuple[str, ...]) -> dict[s
     """Some counts per page, from the raw rows."""
     params: dict[str, object] = {}
     columns = ", ".join(_COUNT_SQL[_COUNT_FIELDS.index(field)] for field in fields)
-    sql = f"SELECT pathname, {columns} FROM views WHERE {_where(query, params)} GROUP BY pathname HAVING sum(sign) > 0"
+    where = _where(query, params)
+    sql = f"SELECT pathname, {columns} FROM {_table(query)} WHERE {where} GROUP BY pathname HAVING sum(sign) > 0"
     groups = {}
     for path, *counts in client.rows(sql, params):
         group = groups[str(path)] = Group()

@@ -1,0 +1,199 @@
+"""The ingest pipeline: a parsed hit, its request headers and the registered sites to the rows it stores.
+
+Pure (no I/O, no shared state beyond bounded caches keyed by their inputs): the
+enrichment of a load beacon (spec §3.2) in upstream's order — site check, bot,
+two or more unknown enrichments, referrer, spam referrer — and the rows of a
+custom event. What needs state (the client's rate limit and block lists
+before it, the site's daily quota and the drop counters after it, the writer)
+stays with the endpoint (api/events.py), which only wires these steps.
+
+Every lookup a beacon repeats is cached by its inputs in a named, bounded
+cache: the User-Agent's class and unknown count, the page URL's
+parts, the referrer's class, the Accept-Language header. The time zone's
+country is one dict lookup (ingest/geo.py) and needs none.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Container, Iterable, Sequence
+from typing import Final, NamedTuple
+
+from medama_core.hostnames import site_for
+from medama_core.ingest import geo, referrer, useragent
+from medama_core.ingest.hit import CustomHit, Hit, InvalidHit, LoadHit, UnloadHit, page_parts
+from medama_core.ingest.internal import internal_path
+from medama_core.ingest.language import UNKNOWN_LANGUAGE, Language, parse_accept_language
+
+__all__ = [
+    "BOT",
+    "SPAM_REFERRER",
+    "TOO_MANY_UNKNOWNS",
+    "Dropped",
+    "Row",
+    "Rows",
+    "UnknownSite",
+    "cache_info",
+    "new_batch_id",
+    "rows_for",
+]
+
+# Upstream's rule: a hit with this many enrichments unknown (browser, OS, device,
+# country, language) is almost certainly not a person, and is dropped.
+MAX_UNKNOWNS: Final = 2
+
+# Drop reasons this module decides, as stored in `drops.reason` (the others are api/events.py's).
+BOT: Final = "bot"
+SPAM_REFERRER: Final = "spam_referrer"
+TOO_MANY_UNKNOWNS: Final = "too_many_unknowns"
+
+# Browsers send a few dozen distinct Accept-Language values; 1,024 entries of at most
+# 2 KiB (language.MAX_HEADER_CHARS) bound the cache at 2 MB and keep the hot set.
+LANGUAGE_CACHE_SIZE: Final = 1024
+
+# Real traffic repeats its pages and referrers (a site has a few hundred pages, most visits come
+# from a few dozen referrer URLs): 4,096 entries of each, ~1 KB apiece, hold the hot set in ~8 MB
+# and spare a URL parse (~5 µs) per hit. Errors (InvalidHit, InvalidReferrer) are never cached.
+URL_CACHE_SIZE: Final = 4096
+
+# A site sees a few hundred distinct User-Agent headers a day; 4,096 raw headers (at most
+# useragent.MAX_UA_CHARS each is classified, ~0.3 KB typical) keep the hot set in ~2 MB and spare the
+# header's trim and the class's unknown count on each hit (the classifier has its own cache behind).
+USER_AGENT_CACHE_SIZE: Final = 4096
+
+_CROCKFORD: Final = "0123456789abcdefghjkmnpqrstvwxyz"
+
+language = functools.lru_cache(maxsize=LANGUAGE_CACHE_SIZE)(parse_accept_language)
+page = functools.lru_cache(maxsize=URL_CACHE_SIZE)(page_parts)
+classify_referrer = functools.lru_cache(maxsize=URL_CACHE_SIZE)(referrer.classify)
+
+
+@functools.lru_cache(maxsize=USER_AGENT_CACHE_SIZE)
+def agent_of(user_agent: str) -> tuple[useragent.Agent, int]:
+    """The class of a raw User-Agent header and how many of its browser, OS and device are unknown."""
+    agent = useragent.parse(user_agent)
+    return agent, useragent.unknown_count(agent)
+
+
+Row = tuple[object, ...]  # values in store/hits.py VIEW_COLUMNS or EVENT_COLUMNS order
+
+
+class Rows(NamedTuple):
+    """What one hit stores, for the writer: a load's `views` row (with its events and the path it came
+    from), a custom event's `events` rows, or an unload's duration for its beacon id."""
+
+    site: str  # the registered site whose daily quota the hit takes ("" for an unload: none)
+    view: Row | None = None
+    events: Sequence[Row] = ()
+    came_from: str = ""  # the path of a load's internal referrer ("" for none: an entry)
+    duration: tuple[str, int] | None = None  # an unload's (beacon id, milliseconds)
+
+
+class Dropped(Exception):
+    """A hit dropped silently (204) for `reason`, counted for the registered site `hostname`."""
+
+    def __init__(self, reason: str, hostname: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.hostname = hostname
+
+
+class UnknownSite(Exception):
+    """A hit for `host`, which no registered site has (404)."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(host)
+        self.host = host
+
+
+def rows_for(hit: Hit, user_agent: str, accept_language: str, sites: Container[str], now_ms: int) -> Rows:
+    """The rows `hit`, received at `now_ms` with these User-Agent and Accept-Language headers, stores
+    for one of the registered `sites`. Raises `Dropped`, `UnknownSite` or `InvalidHit` (a 4xx)."""
+    if type(hit) is LoadHit:
+        return _page_view(hit, user_agent, accept_language, sites, now_ms)
+    if type(hit) is UnloadHit:
+        return Rows("", duration=(hit.bid, hit.duration_ms))
+    assert type(hit) is CustomHit
+    group = site_for(hit.group, sites)  # lower-case already, as websites are stored
+    if group is None:
+        raise UnknownSite(hit.group)
+    return Rows(group, events=_event_rows(hit.bid, group, hit.properties.items(), now_ms))
+
+
+def _page_view(hit: LoadHit, user_agent: str, accept_language: str, sites: Container[str], now_ms: int) -> Rows:
+    """Enrich a load beacon into a `views` row (spec §3.2)."""
+    parts = page(hit.url, hash_mode=hit.hash_mode)
+    hostname = site_for(parts.hostname, sites)
+    if hostname is None:
+        raise UnknownSite(parts.hostname)
+    agent, unknowns = agent_of(user_agent)
+    if agent.is_bot:
+        raise Dropped(BOT, hostname)
+    country = geo.country_for(hit.timezone)
+    if country is None:
+        unknowns += 1
+        country = useragent.UNKNOWN
+    lang: Language | None = language(accept_language)
+    if lang is None:
+        unknowns += 1
+        lang = UNKNOWN_LANGUAGE
+    if unknowns >= MAX_UNKNOWNS:
+        raise Dropped(TOO_MANY_UNKNOWNS, hostname)
+    try:
+        source = classify_referrer(hit.referrer, parts.hostname)
+    except referrer.InvalidReferrer as exc:
+        raise InvalidHit(str(exc)) from None
+    if isinstance(source, referrer.Spam):
+        raise Dropped(SPAM_REFERRER, hostname)
+    if source.host and site_for(source.host, sites) == hostname:
+        source = referrer.DIRECT  # from the site's other name (www. or not): not a referral
+    view = (  # VIEW_COLUMNS order
+        hit.bid,
+        hostname,
+        parts.pathname,
+        hit.unique_user,
+        hit.unique_page,
+        source.host,
+        source.group,
+        country,
+        lang.base,
+        lang.dialect,
+        agent.browser,
+        agent.os,
+        agent.device,
+        parts.utm_source,
+        parts.utm_medium,
+        parts.utm_campaign,
+        None,  # duration_ms: set by the unload
+        now_ms,
+    )
+    events = _event_rows(hit.bid, hostname, hit.properties.items(), now_ms) if hit.properties else ()
+    # The path of an internal referrer (none for external ones): entry and exit pages (docs/insights.md).
+    # An external referrer (a host kept above) has none: only a self-referral is looked at.
+    came_from = ""
+    if hit.referrer and not source.host:
+        came_from = internal_path(hit.referrer, lambda host: site_for(host, sites) == hostname, hash_mode=hit.hash_mode)
+    return Rows(hostname, view, events, came_from)
+
+
+def _event_rows(bid: str, group: str, properties: Iterable[tuple[str, str]], now_ms: int) -> list[Row]:
+    """One `events` row per property, all sharing a new batch id (spec §3.2 step 9)."""
+    batch_id = new_batch_id(now_ms)
+    return [(bid, batch_id, group, name, value, now_ms) for name, value in properties]  # EVENT_COLUMNS order
+
+
+def new_batch_id(now_ms: int) -> str:
+    """`event_` + 26 Crockford base-32 characters: 48 bits of milliseconds, then 80 random bits (TypeID)."""
+    value = (now_ms << 80) | secrets.randbits(80)
+    return "event_" + "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def cache_info() -> dict[str, functools._CacheInfo]:
+    """Hits, misses and sizes of the pipeline's named caches (for the debug endpoint and the benchmarks)."""
+    return {
+        "user_agent": agent_of.cache_info(),
+        "page_url": page.cache_info(),
+        "referrer": classify_referrer.cache_info(),
+        "accept_language": language.cache_info(),
+    }
