@@ -18,11 +18,17 @@ no,page,other,prop, also a country and a browser, and a custom property:
 plan=pro). The first answer of every
 query is compared with DuckDB's. The RSS reported is our worker's alone.
 
+--goals adds the goals panel (GET /website/{hostname}/goals, computed as
+api/goals.py does through the store) for two goals: a page goal /blog/post-1*
+(post-1, post-10..19, post-100..199) and an event goal plan=pro; DuckDB counts
+the same conversions, visitors and rate from the raw rows.
+
 --ingest measures instead what the rollup triggers and the stats indexes cost
 ingestion: 1000-row transactions of inserts, unload updates and events, on
 copies of a 200k-row database, the configurations alternating.
 
 Usage: python bench/stats.py --rows 1000000 [--runs 5] [--dir /tmp/medama-bench] [--filters no,page,other,prop]
+       [--entries] [--goals]
        python bench/stats.py --ingest
 Needs duckdb (requirements-dev.txt).
 """
@@ -55,8 +61,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medama_core.store import analytics, columns, db, entries, rollups, stats  # noqa: E402
+from medama_core import goals  # noqa: E402
+from medama_core.store import analytics, columns, db, entries, imported_stats, rollups, stats  # noqa: E402
 from medama_core.store.filters import Filter  # noqa: E402
+from medama_core.store.meta_rows import Goal  # noqa: E402
 
 DAY = 86_400_000
 END = 1_717_200_000_000  # 2024-06-01T00:00:00Z, the end of the generated data
@@ -412,7 +420,7 @@ class Panel:
         return DETAIL_LIMIT if self.detail else LIMIT
 
 
-def panels(shape: Shape, details: bool) -> list[Panel]:
+def panels(shape: Shape, details: bool, with_goals: bool = False) -> list[Panel]:
     """The overview set, then (with `details`) every list's detail table; with property values, the
     properties panel listing the `article` values too."""
     chosen = [Panel(endpoint) for endpoint in ENDPOINTS]
@@ -420,6 +428,8 @@ def panels(shape: Shape, details: bool) -> list[Panel]:
         chosen.append(Panel("properties", prop="article"))
     if shape.entries:
         chosen += [Panel("entries"), Panel("exits")]
+    if with_goals:
+        chosen.append(Panel("goals"))
     if details:
         chosen += [Panel(endpoint, True) for endpoint in LISTS]
         if shape.entries:
@@ -440,9 +450,37 @@ def case_query(site: str, days: int, filters: str, panel: Panel) -> stats.Query:
     return stats.Query(site, start * 1000, end * 1000, chosen)
 
 
+# --goals: a page goal with one star (matching 111 of the paths) and an event goal on a property the bench
+# generates; with prop filters the event goal is left out (the API answers 400 for it).
+GOALS = (("/blog/post-1*", None, None), (None, "plan", "pro"))
+
+
+def bench_goals(site: str, filters: str) -> list[Goal]:
+    chosen = [Goal(f"g{i}", site, "", *goal, 0) for i, goal in enumerate(GOALS)]
+    return [goal for goal in chosen if goal.page is not None or filters != "prop"]
+
+
+def goal_stats(conn: sqlite3.Connection, q: stats.Query) -> list[dict[str, Any]]:
+    """GET /website/{hostname}/goals as api/goals.get_goal_stats computes it, on one connection."""
+    found = bench_goals(q.hostname, "prop" if any(f.field == "prop_name" for f in q.filters) else "")
+    site_visitors = int(imported_stats.summary(conn, q, False, None)["current"]["visitors"])
+    rows = []
+    for goal in found:
+        views = stats.Query(q.hostname, q.start_us, q.end_us, goals.narrowing(goal, q.filters))
+        conversions = int(imported_stats.summary(conn, views, False, None)["current"]["pageviews"])
+        for path in () if goal.page is None else goals.Pattern.of(goal.page).overlaps():
+            kept = stats.Query(q.hostname, q.start_us, q.end_us, (*views.filters, Filter("path", "eq", path)))
+            conversions -= int(imported_stats.summary(conn, kept, False, None)["current"]["pageviews"])
+        pages = imported_stats.list_stats(conn, views, "pages", False, stats.Page(), False)
+        rows.append(goals.goal_row(goal, conversions, goals.visitors(goal, pages), site_visitors))
+    return rows
+
+
 def ours(conn: sqlite3.Connection, panel: Panel, q: stats.Query) -> Any:
     """What the endpoint returns for the panel's request."""
     page = stats.Page(panel.limit)
+    if panel.endpoint == "goals":
+        return goal_stats(conn, q)
     if panel.endpoint == "summary":
         return stats.summary(conn, q, True, "day")
     if panel.endpoint == "time":
@@ -560,6 +598,19 @@ SELECT p, exits, ROUND(exits / SUM(exits) OVER (), 4), visitors,
   ifnull(ROUND(visitors / SUM(visitors) OVER (), 4), 0){full}
 FROM x ORDER BY exits DESC, visitors DESC, p LIMIT {limit}"""
 EXITS_FULL = "views, ROUND(exits / views, 4)"
+# A goal's numbers from the raw rows (docs/insights.md, "Goals"): its views, their page visitors, and the
+# rate over the site's visitors under the same filters.
+GOAL_SQL = """WITH site AS (SELECT COUNT(*) FILTER (WHERE is_unique_user) AS visitors FROM views WHERE {w}),
+g AS (SELECT COUNT(*) AS conversions, COUNT(*) FILTER (WHERE is_unique_page) AS visitors FROM views WHERE {w}{goal})
+SELECT conversions, visitors, least(1, ifnull(ROUND(visitors / (SELECT visitors FROM site), 4), 0)) FROM g"""
+
+
+def goal_where(goal: Goal) -> str:
+    """The goal's views in DuckDB: the pattern's star as LIKE's %, or a view with a matching event."""
+    if goal.page is not None:
+        return f" AND pathname ILIKE '{goal.page.replace('*', '%')}'"
+    value = "" if goal.prop_value is None else f" AND value ILIKE '{goal.prop_value}'"
+    return f" AND bid IN (SELECT bid FROM events WHERE name ILIKE '{goal.prop_name}'{value})"
 
 
 def upstream(site: str, days: int, filters: str, panel: Panel) -> list[str]:
@@ -579,6 +630,8 @@ def upstream(site: str, days: int, filters: str, panel: Panel) -> list[str]:
             UPSTREAM_SUMMARY.format(w=before),
             UPSTREAM_INTERVAL.format(w=w, s=_ts(start), e=_ts(end)),
         ]
+    if endpoint == "goals":
+        return [GOAL_SQL.format(w=w, goal=goal_where(goal)) for goal in bench_goals(site, filters)]
     if endpoint in ("entries", "exits"):
         sql = ENTRIES_SQL if endpoint == "entries" else EXITS_SQL
         return [
@@ -613,6 +666,8 @@ def comparable(endpoint: str, answer: Any) -> Any:
         rows = [[answer[key][f] for f in fields] for key in ("current", "previous")]
         rows.append([[b["date"], *(b[f] for f in fields)] for b in answer["interval"]])
         return rows
+    if endpoint == "goals":
+        return [[row["conversions"], row["visitors"], row["rate"]] for row in answer]
     return [[*row.values()] for row in answer]
 
 
@@ -622,6 +677,8 @@ def duck_comparable(endpoint: str, results: list[list[Any]]) -> Any:
 
     if endpoint == "summary":
         return [clean(results[0][0]), clean(results[1][0]), [clean(row) for row in results[2]]]
+    if endpoint == "goals":
+        return [clean(result[0]) for result in results]
     return [clean(row) for row in results[0]]
 
 
@@ -931,7 +988,7 @@ def compare_panels(
         for days in (int(d) for d in args.ranges.split(",")):
             for filters in args.filters.split(","):
                 total_ours = total_duck = 0.0
-                for panel in panels(shape, args.details):
+                for panel in panels(shape, args.details, args.goals):
                     sql = {"sql": upstream(site, days, filters, panel)}
                     our_ms, duck_ms = [], []
                     same = True
@@ -1067,6 +1124,8 @@ def run(args: argparse.Namespace) -> None:
     shape = Shape(args.rows, args.days, args.paths, args.referrers, args.prop_values, args.sites, entries=args.entries)
     if args.entries and args.server:
         raise SystemExit("--entries: the import format has no internal referrer paths; run it without --server")
+    if args.goals and args.server:
+        raise SystemExit("--goals: times the goals in-process (the server would need them created); no --server")
     print(f"shape {shape.key()}", flush=True)
     if args.server:
         run_server(args, shape)
@@ -1114,6 +1173,7 @@ def main() -> None:
     parser.add_argument(
         "--entries", action="store_true", help="views with internal referrers, and the entry and exit pages timed"
     )
+    parser.add_argument("--goals", action="store_true", help="the goals panel too (a page goal, an event goal)")
     run(parser.parse_args())
 
 
