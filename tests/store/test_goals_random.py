@@ -60,7 +60,7 @@ def computed(conn: Any, goal: Goal, filters: tuple[Filter, ...]) -> tuple[int, i
     conversions = stats.site_metrics(conn, query())["pageviews"]
     for path in () if goal.page is None else goals.Pattern.of(goal.page).overlaps():
         conversions -= stats.site_metrics(conn, query((Filter("path", "eq", path),)))["pageviews"]
-    return conversions, goals.visitors(goal, stats.list_stats(conn, query(), "pages", False, stats.Page()))
+    return conversions, goals.visitors(goal, stats.list_stats(conn, query(), "pages", True, stats.Page()))
 
 
 @pytest.mark.parametrize("seed", range(4))
