@@ -471,7 +471,7 @@ def goal_stats(conn: sqlite3.Connection, q: stats.Query) -> list[dict[str, Any]]
         for path in () if goal.page is None else goals.Pattern.of(goal.page).overlaps():
             kept = stats.Query(q.hostname, q.start_us, q.end_us, (*views.filters, Filter("path", "eq", path)))
             conversions -= int(imported_stats.summary(conn, kept, False, None)["current"]["pageviews"])
-        pages = imported_stats.list_stats(conn, views, "pages", False, stats.Page(), False)
+        pages = imported_stats.list_stats(conn, views, "pages", True, stats.Page(), False)
         rows.append(goals.goal_row(goal, conversions, goals.visitors(goal, pages), site_visitors))
     return rows
 
