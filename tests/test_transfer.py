@@ -528,11 +528,12 @@ def test_import_from_upstreams_duckdb_file(tmp_path: Path, capsys: pytest.Captur
     code, _, err = run(capsys, "import", "--from-medama", str(source), "--create-websites", *target.flags())
     assert code == 0, err
     assert "imported 2 views" in err and "imported 2 events" in err
+    # The last column, referrer_path: upstream's rows have no internal referrer path.
     assert target.query("SELECT * FROM views ORDER BY bid") == [
         ("b1", "example.com", "/a", 1, 0, "www.google.com", "Google", "France", "French", "French", "Chrome",
-         "Windows", "Desktop", "news", "", "", 1500, 1_709_649_000_123),
+         "Windows", "Desktop", "news", "", "", 1500, 1_709_649_000_123, ""),
         ("b2", "legacy.example", "/", 0, 1, "", "", "Unknown", "Unknown", "Unknown", "Safari", "iOS", "Mobile",
-         "", "", "", None, 1_709_649_000_000),
+         "", "", "", None, 1_709_649_000_000, ""),
     ]  # fmt: skip
     assert target.query("SELECT bid, batch_id, name, date_created FROM events ORDER BY date_created") == [
         ("", "event_0", "old", 1_672_531_200_000),

@@ -535,6 +535,8 @@ class Column:
         found = []
         for value in dict.fromkeys(lowered):
             needle = json.dumps(value)
+            if '", "' in needle:
+                return None  # the value `, ` itself: its needle is the separator, found between any two values
             start = text.find(needle)
             while start != -1:
                 end = start + len(needle)

@@ -46,7 +46,13 @@ def test_suspend_and_resume_give_back_the_same_schema_and_statistics(tmp_path: P
         assert suspended is not None and suspended.start == 1
         left = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = ?", (table,))}
         if table == "views":
-            assert left == {"views", "views_bid_hostname", "views_rollup_update", "views_rollup_delete"}
+            assert left == {
+                "views",
+                "views_bid_hostname",
+                "views_rollup_update",
+                "views_rollup_move",
+                "views_rollup_delete",
+            }
         else:
             assert left == {"events", "events_rollup_update", "events_rollup_delete"}
         bulk.resume(conn, suspended)
