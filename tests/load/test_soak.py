@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from medama_core.store import db
 from tests.faults.process import ServerProcess
 from tests.load.soak import SoakConfig, soak
 
@@ -18,6 +19,8 @@ MAX_LATE_GROWTH_MIB = 8  # RSS growth allowed over the second half of the run (p
 # Latency is a benchmark's to judge (bench/soak.py prints it; its target is 50 ms), not a test's on a shared
 # machine: this bound catches a stall (a blocked event loop holds every hit for seconds), not noise.
 MAX_STALL_P99_MS = 1000.0
+# A reader thread started late opens a connection to each of the two databases: its file and its WAL each.
+LATE_READER_FDS = (db.DEFAULT_READERS - 1) * 2 * 2
 
 
 @pytest.mark.slow
@@ -38,9 +41,13 @@ def test_one_minute_soak(tmp_path: Path) -> None:
     late_growth = (result.samples[-1].rss_kib - half.rss_kib) / 1024
     assert late_growth <= MAX_LATE_GROWTH_MIB, summary
 
-    # Descriptors: once the crowd is up, everything but sockets stays put, and every socket is released.
+    # Descriptors: once the crowd is up, everything but sockets stays put (but for a reader thread the pool
+    # starts only when two reads first overlap, late on a busy machine: it opens its connections once), and
+    # every socket is released.
     steady = [s for s in result.samples if s.at_s >= CONFIG.header_timeout_s]
-    assert len({s.other_fds for s in steady}) == 1, [(s.sockets, s.other_fds) for s in steady]
+    other = [s.other_fds for s in steady]
+    seen = [(s.sockets, s.other_fds) for s in steady]
+    assert other == sorted(other) and other[-1] - other[0] <= LATE_READER_FDS, seen
     assert result.sockets_after <= result.sockets_before, summary
     assert result.fds_after == result.sockets_after + result.samples[-1].other_fds, summary
     # Every crowd connection is closed by the server about 10 s after it connected and then reopened,
