@@ -242,3 +242,19 @@ class Stack:
         self.ch.stop()
         self.pg.stop()
         shutil.rmtree(self.pg.root, ignore_errors=True)
+
+
+def running_stack() -> Iterator[Stack]:
+    """A Stack for a module's tests, stopped after them; the tests skip, loudly, where a server is missing."""
+    import pytest
+
+    from tests.pg_harness import Unavailable
+
+    try:
+        running = Stack()
+    except (FileNotFoundError, Unavailable) as exc:
+        pytest.skip(f"NOT RUN: PostgreSQL or clickhouse-server missing: {exc}")
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from medama_core import backends
-from tests.engines import TEST_USER, Stack
+from tests.engines import TEST_USER, Stack, running_stack
 from tests.helpers import live_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,16 +43,7 @@ def closed_port() -> int:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Stack]:
-    from tests.pg_harness import Unavailable
-
-    try:
-        running = Stack()
-    except (FileNotFoundError, Unavailable) as exc:
-        pytest.skip(f"NOT RUN: PostgreSQL or clickhouse-server missing: {exc}")
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from running_stack()
 
 
 def test_the_scheme_picks_the_engine() -> None:

@@ -15,7 +15,7 @@ from medama_core import transfer
 from medama_core.store.clickhouse import imported
 from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS
 from tests import stores
-from tests.engines import Stack
+from tests.engines import Stack, running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "tests" / "importers" / "samples"
@@ -24,16 +24,7 @@ T = 1_717_200_000_000  # 2024-06-01T00:00:00Z
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Stack]:
-    from tests.pg_harness import Unavailable
-
-    try:
-        running = Stack()
-    except (FileNotFoundError, Unavailable) as exc:
-        pytest.skip(f"NOT RUN: PostgreSQL or clickhouse-server missing: {exc}")
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from running_stack()
 
 
 def medama(*args: str) -> subprocess.CompletedProcess[str]:

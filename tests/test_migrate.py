@@ -15,7 +15,7 @@ import pytest
 from medama_core import migrate
 from medama_core.config import ConfigError
 from tests.dashboard.seed import seed_views
-from tests.engines import Stack
+from tests.engines import Stack, running_stack
 from tests.helpers import live_server
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -39,16 +39,7 @@ def _meta_rows(path: str) -> dict[str, list[tuple[object, ...]]]:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Stack]:
-    from tests.pg_harness import Unavailable
-
-    try:
-        running = Stack()
-    except (FileNotFoundError, Unavailable) as exc:
-        pytest.skip(f"NOT RUN: PostgreSQL or clickhouse-server missing: {exc}")
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from running_stack()
 
 
 def test_an_install_moves_up_and_answers_the_same(tmp_path: Path, servers: Stack) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines import Stack, free_port
+from tests.engines import Stack, free_port, running_stack
 from tests.helpers import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,16 +29,7 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Stack]:
-    from tests.pg_harness import Unavailable
-
-    try:
-        running = Stack()
-    except (FileNotFoundError, Unavailable) as exc:
-        pytest.skip(f"NOT RUN: PostgreSQL or clickhouse-server missing: {exc}")
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from running_stack()
 
 
 @contextmanager

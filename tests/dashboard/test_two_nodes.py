@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Playwright, expect
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.dashboard.conftest import ARTIFACTS, DEFAULT_PASSWORD, PASSWORD, USERNAME
 from tests.dashboard.test_stranger_journey import Pages, context_for, metric, reload_until, visit
-from tests.engines import Stack
+from tests.engines import Stack, running_stack
 from tests.helpers import Client
 from tests.test_nodes import node
 
@@ -27,16 +27,7 @@ NODE_B = "node-b.medama.test"  # the address visitors' browsers reach the second
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Stack]:
-    from tests.pg_harness import Unavailable
-
-    try:
-        running = Stack()
-    except (FileNotFoundError, Unavailable) as exc:
-        pytest.skip(f"NOT RUN: PostgreSQL or clickhouse-server missing: {exc}")
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from running_stack()
 
 
 @pytest.fixture
