@@ -80,22 +80,33 @@ def _open_sqlite(path: str, migrations: Any, marker: str, flag: str) -> sqlite3.
 
 def copy_meta(source_path: str, target_url: str, out: TextIO) -> dict[str, int]:
     """me_meta.db into PostgreSQL; rows per table."""
+    return _copy_meta(target_url, source_path, True, out)
+
+
+def _copy_meta(url: str, path: str, up: bool, out: TextIO) -> dict[str, int]:
+    """Every app-data table between PostgreSQL at `url` and the SQLite file at `path`, either way (`up`: into
+    PostgreSQL), in one transaction; rows per table, each printed."""
     from medama_core.store import postgres
     from medama_core.store.postgres import meta_copy
     from medama_core.store.postgres.errors import StartupError
 
+    url_flag, path_flag = ("-to-appdb", "-appdb") if up else ("-appdb", "-to-appdb")
     try:
-        target = postgres.open_meta(target_url)
+        server = postgres.open_meta(url)
     except StartupError as exc:
-        raise ConfigError(f"-to-appdb: {exc}") from None
-    source = _open_sqlite(source_path, meta.MIGRATIONS, meta.MARKER_TABLE, "-appdb")
+        raise ConfigError(f"{url_flag}: {exc}") from None
+    file = _open_sqlite(path, meta.MIGRATIONS, meta.MARKER_TABLE, path_flag)
+
+    def copy(conn: Any) -> dict[str, int]:
+        return meta_copy.sqlite_to_postgres(file, conn) if up else meta_copy.postgres_to_sqlite(conn, file)
+
     try:
-        counts: dict[str, int] = target.call(lambda conn: meta_copy.sqlite_to_postgres(source, conn))
+        counts: dict[str, int] = server.call(copy)
     except meta_copy.CopyError as exc:
         raise MigrateError(f"app data: {exc}") from None
     finally:
-        source.close()
-        target.close()
+        file.close()
+        server.close()
     for table, count in counts.items():
         print(f"app data: {table}: {count} rows", file=out)
     return counts
@@ -211,25 +222,7 @@ def check(sqlite_conn: sqlite3.Connection, client: Any, out: TextIO) -> None:
 
 def copy_meta_down(source_url: str, target_path: str, out: TextIO) -> dict[str, int]:
     """PostgreSQL's app data into an empty me_meta.db; rows per table."""
-    from medama_core.store import postgres
-    from medama_core.store.postgres import meta_copy
-    from medama_core.store.postgres.errors import StartupError
-
-    try:
-        source = postgres.open_meta(source_url)
-    except StartupError as exc:
-        raise ConfigError(f"-appdb: {exc}") from None
-    target = _open_sqlite(target_path, meta.MIGRATIONS, meta.MARKER_TABLE, "-to-appdb")
-    try:
-        counts: dict[str, int] = source.call(lambda conn: meta_copy.postgres_to_sqlite(conn, target))
-    except meta_copy.CopyError as exc:
-        raise MigrateError(f"app data: {exc}") from None
-    finally:
-        source.close()
-        target.close()
-    for table, count in counts.items():
-        print(f"app data: {table}: {count} rows", file=out)
-    return counts
+    return _copy_meta(source_url, target_path, False, out)
 
 
 def copy_analytics_down(source_url: str, target_path: str, out: TextIO) -> None:
