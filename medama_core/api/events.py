@@ -19,6 +19,7 @@ hits to `ingest`, the same pipeline after the body check, with `client`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections import Counter
@@ -76,6 +77,11 @@ Sniff = Callable[[bytes], str]
 
 async def get_ping(request: Request, ctx: Context) -> Response:
     """`GET /event/ping`: "0" for the first request today, "1" after (spec §3.7)."""
+    return ping_now(request, ctx)
+
+
+def ping_now(request: Request, ctx: Context) -> Response:
+    """The ping's answer, without awaiting anything: `get_ping` and the server's fast path (app.py) share it."""
     client(request, ctx)
     try:
         ping = ping_answer(request.headers.get("if-modified-since"), time.time())
@@ -87,6 +93,18 @@ async def get_ping(request: Request, ctx: Context) -> Response:
 
 async def post_hit(request: Request, ctx: Context) -> Response:
     """`POST /event/hit`: a load, unload or custom beacon; 204 once stored or dropped (spec §3.8)."""
+    pending = hit_now(request, ctx)
+    if pending is not None:
+        with contextlib.suppress(Exception):
+            await pending  # its outcome is read by `hit_stored`
+        hit_stored(ctx, pending)
+    return Response(204)
+
+
+def hit_now(request: Request, ctx: Context) -> asyncio.Future[None] | None:
+    """Every step of a hit up to the writer, without awaiting anything: the future of its write, or None
+    when it was dropped (204 at once). `post_hit` and the server's fast path (app.py) share it; once the
+    future is done, `hit_stored` gives its outcome. Raises `HTTPError` as `post_hit` answers."""
     ip = client(request, ctx, sniff_host)
     media_type = request_media_type(request)
     if media_type not in ACCEPTED_MEDIA_TYPES:
@@ -96,18 +114,39 @@ async def post_hit(request: Request, ctx: Context) -> Response:
         hit = parse_hit(request.body)
     except InvalidHit as exc:
         raise refuse_payload(ctx, exc.status, str(exc), sniffed_site(ctx, request.body, sniff_host)) from None
-    await ingest(hit, request, ctx, ip)
-    return Response(204)
+    return ingest_now(hit, request, ctx, ip)
+
+
+def hit_stored(ctx: Context, pending: asyncio.Future[None]) -> None:
+    """The outcome of a done write from `ingest_now`: counted when committed, else the error to answer
+    (503 when the writer could not take it; a database error is raised as it is, app.py answers it)."""
+    try:
+        pending.result()
+    except (Overloaded, Closed, StorageFull) as exc:
+        raise HTTPError(503, str(exc), headers=[("Retry-After", OVERLOADED_RETRY_S)]) from None
+    ctx.hits_stored += 1
 
 
 async def ingest(hit: Hit, request: Request, ctx: Context, ip: str | None) -> bool:
     """Run a parsed hit from the client at `ip` (`client`) through the pipeline: block lists, the site
     check, enrichment and its drops, the quota, the writer. True once stored, False when dropped (and
-    counted). Used by `post_hit` and by other trackers' endpoints (api/foreign.py).
+    counted). Used by other trackers' endpoints (api/foreign.py); ours runs the same `ingest_now`.
 
     Raises `HTTPError`: 400 without a client IP, or for an invalid page URL or referrer (a `bad_payload`
     drop); 404 for an unknown site (an `unknown_site` drop); 503 when the writer cannot take it.
     """
+    pending = ingest_now(hit, request, ctx, ip)
+    if pending is None:
+        return False
+    with contextlib.suppress(Exception):
+        await pending  # its outcome is read by `hit_stored`
+    hit_stored(ctx, pending)
+    return True
+
+
+def ingest_now(hit: Hit, request: Request, ctx: Context, ip: str | None) -> asyncio.Future[None] | None:
+    """`ingest` up to the writer: the future of the hit's write (`hit_stored` reads it once done), or
+    None when the hit was dropped (and counted). Raises `HTTPError` as `ingest` does."""
     try:
         if ip is None:
             raise HTTPError(400, "could not determine the client IP address")
@@ -132,13 +171,11 @@ async def ingest(hit: Hit, request: Request, ctx: Context, ip: str | None) -> bo
         raise unknown_site(ctx, unknown.host) from None
     except pipeline.Dropped as drop:
         _count_drop(ctx, drop.reason, drop.hostname)
-        return False
+        return None
     try:
-        await _writer(ctx).write(op)
-    except (Overloaded, Closed, StorageFull) as exc:
+        return _writer(ctx).write(op)
+    except (Overloaded, Closed) as exc:
         raise HTTPError(503, str(exc), headers=[("Retry-After", OVERLOADED_RETRY_S)]) from None
-    ctx.hits_stored += 1
-    return True
 
 
 def request_media_type(request: Request) -> str:
