@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from medama_core import app as app_module
 from medama_core.ingest.ping import day_start, format_http_date
@@ -180,3 +182,46 @@ def test_rate_limit_and_its_retry_after_are_the_same(tmp_path: Path, monkeypatch
             answers.append(normalised(exchange(server.port, conversation)))
     assert answers[0] == answers[1]
     assert answers[0].count(b"HTTP/1.1 429 ") == 2 and b"Retry-After: " in answers[0]
+
+
+# Any bytes around the fast path's routes: answered with well-formed responses (no 5xx) or closed cleanly.
+pieces = st.one_of(
+    st.sampled_from(
+        [
+            request("GET", "/api/event/ping"),
+            request("GET", "/api/event/ping", {"If-Modified-Since": TODAY}),
+            request("POST", "/api/event/hit", TEXT, load("px")),
+            request("POST", "/api/event/hit", TEXT, {"e": "unload", "b": "px", "m": 5}),
+            b"GET /api/event/ping HTTP/1.1\r\n",
+            b"POST /api/event/hit HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n",
+            b'POST /api/event/hit HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"e":\r\n',
+            b"\r\n",
+        ]
+    ),
+    st.binary(max_size=40),
+)
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[LiveServer]:
+    tmp: Path = tmp_path_factory.mktemp("fastfuzz")
+    prepare(tmp)
+    with live_server(tmp, level="info") as server:
+        yield server
+
+
+@settings(max_examples=150, deadline=None)
+@given(parts=st.lists(pieces, min_size=1, max_size=5), cut=st.integers(0, 200))
+def test_any_bytes_get_answers_or_a_clean_close(fuzzed: LiveServer, parts: list[bytes], cut: int) -> None:
+    data = b"".join(parts)
+    data = data[: len(data) - cut] if cut < len(data) else data
+    with socket.create_connection(("127.0.0.1", fuzzed.port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)  # the server answers what is complete, then closes
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    statuses = [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)]
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 ")
+    assert all(status < 500 for status in statuses), answer
+    assert "unhandled exception" not in fuzzed.log_stream.getvalue()
