@@ -274,11 +274,12 @@ class App:
         """The tracker's two routes, answered without the general machinery (`http/server.py` asks first).
 
         `GET /api/event/ping` and `POST /api/event/hit` run the same functions their routes' handlers
-        do (`events.ping_now`, `events.hit_now` and `events.hit_stored`), and their errors, decoration
+        do (`events.ping_now`; `events.hit_op`, `store` and `hit_stored`), and their errors, decoration
         and access log go through the same `_response_for` and `_finish` as `handle`'s; what they skip is
         the coroutines, the router, the access check (both are PUBLIC) and, for a hit that waits for its
-        write, a Task: the server writes the answer from the write's done callback. None for every other
-        request (other methods, HEAD, OPTIONS, other paths): `handle` answers it.
+        write, a Task and a future: the writer calls the `Deferred` back once the batch is done and the
+        server writes the answer. None for every other request (other methods, HEAD, OPTIONS, other
+        paths): `handle` answers it.
         """
         fast = self._fast.get(request.path)
         if fast is None or fast != request.method:
@@ -287,17 +288,19 @@ class App:
         try:
             if fast == "GET":
                 return self._finish(request, events.ping_now(request, self.ctx), started)
-            pending = events.hit_now(request, self.ctx)
+            op = events.hit_op(request, self.ctx)
+            if op is None:
+                return self._finish(request, Response(204), started)
+            deferred = Deferred(functools.partial(self._hit_stored, request, started))
+            events.store(self.ctx, op, deferred.done)
+            return deferred
         except Exception as exc:
             return self._finish(request, self._response_for(exc, request), started)
-        if pending is None:
-            return self._finish(request, Response(204), started)
-        return Deferred(pending, functools.partial(self._hit_stored, request, started))
 
-    def _hit_stored(self, request: Request, started: float, pending: asyncio.Future[None]) -> Response:
+    def _hit_stored(self, request: Request, started: float, outcome: Exception | None) -> Response:
         """The answer to a fast-path hit once its write is done (`answer_now`)."""
         try:
-            events.hit_stored(self.ctx, pending)
+            events.hit_stored(self.ctx, outcome)
             response = Response(204)
         except Exception as exc:
             response = self._response_for(exc, request)

@@ -104,12 +104,25 @@ class App(Protocol):
         """Largest request body accepted on `path`, in bytes."""
 
 
-@dataclass(frozen=True, slots=True)
 class Deferred:
-    """An answer that waits for `future`: `finish(future)` makes it once the future is done (see `FastApp`)."""
+    """An answer that comes later: the application calls `done(value)` once it can make it (from a write's
+    callback), `finish(value)` makes it, and the server's `reply`, set when `answer_now` returned this,
+    sends it. No future, no Task, no callback scheduled through the loop."""
 
-    future: asyncio.Future[Any]
-    finish: Callable[[asyncio.Future[Any]], Response]
+    __slots__ = ("finish", "reply")
+
+    def __init__(self, finish: Callable[[Any], Response]) -> None:
+        self.finish = finish
+        self.reply: Callable[[Response | None], None] | None = None
+
+    def done(self, value: Any) -> None:
+        """Make the answer and send it; None to `reply` when `finish` failed (the server answers 500)."""
+        try:
+            response: Response | None = self.finish(value)
+        except Exception:
+            response = None
+        if self.reply is not None:
+            self.reply(response)
 
 
 class FastApp(App, Protocol):
@@ -537,7 +550,7 @@ class _Connection(asyncio.Protocol):
                     fast = self.server.app.error_response(HTTPError(500, "internal server error"), request)
                 if fast is not None:
                     if type(fast) is Deferred:
-                        fast.future.add_done_callback(functools.partial(self._deferred_done, request, fast.finish))
+                        fast.reply = functools.partial(self._deferred_done, request)
                         return
                     self._answer(request, cast(Response, fast))
                     continue
@@ -652,13 +665,9 @@ class _Connection(asyncio.Protocol):
         if not self.busy and not self.closed:
             self._advance()
 
-    def _deferred_done(
-        self, request: Request, finish: Callable[[asyncio.Future[Any]], Response], future: asyncio.Future[Any]
-    ) -> None:
-        """A `Deferred` answer's future is done: make the answer, send it, go on with the next request."""
-        try:
-            response = finish(future)
-        except Exception:  # as `_respond`: still answer
+    def _deferred_done(self, request: Request, response: Response | None) -> None:
+        """A `Deferred` answer is made: send it, go on with the next request."""
+        if response is None:  # as `_respond`: still answer
             response = self.server.app.error_response(HTTPError(500, "internal server error"), request)
         self._answer(request, response)
         if not self.busy and not self.closed:
