@@ -132,27 +132,33 @@ class Batcher(Generic[Op]):
                 outcomes = self._check_disk(outcomes)
                 self.batches += 1
                 self.ops += len(batch)
+                told: list[tuple[Done, Exception | None]] = []
                 for (_, waiter), outcome in zip(batch, outcomes, strict=True):
                     if waiter is None:  # fire-and-forget
                         continue
                     if not isinstance(waiter, asyncio.Future):
-                        self._call(waiter, outcome)
+                        told.append((waiter, outcome))
                     elif waiter.done():  # the waiter went away
                         continue
                     elif outcome is None:
                         waiter.set_result(None)
                     else:
                         waiter.set_exception(outcome)
+                if told:
+                    # In one callback of the loop's next turn, so the next batch is on the writer thread
+                    # while the answers of this one are written.
+                    asyncio.get_running_loop().call_soon(self._tell, told)
         finally:
             self._drain = None
 
-    def _call(self, done: Done, outcome: Exception | None) -> None:
-        """Tell a `write_then` caller its op's outcome; its failure must not keep the others' from theirs."""
-        try:
-            done(outcome)
-        except Exception as exc:
-            if self.log is not None:
-                self.log.error("a write's callback failed", database=self.name, error=repr(exc))
+    def _tell(self, told: list[tuple[Done, Exception | None]]) -> None:
+        """Tell `write_then` callers their ops' outcomes; one that fails does not keep the others from theirs."""
+        for done, outcome in told:
+            try:
+                done(outcome)
+            except Exception as exc:
+                if self.log is not None:
+                    self.log.error("a write's callback failed", database=self.name, error=repr(exc))
 
     def _check_disk(self, outcomes: Sequence[Exception | None]) -> Sequence[Exception | None]:
         """Turn disk-full errors into `StorageFull`, logging once per interval while it lasts."""
