@@ -4,9 +4,10 @@ Each connection is an `asyncio.Protocol` that feeds bytes to its sans-IO
 `RequestReader`, takes the next complete request and runs one handler at a
 time, so pipelined requests are answered in order. An application with a fast
 path (`FastApp.answer_now`, the tracker's routes) answers a request there
-without a coroutine, or with a `Deferred` whose future's done callback writes
-the answer, without a Task; everything else goes through `App.handle` as a
-coroutine run eagerly. Both write through the same `_write_response`. Timers bound how long a
+without a coroutine, or returns a `Deferred` that it calls back when the
+answer can be made (a hit's write committed), without a Task; everything else
+goes through `App.handle` as a coroutine run eagerly. Both write through the
+same `_write_response`. Timers bound how long a
 peer may take to send a head (408; counted from accept for the first request,
 so a silent connection is closed too), a body (408) or the next request.
 No one network may hold more than a share of the connection slots or of the
