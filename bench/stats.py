@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from medama_core import goals  # noqa: E402
-from medama_core.store import analytics, columns, db, entries, imported_stats, rollups, stats  # noqa: E402
+from medama_core.store import analytics, columns, db, entries, goal_counts, rollups, stats  # noqa: E402
 from medama_core.store.filters import Filter  # noqa: E402
 from medama_core.store.meta_rows import Goal  # noqa: E402
 
@@ -463,17 +463,9 @@ def bench_goals(site: str, filters: str) -> list[Goal]:
 def goal_stats(conn: sqlite3.Connection, q: stats.Query) -> list[dict[str, Any]]:
     """GET /website/{hostname}/goals as api/goals.get_goal_stats computes it, on one connection."""
     found = bench_goals(q.hostname, "prop" if any(f.field == "prop_name" for f in q.filters) else "")
-    site_visitors = int(imported_stats.summary(conn, q, False, None)["current"]["visitors"])
-    rows = []
-    for goal in found:
-        views = stats.Query(q.hostname, q.start_us, q.end_us, goals.narrowing(goal, q.filters))
-        conversions = int(imported_stats.summary(conn, views, False, None)["current"]["pageviews"])
-        for path in () if goal.page is None else goals.Pattern.of(goal.page).overlaps():
-            kept = stats.Query(q.hostname, q.start_us, q.end_us, (*views.filters, Filter("path", "eq", path)))
-            conversions -= int(imported_stats.summary(conn, kept, False, None)["current"]["pageviews"])
-        pages = imported_stats.list_stats(conn, views, "pages", True, stats.Page(), False)
-        rows.append(goals.goal_row(goal, conversions, goals.visitors(goal, pages), site_visitors))
-    return rows
+    own = [goals.goal_filters(goal, ()) for goal in found]
+    site_visitors, counts = goal_counts.goal_counts(conn, q, own)
+    return [goals.goal_row(goal, *pair, site_visitors) for goal, pair in zip(found, counts, strict=True)]
 
 
 def ours(conn: sqlite3.Connection, panel: Panel, q: stats.Query) -> Any:

@@ -15,6 +15,7 @@ from medama_core.config import StartupError
 from medama_core.store import (
     analytics,
     columns,
+    goal_counts,
     hits,
     imported,
     imported_stats,
@@ -27,7 +28,7 @@ from medama_core.store import (
 )
 from medama_core.store import entries as entry_stats
 from medama_core.store.db import Database, Migration, UnusableFile
-from medama_core.store.protocol import Op, Outcomes, Page, Query, Step
+from medama_core.store.protocol import Filter, Op, Outcomes, Page, Query, Step
 
 if TYPE_CHECKING:
     from medama_core import transfer  # imported by the export and import calls: the importers are slow to load
@@ -127,6 +128,9 @@ class SQLiteAnalytics:
 
     async def properties(self, query: Query, page: Page) -> list[dict[str, Any]]:
         return await self.db.read(stats.snapshot, stats.properties, query, page)
+
+    async def goal_counts(self, query: Query, goals: Sequence[tuple[Filter, ...]]) -> tuple[int, list[tuple[int, int]]]:
+        return await self.db.read(stats.snapshot, goal_counts.goal_counts, query, goals)
 
     async def entries(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
         return await self.db.read(stats.snapshot, entry_stats.entries, query, summary, page)
