@@ -28,7 +28,7 @@ ingestion: 1000-row transactions of inserts, unload updates and events, on
 copies of a 200k-row database, the configurations alternating.
 
 Usage: python bench/stats.py --rows 1000000 [--runs 5] [--dir /tmp/medama-bench] [--filters no,page,other,prop]
-       [--entries] [--goals]
+       [--entries] [--goals] [--only goals]
        python bench/stats.py --ingest
 Needs duckdb (requirements-dev.txt).
 """
@@ -980,7 +980,10 @@ def compare_panels(
         for days in (int(d) for d in args.ranges.split(",")):
             for filters in args.filters.split(","):
                 total_ours = total_duck = 0.0
-                for panel in panels(shape, args.details, args.goals):
+                chosen = panels(shape, args.details, args.goals)
+                if args.only:
+                    chosen = [panel for panel in chosen if panel.endpoint in args.only.split(",")]
+                for panel in chosen:
                     sql = {"sql": upstream(site, days, filters, panel)}
                     our_ms, duck_ms = [], []
                     same = True
@@ -1166,6 +1169,7 @@ def main() -> None:
         "--entries", action="store_true", help="views with internal referrers, and the entry and exit pages timed"
     )
     parser.add_argument("--goals", action="store_true", help="the goals panel too (a page goal, an event goal)")
+    parser.add_argument("--only", default="", help="time only these panels (endpoints, comma-separated: goals)")
     run(parser.parse_args())
 
 
