@@ -14,7 +14,7 @@ from medama_core.backends.meta import MetaAdapter
 from medama_core.config import StartupError
 from medama_core.store import analytics, hits, imported, live, meta
 from medama_core.store.db import Database, Migration, UnusableFile
-from medama_core.store.protocol import Op, Outcomes, Page, Query, Step
+from medama_core.store.protocol import Filter, Op, Outcomes, Page, Query, Step
 
 if TYPE_CHECKING:
     from medama_core import transfer  # imported by the export and import calls: the importers are slow to load
@@ -126,6 +126,11 @@ class SQLiteAnalytics:
         from medama_core.store import stats
 
         return await self.db.read(stats.snapshot, stats.properties, query, page)
+
+    async def goal_counts(self, query: Query, goals: Sequence[tuple[Filter, ...]]) -> tuple[int, list[tuple[int, int]]]:
+        from medama_core.store import goal_counts, stats
+
+        return await self.db.read(stats.snapshot, goal_counts.goal_counts, query, goals)
 
     async def entries(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
         from medama_core.store import entries as entry_stats
