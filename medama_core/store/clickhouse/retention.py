@@ -17,7 +17,7 @@ from typing import Final
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.schema import COPIES, SITE_KEY
 from medama_core.store.clickhouse.site_data import wait_for_mutations
-from medama_core.store.retention import Step
+from medama_core.store.protocol import Step
 
 # The raw tables and the column naming a row's site in each.
 _RAW: Final = {

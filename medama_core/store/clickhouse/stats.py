@@ -37,6 +37,7 @@ from medama_core.store.clickhouse.retention import raw_floor
 from medama_core.store.clickhouse.schema import COPIES, HOUR_MS, KIND_CODES, LABELS, ROW_COUNTS, SITE_KEY, SITE_KIND
 from medama_core.store.clickhouse.sql import in_list
 from medama_core.store.clickhouse.windows import Windows, plan
+from medama_core.store.query import month_index as _month_index
 from medama_core.store.stats import (
     LISTS,
     QUARTILES,
@@ -44,7 +45,6 @@ from medama_core.store.stats import (
     Page,
     Query,
     _bucket_date,
-    _month_index,
     bucket_count,
     previous_period,
 )
