@@ -74,7 +74,7 @@ def test_the_sorted_copies_answer_filters_as_views_does_and_migration_5_fills_th
 
 
 def test_a_property_filter_takes_the_views_of_the_period_wherever_their_events_lie(ch: Client) -> None:
-    # The filter reads the events by their view's time (event_views, migration 7), never by their own.
+    # The filter reads the events by their view's time (event_views, migration 6), never by their own.
     inside = T0 + HOUR
     ops: list[hits.Op] = [
         hits.NewView(row(bid="after", date_created=inside)),  # its event comes 10 days later
@@ -104,7 +104,7 @@ def test_a_property_filter_takes_the_views_of_the_period_wherever_their_events_l
     assert expected[0]["current"]["pageviews"] == 3  # after, before, again
     assert expected[0]["previous"]["pageviews"] == 0  # outside is older than the previous period
     assert expected[2] == [{"path": "/", "visitors": 4, "visitors_percentage": 1.0}]  # all time: outside too
-    # Events stored before migration 7 are given their view's time by it, once when it runs again (cut short).
+    # Events stored before migration 6 are given their view's time by it, once when it runs again (cut short).
     ch.command("DROP TABLE event_views")
     for _ in range(2):
         ch.command("DROP TABLE medama_schema")

@@ -16,7 +16,7 @@ the pair that replaces it (schema.py); the last unload of a batch wins, as it
 would row by row. An unload for a beacon id with no view is ignored, as
 SQLite's UPDATE is. A custom event takes the site and dimensions of the view
 of its beacon id, and every event with a site gets a row in `event_views`
-with its view's time (schema migration 7), written with the events.
+with its view's time (schema migration 6), written with the events.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ One design, one reason each (docs/scale.md has the long form):
   Unfiltered queries read them for the whole hours of a period and `views`
   for the rest (windows.py).
 * `sites` lists the hostnames stored under each site key.
-* `event_views` (migration 7) holds, per event stored under a view, the view's
+* `event_views` (migration 6) holds, per event stored under a view, the view's
   site and time, sorted by them: a property filter collects the beacon ids of
   the period's views only, not of every event of the site.
 * `imported_days` (migration 4) holds other tools' daily totals (Plausible's
@@ -227,7 +227,7 @@ def _backfill_copies(client: Client) -> None:
 # (view_created), the event's own group name and time (rename, delete and retention select by them, as
 # for `events`), its beacon id and property.
 EVENT_VIEW_COLUMNS: Final = ("site", "group_name", "view_created", "date_created", "bid", "name", "value")
-# Days of `events` per INSERT ... SELECT of migration 7's backfill: ~18,000 events and their views' keys
+# Days of `events` per INSERT ... SELECT of migration 6's backfill: ~18,000 events and their views' keys
 # per statement at 10 M views in 90 days.
 EVENT_BACKFILL_DAYS: Final = 1
 
@@ -422,7 +422,7 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     ),
     (5, tuple(statement for table, (_, order) in COPIES.items() for statement in _copy(table, order))),
     (
-        7,
+        6,
         (
             # A property filter keeps the views with an event matching it; their beacon ids are collected
             # from this table by the view's site and time, one range for the period (stats._where), where
@@ -513,7 +513,7 @@ def migrate(client: Client, now_ms: int) -> int:
                 client.command(statement)
         if number == 5:
             _backfill_copies(client)
-        if number == 7:
+        if number == 6:
             _backfill_event_views(client)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])
         version = number

@@ -118,7 +118,7 @@ def _where(query: Query, params: dict[str, object], lo: int | None = None, hi: i
     clauses += where_sql(query.view_filters, params)
     if query.prop_filters:
         # A view with an event of its beacon id, at any time, matching every prop filter. The site's events
-        # are found by their view's time in `event_views` (schema migration 7): an event stored with the
+        # are found by their view's time in `event_views` (schema migration 6): an event stored with the
         # site is stored under its view, the one view of that beacon id on the site, so the views of the
         # period are matched by the events whose view_created lies in it, and by no others. An event stored
         # before its view (site '') has no view time: those few are all searched.
