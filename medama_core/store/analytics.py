@@ -481,7 +481,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
-        17,
+        16,
         (
             # The tracker's writer marks the hours a batch touched once per batch (store/hits.py), set-based
             # as store/bulk.py does after a bulk load, instead of two statements per inserted row. While it

@@ -100,7 +100,7 @@ ADD_SITE_HITS: Final = (
     " ON CONFLICT (day, hostname) DO UPDATE SET hits = hits + excluded.hits"
 )
 DAY_MS: Final = 24 * 60 * 60 * 1000
-# The insert triggers' switch (analytics migration 17), and where a batch's new rows start.
+# The insert triggers' switch (analytics migration 16), and where a batch's new rows start.
 _MARKING_ON: Final = "UPDATE rollup_marking SET marking = 1"
 _MARKING_OFF: Final = "UPDATE rollup_marking SET marking = 0"
 _LARGEST_ROWIDS: Final = "SELECT (SELECT max(rowid) FROM views), (SELECT max(rowid) FROM events)"
@@ -236,7 +236,7 @@ def apply_batch(conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Exception |
 
 
 def _stand_triggers_aside(conn: sqlite3.Connection) -> tuple[int, int] | None:
-    """Set the insert triggers aside for this transaction (analytics migration 17): the largest rowids of
+    """Set the insert triggers aside for this transaction (analytics migration 16): the largest rowids of
     `views` and `events` so far, from which `_mark_dirty` marks what the triggers would have; None, with
     the triggers left on, on a database without `rollup_marking` or with rowids that no longer grow."""
     try:

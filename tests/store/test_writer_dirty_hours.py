@@ -58,7 +58,7 @@ def test_a_batch_marks_the_hours_the_triggers_marked(
     by_triggers = fresh(tmp_path / "triggers.db", old_views, old_events)
     try:
         assert hits.apply_batch(by_writer, batch) == [None] * len(batch)
-        with db.Transaction(by_triggers):  # the same statements with the triggers on, as before migration 17
+        with db.Transaction(by_triggers):  # the same statements with the triggers on, as before migration 16
             hits._write_all(by_triggers, batch)
         assert dirty(by_writer) == dirty(by_triggers)
         assert by_writer.execute("SELECT marking FROM rollup_marking").fetchall() == [(0,)]
