@@ -69,6 +69,16 @@ class AccessLog:
             duration_ms = round(seconds * 1000, 3)
             self.log.log(level, "request", method=method, path=path, status=status, duration_ms=duration_ms)
 
+    def record_event(self, method: str, path: str, status: int, seconds: float) -> None:
+        """`record` for a request to an event route (`App.answer_now`'s): its line is at debug level."""
+        self.requests += 1
+        self.event_requests += 1
+        self.latency[bisect.bisect_left(_BOUNDS, seconds)] += 1
+        if self.log.enabled("debug"):
+            self.log.log(
+                "debug", "request", method=method, path=path, status=status, duration_ms=round(seconds * 1000, 3)
+            )
+
     def p99_ms(self) -> float | None:
         """The interval's 99th percentile answer time in ms (a bucket's upper bound), or None without requests."""
         total = sum(self.latency)

@@ -44,7 +44,7 @@ from medama_core.api import live as live_api
 from medama_core.api import settings as settings_api
 from medama_core.config import Config, as_dict
 from medama_core.http import cors
-from medama_core.http.compress import maybe_gzip
+from medama_core.http.compress import MIN_COMPRESS_BYTES, maybe_gzip
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.http.router import Route, Router
@@ -254,6 +254,9 @@ class App:
             with contextlib.suppress(HTTPError):
                 if self.router.lookup(method, path[len(API_PREFIX) :])[0].handler is handler:
                     self._fast[path] = method
+        # `_finish_event` decorates them as `_decorate` does only while these hold for their paths.
+        if not all(embeddable(path) and not cors.credentialed_route(path) for path in self._fast):
+            self._fast.clear()
 
     def body_limit(self, path: str) -> int:
         if path.startswith("/api/event/") or path in FOREIGN_EVENT_PATHS:
@@ -287,15 +290,15 @@ class App:
         started = time.perf_counter()
         try:
             if fast == "GET":
-                return self._finish(request, events.ping_now(request, self.ctx), started)
+                return self._finish_event(request, events.ping_now(request, self.ctx), started)
             op = events.hit_op(request, self.ctx)
             if op is None:
-                return self._finish(request, Response(204), started)
+                return self._finish_event(request, Response(204), started)
             deferred = Deferred(functools.partial(self._hit_stored, request, started))
             events.store(self.ctx, op, deferred.done)
             return deferred
         except Exception as exc:
-            return self._finish(request, self._response_for(exc, request), started)
+            return self._finish_event(request, self._response_for(exc, request), started)
 
     def _hit_stored(self, request: Request, started: float, outcome: Exception | None) -> Response:
         """The answer to a fast-path hit once its write is done (`answer_now`)."""
@@ -304,7 +307,22 @@ class App:
             response = Response(204)
         except Exception as exc:
             response = self._response_for(exc, request)
-        return self._finish(request, response, started)
+        return self._finish_event(request, response, started)
+
+    def _finish_event(self, request: Request, response: Response, started: float) -> Response:
+        """`_finish` for the fast path's answers, with what `_decorate` makes of their routes worked out
+        once: the embeddable routes' security headers (none of these answers brings its own CSP), `*` to a
+        request with an Origin (no preflight, no credentialed route, so no X-Api-Commit either), and
+        `maybe_gzip` only for a body it could compress (its first test)."""
+        headers = response.headers
+        headers += COMMON_SECURITY_HEADERS
+        request_headers = request.headers
+        if "origin" in request_headers:
+            headers.append(cors.ANY_ORIGIN)
+        if len(response.body) >= MIN_COMPRESS_BYTES:
+            maybe_gzip(response, request_headers.get("accept-encoding", ""))
+        self.access.record_event(request.method, request.path, response.status, time.perf_counter() - started)
+        return response
 
     def _finish(self, request: Request, response: Response, started: float) -> Response:
         """Decorate and log an answer: every response of `handle` and `answer_now` passes here."""

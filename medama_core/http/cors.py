@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Final
 
 from medama_core.http.protocol import Request, Response
 
@@ -12,6 +13,10 @@ PUBLIC_METHODS = "GET, POST, HEAD"
 PUBLIC_HEADERS = "Origin, Accept, Content-Type, X-Requested-With, X-Umami-Cache"
 CREDENTIALED_METHODS = "GET, POST, PATCH, DELETE"
 PREFLIGHT_MAX_AGE_S = "600"  # browsers cap it anyway (Chromium: 2 h); 10 min keeps setting changes visible
+
+
+# The CORS header of an answer to any origin (every public route's), one tuple for every response.
+ANY_ORIGIN: Final = ("Access-Control-Allow-Origin", "*")
 
 
 def credentialed_route(path: str) -> bool:
@@ -73,4 +78,4 @@ def add_headers(request: Request, response: Response, allowed_origins: Collectio
                 ("Access-Control-Expose-Headers", exposed),
             ]
         return
-    response.headers.append(("Access-Control-Allow-Origin", "*"))
+    response.headers.append(ANY_ORIGIN)
