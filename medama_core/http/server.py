@@ -526,6 +526,13 @@ class _Connection(asyncio.Protocol):
                 self.busy = True
                 self.server.wait_turn(self)
                 return
+            reader = self.reader
+            if not reader.buffer and reader.head is None and not self.charged:
+                # Nothing buffered (the common case after an answer): what `_next_request` and
+                # `charge` below would find, without asking them.
+                if self.eof:
+                    self._close()
+                return
             try:
                 request = self._next_request()
             except HTTPError as exc:
