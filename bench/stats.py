@@ -1095,28 +1095,32 @@ def run_server(args: argparse.Namespace, shape: Shape) -> None:
                 raise
             return db.READ_TIME_LIMIT_S * 1000, STOPPED
 
-    mismatches = 0
-    if args.first_pass:
-        print("\nright after the import (background work running):")
-        mismatches += compare_panels(shape, args, ask, duck, 1)
-    print(f"after that pass: {time.monotonic() - started:.0f} s since start, {pending_work(workdir):,} units waiting")
-    while (waiting := pending_work(workdir)) and time.monotonic() - started < args.settle_limit:
-        print(
-            f"  {time.monotonic() - started:6.0f} s: {waiting:,} waiting, RSS {server.memory()['VmRSS'] / 1024:.1f} MB",
-            flush=True,
-        )
-        time.sleep(args.poll)
-    settled = time.monotonic() - started
-    print(f"settled {settled:.0f} s after start" if not waiting else f"NOT settled after {settled:.0f} s")
-    background = server.memory()
-    print(f"server peak RSS so far (first pass and background work): {background['VmHWM'] / 1024:.1f} MB")
-    server.reset_peak()
-    print("\nsettled:")
-    mismatches += compare_panels(shape, args, ask, duck, args.runs)
-    if shape.sites > 1:
-        elapsed, _ = server.get("/api/websites?summary=true")
-        print(f"\nGET /api/websites?summary=true: {elapsed:.0f} ms")
-    memory = server.memory()
+    try:
+        mismatches = 0
+        if args.first_pass:
+            print("\nright after the import (background work running):")
+            mismatches += compare_panels(shape, args, ask, duck, 1)
+        since = time.monotonic() - started
+        print(f"after that pass: {since:.0f} s since start, {pending_work(workdir):,} units waiting")
+        while (waiting := pending_work(workdir)) and time.monotonic() - started < args.settle_limit:
+            rss = server.memory()["VmRSS"] / 1024
+            print(f"  {time.monotonic() - started:6.0f} s: {waiting:,} waiting, RSS {rss:.1f} MB", flush=True)
+            time.sleep(args.poll)
+        settled = time.monotonic() - started
+        print(f"settled {settled:.0f} s after start" if not waiting else f"NOT settled after {settled:.0f} s")
+        background = server.memory()
+        print(f"server peak RSS so far (first pass and background work): {background['VmHWM'] / 1024:.1f} MB")
+        server.reset_peak()
+        print("\nsettled:")
+        mismatches += compare_panels(shape, args, ask, duck, args.runs)
+        if shape.sites > 1:
+            elapsed, _ = server.get("/api/websites?summary=true")
+            print(f"\nGET /api/websites?summary=true: {elapsed:.0f} ms")
+        memory = server.memory()
+    except BaseException:  # never leave the server running
+        server.proc.kill()
+        duck.close()
+        raise
     server.stop()
     duck.close()
     print(
