@@ -28,7 +28,7 @@ ingestion: 1000-row transactions of inserts, unload updates and events, on
 copies of a 200k-row database, the configurations alternating.
 
 Usage: python bench/stats.py --rows 1000000 [--runs 5] [--dir /tmp/medama-bench] [--filters no,page,other,prop]
-       [--entries] [--goals]
+       [--entries] [--goals] [--only goals]
        python bench/stats.py --ingest
 Needs duckdb (requirements-dev.txt).
 """
@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from medama_core import goals  # noqa: E402
-from medama_core.store import analytics, columns, db, entries, imported_stats, rollups, stats  # noqa: E402
+from medama_core.store import analytics, columns, db, entries, goal_counts, rollups, stats  # noqa: E402
 from medama_core.store.filters import Filter  # noqa: E402
 from medama_core.store.meta_rows import Goal  # noqa: E402
 
@@ -463,17 +463,9 @@ def bench_goals(site: str, filters: str) -> list[Goal]:
 def goal_stats(conn: sqlite3.Connection, q: stats.Query) -> list[dict[str, Any]]:
     """GET /website/{hostname}/goals as api/goals.get_goal_stats computes it, on one connection."""
     found = bench_goals(q.hostname, "prop" if any(f.field == "prop_name" for f in q.filters) else "")
-    site_visitors = int(imported_stats.summary(conn, q, False, None)["current"]["visitors"])
-    rows = []
-    for goal in found:
-        views = stats.Query(q.hostname, q.start_us, q.end_us, goals.narrowing(goal, q.filters))
-        conversions = int(imported_stats.summary(conn, views, False, None)["current"]["pageviews"])
-        for path in () if goal.page is None else goals.Pattern.of(goal.page).overlaps():
-            kept = stats.Query(q.hostname, q.start_us, q.end_us, (*views.filters, Filter("path", "eq", path)))
-            conversions -= int(imported_stats.summary(conn, kept, False, None)["current"]["pageviews"])
-        pages = imported_stats.list_stats(conn, views, "pages", True, stats.Page(), False)
-        rows.append(goals.goal_row(goal, conversions, goals.visitors(goal, pages), site_visitors))
-    return rows
+    own = [goals.goal_filters(goal, ()) for goal in found]
+    site_visitors, counts = goal_counts.goal_counts(conn, q, own)
+    return [goals.goal_row(goal, *pair, site_visitors) for goal, pair in zip(found, counts, strict=True)]
 
 
 def ours(conn: sqlite3.Connection, panel: Panel, q: stats.Query) -> Any:
@@ -991,7 +983,10 @@ def compare_panels(
         for days in (int(d) for d in args.ranges.split(",")):
             for filters in args.filters.split(","):
                 total_ours = total_duck = 0.0
-                for panel in panels(shape, args.details, args.goals):
+                chosen = panels(shape, args.details, args.goals)
+                if args.only:
+                    chosen = [panel for panel in chosen if panel.endpoint in args.only.split(",")]
+                for panel in chosen:
                     sql = {"sql": upstream(site, days, filters, panel)}
                     our_ms, duck_ms = [], []
                     same = True
@@ -1188,6 +1183,7 @@ def main() -> None:
         "--entries", action="store_true", help="views with internal referrers, and the entry and exit pages timed"
     )
     parser.add_argument("--goals", action="store_true", help="the goals panel too (a page goal, an event goal)")
+    parser.add_argument("--only", default="", help="time only these panels (endpoints, comma-separated: goals)")
     run(parser.parse_args())
 
 

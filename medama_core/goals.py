@@ -4,7 +4,7 @@ A page goal names a path pattern: `*` stands for any run of characters (`/`
 included), the rest matches as the `path[eq]` filter does, ASCII case-insensitive.
 An event goal names a custom property, and optionally the value it must have.
 How the numbers are counted is in docs/insights.md ("Goals"); `api/goals.py`
-fetches them through the usual stats, narrowed by the filters made here.
+fetches them from the analytics store's `goal_counts`, given the filters made here.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from medama_core.store.aggregate import round4
 from medama_core.store.filters import Filter, ascii_lower
 from medama_core.store.meta import Goal
 
-__all__ = ["MAX_GOALS_PER_SITE", "GoalSpec", "InvalidGoal", "Pattern", "narrowing", "parse_goal", "visitors"]
+__all__ = ["MAX_GOALS_PER_SITE", "GoalSpec", "InvalidGoal", "Pattern", "goal_filters", "narrowing", "parse_goal"]
 
-# Goals a site may have: each costs one pages query per /goals request; Plausible's UI shows about this many.
+# Goals a site may have: each adds a filter per day to the /goals request's one pass (store/goal_counts.py);
+# Plausible's UI shows about this many.
 MAX_GOALS_PER_SITE: Final = 50
 # A goal's name is a label on a dashboard row.
 MAX_NAME_CHARS: Final = 100
@@ -179,13 +180,6 @@ def goal_filters(goal: Goal, filters: Iterable[Filter]) -> tuple[Filter, ...]:
     the overlapping paths it would keep."""
     overlaps = () if goal.page is None else Pattern.of(goal.page).overlaps()
     return (*narrowing(goal, filters), *(Filter("path", "neq", path) for path in overlaps))
-
-
-def visitors(goal: Goal, pages: Iterable[Mapping[str, Any]]) -> int:
-    """A goal's converted visitors from the `/pages` rows of its narrowed views: their page visitors, summed
-    over the matching paths (a path with none is no row, and adds none)."""
-    pattern = None if goal.page is None else Pattern.of(goal.page)
-    return sum(int(row["visitors"]) for row in pages if pattern is None or pattern.matches(str(row["path"])))
 
 
 def goal_row(goal: Goal, conversions: int, visitors: int, site_visitors: int) -> dict[str, Any]:

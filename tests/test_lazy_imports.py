@@ -25,6 +25,19 @@ LAZY = (
     "pstats",
 )
 EXPORT_NEEDS = ("medama_core.transfer", "medama_core.importers", "medama_core.importers.plausible")
+# The SQLite stats layer: not loaded before the server listens (the background work loads its rollup part
+# then), and its query part not before the first stats request.
+STATS_LAYER = (
+    "medama_core.store.stats",
+    "medama_core.store.rollups",
+    "medama_core.store.columns",
+    "medama_core.store.scan",
+    "medama_core.store.entries",
+    "medama_core.store.imported_stats",
+    "medama_core.store.retention",
+    "medama_core.store.rawruns",
+)
+STATS_QUERIES = ("medama_core.store.stats", "medama_core.store.scan", "medama_core.store.entries")
 
 # A fresh interpreter, so nothing another test imported counts: the lazy modules loaded after importing the
 # app, after the server is listening and has answered a tracker ping, and after a site's export.
@@ -48,10 +61,28 @@ SCRIPT = textwrap.dedent(
         seen["first requests"] = loaded()
         assert client.get("/api/websites/lazy.example/export").status == 200
         seen["export"] = loaded()
+        assert client.get("/api/website/lazy.example/summary").status == 200
+        seen["stats"] = loaded()
         client.close()
     print(json.dumps(seen))
     """
 )
+
+
+def _loaded_at_each_step(modules: tuple[str, ...]) -> dict[str, list[str]]:
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(modules)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    seen: dict[str, list[str]] = json.loads(result.stdout.splitlines()[-1])
+    return seen
+
+
+def test_stats_layer_loads_after_listening() -> None:
+    seen = _loaded_at_each_step(STATS_LAYER)
+    assert seen["import"] == [], seen
+    assert not set(STATS_QUERIES) & set(seen["first requests"]), seen
+    assert "medama_core.store.stats" in seen["stats"], seen
 
 
 def test_export_and_tls_modules_load_on_first_use() -> None:

@@ -1,16 +1,15 @@
 """/websites/{hostname}/goals (a site's goals) and /website/{hostname}/goals (their conversions): ours.
 
-The numbers come from the usual stats, over the request's period and filters
-narrowed to the goal's views (goals.narrowing): per goal a summary for its page
-views (less the few paths the narrowing keeps that do not match,
-goals.Pattern.overlaps), the `/pages` rows whose page visitors goals.visitors
-sums, and one summary for the site's visitors.
+The numbers come from one call of the analytics store (`goal_counts`), given
+each goal as its own filters (goals.goal_filters): the request's visitors, and
+per goal its views and their page visitors. Unfiltered page goals are summed
+from the pages rollup; the rest take one pass over the period for all goals
+(store/goal_counts.py).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from medama_core import goals
 from medama_core.api import Context, retention
@@ -20,8 +19,6 @@ from medama_core.http.errors import HTTPError
 from medama_core.http.jsonbody import json_object
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.store import protocol as meta
-from medama_core.store import protocol as stats
-from medama_core.store.filters import Filter
 
 
 async def list_goals(request: Request, ctx: Context) -> Response:
@@ -57,40 +54,25 @@ async def delete_goal(request: Request, ctx: Context) -> Response:
     return Response(204)
 
 
-async def _pages(ctx: Context, query: stats.Query) -> list[dict[str, Any]]:
-    """Every `/pages` row of the query, summary shape (imported days included, as the dashboard's pages show).
-
-    Only each path's visitors are read: the full rows' medians cost 4-8x more (bench/stats.py --goals)."""
-    rows: list[dict[str, Any]] = await ctx.analytics.list_stats(query, "pages", True, stats.Page(), False)
-    return rows
-
-
-async def _totals(ctx: Context, query: stats.Query) -> dict[str, Any]:
-    """The query's `/summary` totals (visitors, pageviews, ...)."""
-    answer: dict[str, Any] = await ctx.analytics.summary(query, False, None)
-    current: dict[str, Any] = answer["current"]
-    return current
-
-
 async def get_goal_stats(request: Request, ctx: Context) -> Response:
     """Each goal's conversions, converted visitors and rate over the period and filters, in the goals' order."""
     query = parse_query(request)
     found = await ctx.meta.list_goals(query.hostname)
     try:
-        narrowed = [goals.narrowing(goal, query.filters) for goal in found]
+        for goal in found:
+            goals.narrowing(goal, query.filters)  # refuses an event goal under prop filters
     except goals.InvalidGoal as exc:
         raise HTTPError(400, str(exc)) from None
-    site_visitors = int((await _totals(ctx, query))["visitors"]) if found else 0
-    rows = []
-    for goal, filters in zip(found, narrowed, strict=True):
-        views = stats.Query(query.hostname, query.start_us, query.end_us, filters)
-        conversions = int((await _totals(ctx, views))["pageviews"])
-        for path in () if goal.page is None else goals.Pattern.of(goal.page).overlaps():
-            kept = stats.Query(query.hostname, query.start_us, query.end_us, (*filters, Filter("path", "eq", path)))
-            conversions -= int((await _totals(ctx, kept))["pageviews"])
-        visitors = goals.visitors(goal, await _pages(ctx, views))
-        rows.append(goals.goal_row(goal, conversions, visitors, site_visitors))
+    counts: list[tuple[int, int]]
+    site_visitors, counts = 0, []
+    if found:
+        site_visitors, counts = await ctx.analytics.goal_counts(query, [goals.goal_filters(goal, ()) for goal in found])
+    rows = [
+        goals.goal_row(goal, conversions, visitors, site_visitors)
+        for goal, (conversions, visitors) in zip(found, counts, strict=True)
+    ]
     response = json_response(rows)
-    if found:  # every goal narrows the filters: its numbers are read from raw rows
+    if query.filters or any(goal.page is None for goal in found):
+        # Read from raw rows (or their column copies): only unfiltered page goals come from the rollups.
         await retention.mark_partial(ctx, response, query.hostname, [query.start])
     return response

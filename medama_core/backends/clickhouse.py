@@ -19,6 +19,7 @@ from medama_core import transfer
 from medama_core.config import ConfigError
 from medama_core.store import imported_stats
 from medama_core.store.clickhouse import entries as ch_entries
+from medama_core.store.clickhouse import goal_counts as ch_goals
 from medama_core.store.clickhouse import hits as ch_hits
 from medama_core.store.clickhouse import imported as ch_imported
 from medama_core.store.clickhouse import live as ch_live
@@ -27,7 +28,7 @@ from medama_core.store.clickhouse import schema, site_data
 from medama_core.store.clickhouse import stats as ch_stats
 from medama_core.store.clickhouse.client import ClickHouseError, Client
 from medama_core.store.clickhouse.url import URLError, parse_url
-from medama_core.store.protocol import Op, Outcomes, Page, Query, Step
+from medama_core.store.protocol import Filter, Op, Outcomes, Page, Query, Step
 
 T = TypeVar("T")
 
@@ -94,6 +95,9 @@ class ClickHouseAnalytics:
 
     async def properties(self, query: Query, page: Page) -> list[dict[str, Any]]:
         return await self._read(ch_stats.properties, query, page)
+
+    async def goal_counts(self, query: Query, goals: Sequence[tuple[Filter, ...]]) -> tuple[int, list[tuple[int, int]]]:
+        return await self._read(ch_goals.goal_counts, query, goals)
 
     async def entries(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
         return await self._read(ch_entries.entries, query, summary, page)

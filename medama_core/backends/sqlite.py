@@ -12,31 +12,22 @@ from typing import TYPE_CHECKING, Any, Final
 
 from medama_core.backends.meta import MetaAdapter
 from medama_core.config import StartupError
-from medama_core.store import (
-    analytics,
-    columns,
-    hits,
-    imported,
-    imported_stats,
-    live,
-    meta,
-    retention,
-    rollups,
-    site_data,
-    stats,
-)
-from medama_core.store import entries as entry_stats
+from medama_core.store import analytics, hits, imported, live, meta
 from medama_core.store.db import Database, Migration, UnusableFile, limit_heap
-from medama_core.store.protocol import Op, Outcomes, Page, Query, Step
+from medama_core.store.protocol import Filter, Op, Outcomes, Page, Query, Step
 
 if TYPE_CHECKING:
     from medama_core import transfer  # imported by the export and import calls: the importers are slow to load
 
 # Between two units of background work (an hour batch, a few blocks, a day's copy), how long the refresher
-# lets queued and running stats reads finish first: its memory (a block's merge, a day's copy: ~10 MB) and
-# a raw read's are then not held at once, which kept the server within 60 MB while it caught up after an
-# import (docs/storage.md). Bounded, so that a stream of reads slows the catching up but never stops it.
+# lets queued and running stats reads finish first: its memory (a block's merge, a day's copy: up to ~6 MB
+# of Python at 1 M views, more at 10 M) and a raw read's are then seldom held at once (docs/storage.md,
+# *Memory bounds*). Bounded, so that a stream of reads slows the catching up but never stops it.
 YIELD_TO_READS_S: Final = 1.0
+
+# The stats layer (store.stats, rollups, columns, scan, entries, retention and their helpers, ~50 ms of
+# start-up on a busy machine) is imported by the calls that use it, the first after the server listens: the
+# background work starts then, and a tracker hit or a login needs none of it (tests/test_lazy_imports.py).
 
 
 def open_database(path: str, migrations: tuple[Migration, ...], marker: str, flag: str) -> Database:
@@ -118,31 +109,54 @@ class SQLiteAnalytics:
         return await self.db.write(hits.apply_batch, ops)
 
     async def summary(self, query: Query, previous: bool, interval: str | None) -> dict[str, Any]:
+        from medama_core.store import imported_stats, stats
+
         return await self.db.read(stats.snapshot, imported_stats.summary, query, previous, interval)
 
     async def list_stats(
         self, query: Query, endpoint: str, summary: bool, page: Page, variant: bool = False
     ) -> list[dict[str, Any]]:
+        from medama_core.store import imported_stats, stats
+
         return await self.db.read(stats.snapshot, imported_stats.list_stats, query, endpoint, summary, page, variant)
 
     async def time_stats(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+        from medama_core.store import stats
+
         return await self.db.read(stats.snapshot, stats.time_stats, query, summary, page)
 
     async def properties(self, query: Query, page: Page) -> list[dict[str, Any]]:
+        from medama_core.store import stats
+
         return await self.db.read(stats.snapshot, stats.properties, query, page)
 
+    async def goal_counts(self, query: Query, goals: Sequence[tuple[Filter, ...]]) -> tuple[int, list[tuple[int, int]]]:
+        from medama_core.store import goal_counts, stats
+
+        return await self.db.read(stats.snapshot, goal_counts.goal_counts, query, goals)
+
     async def entries(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+        from medama_core.store import entries as entry_stats
+        from medama_core.store import stats
+
         return await self.db.read(stats.snapshot, entry_stats.entries, query, summary, page)
 
     async def exits(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
+        from medama_core.store import entries as entry_stats
+        from medama_core.store import stats
+
         return await self.db.read(stats.snapshot, entry_stats.exits, query, summary, page)
 
     async def visitors_since(self, hostnames: list[str], since_ms: int) -> dict[str, int]:
+        from medama_core.store import imported_stats, stats
+
         return await self.db.read(stats.snapshot, imported_stats.visitors_since, hostnames, since_ms)
 
     async def site_intervals(
         self, hostnames: list[str], start_us: int, end_us: int, interval: str
     ) -> list[list[dict[str, Any]]]:
+        from medama_core.store import imported_stats, stats
+
         return await self.db.read(stats.snapshot, imported_stats.site_intervals, hostnames, start_us, end_us, interval)
 
     async def live(self, hostname: str, now_ms: int) -> dict[str, Any]:
@@ -155,9 +169,13 @@ class SQLiteAnalytics:
         return await self.db.read(hits.drop_counts, start_day, end_day)
 
     async def rename_site(self, old: str, new: str) -> None:
+        from medama_core.store import site_data
+
         await self.db.write(site_data.rename_site_data, old, new)
 
     async def delete_sites(self, hostnames: list[str]) -> None:
+        from medama_core.store import site_data
+
         await self.db.write(site_data.delete_site_data, hostnames)
 
     async def export_page(
@@ -179,12 +197,18 @@ class SQLiteAnalytics:
         return await self.db.write(fn, tool, data, hostname, umami_ids)
 
     async def progress(self, hostname: str, now_ms: int) -> dict[str, int]:
+        from medama_core.store import rollups
+
         return await self.db.read(rollups.site_pending, hostname, now_ms)
 
     async def purge_step(self, hostname: str, before_ms: int) -> Step:
+        from medama_core.store import retention
+
         return await self.db.write(retention.purge_step, hostname, before_ms)
 
     async def raw_floor(self, hostname: str) -> int | None:
+        from medama_core.store import retention
+
         return await self.db.read(retention.raw_floor, hostname)
 
     async def maintain(self) -> int:
@@ -192,6 +216,8 @@ class SQLiteAnalytics:
         rollups.REFRESH_BATCH_VIEWS views per writer call, so hit batches get the writer in between), then
         the queued blocks, today's column copies, and copies of built days that have none. Returns the
         hours rebuilt."""
+        from medama_core.store import columns, rollups
+
         done = 0
         while not self.db.closed:
             await self.db.quiet(YIELD_TO_READS_S)

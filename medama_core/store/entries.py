@@ -20,8 +20,8 @@ from typing import Any, Final
 
 from medama_core.store import columns, rollups, scan, stats
 from medama_core.store.aggregate import Group, fraction
+from medama_core.store.query import Page, Query
 from medama_core.store.rollups import ENTRY_MARK, KIND_SQL, KINDS, NOT_ENTRY
-from medama_core.store.stats import Page, Query
 
 __all__ = ["ENTRY_FIELDS", "EXIT_FIELDS", "entries", "entry_rows", "exit_rows", "exits"]
 

@@ -14,7 +14,7 @@ they are defined, so callers need no engine module for them either.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from medama_core.store.db import CACHE_SIZE_KIB as CACHE_SIZE_KIB
 from medama_core.store.db import QueryTimeout as QueryTimeout
@@ -43,16 +43,22 @@ from medama_core.store.meta import User as User
 from medama_core.store.meta import new_annotation_id as new_annotation_id
 from medama_core.store.meta import new_goal_id as new_goal_id
 from medama_core.store.meta import new_key_id as new_key_id
-from medama_core.store.retention import Step as Step
-from medama_core.store.stats import LISTS as LISTS
-from medama_core.store.stats import STEPS_US as STEPS_US
-from medama_core.store.stats import Page as Page
-from medama_core.store.stats import Query as Query
-from medama_core.store.stats import bucket_count as bucket_count
-from medama_core.store.stats import previous_period as previous_period
+from medama_core.store.query import LISTS as LISTS
+from medama_core.store.query import STEPS_US as STEPS_US
+from medama_core.store.query import Page as Page
+from medama_core.store.query import Query as Query
+from medama_core.store.query import bucket_count as bucket_count
+from medama_core.store.query import previous_period as previous_period
 
 Outcomes = Sequence[Exception | None]  # one per op of a batch: None when stored, else why not
 Changes = tuple[int, list[str], dict[str, str]]  # (change token, every hostname, the tenant settings)
+
+
+class Step(NamedTuple):
+    """What one retention purge step did: views deleted, and whether rows before the cutoff wait for their rollups."""
+
+    deleted: int
+    waiting: bool = False
 
 
 class Unsupported(Exception):
@@ -229,6 +235,12 @@ class AnalyticsStore(Protocol):
         ...
 
     async def properties(self, query: Query, page: Page) -> list[dict[str, Any]]: ...
+    async def goal_counts(self, query: Query, goals: Sequence[tuple[Filter, ...]]) -> tuple[int, list[tuple[int, int]]]:
+        """The query's visitors as /summary counts them, and per goal (its own filters: goals.goal_filters
+        of no request filters) the query's views that pass them: (how many, how many with is_unique_page).
+        Imported daily totals add to the visitors only (store/goal_counts.py)."""
+        ...
+
     async def visitors_since(self, hostnames: list[str], since_ms: int) -> dict[str, int]: ...
     async def live(self, hostname: str, now_ms: int) -> dict[str, Any]:
         """The site's pages open at `now_ms`: a count and the top pages, referrers and countries among them."""

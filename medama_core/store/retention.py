@@ -19,10 +19,11 @@ the file does not grow again until the freed space is used (no VACUUM).
 from __future__ import annotations
 
 import sqlite3
-from typing import Final, NamedTuple
+from typing import Final
 
 from medama_core.store import columns, rollups
 from medama_core.store.db import Transaction
+from medama_core.store.protocol import Step
 
 HOUR_MS: Final = rollups.HOUR_MS
 # Views (with their events and index entries) deleted per writer transaction: about 20 µs each with their
@@ -30,13 +31,6 @@ HOUR_MS: Final = rollups.HOUR_MS
 # (2 shared, busy cores), so hit batches wait for the writer no longer than for a rollup step (~0.5 s).
 # At least one hour goes.
 PURGE_BATCH_VIEWS: Final = 2_000
-
-
-class Step(NamedTuple):
-    """What one purge step did: views deleted, and whether rows before the cutoff wait for their rollups."""
-
-    deleted: int
-    waiting: bool = False
 
 
 # The (site, hour) pairs the delete triggers will mark that are not dirty now: the views' hours, and for

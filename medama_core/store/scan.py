@@ -254,6 +254,10 @@ class DayScan:
             timed=(flags & flags >> 2 & ones).bit_count(),
         )
 
+    def flag_count(self, mask: int, flag: str) -> int:
+        """How many selected views have the flag (a key of columns.FLAG_BITS): one pass over the day."""
+        return (mask & self._int(columns.FLAGS, 0, self.day.flags) >> _BIT[flag] & _ones(self.n)).bit_count()
+
     def masked_run(self, mask: int, window: Callable[[int, int], Sequence[int]], whole: bool) -> MaskedRun:
         """The selected views' durations: with `whole`, holding the day's durations, else only every
         SAMPLE_STEP-th of them and reading the rest through `window` (columns.DurationsWindow)."""

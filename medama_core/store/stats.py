@@ -14,7 +14,6 @@ import sqlite3
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
@@ -27,7 +26,14 @@ from medama_core.store.aggregate import (
     positive_sql,
     quantile_cont,
 )
-from medama_core.store.filters import PROP_FIELDS, Filter, matcher, where_sql
+from medama_core.store.filters import matcher, where_sql
+from medama_core.store.query import LISTS as LISTS
+from medama_core.store.query import STEPS_US as STEPS_US
+from medama_core.store.query import Page as Page
+from medama_core.store.query import Query as Query
+from medama_core.store.query import bucket_count as bucket_count
+from medama_core.store.query import month_index as _month_index
+from medama_core.store.query import previous_period as previous_period
 from medama_core.store.rollups import DAY, DURATION_KINDS, HOUR, HOUR_MS, KIND_SQL, KINDS, RUN_SPANS
 
 UTC = timezone.utc  # datetime.UTC is Python 3.11+
@@ -37,12 +43,6 @@ T = TypeVar("T")
 Piece = tuple[str, dict[str, object]]  # a WHERE clause over `views v` and its parameters
 
 QUARTILES = (0.25, 0.5, 0.75)
-STEPS_US = {  # interval -> bucket width in microseconds (week = 7 days, as upstream)
-    "minute": 60 * 10**6,
-    "hour": 3600 * 10**6,
-    "day": 86400 * 10**6,
-    "week": 7 * 86400 * 10**6,
-}
 MAX_BOUND_VALUES = 500  # values bound in one `IN (...)`; SQLite allows 32766 variables, far above this
 RUNS_CHUNK = 50  # groups whose duration runs are held at once (a busy page's 90 days: ~100 runs)
 # Bytes of day durations a summary holds in memory at once for its medians (10 M views in 90 days
@@ -62,59 +62,6 @@ TALLY_RUNS_HELD: Final = 4 << 20
 RUN_BYTES: Final = 200  # what a held Run costs beside its values (the object, its samples, a list slot)
 # The counts a full row (detail table) of a filtered list reads.
 FULL_FIELDS = ("pageviews", "bounces", "timed", "measured", "zeros", "ones", "twos", "duration_sum")
-
-# List endpoint -> (dimension kind, JSON label key). `referrers` and `languages` switch kind by a flag.
-LISTS: dict[str, tuple[str, str]] = {
-    "pages": ("path", "path"),
-    "referrers": ("referrer", "referrer"),
-    "sources": ("utm_source", "source"),
-    "mediums": ("utm_medium", "medium"),
-    "campaigns": ("utm_campaign", "campaign"),
-    "browsers": ("browser", "browser"),
-    "os": ("os", "os"),
-    "devices": ("device", "device"),
-    "countries": ("country", "country"),
-    "languages": ("language", "language"),
-}
-
-
-@dataclass(frozen=True)
-class Query:
-    """What every stats endpoint filters on: a site, an optional period and the field filters."""
-
-    hostname: str
-    start_us: int | None = None  # inclusive, Unix microseconds (RFC 3339 carries up to µs)
-    end_us: int | None = None
-    filters: tuple[Filter, ...] = ()
-
-    @property
-    def start(self) -> int | None:
-        """The first whole millisecond inside the period."""
-        return None if self.start_us is None else -(-self.start_us // 1000)
-
-    @property
-    def end(self) -> int | None:
-        return None if self.end_us is None else self.end_us // 1000
-
-    @property
-    def view_filters(self) -> tuple[Filter, ...]:
-        return tuple(f for f in self.filters if f.field not in PROP_FIELDS)
-
-    @property
-    def prop_filters(self) -> tuple[Filter, ...]:
-        return tuple(f for f in self.filters if f.field in PROP_FIELDS)
-
-
-@dataclass(frozen=True)
-class Page:
-    """Which slice of a sorted list to return: `limit` None means all rows."""
-
-    limit: int | None = None
-    offset: int = 0
-
-    def cut(self, rows: list[Any]) -> list[Any]:
-        end = None if self.limit is None else self.offset + self.limit
-        return rows[self.offset : end]
 
 
 def snapshot(
@@ -614,20 +561,6 @@ def site_metrics(conn: sqlite3.Connection, query: Query) -> dict[str, Any]:
     return _metrics(groups.get("", Group(runs=[])))
 
 
-def bucket_count(interval: str, start_us: int, end_us: int) -> int:
-    """How many buckets `interval` makes from start to end (both inclusive)."""
-    if end_us < start_us:
-        return 0
-    if interval == "month":
-        return _month_index(end_us // 1000) - _month_index(start_us // 1000) + 1
-    return (end_us - start_us) // STEPS_US[interval] + 1
-
-
-def _month_index(ms: int) -> int:
-    moment = datetime.fromtimestamp(ms // 1000, UTC)
-    return moment.year * 12 + moment.month - 1
-
-
 def _bucket_date(interval: str, start_us: int, index: int) -> str:
     """DuckDB's text for a TIMESTAMPTZ bucket start in UTC: `YYYY-MM-DD HH:MM:SS[.ffffff]+00`."""
     if interval == "month":
@@ -1121,8 +1054,3 @@ def _properties_answer(
     )
     found = db.execute(sql + limit, params).fetchall()
     return [{"name": name, "events": n, "events_percentage": fraction(n, total)} for name, n, total in page.cut(found)]
-
-
-def previous_period(start_us: int, end_us: int) -> tuple[int, int]:
-    """[start - (end - start), start]: the window of equal length just before, sharing the instant `start`."""
-    return start_us - (end_us - start_us), start_us

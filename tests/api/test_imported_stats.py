@@ -131,6 +131,17 @@ def test_lists_add_imported_values_and_rank_again(server: tuple[LiveServer, Clie
     assert [(p["path"], p["visitors"]) for p in filtered] == [("/", 1), ("/blog", 1)]
 
 
+def test_goals_count_our_views_over_the_visitors_with_imported_days(server: tuple[LiveServer, Client]) -> None:
+    """Imported daily totals cannot be matched to a goal (a page's imported views have no flags, an event
+    goal no events): a goal counts our own views only, over all the period's visitors, imported ones too."""
+    _, client = server
+    assert client.post(f"/api/websites/{SITE}/goals", json_body={"page": "/"}).status == 201
+    assert client.post(f"/api/websites/{SITE}/goals", json_body={"page": "/*"}).status == 201
+    goals = get(client, f"goals?{MARCH}")
+    # Ours: "/" once, "/blog" once, both first views of their page; 16 visitors with the imported 15.
+    assert [(g["conversions"], g["visitors"], g["rate"]) for g in goals] == [(1, 1, 0.0625), (2, 2, 0.125)]
+
+
 def test_imported_periods(server: tuple[LiveServer, Client]) -> None:
     _, client = server
     assert get(client, "imported") == {"periods": [{"tool": "plausible", "start": "2024-03-01", "end": "2024-03-02"}]}

@@ -84,6 +84,9 @@ def test_retention_keeps_unfiltered_numbers_and_marks_filtered_ones(tmp_path: Pa
         ]
         filtered, partial = get(client, f"summary?{OLD_PERIOD}&path[eq]=/")
         assert (filtered["current"]["pageviews"], partial) == (2, None)  # nothing deleted yet
+        assert client.post(f"/api/websites/{SITE}/goals", json_body={"page": "/"}).status == 201
+        page_goal = get(client, f"goals?{OLD_PERIOD}")
+        assert [(g["conversions"], g["visitors"]) for g in page_goal[0]] == [(2, 2)]
 
         settings = client.patch(f"/api/websites/{SITE}/settings", json_body={"retentionDays": RETENTION_DAYS})
         assert settings.status == 200, settings.body
@@ -105,11 +108,14 @@ def test_retention_keeps_unfiltered_numbers_and_marks_filtered_ones(tmp_path: Pa
         assert (filtered["current"]["pageviews"], partial) == (1, None)
         # ... unless the previous period it is compared with reaches before the floor.
         assert get(client, f"summary?{after}&path[eq]=/&previous=true")[1] == note
-        # Goals are filtered questions too.
-        assert client.post(f"/api/websites/{SITE}/goals", json_body={"page": "/"}).status == 201
-        goal = client.get(f"/api/website/{SITE}/goals?{OLD_PERIOD}")
-        assert goal.headers.get("x-medama-partial") == note
-        assert goal.json()[0]["conversions"] == 0
+        # Unfiltered page goals are summed from the pages' rollups: whole. Filtered goals, and event goals,
+        # count raw rows (or their copies): partial, and they say so.
+        assert get(client, f"goals?{OLD_PERIOD}") == page_goal
+        goal, partial = get(client, f"goals?{OLD_PERIOD}&browser[eq]=Chrome")
+        assert ([g["conversions"] for g in goal], partial) == ([0], note)
+        assert client.post(f"/api/websites/{SITE}/goals", json_body={"property": "plan"}).status == 201
+        goal, partial = get(client, f"goals?{OLD_PERIOD}")
+        assert ([g["conversions"] for g in goal], partial) == ([2, 0], note)
         assert client.get(f"/api/website/{SITE}/goals?{after}").headers.get("x-medama-partial") is None
         # Engines whose full list rows and quartiles read raw rows say so unfiltered too (ClickHouse).
         raw_detail = engine != "sqlite"

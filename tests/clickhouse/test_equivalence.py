@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from medama_core.store.clickhouse import entries as ch_entries
+from medama_core.store.clickhouse import goal_counts as ch_goals
 from medama_core.store.clickhouse import hits, schema
 from medama_core.store.clickhouse import stats as ch_stats
 from medama_core.store.clickhouse.client import Client
@@ -27,6 +28,7 @@ from medama_core.store.stats import LISTS, Page, Query, previous_period
 from tests.store.test_equivalence import (
     PATHS,
     Reference,
+    expected_goals,
     intervals_for,
     random_filters,
     random_period,
@@ -108,6 +110,8 @@ def compare_all(client: Client, ref: Reference, q: Query) -> None:
         ):
             page = random.Random(len(want)).choice((Page(), Page(3), Page(2, 1)))
             assert fn(client, q, summary, page) == page.cut(want), f"{context} {name} summary={summary} {page}"
+    chosen, expected_counts = expected_goals(ref, q)
+    assert ch_goals.goal_counts(client, q, chosen) == expected_counts, f"{context} goals"
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -26,6 +26,7 @@ def test_purge_deletes_old_rows_and_keeps_unfiltered_answers(ch: Client) -> None
 
     assert ch.rows(f"SELECT bid FROM views WHERE hostname = '{SITE}' ORDER BY bid") == [["n1"]]
     assert ch.rows("SELECT name, value FROM events") == [["plan", "free"]]
+    assert ch.rows("SELECT name, value, view_created FROM event_views") == [["plan", "free", T0 + 3 * DAY]]
     assert ch.rows(f"SELECT bid FROM view_keys WHERE hostname = '{SITE}'") == [["n1"]]
     assert retention.raw_floor(ch, SITE) == T0 + DAY
     assert (stats.summary(ch, old, False, "day"), stats.list_stats(ch, old, "pages", True, Page())) == before

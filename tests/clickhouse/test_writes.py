@@ -9,7 +9,7 @@ from medama_core.store.clickhouse.client import Client
 from medama_core.store.filters import Filter
 from medama_core.store.hits import VIEW_COLUMNS
 from medama_core.store.stats import Page, Query
-from tests.store.test_stats import T0, view
+from tests.store.test_stats import DAY, HOUR, T0, view
 
 SITE = "a.example"
 
@@ -67,10 +67,74 @@ def test_the_sorted_copies_answer_filters_as_views_does_and_migration_5_fills_th
         ch.command(f"DROP TABLE {table}")
     for _ in range(2):
         ch.command("DROP TABLE medama_schema")
-        assert schema.migrate(ch, 0) == 5
+        assert schema.migrate(ch, 0) == schema.MIGRATIONS[-1][0]
         assert answers(narrow) == expected
         for table in schema.COPIES:  # copied once (merges may have collapsed some pairs of views already)
             assert ch.rows(f"SELECT sum(sign), sumIf(sign, duration_ms > 0) FROM {table}") == [[30, 7]], table
+
+
+def test_a_property_filter_takes_the_views_of_the_period_wherever_their_events_lie(ch: Client) -> None:
+    # The filter reads the events by their view's time (event_views, migration 6), never by their own.
+    inside = T0 + HOUR
+    ops: list[hits.Op] = [
+        hits.NewView(row(bid="after", date_created=inside)),  # its event comes 10 days later
+        hits.NewView(row(bid="outside", date_created=T0 - 5 * DAY)),  # its event lies inside the period
+        hits.NewView(row(bid="before", date_created=inside)),  # its event is dated 30 days earlier
+        hits.NewView(row(bid="free", date_created=inside), [event("free", "plan", "free", inside)]),
+        hits.NewView(row(bid="again", date_created=inside)),  # sent again later, dated outside, with the event
+    ]
+    assert hits.apply_batch(ch, ops) == [None] * 5
+    later: list[hits.Op] = [
+        hits.NewEvents([event("after", "plan", "pro", T0 + 10 * DAY), event("outside", "plan", "pro", inside)]),
+        hits.NewView(row(bid="again", date_created=T0 - 5 * DAY), [event("again", "plan", "pro", T0 - 5 * DAY)]),
+    ]
+    assert hits.apply_batch(ch, later) == [None] * 2
+    assert bulk.insert_events(ch, [event("before", "plan", "pro", T0 - 30 * DAY)]) == 1
+    pro = (Filter("prop_value", "eq", "pro"),)
+    q = Query(SITE, (T0 - HOUR) * 1000, (T0 + DAY) * 1000, pro)
+
+    def answers() -> list[object]:
+        return [
+            stats.summary(ch, q, True, "day"),
+            stats.list_stats(ch, q, "pages", True, Page()),
+            stats.list_stats(ch, Query(SITE, filters=pro), "pages", True, Page()),
+        ]
+
+    expected = answers()
+    assert expected[0]["current"]["pageviews"] == 3  # after, before, again
+    assert expected[0]["previous"]["pageviews"] == 0  # outside is older than the previous period
+    assert expected[2] == [{"path": "/", "visitors": 4, "visitors_percentage": 1.0}]  # all time: outside too
+    # Events stored before migration 6 are given their view's time by it, once when it runs again (cut short).
+    ch.command("DROP TABLE event_views")
+    for _ in range(2):
+        ch.command("DROP TABLE medama_schema")
+        assert schema.migrate(ch, 0) == schema.MIGRATIONS[-1][0]
+        assert answers() == expected
+        assert ch.rows("SELECT count() FROM event_views") == [[5]]
+
+
+def test_a_filtered_summary_reads_the_period_and_the_previous_one_at_once(ch: Client) -> None:
+    # The previous period ends at the instant the period starts: a view at that millisecond counts in both.
+    times = {"prev": T0 - 2 * HOUR, "shared": T0, "cur": T0 + HOUR, "late": T0 + 11 * HOUR, "old": T0 - 11 * HOUR}
+    ops: list[hits.Op] = [
+        hits.NewView(row(bid=bid, date_created=at, pathname=f"/{bid}", ua_browser="Firefox"))
+        for bid, at in times.items()
+    ]
+    ops.append(hits.NewView(row(bid="chrome", date_created=T0, ua_browser="Chrome", pathname="/shared")))
+    assert hits.apply_batch(ch, ops) == [None] * len(ops)
+    assert hits.apply_batch(ch, [hits.Duration(bid, 1000 * (i + 1)) for i, bid in enumerate(times)]) == [None] * 5
+    everything = (Filter("browser", "contains", ""),)  # filtered (raw rows), every row kept
+    for start, interval in ((T0, "hour"), (T0, None), (T0 + 2 * HOUR, "day"), (T0 - 20 * HOUR, None)):
+        period = (start * 1000, (start + 10 * HOUR) * 1000)
+        unfiltered = stats.summary(ch, Query(SITE, *period), True, interval)  # the pre-aggregates' answer
+        assert stats.summary(ch, Query(SITE, *period, everything), True, interval) == unfiltered, (start, interval)
+    shared = Query(SITE, T0 * 1000, (T0 + 10 * HOUR) * 1000, (Filter("path", "eq", "/shared"),))  # views_by_path
+    assert [stats.summary(ch, shared, True, None)[p]["pageviews"] for p in ("current", "previous")] == [2, 2]
+    firefox = Query(SITE, (T0 + 12 * HOUR) * 1000, (T0 + 22 * HOUR) * 1000, (Filter("browser", "eq", "firefox"),))
+    answer = stats.summary(ch, firefox, True, "hour")
+    assert [answer[p]["pageviews"] for p in ("current", "previous")] == [0, 1]  # only the previous period has rows
+    assert answer["previous"]["duration"] == 4000  # "late", unloaded
+    assert sum(bucket["pageviews"] for bucket in answer["interval"]) == 0
 
 
 def test_a_bad_op_fails_alone(ch: Client) -> None:
@@ -117,6 +181,11 @@ def test_rename_moves_everything_and_delete_removes_it(ch: Client) -> None:
         "duration": 400,
     }
     assert [r["events"] for r in stats.properties(ch, Query("b.example"), Page())] == [1]
+    pro = (Filter("prop_value", "eq", "pro"),)
+    assert [
+        stats.site_metrics(ch, Query(host, T0 * 1000, (T0 + HOUR) * 1000, pro))["pageviews"]
+        for host in (SITE, "b.example")
+    ] == [0, 1]
     assert stats.list_stats(ch, Query("b.example"), "pages", True, Page()) == [
         {"path": "/", "visitors": 1, "visitors_percentage": 1.0}
     ]

@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 
-from medama_core.store import aggregate, columns, entries, rawruns, rollups, scan, stats
+from medama_core import goals
+from medama_core.store import aggregate, columns, entries, goal_counts, rawruns, rollups, scan, stats
 from medama_core.store.aggregate import round4
-from medama_core.store.filters import FIELDS, MAX_IN_VALUES, NEGATED, OPERATORS, Filter, ascii_lower
+from medama_core.store.filters import FIELDS, MAX_IN_VALUES, NEGATED, OPERATORS, PROP_FIELDS, Filter, ascii_lower
+from medama_core.store.meta import Goal
 from tests.store.test_stats import COLUMNS, DAY, FAR_FUTURE, HOUR, SITE, event, insert, insert_events, new_db, view
 
 STEPS_MS = {"minute": 60_000, "hour": HOUR, "day": DAY, "week": 7 * DAY}
@@ -462,6 +464,28 @@ def intervals_for(q: stats.Query) -> list[str]:
     return chosen
 
 
+# Goals as the store gets them, each its own filters (goals.goal_filters): page goals over PATHS (and the
+# tail's paths), one with an overlapping path ("/b" is kept by its filters but is no match), event goals.
+GOALS = [
+    goals.goal_filters(Goal(f"g{i}", SITE, "", page, name, value, 0), ())
+    for i, (page, name, value) in enumerate(
+        [("/a*", None, None), ("*post*", None, None), ("/", None, None), ("/b*b", None, None), ("*", None, None)]
+        + [(None, "plan", "pro"), (None, "theme", None)]
+    )
+]
+
+
+def expected_goals(ref: Reference, q: stats.Query) -> tuple[list[tuple[Filter, ...]], tuple[int, list[Any]]]:
+    """The goals a request may ask for under `q` (no event goal under prop filters: the API refuses it), and
+    goal_counts' answer from the reference: the summary's visitors, and each goal's views and page visitors."""
+    chosen = [goal for goal in GOALS if not (q.prop_filters and any(f.field in PROP_FIELDS for f in goal))]
+    counts = []
+    for goal in chosen:
+        rows = ref.select(stats.Query(q.hostname, q.start_us, q.end_us, (*q.filters, *goal)))
+        counts.append((len(rows), sum(1 for row in rows if row["is_unique_page"])))
+    return chosen, (ref.summary(q)["visitors"], counts)
+
+
 def compare_all(conn: sqlite3.Connection, ref: Reference, q: stats.Query) -> None:
     """Every endpoint and variant for `q`: ours (inside a read snapshot) must equal the reference."""
 
@@ -500,6 +524,8 @@ def compare_all(conn: sqlite3.Connection, ref: Reference, q: stats.Query) -> Non
         ):
             for page in (stats.Page(), stats.Page(3), stats.Page(2, 1)):
                 assert ours(fn, q, summary, page) == page.cut(want), f"{context} {name} summary={summary} {page}"
+    chosen, want = expected_goals(ref, q)
+    assert ours(goal_counts.goal_counts, q, chosen) == want, f"{context} goals"
 
 
 @pytest.fixture

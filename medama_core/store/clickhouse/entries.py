@@ -14,7 +14,7 @@ from medama_core.store.aggregate import Group
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.stats import _resolve, _table, _where
 from medama_core.store.entries import entry_rows, exit_rows
-from medama_core.store.stats import Page, Query
+from medama_core.store.query import Page, Query
 
 __all__ = ["entries", "exits"]
 

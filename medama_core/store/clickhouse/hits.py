@@ -15,7 +15,8 @@ the current row of each view of its beacon id (through `view_keys`) and adds
 the pair that replaces it (schema.py); the last unload of a batch wins, as it
 would row by row. An unload for a beacon id with no view is ignored, as
 SQLite's UPDATE is. A custom event takes the site and dimensions of the view
-of its beacon id.
+of its beacon id, and every event with a site gets a row in `event_views`
+with its view's time (schema migration 6), written with the events.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
+from medama_core.store.clickhouse.schema import EVENT_VIEW_COLUMNS
 from medama_core.store.clickhouse.sql import id_chunks, id_set, tsv_line
 from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
 
@@ -36,6 +38,7 @@ __all__ = [
     "apply_batch",
     "drop_counts",
     "event_rows",
+    "event_view_rows",
     "fetch_views",
     "new_views",
     "store_events",
@@ -71,9 +74,9 @@ def apply_batch(client: Client, ops: Sequence[Op]) -> list[Exception | None]:
     good = [op for op, error in zip(ops, errors, strict=True) if error is None]
     done = 0  # steps that returned: views, events, unloads, drop counts
     try:
-        store_views(client, [(*op.view, op.referrer_path) for op in good if isinstance(op, NewView)])
+        fresh = _store_fresh_views(client, [(*op.view, op.referrer_path) for op in good if isinstance(op, NewView)])
         done = 1
-        _store_batch_events(client, good)
+        _store_batch_events(client, good, {(str(v[_BID]), str(v[_HOST])) for v in fresh})
         done = 2
         _store_durations(client, [op for op in good if isinstance(op, Duration)])
         done = 3
@@ -144,13 +147,18 @@ def new_views(client: Client, views: Sequence[Row], per_lookup: int = LOOKUP_IDS
 def store_views(client: Client, views: Sequence[Row], per_lookup: int = LOOKUP_IDS) -> int:
     """Insert the views not stored yet (and their keys); return how many were stored. A view is in
     VIEW_COLUMNS order, or STORED_VIEW_COLUMNS (with its internal referrer's path)."""
+    return len(_store_fresh_views(client, views, per_lookup))
+
+
+def _store_fresh_views(client: Client, views: Sequence[Row], per_lookup: int = LOOKUP_IDS) -> list[Row]:
+    """Insert the views not stored yet (and their keys); return them."""
     fresh = new_views(client, views, per_lookup)
     if fresh:
         plain = len(VIEW_COLUMNS)
         rows = [(*view, "", 1, 0) if len(view) == plain else (*view, 1, 0) for view in fresh]
         client.insert("views", VIEW_TABLE_COLUMNS, rows)
         client.insert("view_keys", ("bid", "hostname", "date_created"), [(v[0], v[1], v[_DATE]) for v in fresh])
-    return len(fresh)
+    return fresh
 
 
 def fetch_views(client: Client, bids: Iterable[str], per_lookup: int = LOOKUP_IDS) -> dict[str, list[tuple[Row, int]]]:
@@ -184,28 +192,80 @@ def event_rows(events: Iterable[Row], view: Row | None) -> list[Row]:
     return [(*event, *copied) for event in events]
 
 
+_EVENT_AT: Final = {column: EVENT_COLUMNS.index(column) for column in EVENT_COLUMNS}
+
+
+def event_view_rows(events: Iterable[Row], view: Row | None) -> list[Row]:
+    """`event_views` rows (EVENT_VIEW_COLUMNS) of events stored under `view`, the view as stored: its site
+    and time. None (an event stored before its view, site ''): no rows, such events are matched at read time."""
+    if view is None:
+        return []
+    site, at = view[_HOST], view[_DATE]
+    return [
+        (
+            site,
+            e[_EVENT_AT["group_name"]],
+            at,
+            e[_EVENT_AT["date_created"]],
+            e[0],
+            e[_EVENT_AT["name"]],
+            e[_EVENT_AT["value"]],
+        )
+        for e in events
+    ]
+
+
+def _insert_events(client: Client, rows: list[Row], view_rows: list[Row]) -> int:
+    """The events, then their `event_views` rows."""
+    stored = client.insert("events", EVENT_TABLE_COLUMNS, rows) if rows else 0
+    if view_rows:
+        client.insert("event_views", EVENT_VIEW_COLUMNS, view_rows)
+    return stored
+
+
 def store_events(client: Client, events: Sequence[Row], per_lookup: int = LOOKUP_IDS) -> int:
     """Insert events (EVENT_COLUMNS order) under the view of their beacon id, looked up; return how many."""
     views = fetch_views(client, {str(event[0]) for event in events if event[0]}, per_lookup)
     rows: list[Row] = []
+    view_rows: list[Row] = []
     for event in events:
         of_bid = views.get(str(event[0]))
-        rows += event_rows((event,), of_bid[0][0] if of_bid else None)
-    return client.insert("events", EVENT_TABLE_COLUMNS, rows)
+        view = of_bid[0][0] if of_bid else None
+        rows += event_rows((event,), view)
+        view_rows += event_view_rows((event,), view)
+    return _insert_events(client, rows, view_rows)
 
 
-def _store_batch_events(client: Client, ops: Sequence[Op]) -> None:
+def _store_batch_events(client: Client, ops: Sequence[Op], fresh: set[tuple[str, str]]) -> None:
+    """The events of the batch's new views (under the view as sent), then its custom events (looked up).
+
+    A view sent again (its (bid, hostname) stored already, `fresh` lacks it) may carry another time than
+    the stored one: its events' `event_views` rows take the stored view's, looked up like a custom event's."""
     rows: list[Row] = []
+    view_rows: list[Row] = []
     custom: list[Row] = []
     for op in ops:
         if type(op) is NewView:
             rows += event_rows(op.events, op.view)
+            key = (str(op.view[_BID]), str(op.view[_HOST]))
+            if key in fresh:
+                fresh.discard(key)  # a second op of the same view in the batch was not stored
+                view_rows += event_view_rows(op.events, op.view)
+            elif op.events:
+                view_rows += _stored_view_rows(client, op.events, key)
         elif type(op) is NewEvents:
             custom += op.events
-    if rows:
-        client.insert("events", EVENT_TABLE_COLUMNS, rows)
+    _insert_events(client, rows, view_rows)
     if custom:
         store_events(client, custom)
+
+
+def _stored_view_rows(client: Client, events: Sequence[Row], key: tuple[str, str]) -> list[Row]:
+    """`event_views` rows of events sent with a view that was stored before, under the stored view."""
+    for view, _ in fetch_views(client, [key[0]]).get(key[0], []):
+        if view[_HOST] == key[1]:
+            return event_view_rows(events, view)
+    return []
 
 
 def _store_durations(client: Client, ops: Sequence[Duration]) -> None:

@@ -21,7 +21,7 @@ from medama_core.store.clickhouse import stats as ch_stats
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.sql import in_list
 from medama_core.store.imported import Totals
-from medama_core.store.stats import Query
+from medama_core.store.query import Query
 
 __all__ = ["ENGINE", "periods", "site_days", "site_intervals", "store", "totals", "visitors_since"]
 

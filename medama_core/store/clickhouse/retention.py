@@ -17,10 +17,16 @@ from typing import Final
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.schema import COPIES, SITE_KEY
 from medama_core.store.clickhouse.site_data import wait_for_mutations
-from medama_core.store.retention import Step
+from medama_core.store.protocol import Step
 
 # The raw tables and the column naming a row's site in each.
-_RAW: Final = {"views": "hostname", "view_keys": "hostname", "events": "site", **dict.fromkeys(COPIES, "hostname")}
+_RAW: Final = {
+    "views": "hostname",
+    "view_keys": "hostname",
+    "events": "site",
+    "event_views": "site",
+    **dict.fromkeys(COPIES, "hostname"),
+}
 
 
 def purge_step(client: Client, hostname: str, before_ms: int) -> Step:

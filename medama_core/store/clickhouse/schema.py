@@ -35,6 +35,9 @@ One design, one reason each (docs/scale.md has the long form):
   Unfiltered queries read them for the whole hours of a period and `views`
   for the rest (windows.py).
 * `sites` lists the hostnames stored under each site key.
+* `event_views` (migration 6) holds, per event stored under a view, the view's
+  site and time, sorted by them: a property filter collects the beacon ids of
+  the period's views only, not of every event of the site.
 * `imported_days` (migration 4) holds other tools' daily totals (Plausible's
   export), as SQLite's table of that name: one row per (site, dimension, day,
   value), replaced when written again.
@@ -53,6 +56,7 @@ from medama_core.store.clickhouse.client import Client
 
 __all__ = [
     "COPIES",
+    "EVENT_VIEW_COLUMNS",
     "HOUR_MS",
     "KIND_CODES",
     "LABELS",
@@ -217,6 +221,32 @@ def _backfill_copies(client: Client) -> None:
                 " WHERE date_created >= {lo:Int64} AND date_created < {hi:Int64}",
                 {"lo": lo, "hi": lo + step},
             )
+
+
+# The columns of `event_views` as written (site_key is MATERIALIZED): each event's view's site and time
+# (view_created), the event's own group name and time (rename, delete and retention select by them, as
+# for `events`), its beacon id and property.
+EVENT_VIEW_COLUMNS: Final = ("site", "group_name", "view_created", "date_created", "bid", "name", "value")
+# Days of `events` per INSERT ... SELECT of migration 6's backfill: ~18,000 events and their views' keys
+# per statement at 10 M views in 90 days.
+EVENT_BACKFILL_DAYS: Final = 1
+
+
+def _backfill_event_views(client: Client) -> None:
+    """Every stored event with a site into `event_views`, its view's time found in `view_keys` by (bid, site)."""
+    first, last, n = client.rows("SELECT min(date_created), max(date_created), count() FROM events")[0]
+    if not int(n):
+        return
+    columns = ", ".join(EVENT_VIEW_COLUMNS)
+    step = EVENT_BACKFILL_DAYS * _DAY_MS
+    chunk = "date_created >= {lo:Int64} AND date_created < {hi:Int64} AND site != ''"
+    for lo in range(int(first), int(last) + 1, step):
+        client.command(
+            f"INSERT INTO event_views ({columns}) SELECT {columns} FROM events ANY INNER JOIN ("
+            " SELECT bid, hostname AS site, date_created AS view_created FROM view_keys"
+            f" WHERE bid IN (SELECT bid FROM events WHERE {chunk})) AS stored USING (bid, site) WHERE {chunk}",
+            {"lo": lo, "hi": lo + step},
+        )
 
 
 MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
@@ -391,6 +421,29 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
         ),
     ),
     (5, tuple(statement for table, (_, order) in COPIES.items() for statement in _copy(table, order))),
+    (
+        6,
+        (
+            # A property filter keeps the views with an event matching it; their beacon ids are collected
+            # from this table by the view's site and time, one range for the period (stats._where), where
+            # `events` (sorted by the event's own time, which may lie anywhere after or before its view's)
+            # gave every matching event of the site's history. Written by the writer beside `events`
+            # (hits.py); dropped first, so a migration cut short runs again whole (the backfill below).
+            "DROP TABLE IF EXISTS event_views",
+            f"""CREATE TABLE event_views (
+                site String,
+                group_name String,
+                view_created Int64,
+                date_created Int64,
+                bid String,
+                name String,
+                value String,
+                site_key UInt64 MATERIALIZED {SITE_KEY.format(column="site")}
+            ) ENGINE = MergeTree
+            {_month_partitions("view_created")}
+            ORDER BY (site_key, site, view_created)""",
+        ),
+    ),
 )
 TABLES: Final = (
     "views",
@@ -405,6 +458,7 @@ TABLES: Final = (
     "raw_floor",
     "imported_days",
     *COPIES,
+    "event_views",
 )
 
 _VERSIONS: Final = """CREATE TABLE IF NOT EXISTS medama_schema (
@@ -459,6 +513,8 @@ def migrate(client: Client, now_ms: int) -> int:
                 client.command(statement)
         if number == 5:
             _backfill_copies(client)
+        if number == 6:
+            _backfill_event_views(client)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])
         version = number
     return version

@@ -37,6 +37,7 @@ from medama_core.store.clickhouse.retention import raw_floor
 from medama_core.store.clickhouse.schema import COPIES, HOUR_MS, KIND_CODES, LABELS, ROW_COUNTS, SITE_KEY, SITE_KIND
 from medama_core.store.clickhouse.sql import in_list
 from medama_core.store.clickhouse.windows import Windows, plan
+from medama_core.store.query import month_index as _month_index
 from medama_core.store.stats import (
     LISTS,
     QUARTILES,
@@ -44,7 +45,6 @@ from medama_core.store.stats import (
     Page,
     Query,
     _bucket_date,
-    _month_index,
     bucket_count,
     previous_period,
 )
@@ -103,25 +103,34 @@ def _site(query: Query, params: dict[str, object], column: str = "hostname") -> 
     return f"{key} AND {column} = {{hostname:String}}" if getattr(query, "shared", True) else key
 
 
-def _where(query: Query, params: dict[str, object], lo: int | None = None, hi: int | None = None) -> str:
-    """The site, the period (the query's unless given) and the filters, over `views`."""
+def _where(query: Query, params: dict[str, object], lo: int | None = None, hi: int | None = None, tag: str = "") -> str:
+    """The site, the period (the query's unless given, its bounds bound as lo{tag} and hi{tag}) and the filters,
+    over `views`."""
     lo = query.start if lo is None else lo
     hi = query.end if hi is None else hi
     clauses = [_site(query, params)]
     if lo is not None:
-        clauses.append("date_created >= {lo:Int64}")
-        params["lo"] = lo
+        clauses.append(f"date_created >= {{lo{tag}:Int64}}")
+        params[f"lo{tag}"] = lo
     if hi is not None:
-        clauses.append("date_created <= {hi:Int64}")
-        params["hi"] = hi
+        clauses.append(f"date_created <= {{hi{tag}:Int64}}")
+        params[f"hi{tag}"] = hi
     clauses += where_sql(query.view_filters, params)
     if query.prop_filters:
-        # A view with an event of its beacon id, at any time, matching every prop filter (an event
-        # stored before its view has no site yet: '' is searched too).
+        # A view with an event of its beacon id, at any time, matching every prop filter. The site's events
+        # are found by their view's time in `event_views` (schema migration 6): an event stored with the
+        # site is stored under its view, the one view of that beacon id on the site, so the views of the
+        # period are matched by the events whose view_created lies in it, and by no others. An event stored
+        # before its view (site '') has no view time: those few are all searched.
         props = " AND ".join(where_sql(query.prop_filters, params, "p"))
-        sites = f"site_key IN ({SITE_KEY.format(column='{hostname:String}')}, {_ORPHAN_KEY})"
+        period = "".join(
+            f" AND view_created {op} {{{name}{tag}:Int64}}"
+            for op, name, bound in ((">=", "lo", lo), ("<=", "hi", hi))
+            if bound is not None
+        )
         clauses.append(
-            f"bid IN (SELECT bid FROM events WHERE {sites} AND site IN ({{hostname:String}}, '') AND {props})"
+            f"bid IN (SELECT bid FROM event_views WHERE {_site(query, params, 'site')}{period} AND {props}"
+            f" UNION ALL SELECT bid FROM events WHERE site_key = {_ORPHAN_KEY} AND site = '' AND {props})"
         )
     return " AND ".join(clauses)
 
@@ -305,19 +314,69 @@ def summary(client: Client, query: Query, previous: bool, interval: str | None) 
                 interval, query.start_us, query.end_us, {w: g for (f, w), g in groups.items() if f == 0 and w >= 0}
             )
         return result
-    rows = None
+    if before is None and interval is None:
+        result["current"] = site_metrics(client, query)
+        return result
+    buckets, whole, previous_group = _filtered_periods(client, query, interval, before)
+    result["current"] = _metrics(whole)
+    if before is not None:
+        result["previous"] = _metrics(previous_group)
     if interval is not None:
         assert query.start_us is not None and query.end_us is not None
-        buckets, whole = _buckets(client, query, interval, query.start_us)
-        result["current"] = _metrics(whole)
-        rows = _bucket_rows(interval, query.start_us, query.end_us, buckets)
-    else:
-        result["current"] = site_metrics(client, query)
-    if before is not None:
-        result["previous"] = site_metrics(client, before)
-    if rows is not None:
-        result["interval"] = rows
+        result["interval"] = _bucket_rows(interval, query.start_us, query.end_us, buckets)
     return result
+
+
+def _filtered_periods(
+    client: Client, query: Query, interval: str | None, before: Query | None
+) -> tuple[dict[int, Group], Group, Group]:
+    """A filtered summary in one read: the groups of each bucket of `interval` (none: one bucket, 0), of the whole
+    period, and of the previous period `before`, from one range of rows (the previous period and the period).
+
+    Each row goes to its bucket, or to bucket -1 before the period's start. The previous period ends at the
+    instant the period starts (stats.previous_period): when that instant is a whole millisecond, the rows of it
+    count in both, so they are read once more, as bucket -1 (a range of the sort key, a few rows).
+    """
+    params: dict[str, object] = {}
+    assert query.start is not None
+    params["cur_lo"] = query.start
+    bucket = "toInt64(0)"
+    if interval is not None:
+        assert query.start_us is not None
+        bucket = _bucket_sql(interval, params, query.start_us)
+    lo = query.start if before is None else before.start
+    table = _table(query)
+    columns = "sign, is_unique_user, is_unique_page, duration_ms"
+    reads = [
+        f"SELECT if(date_created >= {{cur_lo:Int64}}, {bucket}, -1) AS b, {columns}"
+        f" FROM {table} WHERE {_where(query, params, lo, query.end)}"
+    ]
+    if before is not None and before.end is not None and before.end >= query.start:
+        shared = _where(query, params, before.end, before.end, "_shared")  # an instant in both periods
+        reads.append(f"SELECT toInt64(-1) AS b, {columns} FROM {table} WHERE {shared}")
+    counts = ", ".join(f"{sql} AS c{i}" for i, sql in enumerate(_COUNT_SQL))
+    inner = (
+        f"SELECT b AS bucket, {counts}, {_MIDDLE_LEVELS.format('State')}(duration_ms, toUInt64(sign)) AS st"
+        f" FROM ({' UNION ALL '.join(reads)}) GROUP BY bucket"
+    )
+    names = ", ".join(f"c{i}" for i in range(len(_COUNT_SQL)))
+    sums = ", ".join(f"sum(c{i})" for i in range(len(_COUNT_SQL)))
+    merged = _MIDDLE_LEVELS.format("Merge")
+    sql = (
+        f"SELECT bucket >= 0 AS current, groupArray((bucket, {names}, finalizeAggregation(st))), {sums}, {merged}(st)"
+        f" FROM ({inner}) GROUP BY current"
+    )
+    groups: dict[int, Group] = {}
+    whole, previous_group = _EMPTY, _EMPTY
+    for current, found, *totals in client.rows(sql, params):
+        if not int(totals[2]):
+            continue  # no live view (every row cancelled by its unload pair)
+        if int(current):
+            groups = {int(row[0]): _group(row[1:-1], row[-1]) for row in found if int(row[3])}
+            whole = _group(totals[:-1], totals[-1])
+        else:
+            previous_group = _group(totals[:-1], totals[-1])
+    return groups, whole, previous_group
 
 
 def _bucket_rows(interval: str, start_us: int, end_us: int, groups: dict[int, Group]) -> list[dict[str, Any]]:

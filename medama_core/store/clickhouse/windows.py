@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 from typing import Final
 
 from medama_core.store.clickhouse.schema import HOUR_MS, LEVEL_HOURS
-from medama_core.store.stats import STEPS_US, _month_index
+from medama_core.store.query import STEPS_US
+from medama_core.store.query import month_index as _month_index
 
 __all__ = ["MAX_RAW_RANGES", "MAX_SPANS", "Plan", "Windows", "plan", "spans", "whole_hours"]
 
