@@ -395,16 +395,33 @@ PROFILE_STEPS = (
         ("events.py", "get_ping"),
         "app: route, authorise, decorate, log (app.py)",
     ),
-    ("JSON parse + hit checks (ingest/hit.py)", ("hit.py", "parse_hit"), "endpoint wiring (api/events.py)"),
-    ("client IP, rate limit", ("events.py", "client"), "endpoint wiring (api/events.py)"),
+    # The fast path (App.answer_now): the same steps without the general machinery.
     (
-        "enrichment: UA, country, language, referrer, rows",
-        ("events.py", "_page_view"),
-        "endpoint wiring (api/events.py)",
+        "app fast path: decorate, log (app.py answer_now)",
+        ("app.py", "answer_now"),
+        "HTTP server: read, frame, answer (http/)",
     ),
-    ("enrichment (pipeline)", ("pipeline.py", "rows_for"), "endpoint wiring (api/events.py)"),
-    ("hand-off to the writer thread", ("writer.py", "write"), "endpoint wiring (api/events.py)"),
-    ("client IP block lists", ("events.py", "_blocked"), "endpoint wiring (api/events.py)"),
+    (
+        "ping answer (api/events.py ping_now)",
+        ("events.py", "ping_now"),
+        "app fast path: decorate, log (app.py answer_now)",
+    ),
+    (
+        "endpoint wiring (api/events.py hit_op)",
+        ("events.py", "hit_op"),
+        "app fast path: decorate, log (app.py answer_now)",
+    ),
+    ("JSON parse + hit checks (ingest/hit.py)", ("hit.py", "parse_hit"), "endpoint wiring (api/events.py hit_op)"),
+    ("client IP, rate limit", ("events.py", "client"), "endpoint wiring (api/events.py hit_op)"),
+    ("enrichment (pipeline)", ("pipeline.py", "rows_for"), "endpoint wiring (api/events.py hit_op)"),
+    ("client IP block lists", ("events.py", "_blocked"), "endpoint wiring (api/events.py hit_op)"),
+    ("hand-off to the writer", ("events.py", "store"), "app fast path: decorate, log (app.py answer_now)"),
+    ("writer's drain task: hand the batch over, take it back (writer.py)", ("writer.py", "_run"), None),
+    (
+        "answer a stored hit once its batch committed (server.py _deferred_done)",
+        ("server.py", "_deferred_done"),
+        "writer's drain task: hand the batch over, take it back (writer.py)",
+    ),
 )
 
 

@@ -48,7 +48,7 @@ from medama_core.http.compress import maybe_gzip
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.http.router import Route, Router
-from medama_core.http.server import HTTPServer
+from medama_core.http.server import Deferred, HTTPServer
 from medama_core.ingest import ipfilter
 from medama_core.log import Logger
 from medama_core.permissions import Access
@@ -206,6 +206,13 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("GET", "/website/{hostname}/goals", tables.csv_capable("goals", goals_api.get_goal_stats), access=SITE_READ),
 )
 
+# The tracker's routes, which `App.answer_now` answers without the general machinery: method, path and the
+# handler of the route whose steps it runs.
+FAST_ROUTES: Final[tuple[tuple[str, str, Handler], ...]] = (
+    ("GET", "/api/event/ping", events.get_ping),
+    ("POST", "/api/event/hit", events.post_hit),
+)
+
 # A site that exists but is not the caller's answers `404 website not found`, as an unknown one does,
 # except where upstream answered 401 (with the same message); kept there for upstream's clients.
 HIDDEN_SITE_STATUS: dict[tuple[str, str], int] = {
@@ -240,6 +247,13 @@ class App:
         self.debug_router: Router[Handler] = Router(DEBUG_ROUTES)
         self.assets = assets.Assets()
         self.access = AccessLog(ctx.log)
+        # The fast path's routes (`answer_now`): path -> method, each only while the route table sends it
+        # to the handler whose steps the fast path runs (a table without them has no fast path).
+        self._fast: dict[str, str] = {}
+        for method, path, handler in FAST_ROUTES:
+            with contextlib.suppress(HTTPError):
+                if self.router.lookup(method, path[len(API_PREFIX) :])[0].handler is handler:
+                    self._fast[path] = method
 
     def body_limit(self, path: str) -> int:
         if path.startswith("/api/event/") or path in FOREIGN_EVENT_PATHS:
@@ -252,34 +266,78 @@ class App:
         started = time.perf_counter()
         try:
             response = await self._dispatch(request)
-        except HTTPError as exc:
-            response = self.error_response(exc, request)
-        except QueryTimeout as exc:
-            self.ctx.log.warn("query time limit reached", method=request.method, path=request.path)
-            response = self.error_response(HTTPError(503, str(exc), [("Retry-After", QUERY_TIMEOUT_RETRY_S)]), request)
-        except Unavailable as exc:
-            self.ctx.log.warn("database unavailable", method=request.method, path=request.path, error=str(exc))
-            response = self.error_response(HTTPError(503, str(exc), [("Retry-After", UNAVAILABLE_RETRY_S)]), request)
-        except Unsupported as exc:
-            response = self.error_response(HTTPError(501, str(exc)), request)
-        except InvalidValue as exc:
-            response = self.error_response(HTTPError(400, str(exc)), request)
         except Exception as exc:
-            if is_disk_full(exc):  # ingestion logs it once per interval (writer.py); other writes are refused alike
-                error = HTTPError(503, DISK_FULL_MESSAGE, [("Retry-After", DISK_FULL_RETRY_S)])
-            else:
-                self.ctx.log.error(
-                    "unhandled exception",
-                    method=request.method,
-                    path=request.path,
-                    error=repr(exc),
-                    traceback=traceback.format_exc(),
-                )
-                error = HTTPError(500, "internal server error")
-            response = self.error_response(error, request)
+            response = self._response_for(exc, request)
+        return self._finish(request, response, started)
+
+    def answer_now(self, request: Request) -> Response | Deferred | None:
+        """The tracker's two routes, answered without the general machinery (`http/server.py` asks first).
+
+        `GET /api/event/ping` and `POST /api/event/hit` run the same functions their routes' handlers
+        do (`events.ping_now`; `events.hit_op`, `store` and `hit_stored`), and their errors, decoration
+        and access log go through the same `_response_for` and `_finish` as `handle`'s; what they skip is
+        the coroutines, the router, the access check (both are PUBLIC) and, for a hit that waits for its
+        write, a Task and a future: the writer calls the `Deferred` back once the batch is done and the
+        server writes the answer. None for every other request (other methods, HEAD, OPTIONS, other
+        paths): `handle` answers it.
+        """
+        fast = self._fast.get(request.path)
+        if fast is None or fast != request.method:
+            return None
+        started = time.perf_counter()
+        try:
+            if fast == "GET":
+                return self._finish(request, events.ping_now(request, self.ctx), started)
+            op = events.hit_op(request, self.ctx)
+            if op is None:
+                return self._finish(request, Response(204), started)
+            deferred = Deferred(functools.partial(self._hit_stored, request, started))
+            events.store(self.ctx, op, deferred.done)
+            return deferred
+        except Exception as exc:
+            return self._finish(request, self._response_for(exc, request), started)
+
+    def _hit_stored(self, request: Request, started: float, outcome: Exception | None) -> Response:
+        """The answer to a fast-path hit once its write is done (`answer_now`)."""
+        try:
+            events.hit_stored(self.ctx, outcome)
+            response = Response(204)
+        except Exception as exc:
+            response = self._response_for(exc, request)
+        return self._finish(request, response, started)
+
+    def _finish(self, request: Request, response: Response, started: float) -> Response:
+        """Decorate and log an answer: every response of `handle` and `answer_now` passes here."""
         self._decorate(request, response)
         self.access.record(request.method, request.path, response.status, time.perf_counter() - started)
         return response
+
+    def _response_for(self, exc: Exception, request: Request) -> Response:
+        """The answer for an exception a handler raised (the one place they become responses)."""
+        if isinstance(exc, HTTPError):
+            return self.error_response(exc, request)
+        if isinstance(exc, QueryTimeout):
+            self.ctx.log.warn("query time limit reached", method=request.method, path=request.path)
+            return self.error_response(HTTPError(503, str(exc), [("Retry-After", QUERY_TIMEOUT_RETRY_S)]), request)
+        if isinstance(exc, Unavailable):
+            self.ctx.log.warn("database unavailable", method=request.method, path=request.path, error=str(exc))
+            return self.error_response(HTTPError(503, str(exc), [("Retry-After", UNAVAILABLE_RETRY_S)]), request)
+        if isinstance(exc, Unsupported):
+            return self.error_response(HTTPError(501, str(exc)), request)
+        if isinstance(exc, InvalidValue):
+            return self.error_response(HTTPError(400, str(exc)), request)
+        if is_disk_full(exc):  # ingestion logs it once per interval (writer.py); other writes are refused alike
+            error = HTTPError(503, DISK_FULL_MESSAGE, [("Retry-After", DISK_FULL_RETRY_S)])
+        else:
+            self.ctx.log.error(
+                "unhandled exception",
+                method=request.method,
+                path=request.path,
+                error=repr(exc),
+                traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+            )
+            error = HTTPError(500, "internal server error")
+        return self.error_response(error, request)
 
     async def _dispatch(self, request: Request) -> Response:
         path = request.path

@@ -34,6 +34,7 @@ __all__ = [
 
 Op = TypeVar("Op")
 BatchFn = Callable[[Sequence[Op]], Awaitable[Sequence[Exception | None]]]  # one outcome per op
+Done = Callable[[Exception | None], None]  # told an op's outcome (`Batcher.write_then`)
 
 # One transaction of 1,000 hits takes 2-4 ms on a small VM, which bounds the wait of a
 # hit queued behind a full batch; larger batches measured no faster.
@@ -81,7 +82,7 @@ class Batcher(Generic[Op]):
         self.closed = False
         self.batches = 0  # committed batches, for tests and the benchmark
         self.ops = 0
-        self._queue: deque[tuple[Op, asyncio.Future[None] | None]] = deque()
+        self._queue: deque[tuple[Op, asyncio.Future[None] | Done | None]] = deque()
         self._drain: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
@@ -96,11 +97,19 @@ class Batcher(Generic[Op]):
         self._put(op, future)
         return future
 
+    def write_then(self, op: Op, done: Done) -> None:
+        """Queue `op`; `done(outcome)` is called on the event loop once its batch committed (None) or with
+        its error, without a future or a scheduled callback per op (the tracker's fast path, app.py).
+
+        Raises `Overloaded` when too many ops wait, `Closed` after `close`. `done` must not raise.
+        """
+        self._put(op, done)
+
     def post(self, op: Op) -> None:
         """Queue `op` without waiting for it (counters); errors are dropped with it."""
         self._put(op, None)
 
-    def _put(self, op: Op, future: asyncio.Future[None] | None) -> None:
+    def _put(self, op: Op, future: asyncio.Future[None] | Done | None) -> None:
         if self.closed:
             raise Closed("the server is shutting down")
         if len(self._queue) >= self.max_pending:
@@ -123,15 +132,33 @@ class Batcher(Generic[Op]):
                 outcomes = self._check_disk(outcomes)
                 self.batches += 1
                 self.ops += len(batch)
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    if future is None or future.done():  # fire-and-forget, or the waiter went away
+                told: list[tuple[Done, Exception | None]] = []
+                for (_, waiter), outcome in zip(batch, outcomes, strict=True):
+                    if waiter is None:  # fire-and-forget
                         continue
-                    if outcome is None:
-                        future.set_result(None)
+                    if not isinstance(waiter, asyncio.Future):
+                        told.append((waiter, outcome))
+                    elif waiter.done():  # the waiter went away
+                        continue
+                    elif outcome is None:
+                        waiter.set_result(None)
                     else:
-                        future.set_exception(outcome)
+                        waiter.set_exception(outcome)
+                if told:
+                    # In one callback of the loop's next turn, so the next batch is on the writer thread
+                    # while the answers of this one are written.
+                    asyncio.get_running_loop().call_soon(self._tell, told)
         finally:
             self._drain = None
+
+    def _tell(self, told: list[tuple[Done, Exception | None]]) -> None:
+        """Tell `write_then` callers their ops' outcomes; one that fails does not keep the others from theirs."""
+        for done, outcome in told:
+            try:
+                done(outcome)
+            except Exception as exc:
+                if self.log is not None:
+                    self.log.error("a write's callback failed", database=self.name, error=repr(exc))
 
     def _check_disk(self, outcomes: Sequence[Exception | None]) -> Sequence[Exception | None]:
         """Turn disk-full errors into `StorageFull`, logging once per interval while it lasts."""

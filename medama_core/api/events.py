@@ -23,7 +23,7 @@ import functools
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from medama_core.api import BlockSettings, Context
 from medama_core.hostnames import InvalidHostname, normalise, site_for
@@ -35,7 +35,7 @@ from medama_core.ingest.ping import DAY_S, InvalidDate
 from medama_core.ingest.ping import answer as ping_answer
 from medama_core.ingest.pipeline import BOT, SPAM_REFERRER, TOO_MANY_UNKNOWNS
 from medama_core.store import protocol as hits
-from medama_core.writer import Batcher, Closed, Overloaded, StorageFull
+from medama_core.writer import Batcher, Closed, Done, Overloaded, StorageFull
 
 # The tracker posts with `sendBeacon(string)` and `fetch(no-cors)`, both of which send
 # text/plain;charset=UTF-8; API clients send application/json (spec §3.1, §10.1).
@@ -76,6 +76,11 @@ Sniff = Callable[[bytes], str]
 
 async def get_ping(request: Request, ctx: Context) -> Response:
     """`GET /event/ping`: "0" for the first request today, "1" after (spec §3.7)."""
+    return ping_now(request, ctx)
+
+
+def ping_now(request: Request, ctx: Context) -> Response:
+    """The ping's answer, without awaiting anything: `get_ping` and the server's fast path (app.py) share it."""
     client(request, ctx)
     try:
         ping = ping_answer(request.headers.get("if-modified-since"), time.time())
@@ -87,6 +92,16 @@ async def get_ping(request: Request, ctx: Context) -> Response:
 
 async def post_hit(request: Request, ctx: Context) -> Response:
     """`POST /event/hit`: a load, unload or custom beacon; 204 once stored or dropped (spec §3.8)."""
+    op = hit_op(request, ctx)
+    if op is not None:
+        await _stored(ctx, op)
+    return Response(204)
+
+
+def hit_op(request: Request, ctx: Context) -> hits.Op | None:
+    """Every step of a hit up to the writer, without awaiting anything: the op to write, or None when it
+    was dropped (204 at once). `post_hit` and the server's fast path (app.py) share it, and `store` and
+    `hit_stored` after it. Raises `HTTPError` as `post_hit` answers."""
     ip = client(request, ctx, sniff_host)
     media_type = request_media_type(request)
     if media_type not in ACCEPTED_MEDIA_TYPES:
@@ -96,18 +111,62 @@ async def post_hit(request: Request, ctx: Context) -> Response:
         hit = parse_hit(request.body)
     except InvalidHit as exc:
         raise refuse_payload(ctx, exc.status, str(exc), sniffed_site(ctx, request.body, sniff_host)) from None
-    await ingest(hit, request, ctx, ip)
-    return Response(204)
+    return ingest_op(hit, request, ctx, ip)
+
+
+def store(ctx: Context, op: hits.Op, done: Done | None = None) -> asyncio.Future[None] | None:
+    """Hand `op` to the writer: the future of its write, or with `done` no future (`done(outcome)` is
+    called once its batch is done, writer.Batcher.write_then). Then `hit_stored` says the answer.
+    Raises `HTTPError` 503 when the writer cannot take it."""
+    writer = _writer(ctx)
+    try:
+        if done is None:
+            return writer.write(op)
+        writer.write_then(op, done)
+        return None
+    except (Overloaded, Closed) as exc:
+        raise HTTPError(503, str(exc), headers=[("Retry-After", OVERLOADED_RETRY_S)]) from None
+
+
+def hit_stored(ctx: Context, outcome: Exception | None) -> None:
+    """A write's outcome (None: committed) made the answer's: counted when committed, else the error to
+    answer (503 when the writer could not take it; a database error is raised as it is, app.py answers it)."""
+    if outcome is None:
+        ctx.hits_stored += 1
+        return
+    if isinstance(outcome, (Overloaded, Closed, StorageFull)):
+        raise HTTPError(503, str(outcome), headers=[("Retry-After", OVERLOADED_RETRY_S)])
+    raise outcome
+
+
+async def _stored(ctx: Context, op: hits.Op) -> None:
+    """Write `op` and wait for its commit (`store`, then `hit_stored`)."""
+    outcome: Exception | None = None
+    try:
+        await cast("asyncio.Future[None]", store(ctx, op))
+    except Exception as exc:
+        outcome = exc
+    hit_stored(ctx, outcome)
 
 
 async def ingest(hit: Hit, request: Request, ctx: Context, ip: str | None) -> bool:
     """Run a parsed hit from the client at `ip` (`client`) through the pipeline: block lists, the site
     check, enrichment and its drops, the quota, the writer. True once stored, False when dropped (and
-    counted). Used by `post_hit` and by other trackers' endpoints (api/foreign.py).
+    counted). Used by other trackers' endpoints (api/foreign.py); ours runs the same `ingest_op`.
 
     Raises `HTTPError`: 400 without a client IP, or for an invalid page URL or referrer (a `bad_payload`
     drop); 404 for an unknown site (an `unknown_site` drop); 503 when the writer cannot take it.
     """
+    op = ingest_op(hit, request, ctx, ip)
+    if op is None:
+        return False
+    await _stored(ctx, op)
+    return True
+
+
+def ingest_op(hit: Hit, request: Request, ctx: Context, ip: str | None) -> hits.Op | None:
+    """`ingest` up to the writer: the op to write, or None when the hit was dropped (and counted).
+    Raises `HTTPError` as `ingest` does."""
     try:
         if ip is None:
             raise HTTPError(400, "could not determine the client IP address")
@@ -121,24 +180,17 @@ async def ingest(hit: Hit, request: Request, ctx: Context, ip: str | None) -> bo
         if rows.site and not ctx.quota.take(rows.site, now_ms // DAY_MS):
             raise pipeline.Dropped(QUOTA, rows.site)
         if rows.view is not None:
-            op: hits.Op = hits.NewView(rows.view, rows.events, rows.came_from)
-        elif rows.duration is not None:
-            op = hits.Duration(*rows.duration)
-        else:
-            op = hits.NewEvents(rows.events)
+            return hits.NewView(rows.view, rows.events, rows.came_from)
+        if rows.duration is not None:
+            return hits.Duration(*rows.duration)
+        return hits.NewEvents(rows.events)
     except InvalidHit as exc:
         raise refuse_payload(ctx, exc.status, str(exc), _site_of(ctx, hit)) from None
     except pipeline.UnknownSite as unknown:
         raise unknown_site(ctx, unknown.host) from None
     except pipeline.Dropped as drop:
         _count_drop(ctx, drop.reason, drop.hostname)
-        return False
-    try:
-        await _writer(ctx).write(op)
-    except (Overloaded, Closed, StorageFull) as exc:
-        raise HTTPError(503, str(exc), headers=[("Retry-After", OVERLOADED_RETRY_S)]) from None
-    ctx.hits_stored += 1
-    return True
+        return None
 
 
 def request_media_type(request: Request) -> str:

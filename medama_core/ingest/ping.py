@@ -15,6 +15,7 @@ day names come from tables, not the C locale.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import time
 from dataclasses import dataclass
@@ -105,4 +106,10 @@ def answer(if_modified_since: str | None, now: float) -> PingAnswer:
         if seen >= today:
             # Seen today (or a date in the future): fresh until 24 h after the date it carries.
             return PingAnswer("1", if_modified_since, f"max-age={int(seen + DAY_S - now)}")
-    return PingAnswer("0", format_http_date(today), "no-cache")
+    return PingAnswer("0", _day_date(today), "no-cache")
+
+
+@functools.lru_cache(maxsize=2)  # today, and yesterday for the pings in flight at midnight
+def _day_date(day: int) -> str:
+    """`format_http_date` of a day's 00:00, which every first ping of that day answers with."""
+    return format_http_date(day)

@@ -480,4 +480,28 @@ MIGRATIONS: tuple[Migration, ...] = (
                 END""",
         ),
     ),
+    Migration(
+        16,
+        (
+            # The tracker's writer marks the hours a batch touched once per batch (store/hits.py), set-based
+            # as store/bulk.py does after a bulk load, instead of two statements per inserted row. While it
+            # writes a batch, inside that batch's transaction, `rollup_marking.marking` is 1 and the insert
+            # triggers stand aside; it is 0 again before the COMMIT, so every other writer of rows (imports,
+            # transfers, the op-by-op replay, other processes) sees 0 and keeps being marked by the triggers.
+            "CREATE TABLE rollup_marking (marking INTEGER NOT NULL)",
+            "INSERT INTO rollup_marking VALUES (0)",
+            "DROP TRIGGER views_rollup_insert",
+            """CREATE TRIGGER views_rollup_insert AFTER INSERT ON views
+                WHEN (SELECT marking FROM rollup_marking) = 0
+                BEGIN
+                    INSERT OR IGNORE INTO rollup_dirty VALUES (NEW.hostname, NEW.date_created / 3600000);
+                    INSERT OR IGNORE INTO rollup_dirty
+                        SELECT NEW.hostname, date_created / 3600000 FROM events WHERE bid = NEW.bid;
+                END""",
+            "DROP TRIGGER events_rollup_insert",
+            f"""CREATE TRIGGER events_rollup_insert AFTER INSERT ON events
+                WHEN (SELECT marking FROM rollup_marking) = 0
+                BEGIN {_mark_event_and_views("NEW")} END""",
+        ),
+    ),
 )

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, cast
 
+from medama_core.store import bulk
 from medama_core.store.db import Transaction
 
 __all__ = [
@@ -99,6 +100,27 @@ ADD_SITE_HITS: Final = (
     " ON CONFLICT (day, hostname) DO UPDATE SET hits = hits + excluded.hits"
 )
 DAY_MS: Final = 24 * 60 * 60 * 1000
+# The insert triggers' switch (analytics migration 16), and where a batch's new rows start.
+_MARKING_ON: Final = "UPDATE rollup_marking SET marking = 1"
+_MARKING_OFF: Final = "UPDATE rollup_marking SET marking = 0"
+_LARGEST_ROWIDS: Final = "SELECT (SELECT max(rowid) FROM views), (SELECT max(rowid) FROM events)"
+# What the insert triggers do (store/bulk.py MARK_DIRTY says it for a bulk load), for the rows of one batch:
+# a new view marks its own hour and the hours of its bid's events; a new event marks its hour and the hours
+# of its bid's views, for each of those views' sites. The new rows are found by rowid range (NOT INDEXED)
+# and drive the joins (CROSS JOIN): without both, SQLite's planner scans a whole index per batch.
+_MARK_DIRTY: Final = (
+    "INSERT OR IGNORE INTO rollup_dirty (hostname, hour)"
+    " SELECT DISTINCT hostname, date_created / 3600000 FROM views NOT INDEXED WHERE rowid > :views",
+    "INSERT OR IGNORE INTO rollup_dirty (hostname, hour)"
+    " SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM views AS v NOT INDEXED CROSS JOIN events AS e"
+    " ON e.bid = v.bid WHERE v.rowid > :views",
+    "INSERT OR IGNORE INTO rollup_dirty (hostname, hour)"
+    " SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM events AS e NOT INDEXED CROSS JOIN views AS v"
+    " ON v.bid = e.bid WHERE e.rowid > :events",
+    "INSERT OR IGNORE INTO rollup_dirty (hostname, hour)"
+    " SELECT DISTINCT v.hostname, v.date_created / 3600000 FROM events AS e NOT INDEXED CROSS JOIN views AS v"
+    " ON v.bid = e.bid WHERE e.rowid > :events",
+)
 
 Row = tuple[object, ...]  # values in VIEW_COLUMNS or EVENT_COLUMNS order
 # Positions in those rows of what a hit is counted under: its site and its time.
@@ -191,7 +213,10 @@ def apply_batch(conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Exception |
     """
     try:
         with Transaction(conn):
+            marks = _stand_triggers_aside(conn)
             _write_all(conn, ops)
+            if marks is not None:
+                _mark_dirty(conn, marks)
         return [None] * len(ops)
     except Exception:
         pass
@@ -208,6 +233,31 @@ def apply_batch(conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Exception |
                 errors.append(None)
             conn.execute("RELEASE op")
     return errors
+
+
+def _stand_triggers_aside(conn: sqlite3.Connection) -> tuple[int, int] | None:
+    """Set the insert triggers aside for this transaction (analytics migration 16): the largest rowids of
+    `views` and `events` so far, from which `_mark_dirty` marks what the triggers would have; None, with
+    the triggers left on, on a database without `rollup_marking` or with rowids that no longer grow."""
+    try:
+        conn.execute(_MARKING_ON)
+    except sqlite3.OperationalError:  # an older schema (tests open some): the triggers mark every row
+        return None
+    starts = conn.execute(_LARGEST_ROWIDS).fetchone()
+    views, events = int(starts[0] or 0), int(starts[1] or 0)
+    if max(views, events) > bulk.MAX_START_ROWID:
+        conn.execute(_MARKING_OFF)
+        return None
+    return views, events
+
+
+def _mark_dirty(conn: sqlite3.Connection, starts: tuple[int, int]) -> None:
+    """Mark every (site, hour) the insert triggers would have for the rows inserted since `starts`, and turn
+    the triggers back on before the COMMIT, so no other writer ever sees them off."""
+    views, events = starts
+    for statement in _MARK_DIRTY:
+        conn.execute(statement, {"views": views, "events": events})
+    conn.execute(_MARKING_OFF)
 
 
 def _write_all(conn: sqlite3.Connection, ops: Iterable[Op]) -> None:

@@ -214,3 +214,27 @@ def test_a_cancelled_waiter_does_not_disturb_the_others(database: db.Database) -
         await batcher.close()
 
     asyncio.run(main())
+
+
+def test_write_then_tells_each_op_its_outcome_after_commit_and_survives_a_failing_callback(
+    database: db.Database,
+) -> None:
+    told: list[tuple[str, object]] = []
+
+    async def main() -> None:
+        batcher: Batcher[str] = Batcher(functools.partial(database.write, Recorder()), max_ops=2)
+
+        def done(op: str, outcome: Exception | None) -> None:
+            if op == "b":
+                raise RuntimeError("a callback that fails")
+            told.append((op, type(outcome).__name__ if outcome else None))
+
+        for op in ("b", "a", "fail", "c", "d"):  # b and a share the first batch
+            batcher.write_then(op, functools.partial(done, op))
+        await batcher.close()
+        await asyncio.sleep(0)  # the last batch's callbacks run in the loop's next turn
+        stored = await database.read(lambda c: [row[0] for row in c.execute("SELECT v FROM t ORDER BY v")])
+        assert stored == ["a", "b", "c", "d"]
+
+    asyncio.run(main())
+    assert told == [("a", None), ("fail", "ValueError"), ("c", None), ("d", None)]
