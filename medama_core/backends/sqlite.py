@@ -8,16 +8,22 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from medama_core.backends.meta import MetaAdapter
 from medama_core.config import StartupError
 from medama_core.store import analytics, hits, imported, live, meta
-from medama_core.store.db import Database, Migration, UnusableFile
+from medama_core.store.db import Database, Migration, UnusableFile, limit_heap
 from medama_core.store.protocol import Filter, Op, Outcomes, Page, Query, Step
 
 if TYPE_CHECKING:
     from medama_core import transfer  # imported by the export and import calls: the importers are slow to load
+
+# Between two units of background work (an hour batch, a few blocks, a day's copy), how long the refresher
+# lets queued and running stats reads finish first: its memory (a block's merge, a day's copy: up to ~6 MB
+# of Python at 1 M views, more at 10 M) and a raw read's are then seldom held at once (docs/storage.md,
+# *Memory bounds*). Bounded, so that a stream of reads slows the catching up but never stops it.
+YIELD_TO_READS_S: Final = 1.0
 
 # The stats layer (store.stats, rollups, columns, scan, entries, retention and their helpers, ~50 ms of
 # start-up on a busy machine) is imported by the calls that use it, the first after the server listens: the
@@ -50,12 +56,9 @@ def file_size(path: str) -> int | None:
 
 
 def set_heap_limit(limit_bytes: int) -> None:
-    """SQLite's soft heap limit is process-wide: any connection sets it, so a throwaway one does."""
-    conn = sqlite3.connect(":memory:")
-    try:
-        meta.set_soft_heap_limit(conn, limit_bytes)
-    finally:
-        conn.close()
+    """SQLite's soft heap limit is process-wide: a `memory_limit` setting, or without one (0) our bound
+    (store/db.py SOFT_HEAP_LIMIT), never none."""
+    limit_heap(limit_bytes)
 
 
 class SQLiteMeta(MetaAdapter):
@@ -217,6 +220,7 @@ class SQLiteAnalytics:
 
         done = 0
         while not self.db.closed:
+            await self.db.quiet(YIELD_TO_READS_S)
             now_ms = int(time.time() * 1000)
             rebuilt = await self.db.write(rollups.refresh_hours, now_ms)
             done += rebuilt

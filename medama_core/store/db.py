@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import Final, ParamSpec, TypeVar
 
 from medama_core.store import malloc
 from medama_core.store.files import create_private, make_private_dirs
@@ -35,10 +35,18 @@ DEFAULT_READERS = 2  # one per core on the 2-core machines we target; reads are 
 # up as fast (38-45 s, noisy) and ingestion no slower (bench/stats.py --ingest); larger measured no faster.
 CACHE_SIZE_KIB = 2 * 1024
 # A reader's page cache (a cap under a memory limit too). Stats reads touch few pages more than once, and
-# SQLite's sorters for their GROUP BY / ORDER BY hold up to a cache's worth each: with 2 MiB, 10 M views
-# measured as fast as with 8 (1 M views, 200k paths: the overview and detail tables) and each read
-# holds ~1-6 MB instead of ~7-21 (bench/stats.py; docs/storage.md).
-READER_CACHE_KIB = 2 * 1024
+# SQLite sizes a sorter (GROUP BY / ORDER BY) by the cache, at least 1 MiB: each holds up to a cache's
+# worth before writing a sorted run to its temporary file. With 8 MiB a raw read held ~7-21 MB, with 2 MiB
+# ~5-8 MB, with 1 MiB ~3.5-5 MB (SQLite's heap high-water: a month of 1 M views raw, 200k paths), and the
+# settled panels measured as fast (bench/stats.py; docs/storage.md).
+READER_CACHE_KIB: Final = 1024
+# SQLite's own heap, all connections of the process together (page caches, sorters, temporary tables and
+# ephemeral b-trees, prepared statements), when no `memory_limit` setting gives one. Past it SQLite takes the
+# least recently used page of any connection's cache instead of allocating a new one, and a sorter writes
+# the batch it holds to its temporary file (a file: TEMP_STORE) instead of growing. The caches above add up
+# to ~8 MiB when the refresher and both readers run at once (writer, readers, the refresher's temporary
+# tables); without a limit each sorter and each temporary b-tree grows on its own.
+SOFT_HEAP_LIMIT: Final = 8 << 20
 # How long one read may run before it is interrupted (QueryTimeout, a 503 for the client). A raw scan of
 # 90 days at 10 M views takes 1-2 s (docs/storage.md); a read still running after 10x that is a
 # pathological query, and it holds one of the DEFAULT_READERS threads every dashboard call queues for.
@@ -46,6 +54,7 @@ READ_TIME_LIMIT_S = 15.0
 # SQLite virtual-machine steps between two looks at the clock: about a millisecond of work, so a
 # runaway query stops within a few ms of its limit and the check costs well under 1%.
 PROGRESS_STEPS = 10_000
+QUIET_POLL_S: Final = 0.01  # how often `quiet` looks whether the reads are done: a few % of a short read
 
 
 class QueryTimeout(Exception):
@@ -99,6 +108,26 @@ class Migration:
 
     version: int
     statements: tuple[str, ...]
+
+
+def limit_heap(limit_bytes: int = 0) -> int:
+    """Set SQLite's process-wide soft heap limit: `limit_bytes`, or SOFT_HEAP_LIMIT for 0; returns it."""
+    limit = limit_bytes or SOFT_HEAP_LIMIT
+    conn = sqlite3.connect(":memory:")  # the limit is the library's, not a connection's: any one sets it
+    try:
+        conn.execute(f"PRAGMA soft_heap_limit = {int(limit)}")
+    finally:
+        conn.close()
+    return limit
+
+
+def heap_limit() -> int:
+    """SQLite's process-wide soft heap limit now (0: none)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        return int(conn.execute("PRAGMA soft_heap_limit").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
@@ -261,6 +290,8 @@ class Database:
         if path == ":memory:":
             raise ValueError("Database needs a file: reader threads cannot share an in-memory database")
         malloc.limit_arenas()  # before this file's threads start (the first Database: before any)
+        if heap_limit() == 0:  # a `memory_limit` setting applied since the first Database opened stays
+            limit_heap()
         self.path = path
         self.writer_conn = open_file(path, migrations, marker)
         self.version = int(self.writer_conn.execute("PRAGMA user_version").fetchone()[0])
@@ -273,6 +304,7 @@ class Database:
         self.cache_kib = CACHE_SIZE_KIB  # each thread applies a change to its own connection on its next call
         self._writer_cache_kib = CACHE_SIZE_KIB
         self.closed = False
+        self.reads = 0  # reads asked for and not yet answered, queued ones included (event loop thread only)
 
     def configure(self, *, readers: int | None = None, cache_kib: int | None = None) -> None:
         """Change the reader-thread count and the per-connection page cache at run time.
@@ -296,7 +328,18 @@ class Database:
     async def read(self, fn: Callable[..., T], /, *args: object) -> T:
         """Run `fn(conn, *args)` on a reader thread with a read-only connection."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self._call_reader, fn, args)
+        self.reads += 1
+        try:
+            return await loop.run_in_executor(self._readers, self._call_reader, fn, args)
+        finally:
+            self.reads -= 1
+
+    async def quiet(self, wait_s: float) -> None:
+        """Return once no read is queued or running, or after `wait_s` seconds (background work calls it
+        between its units, so that its memory and a read's are not held at the same moment)."""
+        deadline = time.monotonic() + wait_s
+        while self.reads and time.monotonic() < deadline:
+            await asyncio.sleep(QUIET_POLL_S)
 
     def _call_reader(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -323,7 +366,7 @@ class Database:
             raise
         finally:
             self._local.deadline[0] = math.inf
-            _trim_after(started)
+            _trim_after(started, conn)
 
     def _call_writer(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
         if self._writer_cache_kib != self.cache_kib:
@@ -332,7 +375,7 @@ class Database:
         try:
             return fn(self.writer_conn, *args)
         finally:
-            _trim_after(started)
+            _trim_after(started, self.writer_conn)
 
     def close(self) -> None:
         """Finish queued work, then close every connection (checkpointing the WAL)."""
@@ -351,9 +394,16 @@ class Database:
         self.writer_conn.close()
 
 
-def _trim_after(started: float) -> None:
-    """After a long operation (it likely freed megabytes), hand freed memory back (malloc.py)."""
+def _trim_after(started: float, conn: sqlite3.Connection) -> None:
+    """After a long operation (it likely freed megabytes), hand freed memory back: the connection's page
+    cache (its pages are read again from the OS's cache when next needed: ~1 ms for a reader's 1 MiB) and
+    the allocator's free pages (malloc.py). Between operations a connection then holds its schema and
+    statements only, not a cache filled by the last big read or refresher step."""
     if time.monotonic() - started >= malloc.TRIM_AFTER_S:
+        try:
+            conn.execute("PRAGMA shrink_memory")
+        except sqlite3.Error:  # closed, or busy in a way that makes freeing pointless: nothing lost
+            pass
         malloc.trim()
 
 

@@ -19,8 +19,12 @@ from typing import Any, Final
 
 # Arenas the threads share. glibc's default, 8 per core, let the 2 stats readers, the writer and the
 # event loop each keep their own freed memory; 2 measured 52-59 MB at the end of settled queries
-# against 65 MB (1 M views, 200k paths; bench/stats.py), no query slower beyond the noise.
-ARENAS: Final = 2
+# against 65 MB (1 M views, 200k paths; bench/stats.py). 1 against 2, the refresher catching up while
+# every panel ran, then the settled panels (two runs each, loaded machine): peaks of 62.2 and 69.1 MB
+# against 66.8 and 67.1, then 62.1 and 67.2 against 70.0 and 65.3: at most a few MB, within the noise.
+# A single arena's lock cost nothing measurable: Python's small objects never reach malloc, and the
+# server's CPU time for every settled panel in turn was the same (2.6-2.8 s with either).
+ARENAS: Final = 1
 # An operation that ran this long (a stats request over raw rows, a refresher step) has likely freed
 # megabytes; trimming then costs well under a millisecond for the server's heaps, a few percent of it.
 TRIM_AFTER_S: Final = 0.02

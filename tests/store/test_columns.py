@@ -473,3 +473,19 @@ def test_find_gives_up_on_the_value_that_is_the_separator(values: list[str]) -> 
     column = columns.Column(json.dumps(values), (b"",), 255)
     assert column.find([", "]) is None
     assert column.find(["b", "x", "a"]) == [i for i, value in enumerate(values) if value in ("a", "b", "x")]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(values=st.lists(tricky, max_size=30))
+def test_a_dictionary_counted_in_its_text_has_as_many_values_as_parsed(values: list[str]) -> None:
+    """len(Column) counts the values in the JSON text without parsing it (a filter asks whether it
+    selects all of them): always the parsed list's length, for values shaped like the text's syntax; and
+    the dictionary stays unparsed (a long tail's day holds tens of thousands of values)."""
+    column = columns.Column(json.dumps(values), (b"",), 255)
+    assert len(column) == len(values)
+    assert column._values is None and column._lowered is None
+
+
+@pytest.mark.parametrize("values", [[], [""], ["a", ", ", "b"], [", ", ", "], ["x", ", "], [", "]])
+def test_the_separator_value_is_counted_once(values: list[str]) -> None:
+    assert len(columns.Column(json.dumps(values), (b"",), 255)) == len(values)
