@@ -82,6 +82,9 @@ SUCCESSOR_INDEX = 1  # two processes on a port (docs/deploy.md): the newer liste
 # fail a client that did nothing wrong. It gets this long to send one (a browser's speculative
 # preconnection may never send one), then is closed quietly.
 FIRST_REQUEST_GRACE_S = 1.0
+# Kinds of fast-path answer kept framed (`_Heads`): a tracker's requests get a handful (204 with or without
+# CORS, a ping's "0" and its "1" for each max-age second and date it is sent); past this the old ones go.
+MAX_FAST_HEADS: Final = 512
 SO_ATTACH_REUSEPORT_CBPF = 51  # Linux <asm-generic/socket.h>
 SO_DETACH_REUSEPORT_BPF = 68  # Linux <asm-generic/socket.h>, since 5.3
 BPF_RET_K = 0x06  # classic BPF: return the constant k (here the index of the listener to use)
@@ -156,6 +159,33 @@ class _DateCache:
         return self._value
 
 
+class _Heads:
+    """The fast path's answers as `render_response` frames them, kept by everything that shapes their bytes
+    but `Date`: the few kinds a tracker's requests get (status, CORS or not, keep-alive, a ping's dates) are
+    framed once each, not per answer."""
+
+    def __init__(self) -> None:
+        # (status, content type, body length, headers, keep-alive, HTTP/1.0) -> the bytes before and after Date
+        self._heads: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
+
+    def render(self, response: Response, keep_alive: bool, http10: bool, date: bytes) -> bytes:
+        """`render_response(response, keep_alive=keep_alive, head_only=False, date=date, http10=http10)` for
+        a response without a stream."""
+        body = response.body
+        status = response.status
+        key = (status, response.content_type, len(body), tuple(response.headers), keep_alive, http10)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= MAX_FAST_HEADS:
+                self._heads.clear()
+            framed = render_response(response, keep_alive=keep_alive, head_only=True, date=b"", http10=http10)
+            split = framed.index(b"\r\n") + len(b"\r\nDate: ")
+            head = self._heads[key] = (framed[:split], framed[split:])
+        if status >= 200 and status not in (204, 304):  # as `render_response`: these carry no body
+            return head[0] + date + head[1] + body
+        return head[0] + date + head[1]
+
+
 @dataclass(slots=True)
 class _Turn:
     """What is left of one turn's share of pipelined answers."""
@@ -207,6 +237,7 @@ class HTTPServer:
         self.shares: dict[str, _Share] = {}  # by network; an entry lives while the network has a connection
         self.held = 0  # bytes all connections hold for unfinished requests
         self.dates = _DateCache()
+        self.heads = _Heads()  # the fast path's answers, framed once per kind (`_Connection._answer`)
         self.stopping = False  # shutdown began: no more keep-alive
         self.closing = False  # new connections are refused
         self._servers: list[asyncio.Server] = []
@@ -656,14 +687,30 @@ class _Connection(asyncio.Protocol):
         self._arm(self.server.timeouts.idle if self.reader.idle else self.server.timeouts.header)
 
     def _answer(self, request: Request, response: Response) -> None:
-        """Send a fast-path answer (never streamed), as `_respond` sends `handle`'s."""
-        sent = self._write_response(request, response)
-        if sent is None:
+        """Send a fast-path answer (never streamed, never to HEAD), as `_respond` sends `handle`'s: the same
+        bytes as `_write_response`, its head but for `Date` from the server's `_Heads`."""
+        if response.stream is not None or request.method == "HEAD":  # not from `answer_now`, but still right
+            sent = self._write_response(request, response)
+            keep_alive = None if sent is None else sent[0]
+        else:
+            keep_alive = self._write_fast(request, response)
+        if keep_alive is None:  # the connection is gone
             return
         if self.write_ready is not None:  # the client is slow to read: wait for it, as `_respond` does
-            self.task = asyncio.get_running_loop().create_task(self._drain_and_continue(sent[0]))
+            self.task = asyncio.get_running_loop().create_task(self._drain_and_continue(keep_alive))
             return
-        self._answered(sent[0])
+        self._answered(keep_alive)
+
+    def _write_fast(self, request: Request, response: Response) -> bool | None:
+        """`_write_response` for a response without a stream to a request other than HEAD."""
+        http10 = request.http_version == "1.0"
+        keep_alive = request.keep_alive and self.keep_open and not self.server.stopping
+        transport = self.transport
+        if self.closed or transport is None:
+            return None
+        transport.write(self.server.heads.render(response, keep_alive, http10, self.server.dates.get()))
+        self.answered += 1
+        return keep_alive
 
     async def _drain_and_continue(self, keep_alive: bool) -> None:
         if self.write_ready is not None:
