@@ -127,6 +127,10 @@ def start_background(ctx: Context) -> None:
 
     async def stop() -> None:
         ticking.cancel()
+        running = _refreshing.pop(id(ctx.analytics), None)
+        if running is not None and not running.done():  # e.g. waiting for reads to finish (db.quiet)
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
 
     ctx.on_shutdown.append(stop)
 
