@@ -248,6 +248,24 @@ def _bucket_sql(interval: str, params: dict[str, object], start_us: int) -> str:
     return "intDiv(date_created * 1000 - {origin_us:Int64}, {step_us:Int64})"
 
 
+def _per_bucket(bucket: str, source: str) -> str:
+    """Each bucket's counts (c0, c1, ...) and median state (st) over `source` (a table and its WHERE, or a
+    subquery), `bucket` naming each row's bucket."""
+    counts = ", ".join(f"{sql} AS c{i}" for i, sql in enumerate(_COUNT_SQL))
+    state = _MIDDLE_LEVELS.format("State")
+    return (
+        f"SELECT {bucket} AS bucket, {counts}, {state}(duration_ms, toUInt64(sign)) AS st FROM {source} GROUP BY bucket"
+    )
+
+
+# Over _per_bucket's rows: every bucket's counts and finished medians, then the counts summed and the
+# median states merged for the buckets taken together.
+_MERGED_BUCKETS: Final = (
+    f"groupArray((bucket, {', '.join(f'c{i}' for i in range(len(_COUNT_SQL)))}, finalizeAggregation(st))),"
+    f" {', '.join(f'sum(c{i})' for i in range(len(_COUNT_SQL)))}, {_MIDDLE_LEVELS.format('Merge')}(st)"
+)
+
+
 def _buckets(client: Client, query: Query, interval: str, start_us: int) -> tuple[dict[int, Group], Group]:
     """The groups of each bucket of `interval` from `start_us`, and of the whole query, in one pass.
 
@@ -256,15 +274,8 @@ def _buckets(client: Client, query: Query, interval: str, start_us: int) -> tupl
     """
     params: dict[str, object] = {}
     bucket = _bucket_sql(interval, params, start_us)
-    counts = ", ".join(f"{sql} AS c{i}" for i, sql in enumerate(_COUNT_SQL))
-    inner = (
-        f"SELECT {bucket} AS bucket, {counts}, {_MIDDLE_LEVELS.format('State')}(duration_ms, toUInt64(sign)) AS st"
-        f" FROM {_table(query)} WHERE {_where(query, params)} GROUP BY bucket"
-    )
-    names = ", ".join(f"c{i}" for i in range(len(_COUNT_SQL)))
-    sums = ", ".join(f"sum(c{i})" for i in range(len(_COUNT_SQL)))
-    merged = _MIDDLE_LEVELS.format("Merge")
-    sql = f"SELECT groupArray((bucket, {names}, finalizeAggregation(st))), {sums}, {merged}(st) FROM ({inner})"
+    inner = _per_bucket(bucket, f"{_table(query)} WHERE {_where(query, params)}")
+    sql = f"SELECT {_MERGED_BUCKETS} FROM ({inner})"
     found, *totals = client.rows(sql, params)[0]
     groups = {int(row[0]): _group(row[1:-1], row[-1]) for row in found if int(row[3])}
     whole = _group(totals[:-1], totals[-1]) if groups else _EMPTY
@@ -354,18 +365,8 @@ def _filtered_periods(
     if before is not None and before.end is not None and before.end >= query.start:
         shared = _where(query, params, before.end, before.end, "_shared")  # an instant in both periods
         reads.append(f"SELECT toInt64(-1) AS b, {columns} FROM {table} WHERE {shared}")
-    counts = ", ".join(f"{sql} AS c{i}" for i, sql in enumerate(_COUNT_SQL))
-    inner = (
-        f"SELECT b AS bucket, {counts}, {_MIDDLE_LEVELS.format('State')}(duration_ms, toUInt64(sign)) AS st"
-        f" FROM ({' UNION ALL '.join(reads)}) GROUP BY bucket"
-    )
-    names = ", ".join(f"c{i}" for i in range(len(_COUNT_SQL)))
-    sums = ", ".join(f"sum(c{i})" for i in range(len(_COUNT_SQL)))
-    merged = _MIDDLE_LEVELS.format("Merge")
-    sql = (
-        f"SELECT bucket >= 0 AS current, groupArray((bucket, {names}, finalizeAggregation(st))), {sums}, {merged}(st)"
-        f" FROM ({inner}) GROUP BY current"
-    )
+    inner = _per_bucket("b", f"({' UNION ALL '.join(reads)})")
+    sql = f"SELECT bucket >= 0 AS current, {_MERGED_BUCKETS} FROM ({inner}) GROUP BY current"
     groups: dict[int, Group] = {}
     whole, previous_group = _EMPTY, _EMPTY
     for current, found, *totals in client.rows(sql, params):
