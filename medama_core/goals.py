@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from medama_core.store.aggregate import round4
 from medama_core.store.filters import Filter, ascii_lower
-from medama_core.store.meta import Goal
+from medama_core.store.meta_rows import Goal
 
 __all__ = ["MAX_GOALS_PER_SITE", "GoalSpec", "InvalidGoal", "Pattern", "goal_filters", "narrowing", "parse_goal"]
 

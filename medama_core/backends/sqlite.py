@@ -109,16 +109,20 @@ class SQLiteAnalytics:
         return await self.db.write(hits.apply_batch, ops)
 
     async def summary(self, query: Query, previous: bool, interval: str | None) -> dict[str, Any]:
-        from medama_core.store import imported_stats, stats
+        from medama_core.store import imported_merge, imported_stats, stats
 
-        return await self.db.read(stats.snapshot, imported_stats.summary, query, previous, interval)
+        return await self.db.read(
+            stats.snapshot, imported_stats.summary, query, previous, interval, imported_merge.ENGINE
+        )
 
     async def list_stats(
         self, query: Query, endpoint: str, summary: bool, page: Page, variant: bool = False
     ) -> list[dict[str, Any]]:
-        from medama_core.store import imported_stats, stats
+        from medama_core.store import imported_merge, imported_stats, stats
 
-        return await self.db.read(stats.snapshot, imported_stats.list_stats, query, endpoint, summary, page, variant)
+        return await self.db.read(
+            stats.snapshot, imported_stats.list_stats, query, endpoint, summary, page, variant, imported_merge.ENGINE
+        )
 
     async def time_stats(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
         from medama_core.store import stats
@@ -148,16 +152,20 @@ class SQLiteAnalytics:
         return await self.db.read(stats.snapshot, entry_stats.exits, query, summary, page)
 
     async def visitors_since(self, hostnames: list[str], since_ms: int) -> dict[str, int]:
-        from medama_core.store import imported_stats, stats
+        from medama_core.store import imported_merge, imported_stats, stats
 
-        return await self.db.read(stats.snapshot, imported_stats.visitors_since, hostnames, since_ms)
+        return await self.db.read(
+            stats.snapshot, imported_stats.visitors_since, hostnames, since_ms, imported_merge.ENGINE
+        )
 
     async def site_intervals(
         self, hostnames: list[str], start_us: int, end_us: int, interval: str
     ) -> list[list[dict[str, Any]]]:
-        from medama_core.store import imported_stats, stats
+        from medama_core.store import imported_merge, imported_stats, stats
 
-        return await self.db.read(stats.snapshot, imported_stats.site_intervals, hostnames, start_us, end_us, interval)
+        return await self.db.read(
+            stats.snapshot, imported_stats.site_intervals, hostnames, start_us, end_us, interval, imported_merge.ENGINE
+        )
 
     async def live(self, hostname: str, now_ms: int) -> dict[str, Any]:
         return await self.db.read(live.live, hostname, now_ms)

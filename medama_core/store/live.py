@@ -10,17 +10,12 @@ moving to the next page is one, since the page left stops counting at once.
 from __future__ import annotations
 
 import sqlite3
-from collections import Counter
-from collections.abc import Iterable
 from typing import Any, Final
+
+from medama_core.store.answers import LIVE_ROWS, OPEN_MS, answer
 
 __all__ = ["LIVE_ROWS", "OPEN_MS", "answer", "live"]
 
-# A page loaded this long ago and never reported left is taken as abandoned (a crash, a phone that
-# killed the tab, a tracker that never reports leaving, as Umami's): Plausible and Umami use 5 and 30 minutes.
-OPEN_MS: Final = 30 * 60_000
-# Rows per list: the dashboard's live panel shows the top ones of pages, referrers and countries.
-LIVE_ROWS: Final = 10
 
 # One row per (page, grouped referrer, country) of the open views, with their count; the grouped referrer
 # is the list endpoints' `grouped=true` label (store/filters.py, "referrer").
@@ -33,30 +28,6 @@ _OPEN_GROUPS: Final = """
     WHERE hostname = :hostname AND date_created >= :since AND duration_ms IS NULL
     GROUP BY 1, 2, 3
 """
-
-
-def answer(groups: Iterable[tuple[str, str, str, int]], rows: int = LIVE_ROWS) -> dict[str, Any]:
-    """The /live answer from (page, referrer, country, open views) groups: totals and each list's top `rows`."""
-    pages: Counter[str] = Counter()
-    referrers: Counter[str] = Counter()
-    countries: Counter[str] = Counter()
-    total = 0
-    for page, referrer, country, count in groups:
-        total += count
-        pages[page] += count
-        referrers[referrer] += count
-        countries[country] += count
-
-    def top(counter: Counter[str], key: str) -> list[dict[str, Any]]:
-        ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:rows]
-        return [{key: label, "visitors": count} for label, count in ranked]
-
-    return {
-        "visitors": total,
-        "pages": top(pages, "path"),
-        "referrers": top(referrers, "referrer"),
-        "countries": top(countries, "country"),
-    }
 
 
 def live(conn: sqlite3.Connection, hostname: str, now_ms: int) -> dict[str, Any]:

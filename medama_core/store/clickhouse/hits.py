@@ -28,7 +28,7 @@ from typing import Final
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.schema import EVENT_VIEW_COLUMNS
 from medama_core.store.clickhouse.sql import id_chunks, id_set, tsv_line
-from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
+from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
 
 __all__ = [
     "BULK_LOOKUP_IDS",

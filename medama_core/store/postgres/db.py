@@ -35,7 +35,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
-from medama_core.store.db import READ_TIME_LIMIT_S, Migration, QueryTimeout
+from medama_core.store.door import READ_TIME_LIMIT_S, Migration, QueryTimeout
 from medama_core.store.postgres.errors import ConnectFailed, StartupError, Unavailable
 from medama_core.store.postgres.url import PostgresURL
 

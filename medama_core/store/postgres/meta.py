@@ -22,24 +22,18 @@ from __future__ import annotations
 
 import psycopg
 
-from medama_core.store.db import Migration
-
-# Shared with the SQLite store (re-exported), so callers catch one AlreadyExists and get one User type.
-from medama_core.store.meta import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
-from medama_core.store.meta import DEFAULT_ADMIN_USERNAME as DEFAULT_ADMIN_USERNAME
-from medama_core.store.meta import DEFAULT_USER_SETTINGS, AlreadyExists, MissingWebsite
-from medama_core.store.meta import new_annotation_id as new_annotation_id
-from medama_core.store.meta import new_goal_id as new_goal_id
-from medama_core.store.meta import new_key_id as new_key_id
-from medama_core.store.meta import new_user_id as new_user_id
+from medama_core.store.door import Migration
 from medama_core.store.meta_rows import (
     ANNOTATION_COLUMNS,
+    DEFAULT_USER_SETTINGS,
     GOAL_COLUMNS,
     KEY_COLUMNS,
     KEY_WIDTH,
     SHARE_COLUMNS,
     USER_WIDTH,
+    AlreadyExists,
     ApiKey,
+    MissingWebsite,
     Share,
     Totp,
     User,
@@ -50,11 +44,19 @@ from medama_core.store.meta_rows import (
     site_settings_from_row,
     user_from_row,
 )
+
+# Shared with the SQLite store (re-exported), so callers catch one AlreadyExists and get one User type.
+from medama_core.store.meta_rows import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
+from medama_core.store.meta_rows import DEFAULT_ADMIN_USERNAME as DEFAULT_ADMIN_USERNAME
 from medama_core.store.meta_rows import SITE_SETTING_FIELDS as SITE_SETTING_FIELDS
 from medama_core.store.meta_rows import Annotation as Annotation
 from medama_core.store.meta_rows import Goal as Goal
 from medama_core.store.meta_rows import SiteSettings as SiteSettings
 from medama_core.store.meta_rows import merge_site_settings as merge_site_settings
+from medama_core.store.meta_rows import new_annotation_id as new_annotation_id
+from medama_core.store.meta_rows import new_goal_id as new_goal_id
+from medama_core.store.meta_rows import new_key_id as new_key_id
+from medama_core.store.meta_rows import new_user_id as new_user_id
 from medama_core.store.postgres.db import Connection
 from medama_core.store.postgres.errors import InvalidValue
 
