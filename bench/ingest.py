@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medama_core.store import db, meta  # noqa: E402
+from medama_core.store.sqlite import db, meta  # noqa: E402
 
 SITES = ("example.com", "blog.example.org", "shop.example.net")
 

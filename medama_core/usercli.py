@@ -23,7 +23,7 @@ from typing import IO, Any, Final, TypeVar
 
 from medama_core import accounts, hostnames, passwords
 from medama_core.config import ConfigError, Option, StartupError, help_text, option, parse_flags
-from medama_core.store import db, meta
+from medama_core.store.sqlite import db, meta
 
 MAX_PASSWORD_LINE: Final = 4096  # one line read from a pipe; far above PASSWORD_MAX, and a runaway pipe stops here
 _POSTGRES: Final = ("postgres://", "postgresql://")

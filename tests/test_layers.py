@@ -94,7 +94,8 @@ ALLOWED: dict[str, set[str]] = {
         "sharelinks",
     },
     "usercli": {"accounts", "config", "hostnames", "passwords", "store"},
-    "migrate": {"config", "store"},
+    "migrate": {"config", "meta_copy", "store"},
+    "meta_copy": {"store"},
     "cli": {"app", "backup", "config", "log", "migrate", "passwords", "store", "transfer", "usercli"},
 }
 

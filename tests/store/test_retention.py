@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medama_core.store import analytics, columns, imported_merge, imported_stats, retention, rollups, site_data, stats
-from medama_core.store.db import Transaction, migrate
+from medama_core.store import imported_stats
+from medama_core.store.sqlite import analytics, columns, imported_merge, retention, rollups, site_data, stats
+from medama_core.store.sqlite.db import Transaction, migrate
 from tests.store.test_equivalence import SPAN_DAYS, START, random_rows, random_view, use_full_site
 from tests.store.test_stats import DAY, FAR_FUTURE, HOUR, SITE, event, insert, insert_events, new_db, view
 

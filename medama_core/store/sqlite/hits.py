@@ -20,9 +20,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final, cast
 
-from medama_core.store import bulk
-from medama_core.store.db import Transaction
 from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
+from medama_core.store.sqlite import bulk
+from medama_core.store.sqlite.db import Transaction
 
 __all__ = [
     "EVENT_COLUMNS",

@@ -18,10 +18,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Final
 
-from medama_core.store import columns, rollups, scan, stats
 from medama_core.store.answers import entry_rows, exit_rows
 from medama_core.store.query import Page, Query
-from medama_core.store.rollups import ENTRY_MARK, KIND_SQL, KINDS, NOT_ENTRY
+from medama_core.store.sqlite import columns, rollups, scan, stats
+from medama_core.store.sqlite.rollups import ENTRY_MARK, KIND_SQL, KINDS, NOT_ENTRY
 
 __all__ = ["ENTRY_FIELDS", "EXIT_FIELDS", "entries", "entry_rows", "exit_rows", "exits"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from medama_core.store import imported, overview, stats
 from medama_core.store.imported_stats import Engine
+from medama_core.store.sqlite import imported, overview, stats
 
 __all__ = ["ENGINE"]
 

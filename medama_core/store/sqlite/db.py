@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final, ParamSpec, TypeVar
 
-from medama_core.store import malloc
 from medama_core.store.door import CACHE_SIZE_KIB as CACHE_SIZE_KIB
 from medama_core.store.door import READ_TIME_LIMIT_S as READ_TIME_LIMIT_S
 from medama_core.store.door import SQLITE_INTERRUPT, error_code
@@ -29,6 +28,7 @@ from medama_core.store.door import Migration as Migration
 from medama_core.store.door import QueryTimeout as QueryTimeout
 from medama_core.store.door import is_disk_full as is_disk_full
 from medama_core.store.files import create_private, make_private_dirs
+from medama_core.store.sqlite import malloc
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 
-from medama_core.store.db import Migration, Transaction
-
 # The value types and row decoders both meta engines share (re-exported: callers import them from here).
 from medama_core.store.meta_rows import (
     ANNOTATION_COLUMNS,
@@ -45,6 +43,7 @@ from medama_core.store.meta_rows import new_annotation_id as new_annotation_id
 from medama_core.store.meta_rows import new_goal_id as new_goal_id
 from medama_core.store.meta_rows import new_key_id as new_key_id
 from medama_core.store.meta_rows import new_user_id as new_user_id
+from medama_core.store.sqlite.db import Migration, Transaction
 
 # A table only this database has: a file holding other tables but not this one is refused (store/db.open_file).
 MARKER_TABLE = "users"

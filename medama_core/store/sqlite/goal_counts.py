@@ -23,9 +23,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from medama_core.store import columns, imported_merge, imported_stats, scan, stats
+from medama_core.store import imported_stats
 from medama_core.store.filters import PROP_FIELDS, Filter, matcher
-from medama_core.store.rollups import KINDS
+from medama_core.store.sqlite import columns, imported_merge, scan, stats
+from medama_core.store.sqlite.rollups import KINDS
 
 __all__ = ["Counts", "goal_counts", "path_counts"]
 

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
-from medama_core.store import columns, rawruns, rollups, scan
 from medama_core.store.aggregate import (
     Group,
     Run,
@@ -36,7 +35,8 @@ from medama_core.store.query import bucket_count as bucket_count
 from medama_core.store.query import bucket_date as _bucket_date
 from medama_core.store.query import month_index as _month_index
 from medama_core.store.query import previous_period as previous_period
-from medama_core.store.rollups import DAY, DURATION_KINDS, HOUR, HOUR_MS, KIND_SQL, KINDS, RUN_SPANS
+from medama_core.store.sqlite import columns, rawruns, rollups, scan
+from medama_core.store.sqlite.rollups import DAY, DURATION_KINDS, HOUR, HOUR_MS, KIND_SQL, KINDS, RUN_SPANS
 
 UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
