@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from medama_core.store.answers import OPEN_MS, answer
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.schema import SITE_KEY
+from medama_core.store.live import OPEN_MS, answer
 
 __all__ = ["live"]
 

@@ -1,21 +1,13 @@
-"""Live visitors: the pages of a site open now, read from its last half hour of views only.
-
-The rule (docs/live.md): a view is *open* when it was loaded within the last
-OPEN_MS and its page has not reported being left (no duration yet: the tracker
-sends one when the tab is closed, hidden or navigated away from). Each open view
-is one visitor: without identifiers two tabs of one person are two, and a person
-moving to the next page is one, since the page left stops counting at once.
-"""
+"""Live visitors on SQLite: the open views of a site's last half hour (store/live.py's rule), read from `views`."""
 
 from __future__ import annotations
 
 import sqlite3
 from typing import Any, Final
 
-from medama_core.store.answers import LIVE_ROWS, OPEN_MS, answer
+from medama_core.store.live import LIVE_ROWS, OPEN_MS, answer
 
 __all__ = ["LIVE_ROWS", "OPEN_MS", "answer", "live"]
-
 
 # One row per (page, grouped referrer, country) of the open views, with their count; the grouped referrer
 # is the list endpoints' `grouped=true` label (store/filters.py, "referrer").
