@@ -4,7 +4,7 @@ Up (SQLite paths to URLs): app data goes with store/postgres/meta_copy.py (one t
 sessions too, so nobody is logged out); page views, events, drop counts and imported daily totals
 stream into ClickHouse through its bulk path (duplicates of a (beacon id, site) are skipped, as on
 import), with a progress line per chunk. Down (URLs to SQLite paths): the same rows come back in one
-SQLite transaction per file, views and events with their indexes set aside (store/bulk.py). Either
+SQLite transaction per file, views and events with their indexes set aside (store/sqlite/bulk.py). Either
 way the check follows: the row counts of both sides, and each site's all-time /summary and top pages,
 must be equal. Going down the check runs inside the SQLite transaction, so a copy that fails it is
 rolled back and the file stays empty. The sources are opened as they are (migrated to this version

@@ -6,7 +6,7 @@ transaction, so it lands whole or not at all; the first bad row stops it with
 its line number. A view whose (bid, hostname) is already stored, or came
 earlier in the file, is ignored, as ingestion ignores it. A large import sets
 the table's secondary indexes and insert trigger aside and rebuilds them
-(store/bulk.py), which is several times faster than updating them row by
+(store/sqlite/bulk.py), which is several times faster than updating them row by
 row. Dates are written as ISO 8601 UTC with milliseconds and read as ISO 8601
 (a missing offset means UTC) or Unix seconds, so an export imported into an
 empty database exports again byte for byte.
@@ -80,7 +80,7 @@ COLUMNS: Final = {VIEWS: VIEW_COLUMNS, EVENTS: EVENT_COLUMNS}
 CHUNK_ROWS: Final = 4096
 PROGRESS_EVERY_S: Final = 1.0  # seconds between progress lines on stderr
 PROGRESS_BAR_WIDTH: Final = 30  # characters of the progress bar; a line stays under 80
-# The table's secondary indexes and insert trigger are set aside (store/bulk.py) and rebuilt when it
+# The table's secondary indexes and insert trigger are set aside (store/sqlite/bulk.py) and rebuilt when it
 # holds at most this many times the rows the file is expected to bring. Rebuilding costs about
 # 4 µs per row of the whole table here, updating the indexes row by row 10-15 µs per new row.
 REBUILD_RATIO: Final = 2
@@ -471,7 +471,7 @@ _HOSTNAME_INDEX: Final = {VIEWS: VIEW_COLUMNS.index("hostname"), EVENTS: EVENT_C
 
 
 def _meta_module(meta_conn: Any) -> ModuleType:
-    """The meta functions of the app store `meta_conn` belongs to: store/meta.py for SQLite, else PostgreSQL's."""
+    """The meta functions of the app store `meta_conn` belongs to: store/sqlite/meta.py, else PostgreSQL's."""
     if isinstance(meta_conn, sqlite3.Connection):
         return meta
     from medama_core.store.postgres import meta as pg_meta

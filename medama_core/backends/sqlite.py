@@ -57,7 +57,7 @@ def file_size(path: str) -> int | None:
 
 def set_heap_limit(limit_bytes: int) -> None:
     """SQLite's soft heap limit is process-wide: a `memory_limit` setting, or without one (0) our bound
-    (store/db.py SOFT_HEAP_LIMIT), never none."""
+    (store/sqlite/db.py SOFT_HEAP_LIMIT), never none."""
     limit_heap(limit_bytes)
 
 

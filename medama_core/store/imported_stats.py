@@ -1,6 +1,6 @@
 """Imported daily totals in the stats answers of any engine: added to /summary and the lists for the days they cover.
 
-Plausible's export holds daily aggregates only (store/imported.py). They are
+Plausible's export holds daily aggregates only (store/sqlite/imported.py). They are
 added here, after the stats have computed their answer from our own rows, so
 every day without imported totals is exactly what the stats said, and an
 imported day adds exactly its imported counts:

@@ -1,6 +1,6 @@
 """App data as values: the types both meta engines return, their rows decoded, new ids, defaults and errors.
 
-store/meta.py (SQLite) and store/postgres/meta.py (PostgreSQL) select the same
+store/sqlite/meta.py (SQLite) and store/postgres/meta.py (PostgreSQL) select the same
 columns in the same order and decode them here, so a row means one thing on
 either engine. Each decoder takes what either driver gives (SQLite's 0/1 or
 PostgreSQL's booleans; text or numbers) and returns plain Python values.

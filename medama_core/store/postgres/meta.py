@@ -1,8 +1,8 @@
 """App data in PostgreSQL: users, sessions, websites with their settings, notes and Umami ids, tenant settings.
 
-As store/meta.py does in SQLite.
+As store/sqlite/meta.py does in SQLite.
 
-Every public function of store/meta.py is here with the same name, arguments
+Every public function of store/sqlite/meta.py is here with the same name, arguments
 (a psycopg connection for the sqlite3 one), results and errors, so the API layer
 can call either. The differences PostgreSQL forces are kept to three: text with a
 NUL character cannot be stored (writes raise InvalidValue; lookups find nothing,
@@ -14,7 +14,7 @@ Text columns use the "C" collation: comparisons and ORDER BY go by code point,
 as SQLite's BINARY collation does on UTF-8, whatever the database's locale.
 
 To add a column or a table: append a Migration (never edit a shipped one), and
-the same change to store/meta.py's MIGRATIONS and to meta_copy.TABLES; the
+the same change to store/sqlite/meta.py's MIGRATIONS and to meta_copy.TABLES; the
 conformance tests (tests/store/postgres/test_meta.py) compare both engines.
 """
 
