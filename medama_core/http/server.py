@@ -359,6 +359,11 @@ class HTTPServer:
         bound: int = server.sockets[0].getsockname()[1]
         return bound
 
+    def listener_fds(self) -> list[int]:
+        """The descriptors of the sockets this server accepts on, for child processes to accept on too
+        (-workers, medama_core/workers.py): they inherit them, so the port stays one listener in the kernel."""
+        return [listener.fileno() for server in self._servers for listener in server.sockets]
+
     async def shutdown(self, grace: float = SHUTDOWN_GRACE_S) -> None:
         """Stop accepting, let in-flight requests finish for up to `grace` seconds, close the rest."""
         self.stopping = True
@@ -385,6 +390,13 @@ class HTTPServer:
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), timeout=1.0)
+
+
+def inherited_listener(fd: int) -> socket.socket:
+    """The listening socket a parent process passed down as descriptor `fd` (`HTTPServer.listener_fds`)."""
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+    return sock
 
 
 def _steer(sock: socket.socket, index: int | None) -> bool:
