@@ -269,20 +269,36 @@ def test_sigterm_stops_every_process_and_commits_what_they_acknowledged(tmp_path
             for thread in senders:
                 thread.join(60)
         assert not [pid for pid in children.values() if alive(pid)], "a child outlived its parent"
+    assert set(stored_by(server)) == {1, 2}, "every child must have stopped on its own, its hits handed over"
     assert len(acked) > 50
     missing = set(acked) - bids(tmp_path)
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged hits lost"
 
 
-def test_a_parent_killed_takes_its_children_down(tmp_path: Path) -> None:
+def test_a_parent_killed_takes_its_children_down_and_loses_no_acknowledged_hit(tmp_path: Path) -> None:
+    prepare(tmp_path)
     with workers(tmp_path, 3) as server:
         children = server.children()
-        server.proc.kill()  # SIGKILL: no handler runs; the children see their pipe's end of file
-        server.proc.wait()
-        deadline = time.monotonic() + STOP_S
-        while [pid for pid in children.values() if alive(pid)]:
-            assert time.monotonic() < deadline, "children outlived a killed parent"
-            time.sleep(0.05)
+        acked: list[str] = []
+        stop = threading.Event()
+        senders = [threading.Thread(target=send_until_stopped, args=(server.port, n, acked, stop)) for n in range(8)]
+        for thread in senders:
+            thread.start()
+        try:
+            time.sleep(1.5)
+            server.proc.kill()  # SIGKILL: no handler runs; the children see their pipe's end of file
+            server.proc.wait()
+            deadline = time.monotonic() + STOP_S
+            while [pid for pid in children.values() if alive(pid)]:
+                assert time.monotonic() < deadline, "children outlived a killed parent"
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            for thread in senders:
+                thread.join(60)
+    assert len(acked) > 100, "the load must have been running when the kill came"
+    missing = set(acked) - bids(tmp_path)
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged hits lost"
 
 
 @pytest.mark.parametrize("value", ["0", "-1", str(MAX_WORKERS + 1), "1000000", "two", "1.5", ""])
