@@ -26,6 +26,7 @@ import pytest
 
 from medama_core.config import MAX_WORKERS, ConfigError, parse_args
 from tests.api.test_events import BROWSER, SITE, prepare
+from tests.engines import Stack, running_stack
 from tests.helpers import Client
 from tests.test_crash import free_port
 
@@ -69,12 +70,13 @@ class Server:
 
 
 @contextmanager
-def workers(tmp_path: Path, count: int, *extra: str) -> Iterator[Server]:
-    """`medama start -workers count` on tmp_path's databases, once every child serves; killed if left running."""
+def workers(tmp_path: Path, count: int, databases: tuple[str, str] | None = None) -> Iterator[Server]:
+    """`medama start -workers count` on `databases` (by default tmp_path's SQLite files), once every child
+    serves; killed if left running."""
     port = free_port()
+    app, analytics = databases or (str(tmp_path / "me_meta.db"), str(tmp_path / "me_analytics.db"))
     cmd = [sys.executable, str(ROOT / "medama.py"), "start", "-host", "127.0.0.1", "-port", str(port)]
-    cmd += ["-workers", str(count), "-ratelimit", "0", *extra]
-    cmd += ["-appdb", str(tmp_path / "me_meta.db"), "-analyticsdb", str(tmp_path / "me_analytics.db")]
+    cmd += ["-workers", str(count), "-ratelimit", "0", "-appdb", app, "-analyticsdb", analytics]
     log = tmp_path / "server.log"
     with log.open("wb") as stderr:
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
@@ -322,3 +324,29 @@ def test_the_command_line_says_a_bad_worker_count_in_one_line(tmp_path: Path) ->
     assert not (tmp_path / "m.db").exists()
     assert parse_args(["-workers", "8"], {}).workers == 8
     assert parse_args(["-env"], {"WORKERS": "3"}).workers == 3
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    yield from running_stack()
+
+
+def test_on_postgresql_and_clickhouse_every_worker_inserts_its_own_hits(tmp_path: Path, stack: Stack) -> None:
+    with workers(tmp_path, 2, stack.urls()) as server:
+        admin = Client(server.port)
+        admin.login()
+        assert admin.post("/api/websites", json_body={"hostname": SITE}).status == 201
+        added = time.monotonic()
+        stored = 0
+        while True:  # until both processes know the site (PostgreSQL's change counter, polled every second)
+            statuses = send_in_threads(server.port, f"probe{time.monotonic_ns()}-", 16)
+            stored += statuses.count(204)
+            if statuses == [204] * 16:
+                break
+            assert time.monotonic() - added < PROPAGATION_S, "the new site did not reach every worker in time"
+        assert send_in_threads(server.port, "count", 100) == [204] * 100
+        summary = admin.get(f"/api/website/{SITE}/summary").json()["current"]
+        assert summary["pageviews"] == stored + 100, summary
+        admin.close()
+        assert server.stop() == 0
+    assert stored_by(server)[1] > 0
