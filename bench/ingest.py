@@ -373,8 +373,10 @@ def main() -> int:
                 before = count_rows(workdir)
                 spy = _profile(pid, f"{args.profile}.{mode}.txt", args.duration) if args.profile else None
                 cpu_before = sum(cpu_seconds(one) for one in pids)
+                parent_before = cpu_seconds(pid)
                 result = run_wrk(port, mode, args.duration, args.connections, args.threads, workdir)
                 result["cpu_s"] = sum(cpu_seconds(one) for one in pids) - cpu_before
+                result["parent_cpu_s"] = cpu_seconds(pid) - parent_before
                 result["warmup"] = warm["requests"]
                 if spy is not None:
                     spy.wait(30)
@@ -406,6 +408,9 @@ def main() -> int:
             f"{mode:8} {r['rps']:>9.0f} {hits:>9.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['non2xx']:>8.0f} "
             f"{stored:>9} {r['hwm_mib']:>13.1f} {cpu_us:>18.1f} {r['loadavg']:>9.2f} {label}"
         )
+        if args.workers > 1:
+            parent_us = r["parent_cpu_s"] / max(r["requests"], 1) * 1e6
+            print(f"{'':8} of which the parent process (its own requests and the one writer): {parent_us:.1f} us/req")
         if mode == "pairs":
             print(
                 f"{'':8} unloads applied to stored views: {r['durations']:.0f} of {r['views']:.0f} "

@@ -229,13 +229,12 @@ class Supervisor:
                 [sys.executable, "-c", CHILD_CODE], pass_fds=(*self.listeners, down_read, up_write), env=env
             )
         except BaseException:
-            for fd in (down_read, down_write, up_read, up_write):
-                os.close(fd)
+            os.close(up_read)
+            os.close(down_write)
             raise
         finally:
-            with contextlib.suppress(OSError):
-                os.close(down_read)
-                os.close(up_write)
+            os.close(down_read)  # the child's ends: only the child may hold them, so its exit is our end of file
+            os.close(up_write)
         self.processes[index] = process
         try:
             reader, transport = await _open_pipes(up_read, down_write)

@@ -70,13 +70,15 @@ class Server:
 
 
 @contextmanager
-def workers(tmp_path: Path, count: int, databases: tuple[str, str] | None = None) -> Iterator[Server]:
+def workers(
+    tmp_path: Path, count: int, databases: tuple[str, str] | None = None, *, ratelimit: int = 0
+) -> Iterator[Server]:
     """`medama start -workers count` on `databases` (by default tmp_path's SQLite files), once every child
     serves; killed if left running."""
     port = free_port()
     app, analytics = databases or (str(tmp_path / "me_meta.db"), str(tmp_path / "me_analytics.db"))
     cmd = [sys.executable, str(ROOT / "medama.py"), "start", "-host", "127.0.0.1", "-port", str(port)]
-    cmd += ["-workers", str(count), "-ratelimit", "0", "-appdb", app, "-analyticsdb", analytics]
+    cmd += ["-workers", str(count), "-ratelimit", str(ratelimit), "-appdb", app, "-analyticsdb", analytics]
     log = tmp_path / "server.log"
     with log.open("wb") as stderr:
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
@@ -301,6 +303,16 @@ def test_a_parent_killed_takes_its_children_down_and_loses_no_acknowledged_hit(t
     assert len(acked) > 100, "the load must have been running when the kill came"
     missing = set(acked) - bids(tmp_path)
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged hits lost"
+
+
+def test_the_rate_limit_is_shared_out_among_the_workers(tmp_path: Path) -> None:
+    prepare(tmp_path)
+    with workers(tmp_path, 2, ratelimit=10) as server:
+        statuses = send_in_threads(server.port, "limited", 60)
+        assert server.stop() == 0
+    # Each process allows 10 / 2 = 5 a minute to the one network (127.0.0.1's /24): 10 in all, not 20.
+    assert statuses.count(204) == 10 and statuses.count(429) == 50, statuses
+    assert stored_by(server)[1] == 5
 
 
 @pytest.mark.parametrize("value", ["0", "-1", str(MAX_WORKERS + 1), "1000000", "two", "1.5", ""])
