@@ -359,9 +359,12 @@ def main() -> int:
         port = free_port()
         prof = ["-m", "cProfile", "-o", args.cprofile] if args.cprofile else []
         cmd = [sys.executable, *prof, str(ROOT / "medama.py"), "start", "-port", str(port), "-host", "127.0.0.1"]
-        cmd += ["-level", "warn", "-ratelimit", str(args.ratelimit), "-workers", str(args.workers)]
+        # With workers the children's "worker stopped" lines (info) say how many hits each stored.
+        level = "info" if args.workers > 1 else "warn"
+        cmd += ["-level", level, "-ratelimit", str(args.ratelimit), "-workers", str(args.workers)]
         cmd += ["-appdb", str(workdir / "me_meta.db"), "-analyticsdb", str(workdir / "me_analytics.db")]
-        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
+        log = (workdir / "server.log").open("wb")
+        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, cwd=workdir)
         try:
             wait_port(port)
             pid = server.pid
@@ -390,6 +393,13 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(30)
+            log.close()
+        children_stored = [
+            line for line in (workdir / "server.log").read_text().splitlines() if '"worker stopped"' in line
+        ]
+        stored_total = count_rows(workdir)[0]
+    for line in children_stored:
+        print(f"over the whole run ({stored_total} views stored in all): {line}")
     if args.cprofile:
         total = sum(r["requests"] for _, r in rows) + sum(r.get("warmup", 0.0) for _, r in rows)
         print_profile(args.cprofile, total)

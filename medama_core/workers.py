@@ -1,21 +1,22 @@
-"""-workers N: the parent process and the N-1 children it keeps running on the same listening sockets.
+"""-workers N: the parent process and the N children it keeps running on its listening sockets.
 
-The parent binds the port as a single process does, then starts each child
-with the listening sockets inherited (`HTTPServer.listener_fds`): the port
-stays one listener in the kernel, which every process accepts from. A busy
-process accepts less by itself, a child killed leaves the accept queue whole,
-and for a -reuseport upgrade the whole group is still one member of the port.
+The parent binds the port as a single process does, stops accepting on it and
+starts each child with the listening sockets inherited (`HTTPServer.hand_over`):
+the port stays one listener in the kernel, which every child accepts from. A
+busy child accepts less by itself, a child killed leaves the accept queue
+whole, and for a -reuseport upgrade the whole group is still one member of
+the port.
 
-Every process parses and enriches. On SQLite the parent keeps the one
-analytics writer and every background job: a child's `Batcher` hands each
-batch of ops (the pipeline's output) to the parent over a pipe, the parent
-queues them on its own `Batcher` and sends back each op's outcome once its
-batch committed, and only then does the child answer the hit: acknowledged
-still means committed. On ClickHouse every child is a whole stateless node
-and inserts its own batches; background jobs stay with the parent there too.
-App data (sites, settings, users, sessions) is read by every process from
-the app store; a change one process makes reaches the others through the
-store's change watch (app.py, META_POLL_INTERVAL_S).
+The children parse and enrich. The parent answers no request: on SQLite it
+keeps the one analytics writer, and on either engine every background job.
+A child's `Batcher` hands each batch of ops (the pipeline's output) to the
+parent over a pipe, the parent queues them on its own `Batcher` and sends
+back each op's outcome once its batch committed, and only then does the
+child answer the hit: acknowledged still means committed. On ClickHouse
+every child is a whole stateless node and inserts its own batches. App data
+(sites, settings, users, sessions) is read by every process from the app
+store; a change one process makes reaches the others through the store's
+change watch (app.py, META_POLL_INTERVAL_S).
 
 Pipes carry length-prefixed pickles between processes of this program only.
 A child that dies is started again, at most once per RESTART_MIN_S and
@@ -164,7 +165,7 @@ class Supervisor:
     def __init__(self, ctx: Context, listeners: Sequence[int]) -> None:
         self.ctx = ctx
         self.listeners = tuple(listeners)
-        self.children = ctx.config.workers - 1
+        self.children = ctx.config.workers
         self.processes: dict[int, subprocess.Popen[bytes]] = {}  # by worker number, 1 to `children`
         self.restarts = 0
         self._stopping = asyncio.Event()

@@ -1,8 +1,9 @@
 """`medama start -workers N` (issue 19): real processes on one port, one SQLite writer in the parent.
 
 Each test starts `python medama.py start -workers N` on temp files and talks to it over real sockets.
-Which process answers a connection is the kernel's choice, so hits go out on fresh connections (each
-one is accepted anew) and the processes' own "worker stopped" lines say how many each stored.
+The parent answers no request; which child answers a connection is the kernel's choice, so hits go out
+on fresh connections (each one is accepted anew) and the children's own "worker stopped" lines say how
+many each stored.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def workers(
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
     server = Server(port, proc, log, tmp_path)
     try:
-        server.wait_children(count - 1)
+        server.wait_children(count)
         yield server
     finally:
         if proc.poll() is None:
@@ -158,8 +159,8 @@ def test_two_workers_serve_and_every_hit_is_stored_once(tmp_path: Path) -> None:
         assert statuses == [204] * 300
         assert server.stop() == 0
     stored = stored_by(server)
-    assert 0 < stored[1] < 300, f"the child stored {stored[1]} of 300 hits: both processes must have served"
-    assert len(bids(tmp_path)) == 300
+    assert sorted(stored) == [1, 2] and min(stored.values()) > 0, f"both children must have served: {stored}"
+    assert sum(stored.values()) == len(bids(tmp_path)) == 300
 
 
 def test_the_summary_counts_hits_from_both_workers_exactly(tmp_path: Path) -> None:
@@ -167,15 +168,13 @@ def test_the_summary_counts_hits_from_both_workers_exactly(tmp_path: Path) -> No
         admin = Client(server.port)
         admin.login()
         assert admin.post("/api/websites", json_body={"hostname": SITE}).status == 201
-        added = time.monotonic()
-        while fresh_hit(server.port, "warm-up") != 204 or send_in_threads(server.port, "probe", 16) != [204] * 16:
-            assert time.monotonic() - added < PROPAGATION_S, "the new site did not reach every worker in time"
+        time.sleep(PROPAGATION_S)  # by then every worker knows the site
         assert send_in_threads(server.port, "count", 200) == [204] * 200
         summary = admin.get(f"/api/website/{SITE}/summary").json()["current"]
-        assert summary["pageviews"] == len(bids(tmp_path)) >= 201, summary
+        assert summary["pageviews"] == len(bids(tmp_path)) == 200, summary
         admin.close()
         assert server.stop() == 0
-    assert stored_by(server)[1] > 0
+    assert min(stored_by(server).values()) > 0
 
 
 def test_a_change_through_one_worker_reaches_the_others_within_5_s(tmp_path: Path) -> None:
@@ -206,7 +205,7 @@ def test_a_change_through_one_worker_reaches_the_others_within_5_s(tmp_path: Pat
         admin.close()
         assert server.stop() == 0
     stored = stored_by(server)
-    assert stored[1] > 0 and stored[2] > 0, stored
+    assert sorted(stored) == [1, 2, 3] and min(stored.values()) > 0, stored
 
 
 def send_until_stopped(port: int, sender: int, acked: list[str], stop: threading.Event) -> None:
@@ -246,7 +245,7 @@ def test_kill_9_of_a_child_loses_no_acknowledged_hit_and_it_is_started_again(tmp
             stop.set()
             for thread in senders:
                 thread.join(60)
-        restarted = server.wait_children(1, besides=frozenset({child}))
+        restarted = server.wait_children(2, besides=frozenset({child}))
         assert alive(restarted[1])
         assert any(line["message"] == "a worker stopped; starting it again" for line in server.lines())
         assert fresh_hit(server.port, "after-restart") == 204
@@ -273,7 +272,7 @@ def test_sigterm_stops_every_process_and_commits_what_they_acknowledged(tmp_path
             for thread in senders:
                 thread.join(60)
         assert not [pid for pid in children.values() if alive(pid)], "a child outlived its parent"
-    assert set(stored_by(server)) == {1, 2}, "every child must have stopped on its own, its hits handed over"
+    assert set(stored_by(server)) == {1, 2, 3}, "every child must have stopped on its own, its hits handed over"
     assert len(acked) > 50
     missing = set(acked) - bids(tmp_path)
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged hits lost"
@@ -312,7 +311,7 @@ def test_the_rate_limit_is_shared_out_among_the_workers(tmp_path: Path) -> None:
         assert server.stop() == 0
     # Each process allows 10 / 2 = 5 a minute to the one network (127.0.0.1's /24): 10 in all, not 20.
     assert statuses.count(204) == 10 and statuses.count(429) == 50, statuses
-    assert stored_by(server)[1] == 5
+    assert stored_by(server) == {1: 5, 2: 5}
 
 
 @pytest.mark.parametrize("value", ["0", "-1", str(MAX_WORKERS + 1), "1000000", "two", "1.5", ""])
@@ -361,4 +360,4 @@ def test_on_postgresql_and_clickhouse_every_worker_inserts_its_own_hits(tmp_path
         assert summary["pageviews"] == stored + 100, summary
         admin.close()
         assert server.stop() == 0
-    assert stored_by(server)[1] > 0
+    assert sorted(stored_by(server)) == [1, 2] and min(stored_by(server).values()) > 0
