@@ -45,13 +45,12 @@ import medama_core
 from medama_core import backends
 from medama_core.api import Context
 from medama_core.api import stats as stats_api
-from medama_core.config import Config, ConfigError, StartupError
+from medama_core.config import Config
 from medama_core.http.server import SHUTDOWN_GRACE_S
-from medama_core.log import Logger
 from medama_core.store.protocol import Op, Outcomes
 from medama_core.writer import Batcher, Closed, Overloaded, StorageFull
 
-__all__ = ["MAX_MESSAGE_BYTES", "ParentLink", "Supervisor", "child_main", "forwards_hits", "per_process_limit"]
+__all__ = ["MAX_MESSAGE_BYTES", "ParentLink", "Supervisor", "forwards_hits", "from_environment", "per_process_limit"]
 
 # A child that died is started again no sooner than this after its last start, the wait doubling up to
 # RESTART_MAX_S while children keep dying young (a database that refuses them, a crash at start-up): a
@@ -68,7 +67,7 @@ MAX_MESSAGE_BYTES: Final = 128 * 1024 * 1024
 MAINTAIN_NUDGE_S: Final = 1.0  # a child asks the parent for the rollup refresh at most this often
 ENV_SPEC: Final = "MEDAMA_WORKER"  # the environment variable a child finds its place in (`child_main`)
 _HEADER: Final = struct.Struct(">I")
-CHILD_CODE: Final = "from medama_core.workers import child_main; raise SystemExit(child_main())"
+CHILD_CODE: Final = "from medama_core.cli import worker_main; raise SystemExit(worker_main())"
 
 # Messages: (kind, sequence number, payload).
 HITS: Final = "hits"  # child -> parent: a batch of ops
@@ -349,23 +348,10 @@ def _import_path() -> str:
     return root if not inherited else root + os.pathsep + inherited
 
 
-def child_main() -> int:
-    """A child process: serve the inherited sockets as worker `index` until SIGTERM or the parent is gone."""
-    from medama_core.app import serve  # the child's one import of the server
-    from medama_core.cli import run_async
-
+def from_environment() -> tuple[Config, ParentLink]:
+    """In a child (cli.worker_main): the configuration and the pipes and sockets its parent passed down."""
     spec = json.loads(os.environ.pop(ENV_SPEC))
     values: dict[str, Any] = {
         name: tuple(value) if isinstance(value, list) else value for name, value in spec["config"].items()
     }
-    config = Config(**values)
-    log = Logger(config.logger, config.level)
-    link = ParentLink(spec["worker"], spec["listeners"], spec["read"], spec["write"])
-    try:
-        run_async(serve(config, log, child=link), allow_uvloop=os.environ.get("MEDAMA_NO_UVLOOP") != "1")
-    except (ConfigError, StartupError) as exc:
-        print(f"ERROR: worker {link.index}: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    return Config(**values), ParentLink(spec["worker"], spec["listeners"], spec["read"], spec["write"])
