@@ -361,3 +361,13 @@ def test_on_postgresql_and_clickhouse_every_worker_inserts_its_own_hits(tmp_path
         admin.close()
         assert server.stop() == 0
     assert sorted(stored_by(server)) == [1, 2] and min(stored_by(server).values()) > 0
+
+
+def test_more_than_one_worker_with_tls_is_refused_in_one_line(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(ROOT / "medama.py"), "start", "-workers", "2", "-tlscert", str(tmp_path / "c.pem")]
+    cmd += ["-appdb", str(tmp_path / "m.db"), "-analyticsdb", str(tmp_path / "a.db")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "ERROR: -workers: more than one process cannot serve -autossl or -tlscert yet; use -workers 1"
+    ]
