@@ -558,7 +558,6 @@ async def serve(
                 workers=config.workers,
             )
             stats.start_background(ctx)  # the rollups' catching up after an import, an upgrade or downtime
-        if child is None:
             warming = loop.run_in_executor(None, events.warm_up, ctx)
             warming.add_done_callback(functools.partial(_log_warm_up, log, time.perf_counter()))
         if on_ready is not None:

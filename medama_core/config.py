@@ -51,7 +51,7 @@ def _positive(text: str) -> int:
     return value
 
 
-# -workers' upper bound. Each worker is a whole server process (~35 MiB resident, its own SQLite reader
+# -workers' upper bound. Each worker is a whole server process (~40 MiB resident, its own SQLite reader
 # connections and caches) and gains nothing past one per core; 64 covers the largest common VM while a
 # typo (-workers 1000) cannot start a thousand processes and exhaust memory or descriptors.
 MAX_WORKERS: Final = 64
@@ -160,7 +160,8 @@ OPTIONS: tuple[Option, ...] = (
         "WORKERS",
         1,
         _workers,
-        "server processes sharing the port (one per core); 1 is a single process (docs/ingestion.md)",
+        "processes answering on the port, one per core at most; above 1 a parent supervises them and keeps "
+        "the one SQLite writer (docs/ingestion.md)",
     ),
     Option("corsorigins", "CORS_ALLOWED_ORIGINS", (), _list, "comma-separated origins allowed credentialed API calls"),
     Option(
