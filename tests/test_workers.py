@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from medama_core.config import MAX_WORKERS, ConfigError, parse_args
+from medama_core.config import MAX_WORKERS, ConfigError, option, parse_args
 from tests.api.test_events import BROWSER, SITE, prepare
 from tests.engines import Stack, running_stack
 from tests.helpers import Client
@@ -371,3 +373,29 @@ def test_more_than_one_worker_with_tls_is_refused_in_one_line(tmp_path: Path) ->
     assert done.stderr.splitlines() == [
         "ERROR: -workers: more than one process cannot serve -autossl or -tlscert yet; use -workers 1"
     ]
+
+
+@given(st.one_of(st.text(max_size=12), st.integers(-(10**6), 10**6).map(str)))
+def test_any_worker_count_text_is_a_count_in_bounds_or_a_config_error(text: str) -> None:
+    try:
+        count = option("workers").parse(text)
+    except ConfigError:
+        return
+    assert isinstance(count, int) and 1 <= count <= MAX_WORKERS
+
+
+def test_drops_counted_by_every_worker_reach_the_drops_table(tmp_path: Path) -> None:
+    with workers(tmp_path, 2) as server:
+        admin = Client(server.port)
+        admin.login()
+        assert send_in_threads(server.port, "nosite", 40) == [404] * 40  # no site registered: unknown_site drops
+        deadline = time.monotonic() + PROPAGATION_S  # each child hands its counts over within a second
+        while True:
+            rows = admin.get("/api/drops").json()
+            if sum(row["hits"] for row in rows if row["reason"] == "unknown_site") == 40:
+                break
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.2)
+        admin.close()
+        assert server.stop() == 0
+    assert sorted(stored_by(server)) == [1, 2]
