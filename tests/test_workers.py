@@ -189,11 +189,15 @@ def test_a_change_through_one_worker_reaches_the_others_within_5_s(tmp_path: Pat
             fresh.cookies = dict(admin.cookies)
             assert fresh.get("/api/user", headers={"Connection": "close"}).status == 200
             fresh.close()
-        # A new site: each process learns of it from the app database's change watch.
+        # A new site: each process learns of it from the app database's change watch. Which child takes
+        # a connection is the kernel's choice, so a child may take none of a round: once a round is all
+        # 204, the next round after the 5 s bound must be too.
         assert admin.post("/api/websites", json_body={"hostname": SITE}).status == 201
         added = time.monotonic()
         while send_in_threads(server.port, f"site{time.monotonic_ns()}-", 24) != [204] * 24:
             assert time.monotonic() - added < PROPAGATION_S, "the new site did not reach every worker in time"
+        time.sleep(max(0.0, added + PROPAGATION_S - time.monotonic()))
+        assert send_in_threads(server.port, "site-after-5s-", 24) == [204] * 24
         # A block list: once every process follows it, no hit from 127.0.0.1 is stored any more.
         result = admin.patch("/api/tenant/settings", json_body={"blockedIPs": ["127.0.0.1"]})
         assert result.status == 200, result.body
@@ -204,10 +208,15 @@ def test_a_change_through_one_worker_reaches_the_others_within_5_s(tmp_path: Pat
             if len(bids(tmp_path)) == before:
                 break
             assert time.monotonic() - blocked < PROPAGATION_S, "the block list did not reach every worker in time"
+        time.sleep(max(0.0, blocked + PROPAGATION_S - time.monotonic()))
+        before = len(bids(tmp_path))
+        assert send_in_threads(server.port, "blocked-after-5s-", 24) == [204] * 24
+        assert len(bids(tmp_path)) == before
         admin.close()
         assert server.stop() == 0
+    # The site was added through one child; hits stored by two prove another one learned of it.
     stored = stored_by(server)
-    assert sorted(stored) == [1, 2, 3] and min(stored.values()) > 0, stored
+    assert sorted(stored) == [1, 2, 3] and sum(1 for count in stored.values() if count) >= 2, stored
 
 
 def send_until_stopped(port: int, sender: int, acked: list[str], stop: threading.Event) -> None:
