@@ -564,10 +564,9 @@ async def serve(
             on_ready(port)
         await stop.wait()
         log.info("shutting down")
-        if supervisor is not None:  # the children's last hits are written while they stop
-            await asyncio.gather(server.shutdown(), supervisor.stop())
-        else:
-            await server.shutdown()
+        await server.shutdown()  # with -reuseport and children: steers the port first while they still accept
+        if supervisor is not None:
+            await supervisor.stop()  # the children's last hits are written while they stop
         if front is not None:
             await front.close()
         for hook in ctx.on_shutdown:
