@@ -92,11 +92,14 @@ ALLOWED: dict[str, set[str]] = {
         "permissions",
         "quota",
         "sharelinks",
+        "workers",
     },
+    # -workers: the parent's supervisor and a child's pipes (started by cli.worker_main).
+    "workers": {"api", "backends", "config", "http", "store", "writer"},
     "usercli": {"accounts", "config", "hostnames", "passwords", "store"},
     "migrate": {"config", "meta_copy", "store"},
     "meta_copy": {"store"},
-    "cli": {"app", "backup", "config", "log", "migrate", "passwords", "store", "transfer", "usercli"},
+    "cli": {"app", "backup", "config", "log", "migrate", "passwords", "store", "transfer", "usercli", "workers"},
 }
 
 
