@@ -175,7 +175,9 @@ def test_a_property_filtered_list_counts_each_matching_view_once_from_prop_views
     ops: list[hits.Op] = [
         hits.NewView(row(bid="twice", pathname="/a", ua_browser="Firefox"), [event("twice", "plan", "pro")]),
         hits.NewView(row(bid="repeat", pathname="/a", is_unique_user=0), [event("repeat", "plan", "pro")]),
-        hits.NewView(row(bid="other", pathname="/b", is_unique_page=0), [event("other", "plan", "pro")]),
+        hits.NewView(
+            row(bid="other", pathname="/b", is_unique_page=0, ua_browser="Safari"), [event("other", "plan", "pro")]
+        ),
         hits.NewView(row(bid="free", pathname="/c"), [event("free", "plan", "free")]),
         hits.NewView(row(bid="none", pathname="/d")),
         hits.NewView(row(bid="old", pathname="/e", date_created=T0 - 2 * DAY), [event("old", "plan", "pro", T0)]),
@@ -191,8 +193,9 @@ def test_a_property_filtered_list_counts_each_matching_view_once_from_prop_views
         {"path": "/a", "visitors": 2, "visitors_percentage": 1.0}
     ]  # "/b" is no unique page; "/e"'s view lies before the period
     assert stats.list_stats(ch, q, "browsers", True, Page()) == [
-        {"browser": "Chrome", "visitors": 1, "visitors_percentage": 0.5},
         {"browser": "Firefox", "visitors": 1, "visitors_percentage": 0.5},
+        {"browser": "Safari", "visitors": 1, "visitors_percentage": 0.5},
+        {"browser": "Chrome", "visitors": 0, "visitors_percentage": 0.0},
     ]  # "repeat" is not a unique user
     firefox = Query(SITE, q.start_us, q.end_us, (*pro, Filter("browser", "eq", "firefox")))
     assert stats.list_stats(ch, firefox, "pages", True, Page()) == [
