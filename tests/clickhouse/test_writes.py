@@ -74,7 +74,7 @@ def test_the_sorted_copies_answer_filters_as_views_does_and_migration_5_fills_th
 
 
 def test_a_property_filter_takes_the_views_of_the_period_wherever_their_events_lie(ch: Client) -> None:
-    # The filter reads the events by their view's time (event_views, migration 6), never by their own.
+    # The filter reads the events by their view's time (prop_views, migration 7), never by their own.
     inside = T0 + HOUR
     ops: list[hits.Op] = [
         hits.NewView(row(bid="after", date_created=inside)),  # its event comes 10 days later
@@ -104,13 +104,15 @@ def test_a_property_filter_takes_the_views_of_the_period_wherever_their_events_l
     assert expected[0]["current"]["pageviews"] == 3  # after, before, again
     assert expected[0]["previous"]["pageviews"] == 0  # outside is older than the previous period
     assert expected[2] == [{"path": "/", "visitors": 4, "visitors_percentage": 1.0}]  # all time: outside too
-    # Events stored before migration 6 are given their view's time by it, once when it runs again (cut short).
-    ch.command("DROP TABLE event_views")
+    # Events stored before migrations 6 and 7 are given their view's time (6), flags and dimensions (7) by
+    # them, once when they run again (cut short); migration 8 then drops `event_views`.
+    ch.command("DROP TABLE prop_views")
     for _ in range(2):
         ch.command("DROP TABLE medama_schema")
         assert schema.migrate(ch, 0) == schema.MIGRATIONS[-1][0]
         assert answers() == expected
-        assert ch.rows("SELECT count() FROM event_views") == [[5]]
+        assert ch.rows("SELECT count() FROM prop_views") == [[5]]
+        assert ch.rows("EXISTS TABLE event_views") == [[0]]
 
 
 def test_a_filtered_summary_reads_the_period_and_the_previous_one_at_once(ch: Client) -> None:
@@ -165,6 +167,57 @@ def test_events_count_through_their_view_even_when_stored_before_it(ch: Client) 
     assert stats.properties(ch, chrome, Page()) == [{"name": "plan", "events": 1, "events_percentage": 1.0}]
     pro = Query(SITE, filters=(Filter("prop_value", "eq", "PRO"),))
     assert stats.site_metrics(ch, pro)["pageviews"] == 1
+
+
+def test_a_property_filtered_list_counts_each_matching_view_once_from_prop_views(ch: Client) -> None:
+    # Read from `prop_views` alone (schema migration 7): a view with two matching events counts once, with its
+    # own flags and label; unloads change nothing; an event stored before its view sends the read to `views`.
+    ops: list[hits.Op] = [
+        hits.NewView(row(bid="twice", pathname="/a", ua_browser="Firefox"), [event("twice", "plan", "pro")]),
+        hits.NewView(row(bid="repeat", pathname="/a", is_unique_user=0), [event("repeat", "plan", "pro")]),
+        hits.NewView(
+            row(bid="other", pathname="/b", is_unique_page=0, ua_browser="Safari"), [event("other", "plan", "pro")]
+        ),
+        hits.NewView(row(bid="free", pathname="/c"), [event("free", "plan", "free")]),
+        hits.NewView(row(bid="none", pathname="/d")),
+        hits.NewView(row(bid="old", pathname="/e", date_created=T0 - 2 * DAY), [event("old", "plan", "pro", T0)]),
+    ]
+    assert hits.apply_batch(ch, ops) == [None] * len(ops)
+    later: list[hits.Op] = [hits.NewEvents([event("twice", "PLAN", "Pro", T0 + 5 * DAY)])]
+    later += [hits.Duration(bid, 2000) for bid in ("twice", "repeat", "other")] + [hits.Duration("twice", 40)]
+    assert hits.apply_batch(ch, later) == [None] * len(later)
+    pro = (Filter("prop_name", "eq", "plan"), Filter("prop_value", "eq", "pro"))
+    q = Query(SITE, (T0 - HOUR) * 1000, (T0 + DAY) * 1000, pro)
+    assert stats._prop_groups(ch, q, "pathname") is not None  # no orphan event: the events-side read
+    assert stats.list_stats(ch, q, "pages", True, Page()) == [
+        {"path": "/a", "visitors": 2, "visitors_percentage": 1.0}
+    ]  # "/b" is no unique page; "/e"'s view lies before the period
+    assert stats.list_stats(ch, q, "browsers", True, Page()) == [
+        {"browser": "Firefox", "visitors": 1, "visitors_percentage": 0.5},
+        {"browser": "Safari", "visitors": 1, "visitors_percentage": 0.5},
+        {"browser": "Chrome", "visitors": 0, "visitors_percentage": 0.0},
+    ]  # "repeat" is not a unique user
+    firefox = Query(SITE, q.start_us, q.end_us, (*pro, Filter("browser", "eq", "firefox")))
+    assert stats.list_stats(ch, firefox, "pages", True, Page()) == [
+        {"path": "/a", "visitors": 1, "visitors_percentage": 1.0}
+    ]
+    assert stats.list_stats(ch, Query(SITE, filters=pro), "pages", True, Page()) == [
+        {"path": "/a", "visitors": 2, "visitors_percentage": 0.6667},
+        {"path": "/e", "visitors": 1, "visitors_percentage": 0.3333},
+    ]
+    not_pro = Query(SITE, q.start_us, q.end_us, (Filter("prop_value", "neq", "pro"),))
+    assert stats.list_stats(ch, not_pro, "pages", True, Page()) == [
+        {"path": "/c", "visitors": 1, "visitors_percentage": 1.0}
+    ]
+    expected = stats.list_stats(ch, q, "pages", True, Page())
+    hits.store_events(ch, [event("late", "plan", "pro")])  # before its view: site '' until read
+    assert stats._prop_groups(ch, q, "pathname") is None  # only `views` can place it
+    assert hits.apply_batch(ch, [hits.NewView(row(bid="late", pathname="/a"))]) == [None]
+    assert (
+        stats.list_stats(ch, q, "pages", True, Page())
+        == [{"path": "/a", "visitors": 3, "visitors_percentage": 1.0}]
+        != expected
+    )
 
 
 def test_rename_moves_everything_and_delete_removes_it(ch: Client) -> None:

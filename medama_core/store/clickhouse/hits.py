@@ -15,8 +15,8 @@ the current row of each view of its beacon id (through `view_keys`) and adds
 the pair that replaces it (schema.py); the last unload of a batch wins, as it
 would row by row. An unload for a beacon id with no view is ignored, as
 SQLite's UPDATE is. A custom event takes the site and dimensions of the view
-of its beacon id, and every event with a site gets a row in `event_views`
-with its view's time (schema migration 6), written with the events.
+of its beacon id, and every event with a site gets a row in `prop_views`
+with its view's time, flags and dimensions (schema migration 7), written with the events.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
-from medama_core.store.clickhouse.schema import EVENT_VIEW_COLUMNS
+from medama_core.store.clickhouse.schema import PROP_VIEW_COLUMNS
 from medama_core.store.clickhouse.sql import id_chunks, id_set, tsv_line
 from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
 
@@ -55,6 +55,7 @@ EVENT_TABLE_COLUMNS: Final = (*EVENT_COLUMNS, "site", *DIMENSION_COLUMNS)
 _DIMENSION_AT: Final = tuple(VIEW_COLUMNS.index(c) for c in DIMENSION_COLUMNS)
 _BID, _HOST, _DURATION = VIEW_COLUMNS.index("bid"), VIEW_COLUMNS.index("hostname"), VIEW_COLUMNS.index("duration_ms")
 _DATE: Final = VIEW_COLUMNS.index("date_created")
+_UNIQUE_USER, _UNIQUE_PAGE = VIEW_COLUMNS.index("is_unique_user"), VIEW_COLUMNS.index("is_unique_page")
 _NO_DIMENSIONS: Final = ("",) * len(DIMENSION_COLUMNS)
 # Beacon ids looked up in one statement (sql.id_set): a batch of hits in one lookup, a bulk import's
 # chunk in a few. 10,000 ids of ~10 bytes are ~210 KB hex-encoded, under the max_query_size (256 KiB)
@@ -196,11 +197,13 @@ _EVENT_AT: Final = {column: EVENT_COLUMNS.index(column) for column in EVENT_COLU
 
 
 def event_view_rows(events: Iterable[Row], view: Row | None) -> list[Row]:
-    """`event_views` rows (EVENT_VIEW_COLUMNS) of events stored under `view`, the view as stored: its site
-    and time. None (an event stored before its view, site ''): no rows, such events are matched at read time."""
+    """`prop_views` rows (PROP_VIEW_COLUMNS) of events stored under `view`, the view as stored: its site, time,
+    flags and dimensions. None (an event stored before its view, site ''): no rows, such events are matched at
+    read time."""
     if view is None:
         return []
     site, at = view[_HOST], view[_DATE]
+    copied = (view[_UNIQUE_USER], view[_UNIQUE_PAGE], *(view[i] for i in _DIMENSION_AT))
     return [
         (
             site,
@@ -210,16 +213,17 @@ def event_view_rows(events: Iterable[Row], view: Row | None) -> list[Row]:
             e[0],
             e[_EVENT_AT["name"]],
             e[_EVENT_AT["value"]],
+            *copied,
         )
         for e in events
     ]
 
 
 def _insert_events(client: Client, rows: list[Row], view_rows: list[Row]) -> int:
-    """The events, then their `event_views` rows."""
+    """The events, then their `prop_views` rows."""
     stored = client.insert("events", EVENT_TABLE_COLUMNS, rows) if rows else 0
     if view_rows:
-        client.insert("event_views", EVENT_VIEW_COLUMNS, view_rows)
+        client.insert("prop_views", PROP_VIEW_COLUMNS, view_rows)
     return stored
 
 
@@ -240,7 +244,7 @@ def _store_batch_events(client: Client, ops: Sequence[Op], fresh: set[tuple[str,
     """The events of the batch's new views (under the view as sent), then its custom events (looked up).
 
     A view sent again (its (bid, hostname) stored already, `fresh` lacks it) may carry another time than
-    the stored one: its events' `event_views` rows take the stored view's, looked up like a custom event's."""
+    the stored one: its events' `prop_views` rows take the stored view's, looked up like a custom event's."""
     rows: list[Row] = []
     view_rows: list[Row] = []
     custom: list[Row] = []
@@ -261,7 +265,7 @@ def _store_batch_events(client: Client, ops: Sequence[Op], fresh: set[tuple[str,
 
 
 def _stored_view_rows(client: Client, events: Sequence[Row], key: tuple[str, str]) -> list[Row]:
-    """`event_views` rows of events sent with a view that was stored before, under the stored view."""
+    """`prop_views` rows of events sent with a view that was stored before, under the stored view."""
     for view, _ in fetch_views(client, [key[0]]).get(key[0], []):
         if view[_HOST] == key[1]:
             return event_view_rows(events, view)
