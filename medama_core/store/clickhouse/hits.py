@@ -2,21 +2,26 @@
 
 The same `Op`s as the SQLite store (store/hits.py) and the same contract:
 `apply_batch` returns, per op, None or the error that kept it out. ClickHouse
-has no transaction across statements, so a batch is a few INSERTs in a fixed
-order (views with their keys, then events, then unload rows, then drop
-counts); an op is acknowledged once every INSERT holding a row of it has
-returned, which means ClickHouse has written the rows to a part on its disk.
+has no transaction across statements, so a batch is first its lookups (two
+SELECTs: the new views' keys, the stored views of its unloads and events),
+then one INSERT per table in a fixed order (BATCH_TABLES: views, their keys,
+events, their `event_views` rows, drop counts), each body encoded before the
+first is sent; an op is acknowledged once every INSERT holding a row of it
+has returned, which means ClickHouse has written the rows to a part on its
+disk. One INSERT per table, because each makes parts (and `views` runs the
+materialized views of seven tables) that merges later rewrite.
 An op whose rows cannot be written at all (a wrong type) fails alone, before
 anything is sent.
 
 A view whose (bid, hostname) is already stored, or came earlier in the
-batch, is ignored, as ON CONFLICT DO NOTHING does in SQLite. An unload finds
-the current row of each view of its beacon id (through `view_keys`) and adds
-the pair that replaces it (schema.py); the last unload of a batch wins, as it
+batch, is ignored, as ON CONFLICT DO NOTHING does in SQLite. An unload of a
+stored view adds the pair that replaces its current row (schema.py); an
+unload of a view new in the batch (before or after it) is folded into the
+view's one row, which sums the same; the last unload of a batch wins, as it
 would row by row. An unload for a beacon id with no view is ignored, as
 SQLite's UPDATE is. A custom event takes the site and dimensions of the view
-of its beacon id, and every event with a site gets a row in `event_views`
-with its view's time (schema migration 6), written with the events.
+of its beacon id (stored, or new in the batch), and every event with a site
+gets a row in `event_views` with its view's time (schema migration 6).
 """
 
 from __future__ import annotations
