@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from medama_core.store.clickhouse import bulk, hits, schema, site_data, stats
-from medama_core.store.clickhouse.client import Client, Transport
+from medama_core.store.clickhouse.client import Client, QueryFailed, Transport
 from medama_core.store.filters import Filter
 from medama_core.store.hits import VIEW_COLUMNS
 from medama_core.store.stats import Page, Query
@@ -188,6 +188,39 @@ def test_a_batch_writes_each_table_once_and_folds_what_it_holds(ch: Client) -> N
         ["old", "again", T0 - HOUR],  # the stored view's time, not the one sent again
     ]
     assert hits.drop_counts(ch, 0, 0) == [(0, SITE, "bot", 2)]
+
+
+class FailingOn(Recording):
+    """The engine's transport, refusing every INSERT into one table as the server would refuse it."""
+
+    def __init__(self, inner: Transport, table: str) -> None:
+        super().__init__(inner)
+        self.table = table
+
+    def send(
+        self, sql: str, params: Mapping[str, str], rows: bytes | None = None, stream: bool = False
+    ) -> Iterator[bytes]:
+        if rows is not None and sql.split()[2] == self.table:
+            raise QueryFailed(f"ClickHouse error: refused INSERT into {self.table}", 241)
+        return super().send(sql, params, rows, stream)
+
+
+def test_a_failed_insert_fails_the_ops_with_rows_in_it_or_after_and_keeps_the_rest(ch: Client) -> None:
+    assert hits.apply_batch(ch, [hits.NewView(row(bid="old"))]) == [None]
+    failing = FailingOn(ch.transport, "events")
+    ch.transport = failing
+    ops: list[hits.Op] = [
+        hits.Duration("old", 700),  # its rows are all in the first INSERT (views)
+        hits.NewView(row(bid="new"), [event("new", "plan", "pro")]),
+        hits.DropCount(0, SITE, "bot", 1),
+    ]
+    outcomes = hits.apply_batch(ch, ops)
+    ch.transport = failing.inner
+    assert failing.inserts == ["views", "view_keys"]
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], QueryFailed) and isinstance(outcomes[2], QueryFailed)
+    assert durations(ch) == {"old": 700, "new": None}  # the view went in before the events failed
+    assert hits.drop_counts(ch, 0, 0) == []
 
 
 def test_a_bad_op_fails_alone(ch: Client) -> None:
