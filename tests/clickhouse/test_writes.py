@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from medama_core.store.clickhouse import bulk, hits, schema, site_data, stats
-from medama_core.store.clickhouse.client import Client
+from medama_core.store.clickhouse.client import Client, QueryFailed, Transport
 from medama_core.store.filters import Filter
 from medama_core.store.hits import VIEW_COLUMNS
 from medama_core.store.stats import Page, Query
@@ -137,6 +138,91 @@ def test_a_filtered_summary_reads_the_period_and_the_previous_one_at_once(ch: Cl
     assert [answer[p]["pageviews"] for p in ("current", "previous")] == [0, 1]  # only the previous period has rows
     assert answer["previous"]["duration"] == 4000  # "late", unloaded
     assert sum(bucket["pageviews"] for bucket in answer["interval"]) == 0
+
+
+class Recording:
+    """The engine's transport, noting the table of every INSERT sent through it."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.inserts: list[str] = []
+
+    def send(
+        self, sql: str, params: Mapping[str, str], rows: bytes | None = None, stream: bool = False
+    ) -> Iterator[bytes]:
+        if rows is not None:
+            self.inserts.append(sql.split()[2])
+        return self.inner.send(sql, params, rows, stream)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_batch_writes_each_table_once_and_folds_what_it_holds(ch: Client) -> None:
+    assert hits.apply_batch(ch, [hits.NewView(row(bid="old", date_created=T0 - HOUR))]) == [None]
+    recording = Recording(ch.transport)
+    ch.transport = recording
+    ops: list[hits.Op] = [
+        hits.Duration("new", 900),  # before its view in the batch: applied to it all the same
+        hits.NewView(row(bid="new", date_created=T0), [event("new", "plan", "pro", T0 + 5)]),
+        hits.NewEvents([event("old", "theme", "dark", T0 + 7), event("new", "size", "xl", T0 + 8)]),
+        hits.NewView(row(bid="old", date_created=T0 + 3), [event("old", "again", "yes", T0 + 9)]),  # sent again
+        hits.Duration("old", 300),
+        hits.Duration("new", 1200),  # the last unload of a beacon id wins
+        hits.DropCount(0, SITE, "bot", 2),
+    ]
+    assert hits.apply_batch(ch, ops) == [None] * len(ops)
+    ch.transport = recording.inner
+    assert recording.inserts == ["views", "view_keys", "events", "prop_views", "drops"]
+    assert durations(ch) == {"old": 300, "new": 1200}
+    assert ch.rows("SELECT sum(sign), count() FROM views WHERE bid = 'new'") == [[1, 1]]  # one row, no pair
+    assert stats.site_metrics(ch, Query(SITE))["pageviews"] == 2
+    assert ch.rows("SELECT bid, name, site FROM events ORDER BY date_created") == [
+        ["new", "plan", SITE],
+        ["old", "theme", SITE],
+        ["new", "size", SITE],
+        ["old", "again", SITE],
+    ]
+    assert ch.rows("SELECT bid, name, view_created FROM prop_views ORDER BY date_created") == [
+        ["new", "plan", T0],
+        ["old", "theme", T0 - HOUR],
+        ["new", "size", T0],
+        ["old", "again", T0 - HOUR],  # the stored view's time, not the one sent again
+    ]
+    assert hits.drop_counts(ch, 0, 0) == [(0, SITE, "bot", 2)]
+
+
+class FailingOn(Recording):
+    """The engine's transport, refusing every INSERT into one table as the server would refuse it."""
+
+    def __init__(self, inner: Transport, table: str) -> None:
+        super().__init__(inner)
+        self.table = table
+
+    def send(
+        self, sql: str, params: Mapping[str, str], rows: bytes | None = None, stream: bool = False
+    ) -> Iterator[bytes]:
+        if rows is not None and sql.split()[2] == self.table:
+            raise QueryFailed(f"ClickHouse error: refused INSERT into {self.table}", 241)
+        return super().send(sql, params, rows, stream)
+
+
+def test_a_failed_insert_fails_the_ops_with_rows_in_it_or_after_and_keeps_the_rest(ch: Client) -> None:
+    assert hits.apply_batch(ch, [hits.NewView(row(bid="old"))]) == [None]
+    failing = FailingOn(ch.transport, "events")
+    ch.transport = failing
+    ops: list[hits.Op] = [
+        hits.Duration("old", 700),  # its rows are all in the first INSERT (views)
+        hits.NewView(row(bid="new"), [event("new", "plan", "pro")]),
+        hits.DropCount(0, SITE, "bot", 1),
+    ]
+    outcomes = hits.apply_batch(ch, ops)
+    ch.transport = failing.inner
+    assert failing.inserts == ["views", "view_keys"]
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], QueryFailed) and isinstance(outcomes[2], QueryFailed)
+    assert durations(ch) == {"old": 700, "new": None}  # the view went in before the events failed
+    assert hits.drop_counts(ch, 0, 0) == []
 
 
 def test_a_bad_op_fails_alone(ch: Client) -> None:
