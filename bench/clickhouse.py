@@ -114,15 +114,16 @@ def load_from(client: Client, raw: str, limit: int | None = None) -> None:
     started = time.perf_counter()
     views, keys = ", ".join(VIEW_COLUMNS), "bid, hostname, date_created"
     events = ", ".join(hits.EVENT_TABLE_COLUMNS)
-    event_views = ", ".join(schema.EVENT_VIEW_COLUMNS)
+    prop_views = ", ".join(schema.PROP_VIEW_COLUMNS)
     statements = (
         f"INSERT INTO views ({views}, sign, version) SELECT {views}, 1, 0 FROM {raw}.views WHERE {{when}}",
         f"INSERT INTO view_keys ({keys}) SELECT {keys} FROM {raw}.views WHERE {{when}}",
         f"INSERT INTO events ({events}) SELECT {events} FROM {raw}.events WHERE {{when}}",
-        # Each event's view's time (schema migration 7): the generator dates an event 1-3 s after its view.
-        f"INSERT INTO event_views ({event_views}) SELECT {event_views} FROM {raw}.events ANY INNER JOIN"
-        f" (SELECT bid, hostname AS site, date_created AS view_created FROM {raw}.views WHERE {{before}}) AS v"
-        " USING (bid, site) WHERE {when}",
+        # Each event's view's time and flags (schema migration 7; its dimensions are the event's copies): the
+        # generator dates an event 1-3 s after its view.
+        f"INSERT INTO prop_views ({prop_views}) SELECT {prop_views} FROM {raw}.events ANY INNER JOIN"
+        " (SELECT bid, hostname AS site, date_created AS view_created, is_unique_user, is_unique_page"
+        f" FROM {raw}.views WHERE {{before}}) AS v USING (bid, site) WHERE {{when}}",
     )
     first, last = client.rows(f"SELECT min(date_created), max(date_created) FROM {raw}.views")[0]
     if limit is not None:

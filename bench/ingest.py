@@ -17,6 +17,10 @@ Scenarios, each after a warm-up:
   bad      loads with a field of the wrong type: 400, counted as bad_payload
 With `--ratelimit N` the server limits each network to N requests a minute,
 so nearly every request of a run is a 429 counted as rate_limited. With
+`--clickhouse` the analytics go to a clickhouse-server started here in a
+temporary folder (tests/engines.py) and stopped after: the table adds that
+server's CPU per request (its merges of the run's parts included as far as
+they happen within the run and the second after it). With
 `--workers N` the server runs N processes (`-workers N`); CPU time and peak
 RSS are then summed over all of them.
 
@@ -25,13 +29,14 @@ the rows stored, the server's CPU time per request (which, unlike
 requests/s, hardly moves when other processes share the machine) and the
 1-minute load average. No thresholds are asserted: the numbers are for reading.
 
-Usage: python bench/ingest.py [--duration 10] [--connections 128] [--threads 1]
+Usage: python bench/ingest.py [--duration 10] [--connections 128] [--threads 1] [--clickhouse]
 Needs `wrk` (apt-get install wrk).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -42,11 +47,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # not bench/ itself: its http.py would hide the standard library http package
 
+from medama_core.store.clickhouse.client import Client  # noqa: E402
 from medama_core.store.sqlite import db, meta  # noqa: E402
+from tests.engines import TEST_PASSWORD, TEST_USER, Server, clickhouse_server  # noqa: E402
 
 SITES = ("example.com", "blog.example.org", "shop.example.net")
 
@@ -326,7 +334,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def count_rows(workdir: Path) -> tuple[int, int]:
+def count_rows(workdir: Path, ch: Client | None = None) -> tuple[int, int]:
+    """(views, views with a duration) stored so far."""
+    if ch is not None:
+        views, durations = ch.rows("SELECT sum(sign), sum(sign * isNotNull(duration_ms)) FROM views")[0]
+        return int(views), int(durations)
     conn = sqlite3.connect(workdir / "me_analytics.db")
     views = conn.execute("SELECT count(*) FROM views").fetchone()[0]
     durations = conn.execute("SELECT count(*) FROM views WHERE duration_ms IS NOT NULL").fetchone()[0]
@@ -348,13 +360,24 @@ def main() -> int:
         help="run the server under cProfile (event-loop thread only) and print µs per request by function; "
         "use with one mode, e.g. --modes load (the warm-up run is counted too)",
     )
+    parser.add_argument("--clickhouse", action="store_true", help="analytics on a clickhouse-server started here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 1
     rows: list[tuple[str, dict[str, float]]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
+        analytics = str(workdir / "me_analytics.db")
+        ch_server: Server | None = None
+        ch: Client | None = None
+        if args.clickhouse:
+            ch_server = stack.enter_context(clickhouse_server(str(workdir / "clickhouse")))
+            ch_server.query("CREATE DATABASE bench")
+            credentials = f"{quote(TEST_USER, safe='')}:{quote(TEST_PASSWORD, safe='')}"
+            analytics = f"clickhouse://{credentials}@127.0.0.1:{ch_server.http_port}/bench"
+            ch = Client.connect(ch_server.url("bench"))
+            stack.callback(ch.close)
         prepare(workdir)
         port = free_port()
         prof = ["-m", "cProfile", "-o", args.cprofile] if args.cprofile else []
@@ -362,7 +385,7 @@ def main() -> int:
         # With workers the children's "worker stopped" lines (info) say how many hits each stored.
         level = "info" if args.workers > 1 else "warn"
         cmd += ["-level", level, "-ratelimit", str(args.ratelimit), "-workers", str(args.workers)]
-        cmd += ["-appdb", str(workdir / "me_meta.db"), "-analyticsdb", str(workdir / "me_analytics.db")]
+        cmd += ["-appdb", str(workdir / "me_meta.db"), "-analyticsdb", analytics]
         log = (workdir / "server.log").open("wb")
         server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, cwd=workdir)
         try:
@@ -373,18 +396,21 @@ def main() -> int:
             idle_kib = sum(proc_status(one, "VmRSS") for one in pids)
             for mode in args.modes.split(","):
                 warm = run_wrk(port, mode, 2, args.connections, args.threads, workdir)  # warm-up: caches, page cache
-                before = count_rows(workdir)
+                before = count_rows(workdir, ch)
                 spy = _profile(pid, f"{args.profile}.{mode}.txt", args.duration) if args.profile else None
                 cpu_before = sum(cpu_seconds(one) for one in pids)
                 parent_before = cpu_seconds(pid)
+                ch_before = cpu_seconds(ch_server.proc.pid) if ch_server else 0.0
                 result = run_wrk(port, mode, args.duration, args.connections, args.threads, workdir)
                 result["cpu_s"] = sum(cpu_seconds(one) for one in pids) - cpu_before
                 result["parent_cpu_s"] = cpu_seconds(pid) - parent_before
                 result["warmup"] = warm["requests"]
                 if spy is not None:
                     spy.wait(30)
-                time.sleep(0.2)
-                after = count_rows(workdir)
+                time.sleep(1.0 if ch_server else 0.2)
+                if ch_server:
+                    result["ch_cpu_s"] = cpu_seconds(ch_server.proc.pid) - ch_before
+                after = count_rows(workdir, ch)
                 result["views"] = after[0] - before[0]
                 result["durations"] = after[1] - before[1]
                 result["hwm_mib"] = sum(proc_status(one, "VmHWM") for one in pids) / 1024
@@ -397,7 +423,7 @@ def main() -> int:
         children_stored = [
             line for line in (workdir / "server.log").read_text().splitlines() if '"worker stopped"' in line
         ]
-        stored_total = count_rows(workdir)[0]
+        stored_total = count_rows(workdir, ch)[0]
     for line in children_stored:
         print(f"over the whole run ({stored_total} views stored in all): {line}")
     if args.cprofile:
@@ -408,15 +434,17 @@ def main() -> int:
         f"{os.cpu_count()} cores, -workers {args.workers}; idle RSS {idle_kib / 1024:.1f} MiB\n"
     )
     header = f"{'scenario':8} {'req/s':>9} {'hits/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>8} {'stored':>9}"
-    print(header + f" {'peak RSS MiB':>13} {'server CPU us/req':>18} {'load avg':>9}")
+    ch_head = f" {'ClickHouse CPU us/req':>22}" if args.clickhouse else ""
+    print(header + f" {'peak RSS MiB':>13} {'server CPU us/req':>18}{ch_head} {'load avg':>9}")
     for mode, r in rows:
         hits = r["rps"] / 2 if mode == "pairs" else r["rps"]
         label = "pairs/s" if mode == "pairs" else ""
         stored = "-" if mode == "ping" else f"{r['views']:.0f}"
         cpu_us = r["cpu_s"] / max(r["requests"], 1) * 1e6
+        ch_us = f" {r['ch_cpu_s'] / max(r['requests'], 1) * 1e6:>22.1f}" if "ch_cpu_s" in r else ""
         print(
             f"{mode:8} {r['rps']:>9.0f} {hits:>9.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['non2xx']:>8.0f} "
-            f"{stored:>9} {r['hwm_mib']:>13.1f} {cpu_us:>18.1f} {r['loadavg']:>9.2f} {label}"
+            f"{stored:>9} {r['hwm_mib']:>13.1f} {cpu_us:>18.1f}{ch_us} {r['loadavg']:>9.2f} {label}"
         )
         if args.workers > 1:
             parent_us = r["parent_cpu_s"] / max(r["requests"], 1) * 1e6

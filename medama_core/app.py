@@ -473,7 +473,9 @@ def open_context(config: Config, log: Logger, *, primary: bool = True) -> Contex
     ctx.site_settings = state.site_settings
     today_ms = int(time.time() * 1000) // events.DAY_MS * events.DAY_MS
     ctx.quota.seed(today_ms // events.DAY_MS, analytics_store.site_hits_on(today_ms))
-    ctx.hits = Batcher(analytics_store.write_hits, name=analytics_store.location, log=log)
+    ctx.hits = Batcher(
+        analytics_store.write_hits, name=analytics_store.location, log=log, linger_s=analytics_store.write_linger_s
+    )
     ctx.on_shutdown.append(functools.partial(events.stop, ctx))  # SIGTERM commits the hits still queued
     limit = workers.per_process_limit(config.ratelimit, config.workers)
     ctx.ratelimiter = RateLimiter(limit) if limit else None

@@ -5,7 +5,11 @@ everything queued (at most `max_ops`), hands it to the store's batch write once
 (AnalyticsStore.write_hits: SQLite's writer thread, or ClickHouse's INSERTs),
 then resolves each op's future with its own outcome. While a batch commits, new ops queue up behind it, so batches grow
 with the load by themselves: one op per transaction when idle, up to
-`max_ops` under pressure, and no timer ever delays a lone write. A future
+`max_ops` under pressure, and no timer ever delays a lone write. A store
+whose every write has a high fixed cost (ClickHouse: each INSERT makes parts
+that merges rewrite) sets a linger instead: a batch shorter than `max_ops`
+waits up to `linger_s` for more ops before it is written, so writes stay few
+at any load. A future
 resolves only after COMMIT returned, so a write that was acknowledged is in
 the WAL file and survives the process being killed (spec issue: "no
 acknowledged hit may be lost by kill -9").
@@ -71,8 +75,10 @@ class Batcher(Generic[Op]):
         max_ops: int = MAX_BATCH_OPS,
         max_pending: int = MAX_PENDING_OPS,
         log: Logger | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         self.name = name
+        self.linger_s = linger_s
         self.log = log
         self.full_refused = 0  # ops refused since the disk filled up (0: it is not full)
         self._full_logged = -DISK_FULL_LOG_INTERVAL_S  # monotonic time of the last disk-full line
@@ -84,6 +90,7 @@ class Batcher(Generic[Op]):
         self.ops = 0
         self._queue: deque[tuple[Op, asyncio.Future[None] | Done | None]] = deque()
         self._drain: asyncio.Task[None] | None = None
+        self._filled: asyncio.Future[None] | None = None  # while lingering: resolved when a batch is full
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -115,6 +122,8 @@ class Batcher(Generic[Op]):
         if len(self._queue) >= self.max_pending:
             raise Overloaded(f"more than {self.max_pending} writes are waiting")
         self._queue.append((op, future))
+        if self._filled is not None and len(self._queue) >= self.max_ops and not self._filled.done():
+            self._filled.set_result(None)
         if self._drain is None:
             self._drain = asyncio.get_running_loop().create_task(self._run())
 
@@ -122,6 +131,8 @@ class Batcher(Generic[Op]):
         queue = self._queue
         try:
             while queue:
+                if self.linger_s > 0 and len(queue) < self.max_ops and not self.closed:
+                    await self._linger()
                 take = min(len(queue), self.max_ops)
                 batch = [queue.popleft() for _ in range(take)]
                 ops = [op for op, _ in batch]
@@ -150,6 +161,17 @@ class Batcher(Generic[Op]):
                     asyncio.get_running_loop().call_soon(self._tell, told)
         finally:
             self._drain = None
+
+    async def _linger(self) -> None:
+        """Wait until the queue holds a full batch, `linger_s` passed, or `close` was called."""
+        loop = asyncio.get_running_loop()
+        self._filled = filled = loop.create_future()
+        timer = loop.call_later(self.linger_s, _wake, filled)
+        try:
+            await filled
+        finally:
+            timer.cancel()
+            self._filled = None
 
     def _tell(self, told: list[tuple[Done, Exception | None]]) -> None:
         """Tell `write_then` callers their ops' outcomes; one that fails does not keep the others from theirs."""
@@ -185,5 +207,12 @@ class Batcher(Generic[Op]):
     async def close(self) -> None:
         """Refuse new ops, then wait until every queued op has been written."""
         self.closed = True
+        if self._filled is not None and not self._filled.done():
+            self._filled.set_result(None)
         while self._drain is not None:
             await asyncio.shield(self._drain)
+
+
+def _wake(filled: asyncio.Future[None]) -> None:
+    if not filled.done():
+        filled.set_result(None)

@@ -36,10 +36,21 @@ DEFAULT_READERS: Final = 2  # concurrent stats queries per node; the server does
 _IMPORTED: Final = ch_imported.ENGINE  # the stats answers with imported daily totals added (store/imported_stats.py)
 
 
+# How long a batch of hits shorter than writer.MAX_BATCH_OPS waits for more before it is written. Each
+# batch is up to five INSERTs (store/clickhouse/hits.py), and the one into `views` writes seven tables
+# through their materialized views: every INSERT makes a part per table and month that merges rewrite,
+# and ClickHouse advises about one INSERT per table per second. Without a wait a site at 10 hits/s
+# makes ~10 batches a second; with it, at most 1 / WRITE_LINGER_S at any load. A hit's answer waits for
+# its batch to be written (acknowledged hits are on ClickHouse's disk), so this is added to the
+# latency of a hit at low load; a tracker's beacon does not wait for its answer.
+WRITE_LINGER_S: Final = 0.2
+
+
 class ClickHouseAnalytics:
     """AnalyticsStore on a ClickHouse database."""
 
     engine = "clickhouse"
+    write_linger_s = WRITE_LINGER_S
     # Full list rows read `views` over the whole period, and /time's quartiles too (store/clickhouse/stats.py),
     # and entry and exit pages (store/clickhouse/entries.py): after retention they miss the deleted days, and
     # say so (api/retention.py).

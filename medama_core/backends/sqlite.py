@@ -89,6 +89,7 @@ class SQLiteAnalytics:
     """AnalyticsStore on me_analytics.db: the stats read in one snapshot each, with the imported days added."""
 
     engine = "sqlite"
+    write_linger_s = 0.0  # a transaction of one hit costs little: no batch waits (writer.py)
     raw_unfiltered: frozenset[str] = frozenset()  # every unfiltered answer of a rolled-up hour is from rollups
 
     def __init__(self, path: str, flag: str = "-analyticsdb") -> None:

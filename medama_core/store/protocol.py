@@ -201,6 +201,7 @@ class AnalyticsStore(Protocol):
 
     engine: str  # "sqlite" or "clickhouse"
     location: str  # as MetaStore.location
+    write_linger_s: float  # how long a short batch of hits waits for more before it is written (writer.Batcher)
 
     @property
     def readers(self) -> int: ...

@@ -238,3 +238,28 @@ def test_write_then_tells_each_op_its_outcome_after_commit_and_survives_a_failin
 
     asyncio.run(main())
     assert told == [("a", None), ("fail", "ValueError"), ("c", None), ("d", None)]
+
+
+def test_a_linger_gathers_writes_into_full_batches_and_close_or_its_timer_ends_it(database: db.Database) -> None:
+    recorder = Recorder()
+
+    async def main() -> None:
+        # A linger no test waits out: a batch is written when it is full or the batcher closes.
+        batcher: Batcher[str] = Batcher(functools.partial(database.write, recorder), max_ops=10, linger_s=3600)
+        first = []
+        for i in range(10):  # one at a time, over ten turns of the loop
+            first.append(batcher.write(str(i)))
+            await asyncio.sleep(0)
+        await asyncio.gather(*first)
+        rest = [batcher.write(f"r{i}") for i in range(3)]
+        await asyncio.sleep(0.01)
+        assert not any(f.done() for f in rest), "a short batch waits"
+        await batcher.close()
+        await asyncio.gather(*rest)
+        short: Batcher[str] = Batcher(functools.partial(database.write, recorder), max_ops=10, linger_s=0.01)
+        await short.write("timed")  # the timer ends a wait nothing fills
+        count = await database.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0])
+        assert count == 14
+
+    asyncio.run(main())
+    assert recorder.sizes == [10, 3, 1]

@@ -16,7 +16,7 @@ from medama_core.store.clickhouse.client import (
     UnknownDatabase,
     Unreachable,
 )
-from medama_core.store.clickhouse.sql import BindError, bind, literal, tsv_fields, tsv_line
+from medama_core.store.clickhouse.sql import BindError, bind, literal, tsv_fields, tsv_line, tsv_rows
 from medama_core.store.clickhouse.url import ClickHouseURL
 from tests.engines import TEST_PASSWORD, TEST_USER, Server, free_port
 
@@ -85,6 +85,26 @@ def test_literals_are_quoted_escaped_text_or_digits(value: str, number: int) -> 
 @given(st.text())
 def test_tsv_fields_read_back_what_tsv_line_wrote(value: str) -> None:
     assert tsv_fields(tsv_line([value, None, 5, True])[:-1]) == [value, None, "5", "1"]
+
+
+FIELD = NASTY | st.text() | st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
+
+
+@given(rows=st.lists(st.lists(FIELD, min_size=1, max_size=6), max_size=6))
+def test_a_body_of_rows_is_their_lines_joined_and_reads_back(rows: list[list[object]]) -> None:
+    body = tsv_rows(rows)
+    assert body == "".join(tsv_line(row) for row in rows).encode()
+    lines = body.decode().split("\n")
+    assert lines.pop() == ""
+    expected = [[None if v is None else str(int(v)) if isinstance(v, int) else v for v in row] for row in rows]
+    assert [tsv_fields(line) for line in lines] == expected
+
+
+def test_a_body_refuses_what_it_cannot_write() -> None:
+    with pytest.raises(TypeError):
+        tsv_rows([("a", 1.5)])
+    with pytest.raises(UnicodeEncodeError):
+        tsv_rows([("\ud800",)])
 
 
 def test_binding_refuses_missing_and_mistyped_values() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from medama_core.store.clickhouse import hits, retention, site_data, stats
 from medama_core.store.clickhouse.client import Client
+from medama_core.store.filters import Filter
 from medama_core.store.query import Page, Query
 from tests.clickhouse.test_writes import SITE, event, row
 from tests.store.test_stats import T0
@@ -26,12 +27,32 @@ def test_purge_deletes_old_rows_and_keeps_unfiltered_answers(ch: Client) -> None
 
     assert ch.rows(f"SELECT bid FROM views WHERE hostname = '{SITE}' ORDER BY bid") == [["n1"]]
     assert ch.rows("SELECT name, value FROM events") == [["plan", "free"]]
-    assert ch.rows("SELECT name, value, view_created FROM event_views") == [["plan", "free", T0 + 3 * DAY]]
+    assert ch.rows("SELECT name, value, view_created FROM prop_views") == [["plan", "free", T0 + 3 * DAY]]
     assert ch.rows(f"SELECT bid FROM view_keys WHERE hostname = '{SITE}'") == [["n1"]]
     assert retention.raw_floor(ch, SITE) == T0 + DAY
     assert (stats.summary(ch, old, False, "day"), stats.list_stats(ch, old, "pages", True, Page())) == before
     assert stats.properties(ch, old, Page()) == props
     assert retention.purge_step(ch, SITE, T0 + DAY) == retention.Step(0)
+
+
+def test_purge_deletes_a_prop_views_row_with_its_view_or_its_event(ch: Client) -> None:
+    # "gone": its view is purged, its event (later) kept; "kept": its view kept, its event purged.
+    views = [row(bid="gone", pathname="/gone"), row(bid="kept", pathname="/kept", date_created=T0 + 3 * DAY)]
+    views += [row(bid="new", pathname="/new", date_created=T0 + 3 * DAY)]
+    assert hits.apply_batch(ch, [hits.NewView(v) for v in views]) == [None] * 3
+    hits.store_events(ch, [event("gone", "plan", "pro", T0 + 5 * DAY), event("kept", "plan", "pro", T0)])
+    hits.store_events(ch, [event("new", "plan", "pro", T0 + 3 * DAY)])
+    pro = Query(SITE, filters=(Filter("prop_value", "eq", "pro"),))
+    assert [r["path"] for r in stats.list_stats(ch, pro, "pages", True, Page())] == ["/gone", "/kept", "/new"]
+
+    assert retention.purge_step(ch, SITE, T0 + DAY) == retention.Step(1)
+
+    assert ch.rows("SELECT bid FROM prop_views") == [["new"]]
+    assert stats._prop_groups(ch, pro, "pathname") is not None  # read from prop_views, as `views` answers it
+    assert stats.list_stats(ch, pro, "pages", True, Page()) == [
+        {"path": "/new", "visitors": 1, "visitors_percentage": 1.0}
+    ]
+    assert stats.site_metrics(ch, pro)["pageviews"] == 1
 
 
 def test_rename_keeps_the_pre_aggregates_of_purged_days(ch: Client) -> None:

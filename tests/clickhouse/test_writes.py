@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from medama_core.store.clickhouse import bulk, hits, schema, site_data, stats
-from medama_core.store.clickhouse.client import Client
+from medama_core.store.clickhouse.client import Client, QueryFailed, Transport
 from medama_core.store.filters import Filter
 from medama_core.store.query import Page, Query
 from medama_core.store.rows import VIEW_COLUMNS
@@ -74,7 +75,7 @@ def test_the_sorted_copies_answer_filters_as_views_does_and_migration_5_fills_th
 
 
 def test_a_property_filter_takes_the_views_of_the_period_wherever_their_events_lie(ch: Client) -> None:
-    # The filter reads the events by their view's time (event_views, migration 6), never by their own.
+    # The filter reads the events by their view's time (prop_views, migration 7), never by their own.
     inside = T0 + HOUR
     ops: list[hits.Op] = [
         hits.NewView(row(bid="after", date_created=inside)),  # its event comes 10 days later
@@ -104,13 +105,15 @@ def test_a_property_filter_takes_the_views_of_the_period_wherever_their_events_l
     assert expected[0]["current"]["pageviews"] == 3  # after, before, again
     assert expected[0]["previous"]["pageviews"] == 0  # outside is older than the previous period
     assert expected[2] == [{"path": "/", "visitors": 4, "visitors_percentage": 1.0}]  # all time: outside too
-    # Events stored before migration 6 are given their view's time by it, once when it runs again (cut short).
-    ch.command("DROP TABLE event_views")
+    # Events stored before migrations 6 and 7 are given their view's time (6), flags and dimensions (7) by
+    # them, once when they run again (cut short); migration 8 then drops `event_views`.
+    ch.command("DROP TABLE prop_views")
     for _ in range(2):
         ch.command("DROP TABLE medama_schema")
         assert schema.migrate(ch, 0) == schema.MIGRATIONS[-1][0]
         assert answers() == expected
-        assert ch.rows("SELECT count() FROM event_views") == [[5]]
+        assert ch.rows("SELECT count() FROM prop_views") == [[5]]
+        assert ch.rows("EXISTS TABLE event_views") == [[0]]
 
 
 def test_a_filtered_summary_reads_the_period_and_the_previous_one_at_once(ch: Client) -> None:
@@ -135,6 +138,91 @@ def test_a_filtered_summary_reads_the_period_and_the_previous_one_at_once(ch: Cl
     assert [answer[p]["pageviews"] for p in ("current", "previous")] == [0, 1]  # only the previous period has rows
     assert answer["previous"]["duration"] == 4000  # "late", unloaded
     assert sum(bucket["pageviews"] for bucket in answer["interval"]) == 0
+
+
+class Recording:
+    """The engine's transport, noting the table of every INSERT sent through it."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.inserts: list[str] = []
+
+    def send(
+        self, sql: str, params: Mapping[str, str], rows: bytes | None = None, stream: bool = False
+    ) -> Iterator[bytes]:
+        if rows is not None:
+            self.inserts.append(sql.split()[2])
+        return self.inner.send(sql, params, rows, stream)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_batch_writes_each_table_once_and_folds_what_it_holds(ch: Client) -> None:
+    assert hits.apply_batch(ch, [hits.NewView(row(bid="old", date_created=T0 - HOUR))]) == [None]
+    recording = Recording(ch.transport)
+    ch.transport = recording
+    ops: list[hits.Op] = [
+        hits.Duration("new", 900),  # before its view in the batch: applied to it all the same
+        hits.NewView(row(bid="new", date_created=T0), [event("new", "plan", "pro", T0 + 5)]),
+        hits.NewEvents([event("old", "theme", "dark", T0 + 7), event("new", "size", "xl", T0 + 8)]),
+        hits.NewView(row(bid="old", date_created=T0 + 3), [event("old", "again", "yes", T0 + 9)]),  # sent again
+        hits.Duration("old", 300),
+        hits.Duration("new", 1200),  # the last unload of a beacon id wins
+        hits.DropCount(0, SITE, "bot", 2),
+    ]
+    assert hits.apply_batch(ch, ops) == [None] * len(ops)
+    ch.transport = recording.inner
+    assert recording.inserts == ["views", "view_keys", "events", "prop_views", "drops"]
+    assert durations(ch) == {"old": 300, "new": 1200}
+    assert ch.rows("SELECT sum(sign), count() FROM views WHERE bid = 'new'") == [[1, 1]]  # one row, no pair
+    assert stats.site_metrics(ch, Query(SITE))["pageviews"] == 2
+    assert ch.rows("SELECT bid, name, site FROM events ORDER BY date_created") == [
+        ["new", "plan", SITE],
+        ["old", "theme", SITE],
+        ["new", "size", SITE],
+        ["old", "again", SITE],
+    ]
+    assert ch.rows("SELECT bid, name, view_created FROM prop_views ORDER BY date_created") == [
+        ["new", "plan", T0],
+        ["old", "theme", T0 - HOUR],
+        ["new", "size", T0],
+        ["old", "again", T0 - HOUR],  # the stored view's time, not the one sent again
+    ]
+    assert hits.drop_counts(ch, 0, 0) == [(0, SITE, "bot", 2)]
+
+
+class FailingOn(Recording):
+    """The engine's transport, refusing every INSERT into one table as the server would refuse it."""
+
+    def __init__(self, inner: Transport, table: str) -> None:
+        super().__init__(inner)
+        self.table = table
+
+    def send(
+        self, sql: str, params: Mapping[str, str], rows: bytes | None = None, stream: bool = False
+    ) -> Iterator[bytes]:
+        if rows is not None and sql.split()[2] == self.table:
+            raise QueryFailed(f"ClickHouse error: refused INSERT into {self.table}", 241)
+        return super().send(sql, params, rows, stream)
+
+
+def test_a_failed_insert_fails_the_ops_with_rows_in_it_or_after_and_keeps_the_rest(ch: Client) -> None:
+    assert hits.apply_batch(ch, [hits.NewView(row(bid="old"))]) == [None]
+    failing = FailingOn(ch.transport, "events")
+    ch.transport = failing
+    ops: list[hits.Op] = [
+        hits.Duration("old", 700),  # its rows are all in the first INSERT (views)
+        hits.NewView(row(bid="new"), [event("new", "plan", "pro")]),
+        hits.DropCount(0, SITE, "bot", 1),
+    ]
+    outcomes = hits.apply_batch(ch, ops)
+    ch.transport = failing.inner
+    assert failing.inserts == ["views", "view_keys"]
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], QueryFailed) and isinstance(outcomes[2], QueryFailed)
+    assert durations(ch) == {"old": 700, "new": None}  # the view went in before the events failed
+    assert hits.drop_counts(ch, 0, 0) == []
 
 
 def test_a_bad_op_fails_alone(ch: Client) -> None:
@@ -165,6 +253,57 @@ def test_events_count_through_their_view_even_when_stored_before_it(ch: Client) 
     assert stats.properties(ch, chrome, Page()) == [{"name": "plan", "events": 1, "events_percentage": 1.0}]
     pro = Query(SITE, filters=(Filter("prop_value", "eq", "PRO"),))
     assert stats.site_metrics(ch, pro)["pageviews"] == 1
+
+
+def test_a_property_filtered_list_counts_each_matching_view_once_from_prop_views(ch: Client) -> None:
+    # Read from `prop_views` alone (schema migration 7): a view with two matching events counts once, with its
+    # own flags and label; unloads change nothing; an event stored before its view sends the read to `views`.
+    ops: list[hits.Op] = [
+        hits.NewView(row(bid="twice", pathname="/a", ua_browser="Firefox"), [event("twice", "plan", "pro")]),
+        hits.NewView(row(bid="repeat", pathname="/a", is_unique_user=0), [event("repeat", "plan", "pro")]),
+        hits.NewView(
+            row(bid="other", pathname="/b", is_unique_page=0, ua_browser="Safari"), [event("other", "plan", "pro")]
+        ),
+        hits.NewView(row(bid="free", pathname="/c"), [event("free", "plan", "free")]),
+        hits.NewView(row(bid="none", pathname="/d")),
+        hits.NewView(row(bid="old", pathname="/e", date_created=T0 - 2 * DAY), [event("old", "plan", "pro", T0)]),
+    ]
+    assert hits.apply_batch(ch, ops) == [None] * len(ops)
+    later: list[hits.Op] = [hits.NewEvents([event("twice", "PLAN", "Pro", T0 + 5 * DAY)])]
+    later += [hits.Duration(bid, 2000) for bid in ("twice", "repeat", "other")] + [hits.Duration("twice", 40)]
+    assert hits.apply_batch(ch, later) == [None] * len(later)
+    pro = (Filter("prop_name", "eq", "plan"), Filter("prop_value", "eq", "pro"))
+    q = Query(SITE, (T0 - HOUR) * 1000, (T0 + DAY) * 1000, pro)
+    assert stats._prop_groups(ch, q, "pathname") is not None  # no orphan event: the events-side read
+    assert stats.list_stats(ch, q, "pages", True, Page()) == [
+        {"path": "/a", "visitors": 2, "visitors_percentage": 1.0}
+    ]  # "/b" is no unique page; "/e"'s view lies before the period
+    assert stats.list_stats(ch, q, "browsers", True, Page()) == [
+        {"browser": "Firefox", "visitors": 1, "visitors_percentage": 0.5},
+        {"browser": "Safari", "visitors": 1, "visitors_percentage": 0.5},
+        {"browser": "Chrome", "visitors": 0, "visitors_percentage": 0.0},
+    ]  # "repeat" is not a unique user
+    firefox = Query(SITE, q.start_us, q.end_us, (*pro, Filter("browser", "eq", "firefox")))
+    assert stats.list_stats(ch, firefox, "pages", True, Page()) == [
+        {"path": "/a", "visitors": 1, "visitors_percentage": 1.0}
+    ]
+    assert stats.list_stats(ch, Query(SITE, filters=pro), "pages", True, Page()) == [
+        {"path": "/a", "visitors": 2, "visitors_percentage": 0.6667},
+        {"path": "/e", "visitors": 1, "visitors_percentage": 0.3333},
+    ]
+    not_pro = Query(SITE, q.start_us, q.end_us, (Filter("prop_value", "neq", "pro"),))
+    assert stats.list_stats(ch, not_pro, "pages", True, Page()) == [
+        {"path": "/c", "visitors": 1, "visitors_percentage": 1.0}
+    ]
+    expected = stats.list_stats(ch, q, "pages", True, Page())
+    hits.store_events(ch, [event("late", "plan", "pro")])  # before its view: site '' until read
+    assert stats._prop_groups(ch, q, "pathname") is None  # only `views` can place it
+    assert hits.apply_batch(ch, [hits.NewView(row(bid="late", pathname="/a"))]) == [None]
+    assert (
+        stats.list_stats(ch, q, "pages", True, Page())
+        == [{"path": "/a", "visitors": 3, "visitors_percentage": 1.0}]
+        != expected
+    )
 
 
 def test_rename_moves_everything_and_delete_removes_it(ch: Client) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import urlencode
 
 from medama_core.store import protocol
-from medama_core.store.clickhouse.sql import bind, tsv_fields, tsv_line
+from medama_core.store.clickhouse.sql import bind, tsv_fields, tsv_rows
 from medama_core.store.clickhouse.url import ClickHouseURL
 
 __all__ = [
@@ -254,17 +254,21 @@ class Client:
         """Insert rows (values in `columns` order) as TabSeparated, INSERT_ROWS per request; return how many."""
         statement = f"INSERT INTO {table} ({', '.join(columns)}) FORMAT TabSeparated"
         count = 0
-        lines: list[str] = []
+        chunk: list[Sequence[object]] = []
         for row in rows:
-            lines.append(tsv_line(row))
-            if len(lines) >= INSERT_ROWS:
-                self._send(statement, {}, "".join(lines).encode())
-                count += len(lines)
-                lines = []
-        if lines:
-            self._send(statement, {}, "".join(lines).encode())
-            count += len(lines)
+            chunk.append(row)
+            if len(chunk) >= INSERT_ROWS:
+                self._send(statement, {}, tsv_rows(chunk))
+                count += len(chunk)
+                chunk = []
+        if chunk:
+            self._send(statement, {}, tsv_rows(chunk))
+            count += len(chunk)
         return count
+
+    def insert_tsv(self, table: str, columns: Sequence[str], body: bytes) -> None:
+        """Insert rows already encoded as one TabSeparated body (sql.tsv_rows), in one request."""
+        self._send(f"INSERT INTO {table} ({', '.join(columns)}) FORMAT TabSeparated", {}, body)
 
     def close(self) -> None:
         self.transport.close()

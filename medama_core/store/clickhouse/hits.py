@@ -2,21 +2,26 @@
 
 The same `Op`s as the SQLite store (store/hits.py) and the same contract:
 `apply_batch` returns, per op, None or the error that kept it out. ClickHouse
-has no transaction across statements, so a batch is a few INSERTs in a fixed
-order (views with their keys, then events, then unload rows, then drop
-counts); an op is acknowledged once every INSERT holding a row of it has
-returned, which means ClickHouse has written the rows to a part on its disk.
+has no transaction across statements, so a batch is first its lookups (two
+SELECTs: the new views' keys, the stored views of its unloads and events),
+then one INSERT per table in a fixed order (BATCH_TABLES: views, their keys,
+events, their `prop_views` rows, drop counts), each body encoded before the
+first is sent; an op is acknowledged once every INSERT holding a row of it
+has returned, which means ClickHouse has written the rows to a part on its
+disk. One INSERT per table, because each makes parts (and `views` runs the
+materialized views of seven tables) that merges later rewrite.
 An op whose rows cannot be written at all (a wrong type) fails alone, before
 anything is sent.
 
 A view whose (bid, hostname) is already stored, or came earlier in the
-batch, is ignored, as ON CONFLICT DO NOTHING does in SQLite. An unload finds
-the current row of each view of its beacon id (through `view_keys`) and adds
-the pair that replaces it (schema.py); the last unload of a batch wins, as it
+batch, is ignored, as ON CONFLICT DO NOTHING does in SQLite. An unload of a
+stored view adds the pair that replaces its current row (schema.py); an
+unload of a view new in the batch (before or after it) is folded into the
+view's one row, which sums the same; the last unload of a batch wins, as it
 would row by row. An unload for a beacon id with no view is ignored, as
 SQLite's UPDATE is. A custom event takes the site and dimensions of the view
-of its beacon id, and every event with a site gets a row in `event_views`
-with its view's time (schema migration 6), written with the events.
+of its beacon id (stored, or new in the batch), and every event with a site
+gets a row in `prop_views` with its view's time, flags and dimensions (schema migration 7).
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
-from medama_core.store.clickhouse.schema import EVENT_VIEW_COLUMNS
-from medama_core.store.clickhouse.sql import id_chunks, id_set, tsv_line
+from medama_core.store.clickhouse.schema import PROP_VIEW_COLUMNS
+from medama_core.store.clickhouse.sql import id_chunks, id_set, tsv_line, tsv_rows
 from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
 
 __all__ = [
@@ -55,6 +60,7 @@ EVENT_TABLE_COLUMNS: Final = (*EVENT_COLUMNS, "site", *DIMENSION_COLUMNS)
 _DIMENSION_AT: Final = tuple(VIEW_COLUMNS.index(c) for c in DIMENSION_COLUMNS)
 _BID, _HOST, _DURATION = VIEW_COLUMNS.index("bid"), VIEW_COLUMNS.index("hostname"), VIEW_COLUMNS.index("duration_ms")
 _DATE: Final = VIEW_COLUMNS.index("date_created")
+_UNIQUE_USER, _UNIQUE_PAGE = VIEW_COLUMNS.index("is_unique_user"), VIEW_COLUMNS.index("is_unique_page")
 _NO_DIMENSIONS: Final = ("",) * len(DIMENSION_COLUMNS)
 # Beacon ids looked up in one statement (sql.id_set): a batch of hits in one lookup, a bulk import's
 # chunk in a few. 10,000 ids of ~10 bytes are ~210 KB hex-encoded, under the max_query_size (256 KiB)
@@ -66,56 +72,154 @@ BULK_LOOKUP_IDS: Final = 10_000
 def apply_batch(client: Client, ops: Sequence[Op]) -> list[Exception | None]:
     """Write `ops`; return, per op, None or the error that kept it (or, after a failed INSERT, part of it) out."""
     errors: list[Exception | None] = [None] * len(ops)
-    for i, op in enumerate(ops):  # every row must be writable; a bad one fails its op alone
+    for i, op in enumerate(ops):  # the shape of every op, cheaply; its values are checked by encoding them
         try:
-            _check(op)
+            _check_shape(op)
         except (TypeError, ValueError) as exc:
             errors[i] = exc
-    good = [op for op, error in zip(ops, errors, strict=True) if error is None]
-    done = 0  # steps that returned: views, events, unloads, drop counts
+    bodies: list[bytes] | None = None
     try:
-        fresh = _store_fresh_views(client, [(*op.view, op.referrer_path) for op in good if isinstance(op, NewView)])
-        done = 1
-        _store_batch_events(client, good, {(str(v[_BID]), str(v[_HOST])) for v in fresh})
-        done = 2
-        _store_durations(client, [op for op in good if isinstance(op, Duration)])
-        done = 3
-        _store_drops(client, [op for op in good if isinstance(op, DropCount)])
+        bodies = _bodies(client, [op for op, error in zip(ops, errors, strict=True) if error is None])
+    except (TypeError, ValueError):  # a value that cannot be written: find its op, which fails alone
+        for i, op in enumerate(ops):
+            if errors[i] is None:
+                try:
+                    _check(op)
+                except (TypeError, ValueError) as exc:
+                    errors[i] = exc
+    except Exception as exc:  # a lookup failed: nothing was written
+        return [error or exc for error in errors]
+    done = 0  # INSERTs that returned, in BATCH_TABLES order
+    try:
+        if bodies is None:
+            bodies = _bodies(client, [op for op, error in zip(ops, errors, strict=True) if error is None])
+        for (table, columns), body in zip(BATCH_TABLES, bodies, strict=True):
+            if body:
+                client.insert_tsv(table, columns, body)
+            done += 1
     except Exception as exc:
-        # Nothing from the failed step on was written: ops whose rows all came before it are stored.
+        # Nothing from the failed INSERT on was written: ops whose rows all came before it are stored.
         for i, op in enumerate(ops):
             if errors[i] is None and _LAST_STEP[type(op)] >= done:
                 errors[i] = exc
     return errors
 
 
-# The last step (index into the steps of apply_batch) that writes rows of each kind of op.
-_LAST_STEP: Final[dict[type, int]] = {NewView: 1, NewEvents: 1, Duration: 2, DropCount: 3}
+# The INSERTs of a batch, in this order, one statement each (those with no rows are not sent): every row
+# of `views` (new views, and the pairs of unloads) in one, so the materialized views on it (schema.py)
+# run and make parts once per batch; a view's key after its view (a key without its view would keep a
+# retry of the hit out); the events after their views, their `prop_views` rows after them.
+BATCH_TABLES: Final = (
+    ("views", VIEW_TABLE_COLUMNS),
+    ("view_keys", ("bid", "hostname", "date_created")),
+    ("events", EVENT_TABLE_COLUMNS),
+    ("prop_views", PROP_VIEW_COLUMNS),
+    ("drops", ("day", "hostname", "reason", "count")),
+)
+# The last INSERT (index into BATCH_TABLES) that writes rows of each kind of op.
+_LAST_STEP: Final[dict[type, int]] = {NewView: 3, NewEvents: 3, Duration: 0, DropCount: 4}
 
 
-def _check(op: Op) -> None:
+def _bodies(client: Client, ops: Sequence[Op]) -> list[bytes]:
+    """The INSERT bodies of a batch (BATCH_TABLES order, b"" for none), after its lookups; nothing is written.
+
+    Raises TypeError or ValueError when a value cannot be written (sql.tsv_rows)."""
+    sent = [(*op.view, op.referrer_path) for op in ops if type(op) is NewView]
+    fresh = new_views(client, sent)
+    current: dict[tuple[str, str], tuple[Row, int]] = {(str(v[_BID]), str(v[_HOST])): (v, -1) for v in fresh}
+    last = {op.bid: op.duration_ms for op in ops if type(op) is Duration}  # the last unload of a beacon id wins
+    wanted = set(last)  # beacon ids whose stored views are looked up: unloads, custom events, views sent again
+    for op in ops:
+        if type(op) is NewEvents:
+            wanted.update(str(event[0]) for event in op.events if event[0])
+        elif type(op) is NewView and op.events and (str(op.view[_BID]), str(op.view[_HOST])) not in current:
+            wanted.add(str(op.view[_BID]))
+    for bid, views in fetch_views(client, wanted).items() if wanted else ():
+        for view, version in views:
+            current[(bid, str(view[_HOST]))] = (view, version)
+    by_bid: dict[str, list[Row]] = {}  # each beacon id's views, current rows, by hostname
+    for (bid, _), (view, _) in sorted(current.items()):
+        by_bid.setdefault(bid, []).append(view)
+
+    view_rows: list[Row] = []
+    for view in fresh:  # a new view with an unload in the batch is stored with its duration at once
+        bid = str(view[_BID])
+        view_rows.append(_with_duration(view, last[bid]) + (1, 0) if bid in last else (*view, 1, 0))
+    for (bid, _), (view, version) in current.items():
+        if version >= 0 and bid in last:  # a stored view: its current row cancelled, the new one added
+            view_rows += [(*view, -1, version), (*_with_duration(view, last[bid]), 1, version + 1)]
+
+    rows: list[Row] = []
+    view_event_rows: list[Row] = []
+    custom: list[Row] = []
+    first = set(current)  # keys whose fresh view has not had its events yet
+    for op in ops:
+        if type(op) is NewView:
+            rows += event_rows(op.events, op.view)
+            key = (str(op.view[_BID]), str(op.view[_HOST]))
+            found = current.get(key)  # None: a view sent again whose stored row is gone (retention)
+            if found is not None and found[1] < 0 and key in first:  # its view is this op's
+                first.discard(key)
+                view_event_rows += event_view_rows(op.events, op.view)
+            elif found is not None and op.events:  # sent again: the stored view's time (or an earlier op's)
+                view_event_rows += event_view_rows(op.events, found[0])
+        elif type(op) is NewEvents:
+            custom += op.events
+    for event in custom:  # a custom event takes the first view (by hostname) of its beacon id
+        of_bid = by_bid.get(str(event[0])) if event[0] else None
+        under = of_bid[0] if of_bid else None
+        rows += event_rows((event,), under)
+        view_event_rows += event_view_rows((event,), under)
+
+    counts: Counter[tuple[int, str, str]] = Counter()
+    for op in ops:
+        if type(op) is DropCount:
+            counts[(op.day, op.hostname, op.reason)] += op.count
+    drops = [(*key, n) for key, n in counts.items()]
+    keys = [(v[_BID], v[_HOST], v[_DATE]) for v in fresh]
+    return [tsv_rows(r) if r else b"" for r in (view_rows, keys, rows, view_event_rows, drops)]
+
+
+def _with_duration(view: Row, duration_ms: int) -> Row:
+    updated = list(view)
+    updated[_DURATION] = duration_ms
+    return tuple(updated)
+
+
+def _check_shape(op: Op) -> None:
+    """The kind of `op` and the number of values of its rows (their values are checked by `_check`)."""
     if type(op) is NewView:
         if len(op.view) != len(VIEW_COLUMNS):
             raise ValueError(f"a view has {len(VIEW_COLUMNS)} values, got {len(op.view)}")
-        tsv_line((*op.view, op.referrer_path)).encode()  # a lone surrogate cannot be stored: UnicodeEncodeError
         for event in op.events:
-            _check_event(event)
+            _check_event_shape(event)
     elif type(op) is NewEvents:
         for event in op.events:
-            _check_event(event)
+            _check_event_shape(event)
     elif type(op) is Duration:
         if not isinstance(op.bid, str) or type(op.duration_ms) is not int or not 0 <= op.duration_ms < 2**63:
             raise ValueError("an unload needs a beacon id and a whole number of milliseconds")
-    elif type(op) is DropCount:
-        tsv_line((op.day, op.hostname, op.reason, op.count)).encode()
-    else:
+    elif type(op) is not DropCount:
         raise TypeError(f"not a hit op: {type(op).__name__}")
 
 
-def _check_event(event: Row) -> None:
+def _check_event_shape(event: Row) -> None:
     if len(event) != len(EVENT_COLUMNS):
         raise ValueError(f"an event has {len(EVENT_COLUMNS)} values, got {len(event)}")
-    tsv_line(event).encode()
+
+
+def _check(op: Op) -> None:
+    """Whether every row of `op` can be written: its shape and each of its values."""
+    _check_shape(op)
+    if type(op) is NewView:
+        tsv_line((*op.view, op.referrer_path)).encode()  # a lone surrogate cannot be stored: UnicodeEncodeError
+        for event in op.events:
+            tsv_line(event).encode()
+    elif type(op) is NewEvents:
+        for event in op.events:
+            tsv_line(event).encode()
+    elif type(op) is DropCount:
+        tsv_line((op.day, op.hostname, op.reason, op.count)).encode()
 
 
 def _stored_keys(client: Client, bids: Sequence[str], per_lookup: int) -> set[tuple[str, str]]:
@@ -196,11 +300,13 @@ _EVENT_AT: Final = {column: EVENT_COLUMNS.index(column) for column in EVENT_COLU
 
 
 def event_view_rows(events: Iterable[Row], view: Row | None) -> list[Row]:
-    """`event_views` rows (EVENT_VIEW_COLUMNS) of events stored under `view`, the view as stored: its site
-    and time. None (an event stored before its view, site ''): no rows, such events are matched at read time."""
+    """`prop_views` rows (PROP_VIEW_COLUMNS) of events stored under `view`, the view as stored: its site, time,
+    flags and dimensions. None (an event stored before its view, site ''): no rows, such events are matched at
+    read time."""
     if view is None:
         return []
     site, at = view[_HOST], view[_DATE]
+    copied = (view[_UNIQUE_USER], view[_UNIQUE_PAGE], *(view[i] for i in _DIMENSION_AT))
     return [
         (
             site,
@@ -210,16 +316,17 @@ def event_view_rows(events: Iterable[Row], view: Row | None) -> list[Row]:
             e[0],
             e[_EVENT_AT["name"]],
             e[_EVENT_AT["value"]],
+            *copied,
         )
         for e in events
     ]
 
 
 def _insert_events(client: Client, rows: list[Row], view_rows: list[Row]) -> int:
-    """The events, then their `event_views` rows."""
+    """The events, then their `prop_views` rows."""
     stored = client.insert("events", EVENT_TABLE_COLUMNS, rows) if rows else 0
     if view_rows:
-        client.insert("event_views", EVENT_VIEW_COLUMNS, view_rows)
+        client.insert("prop_views", PROP_VIEW_COLUMNS, view_rows)
     return stored
 
 
@@ -234,60 +341,6 @@ def store_events(client: Client, events: Sequence[Row], per_lookup: int = LOOKUP
         rows += event_rows((event,), view)
         view_rows += event_view_rows((event,), view)
     return _insert_events(client, rows, view_rows)
-
-
-def _store_batch_events(client: Client, ops: Sequence[Op], fresh: set[tuple[str, str]]) -> None:
-    """The events of the batch's new views (under the view as sent), then its custom events (looked up).
-
-    A view sent again (its (bid, hostname) stored already, `fresh` lacks it) may carry another time than
-    the stored one: its events' `event_views` rows take the stored view's, looked up like a custom event's."""
-    rows: list[Row] = []
-    view_rows: list[Row] = []
-    custom: list[Row] = []
-    for op in ops:
-        if type(op) is NewView:
-            rows += event_rows(op.events, op.view)
-            key = (str(op.view[_BID]), str(op.view[_HOST]))
-            if key in fresh:
-                fresh.discard(key)  # a second op of the same view in the batch was not stored
-                view_rows += event_view_rows(op.events, op.view)
-            elif op.events:
-                view_rows += _stored_view_rows(client, op.events, key)
-        elif type(op) is NewEvents:
-            custom += op.events
-    _insert_events(client, rows, view_rows)
-    if custom:
-        store_events(client, custom)
-
-
-def _stored_view_rows(client: Client, events: Sequence[Row], key: tuple[str, str]) -> list[Row]:
-    """`event_views` rows of events sent with a view that was stored before, under the stored view."""
-    for view, _ in fetch_views(client, [key[0]]).get(key[0], []):
-        if view[_HOST] == key[1]:
-            return event_view_rows(events, view)
-    return []
-
-
-def _store_durations(client: Client, ops: Sequence[Duration]) -> None:
-    if not ops:
-        return
-    last = {op.bid: op.duration_ms for op in ops}  # the last unload of a beacon id wins
-    rows: list[Row] = []
-    for bid, views in fetch_views(client, last).items():
-        for view, version in views:
-            updated = list(view)
-            updated[_DURATION] = last[bid]
-            rows += [(*view, -1, version), (*updated, 1, version + 1)]
-    if rows:
-        client.insert("views", VIEW_TABLE_COLUMNS, rows)
-
-
-def _store_drops(client: Client, ops: Sequence[DropCount]) -> None:
-    counts: Counter[tuple[int, str, str]] = Counter()
-    for op in ops:
-        counts[(op.day, op.hostname, op.reason)] += op.count
-    if counts:
-        client.insert("drops", ("day", "hostname", "reason", "count"), [(*k, n) for k, n in counts.items()])
 
 
 def drop_counts(client: Client, start_day: int, end_day: int) -> list[tuple[int, str, str, int]]:

@@ -18,7 +18,7 @@ from typing import Final
 
 from medama_core.store.clickhouse.client import Client, QueryFailed
 from medama_core.store.clickhouse.hits import DIMENSION_COLUMNS, VIEW_TABLE_COLUMNS
-from medama_core.store.clickhouse.schema import COPIES, EVENT_VIEW_COLUMNS, ROW_COUNTS, SITE_KEY
+from medama_core.store.clickhouse.schema import COPIES, PROP_VIEW_COLUMNS, ROW_COUNTS, SITE_KEY
 from medama_core.store.clickhouse.sql import in_list
 
 __all__ = ["delete_site_data", "hits_on", "rename_site_data", "unique_visitors_since", "wait_for_mutations"]
@@ -35,7 +35,7 @@ _SITE_COLUMNS: Final = {
     "views": ("hostname",),
     "view_keys": ("hostname",),
     "events": ("site", "group_name"),
-    "event_views": ("site", "group_name"),
+    "prop_views": ("site", "group_name"),
     "drops": ("hostname",),
     "imported_days": ("hostname",),
 }
@@ -62,7 +62,7 @@ _COLUMNS: Final = {
     "views": VIEW_TABLE_COLUMNS,
     "view_keys": ("bid", "hostname", "date_created"),
     "events": ("bid", "batch_id", "group_name", "name", "value", "date_created", "site", *DIMENSION_COLUMNS),
-    "event_views": EVENT_VIEW_COLUMNS,
+    "prop_views": PROP_VIEW_COLUMNS,
     "drops": ("day", "hostname", "reason", "count"),
     "imported_days": (
         "hostname",

@@ -8,8 +8,8 @@ parsed by the server in its TabSeparated escaping. An older server (Debian's
 built here: an integer as digits, a string quoted with every quote, backslash
 and control byte escaped. Either way a value can only ever be a value.
 
-Rows travel as TabSeparated in both directions: `tsv_line` writes one, and
-`tsv_fields` reads one back.
+Rows travel as TabSeparated in both directions: `tsv_line` writes one,
+`tsv_rows` a whole INSERT body at once, and `tsv_fields` reads one back.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = [
     "tsv_escape",
     "tsv_fields",
     "tsv_line",
+    "tsv_rows",
     "tsv_unescape",
 ]
 
@@ -165,6 +166,47 @@ def tsv_line(values: Sequence[object]) -> str:
         else:
             raise TypeError(f"cannot write {type(value).__name__} as a TabSeparated field")
     return "\t".join(fields) + "\n"
+
+
+def _text(value: object) -> str:
+    """A field of `tsv_rows` before escaping: text as it is, None as \\N, booleans as 1/0, integers as digits."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[return-value]
+    if kind is int:
+        return str(value)
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bool | int):
+        return str(int(value))
+    raise TypeError(f"cannot write {type(value).__name__} as a TabSeparated field")
+
+
+def tsv_rows(rows: Sequence[Sequence[object]]) -> bytes:
+    """Rows as one TabSeparated body (UTF-8), equal to joining their `tsv_line`s, built with one join.
+
+    Most fields need no escaping: the fields are joined unescaped, and the body is kept when it holds
+    exactly the tabs, newlines and backslashes the joining and the NULLs put there, and no carriage
+    return or NUL (a value holding any of them adds to a count). Otherwise each row is escaped field
+    by field (tsv_line). Raises TypeError for a value of another type, UnicodeEncodeError for text
+    that is not Unicode scalar values (a lone surrogate).
+    """
+    body = "\n".join(["\t".join(map(_text, row)) for row in rows])
+    if rows:
+        body += "\n"
+    tabs = sum(len(row) for row in rows) - len(rows)
+    nulls = sum(row.count(None) for row in rows)
+    if (
+        body.count("\t") != tabs
+        or body.count("\n") != len(rows)
+        or body.count("\\") != nulls
+        or "\r" in body
+        or "\0" in body
+    ):
+        body = "".join([tsv_line(row) for row in rows])
+    return body.encode()
 
 
 def tsv_fields(line: str) -> list[str | None]:

@@ -118,7 +118,7 @@ def _where(query: Query, params: dict[str, object], lo: int | None = None, hi: i
     clauses += where_sql(query.view_filters, params)
     if query.prop_filters:
         # A view with an event of its beacon id, at any time, matching every prop filter. The site's events
-        # are found by their view's time in `event_views` (schema migration 6): an event stored with the
+        # are found by their view's time in `prop_views` (schema migration 7): an event stored with the
         # site is stored under its view, the one view of that beacon id on the site, so the views of the
         # period are matched by the events whose view_created lies in it, and by no others. An event stored
         # before its view (site '') has no view time: those few are all searched.
@@ -129,7 +129,7 @@ def _where(query: Query, params: dict[str, object], lo: int | None = None, hi: i
             if bound is not None
         )
         clauses.append(
-            f"bid IN (SELECT bid FROM event_views WHERE {_site(query, params, 'site')}{period} AND {props}"
+            f"bid IN (SELECT bid FROM prop_views WHERE {_site(query, params, 'site')}{period} AND {props}"
             f" UNION ALL SELECT bid FROM events WHERE site_key = {_ORPHAN_KEY} AND site = '' AND {props})"
         )
     return " AND ".join(clauses)
@@ -437,8 +437,49 @@ def _hourly_groups(client: Client, query: Query, kind: str, fields: tuple[str, .
     return groups
 
 
+def _prop_groups(client: Client, query: Query, label: str) -> dict[str, Group] | None:
+    """The visitor counts per label of a property-filtered query, from `prop_views` alone (schema migration 7):
+    the period's event rows matching every prop filter and view filter, one per view (its beacon id: one view
+    per beacon id and site), each carrying its view's flags and label. None when an event stored before its
+    view (site '') matches the prop filters: only `views` can tell which of the period's views it belongs to.
+
+    Exact as the read of `views` is: every event row under a view copies that view's flags and dimensions,
+    which an unload never changes, and retention deletes a row with its view or its event (retention._OLDEST).
+    """
+    params: dict[str, object] = {}
+    clauses = [_site(query, params, "site")]
+    for op, name, bound in ((">=", "lo", query.start), ("<=", "hi", query.end)):
+        if bound is not None:
+            clauses.append(f"view_created {op} {{{name}:Int64}}")
+            params[name] = bound
+    props = " AND ".join(where_sql(query.prop_filters, params, "p"))
+    clauses += [props, *where_sql(query.view_filters, params)]
+    per_view = (
+        f"SELECT any({label}) AS label, any(is_unique_user) AS u, any(is_unique_page) AS p FROM prop_views"
+        f" WHERE {' AND '.join(clauses)} GROUP BY bid"
+    )
+    # The orphans' count rides along as a row of its own (flag 1), so an empty list still reports it.
+    sql = (
+        f"SELECT toUInt8(0) AS orphan, label, toUInt64(sum(u)), toUInt64(sum(p)) FROM ({per_view}) GROUP BY label"
+        f" UNION ALL SELECT toUInt8(1), '', toUInt64(count()), toUInt64(0) FROM events"
+        f" WHERE site_key = {_ORPHAN_KEY} AND site = '' AND {props}"
+    )
+    groups = {}
+    for orphan, found, visitors, page_visitors in client.rows(sql, params):
+        if int(orphan):
+            if int(visitors):
+                return None
+            continue
+        groups[str(found)] = Group(visitors=int(visitors), page_visitors=int(page_visitors))
+    return groups
+
+
 def _groups(client: Client, query: Query, label: str, full: bool) -> dict[str, Group]:
     """Aggregates per label: every count and the median with `full`, else the visitor counts only."""
+    if query.prop_filters and not full:
+        found = _prop_groups(client, query, label)
+        if found is not None:
+            return found
     params: dict[str, object] = {}
     columns = f"{COUNTS}, {MIDDLES}" if full else _VISITORS
     where = _where(query, params)
