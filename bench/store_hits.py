@@ -1,7 +1,8 @@
 """Store-side cost of a hit: prepared rows through `store.hits.apply_batch` on a fresh SQLite file.
 
 No HTTP, no parsing, no enrichment: the batches the writer thread would commit
-(loads, then load+unload pairs), timed with CPU time of this thread. Variants
+(loads, then load+unload pairs, then unloads of the first loads in batches
+of their own), timed with CPU time of this thread. Variants
 take parts of the schema away on a copy to say what each costs per row:
   full        the schema as migrated (what a hit pays today)
   -triggers   without the rollup_dirty triggers (their work, not a proposal)
@@ -73,7 +74,7 @@ def strip(conn: sqlite3.Connection, what: str) -> None:
             conn.execute(f'DROP {kind.upper()} "{name}"')
 
 
-def run(variant: str, rows: int, batch: int) -> tuple[float, float]:
+def run(variant: str, rows: int, batch: int) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         conn = db.open_file(str(Path(tmp) / "me_analytics.db"), analytics.MIGRATIONS)
         strip(conn, variant)
@@ -90,8 +91,13 @@ def run(variant: str, rows: int, batch: int) -> tuple[float, float]:
             ops: list[hits.Op] = [*chunk, *(hits.Duration(str(v.view[0]), 1234) for v in chunk)]
             hits.apply_batch(conn, ops)
         pair_us = (time.thread_time() - start) / rows * 1e6
+        # Unloads in batches of their own, as they mostly come (seconds after their load's batch).
+        start = time.thread_time()
+        for at in range(0, rows, batch):
+            hits.apply_batch(conn, [hits.Duration(str(v.view[0]), 4321) for v in loads[at : at + batch]])
+        unload_us = (time.thread_time() - start) / rows * 1e6
         conn.close()
-    return load_us, pair_us
+    return load_us, pair_us, unload_us
 
 
 def main() -> int:
@@ -101,10 +107,10 @@ def main() -> int:
     parser.add_argument("--variants", default="full,-triggers,-indexes,bare")
     args = parser.parse_args()
     print(f"{args.rows} rows, batches of {args.batch}, load avg {os.getloadavg()[0]:.2f}")
-    print(f"{'variant':10} {'load µs/row':>12} {'pair µs':>9}")
+    print(f"{'variant':10} {'load µs/row':>12} {'pair µs':>9} {'unload µs':>10}")
     for variant in args.variants.split(","):
-        load_us, pair_us = run(variant, args.rows, args.batch)
-        print(f"{variant:10} {load_us:>12.1f} {pair_us:>9.1f}")
+        load_us, pair_us, unload_us = run(variant, args.rows, args.batch)
+        print(f"{variant:10} {load_us:>12.1f} {pair_us:>9.1f} {unload_us:>10.1f}")
     return 0
 
 

@@ -257,6 +257,8 @@ class App:
         # `_finish_event` decorates them as `_decorate` does only while these hold for their paths.
         if not all(embeddable(path) and not cors.credentialed_route(path) for path in self._fast):
             self._fast.clear()
+        # The server parses the tracker's request heads with `http/trackerhead.py` only along with the fast path.
+        self.tracker_heads = bool(self._fast)
 
     def body_limit(self, path: str) -> int:
         if path.startswith("/api/event/") or path in FOREIGN_EVENT_PATHS:

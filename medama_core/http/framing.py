@@ -23,6 +23,7 @@ from typing import Final
 
 from medama_core.http.errors import ProtocolError
 from medama_core.http.protocol import MAX_HEAD_BYTES, MAX_HEADERS, Request, RequestHead, parse_request_head
+from medama_core.http.trackerhead import parse_tracker_head
 
 # A chunk-size line is hex digits plus optional extensions, which no client we serve sends; 1 KiB
 # is room for a signature extension and bounds the search for the line's end.
@@ -213,11 +214,13 @@ class ChunkedDecoder:
 class RequestReader:
     """One connection's unread bytes, turned into requests one at a time, in order.
 
-    `body_limit(path)` gives the largest body accepted for a request to `path`.
+    `body_limit(path)` gives the largest body accepted for a request to `path`. `tracker_heads` False
+    parses every head with the general parser (the tests compare the two).
     """
 
-    def __init__(self, body_limit: Callable[[str], int], client: str = "") -> None:
+    def __init__(self, body_limit: Callable[[str], int], client: str = "", *, tracker_heads: bool = True) -> None:
         self.body_limit = body_limit
+        self.tracker_heads = tracker_heads
         self.client = client
         self.tls = False  # the connection is TLS to this server (Request.tls)
         self.buffer = bytearray()  # received and not yet consumed
@@ -267,7 +270,12 @@ class RequestReader:
             self._scanned = len(buf)
             return None
         self._scanned = 0
-        head = parse_request_head(bytes(buf[:end]))
+        data = bytes(buf[:end])
+        # The tracker's two requests have a parser of their own (the same heads, sooner); it leaves
+        # everything else, every refusal included, to the general one.
+        head = parse_tracker_head(data) if self.tracker_heads else None
+        if head is None:
+            head = parse_request_head(data)
         limit = self.body_limit(head.path)
         if head.content_length > limit:
             raise ProtocolError(413, f"request body too large (at most {limit} bytes)")

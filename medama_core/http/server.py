@@ -225,6 +225,8 @@ class HTTPServer:
         self.app = app
         # The application's fast path (`FastApp.answer_now`), when it has one.
         self.answer_now: Callable[[Request], Response | Deferred | None] | None = getattr(app, "answer_now", None)
+        # Whether connections try the tracker's head parser first (`framing.RequestReader`); an app may say no.
+        self.tracker_heads: bool = getattr(app, "tracker_heads", True)
         self.timeouts = timeouts
         self.max_connections = _connection_cap(max_connections)
         self.network_of = network_of
@@ -471,7 +473,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.client = ""
         self.network: str | None = None  # for the per-network caps; None: exempt
-        self.reader = RequestReader(server.app.body_limit)
+        self.reader = RequestReader(server.app.body_limit, tracker_heads=server.tracker_heads)
         self.charged = 0  # bytes of this connection in the server's budget (`HTTPServer.charge`)
         self.busy = False  # a handler is running
         self.closed = False

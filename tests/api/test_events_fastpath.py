@@ -1,9 +1,10 @@
 """The tracker's routes answer the same through the server's fast path (App.answer_now) and the general one.
 
 Two servers on the same kind of databases, one with the fast path and one without (FAST_ROUTES emptied, so
-every request goes through `App.handle`), get the same raw requests; the answers must be byte for byte the
-same (but for `Date`, and a `max-age` counted from the second it was made), and so must the stored rows and
-drop counts.
+every request goes through `App.handle`, and every head through the general parser: `App.tracker_heads` is
+off with the fast path, so `http/trackerhead.py` is compared too), get the same raw requests; the answers
+must be byte for byte the same (but for `Date`, and a `max-age` counted from the second it was made), and
+so must the stored rows and drop counts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from medama_core.store.hits import VIEW_COLUMNS
 from tests import stores
 from tests.api.test_events import CHROME, SITE, prepare
 from tests.helpers import LiveServer, live_server
+from tests.http.test_trackerhead import near_misses
 
 # Every column a hit sets but its time, which differs by the milliseconds between the two servers.
 VIEW_FIELDS = ", ".join(column for column in VIEW_COLUMNS if column != "date_created")
@@ -72,12 +74,29 @@ CONVERSATIONS: tuple[tuple[bytes, ...], ...] = (
     (request("POST", "/api/event/hit", {**TEXT, "User-Agent": BOT}, load("fp5")),),
     (request("POST", "/api/event/hit", TEXT, load("fp6"), v="1.0"),),
     (request("POST", "/api/event/hit", {**TEXT, "Connection": "close"}, load("fp7")),),
+    # Near-misses of the tracker's head parser: each goes to the general parser, on both servers.
+    (request("POST", "/api/event/hit", {**TEXT, "Connection": "keep-alive, Upgrade"}, load("fp9")),),
+    (request("POST", "/api/event/hit", {**TEXT, "Connection": "keep-alive"}, load("fp10"), v="1.0"),),
+    (request("POST", "/api/event/hit", {**TEXT, "Accept-Language": "de"}, load("fp14")),),
+    (request("GET", "/api/event/ping?u=%zz#x", {"Content-Length": "0"}),),
+    (request("GET", "http://localhost/api/event/ping?u=x"),),
+    (request("GET", "/api/event/%70ing"),),
+    (request("GET", "/api/event/ping", {"Connection": "close"}),),
     (
         request("GET", "/api/event/ping"),
         request("POST", "/api/event/hit", TEXT, load("fp8")),
         request("POST", "/api/event/hit", TEXT, {"e": "unload", "b": "fp8", "m": 99}),
         request("GET", "/api/event/ping", {"If-Modified-Since": TODAY}),
     ),
+)
+
+# ... and near-misses that never reach a handler (refused while framing) or get an interim 100 first.
+FRAMING: tuple[bytes, ...] = (
+    request("POST", "/api/event/hit", {**TEXT, "Expect": "100-continue"}, load("fp11")),
+    request("POST", "/api/event/hit", {**TEXT, "Content-Length": "2"}, load("fp12")),
+    request("POST", "/api/event/hit", {**TEXT, "Transfer-Encoding": "chunked"}, load("fp13")),
+    request("POST", "/api/event/hit", {**TEXT, "X-Folded": "a\r\n b"}, load("fp15")),
+    request("GET", "/api/event/ping", {"Host": "again"}),
 )
 
 
@@ -159,6 +178,8 @@ def test_fast_and_general_paths_answer_and_store_the_same(
         tracker = [c for c in general_calls if c in ("GET /api/event/ping", "POST /api/event/hit")]
         assert not [c for c in fast_calls if c in tracker], fast_calls
         assert len(general_calls) == len(conversation)
+    for data in FRAMING:
+        assert normalised(sent_whole(fast.port, data)) == normalised(sent_whole(general.port, data)), data
     fast_rows, general_rows = stored(fast), stored(general)
     assert fast_rows["views"], "hits were stored"
     assert fast_rows == general_rows
@@ -224,3 +245,48 @@ def test_any_bytes_get_answers_or_a_clean_close(fuzzed: LiveServer, parts: list[
     assert answer == b"" or answer.startswith(b"HTTP/1.1 ")
     assert all(status < 500 for status in statuses), answer
     assert "unhandled exception" not in fuzzed.log_stream.getvalue()
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """`servers`, once per module: the fast server, and the general one (no fast path, the general parser)."""
+    tmp: Path = tmp_path_factory.mktemp("fastpair")
+    (tmp / "fast").mkdir()
+    (tmp / "general").mkdir()
+    prepare(tmp / "fast")
+    prepare(tmp / "general")
+    with live_server(tmp / "fast", level="info") as fast, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(app_module, "FAST_ROUTES", ())
+        with live_server(tmp / "general", level="info") as general:
+            yield fast, general
+
+
+def sent_whole(port: int, data: bytes) -> bytes:
+    """Send `data`, half-close, and read every answer until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def with_body(head: bytes, serial: int) -> bytes:
+    """`head` as a whole request: a load beacon as its body, padded or cut to an announced Content-Length."""
+    body = json.dumps(load(f"nm{serial}")).encode()
+    found = re.search(rb"(?im)^content-length:[ \t]*(\d{1,5})[ \t]*$", head)
+    if found is not None:
+        length = int(found.group(1))
+        body = body[:length] + b" " * (length - len(body))
+    return head + b"\r\n\r\n" + body
+
+
+@settings(max_examples=120, deadline=None)
+@given(heads=st.lists(near_misses(), min_size=1, max_size=3), serial=st.integers(0, 10**9))
+def test_near_misses_of_the_tracker_heads_answer_the_same(
+    pair: tuple[LiveServer, LiveServer], heads: list[bytes], serial: int
+) -> None:
+    fast, general = pair
+    data = b"".join(with_body(head.replace(b"example.org", b"localhost"), serial + i) for i, head in enumerate(heads))
+    assert normalised(sent_whole(fast.port, data)) == normalised(sent_whole(general.port, data))
