@@ -16,7 +16,9 @@ Scenarios, each after a warm-up:
   unknown  loads for sites nobody registered: 404, counted under 50 names
   bad      loads with a field of the wrong type: 400, counted as bad_payload
 With `--ratelimit N` the server limits each network to N requests a minute,
-so nearly every request of a run is a 429 counted as rate_limited.
+so nearly every request of a run is a 429 counted as rate_limited. With
+`--workers N` the server runs N processes (`-workers N`); CPU time and peak
+RSS are then summed over all of them.
 
 It prints requests/s, hits/s, p50/p99 latency from wrk, peak server RSS,
 the rows stored, the server's CPU time per request (which, unlike
@@ -248,6 +250,31 @@ def proc_status(pid: int, field: str) -> int:
     return 0
 
 
+def server_pids(pid: int) -> list[int]:
+    """The server process and its children (the -workers processes)."""
+    found = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def wait_workers(pid: int, workers: int, timeout: float = 60.0) -> None:
+    """Until the server has its -workers children, and a moment for them to start listening."""
+    deadline = time.monotonic() + timeout
+    while len(server_pids(pid)) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server's worker processes did not start")
+        time.sleep(0.05)
+    if workers > 1:
+        time.sleep(3.0)  # a child imports, opens the databases and listens within ~1-2 s here
+
+
 def prepare(workdir: Path) -> None:
     """Fresh databases with one user and the benchmark's sites; the IP block presets keep their defaults (on)."""
     conn = db.connect(str(workdir / "me_meta.db"))
@@ -314,6 +341,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (the server has the other core)")
     parser.add_argument("--modes", default="ping,load,pairs", help="also: bot, unknown, bad")
     parser.add_argument("--ratelimit", type=int, default=0, help="the server's -ratelimit (0: none)")
+    parser.add_argument("--workers", type=int, default=1, help="the server's -workers (processes)")
     parser.add_argument("--profile", help="sample the server with py-spy; collapsed stacks go to PROFILE.<mode>.txt")
     parser.add_argument(
         "--cprofile",
@@ -331,20 +359,27 @@ def main() -> int:
         port = free_port()
         prof = ["-m", "cProfile", "-o", args.cprofile] if args.cprofile else []
         cmd = [sys.executable, *prof, str(ROOT / "medama.py"), "start", "-port", str(port), "-host", "127.0.0.1"]
-        cmd += ["-level", "warn", "-ratelimit", str(args.ratelimit)]
+        # With workers the children's "worker stopped" lines (info) say how many hits each stored.
+        level = "info" if args.workers > 1 else "warn"
+        cmd += ["-level", level, "-ratelimit", str(args.ratelimit), "-workers", str(args.workers)]
         cmd += ["-appdb", str(workdir / "me_meta.db"), "-analyticsdb", str(workdir / "me_analytics.db")]
-        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
+        log = (workdir / "server.log").open("wb")
+        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, cwd=workdir)
         try:
             wait_port(port)
             pid = server.pid
-            idle_kib = proc_status(pid, "VmRSS")
+            wait_workers(pid, args.workers)
+            pids = server_pids(pid)
+            idle_kib = sum(proc_status(one, "VmRSS") for one in pids)
             for mode in args.modes.split(","):
                 warm = run_wrk(port, mode, 2, args.connections, args.threads, workdir)  # warm-up: caches, page cache
                 before = count_rows(workdir)
                 spy = _profile(pid, f"{args.profile}.{mode}.txt", args.duration) if args.profile else None
-                cpu_before = cpu_seconds(pid)
+                cpu_before = sum(cpu_seconds(one) for one in pids)
+                parent_before = cpu_seconds(pid)
                 result = run_wrk(port, mode, args.duration, args.connections, args.threads, workdir)
-                result["cpu_s"] = cpu_seconds(pid) - cpu_before
+                result["cpu_s"] = sum(cpu_seconds(one) for one in pids) - cpu_before
+                result["parent_cpu_s"] = cpu_seconds(pid) - parent_before
                 result["warmup"] = warm["requests"]
                 if spy is not None:
                     spy.wait(30)
@@ -352,18 +387,25 @@ def main() -> int:
                 after = count_rows(workdir)
                 result["views"] = after[0] - before[0]
                 result["durations"] = after[1] - before[1]
-                result["hwm_mib"] = proc_status(pid, "VmHWM") / 1024
+                result["hwm_mib"] = sum(proc_status(one, "VmHWM") for one in pids) / 1024
                 result["loadavg"] = os.getloadavg()[0]
                 rows.append((mode, result))
         finally:
             server.terminate()
             server.wait(30)
+            log.close()
+        children_stored = [
+            line for line in (workdir / "server.log").read_text().splitlines() if '"worker stopped"' in line
+        ]
+        stored_total = count_rows(workdir)[0]
+    for line in children_stored:
+        print(f"over the whole run ({stored_total} views stored in all): {line}")
     if args.cprofile:
         total = sum(r["requests"] for _, r in rows) + sum(r.get("warmup", 0.0) for _, r in rows)
         print_profile(args.cprofile, total)
     print(
         f"\n{args.connections} connections, wrk -t{args.threads}, {args.duration} s per run, "
-        f"{os.cpu_count()} cores; idle RSS {idle_kib / 1024:.1f} MiB\n"
+        f"{os.cpu_count()} cores, -workers {args.workers}; idle RSS {idle_kib / 1024:.1f} MiB\n"
     )
     header = f"{'scenario':8} {'req/s':>9} {'hits/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>8} {'stored':>9}"
     print(header + f" {'peak RSS MiB':>13} {'server CPU us/req':>18} {'load avg':>9}")
@@ -376,6 +418,9 @@ def main() -> int:
             f"{mode:8} {r['rps']:>9.0f} {hits:>9.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['non2xx']:>8.0f} "
             f"{stored:>9} {r['hwm_mib']:>13.1f} {cpu_us:>18.1f} {r['loadavg']:>9.2f} {label}"
         )
+        if args.workers > 1:
+            parent_us = r["parent_cpu_s"] / max(r["requests"], 1) * 1e6
+            print(f"{'':8} of which the parent process (its own requests and the one writer): {parent_us:.1f} us/req")
         if mode == "pairs":
             print(
                 f"{'':8} unloads applied to stored views: {r['durations']:.0f} of {r['views']:.0f} "

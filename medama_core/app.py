@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import ipaddress
+import os
 import signal
 import sys
 import time
@@ -13,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from medama_core import COMMIT, __version__, access, assets, backends, sharelinks
+from medama_core import COMMIT, __version__, access, assets, backends, sharelinks, workers
 from medama_core.accesslog import SUMMARY_INTERVAL_S, AccessLog
 from medama_core.api import (
     Context,
@@ -42,13 +43,13 @@ from medama_core.api import auth as auth_api
 from medama_core.api import goals as goals_api
 from medama_core.api import live as live_api
 from medama_core.api import settings as settings_api
-from medama_core.config import Config, as_dict
+from medama_core.config import Config, ConfigError, as_dict
 from medama_core.http import cors
 from medama_core.http.compress import MIN_COMPRESS_BYTES, maybe_gzip
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.http.router import Route, Router
-from medama_core.http.server import Deferred, HTTPServer
+from medama_core.http.server import Deferred, HTTPServer, inherited_listener
 from medama_core.ingest import ipfilter
 from medama_core.log import Logger
 from medama_core.permissions import Access
@@ -453,13 +454,14 @@ def open_stores(config: Config) -> tuple[MetaStore, AnalyticsStore]:
     return meta_store, analytics_store
 
 
-def open_context(config: Config, log: Logger) -> Context:
-    """Open both stores (running migrations), create the default admin, load runtime state."""
+def open_context(config: Config, log: Logger, *, primary: bool = True) -> Context:
+    """Open both stores (running migrations), create the default admin, load runtime state; `primary`: start
+    the background jobs and give the start-up warnings (not in a -workers child: its parent does)."""
     meta_store, analytics_store = open_stores(config)
     state = meta_store.start()
     if state.created_admin:
         log.info("created the default user", username=DEFAULT_ADMIN_USERNAME)
-    for username in state.default_password_users:
+    for username in state.default_password_users if primary else ():
         log.warn(
             "this account's password is still the default; sign in and change it, or run `medama user password`",
             username=username,
@@ -473,11 +475,13 @@ def open_context(config: Config, log: Logger) -> Context:
     ctx.quota.seed(today_ms // events.DAY_MS, analytics_store.site_hits_on(today_ms))
     ctx.hits = Batcher(analytics_store.write_hits, name=analytics_store.location, log=log)
     ctx.on_shutdown.append(functools.partial(events.stop, ctx))  # SIGTERM commits the hits still queued
-    ctx.ratelimiter = RateLimiter(config.ratelimit) if config.ratelimit else None
+    limit = workers.per_process_limit(config.ratelimit, config.workers)
+    ctx.ratelimiter = RateLimiter(limit) if limit else None
     settings_api.apply_tenant(ctx, state.settings)
     settings_api.apply_engine_at_startup(ctx, state.settings)
     try:
-        auth_api.start_session_purger(ctx)
+        if primary:
+            auth_api.start_session_purger(ctx)
     except RuntimeError:  # no running event loop (a caller outside `serve`): expired sessions still fail on read
         pass
     return ctx
@@ -489,10 +493,18 @@ async def serve(
     *,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[int], None] | None = None,
+    child: workers.ParentLink | None = None,
 ) -> None:
-    """Run the server until `stop` is set (by default: SIGTERM or SIGINT), then shut down gracefully."""
-    log.debug("configuration", **as_dict(config))
-    ctx = open_context(config, log)
+    """Run the server until `stop` is set (by default: SIGTERM or SIGINT), then shut down gracefully.
+
+    With -workers above 1 this process is the parent and starts the others (workers.py); `child` runs
+    one of those on the sockets and pipes its parent passed down.
+    """
+    if config.workers > 1 and (config.autossl or config.tlscert):
+        raise ConfigError("-workers: more than one process cannot serve -autossl or -tlscert yet; use -workers 1")
+    if child is None:
+        log.debug("configuration", **as_dict(config))
+    ctx = open_context(config, log, primary=child is None)
     app = App(ctx)
     server = HTTPServer(app, max_connections=config.maxconnections, network_of=peer_network(config.trustedproxies))
     _start_traffic_summary(ctx, app.access)
@@ -503,6 +515,9 @@ async def serve(
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     signals = stop is None
     stop = stop if stop is not None else asyncio.Event()
+    if child is not None:
+        await child.attach(ctx, stop.set)
+    supervisor: workers.Supervisor | None = None
     if signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -513,6 +528,13 @@ async def serve(
 
             front = await https.start(config, log, server, signals=signals)
             port, url = front.https_port, front.url
+        elif child is not None:
+            # Warm before accepting: other children serve meanwhile, and a cold one would make the
+            # connections it takes wait for the tables (~0.5 s) instead.
+            await loop.run_in_executor(None, events.warm_up, ctx)
+            for fd in child.listeners:
+                port = await server.listen(None, 0, sock=inherited_listener(fd))
+            url = ""
         else:
             try:
                 port = await server.listen(config.host or None, config.port, reuse_port=config.reuseport)
@@ -521,23 +543,32 @@ async def serve(
 
                 raise https.listen_error(exc, config.port, "the dashboard, API and tracker", config.host) from None
             url = f"http://{config.host or 'localhost'}:{port}/"
-        log.info(
-            "medama is running",
-            version=__version__,
-            commit=COMMIT,
-            loop=type(loop).__module__.split(".")[0],
-            url=url,
-            appdb=ctx.meta.location,
-            analyticsdb=ctx.analytics.location,
-        )
-        stats.start_background(ctx)  # the rollups' catching up after an import, an upgrade or downtime
-        warming = loop.run_in_executor(None, events.warm_up, ctx)
-        warming.add_done_callback(functools.partial(_log_warm_up, log, time.perf_counter()))
+        if child is not None:
+            child.ready()
+        elif config.workers > 1:
+            supervisor = workers.Supervisor(ctx, server.hand_over())  # the parent serves no requests itself
+            supervisor.start()
+        if child is None:
+            log.info(
+                "medama is running",
+                version=__version__,
+                commit=COMMIT,
+                loop=type(loop).__module__.split(".")[0],
+                url=url,
+                appdb=ctx.meta.location,
+                analyticsdb=ctx.analytics.location,
+                workers=config.workers,
+            )
+            stats.start_background(ctx)  # the rollups' catching up after an import, an upgrade or downtime
+            warming = loop.run_in_executor(None, events.warm_up, ctx)
+            warming.add_done_callback(functools.partial(_log_warm_up, log, time.perf_counter()))
         if on_ready is not None:
             on_ready(port)
         await stop.wait()
         log.info("shutting down")
-        await server.shutdown()
+        await server.shutdown()  # with -reuseport and children: steers the port first while they still accept
+        if supervisor is not None:
+            await supervisor.stop()  # the children's last hits are written while they stop
         if front is not None:
             await front.close()
         for hook in ctx.on_shutdown:
@@ -545,6 +576,9 @@ async def serve(
                 await hook()
             except Exception as exc:
                 log.error("shutdown hook failed", error=repr(exc))
+        if child is not None:
+            log.info("worker stopped", worker=child.index, pid=os.getpid(), hits_stored=ctx.hits_stored)
+            await child.close()
     finally:
         if signals:
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -62,6 +62,23 @@ def cmd_start(args: Sequence[str]) -> int:
     return 0
 
 
+def worker_main() -> int:
+    """A -workers child process, started by its parent (workers.py): serve until SIGTERM or the parent is gone."""
+    from medama_core import workers
+    from medama_core.app import serve
+
+    config, link = workers.from_environment()
+    log = Logger(config.logger, config.level)
+    try:
+        run_async(serve(config, log, child=link), allow_uvloop=os.environ.get("MEDAMA_NO_UVLOOP") != "1")
+    except (ConfigError, StartupError) as exc:
+        print(f"ERROR: worker {link.index}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
 def cmd_version(args: Sequence[str]) -> int:
     if wants_help(args):
         print("Usage: medama version\n\nPrint the version and the commit the build was made from.")

@@ -6,7 +6,7 @@ import dataclasses
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from medama_core import publicurl
 from medama_core.log import LEVELS
@@ -48,6 +48,19 @@ def _positive(text: str) -> int:
     value = _int(text)
     if value < 1:
         raise ConfigError("must be 1 or more")
+    return value
+
+
+# -workers' upper bound. Each worker is a whole server process (~40 MiB resident, its own SQLite reader
+# connections and caches) and gains nothing past one per core; 64 covers the largest common VM while a
+# typo (-workers 1000) cannot start a thousand processes and exhaust memory or descriptors.
+MAX_WORKERS: Final = 64
+
+
+def _workers(text: str) -> int:
+    value = _int(text)
+    if not 1 <= value <= MAX_WORKERS:
+        raise ConfigError(f"must be from 1 to {MAX_WORKERS} (MAX_WORKERS: one process per core is the most that helps)")
     return value
 
 
@@ -142,6 +155,14 @@ OPTIONS: tuple[Option, ...] = (
         "listen with SO_REUSEPORT so a new process can take over the port during an upgrade",
         is_flag=True,
     ),
+    Option(
+        "workers",
+        "WORKERS",
+        1,
+        _workers,
+        "processes answering on the port, one per core at most; above 1 a parent supervises them and keeps "
+        "the one SQLite writer (docs/ingestion.md)",
+    ),
     Option("corsorigins", "CORS_ALLOWED_ORIGINS", (), _list, "comma-separated origins allowed credentialed API calls"),
     Option(
         "trustedproxies",
@@ -200,6 +221,7 @@ class Config:
     tlskey: str = ""
     datadir: str = ""
     reuseport: bool = False
+    workers: int = 1
     corsorigins: tuple[str, ...] = ()
     trustedproxies: tuple[str, ...] = ()
     ratelimit: int = 150

@@ -92,10 +92,13 @@ ALLOWED: dict[str, set[str]] = {
         "permissions",
         "quota",
         "sharelinks",
+        "workers",
     },
+    # -workers: the parent's supervisor and a child's pipes (started by cli.worker_main).
+    "workers": {"api", "backends", "config", "http", "store", "writer"},
     "usercli": {"accounts", "config", "hostnames", "passwords", "store"},
     "migrate": {"config", "store"},
-    "cli": {"app", "backup", "config", "log", "migrate", "passwords", "store", "transfer", "usercli"},
+    "cli": {"app", "backup", "config", "log", "migrate", "passwords", "store", "transfer", "usercli", "workers"},
 }
 
 

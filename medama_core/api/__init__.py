@@ -73,6 +73,9 @@ class Context:
     open_views: OpenViews = field(default_factory=OpenViews)
     umami_ids: dict[str, str] = field(default_factory=dict)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Where a stats read sends the store's background work instead of starting it here: set in a -workers
+    # child, whose parent runs every background job (workers.py).
+    maintain_elsewhere: Callable[[], None] | None = None
 
 
 # Hits accepted before a site left the allow-set may still wait in the group-commit queue; renaming or

@@ -143,6 +143,9 @@ async def _tick(ctx: Context) -> None:
 
 def _schedule_refresh(ctx: Context) -> None:
     """Start the store's background work (AnalyticsStore.maintain) unless it is already running."""
+    if ctx.maintain_elsewhere is not None:  # a -workers child: the parent runs it (workers.py)
+        ctx.maintain_elsewhere()
+        return
     key = id(ctx.analytics)
     running = _refreshing.get(key)
     if running is not None and not running.done():

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import ctypes
 import functools
+import os
 import resource
 import socket
 import ssl
@@ -244,6 +245,7 @@ class HTTPServer:
         self.closing = False  # new connections are refused
         self._servers: list[asyncio.Server] = []
         self._shared: list[socket.socket] = []  # listeners with SO_REUSEPORT (asyncio's views of them)
+        self._handed: list[socket.socket] = []  # listeners handed over to child processes (`hand_over`)
         self._sweeper: asyncio.TimerHandle | None = None
         self._pipelines: deque[_Connection] = deque()  # connections waiting for a turn to answer pipelined requests
         self._turn: asyncio.Handle | None = None  # the next turn, scheduled while any connection waits
@@ -361,6 +363,22 @@ class HTTPServer:
         bound: int = server.sockets[0].getsockname()[1]
         return bound
 
+    def hand_over(self) -> list[int]:
+        """Stop accepting here and return descriptors of the listening sockets, kept open, for child
+        processes to inherit and accept on (-workers, medama_core/workers.py): the port stays one listener
+        in the kernel, whose queue outlives any child. Closed at `shutdown`, after a -reuseport handover
+        steered them."""
+        shared = {listener.fileno() for listener in self._shared}
+        self._shared = []
+        for server in self._servers:
+            for listener in server.sockets:
+                kept = socket.socket(fileno=os.dup(listener.fileno()))
+                self._handed.append(kept)
+                if listener.fileno() in shared:
+                    self._shared.append(kept)
+            server.close()
+        return [kept.fileno() for kept in self._handed]
+
     async def shutdown(self, grace: float = SHUTDOWN_GRACE_S) -> None:
         """Stop accepting, let in-flight requests finish for up to `grace` seconds, close the rest."""
         self.stopping = True
@@ -370,6 +388,9 @@ class HTTPServer:
                 conn.close_when_idle()  # its client reconnects, to the successor
             await asyncio.sleep(HANDOVER_DRAIN_S)
         self._shared.clear()
+        for kept in self._handed:
+            kept.close()
+        self._handed.clear()
         self.closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -387,6 +408,13 @@ class HTTPServer:
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), timeout=1.0)
+
+
+def inherited_listener(fd: int) -> socket.socket:
+    """The listening socket a parent process passed down as descriptor `fd` (`HTTPServer.listener_fds`)."""
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+    return sock
 
 
 def _steer(sock: socket.socket, index: int | None) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from medama_core.app import ROUTES
+from medama_core.app import META_POLL_INTERVAL_S, ROUTES
 from tests.deploy.conftest import Proc, free_port
 from tests.helpers import Client
 
@@ -65,9 +65,11 @@ class Load(threading.Thread):
             self.outcomes[self.request()] += 1
 
 
-def args(port: int, data: Path) -> list[str]:
+def args(port: int, data: Path, workers: int = 1) -> list[str]:
     return [
         "start",
+        "-workers",
+        str(workers),
         "-reuseport",
         "-port",
         str(port),
@@ -103,12 +105,13 @@ def served(proc: Proc) -> int:
     return sum(1 for line in proc.log().splitlines() if '"message": "request"' in line)
 
 
+@pytest.mark.parametrize("workers", [1, 2])  # 2: two instances of a parent and its children (-workers)
 def test_two_processes_hand_over_the_port_without_losing_a_request(
-    pyz: Path, next_pyz: Path, tmp_path: Path, procs: list[Proc]
+    pyz: Path, next_pyz: Path, tmp_path: Path, procs: list[Proc], workers: int
 ) -> None:
     data = tmp_path / "data"
     port = free_port()
-    old = Proc(pyz, args(port, data), tmp_path / "old.log")
+    old = Proc(pyz, args(port, data, workers), tmp_path / "old.log")
     procs.append(old)
     old.wait_for('"medama is running"')
     if HITS:
@@ -118,12 +121,14 @@ def test_two_processes_hand_over_the_port_without_losing_a_request(
         # The abusive-IP preset (FireHOL level 1) lists loopback, where the load comes from.
         assert admin.patch("/api/tenant/settings", json_body={"blockAbusiveIPs": False}).status == 200
         admin.close()
+        if workers > 1:
+            time.sleep(2 * META_POLL_INTERVAL_S)  # the other children follow the new site and setting
 
     loads = [Load(port) for _ in range(2)]
     for load in loads:
         load.start()
     time.sleep(PHASE_S)
-    new = Proc(next_pyz, args(port, data), tmp_path / "new.log")
+    new = Proc(next_pyz, args(port, data, workers), tmp_path / "new.log")
     procs.append(new)
     wait_for_commit(port, "nextrelease")  # the readiness check docs/deploy.md gives
     time.sleep(PHASE_S)  # both processes accept on the port
