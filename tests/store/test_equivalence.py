@@ -563,6 +563,9 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     if seed in (3, 5):  # blocks' runs of more than 8 values are merged as a stream, 5 values at a time
         monkeypatch.setattr(rollups, "MERGE_IN_MEMORY", 8)
         monkeypatch.setattr(rollups, "MERGE_CHUNK", 5)
+    if seed in (2, 7):  # a day's runs of a column of more than 2 values sorted by SQLite; rows written 3 at a time
+        monkeypatch.setattr(columns, "RUNS_HELD_VALUES", 2)
+        monkeypatch.setattr(rollups, "WRITE_CHUNK", 3)
 
 
 def use_full_site(monkeypatch: pytest.MonkeyPatch) -> None:

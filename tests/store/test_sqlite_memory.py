@@ -7,17 +7,20 @@ import asyncio
 import ctypes
 import ctypes.util
 import os
+import random
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
+import tracemalloc
+from array import array
 from pathlib import Path
 
 import pytest
 
 from medama_core.backends.sqlite import set_heap_limit
-from medama_core.store.sqlite import analytics, db
+from medama_core.store.sqlite import analytics, columns, db, rollups, scan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,3 +157,81 @@ def test_a_raw_long_tail_read_stays_within_its_heap(tmp_path: Path) -> None:
     assert rows == 100
     assert high <= RAW_READ_HEAP, (high, RAW_READ_HEAP)
     assert kept <= KEPT_AFTER_READ, (kept, KEPT_AFTER_READ)
+
+
+# Python memory (tracemalloc) a block build may hold beyond what it held before, with the bounds below
+# lowered so that 6,000 common paths (18,000 views) are many times each: 256 rows written at a time,
+# runs of up to 1,024 values merged in a list, a day's runs of up to 1,024 values per column in memory.
+# Measured 0.21-0.23 MB for the 6-hour and 8-day blocks (1.2-1.3 MB when every value's row was held and
+# the site's 18,000 durations merged in a list); the day block, which also codes the day's columns (6,000
+# paths and as many entry pages, held by design up to columns.PLANE_CODES ** 2 values), 3.3 MB (4.0).
+BLOCK_HELD: int = 512 << 10
+DAY_BLOCK_HELD: int = 3_700 << 10
+
+
+def test_block_builders_hold_chunks_not_every_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building the blocks of a long tail's hours (6 hours, a day, 8 days) holds what the bounds allow
+    (rollups.WRITE_CHUNK rows written at a time, MERGE_IN_MEMORY values merged in a list, a day's runs
+    in memory for columns of up to columns.RUNS_HELD_VALUES values), not a row or run per value."""
+    monkeypatch.setattr(rollups, "WRITE_CHUNK", 256)
+    monkeypatch.setattr(rollups, "MERGE_IN_MEMORY", 1024)
+    monkeypatch.setattr(columns, "RUNS_HELD_VALUES", 1024)
+    monkeypatch.setattr(rollups, "SMALL_SITE_VIEWS", 0)
+    conn = db.open_file(str(tmp_path / "tail.db"), analytics.MIGRATIONS)
+    day = 1_717_200_000_000 // 86_400_000 * 86_400_000
+    rnd = random.Random(3)
+    names = (
+        "bid hostname pathname is_unique_user is_unique_page referrer_host referrer_group country language_base"
+        " language_dialect ua_browser ua_os ua_device_type utm_source utm_medium utm_campaign duration_ms"
+        " date_created"
+    ).split()
+    paths = 6_000
+    rows = [
+        (f"b{i}", "example.com", f"/article/{i % paths}-a-slug", 1, 1, "", "", "Unknown", "English", "English")
+        + ("Chrome", "Linux", "Desktop", "", "", "", rnd.randrange(100_000), day + rnd.randrange(6 * 3_600_000))
+        for i in range(3 * paths)
+    ]
+    with db.Transaction(conn):
+        conn.executemany(f"INSERT INTO views ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", rows)
+    del rows
+    now = day + 10 * 86_400_000
+    while rollups.refresh_hours(conn, now):
+        pass
+    peaks: dict[int, int] = {}
+    due_sql = "SELECT span FROM rollup_todo WHERE (period + 1) * span <= ? ORDER BY span, period LIMIT 1"
+    tracemalloc.start()
+    try:
+        while (due := conn.execute(due_sql, (now // 3_600_000,)).fetchone()) is not None:
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            rollups.build_blocks(conn, now, 1)
+            peaks[due[0]] = max(peaks.get(due[0], 0), tracemalloc.get_traced_memory()[1] - before)
+    finally:
+        tracemalloc.stop()
+        conn.close()
+    assert set(peaks) >= {6, 24, 192}, peaks
+    assert peaks[6] <= BLOCK_HELD and peaks[192] <= BLOCK_HELD, peaks
+    assert peaks[24] <= DAY_BLOCK_HELD, peaks
+
+
+# What a day's masked run of 300,000 views keeps when it selects 1 view in 100: the positions of the 3,000
+# selected (12 KB) and the object. Measured 12.5 KB; the day's byte per view (300 KB) before.
+SPARSE_RUN_HELD: int = 32 << 10
+
+
+def test_a_sparse_masked_run_keeps_positions_not_a_byte_per_view() -> None:
+    """A filtered summary keeps a masked run per day for its median (scan.MaskedRun): one that selects
+    few views keeps their positions (scan.POSITIONS_RATIO), so the days of a range cost what they select."""
+    views = 300_000
+    durations = array("I", range(views))
+    tracemalloc.start()
+    try:
+        selected = bytes(0xFF if i % 100 == 7 else 0 for i in range(views))
+        before = tracemalloc.get_traced_memory()[0]
+        run = scan.MaskedRun((), views, lambda lo, hi: durations[lo:hi], selected, durations)
+        del selected
+        held = tracemalloc.get_traced_memory()[0] - before + views  # the bytes let go count against it
+    finally:
+        tracemalloc.stop()
+    assert run.count == 3_000 and run.at_most(707) == 8 and (run.low, run.high) == (7, 299_907)
+    assert held <= SPARSE_RUN_HELD, held

@@ -195,7 +195,7 @@ def _store_views(
     copied = True
     for column, (name, (index, codes)) in enumerate(zip(COLUMN_SQL, coded[:dimensions], strict=False)):
         if runs is not None and name not in ENTRY_COLUMNS:
-            if column in over:  # too many values to code: their runs sorted by SQLite, a chunk at a time
+            if column in over or len(index) > RUNS_HELD_VALUES:  # runs sorted by SQLite, a chunk at a time
                 _sql_runs(conn, hostname, day, last, name, runs)
             else:
                 runs(name, _runs_by_value(index, codes, untimed, timed))
@@ -228,6 +228,10 @@ _COLUMN_RUNS_SQL = """
     SELECT {expr}, duration_ms FROM views WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi
     AND duration_ms IS NOT NULL ORDER BY 1, 2"""
 RUNS_CHUNK: Final = 4096  # values whose runs are handed over at once when SQLite sorts them
+# A column's day runs are gathered in memory (an array per value, ~150 bytes each beside its durations)
+# only up to this many values (~2.5 MB); a long tail's day (up to PLANE_CODES ** 2 paths at 10 M views)
+# has SQLite sort them instead, RUNS_CHUNK values at a time: one more pass over the day's views.
+RUNS_HELD_VALUES: Final = 16_384
 
 
 def _sql_runs(conn: sqlite3.Connection, hostname: str, day: int, last: int, name: str, runs: DayRuns) -> None:

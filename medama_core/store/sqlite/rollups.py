@@ -70,9 +70,10 @@ BLOCKS_PER_CALL: Final = 8  # blocks one writer call builds (a busy day with its
 DROPS_PER_CALL: Final = 20_000  # queued blocks one writer call drops (~10 µs each: 2,000 small sites queue ~300k)
 WRITE_CHUNK: Final = 4096  # rows written per executemany while reading another statement's rows
 MAX_LISTED_PERIODS = 4000  # integers written into one `IN (...)`: ~40 KB of SQL, far below SQLite's 1 MB
-# Merging runs: up to this many values are merged by sorting a list (fast, ~36 bytes a value); more
-# (a busy site's 8 days: ~2 M) stream through a heap merge into the blob, MERGE_CHUNK values at a time.
-MERGE_IN_MEMORY: Final = 1 << 17
+# Merging runs: up to this many values are merged by sorting a list (fast, ~36 bytes a value: ~1.2 MB);
+# more (a day of 1 M views a month: 33k; a busy site's 8 days: ~2 M) stream through a heap merge into
+# the blob, MERGE_CHUNK values at a time (~0.4 µs a value). 1 << 17 held ~5 MB per block.
+MERGE_IN_MEMORY: Final = 1 << 15
 MERGE_CHUNK: Final = 1 << 14
 
 # Dimension kind -> the SQL expression over `views v` it groups by. Kind 0 is the whole site.
@@ -625,6 +626,11 @@ def _build_block(conn: sqlite3.Connection, hostname: str, span: int, period: int
     conn.execute("INSERT OR IGNORE INTO rollup_built VALUES (?, ?, ?)", (hostname, span, period))
 
 
+_SET_BLOCK_INLINE_SQL = (
+    "UPDATE rollup SET durations = ? WHERE hostname = ? AND span = ? AND kind = ? AND period = ? AND value = ?"
+)
+
+
 def _merge_block_runs(conn: sqlite3.Connection, hostname: str, span: int, period: int, kind: int, pieces: Plan) -> None:
     """Each value's durations in the block: the merge of its runs in the pieces (inline or stored)."""
     params: dict[str, object] = {"hostname": hostname, "kind": kind}
@@ -656,15 +662,15 @@ def _merge_block_runs(conn: sqlite3.Connection, hostname: str, span: int, period
         if count <= INLINE_DURATIONS:
             durations = sorted(chain.from_iterable(_part_values(conn, part) for part in parts))
             updates.append((pack_inline(durations), hostname, span, kind, period, value))
+            if len(updates) >= WRITE_CHUNK:  # a long tail's block has a row per common value: not all held
+                conn.executemany(_SET_BLOCK_INLINE_SQL, updates)
+                updates.clear()
         elif count <= MERGE_IN_MEMORY:
             durations = sorted(chain.from_iterable(_part_values(conn, part) for part in parts))
             conn.execute(_INSERT_DURATIONS_SQL, _durations_row(hostname, span, period, kind, value, durations))
         else:
             _stream_run(conn, (hostname, span, kind, period, value), parts, count)
-    conn.executemany(
-        "UPDATE rollup SET durations = ? WHERE hostname = ? AND span = ? AND kind = ? AND period = ? AND value = ?",
-        updates,
-    )
+    conn.executemany(_SET_BLOCK_INLINE_SQL, updates)
 
 
 def _part_values(conn: sqlite3.Connection, part: tuple[int, int, int] | bytes) -> Sequence[int]:
@@ -748,15 +754,15 @@ def _day_runs(conn: sqlite3.Connection, hostname: str, day: int, name: str, runs
     for value, durations in runs.items():
         if len(durations) <= INLINE_DURATIONS:
             inline.append((pack_inline(durations), hostname, DAY, kind, day, value))
+            if len(inline) >= WRITE_CHUNK:
+                conn.executemany(_SET_BLOCK_INLINE_SQL, inline)
+                inline.clear()
         elif conn.execute(
             "SELECT 1 FROM rollup WHERE hostname = ? AND span = ? AND kind = ? AND period = ? AND value = ?",
             (hostname, DAY, kind, day, value),
         ).fetchone():
             conn.execute(_INSERT_DURATIONS_SQL, _durations_row(hostname, DAY, day, kind, value, durations))
-    conn.executemany(
-        "UPDATE rollup SET durations = ? WHERE hostname = ? AND span = ? AND kind = ? AND period = ? AND value = ?",
-        inline,
-    )
+    conn.executemany(_SET_BLOCK_INLINE_SQL, inline)
 
 
 def pending(conn: sqlite3.Connection, now_ms: int) -> dict[str, int]:
