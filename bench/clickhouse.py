@@ -49,15 +49,15 @@ data = importlib.util.module_from_spec(_spec)
 sys.modules["bench_stats"] = data  # its dataclasses look their module up while it runs
 _spec.loader.exec_module(data)
 
-from medama_core.store import analytics, db, rollups  # noqa: E402
-from medama_core.store import columns as column_copies  # noqa: E402
-from medama_core.store import hits as sqlite_hits  # noqa: E402
 from medama_core.store.clickhouse import hits, schema  # noqa: E402
 from medama_core.store.clickhouse import stats as ch_stats  # noqa: E402
 from medama_core.store.clickhouse.client import Client, HTTPTransport  # noqa: E402
 from medama_core.store.clickhouse.schema import HOUR_MS  # noqa: E402
-from medama_core.store.hits import VIEW_COLUMNS, Duration, NewView, Op  # noqa: E402
-from medama_core.store.stats import Page, Query  # noqa: E402
+from medama_core.store.query import Page, Query  # noqa: E402
+from medama_core.store.rows import VIEW_COLUMNS, Duration, NewView, Op  # noqa: E402
+from medama_core.store.sqlite import analytics, db, rollups  # noqa: E402
+from medama_core.store.sqlite import columns as column_copies  # noqa: E402
+from medama_core.store.sqlite import hits as sqlite_hits  # noqa: E402
 from tests.engines import ChdbTransport, chdb_session, clickhouse_server  # noqa: E402
 
 LOAD_DAYS = 3  # days of rows per INSERT ... SELECT of a load: 330,000 views, well under the 60 s query timeout

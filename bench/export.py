@@ -32,7 +32,7 @@ import time  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medama_core.store import analytics, db  # noqa: E402
+from medama_core.store.sqlite import analytics, db  # noqa: E402
 
 SITE = "example.com"
 SAMPLE_S = 0.02

@@ -46,7 +46,7 @@ import http.client  # noqa: E402
 
 from medama_core.ingest import hit as limits  # noqa: E402
 from medama_core.ingest.referrer import MAX_HOST_BYTES  # noqa: E402
-from medama_core.store import analytics, columns, db, meta, rollups  # noqa: E402
+from medama_core.store.sqlite import analytics, columns, db, meta, rollups  # noqa: E402
 
 SITE = "example.com"
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"

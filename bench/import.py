@@ -41,8 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medama_core.store import db, meta  # noqa: E402
-from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS  # noqa: E402
+from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS  # noqa: E402
+from medama_core.store.sqlite import db, meta  # noqa: E402
 
 SITES = ("example.com", "blog.example.org", "shop.example.net")
 SITE_WEIGHTS = (6, 3, 1)

@@ -52,8 +52,8 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/ itself: its http.py would hide the standard library http package
 
-from medama_core.store import db, meta  # noqa: E402
 from medama_core.store.clickhouse.client import Client  # noqa: E402
+from medama_core.store.sqlite import db, meta  # noqa: E402
 from tests.engines import TEST_PASSWORD, TEST_USER, Server, clickhouse_server  # noqa: E402
 
 SITES = ("example.com", "blog.example.org", "shop.example.net")

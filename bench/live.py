@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from medama_core.store import analytics, live  # noqa: E402
-from medama_core.store.db import migrate  # noqa: E402
-from medama_core.store.hits import VIEW_COLUMNS  # noqa: E402
+from medama_core.store.rows import VIEW_COLUMNS  # noqa: E402
+from medama_core.store.sqlite import analytics, live  # noqa: E402
+from medama_core.store.sqlite.db import migrate  # noqa: E402
 
 COUNTRIES = ("Germany", "United States", "France", "United Kingdom", "India", "Brazil", "Japan", "Unknown")
 REFERRERS = (("", ""), ("www.google.com", "Google"), ("t.co", "Twitter"), ("news.ycombinator.com", "Hacker News"))

@@ -168,9 +168,9 @@ def worker(name: str, url: str, calls: int, run: int) -> dict[str, tuple[float, 
 
 
 def door_worker(url: str, sqlite_path: str, calls: int) -> dict[str, tuple[float, float]]:
-    from medama_core.store import db as sqlite_db
-    from medama_core.store import meta as sqlite_meta
     from medama_core.store.postgres import meta, open_meta
+    from medama_core.store.sqlite import db as sqlite_db
+    from medama_core.store.sqlite import meta as sqlite_meta
 
     results = {}
     postgres = open_meta(url)
@@ -199,10 +199,10 @@ def door_worker(url: str, sqlite_path: str, calls: int) -> dict[str, tuple[float
 
 def fill(url: str, sqlite_path: str) -> None:
     """The app-data schema in PostgreSQL (and a SQLite file) with USERS users and SESSIONS sessions."""
-    from medama_core.store import db as sqlite_db
-    from medama_core.store import meta as sqlite_meta
     from medama_core.store.postgres import db, meta
     from medama_core.store.postgres.url import parse_url
+    from medama_core.store.sqlite import db as sqlite_db
+    from medama_core.store.sqlite import meta as sqlite_meta
 
     conn = db.connect(parse_url(url))
     db.migrate(conn, meta.MIGRATIONS, meta.COMPONENT)

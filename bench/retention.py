@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/, whose http.py would hide the standard library's http
 
-from medama_core.store import analytics, retention, rollups  # noqa: E402
-from medama_core.store.db import Transaction, migrate  # noqa: E402
+from medama_core.store.sqlite import analytics, retention, rollups  # noqa: E402
+from medama_core.store.sqlite.db import Transaction, migrate  # noqa: E402
 
 DAY_MS = 86_400_000
 FAR_FUTURE = 4_102_444_800_000  # every hour counts as closed

@@ -62,9 +62,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from medama_core import goals  # noqa: E402
-from medama_core.store import analytics, columns, db, entries, goal_counts, rollups, stats  # noqa: E402
 from medama_core.store.filters import Filter  # noqa: E402
 from medama_core.store.meta_rows import Goal  # noqa: E402
+from medama_core.store.sqlite import analytics, columns, db, entries, goal_counts, rollups, stats  # noqa: E402
 
 DAY = 86_400_000
 END = 1_717_200_000_000  # 2024-06-01T00:00:00Z, the end of the generated data

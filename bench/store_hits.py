@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medama_core.store import analytics, db, hits  # noqa: E402
+from medama_core.store.sqlite import analytics, db, hits  # noqa: E402
 
 SITES = ("example.com", "blog.example.org", "shop.example.net")
 PATHS = ("/", "/about", "/blog/a-post", "/pricing", "/docs/start", "/contact")

@@ -59,7 +59,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-from medama_core.store import rollups  # noqa: E402
+from medama_core.store.sqlite import rollups  # noqa: E402
 from medama_core.transfer import format_time  # noqa: E402
 from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 

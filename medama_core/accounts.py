@@ -5,7 +5,7 @@ API, so that each creates and changes accounts the same way, under the same
 rules: a password's length and not the default one; the last admin is never
 removed or made a viewer while other accounts remain. Functions take a
 connection to the app store and are synchronous (with `store`, the meta module of its engine:
-store/meta.py by default, store/postgres/meta.py on PostgreSQL), like store functions; hashing
+store/sqlite/meta.py or store/postgres/meta.py), like store functions; hashing
 runs in the caller's thread. The API runs the role and removal functions on
 the database's one writer thread, so their check and change are not split
 by another request.
@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any, Final
 
 from medama_core import passwords
-from medama_core.store import meta
+from medama_core.store import meta_rows
 
 # Upstream's bounds (its AuthLogin schema), as the API checks them.
 PASSWORD_MIN: Final = 5
@@ -27,7 +27,7 @@ PASSWORD_MAX: Final = 128
 ROLES: Final = ("admin", "viewer")  # permissions.Role's values, as stored
 LAST_ADMIN: Final = "the last admin cannot be {}: make another account an admin first"
 DEFAULT_PASSWORD_REFUSED: Final = (
-    f"the new password must not be the default {meta.DEFAULT_ADMIN_PASSWORD}, which everyone can read in the docs"
+    f"the new password must not be the default {meta_rows.DEFAULT_ADMIN_PASSWORD}, which everyone can read in the docs"
 )
 
 
@@ -45,22 +45,22 @@ def new_password_problem(password: str) -> str | None:
     """What is wrong with `password` as a new password, or None."""
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         return f"the password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long"
-    if password == meta.DEFAULT_ADMIN_PASSWORD:
+    if password == meta_rows.DEFAULT_ADMIN_PASSWORD:
         return DEFAULT_PASSWORD_REFUSED
     return None
 
 
-def ensure_default_admin(conn: Any, store: ModuleType = meta) -> bool:
+def ensure_default_admin(conn: Any, store: ModuleType) -> bool:
     """Create `admin` with the default password when there is no user at all; True if it was created."""
     if store.count_users(conn) != 0:
         return False
-    hashed = passwords.hash_password(meta.DEFAULT_ADMIN_PASSWORD)
-    user_id, now = meta.new_user_id(), int(time.time())
-    store.insert_user(conn, user_id, meta.DEFAULT_ADMIN_USERNAME, hashed, now, password_is_default=True)
+    hashed = passwords.hash_password(meta_rows.DEFAULT_ADMIN_PASSWORD)
+    user_id, now = meta_rows.new_user_id(), int(time.time())
+    store.insert_user(conn, user_id, meta_rows.DEFAULT_ADMIN_USERNAME, hashed, now, password_is_default=True)
     return True
 
 
-def check_unknown_defaults(conn: Any, store: ModuleType = meta) -> None:
+def check_unknown_defaults(conn: Any, store: ModuleType) -> None:
     """Find out, once, whether users from before migration 3 (or upstream's) still have the default password.
 
     One hash verification per such user, at the start after the upgrade; a hash
@@ -68,7 +68,7 @@ def check_unknown_defaults(conn: Any, store: ModuleType = meta) -> None:
     """
     for user in store.users_with_unknown_default(conn):
         try:
-            is_default = passwords.verify_password(user.password, meta.DEFAULT_ADMIN_PASSWORD)
+            is_default = passwords.verify_password(user.password, meta_rows.DEFAULT_ADMIN_PASSWORD)
         except passwords.PasswordHashUnsupported:
             continue
         store.set_password_is_default(conn, user.id, is_default)
@@ -78,7 +78,7 @@ class AccountError(Exception):
     """A change the account rules refuse; the message says why (the API answers 409, the CLI exits 1)."""
 
 
-def set_role(conn: Any, user: meta.User, role: str, now: int, store: ModuleType = meta) -> None:
+def set_role(conn: Any, user: meta_rows.User, role: str, now: int, store: ModuleType) -> None:
     """Give `user` the role `role`, unless that would leave no admin (AccountError)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
@@ -87,7 +87,7 @@ def set_role(conn: Any, user: meta.User, role: str, now: int, store: ModuleType 
     store.set_role(conn, user.id, role, now)
 
 
-def remove(conn: Any, user: meta.User, heir_id: str | None, store: ModuleType = meta) -> list[str]:
+def remove(conn: Any, user: meta_rows.User, heir_id: str | None, store: ModuleType) -> list[str]:
     """Delete `user` and their sessions, keys and grants, unless they are the last admin while other
     accounts remain (AccountError). The sites they added go to `heir_id` (the admin removing them) or,
     with None (an account deleting itself), are deleted: the hostnames deleted."""
@@ -106,24 +106,25 @@ def add(
     role: str,
     now: int,
     websites: list[str] | None = None,
-    store: ModuleType = meta,
-) -> meta.User:
+    *,
+    store: ModuleType,
+) -> meta_rows.User:
     """Create an account with these grants. Raises AlreadyExists for a taken username and
     MissingWebsite for a grant of a site that does not exist; then nothing was created."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     if store.get_user_by_username(conn, username) is not None:
-        raise meta.AlreadyExists("user already exists")
+        raise meta_rows.AlreadyExists("user already exists")
     missing = sorted(set(websites or ()) - set(store.list_hostnames(conn)))
     if missing:
-        raise meta.MissingWebsite(f"no website named {missing[0]}")
-    user_id = meta.new_user_id()
+        raise meta_rows.MissingWebsite(f"no website named {missing[0]}")
+    user_id = meta_rows.new_user_id()
     try:
         store.insert_user(conn, user_id, username, password_hash, now, role=role)
     except sqlite3.IntegrityError:
-        raise meta.AlreadyExists("user already exists") from None
+        raise meta_rows.AlreadyExists("user already exists") from None
     if websites:
         store.set_grants(conn, user_id, websites)
-    user: meta.User | None = store.get_user(conn, user_id)
+    user: meta_rows.User | None = store.get_user(conn, user_id)
     assert user is not None
     return user

@@ -16,11 +16,11 @@ from typing import Any, Final
 
 from medama_core.store.aggregate import round4
 from medama_core.store.filters import Filter, ascii_lower
-from medama_core.store.meta import Goal
+from medama_core.store.meta_rows import Goal
 
 __all__ = ["MAX_GOALS_PER_SITE", "GoalSpec", "InvalidGoal", "Pattern", "goal_filters", "narrowing", "parse_goal"]
 
-# Goals a site may have: each adds a filter per day to the /goals request's one pass (store/goal_counts.py);
+# Goals a site may have: each adds a filter per day to the /goals request's one pass (store/sqlite/goal_counts.py);
 # Plausible's UI shows about this many.
 MAX_GOALS_PER_SITE: Final = 50
 # A goal's name is a label on a dashboard row.

@@ -4,7 +4,7 @@ Up (SQLite paths to URLs): app data goes with store/postgres/meta_copy.py (one t
 sessions too, so nobody is logged out); page views, events, drop counts and imported daily totals
 stream into ClickHouse through its bulk path (duplicates of a (beacon id, site) are skipped, as on
 import), with a progress line per chunk. Down (URLs to SQLite paths): the same rows come back in one
-SQLite transaction per file, views and events with their indexes set aside (store/bulk.py). Either
+SQLite transaction per file, views and events with their indexes set aside (store/sqlite/bulk.py). Either
 way the check follows: the row counts of both sides, and each site's all-time /summary and top pages,
 must be equal. Going down the check runs inside the SQLite transaction, so a copy that fails it is
 rolled back and the file stays empty. The sources are opened as they are (migrated to this version
@@ -20,8 +20,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final, TextIO
 
 from medama_core.config import ConfigError, Option, help_text, option, parse_flags
-from medama_core.store import analytics, db, entries, meta, stats
-from medama_core.store.hits import EVENT_COLUMNS, INSERT_TRACKED_VIEW, TRACKED_VIEW_COLUMNS
+from medama_core.store.sqlite import analytics, db, entries, meta, stats
+from medama_core.store.sqlite.hits import EVENT_COLUMNS, INSERT_TRACKED_VIEW, TRACKED_VIEW_COLUMNS
 
 SYNOPSIS: Final = "medama migrate -to-appdb postgres://… -to-analyticsdb clickhouse://… [flags]"
 DESCRIPTION: Final = """Copy this install's SQLite databases (-appdb, -analyticsdb) into PostgreSQL (-to-appdb) and/or
@@ -86,8 +86,8 @@ def copy_meta(source_path: str, target_url: str, out: TextIO) -> dict[str, int]:
 def _copy_meta(url: str, path: str, up: bool, out: TextIO) -> dict[str, int]:
     """Every app-data table between PostgreSQL at `url` and the SQLite file at `path`, either way (`up`: into
     PostgreSQL), in one transaction; rows per table, each printed."""
+    from medama_core import meta_copy
     from medama_core.store import postgres
-    from medama_core.store.postgres import meta_copy
     from medama_core.store.postgres.errors import StartupError
 
     url_flag, path_flag = ("-to-appdb", "-appdb") if up else ("-appdb", "-to-appdb")
@@ -228,11 +228,11 @@ def copy_meta_down(source_url: str, target_path: str, out: TextIO) -> dict[str, 
 def copy_analytics_down(source_url: str, target_path: str, out: TextIO) -> None:
     """ClickHouse's analytics into an empty me_analytics.db, then the check; MigrateError (and the file left
     empty) if anything differs."""
-    from medama_core.store import bulk as sqlite_bulk
-    from medama_core.store import hits
     from medama_core.store.clickhouse import bulk, schema, site_data
     from medama_core.store.clickhouse.client import ClickHouseError, Client
     from medama_core.store.clickhouse.url import URLError, parse_url
+    from medama_core.store.sqlite import bulk as sqlite_bulk
+    from medama_core.store.sqlite import hits
 
     try:
         client = Client.connect(parse_url(source_url))

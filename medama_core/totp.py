@@ -1,7 +1,7 @@
 """Two-factor login codes: TOTP (RFC 6238, over RFC 4226's HOTP), its otpauth URI, and one-time recovery codes.
 
 Pure: the time is passed in. Checking a code says which time step it belongs to;
-the caller records that step (store/meta.use_totp_step), so a code is accepted
+the caller records that step (store/sqlite/meta.use_totp_step), so a code is accepted
 once, never replayed within its window.
 """
 

@@ -6,7 +6,7 @@ transaction, so it lands whole or not at all; the first bad row stops it with
 its line number. A view whose (bid, hostname) is already stored, or came
 earlier in the file, is ignored, as ingestion ignores it. A large import sets
 the table's secondary indexes and insert trigger aside and rebuilds them
-(store/bulk.py), which is several times faster than updating them row by
+(store/sqlite/bulk.py), which is several times faster than updating them row by
 row. Dates are written as ISO 8601 UTC with milliseconds and read as ISO 8601
 (a missing offset means UTC) or Unix seconds, so an export imported into an
 empty database exports again byte for byte.
@@ -45,11 +45,11 @@ from medama_core.config import (
 )
 from medama_core.importers import goatcounter, plausible, umami
 from medama_core.importers.rows import BadRecord, Record, text_lines
-from medama_core.store import bulk, imported, meta
-from medama_core.store.db import Transaction
 from medama_core.store.files import open_private
-from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, event_row, insert_sql, view_row
-from medama_core.store.meta import DEFAULT_ADMIN_PASSWORD, DEFAULT_ADMIN_USERNAME
+from medama_core.store.meta_rows import DEFAULT_ADMIN_PASSWORD, DEFAULT_ADMIN_USERNAME
+from medama_core.store.sqlite import bulk, imported, meta
+from medama_core.store.sqlite.db import Transaction
+from medama_core.store.sqlite.hits import EVENT_COLUMNS, VIEW_COLUMNS, event_row, insert_sql, view_row
 
 if TYPE_CHECKING:  # ClickHouse's modules are imported by the functions that use them: SQLite never loads them
     from medama_core.store.clickhouse import client as ch_client
@@ -80,7 +80,7 @@ COLUMNS: Final = {VIEWS: VIEW_COLUMNS, EVENTS: EVENT_COLUMNS}
 CHUNK_ROWS: Final = 4096
 PROGRESS_EVERY_S: Final = 1.0  # seconds between progress lines on stderr
 PROGRESS_BAR_WIDTH: Final = 30  # characters of the progress bar; a line stays under 80
-# The table's secondary indexes and insert trigger are set aside (store/bulk.py) and rebuilt when it
+# The table's secondary indexes and insert trigger are set aside (store/sqlite/bulk.py) and rebuilt when it
 # holds at most this many times the rows the file is expected to bring. Rebuilding costs about
 # 4 µs per row of the whole table here, updating the indexes row by row 10-15 µs per new row.
 REBUILD_RATIO: Final = 2
@@ -471,7 +471,7 @@ _HOSTNAME_INDEX: Final = {VIEWS: VIEW_COLUMNS.index("hostname"), EVENTS: EVENT_C
 
 
 def _meta_module(meta_conn: Any) -> ModuleType:
-    """The meta functions of the app store `meta_conn` belongs to: store/meta.py for SQLite, else PostgreSQL's."""
+    """The meta functions of the app store `meta_conn` belongs to: store/sqlite/meta.py, else PostgreSQL's."""
     if isinstance(meta_conn, sqlite3.Connection):
         return meta
     from medama_core.store.postgres import meta as pg_meta
@@ -521,7 +521,7 @@ class _Websites:
                     self.m.insert_website(self.meta_conn, hostname, owner.id, now)
             return
         with Transaction(self.meta_conn):
-            self.created_admin = accounts.ensure_default_admin(self.meta_conn)  # as `start` would
+            self.created_admin = accounts.ensure_default_admin(self.meta_conn, meta)  # as `start` would
             owner = self.meta_conn.execute("SELECT id FROM users ORDER BY date_created, rowid LIMIT 1").fetchone()
             self.meta_conn.executemany(
                 "INSERT INTO websites (hostname, user_id, date_created, date_updated) VALUES (:h, :u, :now, :now)",
@@ -872,7 +872,7 @@ def import_upload(
 ) -> list[ImportResult]:
     """`import_foreign` for a file uploaded to the server (POST /websites/{hostname}/import), on the analytics
     writer thread: the one site it is for (and the Umami ids naming it) stand in for the app database."""
-    from medama_core.store import db  # the app database's schema, for the stand-in below
+    from medama_core.store.sqlite import db  # the app database's schema, for the stand-in below
 
     meta_conn = db.connect(":memory:")
     try:
@@ -1429,7 +1429,7 @@ EXPORT_OPTIONS: Final = (
 
 def _open_database(path: str, flag: str, kind: str) -> sqlite3.Connection:
     """Open and migrate one of the two databases; raises StartupError naming the file, the flag and the cause."""
-    from medama_core.store import analytics, db, meta
+    from medama_core.store.sqlite import analytics, db, meta
 
     migrations, marker = (
         (meta.MIGRATIONS, meta.MARKER_TABLE) if kind == "meta" else (analytics.MIGRATIONS, analytics.MARKER_TABLE)

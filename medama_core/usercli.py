@@ -3,7 +3,7 @@
 Each action is one row of ACTIONS (its synopsis, description, flags and
 function): `list`, `add`, `password`, `role`, `remove` and `totp-off`. They
 work on the app store directly, me_meta.db or, with `-appdb postgres://…`,
-the PostgreSQL database every node uses (the same functions: store/meta.py
+the PostgreSQL database every node uses (the same functions: store/sqlite/meta.py
 and store/postgres/meta.py have the same names). SQLite's WAL lets them
 write while the server reads and writes, and the server reads sessions,
 roles and grants from the store on every request, so a change here takes
@@ -23,7 +23,7 @@ from typing import IO, Any, Final, TypeVar
 
 from medama_core import accounts, hostnames, passwords
 from medama_core.config import ConfigError, Option, StartupError, help_text, option, parse_flags
-from medama_core.store import db, meta
+from medama_core.store.sqlite import db, meta
 
 MAX_PASSWORD_LINE: Final = 4096  # one line read from a pipe; far above PASSWORD_MAX, and a runaway pipe stops here
 _POSTGRES: Final = ("postgres://", "postgresql://")
@@ -41,7 +41,7 @@ class Action:
 
 class _Store:
     """The app store an action works on: `run(fn)` calls `fn(conn, m)` with a connection and its engine's meta
-    module (store/meta.py or store/postgres/meta.py)."""
+    module (store/sqlite/meta.py or store/postgres/meta.py)."""
 
     def __init__(self, appdb: str) -> None:
         self.name = appdb

@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, Final
 
-from medama_core.store import db, meta
 from medama_core.store.clickhouse import bulk as ch_bulk
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.url import parse_url
-from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS
+from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS
+from medama_core.store.sqlite import db, meta
 
 _FLAGS = {"is_unique_user", "is_unique_page", "date_created"}
 

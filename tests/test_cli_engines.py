@@ -13,7 +13,7 @@ import pytest
 
 from medama_core import transfer
 from medama_core.store.clickhouse import imported
-from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS
+from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS
 from tests import stores
 from tests.engines import Stack, running_stack
 

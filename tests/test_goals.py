@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from medama_core import goals
 from medama_core.goals import InvalidGoal, Pattern, parse_goal
 from medama_core.store.filters import Filter, ascii_lower
-from medama_core.store.meta import Goal
+from medama_core.store.meta_rows import Goal
 
 
 def goal(page: str | None = None, prop: str | None = None, value: str | None = None) -> Goal:
@@ -144,7 +144,7 @@ def test_rows() -> None:
 
 def test_ids_made_in_one_millisecond_sort_in_the_order_made() -> None:
     """Goals (and notes) list by creation second, then id: ids must not shuffle within a second."""
-    from medama_core.store import meta
+    from medama_core.store.sqlite import meta
 
     made = [meta.new_goal_id() for _ in range(2000)]
     assert made == sorted(made) and len(set(made)) == len(made)

@@ -97,7 +97,8 @@ ALLOWED: dict[str, set[str]] = {
     # -workers: the parent's supervisor and a child's pipes (started by cli.worker_main).
     "workers": {"api", "backends", "config", "http", "store", "writer"},
     "usercli": {"accounts", "config", "hostnames", "passwords", "store"},
-    "migrate": {"config", "store"},
+    "migrate": {"config", "meta_copy", "store"},
+    "meta_copy": {"store"},
     "cli": {"app", "backup", "config", "log", "migrate", "passwords", "store", "transfer", "usercli", "workers"},
 }
 
@@ -171,6 +172,47 @@ def test_the_server_knows_no_storage_engine() -> None:
         for module in sorted(imported_modules(path)):
             engine_library = module.split(".")[0] in ENGINE_LIBRARIES
             if engine_library or (module.startswith("medama_core.store") and module not in STORE_SEAM):
+                problems.append(f"{path.relative_to(PACKAGE)} imports {module}")
+    assert not problems, "\n".join(problems)
+
+
+# Issue 17: SQLite is one engine beside PostgreSQL and ClickHouse, in store/sqlite/. Outside that package only
+# its adapter and the tools that work on SQLite files by nature import it, each listed here with the reason;
+# store/'s own modules (the protocols, value types and helpers every engine shares) import no engine at all,
+# and no engine imports another.
+SQLITE = "medama_core.store.sqlite"
+ENGINES = (SQLITE, "medama_core.store.postgres", "medama_core.store.clickhouse")
+SQLITE_USERS = {
+    "backends/sqlite.py": "the SQLite adapters: MetaStore over me_meta.db, AnalyticsStore over me_analytics.db",
+    "migrate.py": "`medama migrate` copies an install between SQLite files and PostgreSQL + ClickHouse",
+    "meta_copy.py": "`medama migrate`'s app-data copy between a me_meta.db and PostgreSQL",
+    "transfer.py": "import and export read and write the SQLite files themselves (bulk loads, imported days)",
+    "usercli.py": "`medama user` opens me_meta.db itself, whether the server runs or not",
+}
+
+
+def _engine_of(module: str) -> str | None:
+    return next((engine for engine in ENGINES if module == engine or module.startswith(engine + ".")), None)
+
+
+def test_only_sqlite_code_and_its_named_users_import_the_sqlite_engine() -> None:
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative.startswith("store/sqlite/") or relative in SQLITE_USERS:
+            continue
+        problems += [f"{relative} imports {m}" for m in sorted(imported_modules(path)) if _engine_of(m) == SQLITE]
+    assert not problems, "\n".join(problems)
+    assert not [name for name in SQLITE_USERS if name.startswith("store/")], "no other engine may use SQLite's"
+
+
+def test_store_modules_import_no_engine_but_their_own() -> None:
+    problems = []
+    for path in sorted((PACKAGE / "store").rglob("*.py")):
+        own = _engine_of("medama_core." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts))
+        for module in sorted(imported_modules(path)):
+            engine = _engine_of(module)
+            if engine is not None and engine != own:
                 problems.append(f"{path.relative_to(PACKAGE)} imports {module}")
     assert not problems, "\n".join(problems)
 

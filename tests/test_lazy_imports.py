@@ -28,16 +28,18 @@ EXPORT_NEEDS = ("medama_core.transfer", "medama_core.importers", "medama_core.im
 # The SQLite stats layer: not loaded before the server listens (the background work loads its rollup part
 # then), and its query part not before the first stats request.
 STATS_LAYER = (
-    "medama_core.store.stats",
-    "medama_core.store.rollups",
-    "medama_core.store.columns",
-    "medama_core.store.scan",
-    "medama_core.store.entries",
+    "medama_core.store.sqlite.stats",
+    "medama_core.store.sqlite.rollups",
+    "medama_core.store.sqlite.columns",
+    "medama_core.store.sqlite.scan",
+    "medama_core.store.sqlite.entries",
     "medama_core.store.imported_stats",
-    "medama_core.store.retention",
-    "medama_core.store.rawruns",
+    "medama_core.store.sqlite.imported_merge",
+    "medama_core.store.sqlite.overview",
+    "medama_core.store.sqlite.retention",
+    "medama_core.store.sqlite.rawruns",
 )
-STATS_QUERIES = ("medama_core.store.stats", "medama_core.store.scan", "medama_core.store.entries")
+STATS_QUERIES = ("medama_core.store.sqlite.stats", "medama_core.store.sqlite.scan", "medama_core.store.sqlite.entries")
 
 # A fresh interpreter, so nothing another test imported counts: the lazy modules loaded after importing the
 # app, after the server is listening and has answered a tracker ping, and after a site's export.
@@ -82,7 +84,7 @@ def test_stats_layer_loads_after_listening() -> None:
     seen = _loaded_at_each_step(STATS_LAYER)
     assert seen["import"] == [], seen
     assert not set(STATS_QUERIES) & set(seen["first requests"]), seen
-    assert "medama_core.store.stats" in seen["stats"], seen
+    assert "medama_core.store.sqlite.stats" in seen["stats"], seen
 
 
 def test_export_and_tls_modules_load_on_first_use() -> None:

@@ -25,7 +25,7 @@ ANSWERS = ("summary?previous=false", "pages", "referrers", "countries", "propert
 
 def _meta_rows(path: str) -> dict[str, list[tuple[object, ...]]]:
     """Every row of every app-data table, in a stable order."""
-    from medama_core.store.postgres.meta_copy import TABLES
+    from medama_core.meta_copy import TABLES
 
     conn = sqlite3.connect(path)
     try:
@@ -143,7 +143,7 @@ def test_a_copy_down_that_fails_its_check_leaves_the_file_empty(tmp_path: Path, 
     """ClickHouse rows SQLite cannot hold as they are (two views of one beacon id and site, which SQLite's key
     refuses) make the counts differ: exit 1, and the new file holds nothing."""
     from medama_core.store.clickhouse import bulk
-    from medama_core.store.hits import VIEW_COLUMNS
+    from medama_core.store.rows import VIEW_COLUMNS
     from medama_core.transfer import open_clickhouse
 
     _, analytics_url = servers.urls()

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medama_core import cli, transfer
-from medama_core.store import analytics, db, hits, meta
+from medama_core.store.sqlite import analytics, db, hits, meta
 from tests.helpers import live_server
 
 SITES = ("example.com", "blog.example.org")

@@ -4,7 +4,7 @@ The numbers come from one call of the analytics store (`goal_counts`), given
 each goal as its own filters (goals.goal_filters): the request's visitors, and
 per goal its views and their page visitors. Unfiltered page goals are summed
 from the pages rollup; the rest take one pass over the period for all goals
-(store/goal_counts.py).
+(store/sqlite/goal_counts.py).
 """
 
 from __future__ import annotations

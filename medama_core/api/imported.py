@@ -1,7 +1,7 @@
 """GET /website/{hostname}/imported: which days of a site hold imported daily totals, for the dashboard to mark.
 
 The totals themselves are added to /summary, the lists and the websites list
-by the analytics store (store/imported_stats.py on SQLite).
+by the analytics store (store/imported_stats.py, with each engine's reads).
 """
 
 from __future__ import annotations

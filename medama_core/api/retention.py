@@ -21,7 +21,7 @@ from medama_core.store import protocol as store
 PARTIAL_HEADER: Final = "X-Medama-Partial"
 DAY_MS: Final = 86_400_000
 # Purge steps one background round takes per site before moving on: with PURGE_BATCH_VIEWS views a step
-# (store/retention.py), 500 steps are a million views, and the next round (the next stats read, or
+# (store/sqlite/retention.py), 500 steps are a million views, and the next round (the next stats read, or
 # the hourly tick of api/stats.py) continues where this one stopped.
 MAX_STEPS_PER_SITE: Final = 500
 

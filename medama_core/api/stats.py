@@ -223,7 +223,7 @@ async def get_time(request: Request, ctx: Context) -> Response:
 
 
 async def get_entries(request: Request, ctx: Context) -> Response:
-    """Entry pages (ours; store/entries.py): the parameters of /pages."""
+    """Entry pages (ours; store/sqlite/entries.py): the parameters of /pages."""
     query = await parse_stats_query(request, ctx)
     summary = _bool(request, "summary", False)
     raw = "entries" in ctx.analytics.raw_unfiltered
@@ -231,7 +231,7 @@ async def get_entries(request: Request, ctx: Context) -> Response:
 
 
 async def get_exits(request: Request, ctx: Context) -> Response:
-    """Exit pages (ours; store/entries.py): the parameters of /pages."""
+    """Exit pages (ours; store/sqlite/entries.py): the parameters of /pages."""
     query = await parse_stats_query(request, ctx)
     summary = _bool(request, "summary", False)
     raw = "entries" in ctx.analytics.raw_unfiltered

@@ -84,7 +84,7 @@ async def get_sparklines(request: Request, ctx: Context) -> Response:
         )
     # The route needs a signed-in caller; each site in the query is checked as a stats route checks its own.
     await access.authorize_sites(request, hostnames, ctx.meta, demo=ctx.config.demo)
-    # With the imported daily totals (store/imported_stats.py on SQLite), as each site's /summary has them.
+    # With the imported daily totals (store/imported_stats.py), as each site's /summary has them.
     rows = await ctx.analytics.site_intervals(hostnames, start_us, end_us, interval)
     # Stats reads, like the per-site /summary calls the websites page made before: rebuild closed dirty hours.
     stats_api._schedule_refresh(ctx)

@@ -1,8 +1,8 @@
 """The app store adapter shared by SQLite and PostgreSQL: MetaStore's methods over an engine's meta functions.
 
-Both engines' meta modules (store/meta.py, store/postgres/meta.py) have the
+Both engines' meta modules (store/sqlite/meta.py, store/postgres/meta.py) have the
 same functions with the same signatures, each taking its own connection; a
-door (store/db.Database or store/postgres/db.Database) runs them on its
+door (store/sqlite/db.Database or store/postgres/db.Database) runs them on its
 threads. So one class serves both, given the module and the door.
 """
 

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from medama_core.backends.meta import MetaAdapter
 from medama_core.config import StartupError
-from medama_core.store import analytics, hits, imported, live, meta
-from medama_core.store.db import Database, Migration, UnusableFile, limit_heap
 from medama_core.store.protocol import Filter, Op, Outcomes, Page, Query, Step
+from medama_core.store.sqlite import analytics, hits, imported, live, meta
+from medama_core.store.sqlite.db import Database, Migration, UnusableFile, limit_heap
 
 if TYPE_CHECKING:
     from medama_core import transfer  # imported by the export and import calls: the importers are slow to load
@@ -57,7 +57,7 @@ def file_size(path: str) -> int | None:
 
 def set_heap_limit(limit_bytes: int) -> None:
     """SQLite's soft heap limit is process-wide: a `memory_limit` setting, or without one (0) our bound
-    (store/db.py SOFT_HEAP_LIMIT), never none."""
+    (store/sqlite/db.py SOFT_HEAP_LIMIT), never none."""
     limit_heap(limit_bytes)
 
 
@@ -110,55 +110,67 @@ class SQLiteAnalytics:
         return await self.db.write(hits.apply_batch, ops)
 
     async def summary(self, query: Query, previous: bool, interval: str | None) -> dict[str, Any]:
-        from medama_core.store import imported_stats, stats
+        from medama_core.store import imported_stats
+        from medama_core.store.sqlite import imported_merge, stats
 
-        return await self.db.read(stats.snapshot, imported_stats.summary, query, previous, interval)
+        return await self.db.read(
+            stats.snapshot, imported_stats.summary, query, previous, interval, imported_merge.ENGINE
+        )
 
     async def list_stats(
         self, query: Query, endpoint: str, summary: bool, page: Page, variant: bool = False
     ) -> list[dict[str, Any]]:
-        from medama_core.store import imported_stats, stats
+        from medama_core.store import imported_stats
+        from medama_core.store.sqlite import imported_merge, stats
 
-        return await self.db.read(stats.snapshot, imported_stats.list_stats, query, endpoint, summary, page, variant)
+        return await self.db.read(
+            stats.snapshot, imported_stats.list_stats, query, endpoint, summary, page, variant, imported_merge.ENGINE
+        )
 
     async def time_stats(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
-        from medama_core.store import stats
+        from medama_core.store.sqlite import stats
 
         return await self.db.read(stats.snapshot, stats.time_stats, query, summary, page)
 
     async def properties(self, query: Query, page: Page) -> list[dict[str, Any]]:
-        from medama_core.store import stats
+        from medama_core.store.sqlite import stats
 
         return await self.db.read(stats.snapshot, stats.properties, query, page)
 
     async def goal_counts(self, query: Query, goals: Sequence[tuple[Filter, ...]]) -> tuple[int, list[tuple[int, int]]]:
-        from medama_core.store import goal_counts, stats
+        from medama_core.store.sqlite import goal_counts, stats
 
         return await self.db.read(stats.snapshot, goal_counts.goal_counts, query, goals)
 
     async def entries(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
-        from medama_core.store import entries as entry_stats
-        from medama_core.store import stats
+        from medama_core.store.sqlite import entries as entry_stats
+        from medama_core.store.sqlite import stats
 
         return await self.db.read(stats.snapshot, entry_stats.entries, query, summary, page)
 
     async def exits(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
-        from medama_core.store import entries as entry_stats
-        from medama_core.store import stats
+        from medama_core.store.sqlite import entries as entry_stats
+        from medama_core.store.sqlite import stats
 
         return await self.db.read(stats.snapshot, entry_stats.exits, query, summary, page)
 
     async def visitors_since(self, hostnames: list[str], since_ms: int) -> dict[str, int]:
-        from medama_core.store import imported_stats, stats
+        from medama_core.store import imported_stats
+        from medama_core.store.sqlite import imported_merge, stats
 
-        return await self.db.read(stats.snapshot, imported_stats.visitors_since, hostnames, since_ms)
+        return await self.db.read(
+            stats.snapshot, imported_stats.visitors_since, hostnames, since_ms, imported_merge.ENGINE
+        )
 
     async def site_intervals(
         self, hostnames: list[str], start_us: int, end_us: int, interval: str
     ) -> list[list[dict[str, Any]]]:
-        from medama_core.store import imported_stats, stats
+        from medama_core.store import imported_stats
+        from medama_core.store.sqlite import imported_merge, stats
 
-        return await self.db.read(stats.snapshot, imported_stats.site_intervals, hostnames, start_us, end_us, interval)
+        return await self.db.read(
+            stats.snapshot, imported_stats.site_intervals, hostnames, start_us, end_us, interval, imported_merge.ENGINE
+        )
 
     async def live(self, hostname: str, now_ms: int) -> dict[str, Any]:
         return await self.db.read(live.live, hostname, now_ms)
@@ -170,12 +182,12 @@ class SQLiteAnalytics:
         return await self.db.read(hits.drop_counts, start_day, end_day)
 
     async def rename_site(self, old: str, new: str) -> None:
-        from medama_core.store import site_data
+        from medama_core.store.sqlite import site_data
 
         await self.db.write(site_data.rename_site_data, old, new)
 
     async def delete_sites(self, hostnames: list[str]) -> None:
-        from medama_core.store import site_data
+        from medama_core.store.sqlite import site_data
 
         await self.db.write(site_data.delete_site_data, hostnames)
 
@@ -198,17 +210,17 @@ class SQLiteAnalytics:
         return await self.db.write(fn, tool, data, hostname, umami_ids)
 
     async def progress(self, hostname: str, now_ms: int) -> dict[str, int]:
-        from medama_core.store import rollups
+        from medama_core.store.sqlite import rollups
 
         return await self.db.read(rollups.site_pending, hostname, now_ms)
 
     async def purge_step(self, hostname: str, before_ms: int) -> Step:
-        from medama_core.store import retention
+        from medama_core.store.sqlite import retention
 
         return await self.db.write(retention.purge_step, hostname, before_ms)
 
     async def raw_floor(self, hostname: str) -> int | None:
-        from medama_core.store import retention
+        from medama_core.store.sqlite import retention
 
         return await self.db.read(retention.raw_floor, hostname)
 
@@ -217,7 +229,7 @@ class SQLiteAnalytics:
         rollups.REFRESH_BATCH_VIEWS views per writer call, so hit batches get the writer in between), then
         the queued blocks, today's column copies, and copies of built days that have none. Returns the
         hours rebuilt."""
-        from medama_core.store import columns, rollups
+        from medama_core.store.sqlite import columns, rollups
 
         done = 0
         while not self.db.closed:

@@ -1,6 +1,6 @@
 """Plausible's CSV export: a zip of daily aggregates per table (`imported_visitors_20230101_20231231.csv`, …).
 
-No raw rows exist in it, so it becomes imported daily totals (store/imported.py)
+No raw rows exist in it, so it becomes imported daily totals (store/sqlite/imported.py)
 that the stats add for those days (api/imported.py), not views. Read, by table:
 
 - `imported_visitors`: the site's visitors, pageviews, visits, bounces and visit

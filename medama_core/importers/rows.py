@@ -1,4 +1,4 @@
-"""What an importer gives: view and event rows (column mappings of store/hits.py), each with its line number.
+"""What an importer gives: view and event rows (column mappings of store/rows.py), each with its line number.
 
 Every id is derived from the source record, so importing the same file again
 gives the same rows: views are then ignored by their (bid, hostname) key, and
@@ -47,7 +47,7 @@ class BadRecord(ValueError):
 class Record:
     kind: str  # VIEW or EVENT
     line: int
-    values: dict[str, object]  # the table's columns (store/hits.py VIEW_COLUMNS or EVENT_COLUMNS)
+    values: dict[str, object]  # the table's columns (store/rows.py VIEW_COLUMNS or EVENT_COLUMNS)
 
 
 Records = Iterator[Record]

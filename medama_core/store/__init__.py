@@ -1,1 +1,1 @@
-"""SQLite storage: synchronous store functions over a connection."""
+"""Storage: the protocols and value types every engine shares; the engines in sqlite/, postgres/ and clickhouse/."""

@@ -1,6 +1,6 @@
-"""Imported daily totals in the SQLite stats answers: added to /summary and the lists for the days they cover.
+"""Imported daily totals in the stats answers of any engine: added to /summary and the lists for the days they cover.
 
-Plausible's export holds daily aggregates only (store/imported.py). They are
+Plausible's export holds daily aggregates only (store/sqlite/imported.py). They are
 added here, after the stats have computed their answer from our own rows, so
 every day without imported totals is exactly what the stats said, and an
 imported day adds exactly its imported counts:
@@ -18,8 +18,8 @@ nothing added (the totals cannot be filtered). The websites list's visitors
 through the analytics store protocol.)
 
 The merge is the same on every engine: each function takes the engine's reads
-(`Engine`: its own stats and its imported totals), SQLite's by default;
-store/clickhouse/imported.py gives ClickHouse's.
+(`Engine`: its own stats and its imported totals); store/sqlite/imported_merge.py
+gives SQLite's, store/clickhouse/imported.py ClickHouse's.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
-from medama_core.store import imported, overview, stats
 from medama_core.store.aggregate import fraction, round4
+from medama_core.store.query import LISTS, STEPS_US, Page, Query, previous_period
+from medama_core.store.rows import Totals
 
-__all__ = ["DIMENSIONS", "SQLITE", "Engine", "list_stats", "site_intervals", "summary", "visitors_since"]
+__all__ = ["DIMENSIONS", "Engine", "list_stats", "site_intervals", "summary", "visitors_since"]
 
 C = TypeVar("C")  # the engine's connection
 
@@ -41,24 +42,14 @@ C = TypeVar("C")  # the engine's connection
 class Engine(Generic[C]):
     """One engine's reads that the merge composes: its own stats answers, and its imported totals."""
 
-    summary: Callable[[C, stats.Query, bool, str | None], dict[str, Any]]
-    list_stats: Callable[[C, stats.Query, str, bool, stats.Page, bool], list[dict[str, Any]]]
+    summary: Callable[[C, Query, bool, str | None], dict[str, Any]]
+    list_stats: Callable[[C, Query, str, bool, Page, bool], list[dict[str, Any]]]
     site_intervals: Callable[[C, list[str], int, int, str], list[list[dict[str, Any]]]]
     visitors_since: Callable[[C, list[str], int], dict[str, int]]
-    site_days: Callable[[C, str, int | None, int | None], dict[int, imported.Totals]]
-    totals: Callable[[C, str, str, int | None, int | None], dict[str, imported.Totals]]
+    site_days: Callable[[C, str, int | None, int | None], dict[int, Totals]]
+    totals: Callable[[C, str, str, int | None, int | None], dict[str, Totals]]
     imported_visitors_since: Callable[[C, list[str], int], dict[str, int]]
 
-
-SQLITE: Final[Engine[Any]] = Engine(
-    stats.summary,
-    stats.list_stats,
-    overview.site_intervals,
-    overview.visitors_since,
-    imported.site_days,
-    imported.totals,
-    imported.visitors_since,
-)
 
 # List endpoint -> the imported dimension it adds (and its `grouped=false` variant for referrers).
 DIMENSIONS: Final = {
@@ -76,7 +67,7 @@ _DAY_MS: Final = 86_400_000
 _UTC: Final = dt.timezone.utc  # dt.UTC is Python 3.11+
 
 
-def _add(metrics: dict[str, Any], extra: imported.Totals) -> None:
+def _add(metrics: dict[str, Any], extra: Totals) -> None:
     """Add imported totals to a {visitors, pageviews, bounce_percentage, duration} answer, in place."""
     ours = int(metrics["visitors"])
     total = ours + extra.visitors
@@ -90,8 +81,8 @@ def _add(metrics: dict[str, Any], extra: imported.Totals) -> None:
         metrics["duration"] = round(extra.duration_s * 1000 / extra.visits)
 
 
-def _sum(days: Iterable[imported.Totals]) -> imported.Totals:
-    return imported.Totals(*(sum(column) for column in zip(*days, strict=False))) if days else imported.Totals()
+def _sum(days: Iterable[Totals]) -> Totals:
+    return Totals(*(sum(column) for column in zip(*days, strict=False))) if days else Totals()
 
 
 def _ms(us: int | None, *, up: bool) -> int | None:
@@ -105,12 +96,10 @@ def _bucket(interval: str, start_us: int, day_ms: int) -> int:
         day = dt.datetime.fromtimestamp(day_ms / 1000, _UTC)
         first = dt.datetime.fromtimestamp(start_us / 1e6, _UTC)
         return (day.year * 12 + day.month) - (first.year * 12 + first.month)
-    return (day_ms * 1000 - start_us) // stats.STEPS_US[interval]
+    return (day_ms * 1000 - start_us) // STEPS_US[interval]
 
 
-def summary(
-    conn: C, query: stats.Query, previous: bool, interval: str | None, engine: Engine[C] = SQLITE
-) -> dict[str, Any]:
+def summary(conn: C, query: Query, previous: bool, interval: str | None, engine: Engine[C]) -> dict[str, Any]:
     """stats.summary, plus the imported days of the period (and of the previous window, and per bucket)."""
     result = engine.summary(conn, query, previous, interval)
     if query.filters:
@@ -122,16 +111,16 @@ def summary(
             assert query.start_us is not None
             _add_to_buckets(result["interval"], days, interval, query.start_us)
     if "previous" in result and query.start_us is not None and query.end_us is not None:
-        lo, hi = stats.previous_period(query.start_us, query.end_us)
+        lo, hi = previous_period(query.start_us, query.end_us)
         before = engine.site_days(conn, query.hostname, _ms(lo, up=True), _ms(hi, up=False))
         if before:
             _add(result["previous"], _sum(list(before.values())))
     return result
 
 
-def _add_to_buckets(rows: list[dict[str, Any]], days: dict[int, imported.Totals], interval: str, start_us: int) -> None:
+def _add_to_buckets(rows: list[dict[str, Any]], days: dict[int, Totals], interval: str, start_us: int) -> None:
     """Add each imported day to the /summary interval entry its 00:00 UTC falls in, in place."""
-    buckets: dict[int, list[imported.Totals]] = {}
+    buckets: dict[int, list[Totals]] = {}
     for day, totals in days.items():
         buckets.setdefault(_bucket(interval, start_us, day), []).append(totals)
     for index, row in enumerate(rows):
@@ -140,19 +129,19 @@ def _add_to_buckets(rows: list[dict[str, Any]], days: dict[int, imported.Totals]
 
 
 def site_intervals(
-    conn: C, hostnames: list[str], start_us: int, end_us: int, interval: str, engine: Engine[C] = SQLITE
+    conn: C, hostnames: list[str], start_us: int, end_us: int, interval: str, engine: Engine[C]
 ) -> list[list[dict[str, Any]]]:
     """overview.site_intervals (the sparklines), with each site's imported days added as /summary adds them."""
     rows = engine.site_intervals(conn, hostnames, start_us, end_us, interval)
     for hostname, buckets in zip(hostnames, rows, strict=True):
-        query = stats.Query(hostname, start_us, end_us)
+        query = Query(hostname, start_us, end_us)
         days = engine.site_days(conn, hostname, query.start, query.end)
         if days:
             _add_to_buckets(buckets, days, interval, start_us)
     return rows
 
 
-def visitors_since(conn: C, hostnames: list[str], since_ms: int, engine: Engine[C] = SQLITE) -> dict[str, int]:
+def visitors_since(conn: C, hostnames: list[str], since_ms: int, engine: Engine[C]) -> dict[str, int]:
     """overview.visitors_since (the websites list's summary), plus the imported visitors of the days whose
     00:00 UTC lies in the window, as /summary adds them."""
     counts = engine.visitors_since(conn, hostnames, since_ms)
@@ -163,12 +152,12 @@ def visitors_since(conn: C, hostnames: list[str], since_ms: int, engine: Engine[
 
 def list_stats(
     conn: C,
-    query: stats.Query,
+    query: Query,
     endpoint: str,
     summary: bool,
-    page: stats.Page,
-    variant: bool = False,
-    engine: Engine[C] = SQLITE,
+    page: Page,
+    variant: bool,
+    engine: Engine[C],
 ) -> list[dict[str, Any]]:
     """stats.list_stats, with the imported totals of the period added per value, ranked and paged again."""
     dimension = DIMENSIONS.get(endpoint)
@@ -181,8 +170,8 @@ def list_stats(
     )
     if not extra:
         return engine.list_stats(conn, query, endpoint, summary, page, variant)
-    key = stats.LISTS[endpoint][1]
-    rows = {row[key]: row for row in engine.list_stats(conn, query, endpoint, summary, stats.Page(), variant)}
+    key = LISTS[endpoint][1]
+    rows = {row[key]: row for row in engine.list_stats(conn, query, endpoint, summary, Page(), variant)}
     pages = endpoint == "pages"
     for value, totals in extra.items():
         row = rows.get(value)
@@ -214,7 +203,7 @@ def list_stats(
     return [_ordered(row, key, pages, summary) for row in page.cut(merged)]
 
 
-def _add_rate(row: dict[str, Any], ours: int, totals: imported.Totals) -> None:
+def _add_rate(row: dict[str, Any], ours: int, totals: Totals) -> None:
     total = ours + totals.visitors
     theirs = totals.bounces / totals.visits if totals.visits else 0.0
     if total:

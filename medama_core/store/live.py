@@ -9,30 +9,17 @@ moving to the next page is one, since the page left stops counting at once.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Final
 
-__all__ = ["LIVE_ROWS", "OPEN_MS", "answer", "live"]
+__all__ = ["LIVE_ROWS", "OPEN_MS", "answer"]
 
 # A page loaded this long ago and never reported left is taken as abandoned (a crash, a phone that
 # killed the tab, a tracker that never reports leaving, as Umami's): Plausible and Umami use 5 and 30 minutes.
 OPEN_MS: Final = 30 * 60_000
 # Rows per list: the dashboard's live panel shows the top ones of pages, referrers and countries.
 LIVE_ROWS: Final = 10
-
-# One row per (page, grouped referrer, country) of the open views, with their count; the grouped referrer
-# is the list endpoints' `grouped=true` label (store/filters.py, "referrer").
-_OPEN_GROUPS: Final = """
-    SELECT pathname,
-           CASE WHEN referrer_group = '' THEN referrer_host ELSE referrer_group END,
-           country,
-           count(*)
-    FROM views
-    WHERE hostname = :hostname AND date_created >= :since AND duration_ms IS NULL
-    GROUP BY 1, 2, 3
-"""
 
 
 def answer(groups: Iterable[tuple[str, str, str, int]], rows: int = LIVE_ROWS) -> dict[str, Any]:
@@ -57,9 +44,3 @@ def answer(groups: Iterable[tuple[str, str, str, int]], rows: int = LIVE_ROWS) -
         "referrers": top(referrers, "referrer"),
         "countries": top(countries, "country"),
     }
-
-
-def live(conn: sqlite3.Connection, hostname: str, now_ms: int) -> dict[str, Any]:
-    """The pages of `hostname` open at `now_ms` (Unix ms), from the views of the last OPEN_MS only."""
-    groups = conn.execute(_OPEN_GROUPS, {"hostname": hostname, "since": now_ms - OPEN_MS}).fetchall()
-    return answer(groups)

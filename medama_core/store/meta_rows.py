@@ -1,6 +1,6 @@
-"""App data as values: the types both meta engines return, and their rows decoded.
+"""App data as values: the types both meta engines return, their rows decoded, new ids, defaults and errors.
 
-store/meta.py (SQLite) and store/postgres/meta.py (PostgreSQL) select the same
+store/sqlite/meta.py (SQLite) and store/postgres/meta.py (PostgreSQL) select the same
 columns in the same order and decode them here, so a row means one thing on
 either engine. Each decoder takes what either driver gives (SQLite's 0/1 or
 PostgreSQL's booleans; text or numbers) and returns plain Python values.
@@ -8,6 +8,9 @@ PostgreSQL's booleans; text or numbers) and returns plain Python values.
 
 from __future__ import annotations
 
+import secrets
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,3 +196,53 @@ def share_from_row(row: Any) -> Share:
         tuple(p for p in str(panels).split(",") if p), tuple(a for a in str(ancestors).split(" ") if a),
         int(created), None if expires is None else int(expires),
     )  # fmt: skip
+
+
+DEFAULT_ADMIN_USERNAME = "admin"
+DEFAULT_ADMIN_PASSWORD = "CHANGE_ME_ON_FIRST_LOGIN"
+DEFAULT_USER_SETTINGS = '{"language":"en"}'
+
+
+def new_user_id() -> str:
+    """A `user_`-prefixed id, time-ordered like upstream's TypeIDs (base-32 ms time, then randomness)."""
+    return "user_" + _time_ordered_suffix()
+
+
+def new_goal_id() -> str:
+    """A `goal_`-prefixed id, time-ordered like the user ids."""
+    return "goal_" + _time_ordered_suffix()
+
+
+def new_annotation_id() -> str:
+    """A `note_`-prefixed id, time-ordered like the user ids."""
+    return "note_" + _time_ordered_suffix()
+
+
+_last_id = 0  # the last id value made here: ids made in one millisecond still sort in the order made
+_id_lock = threading.Lock()
+
+
+def _time_ordered_suffix() -> str:
+    global _last_id
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, as TypeID uses
+    with _id_lock:
+        value = max((int(time.time() * 1000) << 80) | secrets.randbits(80), _last_id + 1)
+        _last_id = value
+    chars = []
+    for _ in range(26):
+        chars.append(alphabet[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_key_id() -> str:
+    """A `key_`-prefixed, time-ordered id, like user ids."""
+    return "key_" + _time_ordered_suffix()
+
+
+class AlreadyExists(Exception):
+    """A write would break a UNIQUE rule (username, hostname); the API answers 409."""
+
+
+class MissingWebsite(Exception):
+    """A grant or share names a site that does not exist (any more); the API answers 404 or 400."""

@@ -16,39 +16,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
-from medama_core.store.db import CACHE_SIZE_KIB as CACHE_SIZE_KIB
-from medama_core.store.db import QueryTimeout as QueryTimeout
-from medama_core.store.db import is_disk_full as is_disk_full
+from medama_core.store.door import CACHE_SIZE_KIB as CACHE_SIZE_KIB
+from medama_core.store.door import QueryTimeout as QueryTimeout
+from medama_core.store.door import is_disk_full as is_disk_full
 from medama_core.store.filters import FIELDS as FIELDS
 from medama_core.store.filters import OPERATORS as OPERATORS
 from medama_core.store.filters import Filter as Filter
-from medama_core.store.hits import DropCount as DropCount
-from medama_core.store.hits import Duration as Duration
-from medama_core.store.hits import NewEvents as NewEvents
-from medama_core.store.hits import NewView as NewView
-from medama_core.store.hits import Op as Op
-from medama_core.store.hits import Row as Row
-from medama_core.store.meta import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
-from medama_core.store.meta import DEFAULT_ADMIN_USERNAME as DEFAULT_ADMIN_USERNAME
-from medama_core.store.meta import SITE_SETTING_FIELDS as SITE_SETTING_FIELDS
-from medama_core.store.meta import AlreadyExists as AlreadyExists
-from medama_core.store.meta import Annotation as Annotation
-from medama_core.store.meta import ApiKey as ApiKey
-from medama_core.store.meta import Goal as Goal
-from medama_core.store.meta import MissingWebsite as MissingWebsite
-from medama_core.store.meta import Share as Share
-from medama_core.store.meta import SiteSettings as SiteSettings
-from medama_core.store.meta import Totp as Totp
-from medama_core.store.meta import User as User
-from medama_core.store.meta import new_annotation_id as new_annotation_id
-from medama_core.store.meta import new_goal_id as new_goal_id
-from medama_core.store.meta import new_key_id as new_key_id
+from medama_core.store.meta_rows import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
+from medama_core.store.meta_rows import DEFAULT_ADMIN_USERNAME as DEFAULT_ADMIN_USERNAME
+from medama_core.store.meta_rows import SITE_SETTING_FIELDS as SITE_SETTING_FIELDS
+from medama_core.store.meta_rows import AlreadyExists as AlreadyExists
+from medama_core.store.meta_rows import Annotation as Annotation
+from medama_core.store.meta_rows import ApiKey as ApiKey
+from medama_core.store.meta_rows import Goal as Goal
+from medama_core.store.meta_rows import MissingWebsite as MissingWebsite
+from medama_core.store.meta_rows import Share as Share
+from medama_core.store.meta_rows import SiteSettings as SiteSettings
+from medama_core.store.meta_rows import Totp as Totp
+from medama_core.store.meta_rows import User as User
+from medama_core.store.meta_rows import new_annotation_id as new_annotation_id
+from medama_core.store.meta_rows import new_goal_id as new_goal_id
+from medama_core.store.meta_rows import new_key_id as new_key_id
 from medama_core.store.query import LISTS as LISTS
 from medama_core.store.query import STEPS_US as STEPS_US
 from medama_core.store.query import Page as Page
 from medama_core.store.query import Query as Query
 from medama_core.store.query import bucket_count as bucket_count
 from medama_core.store.query import previous_period as previous_period
+from medama_core.store.rows import DropCount as DropCount
+from medama_core.store.rows import Duration as Duration
+from medama_core.store.rows import NewEvents as NewEvents
+from medama_core.store.rows import NewView as NewView
+from medama_core.store.rows import Op as Op
+from medama_core.store.rows import Row as Row
 
 Outcomes = Sequence[Exception | None]  # one per op of a batch: None when stored, else why not
 Changes = tuple[int, list[str], dict[str, str]]  # (change token, every hostname, the tenant settings)
@@ -228,18 +228,18 @@ class AnalyticsStore(Protocol):
     ) -> list[dict[str, Any]]: ...
     async def time_stats(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]: ...
     async def entries(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
-        """/entries: the pages views entered the site at (store/entries.py)."""
+        """/entries: the pages views entered the site at (store/sqlite/entries.py)."""
         ...
 
     async def exits(self, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
-        """/exits: the pages visitors left the site from (store/entries.py)."""
+        """/exits: the pages visitors left the site from (store/sqlite/entries.py)."""
         ...
 
     async def properties(self, query: Query, page: Page) -> list[dict[str, Any]]: ...
     async def goal_counts(self, query: Query, goals: Sequence[tuple[Filter, ...]]) -> tuple[int, list[tuple[int, int]]]:
         """The query's visitors as /summary counts them, and per goal (its own filters: goals.goal_filters
         of no request filters) the query's views that pass them: (how many, how many with is_unique_page).
-        Imported daily totals add to the visitors only (store/goal_counts.py)."""
+        Imported daily totals add to the visitors only (store/sqlite/goal_counts.py)."""
         ...
 
     async def visitors_since(self, hostnames: list[str], since_ms: int) -> dict[str, int]: ...

@@ -17,6 +17,8 @@ STEPS_US = {  # interval -> bucket width in microseconds (week = 7 days, as upst
     "week": 7 * 86400 * 10**6,
 }
 
+QUARTILES = (0.25, 0.5, 0.75)  # the duration quantiles /time reports per page
+
 # List endpoint -> (dimension kind, JSON label key). `referrers` and `languages` switch kind by a flag.
 LISTS: dict[str, tuple[str, str]] = {
     "pages": ("path", "path"),
@@ -89,3 +91,16 @@ def bucket_count(interval: str, start_us: int, end_us: int) -> int:
 def previous_period(start_us: int, end_us: int) -> tuple[int, int]:
     """[start - (end - start), start]: the window of equal length just before, sharing the instant `start`."""
     return start_us - (end_us - start_us), start_us
+
+
+def bucket_date(interval: str, start_us: int, index: int) -> str:
+    """DuckDB's text for a TIMESTAMPTZ bucket start in UTC: `YYYY-MM-DD HH:MM:SS[.ffffff]+00`."""
+    if interval == "month":
+        month = month_index(start_us // 1000) + index
+        return f"{month // 12:04d}-{month % 12 + 1:02d}-01 00:00:00+00"
+    us = start_us + index * STEPS_US[interval]
+    seconds, micro = divmod(us, 10**6)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if micro:
+        text += f".{micro:06d}".rstrip("0")
+    return text + "+00"

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from medama_core import app as app_module
 from medama_core.ingest.ping import day_start, format_http_date
-from medama_core.store.hits import VIEW_COLUMNS
+from medama_core.store.rows import VIEW_COLUMNS
 from tests import stores
 from tests.api.test_events import CHROME, SITE, prepare
 from tests.helpers import LiveServer, live_server

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from medama_core.store import analytics, db, hits
+from medama_core.store.sqlite import analytics, db, hits
 from medama_core.writer import Batcher, Closed, Overloaded
 
 

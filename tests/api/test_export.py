@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from medama_core import csvtable, transfer
 from medama_core.api import export
-from medama_core.store import analytics, db
 from medama_core.store.clickhouse import bulk as ch_bulk
-from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS
+from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS
+from medama_core.store.sqlite import analytics, db
 from tests import stores
 from tests.api.test_auth import error
 from tests.helpers import Client, LiveServer

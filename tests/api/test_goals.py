@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from medama_core import goals, passwords
-from medama_core.store import rollups
+from medama_core.store.sqlite import rollups
 from tests import stores
 from tests.api.test_events import BROWSER, load
 from tests.helpers import Client, LiveServer, live_server, stores_for

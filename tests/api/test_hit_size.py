@@ -14,7 +14,7 @@ from typing import Any
 
 from medama_core.ingest import hit as limits
 from medama_core.ingest.referrer import MAX_HOST_BYTES
-from medama_core.store import analytics, columns, db, rollups
+from medama_core.store.sqlite import analytics, columns, db, rollups
 from tests.api.test_events import hit, prepare
 from tests.helpers import live_server
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from medama_core import transfer
-from medama_core.store import db, imported
 from medama_core.store.clickhouse import imported as ch_imported
+from medama_core.store.sqlite import db, imported
 from tests import stores
 from tests.helpers import Client, LiveServer, live_server
 

@@ -14,7 +14,7 @@ from medama_core.api import BlockSettings, settings
 from medama_core.app import open_context
 from medama_core.config import Config
 from medama_core.log import Logger
-from medama_core.store import db, meta
+from medama_core.store.sqlite import db, meta
 from tests.api.test_auth import error
 from tests.helpers import Client, LiveServer, live_server
 

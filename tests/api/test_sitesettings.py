@@ -15,7 +15,7 @@ from medama_core import assets
 from medama_core.access import FORBIDDEN
 from medama_core.api import sitesettings
 from medama_core.http.errors import HTTPError
-from medama_core.store.meta import SITE_SETTING_FIELDS
+from medama_core.store.meta_rows import SITE_SETTING_FIELDS
 from tests.api.test_auth import error
 from tests.api.test_users import add_user
 from tests.helpers import Client, LiveServer, live_server

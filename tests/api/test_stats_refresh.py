@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from medama_core.store import analytics, rollups
-from medama_core.store.db import Database
+from medama_core.store.sqlite import analytics, rollups
+from medama_core.store.sqlite.db import Database
 from tests.helpers import LiveServer, live_server
 from tests.store.test_stats import COLUMNS, SITE, T0, view
 

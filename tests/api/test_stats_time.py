@@ -10,7 +10,7 @@ import pytest
 
 from medama_core.api.stats import parse_time
 from medama_core.http.errors import HTTPError
-from medama_core.store import stats
+from medama_core.store.sqlite import stats
 from tests.helpers import Client, LiveServer
 from tests.store.test_stats import COLUMNS, SITE, T0, insert, new_db, view
 

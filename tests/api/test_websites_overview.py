@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from medama_core.api.websites import SPARKLINES_MAX_SITES, parse_hostname, parse_hostname_list
 from medama_core.http.errors import HTTPError
-from medama_core.store import rollups
+from medama_core.store.sqlite import rollups
 from tests.api.test_auth import error
 from tests.api.test_users import add_user
 from tests.helpers import Client, LiveServer, live_server

@@ -23,8 +23,8 @@ from medama_core.store.clickhouse import hits, schema
 from medama_core.store.clickhouse import stats as ch_stats
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.filters import Filter
-from medama_core.store.hits import VIEW_COLUMNS
-from medama_core.store.stats import LISTS, Page, Query, previous_period
+from medama_core.store.query import LISTS, Page, Query, previous_period
+from medama_core.store.rows import VIEW_COLUMNS
 from tests.store.test_equivalence import (
     PATHS,
     Reference,

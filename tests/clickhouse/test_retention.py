@@ -5,7 +5,7 @@ from __future__ import annotations
 from medama_core.store.clickhouse import hits, retention, site_data, stats
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.filters import Filter
-from medama_core.store.stats import Page, Query
+from medama_core.store.query import Page, Query
 from tests.clickhouse.test_writes import SITE, event, row
 from tests.store.test_stats import T0
 

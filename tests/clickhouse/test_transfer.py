@@ -13,7 +13,7 @@ from medama_core import transfer
 from medama_core.store import imported_stats
 from medama_core.store.clickhouse import bulk, hits, imported, site_data
 from medama_core.store.clickhouse.client import Client
-from medama_core.store.stats import Page, Query
+from medama_core.store.query import Page, Query
 from tests.clickhouse.test_writes import SITE, row
 
 SAMPLES = Path(__file__).resolve().parents[1] / "importers" / "samples"

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from medama_core.store.clickhouse.schema import HOUR_MS, LEVEL_HOURS
 from medama_core.store.clickhouse.windows import Windows, plan, spans
-from medama_core.store.stats import STEPS_US, _month_index
+from medama_core.store.query import STEPS_US
+from medama_core.store.query import month_index as _month_index
 
 BASE_HOUR = 480_000  # 2024-10-03 00:00 UTC, a multiple of every span level's hours
 DAY_MS = 24 * HOUR_MS

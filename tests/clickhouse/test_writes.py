@@ -8,8 +8,8 @@ from typing import Any
 from medama_core.store.clickhouse import bulk, hits, schema, site_data, stats
 from medama_core.store.clickhouse.client import Client, QueryFailed, Transport
 from medama_core.store.filters import Filter
-from medama_core.store.hits import VIEW_COLUMNS
-from medama_core.store.stats import Page, Query
+from medama_core.store.query import Page, Query
+from medama_core.store.rows import VIEW_COLUMNS
 from tests.store.test_stats import DAY, HOUR, T0, view
 
 SITE = "a.example"

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medama_core.store import db, meta
+from medama_core.store.sqlite import db, meta
 from tests.faults.process import ServerProcess
 
 SITE = "example.com"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from medama_core.store.db import Transaction, connect
+from medama_core.store.sqlite.db import Transaction, connect
 
 
 def test_a_failed_commit_is_rolled_back_and_the_connection_stays_usable(tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from medama_core.store import db, imported_stats
+from medama_core.store import imported_stats
+from medama_core.store.sqlite import db
 from tests.helpers import LiveServer, live_server
 
 SITE = "example.com"

@@ -19,7 +19,7 @@ from medama_core import transfer
 from medama_core.config import ConfigError, help_text
 from medama_core.importers import goatcounter, plausible, rows, umami
 from medama_core.importers.rows import BadRecord, text_lines
-from medama_core.store import analytics, db, meta
+from medama_core.store.sqlite import analytics, db, meta
 from tests.test_zipapp import SUPPORTED_PYTHONS, interpreters
 
 ROOT = Path(__file__).resolve().parent.parent.parent

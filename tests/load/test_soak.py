@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from medama_core.store import db
+from medama_core.store.sqlite import db
 from tests.faults.process import ServerProcess
 from tests.load.soak import SoakConfig, soak
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medama_core.store import analytics, bulk, db, hits
+from medama_core.store.sqlite import analytics, bulk, db, hits
 
 VIEW = ("b1", "example.com", "/", 1, 0, "", "", "Unknown", "English", "English", "Firefox", "Linux", "Desktop",
         "", "", "", None, 7_200_000)  # fmt: skip

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medama_core.store import columns, rollups, scan, stats
 from medama_core.store.aggregate import BOUNCE_MAX_MS, BOUNCE_MIN_MS, Group, Run, quantile_cont
-from medama_core.store.db import Transaction
 from medama_core.store.filters import FIELDS, OPERATORS, PROP_FIELDS, Filter, ascii_lower
-from medama_core.store.rollups import KIND_SQL, KINDS
+from medama_core.store.sqlite import columns, rollups, scan, stats
+from medama_core.store.sqlite.db import Transaction
+from medama_core.store.sqlite.rollups import KIND_SQL, KINDS
 from tests.store.test_stats import DAY, FAR_FUTURE, HOUR, SITE, event, insert, insert_events, new_db, view
 
 T_DAY = 1_717_200_000_000 // DAY * DAY  # a UTC midnight

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from medama_core.store import analytics, entries, rollups, stats
+from medama_core.store.sqlite import analytics, entries, rollups, stats
 from tests.store.test_stats import DAY, FAR_FUTURE, HOUR, NEUTRAL, SITE, T0, insert, new_db, view
 
 PATHS = ["/", "/a", "/b/c"] + [f"/tail/{i}" for i in range(6)]  # the tail: rare values, one view each

@@ -21,10 +21,11 @@ from typing import Any
 import pytest
 
 from medama_core import goals
-from medama_core.store import aggregate, columns, entries, goal_counts, rawruns, rollups, scan, stats
+from medama_core.store import aggregate
 from medama_core.store.aggregate import round4
 from medama_core.store.filters import FIELDS, MAX_IN_VALUES, NEGATED, OPERATORS, PROP_FIELDS, Filter, ascii_lower
-from medama_core.store.meta import Goal
+from medama_core.store.meta_rows import Goal
+from medama_core.store.sqlite import columns, entries, goal_counts, rawruns, rollups, scan, stats
 from tests.store.test_stats import COLUMNS, DAY, FAR_FUTURE, HOUR, SITE, event, insert, insert_events, new_db, view
 
 STEPS_MS = {"minute": 60_000, "hour": HOUR, "day": DAY, "week": 7 * DAY}

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from medama_core import backup, cli
-from medama_core.store import db, meta
 from medama_core.store.files import create_private, make_private_dirs, open_private
+from medama_core.store.sqlite import db, meta
 from tests.helpers import live_server
 
 PAD_BYTES = 4096

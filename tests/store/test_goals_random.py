@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from medama_core import goals
-from medama_core.store import columns, goal_counts, rollups, stats
 from medama_core.store.filters import Filter
-from medama_core.store.meta import Goal
+from medama_core.store.meta_rows import Goal
+from medama_core.store.sqlite import columns, goal_counts, rollups, stats
 from tests.store.test_stats import DAY, FAR_FUTURE, SITE, T0, event, insert, insert_events, new_db, view
 
 PATHS = ["/", "/signup/a/done", "/signup/B/done", "/SIGNUP/x/y/done", "/signup/done", "/docs", "/docs/a_b", "/a%b/done"]

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from medama_core.store import hits, live
-from medama_core.store.hits import VIEW_COLUMNS
+from medama_core.store.rows import VIEW_COLUMNS
+from medama_core.store.sqlite import hits, live
 from tests.store.test_stats import SITE, T0, new_db, view
 
 NOW = T0 + 6 * 3_600_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medama_core.store import malloc
+from medama_core.store.sqlite import malloc
 
 
 def _rss_kib() -> int:

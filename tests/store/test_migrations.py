@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from medama_core.store import analytics, meta
-from medama_core.store.db import Database, Migration, migrate
+from medama_core.store.sqlite import analytics, meta
+from medama_core.store.sqlite.db import Database, Migration, migrate
 
 
 def latest(migrations: tuple[Migration, ...]) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from medama_core.store import overview, rollups, stats
+from medama_core.store.sqlite import overview, rollups, stats
 from tests.store.test_stats import DAY, FAR_FUTURE, HOUR, insert, new_db, view
 
 NOW = 1_717_243_200_000 + 25 * 60_000  # 2024-06-01T12:25:00Z: the current hour is open

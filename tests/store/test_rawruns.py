@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from medama_core.store import aggregate, rawruns, stats
+from medama_core.store import aggregate
 from medama_core.store.filters import Filter
+from medama_core.store.sqlite import rawruns, stats
 from tests.store.test_stats import DAY, SITE, T0, insert, new_db, view
 
 GROUPS = st.lists(st.lists(st.integers(0, 2**40), max_size=300).map(sorted), min_size=1, max_size=4)

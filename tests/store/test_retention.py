@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medama_core.store import analytics, columns, imported_stats, retention, rollups, site_data, stats
-from medama_core.store.db import Transaction, migrate
+from medama_core.store import imported_stats
+from medama_core.store.sqlite import analytics, columns, imported_merge, retention, rollups, site_data, stats
+from medama_core.store.sqlite.db import Transaction, migrate
 from tests.store.test_equivalence import SPAN_DAYS, START, random_rows, random_view, use_full_site
 from tests.store.test_stats import DAY, FAR_FUTURE, HOUR, SITE, event, insert, insert_events, new_db, view
 
@@ -261,6 +262,6 @@ def test_imported_days_are_not_purged_days() -> None:
     assert purge_all(conn, 21 * DAY) == 1
     assert retention.raw_floor(conn, SITE) == 21 * DAY
     q = stats.Query(SITE, 10 * DAY * 1000, 21 * DAY * 1000 - 1)
-    current = stats.snapshot(conn, imported_stats.summary, q, False, None)["current"]
+    current = stats.snapshot(conn, imported_stats.summary, q, False, None, imported_merge.ENGINE)["current"]
     assert (current["visitors"], current["pageviews"]) == (6, 10)
     conn.close()

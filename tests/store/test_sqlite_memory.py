@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from medama_core.backends.sqlite import set_heap_limit
-from medama_core.store import analytics, columns, db, rollups, scan
+from medama_core.store.sqlite import analytics, columns, db, rollups, scan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,7 +97,7 @@ def test_background_work_waits_for_reads_but_not_forever(tmp_path: Path) -> None
 _RAW_LONG_TAIL = textwrap.dedent(
     """
     import asyncio, ctypes, ctypes.util, json, random, sys
-    from medama_core.store import analytics, db, stats
+    from medama_core.store.sqlite import analytics, db, stats
     lib = ctypes.CDLL(ctypes.util.find_library("sqlite3"))
     lib.sqlite3_memory_highwater.restype = ctypes.c_int64
     lib.sqlite3_memory_used.restype = ctypes.c_int64

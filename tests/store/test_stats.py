@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from medama_core.store import analytics, rollups, stats
 from medama_core.store.aggregate import Run, fraction, quantile_cont, round4
-from medama_core.store.db import migrate
 from medama_core.store.filters import Filter
+from medama_core.store.sqlite import analytics, rollups, stats
+from medama_core.store.sqlite.db import migrate
 
 T0 = 1_717_200_000_000  # 2024-06-01T00:00:00Z
 HOUR = 3_600_000

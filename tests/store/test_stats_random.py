@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from medama_core.store import rollups, stats
 from medama_core.store.filters import OPERATORS, Filter
+from medama_core.store.sqlite import rollups, stats
 from tests.store.test_stats import DAY, FAR_FUTURE, HOUR, NEUTRAL, SITE, T0, event, insert, insert_events, new_db, view
 
 PATHS = ["/", "/a", "/b", "/a_b", "/B"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medama_core.store import analytics, db, hits
+from medama_core.store.sqlite import analytics, db, hits
 
 HOUR_MS = 3_600_000
 BIDS = ("b1", "b2", "b3", "b4")  # few, so new views meet old events and new events old views

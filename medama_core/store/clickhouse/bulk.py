@@ -24,7 +24,7 @@ from typing import Final
 
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.hits import BULK_LOOKUP_IDS, store_events, store_views
-from medama_core.store.hits import EVENT_COLUMNS, VIEW_COLUMNS, Row
+from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS, Row
 
 __all__ = ["CHUNK_ROWS", "export_rows", "export_window", "insert_events", "insert_views", "stored_batch_ids"]
 

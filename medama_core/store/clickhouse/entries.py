@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from medama_core.store.aggregate import Group
+from medama_core.store.answers import entry_rows, exit_rows
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.stats import _resolve, _table, _where
-from medama_core.store.entries import entry_rows, exit_rows
 from medama_core.store.query import Page, Query
 
 __all__ = ["entries", "exits"]

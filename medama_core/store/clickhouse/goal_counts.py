@@ -15,7 +15,7 @@ from medama_core.store.clickhouse import stats as ch_stats
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.imported import ENGINE
 from medama_core.store.filters import Filter, matcher
-from medama_core.store.stats import Query
+from medama_core.store.query import Query
 
 __all__ = ["Counts", "goal_counts"]
 

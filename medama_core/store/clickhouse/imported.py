@@ -20,8 +20,8 @@ from medama_core.store.clickhouse import site_data
 from medama_core.store.clickhouse import stats as ch_stats
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.sql import in_list
-from medama_core.store.imported import Totals
 from medama_core.store.query import Query
+from medama_core.store.rows import Totals
 
 __all__ = ["ENGINE", "periods", "site_days", "site_intervals", "store", "totals", "visitors_since"]
 

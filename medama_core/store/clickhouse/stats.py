@@ -37,17 +37,17 @@ from medama_core.store.clickhouse.retention import raw_floor
 from medama_core.store.clickhouse.schema import COPIES, HOUR_MS, KIND_CODES, LABELS, ROW_COUNTS, SITE_KEY, SITE_KIND
 from medama_core.store.clickhouse.sql import in_list
 from medama_core.store.clickhouse.windows import Windows, plan
-from medama_core.store.query import month_index as _month_index
-from medama_core.store.stats import (
+from medama_core.store.query import (
     LISTS,
     QUARTILES,
     STEPS_US,
     Page,
     Query,
-    _bucket_date,
     bucket_count,
     previous_period,
 )
+from medama_core.store.query import bucket_date as _bucket_date
+from medama_core.store.query import month_index as _month_index
 
 __all__ = ["list_stats", "properties", "property_counts", "site_metrics", "summary", "time_stats"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from medama_core.store.db import QueryTimeout
+from medama_core.store.door import QueryTimeout
 from medama_core.store.postgres.db import Connection, Database
 from medama_core.store.postgres.errors import Unavailable
 

@@ -3,7 +3,7 @@
 Store functions are synchronous and take a `psycopg.Connection` in autocommit mode
 (a function that needs several statements to be atomic opens `conn.transaction()`),
 like the SQLite store. The event loop reaches them through `Database.read` and
-`Database.write`, the same shape as the SQLite door (store/db.py): each runs
+`Database.write`, the same shape as the SQLite door (store/sqlite/db.py): each runs
 `fn(conn, *args)` on a worker thread with a pooled connection. Readers' connections
 refuse writes (`default_transaction_read_only`), as the SQLite readers' `query_only`.
 
@@ -35,7 +35,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
-from medama_core.store.db import READ_TIME_LIMIT_S, Migration, QueryTimeout
+from medama_core.store.door import READ_TIME_LIMIT_S, Migration, QueryTimeout
 from medama_core.store.postgres.errors import ConnectFailed, StartupError, Unavailable
 from medama_core.store.postgres.url import PostgresURL
 

@@ -1,8 +1,8 @@
 """App data in PostgreSQL: users, sessions, websites with their settings, notes and Umami ids, tenant settings.
 
-As store/meta.py does in SQLite.
+As store/sqlite/meta.py does in SQLite.
 
-Every public function of store/meta.py is here with the same name, arguments
+Every public function of store/sqlite/meta.py is here with the same name, arguments
 (a psycopg connection for the sqlite3 one), results and errors, so the API layer
 can call either. The differences PostgreSQL forces are kept to three: text with a
 NUL character cannot be stored (writes raise InvalidValue; lookups find nothing,
@@ -14,7 +14,7 @@ Text columns use the "C" collation: comparisons and ORDER BY go by code point,
 as SQLite's BINARY collation does on UTF-8, whatever the database's locale.
 
 To add a column or a table: append a Migration (never edit a shipped one), and
-the same change to store/meta.py's MIGRATIONS and to meta_copy.TABLES; the
+the same change to store/sqlite/meta.py's MIGRATIONS and to meta_copy.TABLES; the
 conformance tests (tests/store/postgres/test_meta.py) compare both engines.
 """
 
@@ -22,24 +22,18 @@ from __future__ import annotations
 
 import psycopg
 
-from medama_core.store.db import Migration
-
-# Shared with the SQLite store (re-exported), so callers catch one AlreadyExists and get one User type.
-from medama_core.store.meta import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
-from medama_core.store.meta import DEFAULT_ADMIN_USERNAME as DEFAULT_ADMIN_USERNAME
-from medama_core.store.meta import DEFAULT_USER_SETTINGS, AlreadyExists, MissingWebsite
-from medama_core.store.meta import new_annotation_id as new_annotation_id
-from medama_core.store.meta import new_goal_id as new_goal_id
-from medama_core.store.meta import new_key_id as new_key_id
-from medama_core.store.meta import new_user_id as new_user_id
+from medama_core.store.door import Migration
 from medama_core.store.meta_rows import (
     ANNOTATION_COLUMNS,
+    DEFAULT_USER_SETTINGS,
     GOAL_COLUMNS,
     KEY_COLUMNS,
     KEY_WIDTH,
     SHARE_COLUMNS,
     USER_WIDTH,
+    AlreadyExists,
     ApiKey,
+    MissingWebsite,
     Share,
     Totp,
     User,
@@ -50,11 +44,19 @@ from medama_core.store.meta_rows import (
     site_settings_from_row,
     user_from_row,
 )
+
+# Shared with the SQLite store (re-exported), so callers catch one AlreadyExists and get one User type.
+from medama_core.store.meta_rows import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
+from medama_core.store.meta_rows import DEFAULT_ADMIN_USERNAME as DEFAULT_ADMIN_USERNAME
 from medama_core.store.meta_rows import SITE_SETTING_FIELDS as SITE_SETTING_FIELDS
 from medama_core.store.meta_rows import Annotation as Annotation
 from medama_core.store.meta_rows import Goal as Goal
 from medama_core.store.meta_rows import SiteSettings as SiteSettings
 from medama_core.store.meta_rows import merge_site_settings as merge_site_settings
+from medama_core.store.meta_rows import new_annotation_id as new_annotation_id
+from medama_core.store.meta_rows import new_goal_id as new_goal_id
+from medama_core.store.meta_rows import new_key_id as new_key_id
+from medama_core.store.meta_rows import new_user_id as new_user_id
 from medama_core.store.postgres.db import Connection
 from medama_core.store.postgres.errors import InvalidValue
 

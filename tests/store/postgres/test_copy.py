@@ -9,19 +9,19 @@ from typing import Any
 
 import pytest
 
-from medama_core.store import db as sqlite_db
-from medama_core.store import meta as sqlite_meta
+from medama_core.store.sqlite import db as sqlite_db
+from medama_core.store.sqlite import meta as sqlite_meta
 
 psycopg = pytest.importorskip("psycopg")
 
-from medama_core.store.postgres import meta as pg_meta  # noqa: E402
-from medama_core.store.postgres.meta_copy import (  # noqa: E402
+from medama_core.meta_copy import (  # noqa: E402
     BATCH_ROWS,
     TABLES,
     CopyError,
     postgres_to_sqlite,
     sqlite_to_postgres,
 )
+from medama_core.store.postgres import meta as pg_meta  # noqa: E402
 
 SESSIONS = BATCH_ROWS * 2 + 7  # more than two batches
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from medama_core.store.db import Migration, QueryTimeout
+from medama_core.store.door import Migration, QueryTimeout
 from medama_core.store.postgres import open_meta
 from medama_core.store.postgres.errors import BadURL, ConnectFailed, StartupError, Unavailable
 from medama_core.store.postgres.url import parse_url
@@ -79,7 +79,7 @@ def test_a_missing_driver_is_one_line_naming_the_package_and_sqlite_never_needs_
 import sys
 sys.modules["psycopg"] = None  # as if not installed
 import medama_core.store.postgres as postgres
-from medama_core.store import meta, db
+from medama_core.store.sqlite import meta, db
 postgres.parse_url("postgres://h/d")
 try:
     postgres.open_meta("postgres://h/d")
@@ -332,7 +332,7 @@ def test_close_closes_every_connection(pg_server: PostgresServer, pg_url: str) -
 
 def test_the_door_has_the_sqlite_doors_shape(database: Database) -> None:
     """read, write, configure and close take what the SQLite door's take, so the API layer can hold either."""
-    from medama_core.store import db as sqlite_db
+    from medama_core.store.sqlite import db as sqlite_db
 
     for name in ("read", "write", "configure", "close"):
         ours = inspect.signature(getattr(Database, name))

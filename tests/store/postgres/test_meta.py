@@ -21,9 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medama_core.store import db as sqlite_db
-from medama_core.store import meta as sqlite_meta
-from medama_core.store.meta import (
+from medama_core.store.meta_rows import (
     AlreadyExists,
     Annotation,
     ApiKey,
@@ -34,6 +32,8 @@ from medama_core.store.meta import (
     Totp,
     User,
 )
+from medama_core.store.sqlite import db as sqlite_db
+from medama_core.store.sqlite import meta as sqlite_meta
 
 psycopg = pytest.importorskip("psycopg")
 

@@ -28,10 +28,10 @@ from itertools import accumulate, compress, count, islice
 from operator import add
 from typing import Final, Protocol
 
-from medama_core.store import columns
 from medama_core.store.aggregate import SAMPLE_STEP, Group
-from medama_core.store.columns import Column, Day
 from medama_core.store.filters import FIELDS, MAX_IN_VALUES, NEGATED, Filter, positive_op, value_test
+from medama_core.store.sqlite import columns
+from medama_core.store.sqlite.columns import Column, Day
 
 # Filter field -> the columns of the copies it reads (the same columns as the SQL in store/filters.py):
 # a view's in both copies, an event's (prop_name, prop_value) in the events' copy only.

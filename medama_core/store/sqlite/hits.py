@@ -18,11 +18,11 @@ import functools
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Final, cast
 
-from medama_core.store import bulk
-from medama_core.store.db import Transaction
+from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
+from medama_core.store.sqlite import bulk
+from medama_core.store.sqlite.db import Transaction
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -40,29 +40,6 @@ __all__ = [
     "insert_sql",
     "view_row",
 ]
-
-# The columns of `views` and `events` as the tracker pipeline, import and export see them.
-VIEW_COLUMNS: Final = (
-    "bid",
-    "hostname",
-    "pathname",
-    "is_unique_user",
-    "is_unique_page",
-    "referrer_host",
-    "referrer_group",
-    "country",
-    "language_base",
-    "language_dialect",
-    "ua_browser",
-    "ua_os",
-    "ua_device_type",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "duration_ms",
-    "date_created",
-)
-EVENT_COLUMNS: Final = ("bid", "batch_id", "group_name", "name", "value", "date_created")
 
 # The hot path binds rows by position: with the GIL held, binding 18 named parameters from a
 # dict measured twice the cost of binding a tuple (~4 µs more per row on the 2-core target),
@@ -122,7 +99,6 @@ _MARK_DIRTY: Final = (
     " ON v.bid = e.bid WHERE e.rowid > :events",
 )
 
-Row = tuple[object, ...]  # values in VIEW_COLUMNS or EVENT_COLUMNS order
 # Positions in those rows of what a hit is counted under: its site and its time.
 _VIEW_HOSTNAME, _VIEW_DATE = VIEW_COLUMNS.index("hostname"), VIEW_COLUMNS.index("date_created")
 _EVENT_GROUP, _EVENT_DATE = EVENT_COLUMNS.index("group_name"), EVENT_COLUMNS.index("date_created")
@@ -163,44 +139,6 @@ def view_row(values: Mapping[str, object]) -> Row:
 def event_row(values: Mapping[str, object]) -> Row:
     """An `events` row from a mapping of column names."""
     return tuple(values[column] for column in EVENT_COLUMNS)
-
-
-@dataclass(slots=True)
-class NewView:
-    """A page view: one `views` row and the `events` rows of its custom properties."""
-
-    view: Row
-    events: Sequence[Row] = ()
-    # The path of the view's internal referrer ('' for none: an entry); see ingest/internal.py.
-    referrer_path: str = ""
-
-
-@dataclass(slots=True)
-class Duration:
-    """An unload: how long the page of beacon `bid` was visible."""
-
-    bid: str
-    duration_ms: int
-
-
-@dataclass(slots=True)
-class NewEvents:
-    """A custom event: `events` rows sharing one batch id."""
-
-    events: Sequence[Row]
-
-
-@dataclass(slots=True)
-class DropCount:
-    """`count` hits dropped for `reason` on `day` (Unix ms of 00:00 UTC); hostname '' when unknown."""
-
-    day: int
-    hostname: str
-    reason: str
-    count: int = 1
-
-
-Op = NewView | Duration | NewEvents | DropCount
 
 
 def apply_batch(conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Exception | None]:

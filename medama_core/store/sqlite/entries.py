@@ -18,10 +18,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Final
 
-from medama_core.store import columns, rollups, scan, stats
-from medama_core.store.aggregate import Group, fraction
+from medama_core.store.answers import entry_rows, exit_rows
 from medama_core.store.query import Page, Query
-from medama_core.store.rollups import ENTRY_MARK, KIND_SQL, KINDS, NOT_ENTRY
+from medama_core.store.sqlite import columns, rollups, scan, stats
+from medama_core.store.sqlite.rollups import ENTRY_MARK, KIND_SQL, KINDS, NOT_ENTRY
 
 __all__ = ["ENTRY_FIELDS", "EXIT_FIELDS", "entries", "entry_rows", "exit_rows", "exits"]
 
@@ -85,23 +85,6 @@ def entries(conn: sqlite3.Connection, query: Query, summary: bool, page: Page) -
         ],
         summary,
     )
-
-
-def entry_rows(chosen: list[tuple[str, Group, int, int]], summary: bool) -> list[dict[str, Any]]:
-    """/entries rows from (path, its entries' group, all entries, all entries' visitors) (either engine)."""
-    answer = []
-    for path, group, total, total_visitors in chosen:
-        row: dict[str, Any] = {
-            "path": path,
-            "entries": group.pageviews,
-            "entries_percentage": fraction(group.pageviews, total),
-            "visitors": group.page_visitors,
-            "visitors_percentage": fraction(group.page_visitors, total_visitors),
-        }
-        if not summary:
-            row["bounce_percentage"] = group.bounce_rate()
-        answer.append(row)
-    return answer
 
 
 # ---- exits ------------------------------------------------------------------------------------------
@@ -173,21 +156,3 @@ def _filtered_exit_tallies(conn: sqlite3.Connection, query: Query) -> tuple[stat
             while rows := cursor.fetchmany(stats.RAW_ROWS_CHUNK):
                 tally.add({field: Counter({row[0]: row[i] for row in rows}) for i, field in enumerate(tally.fields, 1)})
     return views, came_from
-
-
-def exit_rows(chosen: Sequence[Sequence[Any]], summary: bool) -> list[dict[str, Any]]:
-    """/exits rows from (path, page visitors, views, exits, all exits, all listed page visitors) (either engine)."""
-    answer = []
-    for path, page_visitors, pageviews, n, total, total_visitors in chosen:
-        row: dict[str, Any] = {
-            "path": path,
-            "exits": n,
-            "exits_percentage": fraction(n, total),
-            "visitors": page_visitors,
-            "visitors_percentage": fraction(page_visitors, total_visitors),
-        }
-        if not summary:
-            row["pageviews"] = pageviews
-            row["exit_percentage"] = fraction(n, pageviews)
-        answer.append(row)
-    return answer

@@ -30,9 +30,9 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, Final
 
-from medama_core.store import rollups
 from medama_core.store.aggregate import BOUNCE_MAX_MS, BOUNCE_MIN_MS
-from medama_core.store.db import Transaction, read_blob
+from medama_core.store.sqlite import rollups
+from medama_core.store.sqlite.db import Transaction, read_blob
 
 # rollups.HOUR_MS and DAY: rollups imports this module, so its names are read only inside functions here.
 HOUR_MS = 3_600_000

@@ -21,9 +21,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-from medama_core.store import columns, rollups
-from medama_core.store.db import Transaction
 from medama_core.store.protocol import Step
+from medama_core.store.sqlite import columns, rollups
+from medama_core.store.sqlite.db import Transaction
 
 HOUR_MS: Final = rollups.HOUR_MS
 # Views (with their events and index entries) deleted per writer transaction: about 20 µs each with their

@@ -7,7 +7,7 @@ stores them; 'Unknown' is the sentinel for enrichment that found nothing.
 
 from __future__ import annotations
 
-from medama_core.store.db import Migration
+from medama_core.store.sqlite.db import Migration
 
 
 def _mark_event_and_views(row: str) -> str:

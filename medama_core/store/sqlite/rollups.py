@@ -30,9 +30,9 @@ from itertools import chain, groupby, islice
 from operator import itemgetter
 from typing import Final
 
-from medama_core.store import columns
 from medama_core.store.aggregate import SAMPLE_STEP, Group, Run, Runs
-from medama_core.store.db import Transaction, read_blob
+from medama_core.store.sqlite import columns
+from medama_core.store.sqlite.db import Transaction, read_blob
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS

@@ -19,21 +19,22 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Final, ParamSpec, TypeVar
 
-from medama_core.store import malloc
+from medama_core.store.door import CACHE_SIZE_KIB as CACHE_SIZE_KIB
+from medama_core.store.door import READ_TIME_LIMIT_S as READ_TIME_LIMIT_S
+from medama_core.store.door import SQLITE_INTERRUPT, error_code
+from medama_core.store.door import Migration as Migration
+from medama_core.store.door import QueryTimeout as QueryTimeout
+from medama_core.store.door import is_disk_full as is_disk_full
 from medama_core.store.files import create_private, make_private_dirs
+from medama_core.store.sqlite import malloc
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000  # how long a connection waits on another process's lock before SQLITE_BUSY
 DEFAULT_READERS = 2  # one per core on the 2-core machines we target; reads are CPU-bound
-# Page cache per connection. The analytics writer fills its cache while the refresher catches up after
-# an import: 8 MiB put the server at 64 MB there (1 M views, 200k paths), 2 MiB at 54 MB with the catching
-# up as fast (38-45 s, noisy) and ingestion no slower (bench/stats.py --ingest); larger measured no faster.
-CACHE_SIZE_KIB = 2 * 1024
 # A reader's page cache (a cap under a memory limit too). Stats reads touch few pages more than once, and
 # SQLite sizes a sorter (GROUP BY / ORDER BY) by the cache, at least 1 MiB: each holds up to a cache's
 # worth before writing a sorted run to its temporary file. With 8 MiB a raw read held ~7-21 MB, with 2 MiB
@@ -47,44 +48,14 @@ READER_CACHE_KIB: Final = 1024
 # to ~8 MiB when the refresher and both readers run at once (writer, readers, the refresher's temporary
 # tables); without a limit each sorter and each temporary b-tree grows on its own.
 SOFT_HEAP_LIMIT: Final = 8 << 20
-# How long one read may run before it is interrupted (QueryTimeout, a 503 for the client). A raw scan of
-# 90 days at 10 M views takes 1-2 s (docs/storage.md); a read still running after 10x that is a
-# pathological query, and it holds one of the DEFAULT_READERS threads every dashboard call queues for.
-READ_TIME_LIMIT_S = 15.0
 # SQLite virtual-machine steps between two looks at the clock: about a millisecond of work, so a
 # runaway query stops within a few ms of its limit and the check costs well under 1%.
 PROGRESS_STEPS = 10_000
 QUIET_POLL_S: Final = 0.01  # how often `quiet` looks whether the reads are done: a few % of a short read
 
 
-class QueryTimeout(Exception):
-    """A read ran past READ_TIME_LIMIT_S and was interrupted; the database is unharmed."""
-
-
 class UnusableFile(Exception):
     """A database file that cannot be opened here, or is not the database expected; says why and what to do."""
-
-
-# SQLite's primary result codes (sqlite3.h), which the sqlite3 module names only from Python 3.11 on.
-SQLITE_INTERRUPT = 9
-SQLITE_FULL = 13
-# Python 3.10's exceptions carry no code, only SQLite's message for it (sqlite3_errstr).
-_CODE_MESSAGES = {"interrupted": SQLITE_INTERRUPT, "database or disk is full": SQLITE_FULL}
-
-
-def error_code(exc: BaseException) -> int | None:
-    """The primary SQLite result code of a sqlite3 error, or None."""
-    if not isinstance(exc, sqlite3.Error):
-        return None
-    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
-    if code is None:
-        return _CODE_MESSAGES.get(str(exc))
-    return int(code) & 0xFF
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """True for SQLite's "database or disk is full" (SQLITE_FULL), whatever statement hit it."""
-    return error_code(exc) == SQLITE_FULL
 
 
 def read_blob(conn: sqlite3.Connection, table: str, column: str, rowid: int, offset: int, size: int) -> bytes:
@@ -100,14 +71,6 @@ def read_blob(conn: sqlite3.Connection, table: str, column: str, rowid: int, off
     row = conn.execute(f"SELECT substr({column}, :start, :size) FROM {table} WHERE rowid = :rowid",
                        {"start": offset + 1, "size": size, "rowid": rowid}).fetchone()  # fmt: skip
     return bytes(row[0]) if row is not None and row[0] is not None else b""
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One schema step: its statements run in a single transaction with the version bump."""
-
-    version: int
-    statements: tuple[str, ...]
 
 
 def limit_heap(limit_bytes: int = 0) -> int:

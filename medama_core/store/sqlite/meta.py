@@ -7,12 +7,7 @@ columns, so a `me_meta.db` written by the Go server opens unchanged (its own
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
-import threading
-import time
-
-from medama_core.store.db import Migration, Transaction
 
 # The value types and row decoders both meta engines share (re-exported: callers import them from here).
 from medama_core.store.meta_rows import (
@@ -30,15 +25,25 @@ from medama_core.store.meta_rows import (
     site_settings_from_row,
     user_from_row,
 )
+from medama_core.store.meta_rows import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
+from medama_core.store.meta_rows import DEFAULT_ADMIN_USERNAME as DEFAULT_ADMIN_USERNAME
+from medama_core.store.meta_rows import DEFAULT_USER_SETTINGS as DEFAULT_USER_SETTINGS
 from medama_core.store.meta_rows import SITE_SETTING_FIELDS as SITE_SETTING_FIELDS
+from medama_core.store.meta_rows import AlreadyExists as AlreadyExists
 from medama_core.store.meta_rows import Annotation as Annotation
 from medama_core.store.meta_rows import ApiKey as ApiKey
 from medama_core.store.meta_rows import Goal as Goal
+from medama_core.store.meta_rows import MissingWebsite as MissingWebsite
 from medama_core.store.meta_rows import Share as Share
 from medama_core.store.meta_rows import SiteSettings as SiteSettings
 from medama_core.store.meta_rows import Totp as Totp
 from medama_core.store.meta_rows import User as User
 from medama_core.store.meta_rows import merge_site_settings as merge_site_settings
+from medama_core.store.meta_rows import new_annotation_id as new_annotation_id
+from medama_core.store.meta_rows import new_goal_id as new_goal_id
+from medama_core.store.meta_rows import new_key_id as new_key_id
+from medama_core.store.meta_rows import new_user_id as new_user_id
+from medama_core.store.sqlite.db import Migration, Transaction
 
 # A table only this database has: a file holding other tables but not this one is refused (store/db.open_file).
 MARKER_TABLE = "users"
@@ -219,42 +224,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
-DEFAULT_ADMIN_USERNAME = "admin"
-DEFAULT_ADMIN_PASSWORD = "CHANGE_ME_ON_FIRST_LOGIN"
-DEFAULT_USER_SETTINGS = '{"language":"en"}'
-
-
-def new_user_id() -> str:
-    """A `user_`-prefixed id, time-ordered like upstream's TypeIDs (base-32 ms time, then randomness)."""
-    return "user_" + _time_ordered_suffix()
-
-
-def new_goal_id() -> str:
-    """A `goal_`-prefixed id, time-ordered like the user ids."""
-    return "goal_" + _time_ordered_suffix()
-
-
-def new_annotation_id() -> str:
-    """A `note_`-prefixed id, time-ordered like the user ids."""
-    return "note_" + _time_ordered_suffix()
-
-
-_last_id = 0  # the last id value made here: ids made in one millisecond still sort in the order made
-_id_lock = threading.Lock()
-
-
-def _time_ordered_suffix() -> str:
-    global _last_id
-    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, as TypeID uses
-    with _id_lock:
-        value = max((int(time.time() * 1000) << 80) | secrets.randbits(80), _last_id + 1)
-        _last_id = value
-    chars = []
-    for _ in range(26):
-        chars.append(alphabet[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
-
 
 def count_users(conn: sqlite3.Connection) -> int:
     count: int = conn.execute("SELECT count(*) FROM users").fetchone()[0]
@@ -321,10 +290,6 @@ def set_setting(conn: sqlite3.Connection, key: str, value: str, now: int) -> Non
         " ON CONFLICT(key) DO UPDATE SET value = excluded.value, date_updated = excluded.date_updated",
         {"key": key, "value": value, "now": now},
     )
-
-
-class AlreadyExists(Exception):
-    """A write would break a UNIQUE rule (username, hostname); the API answers 409."""
 
 
 _USER_COLUMNS = (
@@ -663,10 +628,6 @@ def set_soft_heap_limit(conn: sqlite3.Connection, limit_bytes: int) -> None:
 # Roles and website grants (migration 6). Admins read every site; a viewer reads the sites granted to them.
 
 
-class MissingWebsite(Exception):
-    """A grant or share names a site that does not exist (any more); the API answers 404 or 400."""
-
-
 def list_users(conn: sqlite3.Connection) -> list[User]:
     rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users u ORDER BY u.username")
     return [user for user in map(user_from_row, rows) if user is not None]
@@ -721,11 +682,6 @@ def set_grants(conn: sqlite3.Connection, user_id: str, hostnames: list[str]) -> 
 
 
 # API keys. Only SHA-256(key) is stored; the key itself is shown once, when it is created.
-
-
-def new_key_id() -> str:
-    """A `key_`-prefixed, time-ordered id, like user ids."""
-    return "key_" + _time_ordered_suffix()
 
 
 def insert_api_key(conn: sqlite3.Connection, key: ApiKey, key_hash: bytes) -> None:

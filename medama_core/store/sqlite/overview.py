@@ -21,8 +21,8 @@ import json
 import sqlite3
 from typing import Any
 
-from medama_core.store import stats
-from medama_core.store.rollups import HOUR, HOUR_MS, KINDS
+from medama_core.store.sqlite import stats
+from medama_core.store.sqlite.rollups import HOUR, HOUR_MS, KINDS
 
 _FIRST_DIRTY_SQL = """
     SELECT hostname, MIN(hour) FROM rollup_dirty

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from medama_core.store import retention
-from medama_core.store.db import Transaction
+from medama_core.store.sqlite import retention
+from medama_core.store.sqlite.db import Transaction
 
 
 def rename_site_data(conn: sqlite3.Connection, old: str, new: str) -> None:

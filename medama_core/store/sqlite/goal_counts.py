@@ -23,9 +23,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from medama_core.store import columns, imported_stats, scan, stats
+from medama_core.store import imported_stats
 from medama_core.store.filters import PROP_FIELDS, Filter, matcher
-from medama_core.store.rollups import KINDS
+from medama_core.store.sqlite import columns, imported_merge, scan, stats
+from medama_core.store.sqlite.rollups import KINDS
 
 __all__ = ["Counts", "goal_counts", "path_counts"]
 
@@ -61,7 +62,7 @@ def goal_counts(
     own filters) the query's views that pass them: how many, and how many with `is_unique_page`."""
     if query.filters:
         return _scan(conn, query, goals)
-    visitors = int(imported_stats.summary(conn, query, False, None)["current"]["visitors"])
+    visitors = int(imported_stats.summary(conn, query, False, None, imported_merge.ENGINE)["current"]["visitors"])
     found: list[Counts | None] = [None] * len(goals)
     by_path = path_counts(conn, query) if any(path_only(goal) for goal in goals) else {}
     for i, goal in enumerate(goals):

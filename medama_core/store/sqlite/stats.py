@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
-from medama_core.store import columns, rawruns, rollups, scan
 from medama_core.store.aggregate import (
     Group,
     Run,
@@ -28,13 +27,16 @@ from medama_core.store.aggregate import (
 )
 from medama_core.store.filters import matcher, where_sql
 from medama_core.store.query import LISTS as LISTS
+from medama_core.store.query import QUARTILES as QUARTILES
 from medama_core.store.query import STEPS_US as STEPS_US
 from medama_core.store.query import Page as Page
 from medama_core.store.query import Query as Query
 from medama_core.store.query import bucket_count as bucket_count
+from medama_core.store.query import bucket_date as _bucket_date
 from medama_core.store.query import month_index as _month_index
 from medama_core.store.query import previous_period as previous_period
-from medama_core.store.rollups import DAY, DURATION_KINDS, HOUR, HOUR_MS, KIND_SQL, KINDS, RUN_SPANS
+from medama_core.store.sqlite import columns, rawruns, rollups, scan
+from medama_core.store.sqlite.rollups import DAY, DURATION_KINDS, HOUR, HOUR_MS, KIND_SQL, KINDS, RUN_SPANS
 
 UTC = timezone.utc  # datetime.UTC is Python 3.11+
 
@@ -42,7 +44,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 Piece = tuple[str, dict[str, object]]  # a WHERE clause over `views v` and its parameters
 
-QUARTILES = (0.25, 0.5, 0.75)
 MAX_BOUND_VALUES = 500  # values bound in one `IN (...)`; SQLite allows 32766 variables, far above this
 RUNS_CHUNK = 50  # groups whose duration runs are held at once (a busy page's 90 days: ~100 runs)
 # Bytes of day durations a summary holds in memory at once for its medians (10 M views in 90 days
@@ -559,19 +560,6 @@ def site_metrics(conn: sqlite3.Connection, query: Query) -> dict[str, Any]:
     """visitors, pageviews, bounce_percentage and duration over the whole query."""
     groups = groups_for(conn, query, KINDS["total"])
     return _metrics(groups.get("", Group(runs=[])))
-
-
-def _bucket_date(interval: str, start_us: int, index: int) -> str:
-    """DuckDB's text for a TIMESTAMPTZ bucket start in UTC: `YYYY-MM-DD HH:MM:SS[.ffffff]+00`."""
-    if interval == "month":
-        month = _month_index(start_us // 1000) + index
-        return f"{month // 12:04d}-{month % 12 + 1:02d}-01 00:00:00+00"
-    us = start_us + index * STEPS_US[interval]
-    seconds, micro = divmod(us, 10**6)
-    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    if micro:
-        text += f".{micro:06d}".rstrip("0")
-    return text + "+00"
 
 
 def _bucket_sql(interval: str, params: dict[str, object], start_us: int) -> str:

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 
 import psycopg
 
-from medama_core.store import meta as sqlite_meta
-from medama_core.store.db import Transaction
 from medama_core.store.postgres import meta
 from medama_core.store.postgres.db import Connection, one_line, schema_version
+from medama_core.store.sqlite import meta as sqlite_meta
+from medama_core.store.sqlite.db import Transaction
 
 # Every app-data table and the columns copied, parents before children (foreign keys). A new column or
 # table in both schemas is added here too; a test compares this with both engines' schemas.

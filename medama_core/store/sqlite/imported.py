@@ -11,17 +11,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from typing import NamedTuple
+
+from medama_core.store.rows import Totals
 
 __all__ = ["Totals", "periods", "site_days", "store", "totals", "visitors_since"]
-
-
-class Totals(NamedTuple):
-    visitors: int = 0
-    pageviews: int = 0
-    visits: int = 0
-    bounces: int = 0
-    duration_s: int = 0
 
 
 _UPSERT = (
