@@ -32,18 +32,9 @@ from typing import Any, Final
 from medama_core.store.aggregate import Group, fraction
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.filters import where_sql
-from medama_core.store.clickhouse.medians import Family, _pack_sql, _unpack, middles
+from medama_core.store.clickhouse.medians import Family, middles
 from medama_core.store.clickhouse.retention import raw_floor
-from medama_core.store.clickhouse.schema import (
-    BUCKET,
-    COPIES,
-    HOUR_MS,
-    KIND_CODES,
-    LABELS,
-    ROW_COUNTS,
-    SITE_KEY,
-    SITE_KIND,
-)
+from medama_core.store.clickhouse.schema import COPIES, HOUR_MS, KIND_CODES, LABELS, ROW_COUNTS, SITE_KEY, SITE_KIND
 from medama_core.store.clickhouse.sql import in_list
 from medama_core.store.clickhouse.windows import Windows, plan
 from medama_core.store.query import (
@@ -201,121 +192,46 @@ def site_metrics(client: Client, query: Query) -> dict[str, Any]:
 
 def _window_groups(client: Client, query: Query, families: list[Family]) -> dict[tuple[int, int], Group]:
     """The Group (median fixed) of every window of each family, and of each `whole` family's windows together
-    (window -1), for an unfiltered query, in one statement: `hourly` and the duration tables for the whole
-    hours, views for the rest (_WINDOWS_SQL)."""
+    (window -1), for an unfiltered query: `hourly` and the duration tables for the whole hours, views for the rest."""
     params: dict[str, object] = {}
     site = _site(query, params)
     fields = list(ROW_COUNTS)
-    sums, buckets, values = [], [], []
+    branches = []
     for f, family in enumerate(families):
         split = plan(family.windows)
-        prefix = f"c{f}"
-        # A `whole` family's duration rows count in their window and in window -1, which the buckets cover.
-        windows = "arrayJoin([toInt64({index}), -1])" if family.whole else "toInt64({index})"
         if split.hours:
-            index = family.windows.index_sql(f"hour * {HOUR_MS}", params, prefix)
-            sums.append(
-                f"SELECT toInt64({f}) AS fam, toInt64({index}) AS w, {', '.join(fields)} FROM hourly"
-                f" WHERE {site} AND kind = {SITE_KIND} AND {split.spans_sql(params, prefix)}"
+            index = family.windows.index_sql(f"hour * {HOUR_MS}", params, f"c{f}")
+            branches.append(
+                f"SELECT toUInt8({f}) AS fam, toInt64({index}) AS w, {', '.join(fields)} FROM hourly"
+                f" WHERE {site} AND kind = {SITE_KIND} AND {split.spans_sql(params, f'c{f}')}"
             )
-            durations = f"{site} AND kind = {SITE_KIND} AND value = ''"
-            buckets.append(
-                f"SELECT toInt64({f}) AS fam, {windows.format(index=index)} AS w, bucket AS b, n FROM duration_hours"
-                f" WHERE {durations} AND {split.spans_sql(params, prefix)}"
-            )
-            values.append(
-                f"SELECT toInt64({f}) AS fam, {windows.format(index=index)} AS w, bucket AS b, duration AS d, n"
-                f" FROM durations WHERE {durations} AND {split.hours_sql(params, prefix)}"
-                " AND bucket IN (SELECT b FROM middle_keys)"
-            )
-        raw = split.raw_sql(params, prefix)
+        raw = split.raw_sql(params, f"c{f}")
         if raw is not None:
             raw_counts = ", ".join(f"toInt64({sql}) AS {name}" for name, sql in ROW_COUNTS.items())
-            raw_index = family.windows.index_sql("date_created", params, prefix)
-            sums.append(
-                f"SELECT toInt64({f}) AS fam, toInt64({raw_index}) AS w, {raw_counts} FROM views WHERE {site} AND ({raw})"
-            )
-            timed = f"FROM views WHERE {site} AND ({raw}) AND isNotNull(duration_ms)"
-            buckets.append(
-                f"SELECT toInt64({f}) AS fam, {windows.format(index=raw_index)} AS w,"
-                f" {BUCKET.format(column=_DURATION_NOT_NULL)} AS b, toInt64(sign) AS n {timed}"
-            )
-            values.append(
-                f"SELECT toInt64({f}) AS fam, {windows.format(index=raw_index)} AS w,"
-                f" {BUCKET.format(column=_DURATION_NOT_NULL)} AS b, {_DURATION_NOT_NULL} AS d, toInt64(sign) AS n {timed}"
+            raw_index = family.windows.index_sql("date_created", params, f"c{f}")
+            branches.append(
+                f"SELECT toUInt8({f}) AS fam, toInt64({raw_index}) AS w, {raw_counts}"
+                f" FROM views WHERE {site} AND ({raw})"
             )
     groups: dict[tuple[int, int], Group] = {}
-    if not sums:
+    if not branches:
         return groups
-    totals = ", ".join(f"toInt64(sum({field}))" for field in fields)
-    keys = _MIDDLE_KEYS.format(buckets=" UNION ALL ".join(buckets))
-    sql = _WINDOWS_SQL.format(
-        sums=" UNION ALL ".join(sums),
-        totals=totals,
-        values=" UNION ALL ".join(values).replace("middle_keys", keys),
-        keys=keys,
-        zeros=", ".join(["toInt64(0)"] * (len(fields) - 3)),
-    )
-    middle: dict[tuple[int, int], list[int]] = {}
-    for part, f, w, *counts in client.rows(sql, params):
-        if int(part):  # a middle value: f the packed key, w its role (0 the lower, 1 the upper), counts n, value
-            fam, window, _, _ = _unpack(int(f))
-            found = middle.setdefault((fam, window), [0, 0, 0])
-            found[0], found[1 + int(w)] = int(counts[0]), int(counts[1])
-            continue
-        found_groups = [groups.setdefault((int(f), int(w)), Group())]
+    sums = ", ".join(f"sum({field})" for field in fields)
+    sql = f"SELECT fam, w, {sums} FROM ({' UNION ALL '.join(branches)}) GROUP BY fam, w HAVING sum(pageviews) > 0"
+    for f, w, *counts in client.rows(sql, params):
+        found = [groups.setdefault((int(f), int(w)), Group())]
         if families[int(f)].whole:
-            found_groups.append(groups.setdefault((int(f), -1), Group()))
-        for group in found_groups:
+            found.append(groups.setdefault((int(f), -1), Group()))
+        for group in found:
             for field, count in zip(fields, counts, strict=True):
                 setattr(group, field, getattr(group, field) + int(count))
+    params = {}
+    site = _site(query, params)
+    found_middles = middles(client, site, params, SITE_KIND, "''", [""], families)
     for key, group in groups.items():
-        n, low, high = middle.get(key, (0, 0, 0))
+        n, low, high = found_middles.get((*key, ""), (0, 0, 0))
         group.fixed = {0.5: _interpolate(n, 0.5, low, high) if n else None}
     return groups
-
-
-_DURATION_NOT_NULL: Final = "assumeNotNull(duration_ms)"
-
-# The two middle durations of every window, found as medians.py finds them but in one statement: the
-# durations per bucket of each window (`duration_hours` and the raw rows), walked in bucket order to the
-# bucket and the rank in it of ranks (n - 1) // 2 + 1 and n // 2 + 1 (one row per window and role, its key
-# packing the family, the window and that bucket); then the exact values of only those buckets
-# (`durations` and the raw rows), sorted with a running count, the value at each rank picked.
-_MIDDLE_KEYS: Final = (
-    """(
-    SELECT k, b, role, total, r - (arrayElement(cs, i) - arrayElement(ns, i)) AS rank FROM (
-        SELECT fam, w, bs, ns, cs, total, arrayJoin([(toUInt8(0), intDiv(total - 1, 2) + 1),
-            (toUInt8(1), intDiv(total, 2) + 1)]) AS pick, tupleElement(pick, 1) AS role,
-            tupleElement(pick, 2) AS r, arrayFirstIndex(c -> c >= r, cs) AS i, arrayElement(bs, i) AS b,
-            """
-    + _pack_sql("fam", "w", "0", "b")
-    + """ AS k
-        FROM (
-            SELECT fam, w, arraySort(groupArray(b)) AS bs, arraySort((x, y) -> y, groupArray(n), groupArray(b)) AS ns,
-                arrayCumSum(ns) AS cs, arraySum(ns) AS total
-            FROM (SELECT fam, w, b, sum(n) AS n FROM ({buckets}) GROUP BY fam, w, b HAVING n != 0)
-            GROUP BY fam, w HAVING total > 0
-        )
-    )
-)"""
-)
-# The counts of every window (part 0), and each window's middle values (part 1: n, the value, its rank in its
-# bucket, named so that 18.16 keeps the column a lambda alone reads), in one answer. As in
-# medians.py, a value's cancelling rows sort before its others, so the running count first reaches a rank
-# on a row of the right value.
-_ORDER: Final = "toUInt64(d) * 2 + (n > 0)"
-_WINDOWS_SQL: Final = (
-    "SELECT toUInt8(0) AS part, fam, w, {totals} FROM ({sums}) GROUP BY fam, w HAVING sum(pageviews) > 0"
-    " UNION ALL SELECT toUInt8(1) AS part, toInt64(k) AS fam, toInt64(role) AS w, toInt64(total),"
-    " toInt64(intDiv(arrayElement(ks, arrayFirstIndex(c -> c >= rank, cs)), 2)), toInt64(rank), {zeros} FROM ("
-    " SELECT k, ks, cs, role, total, rank FROM ("
-    f" SELECT k, arraySort(groupArray({_ORDER})) AS ks,"
-    f" arrayCumSum(arraySort((x, y) -> y, groupArray(n), groupArray({_ORDER}))) AS cs FROM ("
-    "  SELECT " + _pack_sql("fam", "w", "0", "b") + " AS k, d, n FROM ({values})"
-    " ) WHERE k IN (SELECT k FROM {keys}) GROUP BY k"
-    ") AS found_values ALL INNER JOIN (SELECT k, role, total, rank FROM {keys}) AS wanted USING k)"
-)
 
 
 def _bucket_windows(query: Query, interval: str, start_us: int, end_us: int) -> Windows:
