@@ -278,7 +278,7 @@ def ingest(server: Engine, raw: str, ops: list[Op], views: int, batch: int, pref
 
 
 def ingest_sqlite(ops: list[Op], views: int, batch: int, prefill: int) -> None:
-    """The same ops through the SQLite store's writer (store/hits.py, the process's CPU), then the rollup and
+    """The same ops through the SQLite store's writer (store/sqlite/hits.py, the process's CPU), then the rollup and
     column-copy refresh that the SQLite store runs later for the hours they touched (the work ClickHouse's
     materialized views do at insert). The database is prefilled with `prefill` generated views."""
     with tempfile.TemporaryDirectory() as folder:

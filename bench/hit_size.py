@@ -5,7 +5,7 @@ site), posts N hits of one kind over HTTP, stops the server (SIGTERM), then
 measures the analytics database after a WAL checkpoint: its growth over an
 empty database, divided by N. A second figure adds what the stats machinery
 writes for those hits later, once their hours are closed: the hour and day
-rollups and the column copies (store/rollups.py, store/columns.py), built
+rollups and the column copies (store/sqlite/rollups.py, store/sqlite/columns.py), built
 here by calling the same functions with a clock two days ahead.
 
 Every hit of a kind is different from the others where the sender controls

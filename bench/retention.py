@@ -2,7 +2,7 @@
 
 Fills a fresh analytics file with `--views` views (and a custom event on every
 fourth) spread over `--days` UTC days with 60 paths, rolls them up, then purges
-the older half a step at a time (store/retention.py PURGE_BATCH_VIEWS views a
+the older half a step at a time (store/sqlite/retention.py PURGE_BATCH_VIEWS views a
 step) and prints each step's time (the longest is how long a hit batch may
 wait for the writer), the rows deleted per second, the file's pages and free
 pages after the purge, and the pages after inserting as many new views as were

@@ -8,7 +8,7 @@ run of `medama start` creates the admin who owns them). --busy N adds one
 more site with N views over the same days, as a hosting provider has a few
 large sites among the small ones. After the import every hour holds rows that
 were never rolled up; with --settle every closed dirty hour is then rebuilt
-once (store/rollups.py refresh, as a server's refresher would in the
+once (store/sqlite/rollups.py refresh, as a server's refresher would in the
 background), the state of a server that has kept up: about half an hour at
 the defaults on the 2-core VM. --dir keeps the databases, and --seeded
 DIR/seed starts a later run from them (the 24-hour window has moved on since).

@@ -72,7 +72,7 @@ def insert_events(analyticsdb: str, rows: Sequence[dict[str, Any]]) -> None:
 
 @contextmanager
 def app_store(appdb: str) -> Iterator[tuple[Any, ModuleType]]:
-    """(connection, meta module) of the app store: store/meta.py's functions on SQLite, store/postgres/meta.py's
+    """(connection, meta module) of the app store: store/sqlite/meta.py's functions on SQLite, store/postgres/meta.py's
     (the same names and arguments) on PostgreSQL; the schema is migrated first, so it works before a start."""
     if is_postgres(appdb):
         from medama_core.store.postgres import db as pg_db

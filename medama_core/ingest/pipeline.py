@@ -76,7 +76,7 @@ def agent_of(user_agent: str) -> tuple[useragent.Agent, int]:
     return agent, useragent.unknown_count(agent)
 
 
-Row = tuple[object, ...]  # values in store/sqlite/hits.py VIEW_COLUMNS or EVENT_COLUMNS order
+Row = tuple[object, ...]  # values in store/rows.py VIEW_COLUMNS or EVENT_COLUMNS order
 
 
 class Rows(NamedTuple):

@@ -52,7 +52,7 @@ def conn() -> Iterator[sqlite3.Connection]:
     connection.close()
 
 
-# --- store/hits.py ---
+# --- store/sqlite/hits.py ---
 
 
 def test_a_batch_writes_views_events_durations_and_drops(conn: sqlite3.Connection) -> None:

@@ -86,7 +86,7 @@ def test_rename_keeps_the_pre_aggregates_of_purged_days(ch: Client) -> None:
 
 def test_the_previous_period_keeps_its_first_hour_after_a_purge(ch: Client) -> None:
     """/summary's previous period starts a microsecond after midnight, so its first hour is cut: once
-    purged, that hour's views still count (as on SQLite, store/rollups.py _purged_edges)."""
+    purged, that hour's views still count (as on SQLite, store/sqlite/rollups.py _purged_edges)."""
     views = [row(bid=f"o{m}", date_created=T0 + m * 60_000 + 5, duration_ms=300) for m in (0, 1, 30, 59, 61)]
     views += [row(bid="n1", date_created=T0 + 2 * DAY + 5)]
     assert hits.apply_batch(ch, [hits.NewView(v) for v in views]) == [None] * len(views)

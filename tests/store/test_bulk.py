@@ -1,4 +1,4 @@
-"""store/bulk.py: what it sets aside comes back exactly, and it refuses what it does not know."""
+"""store/sqlite/bulk.py: what it sets aside comes back exactly, and it refuses what it does not know."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_the_known_triggers_are_every_trigger_of_the_schema(tmp_path: Path) -> N
             row[0]
             for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,))
         }
-        assert found == names, "a new trigger on this table: teach store/bulk.py what it does on INSERT"
+        assert found == names, "a new trigger on this table: teach store/sqlite/bulk.py what it does on INSERT"
         assert set(bulk.INSERT_TRIGGERS[table]) <= names
     conn.close()
 

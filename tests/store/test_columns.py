@@ -1,4 +1,4 @@
-"""Column copies of closed days (store/columns.py, store/scan.py): encoding, masks, quantiles, upkeep.
+"""Column copies of closed days (store/sqlite/columns.py, store/sqlite/scan.py): encoding, masks, quantiles, upkeep.
 
 The property tests state the invariant that matters: for any values stored and
 any filter, the column copies give exactly what the raw rows give through the
@@ -29,7 +29,7 @@ T_DAY = 1_717_200_000_000 // DAY * DAY  # a UTC midnight
 @pytest.fixture(autouse=True, scope="module")
 def _every_day_copied() -> Any:
     """Copy every day with a view and roll up every kind, however few the views (the thresholds of
-    store/rollups.py are for real sites, tested in test_equivalence.py)."""
+    store/sqlite/rollups.py are for real sites, tested in test_equivalence.py)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(rollups, "MIN_BLOCK_VIEWS", 0)
         patch.setattr(rollups, "SMALL_SITE_VIEWS", 0)

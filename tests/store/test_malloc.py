@@ -1,4 +1,4 @@
-"""glibc's allocator settings (store/malloc.py): freed pages handed back, and nothing done without glibc."""
+"""glibc's allocator settings (store/sqlite/malloc.py): freed pages handed back, and nothing done without glibc."""
 
 from __future__ import annotations
 

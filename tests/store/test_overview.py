@@ -1,4 +1,4 @@
-"""store/overview.py: many sites' 24-hour visitors equal the raw rows and each site's /summary in every rollup state."""
+"""store/sqlite/overview.py: many sites' 24-h visitors equal raw rows and each /summary in every rollup state."""
 
 from __future__ import annotations
 

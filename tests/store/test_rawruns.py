@@ -1,4 +1,4 @@
-"""Raw durations as runs (store/rawruns.py): in memory or in the temporary database, the same values."""
+"""Raw durations as runs (store/sqlite/rawruns.py): in memory or in the temporary database, the same values."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Retention on SQLite (store/retention.py): old raw rows go, every unfiltered answer stays the same."""
+"""Retention on SQLite (store/sqlite/retention.py): old raw rows go, every unfiltered answer stays the same."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def periods(rnd: random.Random, cutoff_day: int) -> list[stats.Query]:
 def edge_views(rnd: random.Random) -> list[dict[str, Any]]:
     """Views in the first and last hour of random days, a millisecond to an hour from midnight, where the
     periods (and their previous periods, which start a microsecond after a midnight) cut hours. Not on a
-    midnight itself: that millisecond is the one a purge cannot keep apart (store/rollups.py)."""
+    midnight itself: that millisecond is the one a purge cannot keep apart (store/sqlite/rollups.py)."""
     found = []
     for _ in range(rnd.randrange(20, 60)):
         midnight = START + rnd.randrange(1, SPAN_DAYS) * DAY
@@ -134,7 +134,7 @@ def test_purge_deletes_old_raw_rows_and_keeps_every_unfiltered_answer(
 
 
 # A view's time in the small hypothesis site: a day of ten, an hour, and a millisecond in it but its first
-# (the one millisecond a purge cannot keep apart, store/rollups.py _purged_edges).
+# (the one millisecond a purge cannot keep apart, store/sqlite/rollups.py _purged_edges).
 EDGE_TIMES = st.builds(
     lambda day, hour, ms: 100 * DAY + day * DAY + hour * HOUR + ms,
     st.integers(0, 9),

@@ -1,4 +1,4 @@
-"""SQLite's own memory bounded by design (store/db.py): the process-wide soft heap limit, each connection's
+"""SQLite's own memory bounded by design (store/sqlite/db.py): the process-wide soft heap limit, each connection's
 page cache, and the refresher stepping aside while stats reads run."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""store/hits.py: a batch through the writer marks exactly the dirty hours the insert triggers would have."""
+"""store/sqlite/hits.py: a batch through the writer marks exactly the dirty hours the insert triggers would have."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Bulk import and export of views and events in ClickHouse: streamed in large chunks, read back in a total order.
 
 `insert_views` and `insert_events` take rows in the column order of the
-SQLite store (store/hits.py VIEW_COLUMNS, EVENT_COLUMNS), as transfer.py
+SQLite store (store/rows.py VIEW_COLUMNS, EVENT_COLUMNS), as transfer.py
 reads them from a file, and store them CHUNK_ROWS at a time with the rules of
 ingestion: a view whose (bid, hostname) is stored already, or came earlier,
 is ignored; an event takes the site and dimensions of its view. Unlike a

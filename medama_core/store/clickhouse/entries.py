@@ -1,4 +1,4 @@
-"""Entry and exit pages on ClickHouse (/entries, /exits): the SQLite store's numbers (store/entries.py) from `views`.
+"""Entry and exit pages on ClickHouse (/entries, /exits): the numbers of store/sqlite/entries.py, from `views`.
 
 No pre-aggregate holds the internal referrer's path, so both read the site's range of `views` (one pass
 for entries, two for exits; with a page or country filter, a sorted copy's narrower range: stats._table),
@@ -34,7 +34,7 @@ def _entry_group(counts: list[Any]) -> Group:
 
 
 def entries(client: Client, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
-    """/entries (store/entries.py entries)."""
+    """/entries (store/sqlite/entries.py entries)."""
     query = _resolve(client, query)
     params: dict[str, object] = {}
     sql = (
@@ -50,7 +50,7 @@ def entries(client: Client, query: Query, summary: bool, page: Page) -> list[dic
 
 
 def exits(client: Client, query: Query, summary: bool, page: Page) -> list[dict[str, Any]]:
-    """/exits (store/entries.py exits)."""
+    """/exits (store/sqlite/entries.py exits)."""
     query = _resolve(client, query)
     params: dict[str, object] = {}
     where, table = _where(query, params), _table(query)  # a sorted copy for a page or country filter

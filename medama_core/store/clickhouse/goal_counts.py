@@ -1,6 +1,6 @@
 """Goal counts on ClickHouse: every goal's views and page visitors over a query, with the query's visitors.
 
-The same numbers as store/goal_counts.py (which explains them): without
+The same numbers as store/sqlite/goal_counts.py (which explains them): without
 request filters a goal of path filters only is summed from `hourly`'s pages
 (every path's views and page visitors, read once for all such goals); any other
 goal is one count of the raw rows that pass the request's filters and its own.

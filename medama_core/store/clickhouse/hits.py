@@ -1,6 +1,6 @@
 """Write tracker hits to ClickHouse in batches: new views and their events, unloads, custom events, drop counts.
 
-The same `Op`s as the SQLite store (store/hits.py) and the same contract:
+The same `Op`s as the SQLite store (store/sqlite/hits.py) and the same contract:
 `apply_batch` returns, per op, None or the error that kept it out. ClickHouse
 has no transaction across statements, so a batch is first its lookups (two
 SELECTs: the new views' keys, the stored views of its unloads and events),

@@ -1,4 +1,4 @@
-"""Imported daily totals in ClickHouse (table `imported_days`, migration 4): store/imported.py's calls on this engine.
+"""Imported daily totals in ClickHouse (table `imported_days`, migration 4): the SQLite calls on this engine.
 
 The same rows and answers as the SQLite table: one row per (site, dimension,
 day, value), and writing a key again replaces its values. ClickHouse has no

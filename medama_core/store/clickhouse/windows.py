@@ -43,7 +43,7 @@ class Windows:
     """Disjoint windows covering [lo, hi] (Unix ms, inclusive; None: unbounded).
 
     With no interval, one window (index 0); with one, the buckets of `interval` from `origin_us`
-    (index 0 the first), as store/stats.py numbers them.
+    (index 0 the first), as store/sqlite/stats.py numbers them.
     """
 
     lo: int | None

@@ -95,7 +95,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         (
             # Stats rollups (docs/storage.md). Triggers only mark an hour of a site dirty; the stats
-            # code rebuilds closed dirty hours in bulk (store/rollups.py) and reads dirty hours raw,
+            # code rebuilds closed dirty hours in bulk (store/sqlite/rollups.py) and reads dirty hours raw,
             # so a rollup row never holds a stale number and ingestion pays one small upsert per row.
             """CREATE TABLE rollup_dirty (
                 hostname TEXT NOT NULL,
@@ -252,7 +252,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         5,
         (
-            # 6-hour and 8-day blocks now keep duration runs too (store/rollups.py RUN_SPANS); blocks
+            # 6-hour and 8-day blocks now keep duration runs too (store/sqlite/rollups.py RUN_SPANS); blocks
             # built by the first layout of migration 4 have none. Forget every block and rebuild
             # every hour: the reader uses hour rows until the blocks are built again.
             "DELETE FROM rollup_built",
@@ -265,7 +265,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         6,
         (
             # Day rows now also keep the durations of every other kind (referrers, UTM, browsers, ...:
-            # store/rollups.py DAY_RUN_KINDS), for the medians of full list rows. Rebuild as in 5.
+            # store/sqlite/rollups.py DAY_RUN_KINDS), for the medians of full list rows. Rebuild as in 5.
             "DELETE FROM rollup_built",
             "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT hostname, date_created / 3600000 FROM views",
             """INSERT OR IGNORE INTO rollup_dirty
@@ -275,7 +275,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         7,
         (
-            # Column copies of closed, clean UTC days for filtered stats (store/columns.py): one row per
+            # Column copies of closed, clean UTC days for filtered stats (store/sqlite/columns.py): one row per
             # site, day and column, a dictionary of the column's values and one byte per view and plane.
             # Built with the day's rollup block; days built before this are filled in by the refresher.
             """CREATE TABLE column_days (
@@ -301,7 +301,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         9,
         (
-            # Column copies now hold each view's event pairs (store/columns.py PROPS), so prop filters on
+            # Column copies now hold each view's event pairs (store/sqlite/columns.py PROPS), so prop filters on
             # views read the copies too. A view's pairs change when an event with its bid comes, goes or
             # changes: the event triggers now also mark the view's own hour dirty, which drops the copy.
             "DROP TRIGGER events_rollup_insert",
@@ -311,7 +311,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"""CREATE TRIGGER events_rollup_update AFTER UPDATE ON events BEGIN
                 {_mark_event_and_views("NEW")} {_mark_event_and_views("OLD")} END""",
             f"CREATE TRIGGER events_rollup_delete AFTER DELETE ON events BEGIN {_mark_event_and_views('OLD')} END",
-            # Copies made before have no pairs: the refresher copies every built day again (store/columns.py
+            # Copies made before have no pairs: the refresher copies every built day again (store/sqlite/columns.py
             # backfill), and filtered stats read raw rows meanwhile.
             "DELETE FROM column_days",
         ),
@@ -355,7 +355,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         12,
         (
-            # Long tails and many sites (docs/storage.md, store/rollups.py). Rollups hold derived data
+            # Long tails and many sites (docs/storage.md, store/sqlite/rollups.py). Rollups hold derived data
             # only: recreated empty, and every hour rebuilt by the refresher.
             #
             # * A value seen at most RARE_VIEWS times in all of a site's rolled-up hours ("rare": most of a
@@ -447,7 +447,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         14,
         (
-            # Retention (store/retention.py): per site, the Unix ms before which its raw views and events
+            # Retention (store/sqlite/retention.py): per site, the Unix ms before which its raw views and events
             # were deleted, their hours kept as rollups only. A filtered answer reaching before it is partial.
             """CREATE TABLE raw_floor (
                 hostname TEXT NOT NULL PRIMARY KEY,
@@ -483,8 +483,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         16,
         (
-            # The tracker's writer marks the hours a batch touched once per batch (store/hits.py), set-based
-            # as store/bulk.py does after a bulk load, instead of two statements per inserted row. While it
+            # The tracker's writer marks the hours a batch touched once per batch (store/sqlite/hits.py), set-based
+            # as store/sqlite/bulk.py does after a bulk load, instead of two statements per inserted row. While it
             # writes a batch, inside that batch's transaction, `rollup_marking.marking` is 1 and the insert
             # triggers stand aside; it is 0 again before the COMMIT, so every other writer of rows (imports,
             # transfers, the op-by-op replay, other processes) sees 0 and keeps being marked by the triggers.

@@ -19,7 +19,7 @@ from typing import Final
 
 __all__ = ["Suspended", "largest_rowid", "resume", "suspend"]
 
-# Every trigger on the two tables (store/analytics.py, migrations 3 and 15). A table with any other
+# Every trigger on the two tables (store/sqlite/analytics.py, migrations 3 and 15). A table with any other
 # trigger is never suspended: its effect on a bulk insert is unknown here. Only the insert triggers fire on
 # a bulk load; the update and delete ones (migration 15 split the views update trigger in two) stay in place.
 KNOWN_TRIGGERS: Final = {

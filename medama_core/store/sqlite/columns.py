@@ -9,7 +9,7 @@ when a day has more than PLANE_CODES values), a plane of flags and one of
 hours, the durations sorted, and each view's event pairs coded like a
 dimension (PROPS, for prop filters). Views are stored in duration order (views
 without a duration first), so the durations of any subset of a day's views,
-taken in row order, are sorted. store/scan.py evaluates filters over these
+taken in row order, are sorted. store/sqlite/scan.py evaluates filters over these
 planes with `bytes.translate` and big-integer masks, a few nanoseconds a view.
 
 A day's copy is used only while none of its hours is dirty: the refresher
@@ -93,7 +93,7 @@ VIEWS, EVENTS = "", "e:"
 EVENT_COLUMNS = ("name", "value")
 
 # Flag bits of a view (its byte in the flags plane). FLAG_SET keeps every byte non-zero, so a plane
-# of selected views can be cut out of a masked plane by deleting its zero bytes (store/scan.py).
+# of selected views can be cut out of a masked plane by deleting its zero bytes (store/sqlite/scan.py).
 UNIQUE_USER, UNIQUE_PAGE, TIMED, BOUNCE, ZERO, AT_MOST_ONE, AT_MOST_TWO, FLAG_SET = 1, 2, 4, 8, 16, 32, 64, 128
 FLAG_BITS = {
     "unique_user": 0,
@@ -120,7 +120,7 @@ _DAY_ROWS_SQL = (
     + f""", {_PROPS_SQL}, is_unique_user, is_unique_page, duration_ms, date_created FROM views
     WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi ORDER BY duration_ms"""
 )
-# Events of the day by their own time, each joined to its view on the site (as store/stats.py counts them).
+# Events of the day by their own time, each joined to its view on the site (as store/sqlite/stats.py counts them).
 _DAY_EVENTS_SQL = (
     "SELECT e.name, e.value, "
     + ", ".join(_VIEW_SQL.values())
@@ -384,7 +384,7 @@ def drop_day(conn: sqlite3.Connection, hostname: str, day: int) -> None:
 
 
 def mark_uncopied(conn: sqlite3.Connection, hostname: str, day: int) -> None:
-    """Drop a day's copies for good: its raw rows are gone (store/retention.py). The day keeps a meta row
+    """Drop a day's copies for good: its raw rows are gone (store/sqlite/retention.py). The day keeps a meta row
     saying it is not copied, so `backfill` does not copy it again from nothing."""
     drop_day(conn, hostname, day)
     conn.execute(_INSERT_SQL, (hostname, day, META, json.dumps({"rows": NOT_COPIED}), b""))

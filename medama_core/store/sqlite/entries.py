@@ -6,7 +6,7 @@ view that arrived from page P by an internal link (its `referrer_path` is P) is 
 was not an exit, so exits(P) = views(P) - departures(P), floored at 0 (docs/insights.md says where this
 errs). Unfiltered answers sum the rollups (kind 13: each entry's path behind rollups.ENTRY_MARK; kind 14:
 the internal referrer's path) and the raw rows of the hours they cannot answer; filtered ones tally the
-column copies of the same two columns and raw rows (store/stats.py). Both agree with a plain count over
+column copies of the same two columns and raw rows (store/sqlite/stats.py). Both agree with a plain count over
 the raw rows (tests/store/test_entries_random.py).
 """
 
@@ -133,7 +133,7 @@ def exits(conn: sqlite3.Connection, query: Query, summary: bool, page: Page) -> 
 
 def _filtered_exit_tallies(conn: sqlite3.Connection, query: Query) -> tuple[stats.Tally, stats.Tally]:
     """A filtered query's page visitors and views per path, and views per internal referrer path: the two
-    tallies of store/stats.py's _filtered_tally, from one pass over the column copies (one filter mask a
+    tallies of store/sqlite/stats.py's _filtered_tally, from one pass over the column copies (one filter mask a
     day for both columns), then raw rows for the rest."""
     the_plan = columns.plan(conn, query.hostname, query.start, query.end, props=bool(query.prop_filters))
     path, came = columns.KIND_COLUMNS[PATH_KIND], columns.KIND_COLUMNS[CAME_FROM_KIND]

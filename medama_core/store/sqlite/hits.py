@@ -81,7 +81,7 @@ DAY_MS: Final = 24 * 60 * 60 * 1000
 _MARKING_ON: Final = "UPDATE rollup_marking SET marking = 1"
 _MARKING_OFF: Final = "UPDATE rollup_marking SET marking = 0"
 _LARGEST_ROWIDS: Final = "SELECT (SELECT max(rowid) FROM views), (SELECT max(rowid) FROM events)"
-# What the insert triggers do (store/bulk.py MARK_DIRTY says it for a bulk load), for the rows of one batch:
+# What the insert triggers do (store/sqlite/bulk.py MARK_DIRTY says it for a bulk load), for the rows of one batch:
 # a new view marks its own hour and the hours of its bid's events; a new event marks its hour and the hours
 # of its bid's views, for each of those views' sites. The new rows are found by rowid range (NOT INDEXED)
 # and drive the joins (CROSS JOIN): without both, SQLite's planner scans a whole index per batch.

@@ -4,7 +4,7 @@ A batch covers the site's oldest hours, about PURGE_BATCH_VIEWS views, and
 only whole UTC days whose hours are all rolled up (none dirty). Before the
 rows go, each day the batch touches gets its day block built, whatever its
 size, because the block's column copy and its duration runs per referrer,
-browser, ... are read from the raw rows (store/rollups.py build_day_now). A
+browser, ... are read from the raw rows (store/sqlite/rollups.py build_day_now). A
 small site is first made to keep rows of every kind, since its lists are
 otherwise read raw (rollups.keep_every_kind). The views go with their custom
 events; the delete triggers' marks are taken back in the same transaction,
@@ -34,7 +34,7 @@ PURGE_BATCH_VIEWS: Final = 2_000
 
 
 # The (site, hour) pairs the delete triggers will mark that are not dirty now: the views' hours, and for
-# each of their events, its hour and the hours of the views sharing its bid (store/analytics.py triggers).
+# each of their events, its hour and the hours of the views sharing its bid (store/sqlite/analytics.py triggers).
 _MARKS_SQL = """
     INSERT OR IGNORE INTO temp.purge_marks SELECT hostname, hour FROM (
         SELECT :hostname AS hostname, date_created / 3600000 AS hour FROM views

@@ -60,7 +60,7 @@ RARE_VIEWS: Final = 2
 SMALL_SITE_VIEWS: Final = 20_000
 # A block (6 hours and up) is built only when it holds at least this many views: below, its hours'
 # rows cost about as much to read as the block's, and 2,000 small sites would need ~300k blocks a
-# month. Also the least views of a day with a column copy (store/columns.py).
+# month. Also the least views of a day with a column copy (store/sqlite/columns.py).
 MIN_BLOCK_VIEWS: Final = 500
 # One writer call rebuilds dirty hours holding about this many views (~0.5 s at 10 M views, 2 cores),
 # so hit batches get the writer in between; at least one hour however big.
@@ -108,7 +108,7 @@ KIND_SQL: dict[int, str] = {
     10: "v.country",
     11: "v.language_base",
     12: "v.language_dialect",
-    # Entry and exit pages (store/entries.py). 13: an entry's page behind ENTRY_MARK, NOT_ENTRY for the
+    # Entry and exit pages (store/sqlite/entries.py). 13: an entry's page behind ENTRY_MARK, NOT_ENTRY for the
     # other views; 14: the internal referrer's path, '' (NOT_ENTRY) for the views without one.
     13: "CASE WHEN v.referrer_path = '' THEN '+' || v.pathname ELSE '' END",
     14: "v.referrer_path",
@@ -120,7 +120,7 @@ ENTRY_MARK: Final = "+"
 NOT_ENTRY: Final = ""
 DURATION_KINDS = (0, 1)  # kinds whose sorted durations are stored at every RUN_SPAN: the site and pages
 # The other kinds keep theirs for whole days only, for the medians of full list rows (detail tables).
-# Entry and exit pages show no durations: kinds 13 and 14 keep none (store/entries.py).
+# Entry and exit pages show no durations: kinds 13 and 14 keep none (store/sqlite/entries.py).
 NO_RUN_KINDS = (13, 14)
 DAY_RUN_KINDS = tuple(kind for kind in KIND_SQL if kind not in DURATION_KINDS + NO_RUN_KINDS)
 VALUE_KINDS = tuple(kind for kind in KIND_SQL if kind)  # the dimensions (rare or common values)
@@ -331,7 +331,7 @@ def _grow_sites(conn: sqlite3.Connection, hostnames: Iterable[str]) -> None:
 
 
 def keep_every_kind(conn: sqlite3.Connection, hostname: str) -> bool:
-    """Make a small site keep rows of every kind, as if it had grown (store/retention.py: its lists must
+    """Make a small site keep rows of every kind, as if it had grown (store/sqlite/retention.py: its lists must
     not need raw rows that are to go); True when its hours now wait to be rebuilt, False when it already did."""
     if site_full(conn, hostname):
         return False
@@ -574,7 +574,7 @@ def build_blocks(conn: sqlite3.Connection, now_ms: int, limit: int | None = None
 
 
 def build_day_now(conn: sqlite3.Connection, hostname: str, day: int) -> None:
-    """Build a closed, clean UTC day's block now, whatever its views (store/retention.py: its raw rows are
+    """Build a closed, clean UTC day's block now, whatever its views (store/sqlite/retention.py: its raw rows are
     to go, and the block's copy and day runs are read from them), and take it off the queue."""
     conn.execute("DELETE FROM rollup_todo WHERE hostname = ? AND span = ? AND period = ?", (hostname, DAY, day))
     if conn.execute(_BUILT_SQL, {"hostname": hostname, "span": DAY, "lo": day, "hi": day}).fetchone():
@@ -888,7 +888,7 @@ def _purged_edges(
     row = conn.execute(_FLOOR_SQL, {"hostname": hostname}).fetchone()
     if row is None:
         return first, last
-    floor_hour = int(row[0]) // HOUR_MS  # the floor is a whole hour (store/retention.py)
+    floor_hour = int(row[0]) // HOUR_MS  # the floor is a whole hour (store/sqlite/retention.py)
     reaches_its_end = end is None or (first is not None and end >= first * HOUR_MS - 1)
     if start is not None and first is not None and start < first * HOUR_MS <= floor_hour * HOUR_MS and reaches_its_end:
         first -= 1  # the range reaches the end of the purged hour it starts in: that hour counts whole

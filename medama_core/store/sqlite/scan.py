@@ -1,4 +1,4 @@
-"""Filtered aggregates over a day's column copy (store/columns.py), whole planes at a time.
+"""Filtered aggregates over a day's column copy (store/sqlite/columns.py), whole planes at a time.
 
 A set of views is a mask: a big integer with one byte per view, 0xFF when the
 view is in the set. A filter becomes a mask through `bytes.translate` of the

@@ -6,7 +6,7 @@ which the tracker fills with the site's hostname; the drop counters by
 daily totals imported from other tools by `imported_days.hostname`. The stats
 rollups need no care here (triggers on `views` and `events` mark every hour
 these changes touch for rebuilding), but for the days retention left as
-rollups only (store/retention.py).
+rollups only (store/sqlite/retention.py).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The stats queries behind /api/website/{hostname}/*: summary, lists, time, properties (spec §4).
 
 Every answer is built from `Group` aggregates. Without filters they come from
-the rollups (store/rollups.py), with filters from the column copies of clean
-days (store/columns.py, store/scan.py); both read raw rows for the hours they
+the rollups (store/sqlite/rollups.py), with filters from the column copies of clean
+days (store/sqlite/columns.py, store/sqlite/scan.py); both read raw rows for the hours they
 cannot answer. All feed the same formulas below, and agree to the last digit
 with a plain reference over the raw rows (tests/store/test_equivalence.py).
 """

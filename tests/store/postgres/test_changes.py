@@ -52,7 +52,7 @@ def test_the_token_moves_with_every_committed_change_to_cached_tables(two_nodes:
 
 
 def test_changes_since_answers_the_cached_tables_once_per_change(two_nodes: tuple[Any, Any]) -> None:
-    """What the server's meta watch reads (store/meta.py changes_since on SQLite): None while nothing changed."""
+    """What the server's meta watch reads (store/sqlite/meta.py changes_since on SQLite): None while nothing changed."""
     a, b = two_nodes
     first = meta.changes_since(a, None)
     assert first is not None and first[1:] == ([], {})
