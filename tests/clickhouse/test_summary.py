@@ -37,6 +37,12 @@ def _views(rnd: random.Random) -> list[dict[str, Any]]:
         row = random_view(rnd, at)
         row["duration_ms"] = rnd.choice([None, 0, 1, 2, 150, 4000, rnd.randrange(0, 10**6)])
         rows.append(row)
+    # Two days alone whose middles (200 and 500) lie in other buckets than the two days' together (300, 400).
+    for day, durations in ((40, (100, 200, 300)), (41, (400, 500, 600))):
+        for i, duration in enumerate(durations):
+            row = random_view(rnd, S + day * DAY + (5 + i) * HOUR + 17)
+            row["duration_ms"] = duration
+            rows.append(row)
     return rows
 
 
@@ -49,6 +55,7 @@ def _periods() -> list[tuple[str, int, int]]:
         ("empty", (S + 30 * DAY) * 1000, (S + 31 * DAY) * 1000 - 1),
         ("inside hours", (S + 30 * MINUTE + 7) * 1000, (S + 2 * DAY + 5 * MINUTE) * 1000 + 500),
         ("one hour", (S - HOUR) * 1000, S * 1000),
+        ("middles apart", (S + 40 * DAY) * 1000, (S + 42 * DAY) * 1000 - 1),
     ]
 
 
@@ -79,6 +86,8 @@ def test_one_statement_summary_equals_separate_reads(ch: Client) -> None:
     assert both["current"]["pageviews"] > 0 and both["previous"]["pageviews"] > 0
     later = ch_stats.summary(ch, Query(SITE, (S + 6 * DAY) * 1000, (S + 9 * DAY) * 1000 - 1), True, None)
     assert later["current"]["pageviews"] == 0 and later["previous"]["pageviews"] > 0
+    apart = ch_stats.summary(ch, Query(SITE, (S + 40 * DAY) * 1000, (S + 42 * DAY) * 1000 - 1), False, "day")
+    assert [apart["current"]["duration"], *(row["duration"] for row in apart["interval"])] == [350, 200, 500]
 
 
 def test_imported_days_add_to_every_window(ch: Client) -> None:
