@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medama_core.store.clickhouse.schema import HOUR_MS, LEVEL_HOURS
-from medama_core.store.clickhouse.windows import Windows, plan, spans
+from medama_core.store.clickhouse.windows import SPAN_SHARE, Windows, plan, spans
 from medama_core.store.query import STEPS_US
 from medama_core.store.query import month_index as _month_index
 
@@ -83,3 +83,18 @@ def test_a_plan_covers_the_period_once_and_each_span_lies_in_one_window(
         assert start == at and end >= start, (start, end, at)
         at = end + 1
     assert at == hi + 1
+
+
+def test_spans_are_listed_only_when_they_are_far_fewer_than_the_hours() -> None:
+    """Day buckets from 07:00 UTC leave mostly one-hour spans: then the hours are read by range (SPAN_SHARE)."""
+    lo = BASE_HOUR * HOUR_MS
+    whole = plan(Windows(lo, lo + 90 * DAY_MS - 1))
+    assert whole.spans is not None and len(whole.spans) * SPAN_SHARE <= 90 * 24
+    start_us = (lo + 7 * HOUR_MS) * 1000
+    buckets = plan(Windows(lo + 7 * HOUR_MS, lo + 7 * HOUR_MS + 30 * DAY_MS - 1, "day", start_us))
+    assert buckets.spans is None and (buckets.first, buckets.last) == (BASE_HOUR + 7, BASE_HOUR + 7 + 30 * 24 - 1)
+    assert buckets.spans_sql({}, "p").startswith("level = 0 AND hour >= ")
+    utc_days = plan(Windows(lo, lo + 30 * DAY_MS - 1, "day", lo * 1000))
+    assert utc_days.spans is None  # a UTC day is a 16-hour span and eight hours: 9 spans for 24 hours
+    weeks = plan(Windows(lo, lo + 28 * DAY_MS - 1, "week", lo * 1000))
+    assert weeks.spans is not None and len(weeks.spans) * SPAN_SHARE <= 28 * 24

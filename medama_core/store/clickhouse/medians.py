@@ -173,10 +173,10 @@ def _select(
     wanted: dict[Key, tuple[int, tuple[int, int], tuple[int, int]]],
 ) -> dict[tuple[int, int, str, int, int], int]:
     """The durations at the wanted (bucket, rank) of each window: (family, window, value, bucket, rank) -> value."""
-    # Family f's union of windows is read as a family of its own (one window, index 0), after the others.
+    # Family f's union of windows has reader number whole_of[f], read with family f's rows: each of them
+    # carries two keys (arrayJoin), its window's and the union's, so the same rows are not read twice.
     readers = [family.windows for family in families]
     whole_of = {f: len(readers) + i for i, f in enumerate(f for f, family in enumerate(families) if family.whole)}
-    readers += [Windows(families[f].windows.lo, families[f].windows.hi) for f in whole_of]
     ranks: dict[tuple[int, int, str, int], set[int]] = {}
     for (f, w, value), (_, low, high) in wanted.items():
         reader, window = (whole_of[f], 0) if w == -1 else (f, w)
@@ -193,13 +193,19 @@ def _select(
     for r, windows in enumerate(readers):
         split = plan(windows)
         prefix = f"m{r}"
-        buckets = ", ".join(str(b) for b in sorted({b for (reader, _, _, b) in ranks if reader == r}))
+        mine = {r, whole_of[r]} if r in whole_of else {r}
+        buckets = ", ".join(str(b) for b in sorted({b for (reader, _, _, b) in ranks if reader in mine}))
         if not buckets:
             continue
+
+        def keys(index: str, value: str, bucket: str, r: int = r) -> str:
+            own = _pack_sql(r, index, value, bucket)
+            return f"arrayJoin([{own}, {_pack_sql(whole_of[r], '0', value, bucket)}])" if r in whole_of else own
+
         # Only the wanted buckets' range of each value, then only the wanted (window, value, bucket) in it.
         if split.hours:
             index = windows.index_sql(f"hour * {HOUR_MS}", params, prefix)
-            key = _pack_sql(r, index, f"indexOf([{names}], value) - 1", "bucket")
+            key = keys(index, f"indexOf([{names}], value) - 1", "bucket")
             branches.append(
                 f"SELECT {key} AS k, duration AS d, n FROM durations WHERE {source.site} AND kind = {{mkind:UInt8}}"
                 f" AND {_values_sql(source, params, 'value')} AND bucket IN ({buckets})"
@@ -209,7 +215,7 @@ def _select(
         if raw is not None:
             raw_index = windows.index_sql("date_created", params, prefix)
             of_row = BUCKET.format(column=_DURATION)
-            key = _pack_sql(r, raw_index, f"indexOf([{names}], {source.label}) - 1", of_row)
+            key = keys(raw_index, f"indexOf([{names}], {source.label}) - 1", of_row)
             branches.append(
                 f"SELECT {key} AS k, {_DURATION} AS d, toInt64(sign) AS n"
                 f" FROM views WHERE {source.site} AND ({raw}) AND isNotNull(duration_ms)"

@@ -1,0 +1,123 @@
+"""The unfiltered /summary in one statement on ClickHouse equals separate reads of each of its windows.
+
+The period, the previous period and the buckets are one read of each table
+(stats._window_groups); each answer must equal the plain Reference and the
+reads of each window alone (site_metrics, interval_metrics), over periods
+chosen for the edges: rows only in the previous period, a view at the
+instant both periods share, empty periods, edges inside an hour, and
+imported days added on top.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from medama_core.store import imported_stats
+from medama_core.store.clickhouse import imported
+from medama_core.store.clickhouse import stats as ch_stats
+from medama_core.store.clickhouse.client import Client
+from medama_core.store.query import Query, previous_period
+from tests.clickhouse.test_equivalence import store
+from tests.store.test_equivalence import START, Reference, random_view
+from tests.store.test_stats import DAY, HOUR, SITE
+
+S = START + 20 * DAY  # the first period's start, a midnight
+MINUTE = 60_000
+
+
+def _views(rnd: random.Random) -> list[dict[str, Any]]:
+    """Views around S: in both 3-day periods, one at S itself (the shared instant), some only before
+    S + 6 days (so the period after it has rows only in its previous period), at hour edges and inside hours."""
+    times = [S, S, S - 1, S + 1, S + 3 * DAY - 1, S - 3 * DAY + 1, S - 3 * DAY, S + 6 * DAY - 1]
+    times += [S - 3 * DAY + rnd.randrange(9 * DAY) for _ in range(250)]
+    times += [S + rnd.randrange(24) * HOUR + rnd.choice([0, 1, HOUR - 1]) for _ in range(40)]
+    rows = []
+    for at in times:
+        row = random_view(rnd, at)
+        row["duration_ms"] = rnd.choice([None, 0, 1, 2, 150, 4000, rnd.randrange(0, 10**6)])
+        rows.append(row)
+    # Two days alone whose middles (200 and 500) lie in other buckets than the two days' together (300, 400).
+    for day, durations in ((40, (100, 200, 300)), (41, (400, 500, 600))):
+        for i, duration in enumerate(durations):
+            row = random_view(rnd, S + day * DAY + (5 + i) * HOUR + 17)
+            row["duration_ms"] = duration
+            rows.append(row)
+    return rows
+
+
+def _periods() -> list[tuple[str, int, int]]:
+    """(name, start_us, end_us) of the periods checked."""
+    return [
+        ("both", S * 1000, (S + 3 * DAY) * 1000 - 1),
+        ("dashboard", S * 1000 + 1, (S + 3 * DAY) * 1000),  # the previous period starts a microsecond in
+        ("previous only", (S + 6 * DAY) * 1000, (S + 9 * DAY) * 1000 - 1),
+        ("empty", (S + 30 * DAY) * 1000, (S + 31 * DAY) * 1000 - 1),
+        ("inside hours", (S + 30 * MINUTE + 7) * 1000, (S + 2 * DAY + 5 * MINUTE) * 1000 + 500),
+        ("one hour", (S - HOUR) * 1000, S * 1000),
+        ("middles apart", (S + 40 * DAY) * 1000, (S + 42 * DAY) * 1000 - 1),
+    ]
+
+
+def test_one_statement_summary_equals_separate_reads(ch: Client) -> None:
+    rnd = random.Random(17)
+    rows = _views(rnd)
+    store(ch, rnd, rows, [], orphans=False)
+    ref = Reference(rows, [])
+    for name, start_us, end_us in _periods():
+        q = Query(SITE, start_us, end_us)
+        before = Query(SITE, *previous_period(start_us, end_us))
+        for interval in ("hour", "day"):
+            got = ch_stats.summary(ch, q, True, interval)
+            separate = {
+                "current": ch_stats.site_metrics(ch, q),
+                "previous": ch_stats.site_metrics(ch, before),
+                "interval": ch_stats.interval_metrics(ch, q, interval, start_us, end_us),
+            }
+            expected = {
+                "current": ref.summary(q),
+                "previous": ref.summary(before),
+                "interval": ref.interval(q, interval),
+            }
+            assert got == separate == expected, f"{name} {interval}"
+        assert ch_stats.summary(ch, q, False, None) == {"current": ref.summary(q)}, name
+    # The previous-only period has views before it, none in it; the view at S counts in both windows around S.
+    both = ch_stats.summary(ch, Query(SITE, S * 1000, (S + 3 * DAY) * 1000 - 1), True, None)
+    assert both["current"]["pageviews"] > 0 and both["previous"]["pageviews"] > 0
+    later = ch_stats.summary(ch, Query(SITE, (S + 6 * DAY) * 1000, (S + 9 * DAY) * 1000 - 1), True, None)
+    assert later["current"]["pageviews"] == 0 and later["previous"]["pageviews"] > 0
+    apart = ch_stats.summary(ch, Query(SITE, (S + 40 * DAY) * 1000, (S + 42 * DAY) * 1000 - 1), False, "day")
+    assert [apart["current"]["duration"], *(row["duration"] for row in apart["interval"])] == [350, 200, 500]
+
+
+def test_imported_days_add_to_every_window(ch: Client) -> None:
+    rnd = random.Random(18)
+    rows = _views(rnd)
+    store(ch, rnd, rows, [], orphans=False)
+    ref = Reference(rows, [])
+    days = {S - 2 * DAY: 5, S: 7, S + 2 * DAY: 11}
+    imported.store(
+        ch,
+        [
+            {"hostname": SITE, "day": day, "dimension": "", "value": "", "tool": "plausible", "visitors": n,
+             "pageviews": 3 * n, "visits": n, "bounces": 1, "duration_s": 20 * n}
+            for day, n in days.items()
+        ],
+    )  # fmt: skip
+    start_us, end_us = S * 1000 + 1, (S + 3 * DAY) * 1000
+    q = Query(SITE, start_us, end_us)
+    got = imported_stats.summary(ch, q, True, "day", imported.ENGINE)
+    own = ch_stats.summary(ch, q, True, "day")
+    # The current period's days start at S + 1 µs: S's import falls before it (its 00:00 UTC), as on SQLite.
+    cur, prev = days[S + 2 * DAY], days[S - 2 * DAY] + days[S]
+    assert own["current"] == ref.summary(q)
+    assert (got["current"]["visitors"], got["current"]["pageviews"]) == (
+        own["current"]["visitors"] + cur,
+        own["current"]["pageviews"] + 3 * cur,
+    )
+    assert (got["previous"]["visitors"], got["previous"]["pageviews"]) == (
+        own["previous"]["visitors"] + prev,
+        own["previous"]["pageviews"] + 3 * prev,
+    )
+    added = [g["visitors"] - o["visitors"] for g, o in zip(got["interval"], own["interval"], strict=True)]
+    assert added == [0, cur, 0]
