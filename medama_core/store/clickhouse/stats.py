@@ -1,6 +1,6 @@
 """The stats queries behind /api/website/{hostname}/* on ClickHouse: summary, lists, time, properties (spec §4).
 
-Same entry points, arguments and answers as the SQLite store (store/stats.py).
+Same entry points, arguments and answers as the SQLite store (store/sqlite/stats.py).
 An unfiltered query reads the pre-aggregates (`hourly`, `duration_hours`,
 `durations`, `event_hours`) for the whole hours of its period and the raw rows
 of `views` for the rest (windows.py); a filtered one reads one site's range of
@@ -288,7 +288,7 @@ def _purged_start(client: Client, query: Query) -> int | None:
 
     /summary's previous period starts a microsecond after a midnight, so its first hour is cut and was
     read raw, which after a purge counted none of its views. The answer equals the raw one unless a view
-    lay on that midnight itself (as on SQLite: store/rollups.py _purged_edges)."""
+    lay on that midnight itself (as on SQLite: store/sqlite/rollups.py _purged_edges)."""
     start, end = query.start, query.end
     if start is None or start % HOUR_MS == 0:
         return start
