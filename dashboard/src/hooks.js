@@ -4,29 +4,39 @@ import { get } from "./api.js";
 
 /**
  * GET `/api${path}` with `query` whenever `key` (a string of everything the call depends on) changes.
- * Pass path = null to skip. Returns { data, error, loading, reload }.
+ * Pass path = null to skip. Returns { data, error, loading, stale, reload }: `stale` is true while `data` still
+ * answers an earlier path or key (from the render that changed them until the new answer), and `loading` is true
+ * then too, so a view that shows a different list per key can wait instead of drawing old rows in new columns.
  */
 export function useApi(path, query, key = "") {
-  const [state, setState] = useState({ data: undefined, error: null, loading: path !== null });
+  const asked = `${path}\u0000${key}`;
+  const [state, setState] = useState({ data: undefined, error: null, loading: path !== null, asked });
   const [nonce, setNonce] = useState(0);
   const queryRef = useRef(query);
   queryRef.current = query;
   useEffect(() => {
     if (path === null) {
-      setState({ data: undefined, error: null, loading: false });
+      setState({ data: undefined, error: null, loading: false, asked });
       return undefined;
     }
     const controller = new AbortController();
     setState((s) => ({ ...s, loading: true }));
     get(path, queryRef.current, { signal: controller.signal }).then(
-      (data) => setState({ data, error: null, loading: false }),
+      (data) => setState({ data, error: null, loading: false, asked }),
       (error) => {
-        if (error.name !== "AbortError") setState({ data: undefined, error, loading: false });
+        if (error.name !== "AbortError") setState({ data: undefined, error, loading: false, asked });
       },
     );
     return () => controller.abort();
   }, [path, key, nonce]);
-  return { ...state, reload: () => setNonce((n) => n + 1) };
+  const stale = path !== null && state.asked !== asked;
+  return {
+    data: state.data,
+    error: stale ? null : state.error,
+    loading: state.loading || stale,
+    stale,
+    reload: () => setNonce((n) => n + 1),
+  };
 }
 
 /**

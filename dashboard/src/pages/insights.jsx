@@ -39,7 +39,7 @@ export function EventsPanel({ hostname, query, stats, features }) {
   const params = { start: stats.base.start, end: stats.base.end, ...filterParams(stats.filters, { withoutProps: true }) };
   params["prop_name[eq]"] = chosen.prop;
   params.limit = 5;
-  const { data, error, loading } = useApi(`/website/${encode(hostname)}/properties`, params, `${stats.key}|events|${chosen.prop}`);
+  const { data, error, loading, stale } = useApi(`/website/${encode(hostname)}/properties`, params, `${stats.key}|events|${chosen.prop}`);
   const select = (key) => {
     const next = new URLSearchParams(query);
     if (key === EVENT_TABS[0].key) next.delete("panel[events]");
@@ -56,7 +56,7 @@ export function EventsPanel({ hostname, query, stats, features }) {
   const rows = Array.isArray(data) ? data.filter((row) => typeof row.value === "string") : [];
   let body;
   if (error) body = <ErrorView error={error} />;
-  else if (data === undefined) body = <Loading />;
+  else if (data === undefined || stale) body = <Loading />;
   else if (!rows.length) {
     body = off ? (
       <Empty>

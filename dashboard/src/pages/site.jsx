@@ -505,13 +505,13 @@ function Panel({ hostname, query, panel, stats }) {
   const active = tabs.includes(query.get(`panel[${panel.id}]`)) ? query.get(`panel[${panel.id}]`) : tabs[0];
   const dataset = DATASETS[active];
   const params = { ...stats.base, summary: true, limit: 5, ...datasetParams(dataset, stats.filters) };
-  const { data, error, loading } = useApi(statsPath(hostname, active), params, `${stats.key}|${active}|${JSON.stringify(params)}`);
+  const { data, error, loading, stale } = useApi(statsPath(hostname, active), params, `${stats.key}|${active}|${JSON.stringify(params)}`);
   const select = (tab) => navigate(siteHref(hostname, setParam(query, `panel[${panel.id}]`, tab === tabs[0] ? null : tab)), { replace: true });
   return (
     <section class="card panel" aria-label={panel.label} data-panel={panel.id}>
       <Tabs tabs={tabs.map((t) => [t, DATASETS[t].title])} active={active} onSelect={select} label={panel.label} />
       <div role="tabpanel" aria-labelledby={`tab-${active}`} aria-busy={loading ? "true" : "false"} class="panel-body" data-dataset={active}>
-        {error ? <ErrorView error={error} /> : data === undefined ? <Loading /> : <Rows dataset={dataset} rows={data} hostname={hostname} query={query} />}
+        {error ? <ErrorView error={error} /> : data === undefined || stale ? <Loading /> : <Rows dataset={dataset} rows={data} hostname={hostname} query={query} />}
       </div>
       <Link class="panel-more" href={siteHref(hostname, query, active)}>
         All {DATASETS[active].title.toLowerCase()} →
