@@ -140,8 +140,13 @@ def test_back_from_the_back_forward_cache_is_a_new_view(bfcache_tracker: Tracker
     assert [row["pathname"] for row in views] == ["/simple", "/simple/about.html", "/simple"]
     assert views[2]["duration_ms"] == unload.body["m"]
     # DevTools reports the ping sent while the page is being restored as aborted when the restored
-    # document commits, though the page got its answer (the load above went out with q false).
-    assert set(wire.failures) <= {f"GET {medama.api}event/ping?u=localhost%3A{site.port}%2Fsimple%2F: net::ERR_ABORTED"}
+    # document commits, though the page got its answer (the load above went out with q false). Now and then
+    # (once in a fresh-clone run) it reports a beacon of that moment the same way; every view and duration is
+    # stored all the same (asserted above), so only these two requests may be listed, and nothing else.
+    assert set(wire.failures) <= {
+        f"GET {medama.api}event/ping?u=localhost%3A{site.port}%2Fsimple%2F: net::ERR_ABORTED",
+        f"POST {medama.api}event/hit: net::ERR_ABORTED",
+    }
     wire.failures.clear()
     wire.check()
 
