@@ -81,6 +81,7 @@ export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label
   const box = useRef(null);
   const theme = useThemeVersion();
   const callbacks = useRef({});
+  const chartRef = useRef(null);
   callbacks.current = { onPick, onNote }; // the chart is made once per data change; these may change in between
   useEffect(() => {
     const el = box.current;
@@ -141,13 +142,16 @@ export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label
     // bucket so that it is centred on the points and bars of its days.
     opts.plugins = [notesPlugin(notes, -step / 2, (id) => callbacks.current.onNote && callbacks.current.onNote(id))];
     const chart = new uPlot(opts, [xsSeconds, ...series.map((s) => s.values)], el);
-    if (onPick) {
-      chart.over.classList.add("pickable");
-      chart.over.addEventListener("click", () => {
-        if (chart.cursor.left == null || chart.cursor.left < 0 || !callbacks.current.onPick) return;
-        callbacks.current.onPick(chart.posToVal(chart.cursor.left, "x"));
-      });
-    }
+    // The listener is always there and reads the current onPick when clicked: the chart may have been made before
+    // the user (and so whether they may add notes) was known, or remade by a late answer under a resting pointer, so
+    // the place comes from the click itself rather than from the cursor uPlot tracks on mouse moves.
+    chart.over.addEventListener("click", (event) => {
+      if (!callbacks.current.onPick) return;
+      const left = event.clientX - chart.over.getBoundingClientRect().left;
+      if (left < 0 || left > chart.over.clientWidth) return;
+      callbacks.current.onPick(chart.posToVal(left, "x"));
+    });
+    chartRef.current = chart;
     const observer = new ResizeObserver(() => {
       const width = Math.max(200, el.clientWidth);
       if (width !== chart.width) chart.setSize({ width, height: width < 500 ? 220 : 300 });
@@ -155,9 +159,13 @@ export function Chart({ xs, series, type = "area", format, xLabel, xTitle, label
     observer.observe(el);
     return () => {
       observer.disconnect();
+      chartRef.current = null;
       chart.destroy();
     };
   }, [xs, series, type, theme, integer, notes]);
+  useEffect(() => {
+    if (chartRef.current) chartRef.current.over.classList.toggle("pickable", Boolean(onPick));
+  });
   return <div class="chart" ref={box} role="img" aria-label={label} />;
 }
 

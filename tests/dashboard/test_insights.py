@@ -77,9 +77,7 @@ def test_notes_are_added_by_clicking_the_chart_and_deleted(tab: Page, fresh_site
     # Drawn where their days are: the sale on the left, the launch on the right.
     sale_box, launch_box = sale.bounding_box(), launch.bounding_box()
     assert sale_box is not None and launch_box is not None and sale_box["x"] < launch_box["x"]
-    tab.locator(".chart-card").screenshot(
-        path=str(ARTIFACTS / "insights-notes.png")
-    )
+    tab.locator(".chart-card").screenshot(path=str(ARTIFACTS / "insights-notes.png"))
 
     # A marker opens its note; Delete removes it from the chart and the server.
     launch.click()
@@ -101,6 +99,27 @@ def test_notes_are_added_by_clicking_the_chart_and_deleted(tab: Page, fresh_site
     tab.goto(fresh_site.base + f"/{SITE}?period=yesterday")
     tab.locator(".chart-card .u-over").wait_for()
     expect(tab.locator(".note-marker")).to_have_count(0)
+
+
+def test_a_click_on_a_chart_remade_under_a_resting_pointer_picks_its_day(tab: Page, fresh_site: Site) -> None:
+    # A late answer (the previous period, the notes) remakes the chart; a click that follows without a mouse move
+    # must still open the form for the day under the pointer (the remade plot has not seen the pointer yet).
+    login(tab, fresh_site, f"/{SITE}?period=7d")
+    tab.locator(".chart-card .u-over").wait_for()
+    Calls.of(tab).settle()
+    plot = tab.locator(".chart-card .u-over")
+    box = plot.bounding_box()
+    assert box is not None
+    tab.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] / 2)
+    old = plot.element_handle()
+    tab.locator("[aria-label='Chart type'] button[aria-pressed=false]").focus()
+    tab.keyboard.press("Enter")  # remade while the pointer rests on the plot
+    tab.wait_for_function("old => !old.isConnected", arg=old)
+    tab.mouse.down()
+    tab.mouse.up()
+    form = tab.locator("[data-testid=note-form]")
+    expect(form).to_be_visible()
+    assert form.locator("input[name=start]").input_value() == today().isoformat()
 
 
 def table_rows(page: Page) -> list[list[str]]:
