@@ -246,9 +246,10 @@ def _backfill_event_views(client: Client) -> None:
     chunk = "date_created >= {lo:Int64} AND date_created < {hi:Int64} AND site != ''"
     for lo in range(int(first), int(last) + 1, step):
         client.command(
-            f"INSERT INTO event_views ({columns}) SELECT {columns} FROM events ANY INNER JOIN ("
+            f"INSERT INTO event_views ({columns}) SELECT {columns} FROM events ALL INNER JOIN ("
             " SELECT bid, hostname AS site, date_created AS view_created FROM view_keys"
-            f" WHERE bid IN (SELECT bid FROM events WHERE {chunk})) AS stored USING (bid, site) WHERE {chunk}",
+            f" WHERE bid IN (SELECT bid FROM events WHERE {chunk}) LIMIT 1 BY bid, hostname) AS stored"
+            f" USING (bid, site) WHERE {chunk}",
             {"lo": lo, "hi": lo + step},
         )
 
@@ -276,10 +277,10 @@ def _backfill_prop_views(client: Client) -> None:
     step = PROP_BACKFILL_DAYS * _DAY_MS
     for lo in range(int(first), int(last) + 1, step):
         client.command(
-            f"INSERT INTO prop_views ({kept}, {added}) SELECT {kept}, {added} FROM event_views ANY INNER JOIN ("
+            f"INSERT INTO prop_views ({kept}, {added}) SELECT {kept}, {added} FROM event_views ALL INNER JOIN ("
             f" SELECT hostname AS site, bid, date_created AS view_created, {added} FROM views"
             f" WHERE {views} AND sign = 1 AND bid IN (SELECT bid FROM event_views WHERE {events})"
-            f") AS stored USING (site, bid, view_created) WHERE {events}",
+            f" LIMIT 1 BY hostname, bid, date_created) AS stored USING (site, bid, view_created) WHERE {events}",
             {"lo": lo, "hi": lo + step},
         )
 
