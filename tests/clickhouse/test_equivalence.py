@@ -218,6 +218,13 @@ def test_property_filtered_summary_and_time_read_the_events_side_and_equal_the_r
         queries.append(Query(SITE, *random_period(rnd), (*props, *(others if rnd.random() < 0.5 else ()))))
     several = "SELECT count() FROM (SELECT bid FROM prop_views GROUP BY bid HAVING uniqExact(name, value) > 1)"
     assert ch.rows(several)[0][0] > 0  # views with several properties
+    # Every property of a view with a duration holds the view's last duration (its highest version).
+    last = "SELECT site, bid, name, value, argMax(duration_ms, version) FROM prop_durations"
+    last += " GROUP BY site, bid, name, value"
+    durations = {(r["hostname"], r["bid"]): r["duration_ms"] for r in rows}
+    props = ch.rows("SELECT DISTINCT site, bid, name, value FROM prop_views")
+    want = {tuple(p): durations[(p[0], p[1])] for p in props if durations[(p[0], p[1])] is not None}
+    assert {tuple(r[:4]): int(r[4]) for r in ch.rows(last)} == want
     stale = "SELECT count() > uniqExact(bid, name, value) FROM prop_durations"
     for state in ("unmerged", "merged", "no views"):
         if state == "unmerged":

@@ -41,6 +41,13 @@ One design, one reason each (docs/scale.md has the long form):
   partitions of the view's month: a property filter collects the beacon ids of
   the period's views only, and a property-filtered compact list counts the
   matching views from it alone, never reading `views`.
+* `prop_durations` (migration 9) holds, per property of a view in
+  `prop_views`, the view's duration at each unload with the version of its
+  `views` row, sorted as `prop_views`: a property-filtered summary or /time
+  reads the matching views there and their current durations here (the
+  highest version), never `views`. `prop_keys` (migration 10, written from
+  `prop_views` by a materialized view) finds a view's properties by beacon
+  id, for the writer of an unload.
 * `imported_days` (migration 4) holds other tools' daily totals (Plausible's
   export), as SQLite's table of that name: one row per (site, dimension, day,
   value), replaced when written again.
