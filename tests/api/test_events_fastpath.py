@@ -97,6 +97,7 @@ FRAMING: tuple[bytes, ...] = (
     request("POST", "/api/event/hit", {**TEXT, "Transfer-Encoding": "chunked"}, load("fp13")),
     request("POST", "/api/event/hit", {**TEXT, "X-Folded": "a\r\n b"}, load("fp15")),
     request("GET", "/api/event/ping", {"Host": "again"}),
+    request("POST", "/api/event/hit", TEXT, b"x" * (app_module.EVENT_BODY_LIMIT + 1)),  # 413, even in one read
 )
 
 
