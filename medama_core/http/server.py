@@ -50,6 +50,7 @@ from medama_core.http.protocol import (
     has_streamed_body,
     render_response,
 )
+from medama_core.http.trackerhead import PREFIXES as TRACKER_PREFIXES
 from medama_core.http.trackerhead import parse_tracker_head
 
 HEADER_TIMEOUT_S = 10.0  # upstream's ReadHeaderTimeout: a whole head must arrive within this (slowloris)
@@ -139,6 +140,12 @@ class Deferred:
             self.reply(response)
 
 
+@dataclass(slots=True)
+class Shared(Response):
+    """A fast-path answer the application hands out again and again and never changes once made (a ping's
+    for one second, a stored hit's 204): the server frames it once per `Date` and keep-alive, not per answer."""
+
+
 class FastApp(App, Protocol):
     """An application with a fast path: routes it answers without a coroutine or a Task per request."""
 
@@ -177,6 +184,20 @@ class _Heads:
     def __init__(self) -> None:
         # (status, content type, body length, headers, keep-alive, HTTP/1.0) -> the bytes before and after Date
         self._heads: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
+        # (id of a `Shared` answer, keep-alive) -> it (so its id is not reused), the Date and the whole answer
+        self._shared: dict[tuple[int, bool], tuple[Shared, bytes, bytes]] = {}
+
+    def shared(self, response: Shared, keep_alive: bool, date: bytes) -> bytes:
+        """`render(response, keep_alive, False, date)` for a `Shared` answer, framed once per Date second."""
+        key = (id(response), keep_alive)
+        entry = self._shared.get(key)
+        if entry is not None and entry[0] is response and entry[1] is date:  # `_DateCache` keeps its bytes
+            return entry[2]
+        data = self.render(response, keep_alive, False, date)
+        if len(self._shared) >= MAX_FAST_HEADS:
+            self._shared.clear()
+        self._shared[key] = (response, date, data)
+        return data
 
     def render(self, response: Response, keep_alive: bool, http10: bool, date: bytes) -> bytes:
         """`render_response(response, keep_alive=keep_alive, head_only=False, date=date, http10=http10)` for
@@ -589,6 +610,8 @@ class _Connection(asyncio.Protocol):
         """Answer a read that is exactly one whole tracker request (a ping, or a hit with its body), as
         `_advance` would, without the reader's buffer, its bookkeeping and the budget's (it holds nothing
         once parsed); False, having done nothing, for anything else (the general path takes it)."""
+        if not data.startswith(TRACKER_PREFIXES):
+            return False
         end = data.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
         if end < 0:
             return False
@@ -778,7 +801,11 @@ class _Connection(asyncio.Protocol):
         transport = self.transport
         if self.closed or transport is None:
             return None
-        transport.write(self.server.heads.render(response, keep_alive, http10, self.server.dates.get()))
+        server = self.server
+        if type(response) is Shared and not http10:
+            transport.write(server.heads.shared(response, keep_alive, server.dates.get()))
+        else:
+            transport.write(server.heads.render(response, keep_alive, http10, server.dates.get()))
         self.answered += 1
         return keep_alive
 

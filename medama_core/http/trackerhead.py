@@ -28,7 +28,7 @@ _LINE: Final = re.compile(rb"(?:GET /api/event/ping(?:\?([\x21-\x7e]*))?|POST /a
 # The general parser's one-pass rule for a header block (each line ends with CRLF): token names,
 # values without control characters other than HTAB.
 _BLOCK: Final = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
-_PREFIXES: Final = (b"GET /api/event/ping", b"POST /api/event/hit ")
+PREFIXES: Final = (b"GET /api/event/ping", b"POST /api/event/hit ")  # what every head it takes starts with
 
 
 # A browser sends the same header block with every request of a page view (its ping, its load and its
@@ -67,7 +67,7 @@ def _fields(block: bytes) -> _Fields:
 
 def parse_tracker_head(data: bytes) -> RequestHead | None:
     """`parse_request_head(data)` for a ping or a hit as browsers send them; None for anything else."""
-    if not data.startswith(_PREFIXES) or len(data) > MAX_HEAD_BYTES:
+    if not data.startswith(PREFIXES) or len(data) > MAX_HEAD_BYTES:
         return None
     line_end = data.find(b"\r\n")
     if line_end < 0:

@@ -82,6 +82,18 @@ CONVERSATIONS: tuple[tuple[bytes, ...], ...] = (
     (request("GET", "http://localhost/api/event/ping?u=x"),),
     (request("GET", "/api/event/%70ing"),),
     (request("GET", "/api/event/ping", {"Connection": "close"}),),
+    # The fast path makes a second's ping answers once per If-Modified-Since and Origin or not (App._ping_now):
+    # each of these, within one second, gets its own.
+    (
+        request("GET", "/api/event/ping"),
+        request("GET", "/api/event/ping", {"Origin": "https://example.com"}),
+        request("GET", "/api/event/ping", {"If-Modified-Since": TODAY, "Origin": "https://example.com"}),
+        request("GET", "/api/event/ping"),
+        request("GET", "/api/event/ping", {"If-Modified-Since": TODAY}),
+        request("GET", "/api/event/ping", {"Origin": "https://a.org"}),
+        request("GET", "/api/event/ping", {"If-Modified-Since": "yesterday"}),
+        request("GET", "/api/event/ping", {"If-Modified-Since": TODAY}),
+    ),
     (
         request("GET", "/api/event/ping"),
         request("POST", "/api/event/hit", TEXT, load("fp8")),
