@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -98,11 +99,22 @@ def playwright() -> Iterator[Playwright]:
         yield pw
 
 
+def _chromium_major() -> str:
+    """The installed Chromium's major version, as `chromium --version` says it ("Chromium 156.0...")."""
+    said = subprocess.run([str(CHROMIUM), "--version"], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"(\d+)\.\d+", said)
+    assert found, said
+    return found.group(1)
+
+
 def _launch(pw: Playwright, *, bfcache: bool) -> Browser:
     # launch() gives the browser a fresh temporary profile (user-data dir) and deletes it on close.
+    # The desktop user agent is the browser's own too, not only the contexts': a tab the page opens (Ctrl+click)
+    # may send its first requests before Playwright applies the context's, and then said "HeadlessChrome", which
+    # the server drops as a bot (seen about one run in three on a loaded machine).
     return pw.chromium.launch(
         executable_path=str(CHROMIUM),
-        args=CHROMIUM_ARGS,
+        args=[*CHROMIUM_ARGS, f"--user-agent={USER_AGENT.format(major=_chromium_major())}"],
         ignore_default_args=[NO_BFCACHE_ARG] if bfcache else None,
     )
 
