@@ -235,16 +235,16 @@ class SQLiteAnalytics:
         while not self.db.closed:
             await self.db.quiet(YIELD_TO_READS_S)
             now_ms = int(time.time() * 1000)
-            rebuilt = await self.db.write(rollups.refresh_hours, now_ms)
+            rebuilt = await self.db.unit(rollups.refresh_hours, now_ms)
             done += rebuilt
             if rebuilt:
                 continue
-            if await self.db.write(rollups.build_blocks, now_ms):
+            if await self.db.unit(rollups.build_blocks, now_ms):
                 continue
             # Today's hours just rebuilt: copy today's closed hours again, a few sites per writer call.
-            if done and await self.db.write(columns.refresh_open, now_ms) >= columns.BACKFILL_DAYS_PER_CALL:
+            if done and await self.db.unit(columns.refresh_open, now_ms) >= columns.BACKFILL_DAYS_PER_CALL:
                 continue
-            if await self.db.write(columns.backfill, columns.BACKFILL_DAYS_PER_CALL):
+            if await self.db.unit(columns.backfill, columns.BACKFILL_DAYS_PER_CALL):
                 continue
             break
         return done

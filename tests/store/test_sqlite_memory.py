@@ -93,6 +93,58 @@ def test_background_work_waits_for_reads_but_not_forever(tmp_path: Path) -> None
         database.close()
 
 
+def test_a_unit_of_background_work_never_runs_beside_a_read(tmp_path: Path) -> None:
+    """`unit` waits for the read already let in; a read asked for while a unit waits or runs starts after it;
+    a write is not held back."""
+    database = db.Database(str(tmp_path / "a.db"), analytics.MIGRATIONS)
+    release_read, release_unit = threading.Event(), threading.Event()
+    log: list[str] = []
+
+    def first_read(conn: object) -> int:
+        log.append("read 1 starts")
+        release_read.wait(10)
+        log.append("read 1 ends")
+        return 1
+
+    def unit(conn: object) -> int:
+        log.append("unit starts")
+        release_unit.wait(10)
+        log.append("unit ends")
+        return 2
+
+    def second_read(conn: object) -> int:
+        log.append("read 2")
+        return 3
+
+    def write(conn: object) -> int:
+        log.append("write")
+        return 4
+
+    async def scenario() -> list[int]:
+        read = asyncio.ensure_future(database.read(first_read))
+        await asyncio.sleep(0.05)
+        work = asyncio.ensure_future(database.unit(unit))
+        await asyncio.sleep(0.05)
+        assert log == ["read 1 starts"]  # the unit waits for the read let in before it
+        assert await database.write(write) == 4  # a write is not held back
+        later = asyncio.ensure_future(database.read(second_read))
+        await asyncio.sleep(0.05)
+        release_read.set()
+        await read
+        await asyncio.sleep(0.1)
+        assert log[-1] == "unit starts"  # the second read waits for the unit, asked for before it
+        asyncio.get_running_loop().call_later(0.1, release_unit.set)
+        return [await work, await later]
+
+    try:
+        assert asyncio.run(scenario()) == [2, 3]
+        assert log == ["read 1 starts", "write", "read 1 ends", "unit starts", "unit ends", "read 2"]
+    finally:
+        release_read.set()
+        release_unit.set()
+        database.close()
+
+
 # Run in a child process: the soft heap limit and SQLite's memory high-water are the whole process's.
 _RAW_LONG_TAIL = textwrap.dedent(
     """
