@@ -44,10 +44,11 @@ READER_CACHE_KIB: Final = 1024
 # SQLite's own heap, all connections of the process together (page caches, sorters, temporary tables and
 # ephemeral b-trees, prepared statements), when no `memory_limit` setting gives one. Past it SQLite takes the
 # least recently used page of any connection's cache instead of allocating a new one, and a sorter writes
-# the batch it holds to its temporary file (a file: TEMP_STORE) instead of growing. The caches above add up
-# to ~8 MiB when the refresher and both readers run at once (writer, readers, the refresher's temporary
-# tables); without a limit each sorter and each temporary b-tree grows on its own.
-SOFT_HEAP_LIMIT: Final = 8 << 20
+# the batch it holds to its temporary file (a file: TEMP_STORE) instead of growing. The refresher and the
+# reads no longer run at once (Database.unit), so one operation's cache and sorter (1-2 MiB each) and every
+# connection's schema and statements (~1.4 MB at rest) fit: 8 MiB let SQLite reach 9 MB during a raw read
+# right after an import, the largest part of the server's peak (docs/storage.md, *Memory bounds*).
+SOFT_HEAP_LIMIT: Final = 4 << 20
 # SQLite virtual-machine steps between two looks at the clock: about a millisecond of work, so a
 # runaway query stops within a few ms of its limit and the check costs well under 1%.
 PROGRESS_STEPS = 10_000
