@@ -20,9 +20,11 @@ if TYPE_CHECKING:
     from medama_core import transfer  # imported by the export and import calls: the importers are slow to load
 
 # Between two units of background work (an hour batch, a few blocks, a day's copy), how long the refresher
-# lets queued and running stats reads finish first: its memory (a block's merge, a day's copy: up to ~6 MB
-# of Python at 1 M views, more at 10 M) and a raw read's are then seldom held at once (docs/storage.md,
-# *Memory bounds*). Bounded, so that a stream of reads slows the catching up but never stops it.
+# lets queued and running stats reads finish first; then the unit waits for the reads let in and holds new
+# ones back (Database.unit), so that its memory (a block's merge, a day's copy: up to ~6 MB of Python at
+# 1 M views, more at 10 M) and a read's are never held at once (docs/storage.md, *Memory bounds*). Bounded,
+# so that a stream of reads slows the catching up but never stops it, and the reads held back by a unit
+# get their turn before the next.
 YIELD_TO_READS_S: Final = 1.0
 
 # The stats layer (store.stats, rollups, columns, scan, entries, retention and their helpers, ~50 ms of
