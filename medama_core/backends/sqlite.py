@@ -208,8 +208,17 @@ class SQLiteAnalytics:
     ) -> list[transfer.ImportResult]:
         from medama_core import transfer
 
-        fn = functools.partial(transfer.import_upload, name=name, dry_run=dry_run)
-        return await self.db.write(fn, tool, data, hostname, umami_ids)
+        cache_kib = self.db.cache_kib
+
+        def upload(conn: sqlite3.Connection) -> list[transfer.ImportResult]:
+            try:
+                return transfer.import_upload(conn, tool, data, hostname, umami_ids, name=name, dry_run=dry_run)
+            finally:
+                # The import sized the writer's cache for itself (transfer.IMPORT_CACHE_KIB, 64 MiB), and a
+                # sorter holds up to its connection's cache: the refresher's sorts after it would too.
+                conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
+
+        return await self.db.write(upload)
 
     async def progress(self, hostname: str, now_ms: int) -> dict[str, int]:
         from medama_core.store.sqlite import rollups

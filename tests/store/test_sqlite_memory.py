@@ -337,3 +337,26 @@ def test_a_sparse_masked_run_keeps_positions_not_a_byte_per_view() -> None:
         tracemalloc.stop()
     assert run.count == 3_000 and run.at_most(707) == 8 and (run.low, run.high) == (7, 299_907)
     assert held <= SPARSE_RUN_HELD, held
+
+
+def test_an_uploaded_import_gives_the_writer_its_cache_back(tmp_path: Path) -> None:
+    """An import uploaded to the server runs on the writer with a cache of its own size (64 MiB); after it the
+    writer, which the refresher's sorts use, has its own again."""
+    from medama_core.backends.sqlite import SQLiteAnalytics
+
+    store = SQLiteAnalytics(str(tmp_path / "a.db"))
+    data = (ROOT / "tests" / "importers" / "samples" / "goatcounter-export.csv").read_bytes()
+
+    def cache(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA cache_size").fetchone()[0])
+
+    async def scenario() -> tuple[list[int], int]:
+        results = await store.import_upload("goatcounter", data, "example.com", {}, name="", dry_run=False)
+        return [result.stored for result in results], await store.db.write(cache)
+
+    try:
+        stored, writer_cache = asyncio.run(scenario())
+        assert stored == [5, 1]
+        assert writer_cache == -db.CACHE_SIZE_KIB
+    finally:
+        store.close()
