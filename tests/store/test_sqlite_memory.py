@@ -120,20 +120,28 @@ def test_a_unit_of_background_work_never_runs_beside_a_read(tmp_path: Path) -> N
         log.append("write")
         return 4
 
+    async def logged(entry: str) -> None:
+        for _ in range(1000):  # a loaded machine may take a while to start a thread's work
+            if entry in log:
+                return
+            await asyncio.sleep(0.01)
+
     async def scenario() -> list[int]:
         read = asyncio.ensure_future(database.read(first_read))
-        await asyncio.sleep(0.05)
+        await logged("read 1 starts")
         work = asyncio.ensure_future(database.unit(unit))
         await asyncio.sleep(0.05)
+        assert database.unit_pending
         assert log == ["read 1 starts"]  # the unit waits for the read let in before it
         assert await database.write(write) == 4  # a write is not held back
         later = asyncio.ensure_future(database.read(second_read))
         await asyncio.sleep(0.05)
         release_read.set()
         await read
-        await asyncio.sleep(0.1)
-        assert log[-1] == "unit starts"  # the second read waits for the unit, asked for before it
-        asyncio.get_running_loop().call_later(0.1, release_unit.set)
+        await logged("unit starts")
+        await asyncio.sleep(0.05)
+        assert "read 2" not in log  # the second read waits for the unit, asked for before it
+        release_unit.set()
         return [await work, await later]
 
     try:
