@@ -23,3 +23,9 @@ CHROMIUM_ARGS = [
 # may run at a time: each test package starts its own Playwright with scope="package", so it is
 # stopped before the next package (whose tests may call asyncio.run) begins.
 PLAYWRIGHT_SCOPE = "package"
+
+# How long Playwright's `expect` waits for a state a user would see (its default is 5 s). The CI machine has
+# 2 cores and runs every test on them: a render after an API answer has taken longer than 5 s there. The
+# waits end as soon as the state shows, so this costs nothing when the page is quick, and the browser
+# conftests set it before any test runs (expect.set_options is process-wide).
+EXPECT_TIMEOUT_MS = 15_000

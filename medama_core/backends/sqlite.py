@@ -20,9 +20,11 @@ if TYPE_CHECKING:
     from medama_core import transfer  # imported by the export and import calls: the importers are slow to load
 
 # Between two units of background work (an hour batch, a few blocks, a day's copy), how long the refresher
-# lets queued and running stats reads finish first: its memory (a block's merge, a day's copy: up to ~6 MB
-# of Python at 1 M views, more at 10 M) and a raw read's are then seldom held at once (docs/storage.md,
-# *Memory bounds*). Bounded, so that a stream of reads slows the catching up but never stops it.
+# lets queued and running stats reads finish first; then the unit waits for the reads let in and holds new
+# ones back (Database.unit), so that its memory (a block's merge, a day's copy: up to ~6 MB of Python at
+# 1 M views, more at 10 M) and a read's are never held at once (docs/storage.md, *Memory bounds*). Bounded,
+# so that a stream of reads slows the catching up but never stops it, and the reads held back by a unit
+# get their turn before the next.
 YIELD_TO_READS_S: Final = 1.0
 
 # The stats layer (store.stats, rollups, columns, scan, entries, retention and their helpers, ~50 ms of
@@ -206,8 +208,17 @@ class SQLiteAnalytics:
     ) -> list[transfer.ImportResult]:
         from medama_core import transfer
 
-        fn = functools.partial(transfer.import_upload, name=name, dry_run=dry_run)
-        return await self.db.write(fn, tool, data, hostname, umami_ids)
+        cache_kib = self.db.cache_kib
+
+        def upload(conn: sqlite3.Connection) -> list[transfer.ImportResult]:
+            try:
+                return transfer.import_upload(conn, tool, data, hostname, umami_ids, name=name, dry_run=dry_run)
+            finally:
+                # The import sized the writer's cache for itself (transfer.IMPORT_CACHE_KIB, 64 MiB), and a
+                # sorter holds up to its connection's cache: the refresher's sorts after it would too.
+                conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
+
+        return await self.db.write(upload)
 
     async def progress(self, hostname: str, now_ms: int) -> dict[str, int]:
         from medama_core.store.sqlite import rollups
@@ -235,16 +246,16 @@ class SQLiteAnalytics:
         while not self.db.closed:
             await self.db.quiet(YIELD_TO_READS_S)
             now_ms = int(time.time() * 1000)
-            rebuilt = await self.db.write(rollups.refresh_hours, now_ms)
+            rebuilt = await self.db.unit(rollups.refresh_hours, now_ms)
             done += rebuilt
             if rebuilt:
                 continue
-            if await self.db.write(rollups.build_blocks, now_ms):
+            if await self.db.unit(rollups.build_blocks, now_ms):
                 continue
             # Today's hours just rebuilt: copy today's closed hours again, a few sites per writer call.
-            if done and await self.db.write(columns.refresh_open, now_ms) >= columns.BACKFILL_DAYS_PER_CALL:
+            if done and await self.db.unit(columns.refresh_open, now_ms) >= columns.BACKFILL_DAYS_PER_CALL:
                 continue
-            if await self.db.write(columns.backfill, columns.BACKFILL_DAYS_PER_CALL):
+            if await self.db.unit(columns.backfill, columns.BACKFILL_DAYS_PER_CALL):
                 continue
             break
         return done

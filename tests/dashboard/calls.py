@@ -47,6 +47,17 @@ class Calls:
             waited += 50
             quiet = quiet + 50 if not self.open else 0
 
+    def wait_for(self, path_end: str, count: int, timeout_ms: int = 15_000) -> list[dict[str, str]]:
+        """Wait until the page has made at least `count` calls to `path_end`; return them."""
+        waited = 0
+        while len(found := self.to(path_end)) < count:
+            assert waited < timeout_ms, (
+                f"{len(found)} of {count} calls to {path_end}; calls: {[p for p, _ in self.items]}"
+            )
+            self.page.wait_for_timeout(50)
+            waited += 50
+        return found
+
     def clear(self) -> None:
         self.items.clear()
 

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, PLAYWRIGHT_SCOPE
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, EXPECT_TIMEOUT_MS, PLAYWRIGHT_SCOPE
 from tests.dashboard.calls import Calls
 from tests.dashboard.seed import Seeded, seed_views
 from tests.helpers import Client, LiveServer, live_server
+
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 USERNAME, DEFAULT_PASSWORD = "admin", "CHANGE_ME_ON_FIRST_LOGIN"

@@ -282,11 +282,14 @@ def test_a_share_is_framed_only_where_its_owner_allows(browser: Browser, fresh_s
             with page.expect_response(lambda r: r.url.endswith(f"/share/{closed}")) as refused:
                 page.goto(f"{blog}/{closed}")
             assert "frame-ancestors 'none'" in refused.value.headers["content-security-policy"]
-            page.wait_for_timeout(1000)
-            # Chromium blocks the framed page: the frame never runs the dashboard.
-            assert page.frame_locator("#shared").get_by_test_id("shared-dashboard").count() == 0
+            # Chromium blocks the framed page: the frame shows its error page and never runs the dashboard.
+            for _ in range(300):
+                if len(page.frames) > 1 and page.frames[1].url.startswith("chrome-error://"):
+                    break
+                page.wait_for_timeout(50)
             frame = page.frames[1]
             assert frame.url.startswith("chrome-error://"), frame.url
+            assert page.frame_locator("#shared").get_by_test_id("shared-dashboard").count() == 0
             page.close()
     finally:
         context.close()

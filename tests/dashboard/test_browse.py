@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from tests.dashboard.calls import Calls, api_json, main_summary, metric, wait_idle
 from tests.dashboard.conftest import PASSWORD, SITE, Site, login, screenshot
@@ -237,6 +237,38 @@ def test_every_filter_field_and_operator(page: Page, shared_site: Site, calls: C
     expect(page.locator(".chip")).to_have_count(0)
 
 
+def test_numbers_of_the_last_answer_are_marked_busy_until_the_new_one(
+    page: Page, shared_site: Site, calls: Calls
+) -> None:
+    """A filter applied while its summary is on its way: the numbers and the chart shown are the last answer's, so they
+    are marked busy (aria-busy) until it comes, as the panels are; wait_idle then waits for them too."""
+    page.goto(shared_site.base + f"/{SITE}?period=30d")
+    wait_idle(page)
+    before = metric(page, "pageviews")
+    held: list[Route] = []
+    page.route(lambda url: "/summary?" in url and "path%5Beq%5D" in url, lambda route: held.append(route))
+    page.get_by_role("button", name="+ Add filter").click()
+    form = page.get_by_role("form", name="Add filter")
+    form.locator("select[name=field]").select_option("path")
+    form.locator("select[name=op]").select_option("eq")
+    form.locator("input[name=value]").fill("/pricing")
+    calls.clear()
+    form.get_by_role("button", name="Apply").click()
+    calls.wait_for("/summary", 1)
+    assert held, "the filtered summary was not asked for"
+    metrics, chart = page.locator(".metrics"), page.locator(".chart-card")
+    expect(metrics).to_have_attribute("aria-busy", "true")
+    expect(chart).to_have_attribute("aria-busy", "true")
+    assert metric(page, "pageviews") == before  # the last answer's number, shown as busy
+    for route in held:
+        route.continue_()
+    page.unroute_all()
+    wait_idle(page)
+    expect(metrics).to_have_attribute("aria-busy", "false")
+    expect(chart).to_have_attribute("aria-busy", "false")
+    assert metric(page, "pageviews") == _compact(current_summary(shared_site, calls)["pageviews"])
+
+
 def test_row_clicks_filter_and_panels_match_the_api(page: Page, shared_site: Site, calls: Calls) -> None:
     page.goto(shared_site.base + f"/{SITE}?period=30d")
     wait_idle(page)
@@ -415,9 +447,8 @@ def test_auto_refresh_for_live_ranges(context: BrowserContext, shared_site: Site
     wait_idle(page)
     before = len(calls.to("/summary"))
     page.clock.fast_forward(61_000)
-    page.wait_for_timeout(500)
+    calls.wait_for("/summary", before + 1)  # the refresh asks again (a loaded machine may take a while)
     wait_idle(page)
-    assert len(calls.to("/summary")) > before
     # A range in the past does not refresh.
     page.goto(shared_site.base + f"/{SITE}?period=yesterday")
     wait_idle(page)

@@ -3,6 +3,7 @@ first hits arrive through the real tracker, and every settings page round trip."
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +60,11 @@ def shop_server(snippet: str) -> Iterator[str]:
         thread.join(timeout=5)
 
 
+def is_load(body: str | None) -> bool:
+    """A tracker hit's body is a page load."""
+    return json.loads(body or "{}").get("e") == "load"
+
+
 def test_add_website_shows_snippet_until_the_first_hit(browser: Browser, admin: Page, fresh_site: Site) -> None:
     page = admin
     page.get_by_role("button", name="Add website").click()
@@ -91,9 +97,9 @@ def test_add_website_shows_snippet_until_the_first_hit(browser: Browser, admin: 
             with shop.expect_response(lambda r: r.url.endswith("/api/event/hit")) as hit:
                 shop.goto(f"{shop_origin}/landing")
             assert hit.value.status == 204
-            with shop.expect_response(lambda r: r.url.endswith("/api/event/hit")):
-                shop.goto(f"{shop_origin}/second")  # the unload beacon of /landing, then a second load
-            shop.wait_for_timeout(300)
+            # The unload beacon of /landing (DevTools may or may not list it), then the second load: wait for the load.
+            with shop.expect_response(lambda r: r.url.endswith("/api/event/hit") and is_load(r.request.post_data)):
+                shop.goto(f"{shop_origin}/second")
     finally:
         visitor.close()
     # The dashboard notices within a few seconds, hides the snippet and shows the visit.
@@ -236,8 +242,11 @@ def test_usage_settings(admin: Page, fresh_site: Site) -> None:
     expect(page.get_by_role("progressbar", name="CPU in use")).to_be_visible()
     expect(page.get_by_role("progressbar", name="Memory in use")).to_be_visible()
     expect(page.get_by_role("progressbar", name="Disk in use")).to_be_visible()
-    page.wait_for_timeout(6_500)
-    assert len(polls) >= 3, polls  # refreshed every few seconds
+    for _ in range(300):  # refreshed every few seconds (3 s): the first answer and two more
+        if len(polls) >= 3:
+            break
+        page.wait_for_timeout(50)
+    assert len(polls) >= 3, polls
     screenshot(page, "settings-usage")
     page.get_by_label("Reader threads").fill("3")
     page.get_by_label("Memory limit").fill("lots")

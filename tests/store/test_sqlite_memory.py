@@ -93,6 +93,66 @@ def test_background_work_waits_for_reads_but_not_forever(tmp_path: Path) -> None
         database.close()
 
 
+def test_a_unit_of_background_work_never_runs_beside_a_read(tmp_path: Path) -> None:
+    """`unit` waits for the read already let in; a read asked for while a unit waits or runs starts after it;
+    a write is not held back."""
+    database = db.Database(str(tmp_path / "a.db"), analytics.MIGRATIONS)
+    release_read, release_unit = threading.Event(), threading.Event()
+    log: list[str] = []
+
+    def first_read(conn: object) -> int:
+        log.append("read 1 starts")
+        release_read.wait(10)
+        log.append("read 1 ends")
+        return 1
+
+    def unit(conn: object) -> int:
+        log.append("unit starts")
+        release_unit.wait(10)
+        log.append("unit ends")
+        return 2
+
+    def second_read(conn: object) -> int:
+        log.append("read 2")
+        return 3
+
+    def write(conn: object) -> int:
+        log.append("write")
+        return 4
+
+    async def logged(entry: str) -> None:
+        for _ in range(1000):  # a loaded machine may take a while to start a thread's work
+            if entry in log:
+                return
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> list[int]:
+        read = asyncio.ensure_future(database.read(first_read))
+        await logged("read 1 starts")
+        work = asyncio.ensure_future(database.unit(unit))
+        await asyncio.sleep(0.05)
+        assert database.unit_pending
+        assert log == ["read 1 starts"]  # the unit waits for the read let in before it
+        assert await database.write(write) == 4  # a write is not held back
+        later = asyncio.ensure_future(database.read(second_read))
+        await asyncio.sleep(0.05)
+        release_read.set()
+        await read
+        await logged("unit starts")
+        await asyncio.sleep(0.05)
+        assert "read 2" not in log  # the second read waits for the unit, asked for before it
+        release_unit.set()
+        return [await work, await later]
+
+    try:
+        assert asyncio.run(scenario()) == [2, 3]
+        assert log == ["read 1 starts", "write", "read 1 ends", "unit starts", "unit ends", "read 2"]
+    finally:
+        release_read.set()
+        release_unit.set()
+        database.close()
+
+
 # Run in a child process: the soft heap limit and SQLite's memory high-water are the whole process's.
 _RAW_LONG_TAIL = textwrap.dedent(
     """
@@ -157,6 +217,56 @@ def test_a_raw_long_tail_read_stays_within_its_heap(tmp_path: Path) -> None:
     assert rows == 100
     assert high <= RAW_READ_HEAP, (high, RAW_READ_HEAP)
     assert kept <= KEPT_AFTER_READ, (kept, KEPT_AFTER_READ)
+
+
+# A child process: a read scanning 16 MB of pages with a 64 MiB page cache (what a `memory_limit` setting
+# may allow) fills its cache until the process-wide soft heap limit makes SQLite reuse pages.
+_BIG_CACHE_SCAN = textwrap.dedent(
+    """
+    import asyncio, ctypes, ctypes.util, sys
+    from medama_core.store.sqlite import analytics, db
+    lib = ctypes.CDLL(ctypes.util.find_library("sqlite3"))
+    lib.sqlite3_memory_highwater.restype = ctypes.c_int64
+    database = db.Database(sys.argv[1], analytics.MIGRATIONS)
+    def fill(conn):
+        conn.execute("CREATE TABLE pad (x BLOB)")
+        with db.Transaction(conn):
+            conn.execute("INSERT INTO pad WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                         "WHERE i < 16000) SELECT randomblob(1000) FROM c")
+    def scan(conn):
+        conn.execute("PRAGMA cache_size = -65536")
+        return conn.execute("SELECT count(*), sum(length(x)) FROM pad").fetchone()
+    async def run():
+        await database.write(fill)
+        await database.read(lambda conn: 0)
+        lib.sqlite3_memory_highwater(1)
+        rows, size = await database.read(scan)
+        return rows, lib.sqlite3_memory_highwater(0)
+    rows, high = asyncio.run(run())
+    database.close()
+    print(rows, high)
+    """
+)
+# SQLite's heap at most during that scan: the soft limit (4 MiB) and what a statement holds beside the cache.
+# Measured 4.2 MB; 8.4 MB with the 8 MiB limit of before.
+BIG_CACHE_SCAN_HEAP: int = 5 << 20
+
+
+@pytest.mark.skipif(_libsqlite() is None, reason="SQLite is not a shared library here")
+def test_page_caches_stay_within_the_soft_heap_limit(tmp_path: Path) -> None:
+    """A read whose own page cache would hold 16 MB of pages keeps SQLite's heap near SOFT_HEAP_LIMIT."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", _BIG_CACHE_SCAN, str(tmp_path / "pad.db")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    rows, high = (int(x) for x in done.stdout.split())
+    assert rows == 16_000
+    assert high <= BIG_CACHE_SCAN_HEAP, (high, BIG_CACHE_SCAN_HEAP)
 
 
 # Python memory (tracemalloc) a block build may hold beyond what it held before, with the bounds below
@@ -235,3 +345,26 @@ def test_a_sparse_masked_run_keeps_positions_not_a_byte_per_view() -> None:
         tracemalloc.stop()
     assert run.count == 3_000 and run.at_most(707) == 8 and (run.low, run.high) == (7, 299_907)
     assert held <= SPARSE_RUN_HELD, held
+
+
+def test_an_uploaded_import_gives_the_writer_its_cache_back(tmp_path: Path) -> None:
+    """An import uploaded to the server runs on the writer with a cache of its own size (64 MiB); after it the
+    writer, which the refresher's sorts use, has its own again."""
+    from medama_core.backends.sqlite import SQLiteAnalytics
+
+    store = SQLiteAnalytics(str(tmp_path / "a.db"))
+    data = (ROOT / "tests" / "importers" / "samples" / "goatcounter-export.csv").read_bytes()
+
+    def cache(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA cache_size").fetchone()[0])
+
+    async def scenario() -> tuple[list[int], int]:
+        results = await store.import_upload("goatcounter", data, "example.com", {}, name="", dry_run=False)
+        return [result.stored for result in results], await store.db.write(cache)
+
+    try:
+        stored, writer_cache = asyncio.run(scenario())
+        assert stored == [5, 1]
+        assert writer_cache == -db.CACHE_SIZE_KIB
+    finally:
+        store.close()

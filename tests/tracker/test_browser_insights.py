@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:  # conftest is pytest's to import; these names only annotate
-    from playwright.sync_api import Page
+    from playwright.sync_api import BrowserContext, Page
 
     from tests.tracker.conftest import Medama, Tracker
 
@@ -110,10 +110,11 @@ def test_clicks_and_not_found_pages_reach_the_panel(tracker: Tracker) -> None:
     panel_tabs(tracker, medama)
 
 
-def open_dashboard(tracker: Tracker, medama: Medama) -> Page:
+def open_dashboard(tracker: Tracker, medama: Medama, context: BrowserContext | None = None) -> Page:
+    """The site's dashboard for today, logged in, in a new tab of `context` (by default the visitor's)."""
     body = {"password": PASSWORD, "currentPassword": DEFAULT_PASSWORD}
     assert medama.client.patch("/api/user", json_body=body).status == 200
-    page = tracker.context.new_page()
+    page = (context or tracker.context).new_page()
     page.set_viewport_size({"width": 1280, "height": 1000})
     page.goto(f"http://{medama.host}/localhost?period=today")
     page.wait_for_url("**/login**")

@@ -135,12 +135,13 @@ function ChangeBadge({ metric, current, previous, since }) {
   );
 }
 
-function MetricBoxes({ current, previous, selected, onSelect, since }) {
+function MetricBoxes({ current, previous, selected, onSelect, since, busy }) {
   const [explained, setExplained] = useState(null);
   const shown = METRICS.find((m) => m.key === explained);
   return (
     <>
-      <div class="metrics" role="group" aria-label="Metrics: choose the one shown in the chart">
+      {/* Busy while the numbers of a new period or filter are on their way: the ones shown are the last answer's. */}
+      <div class="metrics" role="group" aria-label="Metrics: choose the one shown in the chart" aria-busy={busy ? "true" : "false"}>
         {METRICS.map((metric) => {
           const value = current ? metricValue(metric, current) : undefined;
           const missing = current && value === null;
@@ -770,9 +771,10 @@ export function SiteDashboard({ hostname, query }) {
         previous={previousTotals}
         selected={metricKey}
         since={since}
+        busy={summary.loading}
         onSelect={(m) => navigate(siteHref(hostname, setParam(query, "chart[stat]", m === "visitors" ? null : m)), { replace: true })}
       />
-      <section class="card chart-card" aria-label="Chart">
+      <section class="card chart-card" aria-label="Chart" aria-busy={summary.loading ? "true" : "false"}>
         <div class="chart-head">
           <h2 class="panel-title">
             {(METRICS.find((m) => m.key === metricKey) || METRICS[0]).title} · {period.label}

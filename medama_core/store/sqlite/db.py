@@ -44,10 +44,11 @@ READER_CACHE_KIB: Final = 1024
 # SQLite's own heap, all connections of the process together (page caches, sorters, temporary tables and
 # ephemeral b-trees, prepared statements), when no `memory_limit` setting gives one. Past it SQLite takes the
 # least recently used page of any connection's cache instead of allocating a new one, and a sorter writes
-# the batch it holds to its temporary file (a file: TEMP_STORE) instead of growing. The caches above add up
-# to ~8 MiB when the refresher and both readers run at once (writer, readers, the refresher's temporary
-# tables); without a limit each sorter and each temporary b-tree grows on its own.
-SOFT_HEAP_LIMIT: Final = 8 << 20
+# the batch it holds to its temporary file (a file: TEMP_STORE) instead of growing. The refresher and the
+# reads no longer run at once (Database.unit), so one operation's cache and sorter (1-2 MiB each) and every
+# connection's schema and statements (~1.4 MB at rest) fit: 8 MiB let SQLite reach 9 MB during a raw read
+# right after an import, the largest part of the server's peak (docs/storage.md, *Memory bounds*).
+SOFT_HEAP_LIMIT: Final = 4 << 20
 # SQLite virtual-machine steps between two looks at the clock: about a millisecond of work, so a
 # runaway query stops within a few ms of its limit and the check costs well under 1%.
 PROGRESS_STEPS = 10_000
@@ -253,6 +254,7 @@ class Database:
         if path == ":memory:":
             raise ValueError("Database needs a file: reader threads cannot share an in-memory database")
         malloc.limit_arenas()  # before this file's threads start (the first Database: before any)
+        malloc.fix_mmap_threshold()
         if heap_limit() == 0:  # a `memory_limit` setting applied since the first Database opened stays
             limit_heap()
         self.path = path
@@ -268,6 +270,8 @@ class Database:
         self._writer_cache_kib = CACHE_SIZE_KIB
         self.closed = False
         self.reads = 0  # reads asked for and not yet answered, queued ones included (event loop thread only)
+        self.reads_let_in = 0  # of those, the ones past the gate of `unit` (event loop thread only)
+        self.unit_pending = False  # a unit of background work waits or runs: reads wait (event loop thread only)
 
     def configure(self, *, readers: int | None = None, cache_kib: int | None = None) -> None:
         """Change the reader-thread count and the per-connection page cache at run time.
@@ -289,13 +293,34 @@ class Database:
         return await loop.run_in_executor(self._writer, self._call_writer, fn, args)
 
     async def read(self, fn: Callable[..., T], /, *args: object) -> T:
-        """Run `fn(conn, *args)` on a reader thread with a read-only connection."""
+        """Run `fn(conn, *args)` on a reader thread with a read-only connection, once no unit of background
+        work is waiting or running (`unit`)."""
         loop = asyncio.get_running_loop()
         self.reads += 1
         try:
-            return await loop.run_in_executor(self._readers, self._call_reader, fn, args)
+            while self.unit_pending:
+                await asyncio.sleep(QUIET_POLL_S)
+            self.reads_let_in += 1
+            try:
+                return await loop.run_in_executor(self._readers, self._call_reader, fn, args)
+            finally:
+                self.reads_let_in -= 1
         finally:
             self.reads -= 1
+
+    async def unit(self, fn: Callable[..., T], /, *args: object) -> T:
+        """Run `fn(conn, *args)` on the writer thread as a unit of background work, never beside a read: it
+        waits for the reads already let in (each stops at READ_TIME_LIMIT_S), and reads asked for
+        meanwhile wait for it, so that its memory and theirs are not held at the same moment (docs/storage.md,
+        *Memory bounds*). Call `quiet` between units, or the reads held back would wait for the next one
+        too. Writes are not held back."""
+        self.unit_pending = True
+        try:
+            while self.reads_let_in:
+                await asyncio.sleep(QUIET_POLL_S)
+            return await self.write(fn, *args)
+        finally:
+            self.unit_pending = False
 
     async def quiet(self, wait_s: float) -> None:
         """Return once no read is queued or running, or after `wait_s` seconds (background work calls it

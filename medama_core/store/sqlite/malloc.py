@@ -28,7 +28,14 @@ ARENAS: Final = 1
 # An operation that ran this long (a stats request over raw rows, a refresher step) has likely freed
 # megabytes; trimming then costs well under a millisecond for the server's heaps, a few percent of it.
 TRIM_AFTER_S: Final = 0.02
-_M_ARENA_MAX: Final = -8  # mallopt's parameter number (glibc's malloc.h)
+# Blocks at least this big get pages of their own (mmap), handed back the moment they are freed. glibc's
+# default starts at 128 KiB but moves: each time a mapped block is freed, the threshold rises to its size
+# (up to 32 MiB), so after the first big sort or list every later one comes from the heap, where a few
+# small blocks allocated meanwhile keep its pages resident (docs/storage.md, *Memory bounds*). Fixed, a sorter's
+# buffer (up to its connection's cache), a big list's array or a packed run goes back when freed.
+MMAP_THRESHOLD: Final = 128 << 10
+_M_ARENA_MAX: Final = -8  # mallopt's parameter numbers (glibc's malloc.h)
+_M_MMAP_THRESHOLD: Final = -3
 
 
 def _libc() -> Any:
@@ -49,6 +56,14 @@ def limit_arenas() -> bool:
     if _LIBC is None or "MALLOC_ARENA_MAX" in os.environ:
         return False
     return bool(_LIBC.mallopt(_M_ARENA_MAX, ARENAS))
+
+
+def fix_mmap_threshold() -> bool:
+    """Give blocks of MMAP_THRESHOLD bytes or more their own pages from now on, unless
+    MALLOC_MMAP_THRESHOLD_ says otherwise; True if set."""
+    if _LIBC is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    return bool(_LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 def trim() -> None:
