@@ -138,6 +138,7 @@ def load_from(client: Client, raw: str, limit: int | None = None) -> None:
             client.command(
                 statement.format(when=when, before=f"date_created >= {lo - data.DAY} AND date_created < {hi}")
             )
+    schema.backfill_prop_durations(client)  # the durations of the views with events, by property (migration 9)
     print(f"loaded {raw} in {time.perf_counter() - started:.0f} s (INSERT ... SELECT on the server)", flush=True)
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from medama_core.store.clickhouse import entries as ch_entries
 from medama_core.store.clickhouse import goal_counts as ch_goals
-from medama_core.store.clickhouse import hits, schema
+from medama_core.store.clickhouse import hits, schema, site_data
 from medama_core.store.clickhouse import stats as ch_stats
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.filters import Filter
@@ -174,3 +174,68 @@ def test_property_filtered_lists_read_from_prop_views_equal_the_reference(seed: 
                         got = ch_stats.list_stats(ch, q, endpoint, True, page, variant)
                         want = page.cut(ref.listing(q, endpoint, True, variant))
                         assert got == want, f"{state} {q} {endpoint} {variant} {page}"
+
+
+def compare_summary_and_time(client: Client, ref: Reference, q: Query) -> None:
+    """/summary (alone, with the previous period and an interval), the intervals, /time and the full pages list."""
+    context = f"query {q}"
+    assert ch_stats.site_metrics(client, q) == ref.summary(q), context
+    if q.start_us is not None and q.end_us is not None:
+        for interval in intervals_for(q):
+            got = ch_stats.interval_metrics(client, q, interval, q.start_us, q.end_us)
+            assert got == ref.interval(q, interval), f"{context} {interval}"
+        before = Query(q.hostname, *previous_period(q.start_us, q.end_us), q.filters)
+        interval = random.Random(q.start_us).choice(intervals_for(q))
+        expected = {"current": ref.summary(q), "previous": ref.summary(before), "interval": ref.interval(q, interval)}
+        assert ch_stats.summary(client, q, True, interval) == expected, f"{context} summary {interval}"
+    for summary in (True, False):
+        full = ref.time(q, summary)
+        for page in (Page(), Page(2)):
+            assert ch_stats.time_stats(client, q, summary, page) == page.cut(full), f"{context} time {summary} {page}"
+    assert ch_stats.list_stats(client, q, "pages", False, Page()) == ref.listing(q, "pages", False, False), context
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_property_filtered_summary_and_time_read_the_events_side_and_equal_the_reference(seed: int, ch: Client) -> None:
+    """With no event stored before its view, a property-filtered /summary, /time and full list take the views from
+    `prop_views` and their durations from `prop_durations` (stats._prop_source), never from `views`: the same
+    answers before the merges (older durations still stored beside the current ones), after them, and once every
+    row of `views` is deleted. The rows are written as ingestion writes them: unloads in later batches (some
+    views unloaded two or three times), custom events before or after their view's unloads, views with several
+    properties."""
+    rnd = random.Random(200 + seed)
+    rows, events = random_rows(rnd)
+    store(ch, rnd, rows, events, orphans=False)
+    ref = Reference(rows, events)
+    names = sorted({event[3] for event in events})
+    queries = []
+    for _ in range(4):
+        props = [Filter("prop_name", rnd.choice(("eq", "neq", "in")), rnd.choice(names))]
+        if rnd.random() < 0.6:
+            op = rnd.choice(("eq", "contains", "not_in"))
+            props.append(Filter("prop_value", op, random_value(rnd, "prop_value")))
+        others = tuple(f for f in random_filters(rnd)[:2] if f.field not in ("prop_name", "prop_value"))
+        queries.append(Query(SITE, *random_period(rnd), (*props, *(others if rnd.random() < 0.5 else ()))))
+    several = "SELECT count() FROM (SELECT bid FROM prop_views GROUP BY bid HAVING uniqExact(name, value) > 1)"
+    assert ch.rows(several)[0][0] > 0  # views with several properties
+    # Every property of a view with a duration holds the view's last duration (its highest version).
+    last = "SELECT site, bid, name, value, argMax(duration_ms, version) FROM prop_durations"
+    last += " GROUP BY site, bid, name, value"
+    durations = {(r["hostname"], r["bid"]): r["duration_ms"] for r in rows}
+    props = ch.rows("SELECT DISTINCT site, bid, name, value FROM prop_views")
+    want = {tuple(p): durations[(p[0], p[1])] for p in props if durations[(p[0], p[1])] is not None}
+    assert {tuple(r[:4]): int(r[4]) for r in ch.rows(last)} == want
+    stale = "SELECT count() > uniqExact(bid, name, value) FROM prop_durations"
+    for state in ("unmerged", "merged", "no views"):
+        if state == "unmerged":
+            assert ch.rows(stale) == [[1]]  # durations replaced by later unloads, still stored
+        if state == "merged":
+            for table in ("views", "events", "prop_views", "prop_durations"):
+                ch.command(f"OPTIMIZE TABLE {table} FINAL")
+            assert ch.rows(stale) == [[0]]
+        if state == "no views":
+            ch.command("ALTER TABLE views DELETE WHERE 1")
+            site_data.wait_for_mutations(ch, ("views",))
+            assert ch.rows("SELECT count() FROM views") == [[0]]
+        for q in queries:
+            compare_summary_and_time(ch, ref, q)

@@ -173,7 +173,7 @@ def test_a_batch_writes_each_table_once_and_folds_what_it_holds(ch: Client) -> N
     ]
     assert hits.apply_batch(ch, ops) == [None] * len(ops)
     ch.transport = recording.inner
-    assert recording.inserts == ["views", "view_keys", "events", "prop_views", "drops"]
+    assert recording.inserts == ["views", "view_keys", "prop_durations", "events", "prop_views", "drops"]
     assert durations(ch) == {"old": 300, "new": 1200}
     assert ch.rows("SELECT sum(sign), count() FROM views WHERE bid = 'new'") == [[1, 1]]  # one row, no pair
     assert stats.site_metrics(ch, Query(SITE))["pageviews"] == 2
@@ -443,3 +443,70 @@ def test_a_hostname_sharing_the_site_key_is_told_apart(ch: Client) -> None:
     assert stats.site_metrics(ch, q) == expected
     assert stats.summary(ch, q, True, "hour")["current"] == expected
     assert stats.list_stats(ch, q, "pages", True, Page()) == [{"path": "/", "visitors": 1, "visitors_percentage": 1.0}]
+
+
+def test_property_durations_follow_every_unload_and_every_new_property(ch: Client) -> None:
+    """An unload writes its view's duration under each of the view's properties (`prop_durations`, schema
+    migration 9), those stored by earlier batches looked up in `prop_keys` (migration 10); a property that comes
+    after the view's unload gets its current duration. A property-filtered /summary and /time read them, and
+    answer as the same views selected by a view filter (read from `views`); migrations 9 and 10 fill both
+    tables from the stored rows, once when run again."""
+    pro = [event(bid, "plan", "pro") for bid in ("multi", "fresh", "none")]
+    ops: list[hits.Op] = [
+        hits.NewView(row(bid="multi", pathname="/a", ua_browser="P"), [pro[0], event("multi", "theme", "dark")]),
+        hits.NewView(row(bid="late", pathname="/a", ua_browser="P")),  # its property comes after its unload
+        hits.NewView(row(bid="same", pathname="/b", ua_browser="P")),  # its property comes with its unload
+        hits.NewView(row(bid="fresh", pathname="/b", ua_browser="P"), [pro[1]]),
+        hits.Duration("fresh", 3000),  # folded into its new view: version 0
+        hits.NewView(row(bid="none", pathname="/b", ua_browser="P"), [pro[2]]),  # never unloaded
+        hits.NewView(row(bid="plain", pathname="/a")),
+        hits.Duration("plain", 50),
+    ]
+    assert hits.apply_batch(ch, ops) == [None] * len(ops)
+    later: list[list[hits.Op]] = [
+        [hits.Duration("multi", 1000), hits.Duration("late", 4000)],
+        [hits.Duration("multi", 2000), hits.NewEvents([event("late", "plan", "pro", T0 + HOUR)])],
+        [hits.NewEvents([event("same", "plan", "pro"), event("multi", "size", "xl")]), hits.Duration("same", 700)],
+        [hits.Duration("same", 800), hits.Duration("plain", 60)],
+    ]
+    for batch in later:
+        assert hits.apply_batch(ch, batch) == [None] * len(batch)
+    current = (
+        "SELECT bid, name, max(version), argMax(duration_ms, version) FROM prop_durations"
+        " GROUP BY bid, name ORDER BY bid, name"
+    )
+    expected_rows = [
+        ["fresh", "plan", 0, 3000],
+        ["late", "plan", 1, 4000],
+        ["multi", "plan", 2, 2000],
+        ["multi", "size", 2, 2000],
+        ["multi", "theme", 2, 2000],
+        ["same", "plan", 2, 800],
+    ]
+    assert ch.rows(current) == expected_rows
+    period = (T0 * 1000, (T0 + DAY) * 1000)
+    by_prop = Query(SITE, *period, (Filter("prop_name", "eq", "plan"), Filter("prop_value", "eq", "pro")))
+    by_view = Query(SITE, *period, (Filter("browser", "eq", "p"),))  # the same views, read from `views`
+
+    def answers(q: Query) -> list[object]:
+        found: list[object] = [stats.summary(ch, q, True, "hour"), stats.site_metrics(ch, q)]
+        return found + [stats.time_stats(ch, q, summary, Page()) for summary in (True, False)]
+
+    expected = answers(by_view)
+    assert expected[1] == {"visitors": 5, "pageviews": 5, "bounce_percentage": 0, "duration": 2500}
+    assert answers(by_prop) == expected
+    for name, value in (("theme", "dark"), ("size", "xl")):  # only "multi", at its last unload
+        q = Query(SITE, *period, (Filter("prop_name", "eq", name), Filter("prop_value", "eq", value)))
+        assert stats.site_metrics(ch, q)["duration"] == 2000, name
+    for table in ("prop_key_rows", "prop_keys", "prop_durations"):
+        ch.command(f"DROP TABLE {table}")
+    for _ in range(2):
+        ch.command("DROP TABLE medama_schema")
+        assert schema.migrate(ch, 0) == schema.MIGRATIONS[-1][0]
+        assert answers(by_prop) == expected
+        assert ch.rows(current) == expected_rows
+        assert ch.rows("SELECT count() FROM prop_keys FINAL") == [[7]]
+    assert hits.apply_batch(ch, [hits.Duration("multi", 3000)]) == [None]  # its properties, from the backfill
+    assert ch.rows(f"SELECT * FROM ({current}) WHERE bid = 'multi'") == [
+        ["multi", name, 3, 3000] for name in ("plan", "size", "theme")
+    ]

@@ -2,11 +2,12 @@
 
 The same `Op`s as the SQLite store (store/sqlite/hits.py) and the same contract:
 `apply_batch` returns, per op, None or the error that kept it out. ClickHouse
-has no transaction across statements, so a batch is first its lookups (two
-SELECTs: the new views' keys, the stored views of its unloads and events),
-then one INSERT per table in a fixed order (BATCH_TABLES: views, their keys,
-events, their `prop_views` rows, drop counts), each body encoded before the
-first is sent; an op is acknowledged once every INSERT holding a row of it
+has no transaction across statements, so a batch is first its lookups (up to
+three SELECTs: the new views' keys, the stored views of its unloads and
+events, the stored properties of the views it unloads), then one INSERT per
+table in a fixed order (BATCH_TABLES: views, their keys, the unloads'
+`prop_durations` rows, events, their `prop_views` rows, drop counts), each
+body encoded before the first is sent; an op is acknowledged once every INSERT holding a row of it
 has returned, which means ClickHouse has written the rows to a part on its
 disk. One INSERT per table, because each makes parts (and `views` runs the
 materialized views of seven tables) that merges later rewrite.
@@ -22,6 +23,9 @@ would row by row. An unload for a beacon id with no view is ignored, as
 SQLite's UPDATE is. A custom event takes the site and dimensions of the view
 of its beacon id (stored, or new in the batch), and every event with a site
 gets a row in `prop_views` with its view's time, flags and dimensions (schema migration 7).
+An unload of a view with properties writes, per property, its new version
+and duration to `prop_durations` (schema migration 9), and so does a new
+property of a view that already has a duration.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
-from medama_core.store.clickhouse.schema import PROP_VIEW_COLUMNS
+from medama_core.store.clickhouse.schema import PROP_DURATION_COLUMNS, PROP_VIEW_COLUMNS
 from medama_core.store.clickhouse.sql import id_chunks, id_set, tsv_line, tsv_rows
 from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
 
@@ -112,12 +116,13 @@ def apply_batch(client: Client, ops: Sequence[Op]) -> list[Exception | None]:
 BATCH_TABLES: Final = (
     ("views", VIEW_TABLE_COLUMNS),
     ("view_keys", ("bid", "hostname", "date_created")),
+    ("prop_durations", PROP_DURATION_COLUMNS),
     ("events", EVENT_TABLE_COLUMNS),
     ("prop_views", PROP_VIEW_COLUMNS),
     ("drops", ("day", "hostname", "reason", "count")),
 )
 # The last INSERT (index into BATCH_TABLES) that writes rows of each kind of op.
-_LAST_STEP: Final[dict[type, int]] = {NewView: 3, NewEvents: 3, Duration: 0, DropCount: 4}
+_LAST_STEP: Final[dict[type, int]] = {NewView: 4, NewEvents: 4, Duration: 2, DropCount: 5}
 
 
 def _bodies(client: Client, ops: Sequence[Op]) -> list[bytes]:
@@ -171,13 +176,62 @@ def _bodies(client: Client, ops: Sequence[Op]) -> list[bytes]:
         rows += event_rows((event,), under)
         view_event_rows += event_view_rows((event,), under)
 
+    durations = _duration_rows(client, current, last, view_event_rows)
+
     counts: Counter[tuple[int, str, str]] = Counter()
     for op in ops:
         if type(op) is DropCount:
             counts[(op.day, op.hostname, op.reason)] += op.count
     drops = [(*key, n) for key, n in counts.items()]
     keys = [(v[_BID], v[_HOST], v[_DATE]) for v in fresh]
-    return [tsv_rows(r) if r else b"" for r in (view_rows, keys, rows, view_event_rows, drops)]
+    return [tsv_rows(r) if r else b"" for r in (view_rows, keys, durations, rows, view_event_rows, drops)]
+
+
+_PROP_AT: Final = {column: PROP_VIEW_COLUMNS.index(column) for column in ("site", "bid", "name", "value")}
+
+
+def _duration_rows(
+    client: Client, current: dict[tuple[str, str], tuple[Row, int]], last: dict[str, int], view_event_rows: list[Row]
+) -> list[Row]:
+    """The `prop_durations` rows of a batch (schema migration 9): for each view unloaded in it, one per property
+    of the view (stored, looked up in `prop_keys`, or new in the batch) with the view's new version and
+    duration; for a view not unloaded that already has a duration, one per property new in the batch with its
+    current version and duration. `current`: every view of the batch, new (version -1) or stored."""
+    new: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for row in view_event_rows:
+        key = (str(row[_PROP_AT["bid"]]), str(row[_PROP_AT["site"]]))
+        new.setdefault(key, set()).add((str(row[_PROP_AT["name"]]), str(row[_PROP_AT["value"]])))
+    unloaded = [key for key, (_, version) in current.items() if version >= 0 and key[0] in last]
+    stored = fetch_props(client, {bid for bid, _ in unloaded}) if unloaded else {}
+    rows: list[Row] = []
+    for key, (view, version) in current.items():
+        bid, site = key
+        props = new.get(key, set())
+        if bid in last:
+            if version >= 0:
+                props = props | stored.get(key, set())
+            duration: object = last[bid]
+            version = version + 1  # a stored view's next version; a new view's row is version 0
+        else:
+            duration, version = view[_DURATION], max(version, 0)
+        if duration is None or not props:
+            continue
+        rows += [(site, view[_DATE], bid, name, value, version, duration) for name, value in sorted(props)]
+    return rows
+
+
+def fetch_props(
+    client: Client, bids: Iterable[str], per_lookup: int = LOOKUP_IDS
+) -> dict[tuple[str, str], set[tuple[str, str]]]:
+    """The (name, value) of every property stored under the views of each beacon id, by (bid, site): `prop_keys`."""
+    found: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for chunk in id_chunks(sorted(set(bids)), per_lookup):
+        params: dict[str, object] = {}
+        ids = id_set("ids", chunk, params)
+        sql = f"SELECT DISTINCT bid, site, name, value FROM prop_keys WHERE bid IN ({ids})"
+        for bid, site, name, value in client.rows(sql, params):
+            found.setdefault((str(bid), str(site)), set()).add((str(name), str(value)))
+    return found
 
 
 def _with_duration(view: Row, duration_ms: int) -> Row:
@@ -322,25 +376,29 @@ def event_view_rows(events: Iterable[Row], view: Row | None) -> list[Row]:
     ]
 
 
-def _insert_events(client: Client, rows: list[Row], view_rows: list[Row]) -> int:
-    """The events, then their `prop_views` rows."""
+def store_events(client: Client, events: Sequence[Row], per_lookup: int = LOOKUP_IDS) -> int:
+    """Insert events (EVENT_COLUMNS order) under the view of their beacon id, looked up; return how many.
+
+    The `prop_durations` rows of a view with a duration (an import's views have theirs) first, then the
+    events and their `prop_views` rows, in the order of BATCH_TABLES."""
+    views = fetch_views(client, {str(event[0]) for event in events if event[0]}, per_lookup)
+    rows: list[Row] = []
+    view_rows: list[Row] = []
+    current: dict[tuple[str, str], tuple[Row, int]] = {}
+    for event in events:
+        of_bid = views.get(str(event[0]))
+        view = of_bid[0][0] if of_bid else None
+        if of_bid:
+            current[(str(event[0]), str(of_bid[0][0][_HOST]))] = of_bid[0]
+        rows += event_rows((event,), view)
+        view_rows += event_view_rows((event,), view)
+    durations = _duration_rows(client, current, {}, view_rows)
+    if durations:
+        client.insert("prop_durations", PROP_DURATION_COLUMNS, durations)
     stored = client.insert("events", EVENT_TABLE_COLUMNS, rows) if rows else 0
     if view_rows:
         client.insert("prop_views", PROP_VIEW_COLUMNS, view_rows)
     return stored
-
-
-def store_events(client: Client, events: Sequence[Row], per_lookup: int = LOOKUP_IDS) -> int:
-    """Insert events (EVENT_COLUMNS order) under the view of their beacon id, looked up; return how many."""
-    views = fetch_views(client, {str(event[0]) for event in events if event[0]}, per_lookup)
-    rows: list[Row] = []
-    view_rows: list[Row] = []
-    for event in events:
-        of_bid = views.get(str(event[0]))
-        view = of_bid[0][0] if of_bid else None
-        rows += event_rows((event,), view)
-        view_rows += event_view_rows((event,), view)
-    return _insert_events(client, rows, view_rows)
 
 
 def drop_counts(client: Client, start_day: int, end_day: int) -> list[tuple[int, str, str, int]]:

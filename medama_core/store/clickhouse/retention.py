@@ -25,12 +25,20 @@ _RAW: Final = {
     "view_keys": "hostname",
     "events": "site",
     "prop_views": "site",
+    "prop_durations": "site",
+    "prop_keys": "site",
     **dict.fromkeys(COPIES, "hostname"),
 }
 # The time a row is older than the cutoff by, when not its own date_created: a `prop_views` row goes with
 # its event (its date) or with its view (the view's), whichever is deleted first, so a property-filtered
-# list read there counts no view that `views` no longer holds, nor one whose event is gone.
-_OLDEST: Final = {"prop_views": "least(date_created, view_created)"}
+# list read there counts no view that `views` no longer holds, nor one whose event is gone. A view's
+# durations and property keys go with the view: a read takes a view only through a `prop_views` row, so
+# those of a property whose event alone is gone are never read.
+_OLDEST: Final = {
+    "prop_views": "least(date_created, view_created)",
+    "prop_durations": "view_created",
+    "prop_keys": "view_created",
+}
 
 
 def purge_step(client: Client, hostname: str, before_ms: int) -> Step:

@@ -41,6 +41,13 @@ One design, one reason each (docs/scale.md has the long form):
   partitions of the view's month: a property filter collects the beacon ids of
   the period's views only, and a property-filtered compact list counts the
   matching views from it alone, never reading `views`.
+* `prop_durations` (migration 9) holds, per property of a view in
+  `prop_views`, the view's duration at each unload with the version of its
+  `views` row, sorted as `prop_views`: a property-filtered summary or /time
+  reads the matching views there and their current durations here (the
+  highest version), never `views`. `prop_keys` (migration 10, written from
+  `prop_views` by a materialized view) finds a view's properties by beacon
+  id, for the writer of an unload.
 * `imported_days` (migration 4) holds other tools' daily totals (Plausible's
   export), as SQLite's table of that name: one row per (site, dimension, day,
   value), replaced when written again.
@@ -64,8 +71,11 @@ __all__ = [
     "KIND_CODES",
     "LABELS",
     "MIGRATIONS",
+    "PROP_DURATION_COLUMNS",
+    "PROP_KEY_COLUMNS",
     "PROP_VIEW_COLUMNS",
     "TABLES",
+    "backfill_prop_durations",
     "database_bytes",
     "migrate",
     "schema_version",
@@ -107,6 +117,11 @@ _DIMENSIONS: Final = """
 # view_keys is read by bid alone, a few hundred ids at a time, each in a different granule: 1024
 # rows per granule instead of 8192 reads 8 times less per id for an index 8 times larger (a few MB at 10 M views).
 KEY_GRANULE_ROWS: Final = 1024
+
+# prop_keys is read by bid alone, the ids of a batch's unloads at a time, most of them absent (only the views
+# with events have rows, ~13% at 10 M views): each id still reads the granule its value would lie in, so
+# 128-row granules read 8 times less per id than view_keys' 1,024, for an index of ~12,500 marks per 1.6 M rows.
+PROP_KEY_GRANULE_ROWS: Final = 128
 
 # The key of a site in every table: a 64-bit hash of its hostname, first in every sort key. Comparing
 # it is a number compare where the hostname would be a String compare of every row read; the hostname
@@ -246,9 +261,10 @@ def _backfill_event_views(client: Client) -> None:
     chunk = "date_created >= {lo:Int64} AND date_created < {hi:Int64} AND site != ''"
     for lo in range(int(first), int(last) + 1, step):
         client.command(
-            f"INSERT INTO event_views ({columns}) SELECT {columns} FROM events ANY INNER JOIN ("
+            f"INSERT INTO event_views ({columns}) SELECT {columns} FROM events ALL INNER JOIN ("
             " SELECT bid, hostname AS site, date_created AS view_created FROM view_keys"
-            f" WHERE bid IN (SELECT bid FROM events WHERE {chunk})) AS stored USING (bid, site) WHERE {chunk}",
+            f" WHERE bid IN (SELECT bid FROM events WHERE {chunk}) LIMIT 1 BY bid, hostname) AS stored"
+            f" USING (bid, site) WHERE {chunk}",
             {"lo": lo, "hi": lo + step},
         )
 
@@ -276,10 +292,60 @@ def _backfill_prop_views(client: Client) -> None:
     step = PROP_BACKFILL_DAYS * _DAY_MS
     for lo in range(int(first), int(last) + 1, step):
         client.command(
-            f"INSERT INTO prop_views ({kept}, {added}) SELECT {kept}, {added} FROM event_views ANY INNER JOIN ("
+            f"INSERT INTO prop_views ({kept}, {added}) SELECT {kept}, {added} FROM event_views ALL INNER JOIN ("
             f" SELECT hostname AS site, bid, date_created AS view_created, {added} FROM views"
             f" WHERE {views} AND sign = 1 AND bid IN (SELECT bid FROM event_views WHERE {events})"
-            f") AS stored USING (site, bid, view_created) WHERE {events}",
+            f" LIMIT 1 BY hostname, bid, date_created) AS stored USING (site, bid, view_created) WHERE {events}",
+            {"lo": lo, "hi": lo + step},
+        )
+
+
+# The columns of `prop_durations` as written (site_key is MATERIALIZED): per property (name, value) of a view
+# stored in `prop_views`, the view's site, time and beacon id, and one state of its duration: the version of its
+# `views` row that holds it, and the duration. The highest version is the current duration (stats._prop_source).
+PROP_DURATION_COLUMNS: Final = ("site", "view_created", "bid", "name", "value", "version", "duration_ms")
+# The columns of `prop_keys`: the properties of a view, found by its beacon id (written from `prop_views`).
+PROP_KEY_COLUMNS: Final = ("bid", "site", "view_created", "name", "value")
+
+
+def backfill_prop_durations(client: Client) -> None:
+    """The current duration of every stored view with `prop_views` rows, once per property, into `prop_durations`
+    (a day of view times per statement); views without a duration give no row. Run twice, it writes the same rows
+    again, which the table's merges and the reads take once."""
+    first, last, n = client.rows("SELECT min(view_created), max(view_created), count() FROM prop_views")[0]
+    if not int(n):
+        return
+    columns = ", ".join(PROP_DURATION_COLUMNS)
+    chunk = "{column} >= {{lo:Int64}} AND {column} < {{hi:Int64}}"
+    events, views = chunk.format(column="view_created"), chunk.format(column="date_created")
+    step = PROP_BACKFILL_DAYS * _DAY_MS
+    for lo in range(int(first), int(last) + 1, step):
+        # A view's current row is its +1 row of the highest version (an unload's -1 row copies an older one).
+        client.command(
+            f"INSERT INTO prop_durations ({columns}) SELECT site, view_created, bid, name, value,"
+            " current_version, current_duration FROM ("
+            f" SELECT DISTINCT site, view_created, bid, name, value FROM prop_views WHERE {events}"
+            ") AS found ALL INNER JOIN ("
+            " SELECT hostname AS site, bid, date_created AS view_created, max(version) AS current_version,"
+            " argMax(ifNull(duration_ms, -1), version) AS current_duration FROM views"
+            f" WHERE {views} AND sign = 1 AND bid IN (SELECT bid FROM prop_views WHERE {events})"
+            " GROUP BY site, bid, view_created"
+            ") AS stored USING (site, bid, view_created) WHERE current_duration >= 0",
+            {"lo": lo, "hi": lo + step},
+        )
+
+
+def _backfill_prop_keys(client: Client) -> None:
+    """The properties of every `prop_views` row into `prop_keys`, a day of view times per statement."""
+    first, last, n = client.rows("SELECT min(view_created), max(view_created), count() FROM prop_views")[0]
+    if not int(n):
+        return
+    columns = ", ".join(PROP_KEY_COLUMNS)
+    step = PROP_BACKFILL_DAYS * _DAY_MS
+    for lo in range(int(first), int(last) + 1, step):
+        client.command(
+            f"INSERT INTO prop_keys ({columns}) SELECT {columns} FROM prop_views"
+            " WHERE view_created >= {lo:Int64} AND view_created < {hi:Int64}",
             {"lo": lo, "hi": lo + step},
         )
 
@@ -509,6 +575,54 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     ),
     # `prop_views` holds all of `event_views` (migration 7): nothing reads or writes it any more.
     (8, ("DROP TABLE IF EXISTS event_views",)),
+    (
+        9,
+        (
+            # The durations of the views that carry properties, beside `prop_views` and sorted as it is: a
+            # property-filtered /summary or /time reads the views matching the filter from `prop_views` and
+            # their current durations from here, one range each (stats._prop_source), never `views`. The
+            # writer adds a row per property of the view at each unload, and one per new property of a view
+            # that already has a duration (hits.py); merges keep the highest version of each (view,
+            # property), and the reads take it too, so they are exact before the merges. Dropped first, so
+            # a migration cut short runs again whole (its backfill reads `prop_views` and `views`).
+            "DROP TABLE IF EXISTS prop_durations",
+            f"""CREATE TABLE prop_durations (
+                site String,
+                view_created Int64,
+                bid String,
+                name String,
+                value String,
+                version UInt32,
+                duration_ms Int64,
+                site_key UInt64 MATERIALIZED {SITE_KEY.format(column="site")}
+            ) ENGINE = ReplacingMergeTree(version)
+            {_month_partitions("view_created")}
+            ORDER BY (site_key, site, lower(name), lower(value), view_created, bid, name, value)""",
+        ),
+    ),
+    (
+        10,
+        (
+            # A view's properties by its beacon id, which an unload carries alone: the writer looks them up
+            # to write the unload's `prop_durations` rows. Filled by a materialized view from every INSERT
+            # into `prop_views` (the writer's, a rename's copy); equal rows are merged into one and read
+            # with DISTINCT. Narrow, ordered by bid, small granules, as `view_keys`.
+            "DROP TABLE IF EXISTS prop_key_rows",
+            "DROP TABLE IF EXISTS prop_keys",
+            f"""CREATE TABLE prop_keys (
+                bid String,
+                site String,
+                view_created Int64,
+                name String,
+                value String
+            ) ENGINE = ReplacingMergeTree
+            {_month_partitions("view_created")}
+            ORDER BY (bid, site, name, value)
+            SETTINGS index_granularity = {PROP_KEY_GRANULE_ROWS}""",
+            f"CREATE MATERIALIZED VIEW prop_key_rows TO prop_keys AS SELECT {', '.join(PROP_KEY_COLUMNS)}"
+            " FROM prop_views",
+        ),
+    ),
 )
 TABLES: Final = (
     "views",
@@ -524,6 +638,8 @@ TABLES: Final = (
     "imported_days",
     *COPIES,
     "prop_views",
+    "prop_durations",
+    "prop_keys",
 )
 
 _VERSIONS: Final = """CREATE TABLE IF NOT EXISTS medama_schema (
@@ -582,6 +698,10 @@ def migrate(client: Client, now_ms: int) -> int:
             _backfill_event_views(client)
         if number == 7:
             _backfill_prop_views(client)
+        if number == 9:
+            backfill_prop_durations(client)
+        if number == 10:
+            _backfill_prop_keys(client)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])
         version = number
     return version

@@ -18,7 +18,7 @@ from typing import Final
 
 from medama_core.store.clickhouse.client import Client, QueryFailed
 from medama_core.store.clickhouse.hits import DIMENSION_COLUMNS, VIEW_TABLE_COLUMNS
-from medama_core.store.clickhouse.schema import COPIES, PROP_VIEW_COLUMNS, ROW_COUNTS, SITE_KEY
+from medama_core.store.clickhouse.schema import COPIES, PROP_DURATION_COLUMNS, PROP_VIEW_COLUMNS, ROW_COUNTS, SITE_KEY
 from medama_core.store.clickhouse.sql import in_list
 
 __all__ = ["delete_site_data", "hits_on", "rename_site_data", "unique_visitors_since", "wait_for_mutations"]
@@ -36,6 +36,7 @@ _SITE_COLUMNS: Final = {
     "view_keys": ("hostname",),
     "events": ("site", "group_name"),
     "prop_views": ("site", "group_name"),
+    "prop_durations": ("site",),
     "drops": ("hostname",),
     "imported_days": ("hostname",),
 }
@@ -48,6 +49,7 @@ _DERIVED: Final = {
     "event_hours": ("site",),
     "sites": ("hostname",),
     "raw_floor": ("hostname",),
+    "prop_keys": ("site",),  # written from `prop_views` (schema migration 10)
     **{copy: ("hostname",) for copy in COPIES},
 }
 # The pre-aggregates of a purged site's deleted days exist nowhere else (store/clickhouse/retention.py): per
@@ -63,6 +65,7 @@ _COLUMNS: Final = {
     "view_keys": ("bid", "hostname", "date_created"),
     "events": ("bid", "batch_id", "group_name", "name", "value", "date_created", "site", *DIMENSION_COLUMNS),
     "prop_views": PROP_VIEW_COLUMNS,
+    "prop_durations": PROP_DURATION_COLUMNS,
     "drops": ("day", "hostname", "reason", "count"),
     "imported_days": (
         "hostname",

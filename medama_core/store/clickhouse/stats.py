@@ -26,6 +26,7 @@ both engines give the same numbers. The order statistics:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -34,7 +35,16 @@ from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.filters import where_sql
 from medama_core.store.clickhouse.medians import Family, middles
 from medama_core.store.clickhouse.retention import raw_floor
-from medama_core.store.clickhouse.schema import COPIES, HOUR_MS, KIND_CODES, LABELS, ROW_COUNTS, SITE_KEY, SITE_KIND
+from medama_core.store.clickhouse.schema import (
+    COPIES,
+    HOUR_MS,
+    KIND_CODES,
+    LABELS,
+    ROW_COUNTS,
+    SITE_KEY,
+    SITE_KIND,
+    VIEW_DIMENSION_COLUMNS,
+)
 from medama_core.store.clickhouse.sql import in_list
 from medama_core.store.clickhouse.windows import Windows, plan
 from medama_core.store.query import (
@@ -135,6 +145,77 @@ def _where(query: Query, params: dict[str, object], lo: int | None = None, hi: i
     return " AND ".join(clauses)
 
 
+# Over `prop_views`, `prop_durations` and `views`, per row of the matched views' source (_prop_source): the view's
+# time, flags, whether the row is a view's (not only its duration's), the version of the duration it holds (-1:
+# none) and the duration. Typed alike in every branch of the UNION ALL.
+_SOURCE_COLUMNS: Final = ("t", "u", "p", "seen", "ver", "d")
+_DIMENSION_NAME: Final = re.compile(r"\b(" + "|".join(VIEW_DIMENSION_COLUMNS) + r")\b")
+
+
+def _prop_source(
+    query: Query, params: dict[str, object], lo: int | None, hi: int | None, tag: str, dimensions: tuple[str, ...]
+) -> str:
+    """A subquery of the views of [lo, hi] matching a property-filtered query, one row each, with the columns
+    of `views` the stats SQL reads: bid, sign (1), date_created, is_unique_user, is_unique_page, duration_ms
+    (its current value, NULL for none) and `dimensions`. No read of the period's `views`.
+
+    A view matches when one of its `prop_views` rows (schema migration 7) of the period matches every prop
+    filter and the view filters (that row carries the view's flags and dimensions, which never change). Its
+    current duration is the one of the highest version among its `prop_durations` rows (migration 9) under the
+    properties matching the filters: every unload writes one under each property of the view, so those rows
+    are as current as any. An event stored before its view (site '') has neither: when one matches, its views
+    are read from `views` through `view_keys`, their duration being their row of the highest version."""
+    lo = query.start if lo is None else lo
+    hi = query.end if hi is None else hi
+    props = " AND ".join(where_sql(query.prop_filters, params, "p"))
+    period = ""
+    for op, name, bound in ((">=", "lo", lo), ("<=", "hi", hi)):
+        if bound is not None:
+            period += f" AND {{column}} {op} {{{{{name}{tag}:Int64}}}}"
+            params[f"{name}{tag}"] = bound
+    views = " AND ".join(["1", *where_sql(query.view_filters, params)])
+    carried = "".join(f", {column} AS x_{column}" for column in dimensions)
+    blank = "".join(f", '' AS x_{column}" for column in dimensions)
+    site = _site(query, params, "site")
+    orphans = f"SELECT bid FROM events WHERE site_key = {_ORPHAN_KEY} AND site = '' AND {props}"
+    branches = (
+        f"SELECT bid, view_created AS t, is_unique_user AS u, is_unique_page AS p, toUInt8(1) AS seen,"
+        f" toInt64(-1) AS ver, toInt64(0) AS d{carried} FROM prop_views"
+        f" WHERE {site}{period.format(column='view_created')} AND {props} AND {views}",
+        f"SELECT bid, view_created AS t, toUInt8(0) AS u, toUInt8(0) AS p, toUInt8(0) AS seen,"
+        f" toInt64(version) AS ver, duration_ms AS d{blank} FROM prop_durations"
+        f" WHERE {site}{period.format(column='view_created')} AND {props}",
+        f"SELECT bid, date_created AS t, is_unique_user AS u, is_unique_page AS p, toUInt8(1) AS seen,"
+        f" if(isNull(duration_ms), toInt64(-1), toInt64(version)) AS ver, ifNull(duration_ms, toInt64(0)) AS d"
+        f"{carried} FROM views WHERE {_site(query, params)}{period.format(column='date_created')} AND {views}"
+        " AND (site_key, hostname, date_created, bid) IN (SELECT sipHash64(hostname), hostname, date_created, bid"
+        f" FROM view_keys WHERE bid IN ({orphans}))",
+    )
+    kept = "".join(f", anyIf(x_{column}, seen = 1) AS {column}" for column in dimensions)
+    return (
+        "(SELECT bid, toInt8(1) AS sign, any(t) AS date_created, max(u) AS is_unique_user, max(p) AS is_unique_page,"
+        f" if(max(ver) >= 0, argMax(d, ver), NULL) AS duration_ms{kept}"
+        f" FROM ({' UNION ALL '.join(branches)}) GROUP BY bid HAVING max(seen) = 1)"
+    )
+
+
+def _rows(
+    query: Query,
+    params: dict[str, object],
+    lo: int | None = None,
+    hi: int | None = None,
+    tag: str = "",
+    labels: tuple[str, ...] = (),
+) -> str:
+    """`table WHERE condition`: the rows of a filtered query's views over [lo, hi] (the query's period unless
+    given), with the columns of `views` the `labels` (SQL over `views`) read. A property filter: one row per
+    matching view from the events' side (_prop_source, each with sign 1); else `views` or a sorted copy."""
+    if query.prop_filters:
+        dimensions = tuple(sorted({name for label in labels for name in _DIMENSION_NAME.findall(label)}))
+        return f"{_prop_source(query, params, lo, hi, tag, dimensions)} WHERE 1"
+    return f"{_table(query)} WHERE {_where(query, params, lo, hi, tag)}"
+
+
 def _table(query: Query) -> str:
     """The table a filtered read of `views` rows takes: the sorted copy of the first field filtered by
     equality (or `in`), whose condition then bounds a narrow range of the site (schema.COPIES); else `views`."""
@@ -186,7 +267,7 @@ def site_metrics(client: Client, query: Query) -> dict[str, Any]:
     if not query.filters:
         return _metrics(_window_groups(client, query, [Family(Windows(query.start, query.end))]).get((0, 0), _EMPTY))
     params: dict[str, object] = {}
-    rows = client.rows(f"SELECT {COUNTS}, {MIDDLES} FROM {_table(query)} WHERE {_where(query, params)}", params)
+    rows = client.rows(f"SELECT {COUNTS}, {MIDDLES} FROM {_rows(query, params)}", params)
     return _metrics(_group(rows[0][:-1], rows[0][-1]) if rows and int(rows[0][2]) else _EMPTY)
 
 
@@ -274,7 +355,7 @@ def _buckets(client: Client, query: Query, interval: str, start_us: int) -> tupl
     """
     params: dict[str, object] = {}
     bucket = _bucket_sql(interval, params, start_us)
-    inner = _per_bucket(bucket, f"{_table(query)} WHERE {_where(query, params)}")
+    inner = _per_bucket(bucket, _rows(query, params))
     sql = f"SELECT {_MERGED_BUCKETS} FROM ({inner})"
     found, *totals = client.rows(sql, params)[0]
     groups = {int(row[0]): _group(row[1:-1], row[-1]) for row in found if int(row[3])}
@@ -356,15 +437,12 @@ def _filtered_periods(
         assert query.start_us is not None
         bucket = _bucket_sql(interval, params, query.start_us)
     lo = query.start if before is None else before.start
-    table = _table(query)
     columns = "sign, is_unique_user, is_unique_page, duration_ms"
-    reads = [
-        f"SELECT if(date_created >= {{cur_lo:Int64}}, {bucket}, -1) AS b, {columns}"
-        f" FROM {table} WHERE {_where(query, params, lo, query.end)}"
-    ]
+    current = _rows(query, params, lo)
+    reads = [f"SELECT if(date_created >= {{cur_lo:Int64}}, {bucket}, -1) AS b, {columns} FROM {current}"]
     if before is not None and before.end is not None and before.end >= query.start:
-        shared = _where(query, params, before.end, before.end, "_shared")  # an instant in both periods
-        reads.append(f"SELECT toInt64(-1) AS b, {columns} FROM {table} WHERE {shared}")
+        shared = _rows(query, params, before.end, before.end, "_shared")  # an instant in both periods
+        reads.append(f"SELECT toInt64(-1) AS b, {columns} FROM {shared}")
     inner = _per_bucket("b", f"({' UNION ALL '.join(reads)})")
     sql = f"SELECT bucket >= 0 AS current, {_MERGED_BUCKETS} FROM ({inner}) GROUP BY current"
     groups: dict[int, Group] = {}
@@ -482,9 +560,8 @@ def _groups(client: Client, query: Query, label: str, full: bool) -> dict[str, G
             return found
     params: dict[str, object] = {}
     columns = f"{COUNTS}, {MIDDLES}" if full else _VISITORS
-    where = _where(query, params)
-    table = _table(query)
-    sql = f"SELECT {label} AS label, {columns} FROM {table} WHERE {where} GROUP BY label HAVING sum(sign) > 0"
+    rows = _rows(query, params, labels=(label,))
+    sql = f"SELECT {label} AS label, {columns} FROM {rows} GROUP BY label HAVING sum(sign) > 0"
     groups = {}
     for row in client.rows(sql, params):
         if full:
@@ -558,8 +635,8 @@ SELECT label, n, a[intDiv(n - 1, 4) + 1], a[intDiv(n + 2, 4) + 1], a[intDiv(n - 
 FROM (
     SELECT label, count() AS n, arraySort(groupArray(d)) AS a FROM (
         SELECT label, d FROM (
-            SELECT pathname AS label, assumeNotNull(duration_ms) AS d, sum(sign) AS net FROM {table}
-            WHERE {where} AND isNotNull(duration_ms) AND pathname IN ({paths})
+            SELECT pathname AS label, assumeNotNull(duration_ms) AS d, sum(sign) AS net FROM {rows}
+            AND isNotNull(duration_ms) AND pathname IN ({paths})
             GROUP BY label, d HAVING net > 0
         ) ARRAY JOIN range(toUInt64(net)) AS copy
     ) GROUP BY label
@@ -571,8 +648,8 @@ def _quartiles(client: Client, query: Query, groups: dict[str, Group], paths: li
     if not paths:
         return
     params: dict[str, object] = {}
-    where = _where(query, params)
-    sql = _QUARTILES_SQL.format(table=_table(query), where=where, paths=in_list("path", paths, params))
+    rows = _rows(query, params, labels=("pathname",))
+    sql = _QUARTILES_SQL.format(rows=rows, paths=in_list("path", paths, params))
     for label, n, *values in client.rows(sql, params):
         pairs = dict(zip(QUARTILES, zip(values[::2], values[1::2], strict=True), strict=True))
         groups[str(label)].fixed = {q: _interpolate(int(n), q, int(lo), int(hi)) for q, (lo, hi) in pairs.items()}
@@ -582,8 +659,8 @@ def _raw_counts(client: Client, query: Query, fields: tuple[str, ...]) -> dict[s
     """Some counts per page, from the raw rows."""
     params: dict[str, object] = {}
     columns = ", ".join(_COUNT_SQL[_COUNT_FIELDS.index(field)] for field in fields)
-    where = _where(query, params)
-    sql = f"SELECT pathname, {columns} FROM {_table(query)} WHERE {where} GROUP BY pathname HAVING sum(sign) > 0"
+    rows = _rows(query, params, labels=("pathname",))
+    sql = f"SELECT pathname, {columns} FROM {rows} GROUP BY pathname HAVING sum(sign) > 0"
     groups = {}
     for path, *counts in client.rows(sql, params):
         group = groups[str(path)] = Group()
