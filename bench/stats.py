@@ -89,8 +89,8 @@ ENTRY_SHARE = 0.7
 INSERT_EVENT = "INSERT INTO events (bid, batch_id, group_name, name, value, date_created) VALUES (?, 'b', ?, ?, ?, ?)"
 # Filter sets: ours, and upstream's WHERE for the same rows. "page": a page and a country, as a
 # dashboard user gets by clicking a page and then a country; "other": no page (country and browser);
-# "prop": a custom property (views with an event plan=pro; upstream's join would count a view once per
-# such event, spec §10.15: a view counts once, as ours does).
+# "browser" and "referrer": one such field alone; "prop": a custom property (views with an event plan=pro;
+# upstream's join would count a view once per such event, spec §10.15: a view counts once, as ours does).
 FILTERS: dict[str, tuple[tuple[Filter, ...], str]] = {
     "no": ((), ""),
     "page": (
@@ -100,6 +100,12 @@ FILTERS: dict[str, tuple[tuple[Filter, ...], str]] = {
     "other": (
         (Filter("country", "eq", "country 1"), Filter("browser", "eq", "firefox")),
         " AND country ILIKE 'country 1' AND ua_browser ILIKE 'firefox'",
+    ),
+    # One field each, with no sorted copy before ClickHouse migrations 9-10 (bench/clickhouse.py).
+    "browser": ((Filter("browser", "eq", "firefox"),), " AND ua_browser ILIKE 'firefox'"),
+    "referrer": (
+        (Filter("referrer", "eq", "google"),),
+        " AND (referrer_host ILIKE 'google' OR referrer_group ILIKE 'google')",
     ),
     "prop": (
         (Filter("prop_name", "eq", "plan"), Filter("prop_value", "eq", "pro")),
