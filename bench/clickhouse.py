@@ -22,7 +22,7 @@ its CPU per op alone and with the rollup refresh of the hours they touched.
 The server is started here (tests/engines.py: free ports, its data folder
 kept in --data), or chDB runs in this process (--chdb). Numbers from a shared 2-core machine are noisy.
 
-Usage: python bench/clickhouse.py [--rows 10000000] [--runs 5] [--filters no,page,other,prop]
+Usage: python bench/clickhouse.py [--rows 10000000] [--runs 5] [--filters no,page,other,browser,referrer,prop]
        [--days 30,90] [--skip queries,ingest,sqlite] [--chdb] [--database bench_<digest>_<rows>]
 """
 

@@ -15,7 +15,7 @@ dashboard in UTC-7 asks for them (from local midnight, so days and buckets
 start at 07:00 UTC, up to now; the current hour is dirty, as on a live site),
 without filters and with two (a page and a country; or, with --filters
 no,page,other,prop, also a country and a browser, and a custom property:
-plan=pro). The first answer of every
+plan=pro; browser and referrer: one such field alone). The first answer of every
 query is compared with DuckDB's. The RSS reported is our worker's alone.
 
 --goals adds the goals panel (GET /website/{hostname}/goals, computed as
@@ -89,8 +89,8 @@ ENTRY_SHARE = 0.7
 INSERT_EVENT = "INSERT INTO events (bid, batch_id, group_name, name, value, date_created) VALUES (?, 'b', ?, ?, ?, ?)"
 # Filter sets: ours, and upstream's WHERE for the same rows. "page": a page and a country, as a
 # dashboard user gets by clicking a page and then a country; "other": no page (country and browser);
-# "prop": a custom property (views with an event plan=pro; upstream's join would count a view once per
-# such event, spec §10.15: a view counts once, as ours does).
+# "browser" and "referrer": one such field alone; "prop": a custom property (views with an event plan=pro;
+# upstream's join would count a view once per such event, spec §10.15: a view counts once, as ours does).
 FILTERS: dict[str, tuple[tuple[Filter, ...], str]] = {
     "no": ((), ""),
     "page": (
@@ -100,6 +100,12 @@ FILTERS: dict[str, tuple[tuple[Filter, ...], str]] = {
     "other": (
         (Filter("country", "eq", "country 1"), Filter("browser", "eq", "firefox")),
         " AND country ILIKE 'country 1' AND ua_browser ILIKE 'firefox'",
+    ),
+    # One field each, with no sorted copy before ClickHouse migrations 9-10 (bench/clickhouse.py).
+    "browser": ((Filter("browser", "eq", "firefox"),), " AND ua_browser ILIKE 'firefox'"),
+    "referrer": (
+        (Filter("referrer", "eq", "google"),),
+        " AND (referrer_host ILIKE 'google' OR referrer_group ILIKE 'google')",
     ),
     "prop": (
         (Filter("prop_name", "eq", "plan"), Filter("prop_value", "eq", "pro")),
@@ -1159,7 +1165,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dir", default="/tmp/medama-bench")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the worker's database even if it exists")
-    parser.add_argument("--filters", default="no,page", help="filter sets to time, of: no, page, other, prop")
+    parser.add_argument(
+        "--filters", default="no,page", help="filter sets to time, of: no, page, other, browser, referrer, prop"
+    )
     parser.add_argument("--server", action="store_true", help="import into and query the real server instead")
     parser.add_argument("--checkout", default=str(ROOT), help="the medama checkout whose server --server runs")
     parser.add_argument("--settle-limit", type=float, default=1800, help="seconds to wait for background work")

@@ -142,6 +142,19 @@ def test_every_endpoint_equals_the_reference(seed: int, ch: Client) -> None:
         countries = ",".join(random_value(rnd, "country") for _ in range(rnd.randrange(1, 3)))
         country_filter = Filter("country", rnd.choice(("eq", "in")), countries)
         compare_all(ch, ref, Query(SITE, *random_period(rnd), (country_filter, *random_filters(rnd)[:1])))
+        # A browser (with a country or another filter) reads the copy sorted by browser then country, a referrer
+        # (a group, a host, or '' for direct traffic) the one sorted by its group then host (migrations 11, 12).
+        browsers = ",".join(random_value(rnd, "browser") for _ in range(rnd.randrange(1, 3)))
+        browser_filter = (
+            Filter("browser", "in", browsers) if rnd.random() < 0.5 else Filter("browser", "eq", browsers.split(",")[0])
+        )
+        extra = random_filters(rnd)[:1] if rnd.random() < 0.5 else (Filter("country", "eq", countries.split(",")[0]),)
+        compare_all(ch, ref, Query(SITE, *random_period(rnd), (browser_filter, *extra)))
+        referrers = ",".join(rnd.choice(("", random_value(rnd, "referrer"))) for _ in range(rnd.randrange(1, 3)))
+        op = "in" if "," in referrers else "eq"
+        compare_all(
+            ch, ref, Query(SITE, *random_period(rnd), (Filter("referrer", op, referrers), *random_filters(rnd)[:1]))
+        )
 
 
 @pytest.mark.parametrize("seed", range(2))

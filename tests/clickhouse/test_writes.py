@@ -44,9 +44,22 @@ def test_a_repeated_view_is_ignored_and_the_last_unload_wins(ch: Client) -> None
     }
 
 
-def test_the_sorted_copies_answer_filters_as_views_does_and_migration_5_fills_them(ch: Client) -> None:
+# (referrer_host, referrer_group) of the copies' test: "google" is a host of no group and a group's name.
+COPY_REFERRERS = (("", ""), ("www.google.com", "Google"), ("google", ""), ("t.co", ""))
+
+
+def test_the_sorted_copies_answer_filters_as_views_does_and_migrations_fill_them(ch: Client) -> None:
     rows = [
-        row(bid=f"v{i}", pathname=f"/P{i % 3}", country=f"C{i % 2}", date_created=T0 + i * 1000, duration_ms=None)
+        row(
+            bid=f"v{i}",
+            pathname=f"/P{i % 3}",
+            country=f"C{i % 2}",
+            ua_browser=("Firefox", "chrome", "Safari")[i % 3],
+            referrer_host=COPY_REFERRERS[i % 4][0],
+            referrer_group=COPY_REFERRERS[i % 4][1],
+            date_created=T0 + i * 1000,
+            duration_ms=None,
+        )
         for i in range(30)
     ]
     assert hits.apply_batch(ch, [hits.NewView(r) for r in rows]) == [None] * 30
@@ -62,7 +75,31 @@ def test_the_sorted_copies_answer_filters_as_views_does_and_migration_5_fills_th
     assert expected[0]["current"]["pageviews"] == 5 and expected[0]["current"]["duration"] > 0
     assert answers(narrow) == expected
     assert answers(narrow[1:]) == answers((Filter("country", "starts_with", "c0"),))
-    # Rows stored before migration 5 are copied by it, and only once when it runs again (cut short).
+    # A browser, with a country or alone (views_by_country, sorted by both), and a referrer's group or host
+    # (views_by_referrer: "google" is both), each against the same rows read from views.
+    by_copy = {
+        (Filter("browser", "eq", "FIREFOX"), Filter("country", "eq", "c1")): (
+            Filter("browser", "starts_with", "fire"),
+            Filter("country", "ends_with", "1"),
+        ),
+        (Filter("browser", "in", "firefox,safari"),): (Filter("browser", "not_in", "chrome"),),
+        (Filter("referrer", "eq", "google"),): (Filter("referrer", "starts_with", "google"),),
+        # Every referrer but direct traffic: t.co, the host google and the group Google.
+        (Filter("referrer", "in", "t.co,google"), Filter("path", "neq", "/p0")): (
+            Filter("referrer", "neq", ""),
+            Filter("path", "neq", "/p0"),
+        ),
+    }
+    for filters, same in by_copy.items():
+        found = answers(filters)
+        assert found == answers(same) and found[0]["current"]["pageviews"] > 0, filters
+    assert stats._table(Query(SITE, None, None, tuple(by_copy)[0])) == "views_by_country"
+    assert stats._table(Query(SITE, None, None, tuple(by_copy)[2])) == "views_by_referrer"
+    direct = answers((Filter("referrer", "eq", ""),))  # the host alone, never the group
+    assert direct[0]["current"]["pageviews"] == 8
+    expected_copies = [answers(filters) for filters in (*by_copy, (Filter("referrer", "eq", ""),))]
+    # Rows stored before migration 5 are copied by it (and by 11 and 12), and only once when they run again
+    # (cut short).
     for table in schema.COPIES:
         ch.command(f"DROP TABLE {table}_rows")
         ch.command(f"DROP TABLE {table}")
@@ -70,6 +107,7 @@ def test_the_sorted_copies_answer_filters_as_views_does_and_migration_5_fills_th
         ch.command("DROP TABLE medama_schema")
         assert schema.migrate(ch, 0) == schema.MIGRATIONS[-1][0]
         assert answers(narrow) == expected
+        assert [answers(filters) for filters in (*by_copy, (Filter("referrer", "eq", ""),))] == expected_copies
         for table in schema.COPIES:  # copied once (merges may have collapsed some pairs of views already)
             assert ch.rows(f"SELECT sum(sign), sumIf(sign, duration_ms > 0) FROM {table}") == [[30, 7]], table
 

@@ -14,9 +14,11 @@ One design, one reason each (docs/scale.md has the long form):
   identical but for their sign: whatever it keeps of them (a collapse depends on
   the rows' order, which an INSERT of several rows of one key does not keep),
   the sums are unchanged.
-* `views_by_path` and `views_by_country` (migration 5) are copies of `views`
-  sorted by the site, then the lower-cased page or country: a filter on either
-  by equality reads that value's range of the site, not the whole period.
+* `views_by_path`, `views_by_country` (migrations 5 and 11) and
+  `views_by_referrer` (12) are copies of `views` sorted by the site, then the
+  lower-cased page, browser and country, or referrer group and host: a filter
+  on one of them by equality reads that value's ranges of the site, not the
+  whole period (COPIES).
 * `view_keys` finds a view by its beacon id, which an unload or a custom
   event carries alone: a narrow table ordered by bid with small granules.
 * `events` carries, besides the event, the site of its view and that view's
@@ -174,16 +176,27 @@ def _month_partitions(column: str) -> str:
     return f"PARTITION BY toYYYYMM(toDateTime(intDiv({column}, 1000), 'UTC'))"
 
 
-# Copies of `views` sorted by one filter dimension after the site (table -> the filter field and its sort
-# expression, the one filters.py compares): a filter `path[eq]` or `country[eq]` (or `[in]`) reads only
+# Sorted copies of `views` (table -> the filter fields its sort key leads with after the site, and that
+# key's expressions, the ones filters.py compares): a filter `eq` or `in` on one of the fields reads only
 # its values' ranges of the site instead of the whole period. Written by materialized views from every
 # INSERT into `views` (unload pairs included, so they sum `sign` like it); each costs its rows again in
-# storage and at ingestion. Path and country: the dashboard's most common filters (a page clicked in the
-# pages panel, a country in the map), and the most selective of the whitelisted single-column fields.
+# storage and at ingestion. Path: the dashboard's most common filter (a page clicked in the pages panel)
+# and the most selective. Browser then country (migration 11): a browser's rows are one range, a country's
+# one range per browser (a field of a few values), both together one range; the referrer's group then its
+# host (migration 12): the filter matches either column, so a group is one range and a host one per group.
 COPIES: Final = {
-    "views_by_path": ("path", "lower(pathname)"),
-    "views_by_country": ("country", "lower(country)"),
+    "views_by_path": (("path",), "lower(pathname)"),
+    "views_by_country": (("browser", "country"), "lower(ua_browser), lower(country)"),
+    "views_by_referrer": (("referrer",), "lower(referrer_group), lower(referrer_host)"),
 }
+# Migration 5's copies (table -> its sort expression), as it wrote them: it runs before 11 and 12 re-sort them.
+_FIRST_COPIES: Final = {"views_by_path": "lower(pathname)", "views_by_country": "lower(country)"}
+# Rows per granule of the copies from migration 11 on: a filter reads one range per value (a country one
+# per browser) in each part, and each range's ends read up to a granule of other values' rows; 2,048
+# instead of 8,192 reads a quarter of that (the path filter of the benchmark read 784,000 rows for 583,000
+# in its range at 90 days), for a primary index four times larger (~5,000 entries per 10 M views).
+COPY_GRANULE_ROWS: Final = 2048
+
 # The columns of a view row as the copies take them (18.16 wants a materialized view's every column
 # named: the copies store `views`' site_key as it is).
 _VIEW_COLUMNS: Final = (
@@ -193,13 +206,14 @@ _VIEW_COLUMNS: Final = (
 )
 
 
-def _copy(table: str, order: str) -> tuple[str, ...]:
+def _copy(table: str, order: str, granule_rows: int | None = None) -> tuple[str, ...]:
     """A sorted copy of `views`: dropped first (a migration cut short runs again whole, and a second backfill
     would count rows twice), its table, the materialized view that fills it, and the rows already stored.
 
     Rows written by another node between the view's creation and the backfill could be copied twice: upgrade
     with the writers stopped (docs/scale.md).
     """
+    settings = "" if granule_rows is None else f"\n            SETTINGS index_granularity = {granule_rows}"
     return (
         f"DROP TABLE IF EXISTS {table}_rows",
         f"DROP TABLE IF EXISTS {table}",
@@ -216,7 +230,7 @@ def _copy(table: str, order: str) -> tuple[str, ...]:
                 referrer_path String DEFAULT ''
             ) ENGINE = CollapsingMergeTree(sign)
             {_month_partitions("date_created")}
-            ORDER BY (site_key, hostname, {order}, date_created, bid, version)""",
+            ORDER BY (site_key, hostname, {order}, date_created, bid, version){settings}""",
         f"CREATE MATERIALIZED VIEW {table}_rows TO {table} AS SELECT {_VIEW_COLUMNS} FROM views",
     )
 
@@ -227,13 +241,13 @@ BACKFILL_DAYS: Final = 1
 _DAY_MS: Final = 86_400_000
 
 
-def _backfill_copies(client: Client) -> None:
-    """The rows stored before migration 5 into each sorted copy, a few days per statement."""
+def _backfill_copies(client: Client, tables: tuple[str, ...]) -> None:
+    """The rows stored before a migration into the sorted copies it made, a few days per statement."""
     first, last, n = client.rows("SELECT min(date_created), max(date_created), count() FROM views")[0]
     if not int(n):
         return
     step = BACKFILL_DAYS * _DAY_MS
-    for table in COPIES:
+    for table in tables:
         for lo in range(int(first), int(last) + 1, step):
             client.command(
                 f"INSERT INTO {table} ({_VIEW_COLUMNS}) SELECT {_VIEW_COLUMNS} FROM views"
@@ -521,7 +535,7 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             ORDER BY (hostname, dimension, day, value)""",
         ),
     ),
-    (5, tuple(statement for table, (_, order) in COPIES.items() for statement in _copy(table, order))),
+    (5, tuple(statement for table, order in _FIRST_COPIES.items() for statement in _copy(table, order))),
     (
         6,
         (
@@ -623,7 +637,17 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             " FROM prop_views",
         ),
     ),
+    # The copies re-made in granules of COPY_GRANULE_ROWS, the country's sorted by browser first (COPIES):
+    # a browser filter read every row of the period; dropped and filled again from `views`.
+    (
+        11,
+        tuple(statement for table in _FIRST_COPIES for statement in _copy(table, COPIES[table][1], COPY_GRANULE_ROWS)),
+    ),
+    # A copy sorted by the referrer (COPIES), filled from `views`: a referrer filter read every row of the period.
+    (12, _copy("views_by_referrer", COPIES["views_by_referrer"][1], COPY_GRANULE_ROWS)),
 )
+# Migration -> the sorted copies it makes, filled from the rows of `views` after its statements ran.
+_COPIES_MADE: Final = {5: tuple(_FIRST_COPIES), 11: tuple(_FIRST_COPIES), 12: ("views_by_referrer",)}
 TABLES: Final = (
     "views",
     "view_keys",
@@ -692,8 +716,8 @@ def migrate(client: Client, now_ms: int) -> int:
         for statement in statements:
             if not _added_already(client, statement):
                 client.command(statement)
-        if number == 5:
-            _backfill_copies(client)
+        if number in _COPIES_MADE:
+            _backfill_copies(client, _COPIES_MADE[number])
         if number == 6:
             _backfill_event_views(client)
         if number == 7:

@@ -217,14 +217,16 @@ def _rows(
 
 
 def _table(query: Query) -> str:
-    """The table a filtered read of `views` rows takes: the sorted copy of the first field filtered by
-    equality (or `in`), whose condition then bounds a narrow range of the site (schema.COPIES); else `views`."""
-    for flt in query.view_filters:
-        if flt.op in ("eq", "in"):
-            for table, (field, _) in COPIES.items():
-                if flt.field == field:
-                    return table
-    return "views"
+    """The table a filtered read of `views` rows takes: the sorted copy whose key leads with the most of the
+    fields filtered by equality (or `in`), the first in COPIES' order on a tie, whose conditions then bound
+    narrow ranges of the site (schema.COPIES); else `views`."""
+    bounded = {flt.field for flt in query.view_filters if flt.op in ("eq", "in")}
+    best, most = "views", 0
+    for table, (fields, _) in COPIES.items():
+        found = len(bounded.intersection(fields))
+        if found > most:
+            best, most = table, found
+    return best
 
 
 def _interpolate(n: int, q: float, low: int, high: int) -> float:
