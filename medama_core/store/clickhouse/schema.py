@@ -61,6 +61,8 @@ __all__ = [
     "COPIES",
     "EVENT_VIEW_COLUMNS",
     "HOUR_MS",
+    "DAY_HOURS",
+    "DAY_LEVEL",
     "KIND_CODES",
     "LABELS",
     "MIGRATIONS",
@@ -133,6 +135,15 @@ _LEVELS: Final = (
 _SPAN_HOUR: Final = f"intDiv(intDiv(date_created, {HOUR_MS}), tupleElement(ls, 2)) * tupleElement(ls, 2)"
 # The kind code of the whole site in `hourly` and the duration tables (value '').
 SITE_KIND: Final = 0
+# `duration_hours`' levels of 24-hour spans starting at every hour (migration 9), for the whole site (kind 0) only:
+# a day bucket of the dashboard starts at its time zone's midnight, any hour of UTC, where the spans of 16 and 256
+# hours fall on none, so its durations' bucket counts were 24 hours' rows (90 days: ~430,000 rows read); from these
+# they are one span's (~200). The span starting at hour h has level DAY_LEVEL + h % 24, so that the spans of one
+# time zone's days lie together in the sort order (one range for a period, not a granule per day). A view lies in
+# 24 such spans: 24 more rows for each (hour, bucket) of the site that a views INSERT touches, in the part it
+# writes anyway (no more parts per INSERT).
+DAY_LEVEL: Final = 3
+DAY_HOURS: Final = 24
 # `durations` is read a bucket and a few hours at a time (a day's share of one bucket is a few
 # hundred rows): 1,024-row granules read 8 times less around each such range than the default 8,192.
 DURATION_GRANULE_ROWS: Final = 1024
@@ -281,6 +292,48 @@ def _backfill_prop_views(client: Client) -> None:
             f" WHERE {views} AND sign = 1 AND bid IN (SELECT bid FROM event_views WHERE {events})"
             f") AS stored USING (site, bid, view_created) WHERE {events}",
             {"lo": lo, "hi": lo + step},
+        )
+
+
+# Migration 9's view of `duration_hours`: every level of LEVEL_HOURS, and for the site (kind 0) DAY_LEVEL's 24 spans
+# holding the row's hour. Each element: (level, hours rounded to, hours back from there).
+_DURATION_LEVELS: Final = (
+    "arrayJoin(arrayConcat(["
+    + ", ".join(f"(toUInt8({level}), toInt64({hours}), toInt64(0))" for level, hours in enumerate(LEVEL_HOURS))
+    + f"], arraySlice(arrayMap(back -> (toUInt8({DAY_LEVEL} + (intDiv(date_created, {HOUR_MS}) - back) % {DAY_HOURS}),"
+    + f" toInt64(1), toInt64(back)), range({DAY_HOURS})), 1,"
+    + f" if(kind = {SITE_KIND}, {DAY_HOURS}, 0)))) AS ls"
+)
+_DURATION_HOUR_COUNTS: Final = f"""CREATE MATERIALIZED VIEW duration_hour_counts TO duration_hours AS
+            SELECT {SITE_KEY.format(column="hostname")} AS site_key, hostname, kind, value,
+                tupleElement(ls, 1) AS level, {_SPAN_HOUR} - tupleElement(ls, 3) AS hour,
+                {BUCKET.format(column="assumeNotNull(duration_ms)")} AS bucket, sum(sign) AS n
+            FROM views
+            ARRAY JOIN [{SITE_KIND}, {KIND_CODES["path"]}] AS kind, ['', pathname] AS value
+            WHERE isNotNull(duration_ms)
+            GROUP BY site_key, hostname, kind, value, {_DURATION_LEVELS}, level, hour, bucket"""
+
+
+def _backfill_day_spans(client: Client) -> None:
+    """DAY_LEVEL's rows of the hours stored before migration 9, summed from the site's level-0 rows: the spans
+    starting on one UTC day per statement (one partition: one part, written whole or not at all). A day whose spans
+    are stored was done by a run cut short; the writers are stopped during an upgrade (docs/scale.md)."""
+    day_of = f"SELECT DISTINCT intDiv(hour, {DAY_HOURS}) FROM duration_hours WHERE kind = {SITE_KIND} AND level = "
+    stored = {int(row[0]) for row in client.rows(f"{day_of}0")}
+    done = {int(row[0]) for row in client.rows(f"{day_of.replace('level = ', 'level >= ')}{DAY_LEVEL}")}
+    days = sorted(
+        {day + back for day in stored for back in (-1, 0)} - done
+    )  # a day's last hours start spans the day before
+    for day in days:
+        client.command(
+            "INSERT INTO duration_hours (site_key, hostname, kind, value, level, hour, bucket, n)"
+            f" SELECT site_key, hostname, kind, value, toUInt8({DAY_LEVEL} + start % {DAY_HOURS}), start, bucket,"
+            " sum(n) FROM duration_hours"
+            f" ARRAY JOIN arrayMap(back -> hour - back, range({DAY_HOURS})) AS start"
+            f" WHERE kind = {SITE_KIND} AND level = 0 AND hour >= {{lo:Int64}} AND hour < {{until:Int64}}"
+            " AND start >= {lo:Int64} AND start < {hi:Int64}"
+            " GROUP BY site_key, hostname, kind, value, start, bucket HAVING sum(n) != 0",
+            {"lo": day * DAY_HOURS, "hi": day * DAY_HOURS + DAY_HOURS, "until": day * DAY_HOURS + 2 * DAY_HOURS - 1},
         )
 
 
@@ -509,6 +562,15 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     ),
     # `prop_views` holds all of `event_views` (migration 7): nothing reads or writes it any more.
     (8, ("DROP TABLE IF EXISTS event_views",)),
+    (
+        9,
+        (
+            # DAY_LEVEL's spans in `duration_hours`: its view written again (18.16 cannot alter a view's query),
+            # then the hours stored before (_backfill_day_spans).
+            "DROP TABLE IF EXISTS duration_hour_counts",
+            _DURATION_HOUR_COUNTS,
+        ),
+    ),
 )
 TABLES: Final = (
     "views",
@@ -582,6 +644,8 @@ def migrate(client: Client, now_ms: int) -> int:
             _backfill_event_views(client)
         if number == 7:
             _backfill_prop_views(client)
+        if number == 9:
+            _backfill_day_spans(client)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])
         version = number
     return version
