@@ -160,8 +160,9 @@ def _day_bucket_views(rnd: random.Random) -> list[dict[str, Any]]:
 
 def test_day_bucket_medians_from_24_hour_spans_migrated_and_written_in_batches(ch: Client) -> None:
     """Day buckets from 07:00 UTC read the site's durations from the 24-hour spans (schema.DAY_LEVEL): those
-    of a database migrated with rows in it (the backfill) and those written after, in batches whose unloads
-    arrive one batch later, after the day of their view has closed; each answer equals the reference."""
+    of a database migrated with rows in it (the backfill, and migration 10's copies of the tables) and those
+    written after, in batches whose unloads arrive one batch later, after the day of their view has closed;
+    each answer equals the reference."""
     rnd = random.Random(90)
     rows = _day_bucket_views(rnd)
     name = f"old_{uuid.uuid4().hex[:12]}"
@@ -172,6 +173,13 @@ def test_day_bucket_medians_from_24_hour_spans_migrated_and_written_in_batches(c
         assert schema.migrate(old, 0) == schema.MIGRATIONS[-1][0]
         spans = old.rows(f"SELECT count() FROM duration_hours WHERE level >= {schema.DAY_LEVEL}")[0][0]
         assert int(spans) > 0  # the backfill wrote them
+        for table in ("hourly", "duration_hours"):  # migration 10 swapped in the copies with small granules
+            assert (
+                f"index_granularity = {schema.PRE_AGGREGATE_GRANULE_ROWS}"
+                in old.rows(f"SHOW CREATE TABLE {table}")[0][0]
+            )
+        left = old.rows("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name LIKE '%\\_next'")
+        assert int(left[0][0]) == 0
         # The rest as live traffic: loads in time order, each batch's unloads in the batch after it.
         second.sort(key=lambda row: row["date_created"])
         pending: list[Op] = []
