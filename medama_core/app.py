@@ -49,7 +49,7 @@ from medama_core.http.compress import MIN_COMPRESS_BYTES, maybe_gzip
 from medama_core.http.errors import HTTPError
 from medama_core.http.protocol import Request, Response, json_response
 from medama_core.http.router import Route, Router
-from medama_core.http.server import Deferred, HTTPServer, inherited_listener
+from medama_core.http.server import Deferred, HTTPServer, Shared, inherited_listener
 from medama_core.ingest import ipfilter
 from medama_core.log import Logger
 from medama_core.permissions import Access
@@ -207,6 +207,11 @@ ROUTES: tuple[Route[Handler], ...] = (
     Route("GET", "/website/{hostname}/goals", tables.csv_capable("goals", goals_api.get_goal_stats), access=SITE_READ),
 )
 
+# Distinct ping answers kept for the current second (`App._ping_now`): a tracker sends no If-Modified-Since
+# or the Last-Modified of a day's first ping, so a second has a handful; a client sending made-up dates
+# gets them made anew past this (a few hundred bytes each).
+MAX_PING_ANSWERS: Final = 256
+
 # The tracker's routes, which `App.answer_now` answers without the general machinery: method, path and the
 # handler of the route whose steps it runs.
 FAST_ROUTES: Final[tuple[tuple[str, str, Handler], ...]] = (
@@ -260,6 +265,14 @@ class App:
             self._fast.clear()
         # The server parses the tracker's request heads with `http/trackerhead.py` only along with the fast path.
         self.tracker_heads = bool(self._fast)
+        # The fast path's answers made once (`_ping_now`, `_no_content`): this second's pings by
+        # (If-Modified-Since, Origin or not), and a 204 without and with `Access-Control-Allow-Origin`.
+        self._pings: dict[tuple[str | None, bool], Shared] = {}
+        self._pings_second = -1
+        self._no_contents = (
+            Shared(204, headers=[*COMMON_SECURITY_HEADERS]),
+            Shared(204, headers=[*COMMON_SECURITY_HEADERS, cors.ANY_ORIGIN]),
+        )
 
     def body_limit(self, path: str) -> int:
         if path.startswith("/api/event/") or path in FOREIGN_EVENT_PATHS:
@@ -293,10 +306,10 @@ class App:
         started = time.perf_counter()
         try:
             if fast == "GET":
-                return self._finish_event(request, events.ping_now(request, self.ctx), started)
+                return self._ping_now(request, started)
             op = events.hit_op(request, self.ctx)
             if op is None:
-                return self._finish_event(request, Response(204), started)
+                return self._no_content(request, started)
             deferred = Deferred(functools.partial(self._hit_stored, request, started))
             events.store(self.ctx, op, deferred.done)
             return deferred
@@ -307,16 +320,50 @@ class App:
         """The answer to a fast-path hit once its write is done (`answer_now`)."""
         try:
             events.hit_stored(self.ctx, outcome)
-            response = Response(204)
         except Exception as exc:
-            response = self._response_for(exc, request)
-        return self._finish_event(request, response, started)
+            return self._finish_event(request, self._response_for(exc, request), started)
+        return self._no_content(request, started)
+
+    def _ping_now(self, request: Request, started: float) -> Response:
+        """`events.ping_now`, decorated and logged as `_finish_event` does; the answers of one second are made
+        once per `If-Modified-Since` and Origin or not (the answer depends on nothing else), and handed out as
+        `Shared`, which the server frames once per second too."""
+        events.client(request, self.ctx)
+        headers = request.headers
+        since = headers.get("if-modified-since")
+        key = (since, "origin" in headers)
+        now = time.time()
+        if int(now) != self._pings_second or len(self._pings) >= MAX_PING_ANSWERS:
+            self._pings.clear()
+            self._pings_second = int(now)
+        response = self._pings.get(key)
+        if response is None:
+            made = events.ping_response(since, now)
+            if len(made.body) >= MIN_COMPRESS_BYTES:  # would depend on Accept-Encoding too (never: one digit)
+                return self._finish_event(request, made, started)
+            response = Shared(made.status, made.body, made.content_type, made.headers)
+            self._decorate_event(request, response)
+            self._pings[key] = response
+        self.access.record_event(request.method, request.path, 200, time.perf_counter() - started)
+        return response
+
+    def _no_content(self, request: Request, started: float) -> Response:
+        """`_finish_event` of a 204, one `Shared` answer for requests with an Origin and one for the others."""
+        response = self._no_contents[1 if "origin" in request.headers else 0]
+        self.access.record_event(request.method, request.path, 204, time.perf_counter() - started)
+        return response
 
     def _finish_event(self, request: Request, response: Response, started: float) -> Response:
-        """`_finish` for the fast path's answers, with what `_decorate` makes of their routes worked out
-        once: the embeddable routes' security headers (none of these answers brings its own CSP), `*` to a
-        request with an Origin (no preflight, no credentialed route, so no X-Api-Commit either), and
-        `maybe_gzip` only for a body it could compress (its first test)."""
+        """`_finish` for the fast path's answers (`_decorate_event`), logged."""
+        self._decorate_event(request, response)
+        self.access.record_event(request.method, request.path, response.status, time.perf_counter() - started)
+        return response
+
+    def _decorate_event(self, request: Request, response: Response) -> None:
+        """`_decorate` for the fast path's answers, with what it makes of their routes worked out once: the
+        embeddable routes' security headers (none of these answers brings its own CSP), `*` to a request with
+        an Origin (no preflight, no credentialed route, so no X-Api-Commit either), and `maybe_gzip` only for a
+        body it could compress (its first test)."""
         headers = response.headers
         headers += COMMON_SECURITY_HEADERS
         request_headers = request.headers
@@ -324,8 +371,6 @@ class App:
             headers.append(cors.ANY_ORIGIN)
         if len(response.body) >= MIN_COMPRESS_BYTES:
             maybe_gzip(response, request_headers.get("accept-encoding", ""))
-        self.access.record_event(request.method, request.path, response.status, time.perf_counter() - started)
-        return response
 
     def _finish(self, request: Request, response: Response, started: float) -> Response:
         """Decorate and log an answer: every response of `handle` and `answer_now` passes here."""

@@ -82,8 +82,13 @@ async def get_ping(request: Request, ctx: Context) -> Response:
 def ping_now(request: Request, ctx: Context) -> Response:
     """The ping's answer, without awaiting anything: `get_ping` and the server's fast path (app.py) share it."""
     client(request, ctx)
+    return ping_response(request.headers.get("if-modified-since"), time.time())
+
+
+def ping_response(if_modified_since: str | None, now: float) -> Response:
+    """The ping's answer at `now` to a client already let through (`client`); 400 for a bad date."""
     try:
-        ping = ping_answer(request.headers.get("if-modified-since"), time.time())
+        ping = ping_answer(if_modified_since, now)
     except InvalidDate as exc:
         raise HTTPError(400, str(exc)) from None
     headers = [("Last-Modified", ping.last_modified), ("Cache-Control", ping.cache_control)]

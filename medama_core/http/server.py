@@ -41,7 +41,17 @@ from typing import Any, Final, Protocol, cast
 
 from medama_core.http.errors import HTTPError
 from medama_core.http.framing import RequestReader
-from medama_core.http.protocol import LAST_CHUNK, Request, Response, frame_chunk, has_streamed_body, render_response
+from medama_core.http.protocol import (
+    LAST_CHUNK,
+    MAX_HEAD_BYTES,
+    Request,
+    Response,
+    frame_chunk,
+    has_streamed_body,
+    render_response,
+)
+from medama_core.http.trackerhead import PREFIXES as TRACKER_PREFIXES
+from medama_core.http.trackerhead import parse_tracker_head
 
 HEADER_TIMEOUT_S = 10.0  # upstream's ReadHeaderTimeout: a whole head must arrive within this (slowloris)
 # (for a connection's first request counted from accept, so silent connections are closed as well)
@@ -130,6 +140,12 @@ class Deferred:
             self.reply(response)
 
 
+@dataclass(slots=True)
+class Shared(Response):
+    """A fast-path answer the application hands out again and again and never changes once made (a ping's
+    for one second, a stored hit's 204): the server frames it once per `Date` and keep-alive, not per answer."""
+
+
 class FastApp(App, Protocol):
     """An application with a fast path: routes it answers without a coroutine or a Task per request."""
 
@@ -168,6 +184,20 @@ class _Heads:
     def __init__(self) -> None:
         # (status, content type, body length, headers, keep-alive, HTTP/1.0) -> the bytes before and after Date
         self._heads: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
+        # (id of a `Shared` answer, keep-alive) -> it (so its id is not reused), the Date and the whole answer
+        self._shared: dict[tuple[int, bool], tuple[Shared, bytes, bytes]] = {}
+
+    def shared(self, response: Shared, keep_alive: bool, date: bytes) -> bytes:
+        """`render(response, keep_alive, False, date)` for a `Shared` answer, framed once per Date second."""
+        key = (id(response), keep_alive)
+        entry = self._shared.get(key)
+        if entry is not None and entry[0] is response and entry[1] is date:  # `_DateCache` keeps its bytes
+            return entry[2]
+        data = self.render(response, keep_alive, False, date)
+        if len(self._shared) >= MAX_FAST_HEADS:
+            self._shared.clear()
+        self._shared[key] = (response, date, data)
+        return data
 
     def render(self, response: Response, keep_alive: bool, http10: bool, date: bytes) -> bytes:
         """`render_response(response, keep_alive=keep_alive, head_only=False, date=date, http10=http10)` for
@@ -544,6 +574,8 @@ class _Connection(asyncio.Protocol):
         if self.closed:
             return
         reader = self.reader
+        if reader.tracker_heads and not self.busy and reader.head is None and not reader.buffer and self._direct(data):
+            return
         if self.answered and reader.idle and not self.busy:
             self._arm(self.server.timeouts.header)  # a later request's head clock starts at its first byte
         reader.feed(data)
@@ -573,6 +605,32 @@ class _Connection(asyncio.Protocol):
         self.write_ready = None
 
     # request cycle
+
+    def _direct(self, data: bytes) -> bool:
+        """Answer a read that is exactly one whole tracker request (a ping, or a hit with its body), as
+        `_advance` would, without the reader's buffer, its bookkeeping and the budget's (it holds nothing
+        once parsed); False, having done nothing, for anything else (the general path takes it)."""
+        if not data.startswith(TRACKER_PREFIXES):
+            return False
+        end = data.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
+        if end < 0:
+            return False
+        head = parse_tracker_head(data[:end])
+        if head is None:
+            return False
+        start = end + 4
+        length = head.content_length
+        if len(data) - start != length or length > self.reader.body_limit(head.path):
+            return False  # a body still to come, pipelined bytes behind it, or one over the limit (413)
+        body = data[start:] if length else b""
+        request = Request(
+            head.method, head.path, head.query_string, head.headers, body, self.client, "1.1", head.keep_alive
+        )
+        request.tls = self.reader.tls
+        self.deadline = float("inf")  # `_disarm`
+        self.busy = True
+        self._start(request)  # nothing is buffered behind it: no `_advance` after
+        return True
 
     def _advance(self, turn: _Turn | None = None) -> None:
         """Answer the next complete buffered request; stop at one that must wait for I/O.
@@ -611,28 +669,33 @@ class _Connection(asyncio.Protocol):
             answered = True
             if turn is not None:
                 turn.answers -= 1
-            answer_now = self.server.answer_now
-            if answer_now is not None:
-                try:
-                    fast = answer_now(request)
-                except Exception:  # answer_now must not raise; if it does, still answer
-                    fast = self.server.app.error_response(HTTPError(500, "internal server error"), request)
-                if fast is not None:
-                    if type(fast) is Deferred:
-                        fast.reply = functools.partial(self._deferred_done, request)
-                        return
-                    self._answer(request, cast(Response, fast))
-                    continue
-            # Run the handler eagerly: most answers (pings, static files, errors) need no I/O, and a
-            # coroutine that finishes in its first step costs ~0.6 µs instead of a Task's ~5 µs.
-            # A loop rather than recursion, so a long pipeline cannot exhaust the stack.
-            coro = self._respond(request)
+            if not self._start(request):
+                return
+
+    def _start(self, request: Request) -> bool:
+        """Answer `request` (the connection is busy): True when that is done, False when it waits for I/O."""
+        answer_now = self.server.answer_now
+        if answer_now is not None:
             try:
-                yielded = coro.send(None)
-            except StopIteration:
-                continue
-            self.task = asyncio.get_running_loop().create_task(self._finish_and_continue(coro, yielded))
-            return
+                fast = answer_now(request)
+            except Exception:  # answer_now must not raise; if it does, still answer
+                fast = self.server.app.error_response(HTTPError(500, "internal server error"), request)
+            if fast is not None:
+                if type(fast) is Deferred:
+                    fast.reply = functools.partial(self._deferred_done, request)
+                    return False
+                self._answer(request, cast(Response, fast))
+                return True
+        # Run the handler eagerly: most answers (pings, static files, errors) need no I/O, and a
+        # coroutine that finishes in its first step costs ~0.6 µs instead of a Task's ~5 µs.
+        # The caller loops rather than recursing, so a long pipeline cannot exhaust the stack.
+        coro = self._respond(request)
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return True
+        self.task = asyncio.get_running_loop().create_task(self._finish_and_continue(coro, yielded))
+        return False
 
     def take_turn(self, turn: _Turn) -> None:
         """Answer pipelined requests while `turn` lasts (called by `HTTPServer._serve_pipelines`)."""
@@ -738,7 +801,11 @@ class _Connection(asyncio.Protocol):
         transport = self.transport
         if self.closed or transport is None:
             return None
-        transport.write(self.server.heads.render(response, keep_alive, http10, self.server.dates.get()))
+        server = self.server
+        if type(response) is Shared and not http10:
+            transport.write(server.heads.shared(response, keep_alive, server.dates.get()))
+        else:
+            transport.write(server.heads.render(response, keep_alive, http10, server.dates.get()))
         self.answered += 1
         return keep_alive
 

@@ -82,6 +82,18 @@ CONVERSATIONS: tuple[tuple[bytes, ...], ...] = (
     (request("GET", "http://localhost/api/event/ping?u=x"),),
     (request("GET", "/api/event/%70ing"),),
     (request("GET", "/api/event/ping", {"Connection": "close"}),),
+    # The fast path makes a second's ping answers once per If-Modified-Since and Origin or not (App._ping_now):
+    # each of these, within one second, gets its own.
+    (
+        request("GET", "/api/event/ping"),
+        request("GET", "/api/event/ping", {"Origin": "https://example.com"}),
+        request("GET", "/api/event/ping", {"If-Modified-Since": TODAY, "Origin": "https://example.com"}),
+        request("GET", "/api/event/ping"),
+        request("GET", "/api/event/ping", {"If-Modified-Since": TODAY}),
+        request("GET", "/api/event/ping", {"Origin": "https://a.org"}),
+        request("GET", "/api/event/ping", {"If-Modified-Since": "yesterday"}),
+        request("GET", "/api/event/ping", {"If-Modified-Since": TODAY}),
+    ),
     (
         request("GET", "/api/event/ping"),
         request("POST", "/api/event/hit", TEXT, load("fp8")),
@@ -97,6 +109,7 @@ FRAMING: tuple[bytes, ...] = (
     request("POST", "/api/event/hit", {**TEXT, "Transfer-Encoding": "chunked"}, load("fp13")),
     request("POST", "/api/event/hit", {**TEXT, "X-Folded": "a\r\n b"}, load("fp15")),
     request("GET", "/api/event/ping", {"Host": "again"}),
+    request("POST", "/api/event/hit", TEXT, b"x" * (app_module.EVENT_BODY_LIMIT + 1)),  # 413, even in one read
 )
 
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medama_core.http.protocol import Response, render_response
-from medama_core.http.server import MAX_FAST_HEADS, _Heads
+from medama_core.http.server import MAX_FAST_HEADS, Shared, _Heads
 
 HEADER = st.tuples(st.sampled_from(["Cache-Control", "Last-Modified", "Access-Control-Allow-Origin", "X-A"]), st.text())
 RESPONSE = st.builds(
@@ -34,3 +34,36 @@ def test_heads_stay_bounded() -> None:
         response = Response(200, b"1", "text/plain; charset=utf-8", [("Cache-Control", f"max-age={age}")])
         assert heads.render(response, True, False, b"D").endswith(b"max-age=%d\r\n\r\n1" % age)
         assert len(heads._heads) <= MAX_FAST_HEADS
+
+
+SHARED = st.builds(
+    Shared,
+    status=st.sampled_from([200, 204]),
+    body=st.binary(max_size=4),
+    content_type=st.none() | st.just("text/plain; charset=utf-8"),
+    headers=st.lists(HEADER, max_size=4),
+)
+
+
+@given(
+    st.lists(SHARED, min_size=1, max_size=4),
+    st.lists(st.tuples(st.integers(0, 3), st.booleans(), st.integers(0, 2)), min_size=1, max_size=24),
+)
+@settings(max_examples=300, deadline=None)
+def test_shared_answers_frame_as_render_response(shared: list[Shared], uses: list[tuple[int, bool, int]]) -> None:
+    # The same few answers handed out again and again, with keep-alive or not, over a few Date seconds (each
+    # second one bytes object, as `_DateCache` gives): every answer is the one `render_response` makes.
+    heads = _Heads()
+    dates = [b"Mon, 07 Dec 2026 05:00:0%d GMT" % second for second in range(3)]
+    for index, keep_alive, second in uses:
+        response = shared[index % len(shared)]
+        expected = render_response(response, keep_alive=keep_alive, head_only=False, date=dates[second])
+        assert heads.shared(response, keep_alive, dates[second]) == expected
+
+
+def test_shared_answers_stay_bounded() -> None:
+    heads = _Heads()
+    for age in range(MAX_FAST_HEADS * 2 + 1):
+        response = Shared(200, b"1", "text/plain; charset=utf-8", [("Cache-Control", f"max-age={age}")])
+        assert heads.shared(response, True, b"D").endswith(b"max-age=%d\r\n\r\n1" % age)
+        assert len(heads._shared) <= MAX_FAST_HEADS

@@ -192,6 +192,20 @@ def general(data: bytes) -> RequestHead | int:
 @example(BROWSER_PING + b"\r\nContent-Length: 0")
 @example(BROWSER_PING + b"\r\nX-Pad: " + b"a" * MAX_HEAD_BYTES)
 @example(BROWSER_PING + b"".join(b"\r\nX%d: y" % i for i in range(MAX_HEADERS)))
+# The length line is read apart from the rest of the block (which is kept): first, last, alone, one line too
+# many with it, repeated in another case, after a value that ends in its name, with a value that is no number.
+@example(b"POST /api/event/hit HTTP/1.1\r\nContent-Length: 5\r\nHost: a")
+@example(b"POST /api/event/hit HTTP/1.1\r\nHost: a\r\nContent-Length: 5")
+@example(b"POST /api/event/hit HTTP/1.1\r\nContent-Length: 5")
+@example(b"POST /api/event/hit HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5")
+@example(b"POST /api/event/hit HTTP/1.1\r\nHost: a\r\nX: Content-Length: 5")
+@example(b"POST /api/event/hit HTTP/1.1\r\nHost: a\r\nContent-Length: 5 \r\nX: y")
+@example(b"POST /api/event/hit HTTP/1.1\r\nHost: a\r\nContent-Length: \r\nX: y")
+@example(b"POST /api/event/hit HTTP/1.1\r\nHost: a\nContent-Length: 5")
+@example(b"POST /api/event/hit HTTP/1.1\r\nHost: a\r\rContent-Length: 5")
+@example(BROWSER_HIT + b"".join(b"\r\nX%d: y" % i for i in range(MAX_HEADERS - 8)))
+@example(BROWSER_HIT + b"".join(b"\r\nX%d: y" % i for i in range(MAX_HEADERS - 7)))
+@example(BROWSER_HIT.replace(b"Content-Length: 131", b"Content-Length: 131\r\nX: Content-Length: 1"))
 def test_tracker_head_is_the_general_head_or_none(data: bytes) -> None:
     fast = parse_tracker_head(data)  # never raises: any exception fails the test
     expected = general(data)
