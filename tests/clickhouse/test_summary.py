@@ -10,15 +10,20 @@ imported days added on top.
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import uuid
 from typing import Any
 
 from medama_core.store import imported_stats
-from medama_core.store.clickhouse import imported
+from medama_core.store.clickhouse import hits, imported, schema
 from medama_core.store.clickhouse import stats as ch_stats
-from medama_core.store.clickhouse.client import Client
+from medama_core.store.clickhouse.client import Client, HTTPTransport
+from medama_core.store.clickhouse.windows import plan
 from medama_core.store.query import Query, previous_period
+from medama_core.store.rows import VIEW_COLUMNS, Duration, NewView, Op
 from tests.clickhouse.test_equivalence import store
+from tests.engines import ChdbTransport
 from tests.store.test_equivalence import START, Reference, random_view
 from tests.store.test_stats import DAY, HOUR, SITE
 
@@ -121,3 +126,83 @@ def test_imported_days_add_to_every_window(ch: Client) -> None:
     )
     added = [g["visitors"] - o["visitors"] for g, o in zip(got["interval"], own["interval"], strict=True)]
     assert added == [0, cur, 0]
+
+
+def _database_at(ch: Client, name: str, version: int) -> Client:
+    """A new database `name` of `ch`'s engine with the migrations up to `version` applied (an older release's)."""
+    ch.command(f"CREATE DATABASE {name}")
+    transport = ch.transport
+    if isinstance(transport, HTTPTransport):
+        old = Client(HTTPTransport(dataclasses.replace(transport.url, database=name)))
+    else:
+        assert isinstance(transport, ChdbTransport)
+        old = Client(ChdbTransport(transport.session, name))
+    schema.schema_version(old)
+    for number, statements in schema.MIGRATIONS:
+        if number <= version:
+            for statement in statements:
+                old.command(statement)
+            old.insert("medama_schema", ("version", "applied_ms"), [(number, 0)])
+    return old
+
+
+def _day_bucket_views(rnd: random.Random) -> list[dict[str, Any]]:
+    """Views over four days around S with durations, many in the hours at each day's edges (07:00 UTC, a
+    time zone's midnight, and 00:00 UTC)."""
+    rows = []
+    for _ in range(400):
+        at = S - DAY + rnd.randrange(4) * DAY + rnd.choice([0, 6, 7, 8, 23, rnd.randrange(24)]) * HOUR
+        row = random_view(rnd, at + rnd.randrange(HOUR))
+        row["duration_ms"] = rnd.choice([None, 0, 150, 4000, rnd.randrange(0, 10**6), rnd.randrange(0, 60_000)])
+        rows.append(row)
+    return rows
+
+
+def test_day_bucket_medians_from_24_hour_spans_migrated_and_written_in_batches(ch: Client) -> None:
+    """Day buckets from 07:00 UTC read the site's durations from the 24-hour spans (schema.DAY_LEVEL): those
+    of a database migrated with rows in it (the backfill, and migration 14's copies of the tables) and those
+    written after, in batches whose unloads arrive one batch later, after the day of their view has closed;
+    each answer equals the reference."""
+    rnd = random.Random(90)
+    rows = _day_bucket_views(rnd)
+    name = f"old_{uuid.uuid4().hex[:12]}"
+    old = _database_at(ch, name, 8)
+    try:
+        first, second = rows[:200], rows[200:]
+        store(old, rnd, first, [], orphans=False)
+        assert schema.migrate(old, 0) == schema.MIGRATIONS[-1][0]
+        spans = old.rows(f"SELECT count() FROM duration_hours WHERE level >= {schema.DAY_LEVEL}")[0][0]
+        assert int(spans) > 0  # the backfill wrote them
+        for table in ("hourly", "duration_hours"):  # migration 14 swapped in the copies with small granules
+            assert (
+                f"index_granularity = {schema.PRE_AGGREGATE_GRANULE_ROWS}"
+                in old.rows(f"SHOW CREATE TABLE {table}")[0][0]
+            )
+        left = old.rows("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name LIKE '%\\_next'")
+        assert int(left[0][0]) == 0
+        # The rest as live traffic: loads in time order, each batch's unloads in the batch after it.
+        second.sort(key=lambda row: row["date_created"])
+        pending: list[Op] = []
+        for start in range(0, len(second), 50):
+            chunk = second[start : start + 50]
+            loads: list[Op] = [
+                NewView(tuple(None if c == "duration_ms" else row[c] for c in VIEW_COLUMNS), [], "") for row in chunk
+            ]
+            assert not any(hits.apply_batch(old, pending + loads))
+            pending = [Duration(row["bid"], row["duration_ms"]) for row in chunk if row["duration_ms"] is not None]
+        assert not any(hits.apply_batch(old, pending))
+        ref = Reference(rows, [])
+        for offset in (7 * HOUR, 0, 7 * HOUR + 30 * MINUTE):
+            start_us, end_us = (S - DAY + offset) * 1000, (S + 3 * DAY + offset) * 1000 - 1
+            q = Query(SITE, start_us, end_us)
+            windows = ch_stats._bucket_windows(q, "day", start_us, end_us)
+            if offset % HOUR == 0:
+                assert plan(windows, days=True).days, offset  # the days are read from the 24-hour spans
+            got = ch_stats.summary(old, q, True, "day")
+            before = Query(SITE, *previous_period(start_us, end_us))
+            expected = {"current": ref.summary(q), "previous": ref.summary(before), "interval": ref.interval(q, "day")}
+            assert got == expected, offset
+            assert got["current"]["duration"] > 0
+    finally:
+        old.command(f"DROP DATABASE {name}")
+        old.close()

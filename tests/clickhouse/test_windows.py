@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medama_core.store.clickhouse.schema import HOUR_MS, LEVEL_HOURS
+from medama_core.store.clickhouse.schema import DAY_HOURS, DAY_LEVEL, HOUR_MS, LEVEL_HOURS
 from medama_core.store.clickhouse.windows import SPAN_SHARE, Windows, plan, spans
 from medama_core.store.query import STEPS_US
 from medama_core.store.query import month_index as _month_index
@@ -77,6 +79,15 @@ def test_a_plan_covers_the_period_once_and_each_span_lies_in_one_window(
                 assert start % LEVEL_HOURS[level] == 0
                 end_ms = (start + LEVEL_HOURS[level]) * HOUR_MS - 1
                 assert _window(windows, start * HOUR_MS) == _window(windows, end_ms), (level, start)
+        by_days = plan(windows, days=True)
+        if by_days.day_spans is not None:  # 24-hour spans and the rest's spans tile the same whole hours
+            assert by_days.days
+            covered = [hour for start in by_days.days for hour in range(start, start + DAY_HOURS)]
+            covered += [hour for level, start in by_days.day_spans for hour in range(start, start + LEVEL_HOURS[level])]
+            assert sorted(covered) == whole
+            for start in by_days.days:
+                end_ms = (start + DAY_HOURS) * HOUR_MS - 1
+                assert _window(windows, start * HOUR_MS) == _window(windows, end_ms), start
     pieces.sort()
     at = lo
     for start, end in pieces:
@@ -98,3 +109,24 @@ def test_spans_are_listed_only_when_they_are_far_fewer_than_the_hours() -> None:
     assert utc_days.spans is None  # a UTC day is a 16-hour span and eight hours: 9 spans for 24 hours
     weeks = plan(Windows(lo, lo + 28 * DAY_MS - 1, "week", lo * 1000))
     assert weeks.spans is not None and len(weeks.spans) * SPAN_SHARE <= 28 * 24
+
+
+def test_day_buckets_of_any_time_zone_read_one_24_hour_span_each() -> None:
+    """The site's durations over day buckets from 07:00 UTC: 30 spans of 24 hours (DAY_LEVEL + 7), not 720 hours."""
+    lo = (BASE_HOUR + 7) * HOUR_MS
+    buckets = plan(Windows(lo, lo + 30 * DAY_MS - 1, "day", lo * 1000), days=True)
+    assert buckets.days == tuple(range(BASE_HOUR + 7, BASE_HOUR + 7 + 30 * 24, 24)) and buckets.day_spans == ()
+    sql = buckets.duration_hours_sql("0", {}, "p")
+    assert f"level = {DAY_LEVEL + 7} AND hour IN ({BASE_HOUR + 7}, " in sql and "level = 0" not in sql
+    # One window of 90 days from 07:00:00.001 (the previous period): 89 spans from 08:00, the last hours as spans.
+    whole = plan(Windows(lo + 1, lo + 90 * DAY_MS - 1), days=True)
+    assert len(whole.days) == 89 and whole.day_spans is not None and len(whole.day_spans) < 23
+    levels = re.findall(r"level = (\d+)", whole.duration_hours_sql("0", {}, "p"))
+    assert str(DAY_LEVEL + 8) in levels and all(
+        int(level) < DAY_LEVEL or level == str(DAY_LEVEL + 8) for level in levels
+    )
+    # Hour buckets have no whole 24 hours in a window: the spans as before.
+    hours = plan(Windows(lo, lo + 2 * DAY_MS - 1, "hour", lo * 1000), days=True)
+    assert hours.day_spans is None and hours.duration_hours_sql("0", {}, "p") == "kind = 0 AND " + hours.spans_sql(
+        {}, "p"
+    )

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
-from medama_core.store.clickhouse.schema import BUCKET, HOUR_MS
+from medama_core.store.clickhouse.schema import BUCKET, HOUR_MS, SITE_KIND
 from medama_core.store.clickhouse.sql import in_list
 from medama_core.store.clickhouse.windows import Windows, plan
 
@@ -129,14 +129,14 @@ def _bucket_counts(
     branches = []
     params["mkind"] = source.kind
     for f, family in enumerate(families):
-        split = plan(family.windows)
+        split = plan(family.windows, days=source.kind == SITE_KIND)
         prefix = f"m{f}"
         if split.hours:
             index = family.windows.index_sql(f"hour * {HOUR_MS}", params, prefix)
             branches.append(
                 f"SELECT toUInt8({f}) AS fam, toInt64({index}) AS w, value AS v, bucket AS b, n FROM duration_hours"
-                f" WHERE {source.site} AND kind = {{mkind:UInt8}} AND {_values_sql(source, params, 'value')}"
-                f" AND {split.spans_sql(params, prefix)}"
+                f" WHERE {source.site} AND {_values_sql(source, params, 'value')}"
+                f" AND {split.duration_hours_sql('{mkind:UInt8}', params, prefix)}"
             )
         raw = split.raw_sql(params, prefix)
         if raw is not None:

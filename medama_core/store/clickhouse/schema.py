@@ -70,6 +70,8 @@ __all__ = [
     "COPIES",
     "EVENT_VIEW_COLUMNS",
     "HOUR_MS",
+    "DAY_HOURS",
+    "DAY_LEVEL",
     "KIND_CODES",
     "LABELS",
     "MIGRATIONS",
@@ -150,6 +152,15 @@ _LEVELS: Final = (
 _SPAN_HOUR: Final = f"intDiv(intDiv(date_created, {HOUR_MS}), tupleElement(ls, 2)) * tupleElement(ls, 2)"
 # The kind code of the whole site in `hourly` and the duration tables (value '').
 SITE_KIND: Final = 0
+# `duration_hours`' levels of 24-hour spans starting at every hour (migration 13), for the whole site (kind 0) only:
+# a day bucket of the dashboard starts at its time zone's midnight, any hour of UTC, where the spans of 16 and 256
+# hours fall on none, so its durations' bucket counts were 24 hours' rows (90 days: ~430,000 rows read); from these
+# they are one span's (~200). The span starting at hour h has level DAY_LEVEL + h % 24, so that the spans of one
+# time zone's days lie together in the sort order (one range for a period, not a granule per day). A view lies in
+# 24 such spans: 24 more rows for each (hour, bucket) of the site that a views INSERT touches, in the part it
+# writes anyway (no more parts per INSERT).
+DAY_LEVEL: Final = 3
+DAY_HOURS: Final = 24
 # `durations` is read a bucket and a few hours at a time (a day's share of one bucket is a few
 # hundred rows): 1,024-row granules read 8 times less around each such range than the default 8,192.
 DURATION_GRANULE_ROWS: Final = 1024
@@ -364,6 +375,129 @@ def _backfill_prop_keys(client: Client) -> None:
         )
 
 
+def _hourly_table(name: str, settings: str = "") -> str:
+    """`hourly` (migration 1), or its copy `name` with `settings` (migration 14)."""
+    return f"""CREATE TABLE IF NOT EXISTS {name} (
+                site_key UInt64,
+                hostname String,
+                kind UInt8,
+                level UInt8,
+                hour Int64,
+                value String,{_COUNT_COLUMNS}
+            ) ENGINE = SummingMergeTree
+            {_month_partitions(f"hour * {HOUR_MS}")}
+            ORDER BY (site_key, hostname, kind, level, hour, value){settings}"""
+
+
+_HOURLY_COUNTS: Final = f"""CREATE MATERIALIZED VIEW IF NOT EXISTS hourly_counts TO hourly AS
+            SELECT {SITE_KEY.format(column="hostname")} AS site_key, hostname, kind, tupleElement(ls, 1) AS level,
+                {_SPAN_HOUR} AS hour, value,
+                {_SUMS}
+            FROM views
+            ARRAY JOIN [{", ".join(str(code) for code in (SITE_KIND, *KIND_CODES.values()))}] AS kind,
+                ['', {", ".join(LABELS.values())}] AS value
+            GROUP BY site_key, hostname, kind, {_LEVELS}, level, hour, value"""
+
+
+def _duration_hours_table(name: str, settings: str = "") -> str:
+    """`duration_hours` (migration 1), or its copy `name` with `settings` (migration 14)."""
+    return f"""CREATE TABLE IF NOT EXISTS {name} (
+                site_key UInt64,
+                hostname String,
+                kind UInt8,
+                value String,
+                level UInt8,
+                hour Int64,
+                bucket UInt16,
+                n Int64
+            ) ENGINE = SummingMergeTree
+            {_month_partitions(f"hour * {HOUR_MS}")}
+            ORDER BY (site_key, hostname, kind, value, level, hour, bucket){settings}"""
+
+
+# Migration 13's view of `duration_hours`: every level of LEVEL_HOURS, and for the site (kind 0) DAY_LEVEL's 24 spans
+# holding the row's hour. Each element: (level, hours rounded to, hours back from there).
+_DURATION_LEVELS: Final = (
+    "arrayJoin(arrayConcat(["
+    + ", ".join(f"(toUInt8({level}), toInt64({hours}), toInt64(0))" for level, hours in enumerate(LEVEL_HOURS))
+    + f"], arraySlice(arrayMap(back -> (toUInt8({DAY_LEVEL} + (intDiv(date_created, {HOUR_MS}) - back) % {DAY_HOURS}),"
+    + f" toInt64(1), toInt64(back)), range({DAY_HOURS})), 1,"
+    + f" if(kind = {SITE_KIND}, {DAY_HOURS}, 0)))) AS ls"
+)
+_DURATION_HOUR_COUNTS: Final = f"""CREATE MATERIALIZED VIEW duration_hour_counts TO duration_hours AS
+            SELECT {SITE_KEY.format(column="hostname")} AS site_key, hostname, kind, value,
+                tupleElement(ls, 1) AS level, {_SPAN_HOUR} - tupleElement(ls, 3) AS hour,
+                {BUCKET.format(column="assumeNotNull(duration_ms)")} AS bucket, sum(sign) AS n
+            FROM views
+            ARRAY JOIN [{SITE_KIND}, {KIND_CODES["path"]}] AS kind, ['', pathname] AS value
+            WHERE isNotNull(duration_ms)
+            GROUP BY site_key, hostname, kind, value, {_DURATION_LEVELS}, level, hour, bucket"""
+
+
+def _backfill_day_spans(client: Client) -> None:
+    """DAY_LEVEL's rows of the hours stored before migration 13, summed from the site's level-0 rows: the spans
+    starting on one UTC day per statement (one partition: one part, written whole or not at all). A day whose spans
+    are stored was done by a run cut short; the writers are stopped during an upgrade (docs/scale.md)."""
+    day_of = f"SELECT DISTINCT intDiv(hour, {DAY_HOURS}) FROM duration_hours WHERE kind = {SITE_KIND} AND level = "
+    stored = {int(row[0]) for row in client.rows(f"{day_of}0")}
+    done = {int(row[0]) for row in client.rows(f"{day_of.replace('level = ', 'level >= ')}{DAY_LEVEL}")}
+    days = sorted(
+        {day + back for day in stored for back in (-1, 0)} - done
+    )  # a day's last hours start spans the day before
+    for day in days:
+        client.command(
+            "INSERT INTO duration_hours (site_key, hostname, kind, value, level, hour, bucket, n)"
+            f" SELECT site_key, hostname, kind, value, toUInt8({DAY_LEVEL} + start % {DAY_HOURS}), start, bucket,"
+            " sum(n) FROM duration_hours"
+            f" ARRAY JOIN arrayMap(back -> hour - back, range({DAY_HOURS})) AS start"
+            f" WHERE kind = {SITE_KIND} AND level = 0 AND hour >= {{lo:Int64}} AND hour < {{until:Int64}}"
+            " AND start >= {lo:Int64} AND start < {hi:Int64}"
+            " GROUP BY site_key, hostname, kind, value, start, bucket HAVING sum(n) != 0",
+            {"lo": day * DAY_HOURS, "hi": day * DAY_HOURS + DAY_HOURS, "until": day * DAY_HOURS + 2 * DAY_HOURS - 1},
+        )
+
+
+# Migration 14: `hourly` and `duration_hours` rebuilt with 1,024-row granules, as `durations` has. A summary or a
+# list reads a few hundred rows per span or hour from them, in as many ranges, and each range of each part read at
+# least one granule: 8,192 rows each gave the 90-day summary's duration bucket counts 298,000 rows read for the
+# 18,000 it needs (37 ms of its CPU), 1,024 gave 62,000 (24 ms), with 16 parts either way (load 17). The index
+# grows eightfold, to ~0.5 MB at 10 M views for `duration_hours`.
+PRE_AGGREGATE_GRANULE_ROWS: Final = 1024
+_GRANULES: Final = f"\n            SETTINGS index_granularity = {PRE_AGGREGATE_GRANULE_ROWS}"
+# Table -> (its copy's CREATE, the materialized view that writes it: dropped before the swap, created after).
+_REBUILT: Final = {
+    "hourly": (_hourly_table("hourly_next", _GRANULES), "hourly_counts", _HOURLY_COUNTS),
+    "duration_hours": (
+        _duration_hours_table("duration_hours_next", _GRANULES),
+        "duration_hour_counts",
+        _DURATION_HOUR_COUNTS,
+    ),
+}
+# Hours of rows copied per INSERT ... SELECT of migration 10: 30 days, ~3 M rows of `duration_hours` at 10 M views
+# in 90 days, inside the client's query timeout on a busy server.
+REBUILD_HOURS: Final = 720
+
+
+def _rebuild(client: Client) -> None:
+    """Each table of _REBUILT copied into its `_next` (created by migration 14's statements), swapped in by RENAME,
+    its view created again, the old table dropped. Cut short anywhere, a second run copies the table under the
+    name in use (the old one, or the new one already swapped in) and ends the same; writers stopped (docs/scale.md)."""
+    for table, (_, view, create_view) in _REBUILT.items():
+        client.command(f"DROP TABLE IF EXISTS {table}_prev")
+        first, last, n = client.rows(f"SELECT min(hour), max(hour), count() FROM {table}")[0]
+        if int(n):
+            for lo in range(int(first), int(last) + 1, REBUILD_HOURS):
+                client.command(
+                    f"INSERT INTO {table}_next SELECT * FROM {table}"
+                    " WHERE hour >= {lo:Int64} AND hour < {hi:Int64}",
+                    {"lo": lo, "hi": lo + REBUILD_HOURS},
+                )
+        client.command(f"DROP TABLE IF EXISTS {view}")
+        client.command(f"RENAME TABLE {table} TO {table}_prev, {table}_next TO {table}")
+        client.command(create_view)
+        client.command(f"DROP TABLE {table}_prev")
+
+
 MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     (
         1,
@@ -401,36 +535,9 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             ) ENGINE = MergeTree
             {_month_partitions("date_created")}
             ORDER BY (site_key, site, date_created)""",
-            f"""CREATE TABLE IF NOT EXISTS hourly (
-                site_key UInt64,
-                hostname String,
-                kind UInt8,
-                level UInt8,
-                hour Int64,
-                value String,{_COUNT_COLUMNS}
-            ) ENGINE = SummingMergeTree
-            {_month_partitions(f"hour * {HOUR_MS}")}
-            ORDER BY (site_key, hostname, kind, level, hour, value)""",
-            f"""CREATE MATERIALIZED VIEW IF NOT EXISTS hourly_counts TO hourly AS
-            SELECT {SITE_KEY.format(column="hostname")} AS site_key, hostname, kind, tupleElement(ls, 1) AS level,
-                {_SPAN_HOUR} AS hour, value,
-                {_SUMS}
-            FROM views
-            ARRAY JOIN [{", ".join(str(code) for code in (SITE_KIND, *KIND_CODES.values()))}] AS kind,
-                ['', {", ".join(LABELS.values())}] AS value
-            GROUP BY site_key, hostname, kind, {_LEVELS}, level, hour, value""",
-            f"""CREATE TABLE IF NOT EXISTS duration_hours (
-                site_key UInt64,
-                hostname String,
-                kind UInt8,
-                value String,
-                level UInt8,
-                hour Int64,
-                bucket UInt16,
-                n Int64
-            ) ENGINE = SummingMergeTree
-            {_month_partitions(f"hour * {HOUR_MS}")}
-            ORDER BY (site_key, hostname, kind, value, level, hour, bucket)""",
+            _hourly_table("hourly"),
+            _HOURLY_COUNTS,
+            _duration_hours_table("duration_hours"),
             f"""CREATE MATERIALIZED VIEW IF NOT EXISTS duration_hour_counts TO duration_hours AS
             SELECT {SITE_KEY.format(column="hostname")} AS site_key, hostname, kind, value,
                 tupleElement(ls, 1) AS level, {_SPAN_HOUR} AS hour,
@@ -645,6 +752,24 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     ),
     # A copy sorted by the referrer (COPIES), filled from `views`: a referrer filter read every row of the period.
     (12, _copy("views_by_referrer", COPIES["views_by_referrer"][1], COPY_GRANULE_ROWS)),
+    (
+        13,
+        (
+            # DAY_LEVEL's spans in `duration_hours`: its view written again (18.16 cannot alter a view's query),
+            # then the hours stored before (_backfill_day_spans).
+            "DROP TABLE IF EXISTS duration_hour_counts",
+            _DURATION_HOUR_COUNTS,
+        ),
+    ),
+    (
+        14,
+        # The copies with 1,024-row granules, filled and swapped in by _rebuild.
+        tuple(
+            statement
+            for table, (create, _, _) in _REBUILT.items()
+            for statement in (f"DROP TABLE IF EXISTS {table}_next", create)
+        ),
+    ),
 )
 # Migration -> the sorted copies it makes, filled from the rows of `views` after its statements ran.
 _COPIES_MADE: Final = {5: tuple(_FIRST_COPIES), 11: tuple(_FIRST_COPIES), 12: ("views_by_referrer",)}
@@ -726,6 +851,10 @@ def migrate(client: Client, now_ms: int) -> int:
             backfill_prop_durations(client)
         if number == 10:
             _backfill_prop_keys(client)
+        if number == 13:
+            _backfill_day_spans(client)
+        if number == 14:
+            _rebuild(client)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])
         version = number
     return version

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Final
 
-from medama_core.store.clickhouse.schema import HOUR_MS, LEVEL_HOURS
+from medama_core.store.clickhouse.schema import DAY_HOURS, DAY_LEVEL, HOUR_MS, LEVEL_HOURS
 from medama_core.store.query import STEPS_US
 from medama_core.store.query import month_index as _month_index
 
@@ -133,6 +133,26 @@ class Plan:
     # window; None when unbounded, too many, or hardly fewer than the hours (SPAN_SHARE): then the hours'
     # level-0 rows are read by range.
     spans: tuple[tuple[int, int], ...] | None = None
+    # With `days` planned (the site's durations in `duration_hours`): the first hours of 24-hour spans (DAY_LEVEL)
+    # lying whole inside one window, and the spans of the other whole hours (None: no such 24 hours).
+    days: tuple[int, ...] = ()
+    day_spans: tuple[tuple[int, int], ...] | None = None
+
+    def duration_hours_sql(self, kind: str, params: dict[str, object], prefix: str) -> str:
+        """The condition on kind, level and hour of `duration_hours`' rows (only when `hours`), `kind` its SQL:
+        the 24-hour spans and the rest's spans when there are days. Those of one time zone are one range of the
+        sort order, where a span of 16 or 256 hours is a range each: fewer granules even for a single window."""
+        if self.day_spans is None:
+            return f"kind = {kind} AND {self.spans_sql(params, prefix)}"
+        rest = Plan(self.first, self.last, True, self.cut, self.raw, self.day_spans).spans_sql(params, prefix)
+        by_level: dict[int, list[int]] = {}
+        for hour in self.days:
+            by_level.setdefault(DAY_LEVEL + hour % DAY_HOURS, []).append(hour)
+        days = " OR ".join(
+            f"(level = {level} AND hour IN ({', '.join(str(hour) for hour in hours)}))"
+            for level, hours in sorted(by_level.items())
+        )
+        return f"kind = {kind} AND ({rest} OR {days})"
 
     def spans_sql(self, params: dict[str, object], prefix: str) -> str:
         """The condition on `level` and `hour` of a table with span levels (only when `hours`)."""
@@ -209,8 +229,27 @@ def _spans(windows: Windows, first: int | None, last: int | None) -> tuple[tuple
     return tuple(found)
 
 
-def plan(windows: Windows) -> Plan:
-    """Split `windows` into whole hours inside one window and raw ranges for the rest."""
+def _day_spans(windows: Windows, first: int, last: int) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]] | None:
+    """Each window's whole hours as 24-hour spans from its first (their first hours) and the spans of the hours
+    left at its end; None when no window holds 24 whole hours, or when there are too many spans."""
+    days: list[int] = []
+    rest: list[tuple[int, int]] = []
+    for index in range(windows.count()):
+        lo, hi = whole_hours(*windows.bounds(index))
+        if lo is None or hi is None:
+            continue
+        lo, hi = max(lo, first), min(hi, last)
+        end = lo + (hi - lo + 1) // DAY_HOURS * DAY_HOURS  # after the last whole 24 hours
+        days += range(lo, end, DAY_HOURS)
+        rest += spans(end, hi)
+        if len(days) + len(rest) > MAX_SPANS:
+            return None
+    return (tuple(days), tuple(rest)) if days else None
+
+
+def plan(windows: Windows, days: bool = False) -> Plan:
+    """Split `windows` into whole hours inside one window and raw ranges for the rest; with `days`, those hours
+    as 24-hour spans too (Plan.days: the site's durations in `duration_hours`, which has them)."""
     lo, hi = windows.lo, windows.hi
     if lo is not None and hi is not None and hi < lo:
         return Plan(None, None, False, (), ())
@@ -229,4 +268,8 @@ def plan(windows: Windows) -> Plan:
     raw += [(hour * HOUR_MS, hour * HOUR_MS + HOUR_MS - 1) for hour in cut]
     if hi is not None and last is not None and hi > last * HOUR_MS + HOUR_MS - 1:
         raw.append(((last + 1) * HOUR_MS, hi))
-    return Plan(first, last, True, tuple(cut), tuple(raw), _spans(windows, first, last))
+    split = None
+    if days and windows.lo is not None and windows.hi is not None and first is not None and last is not None:
+        split = _day_spans(windows, first, last)
+    by_days: tuple[tuple[int, ...], tuple[tuple[int, int], ...] | None] = split if split is not None else ((), None)
+    return Plan(first, last, True, tuple(cut), tuple(raw), _spans(windows, first, last), *by_days)
