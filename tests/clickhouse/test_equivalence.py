@@ -171,12 +171,7 @@ def test_property_filtered_lists_read_from_prop_views_equal_the_reference(seed: 
             for table in ("views", "events", "prop_views"):
                 ch.command(f"OPTIMIZE TABLE {table} FINAL")
         for _ in range(4):
-            props = [Filter("prop_name", rnd.choice(("eq", "neq", "in")), rnd.choice(names))]
-            if rnd.random() < 0.6:
-                op = rnd.choice(("eq", "contains", "not_in"))
-                props.append(Filter("prop_value", op, random_value(rnd, "prop_value")))
-            others = tuple(f for f in random_filters(rnd)[:2] if f.field not in ("prop_name", "prop_value"))
-            q = Query(SITE, *random_period(rnd), (*props, *(others if rnd.random() < 0.5 else ())))
+            q = random_prop_query(rnd, names)
             for endpoint in LISTS:
                 for variant in (False, True) if endpoint in ("referrers", "languages") else (False,):
                     kind = LISTS[endpoint][0]
@@ -187,6 +182,16 @@ def test_property_filtered_lists_read_from_prop_views_equal_the_reference(seed: 
                         got = ch_stats.list_stats(ch, q, endpoint, True, page, variant)
                         want = page.cut(ref.listing(q, endpoint, True, variant))
                         assert got == want, f"{state} {q} {endpoint} {variant} {page}"
+
+
+def random_prop_query(rnd: random.Random, names: list[str]) -> Query:
+    """A query with a property name filter, often a value filter, and sometimes up to two other filters."""
+    props = [Filter("prop_name", rnd.choice(("eq", "neq", "in")), rnd.choice(names))]
+    if rnd.random() < 0.6:
+        op = rnd.choice(("eq", "contains", "not_in"))
+        props.append(Filter("prop_value", op, random_value(rnd, "prop_value")))
+    others = tuple(f for f in random_filters(rnd)[:2] if f.field not in ("prop_name", "prop_value"))
+    return Query(SITE, *random_period(rnd), (*props, *(others if rnd.random() < 0.5 else ())))
 
 
 def compare_summary_and_time(client: Client, ref: Reference, q: Query) -> None:
@@ -223,12 +228,7 @@ def test_property_filtered_summary_and_time_read_the_events_side_and_equal_the_r
     names = sorted({event[3] for event in events})
     queries = []
     for _ in range(4):
-        props = [Filter("prop_name", rnd.choice(("eq", "neq", "in")), rnd.choice(names))]
-        if rnd.random() < 0.6:
-            op = rnd.choice(("eq", "contains", "not_in"))
-            props.append(Filter("prop_value", op, random_value(rnd, "prop_value")))
-        others = tuple(f for f in random_filters(rnd)[:2] if f.field not in ("prop_name", "prop_value"))
-        queries.append(Query(SITE, *random_period(rnd), (*props, *(others if rnd.random() < 0.5 else ()))))
+        queries.append(random_prop_query(rnd, names))
     several = "SELECT count() FROM (SELECT bid FROM prop_views GROUP BY bid HAVING uniqExact(name, value) > 1)"
     assert ch.rows(several)[0][0] > 0  # views with several properties
     # Every property of a view with a duration holds the view's last duration (its highest version).
