@@ -199,20 +199,20 @@ RAW_READ_HEAP: int = 6 << 20
 KEPT_AFTER_READ: int = 512 << 10
 
 
+def _run_child(script: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a fresh Python with this checkout importable and `path` as its argument; its output."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, env=env, timeout=120, check=True
+    )
+
+
 @pytest.mark.skipif(_libsqlite() is None, reason="SQLite is not a shared library here")
 def test_a_raw_long_tail_read_stays_within_its_heap(tmp_path: Path) -> None:
     """A detail table read raw over a long tail (every group sorted by SQLite) keeps SQLite's heap, caches
     and sorter together, within RAW_READ_HEAP; once answered, the reader keeps no more than it did before
     it (its page cache given back: PRAGMA shrink_memory), with room for its statements."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", _RAW_LONG_TAIL, str(tmp_path / "tail.db")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    )
+    done = _run_child(_RAW_LONG_TAIL, tmp_path / "tail.db")
     rows, high, kept = (int(x) for x in done.stdout.strip().strip("[]").split(","))
     assert rows == 100
     assert high <= RAW_READ_HEAP, (high, RAW_READ_HEAP)
@@ -255,15 +255,7 @@ BIG_CACHE_SCAN_HEAP: int = 5 << 20
 @pytest.mark.skipif(_libsqlite() is None, reason="SQLite is not a shared library here")
 def test_page_caches_stay_within_the_soft_heap_limit(tmp_path: Path) -> None:
     """A read whose own page cache would hold 16 MB of pages keeps SQLite's heap near SOFT_HEAP_LIMIT."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", _BIG_CACHE_SCAN, str(tmp_path / "pad.db")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    )
+    done = _run_child(_BIG_CACHE_SCAN, tmp_path / "pad.db")
     rows, high = (int(x) for x in done.stdout.split())
     assert rows == 16_000
     assert high <= BIG_CACHE_SCAN_HEAP, (high, BIG_CACHE_SCAN_HEAP)

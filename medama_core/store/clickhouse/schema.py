@@ -62,6 +62,7 @@ times are Int64 Unix milliseconds, as in SQLite.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
@@ -302,26 +303,33 @@ PROP_VIEW_COLUMNS: Final = (*EVENT_VIEW_COLUMNS, "is_unique_user", "is_unique_pa
 # Days of view times per INSERT ... SELECT of migration 7's backfill: ~18,000 event rows joined with their
 # ~110,000 views' rows (only those with events are hashed) per statement at 10 M views in 90 days.
 PROP_BACKFILL_DAYS: Final = 1
+# The backfills' ranges of view times, as statement parameters: `{column} >= lo AND {column} < hi`.
+_CHUNK: Final = "{column} >= {{lo:Int64}} AND {column} < {{hi:Int64}}"
+
+
+def _view_days(client: Client, table: str) -> Iterator[dict[str, int]]:
+    """The parameters {lo, hi} of each PROP_BACKFILL_DAYS of `table`'s view times, first to last (none if empty)."""
+    first, last, n = client.rows(f"SELECT min(view_created), max(view_created), count() FROM {table}")[0]
+    if not int(n):
+        return
+    step = PROP_BACKFILL_DAYS * _DAY_MS
+    for lo in range(int(first), int(last) + 1, step):
+        yield {"lo": lo, "hi": lo + step}
 
 
 def _backfill_prop_views(client: Client) -> None:
     """Every `event_views` row into `prop_views` with its view's flags and dimensions, a day of view times per
     statement; a view no longer stored (deleted) gives no row, as it matches no view in a read either."""
-    first, last, n = client.rows("SELECT min(view_created), max(view_created), count() FROM event_views")[0]
-    if not int(n):
-        return
     kept = ", ".join(EVENT_VIEW_COLUMNS)
     added = ", ".join(PROP_VIEW_COLUMNS[len(EVENT_VIEW_COLUMNS) :])
-    chunk = "{column} >= {{lo:Int64}} AND {column} < {{hi:Int64}}"
-    events, views = chunk.format(column="view_created"), chunk.format(column="date_created")
-    step = PROP_BACKFILL_DAYS * _DAY_MS
-    for lo in range(int(first), int(last) + 1, step):
+    events, views = _CHUNK.format(column="view_created"), _CHUNK.format(column="date_created")
+    for days in _view_days(client, "event_views"):
         client.command(
             f"INSERT INTO prop_views ({kept}, {added}) SELECT {kept}, {added} FROM event_views ALL INNER JOIN ("
             f" SELECT hostname AS site, bid, date_created AS view_created, {added} FROM views"
             f" WHERE {views} AND sign = 1 AND bid IN (SELECT bid FROM event_views WHERE {events})"
             f" LIMIT 1 BY hostname, bid, date_created) AS stored USING (site, bid, view_created) WHERE {events}",
-            {"lo": lo, "hi": lo + step},
+            days,
         )
 
 
@@ -337,14 +345,9 @@ def backfill_prop_durations(client: Client) -> None:
     """The current duration of every stored view with `prop_views` rows, once per property, into `prop_durations`
     (a day of view times per statement); views without a duration give no row. Run twice, it writes the same rows
     again, which the table's merges and the reads take once."""
-    first, last, n = client.rows("SELECT min(view_created), max(view_created), count() FROM prop_views")[0]
-    if not int(n):
-        return
     columns = ", ".join(PROP_DURATION_COLUMNS)
-    chunk = "{column} >= {{lo:Int64}} AND {column} < {{hi:Int64}}"
-    events, views = chunk.format(column="view_created"), chunk.format(column="date_created")
-    step = PROP_BACKFILL_DAYS * _DAY_MS
-    for lo in range(int(first), int(last) + 1, step):
+    events, views = _CHUNK.format(column="view_created"), _CHUNK.format(column="date_created")
+    for days in _view_days(client, "prop_views"):
         # A view's current row is its +1 row of the highest version (an unload's -1 row copies an older one).
         client.command(
             f"INSERT INTO prop_durations ({columns}) SELECT site, view_created, bid, name, value,"
@@ -356,23 +359,16 @@ def backfill_prop_durations(client: Client) -> None:
             f" WHERE {views} AND sign = 1 AND bid IN (SELECT bid FROM prop_views WHERE {events})"
             " GROUP BY site, bid, view_created"
             ") AS stored USING (site, bid, view_created) WHERE current_duration >= 0",
-            {"lo": lo, "hi": lo + step},
+            days,
         )
 
 
 def _backfill_prop_keys(client: Client) -> None:
     """The properties of every `prop_views` row into `prop_keys`, a day of view times per statement."""
-    first, last, n = client.rows("SELECT min(view_created), max(view_created), count() FROM prop_views")[0]
-    if not int(n):
-        return
     columns = ", ".join(PROP_KEY_COLUMNS)
-    step = PROP_BACKFILL_DAYS * _DAY_MS
-    for lo in range(int(first), int(last) + 1, step):
-        client.command(
-            f"INSERT INTO prop_keys ({columns}) SELECT {columns} FROM prop_views"
-            " WHERE view_created >= {lo:Int64} AND view_created < {hi:Int64}",
-            {"lo": lo, "hi": lo + step},
-        )
+    events = _CHUNK.format(column="view_created")
+    for days in _view_days(client, "prop_views"):
+        client.command(f"INSERT INTO prop_keys ({columns}) SELECT {columns} FROM prop_views WHERE {events}", days)
 
 
 def _hourly_table(name: str, settings: str = "") -> str:
