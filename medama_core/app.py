@@ -43,7 +43,7 @@ from medama_core.api import auth as auth_api
 from medama_core.api import goals as goals_api
 from medama_core.api import live as live_api
 from medama_core.api import settings as settings_api
-from medama_core.config import Config, ConfigError, as_dict
+from medama_core.config import Config, as_dict
 from medama_core.http import cors
 from medama_core.http.compress import MIN_COMPRESS_BYTES, maybe_gzip
 from medama_core.http.errors import HTTPError
@@ -68,6 +68,8 @@ from medama_core.store.protocol import (
 from medama_core.writer import Batcher
 
 if TYPE_CHECKING:
+    import ssl
+
     from medama_core import https  # imported in serve() only for TLS or a failed listen
 
 PUBLIC, ACCOUNT, CREDENTIALS, SERVER = Access.PUBLIC, Access.ACCOUNT, Access.CREDENTIALS, Access.SERVER
@@ -547,8 +549,6 @@ async def serve(
     With -workers above 1 this process is the parent and starts the others (workers.py); `child` runs
     one of those on the sockets and pipes its parent passed down.
     """
-    if config.workers > 1 and (config.autossl or config.tlscert):
-        raise ConfigError("-workers: more than one process cannot serve -autossl or -tlscert yet; use -workers 1")
     if child is None:
         log.debug("configuration", **as_dict(config))
     ctx = open_context(config, log, primary=child is None)
@@ -570,18 +570,19 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     try:
         front: https.Front | None = None
-        if config.autossl or config.tlscert:
+        if child is not None:
+            # Warm before accepting: other children serve meanwhile, and a cold one would make the
+            # connections it takes wait for the tables (~0.5 s) instead.
+            await loop.run_in_executor(None, events.warm_up, ctx)
+            context = _worker_tls(config, log, loop, signals)
+            for fd in child.listeners:
+                port = await server.listen(None, 0, sock=inherited_listener(fd), ssl_context=context)
+            url = ""
+        elif config.autossl or config.tlscert:
             from medama_core import https  # here: plain HTTP starts without tls, acme and their imports
 
             front = await https.start(config, log, server, signals=signals)
             port, url = front.https_port, front.url
-        elif child is not None:
-            # Warm before accepting: other children serve meanwhile, and a cold one would make the
-            # connections it takes wait for the tables (~0.5 s) instead.
-            await loop.run_in_executor(None, events.warm_up, ctx)
-            for fd in child.listeners:
-                port = await server.listen(None, 0, sock=inherited_listener(fd))
-            url = ""
         else:
             try:
                 port = await server.listen(config.host or None, config.port, reuse_port=config.reuseport)
@@ -595,6 +596,8 @@ async def serve(
         elif config.workers > 1:
             supervisor = workers.Supervisor(ctx, server.hand_over())  # the parent serves no requests itself
             supervisor.start()
+            if front is not None:  # its plain port and ACME client stay here; the children serve HTTPS
+                front.followers.append(supervisor.reload_children)
         if child is None:
             log.info(
                 "medama is running",
@@ -633,6 +636,19 @@ async def serve(
         await asyncio.to_thread(_close_databases, ctx)
         sys.setswitchinterval(switch_interval)
     log.info("stopped")
+
+
+def _worker_tls(config: Config, log: Logger, loop: asyncio.AbstractEventLoop, signals: bool) -> ssl.SSLContext | None:
+    """A -workers child's TLS context for its inherited HTTPS listener (None without TLS); SIGHUP, which
+    its parent sends after a reload or a renewal, loads the files again."""
+    if not (config.autossl or config.tlscert):
+        return None
+    from medama_core import https
+
+    context = https.worker_context(config)
+    if signals:
+        loop.add_signal_handler(signal.SIGHUP, functools.partial(https.reload_into, context, config, log))
+    return context
 
 
 async def _start_meta_watch(ctx: Context) -> None:

@@ -64,9 +64,14 @@ def cmd_start(args: Sequence[str]) -> int:
 
 def worker_main() -> int:
     """A -workers child process, started by its parent (workers.py): serve until SIGTERM or the parent is gone."""
+    import signal
+
     from medama_core import workers
     from medama_core.app import serve
 
+    # SIGHUP from the parent means "load the certificate files again": until this child's handler is in
+    # place (app._worker_tls) it must not end the process, as the default action would.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     config, link = workers.from_environment()
     log = Logger(config.logger, config.level)
     try:

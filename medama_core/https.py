@@ -4,7 +4,10 @@ With either flag the app is served over TLS on -httpsport, and a small plain
 HTTP app on -httpport answers ACME HTTP-01 challenges and sends everything
 else to HTTPS with a 301. A renewed or reloaded certificate is loaded into
 the live SSLContext: connections already open keep their session, new ones
-get the new chain, and the process never restarts.
+get the new chain, and the process never restarts. With -workers the parent
+keeps the plain port and the ACME client; each child serves HTTPS from the
+same files (`worker_context`) and reloads them when the parent, after a
+reload or a renewal, sends it SIGHUP (`Front.followers`).
 """
 
 from __future__ import annotations
@@ -252,8 +255,9 @@ class AutoCert:
             return f"{exc} ({self.config.acmedirectory}); hint: {acme.hint(exc, self.domain, self.config.httpport)}"
         return f"{exc!r} ({self.config.acmedirectory})"
 
-    async def renew_forever(self, context: ssl.SSLContext) -> None:
-        """Sleep until the renewal date, renew, load the new chain into `context`; retry on failure."""
+    async def renew_forever(self, context: ssl.SSLContext, renewed_hook: Callable[[], None] | None = None) -> None:
+        """Sleep until the renewal date, renew, load the new chain into `context` (then call `renewed_hook`);
+        retry on failure."""
         while self.current is not None:
             due = self.current.validity.renew_at()
             now = time.time()
@@ -271,6 +275,8 @@ class AutoCert:
                 continue
             self.current = renewed
             self.log.info("renewed certificate", domain=self.domain, **_describe(renewed))
+            if renewed_hook is not None:
+                renewed_hook()
 
     async def _renew(self) -> tls.Stored:
         # Another process on the same data directory (an upgrade in progress) may have renewed already.
@@ -299,10 +305,23 @@ class Front:
     http_port: int | None
     url: str
     plain: HTTPServer
-    reload: Callable[[], None]
+    config: Config
+    log: Logger
     auto: AutoCert | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     signals: bool = False
+    # Told after the certificate files changed and loaded well here (a SIGHUP reload, a renewal): the
+    # -workers children serving the same files (workers.Supervisor.reload_children).
+    followers: list[Callable[[], None]] = field(default_factory=list)
+
+    def reload(self) -> None:
+        """SIGHUP: load the certificate files again, and tell the followers if they loaded."""
+        if reload_into(self.context, self.config, self.log):
+            self.changed()
+
+    def changed(self) -> None:
+        for follower in self.followers:
+            follower()
 
     async def close(self) -> None:
         """Stop renewing and close the plain listener; the app server is shut down by its owner."""
@@ -327,10 +346,8 @@ async def start(config: Config, log: Logger, server: HTTPServer, *, signals: boo
     try:
         if config.autossl:
             auto, context, http_port = await _start_auto(config, log, plain, plain_app)
-            certfile, keyfile = str(auto.store.bundle_path(config.autossl)), ""
         else:
-            certfile, keyfile = config.tlscert, config.tlskey
-            context = _context(certfile, keyfile)
+            context = _context(*certificate_files(config))
             http_port = None
             if config.httpport:
                 http_port = await _listen(plain, config, config.httpport, "redirects to HTTPS")
@@ -341,24 +358,42 @@ async def start(config: Config, log: Logger, server: HTTPServer, *, signals: boo
         await plain.shutdown(0)
         raise
     plain_app.https_port = https_port
-
-    def reload() -> None:
-        try:
-            tls.load(context, certfile, keyfile or None)
-        except tls.CertificateError as exc:
-            log.error("certificate reload failed; still serving the previous one", error=str(exc))
-            return
-        log.info("reloaded certificate", file=certfile)
-
     name = config.autossl or config.host or "localhost"
     url = redirect_location(name, https_port, "/", "")
-    front = Front(context, https_port, http_port, url, plain, reload, auto)
+    front = Front(context, https_port, http_port, url, plain, config, log, auto)
     if auto is not None:
-        front.tasks.append(asyncio.get_running_loop().create_task(auto.renew_forever(context)))
+        front.tasks.append(asyncio.get_running_loop().create_task(auto.renew_forever(context, front.changed)))
     if signals:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, front.reload)
         front.signals = True
     return front
+
+
+def certificate_files(config: Config) -> tuple[str, str]:
+    """The chain and key files the HTTPS port serves: -tlscert's, or the bundle -autossl keeps up to date."""
+    if config.autossl:
+        store = tls.CertStore(tls.data_dir(config.datadir, config.appdb))
+        return str(store.bundle_path(config.autossl)), ""
+    return config.tlscert, config.tlskey
+
+
+def reload_into(context: ssl.SSLContext, config: Config, log: Logger) -> bool:
+    """Load the certificate files into `context` again (SIGHUP); a file that does not load is logged and
+    the previous certificate stays in service (False)."""
+    certfile, keyfile = certificate_files(config)
+    try:
+        tls.load(context, certfile, keyfile or None)
+    except tls.CertificateError as exc:
+        log.error("certificate reload failed; still serving the previous one", error=str(exc))
+        return False
+    log.info("reloaded certificate", file=certfile)
+    return True
+
+
+def worker_context(config: Config) -> ssl.SSLContext:
+    """A -workers child's context for the listener its parent handed down: the same files the parent
+    serves (the parent obtained an -autossl certificate before it started any child)."""
+    return _context(*certificate_files(config))
 
 
 async def _start_auto(

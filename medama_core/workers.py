@@ -191,6 +191,12 @@ class Supervisor:
                     process.kill()
             await asyncio.wait(late)
 
+    def reload_children(self) -> None:
+        """Tell every child to load the certificate files again (SIGHUP; the parent reloaded or renewed)."""
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGHUP)
+
     async def _keep(self, index: int) -> None:
         """Run child `index`, and again each time it dies, until the parent stops."""
         log = self.ctx.log

@@ -74,14 +74,21 @@ class Server:
 
 @contextmanager
 def workers(
-    tmp_path: Path, count: int, databases: tuple[str, str] | None = None, *, ratelimit: int = 0
+    tmp_path: Path,
+    count: int,
+    databases: tuple[str, str] | None = None,
+    *,
+    ratelimit: int = 0,
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[Server]:
     """`medama start -workers count` on `databases` (by default tmp_path's SQLite files), once every child
-    serves; killed if left running."""
+    serves; killed if left running. With `tls` (certificate and key files) the port is the HTTPS port."""
     port = free_port()
     app, analytics = databases or (str(tmp_path / "me_meta.db"), str(tmp_path / "me_analytics.db"))
     cmd = [sys.executable, str(ROOT / "medama.py"), "start", "-host", "127.0.0.1", "-port", str(port)]
     cmd += ["-workers", str(count), "-ratelimit", str(ratelimit), "-appdb", app, "-analyticsdb", analytics]
+    if tls is not None:
+        cmd += ["-tlscert", str(tls[0]), "-tlskey", str(tls[1]), "-httpsport", str(port), "-httpport", "0"]
     log = tmp_path / "server.log"
     with log.open("wb") as stderr:
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
@@ -374,14 +381,52 @@ def test_on_postgresql_and_clickhouse_every_worker_inserts_its_own_hits(tmp_path
     assert sorted(stored_by(server)) == [1, 2] and min(stored_by(server).values()) > 0
 
 
-def test_more_than_one_worker_with_tls_is_refused_in_one_line(tmp_path: Path) -> None:
-    cmd = [sys.executable, str(ROOT / "medama.py"), "start", "-workers", "2", "-tlscert", str(tmp_path / "c.pem")]
-    cmd += ["-appdb", str(tmp_path / "m.db"), "-analyticsdb", str(tmp_path / "a.db")]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, cwd=tmp_path)
-    assert done.returncode == 2
-    assert done.stderr.splitlines() == [
-        "ERROR: -workers: more than one process cannot serve -autossl or -tlscert yet; use -workers 1"
-    ]
+def test_two_workers_serve_tlscert_and_a_sighup_to_the_parent_reloads_every_child(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    from tests.deploy.certs import CA
+    from tests.deploy.test_https import NamedHTTPS, serial_of
+
+    ca = CA.create()
+    cafile = tmp_path / "ca.pem"
+    cafile.write_bytes(ca.pem())
+    cert, key, first = ca.write(tmp_path, "stats.example")
+    prepare(tmp_path)
+    with workers(tmp_path, 2, tls=(cert, key)) as server:
+        assert {serial_of(server.port, cafile) for _ in range(10)} == {first}
+        _, _, second = ca.write(tmp_path, "stats.example")
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + PROPAGATION_S
+        while sum(line["message"] == "reloaded certificate" for line in server.lines()) < 3:  # parent, children
+            assert time.monotonic() < deadline, server.log.read_text()
+            time.sleep(0.05)
+        # Every handshake on a fresh connection, whichever child accepts it, gets the new chain ...
+        assert {serial_of(server.port, cafile) for _ in range(20)} == {second}
+
+        # ... and both children take hits over HTTPS (each on a connection of its own).
+        statuses: list[int] = []
+
+        def send(thread: int) -> None:
+            for i in range(thread, 100, 4):
+                conn = NamedHTTPS(server.port, cafile)
+                try:
+                    headers = {**BROWSER, "Connection": "close"}
+                    conn.request("POST", "/api/event/hit", body=hit_body(f"tls{i:05d}"), headers=headers)
+                    response = conn.getresponse()
+                    response.read()
+                    statuses.append(response.status)
+                finally:
+                    conn.close()
+
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert statuses == [204] * 100
+        assert server.stop() == 0
+    stored = stored_by(server)
+    assert sorted(stored) == [1, 2] and min(stored.values()) > 0, f"both children must have served: {stored}"
+    assert sum(stored.values()) == len(bids(tmp_path)) == 100
 
 
 @given(st.one_of(st.text(max_size=12), st.integers(-(10**6), 10**6).map(str)))

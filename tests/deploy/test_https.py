@@ -238,8 +238,10 @@ def test_a_failed_renewal_is_logged_with_a_hint_then_retried_and_loaded_live(
     context = tls.server_context(cert, key)
     acceptor = TLSAcceptor(context)
 
+    told: list[int] = []  # the hook that tells -workers children to load the files again
+
     async def run() -> None:
-        task = asyncio.ensure_future(auto.renew_forever(context))
+        task = asyncio.ensure_future(auto.renew_forever(context, lambda: told.append(len(attempts))))
         while "renewed certificate" not in stream.getvalue():
             await asyncio.sleep(0.01)
         task.cancel()
@@ -254,6 +256,7 @@ def test_a_failed_renewal_is_logged_with_a_hint_then_retried_and_loaded_live(
         acceptor.close()
     failed = [json.loads(line) for line in stream.getvalue().splitlines() if "renewal failed" in line]
     assert len(failed) == 1 and len(attempts) == 2
+    assert told == [2]  # once, after the renewal that worked
     assert "connection refused" in failed[0]["error"] and "A/AAAA records" in failed[0]["error"]
     assert failed[0]["retry_s"] == 0.05
     assert auto.current.validity.serial == second

@@ -9,6 +9,7 @@ import socket
 import ssl
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,9 +102,13 @@ def test_obtains_serves_redirects_renews_and_restarts_with_the_stored_certificat
     root = tmp_path / "pebble-root.pem"
     root.write_bytes(ca.root_pem())
     https_port = free_port()
-    server = Proc(pyz, autossl_args(ca, data, https_port), tmp_path / "first.log")
+    # Two worker processes serve HTTPS from the files the parent obtains and renews (the restart below
+    # runs one process; the live load into a single process's context is test_https.py's renewal test).
+    server = Proc(pyz, [*autossl_args(ca, data, https_port), "-workers", "2"], tmp_path / "first.log")
     procs.append(server)
     server.wait_for('"medama is running"')
+    for worker in (1, 2):
+        server.wait_for(f'"worker": {worker}')
     messages = [r["message"] for r in log_records(server)]
     assert "obtained certificate" in messages
     # This machine cannot resolve the test domain: the self-check says so, the CA (through its DNS) succeeds.
@@ -141,8 +146,13 @@ def test_obtains_serves_redirects_renews_and_restarts_with_the_stored_certificat
     # Renewal: pebble's certificates live 30 s, so the background task renews after ~20 s, with no restart.
     offset = len(server.log())
     server.wait_for('"renewed certificate"', timeout=RENEWAL_WAIT_S, after=offset)
-    renewed_serial = served_serial(https_port, root)
-    assert renewed_serial != first_serial
+    deadline = time.monotonic() + 5  # the parent's SIGHUP reaches each child within moments
+    while sum(r["message"] == "reloaded certificate" for r in log_records(server)) < 2:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.05)
+    served = {served_serial(https_port, root) for _ in range(10)}  # fresh connections: either child
+    assert len(served) == 1 and first_serial not in served
+    (renewed_serial,) = served
     conn.request("GET", "/api/health")  # the connection opened before the renewal still works
     assert conn.getresponse().status == 200
     conn.close()
