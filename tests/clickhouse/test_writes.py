@@ -184,15 +184,12 @@ class Recording:
     def __init__(self, inner: Transport) -> None:
         self.inner = inner
         self.inserts: list[str] = []
-        self.selects = 0  # statements sent without rows (the lookups)
 
     def send(
         self, sql: str, params: Mapping[str, str], rows: bytes | None = None, stream: bool = False
     ) -> Iterator[bytes]:
         if rows is not None:
             self.inserts.append(sql.split()[2])
-        else:
-            self.selects += 1
         return self.inner.send(sql, params, rows, stream)
 
     def close(self) -> None:
@@ -551,57 +548,3 @@ def test_property_durations_follow_every_unload_and_every_new_property(ch: Clien
     assert ch.rows(f"SELECT * FROM ({current}) WHERE bid = 'multi'") == [
         ["multi", name, 3, 3000] for name in ("plan", "size", "theme")
     ]
-
-
-def test_a_batch_makes_its_lookups_in_one_statement_and_long_ids_in_several_alike(ch: Client) -> None:
-    """A batch's lookups (the new views' keys, the stored views of its unloads, custom events and views sent again
-    with events, the stored properties of its unloads) are one statement; ids too long for one statement
-    (sql.MAX_ID_SET_BYTES) are looked up one lookup at a time, and store the same rows."""
-    long = "x" * 40_000  # hex-encoded, 80 KB an id: three id sets of it are over one statement's bytes
-
-    def batches(prefix: str) -> tuple[list[int], list[list[Any]]]:
-        old, new = prefix + "old", prefix + "new"
-        stored = hits.NewView(row(bid=old, date_created=T0 - HOUR), [event(old, "plan", "pro", T0 - HOUR)])
-        assert hits.apply_batch(ch, [stored, hits.Duration(old, 100)]) == [None, None]
-        recording = Recording(ch.transport)
-        ch.transport = recording
-        ops: list[hits.Op] = [
-            hits.NewView(row(bid=new, date_created=T0), [event(new, "size", "xl", T0 + 1)]),
-            hits.NewView(row(bid=old, date_created=T0 + 2), [event(old, "again", "yes", T0 + 3)]),  # sent again
-            hits.NewEvents([event(old, "theme", "dark", T0 + 4)]),
-            hits.Duration(old, 300),
-            hits.Duration(new, 200),
-        ]
-        outcomes = hits.apply_batch(ch, ops)
-        ch.transport = recording.inner
-        assert outcomes == [None] * len(ops)
-        assert recording.inserts == ["views", "view_keys", "prop_durations", "events", "prop_views"]
-        where = "WHERE startsWith(bid, {p:String}) AND length(bid) <= {n:UInt64}"
-        params = {"p": prefix, "n": len(prefix) + 3}
-        found = [
-            ch.rows(
-                f"SELECT substring(bid, {len(prefix) + 1}), {columns} FROM {table} {where} ORDER BY {order}", params
-            )
-            for table, columns, order in (
-                ("views", "hostname, date_created, duration_ms, sign, version", "bid, version, sign"),
-                ("view_keys", "hostname, date_created", "bid"),
-                ("events", "name, site, date_created", "date_created"),
-                ("prop_views", "name, site, view_created", "date_created"),
-                ("prop_durations", "name, version, duration_ms", "bid, name, version"),
-            )
-        ]
-        return [recording.selects], found
-
-    selects, rows = batches("")
-    assert selects == [1]
-    assert rows[1] == [["new", SITE, T0], ["old", SITE, T0 - HOUR]]  # the view sent again is not stored again
-    assert rows[4] == [
-        ["new", "size", 0, 200],
-        ["old", "again", 1, 300],
-        ["old", "plan", 0, 100],
-        ["old", "plan", 1, 300],
-        ["old", "theme", 1, 300],
-    ]
-    long_selects, long_rows = batches(long)
-    assert long_selects == [3]  # the new views' keys, the stored views, their properties
-    assert long_rows == rows

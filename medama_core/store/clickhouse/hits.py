@@ -2,10 +2,9 @@
 
 The same `Op`s as the SQLite store (store/sqlite/hits.py) and the same contract:
 `apply_batch` returns, per op, None or the error that kept it out. ClickHouse
-has no transaction across statements, so a batch is first its lookups (one
-SELECT of three parts joined by UNION ALL: the new views' keys, the stored
-views of its unloads and events, the stored properties of the views it
-unloads; one SELECT each when their ids are too long for one), then one INSERT per
+has no transaction across statements, so a batch is first its lookups (up to
+three SELECTs: the new views' keys, the stored views of its unloads and
+events, the stored properties of the views it unloads), then one INSERT per
 table in a fixed order (BATCH_TABLES: views, their keys, the unloads'
 `prop_durations` rows, events, their `prop_views` rows, drop counts), each
 body encoded before the first is sent; an op is acknowledged once every INSERT holding a row of it
@@ -33,12 +32,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.schema import PROP_DURATION_COLUMNS, PROP_VIEW_COLUMNS
-from medama_core.store.clickhouse.sql import MAX_ID_SET_BYTES, id_chunks, id_set, tsv_line, tsv_rows
+from medama_core.store.clickhouse.sql import id_chunks, id_set, tsv_line, tsv_rows
 from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
 
 __all__ = [
@@ -132,21 +130,16 @@ def _bodies(client: Client, ops: Sequence[Op]) -> list[bytes]:
 
     Raises TypeError or ValueError when a value cannot be written (sql.tsv_rows)."""
     sent = [(*op.view, op.referrer_path) for op in ops if type(op) is NewView]
-    last = {op.bid: op.duration_ms for op in ops if type(op) is Duration}  # the last unload of a beacon id wins
-    custom = {str(event[0]) for op in ops if type(op) is NewEvents for event in op.events if event[0]}
-    with_events = {str(op.view[_BID]) for op in ops if type(op) is NewView and op.events}
-    looked = _lookup(client, [str(view[_BID]) for view in sent], set(last) | custom | with_events, set(last))
-    fresh = _first_unstored(sent, looked.keys) if looked else new_views(client, sent)
+    fresh = new_views(client, sent)
     current: dict[tuple[str, str], tuple[Row, int]] = {(str(v[_BID]), str(v[_HOST])): (v, -1) for v in fresh}
-    wanted = set(last) | custom  # beacon ids whose stored views are looked up: unloads, custom events, views sent again
+    last = {op.bid: op.duration_ms for op in ops if type(op) is Duration}  # the last unload of a beacon id wins
+    wanted = set(last)  # beacon ids whose stored views are looked up: unloads, custom events, views sent again
     for op in ops:
-        if type(op) is NewView and op.events and (str(op.view[_BID]), str(op.view[_HOST])) not in current:
+        if type(op) is NewEvents:
+            wanted.update(str(event[0]) for event in op.events if event[0])
+        elif type(op) is NewView and op.events and (str(op.view[_BID]), str(op.view[_HOST])) not in current:
             wanted.add(str(op.view[_BID]))
-    if looked:
-        stored_views = {bid: views for bid, views in looked.views.items() if bid in wanted}
-    else:
-        stored_views = fetch_views(client, wanted) if wanted else {}
-    for bid, views in stored_views.items():
+    for bid, views in fetch_views(client, wanted).items() if wanted else ():
         for view, version in views:
             current[(bid, str(view[_HOST]))] = (view, version)
     by_bid: dict[str, list[Row]] = {}  # each beacon id's views, current rows, by hostname
@@ -163,7 +156,7 @@ def _bodies(client: Client, ops: Sequence[Op]) -> list[bytes]:
 
     rows: list[Row] = []
     view_event_rows: list[Row] = []
-    custom_events: list[Row] = []
+    custom: list[Row] = []
     first = set(current)  # keys whose fresh view has not had its events yet
     for op in ops:
         if type(op) is NewView:
@@ -176,14 +169,14 @@ def _bodies(client: Client, ops: Sequence[Op]) -> list[bytes]:
             elif found is not None and op.events:  # sent again: the stored view's time (or an earlier op's)
                 view_event_rows += event_view_rows(op.events, found[0])
         elif type(op) is NewEvents:
-            custom_events += op.events
-    for event in custom_events:  # a custom event takes the first view (by hostname) of its beacon id
+            custom += op.events
+    for event in custom:  # a custom event takes the first view (by hostname) of its beacon id
         of_bid = by_bid.get(str(event[0])) if event[0] else None
         under = of_bid[0] if of_bid else None
         rows += event_rows((event,), under)
         view_event_rows += event_view_rows((event,), under)
 
-    durations = _duration_rows(client, current, last, view_event_rows, looked.props if looked else None)
+    durations = _duration_rows(client, current, last, view_event_rows)
 
     counts: Counter[tuple[int, str, str]] = Counter()
     for op in ops:
@@ -198,26 +191,18 @@ _PROP_AT: Final = {column: PROP_VIEW_COLUMNS.index(column) for column in ("site"
 
 
 def _duration_rows(
-    client: Client,
-    current: dict[tuple[str, str], tuple[Row, int]],
-    last: dict[str, int],
-    view_event_rows: list[Row],
-    stored_props: dict[tuple[str, str], set[tuple[str, str]]] | None = None,
+    client: Client, current: dict[tuple[str, str], tuple[Row, int]], last: dict[str, int], view_event_rows: list[Row]
 ) -> list[Row]:
     """The `prop_durations` rows of a batch (schema migration 9): for each view unloaded in it, one per property
     of the view (stored, looked up in `prop_keys`, or new in the batch) with the view's new version and
     duration; for a view not unloaded that already has a duration, one per property new in the batch with its
-    current version and duration. `current`: every view of the batch, new (version -1) or stored; `stored_props`: the
-    stored properties of at least the unloaded views' beacon ids, already looked up (None: looked up here)."""
+    current version and duration. `current`: every view of the batch, new (version -1) or stored."""
     new: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for row in view_event_rows:
         key = (str(row[_PROP_AT["bid"]]), str(row[_PROP_AT["site"]]))
         new.setdefault(key, set()).add((str(row[_PROP_AT["name"]]), str(row[_PROP_AT["value"]])))
     unloaded = [key for key, (_, version) in current.items() if version >= 0 and key[0] in last]
-    if stored_props is not None:
-        stored = stored_props
-    else:
-        stored = fetch_props(client, {bid for bid, _ in unloaded}) if unloaded else {}
+    stored = fetch_props(client, {bid for bid, _ in unloaded}) if unloaded else {}
     rows: list[Row] = []
     for key, (view, version) in current.items():
         bid, site = key
@@ -247,79 +232,6 @@ def fetch_props(
         for bid, site, name, value in client.rows(sql, params):
             found.setdefault((str(bid), str(site)), set()).add((str(name), str(value)))
     return found
-
-
-@dataclass(frozen=True)
-class Found:
-    """What a batch's one lookup statement found (`_lookup`)."""
-
-    keys: set[tuple[str, str]]  # the (bid, hostname) of stored views among the new views' beacon ids
-    views: dict[str, list[tuple[Row, int]]]  # the current row and version of each stored view, by beacon id
-    props: dict[tuple[str, str], set[tuple[str, str]]]  # the stored properties of views, by (bid, site)
-
-
-# Each lookup's rows in the one statement, told apart by their first value; all three share the columns of a
-# stored view and its version (a UNION ALL takes one shape): a key is (bid, hostname), a property (bid, site,
-# name, value) in the places of bid, hostname, pathname and referrer_host, and the other places hold a default
-# of their column's type.
-_KEY, _VIEW, _PROP = 1, 2, 3
-_DEFAULTS: Final = {
-    **{column: "''" for column in STORED_VIEW_COLUMNS},
-    "is_unique_user": "toUInt8(0)",
-    "is_unique_page": "toUInt8(0)",
-    "duration_ms": "CAST(NULL AS Nullable(Int64))",
-    "date_created": "toInt64(0)",
-    "version": "toUInt32(0)",
-}
-
-
-def _select(kind: int, values: dict[str, str]) -> str:
-    """The select list of one lookup: its kind, then `values` (column -> expression) in the places of those
-    columns of a stored view and its version, every other place its default."""
-    places = (*STORED_VIEW_COLUMNS, "version")
-    return ", ".join([f"toUInt8({kind}) AS kind"] + [f"{values.get(c, _DEFAULTS[c])} AS {c}" for c in places])
-
-
-def _lookup(client: Client, sent: Sequence[str], views: set[str], props: set[str]) -> Found | None:
-    """A batch's lookups in one statement (one request, one query for the server): the stored keys among the
-    beacon ids of its new views (`sent`), the stored views of `views`, the stored properties of `props`.
-
-    None when the ids are too many for one statement (LOOKUP_IDS in a set, MAX_ID_SET_BYTES in all): the
-    lookups are then made one by one, in chunks (new_views, fetch_views, fetch_props)."""
-    sets = {name: sorted(set(ids)) for name, ids in (("sent", sent), ("views", views), ("props", props)) if ids}
-    size = sum(2 * len(bid.encode()) + 1 for ids in sets.values() for bid in ids)
-    if not sets or size > MAX_ID_SET_BYTES or any(len(ids) > LOOKUP_IDS for ids in sets.values()):
-        return None
-    params: dict[str, object] = {}
-    parts = []
-    if "sent" in sets:
-        ids = id_set("sent", sets["sent"], params)
-        parts.append(
-            f"SELECT {_select(_KEY, {'bid': 'bid', 'hostname': 'hostname'})} FROM view_keys WHERE bid IN ({ids})"
-        )
-    if "views" in sets:
-        ids = id_set("views", sets["views"], params)
-        columns = {c: c for c in (*STORED_VIEW_COLUMNS, "version")}
-        parts.append(f"SELECT {_select(_VIEW, columns)} FROM views WHERE {_VIEWS_OF.format(ids=ids)}")
-    if "props" in sets:
-        ids = id_set("props", sets["props"], params)
-        columns = {"bid": "bid", "hostname": "site", "pathname": "name", "referrer_host": "value"}
-        parts.append(f"SELECT DISTINCT {_select(_PROP, columns)} FROM prop_keys WHERE bid IN ({ids})")
-    keys: set[tuple[str, str]] = set()
-    current: dict[tuple[str, str], tuple[Row, int]] = {}
-    found_props: dict[tuple[str, str], set[tuple[str, str]]] = {}
-    for kind, *values, version in client.rows(" UNION ALL ".join(parts), params):
-        if kind == _KEY:
-            keys.add((str(values[_BID]), str(values[_HOST])))
-        elif kind == _VIEW:
-            _keep_current(current, tuple(values), version)
-        else:
-            key = (str(values[_BID]), str(values[_HOST]))
-            found_props.setdefault(key, set()).add((str(values[_NAME]), str(values[_VALUE])))
-    return Found(keys, _by_bid(current), found_props)
-
-
-_NAME, _VALUE = STORED_VIEW_COLUMNS.index("pathname"), STORED_VIEW_COLUMNS.index("referrer_host")
 
 
 def _with_duration(view: Row, duration_ms: int) -> Row:
@@ -380,12 +292,7 @@ def new_views(client: Client, views: Sequence[Row], per_lookup: int = LOOKUP_IDS
     """The views to store: the first of each (bid, hostname) not stored yet, in order."""
     if not views:
         return []
-    return _first_unstored(views, _stored_keys(client, [str(view[_BID]) for view in views], per_lookup))
-
-
-def _first_unstored(views: Sequence[Row], stored: set[tuple[str, str]]) -> list[Row]:
-    """The first view of each (bid, hostname) that is not in `stored`, in order."""
-    seen = set(stored)
+    seen = _stored_keys(client, [str(view[_BID]) for view in views], per_lookup)
     fresh = []
     for view in views:
         key = (str(view[_BID]), str(view[_HOST]))
@@ -412,13 +319,6 @@ def _store_fresh_views(client: Client, views: Sequence[Row], per_lookup: int = L
     return fresh
 
 
-# The stored rows (+1) of the views of some beacon ids, found by their keys: `views` is sorted by site and time.
-_VIEWS_OF: Final = (
-    "(site_key, hostname, date_created, bid) IN"
-    " (SELECT sipHash64(hostname), hostname, date_created, bid FROM view_keys WHERE bid IN ({ids})) AND sign = 1"
-)
-
-
 def fetch_views(client: Client, bids: Iterable[str], per_lookup: int = LOOKUP_IDS) -> dict[str, list[tuple[Row, int]]]:
     """The current row (STORED_VIEW_COLUMNS order) and version of every stored view of each beacon id, by hostname."""
     found: dict[tuple[str, str], tuple[Row, int]] = {}
@@ -426,20 +326,16 @@ def fetch_views(client: Client, bids: Iterable[str], per_lookup: int = LOOKUP_ID
     for chunk in id_chunks(unique, per_lookup):
         params: dict[str, object] = {}
         ids = id_set("ids", chunk, params)
-        sql = f"SELECT {', '.join(STORED_VIEW_COLUMNS)}, version FROM views WHERE {_VIEWS_OF.format(ids=ids)}"
+        sql = (
+            f"SELECT {', '.join(STORED_VIEW_COLUMNS)}, version FROM views"
+            " WHERE (site_key, hostname, date_created, bid) IN"
+            f" (SELECT sipHash64(hostname), hostname, date_created, bid FROM view_keys WHERE bid IN ({ids}))"
+            " AND sign = 1"
+        )
         for *values, version in client.rows(sql, params):
-            _keep_current(found, tuple(values), version)
-    return _by_bid(found)
-
-
-def _keep_current(found: dict[tuple[str, str], tuple[Row, int]], values: Row, version: int) -> None:
-    """Note a stored view's row in `found`, by (bid, hostname), unless a higher version (the current row) is there."""
-    key = (str(values[_BID]), str(values[_HOST]))
-    if key not in found or found[key][1] < version:
-        found[key] = (values, version)
-
-
-def _by_bid(found: dict[tuple[str, str], tuple[Row, int]]) -> dict[str, list[tuple[Row, int]]]:
+            key = (values[_BID], values[_HOST])
+            if key not in found or found[key][1] < version:  # the highest version is the current row
+                found[key] = (tuple(values), version)
     by_bid: dict[str, list[tuple[Row, int]]] = {}
     for (bid, _), row in sorted(found.items()):
         by_bid.setdefault(bid, []).append(row)
