@@ -151,9 +151,10 @@ TIMEZONES = (
 
 # Requests between a load and its unload in the pairs scenario: enough for the load to have committed.
 UNLOAD_LAG = 512
-# Seconds of load hits sent to a new clickhouse-server before the measured scenarios: its first few dozen
-# INSERTs cost it several times the CPU of later ones (mostly system time, 18.16 on this machine: 50-250 ms
-# per batch against 15-30), a one-off of a fresh process that a 2 s warm-up left in the first scenario.
+# Seconds of load hits sent to a new clickhouse-server before the measured scenarios: its first INSERTs
+# cost it up to several times the CPU of later ones (mostly system time; 18.16 on this machine, batches of
+# 128: 53 and 254 ms per batch over the first 10-20 against 15-30 later), a one-off of a fresh process that
+# a 2 s warm-up left in the first scenario.
 CLICKHOUSE_WARMUP_S = 20
 
 LUA = r"""
