@@ -20,7 +20,9 @@ so nearly every request of a run is a 429 counted as rate_limited. With
 `--clickhouse` the analytics go to a clickhouse-server started here in a
 temporary folder (tests/engines.py) and stopped after: the table adds that
 server's CPU per request (its merges of the run's parts included as far as
-they happen within the run and the second after it). With
+they happen within the run and the second after it), measured after
+`--clickhouse-warmup` seconds of load hits (a new server's first INSERTs cost
+it several times more). With
 `--workers N` the server runs N processes (`-workers N`); CPU time and peak
 RSS are then summed over all of them.
 
@@ -149,6 +151,11 @@ TIMEZONES = (
 
 # Requests between a load and its unload in the pairs scenario: enough for the load to have committed.
 UNLOAD_LAG = 512
+# Seconds of load hits sent to a new clickhouse-server before the measured scenarios: its first INSERTs
+# cost it up to several times the CPU of later ones (mostly system time; 18.16 on this machine, batches of
+# 128: 53 and 254 ms per batch over the first 10-20 against 15-30 later), a one-off of a fresh process that
+# a 2 s warm-up left in the first scenario.
+CLICKHOUSE_WARMUP_S = 20
 
 LUA = r"""
 local mode = "%(mode)s"
@@ -361,6 +368,12 @@ def main() -> int:
         "use with one mode, e.g. --modes load (the warm-up run is counted too)",
     )
     parser.add_argument("--clickhouse", action="store_true", help="analytics on a clickhouse-server started here")
+    parser.add_argument(
+        "--clickhouse-warmup",
+        type=int,
+        default=CLICKHOUSE_WARMUP_S,
+        help="seconds of load hits before the scenarios with --clickhouse (a new server's first INSERTs cost more)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -394,6 +407,15 @@ def main() -> int:
             wait_workers(pid, args.workers)
             pids = server_pids(pid)
             idle_kib = sum(proc_status(one, "VmRSS") for one in pids)
+            if ch_server and args.clickhouse_warmup > 0:
+                ch_before = cpu_seconds(ch_server.proc.pid)
+                warm = run_wrk(port, "load", args.clickhouse_warmup, args.connections, args.threads, workdir)
+                ch_warm = (cpu_seconds(ch_server.proc.pid) - ch_before) / max(warm["requests"], 1) * 1e6
+                print(
+                    f"ClickHouse warm-up: {args.clickhouse_warmup} s of load hits, {warm['requests']:.0f} requests,"
+                    f" {ch_warm:.1f} µs of its CPU per request (not counted below)",
+                    flush=True,
+                )
             for mode in args.modes.split(","):
                 warm = run_wrk(port, mode, 2, args.connections, args.threads, workdir)  # warm-up: caches, page cache
                 before = count_rows(workdir, ch)
