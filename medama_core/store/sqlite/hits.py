@@ -15,6 +15,7 @@ so one bad op fails alone and the others still commit.
 from __future__ import annotations
 
 import functools
+import itertools
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -129,7 +130,7 @@ def _run_chunked(conn: sqlite3.Connection, sql_for: Callable[[int], str], rows: 
     for size in CHUNK_SIZES:
         while len(rows) - start >= size:
             chunk = rows[start : start + size]
-            conn.execute(sql_for(size), [value for row in chunk for value in row])
+            conn.execute(sql_for(size), list(itertools.chain.from_iterable(chunk)))
             start += size
 
 
@@ -181,14 +182,16 @@ class _Batch:
         self.views: list[Row] = []
         self.events: list[Row] = []
         self.custom: list[Row] = []  # the first row of each custom event: its site and time
-        self.durations: list[tuple[int, str]] = []
+        # Beacon id -> duration: the last unload of an id wins, as it would row by row, in the order of
+        # each id's first unload; one row per id for the join.
+        self.durations: dict[str, int] = {}
         self.drops: Counter[tuple[int, str, str]] = Counter()
         for op in ops:
             if type(op) is NewView:
                 self.views.append((*op.view, op.referrer_path))
                 self.events.extend(op.events)
             elif type(op) is Duration:
-                self.durations.append((op.duration_ms, op.bid))
+                self.durations[op.bid] = op.duration_ms
             elif type(op) is NewEvents:
                 self.events.extend(op.events)
                 if op.events:
@@ -245,9 +248,7 @@ def _write_rows(conn: sqlite3.Connection, batch: _Batch) -> None:
     if events:
         conn.executemany(INSERT_EVENT, events)
     if durations:
-        # The last unload of a beacon id wins, as it would row by row; one row per id for the join.
-        last = {bid: duration for duration, bid in durations}
-        _run_chunked(conn, _update_durations_sql, [(bid, duration) for bid, duration in last.items()])
+        _run_chunked(conn, _update_durations_sql, list(durations.items()))
     if drops:
         conn.executemany(
             ADD_DROPS,
