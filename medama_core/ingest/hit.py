@@ -22,6 +22,7 @@ __all__ = [
     "host_of",
     "page_parts",
     "parse_hit",
+    "parse_json_hit",
     "sniff_host",
 ]
 
