@@ -55,7 +55,8 @@ def hit(i: int) -> bytes:
             "p": True,
             "q": False,
             "t": "Europe/Paris",
-        }  # fmt: skip
+        },  # fmt: skip
+        separators=(",", ":"),  # JSON.stringify's compact form, as tracker.js sends it
     ).encode()
     head = (
         f"POST /api/event/hit HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {CHROME}\r\nAccept: */*\r\n"

@@ -341,6 +341,40 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid: int) -> tuple[float, float, float, float]:
+    """CPU seconds so far of a process's main (event-loop) thread, user and system, and of its other threads
+    (the SQLite writer, readers, background jobs), user and system; threads that ended are not counted."""
+    tick = os.sysconf("SC_CLK_TCK")
+    loop_user = loop_sys = other_user = other_sys = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user, system = int(fields[11]) / tick, int(fields[12]) / tick
+        if int(task.name) == pid:
+            loop_user, loop_sys = user, system
+        else:
+            other_user += user
+            other_sys += system
+    return loop_user, loop_sys, other_user, other_sys
+
+
+def context_switches(pid: int) -> int:
+    """Context switches so far of every thread of a process, voluntary and not: each hand-off of the GIL
+    between the event loop and the writer thread is one or two, a count the machine's load moves little."""
+    switches = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if "ctxt_switches:" in line:
+                switches += int(line.split()[1])
+    return switches
+
+
 def count_rows(workdir: Path, ch: Client | None = None) -> tuple[int, int]:
     """(views, views with a duration) stored so far."""
     if ch is not None:
@@ -422,10 +456,17 @@ def main() -> int:
                 spy = _profile(pid, f"{args.profile}.{mode}.txt", args.duration) if args.profile else None
                 cpu_before = sum(cpu_seconds(one) for one in pids)
                 parent_before = cpu_seconds(pid)
+                threads_before = thread_cpu(pid)
+                switches_before = context_switches(pid)
                 ch_before = cpu_seconds(ch_server.proc.pid) if ch_server else 0.0
                 result = run_wrk(port, mode, args.duration, args.connections, args.threads, workdir)
                 result["cpu_s"] = sum(cpu_seconds(one) for one in pids) - cpu_before
                 result["parent_cpu_s"] = cpu_seconds(pid) - parent_before
+                for name, now, then in zip(
+                    ("loop_user", "loop_sys", "other_user", "other_sys"), thread_cpu(pid), threads_before, strict=True
+                ):
+                    result[name] = now - then
+                result["switches"] = context_switches(pid) - switches_before
                 result["warmup"] = warm["requests"]
                 if spy is not None:
                     spy.wait(30)
@@ -467,6 +508,13 @@ def main() -> int:
         print(
             f"{mode:8} {r['rps']:>9.0f} {hits:>9.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['non2xx']:>8.0f} "
             f"{stored:>9} {r['hwm_mib']:>13.1f} {cpu_us:>18.1f}{ch_us} {r['loadavg']:>9.2f} {label}"
+        )
+        per = 1e6 / max(r["requests"], 1)
+        print(
+            f"{'':8} of which the event-loop thread {r['loop_user'] * per:.1f} user + {r['loop_sys'] * per:.1f} system,"
+            f" other threads (the writer) {r['other_user'] * per:.1f} user + {r['other_sys'] * per:.1f} system us/req;"
+            f" {r['switches'] / max(r['requests'], 1):.2f} context switches/req"
+            + (" (the parent process)" if args.workers > 1 else "")
         )
         if args.workers > 1:
             parent_us = r["parent_cpu_s"] / max(r["requests"], 1) * 1e6

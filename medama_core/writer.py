@@ -184,6 +184,8 @@ class Batcher(Generic[Op]):
 
     def _check_disk(self, outcomes: Sequence[Exception | None]) -> Sequence[Exception | None]:
         """Turn disk-full errors into `StorageFull`, logging once per interval while it lasts."""
+        if not self.full_refused and outcomes.count(None) == len(outcomes):  # every op written: nothing to check
+            return outcomes
         full = sum(1 for outcome in outcomes if outcome is not None and is_disk_full(outcome))
         if not full:
             if self.full_refused and any(outcome is None for outcome in outcomes):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medama_core.ingest.hit import (
@@ -26,6 +27,7 @@ from medama_core.ingest.hit import (
     host_of,
     page_parts,
     parse_hit,
+    parse_json_hit,
     sniff_host,
 )
 
@@ -315,3 +317,91 @@ def test_host_of_any_text_is_a_lower_case_string(url: str) -> None:
 def test_host_of_agrees_with_page_parts_on_real_urls() -> None:
     for url in ("https://Example.COM:8443/A/b", "http://u:p@a.example/x?y#z", "https://a.com", "https://a.com?q"):
         assert host_of(url) == page_parts(url).hostname
+
+
+def _outcome(parse: Callable[[bytes], object], body: bytes) -> object:
+    try:
+        return parse(body)
+    except InvalidHit as exc:
+        return (type(exc), str(exc))
+
+
+# Strings a beacon's fields may hold: quotes, backslashes, control characters, non-ASCII, lengths around the limits.
+_FIELD = st.one_of(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=12),
+    st.text(alphabet='ab"\\\x00\x1f\x7f/é€', max_size=6),
+    st.sampled_from(
+        ["", "https://example.com/", "http://EXAMPLE.com:80/a?utm_source=x#f", "https://[::1]/", "ftp://x/"]
+    ),
+    st.integers(60, 70).map(lambda n: "b" * n),
+    st.integers(8185, 8195).map(lambda n: "https://example.com/" + "a" * (n - 20)),
+)
+_LITERAL = st.sampled_from(["true", "false", "true", "false", "null", '"true"', "1", "True"])
+_DURATION = st.one_of(
+    st.integers(-2, 2**33).map(str),
+    st.sampled_from(["4294967295", "4294967296", "9999999999", "10000000000", "0", "01", "1.0", "1e3", "-0", " 5"]),
+)
+# Mostly none: a near miss is the general parser's at once, and the fields' edge cases want whole beacons.
+_MUTATION = st.sampled_from(["", "", "", "", "", " ", "\n", ',"x":1', ',"b":"again"'])
+
+
+def _tracker_body(b: str, u: str, r: str, t: str, p: str, q: str, h: str | None, m: str, unload: bool) -> str:
+    """A beacon as tracker.js writes one, its string fields written as given (escapes, quotes and all)."""
+    if unload:
+        return f'{{"b":"{b}","e":"unload","m":{m}'
+    extra = "" if h is None else f',"h":{h}'
+    return f'{{"b":"{b}","e":"load","u":"{u}","r":"{r}","p":{p},"q":{q},"t":"{t}"{extra}'
+
+
+@settings(max_examples=1000)
+@given(
+    fields=st.tuples(_FIELD, _FIELD, _FIELD, _FIELD),
+    literals=st.tuples(_LITERAL, _LITERAL, st.one_of(st.none(), _LITERAL)),
+    m=_DURATION,
+    unload=st.booleans(),
+    as_json=st.booleans(),
+    mutation=_MUTATION,
+)
+def test_tracker_beacons_parse_as_json(
+    fields: tuple[str, str, str, str],
+    literals: tuple[str, str, str | None],
+    m: str,
+    unload: bool,
+    as_json: bool,
+    mutation: str,
+) -> None:
+    """Every body shaped like the tracker's beacons (strings written raw, escapes and control characters and
+    all, or escaped as JSON; near misses with spaces, extra or repeated keys) gives from `parse_hit` what the
+    JSON decoder's path gives: the same hit or the same refusal. Seen failing with the fast path's backslash
+    rule, its control-character rule, its beacon id, time zone or duration limit taken out in turn."""
+    if as_json:
+        fields = tuple(json.dumps(value)[1:-1] for value in fields)  # type: ignore[assignment]
+    body = _tracker_body(*fields, *literals, m, unload) + mutation + "}"
+    data = body.encode("utf-8", "surrogatepass")
+    assert _outcome(parse_hit, data) == _outcome(parse_json_hit, data)
+
+
+_SENT = '{"b":"lx1","e":"load","u":"https://example.com/a","r":"%s","p":true,"q":false,"t":"%s"}'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _SENT % ("", "Europe/Paris"),
+        '{"b":"lx1","e":"load","u":"https://example.com/#/x","r":"https://a.org/","p":false,"q":true,"t":"","h":true}',
+        '{"b":"lx1","e":"unload","m":4294967295}',
+        # Near misses, each the general parser's: a control character, an escape, a limit passed.
+        '{"b":"lx\x01","e":"unload","m":5}',
+        '{"b":"lx\\u0031","e":"unload","m":5}',
+        '{"b":"lx1","e":"unload","m":4294967296}',
+        '{"b":"%s","e":"unload","m":5}' % ("b" * 65),
+        '{"b":"lé","e":"unload","m":5}',
+        _SENT % ("\x1f", "Europe/Paris"),
+        _SENT % ("\\/", "Europe/Paris"),
+        _SENT % ("", "x" * 65),
+    ],
+)
+def test_tracker_beacons_as_sent(body: str) -> None:
+    """The tracker's beacons, and near misses the property test above might not draw."""
+    data = body.encode()
+    assert _outcome(parse_hit, data) == _outcome(parse_json_hit, data)
