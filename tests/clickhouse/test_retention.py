@@ -95,3 +95,33 @@ def test_the_previous_period_keeps_its_first_hour_after_a_purge(ch: Client) -> N
     assert before["previous"]["pageviews"] == 5
     assert retention.purge_step(ch, SITE, T0 + 2 * DAY) == retention.Step(5)
     assert stats.summary(ch, q, True, "day") == before
+
+
+def test_purge_takes_a_kept_view_out_of_a_property_whose_events_all_go(ch: Client) -> None:
+    """A view the purge keeps, whose every event of a property it purges, matches that property no more: its rows
+    under it in `views_by_prop` (schema migration 15) go too (retention._props_losing_events), while a view with a
+    later event of the property keeps them, and so do its other properties."""
+    views = [row(bid="kept", pathname="/kept", date_created=T0 + 3 * DAY), row(bid="gone", pathname="/gone")]
+    views += [row(bid="both", pathname="/both", date_created=T0 + 3 * DAY)]
+    assert hits.apply_batch(ch, [hits.NewView(v) for v in views]) == [None] * 3
+    old, later = event("kept", "plan", "pro", T0), event("kept", "theme", "dark", T0 + 4 * DAY)
+    both = [event("both", "Plan", "pro", T0), event("both", "plan", "PRO", T0 + 4 * DAY)]
+    hits.store_events(ch, [old, later, *both, event("gone", "plan", "pro", T0 + 5 * DAY)])
+    pro = Query(SITE, filters=(Filter("prop_name", "eq", "plan"), Filter("prop_value", "eq", "pro")))
+    dark = Query(SITE, filters=(Filter("prop_name", "eq", "theme"), Filter("prop_value", "eq", "dark")))
+    assert stats._by_prop(stats._resolve(ch, pro))  # read from `views_by_prop`
+
+    def pages(q: Query) -> list[str]:
+        return [r["path"] for r in stats.list_stats(ch, q, "pages", True, Page())]
+
+    assert pages(pro) == ["/both", "/gone", "/kept"]
+
+    assert retention.purge_step(ch, SITE, T0 + DAY) == retention.Step(1)
+
+    assert ch.rows("SELECT DISTINCT bid, name, value FROM views_by_prop ORDER BY bid, name") == [
+        ["both", "plan", "pro"],
+        ["kept", "theme", "dark"],
+    ]
+    assert pages(pro) == ["/both"]
+    assert stats.site_metrics(ch, pro)["pageviews"] == 1
+    assert pages(dark) == ["/kept"]

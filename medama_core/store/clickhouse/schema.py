@@ -66,6 +66,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
+from medama_core.store.rows import VIEW_COLUMNS
 
 __all__ = [
     "COPIES",
@@ -76,11 +77,13 @@ __all__ = [
     "KIND_CODES",
     "LABELS",
     "MIGRATIONS",
+    "PROP_COPY_COLUMNS",
     "PROP_DURATION_COLUMNS",
     "PROP_KEY_COLUMNS",
     "PROP_VIEW_COLUMNS",
     "TABLES",
     "backfill_prop_durations",
+    "backfill_views_by_prop",
     "database_bytes",
     "migrate",
     "schema_version",
@@ -369,6 +372,33 @@ def _backfill_prop_keys(client: Client) -> None:
     events = _CHUNK.format(column="view_created")
     for days in _view_days(client, "prop_views"):
         client.command(f"INSERT INTO prop_keys ({columns}) SELECT {columns} FROM prop_views WHERE {events}", days)
+
+
+# `views_by_prop` (migration 15): the rows of `views` (every sign and version) again under each property of the
+# view, its name and value lower-cased (the filters compare them so, filters.py), then sign and version.
+PROP_COPY_COLUMNS: Final = (*VIEW_COLUMNS, "sign", "version", "name", "value")
+# Rows per granule of `views_by_prop`: a filter reads its property's range of the site for the period, whose ends
+# read up to a granule of other properties' rows each; as the copies of `views` (COPY_GRANULE_ROWS).
+PROP_COPY_GRANULE_ROWS: Final = 2048
+
+
+def backfill_views_by_prop(client: Client) -> None:
+    """Every stored row of each view with `prop_views` rows into `views_by_prop`, once per property of the view
+    (lower-cased, distinct), a day of view times per statement. A view no longer stored gives no row."""
+    columns = ", ".join(PROP_COPY_COLUMNS)
+    selected = columns.replace(", name, value", ", pn, pv")  # 18.16 refuses `lower(name) AS name` as cyclic
+    carried = ", ".join(column for column in VIEW_COLUMNS if column not in ("bid", "hostname", "date_created"))
+    events, views = _CHUNK.format(column="view_created"), _CHUNK.format(column="date_created")
+    for days in _view_days(client, "prop_views"):
+        client.command(
+            f"INSERT INTO views_by_prop ({columns}) SELECT {selected} FROM ("
+            " SELECT DISTINCT site AS hostname, bid, view_created AS date_created, lower(name) AS pn,"
+            f" lower(value) AS pv FROM prop_views WHERE {events}"
+            f") AS found ALL INNER JOIN (SELECT hostname, bid, date_created, {carried},"
+            f" sign, version FROM views WHERE {views} AND bid IN (SELECT bid FROM prop_views WHERE {events})"
+            ") AS stored USING (hostname, bid, date_created)",
+            days,
+        )
 
 
 def _hourly_table(name: str, settings: str = "") -> str:
@@ -766,6 +796,35 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             for statement in (f"DROP TABLE IF EXISTS {table}_next", create)
         ),
     ),
+    (
+        15,
+        (
+            # `views` again under each property of the view (lower-cased, once per view and property), sorted by
+            # the site, the property, then the view's time: a filter pinning one property (prop_name and
+            # prop_value by equality) reads that property's range of the period and sums `sign` as over `views`,
+            # one view per row and version, with no GROUP BY by beacon id (stats._rows). Written by the writer
+            # (hits.py): a view's rows under each new property, and an unload's pair under each property of the
+            # view. Dropped first, so a migration cut short runs again whole (its backfill reads `prop_views` and
+            # `views`).
+            "DROP TABLE IF EXISTS views_by_prop",
+            f"""CREATE TABLE views_by_prop (
+                bid String,
+                hostname String,
+                is_unique_user UInt8,
+                is_unique_page UInt8,{_DIMENSIONS},
+                duration_ms Nullable(Int64),
+                date_created Int64,
+                sign Int8,
+                version UInt32,
+                name String,
+                value String,
+                site_key UInt64 MATERIALIZED {SITE_KEY.format(column="hostname")}
+            ) ENGINE = CollapsingMergeTree(sign)
+            {_month_partitions("date_created")}
+            ORDER BY (site_key, hostname, lower(name), lower(value), date_created, bid, version)
+            SETTINGS index_granularity = {PROP_COPY_GRANULE_ROWS}""",
+        ),
+    ),
 )
 # Migration -> the sorted copies it makes, filled from the rows of `views` after its statements ran.
 _COPIES_MADE: Final = {5: tuple(_FIRST_COPIES), 11: tuple(_FIRST_COPIES), 12: ("views_by_referrer",)}
@@ -785,6 +844,7 @@ TABLES: Final = (
     "prop_views",
     "prop_durations",
     "prop_keys",
+    "views_by_prop",
 )
 
 _VERSIONS: Final = """CREATE TABLE IF NOT EXISTS medama_schema (
@@ -851,6 +911,8 @@ def migrate(client: Client, now_ms: int) -> int:
             _backfill_day_spans(client)
         if number == 14:
             _rebuild(client)
+        if number == 15:
+            backfill_views_by_prop(client)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])
         version = number
     return version
