@@ -255,22 +255,29 @@ def test_property_filtered_summary_and_time_read_the_events_side_and_equal_the_r
 
 
 def pinned_query(rnd: random.Random, events: list[tuple[Any, ...]]) -> Query:
-    """A query pinning a stored property (prop_name and prop_value by equality, in either case), sometimes with up
-    to two other filters."""
+    """A query pinning a stored property (prop_name and prop_value by equality, in either case) or, one time in three,
+    a name alone (prop_name by equality, perhaps with another name filter), sometimes with up to two other
+    filters."""
     name, value = rnd.choice(events)[3:5]
     if rnd.random() < 0.3:
         name, value = name.upper(), value.lower()
+    props: tuple[Filter, ...] = (Filter("prop_name", "eq", name), Filter("prop_value", "eq", value))
+    if rnd.random() < 1 / 3:
+        props = (
+            Filter("prop_name", "eq", name),
+            *((Filter("prop_name", "neq", "theme"),) if rnd.random() < 0.5 else ()),
+        )
     others = tuple(f for f in random_filters(rnd)[:2] if f.field not in ("prop_name", "prop_value"))
-    props = (Filter("prop_name", "eq", name), Filter("prop_value", "eq", value))
     return Query(SITE, *random_period(rnd), (*props, *(others if rnd.random() < 0.5 else ())))
 
 
 @pytest.mark.parametrize("seed", range(2))
 def test_pinned_property_filters_read_views_by_prop_and_equal_the_reference(seed: int, ch: Client) -> None:
-    """A filter pinning one property reads that property's rows of `views_by_prop` (schema migration 15) as
-    `views`' own: every endpoint equals the reference before the merges (unload pairs and stale rows stored),
+    """A filter pinning one property or name reads its rows of `views_by_prop` (schema migration 15) as `views`'
+    own: every endpoint equals the reference before the merges (unload pairs and stale rows stored),
     after them, and its summaries, /time and lists once every row of `views`, `prop_views` and `prop_durations`
-    is deleted. Views with the same property twice, or in two cases ("plan" and "Plan"), count once."""
+    is deleted. Views with the same property twice, or in two cases ("plan" and "Plan"), or two values of one
+    name, count once."""
     rnd = random.Random(300 + seed)
     rows, events = random_rows(rnd)
     store(ch, rnd, rows, events, orphans=False)
@@ -315,8 +322,10 @@ def test_pinned_property_filters_matching_events_stored_before_their_views_read_
     chosen = {True: 0, False: 0}
     for _ in range(12):
         q = pinned_query(rnd, events)
-        name, value = (f.value.lower() for f in q.prop_filters)
-        orphaned = (name, value) in early
+        fields = {"prop_name": 0, "prop_value": 1}  # pinned_query's filters: eq, and neq on a name
+        orphaned = any(
+            all((pair[fields[f.field]] == f.value.lower()) == (f.op == "eq") for f in q.prop_filters) for pair in early
+        )
         assert ch_stats._by_prop(ch_stats._resolve(ch, q)) is not orphaned, q
         chosen[orphaned] += 1
         compare_summary_and_time(ch, ref, q)

@@ -221,12 +221,17 @@ def test_a_batch_writes_each_table_once_and_folds_what_it_holds(ch: Client) -> N
         "drops",
     ]
     assert durations(ch) == {"old": 300, "new": 1200}
-    # Each view's row after the batch under each of its new properties, once (none stored before: no pairs).
-    assert ch.rows("SELECT bid, name, value, sign, version, duration_ms FROM views_by_prop ORDER BY bid, name") == [
-        ["new", "plan", "pro", 1, 0, 1200],
-        ["new", "size", "xl", 1, 0, 1200],
-        ["old", "again", "yes", 1, 1, 300],
-        ["old", "theme", "dark", 1, 1, 300],
+    # Each view's row after the batch under each of its new properties and names, once (none stored: no pairs).
+    copies = "SELECT bid, named, name, value, sign, version, duration_ms FROM views_by_prop"
+    assert ch.rows(f"{copies} ORDER BY bid, named, name") == [
+        ["new", 0, "plan", "pro", 1, 0, 1200],
+        ["new", 0, "size", "xl", 1, 0, 1200],
+        ["new", 1, "plan", "", 1, 0, 1200],
+        ["new", 1, "size", "", 1, 0, 1200],
+        ["old", 0, "again", "yes", 1, 1, 300],
+        ["old", 0, "theme", "dark", 1, 1, 300],
+        ["old", 1, "again", "", 1, 1, 300],
+        ["old", 1, "theme", "", 1, 1, 300],
     ]
     assert ch.rows("SELECT sum(sign), count() FROM views WHERE bid = 'new'") == [[1, 1]]  # one row, no pair
     assert stats.site_metrics(ch, Query(SITE))["pageviews"] == 2
@@ -566,11 +571,11 @@ def test_property_durations_follow_every_unload_and_every_new_property(ch: Clien
 
 
 def test_views_by_prop_holds_each_view_once_per_property_through_unloads_and_migration_15(ch: Client) -> None:
-    """A view's rows of `views` again under each of its properties, lower-cased (`views_by_prop`, schema migration
-    15): its row under a property new to it, once however often and in whatever case the property comes; an
-    unload's pair under each property stored before (looked up in `prop_keys`), and its new row under a property
-    new in the unload's batch. A filter pinning a property reads them as `views`. Migration 15 fills the same net
-    rows from the stored ones, once when run again, and later unloads find the properties it filled."""
+    """A view's rows of `views` again under each of its properties and property names, lower-cased (`views_by_prop`,
+    schema migration 15): its row under a key new to it, once however often and in whatever case the property
+    comes; an unload's pair under each key stored before (looked up in `prop_keys`), and its new row under a key
+    new in the unload's batch. A filter pinning a property or a name reads them as `views`. Migration 15 fills the
+    same net rows from the stored ones, once when run again, and later unloads find the properties it filled."""
     first = [event("a", "Plan", "Pro"), event("a", "plan", "pro"), event("a", "theme", "dark")]
     batches: list[list[hits.Op]] = [
         [hits.NewView(row(bid="a", pathname="/a"), first), hits.NewView(row(bid="b", pathname="/b"))],
@@ -582,19 +587,24 @@ def test_views_by_prop_holds_each_view_once_per_property_through_unloads_and_mig
     for batch in batches:
         assert hits.apply_batch(ch, batch) == [None] * len(batch)
     net = (
-        "SELECT bid, name, value, sum(sign), sum(sign * ifNull(duration_ms, 0)), sum(sign * version),"
-        " sumIf(sign, sign = 1) FROM views_by_prop GROUP BY bid, name, value ORDER BY bid, name, value"
+        "SELECT bid, named, name, value, sum(sign), sum(sign * ifNull(duration_ms, 0)), sum(sign * version),"
+        " sumIf(sign, sign = 1) FROM views_by_prop GROUP BY bid, named, name, value ORDER BY bid, named, name, value"
     )
     expected = [
-        ["a", "plan", "pro", 1, 200, 2, 3],  # v0, then the pairs of two unloads
-        ["a", "size", "xl", 1, 200, 2, 1],  # new in the second unload's batch: its row after it
-        ["a", "theme", "dark", 1, 200, 2, 3],
-        ["b", "plan", "pro", 1, 50, 1, 2],  # a property of a stored view, then its unload's pair
+        ["a", 0, "plan", "pro", 1, 200, 2, 3],  # v0, then the pairs of two unloads
+        ["a", 0, "size", "xl", 1, 200, 2, 1],  # new in the second unload's batch: its row after it
+        ["a", 0, "theme", "dark", 1, 200, 2, 3],
+        ["a", 1, "plan", "", 1, 200, 2, 3],  # the names alone, as their properties
+        ["a", 1, "size", "", 1, 200, 2, 1],
+        ["a", 1, "theme", "", 1, 200, 2, 3],
+        ["b", 0, "plan", "pro", 1, 50, 1, 2],  # a property of a stored view, then its unload's pair
+        ["b", 1, "plan", "", 1, 50, 1, 2],
     ]
     assert ch.rows(net) == expected
     period = (T0 * 1000, (T0 + DAY) * 1000)
     pro = Query(SITE, *period, (Filter("prop_name", "eq", "PLAN"), Filter("prop_value", "eq", "pro")))
-    assert stats._by_prop(stats._resolve(ch, pro))
+    plan = Query(SITE, *period, (Filter("prop_name", "eq", "plan"),))
+    assert stats._by_prop(stats._resolve(ch, pro)) and stats._by_prop(stats._resolve(ch, plan))
 
     def answers(q: Query) -> list[object]:
         found: list[object] = [stats.summary(ch, q, True, "hour"), stats.list_stats(ch, q, "pages", True, Page())]
@@ -602,13 +612,13 @@ def test_views_by_prop_holds_each_view_once_per_property_through_unloads_and_mig
 
     expected_answers = answers(Query(SITE, *period))  # both views have the property: all of the site's
     assert expected_answers[0]["current"]["pageviews"] == 2
-    assert answers(pro) == expected_answers
+    assert answers(pro) == expected_answers and answers(plan) == expected_answers
     ch.command("DROP TABLE views_by_prop")
     for _ in range(2):
         ch.command("DROP TABLE medama_schema")
         assert schema.migrate(ch, 0) == schema.MIGRATIONS[-1][0]
-        assert [r[:6] for r in ch.rows(net)] == [r[:6] for r in expected]
-        assert answers(pro) == expected_answers
+        assert [r[:7] for r in ch.rows(net)] == [r[:7] for r in expected]
+        assert answers(pro) == expected_answers and answers(plan) == expected_answers
     assert hits.apply_batch(ch, [hits.Duration("a", 300)]) == [None]
-    props = (("plan", "pro"), ("size", "xl"), ("theme", "dark"))  # looked up in `prop_keys`, as migrated
-    assert [r[:5] for r in ch.rows(net) if r[0] == "a"] == [["a", n, v, 1, 300] for n, v in props]
+    keys = [r[1:4] for r in expected if r[0] == "a"]  # looked up in `prop_keys`, as migrated
+    assert [r[:6] for r in ch.rows(net) if r[0] == "a"] == [["a", *key, 1, 300] for key in keys]

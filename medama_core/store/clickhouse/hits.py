@@ -27,9 +27,9 @@ gets a row in `prop_views` with its view's time, flags and dimensions (schema mi
 An unload of a view with properties writes, per property, its new version
 and duration to `prop_durations` (schema migration 9), and so does a new
 property of a view that already has a duration. A view's rows in `views`
-are written again under each of its properties, lower-cased, to
-`views_by_prop` (schema migration 15): its row under a property new to it, and
-an unload's pair under each property it has.
+are written again under each of its properties and property names,
+lower-cased, to `views_by_prop` (schema migration 15): its row under a key new
+to it, and an unload's pair under each key it has.
 """
 
 from __future__ import annotations
@@ -208,9 +208,9 @@ def _prop_rows(
     `prop_keys`, or new in the batch) with the view's new version and duration; for a view not unloaded that
     already has a duration, one per property new in the batch with its current version and duration.
 
-    `views_by_prop`, per property lower-cased (filters.py compares so): a view unloaded in the batch gets, under
-    each property it had, the pair that replaces its current row, as in `views`; under each property new to the
-    view (not in `prop_keys` under any case), its row after the batch, once."""
+    `views_by_prop`, per key (copy_keys: each property and each name alone, lower-cased): a view unloaded in the
+    batch gets, under each key it had, the pair that replaces its current row, as in `views`; under each key new
+    to the view (none of its properties in `prop_keys` has it), its row after the batch, once."""
     new: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for row in view_event_rows:
         key = (str(row[_PROP_AT["bid"]]), str(row[_PROP_AT["site"]]))
@@ -237,13 +237,21 @@ def _prop_rows(
             durations += [
                 (site, view[_DATE], bid, name, value, after_version, duration) for name, value in sorted(props)
             ]
-        folded = {(ascii_lower(name), ascii_lower(value)) for name, value in had}
+        keys = copy_keys(had)
         if bid in last and version >= 0:
-            for prop in sorted(folded):
+            for prop in sorted(keys):
                 copies += [(*before, -1, version, *prop), (*after, 1, after_version, *prop)]
-        fresh = {(ascii_lower(name), ascii_lower(value)) for name, value in added} - folded
-        copies += [(*after, 1, after_version, *prop) for prop in sorted(fresh)]
+        copies += [(*after, 1, after_version, *prop) for prop in sorted(copy_keys(added) - keys)]
     return durations, copies
+
+
+def copy_keys(props: Iterable[tuple[str, str]]) -> set[tuple[int, str, str]]:
+    """The keys (named, name, value) in `views_by_prop` of a view's properties: each property and each name alone
+    (named 1, value ''), ASCII lower-cased as the filters compare them (schema.PROP_COPY_KEYS)."""
+    keys: set[tuple[int, str, str]] = set()
+    for name, value in props:
+        keys |= {(0, ascii_lower(name), ascii_lower(value)), (1, ascii_lower(name), "")}
+    return keys
 
 
 def fetch_props(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
-from medama_core.store.clickhouse.schema import COPIES, SITE_KEY
+from medama_core.store.clickhouse.schema import COPIES, PROP_COPY_KEYS, SITE_KEY
 from medama_core.store.clickhouse.site_data import wait_for_mutations
 from medama_core.store.protocol import Step
 
@@ -66,12 +66,12 @@ def purge_step(client: Client, hostname: str, before_ms: int) -> Step:
     for start in range(0, len(orphaned), PROP_DELETE_ROWS):
         chunk: dict[str, object] = {"hostname": hostname}
         tuples = []
-        for i, (bid, at, name, value) in enumerate(orphaned[start : start + PROP_DELETE_ROWS]):
-            chunk |= {f"b{i}": bid, f"t{i}": at, f"n{i}": name, f"v{i}": value}
-            tuples.append(f"({{b{i}:String}}, {{t{i}:Int64}}, {{n{i}:String}}, {{v{i}:String}})")
+        for i, (bid, at, named, name, value) in enumerate(orphaned[start : start + PROP_DELETE_ROWS]):
+            chunk |= {f"b{i}": bid, f"t{i}": at, f"l{i}": named, f"n{i}": name, f"v{i}": value}
+            tuples.append(f"({{b{i}:String}}, {{t{i}:Int64}}, {{l{i}:UInt8}}, {{n{i}:String}}, {{v{i}:String}})")
         client.command(
             "ALTER TABLE views_by_prop DELETE WHERE hostname = {hostname:String}"
-            f" AND (bid, date_created, lower(name), lower(value)) IN ({', '.join(tuples)})",
+            f" AND (bid, date_created, named, lower(name), lower(value)) IN ({', '.join(tuples)})",
             chunk,
         )
     wait_for_mutations(client, tuple(_RAW))
@@ -79,25 +79,26 @@ def purge_step(client: Client, hostname: str, before_ms: int) -> Step:
     return Step(found)
 
 
-# (view, property) pairs deleted from `views_by_prop` per mutation (_props_losing_events), four values each: a
+# (view, key) pairs deleted from `views_by_prop` per mutation (_props_losing_events), five values each: a
 # statement of a few hundred KB at most.
 PROP_DELETE_ROWS: Final = 1000
 
 
-def _props_losing_events(client: Client, params: dict[str, object]) -> list[tuple[str, int, str, str]]:
-    """The (bid, view time, lower-cased name and value) of each kept view (not older than the cutoff) whose every
-    event of that property is older: the purge deletes those events, so the view matches the property no more,
-    and its rows under it in `views_by_prop` (schema migration 15), which go with the view, must go too. Read
-    before the deletes: only views with an event older than the cutoff are looked at."""
+def _props_losing_events(client: Client, params: dict[str, object]) -> list[tuple[str, int, int, str, str]]:
+    """The (bid, view time) and `views_by_prop` key (named, lower-cased name and value: schema.PROP_COPY_KEYS) of
+    each kept view (not older than the cutoff) whose every event under that key is older: the purge deletes those
+    events, so the view matches the key no more, and its rows under it (schema migration 15), which go with the
+    view, must go too. Read before the deletes: only views with an event older than the cutoff are looked at."""
     rows = client.rows(
-        "SELECT bid, view_created, lower(name) AS pn, lower(value) AS pv FROM prop_views"
+        "SELECT bid, view_created, tupleElement(k, 1) AS pl, tupleElement(k, 2) AS pn, tupleElement(k, 3) AS pv"
+        f" FROM prop_views ARRAY JOIN {PROP_COPY_KEYS} AS k"
         " WHERE site = {hostname:String} AND view_created >= {before:Int64} AND bid IN ("
         " SELECT bid FROM prop_views WHERE site = {hostname:String} AND view_created >= {before:Int64}"
         " AND date_created < {before:Int64})"
-        " GROUP BY bid, view_created, pn, pv HAVING max(date_created) < {before:Int64}",
+        " GROUP BY bid, view_created, pl, pn, pv HAVING max(date_created) < {before:Int64}",
         params,
     )
-    return [(str(bid), int(at), str(name), str(value)) for bid, at, name, value in rows]
+    return [(str(bid), int(at), int(named), str(name), str(value)) for bid, at, named, name, value in rows]
 
 
 def raw_floor(client: Client, hostname: str) -> int | None:

@@ -78,6 +78,7 @@ __all__ = [
     "LABELS",
     "MIGRATIONS",
     "PROP_COPY_COLUMNS",
+    "PROP_COPY_KEYS",
     "PROP_DURATION_COLUMNS",
     "PROP_KEY_COLUMNS",
     "PROP_VIEW_COLUMNS",
@@ -375,25 +376,30 @@ def _backfill_prop_keys(client: Client) -> None:
 
 
 # `views_by_prop` (migration 15): the rows of `views` (every sign and version) again under each property of the
-# view, its name and value lower-cased (the filters compare them so, filters.py), then sign and version.
-PROP_COPY_COLUMNS: Final = (*VIEW_COLUMNS, "sign", "version", "name", "value")
+# view, lower-cased (the filters compare them so, filters.py), and under each property name alone (`named` 1, value
+# ''), then sign and version.
+PROP_COPY_COLUMNS: Final = (*VIEW_COLUMNS, "sign", "version", "named", "name", "value")
 # Rows per granule of `views_by_prop`: a filter reads its property's range of the site for the period, whose ends
 # read up to a granule of other properties' rows each; as the copies of `views` (COPY_GRANULE_ROWS).
 PROP_COPY_GRANULE_ROWS: Final = 2048
+# The keys of a `prop_views` row in `views_by_prop`, as (named, name, value): its property and its name alone.
+PROP_COPY_KEYS: Final = "[(toUInt8(0), lower(name), lower(value)), (toUInt8(1), lower(name), '')]"
 
 
 def backfill_views_by_prop(client: Client) -> None:
-    """Every stored row of each view with `prop_views` rows into `views_by_prop`, once per property of the view
-    (lower-cased, distinct), a day of view times per statement. A view no longer stored gives no row."""
+    """Every stored row of each view with `prop_views` rows into `views_by_prop`, once per property of the view and
+    once per property name (lower-cased, distinct), a day of view times per statement. A view no longer stored
+    gives no row."""
     columns = ", ".join(PROP_COPY_COLUMNS)
-    selected = columns.replace(", name, value", ", pn, pv")  # 18.16 refuses `lower(name) AS name` as cyclic
+    selected = columns.replace(", named, name, value", ", pl, pn, pv")  # 18.16 takes `lower(name) AS name` as cyclic
     carried = ", ".join(column for column in VIEW_COLUMNS if column not in ("bid", "hostname", "date_created"))
     events, views = _CHUNK.format(column="view_created"), _CHUNK.format(column="date_created")
     for days in _view_days(client, "prop_views"):
         client.command(
             f"INSERT INTO views_by_prop ({columns}) SELECT {selected} FROM ("
-            " SELECT DISTINCT site AS hostname, bid, view_created AS date_created, lower(name) AS pn,"
-            f" lower(value) AS pv FROM prop_views WHERE {events}"
+            " SELECT DISTINCT site AS hostname, bid, view_created AS date_created, tupleElement(k, 1) AS pl,"
+            f" tupleElement(k, 2) AS pn, tupleElement(k, 3) AS pv FROM prop_views ARRAY JOIN {PROP_COPY_KEYS} AS k"
+            f" WHERE {events}"
             f") AS found ALL INNER JOIN (SELECT hostname, bid, date_created, {carried},"
             f" sign, version FROM views WHERE {views} AND bid IN (SELECT bid FROM prop_views WHERE {events})"
             ") AS stored USING (hostname, bid, date_created)",
@@ -799,13 +805,13 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     (
         15,
         (
-            # `views` again under each property of the view (lower-cased, once per view and property), sorted by
-            # the site, the property, then the view's time: a filter pinning one property (prop_name and
-            # prop_value by equality) reads that property's range of the period and sums `sign` as over `views`,
-            # one view per row and version, with no GROUP BY by beacon id (stats._rows). Written by the writer
-            # (hits.py): a view's rows under each new property, and an unload's pair under each property of the
-            # view. Dropped first, so a migration cut short runs again whole (its backfill reads `prop_views` and
-            # `views`).
+            # `views` again under each property of the view and under each property name alone (`named` 1, value
+            # ''), lower-cased, once per view and key, sorted by the site, the key, then the view's time: a filter
+            # pinning one property (prop_name and prop_value by equality) or one name (prop_name by equality, no
+            # prop_value filter) reads that key's range of the period and sums `sign` as over `views`, one view
+            # per row and version, with no GROUP BY by beacon id (stats._rows). Written by the writer (hits.py):
+            # a view's rows under each new key, and an unload's pair under each key of the view. Dropped first,
+            # so a migration cut short runs again whole (its backfill reads `prop_views` and `views`).
             "DROP TABLE IF EXISTS views_by_prop",
             f"""CREATE TABLE views_by_prop (
                 bid String,
@@ -816,12 +822,13 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
                 date_created Int64,
                 sign Int8,
                 version UInt32,
+                named UInt8,
                 name String,
                 value String,
                 site_key UInt64 MATERIALIZED {SITE_KEY.format(column="hostname")}
             ) ENGINE = CollapsingMergeTree(sign)
             {_month_partitions("date_created")}
-            ORDER BY (site_key, hostname, lower(name), lower(value), date_created, bid, version)
+            ORDER BY (site_key, hostname, named, lower(name), lower(value), date_created, bid, version)
             SETTINGS index_granularity = {PROP_COPY_GRANULE_ROWS}""",
         ),
     ),
