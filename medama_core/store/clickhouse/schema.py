@@ -50,6 +50,13 @@ One design, one reason each (docs/scale.md has the long form):
   highest version), never `views`. `prop_keys` (migration 10, written from
   `prop_views` by a materialized view) finds a view's properties by beacon
   id, for the writer of an unload.
+* `views_by_prop` (migration 15) holds the rows of `views` (every sign and
+  version) of each view with properties again under each of its properties
+  and each property name alone, lower-cased, sorted by the site, that key and
+  the view's time: a filter pinning one property or one name reads its range
+  and sums `sign` as over `views`, with no GROUP BY by beacon id (the writer
+  writes a view's row under each key new to it and an unload's pair under
+  each key it has).
 * `imported_days` (migration 4) holds other tools' daily totals (Plausible's
   export), as SQLite's table of that name: one row per (site, dimension, day,
   value), replaced when written again.
