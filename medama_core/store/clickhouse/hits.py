@@ -4,7 +4,8 @@ The same `Op`s as the SQLite store (store/sqlite/hits.py) and the same contract:
 `apply_batch` returns, per op, None or the error that kept it out. ClickHouse
 has no transaction across statements, so a batch is first its lookups (up to
 three SELECTs: the new views' keys, the stored views of its unloads and
-events, the stored properties of the views it unloads), then one INSERT per
+events, the stored properties of the stored views it unloads or gives
+properties), then one INSERT per
 table in a fixed order (BATCH_TABLES: views, their keys, the unloads'
 `prop_durations` rows, the views' rows under their properties
 (`views_by_prop`), events, their `prop_views` rows, drop counts), each
@@ -208,7 +209,7 @@ def _prop_rows(
     `prop_keys`, or new in the batch) with the view's new version and duration; for a view not unloaded that
     already has a duration, one per property new in the batch with its current version and duration.
 
-    `views_by_prop`, per key (copy_keys: each property and each name alone, lower-cased): a view unloaded in the
+    `views_by_prop`, per key (_copy_keys: each property and each name alone, lower-cased): a view unloaded in the
     batch gets, under each key it had, the pair that replaces its current row, as in `views`; under each key new
     to the view (none of its properties in `prop_keys` has it), its row after the batch, once."""
     new: dict[tuple[str, str], set[tuple[str, str]]] = {}
@@ -237,15 +238,15 @@ def _prop_rows(
             durations += [
                 (site, view[_DATE], bid, name, value, after_version, duration) for name, value in sorted(props)
             ]
-        keys = copy_keys(had)
+        keys = _copy_keys(had)
         if bid in last and version >= 0:
             for prop in sorted(keys):
                 copies += [(*before, -1, version, *prop), (*after, 1, after_version, *prop)]
-        copies += [(*after, 1, after_version, *prop) for prop in sorted(copy_keys(added) - keys)]
+        copies += [(*after, 1, after_version, *prop) for prop in sorted(_copy_keys(added) - keys)]
     return durations, copies
 
 
-def copy_keys(props: Iterable[tuple[str, str]]) -> set[tuple[int, str, str]]:
+def _copy_keys(props: Iterable[tuple[str, str]]) -> set[tuple[int, str, str]]:
     """The keys (named, name, value) in `views_by_prop` of a view's properties: each property and each name alone
     (named 1, value ''), ASCII lower-cased as the filters compare them (schema.PROP_COPY_KEYS)."""
     keys: set[tuple[int, str, str]] = set()
