@@ -139,6 +139,7 @@ def load_from(client: Client, raw: str, limit: int | None = None) -> None:
                 statement.format(when=when, before=f"date_created >= {lo - data.DAY} AND date_created < {hi}")
             )
     schema.backfill_prop_durations(client)  # the durations of the views with events, by property (migration 9)
+    schema.backfill_views_by_prop(client)  # the views with events again under each property (migration 15)
     print(f"loaded {raw} in {time.perf_counter() - started:.0f} s (INSERT ... SELECT on the server)", flush=True)
 
 
@@ -191,13 +192,22 @@ def panel(client: Client, endpoint: str, q: Query) -> Callable[[], Any]:
     return lambda: ch_stats.list_stats(client, q, endpoint, True, page)
 
 
+def read_bytes(client: Client) -> int:
+    """Bytes the server has decompressed from the tables' parts since it started (system.events'
+    CompressedReadBufferBytes; 18.16 counts no rows read there, and has no query_log here): a panel's count is the
+    difference around it, which the machine's load does not move (this process is the server's only client)."""
+    found = client.rows("SELECT sum(value) FROM system.events WHERE event = 'CompressedReadBufferBytes'")
+    return int(found[0][0]) if found and found[0][0] is not None else 0
+
+
 def measure(engine: Engine, client: Client, runs: int, filter_sets: list[str], periods: list[int]) -> None:
     """Each panel's median wall time, and the server's median CPU time for it (which moves far less with the
-    machine's load: on an idle 2-core machine, wall time is between CPU / 2 and CPU, plus the client's part)."""
+    machine's load: on an idle 2-core machine, wall time is between CPU / 2 and CPU, plus the client's part),
+    then the MB it decompressed (read_bytes: the same every run)."""
     for filters in filter_sets:
         for days in periods:
             q = data.case_query(data.SITE, days, filters, data.Panel("summary"))
-            times, cpus = {}, {}
+            times, cpus, decompressed = {}, {}, {}
             for endpoint in data.ENDPOINTS:
                 call = panel(client, endpoint, q)
                 samples, cpu = [], []
@@ -207,11 +217,15 @@ def measure(engine: Engine, client: Client, runs: int, filter_sets: list[str], p
                     samples.append((time.perf_counter() - started) * 1000)
                     cpu.append((engine.cpu() - before) * 1000)
                 times[endpoint], cpus[endpoint] = statistics.median(samples), statistics.median(cpu)
+                read = read_bytes(client)
+                call()
+                decompressed[endpoint] = read_bytes(client) - read
             worst = max(times, key=lambda e: times[e])
-            cells = "  ".join(f"{e} {ms:.0f}/{cpus[e]:.0f}" for e, ms in times.items())
+            cells = "  ".join(f"{e} {ms:.0f}/{cpus[e]:.0f}/{decompressed[e] / 1e6:.1f}" for e, ms in times.items())
             print(
                 f"{days:>2} days, filters={filters:<5} set {sum(times.values()):6.0f} ms (server CPU"
-                f" {sum(cpus.values()):5.0f} ms), slowest {worst} {times[worst]:.0f} ms | wall/CPU: {cells}",
+                f" {sum(cpus.values()):5.0f} ms, {sum(decompressed.values()) / 1e6:,.0f} MB read), slowest {worst}"
+                f" {times[worst]:.0f} ms | wall ms/CPU ms/MB: {cells}",
                 flush=True,
             )
 

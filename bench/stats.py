@@ -90,7 +90,8 @@ INSERT_EVENT = "INSERT INTO events (bid, batch_id, group_name, name, value, date
 # Filter sets: ours, and upstream's WHERE for the same rows. "page": a page and a country, as a
 # dashboard user gets by clicking a page and then a country; "other": no page (country and browser);
 # "browser" and "referrer": one such field alone; "prop": a custom property (views with an event plan=pro;
-# upstream's join would count a view once per such event, spec §10.15: a view counts once, as ours does).
+# upstream's join would count a view once per such event, spec §10.15: a view counts once, as ours does);
+# "propname": a property name alone (views with an event named plan).
 FILTERS: dict[str, tuple[tuple[Filter, ...], str]] = {
     "no": ((), ""),
     "page": (
@@ -111,9 +112,11 @@ FILTERS: dict[str, tuple[tuple[Filter, ...], str]] = {
         (Filter("prop_name", "eq", "plan"), Filter("prop_value", "eq", "pro")),
         " AND bid IN (SELECT bid FROM events WHERE name ILIKE 'plan' AND value ILIKE 'pro')",
     ),
+    # A property name alone, as the dashboard filters after a click on a name in the properties panel.
+    "propname": ((Filter("prop_name", "eq", "plan"),), " AND bid IN (SELECT bid FROM events WHERE name ILIKE 'plan')"),
 }
 # /properties applies prop filters to the events themselves (and, with a name, lists its values).
-EVENT_FILTERS = {"prop": " AND name ILIKE 'plan' AND value ILIKE 'pro'"}
+EVENT_FILTERS = {"prop": " AND name ILIKE 'plan' AND value ILIKE 'pro'", "propname": " AND name ILIKE 'plan'"}
 
 PATHS = ["/", *(f"/blog/post-{i}" for i in range(400))]
 GROUPS = {"www.google.com": "Google", "www.bing.com": "Bing", "t.co": "Twitter", "duckduckgo.com": "DuckDuckGo"}

@@ -21,6 +21,9 @@ def test_purge_deletes_old_rows_and_keeps_unfiltered_answers(ch: Client) -> None
     before = (stats.summary(ch, old, False, "day"), stats.list_stats(ch, old, "pages", True, Page()))
     props = stats.properties(ch, old, Page())
     assert before[0]["current"]["pageviews"] == 2 and props == [{"name": "plan", "events": 1, "events_percentage": 1.0}]
+    plan = Query(SITE, old.start_us, old.end_us, (Filter("prop_name", "eq", "plan"),))  # property filters alone
+    values = stats.properties(ch, plan, Page())
+    assert values == [{"value": "pro", "events": 1, "events_percentage": 1.0}]
     assert retention.raw_floor(ch, SITE) is None
 
     assert retention.purge_step(ch, SITE, T0 + DAY) == retention.Step(2)
@@ -32,6 +35,7 @@ def test_purge_deletes_old_rows_and_keeps_unfiltered_answers(ch: Client) -> None
     assert retention.raw_floor(ch, SITE) == T0 + DAY
     assert (stats.summary(ch, old, False, "day"), stats.list_stats(ch, old, "pages", True, Page())) == before
     assert stats.properties(ch, old, Page()) == props
+    assert stats.properties(ch, plan, Page()) == values  # from `event_hours`, as the unfiltered counts
     assert retention.purge_step(ch, SITE, T0 + DAY) == retention.Step(0)
 
 
@@ -95,3 +99,36 @@ def test_the_previous_period_keeps_its_first_hour_after_a_purge(ch: Client) -> N
     assert before["previous"]["pageviews"] == 5
     assert retention.purge_step(ch, SITE, T0 + 2 * DAY) == retention.Step(5)
     assert stats.summary(ch, q, True, "day") == before
+
+
+def test_purge_takes_a_kept_view_out_of_a_property_whose_events_all_go(ch: Client) -> None:
+    """A view the purge keeps, whose every event of a property it purges, matches that property no more: its rows
+    under it in `views_by_prop` (schema migration 15) go too (retention._props_losing_events), while a view with a
+    later event of the property keeps them, and so do its other properties."""
+    views = [row(bid="kept", pathname="/kept", date_created=T0 + 3 * DAY), row(bid="gone", pathname="/gone")]
+    views += [row(bid="both", pathname="/both", date_created=T0 + 3 * DAY)]
+    assert hits.apply_batch(ch, [hits.NewView(v) for v in views]) == [None] * 3
+    old, later = event("kept", "plan", "pro", T0), event("kept", "theme", "dark", T0 + 4 * DAY)
+    both = [event("both", "Plan", "pro", T0), event("both", "plan", "PRO", T0 + 4 * DAY)]
+    hits.store_events(ch, [old, later, *both, event("gone", "plan", "pro", T0 + 5 * DAY)])
+    pro = Query(SITE, filters=(Filter("prop_name", "eq", "plan"), Filter("prop_value", "eq", "pro")))
+    dark = Query(SITE, filters=(Filter("prop_name", "eq", "theme"), Filter("prop_value", "eq", "dark")))
+    plan = Query(SITE, filters=(Filter("prop_name", "eq", "plan"),))  # the name alone
+    assert stats._by_prop(stats._resolve(ch, pro)) and stats._by_prop(stats._resolve(ch, plan))
+
+    def pages(q: Query) -> list[str]:
+        return [r["path"] for r in stats.list_stats(ch, q, "pages", True, Page())]
+
+    assert pages(pro) == ["/both", "/gone", "/kept"] and pages(plan) == ["/both", "/gone", "/kept"]
+
+    assert retention.purge_step(ch, SITE, T0 + DAY) == retention.Step(1)
+
+    assert ch.rows("SELECT DISTINCT bid, named, name, value FROM views_by_prop ORDER BY bid, named, name") == [
+        ["both", 0, "plan", "pro"],
+        ["both", 1, "plan", ""],
+        ["kept", 0, "theme", "dark"],
+        ["kept", 1, "theme", ""],
+    ]
+    assert pages(pro) == ["/both"] and pages(plan) == ["/both"]
+    assert stats.site_metrics(ch, pro)["pageviews"] == 1
+    assert pages(dark) == ["/kept"]

@@ -211,8 +211,28 @@ def test_a_batch_writes_each_table_once_and_folds_what_it_holds(ch: Client) -> N
     ]
     assert hits.apply_batch(ch, ops) == [None] * len(ops)
     ch.transport = recording.inner
-    assert recording.inserts == ["views", "view_keys", "prop_durations", "events", "prop_views", "drops"]
+    assert recording.inserts == [
+        "views",
+        "view_keys",
+        "prop_durations",
+        "views_by_prop",
+        "events",
+        "prop_views",
+        "drops",
+    ]
     assert durations(ch) == {"old": 300, "new": 1200}
+    # Each view's row after the batch under each of its new properties and names, once (none stored: no pairs).
+    copies = "SELECT bid, named, name, value, sign, version, duration_ms FROM views_by_prop"
+    assert ch.rows(f"{copies} ORDER BY bid, named, name") == [
+        ["new", 0, "plan", "pro", 1, 0, 1200],
+        ["new", 0, "size", "xl", 1, 0, 1200],
+        ["new", 1, "plan", "", 1, 0, 1200],
+        ["new", 1, "size", "", 1, 0, 1200],
+        ["old", 0, "again", "yes", 1, 1, 300],
+        ["old", 0, "theme", "dark", 1, 1, 300],
+        ["old", 1, "again", "", 1, 1, 300],
+        ["old", 1, "theme", "", 1, 1, 300],
+    ]
     assert ch.rows("SELECT sum(sign), count() FROM views WHERE bid = 'new'") == [[1, 1]]  # one row, no pair
     assert stats.site_metrics(ch, Query(SITE))["pageviews"] == 2
     assert ch.rows("SELECT bid, name, site FROM events ORDER BY date_created") == [
@@ -256,7 +276,7 @@ def test_a_failed_insert_fails_the_ops_with_rows_in_it_or_after_and_keeps_the_re
     ]
     outcomes = hits.apply_batch(ch, ops)
     ch.transport = failing.inner
-    assert failing.inserts == ["views", "view_keys"]
+    assert failing.inserts == ["views", "view_keys", "views_by_prop"]
     assert outcomes[0] is None
     assert isinstance(outcomes[1], QueryFailed) and isinstance(outcomes[2], QueryFailed)
     assert durations(ch) == {"old": 700, "new": None}  # the view went in before the events failed
@@ -548,3 +568,57 @@ def test_property_durations_follow_every_unload_and_every_new_property(ch: Clien
     assert ch.rows(f"SELECT * FROM ({current}) WHERE bid = 'multi'") == [
         ["multi", name, 3, 3000] for name in ("plan", "size", "theme")
     ]
+
+
+def test_views_by_prop_holds_each_view_once_per_property_through_unloads_and_migration_15(ch: Client) -> None:
+    """A view's rows of `views` again under each of its properties and property names, lower-cased (`views_by_prop`,
+    schema migration 15): its row under a key new to it, once however often and in whatever case the property
+    comes; an unload's pair under each key stored before (looked up in `prop_keys`), and its new row under a key
+    new in the unload's batch. A filter pinning a property or a name reads them as `views`. Migration 15 fills the
+    same net rows from the stored ones, once when run again, and later unloads find the properties it filled."""
+    first = [event("a", "Plan", "Pro"), event("a", "plan", "pro"), event("a", "theme", "dark")]
+    batches: list[list[hits.Op]] = [
+        [hits.NewView(row(bid="a", pathname="/a"), first), hits.NewView(row(bid="b", pathname="/b"))],
+        [hits.Duration("a", 100)],
+        [hits.Duration("a", 200), hits.NewEvents([event("a", "PLAN", "PRO"), event("a", "size", "xl")])],
+        [hits.NewEvents([event("b", "plan", "pro")])],
+        [hits.NewEvents([event("b", "Plan", "pro")]), hits.Duration("b", 50)],
+    ]
+    for batch in batches:
+        assert hits.apply_batch(ch, batch) == [None] * len(batch)
+    net = (
+        "SELECT bid, named, name, value, sum(sign), sum(sign * ifNull(duration_ms, 0)), sum(sign * version),"
+        " sumIf(sign, sign = 1) FROM views_by_prop GROUP BY bid, named, name, value ORDER BY bid, named, name, value"
+    )
+    expected = [
+        ["a", 0, "plan", "pro", 1, 200, 2, 3],  # v0, then the pairs of two unloads
+        ["a", 0, "size", "xl", 1, 200, 2, 1],  # new in the second unload's batch: its row after it
+        ["a", 0, "theme", "dark", 1, 200, 2, 3],
+        ["a", 1, "plan", "", 1, 200, 2, 3],  # the names alone, as their properties
+        ["a", 1, "size", "", 1, 200, 2, 1],
+        ["a", 1, "theme", "", 1, 200, 2, 3],
+        ["b", 0, "plan", "pro", 1, 50, 1, 2],  # a property of a stored view, then its unload's pair
+        ["b", 1, "plan", "", 1, 50, 1, 2],
+    ]
+    assert ch.rows(net) == expected
+    period = (T0 * 1000, (T0 + DAY) * 1000)
+    pro = Query(SITE, *period, (Filter("prop_name", "eq", "PLAN"), Filter("prop_value", "eq", "pro")))
+    plan = Query(SITE, *period, (Filter("prop_name", "eq", "plan"),))
+    assert stats._by_prop(stats._resolve(ch, pro)) and stats._by_prop(stats._resolve(ch, plan))
+
+    def answers(q: Query) -> list[object]:
+        found: list[object] = [stats.summary(ch, q, True, "hour"), stats.list_stats(ch, q, "pages", True, Page())]
+        return found + [stats.time_stats(ch, q, summary, Page()) for summary in (True, False)]
+
+    expected_answers = answers(Query(SITE, *period))  # both views have the property: all of the site's
+    assert expected_answers[0]["current"]["pageviews"] == 2
+    assert answers(pro) == expected_answers and answers(plan) == expected_answers
+    ch.command("DROP TABLE views_by_prop")
+    for _ in range(2):
+        ch.command("DROP TABLE medama_schema")
+        assert schema.migrate(ch, 0) == schema.MIGRATIONS[-1][0]
+        assert [r[:7] for r in ch.rows(net)] == [r[:7] for r in expected]
+        assert answers(pro) == expected_answers and answers(plan) == expected_answers
+    assert hits.apply_batch(ch, [hits.Duration("a", 300)]) == [None]
+    keys = [r[1:4] for r in expected if r[0] == "a"]  # looked up in `prop_keys`, as migrated
+    assert [r[:6] for r in ch.rows(net) if r[0] == "a"] == [["a", *key, 1, 300] for key in keys]

@@ -4,9 +4,11 @@ The same `Op`s as the SQLite store (store/sqlite/hits.py) and the same contract:
 `apply_batch` returns, per op, None or the error that kept it out. ClickHouse
 has no transaction across statements, so a batch is first its lookups (up to
 three SELECTs: the new views' keys, the stored views of its unloads and
-events, the stored properties of the views it unloads), then one INSERT per
+events, the stored properties of the stored views it unloads or gives
+properties), then one INSERT per
 table in a fixed order (BATCH_TABLES: views, their keys, the unloads'
-`prop_durations` rows, events, their `prop_views` rows, drop counts), each
+`prop_durations` rows, the views' rows under their properties
+(`views_by_prop`), events, their `prop_views` rows, drop counts), each
 body encoded before the first is sent; an op is acknowledged once every INSERT holding a row of it
 has returned, which means ClickHouse has written the rows to a part on its
 disk. One INSERT per table, because each makes parts (and `views` runs the
@@ -25,7 +27,10 @@ of its beacon id (stored, or new in the batch), and every event with a site
 gets a row in `prop_views` with its view's time, flags and dimensions (schema migration 7).
 An unload of a view with properties writes, per property, its new version
 and duration to `prop_durations` (schema migration 9), and so does a new
-property of a view that already has a duration.
+property of a view that already has a duration. A view's rows in `views`
+are written again under each of its properties and property names,
+lower-cased, to `views_by_prop` (schema migration 15): its row under a key new
+to it, and an unload's pair under each key it has.
 """
 
 from __future__ import annotations
@@ -35,8 +40,9 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
-from medama_core.store.clickhouse.schema import PROP_DURATION_COLUMNS, PROP_VIEW_COLUMNS
+from medama_core.store.clickhouse.schema import PROP_COPY_COLUMNS, PROP_DURATION_COLUMNS, PROP_VIEW_COLUMNS
 from medama_core.store.clickhouse.sql import id_chunks, id_set, tsv_line, tsv_rows
+from medama_core.store.filters import ascii_lower
 from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
 
 __all__ = [
@@ -112,17 +118,19 @@ def apply_batch(client: Client, ops: Sequence[Op]) -> list[Exception | None]:
 # The INSERTs of a batch, in this order, one statement each (those with no rows are not sent): every row
 # of `views` (new views, and the pairs of unloads) in one, so the materialized views on it (schema.py)
 # run and make parts once per batch; a view's key after its view (a key without its view would keep a
-# retry of the hit out); the events after their views, their `prop_views` rows after them.
+# retry of the hit out); the events after their views, their `prop_views` rows after them; the rows under
+# properties (`prop_durations`, `views_by_prop`) with the views' own, before the events.
 BATCH_TABLES: Final = (
     ("views", VIEW_TABLE_COLUMNS),
     ("view_keys", ("bid", "hostname", "date_created")),
     ("prop_durations", PROP_DURATION_COLUMNS),
+    ("views_by_prop", PROP_COPY_COLUMNS),
     ("events", EVENT_TABLE_COLUMNS),
     ("prop_views", PROP_VIEW_COLUMNS),
     ("drops", ("day", "hostname", "reason", "count")),
 )
 # The last INSERT (index into BATCH_TABLES) that writes rows of each kind of op.
-_LAST_STEP: Final[dict[type, int]] = {NewView: 4, NewEvents: 4, Duration: 2, DropCount: 5}
+_LAST_STEP: Final[dict[type, int]] = {NewView: 5, NewEvents: 5, Duration: 3, DropCount: 6}
 
 
 def _bodies(client: Client, ops: Sequence[Op]) -> list[bytes]:
@@ -176,7 +184,7 @@ def _bodies(client: Client, ops: Sequence[Op]) -> list[bytes]:
         rows += event_rows((event,), under)
         view_event_rows += event_view_rows((event,), under)
 
-    durations = _duration_rows(client, current, last, view_event_rows)
+    durations, copies = _prop_rows(client, current, last, view_event_rows)
 
     counts: Counter[tuple[int, str, str]] = Counter()
     for op in ops:
@@ -184,40 +192,67 @@ def _bodies(client: Client, ops: Sequence[Op]) -> list[bytes]:
             counts[(op.day, op.hostname, op.reason)] += op.count
     drops = [(*key, n) for key, n in counts.items()]
     keys = [(v[_BID], v[_HOST], v[_DATE]) for v in fresh]
-    return [tsv_rows(r) if r else b"" for r in (view_rows, keys, durations, rows, view_event_rows, drops)]
+    tables = (view_rows, keys, durations, copies, rows, view_event_rows, drops)
+    return [tsv_rows(r) if r else b"" for r in tables]
 
 
 _PROP_AT: Final = {column: PROP_VIEW_COLUMNS.index(column) for column in ("site", "bid", "name", "value")}
 
 
-def _duration_rows(
+def _prop_rows(
     client: Client, current: dict[tuple[str, str], tuple[Row, int]], last: dict[str, int], view_event_rows: list[Row]
-) -> list[Row]:
-    """The `prop_durations` rows of a batch (schema migration 9): for each view unloaded in it, one per property
-    of the view (stored, looked up in `prop_keys`, or new in the batch) with the view's new version and
-    duration; for a view not unloaded that already has a duration, one per property new in the batch with its
-    current version and duration. `current`: every view of the batch, new (version -1) or stored."""
+) -> tuple[list[Row], list[Row]]:
+    """The `prop_durations` and `views_by_prop` rows of a batch (schema migrations 9 and 15). `current`: every view
+    of the batch, new (version -1) or stored; `last`: the batch's last unload of each beacon id.
+
+    `prop_durations`: for each view unloaded in the batch, one row per property of the view (stored, looked up in
+    `prop_keys`, or new in the batch) with the view's new version and duration; for a view not unloaded that
+    already has a duration, one per property new in the batch with its current version and duration.
+
+    `views_by_prop`, per key (_copy_keys: each property and each name alone, lower-cased): a view unloaded in the
+    batch gets, under each key it had, the pair that replaces its current row, as in `views`; under each key new
+    to the view (none of its properties in `prop_keys` has it), its row after the batch, once."""
     new: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for row in view_event_rows:
         key = (str(row[_PROP_AT["bid"]]), str(row[_PROP_AT["site"]]))
         new.setdefault(key, set()).add((str(row[_PROP_AT["name"]]), str(row[_PROP_AT["value"]])))
-    unloaded = [key for key, (_, version) in current.items() if version >= 0 and key[0] in last]
-    stored = fetch_props(client, {bid for bid, _ in unloaded}) if unloaded else {}
-    rows: list[Row] = []
+    # Stored views unloaded (their pairs under every stored property) or with properties in the batch (which are
+    # not written again under a property the view has).
+    looked = {key[0] for key, (_, version) in current.items() if version >= 0 and (key[0] in last or key in new)}
+    stored = fetch_props(client, looked) if looked else {}
+    durations: list[Row] = []
+    copies: list[Row] = []
     for key, (view, version) in current.items():
         bid, site = key
-        props = new.get(key, set())
+        added = new.get(key, set())
+        had = stored.get(key, set()) if version >= 0 else set()
+        before = tuple(view[: len(VIEW_COLUMNS)])
         if bid in last:
-            if version >= 0:
-                props = props | stored.get(key, set())
-            duration: object = last[bid]
-            version = version + 1  # a stored view's next version; a new view's row is version 0
+            after, after_version = _with_duration(before, last[bid]), version + 1  # a new view's row is version 0
+            props = added | had
         else:
-            duration, version = view[_DURATION], max(version, 0)
-        if duration is None or not props:
-            continue
-        rows += [(site, view[_DATE], bid, name, value, version, duration) for name, value in sorted(props)]
-    return rows
+            after, after_version = before, max(version, 0)
+            props = added
+        duration = after[_DURATION]
+        if duration is not None:
+            durations += [
+                (site, view[_DATE], bid, name, value, after_version, duration) for name, value in sorted(props)
+            ]
+        keys = _copy_keys(had)
+        if bid in last and version >= 0:
+            for prop in sorted(keys):
+                copies += [(*before, -1, version, *prop), (*after, 1, after_version, *prop)]
+        copies += [(*after, 1, after_version, *prop) for prop in sorted(_copy_keys(added) - keys)]
+    return durations, copies
+
+
+def _copy_keys(props: Iterable[tuple[str, str]]) -> set[tuple[int, str, str]]:
+    """The keys (named, name, value) in `views_by_prop` of a view's properties: each property and each name alone
+    (named 1, value ''), ASCII lower-cased as the filters compare them (schema.PROP_COPY_KEYS)."""
+    keys: set[tuple[int, str, str]] = set()
+    for name, value in props:
+        keys |= {(0, ascii_lower(name), ascii_lower(value)), (1, ascii_lower(name), "")}
+    return keys
 
 
 def fetch_props(
@@ -392,9 +427,11 @@ def store_events(client: Client, events: Sequence[Row], per_lookup: int = LOOKUP
             current[(str(event[0]), str(of_bid[0][0][_HOST]))] = of_bid[0]
         rows += event_rows((event,), view)
         view_rows += event_view_rows((event,), view)
-    durations = _duration_rows(client, current, {}, view_rows)
+    durations, copies = _prop_rows(client, current, {}, view_rows)
     if durations:
         client.insert("prop_durations", PROP_DURATION_COLUMNS, durations)
+    if copies:
+        client.insert("views_by_prop", PROP_COPY_COLUMNS, copies)
     stored = client.insert("events", EVENT_TABLE_COLUMNS, rows) if rows else 0
     if view_rows:
         client.insert("prop_views", PROP_VIEW_COLUMNS, view_rows)

@@ -50,6 +50,13 @@ One design, one reason each (docs/scale.md has the long form):
   highest version), never `views`. `prop_keys` (migration 10, written from
   `prop_views` by a materialized view) finds a view's properties by beacon
   id, for the writer of an unload.
+* `views_by_prop` (migration 15) holds the rows of `views` (every sign and
+  version) of each view with properties again under each of its properties
+  and each property name alone, lower-cased, sorted by the site, that key and
+  the view's time: a filter pinning one property or one name reads its range
+  and sums `sign` as over `views`, with no GROUP BY by beacon id (the writer
+  writes a view's row under each key new to it and an unload's pair under
+  each key it has).
 * `imported_days` (migration 4) holds other tools' daily totals (Plausible's
   export), as SQLite's table of that name: one row per (site, dimension, day,
   value), replaced when written again.
@@ -66,6 +73,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
+from medama_core.store.rows import VIEW_COLUMNS
 
 __all__ = [
     "COPIES",
@@ -76,11 +84,14 @@ __all__ = [
     "KIND_CODES",
     "LABELS",
     "MIGRATIONS",
+    "PROP_COPY_COLUMNS",
+    "PROP_COPY_KEYS",
     "PROP_DURATION_COLUMNS",
     "PROP_KEY_COLUMNS",
     "PROP_VIEW_COLUMNS",
     "TABLES",
     "backfill_prop_durations",
+    "backfill_views_by_prop",
     "database_bytes",
     "migrate",
     "schema_version",
@@ -369,6 +380,38 @@ def _backfill_prop_keys(client: Client) -> None:
     events = _CHUNK.format(column="view_created")
     for days in _view_days(client, "prop_views"):
         client.command(f"INSERT INTO prop_keys ({columns}) SELECT {columns} FROM prop_views WHERE {events}", days)
+
+
+# `views_by_prop` (migration 15): the rows of `views` (every sign and version) again under each property of the
+# view, lower-cased (the filters compare them so, filters.py), and under each property name alone (`named` 1, value
+# ''), then sign and version.
+PROP_COPY_COLUMNS: Final = (*VIEW_COLUMNS, "sign", "version", "named", "name", "value")
+# Rows per granule of `views_by_prop`: a filter reads its property's range of the site for the period, whose ends
+# read up to a granule of other properties' rows each; as the copies of `views` (COPY_GRANULE_ROWS).
+PROP_COPY_GRANULE_ROWS: Final = 2048
+# The keys of a `prop_views` row in `views_by_prop`, as (named, name, value): its property and its name alone.
+PROP_COPY_KEYS: Final = "[(toUInt8(0), lower(name), lower(value)), (toUInt8(1), lower(name), '')]"
+
+
+def backfill_views_by_prop(client: Client) -> None:
+    """Every stored row of each view with `prop_views` rows into `views_by_prop`, once per property of the view and
+    once per property name (lower-cased, distinct), a day of view times per statement. A view no longer stored
+    gives no row."""
+    columns = ", ".join(PROP_COPY_COLUMNS)
+    selected = columns.replace(", named, name, value", ", pl, pn, pv")  # 18.16 takes `lower(name) AS name` as cyclic
+    carried = ", ".join(column for column in VIEW_COLUMNS if column not in ("bid", "hostname", "date_created"))
+    events, views = _CHUNK.format(column="view_created"), _CHUNK.format(column="date_created")
+    for days in _view_days(client, "prop_views"):
+        client.command(
+            f"INSERT INTO views_by_prop ({columns}) SELECT {selected} FROM ("
+            " SELECT DISTINCT site AS hostname, bid, view_created AS date_created, tupleElement(k, 1) AS pl,"
+            f" tupleElement(k, 2) AS pn, tupleElement(k, 3) AS pv FROM prop_views ARRAY JOIN {PROP_COPY_KEYS} AS k"
+            f" WHERE {events}"
+            f") AS found ALL INNER JOIN (SELECT hostname, bid, date_created, {carried},"
+            f" sign, version FROM views WHERE {views} AND bid IN (SELECT bid FROM prop_views WHERE {events})"
+            ") AS stored USING (hostname, bid, date_created)",
+            days,
+        )
 
 
 def _hourly_table(name: str, settings: str = "") -> str:
@@ -766,6 +809,36 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             for statement in (f"DROP TABLE IF EXISTS {table}_next", create)
         ),
     ),
+    (
+        15,
+        (
+            # `views` again under each property of the view and under each property name alone (`named` 1, value
+            # ''), lower-cased, once per view and key, sorted by the site, the key, then the view's time: a filter
+            # pinning one property (prop_name and prop_value by equality) or one name (prop_name by equality, no
+            # prop_value filter) reads that key's range of the period and sums `sign` as over `views`, one view
+            # per row and version, with no GROUP BY by beacon id (stats._rows). Written by the writer (hits.py):
+            # a view's rows under each new key, and an unload's pair under each key of the view. Dropped first,
+            # so a migration cut short runs again whole (its backfill reads `prop_views` and `views`).
+            "DROP TABLE IF EXISTS views_by_prop",
+            f"""CREATE TABLE views_by_prop (
+                bid String,
+                hostname String,
+                is_unique_user UInt8,
+                is_unique_page UInt8,{_DIMENSIONS},
+                duration_ms Nullable(Int64),
+                date_created Int64,
+                sign Int8,
+                version UInt32,
+                named UInt8,
+                name String,
+                value String,
+                site_key UInt64 MATERIALIZED {SITE_KEY.format(column="hostname")}
+            ) ENGINE = CollapsingMergeTree(sign)
+            {_month_partitions("date_created")}
+            ORDER BY (site_key, hostname, named, lower(name), lower(value), date_created, bid, version)
+            SETTINGS index_granularity = {PROP_COPY_GRANULE_ROWS}""",
+        ),
+    ),
 )
 # Migration -> the sorted copies it makes, filled from the rows of `views` after its statements ran.
 _COPIES_MADE: Final = {5: tuple(_FIRST_COPIES), 11: tuple(_FIRST_COPIES), 12: ("views_by_referrer",)}
@@ -785,6 +858,7 @@ TABLES: Final = (
     "prop_views",
     "prop_durations",
     "prop_keys",
+    "views_by_prop",
 )
 
 _VERSIONS: Final = """CREATE TABLE IF NOT EXISTS medama_schema (
@@ -851,6 +925,8 @@ def migrate(client: Client, now_ms: int) -> int:
             _backfill_day_spans(client)
         if number == 14:
             _rebuild(client)
+        if number == 15:
+            backfill_views_by_prop(client)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])
         version = number
     return version

@@ -18,7 +18,14 @@ from typing import Final
 
 from medama_core.store.clickhouse.client import Client, QueryFailed
 from medama_core.store.clickhouse.hits import DIMENSION_COLUMNS, VIEW_TABLE_COLUMNS
-from medama_core.store.clickhouse.schema import COPIES, PROP_DURATION_COLUMNS, PROP_VIEW_COLUMNS, ROW_COUNTS, SITE_KEY
+from medama_core.store.clickhouse.schema import (
+    COPIES,
+    PROP_COPY_COLUMNS,
+    PROP_DURATION_COLUMNS,
+    PROP_VIEW_COLUMNS,
+    ROW_COUNTS,
+    SITE_KEY,
+)
 from medama_core.store.clickhouse.sql import in_list
 
 __all__ = ["delete_site_data", "hits_on", "rename_site_data", "unique_visitors_since", "wait_for_mutations"]
@@ -37,6 +44,7 @@ _SITE_COLUMNS: Final = {
     "events": ("site", "group_name"),
     "prop_views": ("site", "group_name"),
     "prop_durations": ("site",),
+    "views_by_prop": ("hostname",),
     "drops": ("hostname",),
     "imported_days": ("hostname",),
 }
@@ -66,6 +74,7 @@ _COLUMNS: Final = {
     "events": ("bid", "batch_id", "group_name", "name", "value", "date_created", "site", *DIMENSION_COLUMNS),
     "prop_views": PROP_VIEW_COLUMNS,
     "prop_durations": PROP_DURATION_COLUMNS,
+    "views_by_prop": PROP_COPY_COLUMNS,
     "drops": ("day", "hostname", "reason", "count"),
     "imported_days": (
         "hostname",

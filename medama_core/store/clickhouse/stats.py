@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from medama_core.store.aggregate import Group, fraction
@@ -89,20 +89,49 @@ _ORPHAN_KEY: Final = SITE_KEY.format(column="''")
 
 @dataclass(frozen=True)
 class _Resolved(Query):
-    """A query that knows whether another stored hostname shares its site's key (then rows compare names too)."""
+    """A query that knows whether another stored hostname shares its site's key (then rows compare names too),
+    and, under property filters, whether an event stored before its view (site '') matches them."""
 
     shared: bool = True
+    orphans: bool = True
 
 
 def _resolve(client: Client, query: Query) -> Query:
-    """The query with its site key checked against `sites`: one lookup in a table of one row per site."""
+    """The query with its site key checked against `sites` (one lookup in a table of one row per site), and under
+    property filters the events stored before their view looked up (a range of `events` that is empty but for
+    an import of events before their views, or two nodes racing)."""
     if isinstance(query, _Resolved):
         return query
     key = SITE_KEY.format(column="{h:String}")
-    rows = client.rows(
-        f"SELECT count() FROM sites WHERE site_key = {key} AND hostname != {{h:String}}", {"h": query.hostname}
+    params: dict[str, object] = {"h": query.hostname}
+    sql = f"SELECT toUInt8(0) AS what, count() FROM sites WHERE site_key = {key} AND hostname != {{h:String}}"
+    if query.prop_filters:
+        props = " AND ".join(where_sql(query.prop_filters, params, "p"))
+        orphans = f"site_key = {_ORPHAN_KEY} AND site = '' AND {props}"
+        sql += f" UNION ALL SELECT toUInt8(1), count() FROM events WHERE {orphans}"
+    counts = {int(what): int(n) for what, n in client.rows(sql, params)}
+    return _Resolved(
+        query.hostname, query.start_us, query.end_us, query.filters, shared=bool(counts[0]), orphans=bool(counts.get(1))
     )
-    return _Resolved(query.hostname, query.start_us, query.end_us, query.filters, shared=bool(int(rows[0][0])))
+
+
+def _pinned(query: Query) -> int | None:
+    """The `named` key level of `views_by_prop` (schema migration 15) whose rows the property filters match at most
+    one of per view and version, as ASCII lower-cased (filters.py): 0 when they hold an equality (`eq`) on the name
+    and one on the value (one property), 1 when an equality on the name and no filter on the value (one name
+    alone); else None. Then a view's rows there that match sum as its rows in `views`."""
+    equal = {flt.field for flt in query.prop_filters if flt.op == "eq"}
+    if "prop_name" not in equal:
+        return None
+    if "prop_value" in equal:
+        return 0
+    return None if any(flt.field == "prop_value" for flt in query.prop_filters) else 1
+
+
+def _by_prop(query: Query) -> bool:
+    """Whether a property-filtered query reads `views_by_prop`: its filters pin one property or name, and no event
+    stored before its view (site '', in no view's rows there) matches them."""
+    return bool(query.prop_filters) and _pinned(query) is not None and not getattr(query, "orphans", True)
 
 
 def _site(query: Query, params: dict[str, object], column: str = "hostname") -> str:
@@ -208,8 +237,13 @@ def _rows(
     labels: tuple[str, ...] = (),
 ) -> str:
     """`table WHERE condition`: the rows of a filtered query's views over [lo, hi] (the query's period unless
-    given), with the columns of `views` the `labels` (SQL over `views`) read. A property filter: one row per
-    matching view from the events' side (_prop_source, each with sign 1); else `views` or a sorted copy."""
+    given), with the columns of `views` the `labels` (SQL over `views`) read. A property filter pinning one
+    property or name: its rows of `views_by_prop` (_by_prop), as `views`' own; another property filter: one
+    row per matching view from the events' side (_prop_source, each with sign 1); else `views` or a sorted copy."""
+    if _by_prop(query):
+        views = replace(query, filters=query.view_filters)  # _where's view filters; the property's here
+        props = " AND ".join(where_sql(query.prop_filters, params, "p"))
+        return f"views_by_prop WHERE {_where(views, params, lo, hi, tag)} AND named = {_pinned(query)} AND {props}"
     if query.prop_filters:
         dimensions = tuple(sorted({name for label in labels for name in _DIMENSION_NAME.findall(label)}))
         return f"{_prop_source(query, params, lo, hi, tag, dimensions)} WHERE 1"
@@ -556,7 +590,7 @@ def _prop_groups(client: Client, query: Query, label: str) -> dict[str, Group] |
 
 def _groups(client: Client, query: Query, label: str, full: bool) -> dict[str, Group]:
     """Aggregates per label: every count and the median with `full`, else the visitor counts only."""
-    if query.prop_filters and not full:
+    if query.prop_filters and not full and not _by_prop(query):
         found = _prop_groups(client, query, label)
         if found is not None:
             return found
@@ -742,11 +776,14 @@ def property_counts(client: Client, query: Query) -> dict[tuple[str, str], int]:
     props = " AND ".join(where_sql(query.prop_filters, params, "p")) or "1"
     parts = []
     split = plan(Windows(query.start, query.end))
-    if not query.filters and split.hours:  # the site's own events: `event_hours` for the whole hours
-        parts.append(f"SELECT name, value, events FROM event_hours WHERE {site} AND {split.hours_sql(params, 'e')}")
+    if not query.view_filters and split.hours:
+        # The site's own events: `event_hours` for the whole hours, which keeps each (name, value), so property
+        # filters test its rows as they test the events (as the SQLite store's rollups: sqlite/stats.py).
+        hours = split.hours_sql(params, "e")
+        parts.append(f"SELECT name, value, events FROM event_hours WHERE {site} AND {hours} AND {props}")
         raw = split.raw_sql(params, "e")
         if raw is not None:
-            parts.append(f"SELECT name, value, toInt64(1) AS events FROM events WHERE {site} AND ({raw})")
+            parts.append(f"SELECT name, value, toInt64(1) AS events FROM events WHERE {site} AND ({raw}) AND {props}")
     else:
         parts.append(
             f"SELECT name, value, toInt64(1) AS events FROM events WHERE {site} AND {when} AND {props} AND {views}"
