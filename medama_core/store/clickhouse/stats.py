@@ -33,10 +33,12 @@ from typing import Any, Final
 from medama_core.store.aggregate import Group, fraction
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.filters import where_sql
-from medama_core.store.clickhouse.medians import Family, middles
+from medama_core.store.clickhouse.medians import Family, Rows, middles
 from medama_core.store.clickhouse.retention import raw_floor
 from medama_core.store.clickhouse.schema import (
     COPIES,
+    FILTER_COUNTS,
+    FILTER_FIELDS,
     HOUR_MS,
     KIND_CODES,
     LABELS,
@@ -46,7 +48,8 @@ from medama_core.store.clickhouse.schema import (
     VIEW_DIMENSION_COLUMNS,
 )
 from medama_core.store.clickhouse.sql import in_list
-from medama_core.store.clickhouse.windows import Windows, plan
+from medama_core.store.clickhouse.windows import Windows, plan, raw_plan
+from medama_core.store.filters import MAX_IN_VALUES
 from medama_core.store.query import (
     LISTS,
     QUARTILES,
@@ -273,15 +276,29 @@ def site_metrics(client: Client, query: Query) -> dict[str, Any]:
     return _metrics(_group(rows[0][:-1], rows[0][-1]) if rows and int(rows[0][2]) else _EMPTY)
 
 
+def _filtered_rows(query: Query, params: dict[str, object]) -> Rows | None:
+    """A view-filtered query's raw rows (the sorted copy its filters read, _table, and their condition); None
+    without view filters. Never for property filters: those read the events' side (_prop_source)."""
+    assert not query.prop_filters
+    if not query.view_filters:
+        return None
+    return Rows(_table(query), " AND ".join(where_sql(query.view_filters, params)))
+
+
 def _window_groups(client: Client, query: Query, families: list[Family]) -> dict[tuple[int, int], Group]:
     """The Group (median fixed) of every window of each family, and of each `whole` family's windows together
-    (window -1), for an unfiltered query: `hourly` and the duration tables for the whole hours, views for the rest."""
+    (window -1), for a query without property filters. Unfiltered: `hourly` and the duration tables for the whole
+    hours, views for the rest. View-filtered: the raw rows of the filters' copy (_filtered_rows), counts in one
+    pass and the medians in two more (medians.py), each grouping by numbers only."""
     params: dict[str, object] = {}
     site = _site(query, params)
+    rows = _filtered_rows(query, params)
+    source = "views" if rows is None else rows.table
+    filters = "" if rows is None else f" AND {rows.condition}"
     fields = list(ROW_COUNTS)
     branches = []
     for f, family in enumerate(families):
-        split = plan(family.windows)
+        split = plan(family.windows) if rows is None else raw_plan(family.windows)
         if split.hours:
             index = family.windows.index_sql(f"hour * {HOUR_MS}", params, f"c{f}")
             branches.append(
@@ -294,7 +311,7 @@ def _window_groups(client: Client, query: Query, families: list[Family]) -> dict
             raw_index = family.windows.index_sql("date_created", params, f"c{f}")
             branches.append(
                 f"SELECT toUInt8({f}) AS fam, toInt64({raw_index}) AS w, {raw_counts}"
-                f" FROM views WHERE {site} AND ({raw})"
+                f" FROM {source} WHERE {site} AND ({raw}){filters}"
             )
     groups: dict[tuple[int, int], Group] = {}
     if not branches:
@@ -310,7 +327,7 @@ def _window_groups(client: Client, query: Query, families: list[Family]) -> dict
                 setattr(group, field, getattr(group, field) + int(count))
     params = {}
     site = _site(query, params)
-    found_middles = middles(client, site, params, SITE_KIND, "''", [""], families)
+    found_middles = middles(client, site, params, SITE_KIND, "''", [""], families, _filtered_rows(query, params))
     for key, group in groups.items():
         n, low, high = found_middles.get((*key, ""), (0, 0, 0))
         group.fixed = {0.5: _interpolate(n, 0.5, low, high) if n else None}
@@ -389,15 +406,17 @@ def summary(client: Client, query: Query, previous: bool, interval: str | None) 
     before = None
     if previous and query.start_us is not None and query.end_us is not None:
         before = Query(query.hostname, *previous_period(query.start_us, query.end_us), query.filters)
-    if not query.filters:
-        # One read of each table for the period (or its buckets) and the previous period together.
+    if not query.prop_filters:
+        # One read of each table for the period (or its buckets) and the previous period together; filtered by
+        # view fields, of their raw rows (_window_groups).
         if interval is not None:
             assert query.start_us is not None and query.end_us is not None
             families = [Family(_bucket_windows(query, interval, query.start_us, query.end_us), whole=True)]
         else:
             families = [Family(Windows(query.start, query.end))]
         if before is not None:
-            families.append(Family(Windows(_purged_start(client, before), before.end)))
+            start = before.start if query.filters else _purged_start(client, before)
+            families.append(Family(Windows(start, before.end)))
         groups = _window_groups(client, query, families)
         result["current"] = _metrics(groups.get((0, -1 if interval is not None else 0), _EMPTY))
         if before is not None:
@@ -481,27 +500,57 @@ def interval_metrics(client: Client, query: Query, interval: str, start_us: int,
 # ---- list endpoints ---------------------------------------------------------------------------------
 
 
-def _hourly_groups(client: Client, query: Query, kind: str, fields: tuple[str, ...]) -> dict[str, Group] | None:
-    """Counts (Group fields `hourly` has) per label: `hourly` for the whole hours, `views` for the edges.
+def _filter_keys(query: Query) -> tuple[int, list[str]] | None:
+    """The field code and keys of `filter_hours` (schema migration 17) that answer a query filtered by one browser
+    or referrer filter `eq` or `in`: the views it matches are those under its keys, each once. A referrer filter
+    `in` takes one value only: a view may lie under two referrer keys (its host and its group). None otherwise."""
+    if query.prop_filters or len(query.view_filters) != 1:
+        return None
+    flt = query.view_filters[0]
+    if flt.field not in FILTER_FIELDS or flt.op not in ("eq", "in"):
+        return None
+    keys = sorted(set(flt.values()[:MAX_IN_VALUES]))
+    if flt.field == "referrer" and len(keys) > 1:
+        return None
+    return FILTER_FIELDS[flt.field], keys
 
-    None for a query with filters, or without a whole hour: then only the raw rows can answer.
+
+def _hourly_groups(client: Client, query: Query, kind: str, fields: tuple[str, ...]) -> dict[str, Group] | None:
+    """Counts (Group fields `hourly` has) per label: `hourly` for the whole hours, `views` for the edges; under one
+    browser or referrer filter (_filter_keys), the counts of a compact list (FILTER_COUNTS) from `filter_hours` and
+    the edges' rows that the filter matches.
+
+    None for a query with other filters or counts, or without a whole hour: then only the raw rows can answer;
+    and for a filtered period reaching before the site's retention floor (retention.py): `filter_hours` still
+    counts the views it deleted, where the raw rows, which a filtered query reads, no longer hold them.
     """
     split = plan(Windows(query.start, query.end))
-    if query.filters or not split.hours:
+    keyed = _filter_keys(query) if query.filters and set(fields) <= set(FILTER_COUNTS) else None
+    if (query.filters and keyed is None) or not split.hours:
         return None
+    if keyed is not None:
+        floor = raw_floor(client, query.hostname)
+        if floor is not None and (query.start is None or query.start < floor):
+            return None
     params: dict[str, object] = {"kind": KIND_CODES[kind]}
     site = _site(query, params)
     rolled = [site, "kind = {kind:UInt8}", split.spans_sql(params, "h")]
+    table, edge_table, edge_filters = "hourly", "views", ""
+    if keyed is not None:
+        params["ffield"] = keyed[0]
+        rolled.insert(1, f"field = {{ffield:UInt8}} AND fkey IN ({in_list('fkey', keyed[1], params)})")
+        table, edge_table = "filter_hours", _table(query)
+        edge_filters = " AND " + " AND ".join(where_sql(query.view_filters, params))
     raw_sql = split.raw_sql(params, "h")
     edges = [] if raw_sql is None else [raw_sql]  # the parts of the period outside the whole hours, read raw
     wanted = ("pageviews", *(field for field in fields if field != "pageviews"))  # pageviews: the label exists
     sums = ", ".join(f"sum({field})" for field in wanted)
-    sql = f"SELECT value, {sums} FROM hourly WHERE {' AND '.join(rolled)} GROUP BY value"
+    sql = f"SELECT value, {sums} FROM {table} WHERE {' AND '.join(rolled)} GROUP BY value"
     if edges:
         raw = ", ".join(_COUNT_SQL[_COUNT_FIELDS.index(field)] for field in wanted)
         sql += (
-            f" UNION ALL SELECT {LABELS[kind]} AS label, {raw} FROM views"
-            f" WHERE {site} AND (({') OR ('.join(edges)})) GROUP BY label"
+            f" UNION ALL SELECT {LABELS[kind]} AS label, {raw} FROM {edge_table}"
+            f" WHERE {site} AND (({') OR ('.join(edges)})){edge_filters} GROUP BY label"
         )
     totals: dict[str, list[int]] = {}
     for label, *counts in client.rows(sql, params):
@@ -617,13 +666,15 @@ def list_stats(
 
 
 def _medians(client: Client, query: Query, groups: dict[str, Group], paths: list[str]) -> None:
-    """Fix the medians of some pages' groups, for an unfiltered query (the duration tables)."""
+    """Fix the medians of some pages' groups, for a query without property filters (the duration tables, or the
+    raw rows of its view filters)."""
     if not paths:
         return
     params: dict[str, object] = {}
     site = _site(query, params)
     family = Family(Windows(query.start, query.end))
-    found = middles(client, site, params, KIND_CODES["path"], LABELS["path"], paths, [family])
+    rows = _filtered_rows(query, params)
+    found = middles(client, site, params, KIND_CODES["path"], LABELS["path"], paths, [family], rows)
     for path in paths:
         n, low, high = found.get((0, 0, path), (0, 0, 0))
         groups[path].fixed = {0.5: _interpolate(n, 0.5, low, high) if n else None}
@@ -677,10 +728,12 @@ def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[
     # Only what the keep rule and the shares read: page visitors, and the durations' sum and counts.
     fields = ("page_visitors", "duration_sum", "measured", "zeros", "ones")
     found = _hourly_groups(client, query, "path", fields)
-    medians_known = found is None and summary  # a raw read: one pass gives every page's median too
+    # A property-filtered raw read: one pass gives every page's median too. Filtered by view fields alone, the
+    # counts first and the medians of the shown pages only (_medians), with no quantile state per page.
+    medians_known = found is None and summary and bool(query.prop_filters)
     if found is not None:
         groups = found
-    elif summary:
+    elif medians_known:
         groups = _groups(client, query, LABELS["path"], True)
     else:
         groups = _raw_counts(client, query, fields)
