@@ -14,11 +14,6 @@ the window's durations:
    counts: ClickHouse sorts each bucket's few distinct values and picks the
    ranks by a running sum of the counts.
 
-A filtered query (`Rows`: a table and the filters' condition) takes the same
-two steps over its raw rows alone: two passes over them, each grouping by a
-number, where a quantile state per window would gather and sort every
-distinct duration.
-
 Counts are sums of `sign` (schema.py), so an unload pair adds nothing at any
 stage: the answers are exact before and after merges.
 """
@@ -32,9 +27,9 @@ from typing import Final
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.schema import BUCKET, HOUR_MS, SITE_KIND
 from medama_core.store.clickhouse.sql import in_list
-from medama_core.store.clickhouse.windows import Plan, Windows, plan, raw_plan
+from medama_core.store.clickhouse.windows import Windows, plan
 
-__all__ = ["MAX_VALUES", "Family", "Rows", "middles"]
+__all__ = ["MAX_VALUES", "Family", "middles"]
 
 Key = tuple[int, int, str]  # (family, window, value)
 # Values (pages) whose middles one pair of reads finds: each is an element of an IN list, and its index
@@ -52,15 +47,6 @@ class Family:
 
 
 @dataclass(frozen=True)
-class Rows:
-    """The raw rows of a filtered query: a table with the columns of `views` (it or a sorted copy) and the
-    filters' condition over it (its values in the params)."""
-
-    table: str
-    condition: str
-
-
-@dataclass(frozen=True)
 class _Source:
     """Where the durations of one family come from: the site, one kind, some values."""
 
@@ -68,16 +54,6 @@ class _Source:
     kind: int
     label: str  # the value's SQL over `views`
     values: Sequence[str]
-    rows: Rows | None = None  # a filtered read: every window's raw rows, none of the duration tables
-
-    def plan(self, windows: Windows, days: bool = False) -> Plan:
-        """Where each window's durations come from (windows.plan); with `rows`, its raw rows alone."""
-        return raw_plan(windows) if self.rows is not None else plan(windows, days)
-
-    def raw(self, raw: str) -> str:
-        """`table WHERE condition` of the raw rows in the ranges `raw` (SQL over date_created) with durations."""
-        table, filters = ("views", "") if self.rows is None else (self.rows.table, f" AND {self.rows.condition}")
-        return f"{table} WHERE {self.site} AND ({raw}){filters} AND isNotNull(duration_ms)"
 
 
 def middles(
@@ -88,19 +64,14 @@ def middles(
     label: str,
     values: Sequence[str],
     families: Sequence[Family],
-    rows: Rows | None = None,
 ) -> dict[Key, tuple[int, int, int]]:
-    """(family index, window index, value) -> (n, lower middle, upper middle), for every window with durations.
-
-    With `rows` (a filtered query), from those raw rows alone: the same two reads, each a pass over the windows'
-    filtered rows, where one quantile state per window would hold every distinct duration."""
+    """(family index, window index, value) -> (n, lower middle, upper middle), for every window with durations."""
     if len(values) > MAX_VALUES:
         found = {}
         for start in range(0, len(values), MAX_VALUES):
-            chunk = values[start : start + MAX_VALUES]
-            found.update(middles(client, site, params, kind, label, chunk, families, rows))
+            found.update(middles(client, site, params, kind, label, values[start : start + MAX_VALUES], families))
         return found
-    source = _Source(site, kind, label, values, rows)
+    source = _Source(site, kind, label, values)
     counts = _bucket_counts(client, source, dict(params), families)
     wanted: dict[Key, tuple[int, tuple[int, int], tuple[int, int]]] = {}  # n, (bucket, rank) of each middle
     for key, by_bucket in counts.items():
@@ -158,7 +129,7 @@ def _bucket_counts(
     branches = []
     params["mkind"] = source.kind
     for f, family in enumerate(families):
-        split = source.plan(family.windows, days=source.kind == SITE_KIND)
+        split = plan(family.windows, days=source.kind == SITE_KIND)
         prefix = f"m{f}"
         if split.hours:
             index = family.windows.index_sql(f"hour * {HOUR_MS}", params, prefix)
@@ -173,7 +144,8 @@ def _bucket_counts(
             branches.append(
                 f"SELECT toUInt8({f}) AS fam, toInt64({raw_index}) AS w, {source.label} AS v,"
                 f" {BUCKET.format(column=_DURATION)} AS b, toInt64(sign) AS n"
-                f" FROM {source.raw(raw)} AND {_values_sql(source, params, source.label)}"
+                f" FROM views WHERE {source.site} AND ({raw}) AND isNotNull(duration_ms)"
+                f" AND {_values_sql(source, params, source.label)}"
             )
     counts: dict[Key, dict[int, int]] = {}
     if not branches:
@@ -218,14 +190,14 @@ def _select(
 
     def value_of(column: str) -> str:
         """The index of a row's value among the values (a String search per row: skipped for one value, as the
-        summary's site; it was a fifth of the 90-day summary's middle values statement)."""
+        summary's site; it was a sixth of the 90-day summary's middle values statement at 10 M views)."""
         return "0" if len(source.values) == 1 else f"indexOf([{names}], {column}) - 1"
 
     wanted_keys = ", ".join(str(key) for key in packed)
     branches = []
     params["mkind"] = source.kind
     for r, windows in enumerate(readers):
-        split = source.plan(windows)
+        split = plan(windows)
         prefix = f"m{r}"
         mine = {r, whole_of[r]} if r in whole_of else {r}
         buckets = ", ".join(str(b) for b in sorted({b for (reader, _, _, b) in ranks if reader in mine}))
@@ -252,7 +224,8 @@ def _select(
             key = keys(raw_index, value_of(source.label), of_row)
             branches.append(
                 f"SELECT {key} AS k, {_DURATION} AS d, toInt64(sign) AS n"
-                f" FROM {source.raw(raw)} AND {_values_sql(source, params, source.label)} AND k IN ({wanted_keys})"
+                f" FROM views WHERE {source.site} AND ({raw}) AND isNotNull(duration_ms)"
+                f" AND {_values_sql(source, params, source.label)} AND k IN ({wanted_keys})"
             )
     lows = ", ".join(str(min(found)) for found in packed.values())
     highs = ", ".join(str(max(found)) for found in packed.values())

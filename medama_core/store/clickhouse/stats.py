@@ -4,7 +4,8 @@ Same entry points, arguments and answers as the SQLite store (store/sqlite/stats
 An unfiltered query reads the pre-aggregates (`hourly`, `duration_hours`,
 `durations`, `event_hours`) for the whole hours of its period and the raw rows
 of `views` for the rest (windows.py); a filtered one reads one site's range of
-`views` (and `events`). Every count sums `sign`, so a view that was unloaded
+`views` or a sorted copy (and `events`), except a compact list under one browser
+or referrer filter, from `filter_hours` (_filter_keys). Every count sums `sign`, so a view that was unloaded
 three times (seven rows until merges collapse them) counts once, with its last
 duration (schema.py).
 
@@ -33,7 +34,7 @@ from typing import Any, Final
 from medama_core.store.aggregate import Group, fraction
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.filters import where_sql
-from medama_core.store.clickhouse.medians import Family, Rows, middles
+from medama_core.store.clickhouse.medians import Family, middles
 from medama_core.store.clickhouse.retention import raw_floor
 from medama_core.store.clickhouse.schema import (
     COPIES,
@@ -48,7 +49,7 @@ from medama_core.store.clickhouse.schema import (
     VIEW_DIMENSION_COLUMNS,
 )
 from medama_core.store.clickhouse.sql import in_list
-from medama_core.store.clickhouse.windows import Windows, plan, raw_plan
+from medama_core.store.clickhouse.windows import Windows, plan
 from medama_core.store.filters import MAX_IN_VALUES
 from medama_core.store.query import (
     LISTS,
@@ -278,33 +279,19 @@ def site_metrics(client: Client, query: Query) -> dict[str, Any]:
 
 # The counts a summary's metrics read (_metrics: the visitors, the views, the bounce rule; the median's n comes
 # with its middles): of `hourly`'s nine, only these are read, each column costing its compressed blocks in every
-# part that holds the range (a quarter of the 90-day statement's CPU was the other five).
+# part that holds the range (the other five were half the statement's CPU at 30 and 90 days, 10 M views).
 _SUMMARY_COUNTS: Final = ("visitors", "pageviews", "bounces", "timed")
-
-
-def _filtered_rows(query: Query, params: dict[str, object]) -> Rows | None:
-    """A view-filtered query's raw rows (the sorted copy its filters read, _table, and their condition); None
-    without view filters. Never for property filters: those read the events' side (_prop_source)."""
-    assert not query.prop_filters
-    if not query.view_filters:
-        return None
-    return Rows(_table(query), " AND ".join(where_sql(query.view_filters, params)))
 
 
 def _window_groups(client: Client, query: Query, families: list[Family]) -> dict[tuple[int, int], Group]:
     """The Group (median fixed) of every window of each family, and of each `whole` family's windows together
-    (window -1), for a query without property filters. Unfiltered: `hourly` and the duration tables for the whole
-    hours, views for the rest. View-filtered: the raw rows of the filters' copy (_filtered_rows), counts in one
-    pass and the medians in two more (medians.py), each grouping by numbers only."""
+    (window -1), for an unfiltered query: `hourly` and the duration tables for the whole hours, views for the rest."""
     params: dict[str, object] = {}
     site = _site(query, params)
-    rows = _filtered_rows(query, params)
-    source = "views" if rows is None else rows.table
-    filters = "" if rows is None else f" AND {rows.condition}"
     fields = list(_SUMMARY_COUNTS)
     branches = []
     for f, family in enumerate(families):
-        split = plan(family.windows) if rows is None else raw_plan(family.windows)
+        split = plan(family.windows)
         if split.hours:
             index = family.windows.index_sql(f"hour * {HOUR_MS}", params, f"c{f}")
             branches.append(
@@ -317,7 +304,7 @@ def _window_groups(client: Client, query: Query, families: list[Family]) -> dict
             raw_index = family.windows.index_sql("date_created", params, f"c{f}")
             branches.append(
                 f"SELECT toUInt8({f}) AS fam, toInt64({raw_index}) AS w, {raw_counts}"
-                f" FROM {source} WHERE {site} AND ({raw}){filters}"
+                f" FROM views WHERE {site} AND ({raw})"
             )
     groups: dict[tuple[int, int], Group] = {}
     if not branches:
@@ -333,7 +320,7 @@ def _window_groups(client: Client, query: Query, families: list[Family]) -> dict
                 setattr(group, field, getattr(group, field) + int(count))
     params = {}
     site = _site(query, params)
-    found_middles = middles(client, site, params, SITE_KIND, "''", [""], families, _filtered_rows(query, params))
+    found_middles = middles(client, site, params, SITE_KIND, "''", [""], families)
     for key, group in groups.items():
         n, low, high = found_middles.get((*key, ""), (0, 0, 0))
         group.fixed = {0.5: _interpolate(n, 0.5, low, high) if n else None}
@@ -412,17 +399,15 @@ def summary(client: Client, query: Query, previous: bool, interval: str | None) 
     before = None
     if previous and query.start_us is not None and query.end_us is not None:
         before = Query(query.hostname, *previous_period(query.start_us, query.end_us), query.filters)
-    if not query.prop_filters:
-        # One read of each table for the period (or its buckets) and the previous period together; filtered by
-        # view fields, of their raw rows (_window_groups).
+    if not query.filters:
+        # One read of each table for the period (or its buckets) and the previous period together.
         if interval is not None:
             assert query.start_us is not None and query.end_us is not None
             families = [Family(_bucket_windows(query, interval, query.start_us, query.end_us), whole=True)]
         else:
             families = [Family(Windows(query.start, query.end))]
         if before is not None:
-            start = before.start if query.filters else _purged_start(client, before)
-            families.append(Family(Windows(start, before.end)))
+            families.append(Family(Windows(_purged_start(client, before), before.end)))
         groups = _window_groups(client, query, families)
         result["current"] = _metrics(groups.get((0, -1 if interval is not None else 0), _EMPTY))
         if before is not None:
@@ -672,15 +657,13 @@ def list_stats(
 
 
 def _medians(client: Client, query: Query, groups: dict[str, Group], paths: list[str]) -> None:
-    """Fix the medians of some pages' groups, for a query without property filters (the duration tables, or the
-    raw rows of its view filters)."""
+    """Fix the medians of some pages' groups, for an unfiltered query (the duration tables)."""
     if not paths:
         return
     params: dict[str, object] = {}
     site = _site(query, params)
     family = Family(Windows(query.start, query.end))
-    rows = _filtered_rows(query, params)
-    found = middles(client, site, params, KIND_CODES["path"], LABELS["path"], paths, [family], rows)
+    found = middles(client, site, params, KIND_CODES["path"], LABELS["path"], paths, [family])
     for path in paths:
         n, low, high = found.get((0, 0, path), (0, 0, 0))
         groups[path].fixed = {0.5: _interpolate(n, 0.5, low, high) if n else None}
@@ -734,12 +717,10 @@ def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[
     # Only what the keep rule and the shares read: page visitors, and the durations' sum and counts.
     fields = ("page_visitors", "duration_sum", "measured", "zeros", "ones")
     found = _hourly_groups(client, query, "path", fields)
-    # A property-filtered raw read: one pass gives every page's median too. Filtered by view fields alone, the
-    # counts first and the medians of the shown pages only (_medians), with no quantile state per page.
-    medians_known = found is None and summary and bool(query.prop_filters)
+    medians_known = found is None and summary  # a raw read: one pass gives every page's median too
     if found is not None:
         groups = found
-    elif medians_known:
+    elif summary:
         groups = _groups(client, query, LABELS["path"], True)
     else:
         groups = _raw_counts(client, query, fields)

@@ -23,7 +23,7 @@ from medama_core.store.clickhouse.schema import DAY_HOURS, DAY_LEVEL, HOUR_MS, L
 from medama_core.store.query import STEPS_US
 from medama_core.store.query import month_index as _month_index
 
-__all__ = ["MAX_RAW_RANGES", "MAX_SPANS", "SPAN_SHARE", "Plan", "Windows", "plan", "raw_plan", "spans", "whole_hours"]
+__all__ = ["MAX_RAW_RANGES", "MAX_SPANS", "SPAN_SHARE", "Plan", "Windows", "plan", "spans", "whole_hours"]
 
 # Raw ranges OR-ed in one condition. Past this (minute buckets over days, cut hours of a long run of
 # buckets off UTC) the whole period is read raw, as a filtered query is: one range, exact either way.
@@ -245,13 +245,6 @@ def _day_spans(windows: Windows, first: int, last: int) -> tuple[tuple[int, ...]
         if len(days) + len(rest) > MAX_SPANS:
             return None
     return (tuple(days), tuple(rest)) if days else None
-
-
-def raw_plan(windows: Windows) -> Plan:
-    """`windows` read raw alone, no hour from an hourly table: a filtered query's (no pre-aggregate has its filters)."""
-    if windows.lo is not None and windows.hi is not None and windows.hi < windows.lo:
-        return Plan(None, None, False, (), ())
-    return Plan(None, None, False, (), ((windows.lo, windows.hi),))
 
 
 def plan(windows: Windows, days: bool = False) -> Plan:
