@@ -132,3 +132,26 @@ def test_purge_takes_a_kept_view_out_of_a_property_whose_events_all_go(ch: Clien
     assert pages(pro) == ["/both"] and pages(plan) == ["/both"]
     assert stats.site_metrics(ch, pro)["pageviews"] == 1
     assert pages(dark) == ["/kept"]
+
+
+def test_a_list_under_one_browser_filter_counts_only_the_kept_rows_after_a_purge(ch: Client) -> None:
+    """`filter_hours` (schema migration 16) is not purged: a period reaching before the floor reads the raw rows,
+    as every filtered answer does; one after it still reads `filter_hours`."""
+    views = [row(bid="o1", pathname="/old", ua_browser="Firefox"), row(bid="o2", pathname="/old", ua_browser="Chrome")]
+    views += [row(bid="n1", pathname="/new", ua_browser="firefox", date_created=T0 + 3 * DAY)]
+    assert hits.apply_batch(ch, [hits.NewView(v) for v in views]) == [None] * 3
+    firefox = (Filter("browser", "eq", "firefox"),)
+    everything = Query(SITE, None, None, firefox)
+    assert [r["path"] for r in stats.list_stats(ch, everything, "pages", True, Page())] == ["/new", "/old"]
+
+    assert retention.purge_step(ch, SITE, T0 + DAY) == retention.Step(2)
+
+    assert stats._hourly_groups(ch, everything, "path", ("visitors", "page_visitors")) is None  # before the floor
+    assert stats.list_stats(ch, everything, "pages", True, Page()) == [
+        {"path": "/new", "visitors": 1, "visitors_percentage": 1.0}
+    ]
+    later = Query(SITE, (T0 + DAY) * 1000, None, firefox)
+    assert stats._hourly_groups(ch, later, "path", ("visitors", "page_visitors")) is not None
+    assert stats.list_stats(ch, later, "pages", True, Page()) == [
+        {"path": "/new", "visitors": 1, "visitors_percentage": 1.0}
+    ]

@@ -622,3 +622,74 @@ def test_views_by_prop_holds_each_view_once_per_property_through_unloads_and_mig
     assert hits.apply_batch(ch, [hits.Duration("a", 300)]) == [None]
     keys = [r[1:4] for r in expected if r[0] == "a"]  # looked up in `prop_keys`, as migrated
     assert [r[:6] for r in ch.rows(net) if r[0] == "a"] == [["a", *key, 1, 300] for key in keys]
+
+
+def test_lists_under_one_browser_or_referrer_filter_from_filter_hours_equal_the_raw_rows(ch: Client) -> None:
+    """Views in several browsers and referrers (a group that is the host in other case, a group of its own, none,
+    direct traffic), on and beside hour edges, some unloaded (pairs unmerged, then merged): a compact list under one
+    browser or referrer filter (`filter_hours`, schema migration 16, and the edges' raw rows) equals the raw rows'
+    answer (the same filter and one that keeps every row), for periods on, before and after the edges; then the
+    rows stored before the migration are counted by it once, also when it runs again (cut short)."""
+    base = T0 - T0 % HOUR
+    offsets = [0, 1, HOUR - 1, HOUR, HOUR + 1, 2 * HOUR - 1, 2 * HOUR, 3 * HOUR + 5, 20 * HOUR, 40 * HOUR + 7]
+    referrers = [("google.com", "Google"), ("google", "GOOGLE"), ("", ""), ("t.co", "Twitter"), ("a.net", "")]
+    views = []
+    for i in range(60):
+        host, group = referrers[i % len(referrers)]
+        views.append(
+            row(
+                bid=f"f{i}",
+                date_created=base + offsets[i % len(offsets)] + i // len(offsets) * 7,
+                pathname=f"/{i % 3}",
+                is_unique_user=i % 2,
+                is_unique_page=i % 3 != 1,
+                ua_browser=("Firefox", "firefox", "Chrome", "Safari")[i % 4],
+                referrer_host=host,
+                referrer_group=group,
+            )
+        )
+    assert hits.apply_batch(ch, [hits.NewView(v) for v in views]) == [None] * len(views)
+    assert hits.apply_batch(ch, [hits.Duration(f"f{i}", i) for i in range(0, 60, 3)]) == [None] * 20
+    keep = Filter("path", "neq", "/no such page")
+    filters = [
+        Filter("browser", "eq", "FireFox"),
+        Filter("browser", "in", "chrome,safari,chrome"),
+        Filter("referrer", "eq", "google"),
+        Filter("referrer", "eq", "Twitter"),
+        Filter("referrer", "eq", ""),
+        Filter("referrer", "in", "a.net"),
+    ]
+    bounds = [None, base - 1, base, base + 1, base + HOUR + 1, base + 40 * HOUR]
+
+    def answers() -> list[object]:
+        found = []
+        for flt in filters:
+            assert stats._filter_keys(Query(SITE, None, None, (flt,))) is not None, flt
+            for start in bounds:
+                for end in bounds:
+                    if start is not None and end is not None and end < start:
+                        continue
+                    us = (None if start is None else start * 1000, None if end is None else end * 1000)
+                    for endpoint in ("pages", "browsers", "referrers"):
+                        keyed = stats.list_stats(ch, Query(SITE, *us, (flt,)), endpoint, True, Page())
+                        raw = stats.list_stats(ch, Query(SITE, *us, (flt, keep)), endpoint, True, Page())
+                        assert keyed == raw, (flt, start, end, endpoint)
+                        found.append(keyed)
+        return found
+
+    expected = answers()
+    assert stats._filter_keys(Query(SITE, None, None, (Filter("referrer", "in", "google,t.co"),))) is None
+    assert stats._filter_keys(Query(SITE, None, None, (Filter("browser", "neq", "chrome"),))) is None
+    whole = stats.list_stats(
+        ch, Query(SITE, None, None, (Filter("referrer", "eq", "google"),)), "browsers", True, Page()
+    )
+    assert sum(r["visitors"] for r in whole) == 12  # host google or group google, each view once
+    for table in ("views", "filter_hours"):
+        ch.command(f"OPTIMIZE TABLE {table} FINAL")
+    assert answers() == expected
+    ch.command("DROP TABLE filter_hour_counts")
+    ch.command("DROP TABLE filter_hours")
+    for _ in range(2):
+        ch.command("DROP TABLE medama_schema")
+        assert schema.migrate(ch, 0) == schema.MIGRATIONS[-1][0]
+        assert answers() == expected

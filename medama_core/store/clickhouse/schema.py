@@ -81,6 +81,8 @@ __all__ = [
     "HOUR_MS",
     "DAY_HOURS",
     "DAY_LEVEL",
+    "FILTER_COUNTS",
+    "FILTER_FIELDS",
     "KIND_CODES",
     "LABELS",
     "MIGRATIONS",
@@ -537,6 +539,56 @@ def _rebuild(client: Client) -> None:
         client.command(f"DROP TABLE {table}_prev")
 
 
+# Filter fields whose compact lists `filter_hours` (migration 16) counts per value the filter matches: the field's code
+# in the table, and the keys a view matches under it (its lower-cased values, as filters.py compares them), in SQL
+# over `views`. A browser filter by equality matches lower(ua_browser); a referrer filter lower(referrer_host), or
+# lower(referrer_group) when the value is not '' (an empty referrer is direct traffic: the host alone). So a view
+# has one browser key and one or two referrer keys (the group when it is not '' and differs from the host), each
+# key once: the views a filter `eq` matches are exactly those under its key (filters.py).
+FILTER_FIELDS: Final = {"browser": 1, "referrer": 2}
+_FILTER_KEYS: Final = (
+    ("browser", "lower(ua_browser)"),
+    ("referrer", "lower(referrer_host)"),
+    ("referrer", "lower(referrer_group)"),
+)
+# Each view's (field, key) pairs: the index into _FILTER_KEYS of each, the group's only when it is a key of its own.
+_FILTER_KEY_INDEX: Final = (
+    "arrayJoin(if(referrer_group != '' AND lower(referrer_group) != lower(referrer_host), [1, 2, 3], [1, 2])) AS fk"
+)
+_FILTER_FIELD_SQL: Final = f"arrayElement([{', '.join(str(FILTER_FIELDS[field]) for field, _ in _FILTER_KEYS)}], fk)"
+_FILTER_KEY_SQL: Final = f"arrayElement([{', '.join(sql for _, sql in _FILTER_KEYS)}], fk)"
+# The counts `filter_hours` keeps: those of a compact list (its visitors, and its views to tell a label that exists).
+FILTER_COUNTS: Final = ("visitors", "page_visitors", "pageviews")
+_FILTER_SUMS: Final = ",\n                ".join(f"sum({ROW_COUNTS[name]}) AS {name}" for name in FILTER_COUNTS)
+# The SELECT of `filter_hour_counts`, `{where}` a condition on the rows of `views` (the backfill's days).
+_FILTER_HOURS_SELECT: Final = f"""SELECT {SITE_KEY.format(column="hostname")} AS site_key, hostname,
+                {_FILTER_FIELD_SQL} AS field, {_FILTER_KEY_SQL} AS fkey, kind, tupleElement(ls, 1) AS level,
+                {_SPAN_HOUR} AS hour, value,
+                {_FILTER_SUMS}
+            FROM views
+            ARRAY JOIN [{", ".join(str(code) for code in KIND_CODES.values())}] AS kind,
+                [{", ".join(LABELS.values())}] AS value
+            WHERE {{where}}
+            GROUP BY site_key, hostname, {_FILTER_KEY_INDEX}, field, fkey, kind, {_LEVELS}, level, hour, value"""
+# Hours per INSERT ... SELECT of migration 16's backfill: a day of views (~110,000 at 10 M views in 90 days), each
+# giving a row per kind, span level and key before the GROUP BY.
+FILTER_BACKFILL_DAYS: Final = 1
+
+
+def _backfill_filter_hours(client: Client) -> None:
+    """`filter_hours` of the views stored before migration 16, a day of views per statement (its table was made
+    anew by the migration's statements, so a run cut short starts again whole; writers stopped, docs/scale.md)."""
+    first, last, n = client.rows("SELECT min(date_created), max(date_created), count() FROM views")[0]
+    if not int(n):
+        return
+    step = FILTER_BACKFILL_DAYS * _DAY_MS
+    chunk = _CHUNK.format(column="date_created")
+    for lo in range(int(first), int(last) + 1, step):
+        client.command(
+            f"INSERT INTO filter_hours {_FILTER_HOURS_SELECT.format(where=chunk)}", {"lo": lo, "hi": lo + step}
+        )
+
+
 MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     (
         1,
@@ -839,6 +891,30 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             SETTINGS index_granularity = {PROP_COPY_GRANULE_ROWS}""",
         ),
     ),
+    (
+        16,
+        (
+            # The compact lists under one browser or referrer filter (stats._hourly_groups): their counts per site,
+            # filter field and key, kind, span level and hour, as `hourly` holds the unfiltered ones, where a
+            # filtered list grouped every raw row of the value's range by a string label. Dropped first, so a
+            # migration cut short runs again whole (its backfill reads `views`).
+            "DROP TABLE IF EXISTS filter_hour_counts",
+            "DROP TABLE IF EXISTS filter_hours",
+            f"""CREATE TABLE filter_hours (
+                site_key UInt64,
+                hostname String,
+                field UInt8,
+                fkey String,
+                kind UInt8,
+                level UInt8,
+                hour Int64,
+                value String,{"".join(f"{chr(10)}                {name} Int64," for name in FILTER_COUNTS).rstrip(",")}
+            ) ENGINE = SummingMergeTree
+            {_month_partitions(f"hour * {HOUR_MS}")}
+            ORDER BY (site_key, hostname, field, fkey, kind, level, hour, value){_GRANULES}""",
+            "CREATE MATERIALIZED VIEW filter_hour_counts TO filter_hours AS " + _FILTER_HOURS_SELECT.format(where="1"),
+        ),
+    ),
 )
 # Migration -> the sorted copies it makes, filled from the rows of `views` after its statements ran.
 _COPIES_MADE: Final = {5: tuple(_FIRST_COPIES), 11: tuple(_FIRST_COPIES), 12: ("views_by_referrer",)}
@@ -859,6 +935,7 @@ TABLES: Final = (
     "prop_durations",
     "prop_keys",
     "views_by_prop",
+    "filter_hours",
 )
 
 _VERSIONS: Final = """CREATE TABLE IF NOT EXISTS medama_schema (
@@ -927,6 +1004,8 @@ def migrate(client: Client, now_ms: int) -> int:
             _rebuild(client)
         if number == 15:
             backfill_views_by_prop(client)
+        if number == 16:
+            _backfill_filter_hours(client)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])
         version = number
     return version

@@ -4,7 +4,8 @@ Same entry points, arguments and answers as the SQLite store (store/sqlite/stats
 An unfiltered query reads the pre-aggregates (`hourly`, `duration_hours`,
 `durations`, `event_hours`) for the whole hours of its period and the raw rows
 of `views` for the rest (windows.py); a filtered one reads one site's range of
-`views` (and `events`). Every count sums `sign`, so a view that was unloaded
+`views` or a sorted copy (and `events`), except a compact list under one browser
+or referrer filter, from `filter_hours` (_filter_keys). Every count sums `sign`, so a view that was unloaded
 three times (seven rows until merges collapse them) counts once, with its last
 duration (schema.py).
 
@@ -37,6 +38,8 @@ from medama_core.store.clickhouse.medians import Family, middles
 from medama_core.store.clickhouse.retention import raw_floor
 from medama_core.store.clickhouse.schema import (
     COPIES,
+    FILTER_COUNTS,
+    FILTER_FIELDS,
     HOUR_MS,
     KIND_CODES,
     LABELS,
@@ -47,6 +50,7 @@ from medama_core.store.clickhouse.schema import (
 )
 from medama_core.store.clickhouse.sql import in_list
 from medama_core.store.clickhouse.windows import Windows, plan
+from medama_core.store.filters import MAX_IN_VALUES
 from medama_core.store.query import (
     LISTS,
     QUARTILES,
@@ -307,12 +311,18 @@ def site_metrics(client: Client, query: Query) -> dict[str, Any]:
     return _metrics(_group(rows[0][:-1], rows[0][-1]) if rows and int(rows[0][2]) else _EMPTY)
 
 
+# The counts a summary's metrics read (_metrics: the visitors, the views, the bounce rule; the median's n comes
+# with its middles): of `hourly`'s nine, only these are read, each column costing its compressed blocks in every
+# part that holds the range (the other five were half the statement's CPU at 30 and 90 days, 10 M views).
+_SUMMARY_COUNTS: Final = ("visitors", "pageviews", "bounces", "timed")
+
+
 def _window_groups(client: Client, query: Query, families: list[Family]) -> dict[tuple[int, int], Group]:
     """The Group (median fixed) of every window of each family, and of each `whole` family's windows together
     (window -1), for an unfiltered query: `hourly` and the duration tables for the whole hours, views for the rest."""
     params: dict[str, object] = {}
     site = _site(query, params)
-    fields = list(ROW_COUNTS)
+    fields = list(_SUMMARY_COUNTS)
     branches = []
     for f, family in enumerate(families):
         split = plan(family.windows)
@@ -324,7 +334,7 @@ def _window_groups(client: Client, query: Query, families: list[Family]) -> dict
             )
         raw = split.raw_sql(params, f"c{f}")
         if raw is not None:
-            raw_counts = ", ".join(f"toInt64({sql}) AS {name}" for name, sql in ROW_COUNTS.items())
+            raw_counts = ", ".join(f"toInt64({ROW_COUNTS[name]}) AS {name}" for name in fields)
             raw_index = family.windows.index_sql("date_created", params, f"c{f}")
             branches.append(
                 f"SELECT toUInt8({f}) AS fam, toInt64({raw_index}) AS w, {raw_counts}"
@@ -515,27 +525,57 @@ def interval_metrics(client: Client, query: Query, interval: str, start_us: int,
 # ---- list endpoints ---------------------------------------------------------------------------------
 
 
-def _hourly_groups(client: Client, query: Query, kind: str, fields: tuple[str, ...]) -> dict[str, Group] | None:
-    """Counts (Group fields `hourly` has) per label: `hourly` for the whole hours, `views` for the edges.
+def _filter_keys(query: Query) -> tuple[int, list[str]] | None:
+    """The field code and keys of `filter_hours` (schema migration 16) that answer a query filtered by one browser
+    or referrer filter `eq` or `in`: the views it matches are those under its keys, each once. A referrer filter
+    `in` takes one value only: a view may lie under two referrer keys (its host and its group). None otherwise."""
+    if query.prop_filters or len(query.view_filters) != 1:
+        return None
+    flt = query.view_filters[0]
+    if flt.field not in FILTER_FIELDS or flt.op not in ("eq", "in"):
+        return None
+    keys = sorted(set(flt.values()[:MAX_IN_VALUES]))
+    if flt.field == "referrer" and len(keys) > 1:
+        return None
+    return FILTER_FIELDS[flt.field], keys
 
-    None for a query with filters, or without a whole hour: then only the raw rows can answer.
+
+def _hourly_groups(client: Client, query: Query, kind: str, fields: tuple[str, ...]) -> dict[str, Group] | None:
+    """Counts (Group fields `hourly` has) per label: `hourly` for the whole hours, `views` for the edges; under one
+    browser or referrer filter (_filter_keys), the counts of a compact list (FILTER_COUNTS) from `filter_hours` and
+    the edges' rows that the filter matches.
+
+    None for a query with other filters or counts, or without a whole hour: then only the raw rows can answer;
+    and for a filtered period reaching before the site's retention floor (retention.py): `filter_hours` still
+    counts the views it deleted, where the raw rows, which a filtered query reads, no longer hold them.
     """
     split = plan(Windows(query.start, query.end))
-    if query.filters or not split.hours:
+    keyed = _filter_keys(query) if query.filters and set(fields) <= set(FILTER_COUNTS) else None
+    if (query.filters and keyed is None) or not split.hours:
         return None
+    if keyed is not None:
+        floor = raw_floor(client, query.hostname)
+        if floor is not None and (query.start is None or query.start < floor):
+            return None
     params: dict[str, object] = {"kind": KIND_CODES[kind]}
     site = _site(query, params)
     rolled = [site, "kind = {kind:UInt8}", split.spans_sql(params, "h")]
+    table, edge_table, edge_filters = "hourly", "views", ""
+    if keyed is not None:
+        params["ffield"] = keyed[0]
+        rolled.insert(1, f"field = {{ffield:UInt8}} AND fkey IN ({in_list('fkey', keyed[1], params)})")
+        table, edge_table = "filter_hours", _table(query)
+        edge_filters = " AND " + " AND ".join(where_sql(query.view_filters, params))
     raw_sql = split.raw_sql(params, "h")
     edges = [] if raw_sql is None else [raw_sql]  # the parts of the period outside the whole hours, read raw
     wanted = ("pageviews", *(field for field in fields if field != "pageviews"))  # pageviews: the label exists
     sums = ", ".join(f"sum({field})" for field in wanted)
-    sql = f"SELECT value, {sums} FROM hourly WHERE {' AND '.join(rolled)} GROUP BY value"
+    sql = f"SELECT value, {sums} FROM {table} WHERE {' AND '.join(rolled)} GROUP BY value"
     if edges:
         raw = ", ".join(_COUNT_SQL[_COUNT_FIELDS.index(field)] for field in wanted)
         sql += (
-            f" UNION ALL SELECT {LABELS[kind]} AS label, {raw} FROM views"
-            f" WHERE {site} AND (({') OR ('.join(edges)})) GROUP BY label"
+            f" UNION ALL SELECT {LABELS[kind]} AS label, {raw} FROM {edge_table}"
+            f" WHERE {site} AND (({') OR ('.join(edges)})){edge_filters} GROUP BY label"
         )
     totals: dict[str, list[int]] = {}
     for label, *counts in client.rows(sql, params):
