@@ -320,12 +320,14 @@ PROP_BACKFILL_DAYS: Final = 1
 _CHUNK: Final = "{column} >= {{lo:Int64}} AND {column} < {{hi:Int64}}"
 
 
-def _view_days(client: Client, table: str) -> Iterator[dict[str, int]]:
-    """The parameters {lo, hi} of each PROP_BACKFILL_DAYS of `table`'s view times, first to last (none if empty)."""
-    first, last, n = client.rows(f"SELECT min(view_created), max(view_created), count() FROM {table}")[0]
+def _view_days(
+    client: Client, table: str, column: str = "view_created", days: int = PROP_BACKFILL_DAYS
+) -> Iterator[dict[str, int]]:
+    """The parameters {lo, hi} of each `days` of `table`'s view times (`column`), first to last (none if empty)."""
+    first, last, n = client.rows(f"SELECT min({column}), max({column}), count() FROM {table}")[0]
     if not int(n):
         return
-    step = PROP_BACKFILL_DAYS * _DAY_MS
+    step = days * _DAY_MS
     for lo in range(int(first), int(last) + 1, step):
         yield {"lo": lo, "hi": lo + step}
 
@@ -578,15 +580,9 @@ FILTER_BACKFILL_DAYS: Final = 1
 def _backfill_filter_hours(client: Client) -> None:
     """`filter_hours` of the views stored before migration 16, a day of views per statement (its table was made
     anew by the migration's statements, so a run cut short starts again whole; writers stopped, docs/scale.md)."""
-    first, last, n = client.rows("SELECT min(date_created), max(date_created), count() FROM views")[0]
-    if not int(n):
-        return
-    step = FILTER_BACKFILL_DAYS * _DAY_MS
     chunk = _CHUNK.format(column="date_created")
-    for lo in range(int(first), int(last) + 1, step):
-        client.command(
-            f"INSERT INTO filter_hours {_FILTER_HOURS_SELECT.format(where=chunk)}", {"lo": lo, "hi": lo + step}
-        )
+    for days in _view_days(client, "views", "date_created", FILTER_BACKFILL_DAYS):
+        client.command(f"INSERT INTO filter_hours {_FILTER_HOURS_SELECT.format(where=chunk)}", days)
 
 
 MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
