@@ -16,6 +16,7 @@ import textwrap
 import threading
 import tracemalloc
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,56 @@ def test_a_unit_of_background_work_never_runs_beside_a_read(tmp_path: Path) -> N
     try:
         assert asyncio.run(scenario()) == [2, 3]
         assert log == ["read 1 starts", "write", "read 1 ends", "unit starts", "unit ends", "read 2"]
+    finally:
+        release_read.set()
+        release_unit.set()
+        database.close()
+
+
+def test_reads_and_units_wait_on_a_signal_not_a_timer(tmp_path: Path) -> None:
+    """A read held back by a unit, and a unit waiting for a read, wait for the gate's counts to change
+    (Database._until): nothing is scheduled on the loop's clock meanwhile (polling every 10 ms scheduled a
+    timer per waiter), and each goes on once the other is done."""
+    database = db.Database(str(tmp_path / "a.db"), analytics.MIGRATIONS)
+    release_read, release_unit, started = threading.Event(), threading.Event(), threading.Event()
+
+    def blocked(release: threading.Event) -> Callable[[object], int]:
+        def run(conn: object) -> int:
+            started.set()
+            release.wait(10)
+            return 1
+
+        return run
+
+    async def until_started() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+        started.clear()
+
+    async def scenario() -> list[int]:
+        loop = asyncio.get_running_loop()
+        read = asyncio.ensure_future(database.read(blocked(release_read)))
+        await until_started()
+        unit = asyncio.ensure_future(database.unit(blocked(release_unit)))
+        later = asyncio.ensure_future(database.read(lambda conn: 3))
+        quiet = asyncio.ensure_future(database.quiet(10))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        timers = [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
+        assert len(timers) == 1, timers  # quiet's own deadline only
+        release_read.set()
+        await read
+        await until_started()  # the unit runs
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not later.done()
+        assert [handle for handle in loop._scheduled if not handle.cancelled()] == timers  # type: ignore[attr-defined]
+        release_unit.set()
+        answers = [await unit, await later]
+        await quiet
+        return answers
+
+    try:
+        assert asyncio.run(scenario()) == [1, 3]
     finally:
         release_read.set()
         release_unit.set()
