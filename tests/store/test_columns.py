@@ -461,18 +461,43 @@ def test_find_in_the_dictionary_text_equals_parsing_it(values: list[str], data: 
     if found is not None:
         assert found == expected
     else:
-        assert '\\", "' in json.dumps(values).lower() or any('", "' in json.dumps(value) for value in lowered)
+        assert '\\", "' in json.dumps(values) or any('", "' in json.dumps(value) for value in lowered)
     for position in found or ():
         assert column.value(position) == values[position]
 
 
-@pytest.mark.parametrize("values", [["a", ", ", "b"], [", ", ", "], ["x", ", "]])
+@settings(max_examples=500, deadline=None)
+@given(values=st.lists(tricky, max_size=40), data=st.data())
+def test_a_dictionary_read_by_windows_equals_parsing_it(values: list[str], data: st.DataObject) -> None:
+    """Dictionary.values_at, batches (as written and lowered) and positions give what the parsed list
+    gives, whatever the window (a few characters: every value its own batch, windows cut anywhere)."""
+    window = data.draw(st.sampled_from([1, 5, 17, columns.DICTIONARY_WINDOW]))
+    saved = columns.DICTIONARY_WINDOW
+    columns.DICTIONARY_WINDOW = window  # type: ignore[misc]
+    try:
+        dictionary = columns.Dictionary(json.dumps(values))
+        order = data.draw(st.permutations(range(len(values))))
+        assert dictionary.values_at(order) == [values[i] for i in order]
+        assert [value for batch in dictionary.batches() for value in batch] == values
+        assert [value for batch in dictionary.batches(lowered=True) for value in batch] == [
+            ascii_lower(value) for value in values
+        ]
+        wanted = set(data.draw(st.lists(st.one_of(st.sampled_from(values or [""]), tricky), max_size=3)))
+        assert dictionary.positions(wanted) == [i for i, value in enumerate(values) if value in wanted]
+    finally:
+        columns.DICTIONARY_WINDOW = saved  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("values", [["a", ", ", "b"], [", ", ", "], ["x", ", "], [", "]])
 def test_find_gives_up_on_the_value_that_is_the_separator(values: list[str]) -> None:
     """The value `, ` is written `", "`, the very text between two values: searched for, it was found at
-    every separator (`[", ", ", "]` gave positions 0, 1, 1; a full run's hypothesis draw met it)."""
+    every separator (`[", ", ", "]` gave positions 0, 1, 1; a full run's hypothesis draw met it). A
+    dictionary holding it is read whole for its values (not by the separators' offsets)."""
     column = columns.Column(json.dumps(values), (b"",), 255)
     assert column.find([", "]) is None
     assert column.find(["b", "x", "a"]) == [i for i, value in enumerate(values) if value in ("a", "b", "x")]
+    assert not column.dictionary.plain
+    assert column.dictionary.values_at(range(len(values))) == values
 
 
 @settings(max_examples=1000, deadline=None)
@@ -483,7 +508,7 @@ def test_a_dictionary_counted_in_its_text_has_as_many_values_as_parsed(values: l
     the dictionary stays unparsed (a long tail's day holds tens of thousands of values)."""
     column = columns.Column(json.dumps(values), (b"",), 255)
     assert len(column) == len(values)
-    assert column._values is None and column._lowered is None
+    assert column.dictionary._ends is None
 
 
 @pytest.mark.parametrize("values", [[], [""], ["a", ", ", "b"], [", ", ", "], ["x", ", "], [", "]])

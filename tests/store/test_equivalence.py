@@ -538,8 +538,10 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     rows); seeds 4 and 5 build only the blocks of 40 views or more; seeds 1 and 4 hold 3 labels at most
     in a filtered tally's memory; seeds 3 and 5 merge blocks' runs as streams; odd seeds let the
     copies' durations a filtered tally kept go part way; seeds 1, 2, 5 and 6 hold 0 or 40 raw durations
-    of a request in memory and put the rest in the temporary database, 5 values to a row; every refresh
-    works in batches of about 64 views."""
+    of a request in memory and put the rest in the temporary database, 5 values to a row; seeds 0, 2, 4,
+    5 and 6 read the column copies in pieces of 3 to 9 views (cut anywhere, through the views without a
+    duration too) and their dictionaries 8 characters at a time; every refresh works in batches of about
+    64 views."""
     seed = request.node.callspec.params["seed"]
     use_full_site(monkeypatch)
     if seed % 2:
@@ -548,7 +550,7 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(stats, "COLUMN_DURATIONS_HELD", 0)  # filtered medians read day durations by windows
         # Filtered lists and /time keep the copies' durations of about three days, then give them up and
         # read the rows shown again.
-        monkeypatch.setattr(stats, "TALLY_RUNS_HELD", 3 * stats.RUN_BYTES)
+        monkeypatch.setattr(stats, "TALLY_RUNS_HELD", 3 * stats.KEPT_PIECE_BYTES)
     if seed % 4 >= 2:
         monkeypatch.setattr(columns, "PLANE_CODES", 5 - seed % 4)
     if seed >= 6:
@@ -563,6 +565,9 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     if seed in (3, 5):  # blocks' runs of more than 8 values are merged as a stream, 5 values at a time
         monkeypatch.setattr(rollups, "MERGE_IN_MEMORY", 8)
         monkeypatch.setattr(rollups, "MERGE_CHUNK", 5)
+    if seed in (0, 2, 4, 5, 6):
+        monkeypatch.setattr(columns, "DAY_CHUNK_VIEWS", 3 + seed)
+        monkeypatch.setattr(columns, "DICTIONARY_WINDOW", 8)
     if seed in (2, 7):  # a day's runs of a column of more than 2 values sorted by SQLite; rows written 3 at a time
         monkeypatch.setattr(columns, "RUNS_HELD_VALUES", 2)
         monkeypatch.setattr(rollups, "WRITE_CHUNK", 3)

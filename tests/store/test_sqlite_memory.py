@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import json
 import os
 import random
 import sqlite3
@@ -15,6 +16,7 @@ import textwrap
 import threading
 import tracemalloc
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -153,6 +155,56 @@ def test_a_unit_of_background_work_never_runs_beside_a_read(tmp_path: Path) -> N
         database.close()
 
 
+def test_reads_and_units_wait_on_a_signal_not_a_timer(tmp_path: Path) -> None:
+    """A read held back by a unit, and a unit waiting for a read, wait for the gate's counts to change
+    (Database._until): nothing is scheduled on the loop's clock meanwhile (polling every 10 ms scheduled a
+    timer per waiter), and each goes on once the other is done."""
+    database = db.Database(str(tmp_path / "a.db"), analytics.MIGRATIONS)
+    release_read, release_unit, started = threading.Event(), threading.Event(), threading.Event()
+
+    def blocked(release: threading.Event) -> Callable[[object], int]:
+        def run(conn: object) -> int:
+            started.set()
+            release.wait(10)
+            return 1
+
+        return run
+
+    async def until_started() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+        started.clear()
+
+    async def scenario() -> list[int]:
+        loop = asyncio.get_running_loop()
+        read = asyncio.ensure_future(database.read(blocked(release_read)))
+        await until_started()
+        unit = asyncio.ensure_future(database.unit(blocked(release_unit)))
+        later = asyncio.ensure_future(database.read(lambda conn: 3))
+        quiet = asyncio.ensure_future(database.quiet(10))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        timers = [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
+        assert len(timers) == 1, timers  # quiet's own deadline only
+        release_read.set()
+        await read
+        await until_started()  # the unit runs
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not later.done()
+        assert [handle for handle in loop._scheduled if not handle.cancelled()] == timers  # type: ignore[attr-defined]
+        release_unit.set()
+        answers = [await unit, await later]
+        await quiet
+        return answers
+
+    try:
+        assert asyncio.run(scenario()) == [1, 3]
+    finally:
+        release_read.set()
+        release_unit.set()
+        database.close()
+
+
 # Run in a child process: the soft heap limit and SQLite's memory high-water are the whole process's.
 _RAW_LONG_TAIL = textwrap.dedent(
     """
@@ -261,6 +313,69 @@ def test_page_caches_stay_within_the_soft_heap_limit(tmp_path: Path) -> None:
     assert high <= BIG_CACHE_SCAN_HEAP, (high, BIG_CACHE_SCAN_HEAP)
 
 
+# A child process: a filtered detail table, /time and /summary over a long tail's day (20,000 views, ~8,600
+# paths), with the bounds lowered to the test's size: the day read in pieces of 2,048 views, a tally's kept
+# durations up to 256 KiB, 1,024 labels counted in memory.
+_FILTERED_LONG_TAIL = textwrap.dedent(
+    """
+    import json, random, sys, tracemalloc
+    from medama_core.store.filters import Filter
+    from medama_core.store.sqlite import analytics, columns, db, rollups, stats
+    columns.DAY_CHUNK_VIEWS = 2048
+    stats.TALLY_RUNS_HELD = 256 << 10
+    stats.MAX_LABELS_HELD = 1024
+    conn = db.open_file(sys.argv[1], analytics.MIGRATIONS)
+    DAY = 86_400_000
+    T0 = 1_717_200_000_000 // DAY * DAY
+    VIEWS = 20_000
+    rnd = random.Random(5)
+    names = ("bid hostname pathname is_unique_user is_unique_page referrer_host referrer_group country "
+             "language_base language_dialect ua_browser ua_os ua_device_type utm_source utm_medium utm_campaign "
+             "duration_ms date_created").split()
+    rows = [(f"b{i}", "example.com", f"/article/{rnd.randrange(10_000)}-a-rather-long-slug-of-words", 1,
+             rnd.randrange(2), "", "", f"Country {rnd.randrange(3)}", "English", "English", "Chrome", "Linux",
+             "Desktop", "", "", "", rnd.randrange(100_000), T0 + i * (DAY // VIEWS)) for i in range(VIEWS)]
+    with db.Transaction(conn):
+        conn.executemany(f"INSERT INTO views ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", rows)
+    del rows
+    rollups.refresh(conn, T0 + 2 * DAY, 10**9)
+    while columns.backfill(conn, 100):
+        pass
+    query = stats.Query("example.com", T0 * 1000, (T0 + DAY) * 1000 - 1, (Filter("country", "eq", "country 1"),))
+    reads = {
+        "pages": lambda: stats.snapshot(conn, stats.list_stats, query, "pages", False, stats.Page(100)),
+        "time": lambda: stats.snapshot(conn, stats.time_stats, query, False, stats.Page(100)),
+        "summary": lambda: stats.snapshot(conn, stats.summary, query, False, None),
+    }
+    peaks = {}
+    tracemalloc.start()
+    for name, read in reads.items():
+        read()  # statements and caches of a first read, not counted
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        read()
+        peaks[name] = tracemalloc.get_traced_memory()[1] - before
+    tracemalloc.stop()
+    print(json.dumps(peaks))
+    """
+)
+# Python memory (tracemalloc) one such read may hold beyond what it held before: the day's dictionary text
+# (~0.4 MB), a piece's planes, masks and keys, the tally's kept durations and counters at their lowered
+# bounds. Measured 1.2-1.5 MB; 5.1-5.7 MB with the day read whole (its dictionary parsed, a Run of ~640
+# bytes per label kept and counted as 200).
+FILTERED_READ_HELD: int = 2_500 << 10
+
+
+def test_a_filtered_read_of_a_long_tail_holds_pieces_not_the_day(tmp_path: Path) -> None:
+    """A filtered detail table, /time and /summary over a long tail's day read the day's copy in pieces
+    (columns.DAY_CHUNK_VIEWS), look its dictionary up without parsing it (columns.Dictionary), and keep the
+    copies' durations compactly (stats.KeptRuns) and within TALLY_RUNS_HELD: each holds FILTERED_READ_HELD
+    at most."""
+    peaks = json.loads(_run_child(_FILTERED_LONG_TAIL, tmp_path / "tail.db").stdout)
+    assert set(peaks) == {"pages", "time", "summary"}
+    assert max(peaks.values()) <= FILTERED_READ_HELD, peaks
+
+
 # Python memory (tracemalloc) a block build may hold beyond what it held before, with the bounds below
 # lowered so that 6,000 common paths (18,000 views) are many times each: 256 rows written at a time,
 # runs of up to 1,024 values merged in a list, a day's runs of up to 1,024 values per column in memory.
@@ -314,6 +429,50 @@ def test_block_builders_hold_chunks_not_every_value(tmp_path: Path, monkeypatch:
     assert set(peaks) >= {6, 24, 192}, peaks
     assert peaks[6] <= BLOCK_HELD and peaks[192] <= BLOCK_HELD, peaks
     assert peaks[24] <= DAY_BLOCK_HELD, peaks
+
+
+# Python memory (tracemalloc) a day's column copy may hold beyond what it held before, for a day of 20,000
+# views with ~8,600 paths, as many entry pages and ~8,600 referrers: the first pass's codes (a byte a view and
+# column) and one long-tail column's values at a time (columns.PASS_VALUES), its JSON text encoded a batch of
+# values at a time. Measured 2.7 MB; 6.7 MB when the three columns' values were held together.
+DAY_COPY_HELD: int = 3_500 << 10
+
+
+def test_a_day_copy_codes_long_tail_columns_one_at_a_time(tmp_path: Path) -> None:
+    """Building a long tail's day copy holds the values of one column of more than columns.PASS_VALUES
+    values at a time (coded in a pass of its own), within DAY_COPY_HELD."""
+    conn = db.open_file(str(tmp_path / "copy.db"), analytics.MIGRATIONS)
+    day = 1_717_200_000_000 // 86_400_000
+    rnd = random.Random(5)
+    names = (
+        "bid hostname pathname is_unique_user is_unique_page referrer_host referrer_group country language_base"
+        " language_dialect ua_browser ua_os ua_device_type utm_source utm_medium utm_campaign duration_ms"
+        " date_created"
+    ).split()
+    views = 20_000
+    rows = [
+        (f"b{i}", "example.com", f"/article/{rnd.randrange(10_000)}-a-rather-long-slug-of-words", 1, rnd.randrange(2))
+        + (f"www.site{rnd.randrange(10_000)}.example.net", "", f"Country {rnd.randrange(3)}", "English", "English")
+        + ("Chrome", "Linux", "Desktop", "", "", "", rnd.randrange(100_000), day * 86_400_000 + i * 4_320)
+        for i in range(views)
+    ]
+    with db.Transaction(conn):
+        conn.executemany(f"INSERT INTO views ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", rows)
+    del rows
+    tracemalloc.start()
+    try:
+        for _ in range(2):  # the first build's statements and caches are not counted
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            with db.Transaction(conn):
+                columns.build_day(conn, "example.com", day)
+            held = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    copied = conn.execute("SELECT json_extract(dictionary, '$.rows') FROM column_days WHERE name = ''").fetchone()
+    conn.close()
+    assert copied == (views,)
+    assert held <= DAY_COPY_HELD, held
 
 
 # What a day's masked run of 300,000 views keeps when it selects 1 view in 100: the positions of the 3,000

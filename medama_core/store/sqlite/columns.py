@@ -24,10 +24,11 @@ import json
 import sqlite3
 import sys
 from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
-from operator import itemgetter
+from itertools import accumulate, groupby
+from operator import add, itemgetter
 from typing import Any, Final
 
 from medama_core.store.aggregate import BOUNCE_MAX_MS, BOUNCE_MIN_MS
@@ -110,7 +111,9 @@ FLAG_BITS = {
 PLANE_CODES = 255
 NOT_COPIED = -1  # `rows` in a day's meta row when some column had too many values
 MAX_BIND_DAYS = 400  # days named in one `IN (...)` (literal integers); a 90-day range is one query
-BACKFILL_DAYS_PER_CALL = 4  # days copied per writer call (backfill, today's copies): ~1 s at 111k views a day
+# Days copied per writer call (backfill, today's copies): one, as a read waits for the whole call
+# (Database.unit) and a 333k-view day takes ~4 s of CPU (4 before: ~1 s at 111k views a day each).
+BACKFILL_DAYS_PER_CALL = 1
 
 _PROPS_SQL = """(SELECT json_group_array(json_array(name, value)) FROM (
     SELECT DISTINCT name, value FROM events e WHERE e.bid = views.bid ORDER BY 1, 2))"""
@@ -118,8 +121,20 @@ _DAY_ROWS_SQL = (
     "SELECT "
     + ", ".join(COLUMN_SQL.values())
     + f""", {_PROPS_SQL}, is_unique_user, is_unique_page, duration_ms, date_created FROM views
-    WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi ORDER BY duration_ms"""
+    WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi ORDER BY duration_ms, rowid"""
 )
+# One column of the day's views in the same order (rowid orders the views of equal durations alike).
+_COLUMN_ROWS_SQL = """
+    SELECT {expr} FROM views WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi
+    ORDER BY duration_ms, rowid"""
+# Values of a column coded in the pass that codes every column of a day's views at once; a column with
+# more (a long tail of paths, entry pages, referrers, event pairs) is given up there and coded in a pass
+# of its own, so one such column's values are held at a time, not all of them: a 333k-view day of 1 M
+# paths held its ~45k paths twice (pages and entry pages, ~11 MB of strings and dictionaries) beside
+# everything else, 27 MB in all. Each such pass reads the day's views again and sorts them (~0.3-0.5 s
+# for 333k views); in this pass the values of all the columns together cost at most ~17 * PASS_VALUES
+# * ~150 bytes (~5 MB).
+PASS_VALUES: Final = 2048
 # Events of the day by their own time, each joined to its view on the site (as store/sqlite/stats.py counts them).
 _DAY_EVENTS_SQL = (
     "SELECT e.name, e.value, "
@@ -174,7 +189,8 @@ def _store_views(
     runs: DayRuns | None = None,
 ) -> bool:
     """Code the day's views (in duration order, as _DAY_ROWS_SQL reads them) and store their records;
-    False when there are none or a dimension has more than PLANE_CODES ** 2 values. With that many
+    False when there are none or a dimension has more than PLANE_CODES ** 2 values. A column with more
+    than PASS_VALUES values is coded in a pass of its own, after the others are stored. With that many
     sets of event pairs (say a property valued by order number), the copy goes without PROPS (its
     meta says `"props": false`) and prop filters read the day raw."""
     flags, hours, timed = bytearray(), bytearray(), array("q")
@@ -188,27 +204,43 @@ def _store_views(
         if duration is not None:
             timed.append(duration)
 
-    coded, over = _code_columns(rows, dimensions + 1, rest, PLANE_CODES * PLANE_CODES)
+    coded, deferred = _code_columns(rows, dimensions + 1, rest, PASS_VALUES)
     if not flags:
         return False
     untimed = len(flags) - len(timed)
+    bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
+
+    def alone(expr: str) -> tuple[dict[Any, int], array[int]] | None:
+        """A column given up by the first pass, coded in a pass of its own; None past PLANE_CODES ** 2 values."""
+        rows = conn.execute(_COLUMN_ROWS_SQL.format(expr=expr), bounds)
+        (found,), over = _code_columns(rows, 1, lambda row: None, PLANE_CODES * PLANE_CODES)
+        return None if over else found
+
     copied = True
-    for column, (name, (index, codes)) in enumerate(zip(COLUMN_SQL, coded[:dimensions], strict=False)):
+    names = list(COLUMN_SQL)
+    # The columns coded by the first pass are stored (and let go) first, then the others one at a time.
+    for column in sorted(range(dimensions), key=lambda column: column in deferred):
+        name = names[column]
+        found: tuple[dict[Any, int], array[int]] | None = coded[column]
+        coded[column] = ({}, array("B"))  # let go as soon as stored
+        if column in deferred:  # coded alone while the day can still be copied; else only its runs are read
+            found = alone(COLUMN_SQL[name]) if copied else None
         if runs is not None and name not in ENTRY_COLUMNS:
-            if column in over or len(index) > RUNS_HELD_VALUES:  # runs sorted by SQLite, a chunk at a time
+            if found is None or len(found[0]) > RUNS_HELD_VALUES:  # runs sorted by SQLite, a chunk at a time
                 _sql_runs(conn, hostname, day, last, name, runs)
             else:
-                runs(name, _runs_by_value(index, codes, untimed, timed))
-        planes = None if column in over or not copied else _planes(len(index), codes)
-        if planes is None:
+                runs(name, _runs_by_value(found[0], found[1], untimed, timed))
+        planes = None if found is None or not copied else _planes(len(found[0]), found[1])
+        if planes is None or found is None:
             copied = False
         else:
-            conn.execute(_INSERT_SQL, (hostname, day, name, json.dumps([str(value) for value in index]), planes))
-        index.clear()
-        del codes[:]
+            conn.execute(_INSERT_SQL, (hostname, day, name, _dictionary_text(found[0]), planes))
+        del found
     if not copied:
         return False
-    props = None if dimensions in over else _records(VIEWS, [PROPS], coded[dimensions:])
+    props_coded = alone(_PROPS_SQL) if dimensions in deferred else coded[dimensions]
+    props = None if props_coded is None else _records(VIEWS, [PROPS], [props_coded])
+    del props_coded
     width, packed = rollups.pack(timed)
     meta = {
         "rows": len(flags),
@@ -315,8 +347,25 @@ def _records(prefix: str, names: Iterable[str], coded: Coded) -> list[Record] | 
         planes = _planes(len(index), codes)
         if planes is None:
             return None
-        records.append((prefix + name, json.dumps([str(value) for value in index]), planes))
+        records.append((prefix + name, _dictionary_text(index), planes))
     return records
+
+
+DICTIONARY_BATCH: Final = 1024  # values encoded to JSON at once (_dictionary_text)
+
+
+def _dictionary_text(values: Iterable[Any]) -> str:
+    """`json.dumps([str(value) for value in values])`, encoded DICTIONARY_BATCH values at a time: json.dumps
+    of a long tail's whole list held a string per value twice over (~7 MB for 45k paths) beside the text."""
+    parts, batch = [], []
+    for value in values:
+        batch.append(str(value))
+        if len(batch) == DICTIONARY_BATCH:
+            parts.append(json.dumps(batch)[1:-1])
+            batch = []
+    if batch:
+        parts.append(json.dumps(batch)[1:-1])
+    return "[" + ", ".join(parts) + "]"
 
 
 _PLUS_ONE = bytes((value + 1) % 256 for value in range(256))
@@ -492,74 +541,164 @@ def plan(
 # ---- reading ------------------------------------------------------------------------------------------
 
 
-class Column:
-    """One dimension of a day: its values (code c, 1-based, is values[c - 1] when one plane) and planes.
+# A read holds this many views of a day at once: planes, flags, hours and durations come from the
+# database in pieces of this many rows (one byte a view a plane: 64 KiB), and each piece is scanned as
+# a day of its own (store/sqlite/scan.py sums them). A whole 333k-view day's planes, masks and their
+# integers held 6-8 MB, and a request could hold two days while loading the next; a piece costs the
+# same at any day size. A piece costs a few Python operations and some blob reads (~50 µs) beside the
+# passes over its bytes, so fewer, bigger pieces buy nothing measurable.
+DAY_CHUNK_VIEWS: Final = 65_536
+# Characters of a dictionary's JSON text lowered, or parsed, at once (a long tail's day has 1-2 MB of
+# text; lowering or parsing it whole held it twice and every value as a string object, ~5 MB).
+DICTIONARY_WINDOW: Final = 1 << 16
+_SEPARATOR = '", "'  # between two values of a dictionary's JSON text (Dictionary)
 
-    The dictionary is parsed on first use, as written or ASCII-lowered (what filters compare): a
-    column that only filters never needs its values as written, and a long tail's day holds tens of
-    thousands."""
 
-    __slots__ = ("_text", "planes", "base", "_values", "_lowered", "_found", "_count")
+class Dictionary:
+    """A column's values for a day, as the JSON list the copy stores, read without parsing it whole.
 
-    def __init__(self, text: str, planes: tuple[bytes, ...], base: int) -> None:
-        self._text = text  # the JSON list, ASCII only (json.dumps escapes the rest)
-        self.planes = planes  # one (codes 1..base) or two: code = (high-1) * base + low-1
-        self.base = base  # PLANE_CODES when the day was copied
-        self._values: list[str] | None = None
-        self._lowered: list[str] | None = None
-        self._found: dict[int, tuple[int, int]] = {}  # position -> its JSON string's span in the text (find)
-        self._count: int | None = None  # len(values), counted in the text (__len__)
+    json.dumps writes the list as `["a", "b"]`, every quote inside a string escaped, and ASCII only:
+    so, unless some string holds an escaped quote followed by `, ` and a quote (`\\", "`, which only a
+    value containing `", ` makes) or a value is `, ` itself (written `", "`, it overlaps the
+    separators around it), every `", "` in the text separates two values, value i's JSON string
+    runs from the quote after the i-th separator (or the opening `[`) to the quote of the next
+    separator (or the closing `]`), and lowering the text lowers the strings (A-Z, as
+    filters.ascii_lower) and nothing else. The separators' offsets (4 bytes a value) then give any
+    value and batches of values; any other text is parsed whole (`plain` is False).
+    A day's pieces share one Dictionary: what it found is found once a day.
+    """
+
+    __slots__ = ("text", "_plain", "_searchable", "_ends", "_spans", "_finds", "_positions", "_count", "__weakref__")
+
+    def __init__(self, text: str) -> None:
+        self.text = text  # the JSON list, ASCII only (json.dumps escapes the rest)
+        self._plain: bool | None = None  # looked at on first use: a filter that selects by codes needs none
+        self._searchable: bool | None = None
+        self._ends: array[int] | None = None  # value i's closing quote at i + 1 (plain texts), on first use
+        self._spans: dict[int, tuple[int, int]] = {}  # position -> its JSON string's span in the text (find)
+        self._finds: dict[tuple[str, ...], list[int] | None] = {}
+        self._positions: tuple[frozenset[str], list[int]] | None = None
+        self._count: int | None = None
 
     @property
-    def values(self) -> list[str]:
-        if self._values is None:
-            self._values = json.loads(self._text)
-        return self._values
+    def plain(self) -> bool:
+        """Whether every `", "` of the text separates two values (class docstring). Looked at only when a
+        value or a batch is read by the separators' offsets: a scan of the text costs ~0.2 ms at 300 KB."""
+        if self._plain is None:
+            text = self.text  # `, ` itself is written `", "`, overlapping the separators around it (`", ", "`)
+            self._plain = self.searchable and '", ", "' not in text and text != '[", "]'
+        return self._plain
+
+    @property
+    def searchable(self) -> bool:
+        """Whether `find` can search the text: no escaped quote before `, "` (a value `, ` is no matter
+        there: counting the separators left to right, without overlaps, skips its overlapping one)."""
+        if self._searchable is None:
+            self._searchable = '\\", "' not in self.text
+        return self._searchable
+
+    def _closing(self) -> array[int]:
+        """Each value's closing quote in the text (a plain one), found by splitting a window of the text
+        at a time at the separators: part i of a window that starts at `start` ends at start + the
+        lengths of parts 0..i + 4 * i, where the separator after it (or, for the last value, the
+        closing `"]`) begins."""
+        if self._ends is None:
+            text, ends = self.text, array("i", [-2])  # the opening quote of value 0 is at ends[0] + 3
+            start, stop = 1, len(text) - 1  # the strings between the brackets
+            while start < stop:
+                cut = text.find(_SEPARATOR, start + DICTIONARY_WINDOW, stop)  # a window ends at a separator
+                end = stop if cut == -1 else cut
+                parts = text[start:end].split(_SEPARATOR)
+                ends.extend(map(add, accumulate(map(len, parts)), range(start, start + 4 * len(parts), 4)))
+                start = stop if cut == -1 else cut + len(_SEPARATOR)
+            if len(ends) > 1:
+                ends[-1] -= 1  # the last value's part holds its closing quote
+            self._ends = ends
+        return self._ends
 
     def value(self, position: int) -> str:
-        """values[position], without parsing the dictionary when `find` has met that value."""
-        span = self._found.get(position) if self._values is None else None
-        if span is None:
-            return self.values[position]
-        return str(json.loads(self._text[span[0] : span[1]]))
+        """values[position], parsing that value only."""
+        return self.values_at([position])[0]
+
+    def values_at(self, positions: Sequence[int]) -> list[str]:
+        """The values at `positions`, each parsed alone (a JSON string without a backslash is its text)."""
+        text = self.text
+        if not self.plain:
+            values = json.loads(text)
+            return [values[position] for position in positions]
+        spans = self._spans
+        if self._ends is None and all(position in spans for position in positions):
+            # Only values `find` met (a page filter's labels): their spans, without the separators' offsets.
+            return [self._decode(*spans[position]) for position in positions]
+        ends = self._ends if self._ends is not None else self._closing()
+        found = []
+        for position in positions:
+            start, end = ends[position] + 3, ends[position + 1]  # the value's opening and closing quotes
+            value = text[start + 1 : end]
+            found.append(value if "\\" not in value else json.loads(text[start : end + 1]))
+        return found
+
+    def _decode(self, start: int, end: int) -> str:
+        """The value whose JSON string is text[start:end]."""
+        value = self.text[start + 1 : end - 1]
+        return value if "\\" not in value else str(json.loads(self.text[start:end]))
+
+    def batches(self, lowered: bool = False) -> Iterator[list[str]]:
+        """The values in order (ASCII-lowered with `lowered`), a window of the text at a time."""
+        text = self.text
+        if not self.plain or len(text) <= DICTIONARY_WINDOW:
+            yield json.loads(text.lower() if lowered else text)
+            return
+        ends = self._closing()
+        first = 0
+        while first < len(ends) - 1:
+            start = ends[first] + 3
+            last = bisect_right(ends, start + DICTIONARY_WINDOW, first + 2) - 1  # at least one value
+            part = "[" + text[start : ends[last] + 1] + "]"
+            yield json.loads(part.lower() if lowered else part)
+            first = last
+
+    def positions(self, wanted: Collection[str]) -> list[int]:
+        """The positions of the values (as written) in `wanted`; the last answer is kept, as a day's
+        pieces ask the same."""
+        key = frozenset(wanted)
+        if self._positions is None or self._positions[0] != key:
+            found, base = [], 0
+            for batch in self.batches():
+                found += [base + i for i, value in enumerate(batch) if value in key]
+                base += len(batch)
+            self._positions = (key, found)
+        return self._positions[1]
 
     def find(self, lowered: Sequence[str]) -> list[int] | None:
         """The positions of the values whose ASCII-lowered form is one of `lowered` (lowered already),
-        found in the JSON text without parsing it, or None when the text does not allow it (below).
+        found in the JSON text without parsing it, or None when the text does not allow it (class
+        docstring): the text is lowered a window at a time."""
+        key = tuple(lowered)
+        if key not in self._finds:
+            self._finds[key] = self._find(key) if self.searchable else None
+        return self._finds[key]
 
-        json.dumps writes the list as `["a", "b"]`, every quote inside a string escaped: so, unless
-        some string holds an escaped quote followed by `, ` and a quote (`\\", "`, which only a value
-        containing `", ` makes), every `", "` in the text separates two values, a value starting at
-        position p (after `["` or `", "`) has p's count of them before it as its position, and
-        lowering the ASCII text lowers the strings and nothing else, as `lowered` does."""
-        if self._lowered is not None:
-            return None  # parsed already: list.index is as quick
-        text = self._text.lower()
-        if '\\", "' in text:
-            return None
+    def _find(self, lowered: Sequence[str]) -> list[int] | None:
+        text = self.text
         found = []
         for value in dict.fromkeys(lowered):
             needle = json.dumps(value)
-            if '", "' in needle:
+            if _SEPARATOR in needle:
                 return None  # the value `, ` itself: its needle is the separator, found between any two values
-            start = text.find(needle)
-            while start != -1:
-                end = start + len(needle)
-                opens = start == 1 or text.startswith('", ', start - 3)
-                if opens and (end == len(text) - 1 or text.startswith(', "', end)):
-                    position = text.count('", "', 0, start + 1)  # the separator ends with the opening quote
-                    self._found[position] = (start, end)
-                    found.append(position)
-                start = text.find(needle, start + 1)
+            for window in range(0, len(text), DICTIONARY_WINDOW):
+                part = text[window : window + DICTIONARY_WINDOW + len(needle) - 1].lower()
+                at = part.find(needle)
+                while at != -1 and at < DICTIONARY_WINDOW:
+                    start = window + at
+                    end = start + len(needle)
+                    opens = start == 1 or text.startswith('", ', start - 3)
+                    if opens and (end == len(text) - 1 or text.startswith(', "', end)):
+                        position = text.count(_SEPARATOR, 0, start + 1)  # the separator ends with the opening quote
+                        self._spans[position] = (start, end)
+                        found.append(position)
+                    at = part.find(needle, at + 1)
         return sorted(found)
-
-    @property
-    def lowered(self) -> list[str]:
-        """The values with A-Z folded, as filters.ascii_lower folds them: the JSON text is ASCII, its
-        escapes are lower case, so lowering the text lowers every string and nothing else."""
-        if self._lowered is None:
-            self._lowered = json.loads(self._text.lower())
-        return self._lowered
 
     def __len__(self) -> int:
         """How many values, counted in the JSON text without parsing it: each is a string between two
@@ -567,19 +706,37 @@ class Column:
         by a backslash is an escaped one. A filter asks whether it selects every value of a day; parsing
         a long tail's dictionary for that was about a sixth of a filtered /time's CPU (1 M views, 200k
         paths: 60-73 ms instead of 68-79)."""
-        if self._values is not None:
-            return len(self._values)
-        if self._lowered is not None:
-            return len(self._lowered)
         if self._count is None:
-            text = self._text.replace("\\\\", "") if "\\" in self._text else self._text
+            text = self.text.replace("\\\\", "") if "\\" in self.text else self.text
             self._count = (text.count('"') - text.count('\\"')) // 2
         return self._count
 
 
+class Column:
+    """One dimension of a day, or of a piece of it: its values' Dictionary (code c, 1-based, is value
+    c - 1 when one plane) and its planes."""
+
+    __slots__ = ("dictionary", "planes", "base")
+
+    def __init__(self, dictionary: Dictionary | str, planes: tuple[bytes, ...], base: int) -> None:
+        self.dictionary = Dictionary(dictionary) if isinstance(dictionary, str) else dictionary
+        self.planes = planes  # one (codes 1..base) or two: code = (high-1) * base + low-1
+        self.base = base  # PLANE_CODES when the day was copied
+
+    def value(self, position: int) -> str:
+        return self.dictionary.value(position)
+
+    def find(self, lowered: Sequence[str]) -> list[int] | None:
+        return self.dictionary.find(lowered)
+
+    def __len__(self) -> int:
+        return len(self.dictionary)
+
+
 @dataclass
 class Day:
-    """A day's column copy, with the planes a query asked for."""
+    """A day's column copy, or a piece of it (rows offset..offset+rows-1 of the day), with the planes a
+    query asked for."""
 
     day: int
     rows: int
@@ -590,6 +747,7 @@ class Day:
     columns: dict[str, Column]
     durations_rowid: int = 0  # where they are stored, for DurationsWindow
     width: int = 4
+    durations_offset: int = 0  # the position of this piece's first duration among the day's
 
 
 def load(
@@ -601,7 +759,8 @@ def load(
     copy: str = VIEWS,
     partial: Collection[int] | None = None,
 ) -> Iterator[Day]:
-    """The `copy` of `days` (ascending), with the dimension columns `names`, one day at a time.
+    """The `copy` of `days` (ascending), with the dimension columns `names`, in pieces of at most
+    DAY_CHUNK_VIEWS views, one at a time (a day's pieces in row order, sharing its dictionaries).
 
     The hours plane comes only for the days in `partial` (all days when None): a day read whole
     needs none.
@@ -614,27 +773,28 @@ def load(
         in_days = ", ".join(str(int(day)) for day in chunk)
         hours = ", ".join(str(int(day)) for day in chunk if partial is not None and day in partial)
         sql = (
-            f"SELECT day, name, dictionary, data, rowid FROM column_days WHERE hostname = :hostname"
+            f"SELECT day, name, dictionary, rowid, length(data) FROM column_days WHERE hostname = :hostname"
             f" AND day IN ({in_days}) AND (name IN ({in_names}) OR name = :hours AND day IN ({hours}))"
             " ORDER BY day"
         )
         for day, records in groupby(conn.execute(sql, params), key=lambda row: row[0]):
-            found = {name.removeprefix(copy): (dictionary, data, rowid) for _, name, dictionary, data, rowid in records}
-            yield _day(day, found)
+            found = {name.removeprefix(copy): (dictionary, rowid, size) for _, name, dictionary, rowid, size in records}
+            yield from _pieces(conn, day, found)
 
 
 class DurationsWindow:
-    """Reads day.durations[lo:hi] from the database, so a caller can let the array go. The blob stays
-    open between reads (SQLite then remembers its overflow pages: a read costs ~0.3 µs, not ~15);
-    `close` it when done."""
+    """Reads day.durations[lo:hi] (positions within the piece `day`) from the database, so a caller can
+    let the array go. The blob stays open between reads (SQLite then remembers its overflow pages: a
+    read costs ~0.3 µs, not ~15); `close` it when done."""
 
     def __init__(self, conn: sqlite3.Connection, day: Day) -> None:
         self._conn = conn
         self._rowid, self._width = day.durations_rowid, day.width  # not `day`: its planes must not stay alive
+        self._offset = day.durations_offset
         self._blob: Any = None  # a sqlite3.Blob (Python 3.11+)
 
     def __call__(self, lo: int, hi: int) -> Sequence[int]:
-        start, size = lo * self._width, (hi - lo) * self._width
+        start, size = (lo + self._offset) * self._width, (hi - lo) * self._width
         if sys.version_info < (3, 11):  # no Connection.blobopen: one substr() per window
             return rollups.unpack(self._width, read_blob(self._conn, "column_days", "data", self._rowid, start, size))
         if self._blob is None:
@@ -648,18 +808,44 @@ class DurationsWindow:
             self._blob = None
 
 
-def _day(day: int, records: dict[str, tuple[str, bytes, int]]) -> Day:
+def _pieces(conn: sqlite3.Connection, day: int, records: dict[str, tuple[str, int, int]]) -> Iterator[Day]:
+    """A day's pieces of at most DAY_CHUNK_VIEWS views, their planes read from the blobs (plane p of a
+    column is data[p * rows : (p + 1) * rows])."""
     meta = json.loads(records[META][0])
-    rows = meta["rows"]
-    columns = {}
-    for name, (dictionary, data, _) in records.items():
-        if name in COLUMN_SQL or name in EVENT_COLUMNS or name == PROPS:
-            planes = tuple(data[i : i + rows] for i in range(0, len(data), rows))
-            columns[name] = Column(dictionary, planes, meta["base"])
-    durations, rowid = None, 0
-    if DURATIONS in records:
-        _, packed, rowid = records[DURATIONS]
-        durations = rollups.unpack(meta["width"], packed)
-    flags = records[FLAGS][1] if FLAGS in records else b""
-    hours = records[HOURS][1] if HOURS in records else b""
-    return Day(day, rows, meta["untimed"], flags, hours, durations, columns, rowid, meta["width"])
+    rows, untimed, width, base = meta["rows"], meta["untimed"], meta["width"], meta["base"]
+    dictionaries = {
+        name: (Dictionary(text), size // rows if rows else 0)
+        for name, (text, _, size) in records.items()
+        if name in COLUMN_SQL or name in EVENT_COLUMNS or name == PROPS
+    }
+    blobs: dict[str, Any] = {}  # a sqlite3.Blob per record (Python 3.11+), open for the day's pieces
+
+    def read(name: str, start: int, size: int) -> bytes:
+        rowid = records[name][1]
+        if sys.version_info < (3, 11):
+            return read_blob(conn, "column_days", "data", rowid, start, size)
+        # An open blob remembers its overflow pages: reading piece k does not walk the k before it.
+        blob = blobs.get(name)
+        if blob is None:
+            blob = blobs[name] = conn.blobopen("column_days", "data", rowid, readonly=True)
+        blob.seek(start)
+        return blob.read(size)
+
+    try:
+        for lo in range(0, rows, DAY_CHUNK_VIEWS):
+            hi = min(rows, lo + DAY_CHUNK_VIEWS)
+            pieces = {
+                name: Column(dictionary, tuple(read(name, p * rows + lo, hi - lo) for p in range(planes)), base)
+                for name, (dictionary, planes) in dictionaries.items()
+            }
+            durations, rowid, first = None, 0, max(lo, untimed) - untimed
+            if DURATIONS in records:
+                rowid = records[DURATIONS][1]
+                timed = hi - untimed - first
+                durations = rollups.unpack(width, read(DURATIONS, first * width, timed * width) if timed > 0 else b"")
+            flags = read(FLAGS, lo, hi - lo) if FLAGS in records else b""
+            hours = read(HOURS, lo, hi - lo) if HOURS in records else b""
+            yield Day(day, hi - lo, max(0, min(untimed, hi) - lo), flags, hours, durations, pieces, rowid, width, first)
+    finally:
+        for blob in blobs.values():
+            blob.close()

@@ -52,7 +52,6 @@ SOFT_HEAP_LIMIT: Final = 4 << 20
 # SQLite virtual-machine steps between two looks at the clock: about a millisecond of work, so a
 # runaway query stops within a few ms of its limit and the check costs well under 1%.
 PROGRESS_STEPS = 10_000
-QUIET_POLL_S: Final = 0.01  # how often `quiet` looks whether the reads are done: a few % of a short read
 
 
 class UnusableFile(Exception):
@@ -272,6 +271,9 @@ class Database:
         self.reads = 0  # reads asked for and not yet answered, queued ones included (event loop thread only)
         self.reads_let_in = 0  # of those, the ones past the gate of `unit` (event loop thread only)
         self.unit_pending = False  # a unit of background work waits or runs: reads wait (event loop thread only)
+        # Set when `reads`, `reads_let_in` or `unit_pending` change, then replaced: what `read`, `unit` and
+        # `quiet` wait on instead of looking every few ms. Bound to the loop that made it (event loop thread).
+        self._changed: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
 
     def configure(self, *, readers: int | None = None, cache_kib: int | None = None) -> None:
         """Change the reader-thread count and the per-connection page cache at run time.
@@ -292,21 +294,36 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, self._call_writer, fn, args)
 
+    def _signal(self) -> None:
+        """Wake whatever waits for the gate's counts to change (`_until`)."""
+        if self._changed is not None:
+            self._changed[1].set()
+            self._changed = None
+
+    async def _until(self, done: Callable[[], bool]) -> None:
+        """Return once `done()` holds, looking again each time the gate's counts change (`_signal`)."""
+        while not done():
+            loop = asyncio.get_running_loop()
+            if self._changed is None or self._changed[0] is not loop:
+                self._changed = (loop, asyncio.Event())
+            await self._changed[1].wait()
+
     async def read(self, fn: Callable[..., T], /, *args: object) -> T:
         """Run `fn(conn, *args)` on a reader thread with a read-only connection, once no unit of background
         work is waiting or running (`unit`)."""
         loop = asyncio.get_running_loop()
         self.reads += 1
         try:
-            while self.unit_pending:
-                await asyncio.sleep(QUIET_POLL_S)
+            await self._until(lambda: not self.unit_pending)
             self.reads_let_in += 1
             try:
                 return await loop.run_in_executor(self._readers, self._call_reader, fn, args)
             finally:
                 self.reads_let_in -= 1
+                self._signal()
         finally:
             self.reads -= 1
+            self._signal()
 
     async def unit(self, fn: Callable[..., T], /, *args: object) -> T:
         """Run `fn(conn, *args)` on the writer thread as a unit of background work, never beside a read: it
@@ -316,18 +333,19 @@ class Database:
         too. Writes are not held back."""
         self.unit_pending = True
         try:
-            while self.reads_let_in:
-                await asyncio.sleep(QUIET_POLL_S)
+            await self._until(lambda: not self.reads_let_in)
             return await self.write(fn, *args)
         finally:
             self.unit_pending = False
+            self._signal()
 
     async def quiet(self, wait_s: float) -> None:
         """Return once no read is queued or running, or after `wait_s` seconds (background work calls it
         between its units, so that its memory and a read's are not held at the same moment)."""
-        deadline = time.monotonic() + wait_s
-        while self.reads and time.monotonic() < deadline:
-            await asyncio.sleep(QUIET_POLL_S)
+        try:
+            await asyncio.wait_for(self._until(lambda: not self.reads), wait_s)
+        except asyncio.TimeoutError:
+            pass
 
     def _call_reader(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -62,11 +62,15 @@ SMALL_SITE_VIEWS: Final = 20_000
 # rows cost about as much to read as the block's, and 2,000 small sites would need ~300k blocks a
 # month. Also the least views of a day with a column copy (store/sqlite/columns.py).
 MIN_BLOCK_VIEWS: Final = 500
-# One writer call rebuilds dirty hours holding about this many views (~0.5 s at 10 M views, 2 cores),
-# so hit batches get the writer in between; at least one hour however big.
-REFRESH_BATCH_VIEWS: Final = 20_000
+# One writer call rebuilds dirty hours holding about this many views, so hit batches get the writer in
+# between, and a read asked for meanwhile waits for no more than one such call (Database.unit); at least
+# one hour however big. 20,000 before: ~0.5 s at 10 M views on 2 idle cores, 1.7 s on average on a
+# loaded VM, which a panel then waited for.
+REFRESH_BATCH_VIEWS: Final = 5_000
 REFRESH_BATCH_PAIRS: Final = 5_000  # (site, hour) pairs looked at per writer call (after an import: 1 M)
-BLOCKS_PER_CALL: Final = 8  # blocks one writer call builds (a busy day with its copy: ~1 s)
+# Blocks one writer call builds: a 333k-view day block with its column copy takes ~4 s of CPU alone, and a
+# read waits for the whole call (Database.unit); 8 before.
+BLOCKS_PER_CALL: Final = 2
 DROPS_PER_CALL: Final = 20_000  # queued blocks one writer call drops (~10 µs each: 2,000 small sites queue ~300k)
 WRITE_CHUNK: Final = 4096  # rows written per executemany while reading another statement's rows
 MAX_LISTED_PERIODS = 4000  # integers written into one `IN (...)`: ~40 KB of SQL, far below SQLite's 1 MB

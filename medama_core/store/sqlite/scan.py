@@ -1,4 +1,4 @@
-"""Filtered aggregates over a day's column copy (store/sqlite/columns.py), whole planes at a time.
+"""Filtered aggregates over a day's column copy (store/sqlite/columns.py), a piece of its planes at a time.
 
 A set of views is a mask: a big integer with one byte per view, 0xFF when the
 view is in the set. A filter becomes a mask through `bytes.translate` of the
@@ -19,10 +19,11 @@ from __future__ import annotations
 import json
 import math
 import sys
+import weakref
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from functools import lru_cache
 from itertools import accumulate, compress, count, islice
 from operator import add
@@ -92,42 +93,51 @@ def everything(n: int) -> int:
     return (1 << 8 * n) - 1
 
 
+# Verdicts of a test other than eq/in remembered per value (days share most of their values): past this
+# many (a long tail over a long range) they are forgotten and found again, ~100 bytes each held.
+TEST_MEMO_HELD: Final = 8192
+
+
 class ColumnTest:
     """One column's test of a filter on the lowered dictionary: the values of an `eq`/`in` are found in
     its JSON text (`Column.find`, a scan in C; a long tail's day has tens of thousands of values, which
-    then stay unparsed), else by `list.index`; any other test's verdicts are remembered per value (days
-    share most of their values)."""
+    then stay unparsed), else by going through the dictionary a window at a time; any other test's
+    verdicts are remembered per value, up to TEST_MEMO_HELD. A day's pieces share its dictionary: the
+    codes found for the first serve the others."""
 
-    __slots__ = ("name", "_memo", "_test", "_equal")
+    __slots__ = ("name", "_memo", "_test", "_equal", "_last")
 
     def __init__(self, name: str, test: Callable[[str], bool], equal: Sequence[str] = ()) -> None:
         self.name = name
         self._test = test
         self._equal = tuple(dict.fromkeys(equal))  # lowered values of an eq/in test, else empty
         self._memo: dict[str, bool] = {}
+        self._last: tuple[weakref.ref[columns.Dictionary] | None, list[int]] = (None, [])  # not kept alive
 
     def codes(self, column: Column) -> list[int]:
         """The dictionary positions of the column's values that pass."""
+        if self._last[0] is None or self._last[0]() is not column.dictionary:
+            self._last = (weakref.ref(column.dictionary), self._codes(column))
+        return self._last[1]
+
+    def _codes(self, column: Column) -> list[int]:
         if self._equal:
             found = column.find(self._equal)  # a long tail's dictionary left unparsed
             if found is not None:
                 return found
-        lowered = column.lowered
-        if self._equal:
-            found = []
-            for value in self._equal:
-                position = -1
-                try:
-                    while True:
-                        position = lowered.index(value, position + 1)
-                        found.append(position)
-                except ValueError:
-                    pass
-            return sorted(found)
-        memo, test = self._memo, self._test
-        for text in set(lowered).difference(memo):
-            memo[text] = test(text)
-        return list(compress(range(len(lowered)), map(memo.__getitem__, lowered)))
+        equal, memo, test = set(self._equal), self._memo, self._test
+        found, base = [], 0
+        for batch in column.dictionary.batches(lowered=True):  # a window of the dictionary at a time
+            if equal:
+                found += [base + i for i, text in enumerate(batch) if text in equal]
+            else:
+                if len(memo) > TEST_MEMO_HELD:
+                    memo.clear()
+                for text in set(batch).difference(memo):
+                    memo[text] = test(text)
+                found += compress(range(base, base + len(batch)), map(memo.__getitem__, batch))
+            base += len(batch)
+        return found
 
 
 class Selection:
@@ -279,19 +289,26 @@ class DayScan:
         """The bytes of `plane` at the selected views, in row order (the plane holds no zero byte)."""
         return (mask & self._int(name, index, plane)).to_bytes(self.n, "big").translate(None, b"\0")
 
-    def keys(self, name: str, mask: int) -> tuple[Sequence[int], Callable[[int], str]]:
-        """The selected views' keys of column `name`, in row order, and the label of a key."""
+    def keys(self, name: str, mask: int) -> tuple[Sequence[int], Callable[[Collection[int]], dict[int, str]]]:
+        """The selected views' keys of column `name`, in row order, and the labels of some keys."""
         column = self.day.columns[name]
+        values_at = column.dictionary.values_at
         if len(column.planes) == 1:
-            return self._selected(column.planes[0], name, 0, mask), lambda key: column.value(key - 1)
+            keys: Sequence[int] = self._selected(column.planes[0], name, 0, mask)
+            return keys, lambda chosen: dict(zip(chosen, values_at([key - 1 for key in chosen]), strict=True))
         high = self._selected(column.planes[0], name, 0, mask)
         low = self._selected(column.planes[1], name, 1, mask)
         pairs = bytearray(2 * len(high))  # interleaved into 16-bit keys, high * 256 + low
         pairs[0::2], pairs[1::2] = (low, high) if sys.byteorder == "little" else (high, low)
-        keys = array("H")
-        keys.frombytes(pairs)
+        wide = array("H")
+        wide.frombytes(pairs)
         base = column.base
-        return keys, lambda key: column.value(((key >> 8) - 1) * base + (key & 255) - 1)
+
+        def labels(chosen: Collection[int]) -> dict[int, str]:
+            positions = [((key >> 8) - 1) * base + (key & 255) - 1 for key in chosen]
+            return dict(zip(chosen, values_at(positions), strict=True))
+
+        return wide, labels
 
     def group_counts(
         self, name: str, mask: int, fields: Sequence[str], with_durations: bool
@@ -299,7 +316,7 @@ class DayScan:
         """Counts per label of column `name` over the selected views for each of `fields` (Group fields
         among GROUP_FIELDS or DURATION_SUM, or "labels": how many selected views each label has, read only
         for the labels), and with `with_durations` each label's sorted durations."""
-        keys, label = self.keys(name, mask)
+        keys, labels_of = self.keys(name, mask)
         flags = self._selected(self.day.flags, columns.FLAGS, 0, mask)
         by_key: dict[str, Counter[int]] = {}
         for field in fields:
@@ -320,9 +337,9 @@ class DayScan:
                     if run is None:
                         run = runs[key] = array(chosen.typecode)
                     run.append(duration)
-        labels = {key: label(key) for counter in by_key.values() for key in counter}
+        labels = labels_of(list(set().union(*by_key.values(), runs)))
         counts = {field: Counter({labels[key]: n for key, n in counter.items()}) for field, counter in by_key.items()}
-        return counts, {labels.get(key) or label(key): run for key, run in runs.items()}
+        return counts, {labels[key]: run for key, run in runs.items()}
 
     def _timed(self, keys: Sequence[int], mask: int) -> tuple[Sequence[int], array[int]]:
         """The keys of the selected views that have a duration, and their durations (sorted)."""
@@ -339,9 +356,11 @@ class DayScan:
 
     def pair_counts(self, first: str, second: str, mask: int) -> Counter[tuple[str, str]]:
         """How many selected rows have each pair of values of two columns (an event's name and value)."""
-        keys_a, label_a = self.keys(first, mask)
-        keys_b, label_b = self.keys(second, mask)
-        return Counter({(label_a(a), label_b(b)): n for (a, b), n in Counter(zip(keys_a, keys_b, strict=True)).items()})
+        keys_a, labels_a = self.keys(first, mask)
+        keys_b, labels_b = self.keys(second, mask)
+        pairs = Counter(zip(keys_a, keys_b, strict=True))
+        names, values = labels_a(list({a for a, _ in pairs})), labels_b(list({b for _, b in pairs}))
+        return Counter({(names[a], values[b]): n for (a, b), n in pairs.items()})
 
 
 def _positions(selected: bytes, count: int) -> list[int]:

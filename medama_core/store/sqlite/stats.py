@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timezone
+from itertools import accumulate
 from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 from medama_core.store.aggregate import (
@@ -50,9 +52,10 @@ RUNS_CHUNK = 50  # groups whose duration runs are held at once (a busy page's 90
 # would be 31 MB); days beyond it keep every 64th value and read the rest from the database.
 COLUMN_DURATIONS_HELD = 4 << 20
 MAX_RAW_RANGES = 200  # raw ranges OR-ed in one query (each binds 2 values); after a migration every hour is raw
-# Labels a filtered list counts in memory (Python: ~200 bytes each with their text, so ~10 MB per field);
-# more (a long tail) are summed in a temporary database instead.
-MAX_LABELS_HELD: Final = 50_000
+# Labels a filtered list counts in memory (Python: up to ~200 bytes each with their text, ~3 MB per field);
+# more (a long tail) are summed in a temporary database instead. 50,000 before: a long tail's day holds
+# ~45k paths at 10 M views, so a day's counts stayed in memory for every field.
+MAX_LABELS_HELD: Final = 16_384
 SPILL_CACHE_KIB: Final = 1024  # the temporary database's page cache: it is written once and read once
 RAW_ROWS_CHUNK: Final = 4096  # raw groups fetched at a time into a tally
 # Bytes of durations a filtered list (full rows) or /time keeps from its counting pass over the column
@@ -60,7 +63,11 @@ RAW_ROWS_CHUNK: Final = 4096  # raw groups fetched at a time into a tally
 # selects a few thousand views: ~10-100 KB). Past it (a filter keeping most of a busy site) they are let
 # go and read again for the rows shown only (_filtered_runs).
 TALLY_RUNS_HELD: Final = 4 << 20
-RUN_BYTES: Final = 200  # what a held Run costs beside its values (the object, its samples, a list slot)
+# What kept durations cost beside their values (KeptRuns): a piece's lists and arrays, and per label of a
+# piece its string and two slots. A Run per label and piece, as kept before, cost ~640 bytes (measured),
+# of which 200 were counted: a long tail's tally held ~3x TALLY_RUNS_HELD.
+KEPT_PIECE_BYTES: Final = 400
+KEPT_LABEL_SLOTS: Final = 12  # a list slot (8) and an offset (4) beside the label's string
 # The counts a full row (detail table) of a filtered list reads.
 FULL_FIELDS = ("pageviews", "bounces", "timed", "measured", "zeros", "ones", "twos", "duration_sum")
 
@@ -166,7 +173,7 @@ def load_quantiles(
     groups: dict[str, Group],
     values: list[str],
     qs: Sequence[float],
-    copied: dict[str, Runs] | None = None,
+    copied: KeptRuns | None = None,
 ) -> None:
     """Select the quantiles `qs` of the fast-path groups `values` of `kind`.
 
@@ -227,7 +234,7 @@ def _copied_runs(
         for copy in columns.load(conn, hostname, list(hours), [name], True, partial=the_plan.partial_days()):
             day_scan = scan.DayScan(copy)
             column = copy.columns[name]
-            mask = day_scan.codes_mask(column, [code for code, value in enumerate(column.values) if value in wanted])
+            mask = day_scan.codes_mask(column, column.dictionary.positions(wanted))
             if mask:
                 mask &= day_scan.hours_in(hours[copy.day])
             if mask:
@@ -296,6 +303,36 @@ def _filtered_pieces(query: Query, ranges: list[tuple[int, int]]) -> Iterator[Pi
         yield " AND ".join([where, *where_sql(query.view_filters, params), *_props_sql(query, params)]), params
 
 
+class KeptRuns:
+    """The column copies' durations per label that a filtered tally kept (Tally.keep), compactly: per
+    piece of a day its labels, where each label's durations start, and the durations, label after label."""
+
+    def __init__(self) -> None:
+        self.pieces: list[tuple[list[str], array[int], array[int]]] = []
+        self.held = 0  # bytes, as KEPT_PIECE_BYTES and KEPT_LABEL_SLOTS count them
+
+    def add(self, piece_runs: dict[str, array[int]]) -> None:
+        if not piece_runs:
+            return
+        labels = list(piece_runs)
+        starts = array("I", accumulate(map(len, piece_runs.values()), initial=0))
+        durations = array(next(iter(piece_runs.values())).typecode)
+        for run in piece_runs.values():
+            durations.extend(run)
+        self.pieces.append((labels, starts, durations))
+        self.held += KEPT_PIECE_BYTES + sum(map(sys.getsizeof, labels)) + KEPT_LABEL_SLOTS * len(labels)
+        self.held += durations.itemsize * len(durations)
+
+    def runs(self, labels: Collection[str]) -> dict[str, Runs]:
+        """The kept runs of `labels`, a run per piece that has the label."""
+        wanted = set(labels)
+        found: dict[str, Runs] = {}
+        for names, starts, durations in self.pieces:
+            for i in [i for i, label in enumerate(names) if label in wanted]:
+                found.setdefault(names[i], []).append(Run.of(durations[starts[i] : starts[i + 1]]))
+        return found
+
+
 class Tally:
     """Counts per label of a filtered query, added day by day: in Counters while they hold at most
     MAX_LABELS_HELD labels, and then (and at the end) in a private temporary database, which SQLite
@@ -308,8 +345,7 @@ class Tally:
         TALLY_RUNS_HELD; `runs` is None once they did not."""
         self.fields = tuple(fields)
         self.keys = tuple(keys)
-        self.runs: dict[str, Runs] | None = {} if keep_runs else None
-        self.held = 0  # bytes of the durations in `runs`
+        self.runs: KeptRuns | None = KeptRuns() if keep_runs else None
         self.counters: dict[str, Counter[Any]] = {field: Counter() for field in fields}
         self.db = sqlite3.connect("", isolation_level=None)
         self.db.execute(f"PRAGMA cache_size = -{SPILL_CACHE_KIB}")
@@ -323,14 +359,12 @@ class Tally:
         if max(map(len, self.counters.values())) > MAX_LABELS_HELD:
             self._spill()
 
-    def keep(self, day_runs: dict[str, array[int]]) -> None:
-        """Hold a day's sorted durations per label, or let every one go once they pass TALLY_RUNS_HELD."""
+    def keep(self, piece_runs: dict[str, array[int]]) -> None:
+        """Hold a piece's sorted durations per label, or let every one go once they pass TALLY_RUNS_HELD."""
         if self.runs is None:
             return
-        for label, durations in day_runs.items():
-            self.runs.setdefault(label, []).append(Run.of(durations))
-            self.held += len(durations) * durations.itemsize + RUN_BYTES
-        if self.held > TALLY_RUNS_HELD:
+        self.runs.add(piece_runs)
+        if self.runs.held > TALLY_RUNS_HELD:
             self.runs = None
 
     def _spill(self) -> None:
@@ -406,7 +440,7 @@ def _filtered_tally(
 
 
 def _filtered_runs(
-    conn: sqlite3.Connection, query: Query, kind: int, labels: Sequence[str], copied: dict[str, Runs] | None = None
+    conn: sqlite3.Connection, query: Query, kind: int, labels: Sequence[str], copied: KeptRuns | None = None
 ) -> dict[str, Runs]:
     """The durations of the views of `labels` of `kind` that a filtered query selects (copies, then raw).
     `copied`: every label's runs from the copies, kept by the tally's pass (Tally.keep): only raw is read."""
@@ -419,13 +453,13 @@ def _filtered_runs(
     if not labels:
         return runs
     if copied is not None:
-        runs = {label: list(copied[label]) for label in labels if label in copied}
+        runs = copied.runs(labels)
         hours = {}
     partial = the_plan.partial_days()
     for copy in columns.load(conn, query.hostname, list(hours), [*selection.columns, name], True, partial=partial):
         day_scan = scan.DayScan(copy)
         column = copy.columns[name]
-        mask = day_scan.codes_mask(column, [code for code, value in enumerate(column.values) if value in wanted])
+        mask = day_scan.codes_mask(column, column.dictionary.positions(wanted))
         if mask:
             mask &= day_scan.filters_mask(selection)
         if mask:
@@ -762,7 +796,7 @@ def top_groups(
 
 def _filtered_top(
     conn: sqlite3.Connection, query: Query, kind: int, order: str, wanted: int | None, full: bool
-) -> tuple[list[tuple[str, Group]], Group, dict[str, Runs] | None]:
+) -> tuple[list[tuple[str, Group]], Group, KeptRuns | None]:
     """top_groups for a filtered query (from a tally of the column copies and raw rows), the totals of
     every group, and for `full` rows the copies' durations when the tally kept them (Tally.keep).
     Compact rows read one count: page visitors for pages (which drop paths without any), visitors for
@@ -876,7 +910,7 @@ _TIME_FIELDS = ("page_visitors", "measured", "zeros", "ones", "twos", "duration_
 
 def _kept_pages(
     conn: sqlite3.Connection, query: Query, summary: bool, page: Page
-) -> tuple[list[tuple[str, Group]], int, dict[str, Runs] | None]:
+) -> tuple[list[tuple[str, Group]], int, KeptRuns | None]:
     """/time: the pages that can be on the page asked for (with their ties), and the total duration of
     every page /time keeps. SQLite sums the groups (without filters from the rollups, with them from a
     tally of the column copies) and keeps those with 3 page visitors or more and a positive median (and
