@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import zoneinfo
 from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -138,7 +139,10 @@ def download_csv(page: Page) -> tuple[str, list[dict[str, str]]]:
 
 
 def percent(value: str) -> str:
-    return f"{float(value) * 100:.1f}%"
+    """A fraction as the dashboard shows it: JavaScript's `toFixed(1)` rounds the double's exact value half up
+    (0.0425 gives 4.3%), where Python's formatting rounds half to even (4.2%)."""
+    exact = Decimal(float(value) * 100)
+    return f"{exact.quantize(Decimal('0.1'), ROUND_HALF_UP)}%"
 
 
 @pytest.mark.parametrize("filters", ["", "&browser[eq]=Firefox"])
