@@ -60,7 +60,9 @@ from medama_core.store.sqlite import columns as column_copies  # noqa: E402
 from medama_core.store.sqlite import hits as sqlite_hits  # noqa: E402
 from tests.engines import ChdbTransport, chdb_session, clickhouse_server  # noqa: E402
 
-LOAD_DAYS = 1  # days of rows per INSERT ... SELECT of a load: 110,000 views, under the 60 s query timeout also on a busy machine (3 days timed out at load 14)
+# Days of rows per INSERT ... SELECT of a load: 110,000 views, under the 60 s query timeout also on a busy
+# machine (3 days timed out at load 14).
+LOAD_DAYS = 1
 LIMIT = 5  # the dashboard's panels ask for five rows
 
 
