@@ -659,9 +659,10 @@ def test_lists_under_one_browser_or_referrer_filter_from_filter_hours_equal_the_
         Filter("referrer", "eq", ""),
         Filter("referrer", "in", "a.net"),
     ]
-    bounds = [None, base - 1, base, base + 1, base + HOUR + 1, base + 40 * HOUR]
+    bounds = [None, base, base + 1, base + HOUR + 1, base + 40 * HOUR]
 
-    def answers() -> list[object]:
+    def answers(against_raw: bool = False) -> list[object]:
+        """Every keyed answer, each checked against the raw rows' first (the later states compare with these)."""
         found = []
         for flt in filters:
             assert stats._filter_keys(Query(SITE, None, None, (flt,))) is not None, flt
@@ -672,12 +673,13 @@ def test_lists_under_one_browser_or_referrer_filter_from_filter_hours_equal_the_
                     us = (None if start is None else start * 1000, None if end is None else end * 1000)
                     for endpoint in ("pages", "browsers", "referrers"):
                         keyed = stats.list_stats(ch, Query(SITE, *us, (flt,)), endpoint, True, Page())
-                        raw = stats.list_stats(ch, Query(SITE, *us, (flt, keep)), endpoint, True, Page())
-                        assert keyed == raw, (flt, start, end, endpoint)
+                        if against_raw:
+                            raw = stats.list_stats(ch, Query(SITE, *us, (flt, keep)), endpoint, True, Page())
+                            assert keyed == raw, (flt, start, end, endpoint)
                         found.append(keyed)
         return found
 
-    expected = answers()
+    expected = answers(against_raw=True)
     assert stats._filter_keys(Query(SITE, None, None, (Filter("referrer", "in", "google,t.co"),))) is None
     assert stats._filter_keys(Query(SITE, None, None, (Filter("browser", "neq", "chrome"),))) is None
     whole = stats.list_stats(
