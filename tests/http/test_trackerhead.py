@@ -170,7 +170,7 @@ def general(data: bytes) -> RequestHead | int:
         return exc.status
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(heads())
 @example(BROWSER_PING)
 @example(BROWSER_HIT)
