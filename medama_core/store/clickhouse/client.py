@@ -3,8 +3,9 @@
 `Client` speaks to a `Transport`, which sends one statement (with its
 server parameters and, for an INSERT, its rows) and yields the answer's
 bytes. `HTTPTransport` is the real one: a socket per thread kept alive,
-each request written in one send and its answer read by http.client, named timeouts, and the server's errors turned into
-one clear line each (`Unreachable`, `AuthenticationFailed`, `UnknownDatabase`,
+each request written in one send and its answer read by http.client's
+HTTPResponse, named timeouts, and the server's errors turned into one clear
+line each (`Unreachable`, `AuthenticationFailed`, `UnknownDatabase`,
 `QueryFailed`). Tests plug chDB (ClickHouse in-process) in as another
 transport, so the same statements run on both.
 
@@ -122,7 +123,7 @@ class HTTPTransport:
 
     A request is written by hand, its head and body in one send (ONE_SEND_BYTES), and its answer read by
     http.client's HTTPResponse: http.client's own connection sends the head and the body apart, and the second
-    send costs the node ~100 µs of CPU per request on loopback (bench/clickhouse.py's ingest part; docs/scale.md).
+    send cost the node ~100 µs of CPU per request on loopback (docs/scale.md, "Ingestion: the node's requests").
     """
 
     def __init__(self, url: ClickHouseURL, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
