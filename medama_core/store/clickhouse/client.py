@@ -219,6 +219,7 @@ class HTTPTransport:
             raise Unreachable(f"ClickHouse at {self.url.redacted()} broke off its answer: {exc}") from None
         finally:
             if not finished:  # an answer left unread (a reader that stopped early) or cut: a new connection next
+                response.close()  # its reader holds the socket's descriptor open
                 self._drop()
 
     def close(self) -> None:
