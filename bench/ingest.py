@@ -22,7 +22,9 @@ temporary folder (tests/engines.py) and stopped after: the table adds that
 server's CPU per request (its merges of the run's parts included as far as
 they happen within the run and the second after it), measured after
 `--clickhouse-warmup` seconds of load hits (a new server's first INSERTs cost
-it several times more). With
+it several times more). `--clickhouse-data DIR` puts the server's data on
+DIR's filesystem instead (a tmpfs: without the cost of creating each part's
+files, which on this machine's ext4 is most of the server's CPU; docs/scale.md). With
 `--workers N` the server runs N processes (`-workers N`); CPU time and peak
 RSS are then summed over all of them.
 
@@ -408,6 +410,11 @@ def main() -> int:
         default=CLICKHOUSE_WARMUP_S,
         help="seconds of load hits before the scenarios with --clickhouse (a new server's first INSERTs cost more)",
     )
+    parser.add_argument(
+        "--clickhouse-data",
+        help="with --clickhouse: the folder on whose filesystem the server keeps its data (a new folder in it, removed"
+        " after), e.g. a tmpfs, to tell the filesystem's cost of creating each part's files from the rest",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -419,7 +426,11 @@ def main() -> int:
         ch_server: Server | None = None
         ch: Client | None = None
         if args.clickhouse:
-            ch_server = stack.enter_context(clickhouse_server(str(workdir / "clickhouse")))
+            data_dir = str(workdir / "clickhouse")
+            if args.clickhouse_data:
+                data_dir = tempfile.mkdtemp(prefix="medama-ingest-clickhouse-", dir=args.clickhouse_data)
+                stack.callback(shutil.rmtree, data_dir, True)  # after the server stopped (the stack unwinds in turn)
+            ch_server = stack.enter_context(clickhouse_server(data_dir))
             ch_server.query("CREATE DATABASE bench")
             credentials = f"{quote(TEST_USER, safe='')}:{quote(TEST_PASSWORD, safe='')}"
             analytics = f"clickhouse://{credentials}@127.0.0.1:{ch_server.http_port}/bench"

@@ -168,12 +168,14 @@ def _bodies(client: Client, ops: Sequence[Op]) -> list[bytes]:
     first = set(current)  # keys whose fresh view has not had its events yet
     for op in ops:
         if type(op) is NewView:
-            rows += event_rows(op.events, op.view)
+            if op.events:  # most views have none
+                rows += event_rows(op.events, op.view)
             key = (str(op.view[_BID]), str(op.view[_HOST]))
             found = current.get(key)  # None: a view sent again whose stored row is gone (retention)
             if found is not None and found[1] < 0 and key in first:  # its view is this op's
                 first.discard(key)
-                view_event_rows += event_view_rows(op.events, op.view)
+                if op.events:
+                    view_event_rows += event_view_rows(op.events, op.view)
             elif found is not None and op.events:  # sent again: the stored view's time (or an earlier op's)
                 view_event_rows += event_view_rows(op.events, found[0])
         elif type(op) is NewEvents:
@@ -226,6 +228,8 @@ def _prop_rows(
         bid, site = key
         added = new.get(key, set())
         had = stored.get(key, set()) if version >= 0 else set()
+        if not added and not had:  # no property: no row (most views)
+            continue
         before = tuple(view[: len(VIEW_COLUMNS)])
         if bid in last:
             after, after_version = _with_duration(before, last[bid]), version + 1  # a new view's row is version 0
