@@ -117,6 +117,40 @@ def test_a_failed_view_takes_its_events_with_it(conn: sqlite3.Connection) -> Non
     assert conn.execute("SELECT count(*) FROM events").fetchone() == (0,)
 
 
+def test_views_and_events_in_chunks_match_one_insert_per_row(conn: sqlite3.Connection) -> None:
+    # 341 loads run as multi-row INSERTs of 256, 64, 16, 4 and 1 rows: every row in its columns, in arrival
+    # order (rowids), the first of a repeated (bid, hostname) kept whether its repeat is in the same chunk
+    # or a later one; their events the same.
+    loads: list[hits.Op] = []
+    for i in range(341):
+        bid = "b3" if i in (250, 300) else f"b{i}"  # b3's repeats: in its own chunk of 256, and in the 64's
+        loads.append(
+            hits.NewView(view(bid, pathname=f"/{i}", date_created=1_700_000_000_000 + i), [event(bid, "k", str(i))])
+        )
+    assert hits.apply_batch(conn, loads) == [None] * 341
+    got = conn.execute("SELECT bid, pathname, date_created FROM views ORDER BY rowid").fetchall()
+    want = [(f"b{i}", f"/{i}", 1_700_000_000_000 + i) for i in range(341) if i not in (250, 300)]
+    assert got == want
+    assert conn.execute("SELECT value FROM events ORDER BY rowid").fetchall() == [(str(i),) for i in range(341)]
+
+
+def test_rows_of_different_lengths_fail_alone_even_when_their_values_add_up(conn: sqlite3.Connection) -> None:
+    # A short row and a long one together bind as many values as two good rows: chained into one INSERT
+    # they would shift the other rows' values a column over instead of failing.
+    ops: list[hits.Op] = [
+        hits.NewView(view("ok1")),
+        hits.NewView(view("short")[:-1]),
+        hits.NewView((*view("long"), 1)),
+        hits.NewView(view("ok2")),
+    ]
+    outcomes = hits.apply_batch(conn, ops)
+    assert [type(o).__name__ if o else None for o in outcomes] == [None, "ProgrammingError", "ProgrammingError", None]
+    assert conn.execute("SELECT bid, date_created FROM views ORDER BY bid").fetchall() == [
+        ("ok1", 1_700_000_000_000),
+        ("ok2", 1_700_000_000_000),
+    ]
+
+
 # --- writer.Batcher ---
 
 

@@ -63,10 +63,19 @@ INSERT_VIEW: Final = insert_sql("views")
 # The tracker's views also carry the path of an internal referrer (analytics migration 13), which
 # export, import and the bulk copies do not know: '' (the column's default) for every row they write.
 TRACKED_VIEW_COLUMNS: Final = (*VIEW_COLUMNS, "referrer_path")
-INSERT_TRACKED_VIEW: Final = (
-    f"INSERT INTO views ({', '.join(TRACKED_VIEW_COLUMNS)}) VALUES ({', '.join('?' * len(TRACKED_VIEW_COLUMNS))})"
-    " ON CONFLICT (bid, hostname) DO NOTHING"
-)
+
+
+@functools.cache
+def _insert_tracked_views_sql(rows: int) -> str:
+    """INSERT of `rows` tracker views, values by position in TRACKED_VIEW_COLUMNS order (a repeated
+    (bid, hostname) is ignored, as by `insert_sql`)."""
+    values = ", ".join([f"({', '.join('?' * len(TRACKED_VIEW_COLUMNS))})"] * rows)
+    columns = ", ".join(TRACKED_VIEW_COLUMNS)
+    return f"INSERT INTO views ({columns}) VALUES {values} ON CONFLICT (bid, hostname) DO NOTHING"
+
+
+_insert_events_sql: Final = functools.cache(functools.partial(insert_sql, "events"))
+INSERT_TRACKED_VIEW: Final = _insert_tracked_views_sql(1)
 INSERT_EVENT: Final = insert_sql("events")
 ADD_DROPS: Final = (
     "INSERT INTO drops (day, hostname, reason, count) VALUES (:day, :hostname, :reason, :count)"
@@ -108,8 +117,10 @@ _EVENT_GROUP, _EVENT_DATE = EVENT_COLUMNS.index("group_name"), EVENT_COLUMNS.ind
 # (84 unloads: 64 + 16 + 4), instead of one UPDATE per unload: measured 24 -> 12 µs per unload on the
 # writer thread. Powers of two make at most one statement per size (30 unloads: 16 + 8 + 4 + 2, not
 # 16 + 4 + 4 + 4 + 1 + 1): 0.2-0.9 µs less per load+unload pair in batches of 27-30 pairs (bench:
-# several µs a statement). Inserts stay one `executemany` each: multi-row INSERTs measured no cheaper.
-# 256 rows bind 512 values, far below SQLite's 32,766; nine sizes keep every statement cached.
+# several µs a statement). The writer's inserts are chunked the same way: one multi-row INSERT per chunk
+# instead of an `executemany` (one sqlite3_step per row, the GIL given up and taken back around each):
+# 74,800 -> 66,200 instructions per load row in batches of 64 (callgrind, bench/hot_instructions.py's
+# notes). 256 views bind 4,864 values, far below SQLite's 32,766; nine sizes a statement keep them cached.
 CHUNK_SIZES: Final = (256, 128, 64, 32, 16, 8, 4, 2, 1)
 
 
@@ -125,7 +136,13 @@ def _update_durations_sql(rows: int) -> str:
 
 
 def _run_chunked(conn: sqlite3.Connection, sql_for: Callable[[int], str], rows: Sequence[Row]) -> None:
-    """Execute `sql_for(k)` over `rows` in chunks of CHUNK_SIZES, each binding k rows' values in order."""
+    """Execute `sql_for(k)` over `rows` in chunks of CHUNK_SIZES, each binding k rows' values in order.
+
+    Raises ValueError when the rows differ in length: chained, a short row and a long one would shift
+    their neighbours' values into the wrong columns without any error from SQLite.
+    """
+    if len({len(row) for row in rows}) > 1:
+        raise ValueError("rows of different lengths in one batch")
     start = 0
     for size in CHUNK_SIZES:
         while len(rows) - start >= size:
@@ -244,9 +261,9 @@ def _write_all(conn: sqlite3.Connection, ops: Iterable[Op]) -> None:
 def _write_rows(conn: sqlite3.Connection, batch: _Batch) -> None:
     views, events, custom, durations, drops = batch.views, batch.events, batch.custom, batch.durations, batch.drops
     if views:
-        conn.executemany(INSERT_TRACKED_VIEW, views)
+        _run_chunked(conn, _insert_tracked_views_sql, views)
     if events:
-        conn.executemany(INSERT_EVENT, events)
+        _run_chunked(conn, _insert_events_sql, events)
     if durations:
         _run_chunked(conn, _update_durations_sql, list(durations.items()))
     if drops:
