@@ -7,7 +7,7 @@ import functools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -136,18 +136,19 @@ def test_views_and_events_in_chunks_match_one_insert_per_row(conn: sqlite3.Conne
 
 def test_rows_of_different_lengths_fail_alone_even_when_their_values_add_up(conn: sqlite3.Connection) -> None:
     # A short row and a long one together bind as many values as two good rows: chained into one INSERT
-    # they would shift the other rows' values a column over instead of failing.
+    # they would shift the other rows' values a column over instead of failing. (Durations set and the short
+    # row's path a time, so the shifted values break no constraint and read as times where times are read.)
     ops: list[hits.Op] = [
-        hits.NewView(view("ok1")),
-        hits.NewView(view("short")[:-1]),
-        hits.NewView((*view("long"), 1)),
-        hits.NewView(view("ok2")),
+        hits.NewView(view("ok1", duration_ms=5)),
+        hits.NewView(view("short", duration_ms=5)[:-1], (), cast(str, 1_700_000_000_000)),
+        hits.NewView((*view("long", duration_ms=5), 7)),
+        hits.NewView(view("ok2", duration_ms=5)),
     ]
     outcomes = hits.apply_batch(conn, ops)
     assert [type(o).__name__ if o else None for o in outcomes] == [None, "ProgrammingError", "ProgrammingError", None]
-    assert conn.execute("SELECT bid, date_created FROM views ORDER BY bid").fetchall() == [
-        ("ok1", 1_700_000_000_000),
-        ("ok2", 1_700_000_000_000),
+    assert conn.execute("SELECT bid, hostname, date_created FROM views ORDER BY bid").fetchall() == [
+        ("ok1", "example.com", 1_700_000_000_000),
+        ("ok2", "example.com", 1_700_000_000_000),
     ]
 
 
