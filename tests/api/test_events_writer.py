@@ -134,6 +134,26 @@ def test_views_and_events_in_chunks_match_one_insert_per_row(conn: sqlite3.Conne
     assert conn.execute("SELECT value FROM events ORDER BY rowid").fetchall() == [(str(i),) for i in range(341)]
 
 
+def test_views_without_a_duration_are_stored_as_one_insert_per_row_stores_them(conn: sqlite3.Connection) -> None:
+    # A batch of views without durations binds them without that column and with the booleans as integers:
+    # every column, its type included, as the plain INSERT of the tuples stores them.
+    rows = [
+        view(f"b{i}", pathname=f"/{i}", is_unique_user=i % 2 == 0, is_unique_page=i % 3 == 0, date_created=i)
+        for i in range(70)
+    ]
+    rows.append(view("int", is_unique_user=1, is_unique_page=0))  # what imports may send
+    assert hits.apply_batch(conn, [hits.NewView(row, (), f"/from{i}") for i, row in enumerate(rows)]) == [None] * 71
+    plain = db.connect(":memory:")
+    db.migrate(plain, analytics.MIGRATIONS)
+    plain.executemany(hits.INSERT_TRACKED_VIEW, [(*row, f"/from{i}") for i, row in enumerate(rows)])
+    query = (
+        "SELECT *, typeof(is_unique_user), typeof(is_unique_page), typeof(duration_ms), typeof(date_created)"
+        " FROM views ORDER BY rowid"
+    )
+    assert conn.execute(query).fetchall() == plain.execute(query).fetchall()
+    plain.close()
+
+
 def test_rows_of_different_lengths_fail_alone_even_when_their_values_add_up(conn: sqlite3.Connection) -> None:
     # A short row and a long one together bind as many values as two good rows: chained into one INSERT
     # they would shift the other rows' values a column over instead of failing. (Durations set and the short

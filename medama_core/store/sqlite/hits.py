@@ -66,14 +66,20 @@ TRACKED_VIEW_COLUMNS: Final = (*VIEW_COLUMNS, "referrer_path")
 
 
 @functools.cache
-def _insert_tracked_views_sql(rows: int) -> str:
-    """INSERT of `rows` tracker views, values by position in TRACKED_VIEW_COLUMNS order (a repeated
-    (bid, hostname) is ignored, as by `insert_sql`)."""
-    values = ", ".join([f"({', '.join('?' * len(TRACKED_VIEW_COLUMNS))})"] * rows)
-    columns = ", ".join(TRACKED_VIEW_COLUMNS)
-    return f"INSERT INTO views ({columns}) VALUES {values} ON CONFLICT (bid, hostname) DO NOTHING"
+def _insert_tracked_views_sql(rows: int, columns: tuple[str, ...] = TRACKED_VIEW_COLUMNS) -> str:
+    """INSERT of `rows` tracker views, values by position in `columns` order (a repeated (bid, hostname) is
+    ignored, as by `insert_sql`)."""
+    values = ", ".join([f"({', '.join('?' * len(columns))})"] * rows)
+    return f"INSERT INTO views ({', '.join(columns)}) VALUES {values} ON CONFLICT (bid, hostname) DO NOTHING"
 
 
+# A tracker's new view has no duration yet. Python's sqlite3 runs every parameter that is not exactly an int,
+# float, str or bytearray through its adapter lookup (~3,300 instructions each, with the GIL held): a view's
+# two booleans and its NULL duration were ~10,000 of the ~75,000 a load row cost the writer thread. So a batch
+# whose views all lack a duration binds them without that column (NULL, its default, all the same) and with
+# the booleans as the integers SQLite stores for them anyway.
+_UNTIMED_VIEW_COLUMNS: Final = tuple(column for column in TRACKED_VIEW_COLUMNS if column != "duration_ms")
+_insert_untimed_views_sql: Final = functools.partial(_insert_tracked_views_sql, columns=_UNTIMED_VIEW_COLUMNS)
 _insert_events_sql: Final = functools.cache(functools.partial(insert_sql, "events"))
 INSERT_TRACKED_VIEW: Final = _insert_tracked_views_sql(1)
 INSERT_EVENT: Final = insert_sql("events")
@@ -111,6 +117,10 @@ _MARK_DIRTY: Final = (
 
 # Positions in those rows of what a hit is counted under: its site and its time.
 _VIEW_HOSTNAME, _VIEW_DATE = VIEW_COLUMNS.index("hostname"), VIEW_COLUMNS.index("date_created")
+_VIEW_DURATION: Final = VIEW_COLUMNS.index("duration_ms")
+_VIEW_UNIQUE_USER: Final = VIEW_COLUMNS.index("is_unique_user")
+_VIEW_UNIQUE_PAGE: Final = _VIEW_UNIQUE_USER + 1  # `_untimed_row` takes them as neighbours, before the duration
+assert VIEW_COLUMNS[_VIEW_UNIQUE_PAGE] == "is_unique_page" and _VIEW_UNIQUE_PAGE < _VIEW_DURATION
 _EVENT_GROUP, _EVENT_DATE = EVENT_COLUMNS.index("group_name"), EVENT_COLUMNS.index("date_created")
 
 # Unloads are applied as one UPDATE … FROM (VALUES …) join per chunk of these sizes, largest first
@@ -196,7 +206,7 @@ class _Batch:
     __slots__ = ("custom", "drops", "durations", "events", "views")
 
     def __init__(self, ops: Iterable[Op]) -> None:
-        self.views: list[Row] = []
+        self.views: list[NewView] = []
         self.events: list[Row] = []
         self.custom: list[Row] = []  # the first row of each custom event: its site and time
         # Beacon id -> duration: the last unload of an id wins, as it would row by row, in the order of
@@ -205,7 +215,7 @@ class _Batch:
         self.drops: Counter[tuple[int, str, str]] = Counter()
         for op in ops:
             if type(op) is NewView:
-                self.views.append((*op.view, op.referrer_path))
+                self.views.append(op)
                 self.events.extend(op.events)
             elif type(op) is Duration:
                 self.durations[op.bid] = op.duration_ms
@@ -261,7 +271,10 @@ def _write_all(conn: sqlite3.Connection, ops: Iterable[Op]) -> None:
 def _write_rows(conn: sqlite3.Connection, batch: _Batch) -> None:
     views, events, custom, durations, drops = batch.views, batch.events, batch.custom, batch.durations, batch.drops
     if views:
-        _run_chunked(conn, _insert_tracked_views_sql, views)
+        if all(op.view[_VIEW_DURATION] is None for op in views):
+            _run_chunked(conn, _insert_untimed_views_sql, [_untimed_row(op) for op in views])
+        else:
+            _run_chunked(conn, _insert_tracked_views_sql, [(*op.view, op.referrer_path) for op in views])
     if events:
         _run_chunked(conn, _insert_events_sql, events)
     if durations:
@@ -273,11 +286,29 @@ def _write_rows(conn: sqlite3.Connection, batch: _Batch) -> None:
         )
     if views or custom:  # counted once their rows went in, so a malformed row fails on its INSERT as before
         stored: Counter[tuple[int, str]] = Counter()  # (day as Unix ms of 00:00 UTC, site) -> hits
-        for view in views:
+        for op in views:
+            view = op.view
             stored[(cast(int, view[_VIEW_DATE]) // DAY_MS * DAY_MS, cast(str, view[_VIEW_HOSTNAME]))] += 1
         for first in custom:
             stored[(cast(int, first[_EVENT_DATE]) // DAY_MS * DAY_MS, cast(str, first[_EVENT_GROUP]))] += 1
         conn.executemany(ADD_SITE_HITS, ({"day": d, "hostname": h, "hits": n} for (d, h), n in stored.items()))
+
+
+def _untimed_row(op: NewView) -> Row:
+    """A view without its duration (None) in _UNTIMED_VIEW_COLUMNS order, True and False as 1 and 0. (A row of
+    the wrong length stays one: `_run_chunked` or the binding refuses it.)"""
+    v = op.view
+    user, page = v[_VIEW_UNIQUE_USER], v[_VIEW_UNIQUE_PAGE]
+    user = 1 if user is True else 0 if user is False else user
+    page = 1 if page is True else 0 if page is False else page
+    return (
+        *v[:_VIEW_UNIQUE_USER],
+        user,
+        page,
+        *v[_VIEW_UNIQUE_PAGE + 1 : _VIEW_DURATION],
+        *v[_VIEW_DURATION + 1 :],
+        op.referrer_path,
+    )
 
 
 def drop_counts(conn: sqlite3.Connection, start_day: int, end_day: int) -> list[tuple[int, str, str, int]]:
