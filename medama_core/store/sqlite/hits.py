@@ -2,9 +2,9 @@
 
 The unit of work is an `Op`: a new page view (with its custom properties), a
 duration for the views of a beacon id, a set of custom events, or one dropped
-hit. `apply_batch` writes a list of them in one transaction, one `executemany`
-per insert statement and a few multi-row UPDATEs for the durations, which is
-what makes ingestion fast; the batch also adds its page views and custom
+hit. `apply_batch` writes a list of them in one transaction, a few multi-row
+INSERTs for the views and events and a few multi-row UPDATEs for the
+durations, which is what makes ingestion fast; the batch also adds its page views and custom
 events to each site's count for the day (`site_hits`, the quota's). Every
 statement is idempotent or additive (a repeated (bid, hostname) view is
 ignored by `ON CONFLICT DO NOTHING`), so no well-formed row can abort a batch;
