@@ -10,8 +10,10 @@ connection; `pairs`: a batch of loads, then a batch of their unloads), each
 batch waited for. Without `--inner` it runs itself under callgrind twice,
 with 10 and with 40 batches after the same warm-up, and prints the
 difference per request, so start-up and imports cancel out. The kernel's
-socket and file work is not counted, nor are the requests' bytes made
-(built before the counted batches, the same for any tree).
+socket and file work is not counted; the harness's making of the requests'
+bytes and its polling for answers (every 0.5 ms, sleeping) are, the same
+for any tree. Under valgrind a run takes minutes of wall time on a busy
+machine (its threads run one at a time).
 
 Usage: python bench/hot_instructions.py [--modes load,pairs] [--connections 64]
 """
