@@ -9,13 +9,16 @@ for `--batches` batches of `--connections` requests (`load`: one load hit per
 connection; `pairs`: a batch of loads, then a batch of their unloads), each
 batch waited for. Without `--inner` it runs itself under callgrind twice,
 with 10 and with 40 batches after the same warm-up, and prints the
-difference per request, so start-up and imports cancel out. The kernel's
+difference per request, so start-up and imports cancel out. The modes
+`writer-load` and `writer-pairs` count the writer's `apply_batch` alone, on
+one thread, over batches of `--connections` prepared ops (loads; or half
+loads and the unloads of the batch before's loads), per row. The kernel's
 socket and file work is not counted; the harness's making of the requests'
 bytes and its polling for answers (every 0.5 ms, sleeping) are, the same
 for any tree. Under valgrind a run takes minutes of wall time on a busy
 machine (its threads run one at a time).
 
-Usage: python bench/hot_instructions.py [--modes load,pairs] [--connections 64]
+Usage: python bench/hot_instructions.py [--modes load,pairs,writer-load,writer-pairs] [--connections 64]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +97,31 @@ async def run(mode: str, batches: int, connections: int, workdir: Path) -> int:
     return answered
 
 
+def run_writer(mode: str, batches: int, size: int, workdir: Path) -> None:
+    """`apply_batch` over WARM_UP + `batches` batches of `size` prepared ops (`writer-load`, `writer-pairs`)."""
+    from medama_core.store.sqlite import analytics, db, hits  # noqa: PLC0415
+
+    sites, paths = ("example.com", "blog.example.org", "shop.example.net"), ("/", "/about", "/pricing", "/docs")
+
+    def load(i: int, now_ms: int) -> hits.NewView:
+        odd = i % 2 == 1
+        row = (f"b{i:012d}", sites[i % 3], paths[i % 4], odd, i % 3 == 0, "google.com" if odd else "")
+        row += ("Search" if odd else "", "Germany", "en", "GB", "Firefox" if odd else "Chrome", "Windows")
+        row += ("desktop", "", "", "", None, now_ms + i)
+        return hits.NewView(row, (), "/" if odd else "")
+
+    conn = db.open_file(str(workdir / "me_analytics.db"), analytics.MIGRATIONS)
+    now_ms = int(time.time() * 1000) - 3_600_000
+    for b in range(WARM_UP + batches):
+        if mode == "writer-load":
+            ops: list[hits.Op] = [load(b * size + i, now_ms) for i in range(size)]
+        else:
+            ops = [load(b * size + i, now_ms) for i in range(size // 2)]
+            ops += [hits.Duration(f"b{(b - 1) * size + i:012d}", 1000 + i) for i in range(size // 2)]
+        hits.apply_batch(conn, ops)
+    conn.close()
+
+
 def instructions(mode: str, batches: int, connections: int) -> int:
     """Instructions callgrind counts for a run of `batches` (all threads)."""
     with tempfile.TemporaryDirectory(prefix="hot_instructions") as tmp:
@@ -123,14 +152,18 @@ def main() -> int:
     args = parser.parse_args()
     if args.inner:
         with tempfile.TemporaryDirectory() as tmp:
-            asyncio.run(run(args.modes, args.batches, args.connections, Path(tmp)))
+            if args.modes.startswith("writer-"):
+                run_writer(args.modes, args.batches, args.connections, Path(tmp))
+            else:
+                asyncio.run(run(args.modes, args.batches, args.connections, Path(tmp)))
         return 0
     for mode in args.modes.split(","):
         small = instructions(mode, SMALL, args.connections)
         large = instructions(mode, LARGE, args.connections)
         per_batch = 2 if mode == "pairs" else 1
         requests = (LARGE - SMALL) * args.connections * per_batch
-        print(f"{mode:6} {(large - small) / requests:10,.0f} instructions per request ({requests} requests counted)")
+        unit = "row" if mode.startswith("writer-") else "request"
+        print(f"{mode:12} {(large - small) / requests:10,.0f} instructions per {unit} ({requests} counted)")
     return 0
 
 
