@@ -7,7 +7,7 @@ import functools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -115,6 +115,61 @@ def test_a_failed_view_takes_its_events_with_it(conn: sqlite3.Connection) -> Non
     outcomes = hits.apply_batch(conn, [hits.NewView(broken, [event("bad", "k", "v")]), hits.NewView(view("good"))])
     assert isinstance(outcomes[0], sqlite3.IntegrityError) and outcomes[1] is None
     assert conn.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+def test_views_and_events_in_chunks_match_one_insert_per_row(conn: sqlite3.Connection) -> None:
+    # 341 loads run as multi-row INSERTs of 256, 64, 16, 4 and 1 rows: every row in its columns, in arrival
+    # order (rowids), the first of a repeated (bid, hostname) kept whether its repeat is in the same chunk
+    # or a later one; their events the same.
+    loads: list[hits.Op] = []
+    for i in range(341):
+        bid = "b3" if i in (250, 300) else f"b{i}"  # b3's repeats: in its own chunk of 256, and in the 64's
+        loads.append(
+            hits.NewView(view(bid, pathname=f"/{i}", date_created=1_700_000_000_000 + i), [event(bid, "k", str(i))])
+        )
+    assert hits.apply_batch(conn, loads) == [None] * 341
+    got = conn.execute("SELECT bid, pathname, date_created FROM views ORDER BY rowid").fetchall()
+    want = [(f"b{i}", f"/{i}", 1_700_000_000_000 + i) for i in range(341) if i not in (250, 300)]
+    assert got == want
+    assert conn.execute("SELECT value FROM events ORDER BY rowid").fetchall() == [(str(i),) for i in range(341)]
+
+
+def test_views_without_a_duration_are_stored_as_one_insert_per_row_stores_them(conn: sqlite3.Connection) -> None:
+    # A batch of views without durations binds them without that column and with the booleans as integers:
+    # every column, its type included, as the plain INSERT of the tuples stores them.
+    rows = [
+        view(f"b{i}", pathname=f"/{i}", is_unique_user=i % 2 == 0, is_unique_page=i % 3 == 0, date_created=i)
+        for i in range(70)
+    ]
+    rows.append(view("int", is_unique_user=1, is_unique_page=0))  # what imports may send
+    assert hits.apply_batch(conn, [hits.NewView(row, (), f"/from{i}") for i, row in enumerate(rows)]) == [None] * 71
+    plain = db.connect(":memory:")
+    db.migrate(plain, analytics.MIGRATIONS)
+    plain.executemany(hits.INSERT_TRACKED_VIEW, [(*row, f"/from{i}") for i, row in enumerate(rows)])
+    query = (
+        "SELECT *, typeof(is_unique_user), typeof(is_unique_page), typeof(duration_ms), typeof(date_created)"
+        " FROM views ORDER BY rowid"
+    )
+    assert conn.execute(query).fetchall() == plain.execute(query).fetchall()
+    plain.close()
+
+
+def test_rows_of_different_lengths_fail_alone_even_when_their_values_add_up(conn: sqlite3.Connection) -> None:
+    # A short row and a long one together bind as many values as two good rows: chained into one INSERT
+    # they would shift the other rows' values a column over instead of failing. (Durations set and the short
+    # row's path a time, so the shifted values break no constraint and read as times where times are read.)
+    ops: list[hits.Op] = [
+        hits.NewView(view("ok1", duration_ms=5)),
+        hits.NewView(view("short", duration_ms=5)[:-1], (), cast(str, 1_700_000_000_000)),
+        hits.NewView((*view("long", duration_ms=5), 7)),
+        hits.NewView(view("ok2", duration_ms=5)),
+    ]
+    outcomes = hits.apply_batch(conn, ops)
+    assert [type(o).__name__ if o else None for o in outcomes] == [None, "ProgrammingError", "ProgrammingError", None]
+    assert conn.execute("SELECT bid, hostname, date_created FROM views ORDER BY bid").fetchall() == [
+        ("ok1", "example.com", 1_700_000_000_000),
+        ("ok2", "example.com", 1_700_000_000_000),
+    ]
 
 
 # --- writer.Batcher ---

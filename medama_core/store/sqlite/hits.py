@@ -2,9 +2,9 @@
 
 The unit of work is an `Op`: a new page view (with its custom properties), a
 duration for the views of a beacon id, a set of custom events, or one dropped
-hit. `apply_batch` writes a list of them in one transaction, one `executemany`
-per insert statement and a few multi-row UPDATEs for the durations, which is
-what makes ingestion fast; the batch also adds its page views and custom
+hit. `apply_batch` writes a list of them in one transaction, a few multi-row
+INSERTs for the views and events and a few multi-row UPDATEs for the
+durations, which is what makes ingestion fast; the batch also adds its page views and custom
 events to each site's count for the day (`site_hits`, the quota's). Every
 statement is idempotent or additive (a repeated (bid, hostname) view is
 ignored by `ON CONFLICT DO NOTHING`), so no well-formed row can abort a batch;
@@ -63,10 +63,25 @@ INSERT_VIEW: Final = insert_sql("views")
 # The tracker's views also carry the path of an internal referrer (analytics migration 13), which
 # export, import and the bulk copies do not know: '' (the column's default) for every row they write.
 TRACKED_VIEW_COLUMNS: Final = (*VIEW_COLUMNS, "referrer_path")
-INSERT_TRACKED_VIEW: Final = (
-    f"INSERT INTO views ({', '.join(TRACKED_VIEW_COLUMNS)}) VALUES ({', '.join('?' * len(TRACKED_VIEW_COLUMNS))})"
-    " ON CONFLICT (bid, hostname) DO NOTHING"
-)
+
+
+@functools.cache
+def _insert_tracked_views_sql(rows: int, columns: tuple[str, ...] = TRACKED_VIEW_COLUMNS) -> str:
+    """INSERT of `rows` tracker views, values by position in `columns` order (a repeated (bid, hostname) is
+    ignored, as by `insert_sql`)."""
+    values = ", ".join([f"({', '.join('?' * len(columns))})"] * rows)
+    return f"INSERT INTO views ({', '.join(columns)}) VALUES {values} ON CONFLICT (bid, hostname) DO NOTHING"
+
+
+# A tracker's new view has no duration yet. Python's sqlite3 runs every parameter that is not exactly an int,
+# float, str or bytearray through its adapter lookup (~3,300 instructions each, with the GIL held): a view's
+# two booleans and its NULL duration were ~10,000 of the ~75,000 a load row cost the writer thread. So a batch
+# whose views all lack a duration binds them without that column (NULL, its default, all the same) and with
+# the booleans as the integers SQLite stores for them anyway.
+_UNTIMED_VIEW_COLUMNS: Final = tuple(column for column in TRACKED_VIEW_COLUMNS if column != "duration_ms")
+_insert_untimed_views_sql: Final = functools.partial(_insert_tracked_views_sql, columns=_UNTIMED_VIEW_COLUMNS)
+_insert_events_sql: Final = functools.cache(functools.partial(insert_sql, "events"))
+INSERT_TRACKED_VIEW: Final = _insert_tracked_views_sql(1)
 INSERT_EVENT: Final = insert_sql("events")
 ADD_DROPS: Final = (
     "INSERT INTO drops (day, hostname, reason, count) VALUES (:day, :hostname, :reason, :count)"
@@ -102,14 +117,20 @@ _MARK_DIRTY: Final = (
 
 # Positions in those rows of what a hit is counted under: its site and its time.
 _VIEW_HOSTNAME, _VIEW_DATE = VIEW_COLUMNS.index("hostname"), VIEW_COLUMNS.index("date_created")
+_VIEW_DURATION: Final = VIEW_COLUMNS.index("duration_ms")
+_VIEW_UNIQUE_USER: Final = VIEW_COLUMNS.index("is_unique_user")
+_VIEW_UNIQUE_PAGE: Final = _VIEW_UNIQUE_USER + 1  # `_untimed_row` takes them as neighbours, before the duration
+assert VIEW_COLUMNS[_VIEW_UNIQUE_PAGE] == "is_unique_page" and _VIEW_UNIQUE_PAGE < _VIEW_DURATION
 _EVENT_GROUP, _EVENT_DATE = EVENT_COLUMNS.index("group_name"), EVENT_COLUMNS.index("date_created")
 
 # Unloads are applied as one UPDATE … FROM (VALUES …) join per chunk of these sizes, largest first
 # (84 unloads: 64 + 16 + 4), instead of one UPDATE per unload: measured 24 -> 12 µs per unload on the
 # writer thread. Powers of two make at most one statement per size (30 unloads: 16 + 8 + 4 + 2, not
 # 16 + 4 + 4 + 4 + 1 + 1): 0.2-0.9 µs less per load+unload pair in batches of 27-30 pairs (bench:
-# several µs a statement). Inserts stay one `executemany` each: multi-row INSERTs measured no cheaper.
-# 256 rows bind 512 values, far below SQLite's 32,766; nine sizes keep every statement cached.
+# several µs a statement). The writer's inserts are chunked the same way: one multi-row INSERT per chunk
+# instead of an `executemany` (one sqlite3_step per row, the GIL given up and taken back around each):
+# 74,800 -> 66,200 instructions per load row in batches of 64 (callgrind, bench/hot_instructions.py's
+# notes). 256 views bind 4,864 values, far below SQLite's 32,766; nine sizes a statement keep them cached.
 CHUNK_SIZES: Final = (256, 128, 64, 32, 16, 8, 4, 2, 1)
 
 
@@ -125,7 +146,13 @@ def _update_durations_sql(rows: int) -> str:
 
 
 def _run_chunked(conn: sqlite3.Connection, sql_for: Callable[[int], str], rows: Sequence[Row]) -> None:
-    """Execute `sql_for(k)` over `rows` in chunks of CHUNK_SIZES, each binding k rows' values in order."""
+    """Execute `sql_for(k)` over `rows` in chunks of CHUNK_SIZES, each binding k rows' values in order.
+
+    Raises ValueError when the rows differ in length: chained, a short row and a long one would shift
+    their neighbours' values into the wrong columns without any error from SQLite.
+    """
+    if len({len(row) for row in rows}) > 1:
+        raise ValueError("rows of different lengths in one batch")
     start = 0
     for size in CHUNK_SIZES:
         while len(rows) - start >= size:
@@ -179,7 +206,7 @@ class _Batch:
     __slots__ = ("custom", "drops", "durations", "events", "views")
 
     def __init__(self, ops: Iterable[Op]) -> None:
-        self.views: list[Row] = []
+        self.views: list[NewView] = []
         self.events: list[Row] = []
         self.custom: list[Row] = []  # the first row of each custom event: its site and time
         # Beacon id -> duration: the last unload of an id wins, as it would row by row, in the order of
@@ -188,7 +215,7 @@ class _Batch:
         self.drops: Counter[tuple[int, str, str]] = Counter()
         for op in ops:
             if type(op) is NewView:
-                self.views.append((*op.view, op.referrer_path))
+                self.views.append(op)
                 self.events.extend(op.events)
             elif type(op) is Duration:
                 self.durations[op.bid] = op.duration_ms
@@ -244,9 +271,12 @@ def _write_all(conn: sqlite3.Connection, ops: Iterable[Op]) -> None:
 def _write_rows(conn: sqlite3.Connection, batch: _Batch) -> None:
     views, events, custom, durations, drops = batch.views, batch.events, batch.custom, batch.durations, batch.drops
     if views:
-        conn.executemany(INSERT_TRACKED_VIEW, views)
+        if all(op.view[_VIEW_DURATION] is None for op in views):
+            _run_chunked(conn, _insert_untimed_views_sql, _untimed_rows(views))
+        else:
+            _run_chunked(conn, _insert_tracked_views_sql, [(*op.view, op.referrer_path) for op in views])
     if events:
-        conn.executemany(INSERT_EVENT, events)
+        _run_chunked(conn, _insert_events_sql, events)
     if durations:
         _run_chunked(conn, _update_durations_sql, list(durations.items()))
     if drops:
@@ -256,11 +286,33 @@ def _write_rows(conn: sqlite3.Connection, batch: _Batch) -> None:
         )
     if views or custom:  # counted once their rows went in, so a malformed row fails on its INSERT as before
         stored: Counter[tuple[int, str]] = Counter()  # (day as Unix ms of 00:00 UTC, site) -> hits
-        for view in views:
+        for op in views:
+            view = op.view
             stored[(cast(int, view[_VIEW_DATE]) // DAY_MS * DAY_MS, cast(str, view[_VIEW_HOSTNAME]))] += 1
         for first in custom:
             stored[(cast(int, first[_EVENT_DATE]) // DAY_MS * DAY_MS, cast(str, first[_EVENT_GROUP]))] += 1
         conn.executemany(ADD_SITE_HITS, ({"day": d, "hostname": h, "hits": n} for (d, h), n in stored.items()))
+
+
+def _untimed_rows(ops: Iterable[NewView]) -> list[Row]:
+    """Views without their durations (None) in _UNTIMED_VIEW_COLUMNS order, True and False as 1 and 0. (A row
+    of the wrong length stays one: `_run_chunked` or the binding refuses it.)"""
+    rows: list[Row] = []
+    append = rows.append
+    for op in ops:  # one loop, no call per row: this is the writer's share of every stored load
+        v = op.view
+        user, page = v[_VIEW_UNIQUE_USER], v[_VIEW_UNIQUE_PAGE]
+        append(
+            (
+                *v[:_VIEW_UNIQUE_USER],
+                1 if user is True else 0 if user is False else user,
+                1 if page is True else 0 if page is False else page,
+                *v[_VIEW_UNIQUE_PAGE + 1 : _VIEW_DURATION],
+                *v[_VIEW_DURATION + 1 :],
+                op.referrer_path,
+            )
+        )
+    return rows
 
 
 def drop_counts(conn: sqlite3.Connection, start_day: int, end_day: int) -> list[tuple[int, str, str, int]]:
