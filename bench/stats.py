@@ -848,6 +848,12 @@ class Server:
     def memory(self) -> dict[str, int]:
         return memory_kib(self.proc.pid)
 
+    def cpu(self) -> float:
+        """The server's CPU seconds so far (user and system): the wall times follow the machine's load."""
+        with open(f"/proc/{self.proc.pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def reset_peak(self) -> None:
         """Start VmHWM over from the RSS now (Linux's clear_refs 5): logging in hashes the password with
         argon2 or scrypt, 64 MiB by design, and that peak says nothing about the stats."""
@@ -982,15 +988,15 @@ def compare_panels(
     ask: Callable[[str, int, str, Panel], tuple[float, Any]],
     duck: Worker,
     runs: int,
-    peak: Callable[[], float] | None = None,
+    server: Callable[[], tuple[float, float]] | None = None,
 ) -> int:
     """Time every panel `runs` times, ours (`ask`) and DuckDB's alternating; print the medians; return how
-    many answers differ from DuckDB's (the first of each is compared). With `peak` (the server's peak RSS
-    in MB over the last `ask`), each panel's highest too."""
+    many answers differ from DuckDB's (the first of each is compared). With `server` (the server's peak RSS
+    in MB and its CPU ms over the last `ask`), each panel's highest peak and median CPU time too."""
     mismatches = 0
     print(
         f"\n{'site':<20} {'range':>5} {'filters':>7} {'panel':<22} {'ours ms':>8} {'duckdb ms':>9} {'ratio':>6}  same"
-        + ("  peak MB" if peak else "")
+        + ("  peak MB  cpu ms" if server else "")
     )
     for site in query_sites(shape):
         for days in (int(d) for d in args.ranges.split(",")):
@@ -1003,11 +1009,13 @@ def compare_panels(
                     sql = {"sql": upstream(site, days, filters, panel)}
                     our_ms, duck_ms = [], []
                     same = True
-                    highest = 0.0
+                    highest, cpu_ms = 0.0, []
                     for i in range(runs):
                         elapsed, answer = ask(site, days, filters, panel)
-                        if peak:
-                            highest = max(highest, peak())
+                        if server:
+                            peak, cpu = server()
+                            highest = max(highest, peak)
+                            cpu_ms.append(cpu)
                         reference = duck.ask(sql)
                         our_ms.append(elapsed)
                         duck_ms.append(reference["ms"])
@@ -1026,7 +1034,7 @@ def compare_panels(
                     print(
                         f"{site[:20]:<20} {days:>4}d {filters:>7} {panel.name:<22} {a:8.1f} {b:9.1f} {a / b:6.2f}"
                         f"  {'=' if same else '503' if answer is STOPPED else 'DIFF'}"
-                        + (f"  {highest:7.1f}" if peak else ""),
+                        + (f"  {highest:7.1f} {statistics.median(cpu_ms):7.0f}" if server else ""),
                         flush=True,
                     )
                 ratio = total_ours / total_duck
@@ -1101,13 +1109,14 @@ def run_server(args: argparse.Namespace, shape: Shape) -> None:
     up = time.monotonic() - started
     print(f"server up and logged in after {up:.1f} s, RSS {server.memory()['VmRSS'] / 1024:.1f} MB")
 
-    # --panel-rss: the peaks (MB) over the settled panels and over the last one; "on" once settled (the first
-    # pass keeps the peak of the background work whole).
-    highest = {"settled": 0.0, "last": 0.0, "on": 0.0}
+    # --panel-rss: the peaks (MB) over the settled panels and over the last one, and the last one's server CPU
+    # ms; "on" once settled (the first pass keeps the peak of the background work whole).
+    highest = {"settled": 0.0, "last": 0.0, "cpu": 0.0, "on": 0.0}
 
     def ask(site: str, days: int, filters: str, panel: Panel) -> tuple[float, Any]:
         if highest["on"]:
             server.reset_peak()
+            highest["cpu"] = server.cpu()
         try:
             return server.get(url(site, days, filters, panel))
         except RuntimeError as exc:  # a raw read past the server's read limit (while catching up) is a result
@@ -1117,10 +1126,11 @@ def run_server(args: argparse.Namespace, shape: Shape) -> None:
         finally:
             if highest["on"]:
                 highest["last"] = server.memory()["VmHWM"] / 1024
+                highest["cpu"] = (server.cpu() - highest["cpu"]) * 1000
                 highest["settled"] = max(highest["settled"], highest["last"])
 
-    def last_peak() -> float:
-        return highest["last"]
+    def last_request() -> tuple[float, float]:
+        return highest["last"], highest["cpu"]
 
     try:
         mismatches = 0
@@ -1133,18 +1143,20 @@ def run_server(args: argparse.Namespace, shape: Shape) -> None:
             memory = server.memory()
             rss, peak = memory["VmRSS"] / 1024, memory["VmHWM"] / 1024
             print(
-                f"  {time.monotonic() - started:6.0f} s: {waiting:,} waiting, RSS {rss:.1f} MB (peak {peak:.1f})",
+                f"  {time.monotonic() - started:6.0f} s: {waiting:,} waiting, RSS {rss:.1f} MB (peak {peak:.1f}),"
+                f" server CPU {server.cpu():.0f} s, load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
             time.sleep(args.poll)
         settled = time.monotonic() - started
-        print(f"settled {settled:.0f} s after start" if not waiting else f"NOT settled after {settled:.0f} s")
+        state = f"settled {settled:.0f} s after start" if not waiting else f"NOT settled after {settled:.0f} s"
+        print(f"{state} (server CPU {server.cpu():.0f} s, load {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
         background = server.memory()
         print(f"server peak RSS so far (first pass and background work): {background['VmHWM'] / 1024:.1f} MB")
         server.reset_peak()
         highest["on"] = float(args.panel_rss)
         print("\nsettled:")
-        mismatches += compare_panels(shape, args, ask, duck, args.runs, last_peak if args.panel_rss else None)
+        mismatches += compare_panels(shape, args, ask, duck, args.runs, last_request if args.panel_rss else None)
         if shape.sites > 1:
             elapsed, _ = server.get("/api/websites?summary=true")
             print(f"\nGET /api/websites?summary=true: {elapsed:.0f} ms")
@@ -1222,7 +1234,7 @@ def main() -> None:
     parser.add_argument(
         "--panel-rss",
         action="store_true",
-        help="with --server, each settled panel's peak RSS (the peak started over before each request)",
+        help="with --server, each settled panel's peak RSS (started over before each request) and server CPU ms",
     )
     parser.add_argument("--ingest", action="store_true", help="measure the ingestion cost instead")
     parser.add_argument(
