@@ -1141,9 +1141,9 @@ def run_server(args: argparse.Namespace, shape: Shape) -> None:
         print(f"after that pass: {since:.0f} s since start, {pending_work(workdir):,} units waiting")
         while (waiting := pending_work(workdir)) and time.monotonic() - started < args.settle_limit:
             memory = server.memory()
-            rss, peak = memory["VmRSS"] / 1024, memory["VmHWM"] / 1024
+            rss, high = memory["VmRSS"] / 1024, memory["VmHWM"] / 1024
             print(
-                f"  {time.monotonic() - started:6.0f} s: {waiting:,} waiting, RSS {rss:.1f} MB (peak {peak:.1f}),"
+                f"  {time.monotonic() - started:6.0f} s: {waiting:,} waiting, RSS {rss:.1f} MB (peak {high:.1f}),"
                 f" server CPU {server.cpu():.0f} s, load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
