@@ -848,6 +848,12 @@ class Server:
     def memory(self) -> dict[str, int]:
         return memory_kib(self.proc.pid)
 
+    def cpu(self) -> float:
+        """The server's CPU seconds so far (user and system): the wall times follow the machine's load."""
+        with open(f"/proc/{self.proc.pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def reset_peak(self) -> None:
         """Start VmHWM over from the RSS now (Linux's clear_refs 5): logging in hashes the password with
         argon2 or scrypt, 64 MiB by design, and that peak says nothing about the stats."""
@@ -864,8 +870,9 @@ def analytics_path(workdir: str) -> str:
     return os.path.join(workdir, "me_analytics.db")
 
 
-def run_import(checkout: str, workdir: str, path: str) -> tuple[float, int]:
-    """`medama.py import --create-websites FILE`: wall seconds and the import process's peak RSS (KiB)."""
+def run_import(checkout: str, workdir: str, path: str) -> tuple[float, int, float]:
+    """`medama.py import --create-websites FILE`: wall seconds, the import process's peak RSS (KiB) and its
+    CPU seconds (the wall time follows the machine's load)."""
     flags = ["-appdb", os.path.join(workdir, "me_meta.db"), "-analyticsdb", analytics_path(workdir)]
     command = [sys.executable, os.path.join(checkout, "medama.py"), "import", "--create-websites", *flags, path]
     started = time.perf_counter()
@@ -876,7 +883,7 @@ def run_import(checkout: str, workdir: str, path: str) -> tuple[float, int]:
     if proc.returncode:
         raise RuntimeError(f"import failed: {proc.stderr.read().decode()}")
     proc.stderr.close()
-    return time.perf_counter() - started, usage.ru_maxrss
+    return time.perf_counter() - started, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def pending_work(workdir: str) -> int:
@@ -981,12 +988,15 @@ def compare_panels(
     ask: Callable[[str, int, str, Panel], tuple[float, Any]],
     duck: Worker,
     runs: int,
+    server: Callable[[], tuple[float, float]] | None = None,
 ) -> int:
     """Time every panel `runs` times, ours (`ask`) and DuckDB's alternating; print the medians; return how
-    many answers differ from DuckDB's (the first of each is compared)."""
+    many answers differ from DuckDB's (the first of each is compared). With `server` (the server's peak RSS
+    in MB and its CPU ms over the last `ask`), each panel's highest peak and median CPU time too."""
     mismatches = 0
     print(
         f"\n{'site':<20} {'range':>5} {'filters':>7} {'panel':<22} {'ours ms':>8} {'duckdb ms':>9} {'ratio':>6}  same"
+        + ("  peak MB  cpu ms" if server else "")
     )
     for site in query_sites(shape):
         for days in (int(d) for d in args.ranges.split(",")):
@@ -999,8 +1009,13 @@ def compare_panels(
                     sql = {"sql": upstream(site, days, filters, panel)}
                     our_ms, duck_ms = [], []
                     same = True
+                    highest, cpu_ms = 0.0, []
                     for i in range(runs):
                         elapsed, answer = ask(site, days, filters, panel)
+                        if server:
+                            peak, cpu = server()
+                            highest = max(highest, peak)
+                            cpu_ms.append(cpu)
                         reference = duck.ask(sql)
                         our_ms.append(elapsed)
                         duck_ms.append(reference["ms"])
@@ -1018,7 +1033,8 @@ def compare_panels(
                     total_duck += b
                     print(
                         f"{site[:20]:<20} {days:>4}d {filters:>7} {panel.name:<22} {a:8.1f} {b:9.1f} {a / b:6.2f}"
-                        f"  {'=' if same else '503' if answer is STOPPED else 'DIFF'}",
+                        f"  {'=' if same else '503' if answer is STOPPED else 'DIFF'}"
+                        + (f"  {highest:7.1f} {statistics.median(cpu_ms):7.0f}" if server else ""),
                         flush=True,
                     )
                 ratio = total_ours / total_duck
@@ -1076,9 +1092,11 @@ def run_server(args: argparse.Namespace, shape: Shape) -> None:
         os.makedirs(workdir)
         Server(args.checkout, workdir).stop()  # creates the databases and the admin user
         for name in ("views", "events"):
-            seconds, peak = run_import(args.checkout, workdir, os.path.join(data_dir, f"{name}.csv"))
+            seconds, peak, cpu = run_import(args.checkout, workdir, os.path.join(data_dir, f"{name}.csv"))
             print(
-                f"medama import {name}.csv: {seconds:.1f} s, import process peak RSS {peak / 1024:.1f} MB", flush=True
+                f"medama import {name}.csv: {seconds:.1f} s ({cpu:.1f} s CPU), import process peak RSS"
+                f" {peak / 1024:.1f} MB",
+                flush=True,
             )
         shutil.rmtree(imported, ignore_errors=True)
         shutil.copytree(workdir, imported)
@@ -1091,13 +1109,28 @@ def run_server(args: argparse.Namespace, shape: Shape) -> None:
     up = time.monotonic() - started
     print(f"server up and logged in after {up:.1f} s, RSS {server.memory()['VmRSS'] / 1024:.1f} MB")
 
+    # --panel-rss: the peaks (MB) over the settled panels and over the last one, and the last one's server CPU
+    # ms; "on" once settled (the first pass keeps the peak of the background work whole).
+    highest = {"settled": 0.0, "last": 0.0, "cpu": 0.0, "on": 0.0}
+
     def ask(site: str, days: int, filters: str, panel: Panel) -> tuple[float, Any]:
+        if highest["on"]:
+            server.reset_peak()
+            highest["cpu"] = server.cpu()
         try:
             return server.get(url(site, days, filters, panel))
         except RuntimeError as exc:  # a raw read past the server's read limit (while catching up) is a result
             if ": 503 " not in str(exc):
                 raise
             return db.READ_TIME_LIMIT_S * 1000, STOPPED
+        finally:
+            if highest["on"]:
+                highest["last"] = server.memory()["VmHWM"] / 1024
+                highest["cpu"] = (server.cpu() - highest["cpu"]) * 1000
+                highest["settled"] = max(highest["settled"], highest["last"])
+
+    def last_request() -> tuple[float, float]:
+        return highest["last"], highest["cpu"]
 
     try:
         mismatches = 0
@@ -1107,20 +1140,29 @@ def run_server(args: argparse.Namespace, shape: Shape) -> None:
         since = time.monotonic() - started
         print(f"after that pass: {since:.0f} s since start, {pending_work(workdir):,} units waiting")
         while (waiting := pending_work(workdir)) and time.monotonic() - started < args.settle_limit:
-            rss = server.memory()["VmRSS"] / 1024
-            print(f"  {time.monotonic() - started:6.0f} s: {waiting:,} waiting, RSS {rss:.1f} MB", flush=True)
+            memory = server.memory()
+            rss, high = memory["VmRSS"] / 1024, memory["VmHWM"] / 1024
+            print(
+                f"  {time.monotonic() - started:6.0f} s: {waiting:,} waiting, RSS {rss:.1f} MB (peak {high:.1f}),"
+                f" server CPU {server.cpu():.0f} s, load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
             time.sleep(args.poll)
         settled = time.monotonic() - started
-        print(f"settled {settled:.0f} s after start" if not waiting else f"NOT settled after {settled:.0f} s")
+        state = f"settled {settled:.0f} s after start" if not waiting else f"NOT settled after {settled:.0f} s"
+        print(f"{state} (server CPU {server.cpu():.0f} s, load {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
         background = server.memory()
         print(f"server peak RSS so far (first pass and background work): {background['VmHWM'] / 1024:.1f} MB")
         server.reset_peak()
+        highest["on"] = float(args.panel_rss)
         print("\nsettled:")
-        mismatches += compare_panels(shape, args, ask, duck, args.runs)
+        mismatches += compare_panels(shape, args, ask, duck, args.runs, last_request if args.panel_rss else None)
         if shape.sites > 1:
             elapsed, _ = server.get("/api/websites?summary=true")
             print(f"\nGET /api/websites?summary=true: {elapsed:.0f} ms")
         memory = server.memory()
+        if args.panel_rss:  # each panel started the peak over: the settled panels' peak is the highest of theirs
+            memory["VmHWM"] = max(memory["VmHWM"], int(highest["settled"] * 1024))
     except BaseException:  # never leave the server running
         server.proc.kill()
         duck.close()
@@ -1188,6 +1230,11 @@ def main() -> None:
         dest="first_pass",
         action="store_false",
         help="with --server, do not time the panels right after the import (at 10 M views each reads every row)",
+    )
+    parser.add_argument(
+        "--panel-rss",
+        action="store_true",
+        help="with --server, each settled panel's peak RSS (started over before each request) and server CPU ms",
     )
     parser.add_argument("--ingest", action="store_true", help="measure the ingestion cost instead")
     parser.add_argument(
