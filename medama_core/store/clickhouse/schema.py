@@ -57,6 +57,11 @@ One design, one reason each (docs/scale.md has the long form):
   and sums `sign` as over `views`, with no GROUP BY by beacon id (the writer
   writes a view's row under each key new to it and an unload's pair under
   each key it has).
+* `prop_name_hours` (migration 18; 17 is another branch's) holds the counts
+  of a compact list per site, property name, kind, span level and hour, as
+  `filter_hours` does per browser or referrer key, written from the rows of
+  `views_by_prop` under each name alone by a materialized view: a list under
+  one name filter alone reads it and the edges' rows (stats._hourly_groups).
 * `imported_days` (migration 4) holds other tools' daily totals (Plausible's
   export), as SQLite's table of that name: one row per (site, dimension, day,
   value), replaced when written again.
