@@ -91,7 +91,8 @@ INSERT_EVENT = "INSERT INTO events (bid, batch_id, group_name, name, value, date
 # dashboard user gets by clicking a page and then a country; "other": no page (country and browser);
 # "browser" and "referrer": one such field alone; "prop": a custom property (views with an event plan=pro;
 # upstream's join would count a view once per such event, spec §10.15: a view counts once, as ours does);
-# "propname": a property name alone (views with an event named plan).
+# "propname": a property name alone (views with an event named plan); "propin" and "propcontains": filters matching
+# several properties of one view (two names; values holding an r).
 FILTERS: dict[str, tuple[tuple[Filter, ...], str]] = {
     "no": ((), ""),
     "page": (
@@ -114,9 +115,23 @@ FILTERS: dict[str, tuple[tuple[Filter, ...], str]] = {
     ),
     # A property name alone, as the dashboard filters after a click on a name in the properties panel.
     "propname": ((Filter("prop_name", "eq", "plan"),), " AND bid IN (SELECT bid FROM events WHERE name ILIKE 'plan')"),
+    # Property filters matching several keys of one view: two names, and a part of the values (free, pro, dark).
+    "propin": (
+        (Filter("prop_name", "in", "plan,theme"),),
+        " AND bid IN (SELECT bid FROM events WHERE lower(name) IN ('plan', 'theme'))",
+    ),
+    "propcontains": (
+        (Filter("prop_value", "contains", "r"),),
+        " AND bid IN (SELECT bid FROM events WHERE lower(value) LIKE '%r%')",
+    ),
 }
 # /properties applies prop filters to the events themselves (and, with a name, lists its values).
-EVENT_FILTERS = {"prop": " AND name ILIKE 'plan' AND value ILIKE 'pro'", "propname": " AND name ILIKE 'plan'"}
+EVENT_FILTERS = {
+    "prop": " AND name ILIKE 'plan' AND value ILIKE 'pro'",
+    "propname": " AND name ILIKE 'plan'",
+    "propin": " AND lower(name) IN ('plan', 'theme')",
+    "propcontains": " AND lower(value) LIKE '%r%'",
+}
 
 PATHS = ["/", *(f"/blog/post-{i}" for i in range(400))]
 GROUPS = {"www.google.com": "Google", "www.bing.com": "Bing", "t.co": "Twitter", "duckduckgo.com": "DuckDuckGo"}

@@ -695,3 +695,60 @@ def test_lists_under_one_browser_or_referrer_filter_from_filter_hours_equal_the_
         ch.command("DROP TABLE medama_schema")
         assert schema.migrate(ch, 0) == schema.MIGRATIONS[-1][0]
         assert answers() == expected
+
+
+def test_lists_under_one_property_name_from_prop_name_hours_equal_the_raw_rows(ch: Client) -> None:
+    """Views with properties of two names in several cases (one view with both, one with a name twice), on and
+    beside hour edges, some unloaded (pairs unmerged, then merged): a compact list under one property name filter
+    alone (`prop_name_hours`, schema migration 18, and the edges' rows of `views_by_prop`) equals the answer read
+    from the rows (the same name with a second name filter keeping every row), for periods on, before and after the
+    edges; the rows stored before the migration are counted by it once, also when it runs again (cut short); a
+    purged site reads the rows."""
+    base = T0 - T0 % HOUR
+    offsets = [0, 1, HOUR - 1, HOUR, HOUR + 1, 2 * HOUR - 1, 2 * HOUR, 3 * HOUR + 5, 20 * HOUR, 40 * HOUR + 7]
+    props = [[("Plan", "pro")], [("plan", "free"), ("theme", "dark")], [], [("THEME", "x"), ("theme", "y")]]
+    ops: list[hits.Op] = []
+    for i in range(48):
+        at = base + offsets[i % len(offsets)] + i // len(offsets) * 7
+        found = [event(f"n{i}", name, value, at) for name, value in props[i % len(props)]]
+        view_row = row(bid=f"n{i}", date_created=at, pathname=f"/{i % 3}", is_unique_user=i % 2, ua_browser=str(i % 5))
+        ops.append(hits.NewView(view_row, found))
+    assert hits.apply_batch(ch, ops) == [None] * len(ops)
+    assert hits.apply_batch(ch, [hits.Duration(f"n{i}", i) for i in range(0, 48, 3)]) == [None] * 16
+    names = [Filter("prop_name", "eq", "PLAN"), Filter("prop_name", "in", "theme"), Filter("prop_name", "eq", "x")]
+    keep = Filter("prop_name", "neq", "no such name")
+    bounds = [None, base - 1, base, base + 1, base + HOUR + 1, base + 40 * HOUR]
+
+    def answers() -> list[object]:
+        found = []
+        for flt in names:
+            assert stats._name_key(stats._resolve(ch, Query(SITE, None, None, (flt,)))) is not None, flt
+            for start in bounds:
+                for end in bounds:
+                    if start is not None and end is not None and end < start:
+                        continue
+                    us = (None if start is None else start * 1000, None if end is None else end * 1000)
+                    for endpoint in ("pages", "browsers"):
+                        keyed = stats.list_stats(ch, Query(SITE, *us, (flt,)), endpoint, True, Page())
+                        raw = stats.list_stats(ch, Query(SITE, *us, (flt, keep)), endpoint, True, Page())
+                        assert keyed == raw, (flt, start, end, endpoint)
+                        found.append(keyed)
+        return found
+
+    expected = answers()
+    whole = stats.list_stats(ch, Query(SITE, None, None, (names[1],)), "pages", True, Page())
+    assert sum(r["visitors"] for r in whole) == sum(1 for i in range(48) if i % 4 in (1, 3) and i % 2)
+    assert stats._name_key(Query(SITE, None, None, (Filter("prop_name", "in", "plan,theme"),))) is None
+    for table in ("views_by_prop", "prop_name_hours"):
+        ch.command(f"OPTIMIZE TABLE {table} FINAL")
+    assert answers() == expected
+    ch.command("DROP TABLE prop_name_hour_counts")
+    ch.command("DROP TABLE prop_name_hours")
+    for _ in range(2):
+        ch.command("DROP TABLE medama_schema")
+        assert schema.migrate(ch, 0) == schema.MIGRATIONS[-1][0]
+        assert answers() == expected
+    plan = stats._resolve(ch, Query(SITE, None, None, (names[0],)))
+    assert stats._hourly_groups(ch, plan, "path", ("visitors",)) is not None  # from `prop_name_hours`
+    ch.insert("raw_floor", ("hostname", "floor"), [(SITE, base - DAY)])
+    assert stats._hourly_groups(ch, plan, "path", ("visitors",)) is None  # a purge: the rows

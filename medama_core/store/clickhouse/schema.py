@@ -57,6 +57,11 @@ One design, one reason each (docs/scale.md has the long form):
   and sums `sign` as over `views`, with no GROUP BY by beacon id (the writer
   writes a view's row under each key new to it and an unload's pair under
   each key it has).
+* `prop_name_hours` (migration 18; 17 is another branch's) holds the counts
+  of a compact list per site, property name, kind, span level and hour, as
+  `filter_hours` does per browser or referrer key, written from the rows of
+  `views_by_prop` under each name alone by a materialized view: a list under
+  one name filter alone reads it and the edges' rows (stats._hourly_groups).
 * `imported_days` (migration 4) holds other tools' daily totals (Plausible's
   export), as SQLite's table of that name: one row per (site, dimension, day,
   value), replaced when written again.
@@ -577,6 +582,31 @@ _FILTER_HOURS_SELECT: Final = f"""SELECT {SITE_KEY.format(column="hostname")} AS
 FILTER_BACKFILL_DAYS: Final = 1
 
 
+# `prop_name_hours` (migration 18): the counts of a compact list (FILTER_COUNTS) per site, property name (lower-cased),
+# kind, span level and hour, written from the rows of `views_by_prop` under each name alone (`named` 1: a view's rows,
+# every sign and version, once per name it has), as `filter_hours` is from `views` per browser or referrer key. A
+# compact list under one name filter alone (prop_name by equality) read every matching view's row of the period.
+# `{where}`: a condition on the rows of `views_by_prop` (the backfill's days); the labels are named `label` inside, as
+# `value` is a column of the table (a property's value).
+_PROP_NAME_HOURS_SELECT: Final = f"""SELECT {SITE_KEY.format(column="hostname")} AS site_key, hostname, name,
+                kind, tupleElement(ls, 1) AS level, {_SPAN_HOUR} AS hour, label AS value,
+                {_FILTER_SUMS}
+            FROM views_by_prop
+            ARRAY JOIN [{", ".join(str(code) for code in KIND_CODES.values())}] AS kind,
+                [{", ".join(LABELS.values())}] AS label
+            WHERE named = 1 AND {{where}}
+            GROUP BY site_key, hostname, name, kind, {_LEVELS}, level, hour, label"""
+
+
+def _backfill_prop_name_hours(client: Client) -> None:
+    """`prop_name_hours` of the rows of `views_by_prop` stored before migration 18, a day of views per statement
+    (its table was made anew by the migration's statements, so a run cut short starts again whole; writers
+    stopped, docs/scale.md)."""
+    chunk = _CHUNK.format(column="date_created")
+    for days in _view_days(client, "views_by_prop", "date_created", FILTER_BACKFILL_DAYS):
+        client.command(f"INSERT INTO prop_name_hours {_PROP_NAME_HOURS_SELECT.format(where=chunk)}", days)
+
+
 def _backfill_filter_hours(client: Client) -> None:
     """`filter_hours` of the views stored before migration 16, a day of views per statement (its table was made
     anew by the migration's statements, so a run cut short starts again whole; writers stopped, docs/scale.md)."""
@@ -911,6 +941,31 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             "CREATE MATERIALIZED VIEW filter_hour_counts TO filter_hours AS " + _FILTER_HOURS_SELECT.format(where="1"),
         ),
     ),
+    # 17 is another branch's (reserved).
+    (
+        18,
+        (
+            # The compact lists under one property name filter alone (stats._hourly_groups): their counts per site,
+            # name, kind, span level and hour, from the rows of `views_by_prop` under each name alone, where such a
+            # list grouped every matching view's row of the period by a string label. Dropped first, so a
+            # migration cut short runs again whole (its backfill reads `views_by_prop`).
+            "DROP TABLE IF EXISTS prop_name_hour_counts",
+            "DROP TABLE IF EXISTS prop_name_hours",
+            f"""CREATE TABLE prop_name_hours (
+                site_key UInt64,
+                hostname String,
+                name String,
+                kind UInt8,
+                level UInt8,
+                hour Int64,
+                value String,{"".join(f"{chr(10)}                {name} Int64," for name in FILTER_COUNTS).rstrip(",")}
+            ) ENGINE = SummingMergeTree
+            {_month_partitions(f"hour * {HOUR_MS}")}
+            ORDER BY (site_key, hostname, name, kind, level, hour, value){_GRANULES}""",
+            "CREATE MATERIALIZED VIEW prop_name_hour_counts TO prop_name_hours AS "
+            + _PROP_NAME_HOURS_SELECT.format(where="1"),
+        ),
+    ),
 )
 # Migration -> the sorted copies it makes, filled from the rows of `views` after its statements ran.
 _COPIES_MADE: Final = {5: tuple(_FIRST_COPIES), 11: tuple(_FIRST_COPIES), 12: ("views_by_referrer",)}
@@ -932,6 +987,7 @@ TABLES: Final = (
     "prop_keys",
     "views_by_prop",
     "filter_hours",
+    "prop_name_hours",
 )
 
 _VERSIONS: Final = """CREATE TABLE IF NOT EXISTS medama_schema (
@@ -1002,6 +1058,8 @@ def migrate(client: Client, now_ms: int) -> int:
             backfill_views_by_prop(client)
         if number == 16:
             _backfill_filter_hours(client)
+        if number == 18:
+            _backfill_prop_name_hours(client)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])
         version = number
     return version

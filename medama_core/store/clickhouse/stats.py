@@ -232,6 +232,32 @@ def _prop_source(
     )
 
 
+def _prop_copies(
+    query: Query, params: dict[str, object], lo: int | None, hi: int | None, tag: str, dimensions: tuple[str, ...]
+) -> str:
+    """A subquery of the views of [lo, hi] matching property filters that may match several keys of one view
+    (no event stored before its view matches them), one row each with sign 1 and the columns _prop_source gives,
+    from `views_by_prop` (schema migration 15): the rows under every key the filters match, the names alone
+    (`named` 1) when no filter reads the value, read by ranges of the key where an equality or `in` bounds it.
+
+    Each key holds a view's rows as `views` does, so under each key the rows of one version of the view sum to 1
+    for its current version and to 0 for every other (an unload's pair, or nothing once merged): summed over the
+    matching keys, a version's rows are positive for the current one only, which is kept, once."""
+    named = 0 if any(flt.field == "prop_value" for flt in query.prop_filters) else 1
+    views = replace(query, filters=query.view_filters)  # _where's view filters; the properties' here
+    props = " AND ".join(where_sql(query.prop_filters, params, "p"))
+    carried = "".join(f", {column} AS k_{column}" for column in dimensions)
+    kept = "".join(f", any(k_{column}) AS {column}" for column in dimensions)
+    return (
+        "(SELECT k_bid AS bid, toInt8(1) AS sign, any(k_t) AS date_created, any(k_u) AS is_unique_user,"
+        f" any(k_p) AS is_unique_page, any(k_d) AS duration_ms{kept} FROM ("
+        "SELECT bid AS k_bid, version AS k_ver, sign AS k_sign, date_created AS k_t, is_unique_user AS k_u,"
+        f" is_unique_page AS k_p, duration_ms AS k_d{carried} FROM views_by_prop"
+        f" WHERE {_where(views, params, lo, hi, tag)} AND named = {named} AND {props}"
+        ") GROUP BY k_bid, k_ver HAVING sum(k_sign) > 0)"
+    )
+
+
 def _rows(
     query: Query,
     params: dict[str, object],
@@ -250,7 +276,9 @@ def _rows(
         return f"views_by_prop WHERE {_where(views, params, lo, hi, tag)} AND named = {_pinned(query)} AND {props}"
     if query.prop_filters:
         dimensions = tuple(sorted({name for label in labels for name in _DIMENSION_NAME.findall(label)}))
-        return f"{_prop_source(query, params, lo, hi, tag, dimensions)} WHERE 1"
+        if getattr(query, "orphans", True):
+            return f"{_prop_source(query, params, lo, hi, tag, dimensions)} WHERE 1"
+        return f"{_prop_copies(query, params, lo, hi, tag, dimensions)} WHERE 1"
     return f"{_table(query)} WHERE {_where(query, params, lo, hi, tag)}"
 
 
@@ -540,6 +568,20 @@ def _filter_keys(query: Query) -> tuple[int, list[str]] | None:
     return FILTER_FIELDS[flt.field], keys
 
 
+def _name_key(query: Query) -> str | None:
+    """The key of `prop_name_hours` (schema migration 18) that answers a query filtered by one property name alone
+    (prop_name `eq`, or `in` one value, and no other filter), as `views_by_prop` lower-cases it, when no event stored
+    before its view (site '', in no view's rows there) matches it: the views with a property of that name are those
+    under it, each once. None otherwise."""
+    if query.view_filters or len(query.prop_filters) != 1 or getattr(query, "orphans", True):
+        return None
+    flt = query.prop_filters[0]
+    keys = set(flt.values()[:MAX_IN_VALUES])
+    if flt.field != "prop_name" or flt.op not in ("eq", "in") or len(keys) != 1:
+        return None
+    return keys.pop()
+
+
 def _hourly_groups(client: Client, query: Query, kind: str, fields: tuple[str, ...]) -> dict[str, Group] | None:
     """Counts (Group fields `hourly` has) per label: `hourly` for the whole hours, `views` for the edges; under one
     browser or referrer filter (_filter_keys), the counts of a compact list (FILTER_COUNTS) from `filter_hours` and
@@ -550,12 +592,16 @@ def _hourly_groups(client: Client, query: Query, kind: str, fields: tuple[str, .
     counts the views it deleted, where the raw rows, which a filtered query reads, no longer hold them.
     """
     split = plan(Windows(query.start, query.end))
-    keyed = _filter_keys(query) if query.filters and set(fields) <= set(FILTER_COUNTS) else None
-    if (query.filters and keyed is None) or not split.hours:
+    compact = query.filters and set(fields) <= set(FILTER_COUNTS)
+    keyed = _filter_keys(query) if compact else None
+    name = _name_key(query) if compact else None
+    if (query.filters and keyed is None and name is None) or not split.hours:
         return None
-    if keyed is not None:
+    if keyed is not None or name is not None:
         floor = raw_floor(client, query.hostname)
-        if floor is not None and (query.start is None or query.start < floor):
+        # A purge also deletes the rows of `views_by_prop` of a kept view under a name whose events it deleted
+        # (retention._props_losing_events), which `prop_name_hours` still counts.
+        if floor is not None and (name is not None or query.start is None or query.start < floor):
             return None
     params: dict[str, object] = {"kind": KIND_CODES[kind]}
     site = _site(query, params)
@@ -566,6 +612,11 @@ def _hourly_groups(client: Client, query: Query, kind: str, fields: tuple[str, .
         rolled.insert(1, f"field = {{ffield:UInt8}} AND fkey IN ({in_list('fkey', keyed[1], params)})")
         table, edge_table = "filter_hours", _table(query)
         edge_filters = " AND " + " AND ".join(where_sql(query.view_filters, params))
+    if name is not None:
+        params["pname"] = name
+        rolled.insert(1, "name = {pname:String}")
+        table, edge_table = "prop_name_hours", "views_by_prop"
+        edge_filters = " AND named = 1 AND lower(name) = {pname:String}"
     raw_sql = split.raw_sql(params, "h")
     edges = [] if raw_sql is None else [raw_sql]  # the parts of the period outside the whole hours, read raw
     wanted = ("pageviews", *(field for field in fields if field != "pageviews"))  # pageviews: the label exists
