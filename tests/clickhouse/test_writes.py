@@ -700,7 +700,7 @@ def test_lists_under_one_browser_or_referrer_filter_from_filter_hours_equal_the_
 def test_lists_under_one_property_name_from_prop_name_hours_equal_the_raw_rows(ch: Client) -> None:
     """Views with properties of two names in several cases (one view with both, one with a name twice), on and
     beside hour edges, some unloaded (pairs unmerged, then merged): a compact list under one property name filter
-    alone (`prop_name_hours`, schema migration 18, and the edges' rows of `views_by_prop`) equals the answer read
+    alone (`prop_name_hours`, schema migration 17, and the edges' rows of `views_by_prop`) equals the answer read
     from the rows (the same name with a second name filter keeping every row), for periods on, before and after the
     edges; the rows stored before the migration are counted by it once, also when it runs again (cut short); a
     purged site reads the rows."""

@@ -57,7 +57,7 @@ One design, one reason each (docs/scale.md has the long form):
   and sums `sign` as over `views`, with no GROUP BY by beacon id (the writer
   writes a view's row under each key new to it and an unload's pair under
   each key it has).
-* `prop_name_hours` (migration 18; 17 is another branch's) holds the counts
+* `prop_name_hours` (migration 17) holds the counts
   of a compact list per site, property name, kind, span level and hour, as
   `filter_hours` does per browser or referrer key, written from the rows of
   `views_by_prop` under each name alone by a materialized view: a list under
@@ -582,7 +582,7 @@ _FILTER_HOURS_SELECT: Final = f"""SELECT {SITE_KEY.format(column="hostname")} AS
 FILTER_BACKFILL_DAYS: Final = 1
 
 
-# `prop_name_hours` (migration 18): the counts of a compact list (FILTER_COUNTS) per site, property name (lower-cased),
+# `prop_name_hours` (migration 17): the counts of a compact list (FILTER_COUNTS) per site, property name (lower-cased),
 # kind, span level and hour, written from the rows of `views_by_prop` under each name alone (`named` 1: a view's rows,
 # every sign and version, once per name it has), as `filter_hours` is from `views` per browser or referrer key. A
 # compact list under one name filter alone (prop_name by equality) read every matching view's row of the period.
@@ -599,7 +599,7 @@ _PROP_NAME_HOURS_SELECT: Final = f"""SELECT {SITE_KEY.format(column="hostname")}
 
 
 def _backfill_prop_name_hours(client: Client) -> None:
-    """`prop_name_hours` of the rows of `views_by_prop` stored before migration 18, a day of views per statement
+    """`prop_name_hours` of the rows of `views_by_prop` stored before migration 17, a day of views per statement
     (its table was made anew by the migration's statements, so a run cut short starts again whole; writers
     stopped, docs/scale.md)."""
     chunk = _CHUNK.format(column="date_created")
@@ -941,9 +941,8 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             "CREATE MATERIALIZED VIEW filter_hour_counts TO filter_hours AS " + _FILTER_HOURS_SELECT.format(where="1"),
         ),
     ),
-    # 17 is another branch's (reserved).
     (
-        18,
+        17,
         (
             # The compact lists under one property name filter alone (stats._hourly_groups): their counts per site,
             # name, kind, span level and hour, from the rows of `views_by_prop` under each name alone, where such a
@@ -1058,7 +1057,7 @@ def migrate(client: Client, now_ms: int) -> int:
             backfill_views_by_prop(client)
         if number == 16:
             _backfill_filter_hours(client)
-        if number == 18:
+        if number == 17:
             _backfill_prop_name_hours(client)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])
         version = number

@@ -59,7 +59,7 @@ _DERIVED: Final = {
     "raw_floor": ("hostname",),
     "prop_keys": ("site",),  # written from `prop_views` (schema migration 10)
     "filter_hours": ("hostname",),  # schema migration 16; not kept for purged days (stats._hourly_groups)
-    "prop_name_hours": ("hostname",),  # schema migration 18; not read for a purged site (stats._hourly_groups)
+    "prop_name_hours": ("hostname",),  # schema migration 17; not read for a purged site (stats._hourly_groups)
     **{copy: ("hostname",) for copy in COPIES},
 }
 # The pre-aggregates of a purged site's deleted days exist nowhere else (store/clickhouse/retention.py): per

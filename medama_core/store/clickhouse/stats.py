@@ -569,7 +569,7 @@ def _filter_keys(query: Query) -> tuple[int, list[str]] | None:
 
 
 def _name_key(query: Query) -> str | None:
-    """The key of `prop_name_hours` (schema migration 18) that answers a query filtered by one property name alone
+    """The key of `prop_name_hours` (schema migration 17) that answers a query filtered by one property name alone
     (prop_name `eq`, or `in` one value, and no other filter), as `views_by_prop` lower-cases it, when no event stored
     before its view (site '', in no view's rows there) matches it: the views with a property of that name are those
     under it, each once. None otherwise."""
