@@ -65,8 +65,11 @@ MIN_BLOCK_VIEWS: Final = 500
 # One writer call rebuilds dirty hours holding about this many views, so hit batches get the writer in
 # between, and a read asked for meanwhile waits for no more than one such call (Database.unit); at least
 # one hour however big. 20,000 before: ~0.5 s at 10 M views on 2 idle cores, 1.7 s on average on a
-# loaded VM, which a panel then waited for.
-REFRESH_BATCH_VIEWS: Final = 5_000
+# loaded VM, which a panel then waited for. 5,000 cost ~10% more of the refresher's CPU in all (each
+# batch commits, moves its rare values to common and rewrites the same index pages: 1 M views / 200k
+# paths after an import, 41-42 s against 36.5 s at 20,000 and 37.8 s at 10,000, bench/settle.py), and a
+# batch of 10,000 (~0.3 s of CPU) is still shorter than a unit of blocks with a day's copy.
+REFRESH_BATCH_VIEWS: Final = 10_000
 REFRESH_BATCH_PAIRS: Final = 5_000  # (site, hour) pairs looked at per writer call (after an import: 1 M)
 # Blocks one writer call builds: a 333k-view day block with its column copy takes ~4 s of CPU alone, and a
 # read waits for the whole call (Database.unit); 8 before.
@@ -472,10 +475,19 @@ def _move_promoted(conn: sqlite3.Connection) -> None:
     if not moved:
         return
     hour_rows: list[tuple[object, ...]] = []
+    # Whether each (site, span, period) is built, looked up once: a batch right after an import moves
+    # ~80k rare rows into blocks none of which is built yet (317k lookups, one per row and span, before).
+    built: dict[tuple[str, int, int], bool] = {}
     blocks: dict[tuple[str, int, int, int, str], tuple[Group, list[int]]] = {}
     for hostname, kind, hour, value, *counts, durations in moved:
         hour_rows.append((hostname, HOUR, kind, hour, value, *counts, durations if kind in DURATION_KINDS else None))
         for span in SPANS[1:]:
+            block = (hostname, span, hour // span)
+            is_built = built.get(block)
+            if is_built is None:
+                is_built = built[block] = conn.execute(_BLOCK_BUILT_SQL, block).fetchone() is not None
+            if not is_built:
+                continue
             group, values = blocks.setdefault((hostname, span, kind, hour // span, value), (Group(), []))
             group.add(Group(*counts))
             if _keeps_runs(span, kind) and durations is not None:
@@ -483,17 +495,16 @@ def _move_promoted(conn: sqlite3.Connection) -> None:
     conn.executemany(f"INSERT INTO rollup VALUES ({', '.join('?' * 16)})", hour_rows)
     patches = []
     for (hostname, span, kind, period, value), (group, values) in blocks.items():
-        built = conn.execute(
-            "SELECT 1 FROM rollup_built WHERE hostname = ? AND span = ? AND period = ?", (hostname, span, period)
-        ).fetchone()
-        if built:
-            inline = pack_inline(sorted(values)) if values else None
-            patches.append((hostname, span, kind, period, value, *group.counts(), inline))
+        inline = pack_inline(sorted(values)) if values else None
+        patches.append((hostname, span, kind, period, value, *group.counts(), inline))
     conn.executemany(f"INSERT INTO rollup VALUES ({', '.join('?' * 16)})", patches)
     conn.execute(
         "DELETE FROM rollup_rare INDEXED BY rollup_rare_value WHERE (hostname, kind, value) IN"
         " (SELECT hostname, kind, value FROM temp.refresh_promote)"
     )
+
+
+_BLOCK_BUILT_SQL = "SELECT 1 FROM rollup_built WHERE hostname = ? AND span = ? AND period = ?"
 
 
 def _keeps_runs(span: int, kind: int) -> bool:
