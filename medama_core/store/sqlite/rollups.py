@@ -65,11 +65,12 @@ MIN_BLOCK_VIEWS: Final = 500
 # One writer call rebuilds dirty hours holding about this many views, so hit batches get the writer in
 # between, and a read asked for meanwhile waits for no more than one such call (Database.unit); at least
 # one hour however big. 20,000 before: ~0.5 s at 10 M views on 2 idle cores, 1.7 s on average on a
-# loaded VM, which a panel then waited for. 5,000 cost ~10% more of the refresher's CPU in all (each
-# batch commits, moves its rare values to common and rewrites the same index pages: 1 M views / 200k
-# paths after an import, 41-42 s against 36.5 s at 20,000 and 37.8 s at 10,000, bench/settle.py), and a
-# batch of 10,000 (~0.3 s of CPU) is still shorter than a unit of blocks with a day's copy.
-REFRESH_BATCH_VIEWS: Final = 10_000
+# loaded VM, which a panel then waited for. 5,000 costs ~10% more of the refresher's CPU in all than
+# 10,000 (each batch commits, moves its rare values to common and rewrites the same index pages: 1 M
+# views / 200k paths after an import, 41-42 s against 37.8 s, bench/settle.py), but 10,000 made the first
+# pass of the page-filtered set right after that import 14-17 s against 8.4-8.7 (reads wait behind
+# longer units) and did not settle measurably sooner (128 and 157 s against 137 and 140).
+REFRESH_BATCH_VIEWS: Final = 5_000
 REFRESH_BATCH_PAIRS: Final = 5_000  # (site, hour) pairs looked at per writer call (after an import: 1 M)
 # Blocks one writer call builds: a 333k-view day block with its column copy takes ~4 s of CPU alone, and a
 # read waits for the whole call (Database.unit); 8 before.
