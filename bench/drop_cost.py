@@ -27,13 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/, whose http.py would hide the standard library's http
 
-from medama_core.app import App, open_context  # noqa: E402
-from medama_core.config import Config  # noqa: E402
-from medama_core.http.protocol import Request  # noqa: E402
-from medama_core.log import Logger  # noqa: E402
-from medama_core.store.protocol import DEFAULT_ADMIN_USERNAME  # noqa: E402
+sys.path.append(str(ROOT / "bench"))  # last: its http.py must not hide the standard library's
 
-SITE = "example.com"
+from fastpath import SITE, site_context  # noqa: E402
+
+from medama_core.app import App  # noqa: E402
+from medama_core.http.protocol import Request  # noqa: E402
+
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 KINDS = ("load", "bot", "unknown", "bad")
@@ -52,12 +52,7 @@ def request(kind: str, i: int) -> Request:
 
 
 async def run(count: int, rounds: int, workdir: Path) -> dict[str, float]:
-    config = Config(appdb=str(workdir / "me_meta.db"), analyticsdb=str(workdir / "me_analytics.db"), ratelimit=0)
-    ctx = open_context(config, Logger("json", "error"))
-    admin = await ctx.meta.get_user_by_username(DEFAULT_ADMIN_USERNAME)
-    assert admin is not None
-    await ctx.meta.insert_website(SITE, admin.id, 0)
-    ctx.hostnames.add(SITE)
+    ctx = await site_context(workdir)
     app = App(ctx)
     gate = asyncio.Semaphore(IN_FLIGHT)
 

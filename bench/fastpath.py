@@ -30,13 +30,27 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/, whose http.py would hide the standard library's http
 
-from medama_core.app import App, open_context  # noqa: E402
+from medama_core.app import App, Context, open_context  # noqa: E402
 from medama_core.config import Config  # noqa: E402
 from medama_core.http.server import HTTPServer, _Connection  # noqa: E402
 from medama_core.log import Logger  # noqa: E402
 from medama_core.store.protocol import DEFAULT_ADMIN_USERNAME  # noqa: E402
 
 SITE = "example.com"
+
+
+async def site_context(workdir: Path) -> Context:
+    """The app's context on new SQLite files in `workdir`, with no rate limit and SITE registered to the default
+    admin: what the in-process benches (this one, hot_instructions.py, drop_cost.py) serve."""
+    config = Config(appdb=str(workdir / "me_meta.db"), analyticsdb=str(workdir / "me_analytics.db"), ratelimit=0)
+    ctx = open_context(config, Logger("json", "error"))
+    admin = await ctx.meta.get_user_by_username(DEFAULT_ADMIN_USERNAME)
+    assert admin is not None
+    await ctx.meta.insert_website(SITE, admin.id, 0)
+    ctx.hostnames.add(SITE)
+    return ctx
+
+
 POLL_S = 0.0005  # how often a batch of hits is checked for its answers: sleeping, so it costs next to no CPU
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 PING = (
@@ -90,12 +104,7 @@ class CountingTransport:
 
 
 async def run(count: int, connections: int, rounds: int, workdir: Path) -> dict[str, float]:
-    config = Config(appdb=str(workdir / "me_meta.db"), analyticsdb=str(workdir / "me_analytics.db"), ratelimit=0)
-    ctx = open_context(config, Logger("json", "error"))
-    admin = await ctx.meta.get_user_by_username(DEFAULT_ADMIN_USERNAME)
-    assert admin is not None
-    await ctx.meta.insert_website(SITE, admin.id, 0)
-    ctx.hostnames.add(SITE)
+    ctx = await site_context(workdir)
     server = HTTPServer(App(ctx))
     # The same connections twice: with the tracker's head parser (http/trackerhead.py), as served, and with
     # the general parser only (""); their rounds alternate, so the machine's drift falls on both alike.

@@ -54,21 +54,13 @@ def unload(i: int) -> bytes:
 
 async def run(mode: str, batches: int, connections: int, workdir: Path) -> int:
     """Send WARM_UP + `batches` batches; return the requests answered."""
-    from medama_core.app import App, open_context  # noqa: PLC0415
-    from medama_core.config import Config  # noqa: PLC0415
+    from medama_core.app import App  # noqa: PLC0415
     from medama_core.http.server import HTTPServer, _Connection  # noqa: PLC0415
-    from medama_core.log import Logger  # noqa: PLC0415
-    from medama_core.store.protocol import DEFAULT_ADMIN_USERNAME  # noqa: PLC0415
 
     sys.path.append(str(ROOT / "bench"))  # last: its http.py must not hide the standard library's
-    from fastpath import SITE, CountingTransport, hit  # noqa: PLC0415
+    from fastpath import CountingTransport, hit, site_context  # noqa: PLC0415
 
-    config = Config(appdb=str(workdir / "me_meta.db"), analyticsdb=str(workdir / "me_analytics.db"), ratelimit=0)
-    ctx = open_context(config, Logger("json", "error"))
-    admin = await ctx.meta.get_user_by_username(DEFAULT_ADMIN_USERNAME)
-    assert admin is not None
-    await ctx.meta.insert_website(SITE, admin.id, 0)
-    ctx.hostnames.add(SITE)
+    ctx = await site_context(workdir)
     server = HTTPServer(App(ctx))
     conns = []
     for _ in range(connections):
