@@ -9,7 +9,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medama_core.store.clickhouse.client import (
-    ONE_SEND_BYTES,
     AuthenticationFailed,
     Client,
     HTTPTransport,
@@ -162,23 +161,3 @@ def test_a_stream_read_in_part_leaves_the_client_usable(ch: Client) -> None:
     assert next(rows) == ["0"]
     rows.close()  # the rest of the answer is never read: its connection is dropped, not reused
     assert ch.rows("SELECT 1") == [[1]]
-
-
-def test_a_body_larger_than_one_send_goes_whole_and_the_connection_stays(ch_server: Server | None) -> None:
-    if ch_server is None:
-        pytest.skip("SKIPPED LOUDLY: clickhouse-server is not installed (apt-get install clickhouse-server)")
-    transport = HTTPTransport(ch_server.url("default"))
-    client = Client(transport)
-    client.command("CREATE TABLE IF NOT EXISTS big_body (s String) ENGINE = Memory")
-    client.command("TRUNCATE TABLE big_body")
-    line = "x" * 99 + "\t\\"  # escaped on the way: the body is longer than the text
-    rows = [(f"{i}{line}",) for i in range(ONE_SEND_BYTES // 100 + 1)]
-    body = tsv_rows(rows)
-    assert len(body) > ONE_SEND_BYTES
-    client.insert_tsv("big_body", ("s",), body)
-    assert client.rows("SELECT count(), sum(length(s)) FROM big_body") == [[len(rows), sum(len(r[0]) for r in rows)]]
-    client.insert_tsv("big_body", ("s",), b"small\n")  # then a small one, in one send, on the same connection
-    assert client.rows("SELECT count() FROM big_body WHERE s = 'small'") == [[1]]
-    assert len(transport._all) == 1
-    client.command("DROP TABLE big_body")
-    client.close()

@@ -2,10 +2,9 @@
 
 `Client` speaks to a `Transport`, which sends one statement (with its
 server parameters and, for an INSERT, its rows) and yields the answer's
-bytes. `HTTPTransport` is the real one: a socket per thread kept alive,
-each request written in one send and its answer read by http.client's
-HTTPResponse, named timeouts, and the server's errors turned into one clear
-line each (`Unreachable`, `AuthenticationFailed`, `UnknownDatabase`,
+bytes. `HTTPTransport` is the real one: http.client, one keep-alive
+connection per thread, named timeouts, and the server's errors turned into
+one clear line each (`Unreachable`, `AuthenticationFailed`, `UnknownDatabase`,
 `QueryFailed`). Tests plug chDB (ClickHouse in-process) in as another
 transport, so the same statements run on both.
 
@@ -20,8 +19,6 @@ import base64
 import http.client
 import json
 import re
-import socket
-import ssl
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, Protocol
@@ -50,9 +47,6 @@ CONNECT_TIMEOUT_S: Final = 5.0
 # Longest wait for a byte of an answer, and the server's own limit on a query (max_execution_time):
 # a stats query over years of a busy site is seconds; past this something is wrong.
 QUERY_TIMEOUT_S: Final = 60
-# Largest body sent in one piece with its request's head (a copy of both): every batch of hits (a few hundred KB
-# at most); a larger one, a bulk INSERT of up to INSERT_ROWS rows, goes in a send of its own, uncopied.
-ONE_SEND_BYTES: Final = 1 << 20
 # Read size of a streamed answer (export): large enough that a Python loop per chunk costs nothing.
 STREAM_CHUNK_BYTES: Final = 1 << 16
 # Rows per INSERT body: one HTTP request and one part per partition for each; ClickHouse advises
@@ -119,47 +113,32 @@ class Transport(Protocol):
 
 
 class HTTPTransport:
-    """ClickHouse's HTTP interface: one keep-alive connection per calling thread.
-
-    A request is written by hand, its head and body in one send (ONE_SEND_BYTES), and its answer read by
-    http.client's HTTPResponse: http.client's own connection sends the head and the body apart, and the second
-    send cost the node ~100 µs of CPU per request on loopback (docs/scale.md, "Ingestion: the node's requests").
-    """
+    """ClickHouse's HTTP interface: one keep-alive connection per calling thread."""
 
     def __init__(self, url: ClickHouseURL, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         self.url = url
         self.connect_timeout_s = connect_timeout_s
         token = base64.b64encode(f"{url.user}:{url.password}".encode()).decode()
-        host = f"[{url.host}]" if ":" in url.host else url.host
-        self._head = (
-            f"Host: {host}:{url.port}\r\nAuthorization: Basic {token}\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\nContent-Length: "
-        )
-        self._tls: ssl.SSLContext | None = None
+        self._headers = {"Authorization": f"Basic {token}", "Content-Type": "text/plain; charset=utf-8"}
         self._local = threading.local()
-        self._all: list[socket.socket] = []
+        self._all: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
 
-    def _connection(self) -> socket.socket:
-        sock: socket.socket | None = getattr(self._local, "sock", None)
-        if sock is None:
-            sock = socket.create_connection((self.url.host, self.url.port), timeout=self.connect_timeout_s)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.url.secure:
-                if self._tls is None:
-                    self._tls = ssl.create_default_context()
-                sock = self._tls.wrap_socket(sock, server_hostname=self.url.host)
-            sock.settimeout(QUERY_TIMEOUT_S)
-            self._local.sock = sock
+    def _connection(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            kind = http.client.HTTPSConnection if self.url.secure else http.client.HTTPConnection
+            conn = kind(self.url.host, self.url.port, timeout=self.connect_timeout_s)
+            self._local.conn = conn
             with self._lock:
-                self._all.append(sock)
-        return sock
+                self._all.append(conn)
+        return conn
 
     def _drop(self) -> None:
-        sock = getattr(self._local, "sock", None)
-        if sock is not None:
-            sock.close()
-            self._local.sock = None
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
 
     def send(
         self, sql: str, params: Mapping[str, str], rows: bytes | None = None, stream: bool = False
@@ -175,27 +154,20 @@ class HTTPTransport:
         response = self._request("/?" + urlencode(query), body)
         if response.status != 200:
             text = response.read().decode("utf-8", "replace")
-            if response.will_close:
-                self._drop()
             raise error_for(parse_code(text), text, self.url.database)
         return self._read(response)
 
     def _request(self, target: str, body: bytes) -> http.client.HTTPResponse:
         # A kept-alive connection the server closed meanwhile (its keep_alive_timeout is a few
         # seconds) fails before any answer: the statement never ran, so it is sent once more.
-        head = f"POST {target} HTTP/1.1\r\n{self._head}{len(body)}\r\n\r\n".encode("ascii")
         for attempt in (1, 2):
-            reused = getattr(self._local, "sock", None) is not None
+            conn = self._connection()
+            reused = conn.sock is not None
             try:
-                sock = self._connection()
-                if len(body) <= ONE_SEND_BYTES:
-                    sock.sendall(head + body)
-                else:  # a bulk body: not copied
-                    sock.sendall(head)
-                    sock.sendall(body)
-                response = http.client.HTTPResponse(sock, method="POST")
-                response.begin()
-                return response
+                conn.request("POST", target, body, self._headers)
+                if conn.sock is not None:
+                    conn.sock.settimeout(QUERY_TIMEOUT_S)
+                return conn.getresponse()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
                 self._drop()
                 if not reused or attempt == 2:
@@ -203,9 +175,9 @@ class HTTPTransport:
             except TimeoutError:
                 self._drop()
                 raise Unreachable(f"ClickHouse at {self.url.redacted()} did not answer in time") from None
-            except (OSError, http.client.HTTPException) as exc:
+            except OSError as exc:
                 self._drop()
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc.__class__.__name__
+                reason = exc.strerror or exc.__class__.__name__
                 raise Unreachable(f"cannot reach ClickHouse at {self.url.redacted()}: {reason}") from None
         raise AssertionError("unreachable")
 
@@ -219,13 +191,12 @@ class HTTPTransport:
             raise Unreachable(f"ClickHouse at {self.url.redacted()} broke off its answer: {exc}") from None
         finally:
             if not finished:  # an answer left unread (a reader that stopped early) or cut: a new connection next
-                response.close()  # its reader holds the socket's descriptor open
                 self._drop()
 
     def close(self) -> None:
         with self._lock:
-            for sock in self._all:
-                sock.close()
+            for conn in self._all:
+                conn.close()
             self._all.clear()
 
 
