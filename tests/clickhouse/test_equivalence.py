@@ -117,7 +117,7 @@ def compare_all(client: Client, ref: Reference, q: Query) -> None:
     assert ch_goals.goal_counts(client, q, chosen) == expected_counts, f"{context} goals"
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(2))  # 3 before: CI time (each seed ~12 s on 18.16, ~20 s on chDB)
 def test_every_endpoint_equals_the_reference(seed: int, ch: Client) -> None:
     rnd = random.Random(seed)
     rows, events = random_rows(rnd)
@@ -284,7 +284,7 @@ def pinned_query(rnd: random.Random, events: list[tuple[Any, ...]]) -> Query:
     return Query(SITE, *random_period(rnd), (*props, *(others if rnd.random() < 0.5 else ())))
 
 
-@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("seed", range(1))  # 2 before: CI time (seed 1 took 12 s on 18.16, 24 s on chDB)
 def test_pinned_property_filters_read_views_by_prop_and_equal_the_reference(seed: int, ch: Client) -> None:
     """A filter pinning one property or name reads its rows of `views_by_prop` (schema migration 15) as `views`'
     own: every endpoint equals the reference before the merges (unload pairs and stale rows stored),
