@@ -34,10 +34,20 @@ def today() -> dt.date:
     return dt.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)).date()
 
 
+PLOT_BOX_TRIES = 100  # x PLOT_BOX_WAIT_MS: how long a redrawn chart may take on a loaded 2-core machine (5 s)
+PLOT_BOX_WAIT_MS = 50
+
+
 def click_plot(page: Page, share: float) -> None:
     """Click the chart's plot area at `share` of its width (0 the left edge, 1 the right), half way up."""
     plot = page.locator(".chart-card .u-over")
+    # The chart is drawn again when its data arrives: between two drawings the plot area has no box.
     box = plot.bounding_box()
+    for _ in range(PLOT_BOX_TRIES):
+        if box is not None:
+            break
+        page.wait_for_timeout(PLOT_BOX_WAIT_MS)
+        box = plot.bounding_box()
     assert box is not None
     x, y = box["x"] + max(2, min(box["width"] - 2, box["width"] * share)), box["y"] + box["height"] / 2
     page.mouse.move(x, y)
