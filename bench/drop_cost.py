@@ -29,7 +29,7 @@ sys.path[0] = str(ROOT)  # not bench/, whose http.py would hide the standard lib
 
 sys.path.append(str(ROOT / "bench"))  # last: its http.py must not hide the standard library's
 
-from fastpath import SITE, site_context  # noqa: E402
+from fastpath import SITE, close_context, site_context  # noqa: E402
 
 from medama_core.app import App  # noqa: E402
 from medama_core.http.protocol import Request  # noqa: E402
@@ -71,10 +71,7 @@ async def run(count: int, rounds: int, workdir: Path) -> dict[str, float]:
             await asyncio.sleep(FLUSH_WAIT_S)
             per_request = (time.process_time() - started) / count * 1e6
             best[kind] = min(best.get(kind, per_request), per_request)
-    for hook in ctx.on_shutdown:
-        await hook()
-    ctx.meta.close()
-    ctx.analytics.close()
+    await close_context(ctx)
     return best
 
 

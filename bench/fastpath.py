@@ -51,6 +51,14 @@ async def site_context(workdir: Path) -> Context:
     return ctx
 
 
+async def close_context(ctx: Context) -> None:
+    """Run the context's shutdown hooks and close both stores, as the server does when it stops."""
+    for hook in ctx.on_shutdown:
+        await hook()
+    ctx.meta.close()
+    ctx.analytics.close()
+
+
 POLL_S = 0.0005  # how often a batch of hits is checked for its answers: sleeping, so it costs next to no CPU
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 PING = (
@@ -142,10 +150,7 @@ async def run(count: int, connections: int, rounds: int, workdir: Path) -> dict[
             per_hit_loop = (time.thread_time() - started_loop) / hits_sent * 1e6
             best["load_loop" + suffix] = min(best.get("load_loop" + suffix, per_hit_loop), per_hit_loop)
             assert not any(t.closed for _, t in conns), "a connection closed: the bench's requests are wrong"
-    for hook in ctx.on_shutdown:
-        await hook()
-    ctx.meta.close()
-    ctx.analytics.close()
+    await close_context(ctx)
     return best
 
 

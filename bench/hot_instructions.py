@@ -58,7 +58,7 @@ async def run(mode: str, batches: int, connections: int, workdir: Path) -> int:
     from medama_core.http.server import HTTPServer, _Connection  # noqa: PLC0415
 
     sys.path.append(str(ROOT / "bench"))  # last: its http.py must not hide the standard library's
-    from fastpath import CountingTransport, hit, site_context  # noqa: PLC0415
+    from fastpath import CountingTransport, close_context, hit, site_context  # noqa: PLC0415
 
     ctx = await site_context(workdir)
     server = HTTPServer(App(ctx))
@@ -82,10 +82,7 @@ async def run(mode: str, batches: int, connections: int, workdir: Path) -> int:
         while sum(t.answers for _, t in conns) < answered:
             await asyncio.sleep(0.0005)
     assert not any(t.closed for _, t in conns), "a connection closed: the bench's requests are wrong"
-    for hook in ctx.on_shutdown:
-        await hook()
-    ctx.meta.close()
-    ctx.analytics.close()
+    await close_context(ctx)
     return answered
 
 
