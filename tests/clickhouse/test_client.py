@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +18,7 @@ from medama_core.store.clickhouse.client import (
     Unreachable,
 )
 from medama_core.store.clickhouse.sql import BindError, bind, literal, tsv_fields, tsv_line, tsv_rows
-from medama_core.store.clickhouse.url import ClickHouseURL
+from medama_core.store.clickhouse.url import ClickHouseURL, parse_url
 from tests.engines import TEST_PASSWORD, TEST_USER, Server, free_port
 
 SHARED = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -161,3 +162,25 @@ def test_a_stream_read_in_part_leaves_the_client_usable(ch: Client) -> None:
     assert next(rows) == ["0"]
     rows.close()  # the rest of the answer is never read: its connection is dropped, not reused
     assert ch.rows("SELECT 1") == [[1]]
+
+
+@pytest.mark.parametrize("body", [b"", b"SELECT 1", b"x\tb\n" * 20_000])
+def test_a_request_leaves_in_one_write(body: bytes) -> None:
+    # A SEQPACKET pair keeps each write a record of its own: the head and the body apart would read as two.
+    mine, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    mine.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    transport = HTTPTransport(parse_url("clickhouse://u:p@127.0.0.1:9/db"))
+    conn = transport._connection()
+    conn.sock = mine
+    conn.request_in_one("/?query=x", body, {"Authorization": "Basic dTpw"})
+    peer.setblocking(False)
+    record = peer.recv(1 << 21)
+    head, _, rest = record.partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /?query=x HTTP/1.1\r\n")
+    assert f"Content-Length: {len(body)}".encode() in head
+    assert rest == body
+    with pytest.raises(BlockingIOError):
+        peer.recv(1)  # nothing left: one record held all of it
+    transport.close()
+    peer.close()

@@ -112,6 +112,41 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+class _OneWrite:
+    """Holds what http.client sends of a request and writes it at once: head and body in one segment.
+
+    http.client writes a request's head and its body apart, and with TCP_NODELAY (which it sets)
+    they leave as two segments: the server reads the head, waits for the body in a second read, and
+    the node pays a second send per statement (~100 µs an INSERT of 128 rows, docs/scale.md).
+    """
+
+    _held: list[bytes] | None = None
+
+    def send(self, data: Any) -> None:
+        if self._held is not None:
+            self._held.append(bytes(data))
+            return
+        super().send(data)  # type: ignore[misc]
+
+    def request_in_one(self, target: str, body: bytes, headers: Mapping[str, str]) -> None:
+        """POSTs `body` to `target`, the head and the body in one write (connecting first when needed)."""
+        self._held = []
+        try:
+            self.request("POST", target, body, dict(headers))  # type: ignore[attr-defined]
+            held = b"".join(self._held)
+        finally:
+            self._held = None
+        self.send(held)
+
+
+class _Connection(_OneWrite, http.client.HTTPConnection):
+    pass
+
+
+class _SecureConnection(_OneWrite, http.client.HTTPSConnection):
+    pass
+
+
 class HTTPTransport:
     """ClickHouse's HTTP interface: one keep-alive connection per calling thread."""
 
@@ -121,13 +156,13 @@ class HTTPTransport:
         token = base64.b64encode(f"{url.user}:{url.password}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}", "Content-Type": "text/plain; charset=utf-8"}
         self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
+        self._all: list[_Connection | _SecureConnection] = []
         self._lock = threading.Lock()
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+    def _connection(self) -> _Connection | _SecureConnection:
+        conn: _Connection | _SecureConnection | None = getattr(self._local, "conn", None)
         if conn is None:
-            kind = http.client.HTTPSConnection if self.url.secure else http.client.HTTPConnection
+            kind = _SecureConnection if self.url.secure else _Connection
             conn = kind(self.url.host, self.url.port, timeout=self.connect_timeout_s)
             self._local.conn = conn
             with self._lock:
@@ -164,7 +199,7 @@ class HTTPTransport:
             conn = self._connection()
             reused = conn.sock is not None
             try:
-                conn.request("POST", target, body, self._headers)
+                conn.request_in_one(target, body, self._headers)
                 if conn.sock is not None:
                     conn.sock.settimeout(QUERY_TIMEOUT_S)
                 return conn.getresponse()
