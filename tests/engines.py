@@ -68,6 +68,25 @@ _USERS = """<?xml version="1.0"?>
 """
 
 
+def discard(folder: str | os.PathLike[str]) -> None:
+    """Removes a stopped server's folder in a process of its own, so the suite does not wait for it.
+
+    A suite's servers leave thousands of part files, and removing them at the session's end was part
+    of a last teardown of ~39 s in CI (ten module databases' parts: ~2,100 files, ~1.9 s to remove).
+    """
+    if not os.path.exists(folder):
+        return
+    # A shell that starts `rm` in the background and exits at once: nothing is left for this process to wait for.
+    subprocess.run(
+        ["sh", "-c", 'rm -rf -- "$1" &', "discard", os.fspath(folder)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        check=False,
+    )
+
+
 def server_binary() -> str | None:
     """The clickhouse-server to start: on PATH, or where Debian's package puts it."""
     return shutil.which("clickhouse-server") or next(
@@ -133,7 +152,7 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         if not self.keep:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            discard(self.dir)
 
 
 @contextlib.contextmanager
@@ -185,7 +204,7 @@ def chdb_session() -> Any:
         folder = tempfile.mkdtemp(prefix="medama-chdb-")
         _chdb_session = session.Session(folder)
         _chdb_session.query("SET output_format_json_quote_64bit_integers = 0")
-        atexit.register(shutil.rmtree, folder, True)
+        atexit.register(discard, folder)
         atexit.register(_chdb_session.close)
     return _chdb_session
 
@@ -241,7 +260,7 @@ class Stack:
     def stop(self) -> None:
         self.ch.stop()
         self.pg.stop()
-        shutil.rmtree(self.pg.root, ignore_errors=True)
+        discard(self.pg.root)
 
 
 def running_stack() -> Iterator[Stack]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.engines import discard
 from tests.pg_harness import PostgresServer, Unavailable, start_postgres
 
 _names = itertools.count(1)
@@ -24,7 +24,7 @@ def pg_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
-        shutil.rmtree(server.root, ignore_errors=True)
+        discard(server.root)
 
 
 @pytest.fixture
