@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 # so that a stream of reads slows the catching up but never stops it, and the reads held back by a unit
 # get their turn before the next.
 YIELD_TO_READS_S: Final = 1.0
+# How long no stats read has come before an hour batch may hold rollups.QUIET_BATCH_VIEWS views instead of
+# REFRESH_BATCH_VIEWS: panels a dashboard asks for come within a second or two of each other, so while
+# someone looks, reads wait behind short batches, and with nobody looking (an import settling, a night)
+# the refresher takes longer, cheaper ones.
+QUIET_BEFORE_LONG_S: Final = 5.0
 
 # The stats layer (store.stats, rollups, columns, scan, entries, retention and their helpers, ~50 ms of
 # start-up on a busy machine) is imported by the calls that use it, the first after the server listens: the
@@ -237,7 +242,8 @@ class SQLiteAnalytics:
 
     async def maintain(self) -> int:
         """The rollups' background work until none is left: closed dirty hours first (a batch of about
-        rollups.REFRESH_BATCH_VIEWS views per writer call, so hit batches get the writer in between), then
+        rollups.REFRESH_BATCH_VIEWS views per writer call, so hit batches get the writer in between, or
+        QUIET_BATCH_VIEWS when no read came for QUIET_BEFORE_LONG_S), then
         the queued blocks, today's column copies, and copies of built days that have none. Returns the
         hours rebuilt."""
         from medama_core.store.sqlite import columns, rollups
@@ -246,7 +252,9 @@ class SQLiteAnalytics:
         while not self.db.closed:
             await self.db.quiet(YIELD_TO_READS_S)
             now_ms = int(time.time() * 1000)
-            rebuilt = await self.db.unit(rollups.refresh_hours, now_ms)
+            quiet = self.db.quiet_for() >= QUIET_BEFORE_LONG_S
+            views = rollups.QUIET_BATCH_VIEWS if quiet else rollups.REFRESH_BATCH_VIEWS
+            rebuilt = await self.db.unit(rollups.refresh_hours, now_ms, views)
             done += rebuilt
             if rebuilt:
                 continue

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from medama_core.store.sqlite import analytics, meta
-from medama_core.store.sqlite.db import Database, Migration, migrate
+from medama_core.store.sqlite.db import WAL_CHECKPOINT_PAGES, Database, Migration, migrate
 
 
 def latest(migrations: tuple[Migration, ...]) -> int:
@@ -79,12 +79,13 @@ def test_database_uses_wal_and_reader_threads(tmp_path: Path) -> None:
     def readonly_write(conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM views")
 
-    async def scenario() -> tuple[str, int]:
+    async def scenario() -> tuple[str, int, int]:
         mode = await db.write(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0])
-        return mode, await db.read(count)
+        pages = await db.write(lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+        return mode, pages, await db.read(count)
 
     try:
-        assert asyncio.run(scenario()) == ("wal", 0)
+        assert asyncio.run(scenario()) == ("wal", WAL_CHECKPOINT_PAGES, 0)
         with pytest.raises(sqlite3.OperationalError):
             asyncio.run(db.read(readonly_write))
     finally:
