@@ -32,6 +32,14 @@ YIELD_TO_READS_S: Final = 1.0
 # the refresher takes longer, cheaper ones.
 QUIET_BEFORE_LONG_S: Final = 5.0
 
+# Pages the analytics database's WAL takes before a commit copies them into the database (wal_autocheckpoint;
+# SQLite's default is 1,000, ~4 MB, which me_meta.db, written little, keeps): the refresher's units each
+# write a few thousand scattered index pages, so at 1,000 nearly every commit checkpointed (and fsynced)
+# pages the next units write again. At 16,000 (~64 MB of WAL on disk, which stays that size) the commits
+# of the background work after an import of 1 M views / 200k paths cost 3.7 s of CPU instead of 5.75
+# (bench/settle.py --sql); a read finds a page in the WAL's index whatever its length.
+WAL_CHECKPOINT_PAGES: Final = 16_000
+
 # The stats layer (store.stats, rollups, columns, scan, entries, retention and their helpers, ~50 ms of
 # start-up on a busy machine) is imported by the calls that use it, the first after the server listens: the
 # background work starts then, and a tracker hit or a login needs none of it (tests/test_lazy_imports.py).
@@ -101,6 +109,7 @@ class SQLiteAnalytics:
 
     def __init__(self, path: str, flag: str = "-analyticsdb") -> None:
         self.db = open_database(path, analytics.MIGRATIONS, analytics.MARKER_TABLE, flag)
+        self.db.writer_conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         self.location = os.path.abspath(path)
 
     @property

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from medama_core.store.sqlite import analytics, meta
-from medama_core.store.sqlite.db import WAL_CHECKPOINT_PAGES, Database, Migration, migrate
+from medama_core.store.sqlite.db import Database, Migration, migrate
 
 
 def latest(migrations: tuple[Migration, ...]) -> int:
@@ -79,17 +79,31 @@ def test_database_uses_wal_and_reader_threads(tmp_path: Path) -> None:
     def readonly_write(conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM views")
 
-    async def scenario() -> tuple[str, int, int]:
+    async def scenario() -> tuple[str, int]:
         mode = await db.write(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0])
-        pages = await db.write(lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
-        return mode, pages, await db.read(count)
+        return mode, await db.read(count)
 
     try:
-        assert asyncio.run(scenario()) == ("wal", WAL_CHECKPOINT_PAGES, 0)
+        assert asyncio.run(scenario()) == ("wal", 0)
         with pytest.raises(sqlite3.OperationalError):
             asyncio.run(db.read(readonly_write))
     finally:
         db.close()
+
+
+def test_analytics_wal_is_checkpointed_less_often(tmp_path: Path) -> None:
+    """The analytics writer lets its WAL grow to WAL_CHECKPOINT_PAGES before a checkpoint; me_meta.db keeps
+    SQLite's default."""
+    from medama_core.backends import sqlite as backend
+
+    store = backend.SQLiteAnalytics(str(tmp_path / "me_analytics.db"))
+    other = Database(str(tmp_path / "me_meta.db"), meta.MIGRATIONS)
+    try:
+        assert store.db.writer_conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == backend.WAL_CHECKPOINT_PAGES
+        assert other.writer_conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    finally:
+        store.close()
+        other.close()
 
 
 def _dirty_after(statements: list[str], version: int | None = None) -> set[tuple[str, int]]:

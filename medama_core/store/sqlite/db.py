@@ -49,13 +49,6 @@ READER_CACHE_KIB: Final = 1024
 # connection's schema and statements (~1.4 MB at rest) fit: 8 MiB let SQLite reach 9 MB during a raw read
 # right after an import, the largest part of the server's peak (docs/storage.md, *Memory bounds*).
 SOFT_HEAP_LIMIT: Final = 4 << 20
-# WAL pages written before a commit copies them into the database (wal_autocheckpoint; SQLite's default is
-# 1,000, ~4 MB): the refresher's units each write a few thousand scattered index pages, so at 1,000 nearly
-# every commit checkpointed (and fsynced) pages the next units write again. At 16,000 (~64 MB of WAL on
-# disk, kept at that size) the commits of the background work after an import of 1 M views / 200k paths
-# cost 3.7 s of CPU instead of 5.75 (bench/settle.py --sql); a read looks a page up in the WAL's index
-# whatever its length.
-WAL_CHECKPOINT_PAGES: Final = 16_000
 # SQLite virtual-machine steps between two looks at the clock: about a millisecond of work, so a
 # runaway query stops within a few ms of its limit and the check costs well under 1%.
 PROGRESS_STEPS = 10_000
@@ -113,7 +106,6 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
         # In WAL mode, NORMAL loses no committed transaction on a process crash (kill -9); only an
         # OS crash or power loss can roll back the last transactions. FULL would fsync every commit.
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     return conn
