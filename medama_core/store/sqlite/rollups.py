@@ -377,10 +377,11 @@ def refresh(conn: sqlite3.Connection, now_ms: int, limit: int = 10**9) -> int:
     return hours
 
 
-def refresh_hours(conn: sqlite3.Connection, now_ms: int, views: int = REFRESH_BATCH_VIEWS) -> int:
-    """Rebuild one batch of closed dirty hours, oldest first across sites, holding about `views` views (at
-    least one hour); return how many hours were rebuilt."""
+def refresh_hours(conn: sqlite3.Connection, now_ms: int, views: int | None = None) -> int:
+    """Rebuild one batch of closed dirty hours, oldest first across sites, holding about `views` views
+    (REFRESH_BATCH_VIEWS unless given; at least one hour); return how many hours were rebuilt."""
     now_hour = now_ms // HOUR_MS
+    views = REFRESH_BATCH_VIEWS if views is None else views
     with Transaction(conn):
         pairs = conn.execute(_DIRTY_CLOSED_SQL, {"now_hour": now_hour, "limit": REFRESH_BATCH_PAIRS}).fetchall()
         if not pairs:
