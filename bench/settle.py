@@ -40,6 +40,9 @@ def main() -> None:
     parser.add_argument(
         "--set", action="append", default=[], help="MODULE.NAME=INTEGER: a bound of store/sqlite/MODULE.py changed"
     )
+    parser.add_argument(
+        "--pragma", action="append", default=[], help="NAME=VALUE: a PRAGMA set on the writer's connection first"
+    )
     args = parser.parse_args()
     sys.path.insert(0, os.path.abspath(args.checkout))
     os.makedirs(args.work, exist_ok=True)
@@ -92,6 +95,8 @@ def main() -> None:
     ):
         setattr(module, name, timed(name, getattr(module, name)))
     store = backend.SQLiteAnalytics(path)
+    for pragma in args.pragma:
+        store.db.writer_conn.execute(f"PRAGMA {pragma}")
     cpu, wall = time.process_time(), time.perf_counter()
     hours = asyncio.run(store.maintain())
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

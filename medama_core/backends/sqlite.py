@@ -26,6 +26,19 @@ if TYPE_CHECKING:
 # so that a stream of reads slows the catching up but never stops it, and the reads held back by a unit
 # get their turn before the next.
 YIELD_TO_READS_S: Final = 1.0
+# How long no stats read has come before an hour batch may hold rollups.QUIET_BATCH_VIEWS views instead of
+# REFRESH_BATCH_VIEWS: panels a dashboard asks for come within a second or two of each other, so while
+# someone looks, reads wait behind short batches, and with nobody looking (an import settling, a night)
+# the refresher takes longer, cheaper ones.
+QUIET_BEFORE_LONG_S: Final = 5.0
+
+# Pages the analytics database's WAL takes before a commit copies them into the database (wal_autocheckpoint;
+# SQLite's default is 1,000, ~4 MB, which me_meta.db, written little, keeps): the refresher's units each
+# write a few thousand scattered index pages, so at 1,000 nearly every commit checkpointed (and fsynced)
+# pages the next units write again. At 16,000 (~64 MB of WAL on disk, which stays that size) the commits
+# of the background work after an import of 1 M views / 200k paths cost 3.7 s of CPU instead of 5.75
+# (bench/settle.py --sql); a read finds a page in the WAL's index whatever its length.
+WAL_CHECKPOINT_PAGES: Final = 16_000
 
 # The stats layer (store.stats, rollups, columns, scan, entries, retention and their helpers, ~50 ms of
 # start-up on a busy machine) is imported by the calls that use it, the first after the server listens: the
@@ -96,6 +109,7 @@ class SQLiteAnalytics:
 
     def __init__(self, path: str, flag: str = "-analyticsdb") -> None:
         self.db = open_database(path, analytics.MIGRATIONS, analytics.MARKER_TABLE, flag)
+        self.db.writer_conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         self.location = os.path.abspath(path)
 
     @property
@@ -237,7 +251,8 @@ class SQLiteAnalytics:
 
     async def maintain(self) -> int:
         """The rollups' background work until none is left: closed dirty hours first (a batch of about
-        rollups.REFRESH_BATCH_VIEWS views per writer call, so hit batches get the writer in between), then
+        rollups.REFRESH_BATCH_VIEWS views per writer call, so hit batches get the writer in between, or
+        QUIET_BATCH_VIEWS when no read came for QUIET_BEFORE_LONG_S), then
         the queued blocks, today's column copies, and copies of built days that have none. Returns the
         hours rebuilt."""
         from medama_core.store.sqlite import columns, rollups
@@ -246,7 +261,9 @@ class SQLiteAnalytics:
         while not self.db.closed:
             await self.db.quiet(YIELD_TO_READS_S)
             now_ms = int(time.time() * 1000)
-            rebuilt = await self.db.unit(rollups.refresh_hours, now_ms)
+            quiet = self.db.quiet_for() >= QUIET_BEFORE_LONG_S
+            views = rollups.QUIET_BATCH_VIEWS if quiet else rollups.REFRESH_BATCH_VIEWS
+            rebuilt = await self.db.unit(rollups.refresh_hours, now_ms, views)
             done += rebuilt
             if rebuilt:
                 continue

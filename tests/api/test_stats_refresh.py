@@ -3,6 +3,7 @@ and column copies, and GET /website/{hostname}/progress says how much is left.""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -110,3 +111,39 @@ def test_request_copies_built_days_that_have_no_column_copy(server: LiveServer) 
     assert client.get(url).json() == [{"country": "Spain", "visitors": 26, "visitors_percentage": 1.0}]
     conn.close()
     client.close()
+
+
+@pytest.mark.parametrize(("read_first", "batches"), [(False, [30, 30]), (True, [10] * 6)])
+def test_hour_batches_are_longer_while_no_read_comes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_first: bool, batches: list[int]
+) -> None:
+    """With no stats read for QUIET_BEFORE_LONG_S (none at all here), an hour batch holds
+    QUIET_BATCH_VIEWS views; after a read, REFRESH_BATCH_VIEWS, so that the next read waits less."""
+    from medama_core.backends import sqlite as backend
+
+    monkeypatch.setattr(rollups, "REFRESH_BATCH_VIEWS", 10)
+    monkeypatch.setattr(rollups, "QUIET_BATCH_VIEWS", 30)
+    monkeypatch.setattr(backend, "QUIET_BEFORE_LONG_S", 10**9)  # a read, whenever it was, is recent
+    real = rollups.refresh_hours
+    calls: list[int] = []
+
+    def counted(*args: Any) -> int:
+        calls.append(real(*args))
+        return calls[-1]
+
+    monkeypatch.setattr(rollups, "refresh_hours", counted)
+    path = str(tmp_path / "me_analytics.db")
+    store = backend.SQLiteAnalytics(path)
+    sql = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
+    store.db.writer_conn.executemany(sql, [view(date_created=T0 + i * HOUR, duration_ms=1000 + i) for i in range(60)])
+
+    async def scenario() -> int:
+        if read_first:
+            await store.db.read(lambda c: c.execute("SELECT 1").fetchone())
+        return await store.maintain()
+
+    try:
+        assert asyncio.run(scenario()) == 60
+    finally:
+        store.close()
+    assert [n for n in calls if n] == batches

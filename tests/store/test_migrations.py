@@ -91,6 +91,21 @@ def test_database_uses_wal_and_reader_threads(tmp_path: Path) -> None:
         db.close()
 
 
+def test_analytics_wal_is_checkpointed_less_often(tmp_path: Path) -> None:
+    """The analytics writer lets its WAL grow to WAL_CHECKPOINT_PAGES before a checkpoint; me_meta.db keeps
+    SQLite's default."""
+    from medama_core.backends import sqlite as backend
+
+    store = backend.SQLiteAnalytics(str(tmp_path / "me_analytics.db"))
+    other = Database(str(tmp_path / "me_meta.db"), meta.MIGRATIONS)
+    try:
+        assert store.db.writer_conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == backend.WAL_CHECKPOINT_PAGES
+        assert other.writer_conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    finally:
+        store.close()
+        other.close()
+
+
 def _dirty_after(statements: list[str], version: int | None = None) -> set[tuple[str, int]]:
     """The (site, hour) pairs marked dirty by `statements` on a fresh database at `version` (default: latest)."""
     conn = sqlite3.connect(":memory:", isolation_level=None)

@@ -271,6 +271,7 @@ class Database:
         self.reads = 0  # reads asked for and not yet answered, queued ones included (event loop thread only)
         self.reads_let_in = 0  # of those, the ones past the gate of `unit` (event loop thread only)
         self.unit_pending = False  # a unit of background work waits or runs: reads wait (event loop thread only)
+        self.read_ended = -math.inf  # time.monotonic() when the last read ended (event loop thread only)
         # Set when `reads`, `reads_let_in` or `unit_pending` change, then replaced: what `read`, `unit` and
         # `quiet` wait on instead of looking every few ms. Bound to the loop that made it (event loop thread).
         self._changed: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
@@ -323,7 +324,12 @@ class Database:
                 self._signal()
         finally:
             self.reads -= 1
+            self.read_ended = time.monotonic()
             self._signal()
+
+    def quiet_for(self) -> float:
+        """Seconds since the last read ended (infinite if none came yet); 0 while a read is queued or runs."""
+        return 0.0 if self.reads else time.monotonic() - self.read_ended
 
     async def unit(self, fn: Callable[..., T], /, *args: object) -> T:
         """Run `fn(conn, *args)` on the writer thread as a unit of background work, never beside a read: it

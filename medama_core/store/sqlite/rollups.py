@@ -71,6 +71,12 @@ MIN_BLOCK_VIEWS: Final = 500
 # pass of the page-filtered set right after that import 14-17 s against 8.4-8.7 (reads wait behind
 # longer units) and did not settle measurably sooner (128 and 157 s against 137 and 140).
 REFRESH_BATCH_VIEWS: Final = 5_000
+# An hour batch's views when no stats read has come for a while (backends/sqlite.py, QUIET_BEFORE_LONG_S):
+# nobody waits behind the unit, so it may be longer and cost less in all. 1 M views / 200k paths after an
+# import (bench/settle.py): hour batches 34.4 s of CPU against 37.8 s at 5,000 (fewer commits, fewer moves
+# of rare values to common), the same peak RSS; the first read that comes meanwhile waits for one such
+# batch (~0.7 s of CPU at that size, ~0.5 s at 10 M views on 2 idle cores).
+QUIET_BATCH_VIEWS: Final = 20_000
 REFRESH_BATCH_PAIRS: Final = 5_000  # (site, hour) pairs looked at per writer call (after an import: 1 M)
 # Blocks one writer call builds: a 333k-view day block with its column copy takes ~4 s of CPU alone, and a
 # read waits for the whole call (Database.unit); 8 before.
@@ -371,11 +377,11 @@ def refresh(conn: sqlite3.Connection, now_ms: int, limit: int = 10**9) -> int:
     return hours
 
 
-def refresh_hours(conn: sqlite3.Connection, now_ms: int) -> int:
-    """Rebuild one batch of closed dirty hours, oldest first across sites, holding about
-    REFRESH_BATCH_VIEWS views (at least one hour); return how many hours were rebuilt."""
+def refresh_hours(conn: sqlite3.Connection, now_ms: int, views: int | None = None) -> int:
+    """Rebuild one batch of closed dirty hours, oldest first across sites, holding about `views` views
+    (REFRESH_BATCH_VIEWS unless given; at least one hour); return how many hours were rebuilt."""
     now_hour = now_ms // HOUR_MS
-    views = REFRESH_BATCH_VIEWS
+    views = REFRESH_BATCH_VIEWS if views is None else views
     with Transaction(conn):
         pairs = conn.execute(_DIRTY_CLOSED_SQL, {"now_hour": now_hour, "limit": REFRESH_BATCH_PAIRS}).fetchall()
         if not pairs:
