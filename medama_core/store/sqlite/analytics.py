@@ -504,35 +504,4 @@ MIGRATIONS: tuple[Migration, ...] = (
                 BEGIN {_mark_event_and_views("NEW")} END""",
         ),
     ),
-    Migration(
-        17,
-        (
-            # The writer's batch in two statements around its rows instead of six (store/sqlite/hits.py): turning
-            # `marking` on also keeps the largest rowids of `views` and `events` so far, and turning it off marks,
-            # in this trigger, every (site, hour) the insert triggers would have for the rows inserted since, as
-            # store/sqlite/bulk.py MARK_DIRTY does after a bulk load. The new rows are found by rowid range (NOT
-            # INDEXED) and drive the joins (CROSS JOIN): without both, the planner scans a whole index per batch.
-            "ALTER TABLE rollup_marking ADD COLUMN views_from INTEGER NOT NULL DEFAULT 0",
-            "ALTER TABLE rollup_marking ADD COLUMN events_from INTEGER NOT NULL DEFAULT 0",
-            """CREATE TRIGGER rollup_marking_done AFTER UPDATE OF marking ON rollup_marking
-                WHEN OLD.marking = 1 AND NEW.marking = 0
-                BEGIN
-                    INSERT OR IGNORE INTO rollup_dirty (hostname, hour)
-                        SELECT DISTINCT hostname, date_created / 3600000 FROM views NOT INDEXED
-                        WHERE rowid > OLD.views_from;
-                    INSERT OR IGNORE INTO rollup_dirty (hostname, hour)
-                        SELECT DISTINCT v.hostname, e.date_created / 3600000
-                        FROM views AS v NOT INDEXED CROSS JOIN events AS e ON e.bid = v.bid
-                        WHERE v.rowid > OLD.views_from;
-                    INSERT OR IGNORE INTO rollup_dirty (hostname, hour)
-                        SELECT DISTINCT v.hostname, e.date_created / 3600000
-                        FROM events AS e NOT INDEXED CROSS JOIN views AS v ON v.bid = e.bid
-                        WHERE e.rowid > OLD.events_from;
-                    INSERT OR IGNORE INTO rollup_dirty (hostname, hour)
-                        SELECT DISTINCT v.hostname, v.date_created / 3600000
-                        FROM events AS e NOT INDEXED CROSS JOIN views AS v ON v.bid = e.bid
-                        WHERE e.rowid > OLD.events_from;
-                END""",
-        ),
-    ),
 )
