@@ -187,6 +187,15 @@ def test_rows_of_different_lengths_fail_alone_even_when_their_values_add_up(conn
     ]
 
 
+def test_a_long_view_without_a_duration_fails_alone(conn: sqlite3.Connection) -> None:
+    # Tracker views are bound without the duration, their values picked by position: a value past the row's
+    # columns must still refuse the row, not be left out.
+    ops: list[hits.Op] = [hits.NewView(view("ok1")), hits.NewView((*view("long"), 7)), hits.NewView(view("ok2"))]
+    outcomes = hits.apply_batch(conn, ops)
+    assert [type(o).__name__ if o else None for o in outcomes] == [None, "ProgrammingError", None]
+    assert conn.execute("SELECT bid FROM views ORDER BY bid").fetchall() == [("ok1",), ("ok2",)]
+
+
 # --- writer.Batcher ---
 
 
