@@ -312,7 +312,7 @@ class App:
             op = events.hit_op(request, self.ctx)
             if op is None:
                 return self._no_content(request, started)
-            deferred = Deferred(functools.partial(self._hit_stored, request, started))
+            deferred = Deferred(self._hit_stored, request, started)
             events.store(self.ctx, op, deferred.done)
             return deferred
         except Exception as exc:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import functools
 import os
 import resource
 import socket
@@ -121,23 +120,27 @@ class App(Protocol):
 
 class Deferred:
     """An answer that comes later: the application calls `done(value)` once it can make it (from a write's
-    callback), `finish(value)` makes it, and the server's `reply`, set when `answer_now` returned this,
-    sends it. No future, no Task, no callback scheduled through the loop."""
+    callback), `finish(request, started, value)` makes it, and the connection that asked (set when
+    `answer_now` returned this) sends it. No future, no Task, no callback scheduled through the loop, and no
+    partial function per answer: the request and the time the application started on it ride along here."""
 
-    __slots__ = ("finish", "reply")
+    __slots__ = ("connection", "finish", "request", "started")
 
-    def __init__(self, finish: Callable[[Any], Response]) -> None:
+    def __init__(self, finish: Callable[[Request, float, Any], Response], request: Request, started: float) -> None:
         self.finish = finish
-        self.reply: Callable[[Response | None], None] | None = None
+        self.request = request
+        self.started = started
+        self.connection: _Connection | None = None
 
     def done(self, value: Any) -> None:
-        """Make the answer and send it; None to `reply` when `finish` failed (the server answers 500)."""
+        """Make the answer and send it; None to the connection when `finish` failed (the server answers 500)."""
+        request = self.request
         try:
-            response: Response | None = self.finish(value)
+            response: Response | None = self.finish(request, self.started, value)
         except Exception:
             response = None
-        if self.reply is not None:
-            self.reply(response)
+        if self.connection is not None:
+            self.connection._deferred_done(request, response)
 
 
 @dataclass(slots=True)
@@ -682,7 +685,7 @@ class _Connection(asyncio.Protocol):
                 fast = self.server.app.error_response(HTTPError(500, "internal server error"), request)
             if fast is not None:
                 if type(fast) is Deferred:
-                    fast.reply = functools.partial(self._deferred_done, request)
+                    fast.connection = self
                     return False
                 self._answer(request, cast(Response, fast))
                 return True

@@ -71,6 +71,21 @@ def test_a_batch_writes_views_events_durations_and_drops(conn: sqlite3.Connectio
     assert hits.drop_counts(conn, 0, 10**12) == [(86_400_000, "", "bot", 4)], "counts add up across batches"
 
 
+def test_a_batch_counts_each_sites_hits_per_day(conn: sqlite3.Connection) -> None:
+    """`site_hits` (the quota's) gains every page view and custom event of a batch, per site and UTC day, also
+    when a site has several in one batch; unloads and drops count nothing."""
+    day = 1_700_000_000_000 // hits.DAY_MS * hits.DAY_MS
+    ops: list[hits.Op] = [hits.NewView(view(f"a{i}", date_created=day + i)) for i in range(3)]
+    ops += [hits.NewView(view("b1", "b.com", date_created=day + 5)), hits.NewView(view("b2", "b.com"))]
+    ops += [hits.NewView(view("late", date_created=day + hits.DAY_MS + 1))]  # the next day
+    ops += [hits.NewEvents([event("a0", "plan", "pro"), event("a0", "seats", "3")]), hits.Duration("a1", 9)]
+    ops += [hits.DropCount(day, "example.com", "bot", 4)]
+    assert hits.apply_batch(conn, ops) == [None] * len(ops)
+    assert hits.apply_batch(conn, [hits.NewView(view("a9", date_created=day + 9))]) == [None]
+    assert hits.site_hits_on(conn, day) == {"example.com": 5, "b.com": 2}
+    assert hits.site_hits_on(conn, day + hits.DAY_MS) == {"example.com": 1}
+
+
 def test_unloads_in_chunks_match_one_update_per_unload(conn: sqlite3.Connection) -> None:
     # 341 unloads run as chunks of 256, 64, 16, 4 and 1 rows; a repeated beacon id keeps its last
     # duration, a hash-mode id shared by two views sets both, an unknown id changes nothing.
@@ -170,6 +185,15 @@ def test_rows_of_different_lengths_fail_alone_even_when_their_values_add_up(conn
         ("ok1", "example.com", 1_700_000_000_000),
         ("ok2", "example.com", 1_700_000_000_000),
     ]
+
+
+def test_a_long_view_without_a_duration_fails_alone(conn: sqlite3.Connection) -> None:
+    # Tracker views are bound without the duration, their values picked by position: a value past the row's
+    # columns must still refuse the row, not be left out.
+    ops: list[hits.Op] = [hits.NewView(view("ok1")), hits.NewView((*view("long"), 7)), hits.NewView(view("ok2"))]
+    outcomes = hits.apply_batch(conn, ops)
+    assert [type(o).__name__ if o else None for o in outcomes] == [None, "ProgrammingError", None]
+    assert conn.execute("SELECT bid FROM views ORDER BY bid").fetchall() == [("ok1",), ("ok2",)]
 
 
 # --- writer.Batcher ---

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -80,3 +81,21 @@ def test_other_writers_are_still_marked_by_the_triggers(tmp_path: Path) -> None:
     conn.execute(hits.INSERT_EVENT, event("b2", "b.com", 4, "x"))
     assert dirty(conn) == [("b.com", 3), ("b.com", 4)]
     conn.close()
+
+
+def test_a_batch_after_the_largest_rowid_is_marked_by_the_triggers(tmp_path: Path) -> None:
+    """Past the largest rowid SQLite picks free rowids at random, so a batch's new rows are not all above where
+    it started: the switch stays off and the triggers mark every row, as they would have."""
+    batch: list[hits.Op] = [hits.NewView(view(f"n{i}", SITES[i % 2], i)) for i in range(6)]
+    batch.append(hits.NewEvents([event("n0", "b.com", 7, "x")]))
+    marked = []
+    for name, write in (("writer.db", hits.apply_batch), ("triggers.db", hits._write_all)):
+        conn = fresh(tmp_path / name, [view("b1", "a.com", 9)], [])
+        conn.execute("UPDATE views SET rowid = 9223372036854775807")  # the largest rowid there is
+        conn.execute("DELETE FROM rollup_dirty")
+        with db.Transaction(conn) if write is hits._write_all else contextlib.nullcontext():
+            write(conn, batch)
+        marked.append(dirty(conn))
+        conn.close()
+    assert marked[0] == marked[1]
+    assert len(marked[0]) == 7
