@@ -123,17 +123,12 @@ _DAY_ROWS_SQL = (
     + f""", {_PROPS_SQL}, is_unique_user, is_unique_page, duration_ms, date_created FROM views
     WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi ORDER BY duration_ms, rowid"""
 )
-# One column of the day's views in the same order (rowid orders the views of equal durations alike).
-_COLUMN_ROWS_SQL = """
-    SELECT {expr} FROM views WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi
-    ORDER BY duration_ms, rowid"""
 # Values of a column coded in the pass that codes every column of a day's views at once; a column with
-# more (a long tail of paths, entry pages, referrers, event pairs) is given up there and coded in a pass
-# of its own, so one such column's values are held at a time, not all of them: a 333k-view day of 1 M
-# paths held its ~45k paths twice (pages and entry pages, ~11 MB of strings and dictionaries) beside
-# everything else, 27 MB in all. Each such pass reads the day's views again and sorts them (~0.3-0.5 s
-# for 333k views); in this pass the values of all the columns together cost at most ~17 * PASS_VALUES
-# * ~150 bytes (~5 MB).
+# more (a long tail of paths, entry pages, referrers, event pairs) is given up there and coded by
+# SQLite afterwards (_store_tail), one at a time: a 333k-view day of 1 M paths held its ~45k paths
+# twice (pages and entry pages, ~11 MB of strings and dictionaries) beside everything else, 27 MB in
+# all. In this pass the values of all the columns together cost at most ~17 * PASS_VALUES * ~150
+# bytes (~5 MB).
 PASS_VALUES: Final = 2048
 # Events of the day by their own time, each joined to its view on the site (as store/sqlite/stats.py counts them).
 _DAY_EVENTS_SQL = (
@@ -190,9 +185,9 @@ def _store_views(
 ) -> bool:
     """Code the day's views (in duration order, as _DAY_ROWS_SQL reads them) and store their records;
     False when there are none or a dimension has more than PLANE_CODES ** 2 values. A column with more
-    than PASS_VALUES values is coded in a pass of its own, after the others are stored. With that many
-    sets of event pairs (say a property valued by order number), the copy goes without PROPS (its
-    meta says `"props": false`) and prop filters read the day raw."""
+    than PASS_VALUES values is coded by SQLite after the others, the flags, hours and durations are
+    stored (_store_tail). With that many sets of event pairs (say a property valued by order number),
+    the copy goes without PROPS (its meta says `"props": false`) and prop filters read the day raw."""
     flags, hours, timed = bytearray(), bytearray(), array("q")
     first_hour = day * HOURS_PER_DAY
     dimensions = len(COLUMN_SQL)
@@ -207,53 +202,174 @@ def _store_views(
     coded, deferred = _code_columns(rows, dimensions + 1, rest, PASS_VALUES)
     if not flags:
         return False
-    untimed = len(flags) - len(timed)
+    count, untimed = len(flags), len(flags) - len(timed)
     bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
-
-    def alone(expr: str) -> tuple[dict[Any, int], array[int]] | None:
-        """A column given up by the first pass, coded in a pass of its own; None past PLANE_CODES ** 2 values."""
-        rows = conn.execute(_COLUMN_ROWS_SQL.format(expr=expr), bounds)
-        (found,), over = _code_columns(rows, 1, lambda row: None, PLANE_CODES * PLANE_CODES)
-        return None if over else found
-
     copied = True
     names = list(COLUMN_SQL)
-    # The columns coded by the first pass are stored (and let go) first, then the others one at a time.
-    for column in sorted(range(dimensions), key=lambda column: column in deferred):
+    # The columns coded by the first pass are stored (and let go) first, then the views' own planes,
+    # so that the long tails, coded by SQLite one at a time, have only their own pieces beside them.
+    for column in range(dimensions):
+        if column in deferred:
+            continue
         name = names[column]
-        found: tuple[dict[Any, int], array[int]] | None = coded[column]
+        found = coded[column]
         coded[column] = ({}, array("B"))  # let go as soon as stored
-        if column in deferred:  # coded alone while the day can still be copied; else only its runs are read
-            found = alone(COLUMN_SQL[name]) if copied else None
         if runs is not None and name not in ENTRY_COLUMNS:
-            if found is None or len(found[0]) > RUNS_HELD_VALUES:  # runs sorted by SQLite, a chunk at a time
+            if len(found[0]) > RUNS_HELD_VALUES:  # runs sorted by SQLite, a chunk at a time
                 _sql_runs(conn, hostname, day, last, name, runs)
             else:
                 runs(name, _runs_by_value(found[0], found[1], untimed, timed))
-        planes = None if found is None or not copied else _planes(len(found[0]), found[1])
-        if planes is None or found is None:
+        planes = _planes(len(found[0]), found[1]) if copied else None
+        if planes is None:
             copied = False
         else:
             conn.execute(_INSERT_SQL, (hostname, day, name, _dictionary_text(found[0]), planes))
         del found
+    props = None if dimensions in deferred else _records(VIEWS, [PROPS], [coded[dimensions]])
+    del coded
+    width, packed = rollups.pack(timed)
+    timed = array("q")  # let go (`rest` holds the name, so it is rebound, not deleted)
+    records = [*(props or []), (FLAGS, "", bytes(flags)), (HOURS, "", bytes(hours)), (DURATIONS, "", packed)]
+    flags, hours = bytearray(), bytearray()
+    del packed
+    if copied:
+        conn.executemany(_INSERT_SQL, [(hostname, day, name, dictionary, data) for name, dictionary, data in records])
+    del records
+    for column in sorted(deferred - {dimensions}):
+        name = names[column]
+        wanted = runs is not None and name not in ENTRY_COLUMNS
+        stored, held = _store_tail(conn, bounds, name, COLUMN_SQL[name], count, wanted) if copied else (False, None)
+        copied = stored
+        if runs is not None and wanted:
+            if held is None:  # given up, or more values than RUNS_HELD_VALUES: runs sorted by SQLite
+                _sql_runs(conn, hostname, day, last, name, runs)
+            else:
+                runs(name, held)
+            del held
     if not copied:
         return False
-    props_coded = alone(_PROPS_SQL) if dimensions in deferred else coded[dimensions]
-    props = None if props_coded is None else _records(VIEWS, [PROPS], [props_coded])
-    del props_coded
-    width, packed = rollups.pack(timed)
-    meta = {
-        "rows": len(flags),
-        "untimed": untimed,
-        "width": width,
-        "base": PLANE_CODES,
-        "last": last,
-        "props": props is not None,
-    }
-    records = [*(props or []), (FLAGS, "", bytes(flags)), (HOURS, "", bytes(hours)), (DURATIONS, "", packed)]
-    records.append((META, json.dumps(meta), b""))
-    conn.executemany(_INSERT_SQL, [(hostname, day, name, dictionary, data) for name, dictionary, data in records])
+    has_props = props is not None
+    if dimensions in deferred:
+        has_props, _ = _store_tail(conn, bounds, PROPS, _PROPS_SQL, count, False)
+    meta = {"rows": count, "untimed": untimed, "width": width, "base": PLANE_CODES, "last": last, "props": has_props}
+    conn.execute(_INSERT_SQL, (hostname, day, META, json.dumps(meta), b""))
     return True
+
+
+# A column with more than PASS_VALUES values (a long tail of paths, entry pages, referrers, event pairs)
+# is coded by SQLite: its distinct values go into a temporary table, where a value's code is its row
+# (they are sorted, which the readers do not need), the day's views are joined to it in duration
+# order, and the codes come back COPY_CHUNK_VIEWS views at a time, written in place into the column's
+# planes; its dictionary is encoded DICTIONARY_BATCH values at a time, written in place into its
+# text. Python holds a chunk's codes and a batch's values whatever the day's views and values: coded
+# in Python, a 333k-view day of 50k paths held its values (as strings and a dict), its codes and,
+# while encoding its 1.6 MB text, ~5 MB more: ~17 MB in all, left fragmented in the heap afterwards.
+# SQLite sorts the values twice (~0.1-0.2 s for 333k views); its sorter spills to a file past its cache.
+COPY_CHUNK_VIEWS: Final = 16_384  # a chunk's rows as Python tuples: ~1.5 MB
+_TAIL_TABLE_SQL = "CREATE TEMP TABLE IF NOT EXISTS copy_tail (tail_code INTEGER PRIMARY KEY, tail_value UNIQUE)"
+_TAIL_VALUES_SQL = """
+    INSERT INTO temp.copy_tail (tail_value) SELECT DISTINCT {expr} FROM views
+    WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi ORDER BY 1"""
+# Each view's code (tail_code, 1-based) as its planes' bytes: one plane holds the code, two hold
+# (code - 1) // PLANE_CODES + 1 and (code - 1) % PLANE_CODES + 1 (_planes). `IS`: a NULL is a value too.
+_TAIL_CODES_SQL = """
+    SELECT (c.tail_code - 1) / :base + 1, (c.tail_code - 1) % :base + 1, views.duration_ms
+    FROM views CROSS JOIN temp.copy_tail c ON c.tail_value IS ({expr})
+    WHERE views.hostname = :hostname AND views.date_created BETWEEN :lo AND :hi
+    ORDER BY views.duration_ms, views.rowid"""
+_RECORD_SQL = "INSERT OR REPLACE INTO column_days VALUES (?, ?, ?, CAST(zeroblob(?) AS TEXT), zeroblob(?))"
+
+
+def _store_tail(
+    conn: sqlite3.Connection, bounds: dict[str, Any], name: str, expr: str, count: int, gather: bool
+) -> tuple[bool, dict[str, array[int]] | None]:
+    """Store the record of a day's column `name` (SQL `expr` over the `count` views in `bounds`: hostname,
+    lo, hi), coded by SQLite (COPY_CHUNK_VIEWS); (False, None), nothing stored, with more than
+    PLANE_CODES ** 2 values. With `gather`, also its durations per value, sorted, unless it has more
+    than RUNS_HELD_VALUES values."""
+    conn.execute(_TAIL_TABLE_SQL)
+    conn.execute("DELETE FROM temp.copy_tail")
+    try:
+        conn.execute(_TAIL_VALUES_SQL.format(expr=expr), bounds)
+        (values,) = conn.execute("SELECT count(*) FROM temp.copy_tail").fetchone()
+        if values > PLANE_CODES * PLANE_CODES:
+            return False, None
+        planes = 1 if values <= PLANE_CODES else 2
+
+        def dictionary() -> Iterator[str]:
+            cursor = conn.execute("SELECT tail_value FROM temp.copy_tail ORDER BY tail_code")
+            return _dictionary_pieces(value for (value,) in cursor)
+
+        size = sum(map(len, dictionary()))
+        record = _RecordWriter(conn, (bounds["hostname"], bounds["lo"] // DAY_MS, name), size, planes * count)
+        at = 0
+        for piece in dictionary():
+            record.write("dictionary", at, piece.encode("ascii"))
+            at += len(piece)
+        by_code: dict[int, array[int]] | None = {} if gather and values <= RUNS_HELD_VALUES else None
+        codes = conn.execute(_TAIL_CODES_SQL.format(expr=expr), {**bounds, "base": PLANE_CODES})
+        at = 0
+        while chunk := codes.fetchmany(COPY_CHUNK_VIEWS):
+            low = bytes(map(itemgetter(1), chunk))
+            if planes == 2:
+                record.write("data", at, bytes(map(itemgetter(0), chunk)))
+            record.write("data", (planes - 1) * count + at, low)
+            if by_code is not None:
+                for high, code, duration in chunk:
+                    if duration is not None:
+                        code += (high - 1) * PLANE_CODES
+                        found = by_code.get(code)
+                        if found is None:
+                            found = by_code[code] = array("q")
+                        found.append(duration)
+            at += len(chunk)
+        del chunk
+        record.close()
+        if at != count:  # the views changed between the passes: the caller's transaction rules that out
+            raise RuntimeError(f"{name}: {at} views coded of {count}")
+        if by_code is None:
+            return True, None
+        held = {}
+        for code, value in conn.execute("SELECT tail_code, tail_value FROM temp.copy_tail"):
+            if code in by_code:
+                held[str(value)] = by_code.pop(code)
+        return True, held
+    finally:
+        conn.execute("DELETE FROM temp.copy_tail")
+
+
+class _RecordWriter:
+    """A column_days row written in place: made with its dictionary and data at their full sizes
+    (zeros), then written a piece at a time by incremental blob I/O. Python 3.10 has no blob writes:
+    there the pieces are gathered and the row written whole at `close`."""
+
+    def __init__(self, conn: sqlite3.Connection, key: tuple[str, int, str], text_size: int, data_size: int) -> None:
+        self._conn, self._key = conn, key
+        self._gathered = {"dictionary": bytearray(text_size), "data": bytearray(data_size)}
+        self._rowid = 0
+        self._blobs: dict[str, Any] = {}  # a sqlite3.Blob per column (Python 3.11+)
+        if sys.version_info >= (3, 11):
+            self._gathered.clear()
+            self._rowid = conn.execute(_RECORD_SQL, (*key, text_size, data_size)).lastrowid or 0
+
+    def write(self, column: str, offset: int, piece: bytes) -> None:
+        if sys.version_info < (3, 11):
+            self._gathered[column][offset : offset + len(piece)] = piece
+            return
+        blob = self._blobs.get(column)
+        if blob is None:
+            blob = self._blobs[column] = self._conn.blobopen("column_days", column, self._rowid)
+        blob.seek(offset)
+        blob.write(piece)
+
+    def close(self) -> None:
+        for blob in self._blobs.values():
+            blob.close()
+        self._blobs.clear()
+        if self._gathered:
+            text, data = self._gathered["dictionary"].decode("ascii"), bytes(self._gathered["data"])
+            self._conn.execute(_INSERT_SQL, (*self._key, text, data))
+            self._gathered.clear()
 
 
 _COLUMN_RUNS_SQL = """
@@ -355,17 +471,24 @@ DICTIONARY_BATCH: Final = 1024  # values encoded to JSON at once (_dictionary_te
 
 
 def _dictionary_text(values: Iterable[Any]) -> str:
-    """`json.dumps([str(value) for value in values])`, encoded DICTIONARY_BATCH values at a time: json.dumps
-    of a long tail's whole list held a string per value twice over (~7 MB for 45k paths) beside the text."""
-    parts, batch = [], []
+    """`json.dumps([str(value) for value in values])`, encoded DICTIONARY_BATCH values at a time."""
+    return "".join(_dictionary_pieces(values))
+
+
+def _dictionary_pieces(values: Iterable[Any]) -> Iterator[str]:
+    """The pieces of `_dictionary_text(values)`, each of at most DICTIONARY_BATCH values: json.dumps of a
+    long tail's whole list held a string per value twice over (~7 MB for 45k paths) beside the text."""
+    yield "["
+    batch: list[str] = []
+    separator = ""
     for value in values:
         batch.append(str(value))
         if len(batch) == DICTIONARY_BATCH:
-            parts.append(json.dumps(batch)[1:-1])
-            batch = []
+            yield separator + json.dumps(batch)[1:-1]
+            batch, separator = [], ", "
     if batch:
-        parts.append(json.dumps(batch)[1:-1])
-    return "[" + ", ".join(parts) + "]"
+        yield separator + json.dumps(batch)[1:-1]
+    yield "]"
 
 
 _PLUS_ONE = bytes((value + 1) % 256 for value in range(256))
