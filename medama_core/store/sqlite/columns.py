@@ -164,7 +164,7 @@ def build_day(
     """
     drop_day(conn, hostname, day)
     bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
-    if not _store_views(conn, hostname, day, last, conn.execute(_DAY_ROWS_SQL, bounds), runs):
+    if not _store_views(conn, hostname, day, last, runs):
         # No views (only events, or rows gone since their hours were rolled up), or too many values: read raw.
         drop_day(conn, hostname, day)
         conn.execute(_INSERT_SQL, (hostname, day, META, json.dumps({"rows": NOT_COPIED, "last": last}), b""))
@@ -175,66 +175,78 @@ def build_day(
 Record = tuple[str, str, bytes]  # (name, dictionary, data) of a column_days row
 
 
-def _store_views(
-    conn: sqlite3.Connection,
-    hostname: str,
-    day: int,
-    last: int,
-    rows: Iterable[tuple[Any, ...]],
-    runs: DayRuns | None = None,
-) -> bool:
+_DAY_COUNTS_SQL = """
+    SELECT count(*), count(duration_ms), max(duration_ms) FROM views
+    WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi"""
+
+
+def _store_views(conn: sqlite3.Connection, hostname: str, day: int, last: int, runs: DayRuns | None = None) -> bool:
     """Code the day's views (in duration order, as _DAY_ROWS_SQL reads them) and store their records;
-    False when there are none or a dimension has more than PLANE_CODES ** 2 values. A column with more
-    than PASS_VALUES values is coded by SQLite after the others, the flags, hours and durations are
-    stored (_store_tail). With that many sets of event pairs (say a property valued by order number),
-    the copy goes without PROPS (its meta says `"props": false`) and prop filters read the day raw."""
+    False when there are none or a dimension has more than PLANE_CODES ** 2 values.
+
+    The records are made at their full sizes first (the day's views counted) and written in place,
+    COPY_CHUNK_VIEWS views at a time, as the rows stream by: a column's codes go into two planes,
+    the second dropped at the end if the column has at most PLANE_CODES values. A column with more
+    than PASS_VALUES values is given up in that pass and coded by SQLite afterwards (_store_tail), one
+    at a time. With too many sets of event pairs (say a property valued by order number), the copy goes
+    without PROPS (its meta says `"props": false`) and prop filters read the day raw."""
+    bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
+    count, timed_count, longest = conn.execute(_DAY_COUNTS_SQL, bounds).fetchone()
+    if not count:
+        return False
+    untimed, width = count - timed_count, 4 if longest is None or longest < 1 << 32 else 8
+    names = [*COLUMN_SQL, PROPS]
+    dimensions = len(COLUMN_SQL)
+    base, most = PLANE_CODES, min(PASS_VALUES, PLANE_CODES * PLANE_CODES)
+    high, low = [code // base + 1 for code in range(most)], [code % base + 1 for code in range(most)]
+    records = [_RecordWriter(conn, (hostname, day, name), 0, 2 * count) for name in names]
+    own = {
+        name: _RecordWriter(conn, (hostname, day, name), 0, size)
+        for name, size in ((FLAGS, count), (HOURS, count), (DURATIONS, timed_count * width))
+    }
     flags, hours, timed = bytearray(), bytearray(), array("q")
     first_hour = day * HOURS_PER_DAY
-    dimensions = len(COLUMN_SQL)
+    at, timed_at = 0, 0  # views and timed views written
 
     def rest(row: tuple[Any, ...]) -> None:
-        unique_user, unique_page, duration, at = row[dimensions + 1 :]
+        unique_user, unique_page, duration, created = row[dimensions + 1 :]
         flags.append(_flags(unique_user, unique_page, duration))
-        hours.append(at // HOUR_MS - first_hour + 1)
+        hours.append(created // HOUR_MS - first_hour + 1)
         if duration is not None:
             timed.append(duration)
 
-    coded, deferred = _code_columns(rows, dimensions + 1, rest, PASS_VALUES)
-    if not flags:
-        return False
-    count, untimed = len(flags), len(flags) - len(timed)
-    bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
+    def flush(codes: list[array[int]], over: set[int]) -> None:
+        nonlocal at, timed_at
+        for column, chunk in enumerate(codes):
+            if column not in over:
+                records[column].write("data", at, bytes(map(high.__getitem__, chunk)))
+                records[column].write("data", count + at, bytes(map(low.__getitem__, chunk)))
+        own[FLAGS].write("data", at, bytes(flags))
+        own[HOURS].write("data", at, bytes(hours))
+        own[DURATIONS].write("data", timed_at * width, rollups.pack(timed, width)[1])
+        at, timed_at = at + len(flags), timed_at + len(timed)
+        del flags[:], hours[:], timed[:]
+
+    rows = conn.execute(_DAY_ROWS_SQL, bounds)
+    coded, deferred = _code_columns(rows, dimensions + 1, rest, most, (COPY_CHUNK_VIEWS, flush))
+    del rows
+    if at != count:  # the caller's transaction rules out views changing between the count and the pass
+        raise RuntimeError(f"{at} views copied of {count}")
     copied = True
-    names = list(COLUMN_SQL)
-    # The columns coded by the first pass are stored (and let go) first, then the views' own planes,
-    # so that the long tails, coded by SQLite one at a time, have only their own pieces beside them.
-    for column in range(dimensions):
+    # The columns coded by the first pass are finished first, then the long tails, coded by SQLite.
+    for column in range(dimensions + 1):
+        index = coded[column][0]
+        coded[column] = ({}, array("B"))
         if column in deferred:
+            records[column].abandon()  # _store_tail makes its own
             continue
         name = names[column]
-        found = coded[column]
-        coded[column] = ({}, array("B"))  # let go as soon as stored
-        if runs is not None and name not in ENTRY_COLUMNS:
-            if len(found[0]) > RUNS_HELD_VALUES:  # runs sorted by SQLite, a chunk at a time
-                _sql_runs(conn, hostname, day, last, name, runs)
-            else:
-                runs(name, _runs_by_value(found[0], found[1], untimed, timed))
-        planes = _planes(len(found[0]), found[1]) if copied else None
-        if planes is None:
-            copied = False
-        else:
-            conn.execute(_INSERT_SQL, (hostname, day, name, _dictionary_text(found[0]), planes))
-        del found
-    props = None if dimensions in deferred else _records(VIEWS, [PROPS], [coded[dimensions]])
-    del coded
-    width, packed = rollups.pack(timed)
-    timed = array("q")  # let go (`rest` holds the name, so it is rebound, not deleted)
-    records = [*(props or []), (FLAGS, "", bytes(flags)), (HOURS, "", bytes(hours)), (DURATIONS, "", packed)]
-    flags, hours = bytearray(), bytearray()
-    del packed
-    if copied:
-        conn.executemany(_INSERT_SQL, [(hostname, day, name, dictionary, data) for name, dictionary, data in records])
-    del records
+        if runs is not None and name not in ENTRY_COLUMNS and column < dimensions:
+            runs(name, _read_runs(records[column], own[DURATIONS], index, count, untimed, width))
+        records[column].finish(_dictionary_text(index), count if len(index) <= base else 0)
+        del index
+    for writer in own.values():
+        writer.close()
     for column in sorted(deferred - {dimensions}):
         name = names[column]
         wanted = runs is not None and name not in ENTRY_COLUMNS
@@ -248,12 +260,32 @@ def _store_views(
             del held
     if not copied:
         return False
-    has_props = props is not None
+    has_props = True
     if dimensions in deferred:
         has_props, _ = _store_tail(conn, bounds, PROPS, _PROPS_SQL, count, False)
-    meta = {"rows": count, "untimed": untimed, "width": width, "base": PLANE_CODES, "last": last, "props": has_props}
+    meta = {"rows": count, "untimed": untimed, "width": width, "base": base, "last": last, "props": has_props}
     conn.execute(_INSERT_SQL, (hostname, day, META, json.dumps(meta), b""))
     return True
+
+
+def _read_runs(
+    record: _RecordWriter, durations: _RecordWriter, index: dict[Any, int], count: int, untimed: int, width: int
+) -> dict[str, array[int]]:
+    """Each value's durations, in the views' (duration) order, sorted: the timed views' codes read back
+    from the two planes written, with their durations, COPY_CHUNK_VIEWS views at a time."""
+    by_code: dict[int, array[int]] = {}
+    for lo in range(untimed, count, COPY_CHUNK_VIEWS):
+        size = min(COPY_CHUNK_VIEWS, count - lo)
+        highs, lows = record.read("data", lo, size), record.read("data", count + lo, size)
+        chunk = rollups.unpack(width, durations.read("data", (lo - untimed) * width, size * width))
+        for code, duration in zip(map(add, map((256).__mul__, highs), lows), chunk, strict=True):
+            found = by_code.get(code)
+            if found is None:
+                found = by_code[code] = array("q")
+            found.append(duration)
+    base = PLANE_CODES
+    values = {(code // base + 1) * 256 + code % base + 1: value for value, code in index.items()}
+    return {str(values[key]): durations for key, durations in by_code.items()}
 
 
 # A column with more than PASS_VALUES values (a long tail of paths, entry pages, referrers, event pairs)
@@ -265,7 +297,7 @@ def _store_views(
 # in Python, a 333k-view day of 50k paths held its values (as strings and a dict), its codes and,
 # while encoding its 1.6 MB text, ~5 MB more: ~17 MB in all, left fragmented in the heap afterwards.
 # SQLite sorts the values twice (~0.1-0.2 s for 333k views); its sorter spills to a file past its cache.
-COPY_CHUNK_VIEWS: Final = 16_384  # a chunk's rows as Python tuples: ~1.5 MB
+COPY_CHUNK_VIEWS: Final = 4096  # a chunk's rows as Python tuples: ~1.5 MB
 _TAIL_TABLE_SQL = "CREATE TEMP TABLE IF NOT EXISTS copy_tail (tail_code INTEGER PRIMARY KEY, tail_value UNIQUE)"
 _TAIL_VALUES_SQL = """
     INSERT INTO temp.copy_tail (tail_value) SELECT DISTINCT {expr} FROM views
@@ -341,7 +373,7 @@ def _store_tail(
 class _RecordWriter:
     """A column_days row written in place: made with its dictionary and data at their full sizes
     (zeros), then written a piece at a time by incremental blob I/O. Python 3.10 has no blob writes:
-    there the pieces are gathered and the row written whole at `close`."""
+    there the pieces are gathered and the row written whole when closed or finished."""
 
     def __init__(self, conn: sqlite3.Connection, key: tuple[str, int, str], text_size: int, data_size: int) -> None:
         self._conn, self._key = conn, key
@@ -352,24 +384,63 @@ class _RecordWriter:
             self._gathered.clear()
             self._rowid = conn.execute(_RECORD_SQL, (*key, text_size, data_size)).lastrowid or 0
 
+    def _blob(self, column: str) -> Any:
+        if sys.version_info < (3, 11):
+            raise RuntimeError("no incremental blob I/O before Python 3.11")
+        blob = self._blobs.get(column)
+        if blob is None:
+            blob = self._blobs[column] = self._conn.blobopen("column_days", column, self._rowid)
+        return blob
+
     def write(self, column: str, offset: int, piece: bytes) -> None:
         if sys.version_info < (3, 11):
             self._gathered[column][offset : offset + len(piece)] = piece
             return
-        blob = self._blobs.get(column)
-        if blob is None:
-            blob = self._blobs[column] = self._conn.blobopen("column_days", column, self._rowid)
+        blob = self._blob(column)
         blob.seek(offset)
         blob.write(piece)
 
+    def read(self, column: str, offset: int, size: int) -> bytes:
+        if sys.version_info < (3, 11):
+            return bytes(self._gathered[column][offset : offset + size])
+        blob = self._blob(column)
+        blob.seek(offset)
+        return bytes(blob.read(size))
+
     def close(self) -> None:
-        for blob in self._blobs.values():
-            blob.close()
-        self._blobs.clear()
+        """Done writing: the row is complete."""
+        self._close_blobs()
         if self._gathered:
             text, data = self._gathered["dictionary"].decode("ascii"), bytes(self._gathered["data"])
             self._conn.execute(_INSERT_SQL, (*self._key, text, data))
             self._gathered.clear()
+
+    def finish(self, text: str, skip: int) -> None:
+        """Done writing: the row gets its dictionary `text`, and its data loses its first `skip` bytes."""
+        self._close_blobs()
+        if sys.version_info < (3, 11):
+            self._conn.execute(_INSERT_SQL, (*self._key, text, bytes(self._gathered["data"][skip:])))
+            self._gathered.clear()
+        elif skip:
+            self._conn.execute(_FINISH_SQL, {"text": text, "skip": skip, "rowid": self._rowid})
+        else:
+            self._conn.execute(_SET_DICTIONARY_SQL, {"text": text, "rowid": self._rowid})
+
+    def abandon(self) -> None:
+        """Not written after all: the row is deleted."""
+        self._close_blobs()
+        self._gathered.clear()
+        if self._rowid:
+            self._conn.execute("DELETE FROM column_days WHERE rowid = ?", (self._rowid,))
+
+    def _close_blobs(self) -> None:
+        for blob in self._blobs.values():
+            blob.close()
+        self._blobs.clear()
+
+
+_FINISH_SQL = "UPDATE column_days SET dictionary = :text, data = substr(data, :skip + 1) WHERE rowid = :rowid"
+_SET_DICTIONARY_SQL = "UPDATE column_days SET dictionary = :text WHERE rowid = :rowid"
 
 
 _COLUMN_RUNS_SQL = """
@@ -395,18 +466,6 @@ def _sql_runs(conn: sqlite3.Connection, hostname: str, day: int, last: int, name
     runs(name, chunk)
 
 
-def _runs_by_value(index: dict[Any, int], codes: array[int], untimed: int, timed: array[int]) -> dict[str, array[int]]:
-    """Each value's durations, in the views' (duration) order: sorted."""
-    by_code: dict[int, array[int]] = {}
-    for code, duration in zip(codes[untimed:], timed, strict=True):
-        found = by_code.get(code)
-        if found is None:
-            found = by_code[code] = array("q")
-        found.append(duration)
-    values = list(index)
-    return {str(values[code]): durations for code, durations in by_code.items()}
-
-
 def encode_events(rows: Iterable[tuple[Any, ...]], day: int, last: int = HOURS_PER_DAY - 1) -> list[Record]:
     """The events' records for a day's rows as _DAY_EVENTS_SQL reads them (names prefixed EVENTS)."""
     hours = bytearray()
@@ -429,14 +488,24 @@ TWO_BYTE_CODES: Final = 1 << 16  # codes fit array("H") up to this many values; 
 _WIDER = {1 << 8: "H", TWO_BYTE_CODES: "I"}  # the code at which a column's codes need a wider array
 
 
+Flush = Callable[[list["array[int]"], set[int]], None]  # each column's codes of a chunk of rows, the columns over
+
+
 def _code_columns(
-    rows: Iterable[tuple[Any, ...]], count: int, rest: Callable[[tuple[Any, ...]], None], most: int | None = None
+    rows: Iterable[tuple[Any, ...]],
+    count: int,
+    rest: Callable[[tuple[Any, ...]], None],
+    most: int | None = None,
+    chunks: tuple[int, Flush] | None = None,
 ) -> tuple[Coded, set[int]]:
     """Code the first `count` values of each row as they stream by; `rest` takes each row's other values.
     A column with more than `most` values is given up (its values are let go as soon as it has too
-    many: a day of random paths must not hold them all) and returned among the columns over."""
+    many: a day of random paths must not hold them all) and returned among the columns over. With
+    `chunks` (n, flush), every n rows' codes (and the last rows') go to `flush` and are let go."""
     coded: Coded = [({}, array("B")) for _ in range(count)]
     over: set[int] = set()
+    size, flush = chunks if chunks is not None else (0, None)
+    held = 0
     for row in rows:
         for column, value in enumerate(row[:count]):
             index, codes = coded[column]
@@ -454,6 +523,15 @@ def _code_columns(
                     coded[column] = (index, codes)
             codes.append(code)
         rest(row)
+        if flush is not None:
+            held += 1
+            if held == size:
+                flush([codes for _, codes in coded], over)
+                coded = [(index, array(codes.typecode)) for index, codes in coded]
+                held = 0
+    if flush is not None and held:
+        flush([codes for _, codes in coded], over)
+        coded = [(index, array(codes.typecode)) for index, codes in coded]
     return coded, over
 
 
