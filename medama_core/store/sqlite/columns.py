@@ -125,7 +125,7 @@ _DAY_ROWS_SQL = (
 )
 # Values of a column coded in the pass that codes every column of a day's views at once; a column with
 # more (a long tail of paths, entry pages, referrers, event pairs) is given up there and coded by
-# SQLite afterwards (_store_tail), one at a time: a 333k-view day of 1 M paths held its ~45k paths
+# SQLite afterwards (_store_tails), all in one more pass: a 333k-view day of 1 M paths held its ~45k paths
 # twice (pages and entry pages, ~11 MB of strings and dictionaries) beside everything else, 27 MB in
 # all. In this pass the values of all the columns together cost at most ~17 * PASS_VALUES * ~150
 # bytes (~5 MB).
@@ -191,9 +191,9 @@ def _store_views(conn: sqlite3.Connection, hostname: str, day: int, last: int, r
 
     The records are made at their full sizes first (the day's views counted) and written in place,
     COPY_CHUNK_VIEWS views at a time, as the rows stream by: a column's codes go into two planes,
-    the second dropped at the end if the column has at most PLANE_CODES values. A column with more
-    than PASS_VALUES values is given up in that pass and coded by SQLite afterwards (_store_tail), one
-    at a time. With too many sets of event pairs (say a property valued by order number), the copy goes
+    the high one dropped at the end if the column has at most PLANE_CODES values. The columns with
+    more than PASS_VALUES values are given up in that pass and coded by SQLite afterwards, together
+    (_store_tails). With too many sets of event pairs (say a property valued by order number), the copy goes
     without PROPS (its meta says `"props": false`) and prop filters read the day raw."""
     bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
     count, timed_count, longest = conn.execute(_DAY_COUNTS_SQL, bounds).fetchone()
@@ -237,51 +237,42 @@ def _store_views(conn: sqlite3.Connection, hostname: str, day: int, last: int, r
     del rows
     if at != count:  # the caller's transaction rules out views changing between the count and the pass
         raise RuntimeError(f"{at} views copied of {count}")
-    copied = True
     # The columns coded by the first pass are finished first, then the long tails, coded by SQLite.
     for column in range(dimensions + 1):
         index = coded[column][0]
         coded[column] = ({}, array("B"))
         if column in deferred:
-            records[column].abandon()  # _store_tail makes its own
+            records[column].abandon()  # _store_tails makes its own
             continue
         name = names[column]
         if runs is not None and name not in ENTRY_COLUMNS and column < dimensions:
-            runs(name, _read_runs(records[column], own[DURATIONS], index, count, untimed, width))
+            runs(name, _read_runs(records[column], own[DURATIONS], index, (count, untimed, width), 2))
         records[column].finish(_dictionary_text(index), count if len(index) <= base else 0)
         del index
+    tails = {names[column]: COLUMN_SQL.get(names[column], _PROPS_SQL) for column in sorted(deferred)}
+    stored = _store_tails(conn, hostname, day, last, tails, (count, untimed, width), own[DURATIONS], runs)
     for writer in own.values():
         writer.close()
-    for column in sorted(deferred - {dimensions}):
-        name = names[column]
-        wanted = runs is not None and name not in ENTRY_COLUMNS
-        stored, held = _store_tail(conn, bounds, name, COLUMN_SQL[name], count, wanted) if copied else (False, None)
-        copied = stored
-        if runs is not None and wanted:
-            if held is None:  # given up, or more values than RUNS_HELD_VALUES: runs sorted by SQLite
-                _sql_runs(conn, hostname, day, last, name, runs)
-            else:
-                runs(name, held)
-            del held
-    if not copied:
+    if not all(stored[name] for name in tails if name != PROPS):
         return False
-    has_props = True
-    if dimensions in deferred:
-        has_props, _ = _store_tail(conn, bounds, PROPS, _PROPS_SQL, count, False)
+    has_props = stored.get(PROPS, True)
     meta = {"rows": count, "untimed": untimed, "width": width, "base": base, "last": last, "props": has_props}
     conn.execute(_INSERT_SQL, (hostname, day, META, json.dumps(meta), b""))
     return True
 
 
 def _read_runs(
-    record: _RecordWriter, durations: _RecordWriter, index: dict[Any, int], count: int, untimed: int, width: int
+    record: _RecordWriter, durations: _RecordWriter, index: dict[Any, int], shape: tuple[int, int, int], planes: int
 ) -> dict[str, array[int]]:
-    """Each value's durations, in the views' (duration) order, sorted: the timed views' codes read back
-    from the two planes written, with their durations, COPY_CHUNK_VIEWS views at a time."""
-    by_code: dict[int, array[int]] = {}
+    """Each value's durations (`index`: value -> code, 0-based), in the views' (duration) order, sorted:
+    the timed views' codes read back from the `planes` written, with their durations, COPY_CHUNK_VIEWS
+    views at a time. `shape`: the day's views, untimed views and durations' width."""
+    count, untimed, width = shape
+    by_code: dict[int, array[int]] = {}  # high * 256 + low (high 1 with one plane) -> durations
     for lo in range(untimed, count, COPY_CHUNK_VIEWS):
         size = min(COPY_CHUNK_VIEWS, count - lo)
-        highs, lows = record.read("data", lo, size), record.read("data", count + lo, size)
+        lows = record.read("data", (planes - 1) * count + lo, size)
+        highs = record.read("data", lo, size) if planes == 2 else b"\1" * size
         chunk = rollups.unpack(width, durations.read("data", (lo - untimed) * width, size * width))
         for code, duration in zip(map(add, map((256).__mul__, highs), lows), chunk, strict=True):
             found = by_code.get(code)
@@ -293,86 +284,106 @@ def _read_runs(
     return {str(values[key]): durations for key, durations in by_code.items()}
 
 
-# A column with more than PASS_VALUES values (a long tail of paths, entry pages, referrers, event pairs)
-# is coded by SQLite: its distinct values go into a temporary table, where a value's code is its row
-# (they are sorted, which the readers do not need), the day's views are joined to it in duration
-# order, and the codes come back TAIL_CHUNK_VIEWS views at a time, written in place into the column's
-# planes; its dictionary is encoded DICTIONARY_BATCH values at a time, written in place into its
-# text. Python holds a chunk's codes and a batch's values whatever the day's views and values: coded
-# in Python, a 333k-view day of 50k paths held its values (as strings and a dict), its codes and,
-# while encoding its 1.6 MB text, ~5 MB more: ~17 MB in all, left fragmented in the heap afterwards.
-# SQLite sorts the values twice (~0.1-0.2 s for 333k views); its sorter spills to a file past its cache.
-TAIL_CHUNK_VIEWS: Final = 4096  # a chunk's rows as Python tuples (3 integers): ~0.4 MB
-_TAIL_TABLE_SQL = "CREATE TEMP TABLE IF NOT EXISTS copy_tail (tail_code INTEGER PRIMARY KEY, tail_value UNIQUE)"
+# The columns with more than PASS_VALUES values (a long tail of paths, entry pages, referrers, event
+# pairs) are coded by SQLite: each one's distinct values go into a temporary table, where a value's code
+# is its row (sorted, which the readers do not need), the day's views are joined to all of them at once
+# in duration order, and the codes come back TAIL_CHUNK_VIEWS views at a time, written in place into
+# the columns' planes; a dictionary is encoded DICTIONARY_BATCH values at a time, written in place into
+# its text. Python holds a chunk's codes and a batch's values whatever the day's views and values: coded
+# in Python, a 333k-view day of 50k paths held its values (as strings and a dict), its codes and, while
+# encoding its 1.6 MB text, ~5 MB more: ~17 MB in all, left fragmented in the heap afterwards. For
+# 333k views SQLite takes ~0.2 s a column to gather its values and ~0.1 s to look its views' values up,
+# and sorts the views once (~0.3 s) for all of them; its sorter spills to a file past its cache.
+TAIL_CHUNK_VIEWS: Final = 4096  # a chunk's rows as Python tuples (2 small integers a column): ~0.5 MB
+_TAIL_TABLE_SQL = "CREATE TEMP TABLE IF NOT EXISTS {table} (tail_code INTEGER PRIMARY KEY, tail_value UNIQUE)"
 _TAIL_VALUES_SQL = """
-    INSERT INTO temp.copy_tail (tail_value) SELECT DISTINCT {expr} FROM views
+    INSERT INTO temp.{table} (tail_value) SELECT DISTINCT {expr} FROM views
     WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi ORDER BY 1"""
 # Each view's code (tail_code, 1-based) as its planes' bytes: one plane holds the code, two hold
 # (code - 1) // PLANE_CODES + 1 and (code - 1) % PLANE_CODES + 1 (_planes). `IS`: a NULL is a value too.
+_TAIL_PLANES_SQL = "(c{k}.tail_code - 1) / :base + 1, (c{k}.tail_code - 1) % :base + 1"
+_TAIL_JOIN_SQL = "CROSS JOIN temp.copy_tail{k} c{k} ON c{k}.tail_value IS ({expr})"
 _TAIL_CODES_SQL = """
-    SELECT (c.tail_code - 1) / :base + 1, (c.tail_code - 1) % :base + 1, views.duration_ms
-    FROM views CROSS JOIN temp.copy_tail c ON c.tail_value IS ({expr})
-    WHERE views.hostname = :hostname AND views.date_created BETWEEN :lo AND :hi
+    SELECT {planes} FROM views {joins} WHERE views.hostname = :hostname AND views.date_created BETWEEN :lo AND :hi
     ORDER BY views.duration_ms, views.rowid"""
 _RECORD_SQL = "INSERT OR REPLACE INTO column_days VALUES (?, ?, ?, CAST(zeroblob(?) AS TEXT), zeroblob(?))"
 
 
-def _store_tail(
-    conn: sqlite3.Connection, bounds: dict[str, Any], name: str, expr: str, count: int, gather: bool
-) -> tuple[bool, dict[str, array[int]] | None]:
-    """Store the record of a day's column `name` (SQL `expr` over the `count` views in `bounds`: hostname,
-    lo, hi), coded by SQLite (TAIL_CHUNK_VIEWS); (False, None), nothing stored, with more than
-    PLANE_CODES ** 2 values. With `gather`, also its durations per value, sorted, unless it has more
-    than RUNS_HELD_VALUES values."""
-    conn.execute(_TAIL_TABLE_SQL)
-    conn.execute("DELETE FROM temp.copy_tail")
+def _store_tails(
+    conn: sqlite3.Connection,
+    hostname: str,
+    day: int,
+    last: int,
+    tails: dict[str, str],
+    shape: tuple[int, int, int],
+    durations: _RecordWriter,
+    runs: DayRuns | None,
+) -> dict[str, bool]:
+    """Store the records of a day's columns `tails` (name -> SQL over `views`), coded by SQLite in one
+    pass (TAIL_CHUNK_VIEWS), and with `runs` hand over their day runs (read back from the planes and
+    the day's `durations` up to RUNS_HELD_VALUES values, else sorted by SQLite). `shape` is the day's
+    views, untimed views and durations' width. Returns whether each was stored: none is if a dimension
+    has more than PLANE_CODES ** 2 values (the day is not copied), PROPS is not if it has."""
+    bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
+    count, untimed, width = shape
+    base = PLANE_CODES
+    sizes: dict[str, int] = {}
+    records: dict[str, tuple[_RecordWriter, int]] = {}  # name -> its record and planes
     try:
-        conn.execute(_TAIL_VALUES_SQL.format(expr=expr), bounds)
-        (values,) = conn.execute("SELECT count(*) FROM temp.copy_tail").fetchone()
-        if values > PLANE_CODES * PLANE_CODES:
-            return False, None
-        planes = 1 if values <= PLANE_CODES else 2
-
-        def dictionary() -> Iterator[str]:
-            cursor = conn.execute("SELECT tail_value FROM temp.copy_tail ORDER BY tail_code")
-            return _dictionary_pieces(value for (value,) in cursor)
-
-        size = sum(map(len, dictionary()))
-        record = _RecordWriter(conn, (bounds["hostname"], bounds["lo"] // DAY_MS, name), size, planes * count)
-        at = 0
-        for piece in dictionary():
-            record.write("dictionary", at, piece.encode("ascii"))
-            at += len(piece)
-        by_code: dict[int, array[int]] | None = {} if gather and values <= RUNS_HELD_VALUES else None
-        codes = conn.execute(_TAIL_CODES_SQL.format(expr=expr), {**bounds, "base": PLANE_CODES})
-        at = 0
-        while chunk := codes.fetchmany(TAIL_CHUNK_VIEWS):
-            low = bytes(map(itemgetter(1), chunk))
-            if planes == 2:
-                record.write("data", at, bytes(map(itemgetter(0), chunk)))
-            record.write("data", (planes - 1) * count + at, low)
-            if by_code is not None:
-                for high, code, duration in chunk:
-                    if duration is not None:
-                        code += (high - 1) * PLANE_CODES
-                        found = by_code.get(code)
-                        if found is None:
-                            found = by_code[code] = array("q")
-                        found.append(duration)
-            at += len(chunk)
-        del chunk
-        record.close()
-        if at != count:  # the views changed between the passes: the caller's transaction rules that out
-            raise RuntimeError(f"{name}: {at} views coded of {count}")
-        if by_code is None:
-            return True, None
-        held = {}
-        for code, value in conn.execute("SELECT tail_code, tail_value FROM temp.copy_tail"):
-            if code in by_code:
-                held[str(value)] = by_code.pop(code)
-        return True, held
+        for k, (name, expr) in enumerate(tails.items()):
+            conn.execute(_TAIL_TABLE_SQL.format(table=f"copy_tail{k}"))
+            conn.execute(f"DELETE FROM temp.copy_tail{k}")
+            conn.execute(_TAIL_VALUES_SQL.format(table=f"copy_tail{k}", expr=expr), bounds)
+            sizes[name] = conn.execute(f"SELECT count(*) FROM temp.copy_tail{k}").fetchone()[0]
+        copied = all(sizes[name] <= base * base for name in tails if name != PROPS)
+        coded = [(k, name) for k, name in enumerate(tails) if copied and sizes[name] <= base * base]
+        for k, name in coded:
+            planes = 1 if sizes[name] <= base else 2
+            text_size = sum(map(len, _tail_dictionary(conn, k)))
+            record = _RecordWriter(conn, (hostname, day, name), text_size, planes * count)
+            records[name] = (record, planes)
+            at = 0
+            for piece in _tail_dictionary(conn, k):
+                record.write("dictionary", at, piece.encode("ascii"))
+                at += len(piece)
+        if coded:
+            sql = _TAIL_CODES_SQL.format(
+                planes=", ".join(_TAIL_PLANES_SQL.format(k=k) for k, _ in coded),
+                joins=" ".join(_TAIL_JOIN_SQL.format(k=k, expr=tails[name]) for k, name in coded),
+            )
+            cursor = conn.execute(sql, {**bounds, "base": base})
+            at = 0
+            while chunk := cursor.fetchmany(TAIL_CHUNK_VIEWS):
+                for j, (_, name) in enumerate(coded):
+                    record, planes = records[name]
+                    if planes == 2:
+                        record.write("data", at, bytes(map(itemgetter(2 * j), chunk)))
+                    record.write("data", (planes - 1) * count + at, bytes(map(itemgetter(2 * j + 1), chunk)))
+                at += len(chunk)
+            del chunk
+            if at != count:  # the views changed between the passes: the caller's transaction rules that out
+                raise RuntimeError(f"{at} views coded of {count}")
+        for k, name in enumerate(tails):
+            if runs is None or name in ENTRY_COLUMNS or name == PROPS:
+                continue
+            if name in records and sizes[name] <= RUNS_HELD_VALUES:
+                record, planes = records[name]
+                cursor = conn.execute(f"SELECT tail_value, tail_code - 1 FROM temp.copy_tail{k}")
+                runs(name, _read_runs(record, durations, dict(cursor), shape, planes))
+            else:  # given up, or too many values to hold their runs: sorted by SQLite
+                _sql_runs(conn, hostname, day, last, name, runs)
+        for record, _ in records.values():
+            record.close()
+        return {name: name in records for name in tails}
     finally:
-        conn.execute("DELETE FROM temp.copy_tail")
+        for k in range(len(sizes)):
+            conn.execute(f"DELETE FROM temp.copy_tail{k}")
+
+
+def _tail_dictionary(conn: sqlite3.Connection, k: int) -> Iterator[str]:
+    """The pieces of the JSON dictionary of the values in temp.copy_tail{k}, in code order."""
+    cursor = conn.execute(f"SELECT tail_value FROM temp.copy_tail{k} ORDER BY tail_code")
+    return _dictionary_pieces(value for (value,) in cursor)
 
 
 class _RecordWriter:
