@@ -540,8 +540,9 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     copies' durations a filtered tally kept go part way; seeds 1, 2, 5 and 6 hold 0 or 40 raw durations
     of a request in memory and put the rest in the temporary database, 5 values to a row; seeds 0, 2, 4,
     5 and 6 read the column copies in pieces of 3 to 9 views (cut anywhere, through the views without a
-    duration too) and their dictionaries 8 characters at a time; every refresh works in batches of about
-    64 views."""
+    duration too) and their dictionaries 8 characters at a time; seeds 1, 2, 3 and 6 code the columns of
+    more than 2 values by SQLite, in chunks of 3 or 4 views (the others in chunks of 3 to 8), their
+    dictionaries encoded 2 values at a time; every refresh works in batches of about 64 views."""
     seed = request.node.callspec.params["seed"]
     use_full_site(monkeypatch)
     if seed % 2:
@@ -568,6 +569,11 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     if seed in (0, 2, 4, 5, 6):
         monkeypatch.setattr(columns, "DAY_CHUNK_VIEWS", 3 + seed)
         monkeypatch.setattr(columns, "DICTIONARY_WINDOW", 8)
+    if seed in (1, 2, 3, 6):  # columns of more than 2 values of a day coded by SQLite (columns._store_tail)
+        monkeypatch.setattr(columns, "PASS_VALUES", 2)
+        monkeypatch.setattr(columns, "COPY_CHUNK_VIEWS", 2 + seed)
+        monkeypatch.setattr(columns, "TAIL_CHUNK_VIEWS", 4 - seed % 2)
+        monkeypatch.setattr(columns, "DICTIONARY_BATCH", 2)
     if seed in (2, 7):  # a day's runs of a column of more than 2 values sorted by SQLite; rows written 3 at a time
         monkeypatch.setattr(columns, "RUNS_HELD_VALUES", 2)
         monkeypatch.setattr(rollups, "WRITE_CHUNK", 3)

@@ -123,17 +123,12 @@ _DAY_ROWS_SQL = (
     + f""", {_PROPS_SQL}, is_unique_user, is_unique_page, duration_ms, date_created FROM views
     WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi ORDER BY duration_ms, rowid"""
 )
-# One column of the day's views in the same order (rowid orders the views of equal durations alike).
-_COLUMN_ROWS_SQL = """
-    SELECT {expr} FROM views WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi
-    ORDER BY duration_ms, rowid"""
 # Values of a column coded in the pass that codes every column of a day's views at once; a column with
-# more (a long tail of paths, entry pages, referrers, event pairs) is given up there and coded in a pass
-# of its own, so one such column's values are held at a time, not all of them: a 333k-view day of 1 M
-# paths held its ~45k paths twice (pages and entry pages, ~11 MB of strings and dictionaries) beside
-# everything else, 27 MB in all. Each such pass reads the day's views again and sorts them (~0.3-0.5 s
-# for 333k views); in this pass the values of all the columns together cost at most ~17 * PASS_VALUES
-# * ~150 bytes (~5 MB).
+# more (a long tail of paths, entry pages, referrers, event pairs) is given up there and coded by
+# SQLite afterwards (_store_tails), all in one more pass: a 333k-view day of 1 M paths held its ~45k paths
+# twice (pages and entry pages, ~11 MB of strings and dictionaries) beside everything else, 27 MB in
+# all. In this pass the values of all the columns together cost at most ~17 * PASS_VALUES * ~150
+# bytes (~5 MB).
 PASS_VALUES: Final = 2048
 # Events of the day by their own time, each joined to its view on the site (as store/sqlite/stats.py counts them).
 _DAY_EVENTS_SQL = (
@@ -163,13 +158,14 @@ def build_day(
     transaction). With `runs`, hand it each dimension's durations per value, sorted (the views come in
     duration order), whether or not the day can be copied: the day rollups' runs.
 
-    Rows stream from the cursor into per-column code arrays (1 byte a view while a column has at
-    most 256 values, 2 up to 65,536), and each column is stored as soon as it is coded: a busy day
-    (333k views) holds about 10 MB, not a list of row tuples (about 450 MB of Python objects).
+    Rows stream from the cursor and are written in place into the day's records a chunk of views at a
+    time (_store_views), the long tails coded by SQLite (_store_tails): what a day holds does not follow
+    its views or its values (a 333k-view day of 50k paths held ~20 MB of RSS, its long tails' values
+    and codes among them; a list of its row tuples would be about 450 MB of Python objects).
     """
     drop_day(conn, hostname, day)
     bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
-    if not _store_views(conn, hostname, day, last, conn.execute(_DAY_ROWS_SQL, bounds), runs):
+    if not _store_views(conn, hostname, day, last, runs):
         # No views (only events, or rows gone since their hours were rolled up), or too many values: read raw.
         drop_day(conn, hostname, day)
         conn.execute(_INSERT_SQL, (hostname, day, META, json.dumps({"rows": NOT_COPIED, "last": last}), b""))
@@ -180,80 +176,288 @@ def build_day(
 Record = tuple[str, str, bytes]  # (name, dictionary, data) of a column_days row
 
 
-def _store_views(
+# Views whose codes (and flags, hours and durations) the first pass over a day's views holds before writing
+# them in place into the day's records (_store_views): at most 2 bytes a view and column, ~0.6 MB for
+# the 17 columns. Each write into a blob costs ~0.1-0.2 ms whatever its size (4,096 views: 0.5 s of the
+# 333k-view day's ~7 s), so the chunk is not made smaller.
+COPY_CHUNK_VIEWS: Final = 16_384
+_DAY_COUNTS_SQL = """
+    SELECT count(*), count(duration_ms), max(duration_ms) FROM views
+    WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi"""
+
+
+def _store_views(conn: sqlite3.Connection, hostname: str, day: int, last: int, runs: DayRuns | None = None) -> bool:
+    """Code the day's views (in duration order, as _DAY_ROWS_SQL reads them) and store their records;
+    False when there are none or a dimension has more than PLANE_CODES ** 2 values.
+
+    The records are made at their full sizes first (the day's views counted) and written in place,
+    COPY_CHUNK_VIEWS views at a time, as the rows stream by: a column's codes go into two planes,
+    the high one dropped at the end if the column has at most PLANE_CODES values. The columns with
+    more than PASS_VALUES values are given up in that pass and coded by SQLite afterwards, together
+    (_store_tails). With too many sets of event pairs (say a property valued by order number), the copy goes
+    without PROPS (its meta says `"props": false`) and prop filters read the day raw."""
+    bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
+    count, timed_count, longest = conn.execute(_DAY_COUNTS_SQL, bounds).fetchone()
+    if not count:
+        return False
+    untimed, width = count - timed_count, 4 if longest is None or longest < 1 << 32 else 8
+    names = [*COLUMN_SQL, PROPS]
+    dimensions = len(COLUMN_SQL)
+    base, most = PLANE_CODES, min(PASS_VALUES, PLANE_CODES * PLANE_CODES)
+    high, low = [code // base + 1 for code in range(most)], [code % base + 1 for code in range(most)]
+    records = [_RecordWriter(conn, (hostname, day, name), 0, 2 * count) for name in names]
+    own = {
+        name: _RecordWriter(conn, (hostname, day, name), 0, size)
+        for name, size in ((FLAGS, count), (HOURS, count), (DURATIONS, timed_count * width))
+    }
+    flags, hours, timed = bytearray(), bytearray(), array("q")
+    first_hour = day * HOURS_PER_DAY
+    at, timed_at = 0, 0  # views and timed views written
+
+    def rest(row: tuple[Any, ...]) -> None:
+        unique_user, unique_page, duration, created = row[dimensions + 1 :]
+        flags.append(_flags(unique_user, unique_page, duration))
+        hours.append(created // HOUR_MS - first_hour + 1)
+        if duration is not None:
+            timed.append(duration)
+
+    def flush(codes: list[array[int]], over: set[int]) -> None:
+        nonlocal at, timed_at
+        for column, chunk in enumerate(codes):
+            if column not in over:
+                records[column].write("data", at, bytes(map(high.__getitem__, chunk)))
+                records[column].write("data", count + at, bytes(map(low.__getitem__, chunk)))
+        own[FLAGS].write("data", at, bytes(flags))
+        own[HOURS].write("data", at, bytes(hours))
+        own[DURATIONS].write("data", timed_at * width, rollups.pack(timed, width)[1])
+        at, timed_at = at + len(flags), timed_at + len(timed)
+        del flags[:], hours[:], timed[:]
+
+    rows = conn.execute(_DAY_ROWS_SQL, bounds)
+    coded, deferred = _code_columns(rows, dimensions + 1, rest, most, (COPY_CHUNK_VIEWS, flush))
+    del rows
+    if at != count:  # the caller's transaction rules out views changing between the count and the pass
+        raise RuntimeError(f"{at} views copied of {count}")
+    # The columns coded by the first pass are finished first, then the long tails, coded by SQLite.
+    for column in range(dimensions + 1):
+        index = coded[column][0]
+        coded[column] = ({}, array("B"))
+        if column in deferred:
+            records[column].abandon()  # _store_tails makes its own
+            continue
+        name = names[column]
+        if runs is not None and name not in ENTRY_COLUMNS and column < dimensions:
+            runs(name, _read_runs(records[column], own[DURATIONS], index, (count, untimed, width), 2))
+        records[column].finish(_dictionary_text(index), count if len(index) <= base else 0)
+        del index
+    tails = {names[column]: COLUMN_SQL.get(names[column], _PROPS_SQL) for column in sorted(deferred)}
+    stored = _store_tails(conn, hostname, day, last, tails, (count, untimed, width), own[DURATIONS], runs)
+    for writer in own.values():
+        writer.close()
+    if not all(stored[name] for name in tails if name != PROPS):
+        return False
+    has_props = stored.get(PROPS, True)
+    meta = {"rows": count, "untimed": untimed, "width": width, "base": base, "last": last, "props": has_props}
+    conn.execute(_INSERT_SQL, (hostname, day, META, json.dumps(meta), b""))
+    return True
+
+
+def _read_runs(
+    record: _RecordWriter, durations: _RecordWriter, index: dict[Any, int], shape: tuple[int, int, int], planes: int
+) -> dict[str, array[int]]:
+    """Each value's durations (`index`: value -> code, 0-based), in the views' (duration) order, sorted:
+    the timed views' codes read back from the `planes` written, with their durations, COPY_CHUNK_VIEWS
+    views at a time. `shape`: the day's views, untimed views and durations' width."""
+    count, untimed, width = shape
+    by_code: dict[int, array[int]] = {}  # high * 256 + low (high 1 with one plane) -> durations
+    for lo in range(untimed, count, COPY_CHUNK_VIEWS):
+        size = min(COPY_CHUNK_VIEWS, count - lo)
+        lows = record.read("data", (planes - 1) * count + lo, size)
+        highs = record.read("data", lo, size) if planes == 2 else b"\1" * size
+        chunk = rollups.unpack(width, durations.read("data", (lo - untimed) * width, size * width))
+        for code, duration in zip(map(add, map((256).__mul__, highs), lows), chunk, strict=True):
+            found = by_code.get(code)
+            if found is None:
+                found = by_code[code] = array("q")
+            found.append(duration)
+    base = PLANE_CODES
+    values = {(code // base + 1) * 256 + code % base + 1: value for value, code in index.items()}
+    return {str(values[key]): durations for key, durations in by_code.items()}
+
+
+# The columns with more than PASS_VALUES values (a long tail of paths, entry pages, referrers, event
+# pairs) are coded by SQLite: each one's distinct values go into a temporary table, where a value's code
+# is its row (sorted, which the readers do not need), the day's views are joined to all of them at once
+# in duration order, and the codes come back TAIL_CHUNK_VIEWS views at a time, written in place into
+# the columns' planes; a dictionary is encoded DICTIONARY_BATCH values at a time, written in place into
+# its text. Python holds a chunk's codes and a batch's values whatever the day's views and values: coded
+# in Python, a 333k-view day of 50k paths held its values (as strings and a dict), its codes and, while
+# encoding its 1.6 MB text, ~5 MB more: ~17 MB in all, left fragmented in the heap afterwards. For
+# 333k views SQLite takes ~0.2 s a column to gather its values and ~0.1 s to look its views' values up,
+# and sorts the views once (~0.3 s) for all of them; its sorter spills to a file past its cache.
+TAIL_CHUNK_VIEWS: Final = 4096  # a chunk's rows as Python tuples (2 small integers a column): ~0.5 MB
+_TAIL_TABLE_SQL = "CREATE TEMP TABLE IF NOT EXISTS {table} (tail_code INTEGER PRIMARY KEY, tail_value UNIQUE)"
+_TAIL_VALUES_SQL = """
+    INSERT INTO temp.{table} (tail_value) SELECT DISTINCT {expr} FROM views
+    WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi ORDER BY 1"""
+# Each view's code (tail_code, 1-based) as its planes' bytes: one plane holds the code, two hold
+# (code - 1) // PLANE_CODES + 1 and (code - 1) % PLANE_CODES + 1 (_planes). `IS`: a NULL is a value too.
+_TAIL_PLANES_SQL = "(c{k}.tail_code - 1) / :base + 1, (c{k}.tail_code - 1) % :base + 1"
+_TAIL_JOIN_SQL = "CROSS JOIN temp.copy_tail{k} c{k} ON c{k}.tail_value IS ({expr})"
+_TAIL_CODES_SQL = """
+    SELECT {planes} FROM views {joins} WHERE views.hostname = :hostname AND views.date_created BETWEEN :lo AND :hi
+    ORDER BY views.duration_ms, views.rowid"""
+_RECORD_SQL = "INSERT OR REPLACE INTO column_days VALUES (?, ?, ?, CAST(zeroblob(?) AS TEXT), zeroblob(?))"
+
+
+def _store_tails(
     conn: sqlite3.Connection,
     hostname: str,
     day: int,
     last: int,
-    rows: Iterable[tuple[Any, ...]],
-    runs: DayRuns | None = None,
-) -> bool:
-    """Code the day's views (in duration order, as _DAY_ROWS_SQL reads them) and store their records;
-    False when there are none or a dimension has more than PLANE_CODES ** 2 values. A column with more
-    than PASS_VALUES values is coded in a pass of its own, after the others are stored. With that many
-    sets of event pairs (say a property valued by order number), the copy goes without PROPS (its
-    meta says `"props": false`) and prop filters read the day raw."""
-    flags, hours, timed = bytearray(), bytearray(), array("q")
-    first_hour = day * HOURS_PER_DAY
-    dimensions = len(COLUMN_SQL)
-
-    def rest(row: tuple[Any, ...]) -> None:
-        unique_user, unique_page, duration, at = row[dimensions + 1 :]
-        flags.append(_flags(unique_user, unique_page, duration))
-        hours.append(at // HOUR_MS - first_hour + 1)
-        if duration is not None:
-            timed.append(duration)
-
-    coded, deferred = _code_columns(rows, dimensions + 1, rest, PASS_VALUES)
-    if not flags:
-        return False
-    untimed = len(flags) - len(timed)
+    tails: dict[str, str],
+    shape: tuple[int, int, int],
+    durations: _RecordWriter,
+    runs: DayRuns | None,
+) -> dict[str, bool]:
+    """Store the records of a day's columns `tails` (name -> SQL over `views`), coded by SQLite in one
+    pass (TAIL_CHUNK_VIEWS), and with `runs` hand over their day runs (read back from the planes and
+    the day's `durations` up to RUNS_HELD_VALUES values, else sorted by SQLite). `shape` is the day's
+    views, untimed views and durations' width. Returns whether each was stored: none is if a dimension
+    has more than PLANE_CODES ** 2 values (the day is not copied), PROPS is not if it has."""
     bounds = {"hostname": hostname, "lo": day * DAY_MS, "hi": day * DAY_MS + (last + 1) * HOUR_MS - 1}
-
-    def alone(expr: str) -> tuple[dict[Any, int], array[int]] | None:
-        """A column given up by the first pass, coded in a pass of its own; None past PLANE_CODES ** 2 values."""
-        rows = conn.execute(_COLUMN_ROWS_SQL.format(expr=expr), bounds)
-        (found,), over = _code_columns(rows, 1, lambda row: None, PLANE_CODES * PLANE_CODES)
-        return None if over else found
-
-    copied = True
-    names = list(COLUMN_SQL)
-    # The columns coded by the first pass are stored (and let go) first, then the others one at a time.
-    for column in sorted(range(dimensions), key=lambda column: column in deferred):
-        name = names[column]
-        found: tuple[dict[Any, int], array[int]] | None = coded[column]
-        coded[column] = ({}, array("B"))  # let go as soon as stored
-        if column in deferred:  # coded alone while the day can still be copied; else only its runs are read
-            found = alone(COLUMN_SQL[name]) if copied else None
-        if runs is not None and name not in ENTRY_COLUMNS:
-            if found is None or len(found[0]) > RUNS_HELD_VALUES:  # runs sorted by SQLite, a chunk at a time
+    count, untimed, width = shape
+    base = PLANE_CODES
+    sizes: dict[str, int] = {}
+    records: dict[str, tuple[_RecordWriter, int]] = {}  # name -> its record and planes
+    try:
+        for k, (name, expr) in enumerate(tails.items()):
+            conn.execute(_TAIL_TABLE_SQL.format(table=f"copy_tail{k}"))
+            conn.execute(f"DELETE FROM temp.copy_tail{k}")
+            conn.execute(_TAIL_VALUES_SQL.format(table=f"copy_tail{k}", expr=expr), bounds)
+            sizes[name] = conn.execute(f"SELECT count(*) FROM temp.copy_tail{k}").fetchone()[0]
+        copied = all(sizes[name] <= base * base for name in tails if name != PROPS)
+        coded = [(k, name) for k, name in enumerate(tails) if copied and sizes[name] <= base * base]
+        for k, name in coded:
+            planes = 1 if sizes[name] <= base else 2
+            text_size = sum(map(len, _tail_dictionary(conn, k)))
+            record = _RecordWriter(conn, (hostname, day, name), text_size, planes * count)
+            records[name] = (record, planes)
+            at = 0
+            for piece in _tail_dictionary(conn, k):
+                record.write("dictionary", at, piece.encode("ascii"))
+                at += len(piece)
+        if coded:
+            sql = _TAIL_CODES_SQL.format(
+                planes=", ".join(_TAIL_PLANES_SQL.format(k=k) for k, _ in coded),
+                joins=" ".join(_TAIL_JOIN_SQL.format(k=k, expr=tails[name]) for k, name in coded),
+            )
+            cursor = conn.execute(sql, {**bounds, "base": base})
+            at = 0
+            while chunk := cursor.fetchmany(TAIL_CHUNK_VIEWS):
+                for j, (_, name) in enumerate(coded):
+                    record, planes = records[name]
+                    if planes == 2:
+                        record.write("data", at, bytes(map(itemgetter(2 * j), chunk)))
+                    record.write("data", (planes - 1) * count + at, bytes(map(itemgetter(2 * j + 1), chunk)))
+                at += len(chunk)
+            del chunk
+            if at != count:  # the views changed between the passes: the caller's transaction rules that out
+                raise RuntimeError(f"{at} views coded of {count}")
+        for k, name in enumerate(tails):
+            if runs is None or name in ENTRY_COLUMNS or name == PROPS:
+                continue
+            if name in records and sizes[name] <= RUNS_HELD_VALUES:
+                record, planes = records[name]
+                cursor = conn.execute(f"SELECT tail_value, tail_code - 1 FROM temp.copy_tail{k}")
+                runs(name, _read_runs(record, durations, dict(cursor), shape, planes))
+            else:  # given up, or too many values to hold their runs: sorted by SQLite
                 _sql_runs(conn, hostname, day, last, name, runs)
-            else:
-                runs(name, _runs_by_value(found[0], found[1], untimed, timed))
-        planes = None if found is None or not copied else _planes(len(found[0]), found[1])
-        if planes is None or found is None:
-            copied = False
+        for record, _ in records.values():
+            record.close()
+        return {name: name in records for name in tails}
+    finally:
+        for k in range(len(sizes)):
+            conn.execute(f"DELETE FROM temp.copy_tail{k}")
+
+
+def _tail_dictionary(conn: sqlite3.Connection, k: int) -> Iterator[str]:
+    """The pieces of the JSON dictionary of the values in temp.copy_tail{k}, in code order."""
+    cursor = conn.execute(f"SELECT tail_value FROM temp.copy_tail{k} ORDER BY tail_code")
+    return _dictionary_pieces(value for (value,) in cursor)
+
+
+class _RecordWriter:
+    """A column_days row written in place: made with its dictionary and data at their full sizes
+    (zeros), then written a piece at a time by incremental blob I/O. Python 3.10 has no blob writes:
+    there the pieces are gathered and the row written whole when closed or finished."""
+
+    def __init__(self, conn: sqlite3.Connection, key: tuple[str, int, str], text_size: int, data_size: int) -> None:
+        self._conn, self._key = conn, key
+        self._gathered = {"dictionary": bytearray(text_size), "data": bytearray(data_size)}
+        self._rowid = 0
+        self._blobs: dict[str, Any] = {}  # a sqlite3.Blob per column (Python 3.11+)
+        if sys.version_info >= (3, 11):
+            self._gathered.clear()
+            self._rowid = conn.execute(_RECORD_SQL, (*key, text_size, data_size)).lastrowid or 0
+
+    def _blob(self, column: str) -> Any:
+        if sys.version_info < (3, 11):
+            raise RuntimeError("no incremental blob I/O before Python 3.11")
+        blob = self._blobs.get(column)
+        if blob is None:
+            blob = self._blobs[column] = self._conn.blobopen("column_days", column, self._rowid)
+        return blob
+
+    def write(self, column: str, offset: int, piece: bytes) -> None:
+        if sys.version_info < (3, 11):
+            self._gathered[column][offset : offset + len(piece)] = piece
+            return
+        blob = self._blob(column)
+        blob.seek(offset)
+        blob.write(piece)
+
+    def read(self, column: str, offset: int, size: int) -> bytes:
+        if sys.version_info < (3, 11):
+            return bytes(self._gathered[column][offset : offset + size])
+        blob = self._blob(column)
+        blob.seek(offset)
+        return bytes(blob.read(size))
+
+    def close(self) -> None:
+        """Done writing: the row is complete."""
+        self._close_blobs()
+        if self._gathered:
+            text, data = self._gathered["dictionary"].decode("ascii"), bytes(self._gathered["data"])
+            self._conn.execute(_INSERT_SQL, (*self._key, text, data))
+            self._gathered.clear()
+
+    def finish(self, text: str, skip: int) -> None:
+        """Done writing: the row gets its dictionary `text`, and its data loses its first `skip` bytes."""
+        self._close_blobs()
+        if sys.version_info < (3, 11):
+            self._conn.execute(_INSERT_SQL, (*self._key, text, bytes(self._gathered["data"][skip:])))
+            self._gathered.clear()
+        elif skip:
+            self._conn.execute(_FINISH_SQL, {"text": text, "skip": skip, "rowid": self._rowid})
         else:
-            conn.execute(_INSERT_SQL, (hostname, day, name, _dictionary_text(found[0]), planes))
-        del found
-    if not copied:
-        return False
-    props_coded = alone(_PROPS_SQL) if dimensions in deferred else coded[dimensions]
-    props = None if props_coded is None else _records(VIEWS, [PROPS], [props_coded])
-    del props_coded
-    width, packed = rollups.pack(timed)
-    meta = {
-        "rows": len(flags),
-        "untimed": untimed,
-        "width": width,
-        "base": PLANE_CODES,
-        "last": last,
-        "props": props is not None,
-    }
-    records = [*(props or []), (FLAGS, "", bytes(flags)), (HOURS, "", bytes(hours)), (DURATIONS, "", packed)]
-    records.append((META, json.dumps(meta), b""))
-    conn.executemany(_INSERT_SQL, [(hostname, day, name, dictionary, data) for name, dictionary, data in records])
-    return True
+            self._conn.execute(_SET_DICTIONARY_SQL, {"text": text, "rowid": self._rowid})
+
+    def abandon(self) -> None:
+        """Not written after all: the row is deleted."""
+        self._close_blobs()
+        self._gathered.clear()
+        if self._rowid:
+            self._conn.execute("DELETE FROM column_days WHERE rowid = ?", (self._rowid,))
+
+    def _close_blobs(self) -> None:
+        for blob in self._blobs.values():
+            blob.close()
+        self._blobs.clear()
+
+
+_FINISH_SQL = "UPDATE column_days SET dictionary = :text, data = substr(data, :skip + 1) WHERE rowid = :rowid"
+_SET_DICTIONARY_SQL = "UPDATE column_days SET dictionary = :text WHERE rowid = :rowid"
 
 
 _COLUMN_RUNS_SQL = """
@@ -279,18 +483,6 @@ def _sql_runs(conn: sqlite3.Connection, hostname: str, day: int, last: int, name
     runs(name, chunk)
 
 
-def _runs_by_value(index: dict[Any, int], codes: array[int], untimed: int, timed: array[int]) -> dict[str, array[int]]:
-    """Each value's durations, in the views' (duration) order: sorted."""
-    by_code: dict[int, array[int]] = {}
-    for code, duration in zip(codes[untimed:], timed, strict=True):
-        found = by_code.get(code)
-        if found is None:
-            found = by_code[code] = array("q")
-        found.append(duration)
-    values = list(index)
-    return {str(values[code]): durations for code, durations in by_code.items()}
-
-
 def encode_events(rows: Iterable[tuple[Any, ...]], day: int, last: int = HOURS_PER_DAY - 1) -> list[Record]:
     """The events' records for a day's rows as _DAY_EVENTS_SQL reads them (names prefixed EVENTS)."""
     hours = bytearray()
@@ -313,14 +505,24 @@ TWO_BYTE_CODES: Final = 1 << 16  # codes fit array("H") up to this many values; 
 _WIDER = {1 << 8: "H", TWO_BYTE_CODES: "I"}  # the code at which a column's codes need a wider array
 
 
+Flush = Callable[[list["array[int]"], set[int]], None]  # each column's codes of a chunk of rows, the columns over
+
+
 def _code_columns(
-    rows: Iterable[tuple[Any, ...]], count: int, rest: Callable[[tuple[Any, ...]], None], most: int | None = None
+    rows: Iterable[tuple[Any, ...]],
+    count: int,
+    rest: Callable[[tuple[Any, ...]], None],
+    most: int | None = None,
+    chunks: tuple[int, Flush] | None = None,
 ) -> tuple[Coded, set[int]]:
     """Code the first `count` values of each row as they stream by; `rest` takes each row's other values.
     A column with more than `most` values is given up (its values are let go as soon as it has too
-    many: a day of random paths must not hold them all) and returned among the columns over."""
+    many: a day of random paths must not hold them all) and returned among the columns over. With
+    `chunks` (n, flush), every n rows' codes (and the last rows') go to `flush` and are let go."""
     coded: Coded = [({}, array("B")) for _ in range(count)]
     over: set[int] = set()
+    size, flush = chunks if chunks is not None else (0, None)
+    held = 0
     for row in rows:
         for column, value in enumerate(row[:count]):
             index, codes = coded[column]
@@ -338,6 +540,15 @@ def _code_columns(
                     coded[column] = (index, codes)
             codes.append(code)
         rest(row)
+        if flush is not None:
+            held += 1
+            if held == size:
+                flush([codes for _, codes in coded], over)
+                coded = [(index, array(codes.typecode)) for index, codes in coded]
+                held = 0
+    if flush is not None and held:
+        flush([codes for _, codes in coded], over)
+        coded = [(index, array(codes.typecode)) for index, codes in coded]
     return coded, over
 
 
@@ -355,17 +566,24 @@ DICTIONARY_BATCH: Final = 1024  # values encoded to JSON at once (_dictionary_te
 
 
 def _dictionary_text(values: Iterable[Any]) -> str:
-    """`json.dumps([str(value) for value in values])`, encoded DICTIONARY_BATCH values at a time: json.dumps
-    of a long tail's whole list held a string per value twice over (~7 MB for 45k paths) beside the text."""
-    parts, batch = [], []
+    """`json.dumps([str(value) for value in values])`, encoded DICTIONARY_BATCH values at a time."""
+    return "".join(_dictionary_pieces(values))
+
+
+def _dictionary_pieces(values: Iterable[Any]) -> Iterator[str]:
+    """The pieces of `_dictionary_text(values)`, each of at most DICTIONARY_BATCH values: json.dumps of a
+    long tail's whole list held a string per value twice over (~7 MB for 45k paths) beside the text."""
+    yield "["
+    batch: list[str] = []
+    separator = ""
     for value in values:
         batch.append(str(value))
         if len(batch) == DICTIONARY_BATCH:
-            parts.append(json.dumps(batch)[1:-1])
-            batch = []
+            yield separator + json.dumps(batch)[1:-1]
+            batch, separator = [], ", "
     if batch:
-        parts.append(json.dumps(batch)[1:-1])
-    return "[" + ", ".join(parts) + "]"
+        yield separator + json.dumps(batch)[1:-1]
+    yield "]"
 
 
 _PLUS_ONE = bytes((value + 1) % 256 for value in range(256))
