@@ -228,11 +228,15 @@ def test_a_batch_writes_each_table_once_and_folds_what_it_holds(ch: Client) -> N
         ["new", 0, "size", "xl", 1, 0, 1200],
         ["new", 1, "plan", "", 1, 0, 1200],
         ["new", 1, "size", "", 1, 0, 1200],
+        ["new", 2, "", "2", 1, 0, 1200],  # and under its key set (schema migration 19)
         ["old", 0, "again", "yes", 1, 1, 300],
         ["old", 0, "theme", "dark", 1, 1, 300],
         ["old", 1, "again", "", 1, 1, 300],
         ["old", 1, "theme", "", 1, 1, 300],
+        ["old", 2, "", "2", 1, 1, 300],
     ]
+    sets = "SELECT bid, key_names, key_values FROM views_by_prop WHERE named = 2 ORDER BY bid"
+    assert ch.rows(sets) == [["new", ["plan", "size"], ["pro", "xl"]], ["old", ["again", "theme"], ["yes", "dark"]]]
     assert ch.rows("SELECT sum(sign), count() FROM views WHERE bid = 'new'") == [[1, 1]]  # one row, no pair
     assert stats.site_metrics(ch, Query(SITE))["pageviews"] == 2
     assert ch.rows("SELECT bid, name, site FROM events ORDER BY date_created") == [
