@@ -228,11 +228,15 @@ def test_a_batch_writes_each_table_once_and_folds_what_it_holds(ch: Client) -> N
         ["new", 0, "size", "xl", 1, 0, 1200],
         ["new", 1, "plan", "", 1, 0, 1200],
         ["new", 1, "size", "", 1, 0, 1200],
+        ["new", 2, "", "2", 1, 0, 1200],  # and under its key set (schema migration 19)
         ["old", 0, "again", "yes", 1, 1, 300],
         ["old", 0, "theme", "dark", 1, 1, 300],
         ["old", 1, "again", "", 1, 1, 300],
         ["old", 1, "theme", "", 1, 1, 300],
+        ["old", 2, "", "2", 1, 1, 300],
     ]
+    sets = "SELECT bid, key_names, key_values FROM views_by_prop WHERE named = 2 ORDER BY bid"
+    assert ch.rows(sets) == [["new", ["plan", "size"], ["pro", "xl"]], ["old", ["again", "theme"], ["yes", "dark"]]]
     assert ch.rows("SELECT sum(sign), count() FROM views WHERE bid = 'new'") == [[1, 1]]  # one row, no pair
     assert stats.site_metrics(ch, Query(SITE))["pageviews"] == 2
     assert ch.rows("SELECT bid, name, site FROM events ORDER BY date_created") == [
@@ -588,7 +592,8 @@ def test_views_by_prop_holds_each_view_once_per_property_through_unloads_and_mig
         assert hits.apply_batch(ch, batch) == [None] * len(batch)
     net = (
         "SELECT bid, named, name, value, sum(sign), sum(sign * ifNull(duration_ms, 0)), sum(sign * version),"
-        " sumIf(sign, sign = 1) FROM views_by_prop GROUP BY bid, named, name, value ORDER BY bid, named, name, value"
+        " sumIf(sign, sign = 1) FROM views_by_prop WHERE named < 2"
+        " GROUP BY bid, named, name, value ORDER BY bid, named, name, value"
     )
     expected = [
         ["a", 0, "plan", "pro", 1, 200, 2, 3],  # v0, then the pairs of two unloads
@@ -622,6 +627,84 @@ def test_views_by_prop_holds_each_view_once_per_property_through_unloads_and_mig
     assert hits.apply_batch(ch, [hits.Duration("a", 300)]) == [None]
     keys = [r[1:4] for r in expected if r[0] == "a"]  # looked up in `prop_keys`, as migrated
     assert [r[:6] for r in ch.rows(net) if r[0] == "a"] == [["a", *key, 1, 300] for key in keys]
+
+
+def test_views_by_prop_holds_each_views_key_set_through_unloads_new_properties_and_migration_19(ch: Client) -> None:
+    """A view's rows once more under its whole key set (`views_by_prop`, `named` 2, schema migration 19): its
+    distinct lower-cased properties, sorted, in two arrays, any character kept; an unload writes the pair that
+    replaces its row, and a set that grows (with or without an unload) cancels the row under the old set. Filters
+    that can match several keys of one view (`in`, a negation, `contains`) read those rows and count each view
+    once, as the same views picked by page do; not on a site retention purged. Migration 19 fills the same net
+    rows from the stored ones, once when run again, and later unloads find the sets it wrote."""
+    odd = "o'k\\\t["  # a quote, a backslash, a tab and a bracket, inside an array
+    batches: list[list[hits.Op]] = [
+        [
+            hits.NewView(row(bid="a", pathname="/a"), [event("a", "Plan", "Pro"), event("a", "plan", "pro")]),
+            hits.NewView(row(bid="b", pathname="/b")),
+            hits.NewView(row(bid="c", pathname="/c"), [event("c", "Size", "S"), event("c", odd, "V")]),
+        ],
+        [hits.Duration("a", 100), hits.NewEvents([event("a", "theme", "dark")])],  # grows with an unload
+        [hits.Duration("a", 200), hits.NewEvents([event("a", "PLAN", "PRO"), event("a", "size", "xl")])],
+        [hits.NewEvents([event("b", "plan", "pro")])],
+        [hits.NewEvents([event("b", "Plan", "pro")]), hits.Duration("b", 50)],  # no new key: the unload's pair
+        [hits.NewEvents([event("b", "theme", "light")])],  # grows without an unload: same version
+    ]
+    for batch in batches:
+        assert hits.apply_batch(ch, batch) == [None] * len(batch)
+    net = (
+        "SELECT bid, value, key_names, key_values, sum(sign), sum(sign * ifNull(duration_ms, 0)), sum(sign * version)"
+        " FROM views_by_prop WHERE named = 2 GROUP BY bid, value, key_names, key_values HAVING sum(sign) != 0"
+        " ORDER BY bid"
+    )
+    expected = [
+        ["a", "3", ["plan", "size", "theme"], ["pro", "xl", "dark"], 1, 200, 2],
+        ["b", "2", ["plan", "theme"], ["pro", "light"], 1, 50, 1],
+        ["c", "2", [odd, "size"], ["v", "s"], 1, 0, 0],
+    ]
+    assert ch.rows(net) == expected
+    period = (T0 * 1000, (T0 + DAY) * 1000)
+    several = [
+        (Filter("prop_name", "in", "plan,theme"),),
+        (Filter("prop_name", "neq", "plan"),),  # a and c by another name, b by theme
+        (Filter("prop_value", "contains", "r"),),  # a by pro, b by pro
+        (Filter("prop_name", "eq", "PLAN"), Filter("prop_value", "neq", "pro")),  # no view
+        (Filter("prop_value", "eq", "v"),),  # c, by its odd name
+    ]
+    pages = [("/a", "/b"), ("/a", "/b", "/c"), ("/a", "/b"), (), ("/c",)]
+
+    def answers(q: Query) -> list[object]:
+        found: list[object] = [stats.summary(ch, q, True, "hour"), stats.list_stats(ch, q, "pages", True, Page())]
+        found.append(stats.list_stats(ch, q, "browsers", False, Page()))
+        return found + [stats.time_stats(ch, q, summary, Page()) for summary in (True, False)]
+
+    def same_as_pages() -> None:
+        for props, paths in zip(several, pages, strict=True):
+            q = Query(SITE, *period, props)
+            assert stats._by_keys(stats._resolve(ch, q)), props
+            by_page = Query(SITE, *period, (Filter("path", "in", ",".join(paths or ("/none",))),))
+            assert answers(q) == answers(by_page), props
+
+    same_as_pages()
+    ch.command("ALTER TABLE views_by_prop DELETE WHERE named = 2")
+    ch.command("ALTER TABLE medama_schema DELETE WHERE version = 19")
+    site_data.wait_for_mutations(ch, ("views_by_prop", "medama_schema"))
+    for _ in range(2):  # migration 19 again (cut short): the sets filled once
+        assert schema.migrate(ch, 0) == schema.MIGRATIONS[-1][0]
+        assert ch.rows(net) == expected
+        assert ch.rows("SELECT count() FROM views_by_prop WHERE named = 2 AND bid = 'c'") == [[1]]
+        ch.command("ALTER TABLE medama_schema DELETE WHERE version = 19")
+        site_data.wait_for_mutations(ch, ("medama_schema",))
+    same_as_pages()
+    assert hits.apply_batch(ch, [hits.Duration("b", 70)]) == [None]  # its set, as migrated
+    assert ch.rows(net)[1] == ["b", "2", ["plan", "theme"], ["pro", "light"], 1, 70, 2]
+    ch.command("OPTIMIZE TABLE views_by_prop FINAL")
+    assert ch.rows(net)[1] == ["b", "2", ["plan", "theme"], ["pro", "light"], 1, 70, 2]
+    same_as_pages()
+    ch.insert("raw_floor", ("hostname", "floor"), [(SITE, T0 - DAY)])  # purged: the events' side answers
+    assert not stats._by_keys(stats._resolve(ch, Query(SITE, *period, several[0])))
+    for props, paths in zip(several, pages, strict=True):
+        by_page = Query(SITE, *period, (Filter("path", "in", ",".join(paths or ("/none",))),))
+        assert answers(Query(SITE, *period, props)) == answers(by_page), props
 
 
 def test_lists_under_one_browser_or_referrer_filter_from_filter_hours_equal_the_raw_rows(ch: Client) -> None:

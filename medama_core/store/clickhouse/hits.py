@@ -30,7 +30,8 @@ and duration to `prop_durations` (schema migration 9), and so does a new
 property of a view that already has a duration. A view's rows in `views`
 are written again under each of its properties and property names,
 lower-cased, to `views_by_prop` (schema migration 15): its row under a key new
-to it, and an unload's pair under each key it has.
+to it, and an unload's pair under each key it has; and once more with its
+whole key set (migration 19), written again when the set grows.
 """
 
 from __future__ import annotations
@@ -40,7 +41,12 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from medama_core.store.clickhouse.client import Client
-from medama_core.store.clickhouse.schema import PROP_COPY_COLUMNS, PROP_DURATION_COLUMNS, PROP_VIEW_COLUMNS
+from medama_core.store.clickhouse.schema import (
+    PROP_DURATION_COLUMNS,
+    PROP_ROW_COLUMNS,
+    PROP_SET_LEVEL,
+    PROP_VIEW_COLUMNS,
+)
 from medama_core.store.clickhouse.sql import id_chunks, id_set, tsv_line, tsv_rows
 from medama_core.store.filters import ascii_lower
 from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
@@ -124,7 +130,7 @@ BATCH_TABLES: Final = (
     ("views", VIEW_TABLE_COLUMNS),
     ("view_keys", ("bid", "hostname", "date_created")),
     ("prop_durations", PROP_DURATION_COLUMNS),
-    ("views_by_prop", PROP_COPY_COLUMNS),
+    ("views_by_prop", PROP_ROW_COLUMNS),
     ("events", EVENT_TABLE_COLUMNS),
     ("prop_views", PROP_VIEW_COLUMNS),
     ("drops", ("day", "hostname", "reason", "count")),
@@ -213,7 +219,9 @@ def _prop_rows(
 
     `views_by_prop`, per key (_copy_keys: each property and each name alone, lower-cased): a view unloaded in the
     batch gets, under each key it had, the pair that replaces its current row, as in `views`; under each key new
-    to the view (none of its properties in `prop_keys` has it), its row after the batch, once."""
+    to the view (none of its properties in `prop_keys` has it), its row after the batch, once. Under its key set
+    (_key_set, schema.PROP_SET_LEVEL): when it is unloaded or its set grows, its stored row under the set it had
+    cancelled and its row after the batch under the set it has."""
     new: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for row in view_event_rows:
         key = (str(row[_PROP_AT["bid"]]), str(row[_PROP_AT["site"]]))
@@ -245,9 +253,23 @@ def _prop_rows(
         keys = _copy_keys(had)
         if bid in last and version >= 0:
             for prop in sorted(keys):
-                copies += [(*before, -1, version, *prop), (*after, 1, after_version, *prop)]
-        copies += [(*after, 1, after_version, *prop) for prop in sorted(_copy_keys(added) - keys)]
+                copies += [(*before, -1, version, *prop, [], []), (*after, 1, after_version, *prop, [], [])]
+        copies += [(*after, 1, after_version, *prop, [], []) for prop in sorted(_copy_keys(added) - keys)]
+        old_set, new_set = _key_set(had), _key_set(had | added)
+        if (bid in last and version >= 0) or new_set != old_set:
+            if old_set and version >= 0:  # its stored row under the set it had, cancelled
+                copies.append((*before, -1, version, *old_set))
+            copies.append((*after, 1, after_version, *new_set))
     return durations, copies
+
+
+def _key_set(props: Iterable[tuple[str, str]]) -> tuple[int, str, str, list[str], list[str]] | tuple[()]:
+    """A view's key set row's key and arrays in `views_by_prop` (schema.PROP_SET_LEVEL): named, name '', value the
+    number of its distinct ASCII lower-cased properties, then their names and values, sorted; () for none."""
+    pairs = sorted({(ascii_lower(name), ascii_lower(value)) for name, value in props})
+    if not pairs:
+        return ()
+    return (PROP_SET_LEVEL, "", str(len(pairs)), [name for name, _ in pairs], [value for _, value in pairs])
 
 
 def _copy_keys(props: Iterable[tuple[str, str]]) -> set[tuple[int, str, str]]:
@@ -435,7 +457,7 @@ def store_events(client: Client, events: Sequence[Row], per_lookup: int = LOOKUP
     if durations:
         client.insert("prop_durations", PROP_DURATION_COLUMNS, durations)
     if copies:
-        client.insert("views_by_prop", PROP_COPY_COLUMNS, copies)
+        client.insert("views_by_prop", PROP_ROW_COLUMNS, copies)
     stored = client.insert("events", EVENT_TABLE_COLUMNS, rows) if rows else 0
     if view_rows:
         client.insert("prop_views", PROP_VIEW_COLUMNS, view_rows)

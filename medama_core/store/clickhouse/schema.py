@@ -56,7 +56,11 @@ One design, one reason each (docs/scale.md has the long form):
   the view's time: a filter pinning one property or one name reads its range
   and sums `sign` as over `views`, with no GROUP BY by beacon id (the writer
   writes a view's row under each key new to it and an unload's pair under
-  each key it has).
+  each key it has). Since migration 19 it also holds, per view with
+  properties, its rows once more under `named` 2 with the view's whole key
+  set in two arrays (its lower-cased property names and values): a filter that
+  can match several keys of one view tests the arrays of one row per view
+  and version, with no GROUP BY by beacon id.
 * `prop_name_hours` (migration 17) holds the counts
   of a compact list per site, property name, kind, span level and hour, as
   `filter_hours` does per browser or referrer key, written from the rows of
@@ -95,9 +99,12 @@ __all__ = [
     "PROP_COPY_KEYS",
     "PROP_DURATION_COLUMNS",
     "PROP_KEY_COLUMNS",
+    "PROP_ROW_COLUMNS",
+    "PROP_SET_LEVEL",
     "PROP_VIEW_COLUMNS",
     "TABLES",
     "backfill_prop_durations",
+    "backfill_prop_sets",
     "backfill_views_by_prop",
     "database_bytes",
     "migrate",
@@ -416,6 +423,44 @@ def backfill_views_by_prop(client: Client) -> None:
             " SELECT DISTINCT site AS hostname, bid, view_created AS date_created, tupleElement(k, 1) AS pl,"
             f" tupleElement(k, 2) AS pn, tupleElement(k, 3) AS pv FROM prop_views ARRAY JOIN {PROP_COPY_KEYS} AS k"
             f" WHERE {events}"
+            f") AS found ALL INNER JOIN (SELECT hostname, bid, date_created, {carried},"
+            f" sign, version FROM views WHERE {views} AND bid IN (SELECT bid FROM prop_views WHERE {events})"
+            ") AS stored USING (hostname, bid, date_created)",
+            days,
+        )
+
+
+# A view's key set in `views_by_prop` (migration 19): under `named` PROP_SET_LEVEL, name '' and value the number of
+# its keys, its rows of `views` (every sign and version) once more, with its properties' distinct lower-cased
+# (name, value) pairs, sorted, in two aligned arrays; the rows under `named` 0 and 1 hold empty arrays. A filter
+# that can match several keys of one view (`in`, `contains`, negations, a value alone) tests the arrays of one row
+# per view and version (stats._rows), where it grouped the rows under every matching key by beacon id. When a
+# stored view gets a new property, the writer cancels its row under the old set and writes it under the new one,
+# at the same version; the value (the set's size, which only grows) keeps the two rows apart in the sort key, so
+# merges collapse the cancelled pair and never depend on the order of rows with one key.
+PROP_SET_LEVEL: Final = 2
+PROP_ROW_COLUMNS: Final = (*PROP_COPY_COLUMNS, "key_names", "key_values")
+
+
+def backfill_prop_sets(client: Client) -> None:
+    """Every stored row of each view with `prop_views` rows into `views_by_prop` under its key set (PROP_SET_LEVEL),
+    a day of view times per statement; a view with a key set row already (a run cut short) is skipped, and a
+    view no longer stored gives no row."""
+    columns = ", ".join(PROP_ROW_COLUMNS)
+    selected = columns.replace(", named, name, value, key_names, key_values", ", pl, pn, pv, kn, kv")
+    carried = ", ".join(column for column in VIEW_COLUMNS if column not in ("bid", "hostname", "date_created"))
+    events, views = _CHUNK.format(column="view_created"), _CHUNK.format(column="date_created")
+    for days in _view_days(client, "prop_views"):
+        client.command(
+            f"INSERT INTO views_by_prop ({columns}) SELECT {selected} FROM ("
+            f" SELECT hostname, bid, date_created, toUInt8({PROP_SET_LEVEL}) AS pl, '' AS pn,"
+            " toString(length(ks)) AS pv, arrayMap(k -> tupleElement(k, 1), ks) AS kn,"
+            " arrayMap(k -> tupleElement(k, 2), ks) AS kv FROM ("
+            " SELECT site AS hostname, bid, view_created AS date_created,"
+            " arraySort(groupUniqArray((lower(name), lower(value)))) AS ks FROM prop_views"
+            f" WHERE {events} GROUP BY site, bid, view_created)"
+            " WHERE (hostname, bid, date_created) NOT IN (SELECT hostname, bid, date_created FROM views_by_prop"
+            f" WHERE named = {PROP_SET_LEVEL} AND {views})"
             f") AS found ALL INNER JOIN (SELECT hostname, bid, date_created, {carried},"
             f" sign, version FROM views WHERE {views} AND bid IN (SELECT bid FROM prop_views WHERE {events})"
             ") AS stored USING (hostname, bid, date_created)",
@@ -965,6 +1010,16 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             + _PROP_NAME_HOURS_SELECT.format(where="1"),
         ),
     ),
+    (
+        19,
+        (
+            # Each view's key set on rows of its own in `views_by_prop` (PROP_SET_LEVEL), filled from `prop_views`
+            # and `views` by backfill_prop_sets: a filter that can match several keys of one view reads one row per
+            # view and version. Arrays default to empty, so the rows under `named` 0 and 1 need no rewrite.
+            "ALTER TABLE views_by_prop ADD COLUMN key_names Array(String) ",
+            "ALTER TABLE views_by_prop ADD COLUMN key_values Array(String) ",
+        ),
+    ),
 )
 # Migration -> the sorted copies it makes, filled from the rows of `views` after its statements ran.
 _COPIES_MADE: Final = {5: tuple(_FIRST_COPIES), 11: tuple(_FIRST_COPIES), 12: ("views_by_referrer",)}
@@ -1059,6 +1114,8 @@ def migrate(client: Client, now_ms: int) -> int:
             _backfill_filter_hours(client)
         if number == 17:
             _backfill_prop_name_hours(client)
+        if number == 19:
+            backfill_prop_sets(client)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])
         version = number
     return version

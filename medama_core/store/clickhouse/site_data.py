@@ -20,8 +20,8 @@ from medama_core.store.clickhouse.client import Client, QueryFailed
 from medama_core.store.clickhouse.hits import DIMENSION_COLUMNS, VIEW_TABLE_COLUMNS
 from medama_core.store.clickhouse.schema import (
     COPIES,
-    PROP_COPY_COLUMNS,
     PROP_DURATION_COLUMNS,
+    PROP_ROW_COLUMNS,
     PROP_VIEW_COLUMNS,
     ROW_COUNTS,
     SITE_KEY,
@@ -76,7 +76,7 @@ _COLUMNS: Final = {
     "events": ("bid", "batch_id", "group_name", "name", "value", "date_created", "site", *DIMENSION_COLUMNS),
     "prop_views": PROP_VIEW_COLUMNS,
     "prop_durations": PROP_DURATION_COLUMNS,
-    "views_by_prop": PROP_COPY_COLUMNS,
+    "views_by_prop": PROP_ROW_COLUMNS,
     "drops": ("day", "hostname", "reason", "count"),
     "imported_days": (
         "hostname",

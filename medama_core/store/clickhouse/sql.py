@@ -26,6 +26,7 @@ __all__ = [
     "in_list",
     "literal",
     "placeholders",
+    "tsv_array",
     "tsv_escape",
     "tsv_fields",
     "tsv_line",
@@ -46,6 +47,7 @@ _INT_RANGES: Final = {
 _LITERAL_ESCAPES: Final = {ord("'"): "\\'", ord("\\"): "\\\\"} | {c: f"\\x{c:02x}" for c in (*range(32), 127)}
 # TabSeparated: backslash, tab, newline and carriage return escaped (ClickHouse's "Escaped" format); \N is NULL.
 _TSV_ESCAPES: Final = {ord("\\"): "\\\\", ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r", 0: "\\0"}
+_ARRAY_ESCAPES: Final = {**_TSV_ESCAPES, ord("'"): "\\'"}
 _TSV_UNESCAPE: Final = re.compile(r"\\(.)", re.DOTALL)
 _TSV_CHARS: Final = {"t": "\t", "n": "\n", "r": "\r", "0": "\0", "b": "\b", "f": "\f", "a": "\a", "v": "\v"}
 
@@ -153,8 +155,15 @@ def tsv_unescape(text: str) -> str:
     return _TSV_UNESCAPE.sub(lambda m: _TSV_CHARS.get(m.group(1), m.group(1)), text)
 
 
+def tsv_array(values: Sequence[str]) -> str:
+    """An Array(String) as a TabSeparated field: each string quoted and escaped as a TabSeparated text, with `'`
+    escaped too (ClickHouse reads an array's strings as quoted literals)."""
+    return "[" + ",".join("'" + value.translate(_ARRAY_ESCAPES) + "'" for value in values) + "]"
+
+
 def tsv_line(values: Sequence[object]) -> str:
-    """One TabSeparated row: text escaped, None as \\N, booleans as 1/0, integers as digits."""
+    """One TabSeparated row: text escaped, None as \\N, booleans as 1/0, integers as digits, a list of strings
+    as an array (tsv_array)."""
     fields = []
     for value in values:
         if value is None:
@@ -163,6 +172,8 @@ def tsv_line(values: Sequence[object]) -> str:
             fields.append(value.translate(_TSV_ESCAPES))
         elif isinstance(value, bool | int):
             fields.append(str(int(value)))
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            fields.append(tsv_array(value))
         else:
             raise TypeError(f"cannot write {type(value).__name__} as a TabSeparated field")
     return "\t".join(fields) + "\n"
@@ -181,6 +192,8 @@ def _text(value: object) -> str:
         return str.__str__(value)
     if isinstance(value, bool | int):
         return str(int(value))
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tsv_array(value)
     raise TypeError(f"cannot write {type(value).__name__} as a TabSeparated field")
 
 

@@ -43,6 +43,7 @@ from medama_core.store.clickhouse.schema import (
     HOUR_MS,
     KIND_CODES,
     LABELS,
+    PROP_SET_LEVEL,
     ROW_COUNTS,
     SITE_KEY,
     SITE_KIND,
@@ -94,16 +95,18 @@ _ORPHAN_KEY: Final = SITE_KEY.format(column="''")
 @dataclass(frozen=True)
 class _Resolved(Query):
     """A query that knows whether another stored hostname shares its site's key (then rows compare names too),
-    and, under property filters, whether an event stored before its view (site '') matches them."""
+    and, under property filters, whether an event stored before its view (site '') matches them and whether
+    retention purged the site (retention.raw_floor)."""
 
     shared: bool = True
     orphans: bool = True
+    purged: bool = True
 
 
 def _resolve(client: Client, query: Query) -> Query:
     """The query with its site key checked against `sites` (one lookup in a table of one row per site), and under
     property filters the events stored before their view looked up (a range of `events` that is empty but for
-    an import of events before their views, or two nodes racing)."""
+    an import of events before their views, or two nodes racing) and the site's retention floor (`raw_floor`)."""
     if isinstance(query, _Resolved):
         return query
     key = SITE_KEY.format(column="{h:String}")
@@ -113,9 +116,16 @@ def _resolve(client: Client, query: Query) -> Query:
         props = " AND ".join(where_sql(query.prop_filters, params, "p"))
         orphans = f"site_key = {_ORPHAN_KEY} AND site = '' AND {props}"
         sql += f" UNION ALL SELECT toUInt8(1), count() FROM events WHERE {orphans}"
+        sql += " UNION ALL SELECT toUInt8(2), count() FROM raw_floor WHERE hostname = {h:String}"
     counts = {int(what): int(n) for what, n in client.rows(sql, params)}
     return _Resolved(
-        query.hostname, query.start_us, query.end_us, query.filters, shared=bool(counts[0]), orphans=bool(counts.get(1))
+        query.hostname,
+        query.start_us,
+        query.end_us,
+        query.filters,
+        shared=bool(counts[0]),
+        orphans=bool(counts.get(1)),
+        purged=bool(counts.get(2)),
     )
 
 
@@ -136,6 +146,19 @@ def _by_prop(query: Query) -> bool:
     """Whether a property-filtered query reads `views_by_prop`: its filters pin one property or name, and no event
     stored before its view (site '', in no view's rows there) matches them."""
     return bool(query.prop_filters) and _pinned(query) is not None and not getattr(query, "orphans", True)
+
+
+def _by_keys(query: Query) -> bool:
+    """Whether a property-filtered query reads the key sets of `views_by_prop` (schema.PROP_SET_LEVEL, migration
+    19): its filters can match several keys of one view (they pin none), no event stored before its view (in no
+    key set) matches them, and retention never purged the site (a purge that deletes a kept view's events under a
+    key leaves that key in the view's set: retention._props_losing_events)."""
+    return (
+        bool(query.prop_filters)
+        and _pinned(query) is None
+        and not getattr(query, "orphans", True)
+        and not getattr(query, "purged", True)
+    )
 
 
 def _site(query: Query, params: dict[str, object], column: str = "hostname") -> str:
@@ -269,11 +292,18 @@ def _rows(
     """`table WHERE condition`: the rows of a filtered query's views over [lo, hi] (the query's period unless
     given), with the columns of `views` the `labels` (SQL over `views`) read. A property filter pinning one
     property or name: its rows of `views_by_prop` (_by_prop), as `views`' own; another property filter: one
-    row per matching view from the events' side (_prop_source, each with sign 1); else `views` or a sorted copy."""
-    if _by_prop(query):
+    row per matching view from the events' side (_prop_source, each with sign 1); another property filter: its
+    views' rows under their key sets in `views_by_prop` (_by_keys), those with a key matching every property
+    filter, as `views`' own (the filters' columns `name` and `value` are the lambda's, over the set's arrays);
+    else `views` or a sorted copy."""
+    if _by_prop(query) or _by_keys(query):
         views = replace(query, filters=query.view_filters)  # _where's view filters; the property's here
         props = " AND ".join(where_sql(query.prop_filters, params, "p"))
-        return f"views_by_prop WHERE {_where(views, params, lo, hi, tag)} AND named = {_pinned(query)} AND {props}"
+        rows = f"views_by_prop WHERE {_where(views, params, lo, hi, tag)}"
+        if _by_keys(query):
+            sets = f"arrayExists((name, value) -> {props}, key_names, key_values)"
+            return f"{rows} AND named = {PROP_SET_LEVEL} AND {sets}"
+        return f"{rows} AND named = {_pinned(query)} AND {props}"
     if query.prop_filters:
         dimensions = tuple(sorted({name for label in labels for name in _DIMENSION_NAME.findall(label)}))
         if getattr(query, "orphans", True):
@@ -681,7 +711,7 @@ def _prop_groups(client: Client, query: Query, label: str) -> dict[str, Group] |
 
 def _groups(client: Client, query: Query, label: str, full: bool) -> dict[str, Group]:
     """Aggregates per label: every count and the median with `full`, else the visitor counts only."""
-    if query.prop_filters and not full and not _by_prop(query):
+    if query.prop_filters and not full and not _by_prop(query) and not _by_keys(query):
         found = _prop_groups(client, query, label)
         if found is not None:
             return found
