@@ -142,7 +142,7 @@ def load_from(client: Client, raw: str, limit: int | None = None) -> None:
             )
     schema.backfill_prop_durations(client)  # the durations of the views with events, by property (migration 9)
     schema.backfill_views_by_prop(client)  # the views with events again under each property (migration 15)
-    schema.backfill_prop_sets(client)  # and once more under each view's key set (migration 19)
+    schema.backfill_prop_sets(client)  # and once more under each view's key set (migration 18)
     print(f"loaded {raw} in {time.perf_counter() - started:.0f} s (INSERT ... SELECT on the server)", flush=True)
 
 

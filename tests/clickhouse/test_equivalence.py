@@ -222,7 +222,7 @@ def compare_summary_and_time(client: Client, ref: Reference, q: Query) -> None:
 @pytest.mark.parametrize("seed", range(2))
 def test_property_filtered_summary_and_time_read_the_events_side_and_equal_the_reference(seed: int, ch: Client) -> None:
     """With no event stored before its view, a property-filtered /summary, /time and full list take the views and
-    their current rows from `views_by_prop`, under their key sets (stats._by_keys, schema migration 19), never from
+    their current rows from `views_by_prop`, under their key sets (stats._by_keys, schema migration 18), never from
     `views`: the same answers before the merges (older durations still stored beside the current ones), after them,
     once every row of `views` is deleted, and once those of `prop_views` and `prop_durations` are too. The rows are
     written as ingestion writes them: unloads in later batches (some views unloaded two or three times), custom
@@ -264,7 +264,7 @@ def test_property_filtered_summary_and_time_read_the_events_side_and_equal_the_r
                 ch.command(f"ALTER TABLE {table} DELETE WHERE 1")
             site_data.wait_for_mutations(ch, ("prop_views", "prop_durations"))
         for q in queries:
-            assert ch_stats._by_keys(ch_stats._resolve(ch, q)), q  # the views' key sets (schema migration 19)
+            assert ch_stats._by_keys(ch_stats._resolve(ch, q)), q  # the views' key sets (schema migration 18)
             compare_summary_and_time(ch, ref, q)
 
 

@@ -136,7 +136,7 @@ def test_purge_takes_a_kept_view_out_of_a_property_whose_events_all_go(ch: Clien
     assert pages(pro) == ["/both"] and pages(plan) == ["/both"]
     assert stats.site_metrics(ch, pro)["pageviews"] == 1
     assert pages(dark) == ["/kept"]
-    # The kept view's key set (schema migration 19) still holds plan=pro: a purged site's filters of several keys
+    # The kept view's key set (schema migration 18) still holds plan=pro: a purged site's filters of several keys
     # read the events' side.
     assert not stats._by_keys(stats._resolve(ch, value))
     assert pages(value) == ["/both"] and stats.site_metrics(ch, value)["pageviews"] == 1

@@ -228,7 +228,7 @@ def test_a_batch_writes_each_table_once_and_folds_what_it_holds(ch: Client) -> N
         ["new", 0, "size", "xl", 1, 0, 1200],
         ["new", 1, "plan", "", 1, 0, 1200],
         ["new", 1, "size", "", 1, 0, 1200],
-        ["new", 2, "", "2", 1, 0, 1200],  # and under its key set (schema migration 19)
+        ["new", 2, "", "2", 1, 0, 1200],  # and under its key set (schema migration 18)
         ["old", 0, "again", "yes", 1, 1, 300],
         ["old", 0, "theme", "dark", 1, 1, 300],
         ["old", 1, "again", "", 1, 1, 300],
@@ -630,11 +630,11 @@ def test_views_by_prop_holds_each_view_once_per_property_through_unloads_and_mig
 
 
 def test_views_by_prop_holds_each_views_key_set_through_unloads_new_properties_and_migration_19(ch: Client) -> None:
-    """A view's rows once more under its whole key set (`views_by_prop`, `named` 2, schema migration 19): its
+    """A view's rows once more under its whole key set (`views_by_prop`, `named` 2, schema migration 18): its
     distinct lower-cased properties, sorted, in two arrays, any character kept; an unload writes the pair that
     replaces its row, and a set that grows (with or without an unload) cancels the row under the old set. Filters
     that can match several keys of one view (`in`, a negation, `contains`) read those rows and count each view
-    once, as the same views picked by page do; not on a site retention purged. Migration 19 fills the same net
+    once, as the same views picked by page do; not on a site retention purged. Migration 18 fills the same net
     rows from the stored ones, once when run again, and later unloads find the sets it wrote."""
     odd = "o'k\\\t["  # a quote, a backslash, a tab and a bracket, inside an array
     batches: list[list[hits.Op]] = [
@@ -686,13 +686,13 @@ def test_views_by_prop_holds_each_views_key_set_through_unloads_new_properties_a
 
     same_as_pages()
     ch.command("ALTER TABLE views_by_prop DELETE WHERE named = 2")
-    ch.command("ALTER TABLE medama_schema DELETE WHERE version = 19")
+    ch.command("ALTER TABLE medama_schema DELETE WHERE version = 18")
     site_data.wait_for_mutations(ch, ("views_by_prop", "medama_schema"))
-    for _ in range(2):  # migration 19 again (cut short): the sets filled once
+    for _ in range(2):  # migration 18 again (cut short): the sets filled once
         assert schema.migrate(ch, 0) == schema.MIGRATIONS[-1][0]
         assert ch.rows(net) == expected
         assert ch.rows("SELECT count() FROM views_by_prop WHERE named = 2 AND bid = 'c'") == [[1]]
-        ch.command("ALTER TABLE medama_schema DELETE WHERE version = 19")
+        ch.command("ALTER TABLE medama_schema DELETE WHERE version = 18")
         site_data.wait_for_mutations(ch, ("medama_schema",))
     same_as_pages()
     assert hits.apply_batch(ch, [hits.Duration("b", 70)]) == [None]  # its set, as migrated

@@ -31,7 +31,7 @@ property of a view that already has a duration. A view's rows in `views`
 are written again under each of its properties and property names,
 lower-cased, to `views_by_prop` (schema migration 15): its row under a key new
 to it, and an unload's pair under each key it has; and once more with its
-whole key set (migration 19), written again when the set grows.
+whole key set (migration 18), written again when the set grows.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ One design, one reason each (docs/scale.md has the long form):
   the view's time: a filter pinning one property or one name reads its range
   and sums `sign` as over `views`, with no GROUP BY by beacon id (the writer
   writes a view's row under each key new to it and an unload's pair under
-  each key it has). Since migration 19 it also holds, per view with
+  each key it has). Since migration 18 it also holds, per view with
   properties, its rows once more under `named` 2 with the view's whole key
   set in two arrays (its lower-cased property names and values): a filter that
   can match several keys of one view tests the arrays of one row per view
@@ -430,7 +430,7 @@ def backfill_views_by_prop(client: Client) -> None:
         )
 
 
-# A view's key set in `views_by_prop` (migration 19): under `named` PROP_SET_LEVEL, name '' and value the number of
+# A view's key set in `views_by_prop` (migration 18): under `named` PROP_SET_LEVEL, name '' and value the number of
 # its keys, its rows of `views` (every sign and version) once more, with its properties' distinct lower-cased
 # (name, value) pairs, sorted, in two aligned arrays; the rows under `named` 0 and 1 hold empty arrays. A filter
 # that can match several keys of one view (`in`, `contains`, negations, a value alone) tests the arrays of one row
@@ -1011,7 +1011,7 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
         ),
     ),
     (
-        19,
+        18,
         (
             # Each view's key set on rows of its own in `views_by_prop` (PROP_SET_LEVEL), filled from `prop_views`
             # and `views` by backfill_prop_sets: a filter that can match several keys of one view reads one row per
@@ -1114,7 +1114,7 @@ def migrate(client: Client, now_ms: int) -> int:
             _backfill_filter_hours(client)
         if number == 17:
             _backfill_prop_name_hours(client)
-        if number == 19:
+        if number == 18:
             backfill_prop_sets(client)
         client.insert("medama_schema", ("version", "applied_ms"), [(number, now_ms)])
         version = number

@@ -150,7 +150,7 @@ def _by_prop(query: Query) -> bool:
 
 def _by_keys(query: Query) -> bool:
     """Whether a property-filtered query reads the key sets of `views_by_prop` (schema.PROP_SET_LEVEL, migration
-    19): its filters can match several keys of one view (they pin none), no event stored before its view (in no
+    18): its filters can match several keys of one view (they pin none), no event stored before its view (in no
     key set) matches them, and retention never purged the site (a purge that deletes a kept view's events under a
     key leaves that key in the view's set: retention._props_losing_events)."""
     return (
