@@ -27,10 +27,8 @@ def _tiny_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rollups, "SMALL_SITE_VIEWS", 0)
 
 
-def test_background_work_rebuilds_closed_dirty_hours_in_small_calls(
-    server: LiveServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(rollups, "REFRESH_BATCH_VIEWS", 10)  # 60 views in 60 hours: 6 writer calls
+def count_hour_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The hours each call of rollups.refresh_hours rebuilds, in call order (the real function runs)."""
     real = rollups.refresh_hours
     calls: list[int] = []
 
@@ -39,6 +37,14 @@ def test_background_work_rebuilds_closed_dirty_hours_in_small_calls(
         return calls[-1]
 
     monkeypatch.setattr(rollups, "refresh_hours", counted)
+    return calls
+
+
+def test_background_work_rebuilds_closed_dirty_hours_in_small_calls(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rollups, "REFRESH_BATCH_VIEWS", 10)  # 60 views in 60 hours: 6 writer calls
+    calls = count_hour_batches(monkeypatch)
     client = server.client()
     client.login()
     assert client.post("/api/websites", json_body={"hostname": SITE}).status == 201
@@ -124,14 +130,7 @@ def test_hour_batches_are_longer_while_no_read_comes(
     monkeypatch.setattr(rollups, "REFRESH_BATCH_VIEWS", 10)
     monkeypatch.setattr(rollups, "QUIET_BATCH_VIEWS", 30)
     monkeypatch.setattr(backend, "QUIET_BEFORE_LONG_S", 10**9)  # a read, whenever it was, is recent
-    real = rollups.refresh_hours
-    calls: list[int] = []
-
-    def counted(*args: Any) -> int:
-        calls.append(real(*args))
-        return calls[-1]
-
-    monkeypatch.setattr(rollups, "refresh_hours", counted)
+    calls = count_hour_batches(monkeypatch)
     path = str(tmp_path / "me_analytics.db")
     store = backend.SQLiteAnalytics(path)
     sql = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
