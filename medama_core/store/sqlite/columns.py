@@ -812,7 +812,8 @@ class Dictionary:
         """Whether `find` can search the text: no escaped quote before `, "` (a value `, ` is no matter
         there: counting the separators left to right, without overlaps, skips its overlapping one)."""
         if self._searchable is None:
-            self._searchable = '\\", "' not in self.text
+            # A backslash is found by memchr; the four characters, scanned for, cost ~0.4 ms at 300 KB.
+            self._searchable = "\\" not in self.text or '\\", "' not in self.text
         return self._searchable
 
     def _closing(self) -> array[int]:
@@ -840,14 +841,14 @@ class Dictionary:
 
     def values_at(self, positions: Sequence[int]) -> list[str]:
         """The values at `positions`, each parsed alone (a JSON string without a backslash is its text)."""
-        text = self.text
+        text, spans = self.text, self._spans
+        if spans and all(position in spans for position in positions):
+            # Only values `find` met (a page filter's labels): their spans, found in a searchable text,
+            # need neither the separators' offsets nor the scan that tells whether the text is plain.
+            return [self._decode(*spans[position]) for position in positions]
         if not self.plain:
             values = json.loads(text)
             return [values[position] for position in positions]
-        spans = self._spans
-        if self._ends is None and all(position in spans for position in positions):
-            # Only values `find` met (a page filter's labels): their spans, without the separators' offsets.
-            return [self._decode(*spans[position]) for position in positions]
         ends = self._ends if self._ends is not None else self._closing()
         found = []
         for position in positions:
