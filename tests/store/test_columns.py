@@ -243,7 +243,8 @@ def test_a_page_filter_on_a_long_tail_counts_no_values_and_picks_its_views() -> 
     """A filter on one path of a day of many paths (two planes: more values than one plane holds)
     tells that it selects some of them without counting the values of the day's text, and its 2 views
     of 600 are picked from the planes row by row, which are not made big integers; the counts and
-    durations are those of masking the whole planes; its label comes from the span `find` met."""
+    durations are those of masking the whole planes (and so are a filtered summary's counts and
+    medians); its label comes from the span `find` met."""
     conn = new_db()
     day = _tail_day(conn)
     column = day.columns["pathname"]
@@ -253,8 +254,17 @@ def test_a_page_filter_on_a_long_tail_counts_no_values_and_picks_its_views() -> 
     assert column.dictionary._count is None
     fields = ("visitors", "pageviews", "measured", scan.DURATION_SUM)
     counts, runs = day_scan.group_counts("pathname", mask, fields, True)
-    assert not day_scan._ints
     assert column.dictionary._plain is None  # its label read from the span found, the text not scanned again
+    # A filtered /summary's buckets and medians from the same rows (every view of this day is in hour 0).
+    picks = day_scan.picks(mask)
+    assert picks is not None and len(picks) == 2
+    assert day_scan.in_hours(picks, 0, 0) == picks and day_scan.in_hours(picks, 1, 23) == []
+    site = day_scan.site_counts(picks)
+    run = day_scan.masked_run(picks, lambda lo, hi: [], True)
+    assert not day_scan._ints
+    assert (site.pageviews, site.visitors, scan.quantile([run], 0.5)) == (2, 2, (7 * 7 + 307 * 7) / 2)
+    assert site == day_scan.site_counts(mask)
+    assert scan.quantile([day_scan.masked_run(mask, lambda lo, hi: [], True)], 0.25) == scan.quantile([run], 0.25)
     assert counts["pageviews"] == {"/p7": 2} and runs == {"/p7": array("q", [7 * 7, 307 * 7])}
     saved = scan.PICK_RATIO
     scan.PICK_RATIO = 10**6  # type: ignore[misc]

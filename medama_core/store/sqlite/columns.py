@@ -786,7 +786,18 @@ class Dictionary:
     A day's pieces share one Dictionary: what it found is found once a day.
     """
 
-    __slots__ = ("text", "_plain", "_searchable", "_ends", "_spans", "_finds", "_positions", "_count", "__weakref__")
+    __slots__ = (
+        "text",
+        "_plain",
+        "_searchable",
+        "_ends",
+        "_spans",
+        "_finds",
+        "_positions",
+        "_count",
+        "_values",
+        "__weakref__",
+    )
 
     def __init__(self, text: str) -> None:
         self.text = text  # the JSON list, ASCII only (json.dumps escapes the rest)
@@ -797,6 +808,7 @@ class Dictionary:
         self._finds: dict[tuple[str, ...], list[int] | None] = {}
         self._positions: tuple[frozenset[str], list[int]] | None = None
         self._count: int | None = None
+        self._values: list[str] | None = None  # a text of at most DICTIONARY_WINDOW characters, parsed
 
     @property
     def plain(self) -> bool:
@@ -846,6 +858,13 @@ class Dictionary:
             # Only values `find` met (a page filter's labels): their spans, found in a searchable text,
             # need neither the separators' offsets nor the scan that tells whether the text is plain.
             return [self._decode(*spans[position]) for position in positions]
+        if len(text) <= DICTIONARY_WINDOW:
+            # A window's text is parsed whole, in C, once (a list filter's labels, day after day): cheaper
+            # than telling whether it is plain and finding each value's closing quote (a 47 KB text of
+            # referrers: ~0.1 ms against ~0.4).
+            if self._values is None:
+                self._values = json.loads(text)
+            return [self._values[position] for position in positions]
         if not self.plain:
             values = json.loads(text)
             return [values[position] for position in positions]

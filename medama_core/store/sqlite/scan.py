@@ -24,10 +24,10 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
-from functools import lru_cache
+from functools import lru_cache, reduce
 from itertools import accumulate, compress, count, islice
-from operator import add, itemgetter
-from typing import Final, Protocol
+from operator import add, itemgetter, or_
+from typing import Final, Protocol, cast
 
 from medama_core.store.aggregate import SAMPLE_STEP, Group
 from medama_core.store.filters import FIELDS, MAX_IN_VALUES, NEGATED, Filter, positive_op, value_test
@@ -52,6 +52,8 @@ COUNT_BLOCK = 1024  # views per block of a masked run's cumulative counts: a cou
 # per day for its median: at 10 M views in 30 days, a day's 333 KB each, ~10 MB, for a page filter.
 POSITIONS_RATIO: Final = 16
 _SELECTED = 0xFF
+# Some views of a day (a piece): a mask, or their rows in order (DayScan.picks: a few of many).
+Selected = int | list[int]
 
 
 def _flag_table(*bits: int) -> bytes:
@@ -252,6 +254,22 @@ class DayScan:
         """The views of hours first..last of the day (0..23)."""
         return self.hours_in([(first, last)])
 
+    def in_hours(self, selected: Selected, first: int, last: int) -> Selected:
+        """The views of `selected` (a mask, or the rows `picks` gave) in hours first..last of the day."""
+        if isinstance(selected, int):
+            return selected & self.hours_mask(first, last)
+        if first == 0 and last >= columns.HOURS_PER_DAY - 1:
+            return selected
+        hours = self.day.hours
+        return [row for row in selected if first < hours[row] <= last + 1]  # the plane holds the hour + 1
+
+    @staticmethod
+    def union(parts: Sequence[Selected]) -> Selected:
+        """The views of any of `parts`, all masks or all rows."""
+        if all(isinstance(part, int) for part in parts):
+            return reduce(or_, cast("Sequence[int]", parts), 0)
+        return sorted({row for part in cast("Sequence[list[int]]", parts) for row in part})
+
     def hours_in(self, runs: Sequence[tuple[int, int]]) -> int:
         """The views of the hours of the day (0..23) in the (first, last) runs."""
         hours = {hour for first, last in runs for hour in range(first, last + 1)}
@@ -265,14 +283,23 @@ class DayScan:
 
     # ---- the whole site ----
 
-    def site_counts(self, mask: int) -> Group:
-        """What /summary reads of the selected views: visitors, pageviews, bounces and timed visitors
-        (the other counts are left at 0; each costs a pass over the day)."""
+    def site_counts(self, selected: Selected) -> Group:
+        """What /summary reads of the selected views (a mask, or the rows `picks` gave): visitors,
+        pageviews, bounces and timed visitors (the other counts are left at 0; each costs a pass over
+        the day, or over the flags of the rows)."""
+        if not isinstance(selected, int):
+            picked = self._selected(self.day.flags, columns.FLAGS, 0, 0, selected)
+            return Group(
+                visitors=picked.translate(_UNIQUE_USER).count(1),
+                pageviews=len(selected),
+                bounces=picked.translate(_BOUNCED).count(1),
+                timed=picked.translate(_TIMED_VISITOR).count(1),
+            )
         ones = _ones(self.n)
-        flags = mask & self._int(columns.FLAGS, 0, self.day.flags)
+        flags = selected & self._int(columns.FLAGS, 0, self.day.flags)
         return Group(
             visitors=(flags & ones).bit_count(),
-            pageviews=mask.bit_count() // 8,
+            pageviews=selected.bit_count() // 8,
             bounces=(flags & flags >> 3 & ones).bit_count(),
             timed=(flags & flags >> 2 & ones).bit_count(),
         )
@@ -281,15 +308,22 @@ class DayScan:
         """How many selected views have the flag (a key of columns.FLAG_BITS): one pass over the day."""
         return (mask & self._int(columns.FLAGS, 0, self.day.flags) >> _BIT[flag] & _ones(self.n)).bit_count()
 
-    def masked_run(self, mask: int, window: Callable[[int, int], Sequence[int]], whole: bool) -> MaskedRun:
-        """The selected views' durations: with `whole`, holding the day's durations, else only every
-        SAMPLE_STEP-th of them and reading the rest through `window` (columns.DurationsWindow)."""
+    def masked_run(self, selected: Selected, window: Callable[[int, int], Sequence[int]], whole: bool) -> MaskedRun:
+        """The selected views' durations (a mask, or the rows `picks` gave): with `whole`, holding the
+        day's durations, else only every SAMPLE_STEP-th of them and reading the rest through `window`
+        (columns.DurationsWindow)."""
         durations = self.day.durations
         assert durations is not None
-        selected = mask.to_bytes(self.n, "big")[self.day.untimed :]
+        untimed = self.day.untimed
+        positions = None
+        if isinstance(selected, int):
+            chosen = selected.to_bytes(self.n, "big")[untimed:]
+        else:
+            chosen = b""
+            positions = array("I", [row - untimed for row in islice(selected, bisect_left(selected, untimed), None)])
         if whole:
-            return MaskedRun((), len(durations), window, selected, durations)
-        return MaskedRun(durations[SAMPLE_STEP - 1 :: SAMPLE_STEP], len(durations), window, selected)
+            return MaskedRun((), len(durations), window, chosen, durations, positions)
+        return MaskedRun(durations[SAMPLE_STEP - 1 :: SAMPLE_STEP], len(durations), window, chosen, None, positions)
 
     # ---- groups ----
 
@@ -453,16 +487,25 @@ class MaskedRun:
         window: Callable[[int, int], Sequence[int]],
         selected: bytes,
         whole: Sequence[int] | None = None,
+        positions: array[int] | None = None,
     ) -> None:
+        """`selected`: a byte per duration, 0xFF when selected; or, given `positions` (ascending), those
+        of the selected durations (`selected` is then unused)."""
         self._whole = whole  # all the durations, when the caller can afford to hold them
         self._samples = samples  # samples[i] is the value at position (i + 1) * SAMPLE_STEP - 1
         self._length = length
         self._window = window
         self._selected = selected
         self._cached: tuple[int, Sequence[int]] = (-1, ())
-        self.count = selected.count(_SELECTED)
-        self._positions: array[int] | None = None
+        self._positions: array[int] | None = positions
         self._blocks: list[int] = []
+        if positions is not None:
+            self._selected = b""
+            self.count = len(positions)
+            self.low = self._value(positions[0]) if positions else 0
+            self.high = self._value(positions[-1]) if positions else 0
+            return
+        self.count = selected.count(_SELECTED)
         if self.count * POSITIONS_RATIO <= len(selected):
             # Few selected: their positions (4 bytes each), not a byte per view, stay with the run. Each
             # is the sum of the gaps of unselected views before it plus its index, all counted in C.
