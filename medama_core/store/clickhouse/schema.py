@@ -625,8 +625,8 @@ _FILTER_HOURS_SELECT: Final = f"""SELECT {SITE_KEY.format(column="hostname")} AS
 # Migration 19: `hourly_counts` and `filter_hour_counts` again, grouping by hour and joining the span levels after the
 # GROUP BY (an arrayJoin in the SELECT list runs on the grouped rows): a batch's rows are grouped once per hour, not
 # once per span level, a third of the keys, then each grouped row gives a row per level. The INSERT into `views`
-# of a batch of 1,000 cost the server ~40 ms of CPU with the views before, ~26 with these (docs/scale.md,
-# bench/ch_batches.py --views). A batch spanning several hours of one span writes a row per hour under it where
+# of a batch of 500 new views and 500 unloads cost the server ~41 ms of CPU with the views before, ~26 with these
+# (docs/scale.md, bench/ch_batches.py). A batch spanning several hours of one span writes a row per hour under it where
 # it wrote one; SummingMergeTree sums them in merges and every read sums, as it sums the rows of different parts,
 # so no answer changes. (18.16 runs a view's outermost query on the inserted block, so a subquery grouping first
 # cannot do this.)
