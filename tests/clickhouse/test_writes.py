@@ -686,13 +686,13 @@ def test_views_by_prop_holds_each_views_key_set_through_unloads_new_properties_a
 
     same_as_pages()
     ch.command("ALTER TABLE views_by_prop DELETE WHERE named = 2")
-    ch.command("ALTER TABLE medama_schema DELETE WHERE version = 18")
+    ch.command("ALTER TABLE medama_schema DELETE WHERE version >= 18")
     site_data.wait_for_mutations(ch, ("views_by_prop", "medama_schema"))
     for _ in range(2):  # migration 18 again (cut short): the sets filled once
         assert schema.migrate(ch, 0) == schema.MIGRATIONS[-1][0]
         assert ch.rows(net) == expected
         assert ch.rows("SELECT count() FROM views_by_prop WHERE named = 2 AND bid = 'c'") == [[1]]
-        ch.command("ALTER TABLE medama_schema DELETE WHERE version = 18")
+        ch.command("ALTER TABLE medama_schema DELETE WHERE version >= 18")
         site_data.wait_for_mutations(ch, ("medama_schema",))
     same_as_pages()
     assert hits.apply_batch(ch, [hits.Duration("b", 70)]) == [None]  # its set, as migrated
@@ -835,3 +835,51 @@ def test_lists_under_one_property_name_from_prop_name_hours_equal_the_raw_rows(c
     assert stats._hourly_groups(ch, plan, "path", ("visitors",)) is not None  # from `prop_name_hours`
     ch.insert("raw_floor", ("hostname", "floor"), [(SITE, base - DAY)])
     assert stats._hourly_groups(ch, plan, "path", ("visitors",)) is None  # a purge: the rows
+
+
+def test_hourly_and_filter_hours_by_hour_hold_the_sums_of_the_span_grouping(ch: Client) -> None:
+    """Migration 19's views (`hourly_counts`, `filter_hour_counts` grouping by hour, the span levels joined after):
+    views in several hours of one 16-hour span, on 16- and 256-hour edges and across a month's end, with referrers of
+    a group and without, then unloads: per key, the sums in `hourly` and `filter_hours` equal those written by the
+    views before it (made again beside them into copies); and the views as migrated group by hour (the levels'
+    arrayJoin not in their GROUP BY)."""
+    for table, made, select in (
+        ("hourly", "hourly_counts", schema._HOURLY_COUNTS.split(" AS\n", 1)[1]),
+        ("filter_hours", "filter_hour_counts", schema._FILTER_HOURS_SELECT.format(where="1")),
+    ):
+        ch.command(f"CREATE TABLE {table}_spans AS {table}")
+        ch.command(f"CREATE MATERIALIZED VIEW {made}_spans TO {table}_spans AS {select}")
+        grouped = str(ch.rows(f"SHOW CREATE TABLE {made}")[0][0]).rsplit("GROUP BY", 1)[1]
+        assert "toInt64(256)" not in grouped and "intDiv(date_created, 3600000)" in grouped, made
+    month_end = T0 + 30 * DAY - 1000  # 2024-06-30 23:59:59 UTC: a 256-hour span starting in June holds July's hours
+    span = 16 * HOUR
+    ats = [T0 - T0 % span + at for at in (0, 1, HOUR, HOUR + 5, 15 * HOUR, span, span + 1)]
+    ats += [month_end, month_end + 2_000, T0 - T0 % (256 * HOUR) - 1]
+    referrers = (("", ""), ("www.google.com", "Google"), ("google", ""), ("x.org", "x.org"))
+    views = [
+        row(
+            bid=f"h{i}",
+            date_created=at,
+            pathname=f"/{i % 3}",
+            is_unique_user=i % 2,
+            ua_browser=("Firefox", "firefox", "Safari")[i % 3],
+            referrer_host=referrers[i % 4][0],
+            referrer_group=referrers[i % 4][1],
+        )
+        for i, at in enumerate(ats)
+    ]
+    assert hits.apply_batch(ch, [hits.NewView(v) for v in views]) == [None] * len(views)
+    assert hits.apply_batch(ch, [hits.Duration(f"h{i}", 10 * i) for i in range(0, len(ats), 2)]) == [None] * 5
+
+    def sums(table: str, keys: str) -> list[list[Any]]:
+        counted = [name for name in schema.ROW_COUNTS if table.startswith("hourly") or name in schema.FILTER_COUNTS]
+        return ch.rows(
+            f"SELECT {keys}, {', '.join(f'sum({name})' for name in counted)} FROM {table}"
+            f" GROUP BY {keys} ORDER BY {keys}"
+        )
+
+    for table, keys in (
+        ("hourly", "hostname, kind, level, hour, value"),
+        ("filter_hours", "hostname, field, fkey, kind, level, hour, value"),
+    ):
+        assert sums(table, keys) == sums(f"{table}_spans", keys), table
