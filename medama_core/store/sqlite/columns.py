@@ -834,6 +834,12 @@ class Dictionary:
             self._ends = ends
         return self._ends
 
+    def release(self) -> None:
+        """Lets the text and what was found in it go; any later use of this Dictionary raises
+        AttributeError (columns.load releases a day's dictionaries before reading the next day's)."""
+        del self.text
+        self._ends, self._spans, self._finds, self._positions = None, {}, {}, None
+
     def value(self, position: int) -> str:
         """values[position], parsing that value only."""
         return self.values_at([position])[0]
@@ -984,14 +990,17 @@ def load(
     needs none.
     """
     wanted = [META, FLAGS, *names] + ([DURATIONS] if durations else []) + ([HOURS] if partial is None else [])
-    params: dict[str, object] = {"hostname": hostname, "hours": copy + HOURS}
+    params: dict[str, object] = {"hostname": hostname, "hours": copy + HOURS, "meta": copy + META}
     in_names = rollups.bind_values(params, dict.fromkeys(copy + name for name in wanted), "n")
     for first in range(0, len(days), MAX_BIND_DAYS):
         chunk = days[first : first + MAX_BIND_DAYS]
         in_days = ", ".join(str(int(day)) for day in chunk)
         hours = ", ".join(str(int(day)) for day in chunk if partial is not None and day in partial)
         sql = (
-            f"SELECT day, name, dictionary, rowid, length(data) FROM column_days WHERE hostname = :hostname"
+            # The dictionaries are read a day at a time (_pieces), not with the day's rows: groupby would
+            # hold the next day's first text while the caller works on this day's pieces.
+            f"SELECT day, name, iif(name = :meta, dictionary, NULL), rowid, length(data) FROM column_days"
+            " WHERE hostname = :hostname"
             f" AND day IN ({in_days}) AND (name IN ({in_names}) OR name = :hours AND day IN ({hours}))"
             " ORDER BY day"
         )
@@ -1026,14 +1035,20 @@ class DurationsWindow:
             self._blob = None
 
 
+_DICTIONARY_SQL = "SELECT dictionary FROM column_days WHERE rowid = :rowid"
+
+
 def _pieces(conn: sqlite3.Connection, day: int, records: dict[str, tuple[str, int, int]]) -> Iterator[Day]:
     """A day's pieces of at most DAY_CHUNK_VIEWS views, their planes read from the blobs (plane p of a
-    column is data[p * rows : (p + 1) * rows])."""
+    column is data[p * rows : (p + 1) * rows]). The day's dictionaries are read first and released
+    (Dictionary.release) once the caller asks for what follows the last piece, before the next day's
+    are read: a long tail's day holds 1-2 MB of them, and the caller's loop variable still holds the
+    last piece then."""
     meta = json.loads(records[META][0])
     rows, untimed, width, base = meta["rows"], meta["untimed"], meta["width"], meta["base"]
     dictionaries = {
-        name: (Dictionary(text), size // rows if rows else 0)
-        for name, (text, _, size) in records.items()
+        name: (Dictionary(conn.execute(_DICTIONARY_SQL, {"rowid": rowid}).fetchone()[0]), size // rows if rows else 0)
+        for name, (_, rowid, size) in records.items()
         if name in COLUMN_SQL or name in EVENT_COLUMNS or name == PROPS
     }
     blobs: dict[str, Any] = {}  # a sqlite3.Blob per record (Python 3.11+), open for the day's pieces
@@ -1067,3 +1082,5 @@ def _pieces(conn: sqlite3.Connection, day: int, records: dict[str, tuple[str, in
     finally:
         for blob in blobs.values():
             blob.close()
+        for dictionary, _ in dictionaries.values():
+            dictionary.release()

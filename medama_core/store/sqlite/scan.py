@@ -273,14 +273,18 @@ class DayScan:
         """How many selected views have the flag (a key of columns.FLAG_BITS): one pass over the day."""
         return (mask & self._int(columns.FLAGS, 0, self.day.flags) >> _BIT[flag] & _ones(self.n)).bit_count()
 
-    def masked_run(self, mask: int, window: Callable[[int, int], Sequence[int]], whole: bool) -> MaskedRun:
-        """The selected views' durations: with `whole`, holding the day's durations, else only every
-        SAMPLE_STEP-th of them and reading the rest through `window` (columns.DurationsWindow)."""
+    def masked_run(self, mask: int, window: Callable[[int, int], Sequence[int]], whole: bool) -> Source:
+        """The selected views' durations. With `whole` (the caller can afford the piece's durations), or
+        when at most 1 view in POSITIONS_RATIO is selected, the selected durations themselves (sorted, as
+        the piece's are): 4 bytes a selected view, never more than the piece's durations and its mask
+        would hold. Else the mask, every SAMPLE_STEP-th duration and `window` (columns.DurationsWindow)
+        to read the rest."""
         durations = self.day.durations
         assert durations is not None
         selected = mask.to_bytes(self.n, "big")[self.day.untimed :]
-        if whole:
-            return MaskedRun((), len(durations), window, selected, durations)
+        chosen = selected.count(_SELECTED)
+        if whole or chosen * POSITIONS_RATIO <= len(selected):
+            return ArrayRun(_chosen(durations, selected, chosen))
         return MaskedRun(durations[SAMPLE_STEP - 1 :: SAMPLE_STEP], len(durations), window, selected)
 
     # ---- groups ----
@@ -349,10 +353,7 @@ class DayScan:
         timed_keys = keys[leading:]
         durations = self.day.durations
         assert durations is not None
-        selected = mask.to_bytes(self.n, "big")[untimed:]
-        if len(timed_keys) * SPARSE_RATIO < len(selected):  # few views: find them rather than test every one
-            return timed_keys, array(durations.typecode, (durations[i] for i in _positions(selected, len(timed_keys))))
-        return timed_keys, array(durations.typecode, compress(durations, selected))
+        return timed_keys, _chosen(durations, mask.to_bytes(self.n, "big")[untimed:], len(timed_keys))
 
     def pair_counts(self, first: str, second: str, mask: int) -> Counter[tuple[str, str]]:
         """How many selected rows have each pair of values of two columns (an event's name and value)."""
@@ -361,6 +362,13 @@ class DayScan:
         pairs = Counter(zip(keys_a, keys_b, strict=True))
         names, values = labels_a(list({a for a, _ in pairs})), labels_b(list({b for _, b in pairs}))
         return Counter({(names[a], values[b]): n for (a, b), n in pairs.items()})
+
+
+def _chosen(durations: array[int], selected: bytes, chosen: int) -> array[int]:
+    """The durations at the `chosen` selected bytes of `selected` (one byte per duration), in order."""
+    if chosen * SPARSE_RATIO < len(selected):  # few views: find them rather than test every one
+        return array(durations.typecode, (durations[i] for i in _positions(selected, chosen)))
+    return array(durations.typecode, compress(durations, selected))
 
 
 def _positions(selected: bytes, count: int) -> list[int]:
