@@ -542,7 +542,10 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     5 and 6 read the column copies in pieces of 3 to 9 views (cut anywhere, through the views without a
     duration too) and their dictionaries 8 characters at a time; seeds 1, 2, 3 and 6 code the columns of
     more than 2 values by SQLite, in chunks of 3 or 4 views (the others in chunks of 3 to 8), their
-    dictionaries encoded 2 values at a time; every refresh works in batches of about 64 views."""
+    dictionaries encoded 2 values at a time; seeds 0, 2, 5 and 6 pick every day's selected views from the
+    planes row by row (as a page filter's few views), and seeds 1 and 2 part the durations of a day's
+    selected views per key view by view however few the keys; every refresh works in batches of about
+    64 views."""
     seed = request.node.callspec.params["seed"]
     use_full_site(monkeypatch)
     if seed % 2:
@@ -574,6 +577,10 @@ def storage_knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(columns, "COPY_CHUNK_VIEWS", 2 + seed)
         monkeypatch.setattr(columns, "TAIL_CHUNK_VIEWS", 4 - seed % 2)
         monkeypatch.setattr(columns, "DICTIONARY_BATCH", 2)
+    if seed in (0, 2, 5, 6):  # every day's selected views picked row by row, as a page filter's few are
+        monkeypatch.setattr(scan, "PICK_RATIO", 0)
+    if seed in (1, 2):  # durations parted per key view by view, however few the keys
+        monkeypatch.setattr(scan, "FEW_KEYS", 0)
     if seed in (2, 7):  # a day's runs of a column of more than 2 values sorted by SQLite; rows written 3 at a time
         monkeypatch.setattr(columns, "RUNS_HELD_VALUES", 2)
         monkeypatch.setattr(rollups, "WRITE_CHUNK", 3)

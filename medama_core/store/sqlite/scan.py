@@ -24,10 +24,10 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
-from functools import lru_cache
+from functools import lru_cache, reduce
 from itertools import accumulate, compress, count, islice
-from operator import add
-from typing import Final, Protocol
+from operator import add, itemgetter, or_
+from typing import Final, Protocol, cast
 
 from medama_core.store.aggregate import SAMPLE_STEP, Group
 from medama_core.store.filters import FIELDS, MAX_IN_VALUES, NEGATED, Filter, positive_op, value_test
@@ -39,6 +39,12 @@ from medama_core.store.sqlite.columns import Column, Day
 FILTER_COLUMNS: dict[str, tuple[str, ...]] = {
     field: tuple(column.split(".", 1)[1] for column in cols) for field, cols in FIELDS.items()
 }
+# Keys whose durations are taken out of a day's selected views by a pass each (`compress`, ~10 ns a view)
+# rather than one Python loop over the views (~150 ns a view).
+FEW_KEYS: Final = 8
+# A day's selected views are picked from the planes row by row (DayScan.picks, ~30 ns a view and plane)
+# when fewer than 1 in this many; more are cut out of each masked plane (~1.5 ns a view and plane, in C).
+PICK_RATIO: Final = 16
 SPARSE_RATIO = 16  # below 1 selected view in 16, finding each (~0.4 µs) beats `compress` over all (~20 ns each)
 COUNT_BLOCK = 1024  # views per block of a masked run's cumulative counts: a count reads at most this many bytes
 # A masked run that selects at most 1 view in this many keeps the positions of those views (4 bytes each:
@@ -46,6 +52,8 @@ COUNT_BLOCK = 1024  # views per block of a masked run's cumulative counts: a cou
 # per day for its median: at 10 M views in 30 days, a day's 333 KB each, ~10 MB, for a page filter.
 POSITIONS_RATIO: Final = 16
 _SELECTED = 0xFF
+# Some views of a day (a piece): a mask, or their rows in order (DayScan.picks: a few of many).
+Selected = int | list[int]
 
 
 def _flag_table(*bits: int) -> bytes:
@@ -222,7 +230,9 @@ class DayScan:
         """The views whose value of `column` is one of `codes` (0-based dictionary positions)."""
         if not codes:
             return 0
-        if len(codes) == len(column):
+        # Two planes hold more than `base` values: fewer codes cannot be all of them, and the values of a
+        # long tail's text need not be counted (~0.4 ms at 300 KB).
+        if (len(column.planes) == 1 or len(codes) > column.base) and len(codes) == len(column):
             return everything(self.n)
         if len(column.planes) == 1:
             table = bytearray(256)
@@ -244,6 +254,22 @@ class DayScan:
         """The views of hours first..last of the day (0..23)."""
         return self.hours_in([(first, last)])
 
+    def in_hours(self, selected: Selected, first: int, last: int) -> Selected:
+        """The views of `selected` (a mask, or the rows `picks` gave) in hours first..last of the day."""
+        if isinstance(selected, int):
+            return selected & self.hours_mask(first, last)
+        if first == 0 and last >= columns.HOURS_PER_DAY - 1:
+            return selected
+        hours = self.day.hours
+        return [row for row in selected if first < hours[row] <= last + 1]  # the plane holds the hour + 1
+
+    @staticmethod
+    def union(parts: Sequence[Selected]) -> Selected:
+        """The views of any of `parts`, all masks or all rows."""
+        if all(isinstance(part, int) for part in parts):
+            return reduce(or_, cast("Sequence[int]", parts), 0)
+        return sorted({row for part in cast("Sequence[list[int]]", parts) for row in part})
+
     def hours_in(self, runs: Sequence[tuple[int, int]]) -> int:
         """The views of the hours of the day (0..23) in the (first, last) runs."""
         hours = {hour for first, last in runs for hour in range(first, last + 1)}
@@ -257,14 +283,23 @@ class DayScan:
 
     # ---- the whole site ----
 
-    def site_counts(self, mask: int) -> Group:
-        """What /summary reads of the selected views: visitors, pageviews, bounces and timed visitors
-        (the other counts are left at 0; each costs a pass over the day)."""
+    def site_counts(self, selected: Selected) -> Group:
+        """What /summary reads of the selected views (a mask, or the rows `picks` gave): visitors,
+        pageviews, bounces and timed visitors (the other counts are left at 0; each costs a pass over
+        the day, or over the flags of the rows)."""
+        if not isinstance(selected, int):
+            picked = self._selected(self.day.flags, columns.FLAGS, 0, 0, selected)
+            return Group(
+                visitors=picked.translate(_UNIQUE_USER).count(1),
+                pageviews=len(selected),
+                bounces=picked.translate(_BOUNCED).count(1),
+                timed=picked.translate(_TIMED_VISITOR).count(1),
+            )
         ones = _ones(self.n)
-        flags = mask & self._int(columns.FLAGS, 0, self.day.flags)
+        flags = selected & self._int(columns.FLAGS, 0, self.day.flags)
         return Group(
             visitors=(flags & ones).bit_count(),
-            pageviews=mask.bit_count() // 8,
+            pageviews=selected.bit_count() // 8,
             bounces=(flags & flags >> 3 & ones).bit_count(),
             timed=(flags & flags >> 2 & ones).bit_count(),
         )
@@ -273,35 +308,57 @@ class DayScan:
         """How many selected views have the flag (a key of columns.FLAG_BITS): one pass over the day."""
         return (mask & self._int(columns.FLAGS, 0, self.day.flags) >> _BIT[flag] & _ones(self.n)).bit_count()
 
-    def masked_run(self, mask: int, window: Callable[[int, int], Sequence[int]], whole: bool) -> Source:
-        """The selected views' durations. With `whole` (the caller can afford the piece's durations), or
-        when at most 1 view in POSITIONS_RATIO is selected, the selected durations themselves (sorted, as
-        the piece's are): 4 bytes a selected view, never more than the piece's durations and its mask
-        would hold. Else the mask, every SAMPLE_STEP-th duration and `window` (columns.DurationsWindow)
-        to read the rest."""
+    def masked_run(self, selected: Selected, window: Callable[[int, int], Sequence[int]], whole: bool) -> Source:
+        """The selected views' durations (a mask, or the rows `picks` gave). With `whole` (the caller can
+        afford the piece's durations), for picked rows, or when at most 1 view in POSITIONS_RATIO is
+        selected, the selected durations themselves (sorted, as the piece's are): 4 bytes a selected view,
+        never more than the piece's durations and its mask would hold, and the piece is let go. Else the
+        mask, every SAMPLE_STEP-th duration and `window` (columns.DurationsWindow) to read the rest."""
         durations = self.day.durations
         assert durations is not None
-        selected = mask.to_bytes(self.n, "big")[self.day.untimed :]
-        chosen = selected.count(_SELECTED)
-        if whole or chosen * POSITIONS_RATIO <= len(selected):
-            return ArrayRun(_chosen(durations, selected, chosen))
-        return MaskedRun(durations[SAMPLE_STEP - 1 :: SAMPLE_STEP], len(durations), window, selected)
+        untimed = self.day.untimed
+        if not isinstance(selected, int):
+            rows = islice(selected, bisect_left(selected, untimed), None)
+            return ArrayRun(array(durations.typecode, [durations[row - untimed] for row in rows]))
+        chosen = selected.to_bytes(self.n, "big")[untimed:]
+        count = chosen.count(_SELECTED)
+        if whole or count * POSITIONS_RATIO <= len(chosen):
+            if count * SPARSE_RATIO < len(chosen):  # few views: find them rather than test every one
+                return ArrayRun(array(durations.typecode, (durations[i] for i in _positions(chosen, count))))
+            return ArrayRun(array(durations.typecode, compress(durations, chosen)))
+        return MaskedRun(durations[SAMPLE_STEP - 1 :: SAMPLE_STEP], len(durations), window, chosen)
 
     # ---- groups ----
 
-    def _selected(self, plane: bytes, name: str, index: int, mask: int) -> bytes:
-        """The bytes of `plane` at the selected views, in row order (the plane holds no zero byte)."""
+    def picks(self, mask: int) -> list[int] | None:
+        """The rows of the selected views, in order, when they are under 1 in PICK_RATIO (a page filter:
+        a few hundred of a day's 33k views), else None. Picking their bytes from each plane then costs
+        less than masking and squeezing the whole plane (a big integer and two passes over its bytes)."""
+        selected = mask.bit_count() // 8
+        if selected * PICK_RATIO >= self.n:
+            return None
+        # Each is the sum of the gaps of unselected views before it plus its index, all counted in C.
+        gaps = accumulate(map(len, mask.to_bytes(self.n, "big").split(b"\xff")))
+        return list(islice(map(add, gaps, count()), selected))
+
+    def _selected(self, plane: bytes, name: str, index: int, mask: int, picks: list[int] | None = None) -> bytes:
+        """The bytes of `plane` at the selected views (the rows `picks`, when given), in row order (the
+        plane holds no zero byte)."""
+        if picks is not None:
+            return bytes(itemgetter(*picks)(plane)) if len(picks) > 1 else bytes(plane[row] for row in picks)
         return (mask & self._int(name, index, plane)).to_bytes(self.n, "big").translate(None, b"\0")
 
-    def keys(self, name: str, mask: int) -> tuple[Sequence[int], Callable[[Collection[int]], dict[int, str]]]:
+    def keys(
+        self, name: str, mask: int, picks: list[int] | None = None
+    ) -> tuple[Sequence[int], Callable[[Collection[int]], dict[int, str]]]:
         """The selected views' keys of column `name`, in row order, and the labels of some keys."""
         column = self.day.columns[name]
         values_at = column.dictionary.values_at
         if len(column.planes) == 1:
-            keys: Sequence[int] = self._selected(column.planes[0], name, 0, mask)
+            keys: Sequence[int] = self._selected(column.planes[0], name, 0, mask, picks)
             return keys, lambda chosen: dict(zip(chosen, values_at([key - 1 for key in chosen]), strict=True))
-        high = self._selected(column.planes[0], name, 0, mask)
-        low = self._selected(column.planes[1], name, 1, mask)
+        high = self._selected(column.planes[0], name, 0, mask, picks)
+        low = self._selected(column.planes[1], name, 1, mask, picks)
         pairs = bytearray(2 * len(high))  # interleaved into 16-bit keys, high * 256 + low
         pairs[0::2], pairs[1::2] = (low, high) if sys.byteorder == "little" else (high, low)
         wide = array("H")
@@ -320,8 +377,9 @@ class DayScan:
         """Counts per label of column `name` over the selected views for each of `fields` (Group fields
         among GROUP_FIELDS or DURATION_SUM, or "labels": how many selected views each label has, read only
         for the labels), and with `with_durations` each label's sorted durations."""
-        keys, labels_of = self.keys(name, mask)
-        flags = self._selected(self.day.flags, columns.FLAGS, 0, mask)
+        picks = self.picks(mask)
+        keys, labels_of = self.keys(name, mask, picks)
+        flags = self._selected(self.day.flags, columns.FLAGS, 0, mask, picks)
         by_key: dict[str, Counter[int]] = {}
         for field in fields:
             if field != DURATION_SUM:
@@ -329,46 +387,59 @@ class DayScan:
                 by_key[field] = Counter(keys if table is None else compress(keys, flags.translate(table)))
         runs: dict[int, array[int]] = {}
         if with_durations or DURATION_SUM in fields:
-            timed_keys, chosen = self._timed(keys, mask)
+            by_run = _runs_by_key(*self._timed(keys, mask, picks))
             if DURATION_SUM in fields:
-                sums: Counter[int] = Counter()
-                for key, duration in zip(timed_keys, chosen, strict=True):
-                    sums[key] += duration
-                by_key[DURATION_SUM] = sums
+                by_key[DURATION_SUM] = Counter({key: sum(run) for key, run in by_run.items()})
             if with_durations:
-                for key, duration in zip(timed_keys, chosen, strict=True):
-                    run = runs.get(key)
-                    if run is None:
-                        run = runs[key] = array(chosen.typecode)
-                    run.append(duration)
+                runs = by_run
         labels = labels_of(list(set().union(*by_key.values(), runs)))
         counts = {field: Counter({labels[key]: n for key, n in counter.items()}) for field, counter in by_key.items()}
         return counts, {labels[key]: run for key, run in runs.items()}
 
-    def _timed(self, keys: Sequence[int], mask: int) -> tuple[Sequence[int], array[int]]:
+    def _timed(
+        self, keys: Sequence[int], mask: int, picks: list[int] | None = None
+    ) -> tuple[Sequence[int], array[int]]:
         """The keys of the selected views that have a duration, and their durations (sorted)."""
         # Views without a duration come first: the selected ones among them lead `keys`.
         untimed = self.day.untimed
-        leading = (mask >> 8 * (self.n - untimed)).bit_count() // 8
-        timed_keys = keys[leading:]
         durations = self.day.durations
         assert durations is not None
-        return timed_keys, _chosen(durations, mask.to_bytes(self.n, "big")[untimed:], len(timed_keys))
+        if picks is not None:
+            leading = bisect_left(picks, untimed)
+            timed_rows = [row - untimed for row in islice(picks, leading, None)]
+            return keys[leading:], array(durations.typecode, map(durations.__getitem__, timed_rows))
+        leading = (mask >> 8 * (self.n - untimed)).bit_count() // 8
+        timed_keys = keys[leading:]
+        selected = mask.to_bytes(self.n, "big")[untimed:]
+        if len(timed_keys) * SPARSE_RATIO < len(selected):  # few views: find them rather than test every one
+            return timed_keys, array(durations.typecode, (durations[i] for i in _positions(selected, len(timed_keys))))
+        return timed_keys, array(durations.typecode, compress(durations, selected))
 
     def pair_counts(self, first: str, second: str, mask: int) -> Counter[tuple[str, str]]:
         """How many selected rows have each pair of values of two columns (an event's name and value)."""
-        keys_a, labels_a = self.keys(first, mask)
-        keys_b, labels_b = self.keys(second, mask)
+        picks = self.picks(mask)
+        keys_a, labels_a = self.keys(first, mask, picks)
+        keys_b, labels_b = self.keys(second, mask, picks)
         pairs = Counter(zip(keys_a, keys_b, strict=True))
         names, values = labels_a(list({a for a, _ in pairs})), labels_b(list({b for _, b in pairs}))
         return Counter({(names[a], values[b]): n for (a, b), n in pairs.items()})
 
 
-def _chosen(durations: array[int], selected: bytes, chosen: int) -> array[int]:
-    """The durations at the `chosen` selected bytes of `selected` (one byte per duration), in order."""
-    if chosen * SPARSE_RATIO < len(selected):  # few views: find them rather than test every one
-        return array(durations.typecode, (durations[i] for i in _positions(selected, chosen)))
-    return array(durations.typecode, compress(durations, selected))
+def _runs_by_key(keys: Sequence[int], durations: array[int]) -> dict[int, array[int]]:
+    """Each key's durations, in their order: taken out by `compress` per key (in C) when the keys are
+    at most FEW_KEYS (a page filter's one path), else view by view."""
+    distinct = dict.fromkeys(keys)
+    if len(distinct) == 1:
+        return {next(iter(distinct)): durations}
+    if len(distinct) <= FEW_KEYS:
+        return {key: array(durations.typecode, compress(durations, map(key.__eq__, keys))) for key in distinct}
+    runs: dict[int, array[int]] = {}
+    for key, duration in zip(keys, durations, strict=True):
+        run = runs.get(key)
+        if run is None:
+            run = runs[key] = array(durations.typecode)
+        run.append(duration)
+    return runs
 
 
 def _positions(selected: bytes, count: int) -> list[int]:
@@ -419,16 +490,25 @@ class MaskedRun:
         window: Callable[[int, int], Sequence[int]],
         selected: bytes,
         whole: Sequence[int] | None = None,
+        positions: array[int] | None = None,
     ) -> None:
+        """`selected`: a byte per duration, 0xFF when selected; or, given `positions` (ascending), those
+        of the selected durations (`selected` is then unused)."""
         self._whole = whole  # all the durations, when the caller can afford to hold them
         self._samples = samples  # samples[i] is the value at position (i + 1) * SAMPLE_STEP - 1
         self._length = length
         self._window = window
         self._selected = selected
         self._cached: tuple[int, Sequence[int]] = (-1, ())
-        self.count = selected.count(_SELECTED)
-        self._positions: array[int] | None = None
+        self._positions: array[int] | None = positions
         self._blocks: list[int] = []
+        if positions is not None:
+            self._selected = b""
+            self.count = len(positions)
+            self.low = self._value(positions[0]) if positions else 0
+            self.high = self._value(positions[-1]) if positions else 0
+            return
+        self.count = selected.count(_SELECTED)
         if self.count * POSITIONS_RATIO <= len(selected):
             # Few selected: their positions (4 bytes each), not a byte per view, stay with the run. Each
             # is the sum of the gaps of unselected views before it plus its index, all counted in C.

@@ -545,16 +545,21 @@ def column_buckets(
         assert copy.durations is not None
         whole = held + len(copy.durations) * copy.durations.itemsize <= COLUMN_DURATIONS_HELD
         held += len(copy.durations) * copy.durations.itemsize if whole else 0
-        day_mask, runs = 0, []
+        # A page filter's few views of the day are taken as their rows (scan.DayScan.picks): their buckets'
+        # counts and durations then cost no pass over the whole day each.
+        selected: scan.Selected = (day_scan.picks(base) if base else None) or base
+        parts: list[scan.Selected] = []
+        runs: list[scan.Source] = []
         for first, last, bucket in segments[copy.day] if base else ():
-            mask = base & day_scan.hours_mask(first, last)
-            if mask:
-                groups.setdefault(bucket, Group()).add(day_scan.site_counts(mask))
-                runs.append(day_scan.masked_run(mask, window, whole))
+            part = day_scan.in_hours(selected, first, last)
+            if part:
+                groups.setdefault(bucket, Group()).add(day_scan.site_counts(part))
+                runs.append(day_scan.masked_run(part, window, whole))
                 open_buckets.setdefault(bucket, []).append(runs[-1])
-                day_mask |= mask
+                parts.append(part)
         if total and runs:
-            whole_sources.append(runs[0] if len(runs) == 1 else day_scan.masked_run(day_mask, window, whole))
+            day_run = runs[0] if len(runs) == 1 else day_scan.masked_run(day_scan.union(parts), window, whole)
+            whole_sources.append(day_run)
         # Buckets are spans of time: one that this day's hours do not reach has no piece in later days.
         day_buckets = {bucket for _, _, bucket in segments[copy.day]}
         for bucket in [bucket for bucket in open_buckets if bucket not in day_buckets]:
