@@ -1004,7 +1004,9 @@ def load(
     partial: Collection[int] | None = None,
 ) -> Iterator[Day]:
     """The `copy` of `days` (ascending), with the dimension columns `names`, in pieces of at most
-    DAY_CHUNK_VIEWS views, one at a time (a day's pieces in row order, sharing its dictionaries).
+    DAY_CHUNK_VIEWS views, one at a time (a day's pieces in row order, sharing its dictionaries). A
+    day's dictionaries are let go when the piece after its last is asked for (Dictionary.release): use
+    each piece before asking for the next day's, never collect them (`list(load(...))`).
 
     The hours plane comes only for the days in `partial` (all days when None): a day read whole
     needs none.
