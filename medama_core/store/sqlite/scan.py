@@ -308,22 +308,25 @@ class DayScan:
         """How many selected views have the flag (a key of columns.FLAG_BITS): one pass over the day."""
         return (mask & self._int(columns.FLAGS, 0, self.day.flags) >> _BIT[flag] & _ones(self.n)).bit_count()
 
-    def masked_run(self, selected: Selected, window: Callable[[int, int], Sequence[int]], whole: bool) -> MaskedRun:
-        """The selected views' durations (a mask, or the rows `picks` gave): with `whole`, holding the
-        day's durations, else only every SAMPLE_STEP-th of them and reading the rest through `window`
-        (columns.DurationsWindow)."""
+    def masked_run(self, selected: Selected, window: Callable[[int, int], Sequence[int]], whole: bool) -> Source:
+        """The selected views' durations (a mask, or the rows `picks` gave). With `whole` (the caller can
+        afford the piece's durations), for picked rows, or when at most 1 view in POSITIONS_RATIO is
+        selected, the selected durations themselves (sorted, as the piece's are): 4 bytes a selected view,
+        never more than the piece's durations and its mask would hold, and the piece is let go. Else the
+        mask, every SAMPLE_STEP-th duration and `window` (columns.DurationsWindow) to read the rest."""
         durations = self.day.durations
         assert durations is not None
         untimed = self.day.untimed
-        positions = None
-        if isinstance(selected, int):
-            chosen = selected.to_bytes(self.n, "big")[untimed:]
-        else:
-            chosen = b""
-            positions = array("I", [row - untimed for row in islice(selected, bisect_left(selected, untimed), None)])
-        if whole:
-            return MaskedRun((), len(durations), window, chosen, durations, positions)
-        return MaskedRun(durations[SAMPLE_STEP - 1 :: SAMPLE_STEP], len(durations), window, chosen, None, positions)
+        if not isinstance(selected, int):
+            rows = islice(selected, bisect_left(selected, untimed), None)
+            return ArrayRun(array(durations.typecode, [durations[row - untimed] for row in rows]))
+        chosen = selected.to_bytes(self.n, "big")[untimed:]
+        count = chosen.count(_SELECTED)
+        if whole or count * POSITIONS_RATIO <= len(chosen):
+            if count * SPARSE_RATIO < len(chosen):  # few views: find them rather than test every one
+                return ArrayRun(array(durations.typecode, (durations[i] for i in _positions(chosen, count))))
+            return ArrayRun(array(durations.typecode, compress(durations, chosen)))
+        return MaskedRun(durations[SAMPLE_STEP - 1 :: SAMPLE_STEP], len(durations), window, chosen)
 
     # ---- groups ----
 

@@ -549,7 +549,7 @@ def column_buckets(
         # counts and durations then cost no pass over the whole day each.
         selected: scan.Selected = (day_scan.picks(base) if base else None) or base
         parts: list[scan.Selected] = []
-        runs: list[scan.MaskedRun] = []
+        runs: list[scan.Source] = []
         for first, last, bucket in segments[copy.day] if base else ():
             part = day_scan.in_hours(selected, first, last)
             if part:
