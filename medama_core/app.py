@@ -320,6 +320,9 @@ class App:
 
     def _hit_stored(self, request: Request, started: float, outcome: Exception | None) -> Response:
         """The answer to a fast-path hit once its write is done (`answer_now`)."""
+        if outcome is None:  # committed: `events.hit_stored`'s count, inline (once per stored hit)
+            self.ctx.hits_stored += 1
+            return self._no_content(request, started)
         try:
             events.hit_stored(self.ctx, outcome)
         except Exception as exc:
