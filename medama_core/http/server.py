@@ -790,8 +790,8 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
         reader = self.reader
         timeouts = self.server.timeouts
-        # `_arm`, inline: once per answer
-        self.deadline = time.monotonic() + (timeouts.idle if reader.head is None and not reader.buffer else timeouts.header)
+        wait = timeouts.idle if reader.head is None and not reader.buffer else timeouts.header  # `reader.idle`
+        self.deadline = time.monotonic() + wait  # `_arm`, inline: once per answer
 
     def _answer(self, request: Request, response: Response) -> None:
         """Send a fast-path answer (never streamed, never to HEAD), as `_respond` sends `handle`'s: the same
