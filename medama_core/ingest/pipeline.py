@@ -92,11 +92,6 @@ class Rows(NamedTuple):
     duration: tuple[str, int] | None = None  # an unload's (beacon id, milliseconds)
 
 
-# `Rows(...)` for the two kinds every page view sends, without the Python `__new__` a NamedTuple has: the tuple
-# made in C from every field in order (a frame fewer per load and per unload).
-_rows: Final = tuple.__new__
-
-
 class Dropped(Exception):
     """A hit dropped silently (204) for `reason`, counted for the registered site `hostname`."""
 
@@ -120,7 +115,7 @@ def rows_for(hit: Hit, user_agent: str, accept_language: str, sites: Container[s
     if type(hit) is LoadHit:
         return _page_view(hit, user_agent, accept_language, sites, now_ms)
     if type(hit) is UnloadHit:
-        return _rows(Rows, ("", None, (), "", (hit.bid, hit.duration_ms)))
+        return Rows("", duration=(hit.bid, hit.duration_ms))
     assert type(hit) is CustomHit
     group = site_for(hit.group, sites)  # lower-case already, as websites are stored
     if group is None:
@@ -185,7 +180,7 @@ def _page_view(hit: LoadHit, user_agent: str, accept_language: str, sites: Conta
     came_from = ""
     if hit.referrer and not source.host:
         came_from = internal_path(hit.referrer, lambda host: site_for(host, sites) == hostname, hash_mode=hit.hash_mode)
-    return _rows(Rows, (hostname, view, events, came_from, None))
+    return Rows(hostname, view, events, came_from)
 
 
 def _event_rows(bid: str, group: str, properties: Iterable[tuple[str, str]], now_ms: int) -> list[Row]:
