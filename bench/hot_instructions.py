@@ -14,8 +14,9 @@ difference per request, so start-up and imports cancel out. The modes
 one thread, over batches of `--connections` prepared ops (loads; or half
 loads and the unloads of the batch before's loads), per row. The kernel's
 socket and file work is not counted; the harness's making of the requests'
-bytes and its polling for answers (every 0.5 ms, sleeping) are, the same
-for any tree. Under valgrind a run takes minutes of wall time on a busy
+bytes and its wait for each batch's answers (one future a batch) are, the
+same for any tree. `--root=DIR` measures the server of another checkout (e.g.
+main's) with this harness. Under valgrind a run takes minutes of wall time on a busy
 machine (its threads run one at a time).
 
 Usage: python bench/hot_instructions.py [--modes load,pairs,writer-load,writer-pairs] [--connections 64]
@@ -33,7 +34,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[0] = str(ROOT)  # not bench/, whose http.py would hide the standard library's http
+# The tree whose server is measured (`--root`, e.g. main's checkout for a before/after with the same harness).
+TREE = next((Path(arg[len("--root=") :]).resolve() for arg in sys.argv if arg.startswith("--root=")), ROOT)
+sys.path[0] = str(TREE)  # not bench/, whose http.py would hide the standard library's http
 
 SMALL, LARGE = 10, 40  # batches counted in the two runs whose difference is reported
 WARM_UP = 5  # batches before counting starts (caches filled, statements prepared)
@@ -52,6 +55,21 @@ def unload(i: int) -> bytes:
     return head.encode() + body
 
 
+class Answers:
+    """The answers written on every connection so far, and the harness's wait for a batch's last one."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.target = 0
+        self.waiter: asyncio.Future[None] | None = None
+
+    def add(self, count: int) -> None:
+        self.count += count
+        waiter = self.waiter
+        if waiter is not None and self.count >= self.target and not waiter.done():
+            waiter.set_result(None)
+
+
 async def run(mode: str, batches: int, connections: int, workdir: Path) -> int:
     """Send WARM_UP + `batches` batches; return the requests answered."""
     from medama_core.app import App  # noqa: PLC0415
@@ -60,12 +78,22 @@ async def run(mode: str, batches: int, connections: int, workdir: Path) -> int:
     sys.path.append(str(ROOT / "bench"))  # last: its http.py must not hide the standard library's
     from fastpath import CountingTransport, close_context, hit, site_context  # noqa: PLC0415
 
+    class Transport(CountingTransport):
+        """Counts into `answers` too, which wakes the harness (no polling: its count would follow the wall time
+        of the writer's batches, which other jobs on the machine stretch)."""
+
+        def write(self, data: bytes) -> None:
+            count = data.count(b"HTTP/1.1 ")
+            self.answers += count
+            answers.add(count)
+
+    answers = Answers()
     ctx = await site_context(workdir)
     server = HTTPServer(App(ctx))
     conns = []
     for _ in range(connections):
         conn = _Connection(server)
-        transport = CountingTransport()
+        transport = Transport()
         conn.connection_made(transport)  # type: ignore[arg-type]
         conns.append((conn, transport))
     rounds: list[list[bytes]] = []
@@ -79,8 +107,11 @@ async def run(mode: str, batches: int, connections: int, workdir: Path) -> int:
         for (conn, _), data in zip(conns, requests, strict=True):
             conn.data_received(data)
         answered += len(requests)
-        while sum(t.answers for _, t in conns) < answered:
-            await asyncio.sleep(0.0005)
+        if answers.count < answered:
+            answers.target = answered
+            answers.waiter = asyncio.get_running_loop().create_future()
+            await answers.waiter
+            answers.waiter = None
     assert not any(t.closed for _, t in conns), "a connection closed: the bench's requests are wrong"
     await close_context(ctx)
     return answered
@@ -125,6 +156,7 @@ def instructions(mode: str, batches: int, connections: int) -> int:
             f"--modes={mode}",
             f"--batches={batches}",
             f"--connections={connections}",
+            f"--root={TREE}",
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         found = re.search(r"Collected : (\d+)", done.stderr)
@@ -138,6 +170,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--batches", type=int, default=SMALL)
     parser.add_argument("--inner", action="store_true", help="run once, without callgrind")
+    parser.add_argument("--root", default=str(ROOT), help="--root=DIR: the tree whose server is measured")
     args = parser.parse_args()
     if args.inner:
         with tempfile.TemporaryDirectory() as tmp:

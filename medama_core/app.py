@@ -320,6 +320,11 @@ class App:
 
     def _hit_stored(self, request: Request, started: float, outcome: Exception | None) -> Response:
         """The answer to a fast-path hit once its write is done (`answer_now`)."""
+        if outcome is None:  # committed: `events.hit_stored`'s count and `_no_content`, inline (once per stored hit)
+            self.ctx.hits_stored += 1
+            response = self._no_contents[1 if "origin" in request.headers else 0]
+            self.access.record_event(request.method, request.path, 204, time.perf_counter() - started)
+            return response
         try:
             events.hit_stored(self.ctx, outcome)
         except Exception as exc:

@@ -110,7 +110,17 @@ class Batcher(Generic[Op]):
 
         Raises `Overloaded` when too many ops wait, `Closed` after `close`. `done` must not raise.
         """
-        self._put(op, done)
+        # `_put`, inline (once per stored tracker hit)
+        queue = self._queue
+        if self.closed:
+            raise Closed("the server is shutting down")
+        if len(queue) >= self.max_pending:
+            raise Overloaded(f"more than {self.max_pending} writes are waiting")
+        queue.append((op, done))
+        if self._filled is not None and len(queue) >= self.max_ops and not self._filled.done():
+            self._filled.set_result(None)
+        if self._drain is None:
+            self._drain = asyncio.get_running_loop().create_task(self._run())
 
     def post(self, op: Op) -> None:
         """Queue `op` without waiting for it (counters); errors are dropped with it."""

@@ -70,6 +70,10 @@ DAY_MS: Final = DAY_S * 1000
 # Distinct peer addresses whose normalised form is remembered; ~150 bytes each.
 PEER_CACHE_SIZE: Final = 4096
 
+# Distinct raw Content-Type values whose media type is remembered: a tracker sends one or two (text/plain with
+# its charset, application/json); at most 64 values of at most a head's size (16 KiB), 1 MB at worst.
+MEDIA_TYPE_CACHE_SIZE: Final = 64
+
 # Reads the site a raw body names, cheaply and without validating it (ingest/hit.py sniff_host for ours).
 Sniff = Callable[[bytes], str]
 
@@ -123,7 +127,9 @@ def store(ctx: Context, op: hits.Op, done: Done | None = None) -> asyncio.Future
     """Hand `op` to the writer: the future of its write, or with `done` no future (`done(outcome)` is
     called once its batch is done, writer.Batcher.write_then). Then `hit_stored` says the answer.
     Raises `HTTPError` 503 when the writer cannot take it."""
-    writer = _writer(ctx)
+    writer = ctx.hits
+    if writer is None:  # `_writer`, inline: once per stored hit
+        raise HTTPError(503, "ingestion is not running")
     try:
         if done is None:
             return writer.write(op)
@@ -200,7 +206,13 @@ def ingest_op(hit: Hit, request: Request, ctx: Context, ip: str | None) -> hits.
 
 def request_media_type(request: Request) -> str:
     """The request's media type, lower-cased, without parameters ("" when it sends none)."""
-    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return _media_type(request.headers.get("content-type", ""))
+
+
+@functools.lru_cache(maxsize=MEDIA_TYPE_CACHE_SIZE)
+def _media_type(content_type: str) -> str:
+    """`request_media_type` of a raw Content-Type value (browsers send a handful: cached)."""
+    return content_type.partition(";")[0].strip().lower()
 
 
 def refuse_payload(ctx: Context, status: int, message: str, site: str) -> HTTPError:

@@ -50,7 +50,7 @@ from medama_core.http.protocol import (
     render_response,
 )
 from medama_core.http.trackerhead import PREFIXES as TRACKER_PREFIXES
-from medama_core.http.trackerhead import parse_tracker_head
+from medama_core.http.trackerhead import tracker_head_parts
 
 HEADER_TIMEOUT_S = 10.0  # upstream's ReadHeaderTimeout: a whole head must arrive within this (slowloris)
 # (for a connection's first request counted from accept, so silent connections are closed as well)
@@ -627,18 +627,17 @@ class _Connection(asyncio.Protocol):
         end = data.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
         if end < 0:
             return False
-        head = parse_tracker_head(data[:end])
-        if head is None:
+        parts = tracker_head_parts(data[:end])
+        if parts is None:
             return False
+        method, path, query_string, headers, length, keep_alive = parts
         start = end + 4
-        length = head.content_length
-        if len(data) - start != length or length > self.reader.body_limit(head.path):
+        reader = self.reader
+        if len(data) - start != length or length > reader.body_limit(path):
             return False  # a body still to come, pipelined bytes behind it, or one over the limit (413)
         body = data[start:] if length else b""
-        request = Request(
-            head.method, head.path, head.query_string, head.headers, body, self.client, "1.1", head.keep_alive
-        )
-        request.tls = self.reader.tls
+        request = Request(method, path, query_string, headers, body, self.client, "1.1", keep_alive)
+        request.tls = reader.tls
         self.deadline = float("inf")  # `_disarm`
         self.busy = True
         self._start(request)  # nothing is buffered behind it: no `_advance` after
@@ -789,18 +788,33 @@ class _Connection(asyncio.Protocol):
             self.reading_paused = False
             assert self.transport is not None
             self.transport.resume_reading()
-        self._arm(self.server.timeouts.idle if self.reader.idle else self.server.timeouts.header)
+        reader = self.reader
+        timeouts = self.server.timeouts
+        wait = timeouts.idle if reader.head is None and not reader.buffer else timeouts.header  # `reader.idle`
+        self.deadline = time.monotonic() + wait  # `_arm`, inline: once per answer
 
     def _answer(self, request: Request, response: Response) -> None:
         """Send a fast-path answer (never streamed, never to HEAD), as `_respond` sends `handle`'s: the same
         bytes as `_write_response`, its head but for `Date` from the server's `_Heads`."""
-        if response.stream is not None or request.method == "HEAD":  # not from `answer_now`, but still right
+        if type(response) is Shared and request.http_version == "1.1" and request.method != "HEAD":
+            # `_write_fast` of a `Shared` answer (no stream), inline: a tracker's every answer
+            transport = self.transport
+            if self.closed or transport is None:
+                return
+            server = self.server
+            keep_alive = request.keep_alive and self.keep_open and not server.stopping
+            transport.write(server.heads.shared(response, keep_alive, server.dates.get()))
+            self.answered += 1
+        elif response.stream is not None or request.method == "HEAD":  # not from `answer_now`, but still right
             sent = self._write_response(request, response)
-            keep_alive = None if sent is None else sent[0]
+            if sent is None:  # the connection is gone
+                return
+            keep_alive = sent[0]
         else:
-            keep_alive = self._write_fast(request, response)
-        if keep_alive is None:  # the connection is gone
-            return
+            written = self._write_fast(request, response)
+            if written is None:  # the connection is gone
+                return
+            keep_alive = written
         if self.write_ready is not None:  # the client is slow to read: wait for it, as `_respond` does
             self.task = asyncio.get_running_loop().create_task(self._drain_and_continue(keep_alive))
             return
@@ -835,7 +849,9 @@ class _Connection(asyncio.Protocol):
             response = self.server.app.error_response(HTTPError(500, "internal server error"), request)
         self._answer(request, response)
         if not self.busy and not self.closed:
-            self._advance()
+            reader = self.reader
+            if reader.buffer or reader.head is not None or self.charged or self.eof:
+                self._advance()  # else it would find nothing buffered and return at once
 
     async def _send_stream(self, response: Response, *, chunked: bool) -> bool:
         """Send a streamed body chunk by chunk, each once the client has taken the one before (flow

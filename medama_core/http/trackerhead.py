@@ -28,6 +28,7 @@ _LINE: Final = re.compile(rb"(?:GET /api/event/ping(?:\?([\x21-\x7e]*))?|POST /a
 # The general parser's one-pass rule for a header block (each line ends with CRLF): token names,
 # values without control characters other than HTAB.
 _BLOCK: Final = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
+_HIT_LINE: Final = b"POST /api/event/hit HTTP/1.1\r\n"  # `_LINE`'s hit, with its line end
 PREFIXES: Final = (b"GET /api/event/ping", b"POST /api/event/hit ")  # what every head it takes starts with
 
 
@@ -65,21 +66,41 @@ def _fields(block: bytes) -> _Fields:
     return headers, keep_alive, len(lines) - 1
 
 
+# What `parse_tracker_head` puts in its `RequestHead`: method, path, query string, headers, Content-Length and
+# keep-alive (the version is 1.1; not chunked, no Expect). The server's fast path makes its `Request` from these.
+Parts = tuple[str, str, str, dict[str, str], int, bool]
+
+
 def parse_tracker_head(data: bytes) -> RequestHead | None:
     """`parse_request_head(data)` for a ping or a hit as browsers send them; None for anything else."""
+    parts = tracker_head_parts(data)
+    if parts is None:
+        return None
+    method, path, query_string, headers, length, keep_alive = parts
+    return RequestHead(method, path, query_string, "1.1", headers, length, False, keep_alive, False)
+
+
+def tracker_head_parts(data: bytes) -> Parts | None:
+    """`parse_tracker_head(data)` as its `Parts`, without the `RequestHead`; None for anything else."""
     if not data.startswith(PREFIXES) or len(data) > MAX_HEAD_BYTES:
         return None
-    line_end = data.find(b"\r\n")
-    if line_end < 0:
-        return None
-    line = _LINE.fullmatch(data, 0, line_end)
-    if line is None:
+    ping = data[0] == 0x47  # G: a ping, which takes no length (with one, its block leads to None below)
+    if ping:
+        line_end = data.find(b"\r\n")
+        if line_end < 0:
+            return None
+        line = _LINE.fullmatch(data, 0, line_end)
+        if line is None:
+            return None
+    elif data.startswith(_HIT_LINE):  # a hit's line has no query: the whole of it, as `_LINE` matches it
+        line, line_end = None, len(_HIT_LINE) - 2
+    else:
         return None
     block = data[line_end + 2 :]
     # A hit's length differs from one hit to the next: its line (as browsers write it) is read here, and
     # the rest of the block is what is kept. The line cut is a whole one, so the rest is as valid as it was.
     length = b""
-    at = block.find(b"Content-Length: ")
+    at = -1 if ping else block.find(b"Content-Length: ")
     if at == 0 or (at > 0 and block[at - 2 : at] == b"\r\n"):
         stop = block.find(b"\r\n", at)
         length = block[at + 16 : stop] if stop >= 0 else block[at + 16 :]
@@ -100,18 +121,20 @@ def parse_tracker_head(data: bytes) -> RequestHead | None:
         return None  # not for this parser; or with the cut line too many fields, or a repeated length
     headers = dict(fields[0])  # a request's own: whoever reads it may change it
     keep_alive = fields[1]
-    if length:
+    if length:  # a hit's own line, ASCII digits alone: what the checks below would find of it
+        if len(length) > MAX_CONTENT_LENGTH_DIGITS:
+            return None
         headers["content-length"] = length.decode("ascii")
+        return "POST", HIT_PATH, "", headers, int(length), keep_alive
     raw_length = headers.get("content-length")
-    if data[0] == 0x47:  # G: a ping
-        if raw_length is not None:
+    if ping:
+        if raw_length is not None or line is None:
             return None
         query = line.group(1)
-        query_string = "" if query is None else query.decode("ascii")
-        return RequestHead("GET", PING_PATH, query_string, "1.1", headers, 0, False, keep_alive, False)
+        return "GET", PING_PATH, "" if query is None else query.decode("ascii"), headers, 0, keep_alive
     if raw_length is None:
         return None
     raw_length = raw_length.strip()
     if not (raw_length.isascii() and raw_length.isdigit()) or len(raw_length) > MAX_CONTENT_LENGTH_DIGITS:
         return None
-    return RequestHead("POST", HIT_PATH, "", "1.1", headers, int(raw_length), False, keep_alive, False)
+    return "POST", HIT_PATH, "", headers, int(raw_length), keep_alive

@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Container, Iterable, Sequence
 from typing import Final, NamedTuple
 
-from medama_core.hostnames import site_for
+from medama_core.hostnames import WWW, site_for
 from medama_core.ingest import geo, referrer, useragent
 from medama_core.ingest.hit import CustomHit, Hit, InvalidHit, LoadHit, UnloadHit, page_parts
 from medama_core.ingest.internal import internal_path
@@ -61,6 +61,8 @@ URL_CACHE_SIZE: Final = 4096
 # useragent.MAX_UA_CHARS each is classified, ~0.3 KB typical) keep the hot set in ~2 MB and spare the
 # header's trim and the class's unknown count on each hit (the classifier has its own cache behind).
 USER_AGENT_CACHE_SIZE: Final = 4096
+
+WWW_CHARS: Final = len(WWW)  # how much longer or shorter a site's other name is
 
 _CROCKFORD: Final = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -146,8 +148,12 @@ def _page_view(hit: LoadHit, user_agent: str, accept_language: str, sites: Conta
         raise InvalidHit(str(exc)) from None
     if isinstance(source, referrer.Spam):
         raise Dropped(SPAM_REFERRER, hostname)
-    if source.host and site_for(source.host, sites) == hostname:
-        source = referrer.DIRECT  # from the site's other name (www. or not): not a referral
+    host = source.host
+    # From the site's other name (www. or not): not a referral. `site_for` finds `hostname` only for that very
+    # name or its twin, four characters longer or shorter, so any other length needs no look.
+    twin_length = abs(len(host) - len(hostname)) == WWW_CHARS
+    if host and (host == hostname or (twin_length and site_for(host, sites) == hostname)):
+        source = referrer.DIRECT
     view = (  # VIEW_COLUMNS order
         hit.bid,
         hostname,

@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 
 from medama_core.http.errors import ProtocolError
 from medama_core.http.framing import RequestReader
-from medama_core.http.protocol import MAX_HEAD_BYTES, MAX_HEADERS, Request, RequestHead, parse_request_head
+from medama_core.http.protocol import (
+    MAX_CONTENT_LENGTH_DIGITS,
+    MAX_HEAD_BYTES,
+    MAX_HEADERS,
+    Request,
+    RequestHead,
+    parse_request_head,
+)
 from medama_core.http.trackerhead import parse_tracker_head
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
@@ -206,6 +213,9 @@ def general(data: bytes) -> RequestHead | int:
 @example(BROWSER_HIT + b"".join(b"\r\nX%d: y" % i for i in range(MAX_HEADERS - 8)))
 @example(BROWSER_HIT + b"".join(b"\r\nX%d: y" % i for i in range(MAX_HEADERS - 7)))
 @example(BROWSER_HIT.replace(b"Content-Length: 131", b"Content-Length: 131\r\nX: Content-Length: 1"))
+# A length of more digits than the general parser takes, on the length line read apart and as a field of the block.
+@example(BROWSER_HIT.replace(b"Content-Length: 131", b"Content-Length: " + b"1" * (MAX_CONTENT_LENGTH_DIGITS + 1)))
+@example(BROWSER_HIT.replace(b"Content-Length: 131", b"content-length: " + b"1" * (MAX_CONTENT_LENGTH_DIGITS + 1)))
 def test_tracker_head_is_the_general_head_or_none(data: bytes) -> None:
     fast = parse_tracker_head(data)  # never raises: any exception fails the test
     expected = general(data)
