@@ -7,9 +7,10 @@ its line number. A view whose (bid, hostname) is already stored, or came
 earlier in the file, is ignored, as ingestion ignores it. A large import sets
 the table's secondary indexes aside and rebuilds them (store/sqlite/bulk.py),
 which is several times faster than updating them row by row; the rollup hours
-its rows touched are marked once at the end (store/sqlite/marking.py). Dates are written as ISO 8601 UTC with milliseconds and read as ISO 8601
-(a missing offset means UTC) or Unix seconds, so an export imported into an
-empty database exports again byte for byte.
+its rows touched are marked once at the end (store/sqlite/marking.py). Dates
+are written as ISO 8601 UTC with milliseconds and read as ISO 8601 (a missing
+offset means UTC) or Unix seconds, so an export imported into an empty
+database exports again byte for byte.
 """
 
 from __future__ import annotations

@@ -54,7 +54,9 @@ def by_import(conn: sqlite3.Connection, views: list[hits.Row], events: list[hits
     meta.insert_website(meta_conn, SITE, "user_1", 0)
     for kind, columns, rows in (("views", hits.VIEW_COLUMNS, views), ("events", hits.EVENT_COLUMNS, events)):
         records = [dict(zip(columns, row, strict=True)) for row in rows]
-        lines = "".join(json.dumps({**r, "date_created": transfer.format_time(r["date_created"])}) + "\n" for r in records)
+        lines = "".join(
+            json.dumps({**r, "date_created": transfer.format_time(r["date_created"])}) + "\n" for r in records
+        )
         result = transfer.import_rows(conn, meta_conn, io.BytesIO(lines.encode()), kind=kind)
         assert result.stored == len(rows)
     meta_conn.close()
