@@ -87,6 +87,18 @@ _UNTIMED_KEPT: Final = tuple(
 _untimed_values: Final = operator.itemgetter(*_UNTIMED_KEPT)
 _UNTIMED_VIEW_COLUMNS: Final = (*(VIEW_COLUMNS[i] for i in _UNTIMED_KEPT), *_FLAG_COLUMNS, "referrer_path")
 _insert_untimed_views_sql: Final = functools.partial(_insert_tracked_views_sql, columns=_UNTIMED_VIEW_COLUMNS)
+# Most views carry no UTM tag, and SQLite copies every bound string, '' too (~850 instructions each on the writer
+# thread, with the GIL held): a batch of untimed views none of which has one binds them without the three UTM
+# columns ('' is their default). Whether one has is found by a scan in C that stops at the first tagged view.
+_UTM_COLUMNS: Final = ("utm_source", "utm_medium", "utm_campaign")
+_utm_values: Final = operator.itemgetter(*(VIEW_COLUMNS.index(column) for column in _UTM_COLUMNS))
+_view_of: Final = operator.attrgetter("view")
+_UNTAGGED_KEPT: Final = tuple(i for i in _UNTIMED_KEPT if VIEW_COLUMNS[i] not in _UTM_COLUMNS)
+_untagged_values: Final = operator.itemgetter(*_UNTAGGED_KEPT)
+_insert_untagged_views_sql: Final = functools.partial(
+    _insert_tracked_views_sql,
+    columns=(*(VIEW_COLUMNS[i] for i in _UNTAGGED_KEPT), *_FLAG_COLUMNS, "referrer_path"),
+)
 _insert_events_sql: Final = functools.cache(functools.partial(insert_sql, "events"))
 INSERT_TRACKED_VIEW: Final = _insert_tracked_views_sql(1)
 INSERT_EVENT: Final = insert_sql("events")
@@ -224,7 +236,10 @@ def _write_rows(conn: sqlite3.Connection, batch: _Batch) -> None:
     views, events, custom, durations, drops = batch.views, batch.events, batch.custom, batch.durations, batch.drops
     if views:
         if all(op.view[_VIEW_DURATION] is None for op in views):
-            _run_chunked(conn, _insert_untimed_views_sql, _untimed_rows(views))
+            if any(itertools.chain.from_iterable(map(_utm_values, map(_view_of, views)))):
+                _run_chunked(conn, _insert_untimed_views_sql, _untimed_rows(views, _untimed_values))
+            else:
+                _run_chunked(conn, _insert_untagged_views_sql, _untimed_rows(views, _untagged_values))
         else:
             _run_chunked(conn, _insert_tracked_views_sql, [(*op.view, op.referrer_path) for op in views])
     if events:
@@ -250,9 +265,10 @@ def _write_rows(conn: sqlite3.Connection, batch: _Batch) -> None:
         conn.executemany(ADD_SITE_HITS, ({"day": d, "hostname": h, "hits": n} for (d, h), n in stored.items()))
 
 
-def _untimed_rows(ops: Iterable[NewView]) -> list[Row]:
-    """Views without their durations (None) in _UNTIMED_VIEW_COLUMNS order, True and False as 1 and 0. (A row
-    of the wrong length stays one: `_run_chunked` or the binding refuses it.)"""
+def _untimed_rows(ops: Iterable[NewView], values: Callable[[Row], Row]) -> list[Row]:
+    """Views without their durations (None), their `values` (the untimed or the untagged columns: their getter)
+    then the flags, True and False as 1 and 0, and the internal referrer's path. (A row of the wrong length stays
+    one: `_run_chunked` or the binding refuses it.)"""
     rows: list[Row] = []
     append = rows.append
     for op in ops:  # one loop, no Python call per row: this is the writer's share of every stored load
@@ -261,7 +277,7 @@ def _untimed_rows(ops: Iterable[NewView]) -> list[Row]:
         user = 1 if user is True else 0 if user is False else user
         page = 1 if page is True else 0 if page is False else page
         if len(v) == _VIEW_WIDTH:
-            append(_untimed_values(v) + (user, page, op.referrer_path))
+            append(values(v) + (user, page, op.referrer_path))
         else:  # the getter would drop a long row's extra values: kept, so the row is refused as before
             append((*v[:_VIEW_UNIQUE_USER], *v[_VIEW_UNIQUE_PAGE + 1 : _VIEW_DURATION], *v[_VIEW_DURATION + 1 :], user,
                     page, op.referrer_path))  # fmt: skip
