@@ -138,11 +138,14 @@ def _dirty_after(statements: list[str], version: int | None = None) -> set[tuple
         ["UPDATE views SET date_created = date_created + 7200000, duration_ms = 1 WHERE bid = 'b1'"],
         ["UPDATE views SET bid = 'b3' WHERE bid = 'b1'"],
         ["UPDATE views SET bid = 'b1', hostname = 'c.com' WHERE bid = 'b2'"],
+        ["UPDATE views SET hostname = 'a.com', duration_ms = 2 WHERE bid = 'b1'"],  # sets the site, keeps it
+        ["UPDATE views SET date_created = 36000000"],  # sets every view's time, the one it had
     ],
 )
 def test_view_updates_mark_the_same_hours_as_before_migration_15(statements: list[str]) -> None:
-    """Migration 15 splits the views update trigger (one statement for an unload); the hours it marks dirty
-    are the ones the trigger of migration 14 marked, for updates that keep or move site, time and bid."""
+    """Migration 15 splits the views update trigger (one statement for an unload), and 17 runs its move half only
+    for updates that set site, time or bid; the hours marked dirty are the ones the trigger of migration 14
+    marked, for updates that keep or move site, time and bid."""
     assert _dirty_after(statements) == _dirty_after(statements, version=14)
     assert _dirty_after(statements)
 
