@@ -55,7 +55,7 @@ from medama_core.store.clickhouse.client import Client, HTTPTransport  # noqa: E
 from medama_core.store.clickhouse.schema import HOUR_MS  # noqa: E402
 from medama_core.store.query import Page, Query  # noqa: E402
 from medama_core.store.rows import VIEW_COLUMNS, Duration, NewView, Op  # noqa: E402
-from medama_core.store.sqlite import analytics, db, rollups  # noqa: E402
+from medama_core.store.sqlite import analytics, db, marking, rollups  # noqa: E402
 from medama_core.store.sqlite import columns as column_copies  # noqa: E402
 from medama_core.store.sqlite import hits as sqlite_hits  # noqa: E402
 from tests.engines import ChdbTransport, chdb_session, clickhouse_server  # noqa: E402
@@ -304,8 +304,10 @@ def ingest_sqlite(ops: list[Op], views: int, batch: int, prefill: int) -> None:
         db.migrate(conn, analytics.MIGRATIONS)
         for chunk_views, chunk_events in data.generate(data.Shape(rows=prefill, seed=2)):
             with db.Transaction(conn):
+                since = marking.starts(conn)
                 conn.executemany(data.INSERT_VIEW, chunk_views)
                 conn.executemany(data.INSERT_EVENT, chunk_events)
+                marking.mark_since(conn, since)
         now = max(cast(int, op.view[-1]) for op in ops if isinstance(op, NewView)) + 2 * HOUR_MS
         rollups.refresh(conn, data.END, 10**9)
         while column_copies.backfill(conn, 10**6):

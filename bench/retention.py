@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # not bench/, whose http.py would hide the standard library's http
 
-from medama_core.store.sqlite import analytics, retention, rollups  # noqa: E402
+from medama_core.store.sqlite import analytics, marking, retention, rollups  # noqa: E402
 from medama_core.store.sqlite.db import Transaction, migrate  # noqa: E402
 
 DAY_MS = 86_400_000
@@ -68,12 +68,14 @@ def views(rng: random.Random, count: int, first_day: int, days: int, tag: str) -
 
 def insert(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
     with Transaction(conn):
+        since = marking.starts(conn)
         conn.executemany(f"INSERT INTO views ({COLUMNS}) VALUES ({', '.join('?' * 18)})", rows)
         conn.executemany(
             "INSERT INTO events (bid, batch_id, group_name, name, value, date_created)"
             " VALUES (?, 'b', ?, 'plan', 'pro', ?)",
             [(row[0], SITE, row[-1]) for row in rows[::4]],
         )
+        marking.mark_since(conn, since)
 
 
 def main() -> int:

@@ -233,6 +233,7 @@ def copy_analytics_down(source_url: str, target_path: str, out: TextIO) -> None:
     from medama_core.store.clickhouse.url import URLError, parse_url
     from medama_core.store.sqlite import bulk as sqlite_bulk
     from medama_core.store.sqlite import hits
+    from medama_core.store.sqlite import marking as sqlite_marking
 
     try:
         client = Client.connect(parse_url(source_url))
@@ -251,6 +252,7 @@ def copy_analytics_down(source_url: str, target_path: str, out: TextIO) -> None:
         if held:
             raise MigrateError(f"{target_path} already holds {', '.join(held)}; give a new or empty file")
         target.execute("BEGIN IMMEDIATE")
+        since = sqlite_marking.starts(target)
         for table, total_sql in (("views", "SELECT sum(sign) FROM views"), ("events", "SELECT count() FROM events")):
             total = int(client.rows(total_sql)[0][0] or 0)
             suspended = sqlite_bulk.suspend(target, table)
@@ -268,6 +270,7 @@ def copy_analytics_down(source_url: str, target_path: str, out: TextIO) -> None:
             print(f"analytics: {table}: {done} of {total}", file=out, flush=True)
             if suspended is not None:
                 sqlite_bulk.resume(target, suspended)
+        sqlite_marking.mark_since(target, since)
         drops = client.rows("SELECT day, hostname, reason, sum(count) FROM drops GROUP BY day, hostname, reason")
         target.executemany("INSERT INTO drops (day, hostname, reason, count) VALUES (?, ?, ?, ?)", drops)
         print(f"analytics: drops: {len(drops)} rows", file=out)

@@ -5,11 +5,12 @@ exactly as given: nothing is re-enriched. A file is imported in one
 transaction, so it lands whole or not at all; the first bad row stops it with
 its line number. A view whose (bid, hostname) is already stored, or came
 earlier in the file, is ignored, as ingestion ignores it. A large import sets
-the table's secondary indexes and insert trigger aside and rebuilds them
-(store/sqlite/bulk.py), which is several times faster than updating them row by
-row. Dates are written as ISO 8601 UTC with milliseconds and read as ISO 8601
-(a missing offset means UTC) or Unix seconds, so an export imported into an
-empty database exports again byte for byte.
+the table's secondary indexes aside and rebuilds them (store/sqlite/bulk.py),
+which is several times faster than updating them row by row; the rollup hours
+its rows touched are marked once at the end (store/sqlite/marking.py). Dates
+are written as ISO 8601 UTC with milliseconds and read as ISO 8601 (a missing
+offset means UTC) or Unix seconds, so an export imported into an empty
+database exports again byte for byte.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from medama_core.importers import goatcounter, plausible, umami
 from medama_core.importers.rows import BadRecord, Record, text_lines
 from medama_core.store.files import open_private
 from medama_core.store.meta_rows import DEFAULT_ADMIN_PASSWORD, DEFAULT_ADMIN_USERNAME
-from medama_core.store.sqlite import bulk, imported, meta
+from medama_core.store.sqlite import bulk, imported, marking, meta
 from medama_core.store.sqlite.db import Transaction
 from medama_core.store.sqlite.hits import EVENT_COLUMNS, VIEW_COLUMNS, event_row, insert_sql, view_row
 
@@ -80,7 +81,7 @@ COLUMNS: Final = {VIEWS: VIEW_COLUMNS, EVENTS: EVENT_COLUMNS}
 CHUNK_ROWS: Final = 4096
 PROGRESS_EVERY_S: Final = 1.0  # seconds between progress lines on stderr
 PROGRESS_BAR_WIDTH: Final = 30  # characters of the progress bar; a line stays under 80
-# The table's secondary indexes and insert trigger are set aside (store/sqlite/bulk.py) and rebuilt when it
+# The table's secondary indexes are set aside (store/sqlite/bulk.py) and rebuilt when it
 # holds at most this many times the rows the file is expected to bring. Rebuilding costs about
 # 4 µs per row of the whole table here, updating the indexes row by row 10-15 µs per new row.
 REBUILD_RATIO: Final = 2
@@ -589,6 +590,7 @@ def _store(
     # statement step needs the GIL back from the parser (sqlite3 releases it around each step).
     with Transaction(analytics_conn):
         stored_rows = bulk.largest_rowid(analytics_conn, kind)
+        since = marking.starts(analytics_conn)
         suspended: bulk.Suspended | None = None
         decided = False
         for chunk, numbers in chunks:
@@ -611,6 +613,7 @@ def _store(
                 next_report = time.monotonic() + PROGRESS_EVERY_S
         if suspended is not None:
             bulk.resume(analytics_conn, suspended)
+        marking.mark_since(analytics_conn, since, views=kind == VIEWS, events=kind == EVENTS)
         websites.register()
     result.created_websites = websites.new
     result.created_admin = websites.created_admin

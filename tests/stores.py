@@ -14,7 +14,7 @@ from medama_core.store.clickhouse import bulk as ch_bulk
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.url import parse_url
 from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS
-from medama_core.store.sqlite import db, meta
+from medama_core.store.sqlite import db, marking, meta
 
 _FLAGS = {"is_unique_user", "is_unique_page", "date_created"}
 
@@ -29,6 +29,15 @@ def is_postgres(appdb: str) -> bool:
 
 def _default(column: str) -> object:
     return None if column == "duration_ms" else 0 if column in _FLAGS else ""
+
+
+@contextmanager
+def marked(conn: sqlite3.Connection) -> Iterator[None]:
+    """Rows inserted into `views`/`events` inside mark the rollup hours they touch, as the store's writers do
+    (store/sqlite/marking.py: no trigger marks them)."""
+    since = marking.starts(conn)
+    yield
+    marking.mark_since(conn, since)
 
 
 @contextmanager
@@ -50,7 +59,7 @@ def insert_views(analyticsdb: str, rows: Sequence[dict[str, Any]]) -> None:
         return
     columns = list(rows[0])
     sql = f"INSERT INTO views ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
-    with sqlite3.connect(analyticsdb, timeout=30) as conn:
+    with sqlite3.connect(analyticsdb, timeout=30) as conn, marked(conn):
         conn.executemany(sql, rows)
     conn.close()
 
@@ -65,7 +74,7 @@ def insert_events(analyticsdb: str, rows: Sequence[dict[str, Any]]) -> None:
         return
     columns = list(rows[0])
     sql = f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
-    with sqlite3.connect(analyticsdb, timeout=30) as conn:
+    with sqlite3.connect(analyticsdb, timeout=30) as conn, marked(conn):
         conn.executemany(sql, rows)
     conn.close()
 

@@ -149,13 +149,19 @@ def test_views_and_events_in_chunks_match_one_insert_per_row(conn: sqlite3.Conne
     assert conn.execute("SELECT value FROM events ORDER BY rowid").fetchall() == [(str(i),) for i in range(341)]
 
 
-def test_views_without_a_duration_are_stored_as_one_insert_per_row_stores_them(conn: sqlite3.Connection) -> None:
-    # A batch of views without durations binds them without that column and with the booleans as integers:
-    # every column, its type included, as the plain INSERT of the tuples stores them.
+@pytest.mark.parametrize("tag", [None, "utm_source", "utm_medium", "utm_campaign"])
+def test_views_without_a_duration_are_stored_as_one_insert_per_row_stores_them(
+    conn: sqlite3.Connection, tag: str | None
+) -> None:
+    # A batch of views without durations binds them without that column and with the booleans as integers,
+    # and without the UTM columns when none has a tag (`tag` None; else one view has that tag): every column,
+    # its type included, as the plain INSERT of the tuples stores them.
     rows = [
         view(f"b{i}", pathname=f"/{i}", is_unique_user=i % 2 == 0, is_unique_page=i % 3 == 0, date_created=i)
         for i in range(70)
     ]
+    if tag is not None:
+        rows[66] = view("b66", **{tag: "newsletter"})  # in the batch's last chunks: the scan must reach it
     rows.append(view("int", is_unique_user=1, is_unique_page=0))  # what imports may send
     assert hits.apply_batch(conn, [hits.NewView(row, (), f"/from{i}") for i, row in enumerate(rows)]) == [None] * 71
     plain = db.connect(":memory:")

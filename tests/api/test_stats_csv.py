@@ -14,6 +14,7 @@ from medama_core import csvtable
 from medama_core.api.stats import HANDLERS
 from tests.api.test_auth import error
 from tests.helpers import Client, LiveServer
+from tests.stores import marked
 
 SITE = "example.com"
 NOW_MS = int(time.time() * 1000) // 60_000 * 60_000 - 10 * 60_000  # ten minutes ago, on a minute
@@ -41,7 +42,7 @@ def add_view(conn: sqlite3.Connection, bid: str, path: str, unique_user: int, un
 def admin(client: Client, server: LiveServer) -> Client:
     client.login()
     assert client.post("/api/websites", json_body={"hostname": SITE}).status == 201
-    with sqlite3.connect(server.config.analyticsdb) as conn:
+    with sqlite3.connect(server.config.analyticsdb) as conn, marked(conn):
         add_view(conn, "v1", "/", 1, 1, utm_source=INJECTION, duration_ms=1000)
         add_view(conn, "v2", "/", 0, 0, utm_source="", duration_ms=2000)
         add_view(conn, "v3", "/docs", 1, 1, utm_source="news")

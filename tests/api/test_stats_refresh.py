@@ -15,6 +15,7 @@ from medama_core.store.sqlite import analytics, rollups
 from medama_core.store.sqlite.db import Database
 from tests.helpers import LiveServer, live_server
 from tests.store.test_stats import COLUMNS, SITE, T0, view
+from tests.stores import marked
 
 HOUR = 3_600_000
 DEADLINE_S = 20  # generous: the machine running the tests may be busy
@@ -50,7 +51,8 @@ def test_background_work_rebuilds_closed_dirty_hours_in_small_calls(
     assert client.post("/api/websites", json_body={"hostname": SITE}).status == 201
     conn = sqlite3.connect(server.config.analyticsdb, isolation_level=None)
     sql = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
-    conn.executemany(sql, [view(date_created=T0 + i * HOUR, duration_ms=1000 + i) for i in range(60)])
+    with marked(conn):
+        conn.executemany(sql, [view(date_created=T0 + i * HOUR, duration_ms=1000 + i) for i in range(60)])
     assert conn.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] == 60
     progress = "/api/website/example.com/progress"
     assert client.get(progress).json() == {"hours": 60, "blocks": 0, "ready": False}
@@ -75,7 +77,8 @@ def test_background_work_starts_with_the_server(tmp_path: Path) -> None:
     """Hours left dirty (an import, an upgrade) are rolled up from start-up, before any stats request."""
     store = Database(str(tmp_path / "me_analytics.db"), analytics.MIGRATIONS)
     sql = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
-    store.writer_conn.executemany(sql, [view(date_created=T0 + i * HOUR) for i in range(30)])
+    with marked(store.writer_conn):
+        store.writer_conn.executemany(sql, [view(date_created=T0 + i * HOUR) for i in range(30)])
     store.close()
     with live_server(tmp_path) as server:
         conn = sqlite3.connect(server.config.analyticsdb, isolation_level=None)
@@ -96,7 +99,8 @@ def test_request_copies_built_days_that_have_no_column_copy(server: LiveServer) 
     conn = sqlite3.connect(server.config.analyticsdb, isolation_level=None)
     sql = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
     rows = [view(date_created=T0 + i * 5 * HOUR, country="Spain" if i % 3 else "Chile") for i in range(40)]
-    conn.executemany(sql, rows)
+    with marked(conn):
+        conn.executemany(sql, rows)
     period = "start=2024-01-01T00:00:00Z&end=2030-01-01T00:00:00Z"
     url = f"/api/website/example.com/countries?{period}&country[eq]=spain&summary=true"
     client.get("/api/website/example.com/summary")  # rebuilds the hours and days, and copies them
@@ -134,7 +138,10 @@ def test_hour_batches_are_longer_while_no_read_comes(
     path = str(tmp_path / "me_analytics.db")
     store = backend.SQLiteAnalytics(path)
     sql = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
-    store.db.writer_conn.executemany(sql, [view(date_created=T0 + i * HOUR, duration_ms=1000 + i) for i in range(60)])
+    with marked(store.db.writer_conn):
+        store.db.writer_conn.executemany(
+            sql, [view(date_created=T0 + i * HOUR, duration_ms=1000 + i) for i in range(60)]
+        )
 
     async def scenario() -> int:
         if read_first:

@@ -13,6 +13,7 @@ from medama_core.http.errors import HTTPError
 from medama_core.store.sqlite import stats
 from tests.helpers import Client, LiveServer
 from tests.store.test_stats import COLUMNS, SITE, T0, insert, new_db, view
+from tests.stores import marked
 
 T0_US = T0 * 1000  # 2024-06-01T00:00:00Z in microseconds
 HOUR_US = 3_600_000_000
@@ -125,7 +126,8 @@ def minutes_client(server: LiveServer) -> Iterator[Client]:
     assert client.post("/api/websites", json_body={"hostname": SITE}).status == 201
     conn = sqlite3.connect(server.config.analyticsdb, isolation_level=None)
     sql = f"INSERT INTO views ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
-    conn.executemany(sql, [view(date_created=T0 + i * 60_000) for i in range(20)])
+    with marked(conn):
+        conn.executemany(sql, [view(date_created=T0 + i * 60_000) for i in range(20)])
     conn.close()
     yield client
     client.close()

@@ -12,6 +12,7 @@ import pytest
 from medama_core import passwords, throttle
 from tests.api.test_auth import error
 from tests.helpers import Client, LiveServer, live_server
+from tests.stores import marked
 
 DEFAULT_PASSWORD = "CHANGE_ME_ON_FIRST_LOGIN"
 CONFIRM = {"currentPassword": DEFAULT_PASSWORD}  # DELETE /user's body: the account's password
@@ -36,7 +37,7 @@ def add_user(
 def add_rows(server: LiveServer, hostname: str, views: int = 2, events: int = 3) -> None:
     """Analytics rows for a site, written straight into the database."""
     now_ms = int(time.time() * 1000)
-    with sqlite3.connect(server.config.analyticsdb) as conn:
+    with sqlite3.connect(server.config.analyticsdb) as conn, marked(conn):
         for i in range(views):
             conn.execute(
                 "INSERT INTO views (bid, hostname, pathname, is_unique_user, is_unique_page, ua_browser, ua_os,"

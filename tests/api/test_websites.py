@@ -21,6 +21,7 @@ from medama_core.log import Logger
 from tests.api.test_auth import error
 from tests.api.test_users import add_rows, add_user, count_rows
 from tests.helpers import Client, LiveServer
+from tests.stores import marked
 
 
 @pytest.fixture
@@ -148,7 +149,7 @@ def test_summary_counts_unique_visitors_of_the_last_24_hours(admin: Client, serv
     admin.post("/api/websites", json_body={"hostname": "busy.example"})
     admin.post("/api/websites", json_body={"hostname": "quiet.example"})
     add_rows(server, "busy.example", views=5)  # unique on views 0, 2, 4
-    with sqlite3.connect(server.config.analyticsdb) as conn:
+    with sqlite3.connect(server.config.analyticsdb) as conn, marked(conn):
         conn.execute(
             "INSERT INTO views (bid, hostname, pathname, is_unique_user, is_unique_page, ua_browser, ua_os,"
             " ua_device_type, date_created) VALUES ('old', 'busy.example', '/', 1, 1, 'x', 'y', 'z', 1000)"

@@ -24,6 +24,7 @@ from medama_core.store.sqlite import rollups
 from tests.api.test_auth import error
 from tests.api.test_users import add_user
 from tests.helpers import Client, LiveServer, live_server
+from tests.stores import marked
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -41,7 +42,7 @@ _bids = iter(range(10**9))
 
 def insert_views(server: LiveServer, rows: list[tuple[str, int, int]]) -> None:
     """(hostname, Unix ms, unique visitor 0/1) rows, straight into the analytics database."""
-    with sqlite3.connect(server.config.analyticsdb) as conn:
+    with sqlite3.connect(server.config.analyticsdb) as conn, marked(conn):
         conn.executemany(
             "INSERT INTO views (bid, hostname, pathname, is_unique_user, is_unique_page, ua_browser, ua_os,"
             " ua_device_type, duration_ms, date_created) VALUES (?, ?, '/', ?, 1, 'Firefox', 'Linux', 'Desktop',"

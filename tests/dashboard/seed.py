@@ -100,7 +100,7 @@ def seed_views(db_path: Path | str, hostname: str, *, days: int = 40, per_day: i
         stores.insert_views(str(db_path), rows)
         stores.insert_events(str(db_path), events)
     else:
-        with sqlite3.connect(db_path, timeout=30) as conn:
+        with sqlite3.connect(db_path, timeout=30) as conn, stores.marked(conn):
             conn.executemany(_insert("views", rows[0]), rows)
             if events:
                 conn.executemany(_insert("events", events[0]), events)
@@ -137,6 +137,6 @@ def insert_views(db_path: Path | str, hostname: str, views: list[dict[str, objec
     if stores.is_clickhouse(str(db_path)):
         stores.insert_views(str(db_path), rows)
         return
-    with sqlite3.connect(db_path, timeout=30) as conn:
+    with sqlite3.connect(db_path, timeout=30) as conn, stores.marked(conn):
         conn.executemany(_insert("views", rows[0]), rows)
     conn.close()

@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from medama_core import totp
 from tests.dashboard.conftest import ARTIFACTS, SITE, Site, login, new_context, screenshot
+from tests.stores import marked
 
 pytestmark = pytest.mark.browser
 
@@ -184,7 +185,7 @@ def test_a_password_protected_share_opens_in_a_fresh_profile_and_hides_small_row
 ) -> None:
     # Today: the seed's dozen views of single visitors on many pages, and 7 visitors of /pricing.
     now = int(time.time() * 1000) - 120_000
-    with sqlite3.connect(fresh_site.server.config.analyticsdb) as conn:
+    with sqlite3.connect(fresh_site.server.config.analyticsdb) as conn, marked(conn):
         conn.executemany(
             "INSERT INTO views (bid, hostname, pathname, is_unique_user, is_unique_page, ua_browser, ua_os,"
             " ua_device_type, date_created) VALUES (?, ?, '/pricing', 1, 1, 'Firefox', 'Linux', 'Desktop', ?)",

@@ -11,6 +11,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.dashboard.calls import Calls
 from tests.dashboard.conftest import SITE, Site, login, screenshot
+from tests.stores import marked
 
 pytestmark = pytest.mark.browser
 
@@ -22,7 +23,7 @@ SITES = sorted([SITE, *(f"site{i:02d}.example" for i in range(59))])  # 60: page
 def add_views(analyticsdb: Path, hostnames: list[str]) -> None:
     """A view an hour ago on each site, so their sparklines have a peak."""
     now = int(time.time() * 1000)
-    with sqlite3.connect(analyticsdb) as conn:
+    with sqlite3.connect(analyticsdb) as conn, marked(conn):
         conn.executemany(
             "INSERT INTO views (bid, hostname, pathname, is_unique_user, is_unique_page, ua_browser, ua_os,"
             " ua_device_type, date_created) VALUES (?, ?, '/', 1, 1, 'Firefox', 'Linux', 'Desktop', ?)",

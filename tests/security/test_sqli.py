@@ -20,6 +20,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.helpers import Client, LiveServer, live_server
+from tests.stores import marked
 
 SITE, OTHER = "example.com", "secret.org"
 PAYLOADS = (
@@ -121,7 +122,7 @@ def seed(db_path: Path) -> tuple[list[dict[str, object]], list[dict[str, object]
             name, prop = (cell, cells[(i + 1) % len(cells)]) if host == SITE else ("LEAK", "LEAK")
             events.append({"bid": row["bid"], "batch_id": f"b{i}", "group_name": host, "name": name, "value": prop,
                            "date_created": now + i})  # fmt: skip
-    with sqlite3.connect(db_path, timeout=30) as conn:
+    with sqlite3.connect(db_path, timeout=30) as conn, marked(conn):
         for table, rows in (("views", views), ("events", events)):
             columns = ", ".join(rows[0])
             conn.executemany(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(':' + c for c in rows[0])})", rows)

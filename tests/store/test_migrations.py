@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medama_core.store.sqlite import analytics, meta
+from medama_core.store.sqlite import analytics, hits, meta
 from medama_core.store.sqlite.db import Database, Migration, migrate
 
 
@@ -138,10 +138,36 @@ def _dirty_after(statements: list[str], version: int | None = None) -> set[tuple
         ["UPDATE views SET date_created = date_created + 7200000, duration_ms = 1 WHERE bid = 'b1'"],
         ["UPDATE views SET bid = 'b3' WHERE bid = 'b1'"],
         ["UPDATE views SET bid = 'b1', hostname = 'c.com' WHERE bid = 'b2'"],
+        ["UPDATE views SET hostname = 'a.com', duration_ms = 2 WHERE bid = 'b1'"],  # sets the site, keeps it
+        ["UPDATE views SET date_created = 36000000"],  # sets every view's time, the one it had
     ],
 )
 def test_view_updates_mark_the_same_hours_as_before_migration_15(statements: list[str]) -> None:
-    """Migration 15 splits the views update trigger (one statement for an unload); the hours it marks dirty
-    are the ones the trigger of migration 14 marked, for updates that keep or move site, time and bid."""
+    """Migration 15 splits the views update trigger (one statement for an unload), and 17 runs its move half only
+    for updates that set site, time or bid; the hours marked dirty are the ones the trigger of migration 14
+    marked, for updates that keep or move site, time and bid."""
     assert _dirty_after(statements) == _dirty_after(statements, version=14)
     assert _dirty_after(statements)
+
+
+def test_migration_17_drops_the_insert_triggers_of_an_existing_database(tmp_path: Path) -> None:
+    """A database written at 16 keeps its rows and dirty hours; after 17 no trigger marks an INSERT, the writer does."""
+    conn = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
+    migrate(conn, analytics.MIGRATIONS[:16])
+    hour = 3_600_000
+    view = "('{bid}', 'a.com', '/', 1, 1, '', '', 'X', 'en', '', 'C', 'W', 'D', '', '', '', NULL, {t})"
+    insert = f"INSERT INTO views ({', '.join(hits.VIEW_COLUMNS)}) VALUES "
+    conn.execute(insert + view.format(bid="b1", t=3 * hour))
+    assert conn.execute("SELECT * FROM rollup_dirty").fetchall() == [("a.com", 3)], "marked by the trigger at 16"
+    assert migrate(conn, analytics.MIGRATIONS) == latest(analytics.MIGRATIONS)
+    triggers = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert triggers == {"views_rollup_update", "views_rollup_move", "views_rollup_delete", "events_rollup_update",
+                        "events_rollup_delete"}  # fmt: skip
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'rollup_marking'").fetchall() == []
+    assert conn.execute("SELECT bid FROM views").fetchall() == [("b1",)]
+    conn.execute(insert + view.format(bid="b2", t=5 * hour))
+    assert conn.execute("SELECT * FROM rollup_dirty").fetchall() == [("a.com", 3)], "no trigger marked hour 5"
+    row = ("b3", "a.com", "/", 1, 1, "", "", "X", "en", "", "C", "W", "D", "", "", "", None, 7 * hour)
+    assert hits.apply_batch(conn, [hits.NewView(row)]) == [None]
+    assert conn.execute("SELECT * FROM rollup_dirty ORDER BY hour").fetchall() == [("a.com", 3), ("a.com", 7)]
+    conn.close()

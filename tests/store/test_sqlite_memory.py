@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from medama_core.backends.sqlite import set_heap_limit
-from medama_core.store.sqlite import analytics, columns, db, rollups, scan
+from medama_core.store.sqlite import analytics, columns, db, marking, rollups, scan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -209,7 +209,7 @@ def test_reads_and_units_wait_on_a_signal_not_a_timer(tmp_path: Path) -> None:
 _RAW_LONG_TAIL = textwrap.dedent(
     """
     import asyncio, ctypes, ctypes.util, json, random, sys
-    from medama_core.store.sqlite import analytics, db, stats
+    from medama_core.store.sqlite import analytics, db, marking, stats
     lib = ctypes.CDLL(ctypes.util.find_library("sqlite3"))
     lib.sqlite3_memory_highwater.restype = ctypes.c_int64
     lib.sqlite3_memory_used.restype = ctypes.c_int64
@@ -225,8 +225,10 @@ _RAW_LONG_TAIL = textwrap.dedent(
              rnd.randrange(100_000), T0 + i * 7_000) for i in range(60_000)]
     def load(conn):
         with db.Transaction(conn):
+            since = marking.starts(conn)
             conn.executemany(f"INSERT INTO views ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                              rows)
+            marking.mark_since(conn, since)
     async def run():
         await database.write(load)
         query = stats.Query("example.com", T0 * 1000, (T0 + 60_000 * 7_000) * 1000, ())
@@ -320,7 +322,7 @@ _FILTERED_LONG_TAIL = textwrap.dedent(
     """
     import json, random, sys, tracemalloc
     from medama_core.store.filters import Filter
-    from medama_core.store.sqlite import analytics, columns, db, rollups, stats
+    from medama_core.store.sqlite import analytics, columns, db, marking, rollups, stats
     columns.DAY_CHUNK_VIEWS = 2048
     stats.TALLY_RUNS_HELD = 256 << 10
     stats.MAX_LABELS_HELD = 1024
@@ -336,7 +338,9 @@ _FILTERED_LONG_TAIL = textwrap.dedent(
              rnd.randrange(2), "", "", f"Country {rnd.randrange(3)}", "English", "English", "Chrome", "Linux",
              "Desktop", "", "", "", rnd.randrange(100_000), T0 + i * (DAY // VIEWS)) for i in range(VIEWS)]
     with db.Transaction(conn):
+        since = marking.starts(conn)
         conn.executemany(f"INSERT INTO views ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", rows)
+        marking.mark_since(conn, since)
     del rows
     rollups.refresh(conn, T0 + 2 * DAY, 10**9)
     while columns.backfill(conn, 100):
@@ -470,7 +474,9 @@ def test_block_builders_hold_chunks_not_every_value(tmp_path: Path, monkeypatch:
         for i in range(3 * paths)
     ]
     with db.Transaction(conn):
+        since = marking.starts(conn)
         conn.executemany(f"INSERT INTO views ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", rows)
+        marking.mark_since(conn, since)
     del rows
     now = day + 10 * 86_400_000
     while rollups.refresh_hours(conn, now):
@@ -553,7 +559,9 @@ def test_a_day_copy_holds_chunks_not_long_tail_values(tmp_path: Path) -> None:
         for i in range(views)
     ]
     with db.Transaction(conn):
+        since = marking.starts(conn)
         conn.executemany(f"INSERT INTO views ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", rows)
+        marking.mark_since(conn, since)
     del rows
     tracemalloc.start()
     try:

@@ -10,7 +10,7 @@ import pytest
 
 from medama_core.store.aggregate import Run, fraction, quantile_cont, round4
 from medama_core.store.filters import Filter
-from medama_core.store.sqlite import analytics, rollups, stats
+from medama_core.store.sqlite import analytics, marking, rollups, stats
 from medama_core.store.sqlite.db import migrate
 
 T0 = 1_717_200_000_000  # 2024-06-01T00:00:00Z
@@ -63,7 +63,9 @@ def insert(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
     """Insert views; `referrer_path` (the internal referrer's, analytics migration 13) is '' unless given."""
     names = [*COLUMNS, "referrer_path"] if any("referrer_path" in row for row in rows) else COLUMNS
     sql = f"INSERT INTO views ({', '.join(names)}) VALUES ({', '.join(':' + c for c in names)})"
+    since = marking.starts(conn)
     conn.executemany(sql, ({"referrer_path": "", **row} for row in rows))
+    marking.mark_since(conn, since, events=False)  # the writer's part (store/sqlite/marking.py)
 
 
 def event(bid: str, name: str, value: str, at: int = T0 + 40 * 60_000) -> tuple[str, str, str, str, str, int]:
@@ -71,9 +73,11 @@ def event(bid: str, name: str, value: str, at: int = T0 + 40 * 60_000) -> tuple[
 
 
 def insert_events(conn: sqlite3.Connection, rows: list[tuple[str, str, str, str, str, int]]) -> None:
+    since = marking.starts(conn)
     conn.executemany(
         "INSERT INTO events (bid, batch_id, group_name, name, value, date_created) VALUES (?,?,?,?,?,?)", rows
     )
+    marking.mark_since(conn, since, views=False)
 
 
 def query(start: int | None = None, end: int | None = None, *filters: Filter) -> stats.Query:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final, cast
 
 from medama_core.store.rows import EVENT_COLUMNS, VIEW_COLUMNS, DropCount, Duration, NewEvents, NewView, Op, Row
-from medama_core.store.sqlite import bulk
+from medama_core.store.sqlite import marking
 from medama_core.store.sqlite.db import Transaction
 
 __all__ = [
@@ -87,6 +87,18 @@ _UNTIMED_KEPT: Final = tuple(
 _untimed_values: Final = operator.itemgetter(*_UNTIMED_KEPT)
 _UNTIMED_VIEW_COLUMNS: Final = (*(VIEW_COLUMNS[i] for i in _UNTIMED_KEPT), *_FLAG_COLUMNS, "referrer_path")
 _insert_untimed_views_sql: Final = functools.partial(_insert_tracked_views_sql, columns=_UNTIMED_VIEW_COLUMNS)
+# Most views carry no UTM tag, and SQLite copies every bound string, '' too (~850 instructions each on the writer
+# thread, with the GIL held): a batch of untimed views none of which has one binds them without the three UTM
+# columns ('' is their default). Whether one has is found by a scan in C that stops at the first tagged view.
+_UTM_COLUMNS: Final = ("utm_source", "utm_medium", "utm_campaign")
+_utm_values: Final = operator.itemgetter(*(VIEW_COLUMNS.index(column) for column in _UTM_COLUMNS))
+_view_of: Final = operator.attrgetter("view")
+_UNTAGGED_KEPT: Final = tuple(i for i in _UNTIMED_KEPT if VIEW_COLUMNS[i] not in _UTM_COLUMNS)
+_untagged_values: Final = operator.itemgetter(*_UNTAGGED_KEPT)
+_insert_untagged_views_sql: Final = functools.partial(
+    _insert_tracked_views_sql,
+    columns=(*(VIEW_COLUMNS[i] for i in _UNTAGGED_KEPT), *_FLAG_COLUMNS, "referrer_path"),
+)
 _insert_events_sql: Final = functools.cache(functools.partial(insert_sql, "events"))
 INSERT_TRACKED_VIEW: Final = _insert_tracked_views_sql(1)
 INSERT_EVENT: Final = insert_sql("events")
@@ -100,27 +112,6 @@ ADD_SITE_HITS: Final = (
     " ON CONFLICT (day, hostname) DO UPDATE SET hits = hits + excluded.hits"
 )
 DAY_MS: Final = 24 * 60 * 60 * 1000
-# The insert triggers' switch (analytics migration 16), and where a batch's new rows start.
-_MARKING_ON: Final = "UPDATE rollup_marking SET marking = 1"
-_MARKING_OFF: Final = "UPDATE rollup_marking SET marking = 0"
-_LARGEST_ROWIDS: Final = "SELECT (SELECT max(rowid) FROM views), (SELECT max(rowid) FROM events)"
-# What the insert triggers do (store/sqlite/bulk.py MARK_DIRTY says it for a bulk load), for the rows of one batch:
-# a new view marks its own hour and the hours of its bid's events; a new event marks its hour and the hours
-# of its bid's views, for each of those views' sites. The new rows are found by rowid range (NOT INDEXED)
-# and drive the joins (CROSS JOIN): without both, SQLite's planner scans a whole index per batch.
-_MARK_DIRTY: Final = (
-    "INSERT OR IGNORE INTO rollup_dirty (hostname, hour)"
-    " SELECT DISTINCT hostname, date_created / 3600000 FROM views NOT INDEXED WHERE rowid > :views",
-    "INSERT OR IGNORE INTO rollup_dirty (hostname, hour)"
-    " SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM views AS v NOT INDEXED CROSS JOIN events AS e"
-    " ON e.bid = v.bid WHERE v.rowid > :views",
-    "INSERT OR IGNORE INTO rollup_dirty (hostname, hour)"
-    " SELECT DISTINCT v.hostname, e.date_created / 3600000 FROM events AS e NOT INDEXED CROSS JOIN views AS v"
-    " ON v.bid = e.bid WHERE e.rowid > :events",
-    "INSERT OR IGNORE INTO rollup_dirty (hostname, hour)"
-    " SELECT DISTINCT v.hostname, v.date_created / 3600000 FROM events AS e NOT INDEXED CROSS JOIN views AS v"
-    " ON v.bid = e.bid WHERE e.rowid > :events",
-)
 
 # Positions in those rows of what a hit is counted under: its site and its time.
 _VIEW_HOSTNAME, _VIEW_DATE = VIEW_COLUMNS.index("hostname"), VIEW_COLUMNS.index("date_created")
@@ -189,22 +180,28 @@ def apply_batch(conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Exception |
     """
     try:
         with Transaction(conn):
-            _write_batch(conn, _Batch(ops))
+            batch = _Batch(ops)
+            since = marking.starts(conn) if batch.views or batch.events else None
+            _write_rows(conn, batch)
+            if since is not None:
+                marking.mark_since(conn, since, views=bool(batch.views), events=bool(batch.events))
         return [None] * len(ops)
     except Exception:
         pass
     errors: list[Exception | None] = []
     with Transaction(conn):
+        since = marking.starts(conn)
         for op in ops:
             conn.execute("SAVEPOINT op")
             try:
-                _write_all(conn, (op,))
+                _write_rows(conn, _Batch((op,)))
             except Exception as exc:
                 conn.execute("ROLLBACK TO op")
                 errors.append(exc)
             else:
                 errors.append(None)
             conn.execute("RELEASE op")
+        marking.mark_since(conn, since)
     return errors
 
 
@@ -235,52 +232,14 @@ class _Batch:
                 self.drops[(op.day, op.hostname, op.reason)] += op.count
 
 
-def _write_batch(conn: sqlite3.Connection, batch: _Batch) -> None:
-    """`_write_all` with the insert triggers set aside and their hours marked once for the batch; a batch that
-    inserts no row (only unloads or drop counts) leaves the triggers alone: no row would fire them."""
-    marks = _stand_triggers_aside(conn) if batch.views or batch.events else None
-    _write_rows(conn, batch)
-    if marks is not None:
-        _mark_dirty(conn, marks, views=bool(batch.views), events=bool(batch.events))
-
-
-def _stand_triggers_aside(conn: sqlite3.Connection) -> tuple[int, int] | None:
-    """Set the insert triggers aside for this transaction (analytics migration 16): the largest rowids of
-    `views` and `events` so far, from which `_mark_dirty` marks what the triggers would have; None, with
-    the triggers left on, on a database without `rollup_marking` or with rowids that no longer grow."""
-    try:
-        conn.execute(_MARKING_ON)
-    except sqlite3.OperationalError:  # an older schema (tests open some): the triggers mark every row
-        return None
-    starts = conn.execute(_LARGEST_ROWIDS).fetchone()
-    views, events = int(starts[0] or 0), int(starts[1] or 0)
-    if max(views, events) > bulk.MAX_START_ROWID:
-        conn.execute(_MARKING_OFF)
-        return None
-    return views, events
-
-
-def _mark_dirty(conn: sqlite3.Connection, starts: tuple[int, int], *, views: bool, events: bool) -> None:
-    """Mark every (site, hour) the insert triggers would have for the rows inserted since `starts`, and turn
-    the triggers back on before the COMMIT, so no other writer ever sees them off. The two statements driven
-    by new views run only for a batch with views to insert, the two driven by new events only for one with
-    events: the others would find no row past `starts`."""
-    parameters = {"views": starts[0], "events": starts[1]}
-    for statement in (_MARK_DIRTY[:2] if views else ()) + (_MARK_DIRTY[2:] if events else ()):
-        conn.execute(statement, parameters)
-    conn.execute(_MARKING_OFF)
-
-
-def _write_all(conn: sqlite3.Connection, ops: Iterable[Op]) -> None:
-    """Write `ops` as the statements below, with the insert triggers as they stand (the op-by-op replay)."""
-    _write_rows(conn, _Batch(ops))
-
-
 def _write_rows(conn: sqlite3.Connection, batch: _Batch) -> None:
     views, events, custom, durations, drops = batch.views, batch.events, batch.custom, batch.durations, batch.drops
     if views:
         if all(op.view[_VIEW_DURATION] is None for op in views):
-            _run_chunked(conn, _insert_untimed_views_sql, _untimed_rows(views))
+            if any(itertools.chain.from_iterable(map(_utm_values, map(_view_of, views)))):
+                _run_chunked(conn, _insert_untimed_views_sql, _untimed_rows(views, _untimed_values))
+            else:
+                _run_chunked(conn, _insert_untagged_views_sql, _untimed_rows(views, _untagged_values))
         else:
             _run_chunked(conn, _insert_tracked_views_sql, [(*op.view, op.referrer_path) for op in views])
     if events:
@@ -306,9 +265,10 @@ def _write_rows(conn: sqlite3.Connection, batch: _Batch) -> None:
         conn.executemany(ADD_SITE_HITS, ({"day": d, "hostname": h, "hits": n} for (d, h), n in stored.items()))
 
 
-def _untimed_rows(ops: Iterable[NewView]) -> list[Row]:
-    """Views without their durations (None) in _UNTIMED_VIEW_COLUMNS order, True and False as 1 and 0. (A row
-    of the wrong length stays one: `_run_chunked` or the binding refuses it.)"""
+def _untimed_rows(ops: Iterable[NewView], values: Callable[[Row], Row]) -> list[Row]:
+    """Views without their durations (None), their `values` (the untimed or the untagged columns: their getter)
+    then the flags, True and False as 1 and 0, and the internal referrer's path. (A row of the wrong length stays
+    one: `_run_chunked` or the binding refuses it.)"""
     rows: list[Row] = []
     append = rows.append
     for op in ops:  # one loop, no Python call per row: this is the writer's share of every stored load
@@ -317,7 +277,7 @@ def _untimed_rows(ops: Iterable[NewView]) -> list[Row]:
         user = 1 if user is True else 0 if user is False else user
         page = 1 if page is True else 0 if page is False else page
         if len(v) == _VIEW_WIDTH:
-            append(_untimed_values(v) + (user, page, op.referrer_path))
+            append(values(v) + (user, page, op.referrer_path))
         else:  # the getter would drop a long row's extra values: kept, so the row is refused as before
             append((*v[:_VIEW_UNIQUE_USER], *v[_VIEW_UNIQUE_PAGE + 1 : _VIEW_DURATION], *v[_VIEW_DURATION + 1 :], user,
                     page, op.referrer_path))  # fmt: skip

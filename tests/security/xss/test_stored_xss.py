@@ -28,6 +28,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from medama_core.app import DASHBOARD_CSP
 from tests.dashboard.calls import wait_idle
 from tests.helpers import Client, LiveServer, live_server
+from tests.stores import marked
 
 pytestmark = pytest.mark.browser
 
@@ -103,7 +104,7 @@ def seed(db_path: Path) -> None:
                 "date_created": now + i,
             }
         )
-    with sqlite3.connect(db_path, timeout=30) as conn:
+    with sqlite3.connect(db_path, timeout=30) as conn, marked(conn):
         columns = ", ".join(rows[0])
         conn.executemany(f"INSERT INTO views ({columns}) VALUES ({', '.join(':' + c for c in rows[0])})", rows)
     conn.close()
