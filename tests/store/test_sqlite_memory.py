@@ -315,11 +315,30 @@ def test_page_caches_stay_within_the_soft_heap_limit(tmp_path: Path) -> None:
     assert high <= BIG_CACHE_SCAN_HEAP, (high, BIG_CACHE_SCAN_HEAP)
 
 
+# The end of a child process that measures reads: each of `reads` once (its statements and caches), then again
+# with the Python memory it held beyond what it held before printed (tracemalloc), by name, as JSON.
+_MEASURE_READS = textwrap.dedent(
+    """
+    peaks = {}
+    tracemalloc.start()
+    for name, read in reads.items():
+        read()
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        read()
+        peaks[name] = tracemalloc.get_traced_memory()[1] - before
+    tracemalloc.stop()
+    print(json.dumps(peaks))
+    """
+)
+
+
 # A child process: a filtered detail table, /time and /summary over a long tail's day (20,000 views, ~8,600
 # paths), with the bounds lowered to the test's size: the day read in pieces of 2,048 views, a tally's kept
 # durations up to 256 KiB, 1,024 labels counted in memory.
-_FILTERED_LONG_TAIL = textwrap.dedent(
-    """
+_FILTERED_LONG_TAIL = (
+    textwrap.dedent(
+        """
     import json, random, sys, tracemalloc
     from medama_core.store.filters import Filter
     from medama_core.store.sqlite import analytics, columns, db, marking, rollups, stats
@@ -351,17 +370,9 @@ _FILTERED_LONG_TAIL = textwrap.dedent(
         "time": lambda: stats.snapshot(conn, stats.time_stats, query, False, stats.Page(100)),
         "summary": lambda: stats.snapshot(conn, stats.summary, query, False, None),
     }
-    peaks = {}
-    tracemalloc.start()
-    for name, read in reads.items():
-        read()  # statements and caches of a first read, not counted
-        tracemalloc.reset_peak()
-        before = tracemalloc.get_traced_memory()[0]
-        read()
-        peaks[name] = tracemalloc.get_traced_memory()[1] - before
-    tracemalloc.stop()
-    print(json.dumps(peaks))
     """
+    )
+    + _MEASURE_READS
 )
 # Python memory (tracemalloc) one such read may hold beyond what it held before: the day's dictionary text
 # (~0.4 MB), a piece's planes, masks and keys, the tally's kept durations and counters at their lowered
@@ -383,11 +394,12 @@ def test_a_filtered_read_of_a_long_tail_holds_pieces_not_the_day(tmp_path: Path)
 # A child process: a page-and-country filtered detail table and /summary over 4 long-tail days (8,000 views
 # each, one in 20 on /blog/post-1, the others on ~8,000 long paths: a day's path dictionary is ~620 KB), read in
 # pieces of 2,048 views.
-_FILTERED_DAYS = textwrap.dedent(
-    """
+_FILTERED_DAYS = (
+    textwrap.dedent(
+        """
     import json, random, sys, tracemalloc
     from medama_core.store.filters import Filter
-    from medama_core.store.sqlite import analytics, columns, db, rollups, stats
+    from medama_core.store.sqlite import analytics, columns, db, marking, rollups, stats
     columns.DAY_CHUNK_VIEWS = 2048
     conn = db.open_file(sys.argv[1], analytics.MIGRATIONS)
     DAY = 86_400_000
@@ -402,28 +414,23 @@ _FILTERED_DAYS = textwrap.dedent(
              1, rnd.randrange(2), "", "", f"Country {rnd.randrange(3)}", "English", "English", "Chrome", "Linux",
              "Desktop", "", "", "", rnd.randrange(100_000), T0 + i * (DAY // (VIEWS // DAYS))) for i in range(VIEWS)]
     with db.Transaction(conn):
+        since = marking.starts(conn)
         conn.executemany(f"INSERT INTO views ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", rows)
+        marking.mark_since(conn, since)
     del rows
     rollups.refresh(conn, T0 + (DAYS + 1) * DAY, 10**9)
     while columns.backfill(conn, 100):
         pass
+    assert conn.execute("SELECT COUNT(DISTINCT day) FROM column_days").fetchone()[0] == DAYS
     flts = (Filter("path", "eq", "/blog/post-1"), Filter("country", "eq", "Country 1"))
     query = stats.Query("example.com", T0 * 1000, (T0 + DAYS * DAY) * 1000 - 1, flts)
     reads = {
         "pages": lambda: stats.snapshot(conn, stats.list_stats, query, "pages", False, stats.Page(100)),
         "summary": lambda: stats.snapshot(conn, stats.summary, query, False, None),
     }
-    peaks = {}
-    tracemalloc.start()
-    for name, read in reads.items():
-        read()  # statements and caches of a first read, not counted
-        tracemalloc.reset_peak()
-        before = tracemalloc.get_traced_memory()[0]
-        read()
-        peaks[name] = tracemalloc.get_traced_memory()[1] - before
-    tracemalloc.stop()
-    print(json.dumps(peaks))
     """
+    )
+    + _MEASURE_READS
 )
 # Python memory (tracemalloc) such a read may hold beyond what it held before: one day's dictionaries (the
 # path's ~620 KB), a piece's planes and masks, the selected views' durations. Measured 845 KiB for both;
