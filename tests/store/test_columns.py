@@ -165,6 +165,9 @@ def _counts(groups: dict[Any, Any], full: bool) -> dict[Any, tuple[Any, ...]]:
     # day of at most 25 views rarely meets), and their durations parted per key by passes or view by view.
     pick_ratio=st.sampled_from([0, scan.PICK_RATIO]),
     few_keys=st.sampled_from([0, scan.FEW_KEYS]),
+    # Columns of more than this many values are long tails, coded by SQLite, their dictionaries ordered
+    # and indexed every `step` values (as shipped, a day of at most 25 views has none).
+    tails=st.sampled_from([(columns.PASS_VALUES, columns.INDEX_STEP), (2, 1), (2, 2), (3, 3)]),
 )
 def test_column_copies_answer_as_the_raw_rows(
     data: st.DataObject,
@@ -175,13 +178,15 @@ def test_column_copies_answer_as_the_raw_rows(
     edges: tuple[int, int],
     pick_ratio: int,
     few_keys: int,
+    tails: tuple[int, int],
 ) -> None:
-    saved = scan.PICK_RATIO, scan.FEW_KEYS
+    saved = scan.PICK_RATIO, scan.FEW_KEYS, columns.PASS_VALUES, columns.INDEX_STEP
     scan.PICK_RATIO, scan.FEW_KEYS = pick_ratio, few_keys  # type: ignore[misc]
+    columns.PASS_VALUES, columns.INDEX_STEP = tails  # type: ignore[misc]
     try:
         _copies_answer_as_the_raw_rows(data, rows, events, plane_codes, kind, edges)
     finally:
-        scan.PICK_RATIO, scan.FEW_KEYS = saved  # type: ignore[misc]
+        scan.PICK_RATIO, scan.FEW_KEYS, columns.PASS_VALUES, columns.INDEX_STEP = saved  # type: ignore[misc]
 
 
 def _copies_answer_as_the_raw_rows(
@@ -585,3 +590,81 @@ def test_a_dictionary_counted_in_its_text_has_as_many_values_as_parsed(values: l
 @pytest.mark.parametrize("values", [[], [""], ["a", ", ", "b"], [", ", ", "], ["x", ", "], [", "]])
 def test_the_separator_value_is_counted_once(values: list[str]) -> None:
     assert len(columns.Column(json.dumps(values), (b"",), 255)) == len(values)
+
+
+def _tail_copy(conn: sqlite3.Connection, paths: list[str], pass_values: int, step: int) -> None:
+    """A day whose views have `paths` (one view each, and a second for every third), its path column a
+    long tail (more than `pass_values` values) whose dictionary is indexed every `step` values."""
+    rows = [view(pathname=path, date_created=T_DAY + i * 1000) for i, path in enumerate(paths + paths[::3])]
+    insert(conn, rows)
+    saved = columns.PASS_VALUES, columns.INDEX_STEP
+    columns.PASS_VALUES, columns.INDEX_STEP = pass_values, step  # type: ignore[misc]
+    try:
+        rollups.refresh(conn, FAR_FUTURE)
+    finally:
+        columns.PASS_VALUES, columns.INDEX_STEP = saved  # type: ignore[misc]
+
+
+# Values with escapes, quotes and commas (some make the text not plain: no index, the full scan), their
+# case variants, and the value that is the separator.
+indexed_text = tricky | st.sampled_from(["/a", "/A", "/b", "/B/c", "/b/C", ", ", '", ', "x", "X"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(indexed_text, min_size=3, max_size=30, unique=True), data=st.data())
+def test_an_indexed_long_tail_finds_what_a_full_scan_finds(values: list[str], data: st.DataObject) -> None:
+    """A long tail's dictionary is stored in (ASCII-lowered, value) order, every case variant of a value
+    together, with a sparse index when its text is plain; `find` there reads samples and blocks, never the
+    whole text, and gives the positions the full scan of the text gives (block boundaries at any step, the
+    variants across them), the values met, and the count."""
+    step = data.draw(st.sampled_from([1, 2, 3, 5]))
+    conn = new_db()
+    _tail_copy(conn, values, 2, step)
+    conn.execute("BEGIN")
+    day = next(columns.load(conn, SITE, [T_DAY // DAY], ["pathname"], False))
+    column = day.columns["pathname"]
+    stored = json.loads(conn.execute("SELECT dictionary FROM column_days WHERE name = 'pathname'").fetchone()[0])
+    assert stored == sorted(values, key=lambda value: (ascii_lower(value), value))
+    indexed = conn.execute("SELECT 1 FROM column_days WHERE name = ?", (columns.INDEX + "pathname",)).fetchone()
+    assert bool(indexed) == (", " not in values and not any(value.endswith('", ') for value in values))
+    wanted = data.draw(st.lists(st.sampled_from(values) | indexed_text, max_size=3))
+    lowered = [ascii_lower(value) for value in wanted]
+    found = column.find(lowered)
+    expected = [i for i, value in enumerate(stored) if ascii_lower(value) in lowered]
+    if indexed:
+        assert found == expected
+        assert column.dictionary.values_at(found) == [stored[i] for i in found]
+        assert len(column) == len(stored)
+        as_written = set(wanted)  # the labels whose runs a filtered list reads (Dictionary.positions)
+        assert column.dictionary.positions(as_written) == [i for i, value in enumerate(stored) if value in as_written]
+        assert column.dictionary._text is None  # none of it read whole
+    assert columns.Dictionary(json.dumps(stored)).find(lowered) in (found, None)  # the full scan agrees
+    assert column.dictionary.values_at(range(len(stored))) == stored
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_a_page_filtered_read_of_an_indexed_long_tail_reads_no_dictionary_text_whole() -> None:
+    """A filter on one page (and a country) of a day of many paths, counted per path and over time, reads
+    the path dictionary's index and a few bytes at its samples and one block, never the text whole (on a
+    200k-path day it was half of a page-filtered panel's time), and answers as the raw rows."""
+    conn = new_db()
+    paths = [f"/p{i}" for i in range(60)] + ["/P7", "/p7/"]
+    _tail_copy(conn, paths, 8, 4)
+    path_rowid = conn.execute("SELECT rowid FROM column_days WHERE name = 'pathname'").fetchone()[0]
+    flts = (Filter("path", "eq", "/p7"), Filter("country", "eq", "Unknown"))
+    query = stats.Query(SITE, T_DAY * 1000, (T_DAY + DAY - 1) * 1000, flts)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        pages = stats.snapshot(conn, stats.column_groups, query, KINDS["path"], True)
+        site, _ = stats.snapshot(conn, stats.column_buckets, query)
+    finally:
+        conn.set_trace_callback(None)
+    whole = columns._DICTIONARY_SQL.replace(":rowid", str(path_rowid))
+    assert any("~index:pathname" in statement for statement in statements)  # read from the copy
+    assert whole not in statements
+    raw = raw_groups(conn, query, KIND_SQL[KINDS["path"]])
+    assert _counts(pages, True) == _counts(raw, True) and set(pages) == {"/p7", "/P7"}
+    assert [g.pageviews for g in site.values()] == [sum(g.pageviews for g in raw.values())]
+    conn.close()

@@ -24,7 +24,7 @@ import json
 import sqlite3
 import sys
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, groupby
@@ -32,6 +32,7 @@ from operator import add, itemgetter
 from typing import Any, Final
 
 from medama_core.store.aggregate import BOUNCE_MAX_MS, BOUNCE_MIN_MS
+from medama_core.store.filters import ascii_lower
 from medama_core.store.sqlite import rollups
 from medama_core.store.sqlite.db import Transaction, read_blob
 
@@ -287,8 +288,8 @@ def _read_runs(
 
 # The columns with more than PASS_VALUES values (a long tail of paths, entry pages, referrers, event
 # pairs) are coded by SQLite: each one's distinct values go into a temporary table, where a value's code
-# is its row (sorted, which the readers do not need), the day's views are joined to all of them at once
-# in duration order, and the codes come back TAIL_CHUNK_VIEWS views at a time, written in place into
+# is its row (in ASCII-lowered, then plain order: see INDEX_STEP), the day's views are joined to all of
+# them at once in duration order, and the codes come back TAIL_CHUNK_VIEWS views at a time, written in place into
 # the columns' planes; a dictionary is encoded DICTIONARY_BATCH values at a time, written in place into
 # its text. Python holds a chunk's codes and a batch's values whatever the day's views and values: coded
 # in Python, a 333k-view day of 50k paths held its values (as strings and a dict), its codes and, while
@@ -298,8 +299,8 @@ def _read_runs(
 TAIL_CHUNK_VIEWS: Final = 4096  # a chunk's rows as Python tuples (2 small integers a column): ~0.5 MB
 _TAIL_TABLE_SQL = "CREATE TEMP TABLE IF NOT EXISTS {table} (tail_code INTEGER PRIMARY KEY, tail_value UNIQUE)"
 _TAIL_VALUES_SQL = """
-    INSERT INTO temp.{table} (tail_value) SELECT DISTINCT {expr} FROM views
-    WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi ORDER BY 1"""
+    INSERT INTO temp.{table} (tail_value) SELECT tail_value FROM (SELECT DISTINCT {expr} AS tail_value FROM views
+    WHERE hostname = :hostname AND date_created BETWEEN :lo AND :hi) ORDER BY lower(tail_value), tail_value"""
 # Each view's code (tail_code, 1-based) as its planes' bytes: one plane holds the code, two hold
 # (code - 1) // PLANE_CODES + 1 and (code - 1) % PLANE_CODES + 1 (_planes). `IS`: a NULL is a value too.
 _TAIL_PLANES_SQL = "(c{k}.tail_code - 1) / :base + 1, (c{k}.tail_code - 1) % :base + 1"
@@ -340,13 +341,15 @@ def _store_tails(
         coded = [(k, name) for k, name in enumerate(tails) if copied and sizes[name] <= base * base]
         for k, name in coded:
             planes = 1 if sizes[name] <= base else 2
-            text_size = sum(map(len, _tail_dictionary(conn, k)))
-            record = _RecordWriter(conn, (hostname, day, name), text_size, planes * count)
+            tail = _TailText(conn, k)
+            record = _RecordWriter(conn, (hostname, day, name), tail.size, planes * count)
             records[name] = (record, planes)
             at = 0
-            for piece in _tail_dictionary(conn, k):
+            for piece in tail.pieces():
                 record.write("dictionary", at, piece.encode("ascii"))
                 at += len(piece)
+            if tail.indexed and name != PROPS:  # PROPS is tested value by value, never searched
+                conn.execute(_INSERT_SQL, (hostname, day, INDEX + name, tail.index_json(), b""))
         if coded:
             sql = _TAIL_CODES_SQL.format(
                 planes=", ".join(_TAIL_PLANES_SQL.format(k=k) for k, _ in coded),
@@ -381,10 +384,63 @@ def _store_tails(
             conn.execute(f"DELETE FROM temp.copy_tail{k}")
 
 
-def _tail_dictionary(conn: sqlite3.Connection, k: int) -> Iterator[str]:
-    """The pieces of the JSON dictionary of the values in temp.copy_tail{k}, in code order."""
-    cursor = conn.execute(f"SELECT tail_value FROM temp.copy_tail{k} ORDER BY tail_code")
-    return _dictionary_pieces(value for (value,) in cursor)
+# A long tail's dictionary (more than PASS_VALUES values) is written in (ASCII-lowered value, value) order,
+# so the case variants a filter's `eq` matches are neighbours, and beside it goes a sparse index (a record
+# INDEX + name): the offset in the text of every INDEX_STEP-th value's opening quote. A filter then finds a
+# value by bisecting the sampled values (~log2(count / INDEX_STEP) reads of a few bytes each) and reading
+# one block of INDEX_STEP values (~8 KB of paths), not the whole text (a 200k-path day: ~300 KB read and
+# lowered, ~0.8 ms a day of a page-filtered panel's ~1.5). A smaller step makes the index bigger (a
+# number of ~7 characters a sample) for blocks already far cheaper than the reads that find them.
+INDEX_STEP: Final = 256
+INDEX: Final = "~index:"  # prefix of the name of a dictionary's sparse index record
+
+
+class _TailText:
+    """The JSON dictionary of the values in temp.copy_tail{k}, in code order, made DICTIONARY_BATCH values a
+    piece; its size, and its sparse index (INDEX_STEP) when it is `indexed`: plain (Dictionary) and in
+    (ASCII-lowered, value) order as Python compares them (SQLite's `lower()` and BINARY order agree with
+    filters.ascii_lower and str order, but a value's str() need not sort like the value)."""
+
+    def __init__(self, conn: sqlite3.Connection, k: int) -> None:
+        self._conn, self._k = conn, k
+        self.size, self.count, self.indexed = 0, 0, True
+        self.starts = array("q")
+        for piece in self.pieces(first=True):
+            self.size += len(piece)
+
+    def pieces(self, first: bool = False) -> Iterator[str]:
+        """The text's pieces (the first pass also measures and checks them and takes the samples' offsets)."""
+        cursor = self._conn.execute(f"SELECT tail_value FROM temp.copy_tail{self._k} ORDER BY tail_code")
+        step, at, position = INDEX_STEP, 1, 0
+        previous: tuple[str, str] | None = None
+        yield "["
+        while rows := cursor.fetchmany(DICTIONARY_BATCH):
+            batch = [str(value) for (value,) in rows]
+            if first:
+                for value in batch:
+                    key = (ascii_lower(value), value)
+                    if (previous is not None and key <= previous) or value == ", " or value.endswith('", '):
+                        self.indexed = False  # out of order, or not plain: `find` reads the whole text
+                    previous = key
+            parts = []
+            lo = 0
+            while lo < len(batch):  # cut at the samples: each part's first value's offset is known
+                hi = min(len(batch), lo + step - (position + lo) % step)
+                separator = ", " if position + lo else ""
+                if first and (position + lo) % step == 0:
+                    self.starts.append(at + len(separator))
+                part = separator + json.dumps(batch[lo:hi])[1:-1]
+                parts.append(part)
+                at += len(part)
+                lo = hi
+            position += len(batch)
+            yield "".join(parts)
+        yield "]"
+        self.count = position
+
+    def index_json(self) -> str:
+        """The INDEX record's dictionary: the step, the values' count, the text's size and the samples' offsets."""
+        return json.dumps({"step": INDEX_STEP, "count": self.count, "size": self.size, "starts": list(self.starts)})
 
 
 class _RecordWriter:
@@ -787,11 +843,12 @@ class Dictionary:
     """
 
     __slots__ = (
-        "text",
+        "_text",
+        "_stored",
         "_plain",
         "_searchable",
         "_ends",
-        "_spans",
+        "_met",
         "_finds",
         "_positions",
         "_count",
@@ -799,16 +856,27 @@ class Dictionary:
         "__weakref__",
     )
 
-    def __init__(self, text: str) -> None:
-        self.text = text  # the JSON list, ASCII only (json.dumps escapes the rest)
+    def __init__(self, text: str | None, stored: StoredText | None = None) -> None:
+        self._text = text  # the JSON list, ASCII only (json.dumps escapes the rest); None: read on first use
+        self._stored = stored  # where the text (and its sparse index, if any) is stored
         self._plain: bool | None = None  # looked at on first use: a filter that selects by codes needs none
         self._searchable: bool | None = None
         self._ends: array[int] | None = None  # value i's closing quote at i + 1 (plain texts), on first use
-        self._spans: dict[int, tuple[int, int]] = {}  # position -> its JSON string's span in the text (find)
+        self._met: dict[int, str] = {}  # position -> its value, for the values `find` met
         self._finds: dict[tuple[str, ...], list[int] | None] = {}
         self._positions: tuple[frozenset[str], list[int]] | None = None
         self._count: int | None = None
         self._values: list[str] | None = None  # a text of at most DICTIONARY_WINDOW characters, parsed
+
+    @property
+    def text(self) -> str:
+        """The JSON text, read from the database on first use (a page filter on an indexed long tail needs
+        none of it: `find` reads samples and a block, the labels are the values it met)."""
+        if self._text is None:
+            if self._stored is None:
+                raise AttributeError("the dictionary was released")
+            self._text = self._stored.text()
+        return self._text
 
     @property
     def plain(self) -> bool:
@@ -850,8 +918,8 @@ class Dictionary:
     def release(self) -> None:
         """Lets the text and what was found in it go; any later use of this Dictionary raises
         AttributeError (columns.load releases a day's dictionaries before reading the next day's)."""
-        del self.text
-        self._ends, self._spans, self._finds, self._positions, self._values = None, {}, {}, None, None
+        self._text, self._stored = None, None
+        self._ends, self._met, self._finds, self._positions, self._values = None, {}, {}, None, None
 
     def value(self, position: int) -> str:
         """values[position], parsing that value only."""
@@ -859,11 +927,12 @@ class Dictionary:
 
     def values_at(self, positions: Sequence[int]) -> list[str]:
         """The values at `positions`, each parsed alone (a JSON string without a backslash is its text)."""
-        text, spans = self.text, self._spans
-        if spans and all(position in spans for position in positions):
-            # Only values `find` met (a page filter's labels): their spans, found in a searchable text,
-            # need neither the separators' offsets nor the scan that tells whether the text is plain.
-            return [self._decode(*spans[position]) for position in positions]
+        met = self._met
+        if all(position in met for position in positions):
+            # Only values `find` met (a page filter's labels): they need no text (an indexed one is not
+            # read at all), nor the separators' offsets, nor the scan that tells whether the text is plain.
+            return [met[position] for position in positions]
+        text = self.text
         if len(text) <= DICTIONARY_WINDOW:
             # A window's text is parsed whole, in C, once (a list filter's labels, day after day): cheaper
             # than telling whether it is plain and finding each value's closing quote (a 47 KB text of
@@ -881,11 +950,6 @@ class Dictionary:
             value = text[start + 1 : end]
             found.append(value if "\\" not in value else json.loads(text[start : end + 1]))
         return found
-
-    def _decode(self, start: int, end: int) -> str:
-        """The value whose JSON string is text[start:end]."""
-        value = self.text[start + 1 : end - 1]
-        return value if "\\" not in value else str(json.loads(self.text[start:end]))
 
     def batches(self, lowered: bool = False) -> Iterator[list[str]]:
         """The values in order (ASCII-lowered with `lowered`), a window of the text at a time."""
@@ -908,9 +972,19 @@ class Dictionary:
         key = frozenset(wanted)
         if self._positions is None or self._positions[0] != key:
             found, base = [], 0
-            for batch in self.batches():
-                found += [base + i for i, value in enumerate(batch) if value in key]
-                base += len(batch)
+            if self._stored is not None and self._stored.indexed():
+                with self._stored as stored:  # each value looked up by its lowered form, then as written
+                    for value in key:
+                        needle = json.dumps(value)[1:-1]
+                        for position, body in self._block(stored, ascii_lower(value)):
+                            if body == needle:
+                                self._met[position] = value
+                                found.append(position)
+                found.sort()
+            else:
+                for batch in self.batches():
+                    found += [base + i for i, value in enumerate(batch) if value in key]
+                    base += len(batch)
             self._positions = (key, found)
         return self._positions[1]
 
@@ -920,8 +994,38 @@ class Dictionary:
         docstring): the text is lowered a window at a time."""
         key = tuple(lowered)
         if key not in self._finds:
-            self._finds[key] = self._find(key) if self.searchable else None
+            if self._stored is not None and self._stored.indexed():
+                self._finds[key] = self._find_indexed(key, self._stored)
+            else:
+                self._finds[key] = self._find(key) if self.searchable else None
         return self._finds[key]
+
+    def _find_indexed(self, lowered: Sequence[str], stored: StoredText) -> list[int]:
+        """`find` in a text written in (ASCII-lowered, value) order, plain, with a sparse index (INDEX_STEP):
+        the first and last samples around a value found by bisection, then only the blocks between them
+        split at the separators (every `", "` is one) and compared lowered."""
+        found = []
+        with stored:
+            for value in dict.fromkeys(lowered):
+                needle = json.dumps(value)[1:-1]
+                for position, body in self._block(stored, value):
+                    if body.lower() == needle:
+                        self._met[position] = body if "\\" not in body else str(json.loads(f'"{body}"'))
+                        found.append(position)
+        return sorted(found)
+
+    def _block(self, stored: StoredText, lowered: str) -> Iterator[tuple[int, str]]:
+        """The positions and JSON strings (without their quotes) of the blocks of an indexed text that may
+        hold values whose ASCII-lowered form is `lowered`: from the last sample below it (its first
+        variant comes after) to the first sample above it (found by bisection; nothing if that is the
+        first value)."""
+        lo = bisect_left(stored, lowered)  # the first sample not below the value
+        hi = bisect_right(stored, lowered, lo)  # the first sample above it
+        if hi == 0:
+            return
+        first = max(lo - 1, 0)
+        for i, body in enumerate(stored.block(first, hi, self._text).split(_SEPARATOR)):
+            yield first * stored.step + i, body
 
     def _find(self, lowered: Sequence[str]) -> list[int] | None:
         text = self.text
@@ -939,7 +1043,8 @@ class Dictionary:
                     opens = start == 1 or text.startswith('", ', start - 3)
                     if opens and (end == len(text) - 1 or text.startswith(', "', end)):
                         position = text.count(_SEPARATOR, 0, start + 1)  # the separator ends with the opening quote
-                        self._spans[position] = (start, end)
+                        body = text[start + 1 : end - 1]
+                        self._met[position] = body if "\\" not in body else str(json.loads(text[start:end]))
                         found.append(position)
                     at = part.find(needle, at + 1)
         return sorted(found)
@@ -950,6 +1055,8 @@ class Dictionary:
         by a backslash is an escaped one. A filter asks whether it selects every value of a day; parsing
         a long tail's dictionary for that was about a sixth of a filtered /time's CPU (1 M views, 200k
         paths: 60-73 ms instead of 68-79)."""
+        if self._count is None and self._text is None and self._stored is not None and self._stored.indexed():
+            self._count = self._stored.count
         if self._count is None:
             text = self.text.replace("\\\\", "") if "\\" in self.text else self.text
             self._count = (text.count('"') - text.count('\\"')) // 2
@@ -1011,7 +1118,11 @@ def load(
     The hours plane comes only for the days in `partial` (all days when None): a day read whole
     needs none.
     """
-    wanted = [META, FLAGS, *names] + ([DURATIONS] if durations else []) + ([HOURS] if partial is None else [])
+    wanted = (
+        [META, FLAGS, *names, *(INDEX + name for name in names)]
+        + ([DURATIONS] if durations else [])
+        + ([HOURS] if partial is None else [])
+    )
     params: dict[str, object] = {"hostname": hostname, "hours": copy + HOURS, "meta": copy + META}
     in_names = rollups.bind_values(params, dict.fromkeys(copy + name for name in wanted), "n")
     for first in range(0, len(days), MAX_BIND_DAYS):
@@ -1058,12 +1169,85 @@ class DurationsWindow:
 
 
 _DICTIONARY_SQL = "SELECT dictionary FROM column_days WHERE rowid = :rowid"
+SAMPLE_READ: Final = 64  # characters read at a sample's offset, enough for most paths (then 4 times more)
 
 
-def _dictionary(conn: sqlite3.Connection, rowid: int) -> Dictionary:
-    """A record's dictionary. Its text as SQLite gives it: read from an open blob, its bytes and their
-    decoded text were both held (+0.6 MB traced for a 0.6 MB text) for no measurable gain."""
-    return Dictionary(conn.execute(_DICTIONARY_SQL, {"rowid": rowid}).fetchone()[0])
+class StoredText:
+    """A record's dictionary text where the copy stores it, read whole only when asked (`text`), and its
+    sparse index (INDEX_STEP) when it has one. As a sequence: the index's sampled values, ASCII-lowered,
+    each read (a few bytes at its offset) on first use, for bisection; read between `with` and its end
+    (an open blob remembers the text's overflow pages)."""
+
+    def __init__(self, conn: sqlite3.Connection, rowid: int, index_rowid: int = 0) -> None:
+        self._conn, self._rowid, self._index_rowid = conn, rowid, index_rowid
+        self._loaded = False
+        self.step, self.count, self.size = 0, 0, 0
+        self.starts = array("q")  # the text offset of the opening quote of every step-th value
+        self._samples: dict[int, str] = {}
+        self._blob: Any = None  # a sqlite3.Blob (Python 3.11+) while in `with`
+
+    def text(self) -> str:
+        """The whole text, as SQLite gives it: read from an open blob, its bytes and their decoded text
+        were both held (+0.6 MB traced for a 0.6 MB text) for no measurable gain."""
+        return str(self._conn.execute(_DICTIONARY_SQL, {"rowid": self._rowid}).fetchone()[0])
+
+    def indexed(self) -> bool:
+        """Whether the text has a sparse index (then it is plain and in (ASCII-lowered, value) order). Not
+        before Python 3.11: without Connection.blobopen a few bytes of a TEXT value (substr) cost all of it."""
+        if sys.version_info < (3, 11):
+            return False
+        if self._index_rowid and not self._loaded:
+            (fields,) = self._conn.execute(_DICTIONARY_SQL, {"rowid": self._index_rowid}).fetchone()
+            index = json.loads(fields)
+            self.step, self.count, self.size = index["step"], index["count"], index["size"]
+            self.starts = array("q", index["starts"])
+            self._loaded = True
+        return bool(self._index_rowid)
+
+    def __enter__(self) -> StoredText:
+        if sys.version_info >= (3, 11):  # `indexed` is False before
+            self._blob = self._conn.blobopen("column_days", "dictionary", self._rowid, readonly=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._blob is not None:
+            self._blob.close()
+            self._blob = None
+
+    def _read(self, offset: int, size: int) -> str:
+        if self._blob is None:
+            raise RuntimeError("read outside `with`")
+        self._blob.seek(offset)
+        return bytes(self._blob.read(size)).decode("ascii")
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, sample: int) -> str:
+        """The sampled value `sample` (value sample * step), ASCII-lowered: the JSON string at its offset
+        ends at the first separator after its opening quote (the text is plain), or at the closing `"]`."""
+        found = self._samples.get(sample)
+        if found is None:
+            offset, size = self.starts[sample], SAMPLE_READ
+            while True:
+                chunk = self._read(offset, size)
+                end = chunk.find(_SEPARATOR, 1)
+                if end != -1:
+                    break
+                if offset + len(chunk) >= self.size:
+                    end = self.size - 2 - offset  # the closing quote before `]`
+                    break
+                size *= 4
+            body = chunk[1:end]
+            found = self._samples[sample] = ascii_lower(body if "\\" not in body else str(json.loads(f'"{body}"')))
+        return found
+
+    def block(self, first: int, stop: int, text: str | None) -> str:
+        """The JSON strings of values first * step up to stop * step (samples), without their outer quotes,
+        separated by `", "`: from `text` if it is read already, else from the database."""
+        start = self.starts[first] + 1
+        end = self.starts[stop] - 3 if stop < len(self.starts) else self.size - 2  # the last one's closing quote
+        return text[start:end] if text is not None else self._read(start, end - start)
 
 
 def _pieces(conn: sqlite3.Connection, day: int, records: dict[str, tuple[str, int, int]]) -> Iterator[Day]:
@@ -1075,7 +1259,10 @@ def _pieces(conn: sqlite3.Connection, day: int, records: dict[str, tuple[str, in
     meta = json.loads(records[META][0])
     rows, untimed, width, base = meta["rows"], meta["untimed"], meta["width"], meta["base"]
     dictionaries = {
-        name: (_dictionary(conn, rowid), size // rows if rows else 0)
+        name: (
+            Dictionary(None, StoredText(conn, rowid, records.get(INDEX + name, ("", 0, 0))[1])),
+            size // rows if rows else 0,
+        )
         for name, (_, rowid, size) in records.items()
         if name in COLUMN_SQL or name in EVENT_COLUMNS or name == PROPS
     }
