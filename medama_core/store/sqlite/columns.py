@@ -839,7 +839,8 @@ class Dictionary:
     separator (or the closing `]`), and lowering the text lowers the strings (A-Z, as
     filters.ascii_lower) and nothing else. The separators' offsets (4 bytes a value) then give any
     value and batches of values; any other text is parsed whole (`plain` is False).
-    A day's pieces share one Dictionary: what it found is found once a day.
+    A day's pieces share one Dictionary: what it found is found once a day. A copy's text is read only
+    when something needs it (`text`): an indexed long tail (INDEX_STEP) finds values without it.
     """
 
     __slots__ = (
