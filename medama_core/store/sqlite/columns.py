@@ -976,11 +976,12 @@ class Dictionary:
             if self._stored is not None and self._stored.indexed():
                 with self._stored as stored:  # each value looked up by its lowered form, then as written
                     for value in key:
+                        first, block = self._block(stored, ascii_lower(value))
                         needle = json.dumps(value)[1:-1]
-                        for position, body in self._block(stored, ascii_lower(value)):
+                        for i, body in enumerate(block.split(_SEPARATOR) if block is not None else ()):
                             if body == needle:
-                                self._met[position] = value
-                                found.append(position)
+                                self._met[first + i] = value
+                                found.append(first + i)
                 found.sort()
             else:
                 for batch in self.batches():
@@ -1004,29 +1005,33 @@ class Dictionary:
     def _find_indexed(self, lowered: Sequence[str], stored: StoredText) -> list[int]:
         """`find` in a text written in (ASCII-lowered, value) order, plain, with a sparse index (INDEX_STEP):
         the first and last samples around a value found by bisection, then only the blocks between them
-        split at the separators (every `", "` is one) and compared lowered."""
+        split at the separators (every `", "` is one; lowering moves none) and compared lowered."""
         found = []
         with stored:
             for value in dict.fromkeys(lowered):
+                first, block = self._block(stored, value)
+                if block is None:
+                    continue
                 needle = json.dumps(value)[1:-1]
-                for position, body in self._block(stored, value):
-                    if body.lower() == needle:
-                        self._met[position] = body if "\\" not in body else str(json.loads(f'"{body}"'))
-                        found.append(position)
+                matched = [i for i, body in enumerate(block.lower().split(_SEPARATOR)) if body == needle]
+                bodies = block.split(_SEPARATOR) if matched else []  # as written
+                for i in matched:
+                    body = bodies[i]
+                    self._met[first + i] = body if "\\" not in body else str(json.loads(f'"{body}"'))
+                    found.append(first + i)
         return sorted(found)
 
-    def _block(self, stored: StoredText, lowered: str) -> Iterator[tuple[int, str]]:
-        """The positions and JSON strings (without their quotes) of the blocks of an indexed text that may
-        hold values whose ASCII-lowered form is `lowered`: from the last sample below it (its first
-        variant comes after) to the first sample above it (found by bisection; nothing if that is the
-        first value)."""
+    def _block(self, stored: StoredText, lowered: str) -> tuple[int, str | None]:
+        """The first position and the JSON strings (without their outer quotes, separated by `", "`) of
+        the blocks of an indexed text that may hold values whose ASCII-lowered form is `lowered`: from
+        the last sample below it (its first variant comes after) to the first sample above it (found by
+        bisection; None if that is the first value)."""
         lo = bisect_left(stored, lowered)  # the first sample not below the value
         hi = bisect_right(stored, lowered, lo)  # the first sample above it
         if hi == 0:
-            return
+            return 0, None
         first = max(lo - 1, 0)
-        for i, body in enumerate(stored.block(first, hi, self._text).split(_SEPARATOR)):
-            yield first * stored.step + i, body
+        return first * stored.step, stored.block(first, hi, self._text)
 
     def _find(self, lowered: Sequence[str]) -> list[int] | None:
         text = self.text
