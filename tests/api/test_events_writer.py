@@ -82,10 +82,22 @@ def test_a_batch_counts_each_sites_hits_per_day(conn: sqlite3.Connection) -> Non
     ops += [hits.NewView(view("late", date_created=day + hits.DAY_MS + 1))]  # the next day
     ops += [hits.NewEvents([event("a0", "plan", "pro"), event("a0", "seats", "3")]), hits.Duration("a1", 9)]
     ops += [hits.DropCount(day, "example.com", "bot", 4)]
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
     assert hits.apply_batch(conn, ops) == [None] * len(ops)
+    conn.set_trace_callback(None)
+    # The batch's three (day, site) counts in one statement, not one SQLite step (and GIL hand-off) each.
+    assert sum("site_hits" in sql for sql in statements) == 1
     assert hits.apply_batch(conn, [hits.NewView(view("a9", date_created=day + 9))]) == [None]
     assert hits.site_hits_on(conn, day) == {"example.com": 5, "b.com": 2}
     assert hits.site_hits_on(conn, day + hits.DAY_MS) == {"example.com": 1}
+    many = hits.SITE_COUNTS_AT_ONCE + 5  # more sites than one statement takes: in chunks
+    assert hits.apply_batch(
+        conn, [hits.NewView(view(f"m{i}", f"s{i % many}.com", date_created=day)) for i in range(99)]
+    )
+    assert hits.site_hits_on(conn, day) == {"example.com": 5, "b.com": 2} | {
+        f"s{k}.com": len(range(k, 99, many)) for k in range(many)
+    }
 
 
 def test_unloads_in_chunks_match_one_update_per_unload(conn: sqlite3.Connection) -> None:

@@ -146,6 +146,25 @@ ADD_SITE_HITS: Final = (
 )
 DAY_MS: Final = 24 * 60 * 60 * 1000
 
+
+# A batch's (day, site) counts up to this many go in as one statement of exactly that many rows (a batch holds
+# the sites that had hits in its few ms: one for most installs, a handful for many); more, in CHUNK_SIZES. At
+# most this many statements of the kind stay prepared.
+SITE_COUNTS_AT_ONCE: Final = 16
+
+
+@functools.cache
+def _add_site_hits_sql(rows: int) -> str:
+    """ADD_SITE_HITS for `rows` (day, hostname, hits) rows by position, of distinct (day, hostname)s: a batch's
+    counts in one statement, as `executemany` stepped SQLite (and gave the GIL up and took it back: a thread
+    switch while the event loop runs) once per row."""
+    values = ", ".join(["(?, ?, ?)"] * rows)
+    return (
+        f"INSERT INTO site_hits (day, hostname, hits) VALUES {values}"
+        " ON CONFLICT (day, hostname) DO UPDATE SET hits = hits + excluded.hits"
+    )
+
+
 # Positions in those rows of what a hit is counted under: its site and its time.
 _VIEW_HOSTNAME, _VIEW_DATE = VIEW_COLUMNS.index("hostname"), VIEW_COLUMNS.index("date_created")
 _VIEW_DURATION: Final = VIEW_COLUMNS.index("duration_ms")
@@ -301,7 +320,11 @@ def _write_rows(conn: sqlite3.Connection, batch: _Batch, statements: _Statements
         for first in custom:
             key = (cast(int, first[_EVENT_DATE]) // DAY_MS * DAY_MS, first[_EVENT_GROUP])
             stored[key] = get(key, 0) + 1
-        conn.executemany(ADD_SITE_HITS, ({"day": d, "hostname": h, "hits": n} for (d, h), n in stored.items()))
+        counts = [(day, host, n) for (day, host), n in stored.items()]
+        if len(counts) <= SITE_COUNTS_AT_ONCE:
+            conn.execute(_add_site_hits_sql(len(counts)), list(itertools.chain.from_iterable(counts)))
+        else:
+            _run_chunked(conn, _add_site_hits_sql, counts)
 
 
 def _untimed_rows(ops: Iterable[NewView], values: Callable[[Row], Row]) -> list[Row]:
