@@ -92,8 +92,9 @@ def test_a_batch_counts_each_sites_hits_per_day(conn: sqlite3.Connection) -> Non
     assert hits.site_hits_on(conn, day) == {"example.com": 5, "b.com": 2}
     assert hits.site_hits_on(conn, day + hits.DAY_MS) == {"example.com": 1}
     many = hits.SITE_COUNTS_AT_ONCE + 5  # more sites than one statement takes: in chunks
-    assert hits.apply_batch(
-        conn, [hits.NewView(view(f"m{i}", f"s{i % many}.com", date_created=day)) for i in range(99)]
+    assert (
+        hits.apply_batch(conn, [hits.NewView(view(f"m{i}", f"s{i % many}.com", date_created=day)) for i in range(99)])
+        == [None] * 99
     )
     assert hits.site_hits_on(conn, day) == {"example.com": 5, "b.com": 2} | {
         f"s{k}.com": len(range(k, 99, many)) for k in range(many)
