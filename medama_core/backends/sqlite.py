@@ -39,26 +39,16 @@ QUIET_BEFORE_LONG_S: Final = 5.0
 # of the background work after an import of 1 M views / 200k paths cost 3.7 s of CPU instead of 5.75
 # (bench/settle.py --sql); a read finds a page in the WAL's index whatever its length.
 WAL_CHECKPOINT_PAGES: Final = 16_000
-# The same for the tracker's batches (SQLite's default). A checkpoint runs inside the COMMIT of the batch that
-# crossed the mark, and every hit queued meanwhile waits for it: at 16,000 pages that was 100-260 ms of the
-# writer's time every 2-3 s under load (copying the pages, and fdatasync of up to 64 MB of WAL and of the pages
-# copied), the benchmark's p99; at 1,000, 17-37 ms about every 0.2 s, for about as much CPU a row (the
-# tracker's batches rewrite the same last pages of each table and index; branch hot6w, docs/ingestion.md).
-# Set when the kind of writer call changes, so a unit of background work after hits still takes the larger
-# interval, and the first hit batch after it checkpoints what the unit wrote.
-HIT_CHECKPOINT_PAGES: Final = 1_000
 
 # The stats layer (store.stats, rollups, columns, scan, entries, retention and their helpers, ~50 ms of
 # start-up on a busy machine) is imported by the calls that use it, the first after the server listens: the
 # background work starts then, and a tracker hit or a login needs none of it (tests/test_lazy_imports.py).
 
 
-def open_database(
-    path: str, migrations: tuple[Migration, ...], marker: str, flag: str, wal_pages: int | None = None
-) -> Database:
+def open_database(path: str, migrations: tuple[Migration, ...], marker: str, flag: str) -> Database:
     """A Database, or a StartupError naming the file, its flag, the cause and the fix."""
     try:
-        return Database(path, migrations, marker=marker, wal_pages=wal_pages)
+        return Database(path, migrations, marker=marker)
     except UnusableFile as exc:
         raise StartupError(f"cannot use {os.path.abspath(path)} ({flag}): {exc}") from None
 
@@ -118,7 +108,8 @@ class SQLiteAnalytics:
     raw_unfiltered: frozenset[str] = frozenset()  # every unfiltered answer of a rolled-up hour is from rollups
 
     def __init__(self, path: str, flag: str = "-analyticsdb") -> None:
-        self.db = open_database(path, analytics.MIGRATIONS, analytics.MARKER_TABLE, flag, WAL_CHECKPOINT_PAGES)
+        self.db = open_database(path, analytics.MIGRATIONS, analytics.MARKER_TABLE, flag)
+        self.db.writer_conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         self.location = os.path.abspath(path)
 
     @property
@@ -132,7 +123,7 @@ class SQLiteAnalytics:
         return await self.db.read(hits.site_hits_on, day_ms)
 
     async def write_hits(self, ops: Sequence[Op]) -> Outcomes:
-        return await self.db.write(hits.apply_batch, ops, wal_pages=HIT_CHECKPOINT_PAGES)
+        return await self.db.write(hits.apply_batch, ops)
 
     async def summary(self, query: Query, previous: bool, interval: str | None) -> dict[str, Any]:
         from medama_core.store import imported_stats

@@ -403,34 +403,3 @@ def test_a_linger_gathers_writes_into_full_batches_and_close_or_its_timer_ends_i
 
     asyncio.run(main())
     assert recorder.sizes == [10, 3, 1]
-
-
-def _wal_pages(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
-
-
-def test_tracker_batches_checkpoint_sooner_than_the_analytics_other_writes(tmp_path: Path) -> None:
-    # A checkpoint runs in the COMMIT of the batch that crossed the mark and every hit queued behind it waits:
-    # the tracker's batches take SQLite's 1,000 pages, the background work and the rest keep the larger mark,
-    # each set on the writer's connection when the kind of call changes (read inside the call, as it runs).
-    from medama_core.backends.sqlite import HIT_CHECKPOINT_PAGES, WAL_CHECKPOINT_PAGES, SQLiteAnalytics
-
-    assert HIT_CHECKPOINT_PAGES < WAL_CHECKPOINT_PAGES
-    store = SQLiteAnalytics(str(tmp_path / "me_analytics.db"))
-
-    async def scenario() -> list[int]:
-        seen = [await store.db.write(_wal_pages)]
-        assert await store.write_hits([hits.NewView(view("a"))]) == [None]
-        seen.append(_wal_pages(store.db.writer_conn))  # the writer is idle now: as the batch left it
-        seen.append(await store.db.unit(_wal_pages))
-        assert await store.write_hits([hits.NewView(view("b"))]) == [None]
-        seen.append(_wal_pages(store.db.writer_conn))
-        seen.append(await store.db.write(_wal_pages))
-        return seen
-
-    try:
-        seen = asyncio.run(scenario())
-    finally:
-        store.close()
-    big, small = WAL_CHECKPOINT_PAGES, HIT_CHECKPOINT_PAGES
-    assert seen == [big, small, big, small, big]

@@ -248,10 +248,8 @@ class Database:
         *,
         readers: int = DEFAULT_READERS,
         marker: str | None = None,
-        wal_pages: int | None = None,
     ) -> None:
-        """Open and migrate `path` (see `open_file`, which may raise UnusableFile); `wal_pages`: the writer's
-        `wal_autocheckpoint` for the calls that name none (None: SQLite's)."""
+        """Open and migrate `path` (see `open_file`, which may raise UnusableFile)."""
         if path == ":memory:":
             raise ValueError("Database needs a file: reader threads cannot share an in-memory database")
         malloc.limit_arenas()  # before this file's threads start (the first Database: before any)
@@ -261,10 +259,6 @@ class Database:
         self.path = path
         self.writer_conn = open_file(path, migrations, marker)
         self.version = int(self.writer_conn.execute("PRAGMA user_version").fetchone()[0])
-        self.wal_pages = wal_pages
-        self._writer_wal_pages: int | None = None  # what the writer connection has now (writer thread only)
-        if wal_pages is not None:
-            self._writer_wal_pages = _set_wal_pages(self.writer_conn, wal_pages)
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -296,12 +290,10 @@ class Database:
             self.readers = readers
             old.shutdown(wait=False)
 
-    async def write(self, fn: Callable[..., T], /, *args: object, wal_pages: int | None = None) -> T:
-        """Run `fn(conn, *args)` on the writer thread; its commits checkpoint the WAL once it holds `wal_pages`
-        pages (None: the Database's `wal_pages`)."""
+    async def write(self, fn: Callable[..., T], /, *args: object) -> T:
+        """Run `fn(conn, *args)` on the writer thread."""
         loop = asyncio.get_running_loop()
-        pages = self.wal_pages if wal_pages is None else wal_pages
-        return await loop.run_in_executor(self._writer, self._call_writer, fn, args, pages)
+        return await loop.run_in_executor(self._writer, self._call_writer, fn, args)
 
     def _signal(self) -> None:
         """Wake whatever waits for the gate's counts to change (`_until`)."""
@@ -388,11 +380,9 @@ class Database:
             self._local.deadline[0] = math.inf
             _trim_after(started, conn)
 
-    def _call_writer(self, fn: Callable[..., T], args: tuple[object, ...], wal_pages: int | None = None) -> T:
+    def _call_writer(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
         if self._writer_cache_kib != self.cache_kib:
             self._writer_cache_kib = _set_cache_size(self.writer_conn, self.cache_kib)
-        if wal_pages is not None and wal_pages != self._writer_wal_pages:  # set when the kind of call changes
-            self._writer_wal_pages = _set_wal_pages(self.writer_conn, wal_pages)
         started = time.monotonic()
         try:
             return fn(self.writer_conn, *args)
@@ -427,12 +417,6 @@ def _trim_after(started: float, conn: sqlite3.Connection) -> None:
         except sqlite3.Error:  # closed, or busy in a way that makes freeing pointless: nothing lost
             pass
         malloc.trim()
-
-
-def _set_wal_pages(conn: sqlite3.Connection, pages: int) -> int:
-    """Run on the thread that owns `conn`: its commits checkpoint the WAL once it holds `pages` pages; returns it."""
-    conn.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
-    return pages
 
 
 def _set_cache_size(conn: sqlite3.Connection, cache_kib: int) -> int:
