@@ -403,3 +403,17 @@ def test_a_linger_gathers_writes_into_full_batches_and_close_or_its_timer_ends_i
 
     asyncio.run(main())
     assert recorder.sizes == [10, 3, 1]
+
+
+def test_a_batch_marks_its_hours_in_one_statement_per_table_it_inserted_into(conn: sqlite3.Connection) -> None:
+    # Each statement gives the GIL up and takes it back (a thread switch each way while the event loop runs):
+    # a table's new rows mark their hours in one statement. Which hours: tests/store/test_writer_dirty_hours.py.
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    assert hits.apply_batch(conn, [hits.NewView(view("a")), hits.NewView(view("b"))]) == [None, None]
+    assert sum("rollup_dirty" in sql for sql in statements) == 1
+    statements.clear()
+    assert hits.apply_batch(conn, [hits.NewView(view("c"), [event("c", "k", "v")])]) == [None]
+    assert sum("rollup_dirty" in sql for sql in statements) == 2
+    conn.set_trace_callback(None)
+    assert conn.execute("SELECT count(*) FROM rollup_dirty").fetchone() == (1,)
