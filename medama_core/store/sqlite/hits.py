@@ -69,7 +69,7 @@ TRACKED_VIEW_COLUMNS: Final = (*VIEW_COLUMNS, "referrer_path")
 # A multi-row INSERT that may stop part-way (a NOT NULL column given NULL: the default conflict resolution,
 # ABORT) makes SQLite keep a statement journal of every page it changes, to undo its own rows alone; past
 # 64 KiB (16 pages: a chunk of views touches more) that journal goes to a temporary file, created, written
-# and deleted: about one tracker batch in two did, ~40 writes of ~113 KB each (strace, branch hot6w). A batch
+# and deleted: about one tracker batch in two did, ~40 writes and ~113 KB a batch (strace, branch hot6w). A batch
 # needs none: any error rolls the whole transaction back and the ops are replayed one by one. So its
 # statements say OR FAIL (a failing row stops the statement with the same error and leaves the rows before it,
 # which the rollback takes), and the replay, where each op has a savepoint of its own, keeps the plain ones.
