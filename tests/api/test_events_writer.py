@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -80,10 +82,23 @@ def test_a_batch_counts_each_sites_hits_per_day(conn: sqlite3.Connection) -> Non
     ops += [hits.NewView(view("late", date_created=day + hits.DAY_MS + 1))]  # the next day
     ops += [hits.NewEvents([event("a0", "plan", "pro"), event("a0", "seats", "3")]), hits.Duration("a1", 9)]
     ops += [hits.DropCount(day, "example.com", "bot", 4)]
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
     assert hits.apply_batch(conn, ops) == [None] * len(ops)
+    conn.set_trace_callback(None)
+    # The batch's three (day, site) counts in one statement, not one SQLite step (and GIL hand-off) each.
+    assert sum("site_hits" in sql for sql in statements) == 1
     assert hits.apply_batch(conn, [hits.NewView(view("a9", date_created=day + 9))]) == [None]
     assert hits.site_hits_on(conn, day) == {"example.com": 5, "b.com": 2}
     assert hits.site_hits_on(conn, day + hits.DAY_MS) == {"example.com": 1}
+    many = hits.SITE_COUNTS_AT_ONCE + 5  # more sites than one statement takes: in chunks
+    assert (
+        hits.apply_batch(conn, [hits.NewView(view(f"m{i}", f"s{i % many}.com", date_created=day)) for i in range(99)])
+        == [None] * 99
+    )
+    assert hits.site_hits_on(conn, day) == {"example.com": 5, "b.com": 2} | {
+        f"s{k}.com": len(range(k, 99, many)) for k in range(many)
+    }
 
 
 def test_unloads_in_chunks_match_one_update_per_unload(conn: sqlite3.Connection) -> None:
@@ -200,6 +215,46 @@ def test_a_long_view_without_a_duration_fails_alone(conn: sqlite3.Connection) ->
     outcomes = hits.apply_batch(conn, ops)
     assert [type(o).__name__ if o else None for o in outcomes] == [None, "ProgrammingError", None]
     assert conn.execute("SELECT bid FROM views ORDER BY bid").fetchall() == [("ok1",), ("ok2",)]
+
+
+def _open_temporary_files() -> list[str]:
+    """The files SQLite made for itself that this process holds open (named etilqs_…, deleted once opened)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if "etilqs_" in target:
+                found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux's /proc")
+def test_a_batch_on_a_file_keeps_no_statement_journal_and_its_replay_still_rolls_a_bad_op_back(tmp_path: Path) -> None:
+    # A multi-row INSERT that may abort part-way keeps a statement journal, which past 64 KiB is a temporary
+    # file; a batch rolls back whole on any error, so its statements need none. Looked for just before the
+    # COMMIT (the file, once made, stays open until the transaction ends). Views of another batch's pages and
+    # new ones, with their events, as the tracker's loads and unloads come.
+    conn = db.open_file(str(tmp_path / "me_analytics.db"), analytics.MIGRATIONS)
+    first = [hits.NewView(view(f"{i:05d}a", f"s{i % 3}", date_created=i * 10)) for i in range(2000)]
+    assert hits.apply_batch(conn, first) == [None] * 2000
+    seen: list[list[str]] = []
+    conn.set_trace_callback(lambda sql: seen.append(_open_temporary_files()) if sql == "COMMIT" else None)
+    batch: list[hits.Op] = []  # each new view between two old ones in both indexes: many old pages change
+    for i in range(300):
+        bid = f"{i * 6:05d}b"
+        batch.append(hits.NewView(view(bid, f"s{i % 3}", date_created=i * 60 + 5), [event(bid, "k", "v")]))
+        batch.append(hits.Duration(f"{i * 6:05d}a", i))
+    assert hits.apply_batch(conn, batch) == [None] * 600
+    assert seen == [[]]
+    # The replay's statements still undo a failing op's rows alone (its view went in before its event failed).
+    seen.clear()
+    bad = hits.NewView(view("c1"), [event("c1", "k", "v"), (*event("c1", "k", "v")[:-1], None)])  # NOT NULL
+    outcomes = hits.apply_batch(conn, [hits.NewView(view("c0")), bad, hits.NewView(view("c2"))])
+    assert [type(o).__name__ if o else None for o in outcomes] == [None, "IntegrityError", None]
+    assert conn.execute("SELECT bid FROM views WHERE bid LIKE 'c%' ORDER BY bid").fetchall() == [("c0",), ("c2",)]
+    assert conn.execute("SELECT count(*) FROM events WHERE bid LIKE 'c%'").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM views WHERE duration_ms IS NOT NULL").fetchone() == (300,)
+    conn.close()
 
 
 # --- writer.Batcher ---
@@ -348,3 +403,17 @@ def test_a_linger_gathers_writes_into_full_batches_and_close_or_its_timer_ends_i
 
     asyncio.run(main())
     assert recorder.sizes == [10, 3, 1]
+
+
+def test_a_batch_marks_its_hours_in_one_statement_per_table_it_inserted_into(conn: sqlite3.Connection) -> None:
+    # Each statement gives the GIL up and takes it back (a thread switch each way while the event loop runs):
+    # a table's new rows mark their hours in one statement. Which hours: tests/store/test_writer_dirty_hours.py.
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    assert hits.apply_batch(conn, [hits.NewView(view("a")), hits.NewView(view("b"))]) == [None, None]
+    assert sum("rollup_dirty" in sql for sql in statements) == 1
+    statements.clear()
+    assert hits.apply_batch(conn, [hits.NewView(view("c"), [event("c", "k", "v")])]) == [None]
+    assert sum("rollup_dirty" in sql for sql in statements) == 2
+    conn.set_trace_callback(None)
+    assert conn.execute("SELECT count(*) FROM rollup_dirty").fetchone() == (1,)

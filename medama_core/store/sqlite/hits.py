@@ -66,12 +66,25 @@ INSERT_VIEW: Final = insert_sql("views")
 TRACKED_VIEW_COLUMNS: Final = (*VIEW_COLUMNS, "referrer_path")
 
 
+# A multi-row INSERT that may stop part-way (a NOT NULL column given NULL: the default conflict resolution,
+# ABORT) makes SQLite keep a statement journal of every page it changes, to undo its own rows alone; past
+# 64 KiB (16 pages: a chunk of views touches more) that journal goes to a temporary file, created, written
+# and deleted: about one tracker batch in two did, ~40 writes and ~113 KB a batch (strace, branch hot6w). A batch
+# needs none: any error rolls the whole transaction back and the ops are replayed one by one. So its
+# statements say OR FAIL (a failing row stops the statement with the same error and leaves the rows before it,
+# which the rollback takes), and the replay, where each op has a savepoint of its own, keeps the plain ones.
+# (OR FAIL would override the conflict clause of a trigger's statements too; these tables have no insert
+# trigger since analytics migration 17. The upsert on (bid, hostname) keeps its DO NOTHING.)
+WHOLE_BATCH: Final = "INSERT OR FAIL INTO"
+ONE_OP: Final = "INSERT INTO"
+
+
 @functools.cache
-def _insert_tracked_views_sql(rows: int, columns: tuple[str, ...] = TRACKED_VIEW_COLUMNS) -> str:
+def _insert_tracked_views_sql(rows: int, columns: tuple[str, ...] = TRACKED_VIEW_COLUMNS, verb: str = ONE_OP) -> str:
     """INSERT of `rows` tracker views, values by position in `columns` order (a repeated (bid, hostname) is
-    ignored, as by `insert_sql`)."""
+    ignored, as by `insert_sql`); `verb` WHOLE_BATCH or ONE_OP (above)."""
     values = ", ".join([f"({', '.join('?' * len(columns))})"] * rows)
-    return f"INSERT INTO views ({', '.join(columns)}) VALUES {values} ON CONFLICT (bid, hostname) DO NOTHING"
+    return f"{verb} views ({', '.join(columns)}) VALUES {values} ON CONFLICT (bid, hostname) DO NOTHING"
 
 
 # A tracker's new view has no duration yet. Python's sqlite3 runs every parameter that is not exactly an int,
@@ -95,11 +108,31 @@ _utm_values: Final = operator.itemgetter(*(VIEW_COLUMNS.index(column) for column
 _view_of: Final = operator.attrgetter("view")
 _UNTAGGED_KEPT: Final = tuple(i for i in _UNTIMED_KEPT if VIEW_COLUMNS[i] not in _UTM_COLUMNS)
 _untagged_values: Final = operator.itemgetter(*_UNTAGGED_KEPT)
-_insert_untagged_views_sql: Final = functools.partial(
-    _insert_tracked_views_sql,
-    columns=(*(VIEW_COLUMNS[i] for i in _UNTAGGED_KEPT), *_FLAG_COLUMNS, "referrer_path"),
-)
+_UNTAGGED_VIEW_COLUMNS: Final = (*(VIEW_COLUMNS[i] for i in _UNTAGGED_KEPT), *_FLAG_COLUMNS, "referrer_path")
+_insert_untagged_views_sql: Final = functools.partial(_insert_tracked_views_sql, columns=_UNTAGGED_VIEW_COLUMNS)
 _insert_events_sql: Final = functools.cache(functools.partial(insert_sql, "events"))
+
+
+@functools.cache
+def _insert_batch_events_sql(rows: int) -> str:
+    """`insert_sql("events", rows)` as a whole batch's statement (WHOLE_BATCH)."""
+    return WHOLE_BATCH + insert_sql("events", rows).removeprefix(ONE_OP)
+
+
+# The statements that insert a batch's views (full, untimed, untagged) and events, for the batch as a whole and
+# for one op of the replay.
+_BATCH_SQL: Final = (
+    functools.partial(_insert_tracked_views_sql, verb=WHOLE_BATCH),
+    functools.partial(_insert_tracked_views_sql, columns=_UNTIMED_VIEW_COLUMNS, verb=WHOLE_BATCH),
+    functools.partial(_insert_tracked_views_sql, columns=_UNTAGGED_VIEW_COLUMNS, verb=WHOLE_BATCH),
+    _insert_batch_events_sql,
+)
+_ONE_OP_SQL: Final = (
+    _insert_tracked_views_sql,
+    _insert_untimed_views_sql,
+    _insert_untagged_views_sql,
+    _insert_events_sql,
+)
 INSERT_TRACKED_VIEW: Final = _insert_tracked_views_sql(1)
 INSERT_EVENT: Final = insert_sql("events")
 ADD_DROPS: Final = (
@@ -112,6 +145,25 @@ ADD_SITE_HITS: Final = (
     " ON CONFLICT (day, hostname) DO UPDATE SET hits = hits + excluded.hits"
 )
 DAY_MS: Final = 24 * 60 * 60 * 1000
+
+
+# A batch's (day, site) counts up to this many go in as one statement of exactly that many rows (a batch holds
+# the sites that had hits in its few ms: one for most installs, a handful for many); more, in CHUNK_SIZES. At
+# most this many statements of the kind stay prepared.
+SITE_COUNTS_AT_ONCE: Final = 16
+
+
+@functools.cache
+def _add_site_hits_sql(rows: int) -> str:
+    """ADD_SITE_HITS for `rows` (day, hostname, hits) rows by position, of distinct (day, hostname)s: a batch's
+    counts in one statement, as `executemany` stepped SQLite (and gave the GIL up and took it back: a thread
+    switch while the event loop runs) once per row."""
+    values = ", ".join(["(?, ?, ?)"] * rows)
+    return (
+        f"INSERT INTO site_hits (day, hostname, hits) VALUES {values}"
+        " ON CONFLICT (day, hostname) DO UPDATE SET hits = hits + excluded.hits"
+    )
+
 
 # Positions in those rows of what a hit is counted under: its site and its time.
 _VIEW_HOSTNAME, _VIEW_DATE = VIEW_COLUMNS.index("hostname"), VIEW_COLUMNS.index("date_created")
@@ -182,7 +234,7 @@ def apply_batch(conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Exception |
         with Transaction(conn):
             batch = _Batch(ops)
             since = marking.starts(conn) if batch.views or batch.events else None
-            _write_rows(conn, batch)
+            _write_rows(conn, batch, _BATCH_SQL)
             if since is not None:
                 marking.mark_since(conn, since, views=bool(batch.views), events=bool(batch.events))
         return [None] * len(ops)
@@ -203,6 +255,9 @@ def apply_batch(conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Exception |
             conn.execute("RELEASE op")
         marking.mark_since(conn, since)
     return errors
+
+
+_Statements = tuple[Callable[[int], str], Callable[[int], str], Callable[[int], str], Callable[[int], str]]
 
 
 class _Batch:
@@ -232,18 +287,21 @@ class _Batch:
                 self.drops[(op.day, op.hostname, op.reason)] += op.count
 
 
-def _write_rows(conn: sqlite3.Connection, batch: _Batch) -> None:
+def _write_rows(conn: sqlite3.Connection, batch: _Batch, statements: _Statements = _ONE_OP_SQL) -> None:
+    """Write `batch`'s rows with `statements` (_BATCH_SQL inside a transaction rolled back whole on any error,
+    else _ONE_OP_SQL)."""
     views, events, custom, durations, drops = batch.views, batch.events, batch.custom, batch.durations, batch.drops
+    tracked_sql, untimed_sql, untagged_sql, events_sql = statements
     if views:
         if all(op.view[_VIEW_DURATION] is None for op in views):
             if any(itertools.chain.from_iterable(map(_utm_values, map(_view_of, views)))):
-                _run_chunked(conn, _insert_untimed_views_sql, _untimed_rows(views, _untimed_values))
+                _run_chunked(conn, untimed_sql, _untimed_rows(views, _untimed_values))
             else:
-                _run_chunked(conn, _insert_untagged_views_sql, _untimed_rows(views, _untagged_values))
+                _run_chunked(conn, untagged_sql, _untimed_rows(views, _untagged_values))
         else:
-            _run_chunked(conn, _insert_tracked_views_sql, [(*op.view, op.referrer_path) for op in views])
+            _run_chunked(conn, tracked_sql, [(*op.view, op.referrer_path) for op in views])
     if events:
-        _run_chunked(conn, _insert_events_sql, events)
+        _run_chunked(conn, events_sql, events)
     if durations:
         _run_chunked(conn, _update_durations_sql, list(durations.items()))
     if drops:
@@ -262,7 +320,11 @@ def _write_rows(conn: sqlite3.Connection, batch: _Batch) -> None:
         for first in custom:
             key = (cast(int, first[_EVENT_DATE]) // DAY_MS * DAY_MS, first[_EVENT_GROUP])
             stored[key] = get(key, 0) + 1
-        conn.executemany(ADD_SITE_HITS, ({"day": d, "hostname": h, "hits": n} for (d, h), n in stored.items()))
+        counts = [(day, host, n) for (day, host), n in stored.items()]
+        if len(counts) <= SITE_COUNTS_AT_ONCE:
+            conn.execute(_add_site_hits_sql(len(counts)), list(itertools.chain.from_iterable(counts)))
+        else:
+            _run_chunked(conn, _add_site_hits_sql, counts)
 
 
 def _untimed_rows(ops: Iterable[NewView], values: Callable[[Row], Row]) -> list[Row]:
