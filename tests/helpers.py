@@ -137,6 +137,12 @@ class LiveServer:
         assert not self._thread.is_alive(), "server did not stop"
 
 
+# The ClickHouse linger of the servers tests start (-clickhouselinger): tests send hits one after another
+# and wait for each answer, so each waits up to this on pgch; the product's 1 s would make those runs
+# longer than they were at the old fixed 0.2 s. tests/clickhouse/test_batching.py checks the default.
+TEST_CLICKHOUSE_LINGER_MS = 50
+
+
 # Where `live_server` puts the app's data when a test names no -appdb/-analyticsdb: None for SQLite files
 # under tmp_path, or a function giving fresh (app URL, analytics URL), set by conftest's `engine` fixture
 # while a test runs on PostgreSQL + ClickHouse.
@@ -175,6 +181,7 @@ def live_server(tmp_path: Path, **overrides: Any) -> Iterator[LiveServer]:
         analyticsdb=analyticsdb,
         ratelimit=0,
         level="debug",
+        clickhouselinger=TEST_CLICKHOUSE_LINGER_MS,
     )
     config = dataclasses.replace(base, **overrides)
     stream = io.StringIO()

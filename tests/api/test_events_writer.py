@@ -14,7 +14,6 @@ import pytest
 from medama_core.store.sqlite import analytics, db, hits
 from medama_core.writer import Batcher, Closed, Overloaded
 
-
 NO_HANG_S = 30.0  # a write the batcher should send at once; only a hang (the bug) takes this long
 
 

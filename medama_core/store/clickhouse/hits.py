@@ -62,6 +62,7 @@ __all__ = [
     "event_view_rows",
     "fetch_views",
     "new_views",
+    "op_rows",
     "store_events",
     "store_views",
 ]
@@ -119,6 +120,16 @@ def apply_batch(client: Client, ops: Sequence[Op]) -> list[Exception | None]:
             if errors[i] is None and _LAST_STEP[type(op)] >= done:
                 errors[i] = exc
     return errors
+
+
+def op_rows(op: Op) -> int:
+    """The rows `op` writes that copy a view's text (its view, its events): what its batch's memory grows by
+    (backends/clickhouse.py, WRITE_BATCH_ROWS)."""
+    if type(op) is NewView:
+        return 1 + len(op.events)
+    if type(op) is NewEvents:
+        return max(1, len(op.events))
+    return 1
 
 
 # The INSERTs of a batch, in this order, one statement each (those with no rows are not sent): every row
