@@ -37,7 +37,7 @@ _IMPORTED: Final = ch_imported.ENGINE  # the stats answers with imported daily t
 
 
 # A node's batches of hits on ClickHouse are larger than SQLite's (writer.MAX_BATCH_OPS): each batch is up
-# to seven INSERTs (store/clickhouse/hits.py), and the one into `views` writes nine tables through their
+# to seven INSERTs (store/clickhouse/hits.py), and the one into `views` writes eight more tables through their
 # materialized views, a part per table and month that merges rewrite, so a batch costs the server ~31 ms of
 # CPU plus ~10 us per view (docs/scale.md, "Measured"): SQLite's CPU per hit needs thousands per batch.
 # The bound is memory: a batch's ops and the rows and INSERT bodies made of them stay in the node until it
