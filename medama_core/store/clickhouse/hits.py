@@ -79,9 +79,10 @@ _BID, _HOST, _DURATION = VIEW_COLUMNS.index("bid"), VIEW_COLUMNS.index("hostname
 _DATE: Final = VIEW_COLUMNS.index("date_created")
 _UNIQUE_USER, _UNIQUE_PAGE = VIEW_COLUMNS.index("is_unique_user"), VIEW_COLUMNS.index("is_unique_page")
 _NO_DIMENSIONS: Final = ("",) * len(DIMENSION_COLUMNS)
-# Beacon ids looked up in one statement (sql.id_set): a batch of hits in one lookup, a bulk import's
-# chunk in a few. 10,000 ids of ~10 bytes are ~210 KB hex-encoded, under the max_query_size (256 KiB)
-# of a server that takes the value inside the statement (18.16).
+# Beacon ids looked up in one statement (sql.id_set): a batch of SQLite's size in one lookup, a full
+# ClickHouse batch of hits (backends/clickhouse.py, WRITE_BATCH_ROWS) in up to nine (1,000 ids of 64 characters
+# are 128 KB hex-encoded), a bulk import's chunk in a few: 10,000 ids of ~10 bytes are ~210 KB hex-encoded, under
+# the max_query_size (256 KiB) of a server that takes the value inside the statement (18.16).
 LOOKUP_IDS: Final = 1000
 BULK_LOOKUP_IDS: Final = 10_000
 
