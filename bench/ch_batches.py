@@ -22,7 +22,11 @@ the logs) is printed apart. With --views, then, each materialized view on
 batches before each drop give the INSERT's cost with the views still there:
 each view's share is the difference from the line before.
 
+With --props N each new view carries N custom properties (`events`,
+`prop_views`, `views_by_prop` and the views on it are written too).
+
 Usage: python bench/ch_batches.py [--batch 128] [--batches 40] [--data /dev/shm] [--statements] [--views]
+       [--props N]
 """
 
 from __future__ import annotations
@@ -51,9 +55,14 @@ PATHS = 50
 WARMUP_BATCHES = 3  # a new server's first INSERTs cost it more (bench/ingest.py's warm-up)
 
 
+PROPS = [0]  # custom properties per new view (--props)
+
+
 def view(k: int) -> NewView:
-    row = (f"b{k:010d}", "example.com", f"/p{k % PATHS}", 1, 1, "", "", "DE", "en", "en-US", "Firefox", "Linux")
-    return NewView((*row, "desktop", "", "", "", None, START_MS + k * STEP_MS))
+    bid, at = f"b{k:010d}", START_MS + k * STEP_MS
+    row = (bid, "example.com", f"/p{k % PATHS}", 1, 1, "", "", "DE", "en", "en-US", "Firefox", "Linux")
+    events = [(bid, f"e{k}", "example.com", f"prop{p}", f"v{k % (3 + p)}", at) for p in range(PROPS[0])]
+    return NewView((*row, "desktop", "", "", "", None, at), events)
 
 
 def batches(kind: str, first: int, size: int, count: int) -> list[list[Op]]:
@@ -167,7 +176,9 @@ def main() -> int:
     parser.add_argument("--data", default=tempfile.gettempdir(), help="the filesystem for the server's data")
     parser.add_argument("--statements", action="store_true", help="each statement kind's share (system.query_log)")
     parser.add_argument("--views", action="store_true", help="each materialized view's share of the INSERT")
+    parser.add_argument("--props", type=int, default=0, help="custom properties per new view")
     args = parser.parse_args()
+    PROPS[0] = args.props
     if args.statements or args.views:
         client_module._SETTINGS["log_queries"] = "1"
     data = tempfile.mkdtemp(prefix="medama-ch-batches-", dir=args.data)
@@ -178,7 +189,11 @@ def main() -> int:
             schema.migrate(client, int(time.time() * 1000))
             for warmup in batches("load", 10**9, args.batch, WARMUP_BATCHES):
                 hits.apply_batch(client, warmup)
-            print(f"clickhouse-server {server.version}, data in {args.data}, batches of {args.batch}", flush=True)
+            print(
+                f"clickhouse-server {server.version}, data in {args.data}, batches of {args.batch},"
+                f" {args.props} properties per new view",
+                flush=True,
+            )
             for n, kind in enumerate(("load", "pairs")):
                 todo = batches(kind, n * 10**8, args.batch, args.batches)
                 ops = sum(len(batch) for batch in todo)

@@ -33,7 +33,14 @@ the rows stored, the server's CPU time per request (which, unlike
 requests/s, hardly moves when other processes share the machine) and the
 1-minute load average. No thresholds are asserted: the numbers are for reading.
 
-Usage: python bench/ingest.py [--duration 10] [--connections 128] [--threads 1] [--clickhouse]
+With `--behind-proxy` the server trusts loopback as a proxy
+(`-trustedproxies loopback`), so wrk's connections, all from one address,
+are not capped at an eighth of `-maxconnections` (above 512 the rest would
+be cheap 503s). A line per scenario gives the CPU per stored view (load:
+per hit; pairs: per load and its unload), the figure to compare when some
+requests are refused.
+
+Usage: python bench/ingest.py [--duration 10] [--connections 128] [--threads 1] [--clickhouse] [--behind-proxy]
 Needs `wrk` (apt-get install wrk).
 """
 
@@ -396,6 +403,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (the server has the other core)")
     parser.add_argument("--modes", default="ping,load,pairs", help="also: bot, unknown, bad")
     parser.add_argument("--ratelimit", type=int, default=0, help="the server's -ratelimit (0: none)")
+    parser.add_argument(
+        "--behind-proxy",
+        action="store_true",
+        help="-trustedproxies loopback: wrk's connections as a proxy's, not capped at an eighth of -maxconnections "
+        "(above 512 connections the rest would be 503s)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="the server's -workers (processes)")
     parser.add_argument("--profile", help="sample the server with py-spy; collapsed stacks go to PROFILE.<mode>.txt")
     parser.add_argument(
@@ -443,6 +456,8 @@ def main() -> int:
         # With workers the children's "worker stopped" lines (info) say how many hits each stored.
         level = "info" if args.workers > 1 else "warn"
         cmd += ["-level", level, "-ratelimit", str(args.ratelimit), "-workers", str(args.workers)]
+        if args.behind_proxy:
+            cmd += ["-trustedproxies", "loopback"]
         cmd += ["-appdb", str(workdir / "me_meta.db"), "-analyticsdb", analytics]
         log = (workdir / "server.log").open("wb")
         server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, cwd=workdir)
@@ -494,9 +509,11 @@ def main() -> int:
             server.terminate()
             server.wait(30)
             log.close()
-        children_stored = [
-            line for line in (workdir / "server.log").read_text().splitlines() if '"worker stopped"' in line
-        ]
+        server_lines = (workdir / "server.log").read_text().splitlines()
+        children_stored = [line for line in server_lines if '"worker stopped"' in line]
+        warnings = [line for line in server_lines if '"level":"warn"' in line or '"level":"error"' in line]
+        if warnings:
+            print(f"the server logged {len(warnings)} warnings and errors; the first: {warnings[0][:400]}")
         stored_total = count_rows(workdir, ch)[0]
     for line in children_stored:
         print(f"over the whole run ({stored_total} views stored in all): {line}")
@@ -530,6 +547,10 @@ def main() -> int:
         if args.workers > 1:
             parent_us = r["parent_cpu_s"] / max(r["requests"], 1) * 1e6
             print(f"{'':8} of which the parent process (its own requests and the one writer): {parent_us:.1f} us/req")
+        if mode != "ping" and r["views"]:
+            per_stored = 1e6 / r["views"]
+            ch_stored = f", ClickHouse {r['ch_cpu_s'] * per_stored:.1f}" if "ch_cpu_s" in r else ""
+            print(f"{'':8} CPU per stored view: server {r['cpu_s'] * per_stored:.1f}{ch_stored} us")
         if mode == "pairs":
             print(
                 f"{'':8} unloads applied to stored views: {r['durations']:.0f} of {r['views']:.0f} "

@@ -60,12 +60,13 @@ from medama_core.store.protocol import (
     AnalyticsStore,
     InvalidValue,
     MetaStore,
+    Op,
     QueryTimeout,
     Unavailable,
     Unsupported,
     is_disk_full,
 )
-from medama_core.writer import Batcher
+from medama_core.writer import MAX_BATCH_OPS, Batcher
 
 if TYPE_CHECKING:
     import ssl
@@ -506,6 +507,18 @@ def open_stores(config: Config) -> tuple[MetaStore, AnalyticsStore]:
     return meta_store, analytics_store
 
 
+def hits_batcher(analytics_store: AnalyticsStore, config: Config, log: Logger) -> Batcher[Op]:
+    """The group commit of the tracker's hits into `analytics_store`, with its batch size and linger."""
+    return Batcher(
+        analytics_store.write_hits,
+        name=analytics_store.location,
+        log=log,
+        max_ops=analytics_store.write_batch_ops or MAX_BATCH_OPS,
+        linger_s=config.clickhouselinger / 1000 if analytics_store.write_lingers else 0.0,
+        weigh=analytics_store.write_weight,
+    )
+
+
 def open_context(config: Config, log: Logger, *, primary: bool = True) -> Context:
     """Open both stores (running migrations), create the default admin, load runtime state; `primary`: start
     the background jobs and give the start-up warnings (not in a -workers child: its parent does)."""
@@ -525,9 +538,7 @@ def open_context(config: Config, log: Logger, *, primary: bool = True) -> Contex
     ctx.site_settings = state.site_settings
     today_ms = int(time.time() * 1000) // events.DAY_MS * events.DAY_MS
     ctx.quota.seed(today_ms // events.DAY_MS, analytics_store.site_hits_on(today_ms))
-    ctx.hits = Batcher(
-        analytics_store.write_hits, name=analytics_store.location, log=log, linger_s=analytics_store.write_linger_s
-    )
+    ctx.hits = hits_batcher(analytics_store, config, log)
     ctx.on_shutdown.append(functools.partial(events.stop, ctx))  # SIGTERM commits the hits still queued
     limit = workers.per_process_limit(config.ratelimit, config.workers)
     ctx.ratelimiter = RateLimiter(limit) if limit else None

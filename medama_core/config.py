@@ -113,6 +113,13 @@ def _networks(text: str) -> tuple[str, ...]:
     return items
 
 
+# On ClickHouse a node writes a batch of hits short of full at most once per this many ms: each batch's
+# INSERTs cost the server ~30 ms of CPU whatever their size (docs/scale.md, "Durability"), and ClickHouse
+# advises about one INSERT per table per second. A hit after a quiet spell is written at once; under load
+# a hit's 204 waits up to this (a tracker's beacon does not wait for it).
+DEFAULT_CLICKHOUSE_LINGER_MS: Final = 1000
+
+
 @dataclass(frozen=True)
 class Option:
     name: str
@@ -180,6 +187,14 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("maxconnections", "MAX_CONNECTIONS", 4096, _positive, "open connections accepted at once; more get 503"),
     Option(
+        "clickhouselinger",
+        "CLICKHOUSE_LINGER",
+        DEFAULT_CLICKHOUSE_LINGER_MS,
+        _non_negative,
+        "with a clickhouse:// -analyticsdb: ms a batch of hits short of full waits after the previous batch "
+        "before it is written (each costs the server ~30 ms of CPU); a hit's answer may wait this long",
+    ),
+    Option(
         "securecookie",
         "SECURE_COOKIE",
         True,
@@ -226,6 +241,7 @@ class Config:
     trustedproxies: tuple[str, ...] = ()
     ratelimit: int = 150
     maxconnections: int = 4096
+    clickhouselinger: int = DEFAULT_CLICKHOUSE_LINGER_MS
     securecookie: bool = True
     publicurl: str = ""
     demo: bool = False

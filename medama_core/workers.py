@@ -62,7 +62,9 @@ STABLE_S: Final = 10.0  # a child that served this long is healthy again: the ne
 # past this it is killed (anything it acknowledged is committed already).
 STOP_GRACE_S: Final = SHUTDOWN_GRACE_S + 5.0
 # Largest message on a pipe: a batch of MAX_BATCH_OPS ops, each at most a 64 KiB beacon's rows
-# (app.EVENT_BODY_LIMIT), pickled. Anything bigger is a broken pipe, not a batch.
+# (app.EVENT_BODY_LIMIT), pickled. Anything bigger is a broken pipe, not a batch. Only SQLite's hits cross
+# the pipe (`forwards_hits`), in batches of writer.MAX_BATCH_OPS; on ClickHouse each process writes its own
+# larger batches (backends/clickhouse.py, WRITE_BATCH_ROWS) and sends none.
 MAX_MESSAGE_BYTES: Final = 128 * 1024 * 1024
 MAINTAIN_NUDGE_S: Final = 1.0  # a child asks the parent for the rollup refresh at most this often
 ENV_SPEC: Final = "MEDAMA_WORKER"  # the environment variable a child finds its place in (`child_main`)

@@ -7,9 +7,12 @@ then resolves each op's future with its own outcome. While a batch commits, new 
 with the load by themselves: one op per transaction when idle, up to
 `max_ops` under pressure, and no timer ever delays a lone write. A store
 whose every write has a high fixed cost (ClickHouse: each INSERT makes parts
-that merges rewrite) sets a linger instead: a batch shorter than `max_ops`
-waits up to `linger_s` for more ops before it is written, so writes stay few
-at any load. A future
+that merges rewrite) sets a linger instead: a batch shorter than `max_ops` is
+written no sooner than `linger_s` after the previous batch was taken, so at
+most 1 / `linger_s` batches a second go out short at any load, and a lone write
+after a quiet spell goes at once. `weigh` counts an op as more than one
+towards `max_ops` (a store whose memory per batch grows with the rows an op
+holds). A future
 resolves only after COMMIT returned, so a write that was acknowledged is in
 the WAL file and survives the process being killed (spec issue: "no
 acknowledged hit may be lost by kill -9").
@@ -18,6 +21,7 @@ acknowledged hit may be lost by kill -9").
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,6 +43,7 @@ __all__ = [
 Op = TypeVar("Op")
 BatchFn = Callable[[Sequence[Op]], Awaitable[Sequence[Exception | None]]]  # one outcome per op
 Done = Callable[[Exception | None], None]  # told an op's outcome (`Batcher.write_then`)
+Weigh = Callable[[Op], int]  # how much of a batch's `max_ops` an op takes (at least 1)
 
 # One transaction of 1,000 hits takes 2-4 ms on a small VM, which bounds the wait of a
 # hit queued behind a full batch; larger batches measured no faster.
@@ -76,9 +81,13 @@ class Batcher(Generic[Op]):
         max_pending: int = MAX_PENDING_OPS,
         log: Logger | None = None,
         linger_s: float = 0.0,
+        weigh: Weigh[Op] | None = None,
     ) -> None:
         self.name = name
         self.linger_s = linger_s
+        self.weigh = weigh  # None: every op weighs 1
+        self._weight = 0  # of the queued ops
+        self._last_taken = -math.inf  # the loop's time the last batch was taken (lingering waits from it)
         self.log = log
         self.full_refused = 0  # ops refused since the disk filled up (0: it is not full)
         self._full_logged = -DISK_FULL_LOG_INTERVAL_S  # monotonic time of the last disk-full line
@@ -117,7 +126,9 @@ class Batcher(Generic[Op]):
         if len(queue) >= self.max_pending:
             raise Overloaded(f"more than {self.max_pending} writes are waiting")
         queue.append((op, done))
-        if self._filled is not None and len(queue) >= self.max_ops and not self._filled.done():
+        weigh = self.weigh
+        self._weight += 1 if weigh is None else weigh(op)
+        if self._filled is not None and self._weight >= self.max_ops and not self._filled.done():
             self._filled.set_result(None)
         if self._drain is None:
             self._drain = asyncio.get_running_loop().create_task(self._run())
@@ -132,19 +143,23 @@ class Batcher(Generic[Op]):
         if len(self._queue) >= self.max_pending:
             raise Overloaded(f"more than {self.max_pending} writes are waiting")
         self._queue.append((op, future))
-        if self._filled is not None and len(self._queue) >= self.max_ops and not self._filled.done():
+        self._weight += 1 if self.weigh is None else self.weigh(op)
+        if self._filled is not None and self._weight >= self.max_ops and not self._filled.done():
             self._filled.set_result(None)
         if self._drain is None:
             self._drain = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         queue = self._queue
+        loop = asyncio.get_running_loop()
         try:
             while queue:
-                if self.linger_s > 0 and len(queue) < self.max_ops and not self.closed:
-                    await self._linger()
-                take = min(len(queue), self.max_ops)
-                batch = [queue.popleft() for _ in range(take)]
+                if self.linger_s > 0 and self._weight < self.max_ops and not self.closed:
+                    wait = self._last_taken + self.linger_s - loop.time()
+                    if wait > 0:
+                        await self._linger(wait)
+                self._last_taken = loop.time()
+                batch = self._take()
                 ops = [op for op, _ in batch]
                 try:
                     outcomes: Sequence[Exception | None] = await self.apply(ops)
@@ -172,11 +187,29 @@ class Batcher(Generic[Op]):
         finally:
             self._drain = None
 
-    async def _linger(self) -> None:
-        """Wait until the queue holds a full batch, `linger_s` passed, or `close` was called."""
+    def _take(self) -> list[tuple[Op, asyncio.Future[None] | Done | None]]:
+        """The next batch off the queue: ops up to `max_ops` (weighed), at least one."""
+        queue = self._queue
+        if self.weigh is None:
+            batch = [queue.popleft() for _ in range(min(len(queue), self.max_ops))]
+            self._weight -= len(batch)
+            return batch
+        batch = []
+        weight = 0
+        while queue:
+            w = self.weigh(queue[0][0])
+            if batch and weight + w > self.max_ops:
+                break
+            batch.append(queue.popleft())
+            weight += w
+        self._weight -= weight
+        return batch
+
+    async def _linger(self, wait: float) -> None:
+        """Wait until the queue holds a full batch, `wait` seconds passed, or `close` was called."""
         loop = asyncio.get_running_loop()
         self._filled = filled = loop.create_future()
-        timer = loop.call_later(self.linger_s, _wake, filled)
+        timer = loop.call_later(wait, _wake, filled)
         try:
             await filled
         finally:

@@ -137,6 +137,14 @@ class LiveServer:
         assert not self._thread.is_alive(), "server did not stop"
 
 
+# The ClickHouse linger of the servers tests start (-clickhouselinger): the fixed 0.2 s they ran with before it
+# was a setting. Tests send hits one after another and wait for each answer, so on pgch each waits up to this
+# (the product's 1 s would make those runs five times longer); a shorter one makes the tests with many
+# connections slower on the shared machine (more INSERTs a second for one clickhouse-server: the kill -9 drill
+# of tests/test_nodes.py took 55 s at 50 ms against 35 at 200). tests/clickhouse/test_batching.py checks the default.
+TEST_CLICKHOUSE_LINGER_MS = 200
+
+
 # Where `live_server` puts the app's data when a test names no -appdb/-analyticsdb: None for SQLite files
 # under tmp_path, or a function giving fresh (app URL, analytics URL), set by conftest's `engine` fixture
 # while a test runs on PostgreSQL + ClickHouse.
@@ -175,6 +183,7 @@ def live_server(tmp_path: Path, **overrides: Any) -> Iterator[LiveServer]:
         analyticsdb=analyticsdb,
         ratelimit=0,
         level="debug",
+        clickhouselinger=TEST_CLICKHOUSE_LINGER_MS,
     )
     config = dataclasses.replace(base, **overrides)
     stream = io.StringIO()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.engines import Stack, free_port, running_stack
-from tests.helpers import Client
+from tests.helpers import TEST_CLICKHOUSE_LINGER_MS, Client
 
 ROOT = Path(__file__).resolve().parent.parent
 START_S = 30.0  # a node starts in about a second; a loaded 2-core CI machine gets room
@@ -45,6 +45,7 @@ def node_process(cwd: Path, app: str, analytics: str) -> Iterator[tuple[int, sub
     port = free_port()
     cmd = [sys.executable, str(ROOT / "medama.py"), "start", "-host", "127.0.0.1", "-port", str(port)]
     cmd += ["-appdb", app, "-analyticsdb", analytics, "-ratelimit", "0"]
+    cmd += ["-clickhouselinger", str(TEST_CLICKHOUSE_LINGER_MS)]
     log = open(cwd / f"node-{port}.log", "w")  # noqa: SIM115  (closed below, after the process)
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from medama_core.config import MAX_WORKERS, ConfigError, option, parse_args
 from tests.api.test_events import BROWSER, SITE, prepare
 from tests.engines import Stack, running_stack
-from tests.helpers import Client
+from tests.helpers import TEST_CLICKHOUSE_LINGER_MS, Client
 from tests.test_crash import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +87,7 @@ def workers(
     app, analytics = databases or (str(tmp_path / "me_meta.db"), str(tmp_path / "me_analytics.db"))
     cmd = [sys.executable, str(ROOT / "medama.py"), "start", "-host", "127.0.0.1", "-port", str(port)]
     cmd += ["-workers", str(count), "-ratelimit", str(ratelimit), "-appdb", app, "-analyticsdb", analytics]
+    cmd += ["-clickhouselinger", str(TEST_CLICKHOUSE_LINGER_MS)]
     if tls is not None:
         cmd += ["-tlscert", str(tls[0]), "-tlskey", str(tls[1]), "-httpsport", str(port), "-httpport", "0"]
     log = tmp_path / "server.log"

@@ -36,21 +36,29 @@ DEFAULT_READERS: Final = 2  # concurrent stats queries per node; the server does
 _IMPORTED: Final = ch_imported.ENGINE  # the stats answers with imported daily totals added (store/imported_stats.py)
 
 
-# How long a batch of hits shorter than writer.MAX_BATCH_OPS waits for more before it is written. Each
-# batch is up to five INSERTs (store/clickhouse/hits.py), and the one into `views` writes seven tables
-# through their materialized views: every INSERT makes a part per table and month that merges rewrite,
-# and ClickHouse advises about one INSERT per table per second. Without a wait a site at 10 hits/s
-# makes ~10 batches a second; with it, at most 1 / WRITE_LINGER_S at any load. A hit's answer waits for
-# its batch to be written (acknowledged hits are on ClickHouse's disk), so this is added to the
-# latency of a hit at low load; a tracker's beacon does not wait for its answer.
-WRITE_LINGER_S: Final = 0.2
+# A node's batches of hits on ClickHouse are larger than SQLite's (writer.MAX_BATCH_OPS): each batch is up
+# to seven INSERTs (store/clickhouse/hits.py), and the one into `views` writes eight more tables through their
+# materialized views, a part per table and month that merges rewrite, so a batch costs the server ~31 ms of
+# CPU plus ~10 us per view (docs/scale.md, "Measured"): SQLite's CPU per hit needs thousands per batch.
+# The bound is memory: a batch's ops and the rows and INSERT bodies made of them stay in the node until it
+# is written, at most WRITE_BATCH_BYTES, a quarter of a 256 MB VM (the node itself and its queue, MAX_PENDING_OPS,
+# take the rest). A row (a view, or a custom property, which copies its view's dimensions) takes at most
+# WORST_ROW_BYTES of it: measured with every text at its cap (ingest/hit.py), a view 7.5 KiB (2.9 queued,
+# 4.6 while encoded), a view with ten properties 6.8 KiB per row; a typical view ~1 KiB. So a batch holds
+# at most WRITE_BATCH_ROWS rows, an op weighing the rows it writes (`hits.op_rows`).
+WRITE_BATCH_BYTES: Final = 64 * 1024 * 1024
+WORST_ROW_BYTES: Final = 8 * 1024
+WRITE_BATCH_ROWS: Final = WRITE_BATCH_BYTES // WORST_ROW_BYTES  # 8,192
 
 
 class ClickHouseAnalytics:
     """AnalyticsStore on a ClickHouse database."""
 
     engine = "clickhouse"
-    write_linger_s = WRITE_LINGER_S
+    # A short batch waits -clickhouselinger after the previous one (config.DEFAULT_CLICKHOUSE_LINGER_MS):
+    # ClickHouse advises about one INSERT per table per second.
+    write_lingers = True
+    write_batch_ops: int | None = WRITE_BATCH_ROWS
     # Full list rows read `views` over the whole period, and /time's quartiles too (store/clickhouse/stats.py),
     # and entry and exit pages (store/clickhouse/entries.py): after retention they miss the deleted days, and
     # say so (api/retention.py).
@@ -72,6 +80,7 @@ class ClickHouseAnalytics:
         except ClickHouseError as exc:
             client.close()
             raise ConfigError(f"{flag}: {exc}") from None
+        self.write_weight: Callable[[Op], int] | None = ch_hits.op_rows
         self.readers = DEFAULT_READERS
         self._readers = ThreadPoolExecutor(max_workers=self.readers, thread_name_prefix="read-clickhouse")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-clickhouse")

@@ -7,7 +7,7 @@ import functools
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from medama_core.backends.meta import MetaAdapter
@@ -104,7 +104,9 @@ class SQLiteAnalytics:
     """AnalyticsStore on me_analytics.db: the stats read in one snapshot each, with the imported days added."""
 
     engine = "sqlite"
-    write_linger_s = 0.0  # a transaction of one hit costs little: no batch waits (writer.py)
+    write_lingers = False  # a transaction of one hit costs little: no batch waits (writer.py)
+    write_batch_ops: int | None = None  # writer.MAX_BATCH_OPS
+    write_weight: Callable[[Op], int] | None = None
     raw_unfiltered: frozenset[str] = frozenset()  # every unfiltered answer of a rolled-up hour is from rollups
 
     def __init__(self, path: str, flag: str = "-analyticsdb") -> None:

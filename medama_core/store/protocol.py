@@ -13,7 +13,7 @@ they are defined, so callers need no engine module for them either.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from medama_core.store.door import CACHE_SIZE_KIB as CACHE_SIZE_KIB
@@ -201,7 +201,11 @@ class AnalyticsStore(Protocol):
 
     engine: str  # "sqlite" or "clickhouse"
     location: str  # as MetaStore.location
-    write_linger_s: float  # how long a short batch of hits waits for more before it is written (writer.Batcher)
+    # Whether a short batch of hits waits (-clickhouselinger) before it is written (writer.Batcher's linger):
+    # a store whose every write has a high fixed cost.
+    write_lingers: bool
+    write_batch_ops: int | None  # the most ops (weighed by write_weight) in a batch of hits; None: writer's default
+    write_weight: Callable[[Op], int] | None  # how much of write_batch_ops an op takes; None: 1 each
 
     @property
     def readers(self) -> int: ...

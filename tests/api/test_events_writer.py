@@ -16,6 +16,8 @@ import pytest
 from medama_core.store.sqlite import analytics, db, hits
 from medama_core.writer import Batcher, Closed, Overloaded
 
+NO_HANG_S = 30.0  # a write the batcher should send at once; only a hang (the bug) takes this long
+
 
 def view(bid: str, hostname: str = "example.com", **fields: Any) -> hits.Row:
     row: dict[str, Any] = {
@@ -384,25 +386,49 @@ def test_a_linger_gathers_writes_into_full_batches_and_close_or_its_timer_ends_i
     recorder = Recorder()
 
     async def main() -> None:
-        # A linger no test waits out: a batch is written when it is full or the batcher closes.
+        # A linger no test waits out: a batch is written when it is full, the batcher closes, or (the first
+        # one) no batch was taken within the linger.
         batcher: Batcher[str] = Batcher(functools.partial(database.write, recorder), max_ops=10, linger_s=3600)
+        await asyncio.wait_for(batcher.write("lone"), NO_HANG_S)  # after a quiet spell: written at once
         first = []
         for i in range(10):  # one at a time, over ten turns of the loop
             first.append(batcher.write(str(i)))
             await asyncio.sleep(0)
-        await asyncio.gather(*first)
+        await asyncio.wait_for(asyncio.gather(*first), NO_HANG_S)
         rest = [batcher.write(f"r{i}") for i in range(3)]
         await asyncio.sleep(0.01)
         assert not any(f.done() for f in rest), "a short batch waits"
         await batcher.close()
         await asyncio.gather(*rest)
         short: Batcher[str] = Batcher(functools.partial(database.write, recorder), max_ops=10, linger_s=0.01)
-        await short.write("timed")  # the timer ends a wait nothing fills
+        await short.write("timed")  # at once
+        await short.write("timed again")  # the timer ends a wait nothing fills
         count = await database.read(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0])
-        assert count == 14
+        assert count == 16
 
     asyncio.run(main())
-    assert recorder.sizes == [10, 3, 1]
+    assert recorder.sizes == [1, 10, 3, 1, 1]
+
+
+def test_a_weighed_batch_holds_at_most_max_ops_of_weight_and_a_heavy_op_alone(database: db.Database) -> None:
+    recorder = Recorder()
+
+    async def main() -> None:
+        # Each op weighs its length; a linger no test waits out gathers them.
+        batcher: Batcher[str] = Batcher(
+            functools.partial(database.write, recorder), max_ops=10, linger_s=3600, weigh=len
+        )
+        await asyncio.wait_for(batcher.write("x"), NO_HANG_S)
+        pending = [batcher.write(value) for value in ("aaaa", "bbbb", "c", "ddd", "ff")]
+        # 4 + 4 + 1 + 3 + 2 = 14 >= 10: a full batch goes, 4 + 4 + 1 (with "ddd" it would pass 10)
+        done, _ = await asyncio.wait(pending, timeout=NO_HANG_S, return_when=asyncio.FIRST_COMPLETED)
+        assert done == set(pending[:3]), "the full batch went at once, without the ops past max_ops"
+        heavy = batcher.write("e" * 12)  # 5 + 12 >= 10: full again; "ddd" and "ff", then the heavy op alone
+        await asyncio.wait_for(asyncio.gather(*pending[3:], heavy), NO_HANG_S)
+        await batcher.close()
+
+    asyncio.run(main())
+    assert recorder.sizes == [1, 3, 2, 1]
 
 
 def test_a_batch_marks_its_hours_in_one_statement_per_table_it_inserted_into(conn: sqlite3.Connection) -> None:

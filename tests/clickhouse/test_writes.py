@@ -883,3 +883,36 @@ def test_hourly_and_filter_hours_by_hour_hold_the_sums_of_the_span_grouping(ch: 
         ("filter_hours", "hostname, field, fkey, kind, level, hour, value"),
     ):
         assert sums(table, keys) == sums(f"{table}_spans", keys), table
+
+
+def test_prop_name_hours_by_hour_hold_the_sums_of_the_span_grouping(ch: Client) -> None:
+    """Migration 20's `prop_name_hour_counts` (grouping by hour, the span levels joined after): views with properties
+    in several hours of one 16-hour span, on 16- and 256-hour edges and across a month's end, then unloads (their
+    rows under each name cancelled and written again): per key, the sums in `prop_name_hours` equal those written
+    by the view before it (made again beside it into a copy); and the view as migrated groups by hour."""
+    ch.command("CREATE TABLE prop_name_hours_spans AS prop_name_hours")
+    ch.command(
+        "CREATE MATERIALIZED VIEW prop_name_hour_counts_spans TO prop_name_hours_spans AS "
+        + schema._PROP_NAME_HOURS_SELECT.format(where="1")
+    )
+    grouped = str(ch.rows("SHOW CREATE TABLE prop_name_hour_counts")[0][0]).rsplit("GROUP BY", 1)[1]
+    assert "toInt64(256)" not in grouped and "intDiv(date_created, 3600000)" in grouped
+    month_end = T0 + 30 * DAY - 1000  # 2024-06-30 23:59:59 UTC: a 256-hour span starting in June holds July's hours
+    span = 16 * HOUR
+    ats = [T0 - T0 % span + at for at in (0, 1, HOUR, HOUR + 5, 15 * HOUR, span, span + 1)]
+    ats += [month_end, month_end + 2_000, T0 - T0 % (256 * HOUR) - 1]
+    ops: list[hits.Op] = []
+    for i, at in enumerate(ats):
+        view = row(bid=f"p{i}", date_created=at, pathname=f"/{i % 3}", is_unique_user=i % 2)
+        names = ("plan", "Plan", "size")[: 1 + i % 3]
+        ops.append(hits.NewView(view, [event(f"p{i}", name, f"v{i % 2}", at) for name in names]))
+    assert hits.apply_batch(ch, ops) == [None] * len(ops)
+    assert hits.apply_batch(ch, [hits.Duration(f"p{i}", 10 * i) for i in range(0, len(ats), 2)]) == [None] * 5
+    keys = "hostname, name, kind, level, hour, value"
+    counts = ", ".join(f"sum({name})" for name in schema.FILTER_COUNTS)
+
+    def sums(table: str) -> list[list[Any]]:
+        return ch.rows(f"SELECT {keys}, {counts} FROM {table} GROUP BY {keys} ORDER BY {keys}")
+
+    assert sums("prop_name_hours") == sums("prop_name_hours_spans")
+    assert len(sums("prop_name_hours")) > len(ats)

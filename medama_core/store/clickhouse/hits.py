@@ -62,6 +62,7 @@ __all__ = [
     "event_view_rows",
     "fetch_views",
     "new_views",
+    "op_rows",
     "store_events",
     "store_views",
 ]
@@ -78,9 +79,10 @@ _BID, _HOST, _DURATION = VIEW_COLUMNS.index("bid"), VIEW_COLUMNS.index("hostname
 _DATE: Final = VIEW_COLUMNS.index("date_created")
 _UNIQUE_USER, _UNIQUE_PAGE = VIEW_COLUMNS.index("is_unique_user"), VIEW_COLUMNS.index("is_unique_page")
 _NO_DIMENSIONS: Final = ("",) * len(DIMENSION_COLUMNS)
-# Beacon ids looked up in one statement (sql.id_set): a batch of hits in one lookup, a bulk import's
-# chunk in a few. 10,000 ids of ~10 bytes are ~210 KB hex-encoded, under the max_query_size (256 KiB)
-# of a server that takes the value inside the statement (18.16).
+# Beacon ids looked up in one statement (sql.id_set): a batch of SQLite's size in one lookup, a full
+# ClickHouse batch of hits (backends/clickhouse.py, WRITE_BATCH_ROWS) in up to nine (1,000 ids of 64 characters
+# are 128 KB hex-encoded), a bulk import's chunk in a few: 10,000 ids of ~10 bytes are ~210 KB hex-encoded, under
+# the max_query_size (256 KiB) of a server that takes the value inside the statement (18.16).
 LOOKUP_IDS: Final = 1000
 BULK_LOOKUP_IDS: Final = 10_000
 
@@ -119,6 +121,16 @@ def apply_batch(client: Client, ops: Sequence[Op]) -> list[Exception | None]:
             if errors[i] is None and _LAST_STEP[type(op)] >= done:
                 errors[i] = exc
     return errors
+
+
+def op_rows(op: Op) -> int:
+    """The rows `op` writes that copy a view's text (its view, its events): what its batch's memory grows by
+    (backends/clickhouse.py, WRITE_BATCH_ROWS)."""
+    if type(op) is NewView:
+        return 1 + len(op.events)
+    if type(op) is NewEvents:
+        return max(1, len(op.events))
+    return 1
 
 
 # The INSERTs of a batch, in this order, one statement each (those with no rows are not sent): every row

@@ -668,6 +668,19 @@ _PROP_NAME_HOURS_SELECT: Final = f"""SELECT {SITE_KEY.format(column="hostname")}
             WHERE named = 1 AND {{where}}
             GROUP BY site_key, hostname, name, kind, {_LEVELS}, level, hour, label"""
 
+# Migration 20: `prop_name_hour_counts` grouping by hour and joining the span levels after, as migration 19 did for
+# `hourly_counts` and `filter_hour_counts`: the same sums, a third of the keys grouped per INSERT into `views_by_prop`.
+_PROP_NAME_HOUR_COUNTS_BY_HOUR: Final = f"""CREATE MATERIALIZED VIEW IF NOT EXISTS prop_name_hour_counts
+            TO prop_name_hours AS
+            SELECT {SITE_KEY.format(column="hostname")} AS site_key, hostname, name,
+                kind, tupleElement({_LEVELS}, 1) AS level, {_SPAN_HOUR} AS hour, label AS value,
+                {_FILTER_SUMS}
+            FROM views_by_prop
+            ARRAY JOIN [{", ".join(str(code) for code in KIND_CODES.values())}] AS kind,
+                [{", ".join(LABELS.values())}] AS label
+            WHERE named = 1
+            GROUP BY site_key, hostname, name, kind, {_HOUR_KEY}, label"""
+
 
 def _backfill_prop_name_hours(client: Client) -> None:
     """`prop_name_hours` of the rows of `views_by_prop` stored before migration 17, a day of views per statement
@@ -1055,6 +1068,14 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             _HOURLY_COUNTS_BY_HOUR,
             "DROP TABLE IF EXISTS filter_hour_counts",
             _FILTER_HOUR_COUNTS_BY_HOUR,
+        ),
+    ),
+    (
+        20,
+        (
+            # `prop_name_hour_counts` grouping by hour, then joining the span levels: the same sums, as in 19.
+            "DROP TABLE IF EXISTS prop_name_hour_counts",
+            _PROP_NAME_HOUR_COUNTS_BY_HOUR,
         ),
     ),
 )
