@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from medama_core.ingest import pipeline
-from medama_core.ingest.hit import InvalidHit, parse_hit
+from medama_core.hostnames import site_for
+from medama_core.ingest import geo, pipeline, referrer, useragent
+from medama_core.ingest.hit import InvalidHit, LoadHit, parse_hit
+from medama_core.ingest.internal import internal_path
+from medama_core.ingest.language import UNKNOWN_LANGUAGE
 
 SITES = frozenset({"example.com", "www.shop.example.net"})
 NOW_MS = 1_733_000_000_000
@@ -99,8 +104,120 @@ def test_named_caches_are_bounded_and_count_hits() -> None:
     rows(LOAD)
     rows(LOAD)
     info = pipeline.cache_info()
-    assert set(info) == {"user_agent", "page_url", "referrer", "accept_language"}
-    assert all(entry.maxsize is not None and entry.hits >= 1 for entry in info.values())
+    assert set(info) == {"user_agent", "page_url", "referrer", "accept_language", "visitor", "arrival"}
+    assert all(entry.maxsize is not None for entry in info.values())
+    # A load looks its visitor and its arrival up once each: the second one finds both.
+    assert info["visitor"].hits >= 1 and info["arrival"].hits >= 1
+
+
+def test_cached_enrichment_follows_the_registered_sites() -> None:
+    """The same raw inputs, looked up again after the websites changed, get the answer for the new sites: the
+    caches keep nothing that depends on them (the site check, a self-referral by the other name, an internal
+    referrer's path)."""
+    body = {**LOAD, "u": "https://twin.example/a", "r": "https://www.twin.example/b/"}
+    hit = parse_hit(json.dumps(body).encode())
+    with pytest.raises(pipeline.UnknownSite):
+        pipeline.rows_for(hit, CHROME, "en", {"example.com"}, NOW_MS)
+    alone = pipeline.rows_for(hit, CHROME, "en", {"twin.example"}, NOW_MS)
+    assert alone.view is not None and alone.view[5] == "" and alone.came_from == "/b"  # its www twin: internal
+    both = pipeline.rows_for(hit, CHROME, "en", {"twin.example", "www.twin.example"}, NOW_MS)
+    assert both.view is not None and both.view[5] == "www.twin.example" and both.came_from == ""  # another site
+    assert pipeline.rows_for(hit, CHROME, "en", {"twin.example"}, NOW_MS) == alone
+    assert pipeline.cache_info()["arrival"].hits >= 3
+
+
+def _old_page_view(hit: LoadHit, ua: str, lang: str, sites: frozenset[str], now_ms: int) -> pipeline.Rows:
+    """The load enrichment as it was before the visitor and arrival caches (main at 78c59a4), from the same
+    per-input caches: the judge of `test_loads_enrich_as_before`."""
+    parts = pipeline.page(hit.url, hash_mode=hit.hash_mode)
+    hostname = site_for(parts.hostname, sites)
+    if hostname is None:
+        raise pipeline.UnknownSite(parts.hostname)
+    agent, unknowns = pipeline.agent_of(ua)
+    if agent.is_bot:
+        raise pipeline.Dropped(pipeline.BOT, hostname)
+    country = geo.country_for(hit.timezone)
+    if country is None:
+        unknowns += 1
+        country = useragent.UNKNOWN
+    language = pipeline.language(lang)
+    if language is None:
+        unknowns += 1
+        language = UNKNOWN_LANGUAGE
+    if unknowns >= pipeline.MAX_UNKNOWNS:
+        raise pipeline.Dropped(pipeline.TOO_MANY_UNKNOWNS, hostname)
+    try:
+        source = pipeline.classify_referrer(hit.referrer, parts.hostname)
+    except referrer.InvalidReferrer as exc:
+        raise InvalidHit(str(exc)) from None
+    if isinstance(source, referrer.Spam):
+        raise pipeline.Dropped(pipeline.SPAM_REFERRER, hostname)
+    if source.host and site_for(source.host, sites) == hostname:
+        source = referrer.DIRECT
+    view: tuple[object, ...] = (
+        hit.bid,
+        hostname,
+        parts.pathname,
+        hit.unique_user,
+        hit.unique_page,
+        source.host,
+        source.group,
+        country,
+    )
+    view += (language.base, language.dialect, agent.browser, agent.os, agent.device, parts.utm_source)
+    view += (parts.utm_medium, parts.utm_campaign, None, now_ms)
+    came_from = ""
+    if hit.referrer and not source.host:
+        came_from = internal_path(hit.referrer, lambda host: site_for(host, sites) == hostname, hash_mode=hit.hash_mode)
+    return pipeline.Rows(hostname, view, (), came_from)
+
+
+def _outcome(enrich: Callable[[LoadHit, str, str, frozenset[str], int], pipeline.Rows], *args: Any) -> object:
+    """What an enrichment of `args` gives: its rows, or its exception's type and what it carries."""
+    try:
+        return enrich(*args)
+    except (pipeline.Dropped, pipeline.UnknownSite, InvalidHit) as exc:
+        return type(exc), exc.args, getattr(exc, "reason", None), getattr(exc, "hostname", None)
+
+
+TWIN_SITES = (
+    frozenset({"example.com"}),
+    frozenset({"www.example.com"}),
+    frozenset({"example.com", "www.example.com"}),
+    frozenset({"shop.example.net", "example.com"}),
+)
+
+
+@given(
+    url=st.sampled_from(["https://example.com/a", "https://www.example.com/b/#/x", "https://shop.example.net/c"])
+    | st.text(max_size=30).map(lambda path: "https://example.com/" + path),
+    ref=st.sampled_from(
+        [
+            "",
+            "https://www.google.com/",
+            "https://example.com/p/",
+            "https://www.example.com/q",
+            "https://shop.example.net/",
+            "http://a.com:x/",
+            "https://b.org/%zz",
+            "https://user@example.com/u",
+            "https://semalt.com/",
+            "https://127.0.0.1/",
+        ]
+    )
+    | st.text(max_size=30),
+    tz=st.sampled_from(["Europe/Paris", "", "Mars/Base"]),
+    ua=st.sampled_from([CHROME, "Mozilla/5.0 (X11)", "", "Googlebot/2.1 (+http://www.google.com/bot.html)"]),
+    lang=st.sampled_from(["en-GB,en;q=0.9", "", "de", "x" * 3000]),
+    hash_mode=st.booleans(),
+)
+def test_loads_enrich_as_before(url: str, ref: str, tz: str, ua: str, lang: str, hash_mode: bool) -> None:
+    """Every load gives the same rows, drop or error as the enrichment without the visitor and arrival caches,
+    for each set of sites in turn (the same raw inputs, so the later rounds are answered from the caches)."""
+    hit = LoadHit("lx1", url, ref, True, False, tz, {}, hash_mode)
+    for sites in TWIN_SITES + TWIN_SITES:
+        args = (hit, ua, lang, sites, NOW_MS)
+        assert _outcome(pipeline.rows_for, *args) == _outcome(_old_page_view, *args)
 
 
 json_values = st.recursive(
