@@ -8,7 +8,7 @@ from typing import Final
 
 from medama_core.ingest.hit import InvalidHit, host_of, page_parts
 
-__all__ = ["NO_PATH", "internal_path"]
+__all__ = ["NO_PATH", "internal_path", "referrer_page"]
 
 # Stored for a view whose referrer is not a page of its site (none, external, unreadable): an entry.
 NO_PATH: Final = ""
@@ -28,15 +28,23 @@ def internal_path(referrer: str, is_site: Callable[[str], bool], *, hash_mode: b
     path is "/", so an internal referrer never stores NO_PATH. Never raises: a referrer that does not
     parse is no internal one.
     """
+    host, path = referrer_page(referrer, hash_mode=hash_mode)
+    return path if host and is_site(host) else NO_PATH
+
+
+def referrer_page(referrer: str, *, hash_mode: bool = False) -> tuple[str, str]:
+    """`internal_path` without the site: the referrer's lower-cased host ("" for none) and the path it stores
+    when that host is the site's (NO_PATH when it does not parse), so a caller may keep both and ask `is_site`
+    per hit (ingest/pipeline.py)."""
     if not referrer:
-        return NO_PATH
+        return "", NO_PATH
     host = host_of(referrer)
-    if not host or not is_site(host):
-        return NO_PATH
+    if not host:
+        return "", NO_PATH
     try:
         parts = _page_parts(referrer, hash_mode=hash_mode)
     except InvalidHit:
-        return NO_PATH
+        return host, NO_PATH
     if parts.hostname != host:  # user info or an odd form the cheap host reader took differently
-        return NO_PATH
-    return parts.pathname or "/"
+        return host, NO_PATH
+    return host, parts.pathname or "/"

@@ -10,21 +10,27 @@ stays with the endpoint (api/events.py), which only wires these steps.
 Every lookup a beacon repeats is cached by its inputs in a named, bounded
 cache: the User-Agent's class and unknown count, the page URL's
 parts, the referrer's class, the Accept-Language header. The time zone's
-country is one dict lookup (ingest/geo.py) and needs none.
+country is one dict lookup (ingest/geo.py) and needs none. A load takes them
+in two looks: what its visitor's headers and time zone give (`_visitor`) and
+what its page URL and referrer give (`_arrival`), each cached by its raw
+inputs; the decisions that depend on the registered sites (the site check,
+a self-referral, an internal referrer) are taken per hit, so the caches
+never hold a stale answer when websites change.
 """
 
 from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Container, Iterable, Sequence
-from typing import Final, NamedTuple
+from collections.abc import Container, Iterable
+from typing import Final
 
 from medama_core.hostnames import WWW, site_for
 from medama_core.ingest import geo, referrer, useragent
-from medama_core.ingest.hit import CustomHit, Hit, InvalidHit, LoadHit, UnloadHit, page_parts
-from medama_core.ingest.internal import internal_path
+from medama_core.ingest.hit import CustomHit, Hit, InvalidHit, LoadHit, PageParts, UnloadHit, page_parts
+from medama_core.ingest.internal import NO_PATH, referrer_page
 from medama_core.ingest.language import UNKNOWN_LANGUAGE, Language, parse_accept_language
+from medama_core.store.rows import Duration, NewEvents, NewView
 
 __all__ = [
     "BOT",
@@ -62,6 +68,18 @@ URL_CACHE_SIZE: Final = 4096
 # header's trim and the class's unknown count on each hit (the classifier has its own cache behind).
 USER_AGENT_CACHE_SIZE: Final = 4096
 
+# A visit's page views send the same User-Agent, Accept-Language and time zone: the enrichment they give together
+# (class, country, language, unknown count) is kept per raw triple, one look-up a view instead of three. Only for
+# headers of at most VISITOR_KEY_CHARS together (browsers send ~150-300), so 4,096 entries stay under ~5 MB.
+VISITOR_CACHE_SIZE: Final = 4096
+VISITOR_KEY_CHARS: Final = 1024
+# A page is reached from a few referrers (another page of the site, a search engine): what the page URL and the
+# referrer give together (the page's parts, the referrer's class, its host and internal path) is kept per raw
+# (URL, referrer, hash mode); for a URL and referrer of at most ARRIVAL_KEY_CHARS together (~100-200 typical),
+# so 4,096 entries stay under ~10 MB. What depends on the registered sites is not kept (`_page_view`).
+ARRIVAL_CACHE_SIZE: Final = 4096
+ARRIVAL_KEY_CHARS: Final = 2048
+
 WWW_CHARS: Final = len(WWW)  # how much longer or shorter a site's other name is
 
 _CROCKFORD: Final = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -78,18 +96,54 @@ def agent_of(user_agent: str) -> tuple[useragent.Agent, int]:
     return agent, useragent.unknown_count(agent)
 
 
+def _visitor_of(user_agent: str, accept_language: str, timezone: str) -> tuple[useragent.Agent, str, Language, int]:
+    """The class of a User-Agent header, the country of a time zone and the language of an Accept-Language
+    header (the unknown ones given as such), and how many of browser, OS, device, country and language are
+    unknown."""
+    agent, unknowns = agent_of(user_agent)
+    country = geo.country_for(timezone)
+    if country is None:
+        unknowns += 1
+        country = useragent.UNKNOWN
+    lang = language(accept_language)
+    if lang is None:
+        unknowns += 1
+        lang = UNKNOWN_LANGUAGE
+    return agent, country, lang, unknowns
+
+
+_visitor = functools.lru_cache(maxsize=VISITOR_CACHE_SIZE)(_visitor_of)
+
+# A referrer that does not parse: its message, for the InvalidHit a hit with it gets.
+Unreadable = str
+
+
+def _arrival_of(
+    url: str, referrer_url: str, hash_mode: bool
+) -> tuple[PageParts, referrer.Referrer | referrer.Spam | Unreadable, str, str]:
+    """A page URL's parts, its referrer's class (or why it does not parse), and the referrer's host and the path
+    it stores when that host is the site's (ingest/internal.py). Raises `InvalidHit` for a page URL that does
+    not parse (never cached)."""
+    parts = page(url, hash_mode=hash_mode)
+    source: referrer.Referrer | referrer.Spam | Unreadable
+    try:
+        source = classify_referrer(referrer_url, parts.hostname)
+    except referrer.InvalidReferrer as exc:
+        source = str(exc)
+    host, path = referrer_page(referrer_url, hash_mode=hash_mode)
+    return parts, source, host, path
+
+
+_arrival = functools.lru_cache(maxsize=ARRIVAL_CACHE_SIZE)(_arrival_of)
+
+
 Row = tuple[object, ...]  # values in store/rows.py VIEW_COLUMNS or EVENT_COLUMNS order
 
 
-class Rows(NamedTuple):
-    """What one hit stores, for the writer: a load's `views` row (with its events and the path it came
-    from), a custom event's `events` rows, or an unload's duration for its beacon id."""
-
-    site: str  # the registered site whose daily quota the hit takes ("" for an unload: none)
-    view: Row | None = None
-    events: Sequence[Row] = ()
-    came_from: str = ""  # the path of a load's internal referrer ("" for none: an entry)
-    duration: tuple[str, int] | None = None  # an unload's (beacon id, milliseconds)
+# What one hit stores: the registered site whose daily quota it takes ("" for an unload: none) and the writer's op,
+# a load's `NewView` (its `views` row, its events, the path of its internal referrer), a custom event's `NewEvents`
+# or an unload's `Duration`. A plain pair, not a class of its own: the writer's op is made once, here, per hit.
+Rows = tuple[str, NewView | NewEvents | Duration]
 
 
 class Dropped(Exception):
@@ -115,37 +169,35 @@ def rows_for(hit: Hit, user_agent: str, accept_language: str, sites: Container[s
     if type(hit) is LoadHit:
         return _page_view(hit, user_agent, accept_language, sites, now_ms)
     if type(hit) is UnloadHit:
-        return Rows("", duration=(hit.bid, hit.duration_ms))
+        return "", Duration(hit.bid, hit.duration_ms)
     assert type(hit) is CustomHit
     group = site_for(hit.group, sites)  # lower-case already, as websites are stored
     if group is None:
         raise UnknownSite(hit.group)
-    return Rows(group, events=_event_rows(hit.bid, group, hit.properties.items(), now_ms))
+    return group, NewEvents(_event_rows(hit.bid, group, hit.properties.items(), now_ms))
 
 
 def _page_view(hit: LoadHit, user_agent: str, accept_language: str, sites: Container[str], now_ms: int) -> Rows:
     """Enrich a load beacon into a `views` row (spec §3.2)."""
-    parts = page(hit.url, hash_mode=hit.hash_mode)
+    url = hit.url
+    referrer_url = hit.referrer
+    if len(url) + len(referrer_url) <= ARRIVAL_KEY_CHARS:
+        parts, source, referrer_host, referrer_path = _arrival(url, referrer_url, hit.hash_mode)
+    else:
+        parts, source, referrer_host, referrer_path = _arrival_of(url, referrer_url, hit.hash_mode)
     hostname = site_for(parts.hostname, sites)
     if hostname is None:
         raise UnknownSite(parts.hostname)
-    agent, unknowns = agent_of(user_agent)
+    if len(user_agent) + len(accept_language) <= VISITOR_KEY_CHARS:
+        agent, country, lang, unknowns = _visitor(user_agent, accept_language, hit.timezone)
+    else:
+        agent, country, lang, unknowns = _visitor_of(user_agent, accept_language, hit.timezone)
     if agent.is_bot:
         raise Dropped(BOT, hostname)
-    country = geo.country_for(hit.timezone)
-    if country is None:
-        unknowns += 1
-        country = useragent.UNKNOWN
-    lang: Language | None = language(accept_language)
-    if lang is None:
-        unknowns += 1
-        lang = UNKNOWN_LANGUAGE
     if unknowns >= MAX_UNKNOWNS:
         raise Dropped(TOO_MANY_UNKNOWNS, hostname)
-    try:
-        source = classify_referrer(hit.referrer, parts.hostname)
-    except referrer.InvalidReferrer as exc:
-        raise InvalidHit(str(exc)) from None
+    if isinstance(source, str):
+        raise InvalidHit(source)
     if isinstance(source, referrer.Spam):
         raise Dropped(SPAM_REFERRER, hostname)
     host = source.host
@@ -176,11 +228,12 @@ def _page_view(hit: LoadHit, user_agent: str, accept_language: str, sites: Conta
     )
     events = _event_rows(hit.bid, hostname, hit.properties.items(), now_ms) if hit.properties else ()
     # The path of an internal referrer (none for external ones): entry and exit pages (docs/insights.md).
-    # An external referrer (a host kept above) has none: only a self-referral is looked at.
-    came_from = ""
-    if hit.referrer and not source.host:
-        came_from = internal_path(hit.referrer, lambda host: site_for(host, sites) == hostname, hash_mode=hit.hash_mode)
-    return Rows(hostname, view, events, came_from)
+    # An external referrer (a host kept above) has none: only a self-referral is looked at, by its host
+    # (ingest/internal.py internal_path's rule, with the site taken here).
+    came_from = NO_PATH
+    if referrer_path and not source.host and site_for(referrer_host, sites) == hostname:
+        came_from = referrer_path
+    return hostname, NewView(view, events, came_from)
 
 
 def _event_rows(bid: str, group: str, properties: Iterable[tuple[str, str]], now_ms: int) -> list[Row]:
@@ -202,4 +255,6 @@ def cache_info() -> dict[str, functools._CacheInfo]:
         "page_url": page.cache_info(),
         "referrer": classify_referrer.cache_info(),
         "accept_language": language.cache_info(),
+        "visitor": _visitor.cache_info(),
+        "arrival": _arrival.cache_info(),
     }

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from medama_core.ingest import pipeline
-from medama_core.ingest.hit import InvalidHit, parse_hit
+from medama_core.hostnames import site_for
+from medama_core.ingest import geo, pipeline, referrer, useragent
+from medama_core.ingest.hit import InvalidHit, LoadHit, parse_hit
+from medama_core.ingest.internal import internal_path
+from medama_core.ingest.language import UNKNOWN_LANGUAGE
+from medama_core.store.rows import Duration, NewEvents, NewView
 
 SITES = frozenset({"example.com", "www.shop.example.net"})
 NOW_MS = 1_733_000_000_000
@@ -31,9 +37,16 @@ def rows(body: dict[str, object], ua: str = CHROME, lang: str = "en-GB,en;q=0.9"
     return pipeline.rows_for(parse_hit(json.dumps(body).encode()), ua, lang, SITES, NOW_MS)
 
 
+def view_of(body: dict[str, object], ua: str = CHROME, lang: str = "en-GB,en;q=0.9") -> tuple[str, NewView]:
+    """The site and the `NewView` of a load."""
+    site, op = rows(body, ua, lang)
+    assert type(op) is NewView
+    return site, op
+
+
 def test_load_becomes_one_view_row_in_column_order() -> None:
-    got = rows(LOAD)
-    assert got.site == "example.com"
+    site, got = view_of(LOAD)
+    assert site == "example.com"
     assert got.view == (
         "lx1abc2def",
         "example.com",
@@ -54,26 +67,26 @@ def test_load_becomes_one_view_row_in_column_order() -> None:
         None,
         NOW_MS,
     )
-    assert (got.events, got.came_from, got.duration) == ((), "", None)
+    assert (got.events, got.referrer_path) == ((), "")
 
 
 def test_www_twin_counts_for_the_registered_site_and_internal_referrer_gives_its_path() -> None:
-    got = rows({**LOAD, "u": "https://shop.example.net/cart", "r": "https://www.shop.example.net/a/"})
-    assert got.site == "www.shop.example.net"
-    assert got.view is not None and got.view[5:7] == ("", "")  # a self-referral is no referrer
-    assert got.came_from == "/a"
+    site, got = view_of({**LOAD, "u": "https://shop.example.net/cart", "r": "https://www.shop.example.net/a/"})
+    assert site == "www.shop.example.net"
+    assert got.view[5:7] == ("", "")  # a self-referral is no referrer
+    assert got.referrer_path == "/a"
 
 
 def test_custom_event_and_unload() -> None:
-    custom = rows({"e": "custom", "b": "lx1", "g": "example.com", "d": {"plan": "pro", "n": 3}})
-    assert custom.site == "example.com"
+    site, custom = rows({"e": "custom", "b": "lx1", "g": "example.com", "d": {"plan": "pro", "n": 3}})
+    assert site == "example.com" and type(custom) is NewEvents
     assert [(r[0], r[2], r[3], r[4], r[5]) for r in custom.events] == [
         ("lx1", "example.com", "plan", "pro", NOW_MS),
         ("lx1", "example.com", "n", "3", NOW_MS),
     ]
     assert len({r[1] for r in custom.events}) == 1  # one batch id for the event
     unload = rows({"e": "unload", "b": "lx1", "m": 1500})
-    assert unload == pipeline.Rows("", duration=("lx1", 1500))
+    assert unload == ("", Duration("lx1", 1500))
 
 
 @pytest.mark.parametrize(
@@ -99,8 +112,120 @@ def test_named_caches_are_bounded_and_count_hits() -> None:
     rows(LOAD)
     rows(LOAD)
     info = pipeline.cache_info()
-    assert set(info) == {"user_agent", "page_url", "referrer", "accept_language"}
-    assert all(entry.maxsize is not None and entry.hits >= 1 for entry in info.values())
+    assert set(info) == {"user_agent", "page_url", "referrer", "accept_language", "visitor", "arrival"}
+    assert all(entry.maxsize is not None for entry in info.values())
+    # A load looks its visitor and its arrival up once each: the second one finds both.
+    assert info["visitor"].hits >= 1 and info["arrival"].hits >= 1
+
+
+def test_cached_enrichment_follows_the_registered_sites() -> None:
+    """The same raw inputs, looked up again after the websites changed, get the answer for the new sites: the
+    caches keep nothing that depends on them (the site check, a self-referral by the other name, an internal
+    referrer's path)."""
+    body = {**LOAD, "u": "https://twin.example/a", "r": "https://www.twin.example/b/"}
+    hit = parse_hit(json.dumps(body).encode())
+    with pytest.raises(pipeline.UnknownSite):
+        pipeline.rows_for(hit, CHROME, "en", {"example.com"}, NOW_MS)
+    alone = pipeline.rows_for(hit, CHROME, "en", {"twin.example"}, NOW_MS)[1]
+    assert type(alone) is NewView and alone.view[5] == "" and alone.referrer_path == "/b"  # its www twin: internal
+    both = pipeline.rows_for(hit, CHROME, "en", {"twin.example", "www.twin.example"}, NOW_MS)[1]
+    assert type(both) is NewView and both.view[5] == "www.twin.example" and both.referrer_path == ""  # another site
+    assert pipeline.rows_for(hit, CHROME, "en", {"twin.example"}, NOW_MS)[1] == alone
+    assert pipeline.cache_info()["arrival"].hits >= 3
+
+
+def _old_page_view(hit: LoadHit, ua: str, lang: str, sites: frozenset[str], now_ms: int) -> pipeline.Rows:
+    """The load enrichment as it was before the visitor and arrival caches (main at 78c59a4), from the same
+    per-input caches: the judge of `test_loads_enrich_as_before`."""
+    parts = pipeline.page(hit.url, hash_mode=hit.hash_mode)
+    hostname = site_for(parts.hostname, sites)
+    if hostname is None:
+        raise pipeline.UnknownSite(parts.hostname)
+    agent, unknowns = pipeline.agent_of(ua)
+    if agent.is_bot:
+        raise pipeline.Dropped(pipeline.BOT, hostname)
+    country = geo.country_for(hit.timezone)
+    if country is None:
+        unknowns += 1
+        country = useragent.UNKNOWN
+    language = pipeline.language(lang)
+    if language is None:
+        unknowns += 1
+        language = UNKNOWN_LANGUAGE
+    if unknowns >= pipeline.MAX_UNKNOWNS:
+        raise pipeline.Dropped(pipeline.TOO_MANY_UNKNOWNS, hostname)
+    try:
+        source = pipeline.classify_referrer(hit.referrer, parts.hostname)
+    except referrer.InvalidReferrer as exc:
+        raise InvalidHit(str(exc)) from None
+    if isinstance(source, referrer.Spam):
+        raise pipeline.Dropped(pipeline.SPAM_REFERRER, hostname)
+    if source.host and site_for(source.host, sites) == hostname:
+        source = referrer.DIRECT
+    view: tuple[object, ...] = (
+        hit.bid,
+        hostname,
+        parts.pathname,
+        hit.unique_user,
+        hit.unique_page,
+        source.host,
+        source.group,
+        country,
+    )
+    view += (language.base, language.dialect, agent.browser, agent.os, agent.device, parts.utm_source)
+    view += (parts.utm_medium, parts.utm_campaign, None, now_ms)
+    came_from = ""
+    if hit.referrer and not source.host:
+        came_from = internal_path(hit.referrer, lambda host: site_for(host, sites) == hostname, hash_mode=hit.hash_mode)
+    return hostname, NewView(view, (), came_from)
+
+
+def _outcome(enrich: Callable[[LoadHit, str, str, frozenset[str], int], pipeline.Rows], *args: Any) -> object:
+    """What an enrichment of `args` gives: its rows, or its exception's type and what it carries."""
+    try:
+        return enrich(*args)
+    except (pipeline.Dropped, pipeline.UnknownSite, InvalidHit) as exc:
+        return type(exc), exc.args, getattr(exc, "reason", None), getattr(exc, "hostname", None)
+
+
+TWIN_SITES = (
+    frozenset({"example.com"}),
+    frozenset({"www.example.com"}),
+    frozenset({"example.com", "www.example.com"}),
+    frozenset({"shop.example.net", "example.com"}),
+)
+
+
+@given(
+    url=st.sampled_from(["https://example.com/a", "https://www.example.com/b/#/x", "https://shop.example.net/c"])
+    | st.text(max_size=30).map(lambda path: "https://example.com/" + path),
+    ref=st.sampled_from(
+        [
+            "",
+            "https://www.google.com/",
+            "https://example.com/p/",
+            "https://www.example.com/q",
+            "https://shop.example.net/",
+            "http://a.com:x/",
+            "https://b.org/%zz",
+            "https://user@example.com/u",
+            "https://semalt.com/",
+            "https://127.0.0.1/",
+        ]
+    )
+    | st.text(max_size=30),
+    tz=st.sampled_from(["Europe/Paris", "", "Mars/Base"]),
+    ua=st.sampled_from([CHROME, "Mozilla/5.0 (X11)", "", "Googlebot/2.1 (+http://www.google.com/bot.html)"]),
+    lang=st.sampled_from(["en-GB,en;q=0.9", "", "de", "x" * 3000]),
+    hash_mode=st.booleans(),
+)
+def test_loads_enrich_as_before(url: str, ref: str, tz: str, ua: str, lang: str, hash_mode: bool) -> None:
+    """Every load gives the same rows, drop or error as the enrichment without the visitor and arrival caches,
+    for each set of sites in turn (the same raw inputs, so the later rounds are answered from the caches)."""
+    hit = LoadHit("lx1", url, ref, True, False, tz, {}, hash_mode)
+    for sites in TWIN_SITES + TWIN_SITES:
+        args = (hit, ua, lang, sites, NOW_MS)
+        assert _outcome(pipeline.rows_for, *args) == _outcome(_old_page_view, *args)
 
 
 json_values = st.recursive(
@@ -132,10 +257,12 @@ def test_any_payload_and_headers_give_rows_a_drop_or_a_4xx(body: dict[str, objec
         return
     except (pipeline.Dropped, pipeline.UnknownSite):
         return
-    assert isinstance(got, pipeline.Rows)
-    assert (got.view is not None) + (got.duration is not None) + bool(got.events) >= 1 or got.site
-    if got.view is not None:
-        assert got.site in SITES and got.view[1] == got.site and len(got.view) == 18
+    site, op = got
+    assert type(op) in (NewView, NewEvents, Duration)
+    if type(op) is NewView:
+        assert site in SITES and op.view[1] == site and len(op.view) == 18
+    else:
+        assert site in SITES if type(op) is NewEvents else site == ""
 
 
 referrers = st.sampled_from(
