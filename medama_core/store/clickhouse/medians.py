@@ -155,6 +155,8 @@ def _locate(by_bucket: dict[int, int], ranks: list[int]) -> list[tuple[int, int]
         count = by_bucket[bucket]
         while pending and pending[0] <= before + count:
             found.append((bucket, pending.pop(0) - before))
+        if not pending:
+            break
         before += count
     return found
 
@@ -255,29 +257,30 @@ def _bucket_counts(
     names = [f"s{i}" for i in range(len(source.sums))]
     inner_sums = "".join(f", sum({name}) AS {name}" for name in names)
     outer_sums = "".join(f", sum({name})" for name in names)
+    union_all = " UNION ALL ".join(branches)
+    grouped = f"SELECT fam, w, v, b, sum(n) AS n{inner_sums} FROM ({union_all}) GROUP BY fam, w, v, b"
+    wholes = ", ".join(str(f) for f, family in enumerate(families) if family.whole)
+    if wholes:
+        # Each window's bucket counts once more under the union of its family's windows (window -1): summed
+        # here from the grouped rows, where Python summed every window's buckets before (~15 ms at 90 days).
+        carried = "".join(f", {name}" for name in names)
+        both = f"arrayJoin(if(fam IN ({wholes}), [w1, toInt64(-1)], [w1])) AS w"
+        grouped = (
+            f"SELECT fam, w, v, b, sum(n) AS n{inner_sums} FROM (SELECT fam, {both}, v, b, n{carried}"
+            f" FROM (SELECT fam, w AS w1, v, b, n{carried} FROM ({grouped}))) GROUP BY fam, w, v, b"
+        )
     # Without sums, only the buckets whose durations do not cancel out; with them, every row's group counts.
-    having = "" if source.sums else " HAVING n != 0"
+    kept = "1" if source.sums else "n != 0"
     sql = (
-        f"SELECT fam, w, v, groupArray(b), groupArray(n){outer_sums} FROM (SELECT fam, w, v, b, sum(n) AS n"
-        + inner_sums
-        + " FROM ("
-        + " UNION ALL ".join(branches)
-        + f") GROUP BY fam, w, v, b{having}) GROUP BY fam, w, v"
+        f"SELECT fam, w, v, groupArray(b), groupArray(n){outer_sums} FROM (SELECT * FROM ({grouped}) WHERE {kept})"
+        " GROUP BY fam, w, v"
     )
     for f, w, v, buckets, ns, *totals in client.rows(sql, params):
-        value = source.values[int(v)]
-        keys = [(int(f), int(w), value)]
-        if families[int(f)].whole:
-            keys.append((int(f), -1, value))
-        for key in keys:
-            by_bucket = counts.setdefault(key, {})
-            for b, n in zip(buckets, ns, strict=True):
-                if int(b) != _NO_DURATION or not source.sums:
-                    by_bucket[int(b)] = by_bucket.get(int(b), 0) + int(n)
-            if source.sums:
-                total = summed.setdefault(key[:2], [0] * len(totals))
-                for i, value_sum in enumerate(totals):
-                    total[i] += int(value_sum)
+        by_bucket = dict(zip(buckets, ns, strict=True))  # ints already (JSON numbers)
+        if source.sums:
+            by_bucket.pop(_NO_DURATION, None)
+            summed[(f, w)] = totals  # raw_middles' one value
+        counts[(f, w, source.values[v])] = by_bucket
     return counts, summed
 
 
