@@ -15,7 +15,10 @@ are the SQLite store's own `Group` and `fraction` (store/aggregate.py), so
 both engines give the same numbers. The order statistics:
 
 * an unfiltered median, from the duration tables (medians.py);
-* a filtered median, from `quantilesExactWeighted(0.5, 0.5 + 1e-12)` with
+* a filtered summary's medians, from its rows by the same two steps (medians.raw_middles: the durations per
+  bucket with the counts, then the wanted buckets' values alone);
+* another filtered median (a detailed list's, the pages /time shows), from
+  `quantilesExactWeighted(0.5, 0.5 + 1e-12)` with
   the weights `sign`: a -1 row cancels its +1 copy exactly (the weights add
   up modulo 2**64), and the two levels give the values of rank
   ceil(n / 2) - 1 and floor(n / 2), the two middle values of the n durations;
