@@ -16,20 +16,10 @@ the window's durations:
 
 Counts are sums of `sign` (schema.py), so an unload pair adds nothing at any
 stage: the answers are exact before and after merges.
-
-A filtered query has no pre-aggregate: its windows are read from its rows
-alone (`raw_middles`), the same two reads over them, the first one also summing
-the window's counts. Two light scans of its rows cost less than one that keeps
-a hash table of every distinct duration per window (`quantilesExactWeighted`):
-at 10 M views, a browser filter's 90 days of day buckets took 330 ms of server
-CPU that way.
 """
 
 from __future__ import annotations
 
-import math
-import re
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -37,22 +27,15 @@ from typing import Final
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.schema import BUCKET, HOUR_MS, SITE_KIND
 from medama_core.store.clickhouse.sql import in_list
-from medama_core.store.clickhouse.windows import Plan, Windows, plan
+from medama_core.store.clickhouse.windows import Windows, plan
 
-__all__ = ["MAX_VALUES", "Family", "middles", "raw_middles"]
+__all__ = ["MAX_VALUES", "Family", "middles"]
 
 Key = tuple[int, int, str]  # (family, window, value)
 # Values (pages) whose middles one pair of reads finds: each is an element of an IN list, and its index
 # takes 16 bits of a packed key (_pack). /time asks for the pages shown, a handful.
 MAX_VALUES: Final = 1000
 _DURATION = "assumeNotNull(duration_ms)"
-# Rows of a table (`table WHERE condition`), which take a PREWHERE; stats._rows' other rows are a subquery's.
-_TABLE_ROWS: Final = re.compile(r"([a-z_]+) WHERE (.*)", re.DOTALL)
-# Durations up to this are Float64 exactly, so a bucket's durations are a range of integers (_duration_ranges).
-_EXACT_DURATION: Final = 2**53
-# The bucket of a row without a duration, which raw_middles reads for its counts: the top 16 bits of a Float64
-# NaN, which no duration (an Int64) has.
-_NO_DURATION: Final = 0xFFFF
 
 
 @dataclass(frozen=True)
@@ -71,27 +54,6 @@ class _Source:
     kind: int
     label: str  # the value's SQL over `views`
     values: Sequence[str]
-    # A filtered query's rows (`table WHERE condition`, stats._rows), from which every window is read raw;
-    # None: the site's pre-aggregates and `views`.
-    rows: str | None = None
-    sums: Sequence[str] = ()  # with `rows`: SQL over them summed per window in the first read (Python ints)
-
-    def plan(self, windows: Windows, days: bool = False) -> Plan:
-        """Where each window's durations come from: with `rows`, all raw."""
-        if self.rows is None:
-            return plan(windows, days)
-        return Plan(None, None, False, (), ((windows.lo, windows.hi),))
-
-    def raw(self, condition: str, first: str | None = None) -> str:
-        """`FROM ... WHERE` the raw rows of the source under `condition` (ms ranges), and under `first` too,
-        a PREWHERE when the rows are a table's: the other columns are then read and computed for its rows only."""
-        rows = f"views WHERE {self.site}" if self.rows is None else self.rows
-        if first is None:
-            return f"{rows} AND ({condition})"
-        table = _TABLE_ROWS.match(rows)
-        if table is None:  # a subquery's rows
-            return f"{rows} AND ({condition}) AND ({first})"
-        return f"{table[1]} PREWHERE {first} WHERE {table[2]} AND ({condition})"
 
 
 def middles(
@@ -110,29 +72,7 @@ def middles(
             found.update(middles(client, site, params, kind, label, values[start : start + MAX_VALUES], families))
         return found
     source = _Source(site, kind, label, values)
-    return _middles(client, source, params, families, _bucket_counts(client, source, dict(params), families)[0])
-
-
-def raw_middles(
-    client: Client, rows: str, params: dict[str, object], families: Sequence[Family], sums: Sequence[str]
-) -> tuple[dict[tuple[int, int], list[int]], dict[tuple[int, int], tuple[int, int, int]]]:
-    """For a filtered query's rows (`table WHERE condition`, every window read raw): the `sums` of each window
-    (family index, window index), and each window's (n, lower middle, upper middle) where it has durations; each
-    `whole` family's windows together as window -1."""
-    source = _Source("1", 0, "''", [""], rows, sums)
-    counts, summed = _bucket_counts(client, source, dict(params), families)
-    found = _middles(client, source, params, families, counts)
-    return summed, {(f, w): middle for (f, w, _), middle in found.items()}
-
-
-def _middles(
-    client: Client,
-    source: _Source,
-    params: dict[str, object],
-    families: Sequence[Family],
-    counts: dict[Key, dict[int, int]],
-) -> dict[Key, tuple[int, int, int]]:
-    """The middles of every window with durations, from its bucket counts."""
+    counts = _bucket_counts(client, source, dict(params), families)
     wanted: dict[Key, tuple[int, tuple[int, int], tuple[int, int]]] = {}  # n, (bucket, rank) of each middle
     for key, by_bucket in counts.items():
         n = sum(by_bucket.values())
@@ -165,29 +105,6 @@ def _locate(by_bucket: dict[int, int], ranks: list[int]) -> list[tuple[int, int]
 # 8 bits of reader, 24 of window + 1, 16 of value index, 16 of bucket.
 
 
-def _bucket_start(bucket: int) -> float:
-    """The least Float64 of a bucket (its top 16 bits)."""
-    return float(struct.unpack(">d", (bucket << 48).to_bytes(8, "big"))[0])
-
-
-def _duration_ranges(buckets: Sequence[int]) -> str | None:
-    """A condition on `duration_ms` that every duration of the buckets (sorted) meets, as integer ranges, one per
-    run of consecutive buckets; None when one lies outside the positive durations that Float64 holds exactly."""
-    ranges = []
-    runs: list[list[int]] = []
-    for bucket in buckets:
-        if runs and bucket == runs[-1][-1] + 1:
-            runs[-1].append(bucket)
-        else:
-            runs.append([bucket])
-    for run in runs:
-        low, high = _bucket_start(run[0]), _bucket_start(run[-1] + 1)
-        if not 0 <= low < high <= _EXACT_DURATION:
-            return None
-        ranges.append(f"(duration_ms >= {math.ceil(low)} AND duration_ms < {math.ceil(high)})")
-    return " OR ".join(ranges) if ranges else None
-
-
 def _pack(reader: int, window: int, value: int, bucket: int) -> int:
     return (((reader << 24 | (window + 1)) << 16 | value) << 16) | bucket
 
@@ -204,30 +121,25 @@ def _pack_sql(reader: int, window: str, value: str, bucket: str) -> str:
 
 
 def _values_sql(source: _Source, params: dict[str, object], column: str) -> str:
-    """The condition that `column` is one of the values: none for the constant label of the whole site ('')."""
-    if column == "''" and list(source.values) == [""]:
-        return "1"
     return f"{column} IN ({in_list('mv', list(source.values), params)})"
 
 
 def _value_of(source: _Source, column: str) -> str:
-    """The index of a row's value among the values (a String search per row: skipped for one value, as the
-    summary's site; it was a sixth of the 90-day summary's middle values statement at 10 M views, and grouping by
-    the String a fifth of a filtered summary's bucket counts)."""
+    """The index of a row's value among the values, a number to group and pack by (a String search per row:
+    skipped for one value, as the summary's site; it was a sixth of the 90-day summary's middle values statement
+    at 10 M views)."""
     names = ", ".join(f"{{mv{i}:String}}" for i in range(len(source.values)))
     return "toUInt16(0)" if len(source.values) == 1 else f"toUInt16(indexOf([{names}], {column}) - 1)"
 
 
 def _bucket_counts(
     client: Client, source: _Source, params: dict[str, object], families: Sequence[Family]
-) -> tuple[dict[Key, dict[int, int]], dict[tuple[int, int], list[int]]]:
-    """Durations per bucket of every window (and of each `whole` family's union of windows); with the source's
-    `sums`, those of each window (and union) too, from the same rows, those without a duration included."""
+) -> dict[Key, dict[int, int]]:
+    """Durations per bucket of every window (and of each `whole` family's union of windows)."""
     branches = []
     params["mkind"] = source.kind
-    sums = "".join(f", toInt64({sql}) AS s{i}" for i, sql in enumerate(source.sums))
     for f, family in enumerate(families):
-        split = source.plan(family.windows, days=source.kind == SITE_KIND)
+        split = plan(family.windows, days=source.kind == SITE_KIND)
         prefix = f"m{f}"
         if split.hours:
             index = family.windows.index_sql(f"hour * {HOUR_MS}", params, prefix)
@@ -240,48 +152,29 @@ def _bucket_counts(
         raw = split.raw_sql(params, prefix)
         if raw is not None:
             raw_index = family.windows.index_sql("date_created", params, prefix)
-            bucket = BUCKET.format(column=_DURATION)
-            if source.sums:  # every row, those without a duration in a bucket of their own
-                bucket, timed = f"if(isNull(duration_ms), toUInt16({_NO_DURATION}), {bucket})", ""
-            else:
-                timed = " AND isNotNull(duration_ms)"
             branches.append(
                 f"SELECT toUInt8({f}) AS fam, toInt64({raw_index}) AS w, {_value_of(source, source.label)} AS v,"
-                f" {bucket} AS b, toInt64(sign) AS n{sums}"
-                f" FROM {source.raw(raw)}{timed} AND {_values_sql(source, params, source.label)}"
+                f" {BUCKET.format(column=_DURATION)} AS b, toInt64(sign) AS n"
+                f" FROM views WHERE {source.site} AND ({raw}) AND isNotNull(duration_ms)"
+                f" AND {_values_sql(source, params, source.label)}"
             )
     counts: dict[Key, dict[int, int]] = {}
-    summed: dict[tuple[int, int], list[int]] = {}
     if not branches:
-        return counts, summed
-    names = [f"s{i}" for i in range(len(source.sums))]
-    inner_sums = "".join(f", sum({name}) AS {name}" for name in names)
-    outer_sums = "".join(f", sum({name})" for name in names)
-    union_all = " UNION ALL ".join(branches)
-    grouped = f"SELECT fam, w, v, b, sum(n) AS n{inner_sums} FROM ({union_all}) GROUP BY fam, w, v, b"
+        return counts
+    grouped = f"SELECT fam, w, v, b, sum(n) AS n FROM ({' UNION ALL '.join(branches)}) GROUP BY fam, w, v, b"
     wholes = ", ".join(str(f) for f, family in enumerate(families) if family.whole)
     if wholes:
-        # Each window's bucket counts once more under the union of its family's windows (window -1): summed
-        # here from the grouped rows, where Python summed every window's buckets before (~15 ms at 90 days).
-        carried = "".join(f", {name}" for name in names)
+        # Each window's bucket counts once more under the union of its family's windows (window -1), summed
+        # here from the grouped rows: Python summed every window's buckets (~15 ms for 90 day buckets).
         both = f"arrayJoin(if(fam IN ({wholes}), [w1, toInt64(-1)], [w1])) AS w"
         grouped = (
-            f"SELECT fam, w, v, b, sum(n) AS n{inner_sums} FROM (SELECT fam, {both}, v, b, n{carried}"
-            f" FROM (SELECT fam, w AS w1, v, b, n{carried} FROM ({grouped}))) GROUP BY fam, w, v, b"
+            f"SELECT fam, w, v, b, sum(n) AS n FROM (SELECT fam, {both}, v, b, n"
+            f" FROM (SELECT fam, w AS w1, v, b, n FROM ({grouped}))) GROUP BY fam, w, v, b"
         )
-    # Without sums, only the buckets whose durations do not cancel out; with them, every row's group counts.
-    kept = "1" if source.sums else "n != 0"
-    sql = (
-        f"SELECT fam, w, v, groupArray(b), groupArray(n){outer_sums} FROM (SELECT * FROM ({grouped}) WHERE {kept})"
-        " GROUP BY fam, w, v"
-    )
-    for f, w, v, buckets, ns, *totals in client.rows(sql, params):
-        by_bucket = dict(zip(buckets, ns, strict=True))  # ints already (JSON numbers)
-        if source.sums:
-            by_bucket.pop(_NO_DURATION, None)
-            summed[(f, w)] = totals  # raw_middles' one value
-        counts[(f, w, source.values[v])] = by_bucket
-    return counts, summed
+    sql = f"SELECT fam, w, v, groupArray(b), groupArray(n) FROM ({grouped}) WHERE n != 0 GROUP BY fam, w, v"
+    for f, w, v, buckets, ns in client.rows(sql, params):
+        counts[(f, w, source.values[v])] = dict(zip(buckets, ns, strict=True))  # ints already (JSON numbers)
+    return counts
 
 
 def _select(
@@ -309,18 +202,17 @@ def _select(
     branches = []
     params["mkind"] = source.kind
     for r, windows in enumerate(readers):
-        split = source.plan(windows)
+        split = plan(windows)
         prefix = f"m{r}"
         mine = {r, whole_of[r]} if r in whole_of else {r}
-        wanted_buckets = sorted({b for (reader, _, _, b) in ranks if reader in mine})
-        buckets = ", ".join(str(b) for b in wanted_buckets)
+        buckets = ", ".join(str(b) for b in sorted({b for (reader, _, _, b) in ranks if reader in mine}))
         if not buckets:
             continue
 
         def read(index: str, value: str, bucket: str, source_sql: str, r: int = r) -> str:
             """The rows of the wanted (window, value, bucket) keys among `source_sql` (`d`, `n`, `FROM` and
-            `WHERE`): each row with the key of its window, and of its family's union too when it is wanted (an
-            `arrayJoin`, on the matching rows only: it doubled every row read before)."""
+            `WHERE`): each row with the key of its window, and of its family's union too when that is wanted (an
+            `arrayJoin` of the matching rows only: it doubled every row read before)."""
             own = _pack_sql(r, index, value, bucket)
             if r not in whole_of:
                 return f"SELECT {own} AS k, {source_sql} AND k IN ({wanted_keys})"
@@ -333,30 +225,20 @@ def _select(
         # Only the wanted buckets' range of each value, then only the wanted (window, value, bucket) in it.
         if split.hours:
             index = windows.index_sql(f"hour * {HOUR_MS}", params, prefix)
-            branches.append(
-                read(
-                    index,
-                    _value_of(source, "value"),
-                    "bucket",
-                    f"duration AS d, n FROM durations WHERE {source.site} AND kind = {{mkind:UInt8}}"
-                    f" AND {_values_sql(source, params, 'value')} AND bucket IN ({buckets})"
-                    f" AND {split.hours_sql(params, prefix)}",
-                )
+            hours = (
+                f"duration AS d, n FROM durations WHERE {source.site} AND kind = {{mkind:UInt8}}"
+                f" AND {_values_sql(source, params, 'value')} AND bucket IN ({buckets})"
+                f" AND {split.hours_sql(params, prefix)}"
             )
+            branches.append(read(index, _value_of(source, "value"), "bucket", hours))
         raw = split.raw_sql(params, prefix)
         if raw is not None:
             raw_index = windows.index_sql("date_created", params, prefix)
-            of_row = BUCKET.format(column=_DURATION)
-            branches.append(
-                read(
-                    raw_index,
-                    _value_of(source, source.label),
-                    of_row,
-                    f"{_DURATION} AS d, toInt64(sign) AS n FROM {source.raw(raw, _duration_ranges(wanted_buckets))}"
-                    " AND isNotNull(duration_ms)"
-                    f" AND {_values_sql(source, params, source.label)}",
-                )
+            rows = (
+                f"{_DURATION} AS d, toInt64(sign) AS n FROM views WHERE {source.site} AND ({raw})"
+                f" AND isNotNull(duration_ms) AND {_values_sql(source, params, source.label)}"
             )
+            branches.append(read(raw_index, _value_of(source, source.label), BUCKET.format(column=_DURATION), rows))
     lows = ", ".join(str(min(found)) for found in packed.values())
     highs = ", ".join(str(max(found)) for found in packed.values())
     # Each wanted bucket's rows sorted by duration, a value's cancelling (negative) rows before its others,

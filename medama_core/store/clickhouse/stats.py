@@ -15,10 +15,7 @@ are the SQLite store's own `Group` and `fraction` (store/aggregate.py), so
 both engines give the same numbers. The order statistics:
 
 * an unfiltered median, from the duration tables (medians.py);
-* a filtered summary's medians, from its rows by the same two steps (medians.raw_middles: the durations per
-  bucket with the counts, then the wanted buckets' values alone);
-* another filtered median (a detailed list's, the pages /time shows), from
-  `quantilesExactWeighted(0.5, 0.5 + 1e-12)` with
+* a filtered median, from `quantilesExactWeighted(0.5, 0.5 + 1e-12)` with
   the weights `sign`: a -1 row cancels its +1 copy exactly (the weights add
   up modulo 2**64), and the two levels give the values of rank
   ceil(n / 2) - 1 and floor(n / 2), the two middle values of the n durations;
@@ -37,7 +34,7 @@ from typing import Any, Final
 from medama_core.store.aggregate import Group, fraction
 from medama_core.store.clickhouse.client import Client
 from medama_core.store.clickhouse.filters import where_sql
-from medama_core.store.clickhouse.medians import Family, middles, raw_middles
+from medama_core.store.clickhouse.medians import Family, middles
 from medama_core.store.clickhouse.retention import raw_floor
 from medama_core.store.clickhouse.schema import (
     COPIES,
@@ -367,7 +364,9 @@ def site_metrics(client: Client, query: Query) -> dict[str, Any]:
     query = _resolve(client, query)
     if not query.filters:
         return _metrics(_window_groups(client, query, [Family(Windows(query.start, query.end))]).get((0, 0), _EMPTY))
-    return _metrics(_filtered_groups(client, query, [Family(Windows(query.start, query.end))]).get((0, 0), _EMPTY))
+    params: dict[str, object] = {}
+    rows = client.rows(f"SELECT {COUNTS}, {MIDDLES} FROM {_rows(query, params)}", params)
+    return _metrics(_group(rows[0][:-1], rows[0][-1]) if rows and int(rows[0][2]) else _EMPTY)
 
 
 # The counts a summary's metrics read (_metrics: the visitors, the views, the bounce rule; the median's n comes
@@ -527,52 +526,40 @@ def summary(client: Client, query: Query, previous: bool, interval: str | None) 
 def _filtered_periods(
     client: Client, query: Query, interval: str | None, before: Query | None
 ) -> tuple[dict[int, Group], Group, Group]:
-    """A filtered summary from one range of rows (the previous period and the period): the groups of each bucket
-    of `interval` (none: one bucket, 0), of the whole period, and of the previous period `before`.
+    """A filtered summary in one read: the groups of each bucket of `interval` (none: one bucket, 0), of the whole
+    period, and of the previous period `before`, from one range of rows (the previous period and the period).
 
-    The previous period ends at the instant the period starts (stats.previous_period): when that instant is a
-    whole millisecond, its rows count in both, as each period is a family of windows of its own (medians.py).
+    Each row goes to its bucket, or to bucket -1 before the period's start. The previous period ends at the
+    instant the period starts (stats.previous_period): when that instant is a whole millisecond, the rows of it
+    count in both, so they are read once more, as bucket -1 (a range of the sort key, a few rows).
     """
-    assert query.start is not None and query.start_us is not None and query.end_us is not None
-    if interval is not None:
-        families = [Family(_bucket_windows(query, interval, query.start_us, query.end_us), whole=True)]
-    else:
-        families = [Family(Windows(query.start, query.end))]
-    if before is not None:
-        families.append(Family(Windows(before.start, before.end)))
-    groups = _filtered_groups(client, query, families, None if before is None else before.start)
-    buckets = {w: group for (f, w), group in groups.items() if f == 0 and w >= 0}
-    whole = groups.get((0, -1 if interval is not None else 0), _EMPTY)
-    return buckets, whole, groups.get((1, 0), _EMPTY)
-
-
-# The counts a filtered summary's metrics read (_metrics; the median's n comes with its middles), summed per row.
-_FILTERED_COUNTS: Final = ("visitors", "pageviews", "bounces", "timed")
-
-
-def _filtered_groups(
-    client: Client, query: Query, families: list[Family], lo: int | None = None
-) -> dict[tuple[int, int], Group]:
-    """The Group (median fixed) of every window of each family with a live view, and of each `whole` family's
-    windows together (window -1), for a filtered query, from its rows from `lo` (the query's start unless given)
-    to its end: one read of them for the counts and the durations per bucket, one for the middle values
-    (medians.raw_middles)."""
     params: dict[str, object] = {}
-    rows = _rows(query, params, lo)
-    sums = [ROW_COUNTS[name] for name in _FILTERED_COUNTS]
-    summed, found = raw_middles(client, rows, params, families, sums)
-    groups = {}
-    for key, counts in summed.items():
-        group = Group()
-        for field, count in zip(_FILTERED_COUNTS, counts, strict=True):
-            setattr(group, field, count)
-        if group.pageviews <= 0:
+    assert query.start is not None
+    params["cur_lo"] = query.start
+    bucket = "toInt64(0)"
+    if interval is not None:
+        assert query.start_us is not None
+        bucket = _bucket_sql(interval, params, query.start_us)
+    lo = query.start if before is None else before.start
+    columns = "sign, is_unique_user, is_unique_page, duration_ms"
+    current = _rows(query, params, lo)
+    reads = [f"SELECT if(date_created >= {{cur_lo:Int64}}, {bucket}, -1) AS b, {columns} FROM {current}"]
+    if before is not None and before.end is not None and before.end >= query.start:
+        shared = _rows(query, params, before.end, before.end, "_shared")  # an instant in both periods
+        reads.append(f"SELECT toInt64(-1) AS b, {columns} FROM {shared}")
+    inner = _per_bucket("b", f"({' UNION ALL '.join(reads)})")
+    sql = f"SELECT bucket >= 0 AS current, {_MERGED_BUCKETS} FROM ({inner}) GROUP BY current"
+    groups: dict[int, Group] = {}
+    whole, previous_group = _EMPTY, _EMPTY
+    for current, found, *totals in client.rows(sql, params):
+        if not int(totals[2]):
             continue  # no live view (every row cancelled by its unload pair)
-        n, low, high = found.get(key, (0, 0, 0))
-        group.measured = n
-        group.fixed = {0.5: _interpolate(n, 0.5, low, high) if n else None}
-        groups[key] = group
-    return groups
+        if int(current):
+            groups = {int(row[0]): _group(row[1:-1], row[-1]) for row in found if int(row[3])}
+            whole = _group(totals[:-1], totals[-1])
+        else:
+            previous_group = _group(totals[:-1], totals[-1])
+    return groups, whole, previous_group
 
 
 def _bucket_rows(interval: str, start_us: int, end_us: int, groups: dict[int, Group]) -> list[dict[str, Any]]:
@@ -785,21 +772,10 @@ def list_stats(
 
 
 def _medians(client: Client, query: Query, groups: dict[str, Group], paths: list[str]) -> None:
-    """Fix the medians of some pages' groups: for an unfiltered query from the duration tables, for a filtered one
-    from its rows of those pages alone (one hash table of durations per page shown, not per page of the site:
-    those were two thirds of /time's CPU under a browser filter at 10 M views)."""
+    """Fix the medians of some pages' groups, for an unfiltered query (the duration tables)."""
     if not paths:
         return
     params: dict[str, object] = {}
-    if query.filters:
-        rows = _rows(query, params, labels=("pathname",))
-        shown = in_list("path", paths, params)
-        sql = f"SELECT pathname, {MIDDLES} FROM {rows} AND pathname IN ({shown}) GROUP BY pathname"
-        found_rows = {str(path): middle for path, middle in client.rows(sql, params)}
-        for path in paths:
-            n, middle = groups[path].measured, found_rows.get(path)
-            groups[path].fixed = {0.5: _interpolate(n, 0.5, middle[0], middle[1]) if n and middle else None}
-        return
     site = _site(query, params)
     family = Family(Windows(query.start, query.end))
     found = middles(client, site, params, KIND_CODES["path"], LABELS["path"], paths, [family])
@@ -856,7 +832,13 @@ def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[
     # Only what the keep rule and the shares read: page visitors, and the durations' sum and counts.
     fields = ("page_visitors", "duration_sum", "measured", "zeros", "ones")
     found = _hourly_groups(client, query, "path", fields)
-    groups = found if found is not None else _raw_counts(client, query, fields)
+    medians_known = found is None and summary  # a raw read: one pass gives every page's median too
+    if found is not None:
+        groups = found
+    elif summary:
+        groups = _groups(client, query, LABELS["path"], True)
+    else:
+        groups = _raw_counts(client, query, fields)
     kept = [(path, g) for path, g in groups.items() if g.page_visitors >= 3 and g.median_positive()]
     if not summary:
         _quartiles(client, query, groups, [path for path, _ in kept])
@@ -868,7 +850,8 @@ def time_stats(client: Client, query: Query, summary: bool, page: Page) -> list[
         kept.sort(key=lambda item: -shares[item[0]])
         wanted = len(kept) if page.limit is None else min(len(kept), page.offset + page.limit)
         kept = [item for item in kept if wanted and shares[item[0]] >= shares[kept[wanted - 1][0]]]
-        _medians(client, query, groups, [path for path, _ in kept])
+        if not medians_known:
+            _medians(client, query, groups, [path for path, _ in kept])
         kept.sort(key=lambda item: (-shares[item[0]], -item[1].duration(), -item[1].page_visitors, item[0]))
     else:
         kept.sort(key=lambda item: (-item[1].page_visitors, -item[1].duration(), item[0]))
