@@ -161,19 +161,18 @@ def _bucket_counts(
     counts: dict[Key, dict[int, int]] = {}
     if not branches:
         return counts
-    grouped = f"SELECT fam, w, v, b, sum(n) AS n FROM ({' UNION ALL '.join(branches)}) GROUP BY fam, w, v, b"
-    wholes = ", ".join(str(f) for f, family in enumerate(families) if family.whole)
-    if wholes:
-        # Each window's bucket counts once more under the union of its family's windows (window -1), summed
-        # here from the grouped rows: Python summed every window's buckets (~15 ms for 90 day buckets).
-        both = f"arrayJoin(if(fam IN ({wholes}), [w1, toInt64(-1)], [w1])) AS w"
-        grouped = (
-            f"SELECT fam, w, v, b, sum(n) AS n FROM (SELECT fam, {both}, v, b, n"
-            f" FROM (SELECT fam, w AS w1, v, b, n FROM ({grouped}))) GROUP BY fam, w, v, b"
-        )
-    sql = f"SELECT fam, w, v, groupArray(b), groupArray(n) FROM ({grouped}) WHERE n != 0 GROUP BY fam, w, v"
+    sql = (
+        "SELECT fam, w, v, groupArray(b), groupArray(n) FROM (SELECT fam, w, v, b, sum(n) AS n FROM ("
+        + " UNION ALL ".join(branches)
+        + ") GROUP BY fam, w, v, b HAVING n != 0) GROUP BY fam, w, v"
+    )
     for f, w, v, buckets, ns in client.rows(sql, params):
-        counts[(f, w, source.values[v])] = dict(zip(buckets, ns, strict=True))  # ints already (JSON numbers)
+        value = source.values[v]
+        by_bucket = counts[(f, w, value)] = dict(zip(buckets, ns, strict=True))  # ints already (JSON numbers)
+        if families[f].whole:
+            whole = counts.setdefault((f, -1, value), {})
+            for b, n in by_bucket.items():
+                whole[b] = whole.get(b, 0) + n
     return counts
 
 
@@ -209,36 +208,29 @@ def _select(
         if not buckets:
             continue
 
-        def read(index: str, value: str, bucket: str, source_sql: str, r: int = r) -> str:
-            """The rows of the wanted (window, value, bucket) keys among `source_sql` (`d`, `n`, `FROM` and
-            `WHERE`): each row with the key of its window, and of its family's union too when that is wanted (an
-            `arrayJoin` of the matching rows only: it doubled every row read before)."""
+        def keys(index: str, value: str, bucket: str, r: int = r) -> str:
             own = _pack_sql(r, index, value, bucket)
-            if r not in whole_of:
-                return f"SELECT {own} AS k, {source_sql} AND k IN ({wanted_keys})"
-            union = _pack_sql(whole_of[r], "0", value, bucket)
-            return (
-                f"SELECT arrayJoin([ko, ku]) AS k, d, n FROM (SELECT {own} AS ko, {union} AS ku, {source_sql}"
-                f" AND (ko IN ({wanted_keys}) OR ku IN ({wanted_keys}))) WHERE k IN ({wanted_keys})"
-            )
+            return f"arrayJoin([{own}, {_pack_sql(whole_of[r], '0', value, bucket)}])" if r in whole_of else own
 
         # Only the wanted buckets' range of each value, then only the wanted (window, value, bucket) in it.
         if split.hours:
             index = windows.index_sql(f"hour * {HOUR_MS}", params, prefix)
-            hours = (
-                f"duration AS d, n FROM durations WHERE {source.site} AND kind = {{mkind:UInt8}}"
+            key = keys(index, _value_of(source, "value"), "bucket")
+            branches.append(
+                f"SELECT {key} AS k, duration AS d, n FROM durations WHERE {source.site} AND kind = {{mkind:UInt8}}"
                 f" AND {_values_sql(source, params, 'value')} AND bucket IN ({buckets})"
-                f" AND {split.hours_sql(params, prefix)}"
+                f" AND {split.hours_sql(params, prefix)} AND k IN ({wanted_keys})"
             )
-            branches.append(read(index, _value_of(source, "value"), "bucket", hours))
         raw = split.raw_sql(params, prefix)
         if raw is not None:
             raw_index = windows.index_sql("date_created", params, prefix)
-            rows = (
-                f"{_DURATION} AS d, toInt64(sign) AS n FROM views WHERE {source.site} AND ({raw})"
-                f" AND isNotNull(duration_ms) AND {_values_sql(source, params, source.label)}"
+            of_row = BUCKET.format(column=_DURATION)
+            key = keys(raw_index, _value_of(source, source.label), of_row)
+            branches.append(
+                f"SELECT {key} AS k, {_DURATION} AS d, toInt64(sign) AS n"
+                f" FROM views WHERE {source.site} AND ({raw}) AND isNotNull(duration_ms)"
+                f" AND {_values_sql(source, params, source.label)} AND k IN ({wanted_keys})"
             )
-            branches.append(read(raw_index, _value_of(source, source.label), BUCKET.format(column=_DURATION), rows))
     lows = ", ".join(str(min(found)) for found in packed.values())
     highs = ", ".join(str(max(found)) for found in packed.values())
     # Each wanted bucket's rows sorted by duration, a value's cancelling (negative) rows before its others,
