@@ -13,12 +13,13 @@ from __future__ import annotations
 import dataclasses
 import random
 import uuid
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from medama_core.store import imported_stats
 from medama_core.store.clickhouse import hits, imported, schema
 from medama_core.store.clickhouse import stats as ch_stats
-from medama_core.store.clickhouse.client import Client, HTTPTransport
+from medama_core.store.clickhouse.client import Client, HTTPTransport, Transport
 from medama_core.store.clickhouse.windows import plan
 from medama_core.store.query import Query, previous_period
 from medama_core.store.rows import VIEW_COLUMNS, Duration, NewView, Op
@@ -93,6 +94,44 @@ def test_one_statement_summary_equals_separate_reads(ch: Client) -> None:
     assert later["current"]["pageviews"] == 0 and later["previous"]["pageviews"] > 0
     apart = ch_stats.summary(ch, Query(SITE, (S + 40 * DAY) * 1000, (S + 42 * DAY) * 1000 - 1), False, "day")
     assert [apart["current"]["duration"], *(row["duration"] for row in apart["interval"])] == [350, 200, 500]
+
+
+class _Recording:
+    """A transport that keeps every statement it sends to the real one."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.statements: list[str] = []
+
+    def send(
+        self, sql: str, params: Mapping[str, str], rows: bytes | None = None, stream: bool = False
+    ) -> Iterator[bytes]:
+        self.statements.append(sql)
+        return self.inner.send(sql, params, rows, stream)
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_bucket_counts_group_by_the_values_index(ch: Client) -> None:
+    """The summary's bucket counts group and pack each row by its value's index (a number; the site's one value:
+    a constant) where they grouped by the value's String, with the same answers."""
+    rnd = random.Random(19)
+    rows = _views(rnd)
+    store(ch, rnd, rows, [], orphans=False)
+    ref = Reference(rows, [])
+    recording = _Recording(ch.transport)
+    client = Client(recording)
+    for start_us, end_us in ((S * 1000 + 1, (S + 3 * DAY) * 1000), ((S + 40 * DAY) * 1000, (S + 42 * DAY) * 1000 - 1)):
+        q = Query(SITE, start_us, end_us)
+        expected = {
+            "current": ref.summary(q),
+            "previous": ref.summary(Query(SITE, *previous_period(start_us, end_us))),
+            "interval": ref.interval(q, "day"),
+        }
+        assert ch_stats.summary(client, q, True, "day") == expected
+    counts = [sql for sql in recording.statements if "FROM duration_hours" in sql]
+    assert len(counts) == 2 and all("toUInt16(0) AS v" in sql and "'' AS v" not in sql for sql in counts)
 
 
 def test_imported_days_add_to_every_window(ch: Client) -> None:

@@ -95,6 +95,8 @@ def _locate(by_bucket: dict[int, int], ranks: list[int]) -> list[tuple[int, int]
         count = by_bucket[bucket]
         while pending and pending[0] <= before + count:
             found.append((bucket, pending.pop(0) - before))
+        if not pending:
+            break
         before += count
     return found
 
@@ -122,6 +124,14 @@ def _values_sql(source: _Source, params: dict[str, object], column: str) -> str:
     return f"{column} IN ({in_list('mv', list(source.values), params)})"
 
 
+def _value_of(source: _Source, column: str) -> str:
+    """The index of a row's value among the values, a number to group and pack by (a String search per row:
+    skipped for one value, as the summary's site; it was a sixth of the 90-day summary's middle values statement
+    at 10 M views)."""
+    names = ", ".join(f"{{mv{i}:String}}" for i in range(len(source.values)))
+    return "toUInt16(0)" if len(source.values) == 1 else f"toUInt16(indexOf([{names}], {column}) - 1)"
+
+
 def _bucket_counts(
     client: Client, source: _Source, params: dict[str, object], families: Sequence[Family]
 ) -> dict[Key, dict[int, int]]:
@@ -134,7 +144,8 @@ def _bucket_counts(
         if split.hours:
             index = family.windows.index_sql(f"hour * {HOUR_MS}", params, prefix)
             branches.append(
-                f"SELECT toUInt8({f}) AS fam, toInt64({index}) AS w, value AS v, bucket AS b, n FROM duration_hours"
+                f"SELECT toUInt8({f}) AS fam, toInt64({index}) AS w, {_value_of(source, 'value')} AS v, bucket AS b, n"
+                f" FROM duration_hours"
                 f" WHERE {source.site} AND {_values_sql(source, params, 'value')}"
                 f" AND {split.duration_hours_sql('{mkind:UInt8}', params, prefix)}"
             )
@@ -142,7 +153,7 @@ def _bucket_counts(
         if raw is not None:
             raw_index = family.windows.index_sql("date_created", params, prefix)
             branches.append(
-                f"SELECT toUInt8({f}) AS fam, toInt64({raw_index}) AS w, {source.label} AS v,"
+                f"SELECT toUInt8({f}) AS fam, toInt64({raw_index}) AS w, {_value_of(source, source.label)} AS v,"
                 f" {BUCKET.format(column=_DURATION)} AS b, toInt64(sign) AS n"
                 f" FROM views WHERE {source.site} AND ({raw}) AND isNotNull(duration_ms)"
                 f" AND {_values_sql(source, params, source.label)}"
@@ -155,13 +166,13 @@ def _bucket_counts(
         + " UNION ALL ".join(branches)
         + ") GROUP BY fam, w, v, b HAVING n != 0) GROUP BY fam, w, v"
     )
-    for f, w, value, buckets, ns in client.rows(sql, params):
-        key = (int(f), int(w), str(value))
-        counts[key] = {int(b): int(n) for b, n in zip(buckets, ns, strict=True)}
-        if families[int(f)].whole:
-            whole = counts.setdefault((int(f), -1, str(value)), {})
-            for b, n in zip(buckets, ns, strict=True):
-                whole[int(b)] = whole.get(int(b), 0) + int(n)
+    for f, w, v, buckets, ns in client.rows(sql, params):
+        value = source.values[v]
+        by_bucket = counts[(f, w, value)] = dict(zip(buckets, ns, strict=True))  # ints already (JSON numbers)
+        if families[f].whole:
+            whole = counts.setdefault((f, -1, value), {})
+            for b, n in by_bucket.items():
+                whole[b] = whole.get(b, 0) + n
     return counts
 
 
@@ -186,13 +197,6 @@ def _select(
         return {}
     value_index = {value: i for i, value in enumerate(source.values)}
     packed = {_pack(reader, w, value_index[value], b): found for (reader, w, value, b), found in ranks.items()}
-    names = ", ".join(f"{{mv{i}:String}}" for i in range(len(source.values)))
-
-    def value_of(column: str) -> str:
-        """The index of a row's value among the values (a String search per row: skipped for one value, as the
-        summary's site; it was a sixth of the 90-day summary's middle values statement at 10 M views)."""
-        return "0" if len(source.values) == 1 else f"indexOf([{names}], {column}) - 1"
-
     wanted_keys = ", ".join(str(key) for key in packed)
     branches = []
     params["mkind"] = source.kind
@@ -211,7 +215,7 @@ def _select(
         # Only the wanted buckets' range of each value, then only the wanted (window, value, bucket) in it.
         if split.hours:
             index = windows.index_sql(f"hour * {HOUR_MS}", params, prefix)
-            key = keys(index, value_of("value"), "bucket")
+            key = keys(index, _value_of(source, "value"), "bucket")
             branches.append(
                 f"SELECT {key} AS k, duration AS d, n FROM durations WHERE {source.site} AND kind = {{mkind:UInt8}}"
                 f" AND {_values_sql(source, params, 'value')} AND bucket IN ({buckets})"
@@ -221,7 +225,7 @@ def _select(
         if raw is not None:
             raw_index = windows.index_sql("date_created", params, prefix)
             of_row = BUCKET.format(column=_DURATION)
-            key = keys(raw_index, value_of(source.label), of_row)
+            key = keys(raw_index, _value_of(source, source.label), of_row)
             branches.append(
                 f"SELECT {key} AS k, {_DURATION} AS d, toInt64(sign) AS n"
                 f" FROM views WHERE {source.site} AND ({raw}) AND isNotNull(duration_ms)"

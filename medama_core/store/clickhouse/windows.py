@@ -15,6 +15,7 @@ in SQL from a time: `Windows.index_sql`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Final
@@ -247,6 +248,12 @@ def _day_spans(windows: Windows, first: int, last: int) -> tuple[tuple[int, ...]
     return (tuple(days), tuple(rest)) if days else None
 
 
+# Plans kept: a summary plans each family's windows in each of its three reads (a period of 90 day buckets: 90
+# windows' spans, ~10 ms of Python each time); Windows and Plan are frozen.
+PLANS_KEPT: Final = 256
+
+
+@functools.lru_cache(maxsize=PLANS_KEPT)
 def plan(windows: Windows, days: bool = False) -> Plan:
     """Split `windows` into whole hours inside one window and raw ranges for the rest; with `days`, those hours
     as 24-hour spans too (Plan.days: the site's durations in `duration_hours`, which has them)."""
