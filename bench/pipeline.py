@@ -12,18 +12,30 @@ Usage: python bench/pipeline.py [--hits 20000] [--rounds 3]
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+# Not bench/ itself on the path: its http.py would hide the standard library's http package.
+sys.path[0] = str(ROOT)
 
-import ingest as mix  # noqa: E402  (bench/ingest.py: the same value mix)
+
+def _load_mix() -> ModuleType:
+    """bench/ingest.py (the same value mix), loaded from its file."""
+    spec = importlib.util.spec_from_file_location("bench_ingest", ROOT / "bench" / "ingest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+mix = _load_mix()
 
 from medama_core.ingest import pipeline  # noqa: E402
 from medama_core.ingest.hit import parse_hit  # noqa: E402
