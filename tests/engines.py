@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -168,6 +169,11 @@ def clickhouse_server(data_dir: str | None = None) -> Iterator[Server]:
         server.stop()
 
 
+# One statement at a time in the chDB session: a second thread's (Client.both) would change the first's
+# database and query parameters, which are session state (chDB said "Substitution `c0_origin` is not set").
+_CHDB_LOCK = threading.Lock()
+
+
 class ChdbTransport:
     """chDB (ClickHouse in-process, chdb-core) as a Transport, on one database of a shared session."""
 
@@ -179,10 +185,11 @@ class ChdbTransport:
         self, sql: str, params: Mapping[str, str], rows: bytes | None = None, stream: bool = False
     ) -> Iterator[bytes]:
         try:
-            self.session.query(f"USE {self.database}")
             statement = sql if rows is None else sql + "\n" + rows.decode()
-            # chDB's default output format is CSV; a statement naming its own FORMAT keeps it.
-            result = self.session.query(statement, "TabSeparated", params=dict(params))
+            with _CHDB_LOCK:  # the database in use and the query parameters are the session's, shared by threads
+                self.session.query(f"USE {self.database}")
+                # chDB's default output format is CSV; a statement naming its own FORMAT keeps it.
+                result = self.session.query(statement, "TabSeparated", params=dict(params))
         except RuntimeError as exc:
             text = str(exc)
             raise error_for(parse_code(text), text, self.database) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -184,3 +185,28 @@ def test_a_request_leaves_in_one_write(body: bytes) -> None:
         peer.recv(1)  # nothing left: one record held all of it
     transport.close()
     peer.close()
+
+
+def test_both_runs_two_reads_and_raises_the_callers_error_first(ch: Client) -> None:
+    """Client.both gives both answers (the side one from a helper thread), and when a statement fails raises
+    it only once the other is done, the caller's own first."""
+    threads: list[int] = []
+
+    def side() -> list[list[object]]:
+        threads.append(threading.get_ident())
+        return ch.rows("SELECT {n:UInt8} + 1", {"n": 1})
+
+    assert ch.both(side, lambda: ch.rows("SELECT 5")) == ([[2]], [[5]])
+    assert threads and threads[0] != threading.get_ident()
+    finished: list[str] = []
+
+    def slow_side() -> None:
+        ch.rows("SELECT count() FROM numbers(100000)")
+        finished.append("side")
+        raise QueryFailed("side")
+
+    with pytest.raises(QueryFailed) as caught:
+        ch.both(slow_side, lambda: ch.rows("SELECT no_such_column"))
+    assert "side" not in str(caught.value) and finished == ["side"]
+    with pytest.raises(QueryFailed, match="side"):
+        ch.both(slow_side, lambda: ch.rows("SELECT 1"))

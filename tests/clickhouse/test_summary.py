@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -245,3 +246,53 @@ def test_day_bucket_medians_from_24_hour_spans_migrated_and_written_in_batches(c
     finally:
         old.command(f"DROP DATABASE {name}")
         old.close()
+
+
+# How long the `hourly` statement waits for the middle values' first statement to start beside it: on the old
+# code (one after another) it never does, and the test fails after this wait.
+OVERLAP_WAIT_S = 2.0
+
+
+class _Overlapping(_Recording):
+    """Holds the summary's `hourly` statement until the bucket counts statement has been sent too, noting
+    whether it was (the two are in flight at once) and on which threads each ran."""
+
+    def __init__(self, inner: Transport) -> None:
+        super().__init__(inner)
+        self.counts_sent = threading.Event()
+        self.overlapped: list[bool] = []
+        self.threads: dict[str, set[int]] = {"hourly": set(), "durations": set()}
+
+    def send(
+        self, sql: str, params: Mapping[str, str], rows: bytes | None = None, stream: bool = False
+    ) -> Iterator[bytes]:
+        if "FROM hourly" in sql:
+            self.threads["hourly"].add(threading.get_ident())
+            self.overlapped.append(self.counts_sent.wait(OVERLAP_WAIT_S))
+        if "FROM duration_hours" in sql:
+            self.threads["durations"].add(threading.get_ident())
+            self.counts_sent.set()
+        return super().send(sql, params, rows, stream)
+
+
+def test_the_counts_and_the_middle_values_run_side_by_side(ch: Client) -> None:
+    """The unfiltered summary's `hourly` statement runs on a helper thread while the middle values' statements
+    run on the caller's: both in flight at once, the answers unchanged."""
+    rnd = random.Random(23)
+    rows = _views(rnd)
+    store(ch, rnd, rows, [], orphans=False)
+    ref = Reference(rows, [])
+    overlapping = _Overlapping(ch.transport)
+    client = Client(overlapping)
+    start_us, end_us = S * 1000 + 1, (S + 3 * DAY) * 1000
+    q = Query(SITE, start_us, end_us)
+    expected = {
+        "current": ref.summary(q),
+        "previous": ref.summary(Query(SITE, *previous_period(start_us, end_us))),
+        "interval": ref.interval(q, "day"),
+    }
+    assert ch_stats.summary(client, q, True, "day") == expected
+    assert overlapping.overlapped == [True]
+    assert overlapping.threads["hourly"].isdisjoint(overlapping.threads["durations"])
+    assert overlapping.threads["durations"] == {threading.get_ident()}
+    client.close()

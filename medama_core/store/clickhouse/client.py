@@ -20,8 +20,9 @@ import http.client
 import json
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from medama_core.store import protocol
@@ -31,6 +32,7 @@ from medama_core.store.clickhouse.url import ClickHouseURL
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "QUERY_TIMEOUT_S",
+    "SIDE_THREADS",
     "AuthenticationFailed",
     "ClickHouseError",
     "Client",
@@ -59,6 +61,13 @@ _SETTINGS: Final = {"output_format_json_quote_64bit_integers": "0"}
 _AUTH_CODES: Final = frozenset({192, 193, 194, 516})  # UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTH_FAILED
 _UNKNOWN_DATABASE: Final = 81
 _CODE: Final = re.compile(r"Code: (\d+)")
+# Helper threads that run a read's second, independent statement while the first runs on the caller's
+# thread (Client.both): one per reader thread of the adapter (backends/clickhouse.py DEFAULT_READERS), so
+# each read in flight gets its pair side by side; each thread keeps its own keep-alive connection.
+SIDE_THREADS: Final = 2
+
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 class ClickHouseError(Exception):
@@ -241,6 +250,8 @@ class Client:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
         self._server_params: bool | None = None
+        self._side: ThreadPoolExecutor | None = None
+        self._side_lock = threading.Lock()
 
     @classmethod
     def connect(cls, url: ClickHouseURL) -> Client:
@@ -259,6 +270,22 @@ class Client:
 
     def _send(self, sql: str, params: Mapping[str, str], rows: bytes | None = None) -> bytes:
         return b"".join(self.transport.send(sql, params, rows))
+
+    def both(self, side: Callable[[], A], main: Callable[[], B]) -> tuple[A, B]:
+        """`side()` on a helper thread while `main()` runs on this one, each sending its own statements; both
+        answers once both are done (the server runs the two at once, on its own cores). An error of either
+        is raised, `main`'s first."""
+        _ = self.server_params  # asked here, once, not by both threads at once
+        with self._side_lock:
+            if self._side is None:
+                self._side = ThreadPoolExecutor(max_workers=SIDE_THREADS, thread_name_prefix="clickhouse-side")
+            pending = self._side.submit(side)
+        try:
+            second = main()
+        except BaseException:
+            wait([pending])  # no statement left running unseen; `main`'s error is the one raised
+            raise
+        return pending.result(), second
 
     def _bound(self, sql: str, params: Mapping[str, object]) -> tuple[str, dict[str, str]]:
         return bind(sql, params, self.server_params)
@@ -306,4 +333,8 @@ class Client:
         self._send(f"INSERT INTO {table} ({', '.join(columns)}) FORMAT TabSeparated", {}, body)
 
     def close(self) -> None:
+        with self._side_lock:
+            if self._side is not None:
+                self._side.shutdown(wait=True)
+                self._side = None
         self.transport.close()
