@@ -39,8 +39,8 @@ QUIET_BEFORE_LONG_S: Final = 5.0
 # pages the next units write again. At 16,000 (~64 MB of WAL on disk, which stays that size) the commits
 # of the background work after an import of 1 M views / 200k paths cost 3.7 s of CPU instead of 5.75
 # (bench/settle.py --sql); a read finds a page in the WAL's index whatever its length. A checkpointer on a
-# thread of its own (store/sqlite/checkpointer.py) copies the frames first, every CHECKPOINT_PAGES; the
-# writer's autocheckpoint then copies only the last few and restarts the WAL, which keeps it this long.
+# thread of its own (store/sqlite/checkpointer.py) copies the frames first, every CHECKPOINT_PAGES, and stands
+# aside at this length: the writer's autocheckpoint then copies only the last few and restarts the WAL.
 WAL_CHECKPOINT_PAGES: Final = 16_000
 
 # The stats layer (store.stats, rollups, columns, scan, entries, retention and their helpers, ~50 ms of
@@ -114,8 +114,7 @@ class SQLiteAnalytics:
 
     def __init__(self, path: str, flag: str = "-analyticsdb") -> None:
         self.db = open_database(path, analytics.MIGRATIONS, analytics.MARKER_TABLE, flag)
-        self.db.writer_conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
-        self.db.checkpoint_beside(CHECKPOINT_PAGES)
+        self.db.checkpoint_beside(CHECKPOINT_PAGES, WAL_CHECKPOINT_PAGES)
         self.location = os.path.abspath(path)
 
     @property

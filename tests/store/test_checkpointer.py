@@ -27,7 +27,7 @@ def test_a_step_copies_the_committed_frames_while_the_writer_holds_its_transacti
     writer = db.connect(path)
     writer.execute("PRAGMA wal_autocheckpoint = 0")
     _fill(writer, 200)
-    checkpointer = Checkpointer(path, pages=100)
+    checkpointer = Checkpointer(path, pages=100, wal_pages=10_000)
     try:
         committed = checkpointer.pending()
         assert committed >= 200
@@ -43,6 +43,25 @@ def test_a_step_copies_the_committed_frames_while_the_writer_holds_its_transacti
     reader = sqlite3.connect(path)
     assert reader.execute("SELECT count(*) FROM filler").fetchone() == (250,)
     reader.close()
+    writer.close()
+
+
+def test_it_stands_aside_at_the_writers_limit_and_the_writer_restarts_the_wal(tmp_path: Path) -> None:
+    path = str(tmp_path / "a.db")
+    writer = db.connect(path)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    _fill(writer, 300)
+    checkpointer = Checkpointer(path, pages=100, wal_pages=200)
+    try:
+        assert not checkpointer.step()  # 300 frames wait, but the WAL is past 200: the writer's to copy
+        assert checkpointer.pending() >= 300
+        writer.execute("PRAGMA wal_autocheckpoint = 200")
+        _fill(writer, 1)  # this commit checkpoints, finding the lock free
+        assert checkpointer.pending() == 0
+        _fill(writer, 1)  # the next transaction starts the WAL again from its first frame
+        assert checkpointer.frames()[0] < 10
+    finally:
+        checkpointer.stop()
     writer.close()
 
 

@@ -38,23 +38,27 @@ _MX_FRAME_AT: Final = 16
 _BACKFILL_AT: Final = 96
 
 
-def frames_pending(wal_index: bytes) -> int:
-    """Frames committed to the WAL and not yet copied into the database, from the wal-index's first bytes
-    (0 for a header shorter than that: no WAL yet)."""
+def wal_frames(wal_index: bytes) -> tuple[int, int]:
+    """The WAL's committed frames and, of those, the ones copied into the database, from the wal-index's
+    first bytes ((0, 0) for fewer bytes than that: no WAL yet)."""
     if len(wal_index) < _BACKFILL_AT + _MX_FRAME.size:
-        return 0
+        return 0, 0
     last: int = _MX_FRAME.unpack_from(wal_index, _MX_FRAME_AT)[0]
     copied: int = _MX_FRAME.unpack_from(wal_index, _BACKFILL_AT)[0]
-    return max(0, last - copied)
+    return last, min(copied, last)
 
 
 class Checkpointer:
-    """A thread that checkpoints `path`'s WAL on a connection of its own when the writer has left
-    CHECKPOINT_PAGES frames uncopied; the writer calls `nudge` after each of its calls."""
+    """A thread that checkpoints `path`'s WAL on a connection of its own when the writer has left `pages`
+    frames uncopied, and stands aside once the WAL holds `wal_pages` frames, the writer's wal_autocheckpoint:
+    that commit's checkpoint then finds the lock free, copies the few frames left and lets the writer's next
+    transaction restart the WAL (were the checkpointer to hold the lock at each such commit, the WAL would
+    grow on). The writer calls `nudge` after each of its calls."""
 
-    def __init__(self, path: str, pages: int = CHECKPOINT_PAGES) -> None:
+    def __init__(self, path: str, pages: int, wal_pages: int) -> None:
         self.path = path
         self.pages = pages
+        self.wal_pages = wal_pages
         self.checkpoints = 0  # checkpoints run (for tests and benches)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute(f"PRAGMA cache_size = -{CHECKPOINTER_CACHE_KIB}")
@@ -68,20 +72,26 @@ class Checkpointer:
         """Say the writer has committed (any thread): the checkpointer looks at the WAL again."""
         self._wake.set()
 
-    def pending(self) -> int:
-        """Frames of the WAL not yet copied into the database (0 without a WAL)."""
+    def frames(self) -> tuple[int, int]:
+        """The WAL's committed frames and the ones copied into the database ((0, 0) without a WAL)."""
         try:
             if self._shm is None:
                 self._shm = os.open(self.path + "-shm", os.O_RDONLY)
             head = os.pread(self._shm, _BACKFILL_AT + _MX_FRAME.size, 0)
         except OSError:
-            return 0
-        return frames_pending(head)
+            return 0, 0
+        return wal_frames(head)
+
+    def pending(self) -> int:
+        """Frames of the WAL not yet copied into the database (0 without a WAL)."""
+        last, copied = self.frames()
+        return last - copied
 
     def step(self) -> bool:
-        """Checkpoint once if CHECKPOINT_PAGES frames wait (the checkpointer's thread, or a test's
-        with the thread stopped); True if it did."""
-        if self.pending() < self.pages:
+        """Checkpoint once if `pages` frames wait and the WAL is shorter than `wal_pages` (the checkpointer's
+        thread, or a test's); True if it did."""
+        last, copied = self.frames()
+        if last - copied < self.pages or last >= self.wal_pages:
             return False
         try:
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

@@ -292,11 +292,13 @@ class Database:
             self.readers = readers
             old.shutdown(wait=False)
 
-    def checkpoint_beside(self, pages: int) -> None:
+    def checkpoint_beside(self, pages: int, wal_pages: int) -> None:
         """Checkpoint the WAL on a thread of its own once `pages` frames wait (store/sqlite/checkpointer.py),
-        not in the writer's commits; the writer's wal_autocheckpoint, set larger, stays as the WAL's bound."""
+        not in the writer's commits; the writer's wal_autocheckpoint, `wal_pages` (larger), stays as the
+        WAL's bound. Call before the first write."""
+        self.writer_conn.execute(f"PRAGMA wal_autocheckpoint = {int(wal_pages)}")
         if self.checkpointer is None:
-            self.checkpointer = Checkpointer(self.path, pages)
+            self.checkpointer = Checkpointer(self.path, pages, wal_pages)
 
     async def write(self, fn: Callable[..., T], /, *args: object) -> T:
         """Run `fn(conn, *args)` on the writer thread."""
