@@ -14,6 +14,7 @@ from medama_core.backends.meta import MetaAdapter
 from medama_core.config import StartupError
 from medama_core.store.protocol import Filter, Op, Outcomes, Page, Query, Step
 from medama_core.store.sqlite import analytics, hits, imported, live, meta
+from medama_core.store.sqlite.checkpointer import CHECKPOINT_PAGES
 from medama_core.store.sqlite.db import Database, Migration, UnusableFile, limit_heap
 
 if TYPE_CHECKING:
@@ -37,7 +38,9 @@ QUIET_BEFORE_LONG_S: Final = 5.0
 # write a few thousand scattered index pages, so at 1,000 nearly every commit checkpointed (and fsynced)
 # pages the next units write again. At 16,000 (~64 MB of WAL on disk, which stays that size) the commits
 # of the background work after an import of 1 M views / 200k paths cost 3.7 s of CPU instead of 5.75
-# (bench/settle.py --sql); a read finds a page in the WAL's index whatever its length.
+# (bench/settle.py --sql); a read finds a page in the WAL's index whatever its length. A checkpointer on a
+# thread of its own (store/sqlite/checkpointer.py) copies the frames first, every CHECKPOINT_PAGES, and stands
+# aside at this length: the writer's autocheckpoint then copies only the last few and restarts the WAL.
 WAL_CHECKPOINT_PAGES: Final = 16_000
 
 # The stats layer (store.stats, rollups, columns, scan, entries, retention and their helpers, ~50 ms of
@@ -111,7 +114,7 @@ class SQLiteAnalytics:
 
     def __init__(self, path: str, flag: str = "-analyticsdb") -> None:
         self.db = open_database(path, analytics.MIGRATIONS, analytics.MARKER_TABLE, flag)
-        self.db.writer_conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+        self.db.checkpoint_beside(CHECKPOINT_PAGES, WAL_CHECKPOINT_PAGES)
         self.location = os.path.abspath(path)
 
     @property

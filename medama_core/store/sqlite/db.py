@@ -29,6 +29,7 @@ from medama_core.store.door import QueryTimeout as QueryTimeout
 from medama_core.store.door import is_disk_full as is_disk_full
 from medama_core.store.files import create_private, make_private_dirs
 from medama_core.store.sqlite import malloc
+from medama_core.store.sqlite.checkpointer import Checkpointer
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -267,6 +268,7 @@ class Database:
         self.readers = readers
         self.cache_kib = CACHE_SIZE_KIB  # each thread applies a change to its own connection on its next call
         self._writer_cache_kib = CACHE_SIZE_KIB
+        self.checkpointer: Checkpointer | None = None  # `checkpoint_beside`
         self.closed = False
         self.reads = 0  # reads asked for and not yet answered, queued ones included (event loop thread only)
         self.reads_let_in = 0  # of those, the ones past the gate of `unit` (event loop thread only)
@@ -289,6 +291,14 @@ class Database:
             self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix=name)
             self.readers = readers
             old.shutdown(wait=False)
+
+    def checkpoint_beside(self, pages: int, wal_pages: int) -> None:
+        """Checkpoint the WAL on a thread of its own once `pages` frames wait (store/sqlite/checkpointer.py),
+        not in the writer's commits; the writer's wal_autocheckpoint, `wal_pages` (larger), stays as the
+        WAL's bound. Call before the first write."""
+        self.writer_conn.execute(f"PRAGMA wal_autocheckpoint = {int(wal_pages)}")
+        if self.checkpointer is None:
+            self.checkpointer = Checkpointer(self.path, pages, wal_pages)
 
     async def write(self, fn: Callable[..., T], /, *args: object) -> T:
         """Run `fn(conn, *args)` on the writer thread."""
@@ -387,6 +397,8 @@ class Database:
         try:
             return fn(self.writer_conn, *args)
         finally:
+            if self.checkpointer is not None:
+                self.checkpointer.nudge()
             _trim_after(started, self.writer_conn)
 
     def close(self) -> None:
@@ -396,6 +408,8 @@ class Database:
         self.closed = True
         self._readers.shutdown(wait=True)
         self._writer.shutdown(wait=True)
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         with self._lock:
             for conn in self._reader_conns:
                 conn.close()

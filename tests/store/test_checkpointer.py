@@ -1,0 +1,92 @@
+"""The analytics database's WAL checkpointed on a thread and connection of its own (store/sqlite/checkpointer.py),
+beside the writer's open transaction, not in the writer's commits."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+from medama_core.backends.sqlite import WAL_CHECKPOINT_PAGES, SQLiteAnalytics
+from medama_core.store.sqlite import db
+from medama_core.store.sqlite.checkpointer import CHECKPOINT_PAGES, Checkpointer
+
+ROW_BYTES = 3000  # a row's blob: about one 4 KiB page, so a row is a WAL frame or so
+
+
+def _fill(conn: sqlite3.Connection, rows: int) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS filler (body BLOB)")
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany("INSERT INTO filler VALUES (randomblob(:size))", [{"size": ROW_BYTES}] * rows)
+    conn.execute("COMMIT")
+
+
+def test_a_step_copies_the_committed_frames_while_the_writer_holds_its_transaction(tmp_path: Path) -> None:
+    path = str(tmp_path / "a.db")
+    writer = db.connect(path)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    _fill(writer, 200)
+    checkpointer = Checkpointer(path, pages=100, wal_pages=10_000)
+    try:
+        committed = checkpointer.pending()
+        assert committed >= 200
+        writer.execute("BEGIN IMMEDIATE")  # the writer's lock held, with pages written, during the checkpoint
+        writer.executemany("INSERT INTO filler VALUES (randomblob(:size))", [{"size": ROW_BYTES}] * 50)
+        assert checkpointer.step()
+        assert checkpointer.pending() == 0  # every committed frame copied, the open transaction's not counted
+        writer.execute("COMMIT")
+        assert 50 <= checkpointer.pending() < committed
+        assert not checkpointer.step()  # fewer frames than its limit wait: no checkpoint
+    finally:
+        checkpointer.stop()
+    reader = sqlite3.connect(path)
+    assert reader.execute("SELECT count(*) FROM filler").fetchone() == (250,)
+    reader.close()
+    writer.close()
+
+
+def test_it_stands_aside_at_the_writers_limit_and_the_writer_restarts_the_wal(tmp_path: Path) -> None:
+    path = str(tmp_path / "a.db")
+    writer = db.connect(path)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    _fill(writer, 300)
+    checkpointer = Checkpointer(path, pages=100, wal_pages=200)
+    try:
+        assert not checkpointer.step()  # 300 frames wait, but the WAL is past 200: the writer's to copy
+        assert checkpointer.pending() >= 300
+        writer.execute("PRAGMA wal_autocheckpoint = 200")
+        _fill(writer, 1)  # this commit checkpoints, finding the lock free
+        assert checkpointer.pending() == 0
+        _fill(writer, 1)  # the next transaction starts the WAL again from its first frame
+        assert checkpointer.frames()[0] < 10
+    finally:
+        checkpointer.stop()
+    writer.close()
+
+
+def test_the_analytics_writer_leaves_its_checkpoints_to_the_checkpointer(tmp_path: Path) -> None:
+    store = SQLiteAnalytics(str(tmp_path / "me_analytics.db"))
+    checkpointer = store.db.checkpointer
+    assert checkpointer is not None
+    checkpointed = threading.Event()
+    step = checkpointer.step
+
+    def watched() -> bool:
+        done = step()
+        if done:
+            checkpointed.set()
+        return done
+
+    checkpointer.step = watched  # type: ignore[method-assign]
+    rows = CHECKPOINT_PAGES + CHECKPOINT_PAGES // 2
+    assert rows < WAL_CHECKPOINT_PAGES  # the writer's own autocheckpoint does not come into it
+    try:
+        asyncio.run(store.db.write(_fill, rows))
+        assert checkpointed.wait(30)  # the writer's call nudged the checkpointer, which copied the frames
+        assert checkpointer.pending() < CHECKPOINT_PAGES
+    finally:
+        store.db.close()
+    conn = sqlite3.connect(str(tmp_path / "me_analytics.db"))
+    assert conn.execute("SELECT count(*) FROM filler").fetchone() == (rows,)
+    conn.close()
