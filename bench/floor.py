@@ -37,6 +37,7 @@ server's CPU µs per request split into the event-loop thread and the others
 (pairs: two requests), with the 1-minute load average. No thresholds.
 
 Usage: python bench/floor.py [--duration 8] [--levels http,parse,ack,schema] [--modes ping,load,pairs]
+       python bench/floor.py --parse-cost 20000   (level parse's work on a request alone, in-process)
        python bench/floor.py --serve LEVEL --port PORT --dir DIR   (one server, until SIGTERM)
 Needs `wrk` (apt-get install wrk).
 """
@@ -50,6 +51,7 @@ import itertools
 import json
 import os
 import queue
+import random
 import signal
 import sqlite3
 import subprocess
@@ -467,12 +469,14 @@ def bench_level(level: str, modes: list[str], args: argparse.Namespace) -> list[
                 mix.run_wrk(port, mode, WARMUP_S, args.connections, args.threads, folder)
                 before = stored(level, folder)
                 cpu_before = mix.thread_cpu(pid)
+                switches_before = mix.context_switches(pid)
                 result: dict[str, float | str] = {"level": level, "mode": mode}
                 result.update(mix.run_wrk(port, mode, args.duration, args.connections, args.threads, folder))
                 for name, now, then in zip(
                     ("loop_user", "loop_sys", "other_user", "other_sys"), mix.thread_cpu(pid), cpu_before, strict=True
                 ):
                     result[name] = now - then
+                result["switches"] = mix.context_switches(pid) - switches_before
                 time.sleep(0.2)
                 after = stored(level, folder)
                 result["views"], result["durations"] = after[0] - before[0], after[1] - before[1]
@@ -492,7 +496,7 @@ def bench_level(level: str, modes: list[str], args: argparse.Namespace) -> list[
 
 HEADER: Final = (
     f"{'level':7} {'mode':6} {'req/s':>7} {'p99 ms':>7} {'non2xx':>6} {'stored':>7} {'load':>5}"
-    f" {'us/req':>7} {'loop u+s':>11} {'other u+s':>11} {'us/hit|pair':>11}"
+    f" {'us/req':>7} {'loop u+s':>11} {'other u+s':>11} {'us/hit|pair':>11} {'cs/req':>6} {'RSS MiB':>7}"
 )
 
 
@@ -506,8 +510,43 @@ def line(r: dict[str, float | str]) -> str:
     return (
         f"{r['level']:7} {r['mode']:6} {float(r['rps']):>7.0f} {float(r['p99_ms']):>7.2f} {float(r['non2xx']):>6.0f}"
         f" {float(r['views']):>7.0f} {float(r['loadavg']):>5.2f} {total:>7.1f} {parts[0]:>5.1f}+{parts[1]:<5.1f}"
-        f" {parts[2]:>5.1f}+{parts[3]:<5.1f} {unit:>11.1f}"
+        f" {parts[2]:>5.1f}+{parts[3]:<5.1f} {unit:>11.1f} {float(r['switches']) / requests:>6.2f}"
+        f" {float(r['hwm_mib']):>7.1f}"
     )
+
+
+def parse_cost(count: int, rounds: int = 3) -> None:
+    """Print the CPU µs of level `parse`'s work on a request (`op_of`, its head lowered), in-process, over
+    `count` loads of wrk's value mix; the first round fills the caches (bench/pipeline.py: medama's)."""
+    rng = random.Random(1)
+    requests = []
+    for i in range(count):
+        site = rng.choice(mix.SITES)
+        ref = f"https://{site}{rng.choice(mix.PATHS)}" if rng.random() < 0.5 else rng.choice(mix.REFERRERS)
+        beacon: dict[str, object] = {
+            "b": f"lx{i:08d}{rng.randrange(10**9)}",
+            "e": "load",
+            "u": f"https://{site}{rng.choice(mix.PATHS)}",
+        }
+        beacon |= {"r": ref, "p": rng.random() < 0.3, "q": rng.random() < 0.6, "t": rng.choice(mix.TIMEZONES)}
+        body = json.dumps(beacon, separators=(",", ":")).encode()
+        head = (
+            f"POST /api/event/hit HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {rng.choice(mix.USER_AGENTS)}\r\n"
+            f"Accept-Language: {rng.choice(mix.LANGUAGES)}\r\nContent-Type: text/plain;charset=UTF-8\r\n"
+            f"Origin: https://example.com\r\nContent-Length: {len(body)}"
+        ).encode()
+        requests.append((head, body))
+    print(f"level parse in-process, {count} loads, load avg {os.getloadavg()[0]:.2f}")
+    for round_ in range(1, rounds + 1):
+        start = time.thread_time()
+        for head, body in requests:
+            op_of(head, head.lower(), body, 0)
+        json_start = time.thread_time()
+        for _head, body in requests:
+            json.loads(body)
+        end = time.thread_time()
+        whole, parse = (json_start - start) / count * 1e6, (end - json_start) / count * 1e6
+        print(f"round {round_}: {whole:.2f} us a load, of which json.loads {parse:.2f}")
 
 
 def main() -> int:
@@ -520,13 +559,18 @@ def main() -> int:
     parser.add_argument("--serve", choices=LEVELS, help="run one server of this level (no wrk)")
     parser.add_argument("--port", type=int, default=0, help="with --serve")
     parser.add_argument("--dir", help="with --serve: the folder of its database")
+    parser.add_argument("--parse-cost", type=int, metavar="N", help="only time level parse's work in-process")
     args = parser.parse_args()
+    if args.parse_cost:
+        parse_cost(args.parse_cost)
+        return 0
     if args.serve:
         run_server(args.serve, args.port, Path(args.dir or "."))
         return 0
     modes = args.modes.split(",")
     print(f"{args.connections} connections, wrk -t{args.threads}, {args.duration} s per run, {os.cpu_count()} cores")
-    print("us/req: server CPU per request (loop: the event-loop thread; other: writer + checkpointer), user+system")
+    print("us/req: server CPU per request (loop: the event-loop thread; other: writer + checkpointer), user+system;")
+    print("us/hit|pair: per load (load) or per load+unload pair (pairs); cs/req: context switches; RSS: peak")
     print(HEADER, flush=True)
     for level in args.levels.split(","):
         bench_level(level, [m for m in modes if m != "ping" or level == "http"], args)
