@@ -190,6 +190,11 @@ class Batcher(Generic[Op]):
     def _take(self) -> list[tuple[Op, asyncio.Future[None] | Done | None]]:
         """The next batch off the queue: ops up to `max_ops` (weighed), at least one."""
         queue = self._queue
+        if self._weight <= self.max_ops:  # all of it fits (a lingering store's batches, mostly): no walk per op
+            batch = list(queue)
+            queue.clear()
+            self._weight = 0
+            return batch
         if self.weigh is None:
             batch = [queue.popleft() for _ in range(min(len(queue), self.max_ops))]
             self._weight -= len(batch)

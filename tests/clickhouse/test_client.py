@@ -18,7 +18,16 @@ from medama_core.store.clickhouse.client import (
     UnknownDatabase,
     Unreachable,
 )
-from medama_core.store.clickhouse.sql import BindError, bind, literal, tsv_fields, tsv_line, tsv_rows
+from medama_core.store.clickhouse.sql import (
+    MAX_ID_SET_BYTES,
+    BindError,
+    bind,
+    id_chunks,
+    literal,
+    tsv_fields,
+    tsv_line,
+    tsv_rows,
+)
 from medama_core.store.clickhouse.url import ClickHouseURL, parse_url
 from tests.engines import TEST_PASSWORD, TEST_USER, Server, free_port
 
@@ -100,6 +109,31 @@ def test_a_body_of_rows_is_their_lines_joined_and_reads_back(rows: list[list[obj
     assert lines.pop() == ""
     expected = [[None if v is None else str(int(v)) if isinstance(v, int) else v for v in row] for row in rows]
     assert [tsv_fields(line) for line in lines] == expected
+
+
+@given(lengths=st.lists(st.integers(1, MAX_ID_SET_BYTES // 3), max_size=12), most=st.integers(1, 5))
+def test_id_chunks_are_as_long_as_both_limits_let_them(lengths: list[int], most: int) -> None:
+    values = ["é" * (n // 2) + "x" * (n % 2) for n in lengths]  # n bytes each, multi-byte characters too
+    chunks = [list(chunk) for chunk in id_chunks(values, most)]
+    assert [value for chunk in chunks for value in chunk] == values
+
+    def size(chunk: list[str]) -> int:
+        return sum(2 * len(value.encode()) + 1 for value in chunk)
+
+    for i, chunk in enumerate(chunks):
+        assert len(chunk) <= most and (len(chunk) == 1 or size(chunk) <= MAX_ID_SET_BYTES)
+        if i + 1 < len(chunks):  # the next id did not fit
+            assert len(chunk) == most or size([*chunk, chunks[i + 1][0]]) > MAX_ID_SET_BYTES
+
+
+def test_id_chunks_split_at_the_byte_limit_exactly() -> None:
+    # Two ids whose hex and commas take exactly MAX_ID_SET_BYTES go together; a byte more and they part.
+    first = "a" * 1000
+    second = "b" * ((MAX_ID_SET_BYTES - 2 - 2 * len(first)) // 2)
+    assert 2 * (len(first) + len(second)) + 2 == MAX_ID_SET_BYTES
+    assert [len(chunk) for chunk in id_chunks([first, second], 10)] == [2]
+    assert [len(chunk) for chunk in id_chunks([first, second + "c"], 10)] == [1, 1]
+    assert [len(chunk) for chunk in id_chunks(["a", "b", "c"], 2)] == [2, 1]
 
 
 def test_a_body_refuses_what_it_cannot_write() -> None:

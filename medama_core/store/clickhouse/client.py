@@ -16,6 +16,7 @@ as an escaped literal instead (sql.py).
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import json
 import re
@@ -23,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Final, Protocol, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 from medama_core.store import protocol
 from medama_core.store.clickhouse.sql import bind, tsv_fields, tsv_rows
@@ -65,6 +66,9 @@ _CODE: Final = re.compile(r"Code: (\d+)")
 # thread (Client.both): one per reader thread of the adapter (backends/clickhouse.py DEFAULT_READERS), so
 # each read in flight gets its pair side by side; each thread keeps its own keep-alive connection.
 SIDE_THREADS: Final = 2
+# INSERT statements whose URL-quoted text is kept (HTTPTransport.send): a node sends a few kinds, one per
+# table (store/clickhouse/hits.py BATCH_TABLES, the bulk copies), and quoting one costs ~100 µs of Python.
+QUOTED_STATEMENTS: Final = 64
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -164,6 +168,10 @@ class HTTPTransport:
         self.connect_timeout_s = connect_timeout_s
         token = base64.b64encode(f"{url.user}:{url.password}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}", "Content-Type": "text/plain; charset=utf-8"}
+        # Every statement's URL starts the same: its parameters quoted once, here.
+        common = "/?" + urlencode({"database": url.database, "max_execution_time": str(QUERY_TIMEOUT_S), **_SETTINGS})
+        self._waited = common + "&wait_end_of_query=1"
+        self._streamed = common + "&wait_end_of_query=0"
         self._local = threading.local()
         self._all: list[_Connection | _SecureConnection] = []
         self._lock = threading.Lock()
@@ -187,15 +195,15 @@ class HTTPTransport:
     def send(
         self, sql: str, params: Mapping[str, str], rows: bytes | None = None, stream: bool = False
     ) -> Iterator[bytes]:
-        query = {"database": self.url.database, "max_execution_time": str(QUERY_TIMEOUT_S), **_SETTINGS}
-        query["wait_end_of_query"] = "0" if stream else "1"
-        query.update({f"param_{name}": value for name, value in params.items()})
+        target = self._streamed if stream else self._waited
+        if params:
+            target += "&" + urlencode({f"param_{name}": value for name, value in params.items()})
         if rows is None:
             body = sql.encode()
         else:
-            query["query"] = sql
+            target += "&query=" + _quoted(sql)
             body = rows
-        response = self._request("/?" + urlencode(query), body)
+        response = self._request(target, body)
         if response.status != 200:
             text = response.read().decode("utf-8", "replace")
             raise error_for(parse_code(text), text, self.url.database)
@@ -242,6 +250,12 @@ class HTTPTransport:
             for conn in self._all:
                 conn.close()
             self._all.clear()
+
+
+@functools.lru_cache(maxsize=QUOTED_STATEMENTS)
+def _quoted(statement: str) -> str:
+    """An INSERT statement as a URL's query value."""
+    return quote_plus(statement)
 
 
 class Client:

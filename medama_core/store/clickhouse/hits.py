@@ -168,9 +168,6 @@ def _bodies(client: Client, ops: Sequence[Op]) -> list[bytes]:
     for bid, views in fetch_views(client, wanted).items() if wanted else ():
         for view, version in views:
             current[(bid, str(view[_HOST]))] = (view, version)
-    by_bid: dict[str, list[Row]] = {}  # each beacon id's views, current rows, by hostname
-    for (bid, _), (view, _) in sorted(current.items()):
-        by_bid.setdefault(bid, []).append(view)
 
     view_rows: list[Row] = []
     for view in fresh:  # a new view with an unload in the batch is stored with its duration at once
@@ -183,8 +180,10 @@ def _bodies(client: Client, ops: Sequence[Op]) -> list[bytes]:
     rows: list[Row] = []
     view_event_rows: list[Row] = []
     custom: list[Row] = []
-    first = set(current)  # keys whose fresh view has not had its events yet
-    for op in ops:
+    # Only events make rows here: a batch without any (most) skips the walk.
+    with_events = any(type(op) is NewEvents or (type(op) is NewView and op.events) for op in ops)
+    first = set(current) if with_events else set()  # keys whose fresh view has not had its events yet
+    for op in ops if with_events else ():
         if type(op) is NewView:
             if op.events:  # most views have none
                 rows += event_rows(op.events, op.view)
@@ -198,6 +197,9 @@ def _bodies(client: Client, ops: Sequence[Op]) -> list[bytes]:
                 view_event_rows += event_view_rows(op.events, found[0])
         elif type(op) is NewEvents:
             custom += op.events
+    by_bid: dict[str, list[Row]] = {}  # each beacon id's views, current rows, by hostname
+    for (bid, _), (view, _) in sorted(current.items()) if custom else ():
+        by_bid.setdefault(bid, []).append(view)
     for event in custom:  # a custom event takes the first view (by hostname) of its beacon id
         of_bid = by_bid.get(str(event[0])) if event[0] else None
         under = of_bid[0] if of_bid else None
@@ -241,6 +243,8 @@ def _prop_rows(
     # Stored views unloaded (their pairs under every stored property) or with properties in the batch (which are
     # not written again under a property the view has).
     looked = {key[0] for key, (_, version) in current.items() if version >= 0 and (key[0] in last or key in new)}
+    if not new and not looked:  # no view of the batch has a property (most batches): no rows
+        return [], []
     stored = fetch_props(client, looked) if looked else {}
     durations: list[Row] = []
     copies: list[Row] = []

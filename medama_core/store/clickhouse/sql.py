@@ -122,6 +122,11 @@ def id_chunks(values: Sequence[str], most: int) -> Iterator[Sequence[str]]:
     """`values` in slices of at most `most` ids and MAX_ID_SET_BYTES of hex (always at least one id)."""
     start = 0
     while start < len(values):
+        chunk = values[start : start + most]
+        if 2 * sum(map(len, map(str.encode, chunk))) + len(chunk) <= MAX_ID_SET_BYTES:  # most batches: all of it
+            yield chunk
+            start += len(chunk)
+            continue
         end, size = start, 0
         while end < len(values) and end - start < most:
             size += 2 * len(values[end].encode()) + 1
@@ -141,7 +146,7 @@ def id_set(name: str, values: Sequence[str], params: dict[str, object]) -> str:
     """
     if not values:
         raise BindError("an id set needs at least one value")
-    params[name] = ",".join(value.encode().hex() for value in values)
+    params[name] = ",".join(map(bytes.hex, map(str.encode, values)))
     return f"SELECT arrayJoin(arrayMap(x -> unhex(x), splitByChar(',', {{{name}:String}})))"
 
 
@@ -206,10 +211,13 @@ def tsv_rows(rows: Sequence[Sequence[object]]) -> bytes:
     by field (tsv_line). Raises TypeError for a value of another type, UnicodeEncodeError for text
     that is not Unicode scalar values (a lone surrogate).
     """
-    body = "\n".join(["\t".join(map(_text, row)) for row in rows])
+    text = _text
+    body = "\n".join(
+        ["\t".join([v if type(v) is str else str(v) if type(v) is int else text(v) for v in row]) for row in rows]
+    )
     if rows:
         body += "\n"
-    tabs = sum(len(row) for row in rows) - len(rows)
+    tabs = sum(map(len, rows)) - len(rows)
     nulls = sum(row.count(None) for row in rows)
     if (
         body.count("\t") != tabs
