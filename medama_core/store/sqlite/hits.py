@@ -196,20 +196,22 @@ def _update_durations_sql(rows: int) -> str:
     )
 
 
-def _run_chunked(conn: sqlite3.Connection, sql_for: Callable[[int], str], rows: Sequence[Row]) -> None:
-    """Execute `sql_for(k)` over `rows` in chunks of CHUNK_SIZES, each binding k rows' values in order.
+def _run_chunked(conn: sqlite3.Connection, sql_for: Callable[[int], str], rows: Sequence[Row]) -> int:
+    """Execute `sql_for(k)` over `rows` in chunks of CHUNK_SIZES, each binding k rows' values in order; return
+    how many rows the statements changed (SQLite's count: an upsert's ignored row is not one).
 
     Raises ValueError when the rows differ in length: chained, a short row and a long one would shift
     their neighbours' values into the wrong columns without any error from SQLite.
     """
     if len({len(row) for row in rows}) > 1:
         raise ValueError("rows of different lengths in one batch")
-    start = 0
+    start = changed = 0
     for size in CHUNK_SIZES:
         while len(rows) - start >= size:
             chunk = rows[start : start + size]
-            conn.execute(sql_for(size), list(itertools.chain.from_iterable(chunk)))
+            changed += conn.execute(sql_for(size), list(itertools.chain.from_iterable(chunk))).rowcount
             start += size
+    return changed
 
 
 def view_row(values: Mapping[str, object]) -> Row:
@@ -232,11 +234,9 @@ def apply_batch(conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Exception |
     """
     try:
         with Transaction(conn):
-            batch = _Batch(ops)
-            since = marking.starts(conn) if batch.views or batch.events else None
-            _write_rows(conn, batch, _BATCH_SQL)
-            if since is not None:
-                marking.mark_since(conn, since, views=bool(batch.views), events=bool(batch.events))
+            # The batch's hours are marked from how many rows its INSERTs took (`marking.mark_inserted`), not
+            # from the largest rowids read before them: one statement fewer a batch.
+            marking.mark_inserted(conn, *_write_rows(conn, _Batch(ops), _BATCH_SQL))
         return [None] * len(ops)
     except Exception:
         pass
@@ -287,21 +287,22 @@ class _Batch:
                 self.drops[(op.day, op.hostname, op.reason)] += op.count
 
 
-def _write_rows(conn: sqlite3.Connection, batch: _Batch, statements: _Statements = _ONE_OP_SQL) -> None:
+def _write_rows(conn: sqlite3.Connection, batch: _Batch, statements: _Statements = _ONE_OP_SQL) -> tuple[int, int]:
     """Write `batch`'s rows with `statements` (_BATCH_SQL inside a transaction rolled back whole on any error,
-    else _ONE_OP_SQL)."""
+    else _ONE_OP_SQL); return how many rows went into `views` and into `events`."""
     views, events, custom, durations, drops = batch.views, batch.events, batch.custom, batch.durations, batch.drops
     tracked_sql, untimed_sql, untagged_sql, events_sql = statements
+    new_views = new_events = 0
     if views:
         if all(op.view[_VIEW_DURATION] is None for op in views):
             if any(itertools.chain.from_iterable(map(_utm_values, map(_view_of, views)))):
-                _run_chunked(conn, untimed_sql, _untimed_rows(views, _untimed_values))
+                new_views = _run_chunked(conn, untimed_sql, _untimed_rows(views, _untimed_values))
             else:
-                _run_chunked(conn, untagged_sql, _untimed_rows(views, _untagged_values))
+                new_views = _run_chunked(conn, untagged_sql, _untimed_rows(views, _untagged_values))
         else:
-            _run_chunked(conn, tracked_sql, [(*op.view, op.referrer_path) for op in views])
+            new_views = _run_chunked(conn, tracked_sql, [(*op.view, op.referrer_path) for op in views])
     if events:
-        _run_chunked(conn, events_sql, events)
+        new_events = _run_chunked(conn, events_sql, events)
     if durations:
         _run_chunked(conn, _update_durations_sql, list(durations.items()))
     if drops:
@@ -325,6 +326,7 @@ def _write_rows(conn: sqlite3.Connection, batch: _Batch, statements: _Statements
             conn.execute(_add_site_hits_sql(len(counts)), list(itertools.chain.from_iterable(counts)))
         else:
             _run_chunked(conn, _add_site_hits_sql, counts)
+    return new_views, new_events
 
 
 def _untimed_rows(ops: Iterable[NewView], values: Callable[[Row], Row]) -> list[Row]:
