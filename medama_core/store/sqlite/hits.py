@@ -175,14 +175,20 @@ _VIEW_WIDTH: Final = len(VIEW_COLUMNS)
 _EVENT_GROUP, _EVENT_DATE = EVENT_COLUMNS.index("group_name"), EVENT_COLUMNS.index("date_created")
 
 # Unloads are applied as one UPDATE … FROM (VALUES …) join per chunk of these sizes, largest first
-# (84 unloads: 64 + 16 + 4), instead of one UPDATE per unload: measured 24 -> 12 µs per unload on the
-# writer thread. Powers of two make at most one statement per size (30 unloads: 16 + 8 + 4 + 2, not
-# 16 + 4 + 4 + 4 + 1 + 1): 0.2-0.9 µs less per load+unload pair in batches of 27-30 pairs (bench:
-# several µs a statement). The writer's inserts are chunked the same way: one multi-row INSERT per chunk
+# (84 unloads: 64 + 16 and a last chunk of 4), instead of one UPDATE per unload: measured 24 -> 12 µs per unload
+# on the writer thread. Powers of two make at most one statement per size (tens of unloads: 16 + 8 + 4 + 2, not
+# 16 + 4 + 4 + 4 + 1 + 1): 0.2-0.9 µs less per load+unload pair in batches of 27-30 pairs (bench: several µs a
+# statement). The writer's inserts are chunked the same way: one multi-row INSERT per chunk
 # instead of an `executemany` (one sqlite3_step per row, the GIL given up and taken back around each):
 # 74,800 -> 66,200 instructions per load row in batches of 64 (callgrind, bench/hot_instructions.py's
-# notes). 256 views bind 4,864 values, far below SQLite's 32,766; nine sizes a statement keep them cached.
-CHUNK_SIZES: Final = (256, 128, 64, 32, 16, 8, 4, 2, 1)
+# notes). 256 views bind 4,864 values, far below SQLite's 32,766.
+CHUNK_SIZES: Final = (256, 128, 64, 32, 16)
+# What is left under the smallest size goes in as one statement of exactly that many rows, not in powers of two:
+# every statement gives the GIL up and takes it back (a thread switch each way while the event loop runs), and
+# a batch of 64-127 rows took 4 statements on average in powers of two down to 1, 2.9 this way. So a kind of
+# statement has 5 + 15 sizes, which Python's per-connection statement cache (128) keeps prepared for the
+# tracker's kinds (untimed and untagged views, events, durations), as it did the 9 sizes before.
+EXACT_CHUNK_BELOW: Final = CHUNK_SIZES[-1]
 
 
 @functools.cache
@@ -197,7 +203,8 @@ def _update_durations_sql(rows: int) -> str:
 
 
 def _run_chunked(conn: sqlite3.Connection, sql_for: Callable[[int], str], rows: Sequence[Row]) -> int:
-    """Execute `sql_for(k)` over `rows` in chunks of CHUNK_SIZES, each binding k rows' values in order; return
+    """Execute `sql_for(k)` over `rows` in chunks of CHUNK_SIZES, and the rest in one chunk of its size (fewer than
+    EXACT_CHUNK_BELOW rows), each binding k rows' values in order; return
     how many rows the statements changed (SQLite's count: an upsert's ignored row is not one).
 
     Raises ValueError when the rows differ in length: chained, a short row and a long one would shift
@@ -211,6 +218,8 @@ def _run_chunked(conn: sqlite3.Connection, sql_for: Callable[[int], str], rows: 
             chunk = rows[start : start + size]
             changed += conn.execute(sql_for(size), list(itertools.chain.from_iterable(chunk))).rowcount
             start += size
+    if rest := len(rows) - start:
+        changed += conn.execute(sql_for(rest), list(itertools.chain.from_iterable(rows[start:]))).rowcount
     return changed
 
 
