@@ -185,16 +185,12 @@ def ingest_op(hit: Hit, request: Request, ctx: Context, ip: str | None) -> hits.
             raise pipeline.Dropped(BLOCKED_IP, _site_of(ctx, hit))
         headers = request.headers
         now_ms = int(time.time() * 1000)
-        rows = pipeline.rows_for(
+        site, op = pipeline.rows_for(
             hit, headers.get("user-agent", ""), headers.get("accept-language", ""), ctx.hostnames, now_ms
         )
-        if rows.site and not ctx.quota.take(rows.site, now_ms // DAY_MS):
-            raise pipeline.Dropped(QUOTA, rows.site)
-        if rows.view is not None:
-            return hits.NewView(rows.view, rows.events, rows.came_from)
-        if rows.duration is not None:
-            return hits.Duration(*rows.duration)
-        return hits.NewEvents(rows.events)
+        if site and not ctx.quota.take(site, now_ms // DAY_MS):
+            raise pipeline.Dropped(QUOTA, site)
+        return op
     except InvalidHit as exc:
         raise refuse_payload(ctx, exc.status, str(exc), _site_of(ctx, hit)) from None
     except pipeline.UnknownSite as unknown:

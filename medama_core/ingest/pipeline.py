@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Container, Iterable, Sequence
-from typing import Final, NamedTuple
+from collections.abc import Container, Iterable
+from typing import Final
 
 from medama_core.hostnames import WWW, site_for
 from medama_core.ingest import geo, referrer, useragent
 from medama_core.ingest.hit import CustomHit, Hit, InvalidHit, LoadHit, PageParts, UnloadHit, page_parts
 from medama_core.ingest.internal import NO_PATH, referrer_page
 from medama_core.ingest.language import UNKNOWN_LANGUAGE, Language, parse_accept_language
+from medama_core.ops import Duration, NewEvents, NewView
 
 __all__ = [
     "BOT",
@@ -139,15 +140,10 @@ _arrival = functools.lru_cache(maxsize=ARRIVAL_CACHE_SIZE)(_arrival_of)
 Row = tuple[object, ...]  # values in store/rows.py VIEW_COLUMNS or EVENT_COLUMNS order
 
 
-class Rows(NamedTuple):
-    """What one hit stores, for the writer: a load's `views` row (with its events and the path it came
-    from), a custom event's `events` rows, or an unload's duration for its beacon id."""
-
-    site: str  # the registered site whose daily quota the hit takes ("" for an unload: none)
-    view: Row | None = None
-    events: Sequence[Row] = ()
-    came_from: str = ""  # the path of a load's internal referrer ("" for none: an entry)
-    duration: tuple[str, int] | None = None  # an unload's (beacon id, milliseconds)
+# What one hit stores: the registered site whose daily quota it takes ("" for an unload: none) and the writer's op,
+# a load's `NewView` (its `views` row, its events, the path of its internal referrer), a custom event's `NewEvents`
+# or an unload's `Duration`. A plain pair, not a class of its own: the writer's op is made once, here, per hit.
+Rows = tuple[str, NewView | NewEvents | Duration]
 
 
 class Dropped(Exception):
@@ -173,12 +169,12 @@ def rows_for(hit: Hit, user_agent: str, accept_language: str, sites: Container[s
     if type(hit) is LoadHit:
         return _page_view(hit, user_agent, accept_language, sites, now_ms)
     if type(hit) is UnloadHit:
-        return Rows("", duration=(hit.bid, hit.duration_ms))
+        return "", Duration(hit.bid, hit.duration_ms)
     assert type(hit) is CustomHit
     group = site_for(hit.group, sites)  # lower-case already, as websites are stored
     if group is None:
         raise UnknownSite(hit.group)
-    return Rows(group, events=_event_rows(hit.bid, group, hit.properties.items(), now_ms))
+    return group, NewEvents(_event_rows(hit.bid, group, hit.properties.items(), now_ms))
 
 
 def _page_view(hit: LoadHit, user_agent: str, accept_language: str, sites: Container[str], now_ms: int) -> Rows:
@@ -237,7 +233,7 @@ def _page_view(hit: LoadHit, user_agent: str, accept_language: str, sites: Conta
     came_from = NO_PATH
     if referrer_path and not source.host and site_for(referrer_host, sites) == hostname:
         came_from = referrer_path
-    return Rows(hostname, view, events, came_from)
+    return hostname, NewView(view, events, came_from)
 
 
 def _event_rows(bid: str, group: str, properties: Iterable[tuple[str, str]], now_ms: int) -> list[Row]:

@@ -3,14 +3,21 @@
 The tracker pipeline, import and export build rows in VIEW_COLUMNS and
 EVENT_COLUMNS order; the SQLite store (store/sqlite/hits.py) and the
 ClickHouse store (store/clickhouse/hits.py) each write a batch of `Op`s in
-their own way.
+their own way. The ops themselves are defined in medama_core/ops.py (layer 0,
+which the ingest pipeline may import too) and re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final, NamedTuple
+
+# The write ops live in a layer-0 module, so that ingest/ makes them without importing store/.
+from medama_core.ops import DropCount as DropCount
+from medama_core.ops import Duration as Duration
+from medama_core.ops import NewEvents as NewEvents
+from medama_core.ops import NewView as NewView
+from medama_core.ops import Op as Op
+from medama_core.ops import Row as Row
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -46,46 +53,6 @@ VIEW_COLUMNS: Final = (
     "date_created",
 )
 EVENT_COLUMNS: Final = ("bid", "batch_id", "group_name", "name", "value", "date_created")
-
-Row = tuple[object, ...]  # values in VIEW_COLUMNS or EVENT_COLUMNS order
-
-
-@dataclass(slots=True)
-class NewView:
-    """A page view: one `views` row and the `events` rows of its custom properties."""
-
-    view: Row
-    events: Sequence[Row] = ()
-    # The path of the view's internal referrer ('' for none: an entry); see ingest/internal.py.
-    referrer_path: str = ""
-
-
-@dataclass(slots=True)
-class Duration:
-    """An unload: how long the page of beacon `bid` was visible."""
-
-    bid: str
-    duration_ms: int
-
-
-@dataclass(slots=True)
-class NewEvents:
-    """A custom event: `events` rows sharing one batch id."""
-
-    events: Sequence[Row]
-
-
-@dataclass(slots=True)
-class DropCount:
-    """`count` hits dropped for `reason` on `day` (Unix ms of 00:00 UTC); hostname '' when unknown."""
-
-    day: int
-    hostname: str
-    reason: str
-    count: int = 1
-
-
-Op = NewView | Duration | NewEvents | DropCount
 
 
 # One site's imported totals of a day (or summed over days), per dimension value: table `imported_days`.

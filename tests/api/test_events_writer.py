@@ -104,7 +104,7 @@ def test_a_batch_counts_each_sites_hits_per_day(conn: sqlite3.Connection) -> Non
 
 
 def test_unloads_in_chunks_match_one_update_per_unload(conn: sqlite3.Connection) -> None:
-    # 341 unloads run as chunks of 256, 64, 16, 4 and 1 rows; a repeated beacon id keeps its last
+    # 341 unloads run as chunks of 256, 64, 16 and 5 rows (the rest, exactly); a repeated beacon id keeps its last
     # duration, a hash-mode id shared by two views sets both, an unknown id changes nothing.
     loads: list[hits.Op] = [hits.NewView(view(f"b{i}")) for i in range(300)]
     loads.append(hits.NewView(view("shared", hostname="example.com", pathname="/#/a")))
@@ -150,7 +150,7 @@ def test_a_failed_view_takes_its_events_with_it(conn: sqlite3.Connection) -> Non
 
 
 def test_views_and_events_in_chunks_match_one_insert_per_row(conn: sqlite3.Connection) -> None:
-    # 341 loads run as multi-row INSERTs of 256, 64, 16, 4 and 1 rows: every row in its columns, in arrival
+    # 341 loads run as multi-row INSERTs of 256, 64, 16 and 5 rows: every row in its columns, in arrival
     # order (rowids), the first of a repeated (bid, hostname) kept whether its repeat is in the same chunk
     # or a later one; their events the same.
     loads: list[hits.Op] = []

@@ -15,6 +15,7 @@ from medama_core.ingest import geo, pipeline, referrer, useragent
 from medama_core.ingest.hit import InvalidHit, LoadHit, parse_hit
 from medama_core.ingest.internal import internal_path
 from medama_core.ingest.language import UNKNOWN_LANGUAGE
+from medama_core.ops import Duration, NewEvents, NewView
 
 SITES = frozenset({"example.com", "www.shop.example.net"})
 NOW_MS = 1_733_000_000_000
@@ -36,9 +37,16 @@ def rows(body: dict[str, object], ua: str = CHROME, lang: str = "en-GB,en;q=0.9"
     return pipeline.rows_for(parse_hit(json.dumps(body).encode()), ua, lang, SITES, NOW_MS)
 
 
+def view_of(body: dict[str, object], ua: str = CHROME, lang: str = "en-GB,en;q=0.9") -> tuple[str, NewView]:
+    """The site and the `NewView` of a load."""
+    site, op = rows(body, ua, lang)
+    assert type(op) is NewView
+    return site, op
+
+
 def test_load_becomes_one_view_row_in_column_order() -> None:
-    got = rows(LOAD)
-    assert got.site == "example.com"
+    site, got = view_of(LOAD)
+    assert site == "example.com"
     assert got.view == (
         "lx1abc2def",
         "example.com",
@@ -59,26 +67,26 @@ def test_load_becomes_one_view_row_in_column_order() -> None:
         None,
         NOW_MS,
     )
-    assert (got.events, got.came_from, got.duration) == ((), "", None)
+    assert (got.events, got.referrer_path) == ((), "")
 
 
 def test_www_twin_counts_for_the_registered_site_and_internal_referrer_gives_its_path() -> None:
-    got = rows({**LOAD, "u": "https://shop.example.net/cart", "r": "https://www.shop.example.net/a/"})
-    assert got.site == "www.shop.example.net"
-    assert got.view is not None and got.view[5:7] == ("", "")  # a self-referral is no referrer
-    assert got.came_from == "/a"
+    site, got = view_of({**LOAD, "u": "https://shop.example.net/cart", "r": "https://www.shop.example.net/a/"})
+    assert site == "www.shop.example.net"
+    assert got.view[5:7] == ("", "")  # a self-referral is no referrer
+    assert got.referrer_path == "/a"
 
 
 def test_custom_event_and_unload() -> None:
-    custom = rows({"e": "custom", "b": "lx1", "g": "example.com", "d": {"plan": "pro", "n": 3}})
-    assert custom.site == "example.com"
+    site, custom = rows({"e": "custom", "b": "lx1", "g": "example.com", "d": {"plan": "pro", "n": 3}})
+    assert site == "example.com" and type(custom) is NewEvents
     assert [(r[0], r[2], r[3], r[4], r[5]) for r in custom.events] == [
         ("lx1", "example.com", "plan", "pro", NOW_MS),
         ("lx1", "example.com", "n", "3", NOW_MS),
     ]
     assert len({r[1] for r in custom.events}) == 1  # one batch id for the event
     unload = rows({"e": "unload", "b": "lx1", "m": 1500})
-    assert unload == pipeline.Rows("", duration=("lx1", 1500))
+    assert unload == ("", Duration("lx1", 1500))
 
 
 @pytest.mark.parametrize(
@@ -118,11 +126,11 @@ def test_cached_enrichment_follows_the_registered_sites() -> None:
     hit = parse_hit(json.dumps(body).encode())
     with pytest.raises(pipeline.UnknownSite):
         pipeline.rows_for(hit, CHROME, "en", {"example.com"}, NOW_MS)
-    alone = pipeline.rows_for(hit, CHROME, "en", {"twin.example"}, NOW_MS)
-    assert alone.view is not None and alone.view[5] == "" and alone.came_from == "/b"  # its www twin: internal
-    both = pipeline.rows_for(hit, CHROME, "en", {"twin.example", "www.twin.example"}, NOW_MS)
-    assert both.view is not None and both.view[5] == "www.twin.example" and both.came_from == ""  # another site
-    assert pipeline.rows_for(hit, CHROME, "en", {"twin.example"}, NOW_MS) == alone
+    alone = pipeline.rows_for(hit, CHROME, "en", {"twin.example"}, NOW_MS)[1]
+    assert type(alone) is NewView and alone.view[5] == "" and alone.referrer_path == "/b"  # its www twin: internal
+    both = pipeline.rows_for(hit, CHROME, "en", {"twin.example", "www.twin.example"}, NOW_MS)[1]
+    assert type(both) is NewView and both.view[5] == "www.twin.example" and both.referrer_path == ""  # another site
+    assert pipeline.rows_for(hit, CHROME, "en", {"twin.example"}, NOW_MS)[1] == alone
     assert pipeline.cache_info()["arrival"].hits >= 3
 
 
@@ -169,7 +177,7 @@ def _old_page_view(hit: LoadHit, ua: str, lang: str, sites: frozenset[str], now_
     came_from = ""
     if hit.referrer and not source.host:
         came_from = internal_path(hit.referrer, lambda host: site_for(host, sites) == hostname, hash_mode=hit.hash_mode)
-    return pipeline.Rows(hostname, view, (), came_from)
+    return hostname, NewView(view, (), came_from)
 
 
 def _outcome(enrich: Callable[[LoadHit, str, str, frozenset[str], int], pipeline.Rows], *args: Any) -> object:
@@ -249,10 +257,12 @@ def test_any_payload_and_headers_give_rows_a_drop_or_a_4xx(body: dict[str, objec
         return
     except (pipeline.Dropped, pipeline.UnknownSite):
         return
-    assert isinstance(got, pipeline.Rows)
-    assert (got.view is not None) + (got.duration is not None) + bool(got.events) >= 1 or got.site
-    if got.view is not None:
-        assert got.site in SITES and got.view[1] == got.site and len(got.view) == 18
+    site, op = got
+    assert type(op) in (NewView, NewEvents, Duration)
+    if type(op) is NewView:
+        assert site in SITES and op.view[1] == site and len(op.view) == 18
+    else:
+        assert site in SITES if type(op) is NewEvents else site == ""
 
 
 referrers = st.sampled_from(

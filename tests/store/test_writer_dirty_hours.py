@@ -11,7 +11,7 @@ from typing import Final
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medama_core.store.sqlite import analytics, db, hits
+from medama_core.store.sqlite import analytics, db, hits, marking
 
 HOUR_MS = 3_600_000
 BIDS = ("b1", "b2", "b3", "b4")  # few, so new views meet old events and new events old views
@@ -110,3 +110,39 @@ def test_a_batch_after_the_largest_rowid_marks_every_row(tmp_path: Path) -> None
         conn.close()
     assert set(marked[1]) < set(marked[0]) == {*marked[1], ("a.com", 9)}
     assert len(marked[1]) == 7
+
+
+# Where the earlier rows' rowids start: SQLite's own (1), far off either way, just under and at the rowid past which
+# `marking` counts every row as new, and at the end, where SQLite picks new rowids at random.
+ROWID_BASES = (0, -(2**40), 2**40, marking.MAX_START_ROWID - 3, marking.MAX_START_ROWID, 2**63 - 1 - len(BIDS))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    old_views=st.lists(views, max_size=4),
+    old_events=st.lists(events, max_size=4),
+    base=st.sampled_from(ROWID_BASES),
+    batch=st.lists(ops, max_size=8),
+)
+def test_a_batch_marks_what_the_largest_rowids_before_it_give(
+    tmp_path: Path, old_views: list[hits.Row], old_events: list[hits.Row], base: int, batch: list[hits.Op]
+) -> None:
+    """A batch marks from its INSERTs' counts (`marking.mark_inserted`) the hours that the largest rowids read
+    before its inserts (`marking.starts`, `mark_since`) give, wherever the earlier rows' rowids lie."""
+    marked = []
+    for name in ("counts.db", "starts.db"):
+        conn = fresh(tmp_path / name, old_views, old_events)
+        for table in ("views", "events"):  # old rows at most len(BIDS) apart: no new rowid meets an old one
+            conn.execute(f"UPDATE {table} SET rowid = rowid + :base", {"base": base})  # noqa: S608 (table named above)
+        try:
+            if name == "counts.db":
+                assert hits.apply_batch(conn, batch) == [None] * len(batch)
+            else:
+                with db.Transaction(conn):
+                    since = marking.starts(conn)
+                    hits._write_rows(conn, hits._Batch(batch), hits._BATCH_SQL)
+                    marking.mark_since(conn, since)
+            marked.append(dirty(conn))
+        finally:
+            conn.close()
+    assert marked[0] == marked[1]

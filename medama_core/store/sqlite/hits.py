@@ -175,14 +175,20 @@ _VIEW_WIDTH: Final = len(VIEW_COLUMNS)
 _EVENT_GROUP, _EVENT_DATE = EVENT_COLUMNS.index("group_name"), EVENT_COLUMNS.index("date_created")
 
 # Unloads are applied as one UPDATE … FROM (VALUES …) join per chunk of these sizes, largest first
-# (84 unloads: 64 + 16 + 4), instead of one UPDATE per unload: measured 24 -> 12 µs per unload on the
-# writer thread. Powers of two make at most one statement per size (30 unloads: 16 + 8 + 4 + 2, not
-# 16 + 4 + 4 + 4 + 1 + 1): 0.2-0.9 µs less per load+unload pair in batches of 27-30 pairs (bench:
-# several µs a statement). The writer's inserts are chunked the same way: one multi-row INSERT per chunk
+# (84 unloads: 64 + 16 and a last chunk of 4), instead of one UPDATE per unload: measured 24 -> 12 µs per unload
+# on the writer thread. Powers of two make at most one statement per size (tens of unloads: 16 + 8 + 4 + 2, not
+# 16 + 4 + 4 + 4 + 1 + 1): 0.2-0.9 µs less per load+unload pair in batches of 27-30 pairs (bench: several µs a
+# statement). The writer's inserts are chunked the same way: one multi-row INSERT per chunk
 # instead of an `executemany` (one sqlite3_step per row, the GIL given up and taken back around each):
 # 74,800 -> 66,200 instructions per load row in batches of 64 (callgrind, bench/hot_instructions.py's
-# notes). 256 views bind 4,864 values, far below SQLite's 32,766; nine sizes a statement keep them cached.
-CHUNK_SIZES: Final = (256, 128, 64, 32, 16, 8, 4, 2, 1)
+# notes). 256 views bind 4,864 values, far below SQLite's 32,766.
+CHUNK_SIZES: Final = (256, 128, 64, 32, 16)
+# What is left under the smallest size goes in as one statement of exactly that many rows, not in powers of two:
+# every statement gives the GIL up and takes it back (a thread switch each way while the event loop runs), and
+# a batch of 64-127 rows took 4 statements on average in powers of two down to 1, 2.9 this way. So a kind of
+# statement has 5 + 15 sizes, which Python's per-connection statement cache (128) keeps prepared for the
+# tracker's kinds (untimed and untagged views, events, durations), as it did the 9 sizes before.
+EXACT_CHUNK_BELOW: Final = CHUNK_SIZES[-1]
 
 
 @functools.cache
@@ -196,20 +202,25 @@ def _update_durations_sql(rows: int) -> str:
     )
 
 
-def _run_chunked(conn: sqlite3.Connection, sql_for: Callable[[int], str], rows: Sequence[Row]) -> None:
-    """Execute `sql_for(k)` over `rows` in chunks of CHUNK_SIZES, each binding k rows' values in order.
+def _run_chunked(conn: sqlite3.Connection, sql_for: Callable[[int], str], rows: Sequence[Row]) -> int:
+    """Execute `sql_for(k)` over `rows` in chunks of CHUNK_SIZES, and the rest in one chunk of its size (fewer than
+    EXACT_CHUNK_BELOW rows), each binding k rows' values in order; return
+    how many rows the statements changed (SQLite's count: an upsert's ignored row is not one).
 
     Raises ValueError when the rows differ in length: chained, a short row and a long one would shift
     their neighbours' values into the wrong columns without any error from SQLite.
     """
     if len({len(row) for row in rows}) > 1:
         raise ValueError("rows of different lengths in one batch")
-    start = 0
+    start = changed = 0
     for size in CHUNK_SIZES:
         while len(rows) - start >= size:
             chunk = rows[start : start + size]
-            conn.execute(sql_for(size), list(itertools.chain.from_iterable(chunk)))
+            changed += conn.execute(sql_for(size), list(itertools.chain.from_iterable(chunk))).rowcount
             start += size
+    if rest := len(rows) - start:
+        changed += conn.execute(sql_for(rest), list(itertools.chain.from_iterable(rows[start:]))).rowcount
+    return changed
 
 
 def view_row(values: Mapping[str, object]) -> Row:
@@ -232,11 +243,9 @@ def apply_batch(conn: sqlite3.Connection, ops: Sequence[Op]) -> list[Exception |
     """
     try:
         with Transaction(conn):
-            batch = _Batch(ops)
-            since = marking.starts(conn) if batch.views or batch.events else None
-            _write_rows(conn, batch, _BATCH_SQL)
-            if since is not None:
-                marking.mark_since(conn, since, views=bool(batch.views), events=bool(batch.events))
+            # The batch's hours are marked from how many rows its INSERTs took (`marking.mark_inserted`), not
+            # from the largest rowids read before them: one statement fewer a batch.
+            marking.mark_inserted(conn, *_write_rows(conn, _Batch(ops), _BATCH_SQL))
         return [None] * len(ops)
     except Exception:
         pass
@@ -287,21 +296,22 @@ class _Batch:
                 self.drops[(op.day, op.hostname, op.reason)] += op.count
 
 
-def _write_rows(conn: sqlite3.Connection, batch: _Batch, statements: _Statements = _ONE_OP_SQL) -> None:
+def _write_rows(conn: sqlite3.Connection, batch: _Batch, statements: _Statements = _ONE_OP_SQL) -> tuple[int, int]:
     """Write `batch`'s rows with `statements` (_BATCH_SQL inside a transaction rolled back whole on any error,
-    else _ONE_OP_SQL)."""
+    else _ONE_OP_SQL); return how many rows went into `views` and into `events`."""
     views, events, custom, durations, drops = batch.views, batch.events, batch.custom, batch.durations, batch.drops
     tracked_sql, untimed_sql, untagged_sql, events_sql = statements
+    new_views = new_events = 0
     if views:
         if all(op.view[_VIEW_DURATION] is None for op in views):
             if any(itertools.chain.from_iterable(map(_utm_values, map(_view_of, views)))):
-                _run_chunked(conn, untimed_sql, _untimed_rows(views, _untimed_values))
+                new_views = _run_chunked(conn, untimed_sql, _untimed_rows(views, _untimed_values))
             else:
-                _run_chunked(conn, untagged_sql, _untimed_rows(views, _untagged_values))
+                new_views = _run_chunked(conn, untagged_sql, _untimed_rows(views, _untagged_values))
         else:
-            _run_chunked(conn, tracked_sql, [(*op.view, op.referrer_path) for op in views])
+            new_views = _run_chunked(conn, tracked_sql, [(*op.view, op.referrer_path) for op in views])
     if events:
-        _run_chunked(conn, events_sql, events)
+        new_events = _run_chunked(conn, events_sql, events)
     if durations:
         _run_chunked(conn, _update_durations_sql, list(durations.items()))
     if drops:
@@ -325,6 +335,7 @@ def _write_rows(conn: sqlite3.Connection, batch: _Batch, statements: _Statements
             conn.execute(_add_site_hits_sql(len(counts)), list(itertools.chain.from_iterable(counts)))
         else:
             _run_chunked(conn, _add_site_hits_sql, counts)
+    return new_views, new_events
 
 
 def _untimed_rows(ops: Iterable[NewView], values: Callable[[Row], Row]) -> list[Row]:
