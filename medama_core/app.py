@@ -777,11 +777,11 @@ def _warmed_up(log: Logger, started: float, freeze: bool, done: asyncio.Future[N
 
 # Once the ingestion tables are loaded, the objects made so far (the UA rules, block lists, referrer,
 # time zone and language tables, the modules: ~26,000-32,000 objects, some of them containers of many
-# thousands of entries) are moved out of the cyclic
-# collector's sight (gc.freeze). Left in, each full collection walked them all: measured once a second
-# under load, 10-13 ms each with nothing collected, a pause of the event loop every time. Only the
-# process's own start does it (`serve(freeze_start_up=True)` from the command line), not servers
-# started inside another program such as the tests, whose earlier objects it would keep for good.
+# thousands of entries) are moved out of the cyclic collector's sight (gc.freeze). Left in, each full
+# collection walked them all: measured once a second under load, 10-15 ms each with nothing collected,
+# a pause of the event loop every time. Only the process's own start does it (`serve(freeze_start_up=
+# True)` from the command line), not servers started inside another program such as the tests, whose
+# earlier objects it would keep for good.
 def _freeze_start_up() -> None:
     """Collect start-up's garbage once, then move every object left to the collector's permanent
     generation, which full collections no longer walk (see the note above)."""
