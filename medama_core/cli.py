@@ -58,7 +58,7 @@ def cmd_start(args: Sequence[str]) -> int:
     from medama_core.app import serve  # imported here so `version` and `--help` stay instant
 
     # MEDAMA_NO_UVLOOP=1 forces the stdlib loop (benchmarks compare the two).
-    run_async(serve(config, log), allow_uvloop=os.environ.get("MEDAMA_NO_UVLOOP") != "1")
+    run_async(serve(config, log, freeze_start_up=True), allow_uvloop=os.environ.get("MEDAMA_NO_UVLOOP") != "1")
     return 0
 
 
@@ -75,7 +75,9 @@ def worker_main() -> int:
     config, link = workers.from_environment()
     log = Logger(config.logger, config.level)
     try:
-        run_async(serve(config, log, child=link), allow_uvloop=os.environ.get("MEDAMA_NO_UVLOOP") != "1")
+        run_async(
+            serve(config, log, child=link, freeze_start_up=True), allow_uvloop=os.environ.get("MEDAMA_NO_UVLOOP") != "1"
+        )
     except (ConfigError, StartupError) as exc:
         print(f"ERROR: worker {link.index}: {exc}", file=sys.stderr)
         return 1

@@ -129,7 +129,8 @@ def test_runs_isolated_serves_and_stops_on_sigterm(pyz: Path, workdir: Path) -> 
 
 def test_ingestion_tables_load_in_the_background_at_start(pyz: Path, workdir: Path) -> None:
     # The UA parser and the block lists load on a worker thread once the server listens, so the
-    # first visitor's hit does not wait ~0.5 s for them; the server says when they are in.
+    # first visitor's hit does not wait ~0.5 s for them; the server says when they are in, and how
+    # many objects it then froze.
     port = free_port()
     cmd = isolated(pyz, "start", "-port", str(port), "-level", "debug")
     proc = subprocess.Popen(cmd, cwd=workdir, stderr=subprocess.PIPE, text=True)
@@ -137,15 +138,21 @@ def test_ingestion_tables_load_in_the_background_at_start(pyz: Path, workdir: Pa
     assert proc.stderr is not None
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True).start()
     try:
-        messages = []
+        records: list[dict[str, object]] = []
+        messages: list[object] = []
         deadline = time.monotonic() + 60
         while "ingestion tables loaded" not in messages and time.monotonic() < deadline:
             try:
-                messages.append(json.loads(lines.get(timeout=1))["message"])
+                records.append(json.loads(lines.get(timeout=1)))
             except queue.Empty:
                 continue
+            messages.append(records[-1]["message"])
         assert "ingestion tables loaded" in messages, messages
         assert messages.index("medama is running") < messages.index("ingestion tables loaded")
+        # Then what start-up made is hidden from the cyclic collector (app._freeze_start_up): the
+        # tables and modules alone are far more objects than this.
+        loaded = records[messages.index("ingestion tables loaded")]
+        assert isinstance(loaded["frozen_objects"], int) and loaded["frozen_objects"] > 10_000, loaded
         assert stop(proc) == 0  # type: ignore[arg-type]
     finally:
         cleanup(proc)
