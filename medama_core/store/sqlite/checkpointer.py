@@ -85,7 +85,7 @@ class Checkpointer:
     def frames(self) -> tuple[int, int]:
         """The WAL's committed frames and the ones copied into the database ((0, 0) without a WAL)."""
         # A read on a descriptor kept open, not a mapping: a version that mapped the header and closed its
-        # descriptor died of SIGBUS in 4 of ~20 bench runs. Closing any descriptor of a file drops every POSIX
+        # descriptor died of SIGBUS in 5 of 22 bench runs. Closing any descriptor of a file drops every POSIX
         # lock the process holds on it, SQLite's too, so a connection opened later likely took itself for the
         # first and shortened the file under the mapping; a read past a file's end only reads less.
         try:
