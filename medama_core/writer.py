@@ -34,6 +34,7 @@ __all__ = [
     "DISK_FULL_LOG_INTERVAL_S",
     "MAX_BATCH_OPS",
     "MAX_PENDING_OPS",
+    "MAX_SETTLE_TURNS",
     "Batcher",
     "Closed",
     "Overloaded",
@@ -54,6 +55,14 @@ MAX_PENDING_OPS: Final = 50_000
 # While the disk stays full every batch fails; one log line per minute (with the count refused since
 # the last one) says so without writing a line per refused hit to a disk that may be the same one.
 DISK_FULL_LOG_INTERVAL_S: Final = 60.0
+# Without a linger, a batch is taken once a turn of the event loop queued no op, not as soon as the last one
+# committed. At 128 connections and a client that answers at once, the answers of a batch come back as a burst
+# of requests; a batch taken as it starts has the writer's statements overlap the loop's reads, the GIL handed
+# between the two threads at each (0.7-0.8 futex calls a request, 63-hit batches, 41-46 µs a stored load),
+# where a batch taken after it runs mostly while the loop waits (0.15-0.29, 94-105 hits, 34-36 µs;
+# docs/ingestion.md, *Which pattern a run falls into*). At most this many turns: under a steady stream of
+# requests every turn brings some, and each turn waited delays the queued ops by one more turn.
+MAX_SETTLE_TURNS: Final = 8
 
 
 class Overloaded(Exception):
@@ -158,6 +167,8 @@ class Batcher(Generic[Op]):
                     wait = self._last_taken + self.linger_s - loop.time()
                     if wait > 0:
                         await self._linger(wait)
+                else:
+                    await self._settle()
                 self._last_taken = loop.time()
                 batch = self._take()
                 ops = [op for op, _ in batch]
@@ -209,6 +220,18 @@ class Batcher(Generic[Op]):
             weight += w
         self._weight -= weight
         return batch
+
+    async def _settle(self) -> None:
+        """Wait until a turn of the loop queued no op (at most `MAX_SETTLE_TURNS` turns), a full batch
+        waits, or `close` was called."""
+        queue = self._queue
+        for _ in range(MAX_SETTLE_TURNS):
+            if self._weight >= self.max_ops or self.closed:
+                return
+            seen = len(queue)  # only this task takes ops off the queue
+            await asyncio.sleep(0)  # one turn: the loop polls its sockets and runs what they brought
+            if len(queue) == seen:
+                return
 
     async def _linger(self, wait: float) -> None:
         """Wait until the queue holds a full batch, `wait` seconds passed, or `close` was called."""

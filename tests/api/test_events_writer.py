@@ -14,7 +14,7 @@ from typing import Any, cast
 import pytest
 
 from medama_core.store.sqlite import analytics, db, hits
-from medama_core.writer import Batcher, Closed, Overloaded
+from medama_core.writer import MAX_SETTLE_TURNS, Batcher, Closed, Overloaded
 
 NO_HANG_S = 30.0  # a write the batcher should send at once; only a hang (the bug) takes this long
 
@@ -443,3 +443,32 @@ def test_a_batch_marks_its_hours_in_one_statement_per_table_it_inserted_into(con
     assert sum("rollup_dirty" in sql for sql in statements) == 2
     conn.set_trace_callback(None)
     assert conn.execute("SELECT count(*) FROM rollup_dirty").fetchone() == (1,)
+
+
+def test_a_batch_is_taken_once_a_turn_of_the_loop_queued_no_op() -> None:
+    async def main(turns: int) -> list[int]:
+        sizes: list[int] = []
+
+        async def apply(ops: Sequence[int]) -> list[Exception | None]:
+            sizes.append(len(ops))
+            return [None] * len(ops)
+
+        batcher: Batcher[int] = Batcher(apply)
+        loop = asyncio.get_running_loop()
+
+        def put(n: int) -> None:  # one op a turn, as a burst of requests read over several turns
+            batcher.post(n)
+            if n < turns:
+                loop.call_soon(put, n + 1)
+
+        put(1)
+        while batcher.ops < turns:
+            await asyncio.sleep(0)
+        return sizes
+
+    # A burst over 5 turns goes in one batch, taken at the first turn that brought nothing.
+    assert asyncio.run(main(5)) == [5]
+    # A stream that never pauses: the first batch waits `MAX_SETTLE_TURNS` turns and no more.
+    sizes = asyncio.run(main(3 * MAX_SETTLE_TURNS))
+    assert sizes[0] == MAX_SETTLE_TURNS + 1
+    assert sum(sizes) == 3 * MAX_SETTLE_TURNS

@@ -90,3 +90,34 @@ def test_the_analytics_writer_leaves_its_checkpoints_to_the_checkpointer(tmp_pat
     conn = sqlite3.connect(str(tmp_path / "me_analytics.db"))
     assert conn.execute("SELECT count(*) FROM filler").fetchone() == (rows,)
     conn.close()
+
+
+def test_the_writer_wakes_the_checkpointer_only_once_a_checkpoint_is_due(tmp_path: Path) -> None:
+    path = str(tmp_path / "a.db")
+    writer = db.connect(path)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    checkpointer = Checkpointer(path, pages=100, wal_pages=10_000)
+    checkpointed = threading.Event()
+    step = checkpointer.step
+
+    def watched() -> bool:
+        done = step()
+        if done:
+            checkpointed.set()
+        return done
+
+    checkpointer.step = watched  # type: ignore[method-assign]
+    try:
+        while checkpointer.pending() < 80:  # batches under the limit: each nudge only looks at the wal-index
+            _fill(writer, 5)
+            checkpointer.nudge()
+        assert checkpointer.pending() < 100
+        assert checkpointer.wakes == 0
+        _fill(writer, 30)  # past the limit: this nudge wakes the thread, which copies the frames
+        checkpointer.nudge()
+        assert checkpointer.wakes == 1
+        assert checkpointed.wait(30)
+        assert checkpointer.pending() == 0
+    finally:
+        checkpointer.stop()
+    writer.close()
