@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -40,6 +42,7 @@ def test_a_step_copies_the_committed_frames_while_the_writer_holds_its_transacti
         assert not checkpointer.step()  # fewer frames than its limit wait: no checkpoint
     finally:
         checkpointer.stop()
+        checkpointer.close_index()
     reader = sqlite3.connect(path)
     assert reader.execute("SELECT count(*) FROM filler").fetchone() == (250,)
     reader.close()
@@ -62,6 +65,7 @@ def test_it_stands_aside_at_the_writers_limit_and_the_writer_restarts_the_wal(tm
         assert checkpointer.frames()[0] < 10
     finally:
         checkpointer.stop()
+        checkpointer.close_index()
     writer.close()
 
 
@@ -120,4 +124,42 @@ def test_the_writer_wakes_the_checkpointer_only_once_a_checkpoint_is_due(tmp_pat
         assert checkpointer.pending() == 0
     finally:
         checkpointer.stop()
+        checkpointer.close_index()
     writer.close()
+
+
+# Another process's view of the wal-index's locks: SQLite's unix VFS keeps a shared lock on this byte of the
+# -shm file for as long as a connection is open (UNIX_SHM_DMS in os_unix.c: (22 + 8) * 4 + 8), and a process
+# that can lock it exclusively takes itself for the first user of the WAL and rebuilds the index.
+_SHM_DMS_BYTE = 128
+_TRY_DMS_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(sys.argv[2]))
+except OSError:
+    print("held")
+else:
+    print("free")
+"""
+
+
+def _dms_lock_seen_from_another_process(shm: str) -> str:
+    found = subprocess.run(
+        [sys.executable, "-c", _TRY_DMS_LOCK, shm, str(_SHM_DMS_BYTE)], capture_output=True, text=True, check=True
+    )
+    return found.stdout.strip()
+
+
+def test_stopping_the_checkpointer_leaves_the_connections_locks_on_the_wal_index(tmp_path: Path) -> None:
+    path = str(tmp_path / "a.db")
+    writer = db.connect(path)
+    _fill(writer, 20)
+    checkpointer = Checkpointer(path, pages=10, wal_pages=10_000)
+    assert checkpointer.frames()[0] > 0  # its descriptor of the -shm file is open
+    assert _dms_lock_seen_from_another_process(path + "-shm") == "held"
+    checkpointer.stop()
+    # The writer's connection is still open: its shared lock must still hold.
+    assert _dms_lock_seen_from_another_process(path + "-shm") == "held"
+    writer.close()
+    checkpointer.close_index()

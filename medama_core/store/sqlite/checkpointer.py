@@ -122,10 +122,19 @@ class Checkpointer:
             self.step()
 
     def stop(self) -> None:
-        """End the thread (after a checkpoint it is running) and close its connection."""
+        """End the thread (after a checkpoint it is running) and close its connection. The wal-index's
+        descriptor stays open: call `close_index` once every connection of this process to the database is
+        closed."""
         self._stopping = True
         self._wake.set()
         self._thread.join()
         self._conn.close()
+
+    def close_index(self) -> None:
+        """Close the wal-index's descriptor. Closing any descriptor of a file ends every POSIX lock this
+        process holds on it, and SQLite's connections hold theirs on the `-shm` file (the shared lock that
+        tells other processes the wal-index is in use, among them): while one of them is open, another
+        process could take itself for the first user of the WAL and rebuild the index under it."""
         if self._shm is not None:
             os.close(self._shm)
+            self._shm = None

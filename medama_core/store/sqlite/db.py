@@ -418,6 +418,8 @@ class Database:
         except sqlite3.Error:
             pass
         self.writer_conn.close()
+        if self.checkpointer is not None:
+            self.checkpointer.close_index()  # last: it would end the connections' locks on the -shm file
 
 
 def _trim_after(started: float, conn: sqlite3.Connection) -> None:
