@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import itertools
 import json
 import os
@@ -62,7 +61,6 @@ import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Final, cast
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,17 +68,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)
 
 
-def _load_mix() -> ModuleType:
-    """bench/ingest.py (its wrk script, value mix and CPU accounting), loaded from its file."""
-    spec = importlib.util.spec_from_file_location("bench_ingest", ROOT / "bench" / "ingest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-mix = _load_mix()
-
+# bench/ingest.py (its wrk script, value mix and CPU accounting), as a module of the namespace package bench.
+from bench import ingest as mix  # noqa: E402
 from medama_core.backends.sqlite import WAL_CHECKPOINT_PAGES  # noqa: E402
 from medama_core.store.rows import Duration, NewView, Op  # noqa: E402
 from medama_core.store.sqlite import analytics, db, hits, malloc  # noqa: E402

@@ -12,31 +12,20 @@ Usage: python bench/pipeline.py [--hits 20000] [--rounds 3]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import random
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 # Not bench/ itself on the path: its http.py would hide the standard library's http package.
 sys.path[0] = str(ROOT)
 
 
-def _load_mix() -> ModuleType:
-    """bench/ingest.py (the same value mix), loaded from its file."""
-    spec = importlib.util.spec_from_file_location("bench_ingest", ROOT / "bench" / "ingest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-mix = _load_mix()
-
+# bench/ingest.py (its wrk script, value mix and CPU accounting), as a module of the namespace package bench.
+from bench import ingest as mix  # noqa: E402
 from medama_core.ingest import pipeline  # noqa: E402
 from medama_core.ingest.hit import parse_hit  # noqa: E402
 
