@@ -24,6 +24,21 @@ def _fill(conn: sqlite3.Connection, rows: int) -> None:
     conn.execute("COMMIT")
 
 
+def _watch_steps(checkpointer: Checkpointer) -> threading.Event:
+    """An event set once the checkpointer's thread has checkpointed (its `step` wrapped)."""
+    checkpointed = threading.Event()
+    step = checkpointer.step
+
+    def watched() -> bool:
+        done = step()
+        if done:
+            checkpointed.set()
+        return done
+
+    checkpointer.step = watched  # type: ignore[method-assign]
+    return checkpointed
+
+
 def test_a_step_copies_the_committed_frames_while_the_writer_holds_its_transaction(tmp_path: Path) -> None:
     path = str(tmp_path / "a.db")
     writer = db.connect(path)
@@ -73,16 +88,7 @@ def test_the_analytics_writer_leaves_its_checkpoints_to_the_checkpointer(tmp_pat
     store = SQLiteAnalytics(str(tmp_path / "me_analytics.db"))
     checkpointer = store.db.checkpointer
     assert checkpointer is not None
-    checkpointed = threading.Event()
-    step = checkpointer.step
-
-    def watched() -> bool:
-        done = step()
-        if done:
-            checkpointed.set()
-        return done
-
-    checkpointer.step = watched  # type: ignore[method-assign]
+    checkpointed = _watch_steps(checkpointer)
     rows = CHECKPOINT_PAGES + CHECKPOINT_PAGES // 2
     assert rows < WAL_CHECKPOINT_PAGES  # the writer's own autocheckpoint does not come into it
     try:
@@ -101,16 +107,7 @@ def test_the_writer_wakes_the_checkpointer_only_once_a_checkpoint_is_due(tmp_pat
     writer = db.connect(path)
     writer.execute("PRAGMA wal_autocheckpoint = 0")
     checkpointer = Checkpointer(path, pages=100, wal_pages=10_000)
-    checkpointed = threading.Event()
-    step = checkpointer.step
-
-    def watched() -> bool:
-        done = step()
-        if done:
-            checkpointed.set()
-        return done
-
-    checkpointer.step = watched  # type: ignore[method-assign]
+    checkpointed = _watch_steps(checkpointer)
     try:
         while checkpointer.pending() < 80:  # batches under the limit: each nudge only looks at the wal-index
             _fill(writer, 5)
