@@ -66,6 +66,16 @@ def _periods() -> list[tuple[str, int, int]]:
     ]
 
 
+def _expected(ref: Reference, q: Query, interval: str) -> dict[str, Any]:
+    """The reference's summary of `q` with its previous period and `interval` buckets."""
+    assert q.start_us is not None and q.end_us is not None
+    return {
+        "current": ref.summary(q),
+        "previous": ref.summary(Query(q.hostname, *previous_period(q.start_us, q.end_us))),
+        "interval": ref.interval(q, interval),
+    }
+
+
 def test_one_statement_summary_equals_separate_reads(ch: Client) -> None:
     rnd = random.Random(17)
     rows = _views(rnd)
@@ -81,12 +91,7 @@ def test_one_statement_summary_equals_separate_reads(ch: Client) -> None:
                 "previous": ch_stats.site_metrics(ch, before),
                 "interval": ch_stats.interval_metrics(ch, q, interval, start_us, end_us),
             }
-            expected = {
-                "current": ref.summary(q),
-                "previous": ref.summary(before),
-                "interval": ref.interval(q, interval),
-            }
-            assert got == separate == expected, f"{name} {interval}"
+            assert got == separate == _expected(ref, q, interval), f"{name} {interval}"
         assert ch_stats.summary(ch, q, False, None) == {"current": ref.summary(q)}, name
     # The previous-only period has views before it, none in it; the view at S counts in both windows around S.
     both = ch_stats.summary(ch, Query(SITE, S * 1000, (S + 3 * DAY) * 1000 - 1), True, None)
@@ -125,12 +130,7 @@ def test_the_bucket_counts_group_by_the_values_index(ch: Client) -> None:
     client = Client(recording)
     for start_us, end_us in ((S * 1000 + 1, (S + 3 * DAY) * 1000), ((S + 40 * DAY) * 1000, (S + 42 * DAY) * 1000 - 1)):
         q = Query(SITE, start_us, end_us)
-        expected = {
-            "current": ref.summary(q),
-            "previous": ref.summary(Query(SITE, *previous_period(start_us, end_us))),
-            "interval": ref.interval(q, "day"),
-        }
-        assert ch_stats.summary(client, q, True, "day") == expected
+        assert ch_stats.summary(client, q, True, "day") == _expected(ref, q, "day")
     counts = [sql for sql in recording.statements if "FROM duration_hours" in sql]
     assert len(counts) == 2 and all("toUInt16(0) AS v" in sql and "'' AS v" not in sql for sql in counts)
 
@@ -239,9 +239,7 @@ def test_day_bucket_medians_from_24_hour_spans_migrated_and_written_in_batches(c
             if offset % HOUR == 0:
                 assert plan(windows, days=True).days, offset  # the days are read from the 24-hour spans
             got = ch_stats.summary(old, q, True, "day")
-            before = Query(SITE, *previous_period(start_us, end_us))
-            expected = {"current": ref.summary(q), "previous": ref.summary(before), "interval": ref.interval(q, "day")}
-            assert got == expected, offset
+            assert got == _expected(ref, q, "day"), offset
             assert got["current"]["duration"] > 0
     finally:
         old.command(f"DROP DATABASE {name}")
@@ -286,12 +284,7 @@ def test_the_counts_and_the_middle_values_run_side_by_side(ch: Client) -> None:
     client = Client(overlapping)
     start_us, end_us = S * 1000 + 1, (S + 3 * DAY) * 1000
     q = Query(SITE, start_us, end_us)
-    expected = {
-        "current": ref.summary(q),
-        "previous": ref.summary(Query(SITE, *previous_period(start_us, end_us))),
-        "interval": ref.interval(q, "day"),
-    }
-    assert ch_stats.summary(client, q, True, "day") == expected
+    assert ch_stats.summary(client, q, True, "day") == _expected(ref, q, "day")
     assert overlapping.overlapped == [True]
     assert overlapping.threads["hourly"].isdisjoint(overlapping.threads["durations"])
     assert overlapping.threads["durations"] == {threading.get_ident()}
